@@ -1,0 +1,36 @@
+# Drover: thin wrapper over CMake presets so the README's two commands work on a
+# fresh Debian 12 machine. `make demo` runs the main job; `make test` runs the
+# whole suite (what .ci/run calls).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps dev release asan demo test unit bench format clean
+
+all: dev
+
+deps:
+	@scripts/deps.sh
+
+dev release asan: deps
+	cmake --preset $@
+	cmake --build --preset $@ -j $(JOBS)
+
+# The main job: train, evaluate and predict on the bundled real data sets.
+demo: release
+	scripts/demo.sh build/release/bin/drover
+
+# Whole suite (unit + integration) under ASan + UBSan, leaks on.
+test: asan
+	ctest --preset asan -j $(JOBS)
+
+unit: asan
+	ctest --preset asan -j $(JOBS) -L unit
+
+# Figures, never assertions: writes bench/results/*.json.
+bench: release
+	build/release/bin/dv-bench-ml --out bench/results/ml.json
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+// dv_cli — the `drover` command line: argument parsing shared by every
+// subcommand, and the subcommands themselves.
+//
+// Exit codes for every command: DV_CLI_OK (0), DV_CLI_FAIL (1, with the
+// reason on stderr), DV_CLI_USAGE (2, bad arguments; usage on stderr).
+#ifndef DV_CLI_H
+#define DV_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define DV_CLI_OK    0
+#define DV_CLI_FAIL  1
+#define DV_CLI_USAGE 2
+
+// One `--name value` / `--name=value` / `--flag` option a command accepts.
+typedef struct {
+    const char *name;  // without the leading dashes
+    bool takes_value;  // false: a flag
+    const char *value; // parsed value (borrowed from argv); "1" for a flag
+                       // that was given; NULL when absent
+} dv_cli_opt_t;
+
+// Parse argv[0..argc) into opts (terminated by a NULL name). Positional
+// arguments go to pos (at most max_pos, borrowed from argv), their count to
+// *n_pos. Returns 0, or DV_CLI_USAGE after printing the problem to stderr.
+int dv_cli_parse(int argc,
+                 char **argv,
+                 dv_cli_opt_t *opts,
+                 const char **pos,
+                 size_t max_pos,
+                 size_t *n_pos);
+
+// Value of option name in opts (NULL when absent).
+const char *dv_cli_get(const dv_cli_opt_t *opts, const char *name);
+
+// `drover local ...`: argv starts after "local". Returns an exit code.
+int dv_cli_local(int argc, char **argv);
+
+#endif

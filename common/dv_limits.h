@@ -1,0 +1,54 @@
+// dv_limits — every size limit in one place, each with its reason
+// (beanstalkd dat.h). Anything sized by a file or a peer is checked against
+// these before memory is allocated; exceeding one is DV_EMSGSIZE with a reason.
+#ifndef DV_LIMITS_H
+#define DV_LIMITS_H
+
+// CSV input file. 1 GiB covers any tabular training set a single worker can
+// hold in memory as float32 several times over; beyond that, shard the data.
+#define DV_MAX_CSV_BYTES ((size_t)1 << 30)
+
+// One CSV field. Numbers need < 40 characters; 4 KiB leaves room for long
+// column names and text labels while catching a missing newline or a binary
+// file fed as CSV.
+#define DV_MAX_CSV_FIELD 4096
+
+// Columns in a CSV / features in a model. 65,536 covers wide tabular data
+// (one-hot encodings, 256x256 images) and bounds per-row allocations.
+#define DV_MAX_COLUMNS 65536
+
+// Rows in a data set: 100 M rows, well beyond a single worker's RAM at any
+// realistic width; catches absurd counts before they become allocations.
+#define DV_MAX_ROWS ((size_t)100000000)
+
+// Elements in one tensor (1 Gi floats = 4 GiB). Caps rows * cols products so
+// they never overflow size_t arithmetic downstream.
+#define DV_MAX_TENSOR_ELEMS ((size_t)1 << 30)
+
+// Distinct classes in a classification target. More than 10,000 classes is a
+// regression target or an id column by mistake.
+#define DV_MAX_CLASSES 10000
+
+// Dense layers in a model. Tabular MLPs use a handful; 64 bounds file
+// decoding and per-layer bookkeeping.
+#define DV_MAX_LAYERS 64
+
+// Units in one dense layer (input width included). 65,536 matches
+// DV_MAX_COLUMNS; a layer this wide is already 16 GiB of weights at most.
+#define DV_MAX_LAYER_UNITS 65536
+
+// Parameters (weights + biases) in one model: 256 M floats = 1 GiB, far
+// beyond tabular models, well under any worker's memory.
+#define DV_MAX_MODEL_PARAMS ((size_t)1 << 28)
+
+// A .drvm model file. Parameters plus names and metadata fit easily.
+#define DV_MAX_MODEL_BYTES ((size_t)1 << 31)
+
+// Length of one name (feature, target, class label) in a model file.
+#define DV_MAX_NAME_BYTES 1024
+
+// Training epochs. A typo like --epochs 1e9 is refused instead of running
+// for weeks.
+#define DV_MAX_EPOCHS 1000000
+
+#endif

@@ -1,0 +1,70 @@
+// dv_mem — allocation helpers that abort on OOM with the caller's file:line.
+#include "dv_mem.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void __attribute__((noreturn)) oom(size_t n, const char *file, int line)
+{
+    fprintf(stderr, "drover: out of memory allocating %zu bytes at %s:%d\n", n,
+            file, line);
+    abort();
+}
+
+void *
+dv_malloc_at(size_t n, const char *file, int line)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        oom(n, file, line);
+    }
+    return p;
+}
+
+void *
+dv_calloc_at(size_t n, size_t size, const char *file, int line)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        oom(n * size, file, line);
+    }
+    return p;
+}
+
+void *
+dv_realloc_at(void *p, size_t n, const char *file, int line)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        oom(n, file, line);
+    }
+    return q;
+}
+
+char *
+dv_strdup_at(const char *s, const char *file, int line)
+{
+    size_t n = strlen(s) + 1;
+    char *p = dv_malloc_at(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+void *
+dv_try_malloc(size_t n_elems, size_t elem_size)
+{
+    if (elem_size && n_elems > SIZE_MAX / elem_size) {
+        return NULL;
+    }
+    size_t n = n_elems * elem_size;
+    return malloc(n ? n : 1);
+}
+
+void
+dv_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "drover: assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}

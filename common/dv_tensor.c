@@ -1,0 +1,158 @@
+// dv_tensor — row-major float32 matrices; GEMM goes to OpenBLAS cblas_sgemm.
+//
+// Sizes from data are checked against DV_MAX_TENSOR_ELEMS before allocating,
+// and a failed large allocation is DV_ENOMEM for the caller to report, not an
+// abort: a worker fails that job and keeps serving.
+#include "dv_tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "dv_limits.h"
+#include "dv_mem.h"
+
+dv_tensor_t *
+dv_tensor_new(size_t rows, size_t cols)
+{
+    dv_assert(cols == 0 || rows <= DV_MAX_TENSOR_ELEMS / cols);
+    dv_tensor_t *t = dv_malloc(sizeof *t);
+    t->rows = rows;
+    t->cols = cols;
+    t->data = dv_calloc(rows * cols, sizeof(float));
+    return t;
+}
+
+int
+dv_tensor_open(dv_tensor_t **out, size_t rows, size_t cols, dv_error_t *err)
+{
+    if (cols != 0 && rows > DV_MAX_TENSOR_ELEMS / cols) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "tensor of %zu x %zu exceeds the limit of %zu "
+                         "elements",
+                         rows, cols, DV_MAX_TENSOR_ELEMS);
+    }
+    size_t n = rows * cols;
+    float *data = calloc(n ? n : 1, sizeof(float));
+    if (!data) {
+        return dv_errorf(err, DV_ENOMEM, "cannot allocate a %zu x %zu tensor",
+                         rows, cols);
+    }
+    dv_tensor_t *t = dv_malloc(sizeof *t);
+    t->rows = rows;
+    t->cols = cols;
+    t->data = data;
+    *out = t;
+    return 0;
+}
+
+void
+dv_tensor_destroy(dv_tensor_t **self_p)
+{
+    if (self_p && *self_p) {
+        free((*self_p)->data);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+dv_tensor_t *
+dv_tensor_dup(const dv_tensor_t *self)
+{
+    dv_tensor_t *t = dv_tensor_new(self->rows, self->cols);
+    memcpy(t->data, self->data, dv_tensor_size(self) * sizeof(float));
+    return t;
+}
+
+size_t
+dv_tensor_size(const dv_tensor_t *self)
+{
+    return self->rows * self->cols;
+}
+
+size_t
+dv_tensor_first_nonfinite(const dv_tensor_t *self)
+{
+    size_t n = dv_tensor_size(self);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(self->data[i])) {
+            return i;
+        }
+    }
+    return n;
+}
+
+bool
+dv_tensor_is_finite(const dv_tensor_t *self)
+{
+    return dv_tensor_first_nonfinite(self) == dv_tensor_size(self);
+}
+
+void
+dv_gemm(bool trans_a,
+        bool trans_b,
+        size_t m,
+        size_t n,
+        size_t k,
+        float alpha,
+        const float *a,
+        size_t lda,
+        const float *b,
+        size_t ldb,
+        float beta,
+        float *c,
+        size_t ldc)
+{
+    if (m == 0 || n == 0) {
+        return;
+    }
+    // CBLAS takes int dimensions; our limits keep every dimension far below
+    // INT_MAX, so this is an invariant, not a data check.
+    dv_assert(m <= (size_t)1 << 30 && n <= (size_t)1 << 30 &&
+              k <= (size_t)1 << 30);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+                alpha, a, (int)(lda ? lda : 1), b, (int)(ldb ? ldb : 1), beta,
+                c, (int)(ldc ? ldc : 1));
+}
+
+int
+dv_tensor_matmul(dv_tensor_t *c,
+                 const dv_tensor_t *a,
+                 bool trans_a,
+                 const dv_tensor_t *b,
+                 bool trans_b,
+                 bool accumulate,
+                 dv_error_t *err)
+{
+    size_t m = trans_a ? a->cols : a->rows;
+    size_t ka = trans_a ? a->rows : a->cols;
+    size_t kb = trans_b ? b->cols : b->rows;
+    size_t n = trans_b ? b->rows : b->cols;
+    if (ka != kb || c->rows != m || c->cols != n) {
+        return dv_errorf(err, DV_ESHAPE,
+                         "cannot multiply %zu x %zu%s by %zu x %zu%s into "
+                         "%zu x %zu",
+                         a->rows, a->cols, trans_a ? " (transposed)" : "",
+                         b->rows, b->cols, trans_b ? " (transposed)" : "",
+                         c->rows, c->cols);
+    }
+    dv_gemm(trans_a, trans_b, m, n, ka, 1.0f, a->data, a->cols, b->data,
+            b->cols, accumulate ? 1.0f : 0.0f, c->data, c->cols);
+    return 0;
+}
+
+void
+dv_blas_set_threads(int n)
+{
+    dv_assert(n >= 1);
+    openblas_set_num_threads(n);
+}
+
+int
+dv_blas_threads(void)
+{
+    return openblas_get_num_threads();
+}

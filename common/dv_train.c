@@ -1,0 +1,827 @@
+// dv_train — training: closed-form least squares and ridge through LAPACK,
+// and one backpropagation path for every iterative algorithm.
+//
+// Model: every algorithm trains a dv_model_t "dense stack" (see dv_model.h).
+// The iterative trainer keeps, per mini-batch, the activations of every layer
+// (forward), then walks back through the layers computing the output delta,
+// dW = A_prev' * D and D_prev = D * W' (two sgemm per layer, one for the first
+// layer), masking by ReLU' where needed. Parameters are updated in place by
+// Adam (or plain SGD for `gd`) from one flat gradient buffer laid out layer by
+// layer (W, then b), the order dv_train_loss_grad documents.
+//
+// Determinism: one RNG (seeded from hyper.seed) draws the initial weights,
+// then one permutation per epoch; nothing else is random. Sums run in a fixed
+// order, so the same inputs and BLAS thread count give the same bytes.
+//
+// Threads: runs entirely on the calling thread (plus OpenBLAS's own pool);
+// the progress callback is called on it too.
+#include "dv_train.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_rng.h"
+
+// Adam's constants (Kingma & Ba 2015), the defaults of PyTorch and sklearn.
+#define ADAM_BETA1 0.9
+#define ADAM_BETA2 0.999
+#define ADAM_EPS   1e-8
+
+// Probabilities are clipped here before log(): log-loss stays finite.
+#define PROB_FLOOR 1e-7f
+
+// Ridge by normal equations holds a d x d double matrix: cap d so it stays
+// within 512 MiB; wider data should use gd.
+#define RIDGE_MAX_FEATURES 8192
+
+// Per-batch working memory of the backpropagation.
+typedef struct {
+    size_t max_rows; // rows the buffers hold
+    size_t widest;   // widest layer output
+    float **act;     // act[l]: rows x n_out(l) outputs of layer l
+    float *delta[2]; // ping-pong deltas, rows x widest each
+} workspace_t;
+
+static workspace_t *
+workspace_new(const dv_model_t *m, size_t max_rows)
+{
+    workspace_t *ws = dv_calloc(1, sizeof *ws);
+    ws->max_rows = max_rows;
+    ws->act = dv_calloc(m->n_layers, sizeof(float *));
+    for (size_t l = 0; l < m->n_layers; l++) {
+        size_t n = m->layers[l].n_out;
+        ws->widest = n > ws->widest ? n : ws->widest;
+        ws->act[l] = dv_malloc(max_rows * n * sizeof(float));
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        size_t n = m->layers[l].n_in;
+        ws->widest = n > ws->widest ? n : ws->widest;
+    }
+    ws->delta[0] = dv_malloc(max_rows * ws->widest * sizeof(float));
+    ws->delta[1] = dv_malloc(max_rows * ws->widest * sizeof(float));
+    return ws;
+}
+
+static void
+workspace_destroy(workspace_t **ws_p, size_t n_layers)
+{
+    workspace_t *ws = *ws_p;
+    if (!ws) {
+        return;
+    }
+    for (size_t l = 0; l < n_layers; l++) {
+        free(ws->act[l]);
+    }
+    free(ws->act);
+    free(ws->delta[0]);
+    free(ws->delta[1]);
+    free(ws);
+    *ws_p = NULL;
+}
+
+// Output-layer loss (mean over rows) and its delta with respect to the
+// pre-activation: (p - y) / rows for sigmoid/softmax + cross-entropy (the
+// softmax Jacobian cancels), 2 (o - y) / rows for identity + MSE.
+static double
+output_delta(const dv_layer_t *out_layer,
+             const float *out,
+             size_t rows,
+             const float *y,
+             const uint32_t *cls,
+             float *delta)
+{
+    size_t k = out_layer->n_out;
+    float inv = 1.0f / (float)rows;
+    double loss = 0.0;
+    switch (out_layer->act) {
+    case DV_ACT_SOFTMAX:
+        for (size_t r = 0; r < rows; r++) {
+            const float *p = out + r * k;
+            float *d = delta + r * k;
+            float pt = p[cls[r]];
+            loss -= log(pt > PROB_FLOOR ? pt : PROB_FLOOR);
+            for (size_t j = 0; j < k; j++) {
+                d[j] = p[j] * inv;
+            }
+            d[cls[r]] -= inv;
+        }
+        break;
+    case DV_ACT_SIGMOID:
+        for (size_t r = 0; r < rows; r++) {
+            float p = out[r];
+            float t = cls[r] ? 1.0f : 0.0f;
+            float pt = cls[r] ? p : 1.0f - p;
+            loss -= log(pt > PROB_FLOOR ? pt : PROB_FLOOR);
+            delta[r] = (p - t) * inv;
+        }
+        break;
+    default: // identity + MSE (validated models have no other output)
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t j = 0; j < k; j++) {
+                float diff = out[r * k + j] - y[r * k + j];
+                loss += (double)diff * diff;
+                delta[r * k + j] = 2.0f * diff * inv;
+            }
+        }
+        break;
+    }
+    return loss / (double)rows;
+}
+
+// d[i] = 0 where the ReLU was off (a[i] <= 0). Branch-free over restrict
+// pointers so it vectorizes (see bias_act in dv_model.c).
+static void
+relu_mask(float *restrict d, const float *restrict a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        d[i] = a[i] > 0.0f ? d[i] : 0.0f;
+    }
+}
+
+// One Adam step on n parameters, bias correction folded into lr_t, eps_t.
+static void
+adam_update(float *restrict w,
+            const float *restrict g,
+            float *restrict m1,
+            float *restrict m2,
+            size_t n,
+            float lr_t,
+            float eps_t)
+{
+    const float b1 = (float)ADAM_BETA1, b2 = (float)ADAM_BETA2;
+    for (size_t i = 0; i < n; i++) {
+        m1[i] = b1 * m1[i] + (1.0f - b1) * g[i];
+        m2[i] = b2 * m2[i] + (1.0f - b2) * g[i] * g[i];
+        w[i] -= lr_t * m1[i] / (sqrtf(m2[i]) + eps_t);
+    }
+}
+
+// Loss and gradient of one batch; see dv_train_loss_grad.
+static double
+loss_grad(const dv_model_t *m,
+          workspace_t *ws,
+          const float *x,
+          size_t rows,
+          const float *y,
+          const uint32_t *cls,
+          double l2,
+          float *grad)
+{
+    size_t L = m->n_layers;
+    const float *in = x;
+    for (size_t l = 0; l < L; l++) {
+        dv_layer_forward(&m->layers[l], in, rows, ws->act[l]);
+        in = ws->act[l];
+    }
+    float *d = ws->delta[0];
+    double loss =
+        output_delta(&m->layers[L - 1], ws->act[L - 1], rows, y, cls, d);
+
+    // Gradient offsets: layer l's W starts after all earlier W and b.
+    size_t offset = dv_model_n_params(m);
+    for (size_t l = L; l-- > 0;) {
+        const dv_layer_t *layer = &m->layers[l];
+        size_t n_in = layer->n_in, n_out = layer->n_out;
+        offset -= n_in * n_out + n_out;
+        float *gw = grad + offset;
+        float *gb = gw + n_in * n_out;
+        const float *a_prev = l == 0 ? x : ws->act[l - 1];
+        dv_gemm(true, false, n_in, n_out, rows, 1.0f, a_prev, n_in, d, n_out,
+                0.0f, gw, n_out);
+        memset(gb, 0, n_out * sizeof(float));
+        for (size_t r = 0; r < rows; r++) {
+            const float *dr = d + r * n_out;
+            for (size_t j = 0; j < n_out; j++) {
+                gb[j] += dr[j];
+            }
+        }
+        if (l2 > 0) {
+            float l2f = (float)l2;
+            double sq = 0.0;
+            for (size_t i = 0; i < n_in * n_out; i++) {
+                gw[i] += l2f * layer->w[i];
+                sq += (double)layer->w[i] * layer->w[i];
+            }
+            loss += 0.5 * l2 * sq;
+        }
+        if (l > 0) {
+            float *d_prev = ws->delta[(L - l) & 1];
+            dv_gemm(false, true, rows, n_in, n_out, 1.0f, d, n_out, layer->w,
+                    n_out, 0.0f, d_prev, n_in);
+            if (m->layers[l - 1].act == DV_ACT_RELU) {
+                relu_mask(d_prev, ws->act[l - 1], rows * n_in);
+            }
+            d = d_prev;
+        }
+    }
+    return loss;
+}
+
+double
+dv_train_loss_grad(const dv_model_t *m,
+                   const float *x,
+                   size_t rows,
+                   const float *y,
+                   const uint32_t *cls,
+                   double l2,
+                   float *grad)
+{
+    workspace_t *ws = workspace_new(m, rows);
+    double loss = loss_grad(m, ws, x, rows, y, cls, l2, grad);
+    workspace_destroy(&ws, m->n_layers);
+    return loss;
+}
+
+void
+dv_hyper_default(dv_hyper_t *h, dv_algo_t algo)
+{
+    memset(h, 0, sizeof *h);
+    h->algo = algo;
+    h->scale = DV_SCALE_STANDARD;
+    h->seed = 42;
+    h->tol = 1e-4;
+    h->patience = 10;
+    switch (algo) {
+    case DV_ALGO_OLS:
+        h->epochs = 1;
+        h->batch = 1;
+        h->lr = 0;
+        h->l2 = 0;
+        h->patience = 0;
+        h->tol = 0;
+        break;
+    case DV_ALGO_RIDGE:
+        h->epochs = 1;
+        h->batch = 1;
+        h->lr = 0;
+        h->l2 = 1.0;
+        h->patience = 0;
+        h->tol = 0;
+        break;
+    case DV_ALGO_GD:
+        h->epochs = 500;
+        h->batch = 32;
+        h->lr = 0.01;
+        h->l2 = 0;
+        break;
+    case DV_ALGO_LOGREG:
+    case DV_ALGO_SOFTMAX:
+        h->epochs = 300;
+        h->batch = 32;
+        h->lr = 0.01;
+        h->l2 = 1e-3;
+        break;
+    case DV_ALGO_MLP:
+        h->epochs = 200;
+        h->batch = 64;
+        h->lr = 1e-3;
+        h->l2 = 1e-4;
+        h->n_hidden = 1;
+        h->hidden[0] = 128;
+        break;
+    }
+}
+
+int
+dv_hyper_check(const dv_hyper_t *h, dv_error_t *err)
+{
+    if ((size_t)h->algo > DV_ALGO_MLP) {
+        return dv_errorf(err, DV_EINVAL, "unknown algorithm %d", (int)h->algo);
+    }
+    if ((size_t)h->scale > DV_SCALE_MINMAX) {
+        return dv_errorf(err, DV_EINVAL, "unknown scaling %d", (int)h->scale);
+    }
+    if (h->epochs < 1 || h->epochs > DV_MAX_EPOCHS) {
+        return dv_errorf(err, DV_EINVAL, "epochs must be 1..%d, not %u",
+                         DV_MAX_EPOCHS, h->epochs);
+    }
+    if (h->batch < 1) {
+        return dv_errorf(err, DV_EINVAL, "batch must be at least 1");
+    }
+    bool iterative = h->algo != DV_ALGO_OLS && h->algo != DV_ALGO_RIDGE;
+    if (iterative && !(isfinite(h->lr) && h->lr > 0 && h->lr <= 10)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "learning rate must be in (0, 10], not %g", h->lr);
+    }
+    if (!(isfinite(h->l2) && h->l2 >= 0 && h->l2 <= 1e6)) {
+        return dv_errorf(err, DV_EINVAL, "l2 must be in [0, 1e6], not %g",
+                         h->l2);
+    }
+    if (!(isfinite(h->tol) && h->tol >= 0)) {
+        return dv_errorf(err, DV_EINVAL, "tol must be >= 0, not %g", h->tol);
+    }
+    if (h->n_hidden > DV_MAX_HIDDEN) {
+        return dv_errorf(err, DV_EINVAL, "at most %d hidden layers, not %u",
+                         DV_MAX_HIDDEN, h->n_hidden);
+    }
+    if (h->n_hidden && h->algo != DV_ALGO_MLP) {
+        return dv_errorf(err, DV_EINVAL,
+                         "hidden layers are only for --algo mlp");
+    }
+    for (uint32_t i = 0; i < h->n_hidden; i++) {
+        if (h->hidden[i] < 1 || h->hidden[i] > DV_MAX_LAYER_UNITS) {
+            return dv_errorf(err, DV_EINVAL,
+                             "hidden layer %u has %u units (limit 1..%d)",
+                             i + 1, h->hidden[i], DV_MAX_LAYER_UNITS);
+        }
+    }
+    return 0;
+}
+
+dv_task_t
+dv_train_task_for(dv_algo_t algo, const dv_dataset_t *ds)
+{
+    switch (algo) {
+    case DV_ALGO_OLS:
+    case DV_ALGO_GD:
+    case DV_ALGO_RIDGE:
+        return DV_TASK_REGRESSION;
+    case DV_ALGO_LOGREG:
+    case DV_ALGO_SOFTMAX:
+        return DV_TASK_CLASSIFICATION;
+    case DV_ALGO_MLP:
+        break;
+    }
+    if (!ds->target_numeric) {
+        return DV_TASK_CLASSIFICATION;
+    }
+    // Integer-valued with few distinct values: class labels. A linear scan
+    // of a small set is enough: it stops as soon as the limit is passed.
+    double seen[DV_TRAIN_AUTO_MAX_CLASSES + 1];
+    size_t distinct = 0;
+    for (size_t i = 0; i < ds->n_rows; i++) {
+        double v = ds->target_value[i];
+        if (v != floor(v)) {
+            return DV_TASK_REGRESSION;
+        }
+        bool found = false;
+        for (size_t s = 0; s < distinct && !found; s++) {
+            found = seen[s] == v;
+        }
+        if (!found) {
+            if (distinct == DV_TRAIN_AUTO_MAX_CLASSES) {
+                return DV_TASK_REGRESSION;
+            }
+            seen[distinct++] = v;
+        }
+    }
+    return DV_TASK_CLASSIFICATION;
+}
+
+static double
+now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// Closed-form OLS (lam == 0: QR with pivoting) or ridge (lam > 0: Cholesky
+// of the normal equations), on centred data so the intercept is free.
+static int
+fit_linear_closed(dv_model_t *m,
+                  const dv_tensor_t *xs,
+                  const float *y,
+                  double lam,
+                  dv_error_t *err)
+{
+    size_t n = xs->rows, d = xs->cols;
+    if (lam > 0 && d > RIDGE_MAX_FEATURES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "ridge solves a %zu x %zu system; over %d features "
+                         "use --algo gd with --l2",
+                         d, d, RIDGE_MAX_FEATURES);
+    }
+    size_t rows_b = n > d ? n : d; // dgelsy overwrites B with the solution
+    double *a = dv_try_malloc(n * d, sizeof(double));
+    double *b = dv_try_malloc(rows_b, sizeof(double));
+    double *xmean = dv_calloc(d, sizeof(double));
+    double *g = NULL;
+    if (!a || !b) {
+        free(a);
+        free(b);
+        free(xmean);
+        return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu x %zu doubles", n,
+                         d);
+    }
+    double ymean = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        ymean += y[i];
+        for (size_t j = 0; j < d; j++) {
+            xmean[j] += xs->data[i * d + j];
+        }
+    }
+    ymean /= (double)n;
+    for (size_t j = 0; j < d; j++) {
+        xmean[j] /= (double)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < d; j++) {
+            a[i * d + j] = xs->data[i * d + j] - xmean[j];
+        }
+        b[i] = y[i] - ymean;
+    }
+    int rc = 0;
+    lapack_int info;
+    if (lam == 0) {
+        lapack_int *jpvt = dv_calloc(d, sizeof(lapack_int));
+        lapack_int rank = 0;
+        // rcond as numpy.linalg.lstsq: eps * max(n, d) relative to the
+        // largest singular value; smaller ones count as zero (min-norm).
+        double rcond = DBL_EPSILON * (double)rows_b;
+        info = LAPACKE_dgelsy(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)d, 1,
+                              a, (lapack_int)d, b, 1, jpvt, rcond, &rank);
+        free(jpvt);
+    } else {
+        // G = A'A + lam I, rhs = A'b, solved by Cholesky (G is SPD).
+        g = dv_try_malloc(d * d, sizeof(double));
+        if (!g) {
+            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu x %zu doubles",
+                           d, d);
+            goto done;
+        }
+        double *rhs = dv_calloc(d, sizeof(double));
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d,
+                    (int)n, 1.0, a, (int)d, a, (int)d, 0.0, g, (int)d);
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0, a, (int)d,
+                    b, 1, 0.0, rhs, 1);
+        for (size_t j = 0; j < d; j++) {
+            g[j * d + j] += lam;
+        }
+        info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', (lapack_int)d, 1, g,
+                             (lapack_int)d, rhs, 1);
+        memcpy(b, rhs, d * sizeof(double));
+        free(rhs);
+    }
+    if (info != 0) {
+        rc = dv_errorf(err, DV_EDIVERGED,
+                       "least-squares solver failed (LAPACK info %d)",
+                       (int)info);
+        goto done;
+    }
+    double intercept = ymean;
+    dv_layer_t *layer = &m->layers[0];
+    for (size_t j = 0; j < d; j++) {
+        layer->w[j] = (float)b[j];
+        intercept -= b[j] * xmean[j];
+    }
+    layer->b[0] = (float)intercept;
+done:
+    free(a);
+    free(b);
+    free(g);
+    free(xmean);
+    return rc;
+}
+
+// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
+static void
+init_glorot(dv_model_t *m, dv_rng_t *rng)
+{
+    for (size_t l = 0; l < m->n_layers; l++) {
+        dv_layer_t *layer = &m->layers[l];
+        double a = sqrt(6.0 / (double)(layer->n_in + layer->n_out));
+        for (size_t i = 0; i < layer->n_in * layer->n_out; i++) {
+            layer->w[i] = (float)((2.0 * dv_rng_uniform(rng) - 1.0) * a);
+        }
+    }
+}
+
+// Mini-batch training of an initialized model on scaled xs.
+static int
+fit_iterative(dv_model_t *m,
+              const dv_tensor_t *xs,
+              const float *y,
+              const uint32_t *cls,
+              const dv_hyper_t *h,
+              const dv_train_opts_t *opts,
+              dv_rng_t *rng,
+              dv_error_t *err)
+{
+    size_t n = xs->rows, d = xs->cols;
+    size_t batch = h->batch < n ? h->batch : n;
+    size_t n_params = dv_model_n_params(m);
+    size_t y_width = m->layers[m->n_layers - 1].n_out;
+    bool adam = h->algo != DV_ALGO_GD;
+    uint32_t *perm = dv_malloc(n * sizeof(uint32_t));
+    float *xb = dv_malloc(batch * d * sizeof(float));
+    float *yb = y ? dv_malloc(batch * y_width * sizeof(float)) : NULL;
+    uint32_t *cb = cls ? dv_malloc(batch * sizeof(uint32_t)) : NULL;
+    float *grad = dv_calloc(n_params, sizeof(float));
+    float *mom1 = adam ? dv_calloc(n_params, sizeof(float)) : NULL;
+    float *mom2 = adam ? dv_calloc(n_params, sizeof(float)) : NULL;
+    workspace_t *ws = workspace_new(m, batch);
+    for (size_t i = 0; i < n; i++) {
+        perm[i] = (uint32_t)i;
+    }
+    double t0 = now_seconds();
+    double best = INFINITY;
+    uint32_t stale = 0;
+    uint64_t step = 0;
+    int rc = 0;
+    for (uint32_t epoch = 1; epoch <= h->epochs; epoch++) {
+        dv_rng_shuffle(rng, perm, n);
+        double epoch_loss = 0.0;
+        for (size_t b0 = 0; b0 < n; b0 += batch) {
+            size_t rows = n - b0 < batch ? n - b0 : batch;
+            for (size_t r = 0; r < rows; r++) {
+                size_t src = perm[b0 + r];
+                memcpy(xb + r * d, xs->data + src * d, d * sizeof(float));
+                if (yb) {
+                    memcpy(yb + r * y_width, y + src * y_width,
+                           y_width * sizeof(float));
+                }
+                if (cb) {
+                    cb[r] = cls[src];
+                }
+            }
+            double loss = loss_grad(m, ws, xb, rows, yb, cb, h->l2, grad);
+            epoch_loss += loss * (double)rows;
+            step++;
+            // Adam's bias corrections folded into the step size.
+            double c1 = 1.0 - pow(ADAM_BETA1, (double)step);
+            double c2 = 1.0 - pow(ADAM_BETA2, (double)step);
+            // Plain SGD decays its step as lr / sqrt(epoch) (scikit-learn
+            // SGDRegressor's "invscaling"): a constant step leaves the
+            // weights wandering in a noise ball around the optimum.
+            float lr_t = (float)(adam ? h->lr * sqrt(c2) / c1
+                                      : h->lr / sqrt((double)epoch));
+            float eps_t = (float)(ADAM_EPS * sqrt(c2));
+            size_t off = 0;
+            for (size_t l = 0; l < m->n_layers; l++) {
+                dv_layer_t *layer = &m->layers[l];
+                float *params[2] = {layer->w, layer->b};
+                size_t sizes[2] = {layer->n_in * layer->n_out, layer->n_out};
+                for (int p = 0; p < 2; p++) {
+                    float *w = params[p];
+                    const float *g = grad + off;
+                    if (adam) {
+                        adam_update(w, g, mom1 + off, mom2 + off, sizes[p],
+                                    lr_t, eps_t);
+                    } else {
+                        for (size_t i = 0; i < sizes[p]; i++) {
+                            w[i] -= lr_t * g[i];
+                        }
+                    }
+                    off += sizes[p];
+                }
+            }
+        }
+        epoch_loss /= (double)n;
+        if (!isfinite(epoch_loss)) {
+            rc = dv_errorf(err, DV_EDIVERGED,
+                           "training diverged at epoch %u (loss %g); lower "
+                           "--lr or scale the features",
+                           epoch, epoch_loss);
+            break;
+        }
+        m->meta.epochs_run = epoch;
+        m->meta.final_loss = epoch_loss;
+        if (opts && opts->progress) {
+            dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
+                                     now_seconds() - t0};
+            if (opts->progress(&p, opts->progress_arg) != 0) {
+                rc = dv_errorf(err, DV_ECANCELED,
+                               "training canceled at epoch %u", epoch);
+                break;
+            }
+        }
+        // scikit-learn's rule: count epochs that fail to beat the best loss
+        // by tol; stop after `patience` of them in a row.
+        stale = epoch_loss > best - h->tol ? stale + 1 : 0;
+        best = epoch_loss < best ? epoch_loss : best;
+        if (h->patience && stale >= h->patience) {
+            break;
+        }
+    }
+    workspace_destroy(&ws, m->n_layers);
+    free(perm);
+    free(xb);
+    free(yb);
+    free(cb);
+    free(grad);
+    free(mom1);
+    free(mom2);
+    return rc;
+}
+
+// Fill the model's names, task, scaler and layer shapes from the data.
+static void
+shape_model(dv_model_t *m,
+            const dv_dataset_t *ds,
+            const dv_hyper_t *h,
+            dv_task_t task,
+            size_t n_classes)
+{
+    m->task = task;
+    m->n_features = ds->n_features;
+    m->feature_names = dv_malloc(ds->n_features * sizeof(char *));
+    for (size_t j = 0; j < ds->n_features; j++) {
+        m->feature_names[j] = dv_strdup(ds->feature_names[j]);
+    }
+    m->target_name = dv_strdup(ds->target_name);
+    size_t widths[DV_MAX_HIDDEN + 2];
+    dv_act_t acts[DV_MAX_HIDDEN + 1];
+    size_t n_layers = 0;
+    widths[0] = ds->n_features;
+    if (h->algo == DV_ALGO_MLP) {
+        for (uint32_t i = 0; i < h->n_hidden; i++) {
+            widths[n_layers + 1] = h->hidden[i];
+            acts[n_layers++] = DV_ACT_RELU;
+        }
+    }
+    if (task == DV_TASK_REGRESSION) {
+        widths[n_layers + 1] = 1;
+        acts[n_layers++] = DV_ACT_IDENTITY;
+    } else if (h->algo == DV_ALGO_LOGREG) {
+        widths[n_layers + 1] = 1;
+        acts[n_layers++] = DV_ACT_SIGMOID;
+    } else {
+        widths[n_layers + 1] = n_classes;
+        acts[n_layers++] = DV_ACT_SOFTMAX;
+    }
+    dv_model_set_layers(m, n_layers, widths, acts);
+}
+
+// Metrics of the finished model on its training data, kept in the file.
+static int
+train_metrics(dv_model_t *m,
+              const dv_dataset_t *ds,
+              const float *y,
+              const uint32_t *cls,
+              dv_error_t *err)
+{
+    dv_tensor_t *pred = NULL;
+    int rc = dv_model_predict(m, ds->x, &pred, err);
+    if (rc) {
+        return rc;
+    }
+    if (m->task == DV_TASK_REGRESSION) {
+        dv_metrics_regression(&m->meta.train_metrics, y, pred->data,
+                              ds->n_rows);
+    } else {
+        dv_metrics_classification(&m->meta.train_metrics, cls, pred->data,
+                                  ds->n_rows, m->labels->n);
+        dv_metrics_clear(&m->meta.train_metrics); // keep scalars only
+    }
+    dv_tensor_destroy(&pred);
+    return 0;
+}
+
+int
+dv_train(dv_model_t **out,
+         const dv_dataset_t *ds,
+         const dv_hyper_t *h,
+         const dv_train_opts_t *opts,
+         dv_error_t *err)
+{
+    int rc = dv_hyper_check(h, err);
+    if (rc) {
+        return rc;
+    }
+    if (!ds->target_name || ds->n_rows == 0 || ds->n_features == 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "training needs a target column, features and rows");
+    }
+    dv_task_t task = opts && opts->task >= 0 ? (dv_task_t)opts->task
+                                             : dv_train_task_for(h->algo, ds);
+    bool regression_algo = h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_GD ||
+                           h->algo == DV_ALGO_RIDGE;
+    bool classifier_algo =
+        h->algo == DV_ALGO_LOGREG || h->algo == DV_ALGO_SOFTMAX;
+    if ((task == DV_TASK_CLASSIFICATION && regression_algo) ||
+        (task == DV_TASK_REGRESSION && classifier_algo)) {
+        return dv_errorf(err, DV_EINVAL, "--algo %s cannot do %s",
+                         dv_algo_name(h->algo), dv_task_name(task));
+    }
+    if (task == DV_TASK_REGRESSION && !ds->target_numeric) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "regression needs a numeric target; '%s' holds text "
+                         "(first row: '%.32s')",
+                         ds->target_name, ds->target_text[0]);
+    }
+
+    dv_model_t *m = dv_model_new();
+    dv_tensor_t *xs = NULL;
+    float *y = NULL;
+    uint32_t *cls = NULL;
+    size_t n = ds->n_rows;
+    if (task == DV_TASK_CLASSIFICATION) {
+        rc = dv_labels_fit(&m->labels, ds->target_text, ds->target_value,
+                           ds->target_numeric, n, err);
+        if (rc) {
+            goto fail;
+        }
+        if (h->algo == DV_ALGO_LOGREG && m->labels->n != 2) {
+            rc = dv_errorf(err, DV_EINVAL,
+                           "logreg is binary but the target has %zu classes; "
+                           "use --algo softmax",
+                           m->labels->n);
+            goto fail;
+        }
+        cls = dv_try_malloc(n, sizeof(uint32_t));
+        if (!cls) {
+            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu labels", n);
+            goto fail;
+        }
+        rc = dv_labels_encode(m->labels, ds->target_text, ds->target_value, n,
+                              cls, err);
+        if (rc) {
+            goto fail;
+        }
+    } else {
+        y = dv_try_malloc(n, sizeof(float));
+        if (!y) {
+            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets", n);
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            y[i] = (float)ds->target_value[i];
+        }
+    }
+    shape_model(m, ds, h, task, m->labels ? m->labels->n : 0);
+    m->scaler = dv_scaler_fit(h->scale, ds->x);
+    rc = dv_tensor_open(&xs, n, ds->n_features, err);
+    if (rc) {
+        goto fail;
+    }
+    memcpy(xs->data, ds->x->data, n * ds->n_features * sizeof(float));
+    dv_scaler_apply(m->scaler, xs);
+
+    m->meta.hyper = *h;
+    if (h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_RIDGE) {
+        rc = fit_linear_closed(m, xs, y, h->algo == DV_ALGO_RIDGE ? h->l2 : 0.0,
+                               err);
+        m->meta.epochs_run = 1;
+        if (!rc && opts && opts->progress) {
+            dv_train_progress_t p = {1, 1, 0.0, 0.0};
+            opts->progress(&p, opts->progress_arg);
+        }
+    } else {
+        dv_rng_t rng;
+        dv_rng_seed(&rng, h->seed);
+        if (h->algo == DV_ALGO_MLP) {
+            init_glorot(m, &rng);
+        }
+        float *yt = NULL;
+        if (y) {
+            // Standardize the target: one learning rate then fits any unit
+            // of measure; the model maps outputs back.
+            double mean = 0.0, var = 0.0;
+            for (size_t i = 0; i < n; i++) {
+                mean += y[i];
+            }
+            mean /= (double)n;
+            for (size_t i = 0; i < n; i++) {
+                var += (y[i] - mean) * (y[i] - mean);
+            }
+            double sd = sqrt(var / (double)n);
+            m->y_offset = (float)mean;
+            m->y_scale = sd > 0 ? (float)sd : 1.0f;
+            yt = dv_malloc(n * sizeof(float));
+            for (size_t i = 0; i < n; i++) {
+                yt[i] = (float)((y[i] - mean) / m->y_scale);
+            }
+        }
+        rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, err);
+        free(yt);
+    }
+    if (rc) {
+        goto fail;
+    }
+    rc = dv_model_validate(m, err);
+    if (rc == DV_ENAN) {
+        rc = dv_errorf(err, DV_EDIVERGED,
+                       "training produced non-finite parameters; lower --lr "
+                       "or scale the features");
+    }
+    if (rc || (rc = train_metrics(m, ds, y, cls, err)) != 0) {
+        goto fail;
+    }
+    memcpy(m->meta.dataset_sha256, ds->sha256, sizeof ds->sha256);
+    m->meta.dataset_rows = n;
+    m->meta.created_unix =
+        opts && opts->created_unix ? opts->created_unix : (int64_t)time(NULL);
+    snprintf(m->meta.drover_version, sizeof m->meta.drover_version, "%s",
+             DV_VERSION_STRING);
+    dv_tensor_destroy(&xs);
+    free(y);
+    free(cls);
+    *out = m;
+    return 0;
+fail:
+    dv_tensor_destroy(&xs);
+    free(y);
+    free(cls);
+    dv_model_destroy(&m);
+    return rc;
+}

@@ -1,0 +1,89 @@
+// dv_train — fit a dv_model_t to a data set.
+//
+//   ols      least squares, closed form: QR with column pivoting (LAPACK
+//            dgelsy) in double precision; rank-deficient data gives the
+//            minimum-norm solution
+//   ridge    (X'X + l2 I) w = X'y by Cholesky (LAPACK dposv) in double, on
+//            centred data so the intercept is not penalized (scikit-learn
+//            Ridge, alpha = l2)
+//   gd       linear regression by mini-batch gradient descent on the MSE
+//   logreg   binary logistic regression (sigmoid + cross-entropy), Adam
+//   softmax  multinomial logistic regression (softmax + cross-entropy), Adam
+//   mlp      dense ReLU layers, softmax + cross-entropy (classification) or
+//            identity + MSE (regression), Glorot init, Adam
+// Iterative algorithms shuffle every epoch with the seeded RNG, standardize
+// a regression target internally (mapped back in the model), add the L2
+// penalty 0.5 * l2 * ||W||^2 on weights (not biases) to the mean loss, and
+// stop early when the epoch loss has not improved by tol for `patience`
+// epochs (scikit-learn's MLP rule). The same data, hyper-parameters, seed and
+// BLAS thread count give bit-identical models.
+#ifndef DV_TRAIN_H
+#define DV_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_csv.h"
+#include "dv_err.h"
+#include "dv_model.h"
+
+// Reported after every epoch (iterative algorithms) or once (closed form).
+typedef struct {
+    uint32_t epoch;  // epochs finished, 1-based
+    uint32_t epochs; // maximum epochs
+    double loss;     // mean training loss of this epoch
+    double seconds;  // wall time since training started
+} dv_train_progress_t;
+
+// Progress callback, on the training thread. Return nonzero to cancel:
+// dv_train then returns DV_ECANCELED and no model.
+typedef int (*dv_train_progress_fn)(const dv_train_progress_t *p, void *arg);
+
+typedef struct {
+    int task;                      // -1: from algo and data; else dv_task_t
+    dv_train_progress_fn progress; // may be NULL
+    void *progress_arg;            // passed to progress
+    int64_t created_unix;          // stored in the model; 0 = now (or
+                                   // SOURCE_DATE_EPOCH when set)
+} dv_train_opts_t;
+
+// Fill h with the defaults for algo (those `drover local train --help`
+// shows).
+void dv_hyper_default(dv_hyper_t *h, dv_algo_t algo);
+
+// Check hyper-parameter ranges. Returns 0 or DV_EINVAL naming the bad one.
+int dv_hyper_check(const dv_hyper_t *h, dv_error_t *err);
+
+// The task `mlp` picks when not told: classification when the target holds
+// text, or only integers with at most DV_TRAIN_AUTO_MAX_CLASSES distinct
+// values; regression otherwise. ols/gd/ridge are always regression,
+// logreg/softmax always classification.
+#define DV_TRAIN_AUTO_MAX_CLASSES 50
+dv_task_t dv_train_task_for(dv_algo_t algo, const dv_dataset_t *ds);
+
+// Train on ds (which must have a target). Returns 0 and sets *out (caller
+// owns it), or DV_EINVAL (bad hyper-parameters, wrong task for the algo),
+// DV_EFORMAT (labels), DV_EDIVERGED (loss became NaN/Inf: lower lr),
+// DV_ECANCELED, DV_ENOMEM, DV_EMSGSIZE — with the reason in err.
+int dv_train(dv_model_t **out,
+             const dv_dataset_t *ds,
+             const dv_hyper_t *h,
+             const dv_train_opts_t *opts,
+             dv_error_t *err);
+
+// Mean loss + L2 penalty of model m on rows of already-scaled x, and its
+// gradient with respect to every parameter, written to grad in layer order
+// (layer 0 weights row-major, layer 0 biases, layer 1 weights, ...;
+// dv_model_n_params floats). Targets: y (regression, already in the model's
+// internal scale) or cls (classification). Returns the loss. For the trainer
+// and for gradient checks against finite differences. Allocates scratch.
+double dv_train_loss_grad(const dv_model_t *m,
+                          const float *x,
+                          size_t rows,
+                          const float *y,
+                          const uint32_t *cls,
+                          double l2,
+                          float *grad);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages Drover builds against, and only those missing.
+# Works as root or through sudo; says what it installs and why. Idempotent: a
+# machine that has everything gets no apt-get call at all.
+set -euo pipefail
+
+# package            why Drover needs it
+PKGS=(
+  "pkg-config        finds the libraries below for CMake"
+  "libzmq3-dev       ZeroMQ sockets between producers, broker and workers"
+  "libczmq-dev       czmq: CURVE certificates, ZAP authentication"
+  "libmsgpack-dev    msgpack-c: wire format and .drvm model files"
+  "libopenblas-dev   OpenBLAS: sgemm and the rest of BLAS for every model"
+  "liblapacke-dev    LAPACKE: least squares (QR) and Cholesky for OLS/ridge"
+  "libuv1-dev        libuv: the event loop in the broker and workers"
+  "liblmdb-dev       LMDB: the broker's embedded durable store"
+)
+
+missing=()
+for line in "${PKGS[@]}"; do
+  pkg=${line%% *}
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$pkg")
+    echo "deps: will install $pkg — ${line#"$pkg"}" | tr -s ' '
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && { echo "deps: all Debian packages present"; exit 0; }
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "deps: missing ${missing[*]} and not root (no sudo): install them and retry" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
