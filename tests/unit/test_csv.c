@@ -1,0 +1,312 @@
+// test_csv — CSV loading: the bundled data sets, target selection, quoting
+// and line-end variants, and every bad input with its exact DV_E* code and a
+// reason that names the line.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dv_csv.h"
+#include "dv_limits.h"
+#include "dv_test.h"
+
+static dv_dataset_t *
+parse(const char *text, const dv_csv_opts_t *opts, dv_error_t *err)
+{
+    dv_dataset_t *ds = NULL;
+    int rc = dv_csv_parse(&ds, text, strlen(text), opts, err);
+    return rc == 0 ? ds : NULL;
+}
+
+static void
+test_iris_train(void)
+{
+    dv_dataset_t *ds = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_RC(dv_csv_load(&ds, dv_test_data("iris_train.csv"), NULL, &err), 0,
+                &err);
+    char hex[DV_SHA256_HEX];
+    dv_sha256_hex(ds->sha256, hex);
+    bool shape = ds->n_rows == 120 && ds->n_features == 4 && ds->x->rows == 120;
+    bool names = strcmp(ds->feature_names[0], "sepal_length_cm") == 0 &&
+                 strcmp(ds->target_name, "target") == 0;
+    bool numeric = ds->target_numeric;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(shape);
+    DV_CHECK(names);
+    DV_CHECK(numeric);
+    // sha256sum data/iris_train.csv
+    DV_CHECK_STR_EQ(
+        hex,
+        "c2d36cf28c2f32fcc5b23b7c540096f1b117cfe302be8bff6358e2bd641e93b1");
+    DV_CHECK(ds == NULL);
+}
+
+static void
+test_bundled_shapes(void)
+{
+    static const struct {
+        const char *file;
+        size_t rows, features;
+    } sets[] = {
+        {"digits_train.csv", 1437, 64},
+        {"digits_test.csv", 360, 64},
+        {"diabetes_train.csv", 353, 10},
+        {"diabetes.csv", 442, 10},
+        {"iris.csv", 150, 4},
+    };
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        dv_dataset_t *ds = NULL;
+        dv_error_t err = {0};
+        DV_CHECK_RC(dv_csv_load(&ds, dv_test_data(sets[i].file), NULL, &err), 0,
+                    &err);
+        size_t rows = ds->n_rows, features = ds->n_features;
+        dv_dataset_destroy(&ds);
+        DV_CHECK_EQ(rows, sets[i].rows);
+        DV_CHECK_EQ(features, sets[i].features);
+    }
+}
+
+static void
+test_values_and_text_target(void)
+{
+    dv_error_t err = {0};
+    dv_dataset_t *ds =
+        parse("x, y ,label\n1.5,-2e3,cat\n0,7, dog \n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    bool ok = ds->n_rows == 2 && ds->n_features == 2 &&
+              *dv_tensor_at(ds->x, 0, 0) == 1.5f &&
+              *dv_tensor_at(ds->x, 0, 1) == -2000.0f &&
+              *dv_tensor_at(ds->x, 1, 1) == 7.0f &&
+              strcmp(ds->feature_names[1], "y") == 0 &&
+              strcmp(ds->target_name, "label") == 0 &&
+              strcmp(ds->target_text[1], "dog") == 0 && !ds->target_numeric;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(ok);
+}
+
+static void
+test_target_selection(void)
+{
+    dv_error_t err = {0};
+    // "target" wins over position.
+    dv_dataset_t *ds = parse("target,a,b\n1,2,3\n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    bool named = strcmp(ds->target_name, "target") == 0 &&
+                 *dv_tensor_at(ds->x, 0, 0) == 2.0f;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(named);
+    // No "target" column: the last one.
+    ds = parse("a,b,price\n1,2,3\n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    bool last = strcmp(ds->target_name, "price") == 0 && ds->n_features == 2;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(last);
+    // Asked for by name.
+    dv_csv_opts_t opts = {.target = "a"};
+    ds = parse("a,b,c\n1,2,3\n", &opts, &err);
+    DV_CHECK(ds != NULL);
+    bool by_name = strcmp(ds->target_name, "a") == 0 &&
+                   ds->target_value[0] == 1.0 &&
+                   strcmp(ds->feature_names[0], "b") == 0;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(by_name);
+    // Asked for but absent.
+    opts.target = "zzz";
+    DV_CHECK(parse("a,b,c\n1,2,3\n", &opts, &err) == NULL);
+    DV_CHECK_EQ(err.code, DV_EFORMAT);
+    DV_CHECK(strstr(err.text, "zzz") && strstr(err.text, "a, b, c"));
+    // Optional and absent: every column is a feature.
+    opts.target_optional = true;
+    ds = parse("a,b,c\n1,2,3\n", &opts, &err);
+    DV_CHECK(ds != NULL);
+    bool none = ds->target_name == NULL && ds->target_text == NULL &&
+                ds->n_features == 3;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(none);
+}
+
+static void
+test_quoting_and_line_ends(void)
+{
+    dv_error_t err = {0};
+    const char *text = "\xEF\xBB\xBF\"a,1\",\"b \"\"q\"\"\",target\r\n"
+                       "1,2,\"x, y\"\r\n"
+                       "\r\n"
+                       "3,\"4\",\"multi\nline\"";
+    dv_dataset_t *ds = parse(text, NULL, &err);
+    DV_CHECK_RC(ds ? 0 : err.code, 0, &err);
+    bool ok = ds->n_rows == 2 && strcmp(ds->feature_names[0], "a,1") == 0 &&
+              strcmp(ds->feature_names[1], "b \"q\"") == 0 &&
+              strcmp(ds->target_text[0], "x, y") == 0 &&
+              strcmp(ds->target_text[1], "multi\nline") == 0 &&
+              *dv_tensor_at(ds->x, 1, 1) == 4.0f;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(ok);
+}
+
+static void
+test_numeric_target_flags(void)
+{
+    dv_error_t err = {0};
+    dv_dataset_t *ds = parse("a,target\n1,2\n2,1.0\n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    bool numeric = ds->target_numeric && ds->target_value[1] == 1.0;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(numeric);
+    // A word among numbers makes the target text (labels).
+    ds = parse("a,target\n1,2\n2,two\n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    bool text = !ds->target_numeric && ds->target_value[0] == 2.0;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(text);
+}
+
+// Every rejection: input, code, and a piece of the reason.
+static void
+test_bad_inputs(void)
+{
+    char long_field[DV_MAX_CSV_FIELD + 64];
+    snprintf(long_field, sizeof long_field, "a,target\n1,");
+    size_t n = strlen(long_field);
+    memset(long_field + n, '7', DV_MAX_CSV_FIELD + 1);
+    long_field[n + DV_MAX_CSV_FIELD + 1] = '\0';
+    static const struct {
+        const char *what;
+        const char *text;
+        int code;
+        const char *needle;
+    } rows[] = {
+        {"empty file", "", DV_EFORMAT, "empty file"},
+        {"blank lines only", "\n \n\r\n", DV_EFORMAT, "empty file"},
+        {"header only", "a,b,target\n", DV_EFORMAT, "no data rows"},
+        {"ragged short", "a,b,target\n1,2,3\n4,5\n", DV_EFORMAT,
+         "line 3: 2 fields, header has 3"},
+        {"ragged long", "a,b,target\n1,2,3,4\n", DV_EFORMAT,
+         "line 2: 4 fields"},
+        {"not a number", "a,b,target\n1,abc,3\n", DV_EFORMAT,
+         "line 2, column 2 (b): 'abc' is not a number"},
+        {"trailing junk", "a,target\n1.5kg,3\n", DV_EFORMAT, "not a number"},
+        {"hex float", "a,target\n0x1p3,3\n", DV_EFORMAT, "not a number"},
+        {"nan feature", "a,b,target\n1,2,3\n4,nan,6\n", DV_ENAN,
+         "line 3, column 2 (b)"},
+        {"inf feature", "a,target\n-inf,3\n", DV_ENAN, "line 2"},
+        {"float32 overflow", "a,target\n1e39,3\n", DV_ENAN, "float32"},
+        {"nan target", "a,target\n1,2\n2,NaN\n", DV_ENAN, "line 3"},
+        {"empty feature", "a,b,target\n1,,3\n", DV_EFORMAT, "empty field"},
+        {"empty target", "a,target\n1,\n", DV_EFORMAT, "empty field"},
+        {"duplicate name", "a,a,target\n1,2,3\n", DV_EFORMAT, "twice"},
+        {"empty name", "a,,target\n1,2,3\n", DV_EFORMAT, "empty column name"},
+        {"unterminated quote", "a,target\n\"1,2\n", DV_EFORMAT, "unterminated"},
+        {"junk after quote", "a,target\n\"1\"x,2\n", DV_EFORMAT,
+         "after a closing quote"},
+        {"stray quote", "a,target\n1\"2,3\n", DV_EFORMAT, "quote inside"},
+        {"target only", "target\n1\n", DV_EFORMAT, "no feature columns"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        dv_error_t err = {0};
+        dv_dataset_t *ds = parse(rows[i].text, NULL, &err);
+        if (ds || err.code != rows[i].code ||
+            !strstr(err.text, rows[i].needle)) {
+            fprintf(stderr, "  %s: got %s \"%s\"\n", rows[i].what,
+                    dv_err_name(err.code), err.text);
+            dv_dataset_destroy(&ds);
+        }
+        DV_CHECK(ds == NULL);
+        DV_CHECK_EQ(err.code, rows[i].code);
+        DV_CHECK(strstr(err.text, rows[i].needle) != NULL);
+    }
+    dv_error_t err = {0};
+    DV_CHECK(parse(long_field, NULL, &err) == NULL);
+    DV_CHECK_EQ(err.code, DV_EMSGSIZE);
+    // A NUL byte: a binary file, not CSV.
+    dv_dataset_t *ds = NULL;
+    DV_CHECK_RC(dv_csv_parse(&ds, "a,target\n1\0,2\n", 14, NULL, &err),
+                DV_EFORMAT, &err);
+    // A parse never reads past len: no NUL terminator needed.
+    char exact[] = {'a', ',', 't', '\n', '1', ',', '2'};
+    DV_CHECK_RC(dv_csv_parse(&ds, exact, sizeof exact, NULL, &err), 0, &err);
+    bool two = ds->target_value[0] == 2.0;
+    dv_dataset_destroy(&ds);
+    DV_CHECK(two);
+}
+
+static void
+test_too_many_columns(void)
+{
+    size_t cols = DV_MAX_COLUMNS + 1, len = 0;
+    char *text = malloc(cols * 8 + 16);
+    for (size_t i = 0; i < cols; i++) {
+        len += (size_t)sprintf(text + len, "%sc%zu", i ? "," : "", i);
+    }
+    len += (size_t)sprintf(text + len, "\n");
+    dv_error_t err = {0};
+    dv_dataset_t *ds = NULL;
+    int rc = dv_csv_parse(&ds, text, len, NULL, &err);
+    free(text);
+    DV_CHECK_RC(rc, DV_EMSGSIZE, &err);
+}
+
+static void
+test_file_errors(void)
+{
+    char *dir = dv_test_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/missing.csv", dir);
+    dv_dataset_t *ds = NULL;
+    dv_error_t err = {0};
+    int rc_missing = dv_csv_load(&ds, path, NULL, &err);
+    bool named = strstr(err.text, "missing.csv") != NULL;
+    snprintf(path, sizeof path, "%s/bad.csv", dir);
+    dv_test_write_file(path, "a,target\n1,x\n2\n", 15);
+    int rc_bad = dv_csv_load(&ds, path, NULL, &err);
+    bool prefixed = strstr(err.text, "bad.csv: line 3") != NULL;
+    int rc_dir = dv_csv_load(&ds, dir, NULL, &err);
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK_EQ(rc_missing, DV_ENOENT);
+    DV_CHECK(named);
+    DV_CHECK_EQ(rc_bad, DV_EFORMAT);
+    DV_CHECK(prefixed);
+    DV_CHECK_EQ(rc_dir, DV_EIO);
+}
+
+static void
+test_select(void)
+{
+    dv_error_t err = {0};
+    dv_dataset_t *ds = parse("a,b,c,target\n1,2,3,0\n4,5,6,1\n", NULL, &err);
+    DV_CHECK(ds != NULL);
+    char *want[] = {"c", "a", "c"};
+    dv_tensor_t *x = NULL;
+    int rc = dv_dataset_select(ds, want, 3, &x, &err);
+    bool ok = rc == 0 && x->cols == 3 && *dv_tensor_at(x, 0, 0) == 3.0f &&
+              *dv_tensor_at(x, 1, 1) == 4.0f && *dv_tensor_at(x, 1, 2) == 6.0f;
+    dv_tensor_destroy(&x);
+    char *missing[] = {"a", "zz"};
+    int rc_missing = dv_dataset_select(ds, missing, 2, &x, &err);
+    dv_dataset_destroy(&ds);
+    DV_CHECK(ok);
+    DV_CHECK_RC(rc_missing, DV_ESHAPE, &err);
+    DV_CHECK(strstr(err.text, "'zz'") != NULL);
+    DV_CHECK(x == NULL);
+}
+
+static const dv_test_case_t cases[] = {
+    {"iris_train loads with its checksum", test_iris_train},
+    {"bundled data set shapes", test_bundled_shapes},
+    {"values, trimming and a text target", test_values_and_text_target},
+    {"target selection rules", test_target_selection},
+    {"quoting, BOM, CRLF, blank lines", test_quoting_and_line_ends},
+    {"numeric and text targets", test_numeric_target_flags},
+    {"bad inputs give exact codes", test_bad_inputs},
+    {"too many columns", test_too_many_columns},
+    {"file errors name the file", test_file_errors},
+    {"select columns by name", test_select},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
