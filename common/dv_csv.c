@@ -441,6 +441,47 @@ with_path(dv_error_t *err, const char *path, int rc)
     return rc;
 }
 
+// Read all of f (a pipe or other stream of unknown size) up to the limit.
+static int
+read_stream(
+    FILE *f, const char *path, char **buf_out, size_t *len_out, dv_error_t *err)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = dv_malloc(cap);
+    for (;;) {
+        if (len == cap) {
+            if (cap > DV_MAX_CSV_BYTES) {
+                free(buf);
+                return dv_errorf(err, DV_EMSGSIZE,
+                                 "%s: over the limit of %zu bytes", path,
+                                 DV_MAX_CSV_BYTES);
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                return dv_errorf(err, DV_ENOMEM,
+                                 "%s: cannot allocate %zu bytes", path,
+                                 cap * 2);
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        return dv_errorf(err, DV_EIO, "%s: %s", path, strerror(e));
+    }
+    *buf_out = buf;
+    *len_out = len;
+    return 0;
+}
+
 int
 dv_csv_load(dv_dataset_t **out,
             const char *path,
@@ -457,31 +498,26 @@ dv_csv_load(dv_dataset_t **out,
                          "%s: %s", path, strerror(e));
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
         fclose(f);
-        return dv_errorf(err, DV_EIO, "%s: not a regular file", path);
+        return dv_errorf(err, DV_EIO, "%s: is a directory", path);
     }
-    if ((uint64_t)st.st_size > DV_MAX_CSV_BYTES) {
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > DV_MAX_CSV_BYTES) {
         fclose(f);
         return dv_errorf(err, DV_EMSGSIZE,
                          "%s: %lld bytes, over the limit of %zu", path,
                          (long long)st.st_size, DV_MAX_CSV_BYTES);
     }
-    size_t size = (size_t)st.st_size;
-    char *buf = dv_try_malloc(size + 1, 1);
-    if (!buf) {
-        fclose(f);
-        return dv_errorf(err, DV_ENOMEM, "%s: cannot allocate %zu bytes", path,
-                         size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    int read_err = ferror(f);
+    // Regular files and pipes alike: read to EOF (a regular file's size is
+    // only a hint, it may change while we read).
+    char *buf = NULL;
+    size_t size = 0;
+    int rc = read_stream(f, path, &buf, &size, err);
     fclose(f);
-    if (read_err || got != size) {
-        free(buf);
-        return dv_errorf(err, DV_EIO, "%s: read failed", path);
+    if (rc) {
+        return rc;
     }
-    int rc = dv_csv_parse(out, buf, size, opts, err);
+    rc = dv_csv_parse(out, buf, size, opts, err);
     free(buf);
     return rc ? with_path(err, path, rc) : 0;
 }
