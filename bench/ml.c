@@ -113,7 +113,7 @@ make_data(void)
                 cls = c;
             }
         }
-        char label[4];
+        char label[16];
         snprintf(label, sizeof label, "%d", cls);
         ds->target_value[i] = cls;
         ds->target_text[i] = dv_strdup(label);
