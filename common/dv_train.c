@@ -165,7 +165,35 @@ adam_update(float *restrict w,
     }
 }
 
-// Loss and gradient of one batch; see dv_train_loss_grad.
+// g += l2 * w: the gradient of 0.5 * l2 * ||w||^2. A loop of its own so it
+// vectorizes; the penalty's value is added once per epoch (l2_penalty).
+static void
+weight_decay(float *restrict g, const float *restrict w, size_t n, float l2)
+{
+    for (size_t i = 0; i < n; i++) {
+        g[i] += l2 * w[i];
+    }
+}
+
+// 0.5 * l2 * (sum of squared weights), biases excluded.
+static double
+l2_penalty(const dv_model_t *m, double l2)
+{
+    if (l2 <= 0) {
+        return 0.0;
+    }
+    double sq = 0.0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const dv_layer_t *ly = &m->layers[l];
+        for (size_t i = 0; i < ly->n_in * ly->n_out; i++) {
+            sq += (double)ly->w[i] * ly->w[i];
+        }
+    }
+    return 0.5 * l2 * sq;
+}
+
+// Mean data loss of one batch (penalty excluded) and the gradient of data
+// loss + penalty; see dv_train_loss_grad.
 static double
 loss_grad(const dv_model_t *m,
           workspace_t *ws,
@@ -205,13 +233,7 @@ loss_grad(const dv_model_t *m,
             }
         }
         if (l2 > 0) {
-            float l2f = (float)l2;
-            double sq = 0.0;
-            for (size_t i = 0; i < n_in * n_out; i++) {
-                gw[i] += l2f * layer->w[i];
-                sq += (double)layer->w[i] * layer->w[i];
-            }
-            loss += 0.5 * l2 * sq;
+            weight_decay(gw, layer->w, n_in * n_out, (float)l2);
         }
         if (l > 0) {
             float *d_prev = ws->delta[(L - l) & 1];
@@ -238,7 +260,7 @@ dv_train_loss_grad(const dv_model_t *m,
     workspace_t *ws = workspace_new(m, rows);
     double loss = loss_grad(m, ws, x, rows, y, cls, l2, grad);
     workspace_destroy(&ws, m->n_layers);
-    return loss;
+    return loss + l2_penalty(m, l2);
 }
 
 void
@@ -576,7 +598,10 @@ fit_iterative(dv_model_t *m,
                 }
             }
         }
-        epoch_loss /= (double)n;
+        // Mean data loss over the epoch plus the penalty at its end
+        // (scikit-learn adds it per batch; the two differ by the drift of
+        // the weights within one epoch).
+        epoch_loss = epoch_loss / (double)n + l2_penalty(m, h->l2);
         if (!isfinite(epoch_loss)) {
             rc = dv_errorf(err, DV_EDIVERGED,
                            "training diverged at epoch %u (loss %g); lower "
