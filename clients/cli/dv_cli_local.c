@@ -341,7 +341,13 @@ cmd_train(int argc, char **argv)
     dv_model_t *model = NULL;
     int rc = dv_train(&model, ds, &h, &topts, &err);
     double secs = seconds_since(&t0);
-    if (pr.tty) {
+    if (pr.tty && rc == 0) {
+        // The last redraw may be up to 0.1 s stale: draw the final state.
+        bool early = model->meta.epochs_run < h.epochs;
+        fprintf(stderr, "\r  epoch %u/%u  loss %.6f  %.1fs%-24s\n",
+                model->meta.epochs_run, h.epochs, model->meta.final_loss, secs,
+                early ? "  (stopped: converged)" : "");
+    } else if (pr.tty) {
         fputc('\n', stderr);
     }
     if (rc) {
