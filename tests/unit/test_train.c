@@ -301,7 +301,7 @@ test_diabetes_mlp_regression(void)
 {
     // mlp picks regression for a target with many distinct integers.
     double r2 = train_and_score("diabetes", DV_ALGO_MLP, NULL);
-    DV_CHECK_GE(r2, 0.15); // overfits 353 rows at default l2; see note
+    DV_CHECK_GE(r2, 0.22); // scikit-learn MLPRegressor(128), y scaled: 0.298
 }
 
 // Binary logistic regression on iris versicolor (1) vs virginica (2), the
