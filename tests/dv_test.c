@@ -116,3 +116,37 @@ dv_test_write_file(const char *path, const void *data, size_t len)
     size_t n = fwrite(data, 1, len, f);
     return fclose(f) == 0 && n == len ? 0 : -1;
 }
+
+dv_model_t *
+dv_test_model(dv_task_t task,
+              size_t n_layers,
+              const size_t *widths,
+              const dv_act_t *acts,
+              size_t n_classes)
+{
+    dv_model_t *m = dv_model_new();
+    m->task = task;
+    m->n_features = widths[0];
+    m->feature_names = calloc(widths[0], sizeof(char *));
+    for (size_t j = 0; j < widths[0]; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu", j);
+        m->feature_names[j] = strdup(name);
+    }
+    m->target_name = strdup("y");
+    m->scaler = dv_scaler_new(DV_SCALE_NONE, widths[0], NULL, NULL);
+    if (n_classes) {
+        char **labels = calloc(n_classes, sizeof(char *));
+        for (size_t c = 0; c < n_classes; c++) {
+            labels[c] = malloc(32);
+            snprintf(labels[c], 32, "c%zu", c);
+        }
+        m->labels = dv_labels_new(labels, n_classes, false);
+        for (size_t c = 0; c < n_classes; c++) {
+            free(labels[c]);
+        }
+        free(labels);
+    }
+    dv_model_set_layers(m, n_layers, widths, acts);
+    return m;
+}

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "dv_err.h"
+#include "dv_model.h"
 
 typedef struct {
     const char *name; // shown in output, used to pick one case
@@ -114,5 +115,14 @@ void dv_test_rmdir(const char *dir);
 unsigned char *dv_test_read_file(const char *path, size_t *len_out);
 // Write bytes to path; 0 on success.
 int dv_test_write_file(const char *path, const void *data, size_t len);
+
+// A model record with features f0..f(widths[0]-1), target "y", no scaling,
+// the given layers (weights zero) and, when n_classes > 0, text labels
+// "c0".."c(k-1)". Caller owns it (dv_model_destroy).
+dv_model_t *dv_test_model(dv_task_t task,
+                          size_t n_layers,
+                          const size_t *widths,
+                          const dv_act_t *acts,
+                          size_t n_classes);
 
 #endif

@@ -7,39 +7,12 @@
 #include "dv_model.h"
 #include "dv_test.h"
 
-// A model with features f0..f(w0-1), the given layers, all weights 0.
-static dv_model_t *
-build(dv_task_t task,
-      size_t n_layers,
-      const size_t *widths,
-      const dv_act_t *acts,
-      size_t n_classes)
-{
-    dv_model_t *m = dv_model_new();
-    m->task = task;
-    m->n_features = widths[0];
-    m->feature_names = calloc(widths[0], sizeof(char *));
-    for (size_t j = 0; j < widths[0]; j++) {
-        char name[32];
-        snprintf(name, sizeof name, "f%zu", j);
-        m->feature_names[j] = strdup(name);
-    }
-    m->target_name = strdup("y");
-    m->scaler = dv_scaler_new(DV_SCALE_NONE, widths[0], NULL, NULL);
-    if (n_classes) {
-        char *labels[] = {"a", "b", "c", "d"};
-        m->labels = dv_labels_new(labels, n_classes, false);
-    }
-    dv_model_set_layers(m, n_layers, widths, acts);
-    return m;
-}
-
 static dv_model_t *
 linear(void)
 {
     size_t w[] = {2, 1};
     dv_act_t a[] = {DV_ACT_IDENTITY};
-    return build(DV_TASK_REGRESSION, 1, w, a, 0);
+    return dv_test_model(DV_TASK_REGRESSION, 1, w, a, 0);
 }
 
 static dv_model_t *
@@ -47,7 +20,7 @@ mlp3(void)
 {
     size_t w[] = {3, 4, 3};
     dv_act_t a[] = {DV_ACT_RELU, DV_ACT_SOFTMAX};
-    return build(DV_TASK_CLASSIFICATION, 2, w, a, 3);
+    return dv_test_model(DV_TASK_CLASSIFICATION, 2, w, a, 3);
 }
 
 static void
@@ -81,19 +54,19 @@ test_validate(void)
     {
         size_t w[] = {3, 4, 2};
         dv_act_t a[] = {DV_ACT_RELU, DV_ACT_SOFTMAX};
-        m = build(DV_TASK_CLASSIFICATION, 2, w, a, 3);
+        m = dv_test_model(DV_TASK_CLASSIFICATION, 2, w, a, 3);
     }
     rows[n++] = (row_t){"2 outputs for 3 classes", m, DV_ESHAPE};
     {
         size_t w[] = {3, 1};
         dv_act_t a[] = {DV_ACT_SIGMOID};
-        m = build(DV_TASK_CLASSIFICATION, 1, w, a, 3);
+        m = dv_test_model(DV_TASK_CLASSIFICATION, 1, w, a, 3);
     }
     rows[n++] = (row_t){"sigmoid for 3 classes", m, DV_ESHAPE};
     {
         size_t w[] = {3, 4, 3};
         dv_act_t a[] = {DV_ACT_SOFTMAX, DV_ACT_SOFTMAX};
-        m = build(DV_TASK_CLASSIFICATION, 2, w, a, 3);
+        m = dv_test_model(DV_TASK_CLASSIFICATION, 2, w, a, 3);
     }
     rows[n++] = (row_t){"hidden softmax", m, DV_EFORMAT};
     m = linear();
@@ -182,7 +155,7 @@ test_sigmoid_and_softmax_outputs(void)
 {
     size_t w[] = {1, 1};
     dv_act_t a[] = {DV_ACT_SIGMOID};
-    dv_model_t *bin = build(DV_TASK_CLASSIFICATION, 1, w, a, 2);
+    dv_model_t *bin = dv_test_model(DV_TASK_CLASSIFICATION, 1, w, a, 2);
     bin->layers[0].w[0] = 1;
     dv_model_t *soft = mlp3();
     // Identity-like path: hidden unit j = relu(x_j), logits = hidden[0..2].

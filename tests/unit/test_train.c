@@ -86,24 +86,16 @@ done:
 }
 
 // A model of the given layer widths/activations with random parameters,
-// features f0.., for gradient checks.
+// for gradient checks.
 static dv_model_t *
 random_model(dv_task_t task,
              size_t n_layers,
              const size_t *widths,
              const dv_act_t *acts,
+             size_t n_classes,
              uint64_t seed)
 {
-    dv_model_t *m = dv_model_new();
-    m->task = task;
-    m->n_features = widths[0];
-    m->feature_names = calloc(widths[0], sizeof(char *));
-    for (size_t j = 0; j < widths[0]; j++) {
-        m->feature_names[j] = strdup("f");
-    }
-    m->target_name = strdup("y");
-    m->scaler = dv_scaler_new(DV_SCALE_NONE, widths[0], NULL, NULL);
-    dv_model_set_layers(m, n_layers, widths, acts);
+    dv_model_t *m = dv_test_model(task, n_layers, widths, acts, n_classes);
     dv_rng_t rng;
     dv_rng_seed(&rng, seed);
     for (size_t l = 0; l < n_layers; l++) {
@@ -202,7 +194,7 @@ test_grad_linear(void)
 {
     size_t w[] = {5, 1};
     dv_act_t a[] = {DV_ACT_IDENTITY};
-    dv_model_t *m = random_model(DV_TASK_REGRESSION, 1, w, a, 1);
+    dv_model_t *m = random_model(DV_TASK_REGRESSION, 1, w, a, 0, 1);
     size_t bad = grad_check(m, 16, 0.1, 2);
     dv_model_destroy(&m);
     DV_CHECK_EQ(bad, 0);
@@ -213,9 +205,7 @@ test_grad_logreg(void)
 {
     size_t w[] = {4, 1};
     dv_act_t a[] = {DV_ACT_SIGMOID};
-    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 1, w, a, 3);
-    char *labels[] = {"no", "yes"};
-    m->labels = dv_labels_new(labels, 2, false);
+    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 1, w, a, 2, 3);
     size_t bad = grad_check(m, 16, 0.05, 4);
     dv_model_destroy(&m);
     DV_CHECK_EQ(bad, 0);
@@ -226,9 +216,7 @@ test_grad_softmax(void)
 {
     size_t w[] = {4, 3};
     dv_act_t a[] = {DV_ACT_SOFTMAX};
-    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 1, w, a, 5);
-    char *labels[] = {"a", "b", "c"};
-    m->labels = dv_labels_new(labels, 3, false);
+    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 1, w, a, 3, 5);
     size_t bad = grad_check(m, 16, 0.01, 6);
     dv_model_destroy(&m);
     DV_CHECK_EQ(bad, 0);
@@ -239,9 +227,7 @@ test_grad_mlp_classifier(void)
 {
     size_t w[] = {6, 8, 5, 4};
     dv_act_t a[] = {DV_ACT_RELU, DV_ACT_RELU, DV_ACT_SOFTMAX};
-    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 3, w, a, 7);
-    char *labels[] = {"0", "1", "2", "3"};
-    m->labels = dv_labels_new(labels, 4, true);
+    dv_model_t *m = random_model(DV_TASK_CLASSIFICATION, 3, w, a, 4, 7);
     size_t bad = grad_check(m, 12, 0.01, 8);
     dv_model_destroy(&m);
     DV_CHECK_EQ(bad, 0);
@@ -252,7 +238,7 @@ test_grad_mlp_regressor(void)
 {
     size_t w[] = {5, 7, 1};
     dv_act_t a[] = {DV_ACT_RELU, DV_ACT_IDENTITY};
-    dv_model_t *m = random_model(DV_TASK_REGRESSION, 2, w, a, 9);
+    dv_model_t *m = random_model(DV_TASK_REGRESSION, 2, w, a, 0, 9);
     size_t bad = grad_check(m, 12, 0.001, 10);
     dv_model_destroy(&m);
     DV_CHECK_EQ(bad, 0);
