@@ -7,6 +7,7 @@
 
 #include "dv_csv.h"
 #include "dv_limits.h"
+#include "dv_rng.h"
 #include "dv_test.h"
 
 static dv_dataset_t *
@@ -291,6 +292,49 @@ test_select(void)
     DV_CHECK(x == NULL);
 }
 
+// Seeded random byte mutations of a real file: the parser must never crash
+// or read out of bounds (ASan watches), and every refusal carries a reason.
+static void
+test_mutations_never_crash(void)
+{
+    size_t len = 0;
+    unsigned char *orig =
+        dv_test_read_file(dv_test_data("iris_test.csv"), &len);
+    DV_CHECK(orig != NULL);
+    char *copy = malloc(len);
+    static const char alphabet[] = ",\n\r\"\t 0123456789.eE+-naifx";
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 7);
+    size_t ok = 0, refused = 0, silent = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(copy, orig, len);
+        size_t n = len - (size_t)dv_rng_below(&rng, 8); // sometimes cut
+        int edits = 1 + (int)dv_rng_below(&rng, 6);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)dv_rng_below(&rng, n);
+            copy[at] = dv_rng_below(&rng, 4) == 0
+                           ? (char)dv_rng_next(&rng)
+                           : alphabet[dv_rng_below(&rng, sizeof alphabet - 1)];
+        }
+        dv_dataset_t *ds = NULL;
+        dv_error_t err = {0};
+        if (dv_csv_parse(&ds, copy, n, NULL, &err) == 0) {
+            ok += ds->n_rows > 0 && dv_tensor_is_finite(ds->x);
+        } else if (err.text[0]) {
+            refused++;
+        } else {
+            silent++;
+        }
+        dv_dataset_destroy(&ds);
+    }
+    free(copy);
+    free(orig);
+    printf("  %zu parsed, %zu refused\n", ok, refused);
+    DV_CHECK_EQ(silent, 0);
+    DV_CHECK_EQ(ok + refused, 3000);
+    DV_CHECK(refused > 500);
+}
+
 static const dv_test_case_t cases[] = {
     {"iris_train loads with its checksum", test_iris_train},
     {"bundled data set shapes", test_bundled_shapes},
@@ -302,6 +346,7 @@ static const dv_test_case_t cases[] = {
     {"too many columns", test_too_many_columns},
     {"file errors name the file", test_file_errors},
     {"select columns by name", test_select},
+    {"random mutations never crash", test_mutations_never_crash},
     {NULL, NULL},
 };
 

@@ -10,6 +10,7 @@
 
 #include "dv_csv.h"
 #include "dv_modelfile.h"
+#include "dv_rng.h"
 #include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_train.h"
@@ -446,6 +447,54 @@ test_invalid_model_not_encoded(void)
     DV_CHECK(buf == NULL);
 }
 
+// Seeded random mutations of a valid file (a softmax model: its body is mostly
+// structure, not weight blobs), re-checksummed so they reach the msgpack and
+// field checks: decoding must never crash (ASan/UBSan watch),
+// and must either succeed with a valid model or fail with a known error.
+static void
+test_mutations_never_crash(void)
+{
+    dv_model_t *m = trained("iris_train.csv", DV_ALGO_SOFTMAX);
+    DV_CHECK(m != NULL);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    int rc = dv_model_encode(m, &buf, &len, &err);
+    dv_model_destroy(&m);
+    DV_CHECK_RC(rc, 0, &err);
+    uint8_t *copy = malloc(len);
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 2026);
+    size_t ok = 0, refused = 0, unknown = 0;
+    size_t body = len - 16 - 32;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(copy, buf, len);
+        int flips = 1 + (int)dv_rng_below(&rng, 4);
+        for (int f = 0; f < flips; f++) {
+            size_t at = 16 + (size_t)dv_rng_below(&rng, body);
+            copy[at] = (uint8_t)dv_rng_next(&rng);
+        }
+        dv_sha256(copy, 16 + body, copy + 16 + body);
+        dv_model_t *out = NULL;
+        rc = dv_model_decode(&out, copy, len, &err);
+        if (rc == 0) {
+            ok += dv_model_validate(out, NULL) == 0;
+        } else if (strcmp(dv_err_name(rc), "DV_EUNKNOWN") == 0 ||
+                   err.text[0] == '\0') {
+            unknown++;
+        } else {
+            refused++;
+        }
+        dv_model_destroy(&out);
+    }
+    free(copy);
+    free(buf);
+    printf("  %zu decoded, %zu refused\n", ok, refused);
+    DV_CHECK_EQ(unknown, 0);
+    DV_CHECK_EQ(ok + refused, 3000);
+    DV_CHECK(refused > 1000); // the mutations do reach the checks
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip keeps every field", test_round_trip},
     {"header layout and checksum", test_header_layout},
@@ -453,6 +502,7 @@ static const dv_test_case_t cases[] = {
     {"truncated, corrupted, wrong version", test_damaged_files},
     {"hostile bodies with a valid checksum", test_hostile_bodies},
     {"an invalid model is not encoded", test_invalid_model_not_encoded},
+    {"random mutations never crash", test_mutations_never_crash},
     {NULL, NULL},
 };
 
