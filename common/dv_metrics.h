@@ -2,7 +2,9 @@
 //
 // Definitions follow scikit-learn 1.2 (sklearn.metrics) so figures compare
 // one to one: R^2 as in dv_metric_r2, precision/recall/F1 are 0 where undefined
-// (zero_division=0), log-loss clips probabilities to [1e-15, 1 - 1e-15].
+// (zero_division=0), log-loss clips probabilities to [1e-15, 1 - 1e-15] and
+// renormalizes each row (log_loss(..., eps=1e-15); 1.2's default eps="auto"
+// would clip at the input dtype's machine epsilon instead).
 // Pure functions over caller-owned arrays; no allocation except where noted.
 #ifndef DV_METRICS_H
 #define DV_METRICS_H
@@ -22,7 +24,8 @@ const char *dv_task_name(dv_task_t task);
 double dv_metric_mse(const float *y, const float *pred, size_t n);
 double dv_metric_mae(const float *y, const float *pred, size_t n);
 // 1 - SS_res / SS_tot. When SS_tot == 0 (constant y): 1.0 if SS_res == 0,
-// else 0.0 (scikit-learn's convention).
+// else 0.0 (scikit-learn's convention). One row counts as constant y (where
+// scikit-learn returns nan), so the figure is always finite.
 double dv_metric_r2(const float *y, const float *pred, size_t n);
 
 // Fraction of y[i] == pred[i].
@@ -46,7 +49,8 @@ dv_prf_t dv_metric_prf_class(const uint64_t *cm, size_t k, size_t cls);
 dv_prf_t dv_metric_prf_macro(const uint64_t *cm, size_t k);
 
 // Mean cross-entropy of n rows of k class probabilities (row-major n x k)
-// against true labels y.
+// against true labels y in [0, k): each row is clipped to [1e-15, 1 - 1e-15],
+// then divided by its sum, as scikit-learn does.
 double
 dv_metric_log_loss(const uint32_t *y, const float *proba, size_t n, size_t k);
 

@@ -1,9 +1,18 @@
 // dv_sha256 — SHA-256 as specified in FIPS 180-4, portable C (words are
 // assembled from bytes, so host endianness never matters).
+//
+// Model: a dv_sha256_t is a plain value owned by the caller; no allocation,
+// no globals beyond the constant tables, so any number of contexts may run
+// on any threads. Input is buffered in ctx->block until a whole 64-byte block
+// is there, so update accepts any chunk sizes and gives the one-shot digest.
+// References: FIPS 180-4 sections 4.2.2 (constants), 5.1.1 (padding),
+// 5.3.3 (initial hash value) and 6.2.2 (the compression function).
 #include "dv_sha256.h"
 
 #include <string.h>
 
+// K0..K63: the first 32 bits of the fractional parts of the cube roots of the
+// first 64 primes (FIPS 180-4 4.2.2).
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
     0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
@@ -18,12 +27,15 @@ static const uint32_t K[64] = {
     0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
+// Rotate right; n is always in 1..31 here, so neither shift is by 32.
 static inline uint32_t
 ror(uint32_t x, int n)
 {
     return (x >> n) | (x << (32 - n));
 }
 
+// Fold one 64-byte block into state (FIPS 180-4 6.2.2). Words are read
+// big-endian byte by byte.
 static void
 compress(uint32_t state[8], const uint8_t block[64])
 {
@@ -68,6 +80,8 @@ compress(uint32_t state[8], const uint8_t block[64])
 void
 dv_sha256_init(dv_sha256_t *ctx)
 {
+    // First 32 bits of the fractional parts of the square roots of the
+    // first 8 primes (FIPS 180-4 5.3.3).
     static const uint32_t H0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372,
                                    0xa54ff53a, 0x510e527f, 0x9b05688c,
                                    0x1f83d9ab, 0x5be0cd19};
@@ -79,8 +93,15 @@ dv_sha256_init(dv_sha256_t *ctx)
 void
 dv_sha256_update(dv_sha256_t *ctx, const void *data, size_t len)
 {
+    // memcpy from NULL is undefined even for 0 bytes; (NULL, 0) is a valid
+    // empty update.
+    if (len == 0) {
+        return;
+    }
     const uint8_t *p = data;
     ctx->n_bytes += len;
+    // Top up a partial block first; whole blocks then go straight from the
+    // caller's buffer, and the tail waits in ctx->block.
     if (ctx->block_len) {
         size_t take = 64 - ctx->block_len < len ? 64 - ctx->block_len : len;
         memcpy(ctx->block + ctx->block_len, p, take);
@@ -105,7 +126,9 @@ dv_sha256_final(dv_sha256_t *ctx, uint8_t out[DV_SHA256_BYTES])
 {
     uint64_t bits = ctx->n_bytes * 8;
     uint8_t pad[72] = {0x80};
-    // Pad to 56 mod 64, then the 64-bit big-endian bit length.
+    // Padding (FIPS 180-4 5.1.1): a 1 bit, zeros up to 56 mod 64, then the
+    // message length in bits as a 64-bit big-endian number. At most 64 + 8
+    // bytes, when the pending block has no room for the length.
     size_t pad_len = (ctx->block_len < 56 ? 56 : 120) - ctx->block_len;
     for (int i = 0; i < 8; i++) {
         pad[pad_len + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
