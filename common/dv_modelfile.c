@@ -8,10 +8,8 @@
 // so a model's bytes depend only on the model.
 //
 // Decoding trusts nothing: the header and lengths are checked, then the
-// checksum, then a structural pre-scan of the msgpack body bounds every
-// announced array/map/str/bin length by the bytes that remain — msgpack-c
-// allocates an array's element table when it reads the header, so without
-// the scan a crafted 5-byte header could ask for tens of gigabytes. Only then
+// checksum, then dv_msgpack_check bounds every announced array/map/str/bin
+// length by the bytes that remain (see dv_msgpack.h for why). Only then
 // does msgpack-c build the object tree, from which fields are read with their
 // types and sizes checked against dv_limits.h before anything is allocated,
 // and finally dv_model_validate checks the model's own invariants.
@@ -30,6 +28,7 @@
 
 #include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_msgpack.h"
 #include "dv_sha256.h"
 
 #define TRAILER_BYTES DV_SHA256_BYTES
@@ -298,158 +297,6 @@ dv_model_encode(const dv_model_t *self,
 
 // ------------------------------------------------------------------ decode
 
-// Check that p[0..len) is exactly one well-formed msgpack object whose every
-// announced count fits in the bytes left. Returns 0 or DV_EFORMAT.
-static int
-prescan(const uint8_t *p, size_t len, dv_error_t *err)
-{
-    size_t pos = 0;
-    uint64_t pending = 1; // objects still to read
-    while (pending) {
-        if (pos >= len) {
-            return dv_errorf(err, DV_EFORMAT, "body: msgpack data ends early");
-        }
-        uint8_t b = p[pos++];
-        pending--;
-        uint64_t skip = 0, children = 0;
-        size_t lenbytes = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            // fixint, nil, bool: nothing follows
-        } else if (b >= 0x80 && b <= 0x8f) {
-            children = 2u * (b & 0x0fu);
-        } else if (b >= 0x90 && b <= 0x9f) {
-            children = b & 0x0fu;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xca:
-                skip = 4;
-                break;
-            case 0xcb:
-                skip = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4:
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xc4:
-            case 0xd9:
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-            case 0xdc:
-            case 0xde:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-            case 0xdd:
-            case 0xdf:
-                lenbytes = 4;
-                break;
-            case 0xc7:
-                lenbytes = 1;
-                skip = 1;
-                break; // ext: size + type
-            case 0xc8:
-                lenbytes = 2;
-                skip = 1;
-                break;
-            case 0xc9:
-                lenbytes = 4;
-                skip = 1;
-                break;
-            default:
-                return dv_errorf(err, DV_EFORMAT,
-                                 "body: invalid msgpack byte 0x%02x at %zu", b,
-                                 pos - 1);
-            }
-        }
-        if (lenbytes) {
-            if (len - pos < lenbytes) {
-                return dv_errorf(err, DV_EFORMAT,
-                                 "body: msgpack data ends early");
-            }
-            uint64_t n = 0;
-            for (size_t i = 0; i < lenbytes; i++) {
-                n = n << 8 | p[pos + i];
-            }
-            pos += lenbytes;
-            if (b == 0xdc || b == 0xdd) {
-                children = n;
-            } else if (b == 0xde || b == 0xdf) {
-                children = 2 * n;
-            } else {
-                skip += n;
-            }
-        }
-        if (skip > len - pos) {
-            return dv_errorf(err, DV_EFORMAT,
-                             "body: msgpack item at %zu runs past the end",
-                             pos);
-        }
-        pos += (size_t)skip;
-        pending += children;
-        // Every pending object takes at least one byte.
-        if (pending > len - pos) {
-            return dv_errorf(err, DV_EFORMAT,
-                             "body: msgpack counts exceed the data left");
-        }
-    }
-    if (pos != len) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "body: %zu bytes after the top-level map", len - pos);
-    }
-    return 0;
-}
-
-static const msgpack_object *
-map_get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0) {
-            return &map->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
-// A required string field into a new C string (caller frees).
 static int
 get_str(const msgpack_object *map,
         const char *key,
@@ -457,7 +304,7 @@ get_str(const msgpack_object *map,
         char **out,
         dv_error_t *err)
 {
-    const msgpack_object *o = map_get(map, key);
+    const msgpack_object *o = dv_msgpack_get(map, key);
     if (!o || o->type != MSGPACK_OBJECT_STR) {
         return dv_errorf(err, DV_EFORMAT, "%s%s: %s", path, key,
                          o ? "expected a string" : "missing");
@@ -499,38 +346,6 @@ str_elem(const msgpack_object *o,
     return 0;
 }
 
-static bool
-as_uint(const msgpack_object *o, uint64_t *out)
-{
-    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        *out = o->via.u64;
-        return true;
-    }
-    return false;
-}
-
-static bool
-as_double(const msgpack_object *o, double *out)
-{
-    if (!o) {
-        return false;
-    }
-    switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = o->via.f64;
-        return true;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = (double)o->via.u64;
-        return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = (double)o->via.i64;
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int
 get_uint(const msgpack_object *map,
          const char *key,
@@ -539,8 +354,8 @@ get_uint(const msgpack_object *map,
          uint64_t *out,
          dv_error_t *err)
 {
-    const msgpack_object *o = map_get(map, key);
-    if (!as_uint(o, out)) {
+    const msgpack_object *o = dv_msgpack_get(map, key);
+    if (!dv_msgpack_uint(o, out)) {
         return dv_errorf(err, DV_EFORMAT, "%s%s: %s", path, key,
                          o ? "expected a non-negative integer" : "missing");
     }
@@ -561,7 +376,7 @@ get_floats(const msgpack_object *map,
            float **out,
            dv_error_t *err)
 {
-    const msgpack_object *o = map_get(map, key);
+    const msgpack_object *o = dv_msgpack_get(map, key);
     if (!o || o->type != MSGPACK_OBJECT_BIN) {
         return dv_errorf(err, DV_EFORMAT, "%s%s: %s", path, key,
                          o ? "expected bin" : "missing");
@@ -594,65 +409,66 @@ read_meta(const msgpack_object *meta, dv_model_meta_t *out)
 {
     uint64_t u;
     double d;
-    const msgpack_object *h = map_get(meta, "hyper");
+    const msgpack_object *h = dv_msgpack_get(meta, "hyper");
     const msgpack_object *o;
-    if ((o = map_get(h, "algo")) && o->type == MSGPACK_OBJECT_STR &&
+    if ((o = dv_msgpack_get(h, "algo")) && o->type == MSGPACK_OBJECT_STR &&
         o->via.str.size < 16) {
         char name[16];
         memcpy(name, o->via.str.ptr, o->via.str.size);
         name[o->via.str.size] = '\0';
         dv_algo_parse(name, &out->hyper.algo);
     }
-    if ((o = map_get(h, "scale")) && o->type == MSGPACK_OBJECT_STR &&
+    if ((o = dv_msgpack_get(h, "scale")) && o->type == MSGPACK_OBJECT_STR &&
         o->via.str.size < 16) {
         char name[16];
         memcpy(name, o->via.str.ptr, o->via.str.size);
         name[o->via.str.size] = '\0';
         dv_scale_parse(name, &out->hyper.scale);
     }
-    if (as_uint(map_get(h, "epochs"), &u) && u <= UINT32_MAX) {
+    if (dv_msgpack_uint(dv_msgpack_get(h, "epochs"), &u) && u <= UINT32_MAX) {
         out->hyper.epochs = (uint32_t)u;
     }
-    if (as_uint(map_get(h, "batch"), &u) && u <= UINT32_MAX) {
+    if (dv_msgpack_uint(dv_msgpack_get(h, "batch"), &u) && u <= UINT32_MAX) {
         out->hyper.batch = (uint32_t)u;
     }
-    if (as_uint(map_get(h, "patience"), &u) && u <= UINT32_MAX) {
+    if (dv_msgpack_uint(dv_msgpack_get(h, "patience"), &u) && u <= UINT32_MAX) {
         out->hyper.patience = (uint32_t)u;
     }
-    if (as_uint(map_get(h, "seed"), &u)) {
+    if (dv_msgpack_uint(dv_msgpack_get(h, "seed"), &u)) {
         out->hyper.seed = u;
     }
-    if (as_double(map_get(h, "lr"), &d)) {
+    if (dv_msgpack_double(dv_msgpack_get(h, "lr"), &d)) {
         out->hyper.lr = d;
     }
-    if (as_double(map_get(h, "l2"), &d)) {
+    if (dv_msgpack_double(dv_msgpack_get(h, "l2"), &d)) {
         out->hyper.l2 = d;
     }
-    if (as_double(map_get(h, "tol"), &d)) {
+    if (dv_msgpack_double(dv_msgpack_get(h, "tol"), &d)) {
         out->hyper.tol = d;
     }
-    if ((o = map_get(h, "hidden")) && o->type == MSGPACK_OBJECT_ARRAY &&
+    if ((o = dv_msgpack_get(h, "hidden")) && o->type == MSGPACK_OBJECT_ARRAY &&
         o->via.array.size <= DV_MAX_HIDDEN) {
         for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (as_uint(&o->via.array.ptr[i], &u) && u <= UINT32_MAX) {
+            if (dv_msgpack_uint(&o->via.array.ptr[i], &u) && u <= UINT32_MAX) {
                 out->hyper.hidden[out->hyper.n_hidden++] = (uint32_t)u;
             }
         }
     }
-    if ((o = map_get(meta, "dataset_sha256")) &&
+    if ((o = dv_msgpack_get(meta, "dataset_sha256")) &&
         o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == DV_SHA256_BYTES) {
         memcpy(out->dataset_sha256, o->via.bin.ptr, DV_SHA256_BYTES);
     }
-    if (as_uint(map_get(meta, "dataset_rows"), &u)) {
+    if (dv_msgpack_uint(dv_msgpack_get(meta, "dataset_rows"), &u)) {
         out->dataset_rows = u;
     }
-    if (as_uint(map_get(meta, "epochs_run"), &u) && u <= UINT32_MAX) {
+    if (dv_msgpack_uint(dv_msgpack_get(meta, "epochs_run"), &u) &&
+        u <= UINT32_MAX) {
         out->epochs_run = (uint32_t)u;
     }
-    if (as_double(map_get(meta, "final_loss"), &d)) {
+    if (dv_msgpack_double(dv_msgpack_get(meta, "final_loss"), &d)) {
         out->final_loss = d;
     }
-    if ((o = map_get(meta, "created_unix"))) {
+    if ((o = dv_msgpack_get(meta, "created_unix"))) {
         if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
             o->via.u64 <= INT64_MAX) {
             out->created_unix = (int64_t)o->via.u64;
@@ -660,9 +476,9 @@ read_meta(const msgpack_object *meta, dv_model_meta_t *out)
             out->created_unix = o->via.i64;
         }
     }
-    const msgpack_object *tm = map_get(meta, "train_metrics");
+    const msgpack_object *tm = dv_msgpack_get(meta, "train_metrics");
     dv_metrics_t *m = &out->train_metrics;
-    if ((o = map_get(tm, "task")) && o->type == MSGPACK_OBJECT_STR) {
+    if ((o = dv_msgpack_get(tm, "task")) && o->type == MSGPACK_OBJECT_STR) {
         m->task = o->via.str.size == 14 &&
                           memcmp(o->via.str.ptr, "classification", 14) == 0
                       ? DV_TASK_CLASSIFICATION
@@ -685,14 +501,15 @@ read_meta(const msgpack_object *meta, dv_model_meta_t *out)
         {"log_loss", offsetof(dv_metrics_t, log_loss)},
     };
     for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++) {
-        if (as_double(map_get(tm, doubles[i].key), &d)) {
+        if (dv_msgpack_double(dv_msgpack_get(tm, doubles[i].key), &d)) {
             memcpy((char *)m + doubles[i].offset, &d, sizeof d);
         }
     }
-    if (as_uint(map_get(tm, "rows"), &u)) {
+    if (dv_msgpack_uint(dv_msgpack_get(tm, "rows"), &u)) {
         m->rows = u;
     }
-    if (as_uint(map_get(tm, "n_classes"), &u) && u <= DV_MAX_CLASSES) {
+    if (dv_msgpack_uint(dv_msgpack_get(tm, "n_classes"), &u) &&
+        u <= DV_MAX_CLASSES) {
         m->n_classes = u;
     }
     m->confusion = NULL;
@@ -737,7 +554,7 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
     free(text);
     text = NULL;
 
-    const msgpack_object *feats = map_get(root, "features");
+    const msgpack_object *feats = dv_msgpack_get(root, "features");
     if (!feats || feats->type != MSGPACK_OBJECT_ARRAY) {
         rc = dv_errorf(err, DV_EFORMAT, "features: %s",
                        feats ? "expected an array" : "missing");
@@ -762,7 +579,7 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
     }
 
     if (m->task == DV_TASK_CLASSIFICATION) {
-        const msgpack_object *cl = map_get(root, "classes");
+        const msgpack_object *cl = dv_msgpack_get(root, "classes");
         if (!cl || cl->type != MSGPACK_OBJECT_ARRAY) {
             rc = dv_errorf(err, DV_EFORMAT, "classes: %s",
                            cl ? "expected an array" : "missing");
@@ -782,13 +599,13 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
             }
             n_classes++;
         }
-        const msgpack_object *num = map_get(root, "classes_numeric");
+        const msgpack_object *num = dv_msgpack_get(root, "classes_numeric");
         bool numeric =
             num && num->type == MSGPACK_OBJECT_BOOLEAN && num->via.boolean;
         m->labels = dv_labels_new(classes, n_classes, numeric);
     }
 
-    const msgpack_object *sc = map_get(root, "scaler");
+    const msgpack_object *sc = dv_msgpack_get(root, "scaler");
     if (!sc || sc->type != MSGPACK_OBJECT_MAP) {
         rc = dv_errorf(err, DV_EFORMAT, "scaler: %s",
                        sc ? "expected a map" : "missing");
@@ -813,14 +630,14 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
     m->scaler = dv_scaler_new(kind, m->n_features, offset, scale);
     double d;
     if (m->task == DV_TASK_REGRESSION) {
-        if (!as_double(map_get(root, "y_offset"), &d)) {
+        if (!dv_msgpack_double(dv_msgpack_get(root, "y_offset"), &d)) {
             rc = dv_errorf(err, DV_EFORMAT,
                            "y_offset: missing or not a "
                            "number");
             goto fail;
         }
         m->y_offset = (float)d;
-        if (!as_double(map_get(root, "y_scale"), &d)) {
+        if (!dv_msgpack_double(dv_msgpack_get(root, "y_scale"), &d)) {
             rc = dv_errorf(err, DV_EFORMAT,
                            "y_scale: missing or not a "
                            "number");
@@ -829,7 +646,7 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
         m->y_scale = (float)d;
     }
 
-    const msgpack_object *layers = map_get(root, "layers");
+    const msgpack_object *layers = dv_msgpack_get(root, "layers");
     if (!layers || layers->type != MSGPACK_OBJECT_ARRAY) {
         rc = dv_errorf(err, DV_EFORMAT, "layers: %s",
                        layers ? "expected an array" : "missing");
@@ -883,11 +700,11 @@ read_body(const msgpack_object *root, dv_model_t **out, dv_error_t *err)
             goto fail;
         }
     }
-    const msgpack_object *meta = map_get(root, "meta");
+    const msgpack_object *meta = dv_msgpack_get(root, "meta");
     if (meta && meta->type == MSGPACK_OBJECT_MAP) {
         read_meta(meta, &m->meta);
     }
-    const msgpack_object *ver = map_get(root, "drover_version");
+    const msgpack_object *ver = dv_msgpack_get(root, "drover_version");
     if (ver && ver->type == MSGPACK_OBJECT_STR &&
         ver->via.str.size < sizeof m->meta.drover_version) {
         memcpy(m->meta.drover_version, ver->via.str.ptr, ver->via.str.size);
@@ -969,20 +786,12 @@ dv_model_decode(dv_model_t **out,
     if (rc) {
         return rc;
     }
-    const char *body = (const char *)buf + DV_MODELFILE_HEADER_BYTES;
     size_t body_len = len - DV_MODELFILE_HEADER_BYTES - TRAILER_BYTES;
-    if ((rc = prescan((const uint8_t *)body, body_len, err)) != 0) {
-        return rc;
-    }
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, body, body_len, &off);
-    if (ur != MSGPACK_UNPACK_SUCCESS) {
-        rc = dv_errorf(
-            err, ur == MSGPACK_UNPACK_NOMEM_ERROR ? DV_ENOMEM : DV_EFORMAT,
-            "body: msgpack decoding failed (%d)", (int)ur);
-    } else {
+    rc = dv_msgpack_unpack(&up, buf + DV_MODELFILE_HEADER_BYTES, body_len,
+                           "body", err);
+    if (rc == 0) {
         rc = read_body(&up.data, out, err);
     }
     msgpack_unpacked_destroy(&up);
