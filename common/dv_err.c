@@ -38,6 +38,18 @@ dv_err_name(int code)
 }
 
 int
+dv_err_code(const char *name)
+{
+#define XX(n, c, msg)                                                          \
+    if (strcmp(name, "DV_" #n) == 0) {                                         \
+        return DV_##n;                                                         \
+    }
+    DV_ERRNO_MAP(XX)
+#undef XX
+    return 0;
+}
+
+int
 dv_errorf(dv_error_t *err, int code, const char *fmt, ...)
 {
     if (err) {

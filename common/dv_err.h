@@ -55,6 +55,10 @@ const char *dv_strerror(int code);
 // Never NULL.
 const char *dv_err_name(int code);
 
+// Code for a wire name ("DV_ESHAPE" -> DV_ESHAPE); 0 when name is not in the
+// table (a newer peer's error: callers keep the name in the text).
+int dv_err_code(const char *name);
+
 // Set err (which may be NULL) to code and the printf-formatted reason, and
 // return code, so callers can write `return dv_errorf(err, DV_ESHAPE, ...)`.
 int dv_errorf(dv_error_t *err, int code, const char *fmt, ...)

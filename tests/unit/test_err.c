@@ -35,6 +35,10 @@ test_error_table(void)
         }
     }
     DV_CHECK(DV_ESHAPE <= -4000);
+    for (size_t i = 0; i < n; i++) {
+        DV_CHECK_EQ(dv_err_code(all[i].name), all[i].code);
+    }
+    DV_CHECK_EQ(dv_err_code("DV_EFROMTHEFUTURE"), 0);
 }
 
 static void

@@ -1,0 +1,513 @@
+// dv_proto — message header codec (docs/PROTOCOL.md).
+//
+// Reading: the header goes through dv_msgpack_unpack (bounded allocation on
+// hostile counts), then the common keys are checked once in dv_msg_decode;
+// typed accessors check each further field when the handler asks for it, so
+// a handler's first failed accessor gives the reply's error text.
+//
+// Writing: fields are packed into a body buffer as they come and counted;
+// dv_msgw_bytes prepends the map header (its count is only known then) and
+// the common keys v, t, rid, which always come first.
+#include "dv_proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_msgpack.h"
+
+static const char *s_names[] = {
+#define XX(name, text) text,
+    DV_MSG_MAP(XX)
+#undef XX
+};
+
+const char *
+dv_msg_name(dv_msg_type_t type)
+{
+    return (size_t)type < DV_MSG_COUNT_ ? s_names[type] : "unknown";
+}
+
+struct dv_msg {
+    msgpack_unpacked up;        // decoded header tree (points into header)
+    const msgpack_object *root; // the header map
+    dv_msg_type_t type;         // "t"
+    uint64_t rid;               // "rid", 0 when absent
+    unsigned minor;             // sender's minor version
+    const dv_frame_t *frames;   // payload frames, borrowed
+    size_t n_frames;            // their count
+};
+
+static bool
+str_is(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+           memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+int
+dv_msg_decode(dv_msg_t **out,
+              const uint8_t *header,
+              size_t header_len,
+              const dv_frame_t *frames,
+              size_t n_frames,
+              uint64_t *rid_out,
+              dv_error_t *err)
+{
+    if (rid_out) {
+        *rid_out = 0;
+    }
+    if (header_len > DV_MAX_HEADER_BYTES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "header of %zu bytes exceeds the limit of %d",
+                         header_len, DV_MAX_HEADER_BYTES);
+    }
+    if (n_frames > DV_MAX_FRAMES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "%zu payload frames exceed the limit of %d", n_frames,
+                         DV_MAX_FRAMES);
+    }
+    dv_msg_t *self = dv_calloc(1, sizeof *self);
+    msgpack_unpacked_init(&self->up);
+    int rc = dv_msgpack_unpack(&self->up, header, header_len, "header", err);
+    if (rc) {
+        goto fail;
+    }
+    self->root = &self->up.data;
+    if (self->root->type != MSGPACK_OBJECT_MAP) {
+        rc = dv_errorf(err, DV_EFORMAT, "header: expected a msgpack map");
+        goto fail;
+    }
+    const msgpack_object *rid = dv_msgpack_get(self->root, "rid");
+    if (rid && !dv_msgpack_uint(rid, &self->rid)) {
+        rc = dv_errorf(err, DV_EFORMAT,
+                       "header: 'rid' must be an unsigned "
+                       "integer");
+        goto fail;
+    }
+    if (rid_out) {
+        *rid_out = self->rid;
+    }
+    const msgpack_object *v = dv_msgpack_get(self->root, "v");
+    uint64_t major = 0, minor = 0;
+    if (!v || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 2 ||
+        !dv_msgpack_uint(&v->via.array.ptr[0], &major) ||
+        !dv_msgpack_uint(&v->via.array.ptr[1], &minor)) {
+        rc = dv_errorf(err, DV_EFORMAT,
+                       "header: 'v' must be [major, minor] (protocol %d.%d)",
+                       DV_PROTOCOL_MAJOR, DV_PROTOCOL_MINOR);
+        goto fail;
+    }
+    if (major != DV_PROTOCOL_MAJOR) {
+        rc = dv_errorf(err, DV_EVERSION,
+                       "protocol %llu.%llu; this side speaks %d.x",
+                       (unsigned long long)major, (unsigned long long)minor,
+                       DV_PROTOCOL_MAJOR);
+        goto fail;
+    }
+    self->minor = minor > 65535 ? 65535 : (unsigned)minor;
+    const msgpack_object *t = dv_msgpack_get(self->root, "t");
+    if (!t || t->type != MSGPACK_OBJECT_STR) {
+        rc = dv_errorf(err, DV_EFORMAT, "header: 't' (message type) missing");
+        goto fail;
+    }
+    self->type = DV_MSG_COUNT_;
+    for (size_t i = 0; i < DV_MSG_COUNT_; i++) {
+        if (str_is(t, s_names[i])) {
+            self->type = (dv_msg_type_t)i;
+            break;
+        }
+    }
+    if (self->type == DV_MSG_COUNT_) {
+        rc = dv_errorf(err, DV_EFORMAT, "unknown message type '%.*s'",
+                       (int)(t->via.str.size < 32 ? t->via.str.size : 32),
+                       t->via.str.ptr);
+        goto fail;
+    }
+    self->frames = frames;
+    self->n_frames = n_frames;
+    *out = self;
+    return 0;
+fail:
+    dv_msg_destroy(&self);
+    return rc;
+}
+
+void
+dv_msg_destroy(dv_msg_t **self_p)
+{
+    if (self_p && *self_p) {
+        msgpack_unpacked_destroy(&(*self_p)->up);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+dv_msg_type_t
+dv_msg_type(const dv_msg_t *self)
+{
+    return self->type;
+}
+
+uint64_t
+dv_msg_rid(const dv_msg_t *self)
+{
+    return self->rid;
+}
+
+unsigned
+dv_msg_minor(const dv_msg_t *self)
+{
+    return self->minor;
+}
+
+size_t
+dv_msg_n_frames(const dv_msg_t *self)
+{
+    return self->n_frames;
+}
+
+const dv_frame_t *
+dv_msg_frame(const dv_msg_t *self, size_t i)
+{
+    return i >= 1 && i <= self->n_frames ? &self->frames[i - 1] : NULL;
+}
+
+bool
+dv_msg_has(const dv_msg_t *self, const char *key)
+{
+    return dv_msgpack_get(self->root, key) != NULL;
+}
+
+// Copy a msgpack string into buf; what names it in errors.
+static int
+copy_str(const msgpack_object *o,
+         const char *type,
+         const char *what,
+         char *buf,
+         size_t size,
+         dv_error_t *err)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' %s", type, what,
+                         o ? "must be a string" : "is missing");
+    }
+    if (o->via.str.size >= size) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "%s: '%s' is %u bytes, the limit is %zu", type, what,
+                         o->via.str.size, size - 1);
+    }
+    if (memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' holds a NUL byte", type,
+                         what);
+    }
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return 0;
+}
+
+int
+dv_msg_str(const dv_msg_t *self,
+           const char *key,
+           char *buf,
+           size_t size,
+           dv_error_t *err)
+{
+    return copy_str(dv_msgpack_get(self->root, key), s_names[self->type], key,
+                    buf, size, err);
+}
+
+int
+dv_msg_uint(const dv_msg_t *self,
+            const char *key,
+            uint64_t *out,
+            dv_error_t *err)
+{
+    const msgpack_object *o = dv_msgpack_get(self->root, key);
+    if (!dv_msgpack_uint(o, out)) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' %s", s_names[self->type],
+                         key, o ? "must be an unsigned integer" : "is missing");
+    }
+    return 0;
+}
+
+int
+dv_msg_uint_or(const dv_msg_t *self,
+               const char *key,
+               uint64_t dflt,
+               uint64_t *out,
+               dv_error_t *err)
+{
+    if (!dv_msgpack_get(self->root, key)) {
+        *out = dflt;
+        return 0;
+    }
+    return dv_msg_uint(self, key, out, err);
+}
+
+int
+dv_msg_bin(const dv_msg_t *self,
+           const char *key,
+           const uint8_t **data,
+           size_t *len,
+           size_t want_len,
+           dv_error_t *err)
+{
+    const msgpack_object *o = dv_msgpack_get(self->root, key);
+    if (!o || o->type != MSGPACK_OBJECT_BIN ||
+        (want_len && o->via.bin.size != want_len)) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' must be bin%s",
+                         s_names[self->type], key,
+                         want_len ? " of the documented size" : "");
+    }
+    *data = (const uint8_t *)o->via.bin.ptr;
+    *len = o->via.bin.size;
+    return 0;
+}
+
+int
+dv_msg_error(
+    const dv_msg_t *self, int *code, char *text, size_t size, dv_error_t *err)
+{
+    const msgpack_object *e = dv_msgpack_get(self->root, "error");
+    if (!e || e->type != MSGPACK_OBJECT_MAP) {
+        return dv_errorf(err, DV_EFORMAT, "%s: 'error' must be a map",
+                         s_names[self->type]);
+    }
+    char name[64];
+    int rc = copy_str(dv_msgpack_get(e, "name"), s_names[self->type],
+                      "error.name", name, sizeof name, err);
+    if (rc == 0) {
+        rc = copy_str(dv_msgpack_get(e, "text"), s_names[self->type],
+                      "error.text", text, size, err);
+    }
+    if (rc == DV_EMSGSIZE && size > 0) {
+        rc = 0; // a long reason is cut, not refused
+        const msgpack_object *t = dv_msgpack_get(e, "text");
+        memcpy(text, t->via.str.ptr, size - 1);
+        text[size - 1] = '\0';
+    }
+    if (rc) {
+        return rc;
+    }
+    *code = dv_err_code(name);
+    if (*code == 0) {
+        // A newer peer's error: keep its name visible to the user.
+        char kept[DV_ERROR_TEXT_MAX];
+        snprintf(kept, sizeof kept, "%s: %s", name, text);
+        snprintf(text, size, "%s", kept);
+        *code = DV_EFORMAT;
+    }
+    return 0;
+}
+
+int
+dv_msg_tensor(const dv_msg_t *self,
+              const char *key,
+              size_t max_rows,
+              dv_tensor_t **out,
+              dv_error_t *err)
+{
+    const char *type = s_names[self->type];
+    const msgpack_object *m = dv_msgpack_get(self->root, key);
+    if (!m || m->type != MSGPACK_OBJECT_MAP) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' must be a tensor map", type,
+                         key);
+    }
+    uint64_t frame = 0, rows = 0, cols = 0;
+    const msgpack_object *dtype = dv_msgpack_get(m, "dtype");
+    const msgpack_object *shape = dv_msgpack_get(m, "shape");
+    if (!dv_msgpack_uint(dv_msgpack_get(m, "frame"), &frame) || !dtype ||
+        !shape || shape->type != MSGPACK_OBJECT_ARRAY ||
+        shape->via.array.size != 2 ||
+        !dv_msgpack_uint(&shape->via.array.ptr[0], &rows) ||
+        !dv_msgpack_uint(&shape->via.array.ptr[1], &cols)) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "%s: '%s' needs frame, dtype and shape [rows, cols]",
+                         type, key);
+    }
+    if (!str_is(dtype, "f32")) {
+        return dv_errorf(err, DV_EDTYPE,
+                         "%s: '%s' dtype must be \"f32\" (float32, "
+                         "little-endian)",
+                         type, key);
+    }
+    const dv_frame_t *f = dv_msg_frame(self, frame);
+    if (!f) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "%s: '%s' names frame %llu; the message has %zu", type,
+                         key, (unsigned long long)frame, self->n_frames);
+    }
+    if (rows > max_rows || cols == 0 || cols > DV_MAX_COLUMNS) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "%s: '%s' shape [%llu, %llu] exceeds the limits "
+                         "(rows <= %zu, 1 <= cols <= %d)",
+                         type, key, (unsigned long long)rows,
+                         (unsigned long long)cols, max_rows, DV_MAX_COLUMNS);
+    }
+    if (f->len != rows * cols * 4) {
+        return dv_errorf(err, DV_ESHAPE,
+                         "%s: '%s' shape [%llu, %llu] needs %llu bytes, frame "
+                         "%llu has %zu",
+                         type, key, (unsigned long long)rows,
+                         (unsigned long long)cols,
+                         (unsigned long long)(rows * cols * 4),
+                         (unsigned long long)frame, f->len);
+    }
+    dv_tensor_t *t = NULL;
+    int rc = dv_tensor_open(&t, (size_t)rows, (size_t)cols, err);
+    if (rc) {
+        return rc;
+    }
+    for (size_t i = 0; i < rows * cols; i++) {
+        const uint8_t *b = f->data + 4 * i;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&t->data[i], &u, 4);
+    }
+    *out = t;
+    return 0;
+}
+
+struct dv_msgw {
+    dv_msg_type_t type;   // "t"
+    uint64_t rid;         // "rid"
+    msgpack_sbuffer body; // fields after the common keys
+    msgpack_packer pk;    // packs into body
+    size_t n_fields;      // fields in body
+    msgpack_sbuffer out;  // the finished header
+    bool done;            // dv_msgw_bytes was called
+};
+
+dv_msgw_t *
+dv_msgw_new(dv_msg_type_t type, uint64_t rid)
+{
+    dv_assert((size_t)type < DV_MSG_COUNT_);
+    dv_msgw_t *self = dv_calloc(1, sizeof *self);
+    self->type = type;
+    self->rid = rid;
+    msgpack_sbuffer_init(&self->body);
+    msgpack_sbuffer_init(&self->out);
+    msgpack_packer_init(&self->pk, &self->body, msgpack_sbuffer_write);
+    return self;
+}
+
+void
+dv_msgw_destroy(dv_msgw_t **self_p)
+{
+    if (self_p && *self_p) {
+        msgpack_sbuffer_destroy(&(*self_p)->body);
+        msgpack_sbuffer_destroy(&(*self_p)->out);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void
+key(dv_msgw_t *self, const char *k)
+{
+    dv_assert(!self->done);
+    self->n_fields++;
+    pack_str(&self->pk, k);
+}
+
+void
+dv_msgw_str(dv_msgw_t *self, const char *k, const char *value)
+{
+    key(self, k);
+    pack_str(&self->pk, value);
+}
+
+void
+dv_msgw_uint(dv_msgw_t *self, const char *k, uint64_t value)
+{
+    key(self, k);
+    msgpack_pack_uint64(&self->pk, value);
+}
+
+void
+dv_msgw_bin(dv_msgw_t *self, const char *k, const void *data, size_t len)
+{
+    key(self, k);
+    msgpack_pack_bin(&self->pk, len);
+    msgpack_pack_bin_body(&self->pk, data, len);
+}
+
+void
+dv_msgw_error(dv_msgw_t *self, const char *k, int code, const char *text)
+{
+    key(self, k);
+    msgpack_pack_map(&self->pk, 2);
+    pack_str(&self->pk, "name");
+    pack_str(&self->pk, dv_err_name(code));
+    pack_str(&self->pk, "text");
+    pack_str(&self->pk, text);
+}
+
+void
+dv_msgw_tensor(
+    dv_msgw_t *self, const char *k, size_t frame, size_t rows, size_t cols)
+{
+    key(self, k);
+    msgpack_pack_map(&self->pk, 3);
+    pack_str(&self->pk, "frame");
+    msgpack_pack_uint64(&self->pk, frame);
+    pack_str(&self->pk, "dtype");
+    pack_str(&self->pk, "f32");
+    pack_str(&self->pk, "shape");
+    msgpack_pack_array(&self->pk, 2);
+    msgpack_pack_uint64(&self->pk, rows);
+    msgpack_pack_uint64(&self->pk, cols);
+}
+
+const uint8_t *
+dv_msgw_bytes(dv_msgw_t *self, size_t *len)
+{
+    if (!self->done) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &self->out, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3 + self->n_fields);
+        pack_str(&pk, "v");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, DV_PROTOCOL_MAJOR);
+        msgpack_pack_uint32(&pk, DV_PROTOCOL_MINOR);
+        pack_str(&pk, "t");
+        pack_str(&pk, s_names[self->type]);
+        pack_str(&pk, "rid");
+        msgpack_pack_uint64(&pk, self->rid);
+        msgpack_sbuffer_write(&self->out, self->body.data, self->body.size);
+        self->done = true;
+    }
+    *len = self->out.size;
+    return (const uint8_t *)self->out.data;
+}
+
+uint8_t *
+dv_frame_from_tensor(const dv_tensor_t *t, size_t *len)
+{
+    size_t n = dv_tensor_size(t);
+    uint8_t *buf = dv_malloc(n > 0 ? n * 4 : 1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &t->data[i], 4);
+        buf[4 * i] = (uint8_t)u;
+        buf[4 * i + 1] = (uint8_t)(u >> 8);
+        buf[4 * i + 2] = (uint8_t)(u >> 16);
+        buf[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+    *len = n * 4;
+    return buf;
+}

@@ -1,0 +1,183 @@
+// dv_proto — Drover's wire protocol (docs/PROTOCOL.md): message types,
+// limits, and the codec for message headers and tensor payloads.
+//
+// A message is a msgpack header (frame 0) plus raw payload frames. This
+// module knows nothing of sockets: it turns a header and borrowed frames into
+// a validated dv_msg_t, and builds headers with dv_msgw_t. Field accessors
+// check presence, type and size, and say what was wrong in err, so broker and
+// worker answer a bad peer with a precise `error` message.
+#ifndef DV_PROTO_H
+#define DV_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+#include "dv_tensor.h"
+
+#define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
+#define DV_PROTOCOL_MINOR 0 // minors only add
+
+// Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
+#define DV_MAX_HEADER_BYTES 65536             // frame 0
+#define DV_MAX_FRAMES       8                 // payload frames per message
+#define DV_MAX_FRAME_BYTES  ((size_t)1 << 28) // one frame (ZMQ_MAXMSGSIZE)
+#define DV_MAX_INFER_ROWS   1000000           // rows in one infer input
+#define DV_MAX_WIRE_NAME    128               // queue/model names
+
+// XX(NAME, "wire name"). Names are unique across both sockets.
+#define DV_MSG_MAP(XX)                                                         \
+    XX(HELLO, "hello")                                                         \
+    XX(WELCOME, "welcome")                                                     \
+    XX(SUBMIT, "submit")                                                       \
+    XX(ACCEPTED, "accepted")                                                   \
+    XX(RESULT, "result")                                                       \
+    XX(JOB_GET, "job_get")                                                     \
+    XX(JOB, "job")                                                             \
+    XX(RESULT_GET, "result_get")                                               \
+    XX(MODEL_PUSH, "model_push")                                               \
+    XX(MODEL_LIST, "model_list")                                               \
+    XX(MODELS, "models")                                                       \
+    XX(MODEL_GET, "model_get")                                                 \
+    XX(MODEL, "model")                                                         \
+    XX(MODEL_RM, "model_rm")                                                   \
+    XX(WORKERS, "workers")                                                     \
+    XX(WORKER_LIST, "worker_list")                                             \
+    XX(STATUS, "status")                                                       \
+    XX(STATUS_INFO, "status_info")                                             \
+    XX(OK, "ok")                                                               \
+    XX(ERROR, "error")                                                         \
+    XX(PING, "ping")                                                           \
+    XX(PONG, "pong")                                                           \
+    XX(REGISTER, "register")                                                   \
+    XX(RUN, "run")                                                             \
+    XX(DONE, "done")                                                           \
+    XX(FETCH_MODEL, "fetch_model")                                             \
+    XX(MODEL_DATA, "model_data")                                               \
+    XX(HEARTBEAT, "heartbeat")                                                 \
+    XX(BYE, "bye")
+
+typedef enum {
+#define XX(name, text) DV_MSG_##name,
+    DV_MSG_MAP(XX)
+#undef XX
+        DV_MSG_COUNT_
+} dv_msg_type_t;
+
+// Wire name of a type ("submit"); "unknown" when out of range.
+const char *dv_msg_name(dv_msg_type_t type);
+
+// A payload frame: borrowed bytes (the caller keeps the zmq_msg_t alive).
+typedef struct {
+    const uint8_t *data; // frame bytes
+    size_t len;          // their count
+} dv_frame_t;
+
+// A received message. Borrows the header bytes and frames given to
+// dv_msg_decode: they must outlive it.
+typedef struct dv_msg dv_msg_t;
+
+// Decode and validate the common part of a message: header size, frame
+// count, msgpack well-formedness, "v" (major must match: DV_EVERSION
+// otherwise), "t" (a known type: DV_EFORMAT otherwise), "rid". Returns 0 and
+// *out (free with dv_msg_destroy), or DV_EMSGSIZE/DV_EFORMAT/DV_EVERSION with
+// a reason. *rid_out (may be NULL) gets the request id whenever it could be
+// read, even on failure, so the error reply can carry it.
+int dv_msg_decode(dv_msg_t **out,
+                  const uint8_t *header,
+                  size_t header_len,
+                  const dv_frame_t *frames,
+                  size_t n_frames,
+                  uint64_t *rid_out,
+                  dv_error_t *err);
+
+void dv_msg_destroy(dv_msg_t **self_p);
+
+dv_msg_type_t dv_msg_type(const dv_msg_t *self);
+uint64_t dv_msg_rid(const dv_msg_t *self);
+// Sender's minor version (they may send keys this side does not know).
+unsigned dv_msg_minor(const dv_msg_t *self);
+size_t dv_msg_n_frames(const dv_msg_t *self);
+// Payload frame i, 1-based as in headers; NULL when out of range. Borrowed.
+const dv_frame_t *dv_msg_frame(const dv_msg_t *self, size_t i);
+
+// True when the header has key (of any type).
+bool dv_msg_has(const dv_msg_t *self, const char *key);
+
+// Copy string field key into buf (NUL-terminated). Returns 0, DV_EFORMAT
+// (missing, not a string, holds NUL), DV_EMSGSIZE (does not fit in size).
+int dv_msg_str(const dv_msg_t *self,
+               const char *key,
+               char *buf,
+               size_t size,
+               dv_error_t *err);
+
+// Unsigned field key. Returns 0, or DV_EFORMAT when missing or not a
+// non-negative integer.
+int dv_msg_uint(const dv_msg_t *self,
+                const char *key,
+                uint64_t *out,
+                dv_error_t *err);
+
+// Like dv_msg_uint, but an absent key gives dflt.
+int dv_msg_uint_or(const dv_msg_t *self,
+                   const char *key,
+                   uint64_t dflt,
+                   uint64_t *out,
+                   dv_error_t *err);
+
+// Borrowed bin field key of exactly want_len bytes (any length when
+// want_len is 0). Returns 0 or DV_EFORMAT.
+int dv_msg_bin(const dv_msg_t *self,
+               const char *key,
+               const uint8_t **data,
+               size_t *len,
+               size_t want_len,
+               dv_error_t *err);
+
+// Error map {"name", "text"} (in `error` and failed `result`/`done`
+// messages): *code gets the DV_E* for name (DV_EFORMAT if unknown — the name
+// is kept in text), text is copied. Returns 0 or DV_EFORMAT.
+int dv_msg_error(
+    const dv_msg_t *self, int *code, char *text, size_t size, dv_error_t *err);
+
+// Tensor field key (a {frame, dtype, shape} map) into a new tensor (caller
+// owns it). Returns 0, or DV_EFORMAT (bad map, frame index out of range),
+// DV_EDTYPE (dtype other than "f32"), DV_EMSGSIZE (rows over max_rows, cols
+// over DV_MAX_COLUMNS), DV_ESHAPE (frame size != rows * cols * 4),
+// DV_ENOMEM. Values are not checked for NaN here (models do that).
+int dv_msg_tensor(const dv_msg_t *self,
+                  const char *key,
+                  size_t max_rows,
+                  dv_tensor_t **out,
+                  dv_error_t *err);
+
+// A message header under construction. Fields are written in call order;
+// the writer counts them, so no count is needed up front.
+typedef struct dv_msgw dv_msgw_t;
+
+// Start a header of type with request id rid. Never NULL.
+dv_msgw_t *dv_msgw_new(dv_msg_type_t type, uint64_t rid);
+void dv_msgw_destroy(dv_msgw_t **self_p);
+void dv_msgw_str(dv_msgw_t *self, const char *key, const char *value);
+void dv_msgw_uint(dv_msgw_t *self, const char *key, uint64_t value);
+void
+dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);
+// {"name": dv_err_name(code), "text": text}
+void
+dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);
+// A tensor map pointing at payload frame `frame` (1-based) holding rows x
+// cols float32; dv_frame_from_tensor gives the frame bytes.
+void dv_msgw_tensor(
+    dv_msgw_t *self, const char *key, size_t frame, size_t rows, size_t cols);
+
+// The finished header. Borrowed: valid until the writer is destroyed; no
+// field may be added after this call.
+const uint8_t *dv_msgw_bytes(dv_msgw_t *self, size_t *len);
+
+// The little-endian float32 bytes of t, as a tensor payload frame. Caller
+// frees the result (free()); *len gets rows * cols * 4.
+uint8_t *dv_frame_from_tensor(const dv_tensor_t *t, size_t *len);
+
+#endif

@@ -1,0 +1,414 @@
+// test_proto — protocol headers: writer/reader round trip, tensors as raw
+// float32 frames, and every malformed header with its exact DV_E* code.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "dv_limits.h"
+#include "dv_proto.h"
+#include "dv_rng.h"
+#include "dv_test.h"
+
+static void
+test_round_trip(void)
+{
+    dv_tensor_t *t = dv_tensor_new(2, 3);
+    for (size_t i = 0; i < 6; i++) {
+        t->data[i] = (float)i - 2.5f;
+    }
+    size_t flen = 0;
+    uint8_t *fbytes = dv_frame_from_tensor(t, &flen);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 77);
+    dv_msgw_str(w, "queue", "default");
+    dv_msgw_str(w, "kind", "infer");
+    dv_msgw_str(w, "model", "iris@3");
+    dv_msgw_uint(w, "max_attempts", 5);
+    dv_msgw_bin(w, "sha256", "0123456789abcdef0123456789abcdef", 32);
+    dv_msgw_tensor(w, "input", 1, 2, 3);
+    dv_msgw_error(w, "error", DV_ESHAPE, "input has 3 features");
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_frame_t frames[1] = {{fbytes, flen}};
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    uint64_t rid = 0;
+    int rc = dv_msg_decode(&m, h, hlen, frames, 1, &rid, &err);
+    char queue[DV_MAX_WIRE_NAME + 1] = "", model[64] = "", text[128] = "";
+    uint64_t attempts = 0, deflt = 0;
+    const uint8_t *sha = NULL;
+    size_t sha_len = 0;
+    dv_tensor_t *back = NULL;
+    int code = 0;
+    bool fields = rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT &&
+                  dv_msg_rid(m) == 77 && rid == 77 && dv_msg_minor(m) == 0 &&
+                  dv_msg_str(m, "queue", queue, sizeof queue, &err) == 0 &&
+                  dv_msg_str(m, "model", model, sizeof model, &err) == 0 &&
+                  dv_msg_uint(m, "max_attempts", &attempts, &err) == 0 &&
+                  dv_msg_uint_or(m, "priority", 9, &deflt, &err) == 0 &&
+                  dv_msg_bin(m, "sha256", &sha, &sha_len, 32, &err) == 0 &&
+                  dv_msg_error(m, &code, text, sizeof text, &err) == 0 &&
+                  dv_msg_tensor(m, "input", 10, &back, &err) == 0;
+    bool values = fields && strcmp(queue, "default") == 0 &&
+                  strcmp(model, "iris@3") == 0 && attempts == 5 && deflt == 9 &&
+                  memcmp(sha, "0123", 4) == 0 && code == DV_ESHAPE &&
+                  strcmp(text, "input has 3 features") == 0 &&
+                  back->rows == 2 && back->cols == 3 &&
+                  memcmp(back->data, t->data, 6 * sizeof(float)) == 0 &&
+                  dv_msg_has(m, "kind") && !dv_msg_has(m, "nope");
+    // Little-endian on the wire whatever the host: -2.5f is 0xc0200000.
+    bool le = fbytes[0] == 0x00 && fbytes[3] == 0xc0 && fbytes[2] == 0x20;
+    dv_tensor_destroy(&back);
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+    dv_tensor_destroy(&t);
+    free(fbytes);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK(fields);
+    DV_CHECK(values);
+    DV_CHECK(le);
+}
+
+// Build a header map by hand: n pairs of (key, packer action).
+typedef enum {
+    H_GOOD,
+    H_NOT_MSGPACK,
+    H_ARRAY,
+    H_NO_V,
+    H_V_STRING,
+    H_MAJOR_2,
+    H_NO_T,
+    H_UNKNOWN_T,
+    H_RID_NEGATIVE,
+    H_HUGE_COUNT,
+    H_EXTRA_KEYS,
+} hdr_t;
+
+static void
+pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void
+craft(hdr_t what, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (what == H_NOT_MSGPACK) {
+        msgpack_sbuffer_write(sb, "\xc1\xc1", 2);
+        return;
+    }
+    if (what == H_ARRAY) {
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_nil(&pk);
+        return;
+    }
+    if (what == H_HUGE_COUNT) {
+        // map with 3 pairs, the last value an array32 claiming 2^32-1 items
+        msgpack_pack_map(&pk, 3);
+        pk_str(&pk, "v");
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, 1);
+        msgpack_pack_uint32(&pk, 0);
+        pk_str(&pk, "t");
+        pk_str(&pk, "ping");
+        pk_str(&pk, "x");
+        msgpack_sbuffer_write(sb, "\xdd\xff\xff\xff\xff\xc0", 6);
+        return;
+    }
+    int pairs =
+        3 - (what == H_NO_V) - (what == H_NO_T) + 2 * (what == H_EXTRA_KEYS);
+    msgpack_pack_map(&pk, (size_t)pairs);
+    if (what != H_NO_V) {
+        pk_str(&pk, "v");
+        if (what == H_V_STRING) {
+            pk_str(&pk, "1.0");
+        } else {
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint32(&pk, what == H_MAJOR_2 ? 2 : 1);
+            msgpack_pack_uint32(&pk, 0);
+        }
+    }
+    if (what != H_NO_T) {
+        pk_str(&pk, "t");
+        pk_str(&pk, what == H_UNKNOWN_T ? "teleport" : "ping");
+    }
+    pk_str(&pk, "rid");
+    if (what == H_RID_NEGATIVE) {
+        msgpack_pack_int64(&pk, -4);
+    } else {
+        msgpack_pack_uint64(&pk, 12);
+    }
+    if (what == H_EXTRA_KEYS) {
+        pk_str(&pk, "from_2030");
+        msgpack_pack_map(&pk, 0);
+        pk_str(&pk, "also");
+        msgpack_pack_true(&pk);
+    }
+}
+
+static void
+test_bad_headers(void)
+{
+    static const struct {
+        hdr_t what;
+        int code;
+        const char *needle;
+        uint64_t rid; // rid the decoder still reports
+    } rows[] = {
+        {H_GOOD, 0, "", 12},
+        {H_EXTRA_KEYS, 0, "", 12},
+        {H_NOT_MSGPACK, DV_EFORMAT, "header", 0},
+        {H_ARRAY, DV_EFORMAT, "expected a msgpack map", 0},
+        {H_NO_V, DV_EFORMAT, "'v'", 12},
+        {H_V_STRING, DV_EFORMAT, "'v'", 12},
+        {H_MAJOR_2, DV_EVERSION, "protocol 2.0", 12},
+        {H_NO_T, DV_EFORMAT, "'t'", 12},
+        {H_UNKNOWN_T, DV_EFORMAT, "unknown message type 'teleport'", 12},
+        {H_RID_NEGATIVE, DV_EFORMAT, "'rid'", 0},
+        {H_HUGE_COUNT, DV_EFORMAT, "exceed", 0},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        msgpack_sbuffer sb;
+        craft(rows[i].what, &sb);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        uint64_t rid = 99;
+        int rc = dv_msg_decode(&m, (const uint8_t *)sb.data, sb.size, NULL, 0,
+                               &rid, &err);
+        if (rc != rows[i].code || !strstr(err.text, rows[i].needle) ||
+            rid != rows[i].rid || (rc == 0) != (m != NULL)) {
+            fprintf(stderr, "  case %zu: %s rid %llu \"%s\"\n", i,
+                    dv_err_name(rc), (unsigned long long)rid, err.text);
+            failures++;
+        }
+        dv_msg_destroy(&m);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    DV_CHECK_EQ(failures, 0);
+}
+
+static void
+test_size_limits(void)
+{
+    uint8_t *big = calloc(1, DV_MAX_HEADER_BYTES + 1);
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    int rc =
+        dv_msg_decode(&m, big, DV_MAX_HEADER_BYTES + 1, NULL, 0, NULL, &err);
+    free(big);
+    DV_CHECK_RC(rc, DV_EMSGSIZE, &err);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_PING, 1);
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_frame_t frames[DV_MAX_FRAMES + 1];
+    memset(frames, 0, sizeof frames);
+    rc = dv_msg_decode(&m, h, hlen, frames, DV_MAX_FRAMES + 1, NULL, &err);
+    int rc_ok = dv_msg_decode(&m, h, hlen, frames, DV_MAX_FRAMES, NULL, &err);
+    size_t n = rc_ok == 0 ? dv_msg_n_frames(m) : 0;
+    bool range = rc_ok == 0 && dv_msg_frame(m, 0) == NULL &&
+                 dv_msg_frame(m, DV_MAX_FRAMES) != NULL &&
+                 dv_msg_frame(m, DV_MAX_FRAMES + 1) == NULL;
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+    DV_CHECK_RC(rc, DV_EMSGSIZE, &err);
+    DV_CHECK_EQ(n, DV_MAX_FRAMES);
+    DV_CHECK(range);
+}
+
+// A submit with the given tensor map and frames; returns dv_msg_tensor's
+// code.
+static int
+tensor_case(size_t frame,
+            const char *dtype,
+            uint64_t rows,
+            uint64_t cols,
+            size_t frame_len,
+            dv_error_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    pk_str(&pk, "v");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint32(&pk, 0);
+    pk_str(&pk, "t");
+    pk_str(&pk, "submit");
+    pk_str(&pk, "input");
+    msgpack_pack_map(&pk, 3);
+    pk_str(&pk, "frame");
+    msgpack_pack_uint64(&pk, frame);
+    pk_str(&pk, "dtype");
+    pk_str(&pk, dtype);
+    pk_str(&pk, "shape");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, rows);
+    msgpack_pack_uint64(&pk, cols);
+    uint8_t *data = calloc(1, frame_len + 1);
+    dv_frame_t f = {data, frame_len};
+    dv_msg_t *m = NULL;
+    int rc =
+        dv_msg_decode(&m, (const uint8_t *)sb.data, sb.size, &f, 1, NULL, err);
+    dv_tensor_t *t = NULL;
+    if (rc == 0) {
+        rc = dv_msg_tensor(m, "input", DV_MAX_INFER_ROWS, &t, err);
+    }
+    dv_tensor_destroy(&t);
+    dv_msg_destroy(&m);
+    msgpack_sbuffer_destroy(&sb);
+    free(data);
+    return rc;
+}
+
+static void
+test_tensor_checks(void)
+{
+    dv_error_t err = {0};
+    DV_CHECK_RC(tensor_case(1, "f32", 2, 4, 32, &err), 0, &err);
+    DV_CHECK_RC(tensor_case(2, "f32", 2, 4, 32, &err), DV_EFORMAT, &err);
+    DV_CHECK(strstr(err.text, "frame 2") != NULL);
+    DV_CHECK_RC(tensor_case(0, "f32", 2, 4, 32, &err), DV_EFORMAT, &err);
+    DV_CHECK_RC(tensor_case(1, "f64", 2, 4, 64, &err), DV_EDTYPE, &err);
+    DV_CHECK_RC(tensor_case(1, "f32", 2, 4, 31, &err), DV_ESHAPE, &err);
+    DV_CHECK(strstr(err.text, "needs 32 bytes") != NULL);
+    DV_CHECK_RC(tensor_case(1, "f32", 4000000000ull, 1, 16, &err), DV_EMSGSIZE,
+                &err);
+    DV_CHECK_RC(tensor_case(1, "f32", 1, 0, 0, &err), DV_EMSGSIZE, &err);
+    // rows * cols * 4 would wrap 64 bits without the limits checked first.
+    DV_CHECK_RC(tensor_case(1, "f32", (uint64_t)1 << 62, 8, 0, &err),
+                DV_EMSGSIZE, &err);
+}
+
+static void
+test_field_errors(void)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_GET, 3);
+    dv_msgw_uint(w, "name", 5); // wrong type
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    dv_msgw_str(w, "queue", longname);
+    dv_msgw_error(w, "error", -4999, "from a newer peer");
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    int rc = dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err);
+    char buf[DV_MAX_WIRE_NAME + 1];
+    int rc_type = dv_msg_str(m, "name", buf, sizeof buf, &err);
+    bool says_type = strstr(err.text, "model_get: 'name' must be a string");
+    int rc_missing = dv_msg_str(m, "version", buf, sizeof buf, &err);
+    bool says_missing = strstr(err.text, "'version' is missing") != NULL;
+    int rc_long = dv_msg_str(m, "queue", buf, sizeof buf, &err);
+    uint64_t u;
+    int rc_uint = dv_msg_uint(m, "queue", &u, &err);
+    int code = 0;
+    char text[128];
+    int rc_err = dv_msg_error(m, &code, text, sizeof text, &err);
+    bool kept = strstr(text, "DV_EUNKNOWN: from a newer peer") != NULL;
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK_EQ(rc_type, DV_EFORMAT);
+    DV_CHECK(says_type);
+    DV_CHECK_EQ(rc_missing, DV_EFORMAT);
+    DV_CHECK(says_missing);
+    DV_CHECK_EQ(rc_long, DV_EMSGSIZE);
+    DV_CHECK_EQ(rc_uint, DV_EFORMAT);
+    DV_CHECK_EQ(rc_err, 0);
+    DV_CHECK_EQ(code, DV_EFORMAT);
+    DV_CHECK(kept);
+}
+
+// Seeded mutations of a valid header: decoding never crashes, and every
+// refusal has a reason.
+static void
+test_mutations_never_crash(void)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 42);
+    dv_msgw_str(w, "queue", "q");
+    dv_msgw_str(w, "kind", "infer");
+    dv_msgw_tensor(w, "input", 1, 1, 2);
+    dv_msgw_error(w, "error", DV_ENAN, "x");
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    uint8_t *copy = malloc(hlen);
+    uint8_t data[8] = {0};
+    dv_frame_t f = {data, sizeof data};
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 11);
+    size_t ok = 0, refused = 0, silent = 0;
+    for (int i = 0; i < 5000; i++) {
+        memcpy(copy, h, hlen);
+        int flips = 1 + (int)dv_rng_below(&rng, 3);
+        for (int k = 0; k < flips; k++) {
+            copy[dv_rng_below(&rng, hlen)] = (uint8_t)dv_rng_next(&rng);
+        }
+        size_t n = hlen - (size_t)dv_rng_below(&rng, 3);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        if (dv_msg_decode(&m, copy, n, &f, 1, NULL, &err) == 0) {
+            dv_tensor_t *t = NULL;
+            char q[DV_MAX_WIRE_NAME + 1], text[64];
+            int code;
+            dv_msg_str(m, "queue", q, sizeof q, &err);
+            dv_msg_error(m, &code, text, sizeof text, &err);
+            if (dv_msg_tensor(m, "input", 10, &t, &err) == 0) {
+                ok++;
+            } else {
+                refused += err.text[0] != '\0';
+                silent += err.text[0] == '\0';
+            }
+            dv_tensor_destroy(&t);
+        } else {
+            refused += err.text[0] != '\0';
+            silent += err.text[0] == '\0';
+        }
+        dv_msg_destroy(&m);
+    }
+    free(copy);
+    dv_msgw_destroy(&w);
+    printf("  %zu decoded, %zu refused\n", ok, refused);
+    DV_CHECK_EQ(silent, 0);
+    DV_CHECK_EQ(ok + refused, 5000);
+    DV_CHECK(refused > 2000);
+}
+
+static void
+test_names_unique(void)
+{
+    for (int i = 0; i < DV_MSG_COUNT_; i++) {
+        for (int j = i + 1; j < DV_MSG_COUNT_; j++) {
+            DV_CHECK(strcmp(dv_msg_name((dv_msg_type_t)i),
+                            dv_msg_name((dv_msg_type_t)j)) != 0);
+        }
+    }
+    DV_CHECK_STR_EQ(dv_msg_name(DV_MSG_RUN), "run");
+    DV_CHECK_STR_EQ(dv_msg_name(DV_MSG_COUNT_), "unknown");
+}
+
+static const dv_test_case_t cases[] = {
+    {"round trip of every field kind", test_round_trip},
+    {"malformed headers give exact codes", test_bad_headers},
+    {"header and frame limits", test_size_limits},
+    {"tensor descriptors are checked", test_tensor_checks},
+    {"field errors name the field", test_field_errors},
+    {"random mutations never crash", test_mutations_never_crash},
+    {"message names are unique", test_names_unique},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
