@@ -1,0 +1,509 @@
+// dv_sched — scheduling bookkeeping for the broker (rules in dv_sched.h).
+//
+// Model: every job is a node in exactly one doubly linked list, either its
+// queue's (waiting, FIFO) or its worker's (running). Jobs are found by id
+// through an open-addressing hash table (linear probing, tombstones,
+// power-of-two size, grown at 50% load), so finish/cancel/remove are O(1)
+// per job. Workers and queues are small arrays scanned linearly: a broker has
+// tens to hundreds of each, and a scan of that size costs less than keeping
+// an index up to date on every dispatch.
+#include "dv_sched.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dv_mem.h"
+
+typedef struct job job_t;
+struct job {
+    uint64_t id;           // job id (never 0)
+    size_t queue;          // index into queues
+    char *model;           // model key, "" for none
+    uint32_t attempts;     // dispatches so far
+    uint32_t max_attempts; // fail after this many lost runs
+    size_t worker;         // index into workers while running, else SIZE_MAX
+    job_t *prev, *next;    // neighbours in the queue or worker list
+};
+
+typedef struct {
+    job_t *head, *tail; // FIFO of jobs
+    size_t n;           // length
+} list_t;
+
+typedef struct {
+    char *name;  // queue name
+    list_t jobs; // waiting jobs
+} queue_t;
+
+typedef struct {
+    uint64_t id;       // broker's handle for the connection
+    uint64_t seq;      // registration order, breaks ties
+    uint32_t capacity; // slots
+    list_t running;    // jobs on it
+    char **models;     // held model keys
+    size_t n_models;   // their count
+} worker_t;
+
+#define TOMBSTONE ((job_t *)(uintptr_t)1)
+
+struct dv_sched {
+    job_t **table;     // hash of job id -> job; NULL empty, TOMBSTONE gone
+    size_t table_size; // power of two
+    size_t table_used; // live + tombstones
+    size_t n_jobs;     // live jobs
+    queue_t *queues;   // named queues
+    size_t n_queues;   // their count
+    size_t rr;         // next queue to serve (round robin)
+    worker_t *workers; // known workers
+    size_t n_workers;  // their count
+    uint64_t next_seq; // registration counter
+    size_t n_queued;   // jobs in queues
+    size_t n_running;  // jobs on workers
+};
+
+// ------------------------------------------------------------- job table
+
+static size_t
+slot_of(uint64_t id, size_t size)
+{
+    // Fibonacci hashing: spreads sequential ids across the table.
+    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (size - 1);
+}
+
+static job_t **
+find_slot(const dv_sched_t *self, uint64_t id)
+{
+    size_t mask = self->table_size - 1;
+    for (size_t i = slot_of(id, self->table_size);; i = (i + 1) & mask) {
+        job_t *j = self->table[i];
+        if (j == NULL || (j != TOMBSTONE && j->id == id)) {
+            return &self->table[i];
+        }
+    }
+}
+
+// The live job with id, or NULL (find_slot never stops on a tombstone).
+static job_t *
+find_job(const dv_sched_t *self, uint64_t id)
+{
+    return *find_slot(self, id);
+}
+
+static void table_insert(dv_sched_t *self, job_t *job);
+
+static void
+grow(dv_sched_t *self)
+{
+    job_t **old = self->table;
+    size_t old_size = self->table_size;
+    // Mostly tombstones (jobs come and go): rehash at the same size, so a
+    // long-running broker's table tracks live jobs, not all jobs ever seen.
+    self->table_size =
+        (self->n_jobs + 1) * 4 > old_size ? old_size * 2 : old_size;
+    self->table = dv_calloc(self->table_size, sizeof(job_t *));
+    self->table_used = 0;
+    for (size_t i = 0; i < old_size; i++) {
+        if (old[i] && old[i] != TOMBSTONE) {
+            table_insert(self, old[i]);
+        }
+    }
+    free(old);
+}
+
+static void
+table_insert(dv_sched_t *self, job_t *job)
+{
+    if (2 * (self->table_used + 1) > self->table_size) {
+        grow(self);
+    }
+    size_t mask = self->table_size - 1;
+    size_t i = slot_of(job->id, self->table_size);
+    while (self->table[i] && self->table[i] != TOMBSTONE) {
+        i = (i + 1) & mask;
+    }
+    if (self->table[i] == NULL) {
+        self->table_used++;
+    }
+    self->table[i] = job;
+}
+
+static void
+table_remove(dv_sched_t *self, uint64_t id)
+{
+    job_t **slot = find_slot(self, id);
+    dv_assert(*slot != NULL);
+    *slot = TOMBSTONE;
+}
+
+// ------------------------------------------------------------------ lists
+
+static void
+list_push_back(list_t *l, job_t *j)
+{
+    j->prev = l->tail;
+    j->next = NULL;
+    if (l->tail) {
+        l->tail->next = j;
+    } else {
+        l->head = j;
+    }
+    l->tail = j;
+    l->n++;
+}
+
+static void
+list_push_front(list_t *l, job_t *j)
+{
+    j->prev = NULL;
+    j->next = l->head;
+    if (l->head) {
+        l->head->prev = j;
+    } else {
+        l->tail = j;
+    }
+    l->head = j;
+    l->n++;
+}
+
+static void
+list_unlink(list_t *l, job_t *j)
+{
+    if (j->prev) {
+        j->prev->next = j->next;
+    } else {
+        l->head = j->next;
+    }
+    if (j->next) {
+        j->next->prev = j->prev;
+    } else {
+        l->tail = j->prev;
+    }
+    j->prev = j->next = NULL;
+    l->n--;
+}
+
+static void
+free_job(job_t *j)
+{
+    free(j->model);
+    free(j);
+}
+
+// --------------------------------------------------------------- sched
+
+dv_sched_t *
+dv_sched_new(void)
+{
+    dv_sched_t *self = dv_calloc(1, sizeof *self);
+    self->table_size = 64;
+    self->table = dv_calloc(self->table_size, sizeof(job_t *));
+    return self;
+}
+
+static void
+free_models(worker_t *w)
+{
+    for (size_t m = 0; m < w->n_models; m++) {
+        free(w->models[m]);
+    }
+    free(w->models);
+    w->models = NULL;
+    w->n_models = 0;
+}
+
+void
+dv_sched_destroy(dv_sched_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    dv_sched_t *self = *self_p;
+    for (size_t i = 0; i < self->table_size; i++) {
+        if (self->table[i] && self->table[i] != TOMBSTONE) {
+            free_job(self->table[i]);
+        }
+    }
+    free(self->table);
+    for (size_t q = 0; q < self->n_queues; q++) {
+        free(self->queues[q].name);
+    }
+    free(self->queues);
+    for (size_t w = 0; w < self->n_workers; w++) {
+        free_models(&self->workers[w]);
+    }
+    free(self->workers);
+    free(self);
+    *self_p = NULL;
+}
+
+static size_t
+queue_index(dv_sched_t *self, const char *name)
+{
+    for (size_t q = 0; q < self->n_queues; q++) {
+        if (strcmp(self->queues[q].name, name) == 0) {
+            return q;
+        }
+    }
+    self->queues =
+        dv_realloc(self->queues, (self->n_queues + 1) * sizeof(queue_t));
+    queue_t *q = &self->queues[self->n_queues];
+    memset(q, 0, sizeof *q);
+    q->name = dv_strdup(name);
+    return self->n_queues++;
+}
+
+int
+dv_sched_submit(dv_sched_t *self,
+                uint64_t job,
+                const char *queue,
+                const char *model,
+                uint32_t max_attempts)
+{
+    if (job == 0 || max_attempts == 0 || find_job(self, job)) {
+        return DV_EINVAL;
+    }
+    job_t *j = dv_calloc(1, sizeof *j);
+    j->id = job;
+    j->queue = queue_index(self, queue);
+    j->model = dv_strdup(model);
+    j->max_attempts = max_attempts;
+    j->worker = SIZE_MAX;
+    table_insert(self, j);
+    list_push_back(&self->queues[j->queue].jobs, j);
+    self->n_jobs++;
+    self->n_queued++;
+    return 0;
+}
+
+static worker_t *
+find_worker(const dv_sched_t *self, uint64_t id, size_t *index)
+{
+    for (size_t w = 0; w < self->n_workers; w++) {
+        if (self->workers[w].id == id) {
+            if (index) {
+                *index = w;
+            }
+            return &self->workers[w];
+        }
+    }
+    return NULL;
+}
+
+int
+dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity)
+{
+    if (capacity == 0) {
+        return DV_EINVAL;
+    }
+    worker_t *w = find_worker(self, worker, NULL);
+    if (w) {
+        w->capacity = capacity; // re-register: running jobs stay
+        return 0;
+    }
+    self->workers =
+        dv_realloc(self->workers, (self->n_workers + 1) * sizeof(worker_t));
+    w = &self->workers[self->n_workers++];
+    memset(w, 0, sizeof *w);
+    w->id = worker;
+    w->capacity = capacity;
+    w->seq = self->next_seq++;
+    return 0;
+}
+
+void
+dv_sched_worker_models(dv_sched_t *self,
+                       uint64_t worker,
+                       const char *const *models,
+                       size_t n)
+{
+    worker_t *w = find_worker(self, worker, NULL);
+    if (!w) {
+        return;
+    }
+    free_models(w);
+    w->models = dv_malloc((n ? n : 1) * sizeof(char *));
+    for (size_t m = 0; m < n; m++) {
+        w->models[m] = dv_strdup(models[m]);
+    }
+    w->n_models = n;
+}
+
+void
+dv_sched_worker_remove(dv_sched_t *self,
+                       uint64_t worker,
+                       dv_sched_lost_t *lost,
+                       size_t *n_lost)
+{
+    size_t index;
+    *n_lost = 0;
+    worker_t *w = find_worker(self, worker, &index);
+    if (!w) {
+        return;
+    }
+    // Newest first, each pushed to the front of its queue: the jobs end up
+    // in their original order ahead of everything that waited less.
+    while (w->running.tail) {
+        job_t *j = w->running.tail;
+        list_unlink(&w->running, j);
+        self->n_running--;
+        bool failed = j->attempts >= j->max_attempts;
+        if (lost) {
+            lost[*n_lost] = (dv_sched_lost_t){j->id, failed, j->attempts};
+        }
+        (*n_lost)++;
+        if (failed) {
+            table_remove(self, j->id);
+            self->n_jobs--;
+            free_job(j);
+        } else {
+            j->worker = SIZE_MAX;
+            list_push_front(&self->queues[j->queue].jobs, j);
+            self->n_queued++;
+        }
+    }
+    free_models(w);
+    // Keep indices of running jobs valid: move the last worker into the gap
+    // and repoint its jobs.
+    size_t last = self->n_workers - 1;
+    if (index != last) {
+        self->workers[index] = self->workers[last];
+        for (job_t *j = self->workers[index].running.head; j; j = j->next) {
+            j->worker = index;
+        }
+    }
+    self->n_workers--;
+}
+
+static bool
+holds(const worker_t *w, const char *model)
+{
+    for (size_t m = 0; m < w->n_models; m++) {
+        if (strcmp(w->models[m], model) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// True when a is a better choice than b for a job needing model.
+static bool
+better(const worker_t *a, const worker_t *b, const char *model)
+{
+    if (!b) {
+        return true;
+    }
+    if (*model) {
+        bool ha = holds(a, model), hb = holds(b, model);
+        if (ha != hb) {
+            return ha;
+        }
+    }
+    // Compare running/capacity without division.
+    uint64_t la = (uint64_t)a->running.n * b->capacity;
+    uint64_t lb = (uint64_t)b->running.n * a->capacity;
+    if (la != lb) {
+        return la < lb;
+    }
+    if (a->running.n != b->running.n) {
+        return a->running.n < b->running.n;
+    }
+    return a->seq < b->seq;
+}
+
+bool
+dv_sched_next(dv_sched_t *self,
+              uint64_t *job,
+              uint64_t *worker,
+              uint32_t *attempt)
+{
+    if (self->n_queued == 0) {
+        return false;
+    }
+    for (size_t k = 0; k < self->n_queues; k++) {
+        size_t q = (self->rr + k) % self->n_queues;
+        job_t *j = self->queues[q].jobs.head;
+        if (!j) {
+            continue;
+        }
+        worker_t *best = NULL;
+        size_t best_index = 0;
+        for (size_t w = 0; w < self->n_workers; w++) {
+            worker_t *cand = &self->workers[w];
+            if (cand->running.n < cand->capacity &&
+                better(cand, best, j->model)) {
+                best = cand;
+                best_index = w;
+            }
+        }
+        if (!best) {
+            return false; // no free slot anywhere: nothing can go
+        }
+        list_unlink(&self->queues[q].jobs, j);
+        self->n_queued--;
+        j->attempts++;
+        j->worker = best_index;
+        list_push_back(&best->running, j);
+        self->n_running++;
+        self->rr = (q + 1) % self->n_queues;
+        *job = j->id;
+        *worker = best->id;
+        *attempt = j->attempts;
+        return true;
+    }
+    return false;
+}
+
+int
+dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker)
+{
+    job_t *j = find_job(self, job);
+    if (!j || j->worker == SIZE_MAX || self->workers[j->worker].id != worker) {
+        return DV_ENOENT;
+    }
+    list_unlink(&self->workers[j->worker].running, j);
+    self->n_running--;
+    table_remove(self, job);
+    self->n_jobs--;
+    free_job(j);
+    return 0;
+}
+
+int
+dv_sched_cancel(dv_sched_t *self, uint64_t job)
+{
+    job_t *j = find_job(self, job);
+    if (!j || j->worker != SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    list_unlink(&self->queues[j->queue].jobs, j);
+    self->n_queued--;
+    table_remove(self, job);
+    self->n_jobs--;
+    free_job(j);
+    return 0;
+}
+
+size_t
+dv_sched_queued(const dv_sched_t *self)
+{
+    return self->n_queued;
+}
+
+size_t
+dv_sched_running(const dv_sched_t *self)
+{
+    return self->n_running;
+}
+
+size_t
+dv_sched_workers(const dv_sched_t *self)
+{
+    return self->n_workers;
+}
+
+size_t
+dv_sched_worker_running(const dv_sched_t *self, uint64_t worker)
+{
+    const worker_t *w = find_worker(self, worker, NULL);
+    return w ? w->running.n : 0;
+}

@@ -1,0 +1,93 @@
+// dv_sched — the broker's scheduling state: queued jobs per named queue,
+// workers with their capacity (credits) and held models, and which job runs
+// where. Pure bookkeeping, no I/O and no clock: the broker feeds it events
+// (submit, worker joined/left, job done) and asks it what to send where, so
+// every scheduling rule is unit-testable without sockets.
+//
+// Rules (docs/PROTOCOL.md, "Credit-based scheduling"):
+//   - a job goes only to a worker with a free slot (running < capacity);
+//   - among those, one that already holds the job's model wins (affinity),
+//     else the least loaded (running / capacity, then fewest running, then
+//     the longest-registered worker, so ties are deterministic);
+//   - queues take turns (round robin), and each queue is first in, first out;
+//   - a job whose worker leaves goes back to the front of its queue with its
+//     attempt count kept; past max_attempts it fails instead.
+// Threads: one (the broker's loop thread).
+#ifndef DV_SCHED_H
+#define DV_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+
+typedef struct dv_sched dv_sched_t;
+
+// Never NULL; caller owns it.
+dv_sched_t *dv_sched_new(void);
+
+// Frees all bookkeeping (not the broker's job bodies); *self_p = NULL.
+void dv_sched_destroy(dv_sched_t **self_p);
+
+// Queue job id on queue (created on first use), needing model ("" for jobs
+// that need none, like echo). Strings are copied. Returns 0, or DV_EINVAL
+// when the id is already known or max_attempts is 0.
+int dv_sched_submit(dv_sched_t *self,
+                    uint64_t job,
+                    const char *queue,
+                    const char *model,
+                    uint32_t max_attempts);
+
+// A worker joined (or re-registered: its running jobs are kept) with
+// capacity slots. Returns 0 or DV_EINVAL (capacity 0).
+int dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity);
+
+// Replace the set of models worker holds (from register/heartbeat).
+// Unknown workers are ignored.
+void dv_sched_worker_models(dv_sched_t *self,
+                            uint64_t worker,
+                            const char *const *models,
+                            size_t n);
+
+// What happened to one job when its worker left.
+typedef struct {
+    uint64_t job;      // the job
+    bool failed;       // true: attempts exhausted; false: queued again
+    uint32_t attempts; // attempts made so far
+} dv_sched_lost_t;
+
+// A worker left or was declared dead. Its running jobs go back to the front
+// of their queues, or fail past max_attempts; each is reported through lost
+// (caller-owned array of at least dv_sched_worker_running(worker) entries;
+// may be NULL), the count in *n_lost. Unknown workers: nothing happens.
+void dv_sched_worker_remove(dv_sched_t *self,
+                            uint64_t worker,
+                            dv_sched_lost_t *lost,
+                            size_t *n_lost);
+
+// Pick the next dispatch: sets *job, *worker and *attempt (1-based) and
+// marks the job running there. Returns true, or false when no queued job
+// can go anywhere now.
+bool dv_sched_next(dv_sched_t *self,
+                   uint64_t *job,
+                   uint64_t *worker,
+                   uint32_t *attempt);
+
+// The job finished (done or failed by its own error) on worker: frees the
+// slot and forgets the job. Returns 0, or DV_ENOENT when the job is not
+// running on that worker (a late answer from a worker declared dead: the
+// caller drops it).
+int dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker);
+
+// Remove a queued (not running) job, e.g. cancelled or expired. Returns 0
+// or DV_ENOENT.
+int dv_sched_cancel(dv_sched_t *self, uint64_t job);
+
+size_t dv_sched_queued(const dv_sched_t *self);  // jobs waiting
+size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
+size_t dv_sched_workers(const dv_sched_t *self); // workers known
+// Jobs running on one worker (0 for unknown workers).
+size_t dv_sched_worker_running(const dv_sched_t *self, uint64_t worker);
+
+#endif

@@ -1,0 +1,271 @@
+// test_sched — the broker's scheduling rules: credits, model affinity, least
+// loaded, round-robin queues, FIFO, requeue on worker loss with attempts
+// kept, failure past max_attempts, late answers, cancel, and a randomized
+// run checked against invariants.
+#include <stdlib.h>
+#include <string.h>
+
+#include "dv_rng.h"
+#include "dv_sched.h"
+#include "dv_test.h"
+
+typedef struct {
+    uint64_t job, worker;
+    uint32_t attempt;
+} pick_t;
+
+static bool
+next(dv_sched_t *s, pick_t *p)
+{
+    return dv_sched_next(s, &p->job, &p->worker, &p->attempt);
+}
+
+static void
+test_credits_bound_dispatch(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    pick_t p;
+    bool none_without_workers;
+    for (uint64_t j = 1; j <= 5; j++) {
+        dv_sched_submit(s, j, "q", "", 3);
+    }
+    none_without_workers = !next(s, &p);
+    dv_sched_worker_add(s, 100, 2);
+    int sent = 0;
+    while (next(s, &p)) {
+        sent++;
+    }
+    size_t queued = dv_sched_queued(s), running = dv_sched_running(s);
+    int rc = dv_sched_finish(s, 1, 100); // frees one slot
+    bool one_more = next(s, &p) && p.job == 3 && !next(s, &p);
+    dv_sched_destroy(&s);
+    DV_CHECK(none_without_workers);
+    DV_CHECK_EQ(sent, 2);
+    DV_CHECK_EQ(queued, 3);
+    DV_CHECK_EQ(running, 2);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(one_more);
+    DV_CHECK(s == NULL);
+}
+
+static void
+test_affinity_then_least_loaded(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 4);
+    dv_sched_worker_add(s, 2, 4);
+    const char *held[] = {"iris@1"};
+    dv_sched_worker_models(s, 2, held, 1);
+    dv_sched_submit(s, 10, "q", "iris@1", 3);
+    dv_sched_submit(s, 11, "q", "iris@1", 3);
+    dv_sched_submit(s, 12, "q", "", 3);
+    dv_sched_submit(s, 13, "q", "digits@2", 3);
+    pick_t a, b, c, d;
+    bool ok = next(s, &a) && next(s, &b) && next(s, &c) && next(s, &d);
+    dv_sched_destroy(&s);
+    DV_CHECK(ok);
+    // Both iris jobs go to the worker holding iris, even though it is the
+    // busier one after the first.
+    DV_CHECK_EQ(a.worker, 2);
+    DV_CHECK_EQ(b.worker, 2);
+    // Jobs without a held model go to the least loaded: worker 1.
+    DV_CHECK_EQ(c.worker, 1);
+    DV_CHECK_EQ(d.worker, 1);
+}
+
+static void
+test_load_is_relative_to_capacity(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 1);
+    dv_sched_worker_add(s, 2, 8);
+    int on_big = 0;
+    for (uint64_t j = 1; j <= 6; j++) {
+        dv_sched_submit(s, j, "q", "", 3);
+    }
+    pick_t p;
+    while (next(s, &p)) {
+        on_big += p.worker == 2;
+    }
+    size_t small = dv_sched_worker_running(s, 1);
+    dv_sched_destroy(&s);
+    // Ties go to the longest-registered (worker 1) once, then worker 2 is
+    // less loaded relative to its 8 slots.
+    DV_CHECK_EQ(small, 1);
+    DV_CHECK_EQ(on_big, 5);
+}
+
+static void
+test_queues_take_turns_fifo_within(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 100);
+    for (uint64_t j = 1; j <= 4; j++) {
+        dv_sched_submit(s, j, "bulk", "", 1);
+    }
+    dv_sched_submit(s, 50, "urgent", "", 1);
+    dv_sched_submit(s, 51, "urgent", "", 1);
+    uint64_t order[6];
+    pick_t p;
+    for (int i = 0; i < 6 && next(s, &p); i++) {
+        order[i] = p.job;
+    }
+    dv_sched_destroy(&s);
+    const uint64_t want[6] = {1, 50, 2, 51, 3, 4};
+    for (int i = 0; i < 6; i++) {
+        DV_CHECK_EQ(order[i], want[i]);
+    }
+}
+
+static void
+test_worker_loss_requeues_then_fails(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_submit(s, 1, "q", "", 2);
+    dv_sched_submit(s, 2, "q", "", 2);
+    dv_sched_submit(s, 3, "q", "", 2);
+    dv_sched_worker_add(s, 7, 2);
+    pick_t p;
+    next(s, &p); // job 1, attempt 1
+    next(s, &p); // job 2, attempt 1
+    dv_sched_lost_t lost[4];
+    size_t n = 0;
+    dv_sched_worker_remove(s, 7, lost, &n);
+    bool requeued = n == 2 && !lost[0].failed && !lost[1].failed &&
+                    dv_sched_queued(s) == 3 && dv_sched_running(s) == 0 &&
+                    dv_sched_workers(s) == 0;
+    // They come back first, in their original order, attempt 2.
+    dv_sched_worker_add(s, 8, 3);
+    pick_t a, b, c;
+    bool order = next(s, &a) && a.job == 1 && a.attempt == 2 && next(s, &b) &&
+                 b.job == 2 && b.attempt == 2 && next(s, &c) && c.job == 3 &&
+                 c.attempt == 1;
+    // A second loss exhausts max_attempts (2) for jobs 1 and 2.
+    dv_sched_worker_remove(s, 8, lost, &n);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        failed += lost[i].failed;
+    }
+    size_t left = dv_sched_queued(s);
+    // A late answer from the dead worker is refused.
+    int late = dv_sched_finish(s, 3, 8);
+    dv_sched_destroy(&s);
+    DV_CHECK(requeued);
+    DV_CHECK(order);
+    DV_CHECK_EQ(n, 3);
+    DV_CHECK_EQ(failed, 2);
+    DV_CHECK_EQ(left, 1); // job 3, attempt 1 of 2, queued again
+    DV_CHECK_EQ(late, DV_ENOENT);
+}
+
+static void
+test_cancel_and_bad_calls(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    DV_CHECK_EQ(dv_sched_submit(s, 1, "q", "", 1), 0);
+    DV_CHECK_EQ(dv_sched_submit(s, 1, "q", "", 1), DV_EINVAL); // dup id
+    DV_CHECK_EQ(dv_sched_submit(s, 2, "q", "", 0), DV_EINVAL);
+    DV_CHECK_EQ(dv_sched_submit(s, 0, "q", "", 1), DV_EINVAL);
+    DV_CHECK_EQ(dv_sched_worker_add(s, 9, 0), DV_EINVAL);
+    DV_CHECK_EQ(dv_sched_cancel(s, 1), 0);
+    DV_CHECK_EQ(dv_sched_cancel(s, 1), DV_ENOENT);
+    DV_CHECK_EQ(dv_sched_queued(s), 0);
+    dv_sched_submit(s, 3, "q", "", 1);
+    dv_sched_worker_add(s, 9, 1);
+    pick_t p;
+    DV_CHECK(next(s, &p));
+    DV_CHECK_EQ(dv_sched_cancel(s, 3), DV_ENOENT);     // running: not here
+    DV_CHECK_EQ(dv_sched_finish(s, 3, 10), DV_ENOENT); // wrong worker
+    DV_CHECK_EQ(dv_sched_finish(s, 3, 9), 0);
+    DV_CHECK_EQ(dv_sched_finish(s, 3, 9), DV_ENOENT); // twice
+    size_t n = 5;
+    dv_sched_worker_remove(s, 12345, NULL, &n); // unknown: nothing
+    DV_CHECK_EQ(n, 0);
+    dv_sched_destroy(&s);
+    dv_sched_destroy(&s); // idempotent
+}
+
+// Random events against invariants: every job ends finished or failed,
+// never more running than capacity, counters agree, and the table survives
+// heavy churn (tombstones).
+static void
+test_random_churn(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 99);
+    const uint64_t n_jobs = 20000;
+    uint64_t next_job = 1, next_worker = 1;
+    size_t finished = 0, failed = 0, violations = 0;
+    dv_sched_lost_t lost[64];
+    dv_sched_worker_add(s, next_worker++, 4);
+    while (finished + failed < n_jobs) {
+        uint64_t r = dv_rng_below(&rng, 100);
+        if (r < 40 && next_job <= n_jobs) {
+            const char *q = r % 2 ? "a" : "b";
+            dv_sched_submit(s, next_job++, q, r % 3 ? "" : "m@1", 3);
+        } else if (r < 42 && dv_sched_workers(s) < 6) {
+            dv_sched_worker_add(s, next_worker++,
+                                1 + (uint32_t)dv_rng_below(&rng, 8));
+        } else if (r < 43 && dv_sched_workers(s) > 1) {
+            size_t n = 0;
+            uint64_t victim = next_worker - 1 - dv_rng_below(&rng, 3);
+            dv_sched_worker_remove(s, victim, lost, &n);
+            for (size_t i = 0; i < n; i++) {
+                failed += lost[i].failed;
+            }
+        } else {
+            pick_t p;
+            while (next(s, &p)) {
+                // Half finish at once; the rest stay running for a while.
+                if (dv_rng_below(&rng, 2) == 0 &&
+                    dv_sched_finish(s, p.job, p.worker) == 0) {
+                    finished++;
+                }
+            }
+            // Restart some busy workers (as after a crash): their running
+            // jobs are requeued or fail, and the worker registers again.
+            for (uint64_t w = 1; w < next_worker; w++) {
+                if (dv_sched_worker_running(s, w) > 0 &&
+                    dv_rng_below(&rng, 2) == 0) {
+                    size_t n = 0;
+                    dv_sched_worker_remove(s, w, lost, &n);
+                    for (size_t i = 0; i < n; i++) {
+                        failed += lost[i].failed;
+                    }
+                    dv_sched_worker_add(s, w, 4);
+                }
+            }
+        }
+        if (dv_sched_workers(s) == 0) {
+            dv_sched_worker_add(s, next_worker++, 4);
+        }
+        if (dv_sched_queued(s) + dv_sched_running(s) + finished + failed !=
+            next_job - 1) {
+            violations++;
+        }
+    }
+    size_t left = dv_sched_queued(s) + dv_sched_running(s);
+    dv_sched_destroy(&s);
+    printf("  %zu finished, %zu failed after 3 attempts\n", finished, failed);
+    DV_CHECK_EQ(violations, 0);
+    DV_CHECK_EQ(left, 0);
+    DV_CHECK_EQ(finished + failed, n_jobs);
+}
+
+static const dv_test_case_t cases[] = {
+    {"credits bound dispatch", test_credits_bound_dispatch},
+    {"model affinity, then least loaded", test_affinity_then_least_loaded},
+    {"load is relative to capacity", test_load_is_relative_to_capacity},
+    {"queues take turns, FIFO within", test_queues_take_turns_fifo_within},
+    {"worker loss requeues, then fails", test_worker_loss_requeues_then_fails},
+    {"cancel and bad calls", test_cancel_and_bad_calls},
+    {"random churn keeps invariants", test_random_churn},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
