@@ -1,0 +1,48 @@
+// dv_broker — the broker: two ROUTER sockets (clients, workers) in one
+// libuv loop, jobs scheduled by dv_sched, messages per docs/PROTOCOL.md.
+//
+// This first version carries `echo` jobs end to end in memory: hello,
+// submit, accepted, run, done, result, ping/pong, register, heartbeats and
+// worker liveness (a silent worker is declared dead and its jobs requeued or
+// failed). Durable storage, the model registry and `infer` come with the
+// rest of the job-path and durable-jobs issues.
+//
+// Threads: everything runs on the loop thread inside dv_broker_run.
+#ifndef DV_BROKER_H
+#define DV_BROKER_H
+
+#include <stdint.h>
+
+#include "dv_err.h"
+
+typedef struct {
+    const char *client_endpoint; // bind address for clients (ipc:// or tcp://)
+    const char *worker_endpoint; // bind address for workers
+    uint32_t heartbeat_ms;       // heartbeat interval (0: 1000)
+    uint32_t liveness;           // silent intervals before a worker is dead
+                                 // (0: 3)
+} dv_broker_opts_t;
+
+typedef struct dv_broker dv_broker_t;
+
+// Bind both endpoints. Returns 0 and *out (caller destroys), or DV_EINVAL
+// (bad endpoint) / DV_EIO (cannot bind) with the reason.
+int dv_broker_open(dv_broker_t **out,
+                   const dv_broker_opts_t *opts,
+                   dv_error_t *err);
+
+// The endpoint clients connect to, as bound (a tcp "*" port resolved).
+// Borrowed; valid while the broker lives.
+const char *dv_broker_client_endpoint(const dv_broker_t *self);
+const char *dv_broker_worker_endpoint(const dv_broker_t *self);
+
+// Run until SIGINT/SIGTERM or dv_broker_stop. Returns 0.
+int dv_broker_run(dv_broker_t *self);
+
+// Ask a running broker to stop (loop thread only).
+void dv_broker_stop(dv_broker_t *self);
+
+// Close sockets and free everything; *self_p = NULL. NULL-safe.
+void dv_broker_destroy(dv_broker_t **self_p);
+
+#endif

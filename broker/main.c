@@ -1,0 +1,61 @@
+// drover-broker — thin daemon over dv_broker: parse arguments, open, print
+// READY, run until SIGINT/SIGTERM. Exit 0 ok, 1 failure, 2 usage.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dv_broker.h"
+#include "dv_log.h"
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
+               "                     [--heartbeat-ms N]\n"
+               "defaults: --client tcp://127.0.0.1:7470 --worker "
+               "tcp://127.0.0.1:7471\n"
+               "Prints 'READY <client endpoint> <worker endpoint>' once "
+               "bound.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    dv_broker_opts_t opts = {"tcp://127.0.0.1:7470", "tcp://127.0.0.1:7471",
+                             1000, 3};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--client") == 0 && v) {
+            opts.client_endpoint = v;
+            i++;
+        } else if (strcmp(a, "--worker") == 0 && v) {
+            opts.worker_endpoint = v;
+            i++;
+        } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
+            opts.heartbeat_ms = (uint32_t)atoi(v);
+            i++;
+        } else {
+            fprintf(stderr, "drover-broker: bad argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    dv_log_init("drover-broker", DV_LOG_INFO);
+    dv_broker_t *broker = NULL;
+    dv_error_t err = {0};
+    if (dv_broker_open(&broker, &opts, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "%s", err.text);
+        return 1;
+    }
+    printf("READY %s %s\n", dv_broker_client_endpoint(broker),
+           dv_broker_worker_endpoint(broker));
+    fflush(stdout);
+    dv_broker_run(broker);
+    dv_broker_destroy(&broker);
+    dv_log(DV_LOG_INFO, "broker", "stopped");
+    return 0;
+}

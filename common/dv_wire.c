@@ -1,0 +1,112 @@
+// dv_wire — multipart protocol messages on ZeroMQ sockets.
+#include "dv_wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool
+more(zmq_msg_t *msg)
+{
+    return zmq_msg_more(msg) != 0;
+}
+
+int
+dv_wire_recv(void *socket, bool routed, dv_wire_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    zmq_msg_t *first = routed ? &m->route : &m->header;
+    zmq_msg_init(first);
+    if (zmq_msg_recv(first, socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(first);
+        return errno == EAGAIN ? 0 : DV_EIO;
+    }
+    m->routed = routed;
+    if (routed) {
+        zmq_msg_init(&m->header);
+        if (!more(&m->route)) {
+            m->no_header = true; // a routing id with nothing after it
+            return 1;
+        }
+        zmq_msg_recv(&m->header, socket, 0);
+    }
+    bool go_on = more(&m->header);
+    while (go_on) {
+        if (m->n_payload == DV_MAX_FRAMES) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, socket, 0);
+            go_on = more(&extra);
+            zmq_msg_close(&extra);
+            m->too_many = true;
+            continue;
+        }
+        zmq_msg_t *p = &m->payload[m->n_payload];
+        zmq_msg_init(p);
+        zmq_msg_recv(p, socket, 0);
+        m->frames[m->n_payload].data = zmq_msg_data(p);
+        m->frames[m->n_payload].len = zmq_msg_size(p);
+        m->n_payload++;
+        go_on = more(p);
+    }
+    return 1;
+}
+
+void
+dv_wire_msg_close(dv_wire_msg_t *m)
+{
+    if (m->routed) {
+        zmq_msg_close(&m->route);
+    }
+    zmq_msg_close(&m->header);
+    for (size_t i = 0; i < m->n_payload; i++) {
+        zmq_msg_close(&m->payload[i]);
+    }
+    m->n_payload = 0;
+}
+
+int
+dv_wire_send(void *socket,
+             const void *route,
+             size_t route_len,
+             const uint8_t *header,
+             size_t header_len,
+             const dv_frame_t *frames,
+             size_t n_frames)
+{
+    int flags = ZMQ_DONTWAIT;
+    if (route && zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) {
+        return DV_EIO;
+    }
+    if (zmq_send(socket, header, header_len,
+                 flags | (n_frames ? ZMQ_SNDMORE : 0)) < 0) {
+        return DV_EIO;
+    }
+    for (size_t i = 0; i < n_frames; i++) {
+        if (zmq_send(socket, frames[i].data, frames[i].len,
+                     flags | (i + 1 < n_frames ? ZMQ_SNDMORE : 0)) < 0) {
+            return DV_EIO;
+        }
+    }
+    return 0;
+}
+
+int
+dv_wire_send_error(void *socket,
+                   const void *route,
+                   size_t route_len,
+                   uint64_t rid,
+                   uint64_t job,
+                   int code,
+                   const char *text)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ERROR, rid);
+    if (job) {
+        dv_msgw_uint(w, "job", job);
+    }
+    dv_msgw_error(w, "error", code, text);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    int rc = dv_wire_send(socket, route, route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+    return rc;
+}

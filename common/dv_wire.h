@@ -1,0 +1,57 @@
+// dv_wire — whole protocol messages on ZeroMQ sockets: receive every frame
+// of one multipart message (routing id first on ROUTER sockets), send a
+// routing id + header + payload frames as one message.
+//
+// Receiving never blocks (ZMQ_DONTWAIT) and never keeps more than
+// 1 + 1 + DV_MAX_FRAMES frames: extra frames are read and dropped, and the
+// message is flagged so the caller answers DV_EMSGSIZE.
+#ifndef DV_WIRE_H
+#define DV_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <zmq.h>
+
+#include "dv_proto.h"
+
+typedef struct {
+    zmq_msg_t route;                  // routing id (routed sockets)
+    bool routed;                      // route is set
+    zmq_msg_t header;                 // frame 0
+    zmq_msg_t payload[DV_MAX_FRAMES]; // frames 1..n
+    size_t n_payload;                 // n
+    dv_frame_t frames[DV_MAX_FRAMES]; // views of payload, for dv_proto
+    bool too_many;                    // frames beyond the limit dropped
+    bool no_header;                   // routed message had no header
+} dv_wire_msg_t;
+
+// Receive one whole message. Returns 1 (got one: release with
+// dv_wire_msg_close), 0 (nothing waiting), or a negative DV_E* (socket
+// error).
+int dv_wire_recv(void *socket, bool routed, dv_wire_msg_t *m);
+
+// Release the frames of a received message.
+void dv_wire_msg_close(dv_wire_msg_t *m);
+
+// Send [route] header frames... as one message without blocking. route may
+// be NULL (DEALER). Returns 0 or a negative DV_E* (DV_EIO; a full queue or
+// an unknown peer drops the message, as ZeroMQ does).
+int dv_wire_send(void *socket,
+                 const void *route,
+                 size_t route_len,
+                 const uint8_t *header,
+                 size_t header_len,
+                 const dv_frame_t *frames,
+                 size_t n_frames);
+
+// Send an `error` reply {rid, error: {name, text}} (plus `job` when nonzero).
+int dv_wire_send_error(void *socket,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid,
+                       uint64_t job,
+                       int code,
+                       const char *text);
+
+#endif

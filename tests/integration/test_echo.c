@@ -1,0 +1,487 @@
+// test_echo — the real drover-broker and drover-worker on ipc:// endpoints
+// in a temporary folder, driven by a raw ZeroMQ client speaking
+// docs/PROTOCOL.md: echo round trips, two workers sharing jobs, malformed
+// messages answered while the broker keeps serving, clean exit on SIGTERM.
+//
+// Readiness comes from the daemons' READY lines, read with a deadline;
+// there are no sleeps. Every process runs in its own process group and is
+// killed (SIGKILL to the group) at teardown if still alive.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "dv_proto.h"
+#include "dv_test.h"
+#include "dv_wire.h"
+
+extern char **environ;
+
+#define DEADLINE_MS 20000 // per wait; generous for ASan on 2 cores
+
+typedef struct {
+    pid_t pid; // 0 when not running
+    int out;   // read end of its stdout
+} proc_t;
+
+static char *s_dir;
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Start bin with args (NULL-terminated), stdout to a pipe, stderr to a file.
+static proc_t
+start(const char *env_bin, const char *const *args, const char *log_name)
+{
+    proc_t p = {0, -1};
+    const char *bin = getenv(env_bin);
+    if (!bin) {
+        fprintf(stderr, "  %s is not set\n", env_bin);
+        return p;
+    }
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return p;
+    }
+    char log[4200];
+    snprintf(log, sizeof log, "%s/%s", s_dir, log_name);
+    const char *argv[16] = {bin};
+    for (int i = 0; args[i] && i < 14; i++) {
+        argv[i + 1] = args[i];
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    if (posix_spawn(&p.pid, bin, &fa, &attr, (char *const *)argv, environ)) {
+        p.pid = 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(fds[1]);
+    p.out = fds[0];
+    return p;
+}
+
+// Read the first line starting with "READY " within the deadline; copy the
+// rest of the line into rest.
+static bool
+wait_ready(proc_t *p, char *rest, size_t size)
+{
+    char line[1024];
+    size_t n = 0;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        struct pollfd pf = {p->out, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) {
+            continue;
+        }
+        char c;
+        if (read(p->out, &c, 1) != 1) {
+            return false; // exited before READY
+        }
+        if (c != '\n' && n < sizeof line - 1) {
+            line[n++] = c;
+            continue;
+        }
+        line[n] = '\0';
+        if (strncmp(line, "READY ", 6) == 0) {
+            snprintf(rest, size, "%s", line + 6);
+            return true;
+        }
+        n = 0;
+    }
+    return false;
+}
+
+// Exit status after SIGTERM, or -1 when it had to be killed.
+static int
+stop(proc_t *p, int sig)
+{
+    if (!p->pid) {
+        return -1;
+    }
+    kill(p->pid, sig);
+    int64_t end = now_ms() + DEADLINE_MS;
+    int status = 0;
+    while (now_ms() < end) {
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            close(p->out);
+            p->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(-p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    close(p->out);
+    p->pid = 0;
+    return -1;
+}
+
+typedef struct {
+    proc_t broker;
+    proc_t workers[2];
+    char client_ep[512];
+    char worker_ep[512];
+    void *ctx;
+    void *client;
+} cluster_t;
+
+static bool
+cluster_up(cluster_t *c, int n_workers)
+{
+    memset(c, 0, sizeof *c);
+    s_dir = dv_test_tmpdir();
+    char cep[600], wep[600];
+    snprintf(cep, sizeof cep, "ipc://%s/client.sock", s_dir);
+    snprintf(wep, sizeof wep, "ipc://%s/worker.sock", s_dir);
+    const char *bargs[] = {"--client",       cep,   "--worker", wep,
+                           "--heartbeat-ms", "200", NULL};
+    c->broker = start("DROVER_BROKER_BIN", bargs, "broker.log");
+    char ready[1100];
+    if (!c->broker.pid || !wait_ready(&c->broker, ready, sizeof ready) ||
+        sscanf(ready, "%511s %511s", c->client_ep, c->worker_ep) != 2) {
+        fprintf(stderr, "  broker did not get ready\n");
+        return false;
+    }
+    for (int i = 0; i < n_workers; i++) {
+        char name[16], log[32];
+        snprintf(name, sizeof name, "w%d", i);
+        snprintf(log, sizeof log, "worker%d.log", i);
+        const char *wargs[] = {"--broker",       c->worker_ep, "--name", name,
+                               "--heartbeat-ms", "200",        NULL};
+        c->workers[i] = start("DROVER_WORKER_BIN", wargs, log);
+        if (!c->workers[i].pid ||
+            !wait_ready(&c->workers[i], ready, sizeof ready)) {
+            fprintf(stderr, "  worker %d did not get ready\n", i);
+            return false;
+        }
+    }
+    c->ctx = zmq_ctx_new();
+    c->client = zmq_socket(c->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(c->client, ZMQ_LINGER, &linger, sizeof linger);
+    return zmq_connect(c->client, c->client_ep) == 0;
+}
+
+// Stop everything; returns the broker's exit status on SIGTERM.
+static int
+cluster_down(cluster_t *c)
+{
+    if (c->client) {
+        zmq_close(c->client);
+        zmq_ctx_term(c->ctx);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (c->workers[i].pid) {
+            stop(&c->workers[i], SIGTERM);
+        }
+    }
+    int rc = stop(&c->broker, SIGTERM);
+    if (rc != 0) {
+        char log[4200];
+        snprintf(log, sizeof log, "%s/broker.log", s_dir);
+        size_t len = 0;
+        char *text = (char *)dv_test_read_file(log, &len);
+        fprintf(stderr, "  broker exit %d; log:\n%.*s\n", rc, (int)len,
+                text ? text : "");
+        free(text);
+    }
+    dv_test_rmdir(s_dir);
+    free(s_dir);
+    s_dir = NULL;
+    return rc;
+}
+
+static void
+send_msg(void *sock, dv_msgw_t *w, const void *payload, size_t len)
+{
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_frame_t f = {payload, len};
+    dv_wire_send(sock, NULL, 0, h, hlen, payload ? &f : NULL, payload ? 1 : 0);
+    dv_msgw_destroy(&w);
+}
+
+// Receive one message within the deadline; decodes it into *m.
+static bool
+recv_msg(void *sock, dv_wire_msg_t *in, dv_msg_t **m)
+{
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, DEADLINE_MS) <= 0) {
+        fprintf(stderr, "  no reply within the deadline\n");
+        return false;
+    }
+    if (dv_wire_recv(sock, false, in) != 1) {
+        return false;
+    }
+    dv_error_t err = {0};
+    if (dv_msg_decode(m, zmq_msg_data(&in->header), zmq_msg_size(&in->header),
+                      in->frames, in->n_payload, NULL, &err) != 0) {
+        fprintf(stderr, "  bad reply: %s\n", err.text);
+        dv_wire_msg_close(in);
+        return false;
+    }
+    return true;
+}
+
+static void
+submit_echo(void *sock, uint64_t rid, const char *payload)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", "default");
+    dv_msgw_str(w, "kind", "echo");
+    send_msg(sock, w, payload, strlen(payload));
+}
+
+// Submit n echo jobs asynchronously, then read replies until every job has
+// its result. Counts results per worker name into per_worker[0/1].
+static int
+echo_many(void *sock, int n, int per_worker[2])
+{
+    char payload[64];
+    for (int i = 1; i <= n; i++) {
+        snprintf(payload, sizeof payload, "job-%d", i);
+        submit_echo(sock, (uint64_t)i, payload);
+    }
+    int accepted = 0, results = 0, wrong = 0;
+    while (results < n) {
+        dv_wire_msg_t in;
+        dv_msg_t *m = NULL;
+        if (!recv_msg(sock, &in, &m)) {
+            return -1;
+        }
+        dv_msg_type_t t = dv_msg_type(m);
+        if (t == DV_MSG_ACCEPTED) {
+            accepted++;
+        } else if (t == DV_MSG_RESULT) {
+            char state[16] = "", worker[32] = "";
+            dv_error_t err = {0};
+            dv_msg_str(m, "state", state, sizeof state, &err);
+            dv_msg_str(m, "worker", worker, sizeof worker, &err);
+            snprintf(payload, sizeof payload, "job-%llu",
+                     (unsigned long long)dv_msg_rid(m));
+            const dv_frame_t *f = dv_msg_frame(m, 1);
+            bool same = f && f->len == strlen(payload) &&
+                        memcmp(f->data, payload, f->len) == 0;
+            wrong += !same || strcmp(state, "done") != 0;
+            if (per_worker) {
+                per_worker[strcmp(worker, "w1") == 0]++;
+            }
+            results++;
+        } else {
+            wrong++;
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+    }
+    return accepted == n && wrong == 0 ? 0 : -1;
+}
+
+static void
+test_echo_round_trip(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    bool welcomed = false;
+    int rc = -1;
+    if (up) {
+        send_msg(c.client, dv_msgw_new(DV_MSG_HELLO, 1), NULL, 0);
+        dv_wire_msg_t in;
+        dv_msg_t *m = NULL;
+        if (recv_msg(c.client, &in, &m)) {
+            welcomed = dv_msg_type(m) == DV_MSG_WELCOME && dv_msg_rid(m) == 1;
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+        rc = echo_many(c.client, 500, NULL);
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK(welcomed);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK_EQ(exit_rc, 0); // SIGTERM: clean exit, no leaks (ASan)
+}
+
+static void
+test_two_workers_share(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 2);
+    int per_worker[2] = {0, 0};
+    int rc = up ? echo_many(c.client, 2000, per_worker) : -1;
+    int exit_rc = cluster_down(&c);
+    printf("  w0 ran %d, w1 ran %d\n", per_worker[0], per_worker[1]);
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(per_worker[0] > 0 && per_worker[1] > 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// Expect an `error` reply with the given code to whatever was just sent.
+static int
+error_code(void *sock, uint64_t *rid)
+{
+    dv_wire_msg_t in;
+    dv_msg_t *m = NULL;
+    if (!recv_msg(sock, &in, &m)) {
+        return 1;
+    }
+    int code = 1;
+    char text[256];
+    dv_error_t err = {0};
+    if (dv_msg_type(m) == DV_MSG_ERROR) {
+        dv_msg_error(m, &code, text, sizeof text, &err);
+    }
+    *rid = dv_msg_rid(m);
+    dv_msg_destroy(&m);
+    dv_wire_msg_close(&in);
+    return code;
+}
+
+static void
+test_malformed_input(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    int codes[7] = {0};
+    uint64_t rids[7] = {0};
+    int after = -1;
+    if (up) {
+        zmq_send(c.client, "\xc1garbage", 8, 0); // not msgpack
+        codes[0] = error_code(c.client, &rids[0]);
+        // Protocol 2.0 with rid 5: refused, rid echoed.
+        static const char v2[] = "\x83\xa1v\x92\x02\x00\xa1t\xa5hello"
+                                 "\xa3rid\x05";
+        zmq_send(c.client, v2, sizeof v2 - 1, 0);
+        codes[1] = error_code(c.client, &rids[1]);
+        send_msg(c.client, dv_msgw_new(DV_MSG_RUN, 6), NULL, 0); // wrong side
+        codes[2] = error_code(c.client, &rids[2]);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 7); // echo without payload
+        dv_msgw_str(w, "queue", "q");
+        dv_msgw_str(w, "kind", "echo");
+        send_msg(c.client, w, NULL, 0);
+        codes[3] = error_code(c.client, &rids[3]);
+        w = dv_msgw_new(DV_MSG_SUBMIT, 8); // bad queue name
+        dv_msgw_str(w, "queue", "no spaces/here");
+        dv_msgw_str(w, "kind", "echo");
+        send_msg(c.client, w, "x", 1);
+        codes[4] = error_code(c.client, &rids[4]);
+        w = dv_msgw_new(DV_MSG_SUBMIT, 9); // unknown kind
+        dv_msgw_str(w, "queue", "q");
+        dv_msgw_str(w, "kind", "teleport");
+        send_msg(c.client, w, "x", 1);
+        codes[5] = error_code(c.client, &rids[5]);
+        // Too many frames.
+        w = dv_msgw_new(DV_MSG_PING, 10);
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_frame_t frames[DV_MAX_FRAMES + 1];
+        for (int i = 0; i <= DV_MAX_FRAMES; i++) {
+            frames[i] = (dv_frame_t){(const uint8_t *)"f", 1};
+        }
+        dv_wire_send(c.client, NULL, 0, h, hlen, frames, DV_MAX_FRAMES + 1);
+        dv_msgw_destroy(&w);
+        codes[6] = error_code(c.client, &rids[6]);
+        after = echo_many(c.client, 50, NULL); // still serving
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(codes[0], DV_EFORMAT);
+    DV_CHECK_EQ(codes[1], DV_EVERSION);
+    DV_CHECK_EQ(rids[1], 5);
+    DV_CHECK_EQ(codes[2], DV_EFORMAT);
+    DV_CHECK_EQ(rids[2], 6);
+    DV_CHECK_EQ(codes[3], DV_EFORMAT);
+    DV_CHECK_EQ(codes[4], DV_EINVAL);
+    DV_CHECK_EQ(codes[5], DV_EINVAL);
+    DV_CHECK_EQ(codes[6], DV_EMSGSIZE);
+    DV_CHECK_EQ(after, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// A worker holding a job goes silent (SIGSTOP), then dies (SIGKILL): after
+// the liveness timeout its job runs on the other worker, and every job
+// still ends with a result.
+static void
+test_lost_worker_jobs_rerun(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    int done = 0, rerun = 0, others = 0;
+    if (up) {
+        kill(c.workers[0].pid, SIGSTOP);
+        for (int i = 1; i <= 20; i++) {
+            char payload[32];
+            snprintf(payload, sizeof payload, "job-%d", i);
+            submit_echo(c.client, (uint64_t)i, payload);
+        }
+        // A second worker joins; the first is killed while holding a job.
+        char ready[600];
+        const char *wargs[] = {"--broker",       c.worker_ep, "--name", "w1",
+                               "--heartbeat-ms", "200",       NULL};
+        c.workers[1] = start("DROVER_WORKER_BIN", wargs, "worker1.log");
+        up = c.workers[1].pid && wait_ready(&c.workers[1], ready, sizeof ready);
+        kill(c.workers[0].pid, SIGKILL);
+        waitpid(c.workers[0].pid, NULL, 0);
+        close(c.workers[0].out);
+        c.workers[0].pid = 0;
+        while (up && done + others < 20) {
+            dv_wire_msg_t in;
+            dv_msg_t *m = NULL;
+            if (!recv_msg(c.client, &in, &m)) {
+                break;
+            }
+            if (dv_msg_type(m) == DV_MSG_RESULT) {
+                char state[16] = "";
+                uint64_t attempts = 0;
+                dv_error_t err = {0};
+                dv_msg_str(m, "state", state, sizeof state, &err);
+                dv_msg_uint(m, "attempts", &attempts, &err);
+                done += strcmp(state, "done") == 0;
+                others += strcmp(state, "done") != 0;
+                rerun += attempts >= 2;
+            }
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(done, 20);
+    DV_CHECK_EQ(others, 0);
+    DV_CHECK_EQ(rerun, 1); // the one job the frozen worker held
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+static const dv_test_case_t cases[] = {
+    {"echo round trip through broker and worker", test_echo_round_trip},
+    {"two workers share the jobs", test_two_workers_share},
+    {"malformed input is answered, serving goes on", test_malformed_input},
+    {"a lost worker's job runs elsewhere", test_lost_worker_jobs_rerun},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}

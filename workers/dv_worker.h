@@ -1,0 +1,41 @@
+// dv_worker — the worker: one libuv loop owning a DEALER socket to the
+// broker (through dv_zwatch). Registers with its capacity, runs jobs, sends
+// heartbeats, reconnects and registers again when the broker goes silent
+// (a broker restart needs no operator action), says `bye` on SIGINT/SIGTERM.
+//
+// This first version runs `echo` jobs; `infer` with the model cache comes
+// with the rest of the job-path issue.
+//
+// Threads: everything runs on the loop thread inside dv_worker_run.
+#ifndef DV_WORKER_H
+#define DV_WORKER_H
+
+#include <stdint.h>
+
+#include "dv_err.h"
+
+typedef struct {
+    const char *broker_endpoint; // the broker's worker endpoint
+    const char *name;            // shown by the broker; NULL: host-pid
+    uint32_t capacity;           // jobs at once (0: 1)
+    uint32_t heartbeat_ms;       // interval (0: 1000)
+    uint32_t liveness;           // silent intervals before reconnecting (0: 3)
+} dv_worker_opts_t;
+
+typedef struct dv_worker dv_worker_t;
+
+// Create the socket and connect (ZeroMQ connects in the background).
+// Returns 0 and *out, or DV_EINVAL for a bad endpoint.
+int dv_worker_open(dv_worker_t **out,
+                   const dv_worker_opts_t *opts,
+                   dv_error_t *err);
+
+// Run until SIGINT/SIGTERM or dv_worker_stop. Prints "READY <endpoint>" on
+// stdout the first time the broker welcomes it. Returns 0.
+int dv_worker_run(dv_worker_t *self);
+
+void dv_worker_stop(dv_worker_t *self);
+
+void dv_worker_destroy(dv_worker_t **self_p);
+
+#endif
