@@ -110,8 +110,16 @@ dv_scaler_fit(dv_scale_t kind, const dv_tensor_t *x)
         }
         for (size_t j = 0; j < n; j++) {
             double range = b[j] - a[j];
+            float sc = range > 0 ? (float)(1.0 / range) : 1.0f;
+            // dv_scaler_apply computes (max - min) * sc in float, which can
+            // round to 1.00000012: step sc down until the maximum lands on 1
+            // or just below, so [0, 1] holds on the training data.
+            float d = (float)b[j] - (float)a[j];
+            while (range > 0 && d * sc > 1.0f) {
+                sc = nextafterf(sc, 0.0f);
+            }
             self->offset[j] = (float)a[j];
-            self->scale[j] = range > 0 ? (float)(1.0 / range) : 1.0f;
+            self->scale[j] = sc;
         }
     }
     free(a);
@@ -188,6 +196,12 @@ dv_labels_fit(dv_labels_t **out,
         return dv_errorf(err, DV_ENOMEM, "cannot index %zu labels", n);
     }
     for (size_t i = 0; i < n; i++) {
+        if (numeric && !isfinite(values[i])) {
+            free(keys);
+            free(canon);
+            return dv_errorf(err, DV_EFORMAT,
+                             "row %zu: label is not a finite number", i + 1);
+        }
         if (numeric) {
             numeric_label(values[i], canon[i], sizeof canon[i]);
             keys[i].text = canon[i];

@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+#include "dv_mem.h"
+
 static uint64_t
 splitmix64(uint64_t *x)
 {
@@ -52,6 +54,7 @@ dv_rng_uniform(dv_rng_t *rng)
 uint64_t
 dv_rng_below(dv_rng_t *rng, uint64_t n)
 {
+    dv_assert(n >= 1); // n == 0 would divide by zero below
     // Reject the lowest (2^64 mod n) draws so every residue is equally likely.
     uint64_t threshold = -n % n;
     for (;;) {
