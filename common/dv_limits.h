@@ -47,6 +47,12 @@
 // Length of one name (feature, target, class label) in a model file.
 #define DV_MAX_NAME_BYTES 1024
 
+// msgpack objects in one decoded document (model body, protocol header).
+// msgpack-c allocates ~24 bytes per object up front, so a body of 1-byte
+// objects costs ~24x its size; 2^20 objects (~24 MiB) is far above a real
+// model (~76k objects for 65,536 feature names) and bounds that cost.
+#define DV_MAX_MSGPACK_ITEMS ((size_t)1 << 20)
+
 // Training epochs. A typo like --epochs 1e9 is refused instead of running
 // for weeks.
 #define DV_MAX_EPOCHS 1000000

@@ -23,7 +23,9 @@
 #define DV_MODELFILE_HEADER_BYTES 16
 
 // Encode self into a new buffer. Returns 0 and sets *buf (caller frees with
-// free()) and *len, or DV_E* if the model fails dv_model_validate.
+// free()) and *len, or: the DV_E* of dv_model_validate; DV_EMSGSIZE (a name
+// over DV_MAX_NAME_BYTES, or the body over DV_MAX_MODEL_BYTES); DV_EINVAL
+// (record metadata a reader would refuse); DV_ENOMEM.
 int dv_model_encode(const dv_model_t *self,
                     uint8_t **buf,
                     size_t *len,

@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "dv_limits.h"
+
 int
 dv_msgpack_check(const uint8_t *p,
                  size_t len,
@@ -19,7 +21,13 @@ dv_msgpack_check(const uint8_t *p,
 {
     size_t pos = 0;
     uint64_t pending = 1; // objects still to read
+    size_t items = 0;
     while (pending) {
+        if (++items > DV_MAX_MSGPACK_ITEMS) {
+            return dv_errorf(err, DV_EMSGSIZE,
+                             "%s: more than %zu msgpack objects", what,
+                             DV_MAX_MSGPACK_ITEMS);
+        }
         if (pos >= len) {
             return dv_errorf(err, DV_EFORMAT, "%s: msgpack data ends early",
                              what);

@@ -16,8 +16,9 @@
 #include "dv_err.h"
 
 // Check that p[0..len) is exactly one well-formed msgpack object whose every
-// announced count and length fits in the bytes that remain. Returns 0 or
-// DV_EFORMAT with a reason starting with `what` ("body", "header").
+// announced count and length fits in the bytes that remain, and that holds
+// at most DV_MAX_MSGPACK_ITEMS objects. Returns 0, DV_EFORMAT or DV_EMSGSIZE
+// (too many objects) with a reason starting with `what` ("body", "header").
 int dv_msgpack_check(const uint8_t *p,
                      size_t len,
                      const char *what,

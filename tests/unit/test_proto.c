@@ -8,6 +8,7 @@
 #include <msgpack.h>
 
 #include "dv_limits.h"
+#include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_rng.h"
 #include "dv_test.h"
@@ -396,6 +397,32 @@ test_names_unique(void)
     DV_CHECK_STR_EQ(dv_msg_name(DV_MSG_COUNT_), "unknown");
 }
 
+// A genuine document (no lying counts) of many tiny objects: refused by
+// count before msgpack-c would allocate ~24 bytes for each.
+static void
+test_too_many_objects(void)
+{
+    size_t n = DV_MAX_MSGPACK_ITEMS + 1;
+    uint8_t *buf = malloc(n + 5);
+    buf[0] = 0xdd; // array32 of n - 1 nils: n objects with the array
+    buf[1] = (uint8_t)((n - 1) >> 24);
+    buf[2] = (uint8_t)((n - 1) >> 16);
+    buf[3] = (uint8_t)((n - 1) >> 8);
+    buf[4] = (uint8_t)(n - 1);
+    memset(buf + 5, 0xc0, n - 1);
+    dv_error_t err = {0};
+    int rc = dv_msgpack_check(buf, n + 4, "body", &err);
+    int rc_ok = dv_msgpack_check(buf, 5 + 1000, "body", &err); // shorter
+    buf[1] = buf[2] = 0; // a 1000-element array is fine
+    buf[3] = (uint8_t)(1000 >> 8);
+    buf[4] = (uint8_t)(1000 & 0xff);
+    int rc_small = dv_msgpack_check(buf, 5 + 1000, "body", &err);
+    free(buf);
+    DV_CHECK_EQ(rc, DV_EMSGSIZE);
+    DV_CHECK_EQ(rc_ok, DV_EFORMAT); // count does not fit the bytes left
+    DV_CHECK_RC(rc_small, 0, &err);
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip of every field kind", test_round_trip},
     {"malformed headers give exact codes", test_bad_headers},
@@ -404,6 +431,7 @@ static const dv_test_case_t cases[] = {
     {"field errors name the field", test_field_errors},
     {"random mutations never crash", test_mutations_never_crash},
     {"message names are unique", test_names_unique},
+    {"too many msgpack objects", test_too_many_objects},
     {NULL, NULL},
 };
 
