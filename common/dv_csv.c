@@ -203,6 +203,14 @@ parse_header(cursor_t *c, char ***names_out, size_t *n_out, dv_error_t *err)
                            "line 1, column %zu: empty column name", n + 1);
             goto fail;
         }
+        if (c->field_len > DV_MAX_NAME_BYTES) {
+            // A model stores column names; refuse here rather than after
+            // training, when the model is saved.
+            rc = dv_errorf(err, DV_EMSGSIZE,
+                           "line 1, column %zu: name of %zu bytes (limit %d)",
+                           n + 1, c->field_len, DV_MAX_NAME_BYTES);
+            goto fail;
+        }
         if (n == cap) {
             cap *= 2;
             names = dv_realloc(names, cap * sizeof(char *));

@@ -149,6 +149,12 @@ dv_model_n_params(const dv_model_t *self)
     return n;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static bool
 all_finite(const float *v, size_t n)
 {
@@ -257,6 +263,22 @@ dv_model_validate(const dv_model_t *self, dv_error_t *err)
         return dv_errorf(err, DV_EFORMAT,
                          "classification model needs 2..%d classes, has %zu",
                          DV_MAX_CLASSES, self->labels ? self->labels->n : 0);
+    }
+    // Labels map outputs to classes: a repeated one would make two outputs
+    // mean the same class (only a crafted file can hold one).
+    char **sorted = dv_malloc(self->labels->n * sizeof(char *));
+    memcpy(sorted, self->labels->labels, self->labels->n * sizeof(char *));
+    qsort(sorted, self->labels->n, sizeof(char *), cmp_str);
+    size_t dup = 0;
+    for (size_t c = 1; c < self->labels->n && !dup; c++) {
+        dup = strcmp(sorted[c - 1], sorted[c]) == 0 ? c : 0;
+    }
+    int dup_rc = dup ? dv_errorf(err, DV_EFORMAT, "class '%.64s' appears twice",
+                                 sorted[dup])
+                     : 0;
+    free(sorted);
+    if (dup_rc) {
+        return dup_rc;
     }
     bool sigmoid_ok =
         out->act == DV_ACT_SIGMOID && out->n_out == 1 && self->labels->n == 2;

@@ -231,6 +231,23 @@ test_bad_inputs(void)
     DV_CHECK(two);
 }
 
+// Column names become model feature names: over DV_MAX_NAME_BYTES they are
+// refused when loading, not after training when the model is saved.
+static void
+test_long_column_name(void)
+{
+    size_t n = DV_MAX_NAME_BYTES + 1;
+    char *text = malloc(n + 32);
+    memset(text, 'a', n);
+    snprintf(text + n, 32, ",target\n1,2\n");
+    dv_dataset_t *ds = NULL;
+    dv_error_t err = {0};
+    int rc = dv_csv_parse(&ds, text, strlen(text), NULL, &err);
+    free(text);
+    DV_CHECK_RC(rc, DV_EMSGSIZE, &err);
+    DV_CHECK(strstr(err.text, "line 1, column 1") != NULL);
+}
+
 static void
 test_too_many_columns(void)
 {
@@ -344,6 +361,7 @@ static const dv_test_case_t cases[] = {
     {"numeric and text targets", test_numeric_target_flags},
     {"bad inputs give exact codes", test_bad_inputs},
     {"too many columns", test_too_many_columns},
+    {"column names longer than a model stores", test_long_column_name},
     {"file errors name the file", test_file_errors},
     {"select columns by name", test_select},
     {"random mutations never crash", test_mutations_never_crash},

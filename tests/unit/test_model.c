@@ -263,6 +263,16 @@ test_validate_task_and_labels(void)
     m = linear();
     m->y_scale = 0;
     check_invalid(m, DV_ENAN, "output mapping");
+    if (dv_test_failed) {
+        return;
+    }
+    // The same class twice (only a crafted file could hold it).
+    size_t w3[] = {2, 3};
+    dv_act_t a3[] = {DV_ACT_SOFTMAX};
+    m = build(DV_TASK_CLASSIFICATION, 1, w3, a3, NULL, 0);
+    char *twice[] = {"cat", "dog", "cat"};
+    m->labels = dv_labels_new(twice, 3, false);
+    check_invalid(m, DV_EFORMAT, "'cat' appears twice");
 }
 
 // ---- inference -------------------------------------------------------------
