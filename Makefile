@@ -28,6 +28,7 @@ unit: asan
 # Figures, never assertions: writes bench/results/*.json.
 bench: release
 	build/release/bin/dv-bench-ml --out bench/results/ml.json
+	build/release/bin/dv-bench-queue --bin-dir build/release/bin --out bench/results/queue.json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,0 +1,500 @@
+// dv-bench-queue — queue figures on loopback (never run by tests; `make
+// bench` runs it):
+//   W1  20,000 no-op (echo) jobs of 100 bytes from 1 producer submitting
+//       asynchronously, 2 workers, until the producer has every result:
+//       jobs/s, median of 3 runs
+//   W2  2,000 sequential round trips with 1 worker: p50/p99 latency (us)
+//   floor: the same W1/W2 through a raw ZeroMQ load-balancing relay
+//       (ROUTER/ROUTER, workers announce readiness; zguide's "LRU broker")
+//       with echo workers, all in this process: what ZeroMQ alone costs
+// Drover runs as real processes (drover-broker, drover-worker from
+// --bin-dir) on ipc:// endpoints in a temporary folder. Writes JSON
+// (--out, default bench/results/queue.json) and prints Drover / floor.
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "dv_proto.h"
+#include "dv_wire.h"
+
+extern char **environ;
+
+#define W1_JOBS  20000
+#define W2_TRIPS 2000
+#define PAYLOAD  100
+#define RUNS     3
+#define WINDOW   2000 // W1: jobs in flight before waiting for results
+
+static void
+sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// ------------------------------------------------------ drover processes
+
+typedef struct {
+    pid_t pid; // process (its own group)
+    int out;   // its stdout
+} proc_t;
+
+static proc_t
+spawn(const char *bin, const char *const *args)
+{
+    proc_t p = {0, -1};
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return p;
+    }
+    const char *argv[16] = {bin};
+    for (int i = 0; args[i] && i < 14; i++) {
+        argv[i + 1] = args[i];
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    if (posix_spawn(&p.pid, bin, &fa, &attr, (char *const *)argv, environ)) {
+        p.pid = 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(fds[1]);
+    p.out = fds[0];
+    return p;
+}
+
+// Wait (10 s at most) for "READY ..." and copy the rest of the line.
+static int
+ready(proc_t *p, char *rest, size_t size)
+{
+    char line[1024];
+    size_t n = 0;
+    double end = now_s() + 10;
+    while (now_s() < end) {
+        struct pollfd pf = {p->out, POLLIN, 0};
+        char c;
+        if (poll(&pf, 1, 100) <= 0) {
+            continue;
+        }
+        if (read(p->out, &c, 1) != 1) {
+            return -1;
+        }
+        if (c != '\n' && n < sizeof line - 1) {
+            line[n++] = c;
+        } else if (line[n] = '\0', strncmp(line, "READY ", 6) == 0) {
+            snprintf(rest, size, "%s", line + 6);
+            return 0;
+        } else {
+            n = 0;
+        }
+    }
+    return -1;
+}
+
+// Stop by PID only: SIGTERM, then SIGKILL to its group after 5 s.
+static void
+reap(proc_t *p)
+{
+    if (!p->pid) {
+        return;
+    }
+    kill(p->pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            close(p->out);
+            p->pid = 0;
+            return;
+        }
+        sleep_us(10000);
+    }
+    kill(-p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    close(p->out);
+    p->pid = 0;
+}
+
+static void
+send_submit(void *sock, uint64_t rid, const char *payload)
+{
+    static const uint8_t *h;
+    static size_t hlen;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", "bench");
+    dv_msgw_str(w, "kind", "echo");
+    h = dv_msgw_bytes(w, &hlen);
+    dv_frame_t f = {(const uint8_t *)payload, PAYLOAD};
+    while (dv_wire_send(sock, NULL, 0, h, hlen, &f, 1) != 0) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+    }
+    dv_msgw_destroy(&w);
+}
+
+// Read one message; true when it is a result.
+static bool
+recv_is_result(void *sock)
+{
+    dv_wire_msg_t in;
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    while (dv_wire_recv(sock, false, &in) != 1) {
+        if (zmq_poll(&it, 1, 10000) <= 0) {
+            fprintf(stderr, "dv-bench-queue: no reply in 10 s\n");
+            exit(1);
+        }
+    }
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    bool result =
+        dv_msg_decode(&m, zmq_msg_data(&in.header), zmq_msg_size(&in.header),
+                      in.frames, in.n_payload, NULL, &err) == 0 &&
+        dv_msg_type(m) == DV_MSG_RESULT;
+    dv_msg_destroy(&m);
+    dv_wire_msg_close(&in);
+    return result;
+}
+
+static void *
+client_socket(void *ctx, const char *endpoint)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(s, endpoint);
+    return s;
+}
+
+// W1 through Drover: jobs/s.
+static double
+drover_w1(void *sock)
+{
+    char payload[PAYLOAD];
+    memset(payload, 'x', sizeof payload);
+    double t0 = now_s();
+    int sent = 0, results = 0;
+    while (results < W1_JOBS) {
+        while (sent < W1_JOBS && sent - results < WINDOW) {
+            send_submit(sock, (uint64_t)++sent, payload);
+        }
+        results += recv_is_result(sock);
+    }
+    return W1_JOBS / (now_s() - t0);
+}
+
+// W2 through Drover: fills lat[] with W2_TRIPS round trip times (us).
+static void
+drover_w2(void *sock, double *lat)
+{
+    char payload[PAYLOAD];
+    memset(payload, 'y', sizeof payload);
+    for (int i = 0; i < W2_TRIPS; i++) {
+        double t0 = now_s();
+        send_submit(sock, (uint64_t)i + 1, payload);
+        while (!recv_is_result(sock)) {
+        }
+        lat[i] = (now_s() - t0) * 1e6;
+    }
+}
+
+static int
+run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
+{
+    char dir[] = "/tmp/dv-bench-queue-XXXXXX";
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    char cep[256], wep[256], broker_bin[4200], worker_bin[4200], line[1100];
+    snprintf(cep, sizeof cep, "ipc://%s/c.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    snprintf(broker_bin, sizeof broker_bin, "%s/drover-broker", bin_dir);
+    snprintf(worker_bin, sizeof worker_bin, "%s/drover-worker", bin_dir);
+    const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
+    proc_t broker = spawn(broker_bin, bargs), w[2] = {{0, -1}, {0, -1}};
+    int rc = ready(&broker, line, sizeof line);
+    for (int i = 0; rc == 0 && i < workers; i++) {
+        const char *wargs[] = {"--broker", wep, NULL};
+        w[i] = spawn(worker_bin, wargs);
+        rc = ready(&w[i], line, sizeof line);
+    }
+    if (rc == 0) {
+        void *ctx = zmq_ctx_new();
+        void *sock = client_socket(ctx, cep);
+        if (w1_rate) {
+            *w1_rate = drover_w1(sock);
+        } else {
+            drover_w2(sock, lat);
+        }
+        zmq_close(sock);
+        zmq_ctx_term(ctx);
+    } else {
+        fprintf(stderr, "dv-bench-queue: drover did not start (bin dir %s)\n",
+                bin_dir);
+    }
+    for (int i = 0; i < 2; i++) {
+        reap(&w[i]);
+    }
+    reap(&broker);
+    char path[300];
+    snprintf(path, sizeof path, "%s/c.sock", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/w.sock", dir);
+    unlink(path);
+    rmdir(dir);
+    return rc;
+}
+
+// --------------------------------------------------- raw ZeroMQ floor
+
+typedef struct {
+    void *ctx;         // shared context (inproc is not used: ipc like
+                       // Drover, so both pay the same transport)
+    char front[256];   // clients connect here
+    char back[256];    // workers connect here
+    volatile int stop; // set to end threads
+} relay_t;
+
+static void *
+relay_worker(void *arg)
+{
+    relay_t *r = arg;
+    void *s = zmq_socket(r->ctx, ZMQ_DEALER);
+    int zero = 0, timeout = 100;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_connect(s, r->back);
+    zmq_send(s, "READY", 5, 0);
+    while (!r->stop) {
+        zmq_msg_t parts[3];
+        int n = 0, more = 1;
+        while (more && n < 3) {
+            zmq_msg_init(&parts[n]);
+            if (zmq_msg_recv(&parts[n], s, 0) < 0) {
+                zmq_msg_close(&parts[n]);
+                break;
+            }
+            more = zmq_msg_more(&parts[n]);
+            n++;
+        }
+        for (int i = 0; i < n; i++) {
+            zmq_msg_send(&parts[i], s, i + 1 < n ? ZMQ_SNDMORE : 0);
+        }
+    }
+    zmq_close(s);
+    return NULL;
+}
+
+// Load-balancing relay: client [id, body] -> next ready worker [client id,
+// body]; worker [client id, body] -> client.
+static void *
+relay_main(void *arg)
+{
+    relay_t *r = arg;
+    void *front = zmq_socket(r->ctx, ZMQ_ROUTER);
+    void *back = zmq_socket(r->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(front, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(front, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(front, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(back, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_bind(front, r->front);
+    zmq_bind(back, r->back);
+    zmq_msg_t ready[8];
+    int n_ready = 0;
+    while (!r->stop) {
+        zmq_pollitem_t items[2] = {{back, 0, ZMQ_POLLIN, 0},
+                                   {front, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, n_ready ? 2 : 1, 100) <= 0) {
+            continue;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmq_msg_t id, a, b;
+            zmq_msg_init(&id);
+            zmq_msg_recv(&id, back, 0);
+            zmq_msg_init(&a);
+            zmq_msg_recv(&a, back, 0);
+            if (zmq_msg_more(&a)) { // reply: [worker, client, body]
+                zmq_msg_init(&b);
+                zmq_msg_recv(&b, back, 0);
+                zmq_msg_send(&a, front, ZMQ_SNDMORE);
+                zmq_msg_send(&b, front, 0);
+            } else {
+                zmq_msg_close(&a); // "READY"
+            }
+            ready[n_ready++] = id; // the worker is free again
+        }
+        if (n_ready && (items[1].revents & ZMQ_POLLIN)) {
+            zmq_msg_t client, body;
+            zmq_msg_init(&client);
+            zmq_msg_recv(&client, front, 0);
+            zmq_msg_init(&body);
+            zmq_msg_recv(&body, front, 0);
+            zmq_msg_t worker = ready[0];
+            memmove(ready, ready + 1, (size_t)--n_ready * sizeof ready[0]);
+            zmq_msg_send(&worker, back, ZMQ_SNDMORE);
+            zmq_msg_send(&client, back, ZMQ_SNDMORE);
+            zmq_msg_send(&body, back, 0);
+        }
+    }
+    for (int i = 0; i < n_ready; i++) {
+        zmq_msg_close(&ready[i]);
+    }
+    zmq_close(front);
+    zmq_close(back);
+    return NULL;
+}
+
+static void
+floor_run(int workers, double *w1_rate, double *lat)
+{
+    relay_t r = {zmq_ctx_new(), "", "", 0};
+    char dir[] = "/tmp/dv-bench-relay-XXXXXX";
+    if (!mkdtemp(dir)) {
+        exit(1);
+    }
+    snprintf(r.front, sizeof r.front, "ipc://%s/f.sock", dir);
+    snprintf(r.back, sizeof r.back, "ipc://%s/b.sock", dir);
+    pthread_t relay, w[2];
+    pthread_create(&relay, NULL, relay_main, &r);
+    sleep_us(50000); // the relay binds before workers connect (ipc)
+    for (int i = 0; i < workers; i++) {
+        pthread_create(&w[i], NULL, relay_worker, &r);
+    }
+    void *sock = client_socket(r.ctx, r.front);
+    char payload[PAYLOAD];
+    memset(payload, 'z', sizeof payload);
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    char buf[PAYLOAD];
+    if (w1_rate) {
+        double t0 = now_s();
+        int sent = 0, got = 0;
+        while (got < W1_JOBS) {
+            while (sent < W1_JOBS && sent - got < WINDOW) {
+                zmq_send(sock, payload, PAYLOAD, 0);
+                sent++;
+            }
+            if (zmq_poll(&it, 1, 10000) <= 0) {
+                fprintf(stderr, "dv-bench-queue: relay stalled\n");
+                exit(1);
+            }
+            while (zmq_recv(sock, buf, sizeof buf, ZMQ_DONTWAIT) >= 0) {
+                got++;
+            }
+        }
+        *w1_rate = W1_JOBS / (now_s() - t0);
+    } else {
+        for (int i = 0; i < W2_TRIPS; i++) {
+            double t0 = now_s();
+            zmq_send(sock, payload, PAYLOAD, 0);
+            zmq_recv(sock, buf, sizeof buf, 0);
+            lat[i] = (now_s() - t0) * 1e6;
+        }
+    }
+    r.stop = 1;
+    pthread_join(relay, NULL);
+    for (int i = 0; i < workers; i++) {
+        pthread_join(w[i], NULL);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(r.ctx);
+    char path[300];
+    snprintf(path, sizeof path, "%s/f.sock", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/b.sock", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *out_path = "bench/results/queue.json";
+    const char *bin_dir = "build/release/bin";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out_path = argv[++i];
+        } else if (strcmp(argv[i], "--bin-dir") == 0 && i + 1 < argc) {
+            bin_dir = argv[++i];
+        } else {
+            fprintf(stderr, "usage: dv-bench-queue [--out FILE] [--bin-dir "
+                            "DIR]\n");
+            return 2;
+        }
+    }
+    double dv_w1[RUNS], fl_w1[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        if (run_drover(bin_dir, 2, &dv_w1[r], NULL) != 0) {
+            return 1;
+        }
+        floor_run(2, &fl_w1[r], NULL);
+    }
+    qsort(dv_w1, RUNS, sizeof(double), cmp_double);
+    qsort(fl_w1, RUNS, sizeof(double), cmp_double);
+    static double dv_lat[W2_TRIPS], fl_lat[W2_TRIPS];
+    if (run_drover(bin_dir, 1, NULL, dv_lat) != 0) {
+        return 1;
+    }
+    floor_run(1, NULL, fl_lat);
+    qsort(dv_lat, W2_TRIPS, sizeof(double), cmp_double);
+    qsort(fl_lat, W2_TRIPS, sizeof(double), cmp_double);
+    double d50 = dv_lat[W2_TRIPS / 2], d99 = dv_lat[W2_TRIPS * 99 / 100];
+    double f50 = fl_lat[W2_TRIPS / 2], f99 = fl_lat[W2_TRIPS * 99 / 100];
+    printf("W1 %d echo jobs, 1 async producer, 2 workers (median of %d):\n",
+           W1_JOBS, RUNS);
+    printf("  drover %8.0f jobs/s   raw zmq relay %8.0f jobs/s   drover/floor "
+           "%.2f\n",
+           dv_w1[RUNS / 2], fl_w1[RUNS / 2], dv_w1[RUNS / 2] / fl_w1[RUNS / 2]);
+    printf("W2 %d sequential round trips, 1 worker:\n", W2_TRIPS);
+    printf("  drover p50 %6.0f us p99 %6.0f us   raw zmq relay p50 %6.0f us "
+           "p99 %6.0f us\n",
+           d50, d99, f50, f99);
+    FILE *f = fopen(out_path, "w");
+    if (!f) {
+        perror(out_path);
+        return 1;
+    }
+    fprintf(f,
+            "{\n  \"bench\": \"queue\",\n  \"transport\": \"ipc\",\n"
+            "  \"w1\": {\"jobs\": %d, \"payload_bytes\": %d, \"workers\": 2, "
+            "\"drover_jobs_per_s\": %.0f, \"floor_jobs_per_s\": %.0f, "
+            "\"drover_over_floor\": %.3f},\n"
+            "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
+            "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
+            "\"floor_p99_us\": %.0f}\n}\n",
+            W1_JOBS, PAYLOAD, dv_w1[RUNS / 2], fl_w1[RUNS / 2],
+            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], W2_TRIPS, d50, d99, f50, f99);
+    fclose(f);
+    printf("wrote %s\n", out_path);
+    return 0;
+}
