@@ -4,9 +4,11 @@
 //       asynchronously, 2 workers, until the producer has every result:
 //       jobs/s, median of 3 runs
 //   W2  2,000 sequential round trips with 1 worker: p50/p99 latency (us)
-//   floor: the same W1/W2 through a raw ZeroMQ load-balancing relay
-//       (ROUTER/ROUTER, workers announce readiness; zguide's "LRU broker")
-//       with echo workers, all in this process: what ZeroMQ alone costs
+//   floor: the same W1/W2 through a raw ZeroMQ relay (ROUTER/ROUTER,
+//       round-robin to workers, as ../shared/peers/src/zmq_broker.c) with
+//       echo workers, all in this process: what ZeroMQ alone costs.
+// Drover's workers run with --concurrency 64: credits let the broker keep
+// each worker's pipe full, as the relay's round-robin does.
 // Drover runs as real processes (drover-broker, drover-worker from
 // --bin-dir) on ipc:// endpoints in a temporary folder. Writes JSON
 // (--out, default bench/results/queue.json) and prints Drover / floor.
@@ -244,7 +246,7 @@ run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
     proc_t broker = spawn(broker_bin, bargs), w[2] = {{0, -1}, {0, -1}};
     int rc = ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
-        const char *wargs[] = {"--broker", wep, NULL};
+        const char *wargs[] = {"--broker", wep, "--concurrency", "64", NULL};
         w[i] = spawn(worker_bin, wargs);
         rc = ready(&w[i], line, sizeof line);
     }
@@ -315,8 +317,26 @@ relay_worker(void *arg)
     return NULL;
 }
 
-// Load-balancing relay: client [id, body] -> next ready worker [client id,
-// body]; worker [client id, body] -> client.
+// The floor, as ../shared/peers/src/zmq_broker.c: frontend ROUTER <->
+// backend ROUTER; workers announce themselves with "READY"; requests are
+// dealt round-robin to known workers (no credits, unlimited HWM), replies
+// routed back by client identity; both sockets drained on every wake.
+static int
+recv_parts(void *s, zmq_msg_t *f, int max)
+{
+    int n = 0, more;
+    do {
+        zmq_msg_init(&f[n]);
+        if (zmq_msg_recv(&f[n], s, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[n]);
+            return n ? n : -1;
+        }
+        more = zmq_msg_more(&f[n]);
+        n++;
+    } while (more && n < max);
+    return n;
+}
+
 static void *
 relay_main(void *arg)
 {
@@ -324,51 +344,47 @@ relay_main(void *arg)
     void *front = zmq_socket(r->ctx, ZMQ_ROUTER);
     void *back = zmq_socket(r->ctx, ZMQ_ROUTER);
     int zero = 0;
-    zmq_setsockopt(front, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(front, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(front, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(back, ZMQ_LINGER, &zero, sizeof zero);
+    void *socks[2] = {front, back};
+    for (int i = 0; i < 2; i++) {
+        zmq_setsockopt(socks[i], ZMQ_SNDHWM, &zero, sizeof zero);
+        zmq_setsockopt(socks[i], ZMQ_RCVHWM, &zero, sizeof zero);
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
+    }
     zmq_bind(front, r->front);
     zmq_bind(back, r->back);
-    zmq_msg_t ready[8];
-    int n_ready = 0;
+    char wid[8][256];
+    size_t wlen[8];
+    int nw = 0, next = 0;
+    zmq_msg_t f[8];
     while (!r->stop) {
         zmq_pollitem_t items[2] = {{back, 0, ZMQ_POLLIN, 0},
                                    {front, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, n_ready ? 2 : 1, 100) <= 0) {
+        if (zmq_poll(items, nw ? 2 : 1, 100) <= 0) {
             continue;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            zmq_msg_t id, a, b;
-            zmq_msg_init(&id);
-            zmq_msg_recv(&id, back, 0);
-            zmq_msg_init(&a);
-            zmq_msg_recv(&a, back, 0);
-            if (zmq_msg_more(&a)) { // reply: [worker, client, body]
-                zmq_msg_init(&b);
-                zmq_msg_recv(&b, back, 0);
-                zmq_msg_send(&a, front, ZMQ_SNDMORE);
-                zmq_msg_send(&b, front, 0);
-            } else {
-                zmq_msg_close(&a); // "READY"
+        int n;
+        while ((n = recv_parts(back, f, 8)) > 0) {
+            if (n == 2 && zmq_msg_size(&f[1]) == 5 && nw < 8) { // READY
+                wlen[nw] = zmq_msg_size(&f[0]);
+                memcpy(wid[nw], zmq_msg_data(&f[0]), wlen[nw]);
+                nw++;
+                zmq_msg_close(&f[0]);
+                zmq_msg_close(&f[1]);
+                continue;
             }
-            ready[n_ready++] = id; // the worker is free again
+            zmq_msg_close(&f[0]); // [worker][client][body] -> [client][body]
+            for (int k = 1; k < n; k++) {
+                zmq_msg_send(&f[k], front, k + 1 < n ? ZMQ_SNDMORE : 0);
+            }
         }
-        if (n_ready && (items[1].revents & ZMQ_POLLIN)) {
-            zmq_msg_t client, body;
-            zmq_msg_init(&client);
-            zmq_msg_recv(&client, front, 0);
-            zmq_msg_init(&body);
-            zmq_msg_recv(&body, front, 0);
-            zmq_msg_t worker = ready[0];
-            memmove(ready, ready + 1, (size_t)--n_ready * sizeof ready[0]);
-            zmq_msg_send(&worker, back, ZMQ_SNDMORE);
-            zmq_msg_send(&client, back, ZMQ_SNDMORE);
-            zmq_msg_send(&body, back, 0);
+        while (nw && (n = recv_parts(front, f + 1, 7)) > 0) {
+            next = (next + 1) % nw;
+            zmq_msg_init_size(&f[0], wlen[next]);
+            memcpy(zmq_msg_data(&f[0]), wid[next], wlen[next]);
+            for (int k = 0; k <= n; k++) {
+                zmq_msg_send(&f[k], back, k < n ? ZMQ_SNDMORE : 0);
+            }
         }
-    }
-    for (int i = 0; i < n_ready; i++) {
-        zmq_msg_close(&ready[i]);
     }
     zmq_close(front);
     zmq_close(back);
