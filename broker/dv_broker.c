@@ -492,30 +492,34 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
 }
 
 // ZeroMQ sockets: one whole message per ready callback (dv_zwatch.h).
-static void
+static int
 on_clients_ready(dv_zwatch_t *zw, int events, void *arg)
 {
     (void)events;
     dv_broker_t *self = arg;
     dv_wire_msg_t in;
-    if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) == 1) {
-        on_client_message(self, &in);
-        dv_wire_msg_close(&in);
-        dispatch(self);
+    if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) != 1) {
+        return 0;
     }
+    on_client_message(self, &in);
+    dv_wire_msg_close(&in);
+    dispatch(self);
+    return 1;
 }
 
-static void
+static int
 on_workers_ready(dv_zwatch_t *zw, int events, void *arg)
 {
     (void)events;
     dv_broker_t *self = arg;
     dv_wire_msg_t in;
-    if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) == 1) {
-        on_worker_message(self, &in);
-        dv_wire_msg_close(&in);
-        dispatch(self);
+    if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) != 1) {
+        return 0;
     }
+    on_worker_message(self, &in);
+    dv_wire_msg_close(&in);
+    dispatch(self);
+    return 1;
 }
 
 static void

@@ -9,7 +9,8 @@
 //   poll     on ZMQ_FD, always active: wakes the loop when the socket's
 //            mailbox is signalled (the ZMQ_EVENTS query resets the signal)
 //   check    after polling: stop idle, then call the ready callback while
-//            ZMQ_EVENTS has a watched event, at most `budget` times
+//            events are ready (re-read when a call consumed nothing), at
+//            most `budget` times
 // ZMQ_FD is edge-triggered: only re-reading ZMQ_EVENTS in prepare/check on
 // every iteration makes sure nothing waits for an edge that was consumed by
 // our own send or recv.
@@ -84,12 +85,17 @@ on_check(uv_check_t *h)
 {
     dv_zwatch_t *self = h->data;
     uv_idle_stop(&self->idle);
-    for (unsigned i = 0; i < self->budget && !self->closing; i++) {
-        int ev = ready_events(self);
-        if (!ev) {
-            break;
+    // Ask ZMQ_EVENTS again only when the callback found nothing: each query
+    // costs syscalls in libzmq (its signaler polls, and checks getpid() for
+    // fork safety), and while messages keep coming the callback's own
+    // non-blocking recv says as much.
+    int ev = ready_events(self);
+    for (unsigned i = 0; ev && i < self->budget && !self->closing; i++) {
+        if (!self->cb(self, ev, self->arg)) {
+            ev = ready_events(self);
+        } else {
+            ev &= self->events; // the callback may have changed them
         }
-        self->cb(self, ev, self->arg);
     }
 }
 

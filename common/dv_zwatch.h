@@ -31,10 +31,12 @@
 
 typedef struct dv_zwatch dv_zwatch_t;
 
-// Called on the loop thread with the ready events (a subset of the watched
-// ones). Handle one message per call (zmq_recv/zmq_send with ZMQ_DONTWAIT):
-// the watcher calls again while events stay ready, up to the budget.
-typedef void (*dv_zwatch_ready_fn)(dv_zwatch_t *self, int events, void *arg);
+// Called on the loop thread with the events that were ready (a subset of the
+// watched ones). Handle one message per call (zmq_recv/zmq_send with
+// ZMQ_DONTWAIT) and return non-zero when one was handled, 0 when there was
+// nothing (EAGAIN): the watcher calls again, up to the budget, and re-reads
+// ZMQ_EVENTS only after a call that handled nothing.
+typedef int (*dv_zwatch_ready_fn)(dv_zwatch_t *self, int events, void *arg);
 
 // Called once the watcher is closed and freed.
 typedef void (*dv_zwatch_closed_fn)(void *arg);

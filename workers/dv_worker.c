@@ -39,7 +39,7 @@ struct dv_worker {
     bool ready_printed;     // READY went out
 };
 
-static void on_ready(dv_zwatch_t *zw, int events, void *arg);
+static int on_ready(dv_zwatch_t *zw, int events, void *arg);
 
 static void
 send_header(dv_worker_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
@@ -111,14 +111,14 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     send_header(self, w, payload, payload ? 1 : 0);
 }
 
-static void
+static int
 on_ready(dv_zwatch_t *zw, int events, void *arg)
 {
     (void)events;
     dv_worker_t *self = arg;
     dv_wire_msg_t in;
     if (dv_wire_recv(dv_zwatch_socket(zw), false, &in) != 1) {
-        return;
+        return 0;
     }
     self->last_heard_ms = uv_now(&self->loop);
     dv_msg_t *m = NULL;
@@ -159,6 +159,7 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
     }
     dv_msg_destroy(&m);
     dv_wire_msg_close(&in);
+    return 1;
 }
 
 static void
