@@ -198,30 +198,30 @@ client_socket(void *ctx, const char *endpoint)
     return s;
 }
 
-// W1 through Drover: jobs/s.
+// W1 through Drover: n jobs, jobs/s.
 static double
-drover_w1(void *sock)
+drover_w1(void *sock, int n)
 {
     char payload[PAYLOAD];
     memset(payload, 'x', sizeof payload);
     double t0 = now_s();
     int sent = 0, results = 0;
-    while (results < W1_JOBS) {
-        while (sent < W1_JOBS && sent - results < WINDOW) {
+    while (results < n) {
+        while (sent < n && sent - results < WINDOW) {
             send_submit(sock, (uint64_t)++sent, payload);
         }
         results += recv_is_result(sock);
     }
-    return W1_JOBS / (now_s() - t0);
+    return n / (now_s() - t0);
 }
 
-// W2 through Drover: fills lat[] with W2_TRIPS round trip times (us).
+// W2 through Drover: fills lat[] with n round trip times (us).
 static void
-drover_w2(void *sock, double *lat)
+drover_w2(void *sock, double *lat, int n)
 {
     char payload[PAYLOAD];
     memset(payload, 'y', sizeof payload);
-    for (int i = 0; i < W2_TRIPS; i++) {
+    for (int i = 0; i < n; i++) {
         double t0 = now_s();
         send_submit(sock, (uint64_t)i + 1, payload);
         while (!recv_is_result(sock)) {
@@ -254,9 +254,9 @@ run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
         void *ctx = zmq_ctx_new();
         void *sock = client_socket(ctx, cep);
         if (w1_rate) {
-            *w1_rate = drover_w1(sock);
+            *w1_rate = drover_w1(sock, W1_JOBS);
         } else {
-            drover_w2(sock, lat);
+            drover_w2(sock, lat, W2_TRIPS);
         }
         zmq_close(sock);
         zmq_ctx_term(ctx);
@@ -452,21 +452,73 @@ floor_run(int workers, double *w1_rate, double *lat)
     rmdir(dir);
 }
 
+// Producer for ../shared/peers (bench/peers/drover.sh): one workload
+// against a running broker, one JSON line in the harness's format.
+static int
+producer(const char *workload, int n, const char *endpoint)
+{
+    if (n < 1 || n > 10000000) {
+        fprintf(stderr, "dv-bench-queue: bad job count %d\n", n);
+        return 2;
+    }
+    void *ctx = zmq_ctx_new();
+    void *sock = client_socket(ctx, endpoint);
+    int rc = 0;
+    if (strcmp(workload, "w1") == 0) {
+        double t0 = now_s();
+        double rate = drover_w1(sock, n);
+        printf("{\"jobs\":%d,\"secs\":%.6f,\"jobs_per_s\":%.1f,"
+               "\"results_returned\":true}\n",
+               n, now_s() - t0, rate);
+    } else if (strcmp(workload, "w2") == 0) {
+        double *lat = malloc((size_t)n * sizeof(double)), sum = 0;
+        drover_w2(sock, lat, n);
+        qsort(lat, (size_t)n, sizeof(double), cmp_double);
+        for (int i = 0; i < n; i++) {
+            sum += lat[i];
+        }
+        int i50 = (int)(0.50 * (n - 1) + 0.5),
+            i99 = (int)(0.99 * (n - 1) + 0.5);
+        printf("{\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,"
+               "\"min_us\":%.1f,\"max_us\":%.1f}\n",
+               n, lat[i50], lat[i99], sum / n, lat[0], lat[n - 1]);
+        free(lat);
+    } else {
+        fprintf(stderr, "dv-bench-queue: workload must be w1 or w2\n");
+        rc = 2;
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *out_path = "bench/results/queue.json";
     const char *bin_dir = "build/release/bin";
+    const char *endpoint = NULL, *workload = NULL;
+    int n = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_path = argv[++i];
         } else if (strcmp(argv[i], "--bin-dir") == 0 && i + 1 < argc) {
             bin_dir = argv[++i];
+        } else if (strcmp(argv[i], "--producer") == 0 && i + 2 < argc) {
+            workload = argv[++i];
+            n = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc) {
+            endpoint = argv[++i];
         } else {
-            fprintf(stderr, "usage: dv-bench-queue [--out FILE] [--bin-dir "
-                            "DIR]\n");
+            fprintf(stderr,
+                    "usage: dv-bench-queue [--out FILE] [--bin-dir DIR]\n"
+                    "       dv-bench-queue --producer w1|w2 N --endpoint "
+                    "CLIENT_ENDPOINT\n");
             return 2;
         }
+    }
+    if (workload) {
+        return endpoint ? producer(workload, n, endpoint) : 2;
     }
     double dv_w1[RUNS], fl_w1[RUNS];
     for (int r = 0; r < RUNS; r++) {
