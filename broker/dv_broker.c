@@ -35,6 +35,28 @@
 // that submits tens of thousands of jobs asynchronously before reading.
 #define PEER_HWM 1000000
 
+// Results kept for fetching by id (result_get) after they are pushed: at
+// most this many, this many payload bytes, for result_ttl_ms (options).
+#define KEPT_MAX       100000
+#define KEPT_MAX_BYTES ((size_t)256 << 20)
+#define KEPT_BUCKETS   65536 // hash buckets (power of two)
+
+typedef struct kept kept_t;
+struct kept {
+    uint64_t id;                       // job id
+    bool done;                         // else failed
+    int code;                          // error when failed
+    char text[DV_ERROR_TEXT_MAX];      // its reason
+    uint32_t attempts;                 // attempts it took
+    char worker[DV_MAX_WIRE_NAME + 1]; // who ran it last
+    dv_frame_t frames[DV_MAX_FRAMES];  // result payload, owned copies
+    size_t n_frames;                   // their count
+    size_t bytes;                      // payload bytes
+    uint64_t at_ms;                    // loop time it finished
+    kept_t *hnext;                     // hash chain
+    kept_t *newer;                     // FIFO by finish time
+};
+
 typedef struct job job_t;
 struct job {
     uint64_t id;                      // broker-assigned, > 0
@@ -80,6 +102,12 @@ struct dv_broker {
     size_t n_workers;          // their count
     uint64_t next_handle;      // next worker handle
     bool running;              // inside dv_broker_run
+    kept_t **kept;             // finished results by id (hash)
+    kept_t *kept_oldest;       // FIFO head: evicted first
+    kept_t *kept_newest;       // FIFO tail
+    size_t n_kept;             // results kept
+    size_t kept_bytes;         // their payload bytes
+    uint64_t result_ttl_ms;    // how long results are kept
 };
 
 // ---------------------------------------------------------------- jobs
@@ -172,7 +200,129 @@ worker_by_handle(dv_broker_t *self, uint64_t handle)
     return NULL;
 }
 
-// Send the submitter of j its result. frames may be NULL.
+// ---------------------------------------------------------- kept results
+
+static size_t
+kept_bucket(uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (KEPT_BUCKETS - 1);
+}
+
+static kept_t *
+kept_find(const dv_broker_t *self, uint64_t id)
+{
+    for (kept_t *k = self->kept[kept_bucket(id)]; k; k = k->hnext) {
+        if (k->id == id) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+static void
+kept_free(kept_t *k)
+{
+    for (size_t i = 0; i < k->n_frames; i++) {
+        free((void *)k->frames[i].data);
+    }
+    free(k);
+}
+
+// Drop the oldest kept result.
+static void
+kept_evict_oldest(dv_broker_t *self)
+{
+    kept_t *k = self->kept_oldest;
+    self->kept_oldest = k->newer;
+    if (!self->kept_oldest) {
+        self->kept_newest = NULL;
+    }
+    for (kept_t **p = &self->kept[kept_bucket(k->id)]; *p; p = &(*p)->hnext) {
+        if (*p == k) {
+            *p = k->hnext;
+            break;
+        }
+    }
+    self->n_kept--;
+    self->kept_bytes -= k->bytes;
+    kept_free(k);
+}
+
+// Drop results past their TTL, and the oldest while over the bounds.
+static void
+kept_trim(dv_broker_t *self)
+{
+    uint64_t now = uv_now(&self->loop);
+    while (self->kept_oldest &&
+           (self->n_kept > KEPT_MAX || self->kept_bytes > KEPT_MAX_BYTES ||
+            now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
+        kept_evict_oldest(self);
+    }
+}
+
+static kept_t *
+keep_result(dv_broker_t *self,
+            const job_t *j,
+            bool done,
+            int code,
+            const char *text,
+            const char *worker,
+            const dv_frame_t *frames,
+            size_t n_frames)
+{
+    kept_t *k = dv_calloc(1, sizeof *k);
+    k->id = j->id;
+    k->done = done;
+    k->code = code;
+    snprintf(k->text, sizeof k->text, "%s", text ? text : "");
+    k->attempts = j->attempts;
+    snprintf(k->worker, sizeof k->worker, "%s", worker ? worker : "");
+    for (size_t i = 0; i < n_frames && i < DV_MAX_FRAMES; i++) {
+        uint8_t *copy = dv_malloc(frames[i].len ? frames[i].len : 1);
+        memcpy(copy, frames[i].data, frames[i].len);
+        k->frames[i] = (dv_frame_t){copy, frames[i].len};
+        k->bytes += frames[i].len;
+        k->n_frames++;
+    }
+    k->at_ms = uv_now(&self->loop);
+    size_t b = kept_bucket(k->id);
+    k->hnext = self->kept[b];
+    self->kept[b] = k;
+    if (self->kept_newest) {
+        self->kept_newest->newer = k;
+    } else {
+        self->kept_oldest = k;
+    }
+    self->kept_newest = k;
+    self->n_kept++;
+    self->kept_bytes += k->bytes;
+    return k;
+}
+
+// Send result k to route with request id rid.
+static void
+send_kept(dv_broker_t *self,
+          const kept_t *k,
+          const void *route,
+          size_t route_len,
+          uint64_t rid)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, rid);
+    dv_msgw_uint(w, "job", k->id);
+    dv_msgw_str(w, "state", k->done ? "done" : "failed");
+    dv_msgw_uint(w, "attempts", k->attempts);
+    dv_msgw_str(w, "worker", k->worker);
+    if (!k->done) {
+        dv_msgw_error(w, "error", k->code, k->text);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(self->clients, route, route_len, h, len, k->frames,
+                 k->n_frames);
+    dv_msgw_destroy(&w);
+}
+
+// The job's result: kept for result_get, then pushed to its submitter.
 static void
 send_result(dv_broker_t *self,
             const job_t *j,
@@ -183,19 +333,10 @@ send_result(dv_broker_t *self,
             const dv_frame_t *frames,
             size_t n_frames)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, j->rid);
-    dv_msgw_uint(w, "job", j->id);
-    dv_msgw_str(w, "state", done ? "done" : "failed");
-    dv_msgw_uint(w, "attempts", j->attempts);
-    dv_msgw_str(w, "worker", worker ? worker : "");
-    if (!done) {
-        dv_msgw_error(w, "error", code, text);
-    }
-    size_t len = 0;
-    const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, j->route, j->route_len, h, len, frames,
-                 n_frames);
-    dv_msgw_destroy(&w);
+    kept_t *k =
+        keep_result(self, j, done, code, text, worker, frames, n_frames);
+    send_kept(self, k, j->route, j->route_len, j->rid);
+    kept_trim(self); // after sending: k may be the one evicted
 }
 
 // Forget a worker; requeue or fail what it was running.
@@ -341,6 +482,73 @@ on_submit(dv_broker_t *self,
     return 0;
 }
 
+static int
+on_result_get(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    const kept_t *k = kept_find(self, id);
+    if (!k) {
+        return dv_errorf(err, DV_ENOENT, "no result for job %llu: %s",
+                         (unsigned long long)id,
+                         job_find(self, id) ? "not finished yet"
+                                            : "unknown job or result expired");
+    }
+    send_kept(self, k, route, route_len, rid);
+    return 0;
+}
+
+static int
+on_job_get(dv_broker_t *self,
+           const void *route,
+           size_t route_len,
+           const dv_msg_t *m,
+           uint64_t rid,
+           dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    const job_t *j = job_find(self, id);
+    const kept_t *k = j ? NULL : kept_find(self, id);
+    bool running = false;
+    uint32_t attempts = 0;
+    const char *state;
+    if (j && dv_sched_job(self->sched, id, &running, &attempts) == 0) {
+        state = running ? "running" : "queued";
+    } else if (k) {
+        state = k->done ? "done" : "failed";
+        attempts = k->attempts;
+    } else {
+        return dv_errorf(err, DV_ENOENT,
+                         "unknown job %llu (or its result expired)",
+                         (unsigned long long)id);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB, rid);
+    dv_msgw_uint(w, "job", id);
+    dv_msgw_str(w, "state", state);
+    dv_msgw_uint(w, "attempts", attempts);
+    if (j) {
+        dv_msgw_str(w, "queue", j->queue);
+        dv_msgw_str(w, "kind", j->kind);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(self->clients, route, route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+    return 0;
+}
+
 static void
 on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -370,6 +578,12 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_SUBMIT:
             rc = on_submit(self, in, m, &err);
+            break;
+        case DV_MSG_RESULT_GET:
+            rc = on_result_get(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_JOB_GET:
+            rc = on_job_get(self, route, route_len, m, rid, &err);
             break;
         default:
             rc = dv_errorf(&err, DV_EFORMAT,
@@ -526,6 +740,7 @@ static void
 on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
+    kept_trim(self); // results past their TTL
     uint64_t now = uv_now(&self->loop);
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
     for (size_t i = 0; i < self->n_workers;) {
@@ -590,6 +805,9 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->n_buckets = 1024;
     self->jobs = dv_calloc(self->n_buckets, sizeof(job_t *));
+    self->kept = dv_calloc(KEPT_BUCKETS, sizeof(kept_t *));
+    self->result_ttl_ms =
+        opts->result_ttl_ms ? opts->result_ttl_ms : 3600 * 1000;
     self->next_job = 1;
     self->next_handle = 1;
     self->sched = dv_sched_new();
@@ -693,6 +911,10 @@ dv_broker_destroy(dv_broker_t **self_p)
         }
     }
     free(self->jobs);
+    while (self->kept_oldest) {
+        kept_evict_oldest(self);
+    }
+    free(self->kept);
     free(self->workers);
     dv_sched_destroy(&self->sched);
     free(self);

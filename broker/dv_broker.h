@@ -2,7 +2,8 @@
 // libuv loop, jobs scheduled by dv_sched, messages per docs/PROTOCOL.md.
 //
 // This first version carries `echo` jobs end to end in memory: hello,
-// submit, accepted, run, done, result, ping/pong, register, heartbeats and
+// submit, accepted, run, done, result, result_get and job_get (results are
+// kept, bounded, with a TTL), ping/pong, register, heartbeats and
 // worker liveness (a silent worker is declared dead and its jobs requeued or
 // failed). Durable storage, the model registry and `infer` come with the
 // rest of the job-path and durable-jobs issues.
@@ -21,6 +22,8 @@ typedef struct {
     uint32_t heartbeat_ms;       // heartbeat interval (0: 1000)
     uint32_t liveness;           // silent intervals before a worker is dead
                                  // (0: 3)
+    uint64_t result_ttl_ms;      // results kept for result_get (0: 1 hour;
+                                 // also bounded to 100,000 / 256 MiB)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

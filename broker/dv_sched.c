@@ -483,6 +483,21 @@ dv_sched_cancel(dv_sched_t *self, uint64_t job)
     return 0;
 }
 
+int
+dv_sched_job(const dv_sched_t *self,
+             uint64_t job,
+             bool *running,
+             uint32_t *attempts)
+{
+    const job_t *j = job ? find_job(self, job) : NULL;
+    if (!j) {
+        return DV_ENOENT;
+    }
+    *running = j->worker != SIZE_MAX;
+    *attempts = j->attempts;
+    return 0;
+}
+
 size_t
 dv_sched_queued(const dv_sched_t *self)
 {

@@ -84,6 +84,14 @@ int dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker);
 // or DV_ENOENT.
 int dv_sched_cancel(dv_sched_t *self, uint64_t job);
 
+// State of a job the scheduler holds: *running (else queued) and attempts so
+// far. Returns 0, or DV_ENOENT for jobs it does not hold (finished, failed,
+// cancelled or never submitted).
+int dv_sched_job(const dv_sched_t *self,
+                 uint64_t job,
+                 bool *running,
+                 uint32_t *attempts);
+
 size_t dv_sched_queued(const dv_sched_t *self);  // jobs waiting
 size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
 size_t dv_sched_workers(const dv_sched_t *self); // workers known

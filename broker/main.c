@@ -11,7 +11,7 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
-               "                     [--heartbeat-ms N]\n"
+               "                     [--heartbeat-ms N] [--result-ttl-s N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
@@ -21,8 +21,10 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-    dv_broker_opts_t opts = {"tcp://127.0.0.1:7470", "tcp://127.0.0.1:7471",
-                             1000, 3};
+    dv_broker_opts_t opts = {.client_endpoint = "tcp://127.0.0.1:7470",
+                             .worker_endpoint = "tcp://127.0.0.1:7471",
+                             .heartbeat_ms = 1000,
+                             .liveness = 3};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -37,6 +39,9 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
             opts.heartbeat_ms = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--result-ttl-s") == 0 && v && atoi(v) > 0) {
+            opts.result_ttl_ms = (uint64_t)atoi(v) * 1000;
             i++;
         } else {
             fprintf(stderr, "drover-broker: bad argument '%s'\n", a);

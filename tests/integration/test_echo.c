@@ -145,6 +145,19 @@ typedef struct {
     void *client;
 } cluster_t;
 
+static void *
+client_socket_new(void *ctx, const char *endpoint)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(s, endpoint) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 static bool
 cluster_up(cluster_t *c, int n_workers)
 {
@@ -153,8 +166,9 @@ cluster_up(cluster_t *c, int n_workers)
     char cep[600], wep[600];
     snprintf(cep, sizeof cep, "ipc://%s/client.sock", s_dir);
     snprintf(wep, sizeof wep, "ipc://%s/worker.sock", s_dir);
-    const char *bargs[] = {"--client",       cep,   "--worker", wep,
-                           "--heartbeat-ms", "200", NULL};
+    const char *bargs[] = {
+        "--client",       cep, "--worker", wep, "--heartbeat-ms", "200",
+        "--result-ttl-s", "2", NULL};
     c->broker = start("DROVER_BROKER_BIN", bargs, "broker.log");
     char ready[1100];
     if (!c->broker.pid || !wait_ready(&c->broker, ready, sizeof ready) ||
@@ -176,10 +190,8 @@ cluster_up(cluster_t *c, int n_workers)
         }
     }
     c->ctx = zmq_ctx_new();
-    c->client = zmq_socket(c->ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(c->client, ZMQ_LINGER, &linger, sizeof linger);
-    return zmq_connect(c->client, c->client_ep) == 0;
+    c->client = client_socket_new(c->ctx, c->client_ep);
+    return c->client != NULL;
 }
 
 // Stop everything; returns the broker's exit status on SIGTERM.
@@ -472,11 +484,117 @@ test_lost_worker_jobs_rerun(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Send a request {job} of type t and return the reply (caller destroys).
+static dv_msg_t *
+ask(void *sock, dv_msg_type_t t, uint64_t job, dv_wire_msg_t *in)
+{
+    dv_msgw_t *w = dv_msgw_new(t, 1000 + job);
+    dv_msgw_uint(w, "job", job);
+    send_msg(sock, w, NULL, 0);
+    dv_msg_t *m = NULL;
+    return recv_msg(sock, in, &m) ? m : NULL;
+}
+
+// Results outlive the connection that submitted them: another client
+// fetches them by id (result_get) and asks their state (job_get); unknown
+// ids are DV_ENOENT; after the TTL (2 s here) they are gone.
+static void
+test_results_kept_for_others(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    uint64_t ids[3] = {0};
+    int fetched = 0, states = 0, unknown = 0;
+    bool expired = false;
+    if (up) {
+        for (int i = 0; i < 3; i++) {
+            char payload[16];
+            snprintf(payload, sizeof payload, "job-%d", i + 1);
+            submit_echo(c.client, (uint64_t)i + 1, payload);
+        }
+        for (int got = 0; got < 6;) { // 3 accepted + 3 results
+            dv_wire_msg_t in;
+            dv_msg_t *m = NULL;
+            if (!recv_msg(c.client, &in, &m)) {
+                break;
+            }
+            dv_error_t err = {0};
+            if (dv_msg_type(m) == DV_MSG_ACCEPTED) {
+                dv_msg_uint(m, "job", &ids[dv_msg_rid(m) - 1], &err);
+            }
+            got++;
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+        zmq_close(c.client); // the submitter goes away
+        c.client = client_socket_new(c.ctx, c.client_ep);
+        for (int i = 0; i < 3; i++) {
+            dv_wire_msg_t in;
+            dv_msg_t *m = ask(c.client, DV_MSG_RESULT_GET, ids[i], &in);
+            if (m) {
+                char want[16], state[16] = "";
+                snprintf(want, sizeof want, "job-%d", i + 1);
+                const dv_frame_t *f = dv_msg_frame(m, 1);
+                dv_error_t err = {0};
+                dv_msg_str(m, "state", state, sizeof state, &err);
+                fetched += dv_msg_type(m) == DV_MSG_RESULT &&
+                           dv_msg_rid(m) == 1000 + ids[i] && f &&
+                           f->len == strlen(want) &&
+                           memcmp(f->data, want, f->len) == 0 &&
+                           strcmp(state, "done") == 0;
+                dv_msg_destroy(&m);
+                dv_wire_msg_close(&in);
+            }
+            m = ask(c.client, DV_MSG_JOB_GET, ids[i], &in);
+            if (m) {
+                char state[16] = "";
+                dv_error_t err = {0};
+                dv_msg_str(m, "state", state, sizeof state, &err);
+                states +=
+                    dv_msg_type(m) == DV_MSG_JOB && strcmp(state, "done") == 0;
+                dv_msg_destroy(&m);
+                dv_wire_msg_close(&in);
+            }
+        }
+        uint64_t rid;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT_GET, 6);
+        dv_msgw_uint(w, "job", 987654);
+        send_msg(c.client, w, NULL, 0);
+        unknown = error_code(c.client, &rid) == DV_ENOENT && rid == 6;
+        w = dv_msgw_new(DV_MSG_JOB_GET, 7);
+        dv_msgw_uint(w, "job", 987654);
+        send_msg(c.client, w, NULL, 0);
+        unknown =
+            unknown && error_code(c.client, &rid) == DV_ENOENT && rid == 7;
+        // Poll until the TTL (2 s, checked on the 200 ms heartbeat) has
+        // dropped the first result; a deadline bounds the wait.
+        int64_t end = now_ms() + DEADLINE_MS;
+        while (!expired && now_ms() < end) {
+            w = dv_msgw_new(DV_MSG_RESULT_GET, 8);
+            dv_msgw_uint(w, "job", ids[0]);
+            send_msg(c.client, w, NULL, 0);
+            expired = error_code(c.client, &rid) == DV_ENOENT;
+            if (!expired) {
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(fetched, 3);
+    DV_CHECK_EQ(states, 3);
+    DV_CHECK(unknown);
+    DV_CHECK(expired);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"echo round trip through broker and worker", test_echo_round_trip},
     {"two workers share the jobs", test_two_workers_share},
     {"malformed input is answered, serving goes on", test_malformed_input},
     {"a lost worker's job runs elsewhere", test_lost_worker_jobs_rerun},
+    {"results are kept for other clients", test_results_kept_for_others},
     {NULL, NULL},
 };
 

@@ -174,6 +174,12 @@ test_cancel_and_bad_calls(void)
     dv_sched_worker_add(s, 9, 1);
     pick_t p;
     DV_CHECK(next(s, &p));
+    bool running = false;
+    uint32_t attempts = 0;
+    DV_CHECK_EQ(dv_sched_job(s, 3, &running, &attempts), 0);
+    DV_CHECK(running);
+    DV_CHECK_EQ(attempts, 1);
+    DV_CHECK_EQ(dv_sched_job(s, 1, &running, &attempts), DV_ENOENT);
     DV_CHECK_EQ(dv_sched_cancel(s, 3), DV_ENOENT);     // running: not here
     DV_CHECK_EQ(dv_sched_finish(s, 3, 10), DV_ENOENT); // wrong worker
     DV_CHECK_EQ(dv_sched_finish(s, 3, 9), 0);
