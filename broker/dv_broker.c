@@ -41,20 +41,24 @@
 #define KEPT_MAX_BYTES ((size_t)256 << 20)
 #define KEPT_BUCKETS   65536 // hash buckets (power of two)
 
+// One allocation per kept result: the fields, then the worker's name
+// (NUL-terminated), then the payload frames back to back. Results are
+// long-lived and numerous; one compact block each keeps the heap from
+// fragmenting against the broker's per-message allocations.
 typedef struct kept kept_t;
 struct kept {
     uint64_t id;                       // job id
-    bool done;                         // else failed
-    int code;                          // error when failed
-    char text[DV_ERROR_TEXT_MAX];      // its reason
-    uint32_t attempts;                 // attempts it took
-    char worker[DV_MAX_WIRE_NAME + 1]; // who ran it last
-    dv_frame_t frames[DV_MAX_FRAMES];  // result payload, owned copies
-    size_t n_frames;                   // their count
-    size_t bytes;                      // payload bytes
     uint64_t at_ms;                    // loop time it finished
     kept_t *hnext;                     // hash chain
     kept_t *newer;                     // FIFO by finish time
+    char *text;                        // failure reason (owned); NULL if done
+    int code;                          // error when failed
+    uint32_t attempts;                 // attempts it took
+    uint32_t frame_len[DV_MAX_FRAMES]; // payload frame sizes
+    uint8_t n_frames;                  // their count
+    bool done;                         // else failed
+    size_t bytes;                      // payload bytes
+    char data[];                       // worker name, NUL, then payloads
 };
 
 typedef struct job job_t;
@@ -222,10 +226,20 @@ kept_find(const dv_broker_t *self, uint64_t id)
 static void
 kept_free(kept_t *k)
 {
-    for (size_t i = 0; i < k->n_frames; i++) {
-        free((void *)k->frames[i].data);
-    }
+    free(k->text);
     free(k);
+}
+
+// The payload frames of k as views into its block (frames: DV_MAX_FRAMES).
+static size_t
+kept_frames(const kept_t *k, dv_frame_t *frames)
+{
+    const uint8_t *p = (const uint8_t *)k->data + strlen(k->data) + 1;
+    for (size_t i = 0; i < k->n_frames; i++) {
+        frames[i] = (dv_frame_t){p, k->frame_len[i]};
+        p += k->frame_len[i];
+    }
+    return k->n_frames;
 }
 
 // Drop the oldest kept result.
@@ -270,20 +284,28 @@ keep_result(dv_broker_t *self,
             const dv_frame_t *frames,
             size_t n_frames)
 {
-    kept_t *k = dv_calloc(1, sizeof *k);
+    worker = worker ? worker : "";
+    n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
+    size_t name_len = strlen(worker) + 1, bytes = 0;
+    for (size_t i = 0; i < n_frames; i++) {
+        bytes += frames[i].len;
+    }
+    kept_t *k = dv_malloc(sizeof *k + name_len + bytes);
+    memset(k, 0, sizeof *k);
     k->id = j->id;
     k->done = done;
     k->code = code;
-    snprintf(k->text, sizeof k->text, "%s", text ? text : "");
+    k->text = done ? NULL : dv_strdup(text ? text : "");
     k->attempts = j->attempts;
-    snprintf(k->worker, sizeof k->worker, "%s", worker ? worker : "");
-    for (size_t i = 0; i < n_frames && i < DV_MAX_FRAMES; i++) {
-        uint8_t *copy = dv_malloc(frames[i].len ? frames[i].len : 1);
-        memcpy(copy, frames[i].data, frames[i].len);
-        k->frames[i] = (dv_frame_t){copy, frames[i].len};
-        k->bytes += frames[i].len;
-        k->n_frames++;
+    memcpy(k->data, worker, name_len);
+    uint8_t *p = (uint8_t *)k->data + name_len;
+    for (size_t i = 0; i < n_frames; i++) {
+        memcpy(p, frames[i].data, frames[i].len);
+        p += frames[i].len;
+        k->frame_len[i] = (uint32_t)frames[i].len;
     }
+    k->n_frames = (uint8_t)n_frames;
+    k->bytes = bytes;
     k->at_ms = uv_now(&self->loop);
     size_t b = kept_bucket(k->id);
     k->hnext = self->kept[b];
@@ -311,14 +333,15 @@ send_kept(dv_broker_t *self,
     dv_msgw_uint(w, "job", k->id);
     dv_msgw_str(w, "state", k->done ? "done" : "failed");
     dv_msgw_uint(w, "attempts", k->attempts);
-    dv_msgw_str(w, "worker", k->worker);
+    dv_msgw_str(w, "worker", k->data);
     if (!k->done) {
         dv_msgw_error(w, "error", k->code, k->text);
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, route, route_len, h, len, k->frames,
-                 k->n_frames);
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    dv_wire_send(self->clients, route, route_len, h, len, frames, n);
     dv_msgw_destroy(&w);
 }
 
