@@ -26,17 +26,14 @@
 // after a crash the path holds the old file or the whole new one.
 #include "dv_modelfile.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <msgpack.h>
 
+#include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -1220,106 +1217,15 @@ dv_model_decode(dv_model_t **out,
 
 // ------------------------------------------------------------------ files
 
-static int
-io_error(dv_error_t *err, const char *path, int e)
-{
-    int code;
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-        code = DV_ENOENT;
-        break;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-        code = DV_EACCES;
-        break;
-    case ENOSPC:
-    case EDQUOT:
-        code = DV_ENOSPC;
-        break;
-    default:
-        code = DV_EIO;
-        break;
-    }
-    return dv_errorf(err, code, "%s: %s", path, strerror(e));
-}
-
-static int
-write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            return errno;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-// Make the rename itself durable. Best effort: some file systems refuse
-// fsync on a directory, and the file is complete either way.
-static void
-sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? dv_strdup(path) : dv_strdup(".");
-    if (slash) {
-        dir[slash == path ? 1 : slash - path] = '\0';
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int
 dv_model_save(const dv_model_t *self, const char *path, dv_error_t *err)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = dv_model_encode(self, &buf, &len, err);
-    if (rc) {
-        return rc;
+    if (rc == 0) {
+        rc = dv_file_write_atomic(path, buf, len, err);
     }
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
-    char *tmp = dv_malloc(n);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = io_error(err, path, errno);
-        goto fail;
-    }
-    // mkstemp creates the file 0600; a model file is an ordinary readable
-    // file. A failure here leaves it private, which is safe.
-    (void)fchmod(fd, 0644);
-    int e = write_all(fd, buf, len);
-    // fsync before rename: after a crash the path holds the old file or the
-    // whole new one, never a torn write.
-    if (e == 0 && fsync(fd) != 0) {
-        e = errno;
-    }
-    if (close(fd) != 0 && e == 0) {
-        e = errno;
-    }
-    if (e == 0 && rename(tmp, path) != 0) {
-        e = errno;
-    }
-    if (e) {
-        unlink(tmp);
-        rc = io_error(err, path, e);
-        goto fail;
-    }
-    sync_parent(path);
-fail:
-    free(tmp);
     free(buf);
     return rc;
 }
@@ -1327,58 +1233,20 @@ fail:
 int
 dv_model_load(dv_model_t **out, const char *path, dv_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return io_error(err, path, errno);
-    }
     uint8_t *buf = NULL;
-    int rc = 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = io_error(err, path, errno);
-        goto fail;
+    size_t len = 0;
+    int rc = dv_file_read(path, (size_t)DV_MAX_MODEL_BYTES + FRAME_BYTES, &buf,
+                          &len, err);
+    if (rc) {
+        return rc;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = dv_errorf(err, DV_EIO, "%s: not a regular file", path);
-        goto fail;
-    }
-    // Checked before allocating: a file's size is data, not a promise.
-    if ((uint64_t)st.st_size > (uint64_t)DV_MAX_MODEL_BYTES + FRAME_BYTES) {
-        rc = dv_errorf(err, DV_EMSGSIZE,
-                       "%s: %lld bytes, over the model file limit of %zu", path,
-                       (long long)st.st_size, DV_MAX_MODEL_BYTES + FRAME_BYTES);
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    buf = dv_try_malloc(size ? size : 1, 1);
-    if (!buf) {
-        rc = dv_errorf(err, DV_ENOMEM, "%s: cannot allocate %zu bytes", path,
-                       size);
-        goto fail;
-    }
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            rc = io_error(err, path, errno);
-            goto fail;
-        }
-        if (r == 0) {
-            break; // shrank since fstat: decoding reports the truncation
-        }
-        got += (size_t)r;
-    }
-    rc = dv_model_decode(out, buf, got, err);
+    rc = dv_model_decode(out, buf, len, err);
     if (rc && err) {
         char text[DV_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", err->text);
         dv_errorf(err, rc, "%s: %s", path, text);
     }
-fail:
     free(buf);
-    close(fd);
     return rc;
 }
 

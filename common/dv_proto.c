@@ -307,11 +307,13 @@ dv_msg_error(
 }
 
 int
-dv_msg_tensor(const dv_msg_t *self,
-              const char *key,
-              size_t max_rows,
-              dv_tensor_t **out,
-              dv_error_t *err)
+dv_msg_tensor_desc(const dv_msg_t *self,
+                   const char *key,
+                   size_t max_rows,
+                   const dv_frame_t **frame_out,
+                   size_t *rows_out,
+                   size_t *cols_out,
+                   dv_error_t *err)
 {
     const char *type = s_names[self->type];
     const msgpack_object *m = dv_msgpack_get(self->root, key);
@@ -359,8 +361,22 @@ dv_msg_tensor(const dv_msg_t *self,
                          (unsigned long long)(rows * cols * 4),
                          (unsigned long long)frame, f->len);
     }
+    *frame_out = f;
+    *rows_out = (size_t)rows;
+    *cols_out = (size_t)cols;
+    return 0;
+}
+
+int
+dv_tensor_from_frame(const dv_frame_t *f,
+                     size_t rows,
+                     size_t cols,
+                     dv_tensor_t **out,
+                     dv_error_t *err)
+{
+    dv_assert(f->len == rows * cols * 4);
     dv_tensor_t *t = NULL;
-    int rc = dv_tensor_open(&t, (size_t)rows, (size_t)cols, err);
+    int rc = dv_tensor_open(&t, rows, cols, err);
     if (rc) {
         return rc;
     }
@@ -372,6 +388,95 @@ dv_msg_tensor(const dv_msg_t *self,
     }
     *out = t;
     return 0;
+}
+
+int
+dv_msg_tensor(const dv_msg_t *self,
+              const char *key,
+              size_t max_rows,
+              dv_tensor_t **out,
+              dv_error_t *err)
+{
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    int rc = dv_msg_tensor_desc(self, key, max_rows, &f, &rows, &cols, err);
+    return rc ? rc : dv_tensor_from_frame(f, rows, cols, out, err);
+}
+
+const struct msgpack_object *
+dv_msg_get(const dv_msg_t *self, const char *key)
+{
+    return dv_msgpack_get(self->root, key);
+}
+
+int
+dv_strs_from_obj(const struct msgpack_object *o,
+                 const char *what,
+                 size_t max_n,
+                 size_t max_len,
+                 char ***out,
+                 size_t *n_out,
+                 dv_error_t *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!o) {
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return dv_errorf(err, DV_EFORMAT, "'%s' must be an array of strings",
+                         what);
+    }
+    size_t n = o->via.array.size;
+    if (n > max_n) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "'%s' has %zu entries, the limit is %zu", what, n,
+                         max_n);
+    }
+    char **v = dv_calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > max_len ||
+            memchr(e->via.str.ptr, '\0', e->via.str.size)) {
+            dv_strs_free(&v, i);
+            return dv_errorf(err, DV_EFORMAT,
+                             "'%s'[%zu] must be a string of at most %zu "
+                             "bytes without NUL",
+                             what, i, max_len);
+        }
+        v[i] = dv_malloc(e->via.str.size + 1);
+        memcpy(v[i], e->via.str.ptr, e->via.str.size);
+        v[i][e->via.str.size] = '\0';
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+int
+dv_msg_strs(const dv_msg_t *self,
+            const char *key,
+            size_t max_n,
+            size_t max_len,
+            char ***out,
+            size_t *n_out,
+            dv_error_t *err)
+{
+    return dv_strs_from_obj(dv_msgpack_get(self->root, key), key, max_n,
+                            max_len, out, n_out, err);
+}
+
+void
+dv_strs_free(char ***v_p, size_t n)
+{
+    if (!v_p || !*v_p) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free((*v_p)[i]);
+    }
+    free(*v_p);
+    *v_p = NULL;
 }
 
 struct dv_msgw {
@@ -422,6 +527,56 @@ key(dv_msgw_t *self, const char *k)
     dv_assert(!self->done);
     self->n_fields++;
     pack_str(&self->pk, k);
+}
+
+void
+dv_msgw_key(dv_msgw_t *self, const char *k)
+{
+    key(self, k);
+}
+
+void
+dv_msgw_v_str(dv_msgw_t *self, const char *value)
+{
+    pack_str(&self->pk, value);
+}
+
+void
+dv_msgw_v_uint(dv_msgw_t *self, uint64_t value)
+{
+    msgpack_pack_uint64(&self->pk, value);
+}
+
+void
+dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len)
+{
+    msgpack_pack_bin(&self->pk, len);
+    msgpack_pack_bin_body(&self->pk, data, len);
+}
+
+void
+dv_msgw_v_array(dv_msgw_t *self, size_t n)
+{
+    msgpack_pack_array(&self->pk, n);
+}
+
+void
+dv_msgw_v_map(dv_msgw_t *self, size_t n)
+{
+    msgpack_pack_map(&self->pk, n);
+}
+
+void
+dv_msgw_strs(dv_msgw_t *self,
+             const char *k,
+             const char *const *values,
+             size_t n)
+{
+    key(self, k);
+    msgpack_pack_array(&self->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        pack_str(&self->pk, values[i]);
+    }
 }
 
 void

@@ -16,6 +16,8 @@
 #include "dv_err.h"
 #include "dv_tensor.h"
 
+struct msgpack_object; // <msgpack.h>, for dv_msg_get
+
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
 #define DV_PROTOCOL_MINOR 0 // minors only add
 
@@ -153,6 +155,55 @@ int dv_msg_tensor(const dv_msg_t *self,
                   dv_tensor_t **out,
                   dv_error_t *err);
 
+// Like dv_msg_tensor, without copying: the checked frame (borrowed from the
+// message) and its shape. Same errors.
+int dv_msg_tensor_desc(const dv_msg_t *self,
+                       const char *key,
+                       size_t max_rows,
+                       const dv_frame_t **frame,
+                       size_t *rows,
+                       size_t *cols,
+                       dv_error_t *err);
+
+// A new rows x cols tensor from a frame of exactly rows * cols * 4
+// little-endian float32 bytes (checked by dv_msg_tensor_desc). Returns 0 and
+// *out (caller owns it) or DV_ENOMEM/DV_EMSGSIZE.
+int dv_tensor_from_frame(const dv_frame_t *f,
+                         size_t rows,
+                         size_t cols,
+                         dv_tensor_t **out,
+                         dv_error_t *err);
+
+// Array-of-strings field key, copied: *out gets n strings (free with
+// dv_strs_free). An absent key gives 0 strings. Returns 0, DV_EFORMAT (not
+// an array of NUL-free strings of at most max_len bytes) or DV_EMSGSIZE
+// (more than max_n).
+int dv_msg_strs(const dv_msg_t *self,
+                const char *key,
+                size_t max_n,
+                size_t max_len,
+                char ***out,
+                size_t *n,
+                dv_error_t *err);
+
+// The same for an object already in hand (an array nested in a map); what
+// names it in errors.
+int dv_strs_from_obj(const struct msgpack_object *o,
+                     const char *what,
+                     size_t max_n,
+                     size_t max_len,
+                     char ***out,
+                     size_t *n,
+                     dv_error_t *err);
+
+// Free n strings from dv_msg_strs; *v_p = NULL. NULL-safe.
+void dv_strs_free(char ***v_p, size_t n);
+
+// Field key as a decoded msgpack object (borrowed; NULL when absent), for
+// nested replies (model and worker lists) that typed accessors don't cover.
+// Read it with dv_msgpack.h's checked readers.
+const struct msgpack_object *dv_msg_get(const dv_msg_t *self, const char *key);
+
 // A message header under construction. Fields are written in call order;
 // the writer counts them, so no count is needed up front.
 typedef struct dv_msgw dv_msgw_t;
@@ -161,6 +212,20 @@ typedef struct dv_msgw dv_msgw_t;
 dv_msgw_t *dv_msgw_new(dv_msg_type_t type, uint64_t rid);
 void dv_msgw_destroy(dv_msgw_t **self_p);
 void dv_msgw_str(dv_msgw_t *self, const char *key, const char *value);
+// Array of n strings.
+void dv_msgw_strs(dv_msgw_t *self,
+                  const char *key,
+                  const char *const *values,
+                  size_t n);
+// Nested values: dv_msgw_key counts one field whose value the dv_msgw_v_*
+// calls then write (a map of n takes n key/value pairs of v_* calls, an
+// array of n takes n values). The caller keeps the counts right.
+void dv_msgw_key(dv_msgw_t *self, const char *key);
+void dv_msgw_v_str(dv_msgw_t *self, const char *value);
+void dv_msgw_v_uint(dv_msgw_t *self, uint64_t value);
+void dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len);
+void dv_msgw_v_array(dv_msgw_t *self, size_t n);
+void dv_msgw_v_map(dv_msgw_t *self, size_t n);
 void dv_msgw_uint(dv_msgw_t *self, const char *key, uint64_t value);
 void
 dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);

@@ -1,0 +1,36 @@
+// dv_file — whole-file reads and crash-safe writes, with errors that name
+// the path and map errno to DV_E* (ENOENT -> DV_ENOENT, EACCES/EPERM/EROFS
+// -> DV_EACCES, ENOSPC/EDQUOT -> DV_ENOSPC, else DV_EIO).
+//
+// Used by the model file codec and the broker's registry. Threads: any.
+#ifndef DV_FILE_H
+#define DV_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+
+// Write buf to path atomically: a temporary file in the same folder, fsync,
+// rename, fsync of the folder (best effort). After a crash path holds the
+// old file or the whole new one, never a torn write. Mode 0644. Returns 0 or
+// DV_E* naming the path.
+int dv_file_write_atomic(const char *path,
+                         const void *buf,
+                         size_t len,
+                         dv_error_t *err);
+
+// Read the regular file at path into a new buffer (caller frees; *len gets
+// its size). The size is checked against max before allocating: larger is
+// DV_EMSGSIZE. Returns 0 or DV_E* naming the path.
+int dv_file_read(
+    const char *path, size_t max, uint8_t **buf, size_t *len, dv_error_t *err);
+
+// mkdir -p with mode 0755 (0700 for nothing: the caller picks). Returns 0
+// or DV_E* naming the path.
+int dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err);
+
+// An errno value as a DV_E* with "path: strerror" as the reason.
+int dv_file_error(dv_error_t *err, const char *path, int e);
+
+#endif
