@@ -22,8 +22,10 @@
 #include <zmq.h>
 
 #include "dv_limits.h"
+#include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
+#include "dv_registry.h"
 #include "dv_sched.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
@@ -57,8 +59,10 @@ struct kept {
     uint32_t frame_len[DV_MAX_FRAMES]; // payload frame sizes
     uint8_t n_frames;                  // their count
     bool done;                         // else failed
+    uint16_t extra_fields;             // kind-specific result fields ...
+    uint32_t extra_len;                // ... packed, after the payloads
     size_t bytes;                      // payload bytes
-    char data[];                       // worker name, NUL, then payloads
+    char data[]; // worker name, NUL, payloads, extra fields
 };
 
 typedef struct job job_t;
@@ -67,12 +71,17 @@ struct job {
     uint8_t route[ROUTE_MAX];         // submitter's routing id
     size_t route_len;                 // its length
     uint64_t rid;                     // submitter's request id
-    char kind[16];                    // "echo"
+    char kind[16];                    // "echo", "infer"
     char queue[DV_MAX_WIRE_NAME + 1]; // queue name
     uint8_t *payload;                 // frame 1 of the submit, owned
     size_t payload_len;               // its length
     uint32_t attempts;                // dispatches so far
     job_t *next;                      // hash chain
+    // infer: the model version resolved at submit, and the input's shape
+    char model[DV_MAX_WIRE_NAME + 1]; // name
+    uint32_t model_version;           // version
+    uint8_t model_sha[32];            // SHA-256 of its file
+    uint32_t rows, cols;              // input shape
 };
 
 typedef struct {
@@ -81,6 +90,10 @@ typedef struct {
     uint64_t handle;                 // id in dv_sched
     char name[DV_MAX_WIRE_NAME + 1]; // from register
     uint64_t last_seen_ms;           // loop time of its last message
+    uint32_t capacity;               // jobs at once
+    char **models;                   // "NAME@VERSION" it holds
+    size_t n_models;                 // their count
+    bool draining;                   // said bye: finishing, no new jobs
 } worker_t;
 
 struct dv_broker {
@@ -112,6 +125,7 @@ struct dv_broker {
     size_t n_kept;             // results kept
     size_t kept_bytes;         // their payload bytes
     uint64_t result_ttl_ms;    // how long results are kept
+    dv_registry_t *registry;   // models
 };
 
 // ---------------------------------------------------------------- jobs
@@ -282,7 +296,8 @@ keep_result(dv_broker_t *self,
             const char *text,
             const char *worker,
             const dv_frame_t *frames,
-            size_t n_frames)
+            size_t n_frames,
+            dv_msgw_t *extra)
 {
     worker = worker ? worker : "";
     n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
@@ -290,7 +305,10 @@ keep_result(dv_broker_t *self,
     for (size_t i = 0; i < n_frames; i++) {
         bytes += frames[i].len;
     }
-    kept_t *k = dv_malloc(sizeof *k + name_len + bytes);
+    size_t extra_len = 0, extra_fields = 0;
+    const uint8_t *extra_data =
+        extra ? dv_msgw_body(extra, &extra_len, &extra_fields) : NULL;
+    kept_t *k = dv_malloc(sizeof *k + name_len + bytes + extra_len);
     memset(k, 0, sizeof *k);
     k->id = j->id;
     k->done = done;
@@ -304,6 +322,11 @@ keep_result(dv_broker_t *self,
         p += frames[i].len;
         k->frame_len[i] = (uint32_t)frames[i].len;
     }
+    if (extra_len) {
+        memcpy(p, extra_data, extra_len);
+    }
+    k->extra_len = (uint32_t)extra_len;
+    k->extra_fields = (uint16_t)extra_fields;
     k->n_frames = (uint8_t)n_frames;
     k->bytes = bytes;
     k->at_ms = uv_now(&self->loop);
@@ -337,10 +360,16 @@ send_kept(dv_broker_t *self,
     if (!k->done) {
         dv_msgw_error(w, "error", k->code, k->text);
     }
-    size_t len = 0;
-    const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_frame_t frames[DV_MAX_FRAMES];
     size_t n = kept_frames(k, frames);
+    if (k->extra_len) {
+        const uint8_t *extra =
+            n ? frames[n - 1].data + frames[n - 1].len
+              : (const uint8_t *)k->data + strlen(k->data) + 1;
+        dv_msgw_raw(w, k->extra_fields, extra, k->extra_len);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_wire_send(self->clients, route, route_len, h, len, frames, n);
     dv_msgw_destroy(&w);
 }
@@ -354,10 +383,11 @@ send_result(dv_broker_t *self,
             const char *text,
             const char *worker,
             const dv_frame_t *frames,
-            size_t n_frames)
+            size_t n_frames,
+            dv_msgw_t *extra)
 {
     kept_t *k =
-        keep_result(self, j, done, code, text, worker, frames, n_frames);
+        keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     send_kept(self, k, j->route, j->route_len, j->rid);
     kept_trim(self); // after sending: k may be the one evicted
 }
@@ -377,11 +407,12 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
             snprintf(text, sizeof text,
                      "worker %s %s while running it; no attempts left (%u)",
                      w->name, why, lost[i].attempts);
-            send_result(self, j, false, DV_EIO, text, w->name, NULL, 0);
+            send_result(self, j, false, DV_EIO, text, w->name, NULL, 0, NULL);
             job_remove(self, j->id);
         }
     }
     free(lost);
+    dv_strs_free(&w->models, w->n_models);
     size_t index = (size_t)(w - self->workers);
     self->workers[index] = self->workers[--self->n_workers];
 }
@@ -401,6 +432,17 @@ dispatch(dv_broker_t *self)
         dv_msgw_uint(m, "job", j->id);
         dv_msgw_uint(m, "attempt", attempt);
         dv_msgw_str(m, "kind", j->kind);
+        if (j->model[0]) {
+            dv_msgw_key(m, "model");
+            dv_msgw_v_map(m, 3);
+            dv_msgw_v_str(m, "name");
+            dv_msgw_v_str(m, j->model);
+            dv_msgw_v_str(m, "version");
+            dv_msgw_v_uint(m, j->model_version);
+            dv_msgw_v_str(m, "sha256");
+            dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
+            dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
+        }
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(m, &len);
         dv_frame_t f = {j->payload, j->payload_len};
@@ -410,24 +452,6 @@ dispatch(dv_broker_t *self)
 }
 
 // ----------------------------------------------------------- handlers
-
-// Queue and model names: [A-Za-z0-9._-]+ (docs/PROTOCOL.md, Limits).
-static bool
-valid_name(const char *s)
-{
-    if (!*s) {
-        return false;
-    }
-    for (; *s; s++) {
-        char c = *s;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
 
 static void
 send_simple(void *sock,
@@ -440,6 +464,25 @@ send_simple(void *sock,
     if (type == DV_MSG_WELCOME) {
         dv_msgw_str(w, "broker", "drover-broker " DV_VERSION_STRING);
         dv_msgw_uint(w, "heartbeat_ms", self->heartbeat_ms);
+        dv_msgw_key(w, "limits");
+        dv_msgw_v_map(w, 8);
+        const struct {
+            const char *key;
+            uint64_t value;
+        } limits[] = {
+            {"max_header_bytes", DV_MAX_HEADER_BYTES},
+            {"max_frames", DV_MAX_FRAMES},
+            {"max_frame_bytes", DV_MAX_FRAME_BYTES},
+            {"max_rows", DV_MAX_INFER_ROWS},
+            {"max_name_bytes", DV_MAX_WIRE_NAME},
+            {"result_ttl_s", self->result_ttl_ms / 1000},
+            {"max_kept_results", KEPT_MAX},
+            {"max_kept_bytes", KEPT_MAX_BYTES},
+        };
+        for (size_t i = 0; i < 8; i++) {
+            dv_msgw_v_str(w, limits[i].key);
+            dv_msgw_v_uint(w, limits[i].value);
+        }
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
@@ -463,15 +506,16 @@ on_submit(dv_broker_t *self,
                              &max_attempts, err)) != 0) {
         return rc;
     }
-    if (!valid_name(queue)) {
+    if (!dv_name_valid(queue)) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: queue '%s' must match [A-Za-z0-9._-]+",
                          queue);
     }
-    if (strcmp(kind, "echo") != 0) {
+    bool infer = strcmp(kind, "infer") == 0;
+    if (!infer && strcmp(kind, "echo") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: job kind '%s' is not supported by this "
-                         "broker (echo)",
+                         "broker (echo, infer)",
                          kind);
     }
     if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT) {
@@ -479,11 +523,38 @@ on_submit(dv_broker_t *self,
                          MAX_ATTEMPTS_LIMIT);
     }
     const dv_frame_t *payload = dv_msg_frame(m, 1);
-    if (!payload) {
+    const dv_model_info_t *model = NULL;
+    size_t rows = 0, cols = 0;
+    if (infer) {
+        char ref[2 * DV_MAX_WIRE_NAME];
+        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0 ||
+            (rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &payload,
+                                     &rows, &cols, err)) != 0) {
+            return rc;
+        }
+        model = dv_registry_resolve(self->registry, ref, err);
+        if (!model) {
+            return err ? err->code : DV_ENOMODEL;
+        }
+        if (cols != model->features) {
+            return dv_errorf(err, DV_ESHAPE,
+                             "submit: model %s@%u takes %u features per row, "
+                             "the input has %zu",
+                             model->name, model->version, model->features,
+                             cols);
+        }
+    } else if (!payload) {
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an echo job needs its payload in frame 1");
     }
     job_t *j = dv_calloc(1, sizeof *j);
+    if (model) {
+        snprintf(j->model, sizeof j->model, "%s", model->name);
+        j->model_version = model->version;
+        memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
+        j->rows = (uint32_t)rows;
+        j->cols = (uint32_t)cols;
+    }
     j->id = self->next_job++;
     j->route_len = zmq_msg_size((zmq_msg_t *)&in->route);
     memcpy(j->route, zmq_msg_data((zmq_msg_t *)&in->route), j->route_len);
@@ -494,7 +565,11 @@ on_submit(dv_broker_t *self,
     memcpy(j->payload, payload->data, payload->len);
     j->payload_len = payload->len;
     job_add(self, j);
-    dv_sched_submit(self->sched, j->id, queue, "", (uint32_t)max_attempts);
+    char key[DV_MAX_WIRE_NAME + 16] = "";
+    if (model) {
+        snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+    }
+    dv_sched_submit(self->sched, j->id, queue, key, (uint32_t)max_attempts);
 
     dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
     dv_msgw_uint(w, "job", j->id);
@@ -572,6 +647,246 @@ on_job_get(dv_broker_t *self,
     return 0;
 }
 
+// Model record fields, either top-level (a `model` reply) or inside a map
+// already opened with dv_msgw_v_map(w, MODEL_FIELDS).
+#define MODEL_FIELDS 9
+static void
+write_model_info(dv_msgw_t *w, const dv_model_info_t *r, bool nested)
+{
+    const char *keys[MODEL_FIELDS] = {"name",     "version", "sha256",
+                                      "bytes",    "task",    "algo",
+                                      "features", "outputs", "created_us"};
+    for (size_t i = 0; i < MODEL_FIELDS; i++) {
+        if (nested) {
+            dv_msgw_v_str(w, keys[i]);
+        } else {
+            dv_msgw_key(w, keys[i]);
+        }
+        switch (i) {
+        case 0:
+            dv_msgw_v_str(w, r->name);
+            break;
+        case 1:
+            dv_msgw_v_uint(w, r->version);
+            break;
+        case 2:
+            dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
+            break;
+        case 3:
+            dv_msgw_v_uint(w, r->bytes);
+            break;
+        case 4:
+            dv_msgw_v_str(w, r->task);
+            break;
+        case 5:
+            dv_msgw_v_str(w, r->algo);
+            break;
+        case 6:
+            dv_msgw_v_uint(w, r->features);
+            break;
+        case 7:
+            dv_msgw_v_uint(w, r->outputs);
+            break;
+        default:
+            dv_msgw_v_uint(w, r->created_us);
+            break;
+        }
+    }
+}
+
+// Send a finished reply header to route, then free it.
+static void
+reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
+{
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(sock, route, route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+}
+
+static int
+on_model_push(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, err)) !=
+            0) {
+        return rc;
+    }
+    const dv_frame_t *file = dv_msg_frame(m, 1);
+    if (!file) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "model_push: the .drvm file goes in frame 1");
+    }
+    uint8_t got[DV_SHA256_BYTES];
+    dv_sha256(file->data, file->len, got);
+    if (memcmp(got, sum, sizeof got) != 0) {
+        return dv_errorf(err, DV_ECHECKSUM,
+                         "model_push: the file's SHA-256 does not match "
+                         "'sha256' (damaged in transit?)");
+    }
+    dv_model_info_t info;
+    rc = dv_registry_push(self->registry, name, file->data, file->len, &info,
+                          err);
+    if (rc) {
+        return rc;
+    }
+    dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
+           info.name, info.version, (unsigned long long)info.bytes, info.task,
+           info.algo);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
+    write_model_info(w, &info, false);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_model_get(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             const dv_msg_t *m,
+             uint64_t rid,
+             dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint64_t version = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "version", 0, &version, err)) != 0) {
+        return rc;
+    }
+    const dv_model_info_t *r =
+        version > UINT32_MAX
+            ? NULL
+            : dv_registry_get(self->registry, name, (uint32_t)version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
+                         version ? " at that version" : "");
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
+    write_model_info(w, r, false);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_model_list(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              uint64_t rid)
+{
+    size_t n = 0;
+    const dv_model_info_t *all = dv_registry_list(self->registry, &n);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODELS, rid);
+    dv_msgw_key(w, "models");
+    dv_msgw_v_array(w, n);
+    for (size_t i = 0; i < n; i++) {
+        dv_msgw_v_map(w, MODEL_FIELDS);
+        write_model_info(w, &all[i], true);
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_model_rm(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint64_t version = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "version", 0, &version, err)) != 0) {
+        return rc;
+    }
+    if (version > UINT32_MAX) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s' at that version",
+                         name);
+    }
+    rc = dv_registry_rm(self->registry, name, (uint32_t)version, err);
+    if (rc < 0) {
+        return rc;
+    }
+    dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "removed", (uint64_t)rc);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+{
+    uint64_t now = uv_now(&self->loop);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
+    dv_msgw_key(w, "workers");
+    dv_msgw_v_array(w, self->n_workers);
+    for (size_t i = 0; i < self->n_workers; i++) {
+        const worker_t *wk = &self->workers[i];
+        dv_msgw_v_map(w, 6);
+        dv_msgw_v_str(w, "name");
+        dv_msgw_v_str(w, wk->name);
+        dv_msgw_v_str(w, "capacity");
+        dv_msgw_v_uint(w, wk->capacity);
+        dv_msgw_v_str(w, "running");
+        dv_msgw_v_uint(w, dv_sched_worker_running(self->sched, wk->handle));
+        dv_msgw_v_str(w, "models");
+        dv_msgw_v_array(w, wk->n_models);
+        for (size_t k = 0; k < wk->n_models; k++) {
+            dv_msgw_v_str(w, wk->models[k]);
+        }
+        dv_msgw_v_str(w, "idle_ms");
+        dv_msgw_v_uint(w, now - wk->last_seen_ms);
+        dv_msgw_v_str(w, "state");
+        dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+{
+    size_t n_models = 0;
+    dv_registry_list(self->registry, &n_models);
+    size_t nq = dv_sched_queue_count(self->sched);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_STATUS_INFO, rid);
+    dv_msgw_str(w, "broker", "drover-broker " DV_VERSION_STRING);
+    dv_msgw_uint(w, "workers", self->n_workers);
+    dv_msgw_uint(w, "queued", dv_sched_queued(self->sched));
+    dv_msgw_uint(w, "running", dv_sched_running(self->sched));
+    dv_msgw_uint(w, "kept_results", self->n_kept);
+    dv_msgw_uint(w, "models", n_models);
+    dv_msgw_uint(w, "next_job", self->next_job);
+    dv_msgw_key(w, "queues");
+    dv_msgw_v_map(w, nq);
+    for (size_t i = 0; i < nq; i++) {
+        size_t queued = 0, running = 0;
+        const char *name =
+            dv_sched_queue_info(self->sched, i, &queued, &running);
+        dv_msgw_v_str(w, name);
+        dv_msgw_v_map(w, 2);
+        dv_msgw_v_str(w, "queued");
+        dv_msgw_v_uint(w, queued);
+        dv_msgw_v_str(w, "running");
+        dv_msgw_v_uint(w, running);
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static void
 on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -608,6 +923,24 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
         case DV_MSG_JOB_GET:
             rc = on_job_get(self, route, route_len, m, rid, &err);
             break;
+        case DV_MSG_MODEL_PUSH:
+            rc = on_model_push(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_MODEL_GET:
+            rc = on_model_get(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_MODEL_LIST:
+            rc = on_model_list(self, route, route_len, rid);
+            break;
+        case DV_MSG_MODEL_RM:
+            rc = on_model_rm(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_WORKERS:
+            rc = on_workers(self, route, route_len, rid);
+            break;
+        case DV_MSG_STATUS:
+            rc = on_status(self, route, route_len, rid);
+            break;
         default:
             rc = dv_errorf(&err, DV_EFORMAT,
                            "message type '%s' is not accepted from clients "
@@ -620,6 +953,53 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            err.text);
     }
     dv_msg_destroy(&m);
+}
+
+// Check a worker's `done` for an infer job and collect the result fields
+// the client gets (output tensor map, classes, the model that ran) in
+// *extra. Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_EMSGSIZE with the reason.
+static int
+check_infer_done(const job_t *j,
+                 const dv_msg_t *m,
+                 dv_msgw_t **extra,
+                 dv_error_t *err)
+{
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0, n_classes = 0;
+    char **classes = NULL;
+    int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &f, &rows,
+                                &cols, err);
+    if (rc == 0 && (rows != j->rows || dv_msg_n_frames(m) != 1)) {
+        rc = dv_errorf(err, DV_ESHAPE,
+                       "worker returned %zu output rows for %u input rows",
+                       rows, j->rows);
+    }
+    if (rc == 0) {
+        rc = dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
+                         &classes, &n_classes, err);
+    }
+    if (rc == 0 && n_classes && n_classes != cols) {
+        rc = dv_errorf(err, DV_ESHAPE,
+                       "worker returned %zu classes for %zu output columns",
+                       n_classes, cols);
+    }
+    if (rc == 0) {
+        char ref[DV_MAX_WIRE_NAME + 16];
+        snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+        dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+        dv_msgw_tensor(x, "output", 1, rows, cols);
+        dv_msgw_str(x, "model", ref);
+        if (n_classes) {
+            dv_msgw_strs(x, "classes", (const char *const *)classes, n_classes);
+        }
+        *extra = x;
+    } else {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", err->text);
+        dv_errorf(err, rc, "malformed result from the worker: %s", text);
+    }
+    dv_strs_free(&classes, n_classes);
+    return rc;
 }
 
 static int
@@ -637,21 +1017,94 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     }
     job_t *j = job_find(self, id);
     dv_assert(j != NULL);
-    if (strcmp(state, "done") == 0) {
+    dv_msgw_t *extra = NULL;
+    dv_error_t bad = {0};
+    bool done = strcmp(state, "done") == 0;
+    if (done && j->model[0] && check_infer_done(j, m, &extra, &bad) != 0) {
+        done = false; // the worker's answer is unusable: say why
+    }
+    if (done) {
         dv_frame_t frames[DV_MAX_FRAMES];
         size_t n = dv_msg_n_frames(m);
         for (size_t i = 0; i < n; i++) {
             frames[i] = *dv_msg_frame(m, i + 1);
         }
-        send_result(self, j, true, 0, NULL, w->name, frames, n);
+        send_result(self, j, true, 0, NULL, w->name, frames, n, extra);
+    } else if (bad.code) {
+        send_result(self, j, false, bad.code, bad.text, w->name, NULL, 0, NULL);
     } else {
         int code = DV_EFORMAT;
         char text[DV_ERROR_TEXT_MAX] = "worker reported failure";
         dv_error_t ignore;
         dv_msg_error(m, &code, text, sizeof text, &ignore);
-        send_result(self, j, false, code, text, w->name, NULL, 0);
+        send_result(self, j, false, code, text, w->name, NULL, 0, NULL);
     }
+    dv_msgw_destroy(&extra);
     job_remove(self, id);
+    if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left after draining");
+    }
+    return 0;
+}
+
+// The models a worker holds, from its register or heartbeat.
+static int
+take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
+{
+    if (!dv_msg_has(m, "models")) {
+        return 0;
+    }
+    char **models = NULL;
+    size_t n = 0;
+    int rc =
+        dv_msg_strs(m, "models", 4096, 2 * DV_MAX_WIRE_NAME, &models, &n, err);
+    if (rc) {
+        return rc;
+    }
+    dv_strs_free(&w->models, w->n_models);
+    w->models = models;
+    w->n_models = n;
+    dv_sched_worker_models(self->sched, w->handle, (const char *const *)models,
+                           n);
+    return 0;
+}
+
+static int
+on_fetch_model(dv_broker_t *self,
+               worker_t *w,
+               const dv_msg_t *m,
+               uint64_t rid,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint64_t version = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_uint(m, "version", &version, err)) != 0) {
+        return rc;
+    }
+    uint8_t *image = NULL;
+    size_t len = 0;
+    rc = version == 0 || version > UINT32_MAX
+             ? dv_errorf(err, DV_ENOMODEL, "fetch_model: no version %llu",
+                         (unsigned long long)version)
+             : dv_registry_read(self->registry, name, (uint32_t)version, &image,
+                                &len, err);
+    if (rc) {
+        return rc;
+    }
+    const dv_model_info_t *r =
+        dv_registry_get(self->registry, name, (uint32_t)version);
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_MODEL_DATA, rid);
+    dv_msgw_str(x, "name", name);
+    dv_msgw_uint(x, "version", version);
+    dv_msgw_bin(x, "sha256", r->sha256, sizeof r->sha256);
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(x, &hlen);
+    dv_frame_t f = {image, len};
+    dv_wire_send(self->workers_sock, w->route, w->route_len, h, hlen, &f, 1);
+    dv_msgw_destroy(&x);
+    free(image);
     return 0;
 }
 
@@ -696,7 +1149,10 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             }
             snprintf(w->name, sizeof w->name, "%s", name);
             w->last_seen_ms = uv_now(&self->loop);
+            w->capacity = (uint32_t)capacity;
+            w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
+            take_models(self, w, m, &err); // a bad list: no affinity, no harm
             send_simple(self->workers_sock, in, DV_MSG_WELCOME, rid, self);
         }
     } else if (rc == 0 && !w) {
@@ -709,9 +1165,18 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             rc = on_done(self, w, m, &err);
             break;
         case DV_MSG_HEARTBEAT:
+            rc = take_models(self, w, m, &err);
+            break;
+        case DV_MSG_FETCH_MODEL:
+            rc = on_fetch_model(self, w, m, rid, &err);
             break;
         case DV_MSG_BYE:
-            worker_lost(self, w, "left");
+            // Draining: no new jobs; it leaves once its jobs are done.
+            w->draining = true;
+            dv_sched_worker_drain(self->sched, w->handle);
+            if (dv_sched_worker_running(self->sched, w->handle) == 0) {
+                worker_lost(self, w, "left");
+            }
             break;
         case DV_MSG_ERROR:
             break; // a worker's complaint about one of our messages
@@ -834,10 +1299,18 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->next_job = 1;
     self->next_handle = 1;
     self->sched = dv_sched_new();
+    int rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    if (rc) {
+        dv_sched_destroy(&self->sched);
+        free(self->kept);
+        free(self->jobs);
+        free(self);
+        return rc;
+    }
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
-    int rc = bind_router(self->ctx, opts->client_endpoint, &self->clients,
-                         self->client_ep, sizeof self->client_ep, err);
+    rc = bind_router(self->ctx, opts->client_endpoint, &self->clients,
+                     self->client_ep, sizeof self->client_ep, err);
     if (rc == 0) {
         rc = bind_router(self->ctx, opts->worker_endpoint, &self->workers_sock,
                          self->worker_ep, sizeof self->worker_ep, err);
@@ -938,8 +1411,12 @@ dv_broker_destroy(dv_broker_t **self_p)
         kept_evict_oldest(self);
     }
     free(self->kept);
+    for (size_t i = 0; i < self->n_workers; i++) {
+        dv_strs_free(&self->workers[i].models, self->workers[i].n_models);
+    }
     free(self->workers);
     dv_sched_destroy(&self->sched);
+    dv_registry_destroy(&self->registry);
     free(self);
     *self_p = NULL;
 }

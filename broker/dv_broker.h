@@ -1,12 +1,14 @@
 // dv_broker — the broker: two ROUTER sockets (clients, workers) in one
 // libuv loop, jobs scheduled by dv_sched, messages per docs/PROTOCOL.md.
 //
-// This first version carries `echo` jobs end to end in memory: hello,
-// submit, accepted, run, done, result, result_get and job_get (results are
-// kept, bounded, with a TTL), ping/pong, register, heartbeats and
-// worker liveness (a silent worker is declared dead and its jobs requeued or
-// failed). Durable storage, the model registry and `infer` come with the
-// rest of the job-path and durable-jobs issues.
+// Carries `echo` and `infer` jobs: hello, submit, accepted, run, done,
+// result, result_get and job_get (results are kept, bounded, with a TTL),
+// the model registry (model_push/list/get/rm, fetch_model for workers, in
+// the data dir), workers and status listings, ping/pong, register,
+// heartbeats (with the models each worker holds, for affinity), draining
+// workers (bye) and worker liveness (a silent worker is declared dead and
+// its jobs requeued or failed). Jobs are in memory; durable storage comes
+// with the durable-jobs issue.
 //
 // Threads: everything runs on the loop thread inside dv_broker_run.
 #ifndef DV_BROKER_H
@@ -24,12 +26,14 @@ typedef struct {
                                  // (0: 3)
     uint64_t result_ttl_ms;      // results kept for result_get (0: 1 hour;
                                  // also bounded to 100,000 / 256 MiB)
+    const char *data_dir;        // model registry folder; NULL: in memory
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;
 
-// Bind both endpoints. Returns 0 and *out (caller destroys), or DV_EINVAL
-// (bad endpoint) / DV_EIO (cannot bind) with the reason.
+// Open the registry and bind both endpoints. Returns 0 and *out (caller
+// destroys), or DV_EINVAL (bad endpoint) / DV_EIO (cannot bind) / the
+// registry's error (an unreadable or damaged data dir) with the reason.
 int dv_broker_open(dv_broker_t **out,
                    const dv_broker_opts_t *opts,
                    dv_error_t *err);

@@ -31,8 +31,9 @@ typedef struct {
 } list_t;
 
 typedef struct {
-    char *name;  // queue name
-    list_t jobs; // waiting jobs
+    char *name;     // queue name
+    list_t jobs;    // waiting jobs
+    size_t running; // its jobs on workers
 } queue_t;
 
 typedef struct {
@@ -42,6 +43,7 @@ typedef struct {
     list_t running;    // jobs on it
     char **models;     // held model keys
     size_t n_models;   // their count
+    bool draining;     // takes no new jobs
 } worker_t;
 
 #define TOMBSTONE ((job_t *)(uintptr_t)1)
@@ -298,6 +300,7 @@ dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity)
     worker_t *w = find_worker(self, worker, NULL);
     if (w) {
         w->capacity = capacity; // re-register: running jobs stay
+        w->draining = false;
         return 0;
     }
     self->workers =
@@ -346,6 +349,7 @@ dv_sched_worker_remove(dv_sched_t *self,
         job_t *j = w->running.tail;
         list_unlink(&w->running, j);
         self->n_running--;
+        self->queues[j->queue].running--;
         bool failed = j->attempts >= j->max_attempts;
         if (lost) {
             lost[*n_lost] = (dv_sched_lost_t){j->id, failed, j->attempts};
@@ -429,7 +433,7 @@ dv_sched_next(dv_sched_t *self,
         size_t best_index = 0;
         for (size_t w = 0; w < self->n_workers; w++) {
             worker_t *cand = &self->workers[w];
-            if (cand->running.n < cand->capacity &&
+            if (!cand->draining && cand->running.n < cand->capacity &&
                 better(cand, best, j->model)) {
                 best = cand;
                 best_index = w;
@@ -444,6 +448,7 @@ dv_sched_next(dv_sched_t *self,
         j->worker = best_index;
         list_push_back(&best->running, j);
         self->n_running++;
+        self->queues[q].running++;
         self->rr = (q + 1) % self->n_queues;
         *job = j->id;
         *worker = best->id;
@@ -462,6 +467,7 @@ dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker)
     }
     list_unlink(&self->workers[j->worker].running, j);
     self->n_running--;
+    self->queues[j->queue].running--;
     table_remove(self, job);
     self->n_jobs--;
     free_job(j);
@@ -521,4 +527,33 @@ dv_sched_worker_running(const dv_sched_t *self, uint64_t worker)
 {
     const worker_t *w = find_worker(self, worker, NULL);
     return w ? w->running.n : 0;
+}
+
+void
+dv_sched_worker_drain(dv_sched_t *self, uint64_t worker)
+{
+    worker_t *w = find_worker(self, worker, NULL);
+    if (w) {
+        w->draining = true;
+    }
+}
+
+size_t
+dv_sched_queue_count(const dv_sched_t *self)
+{
+    return self->n_queues;
+}
+
+const char *
+dv_sched_queue_info(const dv_sched_t *self,
+                    size_t i,
+                    size_t *queued,
+                    size_t *running)
+{
+    if (i >= self->n_queues) {
+        return NULL;
+    }
+    *queued = self->queues[i].jobs.n;
+    *running = self->queues[i].running;
+    return self->queues[i].name;
 }

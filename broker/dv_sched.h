@@ -92,6 +92,20 @@ int dv_sched_job(const dv_sched_t *self,
                  bool *running,
                  uint32_t *attempts);
 
+// The worker is draining (it said `bye`): it gets no new jobs; those it
+// runs finish normally. A new dv_sched_worker_add ends draining.
+void dv_sched_worker_drain(dv_sched_t *self, uint64_t worker);
+
+// Queues known (created by submits; never removed while the broker runs).
+size_t dv_sched_queue_count(const dv_sched_t *self);
+
+// Queue i (0-based): its name (borrowed) and jobs waiting/running; NULL
+// when i is out of range.
+const char *dv_sched_queue_info(const dv_sched_t *self,
+                                size_t i,
+                                size_t *queued,
+                                size_t *running);
+
 size_t dv_sched_queued(const dv_sched_t *self);  // jobs waiting
 size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
 size_t dv_sched_workers(const dv_sched_t *self); // workers known

@@ -11,9 +11,12 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
-               "                     [--heartbeat-ms N] [--result-ttl-s N]\n"
+               "                     [--data DIR] [--heartbeat-ms N] "
+               "[--result-ttl-s N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
+               "--data DIR keeps the model registry in DIR/models (created "
+               "if missing);\nwithout it models live in memory only.\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -36,6 +39,9 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--worker") == 0 && v) {
             opts.worker_endpoint = v;
+            i++;
+        } else if (strcmp(a, "--data") == 0 && v) {
+            opts.data_dir = v;
             i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
             opts.heartbeat_ms = (uint32_t)atoi(v);

@@ -628,6 +628,22 @@ dv_msgw_tensor(
     msgpack_pack_uint64(&self->pk, cols);
 }
 
+void
+dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len)
+{
+    dv_assert(!self->done);
+    self->n_fields += n_fields;
+    msgpack_sbuffer_write(&self->body, data, len);
+}
+
+const uint8_t *
+dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields)
+{
+    *len = self->body.size;
+    *n_fields = self->n_fields;
+    return (const uint8_t *)self->body.data;
+}
+
 const uint8_t *
 dv_msgw_bytes(dv_msgw_t *self, size_t *len)
 {

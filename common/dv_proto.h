@@ -237,6 +237,15 @@ dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);
 void dv_msgw_tensor(
     dv_msgw_t *self, const char *key, size_t frame, size_t rows, size_t cols);
 
+// The fields written so far, without the common keys: n_fields key/value
+// pairs packed back to back (borrowed). With dv_msgw_raw this lets a relay
+// keep a fragment of fields and splice it into another header later.
+const uint8_t *
+dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields);
+// Append n_fields pre-packed key/value pairs (from dv_msgw_body).
+void
+dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len);
+
 // The finished header. Borrowed: valid until the writer is destroyed; no
 // field may be added after this call.
 const uint8_t *dv_msgw_bytes(dv_msgw_t *self, size_t *len);

@@ -259,6 +259,46 @@ test_random_churn(void)
     DV_CHECK_EQ(finished + failed, n_jobs);
 }
 
+static void
+test_drain_and_queue_counts(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    pick_t p;
+    dv_sched_worker_add(s, 1, 4);
+    for (uint64_t j = 1; j <= 3; j++) {
+        dv_sched_submit(s, j, j == 3 ? "b" : "a", "", 3);
+    }
+    bool first = next(s, &p) && p.job == 1; // a
+    dv_sched_worker_drain(s, 1);
+    bool none_while_draining = !next(s, &p);
+    size_t qa = 9, ra = 9, qb = 9, rb = 9;
+    const char *a = dv_sched_queue_info(s, 0, &qa, &ra);
+    const char *b = dv_sched_queue_info(s, 1, &qb, &rb);
+    const char *none = dv_sched_queue_info(s, 2, &qb, &rb);
+    int fin = dv_sched_finish(s, 1, 1); // a draining worker's job finishes
+    size_t ra_after = 9;
+    dv_sched_queue_info(s, 0, &qa, &ra_after);
+    dv_sched_worker_add(s, 1, 4); // registering again ends draining
+    int resumed = 0;
+    while (next(s, &p)) {
+        resumed++;
+    }
+    size_t n_queues = dv_sched_queue_count(s);
+    DV_CHECK(first);
+    DV_CHECK(none_while_draining);
+    DV_CHECK(a && strcmp(a, "a") == 0);
+    DV_CHECK(b && strcmp(b, "b") == 0);
+    DV_CHECK(none == NULL);
+    DV_CHECK_EQ(ra, 1);
+    DV_CHECK_EQ(qb, 1);
+    DV_CHECK_EQ(rb, 0);
+    DV_CHECK_EQ(fin, 0);
+    DV_CHECK_EQ(ra_after, 0);
+    DV_CHECK_EQ(resumed, 2);
+    DV_CHECK_EQ(n_queues, 2);
+    dv_sched_destroy(&s);
+}
+
 static const dv_test_case_t cases[] = {
     {"credits bound dispatch", test_credits_bound_dispatch},
     {"model affinity, then least loaded", test_affinity_then_least_loaded},
@@ -267,6 +307,7 @@ static const dv_test_case_t cases[] = {
     {"worker loss requeues, then fails", test_worker_loss_requeues_then_fails},
     {"cancel and bad calls", test_cancel_and_bad_calls},
     {"random churn keeps invariants", test_random_churn},
+    {"drain, and per-queue counts", test_drain_and_queue_counts},
     {NULL, NULL},
 };
 

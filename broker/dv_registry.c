@@ -1,0 +1,439 @@
+// dv_registry — the broker's model registry (see dv_registry.h).
+//
+// Records are kept in one array sorted by (name, version), with the
+// in-memory images (memory mode) in a parallel array. Registries hold tens
+// to thousands of versions, so linear scans and insertion sort are plenty.
+#include "dv_registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "dv_file.h"
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_model.h"
+#include "dv_modelfile.h"
+
+#define PATH_BYTES 4096
+
+struct dv_registry {
+    char *dir;              // data dir, or NULL (memory)
+    dv_model_info_t *infos; // sorted by name, version
+    uint8_t **images;       // memory mode: image per record, owned
+    size_t n;               // records
+    size_t cap;             // allocated
+};
+
+bool
+dv_name_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    // "." and ".." would be folders of their own on disk.
+    return n > 0 && n <= DV_MAX_WIRE_NAME && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0;
+}
+
+int
+dv_model_ref_parse(const char *ref,
+                   char *name,
+                   uint32_t *version,
+                   dv_error_t *err)
+{
+    const char *at = strchr(ref, '@');
+    size_t n = at ? (size_t)(at - ref) : strlen(ref);
+    *version = 0;
+    if (n == 0 || n > DV_MAX_WIRE_NAME) {
+        return dv_errorf(err, DV_EINVAL,
+                         "model reference '%.160s': want NAME or NAME@VERSION",
+                         ref);
+    }
+    memcpy(name, ref, n);
+    name[n] = '\0';
+    if (!dv_name_valid(name)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "model name '%s' must match [A-Za-z0-9._-]+", name);
+    }
+    if (at) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(at + 1, &end, 10);
+        if (at[1] < '0' || at[1] > '9' || *end || errno || v == 0 ||
+            v > UINT32_MAX) {
+            return dv_errorf(err, DV_EINVAL,
+                             "model reference '%.160s': the version after @ "
+                             "must be a number >= 1",
+                             ref);
+        }
+        *version = (uint32_t)v;
+    }
+    return 0;
+}
+
+static int
+cmp_info(const dv_model_info_t *a, const char *name, uint32_t version)
+{
+    int c = strcmp(a->name, name);
+    return c ? c : (a->version > version) - (a->version < version);
+}
+
+// Index where (name, version) is or would go.
+static size_t
+find_slot(const dv_registry_t *self, const char *name, uint32_t version)
+{
+    size_t i = 0;
+    while (i < self->n && cmp_info(&self->infos[i], name, version) < 0) {
+        i++;
+    }
+    return i;
+}
+
+static void
+insert(dv_registry_t *self, const dv_model_info_t *info, uint8_t *image)
+{
+    if (self->n == self->cap) {
+        self->cap = self->cap ? self->cap * 2 : 16;
+        self->infos = dv_realloc(self->infos, self->cap * sizeof *self->infos);
+        self->images =
+            dv_realloc(self->images, self->cap * sizeof *self->images);
+    }
+    size_t i = find_slot(self, info->name, info->version);
+    memmove(&self->infos[i + 1], &self->infos[i],
+            (self->n - i) * sizeof *self->infos);
+    memmove(&self->images[i + 1], &self->images[i],
+            (self->n - i) * sizeof *self->images);
+    self->infos[i] = *info;
+    self->images[i] = image;
+    self->n++;
+}
+
+static void
+path_of(const dv_registry_t *self,
+        const char *name,
+        uint32_t version,
+        char *buf,
+        size_t size)
+{
+    if (version) {
+        snprintf(buf, size, "%s/models/%s/%" PRIu32 ".drvm", self->dir, name,
+                 version);
+    } else {
+        snprintf(buf, size, "%s/models/%s", self->dir, name);
+    }
+}
+
+// Decode image and fill info (name and version set by the caller).
+static int
+describe(const uint8_t *image,
+         size_t len,
+         dv_model_info_t *info,
+         dv_error_t *err)
+{
+    dv_model_t *m = NULL;
+    int rc = dv_model_decode(&m, image, len, err);
+    if (rc) {
+        return rc;
+    }
+    dv_sha256(image, len, info->sha256);
+    info->bytes = len;
+    snprintf(info->task, sizeof info->task, "%s", dv_task_name(m->task));
+    snprintf(info->algo, sizeof info->algo, "%s",
+             dv_algo_name(m->meta.hyper.algo));
+    info->features = (uint32_t)m->n_features;
+    info->outputs = (uint32_t)dv_model_n_outputs(m);
+    dv_model_destroy(&m);
+    return 0;
+}
+
+static uint64_t
+now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+// Load every NAME/VERSION.drvm under dir/models.
+static int
+scan(dv_registry_t *self, dv_error_t *err)
+{
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/models", self->dir);
+    int rc = dv_file_mkdirs(path, 0755, err);
+    if (rc) {
+        return rc;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        return dv_file_error(err, path, errno);
+    }
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!dv_name_valid(e->d_name)) {
+            continue;
+        }
+        char sub[PATH_BYTES];
+        path_of(self, e->d_name, 0, sub, sizeof sub);
+        DIR *sd = opendir(sub);
+        if (!sd) {
+            continue; // a file, not a model folder
+        }
+        struct dirent *f;
+        while (rc == 0 && (f = readdir(sd)) != NULL) {
+            char *end = NULL;
+            unsigned long v = strtoul(f->d_name, &end, 10);
+            if (f->d_name[0] < '1' || f->d_name[0] > '9' ||
+                strcmp(end, ".drvm") != 0 || v > UINT32_MAX) {
+                continue; // leftovers of an interrupted write, other files
+            }
+            dv_model_info_t info = {0};
+            snprintf(info.name, sizeof info.name, "%.128s", e->d_name);
+            info.version = (uint32_t)v;
+            char file[PATH_BYTES];
+            path_of(self, info.name, info.version, file, sizeof file);
+            uint8_t *image = NULL;
+            size_t len = 0;
+            struct stat st;
+            rc = dv_file_read(file, DV_MAX_FRAME_BYTES, &image, &len, err);
+            if (rc == 0) {
+                rc = describe(image, len, &info, err);
+                if (rc) {
+                    char text[DV_ERROR_TEXT_MAX];
+                    snprintf(text, sizeof text, "%s", err ? err->text : "");
+                    dv_errorf(err, rc,
+                              "model store %s is damaged: %s (move the file "
+                              "away to start without it)",
+                              file, text);
+                }
+            }
+            if (rc == 0 && stat(file, &st) == 0) {
+                info.created_us = (uint64_t)st.st_mtime * 1000000u;
+            }
+            free(image);
+            if (rc == 0) {
+                insert(self, &info, NULL);
+            }
+        }
+        closedir(sd);
+    }
+    closedir(d);
+    return rc;
+}
+
+int
+dv_registry_open(dv_registry_t **out, const char *dir, dv_error_t *err)
+{
+    dv_registry_t *self = dv_calloc(1, sizeof *self);
+    if (dir) {
+        self->dir = dv_strdup(dir);
+        int rc = scan(self, err);
+        if (rc) {
+            dv_registry_destroy(&self);
+            return rc;
+        }
+    }
+    *out = self;
+    return 0;
+}
+
+void
+dv_registry_destroy(dv_registry_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    dv_registry_t *self = *self_p;
+    for (size_t i = 0; i < self->n; i++) {
+        free(self->images[i]);
+    }
+    free(self->images);
+    free(self->infos);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+dv_registry_push(dv_registry_t *self,
+                 const char *name,
+                 const uint8_t *image,
+                 size_t len,
+                 dv_model_info_t *info_out,
+                 dv_error_t *err)
+{
+    if (!dv_name_valid(name)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "model name '%.160s' must match [A-Za-z0-9._-]+ "
+                         "(at most %d bytes)",
+                         name, DV_MAX_WIRE_NAME);
+    }
+    dv_model_info_t info = {0};
+    snprintf(info.name, sizeof info.name, "%s", name);
+    const dv_model_info_t *latest = dv_registry_get(self, name, 0);
+    info.version = latest ? latest->version + 1 : 1;
+    int rc = describe(image, len, &info, err);
+    if (rc) {
+        return rc;
+    }
+    info.created_us = now_us();
+    uint8_t *copy = NULL;
+    if (self->dir) {
+        char path[PATH_BYTES];
+        path_of(self, name, 0, path, sizeof path);
+        rc = dv_file_mkdirs(path, 0755, err);
+        if (rc == 0) {
+            path_of(self, name, info.version, path, sizeof path);
+            rc = dv_file_write_atomic(path, image, len, err);
+        }
+        if (rc) {
+            return rc;
+        }
+    } else {
+        copy = dv_malloc(len ? len : 1);
+        memcpy(copy, image, len);
+    }
+    insert(self, &info, copy);
+    if (info_out) {
+        *info_out = info;
+    }
+    return 0;
+}
+
+const dv_model_info_t *
+dv_registry_get(const dv_registry_t *self, const char *name, uint32_t version)
+{
+    const dv_model_info_t *found = NULL;
+    for (size_t i = 0; i < self->n; i++) {
+        const dv_model_info_t *r = &self->infos[i];
+        if (strcmp(r->name, name) == 0 &&
+            (version ? r->version == version : true)) {
+            found = r; // sorted: the last match is the latest
+            if (version) {
+                break;
+            }
+        }
+    }
+    return found;
+}
+
+const dv_model_info_t *
+dv_registry_resolve(const dv_registry_t *self, const char *ref, dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    if (dv_model_ref_parse(ref, name, &version, err) != 0) {
+        return NULL;
+    }
+    const dv_model_info_t *r = dv_registry_get(self, name, version);
+    if (!r) {
+        if (version && dv_registry_get(self, name, 0)) {
+            dv_errorf(err, DV_ENOMODEL, "model '%s' has no version %" PRIu32,
+                      name, version);
+        } else {
+            dv_errorf(err, DV_ENOMODEL,
+                      "no model named '%s' (drover models list shows them)",
+                      name);
+        }
+    }
+    return r;
+}
+
+const dv_model_info_t *
+dv_registry_list(const dv_registry_t *self, size_t *n)
+{
+    *n = self->n;
+    return self->infos;
+}
+
+int
+dv_registry_rm(dv_registry_t *self,
+               const char *name,
+               uint32_t version,
+               dv_error_t *err)
+{
+    int removed = 0;
+    for (size_t i = 0; i < self->n;) {
+        dv_model_info_t *r = &self->infos[i];
+        if (strcmp(r->name, name) != 0 || (version && r->version != version)) {
+            i++;
+            continue;
+        }
+        if (self->dir) {
+            char path[PATH_BYTES];
+            path_of(self, r->name, r->version, path, sizeof path);
+            if (unlink(path) != 0 && errno != ENOENT) {
+                return dv_file_error(err, path, errno);
+            }
+        }
+        free(self->images[i]);
+        memmove(&self->infos[i], &self->infos[i + 1],
+                (self->n - i - 1) * sizeof *self->infos);
+        memmove(&self->images[i], &self->images[i + 1],
+                (self->n - i - 1) * sizeof *self->images);
+        self->n--;
+        removed++;
+    }
+    if (removed == 0) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
+                         version ? " at that version" : "");
+    }
+    if (self->dir && !dv_registry_get(self, name, 0)) {
+        char path[PATH_BYTES];
+        path_of(self, name, 0, path, sizeof path);
+        (void)rmdir(path); // best effort: empty once its versions are gone
+    }
+    return removed;
+}
+
+int
+dv_registry_read(const dv_registry_t *self,
+                 const char *name,
+                 uint32_t version,
+                 uint8_t **image,
+                 size_t *len,
+                 dv_error_t *err)
+{
+    const dv_model_info_t *r = dv_registry_get(self, name, version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOMODEL, "no model %s@%" PRIu32, name,
+                         version);
+    }
+    int rc = 0;
+    if (self->dir) {
+        char path[PATH_BYTES];
+        path_of(self, r->name, r->version, path, sizeof path);
+        rc = dv_file_read(path, DV_MAX_FRAME_BYTES, image, len, err);
+    } else {
+        size_t i = (size_t)(r - self->infos);
+        *len = r->bytes;
+        *image = dv_malloc(r->bytes ? r->bytes : 1);
+        memcpy(*image, self->images[i], r->bytes);
+    }
+    if (rc == 0) {
+        uint8_t sum[DV_SHA256_BYTES];
+        dv_sha256(*image, *len, sum);
+        if (memcmp(sum, r->sha256, sizeof sum) != 0) {
+            free(*image);
+            *image = NULL;
+            rc = dv_errorf(err, DV_ECHECKSUM,
+                           "model %s@%" PRIu32 " changed on disk since it was "
+                           "stored (checksum mismatch)",
+                           name, r->version);
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,96 @@
+// dv_registry — the broker's model registry: named models, each a list of
+// immutable versions (1, 2, ...), each a validated .drvm image.
+//
+// With a data dir, versions live as files DIR/models/NAME/VERSION.drvm
+// (written atomically) and are found again on open, so models survive
+// broker restarts; without one (tests, benchmarks) images are kept in
+// memory. Every pushed image is decoded and validated first: the registry
+// never hands a worker a file it could not load.
+//
+// Threads: one (the broker's loop thread).
+#ifndef DV_REGISTRY_H
+#define DV_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+#include "dv_proto.h"
+#include "dv_sha256.h"
+
+typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1]; // model name
+    uint32_t version;                // 1, 2, ... per name
+    uint8_t sha256[DV_SHA256_BYTES]; // of the whole file
+    uint64_t bytes;                  // file size
+    char task[16];                   // "regression" / "classification"
+    char algo[16];                   // "ols", "mlp", ...
+    uint32_t features;               // input width
+    uint32_t outputs;                // output width
+    uint64_t created_us;             // pushed (unix microseconds)
+} dv_model_info_t;
+
+typedef struct dv_registry dv_registry_t;
+
+// Open the registry under dir (created if missing; NULL: in memory).
+// Existing versions are verified (checksum, decode); a damaged file stops
+// the open with DV_ECHECKSUM/DV_EFORMAT/... naming it, rather than being
+// silently skipped. Returns 0 and *out, or DV_E*.
+int dv_registry_open(dv_registry_t **out, const char *dir, dv_error_t *err);
+
+void dv_registry_destroy(dv_registry_t **self_p);
+
+// Store image (len bytes) as the next version of name. The name must match
+// [A-Za-z0-9._-]+ (DV_EINVAL); the image must decode and validate (its
+// DV_E*); DV_EIO/DV_ENOSPC on storage failure. *info (may be NULL) gets the
+// new version's record.
+int dv_registry_push(dv_registry_t *self,
+                     const char *name,
+                     const uint8_t *image,
+                     size_t len,
+                     dv_model_info_t *info,
+                     dv_error_t *err);
+
+// Version of name (0: the latest). Returns the record (borrowed until the
+// next push or rm) or NULL.
+const dv_model_info_t *
+dv_registry_get(const dv_registry_t *self, const char *name, uint32_t version);
+
+// Resolve "NAME" or "NAME@VERSION". Returns the record or NULL with
+// DV_ENOMODEL / DV_EINVAL (malformed reference) in err.
+const dv_model_info_t *dv_registry_resolve(const dv_registry_t *self,
+                                           const char *ref,
+                                           dv_error_t *err);
+
+// Every version, sorted by name then version. Borrowed array of *n.
+const dv_model_info_t *dv_registry_list(const dv_registry_t *self, size_t *n);
+
+// Remove one version of name (version 0: all). Returns the number removed
+// (> 0) or DV_ENOMODEL.
+int dv_registry_rm(dv_registry_t *self,
+                   const char *name,
+                   uint32_t version,
+                   dv_error_t *err);
+
+// The image of a version: a new copy (caller frees) and its length,
+// re-verified against the recorded SHA-256. Returns 0, DV_ENOMODEL, or the
+// read/verify error.
+int dv_registry_read(const dv_registry_t *self,
+                     const char *name,
+                     uint32_t version,
+                     uint8_t **image,
+                     size_t *len,
+                     dv_error_t *err);
+
+// Split "NAME[@VERSION]" into name (size DV_MAX_WIRE_NAME + 1) and version
+// (0 when absent). Returns 0 or DV_EINVAL.
+int dv_model_ref_parse(const char *ref,
+                       char *name,
+                       uint32_t *version,
+                       dv_error_t *err);
+
+// True for names matching [A-Za-z0-9._-]+ of at most DV_MAX_WIRE_NAME bytes.
+bool dv_name_valid(const char *name);
+
+#endif
