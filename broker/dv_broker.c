@@ -733,17 +733,17 @@ on_model_push(dv_broker_t *self,
                          "model_push: the file's SHA-256 does not match "
                          "'sha256' (damaged in transit?)");
     }
-    dv_model_info_t info;
+    const dv_model_info_t *info = NULL;
     rc = dv_registry_push(self->registry, name, file->data, file->len, &info,
                           err);
     if (rc) {
         return rc;
     }
     dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
-           info.name, info.version, (unsigned long long)info.bytes, info.task,
-           info.algo);
+           info->name, info->version, (unsigned long long)info->bytes,
+           info->task, info->algo);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
-    write_model_info(w, &info, false);
+    write_model_info(w, info, false);
     reply(self->clients, route, route_len, w);
     return 0;
 }
@@ -771,9 +771,21 @@ on_model_get(dv_broker_t *self,
         return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
                          version ? " at that version" : "");
     }
+    // The schema (feature names, classes) rides in frame 1 when asked
+    // for: it can outgrow a header.
+    uint64_t schema = 0;
+    dv_error_t ignore;
+    dv_msg_uint_or(m, "schema", 0, &schema, &ignore);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
     write_model_info(w, r, false);
-    reply(self->clients, route, route_len, w);
+    if (schema) {
+        dv_msgw_uint(w, "schema", 1);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_frame_t f = {r->schema, r->schema_len};
+    dv_wire_send(self->clients, route, route_len, h, len, &f, schema ? 1 : 0);
+    dv_msgw_destroy(&w);
     return 0;
 }
 
@@ -1095,6 +1107,20 @@ on_fetch_model(dv_broker_t *self,
     }
     const dv_model_info_t *r =
         dv_registry_get(self->registry, name, (uint32_t)version);
+    // It will hold the model in a moment: count it for affinity now
+    // rather than at its next heartbeat.
+    char key[DV_MAX_WIRE_NAME + 16];
+    snprintf(key, sizeof key, "%s@%u", name, (unsigned)version);
+    bool known = false;
+    for (size_t i = 0; i < w->n_models && !known; i++) {
+        known = strcmp(w->models[i], key) == 0;
+    }
+    if (!known && w->n_models < 4096) {
+        w->models = dv_realloc(w->models, (w->n_models + 1) * sizeof(char *));
+        w->models[w->n_models++] = dv_strdup(key);
+        dv_sched_worker_models(self->sched, w->handle,
+                               (const char *const *)w->models, w->n_models);
+    }
     dv_msgw_t *x = dv_msgw_new(DV_MSG_MODEL_DATA, rid);
     dv_msgw_str(x, "name", name);
     dv_msgw_uint(x, "version", version);

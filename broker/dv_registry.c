@@ -15,6 +15,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
@@ -136,6 +138,14 @@ path_of(const dv_registry_t *self,
     }
 }
 
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
 // Decode image and fill info (name and version set by the caller).
 static int
 describe(const uint8_t *image,
@@ -155,6 +165,34 @@ describe(const uint8_t *image,
              dv_algo_name(m->meta.hyper.algo));
     info->features = (uint32_t)m->n_features;
     info->outputs = (uint32_t)dv_model_n_outputs(m);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, m->labels ? 4 : 2);
+    pack_str(&pk, "features");
+    msgpack_pack_array(&pk, m->n_features);
+    for (size_t i = 0; i < m->n_features; i++) {
+        pack_str(&pk, m->feature_names[i]);
+    }
+    pack_str(&pk, "target");
+    pack_str(&pk, m->target_name ? m->target_name : "");
+    if (m->labels) {
+        pack_str(&pk, "classes");
+        msgpack_pack_array(&pk, m->labels->n);
+        for (size_t i = 0; i < m->labels->n; i++) {
+            pack_str(&pk, m->labels->labels[i]);
+        }
+        pack_str(&pk, "labels_numeric");
+        if (m->labels->numeric) {
+            msgpack_pack_true(&pk);
+        } else {
+            msgpack_pack_false(&pk);
+        }
+    }
+    info->schema_len = sb.size;
+    info->schema = (uint8_t *)msgpack_sbuffer_release(&sb);
+    msgpack_sbuffer_destroy(&sb);
     dv_model_destroy(&m);
     return 0;
 }
@@ -226,6 +264,8 @@ scan(dv_registry_t *self, dv_error_t *err)
             free(image);
             if (rc == 0) {
                 insert(self, &info, NULL);
+            } else {
+                free(info.schema);
             }
         }
         closedir(sd);
@@ -259,6 +299,7 @@ dv_registry_destroy(dv_registry_t **self_p)
     dv_registry_t *self = *self_p;
     for (size_t i = 0; i < self->n; i++) {
         free(self->images[i]);
+        free(self->infos[i].schema);
     }
     free(self->images);
     free(self->infos);
@@ -272,7 +313,7 @@ dv_registry_push(dv_registry_t *self,
                  const char *name,
                  const uint8_t *image,
                  size_t len,
-                 dv_model_info_t *info_out,
+                 const dv_model_info_t **info_out,
                  dv_error_t *err)
 {
     if (!dv_name_valid(name)) {
@@ -300,6 +341,7 @@ dv_registry_push(dv_registry_t *self,
             rc = dv_file_write_atomic(path, image, len, err);
         }
         if (rc) {
+            free(info.schema);
             return rc;
         }
     } else {
@@ -308,7 +350,7 @@ dv_registry_push(dv_registry_t *self,
     }
     insert(self, &info, copy);
     if (info_out) {
-        *info_out = info;
+        *info_out = dv_registry_get(self, info.name, info.version);
     }
     return 0;
 }
@@ -380,6 +422,7 @@ dv_registry_rm(dv_registry_t *self,
             }
         }
         free(self->images[i]);
+        free(r->schema);
         memmove(&self->infos[i], &self->infos[i + 1],
                 (self->n - i - 1) * sizeof *self->infos);
         memmove(&self->images[i], &self->images[i + 1],

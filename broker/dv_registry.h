@@ -29,6 +29,8 @@ typedef struct {
     uint32_t features;               // input width
     uint32_t outputs;                // output width
     uint64_t created_us;             // pushed (unix microseconds)
+    uint8_t *schema;                 // msgpack {features, target, classes,
+    size_t schema_len;               // labels_numeric}; owned by registry
 } dv_model_info_t;
 
 typedef struct dv_registry dv_registry_t;
@@ -41,6 +43,12 @@ int dv_registry_open(dv_registry_t **out, const char *dir, dv_error_t *err);
 
 void dv_registry_destroy(dv_registry_t **self_p);
 
+// A record's `schema` is what a client needs to build inputs and read
+// outputs without the model file: a msgpack map {"features": [str],
+// "target": str, "classes": [str] (classification), "labels_numeric":
+// bool}. It can be large (one name per feature), so it travels as a payload
+// frame, not in a header.
+
 // Store image (len bytes) as the next version of name. The name must match
 // [A-Za-z0-9._-]+ (DV_EINVAL); the image must decode and validate (its
 // DV_E*); DV_EIO/DV_ENOSPC on storage failure. *info (may be NULL) gets the
@@ -49,7 +57,7 @@ int dv_registry_push(dv_registry_t *self,
                      const char *name,
                      const uint8_t *image,
                      size_t len,
-                     dv_model_info_t *info,
+                     const dv_model_info_t **info,
                      dv_error_t *err);
 
 // Version of name (0: the latest). Returns the record (borrowed until the

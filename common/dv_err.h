@@ -21,6 +21,7 @@
     XX(ENOSPC, -ENOSPC, "no space left on device")                             \
     XX(EMSGSIZE, -EMSGSIZE, "size exceeds limit")                              \
     XX(ECANCELED, -ECANCELED, "operation canceled")                            \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
     XX(ESHAPE, -4000, "shape mismatch")                                        \
     XX(EDTYPE, -4001, "unsupported data type")                                 \
     XX(ENAN, -4002, "value is NaN or infinite")                                \

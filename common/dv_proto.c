@@ -409,6 +409,12 @@ dv_msg_get(const dv_msg_t *self, const char *key)
     return dv_msgpack_get(self->root, key);
 }
 
+const struct msgpack_object *
+dv_msg_root(const dv_msg_t *self)
+{
+    return self->root;
+}
+
 int
 dv_strs_from_obj(const struct msgpack_object *o,
                  const char *what,

@@ -203,6 +203,8 @@ void dv_strs_free(char ***v_p, size_t n);
 // nested replies (model and worker lists) that typed accessors don't cover.
 // Read it with dv_msgpack.h's checked readers.
 const struct msgpack_object *dv_msg_get(const dv_msg_t *self, const char *key);
+// The whole header map (borrowed).
+const struct msgpack_object *dv_msg_root(const dv_msg_t *self);
 
 // A message header under construction. Fields are written in call order;
 // the writer counts them, so no count is needed up front.

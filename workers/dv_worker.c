@@ -5,8 +5,24 @@
 // life; after `liveness` silent intervals the worker closes its socket,
 // opens a new one and registers again, so a restarted broker gets its
 // workers back by itself.
+//
+// Jobs: `echo` is answered on the loop thread (no compute). `infer` becomes
+// a task: its input is decoded on the loop thread, the model is taken from
+// the cache (or fetched from the broker first: the task waits in `waiting`
+// until `model_data` arrives and its SHA-256 checks out), the prediction runs
+// on the libuv thread pool (uv_queue_work), and the `done` goes out from the
+// loop thread when it completes. The loop thread never does math, so
+// heartbeats keep flowing while jobs run.
+//
+// Model cache: models by "NAME@VERSION", each with a count of tasks using
+// it and a last-used tick; past the memory budget the least recently used
+// idle model is evicted (a model in use never is).
+//
+// Draining: on SIGINT/SIGTERM the worker says `bye` (the broker sends no new
+// jobs), finishes what it holds, then stops. A second signal stops at once.
 #include "dv_worker.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +34,53 @@
 
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_model.h"
+#include "dv_modelfile.h"
+#include "dv_msgpack.h"
 #include "dv_proto.h"
+#include "dv_sha256.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
+
+#define KEY_BYTES (DV_MAX_WIRE_NAME + 16) // "NAME@VERSION"
+
+typedef struct cached cached_t;
+struct cached {
+    char key[KEY_BYTES];             // NAME@VERSION
+    uint8_t sha256[DV_SHA256_BYTES]; // of the file it came from
+    dv_model_t *model;               // loaded model, owned
+    size_t bytes;                    // memory charged to the budget
+    uint32_t refs;                   // tasks using it
+    uint64_t used;                   // LRU tick of the last use
+    cached_t *next;                  // cache list
+};
+
+typedef struct task task_t;
+struct task {
+    uv_work_t work;                  // thread-pool request
+    dv_worker_t *owner;              // the worker
+    uint64_t job, attempt;           // from `run`
+    char key[KEY_BYTES];             // model wanted
+    char name[DV_MAX_WIRE_NAME + 1]; // its name ...
+    uint64_t version;                // ... and version
+    uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
+    cached_t *model;                 // while computing (a ref is held)
+    dv_tensor_t *input;              // owned
+    dv_tensor_t *output;             // set by the pool thread
+    int rc;                          // its result
+    dv_error_t err;                  // and reason
+    task_t *next;                    // waiting list
+};
+
+// A fetch_model in flight.
+typedef struct fetch fetch_t;
+struct fetch {
+    uint64_t rid;                    // request id
+    char key[KEY_BYTES];             // what it fetches
+    char name[DV_MAX_WIRE_NAME + 1]; // name
+    uint64_t version;                // version
+    fetch_t *next;                   // list
+};
 
 struct dv_worker {
     uv_loop_t loop;         // the worker's loop
@@ -28,15 +88,27 @@ struct dv_worker {
     void *sock;             // DEALER to the broker
     dv_zwatch_t *watch;     // sock in the loop
     uv_timer_t heartbeat;   // heartbeats and broker liveness
-    uv_signal_t sigint;     // stop on SIGINT
-    uv_signal_t sigterm;    // stop on SIGTERM
+    uv_signal_t sigint;     // drain on SIGINT
+    uv_signal_t sigterm;    // drain on SIGTERM
     char endpoint[256];     // broker's worker endpoint
     char name[128];         // our name
-    uint32_t capacity;      // jobs at once
+    uint32_t capacity;      // jobs computed at once
+    uint32_t prefetch;      // jobs held beyond those
     uint32_t heartbeat_ms;  // interval
     uint32_t liveness;      // silent intervals before reconnecting
     uint64_t last_heard_ms; // loop time of the broker's last message
     bool ready_printed;     // READY went out
+    bool draining;          // said bye: finish, then stop
+    size_t running;         // infer tasks held (waiting or computing)
+    size_t model_budget;    // bytes of models to keep
+    size_t cached_bytes;    // bytes held
+    cached_t *cache;        // loaded models
+    uint64_t tick;          // LRU clock
+    task_t *waiting;        // tasks waiting for a model
+    fetch_t *fetches;       // fetches in flight
+    uint64_t next_rid;      // request ids
+    uint64_t jobs_done;     // counters for the log
+    uint64_t jobs_failed;   // ...
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -46,8 +118,36 @@ send_header(dv_worker_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->sock, NULL, 0, h, len, frames, n);
+    if (self->sock) {
+        dv_wire_send(self->sock, NULL, 0, h, len, frames, n);
+    }
     dv_msgw_destroy(&w);
+}
+
+// The models held, as "NAME@VERSION" (borrowed keys; free the array).
+static const char **
+model_keys(const dv_worker_t *self, size_t *n)
+{
+    size_t count = 0;
+    for (const cached_t *c = self->cache; c; c = c->next) {
+        count++;
+    }
+    const char **keys = dv_malloc((count ? count : 1) * sizeof *keys);
+    count = 0;
+    for (const cached_t *c = self->cache; c; c = c->next) {
+        keys[count++] = c->key;
+    }
+    *n = count;
+    return keys;
+}
+
+static void
+write_models(const dv_worker_t *self, dv_msgw_t *w)
+{
+    size_t n = 0;
+    const char **keys = model_keys(self, &n);
+    dv_msgw_strs(w, "models", keys, n);
+    free(keys);
 }
 
 static void
@@ -55,7 +155,19 @@ send_register(dv_worker_t *self)
 {
     dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
     dv_msgw_str(w, "worker", self->name);
-    dv_msgw_uint(w, "capacity", self->capacity);
+    // Credits: the broker sends at most this many at a time. The pool runs
+    // `capacity` of them; the rest wait in its queue.
+    dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
+    write_models(self, w);
+    send_header(self, w, NULL, 0);
+}
+
+static void
+send_fetch(dv_worker_t *self, const fetch_t *f)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_FETCH_MODEL, f->rid);
+    dv_msgw_str(w, "name", f->name);
+    dv_msgw_uint(w, "version", f->version);
     send_header(self, w, NULL, 0);
 }
 
@@ -66,7 +178,9 @@ open_socket(dv_worker_t *self, dv_error_t *err)
     // Long enough for a final `bye` or `done` to leave on shutdown, short
     // enough not to hang when the broker is gone.
     int linger = 1000;
+    int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_connect(self->sock, self->endpoint) != 0) {
         int e = zmq_errno();
         zmq_close(self->sock);
@@ -76,6 +190,299 @@ open_socket(dv_worker_t *self, dv_error_t *err)
     }
     return dv_zwatch_open(&self->watch, &self->loop, self->sock,
                           DV_ZWATCH_READABLE, on_ready, self, err);
+}
+
+// Stop once a draining worker holds nothing more.
+static void
+maybe_finish_drain(dv_worker_t *self)
+{
+    if (self->draining && self->running == 0) {
+        dv_log(DV_LOG_INFO, "worker",
+               "drained: %" PRIu64 " jobs done, %" PRIu64 " failed",
+               self->jobs_done, self->jobs_failed);
+        dv_worker_stop(self);
+    }
+}
+
+// ------------------------------------------------------------ model cache
+
+static cached_t *
+cache_find(dv_worker_t *self, const char *key)
+{
+    for (cached_t *c = self->cache; c; c = c->next) {
+        if (strcmp(c->key, key) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+// Evict idle models, least recently used first, while over the budget.
+static void
+cache_trim(dv_worker_t *self)
+{
+    while (self->cached_bytes > self->model_budget) {
+        cached_t **victim = NULL;
+        for (cached_t **p = &self->cache; *p; p = &(*p)->next) {
+            if ((*p)->refs == 0 && (!victim || (*p)->used < (*victim)->used)) {
+                victim = p;
+            }
+        }
+        if (!victim) {
+            return; // everything is in use: over budget until tasks end
+        }
+        cached_t *c = *victim;
+        *victim = c->next;
+        self->cached_bytes -= c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "model %s evicted (cache over %zu MiB)",
+               c->key, self->model_budget >> 20);
+        dv_model_destroy(&c->model);
+        free(c);
+    }
+}
+
+// --------------------------------------------------------------- tasks
+
+static void
+task_free(task_t *t)
+{
+    dv_tensor_destroy(&t->input);
+    dv_tensor_destroy(&t->output);
+    free(t);
+}
+
+static void
+send_failed(dv_worker_t *self,
+            uint64_t job,
+            uint64_t attempt,
+            int code,
+            const char *text)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+    dv_msgw_uint(w, "job", job);
+    dv_msgw_uint(w, "attempt", attempt);
+    dv_msgw_str(w, "state", "failed");
+    dv_msgw_error(w, "error", code, text);
+    send_header(self, w, NULL, 0);
+    self->jobs_failed++;
+}
+
+// A task is over (done or failed): account for it.
+static void
+task_end(dv_worker_t *self, task_t *t)
+{
+    if (t->model) {
+        t->model->refs--;
+    }
+    task_free(t);
+    self->running--;
+    cache_trim(self);
+    maybe_finish_drain(self);
+}
+
+static void
+work_predict(uv_work_t *req)
+{
+    task_t *t = req->data;
+    t->rc = dv_model_predict(t->model->model, t->input, &t->output, &t->err);
+}
+
+static void
+after_predict(uv_work_t *req, int status)
+{
+    task_t *t = req->data;
+    dv_worker_t *self = t->owner;
+    if (status != 0) {
+        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    }
+    if (t->rc) {
+        send_failed(self, t->job, t->attempt, t->rc, t->err.text);
+        task_end(self, t);
+        return;
+    }
+    const dv_model_t *m = t->model->model;
+    size_t len = 0;
+    uint8_t *frame = dv_frame_from_tensor(t->output, &len);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+    dv_msgw_uint(w, "job", t->job);
+    dv_msgw_uint(w, "attempt", t->attempt);
+    dv_msgw_str(w, "state", "done");
+    dv_msgw_tensor(w, "output", 1, t->output->rows, t->output->cols);
+    dv_msgw_str(w, "model", t->key);
+    if (m->labels) {
+        dv_msgw_strs(w, "classes", (const char *const *)m->labels->labels,
+                     m->labels->n);
+    }
+    dv_frame_t f = {frame, len};
+    send_header(self, w, &f, 1);
+    free(frame);
+    self->jobs_done++;
+    task_end(self, t);
+}
+
+// Run t on the thread pool with model c.
+static void
+task_start(dv_worker_t *self, task_t *t, cached_t *c)
+{
+    t->model = c;
+    c->refs++;
+    c->used = ++self->tick;
+    t->work.data = t;
+    int rc = uv_queue_work(&self->loop, &t->work, work_predict, after_predict);
+    if (rc != 0) {
+        send_failed(self, t->job, t->attempt, DV_EIO, uv_strerror(rc));
+        task_end(self, t);
+    }
+}
+
+// The model for key arrived (c) or could not be had (c NULL, code/text):
+// start or fail every task waiting for it.
+static void
+release_waiting(
+    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+{
+    task_t **p = &self->waiting;
+    while (*p) {
+        task_t *t = *p;
+        if (strcmp(t->key, key) != 0) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
+            task_start(self, t, c);
+        } else {
+            send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
+                        c ? "the model file's checksum is not the one the "
+                            "job names"
+                          : text);
+            task_end(self, t);
+        }
+    }
+}
+
+static void
+start_fetch(dv_worker_t *self, const task_t *t)
+{
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (strcmp(f->key, t->key) == 0) {
+            return; // already on its way
+        }
+    }
+    fetch_t *f = dv_calloc(1, sizeof *f);
+    f->rid = ++self->next_rid;
+    snprintf(f->key, sizeof f->key, "%s", t->key);
+    snprintf(f->name, sizeof f->name, "%s", t->name);
+    f->version = t->version;
+    f->next = self->fetches;
+    self->fetches = f;
+    send_fetch(self, f);
+}
+
+static fetch_t *
+take_fetch(dv_worker_t *self, uint64_t rid)
+{
+    for (fetch_t **p = &self->fetches; *p; p = &(*p)->next) {
+        if ((*p)->rid == rid) {
+            fetch_t *f = *p;
+            *p = f->next;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void
+on_model_data(dv_worker_t *self, const dv_msg_t *m)
+{
+    fetch_t *f = take_fetch(self, dv_msg_rid(m));
+    if (!f) {
+        return; // an answer to a fetch we gave up on
+    }
+    dv_error_t err = {0};
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    const dv_frame_t *file = dv_msg_frame(m, 1);
+    int rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err);
+    if (rc == 0 && !file) {
+        rc = dv_errorf(&err, DV_EFORMAT, "model_data without a file frame");
+    }
+    uint8_t got[DV_SHA256_BYTES];
+    if (rc == 0) {
+        dv_sha256(file->data, file->len, got);
+        if (memcmp(got, sum, sizeof got) != 0) {
+            rc = dv_errorf(&err, DV_ECHECKSUM,
+                           "model %s: the file's SHA-256 does not match the "
+                           "broker's (damaged in transit)",
+                           f->key);
+        }
+    }
+    dv_model_t *model = NULL;
+    if (rc == 0) {
+        rc = dv_model_decode(&model, file->data, file->len, &err);
+    }
+    cached_t *c = NULL;
+    if (rc == 0) {
+        c = dv_calloc(1, sizeof *c);
+        snprintf(c->key, sizeof c->key, "%s", f->key);
+        memcpy(c->sha256, got, sizeof got);
+        c->model = model;
+        c->bytes = file->len;
+        c->used = ++self->tick;
+        c->next = self->cache;
+        self->cache = c;
+        self->cached_bytes += c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "model %s loaded (%zu bytes)", c->key,
+               c->bytes);
+    } else {
+        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", f->key,
+               err.text);
+    }
+    release_waiting(self, f->key, c, rc, err.text);
+    if (c) {
+        cache_trim(self); // after its tasks took their refs
+    }
+    free(f);
+}
+
+// The broker's `error` answering one of our fetches: its tasks fail.
+static bool
+fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
+{
+    fetch_t *f = rid ? take_fetch(self, rid) : NULL;
+    if (!f) {
+        return false;
+    }
+    release_waiting(self, f->key, NULL, code, text);
+    free(f);
+    return true;
+}
+
+// An infer job's model map {name, version, sha256} and input tensor.
+static int
+parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const msgpack_object *model = dv_msg_get(m, "model");
+    const msgpack_object *name = dv_msgpack_get(model, "name");
+    const msgpack_object *sha = dv_msgpack_get(model, "sha256");
+    if (!name || name->type != MSGPACK_OBJECT_STR ||
+        name->via.str.size > DV_MAX_WIRE_NAME || !sha ||
+        sha->type != MSGPACK_OBJECT_BIN ||
+        sha->via.bin.size != DV_SHA256_BYTES ||
+        !dv_msgpack_uint(dv_msgpack_get(model, "version"), &t->version) ||
+        memchr(name->via.str.ptr, '\0', name->via.str.size)) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: 'model' must be {name, version, sha256}");
+    }
+    memcpy(t->name, name->via.str.ptr, name->via.str.size);
+    t->name[name->via.str.size] = '\0';
+    memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+    snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    int rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
+                                err);
+    return rc ? rc : dv_tensor_from_frame(f, rows, cols, &t->input, err);
 }
 
 static void
@@ -91,24 +498,43 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     if (rc == 0) {
         rc = dv_msg_str(m, "kind", kind, sizeof kind, &err);
     }
-    if (rc == 0 && strcmp(kind, "echo") != 0) {
-        rc = dv_errorf(&err, DV_EINVAL,
-                       "job kind '%s' is not supported by "
-                       "this worker",
-                       kind);
-    }
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-    dv_msgw_uint(w, "job", job);
-    dv_msgw_uint(w, "attempt", attempt);
-    if (rc) {
-        dv_msgw_str(w, "state", "failed");
-        dv_msgw_error(w, "error", rc, err.text);
-        send_header(self, w, NULL, 0);
+    if (rc == 0 && strcmp(kind, "echo") == 0) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", job);
+        dv_msgw_uint(w, "attempt", attempt);
+        dv_msgw_str(w, "state", "done");
+        const dv_frame_t *payload = dv_msg_frame(m, 1);
+        send_header(self, w, payload, payload ? 1 : 0);
+        self->jobs_done++;
         return;
     }
-    dv_msgw_str(w, "state", "done");
-    const dv_frame_t *payload = dv_msg_frame(m, 1);
-    send_header(self, w, payload, payload ? 1 : 0);
+    if (rc == 0 && strcmp(kind, "infer") != 0) {
+        rc = dv_errorf(&err, DV_EINVAL,
+                       "job kind '%s' is not supported by this worker", kind);
+    }
+    if (rc) {
+        send_failed(self, job, attempt, rc, err.text);
+        return;
+    }
+    task_t *t = dv_calloc(1, sizeof *t);
+    t->owner = self;
+    t->job = job;
+    t->attempt = attempt;
+    self->running++;
+    rc = parse_infer(m, t, &err);
+    if (rc) {
+        send_failed(self, job, attempt, rc, err.text);
+        task_end(self, t);
+        return;
+    }
+    cached_t *c = cache_find(self, t->key);
+    if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
+        task_start(self, t, c);
+        return;
+    }
+    t->next = self->waiting;
+    self->waiting = t;
+    start_fetch(self, t);
 }
 
 static int
@@ -142,10 +568,16 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
         case DV_MSG_RUN:
             on_run(self, m);
             break;
+        case DV_MSG_MODEL_DATA:
+            on_model_data(self, m);
+            break;
         case DV_MSG_ERROR: {
-            int code;
+            int code = DV_EFORMAT;
             char text[DV_ERROR_TEXT_MAX] = "";
             dv_msg_error(m, &code, text, sizeof text, &err);
+            if (fetch_failed(self, dv_msg_rid(m), code, text)) {
+                break;
+            }
             dv_log(DV_LOG_WARN, "worker", "broker says %s: %s",
                    dv_err_name(code), text);
             if (strstr(text, "register first")) {
@@ -167,6 +599,7 @@ on_closed_reconnect(void *arg)
 {
     dv_worker_t *self = arg;
     zmq_close(self->sock);
+    self->sock = NULL;
     dv_error_t err = {0};
     if (open_socket(self, &err) != 0) {
         dv_log(DV_LOG_ERROR, "worker", "%s", err.text);
@@ -175,6 +608,18 @@ on_closed_reconnect(void *arg)
     }
     self->last_heard_ms = uv_now(&self->loop);
     send_register(self);
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        send_fetch(self, f); // the old socket's requests are gone
+    }
+}
+
+static void
+send_heartbeat(dv_worker_t *self)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
+    dv_msgw_uint(w, "running", self->running);
+    write_models(self, w);
+    send_header(self, w, NULL, 0);
 }
 
 static void
@@ -182,7 +627,7 @@ on_heartbeat(uv_timer_t *t)
 {
     dv_worker_t *self = t->data;
     uint64_t silent = uv_now(&self->loop) - self->last_heard_ms;
-    if (silent > (uint64_t)self->heartbeat_ms * self->liveness) {
+    if (self->watch && silent > (uint64_t)self->heartbeat_ms * self->liveness) {
         dv_log(DV_LOG_WARN, "worker",
                "no word from the broker for %llu ms: reconnecting",
                (unsigned long long)silent);
@@ -191,21 +636,28 @@ on_heartbeat(uv_timer_t *t)
         return;
     }
     if (self->watch) {
-        send_header(self, dv_msgw_new(DV_MSG_HEARTBEAT, 0), NULL, 0);
+        send_heartbeat(self);
     }
 }
 
 static void
 on_signal(uv_signal_t *s, int signum)
 {
-    (void)signum;
     dv_worker_t *self = s->data;
-    if (self->watch) {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_BYE, 0);
-        dv_msgw_str(w, "reason", "stopping");
-        send_header(self, w, NULL, 0);
+    if (self->draining) {
+        dv_log(DV_LOG_WARN, "worker", "second signal: stopping now");
+        dv_worker_stop(self);
+        return;
     }
-    dv_worker_stop(self);
+    dv_log(DV_LOG_INFO, "worker",
+           "%s: draining (%zu jobs to finish, no new ones)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM", self->running);
+    self->draining = true;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_BYE, 0);
+    dv_msgw_str(w, "reason", "stopping");
+    dv_msgw_uint(w, "running", self->running);
+    send_header(self, w, NULL, 0);
+    maybe_finish_drain(self);
 }
 
 int
@@ -223,8 +675,23 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
                  (long)getpid());
     }
     self->capacity = opts->capacity ? opts->capacity : 1;
+    self->prefetch = opts->prefetch;
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->liveness = opts->liveness ? opts->liveness : 3;
+    self->model_budget =
+        opts->model_memory ? opts->model_memory : (size_t)1 << 30;
+    // Compute threads: one pool thread per concurrent job. libuv reads this
+    // once, when the pool first starts; an operator's setting wins.
+    char pool[16];
+    snprintf(pool, sizeof pool, "%u",
+             self->capacity < 1024 ? self->capacity : 1024);
+    setenv("UV_THREADPOOL_SIZE", pool, 0);
+    // Several jobs at once: each sgemm on one thread (jobs are the
+    // parallelism; docs/ARCHITECTURE.md, BLAS threads). One at a time:
+    // OpenBLAS keeps its own threads.
+    if (self->capacity > 1) {
+        dv_blas_set_threads(1);
+    }
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
     int rc = open_socket(self, err);
@@ -277,8 +744,26 @@ dv_worker_destroy(dv_worker_t **self_p)
             uv_close(handles[i], NULL);
         }
     }
+    // Runs close callbacks and waits for computing tasks: their
+    // after-work callbacks free them (the socket is still open).
     uv_run(&self->loop, UV_RUN_DEFAULT);
     uv_loop_close(&self->loop);
+    while (self->waiting) {
+        task_t *t = self->waiting;
+        self->waiting = t->next;
+        task_free(t);
+    }
+    while (self->fetches) {
+        fetch_t *f = self->fetches;
+        self->fetches = f->next;
+        free(f);
+    }
+    while (self->cache) {
+        cached_t *c = self->cache;
+        self->cache = c->next;
+        dv_model_destroy(&c->model);
+        free(c);
+    }
     if (self->sock) {
         zmq_close(self->sock);
     }

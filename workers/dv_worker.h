@@ -3,10 +3,15 @@
 // heartbeats, reconnects and registers again when the broker goes silent
 // (a broker restart needs no operator action), says `bye` on SIGINT/SIGTERM.
 //
-// This first version runs `echo` jobs; `infer` with the model cache comes
-// with the rest of the job-path issue.
+// Runs `echo` (on the loop thread) and `infer` (models fetched from the
+// broker, checksum-verified, kept in an LRU cache within a memory budget;
+// predictions on the libuv thread pool, `capacity` at once). SIGINT/SIGTERM
+// drain: `bye`, finish the jobs held, stop; a second signal stops at once.
 //
-// Threads: everything runs on the loop thread inside dv_worker_run.
+// Threads: the loop thread (sockets, cache, bookkeeping) inside
+// dv_worker_run, plus the libuv pool (UV_THREADPOOL_SIZE = capacity unless
+// set) for predictions, which only read a model the loop keeps alive. With
+// capacity > 1 OpenBLAS is set to 1 thread per job.
 #ifndef DV_WORKER_H
 #define DV_WORKER_H
 
@@ -17,9 +22,14 @@
 typedef struct {
     const char *broker_endpoint; // the broker's worker endpoint
     const char *name;            // shown by the broker; NULL: host-pid
-    uint32_t capacity;           // jobs at once (0: 1)
+    uint32_t capacity;           // jobs computed at once (0: 1)
+    uint32_t prefetch;           // jobs held beyond those, waiting their
+                                 // turn, so the next one is already here
+                                 // when one finishes (hides the broker
+                                 // round trip; 0: none)
     uint32_t heartbeat_ms;       // interval (0: 1000)
     uint32_t liveness;           // silent intervals before reconnecting (0: 3)
+    size_t model_memory;         // model cache budget in bytes (0: 1 GiB)
 } dv_worker_opts_t;
 
 typedef struct dv_worker dv_worker_t;
@@ -30,8 +40,8 @@ int dv_worker_open(dv_worker_t **out,
                    const dv_worker_opts_t *opts,
                    dv_error_t *err);
 
-// Run until SIGINT/SIGTERM or dv_worker_stop. Prints "READY <endpoint>" on
-// stdout the first time the broker welcomes it. Returns 0.
+// Run until drained after SIGINT/SIGTERM, or dv_worker_stop. Prints "READY
+// <endpoint>" on stdout the first time the broker welcomes it. Returns 0.
 int dv_worker_run(dv_worker_t *self);
 
 void dv_worker_stop(dv_worker_t *self);

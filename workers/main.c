@@ -11,7 +11,14 @@ usage(FILE *f)
 {
     fprintf(f, "usage: drover-worker [--broker ENDPOINT] [--name NAME]\n"
                "                     [--concurrency N] [--heartbeat-ms N]\n"
-               "default: --broker tcp://127.0.0.1:7471 --concurrency 1\n"
+               "                     [--prefetch N] [--model-memory MB]\n"
+               "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
+               "--prefetch 4 --model-memory 1024\n"
+               "--concurrency: jobs computed at once (threads); --prefetch: "
+               "jobs held beyond\nthose so the next is ready when one ends "
+               "(0 for long jobs: best balance).\n"
+               "SIGINT/SIGTERM drain (finish the jobs held, take no new "
+               "ones); a second one stops at once.\n"
                "Prints 'READY <broker endpoint>' once the broker has "
                "welcomed it.\n");
 }
@@ -19,7 +26,11 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-    dv_worker_opts_t opts = {"tcp://127.0.0.1:7471", NULL, 1, 1000, 3};
+    dv_worker_opts_t opts = {.broker_endpoint = "tcp://127.0.0.1:7471",
+                             .capacity = 1,
+                             .prefetch = 4,
+                             .heartbeat_ms = 1000,
+                             .liveness = 3};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -34,6 +45,12 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--concurrency") == 0 && v && atoi(v) > 0) {
             opts.capacity = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--prefetch") == 0 && v && atoi(v) >= 0) {
+            opts.prefetch = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--model-memory") == 0 && v && atoi(v) > 0) {
+            opts.model_memory = (size_t)atoi(v) << 20;
             i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
             opts.heartbeat_ms = (uint32_t)atoi(v);

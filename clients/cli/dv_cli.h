@@ -8,6 +8,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "dv_metrics.h"
+#include "dv_tensor.h"
 
 #define DV_CLI_OK    0
 #define DV_CLI_FAIL  1
@@ -34,7 +38,31 @@ int dv_cli_parse(int argc,
 // Value of option name in opts (NULL when absent).
 const char *dv_cli_get(const dv_cli_opt_t *opts, const char *name);
 
+// Output shared by commands (dv_cli_out.c).
+// s as a JSON string literal.
+void dv_cli_json_str(FILE *f, const char *s);
+// s as a CSV field, quoted when it holds a comma, quote or newline.
+void dv_cli_csv_field(FILE *f, const char *s);
+// Predictions as CSV: `value` per row (labels NULL: regression) or
+// `class,label,p_<label>...` (n_labels classes).
+void dv_cli_write_predictions(FILE *f,
+                              const dv_tensor_t *pred,
+                              char *const *labels,
+                              size_t n_labels);
+// Metrics as one JSON line, or as text; labels name the classes
+// (classification), NULL for regression.
+void dv_cli_print_metrics_json(const dv_metrics_t *m, char *const *labels);
+void dv_cli_print_metrics_text(const dv_metrics_t *m, char *const *labels);
+
 // `drover local ...`: argv starts after "local". Returns an exit code.
 int dv_cli_local(int argc, char **argv);
+
+// `drover up ...` (dv_cli_up.c): argv starts after "up".
+int dv_cli_up(int argc, char **argv);
+
+// The commands that talk to a broker (dv_cli_remote.c): infer, submit,
+// models, jobs, workers, status. argv starts after cmd. Returns an exit
+// code, or -1 when cmd is not one of them.
+int dv_cli_remote(const char *cmd, int argc, char **argv);
 
 #endif

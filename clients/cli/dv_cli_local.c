@@ -405,90 +405,6 @@ load_model_and_data(const char *model_path,
     return rc;
 }
 
-// Write s as a JSON string literal.
-static void
-json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            fprintf(f, "\\%c", *p);
-        } else if (*p < 0x20) {
-            fprintf(f, "\\u%04x", *p);
-        } else {
-            fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
-
-static void
-print_metrics_json(const dv_metrics_t *m, const dv_model_t *model)
-{
-    printf("{\"task\":\"%s\",\"rows\":%zu", dv_task_name(m->task), m->rows);
-    if (m->task == DV_TASK_REGRESSION) {
-        printf(",\"mse\":%.17g,\"mae\":%.17g,\"r2\":%.17g}\n", m->mse, m->mae,
-               m->r2);
-        return;
-    }
-    printf(",\"accuracy\":%.17g,\"precision_macro\":%.17g,"
-           "\"recall_macro\":%.17g,\"f1_macro\":%.17g,\"log_loss\":%.17g",
-           m->accuracy, m->precision_macro, m->recall_macro, m->f1_macro,
-           m->log_loss);
-    if (m->n_classes == 2) {
-        printf(",\"precision\":%.17g,\"recall\":%.17g,\"f1\":%.17g",
-               m->precision, m->recall, m->f1);
-    }
-    printf(",\"classes\":[");
-    for (size_t c = 0; c < m->n_classes; c++) {
-        printf(c ? "," : "");
-        json_str(stdout, model->labels->labels[c]);
-    }
-    printf("],\"confusion\":[");
-    for (size_t i = 0; i < m->n_classes; i++) {
-        printf(i ? ",[" : "[");
-        for (size_t j = 0; j < m->n_classes; j++) {
-            printf(j ? ",%" PRIu64 : "%" PRIu64,
-                   m->confusion[i * m->n_classes + j]);
-        }
-        printf("]");
-    }
-    printf("]}\n");
-}
-
-static void
-print_metrics_text(const dv_metrics_t *m, const dv_model_t *model)
-{
-    if (m->task == DV_TASK_REGRESSION) {
-        printf("regression on %zu rows\n", m->rows);
-        printf("  r2        %.4f\n  mse       %.6g\n  mae       %.6g\n", m->r2,
-               m->mse, m->mae);
-        return;
-    }
-    printf("classification on %zu rows, %zu classes\n", m->rows, m->n_classes);
-    printf("  accuracy         %.4f\n", m->accuracy);
-    printf("  precision_macro  %.4f\n", m->precision_macro);
-    printf("  recall_macro     %.4f\n", m->recall_macro);
-    printf("  f1_macro         %.4f\n", m->f1_macro);
-    if (m->n_classes == 2) {
-        printf("  precision        %.4f  (class %s)\n", m->precision,
-               model->labels->labels[1]);
-        printf("  recall           %.4f\n", m->recall);
-        printf("  f1               %.4f\n", m->f1);
-    }
-    printf("  log_loss         %.4f\n", m->log_loss);
-    if (m->n_classes <= 20) {
-        printf("  confusion matrix (rows: true, columns: predicted)\n");
-        for (size_t i = 0; i < m->n_classes; i++) {
-            printf("  %10.10s ", model->labels->labels[i]);
-            for (size_t j = 0; j < m->n_classes; j++) {
-                printf(" %5" PRIu64, m->confusion[i * m->n_classes + j]);
-            }
-            printf("\n");
-        }
-    }
-}
-
 static int
 cmd_eval(int argc, char **argv)
 {
@@ -554,9 +470,11 @@ cmd_eval(int argc, char **argv)
     }
     if (rc == 0) {
         if (dv_cli_get(opts, "json")) {
-            print_metrics_json(&m, model);
+            dv_cli_print_metrics_json(&m, model->labels ? model->labels->labels
+                                                        : NULL);
         } else {
-            print_metrics_text(&m, model);
+            dv_cli_print_metrics_text(&m, model->labels ? model->labels->labels
+                                                        : NULL);
         }
     }
     dv_metrics_clear(&m);
@@ -567,24 +485,6 @@ cmd_eval(int argc, char **argv)
     dv_dataset_destroy(&ds);
     dv_model_destroy(&model);
     return rc ? fail(&err) : DV_CLI_OK;
-}
-
-// Write a CSV field, quoting it when it holds a comma, quote or newline.
-static void
-csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') {
-            fputc('"', f);
-        }
-        fputc(*s, f);
-    }
-    fputc('"', f);
 }
 
 static int
@@ -629,36 +529,11 @@ cmd_predict(int argc, char **argv)
         f = stdout;
     }
     if (rc == 0) {
-        // Header: `value` (regression) or `class,label,p_<label>...`.
-        if (model->task == DV_TASK_REGRESSION) {
-            fputs("value\n", f);
-            for (size_t i = 0; i < pred->rows; i++) {
-                fprintf(f, "%.9g\n", pred->data[i]);
-            }
-        } else {
-            size_t k = model->labels->n;
-            fputs("class,label", f);
-            for (size_t c = 0; c < k; c++) {
-                char name[DV_MAX_NAME_BYTES + 3];
-                snprintf(name, sizeof name, "p_%s", model->labels->labels[c]);
-                fputc(',', f);
-                csv_field(f, name);
-            }
-            fputc('\n', f);
-            for (size_t i = 0; i < pred->rows; i++) {
-                const float *p = pred->data + i * k;
-                size_t best = 0;
-                for (size_t c = 1; c < k; c++) {
-                    best = p[c] > p[best] ? c : best;
-                }
-                fprintf(f, "%zu,", best);
-                csv_field(f, model->labels->labels[best]);
-                for (size_t c = 0; c < k; c++) {
-                    fprintf(f, ",%.6g", p[c]);
-                }
-                fputc('\n', f);
-            }
-        }
+        dv_cli_write_predictions(
+            f, pred,
+            model->task == DV_TASK_CLASSIFICATION ? model->labels->labels
+                                                  : NULL,
+            model->task == DV_TASK_CLASSIFICATION ? model->labels->n : 0);
         if (f != stdout && fclose(f) != 0) {
             rc = dv_errorf(&err, DV_EIO, "%s: %s", out_path, strerror(errno));
         } else if (f == stdout && fflush(stdout) != 0) {
@@ -704,7 +579,7 @@ cmd_inspect(int argc, char **argv)
     bool json = dv_cli_get(opts, "json") != NULL;
     if (json) {
         printf("{\"file\":");
-        json_str(stdout, path);
+        dv_cli_json_str(stdout, path);
         printf(",\"checksum\":\"ok\",\"algo\":\"%s\",\"task\":\"%s\","
                "\"features\":%zu,\"outputs\":%zu,\"params\":%zu,"
                "\"layers\":[",
@@ -717,14 +592,14 @@ cmd_inspect(int argc, char **argv)
                    l ? "," : "", ly->n_in, ly->n_out, dv_act_name(ly->act));
         }
         printf("],\"target\":");
-        json_str(stdout, model->target_name);
+        dv_cli_json_str(stdout, model->target_name);
         printf(",\"scale\":\"%s\",\"dataset_sha256\":\"%s\","
                "\"dataset_rows\":%" PRIu64 ",\"epochs_run\":%u,"
                "\"seed\":%" PRIu64 ",\"created_unix\":%" PRId64
                ",\"drover_version\":",
                dv_scale_name(model->scaler->kind), hex, meta->dataset_rows,
                meta->epochs_run, meta->hyper.seed, meta->created_unix);
-        json_str(stdout, meta->drover_version);
+        dv_cli_json_str(stdout, meta->drover_version);
         printf("}\n");
         dv_model_destroy(&model);
         return DV_CLI_OK;

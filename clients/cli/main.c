@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "drover.h"
 #include "dv_cli.h"
 
 static void
@@ -14,10 +15,25 @@ usage(FILE *f)
                "  local train|eval|predict|inspect   train and run models in "
                "this process\n"
                "                                     (no broker needed)\n"
+               "  up                                 run a local cluster: "
+               "broker + workers\n"
+               "  infer                              run a model on a CSV "
+               "through the broker\n"
+               "  submit                             submit echo jobs (load "
+               "test)\n"
+               "  models push|list|show|rm           the broker's model "
+               "registry\n"
+               "  jobs show|result ID                a job's state or "
+               "result\n"
+               "  workers                            connected workers\n"
+               "  status                             the broker's queues and "
+               "counts\n"
                "  version                            print the version\n"
                "\n"
-               "`drover local --help` and `drover local train --help` show "
-               "the options.\n"
+               "`drover COMMAND --help` shows a command's options. Commands "
+               "that talk to a\nbroker take --broker ENDPOINT (default "
+               "$DROVER_BROKER, else " DROVER_DEFAULT_ENDPOINT ")\n"
+               "and --json.\n"
                "Exit codes: 0 ok, 1 failure (reason on stderr), 2 usage.\n");
 }
 
@@ -40,6 +56,13 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "local") == 0) {
         return dv_cli_local(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "up") == 0) {
+        return dv_cli_up(argc - 2, argv + 2);
+    }
+    int rc = dv_cli_remote(cmd, argc - 2, argv + 2);
+    if (rc >= 0) {
+        return rc;
     }
     fprintf(stderr, "drover: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -1,0 +1,903 @@
+// dv_cli_remote — the `drover` commands that talk to a broker through
+// libdrover: infer, submit, models, jobs, workers, status.
+//
+// Every command takes --broker ENDPOINT (default $DROVER_BROKER, else
+// DROVER_DEFAULT_ENDPOINT) and --json (one JSON document on stdout instead
+// of text). Errors go to stderr as "drover: DV_ENAME: reason", exit 1.
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "drover.h"
+#include "dv_cli.h"
+#include "dv_csv.h"
+#include "dv_mem.h"
+#include "dv_metrics.h"
+#include "dv_prep.h"
+#include "dv_tensor.h"
+
+#define CONNECT_MS 5000
+
+static int
+fail_d(const drover_error_t *err)
+{
+    fprintf(stderr, "drover: %s: %s\n", drover_err_name(err->code), err->text);
+    return DV_CLI_FAIL;
+}
+
+static int
+fail_dv(const dv_error_t *err)
+{
+    fprintf(stderr, "drover: %s: %s\n", dv_err_name(err->code), err->text);
+    return DV_CLI_FAIL;
+}
+
+static double
+seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// Parse argv with opts (which must have "broker", "json", "help"); on
+// --help print usage_text. Returns -1 to go on, else an exit code.
+static int
+parse(int argc,
+      char **argv,
+      dv_cli_opt_t *opts,
+      const char **pos,
+      size_t max_pos,
+      size_t *n_pos,
+      const char *usage_text)
+{
+    if (dv_cli_parse(argc, argv, opts, pos, max_pos, n_pos)) {
+        fputs(usage_text, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (dv_cli_get(opts, "help")) {
+        fputs(usage_text, stdout);
+        return DV_CLI_OK;
+    }
+    return -1;
+}
+
+static int
+connect_to(const dv_cli_opt_t *opts, drover_t **d)
+{
+    drover_error_t err = {0};
+    if (drover_connect(d, dv_cli_get(opts, "broker"), CONNECT_MS, &err) != 0) {
+        return fail_d(&err);
+    }
+    return DV_CLI_OK;
+}
+
+// "NAME" or "NAME@VERSION" into name and version (0: latest).
+static int
+split_ref(const char *ref, char *name, size_t size, uint32_t *version)
+{
+    const char *at = strchr(ref, '@');
+    size_t n = at ? (size_t)(at - ref) : strlen(ref);
+    *version = 0;
+    if (n == 0 || n >= size) {
+        fprintf(stderr, "drover: bad model reference '%s'\n", ref);
+        return DV_CLI_USAGE;
+    }
+    memcpy(name, ref, n);
+    name[n] = '\0';
+    if (at) {
+        char *end = NULL;
+        unsigned long v = strtoul(at + 1, &end, 10);
+        if (!at[1] || *end || v == 0 || v > UINT32_MAX) {
+            fprintf(stderr, "drover: bad version in '%s'\n", ref);
+            return DV_CLI_USAGE;
+        }
+        *version = (uint32_t)v;
+    }
+    return DV_CLI_OK;
+}
+
+// ----------------------------------------------------------------- infer
+
+#define INFER_USAGE                                                            \
+    "usage: drover infer --model NAME[@VERSION] --data FILE.csv [--out "       \
+    "PREDS.csv]\n"                                                             \
+    "                    [--eval] [--batch ROWS] [--queue Q] [--broker E] "    \
+    "[--json]\n"                                                               \
+    "Runs the model on every row through the broker's workers. Output is "     \
+    "the\n"                                                                    \
+    "format of `drover local predict`; --eval prints the metrics against "     \
+    "the\n"                                                                    \
+    "file's target column instead (predictions still go to --out).\n"
+
+typedef struct {
+    dv_tensor_t *pred;     // all outputs, filled by batches
+    size_t rows_per_batch; // batch b covers rows [b * rows_per_batch, ...)
+    size_t done, failed;   // batches
+    char **classes;        // from the first result (owned)
+    size_t n_classes;      //
+    char model[300];       // NAME@VERSION that ran
+    drover_error_t first;  // first failure
+} infer_state_t;
+
+typedef struct {
+    infer_state_t *st;
+    size_t batch;
+} infer_arg_t;
+
+static void
+on_infer_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    infer_arg_t *a = arg;
+    infer_state_t *st = a->st;
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t rows = 0, cols = 0;
+    const float *out = drover_result_output(r, &rows, &cols);
+    size_t first = a->batch * st->rows_per_batch;
+    if (code == 0 &&
+        (!out || cols != st->pred->cols || first + rows > st->pred->rows)) {
+        code = DV_EFORMAT;
+        text = "result shape does not match the request";
+    }
+    if (code) {
+        if (st->failed++ == 0) {
+            st->first.code = code;
+            snprintf(st->first.text, sizeof st->first.text, "rows %zu..: %s",
+                     first, text);
+        }
+        return;
+    }
+    memcpy(st->pred->data + first * cols, out, rows * cols * sizeof(float));
+    if (!st->classes && drover_result_n_classes(r)) {
+        st->n_classes = drover_result_n_classes(r);
+        st->classes = dv_calloc(st->n_classes, sizeof(char *));
+        for (size_t c = 0; c < st->n_classes; c++) {
+            st->classes[c] = dv_strdup(drover_result_class(r, c));
+        }
+    }
+    snprintf(st->model, sizeof st->model, "%s", drover_result_model(r));
+    st->done++;
+}
+
+static int
+print_eval(const drover_schema_t *sc,
+           const dv_dataset_t *ds,
+           const dv_tensor_t *pred,
+           char *const *classes,
+           size_t n_classes,
+           bool json,
+           dv_error_t *err)
+{
+    dv_metrics_t m = {0};
+    int rc = 0;
+    if (n_classes) {
+        dv_labels_t *labels =
+            dv_labels_new(classes, n_classes, sc->labels_numeric);
+        uint32_t *cls = dv_malloc(ds->n_rows * sizeof *cls);
+        rc = dv_labels_encode(labels, ds->target_text, ds->target_value,
+                              ds->n_rows, cls, err);
+        if (rc == 0) {
+            dv_metrics_classification(&m, cls, pred->data, ds->n_rows,
+                                      n_classes);
+        }
+        free(cls);
+        dv_labels_destroy(&labels);
+    } else if (!ds->target_numeric) {
+        rc = dv_errorf(err, DV_EFORMAT,
+                       "target '%s' must be numeric for a regression model",
+                       sc->target);
+    } else {
+        float *y = dv_malloc(ds->n_rows * sizeof *y);
+        for (size_t i = 0; i < ds->n_rows; i++) {
+            y[i] = (float)ds->target_value[i];
+        }
+        dv_metrics_regression(&m, y, pred->data, ds->n_rows);
+        free(y);
+    }
+    if (rc == 0) {
+        if (json) {
+            dv_cli_print_metrics_json(&m, n_classes ? classes : NULL);
+        } else {
+            dv_cli_print_metrics_text(&m, n_classes ? classes : NULL);
+        }
+    }
+    dv_metrics_clear(&m);
+    return rc;
+}
+
+static int
+cmd_infer(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"model", true, NULL},  {"data", true, NULL},  {"out", true, NULL},
+        {"eval", false, NULL},  {"batch", true, NULL}, {"queue", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL}, {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, INFER_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    const char *ref = dv_cli_get(opts, "model");
+    const char *data = dv_cli_get(opts, "data");
+    const char *out_path = dv_cli_get(opts, "out");
+    bool eval = dv_cli_get(opts, "eval") != NULL;
+    long batch =
+        dv_cli_get(opts, "batch") ? atol(dv_cli_get(opts, "batch")) : 4096;
+    if (!ref || !data || batch < 1) {
+        fputs(INFER_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    char name[256];
+    uint32_t version = 0;
+    if ((rc = split_ref(ref, name, sizeof name, &version)) != 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t derr = {0};
+    dv_error_t err = {0};
+    drover_schema_t sc;
+    dv_dataset_t *ds = NULL;
+    dv_tensor_t *x = NULL;
+    infer_state_t st = {0};
+    infer_arg_t *args = NULL;
+    if (drover_model_schema(d, name, version, &sc, &derr) != 0) {
+        drover_destroy(&d);
+        return fail_d(&derr);
+    }
+    // Pin the version: every batch runs on the same model even if a new
+    // one is pushed meanwhile.
+    char pinned[300];
+    snprintf(pinned, sizeof pinned, "%s@%" PRIu32, sc.model.name,
+             sc.model.version);
+    dv_csv_opts_t copts = {.target = sc.target, .target_optional = !eval};
+    int erc = dv_csv_load(&ds, data, &copts, &err);
+    if (erc == 0) {
+        erc = dv_dataset_select(ds, sc.features, sc.n_features, &x, &err);
+    }
+    if (erc) {
+        rc = fail_dv(&err);
+        goto done;
+    }
+    size_t rows = x->rows, cols = x->cols;
+    size_t per = (size_t)batch;
+    size_t frame_rows = ((size_t)1 << 27) / (cols * 4); // half a frame
+    per = per < frame_rows ? per : (frame_rows ? frame_rows : 1);
+    size_t n_batches = (rows + per - 1) / per;
+    erc = dv_tensor_open(&st.pred, rows, sc.model.outputs, &err);
+    if (erc) {
+        rc = fail_dv(&err);
+        goto done;
+    }
+    st.rows_per_batch = per;
+    args = dv_calloc(n_batches, sizeof *args);
+    double t0 = seconds_now();
+    for (size_t b = 0; b < n_batches; b++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.queue = dv_cli_get(opts, "queue");
+        job.model = pinned;
+        job.input = x->data + b * per * cols;
+        job.rows = b + 1 < n_batches ? per : rows - b * per;
+        job.cols = cols;
+        args[b] = (infer_arg_t){&st, b};
+        if (drover_submit_async(d, &job, on_infer_result, &args[b], &derr)) {
+            rc = fail_d(&derr);
+            goto done;
+        }
+    }
+    while (drover_pending(d) > 0) {
+        if (drover_poll(d, 60000, &derr) < 0) {
+            rc = fail_d(&derr);
+            goto done;
+        }
+    }
+    double secs = seconds_now() - t0;
+    if (st.failed) {
+        fprintf(stderr, "drover: %zu of %zu batches failed\n", st.failed,
+                n_batches);
+        rc = fail_d(&st.first);
+        goto done;
+    }
+    fprintf(stderr, "drover: %zu rows in %zu jobs on %s: %.3f s\n", rows,
+            n_batches, st.model, secs);
+    if (!eval || out_path) {
+        FILE *f = out_path ? fopen(out_path, "w") : stdout;
+        if (!f) {
+            dv_errorf(&err, DV_EIO, "%s: cannot write", out_path);
+            rc = fail_dv(&err);
+            goto done;
+        }
+        dv_cli_write_predictions(f, st.pred, st.n_classes ? st.classes : NULL,
+                                 st.n_classes);
+        if (f != stdout ? fclose(f) != 0 : fflush(f) != 0) {
+            dv_errorf(&err, DV_EIO, "%s: write failed",
+                      out_path ? out_path : "stdout");
+            rc = fail_dv(&err);
+            goto done;
+        }
+    }
+    if (eval && print_eval(&sc, ds, st.pred, st.classes, st.n_classes,
+                           dv_cli_get(opts, "json") != NULL, &err) != 0) {
+        rc = fail_dv(&err);
+        goto done;
+    }
+    rc = DV_CLI_OK;
+done:
+    free(args);
+    for (size_t c = 0; c < st.n_classes; c++) {
+        free(st.classes[c]);
+    }
+    free(st.classes);
+    dv_tensor_destroy(&st.pred);
+    dv_tensor_destroy(&x);
+    dv_dataset_destroy(&ds);
+    drover_schema_clear(&sc);
+    drover_destroy(&d);
+    return rc;
+}
+
+// ---------------------------------------------------------------- submit
+
+#define SUBMIT_USAGE                                                           \
+    "usage: drover submit --echo BYTES [--count N] [--queue Q] [--window N] "  \
+    "[--broker E] [--json]\n"                                                  \
+    "Submits N echo jobs of BYTES bytes asynchronously (at most --window "     \
+    "in flight,\n"                                                             \
+    "default 10000), waits for every result, prints done/failed and "          \
+    "jobs/s.\n"
+
+typedef struct {
+    size_t done, failed;
+    drover_error_t first;
+} submit_state_t;
+
+static void
+on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    submit_state_t *st = arg;
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    if (code) {
+        if (st->failed++ == 0) {
+            st->first.code = code;
+            snprintf(st->first.text, sizeof st->first.text, "%s", text);
+        }
+    } else {
+        st->done++;
+    }
+}
+
+static int
+cmd_submit(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"echo", true, NULL},   {"count", true, NULL},  {"queue", true, NULL},
+        {"window", true, NULL}, {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL},  {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, SUBMIT_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    const char *echo = dv_cli_get(opts, "echo");
+    long bytes = echo ? atol(echo) : -1;
+    long count =
+        dv_cli_get(opts, "count") ? atol(dv_cli_get(opts, "count")) : 1;
+    long window =
+        dv_cli_get(opts, "window") ? atol(dv_cli_get(opts, "window")) : 10000;
+    if (!echo || bytes < 0 || bytes > (1L << 28) || count < 1 || window < 1) {
+        fputs(SUBMIT_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    uint8_t *payload = dv_malloc(bytes ? (size_t)bytes : 1);
+    memset(payload, 'x', (size_t)bytes);
+    submit_state_t st = {0};
+    drover_error_t derr = {0};
+    double t0 = seconds_now();
+    rc = DV_CLI_OK;
+    for (long i = 0; i < count && rc == DV_CLI_OK; i++) {
+        while (drover_pending(d) >= (size_t)window) {
+            if (drover_poll(d, 60000, &derr) < 0) {
+                rc = fail_d(&derr);
+                break;
+            }
+        }
+        drover_job_t job = DROVER_JOB_INIT;
+        job.queue = dv_cli_get(opts, "queue");
+        job.payload = payload;
+        job.payload_len = (size_t)bytes;
+        if (rc == DV_CLI_OK &&
+            drover_submit_async(d, &job, on_submit_result, &st, &derr)) {
+            rc = fail_d(&derr);
+        }
+        drover_poll(d, 0, &derr); // take what is back, keep memory flat
+    }
+    while (rc == DV_CLI_OK && drover_pending(d) > 0) {
+        if (drover_poll(d, 60000, &derr) < 0) {
+            rc = fail_d(&derr);
+        }
+    }
+    double secs = seconds_now() - t0;
+    if (rc == DV_CLI_OK) {
+        double rate = secs > 0 ? (double)count / secs : 0;
+        if (dv_cli_get(opts, "json")) {
+            printf("{\"count\":%ld,\"done\":%zu,\"failed\":%zu,"
+                   "\"seconds\":%.6f,\"jobs_per_s\":%.1f}\n",
+                   count, st.done, st.failed, secs, rate);
+        } else {
+            printf("%ld jobs: %zu done, %zu failed in %.3f s (%.0f jobs/s)\n",
+                   count, st.done, st.failed, secs, rate);
+        }
+        if (st.failed) {
+            fprintf(stderr, "drover: first failure: %s: %s\n",
+                    drover_err_name(st.first.code), st.first.text);
+            rc = DV_CLI_FAIL;
+        }
+    }
+    free(payload);
+    drover_destroy(&d);
+    return rc;
+}
+
+// ---------------------------------------------------------------- models
+
+#define MODELS_USAGE                                                           \
+    "usage: drover models push FILE.drvm [--name NAME]\n"                      \
+    "       drover models list\n"                                              \
+    "       drover models show NAME[@VERSION]\n"                               \
+    "       drover models rm NAME[@VERSION]     (no version: every version)\n" \
+    "all take [--broker E] [--json]\n"
+
+static void
+print_model_json(const drover_model_t *m)
+{
+    printf("{\"name\":");
+    dv_cli_json_str(stdout, m->name);
+    printf(",\"version\":%" PRIu32 ",\"sha256\":\"%s\",\"bytes\":%" PRIu64
+           ",\"task\":\"%s\",\"algo\":\"%s\",\"features\":%" PRIu32
+           ",\"outputs\":%" PRIu32 ",\"created_us\":%" PRIu64 "}",
+           m->version, m->sha256, m->bytes, m->task, m->algo, m->features,
+           m->outputs, m->created_us);
+}
+
+static void
+print_model_text(const drover_model_t *m)
+{
+    char when[32] = "";
+    time_t t = (time_t)(m->created_us / 1000000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) {
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+    }
+    char ref[200];
+    snprintf(ref, sizeof ref, "%s@%" PRIu32, m->name, m->version);
+    printf("%-24s %-14s %-8s %8" PRIu32 " %8" PRIu32 " %10" PRIu64
+           "  %.12s  %s\n",
+           ref, m->task, m->algo, m->features, m->outputs, m->bytes, m->sha256,
+           when);
+}
+
+static void
+print_model_header(void)
+{
+    printf("%-24s %-14s %-8s %8s %8s %10s  %-12s  %s\n", "MODEL", "TASK",
+           "ALGO", "FEATURES", "OUTPUTS", "BYTES", "SHA256", "CREATED");
+}
+
+static int
+cmd_models(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, MODELS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    bool list = strcmp(sub, "list") == 0;
+    if (!list && strcmp(sub, "push") != 0 && strcmp(sub, "show") != 0 &&
+        strcmp(sub, "rm") != 0) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (list ? n_pos != 0 : n_pos != 1) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    char name[256] = "";
+    uint32_t version = 0;
+    if (!list && strcmp(sub, "push") == 0) {
+        const char *nm = dv_cli_get(opts, "name");
+        if (nm) {
+            snprintf(name, sizeof name, "%s", nm);
+        } else { // FILE's base name without .drvm
+            const char *base = strrchr(pos[0], '/');
+            snprintf(name, sizeof name, "%s", base ? base + 1 : pos[0]);
+            char *dot = strstr(name, ".drvm");
+            if (dot && dot[5] == '\0') {
+                *dot = '\0';
+            }
+        }
+    } else if (!list &&
+               (rc = split_ref(pos[0], name, sizeof name, &version)) != 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_model_t m;
+    if (strcmp(sub, "push") == 0) {
+        rc = drover_model_push(d, pos[0], name, &m, &err);
+        if (rc == 0 && json) {
+            print_model_json(&m);
+            printf("\n");
+        } else if (rc == 0) {
+            printf("stored %s@%" PRIu32 " (%s %s, %" PRIu32
+                   " features, %" PRIu64 " bytes, sha256 %.16s)\n",
+                   m.name, m.version, m.task, m.algo, m.features, m.bytes,
+                   m.sha256);
+        }
+    } else if (list) {
+        drover_model_t *all = NULL;
+        size_t n = 0;
+        rc = drover_model_list(d, &all, &n, &err);
+        if (rc == 0 && json) {
+            printf("[");
+            for (size_t i = 0; i < n; i++) {
+                printf(i ? "," : "");
+                print_model_json(&all[i]);
+            }
+            printf("]\n");
+        } else if (rc == 0) {
+            print_model_header();
+            for (size_t i = 0; i < n; i++) {
+                print_model_text(&all[i]);
+            }
+        }
+        free(all);
+    } else if (strcmp(sub, "show") == 0) {
+        drover_schema_t sc;
+        rc = drover_model_schema(d, name, version, &sc, &err);
+        if (rc == 0 && json) {
+            printf("{\"model\":");
+            print_model_json(&sc.model);
+            printf(",\"target\":");
+            dv_cli_json_str(stdout, sc.target);
+            printf(",\"features\":[");
+            for (size_t i = 0; i < sc.n_features; i++) {
+                printf(i ? "," : "");
+                dv_cli_json_str(stdout, sc.features[i]);
+            }
+            printf("],\"classes\":[");
+            for (size_t i = 0; i < sc.n_classes; i++) {
+                printf(i ? "," : "");
+                dv_cli_json_str(stdout, sc.classes[i]);
+            }
+            printf("]}\n");
+        } else if (rc == 0) {
+            print_model_header();
+            print_model_text(&sc.model);
+            printf("sha256   %s\ntarget   %s\nfeatures", sc.model.sha256,
+                   sc.target);
+            for (size_t i = 0; i < sc.n_features; i++) {
+                printf(" %s", sc.features[i]);
+            }
+            if (sc.n_classes) {
+                printf("\nclasses ");
+                for (size_t i = 0; i < sc.n_classes; i++) {
+                    printf(" %s", sc.classes[i]);
+                }
+            }
+            printf("\n");
+        }
+        if (rc == 0) {
+            drover_schema_clear(&sc);
+        }
+    } else {
+        unsigned removed = 0;
+        rc = drover_model_rm(d, name, version, &removed, &err);
+        if (rc == 0) {
+            printf(json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
+                   removed);
+        }
+    }
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
+// ------------------------------------------------------------------ jobs
+
+#define JOBS_USAGE                                                             \
+    "usage: drover jobs show ID      where the job is (queued, running, "      \
+    "done, failed)\n"                                                          \
+    "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
+    "                                its result: an echo payload as bytes, "   \
+    "infer\n"                                                                  \
+    "                                outputs as CSV (as `drover infer`)\n"     \
+    "all take [--broker E] [--json]\n"
+
+static int
+cmd_jobs(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(JOBS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"wait-ms", true, NULL}, {"out", true, NULL},   {"broker", true, NULL},
+        {"json", false, NULL},   {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, JOBS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    char *end = NULL;
+    unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
+    if (n_pos != 1 || *end || id == 0 ||
+        (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0)) {
+        fputs(JOBS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    if (strcmp(sub, "show") == 0) {
+        drover_job_info_t info;
+        rc = drover_job_info(d, id, &info, &err);
+        if (rc == 0 && json) {
+            printf("{\"job\":%" PRIu64
+                   ",\"state\":\"%s\",\"attempts\":%" PRIu32,
+                   info.job, info.state, info.attempts);
+            if (info.queue[0]) {
+                printf(",\"queue\":");
+                dv_cli_json_str(stdout, info.queue);
+                printf(",\"kind\":\"%s\"", info.kind);
+            }
+            printf("}\n");
+        } else if (rc == 0) {
+            printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s\n",
+                   info.job, info.state, info.attempts,
+                   info.queue[0] ? ", queue " : "", info.queue,
+                   info.kind[0] ? ", kind " : "", info.kind);
+        }
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
+    }
+    int wait_ms =
+        dv_cli_get(opts, "wait-ms") ? atoi(dv_cli_get(opts, "wait-ms")) : 0;
+    drover_result_t *r = NULL;
+    rc = drover_wait(d, id, wait_ms, &r, &err);
+    if (rc) {
+        drover_destroy(&d);
+        return fail_d(&err);
+    }
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t rows = 0, cols = 0, len = 0;
+    const float *out = drover_result_output(r, &rows, &cols);
+    const void *payload = drover_result_payload(r, &len);
+    const char *out_path = dv_cli_get(opts, "out");
+    FILE *f = out_path ? fopen(out_path, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "drover: cannot write %s\n", out_path);
+        drover_result_destroy(&r);
+        drover_destroy(&d);
+        return DV_CLI_FAIL;
+    }
+    if (json) {
+        fprintf(f,
+                "{\"job\":%" PRIu64 ",\"state\":\"%s\",\"attempts\":%" PRIu32
+                ",\"worker\":",
+                drover_result_job(r), drover_result_state(r),
+                drover_result_attempts(r));
+        dv_cli_json_str(f, drover_result_worker(r));
+        if (code) {
+            fprintf(f, ",\"error\":{\"name\":\"%s\",\"text\":",
+                    drover_err_name(code));
+            dv_cli_json_str(f, text);
+            fprintf(f, "}");
+        } else if (out) {
+            fprintf(f, ",\"model\":");
+            dv_cli_json_str(f, drover_result_model(r));
+            fprintf(f, ",\"rows\":%zu,\"cols\":%zu", rows, cols);
+        } else {
+            fprintf(f, ",\"payload_bytes\":%zu", len);
+        }
+        fprintf(f, "}\n");
+    } else if (code) {
+        fprintf(stderr, "drover: job %llu failed: %s: %s\n", id,
+                drover_err_name(code), text);
+    } else if (out) {
+        dv_tensor_t view = {.rows = rows, .cols = cols, .data = (float *)out};
+        size_t k = drover_result_n_classes(r);
+        char **labels = k ? dv_calloc(k, sizeof(char *)) : NULL;
+        for (size_t c = 0; c < k; c++) {
+            labels[c] = (char *)drover_result_class(r, c);
+        }
+        dv_cli_write_predictions(f, &view, labels, k);
+        free(labels);
+    } else if (len) {
+        fwrite(payload, 1, len, f);
+    }
+    if (f != stdout) {
+        fclose(f);
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
+}
+
+// ------------------------------------------------------- workers, status
+
+#define WORKERS_USAGE "usage: drover workers [--broker E] [--json]\n"
+#define STATUS_USAGE  "usage: drover status [--broker E] [--json]\n"
+
+static int
+cmd_workers(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, WORKERS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_worker_t *w = NULL;
+    size_t n = 0;
+    rc = drover_workers(d, &w, &n, &err);
+    if (rc == 0 && dv_cli_get(opts, "json")) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf(i ? ",{\"name\":" : "{\"name\":");
+            dv_cli_json_str(stdout, w[i].name);
+            printf(",\"state\":\"%s\",\"capacity\":%" PRIu32
+                   ",\"running\":%" PRIu32 ",\"idle_ms\":%" PRIu64
+                   ",\"models\":[",
+                   w[i].state, w[i].capacity, w[i].running, w[i].idle_ms);
+            for (size_t k = 0; k < w[i].n_models; k++) {
+                printf(k ? "," : "");
+                dv_cli_json_str(stdout, w[i].models[k]);
+            }
+            printf("]}");
+        }
+        printf("]\n");
+    } else if (rc == 0) {
+        printf("%-32s %-9s %7s %8s  %s\n", "WORKER", "STATE", "RUNNING",
+               "IDLE_MS", "MODELS");
+        for (size_t i = 0; i < n; i++) {
+            char load[32];
+            snprintf(load, sizeof load, "%" PRIu32 "/%" PRIu32, w[i].running,
+                     w[i].capacity);
+            printf("%-32s %-9s %7s %8" PRIu64 " ", w[i].name, w[i].state, load,
+                   w[i].idle_ms);
+            for (size_t k = 0; k < w[i].n_models; k++) {
+                printf(" %s", w[i].models[k]);
+            }
+            printf("\n");
+        }
+    }
+    drover_workers_free(&w, n);
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, STATUS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_status_t s;
+    rc = drover_status(d, &s, &err);
+    if (rc == 0 && dv_cli_get(opts, "json")) {
+        printf("{\"broker\":");
+        dv_cli_json_str(stdout, s.broker);
+        printf(",\"endpoint\":");
+        dv_cli_json_str(stdout, drover_endpoint(d));
+        printf(",\"workers\":%" PRIu64 ",\"queued\":%" PRIu64
+               ",\"running\":%" PRIu64 ",\"kept_results\":%" PRIu64
+               ",\"models\":%" PRIu64 ",\"queues\":{",
+               s.workers, s.queued, s.running, s.kept_results, s.models);
+        for (size_t i = 0; i < s.n_queues; i++) {
+            printf(i ? "," : "");
+            dv_cli_json_str(stdout, s.queues[i].name);
+            printf(":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64 "}",
+                   s.queues[i].queued, s.queues[i].running);
+        }
+        printf("}}\n");
+    } else if (rc == 0) {
+        printf("%s at %s\n", s.broker, drover_endpoint(d));
+        printf("  workers       %" PRIu64 "\n  jobs queued   %" PRIu64
+               "\n  jobs running  %" PRIu64 "\n  kept results  %" PRIu64
+               "\n  model versions %" PRIu64 "\n",
+               s.workers, s.queued, s.running, s.kept_results, s.models);
+        for (size_t i = 0; i < s.n_queues; i++) {
+            printf("  queue %-20s queued %" PRIu64 ", running %" PRIu64 "\n",
+                   s.queues[i].name, s.queues[i].queued, s.queues[i].running);
+        }
+    }
+    if (rc == 0) {
+        drover_status_clear(&s);
+    }
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
+int
+dv_cli_remote(const char *cmd, int argc, char **argv)
+{
+    if (strcmp(cmd, "infer") == 0) {
+        return cmd_infer(argc, argv);
+    }
+    if (strcmp(cmd, "submit") == 0) {
+        return cmd_submit(argc, argv);
+    }
+    if (strcmp(cmd, "models") == 0) {
+        return cmd_models(argc, argv);
+    }
+    if (strcmp(cmd, "jobs") == 0) {
+        return cmd_jobs(argc, argv);
+    }
+    if (strcmp(cmd, "workers") == 0) {
+        return cmd_workers(argc, argv);
+    }
+    if (strcmp(cmd, "status") == 0) {
+        return cmd_status(argc, argv);
+    }
+    return -1;
+}

@@ -1,0 +1,384 @@
+// dv_cli_up — `drover up`: a local cluster in the foreground. Starts
+// drover-broker and N drover-workers, prints `READY <client endpoint>` once
+// every worker is connected, restarts a worker that dies, and on
+// SIGINT/SIGTERM drains the workers (they finish their jobs) before
+// stopping the broker.
+//
+// The children run in their own process group, so a Ctrl-C on the
+// terminal reaches only `drover up`, which then stops them in order; they
+// get SIGTERM if `drover up` itself dies (PR_SET_PDEATHSIG).
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "drover.h"
+#include "dv_cli.h"
+
+#define UP_USAGE                                                               \
+    "usage: drover up [--workers N] [--concurrency N] [--prefetch N] "         \
+    "[--data DIR]\n"                                                           \
+    "                 [--endpoint E] [--worker-endpoint E] "                   \
+    "[--heartbeat-ms N]\n"                                                     \
+    "Runs a broker and N workers (default 2) in the foreground and prints\n"   \
+    "'READY <client endpoint>' once the workers are connected. --endpoint "    \
+    "is\n"                                                                     \
+    "where clients connect (default " DROVER_DEFAULT_ENDPOINT "); workers "    \
+    "use\n"                                                                    \
+    "--worker-endpoint (default: the next tcp port, or PATH-workers for "      \
+    "ipc).\n"                                                                  \
+    "--data DIR keeps the model registry there. Ctrl-C or SIGTERM drains the " \
+    "workers,\nthen stops the broker.\n"
+
+#define READY_TIMEOUT_MS 60000
+#define MAX_WORKERS      256
+
+typedef struct {
+    pid_t pid;      // 0 when not running
+    int out;        // read end of its stdout (kept open: no SIGPIPE)
+    time_t started; // for restart pacing
+} child_t;
+
+// Path of a sibling binary: $ENV, else next to this executable, else PATH.
+static void
+find_bin(const char *env, const char *name, char *buf, size_t size)
+{
+    const char *e = getenv(env);
+    if (e && *e) {
+        snprintf(buf, size, "%s", e);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            size_t dir_len = strlen(self);
+            if (dir_len + 1 + strlen(name) < size) {
+                memcpy(buf, self, dir_len);
+                buf[dir_len] = '/';
+                strcpy(buf + dir_len + 1, name);
+            }
+            if (dir_len + 1 + strlen(name) < size && access(buf, X_OK) == 0) {
+                return;
+            }
+        }
+    }
+    snprintf(buf, size, "%s", name);
+}
+
+// Start argv with stdout on a pipe. Returns 0 or -1.
+static int
+spawn(char *const *argv, child_t *c)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "drover up: cannot run %s: %s\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    c->pid = pid;
+    c->out = fds[0];
+    c->started = time(NULL);
+    return 0;
+}
+
+// Read one line starting "READY" from c's stdout within timeout_ms.
+static int
+wait_ready(child_t *c, char *line, size_t size, int timeout_ms)
+{
+    size_t used = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (now.tv_sec - t0.tv_sec) * 1000 +
+                     (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent >= timeout_ms) {
+            return -1;
+        }
+        struct pollfd p = {c->out, POLLIN, 0};
+        if (poll(&p, 1, (int)(timeout_ms - spent)) <= 0) {
+            continue;
+        }
+        ssize_t r = read(c->out, line + used, 1);
+        if (r <= 0) {
+            return -1; // it exited
+        }
+        if (line[used] == '\n') {
+            line[used] = '\0';
+            if (strncmp(line, "READY", 5) == 0) {
+                return 0;
+            }
+            used = 0;
+            continue;
+        }
+        used = used + 1 < size - 1 ? used + 1 : used;
+    }
+}
+
+static void
+stop_child(child_t *c, int sig)
+{
+    if (c->pid > 0) {
+        kill(c->pid, sig);
+    }
+}
+
+// Wait for c to exit, up to timeout_ms; then SIGKILL it.
+static void
+reap(child_t *c, int timeout_ms)
+{
+    for (int waited = 0; c->pid > 0; waited += 20) {
+        int status;
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid || (r < 0 && errno == ECHILD)) {
+            break;
+        }
+        if (waited >= timeout_ms) {
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &status, 0);
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    c->pid = 0;
+    if (c->out >= 0) {
+        close(c->out);
+        c->out = -1;
+    }
+}
+
+// The worker endpoint for a client endpoint: next tcp port, PATH-workers.
+static void
+derive_worker_endpoint(const char *client, char *buf, size_t size)
+{
+    const char *colon = strrchr(client, ':');
+    if (strncmp(client, "tcp://", 6) == 0 && colon && colon > client + 5) {
+        char *end = NULL;
+        long port = strtol(colon + 1, &end, 10);
+        if (*end == '\0' && port > 0 && port < 65535) {
+            snprintf(buf, size, "%.*s:%ld", (int)(colon - client), client,
+                     port + 1);
+            return;
+        }
+        snprintf(buf, size, "%.*s:*", (int)(colon - client), client);
+        return;
+    }
+    snprintf(buf, size, "%s-workers", client);
+}
+
+int
+dv_cli_up(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"workers", true, NULL},
+        {"concurrency", true, NULL},
+        {"data", true, NULL},
+        {"endpoint", true, NULL},
+        {"worker-endpoint", true, NULL},
+        {"heartbeat-ms", true, NULL},
+        {"prefetch", true, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    if (dv_cli_parse(argc, argv, opts, NULL, 0, &n_pos)) {
+        fputs(UP_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (dv_cli_get(opts, "help")) {
+        fputs(UP_USAGE, stdout);
+        return DV_CLI_OK;
+    }
+    const char *nw = dv_cli_get(opts, "workers");
+    const char *conc = dv_cli_get(opts, "concurrency");
+    const char *hb = dv_cli_get(opts, "heartbeat-ms");
+    int n_workers = nw ? atoi(nw) : 2;
+    if (n_workers < 1 || n_workers > MAX_WORKERS || (conc && atoi(conc) < 1) ||
+        (hb && atoi(hb) < 1)) {
+        fputs(UP_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *endpoint = dv_cli_get(opts, "endpoint");
+    endpoint = endpoint ? endpoint : DROVER_DEFAULT_ENDPOINT;
+    char wep[512];
+    if (dv_cli_get(opts, "worker-endpoint")) {
+        snprintf(wep, sizeof wep, "%s", dv_cli_get(opts, "worker-endpoint"));
+    } else {
+        derive_worker_endpoint(endpoint, wep, sizeof wep);
+    }
+    char broker_bin[PATH_MAX], worker_bin[PATH_MAX];
+    find_bin("DROVER_BROKER_BIN", "drover-broker", broker_bin,
+             sizeof broker_bin);
+    find_bin("DROVER_WORKER_BIN", "drover-worker", worker_bin,
+             sizeof worker_bin);
+
+    // Signals are taken synchronously (sigtimedwait) from here on.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    child_t broker = {0, -1, 0};
+    child_t workers[MAX_WORKERS];
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        workers[i] = (child_t){0, -1, 0};
+    }
+    char *bargv[12];
+    int k = 0;
+    bargv[k++] = broker_bin;
+    bargv[k++] = "--client";
+    bargv[k++] = (char *)endpoint;
+    bargv[k++] = "--worker";
+    bargv[k++] = wep;
+    if (dv_cli_get(opts, "data")) {
+        bargv[k++] = "--data";
+        bargv[k++] = (char *)dv_cli_get(opts, "data");
+    }
+    if (hb) {
+        bargv[k++] = "--heartbeat-ms";
+        bargv[k++] = (char *)hb;
+    }
+    bargv[k] = NULL;
+    char line[1024];
+    int rc = DV_CLI_OK;
+    if (spawn(bargv, &broker) != 0 ||
+        wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) != 0) {
+        fprintf(stderr, "drover up: the broker did not start (%s)\n",
+                broker_bin);
+        stop_child(&broker, SIGKILL);
+        reap(&broker, 1000);
+        return DV_CLI_FAIL;
+    }
+    // "READY <client> <worker>": the bound endpoints (tcp "*" resolved).
+    char bound_client[512] = "", bound_worker[512] = "";
+    sscanf(line, "READY %511s %511s", bound_client, bound_worker);
+    char name[64];
+    char *wargv[14];
+    k = 0;
+    wargv[k++] = worker_bin;
+    wargv[k++] = "--broker";
+    wargv[k++] = bound_worker;
+    wargv[k++] = "--name";
+    int name_at = k;
+    wargv[k++] = name;
+    if (conc) {
+        wargv[k++] = "--concurrency";
+        wargv[k++] = (char *)conc;
+    }
+    if (hb) {
+        wargv[k++] = "--heartbeat-ms";
+        wargv[k++] = (char *)hb;
+    }
+    if (dv_cli_get(opts, "prefetch")) {
+        wargv[k++] = "--prefetch";
+        wargv[k++] = (char *)dv_cli_get(opts, "prefetch");
+    }
+    wargv[k] = NULL;
+    (void)name_at;
+    for (int i = 0; i < n_workers && rc == DV_CLI_OK; i++) {
+        snprintf(name, sizeof name, "w%d-%ld", i + 1, (long)getpid());
+        if (spawn(wargv, &workers[i]) != 0) {
+            rc = DV_CLI_FAIL;
+        }
+    }
+    for (int i = 0; i < n_workers && rc == DV_CLI_OK; i++) {
+        if (wait_ready(&workers[i], line, sizeof line, READY_TIMEOUT_MS) != 0) {
+            fprintf(stderr, "drover up: worker %d did not connect\n", i + 1);
+            rc = DV_CLI_FAIL;
+        }
+    }
+    if (rc == DV_CLI_OK) {
+        printf("READY %s\n", bound_client);
+        fflush(stdout);
+        fprintf(stderr,
+                "drover up: broker at %s (workers at %s), %d worker(s); "
+                "Ctrl-C stops\n",
+                bound_client, bound_worker, n_workers);
+    }
+    bool stopping = rc != DV_CLI_OK;
+    while (!stopping) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            fprintf(stderr, "drover up: stopping (draining workers)\n");
+            break;
+        }
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid == broker.pid) {
+                fprintf(stderr, "drover up: the broker exited (status %d)\n",
+                        WIFEXITED(status) ? WEXITSTATUS(status)
+                                          : 128 + WTERMSIG(status));
+                broker.pid = 0;
+                rc = DV_CLI_FAIL;
+                stopping = true;
+            }
+            for (int i = 0; i < n_workers; i++) {
+                if (workers[i].pid == pid) {
+                    fprintf(stderr,
+                            "drover up: worker %d exited (status %d)%s\n",
+                            i + 1,
+                            WIFEXITED(status) ? WEXITSTATUS(status)
+                                              : 128 + WTERMSIG(status),
+                            stopping ? "" : "; restarting it");
+                    workers[i].pid = 0;
+                    close(workers[i].out);
+                    workers[i].out = -1;
+                }
+            }
+        }
+        // Restart dead workers, at most one start per worker per second.
+        for (int i = 0; i < n_workers && !stopping; i++) {
+            if (workers[i].pid == 0 && time(NULL) > workers[i].started) {
+                snprintf(name, sizeof name, "w%d-%ld", i + 1, (long)getpid());
+                spawn(wargv, &workers[i]);
+            }
+        }
+    }
+    // Drain workers first (they finish their jobs and say bye), then the
+    // broker.
+    for (int i = 0; i < n_workers; i++) {
+        stop_child(&workers[i], SIGTERM);
+    }
+    for (int i = 0; i < n_workers; i++) {
+        reap(&workers[i], 30000);
+    }
+    stop_child(&broker, SIGTERM);
+    reap(&broker, 10000);
+    return rc;
+}

@@ -1,0 +1,1187 @@
+// libdrover — the C client (see drover.h).
+//
+// Model: one DEALER socket. Every request gets a fresh request id (rid);
+// submits are remembered in a hash table by rid until their result comes
+// back (the broker pushes a job's result with the submit's rid). Blocking
+// calls send a request and pump the socket until the reply with their rid
+// arrives; results and refusals for other requests met on the way are
+// dispatched as usual (async callbacks run only from drover_poll, so a
+// blocking call never re-enters user code: their results queue up).
+#include "drover.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "dv_err.h"
+#include "dv_file.h"
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_msgpack.h"
+#include "dv_proto.h"
+#include "dv_sha256.h"
+#include "dv_wire.h"
+
+#define HWM 1000000 // queued messages per direction: async bursts
+
+struct drover_result {
+    uint64_t job;                 // 0 when the submit was refused
+    bool ok;                      // done
+    int code;                     // error when failed
+    char text[DV_ERROR_TEXT_MAX]; // its reason
+    uint32_t attempts;            // runs
+    char worker[DV_MAX_WIRE_NAME + 1];
+    uint8_t *payload; // echo payload (owned)
+    size_t payload_len;
+    dv_tensor_t *output; // infer output (owned)
+    char **classes;      // infer classes (owned)
+    size_t n_classes;
+    char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
+};
+
+typedef struct req req_t;
+struct req {
+    uint64_t rid;            // request id of the submit
+    uint64_t job;            // job id once accepted
+    drover_result_fn *fn;    // async: callback
+    void *arg;               //   its argument
+    drover_result_t *result; // sync: result once it arrived
+    drover_result_t *ready;  // async: result waiting for drover_poll
+    req_t *next;             // hash chain
+    req_t *ready_next;       // ready list
+};
+
+struct drover {
+    void *ctx;                // ZeroMQ context
+    void *sock;               // DEALER
+    char endpoint[256];       // connected to
+    uint64_t next_rid;        // request ids
+    req_t **buckets;          // submits by rid
+    size_t n_buckets;         // power of two
+    size_t n_reqs;            // submits remembered
+    size_t n_async;           // async ones without a delivered result
+    req_t *ready_head;        // async results to deliver
+    req_t *ready_tail;        //
+    uint64_t want_rid;        // blocking call's request
+    dv_wire_msg_t reply_wire; // its reply's frames
+    dv_msg_t *reply;          // and decoded header (NULL: none yet)
+    bool have_reply_wire;     //
+};
+
+const char *
+drover_err_name(int code)
+{
+    return dv_err_name(code);
+}
+
+static int
+set_err(drover_error_t *err, const dv_error_t *e)
+{
+    if (err) {
+        err->code = e->code;
+        snprintf(err->text, sizeof err->text, "%s", e->text);
+    }
+    return e->code;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ------------------------------------------------------------- requests
+
+static size_t
+bucket_of(const drover_t *self, uint64_t rid)
+{
+    return (size_t)((rid * 0x9e3779b97f4a7c15ULL) >> 32) &
+           (self->n_buckets - 1);
+}
+
+static void
+req_add(drover_t *self, req_t *r)
+{
+    if (self->n_reqs + 1 > self->n_buckets) {
+        size_t old_n = self->n_buckets;
+        req_t **old = self->buckets;
+        self->n_buckets = old_n * 2;
+        self->buckets = dv_calloc(self->n_buckets, sizeof(req_t *));
+        for (size_t b = 0; b < old_n; b++) {
+            while (old[b]) {
+                req_t *x = old[b];
+                old[b] = x->next;
+                size_t nb = bucket_of(self, x->rid);
+                x->next = self->buckets[nb];
+                self->buckets[nb] = x;
+            }
+        }
+        free(old);
+    }
+    size_t b = bucket_of(self, r->rid);
+    r->next = self->buckets[b];
+    self->buckets[b] = r;
+    self->n_reqs++;
+}
+
+static req_t *
+req_find(const drover_t *self, uint64_t rid)
+{
+    for (req_t *r = self->buckets[bucket_of(self, rid)]; r; r = r->next) {
+        if (r->rid == rid) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void
+req_remove(drover_t *self, req_t *r)
+{
+    for (req_t **p = &self->buckets[bucket_of(self, r->rid)]; *p;
+         p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            self->n_reqs--;
+            drover_result_destroy(&r->result);
+            drover_result_destroy(&r->ready);
+            free(r);
+            return;
+        }
+    }
+}
+
+// --------------------------------------------------------------- results
+
+void
+drover_result_destroy(drover_result_t **r_p)
+{
+    if (!r_p || !*r_p) {
+        return;
+    }
+    drover_result_t *r = *r_p;
+    free(r->payload);
+    dv_tensor_destroy(&r->output);
+    dv_strs_free(&r->classes, r->n_classes);
+    free(r);
+    *r_p = NULL;
+}
+
+static drover_result_t *
+refused(int code, const char *text)
+{
+    drover_result_t *r = dv_calloc(1, sizeof *r);
+    r->code = code;
+    snprintf(r->text, sizeof r->text, "%s", text);
+    return r;
+}
+
+// A `result` message as a result object; a malformed one becomes a failed
+// result saying so (the job's outcome must not vanish).
+static drover_result_t *
+result_from(const dv_msg_t *m)
+{
+    drover_result_t *r = dv_calloc(1, sizeof *r);
+    dv_error_t e = {0};
+    char state[16] = "";
+    uint64_t attempts = 0;
+    int rc = dv_msg_uint(m, "job", &r->job, &e);
+    if (rc == 0) {
+        rc = dv_msg_str(m, "state", state, sizeof state, &e);
+    }
+    dv_msg_uint_or(m, "attempts", 0, &attempts, &e);
+    r->attempts = (uint32_t)attempts;
+    if (dv_msg_has(m, "worker")) {
+        dv_msg_str(m, "worker", r->worker, sizeof r->worker, &e);
+    }
+    if (rc == 0 && strcmp(state, "done") == 0) {
+        r->ok = true;
+        if (dv_msg_has(m, "output")) {
+            rc = dv_msg_tensor(m, "output", DV_MAX_INFER_ROWS, &r->output, &e);
+            if (rc == 0) {
+                rc =
+                    dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
+                                &r->classes, &r->n_classes, &e);
+            }
+            if (rc == 0 && dv_msg_has(m, "model")) {
+                rc = dv_msg_str(m, "model", r->model, sizeof r->model, &e);
+            }
+        } else if (dv_msg_n_frames(m) >= 1) {
+            const dv_frame_t *f = dv_msg_frame(m, 1);
+            r->payload = dv_malloc(f->len ? f->len : 1);
+            memcpy(r->payload, f->data, f->len);
+            r->payload_len = f->len;
+        }
+    } else if (rc == 0) {
+        int code = DV_EFORMAT;
+        dv_msg_error(m, &code, r->text, sizeof r->text, &e);
+        r->code = code;
+    }
+    if (rc) {
+        r->ok = false;
+        r->code = rc;
+        snprintf(r->text, sizeof r->text,
+                 "malformed result from the broker: %.200s", e.text);
+    }
+    return r;
+}
+
+uint64_t
+drover_result_job(const drover_result_t *r)
+{
+    return r->job;
+}
+
+bool
+drover_result_ok(const drover_result_t *r)
+{
+    return r->ok;
+}
+
+const char *
+drover_result_state(const drover_result_t *r)
+{
+    return r->ok ? "done" : "failed";
+}
+
+int
+drover_result_error(const drover_result_t *r, const char **text)
+{
+    if (text) {
+        *text = r->ok ? "" : r->text;
+    }
+    return r->ok ? 0 : r->code;
+}
+
+uint32_t
+drover_result_attempts(const drover_result_t *r)
+{
+    return r->attempts;
+}
+
+const char *
+drover_result_worker(const drover_result_t *r)
+{
+    return r->worker;
+}
+
+const void *
+drover_result_payload(const drover_result_t *r, size_t *len)
+{
+    *len = r->payload_len;
+    return r->payload;
+}
+
+const float *
+drover_result_output(const drover_result_t *r, size_t *rows, size_t *cols)
+{
+    *rows = r->output ? r->output->rows : 0;
+    *cols = r->output ? r->output->cols : 0;
+    return r->output ? r->output->data : NULL;
+}
+
+size_t
+drover_result_n_classes(const drover_result_t *r)
+{
+    return r->n_classes;
+}
+
+const char *
+drover_result_class(const drover_result_t *r, size_t i)
+{
+    return i < r->n_classes ? r->classes[i] : NULL;
+}
+
+const char *
+drover_result_model(const drover_result_t *r)
+{
+    return r->model;
+}
+
+// ------------------------------------------------------------- the socket
+
+static void
+send_msg(drover_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
+{
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(self->sock, NULL, 0, h, len, frames, n);
+    dv_msgw_destroy(&w);
+}
+
+static void
+drop_reply(drover_t *self)
+{
+    dv_msg_destroy(&self->reply);
+    if (self->have_reply_wire) {
+        dv_wire_msg_close(&self->reply_wire);
+        self->have_reply_wire = false;
+    }
+}
+
+static void
+ready_push(drover_t *self, req_t *r, drover_result_t *res)
+{
+    r->ready = res;
+    r->ready_next = NULL;
+    if (self->ready_tail) {
+        self->ready_tail->ready_next = r;
+    } else {
+        self->ready_head = r;
+    }
+    self->ready_tail = r;
+}
+
+// Handle one received message. Returns true when it was the blocking
+// call's reply (kept in self->reply / reply_wire).
+static bool
+handle(drover_t *self, dv_wire_msg_t *in)
+{
+    dv_msg_t *m = NULL;
+    dv_error_t e = {0};
+    uint64_t rid = 0;
+    if (in->too_many ||
+        dv_msg_decode(&m, zmq_msg_data(&in->header), zmq_msg_size(&in->header),
+                      in->frames, in->n_payload, &rid, &e) != 0) {
+        dv_wire_msg_close(in); // nothing to act on: the broker's bug
+        return false;
+    }
+    dv_msg_type_t t = dv_msg_type(m);
+    if (rid && rid == self->want_rid && t != DV_MSG_RESULT) {
+        self->reply = m;
+        self->reply_wire = *in;
+        self->have_reply_wire = true;
+        return true;
+    }
+    if (rid == self->want_rid && t == DV_MSG_RESULT && !req_find(self, rid)) {
+        self->reply = m; // a result_get's answer
+        self->reply_wire = *in;
+        self->have_reply_wire = true;
+        return true;
+    }
+    req_t *r = rid ? req_find(self, rid) : NULL;
+    if (r && t == DV_MSG_ACCEPTED) {
+        dv_msg_uint(m, "job", &r->job, &e);
+    } else if (r && (t == DV_MSG_RESULT || t == DV_MSG_ERROR)) {
+        drover_result_t *res;
+        if (t == DV_MSG_RESULT) {
+            res = result_from(m);
+        } else {
+            int code = DV_EFORMAT;
+            char text[DV_ERROR_TEXT_MAX] = "";
+            dv_msg_error(m, &code, text, sizeof text, &e);
+            res = refused(code, text);
+        }
+        if (r->fn) {
+            if (!r->ready) {
+                ready_push(self, r, res);
+            } else {
+                drover_result_destroy(&res);
+            }
+        } else {
+            drover_result_destroy(&r->result);
+            r->result = res;
+            if (t == DV_MSG_ERROR) {
+                r->job = 0;
+            }
+        }
+    }
+    dv_msg_destroy(&m);
+    dv_wire_msg_close(in);
+    return false;
+}
+
+typedef bool(done_fn)(const drover_t *self, const void *arg);
+
+static bool
+have_reply(const drover_t *self, const void *arg)
+{
+    (void)arg;
+    return self->reply != NULL;
+}
+
+static bool
+have_result(const drover_t *self, const void *arg)
+{
+    (void)self;
+    return ((const req_t *)arg)->result != NULL;
+}
+
+static bool
+have_ready(const drover_t *self, const void *arg)
+{
+    (void)arg;
+    return self->ready_head != NULL;
+}
+
+// Receive and handle messages until done(self, arg) holds (checked after
+// each batch; NULL: one batch of what is waiting) or the deadline (ms on
+// the monotonic clock; <0: none) passes. Returns 0, DV_ETIMEDOUT or DV_EIO.
+static int
+pump(drover_t *self, int64_t deadline, done_fn *done, const void *arg)
+{
+    for (;;) {
+        dv_wire_msg_t in;
+        int got;
+        while ((got = dv_wire_recv(self->sock, false, &in)) == 1) {
+            if (handle(self, &in) && done == have_reply) {
+                return 0;
+            }
+        }
+        if (got < 0) {
+            return DV_EIO;
+        }
+        if (!done || done(self, arg)) {
+            return 0;
+        }
+        int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+        if (deadline >= 0 && left <= 0) {
+            return DV_ETIMEDOUT;
+        }
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, (long)left) < 0 && zmq_errno() != EINTR) {
+            return DV_EIO;
+        }
+    }
+}
+
+static int64_t
+deadline_of(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+}
+
+// Send w (and frames) as a request and wait for its reply, which must be of
+// type want (an `error` reply becomes its error). The reply stays in
+// self->reply until the next request.
+static int
+request(drover_t *self,
+        dv_msgw_t *w,
+        uint64_t rid,
+        const dv_frame_t *frames,
+        size_t n,
+        dv_msg_type_t want,
+        int64_t deadline,
+        drover_error_t *err)
+{
+    drop_reply(self);
+    self->want_rid = rid;
+    send_msg(self, w, frames, n);
+    dv_error_t e = {0};
+    int rc = pump(self, deadline, have_reply, NULL);
+    self->want_rid = 0;
+    if (rc == DV_ETIMEDOUT) {
+        dv_errorf(&e, rc, "no answer from the broker at %s", self->endpoint);
+    } else if (rc) {
+        dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+    } else if (dv_msg_type(self->reply) == DV_MSG_ERROR) {
+        int code = DV_EFORMAT;
+        dv_msg_error(self->reply, &code, e.text, sizeof e.text, &e);
+        e.code = rc = code;
+    } else if (dv_msg_type(self->reply) != want) {
+        rc =
+            dv_errorf(&e, DV_EFORMAT, "broker answered '%s', expected '%s'",
+                      dv_msg_name(dv_msg_type(self->reply)), dv_msg_name(want));
+    }
+    return rc ? set_err(err, &e) : 0;
+}
+
+// ------------------------------------------------------------- connection
+
+int
+drover_connect(drover_t **out,
+               const char *endpoint,
+               int timeout_ms,
+               drover_error_t *err)
+{
+    if (!endpoint || !*endpoint) {
+        endpoint = getenv("DROVER_BROKER");
+    }
+    if (!endpoint || !*endpoint) {
+        endpoint = DROVER_DEFAULT_ENDPOINT;
+    }
+    drover_t *self = dv_calloc(1, sizeof *self);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->n_buckets = 256;
+    self->buckets = dv_calloc(self->n_buckets, sizeof(req_t *));
+    self->ctx = zmq_ctx_new();
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    int hwm = HWM, linger = 200;
+    int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    dv_error_t e = {0};
+    if (zmq_connect(self->sock, endpoint) != 0) {
+        dv_errorf(&e, DV_EINVAL, "cannot connect to %s: %s", endpoint,
+                  zmq_strerror(zmq_errno()));
+        drover_destroy(&self);
+        return set_err(err, &e);
+    }
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_HELLO, rid);
+    dv_msgw_str(w, "client", "libdrover " DV_VERSION_STRING);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_WELCOME,
+                     deadline_of(timeout_ms), err);
+    if (rc) {
+        if (rc == DV_ETIMEDOUT && err) {
+            snprintf(err->text, sizeof err->text,
+                     "no broker answered at %s within %d ms (is one running? "
+                     "`drover up` starts one)",
+                     endpoint, timeout_ms);
+        }
+        drover_destroy(&self);
+        return rc;
+    }
+    drop_reply(self);
+    *out = self;
+    return 0;
+}
+
+void
+drover_destroy(drover_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    drover_t *self = *self_p;
+    drop_reply(self);
+    for (size_t b = 0; b < self->n_buckets; b++) {
+        while (self->buckets[b]) {
+            req_remove(self, self->buckets[b]);
+        }
+    }
+    free(self->buckets);
+    if (self->sock) {
+        zmq_close(self->sock);
+    }
+    zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+drover_endpoint(const drover_t *self)
+{
+    return self->endpoint;
+}
+
+// ------------------------------------------------------------------ jobs
+
+// The submit message for job (and its payload frame in *frame, which the
+// caller frees with *owned). Returns 0 or DV_EINVAL/DV_EMSGSIZE.
+static int
+build_submit(const drover_job_t *job,
+             uint64_t rid,
+             dv_msgw_t **out,
+             dv_frame_t *frame,
+             uint8_t **owned,
+             dv_error_t *e)
+{
+    const char *kind = job->kind ? job->kind : "echo";
+    bool infer = strcmp(kind, "infer") == 0;
+    *owned = NULL;
+    if (!infer && strcmp(kind, "echo") != 0) {
+        return dv_errorf(e, DV_EINVAL, "job kind '%s': echo or infer", kind);
+    }
+    if (infer) {
+        if (!job->model || !job->input || job->rows == 0 || job->cols == 0) {
+            return dv_errorf(e, DV_EINVAL,
+                             "an infer job needs model, input, rows, cols");
+        }
+        if (job->rows > DV_MAX_INFER_ROWS ||
+            job->rows * job->cols * 4 > DV_MAX_FRAME_BYTES) {
+            return dv_errorf(e, DV_EMSGSIZE,
+                             "input of %zu x %zu is over the limits (%d rows, "
+                             "%zu bytes): split it into several jobs",
+                             job->rows, job->cols, DV_MAX_INFER_ROWS,
+                             DV_MAX_FRAME_BYTES);
+        }
+    } else if (job->payload_len > DV_MAX_FRAME_BYTES ||
+               (job->payload_len && !job->payload)) {
+        return dv_errorf(e, DV_EMSGSIZE, "echo payload over %zu bytes",
+                         DV_MAX_FRAME_BYTES);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", job->queue ? job->queue : "default");
+    dv_msgw_str(w, "kind", kind);
+    if (job->max_attempts) {
+        dv_msgw_uint(w, "max_attempts", job->max_attempts);
+    }
+    if (infer) {
+        dv_msgw_str(w, "model", job->model);
+        dv_msgw_tensor(w, "input", 1, job->rows, job->cols);
+        size_t n = job->rows * job->cols;
+        uint8_t *buf = dv_malloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &job->input[i], 4);
+            buf[4 * i] = (uint8_t)u;
+            buf[4 * i + 1] = (uint8_t)(u >> 8);
+            buf[4 * i + 2] = (uint8_t)(u >> 16);
+            buf[4 * i + 3] = (uint8_t)(u >> 24);
+        }
+        *owned = buf;
+        *frame = (dv_frame_t){buf, n * 4};
+    } else {
+        *frame = (dv_frame_t){job->payload ? job->payload : (const void *)"",
+                              job->payload_len};
+    }
+    *out = w;
+    return 0;
+}
+
+int
+drover_submit(drover_t *self,
+              const drover_job_t *job,
+              int timeout_ms,
+              uint64_t *job_id,
+              drover_error_t *err)
+{
+    dv_error_t e = {0};
+    dv_msgw_t *w = NULL;
+    dv_frame_t frame;
+    uint8_t *owned = NULL;
+    uint64_t rid = ++self->next_rid;
+    int rc = build_submit(job, rid, &w, &frame, &owned, &e);
+    if (rc) {
+        return set_err(err, &e);
+    }
+    req_t *r = dv_calloc(1, sizeof *r);
+    r->rid = rid;
+    req_add(self, r);
+    rc = request(self, w, rid, &frame, 1, DV_MSG_ACCEPTED,
+                 deadline_of(timeout_ms), err);
+    free(owned);
+    if (rc == 0) {
+        rc = dv_msg_uint(self->reply, "job", &r->job, &e);
+        if (rc) {
+            set_err(err, &e);
+        }
+    }
+    drop_reply(self);
+    if (rc) {
+        req_remove(self, r);
+        return rc;
+    }
+    *job_id = r->job;
+    return 0;
+}
+
+static req_t *
+req_by_job(const drover_t *self, uint64_t job)
+{
+    for (size_t b = 0; b < self->n_buckets; b++) {
+        for (req_t *r = self->buckets[b]; r; r = r->next) {
+            if (r->job == job && !r->fn) {
+                return r;
+            }
+        }
+    }
+    return NULL;
+}
+
+int
+drover_wait(drover_t *self,
+            uint64_t job_id,
+            int timeout_ms,
+            drover_result_t **out,
+            drover_error_t *err)
+{
+    int64_t deadline = deadline_of(timeout_ms);
+    req_t *r = req_by_job(self, job_id);
+    dv_error_t e = {0};
+    if (r) {
+        // Submitted here: the broker pushes the result to us.
+        while (!r->result) {
+            int rc = pump(self, deadline, have_result, r);
+            if (rc == DV_ETIMEDOUT) {
+                return set_err(
+                    err, &(dv_error_t){DV_ETIMEDOUT,
+                                       "the job has not finished in time"});
+            }
+            if (rc) {
+                dv_errorf(&e, rc, "socket error");
+                return set_err(err, &e);
+            }
+        }
+        *out = r->result;
+        r->result = NULL;
+        req_remove(self, r);
+        return 0;
+    }
+    // Submitted elsewhere: ask for the kept result until it is there.
+    int pause_ms = 5;
+    for (;;) {
+        uint64_t rid = ++self->next_rid;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT_GET, rid);
+        dv_msgw_uint(w, "job", job_id);
+        drover_error_t rerr = {0};
+        // The question itself gets a few seconds even when the caller
+        // only wants what is already there (timeout 0).
+        int64_t ask = now_ms() + 5000;
+        int rc =
+            request(self, w, rid, NULL, 0, DV_MSG_RESULT,
+                    deadline < 0 || deadline > ask ? deadline : ask, &rerr);
+        if (rc == 0) {
+            *out = result_from(self->reply);
+            drop_reply(self);
+            return 0;
+        }
+        drop_reply(self);
+        if (rc != DV_ENOENT || !strstr(rerr.text, "not finished")) {
+            if (err) {
+                *err = rerr;
+            }
+            return rc;
+        }
+        if (deadline >= 0 && now_ms() + pause_ms > deadline) {
+            return set_err(err,
+                           &(dv_error_t){DV_ETIMEDOUT,
+                                         "the job has not finished in time"});
+        }
+        struct timespec ts = {0, (long)pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms = pause_ms < 200 ? pause_ms * 2 : 200;
+    }
+}
+
+int
+drover_run(drover_t *self,
+           const drover_job_t *job,
+           int timeout_ms,
+           drover_result_t **out,
+           drover_error_t *err)
+{
+    int64_t deadline = deadline_of(timeout_ms);
+    uint64_t id = 0;
+    int rc = drover_submit(self, job, timeout_ms, &id, err);
+    if (rc) {
+        return rc;
+    }
+    int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
+    return drover_wait(self, id, left < 0 && deadline >= 0 ? 0 : left, out,
+                       err);
+}
+
+int
+drover_submit_async(drover_t *self,
+                    const drover_job_t *job,
+                    drover_result_fn *fn,
+                    void *arg,
+                    drover_error_t *err)
+{
+    dv_error_t e = {0};
+    dv_msgw_t *w = NULL;
+    dv_frame_t frame;
+    uint8_t *owned = NULL;
+    uint64_t rid = ++self->next_rid;
+    if (!fn) {
+        return set_err(err, &(dv_error_t){DV_EINVAL, "a callback is needed"});
+    }
+    int rc = build_submit(job, rid, &w, &frame, &owned, &e);
+    if (rc) {
+        return set_err(err, &e);
+    }
+    req_t *r = dv_calloc(1, sizeof *r);
+    r->rid = rid;
+    r->fn = fn;
+    r->arg = arg;
+    req_add(self, r);
+    self->n_async++;
+    send_msg(self, w, &frame, 1);
+    free(owned);
+    return 0;
+}
+
+int
+drover_poll(drover_t *self, int timeout_ms, drover_error_t *err)
+{
+    int rc = pump(self, deadline_of(timeout_ms),
+                  timeout_ms == 0 ? NULL : have_ready, NULL);
+    if (rc && rc != DV_ETIMEDOUT) {
+        dv_error_t e;
+        dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+        return set_err(err, &e);
+    }
+    int ran = 0;
+    while (self->ready_head) {
+        req_t *r = self->ready_head;
+        self->ready_head = r->ready_next;
+        if (!self->ready_head) {
+            self->ready_tail = NULL;
+        }
+        drover_result_t *res = r->ready;
+        r->ready = NULL;
+        drover_result_fn *fn = r->fn;
+        void *arg = r->arg;
+        req_remove(self, r);
+        self->n_async--;
+        fn(self, res, arg);
+        drover_result_destroy(&res);
+        ran++;
+    }
+    return ran;
+}
+
+size_t
+drover_pending(const drover_t *self)
+{
+    return self->n_async;
+}
+
+int
+drover_job_info(drover_t *self,
+                uint64_t job_id,
+                drover_job_info_t *out,
+                drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB_GET, rid);
+    dv_msgw_uint(w, "job", job_id);
+    int rc =
+        request(self, w, rid, NULL, 0, DV_MSG_JOB, deadline_of(10000), err);
+    if (rc == 0) {
+        dv_error_t e = {0};
+        uint64_t attempts = 0;
+        memset(out, 0, sizeof *out);
+        out->job = job_id;
+        dv_msg_str(self->reply, "state", out->state, sizeof out->state, &e);
+        dv_msg_uint_or(self->reply, "attempts", 0, &attempts, &e);
+        out->attempts = (uint32_t)attempts;
+        if (dv_msg_has(self->reply, "queue")) {
+            dv_msg_str(self->reply, "queue", out->queue, sizeof out->queue, &e);
+            dv_msg_str(self->reply, "kind", out->kind, sizeof out->kind, &e);
+        }
+    }
+    drop_reply(self);
+    return rc;
+}
+
+// ---------------------------------------------------------------- models
+
+static void
+copy_obj_str(const msgpack_object *o, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (o && o->type == MSGPACK_OBJECT_STR) {
+        size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
+        memcpy(buf, o->via.str.ptr, n);
+        buf[n] = '\0';
+    }
+}
+
+static uint64_t
+obj_uint(const msgpack_object *map, const char *key)
+{
+    uint64_t v = 0;
+    dv_msgpack_uint(dv_msgpack_get(map, key), &v);
+    return v;
+}
+
+// A model record from a map (nested) or from the header root.
+static void
+model_from_obj(const msgpack_object *o, drover_model_t *out)
+{
+    memset(out, 0, sizeof *out);
+    copy_obj_str(dv_msgpack_get(o, "name"), out->name, sizeof out->name);
+    out->version = (uint32_t)obj_uint(o, "version");
+    const msgpack_object *sum = dv_msgpack_get(o, "sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, out->sha256);
+    }
+    out->bytes = obj_uint(o, "bytes");
+    copy_obj_str(dv_msgpack_get(o, "task"), out->task, sizeof out->task);
+    copy_obj_str(dv_msgpack_get(o, "algo"), out->algo, sizeof out->algo);
+    out->features = (uint32_t)obj_uint(o, "features");
+    out->outputs = (uint32_t)obj_uint(o, "outputs");
+    out->created_us = obj_uint(o, "created_us");
+}
+
+// The root map of the current reply.
+static const msgpack_object *
+reply_root(const drover_t *self)
+{
+    return dv_msg_root(self->reply);
+}
+
+int
+drover_model_push_bytes(drover_t *self,
+                        const void *image,
+                        size_t len,
+                        const char *name,
+                        drover_model_t *out,
+                        drover_error_t *err)
+{
+    uint8_t sum[DV_SHA256_BYTES];
+    dv_sha256(image, len, sum);
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_PUSH, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_bin(w, "sha256", sum, sizeof sum);
+    dv_frame_t f = {image, len};
+    int rc =
+        request(self, w, rid, &f, 1, DV_MSG_MODEL, deadline_of(60000), err);
+    if (rc == 0 && out) {
+        model_from_obj(reply_root(self), out);
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_model_push(drover_t *self,
+                  const char *path,
+                  const char *name,
+                  drover_model_t *out,
+                  drover_error_t *err)
+{
+    uint8_t *image = NULL;
+    size_t len = 0;
+    dv_error_t e = {0};
+    int rc = dv_file_read(path, DV_MAX_FRAME_BYTES, &image, &len, &e);
+    if (rc) {
+        return set_err(err, &e);
+    }
+    rc = drover_model_push_bytes(self, image, len, name, out, err);
+    free(image);
+    return rc;
+}
+
+int
+drover_model_list(drover_t *self,
+                  drover_model_t **models,
+                  size_t *n,
+                  drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = request(self, dv_msgw_new(DV_MSG_MODEL_LIST, rid), rid, NULL, 0,
+                     DV_MSG_MODELS, deadline_of(10000), err);
+    *models = NULL;
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "models");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        *models = dv_calloc(count ? count : 1, sizeof **models);
+        for (size_t i = 0; i < count; i++) {
+            model_from_obj(&a->via.array.ptr[i], &(*models)[i]);
+        }
+        *n = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
+static int
+model_get(drover_t *self,
+          const char *name,
+          uint32_t version,
+          bool schema,
+          drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_GET, rid);
+    dv_msgw_str(w, "name", name);
+    if (version) {
+        dv_msgw_uint(w, "version", version);
+    }
+    if (schema) {
+        dv_msgw_uint(w, "schema", 1);
+    }
+    return request(self, w, rid, NULL, 0, DV_MSG_MODEL, deadline_of(10000),
+                   err);
+}
+
+int
+drover_model_get(drover_t *self,
+                 const char *name,
+                 uint32_t version,
+                 drover_model_t *out,
+                 drover_error_t *err)
+{
+    int rc = model_get(self, name, version, false, err);
+    if (rc == 0) {
+        model_from_obj(reply_root(self), out);
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_model_schema(drover_t *self,
+                    const char *name,
+                    uint32_t version,
+                    drover_schema_t *out,
+                    drover_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = model_get(self, name, version, true, err);
+    dv_error_t e = {0};
+    const dv_frame_t *f = rc == 0 ? dv_msg_frame(self->reply, 1) : NULL;
+    if (rc == 0 && !f) {
+        rc = dv_errorf(&e, DV_EFORMAT, "the broker sent no model schema");
+        set_err(err, &e);
+    }
+    if (rc == 0) {
+        model_from_obj(reply_root(self), &out->model);
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        rc = dv_msgpack_unpack(&up, f->data, f->len, "schema", &e);
+        const msgpack_object *root = rc == 0 ? &up.data : NULL;
+        if (rc == 0) {
+            rc = dv_strs_from_obj(dv_msgpack_get(root, "features"), "features",
+                                  DV_MAX_COLUMNS, DV_MAX_NAME_BYTES,
+                                  &out->features, &out->n_features, &e);
+        }
+        if (rc == 0) {
+            rc = dv_strs_from_obj(dv_msgpack_get(root, "classes"), "classes",
+                                  DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
+                                  &out->classes, &out->n_classes, &e);
+        }
+        if (rc == 0) {
+            char target[DV_MAX_NAME_BYTES + 1];
+            copy_obj_str(dv_msgpack_get(root, "target"), target, sizeof target);
+            out->target = dv_strdup(target);
+            const msgpack_object *num = dv_msgpack_get(root, "labels_numeric");
+            out->labels_numeric =
+                num && num->type == MSGPACK_OBJECT_BOOLEAN && num->via.boolean;
+        }
+        msgpack_unpacked_destroy(&up);
+        if (rc) {
+            set_err(err, &e);
+            drover_schema_clear(out);
+        }
+    }
+    drop_reply(self);
+    return rc;
+}
+
+void
+drover_schema_clear(drover_schema_t *s)
+{
+    dv_strs_free(&s->features, s->n_features);
+    dv_strs_free(&s->classes, s->n_classes);
+    free(s->target);
+    memset(s, 0, sizeof *s);
+}
+
+int
+drover_model_rm(drover_t *self,
+                const char *name,
+                uint32_t version,
+                unsigned *removed,
+                drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_RM, rid);
+    dv_msgw_str(w, "name", name);
+    if (version) {
+        dv_msgw_uint(w, "version", version);
+    }
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && removed) {
+        *removed = (unsigned)obj_uint(reply_root(self), "removed");
+    }
+    drop_reply(self);
+    return rc;
+}
+
+// ------------------------------------------------------- workers, status
+
+int
+drover_workers(drover_t *self,
+               drover_worker_t **workers,
+               size_t *n,
+               drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = request(self, dv_msgw_new(DV_MSG_WORKERS, rid), rid, NULL, 0,
+                     DV_MSG_WORKER_LIST, deadline_of(10000), err);
+    *workers = NULL;
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "workers");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        drover_worker_t *v = dv_calloc(count ? count : 1, sizeof *v);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &a->via.array.ptr[i];
+            copy_obj_str(dv_msgpack_get(o, "name"), v[i].name,
+                         sizeof v[i].name);
+            v[i].capacity = (uint32_t)obj_uint(o, "capacity");
+            v[i].running = (uint32_t)obj_uint(o, "running");
+            v[i].idle_ms = obj_uint(o, "idle_ms");
+            copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
+                         sizeof v[i].state);
+            dv_error_t e;
+            dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,
+                             2 * DV_MAX_WIRE_NAME, &v[i].models, &v[i].n_models,
+                             &e);
+        }
+        *workers = v;
+        *n = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
+void
+drover_workers_free(drover_worker_t **workers, size_t n)
+{
+    if (!workers || !*workers) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        dv_strs_free(&(*workers)[i].models, (*workers)[i].n_models);
+    }
+    free(*workers);
+    *workers = NULL;
+}
+
+int
+drover_status(drover_t *self, drover_status_t *out, drover_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t rid = ++self->next_rid;
+    int rc = request(self, dv_msgw_new(DV_MSG_STATUS, rid), rid, NULL, 0,
+                     DV_MSG_STATUS_INFO, deadline_of(10000), err);
+    if (rc == 0) {
+        const msgpack_object *root = reply_root(self);
+        copy_obj_str(dv_msgpack_get(root, "broker"), out->broker,
+                     sizeof out->broker);
+        out->workers = obj_uint(root, "workers");
+        out->queued = obj_uint(root, "queued");
+        out->running = obj_uint(root, "running");
+        out->kept_results = obj_uint(root, "kept_results");
+        out->models = obj_uint(root, "models");
+        const msgpack_object *q = dv_msgpack_get(root, "queues");
+        size_t count = q && q->type == MSGPACK_OBJECT_MAP ? q->via.map.size : 0;
+        out->queues = dv_calloc(count ? count : 1, sizeof *out->queues);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object_kv *kv = &q->via.map.ptr[i];
+            copy_obj_str(&kv->key, out->queues[i].name,
+                         sizeof out->queues[i].name);
+            out->queues[i].queued = obj_uint(&kv->val, "queued");
+            out->queues[i].running = obj_uint(&kv->val, "running");
+        }
+        out->n_queues = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
+void
+drover_status_clear(drover_status_t *s)
+{
+    free(s->queues);
+    memset(s, 0, sizeof *s);
+}
