@@ -704,6 +704,61 @@ reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
     dv_msgw_destroy(&w);
 }
 
+// A model push being decoded, validated and written on the libuv pool: a
+// large model takes long enough (decode, SHA-256, fsync) to starve every
+// heartbeat if the loop thread did it.
+typedef struct {
+    uv_work_t work;                  // pool request
+    dv_broker_t *broker;             // owner
+    uint8_t route[ROUTE_MAX];        // who asked
+    size_t route_len;                //
+    uint64_t rid;                    //
+    char name[DV_MAX_WIRE_NAME + 1]; // model name
+    uint32_t version;                // reserved version
+    char *dir;                       // registry folder copy (or NULL)
+    uint8_t *image;                  // the file (owned)
+    size_t len;                      //
+    dv_model_info_t info;            // prepared record
+    int rc;                          // outcome
+    dv_error_t err;                  //
+} push_t;
+
+static void
+work_push(uv_work_t *req)
+{
+    push_t *p = req->data;
+    p->rc = dv_registry_prepare(p->dir, p->name, p->version, p->image, p->len,
+                                &p->info, &p->err);
+}
+
+static void
+after_push(uv_work_t *req, int status)
+{
+    push_t *p = req->data;
+    dv_broker_t *self = p->broker;
+    if (status != 0 && p->rc == 0) {
+        p->rc = dv_errorf(&p->err, DV_ECANCELED, "model push cancelled");
+        free(p->info.schema);
+    }
+    if (p->rc) {
+        dv_registry_release(self->registry, p->name, p->version);
+        dv_wire_send_error(self->clients, p->route, p->route_len, p->rid, 0,
+                           p->rc, p->err.text);
+        free(p->image);
+    } else {
+        const dv_model_info_t *info =
+            dv_registry_commit(self->registry, &p->info, p->image);
+        dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
+               info->name, info->version, (unsigned long long)info->bytes,
+               info->task, info->algo);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
+        write_model_info(w, info, false);
+        reply(self->clients, p->route, p->route_len, w);
+    }
+    free(p->dir);
+    free(p);
+}
+
 static int
 on_model_push(dv_broker_t *self,
               const void *route,
@@ -726,6 +781,9 @@ on_model_push(dv_broker_t *self,
         return dv_errorf(err, DV_EFORMAT,
                          "model_push: the .drvm file goes in frame 1");
     }
+    if (route_len > ROUTE_MAX) {
+        return dv_errorf(err, DV_EINVAL, "routing id too long");
+    }
     uint8_t got[DV_SHA256_BYTES];
     dv_sha256(file->data, file->len, got);
     if (memcmp(got, sum, sizeof got) != 0) {
@@ -733,18 +791,30 @@ on_model_push(dv_broker_t *self,
                          "model_push: the file's SHA-256 does not match "
                          "'sha256' (damaged in transit?)");
     }
-    const dv_model_info_t *info = NULL;
-    rc = dv_registry_push(self->registry, name, file->data, file->len, &info,
-                          err);
-    if (rc) {
-        return rc;
+    uint32_t version = dv_registry_reserve(self->registry, name, err);
+    if (version == 0) {
+        return DV_EINVAL;
     }
-    dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
-           info->name, info->version, (unsigned long long)info->bytes,
-           info->task, info->algo);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
-    write_model_info(w, info, false);
-    reply(self->clients, route, route_len, w);
+    push_t *p = dv_calloc(1, sizeof *p);
+    p->broker = self;
+    memcpy(p->route, route, route_len);
+    p->route_len = route_len;
+    p->rid = rid;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->version = version;
+    const char *dir = dv_registry_dir(self->registry);
+    p->dir = dir ? dv_strdup(dir) : NULL;
+    p->image = dv_malloc(file->len ? file->len : 1);
+    memcpy(p->image, file->data, file->len);
+    p->len = file->len;
+    p->work.data = p;
+    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
+        dv_registry_release(self->registry, name, version);
+        free(p->dir);
+        free(p->image);
+        free(p);
+        return dv_errorf(err, DV_EIO, "cannot queue the model push");
+    }
     return 0;
 }
 
@@ -1017,15 +1087,21 @@ check_infer_done(const job_t *j,
 static int
 on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
 {
-    uint64_t id;
+    uint64_t id, attempt = 0;
     char state[16];
     int rc;
     if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "attempt", 0, &attempt, err)) != 0 ||
         (rc = dv_msg_str(m, "state", state, sizeof state, err)) != 0) {
         return rc;
     }
-    if (dv_sched_finish(self->sched, id, w->handle) != 0) {
-        return 0; // a late answer for a job given to someone else: drop
+    // A late answer for a job given to someone else, or for an earlier
+    // attempt of a job this worker runs again (it was declared dead, came
+    // back and got the job anew): drop it.
+    const job_t *current = job_find(self, id);
+    if (!current || (attempt && attempt != current->attempts) ||
+        dv_sched_finish(self->sched, id, w->handle) != 0) {
+        return 0;
     }
     job_t *j = job_find(self, id);
     dv_assert(j != NULL);
@@ -1081,6 +1157,73 @@ take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     return 0;
 }
 
+// A model file read and checked on the pool for a worker's fetch_model.
+typedef struct {
+    uv_work_t work;                  // pool request
+    dv_broker_t *broker;             // owner
+    uint8_t route[ROUTE_MAX];        // the worker
+    size_t route_len;                //
+    uint64_t rid;                    //
+    char name[DV_MAX_WIRE_NAME + 1]; // model
+    uint32_t version;                //
+    uint8_t sha256[DV_SHA256_BYTES]; // as recorded
+    char *dir;                       // registry folder copy
+    uint8_t *image;                  // read here (owned)
+    size_t len;                      //
+    int rc;                          //
+    dv_error_t err;                  //
+} fetch_t;
+
+static void
+send_model_data(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                uint64_t rid,
+                const char *name,
+                uint32_t version,
+                const uint8_t *sha256,
+                const uint8_t *image,
+                size_t len)
+{
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_MODEL_DATA, rid);
+    dv_msgw_str(x, "name", name);
+    dv_msgw_uint(x, "version", version);
+    dv_msgw_bin(x, "sha256", sha256, DV_SHA256_BYTES);
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(x, &hlen);
+    dv_frame_t f = {image, len};
+    dv_wire_send(self->workers_sock, route, route_len, h, hlen, &f, 1);
+    dv_msgw_destroy(&x);
+}
+
+static void
+work_fetch(uv_work_t *req)
+{
+    fetch_t *f = req->data;
+    f->rc = dv_registry_read_file(f->dir, f->name, f->version, f->sha256,
+                                  &f->image, &f->len, &f->err);
+}
+
+static void
+after_fetch(uv_work_t *req, int status)
+{
+    fetch_t *f = req->data;
+    dv_broker_t *self = f->broker;
+    if (status != 0 && f->rc == 0) {
+        f->rc = dv_errorf(&f->err, DV_ECANCELED, "fetch cancelled");
+    }
+    if (f->rc) {
+        dv_wire_send_error(self->workers_sock, f->route, f->route_len, f->rid,
+                           0, f->rc, f->err.text);
+    } else {
+        send_model_data(self, f->route, f->route_len, f->rid, f->name,
+                        f->version, f->sha256, f->image, f->len);
+    }
+    free(f->image);
+    free(f->dir);
+    free(f);
+}
+
 static int
 on_fetch_model(dv_broker_t *self,
                worker_t *w,
@@ -1095,18 +1238,14 @@ on_fetch_model(dv_broker_t *self,
         (rc = dv_msg_uint(m, "version", &version, err)) != 0) {
         return rc;
     }
-    uint8_t *image = NULL;
-    size_t len = 0;
-    rc = version == 0 || version > UINT32_MAX
-             ? dv_errorf(err, DV_ENOMODEL, "fetch_model: no version %llu",
-                         (unsigned long long)version)
-             : dv_registry_read(self->registry, name, (uint32_t)version, &image,
-                                &len, err);
-    if (rc) {
-        return rc;
-    }
     const dv_model_info_t *r =
-        dv_registry_get(self->registry, name, (uint32_t)version);
+        version == 0 || version > UINT32_MAX
+            ? NULL
+            : dv_registry_get(self->registry, name, (uint32_t)version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOMODEL, "fetch_model: no model %s@%llu",
+                         name, (unsigned long long)version);
+    }
     // It will hold the model in a moment: count it for affinity now
     // rather than at its next heartbeat.
     char key[DV_MAX_WIRE_NAME + 16];
@@ -1121,16 +1260,34 @@ on_fetch_model(dv_broker_t *self,
         dv_sched_worker_models(self->sched, w->handle,
                                (const char *const *)w->models, w->n_models);
     }
-    dv_msgw_t *x = dv_msgw_new(DV_MSG_MODEL_DATA, rid);
-    dv_msgw_str(x, "name", name);
-    dv_msgw_uint(x, "version", version);
-    dv_msgw_bin(x, "sha256", r->sha256, sizeof r->sha256);
-    size_t hlen = 0;
-    const uint8_t *h = dv_msgw_bytes(x, &hlen);
-    dv_frame_t f = {image, len};
-    dv_wire_send(self->workers_sock, w->route, w->route_len, h, hlen, &f, 1);
-    dv_msgw_destroy(&x);
-    free(image);
+    const char *dir = dv_registry_dir(self->registry);
+    if (!dir) { // in memory: a copy is all it takes
+        uint8_t *image = NULL;
+        size_t len = 0;
+        rc = dv_registry_read(self->registry, name, (uint32_t)version, &image,
+                              &len, err);
+        if (rc == 0) {
+            send_model_data(self, w->route, w->route_len, rid, name,
+                            (uint32_t)version, r->sha256, image, len);
+        }
+        free(image);
+        return rc;
+    }
+    fetch_t *f = dv_calloc(1, sizeof *f);
+    f->broker = self;
+    memcpy(f->route, w->route, w->route_len);
+    f->route_len = w->route_len;
+    f->rid = rid;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->version = (uint32_t)version;
+    memcpy(f->sha256, r->sha256, sizeof f->sha256);
+    f->dir = dv_strdup(dir);
+    f->work.data = f;
+    if (uv_queue_work(&self->loop, &f->work, work_fetch, after_fetch) != 0) {
+        free(f->dir);
+        free(f);
+        return dv_errorf(err, DV_EIO, "cannot queue the model read");
+    }
     return 0;
 }
 
@@ -1197,9 +1354,12 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             rc = on_fetch_model(self, w, m, rid, &err);
             break;
         case DV_MSG_BYE:
-            // Draining: no new jobs; it leaves once its jobs are done.
+            // Draining: no new jobs; it leaves once its jobs are done. The
+            // `ok` tells it that no job is on its way any more.
             w->draining = true;
             dv_sched_worker_drain(self->sched, w->handle);
+            reply(self->workers_sock, route, route_len,
+                  dv_msgw_new(DV_MSG_OK, rid));
             if (dv_sched_worker_running(self->sched, w->handle) == 0) {
                 worker_lost(self, w, "left");
             }

@@ -25,8 +25,15 @@
 
 #define PATH_BYTES 4096
 
+typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1]; // reserved name
+    uint32_t version;                // and version
+} reservation_t;
+
 struct dv_registry {
     char *dir;              // data dir, or NULL (memory)
+    reservation_t *res;     // versions being prepared
+    size_t n_res;           // their count
     dv_model_info_t *infos; // sorted by name, version
     uint8_t **images;       // memory mode: image per record, owned
     size_t n;               // records
@@ -124,18 +131,25 @@ insert(dv_registry_t *self, const dv_model_info_t *info, uint8_t *image)
 }
 
 static void
+dir_path_of(
+    const char *dir, const char *name, uint32_t version, char *buf, size_t size)
+{
+    if (version) {
+        snprintf(buf, size, "%s/models/%s/%" PRIu32 ".drvm", dir, name,
+                 version);
+    } else {
+        snprintf(buf, size, "%s/models/%s", dir, name);
+    }
+}
+
+static void
 path_of(const dv_registry_t *self,
         const char *name,
         uint32_t version,
         char *buf,
         size_t size)
 {
-    if (version) {
-        snprintf(buf, size, "%s/models/%s/%" PRIu32 ".drvm", self->dir, name,
-                 version);
-    } else {
-        snprintf(buf, size, "%s/models/%s", self->dir, name);
-    }
+    dir_path_of(self->dir, name, version, buf, size);
 }
 
 static void
@@ -303,9 +317,98 @@ dv_registry_destroy(dv_registry_t **self_p)
     }
     free(self->images);
     free(self->infos);
+    free(self->res);
     free(self->dir);
     free(self);
     *self_p = NULL;
+}
+
+uint32_t
+dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err)
+{
+    if (!dv_name_valid(name)) {
+        dv_errorf(err, DV_EINVAL,
+                  "model name '%.160s' must match [A-Za-z0-9._-]+ (at most "
+                  "%d bytes)",
+                  name, DV_MAX_WIRE_NAME);
+        return 0;
+    }
+    const dv_model_info_t *latest = dv_registry_get(self, name, 0);
+    uint32_t v = latest ? latest->version : 0;
+    for (size_t i = 0; i < self->n_res; i++) {
+        if (strcmp(self->res[i].name, name) == 0 && self->res[i].version > v) {
+            v = self->res[i].version;
+        }
+    }
+    self->res = dv_realloc(self->res, (self->n_res + 1) * sizeof *self->res);
+    snprintf(self->res[self->n_res].name, sizeof self->res[0].name, "%s", name);
+    self->res[self->n_res].version = v + 1;
+    self->n_res++;
+    return v + 1;
+}
+
+void
+dv_registry_release(dv_registry_t *self, const char *name, uint32_t version)
+{
+    for (size_t i = 0; i < self->n_res; i++) {
+        if (self->res[i].version == version &&
+            strcmp(self->res[i].name, name) == 0) {
+            self->res[i] = self->res[--self->n_res];
+            return;
+        }
+    }
+}
+
+const char *
+dv_registry_dir(const dv_registry_t *self)
+{
+    return self->dir;
+}
+
+int
+dv_registry_prepare(const char *dir,
+                    const char *name,
+                    uint32_t version,
+                    const uint8_t *image,
+                    size_t len,
+                    dv_model_info_t *info,
+                    dv_error_t *err)
+{
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "%s", name);
+    info->version = version;
+    int rc = describe(image, len, info, err);
+    if (rc) {
+        return rc;
+    }
+    info->created_us = now_us();
+    if (dir) {
+        char path[PATH_BYTES];
+        dir_path_of(dir, name, 0, path, sizeof path);
+        rc = dv_file_mkdirs(path, 0755, err);
+        if (rc == 0) {
+            dir_path_of(dir, name, version, path, sizeof path);
+            rc = dv_file_write_atomic(path, image, len, err);
+        }
+        if (rc) {
+            free(info->schema);
+            info->schema = NULL;
+        }
+    }
+    return rc;
+}
+
+const dv_model_info_t *
+dv_registry_commit(dv_registry_t *self,
+                   const dv_model_info_t *info,
+                   uint8_t *image)
+{
+    dv_registry_release(self, info->name, info->version);
+    insert(self, info, self->dir ? NULL : image);
+    if (self->dir) {
+        free(image);
+    }
+    return dv_registry_get(self, info->name, info->version);
 }
 
 int
@@ -316,43 +419,58 @@ dv_registry_push(dv_registry_t *self,
                  const dv_model_info_t **info_out,
                  dv_error_t *err)
 {
-    if (!dv_name_valid(name)) {
-        return dv_errorf(err, DV_EINVAL,
-                         "model name '%.160s' must match [A-Za-z0-9._-]+ "
-                         "(at most %d bytes)",
-                         name, DV_MAX_WIRE_NAME);
+    uint32_t version = dv_registry_reserve(self, name, err);
+    if (version == 0) {
+        return DV_EINVAL;
     }
-    dv_model_info_t info = {0};
-    snprintf(info.name, sizeof info.name, "%s", name);
-    const dv_model_info_t *latest = dv_registry_get(self, name, 0);
-    info.version = latest ? latest->version + 1 : 1;
-    int rc = describe(image, len, &info, err);
+    dv_model_info_t info;
+    int rc =
+        dv_registry_prepare(self->dir, name, version, image, len, &info, err);
     if (rc) {
+        dv_registry_release(self, name, version);
         return rc;
     }
-    info.created_us = now_us();
     uint8_t *copy = NULL;
-    if (self->dir) {
-        char path[PATH_BYTES];
-        path_of(self, name, 0, path, sizeof path);
-        rc = dv_file_mkdirs(path, 0755, err);
-        if (rc == 0) {
-            path_of(self, name, info.version, path, sizeof path);
-            rc = dv_file_write_atomic(path, image, len, err);
-        }
-        if (rc) {
-            free(info.schema);
-            return rc;
-        }
-    } else {
+    if (!self->dir) {
         copy = dv_malloc(len ? len : 1);
         memcpy(copy, image, len);
     }
-    insert(self, &info, copy);
+    const dv_model_info_t *r = dv_registry_commit(self, &info, copy);
     if (info_out) {
-        *info_out = dv_registry_get(self, info.name, info.version);
+        *info_out = r;
     }
     return 0;
+}
+
+int
+dv_registry_read_file(const char *dir,
+                      const char *name,
+                      uint32_t version,
+                      const uint8_t *sha256,
+                      uint8_t **image,
+                      size_t *len,
+                      dv_error_t *err)
+{
+    char path[PATH_BYTES];
+    dir_path_of(dir, name, version, path, sizeof path);
+    int rc = dv_file_read(path, DV_MAX_FRAME_BYTES, image, len, err);
+    if (rc == DV_ENOENT) {
+        return dv_errorf(err, DV_ENOMODEL, "model %s@%" PRIu32 " was removed",
+                         name, version);
+    }
+    if (rc == 0) {
+        uint8_t sum[DV_SHA256_BYTES];
+        dv_sha256(*image, *len, sum);
+        if (memcmp(sum, sha256, sizeof sum) != 0) {
+            free(*image);
+            *image = NULL;
+            rc = dv_errorf(err, DV_ECHECKSUM,
+                           "model %s@%" PRIu32 " changed on disk since it was "
+                           "stored (checksum mismatch)",
+                           name, version);
+        }
+    }
+    return rc;
 }
 
 const dv_model_info_t *

@@ -60,6 +60,43 @@ int dv_registry_push(dv_registry_t *self,
                      const dv_model_info_t **info,
                      dv_error_t *err);
 
+// The same in three steps, so the slow part (decode, validate, write and
+// fsync a file that may be hundreds of MB) can run on another thread:
+// reserve the version on the registry's thread, prepare anywhere, then
+// commit (or release) on the registry's thread again.
+//
+// Reserve the next version of name (0 and DV_EINVAL for a bad name).
+uint32_t
+dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err);
+// Give a reservation back (the prepare failed).
+void dv_registry_release(dv_registry_t *self, const char *name, uint32_t v);
+// The registry's folder (NULL in memory mode); copy it for dv_registry_prepare.
+const char *dv_registry_dir(const dv_registry_t *self);
+// Thread-safe: decode and validate image, fill *info (name, version set
+// here; caller frees info->schema on failure paths after success), and
+// write the file under dir (NULL: nothing to write). Returns 0 or DV_E*.
+int dv_registry_prepare(const char *dir,
+                        const char *name,
+                        uint32_t version,
+                        const uint8_t *image,
+                        size_t len,
+                        dv_model_info_t *info,
+                        dv_error_t *err);
+// Add a prepared version (its reservation ends). image: memory mode's copy
+// (ownership taken; NULL with a dir). Returns the stored record.
+const dv_model_info_t *dv_registry_commit(dv_registry_t *self,
+                                          const dv_model_info_t *info,
+                                          uint8_t *image);
+// Thread-safe: read dir's file for name@version and check it against
+// sha256. Returns 0 and *image (caller frees), or DV_E*.
+int dv_registry_read_file(const char *dir,
+                          const char *name,
+                          uint32_t version,
+                          const uint8_t *sha256,
+                          uint8_t **image,
+                          size_t *len,
+                          dv_error_t *err);
+
 // Version of name (0: the latest). Returns the record (borrowed until the
 // next push or rm) or NULL.
 const dv_model_info_t *

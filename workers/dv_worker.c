@@ -79,6 +79,7 @@ struct fetch {
     char key[KEY_BYTES];             // what it fetches
     char name[DV_MAX_WIRE_NAME + 1]; // name
     uint64_t version;                // version
+    bool loading;                    // answered; decoding on the pool
     fetch_t *next;                   // list
 };
 
@@ -99,7 +100,12 @@ struct dv_worker {
     uint64_t last_heard_ms; // loop time of the broker's last message
     bool ready_printed;     // READY went out
     bool draining;          // said bye: finish, then stop
+    uint64_t bye_rid;       // the bye's request id
+    bool bye_acked;         // the broker answered it: no more jobs coming
+    uint64_t bye_ms;        // loop time it was sent
+    bool stopping;          // the loop is being stopped
     size_t running;         // infer tasks held (waiting or computing)
+    size_t loading;         // model loads on the pool
     size_t model_budget;    // bytes of models to keep
     size_t cached_bytes;    // bytes held
     cached_t *cache;        // loaded models
@@ -196,7 +202,10 @@ open_socket(dv_worker_t *self, dv_error_t *err)
 static void
 maybe_finish_drain(dv_worker_t *self)
 {
-    if (self->draining && self->running == 0) {
+    // Jobs sent before the broker read our bye may still be on their way;
+    // its answer comes after them (one connection keeps order).
+    if (self->draining && self->running == 0 && self->loading == 0 &&
+        self->bye_acked) {
         dv_log(DV_LOG_INFO, "worker",
                "drained: %" PRIu64 " jobs done, %" PRIu64 " failed",
                self->jobs_done, self->jobs_failed);
@@ -380,12 +389,10 @@ start_fetch(dv_worker_t *self, const task_t *t)
 }
 
 static fetch_t *
-take_fetch(dv_worker_t *self, uint64_t rid)
+find_fetch(dv_worker_t *self, uint64_t rid)
 {
-    for (fetch_t **p = &self->fetches; *p; p = &(*p)->next) {
-        if ((*p)->rid == rid) {
-            fetch_t *f = *p;
-            *p = f->next;
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (f->rid == rid) {
             return f;
         }
     }
@@ -393,11 +400,89 @@ take_fetch(dv_worker_t *self, uint64_t rid)
 }
 
 static void
+drop_fetch(dv_worker_t *self, fetch_t *f)
+{
+    for (fetch_t **p = &self->fetches; *p; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    }
+    free(f);
+}
+
+// A model file being verified and decoded on the pool (a large model takes
+// long enough to starve heartbeats if the loop thread did it).
+typedef struct {
+    uv_work_t work;                  // pool request
+    dv_worker_t *owner;              // the worker
+    fetch_t *fetch;                  // what it answers (owned)
+    uint8_t *file;                   // the .drvm bytes (owned)
+    size_t len;                      //
+    uint8_t sha256[DV_SHA256_BYTES]; // the broker's checksum
+    dv_model_t *model;               // result
+    int rc;                          //
+    dv_error_t err;                  //
+} load_t;
+
+static void
+work_load(uv_work_t *req)
+{
+    load_t *l = req->data;
+    uint8_t got[DV_SHA256_BYTES];
+    dv_sha256(l->file, l->len, got);
+    if (memcmp(got, l->sha256, sizeof got) != 0) {
+        l->rc = dv_errorf(&l->err, DV_ECHECKSUM,
+                          "model %s: the file's SHA-256 does not match the "
+                          "broker's (damaged in transit)",
+                          l->fetch->key);
+        return;
+    }
+    l->rc = dv_model_decode(&l->model, l->file, l->len, &l->err);
+}
+
+static void
+after_load(uv_work_t *req, int status)
+{
+    load_t *l = req->data;
+    dv_worker_t *self = l->owner;
+    if (status != 0 && l->rc == 0) {
+        l->rc = dv_errorf(&l->err, DV_ECANCELED, "model load cancelled");
+        dv_model_destroy(&l->model);
+    }
+    cached_t *c = NULL;
+    if (l->rc == 0) {
+        c = dv_calloc(1, sizeof *c);
+        snprintf(c->key, sizeof c->key, "%s", l->fetch->key);
+        memcpy(c->sha256, l->sha256, sizeof c->sha256);
+        c->model = l->model;
+        c->bytes = l->len;
+        c->used = ++self->tick;
+        c->next = self->cache;
+        self->cache = c;
+        self->cached_bytes += c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "model %s loaded (%zu bytes)", c->key,
+               c->bytes);
+    } else {
+        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", l->fetch->key,
+               l->err.text);
+    }
+    release_waiting(self, l->fetch->key, c, l->rc, l->err.text);
+    if (c) {
+        cache_trim(self); // after its tasks took their refs
+    }
+    self->loading--;
+    drop_fetch(self, l->fetch);
+    free(l->file);
+    free(l);
+}
+
+static void
 on_model_data(dv_worker_t *self, const dv_msg_t *m)
 {
-    fetch_t *f = take_fetch(self, dv_msg_rid(m));
-    if (!f) {
-        return; // an answer to a fetch we gave up on
+    fetch_t *f = find_fetch(self, dv_msg_rid(m));
+    if (!f || f->loading) {
+        return; // an answer to a fetch we gave up on, or a duplicate
     }
     dv_error_t err = {0};
     const uint8_t *sum = NULL;
@@ -407,54 +492,54 @@ on_model_data(dv_worker_t *self, const dv_msg_t *m)
     if (rc == 0 && !file) {
         rc = dv_errorf(&err, DV_EFORMAT, "model_data without a file frame");
     }
-    uint8_t got[DV_SHA256_BYTES];
+    load_t *l = NULL;
     if (rc == 0) {
-        dv_sha256(file->data, file->len, got);
-        if (memcmp(got, sum, sizeof got) != 0) {
-            rc = dv_errorf(&err, DV_ECHECKSUM,
-                           "model %s: the file's SHA-256 does not match the "
-                           "broker's (damaged in transit)",
-                           f->key);
+        l = dv_calloc(1, sizeof *l);
+        l->owner = self;
+        l->fetch = f;
+        l->file = dv_try_malloc(file->len ? file->len : 1, 1);
+        if (!l->file) {
+            rc = dv_errorf(&err, DV_ENOMEM,
+                           "model %s: no memory for %zu "
+                           "bytes",
+                           f->key, file->len);
+            free(l);
+            l = NULL;
         }
     }
-    dv_model_t *model = NULL;
     if (rc == 0) {
-        rc = dv_model_decode(&model, file->data, file->len, &err);
+        memcpy(l->file, file->data, file->len);
+        l->len = file->len;
+        memcpy(l->sha256, sum, sizeof l->sha256);
+        l->work.data = l;
+        f->loading = true;
+        self->loading++;
+        if (uv_queue_work(&self->loop, &l->work, work_load, after_load) != 0) {
+            self->loading--;
+            f->loading = false;
+            rc = dv_errorf(&err, DV_EIO, "cannot queue the model load");
+            free(l->file);
+            free(l);
+        }
     }
-    cached_t *c = NULL;
-    if (rc == 0) {
-        c = dv_calloc(1, sizeof *c);
-        snprintf(c->key, sizeof c->key, "%s", f->key);
-        memcpy(c->sha256, got, sizeof got);
-        c->model = model;
-        c->bytes = file->len;
-        c->used = ++self->tick;
-        c->next = self->cache;
-        self->cache = c;
-        self->cached_bytes += c->bytes;
-        dv_log(DV_LOG_INFO, "worker", "model %s loaded (%zu bytes)", c->key,
-               c->bytes);
-    } else {
+    if (rc) {
         dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", f->key,
                err.text);
+        release_waiting(self, f->key, NULL, rc, err.text);
+        drop_fetch(self, f);
     }
-    release_waiting(self, f->key, c, rc, err.text);
-    if (c) {
-        cache_trim(self); // after its tasks took their refs
-    }
-    free(f);
 }
 
 // The broker's `error` answering one of our fetches: its tasks fail.
 static bool
 fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
 {
-    fetch_t *f = rid ? take_fetch(self, rid) : NULL;
-    if (!f) {
+    fetch_t *f = rid ? find_fetch(self, rid) : NULL;
+    if (!f || f->loading) {
         return false;
     }
     release_waiting(self, f->key, NULL, code, text);
-    free(f);
+    drop_fetch(self, f);
     return true;
 }
 
@@ -571,17 +656,29 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
         case DV_MSG_MODEL_DATA:
             on_model_data(self, m);
             break;
+        case DV_MSG_OK:
+            if (self->draining && dv_msg_rid(m) == self->bye_rid) {
+                self->bye_acked = true;
+                maybe_finish_drain(self);
+            }
+            break;
         case DV_MSG_ERROR: {
             int code = DV_EFORMAT;
             char text[DV_ERROR_TEXT_MAX] = "";
             dv_msg_error(m, &code, text, sizeof text, &err);
-            if (fetch_failed(self, dv_msg_rid(m), code, text)) {
+            if (!strstr(text, "register first") &&
+                fetch_failed(self, dv_msg_rid(m), code, text)) {
                 break;
             }
             dv_log(DV_LOG_WARN, "worker", "broker says %s: %s",
                    dv_err_name(code), text);
-            if (strstr(text, "register first")) {
+            if (strstr(text, "register first") && !self->draining) {
                 send_register(self); // the broker restarted or forgot us
+                for (fetch_t *f = self->fetches; f; f = f->next) {
+                    if (!f->loading) {
+                        send_fetch(self, f); // refused before we registered
+                    }
+                }
             }
             break;
         }
@@ -600,6 +697,9 @@ on_closed_reconnect(void *arg)
     dv_worker_t *self = arg;
     zmq_close(self->sock);
     self->sock = NULL;
+    if (self->stopping) {
+        return;
+    }
     dv_error_t err = {0};
     if (open_socket(self, &err) != 0) {
         dv_log(DV_LOG_ERROR, "worker", "%s", err.text);
@@ -609,7 +709,9 @@ on_closed_reconnect(void *arg)
     self->last_heard_ms = uv_now(&self->loop);
     send_register(self);
     for (fetch_t *f = self->fetches; f; f = f->next) {
-        send_fetch(self, f); // the old socket's requests are gone
+        if (!f->loading) {
+            send_fetch(self, f); // the old socket's requests are gone
+        }
     }
 }
 
@@ -627,6 +729,13 @@ on_heartbeat(uv_timer_t *t)
 {
     dv_worker_t *self = t->data;
     uint64_t silent = uv_now(&self->loop) - self->last_heard_ms;
+    uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
+    if (self->draining && !self->bye_acked &&
+        uv_now(&self->loop) - self->bye_ms > limit) {
+        // No answer to our bye: the broker is gone; nothing more will come.
+        self->bye_acked = true;
+        maybe_finish_drain(self);
+    }
     if (self->watch && silent > (uint64_t)self->heartbeat_ms * self->liveness) {
         dv_log(DV_LOG_WARN, "worker",
                "no word from the broker for %llu ms: reconnecting",
@@ -653,7 +762,9 @@ on_signal(uv_signal_t *s, int signum)
            "%s: draining (%zu jobs to finish, no new ones)",
            signum == SIGINT ? "SIGINT" : "SIGTERM", self->running);
     self->draining = true;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_BYE, 0);
+    self->bye_rid = ++self->next_rid;
+    self->bye_ms = uv_now(&self->loop);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_BYE, self->bye_rid);
     dv_msgw_str(w, "reason", "stopping");
     dv_msgw_uint(w, "running", self->running);
     send_header(self, w, NULL, 0);
@@ -723,6 +834,7 @@ dv_worker_run(dv_worker_t *self)
 void
 dv_worker_stop(dv_worker_t *self)
 {
+    self->stopping = true;
     uv_stop(&self->loop);
 }
 

@@ -1,0 +1,623 @@
+// test_infer — inference jobs end to end with the real binaries: models
+// trained by `drover local train`, pushed to drover-broker's registry, run
+// by drover-worker processes, driven through libdrover and the `drover`
+// CLI. Checks that results equal local prediction bit for bit, that bad
+// requests get clear errors while serving goes on, that the registry
+// versions and survives a broker restart, that a worker SIGKILLed mid-job
+// has its job re-run elsewhere, and that SIGTERM drains a busy worker.
+//
+// Everything runs on ipc:// in a temporary folder; readiness comes from
+// READY lines and the broker's worker list, never from sleeps.
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "drover.h"
+#include "dv_csv.h"
+#include "dv_model.h"
+#include "dv_modelfile.h"
+#include "dv_test.h"
+#include "dv_test_proc.h"
+
+#define MAX_WORKERS 2
+#define WAIT_MS     60000 // a job's result, generous for ASan on 2 cores
+
+typedef struct {
+    char *dir;                      // temporary folder
+    char data[4200];                // broker data dir
+    char cep[4300], wep[4300];      // endpoints
+    dv_proc_t broker;               // drover-broker
+    dv_proc_t workers[MAX_WORKERS]; // drover-workers
+    drover_t *d;                    // a client
+} cluster_t;
+
+static bool
+broker_start(cluster_t *c)
+{
+    const char *args[] = {"--client",       c->cep,   "--worker",
+                          c->wep,           "--data", c->data,
+                          "--heartbeat-ms", "200",    NULL};
+    c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
+    char ready[9000];
+    return c->broker.pid && dv_proc_wait_ready(&c->broker, ready, sizeof ready);
+}
+
+static bool
+worker_start(cluster_t *c, int i, const char *prefetch)
+{
+    char name[16], log[32];
+    snprintf(name, sizeof name, "w%d", i);
+    snprintf(log, sizeof log, "worker%d.log", i);
+    const char *args[] = {"--broker",   c->wep,   "--name",         name,
+                          "--prefetch", prefetch, "--heartbeat-ms", "200",
+                          NULL};
+    c->workers[i] = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, log);
+    char ready[9000];
+    return c->workers[i].pid &&
+           dv_proc_wait_ready(&c->workers[i], ready, sizeof ready);
+}
+
+static bool
+cluster_up(cluster_t *c, int n_workers, const char *prefetch)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = dv_test_tmpdir();
+    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
+    snprintf(c->cep, sizeof c->cep, "ipc://%s/client.sock", c->dir);
+    snprintf(c->wep, sizeof c->wep, "ipc://%s/worker.sock", c->dir);
+    if (!broker_start(c)) {
+        fprintf(stderr, "  broker did not get ready\n");
+        return false;
+    }
+    for (int i = 0; i < n_workers; i++) {
+        if (!worker_start(c, i, prefetch)) {
+            fprintf(stderr, "  worker %d did not get ready\n", i);
+            return false;
+        }
+    }
+    drover_error_t err = {0};
+    if (drover_connect(&c->d, c->cep, 10000, &err) != 0) {
+        fprintf(stderr, "  connect: %s\n", err.text);
+        return false;
+    }
+    return true;
+}
+
+// Stop everything; returns the broker's exit status.
+static int
+cluster_down(cluster_t *c, bool show_logs)
+{
+    drover_destroy(&c->d);
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        dv_proc_stop(&c->workers[i], SIGTERM);
+    }
+    int rc = c->broker.pid ? dv_proc_stop(&c->broker, SIGTERM) : 0;
+    if (rc != 0 || show_logs) {
+        dv_proc_dump_log(c->dir, "broker.log");
+        dv_proc_dump_log(c->dir, "worker0.log");
+        dv_proc_dump_log(c->dir, "cli.log");
+    }
+    dv_test_rmdir(c->dir);
+    free(c->dir);
+    return rc;
+}
+
+// Train a model with the real CLI into dir/name.drvm.
+static bool
+train(cluster_t *c, const char *data, const char *algo, const char *name)
+{
+    char out[4300];
+    snprintf(out, sizeof out, "%s/%s.drvm", c->dir, name);
+    const char *args[] = {"local",  "train", "--data", dv_test_data(data),
+                          "--algo", algo,    "--out",  out,
+                          NULL};
+    return dv_proc_run("DROVER_BIN", args, NULL, c->dir, "cli.log") == 0;
+}
+
+// Features of a CSV in a model's column order.
+static dv_tensor_t *
+features_for(const dv_model_t *m, const char *data)
+{
+    dv_dataset_t *ds = NULL;
+    dv_tensor_t *x = NULL;
+    dv_csv_opts_t o = {.target = m->target_name, .target_optional = true};
+    dv_error_t err = {0};
+    if (dv_csv_load(&ds, dv_test_data(data), &o, &err) == 0) {
+        dv_dataset_select(ds, m->feature_names, m->n_features, &x, &err);
+    }
+    dv_dataset_destroy(&ds);
+    return x;
+}
+
+static bool
+same_file(const char *a, const char *b)
+{
+    size_t la = 0, lb = 0;
+    unsigned char *ta = dv_test_read_file(a, &la);
+    unsigned char *tb = dv_test_read_file(b, &lb);
+    bool same = ta && tb && la == lb && la > 0 && memcmp(ta, tb, la) == 0;
+    free(ta);
+    free(tb);
+    return same;
+}
+
+// Through libdrover and through `drover infer`, outputs equal local
+// prediction exactly, for a classifier and a regressor. (The CLI splits
+// digits into jobs of 256 rows, the block size of dv_model_predict: BLAS
+// may round a row differently in a block of another height.)
+static void
+test_infer_equals_local_predict(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 2, "4");
+    if (!up) {
+        cluster_down(&c, true);
+        DV_CHECK(up);
+        return;
+    }
+    const struct {
+        const char *model, *train, *test, *algo;
+    } cases[] = {
+        {"iris", "iris_train.csv", "iris_test.csv", "softmax"},
+        {"diabetes", "diabetes_train.csv", "diabetes_test.csv", "ridge"},
+        {"digits", "digits_train.csv", "digits_test.csv", "mlp"},
+    };
+    int trained = 0, pushed = 0, bitwise = 0, cli_same = 0, classes_ok = 0;
+    for (size_t i = 0; up && i < 3; i++) {
+        if (!train(&c, cases[i].train, cases[i].algo, cases[i].model)) {
+            continue;
+        }
+        trained++;
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%s.drvm", c.dir, cases[i].model);
+        drover_model_t info;
+        drover_error_t err = {0};
+        if (drover_model_push(c.d, path, cases[i].model, &info, &err) != 0) {
+            fprintf(stderr, "  push: %s\n", err.text);
+            continue;
+        }
+        pushed += info.version == 1;
+        // libdrover: the floats are the ones dv_model_predict computes.
+        dv_model_t *m = NULL;
+        dv_error_t derr = {0};
+        dv_model_load(&m, path, &derr);
+        dv_tensor_t *x = m ? features_for(m, cases[i].test) : NULL;
+        dv_tensor_t *want = NULL;
+        if (x && dv_model_predict(m, x, &want, &derr) == 0) {
+            drover_job_t job = DROVER_JOB_INIT;
+            job.kind = "infer";
+            job.model = cases[i].model;
+            job.input = x->data;
+            job.rows = x->rows;
+            job.cols = x->cols;
+            drover_result_t *r = NULL;
+            if (drover_run(c.d, &job, WAIT_MS, &r, &err) == 0) {
+                size_t rows = 0, cols = 0;
+                const float *out = drover_result_output(r, &rows, &cols);
+                bitwise +=
+                    out && rows == want->rows && cols == want->cols &&
+                    memcmp(out, want->data, rows * cols * sizeof(float)) == 0;
+                size_t k = drover_result_n_classes(r);
+                bool ok = m->labels ? k == m->labels->n : k == 0;
+                for (size_t j = 0; ok && j < k; j++) {
+                    ok = strcmp(drover_result_class(r, j),
+                                m->labels->labels[j]) == 0;
+                }
+                char ref[300];
+                snprintf(ref, sizeof ref, "%s@1", cases[i].model);
+                classes_ok += ok && strcmp(drover_result_model(r), ref) == 0;
+                drover_result_destroy(&r);
+            } else {
+                fprintf(stderr, "  run: %s\n", err.text);
+            }
+        }
+        // The CLI: byte-identical to `drover local predict`.
+        char remote[4300], local[4300];
+        snprintf(remote, sizeof remote, "%s/remote.csv", c.dir);
+        snprintf(local, sizeof local, "%s/local.csv", c.dir);
+        const char *rargs[] = {"infer",
+                               "--model",
+                               cases[i].model,
+                               "--data",
+                               dv_test_data(cases[i].test),
+                               "--broker",
+                               c.cep,
+                               "--batch",
+                               "256",
+                               NULL};
+        int rrc = dv_proc_run("DROVER_BIN", rargs, remote, c.dir, "cli.log");
+        const char *largs[] = {"local", "predict", "--model",
+                               path,    "--data",  dv_test_data(cases[i].test),
+                               NULL};
+        int lrc = dv_proc_run("DROVER_BIN", largs, local, c.dir, "cli.log");
+        cli_same += rrc == 0 && lrc == 0 && same_file(remote, local);
+        dv_tensor_destroy(&want);
+        dv_tensor_destroy(&x);
+        dv_model_destroy(&m);
+    }
+    // --eval prints the metrics: iris accuracy as `drover local eval`.
+    char eval_out[4300];
+    snprintf(eval_out, sizeof eval_out, "%s/eval.json", c.dir);
+    const char *eargs[] = {"infer",
+                           "--model",
+                           "iris",
+                           "--data",
+                           dv_test_data("iris_test.csv"),
+                           "--eval",
+                           "--json",
+                           "--broker",
+                           c.cep,
+                           NULL};
+    int erc =
+        up ? dv_proc_run("DROVER_BIN", eargs, eval_out, c.dir, "cli.log") : -1;
+    size_t len = 0;
+    char *json = (char *)dv_test_read_file(eval_out, &len);
+    bool eval_ok = json && strstr(json, "\"accuracy\":0.96666");
+    free(json);
+    int exit_rc = cluster_down(&c, !(up && cli_same == 3));
+    DV_CHECK(up);
+    DV_CHECK_EQ(trained, 3);
+    DV_CHECK_EQ(pushed, 3);
+    DV_CHECK_EQ(bitwise, 3);
+    DV_CHECK_EQ(classes_ok, 3);
+    DV_CHECK_EQ(cli_same, 3);
+    DV_CHECK_EQ(erc, 0);
+    DV_CHECK(eval_ok);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+static int
+run_rows(drover_t *d,
+         const char *model,
+         const float *x,
+         size_t rows,
+         size_t cols,
+         drover_result_t **r,
+         drover_error_t *err)
+{
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "infer";
+    job.model = model;
+    job.input = x;
+    job.rows = rows;
+    job.cols = cols;
+    return drover_run(d, &job, WAIT_MS, r, err);
+}
+
+// Bad requests get precise errors; the worker and broker keep serving.
+static void
+test_bad_requests_get_clear_errors(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "4");
+    if (!up) {
+        cluster_down(&c, true);
+        DV_CHECK(up);
+        return;
+    }
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/iris.drvm", c.dir);
+    drover_error_t err = {0};
+    int push = trained ? drover_model_push(c.d, path, "iris", NULL, &err) : -1;
+    float good[8] = {5.1f, 3.5f, 1.4f, 0.2f, 6.7f, 3.0f, 5.2f, 2.3f};
+    float nan_row[4] = {5.1f, NAN, 1.4f, 0.2f};
+    drover_result_t *r = NULL;
+    int codes[6];
+    codes[0] = run_rows(c.d, "nope", good, 2, 4, &r, &err);
+    codes[1] = run_rows(c.d, "iris@9", good, 2, 4, &r, &err);
+    codes[2] = run_rows(c.d, "iris", good, 1, 8, &r, &err); // wrong width
+    codes[3] = run_rows(c.d, "bad name!", good, 2, 4, &r, &err);
+    // NaN reaches the worker, which fails that job only.
+    int nan_rc = run_rows(c.d, "iris", nan_row, 1, 4, &r, &err);
+    const char *text = "";
+    int nan_code = r ? drover_result_error(r, &text) : 0;
+    bool nan_says_where = r && strstr(text, "row 1, feature 2");
+    drover_result_destroy(&r);
+    int ok_rc = run_rows(c.d, "iris", good, 2, 4, &r, &err);
+    bool ok = ok_rc == 0 && drover_result_ok(r);
+    drover_result_destroy(&r);
+    // Model files the registry refuses.
+    uint8_t junk[64] = "not a model";
+    codes[4] =
+        drover_model_push_bytes(c.d, junk, sizeof junk, "junk", NULL, &err);
+    size_t len = 0;
+    unsigned char *image = dv_test_read_file(path, &len);
+    if (image && len > 100) {
+        image[len / 2] ^= 0x40; // one flipped bit
+    }
+    codes[5] =
+        image ? drover_model_push_bytes(c.d, image, len, "flipped", NULL, &err)
+              : 0;
+    free(image);
+    drover_model_t *all = NULL;
+    size_t n_models = 0;
+    drover_model_list(c.d, &all, &n_models, &err);
+    free(all);
+    // A job for a model removed after submit... is refused at submit.
+    unsigned removed = 0;
+    int rm_rc = drover_model_rm(c.d, "iris", 0, &removed, &err);
+    int gone = run_rows(c.d, "iris", good, 2, 4, &r, &err);
+    int exit_rc = cluster_down(&c, false);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(codes[0], DV_ENOMODEL);
+    DV_CHECK_EQ(codes[1], DV_ENOMODEL);
+    DV_CHECK_EQ(codes[2], DV_ESHAPE);
+    DV_CHECK_EQ(codes[3], DV_EINVAL);
+    DV_CHECK_EQ(nan_rc, 0); // the job ran and failed
+    DV_CHECK_EQ(nan_code, DV_ENAN);
+    DV_CHECK(nan_says_where);
+    DV_CHECK(ok);
+    DV_CHECK(codes[4] == DV_EFORMAT || codes[4] == DV_ETRUNC);
+    DV_CHECK_EQ(codes[5], DV_ECHECKSUM);
+    DV_CHECK_EQ(n_models, 1);
+    DV_CHECK_EQ(rm_rc, 0);
+    DV_CHECK_EQ(removed, 1);
+    DV_CHECK_EQ(gone, DV_ENOMODEL);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// Versions, pinning, removal, and a registry that survives a restart (the
+// workers find the new broker by themselves).
+static void
+test_registry_versions_survive_restart(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "4");
+    if (!up) {
+        cluster_down(&c, true);
+        DV_CHECK(up);
+        return;
+    }
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    drover_error_t err = {0};
+    drover_model_t v1 = {0}, v2 = {0}, latest = {0};
+    char p1[4300];
+    snprintf(p1, sizeof p1, "%s/iris.drvm", c.dir);
+    int rc1 = trained ? drover_model_push(c.d, p1, "iris", &v1, &err) : -1;
+    int rc2 = trained ? drover_model_push(c.d, p1, "iris", &v2, &err) : -1;
+    int rc3 = drover_model_get(c.d, "iris", 0, &latest, &err);
+    float x[4] = {5.1f, 3.5f, 1.4f, 0.2f};
+    drover_result_t *r = NULL;
+    char ran[64] = "";
+    if (run_rows(c.d, "iris@1", x, 1, 4, &r, &err) == 0) {
+        snprintf(ran, sizeof ran, "%s", drover_result_model(r));
+    }
+    drover_result_destroy(&r);
+    unsigned removed = 0;
+    int rm = drover_model_rm(c.d, "iris", 1, &removed, &err);
+    // Restart the broker on the same data dir.
+    drover_destroy(&c.d);
+    int stop_rc = dv_proc_stop(&c.broker, SIGTERM);
+    bool again =
+        broker_start(&c) && drover_connect(&c.d, c.cep, 10000, &err) == 0;
+    drover_model_t *all = NULL;
+    size_t n = 0;
+    int list_rc = again ? drover_model_list(c.d, &all, &n, &err) : -1;
+    uint32_t kept_version = n == 1 ? all[0].version : 0;
+    bool same_sum = n == 1 && strcmp(all[0].sha256, v2.sha256) == 0;
+    free(all);
+    // The worker re-registers with the new broker and serves again.
+    int after = again ? run_rows(c.d, "iris", x, 1, 4, &r, &err) : -1;
+    bool after_ok = after == 0 && drover_result_ok(r) &&
+                    strcmp(drover_result_model(r), "iris@2") == 0;
+    drover_result_destroy(&r);
+    int exit_rc = cluster_down(&c, !after_ok);
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc1, 0);
+    DV_CHECK_EQ(rc2, 0);
+    DV_CHECK_EQ(v1.version, 1);
+    DV_CHECK_EQ(v2.version, 2);
+    DV_CHECK_EQ(rc3, 0);
+    DV_CHECK_EQ(latest.version, 2);
+    DV_CHECK(strcmp(ran, "iris@1") == 0);
+    DV_CHECK_EQ(rm, 0);
+    DV_CHECK_EQ(removed, 1);
+    DV_CHECK_EQ(stop_rc, 0);
+    DV_CHECK(again);
+    DV_CHECK_EQ(list_rc, 0);
+    DV_CHECK_EQ(kept_version, 2);
+    DV_CHECK(same_sum);
+    DV_CHECK(after_ok);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// A model heavy enough that one job takes a noticeable time (about 1 s of
+// sgemm per job at 20,000 rows), pushed as "heavy".
+static int
+push_heavy(drover_t *d, size_t *cols)
+{
+    const size_t widths[] = {256, 1536, 1536, 1};
+    const dv_act_t acts[] = {DV_ACT_RELU, DV_ACT_RELU, DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 3, widths, acts, 0);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    int rc = dv_model_encode(m, &buf, &len, &err);
+    drover_error_t derr = {0};
+    if (rc == 0) {
+        rc = drover_model_push_bytes(d, buf, len, "heavy", NULL, &derr);
+    }
+    free(buf);
+    dv_model_destroy(&m);
+    *cols = widths[0];
+    return rc;
+}
+
+// Wait until some worker reports a running job; returns its index (by the
+// name "wN") or -1.
+static int
+busy_worker(drover_t *d)
+{
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (dv_test_now_ms() < end) {
+        drover_worker_t *w = NULL;
+        size_t n = 0;
+        drover_error_t err;
+        int found = -1;
+        if (drover_workers(d, &w, &n, &err) == 0) {
+            for (size_t i = 0; i < n && found < 0; i++) {
+                if (w[i].running > 0 && w[i].name[0] == 'w') {
+                    found = atoi(w[i].name + 1);
+                }
+            }
+        }
+        drover_workers_free(&w, n);
+        if (found >= 0) {
+            return found;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+typedef struct {
+    int done, failed, rerun;
+} tally_t;
+
+static void
+on_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    tally_t *t = arg;
+    if (drover_result_ok(r)) {
+        t->done++;
+    } else {
+        const char *text = "";
+        drover_result_error(r, &text);
+        fprintf(stderr, "  failed: %s\n", text);
+        t->failed++;
+    }
+    t->rerun += drover_result_attempts(r) >= 2;
+}
+
+// SIGKILL a worker in the middle of a job: the broker notices (liveness),
+// runs the job on the other worker, and every job ends with a result.
+static void
+test_killed_worker_job_reruns(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 2, "0");
+    if (!up) {
+        cluster_down(&c, true);
+        DV_CHECK(up);
+        return;
+    }
+    size_t cols = 0;
+    int push = up ? push_heavy(c.d, &cols) : -1;
+    const size_t rows = 20000;
+    float *x = calloc(rows * (cols ? cols : 1), sizeof(float));
+    tally_t t = {0};
+    drover_error_t err = {0};
+    for (int i = 0; push == 0 && i < 3; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = "heavy";
+        job.input = x;
+        job.rows = rows;
+        job.cols = cols;
+        drover_submit_async(c.d, &job, on_result, &t, &err);
+    }
+    int victim = push == 0 ? busy_worker(c.d) : -1;
+    if (victim >= 0 && victim < MAX_WORKERS) {
+        kill(c.workers[victim].pid, SIGKILL);
+        dv_proc_stop(&c.workers[victim], SIGKILL);
+    }
+    int64_t end = dv_test_now_ms() + 3 * WAIT_MS;
+    while (drover_pending(c.d) > 0 && dv_test_now_ms() < end) {
+        drover_poll(c.d, 1000, &err);
+    }
+    free(x);
+    int exit_rc = cluster_down(&c, t.done != 3);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK(victim >= 0);
+    DV_CHECK_EQ(t.done, 3);
+    DV_CHECK_EQ(t.failed, 0);
+    DV_CHECK(t.rerun >= 1);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// SIGTERM to a busy worker: it finishes the job (one attempt, no re-run),
+// takes no new one, and exits 0; the queued job waits for another worker.
+static void
+test_sigterm_drains_worker(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    if (!up) {
+        cluster_down(&c, true);
+        DV_CHECK(up);
+        return;
+    }
+    size_t cols = 0;
+    int push = up ? push_heavy(c.d, &cols) : -1;
+    const size_t rows = 20000;
+    float *x = calloc(rows * (cols ? cols : 1), sizeof(float));
+    tally_t t = {0};
+    drover_error_t err = {0};
+    for (int i = 0; push == 0 && i < 2; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = "heavy";
+        job.input = x;
+        job.rows = rows;
+        job.cols = cols;
+        drover_submit_async(c.d, &job, on_result, &t, &err);
+    }
+    int busy = push == 0 ? busy_worker(c.d) : -1;
+    int worker_exit = busy == 0 ? dv_proc_stop(&c.workers[0], SIGTERM) : -2;
+    // The first job is done; the second is still queued.
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (t.done + t.failed < 1 && dv_test_now_ms() < end) {
+        drover_poll(c.d, 500, &err);
+    }
+    int first_done = t.done;
+    drover_status_t s;
+    int st = drover_status(c.d, &s, &err);
+    uint64_t queued = s.queued, workers = s.workers;
+    if (st == 0) {
+        drover_status_clear(&s);
+    }
+    // A new worker takes the queued job.
+    bool again = worker_start(&c, 1, "0");
+    end = dv_test_now_ms() + 2 * WAIT_MS;
+    while (drover_pending(c.d) > 0 && dv_test_now_ms() < end) {
+        drover_poll(c.d, 1000, &err);
+    }
+    free(x);
+    int exit_rc = cluster_down(&c, t.done != 2 || worker_exit != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(busy, 0);
+    DV_CHECK_EQ(worker_exit, 0);
+    DV_CHECK_EQ(first_done, 1);
+    DV_CHECK_EQ(st, 0);
+    DV_CHECK_EQ(queued, 1);
+    DV_CHECK_EQ(workers, 0);
+    DV_CHECK(again);
+    DV_CHECK_EQ(t.done, 2);
+    DV_CHECK_EQ(t.rerun, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+static const dv_test_case_t cases[] = {
+    {"infer equals local predict", test_infer_equals_local_predict},
+    {"bad requests get clear errors", test_bad_requests_get_clear_errors},
+    {"registry versions survive a restart",
+     test_registry_versions_survive_restart},
+    {"killed worker's job re-runs", test_killed_worker_job_reruns},
+    {"SIGTERM drains a busy worker", test_sigterm_drains_worker},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
