@@ -14,9 +14,10 @@ dev release asan: deps
 	cmake --preset $@
 	cmake --build --preset $@ -j $(JOBS)
 
-# The main job: train, evaluate and predict on the bundled real data sets.
+# The main job: a local cluster, models pushed, inference on the bundled real
+# data sets through the queue.
 demo: release
-	scripts/demo.sh build/release/bin/drover
+	scripts/demo.sh build/release/bin
 
 # Whole suite (unit + integration) under ASan + UBSan, leaks on.
 test: asan

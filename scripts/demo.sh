@@ -1,13 +1,43 @@
 #!/usr/bin/env bash
-# The main job, for now: train, evaluate and predict with the model library on
-# the bundled real data sets (data/), through the `drover local` CLI, and print
-# each test-set figure beside the scikit-learn/PyTorch reference (data/README.md).
-# When the broker lands, this runs the same through a local cluster.
+# The main job through the queue: start a local cluster (`drover up`: a broker
+# and 2 workers), train models on the bundled real data sets (data/), push
+# them to the broker's registry, run inference on the test splits as jobs on
+# the workers, and print each test-set figure beside the scikit-learn/PyTorch
+# reference (data/README.md). Training is local for now; it becomes a job with
+# the training issue.
 set -euo pipefail
-DROVER=${1:-build/release/bin/drover}
+BIN=${1:-build/release/bin}
 cd "$(dirname "$0")/.."
+DROVER="$BIN/drover"
 out=build/demo
+rm -rf "$out/data"
 mkdir -p "$out"
+# ipc socket paths must be short (about 100 bytes): keep them in /tmp.
+run_dir=$(mktemp -d /tmp/drover-demo.XXXXXX)
+export DROVER_BROKER="ipc://$run_dir/client.sock"
+
+up_pid=
+cleanup() {
+  if [ -n "$up_pid" ] && kill -0 "$up_pid" 2>/dev/null; then
+    kill -TERM "$up_pid" 2>/dev/null || true
+    wait "$up_pid" 2>/dev/null || true
+  fi
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+
+echo "== drover up: a broker and 2 workers (registry in $out/data)"
+mkfifo "$run_dir/ready"
+"$DROVER" up --workers 2 --data "$out/data" --endpoint "$DROVER_BROKER" \
+  >"$run_dir/ready" 2>"$out/cluster.log" &
+up_pid=$!
+if ! read -r -t 60 word endpoint <"$run_dir/ready" || [ "$word" != READY ]; then
+  echo "demo: the cluster did not start; its log:" >&2
+  cat "$out/cluster.log" >&2
+  exit 1
+fi
+echo "cluster ready at $endpoint"
+"$DROVER" workers
 
 metric() { # metric KEY JSON -> value
   sed -n "s/.*\"$1\":\([-0-9.eE+]*\).*/\1/p" <<<"$2"
@@ -17,10 +47,12 @@ rows=()
 run() { # run NAME ALGO METRIC REFERENCE [train options...]
   local name=$1 algo=$2 key=$3 ref=$4; shift 4
   local model="$out/$name-$algo.drvm"
-  echo "== $name: $algo ($*)"
+  echo
+  echo "== $name: train $algo locally ($*), push, infer on the test split as jobs"
   "$DROVER" local train --algo "$algo" --data "data/${name}_train.csv" --out "$model" "$@"
+  "$DROVER" models push "$model" --name "$name-$algo"
   local json
-  json=$("$DROVER" local eval --model "$model" --data "data/${name}_test.csv" --json)
+  json=$("$DROVER" infer --model "$name-$algo" --data "data/${name}_test.csv" --eval --json)
   local value
   value=$(metric "$key" "$json")
   rows+=("$(printf '%-9s %-8s %-9s %8.4f %10s' "$name" "$algo" "$key" "$value" "$ref")")
@@ -33,12 +65,20 @@ run iris     softmax  accuracy 0.967
 run digits   mlp      accuracy 0.975 --hidden 128
 
 echo
-echo "== predictions: first test rows of iris (class, label, probabilities)"
+echo "== the registry"
+"$DROVER" models list
+echo
+echo "== predictions through the broker: first test rows of iris"
+"$DROVER" infer --model iris-softmax --data data/iris_test.csv | head -n 6
+echo
+echo "== the same through the local model file (identical)"
 "$DROVER" local predict --model "$out/iris-softmax.drvm" --data data/iris_test.csv | head -n 6
 echo
-echo "== the digits model"
-"$DROVER" local inspect "$out/digits-mlp.drvm"
+echo "== 20,000 echo jobs through the broker (queue throughput)"
+"$DROVER" submit --echo 100 --count 20000
 echo
-echo "Test-set figures (reference: scikit-learn 1.2.1 / PyTorch 1.13.1, data/README.md)"
+"$DROVER" workers
+echo
+echo "Test-set figures through the queue (reference: scikit-learn 1.2.1 / PyTorch 1.13.1, data/README.md)"
 printf '%-9s %-8s %-9s %8s %10s\n' "data" "algo" "metric" "drover" "reference"
 printf '%s\n' "${rows[@]}"
