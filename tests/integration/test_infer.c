@@ -257,6 +257,19 @@ test_infer_equals_local_predict(void)
     char *json = (char *)dv_test_read_file(eval_out, &len);
     bool eval_ok = json && strstr(json, "\"accuracy\":0.96666");
     free(json);
+    // examples/client.c: a program using only drover.h and libdrover.so.
+    char client_out[4300];
+    snprintf(client_out, sizeof client_out, "%s/client.txt", c.dir);
+    setenv("DROVER_BROKER", c.cep, 1);
+    const char *cargs[] = {"iris", "5.1", "3.5", "1.4", "0.2", NULL};
+    int crc = dv_proc_run("DROVER_EXAMPLE_CLIENT", cargs, client_out, c.dir,
+                          "cli.log");
+    unsetenv("DROVER_BROKER");
+    char *client_text = (char *)dv_test_read_file(client_out, &len);
+    bool client_ok = crc == 0 && client_text &&
+                     strstr(client_text, "iris@1 ran on w") &&
+                     strstr(client_text, " 0=0.9");
+    free(client_text);
     int exit_rc = cluster_down(&c, !(up && cli_same == 3));
     DV_CHECK(up);
     DV_CHECK_EQ(trained, 3);
@@ -266,6 +279,7 @@ test_infer_equals_local_predict(void)
     DV_CHECK_EQ(cli_same, 3);
     DV_CHECK_EQ(erc, 0);
     DV_CHECK(eval_ok);
+    DV_CHECK(client_ok);
     DV_CHECK_EQ(exit_rc, 0);
 }
 

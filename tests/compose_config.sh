@@ -1,0 +1,21 @@
+#!/bin/sh
+# compose.yaml and the Dockerfile are accepted by docker-compose (when it is
+# installed: skipped otherwise, exit 77), and the services the README names
+# exist. Run by CTest from the repository root.
+set -eu
+cd "$(dirname "$0")/.."
+if command -v docker-compose >/dev/null 2>&1; then
+  dc="docker-compose"
+elif docker compose version >/dev/null 2>&1; then
+  dc="docker compose"
+else
+  echo "docker-compose not installed: skipped"
+  exit 77
+fi
+$dc -f compose.yaml config -q
+services=$($dc -f compose.yaml --profile dev config --services)
+for s in broker worker demo test; do
+  echo "$services" | grep -qx "$s" || { echo "compose.yaml lacks service $s"; exit 1; }
+done
+grep -q '^FROM debian:12' Dockerfile || { echo "Dockerfile must build on debian:12"; exit 1; }
+echo "compose.yaml ok: $(echo $services | tr '\n' ' ')"
