@@ -239,7 +239,7 @@ test_two_workers_share(void)
     cluster_t c;
     bool up = cluster_up(&c, 2);
     int per_worker[2] = {0, 0};
-    int rc = up ? echo_many(c.client, 2000, per_worker) : -1;
+    int rc = up ? echo_many(c.client, 10000, per_worker) : -1;
     int exit_rc = cluster_down(&c);
     printf("  w0 ran %d, w1 ran %d\n", per_worker[0], per_worker[1]);
     DV_CHECK(up);
