@@ -65,23 +65,28 @@ struct kept {
     char data[]; // worker name, NUL, payloads, extra fields
 };
 
+// One allocation per job: the fields, then the submitter's routing id, the
+// queue and model names and the payload, back to back. A job used to carry
+// fixed buffers for the longest names (about 600 bytes before its payload);
+// with tens of thousands in flight that was most of the broker's memory and
+// page faults.
 typedef struct job job_t;
 struct job {
-    uint64_t id;                      // broker-assigned, > 0
-    uint8_t route[ROUTE_MAX];         // submitter's routing id
-    size_t route_len;                 // its length
-    uint64_t rid;                     // submitter's request id
-    char kind[16];                    // "echo", "infer"
-    char queue[DV_MAX_WIRE_NAME + 1]; // queue name
-    uint8_t *payload;                 // frame 1 of the submit, owned
-    size_t payload_len;               // its length
-    uint32_t attempts;                // dispatches so far
-    job_t *next;                      // hash chain
-    // infer: the model version resolved at submit, and the input's shape
-    char model[DV_MAX_WIRE_NAME + 1]; // name
-    uint32_t model_version;           // version
-    uint8_t model_sha[32];            // SHA-256 of its file
-    uint32_t rows, cols;              // input shape
+    uint64_t id;            // broker-assigned, > 0
+    uint64_t rid;           // submitter's request id
+    job_t *next;            // hash chain
+    const char *kind;       // "echo", "infer" (static strings)
+    const char *queue;      // queue name (in data)
+    const char *model;      // infer: model name, else "" (in data)
+    const uint8_t *route;   // submitter's routing id (in data)
+    const uint8_t *payload; // frame 1 of the submit (in data)
+    size_t payload_len;     // its length
+    uint32_t attempts;      // dispatches so far
+    uint32_t model_version; // infer: the version resolved at submit
+    uint32_t rows, cols;    // infer: input shape
+    uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
+    uint8_t model_sha[32];  // infer: SHA-256 of the model file
+    uint8_t data[];         // route, queue, model, payload
 };
 
 typedef struct {
@@ -185,7 +190,6 @@ job_remove(dv_broker_t *self, uint64_t id)
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
-            free(j->payload);
             free(j);
             self->n_jobs--;
             return;
@@ -547,23 +551,45 @@ on_submit(dv_broker_t *self,
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an echo job needs its payload in frame 1");
     }
-    job_t *j = dv_calloc(1, sizeof *j);
+    size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
+    if (route_len > ROUTE_MAX - 1) {
+        return dv_errorf(err, DV_EINVAL, "routing id too long");
+    }
+    const char *model_name = model ? model->name : "";
+    size_t qlen = strlen(queue) + 1, mlen = strlen(model_name) + 1;
+    job_t *j =
+        dv_try_malloc(1, sizeof *j + route_len + qlen + mlen + payload->len);
+    if (!j) {
+        return dv_errorf(err, DV_ENOMEM,
+                         "submit: no memory for a job of %zu bytes",
+                         payload->len);
+    }
+    memset(j, 0, sizeof *j);
+    uint8_t *p = j->data;
+    memcpy(p, zmq_msg_data((zmq_msg_t *)&in->route), route_len);
+    j->route = p;
+    j->route_len = (uint8_t)route_len;
+    p += route_len;
+    memcpy(p, queue, qlen);
+    j->queue = (const char *)p;
+    p += qlen;
+    memcpy(p, model_name, mlen);
+    j->model = (const char *)p;
+    p += mlen;
+    if (payload->len) {
+        memcpy(p, payload->data, payload->len);
+    }
+    j->payload = p;
+    j->payload_len = payload->len;
+    j->kind = infer ? "infer" : "echo";
     if (model) {
-        snprintf(j->model, sizeof j->model, "%s", model->name);
         j->model_version = model->version;
         memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
         j->rows = (uint32_t)rows;
         j->cols = (uint32_t)cols;
     }
     j->id = self->next_job++;
-    j->route_len = zmq_msg_size((zmq_msg_t *)&in->route);
-    memcpy(j->route, zmq_msg_data((zmq_msg_t *)&in->route), j->route_len);
     j->rid = dv_msg_rid(m);
-    snprintf(j->kind, sizeof j->kind, "%s", kind);
-    snprintf(j->queue, sizeof j->queue, "%s", queue);
-    j->payload = dv_malloc(payload->len ? payload->len : 1);
-    memcpy(j->payload, payload->data, payload->len);
-    j->payload_len = payload->len;
     job_add(self, j);
     char key[DV_MAX_WIRE_NAME + 16] = "";
     if (model) {
@@ -1588,7 +1614,6 @@ dv_broker_destroy(dv_broker_t **self_p)
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];
             self->jobs[b] = j->next;
-            free(j->payload);
             free(j);
         }
     }
