@@ -15,6 +15,8 @@
 #include <zmq.h>
 
 #include "dv_proto.h"
+#include "dv_rng.h"
+#include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
 #include "dv_wire.h"
@@ -491,12 +493,128 @@ test_results_kept_for_others(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Valid headers of every type a peer may send, to be mutated.
+static size_t
+sample_headers(uint8_t **out, size_t *lens, size_t max)
+{
+    size_t n = 0;
+    uint8_t sum[DV_SHA256_BYTES];
+    dv_sha256("x", 1, sum);
+    for (int t = 0; t < DV_MSG_COUNT_ && n < max; t++) {
+        dv_msgw_t *w = dv_msgw_new((dv_msg_type_t)t, (uint64_t)t + 1);
+        dv_msgw_str(w, "queue", "q");
+        dv_msgw_str(w, "kind", t % 2 ? "echo" : "infer");
+        dv_msgw_str(w, "model", "m@1");
+        dv_msgw_str(w, "name", "m");
+        dv_msgw_uint(w, "version", 1);
+        dv_msgw_bin(w, "sha256", sum, sizeof sum);
+        dv_msgw_tensor(w, "input", 1, 1, 1);
+        dv_msgw_tensor(w, "output", 1, 1, 1);
+        dv_msgw_uint(w, "job", 1);
+        dv_msgw_uint(w, "attempt", 1);
+        dv_msgw_str(w, "state", t % 3 ? "done" : "failed");
+        dv_msgw_error(w, "error", DV_EINVAL, "x");
+        dv_msgw_str(w, "worker", "fuzz");
+        dv_msgw_uint(w, "capacity", 2);
+        const char *models[] = {"m@1", "n@2"};
+        dv_msgw_strs(w, "models", models, 2);
+        dv_msgw_strs(w, "classes", models, 1);
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &len);
+        out[n] = malloc(len);
+        memcpy(out[n], h, len);
+        lens[n++] = len;
+        dv_msgw_destroy(&w);
+    }
+    return n;
+}
+
+// Send n mutations of the samples (flipped bytes, cuts, inserted bytes,
+// random payload frames) on sock, reading and dropping any replies.
+static void
+send_mutants(void *sock,
+             dv_rng_t *rng,
+             uint8_t **samples,
+             size_t *lens,
+             size_t n_samples,
+             int n)
+{
+    uint8_t buf[1024], frame[64];
+    for (int i = 0; i < n; i++) {
+        size_t k = dv_rng_below(rng, n_samples);
+        size_t len = lens[k] < sizeof buf ? lens[k] : sizeof buf;
+        memcpy(buf, samples[k], len);
+        int edits = 1 + (int)dv_rng_below(rng, 4);
+        for (int e = 0; e < edits; e++) {
+            size_t at = dv_rng_below(rng, len);
+            switch (dv_rng_below(rng, 3)) {
+            case 0:
+                buf[at] ^= (uint8_t)(1u << dv_rng_below(rng, 8));
+                break;
+            case 1:
+                buf[at] = (uint8_t)dv_rng_next(rng);
+                break;
+            default:
+                len = at + 1; // cut
+                break;
+            }
+        }
+        size_t n_frames = dv_rng_below(rng, 4);
+        dv_frame_t frames[4];
+        for (size_t f = 0; f < n_frames; f++) {
+            size_t flen = dv_rng_below(rng, sizeof frame);
+            for (size_t b = 0; b < flen; b++) {
+                frame[b] = (uint8_t)dv_rng_next(rng);
+            }
+            frames[f] = (dv_frame_t){frame, flen};
+        }
+        dv_wire_send(sock, NULL, 0, buf, len, frames, n_frames);
+        dv_wire_msg_t in;
+        while (dv_wire_recv(sock, false, &in) == 1) {
+            dv_wire_msg_close(&in);
+        }
+    }
+}
+
+// Thousands of mutated messages on both sockets: the broker answers or
+// drops each, never crashes, and serves real work afterwards.
+static void
+test_random_garbage_never_stops_the_broker(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    int after = -1;
+    if (up) {
+        uint8_t *samples[DV_MSG_COUNT_];
+        size_t lens[DV_MSG_COUNT_];
+        size_t n = sample_headers(samples, lens, DV_MSG_COUNT_);
+        dv_rng_t rng;
+        dv_rng_seed(&rng, 20261125);
+        void *fake_worker = client_socket_new(c.ctx, c.worker_ep);
+        send_mutants(c.client, &rng, samples, lens, n, 3000);
+        send_mutants(fake_worker, &rng, samples, lens, n, 3000);
+        zmq_close(fake_worker); // it may have registered: it goes silent
+        for (size_t i = 0; i < n; i++) {
+            free(samples[i]);
+        }
+        zmq_close(c.client);
+        c.client = client_socket_new(c.ctx, c.client_ep);
+        after = c.client ? echo_many(c.client, 200, NULL) : -1;
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(after, 0);
+    DV_CHECK_EQ(exit_rc, 0); // and no leaks (ASan)
+}
+
 static const dv_test_case_t cases[] = {
     {"echo round trip through broker and worker", test_echo_round_trip},
     {"two workers share the jobs", test_two_workers_share},
     {"malformed input is answered, serving goes on", test_malformed_input},
     {"a lost worker's job runs elsewhere", test_lost_worker_jobs_rerun},
     {"results are kept for other clients", test_results_kept_for_others},
+    {"random garbage never stops the broker",
+     test_random_garbage_never_stops_the_broker},
     {NULL, NULL},
 };
 
