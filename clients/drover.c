@@ -338,6 +338,33 @@ ready_push(drover_t *self, req_t *r, drover_result_t *res)
     self->ready_tail = r;
 }
 
+// Move a received message into self->reply_wire (zmq_msg_move: a
+// zmq_msg_t must not be copied as a struct, small messages live inside it)
+// and decode it there into self->reply.
+static void
+keep_reply(drover_t *self, dv_wire_msg_t *in)
+{
+    dv_wire_msg_t *r = &self->reply_wire;
+    memset(r, 0, sizeof *r);
+    zmq_msg_init(&r->header);
+    zmq_msg_move(&r->header, &in->header);
+    for (size_t i = 0; i < in->n_payload; i++) {
+        zmq_msg_init(&r->payload[i]);
+        zmq_msg_move(&r->payload[i], &in->payload[i]);
+        r->frames[i] = (dv_frame_t){zmq_msg_data(&r->payload[i]),
+                                    zmq_msg_size(&r->payload[i])};
+    }
+    r->n_payload = in->n_payload;
+    dv_wire_msg_close(in);
+    self->have_reply_wire = true;
+    dv_error_t e = {0};
+    if (dv_msg_decode(&self->reply, zmq_msg_data(&r->header),
+                      zmq_msg_size(&r->header), r->frames, r->n_payload, NULL,
+                      &e) != 0) {
+        self->reply = NULL; // decoded once already: cannot happen
+    }
+}
+
 // Handle one received message. Returns true when it was the blocking
 // call's reply (kept in self->reply / reply_wire).
 static bool
@@ -353,16 +380,14 @@ handle(drover_t *self, dv_wire_msg_t *in)
         return false;
     }
     dv_msg_type_t t = dv_msg_type(m);
-    if (rid && rid == self->want_rid && t != DV_MSG_RESULT) {
-        self->reply = m;
-        self->reply_wire = *in;
-        self->have_reply_wire = true;
-        return true;
-    }
-    if (rid == self->want_rid && t == DV_MSG_RESULT && !req_find(self, rid)) {
-        self->reply = m; // a result_get's answer
-        self->reply_wire = *in;
-        self->have_reply_wire = true;
+    if (rid && rid == self->want_rid &&
+        (t != DV_MSG_RESULT || !req_find(self, rid))) {
+        // The blocking call's reply (a result here answers a result_get).
+        // It outlives this call: move the frames out of the caller's stack
+        // copy and decode again, since the decoded header and frame views
+        // point into the message they were made from.
+        dv_msg_destroy(&m);
+        keep_reply(self, in);
         return true;
     }
     req_t *r = rid ? req_find(self, rid) : NULL;
@@ -480,6 +505,8 @@ request(drover_t *self,
         dv_errorf(&e, rc, "no answer from the broker at %s", self->endpoint);
     } else if (rc) {
         dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+    } else if (!self->reply) {
+        rc = dv_errorf(&e, DV_EFORMAT, "undecodable reply from the broker");
     } else if (dv_msg_type(self->reply) == DV_MSG_ERROR) {
         int code = DV_EFORMAT;
         dv_msg_error(self->reply, &code, e.text, sizeof e.text, &e);

@@ -102,6 +102,7 @@ dv_test_read_file(const char *path, size_t *len_out)
         }
     }
     fclose(f);
+    buf[len] = '\0'; // len < cap always: text files can be used as strings
     *len_out = len;
     return buf;
 }

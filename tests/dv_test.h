@@ -111,7 +111,8 @@ const char *dv_test_data(const char *name);
 char *dv_test_tmpdir(void);
 void dv_test_rmdir(const char *dir);
 
-// Read a whole file; caller frees. NULL on failure. *len_out gets the size.
+// Read a whole file; caller frees. NULL on failure. *len_out gets the size;
+// a NUL follows the bytes (not counted), so text can be used as a string.
 unsigned char *dv_test_read_file(const char *path, size_t *len_out);
 // Write bytes to path; 0 on success.
 int dv_test_write_file(const char *path, const void *data, size_t len);
