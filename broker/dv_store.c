@@ -1,0 +1,437 @@
+// dv_store — the broker's durable store (see dv_store.h).
+//
+// LMDB environment in DIR/store (data.mdb + lock.mdb), one named database
+// per table with MDB_INTEGERKEY keys (uint64 job ids) and a "meta" database
+// for the next job id. A value is its bytes followed by a CRC-32 (IEEE) of
+// them, little-endian.
+//
+// LMDB pitfalls handled here: the map size can only change while no
+// transaction is open, so MDB_MAP_FULL aborts the batch, doubles the map
+// and replays it; a data file shorter than the meta page's last page would
+// SIGBUS on access, so open compares them first.
+#include "dv_store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "dv_file.h"
+#include "dv_mem.h"
+
+#define INITIAL_MAP ((size_t)64 << 20)
+#define MAX_MAP     ((size_t)1 << 40) // 1 TiB of address space
+#define PATH_BYTES  4096
+
+typedef struct {
+    uint8_t table; // dv_store_table_t, or TABLES_ for meta
+    bool del;      // delete instead of put
+    uint64_t id;   // key
+    uint8_t *data; // value with its CRC appended (puts), owned
+    size_t len;    // its length, CRC included
+} op_t;
+
+struct dv_store {
+    MDB_env *env;                  // the environment
+    MDB_dbi dbi[DV_STORE_TABLES_]; // one per table
+    MDB_dbi meta;                  // next job id
+    char path[PATH_BYTES];         // DIR/store, for messages
+    op_t *ops;                     // staged
+    size_t n_ops, cap_ops;         //
+    uint64_t next_id;              // as committed
+    uint64_t staged_next_id;       // 0: none staged
+    size_t map_size;               // current map size
+};
+
+static const char *s_table_names[DV_STORE_TABLES_] = {"jobs", "attempts",
+                                                      "results"};
+
+// ------------------------------------------------------------------ CRC
+
+static uint32_t s_crc_table[256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        }
+        s_crc_table[i] = c;
+    }
+}
+
+static uint32_t
+crc32_of(const uint8_t *p, size_t n)
+{
+    if (s_crc_table[1] == 0) {
+        crc_init();
+    }
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c = s_crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    }
+    return c ^ 0xffffffffu;
+}
+
+// ----------------------------------------------------------------- errors
+
+static int
+lmdb_error(dv_error_t *err, const dv_store_t *self, const char *what, int rc)
+{
+    int code;
+    switch (rc) {
+    case MDB_CORRUPTED:
+    case MDB_INVALID:
+    case MDB_PAGE_NOTFOUND:
+        code = DV_EFORMAT;
+        break;
+    case MDB_VERSION_MISMATCH:
+        code = DV_EVERSION;
+        break;
+    case ENOSPC:
+    case MDB_MAP_FULL:
+        code = DV_ENOSPC;
+        break;
+    case EACCES:
+    case EROFS:
+        code = DV_EACCES;
+        break;
+    case ENOMEM:
+        code = DV_ENOMEM;
+        break;
+    default:
+        code = DV_EIO;
+        break;
+    }
+    const char *advice =
+        code == DV_EFORMAT || code == DV_EVERSION
+            ? " (the store is damaged or not an LMDB store: the broker will "
+              "not run on it; move the folder away and restore a copy, or "
+              "salvage it with mdb_dump/mdb_load, docs/SEMANTICS.md)"
+            : "";
+    return dv_errorf(err, code, "store %s: %s: %s%s", self->path, what,
+                     mdb_strerror(rc), advice);
+}
+
+// ------------------------------------------------------------------- open
+
+// A data file shorter than LMDB's last used page would fault when read.
+static int
+check_length(dv_store_t *self, dv_error_t *err)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(self->env, &info);
+    mdb_env_stat(self->env, &st);
+    char file[PATH_BYTES + 16];
+    snprintf(file, sizeof file, "%s/data.mdb", self->path);
+    struct stat fs;
+    if (stat(file, &fs) != 0) {
+        return dv_file_error(err, file, errno);
+    }
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)fs.st_size < need) {
+        return dv_errorf(err, DV_ETRUNC,
+                         "store %s: data.mdb is %lld bytes but its pages "
+                         "reach %" PRIu64
+                         " (truncated: the broker will not run on it; restore "
+                         "a copy or move the folder away, docs/SEMANTICS.md)",
+                         self->path, (long long)fs.st_size, need);
+    }
+    return 0;
+}
+
+int
+dv_store_open(dv_store_t **out, const char *dir, dv_error_t *err)
+{
+    dv_store_t *self = dv_calloc(1, sizeof *self);
+    snprintf(self->path, sizeof self->path, "%s/store", dir);
+    int rc = dv_file_mkdirs(self->path, 0700, err);
+    if (rc) {
+        free(self);
+        return rc;
+    }
+    // Start at least as large as the file already is.
+    self->map_size = INITIAL_MAP;
+    char file[PATH_BYTES + 16];
+    snprintf(file, sizeof file, "%s/data.mdb", self->path);
+    struct stat fs;
+    while (stat(file, &fs) == 0 && (uint64_t)fs.st_size > self->map_size &&
+           self->map_size < MAX_MAP) {
+        self->map_size *= 2;
+    }
+    int mrc = mdb_env_create(&self->env);
+    if (mrc == 0) {
+        mdb_env_set_maxdbs(self->env, DV_STORE_TABLES_ + 1);
+        mrc = mdb_env_set_mapsize(self->env, self->map_size);
+    }
+    if (mrc == 0) {
+        mrc = mdb_env_open(self->env, self->path, MDB_NOTLS, 0600);
+    }
+    if (mrc) {
+        rc = lmdb_error(err, self, "open", mrc);
+        dv_store_destroy(&self);
+        return rc;
+    }
+    rc = check_length(self, err);
+    MDB_txn *txn = NULL;
+    if (rc == 0 && (mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0) {
+        rc = lmdb_error(err, self, "begin", mrc);
+    }
+    for (int t = 0; rc == 0 && t < DV_STORE_TABLES_; t++) {
+        mrc = mdb_dbi_open(txn, s_table_names[t], MDB_CREATE | MDB_INTEGERKEY,
+                           &self->dbi[t]);
+        if (mrc) {
+            rc = lmdb_error(err, self, s_table_names[t], mrc);
+        }
+    }
+    if (rc == 0 &&
+        (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0) {
+        rc = lmdb_error(err, self, "meta", mrc);
+    }
+    self->next_id = 1;
+    if (rc == 0) {
+        MDB_val k = {9, "next_job"}, v;
+        mrc = mdb_get(txn, self->meta, &k, &v);
+        if (mrc == 0 && v.mv_size == 8) {
+            memcpy(&self->next_id, v.mv_data, 8);
+        } else if (mrc != MDB_NOTFOUND && mrc != 0) {
+            rc = lmdb_error(err, self, "meta", mrc);
+        }
+    }
+    if (rc == 0 && (mrc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        rc = lmdb_error(err, self, "commit", mrc);
+    } else if (rc == 0) {
+        txn = NULL;
+    }
+    if (txn) {
+        mdb_txn_abort(txn);
+    }
+    if (rc) {
+        dv_store_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
+static void
+drop_ops(dv_store_t *self)
+{
+    for (size_t i = 0; i < self->n_ops; i++) {
+        free(self->ops[i].data);
+    }
+    self->n_ops = 0;
+    self->staged_next_id = 0;
+}
+
+void
+dv_store_destroy(dv_store_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    dv_store_t *self = *self_p;
+    drop_ops(self);
+    free(self->ops);
+    if (self->env) {
+        mdb_env_close(self->env);
+    }
+    free(self);
+    *self_p = NULL;
+}
+
+// ----------------------------------------------------------------- writes
+
+static op_t *
+new_op(dv_store_t *self)
+{
+    if (self->n_ops == self->cap_ops) {
+        self->cap_ops = self->cap_ops ? self->cap_ops * 2 : 256;
+        self->ops = dv_realloc(self->ops, self->cap_ops * sizeof *self->ops);
+    }
+    op_t *op = &self->ops[self->n_ops++];
+    memset(op, 0, sizeof *op);
+    return op;
+}
+
+void
+dv_store_put(dv_store_t *self,
+             dv_store_table_t table,
+             uint64_t id,
+             const void *data,
+             size_t len)
+{
+    op_t *op = new_op(self);
+    op->table = (uint8_t)table;
+    op->id = id;
+    op->len = len + 4;
+    op->data = dv_malloc(op->len);
+    if (len) {
+        memcpy(op->data, data, len);
+    }
+    uint32_t c = crc32_of(op->data, len);
+    for (int i = 0; i < 4; i++) {
+        op->data[len + (size_t)i] = (uint8_t)(c >> (8 * i));
+    }
+}
+
+void
+dv_store_del(dv_store_t *self, dv_store_table_t table, uint64_t id)
+{
+    op_t *op = new_op(self);
+    op->table = (uint8_t)table;
+    op->id = id;
+    op->del = true;
+}
+
+void
+dv_store_set_next_id(dv_store_t *self, uint64_t next)
+{
+    self->staged_next_id = next;
+}
+
+size_t
+dv_store_staged(const dv_store_t *self)
+{
+    return self->n_ops + (self->staged_next_id != 0);
+}
+
+uint64_t
+dv_store_next_id(const dv_store_t *self)
+{
+    return self->next_id;
+}
+
+// One attempt at applying the batch. Returns an LMDB code.
+static int
+apply(dv_store_t *self)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    for (size_t i = 0; rc == 0 && i < self->n_ops; i++) {
+        op_t *op = &self->ops[i];
+        MDB_val k = {sizeof op->id, &op->id};
+        if (op->del) {
+            rc = mdb_del(txn, self->dbi[op->table], &k, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : rc;
+        } else {
+            MDB_val v = {op->len, op->data};
+            rc = mdb_put(txn, self->dbi[op->table], &k, &v, 0);
+        }
+    }
+    if (rc == 0 && self->staged_next_id) {
+        MDB_val k = {9, "next_job"}, v = {8, &self->staged_next_id};
+        rc = mdb_put(txn, self->meta, &k, &v, 0);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn); // fsyncs (no MDB_NOSYNC)
+    } else if (txn) {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
+int
+dv_store_commit(dv_store_t *self, dv_error_t *err)
+{
+    if (dv_store_staged(self) == 0) {
+        return 0;
+    }
+    int rc;
+    while ((rc = apply(self)) == MDB_MAP_FULL && self->map_size < MAX_MAP) {
+        // No transaction is open now: the map may grow. Then replay.
+        int grc = mdb_env_set_mapsize(self->env, self->map_size * 2);
+        if (grc != 0) {
+            rc = grc;
+            break;
+        }
+        self->map_size *= 2;
+    }
+    int out = 0;
+    if (rc) {
+        out = lmdb_error(err, self, "commit", rc);
+    } else if (self->staged_next_id) {
+        self->next_id = self->staged_next_id;
+    }
+    drop_ops(self);
+    return out;
+}
+
+// ------------------------------------------------------------------ reads
+
+int
+dv_store_each(dv_store_t *self,
+              dv_store_table_t table,
+              dv_store_each_fn *fn,
+              void *arg,
+              dv_error_t *err)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc == 0) {
+        mrc = mdb_cursor_open(txn, self->dbi[table], &cur);
+    }
+    if (mrc) {
+        if (txn) {
+            mdb_txn_abort(txn);
+        }
+        return lmdb_error(err, self, s_table_names[table], mrc);
+    }
+    int rc = 0;
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while (rc == 0 && (mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        uint64_t id = 0;
+        const uint8_t *p = v.mv_data;
+        if (k.mv_size != sizeof id || v.mv_size < 4) {
+            rc = dv_errorf(err, DV_EFORMAT,
+                           "store %s: a %s record has a malformed key or "
+                           "value (the broker will not run on a damaged "
+                           "store; docs/SEMANTICS.md)",
+                           self->path, s_table_names[table]);
+            break;
+        }
+        memcpy(&id, k.mv_data, sizeof id);
+        size_t len = v.mv_size - 4;
+        uint32_t want = (uint32_t)p[len] | (uint32_t)p[len + 1] << 8 |
+                        (uint32_t)p[len + 2] << 16 | (uint32_t)p[len + 3] << 24;
+        if (crc32_of(p, len) != want) {
+            rc = dv_errorf(err, DV_ECHECKSUM,
+                           "store %s: %s record of job %" PRIu64
+                           " is damaged (CRC mismatch; the broker will not "
+                           "run on a damaged store; docs/SEMANTICS.md)",
+                           self->path, s_table_names[table], id);
+            break;
+        }
+        rc = fn(id, p, len, arg);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND && mrc != 0) {
+        rc = lmdb_error(err, self, s_table_names[table], mrc);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+size_t
+dv_store_count(dv_store_t *self, dv_store_table_t table)
+{
+    MDB_txn *txn = NULL;
+    MDB_stat st = {0};
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn) == 0) {
+        mdb_stat(txn, self->dbi[table], &st);
+        mdb_txn_abort(txn);
+    }
+    return st.ms_entries;
+}

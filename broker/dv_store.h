@@ -1,0 +1,81 @@
+// dv_store — the broker's durable store: jobs, their attempt counts and
+// kept results in LMDB under the data dir, written in group commits.
+//
+// Writes are staged in memory (put/del on a table) and applied together by
+// dv_store_commit in one write transaction, which LMDB fsyncs before it
+// returns: many submits share one fsync (group commit), and the broker
+// acknowledges a submit only after the commit that holds it. Records are
+// opaque bytes to the store; each is stored with a CRC-32 that reads
+// verify, so a damaged record is reported, never handed back as data.
+//
+// The map grows as needed (doubling, from 64 MiB); a full disk is
+// DV_ENOSPC and leaves the previous commit intact. Opening checks that the
+// data file is as long as LMDB's meta page says (a truncated file would
+// otherwise fault on first touch) and reports damage with what to do.
+//
+// Threads: one (the broker's loop thread).
+#ifndef DV_STORE_H
+#define DV_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+
+typedef enum {
+    DV_STORE_JOBS,     // job id -> job record
+    DV_STORE_ATTEMPTS, // job id -> attempts so far (u32, little-endian)
+    DV_STORE_RESULTS,  // job id -> result record
+    DV_STORE_TABLES_
+} dv_store_table_t;
+
+typedef struct dv_store dv_store_t;
+
+// Open (creating) the store in dir/store. Returns 0 and *out, or DV_EIO /
+// DV_EFORMAT / DV_ETRUNC / DV_EACCES with the reason and the remedy.
+int dv_store_open(dv_store_t **out, const char *dir, dv_error_t *err);
+
+// Close; staged writes not committed are dropped. NULL-safe.
+void dv_store_destroy(dv_store_t **self_p);
+
+// Stage a write (the bytes are copied) or a delete. Applied in call order
+// by the next commit.
+void dv_store_put(dv_store_t *self,
+                  dv_store_table_t table,
+                  uint64_t id,
+                  const void *data,
+                  size_t len);
+void dv_store_del(dv_store_t *self, dv_store_table_t table, uint64_t id);
+
+// Stage the next job id (kept in the store so ids are never reused).
+void dv_store_set_next_id(dv_store_t *self, uint64_t next);
+
+// Staged operations not yet committed.
+size_t dv_store_staged(const dv_store_t *self);
+
+// Apply everything staged in one durable transaction. Returns 0, or
+// DV_ENOSPC (disk full: nothing of this batch is stored) / DV_EIO; staged
+// writes are dropped either way (the caller fails what depended on them).
+int dv_store_commit(dv_store_t *self, dv_error_t *err);
+
+// The next job id recorded (1 for a new store).
+uint64_t dv_store_next_id(const dv_store_t *self);
+
+// Call fn for every record of table in id order (data borrowed during the
+// call). A record whose CRC does not match stops the walk with
+// DV_ECHECKSUM naming it. fn returns 0 to go on, else that code stops the
+// walk and is returned.
+typedef int(dv_store_each_fn)(uint64_t id,
+                              const void *data,
+                              size_t len,
+                              void *arg);
+int dv_store_each(dv_store_t *self,
+                  dv_store_table_t table,
+                  dv_store_each_fn *fn,
+                  void *arg,
+                  dv_error_t *err);
+
+// Records in table.
+size_t dv_store_count(dv_store_t *self, dv_store_table_t table);
+
+#endif
