@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <uv.h>
 #include <zmq.h>
@@ -27,6 +28,7 @@
 #include "dv_proto.h"
 #include "dv_registry.h"
 #include "dv_sched.h"
+#include "dv_store.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
 
@@ -51,6 +53,7 @@ typedef struct kept kept_t;
 struct kept {
     uint64_t id;                       // job id
     uint64_t at_ms;                    // loop time it finished
+    uint64_t unix_ms;                  // wall-clock time it finished
     kept_t *hnext;                     // hash chain
     kept_t *newer;                     // FIFO by finish time
     char *text;                        // failure reason (owned); NULL if done
@@ -82,6 +85,7 @@ struct job {
     const uint8_t *payload; // frame 1 of the submit (in data)
     size_t payload_len;     // its length
     uint32_t attempts;      // dispatches so far
+    uint32_t max_attempts;  // runs before a lost job fails
     uint32_t model_version; // infer: the version resolved at submit
     uint32_t rows, cols;    // infer: input shape
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
@@ -131,9 +135,118 @@ struct dv_broker {
     size_t kept_bytes;         // their payload bytes
     uint64_t result_ttl_ms;    // how long results are kept
     dv_registry_t *registry;   // models
+    dv_store_t *store;         // durable jobs/results (NULL: memory only)
+    uv_timer_t commit_timer;   // group commit at the next loop turn
+    bool commit_armed;         // the timer is started
+    bool committing;           // a batch is being written on the pool
+    uint64_t *pending;         // submits waiting for their commit
+    size_t n_pending;          //
+    size_t cap_pending;        //
 };
 
+static uint64_t
+unix_ms_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void on_commit(uv_timer_t *t);
+
+// Commit what is staged at the next turn of the loop: every submit, result
+// and delete of this turn shares one fsync (group commit). A 0 ms timer
+// runs before the loop next polls, and before dv_zwatch's prepare re-reads
+// the sockets' state, so the sends that follow a commit cannot hide input.
+static void
+store_arm(dv_broker_t *self)
+{
+    if (self->store && !self->commit_armed) {
+        uv_timer_start(&self->commit_timer, on_commit, 0, 0);
+        self->commit_armed = true;
+    }
+}
+
+// -------------------------------------------------- store records (v1)
+//
+// Job: 68-byte head (format, kind, max_attempts, model version, rows, cols,
+// name lengths, payload length, model SHA-256), then queue, model, payload.
+// Result: 36-byte head (format, done, frames, code, attempts, extra length
+// and field count, finish time, text and worker lengths), frame lengths,
+// then text, worker, frames, extra fields. All little-endian.
+
+#define REC_FORMAT  1
+#define JOB_HEAD    68
+#define RESULT_HEAD 36
+
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t
+get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
 // ---------------------------------------------------------------- jobs
+
+// A job block holding copies of route, queue, model name and payload; NULL
+// when the payload cannot be allocated.
+static job_t *
+job_alloc(const void *route,
+          size_t route_len,
+          const char *queue,
+          const char *model,
+          const void *payload,
+          size_t payload_len)
+{
+    size_t qlen = strlen(queue) + 1, mlen = strlen(model) + 1;
+    job_t *j =
+        dv_try_malloc(1, sizeof *j + route_len + qlen + mlen + payload_len);
+    if (!j) {
+        return NULL;
+    }
+    memset(j, 0, sizeof *j);
+    uint8_t *p = j->data;
+    if (route_len) {
+        memcpy(p, route, route_len);
+    }
+    j->route = p;
+    j->route_len = (uint8_t)route_len;
+    p += route_len;
+    memcpy(p, queue, qlen);
+    j->queue = (const char *)p;
+    p += qlen;
+    memcpy(p, model, mlen);
+    j->model = (const char *)p;
+    p += mlen;
+    if (payload_len) {
+        memcpy(p, payload, payload_len);
+    }
+    j->payload = p;
+    j->payload_len = payload_len;
+    return j;
+}
 
 static size_t
 bucket(const dv_broker_t *self, uint64_t id)
@@ -277,6 +390,10 @@ kept_evict_oldest(dv_broker_t *self)
     }
     self->n_kept--;
     self->kept_bytes -= k->bytes;
+    if (self->store) {
+        dv_store_del(self->store, DV_STORE_RESULTS, k->id);
+        store_arm(self);
+    }
     kept_free(k);
 }
 
@@ -334,6 +451,7 @@ keep_result(dv_broker_t *self,
     k->n_frames = (uint8_t)n_frames;
     k->bytes = bytes;
     k->at_ms = uv_now(&self->loop);
+    k->unix_ms = unix_ms_now();
     size_t b = kept_bucket(k->id);
     k->hnext = self->kept[b];
     self->kept[b] = k;
@@ -378,6 +496,47 @@ send_kept(dv_broker_t *self,
     dv_msgw_destroy(&w);
 }
 
+static uint8_t *
+kept_encode(const kept_t *k, size_t *len)
+{
+    size_t tlen = k->text ? strlen(k->text) : 0, wlen = strlen(k->data);
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    *len = RESULT_HEAD + 4 * n + tlen + wlen + k->bytes + k->extra_len;
+    uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
+    memset(p, 0, RESULT_HEAD);
+    p[0] = REC_FORMAT;
+    p[1] = k->done;
+    p[2] = k->n_frames;
+    put_u32(p + 4, (uint32_t)k->code);
+    put_u32(p + 8, k->attempts);
+    put_u32(p + 12, k->extra_len);
+    p[16] = (uint8_t)k->extra_fields;
+    p[17] = (uint8_t)(k->extra_fields >> 8);
+    put_u64(p + 20, k->unix_ms);
+    put_u32(p + 28, (uint32_t)tlen);
+    put_u32(p + 32, (uint32_t)wlen);
+    uint8_t *q = p + RESULT_HEAD;
+    for (size_t i = 0; i < n; i++, q += 4) {
+        put_u32(q, k->frame_len[i]);
+    }
+    if (tlen) {
+        memcpy(q, k->text, tlen);
+    }
+    q += tlen;
+    memcpy(q, k->data, wlen);
+    q += wlen;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(q, frames[i].data, frames[i].len);
+        q += frames[i].len;
+    }
+    if (k->extra_len) {
+        const uint8_t *extra = (const uint8_t *)k->data + wlen + 1 + k->bytes;
+        memcpy(q, extra, k->extra_len);
+    }
+    return p;
+}
+
 // The job's result: kept for result_get, then pushed to its submitter.
 static void
 send_result(dv_broker_t *self,
@@ -392,7 +551,17 @@ send_result(dv_broker_t *self,
 {
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
-    send_kept(self, k, j->route, j->route_len, j->rid);
+    if (self->store) {
+        size_t len = 0;
+        uint8_t *rec = kept_encode(k, &len);
+        dv_store_del(self->store, DV_STORE_JOBS, j->id);
+        dv_store_del(self->store, DV_STORE_ATTEMPTS, j->id);
+        dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
+        store_arm(self);
+    }
+    if (j->route_len) { // recovered jobs have no submitter connection
+        send_kept(self, k, j->route, j->route_len, j->rid);
+    }
     kept_trim(self); // after sending: k may be the one evicted
 }
 
@@ -432,6 +601,12 @@ dispatch(dv_broker_t *self)
         worker_t *w = worker_by_handle(self, handle);
         dv_assert(j && w);
         j->attempts = attempt;
+        if (self->store) { // counted even if the broker dies mid-run
+            uint8_t a[4];
+            put_u32(a, attempt);
+            dv_store_put(self->store, DV_STORE_ATTEMPTS, j->id, a, sizeof a);
+            store_arm(self);
+        }
         dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
         dv_msgw_uint(m, "job", j->id);
         dv_msgw_uint(m, "attempt", attempt);
@@ -495,6 +670,98 @@ send_simple(void *sock,
     dv_msgw_destroy(&w);
 }
 
+// Schedule an accepted job.
+static void
+job_schedule(dv_broker_t *self, const job_t *j)
+{
+    char key[DV_MAX_WIRE_NAME + 16] = "";
+    if (j->model[0]) {
+        snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+    }
+    dv_sched_submit(self->sched, j->id, j->queue, key, j->max_attempts);
+}
+
+// Schedule it and tell its submitter.
+static void
+job_accept(dv_broker_t *self, const job_t *j)
+{
+    job_schedule(self, j);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
+    dv_msgw_uint(w, "job", j->id);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(self->clients, j->route, j->route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+}
+
+static uint8_t *
+job_encode(const job_t *j, size_t *len)
+{
+    size_t qlen = strlen(j->queue), mlen = strlen(j->model);
+    *len = JOB_HEAD + qlen + mlen + j->payload_len;
+    uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
+    memset(p, 0, JOB_HEAD);
+    p[0] = REC_FORMAT;
+    p[1] = j->model[0] ? 1 : 0;
+    put_u32(p + 4, j->max_attempts);
+    put_u32(p + 8, j->model_version);
+    put_u32(p + 12, j->rows);
+    put_u32(p + 16, j->cols);
+    put_u32(p + 20, (uint32_t)qlen);
+    put_u32(p + 24, (uint32_t)mlen);
+    put_u64(p + 28, j->payload_len);
+    memcpy(p + 36, j->model_sha, 32);
+    memcpy(p + JOB_HEAD, j->queue, qlen);
+    memcpy(p + JOB_HEAD + qlen, j->model, mlen);
+    if (j->payload_len) {
+        memcpy(p + JOB_HEAD + qlen + mlen, j->payload, j->payload_len);
+    }
+    return p;
+}
+
+// A job from its store record (no submitter connection: its result is
+// kept for result_get). NULL with the reason on a bad record.
+static job_t *
+job_decode(uint64_t id, const uint8_t *p, size_t len, dv_error_t *err)
+{
+    if (len < JOB_HEAD || p[0] != REC_FORMAT || p[1] > 1) {
+        dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
+                  (unsigned long long)id);
+        return NULL;
+    }
+    uint64_t qlen = get_u32(p + 20), mlen = get_u32(p + 24);
+    uint64_t plen = get_u64(p + 28);
+    if (qlen == 0 || qlen > DV_MAX_WIRE_NAME || mlen > DV_MAX_WIRE_NAME ||
+        plen > DV_MAX_FRAME_BYTES || JOB_HEAD + qlen + mlen + plen != len) {
+        dv_errorf(err, DV_EFORMAT, "job %llu: record lengths disagree",
+                  (unsigned long long)id);
+        return NULL;
+    }
+    char queue[DV_MAX_WIRE_NAME + 1], model[DV_MAX_WIRE_NAME + 1];
+    memcpy(queue, p + JOB_HEAD, qlen);
+    queue[qlen] = '\0';
+    memcpy(model, p + JOB_HEAD + qlen, mlen);
+    model[mlen] = '\0';
+    job_t *j = job_alloc(NULL, 0, queue, model, p + JOB_HEAD + qlen + mlen,
+                         (size_t)plen);
+    if (!j) {
+        dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
+                  (unsigned long long)id);
+        return NULL;
+    }
+    j->id = id;
+    j->kind = p[1] ? "infer" : "echo";
+    j->max_attempts = get_u32(p + 4);
+    j->model_version = get_u32(p + 8);
+    j->rows = get_u32(p + 12);
+    j->cols = get_u32(p + 16);
+    memcpy(j->model_sha, p + 36, 32);
+    if (j->max_attempts == 0 || j->max_attempts > MAX_ATTEMPTS_LIMIT) {
+        j->max_attempts = DEFAULT_MAX_ATTEMPTS;
+    }
+    return j;
+}
+
 static int
 on_submit(dv_broker_t *self,
           const dv_wire_msg_t *in,
@@ -555,32 +822,15 @@ on_submit(dv_broker_t *self,
     if (route_len > ROUTE_MAX - 1) {
         return dv_errorf(err, DV_EINVAL, "routing id too long");
     }
-    const char *model_name = model ? model->name : "";
-    size_t qlen = strlen(queue) + 1, mlen = strlen(model_name) + 1;
     job_t *j =
-        dv_try_malloc(1, sizeof *j + route_len + qlen + mlen + payload->len);
+        job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len, queue,
+                  model ? model->name : "", payload->data, payload->len);
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
                          "submit: no memory for a job of %zu bytes",
                          payload->len);
     }
-    memset(j, 0, sizeof *j);
-    uint8_t *p = j->data;
-    memcpy(p, zmq_msg_data((zmq_msg_t *)&in->route), route_len);
-    j->route = p;
-    j->route_len = (uint8_t)route_len;
-    p += route_len;
-    memcpy(p, queue, qlen);
-    j->queue = (const char *)p;
-    p += qlen;
-    memcpy(p, model_name, mlen);
-    j->model = (const char *)p;
-    p += mlen;
-    if (payload->len) {
-        memcpy(p, payload->data, payload->len);
-    }
-    j->payload = p;
-    j->payload_len = payload->len;
+    j->max_attempts = (uint32_t)max_attempts;
     j->kind = infer ? "infer" : "echo";
     if (model) {
         j->model_version = model->version;
@@ -591,18 +841,22 @@ on_submit(dv_broker_t *self,
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
     job_add(self, j);
-    char key[DV_MAX_WIRE_NAME + 16] = "";
-    if (model) {
-        snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+    if (self->store) {
+        // Durable: acknowledged and scheduled once its commit is done.
+        size_t len = 0;
+        uint8_t *rec = job_encode(j, &len);
+        dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
+        dv_store_set_next_id(self->store, self->next_job);
+        if (self->n_pending == self->cap_pending) {
+            self->cap_pending = self->cap_pending ? self->cap_pending * 2 : 64;
+            self->pending =
+                dv_realloc(self->pending, self->cap_pending * sizeof(uint64_t));
+        }
+        self->pending[self->n_pending++] = j->id;
+        store_arm(self);
+        return 0;
     }
-    dv_sched_submit(self->sched, j->id, queue, key, (uint32_t)max_attempts);
-
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
-    dv_msgw_uint(w, "job", j->id);
-    size_t len = 0;
-    const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, j->route, j->route_len, h, len, NULL, 0);
-    dv_msgw_destroy(&w);
+    job_accept(self, j);
     return 0;
 }
 
@@ -1436,6 +1690,15 @@ on_workers_ready(dv_zwatch_t *zw, int events, void *arg)
     return 1;
 }
 
+static bool
+socket_has_input(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 &&
+           (events & ZMQ_POLLIN);
+}
+
 static void
 on_heartbeat(uv_timer_t *t)
 {
@@ -1443,6 +1706,12 @@ on_heartbeat(uv_timer_t *t)
     kept_trim(self); // results past their TTL
     uint64_t now = uv_now(&self->loop);
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
+    // Messages may be waiting unread (the loop was busy): give them a second
+    // period before calling anyone silent, but no more, so a dead worker is
+    // still found under sustained load.
+    if (socket_has_input(self->workers_sock)) {
+        limit *= 2;
+    }
     for (size_t i = 0; i < self->n_workers;) {
         worker_t *w = &self->workers[i];
         if (now - w->last_seen_ms > limit) {
@@ -1468,6 +1737,273 @@ on_signal(uv_signal_t *s, int signum)
 }
 
 // ------------------------------------------------------------- public
+
+// ------------------------------------------------------------- store
+
+// A batch being made durable on the libuv pool, with the submits it holds.
+typedef struct {
+    uv_work_t work;          // pool request
+    dv_broker_t *broker;     // owner
+    dv_store_batch_t *batch; // the writes
+    uint64_t *pending;       // submits to acknowledge after it (owned)
+    size_t n_pending;        //
+    int rc;                  // outcome
+    dv_error_t err;          //
+} commit_t;
+
+static void
+work_commit(uv_work_t *req)
+{
+    commit_t *c = req->data;
+    c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
+}
+
+// After a batch: acknowledge and schedule its submits, or refuse them with
+// the store's reason (disk full, I/O error): nothing is acknowledged that is
+// not stored.
+static void
+commit_finished(dv_broker_t *self, commit_t *c)
+{
+    dv_store_batch_done(self->store, &c->batch, c->rc);
+    if (c->rc) {
+        dv_log(DV_LOG_ERROR, "broker", "%s", c->err.text);
+    }
+    for (size_t i = 0; i < c->n_pending; i++) {
+        job_t *j = job_find(self, c->pending[i]);
+        if (!j) {
+            continue;
+        }
+        if (c->rc == 0) {
+            job_accept(self, j);
+        } else {
+            dv_wire_send_error(self->clients, j->route, j->route_len, j->rid, 0,
+                               c->rc, c->err.text);
+            job_remove(self, j->id);
+        }
+    }
+    free(c->pending);
+    free(c);
+}
+
+static commit_t *
+commit_take(dv_broker_t *self)
+{
+    commit_t *c = dv_calloc(1, sizeof *c);
+    c->broker = self;
+    c->batch = dv_store_take(self->store);
+    c->pending = self->pending;
+    c->n_pending = self->n_pending;
+    self->pending = NULL;
+    self->n_pending = self->cap_pending = 0;
+    c->work.data = c;
+    return c;
+}
+
+static void
+after_commit(uv_work_t *req, int status)
+{
+    commit_t *c = req->data;
+    dv_broker_t *self = c->broker;
+    if (status != 0 && c->rc == 0) {
+        c->rc = dv_errorf(&c->err, DV_ECANCELED, "commit cancelled");
+    }
+    self->committing = false;
+    commit_finished(self, c);
+    if (dv_store_staged(self->store) || self->n_pending) {
+        store_arm(self); // what was staged meanwhile: the next group
+    }
+    dispatch(self);
+}
+
+// The group commit: everything staged since the last one goes to the pool
+// as one batch, one fsync. While a batch is being written the next one
+// gathers, so commits pipeline and grow with the load; the loop thread
+// never waits on the disk.
+static void
+on_commit(uv_timer_t *t)
+{
+    dv_broker_t *self = t->data;
+    self->commit_armed = false;
+    if (self->committing ||
+        (dv_store_staged(self->store) == 0 && self->n_pending == 0)) {
+        return; // after_commit re-arms when the batch in flight is done
+    }
+    commit_t *c = commit_take(self);
+    self->committing = true;
+    if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
+        self->committing = false;
+        c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
+        commit_finished(self, c);
+        dispatch(self);
+    }
+}
+
+// Commit what is left, synchronously (shutdown, after the loop stopped).
+static void
+commit_flush(dv_broker_t *self)
+{
+    if (self->store && (dv_store_staged(self->store) || self->n_pending)) {
+        commit_t *c = commit_take(self);
+        c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
+        commit_finished(self, c);
+    }
+}
+
+typedef struct {
+    dv_broker_t *self;
+    uint64_t now_unix, now_loop;
+    size_t jobs, results, requeued, failed;
+    uint64_t *ids; // jobs in id order
+    size_t n_ids, cap_ids;
+} recovery_t;
+
+static int
+recover_result(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    size_t n = len >= RESULT_HEAD ? p[2] : 0;
+    if (len < RESULT_HEAD + 4 * n || p[0] != REC_FORMAT || n > DV_MAX_FRAMES) {
+        return dv_errorf(NULL, DV_EFORMAT, "result %llu",
+                         (unsigned long long)id);
+    }
+    uint64_t tlen = get_u32(p + 28), wlen = get_u32(p + 32);
+    uint64_t elen = get_u32(p + 12), total = RESULT_HEAD + 4 * n + tlen + wlen;
+    dv_frame_t frames[DV_MAX_FRAMES];
+    for (size_t i = 0; i < n; i++) {
+        frames[i].len = get_u32(p + RESULT_HEAD + 4 * i);
+        total += frames[i].len;
+    }
+    if (total + elen != len || wlen > DV_MAX_WIRE_NAME ||
+        tlen >= DV_ERROR_TEXT_MAX * 4) {
+        return DV_EFORMAT;
+    }
+    const uint8_t *q = p + RESULT_HEAD + 4 * n;
+    char text[DV_ERROR_TEXT_MAX * 4], worker[DV_MAX_WIRE_NAME + 1];
+    memcpy(text, q, tlen);
+    text[tlen] = '\0';
+    q += tlen;
+    memcpy(worker, q, wlen);
+    worker[wlen] = '\0';
+    q += wlen;
+    for (size_t i = 0; i < n; i++) {
+        frames[i].data = q;
+        q += frames[i].len;
+    }
+    dv_msgw_t *extra = NULL;
+    if (elen) {
+        extra = dv_msgw_new(DV_MSG_RESULT, 0);
+        dv_msgw_raw(extra, (size_t)p[16] | (size_t)p[17] << 8, q, elen);
+    }
+    job_t stub;
+    memset(&stub, 0, sizeof stub);
+    stub.id = id;
+    stub.attempts = get_u32(p + 8);
+    kept_t *k = keep_result(r->self, &stub, p[1] != 0, (int)get_u32(p + 4),
+                            text, worker, frames, n, extra);
+    dv_msgw_destroy(&extra);
+    // Its age carries over the restart (the TTL counts from the finish).
+    uint64_t finished = get_u64(p + 20);
+    uint64_t age = r->now_unix > finished ? r->now_unix - finished : 0;
+    k->unix_ms = finished;
+    k->at_ms = r->now_loop > age ? r->now_loop - age : 0;
+    r->results++;
+    return 0;
+}
+
+static int
+recover_job(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    dv_error_t err = {0};
+    job_t *j = job_decode(id, data, len, &err);
+    if (!j) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        return err.code;
+    }
+    job_add(r->self, j);
+    if (r->n_ids == r->cap_ids) {
+        r->cap_ids = r->cap_ids ? r->cap_ids * 2 : 1024;
+        r->ids = dv_realloc(r->ids, r->cap_ids * sizeof *r->ids);
+    }
+    r->ids[r->n_ids++] = id;
+    r->jobs++;
+    return 0;
+}
+
+static int
+recover_attempts(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    job_t *j = job_find(r->self, id);
+    if (j && len == 4) {
+        j->attempts = get_u32(data);
+    }
+    return 0;
+}
+
+// Rebuild queued jobs and kept results from the store. A job that was
+// running when the broker stopped counts that attempt; past max_attempts
+// it fails with the reason, like a job whose worker died.
+static int
+recover(dv_broker_t *self, dv_error_t *err)
+{
+    recovery_t r = {
+        self, unix_ms_now(), uv_now(&self->loop), 0, 0, 0, 0, NULL, 0, 0};
+    self->next_job = dv_store_next_id(self->store);
+    int rc =
+        dv_store_each(self->store, DV_STORE_RESULTS, recover_result, &r, err);
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_JOBS, recover_job, &r, err);
+    }
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_ATTEMPTS, recover_attempts, &r,
+                           err);
+    }
+    if (rc && err && !err->text[0]) {
+        dv_errorf(err, rc,
+                  "the store holds a record this broker cannot read; it will "
+                  "not run on it (docs/SEMANTICS.md)");
+    }
+    for (size_t i = 0; rc == 0 && i < r.n_ids; i++) {
+        job_t *j = job_find(self, r.ids[i]);
+        if (j->model[0] &&
+            !dv_registry_get(self->registry, j->model, j->model_version)) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "model %s@%u is gone (removed while the broker was down)",
+                     j->model, j->model_version);
+            send_result(self, j, false, DV_ENOMODEL, text, "", NULL, 0, NULL);
+            job_remove(self, j->id);
+            r.failed++;
+            continue;
+        }
+        if (j->attempts >= j->max_attempts) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "the broker stopped while it ran; no attempts left (%u)",
+                     j->attempts);
+            send_result(self, j, false, DV_EIO, text, "", NULL, 0, NULL);
+            job_remove(self, j->id);
+            r.failed++;
+            continue;
+        }
+        job_schedule(self, j);
+        dv_sched_set_attempts(self->sched, j->id, j->attempts);
+        r.requeued++;
+    }
+    free(r.ids);
+    if (rc == 0) {
+        rc = dv_store_commit(self->store, err); // the failures just recorded
+    }
+    if (rc == 0 && (r.jobs || r.results)) {
+        dv_log(DV_LOG_INFO, "broker",
+               "store: recovered %zu jobs (%zu queued again, %zu failed) and "
+               "%zu results",
+               r.jobs, r.requeued, r.failed, r.results);
+    }
+    return rc;
+}
 
 static int
 bind_router(void *ctx,
@@ -1521,6 +2057,18 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     }
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
+    uv_timer_init(&self->loop, &self->commit_timer);
+    self->commit_timer.data = self;
+    if (opts->data_dir) {
+        rc = dv_store_open(&self->store, opts->data_dir, err);
+        if (rc == 0) {
+            rc = recover(self, err);
+        }
+        if (rc) {
+            dv_broker_destroy(&self);
+            return rc;
+        }
+    }
     rc = bind_router(self->ctx, opts->client_endpoint, &self->clients,
                      self->client_ep, sizeof self->client_ep, err);
     if (rc == 0) {
@@ -1571,6 +2119,8 @@ dv_broker_run(dv_broker_t *self)
     uv_signal_start(&self->sigterm, on_signal, SIGTERM);
     uv_run(&self->loop, UV_RUN_DEFAULT);
     self->running = false;
+    // A batch still on the pool finishes in dv_broker_destroy's uv_run;
+    // what was staged after it is committed there too.
     return 0;
 }
 
@@ -1593,15 +2143,17 @@ dv_broker_destroy(dv_broker_t **self_p)
     if (self->worker_watch) {
         dv_zwatch_close(self->worker_watch, NULL, NULL);
     }
-    uv_handle_t *handles[] = {(uv_handle_t *)&self->heartbeat,
-                              (uv_handle_t *)&self->sigint,
-                              (uv_handle_t *)&self->sigterm};
-    for (size_t i = 0; i < 3; i++) {
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
+        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->commit_timer};
+    for (size_t i = 0; i < 4; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }
     }
-    uv_run(&self->loop, UV_RUN_DEFAULT); // let close callbacks run
+    uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
+    commit_flush(self); // acknowledged only once stored, sockets still open
+    dv_store_destroy(&self->store); // before the frees below stage deletes
     uv_loop_close(&self->loop);
     if (self->clients) {
         zmq_close(self->clients);
@@ -1626,6 +2178,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         dv_strs_free(&self->workers[i].models, self->workers[i].n_models);
     }
     free(self->workers);
+    free(self->pending);
     dv_sched_destroy(&self->sched);
     dv_registry_destroy(&self->registry);
     free(self);

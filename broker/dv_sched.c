@@ -557,3 +557,14 @@ dv_sched_queue_info(const dv_sched_t *self,
     *running = self->queues[i].running;
     return self->queues[i].name;
 }
+
+int
+dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || j->worker != SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    j->attempts = attempts;
+    return 0;
+}

@@ -80,6 +80,10 @@ bool dv_sched_next(dv_sched_t *self,
 // caller drops it).
 int dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker);
 
+// Set the attempts a queued job has used (a job recovered from the store
+// after a restart). Returns 0 or DV_ENOENT (unknown or running).
+int dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts);
+
 // Remove a queued (not running) job, e.g. cancelled or expired. Returns 0
 // or DV_ENOENT.
 int dv_sched_cancel(dv_sched_t *self, uint64_t job);

@@ -36,6 +36,12 @@ typedef struct {
     size_t len;    // its length, CRC included
 } op_t;
 
+struct dv_store_batch {
+    op_t *ops;        // staged operations, owned
+    size_t n_ops;     //
+    uint64_t next_id; // 0: none
+};
+
 struct dv_store {
     MDB_env *env;                  // the environment
     MDB_dbi dbi[DV_STORE_TABLES_]; // one per table
@@ -70,9 +76,6 @@ crc_init(void)
 static uint32_t
 crc32_of(const uint8_t *p, size_t n)
 {
-    if (s_crc_table[1] == 0) {
-        crc_init();
-    }
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
         c = s_crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
@@ -151,6 +154,9 @@ check_length(dv_store_t *self, dv_error_t *err)
 int
 dv_store_open(dv_store_t **out, const char *dir, dv_error_t *err)
 {
+    if (s_crc_table[1] == 0) {
+        crc_init(); // here, before any commit thread can race for it
+    }
     dv_store_t *self = dv_calloc(1, sizeof *self);
     snprintf(self->path, sizeof self->path, "%s/store", dir);
     int rc = dv_file_mkdirs(self->path, 0700, err);
@@ -270,17 +276,39 @@ dv_store_put(dv_store_t *self,
              const void *data,
              size_t len)
 {
+    uint8_t *buf = dv_malloc(len + DV_STORE_SPARE);
+    if (len) {
+        memcpy(buf, data, len);
+    }
+    dv_store_put_owned(self, table, id, buf, len);
+}
+
+void
+dv_store_put_owned(dv_store_t *self,
+                   dv_store_table_t table,
+                   uint64_t id,
+                   uint8_t *buf,
+                   size_t len)
+{
     op_t *op = new_op(self);
     op->table = (uint8_t)table;
     op->id = id;
-    op->len = len + 4;
-    op->data = dv_malloc(op->len);
-    if (len) {
-        memcpy(op->data, data, len);
-    }
-    uint32_t c = crc32_of(op->data, len);
-    for (int i = 0; i < 4; i++) {
-        op->data[len + (size_t)i] = (uint8_t)(c >> (8 * i));
+    op->len = len + 4; // the CRC is written when the batch is applied
+    op->data = buf;
+}
+
+// Append each put's CRC (on the committing thread: it reads every byte).
+static void
+seal(op_t *ops, size_t n_ops)
+{
+    for (size_t i = 0; i < n_ops; i++) {
+        if (!ops[i].del) {
+            size_t len = ops[i].len - 4;
+            uint32_t c = crc32_of(ops[i].data, len);
+            for (int b = 0; b < 4; b++) {
+                ops[i].data[len + (size_t)b] = (uint8_t)(c >> (8 * b));
+            }
+        }
     }
 }
 
@@ -311,15 +339,15 @@ dv_store_next_id(const dv_store_t *self)
     return self->next_id;
 }
 
-// One attempt at applying the batch. Returns an LMDB code.
+// One attempt at applying ops. Returns an LMDB code.
 static int
-apply(dv_store_t *self)
+apply(dv_store_t *self, const op_t *ops, size_t n_ops, uint64_t next_id)
 {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
-    for (size_t i = 0; rc == 0 && i < self->n_ops; i++) {
-        op_t *op = &self->ops[i];
-        MDB_val k = {sizeof op->id, &op->id};
+    for (size_t i = 0; rc == 0 && i < n_ops; i++) {
+        const op_t *op = &ops[i];
+        MDB_val k = {sizeof op->id, (void *)&op->id};
         if (op->del) {
             rc = mdb_del(txn, self->dbi[op->table], &k, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
@@ -328,8 +356,8 @@ apply(dv_store_t *self)
             rc = mdb_put(txn, self->dbi[op->table], &k, &v, 0);
         }
     }
-    if (rc == 0 && self->staged_next_id) {
-        MDB_val k = {9, "next_job"}, v = {8, &self->staged_next_id};
+    if (rc == 0 && next_id) {
+        MDB_val k = {9, "next_job"}, v = {8, &next_id};
         rc = mdb_put(txn, self->meta, &k, &v, 0);
     }
     if (rc == 0) {
@@ -340,15 +368,18 @@ apply(dv_store_t *self)
     return rc;
 }
 
-int
-dv_store_commit(dv_store_t *self, dv_error_t *err)
+// Apply with map growth. Only one writer at a time (the caller's rule), and
+// no read transaction is open while the broker runs, so the map may grow.
+static int
+apply_growing(dv_store_t *self,
+              const op_t *ops,
+              size_t n_ops,
+              uint64_t next_id,
+              dv_error_t *err)
 {
-    if (dv_store_staged(self) == 0) {
-        return 0;
-    }
     int rc;
-    while ((rc = apply(self)) == MDB_MAP_FULL && self->map_size < MAX_MAP) {
-        // No transaction is open now: the map may grow. Then replay.
+    while ((rc = apply(self, ops, n_ops, next_id)) == MDB_MAP_FULL &&
+           self->map_size < MAX_MAP) {
         int grc = mdb_env_set_mapsize(self->env, self->map_size * 2);
         if (grc != 0) {
             rc = grc;
@@ -356,14 +387,60 @@ dv_store_commit(dv_store_t *self, dv_error_t *err)
         }
         self->map_size *= 2;
     }
-    int out = 0;
-    if (rc) {
-        out = lmdb_error(err, self, "commit", rc);
-    } else if (self->staged_next_id) {
-        self->next_id = self->staged_next_id;
+    return rc ? lmdb_error(err, self, "commit", rc) : 0;
+}
+
+int
+dv_store_commit(dv_store_t *self, dv_error_t *err)
+{
+    if (dv_store_staged(self) == 0) {
+        return 0;
     }
-    drop_ops(self);
-    return out;
+    dv_store_batch_t *b = dv_store_take(self);
+    int rc = dv_store_batch_commit(self, b, err);
+    dv_store_batch_done(self, &b, rc);
+    return rc;
+}
+
+dv_store_batch_t *
+dv_store_take(dv_store_t *self)
+{
+    dv_store_batch_t *b = dv_calloc(1, sizeof *b);
+    b->ops = self->ops;
+    b->n_ops = self->n_ops;
+    b->next_id = self->staged_next_id;
+    self->ops = NULL;
+    self->n_ops = self->cap_ops = 0;
+    self->staged_next_id = 0;
+    return b;
+}
+
+int
+dv_store_batch_commit(dv_store_t *self, dv_store_batch_t *b, dv_error_t *err)
+{
+    if (b->n_ops == 0 && b->next_id == 0) {
+        return 0;
+    }
+    seal(b->ops, b->n_ops);
+    return apply_growing(self, b->ops, b->n_ops, b->next_id, err);
+}
+
+void
+dv_store_batch_done(dv_store_t *self, dv_store_batch_t **batch_p, int rc)
+{
+    if (!batch_p || !*batch_p) {
+        return;
+    }
+    dv_store_batch_t *b = *batch_p;
+    if (rc == 0 && b->next_id) {
+        self->next_id = b->next_id;
+    }
+    for (size_t i = 0; i < b->n_ops; i++) {
+        free(b->ops[i].data);
+    }
+    free(b->ops);
+    free(b);
+    *batch_p = NULL;
 }
 
 // ------------------------------------------------------------------ reads

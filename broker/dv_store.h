@@ -47,6 +47,17 @@ void dv_store_put(dv_store_t *self,
                   size_t len);
 void dv_store_del(dv_store_t *self, dv_store_table_t table, uint64_t id);
 
+// Bytes a buffer for dv_store_put_owned needs beyond its data (the CRC).
+#define DV_STORE_SPARE 4
+
+// Stage a write of buf[0..len) without copying: buf (from malloc, with
+// DV_STORE_SPARE bytes after len) now belongs to the store.
+void dv_store_put_owned(dv_store_t *self,
+                        dv_store_table_t table,
+                        uint64_t id,
+                        uint8_t *buf,
+                        size_t len);
+
 // Stage the next job id (kept in the store so ids are never reused).
 void dv_store_set_next_id(dv_store_t *self, uint64_t next);
 
@@ -74,6 +85,19 @@ int dv_store_each(dv_store_t *self,
                   dv_store_each_fn *fn,
                   void *arg,
                   dv_error_t *err);
+
+// Commits off the caller's thread: take what is staged as a batch (the
+// store is ready to stage the next one at once), apply it on another thread
+// with dv_store_batch_commit (one batch at a time: LMDB has one writer),
+// then free it. The store's next id advances when the batch is freed after
+// a successful commit.
+typedef struct dv_store_batch dv_store_batch_t;
+dv_store_batch_t *dv_store_take(dv_store_t *self);
+int dv_store_batch_commit(dv_store_t *self,
+                          dv_store_batch_t *batch,
+                          dv_error_t *err);
+// rc: what dv_store_batch_commit returned. NULL-safe.
+void dv_store_batch_done(dv_store_t *self, dv_store_batch_t **batch_p, int rc);
 
 // Records in table.
 size_t dv_store_count(dv_store_t *self, dv_store_table_t table);

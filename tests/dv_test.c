@@ -62,6 +62,10 @@ dv_test_tmpdir(void)
 void
 dv_test_rmdir(const char *dir)
 {
+    if (getenv("DV_TEST_KEEP")) { // debugging: keep logs and stores
+        fprintf(stderr, "  kept %s\n", dir);
+        return;
+    }
     DIR *d = opendir(dir);
     if (!d) {
         return;

@@ -65,7 +65,9 @@ struct task {
     uint64_t version;                // ... and version
     uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
     cached_t *model;                 // while computing (a ref is held)
-    dv_tensor_t *input;              // owned
+    dv_tensor_t *input;              // owned (made on the pool from raw)
+    uint8_t *raw;                    // input frame bytes until then, owned
+    size_t raw_rows, raw_cols;       // its shape
     dv_tensor_t *output;             // set by the pool thread
     int rc;                          // its result
     dv_error_t err;                  // and reason
@@ -255,6 +257,7 @@ cache_trim(dv_worker_t *self)
 static void
 task_free(task_t *t)
 {
+    free(t->raw);
     dv_tensor_destroy(&t->input);
     dv_tensor_destroy(&t->output);
     free(t);
@@ -293,6 +296,16 @@ static void
 work_predict(uv_work_t *req)
 {
     task_t *t = req->data;
+    if (!t->input) { // raw little-endian bytes to floats, here, not on the loop
+        dv_frame_t f = {t->raw, t->raw_rows * t->raw_cols * 4};
+        t->rc = dv_tensor_from_frame(&f, t->raw_rows, t->raw_cols, &t->input,
+                                     &t->err);
+        free(t->raw);
+        t->raw = NULL;
+        if (t->rc) {
+            return;
+        }
+    }
     t->rc = dv_model_predict(t->model->model, t->input, &t->output, &t->err);
 }
 
@@ -567,7 +580,18 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     size_t rows = 0, cols = 0;
     int rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
                                 err);
-    return rc ? rc : dv_tensor_from_frame(f, rows, cols, &t->input, err);
+    if (rc) {
+        return rc;
+    }
+    t->raw = dv_try_malloc(f->len ? f->len : 1, 1);
+    if (!t->raw) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu x %zu input",
+                         rows, cols);
+    }
+    memcpy(t->raw, f->data, f->len);
+    t->raw_rows = rows;
+    t->raw_cols = cols;
+    return 0;
 }
 
 static void
@@ -736,7 +760,16 @@ on_heartbeat(uv_timer_t *t)
         self->bye_acked = true;
         maybe_finish_drain(self);
     }
-    if (self->watch && silent > (uint64_t)self->heartbeat_ms * self->liveness) {
+    // Messages waiting unread (the loop was busy) may be signs of life:
+    // give them a second period, no more.
+    int events = 0;
+    size_t elen = sizeof events;
+    if (self->sock &&
+        zmq_getsockopt(self->sock, ZMQ_EVENTS, &events, &elen) == 0 &&
+        (events & ZMQ_POLLIN)) {
+        limit *= 2;
+    }
+    if (self->watch && silent > limit) {
         dv_log(DV_LOG_WARN, "worker",
                "no word from the broker for %llu ms: reconnecting",
                (unsigned long long)silent);

@@ -24,6 +24,9 @@
 
 #define MAX_WORKERS 2
 #define WAIT_MS     60000 // a job's result, generous for ASan on 2 cores
+// Liveness = 3 heartbeats: short enough that a killed worker is noticed
+// quickly, long enough for ASan builds sharing 2 cores with other tests.
+#define HEARTBEAT_MS "400"
 
 typedef struct {
     char *dir;                      // temporary folder
@@ -37,9 +40,9 @@ typedef struct {
 static bool
 broker_start(cluster_t *c)
 {
-    const char *args[] = {"--client",       c->cep,   "--worker",
-                          c->wep,           "--data", c->data,
-                          "--heartbeat-ms", "200",    NULL};
+    const char *args[] = {"--client",       c->cep,       "--worker",
+                          c->wep,           "--data",     c->data,
+                          "--heartbeat-ms", HEARTBEAT_MS, NULL};
     c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
     char ready[9000];
     return c->broker.pid && dv_proc_wait_ready(&c->broker, ready, sizeof ready);
@@ -51,9 +54,9 @@ worker_start(cluster_t *c, int i, const char *prefetch)
     char name[16], log[32];
     snprintf(name, sizeof name, "w%d", i);
     snprintf(log, sizeof log, "worker%d.log", i);
-    const char *args[] = {"--broker",   c->wep,   "--name",         name,
-                          "--prefetch", prefetch, "--heartbeat-ms", "200",
-                          NULL};
+    const char *args[] = {
+        "--broker", c->wep,           "--name",     name, "--prefetch",
+        prefetch,   "--heartbeat-ms", HEARTBEAT_MS, NULL};
     c->workers[i] = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, log);
     char ready[9000];
     return c->workers[i].pid &&
@@ -605,7 +608,8 @@ test_sigterm_drains_worker(void)
         drover_poll(c.d, 1000, &err);
     }
     free(x);
-    int exit_rc = cluster_down(&c, t.done != 2 || worker_exit != 0);
+    int exit_rc =
+        cluster_down(&c, t.done != 2 || worker_exit != 0 || t.rerun != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(push, 0);
     DV_CHECK_EQ(busy, 0);
@@ -633,5 +637,14 @@ static const dv_test_case_t cases[] = {
 int
 main(int argc, char **argv)
 {
+    // Workers compute with one BLAS thread each: OpenBLAS threads spin while
+    // they wait, and on 2 shared cores two workers' spinning starved the
+    // broker long enough to look dead (tests run in parallel).
+    // This process compares its own predictions with theirs bit for bit, so
+    // it uses the same count (different counts may round differently).
+    // So do `drover local predict` runs (DROVER_THREADS).
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("DROVER_THREADS", "1", 1);
+    dv_blas_set_threads(1);
     return dv_test_main(argc, argv, cases);
 }
