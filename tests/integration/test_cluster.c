@@ -120,7 +120,7 @@ test_up_commands_restart_and_stop(void)
     snprintf(data, sizeof data, "%s/data", c.dir);
     const char *args[] = {"up",  "--workers", "2",  "--endpoint",
                           c.ep,  "--data",    data, "--heartbeat-ms",
-                          "200", NULL};
+                          "400", NULL};
     c.up = dv_proc_start("DROVER_BIN", args, c.dir, "up.log");
     char ready[9000] = "";
     bool up = c.up.pid && dv_proc_wait_ready(&c.up, ready, sizeof ready);

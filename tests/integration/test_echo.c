@@ -22,6 +22,10 @@
 #include "dv_wire.h"
 
 #define DEADLINE_MS DV_PROC_DEADLINE_MS
+// Liveness = 3 heartbeats: short enough for the lost-worker case to be
+// quick, long enough that ASan builds sharing 2 cores with other tests
+// (ctest -j2) are not mistaken for dead.
+#define HEARTBEAT_MS "400"
 
 typedef dv_proc_t proc_t;
 
@@ -69,7 +73,7 @@ cluster_up(cluster_t *c, int n_workers)
     snprintf(cep, sizeof cep, "ipc://%s/client.sock", s_dir);
     snprintf(wep, sizeof wep, "ipc://%s/worker.sock", s_dir);
     const char *bargs[] = {
-        "--client",       cep, "--worker", wep, "--heartbeat-ms", "200",
+        "--client",       cep, "--worker", wep, "--heartbeat-ms", HEARTBEAT_MS,
         "--result-ttl-s", "2", NULL};
     c->broker = start("DROVER_BROKER_BIN", bargs, "broker.log");
     char ready[1100];
@@ -83,7 +87,7 @@ cluster_up(cluster_t *c, int n_workers)
         snprintf(name, sizeof name, "w%d", i);
         snprintf(log, sizeof log, "worker%d.log", i);
         const char *wargs[] = {"--broker",       c->worker_ep, "--name", name,
-                               "--heartbeat-ms", "200",        NULL};
+                               "--heartbeat-ms", HEARTBEAT_MS, NULL};
         c->workers[i] = start("DROVER_WORKER_BIN", wargs, log);
         if (!c->workers[i].pid ||
             !wait_ready(&c->workers[i], ready, sizeof ready)) {
@@ -196,7 +200,13 @@ echo_many(void *sock, int n, int per_worker[2])
             const dv_frame_t *f = dv_msg_frame(m, 1);
             bool same = f && f->len == strlen(payload) &&
                         memcmp(f->data, payload, f->len) == 0;
-            wrong += !same || strcmp(state, "done") != 0;
+            if (!same || strcmp(state, "done") != 0) {
+                int code = 0;
+                char text[256] = "";
+                dv_msg_error(m, &code, text, sizeof text, &err);
+                fprintf(stderr, "  result %s: %s\n", state, text);
+                wrong++;
+            }
             if (per_worker) {
                 per_worker[strcmp(worker, "w1") == 0]++;
             }
@@ -206,6 +216,10 @@ echo_many(void *sock, int n, int per_worker[2])
         }
         dv_msg_destroy(&m);
         dv_wire_msg_close(&in);
+    }
+    if (accepted != n || wrong != 0) {
+        fprintf(stderr, "  echo_many: %d accepted, %d results, %d wrong\n",
+                accepted, results, wrong);
     }
     return accepted == n && wrong == 0 ? 0 : -1;
 }
@@ -350,8 +364,8 @@ test_lost_worker_jobs_rerun(void)
         }
         // A second worker joins; the first is killed while holding a job.
         char ready[600];
-        const char *wargs[] = {"--broker",       c.worker_ep, "--name", "w1",
-                               "--heartbeat-ms", "200",       NULL};
+        const char *wargs[] = {"--broker",       c.worker_ep,  "--name", "w1",
+                               "--heartbeat-ms", HEARTBEAT_MS, NULL};
         c.workers[1] = start("DROVER_WORKER_BIN", wargs, "worker1.log");
         up = c.workers[1].pid && wait_ready(&c.workers[1], ready, sizeof ready);
         kill(c.workers[0].pid, SIGKILL);

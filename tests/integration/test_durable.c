@@ -1,0 +1,238 @@
+// test_durable — nothing accepted is lost: the real broker with a data dir
+// is SIGKILLed while a producer streams jobs; after a restart on the same
+// store every job the producer saw acknowledged ends with its result (from
+// the store if it had finished, run again if not), ids are never reused,
+// and a damaged store stops the broker with a clear error instead of
+// silently dropping data.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "drover.h"
+#include "dv_proto.h"
+#include "dv_test.h"
+#include "dv_test_proc.h"
+#include "dv_wire.h"
+
+#define N_JOBS  3000
+#define KILL_AT 1200 // acknowledgements seen before the broker is killed
+#define HB      "400"
+
+typedef struct {
+    char *dir;
+    char data[4300], cep[4300], wep[4300];
+    dv_proc_t broker, workers[2];
+} cluster_t;
+
+static bool
+broker_start(cluster_t *c)
+{
+    const char *args[] = {"--client",       c->cep,   "--worker",
+                          c->wep,           "--data", c->data,
+                          "--heartbeat-ms", HB,       NULL};
+    c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
+    char ready[9000];
+    return c->broker.pid && dv_proc_wait_ready(&c->broker, ready, sizeof ready);
+}
+
+static bool
+workers_start(cluster_t *c)
+{
+    for (int i = 0; i < 2; i++) {
+        char name[8], log[16];
+        snprintf(name, sizeof name, "w%d", i);
+        snprintf(log, sizeof log, "worker%d.log", i);
+        const char *args[] = {"--broker",   c->wep, "--name",         name,
+                              "--prefetch", "16",   "--heartbeat-ms", HB,
+                              NULL};
+        c->workers[i] = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, log);
+        char ready[9000];
+        if (!c->workers[i].pid ||
+            !dv_proc_wait_ready(&c->workers[i], ready, sizeof ready)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Read what has arrived; record accepted job ids by rid.
+static size_t
+drain(void *sock, uint64_t *job_of_rid, int wait_ms)
+{
+    size_t got = 0;
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&item, 1, wait_ms) > 0) {
+        dv_wire_msg_t in;
+        while (dv_wire_recv(sock, false, &in) == 1) {
+            dv_msg_t *m = NULL;
+            dv_error_t err = {0};
+            if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                              zmq_msg_size(&in.header), in.frames, in.n_payload,
+                              NULL, &err) == 0 &&
+                dv_msg_type(m) == DV_MSG_ACCEPTED && dv_msg_rid(m) >= 1 &&
+                dv_msg_rid(m) <= N_JOBS) {
+                uint64_t job = 0;
+                dv_msg_uint(m, "job", &job, &err);
+                job_of_rid[dv_msg_rid(m)] = job;
+                got++;
+            }
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+        wait_ms = 0;
+    }
+    return got;
+}
+
+static void
+test_kill_broker_mid_stream(void)
+{
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    c.dir = dv_test_tmpdir();
+    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
+    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
+    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    bool up = broker_start(&c) && workers_start(&c);
+    uint64_t *job_of_rid = calloc(N_JOBS + 1, sizeof(uint64_t));
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(sock, c.cep);
+    size_t acked = 0;
+    int sent = 0;
+    bool killed = false;
+    for (int i = 1; up && i <= N_JOBS && !killed; i++) {
+        char payload[32];
+        snprintf(payload, sizeof payload, "job-%d", i);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, (uint64_t)i);
+        dv_msgw_str(w, "queue", "durable");
+        dv_msgw_str(w, "kind", "echo");
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_frame_t f = {(const uint8_t *)payload, strlen(payload)};
+        dv_wire_send(sock, NULL, 0, h, hlen, &f, 1);
+        dv_msgw_destroy(&w);
+        sent++;
+        // Keep about 200 submits in flight: commits are under way when the
+        // kill lands.
+        acked += drain(sock, job_of_rid, sent - (int)acked > 200 ? 100 : 0);
+        if (acked >= KILL_AT) {
+            kill(c.broker.pid, SIGKILL); // mid-stream, commits in flight
+            dv_proc_stop(&c.broker, SIGKILL);
+            killed = true;
+        }
+    }
+    if (up && !killed) { // it acknowledged everything first: still kill it
+        acked += drain(sock, job_of_rid, 2000);
+        kill(c.broker.pid, SIGKILL);
+        dv_proc_stop(&c.broker, SIGKILL);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+
+    // Restart on the same store; the workers find it by themselves.
+    bool again = up && broker_start(&c);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    if (again && drover_connect(&d, c.cep, 10000, &err) != 0) {
+        again = false;
+    }
+    size_t ok = 0, missing = 0, wrong = 0;
+    uint64_t max_id = 0;
+    for (int i = 1; again && i <= N_JOBS; i++) {
+        uint64_t id = job_of_rid[i];
+        if (!id) {
+            continue; // never acknowledged: no promise was made
+        }
+        max_id = id > max_id ? id : max_id;
+        drover_result_t *r = NULL;
+        if (drover_wait(d, id, 60000, &r, &err) != 0) {
+            if (missing++ < 3) {
+                fprintf(stderr, "  job %llu (rid %d): %s\n",
+                        (unsigned long long)id, i, err.text);
+            }
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "job-%d", i);
+        size_t len = 0;
+        const void *p = drover_result_payload(r, &len);
+        if (drover_result_ok(r) && len == strlen(want) &&
+            memcmp(p, want, len) == 0) {
+            ok++;
+        } else {
+            wrong++;
+        }
+        drover_result_destroy(&r);
+    }
+    // Ids continue after the old ones.
+    uint64_t new_id = 0;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "after";
+    job.payload_len = 5;
+    int submit_rc = again ? drover_submit(d, &job, 10000, &new_id, &err) : -1;
+    drover_destroy(&d);
+    printf("  %d sent, %zu acknowledged before the kill, %zu done after the "
+           "restart\n",
+           sent, acked, ok);
+    for (int i = 0; i < 2; i++) {
+        dv_proc_stop(&c.workers[i], SIGTERM);
+    }
+    int exit_rc = again ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+
+    // A truncated store: the broker refuses to start, saying why.
+    char file[4400];
+    snprintf(file, sizeof file, "%s/store/data.mdb", c.data);
+    size_t flen = 0;
+    unsigned char *bytes = dv_test_read_file(file, &flen);
+    if (bytes) {
+        dv_test_write_file(file, bytes, flen / 3);
+    }
+    free(bytes);
+    const char *args[] = {"--client", c.cep,  "--worker", c.wep,
+                          "--data",   c.data, NULL};
+    int refused =
+        dv_proc_run("DROVER_BROKER_BIN", args, NULL, c.dir, "refused.log");
+    char log[4400];
+    snprintf(log, sizeof log, "%s/refused.log", c.dir);
+    size_t llen = 0;
+    char *text = (char *)dv_test_read_file(log, &llen);
+    bool says_why = text && strstr(text, "truncated");
+    free(text);
+    if (missing || wrong || exit_rc != 0) {
+        dv_proc_dump_log(c.dir, "broker.log");
+    }
+    free(job_of_rid);
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK(acked >= KILL_AT);
+    DV_CHECK(again);
+    DV_CHECK_EQ(missing, 0);
+    DV_CHECK_EQ(wrong, 0);
+    DV_CHECK_EQ(ok, acked);
+    DV_CHECK_EQ(submit_rc, 0);
+    DV_CHECK(new_id > max_id);
+    DV_CHECK_EQ(exit_rc, 0);
+    DV_CHECK_EQ(refused, 1);
+    DV_CHECK(says_why);
+}
+
+static const dv_test_case_t cases[] = {
+    {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
