@@ -15,8 +15,10 @@ usage(FILE *f)
                "[--result-ttl-s N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
-               "--data DIR keeps the model registry in DIR/models (created "
-               "if missing);\nwithout it models live in memory only.\n"
+               "--data DIR makes jobs, results and models durable (DIR/store, "
+               "DIR/models;\ncreated if missing): a submit is acknowledged "
+               "once stored, and a restart\nrecovers everything. Without it "
+               "all lives in memory (docs/SEMANTICS.md).\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
