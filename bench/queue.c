@@ -12,14 +12,18 @@
 // Drover runs as real processes (drover-broker, drover-worker from
 // --bin-dir) on ipc:// endpoints in a temporary folder. Writes JSON
 // (--out, default bench/results/queue.json) and prints Drover / floor.
+#define _XOPEN_SOURCE 700 // nftw
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,7 +235,22 @@ drover_w2(void *sock, double *lat, int n)
 }
 
 static int
-run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+// durable: the broker gets --data (jobs and results in LMDB, group commits
+// with fsync; a submit is acknowledged once stored).
+static int
+run_drover(const char *bin_dir,
+           int workers,
+           bool durable,
+           double *w1_rate,
+           double *lat)
 {
     char dir[] = "/tmp/dv-bench-queue-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -242,7 +261,11 @@ run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
     snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
     snprintf(broker_bin, sizeof broker_bin, "%s/drover-broker", bin_dir);
     snprintf(worker_bin, sizeof worker_bin, "%s/drover-worker", bin_dir);
-    const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *bargs[] = {
+        "--client", cep, "--worker", wep, durable ? "--data" : NULL,
+        data,       NULL};
     proc_t broker = spawn(broker_bin, bargs), w[2] = {{0, -1}, {0, -1}};
     int rc = ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
@@ -273,7 +296,7 @@ run_drover(const char *bin_dir, int workers, double *w1_rate, double *lat)
     unlink(path);
     snprintf(path, sizeof path, "%s/w.sock", dir);
     unlink(path);
-    rmdir(dir);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return rc;
 }
 
@@ -520,17 +543,19 @@ main(int argc, char **argv)
     if (workload) {
         return endpoint ? producer(workload, n, endpoint) : 2;
     }
-    double dv_w1[RUNS], fl_w1[RUNS];
+    double dv_w1[RUNS], fl_w1[RUNS], du_w1[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        if (run_drover(bin_dir, 2, &dv_w1[r], NULL) != 0) {
+        if (run_drover(bin_dir, 2, false, &dv_w1[r], NULL) != 0 ||
+            run_drover(bin_dir, 2, true, &du_w1[r], NULL) != 0) {
             return 1;
         }
         floor_run(2, &fl_w1[r], NULL);
     }
     qsort(dv_w1, RUNS, sizeof(double), cmp_double);
+    qsort(du_w1, RUNS, sizeof(double), cmp_double);
     qsort(fl_w1, RUNS, sizeof(double), cmp_double);
     static double dv_lat[W2_TRIPS], fl_lat[W2_TRIPS];
-    if (run_drover(bin_dir, 1, NULL, dv_lat) != 0) {
+    if (run_drover(bin_dir, 1, false, NULL, dv_lat) != 0) {
         return 1;
     }
     floor_run(1, NULL, fl_lat);
@@ -543,6 +568,9 @@ main(int argc, char **argv)
     printf("  drover %8.0f jobs/s   raw zmq relay %8.0f jobs/s   drover/floor "
            "%.2f\n",
            dv_w1[RUNS / 2], fl_w1[RUNS / 2], dv_w1[RUNS / 2] / fl_w1[RUNS / 2]);
+    printf("  drover durable (--data: LMDB, group commit, fsync) %8.0f jobs/s "
+           "(%.2f of in-memory)\n",
+           du_w1[RUNS / 2], du_w1[RUNS / 2] / dv_w1[RUNS / 2]);
     printf("W2 %d sequential round trips, 1 worker:\n", W2_TRIPS);
     printf("  drover p50 %6.0f us p99 %6.0f us   raw zmq relay p50 %6.0f us "
            "p99 %6.0f us\n",
@@ -556,12 +584,14 @@ main(int argc, char **argv)
             "{\n  \"bench\": \"queue\",\n  \"transport\": \"ipc\",\n"
             "  \"w1\": {\"jobs\": %d, \"payload_bytes\": %d, \"workers\": 2, "
             "\"drover_jobs_per_s\": %.0f, \"floor_jobs_per_s\": %.0f, "
-            "\"drover_over_floor\": %.3f},\n"
+            "\"drover_over_floor\": %.3f, \"drover_durable_jobs_per_s\": "
+            "%.0f},\n"
             "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
             "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
             "\"floor_p99_us\": %.0f}\n}\n",
             W1_JOBS, PAYLOAD, dv_w1[RUNS / 2], fl_w1[RUNS / 2],
-            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], W2_TRIPS, d50, d99, f50, f99);
+            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], W2_TRIPS, d50,
+            d99, f50, f99);
     fclose(f);
     printf("wrote %s\n", out_path);
     return 0;
