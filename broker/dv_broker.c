@@ -94,6 +94,11 @@ struct job {
 };
 
 typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1]; // queue
+    uint64_t bytes;                  // payload bytes of its unfinished jobs
+} qbytes_t;
+
+typedef struct {
     uint8_t route[ROUTE_MAX];        // worker's routing id
     size_t route_len;                // its length
     uint64_t handle;                 // id in dv_sched
@@ -139,6 +144,10 @@ struct dv_broker {
     uv_timer_t commit_timer;   // group commit at the next loop turn
     bool commit_armed;         // the timer is started
     bool committing;           // a batch is being written on the pool
+    uint64_t max_queued;       // jobs waiting per queue
+    uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
+    qbytes_t *qbytes;          // those bytes, per queue
+    size_t n_qbytes;           //
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
     size_t cap_pending;        //
@@ -273,9 +282,26 @@ jobs_grow(dv_broker_t *self)
     free(old);
 }
 
+static qbytes_t *
+queue_bytes(dv_broker_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_qbytes; i++) {
+        if (strcmp(self->qbytes[i].name, name) == 0) {
+            return &self->qbytes[i];
+        }
+    }
+    self->qbytes =
+        dv_realloc(self->qbytes, (self->n_qbytes + 1) * sizeof(qbytes_t));
+    qbytes_t *q = &self->qbytes[self->n_qbytes++];
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name);
+    return q;
+}
+
 static void
 job_add(dv_broker_t *self, job_t *j)
 {
+    queue_bytes(self, j->queue)->bytes += j->payload_len;
     if (self->n_jobs + 1 > self->n_buckets) {
         jobs_grow(self);
     }
@@ -303,6 +329,7 @@ job_remove(dv_broker_t *self, uint64_t id)
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
+            queue_bytes(self, j->queue)->bytes -= j->payload_len;
             free(j);
             self->n_jobs--;
             return;
@@ -817,6 +844,28 @@ on_submit(dv_broker_t *self,
     } else if (!payload) {
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an echo job needs its payload in frame 1");
+    }
+    // Backpressure: refuse at once, with the numbers, rather than queue
+    // without bound; the producer decides what to do.
+    size_t waiting = dv_sched_queue_waiting(self->sched, queue);
+    for (size_t i = 0; i < self->n_pending; i++) {
+        const job_t *pj = job_find(self, self->pending[i]);
+        waiting += pj && strcmp(pj->queue, queue) == 0;
+    }
+    if (waiting >= self->max_queued) {
+        return dv_errorf(err, DV_EQUEUEFULL,
+                         "queue '%s' has %zu jobs waiting, the limit is %llu "
+                         "(--max-queued): retry later",
+                         queue, waiting, (unsigned long long)self->max_queued);
+    }
+    uint64_t held = queue_bytes(self, queue)->bytes;
+    if (held + payload->len > self->max_queued_bytes) {
+        return dv_errorf(err, DV_EQUEUEFULL,
+                         "queue '%s' holds %llu payload bytes; %zu more would "
+                         "pass the limit of %llu (--max-queued-bytes): retry "
+                         "later",
+                         queue, (unsigned long long)held, payload->len,
+                         (unsigned long long)self->max_queued_bytes);
     }
     size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
     if (route_len > ROUTE_MAX - 1) {
@@ -2044,6 +2093,9 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->kept = dv_calloc(KEPT_BUCKETS, sizeof(kept_t *));
     self->result_ttl_ms =
         opts->result_ttl_ms ? opts->result_ttl_ms : 3600 * 1000;
+    self->max_queued = opts->max_queued ? opts->max_queued : 1000000;
+    self->max_queued_bytes =
+        opts->max_queued_bytes ? opts->max_queued_bytes : (uint64_t)1 << 30;
     self->next_job = 1;
     self->next_handle = 1;
     self->sched = dv_sched_new();
@@ -2179,6 +2231,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->workers);
     free(self->pending);
+    free(self->qbytes);
     dv_sched_destroy(&self->sched);
     dv_registry_destroy(&self->registry);
     free(self);

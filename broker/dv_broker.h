@@ -26,7 +26,10 @@ typedef struct {
                                  // (0: 3)
     uint64_t result_ttl_ms;      // results kept for result_get (0: 1 hour;
                                  // also bounded to 100,000 / 256 MiB)
-    const char *data_dir;        // model registry folder; NULL: in memory
+    const char *data_dir;        // jobs, results, models; NULL: in memory
+    uint64_t max_queued;         // jobs waiting per queue (0: 1,000,000)
+    uint64_t max_queued_bytes;   // payload bytes of a queue's unfinished
+                                 // jobs (0: 1 GiB)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

@@ -568,3 +568,14 @@ dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts)
     j->attempts = attempts;
     return 0;
 }
+
+size_t
+dv_sched_queue_waiting(const dv_sched_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_queues; i++) {
+        if (strcmp(self->queues[i].name, name) == 0) {
+            return self->queues[i].jobs.n;
+        }
+    }
+    return 0;
+}

@@ -100,6 +100,9 @@ int dv_sched_job(const dv_sched_t *self,
 // runs finish normally. A new dv_sched_worker_add ends draining.
 void dv_sched_worker_drain(dv_sched_t *self, uint64_t worker);
 
+// Jobs waiting in the queue named name (0 for unknown queues).
+size_t dv_sched_queue_waiting(const dv_sched_t *self, const char *name);
+
 // Queues known (created by submits; never removed while the broker runs).
 size_t dv_sched_queue_count(const dv_sched_t *self);
 

@@ -13,12 +13,18 @@ usage(FILE *f)
     fprintf(f, "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
                "                     [--data DIR] [--heartbeat-ms N] "
                "[--result-ttl-s N]\n"
+               "                     [--max-queued N] [--max-queued-bytes "
+               "N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
                "DIR/models;\ncreated if missing): a submit is acknowledged "
                "once stored, and a restart\nrecovers everything. Without it "
                "all lives in memory (docs/SEMANTICS.md).\n"
+               "--max-queued N (default 1000000) jobs waiting per queue and "
+               "--max-queued-bytes N\n(default 1 GiB) payload bytes of a "
+               "queue's unfinished jobs: past them a submit\nis refused at "
+               "once with DV_EQUEUEFULL.\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -41,6 +47,12 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--worker") == 0 && v) {
             opts.worker_endpoint = v;
+            i++;
+        } else if (strcmp(a, "--max-queued") == 0 && v && atoll(v) > 0) {
+            opts.max_queued = (uint64_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--max-queued-bytes") == 0 && v && atoll(v) > 0) {
+            opts.max_queued_bytes = (uint64_t)atoll(v);
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             opts.data_dir = v;

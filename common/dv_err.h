@@ -30,7 +30,8 @@
     XX(EVERSION, -4005, "unsupported format version")                          \
     XX(ECHECKSUM, -4006, "checksum mismatch")                                  \
     XX(ETRUNC, -4007, "truncated input")                                       \
-    XX(EDIVERGED, -4008, "training diverged")
+    XX(EDIVERGED, -4008, "training diverged")                                  \
+    XX(EQUEUEFULL, -4009, "queue full")
 
 typedef enum {
 #define XX(name, code, msg) DV_##name = (code),

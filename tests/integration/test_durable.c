@@ -31,14 +31,25 @@ typedef struct {
 } cluster_t;
 
 static bool
-broker_start(cluster_t *c)
+broker_start_with(cluster_t *c,
+                  const char *extra1,
+                  const char *extra2,
+                  const char *extra3,
+                  const char *extra4)
 {
-    const char *args[] = {"--client",       c->cep,   "--worker",
-                          c->wep,           "--data", c->data,
-                          "--heartbeat-ms", HB,       NULL};
+    const char *args[] = {"--client", c->cep,  "--worker",       c->wep,
+                          "--data",   c->data, "--heartbeat-ms", HB,
+                          extra1,     extra2,  extra3,           extra4,
+                          NULL};
     c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
     char ready[9000];
     return c->broker.pid && dv_proc_wait_ready(&c->broker, ready, sizeof ready);
+}
+
+static bool
+broker_start(cluster_t *c)
+{
+    return broker_start_with(c, NULL, NULL, NULL, NULL);
 }
 
 static bool
@@ -226,8 +237,83 @@ test_kill_broker_mid_stream(void)
     DV_CHECK(says_why);
 }
 
+static int
+submit(drover_t *d, const char *queue, size_t bytes, drover_error_t *err)
+{
+    static char payload[4096];
+    memset(payload, 'p', sizeof payload);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = queue;
+    job.payload = payload;
+    job.payload_len = bytes;
+    uint64_t id = 0;
+    return drover_submit(d, &job, 10000, &id, err);
+}
+
+// Past --max-queued / --max-queued-bytes a submit is refused at once with
+// DV_EQUEUEFULL and the numbers; other queues are not affected; once
+// workers drain the queue, submits are accepted again.
+static void
+test_full_queue_refuses_at_once(void)
+{
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    c.dir = dv_test_tmpdir();
+    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
+    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
+    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    bool up = broker_start_with(&c, "--max-queued", "5", "--max-queued-bytes",
+                                "2000");
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    int first5 = 0;
+    for (int i = 0; up && i < 5; i++) {
+        first5 += submit(d, "q", 100, &err) == 0;
+    }
+    int sixth = up ? submit(d, "q", 100, &err) : 0;
+    bool says_count = strstr(err.text, "limit is 5") != NULL;
+    int other = up ? submit(d, "other", 100, &err) : -1;
+    int big1 = up ? submit(d, "big", 1500, &err) : -1;
+    int big2 = up ? submit(d, "big", 1500, &err) : 0;
+    bool says_bytes = strstr(err.text, "max-queued-bytes") != NULL;
+    // Workers drain the queues; then q takes jobs again.
+    bool workers = up && workers_start(&c);
+    drover_status_t st;
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    bool drained = false;
+    while (workers && !drained && dv_test_now_ms() < end) {
+        if (drover_status(d, &st, &err) == 0) {
+            drained = st.queued == 0 && st.running == 0;
+            drover_status_clear(&st);
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int again = drained ? submit(d, "q", 100, &err) : -1;
+    drover_destroy(&d);
+    for (int i = 0; i < 2; i++) {
+        dv_proc_stop(&c.workers[i], SIGTERM);
+    }
+    int exit_rc = dv_proc_stop(&c.broker, SIGTERM);
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(first5, 5);
+    DV_CHECK_EQ(sixth, DV_EQUEUEFULL);
+    DV_CHECK(says_count);
+    DV_CHECK_EQ(other, 0);
+    DV_CHECK_EQ(big1, 0);
+    DV_CHECK_EQ(big2, DV_EQUEUEFULL);
+    DV_CHECK(says_bytes);
+    DV_CHECK(drained);
+    DV_CHECK_EQ(again, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
+    {"a full queue refuses at once", test_full_queue_refuses_at_once},
     {NULL, NULL},
 };
 
