@@ -89,8 +89,20 @@ struct job {
     uint32_t model_version; // infer: the version resolved at submit
     uint32_t rows, cols;    // infer: input shape
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
+    bool cancelled;         // result sent; kept only until its worker ends
     uint8_t model_sha[32];  // infer: SHA-256 of the model file
     uint8_t data[];         // route, queue, model, payload
+};
+
+// A reply that may only go out once what it reports is stored (cancel).
+typedef struct held_reply held_reply_t;
+struct held_reply {
+    held_reply_t *next;       // FIFO
+    uint8_t route[ROUTE_MAX]; // to whom
+    size_t route_len;         //
+    uint64_t rid;             // their request
+    size_t len;               // header bytes
+    uint8_t header[];         // the reply header
 };
 
 typedef struct {
@@ -148,6 +160,7 @@ struct dv_broker {
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
+    held_reply_t *held;        // replies waiting for the next commit
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
     size_t cap_pending;        //
@@ -602,6 +615,13 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
     dv_sched_worker_remove(self->sched, w->handle, lost, &n);
     for (size_t i = 0; i < n; i++) {
         job_t *j = job_find(self, lost[i].job);
+        if (j && j->cancelled) { // recorded already: not to run again
+            if (!lost[i].failed) {
+                dv_sched_cancel(self->sched, j->id);
+            }
+            job_remove(self, j->id);
+            continue;
+        }
         if (j && lost[i].failed) {
             char text[256];
             snprintf(text, sizeof text,
@@ -947,6 +967,9 @@ on_job_get(dv_broker_t *self,
         return rc;
     }
     const job_t *j = job_find(self, id);
+    if (j && j->cancelled) {
+        j = NULL; // its outcome is recorded: report that
+    }
     const kept_t *k = j ? NULL : kept_find(self, id);
     bool running = false;
     uint32_t attempts = 0;
@@ -1267,6 +1290,85 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     return 0;
 }
 
+// Cancel a job: a queued one leaves its queue; a running one's worker is
+// told to drop it (its slot stays taken until the worker answers). Either
+// way the job ends now as failed with DV_ECANCELED, and that outcome is
+// stored with the result, so the cancel survives a restart.
+static int
+on_job_cancel(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    job_t *j = job_find(self, id);
+    bool running = false;
+    uint32_t attempts = 0;
+    if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
+        return dv_errorf(err, DV_ENOENT, "job %llu: %s", (unsigned long long)id,
+                         j ? "not accepted yet: retry"
+                           : "unknown, or already finished");
+    }
+    const char *was = running ? "running" : "queued";
+    if (!j->cancelled) {
+        uint64_t handle = 0;
+        if (running && dv_sched_job_worker(self->sched, id, &handle) == 0) {
+            worker_t *w = worker_by_handle(self, handle);
+            if (w) {
+                dv_msgw_t *c = dv_msgw_new(DV_MSG_CANCEL, 0);
+                dv_msgw_uint(c, "job", id);
+                dv_msgw_uint(c, "attempt", j->attempts);
+                size_t len = 0;
+                const uint8_t *h = dv_msgw_bytes(c, &len);
+                dv_wire_send(self->workers_sock, w->route, w->route_len, h, len,
+                             NULL, 0);
+                dv_msgw_destroy(&c);
+            }
+        } else {
+            dv_sched_cancel(self->sched, id);
+        }
+        send_result(self, j, false, DV_ECANCELED, "cancelled by a client", "",
+                    NULL, 0, NULL);
+        if (running) {
+            j->cancelled = true;
+        } else {
+            job_remove(self, id);
+        }
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "job", id);
+    dv_msgw_str(w, "was", was);
+    if (!self->store || route_len > ROUTE_MAX) {
+        reply(self->clients, route, route_len, w);
+        return 0;
+    }
+    // Answered once the cancel is stored: a cancel that is acknowledged
+    // survives a crash.
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    held_reply_t *hr = dv_malloc(sizeof *hr + len);
+    memset(hr, 0, sizeof *hr);
+    memcpy(hr->route, route, route_len);
+    hr->route_len = route_len;
+    hr->rid = rid;
+    hr->len = len;
+    memcpy(hr->header, h, len);
+    held_reply_t **tail = &self->held;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = hr;
+    dv_msgw_destroy(&w);
+    store_arm(self);
+    return 0;
+}
+
 static int
 on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
 {
@@ -1348,6 +1450,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);
+            break;
+        case DV_MSG_JOB_CANCEL:
+            rc = on_job_cancel(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_STATUS:
             rc = on_status(self, route, route_len, rid);
@@ -1434,6 +1539,14 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     }
     job_t *j = job_find(self, id);
     dv_assert(j != NULL);
+    if (j->cancelled) { // its outcome is already recorded
+        job_remove(self, id);
+        if (w->draining &&
+            dv_sched_worker_running(self->sched, w->handle) == 0) {
+            worker_lost(self, w, "left after draining");
+        }
+        return 0;
+    }
     dv_msgw_t *extra = NULL;
     dv_error_t bad = {0};
     bool done = strcmp(state, "done") == 0;
@@ -1795,6 +1908,7 @@ typedef struct {
     dv_broker_t *broker;     // owner
     dv_store_batch_t *batch; // the writes
     uint64_t *pending;       // submits to acknowledge after it (owned)
+    held_reply_t *held;      // replies to send after it (owned)
     size_t n_pending;        //
     int rc;                  // outcome
     dv_error_t err;          //
@@ -1830,6 +1944,18 @@ commit_finished(dv_broker_t *self, commit_t *c)
             job_remove(self, j->id);
         }
     }
+    while (c->held) {
+        held_reply_t *h = c->held;
+        c->held = h->next;
+        if (c->rc == 0) {
+            dv_wire_send(self->clients, h->route, h->route_len, h->header,
+                         h->len, NULL, 0);
+        } else {
+            dv_wire_send_error(self->clients, h->route, h->route_len, h->rid, 0,
+                               c->rc, c->err.text);
+        }
+        free(h);
+    }
     free(c->pending);
     free(c);
 }
@@ -1842,6 +1968,8 @@ commit_take(dv_broker_t *self)
     c->batch = dv_store_take(self->store);
     c->pending = self->pending;
     c->n_pending = self->n_pending;
+    c->held = self->held;
+    self->held = NULL;
     self->pending = NULL;
     self->n_pending = self->cap_pending = 0;
     c->work.data = c;
@@ -1858,7 +1986,7 @@ after_commit(uv_work_t *req, int status)
     }
     self->committing = false;
     commit_finished(self, c);
-    if (dv_store_staged(self->store) || self->n_pending) {
+    if (dv_store_staged(self->store) || self->n_pending || self->held) {
         store_arm(self); // what was staged meanwhile: the next group
     }
     dispatch(self);
@@ -1873,8 +2001,8 @@ on_commit(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     self->commit_armed = false;
-    if (self->committing ||
-        (dv_store_staged(self->store) == 0 && self->n_pending == 0)) {
+    if (self->committing || (dv_store_staged(self->store) == 0 &&
+                             self->n_pending == 0 && !self->held)) {
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
@@ -1891,7 +2019,8 @@ on_commit(uv_timer_t *t)
 static void
 commit_flush(dv_broker_t *self)
 {
-    if (self->store && (dv_store_staged(self->store) || self->n_pending)) {
+    if (self->store &&
+        (dv_store_staged(self->store) || self->n_pending || self->held)) {
         commit_t *c = commit_take(self);
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);

@@ -579,3 +579,14 @@ dv_sched_queue_waiting(const dv_sched_t *self, const char *name)
     }
     return 0;
 }
+
+int
+dv_sched_job_worker(const dv_sched_t *self, uint64_t job, uint64_t *worker)
+{
+    const job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || j->worker == SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    *worker = self->workers[j->worker].id;
+    return 0;
+}

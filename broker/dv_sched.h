@@ -100,6 +100,9 @@ int dv_sched_job(const dv_sched_t *self,
 // runs finish normally. A new dv_sched_worker_add ends draining.
 void dv_sched_worker_drain(dv_sched_t *self, uint64_t worker);
 
+// The worker a running job runs on. Returns 0 or DV_ENOENT (not running).
+int dv_sched_job_worker(const dv_sched_t *self, uint64_t job, uint64_t *worker);
+
 // Jobs waiting in the queue named name (0 for unknown queues).
 size_t dv_sched_queue_waiting(const dv_sched_t *self, const char *name);
 

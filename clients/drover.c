@@ -892,6 +892,25 @@ drover_job_info(drover_t *self,
     return rc;
 }
 
+int
+drover_job_cancel(drover_t *self,
+                  uint64_t job_id,
+                  char *was,
+                  drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB_CANCEL, rid);
+    dv_msgw_uint(w, "job", job_id);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && was) {
+        dv_error_t e;
+        was[0] = '\0';
+        dv_msg_str(self->reply, "was", was, 16, &e);
+    }
+    drop_reply(self);
+    return rc;
+}
+
 // ---------------------------------------------------------------- models
 
 static void

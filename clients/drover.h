@@ -186,6 +186,16 @@ int drover_job_info(drover_t *self,
                     drover_job_info_t *out,
                     drover_error_t *err);
 
+// Cancel a job that has not finished: a queued one is removed, a running
+// one's worker is told to drop it. Either way it ends at once as failed
+// with DV_ECANCELED (its submitter gets that result), durably with a data
+// dir. *was (may be NULL, 16 bytes) gets "queued" or "running". Returns 0
+// or DV_ENOENT (unknown, or already finished).
+int drover_job_cancel(drover_t *self,
+                      uint64_t job_id,
+                      char *was,
+                      drover_error_t *err);
+
 // ---------------------------------------------------------------- models
 
 typedef struct {

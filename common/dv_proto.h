@@ -58,7 +58,9 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(FETCH_MODEL, "fetch_model")                                             \
     XX(MODEL_DATA, "model_data")                                               \
     XX(HEARTBEAT, "heartbeat")                                                 \
-    XX(BYE, "bye")
+    XX(BYE, "bye")                                                             \
+    XX(JOB_CANCEL, "job_cancel")                                               \
+    XX(CANCEL, "cancel")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -72,6 +72,8 @@ struct task {
     int rc;                          // its result
     dv_error_t err;                  // and reason
     task_t *next;                    // waiting list
+    task_t *all_next;                // every task held
+    bool cancelled;                  // the broker cancelled it
 };
 
 // A fetch_model in flight.
@@ -113,6 +115,7 @@ struct dv_worker {
     cached_t *cache;        // loaded models
     uint64_t tick;          // LRU clock
     task_t *waiting;        // tasks waiting for a model
+    task_t *tasks;          // every task held
     fetch_t *fetches;       // fetches in flight
     uint64_t next_rid;      // request ids
     uint64_t jobs_done;     // counters for the log
@@ -283,6 +286,12 @@ send_failed(dv_worker_t *self,
 static void
 task_end(dv_worker_t *self, task_t *t)
 {
+    for (task_t **p = &self->tasks; *p; p = &(*p)->all_next) {
+        if (*p == t) {
+            *p = t->all_next;
+            break;
+        }
+    }
     if (t->model) {
         t->model->refs--;
     }
@@ -314,7 +323,7 @@ after_predict(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
-    if (status != 0) {
+    if (status != 0 || t->cancelled) {
         t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
     }
     if (t->rc) {
@@ -629,6 +638,8 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     t->owner = self;
     t->job = job;
     t->attempt = attempt;
+    t->all_next = self->tasks;
+    self->tasks = t;
     self->running++;
     rc = parse_infer(m, t, &err);
     if (rc) {
@@ -644,6 +655,36 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     t->next = self->waiting;
     self->waiting = t;
     start_fetch(self, t);
+}
+
+// The broker cancelled a job: drop it if it has not started computing
+// (waiting for its model, or queued on the pool); one already computing
+// finishes and is reported as cancelled (its output is discarded).
+static void
+on_cancel(dv_worker_t *self, const dv_msg_t *m)
+{
+    uint64_t job = 0;
+    dv_error_t err = {0};
+    if (dv_msg_uint(m, "job", &job, &err) != 0) {
+        return;
+    }
+    for (task_t **p = &self->waiting; *p; p = &(*p)->next) {
+        if ((*p)->job == job) {
+            task_t *t = *p;
+            *p = t->next;
+            send_failed(self, t->job, t->attempt, DV_ECANCELED,
+                        "job cancelled");
+            task_end(self, t);
+            return;
+        }
+    }
+    for (task_t *t = self->tasks; t; t = t->all_next) {
+        if (t->job == job) {
+            t->cancelled = true;
+            uv_cancel((uv_req_t *)&t->work); // fails once it has started
+            return;
+        }
+    }
 }
 
 static int
@@ -679,6 +720,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             break;
         case DV_MSG_MODEL_DATA:
             on_model_data(self, m);
+            break;
+        case DV_MSG_CANCEL:
+            on_cancel(self, m);
             break;
         case DV_MSG_OK:
             if (self->draining && dv_msg_rid(m) == self->bye_rid) {

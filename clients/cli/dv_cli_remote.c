@@ -637,6 +637,8 @@ cmd_models(int argc, char **argv)
 #define JOBS_USAGE                                                             \
     "usage: drover jobs show ID      where the job is (queued, running, "      \
     "done, failed)\n"                                                          \
+    "       drover jobs cancel ID    end a queued or running job now "         \
+    "(DV_ECANCELED)\n"                                                         \
     "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
     "                                its result: an echo payload as bytes, "   \
     "infer\n"                                                                  \
@@ -664,7 +666,8 @@ cmd_jobs(int argc, char **argv)
     char *end = NULL;
     unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
     if (n_pos != 1 || *end || id == 0 ||
-        (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0)) {
+        (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0 &&
+         strcmp(sub, "cancel") != 0)) {
         fputs(JOBS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -674,6 +677,17 @@ cmd_jobs(int argc, char **argv)
         return rc;
     }
     drover_error_t err = {0};
+    if (strcmp(sub, "cancel") == 0) {
+        char was[16] = "";
+        rc = drover_job_cancel(d, id, was, &err);
+        if (rc == 0) {
+            printf(json ? "{\"job\":%llu,\"cancelled\":true,\"was\":\"%s\"}\n"
+                        : "job %llu cancelled (it was %s)\n",
+                   id, was);
+        }
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
+    }
     if (strcmp(sub, "show") == 0) {
         drover_job_info_t info;
         rc = drover_job_info(d, id, &info, &err);

@@ -311,9 +311,124 @@ test_full_queue_refuses_at_once(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Cancel a queued and a running job: each ends at once as DV_ECANCELED,
+// is never run (again), and stays cancelled after a kill -9 and restart.
+static void
+test_cancel_sticks(void)
+{
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    c.dir = dv_test_tmpdir();
+    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
+    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
+    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    bool up = broker_start(&c);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    uint64_t ids[4] = {0};
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "x";
+    job.payload_len = 1;
+    for (int i = 0; up && i < 3; i++) {
+        drover_submit(d, &job, 10000, &ids[i], &err);
+    }
+    char was[16] = "";
+    int cancel_q = up ? drover_job_cancel(d, ids[1], was, &err) : -1;
+    bool was_queued = strcmp(was, "queued") == 0;
+    drover_result_t *r = NULL;
+    int code_q = 0;
+    if (up && drover_wait(d, ids[1], 10000, &r, &err) == 0) {
+        code_q = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    int again = up ? drover_job_cancel(d, ids[1], NULL, &err) : 0;
+    // A worker runs the other two, then freezes holding a fourth.
+    bool workers = up && workers_start(&c);
+    int done = 0;
+    for (int i = 0; workers && i < 3; i += 2) {
+        if (drover_wait(d, ids[i], 30000, &r, &err) == 0) {
+            done += drover_result_ok(r);
+        }
+        drover_result_destroy(&r);
+    }
+    for (int i = 0; i < 2 && workers; i++) {
+        kill(c.workers[i].pid, SIGSTOP);
+    }
+    if (workers) {
+        drover_submit(d, &job, 10000, &ids[3], &err);
+    }
+    // Wait until the broker has handed it to a (frozen) worker.
+    drover_job_info_t info = {0};
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    while (workers && dv_test_now_ms() < end &&
+           (drover_job_info(d, ids[3], &info, &err) != 0 ||
+            strcmp(info.state, "running") != 0)) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    bool ran = strcmp(info.state, "running") == 0;
+    int cancel_r = ran ? drover_job_cancel(d, ids[3], was, &err) : -1;
+    bool was_running = strcmp(was, "running") == 0;
+    int code_r = 0;
+    if (ran && drover_wait(d, ids[3], 10000, &r, &err) == 0) {
+        code_r = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    // kill -9 and restart: both cancels stand; nothing runs them.
+    for (int i = 0; i < 2 && workers; i++) {
+        kill(c.workers[i].pid, SIGCONT);
+    }
+    kill(c.broker.pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    bool restarted =
+        up && broker_start(&c) && drover_connect(&d, c.cep, 10000, &err) == 0;
+    int after_q = 0, after_r = 0;
+    if (restarted && drover_wait(d, ids[1], 10000, &r, &err) == 0) {
+        after_q = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    if (restarted && drover_wait(d, ids[3], 10000, &r, &err) == 0) {
+        after_r = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    drover_status_t st = {0};
+    int st_rc = restarted ? drover_status(d, &st, &err) : -1;
+    uint64_t queued = st.queued;
+    if (st_rc == 0) {
+        drover_status_clear(&st);
+    }
+    drover_destroy(&d);
+    for (int i = 0; i < 2; i++) {
+        dv_proc_stop(&c.workers[i], SIGTERM);
+    }
+    int exit_rc = restarted ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(cancel_q, 0);
+    DV_CHECK(was_queued);
+    DV_CHECK_EQ(code_q, DV_ECANCELED);
+    DV_CHECK_EQ(again, DV_ENOENT);
+    DV_CHECK(workers);
+    DV_CHECK_EQ(done, 2);
+    DV_CHECK(ran);
+    DV_CHECK_EQ(cancel_r, 0);
+    DV_CHECK(was_running);
+    DV_CHECK_EQ(code_r, DV_ECANCELED);
+    DV_CHECK(restarted);
+    DV_CHECK_EQ(after_q, DV_ECANCELED);
+    DV_CHECK_EQ(after_r, DV_ECANCELED);
+    DV_CHECK_EQ(st_rc, 0);
+    DV_CHECK_EQ(queued, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
     {"a full queue refuses at once", test_full_queue_refuses_at_once},
+    {"cancel sticks across a restart", test_cancel_sticks},
     {NULL, NULL},
 };
 

@@ -590,6 +590,37 @@ send_mutants(void *sock,
     }
 }
 
+// Send a request of type t with a rid no mutant uses and read until the
+// reply carrying it (pong or error) arrives.
+static bool
+sync_with(void *sock, dv_msg_type_t t)
+{
+    const uint64_t rid = 987654321;
+    send_msg(sock, dv_msgw_new(t, rid), NULL, 0);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        while (dv_wire_recv(sock, false, &in) == 1) {
+            dv_msg_t *m = NULL;
+            dv_error_t err = {0};
+            uint64_t got = 0;
+            dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          &got, &err);
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+            if (got == rid) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 // Thousands of mutated messages on both sockets: the broker answers or
 // drops each, never crashes, and serves real work afterwards.
 static void
@@ -598,6 +629,7 @@ test_random_garbage_never_stops_the_broker(void)
     cluster_t c;
     bool up = cluster_up(&c, 1);
     int after = -1;
+    bool synced = false;
     if (up) {
         uint8_t *samples[DV_MSG_COUNT_];
         size_t lens[DV_MSG_COUNT_];
@@ -607,6 +639,12 @@ test_random_garbage_never_stops_the_broker(void)
         void *fake_worker = client_socket_new(c.ctx, c.worker_ep);
         send_mutants(c.client, &rng, samples, lens, n, 3000);
         send_mutants(fake_worker, &rng, samples, lens, n, 3000);
+        // Wait until the broker has read all of it (a reply to a last
+        // request on each connection comes after the rest): a mutated
+        // `done` or `job_cancel` still in its backlog could otherwise hit
+        // the jobs below.
+        synced = sync_with(c.client, DV_MSG_PING) &&
+                 sync_with(fake_worker, DV_MSG_PING);
         zmq_close(fake_worker); // it may have registered: it goes silent
         for (size_t i = 0; i < n; i++) {
             free(samples[i]);
@@ -617,6 +655,7 @@ test_random_garbage_never_stops_the_broker(void)
     }
     int exit_rc = cluster_down(&c);
     DV_CHECK(up);
+    DV_CHECK(synced);
     DV_CHECK_EQ(after, 0);
     DV_CHECK_EQ(exit_rc, 0); // and no leaks (ASan)
 }
