@@ -10,11 +10,16 @@ DV_WORKER_PORT=27012
 DV_CONCURRENCY=${DV_CONCURRENCY:-64}
 
 sys_version() { "$DV_BIN/drover" version; }
-sys_modes() { echo mem; }   # durable mode comes with the LMDB store (issue 5)
+# durable: --data (jobs and results in LMDB, group commits, fsync on every
+# commit; a submit is acknowledged only once stored).
+sys_modes() { echo mem durable; }
 sys_start() {
   port_free $DV_CLIENT_PORT && port_free $DV_WORKER_PORT || return 1
+  local args=()
+  rm -rf "$PEERS_TMP/drover-data"
+  [ "$1" = durable ] && args=(--data "$PEERS_TMP/drover-data")
   start_bg SERVER_PIDS "$DV_BIN/drover-broker" \
-    --client tcp://127.0.0.1:$DV_CLIENT_PORT --worker tcp://127.0.0.1:$DV_WORKER_PORT
+    --client tcp://127.0.0.1:$DV_CLIENT_PORT --worker tcp://127.0.0.1:$DV_WORKER_PORT "${args[@]}"
   wait_port $DV_CLIENT_PORT
 }
 sys_stop() { stop_pids $SERVER_PIDS; }
