@@ -90,6 +90,7 @@ struct job {
     uint32_t rows, cols;    // infer: input shape
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
     bool cancelled;         // result sent; kept only until its worker ends
+    bool memory_only;       // durability "none": never written to the store
     uint8_t model_sha[32];  // infer: SHA-256 of the model file
     uint8_t data[];         // route, queue, model, payload
 };
@@ -591,7 +592,7 @@ send_result(dv_broker_t *self,
 {
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
-    if (self->store) {
+    if (self->store && !j->memory_only) {
         size_t len = 0;
         uint8_t *rec = kept_encode(k, &len);
         dv_store_del(self->store, DV_STORE_JOBS, j->id);
@@ -648,7 +649,7 @@ dispatch(dv_broker_t *self)
         worker_t *w = worker_by_handle(self, handle);
         dv_assert(j && w);
         j->attempts = attempt;
-        if (self->store) { // counted even if the broker dies mid-run
+        if (self->store && !j->memory_only) { // counted across a crash
             uint8_t a[4];
             put_u32(a, attempt);
             dv_store_put(self->store, DV_STORE_ATTEMPTS, j->id, a, sizeof a);
@@ -824,6 +825,17 @@ on_submit(dv_broker_t *self,
                              &max_attempts, err)) != 0) {
         return rc;
     }
+    char durability[16] = "commit";
+    if (dv_msg_has(m, "durability") &&
+        (rc = dv_msg_str(m, "durability", durability, sizeof durability,
+                         err)) != 0) {
+        return rc;
+    }
+    bool memory_only = strcmp(durability, "none") == 0;
+    if (!memory_only && strcmp(durability, "commit") != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: durability '%s': commit or none", durability);
+    }
     if (!dv_name_valid(queue)) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: queue '%s' must match [A-Za-z0-9._-]+",
@@ -909,8 +921,14 @@ on_submit(dv_broker_t *self,
     }
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
+    j->memory_only = memory_only;
     job_add(self, j);
-    if (self->store) {
+    if (self->store && memory_only) {
+        // Acknowledged at once, never stored (lost if the broker stops);
+        // its id is recorded all the same so ids are never reused.
+        dv_store_set_next_id(self->store, self->next_job);
+        store_arm(self);
+    } else if (self->store) {
         // Durable: acknowledged and scheduled once its commit is done.
         size_t len = 0;
         uint8_t *rec = job_encode(j, &len);

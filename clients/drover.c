@@ -642,6 +642,9 @@ build_submit(const drover_job_t *job,
     if (job->max_attempts) {
         dv_msgw_uint(w, "max_attempts", job->max_attempts);
     }
+    if (job->durability) {
+        dv_msgw_str(w, "durability", job->durability);
+    }
     if (infer) {
         dv_msgw_str(w, "model", job->model);
         dv_msgw_tensor(w, "input", 1, job->rows, job->cols);

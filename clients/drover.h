@@ -82,19 +82,23 @@ const char *drover_endpoint(const drover_t *self);
 // What to run. Fields not used by a kind are ignored; pointers are read
 // during the submit call only (the library copies what it sends).
 typedef struct {
-    const char *queue;     // queue name; NULL: "default"
-    const char *kind;      // "echo" or "infer"
-    const void *payload;   // echo: bytes sent back as the result
-    size_t payload_len;    //   their count
-    const char *model;     // infer: "NAME" (latest) or "NAME@VERSION"
-    const float *input;    // infer: rows x cols, row-major, host floats
-    size_t rows, cols;     //   its shape (cols = the model's features)
-    uint32_t max_attempts; // runs before a lost job fails (0: broker's 3)
+    const char *queue;      // queue name; NULL: "default"
+    const char *kind;       // "echo" or "infer"
+    const void *payload;    // echo: bytes sent back as the result
+    size_t payload_len;     //   their count
+    const char *model;      // infer: "NAME" (latest) or "NAME@VERSION"
+    const float *input;     // infer: rows x cols, row-major, host floats
+    size_t rows, cols;      //   its shape (cols = the model's features)
+    uint32_t max_attempts;  // runs before a lost job fails (0: broker's 3)
+    const char *durability; // "commit" (NULL: the default: acknowledged
+                            // once stored, with a broker data dir) or
+                            // "none" (memory only: faster, lost if the
+                            // broker stops)
 } drover_job_t;
 
 #define DROVER_JOB_INIT                                                        \
     {                                                                          \
-        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0                             \
+        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0, NULL                       \
     }
 
 // A job's final outcome. Owned by whoever got it (see each function).

@@ -351,6 +351,7 @@ done:
 #define SUBMIT_USAGE                                                           \
     "usage: drover submit --echo BYTES [--count N] [--queue Q] [--window N] "  \
     "[--broker E] [--json]\n"                                                  \
+    "                     [--durability commit|none]\n"                        \
     "Submits N echo jobs of BYTES bytes asynchronously (at most --window "     \
     "in flight,\n"                                                             \
     "default 10000), waits for every result, prints done/failed and "          \
@@ -382,9 +383,11 @@ static int
 cmd_submit(int argc, char **argv)
 {
     dv_cli_opt_t opts[] = {
-        {"echo", true, NULL},   {"count", true, NULL},  {"queue", true, NULL},
-        {"window", true, NULL}, {"broker", true, NULL}, {"json", false, NULL},
-        {"help", false, NULL},  {NULL, false, NULL},
+        {"echo", true, NULL},       {"count", true, NULL},
+        {"queue", true, NULL},      {"window", true, NULL},
+        {"broker", true, NULL},     {"json", false, NULL},
+        {"durability", true, NULL}, {"help", false, NULL},
+        {NULL, false, NULL},
     };
     size_t n_pos;
     int rc = parse(argc, argv, opts, NULL, 0, &n_pos, SUBMIT_USAGE);
@@ -422,6 +425,7 @@ cmd_submit(int argc, char **argv)
         job.queue = dv_cli_get(opts, "queue");
         job.payload = payload;
         job.payload_len = (size_t)bytes;
+        job.durability = dv_cli_get(opts, "durability");
         if (rc == DV_CLI_OK &&
             drover_submit_async(d, &job, on_submit_result, &st, &derr)) {
             rc = fail_d(&derr);

@@ -425,10 +425,69 @@ test_cancel_sticks(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// durability "none": acknowledged at once and never stored, so a restart
+// forgets it; a "commit" job beside it survives; ids are not reused.
+static void
+test_durability_none_is_forgotten(void)
+{
+    cluster_t c;
+    memset(&c, 0, sizeof c);
+    c.dir = dv_test_tmpdir();
+    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
+    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
+    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    bool up = broker_start(&c);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "x";
+    job.payload_len = 1;
+    uint64_t kept = 0, gone = 0, later = 0;
+    int rc1 = up ? drover_submit(d, &job, 10000, &kept, &err) : -1;
+    job.durability = "none";
+    int rc2 = up ? drover_submit(d, &job, 10000, &gone, &err) : -1;
+    job.durability = "sometimes";
+    int rc3 = up ? drover_submit(d, &job, 10000, &later, &err) : -1;
+    // A durable submit after it: its acknowledgement means a commit holding
+    // a next id past the "none" job's is on disk. Then crash.
+    job.durability = NULL;
+    uint64_t sync_id = 0;
+    int rc_sync = up ? drover_submit(d, &job, 10000, &sync_id, &err) : -1;
+    drover_destroy(&d);
+    kill(c.broker.pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    bool again =
+        up && broker_start(&c) && drover_connect(&d, c.cep, 10000, &err) == 0;
+    drover_job_info_t info = {0};
+    int kept_rc = again ? drover_job_info(d, kept, &info, &err) : -1;
+    bool kept_queued = strcmp(info.state, "queued") == 0;
+    int gone_rc = again ? drover_job_info(d, gone, &info, &err) : 0;
+    job.durability = NULL;
+    int rc4 = again ? drover_submit(d, &job, 10000, &later, &err) : -1;
+    drover_destroy(&d);
+    int exit_rc = again ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc1, 0);
+    DV_CHECK_EQ(rc2, 0);
+    DV_CHECK_EQ(rc3, DV_EINVAL);
+    DV_CHECK_EQ(rc_sync, 0);
+    DV_CHECK(again);
+    DV_CHECK_EQ(kept_rc, 0);
+    DV_CHECK(kept_queued);
+    DV_CHECK_EQ(gone_rc, DV_ENOENT);
+    DV_CHECK_EQ(rc4, 0);
+    DV_CHECK(later > gone);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
     {"a full queue refuses at once", test_full_queue_refuses_at_once},
     {"cancel sticks across a restart", test_cancel_sticks},
+    {"durability none is forgotten", test_durability_none_is_forgotten},
     {NULL, NULL},
 };
 
