@@ -971,6 +971,124 @@ on_result_get(dv_broker_t *self,
     return 0;
 }
 
+static void
+reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
+// limit (default 100, at most 10,000). Finished jobs are the kept results.
+static int
+on_job_list(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char state[16] = "", queue[DV_MAX_WIRE_NAME + 1] = "";
+    uint64_t limit = 100;
+    int rc = 0;
+    if (dv_msg_has(m, "state")) {
+        rc = dv_msg_str(m, "state", state, sizeof state, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "queue")) {
+        rc = dv_msg_str(m, "queue", queue, sizeof queue, err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "limit", 100, &limit, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    const char *states[] = {"queued", "running", "done", "failed"};
+    bool want[4] = {!state[0], !state[0], !state[0], !state[0]};
+    for (int i = 0; i < 4; i++) {
+        want[i] = want[i] || strcmp(state, states[i]) == 0;
+    }
+    if (state[0] && !want[0] && !want[1] && !want[2] && !want[3]) {
+        return dv_errorf(err, DV_EINVAL,
+                         "job_list: state '%s': queued, running, done or "
+                         "failed",
+                         state);
+    }
+    limit = limit < 1 ? 1 : limit > 10000 ? 10000 : limit;
+    // Candidates: live jobs and kept results, by id.
+    size_t cap = self->n_jobs + self->n_kept, n = 0;
+    uint64_t *ids = dv_malloc((cap ? cap : 1) * sizeof *ids);
+    for (size_t b = 0; b < self->n_buckets; b++) {
+        for (const job_t *j = self->jobs[b]; j; j = j->next) {
+            if (!j->cancelled && (!queue[0] || strcmp(j->queue, queue) == 0)) {
+                ids[n++] = j->id;
+            }
+        }
+    }
+    if (!queue[0]) { // finished jobs do not keep their queue name
+        for (const kept_t *k = self->kept_oldest; k; k = k->newer) {
+            if (!job_find(self, k->id) || job_find(self, k->id)->cancelled) {
+                ids[n++] = k->id;
+            }
+        }
+    }
+    qsort(ids, n, sizeof *ids, cmp_u64);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
+    // Two passes: count what matches, then write it (the array's length
+    // comes first in msgpack).
+    size_t count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            dv_msgw_key(w, "jobs");
+            dv_msgw_v_array(w, count);
+        }
+        size_t written = 0;
+        for (size_t i = n; i-- > 0 && written < limit;) {
+            const job_t *j = job_find(self, ids[i]);
+            const kept_t *k = NULL;
+            bool running = false;
+            uint32_t attempts = 0;
+            int s;
+            if (j && !j->cancelled &&
+                dv_sched_job(self->sched, j->id, &running, &attempts) == 0) {
+                s = running ? 1 : 0;
+            } else if ((k = kept_find(self, ids[i])) != NULL) {
+                s = k->done ? 2 : 3;
+                attempts = k->attempts;
+                j = NULL;
+            } else {
+                continue; // accepted, not committed yet
+            }
+            if (!want[s]) {
+                continue;
+            }
+            written++;
+            if (pass == 1) {
+                dv_msgw_v_map(w, j ? 5 : 3);
+                dv_msgw_v_str(w, "job");
+                dv_msgw_v_uint(w, ids[i]);
+                dv_msgw_v_str(w, "state");
+                dv_msgw_v_str(w, states[s]);
+                dv_msgw_v_str(w, "attempts");
+                dv_msgw_v_uint(w, attempts);
+                if (j) {
+                    dv_msgw_v_str(w, "queue");
+                    dv_msgw_v_str(w, j->queue);
+                    dv_msgw_v_str(w, "kind");
+                    dv_msgw_v_str(w, j->kind);
+                }
+            }
+        }
+        count = written;
+    }
+    free(ids);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static int
 on_job_get(dv_broker_t *self,
            const void *route,
@@ -1468,6 +1586,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);
+            break;
+        case DV_MSG_JOB_LIST:
+            rc = on_job_list(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_JOB_CANCEL:
             rc = on_job_cancel(self, route, route_len, m, rid, &err);

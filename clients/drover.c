@@ -914,6 +914,54 @@ drover_job_cancel(drover_t *self,
     return rc;
 }
 
+static void copy_obj_str(const msgpack_object *o, char *buf, size_t size);
+static uint64_t obj_uint(const msgpack_object *map, const char *key);
+
+int
+drover_job_list(drover_t *self,
+                const char *state,
+                const char *queue,
+                unsigned limit,
+                drover_job_info_t **jobs,
+                size_t *n,
+                drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB_LIST, rid);
+    if (state) {
+        dv_msgw_str(w, "state", state);
+    }
+    if (queue) {
+        dv_msgw_str(w, "queue", queue);
+    }
+    dv_msgw_uint(w, "limit", limit ? limit : 100);
+    int rc =
+        request(self, w, rid, NULL, 0, DV_MSG_JOBS, deadline_of(10000), err);
+    *jobs = NULL;
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "jobs");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        drover_job_info_t *v = dv_calloc(count ? count : 1, sizeof *v);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &a->via.array.ptr[i];
+            v[i].job = obj_uint(o, "job");
+            v[i].attempts = (uint32_t)obj_uint(o, "attempts");
+            copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
+                         sizeof v[i].state);
+            copy_obj_str(dv_msgpack_get(o, "queue"), v[i].queue,
+                         sizeof v[i].queue);
+            copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
+                         sizeof v[i].kind);
+        }
+        *jobs = v;
+        *n = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
 // ---------------------------------------------------------------- models
 
 static void

@@ -200,6 +200,18 @@ int drover_job_cancel(drover_t *self,
                       char *was,
                       drover_error_t *err);
 
+// Jobs newest first: state "queued", "running", "done", "failed" or NULL
+// (all), queue name or NULL (all; finished jobs do not keep their queue),
+// at most limit (0: 100; the broker caps it at 10,000). *jobs (caller
+// frees with free()) of *n.
+int drover_job_list(drover_t *self,
+                    const char *state,
+                    const char *queue,
+                    unsigned limit,
+                    drover_job_info_t **jobs,
+                    size_t *n,
+                    drover_error_t *err);
+
 // ---------------------------------------------------------------- models
 
 typedef struct {

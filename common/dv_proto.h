@@ -60,7 +60,9 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(HEARTBEAT, "heartbeat")                                                 \
     XX(BYE, "bye")                                                             \
     XX(JOB_CANCEL, "job_cancel")                                               \
-    XX(CANCEL, "cancel")
+    XX(CANCEL, "cancel")                                                       \
+    XX(JOB_LIST, "job_list")                                                   \
+    XX(JOBS, "jobs")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -641,6 +641,8 @@ cmd_models(int argc, char **argv)
 #define JOBS_USAGE                                                             \
     "usage: drover jobs show ID      where the job is (queued, running, "      \
     "done, failed)\n"                                                          \
+    "       drover jobs list [--state queued|running|done|failed] [--queue "   \
+    "Q] [--limit N]\n"                                                         \
     "       drover jobs cancel ID    end a queued or running job now "         \
     "(DV_ECANCELED)\n"                                                         \
     "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
@@ -659,13 +661,57 @@ cmd_jobs(int argc, char **argv)
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
         {"wait-ms", true, NULL}, {"out", true, NULL},   {"broker", true, NULL},
-        {"json", false, NULL},   {"help", false, NULL}, {NULL, false, NULL},
+        {"json", false, NULL},   {"help", false, NULL}, {"state", true, NULL},
+        {"queue", true, NULL},   {"limit", true, NULL}, {NULL, false, NULL},
     };
     const char *pos[1];
     size_t n_pos = 0;
     int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, JOBS_USAGE);
     if (rc >= 0) {
         return rc;
+    }
+    if (strcmp(sub, "list") == 0) {
+        if (n_pos != 0) {
+            fputs(JOBS_USAGE, stderr);
+            return DV_CLI_USAGE;
+        }
+        drover_t *d = NULL;
+        if ((rc = connect_to(opts, &d)) != 0) {
+            return rc;
+        }
+        drover_error_t err = {0};
+        drover_job_info_t *v = NULL;
+        size_t n = 0;
+        const char *lim = dv_cli_get(opts, "limit");
+        rc = drover_job_list(d, dv_cli_get(opts, "state"),
+                             dv_cli_get(opts, "queue"),
+                             lim ? (unsigned)atoi(lim) : 0, &v, &n, &err);
+        bool json = dv_cli_get(opts, "json") != NULL;
+        if (rc == 0 && json) {
+            printf("[");
+            for (size_t i = 0; i < n; i++) {
+                printf("%s{\"job\":%" PRIu64 ",\"state\":\"%s\","
+                       "\"attempts\":%" PRIu32,
+                       i ? "," : "", v[i].job, v[i].state, v[i].attempts);
+                if (v[i].queue[0]) {
+                    printf(",\"queue\":");
+                    dv_cli_json_str(stdout, v[i].queue);
+                    printf(",\"kind\":\"%s\"", v[i].kind);
+                }
+                printf("}");
+            }
+            printf("]\n");
+        } else if (rc == 0) {
+            printf("%-10s %-8s %8s  %-20s %s\n", "JOB", "STATE", "ATTEMPTS",
+                   "QUEUE", "KIND");
+            for (size_t i = 0; i < n; i++) {
+                printf("%-10" PRIu64 " %-8s %8" PRIu32 "  %-20s %s\n", v[i].job,
+                       v[i].state, v[i].attempts, v[i].queue, v[i].kind);
+            }
+        }
+        free(v);
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
     }
     char *end = NULL;
     unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;

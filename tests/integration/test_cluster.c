@@ -140,6 +140,16 @@ test_up_commands_restart_and_stop(void)
     char *show = up ? cli(&c, show_args) : NULL;
     bool show_ok = show && strstr(show, "\"state\":\"done\"");
     free(show);
+    const char *list_jobs[] = {"jobs",    "list", "--state", "done",
+                               "--limit", "10",   "--json",  NULL};
+    char *jl = up ? cli(&c, list_jobs) : NULL;
+    bool jobs_listed = jl && count(jl, "\"state\":\"done\"") == 10 &&
+                       strstr(jl, "\"job\":500,");
+    free(jl);
+    const char *bad_state[] = {"jobs", "list", "--state", "bogus", NULL};
+    char *bs = up ? cli(&c, bad_state) : NULL;
+    bool bad_refused = bs == NULL;
+    free(bs);
     const char *res_args[] = {"jobs", "result", "1", NULL};
     char *res = up ? cli(&c, res_args) : NULL;
     bool result_ok = res && strlen(res) == 64 && res[0] == 'x';
@@ -214,6 +224,8 @@ test_up_commands_restart_and_stop(void)
     DV_CHECK(status_ok);
     DV_CHECK(submit_ok);
     DV_CHECK(show_ok);
+    DV_CHECK(jobs_listed);
+    DV_CHECK(bad_refused);
     DV_CHECK(result_ok);
     DV_CHECK_EQ(train_rc, 0);
     DV_CHECK(push_ok);

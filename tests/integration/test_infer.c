@@ -24,9 +24,10 @@
 
 #define MAX_WORKERS 2
 #define WAIT_MS     60000 // a job's result, generous for ASan on 2 cores
-// Liveness = 3 heartbeats: short enough that a killed worker is noticed
-// quickly, long enough for ASan builds sharing 2 cores with other tests.
-#define HEARTBEAT_MS "400"
+// Liveness = 3 heartbeats, the production default: these tests move 20 MB
+// inputs and 11 MB models through ASan builds sharing 2 cores with other
+// tests, and shorter settings sometimes took a busy broker for a dead one.
+#define HEARTBEAT_MS "1000"
 
 typedef struct {
     char *dir;                      // temporary folder
