@@ -1306,6 +1306,29 @@ on_model_push(dv_broker_t *self,
     return 0;
 }
 
+// `name` and optional `version` (0: latest) of a model request; a version
+// past 32 bits names no model (DV_ENOMODEL).
+static int
+read_model_ref(const dv_msg_t *m,
+               char *name,
+               size_t size,
+               uint32_t *version,
+               dv_error_t *err)
+{
+    uint64_t v = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, size, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "version", 0, &v, err)) != 0) {
+        return rc;
+    }
+    if (v > UINT32_MAX) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s' at that version",
+                         name);
+    }
+    *version = (uint32_t)v;
+    return 0;
+}
+
 static int
 on_model_get(dv_broker_t *self,
              const void *route,
@@ -1315,16 +1338,12 @@ on_model_get(dv_broker_t *self,
              dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
-    uint64_t version = 0;
-    int rc;
-    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "version", 0, &version, err)) != 0) {
+    uint32_t version = 0;
+    int rc = read_model_ref(m, name, sizeof name, &version, err);
+    if (rc) {
         return rc;
     }
-    const dv_model_info_t *r =
-        version > UINT32_MAX
-            ? NULL
-            : dv_registry_get(self->registry, name, (uint32_t)version);
+    const dv_model_info_t *r = dv_registry_get(self->registry, name, version);
     if (!r) {
         return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
                          version ? " at that version" : "");
@@ -1375,17 +1394,12 @@ on_model_rm(dv_broker_t *self,
             dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
-    uint64_t version = 0;
-    int rc;
-    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "version", 0, &version, err)) != 0) {
+    uint32_t version = 0;
+    int rc = read_model_ref(m, name, sizeof name, &version, err);
+    if (rc) {
         return rc;
     }
-    if (version > UINT32_MAX) {
-        return dv_errorf(err, DV_ENOMODEL, "no model '%s' at that version",
-                         name);
-    }
-    rc = dv_registry_rm(self->registry, name, (uint32_t)version, err);
+    rc = dv_registry_rm(self->registry, name, version, err);
     if (rc < 0) {
         return rc;
     }

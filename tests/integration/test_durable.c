@@ -30,6 +30,17 @@ typedef struct {
     dv_proc_t broker, workers[2];
 } cluster_t;
 
+// A fresh folder with the data dir and ipc endpoints in it.
+static void
+cluster_init(cluster_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = dv_test_tmpdir();
+    snprintf(c->data, sizeof c->data, "%s/data", c->dir);
+    snprintf(c->cep, sizeof c->cep, "ipc://%s/c.sock", c->dir);
+    snprintf(c->wep, sizeof c->wep, "ipc://%s/w.sock", c->dir);
+}
+
 static bool
 broker_start_with(cluster_t *c,
                   const char *extra1,
@@ -105,11 +116,7 @@ static void
 test_kill_broker_mid_stream(void)
 {
     cluster_t c;
-    memset(&c, 0, sizeof c);
-    c.dir = dv_test_tmpdir();
-    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
-    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
-    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    cluster_init(&c);
     bool up = broker_start(&c) && workers_start(&c);
     uint64_t *job_of_rid = calloc(N_JOBS + 1, sizeof(uint64_t));
     void *ctx = zmq_ctx_new();
@@ -257,11 +264,7 @@ static void
 test_full_queue_refuses_at_once(void)
 {
     cluster_t c;
-    memset(&c, 0, sizeof c);
-    c.dir = dv_test_tmpdir();
-    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
-    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
-    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    cluster_init(&c);
     bool up = broker_start_with(&c, "--max-queued", "5", "--max-queued-bytes",
                                 "2000");
     drover_t *d = NULL;
@@ -317,11 +320,7 @@ static void
 test_cancel_sticks(void)
 {
     cluster_t c;
-    memset(&c, 0, sizeof c);
-    c.dir = dv_test_tmpdir();
-    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
-    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
-    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    cluster_init(&c);
     bool up = broker_start(&c);
     drover_t *d = NULL;
     drover_error_t err = {0};
@@ -431,11 +430,7 @@ static void
 test_durability_none_is_forgotten(void)
 {
     cluster_t c;
-    memset(&c, 0, sizeof c);
-    c.dir = dv_test_tmpdir();
-    snprintf(c.data, sizeof c.data, "%s/data", c.dir);
-    snprintf(c.cep, sizeof c.cep, "ipc://%s/c.sock", c.dir);
-    snprintf(c.wep, sizeof c.wep, "ipc://%s/w.sock", c.dir);
+    cluster_init(&c);
     bool up = broker_start(&c);
     drover_t *d = NULL;
     drover_error_t err = {0};

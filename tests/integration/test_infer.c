@@ -514,6 +514,24 @@ on_result(drover_t *d, const drover_result_t *r, void *arg)
     t->rerun += drover_result_attempts(r) >= 2;
 }
 
+// One async infer job on the heavy model; its result goes to *t.
+static void
+submit_heavy(drover_t *d,
+             const float *x,
+             size_t rows,
+             size_t cols,
+             tally_t *t,
+             drover_error_t *err)
+{
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "infer";
+    job.model = "heavy";
+    job.input = x;
+    job.rows = rows;
+    job.cols = cols;
+    drover_submit_async(d, &job, on_result, t, err);
+}
+
 // SIGKILL a worker in the middle of a job: the broker notices (liveness),
 // runs the job on the other worker, and every job ends with a result.
 static void
@@ -533,13 +551,7 @@ test_killed_worker_job_reruns(void)
     tally_t t = {0};
     drover_error_t err = {0};
     for (int i = 0; push == 0 && i < 3; i++) {
-        drover_job_t job = DROVER_JOB_INIT;
-        job.kind = "infer";
-        job.model = "heavy";
-        job.input = x;
-        job.rows = rows;
-        job.cols = cols;
-        drover_submit_async(c.d, &job, on_result, &t, &err);
+        submit_heavy(c.d, x, rows, cols, &t, &err);
     }
     int victim = push == 0 ? busy_worker(c.d) : -1;
     if (victim >= 0 && victim < MAX_WORKERS) {
@@ -580,13 +592,7 @@ test_sigterm_drains_worker(void)
     tally_t t = {0};
     drover_error_t err = {0};
     for (int i = 0; push == 0 && i < 2; i++) {
-        drover_job_t job = DROVER_JOB_INIT;
-        job.kind = "infer";
-        job.model = "heavy";
-        job.input = x;
-        job.rows = rows;
-        job.cols = cols;
-        drover_submit_async(c.d, &job, on_result, &t, &err);
+        submit_heavy(c.d, x, rows, cols, &t, &err);
     }
     int busy = push == 0 ? busy_worker(c.d) : -1;
     int worker_exit = busy == 0 ? dv_proc_stop(&c.workers[0], SIGTERM) : -2;
