@@ -974,6 +974,36 @@ on_result_get(dv_broker_t *self,
 static void
 reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
 
+// Job states as the protocol names them, indexed by job_state's result.
+static const char *s_job_states[] = {"queued", "running", "done", "failed"};
+
+// Where job id stands: 0 queued, 1 running, 2 done, 3 failed; -1 when the
+// broker knows nothing of it (unknown, result expired, or accepted but not
+// committed yet). *live gets the job while it is unfinished, else NULL;
+// *attempts the runs so far. One place for job_get and job_list.
+static int
+job_state(dv_broker_t *self,
+          uint64_t id,
+          const job_t **live,
+          uint32_t *attempts)
+{
+    const job_t *j = job_find(self, id);
+    bool running = false;
+    *live = NULL;
+    *attempts = 0;
+    if (j && !j->cancelled &&
+        dv_sched_job(self->sched, id, &running, attempts) == 0) {
+        *live = j;
+        return running ? 1 : 0;
+    }
+    const kept_t *k = kept_find(self, id); // a cancelled job's is recorded
+    if (k) {
+        *attempts = k->attempts;
+        return k->done ? 2 : 3;
+    }
+    return -1;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -1006,10 +1036,9 @@ on_job_list(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    const char *states[] = {"queued", "running", "done", "failed"};
     bool want[4] = {!state[0], !state[0], !state[0], !state[0]};
     for (int i = 0; i < 4; i++) {
-        want[i] = want[i] || strcmp(state, states[i]) == 0;
+        want[i] = want[i] || strcmp(state, s_job_states[i]) == 0;
     }
     if (state[0] && !want[0] && !want[1] && !want[2] && !want[3]) {
         return dv_errorf(err, DV_EINVAL,
@@ -1047,19 +1076,10 @@ on_job_list(dv_broker_t *self,
         }
         size_t written = 0;
         for (size_t i = n; i-- > 0 && written < limit;) {
-            const job_t *j = job_find(self, ids[i]);
-            const kept_t *k = NULL;
-            bool running = false;
+            const job_t *j = NULL;
             uint32_t attempts = 0;
-            int s;
-            if (j && !j->cancelled &&
-                dv_sched_job(self->sched, j->id, &running, &attempts) == 0) {
-                s = running ? 1 : 0;
-            } else if ((k = kept_find(self, ids[i])) != NULL) {
-                s = k->done ? 2 : 3;
-                attempts = k->attempts;
-                j = NULL;
-            } else {
+            int s = job_state(self, ids[i], &j, &attempts);
+            if (s < 0) {
                 continue; // accepted, not committed yet
             }
             if (!want[s]) {
@@ -1071,7 +1091,7 @@ on_job_list(dv_broker_t *self,
                 dv_msgw_v_str(w, "job");
                 dv_msgw_v_uint(w, ids[i]);
                 dv_msgw_v_str(w, "state");
-                dv_msgw_v_str(w, states[s]);
+                dv_msgw_v_str(w, s_job_states[s]);
                 dv_msgw_v_str(w, "attempts");
                 dv_msgw_v_uint(w, attempts);
                 if (j) {
@@ -1102,27 +1122,17 @@ on_job_get(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    const job_t *j = job_find(self, id);
-    if (j && j->cancelled) {
-        j = NULL; // its outcome is recorded: report that
-    }
-    const kept_t *k = j ? NULL : kept_find(self, id);
-    bool running = false;
+    const job_t *j = NULL;
     uint32_t attempts = 0;
-    const char *state;
-    if (j && dv_sched_job(self->sched, id, &running, &attempts) == 0) {
-        state = running ? "running" : "queued";
-    } else if (k) {
-        state = k->done ? "done" : "failed";
-        attempts = k->attempts;
-    } else {
+    int st = job_state(self, id, &j, &attempts);
+    if (st < 0) {
         return dv_errorf(err, DV_ENOENT,
                          "unknown job %llu (or its result expired)",
                          (unsigned long long)id);
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB, rid);
     dv_msgw_uint(w, "job", id);
-    dv_msgw_str(w, "state", state);
+    dv_msgw_str(w, "state", s_job_states[st]);
     dv_msgw_uint(w, "attempts", attempts);
     if (j) {
         dv_msgw_str(w, "queue", j->queue);

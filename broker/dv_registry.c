@@ -22,6 +22,7 @@
 #include "dv_mem.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
+#include "dv_msgpack.h"
 
 #define PATH_BYTES 4096
 
@@ -152,14 +153,6 @@ path_of(const dv_registry_t *self,
     dir_path_of(self->dir, name, version, buf, size);
 }
 
-static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 // Decode image and fill info (name and version set by the caller).
 static int
 describe(const uint8_t *image,
@@ -184,20 +177,20 @@ describe(const uint8_t *image,
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, m->labels ? 4 : 2);
-    pack_str(&pk, "features");
+    dv_msgpack_pack_str(&pk, "features");
     msgpack_pack_array(&pk, m->n_features);
     for (size_t i = 0; i < m->n_features; i++) {
-        pack_str(&pk, m->feature_names[i]);
+        dv_msgpack_pack_str(&pk, m->feature_names[i]);
     }
-    pack_str(&pk, "target");
-    pack_str(&pk, m->target_name ? m->target_name : "");
+    dv_msgpack_pack_str(&pk, "target");
+    dv_msgpack_pack_str(&pk, m->target_name ? m->target_name : "");
     if (m->labels) {
-        pack_str(&pk, "classes");
+        dv_msgpack_pack_str(&pk, "classes");
         msgpack_pack_array(&pk, m->labels->n);
         for (size_t i = 0; i < m->labels->n; i++) {
-            pack_str(&pk, m->labels->labels[i]);
+            dv_msgpack_pack_str(&pk, m->labels->labels[i]);
         }
-        pack_str(&pk, "labels_numeric");
+        dv_msgpack_pack_str(&pk, "labels_numeric");
         if (m->labels->numeric) {
             msgpack_pack_true(&pk);
         } else {

@@ -104,14 +104,6 @@ host_is_little_endian(void)
     return first == 1;
 }
 
-static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 // n floats as a bin of 4n bytes, each value IEEE-754 binary32 little-endian.
 static void
 pack_floats(msgpack_packer *pk, const float *v, size_t n)
@@ -136,36 +128,36 @@ pack_metrics(msgpack_packer *pk, const dv_metrics_t *m)
 {
     bool cls = m->task == DV_TASK_CLASSIFICATION;
     msgpack_pack_map(pk, cls ? 11 : 5);
-    pack_str(pk, "task");
-    pack_str(pk, dv_task_name(m->task));
-    pack_str(pk, "rows");
+    dv_msgpack_pack_str(pk, "task");
+    dv_msgpack_pack_str(pk, dv_task_name(m->task));
+    dv_msgpack_pack_str(pk, "rows");
     msgpack_pack_uint64(pk, m->rows);
     if (!cls) {
-        pack_str(pk, "mse");
+        dv_msgpack_pack_str(pk, "mse");
         msgpack_pack_double(pk, m->mse);
-        pack_str(pk, "mae");
+        dv_msgpack_pack_str(pk, "mae");
         msgpack_pack_double(pk, m->mae);
-        pack_str(pk, "r2");
+        dv_msgpack_pack_str(pk, "r2");
         msgpack_pack_double(pk, m->r2);
         return;
     }
-    pack_str(pk, "n_classes");
+    dv_msgpack_pack_str(pk, "n_classes");
     msgpack_pack_uint64(pk, m->n_classes);
-    pack_str(pk, "accuracy");
+    dv_msgpack_pack_str(pk, "accuracy");
     msgpack_pack_double(pk, m->accuracy);
-    pack_str(pk, "precision_macro");
+    dv_msgpack_pack_str(pk, "precision_macro");
     msgpack_pack_double(pk, m->precision_macro);
-    pack_str(pk, "recall_macro");
+    dv_msgpack_pack_str(pk, "recall_macro");
     msgpack_pack_double(pk, m->recall_macro);
-    pack_str(pk, "f1_macro");
+    dv_msgpack_pack_str(pk, "f1_macro");
     msgpack_pack_double(pk, m->f1_macro);
-    pack_str(pk, "precision");
+    dv_msgpack_pack_str(pk, "precision");
     msgpack_pack_double(pk, m->precision);
-    pack_str(pk, "recall");
+    dv_msgpack_pack_str(pk, "recall");
     msgpack_pack_double(pk, m->recall);
-    pack_str(pk, "f1");
+    dv_msgpack_pack_str(pk, "f1");
     msgpack_pack_double(pk, m->f1);
-    pack_str(pk, "log_loss");
+    dv_msgpack_pack_str(pk, "log_loss");
     msgpack_pack_double(pk, m->log_loss);
 }
 
@@ -174,46 +166,46 @@ pack_meta(msgpack_packer *pk, const dv_model_meta_t *meta)
 {
     const dv_hyper_t *h = &meta->hyper;
     msgpack_pack_map(pk, 8);
-    pack_str(pk, "hyper");
+    dv_msgpack_pack_str(pk, "hyper");
     msgpack_pack_map(pk, 10);
-    pack_str(pk, "algo");
-    pack_str(pk, dv_algo_name(h->algo));
-    pack_str(pk, "scale");
-    pack_str(pk, dv_scale_name(h->scale));
-    pack_str(pk, "epochs");
+    dv_msgpack_pack_str(pk, "algo");
+    dv_msgpack_pack_str(pk, dv_algo_name(h->algo));
+    dv_msgpack_pack_str(pk, "scale");
+    dv_msgpack_pack_str(pk, dv_scale_name(h->scale));
+    dv_msgpack_pack_str(pk, "epochs");
     msgpack_pack_uint32(pk, h->epochs);
-    pack_str(pk, "batch");
+    dv_msgpack_pack_str(pk, "batch");
     msgpack_pack_uint32(pk, h->batch);
-    pack_str(pk, "lr");
+    dv_msgpack_pack_str(pk, "lr");
     msgpack_pack_double(pk, h->lr);
-    pack_str(pk, "l2");
+    dv_msgpack_pack_str(pk, "l2");
     msgpack_pack_double(pk, h->l2);
-    pack_str(pk, "tol");
+    dv_msgpack_pack_str(pk, "tol");
     msgpack_pack_double(pk, h->tol);
-    pack_str(pk, "patience");
+    dv_msgpack_pack_str(pk, "patience");
     msgpack_pack_uint32(pk, h->patience);
-    pack_str(pk, "seed");
+    dv_msgpack_pack_str(pk, "seed");
     msgpack_pack_uint64(pk, h->seed);
-    pack_str(pk, "hidden");
+    dv_msgpack_pack_str(pk, "hidden");
     msgpack_pack_array(pk, h->n_hidden);
     for (uint32_t i = 0; i < h->n_hidden; i++) {
         msgpack_pack_uint32(pk, h->hidden[i]);
     }
-    pack_str(pk, "dataset_sha256");
+    dv_msgpack_pack_str(pk, "dataset_sha256");
     msgpack_pack_bin(pk, DV_SHA256_BYTES);
     msgpack_pack_bin_body(pk, meta->dataset_sha256, DV_SHA256_BYTES);
-    pack_str(pk, "dataset_rows");
+    dv_msgpack_pack_str(pk, "dataset_rows");
     msgpack_pack_uint64(pk, meta->dataset_rows);
-    pack_str(pk, "epochs_run");
+    dv_msgpack_pack_str(pk, "epochs_run");
     msgpack_pack_uint32(pk, meta->epochs_run);
-    pack_str(pk, "final_loss");
+    dv_msgpack_pack_str(pk, "final_loss");
     msgpack_pack_double(pk, meta->final_loss);
-    pack_str(pk, "train_metrics");
+    dv_msgpack_pack_str(pk, "train_metrics");
     pack_metrics(pk, &meta->train_metrics);
-    pack_str(pk, "created_unix");
+    dv_msgpack_pack_str(pk, "created_unix");
     msgpack_pack_int64(pk, meta->created_unix);
-    pack_str(pk, "drover_version");
-    pack_str(pk, meta->drover_version);
+    dv_msgpack_pack_str(pk, "drover_version");
+    dv_msgpack_pack_str(pk, meta->drover_version);
 }
 
 // The body map; key order is part of the determinism promise.
@@ -222,63 +214,63 @@ pack_body(msgpack_packer *pk, const dv_model_t *self)
 {
     bool cls = self->task == DV_TASK_CLASSIFICATION;
     msgpack_pack_map(pk, cls ? 12 : 10);
-    pack_str(pk, "kind");
-    pack_str(pk, "dense_stack");
-    pack_str(pk, "algo");
-    pack_str(pk, dv_algo_name(self->meta.hyper.algo));
-    pack_str(pk, "task");
-    pack_str(pk, dv_task_name(self->task));
-    pack_str(pk, "features");
+    dv_msgpack_pack_str(pk, "kind");
+    dv_msgpack_pack_str(pk, "dense_stack");
+    dv_msgpack_pack_str(pk, "algo");
+    dv_msgpack_pack_str(pk, dv_algo_name(self->meta.hyper.algo));
+    dv_msgpack_pack_str(pk, "task");
+    dv_msgpack_pack_str(pk, dv_task_name(self->task));
+    dv_msgpack_pack_str(pk, "features");
     msgpack_pack_array(pk, self->n_features);
     for (size_t j = 0; j < self->n_features; j++) {
-        pack_str(pk, self->feature_names[j]);
+        dv_msgpack_pack_str(pk, self->feature_names[j]);
     }
-    pack_str(pk, "target");
-    pack_str(pk, self->target_name);
+    dv_msgpack_pack_str(pk, "target");
+    dv_msgpack_pack_str(pk, self->target_name);
     if (cls) {
-        pack_str(pk, "classes");
+        dv_msgpack_pack_str(pk, "classes");
         msgpack_pack_array(pk, self->labels->n);
         for (size_t c = 0; c < self->labels->n; c++) {
-            pack_str(pk, self->labels->labels[c]);
+            dv_msgpack_pack_str(pk, self->labels->labels[c]);
         }
-        pack_str(pk, "classes_numeric");
+        dv_msgpack_pack_str(pk, "classes_numeric");
         if (self->labels->numeric) {
             msgpack_pack_true(pk);
         } else {
             msgpack_pack_false(pk);
         }
     }
-    pack_str(pk, "scaler");
+    dv_msgpack_pack_str(pk, "scaler");
     msgpack_pack_map(pk, 3);
-    pack_str(pk, "kind");
-    pack_str(pk, dv_scale_name(self->scaler->kind));
-    pack_str(pk, "offset");
+    dv_msgpack_pack_str(pk, "kind");
+    dv_msgpack_pack_str(pk, dv_scale_name(self->scaler->kind));
+    dv_msgpack_pack_str(pk, "offset");
     pack_floats(pk, self->scaler->offset, self->scaler->n);
-    pack_str(pk, "scale");
+    dv_msgpack_pack_str(pk, "scale");
     pack_floats(pk, self->scaler->scale, self->scaler->n);
     // Classification has no output mapping: always 0 and 1, whatever the
     // record holds, so equal models give equal bytes.
-    pack_str(pk, "y_offset");
+    dv_msgpack_pack_str(pk, "y_offset");
     msgpack_pack_float(pk, cls ? 0.0f : self->y_offset);
-    pack_str(pk, "y_scale");
+    dv_msgpack_pack_str(pk, "y_scale");
     msgpack_pack_float(pk, cls ? 1.0f : self->y_scale);
-    pack_str(pk, "layers");
+    dv_msgpack_pack_str(pk, "layers");
     msgpack_pack_array(pk, self->n_layers);
     for (size_t l = 0; l < self->n_layers; l++) {
         const dv_layer_t *ly = &self->layers[l];
         msgpack_pack_map(pk, 5);
-        pack_str(pk, "in");
+        dv_msgpack_pack_str(pk, "in");
         msgpack_pack_uint64(pk, ly->n_in);
-        pack_str(pk, "out");
+        dv_msgpack_pack_str(pk, "out");
         msgpack_pack_uint64(pk, ly->n_out);
-        pack_str(pk, "activation");
-        pack_str(pk, dv_act_name(ly->act));
-        pack_str(pk, "weights");
+        dv_msgpack_pack_str(pk, "activation");
+        dv_msgpack_pack_str(pk, dv_act_name(ly->act));
+        dv_msgpack_pack_str(pk, "weights");
         pack_floats(pk, ly->w, ly->n_in * ly->n_out);
-        pack_str(pk, "bias");
+        dv_msgpack_pack_str(pk, "bias");
         pack_floats(pk, ly->b, ly->n_out);
     }
-    pack_str(pk, "meta");
+    dv_msgpack_pack_str(pk, "meta");
     pack_meta(pk, &self->meta);
 }
 

@@ -228,3 +228,11 @@ dv_msgpack_double(const msgpack_object *o, double *out)
         return false;
     }
 }
+
+void
+dv_msgpack_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}

@@ -39,6 +39,9 @@ int dv_msgpack_unpack(msgpack_unpacked *out,
 const msgpack_object *dv_msgpack_get(const msgpack_object *map,
                                      const char *key);
 
+// Pack s (NUL-terminated) as a msgpack str.
+void dv_msgpack_pack_str(msgpack_packer *pk, const char *s);
+
 // o as a non-negative integer. False when o is NULL or another type.
 bool dv_msgpack_uint(const msgpack_object *o, uint64_t *out);
 

@@ -520,19 +520,11 @@ dv_msgw_destroy(dv_msgw_t **self_p)
 }
 
 static void
-pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void
 key(dv_msgw_t *self, const char *k)
 {
     dv_assert(!self->done);
     self->n_fields++;
-    pack_str(&self->pk, k);
+    dv_msgpack_pack_str(&self->pk, k);
 }
 
 void
@@ -544,7 +536,7 @@ dv_msgw_key(dv_msgw_t *self, const char *k)
 void
 dv_msgw_v_str(dv_msgw_t *self, const char *value)
 {
-    pack_str(&self->pk, value);
+    dv_msgpack_pack_str(&self->pk, value);
 }
 
 void
@@ -581,7 +573,7 @@ dv_msgw_strs(dv_msgw_t *self,
     key(self, k);
     msgpack_pack_array(&self->pk, n);
     for (size_t i = 0; i < n; i++) {
-        pack_str(&self->pk, values[i]);
+        dv_msgpack_pack_str(&self->pk, values[i]);
     }
 }
 
@@ -589,7 +581,7 @@ void
 dv_msgw_str(dv_msgw_t *self, const char *k, const char *value)
 {
     key(self, k);
-    pack_str(&self->pk, value);
+    dv_msgpack_pack_str(&self->pk, value);
 }
 
 void
@@ -612,10 +604,10 @@ dv_msgw_error(dv_msgw_t *self, const char *k, int code, const char *text)
 {
     key(self, k);
     msgpack_pack_map(&self->pk, 2);
-    pack_str(&self->pk, "name");
-    pack_str(&self->pk, dv_err_name(code));
-    pack_str(&self->pk, "text");
-    pack_str(&self->pk, text);
+    dv_msgpack_pack_str(&self->pk, "name");
+    dv_msgpack_pack_str(&self->pk, dv_err_name(code));
+    dv_msgpack_pack_str(&self->pk, "text");
+    dv_msgpack_pack_str(&self->pk, text);
 }
 
 void
@@ -624,11 +616,11 @@ dv_msgw_tensor(
 {
     key(self, k);
     msgpack_pack_map(&self->pk, 3);
-    pack_str(&self->pk, "frame");
+    dv_msgpack_pack_str(&self->pk, "frame");
     msgpack_pack_uint64(&self->pk, frame);
-    pack_str(&self->pk, "dtype");
-    pack_str(&self->pk, "f32");
-    pack_str(&self->pk, "shape");
+    dv_msgpack_pack_str(&self->pk, "dtype");
+    dv_msgpack_pack_str(&self->pk, "f32");
+    dv_msgpack_pack_str(&self->pk, "shape");
     msgpack_pack_array(&self->pk, 2);
     msgpack_pack_uint64(&self->pk, rows);
     msgpack_pack_uint64(&self->pk, cols);
@@ -657,13 +649,13 @@ dv_msgw_bytes(dv_msgw_t *self, size_t *len)
         msgpack_packer pk;
         msgpack_packer_init(&pk, &self->out, msgpack_sbuffer_write);
         msgpack_pack_map(&pk, 3 + self->n_fields);
-        pack_str(&pk, "v");
+        dv_msgpack_pack_str(&pk, "v");
         msgpack_pack_array(&pk, 2);
         msgpack_pack_uint32(&pk, DV_PROTOCOL_MAJOR);
         msgpack_pack_uint32(&pk, DV_PROTOCOL_MINOR);
-        pack_str(&pk, "t");
-        pack_str(&pk, s_names[self->type]);
-        pack_str(&pk, "rid");
+        dv_msgpack_pack_str(&pk, "t");
+        dv_msgpack_pack_str(&pk, s_names[self->type]);
+        dv_msgpack_pack_str(&pk, "rid");
         msgpack_pack_uint64(&pk, self->rid);
         msgpack_sbuffer_write(&self->out, self->body.data, self->body.size);
         self->done = true;
