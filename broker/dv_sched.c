@@ -19,8 +19,11 @@ struct job {
     uint64_t id;           // job id (never 0)
     size_t queue;          // index into queues
     char *model;           // model key, "" for none
+    uint64_t since;        // clock when it (last) joined its queue
     uint32_t attempts;     // dispatches so far
     uint32_t max_attempts; // fail after this many lost runs
+    int32_t priority;      // higher runs first
+    bool held;             // waiting to be released (retry backoff)
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
 };
@@ -30,10 +33,21 @@ typedef struct {
     size_t n;           // length
 } list_t;
 
+// The jobs of one priority within a queue, FIFO. A level exists only while
+// it holds jobs, so picking scans just the priorities in use.
 typedef struct {
-    char *name;     // queue name
-    list_t jobs;    // waiting jobs
-    size_t running; // its jobs on workers
+    int32_t priority;
+    list_t jobs;
+} level_t;
+
+typedef struct {
+    char *name;       // queue name
+    level_t *levels;  // waiting jobs by priority, highest first
+    size_t n_levels;  // levels in use
+    size_t cap_levels;
+    size_t waiting;   // jobs in its levels
+    size_t running;   // its jobs on workers
+    size_t held;      // its jobs held for a retry
 } queue_t;
 
 typedef struct {
@@ -61,6 +75,9 @@ struct dv_sched {
     uint64_t next_seq; // registration counter
     size_t n_queued;   // jobs in queues
     size_t n_running;  // jobs on workers
+    size_t n_held;     // jobs held for a retry
+    uint64_t now;      // the broker's clock (dv_sched_tick)
+    uint64_t aging_ms; // waiting this long is worth one priority level
 };
 
 // ------------------------------------------------------------- job table
@@ -191,6 +208,103 @@ free_job(job_t *j)
     free(j);
 }
 
+// ------------------------------------------------------- priority levels
+
+// The level of priority in q, created (in order) when create is set; NULL
+// when absent and not created.
+static level_t *
+level_of(queue_t *q, int32_t priority, bool create)
+{
+    size_t lo = 0, hi = q->n_levels;
+    while (lo < hi) { // highest priority first
+        size_t mid = (lo + hi) / 2;
+        if (q->levels[mid].priority == priority) {
+            return &q->levels[mid];
+        }
+        if (q->levels[mid].priority > priority) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    if (q->n_levels == q->cap_levels) {
+        q->cap_levels = q->cap_levels ? q->cap_levels * 2 : 4;
+        q->levels = dv_realloc(q->levels, q->cap_levels * sizeof(level_t));
+    }
+    memmove(&q->levels[lo + 1], &q->levels[lo],
+            (q->n_levels - lo) * sizeof(level_t));
+    memset(&q->levels[lo], 0, sizeof(level_t));
+    q->levels[lo].priority = priority;
+    q->n_levels++;
+    return &q->levels[lo];
+}
+
+// Put a waiting job into its queue: at the back of its level, or at the
+// front (a job given back by a lost worker keeps its place).
+static void
+enqueue(dv_sched_t *self, job_t *j, bool front)
+{
+    queue_t *q = &self->queues[j->queue];
+    level_t *l = level_of(q, j->priority, true);
+    if (front) {
+        list_push_front(&l->jobs, j);
+    } else {
+        j->since = self->now;
+        list_push_back(&l->jobs, j);
+    }
+    q->waiting++;
+    self->n_queued++;
+}
+
+// Take a waiting job out of its queue (dropping its level when empty).
+static void
+dequeue(dv_sched_t *self, job_t *j)
+{
+    queue_t *q = &self->queues[j->queue];
+    level_t *l = level_of(q, j->priority, false);
+    dv_assert(l != NULL);
+    list_unlink(&l->jobs, j);
+    if (l->jobs.n == 0) {
+        size_t i = (size_t)(l - q->levels);
+        memmove(l, l + 1, (q->n_levels - i - 1) * sizeof(level_t));
+        q->n_levels--;
+    }
+    q->waiting--;
+    self->n_queued--;
+}
+
+// The job q serves next: the head of the level whose head scores highest,
+// score = priority + waited / aging_ms (so a low priority job overtakes
+// higher ones once it has waited long enough); ties go to the higher
+// priority. Without aging, strictly the highest priority's head.
+static job_t *
+queue_head(const dv_sched_t *self, const queue_t *q)
+{
+    if (q->n_levels == 0) {
+        return NULL;
+    }
+    if (self->aging_ms == 0) {
+        return q->levels[0].jobs.head;
+    }
+    job_t *best = NULL;
+    long double best_score = 0;
+    for (size_t i = 0; i < q->n_levels; i++) {
+        job_t *h = q->levels[i].jobs.head;
+        uint64_t waited = self->now > h->since ? self->now - h->since : 0;
+        long double score =
+            (long double)h->priority + (long double)waited / self->aging_ms;
+        if (!best || score > best_score) {
+            best = h;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+
 // --------------------------------------------------------------- sched
 
 dv_sched_t *
@@ -228,6 +342,7 @@ dv_sched_destroy(dv_sched_t **self_p)
     free(self->table);
     for (size_t q = 0; q < self->n_queues; q++) {
         free(self->queues[q].name);
+        free(self->queues[q].levels);
     }
     free(self->queues);
     for (size_t w = 0; w < self->n_workers; w++) {
@@ -261,6 +376,17 @@ dv_sched_submit(dv_sched_t *self,
                 const char *model,
                 uint32_t max_attempts)
 {
+    return dv_sched_submit_prio(self, job, queue, model, max_attempts, 0);
+}
+
+int
+dv_sched_submit_prio(dv_sched_t *self,
+                     uint64_t job,
+                     const char *queue,
+                     const char *model,
+                     uint32_t max_attempts,
+                     int32_t priority)
+{
     if (job == 0 || max_attempts == 0 || find_job(self, job)) {
         return DV_EINVAL;
     }
@@ -269,12 +395,26 @@ dv_sched_submit(dv_sched_t *self,
     j->queue = queue_index(self, queue);
     j->model = dv_strdup(model);
     j->max_attempts = max_attempts;
+    j->priority = priority;
     j->worker = SIZE_MAX;
     table_insert(self, j);
-    list_push_back(&self->queues[j->queue].jobs, j);
+    enqueue(self, j, false);
     self->n_jobs++;
-    self->n_queued++;
     return 0;
+}
+
+void
+dv_sched_tick(dv_sched_t *self, uint64_t now_ms)
+{
+    if (now_ms > self->now) {
+        self->now = now_ms;
+    }
+}
+
+void
+dv_sched_set_aging(dv_sched_t *self, uint64_t aging_ms)
+{
+    self->aging_ms = aging_ms;
 }
 
 static worker_t *
@@ -361,8 +501,7 @@ dv_sched_worker_remove(dv_sched_t *self,
             free_job(j);
         } else {
             j->worker = SIZE_MAX;
-            list_push_front(&self->queues[j->queue].jobs, j);
-            self->n_queued++;
+            enqueue(self, j, true);
         }
     }
     free_models(w);
@@ -425,7 +564,7 @@ dv_sched_next(dv_sched_t *self,
     }
     for (size_t k = 0; k < self->n_queues; k++) {
         size_t q = (self->rr + k) % self->n_queues;
-        job_t *j = self->queues[q].jobs.head;
+        job_t *j = queue_head(self, &self->queues[q]);
         if (!j) {
             continue;
         }
@@ -442,8 +581,7 @@ dv_sched_next(dv_sched_t *self,
         if (!best) {
             return false; // no free slot anywhere: nothing can go
         }
-        list_unlink(&self->queues[q].jobs, j);
-        self->n_queued--;
+        dequeue(self, j);
         j->attempts++;
         j->worker = best_index;
         list_push_back(&best->running, j);
@@ -458,34 +596,99 @@ dv_sched_next(dv_sched_t *self,
     return false;
 }
 
-int
-dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker)
+// Take a running job off its worker (the slot is free again).
+static job_t *
+take_running(dv_sched_t *self, uint64_t job, uint64_t worker)
 {
     job_t *j = find_job(self, job);
     if (!j || j->worker == SIZE_MAX || self->workers[j->worker].id != worker) {
-        return DV_ENOENT;
+        return NULL;
     }
     list_unlink(&self->workers[j->worker].running, j);
+    j->worker = SIZE_MAX;
     self->n_running--;
     self->queues[j->queue].running--;
-    table_remove(self, job);
+    return j;
+}
+
+static void
+forget(dv_sched_t *self, job_t *j)
+{
+    table_remove(self, j->id);
     self->n_jobs--;
     free_job(j);
+}
+
+int
+dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker)
+{
+    job_t *j = take_running(self, job, worker);
+    if (!j) {
+        return DV_ENOENT;
+    }
+    forget(self, j);
+    return 0;
+}
+
+static void
+hold(dv_sched_t *self, job_t *j)
+{
+    j->held = true;
+    self->queues[j->queue].held++;
+    self->n_held++;
+}
+
+int
+dv_sched_retry(dv_sched_t *self, uint64_t job, uint64_t worker)
+{
+    job_t *j = take_running(self, job, worker);
+    if (!j) {
+        return DV_ENOENT;
+    }
+    hold(self, j);
+    return 0;
+}
+
+int
+dv_sched_hold(dv_sched_t *self, uint64_t job)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || j->worker != SIZE_MAX || j->held) {
+        return DV_ENOENT;
+    }
+    dequeue(self, j);
+    hold(self, j);
+    return 0;
+}
+
+int
+dv_sched_release(dv_sched_t *self, uint64_t job)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || !j->held) {
+        return DV_ENOENT;
+    }
+    j->held = false;
+    self->queues[j->queue].held--;
+    self->n_held--;
+    enqueue(self, j, false);
     return 0;
 }
 
 int
 dv_sched_cancel(dv_sched_t *self, uint64_t job)
 {
-    job_t *j = find_job(self, job);
+    job_t *j = job ? find_job(self, job) : NULL;
     if (!j || j->worker != SIZE_MAX) {
         return DV_ENOENT;
     }
-    list_unlink(&self->queues[j->queue].jobs, j);
-    self->n_queued--;
-    table_remove(self, job);
-    self->n_jobs--;
-    free_job(j);
+    if (j->held) {
+        self->queues[j->queue].held--;
+        self->n_held--;
+    } else {
+        dequeue(self, j);
+    }
+    forget(self, j);
     return 0;
 }
 
@@ -495,11 +698,27 @@ dv_sched_job(const dv_sched_t *self,
              bool *running,
              uint32_t *attempts)
 {
+    dv_sched_state_t state;
+    int rc = dv_sched_job_state(self, job, &state, attempts);
+    if (rc == 0) {
+        *running = state == DV_SCHED_RUNNING;
+    }
+    return rc;
+}
+
+int
+dv_sched_job_state(const dv_sched_t *self,
+                   uint64_t job,
+                   dv_sched_state_t *state,
+                   uint32_t *attempts)
+{
     const job_t *j = job ? find_job(self, job) : NULL;
     if (!j) {
         return DV_ENOENT;
     }
-    *running = j->worker != SIZE_MAX;
+    *state = j->worker != SIZE_MAX ? DV_SCHED_RUNNING
+             : j->held             ? DV_SCHED_HELD
+                                   : DV_SCHED_QUEUED;
     *attempts = j->attempts;
     return 0;
 }
@@ -553,9 +772,15 @@ dv_sched_queue_info(const dv_sched_t *self,
     if (i >= self->n_queues) {
         return NULL;
     }
-    *queued = self->queues[i].jobs.n;
+    *queued = self->queues[i].waiting;
     *running = self->queues[i].running;
     return self->queues[i].name;
+}
+
+size_t
+dv_sched_queue_held(const dv_sched_t *self, size_t i)
+{
+    return i < self->n_queues ? self->queues[i].held : 0;
 }
 
 int
@@ -570,12 +795,19 @@ dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts)
 }
 
 size_t
+dv_sched_held(const dv_sched_t *self)
+{
+    return self->n_held;
+}
+
+size_t
 dv_sched_queue_waiting(const dv_sched_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_queues; i++) {
         if (strcmp(self->queues[i].name, name) == 0) {
-            return self->queues[i].jobs.n;
+            return self->queues[i].waiting + self->queues[i].held;
         }
+
     }
     return 0;
 }

@@ -9,10 +9,16 @@
 //   - among those, one that already holds the job's model wins (affinity),
 //     else the least loaded (running / capacity, then fewest running, then
 //     the longest-registered worker, so ties are deterministic);
-//   - queues take turns (round robin), and each queue is first in, first out;
+//   - queues take turns (round robin); within a queue the highest priority
+//     goes first, first in first out within a priority, and waiting ages a
+//     job: every aging_ms waited counts as one priority level more, so low
+//     priority work is never starved by a stream of higher priority work;
 //   - a job whose worker leaves goes back to the front of its queue with its
-//     attempt count kept; past max_attempts it fails instead.
-// Threads: one (the broker's loop thread).
+//     attempt count kept; past max_attempts it fails instead;
+//   - a job can be held (waiting for a retry's backoff: in no queue, taking
+//     no slot) and released into its queue later.
+// Threads: one (the broker's loop thread). The scheduler reads no clock:
+// the broker tells it the time (dv_sched_tick).
 #ifndef DV_SCHED_H
 #define DV_SCHED_H
 
@@ -38,6 +44,23 @@ int dv_sched_submit(dv_sched_t *self,
                     const char *queue,
                     const char *model,
                     uint32_t max_attempts);
+
+// dv_sched_submit with a priority (higher runs first; dv_sched_submit uses
+// 0).
+int dv_sched_submit_prio(dv_sched_t *self,
+                         uint64_t job,
+                         const char *queue,
+                         const char *model,
+                         uint32_t max_attempts,
+                         int32_t priority);
+
+// The current time in ms on any monotonic clock (never goes back; earlier
+// values are ignored). Aging measures waiting with it.
+void dv_sched_tick(dv_sched_t *self, uint64_t now_ms);
+
+// Waiting aging_ms is worth one priority level (0: no aging, strict
+// priorities). Default 0.
+void dv_sched_set_aging(dv_sched_t *self, uint64_t aging_ms);
 
 // A worker joined (or re-registered: its running jobs are kept) with
 // capacity slots. Returns 0 or DV_EINVAL (capacity 0).
@@ -80,13 +103,34 @@ bool dv_sched_next(dv_sched_t *self,
 // caller drops it).
 int dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker);
 
+// The job failed on worker and will be retried: frees the slot and holds
+// the job (in no queue) until dv_sched_release. Returns 0 or DV_ENOENT as
+// dv_sched_finish.
+int dv_sched_retry(dv_sched_t *self, uint64_t job, uint64_t worker);
+
+// Hold a queued job (given back by a lost worker, to wait for its backoff).
+// Returns 0 or DV_ENOENT (unknown, running or held).
+int dv_sched_hold(dv_sched_t *self, uint64_t job);
+
+// Put a held job at the back of its queue (its priority level). Returns 0
+// or DV_ENOENT (not held).
+int dv_sched_release(dv_sched_t *self, uint64_t job);
+
 // Set the attempts a queued job has used (a job recovered from the store
 // after a restart). Returns 0 or DV_ENOENT (unknown or running).
 int dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts);
 
-// Remove a queued (not running) job, e.g. cancelled or expired. Returns 0
-// or DV_ENOENT.
+// Remove a queued or held (not running) job, e.g. cancelled or expired.
+// Returns 0 or DV_ENOENT.
 int dv_sched_cancel(dv_sched_t *self, uint64_t job);
+
+typedef enum { DV_SCHED_QUEUED, DV_SCHED_RUNNING, DV_SCHED_HELD } dv_sched_state_t;
+
+// State of a job and attempts so far. Returns 0 or DV_ENOENT as dv_sched_job.
+int dv_sched_job_state(const dv_sched_t *self,
+                       uint64_t job,
+                       dv_sched_state_t *state,
+                       uint32_t *attempts);
 
 // State of a job the scheduler holds: *running (else queued) and attempts so
 // far. Returns 0, or DV_ENOENT for jobs it does not hold (finished, failed,
@@ -103,7 +147,8 @@ void dv_sched_worker_drain(dv_sched_t *self, uint64_t worker);
 // The worker a running job runs on. Returns 0 or DV_ENOENT (not running).
 int dv_sched_job_worker(const dv_sched_t *self, uint64_t job, uint64_t *worker);
 
-// Jobs waiting in the queue named name (0 for unknown queues).
+// Jobs waiting in the queue named name, held ones included (0 for unknown
+// queues).
 size_t dv_sched_queue_waiting(const dv_sched_t *self, const char *name);
 
 // Queues known (created by submits; never removed while the broker runs).
@@ -116,7 +161,12 @@ const char *dv_sched_queue_info(const dv_sched_t *self,
                                 size_t *queued,
                                 size_t *running);
 
+// Jobs of queue i held for a retry (0 when out of range).
+size_t dv_sched_queue_held(const dv_sched_t *self, size_t i);
+
 size_t dv_sched_queued(const dv_sched_t *self);  // jobs waiting
+size_t dv_sched_held(const dv_sched_t *self);    // jobs held for a retry
+
 size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
 size_t dv_sched_workers(const dv_sched_t *self); // workers known
 // Jobs running on one worker (0 for unknown workers).
