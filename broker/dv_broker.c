@@ -25,10 +25,12 @@
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_registry.h"
 #include "dv_sched.h"
 #include "dv_store.h"
+#include "dv_timeq.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
 
@@ -73,6 +75,15 @@ struct kept {
 // fixed buffers for the longest names (about 600 bytes before its payload);
 // with tens of thousands in flight that was most of the broker's memory and
 // page faults.
+// One failed attempt: what went wrong, where, when.
+typedef struct {
+    uint32_t attempt;                  // 1-based
+    int32_t code;                      // DV_E*
+    uint64_t unix_ms;                  // when it was recorded
+    char worker[DV_MAX_WIRE_NAME + 1]; // "" when no worker was involved
+    char text[DV_ERROR_TEXT_MAX];      // the reason
+} attempt_err_t;
+
 typedef struct job job_t;
 struct job {
     uint64_t id;            // broker-assigned, > 0
@@ -92,7 +103,35 @@ struct job {
     bool cancelled;         // result sent; kept only until its worker ends
     bool memory_only;       // durability "none": never written to the store
     uint8_t model_sha[32];  // infer: SHA-256 of the model file
+    int32_t priority;       // higher runs first (aged while waiting)
+    uint32_t timeout_ms;    // a run longer than this ends it (0: none)
+    uint32_t backoff_ms;    // first retry's delay; doubles per retry
+    uint32_t sleep_ms;      // a `sleep` job's length
+    uint32_t lost;          // runs lost with their worker (quarantine)
+    uint32_t n_errors;      // failed attempts recorded
+    uint64_t submit_unix;   // wall-clock submit time (ms)
+    uint64_t deadline_unix; // must start by then (ms; 0: no deadline)
+    attempt_err_t *errors;  // failed attempts (owned), n_errors of them
     uint8_t data[];         // route, queue, model, payload
+};
+
+// A job in the dead-letter queue: attempts used up, or quarantined.
+typedef struct {
+    job_t *job;       // the job as it was (owned)
+    uint64_t unix_ms; // when it died
+    int code;         // its final error
+    char *text;       // and reason (owned)
+} dead_t;
+
+// Idempotency: a submit's key, per queue, remembered for the window.
+typedef struct idem idem_t;
+struct idem {
+    idem_t *hnext;    // hash chain
+    idem_t *newer;    // FIFO by time, for expiry
+    uint64_t job;     // the job it made
+    uint64_t unix_ms; // when
+    bool stored;      // has a record in the store
+    char key[];       // "QUEUE\0KEY"
 };
 
 // A reply that may only go out once what it reports is stored (cancel).
@@ -106,9 +145,12 @@ struct held_reply {
     uint8_t header[];         // the reply header
 };
 
+// Per queue: payload held (backpressure) and what became of its jobs since
+// the broker started.
 typedef struct {
     char name[DV_MAX_WIRE_NAME + 1]; // queue
     uint64_t bytes;                  // payload bytes of its unfinished jobs
+    uint64_t done, failed, expired, cancelled; // outcomes counted
 } qbytes_t;
 
 typedef struct {
@@ -165,7 +207,32 @@ struct dv_broker {
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
     size_t cap_pending;        //
+    dv_timeq_t *timeq;         // backoffs, deadlines, run timeouts
+    uv_timer_t timer;          // fires at the earliest of them
+    uint64_t timer_at;         // when it is armed for (0: not armed)
+    dead_t *dead;              // the dead-letter queue, oldest first
+    size_t n_dead, cap_dead;   //
+    idem_t **idem;             // idempotency keys (hash)
+    idem_t *idem_oldest;       // FIFO head
+    idem_t *idem_newest;       // FIFO tail
+    size_t n_idem;             //
+    uint64_t idem_window_ms;   // how long a key is remembered
+    uint32_t quarantine_after; // lost runs before a job is quarantined
+    uint64_t rng;              // backoff jitter (xorshift state)
 };
+
+#define IDEM_BUCKETS       65536             // idempotency hash (power of two)
+#define BACKOFF_CAP_MS     60000             // longest retry delay
+#define DEFAULT_BACKOFF_MS 500               // first retry's delay by default
+#define MAX_DEADLINE_MS    (7ULL * 86400000) // a submit's deadline/timeout cap
+
+// Timed events (dv_timeq tags).
+enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
+
+static void
+reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+static uint8_t *job_encode(const job_t *j, size_t *len);
+static void write_errors(dv_msgw_t *w, const job_t *j);
 
 static uint64_t
 unix_ms_now(void)
@@ -199,7 +266,9 @@ store_arm(dv_broker_t *self)
 // then text, worker, frames, extra fields. All little-endian.
 
 #define REC_FORMAT  1
-#define JOB_HEAD    68
+#define JOB_FORMAT  2 // job records: 1 had no scheduling fields
+#define JOB_HEAD_V1 68
+#define JOB_HEAD    100
 #define RESULT_HEAD 36
 
 static void
@@ -269,6 +338,15 @@ job_alloc(const void *route,
     j->payload = p;
     j->payload_len = payload_len;
     return j;
+}
+
+static void
+job_free(job_t *j)
+{
+    if (j) {
+        free(j->errors);
+        free(j);
+    }
 }
 
 static size_t
@@ -344,7 +422,7 @@ job_remove(dv_broker_t *self, uint64_t id)
             job_t *j = *p;
             *p = j->next;
             queue_bytes(self, j->queue)->bytes -= j->payload_len;
-            free(j);
+            job_free(j);
             self->n_jobs--;
             return;
         }
@@ -590,8 +668,22 @@ send_result(dv_broker_t *self,
             size_t n_frames,
             dv_msgw_t *extra)
 {
+    // The failed attempts go with the result (errors: one map each).
+    dv_msgw_t *own = NULL;
+    if (j->n_errors) {
+        extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
+        write_errors(extra, j);
+    }
+    qbytes_t *q = j->queue ? queue_bytes(self, j->queue) : NULL;
+    if (q) {
+        *(done                   ? &q->done
+          : code == DV_EEXPIRED  ? &q->expired
+          : code == DV_ECANCELED ? &q->cancelled
+                                 : &q->failed) += 1;
+    }
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
+    dv_msgw_destroy(&own);
     if (self->store && !j->memory_only) {
         size_t len = 0;
         uint8_t *rec = kept_encode(k, &len);
@@ -604,6 +696,286 @@ send_result(dv_broker_t *self,
         send_kept(self, k, j->route, j->route_len, j->rid);
     }
     kept_trim(self); // after sending: k may be the one evicted
+}
+
+// ------------------------------------------------- retries, dead letters
+
+// Errors that may not happen again elsewhere or later (a worker's I/O or
+// memory trouble, a model damaged in transit, a lost worker): the job is
+// retried. Any other error is the job's own (bad input, unknown model) and
+// would fail the same way again: it ends the job at once.
+static bool
+retryable(int code)
+{
+    return code == DV_EIO || code == DV_ENOMEM || code == DV_ECHECKSUM ||
+           code == DV_ETIMEDOUT || code == DV_ENOSPC;
+}
+
+static void timers_arm(dv_broker_t *self);
+
+static void
+timer_add(
+    dv_broker_t *self, uint64_t at, uint64_t id, uint32_t tag, uint32_t attempt)
+{
+    dv_timeq_push(self->timeq, (dv_timeq_entry_t){at, id, tag, attempt});
+    timers_arm(self);
+}
+
+// Attempts record: attempts, lost runs, then each failed attempt (attempt,
+// code, time, worker and text lengths, worker, text). Little-endian.
+static uint8_t *
+attempts_encode(const job_t *j, size_t *len)
+{
+    size_t n = 12;
+    for (uint32_t i = 0; i < j->n_errors; i++) {
+        n += 20 + strlen(j->errors[i].worker) + strlen(j->errors[i].text);
+    }
+    uint8_t *p = dv_malloc(n + DV_STORE_SPARE), *q = p + 12;
+    put_u32(p, j->attempts);
+    put_u32(p + 4, j->lost);
+    put_u32(p + 8, j->n_errors);
+    for (uint32_t i = 0; i < j->n_errors; i++) {
+        const attempt_err_t *e = &j->errors[i];
+        size_t wl = strlen(e->worker), tl = strlen(e->text);
+        put_u32(q, e->attempt);
+        put_u32(q + 4, (uint32_t)e->code);
+        put_u64(q + 8, e->unix_ms);
+        put_u32(q + 16, (uint32_t)(wl | tl << 16));
+        memcpy(q + 20, e->worker, wl);
+        memcpy(q + 20 + wl, e->text, tl);
+        q += 20 + wl + tl;
+    }
+    *len = n;
+    return p;
+}
+
+// Read an attempts record into j (a 4-byte record is the older format:
+// the count only). Returns 0 or DV_EFORMAT.
+static int
+attempts_decode(job_t *j, const uint8_t *p, size_t len)
+{
+    if (len == 4) {
+        j->attempts = get_u32(p);
+        return 0;
+    }
+    if (len < 12 || get_u32(p + 8) > MAX_ATTEMPTS_LIMIT * 2) {
+        return DV_EFORMAT;
+    }
+    uint32_t n = get_u32(p + 8);
+    attempt_err_t *errors = dv_calloc(n ? n : 1, sizeof *errors);
+    const uint8_t *q = p + 12, *end = p + len;
+    for (uint32_t i = 0; i < n; i++) {
+        if (end - q < 20) {
+            free(errors);
+            return DV_EFORMAT;
+        }
+        uint32_t lens = get_u32(q + 16), wl = lens & 0xffff, tl = lens >> 16;
+        if (wl > DV_MAX_WIRE_NAME || tl >= DV_ERROR_TEXT_MAX ||
+            (size_t)(end - q) < 20 + (size_t)wl + tl) {
+            free(errors);
+            return DV_EFORMAT;
+        }
+        errors[i].attempt = get_u32(q);
+        errors[i].code = (int32_t)get_u32(q + 4);
+        errors[i].unix_ms = get_u64(q + 8);
+        memcpy(errors[i].worker, q + 20, wl);
+        memcpy(errors[i].text, q + 20 + wl, tl);
+        q += 20 + wl + tl;
+    }
+    free(j->errors);
+    j->errors = errors;
+    j->n_errors = n;
+    j->attempts = get_u32(p);
+    j->lost = get_u32(p + 4);
+    return 0;
+}
+
+static void
+store_attempts(dv_broker_t *self, const job_t *j)
+{
+    if (self->store && !j->memory_only) { // counted across a crash
+        size_t len = 0;
+        uint8_t *rec = attempts_encode(j, &len);
+        dv_store_put_owned(self->store, DV_STORE_ATTEMPTS, j->id, rec, len);
+        store_arm(self);
+    }
+}
+
+// Note a failed attempt of j (kept with the job, its result and its
+// dead-letter entry; stored).
+static void
+record_error(
+    dv_broker_t *self, job_t *j, int code, const char *worker, const char *text)
+{
+    if (j->n_errors >= 2 * MAX_ATTEMPTS_LIMIT) {
+        return; // attempts are bounded; this is a safety net
+    }
+    j->errors = dv_realloc(j->errors, (j->n_errors + 1) * sizeof *j->errors);
+    attempt_err_t *e = &j->errors[j->n_errors++];
+    memset(e, 0, sizeof *e);
+    e->attempt = j->attempts;
+    e->code = code;
+    e->unix_ms = unix_ms_now();
+    snprintf(e->worker, sizeof e->worker, "%s", worker ? worker : "");
+    snprintf(e->text, sizeof e->text, "%s", text ? text : "");
+    store_attempts(self, j);
+}
+
+// Wait before the next attempt: base x 2^(failures - 1), capped, with
+// "equal jitter" (half fixed, half random) so retries of many jobs failed
+// together do not arrive together.
+static uint64_t
+backoff_ms(dv_broker_t *self, const job_t *j)
+{
+    if (j->backoff_ms == 0) {
+        return 0;
+    }
+    uint64_t d = j->backoff_ms;
+    for (uint32_t i = 1; i < j->n_errors && d < BACKOFF_CAP_MS; i++) {
+        d *= 2;
+    }
+    d = d < BACKOFF_CAP_MS ? d : BACKOFF_CAP_MS;
+    self->rng ^= self->rng << 13;
+    self->rng ^= self->rng >> 7;
+    self->rng ^= self->rng << 17;
+    return d / 2 + self->rng % (d / 2 + 1);
+}
+
+// j is held in the scheduler: release it when its backoff ends.
+static void
+retry_later(dv_broker_t *self, job_t *j)
+{
+    uint64_t delay = backoff_ms(self, j);
+    timer_add(self, uv_now(&self->loop) + delay, j->id, T_RELEASE, j->attempts);
+}
+
+static void
+write_errors(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_key(w, "errors");
+    dv_msgw_v_array(w, j->n_errors);
+    for (uint32_t i = 0; i < j->n_errors; i++) {
+        const attempt_err_t *e = &j->errors[i];
+        dv_msgw_v_map(w, 5);
+        dv_msgw_v_str(w, "attempt");
+        dv_msgw_v_uint(w, e->attempt);
+        dv_msgw_v_str(w, "error");
+        dv_msgw_v_str(w, dv_err_name(e->code));
+        dv_msgw_v_str(w, "text");
+        dv_msgw_v_str(w, e->text);
+        dv_msgw_v_str(w, "worker");
+        dv_msgw_v_str(w, e->worker);
+        dv_msgw_v_str(w, "at_ms");
+        dv_msgw_v_uint(w, e->unix_ms);
+    }
+}
+
+// Take j out of the jobs table without freeing it.
+static job_t *
+job_detach(dv_broker_t *self, uint64_t id)
+{
+    for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            job_t *j = *p;
+            *p = j->next;
+            j->next = NULL;
+            queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            self->n_jobs--;
+            return j;
+        }
+    }
+    return NULL;
+}
+
+// Dead-letter record: death time, code, text length, text, job record
+// length, job record, attempts record.
+static void
+store_dead(dv_broker_t *self, const dead_t *d)
+{
+    if (!self->store || d->job->memory_only) {
+        return;
+    }
+    size_t jl = 0, al = 0, tl = strlen(d->text);
+    uint8_t *jrec = job_encode(d->job, &jl);
+    uint8_t *arec = attempts_encode(d->job, &al);
+    size_t len = 20 + tl + jl + al;
+    uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
+    put_u64(p, d->unix_ms);
+    put_u32(p + 8, (uint32_t)d->code);
+    put_u32(p + 12, (uint32_t)tl);
+    memcpy(p + 16, d->text, tl);
+    put_u32(p + 16 + tl, (uint32_t)jl);
+    memcpy(p + 20 + tl, jrec, jl);
+    memcpy(p + 20 + tl + jl, arec, al);
+    free(jrec);
+    free(arec);
+    dv_store_put_owned(self->store, DV_STORE_DEAD, d->job->id, p, len);
+    store_arm(self);
+}
+
+static void
+dead_push(dv_broker_t *self, dead_t d)
+{
+    if (self->n_dead == self->cap_dead) {
+        self->cap_dead = self->cap_dead ? self->cap_dead * 2 : 16;
+        self->dead = dv_realloc(self->dead, self->cap_dead * sizeof(dead_t));
+    }
+    self->dead[self->n_dead++] = d;
+}
+
+// The job ends failed and goes to the dead-letter queue (its attempts are
+// used up, or it is quarantined), where `drover dead` can inspect, requeue
+// or purge it. Not in the scheduler any more.
+static void
+job_dead(
+    dv_broker_t *self, job_t *j, int code, const char *text, const char *worker)
+{
+    send_result(self, j, false, code, text, worker, NULL, 0, NULL);
+    job_detach(self, j->id);
+    dead_t d = {j, unix_ms_now(), code, dv_strdup(text)};
+    store_dead(self, &d);
+    dead_push(self, d);
+    dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s",
+           (unsigned long long)j->id, text);
+}
+
+// A run of j ended in a retryable failure (a lost worker, or a worker's
+// retryable error): quarantine it, send it to the dead letters, or hold it
+// for its backoff. The scheduler already took it off the worker: held
+// (retry_held) or back at the front of its queue.
+static void
+job_failed_run(dv_broker_t *self,
+               job_t *j,
+               int code,
+               const char *worker,
+               const char *text,
+               bool worker_died,
+               bool sched_removed)
+{
+    record_error(self, j, code, worker, text);
+    if (worker_died) {
+        j->lost++;
+    }
+    char why[DV_ERROR_TEXT_MAX + 64];
+    if (worker_died && j->lost >= self->quarantine_after) {
+        if (!sched_removed) {
+            dv_sched_cancel(self->sched, j->id);
+        }
+        snprintf(why, sizeof why,
+                 "quarantined: %u workers died while running it (last: %s)",
+                 j->lost, text);
+        job_dead(self, j, DV_EQUARANTINED, why, worker);
+    } else if (sched_removed || j->attempts >= j->max_attempts) {
+        if (!sched_removed) {
+            dv_sched_cancel(self->sched, j->id);
+        }
+        snprintf(why, sizeof why, "%s; no attempts left (%u)", text,
+                 j->attempts);
+        job_dead(self, j, code, why, worker);
+    } else {
+        dv_sched_hold(self->sched, j->id); // no-op when already held
+        retry_later(self, j);
+    }
 }
 
 // Forget a worker; requeue or fail what it was running.
@@ -623,20 +995,22 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
             job_remove(self, j->id);
             continue;
         }
-        if (j && lost[i].failed) {
+        if (j) {
             char text[256];
-            snprintf(text, sizeof text,
-                     "worker %s %s while running it; no attempts left (%u)",
-                     w->name, why, lost[i].attempts);
-            send_result(self, j, false, DV_EIO, text, w->name, NULL, 0, NULL);
-            job_remove(self, j->id);
+            snprintf(text, sizeof text, "worker %s %s while running it",
+                     w->name, why);
+            job_failed_run(self, j, DV_EIO, w->name, text, true,
+                           lost[i].failed);
         }
     }
+
     free(lost);
     dv_strs_free(&w->models, w->n_models);
     size_t index = (size_t)(w - self->workers);
     self->workers[index] = self->workers[--self->n_workers];
 }
+
+static void job_expire(dv_broker_t *self, job_t *j);
 
 // Send every job that can run now.
 static void
@@ -644,21 +1018,34 @@ dispatch(dv_broker_t *self)
 {
     uint64_t id, handle;
     uint32_t attempt;
+    dv_sched_tick(self->sched, uv_now(&self->loop));
+    uint64_t now_unix = 0;
     while (dv_sched_next(self->sched, &id, &handle, &attempt)) {
         job_t *j = job_find(self, id);
         worker_t *w = worker_by_handle(self, handle);
         dv_assert(j && w);
+        if (j->deadline_unix) {
+            now_unix = now_unix ? now_unix : unix_ms_now();
+            if (now_unix > j->deadline_unix) { // its timer has not fired yet
+                dv_sched_finish(self->sched, id, handle);
+                job_expire(self, j);
+                continue;
+            }
+        }
         j->attempts = attempt;
-        if (self->store && !j->memory_only) { // counted across a crash
-            uint8_t a[4];
-            put_u32(a, attempt);
-            dv_store_put(self->store, DV_STORE_ATTEMPTS, j->id, a, sizeof a);
-            store_arm(self);
+        store_attempts(self, j);
+        if (j->timeout_ms) {
+            timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id,
+                      T_TIMEOUT, attempt);
         }
         dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
         dv_msgw_uint(m, "job", j->id);
         dv_msgw_uint(m, "attempt", attempt);
         dv_msgw_str(m, "kind", j->kind);
+        if (strcmp(j->kind, "sleep") == 0) {
+            dv_msgw_uint(m, "ms", j->sleep_ms);
+        }
+
         if (j->model[0]) {
             dv_msgw_key(m, "model");
             dv_msgw_v_map(m, 3);
@@ -678,10 +1065,115 @@ dispatch(dv_broker_t *self)
     }
 }
 
+// ------------------------------------------------------------ timed events
+
+// A job not started by its deadline ends as expired (it is in no queue and
+// on no worker when this is called).
+static void
+job_expire(dv_broker_t *self, job_t *j)
+{
+    char text[160];
+    snprintf(text, sizeof text,
+             "not started by its deadline (%llu ms after the submit); "
+             "%u attempts made",
+             (unsigned long long)(j->deadline_unix - j->submit_unix),
+             j->attempts);
+    send_result(self, j, false, DV_EEXPIRED, text, "", NULL, 0, NULL);
+    job_remove(self, j->id);
+}
+
+// Tell the worker running j to drop it.
+static void
+cancel_on_worker(dv_broker_t *self, const job_t *j)
+{
+    uint64_t handle = 0;
+    if (dv_sched_job_worker(self->sched, j->id, &handle) != 0) {
+        return;
+    }
+    worker_t *w = worker_by_handle(self, handle);
+    if (w) {
+        dv_msgw_t *c = dv_msgw_new(DV_MSG_CANCEL, 0);
+        dv_msgw_uint(c, "job", j->id);
+        dv_msgw_uint(c, "attempt", j->attempts);
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(c, &len);
+        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, NULL,
+                     0);
+        dv_msgw_destroy(&c);
+    }
+}
+
+// One due event; stale ones (the job moved on since) are ignored.
+static void
+timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
+{
+    job_t *j = job_find(self, e->id);
+    dv_sched_state_t st;
+    uint32_t attempts = 0;
+    if (!j || j->cancelled ||
+        dv_sched_job_state(self->sched, e->id, &st, &attempts) != 0) {
+        return;
+    }
+    if (e->tag == T_RELEASE && st == DV_SCHED_HELD && attempts == e->attempt) {
+        dv_sched_release(self->sched, j->id);
+    } else if (e->tag == T_DEADLINE && st != DV_SCHED_RUNNING) {
+        dv_sched_cancel(self->sched, j->id);
+        job_expire(self, j);
+    } else if (e->tag == T_TIMEOUT && st == DV_SCHED_RUNNING &&
+               attempts == e->attempt) {
+        // Ends the job (not retried: it would most likely run as long
+        // again); its slot stays taken until the worker answers.
+        uint64_t handle = 0;
+        dv_sched_job_worker(self->sched, j->id, &handle);
+        worker_t *w = worker_by_handle(self, handle);
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text,
+                 "ran longer than its timeout of %u ms (attempt %u)",
+                 j->timeout_ms, attempts);
+        record_error(self, j, DV_ETIMEDOUT, w ? w->name : "", text);
+        cancel_on_worker(self, j);
+        send_result(self, j, false, DV_ETIMEDOUT, text, w ? w->name : "", NULL,
+                    0, NULL);
+        j->cancelled = true;
+    }
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    dv_broker_t *self = t->data;
+    self->timer_at = 0;
+    uint64_t now = uv_now(&self->loop);
+    dv_timeq_entry_t e;
+    while (dv_timeq_pop_due(self->timeq, now, &e)) {
+        timer_due(self, &e);
+    }
+    timers_arm(self);
+    dispatch(self);
+}
+
+// Arm the loop timer for the earliest event (if it is not armed earlier).
+static void
+timers_arm(dv_broker_t *self)
+{
+    dv_timeq_entry_t e;
+    if (!dv_timeq_peek(self->timeq, &e)) {
+        return;
+    }
+    uint64_t at = e.at ? e.at : 1;
+    if (self->timer_at && self->timer_at <= at) {
+        return;
+    }
+    uint64_t now = uv_now(&self->loop);
+    uv_timer_start(&self->timer, on_timer, at > now ? at - now : 0, 0);
+    self->timer_at = at;
+}
+
 // ----------------------------------------------------------- handlers
 
 static void
 send_simple(void *sock,
+
             const dv_wire_msg_t *in,
             dv_msg_type_t type,
             uint64_t rid,
@@ -726,7 +1218,13 @@ job_schedule(dv_broker_t *self, const job_t *j)
     if (j->model[0]) {
         snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
     }
-    dv_sched_submit(self->sched, j->id, j->queue, key, j->max_attempts);
+    dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
+                         j->priority);
+    if (j->deadline_unix) {
+        uint64_t now = unix_ms_now();
+        uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
+        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+    }
 }
 
 // Schedule it and tell its submitter.
@@ -742,15 +1240,226 @@ job_accept(dv_broker_t *self, const job_t *j)
     dv_msgw_destroy(&w);
 }
 
+// Job kinds in records (p[1]).
+static const char *s_kinds[] = {"echo", "infer", "sleep"};
+
+static uint8_t
+kind_code(const char *kind)
+{
+    for (uint8_t i = 0; i < 3; i++) {
+        if (strcmp(kind, s_kinds[i]) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------- idempotency
+
+#define IDEM_MAX 1000000 // keys remembered at most (the oldest go first)
+
+static size_t
+idem_hash(const char *queue, const char *key)
+{
+    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0key"
+    for (const char *p = queue; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    }
+    h = (h ^ 0) * 1099511628211ULL;
+    for (const char *p = key; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    }
+    return (size_t)h & (IDEM_BUCKETS - 1);
+}
+
+static idem_t *
+idem_find(const dv_broker_t *self, const char *queue, const char *key)
+{
+    if (!self->idem) {
+        return NULL;
+    }
+    for (idem_t *e = self->idem[idem_hash(queue, key)]; e; e = e->hnext) {
+        if (strcmp(e->key, queue) == 0 &&
+            strcmp(e->key + strlen(e->key) + 1, key) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void
+idem_unlink(dv_broker_t *self, idem_t *e)
+{
+    const char *queue = e->key, *key = e->key + strlen(e->key) + 1;
+    for (idem_t **p = &self->idem[idem_hash(queue, key)]; *p;
+         p = &(*p)->hnext) {
+        if (*p == e) {
+            *p = e->hnext;
+            break;
+        }
+    }
+    self->n_idem--;
+}
+
+// Drop the oldest key (past the window, or over IDEM_MAX).
+static void
+idem_drop_oldest(dv_broker_t *self)
+{
+    idem_t *e = self->idem_oldest;
+    self->idem_oldest = e->newer;
+    if (!self->idem_oldest) {
+        self->idem_newest = NULL;
+    }
+    idem_unlink(self, e);
+    if (e->stored && self->store) {
+        dv_store_del(self->store, DV_STORE_KEYS, e->job);
+        store_arm(self);
+    }
+    free(e);
+}
+
+static void
+idem_trim(dv_broker_t *self)
+{
+    uint64_t now = unix_ms_now();
+    while (self->idem_oldest &&
+           (self->n_idem > IDEM_MAX ||
+            now - self->idem_oldest->unix_ms >= self->idem_window_ms)) {
+        idem_drop_oldest(self);
+    }
+}
+
+// Remember that key on queue made job at unix_ms (stored with it when
+// durable).
+static void
+idem_add(dv_broker_t *self,
+         const char *queue,
+         const char *key,
+         uint64_t job,
+         uint64_t unix_ms,
+         bool durable)
+{
+    if (!self->idem) {
+        self->idem = dv_calloc(IDEM_BUCKETS, sizeof(idem_t *));
+    }
+    size_t ql = strlen(queue) + 1, kl = strlen(key) + 1;
+    idem_t *e = dv_malloc(sizeof *e + ql + kl);
+    memset(e, 0, sizeof *e);
+    memcpy(e->key, queue, ql);
+    memcpy(e->key + ql, key, kl);
+    e->job = job;
+    e->unix_ms = unix_ms;
+    size_t b = idem_hash(queue, key);
+    e->hnext = self->idem[b];
+    self->idem[b] = e;
+    if (self->idem_newest) {
+        self->idem_newest->newer = e;
+    } else {
+        self->idem_oldest = e;
+    }
+    self->idem_newest = e;
+    self->n_idem++;
+    if (durable && self->store) {
+        size_t len = 12 + ql - 1 + kl - 1;
+        uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
+        put_u64(p, unix_ms);
+        put_u32(p + 8, (uint32_t)(ql - 1));
+        memcpy(p + 12, queue, ql - 1);
+        memcpy(p + 12 + ql - 1, key, kl - 1);
+        dv_store_put_owned(self->store, DV_STORE_KEYS, job, p, len);
+        e->stored = true;
+        store_arm(self);
+    }
+    idem_trim(self);
+}
+
+// Forget the key that made job (its submit was refused after all).
+static void
+idem_forget_job(dv_broker_t *self, uint64_t job)
+{
+    idem_t **p = &self->idem_oldest, *prev = NULL;
+    while (*p && (*p)->job != job) {
+        prev = *p;
+        p = &(*p)->newer;
+    }
+    idem_t *e = *p;
+    if (!e) {
+        return;
+    }
+    *p = e->newer;
+    if (self->idem_newest == e) {
+        self->idem_newest = prev;
+    }
+    idem_unlink(self, e);
+    free(e);
+}
+
+// Queue a reply to go out after the next commit (what it reports is then
+// stored).
+static void
+hold_reply(dv_broker_t *self,
+           const void *route,
+           size_t route_len,
+           uint64_t rid,
+           dv_msgw_t *w)
+{
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    held_reply_t *hr = dv_malloc(sizeof *hr + len);
+    memset(hr, 0, sizeof *hr);
+    memcpy(hr->route, route, route_len);
+    hr->route_len = route_len;
+    hr->rid = rid;
+    hr->len = len;
+    memcpy(hr->header, h, len);
+    held_reply_t **tail = &self->held;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = hr;
+    dv_msgw_destroy(&w);
+    store_arm(self);
+}
+
+// A submit whose key was seen within the window gets the job that key made
+// (`accepted` with duplicate: true) and no new job. With a store the answer
+// waits for the next commit, so it never names a job not yet stored.
+// Returns true when it answered.
+static bool
+idem_reply(dv_broker_t *self,
+           const dv_wire_msg_t *in,
+           const dv_msg_t *m,
+           const char *queue,
+           const char *key)
+{
+    idem_t *e = idem_find(self, queue, key);
+    if (!e || unix_ms_now() - e->unix_ms >= self->idem_window_ms) {
+        return false;
+    }
+    const void *route = zmq_msg_data((zmq_msg_t *)&in->route);
+    size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, dv_msg_rid(m));
+    dv_msgw_uint(w, "job", e->job);
+    dv_msgw_key(w, "duplicate");
+    dv_msgw_v_bool(w, true);
+    if (self->store && route_len <= ROUTE_MAX) {
+        hold_reply(self, route, route_len, dv_msg_rid(m), w);
+    } else {
+        reply(self->clients, route, route_len, w);
+    }
+    return true;
+}
+
 static uint8_t *
 job_encode(const job_t *j, size_t *len)
 {
+
     size_t qlen = strlen(j->queue), mlen = strlen(j->model);
     *len = JOB_HEAD + qlen + mlen + j->payload_len;
     uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
     memset(p, 0, JOB_HEAD);
-    p[0] = REC_FORMAT;
-    p[1] = j->model[0] ? 1 : 0;
+    p[0] = JOB_FORMAT;
+    p[1] = kind_code(j->kind);
     put_u32(p + 4, j->max_attempts);
     put_u32(p + 8, j->model_version);
     put_u32(p + 12, j->rows);
@@ -759,6 +1468,12 @@ job_encode(const job_t *j, size_t *len)
     put_u32(p + 24, (uint32_t)mlen);
     put_u64(p + 28, j->payload_len);
     memcpy(p + 36, j->model_sha, 32);
+    put_u32(p + 68, (uint32_t)j->priority);
+    put_u32(p + 72, j->timeout_ms);
+    put_u32(p + 76, j->backoff_ms);
+    put_u32(p + 80, j->sleep_ms);
+    put_u64(p + 84, j->submit_unix);
+    put_u64(p + 92, j->deadline_unix);
     memcpy(p + JOB_HEAD, j->queue, qlen);
     memcpy(p + JOB_HEAD + qlen, j->model, mlen);
     if (j->payload_len) {
@@ -772,7 +1487,9 @@ job_encode(const job_t *j, size_t *len)
 static job_t *
 job_decode(uint64_t id, const uint8_t *p, size_t len, dv_error_t *err)
 {
-    if (len < JOB_HEAD || p[0] != REC_FORMAT || p[1] > 1) {
+    size_t head = len >= 1 && p[0] == 1 ? JOB_HEAD_V1 : JOB_HEAD;
+    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 2 ||
+        (p[0] == 1 && p[1] > 1)) {
         dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
                   (unsigned long long)id);
         return NULL;
@@ -780,26 +1497,36 @@ job_decode(uint64_t id, const uint8_t *p, size_t len, dv_error_t *err)
     uint64_t qlen = get_u32(p + 20), mlen = get_u32(p + 24);
     uint64_t plen = get_u64(p + 28);
     if (qlen == 0 || qlen > DV_MAX_WIRE_NAME || mlen > DV_MAX_WIRE_NAME ||
-        plen > DV_MAX_FRAME_BYTES || JOB_HEAD + qlen + mlen + plen != len) {
+        plen > DV_MAX_FRAME_BYTES || head + qlen + mlen + plen != len) {
         dv_errorf(err, DV_EFORMAT, "job %llu: record lengths disagree",
                   (unsigned long long)id);
         return NULL;
     }
     char queue[DV_MAX_WIRE_NAME + 1], model[DV_MAX_WIRE_NAME + 1];
-    memcpy(queue, p + JOB_HEAD, qlen);
+    memcpy(queue, p + head, qlen);
     queue[qlen] = '\0';
-    memcpy(model, p + JOB_HEAD + qlen, mlen);
+    memcpy(model, p + head + qlen, mlen);
     model[mlen] = '\0';
-    job_t *j = job_alloc(NULL, 0, queue, model, p + JOB_HEAD + qlen + mlen,
-                         (size_t)plen);
+    job_t *j =
+        job_alloc(NULL, 0, queue, model, p + head + qlen + mlen, (size_t)plen);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
                   (unsigned long long)id);
         return NULL;
     }
     j->id = id;
-    j->kind = p[1] ? "infer" : "echo";
+    j->kind = s_kinds[p[1]];
+    j->backoff_ms = DEFAULT_BACKOFF_MS;
+    if (head == JOB_HEAD) {
+        j->priority = (int32_t)get_u32(p + 68);
+        j->timeout_ms = get_u32(p + 72);
+        j->backoff_ms = get_u32(p + 76);
+        j->sleep_ms = get_u32(p + 80);
+        j->submit_unix = get_u64(p + 84);
+        j->deadline_unix = get_u64(p + 92);
+    }
     j->max_attempts = get_u32(p + 4);
+
     j->model_version = get_u32(p + 8);
     j->rows = get_u32(p + 12);
     j->cols = get_u32(p + 16);
@@ -842,17 +1569,52 @@ on_submit(dv_broker_t *self,
                          queue);
     }
     bool infer = strcmp(kind, "infer") == 0;
-    if (!infer && strcmp(kind, "echo") != 0) {
+    bool sleep = strcmp(kind, "sleep") == 0;
+    if (!infer && !sleep && strcmp(kind, "echo") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: job kind '%s' is not supported by this "
-                         "broker (echo, infer)",
+                         "broker (echo, infer, sleep)",
                          kind);
     }
     if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT) {
         return dv_errorf(err, DV_EINVAL, "submit: max_attempts must be 1..%d",
                          MAX_ATTEMPTS_LIMIT);
     }
+    // Scheduling options (docs/SEMANTICS.md).
+    int64_t priority = 0;
+    uint64_t deadline_ms = 0, timeout_ms = 0, backoff = DEFAULT_BACKOFF_MS;
+    uint64_t sleep_ms = 0;
+    char key[DV_MAX_KEY_BYTES + 1] = "";
+    if ((rc = dv_msg_int_or(m, "priority", 0, &priority, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "deadline_ms", 0, &deadline_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "timeout_ms", 0, &timeout_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "backoff_ms", DEFAULT_BACKOFF_MS, &backoff,
+                             err)) != 0 ||
+        (sleep && (rc = dv_msg_uint(m, "ms", &sleep_ms, err)) != 0) ||
+        (dv_msg_has(m, "idempotency_key") &&
+         (rc = dv_msg_str(m, "idempotency_key", key, sizeof key, err)) != 0)) {
+        return rc;
+    }
+    if (priority < -1000 || priority > 1000) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: priority must be -1000..1000");
+    }
+    if (deadline_ms > MAX_DEADLINE_MS || timeout_ms > MAX_DEADLINE_MS ||
+        backoff > BACKOFF_CAP_MS || sleep_ms > DV_MAX_SLEEP_MS) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: deadline_ms and timeout_ms must be <= %llu, "
+                         "backoff_ms <= %d, a sleep's ms <= %d",
+                         (unsigned long long)MAX_DEADLINE_MS, BACKOFF_CAP_MS,
+                         DV_MAX_SLEEP_MS);
+    }
+    if (dv_msg_has(m, "idempotency_key") && !key[0]) {
+        return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");
+    }
     const dv_frame_t *payload = dv_msg_frame(m, 1);
+    static const dv_frame_t no_payload = {NULL, 0};
+    if (sleep && !payload) {
+        payload = &no_payload;
+    }
     const dv_model_info_t *model = NULL;
     size_t rows = 0, cols = 0;
     if (infer) {
@@ -876,6 +1638,10 @@ on_submit(dv_broker_t *self,
     } else if (!payload) {
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an echo job needs its payload in frame 1");
+    }
+    // A key seen within the window: the job it made, not a new one.
+    if (key[0] && idem_reply(self, in, m, queue, key)) {
+        return 0;
     }
     // Backpressure: refuse at once, with the numbers, rather than queue
     // without bound; the producer decides what to do.
@@ -912,7 +1678,6 @@ on_submit(dv_broker_t *self,
                          payload->len);
     }
     j->max_attempts = (uint32_t)max_attempts;
-    j->kind = infer ? "infer" : "echo";
     if (model) {
         j->model_version = model->version;
         memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
@@ -922,7 +1687,18 @@ on_submit(dv_broker_t *self,
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
     j->memory_only = memory_only;
+    j->kind = infer ? "infer" : sleep ? "sleep" : "echo";
+    j->priority = (int32_t)priority;
+    j->timeout_ms = (uint32_t)timeout_ms;
+    j->backoff_ms = (uint32_t)backoff;
+    j->sleep_ms = (uint32_t)sleep_ms;
+    j->submit_unix = unix_ms_now();
+    j->deadline_unix = deadline_ms ? j->submit_unix + deadline_ms : 0;
     job_add(self, j);
+    if (key[0]) {
+        idem_add(self, queue, key, j->id, j->submit_unix, !memory_only);
+    }
+
     if (self->store && memory_only) {
         // Acknowledged at once, never stored (lost if the broker stops);
         // its id is recorded all the same so ids are never reused.
@@ -971,16 +1747,40 @@ on_result_get(dv_broker_t *self,
     return 0;
 }
 
-static void
-reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
-
 // Job states as the protocol names them, indexed by job_state's result.
-static const char *s_job_states[] = {"queued", "running", "done", "failed"};
+enum {
+    S_QUEUED,
+    S_RUNNING,
+    S_RETRYING,
+    S_DONE,
+    S_FAILED,
+    S_DEAD,
+    S_EXPIRED,
+    S_CANCELLED,
+    S_COUNT_
+};
+static const char *s_job_states[S_COUNT_] = {"queued",  "running",  "retrying",
+                                             "done",    "failed",   "dead",
+                                             "expired", "cancelled"};
 
-// Where job id stands: 0 queued, 1 running, 2 done, 3 failed; -1 when the
-// broker knows nothing of it (unknown, result expired, or accepted but not
-// committed yet). *live gets the job while it is unfinished, else NULL;
-// *attempts the runs so far. One place for job_get and job_list.
+static dead_t *
+dead_find(const dv_broker_t *self, uint64_t id, size_t *index)
+{
+    for (size_t i = 0; i < self->n_dead; i++) {
+        if (self->dead[i].job->id == id) {
+            if (index) {
+                *index = i;
+            }
+            return &self->dead[i];
+        }
+    }
+    return NULL;
+}
+
+// Where job id stands (S_*); -1 when the broker knows nothing of it
+// (unknown, result expired, or accepted but not committed yet). *live gets
+// the job while it is unfinished or dead, else NULL; *attempts the runs so
+// far. One place for job_get and job_list.
 static int
 job_state(dv_broker_t *self,
           uint64_t id,
@@ -988,18 +1788,29 @@ job_state(dv_broker_t *self,
           uint32_t *attempts)
 {
     const job_t *j = job_find(self, id);
-    bool running = false;
+    dv_sched_state_t st;
     *live = NULL;
     *attempts = 0;
     if (j && !j->cancelled &&
-        dv_sched_job(self->sched, id, &running, attempts) == 0) {
+        dv_sched_job_state(self->sched, id, &st, attempts) == 0) {
         *live = j;
-        return running ? 1 : 0;
+        return st == DV_SCHED_RUNNING ? S_RUNNING
+               : st == DV_SCHED_HELD  ? S_RETRYING
+                                      : S_QUEUED;
+    }
+    const dead_t *d = dead_find(self, id, NULL);
+    if (d) {
+        *live = d->job;
+        *attempts = d->job->attempts;
+        return S_DEAD;
     }
     const kept_t *k = kept_find(self, id); // a cancelled job's is recorded
     if (k) {
         *attempts = k->attempts;
-        return k->done ? 2 : 3;
+        return k->done                   ? S_DONE
+               : k->code == DV_EEXPIRED  ? S_EXPIRED
+               : k->code == DV_ECANCELED ? S_CANCELLED
+                                         : S_FAILED;
     }
     return -1;
 }
@@ -1036,19 +1847,20 @@ on_job_list(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    bool want[4] = {!state[0], !state[0], !state[0], !state[0]};
-    for (int i = 0; i < 4; i++) {
-        want[i] = want[i] || strcmp(state, s_job_states[i]) == 0;
+    bool want[S_COUNT_], any = false;
+    for (int i = 0; i < S_COUNT_; i++) {
+        want[i] = !state[0] || strcmp(state, s_job_states[i]) == 0;
+        any = any || want[i];
     }
-    if (state[0] && !want[0] && !want[1] && !want[2] && !want[3]) {
+    if (!any) {
         return dv_errorf(err, DV_EINVAL,
-                         "job_list: state '%s': queued, running, done or "
-                         "failed",
+                         "job_list: state '%s': queued, running, retrying, "
+                         "done, failed, dead, expired or cancelled",
                          state);
     }
     limit = limit < 1 ? 1 : limit > 10000 ? 10000 : limit;
-    // Candidates: live jobs and kept results, by id.
-    size_t cap = self->n_jobs + self->n_kept, n = 0;
+    // Candidates: live jobs, dead letters and kept results, by id.
+    size_t cap = self->n_jobs + self->n_kept + self->n_dead, n = 0;
     uint64_t *ids = dv_malloc((cap ? cap : 1) * sizeof *ids);
     for (size_t b = 0; b < self->n_buckets; b++) {
         for (const job_t *j = self->jobs[b]; j; j = j->next) {
@@ -1057,13 +1869,20 @@ on_job_list(dv_broker_t *self,
             }
         }
     }
+    for (size_t i = 0; i < self->n_dead; i++) {
+        if (!queue[0] || strcmp(self->dead[i].job->queue, queue) == 0) {
+            ids[n++] = self->dead[i].job->id;
+        }
+    }
     if (!queue[0]) { // finished jobs do not keep their queue name
         for (const kept_t *k = self->kept_oldest; k; k = k->newer) {
-            if (!job_find(self, k->id) || job_find(self, k->id)->cancelled) {
+            if ((!job_find(self, k->id) || job_find(self, k->id)->cancelled) &&
+                !dead_find(self, k->id, NULL)) {
                 ids[n++] = k->id;
             }
         }
     }
+
     qsort(ids, n, sizeof *ids, cmp_u64);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
     // Two passes: count what matches, then write it (the array's length
@@ -1087,7 +1906,7 @@ on_job_list(dv_broker_t *self,
             }
             written++;
             if (pass == 1) {
-                dv_msgw_v_map(w, j ? 5 : 3);
+                dv_msgw_v_map(w, j ? 6 : 3);
                 dv_msgw_v_str(w, "job");
                 dv_msgw_v_uint(w, ids[i]);
                 dv_msgw_v_str(w, "state");
@@ -1099,6 +1918,8 @@ on_job_list(dv_broker_t *self,
                     dv_msgw_v_str(w, j->queue);
                     dv_msgw_v_str(w, "kind");
                     dv_msgw_v_str(w, j->kind);
+                    dv_msgw_v_str(w, "priority");
+                    dv_msgw_v_int(w, j->priority);
                 }
             }
         }
@@ -1137,7 +1958,22 @@ on_job_get(dv_broker_t *self,
     if (j) {
         dv_msgw_str(w, "queue", j->queue);
         dv_msgw_str(w, "kind", j->kind);
+        dv_msgw_key(w, "priority");
+        dv_msgw_v_int(w, j->priority);
+        dv_msgw_uint(w, "max_attempts", j->max_attempts);
+        if (j->deadline_unix) {
+            dv_msgw_uint(w, "deadline_unix_ms", j->deadline_unix);
+        }
+        if (j->timeout_ms) {
+            dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
+        }
+        write_errors(w, j);
     }
+    const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
+    if (d) {
+        dv_msgw_error(w, "error", d->code, d->text);
+    }
+
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_wire_send(self->clients, route, route_len, h, len, NULL, 0);
@@ -1477,19 +2313,8 @@ on_job_cancel(dv_broker_t *self,
     }
     const char *was = running ? "running" : "queued";
     if (!j->cancelled) {
-        uint64_t handle = 0;
-        if (running && dv_sched_job_worker(self->sched, id, &handle) == 0) {
-            worker_t *w = worker_by_handle(self, handle);
-            if (w) {
-                dv_msgw_t *c = dv_msgw_new(DV_MSG_CANCEL, 0);
-                dv_msgw_uint(c, "job", id);
-                dv_msgw_uint(c, "attempt", j->attempts);
-                size_t len = 0;
-                const uint8_t *h = dv_msgw_bytes(c, &len);
-                dv_wire_send(self->workers_sock, w->route, w->route_len, h, len,
-                             NULL, 0);
-                dv_msgw_destroy(&c);
-            }
+        if (running) {
+            cancel_on_worker(self, j);
         } else {
             dv_sched_cancel(self->sched, id);
         }
@@ -1510,22 +2335,259 @@ on_job_cancel(dv_broker_t *self,
     }
     // Answered once the cancel is stored: a cancel that is acknowledged
     // survives a crash.
-    size_t len = 0;
-    const uint8_t *h = dv_msgw_bytes(w, &len);
-    held_reply_t *hr = dv_malloc(sizeof *hr + len);
-    memset(hr, 0, sizeof *hr);
-    memcpy(hr->route, route, route_len);
-    hr->route_len = route_len;
-    hr->rid = rid;
-    hr->len = len;
-    memcpy(hr->header, h, len);
-    held_reply_t **tail = &self->held;
-    while (*tail) {
-        tail = &(*tail)->next;
+    hold_reply(self, route, route_len, rid, w);
+    return 0;
+}
+
+// --------------------------------------------------------- dead letters
+
+// Which dead letters a dead_* request means: {job: ID} one (DV_ENOENT when
+// it is not dead), or {all: true, queue?: Q} every one (of Q). *one gets
+// the id or 0, *queue the filter.
+static int
+dead_select(const dv_broker_t *self,
+            const dv_msg_t *m,
+            bool need_all,
+            uint64_t *one,
+            char *queue,
+            size_t queue_size,
+            dv_error_t *err)
+{
+    *one = 0;
+    queue[0] = '\0';
+    int rc = 0;
+    if (dv_msg_has(m, "job")) {
+        if ((rc = dv_msg_uint(m, "job", one, err)) != 0) {
+            return rc;
+        }
+        if (!dead_find(self, *one, NULL)) {
+            return dv_errorf(err, DV_ENOENT,
+                             "job %llu is not in the dead-letter queue",
+                             (unsigned long long)*one);
+        }
+        return 0;
     }
-    *tail = hr;
-    dv_msgw_destroy(&w);
-    store_arm(self);
+    if (dv_msg_has(m, "queue") &&
+        (rc = dv_msg_str(m, "queue", queue, queue_size, err)) != 0) {
+        return rc;
+    }
+    const msgpack_object *all = dv_msg_get(m, "all");
+    if (need_all &&
+        (!all || all->type != MSGPACK_OBJECT_BOOLEAN || !all->via.boolean)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s: name a job, or say all: true (with queue to "
+                         "limit it to one queue)",
+                         dv_msg_name(dv_msg_type(m)));
+    }
+    return 0;
+}
+
+static bool
+dead_matches(const dead_t *d, uint64_t one, const char *queue)
+{
+    return one ? d->job->id == one
+               : !queue[0] || strcmp(d->job->queue, queue) == 0;
+}
+
+// dead_list {job?, queue?, limit?}: dead letters, oldest first, each with
+// its final error and every failed attempt.
+static int
+on_dead_list(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             const dv_msg_t *m,
+             uint64_t rid,
+             dv_error_t *err)
+{
+    uint64_t one = 0, limit = 0;
+    char queue[DV_MAX_WIRE_NAME + 1];
+    int rc = dead_select(self, m, false, &one, queue, sizeof queue, err);
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "limit", 1000, &limit, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < self->n_dead; i++) {
+        count += dead_matches(&self->dead[i], one, queue);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_JOBS, rid);
+    dv_msgw_uint(w, "total", count);
+    count = count < limit ? count : limit;
+    dv_msgw_key(w, "jobs");
+    dv_msgw_v_array(w, count);
+    for (size_t i = 0, n = 0; i < self->n_dead && n < count; i++) {
+        const dead_t *d = &self->dead[i];
+        if (!dead_matches(d, one, queue)) {
+            continue;
+        }
+        n++;
+        const job_t *j = d->job;
+        dv_msgw_v_map(w, 9);
+        dv_msgw_v_str(w, "job");
+        dv_msgw_v_uint(w, j->id);
+        dv_msgw_v_str(w, "queue");
+        dv_msgw_v_str(w, j->queue);
+        dv_msgw_v_str(w, "kind");
+        dv_msgw_v_str(w, j->kind);
+        dv_msgw_v_str(w, "attempts");
+        dv_msgw_v_uint(w, j->attempts);
+        dv_msgw_v_str(w, "priority");
+        dv_msgw_v_int(w, j->priority);
+        dv_msgw_v_str(w, "died_ms");
+        dv_msgw_v_uint(w, d->unix_ms);
+        dv_msgw_v_str(w, "submitted_ms");
+        dv_msgw_v_uint(w, j->submit_unix);
+        dv_msgw_v_str(w, "error");
+        dv_msgw_v_map(w, 2);
+        dv_msgw_v_str(w, "name");
+        dv_msgw_v_str(w, dv_err_name(d->code));
+        dv_msgw_v_str(w, "text");
+        dv_msgw_v_str(w, d->text);
+        write_errors(w, j); // the ninth field
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+// Remove dead letter i (the array keeps its order).
+static void
+dead_remove(dv_broker_t *self, size_t i, bool free_job)
+{
+    dead_t d = self->dead[i];
+    memmove(&self->dead[i], &self->dead[i + 1],
+            (self->n_dead - i - 1) * sizeof(dead_t));
+    self->n_dead--;
+    if (self->store && !d.job->memory_only) {
+        dv_store_del(self->store, DV_STORE_DEAD, d.job->id);
+        store_arm(self);
+    }
+    free(d.text);
+    if (free_job) {
+        job_free(d.job);
+    }
+}
+
+static void
+reply_after_commit(dv_broker_t *self,
+                   const void *route,
+                   size_t route_len,
+                   uint64_t rid,
+                   dv_msgw_t *w)
+{
+    if (self->store && route_len <= ROUTE_MAX) {
+        hold_reply(self, route, route_len, rid, w);
+    } else {
+        reply(self->clients, route, route_len, w);
+    }
+}
+
+// dead_requeue {job | all, queue?}: each selected dead letter becomes a new
+// job (a new id, attempts from zero, same queue, kind, payload, priority
+// and options; a deadline counts again from now) and leaves the dead-letter
+// queue. The old id keeps its failed result. Answered once stored.
+static int
+on_dead_requeue(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const dv_msg_t *m,
+                uint64_t rid,
+                dv_error_t *err)
+{
+    uint64_t one = 0;
+    char queue[DV_MAX_WIRE_NAME + 1];
+    int rc = dead_select(self, m, true, &one, queue, sizeof queue, err);
+    if (rc) {
+        return rc;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < self->n_dead; i++) {
+        count += dead_matches(&self->dead[i], one, queue);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "count", count);
+    dv_msgw_key(w, "requeued");
+    dv_msgw_v_array(w, count);
+    uint64_t now = unix_ms_now();
+    for (size_t i = 0; i < self->n_dead;) {
+        if (!dead_matches(&self->dead[i], one, queue)) {
+            i++;
+            continue;
+        }
+        job_t *old = self->dead[i].job;
+        job_t *j = job_alloc(NULL, 0, old->queue, old->model, old->payload,
+                             old->payload_len);
+        if (!j) {
+            dv_msgw_destroy(&w);
+            return dv_errorf(err, DV_ENOMEM, "dead_requeue: no memory");
+        }
+        j->id = self->next_job++;
+        j->kind = old->kind;
+        j->max_attempts = old->max_attempts;
+        j->model_version = old->model_version;
+        j->rows = old->rows;
+        j->cols = old->cols;
+        j->memory_only = old->memory_only;
+        memcpy(j->model_sha, old->model_sha, sizeof j->model_sha);
+        j->priority = old->priority;
+        j->timeout_ms = old->timeout_ms;
+        j->backoff_ms = old->backoff_ms;
+        j->sleep_ms = old->sleep_ms;
+        j->submit_unix = now;
+        j->deadline_unix = old->deadline_unix
+                               ? now + (old->deadline_unix - old->submit_unix)
+                               : 0;
+        dv_msgw_v_map(w, 2);
+        dv_msgw_v_str(w, "job");
+        dv_msgw_v_uint(w, old->id);
+        dv_msgw_v_str(w, "new_job");
+        dv_msgw_v_uint(w, j->id);
+        job_add(self, j);
+        if (self->store) {
+            if (!j->memory_only) {
+                size_t len = 0;
+                uint8_t *rec = job_encode(j, &len);
+                dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
+            }
+            dv_store_set_next_id(self->store, self->next_job);
+            store_arm(self);
+        }
+        job_schedule(self, j);
+        dead_remove(self, i, true);
+    }
+    reply_after_commit(self, route, route_len, rid, w);
+    return 0;
+}
+
+// dead_purge {job | all, queue?}: drop dead letters for good (their failed
+// results stay until their TTL). Answered once stored.
+static int
+on_dead_purge(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t one = 0;
+    char queue[DV_MAX_WIRE_NAME + 1];
+    int rc = dead_select(self, m, true, &one, queue, sizeof queue, err);
+    if (rc) {
+        return rc;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < self->n_dead;) {
+        if (dead_matches(&self->dead[i], one, queue)) {
+            dead_remove(self, i, true);
+            count++;
+        } else {
+            i++;
+        }
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "purged", count);
+    reply_after_commit(self, route, route_len, rid, w);
     return 0;
 }
 
@@ -1543,19 +2605,55 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     dv_msgw_uint(w, "kept_results", self->n_kept);
     dv_msgw_uint(w, "models", n_models);
     dv_msgw_uint(w, "next_job", self->next_job);
-    dv_msgw_key(w, "queues");
-    dv_msgw_v_map(w, nq);
+    dv_msgw_uint(w, "retrying", dv_sched_held(self->sched));
+    dv_msgw_uint(w, "dead", self->n_dead);
+    // Per queue: jobs in each state now (queued, running, retrying, dead)
+    // and outcomes since the broker started (done, failed, expired,
+    // cancelled). Every queue that ever held a job since then is listed.
     for (size_t i = 0; i < nq; i++) {
         size_t queued = 0, running = 0;
-        const char *name =
-            dv_sched_queue_info(self->sched, i, &queued, &running);
-        dv_msgw_v_str(w, name);
-        dv_msgw_v_map(w, 2);
-        dv_msgw_v_str(w, "queued");
-        dv_msgw_v_uint(w, queued);
-        dv_msgw_v_str(w, "running");
-        dv_msgw_v_uint(w, running);
+        queue_bytes(self,
+                    dv_sched_queue_info(self->sched, i, &queued, &running));
     }
+    for (size_t i = 0; i < self->n_dead; i++) {
+        queue_bytes(self, self->dead[i].job->queue);
+    }
+    dv_msgw_key(w, "queues");
+    dv_msgw_v_map(w, self->n_qbytes);
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        const qbytes_t *qb = &self->qbytes[q];
+        size_t queued = 0, running = 0, held = 0, dead = 0;
+        for (size_t i = 0; i < nq; i++) {
+            size_t a = 0, b = 0;
+            if (strcmp(dv_sched_queue_info(self->sched, i, &a, &b), qb->name) ==
+                0) {
+                queued = a;
+                running = b;
+                held = dv_sched_queue_held(self->sched, i);
+            }
+        }
+        for (size_t i = 0; i < self->n_dead; i++) {
+            dead += strcmp(self->dead[i].job->queue, qb->name) == 0;
+        }
+        const struct {
+            const char *key;
+            uint64_t value;
+        } fields[] = {
+            {"queued", queued},       {"running", running},
+            {"retrying", held},       {"dead", dead},
+            {"done", qb->done},       {"failed", qb->failed},
+            {"expired", qb->expired}, {"cancelled", qb->cancelled},
+            {"bytes", qb->bytes},
+        };
+        size_t nf = sizeof fields / sizeof fields[0];
+        dv_msgw_v_str(w, qb->name);
+        dv_msgw_v_map(w, nf);
+        for (size_t f = 0; f < nf; f++) {
+            dv_msgw_v_str(w, fields[f].key);
+            dv_msgw_v_uint(w, fields[f].value);
+        }
+    }
+
     reply(self->clients, route, route_len, w);
     return 0;
 }
@@ -1620,6 +2718,16 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
         case DV_MSG_STATUS:
             rc = on_status(self, route, route_len, rid);
             break;
+        case DV_MSG_DEAD_LIST:
+            rc = on_dead_list(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DEAD_REQUEUE:
+            rc = on_dead_requeue(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DEAD_PURGE:
+            rc = on_dead_purge(self, route, route_len, m, rid, &err);
+            break;
+
         default:
             rc = dv_errorf(&err, DV_EFORMAT,
                            "message type '%s' is not accepted from clients "
@@ -1695,13 +2803,30 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     // A late answer for a job given to someone else, or for an earlier
     // attempt of a job this worker runs again (it was declared dead, came
     // back and got the job anew): drop it.
-    const job_t *current = job_find(self, id);
-    if (!current || (attempt && attempt != current->attempts) ||
-        dv_sched_finish(self->sched, id, w->handle) != 0) {
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || (attempt && attempt != j->attempts) ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
         return 0;
     }
-    job_t *j = job_find(self, id);
-    dv_assert(j != NULL);
+    bool done = strcmp(state, "done") == 0;
+    int code = DV_EFORMAT;
+    char text[DV_ERROR_TEXT_MAX] = "worker reported failure";
+    if (!done) {
+        dv_error_t ignore;
+        dv_msg_error(m, &code, text, sizeof text, &ignore);
+    }
+    if (!done && !j->cancelled && retryable(code)) {
+        // Tried again after its backoff, or dead past its attempts.
+        dv_sched_retry(self->sched, id, w->handle);
+        job_failed_run(self, j, code, w->name, text, false, false);
+        if (w->draining &&
+            dv_sched_worker_running(self->sched, w->handle) == 0) {
+            worker_lost(self, w, "left after draining");
+        }
+        return 0;
+    }
+    dv_sched_finish(self->sched, id, w->handle);
     if (j->cancelled) { // its outcome is already recorded
         job_remove(self, id);
         if (w->draining &&
@@ -1712,7 +2837,6 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     }
     dv_msgw_t *extra = NULL;
     dv_error_t bad = {0};
-    bool done = strcmp(state, "done") == 0;
     if (done && j->model[0] && check_infer_done(j, m, &extra, &bad) != 0) {
         done = false; // the worker's answer is unusable: say why
     }
@@ -1726,12 +2850,10 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     } else if (bad.code) {
         send_result(self, j, false, bad.code, bad.text, w->name, NULL, 0, NULL);
     } else {
-        int code = DV_EFORMAT;
-        char text[DV_ERROR_TEXT_MAX] = "worker reported failure";
-        dv_error_t ignore;
-        dv_msg_error(m, &code, text, sizeof text, &ignore);
+        record_error(self, j, code, w->name, text);
         send_result(self, j, false, code, text, w->name, NULL, 0, NULL);
     }
+
     dv_msgw_destroy(&extra);
     job_remove(self, id);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
@@ -2029,6 +3151,8 @@ on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     kept_trim(self); // results past their TTL
+    idem_trim(self); // keys past their window
+
     uint64_t now = uv_now(&self->loop);
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
     // Messages may be waiting unread (the loop was busy): give them a second
@@ -2104,6 +3228,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
         } else {
             dv_wire_send_error(self->clients, j->route, j->route_len, j->rid, 0,
                                c->rc, c->err.text);
+            idem_forget_job(self, j->id);
             job_remove(self, j->id);
         }
     }
@@ -2277,9 +3402,63 @@ recover_attempts(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     job_t *j = job_find(r->self, id);
-    if (j && len == 4) {
-        j->attempts = get_u32(data);
+    if (j && attempts_decode(j, data, len) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: job %llu: bad attempts record",
+               (unsigned long long)id);
+        return DV_EFORMAT;
     }
+    return 0;
+}
+
+static int
+recover_dead(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    dv_error_t err = {0};
+    size_t tl = len >= 16 ? get_u32(p + 12) : 0;
+    size_t jl = len >= 20 + tl ? get_u32(p + 16 + tl) : 0;
+    if (len < 20 || tl >= DV_ERROR_TEXT_MAX * 4 || len < 20 + tl + jl) {
+        dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
+               (unsigned long long)id);
+        return DV_EFORMAT;
+    }
+    job_t *j = job_decode(id, p + 20 + tl, jl, &err);
+    if (!j || attempts_decode(j, p + 20 + tl + jl, len - 20 - tl - jl) != 0) {
+        job_free(j);
+        dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
+               (unsigned long long)id);
+        return DV_EFORMAT;
+    }
+    char *text = dv_malloc(tl + 1);
+    memcpy(text, p + 16, tl);
+    text[tl] = '\0';
+    dead_push(r->self, (dead_t){j, get_u64(p), (int)get_u32(p + 8), text});
+    return 0;
+}
+
+static int
+recover_key(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    size_t ql = len >= 12 ? get_u32(p + 8) : 0;
+    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME ||
+        len - 12 - ql > DV_MAX_KEY_BYTES || len - 12 == ql) {
+        return DV_EFORMAT;
+    }
+    uint64_t at = get_u64(p);
+    if (r->now_unix - at >= r->self->idem_window_ms) {
+        dv_store_del(r->self->store, DV_STORE_KEYS, id); // past the window
+        return 0;
+    }
+    char queue[DV_MAX_WIRE_NAME + 1], key[DV_MAX_KEY_BYTES + 1];
+    memcpy(queue, p + 12, ql);
+    queue[ql] = '\0';
+    memcpy(key, p + 12 + ql, len - 12 - ql);
+    key[len - 12 - ql] = '\0';
+    idem_add(r->self, queue, key, id, at, false);
+    r->self->idem_newest->stored = true;
     return 0;
 }
 
@@ -2300,6 +3479,12 @@ recover(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_ATTEMPTS, recover_attempts, &r,
                            err);
+    }
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_DEAD, recover_dead, &r, err);
+    }
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_KEYS, recover_key, &r, err);
     }
     if (rc && err && !err->text[0]) {
         dv_errorf(err, rc,
@@ -2337,11 +3522,12 @@ recover(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         rc = dv_store_commit(self->store, err); // the failures just recorded
     }
-    if (rc == 0 && (r.jobs || r.results)) {
+    if (rc == 0 && (r.jobs || r.results || self->n_dead)) {
         dv_log(DV_LOG_INFO, "broker",
-               "store: recovered %zu jobs (%zu queued again, %zu failed) and "
-               "%zu results",
-               r.jobs, r.requeued, r.failed, r.results);
+               "store: recovered %zu jobs (%zu queued again, %zu failed), "
+               "%zu results, %zu dead letters and %zu idempotency keys",
+               r.jobs, r.requeued, r.failed, r.results, self->n_dead,
+               self->n_idem);
     }
     return rc;
 }
@@ -2391,9 +3577,18 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->next_job = 1;
     self->next_handle = 1;
     self->sched = dv_sched_new();
+    dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
+    self->quarantine_after =
+        opts->quarantine_after ? opts->quarantine_after : 3;
+    self->idem_window_ms = opts->idempotency_window_ms
+                               ? opts->idempotency_window_ms
+                               : 24ULL * 3600 * 1000;
+    self->timeq = dv_timeq_new();
+    self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
     int rc = dv_registry_open(&self->registry, opts->data_dir, err);
     if (rc) {
         dv_sched_destroy(&self->sched);
+        dv_timeq_destroy(&self->timeq);
         free(self->kept);
         free(self->jobs);
         free(self);
@@ -2403,6 +3598,8 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     uv_loop_init(&self->loop);
     uv_timer_init(&self->loop, &self->commit_timer);
     self->commit_timer.data = self;
+    uv_timer_init(&self->loop, &self->timer);
+    self->timer.data = self;
     if (opts->data_dir) {
         rc = dv_store_open(&self->store, opts->data_dir, err);
         if (rc == 0) {
@@ -2489,8 +3686,9 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
-        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->commit_timer};
-    for (size_t i = 0; i < 4; i++) {
+        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->commit_timer,
+        (uv_handle_t *)&self->timer};
+    for (size_t i = 0; i < 5; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }
@@ -2510,7 +3708,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];
             self->jobs[b] = j->next;
-            free(j);
+            job_free(j);
         }
     }
     free(self->jobs);
@@ -2524,6 +3722,18 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->workers);
     free(self->pending);
     free(self->qbytes);
+    for (size_t i = 0; i < self->n_dead; i++) {
+        job_free(self->dead[i].job);
+        free(self->dead[i].text);
+    }
+    free(self->dead);
+    while (self->idem_oldest) {
+        idem_t *e = self->idem_oldest;
+        self->idem_oldest = e->newer;
+        free(e);
+    }
+    free(self->idem);
+    dv_timeq_destroy(&self->timeq);
     dv_sched_destroy(&self->sched);
     dv_registry_destroy(&self->registry);
     free(self);

@@ -30,6 +30,11 @@ typedef struct {
     uint64_t max_queued;         // jobs waiting per queue (0: 1,000,000)
     uint64_t max_queued_bytes;   // payload bytes of a queue's unfinished
                                  // jobs (0: 1 GiB)
+    uint64_t aging_ms;           // waiting this long = one priority level
+                                 // (0: 10 s)
+    uint32_t quarantine_after;   // runs lost with their worker before a
+                                 // job is quarantined (0: 3)
+    uint64_t idempotency_window_ms; // keys remembered this long (0: 24 h)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

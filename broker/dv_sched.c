@@ -41,13 +41,13 @@ typedef struct {
 } level_t;
 
 typedef struct {
-    char *name;       // queue name
-    level_t *levels;  // waiting jobs by priority, highest first
-    size_t n_levels;  // levels in use
+    char *name;      // queue name
+    level_t *levels; // waiting jobs by priority, highest first
+    size_t n_levels; // levels in use
     size_t cap_levels;
-    size_t waiting;   // jobs in its levels
-    size_t running;   // its jobs on workers
-    size_t held;      // its jobs held for a retry
+    size_t waiting; // jobs in its levels
+    size_t running; // its jobs on workers
+    size_t held;    // its jobs held for a retry
 } queue_t;
 
 typedef struct {
@@ -303,7 +303,6 @@ queue_head(const dv_sched_t *self, const queue_t *q)
     }
     return best;
 }
-
 
 // --------------------------------------------------------------- sched
 
@@ -807,7 +806,6 @@ dv_sched_queue_waiting(const dv_sched_t *self, const char *name)
         if (strcmp(self->queues[i].name, name) == 0) {
             return self->queues[i].waiting + self->queues[i].held;
         }
-
     }
     return 0;
 }

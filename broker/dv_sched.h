@@ -124,7 +124,11 @@ int dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts);
 // Returns 0 or DV_ENOENT.
 int dv_sched_cancel(dv_sched_t *self, uint64_t job);
 
-typedef enum { DV_SCHED_QUEUED, DV_SCHED_RUNNING, DV_SCHED_HELD } dv_sched_state_t;
+typedef enum {
+    DV_SCHED_QUEUED,
+    DV_SCHED_RUNNING,
+    DV_SCHED_HELD
+} dv_sched_state_t;
 
 // State of a job and attempts so far. Returns 0 or DV_ENOENT as dv_sched_job.
 int dv_sched_job_state(const dv_sched_t *self,
@@ -164,8 +168,8 @@ const char *dv_sched_queue_info(const dv_sched_t *self,
 // Jobs of queue i held for a retry (0 when out of range).
 size_t dv_sched_queue_held(const dv_sched_t *self, size_t i);
 
-size_t dv_sched_queued(const dv_sched_t *self);  // jobs waiting
-size_t dv_sched_held(const dv_sched_t *self);    // jobs held for a retry
+size_t dv_sched_queued(const dv_sched_t *self); // jobs waiting
+size_t dv_sched_held(const dv_sched_t *self);   // jobs held for a retry
 
 size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
 size_t dv_sched_workers(const dv_sched_t *self); // workers known

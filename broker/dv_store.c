@@ -54,8 +54,8 @@ struct dv_store {
     size_t map_size;               // current map size
 };
 
-static const char *s_table_names[DV_STORE_TABLES_] = {"jobs", "attempts",
-                                                      "results"};
+static const char *s_table_names[DV_STORE_TABLES_] = {
+    "jobs", "attempts", "results", "dead", "keys"};
 
 // ------------------------------------------------------------------ CRC
 

@@ -26,6 +26,9 @@ typedef enum {
     DV_STORE_JOBS,     // job id -> job record
     DV_STORE_ATTEMPTS, // job id -> attempts so far (u32, little-endian)
     DV_STORE_RESULTS,  // job id -> result record
+    DV_STORE_DEAD,     // job id -> dead-letter record (job, why, attempts)
+    DV_STORE_KEYS,     // job id -> its idempotency key and submit time
+
     DV_STORE_TABLES_
 } dv_store_table_t;
 

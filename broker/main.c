@@ -15,6 +15,8 @@ usage(FILE *f)
                "[--result-ttl-s N]\n"
                "                     [--max-queued N] [--max-queued-bytes "
                "N]\n"
+               "                     [--aging-ms N] [--quarantine-after N] "
+               "[--idempotency-window-s N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -25,6 +27,12 @@ usage(FILE *f)
                "--max-queued-bytes N\n(default 1 GiB) payload bytes of a "
                "queue's unfinished jobs: past them a submit\nis refused at "
                "once with DV_EQUEUEFULL.\n"
+               "--aging-ms N (default 10000): waiting this long counts as one "
+               "priority level.\n"
+               "--quarantine-after N (default 3): a job whose worker died N "
+               "times while\nrunning it goes to the dead letters.\n"
+               "--idempotency-window-s N (default 86400): how long a submit's "
+               "idempotency_key\nis remembered.\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -63,6 +71,17 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--result-ttl-s") == 0 && v && atoi(v) > 0) {
             opts.result_ttl_ms = (uint64_t)atoi(v) * 1000;
             i++;
+        } else if (strcmp(a, "--aging-ms") == 0 && v && atoll(v) > 0) {
+            opts.aging_ms = (uint64_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--quarantine-after") == 0 && v && atoi(v) > 0) {
+            opts.quarantine_after = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--idempotency-window-s") == 0 && v &&
+                   atoll(v) > 0) {
+            opts.idempotency_window_ms = (uint64_t)atoll(v) * 1000;
+            i++;
+
         } else {
             fprintf(stderr, "drover-broker: bad argument '%s'\n", a);
             usage(stderr);

@@ -31,7 +31,9 @@
     XX(ECHECKSUM, -4006, "checksum mismatch")                                  \
     XX(ETRUNC, -4007, "truncated input")                                       \
     XX(EDIVERGED, -4008, "training diverged")                                  \
-    XX(EQUEUEFULL, -4009, "queue full")
+    XX(EQUEUEFULL, -4009, "queue full")                                        \
+    XX(EEXPIRED, -4010, "deadline passed before the job started")              \
+    XX(EQUARANTINED, -4011, "quarantined: workers died running it")
 
 typedef enum {
 #define XX(name, code, msg) DV_##name = (code),

@@ -251,7 +251,33 @@ dv_msg_uint_or(const dv_msg_t *self,
 }
 
 int
+dv_msg_int_or(const dv_msg_t *self,
+              const char *key,
+              int64_t dflt,
+              int64_t *out,
+              dv_error_t *err)
+{
+    const msgpack_object *o = dv_msgpack_get(self->root, key);
+    if (!o) {
+        *out = dflt;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        o->via.u64 <= (uint64_t)INT64_MAX) {
+        *out = (int64_t)o->via.u64;
+        return 0;
+    }
+    return dv_errorf(err, DV_EFORMAT, "%s: '%s' must be an integer",
+                     s_names[self->type], key);
+}
+
+int
 dv_msg_bin(const dv_msg_t *self,
+
            const char *key,
            const uint8_t **data,
            size_t *len,
@@ -546,7 +572,24 @@ dv_msgw_v_uint(dv_msgw_t *self, uint64_t value)
 }
 
 void
+dv_msgw_v_int(dv_msgw_t *self, int64_t value)
+{
+    msgpack_pack_int64(&self->pk, value);
+}
+
+void
+dv_msgw_v_bool(dv_msgw_t *self, bool value)
+{
+    if (value) {
+        msgpack_pack_true(&self->pk);
+    } else {
+        msgpack_pack_false(&self->pk);
+    }
+}
+
+void
 dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len)
+
 {
     msgpack_pack_bin(&self->pk, len);
     msgpack_pack_bin_body(&self->pk, data, len);

@@ -19,7 +19,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 0 // minors only add
+#define DV_PROTOCOL_MINOR 1 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -27,6 +27,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
 #define DV_MAX_FRAME_BYTES  ((size_t)1 << 28) // one frame (ZMQ_MAXMSGSIZE)
 #define DV_MAX_INFER_ROWS   1000000           // rows in one infer input
 #define DV_MAX_WIRE_NAME    128               // queue/model names
+#define DV_MAX_SLEEP_MS     3600000           // a `sleep` job's length
+#define DV_MAX_KEY_BYTES    256               // an idempotency key
 
 // XX(NAME, "wire name"). Names are unique across both sockets.
 #define DV_MSG_MAP(XX)                                                         \
@@ -62,7 +64,11 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(JOB_CANCEL, "job_cancel")                                               \
     XX(CANCEL, "cancel")                                                       \
     XX(JOB_LIST, "job_list")                                                   \
-    XX(JOBS, "jobs")
+    XX(JOBS, "jobs")                                                           \
+    XX(DEAD_LIST, "dead_list")                                                 \
+    XX(DEAD_JOBS, "dead_jobs")                                                 \
+    XX(DEAD_REQUEUE, "dead_requeue")                                           \
+    XX(DEAD_PURGE, "dead_purge")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
@@ -133,7 +139,16 @@ int dv_msg_uint_or(const dv_msg_t *self,
                    uint64_t *out,
                    dv_error_t *err);
 
+// Signed field key, absent: dflt. Returns 0, or DV_EFORMAT when not an
+// integer in int64 range.
+int dv_msg_int_or(const dv_msg_t *self,
+                  const char *key,
+                  int64_t dflt,
+                  int64_t *out,
+                  dv_error_t *err);
+
 // Borrowed bin field key of exactly want_len bytes (any length when
+
 // want_len is 0). Returns 0 or DV_EFORMAT.
 int dv_msg_bin(const dv_msg_t *self,
                const char *key,
@@ -229,6 +244,8 @@ void dv_msgw_strs(dv_msgw_t *self,
 void dv_msgw_key(dv_msgw_t *self, const char *key);
 void dv_msgw_v_str(dv_msgw_t *self, const char *value);
 void dv_msgw_v_uint(dv_msgw_t *self, uint64_t value);
+void dv_msgw_v_int(dv_msgw_t *self, int64_t value);
+void dv_msgw_v_bool(dv_msgw_t *self, bool value);
 void dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len);
 void dv_msgw_v_array(dv_msgw_t *self, size_t n);
 void dv_msgw_v_map(dv_msgw_t *self, size_t n);

@@ -73,7 +73,9 @@ struct task {
     dv_error_t err;                  // and reason
     task_t *next;                    // waiting list
     task_t *all_next;                // every task held
-    bool cancelled;                  // the broker cancelled it
+    bool cancelled;                  // the broker cancelled it (atomic)
+    bool sleep;                      // a `sleep` job: raw is its payload
+    uint64_t sleep_ms;               // how long
 };
 
 // A fetch_model in flight.
@@ -316,6 +318,42 @@ work_predict(uv_work_t *req)
         }
     }
     t->rc = dv_model_predict(t->model->model, t->input, &t->output, &t->err);
+}
+
+// A `sleep` job: waits ms in short slices, checking the cancel flag
+// between them, the way model code checks it between batches.
+static void
+work_sleep(uv_work_t *req)
+{
+    task_t *t = req->data;
+    uint64_t start = uv_hrtime();
+    while (!__atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
+        uint64_t spent = (uv_hrtime() - start) / 1000000;
+        if (spent >= t->sleep_ms) {
+            return;
+        }
+        uint64_t slice = t->sleep_ms - spent < 10 ? t->sleep_ms - spent : 10;
+        uv_sleep((unsigned)slice);
+    }
+}
+
+static void
+after_sleep(uv_work_t *req, int status)
+{
+    task_t *t = req->data;
+    dv_worker_t *self = t->owner;
+    if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
+        send_failed(self, t->job, t->attempt, DV_ECANCELED, "job cancelled");
+    } else {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", t->job);
+        dv_msgw_uint(w, "attempt", t->attempt);
+        dv_msgw_str(w, "state", "done");
+        dv_frame_t f = {t->raw, t->raw_rows};
+        send_header(self, w, &f, 1);
+        self->jobs_done++;
+    }
+    task_end(self, t);
 }
 
 static void
@@ -626,9 +664,18 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         self->jobs_done++;
         return;
     }
-    if (rc == 0 && strcmp(kind, "infer") != 0) {
+    bool sleep = rc == 0 && strcmp(kind, "sleep") == 0;
+    if (rc == 0 && !sleep && strcmp(kind, "infer") != 0) {
         rc = dv_errorf(&err, DV_EINVAL,
                        "job kind '%s' is not supported by this worker", kind);
+    }
+    uint64_t sleep_ms = 0;
+    if (sleep && rc == 0) {
+        rc = dv_msg_uint(m, "ms", &sleep_ms, &err);
+        if (rc == 0 && sleep_ms > DV_MAX_SLEEP_MS) {
+            rc = dv_errorf(&err, DV_EINVAL, "sleep: ms must be <= %d",
+                           DV_MAX_SLEEP_MS);
+        }
     }
     if (rc) {
         send_failed(self, job, attempt, rc, err.text);
@@ -641,6 +688,24 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     t->all_next = self->tasks;
     self->tasks = t;
     self->running++;
+    if (sleep) {
+        const dv_frame_t *payload = dv_msg_frame(m, 1);
+        size_t len = payload ? payload->len : 0;
+        t->sleep = true;
+        t->sleep_ms = sleep_ms;
+        t->raw = dv_try_malloc(len ? len : 1, 1);
+        t->raw_rows = len;
+        t->work.data = t;
+        if (t->raw && len) {
+            memcpy(t->raw, payload->data, len);
+        }
+        if (!t->raw ||
+            uv_queue_work(&self->loop, &t->work, work_sleep, after_sleep)) {
+            send_failed(self, job, attempt, DV_ENOMEM, "cannot start the job");
+            task_end(self, t);
+        }
+        return;
+    }
     rc = parse_infer(m, t, &err);
     if (rc) {
         send_failed(self, job, attempt, rc, err.text);
@@ -680,7 +745,8 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
     }
     for (task_t *t = self->tasks; t; t = t->all_next) {
         if (t->job == job) {
-            t->cancelled = true;
+            __atomic_store_n(&t->cancelled, true, __ATOMIC_RELAXED);
+
             uv_cancel((uv_req_t *)&t->work); // fails once it has started
             return;
         }

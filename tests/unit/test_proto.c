@@ -44,7 +44,7 @@ test_round_trip(void)
     dv_tensor_t *back = NULL;
     int code = 0;
     bool fields = rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT &&
-                  dv_msg_rid(m) == 77 && rid == 77 && dv_msg_minor(m) == 0 &&
+                  dv_msg_rid(m) == 77 && rid == 77 && dv_msg_minor(m) == DV_PROTOCOL_MINOR &&
                   dv_msg_str(m, "queue", queue, sizeof queue, &err) == 0 &&
                   dv_msg_str(m, "model", model, sizeof model, &err) == 0 &&
                   dv_msg_uint(m, "max_attempts", &attempts, &err) == 0 &&

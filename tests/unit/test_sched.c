@@ -381,7 +381,7 @@ test_hold_and_release(void)
     dv_sched_job_state(s, 1, &st, &attempts);
     size_t held = dv_sched_held(s);
     size_t waiting = dv_sched_queue_waiting(s, "q"); // held ones count
-    bool second = next(s, &p) && p.job == 2; // the slot went to job 2
+    bool second = next(s, &p) && p.job == 2;         // the slot went to job 2
     dv_sched_finish(s, 2, 7);
     bool nothing = !next(s, &p); // job 1 is held: nothing to run
     int release_rc = dv_sched_release(s, 1);
