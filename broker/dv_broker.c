@@ -849,10 +849,10 @@ retry_later(dv_broker_t *self, job_t *j)
     timer_add(self, uv_now(&self->loop) + delay, j->id, T_RELEASE, j->attempts);
 }
 
+// The failed attempts as an array value (inside a nested map).
 static void
-write_errors(dv_msgw_t *w, const job_t *j)
+write_errors_value(dv_msgw_t *w, const job_t *j)
 {
-    dv_msgw_key(w, "errors");
     dv_msgw_v_array(w, j->n_errors);
     for (uint32_t i = 0; i < j->n_errors; i++) {
         const attempt_err_t *e = &j->errors[i];
@@ -868,6 +868,14 @@ write_errors(dv_msgw_t *w, const job_t *j)
         dv_msgw_v_str(w, "at_ms");
         dv_msgw_v_uint(w, e->unix_ms);
     }
+}
+
+// The failed attempts as the top-level field `errors`.
+static void
+write_errors(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_key(w, "errors");
+    write_errors_value(w, j);
 }
 
 // Take j out of the jobs table without freeing it.
@@ -2445,7 +2453,8 @@ on_dead_list(dv_broker_t *self,
         dv_msgw_v_str(w, dv_err_name(d->code));
         dv_msgw_v_str(w, "text");
         dv_msgw_v_str(w, d->text);
-        write_errors(w, j); // the ninth field
+        dv_msgw_v_str(w, "errors"); // the ninth field
+        write_errors_value(w, j);
     }
     reply(self->clients, route, route_len, w);
     return 0;
@@ -3505,15 +3514,17 @@ recover(dv_broker_t *self, dv_error_t *err)
             continue;
         }
         if (j->attempts >= j->max_attempts) {
+            // Its attempts are used up (the last by this stop): a dead
+            // letter, like a job whose worker died on its last attempt.
             char text[256];
             snprintf(text, sizeof text,
                      "the broker stopped while it ran; no attempts left (%u)",
                      j->attempts);
-            send_result(self, j, false, DV_EIO, text, "", NULL, 0, NULL);
-            job_remove(self, j->id);
+            job_dead(self, j, DV_EIO, text, "");
             r.failed++;
             continue;
         }
+
         job_schedule(self, j);
         dv_sched_set_attempts(self->sched, j->id, j->attempts);
         r.requeued++;

@@ -41,6 +41,8 @@ struct drover_result {
     char **classes;      // infer classes (owned)
     size_t n_classes;
     char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
+    drover_attempt_error_t *errors;   // failed attempts (owned)
+    size_t n_errors;
 };
 
 typedef struct req req_t;
@@ -53,6 +55,7 @@ struct req {
     drover_result_t *ready;  // async: result waiting for drover_poll
     req_t *next;             // hash chain
     req_t *ready_next;       // ready list
+    bool ack_only;           // async: fn runs on `accepted`, not the result
 };
 
 struct drover {
@@ -167,6 +170,7 @@ drover_result_destroy(drover_result_t **r_p)
     }
     drover_result_t *r = *r_p;
     free(r->payload);
+    free(r->errors);
     dv_tensor_destroy(&r->output);
     dv_strs_free(&r->classes, r->n_classes);
     free(r);
@@ -180,6 +184,29 @@ refused(int code, const char *text)
     r->code = code;
     snprintf(r->text, sizeof r->text, "%s", text);
     return r;
+}
+
+static void copy_obj_str(const msgpack_object *o, char *buf, size_t size);
+static uint64_t obj_uint(const msgpack_object *map, const char *key);
+
+// An `errors` array (failed attempts) into *out (calloc'd) of *n.
+static void
+errors_from(const msgpack_object *a, drover_attempt_error_t **out, size_t *n)
+{
+    size_t count = a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+    *out = dv_calloc(count ? count : 1, sizeof **out);
+    for (size_t i = 0; i < count; i++) {
+        const msgpack_object *o = &a->via.array.ptr[i];
+        drover_attempt_error_t *e = &(*out)[i];
+        char name[64];
+        e->attempt = (uint32_t)obj_uint(o, "attempt");
+        copy_obj_str(dv_msgpack_get(o, "error"), name, sizeof name);
+        e->code = dv_err_code(name);
+        copy_obj_str(dv_msgpack_get(o, "text"), e->text, sizeof e->text);
+        copy_obj_str(dv_msgpack_get(o, "worker"), e->worker, sizeof e->worker);
+        e->at_ms = obj_uint(o, "at_ms");
+    }
+    *n = count;
 }
 
 // A `result` message as a result object; a malformed one becomes a failed
@@ -197,6 +224,7 @@ result_from(const dv_msg_t *m)
     }
     dv_msg_uint_or(m, "attempts", 0, &attempts, &e);
     r->attempts = (uint32_t)attempts;
+    errors_from(dv_msg_get(m, "errors"), &r->errors, &r->n_errors);
     if (dv_msg_has(m, "worker")) {
         dv_msg_str(m, "worker", r->worker, sizeof r->worker, &e);
     }
@@ -230,6 +258,14 @@ result_from(const dv_msg_t *m)
                  "malformed result from the broker: %.200s", e.text);
     }
     return r;
+}
+
+size_t
+drover_result_errors(const drover_result_t *r,
+                     const drover_attempt_error_t **errors)
+{
+    *errors = r->errors;
+    return r->n_errors;
 }
 
 uint64_t
@@ -393,6 +429,12 @@ handle(drover_t *self, dv_wire_msg_t *in)
     req_t *r = rid ? req_find(self, rid) : NULL;
     if (r && t == DV_MSG_ACCEPTED) {
         dv_msg_uint(m, "job", &r->job, &e);
+        if (r->ack_only && !r->ready) {
+            drover_result_t *res = dv_calloc(1, sizeof *res);
+            res->job = r->job;
+            res->ok = true;
+            ready_push(self, r, res);
+        }
     } else if (r && (t == DV_MSG_RESULT || t == DV_MSG_ERROR)) {
         drover_result_t *res;
         if (t == DV_MSG_RESULT) {
@@ -614,9 +656,17 @@ build_submit(const drover_job_t *job,
 {
     const char *kind = job->kind ? job->kind : "echo";
     bool infer = strcmp(kind, "infer") == 0;
+    bool sleep = strcmp(kind, "sleep") == 0;
     *owned = NULL;
-    if (!infer && strcmp(kind, "echo") != 0) {
-        return dv_errorf(e, DV_EINVAL, "job kind '%s': echo or infer", kind);
+    if (!infer && !sleep && strcmp(kind, "echo") != 0) {
+        return dv_errorf(e, DV_EINVAL, "job kind '%s': echo, infer or sleep",
+                         kind);
+    }
+    if (job->idempotency_key &&
+        (!job->idempotency_key[0] ||
+         strlen(job->idempotency_key) > DV_MAX_KEY_BYTES)) {
+        return dv_errorf(e, DV_EINVAL, "idempotency_key must be 1..%d bytes",
+                         DV_MAX_KEY_BYTES);
     }
     if (infer) {
         if (!job->model || !job->input || job->rows == 0 || job->cols == 0) {
@@ -644,6 +694,26 @@ build_submit(const drover_job_t *job,
     }
     if (job->durability) {
         dv_msgw_str(w, "durability", job->durability);
+    }
+    if (job->priority) {
+        dv_msgw_key(w, "priority");
+        dv_msgw_v_int(w, job->priority);
+    }
+    if (job->deadline_ms) {
+        dv_msgw_uint(w, "deadline_ms", job->deadline_ms);
+    }
+    if (job->timeout_ms) {
+        dv_msgw_uint(w, "timeout_ms", job->timeout_ms);
+    }
+    if (job->backoff_ms) {
+        dv_msgw_uint(w, "backoff_ms",
+                     job->backoff_ms < 0 ? 0 : (uint64_t)job->backoff_ms);
+    }
+    if (job->idempotency_key) {
+        dv_msgw_str(w, "idempotency_key", job->idempotency_key);
+    }
+    if (sleep) {
+        dv_msgw_uint(w, "ms", job->sleep_ms);
     }
     if (infer) {
         dv_msgw_str(w, "model", job->model);
@@ -801,12 +871,40 @@ drover_run(drover_t *self,
                        err);
 }
 
+static int submit_async(drover_t *self,
+                        const drover_job_t *job,
+                        drover_result_fn *fn,
+                        void *arg,
+                        bool ack_only,
+                        drover_error_t *err);
+
 int
 drover_submit_async(drover_t *self,
                     const drover_job_t *job,
                     drover_result_fn *fn,
                     void *arg,
                     drover_error_t *err)
+{
+    return submit_async(self, job, fn, arg, false, err);
+}
+
+int
+drover_submit_nowait(drover_t *self,
+                     const drover_job_t *job,
+                     drover_result_fn *fn,
+                     void *arg,
+                     drover_error_t *err)
+{
+    return submit_async(self, job, fn, arg, true, err);
+}
+
+static int
+submit_async(drover_t *self,
+             const drover_job_t *job,
+             drover_result_fn *fn,
+             void *arg,
+             bool ack_only,
+             drover_error_t *err)
 {
     dv_error_t e = {0};
     dv_msgw_t *w = NULL;
@@ -824,8 +922,10 @@ drover_submit_async(drover_t *self,
     r->rid = rid;
     r->fn = fn;
     r->arg = arg;
+    r->ack_only = ack_only;
     req_add(self, r);
     self->n_async++;
+
     send_msg(self, w, &frame, 1);
     free(owned);
     return 0;
@@ -889,6 +989,9 @@ drover_job_info(drover_t *self,
         if (dv_msg_has(self->reply, "queue")) {
             dv_msg_str(self->reply, "queue", out->queue, sizeof out->queue, &e);
             dv_msg_str(self->reply, "kind", out->kind, sizeof out->kind, &e);
+            int64_t prio = 0;
+            dv_msg_int_or(self->reply, "priority", 0, &prio, &e);
+            out->priority = (int32_t)prio;
         }
     }
     drop_reply(self);
@@ -913,9 +1016,6 @@ drover_job_cancel(drover_t *self,
     drop_reply(self);
     return rc;
 }
-
-static void copy_obj_str(const msgpack_object *o, char *buf, size_t size);
-static uint64_t obj_uint(const msgpack_object *map, const char *key);
 
 int
 drover_job_list(drover_t *self,
@@ -954,6 +1054,12 @@ drover_job_list(drover_t *self,
                          sizeof v[i].queue);
             copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
                          sizeof v[i].kind);
+            const msgpack_object *p = dv_msgpack_get(o, "priority");
+            v[i].priority = p && p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                ? (int32_t)p->via.i64
+                            : p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                ? (int32_t)p->via.u64
+                                : 0;
         }
         *jobs = v;
         *n = count;
@@ -1258,6 +1364,8 @@ drover_status(drover_t *self, drover_status_t *out, drover_error_t *err)
         out->workers = obj_uint(root, "workers");
         out->queued = obj_uint(root, "queued");
         out->running = obj_uint(root, "running");
+        out->retrying = obj_uint(root, "retrying");
+        out->dead = obj_uint(root, "dead");
         out->kept_results = obj_uint(root, "kept_results");
         out->models = obj_uint(root, "models");
         const msgpack_object *q = dv_msgpack_get(root, "queues");
@@ -1267,8 +1375,16 @@ drover_status(drover_t *self, drover_status_t *out, drover_error_t *err)
             const msgpack_object_kv *kv = &q->via.map.ptr[i];
             copy_obj_str(&kv->key, out->queues[i].name,
                          sizeof out->queues[i].name);
-            out->queues[i].queued = obj_uint(&kv->val, "queued");
-            out->queues[i].running = obj_uint(&kv->val, "running");
+            drover_queue_t *dq = &out->queues[i];
+            dq->queued = obj_uint(&kv->val, "queued");
+            dq->running = obj_uint(&kv->val, "running");
+            dq->retrying = obj_uint(&kv->val, "retrying");
+            dq->dead = obj_uint(&kv->val, "dead");
+            dq->done = obj_uint(&kv->val, "done");
+            dq->failed = obj_uint(&kv->val, "failed");
+            dq->expired = obj_uint(&kv->val, "expired");
+            dq->cancelled = obj_uint(&kv->val, "cancelled");
+            dq->bytes = obj_uint(&kv->val, "bytes");
         }
         out->n_queues = count;
     }
@@ -1281,4 +1397,135 @@ drover_status_clear(drover_status_t *s)
 {
     free(s->queues);
     memset(s, 0, sizeof *s);
+}
+
+// ---------------------------------------------------------- dead letters
+
+static void
+dead_target(dv_msgw_t *w, uint64_t job_id, const char *queue)
+{
+    if (job_id) {
+        dv_msgw_uint(w, "job", job_id);
+        return;
+    }
+    dv_msgw_key(w, "all");
+    dv_msgw_v_bool(w, true);
+    if (queue) {
+        dv_msgw_str(w, "queue", queue);
+    }
+}
+
+int
+drover_dead_list(drover_t *self,
+                 const char *queue,
+                 uint64_t job_id,
+                 drover_dead_t **dead,
+                 size_t *n,
+                 drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_LIST, rid);
+    if (job_id) {
+        dv_msgw_uint(w, "job", job_id);
+    } else if (queue) {
+        dv_msgw_str(w, "queue", queue);
+    }
+    dv_msgw_uint(w, "limit", 100000);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_DEAD_JOBS,
+                     deadline_of(10000), err);
+    *dead = NULL;
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "jobs");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        drover_dead_t *v = dv_calloc(count ? count : 1, sizeof *v);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &a->via.array.ptr[i];
+            v[i].job = obj_uint(o, "job");
+            copy_obj_str(dv_msgpack_get(o, "queue"), v[i].queue,
+                         sizeof v[i].queue);
+            copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
+                         sizeof v[i].kind);
+            v[i].attempts = (uint32_t)obj_uint(o, "attempts");
+            const msgpack_object *p = dv_msgpack_get(o, "priority");
+            v[i].priority = p && p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                                ? (int32_t)p->via.i64
+                                : (int32_t)obj_uint(o, "priority");
+            v[i].submitted_ms = obj_uint(o, "submitted_ms");
+            v[i].died_ms = obj_uint(o, "died_ms");
+            const msgpack_object *e = dv_msgpack_get(o, "error");
+            char name[64];
+            copy_obj_str(dv_msgpack_get(e, "name"), name, sizeof name);
+            v[i].code = dv_err_code(name);
+            copy_obj_str(dv_msgpack_get(e, "text"), v[i].text,
+                         sizeof v[i].text);
+            errors_from(dv_msgpack_get(o, "errors"), &v[i].errors,
+                        &v[i].n_errors);
+        }
+        *dead = v;
+        *n = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
+void
+drover_dead_free(drover_dead_t **dead, size_t n)
+{
+    if (!dead || !*dead) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free((*dead)[i].errors);
+    }
+    free(*dead);
+    *dead = NULL;
+}
+
+int
+drover_dead_requeue(drover_t *self,
+                    uint64_t job_id,
+                    const char *queue,
+                    size_t *count,
+                    uint64_t *new_job,
+                    drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_REQUEUE, rid);
+    dead_target(w, job_id, queue);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(30000), err);
+    if (rc == 0) {
+        const msgpack_object *root = reply_root(self);
+        if (count) {
+            *count = (size_t)obj_uint(root, "count");
+        }
+        const msgpack_object *a = dv_msgpack_get(root, "requeued");
+        if (new_job) {
+            *new_job =
+                a && a->type == MSGPACK_OBJECT_ARRAY && a->via.array.size == 1
+                    ? obj_uint(&a->via.array.ptr[0], "new_job")
+                    : 0;
+        }
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_dead_purge(drover_t *self,
+                  uint64_t job_id,
+                  const char *queue,
+                  size_t *count,
+                  drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_PURGE, rid);
+    dead_target(w, job_id, queue);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(30000), err);
+    if (rc == 0 && count) {
+        *count = (size_t)obj_uint(reply_root(self), "purged");
+    }
+    drop_reply(self);
+    return rc;
 }

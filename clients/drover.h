@@ -82,27 +82,52 @@ const char *drover_endpoint(const drover_t *self);
 // What to run. Fields not used by a kind are ignored; pointers are read
 // during the submit call only (the library copies what it sends).
 typedef struct {
-    const char *queue;      // queue name; NULL: "default"
-    const char *kind;       // "echo" or "infer"
-    const void *payload;    // echo: bytes sent back as the result
-    size_t payload_len;     //   their count
-    const char *model;      // infer: "NAME" (latest) or "NAME@VERSION"
-    const float *input;     // infer: rows x cols, row-major, host floats
-    size_t rows, cols;      //   its shape (cols = the model's features)
-    uint32_t max_attempts;  // runs before a lost job fails (0: broker's 3)
-    const char *durability; // "commit" (NULL: the default: acknowledged
-                            // once stored, with a broker data dir) or
-                            // "none" (memory only: faster, lost if the
-                            // broker stops)
+    const char *queue;           // queue name; NULL: "default"
+    const char *kind;            // "echo", "infer" or "sleep" (waits sleep_ms,
+                                 // then answers like echo: a diagnostic job)
+    const void *payload;         // echo: bytes sent back as the result
+    size_t payload_len;          //   their count
+    const char *model;           // infer: "NAME" (latest) or "NAME@VERSION"
+    const float *input;          // infer: rows x cols, row-major, host floats
+    size_t rows, cols;           //   its shape (cols = the model's features)
+    uint32_t max_attempts;       // runs before a lost job fails (0: broker's 3)
+    const char *durability;      // "commit" (NULL: the default: acknowledged
+                                 // once stored, with a broker data dir) or
+                                 // "none" (memory only: faster, lost if the
+                                 // broker stops)
+    int32_t priority;            // -1000..1000, higher first (0: default)
+    uint32_t deadline_ms;        // must start within this many ms of the
+                                 // submit, else it ends DV_EEXPIRED (0: none)
+    uint32_t timeout_ms;         // a run longer than this ends it with
+                                 // DV_ETIMEDOUT (0: none)
+    int32_t backoff_ms;          // first retry's delay, doubling (0: the
+                                 // broker's 500 ms; <0: retry at once)
+    const char *idempotency_key; // a key seen on this queue within the
+                                 // broker's window returns that job's id
+    uint32_t sleep_ms;           // kind "sleep": how long
 } drover_job_t;
 
 #define DROVER_JOB_INIT                                                        \
     {                                                                          \
-        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0, NULL                       \
+        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0, 0, 0, 0, NULL, 0  \
     }
 
 // A job's final outcome. Owned by whoever got it (see each function).
 typedef struct drover_result drover_result_t;
+
+// One failed attempt of a job.
+typedef struct {
+    uint32_t attempt; // 1-based
+    int code;         // its error (DV_E* value; drover_err_name names it)
+    char text[256];   // the reason
+    char worker[129]; // "" when no worker was involved
+    uint64_t at_ms;   // unix milliseconds
+} drover_attempt_error_t;
+
+// The job's failed attempts (retried ones included), oldest first
+// (borrowed); returns their count.
+size_t drover_result_errors(const drover_result_t *r,
+                            const drover_attempt_error_t **errors);
 
 uint64_t drover_result_job(const drover_result_t *r); // 0: never accepted
 // True when the job ran to completion.
@@ -168,7 +193,19 @@ int drover_submit_async(drover_t *self,
                         void *arg,
                         drover_error_t *err);
 
+// Like drover_submit_async, but fn runs as soon as the broker has accepted
+// the job (stored, with a data dir and the default durability), with a
+// result holding only the job id (drover_result_ok true, no output) — or
+// with the refusal. The job's outcome is not awaited on this connection:
+// fetch it later with drover_wait, from anywhere.
+int drover_submit_nowait(drover_t *self,
+                         const drover_job_t *job,
+                         drover_result_fn *fn,
+                         void *arg,
+                         drover_error_t *err);
+
 // Receive for up to timeout_ms (0: only what is waiting; <0: until at
+
 // least one callback ran) and run the callbacks of results that arrived.
 // Returns the number of callbacks run (>= 0) or an error.
 int drover_poll(drover_t *self, int timeout_ms, drover_error_t *err);
@@ -176,13 +213,16 @@ int drover_poll(drover_t *self, int timeout_ms, drover_error_t *err);
 // Async submits whose result has not been delivered yet.
 size_t drover_pending(const drover_t *self);
 
-// Where a job is: state "queued", "running", "done" or "failed".
+// Where a job is: state "queued", "running", "retrying" (waiting for its
+// backoff), "done", "failed", "dead" (in the dead-letter queue),
+// "expired" (not started by its deadline) or "cancelled".
 typedef struct {
     uint64_t job;
     char state[16];
     uint32_t attempts;
-    char queue[129]; // "" once finished
-    char kind[16];   // "" once finished
+    char queue[129];  // "" once finished
+    char kind[16];    // "" once finished
+    int32_t priority; // while unfinished or dead
 } drover_job_info_t;
 
 int drover_job_info(drover_t *self,
@@ -200,8 +240,8 @@ int drover_job_cancel(drover_t *self,
                       char *was,
                       drover_error_t *err);
 
-// Jobs newest first: state "queued", "running", "done", "failed" or NULL
-// (all), queue name or NULL (all; finished jobs do not keep their queue),
+// Jobs newest first: a state (as in drover_job_info_t) or NULL (all),
+// queue name or NULL (all; finished jobs do not keep their queue),
 // at most limit (0: 100; the broker caps it at 10,000). *jobs (caller
 // frees with free()) of *n.
 int drover_job_list(drover_t *self,
@@ -211,6 +251,53 @@ int drover_job_list(drover_t *self,
                     drover_job_info_t **jobs,
                     size_t *n,
                     drover_error_t *err);
+
+// ---------------------------------------------------------- dead letters
+
+// A job in the dead-letter queue: its attempts were used up by retryable
+// failures (lost workers, worker I/O errors), or it was quarantined after
+// workers died running it.
+typedef struct {
+    uint64_t job;
+    char queue[129];
+    char kind[16];
+    uint32_t attempts;
+    int32_t priority;
+    uint64_t submitted_ms, died_ms; // unix milliseconds
+    int code;                       // the final error
+    char text[256];                 // and its reason
+    drover_attempt_error_t *errors; // every failed attempt
+    size_t n_errors;
+} drover_dead_t;
+
+// Dead letters, oldest first: of queue (NULL: all), or only job_id (0:
+// all). *dead (free with drover_dead_free) of *n. A job_id not dead is
+// DV_ENOENT.
+int drover_dead_list(drover_t *self,
+                     const char *queue,
+                     uint64_t job_id,
+                     drover_dead_t **dead,
+                     size_t *n,
+                     drover_error_t *err);
+void drover_dead_free(drover_dead_t **dead, size_t n);
+
+// Requeue dead letters as new jobs (new ids, attempts from zero, the same
+// queue, payload and options): job_id, or every one (of queue, NULL: all)
+// when job_id is 0. *count (may be NULL) gets how many; *new_job (may be
+// NULL) the new id when one job was named. Answered once stored.
+int drover_dead_requeue(drover_t *self,
+                        uint64_t job_id,
+                        const char *queue,
+                        size_t *count,
+                        uint64_t *new_job,
+                        drover_error_t *err);
+
+// Drop dead letters for good: job_id, or all (of queue) when 0.
+int drover_dead_purge(drover_t *self,
+                      uint64_t job_id,
+                      const char *queue,
+                      size_t *count,
+                      drover_error_t *err);
 
 // ---------------------------------------------------------------- models
 
@@ -298,17 +385,24 @@ int drover_workers(drover_t *self,
                    drover_error_t *err);
 void drover_workers_free(drover_worker_t **workers, size_t n);
 
+// One queue: jobs in each state now, and outcomes since the broker
+// started.
 typedef struct {
     char name[129];
-    uint64_t queued, running;
+    uint64_t queued, running, retrying, dead;  // now
+    uint64_t done, failed, expired, cancelled; // since the broker started
+    uint64_t bytes;                            // payload of unfinished jobs
 } drover_queue_t;
 
 typedef struct {
-    char broker[64];        // "drover-broker 0.1.0"
-    uint64_t workers;       // connected
-    uint64_t queued;        // jobs waiting, all queues
-    uint64_t running;       // jobs on workers
-    uint64_t kept_results;  // results kept for fetching
+    char broker[64];       // "drover-broker 0.1.0"
+    uint64_t workers;      // connected
+    uint64_t queued;       // jobs waiting, all queues
+    uint64_t running;      // jobs on workers
+    uint64_t retrying;     // jobs waiting for a retry's backoff
+    uint64_t dead;         // jobs in the dead-letter queue
+    uint64_t kept_results; // results kept for fetching
+
     uint64_t models;        // model versions stored
     drover_queue_t *queues; // per queue (free with drover_status_clear)
     size_t n_queues;

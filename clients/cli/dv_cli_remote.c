@@ -349,24 +349,44 @@ done:
 // ---------------------------------------------------------------- submit
 
 #define SUBMIT_USAGE                                                           \
-    "usage: drover submit --echo BYTES [--count N] [--queue Q] [--window N] "  \
-    "[--broker E] [--json]\n"                                                  \
-    "                     [--durability commit|none]\n"                        \
-    "Submits N echo jobs of BYTES bytes asynchronously (at most --window "     \
-    "in flight,\n"                                                             \
-    "default 10000), waits for every result, prints done/failed and "          \
-    "jobs/s.\n"
+    "usage: drover submit (--echo BYTES | --sleep MS [--echo BYTES]) "         \
+    "[--count N] [--queue Q]\n"                                                \
+    "         [--window N] [--no-wait] [--durability commit|none] "            \
+    "[--priority P]\n"                                                         \
+    "         [--deadline-ms N] [--timeout-ms N] [--max-attempts N] "          \
+    "[--backoff-ms N]\n"                                                       \
+    "         [--key K] [--broker E] [--json]\n"                               \
+    "Submits N jobs asynchronously (at most --window in flight, default "      \
+    "10000): echo\n"                                                           \
+    "jobs answer with BYTES bytes; sleep jobs wait MS first (a diagnostic "    \
+    "job that\n"                                                               \
+    "checks for cancel every 10 ms). Waits for every result and prints "       \
+    "done/failed\n"                                                            \
+    "and jobs/s; with --no-wait it returns once every job is accepted "        \
+    "(stored, by\n"                                                            \
+    "default) and prints their ids, one per line. --key K sets the "           \
+    "idempotency key\n"                                                        \
+    "(K-1, K-2, ... with --count): resubmitting returns the same jobs. "       \
+    "--backoff-ms 0\n"                                                         \
+    "retries at once.\n"
 
 typedef struct {
     size_t done, failed;
     drover_error_t first;
+    uint64_t *ids; // --no-wait: accepted ids, in submit order
 } submit_state_t;
+
+typedef struct {
+    submit_state_t *st;
+    size_t index;
+} submit_arg_t;
 
 static void
 on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
 {
     (void)d;
-    submit_state_t *st = arg;
+    submit_arg_t *a = arg;
+    submit_state_t *st = a->st;
     const char *text = "";
     int code = drover_result_error(r, &text);
     if (code) {
@@ -376,7 +396,28 @@ on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
         }
     } else {
         st->done++;
+        if (st->ids) {
+            st->ids[a->index] = drover_result_job(r);
+        }
     }
+}
+
+static bool
+opt_long(const dv_cli_opt_t *opts, const char *name, long lo, long hi, long *v)
+{
+    const char *s = dv_cli_get(opts, name);
+    if (!s) {
+        return true;
+    }
+    char *end = NULL;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi) {
+        fprintf(stderr, "drover: --%s must be an integer in %ld..%ld\n", name,
+                lo, hi);
+        return false;
+    }
+    *v = x;
+    return true;
 }
 
 static int
@@ -387,6 +428,10 @@ cmd_submit(int argc, char **argv)
         {"queue", true, NULL},      {"window", true, NULL},
         {"broker", true, NULL},     {"json", false, NULL},
         {"durability", true, NULL}, {"help", false, NULL},
+        {"sleep", true, NULL},      {"no-wait", false, NULL},
+        {"priority", true, NULL},   {"deadline-ms", true, NULL},
+        {"timeout-ms", true, NULL}, {"max-attempts", true, NULL},
+        {"backoff-ms", true, NULL}, {"key", true, NULL},
         {NULL, false, NULL},
     };
     size_t n_pos;
@@ -395,15 +440,24 @@ cmd_submit(int argc, char **argv)
         return rc;
     }
     const char *echo = dv_cli_get(opts, "echo");
-    long bytes = echo ? atol(echo) : -1;
-    long count =
-        dv_cli_get(opts, "count") ? atol(dv_cli_get(opts, "count")) : 1;
-    long window =
-        dv_cli_get(opts, "window") ? atol(dv_cli_get(opts, "window")) : 10000;
-    if (!echo || bytes < 0 || bytes > (1L << 28) || count < 1 || window < 1) {
+    const char *sleep = dv_cli_get(opts, "sleep");
+    long bytes = echo ? -1 : 0, count = 1, window = 10000, priority = 0;
+    long deadline = 0, timeout = 0, attempts = 0, backoff = 0, sleep_ms = 0;
+    if (!opt_long(opts, "echo", 0, 1L << 28, &bytes) ||
+        !opt_long(opts, "count", 1, 100000000, &count) ||
+        !opt_long(opts, "window", 1, 1000000, &window) ||
+        !opt_long(opts, "priority", -1000, 1000, &priority) ||
+        !opt_long(opts, "deadline-ms", 1, 7L * 86400000, &deadline) ||
+        !opt_long(opts, "timeout-ms", 1, 7L * 86400000, &timeout) ||
+        !opt_long(opts, "max-attempts", 1, 100, &attempts) ||
+        !opt_long(opts, "backoff-ms", 0, 60000, &backoff) ||
+        !opt_long(opts, "sleep", 0, 3600000, &sleep_ms) || (!echo && !sleep) ||
+        bytes < 0) {
         fputs(SUBMIT_USAGE, stderr);
         return DV_CLI_USAGE;
     }
+    bool no_wait = dv_cli_get(opts, "no-wait") != NULL;
+    const char *key = dv_cli_get(opts, "key");
     drover_t *d = NULL;
     if ((rc = connect_to(opts, &d)) != 0) {
         return rc;
@@ -411,6 +465,10 @@ cmd_submit(int argc, char **argv)
     uint8_t *payload = dv_malloc(bytes ? (size_t)bytes : 1);
     memset(payload, 'x', (size_t)bytes);
     submit_state_t st = {0};
+    submit_arg_t *args = dv_calloc((size_t)count, sizeof *args);
+    if (no_wait) {
+        st.ids = dv_calloc((size_t)count, sizeof *st.ids);
+    }
     drover_error_t derr = {0};
     double t0 = seconds_now();
     rc = DV_CLI_OK;
@@ -423,11 +481,33 @@ cmd_submit(int argc, char **argv)
         }
         drover_job_t job = DROVER_JOB_INIT;
         job.queue = dv_cli_get(opts, "queue");
+        job.kind = sleep ? "sleep" : "echo";
+        job.sleep_ms = (uint32_t)sleep_ms;
         job.payload = payload;
         job.payload_len = (size_t)bytes;
         job.durability = dv_cli_get(opts, "durability");
+        job.priority = (int32_t)priority;
+        job.deadline_ms = (uint32_t)deadline;
+        job.timeout_ms = (uint32_t)timeout;
+        job.max_attempts = (uint32_t)attempts;
+        job.backoff_ms = dv_cli_get(opts, "backoff-ms")
+                             ? (backoff ? (int32_t)backoff : -1)
+                             : 0;
+        char keybuf[400];
+        if (key) {
+            if (count > 1) {
+                snprintf(keybuf, sizeof keybuf, "%s-%ld", key, i + 1);
+            } else {
+                snprintf(keybuf, sizeof keybuf, "%s", key);
+            }
+            job.idempotency_key = keybuf;
+        }
+        args[i] = (submit_arg_t){&st, (size_t)i};
         if (rc == DV_CLI_OK &&
-            drover_submit_async(d, &job, on_submit_result, &st, &derr)) {
+            (no_wait ? drover_submit_nowait(d, &job, on_submit_result, &args[i],
+                                            &derr)
+                     : drover_submit_async(d, &job, on_submit_result, &args[i],
+                                           &derr))) {
             rc = fail_d(&derr);
         }
         drover_poll(d, 0, &derr); // take what is back, keep memory flat
@@ -438,7 +518,30 @@ cmd_submit(int argc, char **argv)
         }
     }
     double secs = seconds_now() - t0;
-    if (rc == DV_CLI_OK) {
+    if (rc == DV_CLI_OK && no_wait) {
+        bool json = dv_cli_get(opts, "json") != NULL;
+        if (json) {
+            printf("{\"accepted\":%zu,\"refused\":%zu,\"seconds\":%.6f,"
+                   "\"jobs\":[",
+                   st.done, st.failed, secs);
+        }
+        for (long i = 0, n = 0; i < count; i++) {
+            if (st.ids[i]) {
+                printf(json ? "%s%" PRIu64 : "%s%" PRIu64 "\n",
+                       json && n++ ? "," : "", st.ids[i]);
+            }
+        }
+        if (json) {
+            printf("]}\n");
+        }
+        fprintf(stderr, "drover: %zu jobs accepted, %zu refused in %.3f s\n",
+                st.done, st.failed, secs);
+        if (st.failed) {
+            fprintf(stderr, "drover: first refusal: %s: %s\n",
+                    drover_err_name(st.first.code), st.first.text);
+            rc = DV_CLI_FAIL;
+        }
+    } else if (rc == DV_CLI_OK) {
         double rate = secs > 0 ? (double)count / secs : 0;
         if (dv_cli_get(opts, "json")) {
             printf("{\"count\":%ld,\"done\":%zu,\"failed\":%zu,"
@@ -455,6 +558,8 @@ cmd_submit(int argc, char **argv)
         }
     }
     free(payload);
+    free(args);
+    free(st.ids);
     drover_destroy(&d);
     return rc;
 }
@@ -638,11 +743,41 @@ cmd_models(int argc, char **argv)
 
 // ------------------------------------------------------------------ jobs
 
+// Failed attempts, as JSON (`,"errors":[...]`) or indented lines.
+static void
+print_errors_json(FILE *f, const drover_attempt_error_t *e, size_t n)
+{
+    fprintf(f, ",\"errors\":[");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f,
+                "%s{\"attempt\":%" PRIu32 ",\"error\":\"%s\",\"at_ms\":%" PRIu64
+                ",\"worker\":",
+                i ? "," : "", e[i].attempt, drover_err_name(e[i].code),
+                e[i].at_ms);
+        dv_cli_json_str(f, e[i].worker);
+        fprintf(f, ",\"text\":");
+        dv_cli_json_str(f, e[i].text);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]");
+}
+
+static void
+print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "  attempt %" PRIu32 ": %s: %s%s%s%s\n", e[i].attempt,
+                drover_err_name(e[i].code), e[i].text,
+                e[i].worker[0] ? " (worker " : "", e[i].worker,
+                e[i].worker[0] ? ")" : "");
+    }
+}
+
 #define JOBS_USAGE                                                             \
     "usage: drover jobs show ID      where the job is (queued, running, "      \
-    "done, failed)\n"                                                          \
-    "       drover jobs list [--state queued|running|done|failed] [--queue "   \
-    "Q] [--limit N]\n"                                                         \
+    "retrying, done,\n"                                                        \
+    "                                failed, dead, expired, cancelled)\n"      \
+    "       drover jobs list [--state S] [--queue Q] [--limit N]\n"            \
     "       drover jobs cancel ID    end a queued or running job now "         \
     "(DV_ECANCELED)\n"                                                         \
     "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
@@ -696,17 +831,23 @@ cmd_jobs(int argc, char **argv)
                 if (v[i].queue[0]) {
                     printf(",\"queue\":");
                     dv_cli_json_str(stdout, v[i].queue);
-                    printf(",\"kind\":\"%s\"", v[i].kind);
+                    printf(",\"kind\":\"%s\",\"priority\":%" PRId32, v[i].kind,
+                           v[i].priority);
                 }
                 printf("}");
             }
             printf("]\n");
         } else if (rc == 0) {
-            printf("%-10s %-8s %8s  %-20s %s\n", "JOB", "STATE", "ATTEMPTS",
-                   "QUEUE", "KIND");
+            printf("%-10s %-9s %8s  %-20s %-6s %s\n", "JOB", "STATE",
+                   "ATTEMPTS", "QUEUE", "KIND", "PRIORITY");
             for (size_t i = 0; i < n; i++) {
-                printf("%-10" PRIu64 " %-8s %8" PRIu32 "  %-20s %s\n", v[i].job,
-                       v[i].state, v[i].attempts, v[i].queue, v[i].kind);
+                printf("%-10" PRIu64 " %-9s %8" PRIu32 "  %-20s %-6s ",
+                       v[i].job, v[i].state, v[i].attempts, v[i].queue,
+                       v[i].kind);
+                if (v[i].queue[0]) {
+                    printf("%" PRId32, v[i].priority);
+                }
+                printf("\n");
             }
         }
         free(v);
@@ -748,14 +889,19 @@ cmd_jobs(int argc, char **argv)
             if (info.queue[0]) {
                 printf(",\"queue\":");
                 dv_cli_json_str(stdout, info.queue);
-                printf(",\"kind\":\"%s\"", info.kind);
+                printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info.kind,
+                       info.priority);
             }
             printf("}\n");
         } else if (rc == 0) {
-            printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s\n",
+            printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s",
                    info.job, info.state, info.attempts,
                    info.queue[0] ? ", queue " : "", info.queue,
                    info.kind[0] ? ", kind " : "", info.kind);
+            if (info.queue[0]) {
+                printf(", priority %" PRId32, info.priority);
+            }
+            printf("\n");
         }
         drover_destroy(&d);
         return rc ? fail_d(&err) : DV_CLI_OK;
@@ -788,6 +934,11 @@ cmd_jobs(int argc, char **argv)
                 drover_result_job(r), drover_result_state(r),
                 drover_result_attempts(r));
         dv_cli_json_str(f, drover_result_worker(r));
+        const drover_attempt_error_t *errs = NULL;
+        size_t n_errs = drover_result_errors(r, &errs);
+        if (n_errs) {
+            print_errors_json(f, errs, n_errs);
+        }
         if (code) {
             fprintf(f, ",\"error\":{\"name\":\"%s\",\"text\":",
                     drover_err_name(code));
@@ -804,6 +955,9 @@ cmd_jobs(int argc, char **argv)
     } else if (code) {
         fprintf(stderr, "drover: job %llu failed: %s: %s\n", id,
                 drover_err_name(code), text);
+        const drover_attempt_error_t *errs = NULL;
+        size_t n_errs = drover_result_errors(r, &errs);
+        print_errors_text(stderr, errs, n_errs);
     } else if (out) {
         dv_tensor_t view = {.rows = rows, .cols = cols, .data = (float *)out};
         size_t k = drover_result_n_classes(r);
@@ -822,6 +976,124 @@ cmd_jobs(int argc, char **argv)
     drover_result_destroy(&r);
     drover_destroy(&d);
     return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
+}
+
+// ---------------------------------------------------------- dead letters
+
+#define DEAD_USAGE                                                             \
+    "usage: drover dead list [--queue Q]     jobs in the dead-letter queue\n"  \
+    "       drover dead show ID              one, with every failed attempt\n" \
+    "       drover dead requeue ID | --all [--queue Q]\n"                      \
+    "                                        run again as new jobs (new "      \
+    "ids)\n"                                                                   \
+    "       drover dead purge ID | --all [--queue Q]\n"                        \
+    "                                        drop for good\n"                  \
+    "all take [--broker E] [--json]\n"
+
+static void
+print_dead_json(const drover_dead_t *v, size_t n)
+{
+    printf("[");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s{\"job\":%" PRIu64 ",\"queue\":", i ? "," : "", v[i].job);
+        dv_cli_json_str(stdout, v[i].queue);
+        printf(",\"kind\":\"%s\",\"attempts\":%" PRIu32 ",\"priority\":%" PRId32
+               ",\"submitted_ms\":%" PRIu64 ",\"died_ms\":%" PRIu64
+               ",\"error\":{\"name\":\"%s\","
+               "\"text\":",
+               v[i].kind, v[i].attempts, v[i].priority, v[i].submitted_ms,
+               v[i].died_ms, drover_err_name(v[i].code));
+        dv_cli_json_str(stdout, v[i].text);
+        printf("}");
+        print_errors_json(stdout, v[i].errors, v[i].n_errors);
+        printf("}");
+    }
+    printf("]\n");
+}
+
+static int
+cmd_dead(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(DEAD_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"queue", true, NULL}, {"all", false, NULL},  {"broker", true, NULL},
+        {"json", false, NULL}, {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, DEAD_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    char *end = NULL;
+    unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
+    bool all = dv_cli_get(opts, "all") != NULL;
+    bool list = strcmp(sub, "list") == 0, show = strcmp(sub, "show") == 0;
+    bool requeue = strcmp(sub, "requeue") == 0;
+    bool purge = strcmp(sub, "purge") == 0;
+    if ((n_pos == 1 && (*end || id == 0)) || (list && n_pos) ||
+        (show && n_pos != 1) || ((requeue || purge) && (n_pos == 1) == all) ||
+        !(list || show || requeue || purge)) {
+        fputs(DEAD_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    const char *queue = dv_cli_get(opts, "queue");
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    if (list || show) {
+        drover_dead_t *v = NULL;
+        size_t n = 0;
+        rc = drover_dead_list(d, queue, id, &v, &n, &err);
+        if (rc == 0 && json) {
+            print_dead_json(v, n);
+        } else if (rc == 0 && list) {
+            printf("%-10s %-20s %-6s %8s  %-16s %s\n", "JOB", "QUEUE", "KIND",
+                   "ATTEMPTS", "ERROR", "REASON");
+            for (size_t i = 0; i < n; i++) {
+                printf("%-10" PRIu64 " %-20s %-6s %8" PRIu32 "  %-16s %s\n",
+                       v[i].job, v[i].queue, v[i].kind, v[i].attempts,
+                       drover_err_name(v[i].code), v[i].text);
+            }
+        } else if (rc == 0 && n == 1) {
+            printf("job %" PRIu64 " (queue %s, kind %s, priority %" PRId32
+                   "): dead after %" PRIu32 " attempt(s)\n  %s: %s\n",
+                   v[0].job, v[0].queue, v[0].kind, v[0].priority,
+                   v[0].attempts, drover_err_name(v[0].code), v[0].text);
+            print_errors_text(stdout, v[0].errors, v[0].n_errors);
+        }
+        drover_dead_free(&v, n);
+    } else if (requeue) {
+        size_t count = 0;
+        uint64_t new_job = 0;
+        rc = drover_dead_requeue(d, id, queue, &count, &new_job, &err);
+        if (rc == 0 && json) {
+            printf("{\"requeued\":%zu", count);
+            if (id) {
+                printf(",\"job\":%llu,\"new_job\":%" PRIu64, id, new_job);
+            }
+            printf("}\n");
+        } else if (rc == 0 && id) {
+            printf("job %llu requeued as job %" PRIu64 "\n", id, new_job);
+        } else if (rc == 0) {
+            printf("%zu jobs requeued\n", count);
+        }
+    } else {
+        size_t count = 0;
+        rc = drover_dead_purge(d, id, queue, &count, &err);
+        if (rc == 0) {
+            printf(json ? "{\"purged\":%zu}\n" : "%zu jobs purged\n", count);
+        }
+    }
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
 }
 
 // ------------------------------------------------------- workers, status
@@ -914,25 +1186,45 @@ cmd_status(int argc, char **argv)
         printf(",\"endpoint\":");
         dv_cli_json_str(stdout, drover_endpoint(d));
         printf(",\"workers\":%" PRIu64 ",\"queued\":%" PRIu64
-               ",\"running\":%" PRIu64 ",\"kept_results\":%" PRIu64
+               ",\"running\":%" PRIu64 ",\"retrying\":%" PRIu64
+               ",\"dead\":%" PRIu64 ",\"kept_results\":%" PRIu64
                ",\"models\":%" PRIu64 ",\"queues\":{",
-               s.workers, s.queued, s.running, s.kept_results, s.models);
+               s.workers, s.queued, s.running, s.retrying, s.dead,
+               s.kept_results, s.models);
         for (size_t i = 0; i < s.n_queues; i++) {
+            const drover_queue_t *q = &s.queues[i];
             printf(i ? "," : "");
-            dv_cli_json_str(stdout, s.queues[i].name);
-            printf(":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64 "}",
-                   s.queues[i].queued, s.queues[i].running);
+            dv_cli_json_str(stdout, q->name);
+            printf(":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64
+                   ",\"retrying\":%" PRIu64 ",\"dead\":%" PRIu64
+                   ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64
+                   ",\"expired\":%" PRIu64 ",\"cancelled\":%" PRIu64
+                   ",\"bytes\":%" PRIu64 "}",
+                   q->queued, q->running, q->retrying, q->dead, q->done,
+                   q->failed, q->expired, q->cancelled, q->bytes);
         }
         printf("}}\n");
     } else if (rc == 0) {
         printf("%s at %s\n", s.broker, drover_endpoint(d));
-        printf("  workers       %" PRIu64 "\n  jobs queued   %" PRIu64
-               "\n  jobs running  %" PRIu64 "\n  kept results  %" PRIu64
+        printf("  workers        %" PRIu64 "\n  jobs queued    %" PRIu64
+               "\n  jobs running   %" PRIu64 "\n  jobs retrying  %" PRIu64
+               "\n  dead letters   %" PRIu64 "\n  kept results   %" PRIu64
                "\n  model versions %" PRIu64 "\n",
-               s.workers, s.queued, s.running, s.kept_results, s.models);
+               s.workers, s.queued, s.running, s.retrying, s.dead,
+               s.kept_results, s.models);
+        if (s.n_queues) {
+            printf("\n  %-20s %8s %8s %8s %6s | since start: %8s %8s %8s "
+                   "%9s\n",
+                   "QUEUE", "queued", "running", "retrying", "dead", "done",
+                   "failed", "expired", "cancelled");
+        }
         for (size_t i = 0; i < s.n_queues; i++) {
-            printf("  queue %-20s queued %" PRIu64 ", running %" PRIu64 "\n",
-                   s.queues[i].name, s.queues[i].queued, s.queues[i].running);
+            const drover_queue_t *q = &s.queues[i];
+            printf("  %-20s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64
+                   " |              %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+                   " %9" PRIu64 "\n",
+                   q->name, q->queued, q->running, q->retrying, q->dead,
+                   q->done, q->failed, q->expired, q->cancelled);
         }
     }
     if (rc == 0) {
@@ -962,6 +1254,9 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "status") == 0) {
         return cmd_status(argc, argv);
+    }
+    if (strcmp(cmd, "dead") == 0) {
+        return cmd_dead(argc, argv);
     }
     return -1;
 }

@@ -176,7 +176,7 @@ test_up_commands_restart_and_stop(void)
     free(shown);
     const char *status_q[] = {"status", NULL};
     char *st = up ? cli(&c, status_q) : NULL;
-    bool queue_listed = st && strstr(st, "queue loadq");
+    bool queue_listed = st && strstr(st, "\n  loadq ");
     free(st);
     // A command against no broker fails clearly (exit 1).
     char none[4400];
