@@ -20,8 +20,8 @@
 #include "dv_test_proc.h"
 #include "dv_wire.h"
 
-#define N_JOBS  3000
-#define KILL_AT 1200 // acknowledgements seen before the broker is killed
+#define N_JOBS  10000
+#define KILL_AT 4000 // acknowledgements seen before the broker is killed
 #define HB      "400"
 
 typedef struct {
@@ -63,20 +63,28 @@ broker_start(cluster_t *c)
     return broker_start_with(c, NULL, NULL, NULL, NULL);
 }
 
+#define WORKER_SLOTS 18 // --concurrency 2 + --prefetch 16
+
+static bool
+worker_start(cluster_t *c, int i)
+{
+    char name[8], log[16];
+    snprintf(name, sizeof name, "w%d", i);
+    snprintf(log, sizeof log, "worker%d.log", i);
+    const char *args[] = {
+        "--broker",      c->wep, "--name",         name, "--prefetch", "16",
+        "--concurrency", "2",    "--heartbeat-ms", HB,   NULL};
+    c->workers[i] = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, log);
+    char ready[9000];
+    return c->workers[i].pid &&
+           dv_proc_wait_ready(&c->workers[i], ready, sizeof ready);
+}
+
 static bool
 workers_start(cluster_t *c)
 {
     for (int i = 0; i < 2; i++) {
-        char name[8], log[16];
-        snprintf(name, sizeof name, "w%d", i);
-        snprintf(log, sizeof log, "worker%d.log", i);
-        const char *args[] = {"--broker",   c->wep, "--name",         name,
-                              "--prefetch", "16",   "--heartbeat-ms", HB,
-                              NULL};
-        c->workers[i] = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, log);
-        char ready[9000];
-        if (!c->workers[i].pid ||
-            !dv_proc_wait_ready(&c->workers[i], ready, sizeof ready)) {
+        if (!worker_start(c, i)) {
             return false;
         }
     }
@@ -478,8 +486,98 @@ test_durability_none_is_forgotten(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Workers SIGKILLed at random while a producer streams jobs: every job
+// ends done with its own payload, and the re-runs are bounded by what the
+// killed workers held (at most their slots per kill).
+typedef struct {
+    size_t done, wrong;
+    uint64_t reruns;
+} chaos_t;
+
+static void
+on_chaos_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    chaos_t *ch = arg;
+    size_t len = 0;
+    const char *p = drover_result_payload(r, &len);
+    if (drover_result_ok(r) && len == 5 && memcmp(p, "chaos", 5) == 0) {
+        ch->done++;
+        ch->reruns += drover_result_attempts(r) - 1;
+    } else {
+        ch->wrong++;
+    }
+}
+
+static void
+test_workers_killed_at_random(void)
+{
+    cluster_t c;
+    cluster_init(&c);
+    bool up = broker_start_with(&c, "--quarantine-after", "100", NULL, NULL) &&
+              workers_start(&c);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    chaos_t ch = {0};
+    unsigned seed = 12345;
+    int kills = 0, restarts_ok = 0;
+    int64_t next_kill = dv_test_now_ms() + 200;
+    for (int i = 0; up && i < N_JOBS; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.queue = "chaos";
+        job.payload = "chaos";
+        job.payload_len = 5;
+        job.max_attempts = 100;
+        job.backoff_ms = -1;
+        drover_submit_async(d, &job, on_chaos_result, &ch, &err);
+        while (drover_pending(d) > 500) {
+            drover_poll(d, 100, &err);
+        }
+        if (kills < 8 && dv_test_now_ms() >= next_kill) {
+            int w = (int)(rand_r(&seed) % 2);
+            if (c.workers[w].pid <= 0) {
+                break; // a restart failed (checked below); never kill(0)
+            }
+            kill(c.workers[w].pid, SIGKILL);
+
+            dv_proc_stop(&c.workers[w], SIGKILL);
+            kills++;
+            restarts_ok += worker_start(&c, w);
+            next_kill = dv_test_now_ms() + 150 + rand_r(&seed) % 300;
+        }
+    }
+    int64_t end = dv_test_now_ms() + 120000;
+    while (up && drover_pending(d) > 0 && dv_test_now_ms() < end) {
+        drover_poll(d, 1000, &err);
+    }
+    size_t pending = up ? drover_pending(d) : 0;
+    drover_destroy(&d);
+    printf("  %d workers killed; %zu jobs done, %llu re-runs\n", kills, ch.done,
+           (unsigned long long)ch.reruns);
+    for (int i = 0; i < 2; i++) {
+        dv_proc_stop(&c.workers[i], SIGTERM);
+    }
+    int exit_rc = up ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    if (ch.done != N_JOBS) {
+        dv_proc_dump_log(c.dir, "broker.log");
+    }
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK(kills >= 1);
+    DV_CHECK_EQ(restarts_ok, kills);
+    DV_CHECK_EQ(pending, 0);
+    DV_CHECK_EQ(ch.done, N_JOBS);
+    DV_CHECK_EQ(ch.wrong, 0);
+    DV_CHECK(ch.reruns <= (uint64_t)kills * WORKER_SLOTS);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
+    {"workers killed at random", test_workers_killed_at_random},
+
     {"a full queue refuses at once", test_full_queue_refuses_at_once},
     {"cancel sticks across a restart", test_cancel_sticks},
     {"durability none is forgotten", test_durability_none_is_forgotten},
