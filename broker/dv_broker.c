@@ -67,6 +67,9 @@ struct kept {
     uint16_t extra_fields;             // kind-specific result fields ...
     uint32_t extra_len;                // ... packed, after the payloads
     size_t bytes;                      // payload bytes
+    uint64_t seq;                      // position in its queue's stream
+    uint32_t qidx;                     // its queue (qbytes index + 1; 0: none)
+    kept_t *qprev, *qnext;             // its queue's stream, by seq
     char data[]; // worker name, NUL, payloads, extra fields
 };
 
@@ -151,7 +154,26 @@ typedef struct {
     char name[DV_MAX_WIRE_NAME + 1]; // queue
     uint64_t bytes;                  // payload bytes of its unfinished jobs
     uint64_t done, failed, expired, cancelled; // outcomes counted
+    kept_t *stream_head, *stream_tail;         // its kept results by seq
+    uint64_t next_seq;                         // the next result's seq
 } qbytes_t;
+
+// A result stream consumer: a named cursor on a queue's finished results.
+// Its position (acked) is stored; the connection following it is not.
+typedef struct {
+    uint64_t key;                        // store key (DV_STORE_CURSORS)
+    uint32_t qidx;                       // the queue (qbytes index + 1)
+    char consumer[DV_MAX_WIRE_NAME + 1]; // its name
+    uint64_t acked;                      // every seq <= this is consumed
+    uint64_t sent;                       // highest seq sent this connection
+    const kept_t *pos;                   // the kept result of `sent` (NULL:
+                                         // before the stream's head)
+    uint8_t route[ROUTE_MAX];            // the following connection
+    size_t route_len;                    // 0: nobody follows now
+    uint64_t rid;                        // its follow request
+    uint32_t window;                     // unacked results in flight, max
+    uint32_t inflight;                   // sent, not acked
+} cursor_t;
 
 typedef struct {
     uint8_t route[ROUTE_MAX];        // worker's routing id
@@ -219,6 +241,9 @@ struct dv_broker {
     uint64_t idem_window_ms;   // how long a key is remembered
     uint32_t quarantine_after; // lost runs before a job is quarantined
     uint64_t rng;              // backoff jitter (xorshift state)
+    cursor_t *cursors;         // result stream consumers
+    size_t n_cursors;          //
+    uint64_t next_cursor_key;  // store keys for new ones
 };
 
 #define IDEM_BUCKETS       65536             // idempotency hash (power of two)
@@ -387,6 +412,7 @@ queue_bytes(dv_broker_t *self, const char *name)
     qbytes_t *q = &self->qbytes[self->n_qbytes++];
     memset(q, 0, sizeof *q);
     snprintf(q->name, sizeof q->name, "%s", name);
+    q->next_seq = 1;
     return q;
 }
 
@@ -492,6 +518,65 @@ kept_frames(const kept_t *k, dv_frame_t *frames)
     return k->n_frames;
 }
 
+// ------------------------------------------------------- result streams
+//
+// Each queue's kept results, in the order they finished (seq), form its
+// stream. Consumers follow it by name with a cursor; the broker pushes up
+// to `window` results past the cursor and advances it on `ack`. Results
+// leave a stream when they leave the kept results (TTL, bounds): a
+// consumer away longer than that misses them (it sees the gap in seq).
+
+// Link k (seq set) into its queue's stream, in seq order (appends, except
+// while recovering).
+static void
+stream_link(dv_broker_t *self, kept_t *k)
+{
+    qbytes_t *q = &self->qbytes[k->qidx - 1];
+    kept_t *after = q->stream_tail;
+    while (after && after->seq > k->seq) {
+        after = after->qprev;
+    }
+    k->qprev = after;
+    k->qnext = after ? after->qnext : q->stream_head;
+    if (k->qnext) {
+        k->qnext->qprev = k;
+    } else {
+        q->stream_tail = k;
+    }
+    if (after) {
+        after->qnext = k;
+    } else {
+        q->stream_head = k;
+    }
+    if (k->seq >= q->next_seq) {
+        q->next_seq = k->seq + 1;
+    }
+}
+
+static void
+stream_unlink(dv_broker_t *self, kept_t *k)
+{
+    if (!k->qidx) {
+        return;
+    }
+    qbytes_t *q = &self->qbytes[k->qidx - 1];
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].pos == k) {
+            self->cursors[i].pos = k->qprev; // its successor comes next
+        }
+    }
+    if (k->qprev) {
+        k->qprev->qnext = k->qnext;
+    } else {
+        q->stream_head = k->qnext;
+    }
+    if (k->qnext) {
+        k->qnext->qprev = k->qprev;
+    } else {
+        q->stream_tail = k->qprev;
+    }
+}
+
 // Drop the oldest kept result.
 static void
 kept_evict_oldest(dv_broker_t *self)
@@ -513,6 +598,7 @@ kept_evict_oldest(dv_broker_t *self)
         dv_store_del(self->store, DV_STORE_RESULTS, k->id);
         store_arm(self);
     }
+    stream_unlink(self, k);
     kept_free(k);
 }
 
@@ -587,14 +673,20 @@ keep_result(dv_broker_t *self,
 
 // Send result k to route with request id rid.
 static void
-send_kept(dv_broker_t *self,
-          const kept_t *k,
-          const void *route,
-          size_t route_len,
-          uint64_t rid)
+send_kept_as(dv_broker_t *self,
+             const kept_t *k,
+             const void *route,
+             size_t route_len,
+             uint64_t rid,
+             bool stream)
 {
     dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, rid);
     dv_msgw_uint(w, "job", k->id);
+    if (stream) { // a result stream's event: where it is in the stream
+        dv_msgw_uint(w, "seq", k->seq);
+        dv_msgw_str(w, "queue", self->qbytes[k->qidx - 1].name);
+    }
+
     dv_msgw_str(w, "state", k->done ? "done" : "failed");
     dv_msgw_uint(w, "attempts", k->attempts);
     dv_msgw_str(w, "worker", k->data);
@@ -615,18 +707,33 @@ send_kept(dv_broker_t *self,
     dv_msgw_destroy(&w);
 }
 
+static void
+send_kept(dv_broker_t *self,
+          const kept_t *k,
+          const void *route,
+          size_t route_len,
+          uint64_t rid)
+{
+    send_kept_as(self, k, route, route_len, rid, false);
+}
+
+// Result record trailer (p[3] & 1): seq (u64), queue length (u32), queue.
 static uint8_t *
-kept_encode(const kept_t *k, size_t *len)
+kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
 {
     size_t tlen = k->text ? strlen(k->text) : 0, wlen = strlen(k->data);
+    const char *queue = k->qidx ? self->qbytes[k->qidx - 1].name : "";
+    size_t qlen = strlen(queue), trailer = k->qidx ? 12 + qlen : 0;
     dv_frame_t frames[DV_MAX_FRAMES];
     size_t n = kept_frames(k, frames);
-    *len = RESULT_HEAD + 4 * n + tlen + wlen + k->bytes + k->extra_len;
+    *len =
+        RESULT_HEAD + 4 * n + tlen + wlen + k->bytes + k->extra_len + trailer;
     uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
     memset(p, 0, RESULT_HEAD);
     p[0] = REC_FORMAT;
     p[1] = k->done;
     p[2] = k->n_frames;
+    p[3] = k->qidx ? 1 : 0;
     put_u32(p + 4, (uint32_t)k->code);
     put_u32(p + 8, k->attempts);
     put_u32(p + 12, k->extra_len);
@@ -653,7 +760,30 @@ kept_encode(const kept_t *k, size_t *len)
         const uint8_t *extra = (const uint8_t *)k->data + wlen + 1 + k->bytes;
         memcpy(q, extra, k->extra_len);
     }
+    q += k->extra_len;
+    if (trailer) {
+        put_u64(q, k->seq);
+        put_u32(q + 8, (uint32_t)qlen);
+        memcpy(q + 12, queue, qlen);
+    }
     return p;
+}
+
+static void stream_pump(dv_broker_t *self, cursor_t *c);
+
+// A finished result joins its queue's stream; followers get it.
+static void
+stream_append(dv_broker_t *self, kept_t *k, const char *queue)
+{
+    qbytes_t *q = queue_bytes(self, queue);
+    k->qidx = (uint32_t)(q - self->qbytes) + 1;
+    k->seq = q->next_seq;
+    stream_link(self, k);
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].qidx == k->qidx) {
+            stream_pump(self, &self->cursors[i]);
+        }
+    }
 }
 
 // The job's result: kept for result_get, then pushed to its submitter.
@@ -684,9 +814,13 @@ send_result(dv_broker_t *self,
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);
+    if (j->queue) {
+        stream_append(self, k, j->queue);
+    }
     if (self->store && !j->memory_only) {
         size_t len = 0;
-        uint8_t *rec = kept_encode(k, &len);
+        uint8_t *rec = kept_encode(self, k, &len);
+
         dv_store_del(self->store, DV_STORE_JOBS, j->id);
         dv_store_del(self->store, DV_STORE_ATTEMPTS, j->id);
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
@@ -2600,6 +2734,226 @@ on_dead_purge(dv_broker_t *self,
     return 0;
 }
 
+// ------------------------------------------------- result stream handlers
+
+// Send c's follower the results past what it has, up to its window.
+static void
+stream_pump(dv_broker_t *self, cursor_t *c)
+{
+    if (!c->route_len) {
+        return;
+    }
+    const qbytes_t *q = &self->qbytes[c->qidx - 1];
+    const kept_t *k = c->pos ? c->pos->qnext : q->stream_head;
+    while (k && k->seq <= c->sent) { // only on a fresh follow
+        k = k->qnext;
+    }
+    for (; k && c->inflight < c->window; k = k->qnext) {
+        send_kept_as(self, k, c->route, c->route_len, c->rid, true);
+        c->sent = k->seq;
+        c->pos = k;
+        c->inflight++;
+    }
+}
+
+static void
+store_cursor(dv_broker_t *self, const cursor_t *c)
+{
+    if (!self->store) {
+        return;
+    }
+    const char *queue = self->qbytes[c->qidx - 1].name;
+    size_t ql = strlen(queue), cl = strlen(c->consumer);
+    uint8_t *p = dv_malloc(12 + ql + cl + DV_STORE_SPARE);
+    put_u64(p, c->acked);
+    put_u32(p + 8, (uint32_t)ql);
+    memcpy(p + 12, queue, ql);
+    memcpy(p + 12 + ql, c->consumer, cl);
+    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, 12 + ql + cl);
+    store_arm(self);
+}
+
+static cursor_t *
+cursor_find(dv_broker_t *self, uint32_t qidx, const char *consumer)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].qidx == qidx &&
+            strcmp(self->cursors[i].consumer, consumer) == 0) {
+            return &self->cursors[i];
+        }
+    }
+    return NULL;
+}
+
+static cursor_t *
+cursor_add(dv_broker_t *self,
+           uint64_t key,
+           uint32_t qidx,
+           const char *consumer,
+           uint64_t acked)
+{
+    self->cursors =
+        dv_realloc(self->cursors, (self->n_cursors + 1) * sizeof(cursor_t));
+    cursor_t *c = &self->cursors[self->n_cursors++];
+    memset(c, 0, sizeof *c);
+    c->key = key;
+    c->qidx = qidx;
+    snprintf(c->consumer, sizeof c->consumer, "%s", consumer);
+    c->acked = c->sent = acked;
+    if (key >= self->next_cursor_key) {
+        self->next_cursor_key = key + 1;
+    }
+    return c;
+}
+
+// {queue, consumer} of a stream request; the queue's index into *qidx
+// (created when create is set).
+static int
+stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
+{
+    int rc;
+    if ((rc = dv_msg_str(m, "queue", queue, DV_MAX_WIRE_NAME + 1, err)) ||
+        (rc = dv_msg_str(m, "consumer", consumer, DV_MAX_WIRE_NAME + 1, err))) {
+        return rc;
+    }
+    if (!dv_name_valid(queue) || !dv_name_valid(consumer)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s: queue and consumer must match [A-Za-z0-9._-]+",
+                         dv_msg_name(dv_msg_type(m)));
+    }
+    return 0;
+}
+
+// follow {queue, consumer, window?, from?}: this connection now receives
+// the queue's results past the consumer's cursor (a new consumer starts at
+// the oldest kept result, or with from: "latest" at the next one), as
+// `result` messages with this request's rid and `seq`; at most window
+// (default 100, max 10,000) unacknowledged at a time. A second follow of
+// the same consumer takes over (unacknowledged results are sent again).
+static int
+on_follow(dv_broker_t *self,
+          const void *route,
+          size_t route_len,
+          const dv_msg_t *m,
+          uint64_t rid,
+          dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    char from[16] = "earliest";
+    uint64_t window = 100;
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "window", 100, &window, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "from")) {
+        rc = dv_msg_str(m, "from", from, sizeof from, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    if (window < 1 || window > 10000 || route_len > ROUTE_MAX ||
+        (strcmp(from, "earliest") != 0 && strcmp(from, "latest") != 0)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "follow: window must be 1..10000, from earliest or "
+                         "latest");
+    }
+    qbytes_t *q = queue_bytes(self, queue);
+    uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
+    cursor_t *c = cursor_find(self, qidx, consumer);
+    if (!c) {
+        uint64_t start = strcmp(from, "latest") == 0 ? q->next_seq - 1 : 0;
+        c = cursor_add(self, self->next_cursor_key, qidx, consumer, start);
+        store_cursor(self, c);
+    }
+    c->sent = c->acked; // anything unacknowledged goes again
+    c->pos = NULL;
+    c->inflight = 0;
+    memcpy(c->route, route, route_len);
+    c->route_len = route_len;
+    c->rid = rid;
+    c->window = (uint32_t)window;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    dv_msgw_uint(w, "acked", c->acked);
+    reply(self->clients, route, route_len, w);
+    stream_pump(self, c);
+    return 0;
+}
+
+// ack {queue, consumer, seq}: every result up to seq is consumed (stored);
+// more are sent. With a rid the `ok` comes once the cursor is stored.
+static int
+on_ack(dv_broker_t *self,
+       const void *route,
+       size_t route_len,
+       const dv_msg_t *m,
+       uint64_t rid,
+       dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    uint64_t seq = 0;
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "seq", &seq, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    qbytes_t *q = queue_bytes(self, queue);
+    cursor_t *c = cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer);
+    if (!c) {
+        return dv_errorf(err, DV_ENOENT, "ack: no consumer '%s' on queue '%s'",
+                         consumer, queue);
+    }
+    if (seq > c->sent && seq > c->acked) {
+        return dv_errorf(err, DV_EINVAL,
+                         "ack: seq %llu was not sent (last sent %llu)",
+                         (unsigned long long)seq, (unsigned long long)c->sent);
+    }
+    if (seq > c->acked) {
+        c->acked = seq;
+        c->inflight = 0; // those sent after seq are still in flight
+        for (const kept_t *p = c->pos; p && p->seq > seq; p = p->qprev) {
+            c->inflight++;
+        }
+        store_cursor(self, c);
+        stream_pump(self, c);
+    }
+    if (rid) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "acked", c->acked);
+        reply_after_commit(self, route, route_len, rid, w);
+    }
+    return 0;
+}
+
+// unfollow {queue, consumer}: stop sending; the cursor stays.
+static int
+on_unfollow(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc) {
+        return rc;
+    }
+    qbytes_t *q = queue_bytes(self, queue);
+    cursor_t *c = cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer);
+    if (c && c->route_len == route_len &&
+        memcmp(c->route, route, route_len) == 0) {
+        c->route_len = 0;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "acked", c ? c->acked : 0);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static int
 on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
 {
@@ -2735,6 +3089,15 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_DEAD_PURGE:
             rc = on_dead_purge(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_FOLLOW:
+            rc = on_follow(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_ACK:
+            rc = on_ack(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_UNFOLLOW:
+            rc = on_unfollow(self, route, route_len, m, rid, &err);
             break;
 
         default:
@@ -3349,6 +3712,21 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
         frames[i].len = get_u32(p + RESULT_HEAD + 4 * i);
         total += frames[i].len;
     }
+    // The stream trailer: seq and queue.
+    uint64_t seq = 0;
+    char queue[DV_MAX_WIRE_NAME + 1] = "";
+    if (p[3] & 1) {
+        uint64_t at = total + elen;
+        uint64_t ql = at + 12 <= len ? get_u32(p + at + 8) : 0;
+        if (at + 12 > len || ql == 0 || ql > DV_MAX_WIRE_NAME ||
+            at + 12 + ql != len) {
+            return DV_EFORMAT;
+        }
+        seq = get_u64(p + at);
+        memcpy(queue, p + at + 12, ql);
+        queue[ql] = '\0';
+        len = at; // the rest is checked as before
+    }
     if (total + elen != len || wlen > DV_MAX_WIRE_NAME ||
         tlen >= DV_ERROR_TEXT_MAX * 4) {
         return DV_EFORMAT;
@@ -3382,7 +3760,39 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     uint64_t age = r->now_unix > finished ? r->now_unix - finished : 0;
     k->unix_ms = finished;
     k->at_ms = r->now_loop > age ? r->now_loop - age : 0;
+    if (queue[0]) {
+        qbytes_t *qb = queue_bytes(r->self, queue);
+        k->qidx = (uint32_t)(qb - r->self->qbytes) + 1;
+        k->seq = seq;
+        stream_link(r->self, k);
+    }
     r->results++;
+    return 0;
+}
+
+static int
+recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
+    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 <= ql ||
+        len - 12 - ql > DV_MAX_WIRE_NAME) {
+        return DV_EFORMAT;
+    }
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    memcpy(queue, p + 12, ql);
+    queue[ql] = '\0';
+    memcpy(consumer, p + 12 + ql, len - 12 - ql);
+    consumer[len - 12 - ql] = '\0';
+    qbytes_t *q = queue_bytes(r->self, queue);
+    cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1, consumer,
+               get_u64(p));
+    // New results continue after everything a consumer has seen, even if
+    // the results themselves have expired.
+    if (get_u64(p) >= q->next_seq) {
+        q->next_seq = get_u64(p) + 1;
+    }
     return 0;
 }
 
@@ -3494,6 +3904,10 @@ recover(dv_broker_t *self, dv_error_t *err)
     }
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_KEYS, recover_key, &r, err);
+    }
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_CURSORS, recover_cursor, &r,
+                           err);
     }
     if (rc && err && !err->text[0]) {
         dv_errorf(err, rc,
@@ -3738,6 +4152,8 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(self->dead[i].text);
     }
     free(self->dead);
+    free(self->cursors);
+
     while (self->idem_oldest) {
         idem_t *e = self->idem_oldest;
         self->idem_oldest = e->newer;

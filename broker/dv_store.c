@@ -55,7 +55,8 @@ struct dv_store {
 };
 
 static const char *s_table_names[DV_STORE_TABLES_] = {
-    "jobs", "attempts", "results", "dead", "keys"};
+    "jobs", "attempts", "results", "dead", "keys", "cursors"};
+
 
 // ------------------------------------------------------------------ CRC
 

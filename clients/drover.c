@@ -43,6 +43,16 @@ struct drover_result {
     char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
     drover_attempt_error_t *errors;   // failed attempts (owned)
     size_t n_errors;
+    uint64_t seq; // position in a result stream (0: not from one)
+};
+
+// A result stream's result waiting for drover_poll.
+typedef struct event event_t;
+struct event {
+    drover_result_fn *fn;
+    void *arg;
+    drover_result_t *res; // owned
+    event_t *next;
 };
 
 typedef struct req req_t;
@@ -56,6 +66,7 @@ struct req {
     req_t *next;             // hash chain
     req_t *ready_next;       // ready list
     bool ack_only;           // async: fn runs on `accepted`, not the result
+    bool stream;             // a follow: every result with its rid
 };
 
 struct drover {
@@ -69,6 +80,8 @@ struct drover {
     size_t n_async;           // async ones without a delivered result
     req_t *ready_head;        // async results to deliver
     req_t *ready_tail;        //
+    event_t *events_head;     // stream results to deliver
+    event_t *events_tail;     //
     uint64_t want_rid;        // blocking call's request
     dv_wire_msg_t reply_wire; // its reply's frames
     dv_msg_t *reply;          // and decoded header (NULL: none yet)
@@ -224,6 +237,7 @@ result_from(const dv_msg_t *m)
     }
     dv_msg_uint_or(m, "attempts", 0, &attempts, &e);
     r->attempts = (uint32_t)attempts;
+    dv_msg_uint_or(m, "seq", 0, &r->seq, &e);
     errors_from(dv_msg_get(m, "errors"), &r->errors, &r->n_errors);
     if (dv_msg_has(m, "worker")) {
         dv_msg_str(m, "worker", r->worker, sizeof r->worker, &e);
@@ -435,6 +449,19 @@ handle(drover_t *self, dv_wire_msg_t *in)
             res->ok = true;
             ready_push(self, r, res);
         }
+    } else if (r && r->stream) {
+        if (t == DV_MSG_RESULT) {
+            event_t *ev = dv_calloc(1, sizeof *ev);
+            ev->fn = r->fn;
+            ev->arg = r->arg;
+            ev->res = result_from(m);
+            if (self->events_tail) {
+                self->events_tail->next = ev;
+            } else {
+                self->events_head = ev;
+            }
+            self->events_tail = ev;
+        }
     } else if (r && (t == DV_MSG_RESULT || t == DV_MSG_ERROR)) {
         drover_result_t *res;
         if (t == DV_MSG_RESULT) {
@@ -484,7 +511,7 @@ static bool
 have_ready(const drover_t *self, const void *arg)
 {
     (void)arg;
-    return self->ready_head != NULL;
+    return self->ready_head != NULL || self->events_head != NULL;
 }
 
 // Receive and handle messages until done(self, arg) holds (checked after
@@ -627,6 +654,13 @@ drover_destroy(drover_t **self_p)
             req_remove(self, self->buckets[b]);
         }
     }
+    while (self->events_head) {
+        event_t *ev = self->events_head;
+        self->events_head = ev->next;
+        drover_result_destroy(&ev->res);
+        free(ev);
+    }
+
     free(self->buckets);
     if (self->sock) {
         zmq_close(self->sock);
@@ -958,7 +992,127 @@ drover_poll(drover_t *self, int timeout_ms, drover_error_t *err)
         drover_result_destroy(&res);
         ran++;
     }
+    while (self->events_head) {
+        event_t *ev = self->events_head;
+        self->events_head = ev->next;
+        if (!self->events_head) {
+            self->events_tail = NULL;
+        }
+        ev->fn(self, ev->res, ev->arg);
+        drover_result_destroy(&ev->res);
+        free(ev);
+        ran++;
+    }
     return ran;
+}
+
+// ---------------------------------------------------------- result streams
+
+uint64_t
+drover_result_seq(const drover_result_t *r)
+{
+    return r->seq;
+}
+
+// The connection's follow (one at most).
+static req_t *
+follow_req(const drover_t *self)
+{
+    for (size_t b = 0; b < self->n_buckets; b++) {
+        for (req_t *r = self->buckets[b]; r; r = r->next) {
+            if (r->stream) {
+                return r;
+            }
+        }
+    }
+    return NULL;
+}
+
+int
+drover_follow(drover_t *self,
+              const char *queue,
+              const char *consumer,
+              unsigned window,
+              bool from_latest,
+              drover_result_fn *fn,
+              void *arg,
+              uint64_t *acked,
+              drover_error_t *err)
+{
+    if (!fn || !queue || !consumer) {
+        return set_err(err,
+                       &(dv_error_t){DV_EINVAL, "follow: queue, consumer and a "
+                                                "callback are needed"});
+    }
+    if (follow_req(self)) {
+        return set_err(err, &(dv_error_t){DV_EINVAL,
+                                          "this connection follows a stream "
+                                          "already: one per connection"});
+    }
+    uint64_t rid = ++self->next_rid;
+    req_t *r = dv_calloc(1, sizeof *r);
+    r->rid = rid;
+    r->fn = fn;
+    r->arg = arg;
+    r->stream = true;
+    req_add(self, r);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_FOLLOW, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    dv_msgw_uint(w, "window", window ? window : 100);
+    dv_msgw_str(w, "from", from_latest ? "latest" : "earliest");
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && acked) {
+        dv_error_t e;
+        *acked = 0;
+        dv_msg_uint(self->reply, "acked", acked, &e);
+    }
+    drop_reply(self);
+    if (rc) {
+        req_remove(self, r);
+    }
+    return rc;
+}
+
+int
+drover_ack(drover_t *self,
+           const char *queue,
+           const char *consumer,
+           uint64_t seq,
+           bool wait,
+           drover_error_t *err)
+{
+    uint64_t rid = wait ? ++self->next_rid : 0;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACK, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    dv_msgw_uint(w, "seq", seq);
+    if (!wait) {
+        send_msg(self, w, NULL, 0);
+        return 0;
+    }
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_unfollow(drover_t *self,
+                const char *queue,
+                const char *consumer,
+                drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_UNFOLLOW, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    drop_reply(self);
+    req_t *r = follow_req(self);
+    if (r) {
+        req_remove(self, r);
+    }
+    return rc;
 }
 
 size_t

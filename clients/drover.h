@@ -252,6 +252,52 @@ int drover_job_list(drover_t *self,
                     size_t *n,
                     drover_error_t *err);
 
+// ---------------------------------------------------------- result streams
+//
+// Every queue's finished jobs form a stream, in the order they finished.
+// A named consumer follows it from anywhere (not only the submitter) and
+// acknowledges what it has handled; the broker stores its position, so a
+// consumer that goes away resumes where it left off, on any connection,
+// after a broker restart too. Delivery is at least once: results sent but
+// not acknowledged are sent again on the next follow. Results leave the
+// stream when the broker drops them (TTL, bounds: `limits` in welcome).
+
+// Follow queue's results as consumer (names: [A-Za-z0-9._-]+); a consumer
+// new to the broker starts at the oldest kept result, or with from_latest
+// at the next one. fn gets each result from drover_poll, with
+// drover_result_seq; at most window (0: 100) are sent ahead of the
+// acknowledgements. *acked (may be NULL) gets the stored position. One
+// stream per connection.
+int drover_follow(drover_t *self,
+                  const char *queue,
+                  const char *consumer,
+                  unsigned window,
+                  bool from_latest,
+                  drover_result_fn *fn,
+                  void *arg,
+                  uint64_t *acked,
+                  drover_error_t *err);
+
+// The consumer has handled every result up to seq. With wait, returns once
+// the broker has stored it (use before exiting); else it is sent and not
+// waited for.
+int drover_ack(drover_t *self,
+               const char *queue,
+               const char *consumer,
+               uint64_t seq,
+               bool wait,
+               drover_error_t *err);
+
+// Stop following (the position stays stored).
+int drover_unfollow(drover_t *self,
+                    const char *queue,
+                    const char *consumer,
+                    drover_error_t *err);
+
+// A streamed result's position in its queue's stream (0 for results not
+// from a stream).
+uint64_t drover_result_seq(const drover_result_t *r);
+
 // ---------------------------------------------------------- dead letters
 
 // A job in the dead-letter queue: its attempts were used up by retryable

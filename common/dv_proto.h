@@ -68,7 +68,11 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(DEAD_LIST, "dead_list")                                                 \
     XX(DEAD_JOBS, "dead_jobs")                                                 \
     XX(DEAD_REQUEUE, "dead_requeue")                                           \
-    XX(DEAD_PURGE, "dead_purge")
+    XX(DEAD_PURGE, "dead_purge")                                               \
+    XX(FOLLOW, "follow")                                                       \
+    XX(ACK, "ack")                                                             \
+    XX(UNFOLLOW, "unfollow")
+
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -5,7 +5,9 @@
 // DROVER_DEFAULT_ENDPOINT) and --json (one JSON document on stdout instead
 // of text). Errors go to stderr as "drover: DV_ENAME: reason", exit 1.
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -978,6 +980,152 @@ cmd_jobs(int argc, char **argv)
     return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
 }
 
+// -------------------------------------------------------- result streams
+
+#define RESULTS_USAGE                                                          \
+    "usage: drover results follow --queue Q --consumer NAME [--count N]\n"     \
+    "                             [--idle-ms N] [--window N] [--from "         \
+    "latest] [--broker E] [--json]\n"                                          \
+    "Prints the queue's results as they finish (one line each: seq, job, "     \
+    "state, and\n"                                                             \
+    "the payload size or the error) and acknowledges them; the broker keeps "  \
+    "NAME's\n"                                                                 \
+    "position, so the next follow resumes after the last one printed. Stops "  \
+    "after\n"                                                                  \
+    "N results, after N ms without one (--idle-ms), or on Ctrl-C.\n"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+typedef struct {
+    bool json;
+    uint64_t last_seq;
+    long printed;
+    long limit; // 0: none
+} follow_state_t;
+
+static void
+on_stream_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    follow_state_t *st = arg;
+    if (st->limit && st->printed >= st->limit) {
+        return; // past --count: not printed, not acknowledged
+    }
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t len = 0;
+    drover_result_payload(r, &len);
+    if (st->json) {
+        printf("{\"seq\":%" PRIu64 ",\"job\":%" PRIu64
+               ",\"state\":\"%s\",\"attempts\":%" PRIu32,
+               drover_result_seq(r), drover_result_job(r),
+               drover_result_state(r), drover_result_attempts(r));
+        if (code) {
+            printf(",\"error\":{\"name\":\"%s\",\"text\":",
+                   drover_err_name(code));
+            dv_cli_json_str(stdout, text);
+            printf("}");
+        } else {
+            printf(",\"payload_bytes\":%zu", len);
+        }
+        printf("}\n");
+    } else if (code) {
+        printf("%" PRIu64 " job %" PRIu64 " failed %s: %s\n",
+               drover_result_seq(r), drover_result_job(r),
+               drover_err_name(code), text);
+    } else {
+        printf("%" PRIu64 " job %" PRIu64 " done (%zu bytes)\n",
+               drover_result_seq(r), drover_result_job(r), len);
+    }
+    st->last_seq = drover_result_seq(r);
+    st->printed++;
+}
+
+static int
+cmd_results(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"queue", true, NULL},  {"consumer", true, NULL},
+        {"count", true, NULL},  {"idle-ms", true, NULL},
+        {"window", true, NULL}, {"from", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL},  {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    if (argc < 1 || strcmp(argv[0], "follow") != 0) {
+        fputs(RESULTS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    int rc = parse(argc - 1, argv + 1, opts, pos, 0, &n_pos, RESULTS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    long count = 0, idle = 0, window = 100;
+    const char *queue = dv_cli_get(opts, "queue");
+    const char *consumer = dv_cli_get(opts, "consumer");
+    const char *from = dv_cli_get(opts, "from");
+    if (!queue || !consumer || !opt_long(opts, "count", 1, LONG_MAX, &count) ||
+        !opt_long(opts, "idle-ms", 1, 86400000, &idle) ||
+        !opt_long(opts, "window", 1, 10000, &window) ||
+        (from && strcmp(from, "latest") != 0 &&
+         strcmp(from, "earliest") != 0)) {
+        fputs(RESULTS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    follow_state_t st = {dv_cli_get(opts, "json") != NULL, 0, 0, count};
+    drover_error_t err = {0};
+    uint64_t acked = 0;
+    rc = drover_follow(d, queue, consumer, (unsigned)window,
+                       from && strcmp(from, "latest") == 0, on_stream_result,
+                       &st, &acked, &err);
+    if (rc) {
+        drover_destroy(&d);
+        return fail_d(&err);
+    }
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    st.last_seq = acked;
+    uint64_t sent_ack = acked;
+    double last_event = seconds_now();
+    while (!s_stop && (!count || st.printed < count)) {
+        long before = st.printed;
+        int n = drover_poll(d, 200, &err);
+        if (n < 0) {
+            rc = fail_d(&err);
+            break;
+        }
+        fflush(stdout);
+        if (st.printed > before) {
+            last_event = seconds_now();
+            if (st.last_seq > sent_ack) { // each batch, without waiting
+                drover_ack(d, queue, consumer, st.last_seq, false, &err);
+                sent_ack = st.last_seq;
+            }
+        } else if (idle && (seconds_now() - last_event) * 1000 >= idle) {
+            break;
+        }
+    }
+    // The position is stored before we go.
+    if (rc == 0 && st.last_seq > acked &&
+        drover_ack(d, queue, consumer, st.last_seq, true, &err) != 0) {
+        rc = fail_d(&err);
+    }
+    drover_destroy(&d);
+    return rc ? rc : DV_CLI_OK;
+}
+
 // ---------------------------------------------------------- dead letters
 
 #define DEAD_USAGE                                                             \
@@ -1257,6 +1405,9 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "dead") == 0) {
         return cmd_dead(argc, argv);
+    }
+    if (strcmp(cmd, "results") == 0) {
+        return cmd_results(argc, argv);
     }
     return -1;
 }

@@ -26,6 +26,9 @@ usage(FILE *f)
                "  jobs show|list|result|cancel       jobs: state, results, "
                "cancel\n"
                "  dead list|show|requeue|purge       the dead-letter queue\n"
+               "  results follow                     a queue's results as they "
+               "finish, resumable\n"
+
 
                "  workers                            connected workers\n"
                "  status                             the broker's queues and "

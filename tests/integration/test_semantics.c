@@ -621,6 +621,123 @@ test_idempotency_and_no_wait(void)
     DV_CHECK(per_queue);
 }
 
+// ------------------------------------------------------- result streams
+
+typedef struct {
+    uint64_t seqs[16];
+    int n;
+} live_t;
+
+static void
+on_live(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    live_t *l = arg;
+    if (l->n < 16 && drover_result_ok(r)) {
+        l->seqs[l->n++] = drover_result_seq(r);
+    }
+}
+
+// Job ids in a `drover results follow --json` output, in order; *seq_ok
+// when seqs run first..first+n-1.
+static size_t
+stream_jobs(
+    const char *path, uint64_t *jobs, size_t max, uint64_t first, bool *seq_ok)
+{
+    size_t len = 0, n = 0;
+    char *text = (char *)dv_test_read_file(path, &len);
+    *seq_ok = text != NULL;
+    for (char *p = text; p && *p && n < max;) {
+        unsigned long long seq = 0, job = 0;
+        if (sscanf(p, "{\"seq\":%llu,\"job\":%llu", &seq, &job) != 2) {
+            *seq_ok = false;
+            break;
+        }
+        *seq_ok = *seq_ok && seq == first + n;
+        jobs[n++] = job;
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    free(text);
+    return n;
+}
+
+static void
+test_result_streams(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, NULL);
+    enum { N = 50 };
+    uint64_t ids[N] = {0};
+    int done = 0;
+    for (int i = 0; up && i < N; i++) {
+        ids[i] = submit(&c, "echo", 0, 0);
+    }
+    for (int i = 0; up && i < N; i++) {
+        done += result_code(&c, ids[i], 10000, NULL) == 0;
+    }
+    // A consumer takes 20 and goes away; the broker crashes; the consumer
+    // comes back and gets exactly the other 30.
+    char out1[4400], out2[4400];
+    snprintf(out1, sizeof out1, "%s/s1.json", c.dir);
+    snprintf(out2, sizeof out2, "%s/s2.json", c.dir);
+    const char *f1[] = {"results",    "follow",   "--queue", "default",
+                        "--consumer", "c1",       "--count", "20",
+                        "--json",     "--broker", c.cep,     NULL};
+    int rc1 = up ? dv_proc_run("DROVER_BIN", f1, out1, c.dir, "cli.log") : -1;
+    kill_pid(c.broker.pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    bool back = up && broker_start(&c);
+    const char *f2[] = {"results",    "follow", "--queue", "default",
+                        "--consumer", "c1",     "--count", "100",
+                        "--idle-ms",  "1500",   "--json",  "--broker",
+                        c.cep,        NULL};
+    int rc2 = back ? dv_proc_run("DROVER_BIN", f2, out2, c.dir, "cli.log") : -1;
+    uint64_t got[2 * N] = {0};
+    bool seq1 = false, seq2 = false;
+    size_t n1 = stream_jobs(out1, got, N, 1, &seq1);
+    size_t n2 = stream_jobs(out2, got + n1, N, 21, &seq2);
+    int once = 0;
+    for (int i = 0; i < N; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < n1 + n2; k++) {
+            seen += got[k] == ids[i];
+        }
+        once += seen == 1;
+    }
+    // Live: a consumer from "latest" gets new results as they finish.
+    live_t live = {0};
+    drover_error_t err;
+    drover_t *d2 = NULL;
+    int frc = back && drover_connect(&d2, c.cep, 10000, &err) == 0
+                  ? drover_follow(d2, "default", "live", 10, true, on_live,
+                                  &live, NULL, &err)
+                  : -1;
+    for (int i = 0; frc == 0 && i < 5; i++) {
+        submit(&c, "echo", 0, 0);
+    }
+    int64_t end = dv_test_now_ms() + 20000;
+    while (frc == 0 && live.n < 5 && dv_test_now_ms() < end) {
+        drover_poll(d2, 200, &err);
+    }
+    drover_destroy(&d2);
+    cluster_down(&c, once != N);
+    DV_CHECK(up);
+    DV_CHECK_EQ(done, N);
+    DV_CHECK_EQ(rc1, 0);
+    DV_CHECK_EQ(n1, 20);
+    DV_CHECK(seq1);
+    DV_CHECK(back);
+    DV_CHECK_EQ(rc2, 0);
+    DV_CHECK_EQ(n2, 30);
+    DV_CHECK(seq2);
+    DV_CHECK_EQ(once, N); // every result exactly once across the two
+    DV_CHECK_EQ(frc, 0);
+    DV_CHECK_EQ(live.n, 5);
+    DV_CHECK_EQ(live.seqs[0], N + 1);
+    DV_CHECK_EQ(live.seqs[4], N + 5);
+}
+
 static const dv_test_case_t cases[] = {
     {"priorities, then aging", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
@@ -632,6 +749,9 @@ static const dv_test_case_t cases[] = {
     {"poison quarantine", test_poison_quarantine},
     {"idempotency keys across a restart, --no-wait, status --json",
      test_idempotency_and_no_wait},
+    {"result streams: consumer acks, resume after a crash, live",
+     test_result_streams},
+
     {NULL, NULL},
 };
 
