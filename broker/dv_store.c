@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +53,12 @@ struct dv_store {
     uint64_t next_id;              // as committed
     uint64_t staged_next_id;       // 0: none staged
     size_t map_size;               // current map size
+    pthread_rwlock_t map_lock;     // reads hold it shared; map growth
+                                   // (no transaction may be open) alone
 };
 
 static const char *s_table_names[DV_STORE_TABLES_] = {
     "jobs", "attempts", "results", "dead", "keys", "cursors"};
-
 
 // ------------------------------------------------------------------ CRC
 
@@ -159,6 +161,7 @@ dv_store_open(dv_store_t **out, const char *dir, dv_error_t *err)
         crc_init(); // here, before any commit thread can race for it
     }
     dv_store_t *self = dv_calloc(1, sizeof *self);
+    pthread_rwlock_init(&self->map_lock, NULL);
     snprintf(self->path, sizeof self->path, "%s/store", dir);
     int rc = dv_file_mkdirs(self->path, 0700, err);
     if (rc) {
@@ -252,6 +255,7 @@ dv_store_destroy(dv_store_t **self_p)
     if (self->env) {
         mdb_env_close(self->env);
     }
+    pthread_rwlock_destroy(&self->map_lock);
     free(self);
     *self_p = NULL;
 }
@@ -381,7 +385,11 @@ apply_growing(dv_store_t *self,
     int rc;
     while ((rc = apply(self, ops, n_ops, next_id)) == MDB_MAP_FULL &&
            self->map_size < MAX_MAP) {
+        // No transaction may be open anywhere in the process while the
+        // map changes: wait for the loop thread's reads (dv_store_get_many).
+        pthread_rwlock_wrlock(&self->map_lock);
         int grc = mdb_env_set_mapsize(self->env, self->map_size * 2);
+        pthread_rwlock_unlock(&self->map_lock);
         if (grc != 0) {
             rc = grc;
             break;
@@ -502,8 +510,58 @@ dv_store_each(dv_store_t *self,
     return rc;
 }
 
+int
+dv_store_get_many(dv_store_t *self,
+                  dv_store_table_t table,
+                  const uint64_t *ids,
+                  size_t n,
+                  dv_store_each_fn *fn,
+                  void *arg,
+                  dv_error_t *err)
+{
+    pthread_rwlock_rdlock(&self->map_lock);
+    MDB_txn *txn = NULL;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) {
+        pthread_rwlock_unlock(&self->map_lock);
+        return lmdb_error(err, self, s_table_names[table], mrc);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        MDB_val k = {sizeof ids[i], (void *)&ids[i]}, v;
+        mrc = mdb_get(txn, self->dbi[table], &k, &v);
+        if (mrc == MDB_NOTFOUND) {
+            rc = fn(ids[i], NULL, 0, arg);
+            continue;
+        }
+        if (mrc) {
+            rc = lmdb_error(err, self, s_table_names[table], mrc);
+            break;
+        }
+        const uint8_t *p = v.mv_data;
+        size_t len = v.mv_size >= 4 ? v.mv_size - 4 : 0;
+        uint32_t want = v.mv_size >= 4
+                            ? (uint32_t)p[len] | (uint32_t)p[len + 1] << 8 |
+                                  (uint32_t)p[len + 2] << 16 |
+                                  (uint32_t)p[len + 3] << 24
+                            : 0;
+        if (v.mv_size < 4 || crc32_of(p, len) != want) {
+            rc = dv_errorf(err, DV_ECHECKSUM,
+                           "store %s: %s record of job %" PRIu64
+                           " is damaged (CRC mismatch)",
+                           self->path, s_table_names[table], ids[i]);
+            break;
+        }
+        rc = fn(ids[i], p, len, arg);
+    }
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&self->map_lock);
+    return rc;
+}
+
 size_t
 dv_store_count(dv_store_t *self, dv_store_table_t table)
+
 {
     MDB_txn *txn = NULL;
     MDB_stat st = {0};

@@ -13,7 +13,8 @@
 // data file is as long as LMDB's meta page says (a truncated file would
 // otherwise fault on first touch) and reports damage with what to do.
 //
-// Threads: one (the broker's loop thread).
+// Threads: the broker's loop thread for everything but dv_store_batch_commit,
+// which runs on one other thread at a time (the loop reads meanwhile).
 #ifndef DV_STORE_H
 #define DV_STORE_H
 
@@ -29,7 +30,6 @@ typedef enum {
     DV_STORE_DEAD,     // job id -> dead-letter record (job, why, attempts)
     DV_STORE_KEYS,     // job id -> its idempotency key and submit time
     DV_STORE_CURSORS,  // cursor id -> a result stream consumer's position
-
 
     DV_STORE_TABLES_
 } dv_store_table_t;
@@ -104,7 +104,21 @@ int dv_store_batch_commit(dv_store_t *self,
 // rc: what dv_store_batch_commit returned. NULL-safe.
 void dv_store_batch_done(dv_store_t *self, dv_store_batch_t **batch_p, int rc);
 
+// Read the records of ids (one read transaction; CRC checked): fn gets
+// each in order, with data NULL and len 0 for an id without a record.
+// Safe while a batch commits on another thread (LMDB readers do not block
+// the writer; a map growth waits for the read to end). fn returns 0 to go
+// on, else that code stops and is returned.
+int dv_store_get_many(dv_store_t *self,
+                      dv_store_table_t table,
+                      const uint64_t *ids,
+                      size_t n,
+                      dv_store_each_fn *fn,
+                      void *arg,
+                      dv_error_t *err);
+
 // Records in table.
+
 size_t dv_store_count(dv_store_t *self, dv_store_table_t table);
 
 #endif

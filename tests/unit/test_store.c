@@ -26,7 +26,7 @@ collect(uint64_t id, const void *data, size_t len, void *arg)
         s->ids[s->n] = id;
         s->lens[s->n] = len;
         snprintf(s->first[s->n], sizeof s->first[0], "%.*s",
-                 (int)(len < 31 ? len : 31), (const char *)data);
+                 (int)(len < 31 ? len : 31), data ? (const char *)data : "");
     }
     s->n++;
     return 0;
@@ -56,7 +56,12 @@ test_commit_and_reopen(void)
     dv_store_destroy(&st);
 
     int rc2 = dv_store_open(&st, dir, &err);
-    seen_t jobs = {0}, results = {0};
+    seen_t jobs = {0}, results = {0}, got = {0};
+    // Reads by id: missing ids come back with no data.
+    const uint64_t want[] = {3, 2, 99, 1};
+    int gm = rc2 ? -1
+                 : dv_store_get_many(st, DV_STORE_JOBS, want, 4, collect, &got,
+                                     &err);
     int e1 = rc2 ? -1 : dv_store_each(st, DV_STORE_JOBS, collect, &jobs, &err);
     int e2 =
         rc2 ? -1 : dv_store_each(st, DV_STORE_RESULTS, collect, &results, &err);
@@ -88,6 +93,12 @@ test_commit_and_reopen(void)
     DV_CHECK_STR_EQ(results.first[0], "result-two");
     DV_CHECK_EQ(next, 5);
     DV_CHECK_EQ(n_after_drop, 3);
+    DV_CHECK_EQ(gm, 0);
+    DV_CHECK_EQ(got.n, 4);
+    DV_CHECK_STR_EQ(got.first[0], "job-three");
+    DV_CHECK_EQ(got.lens[1], 0); // 2 was deleted
+    DV_CHECK_EQ(got.lens[2], 0); // 99 never existed
+    DV_CHECK_STR_EQ(got.first[3], "job-one");
 }
 
 static void
