@@ -156,7 +156,21 @@ typedef struct {
     uint64_t done, failed, expired, cancelled; // outcomes counted
     kept_t *stream_head, *stream_tail;         // its kept results by seq
     uint64_t next_seq;                         // the next result's seq
+    struct spill *spills;                      // spilled jobs by priority,
+    size_t n_spills;                           //   highest first
+    size_t spilled;                            // jobs in them (not skipped)
+    size_t recovered;                          // jobs in RAM at recovery
 } qbytes_t;
+
+// Jobs of one priority of a queue that wait in the store only (the queue
+// had SPILL_WINDOW jobs in memory already): what it takes to load them
+// back and answer their submitter, FIFO. Entries: id (u64), rid (u64),
+// route length (u8), route.
+typedef struct spill {
+    int32_t priority;
+    uint8_t *buf;
+    size_t head, len, cap; // live bytes are buf[head..len)
+} spill_t;
 
 // A result stream consumer: a named cursor on a queue's finished results.
 // Its position (acked) is stored; the connection following it is not.
@@ -244,7 +258,19 @@ struct dv_broker {
     cursor_t *cursors;         // result stream consumers
     size_t n_cursors;          //
     uint64_t next_cursor_key;  // store keys for new ones
+    uint64_t *skip;            // spilled jobs already ended (cancelled,
+    size_t skip_cap, skip_n;   //   expired): open addressing, 0 empty
+    job_t *scratch;            // a spilled job read for job_state
+    size_t spill_window;       // jobs per queue in memory (deep queues)
 };
+
+// Deep queues: past this many jobs waiting in memory, a queue's durable
+// jobs wait in the store only (about 25 bytes of RAM each instead of ~450
+// plus payload) and are read back, REFILL_BATCH at a time, when fewer than
+// REFILL_BELOW wait in memory.
+#define SPILL_WINDOW (self->spill_window)
+#define REFILL_BELOW (SPILL_WINDOW / 2)
+#define REFILL_BATCH (SPILL_WINDOW / 2 < 2048 ? SPILL_WINDOW / 2 + 1 : 2048)
 
 #define IDEM_BUCKETS       65536             // idempotency hash (power of two)
 #define BACKOFF_CAP_MS     60000             // longest retry delay
@@ -1153,6 +1179,16 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 }
 
 static void job_expire(dv_broker_t *self, job_t *j);
+static void refill(dv_broker_t *self);
+static void reply_after_commit(dv_broker_t *self,
+                               const void *route,
+                               size_t route_len,
+                               uint64_t rid,
+                               dv_msgw_t *w);
+static job_t *spilled_read(dv_broker_t *self, uint64_t id);
+static bool skip_has(const dv_broker_t *self, uint64_t id);
+static void
+spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
 // Send every job that can run now.
 static void
@@ -1161,6 +1197,7 @@ dispatch(dv_broker_t *self)
     uint64_t id, handle;
     uint32_t attempt;
     dv_sched_tick(self->sched, uv_now(&self->loop));
+    refill(self);
     uint64_t now_unix = 0;
     while (dv_sched_next(self->sched, &id, &handle, &attempt)) {
         job_t *j = job_find(self, id);
@@ -1252,6 +1289,19 @@ timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
     job_t *j = job_find(self, e->id);
     dv_sched_state_t st;
     uint32_t attempts = 0;
+    if (!j && e->tag == T_DEADLINE) { // a deep queue's job, in the store
+        job_t *s = spilled_read(self, e->id);
+        if (s) {
+            char text[160];
+            snprintf(text, sizeof text,
+                     "not started by its deadline (%llu ms after the "
+                     "submit); 0 attempts made",
+                     (unsigned long long)(s->deadline_unix - s->submit_unix));
+            spilled_end(self, s, DV_EEXPIRED, text);
+            job_free(s);
+        }
+        return;
+    }
     if (!j || j->cancelled ||
         dv_sched_job_state(self->sched, e->id, &st, &attempts) != 0) {
         return;
@@ -1352,10 +1402,17 @@ send_simple(void *sock,
     dv_msgw_destroy(&w);
 }
 
-// Schedule an accepted job.
-static void
-job_schedule(dv_broker_t *self, const job_t *j)
+static bool job_spill(dv_broker_t *self, job_t *j, bool force);
+
+// Schedule an accepted job. A durable one whose record is committed
+// (may_spill) goes to the store only when its queue is deep: then j is
+// freed and true returned.
+static bool
+job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
 {
+    if (may_spill && job_spill(self, j, false)) {
+        return true;
+    }
     char key[DV_MAX_WIRE_NAME + 16] = "";
     if (j->model[0]) {
         snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
@@ -1367,19 +1424,20 @@ job_schedule(dv_broker_t *self, const job_t *j)
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
         timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
     }
+    return false;
 }
 
-// Schedule it and tell its submitter.
+// Tell its submitter, then schedule it (committed, when there is a store).
 static void
-job_accept(dv_broker_t *self, const job_t *j)
+job_accept(dv_broker_t *self, job_t *j)
 {
-    job_schedule(self, j);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
     dv_msgw_uint(w, "job", j->id);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_wire_send(self->clients, j->route, j->route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
+    job_schedule(self, j, self->store != NULL);
 }
 
 // Job kinds in records (p[1]).
@@ -1627,7 +1685,12 @@ job_encode(const job_t *j, size_t *len)
 // A job from its store record (no submitter connection: its result is
 // kept for result_get). NULL with the reason on a bad record.
 static job_t *
-job_decode(uint64_t id, const uint8_t *p, size_t len, dv_error_t *err)
+job_decode(uint64_t id,
+           const uint8_t *p,
+           size_t len,
+           const uint8_t *route,
+           size_t route_len,
+           dv_error_t *err)
 {
     size_t head = len >= 1 && p[0] == 1 ? JOB_HEAD_V1 : JOB_HEAD;
     if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 2 ||
@@ -1649,8 +1712,8 @@ job_decode(uint64_t id, const uint8_t *p, size_t len, dv_error_t *err)
     queue[qlen] = '\0';
     memcpy(model, p + head + qlen, mlen);
     model[mlen] = '\0';
-    job_t *j =
-        job_alloc(NULL, 0, queue, model, p + head + qlen + mlen, (size_t)plen);
+    job_t *j = job_alloc(route, route_len, queue, model, p + head + qlen + mlen,
+                         (size_t)plen);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
                   (unsigned long long)id);
@@ -1787,7 +1850,8 @@ on_submit(dv_broker_t *self,
     }
     // Backpressure: refuse at once, with the numbers, rather than queue
     // without bound; the producer decides what to do.
-    size_t waiting = dv_sched_queue_waiting(self->sched, queue);
+    size_t waiting = dv_sched_queue_waiting(self->sched, queue) +
+                     queue_bytes(self, queue)->spilled;
     for (size_t i = 0; i < self->n_pending; i++) {
         const job_t *pj = job_find(self, self->pending[i]);
         waiting += pj && strcmp(pj->queue, queue) == 0;
@@ -1954,6 +2018,12 @@ job_state(dv_broker_t *self,
                : k->code == DV_ECANCELED ? S_CANCELLED
                                          : S_FAILED;
     }
+    job_free(self->scratch); // a deep queue's job, in the store only
+    self->scratch = spilled_read(self, id);
+    if (self->scratch) {
+        *live = self->scratch;
+        return S_QUEUED;
+    }
     return -1;
 }
 
@@ -2003,6 +2073,9 @@ on_job_list(dv_broker_t *self,
     limit = limit < 1 ? 1 : limit > 10000 ? 10000 : limit;
     // Candidates: live jobs, dead letters and kept results, by id.
     size_t cap = self->n_jobs + self->n_kept + self->n_dead, n = 0;
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        cap += self->qbytes[q].spilled;
+    }
     uint64_t *ids = dv_malloc((cap ? cap : 1) * sizeof *ids);
     for (size_t b = 0; b < self->n_buckets; b++) {
         for (const job_t *j = self->jobs[b]; j; j = j->next) {
@@ -2016,6 +2089,23 @@ on_job_list(dv_broker_t *self,
             ids[n++] = self->dead[i].job->id;
         }
     }
+    for (size_t q = 0; q < self->n_qbytes; q++) { // deep queues' spilled jobs
+        const qbytes_t *qb = &self->qbytes[q];
+        if (!qb->spilled || (queue[0] && strcmp(qb->name, queue) != 0)) {
+            continue;
+        }
+        for (size_t s = 0; s < qb->n_spills; s++) {
+            const spill_t *sp = &qb->spills[s];
+            for (size_t at = sp->head; at < sp->len;
+                 at += 17 + sp->buf[at + 16]) {
+                uint64_t id = get_u64(sp->buf + at);
+                if (!skip_has(self, id)) {
+                    ids[n++] = id;
+                }
+            }
+        }
+    }
+
     if (!queue[0]) { // finished jobs do not keep their queue name
         for (const kept_t *k = self->kept_oldest; k; k = k->newer) {
             if ((!job_find(self, k->id) || job_find(self, k->id)->cancelled) &&
@@ -2448,7 +2538,18 @@ on_job_cancel(dv_broker_t *self,
     job_t *j = job_find(self, id);
     bool running = false;
     uint32_t attempts = 0;
+    job_t *spilled = j ? NULL : spilled_read(self, id);
+    if (spilled) { // queued in the store only (a deep queue)
+        spilled_end(self, spilled, DV_ECANCELED, "cancelled by a client");
+        job_free(spilled);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "job", id);
+        dv_msgw_str(w, "was", "queued");
+        reply_after_commit(self, route, route_len, rid, w);
+        return 0;
+    }
     if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
+
         return dv_errorf(err, DV_ENOENT, "job %llu: %s", (unsigned long long)id,
                          j ? "not accepted yet: retry"
                            : "unknown, or already finished");
@@ -2696,7 +2797,7 @@ on_dead_requeue(dv_broker_t *self,
             dv_store_set_next_id(self->store, self->next_job);
             store_arm(self);
         }
-        job_schedule(self, j);
+        job_schedule(self, j, false); // its record is not committed yet
         dead_remove(self, i, true);
     }
     reply_after_commit(self, route, route_len, rid, w);
@@ -2732,6 +2833,308 @@ on_dead_purge(dv_broker_t *self,
     dv_msgw_uint(w, "purged", count);
     reply_after_commit(self, route, route_len, rid, w);
     return 0;
+}
+
+// ------------------------------------------------------------ deep queues
+
+static size_t
+skip_slot(const dv_broker_t *self, uint64_t id)
+{
+    size_t mask = self->skip_cap - 1;
+    size_t i = (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+    while (self->skip[i] && self->skip[i] != id) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static bool
+skip_has(const dv_broker_t *self, uint64_t id)
+{
+    return self->skip_n && self->skip[skip_slot(self, id)] == id;
+}
+
+static void
+skip_add(dv_broker_t *self, uint64_t id)
+{
+    if (2 * (self->skip_n + 1) > self->skip_cap) {
+        uint64_t *old = self->skip;
+        size_t old_cap = self->skip_cap;
+        self->skip_cap = old_cap ? old_cap * 2 : 64;
+        self->skip = dv_calloc(self->skip_cap, sizeof *self->skip);
+        self->skip_n = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i]) {
+                self->skip[skip_slot(self, old[i])] = old[i];
+                self->skip_n++;
+            }
+        }
+        free(old);
+    }
+    size_t i = skip_slot(self, id);
+    if (!self->skip[i]) {
+        self->skip[i] = id;
+        self->skip_n++;
+    }
+}
+
+// Remove id (backward-shift deletion keeps probe chains intact).
+static void
+skip_del(dv_broker_t *self, uint64_t id)
+{
+    if (!skip_has(self, id)) {
+        return;
+    }
+    size_t mask = self->skip_cap - 1, i = skip_slot(self, id);
+    self->skip[i] = 0;
+    self->skip_n--;
+    for (size_t j = (i + 1) & mask; self->skip[j]; j = (j + 1) & mask) {
+        uint64_t v = self->skip[j];
+        self->skip[j] = 0;
+        self->skip[skip_slot(self, v)] = v;
+    }
+}
+
+static spill_t *
+spill_of(qbytes_t *q, int32_t priority)
+{
+    size_t i = 0;
+    while (i < q->n_spills && q->spills[i].priority > priority) {
+        i++;
+    }
+    if (i < q->n_spills && q->spills[i].priority == priority) {
+        return &q->spills[i];
+    }
+    q->spills = dv_realloc(q->spills, (q->n_spills + 1) * sizeof(spill_t));
+    memmove(&q->spills[i + 1], &q->spills[i],
+            (q->n_spills - i) * sizeof(spill_t));
+    memset(&q->spills[i], 0, sizeof(spill_t));
+    q->spills[i].priority = priority;
+    q->n_spills++;
+    return &q->spills[i];
+}
+
+// Spill j when its queue is deep (see SPILL_WINDOW); j's record must be
+// committed. Returns true when j went to the store (and was freed).
+static bool
+job_spill(dv_broker_t *self, job_t *j, bool force)
+{
+    if (!self->store || j->memory_only) {
+        return false;
+    }
+    qbytes_t *q = queue_bytes(self, j->queue);
+    if (!force && q->spilled == 0 &&
+        dv_sched_queue_waiting(self->sched, j->queue) < SPILL_WINDOW) {
+        return false;
+    }
+    spill_t *s = spill_of(q, j->priority);
+    size_t need = 17 + j->route_len;
+    if (s->len + need > s->cap) {
+        if (s->head > s->cap / 2) { // reuse what was consumed
+            memmove(s->buf, s->buf + s->head, s->len - s->head);
+            s->len -= s->head;
+            s->head = 0;
+        }
+        while (s->len + need > s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 4096;
+        }
+        s->buf = dv_realloc(s->buf, s->cap);
+    }
+    uint8_t *p = s->buf + s->len;
+    put_u64(p, j->id);
+    put_u64(p + 8, j->rid);
+    p[16] = j->route_len;
+    memcpy(p + 17, j->route, j->route_len);
+    s->len += need;
+    q->spilled++;
+    if (j->deadline_unix) {
+        uint64_t now = unix_ms_now();
+        uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
+        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+    }
+    size_t bytes = j->payload_len;
+    job_detach(self, j->id); // not in the table during recovery
+    job_free(j);
+    q->bytes += bytes; // still the queue's payload
+    return true;
+}
+
+typedef struct {
+    dv_broker_t *self;
+    uint64_t *rids;
+    uint8_t (*routes)[ROUTE_MAX];
+    uint8_t *route_lens;
+    job_t **jobs; // decoded, in order (NULL: no record)
+    size_t i;
+} load_t;
+
+static int
+load_job(uint64_t id, const void *data, size_t len, void *arg)
+{
+    load_t *l = arg;
+    dv_error_t err = {0};
+    job_t *j = NULL;
+    if (data) {
+        j = job_decode(id, data, len, l->routes[l->i], l->route_lens[l->i],
+                       &err);
+        if (j) {
+            j->rid = l->rids[l->i];
+        }
+        if (!j) {
+            dv_log(DV_LOG_ERROR, "broker", "store: job %llu: %s",
+                   (unsigned long long)id,
+                   err.text[0] ? err.text : "no memory");
+        }
+    }
+    l->jobs[l->i++] = j;
+    return 0;
+}
+
+static int
+load_attempts(uint64_t id, const void *data, size_t len, void *arg)
+{
+    load_t *l = arg;
+    job_t *j = l->jobs[l->i++];
+    if (j && data && attempts_decode(j, data, len) != 0) {
+        dv_log(DV_LOG_WARN, "broker", "store: job %llu: bad attempts record",
+               (unsigned long long)id);
+    }
+    return 0;
+}
+
+// Bring spilled jobs of q back into memory, highest priority first.
+static void
+refill_queue(dv_broker_t *self, qbytes_t *q)
+{
+    size_t n = 0, cap = REFILL_BATCH;
+    uint64_t *ids = dv_malloc(cap * sizeof *ids);
+    load_t l = {self,
+                dv_malloc(cap * sizeof(uint64_t)),
+                dv_malloc(cap * ROUTE_MAX),
+                dv_malloc(cap),
+                dv_calloc(cap, sizeof(job_t *)),
+                0};
+    for (size_t s = 0; s < q->n_spills && n < cap;) {
+        spill_t *sp = &q->spills[s];
+        if (sp->head == sp->len) {
+            free(sp->buf);
+            memmove(sp, sp + 1, (q->n_spills - s - 1) * sizeof *sp);
+            q->n_spills--;
+            continue;
+        }
+        const uint8_t *p = sp->buf + sp->head;
+        uint64_t id = get_u64(p);
+        uint8_t rl = p[16];
+        sp->head += 17 + (size_t)rl;
+        if (skip_has(self, id)) { // ended while spilled: tell its submitter
+            skip_del(self, id);
+            const kept_t *k = kept_find(self, id);
+            if (k && rl) {
+                send_kept(self, k, p + 17, rl, get_u64(p + 8));
+            }
+            continue;
+        }
+        ids[n] = id;
+        l.rids[n] = get_u64(p + 8);
+        l.route_lens[n] = rl;
+        memcpy(l.routes[n], p + 17, rl);
+        n++;
+        q->spilled--;
+    }
+    dv_error_t err = {0};
+    if (n && dv_store_get_many(self->store, DV_STORE_JOBS, ids, n, load_job, &l,
+                               &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+    }
+    l.i = 0;
+    if (n && dv_store_get_many(self->store, DV_STORE_ATTEMPTS, ids, n,
+                               load_attempts, &l, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+    }
+    uint64_t now = unix_ms_now();
+    for (size_t i = 0; i < n; i++) {
+        job_t *j = l.jobs[i];
+        if (!j) {
+            continue; // logged: a record gone or unreadable
+        }
+        q->bytes -= j->payload_len; // job_add counts it again
+        job_add(self, j);
+        if (j->model[0] &&
+            !dv_registry_get(self->registry, j->model, j->model_version)) {
+            char text[256];
+            snprintf(text, sizeof text, "model %s@%u is gone", j->model,
+                     j->model_version);
+            send_result(self, j, false, DV_ENOMODEL, text, "", NULL, 0, NULL);
+            job_remove(self, j->id);
+        } else if (j->attempts >= j->max_attempts) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "the broker stopped while it ran; no attempts left (%u)",
+                     j->attempts);
+            job_dead(self, j, DV_EIO, text, "");
+        } else if (j->deadline_unix && now > j->deadline_unix) {
+            job_expire(self, j);
+        } else {
+            char key[DV_MAX_WIRE_NAME + 16] = "";
+            if (j->model[0]) {
+                snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+            }
+            dv_sched_submit_prio(self->sched, j->id, j->queue, key,
+                                 j->max_attempts, j->priority);
+            dv_sched_set_attempts(self->sched, j->id, j->attempts);
+        }
+    }
+    free(ids);
+    free(l.rids);
+    free(l.routes);
+    free(l.route_lens);
+    free(l.jobs);
+}
+
+// Keep every deep queue's in-memory window filled.
+static void
+refill(dv_broker_t *self)
+{
+    for (size_t i = 0; i < self->n_qbytes; i++) {
+        qbytes_t *q = &self->qbytes[i];
+        if (q->spilled &&
+            dv_sched_queue_waiting(self->sched, q->name) < REFILL_BELOW) {
+            refill_queue(self, &self->qbytes[i]); // may add qbytes: re-index
+        }
+    }
+}
+
+// A spilled job (queued, in the store only) read back; NULL when id is not
+// one. Caller frees it (job_free).
+static job_t *
+spilled_read(dv_broker_t *self, uint64_t id)
+{
+    if (!self->store || job_find(self, id) || skip_has(self, id)) {
+        return NULL;
+    }
+    uint64_t rid = 0;
+    uint8_t route[ROUTE_MAX], rl = 0;
+    job_t *j = NULL;
+    load_t l = {self, &rid, &route, &rl, &j, 0};
+    dv_error_t err = {0};
+    dv_store_get_many(self->store, DV_STORE_JOBS, &id, 1, load_job, &l, &err);
+    if (j && queue_bytes(self, j->queue)->spilled == 0) {
+        job_free(j); // a record whose delete is not committed yet
+        j = NULL;
+    }
+    return j;
+}
+
+// End a spilled job now (cancelled, expired): its result is recorded, its
+// entry is skipped when its turn comes (and its submitter told then).
+static void
+spilled_end(dv_broker_t *self, job_t *j, int code, const char *text)
+{
+    qbytes_t *q = queue_bytes(self, j->queue);
+    skip_add(self, j->id);
+    q->spilled--;
+    q->bytes -= j->payload_len;
+    send_result(self, j, false, code, text, "", NULL, 0, NULL);
 }
 
 // ------------------------------------------------- result stream handlers
@@ -2963,7 +3366,11 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     dv_msgw_t *w = dv_msgw_new(DV_MSG_STATUS_INFO, rid);
     dv_msgw_str(w, "broker", "drover-broker " DV_VERSION_STRING);
     dv_msgw_uint(w, "workers", self->n_workers);
-    dv_msgw_uint(w, "queued", dv_sched_queued(self->sched));
+    size_t spilled = 0;
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        spilled += self->qbytes[q].spilled;
+    }
+    dv_msgw_uint(w, "queued", dv_sched_queued(self->sched) + spilled);
     dv_msgw_uint(w, "running", dv_sched_running(self->sched));
     dv_msgw_uint(w, "kept_results", self->n_kept);
     dv_msgw_uint(w, "models", n_models);
@@ -3002,10 +3409,14 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
             const char *key;
             uint64_t value;
         } fields[] = {
-            {"queued", queued},       {"running", running},
-            {"retrying", held},       {"dead", dead},
-            {"done", qb->done},       {"failed", qb->failed},
-            {"expired", qb->expired}, {"cancelled", qb->cancelled},
+            {"queued", queued + qb->spilled},
+            {"running", running},
+            {"retrying", held},
+            {"dead", dead},
+            {"done", qb->done},
+            {"failed", qb->failed},
+            {"expired", qb->expired},
+            {"cancelled", qb->cancelled},
             {"bytes", qb->bytes},
         };
         size_t nf = sizeof fields / sizeof fields[0];
@@ -3801,11 +4212,21 @@ recover_job(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     dv_error_t err = {0};
-    job_t *j = job_decode(id, data, len, &err);
+    job_t *j = job_decode(id, data, len, NULL, 0, &err);
     if (!j) {
         dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
         return err.code;
     }
+    // A deep queue: past SPILL_WINDOW its jobs stay in the store and are
+    // read back when their turn comes (RAM stays bounded after a restart).
+    qbytes_t *q = queue_bytes(r->self, j->queue);
+    if (q->spilled || q->recovered >= r->self->spill_window) {
+        job_spill(r->self, j, true);
+        r->jobs++;
+        r->requeued++;
+        return 0;
+    }
+    q->recovered++;
     job_add(r->self, j);
     if (r->n_ids == r->cap_ids) {
         r->cap_ids = r->cap_ids ? r->cap_ids * 2 : 1024;
@@ -3842,7 +4263,7 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
                (unsigned long long)id);
         return DV_EFORMAT;
     }
-    job_t *j = job_decode(id, p + 20 + tl, jl, &err);
+    job_t *j = job_decode(id, p + 20 + tl, jl, NULL, 0, &err);
     if (!j || attempts_decode(j, p + 20 + tl + jl, len - 20 - tl - jl) != 0) {
         job_free(j);
         dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
@@ -3939,7 +4360,7 @@ recover(dv_broker_t *self, dv_error_t *err)
             continue;
         }
 
-        job_schedule(self, j);
+        job_schedule(self, j, false);
         dv_sched_set_attempts(self->sched, j->id, j->attempts);
         r.requeued++;
     }
@@ -4009,6 +4430,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                                ? opts->idempotency_window_ms
                                : 24ULL * 3600 * 1000;
     self->timeq = dv_timeq_new();
+    self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
     int rc = dv_registry_open(&self->registry, opts->data_dir, err);
     if (rc) {
@@ -4146,6 +4568,12 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->workers);
     free(self->pending);
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
+            free(self->qbytes[q].spills[i].buf);
+        }
+        free(self->qbytes[q].spills);
+    }
     free(self->qbytes);
     for (size_t i = 0; i < self->n_dead; i++) {
         job_free(self->dead[i].job);
@@ -4153,6 +4581,8 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->dead);
     free(self->cursors);
+    free(self->skip);
+    job_free(self->scratch);
 
     while (self->idem_oldest) {
         idem_t *e = self->idem_oldest;

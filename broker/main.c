@@ -17,6 +17,7 @@ usage(FILE *f)
                "N]\n"
                "                     [--aging-ms N] [--quarantine-after N] "
                "[--idempotency-window-s N]\n"
+               "                     [--memory-window N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -33,6 +34,9 @@ usage(FILE *f)
                "times while\nrunning it goes to the dead letters.\n"
                "--idempotency-window-s N (default 86400): how long a submit's "
                "idempotency_key\nis remembered.\n"
+               "--memory-window N (default 20000): with --data, durable jobs "
+               "waiting per queue\nheld in memory; deeper queues wait in the "
+               "store (bounded RAM).\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -76,6 +80,9 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--quarantine-after") == 0 && v && atoi(v) > 0) {
             opts.quarantine_after = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--memory-window") == 0 && v && atoll(v) > 1) {
+            opts.memory_window = (size_t)atoll(v);
             i++;
         } else if (strcmp(a, "--idempotency-window-s") == 0 && v &&
                    atoll(v) > 0) {

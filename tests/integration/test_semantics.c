@@ -738,6 +738,89 @@ test_result_streams(void)
     DV_CHECK_EQ(live.seqs[4], N + 5);
 }
 
+// -------------------------------------------------------- deep queues
+
+typedef struct {
+    uint64_t last;
+    int n, out_of_order;
+} fifo_t;
+
+static void
+on_fifo(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    fifo_t *f = arg;
+    if (drover_result_ok(r)) {
+        f->out_of_order += drover_result_job(r) < f->last;
+        f->last = drover_result_job(r);
+        f->n++;
+    }
+}
+
+// Past --memory-window a queue's jobs wait in the store only: they are
+// counted, listed, cancelled and expired there, survive a crash, and run
+// in FIFO order when their turn comes.
+static void
+test_deep_queue_spills(void)
+{
+    const char *extra[] = {"--memory-window", "50", NULL};
+    cluster_t c;
+    bool up = cluster_up(&c, 0, extra);
+    enum { N = 600 };
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "deep";
+    job.payload_len = 4;
+    uint64_t first = 0, id = 0, late = 0;
+    drover_error_t err;
+    for (int i = 0; up && i < N; i++) {
+        job.deadline_ms = i == 500 ? 300 : 0; // spilled, expires there
+        drover_submit(c.d, &job, 10000, &id, &err);
+        first = first ? first : id;
+        late = i == 500 ? id : late;
+    }
+    drover_status_t st = {0};
+    int st_rc = up ? drover_status(c.d, &st, &err) : -1;
+    uint64_t queued = st.queued;
+    if (st_rc == 0) {
+        drover_status_clear(&st);
+    }
+    uint64_t victim = first + 400; // in the store only
+    drover_job_info_t info = {0};
+    int show_rc = up ? drover_job_info(c.d, victim, &info, &err) : -1;
+    bool shown = show_rc == 0 && strcmp(info.state, "queued") == 0 &&
+                 strcmp(info.queue, "default") == 0;
+    int cancel_rc = up ? drover_job_cancel(c.d, victim, NULL, &err) : -1;
+    bool expired = late && wait_state(c.d, late, "expired", 10000);
+    kill_pid(c.broker.pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    bool back = up && broker_start(&c);
+    fifo_t fifo = {0};
+    int frc = back ? drover_follow(c.d, "default", "fifo", 1000, false, on_fifo,
+                                   &fifo, NULL, &err)
+                   : -1;
+    bool worker = frc == 0 && worker_start(&c);
+    int64_t end = dv_test_now_ms() + 60000;
+    while (worker && fifo.n < N - 2 && dv_test_now_ms() < end) {
+        drover_poll(c.d, 500, &err); // the window (1000) holds them all
+    }
+    drover_job_info_t after = {0};
+    int after_rc = back ? drover_job_info(c.d, victim, &after, &err) : -1;
+    cluster_down(&c, fifo.n != N - 2);
+    DV_CHECK(up);
+    DV_CHECK_EQ(st_rc, 0);
+    DV_CHECK_EQ(queued, N);
+    DV_CHECK(shown);
+    DV_CHECK_EQ(cancel_rc, 0);
+    DV_CHECK(expired);
+    DV_CHECK(back);
+    DV_CHECK_EQ(frc, 0);
+    DV_CHECK(worker);
+    DV_CHECK_EQ(fifo.n, N - 2); // all but the cancelled and the expired
+    DV_CHECK_EQ(fifo.out_of_order, 0);
+    DV_CHECK_EQ(after_rc, 0);
+    DV_CHECK_STR_EQ(after.state, "cancelled");
+}
+
 static const dv_test_case_t cases[] = {
     {"priorities, then aging", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
@@ -751,6 +834,7 @@ static const dv_test_case_t cases[] = {
      test_idempotency_and_no_wait},
     {"result streams: consumer acks, resume after a crash, live",
      test_result_streams},
+    {"deep queues wait in the store", test_deep_queue_spills},
 
     {NULL, NULL},
 };
