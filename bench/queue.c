@@ -4,6 +4,9 @@
 //       asynchronously, 2 workers, until the producer has every result:
 //       jobs/s, median of 3 runs
 //   W2  2,000 sequential round trips with 1 worker: p50/p99 latency (us)
+//   deep: durable W1 again while 1,000,000 jobs of 100 bytes wait in
+//       another queue (workers serve only W1's, --queues): the broker's
+//       RSS and W1 beside the empty-queue durable figure
 //   floor: the same W1/W2 through a raw ZeroMQ relay (ROUTER/ROUTER,
 //       round-robin to workers, as ../shared/peers/src/zmq_broker.c) with
 //       echo workers, all in this process: what ZeroMQ alone costs.
@@ -39,7 +42,8 @@ extern char **environ;
 #define W2_TRIPS 2000
 #define PAYLOAD  100
 #define RUNS     3
-#define WINDOW   2000 // W1: jobs in flight before waiting for results
+#define WINDOW   2000    // W1: jobs in flight before waiting for results
+#define BACKLOG  1000000 // deep: jobs waiting in the other queue
 
 static void
 sleep_us(long us)
@@ -151,12 +155,12 @@ reap(proc_t *p)
 }
 
 static void
-send_submit(void *sock, uint64_t rid, const char *payload)
+send_submit_to(void *sock, uint64_t rid, const char *payload, const char *q)
 {
     static const uint8_t *h;
     static size_t hlen;
     dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
-    dv_msgw_str(w, "queue", "bench");
+    dv_msgw_str(w, "queue", q);
     dv_msgw_str(w, "kind", "echo");
     h = dv_msgw_bytes(w, &hlen);
     dv_frame_t f = {(const uint8_t *)payload, PAYLOAD};
@@ -165,6 +169,12 @@ send_submit(void *sock, uint64_t rid, const char *payload)
         zmq_poll(&it, 1, 100);
     }
     dv_msgw_destroy(&w);
+}
+
+static void
+send_submit(void *sock, uint64_t rid, const char *payload)
+{
+    send_submit_to(sock, rid, payload, "bench");
 }
 
 // Read one message; true when it is a result.
@@ -243,14 +253,77 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
     return remove(path);
 }
 
+// The broker's resident and peak memory (kB) from /proc.
+static void
+rss_kb(pid_t pid, long *rss, long *hwm)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    *rss = *hwm = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "VmRSS: %ld", rss);
+        sscanf(line, "VmHWM: %ld", hwm);
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+// deep: n jobs into queue "backlog", window 10,000 unacknowledged; s.
+static double
+preload(void *sock, int n)
+{
+    char payload[PAYLOAD];
+    memset(payload, 'b', sizeof payload);
+    double t0 = now_s();
+    int sent = 0, acked = 0;
+    while (acked < n) {
+        while (sent < n && sent - acked < 10000) {
+            send_submit_to(sock, (uint64_t)++sent, payload, "backlog");
+        }
+        dv_wire_msg_t in;
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        while (dv_wire_recv(sock, false, &in) != 1) {
+            if (zmq_poll(&it, 1, 30000) <= 0) {
+                fprintf(stderr, "dv-bench-queue: no ack in 30 s\n");
+                exit(1);
+            }
+        }
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          NULL, &err) == 0 &&
+            dv_msg_type(m) == DV_MSG_ACCEPTED) {
+            acked++;
+        } else if (m && dv_msg_type(m) == DV_MSG_ERROR) {
+            fprintf(stderr, "dv-bench-queue: backlog submit refused\n");
+            exit(1);
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+    }
+    return now_s() - t0;
+}
+
+typedef struct {
+    double preload_s;    // time to get BACKLOG jobs acknowledged
+    long rss_kb, hwm_kb; // broker after the preload
+    long rss_after_kb;   // and after the W1 runs
+    double w1[RUNS];     // W1 with the backlog waiting
+} deep_t;
+
 // durable: the broker gets --data (jobs and results in LMDB, group commits
-// with fsync; a submit is acknowledged once stored).
+// with fsync; a submit is acknowledged once stored). deep: durable, with
+// BACKLOG jobs waiting in another queue during RUNS W1 runs.
 static int
 run_drover(const char *bin_dir,
            int workers,
            bool durable,
            double *w1_rate,
-           double *lat)
+           double *lat,
+           deep_t *deep)
 {
     char dir[] = "/tmp/dv-bench-queue-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -263,20 +336,37 @@ run_drover(const char *bin_dir,
     snprintf(worker_bin, sizeof worker_bin, "%s/drover-worker", bin_dir);
     char data[300];
     snprintf(data, sizeof data, "%s/data", dir);
-    const char *bargs[] = {
-        "--client", cep, "--worker", wep, durable ? "--data" : NULL,
-        data,       NULL};
+    const char *bargs[] = {"--client",
+                           cep,
+                           "--worker",
+                           wep,
+                           "--max-queued",
+                           "2000000",
+                           durable ? "--data" : NULL,
+                           data,
+                           NULL};
     proc_t broker = spawn(broker_bin, bargs), w[2] = {{0, -1}, {0, -1}};
     int rc = ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
-        const char *wargs[] = {"--broker", wep, "--concurrency", "64", NULL};
+        const char *wargs[] = {
+            "--broker", wep, "--concurrency", "64", "--queues", "bench", NULL};
         w[i] = spawn(worker_bin, wargs);
         rc = ready(&w[i], line, sizeof line);
     }
     if (rc == 0) {
         void *ctx = zmq_ctx_new();
         void *sock = client_socket(ctx, cep);
-        if (w1_rate) {
+        if (deep) {
+            deep->preload_s = preload(sock, BACKLOG);
+            rss_kb(broker.pid, &deep->rss_kb, &deep->hwm_kb);
+            for (int r = 0; r < RUNS; r++) {
+                deep->w1[r] = drover_w1(sock, W1_JOBS);
+            }
+            long hwm;
+            rss_kb(broker.pid, &deep->rss_after_kb, &hwm);
+            deep->hwm_kb = hwm;
+            qsort(deep->w1, RUNS, sizeof(double), cmp_double);
+        } else if (w1_rate) {
             *w1_rate = drover_w1(sock, W1_JOBS);
         } else {
             drover_w2(sock, lat, W2_TRIPS);
@@ -545,8 +635,8 @@ main(int argc, char **argv)
     }
     double dv_w1[RUNS], fl_w1[RUNS], du_w1[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        if (run_drover(bin_dir, 2, false, &dv_w1[r], NULL) != 0 ||
-            run_drover(bin_dir, 2, true, &du_w1[r], NULL) != 0) {
+        if (run_drover(bin_dir, 2, false, &dv_w1[r], NULL, NULL) != 0 ||
+            run_drover(bin_dir, 2, true, &du_w1[r], NULL, NULL) != 0) {
             return 1;
         }
         floor_run(2, &fl_w1[r], NULL);
@@ -555,9 +645,14 @@ main(int argc, char **argv)
     qsort(du_w1, RUNS, sizeof(double), cmp_double);
     qsort(fl_w1, RUNS, sizeof(double), cmp_double);
     static double dv_lat[W2_TRIPS], fl_lat[W2_TRIPS];
-    if (run_drover(bin_dir, 1, false, NULL, dv_lat) != 0) {
+    if (run_drover(bin_dir, 1, false, NULL, dv_lat, NULL) != 0) {
         return 1;
     }
+    deep_t deep = {0};
+    if (run_drover(bin_dir, 2, true, NULL, NULL, &deep) != 0) {
+        return 1;
+    }
+    double deep_w1 = deep.w1[RUNS / 2];
     floor_run(1, NULL, fl_lat);
     qsort(dv_lat, W2_TRIPS, sizeof(double), cmp_double);
     qsort(fl_lat, W2_TRIPS, sizeof(double), cmp_double);
@@ -571,6 +666,13 @@ main(int argc, char **argv)
     printf("  drover durable (--data: LMDB, group commit, fsync) %8.0f jobs/s "
            "(%.2f of in-memory)\n",
            du_w1[RUNS / 2], du_w1[RUNS / 2] / dv_w1[RUNS / 2]);
+    printf("deep: %d jobs of %d bytes waiting in another queue (acknowledged "
+           "in %.1f s):\n",
+           BACKLOG, PAYLOAD, deep.preload_s);
+    printf("  broker RSS %.0f MB (peak %.0f MB); durable W1 %8.0f jobs/s "
+           "(%.2f of the empty-queue figure)\n",
+           deep.rss_after_kb / 1024.0, deep.hwm_kb / 1024.0, deep_w1,
+           deep_w1 / du_w1[RUNS / 2]);
     printf("W2 %d sequential round trips, 1 worker:\n", W2_TRIPS);
     printf("  drover p50 %6.0f us p99 %6.0f us   raw zmq relay p50 %6.0f us "
            "p99 %6.0f us\n",
@@ -586,12 +688,18 @@ main(int argc, char **argv)
             "\"drover_jobs_per_s\": %.0f, \"floor_jobs_per_s\": %.0f, "
             "\"drover_over_floor\": %.3f, \"drover_durable_jobs_per_s\": "
             "%.0f},\n"
+            "  \"deep\": {\"backlog_jobs\": %d, \"payload_bytes\": %d, "
+            "\"preload_s\": %.2f, \"broker_rss_mb\": %.1f, "
+            "\"broker_peak_rss_mb\": %.1f, \"durable_w1_jobs_per_s\": %.0f, "
+            "\"over_empty_queue\": %.3f},\n"
             "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
             "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
             "\"floor_p99_us\": %.0f}\n}\n",
             W1_JOBS, PAYLOAD, dv_w1[RUNS / 2], fl_w1[RUNS / 2],
-            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], W2_TRIPS, d50,
-            d99, f50, f99);
+            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], BACKLOG,
+            PAYLOAD, deep.preload_s, deep.rss_after_kb / 1024.0,
+            deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W2_TRIPS,
+            d50, d99, f50, f99);
     fclose(f);
     printf("wrote %s\n", out_path);
     return 0;

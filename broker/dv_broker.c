@@ -3846,6 +3846,16 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
             take_models(self, w, m, &err); // a bad list: no affinity, no harm
+            char **queues = NULL;
+            size_t n_queues = 0;
+            if (dv_msg_has(m, "queues") &&
+                dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &queues,
+                            &n_queues, &err) == 0) {
+                dv_sched_worker_queues(self->sched, w->handle,
+                                       (const char *const *)queues, n_queues);
+                dv_strs_free(&queues, n_queues);
+            }
+
             send_simple(self->workers_sock, in, DV_MSG_WELCOME, rid, self);
         }
     } else if (rc == 0 && !w) {

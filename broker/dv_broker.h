@@ -35,9 +35,9 @@ typedef struct {
     uint32_t quarantine_after;   // runs lost with their worker before a
                                  // job is quarantined (0: 3)
     uint64_t idempotency_window_ms; // keys remembered this long (0: 24 h)
-    size_t memory_window;        // durable jobs waiting per queue held in
-                                 // memory; the rest wait in the store only
-                                 // (0: 20,000)
+    size_t memory_window;           // durable jobs waiting per queue held in
+                                    // memory; the rest wait in the store only
+                                    // (0: 20,000)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

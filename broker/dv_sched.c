@@ -58,6 +58,8 @@ typedef struct {
     char **models;     // held model keys
     size_t n_models;   // their count
     bool draining;     // takes no new jobs
+    char **queues;     // queues it serves (none: all)
+    size_t n_queues;   //
 } worker_t;
 
 #define TOMBSTONE ((job_t *)(uintptr_t)1)
@@ -326,6 +328,28 @@ free_models(worker_t *w)
     w->n_models = 0;
 }
 
+static void
+free_queues(worker_t *w)
+{
+    for (size_t q = 0; q < w->n_queues; q++) {
+        free(w->queues[q]);
+    }
+    free(w->queues);
+    w->queues = NULL;
+    w->n_queues = 0;
+}
+
+static bool
+serves(const worker_t *w, const char *queue)
+{
+    for (size_t q = 0; q < w->n_queues; q++) {
+        if (strcmp(w->queues[q], queue) == 0) {
+            return true;
+        }
+    }
+    return w->n_queues == 0;
+}
+
 void
 dv_sched_destroy(dv_sched_t **self_p)
 {
@@ -346,6 +370,7 @@ dv_sched_destroy(dv_sched_t **self_p)
     free(self->queues);
     for (size_t w = 0; w < self->n_workers; w++) {
         free_models(&self->workers[w]);
+        free_queues(&self->workers[w]);
     }
     free(self->workers);
     free(self);
@@ -471,6 +496,24 @@ dv_sched_worker_models(dv_sched_t *self,
 }
 
 void
+dv_sched_worker_queues(dv_sched_t *self,
+                       uint64_t worker,
+                       const char *const *queues,
+                       size_t n)
+{
+    worker_t *w = find_worker(self, worker, NULL);
+    if (!w) {
+        return;
+    }
+    free_queues(w);
+    w->queues = dv_malloc((n ? n : 1) * sizeof(char *));
+    for (size_t q = 0; q < n; q++) {
+        w->queues[q] = dv_strdup(queues[q]);
+    }
+    w->n_queues = n;
+}
+
+void
 dv_sched_worker_remove(dv_sched_t *self,
                        uint64_t worker,
                        dv_sched_lost_t *lost,
@@ -504,6 +547,7 @@ dv_sched_worker_remove(dv_sched_t *self,
         }
     }
     free_models(w);
+    free_queues(w);
     // Keep indices of running jobs valid: move the last worker into the gap
     // and repoint its jobs.
     size_t last = self->n_workers - 1;
@@ -569,17 +613,26 @@ dv_sched_next(dv_sched_t *self,
         }
         worker_t *best = NULL;
         size_t best_index = 0;
+        bool any_free = false;
         for (size_t w = 0; w < self->n_workers; w++) {
             worker_t *cand = &self->workers[w];
-            if (!cand->draining && cand->running.n < cand->capacity &&
+            if (cand->draining || cand->running.n >= cand->capacity) {
+                continue;
+            }
+            any_free = true;
+            if (serves(cand, self->queues[q].name) &&
                 better(cand, best, j->model)) {
                 best = cand;
                 best_index = w;
             }
         }
-        if (!best) {
+        if (!any_free) {
             return false; // no free slot anywhere: nothing can go
         }
+        if (!best) {
+            continue; // nobody free serves this queue: try the next
+        }
+
         dequeue(self, j);
         j->attempts++;
         j->worker = best_index;

@@ -80,7 +80,15 @@ typedef struct {
     uint32_t attempts; // attempts made so far
 } dv_sched_lost_t;
 
+// The queues worker serves (from register; strings copied). None (n 0):
+// every queue. Unknown workers are ignored.
+void dv_sched_worker_queues(dv_sched_t *self,
+                            uint64_t worker,
+                            const char *const *queues,
+                            size_t n);
+
 // A worker left or was declared dead. Its running jobs go back to the front
+
 // of their queues, or fail past max_attempts; each is reported through lost
 // (caller-owned array of at least dv_sched_worker_running(worker) entries;
 // may be NULL), the count in *n_lost. Unknown workers: nothing happens.

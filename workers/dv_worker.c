@@ -122,6 +122,8 @@ struct dv_worker {
     uint64_t next_rid;      // request ids
     uint64_t jobs_done;     // counters for the log
     uint64_t jobs_failed;   // ...
+    char **queues;          // queues served (none: all)
+    size_t n_queues;        //
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -172,6 +174,10 @@ send_register(dv_worker_t *self)
     // `capacity` of them; the rest wait in its queue.
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
     write_models(self, w);
+    if (self->n_queues) {
+        dv_msgw_strs(w, "queues", (const char *const *)self->queues,
+                     self->n_queues);
+    }
     send_header(self, w, NULL, 0);
 }
 
@@ -930,6 +936,32 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     }
     self->capacity = opts->capacity ? opts->capacity : 1;
     self->prefetch = opts->prefetch;
+    for (const char *p = opts->queues; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[DV_MAX_WIRE_NAME + 1];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        bool valid = len > 0 && len <= DV_MAX_WIRE_NAME;
+        for (size_t i = 0; valid && i < len; i++) {
+            valid = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+                           "YZ0123456789._-",
+                           name[i]) != NULL;
+        }
+        if (!valid) {
+            dv_errorf(err, DV_EINVAL,
+                      "--queues: '%.*s' is not a queue name "
+                      "([A-Za-z0-9._-]+)",
+                      (int)(len < 200 ? len : 200), p);
+            dv_strs_free(&self->queues, self->n_queues);
+            free(self);
+            return DV_EINVAL;
+        }
+        self->queues =
+            dv_realloc(self->queues, (self->n_queues + 1) * sizeof(char *));
+        self->queues[self->n_queues++] = dv_strdup(name);
+        p = end ? end + 1 : p + len;
+    }
+
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->model_budget =
@@ -1023,6 +1055,7 @@ dv_worker_destroy(dv_worker_t **self_p)
         zmq_close(self->sock);
     }
     zmq_ctx_term(self->ctx);
+    dv_strs_free(&self->queues, self->n_queues);
     free(self);
     *self_p = NULL;
 }

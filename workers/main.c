@@ -12,11 +12,13 @@ usage(FILE *f)
     fprintf(f, "usage: drover-worker [--broker ENDPOINT] [--name NAME]\n"
                "                     [--concurrency N] [--heartbeat-ms N]\n"
                "                     [--prefetch N] [--model-memory MB]\n"
+               "                     [--queues Q1,Q2,...]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
                "--prefetch 4 --model-memory 1024\n"
                "--concurrency: jobs computed at once (threads); --prefetch: "
                "jobs held beyond\nthose so the next is ready when one ends "
                "(0 for long jobs: best balance).\n"
+               "--queues: serve only these queues (default: every queue).\n"
                "SIGINT/SIGTERM drain (finish the jobs held, take no new "
                "ones); a second one stops at once.\n"
                "Prints 'READY <broker endpoint>' once the broker has "
@@ -52,7 +54,11 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--model-memory") == 0 && v && atoi(v) > 0) {
             opts.model_memory = (size_t)atoi(v) << 20;
             i++;
+        } else if (strcmp(a, "--queues") == 0 && v) {
+            opts.queues = v;
+            i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
+
             opts.heartbeat_ms = (uint32_t)atoi(v);
             i++;
         } else {

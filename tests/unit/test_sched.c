@@ -409,7 +409,50 @@ test_hold_and_release(void)
     DV_CHECK_EQ(held_after, 0);
 }
 
+static void
+test_workers_serve_their_queues(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 4);
+    dv_sched_worker_add(s, 2, 4);
+    const char *only_a[] = {"a"};
+    dv_sched_worker_queues(s, 1, only_a, 1); // worker 2 serves all
+    dv_sched_submit(s, 10, "b", "", 3);
+    dv_sched_submit(s, 11, "b", "", 3);
+    dv_sched_submit(s, 12, "a", "", 3);
+    pick_t p;
+    int b_on_1 = 0, picked = 0;
+    while (next(s, &p)) {
+        picked++;
+        b_on_1 += p.job != 12 && p.worker == 1;
+    }
+    // With worker 2 full, a "b" job waits although worker 1 has room.
+    dv_sched_t *t = dv_sched_new();
+    dv_sched_worker_add(t, 1, 4);
+    dv_sched_worker_add(t, 2, 1);
+    dv_sched_worker_queues(t, 1, only_a, 1);
+    dv_sched_submit(t, 20, "b", "", 3);
+    dv_sched_submit(t, 21, "b", "", 3);
+    dv_sched_submit(t, 22, "a", "", 3);
+    int n = 0;
+    bool a_ran = false;
+    while (next(t, &p)) {
+        n++;
+        a_ran |= p.job == 22 && p.worker == 1;
+    }
+    size_t waiting = dv_sched_queue_waiting(t, "b");
+    dv_sched_destroy(&s);
+    dv_sched_destroy(&t);
+    DV_CHECK_EQ(picked, 3);
+    DV_CHECK_EQ(b_on_1, 0);
+    DV_CHECK_EQ(n, 2);
+    DV_CHECK(a_ran);
+    DV_CHECK_EQ(waiting, 1);
+}
+
 static const dv_test_case_t cases[] = {
+    {"workers serve their queues", test_workers_serve_their_queues},
+
     {"priorities, FIFO within each", test_priorities_then_fifo},
     {"aging prevents starvation", test_aging_prevents_starvation},
     {"hold and release (retry backoff)", test_hold_and_release},
