@@ -3946,14 +3946,25 @@ on_heartbeat(uv_timer_t *t)
     kept_trim(self); // results past their TTL
     idem_trim(self); // keys past their window
 
+    // Messages from workers may be waiting unread (the loop was busy): read
+    // them first, so a worker whose heartbeat is in our own queue is not
+    // called silent, and the lease bound holds under load (a worker is
+    // declared dead no sooner than the lease after its last message, and
+    // no later than one heartbeat interval after that).
+    uv_update_time(&self->loop); // their last_seen is when we read them
+    for (int i = 0; i < 100000 && socket_has_input(self->workers_sock); i++) {
+
+        dv_wire_msg_t in;
+        if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
+            break;
+        }
+        on_worker_message(self, &in);
+        dv_wire_msg_close(&in);
+    }
+    uv_update_time(&self->loop);
     uint64_t now = uv_now(&self->loop);
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
-    // Messages may be waiting unread (the loop was busy): give them a second
-    // period before calling anyone silent, but no more, so a dead worker is
-    // still found under sustained load.
-    if (socket_has_input(self->workers_sock)) {
-        limit *= 2;
-    }
+
     for (size_t i = 0; i < self->n_workers;) {
         worker_t *w = &self->workers[i];
         if (now - w->last_seen_ms > limit) {

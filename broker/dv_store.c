@@ -102,6 +102,8 @@ lmdb_error(dv_error_t *err, const dv_store_t *self, const char *what, int rc)
         code = DV_EVERSION;
         break;
     case ENOSPC:
+    case EFBIG: // a file size limit (ulimit -f): as full for us
+    case EDQUOT:
     case MDB_MAP_FULL:
         code = DV_ENOSPC;
         break;
@@ -121,6 +123,9 @@ lmdb_error(dv_error_t *err, const dv_store_t *self, const char *what, int rc)
             ? " (the store is damaged or not an LMDB store: the broker will "
               "not run on it; move the folder away and restore a copy, or "
               "salvage it with mdb_dump/mdb_load, docs/SEMANTICS.md)"
+        : code == DV_ENOSPC
+            ? " (no space for the store: what was stored before is intact; "
+              "free space, then submit again)"
             : "";
     return dv_errorf(err, code, "store %s: %s: %s%s", self->path, what,
                      mdb_strerror(rc), advice);

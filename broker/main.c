@@ -1,5 +1,6 @@
 // drover-broker — thin daemon over dv_broker: parse arguments, open, print
 // READY, run until SIGINT/SIGTERM. Exit 0 ok, 1 failure, 2 usage.
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,9 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    // Past a file size limit, writes should fail (the store then refuses
+    // submits with DV_ENOSPC), not kill the broker.
+    signal(SIGXFSZ, SIG_IGN);
     dv_log_init("drover-broker", DV_LOG_INFO);
     dv_broker_t *broker = NULL;
     dv_error_t err = {0};

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -574,7 +575,84 @@ test_workers_killed_at_random(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A full disk (here: a file size limit on the broker) refuses submits with
+// DV_ENOSPC and a clear reason; what was accepted before is all still there
+// and runs.
+static void
+test_full_disk_refuses(void)
+{
+    cluster_t c;
+    cluster_init(&c);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 4 << 20; // the broker's files: 4 MiB at most
+    setrlimit(RLIMIT_FSIZE, &lim);
+    bool up = broker_start(&c); // inherits the limit
+    setrlimit(RLIMIT_FSIZE, &old);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    static char payload[32 << 10];
+    memset(payload, 'z', sizeof payload);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = payload;
+    job.payload_len = sizeof payload;
+    uint64_t ids[1000];
+    int accepted = 0, refused_code = 0;
+    char refused_text[256] = "";
+    for (int i = 0; up && i < 1000 && !refused_code; i++) {
+        if (drover_submit(d, &job, 10000, &ids[accepted], &err) == 0) {
+            accepted++;
+        } else {
+            refused_code = err.code;
+            snprintf(refused_text, sizeof refused_text, "%s", err.text);
+        }
+    }
+    drover_status_t st = {0};
+    int st_rc = up ? drover_status(d, &st, &err) : -1;
+    uint64_t queued = st.queued;
+    if (st_rc == 0) {
+        drover_status_clear(&st);
+    }
+    bool workers = up && workers_start(&c);
+    int ok = 0;
+    for (int i = 0; workers && i < accepted; i++) {
+        drover_result_t *r = NULL;
+        size_t len = 0;
+        if (drover_wait(d, ids[i], 30000, &r, &err) == 0 &&
+            drover_result_ok(r) && drover_result_payload(r, &len) &&
+            len == sizeof payload) {
+            ok++;
+        }
+        drover_result_destroy(&r);
+    }
+    drover_destroy(&d);
+    printf("  %d accepted before the store was full: %s\n", accepted,
+           refused_text);
+    for (int i = 0; i < 2; i++) {
+        dv_proc_stop(&c.workers[i], SIGTERM);
+    }
+    int exit_rc = up ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    if (ok != accepted) {
+        dv_proc_dump_log(c.dir, "broker.log");
+    }
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK(accepted > 10);
+    DV_CHECK_EQ(refused_code, DV_ENOSPC);
+    DV_CHECK(strstr(refused_text, "no space") != NULL);
+    DV_CHECK_EQ(st_rc, 0);
+    DV_CHECK_EQ(queued, (uint64_t)accepted);
+    DV_CHECK(workers);
+    DV_CHECK_EQ(ok, accepted);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"a full disk refuses, loses nothing", test_full_disk_refuses},
+
     {"kill -9 the broker mid-stream", test_kill_broker_mid_stream},
     {"workers killed at random", test_workers_killed_at_random},
 
