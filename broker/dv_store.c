@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <lmdb.h>
 
@@ -88,9 +90,31 @@ crc32_of(const uint8_t *p, size_t n)
 
 // ----------------------------------------------------------------- errors
 
+// LMDB reports a short write as EIO: that is what a full disk or a file
+// size limit usually looks like. Tell them apart from real I/O errors.
+static bool
+out_of_space(const dv_store_t *self)
+{
+    struct statvfs vfs;
+    if (statvfs(self->path, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)16 << 20)) {
+        return true;
+    }
+    char file[PATH_BYTES + 16];
+    snprintf(file, sizeof file, "%s/data.mdb", self->path);
+    struct stat fs;
+    struct rlimit lim;
+    return stat(file, &fs) == 0 && getrlimit(RLIMIT_FSIZE, &lim) == 0 &&
+           lim.rlim_cur != RLIM_INFINITY &&
+           (uint64_t)fs.st_size + ((uint64_t)1 << 20) >= lim.rlim_cur;
+}
+
 static int
 lmdb_error(dv_error_t *err, const dv_store_t *self, const char *what, int rc)
 {
+    if (rc == EIO && out_of_space(self)) {
+        rc = ENOSPC;
+    }
     int code;
     switch (rc) {
     case MDB_CORRUPTED:
