@@ -162,6 +162,16 @@ worker_of(cluster_t *c, uint64_t job)
     return slot;
 }
 
+// Submit and wait for the acknowledgement: the job id, 0 when refused.
+static uint64_t
+submit_job(cluster_t *c, const drover_job_t *job)
+{
+    uint64_t id = 0;
+    drover_error_t err;
+    drover_submit(c->d, job, 10000, &id, &err);
+    return id;
+}
+
 static uint64_t
 submit(cluster_t *c, const char *kind, uint32_t ms, int32_t prio)
 {
@@ -171,10 +181,7 @@ submit(cluster_t *c, const char *kind, uint32_t ms, int32_t prio)
     job.payload = "x";
     job.payload_len = 1;
     job.priority = prio;
-    uint64_t id = 0;
-    drover_error_t err;
-    drover_submit(c->d, &job, 10000, &id, &err);
-    return id;
+    return submit_job(c, &job);
 }
 
 static int
@@ -546,10 +553,7 @@ submit_key(cluster_t *c, const char *queue, const char *key)
     job.payload = "k";
     job.payload_len = 1;
     job.idempotency_key = key;
-    uint64_t id = 0;
-    drover_error_t err;
-    drover_submit(c->d, &job, 10000, &id, &err);
-    return id;
+    return submit_job(c, &job);
 }
 
 static size_t
