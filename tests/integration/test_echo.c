@@ -517,7 +517,7 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
     for (int t = 0; t < DV_MSG_COUNT_ && n < max; t++) {
         dv_msgw_t *w = dv_msgw_new((dv_msg_type_t)t, (uint64_t)t + 1);
         dv_msgw_str(w, "queue", "q");
-        dv_msgw_str(w, "kind", t % 2 ? "echo" : "infer");
+        dv_msgw_str(w, "kind", t % 3 == 2 ? "sleep" : t % 2 ? "echo" : "infer");
         dv_msgw_str(w, "model", "m@1");
         dv_msgw_str(w, "name", "m");
         dv_msgw_uint(w, "version", 1);
@@ -533,6 +533,22 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
         const char *models[] = {"m@1", "n@2"};
         dv_msgw_strs(w, "models", models, 2);
         dv_msgw_strs(w, "classes", models, 1);
+        // Protocol 1.1 fields: submit options, streams, dead letters.
+        dv_msgw_key(w, "priority");
+        dv_msgw_v_int(w, -3);
+        dv_msgw_uint(w, "deadline_ms", 5000);
+        dv_msgw_uint(w, "timeout_ms", 5000);
+        dv_msgw_uint(w, "backoff_ms", 10);
+        dv_msgw_uint(w, "ms", 1);
+        dv_msgw_str(w, "idempotency_key", "k");
+        dv_msgw_str(w, "consumer", "c");
+        dv_msgw_uint(w, "seq", 1);
+        dv_msgw_uint(w, "window", 10);
+        dv_msgw_str(w, "from", "latest");
+        dv_msgw_key(w, "all");
+        dv_msgw_v_bool(w, true);
+        dv_msgw_strs(w, "queues", models, 1);
+
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(w, &len);
         out[n] = malloc(len);
