@@ -2215,13 +2215,16 @@ on_job_get(dv_broker_t *self,
 
 // Model record fields, either top-level (a `model` reply) or inside a map
 // already opened with dv_msgw_v_map(w, MODEL_FIELDS).
-#define MODEL_FIELDS 9
+#define MODEL_FIELDS 10
 static void
-write_model_info(dv_msgw_t *w, const dv_model_info_t *r, bool nested)
+write_model_info(dv_msgw_t *w,
+                 const dv_registry_t *reg,
+                 const dv_model_info_t *r,
+                 bool nested)
 {
-    const char *keys[MODEL_FIELDS] = {"name",     "version", "sha256",
-                                      "bytes",    "task",    "algo",
-                                      "features", "outputs", "created_us"};
+    const char *keys[MODEL_FIELDS] = {
+        "name", "version",  "sha256",  "bytes",      "task",
+        "algo", "features", "outputs", "created_us", "aliases"};
     for (size_t i = 0; i < MODEL_FIELDS; i++) {
         if (nested) {
             dv_msgw_v_str(w, keys[i]);
@@ -2253,9 +2256,19 @@ write_model_info(dv_msgw_t *w, const dv_model_info_t *r, bool nested)
         case 7:
             dv_msgw_v_uint(w, r->outputs);
             break;
-        default:
+        case 8:
             dv_msgw_v_uint(w, r->created_us);
             break;
+        default: {
+            const char *aliases[64];
+            size_t n =
+                dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
+            dv_msgw_v_array(w, n);
+            for (size_t a = 0; a < n; a++) {
+                dv_msgw_v_str(w, aliases[a]);
+            }
+            break;
+        }
         }
     }
 }
@@ -2318,7 +2331,7 @@ after_push(uv_work_t *req, int status)
                info->name, info->version, (unsigned long long)info->bytes,
                info->task, info->algo);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
-        write_model_info(w, info, false);
+        write_model_info(w, self->registry, info, false);
         reply(self->clients, p->route, p->route_len, w);
     }
     free(p->dir);
@@ -2407,6 +2420,70 @@ read_model_ref(const dv_msg_t *m,
     return 0;
 }
 
+// A model_get/model_rm name may be a reference: "NAME@VERSION" or
+// "NAME@ALIAS" (resolved to the version it names now).
+static int
+read_model_ref_resolved(dv_broker_t *self,
+                        const dv_msg_t *m,
+                        char *name,
+                        size_t size,
+                        uint32_t *version,
+                        dv_error_t *err)
+{
+    int rc = read_model_ref(m, name, size, version, err);
+    if (rc || !strchr(name, '@')) {
+        return rc;
+    }
+    const dv_model_info_t *r = dv_registry_resolve(self->registry, name, err);
+    if (!r) {
+        return err ? err->code : DV_ENOMODEL;
+    }
+    snprintf(name, size, "%s", r->name);
+    *version = r->version;
+    return 0;
+}
+
+// model_alias {name, alias, version?}: point the alias at name@version
+// (absent version: remove the alias). `ok` with name, alias, version and
+// previous (0: none). Submits by NAME@ALIAS resolve to the version the
+// alias names at submit time; a switch back is the rollback.
+static int
+on_model_alias(dv_broker_t *self,
+               const void *route,
+               size_t route_len,
+               const dv_msg_t *m,
+               uint64_t rid,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1], alias[DV_MAX_WIRE_NAME + 1];
+    uint64_t version = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_str(m, "alias", alias, sizeof alias, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "version", 0, &version, err)) != 0) {
+        return rc;
+    }
+    if (version > UINT32_MAX) {
+        return dv_errorf(err, DV_ENOMODEL, "model '%s' has no such version",
+                         name);
+    }
+    uint32_t previous = 0;
+    rc = dv_registry_alias(self->registry, name, alias, (uint32_t)version,
+                           &previous, err);
+    if (rc) {
+        return rc;
+    }
+    dv_log(DV_LOG_INFO, "broker", "alias %s@%s: %u -> %u", name, alias,
+           previous, (unsigned)version);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_str(w, "alias", alias);
+    dv_msgw_uint(w, "version", version);
+    dv_msgw_uint(w, "previous", previous);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static int
 on_model_get(dv_broker_t *self,
              const void *route,
@@ -2417,7 +2494,7 @@ on_model_get(dv_broker_t *self,
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
-    int rc = read_model_ref(m, name, sizeof name, &version, err);
+    int rc = read_model_ref_resolved(self, m, name, sizeof name, &version, err);
     if (rc) {
         return rc;
     }
@@ -2432,7 +2509,7 @@ on_model_get(dv_broker_t *self,
     dv_error_t ignore;
     dv_msg_uint_or(m, "schema", 0, &schema, &ignore);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, rid);
-    write_model_info(w, r, false);
+    write_model_info(w, self->registry, r, false);
     if (schema) {
         dv_msgw_uint(w, "schema", 1);
     }
@@ -2457,7 +2534,7 @@ on_model_list(dv_broker_t *self,
     dv_msgw_v_array(w, n);
     for (size_t i = 0; i < n; i++) {
         dv_msgw_v_map(w, MODEL_FIELDS);
-        write_model_info(w, &all[i], true);
+        write_model_info(w, self->registry, &all[i], true);
     }
     reply(self->clients, route, route_len, w);
     return 0;
@@ -2473,7 +2550,7 @@ on_model_rm(dv_broker_t *self,
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
-    int rc = read_model_ref(m, name, sizeof name, &version, err);
+    int rc = read_model_ref_resolved(self, m, name, sizeof name, &version, err);
     if (rc) {
         return rc;
     }
@@ -3479,6 +3556,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_MODEL_RM:
             rc = on_model_rm(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_MODEL_ALIAS:
+            rc = on_model_alias(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);

@@ -31,7 +31,16 @@ typedef struct {
     uint32_t version;                // and version
 } reservation_t;
 
+// A named pointer at one version of a model ("prod" -> 3).
+typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1];
+    char alias[DV_MAX_WIRE_NAME + 1];
+    uint32_t version;
+} alias_t;
+
 struct dv_registry {
+    alias_t *aliases;       // every model's aliases
+    size_t n_aliases;       //
     char *dir;              // data dir, or NULL (memory)
     reservation_t *res;     // versions being prepared
     size_t n_res;           // their count
@@ -40,6 +49,8 @@ struct dv_registry {
     size_t n;               // records
     size_t cap;             // allocated
 };
+
+static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
 
 bool
 dv_name_valid(const char *s)
@@ -276,6 +287,9 @@ scan(dv_registry_t *self, dv_error_t *err)
             }
         }
         closedir(sd);
+        if (rc == 0) {
+            rc = load_aliases(self, e->d_name, err);
+        }
     }
     closedir(d);
     return rc;
@@ -310,6 +324,7 @@ dv_registry_destroy(dv_registry_t **self_p)
     }
     free(self->images);
     free(self->infos);
+    free(self->aliases);
     free(self->res);
     free(self->dir);
     free(self);
@@ -488,6 +503,28 @@ dv_registry_resolve(const dv_registry_t *self, const char *ref, dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
+    const char *at = strchr(ref, '@');
+    if (at &&
+        ((at[1] >= 'A' && at[1] <= 'Z') || (at[1] >= 'a' && at[1] <= 'z'))) {
+        // NAME@ALIAS
+        size_t n = (size_t)(at - ref);
+        if (n == 0 || n > DV_MAX_WIRE_NAME) {
+            dv_errorf(err, DV_EINVAL, "model reference '%.160s': bad name",
+                      ref);
+            return NULL;
+        }
+        memcpy(name, ref, n);
+        name[n] = '\0';
+        version = dv_registry_alias_version(self, name, at + 1);
+        if (!version) {
+            dv_errorf(err, DV_ENOMODEL,
+                      "model '%s' has no alias '%.128s' (drover models list "
+                      "shows them)",
+                      name, at + 1);
+            return NULL;
+        }
+        return dv_registry_get(self, name, version);
+    }
     if (dv_model_ref_parse(ref, name, &version, err) != 0) {
         return NULL;
     }
@@ -518,6 +555,15 @@ dv_registry_rm(dv_registry_t *self,
                uint32_t version,
                dv_error_t *err)
 {
+    for (size_t a = 0; version && a < self->n_aliases; a++) {
+        if (self->aliases[a].version == version &&
+            strcmp(self->aliases[a].name, name) == 0) {
+            return dv_errorf(err, DV_EINVAL,
+                             "model %s@%" PRIu32 " is what alias '%s' points "
+                             "at: move or remove the alias first",
+                             name, version, self->aliases[a].alias);
+        }
+    }
     int removed = 0;
     for (size_t i = 0; i < self->n;) {
         dv_model_info_t *r = &self->infos[i];
@@ -545,8 +591,19 @@ dv_registry_rm(dv_registry_t *self,
         return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
                          version ? " at that version" : "");
     }
+    if (!dv_registry_get(self, name, 0)) { // the whole model: its aliases too
+        for (size_t a = 0; a < self->n_aliases;) {
+            if (strcmp(self->aliases[a].name, name) == 0) {
+                self->aliases[a] = self->aliases[--self->n_aliases];
+            } else {
+                a++;
+            }
+        }
+    }
     if (self->dir && !dv_registry_get(self, name, 0)) {
         char path[PATH_BYTES];
+        snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
+        (void)unlink(path);
         path_of(self, name, 0, path, sizeof path);
         (void)rmdir(path); // best effort: empty once its versions are gone
     }
@@ -590,4 +647,169 @@ dv_registry_read(const dv_registry_t *self,
         }
     }
     return rc;
+}
+
+// ---------------------------------------------------------------- aliases
+
+static alias_t *
+alias_find(const dv_registry_t *self, const char *name, const char *alias)
+{
+    for (size_t a = 0; a < self->n_aliases; a++) {
+        if (strcmp(self->aliases[a].name, name) == 0 &&
+            strcmp(self->aliases[a].alias, alias) == 0) {
+            return &self->aliases[a];
+        }
+    }
+    return NULL;
+}
+
+uint32_t
+dv_registry_alias_version(const dv_registry_t *self,
+                          const char *name,
+                          const char *alias)
+{
+    const alias_t *a = alias_find(self, name, alias);
+    return a ? a->version : 0;
+}
+
+size_t
+dv_registry_aliases_of(const dv_registry_t *self,
+                       const char *name,
+                       uint32_t version,
+                       const char **out,
+                       size_t max)
+{
+    size_t n = 0;
+    for (size_t a = 0; a < self->n_aliases && n < max; a++) {
+        if (self->aliases[a].version == version &&
+            strcmp(self->aliases[a].name, name) == 0) {
+            out[n++] = self->aliases[a].alias;
+        }
+    }
+    return n;
+}
+
+// DIR/models/NAME/aliases: "ALIAS VERSION" lines, written atomically.
+static int
+save_aliases(const dv_registry_t *self, const char *name, dv_error_t *err)
+{
+    if (!self->dir) {
+        return 0;
+    }
+    size_t cap = 64 + self->n_aliases * (DV_MAX_WIRE_NAME + 16), len = 0;
+    char *text = dv_malloc(cap);
+    for (size_t a = 0; a < self->n_aliases; a++) {
+        if (strcmp(self->aliases[a].name, name) == 0) {
+            len += (size_t)snprintf(text + len, cap - len, "%s %" PRIu32 "\n",
+                                    self->aliases[a].alias,
+                                    self->aliases[a].version);
+        }
+    }
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
+    int rc = dv_file_write_atomic(path, text, len, err);
+    free(text);
+    return rc;
+}
+
+static bool
+alias_valid(const char *alias)
+{
+    return dv_name_valid(alias) && ((alias[0] >= 'A' && alias[0] <= 'Z') ||
+                                    (alias[0] >= 'a' && alias[0] <= 'z'));
+}
+
+int
+dv_registry_alias(dv_registry_t *self,
+                  const char *name,
+                  const char *alias,
+                  uint32_t version,
+                  uint32_t *previous,
+                  dv_error_t *err)
+{
+    if (!alias_valid(alias)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "alias '%.128s' must start with a letter and match "
+                         "[A-Za-z0-9._-]+",
+                         alias);
+    }
+    alias_t *a = alias_find(self, name, alias);
+    *previous = a ? a->version : 0;
+    if (version && !dv_registry_get(self, name, version)) {
+        return dv_errorf(err, DV_ENOMODEL, "model '%s' has no version %" PRIu32,
+                         name, version);
+    }
+    if (!version && !a) {
+        return dv_errorf(err, DV_ENOENT, "model '%s' has no alias '%s'", name,
+                         alias);
+    }
+    alias_t before = a ? *a : (alias_t){{0}, {0}, 0};
+    if (!version) {
+        *a = self->aliases[--self->n_aliases];
+    } else if (a) {
+        a->version = version;
+    } else {
+        self->aliases =
+            dv_realloc(self->aliases, (self->n_aliases + 1) * sizeof(alias_t));
+        a = &self->aliases[self->n_aliases++];
+        snprintf(a->name, sizeof a->name, "%s", name);
+        snprintf(a->alias, sizeof a->alias, "%s", alias);
+        a->version = version;
+    }
+    int rc = save_aliases(self, name, err);
+    if (rc) { // not stored: undo
+        a = alias_find(self, name, alias);
+        if (before.version && a) {
+            a->version = before.version;
+        } else if (before.version) {
+            self->aliases = dv_realloc(self->aliases,
+                                       (self->n_aliases + 1) * sizeof(alias_t));
+            self->aliases[self->n_aliases++] = before;
+        } else if (a) {
+            *a = self->aliases[--self->n_aliases];
+        }
+    }
+    return rc;
+}
+
+// Read DIR/models/NAME/aliases (absent: none). Aliases at versions that
+// are gone are dropped.
+static int
+load_aliases(dv_registry_t *self, const char *name, dv_error_t *err)
+{
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = dv_file_read(path, 1 << 20, &text, &len, err);
+    if (rc == DV_ENOENT) {
+        dv_error_clear(err);
+        return 0;
+    }
+    if (rc) {
+        return rc;
+    }
+    char *p = (char *)text, *end = (char *)text + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char line[DV_MAX_WIRE_NAME + 32];
+        size_t n = (size_t)((nl ? nl : end) - p);
+        snprintf(line, sizeof line, "%.*s",
+                 (int)(n < sizeof line - 1 ? n : sizeof line - 1), p);
+        p = nl ? nl + 1 : end;
+        char alias[DV_MAX_WIRE_NAME + 1];
+        unsigned long v = 0;
+        if (sscanf(line, "%128s %lu", alias, &v) == 2 && alias_valid(alias) &&
+            v > 0 && v <= UINT32_MAX &&
+            dv_registry_get(self, name, (uint32_t)v)) {
+            self->aliases = dv_realloc(self->aliases,
+                                       (self->n_aliases + 1) * sizeof(alias_t));
+            alias_t *a = &self->aliases[self->n_aliases++];
+            snprintf(a->name, sizeof a->name, "%.128s", name);
+            snprintf(a->alias, sizeof a->alias, "%s", alias);
+            a->version = (uint32_t)v;
+        }
+    }
+    free(text);
+    return 0;
 }

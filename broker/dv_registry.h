@@ -102,8 +102,8 @@ int dv_registry_read_file(const char *dir,
 const dv_model_info_t *
 dv_registry_get(const dv_registry_t *self, const char *name, uint32_t version);
 
-// Resolve "NAME" or "NAME@VERSION". Returns the record or NULL with
-// DV_ENOMODEL / DV_EINVAL (malformed reference) in err.
+// Resolve "NAME", "NAME@VERSION" or "NAME@ALIAS". Returns the record or NULL
+// with DV_ENOMODEL / DV_EINVAL (malformed reference) in err.
 const dv_model_info_t *dv_registry_resolve(const dv_registry_t *self,
                                            const char *ref,
                                            dv_error_t *err);
@@ -111,8 +111,10 @@ const dv_model_info_t *dv_registry_resolve(const dv_registry_t *self,
 // Every version, sorted by name then version. Borrowed array of *n.
 const dv_model_info_t *dv_registry_list(const dv_registry_t *self, size_t *n);
 
-// Remove one version of name (version 0: all). Returns the number removed
-// (> 0) or DV_ENOMODEL.
+// Remove one version of name (version 0: all, with its aliases). Returns
+// the number removed (> 0), DV_ENOMODEL, or DV_EINVAL when an alias points
+// at that version (move the alias first: a rollback target is never
+// deleted by accident).
 int dv_registry_rm(dv_registry_t *self,
                    const char *name,
                    uint32_t version,
@@ -127,6 +129,32 @@ int dv_registry_read(const dv_registry_t *self,
                      uint8_t **image,
                      size_t *len,
                      dv_error_t *err);
+
+// Aliases: a named pointer at one version of a model (NAME@prod), which
+// dv_registry_resolve follows. Alias names start with a letter (versions
+// are numbers). Stored in DIR/models/NAME/aliases.
+//
+// Point alias of name at version (0: remove the alias). *previous gets
+// the version it pointed at before (0: new). Returns 0, DV_EINVAL (bad
+// alias), DV_ENOMODEL (no such version), DV_ENOENT (removing an unknown
+// alias), or the storage error (nothing changed).
+int dv_registry_alias(dv_registry_t *self,
+                      const char *name,
+                      const char *alias,
+                      uint32_t version,
+                      uint32_t *previous,
+                      dv_error_t *err);
+// The version alias points at (0: none).
+uint32_t dv_registry_alias_version(const dv_registry_t *self,
+                                   const char *name,
+                                   const char *alias);
+// The aliases pointing at name@version (borrowed until the next change),
+// at most max into out; returns how many.
+size_t dv_registry_aliases_of(const dv_registry_t *self,
+                              const char *name,
+                              uint32_t version,
+                              const char **out,
+                              size_t max);
 
 // Split "NAME[@VERSION]" into name (size DV_MAX_WIRE_NAME + 1) and version
 // (0 when absent). Returns 0 or DV_EINVAL.

@@ -1261,6 +1261,19 @@ model_from_obj(const msgpack_object *o, drover_model_t *out)
     out->features = (uint32_t)obj_uint(o, "features");
     out->outputs = (uint32_t)obj_uint(o, "outputs");
     out->created_us = obj_uint(o, "created_us");
+    const msgpack_object *a = dv_msgpack_get(o, "aliases");
+    size_t len = 0;
+    for (uint32_t i = 0;
+         a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size; i++) {
+        char one[129];
+        copy_obj_str(&a->via.array.ptr[i], one, sizeof one);
+        int n = snprintf(out->aliases + len, sizeof out->aliases - len, "%s%s",
+                         len ? "," : "", one);
+        if (n < 0 || (size_t)n >= sizeof out->aliases - len) {
+            break;
+        }
+        len += (size_t)n;
+    }
 }
 
 // The root map of the current reply.
@@ -1679,6 +1692,29 @@ drover_dead_purge(drover_t *self,
     int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(30000), err);
     if (rc == 0 && count) {
         *count = (size_t)obj_uint(reply_root(self), "purged");
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_model_alias(drover_t *self,
+                   const char *name,
+                   const char *alias,
+                   uint32_t version,
+                   uint32_t *previous,
+                   drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_ALIAS, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_str(w, "alias", alias);
+    if (version) {
+        dv_msgw_uint(w, "version", version);
+    }
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && previous) {
+        *previous = (uint32_t)obj_uint(reply_root(self), "previous");
     }
     drop_reply(self);
     return rc;

@@ -252,6 +252,20 @@ int drover_job_list(drover_t *self,
                     size_t *n,
                     drover_error_t *err);
 
+// Point alias (a name starting with a letter) of model name at version;
+// version 0 removes the alias. Infer jobs for "NAME@ALIAS" then run the
+// version it names when they are submitted; pointing it back is a
+// rollback. *previous (may be NULL) gets the version it named before (0:
+// none). Errors: DV_ENOMODEL (no such version), DV_EINVAL (bad alias),
+// DV_ENOENT (removing an unknown alias). A version an alias names cannot
+// be removed (drover_model_rm gives DV_EINVAL).
+int drover_model_alias(drover_t *self,
+                       const char *name,
+                       const char *alias,
+                       uint32_t version,
+                       uint32_t *previous,
+                       drover_error_t *err);
+
 // ---------------------------------------------------------- result streams
 //
 // Every queue's finished jobs form a stream, in the order they finished.
@@ -356,6 +370,8 @@ typedef struct {
     char algo[16]; // "ols", "mlp", ...
     uint32_t features, outputs;
     uint64_t created_us; // unix microseconds
+    char aliases[256];   // aliases pointing at this version, comma-separated
+                         // ("" when none)
 } drover_model_t;
 
 // Store the .drvm file at path (or len bytes at image) as the next version

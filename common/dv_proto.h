@@ -71,8 +71,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(DEAD_PURGE, "dead_purge")                                               \
     XX(FOLLOW, "follow")                                                       \
     XX(ACK, "ack")                                                             \
-    XX(UNFOLLOW, "unfollow")
-
+    XX(UNFOLLOW, "unfollow")                                                   \
+    XX(MODEL_ALIAS, "model_alias")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -90,6 +90,16 @@ split_ref(const char *ref, char *name, size_t size, uint32_t *version)
     }
     memcpy(name, ref, n);
     name[n] = '\0';
+    if (at &&
+        ((at[1] >= 'a' && at[1] <= 'z') || (at[1] >= 'A' && at[1] <= 'Z'))) {
+        // NAME@ALIAS: the broker resolves it
+        if (strlen(ref) >= size) {
+            fprintf(stderr, "drover: bad model reference '%s'\n", ref);
+            return DV_CLI_USAGE;
+        }
+        snprintf(name, size, "%s", ref);
+        return DV_CLI_OK;
+    }
     if (at) {
         char *end = NULL;
         unsigned long v = strtoul(at + 1, &end, 10);
@@ -573,6 +583,10 @@ cmd_submit(int argc, char **argv)
     "       drover models list\n"                                              \
     "       drover models show NAME[@VERSION]\n"                               \
     "       drover models rm NAME[@VERSION]     (no version: every version)\n" \
+    "       drover models alias NAME@VERSION ALIAS   point ALIAS at it "       \
+    "(rollback: again)\n"                                                      \
+    "       drover models unalias NAME ALIAS\n"                                \
+    "NAME@ALIAS works wherever NAME@VERSION does (infer, show).\n"             \
     "all take [--broker E] [--json]\n"
 
 static void
@@ -582,9 +596,16 @@ print_model_json(const drover_model_t *m)
     dv_cli_json_str(stdout, m->name);
     printf(",\"version\":%" PRIu32 ",\"sha256\":\"%s\",\"bytes\":%" PRIu64
            ",\"task\":\"%s\",\"algo\":\"%s\",\"features\":%" PRIu32
-           ",\"outputs\":%" PRIu32 ",\"created_us\":%" PRIu64 "}",
+           ",\"outputs\":%" PRIu32 ",\"created_us\":%" PRIu64 ",\"aliases\":[",
            m->version, m->sha256, m->bytes, m->task, m->algo, m->features,
            m->outputs, m->created_us);
+    for (const char *p = m->aliases; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        printf("%s\"%.*s\"", p == m->aliases ? "" : ",", (int)n, p);
+        p = comma ? comma + 1 : p + n;
+    }
+    printf("]}");
 }
 
 static void
@@ -599,16 +620,17 @@ print_model_text(const drover_model_t *m)
     char ref[200];
     snprintf(ref, sizeof ref, "%s@%" PRIu32, m->name, m->version);
     printf("%-24s %-14s %-8s %8" PRIu32 " %8" PRIu32 " %10" PRIu64
-           "  %.12s  %s\n",
+           "  %.12s  %s  %s\n",
            ref, m->task, m->algo, m->features, m->outputs, m->bytes, m->sha256,
-           when);
+           when, m->aliases);
 }
 
 static void
 print_model_header(void)
 {
-    printf("%-24s %-14s %-8s %8s %8s %10s  %-12s  %s\n", "MODEL", "TASK",
-           "ALGO", "FEATURES", "OUTPUTS", "BYTES", "SHA256", "CREATED");
+    printf("%-24s %-14s %-8s %8s %8s %10s  %-12s  %-20s  %s\n", "MODEL", "TASK",
+           "ALGO", "FEATURES", "OUTPUTS", "BYTES", "SHA256", "CREATED",
+           "ALIASES");
 }
 
 static int
@@ -623,22 +645,58 @@ cmd_models(int argc, char **argv)
         {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
         {"help", false, NULL}, {NULL, false, NULL},
     };
-    const char *pos[1];
+    const char *pos[2];
     size_t n_pos = 0;
-    int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, MODELS_USAGE);
+    int rc = parse(argc - 1, argv + 1, opts, pos, 2, &n_pos, MODELS_USAGE);
     if (rc >= 0) {
         return rc;
     }
     bool json = dv_cli_get(opts, "json") != NULL;
     bool list = strcmp(sub, "list") == 0;
-    if (!list && strcmp(sub, "push") != 0 && strcmp(sub, "show") != 0 &&
-        strcmp(sub, "rm") != 0) {
+    bool alias = strcmp(sub, "alias") == 0,
+         unalias = strcmp(sub, "unalias") == 0;
+    if (!list && !alias && !unalias && strcmp(sub, "push") != 0 &&
+        strcmp(sub, "show") != 0 && strcmp(sub, "rm") != 0) {
         fputs(MODELS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    if (list ? n_pos != 0 : n_pos != 1) {
+    if (list ? n_pos != 0 : alias || unalias ? n_pos != 2 : n_pos != 1) {
         fputs(MODELS_USAGE, stderr);
         return DV_CLI_USAGE;
+    }
+    if (alias || unalias) {
+        char name[256] = "";
+        uint32_t version = 0;
+        if (unalias) {
+            snprintf(name, sizeof name, "%s", pos[0]);
+        } else if ((rc = split_ref(pos[0], name, sizeof name, &version)) != 0 ||
+                   version == 0) {
+            fprintf(stderr, "drover: models alias needs NAME@VERSION\n");
+            return DV_CLI_USAGE;
+        }
+        drover_t *d = NULL;
+        if ((rc = connect_to(opts, &d)) != 0) {
+            return rc;
+        }
+        drover_error_t err = {0};
+        uint32_t previous = 0;
+        rc = drover_model_alias(d, name, pos[1], version, &previous, &err);
+        if (rc == 0 && json) {
+            printf("{\"name\":");
+            dv_cli_json_str(stdout, name);
+            printf(",\"alias\":");
+            dv_cli_json_str(stdout, pos[1]);
+            printf(",\"version\":%" PRIu32 ",\"previous\":%" PRIu32 "}\n",
+                   version, previous);
+        } else if (rc == 0 && alias) {
+            printf("%s@%s -> version %" PRIu32 " (was %s%" PRIu32 ")\n", name,
+                   pos[1], version, previous ? "" : "none, ", previous);
+        } else if (rc == 0) {
+            printf("%s@%s removed (it named version %" PRIu32 ")\n", name,
+                   pos[1], previous);
+        }
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
     }
     char name[256] = "";
     uint32_t version = 0;

@@ -631,7 +631,91 @@ test_sigterm_drains_worker(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// The model (name@version) that ran an infer of ref, into ran ("" when
+// it failed; *code gets the error).
+static void
+ran_with(cluster_t *c, const char *ref, char *ran, size_t size, int *code)
+{
+    float x[4] = {5.1f, 3.5f, 1.4f, 0.2f};
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    ran[0] = '\0';
+    *code = run_rows(c->d, ref, x, 1, 4, &r, &err);
+    if (*code == 0 && drover_result_ok(r)) {
+        snprintf(ran, size, "%s", drover_result_model(r));
+    } else if (*code == 0) {
+        *code = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+}
+
+// Aliases: NAME@ALIAS runs the version the alias names at submit; moving
+// it switches new jobs over, moving it back is the rollback; an aliased
+// version cannot be removed; aliases survive a restart; the CLI sets and
+// removes them.
+static void
+test_aliases_switch_and_roll_back(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "4");
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    drover_error_t err = {0};
+    drover_model_t v1 = {0}, v2 = {0};
+    char p[4300];
+    snprintf(p, sizeof p, "%s/iris.drvm", c.dir);
+    int push = trained ? drover_model_push(c.d, p, "iris", &v1, &err) |
+                             drover_model_push(c.d, p, "iris", &v2, &err)
+                       : -1;
+    uint32_t prev0 = 9, prev1 = 9;
+    int a1 = up ? drover_model_alias(c.d, "iris", "prod", 1, &prev0, &err) : -1;
+    char ran1[64], ran2[64], ran3[64], ran4[64];
+    int code1 = 0, code2 = 0, code3 = 0, code4 = 0;
+    ran_with(&c, "iris@prod", ran1, sizeof ran1, &code1);
+    int a2 = up ? drover_model_alias(c.d, "iris", "prod", 2, &prev1, &err) : -1;
+    ran_with(&c, "iris@prod", ran2, sizeof ran2, &code2);
+    unsigned removed = 0;
+    int rm = up ? drover_model_rm(c.d, "iris", 2, &removed, &err) : 0;
+    const char *back[] = {"models",   "alias", "iris@1", "prod",
+                          "--broker", c.cep,   NULL};
+    int cli_alias =
+        up ? dv_proc_run("DROVER_BIN", back, NULL, c.dir, "cli.log") : -1;
+    drover_model_t got = {0};
+    int get_rc = up ? drover_model_get(c.d, "iris", 1, &got, &err) : -1;
+    // Restart: the alias is where it was.
+    drover_destroy(&c.d);
+    int stop_rc = up ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    bool again =
+        up && broker_start(&c) && drover_connect(&c.d, c.cep, 10000, &err) == 0;
+    ran_with(&c, "iris@prod", ran3, sizeof ran3, &code3);
+    const char *un[] = {"models",   "unalias", "iris", "prod",
+                        "--broker", c.cep,     NULL};
+    int cli_unalias =
+        again ? dv_proc_run("DROVER_BIN", un, NULL, c.dir, "cli.log") : -1;
+    ran_with(&c, "iris@prod", ran4, sizeof ran4, &code4);
+    int exit_rc = cluster_down(&c, code3 != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(a1, 0);
+    DV_CHECK_EQ(prev0, 0);
+    DV_CHECK_STR_EQ(ran1, "iris@1");
+    DV_CHECK_EQ(a2, 0);
+    DV_CHECK_EQ(prev1, 1);
+    DV_CHECK_STR_EQ(ran2, "iris@2");
+    DV_CHECK_EQ(rm, DV_EINVAL); // prod names it
+    DV_CHECK_EQ(cli_alias, 0);
+    DV_CHECK_EQ(get_rc, 0);
+    DV_CHECK_STR_EQ(got.aliases, "prod");
+    DV_CHECK_EQ(stop_rc, 0);
+    DV_CHECK(again);
+    DV_CHECK_STR_EQ(ran3, "iris@1");
+    DV_CHECK_EQ(cli_unalias, 0);
+    DV_CHECK_EQ(code4, DV_ENOMODEL);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"aliases switch and roll back", test_aliases_switch_and_roll_back},
+
     {"infer equals local predict", test_infer_equals_local_predict},
     {"bad requests get clear errors", test_bad_requests_get_clear_errors},
     {"registry versions survive a restart",
