@@ -262,7 +262,21 @@ struct dv_broker {
     size_t skip_cap, skip_n;   //   expired): open addressing, 0 empty
     job_t *scratch;            // a spilled job read for job_state
     size_t spill_window;       // jobs per queue in memory (deep queues)
+    struct switch_s *switches; // alias moves waiting for workers to load
+    size_t n_switches;         //
 };
+
+// An alias moved from one version to another: submits keep resolving to
+// the old version until the workers that held it have loaded the new one
+// (or SWITCH_WAIT_MS passed), so no request waits for a model load.
+typedef struct switch_s {
+    char name[DV_MAX_WIRE_NAME + 1];
+    char alias[DV_MAX_WIRE_NAME + 1];
+    uint32_t from, to;
+    uint64_t since_ms; // loop time of the move
+} switch_t;
+
+#define SWITCH_WAIT_MS 30000
 
 // Deep queues: past this many jobs waiting in memory, a queue's durable
 // jobs wait in the store only (about 25 bytes of RAM each instead of ~450
@@ -1742,6 +1756,72 @@ job_decode(uint64_t id,
     return j;
 }
 
+// dv_registry_resolve, except that an alias being switched still names
+// the version that serves (see switch_t).
+static const dv_model_info_t *
+resolve_serving(dv_broker_t *self, const char *ref, dv_error_t *err)
+{
+    const char *at = strchr(ref, '@');
+    for (size_t i = 0; at && i < self->n_switches; i++) {
+        const switch_t *sw = &self->switches[i];
+        if (strlen(sw->name) == (size_t)(at - ref) &&
+            strncmp(ref, sw->name, (size_t)(at - ref)) == 0 &&
+            strcmp(at + 1, sw->alias) == 0) {
+            const dv_model_info_t *old =
+                dv_registry_get(self->registry, sw->name, sw->from);
+            if (old) {
+                return old;
+            }
+        }
+    }
+    return dv_registry_resolve(self->registry, ref, err);
+}
+
+static bool
+worker_holds(const worker_t *w, const char *key)
+{
+    for (size_t i = 0; i < w->n_models; i++) {
+        if (strcmp(w->models[i], key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// End the switches whose new version every worker holding the old one has
+// loaded (or that waited long enough).
+static void
+switches_check(dv_broker_t *self)
+{
+    uint64_t now = uv_now(&self->loop);
+    for (size_t i = 0; i < self->n_switches;) {
+        const switch_t *sw = &self->switches[i];
+        char from[DV_MAX_WIRE_NAME + 16], to[DV_MAX_WIRE_NAME + 16];
+        snprintf(from, sizeof from, "%s@%u", sw->name, sw->from);
+        snprintf(to, sizeof to, "%s@%u", sw->name, sw->to);
+        bool ready = true;
+        for (size_t k = 0; k < self->n_workers && ready; k++) {
+            const worker_t *w = &self->workers[k];
+            ready =
+                w->draining || !worker_holds(w, from) || worker_holds(w, to);
+        }
+        bool late = now - sw->since_ms >= SWITCH_WAIT_MS;
+        if (ready || late ||
+            dv_registry_alias_version(self->registry, sw->name, sw->alias) !=
+                sw->to) {
+            if (late && !ready) {
+                dv_log(DV_LOG_WARN, "broker",
+                       "alias %s@%s: workers have not loaded version %u in "
+                       "%d s; switching anyway",
+                       sw->name, sw->alias, sw->to, SWITCH_WAIT_MS / 1000);
+            }
+            self->switches[i] = self->switches[--self->n_switches];
+        } else {
+            i++;
+        }
+    }
+}
+
 static int
 on_submit(dv_broker_t *self,
           const dv_wire_msg_t *in,
@@ -1829,7 +1909,7 @@ on_submit(dv_broker_t *self,
                                      &rows, &cols, err)) != 0) {
             return rc;
         }
-        model = dv_registry_resolve(self->registry, ref, err);
+        model = resolve_serving(self, ref, err);
         if (!model) {
             return err ? err->code : DV_ENOMODEL;
         }
@@ -2475,6 +2555,46 @@ on_model_alias(dv_broker_t *self,
     }
     dv_log(DV_LOG_INFO, "broker", "alias %s@%s: %u -> %u", name, alias,
            previous, (unsigned)version);
+    if (previous && version && previous != version) {
+        // Workers that served the old version load the new one first;
+        // until they hold it, submits by the alias get the old one.
+        char from[DV_MAX_WIRE_NAME + 16];
+        snprintf(from, sizeof from, "%s@%u", name, previous);
+        const dv_model_info_t *to =
+            dv_registry_get(self->registry, name, (uint32_t)version);
+        for (size_t k = 0; to && k < self->n_workers; k++) {
+            worker_t *wk = &self->workers[k];
+            if (!wk->draining && worker_holds(wk, from)) {
+                dv_msgw_t *p = dv_msgw_new(DV_MSG_PRELOAD, 0);
+                dv_msgw_str(p, "name", name);
+                dv_msgw_uint(p, "version", version);
+                dv_msgw_bin(p, "sha256", to->sha256, sizeof to->sha256);
+                size_t len = 0;
+                const uint8_t *h = dv_msgw_bytes(p, &len);
+                dv_wire_send(self->workers_sock, wk->route, wk->route_len, h,
+                             len, NULL, 0);
+                dv_msgw_destroy(&p);
+            }
+        }
+        for (size_t i = 0; i < self->n_switches; i++) { // a newer move wins
+            if (strcmp(self->switches[i].name, name) == 0 &&
+                strcmp(self->switches[i].alias, alias) == 0) {
+                previous = self->switches[i].from; // still what serves
+                self->switches[i] = self->switches[--self->n_switches];
+                break;
+            }
+        }
+        self->switches = dv_realloc(self->switches,
+                                    (self->n_switches + 1) * sizeof(switch_t));
+        switch_t *sw = &self->switches[self->n_switches++];
+        memset(sw, 0, sizeof *sw);
+        snprintf(sw->name, sizeof sw->name, "%s", name);
+        snprintf(sw->alias, sizeof sw->alias, "%s", alias);
+        sw->from = previous;
+        sw->to = (uint32_t)version;
+        sw->since_ms = uv_now(&self->loop);
+        switches_check(self); // nobody held the old version: at once
+    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_str(w, "name", name);
     dv_msgw_str(w, "alias", alias);
@@ -3744,6 +3864,9 @@ take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     w->n_models = n;
     dv_sched_worker_models(self->sched, w->handle, (const char *const *)models,
                            n);
+    if (self->n_switches) {
+        switches_check(self);
+    }
     return 0;
 }
 
@@ -4025,6 +4148,9 @@ on_heartbeat(uv_timer_t *t)
     dv_broker_t *self = t->data;
     kept_trim(self); // results past their TTL
     idem_trim(self); // keys past their window
+    if (self->n_switches) {
+        switches_check(self); // alias switches past their wait
+    }
 
     // Messages from workers may be waiting unread (the loop was busy): read
     // them first, so a worker whose heartbeat is in our own queue is not
@@ -4682,6 +4808,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->dead);
     free(self->cursors);
+    free(self->switches);
     free(self->skip);
     job_free(self->scratch);
 

@@ -72,7 +72,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(FOLLOW, "follow")                                                       \
     XX(ACK, "ack")                                                             \
     XX(UNFOLLOW, "unfollow")                                                   \
-    XX(MODEL_ALIAS, "model_alias")
+    XX(MODEL_ALIAS, "model_alias")                                             \
+    XX(PRELOAD, "preload")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -127,6 +127,7 @@ struct dv_worker {
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
+static void send_heartbeat(dv_worker_t *self);
 
 static void
 send_header(dv_worker_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
@@ -536,6 +537,9 @@ after_load(uv_work_t *req, int status)
     release_waiting(self, l->fetch->key, c, l->rc, l->err.text);
     if (c) {
         cache_trim(self); // after its tasks took their refs
+        if (self->watch) {
+            send_heartbeat(self); // the broker learns at once what we hold
+        }
     }
     self->loading--;
     drop_fetch(self, l->fetch);
@@ -728,6 +732,32 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     start_fetch(self, t);
 }
 
+// The broker asks us to load a model version before jobs need it (an
+// alias is moving to it): fetch it like a job would, with no job waiting.
+static void
+on_preload(dv_worker_t *self, const dv_msg_t *m)
+{
+    task_t t;
+    memset(&t, 0, sizeof t);
+    dv_error_t err = {0};
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    if (dv_msg_str(m, "name", t.name, sizeof t.name, &err) != 0 ||
+        dv_msg_uint(m, "version", &t.version, &err) != 0 ||
+        dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err) != 0) {
+        dv_log(DV_LOG_WARN, "worker", "bad preload: %s", err.text);
+        return;
+    }
+    snprintf(t.key, sizeof t.key, "%s@%" PRIu64, t.name, t.version);
+    cached_t *c = cache_find(self, t.key);
+    if (c && memcmp(c->sha256, sum, DV_SHA256_BYTES) == 0) {
+        c->used = ++self->tick;
+        return;
+    }
+    dv_log(DV_LOG_INFO, "worker", "preloading %s", t.key);
+    start_fetch(self, &t);
+}
+
 // The broker cancelled a job: drop it if it has not started computing
 // (waiting for its model, or queued on the pool); one already computing
 // finishes and is reported as cancelled (its output is discarded).
@@ -795,6 +825,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             break;
         case DV_MSG_CANCEL:
             on_cancel(self, m);
+            break;
+        case DV_MSG_PRELOAD:
+            on_preload(self, m);
             break;
         case DV_MSG_OK:
             if (self->draining && dv_msg_rid(m) == self->bye_rid) {

@@ -650,7 +650,9 @@ ran_with(cluster_t *c, const char *ref, char *ran, size_t size, int *code)
 }
 
 // Aliases: NAME@ALIAS runs the version the alias names at submit; moving
-// it switches new jobs over, moving it back is the rollback; an aliased
+// it switches new jobs over once the workers that served the old version
+// have loaded the new one (until then the old one serves), moving it back
+// is the rollback; an aliased
 // version cannot be removed; aliases survive a restart; the CLI sets and
 // removes them.
 static void
@@ -671,8 +673,54 @@ test_aliases_switch_and_roll_back(void)
     char ran1[64], ran2[64], ran3[64], ran4[64];
     int code1 = 0, code2 = 0, code3 = 0, code4 = 0;
     ran_with(&c, "iris@prod", ran1, sizeof ran1, &code1);
-    int a2 = up ? drover_model_alias(c.d, "iris", "prod", 2, &prev1, &err) : -1;
-    ran_with(&c, "iris@prod", ran2, sizeof ran2, &code2);
+    // The worker holds iris@1 now. Frozen, it cannot load iris@2: the
+    // alias keeps serving 1 until it has (no request waits for a load).
+    bool held = false;
+    int64_t end = dv_test_now_ms() + 10000;
+    while (up && !held && dv_test_now_ms() < end) {
+        drover_worker_t *ws = NULL;
+        size_t nw = 0;
+        if (drover_workers(c.d, &ws, &nw, &err) == 0 && nw == 1) {
+            for (size_t k = 0; k < ws[0].n_models; k++) {
+                held |= strcmp(ws[0].models[k], "iris@1") == 0;
+            }
+        }
+        drover_workers_free(&ws, nw);
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (held) {
+        kill(c.workers[0].pid, SIGSTOP);
+    }
+    int a2 =
+        held ? drover_model_alias(c.d, "iris", "prod", 2, &prev1, &err) : -1;
+    float x[4] = {5.1f, 3.5f, 1.4f, 0.2f};
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "infer";
+    job.model = "iris@prod";
+    job.input = x;
+    job.rows = 1;
+    job.cols = 4;
+    uint64_t during = 0;
+    if (held) {
+        drover_submit(c.d, &job, 10000, &during, &err);
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    char ran_during[64] = "";
+    drover_result_t *r = NULL;
+    if (during && drover_wait(c.d, during, WAIT_MS, &r, &err) == 0 &&
+        drover_result_ok(r)) {
+        snprintf(ran_during, sizeof ran_during, "%s", drover_result_model(r));
+    }
+    drover_result_destroy(&r);
+    // Once the worker has loaded iris@2, prod names it; nothing fails on
+    // the way.
+    int failures = 0;
+    end = dv_test_now_ms() + 20000;
+    do {
+        ran_with(&c, "iris@prod", ran2, sizeof ran2, &code2);
+        failures += code2 != 0;
+    } while (strcmp(ran2, "iris@2") != 0 && dv_test_now_ms() < end);
     unsigned removed = 0;
     int rm = up ? drover_model_rm(c.d, "iris", 2, &removed, &err) : 0;
     const char *back[] = {"models",   "alias", "iris@1", "prod",
@@ -698,9 +746,13 @@ test_aliases_switch_and_roll_back(void)
     DV_CHECK_EQ(a1, 0);
     DV_CHECK_EQ(prev0, 0);
     DV_CHECK_STR_EQ(ran1, "iris@1");
+    DV_CHECK(held);
     DV_CHECK_EQ(a2, 0);
     DV_CHECK_EQ(prev1, 1);
+    DV_CHECK(during > 0);
+    DV_CHECK_STR_EQ(ran_during, "iris@1"); // accepted while 2 was loading
     DV_CHECK_STR_EQ(ran2, "iris@2");
+    DV_CHECK_EQ(failures, 0);
     DV_CHECK_EQ(rm, DV_EINVAL); // prod names it
     DV_CHECK_EQ(cli_alias, 0);
     DV_CHECK_EQ(get_rc, 0);
