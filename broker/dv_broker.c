@@ -291,6 +291,10 @@ typedef struct switch_s {
 #define DEFAULT_BACKOFF_MS 500               // first retry's delay by default
 #define MAX_DEADLINE_MS    (7ULL * 86400000) // a submit's deadline/timeout cap
 
+// An infer job (its model field is the model to run; a train job's is the
+// name its result is registered under).
+#define IS_INFER(j) (strcmp((j)->kind, "infer") == 0)
+
 // Timed events (dv_timeq tags).
 enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
 
@@ -1239,7 +1243,7 @@ dispatch(dv_broker_t *self)
             dv_msgw_uint(m, "ms", j->sleep_ms);
         }
 
-        if (j->model[0]) {
+        if (IS_INFER(j)) {
             dv_msgw_key(m, "model");
             dv_msgw_v_map(m, 3);
             dv_msgw_v_str(m, "name");
@@ -1250,9 +1254,18 @@ dispatch(dv_broker_t *self)
             dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
             dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
         }
+        dv_frame_t f = {j->payload, j->payload_len};
+        if (strcmp(j->kind, "train") == 0) {
+            // Payload: field count (u16), spec length (u32), the spec's
+            // fields (train, target, task, created_unix), then the CSV.
+            size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+            size_t sl = get_u32(j->payload + 2);
+            dv_msgw_str(m, "model", j->model);
+            dv_msgw_raw(m, nf, j->payload + 6, sl);
+            f = (dv_frame_t){j->payload + 6 + sl, j->payload_len - 6 - sl};
+        }
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(m, &len);
-        dv_frame_t f = {j->payload, j->payload_len};
         dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, &f, 1);
         dv_msgw_destroy(&m);
     }
@@ -1428,7 +1441,7 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
         return true;
     }
     char key[DV_MAX_WIRE_NAME + 16] = "";
-    if (j->model[0]) {
+    if (IS_INFER(j)) {
         snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
     }
     dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
@@ -1455,12 +1468,12 @@ job_accept(dv_broker_t *self, job_t *j)
 }
 
 // Job kinds in records (p[1]).
-static const char *s_kinds[] = {"echo", "infer", "sleep"};
+static const char *s_kinds[] = {"echo", "infer", "sleep", "train"};
 
 static uint8_t
 kind_code(const char *kind)
 {
-    for (uint8_t i = 0; i < 3; i++) {
+    for (uint8_t i = 0; i < 4; i++) {
         if (strcmp(kind, s_kinds[i]) == 0) {
             return i;
         }
@@ -1707,7 +1720,7 @@ job_decode(uint64_t id,
            dv_error_t *err)
 {
     size_t head = len >= 1 && p[0] == 1 ? JOB_HEAD_V1 : JOB_HEAD;
-    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 2 ||
+    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 3 ||
         (p[0] == 1 && p[1] > 1)) {
         dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
                   (unsigned long long)id);
@@ -1855,10 +1868,11 @@ on_submit(dv_broker_t *self,
     }
     bool infer = strcmp(kind, "infer") == 0;
     bool sleep = strcmp(kind, "sleep") == 0;
-    if (!infer && !sleep && strcmp(kind, "echo") != 0) {
+    bool train = strcmp(kind, "train") == 0;
+    if (!infer && !sleep && !train && strcmp(kind, "echo") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: job kind '%s' is not supported by this "
-                         "broker (echo, infer, sleep)",
+                         "broker (echo, infer, sleep, train)",
                          kind);
     }
     if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT) {
@@ -1922,7 +1936,8 @@ on_submit(dv_broker_t *self,
         }
     } else if (!payload) {
         return dv_errorf(err, DV_EFORMAT,
-                         "submit: an echo job needs its payload in frame 1");
+                         "submit: an %s job needs its payload in frame 1",
+                         kind);
     }
     // A key seen within the window: the job it made, not a new one.
     if (key[0] && idem_reply(self, in, m, queue, key)) {
@@ -1955,9 +1970,67 @@ on_submit(dv_broker_t *self,
     if (route_len > ROUTE_MAX - 1) {
         return dv_errorf(err, DV_EINVAL, "routing id too long");
     }
-    job_t *j =
-        job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len, queue,
-                  model ? model->name : "", payload->data, payload->len);
+    // A train job: the name to register the model under, hyper-parameters
+    // (checked now), and the CSV; the spec travels with the payload.
+    char train_name[DV_MAX_WIRE_NAME + 1] = "";
+    uint8_t *train_payload = NULL;
+    size_t train_len = 0;
+    if (train) {
+        dv_hyper_t hp;
+        char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
+        uint64_t created = 0;
+        if ((rc = dv_msg_str(m, "model", train_name, sizeof train_name, err)) !=
+                0 ||
+            (rc = dv_msg_hyper(m, "train", &hp, err)) != 0 ||
+            (dv_msg_has(m, "target") &&
+             (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
+            (dv_msg_has(m, "task") &&
+             (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
+            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
+                                 &created, err)) != 0) {
+            return rc;
+        }
+        if (!dv_name_valid(train_name)) {
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: model name '%s' must match "
+                             "[A-Za-z0-9._-]+",
+                             train_name);
+        }
+        if (task[0] && strcmp(task, "classification") != 0 &&
+            strcmp(task, "regression") != 0) {
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: task '%s': classification or regression",
+                             task);
+        }
+        dv_msgw_t *spec = dv_msgw_new(DV_MSG_RUN, 0);
+        dv_msgw_hyper(spec, "train", &hp);
+        if (target[0]) {
+            dv_msgw_str(spec, "target", target);
+        }
+        if (task[0]) {
+            dv_msgw_str(spec, "task", task);
+        }
+        dv_msgw_uint(spec, "created_unix", created);
+        size_t sl = 0, nf = 0;
+        const uint8_t *body = dv_msgw_body(spec, &sl, &nf);
+        train_len = 6 + sl + payload->len;
+        train_payload = dv_try_malloc(train_len, 1);
+        if (!train_payload) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_ENOMEM, "submit: no memory");
+        }
+        train_payload[0] = (uint8_t)nf;
+        train_payload[1] = (uint8_t)(nf >> 8);
+        put_u32(train_payload + 2, (uint32_t)sl);
+        memcpy(train_payload + 6, body, sl);
+        memcpy(train_payload + 6 + sl, payload->data, payload->len);
+        dv_msgw_destroy(&spec);
+    }
+    job_t *j = job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len,
+                         queue, model ? model->name : train_name,
+                         train ? train_payload : payload->data,
+                         train ? train_len : payload->len);
+    free(train_payload);
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
                          "submit: no memory for a job of %zu bytes",
@@ -1973,7 +2046,7 @@ on_submit(dv_broker_t *self,
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
     j->memory_only = memory_only;
-    j->kind = infer ? "infer" : sleep ? "sleep" : "echo";
+    j->kind = infer ? "infer" : sleep ? "sleep" : train ? "train" : "echo";
     j->priority = (int32_t)priority;
     j->timeout_ms = (uint32_t)timeout_ms;
     j->backoff_ms = (uint32_t)backoff;
@@ -2367,20 +2440,24 @@ reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 // large model takes long enough (decode, SHA-256, fsync) to starve every
 // heartbeat if the loop thread did it.
 typedef struct {
-    uv_work_t work;                  // pool request
-    dv_broker_t *broker;             // owner
-    uint8_t route[ROUTE_MAX];        // who asked
-    size_t route_len;                //
-    uint64_t rid;                    //
-    char name[DV_MAX_WIRE_NAME + 1]; // model name
-    uint32_t version;                // reserved version
-    char *dir;                       // registry folder copy (or NULL)
-    uint8_t *image;                  // the file (owned)
-    size_t len;                      //
-    dv_model_info_t info;            // prepared record
-    int rc;                          // outcome
-    dv_error_t err;                  //
+    uv_work_t work;                    // pool request
+    dv_broker_t *broker;               // owner
+    uint8_t route[ROUTE_MAX];          // who asked
+    size_t route_len;                  //
+    uint64_t rid;                      //
+    char name[DV_MAX_WIRE_NAME + 1];   // model name
+    uint32_t version;                  // reserved version
+    char *dir;                         // registry folder copy (or NULL)
+    uint8_t *image;                    // the file (owned)
+    size_t len;                        //
+    dv_model_info_t info;              // prepared record
+    int rc;                            // outcome
+    dv_error_t err;                    //
+    uint64_t job;                      // a train job's result (0: a push)
+    char worker[DV_MAX_WIRE_NAME + 1]; // that job's worker
 } push_t;
+
+static void train_registered(dv_broker_t *self, push_t *p);
 
 static void
 work_push(uv_work_t *req)
@@ -2399,7 +2476,9 @@ after_push(uv_work_t *req, int status)
         p->rc = dv_errorf(&p->err, DV_ECANCELED, "model push cancelled");
         free(p->info.schema);
     }
-    if (p->rc) {
+    if (p->job) {
+        train_registered(self, p);
+    } else if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
         dv_wire_send_error(self->clients, p->route, p->route_len, p->rid, 0,
                            p->rc, p->err.text);
@@ -3256,7 +3335,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
         }
         q->bytes -= j->payload_len; // job_add counts it again
         job_add(self, j);
-        if (j->model[0] &&
+        if (IS_INFER(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text, "model %s@%u is gone", j->model,
@@ -3273,7 +3352,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             job_expire(self, j);
         } else {
             char key[DV_MAX_WIRE_NAME + 16] = "";
-            if (j->model[0]) {
+            if (IS_INFER(j)) {
                 snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
             }
             dv_sched_submit_prio(self->sched, j->id, j->queue, key,
@@ -3772,6 +3851,95 @@ check_infer_done(const job_t *j,
     return rc;
 }
 
+static void work_push(uv_work_t *req);
+static void after_push(uv_work_t *req, int status);
+
+// A train job's worker sent the model: register it as the next version of
+// the job's model name (validated and written on the pool, like a push);
+// the job's result goes out once it is stored (train_registered).
+static int
+train_done(dv_broker_t *self,
+           worker_t *w,
+           job_t *j,
+           const dv_msg_t *m,
+           dv_error_t *err)
+{
+    const dv_frame_t *file = dv_msg_frame(m, 1);
+    dv_error_t why = {0};
+    uint32_t version =
+        file ? dv_registry_reserve(self->registry, j->model, &why) : 0;
+    push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
+    if (p) {
+        p->broker = self;
+        p->job = j->id;
+        snprintf(p->worker, sizeof p->worker, "%s", w->name);
+        snprintf(p->name, sizeof p->name, "%s", j->model);
+        p->version = version;
+        const char *dir = dv_registry_dir(self->registry);
+        p->dir = dir ? dv_strdup(dir) : NULL;
+        p->image = dv_malloc(file->len ? file->len : 1);
+        memcpy(p->image, file->data, file->len);
+        p->len = file->len;
+        p->work.data = p;
+        if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
+            dv_registry_release(self->registry, j->model, version);
+            free(p->dir);
+            free(p->image);
+            free(p);
+            p = NULL;
+            dv_errorf(&why, DV_EIO, "cannot queue the model's registration");
+        }
+    } else if (!file) {
+        dv_errorf(&why, DV_EFORMAT,
+                  "malformed result from the worker: no model file in frame 1");
+    }
+    if (!p) {
+        record_error(self, j, why.code ? why.code : DV_EIO, w->name, why.text);
+        send_result(self, j, false, why.code ? why.code : DV_EIO, why.text,
+                    w->name, NULL, 0, NULL);
+        job_remove(self, j->id);
+    }
+    if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left after draining");
+    }
+    (void)err;
+    return 0;
+}
+
+// The trained model is stored (or could not be): the job's result.
+static void
+train_registered(dv_broker_t *self, push_t *p)
+{
+    job_t *j = job_find(self, p->job);
+    if (p->rc) {
+        dv_registry_release(self->registry, p->name, p->version);
+        if (j && !j->cancelled) {
+            send_result(self, j, false, p->rc, p->err.text, p->worker, NULL, 0,
+                        NULL);
+        }
+        free(p->image);
+    } else {
+        const dv_model_info_t *info =
+            dv_registry_commit(self->registry, &p->info, p->image);
+        dv_log(DV_LOG_INFO, "broker",
+               "job %llu trained model %s@%u (%s %s, %llu bytes)",
+               (unsigned long long)p->job, info->name, info->version,
+               info->task, info->algo, (unsigned long long)info->bytes);
+        if (j && !j->cancelled) {
+            char ref[DV_MAX_WIRE_NAME + 16];
+            snprintf(ref, sizeof ref, "%s@%u", info->name, info->version);
+            dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+            dv_msgw_str(x, "model", ref);
+            dv_msgw_bin(x, "sha256", info->sha256, sizeof info->sha256);
+            send_result(self, j, true, 0, NULL, p->worker, NULL, 0, x);
+            dv_msgw_destroy(&x);
+        }
+    }
+    if (j) {
+        job_remove(self, j->id);
+    }
+}
+
 static int
 on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
 {
@@ -3818,9 +3986,12 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         }
         return 0;
     }
+    if (done && strcmp(j->kind, "train") == 0) {
+        return train_done(self, w, j, m, err);
+    }
     dv_msgw_t *extra = NULL;
     dv_error_t bad = {0};
-    if (done && j->model[0] && check_infer_done(j, m, &extra, &bad) != 0) {
+    if (done && IS_INFER(j) && check_infer_done(j, m, &extra, &bad) != 0) {
         done = false; // the worker's answer is unusable: say why
     }
     if (done) {
@@ -4564,7 +4735,7 @@ recover(dv_broker_t *self, dv_error_t *err)
     }
     for (size_t i = 0; rc == 0 && i < r.n_ids; i++) {
         job_t *j = job_find(self, r.ids[i]);
-        if (j->model[0] &&
+        if (IS_INFER(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text,

@@ -9,6 +9,7 @@
 // blocking call never re-enters user code: their results queue up).
 #include "drover.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,10 @@
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
+#include "dv_prep.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
+#include "dv_train.h"
 #include "dv_wire.h"
 
 #define HWM 1000000 // queued messages per direction: async bursts
@@ -264,6 +267,9 @@ result_from(const dv_msg_t *m)
         int code = DV_EFORMAT;
         dv_msg_error(m, &code, r->text, sizeof r->text, &e);
         r->code = code;
+    }
+    if (rc == 0 && !r->model[0] && dv_msg_has(m, "model")) {
+        dv_msg_str(m, "model", r->model, sizeof r->model, &e); // train
     }
     if (rc) {
         r->ok = false;
@@ -1718,4 +1724,141 @@ drover_model_alias(drover_t *self,
     }
     drop_reply(self);
     return rc;
+}
+
+// ---------------------------------------------------------------- train
+
+// "key=value" options onto h (after dv_hyper_default). Returns 0 or
+// DV_EINVAL naming the option.
+static int
+train_options(const char *const *options,
+              size_t n,
+              dv_hyper_t *h,
+              dv_error_t *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(options[i], '=');
+        char key[32];
+        size_t kl = eq ? (size_t)(eq - options[i]) : 0;
+        if (!eq || kl == 0 || kl >= sizeof key) {
+            return dv_errorf(e, DV_EINVAL,
+                             "train option '%.64s': want "
+                             "key=value",
+                             options[i]);
+        }
+        memcpy(key, options[i], kl);
+        key[kl] = '\0';
+        const char *v = eq + 1;
+        char *end = NULL;
+        errno = 0;
+        bool ok = *v != '\0';
+        if (strcmp(key, "lr") == 0 || strcmp(key, "l2") == 0 ||
+            strcmp(key, "tol") == 0) {
+            double d = strtod(v, &end);
+            ok = ok && !*end && !errno;
+            *(strcmp(key, "lr") == 0   ? &h->lr
+              : strcmp(key, "l2") == 0 ? &h->l2
+                                       : &h->tol) = d;
+        } else if (strcmp(key, "epochs") == 0 || strcmp(key, "batch") == 0 ||
+                   strcmp(key, "patience") == 0 || strcmp(key, "seed") == 0) {
+            unsigned long long u = strtoull(v, &end, 10);
+            ok = ok && !*end && !errno && v[0] != '-';
+            if (strcmp(key, "seed") == 0) {
+                h->seed = u;
+            } else {
+                ok = ok && u <= UINT32_MAX;
+                *(strcmp(key, "epochs") == 0  ? &h->epochs
+                  : strcmp(key, "batch") == 0 ? &h->batch
+                                              : &h->patience) = (uint32_t)u;
+            }
+        } else if (strcmp(key, "scale") == 0) {
+            ok = dv_scale_parse(v, &h->scale) == 0;
+        } else if (strcmp(key, "hidden") == 0) {
+            h->n_hidden = 0;
+            for (const char *p = v; ok && *p;) {
+                unsigned long u = strtoul(p, &end, 10);
+                ok = end != p && u > 0 && u <= UINT32_MAX &&
+                     h->n_hidden < DV_MAX_HIDDEN && (*end == ',' || !*end);
+                if (ok) {
+                    h->hidden[h->n_hidden++] = (uint32_t)u;
+                }
+                p = *end == ',' ? end + 1 : end;
+            }
+        } else {
+            return dv_errorf(e, DV_EINVAL,
+                             "train option '%s': epochs, batch, patience, "
+                             "seed, lr, l2, tol, scale or hidden",
+                             key);
+        }
+        if (!ok) {
+            return dv_errorf(e, DV_EINVAL, "train option '%.64s': bad value",
+                             options[i]);
+        }
+    }
+    return dv_hyper_check(h, e);
+}
+
+int
+drover_train(drover_t *self,
+             const drover_train_t *t,
+             int timeout_ms,
+             drover_result_t **out,
+             drover_error_t *err)
+{
+    dv_error_t e = {0};
+    dv_hyper_t h;
+    dv_algo_t algo;
+    if (!t->model || !t->algo || !t->csv) {
+        return set_err(
+            err, &(dv_error_t){DV_EINVAL, "train needs model, algo and csv"});
+    }
+    if (dv_algo_parse(t->algo, &algo) != 0) {
+        return set_err(err,
+                       &(dv_error_t){DV_EINVAL, "algo: ols, gd, ridge, logreg, "
+                                                "softmax or mlp"});
+    }
+    dv_hyper_default(&h, algo);
+    if (train_options(t->options, t->n_options, &h, &e) != 0) {
+        return set_err(err, &e);
+    }
+    if (t->csv_len > DV_MAX_FRAME_BYTES) {
+        return set_err(err, &(dv_error_t){DV_EMSGSIZE,
+                                          "the data set is over the frame "
+                                          "limit (256 MiB)"});
+    }
+    int64_t deadline = deadline_of(timeout_ms);
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", t->queue ? t->queue : "default");
+    dv_msgw_str(w, "kind", "train");
+    dv_msgw_str(w, "model", t->model);
+    dv_msgw_hyper(w, "train", &h);
+    if (t->target) {
+        dv_msgw_str(w, "target", t->target);
+    }
+    if (t->task) {
+        dv_msgw_str(w, "task", t->task);
+    }
+    if (t->created_unix > 0) {
+        dv_msgw_uint(w, "created_unix", (uint64_t)t->created_unix);
+    }
+    if (t->max_attempts) {
+        dv_msgw_uint(w, "max_attempts", t->max_attempts);
+    }
+    req_t *r = dv_calloc(1, sizeof *r);
+    r->rid = rid;
+    req_add(self, r);
+    dv_frame_t frame = {t->csv, t->csv_len};
+    int rc = request(self, w, rid, &frame, 1, DV_MSG_ACCEPTED, deadline, err);
+    if (rc == 0 && dv_msg_uint(self->reply, "job", &r->job, &e) != 0) {
+        rc = set_err(err, &e);
+    }
+    drop_reply(self);
+    if (rc) {
+        req_remove(self, r);
+        return rc;
+    }
+    int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
+    return drover_wait(self, r->job, left < 0 && deadline >= 0 ? 0 : left, out,
+                       err);
 }

@@ -266,6 +266,42 @@ int drover_model_alias(drover_t *self,
                        uint32_t *previous,
                        drover_error_t *err);
 
+// -------------------------------------------------------------- training
+
+// A model trained by a worker through the queue, on data sent with the
+// job. Options are "key=value" strings as `drover local train` takes them:
+// epochs, batch, patience, seed, lr, l2, tol, scale (standard, minmax,
+// none), hidden ("64,32"); unset ones take the algorithm's defaults.
+typedef struct {
+    const char *queue;          // NULL: "default"
+    const char *model;          // register the result as the next
+                                // version of this name
+    const char *algo;           // ols, gd, ridge, logreg, softmax, mlp
+    const void *csv;            // the training data: CSV text
+    size_t csv_len;             //   its length (<= 256 MiB)
+    const char *target;         // target column (NULL: "target", else
+                                // the last column)
+    const char *task;           // "classification"/"regression" (NULL:
+                                // from the algorithm and the data)
+    const char *const *options; // "key=value" hyper-parameters
+    size_t n_options;           //
+    int64_t created_unix;       // stored in the model (0: now): the same
+                                // value, data and options give the same
+                                // file bytes as `drover local train` with
+                                // SOURCE_DATE_EPOCH set to it
+    uint32_t max_attempts;      // 0: the broker's default
+} drover_train_t;
+
+// Submit a train job and wait (timeout_ms; <0 forever) for its result:
+// done with drover_result_model naming the new version ("iris@3"), or the
+// training error (DV_EFORMAT for a malformed CSV with line and column,
+// DV_EDIVERGED, ...). Bad options are refused here with DV_EINVAL.
+int drover_train(drover_t *self,
+                 const drover_train_t *t,
+                 int timeout_ms,
+                 drover_result_t **out,
+                 drover_error_t *err);
+
 // ---------------------------------------------------------- result streams
 //
 // Every queue's finished jobs form a stream, in the order they finished.

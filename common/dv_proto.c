@@ -19,6 +19,8 @@
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
+#include "dv_prep.h"
+#include "dv_train.h"
 
 static const char *s_names[] = {
 #define XX(name, text) text,
@@ -722,4 +724,129 @@ dv_frame_from_tensor(const dv_tensor_t *t, size_t *len)
     }
     *len = n * 4;
     return buf;
+}
+
+// ---------------------------------------------------------------- hyper
+
+void
+dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h)
+{
+    dv_msgw_key(self, key);
+    dv_msgw_v_map(self, 10);
+    dv_msgw_v_str(self, "algo");
+    dv_msgw_v_str(self, dv_algo_name(h->algo));
+    dv_msgw_v_str(self, "scale");
+    dv_msgw_v_str(self, dv_scale_name(h->scale));
+    dv_msgw_v_str(self, "epochs");
+    dv_msgw_v_uint(self, h->epochs);
+    dv_msgw_v_str(self, "batch");
+    dv_msgw_v_uint(self, h->batch);
+    dv_msgw_v_str(self, "patience");
+    dv_msgw_v_uint(self, h->patience);
+    dv_msgw_v_str(self, "seed");
+    dv_msgw_v_uint(self, h->seed);
+    // Doubles travel as float64: a model trained from them is the same as
+    // one trained locally with the same flags.
+    const char *names[3] = {"lr", "l2", "tol"};
+    const double values[3] = {h->lr, h->l2, h->tol};
+    for (int i = 0; i < 3; i++) {
+        dv_msgw_v_str(self, names[i]);
+        msgpack_pack_double(&self->pk, values[i]);
+    }
+    dv_msgw_v_str(self, "hidden");
+    dv_msgw_v_array(self, h->n_hidden);
+    for (uint32_t i = 0; i < h->n_hidden; i++) {
+        dv_msgw_v_uint(self, h->hidden[i]);
+    }
+}
+
+static bool
+hyper_str(const msgpack_object *o, char *buf, size_t size)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size ||
+        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+        return false;
+    }
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return true;
+}
+
+int
+dv_msg_hyper(const dv_msg_t *self,
+             const char *key,
+             dv_hyper_t *h,
+             dv_error_t *err)
+{
+    const msgpack_object *map = dv_msgpack_get(self->root, key);
+    char text[32];
+    dv_algo_t algo;
+    if (!map || map->type != MSGPACK_OBJECT_MAP ||
+        !hyper_str(dv_msgpack_get(map, "algo"), text, sizeof text) ||
+        dv_algo_parse(text, &algo) != 0) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "%s: '%s' must be a map with 'algo' (ols, gd, "
+                         "ridge, logreg, softmax or mlp)",
+                         s_names[self->type], key);
+    }
+    dv_hyper_default(h, algo);
+    const msgpack_object *o;
+    if ((o = dv_msgpack_get(map, "scale")) &&
+        (!hyper_str(o, text, sizeof text) || dv_scale_parse(text, &h->scale))) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s.scale: standard, minmax or none", key);
+    }
+    struct {
+        const char *name;
+        uint32_t *u32;
+        uint64_t *u64;
+    } ints[] = {{"epochs", &h->epochs, NULL},
+                {"batch", &h->batch, NULL},
+                {"patience", &h->patience, NULL},
+                {"seed", NULL, &h->seed}};
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t v;
+        if (!(o = dv_msgpack_get(map, ints[i].name))) {
+            continue;
+        }
+        if (!dv_msgpack_uint(o, &v) || (ints[i].u32 && v > UINT32_MAX)) {
+            return dv_errorf(err, DV_EINVAL, "%s.%s: a non-negative integer",
+                             key, ints[i].name);
+        }
+        if (ints[i].u32) {
+            *ints[i].u32 = (uint32_t)v;
+        } else {
+            *ints[i].u64 = v;
+        }
+    }
+    struct {
+        const char *name;
+        double *v;
+    } reals[] = {{"lr", &h->lr}, {"l2", &h->l2}, {"tol", &h->tol}};
+    for (size_t i = 0; i < 3; i++) {
+        if ((o = dv_msgpack_get(map, reals[i].name)) &&
+            !dv_msgpack_double(o, reals[i].v)) {
+            return dv_errorf(err, DV_EINVAL, "%s.%s: a number", key,
+                             reals[i].name);
+        }
+    }
+    if ((o = dv_msgpack_get(map, "hidden"))) {
+        if (o->type != MSGPACK_OBJECT_ARRAY ||
+            o->via.array.size > DV_MAX_HIDDEN) {
+            return dv_errorf(err, DV_EINVAL,
+                             "%s.hidden: at most %d layer sizes", key,
+                             DV_MAX_HIDDEN);
+        }
+        h->n_hidden = o->via.array.size;
+        for (uint32_t i = 0; i < h->n_hidden; i++) {
+            uint64_t v;
+            if (!dv_msgpack_uint(&o->via.array.ptr[i], &v) || v == 0 ||
+                v > UINT32_MAX) {
+                return dv_errorf(err, DV_EINVAL,
+                                 "%s.hidden: positive layer sizes", key);
+            }
+            h->hidden[i] = (uint32_t)v;
+        }
+    }
+    return dv_hyper_check(h, err);
 }

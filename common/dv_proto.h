@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dv_err.h"
+#include "dv_model.h"
 #include "dv_tensor.h"
 
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
@@ -152,6 +153,16 @@ int dv_msg_int_or(const dv_msg_t *self,
                   int64_t *out,
                   dv_error_t *err);
 
+// A training request's hyper-parameters, field key: a map {algo: str,
+// scale?: str, epochs?, batch?, patience?, seed?: uint, lr?, l2?, tol?:
+// float, hidden?: [uint]}; absent fields take dv_hyper_default(algo).
+// Returns 0 with *h checked (dv_hyper_check), or DV_EFORMAT/DV_EINVAL
+// naming the field.
+int dv_msg_hyper(const dv_msg_t *self,
+                 const char *key,
+                 dv_hyper_t *h,
+                 dv_error_t *err);
+
 // Borrowed bin field key of exactly want_len bytes (any length when
 
 // want_len is 0). Returns 0 or DV_EFORMAT.
@@ -260,6 +271,8 @@ dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);
 // {"name": dv_err_name(code), "text": text}
 void
 dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);
+// Hyper-parameters as the map dv_msg_hyper reads (every field written).
+void dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h);
 // A tensor map pointing at payload frame `frame` (1-based) holding rows x
 // cols float32; dv_frame_from_tensor gives the frame bytes.
 void dv_msgw_tensor(

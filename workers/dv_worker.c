@@ -32,6 +32,8 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "dv_csv.h"
+#include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_model.h"
@@ -39,6 +41,7 @@
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
+#include "dv_train.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
 
@@ -57,25 +60,33 @@ struct cached {
 
 typedef struct task task_t;
 struct task {
-    uv_work_t work;                  // thread-pool request
-    dv_worker_t *owner;              // the worker
-    uint64_t job, attempt;           // from `run`
-    char key[KEY_BYTES];             // model wanted
-    char name[DV_MAX_WIRE_NAME + 1]; // its name ...
-    uint64_t version;                // ... and version
-    uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
-    cached_t *model;                 // while computing (a ref is held)
-    dv_tensor_t *input;              // owned (made on the pool from raw)
-    uint8_t *raw;                    // input frame bytes until then, owned
-    size_t raw_rows, raw_cols;       // its shape
-    dv_tensor_t *output;             // set by the pool thread
-    int rc;                          // its result
-    dv_error_t err;                  // and reason
-    task_t *next;                    // waiting list
-    task_t *all_next;                // every task held
-    bool cancelled;                  // the broker cancelled it (atomic)
-    bool sleep;                      // a `sleep` job: raw is its payload
-    uint64_t sleep_ms;               // how long
+    uv_work_t work;                     // thread-pool request
+    dv_worker_t *owner;                 // the worker
+    uint64_t job, attempt;              // from `run`
+    char key[KEY_BYTES];                // model wanted
+    char name[DV_MAX_WIRE_NAME + 1];    // its name ...
+    uint64_t version;                   // ... and version
+    uint8_t sha256[DV_SHA256_BYTES];    // expected file checksum
+    cached_t *model;                    // while computing (a ref is held)
+    dv_tensor_t *input;                 // owned (made on the pool from raw)
+    uint8_t *raw;                       // input frame bytes until then, owned
+    size_t raw_rows, raw_cols;          // its shape
+    dv_tensor_t *output;                // set by the pool thread
+    int rc;                             // its result
+    dv_error_t err;                     // and reason
+    task_t *next;                       // waiting list
+    task_t *all_next;                   // every task held
+    bool cancelled;                     // the broker cancelled it (atomic)
+    bool sleep;                         // a `sleep` job: raw is its payload
+    uint64_t sleep_ms;                  // how long
+    bool train;                         // a `train` job: raw is the CSV
+    dv_hyper_t hyper;                   // its hyper-parameters
+    int task_kind;                      // -1: from algo and data
+    int64_t created_unix;               // stored in the model
+    char target[DV_MAX_NAME_BYTES + 1]; // target column ("": default)
+    uint8_t *model_file;                // the trained .drvm (owned)
+    size_t model_len;                   //
+    uint32_t epochs_run;                // what training did
 };
 
 // A fetch_model in flight.
@@ -270,6 +281,7 @@ static void
 task_free(task_t *t)
 {
     free(t->raw);
+    free(t->model_file);
     dv_tensor_destroy(&t->input);
     dv_tensor_destroy(&t->output);
     free(t);
@@ -357,6 +369,64 @@ after_sleep(uv_work_t *req, int status)
         dv_msgw_uint(w, "attempt", t->attempt);
         dv_msgw_str(w, "state", "done");
         dv_frame_t f = {t->raw, t->raw_rows};
+        send_header(self, w, &f, 1);
+        self->jobs_done++;
+    }
+    task_end(self, t);
+}
+
+// Training checks the cancel flag after every epoch (dv_train's progress
+// callback): a cancelled job stops between epochs.
+static int
+train_progress(const dv_train_progress_t *p, void *arg)
+{
+    (void)p;
+    task_t *t = arg;
+    return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+// A `train` job on the pool: parse the CSV, train, encode the model file.
+static void
+work_train(uv_work_t *req)
+{
+    task_t *t = req->data;
+    dv_csv_opts_t copts = {.target = t->target[0] ? t->target : NULL};
+    dv_dataset_t *ds = NULL;
+    t->rc =
+        dv_csv_parse(&ds, (const char *)t->raw, t->raw_rows, &copts, &t->err);
+    dv_model_t *model = NULL;
+    if (t->rc == 0) {
+        dv_train_opts_t o = {.task = t->task_kind,
+                             .progress = train_progress,
+                             .progress_arg = t,
+                             .created_unix = t->created_unix};
+        t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
+    }
+    if (t->rc == 0) {
+        t->epochs_run = model->meta.epochs_run;
+        t->rc = dv_model_encode(model, &t->model_file, &t->model_len, &t->err);
+    }
+    dv_model_destroy(&model);
+    dv_dataset_destroy(&ds);
+}
+
+static void
+after_train(uv_work_t *req, int status)
+{
+    task_t *t = req->data;
+    dv_worker_t *self = t->owner;
+    if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
+        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    }
+    if (t->rc) {
+        send_failed(self, t->job, t->attempt, t->rc, t->err.text);
+    } else {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", t->job);
+        dv_msgw_uint(w, "attempt", t->attempt);
+        dv_msgw_str(w, "state", "done");
+        dv_msgw_uint(w, "epochs_run", t->epochs_run);
+        dv_frame_t f = {t->model_file, t->model_len};
         send_header(self, w, &f, 1);
         self->jobs_done++;
     }
@@ -675,7 +745,8 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         return;
     }
     bool sleep = rc == 0 && strcmp(kind, "sleep") == 0;
-    if (rc == 0 && !sleep && strcmp(kind, "infer") != 0) {
+    bool train = rc == 0 && strcmp(kind, "train") == 0;
+    if (rc == 0 && !sleep && !train && strcmp(kind, "infer") != 0) {
         rc = dv_errorf(&err, DV_EINVAL,
                        "job kind '%s' is not supported by this worker", kind);
     }
@@ -698,6 +769,48 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     t->all_next = self->tasks;
     self->tasks = t;
     self->running++;
+    if (train) {
+        const dv_frame_t *csv = dv_msg_frame(m, 1);
+        uint64_t created = 0;
+        char task[32] = "";
+        t->train = true;
+        t->task_kind = -1;
+        rc = csv ? dv_msg_hyper(m, "train", &t->hyper, &err)
+                 : dv_errorf(&err, DV_EFORMAT, "train: no CSV in frame 1");
+        if (rc == 0 && dv_msg_has(m, "target")) {
+            rc = dv_msg_str(m, "target", t->target, sizeof t->target, &err);
+        }
+        if (rc == 0 && dv_msg_has(m, "task")) {
+            rc = dv_msg_str(m, "task", task, sizeof task, &err);
+            t->task_kind = strcmp(task, "classification") == 0
+                               ? DV_TASK_CLASSIFICATION
+                               : DV_TASK_REGRESSION;
+        }
+        if (rc == 0) {
+            rc = dv_msg_uint_or(m, "created_unix", 0, &created, &err);
+            t->created_unix = (int64_t)created;
+        }
+        if (rc == 0) {
+            t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
+            rc = t->raw
+                     ? 0
+                     : dv_errorf(&err, DV_ENOMEM,
+                                 "no memory for a %zu byte data set", csv->len);
+        }
+        if (rc == 0) {
+            memcpy(t->raw, csv->data, csv->len);
+            t->raw_rows = csv->len;
+            t->work.data = t;
+            if (uv_queue_work(&self->loop, &t->work, work_train, after_train)) {
+                rc = dv_errorf(&err, DV_EIO, "cannot start the job");
+            }
+        }
+        if (rc) {
+            send_failed(self, job, attempt, rc, err.text);
+            task_end(self, t);
+        }
+        return;
+    }
     if (sleep) {
         const dv_frame_t *payload = dv_msg_frame(m, 1);
         size_t len = payload ? payload->len : 0;

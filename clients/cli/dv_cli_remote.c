@@ -16,6 +16,7 @@
 #include "drover.h"
 #include "dv_cli.h"
 #include "dv_csv.h"
+#include "dv_file.h"
 #include "dv_mem.h"
 #include "dv_metrics.h"
 #include "dv_prep.h"
@@ -1038,6 +1039,111 @@ cmd_jobs(int argc, char **argv)
     return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
 }
 
+// ---------------------------------------------------------------- train
+
+#define TRAIN_USAGE                                                            \
+    "usage: drover train --data FILE.csv --algo ALGO --model NAME "            \
+    "[--target COL] [--task T]\n"                                              \
+    "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
+    "[--l2 X] [--tol X]\n"                                                     \
+    "         [--scale S] [--hidden 64,32] [--queue Q] [--broker E] "          \
+    "[--json]\n"                                                               \
+    "Trains on a worker through the queue (the options of `drover local "      \
+    "train`) and\n"                                                            \
+    "registers the model as the next version of NAME. With "                   \
+    "SOURCE_DATE_EPOCH set, the\n"                                             \
+    "file is byte for byte what `drover local train` writes.\n"
+
+static int
+cmd_train(int argc, char **argv)
+{
+    static const char *hyper[] = {"epochs", "batch", "patience", "seed",  "lr",
+                                  "l2",     "tol",   "scale",    "hidden"};
+    dv_cli_opt_t opts[] = {
+        {"data", true, NULL},   {"algo", true, NULL},  {"model", true, NULL},
+        {"target", true, NULL}, {"task", true, NULL},  {"queue", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL}, {"help", false, NULL},
+        {"epochs", true, NULL}, {"batch", true, NULL}, {"patience", true, NULL},
+        {"seed", true, NULL},   {"lr", true, NULL},    {"l2", true, NULL},
+        {"tol", true, NULL},    {"scale", true, NULL}, {"hidden", true, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos = 0;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    const char *data = dv_cli_get(opts, "data");
+    if (!data || !dv_cli_get(opts, "algo") || !dv_cli_get(opts, "model")) {
+        fputs(TRAIN_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    char options[9][160];
+    const char *option_ptrs[9];
+    size_t n_options = 0;
+    for (size_t i = 0; i < 9; i++) {
+        const char *v = dv_cli_get(opts, hyper[i]);
+        if (v) {
+            snprintf(options[n_options], sizeof options[0], "%s=%s", hyper[i],
+                     v);
+            option_ptrs[n_options] = options[n_options];
+            n_options++;
+        }
+    }
+    dv_error_t derr = {0};
+    uint8_t *csv = NULL;
+    size_t csv_len = 0;
+    if (dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr) != 0) {
+        return fail_dv(&derr);
+    }
+    drover_train_t t = {0};
+    t.queue = dv_cli_get(opts, "queue");
+    t.model = dv_cli_get(opts, "model");
+    t.algo = dv_cli_get(opts, "algo");
+    t.csv = csv;
+    t.csv_len = csv_len;
+    t.target = dv_cli_get(opts, "target");
+    t.task = dv_cli_get(opts, "task");
+    t.options = option_ptrs;
+    t.n_options = n_options;
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    t.created_unix = sde ? atoll(sde) : 0;
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        free(csv);
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_result_t *r = NULL;
+    double t0 = seconds_now();
+    rc = drover_train(d, &t, -1, &r, &err);
+    double secs = seconds_now() - t0;
+    free(csv);
+    if (rc == 0) {
+        const char *text = "";
+        int code = drover_result_error(r, &text);
+        if (code) {
+            err.code = code;
+            snprintf(err.text, sizeof err.text, "%s", text);
+            rc = code;
+        } else if (dv_cli_get(opts, "json")) {
+            printf("{\"job\":%" PRIu64 ",\"model\":", drover_result_job(r));
+            dv_cli_json_str(stdout, drover_result_model(r));
+            printf(",\"worker\":");
+            dv_cli_json_str(stdout, drover_result_worker(r));
+            printf(",\"attempts\":%" PRIu32 ",\"seconds\":%.3f}\n",
+                   drover_result_attempts(r), secs);
+        } else {
+            printf("trained %s on worker %s (job %" PRIu64 ", %.2f s)\n",
+                   drover_result_model(r), drover_result_worker(r),
+                   drover_result_job(r), secs);
+        }
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
 // -------------------------------------------------------- result streams
 
 #define RESULTS_USAGE                                                          \
@@ -1466,6 +1572,9 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "results") == 0) {
         return cmd_results(argc, argv);
+    }
+    if (strcmp(cmd, "train") == 0) {
+        return cmd_train(argc, argv);
     }
     return -1;
 }

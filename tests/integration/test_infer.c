@@ -19,6 +19,7 @@
 #include "dv_csv.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
+#include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
 
@@ -765,7 +766,102 @@ test_aliases_switch_and_roll_back(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+static void
+hex_of(const uint8_t *sum, char *hex)
+{
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    }
+}
+
+// Training through the queue gives the same model file as `drover local
+// train` (same data, options, seed and creation time), registered as the
+// next version; a malformed CSV fails the job with the line and column.
+static void
+test_train_through_the_queue(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+    struct {
+        const char *algo, *data, *extra;
+    } runs[] = {{"softmax", "iris_train.csv", NULL},
+                {"mlp", "iris_train.csv", "--hidden=16"}};
+    int same = 0, registered = 0;
+    for (int k = 0; up && k < 2; k++) {
+        char local[4300], out[4300];
+        snprintf(local, sizeof local, "%s/local%d.drvm", c.dir, k);
+        snprintf(out, sizeof out, "%s/train%d.json", c.dir, k);
+        const char *largs[] = {
+            "local",  "train",      "--data",      dv_test_data(runs[k].data),
+            "--algo", runs[k].algo, "--seed",      "7",
+            "--out",  local,        runs[k].extra, NULL};
+        const char *qargs[] = {
+            "train",       "--data",     dv_test_data(runs[k].data),
+            "--algo",      runs[k].algo, "--seed",
+            "7",           "--model",    "trained",
+            "--json",      "--broker",   c.cep,
+            runs[k].extra, NULL};
+        if (dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log") != 0 ||
+            dv_proc_run("DROVER_BIN", qargs, out, c.dir, "cli.log") != 0) {
+            continue;
+        }
+        size_t len = 0;
+        char *json = (char *)dv_test_read_file(out, &len);
+        char want[32];
+        snprintf(want, sizeof want, "\"model\":\"trained@%d\"", k + 1);
+        registered += json && strstr(json, want) != NULL;
+        free(json);
+        drover_model_t m = {0};
+        drover_error_t err = {0};
+        unsigned char *bytes = dv_test_read_file(local, &len);
+        if (bytes &&
+            drover_model_get(c.d, "trained", (uint32_t)k + 1, &m, &err) == 0) {
+            uint8_t sum[32];
+            char hex[65];
+            dv_sha256(bytes, len, sum);
+            hex_of(sum, hex);
+            same += strcmp(hex, m.sha256) == 0;
+        }
+        free(bytes);
+    }
+    unsetenv("SOURCE_DATE_EPOCH");
+    // The trained model serves.
+    char ran[64] = "";
+    int code = 0;
+    if (up) {
+        ran_with(&c, "trained@1", ran, sizeof ran, &code);
+    }
+    // A malformed CSV: the job fails with where.
+    drover_train_t t = {0};
+    t.model = "bad";
+    t.algo = "ols";
+    t.csv = "a,b\n1,2\nx,3\n"; // a feature that is not a number
+    t.csv_len = strlen(t.csv);
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    int bad_code = 0;
+    bool says_line = false;
+    if (up && drover_train(c.d, &t, WAIT_MS, &r, &err) == 0) {
+        const char *text = "";
+        bad_code = drover_result_error(r, &text);
+        says_line = strstr(text, "line 3") != NULL;
+    }
+    drover_result_destroy(&r);
+    int exit_rc = cluster_down(&c, same != 2);
+    DV_CHECK(up);
+    DV_CHECK_EQ(registered, 2);
+    DV_CHECK_EQ(same, 2); // bit-identical to local training
+    DV_CHECK_EQ(code, 0);
+    DV_CHECK_STR_EQ(ran, "trained@1");
+    DV_CHECK_EQ(bad_code, DV_EFORMAT);
+    DV_CHECK(says_line);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"train through the queue", test_train_through_the_queue},
+
     {"aliases switch and roll back", test_aliases_switch_and_roll_back},
 
     {"infer equals local predict", test_infer_equals_local_predict},
