@@ -115,6 +115,10 @@ struct job {
     uint64_t submit_unix;   // wall-clock submit time (ms)
     uint64_t deadline_unix; // must start by then (ms; 0: no deadline)
     attempt_err_t *errors;  // failed attempts (owned), n_errors of them
+    uint32_t p_epoch;       // train: last progress (0: none yet)
+    uint32_t p_epochs;      //
+    double p_loss;          //
+    uint64_t p_ms;          //
     uint8_t data[];         // route, queue, model, payload
 };
 
@@ -2353,6 +2357,18 @@ on_job_get(dv_broker_t *self,
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
         write_errors(w, j);
+        if (j->p_epoch) {
+            dv_msgw_key(w, "progress");
+            dv_msgw_v_map(w, 4);
+            dv_msgw_v_str(w, "epoch");
+            dv_msgw_v_uint(w, j->p_epoch);
+            dv_msgw_v_str(w, "epochs");
+            dv_msgw_v_uint(w, j->p_epochs);
+            dv_msgw_v_str(w, "loss");
+            dv_msgw_v_double(w, j->p_loss);
+            dv_msgw_v_str(w, "ms");
+            dv_msgw_v_uint(w, j->p_ms);
+        }
     }
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
     if (d) {
@@ -4016,6 +4032,48 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     return 0;
 }
 
+// A training job's progress from its worker: kept with the job (job_get)
+// and passed to its submitter as `progress` with the submit's rid.
+static int
+on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
+{
+    uint64_t id = 0, attempt = 0, epoch = 0, epochs = 0, ms = 0;
+    double loss = 0;
+    int rc;
+    if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint(m, "attempt", &attempt, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epoch", &epoch, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epochs", &epochs, err)) != 0 ||
+        (rc = dv_msg_double(m, "loss", &loss, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "ms", 0, &ms, err)) != 0) {
+        return rc;
+    }
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || j->cancelled || attempt != j->attempts ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle ||
+        epoch > UINT32_MAX || epochs > UINT32_MAX) {
+        return 0; // stale: drop it
+    }
+    j->p_epoch = (uint32_t)epoch;
+    j->p_epochs = (uint32_t)epochs;
+    j->p_loss = loss;
+    j->p_ms = ms;
+    if (j->route_len) {
+        dv_msgw_t *p = dv_msgw_new(DV_MSG_PROGRESS, j->rid);
+        dv_msgw_uint(p, "job", id);
+        dv_msgw_uint(p, "epoch", epoch);
+        dv_msgw_uint(p, "epochs", epochs);
+        dv_msgw_double(p, "loss", loss);
+        dv_msgw_uint(p, "ms", ms);
+        dv_msgw_uint(p, "eta_ms",
+                     epoch ? ms * (epochs > epoch ? epochs - epoch : 0) / epoch
+                           : 0);
+        reply(self->clients, j->route, j->route_len, p);
+    }
+    return 0;
+}
+
 // The models a worker holds, from its register or heartbeat.
 static int
 take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
@@ -4243,6 +4301,9 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_HEARTBEAT:
             rc = take_models(self, w, m, &err);
+            break;
+        case DV_MSG_PROGRESS:
+            rc = on_progress(self, w, m, &err);
             break;
         case DV_MSG_FETCH_MODEL:
             rc = on_fetch_model(self, w, m, rid, &err);

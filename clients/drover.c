@@ -70,6 +70,8 @@ struct req {
     req_t *ready_next;       // ready list
     bool ack_only;           // async: fn runs on `accepted`, not the result
     bool stream;             // a follow: every result with its rid
+    drover_progress_fn *progress; // train: progress callback
+    void *progress_arg;           //
 };
 
 struct drover {
@@ -454,6 +456,20 @@ handle(drover_t *self, dv_wire_msg_t *in)
             res->job = r->job;
             res->ok = true;
             ready_push(self, r, res);
+        }
+    } else if (r && t == DV_MSG_PROGRESS) {
+        drover_progress_t p = {0};
+        uint64_t v = 0;
+        dv_msg_uint_or(m, "job", 0, &p.job, &e);
+        dv_msg_uint_or(m, "epoch", 0, &v, &e);
+        p.epoch = (uint32_t)v;
+        dv_msg_uint_or(m, "epochs", 0, &v, &e);
+        p.epochs = (uint32_t)v;
+        dv_msg_double(m, "loss", &p.loss, &e);
+        dv_msg_uint_or(m, "ms", 0, &p.ms, &e);
+        dv_msg_uint_or(m, "eta_ms", 0, &p.eta_ms, &e);
+        if (r->progress) {
+            r->progress(&p, r->progress_arg);
         }
     } else if (r && r->stream) {
         if (t == DV_MSG_RESULT) {
@@ -1153,6 +1169,13 @@ drover_job_info(drover_t *self,
             dv_msg_int_or(self->reply, "priority", 0, &prio, &e);
             out->priority = (int32_t)prio;
         }
+        const msgpack_object *pg = dv_msg_get(self->reply, "progress");
+        if (pg && pg->type == MSGPACK_OBJECT_MAP) {
+            out->epoch = (uint32_t)obj_uint(pg, "epoch");
+            out->epochs = (uint32_t)obj_uint(pg, "epochs");
+            dv_msgpack_double(dv_msgpack_get(pg, "loss"), &out->loss);
+            out->progress_ms = obj_uint(pg, "ms");
+        }
     }
     drop_reply(self);
     return rc;
@@ -1847,6 +1870,8 @@ drover_train(drover_t *self,
     }
     req_t *r = dv_calloc(1, sizeof *r);
     r->rid = rid;
+    r->progress = t->progress;
+    r->progress_arg = t->progress_arg;
     req_add(self, r);
     dv_frame_t frame = {t->csv, t->csv_len};
     int rc = request(self, w, rid, &frame, 1, DV_MSG_ACCEPTED, deadline, err);

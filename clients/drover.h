@@ -220,9 +220,12 @@ typedef struct {
     uint64_t job;
     char state[16];
     uint32_t attempts;
-    char queue[129];  // "" once finished
-    char kind[16];    // "" once finished
-    int32_t priority; // while unfinished or dead
+    char queue[129];        // "" once finished
+    char kind[16];          // "" once finished
+    int32_t priority;       // while unfinished or dead
+    uint32_t epoch, epochs; // a train job's last progress (0: none)
+    double loss;            //
+    uint64_t progress_ms;   //
 } drover_job_info_t;
 
 int drover_job_info(drover_t *self,
@@ -268,28 +271,40 @@ int drover_model_alias(drover_t *self,
 
 // -------------------------------------------------------------- training
 
+// Training progress, as the worker reports it (at most 5 times a second).
+typedef struct {
+    uint64_t job;
+    uint32_t epoch, epochs; // epochs finished, maximum
+    double loss;            // mean training loss of the last epoch
+    uint64_t ms, eta_ms;    // since training started; estimated left
+} drover_progress_t;
+
+typedef void(drover_progress_fn)(const drover_progress_t *p, void *arg);
+
 // A model trained by a worker through the queue, on data sent with the
 // job. Options are "key=value" strings as `drover local train` takes them:
 // epochs, batch, patience, seed, lr, l2, tol, scale (standard, minmax,
 // none), hidden ("64,32"); unset ones take the algorithm's defaults.
 typedef struct {
-    const char *queue;          // NULL: "default"
-    const char *model;          // register the result as the next
-                                // version of this name
-    const char *algo;           // ols, gd, ridge, logreg, softmax, mlp
-    const void *csv;            // the training data: CSV text
-    size_t csv_len;             //   its length (<= 256 MiB)
-    const char *target;         // target column (NULL: "target", else
-                                // the last column)
-    const char *task;           // "classification"/"regression" (NULL:
-                                // from the algorithm and the data)
-    const char *const *options; // "key=value" hyper-parameters
-    size_t n_options;           //
-    int64_t created_unix;       // stored in the model (0: now): the same
-                                // value, data and options give the same
-                                // file bytes as `drover local train` with
-                                // SOURCE_DATE_EPOCH set to it
-    uint32_t max_attempts;      // 0: the broker's default
+    const char *queue;            // NULL: "default"
+    const char *model;            // register the result as the next
+                                  // version of this name
+    const char *algo;             // ols, gd, ridge, logreg, softmax, mlp
+    const void *csv;              // the training data: CSV text
+    size_t csv_len;               //   its length (<= 256 MiB)
+    const char *target;           // target column (NULL: "target", else
+                                  // the last column)
+    const char *task;             // "classification"/"regression" (NULL:
+                                  // from the algorithm and the data)
+    const char *const *options;   // "key=value" hyper-parameters
+    size_t n_options;             //
+    int64_t created_unix;         // stored in the model (0: now): the same
+                                  // value, data and options give the same
+                                  // file bytes as `drover local train` with
+                                  // SOURCE_DATE_EPOCH set to it
+    uint32_t max_attempts;        // 0: the broker's default
+    drover_progress_fn *progress; // called while drover_train waits (may
+    void *progress_arg;           //   be NULL)
 } drover_train_t;
 
 // Submit a train job and wait (timeout_ms; <0 forever) for its result:

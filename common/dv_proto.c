@@ -793,8 +793,8 @@ dv_msg_hyper(const dv_msg_t *self,
     const msgpack_object *o;
     if ((o = dv_msgpack_get(map, "scale")) &&
         (!hyper_str(o, text, sizeof text) || dv_scale_parse(text, &h->scale))) {
-        return dv_errorf(err, DV_EINVAL,
-                         "%s.scale: standard, minmax or none", key);
+        return dv_errorf(err, DV_EINVAL, "%s.scale: standard, minmax or none",
+                         key);
     }
     struct {
         const char *name;
@@ -849,4 +849,30 @@ dv_msg_hyper(const dv_msg_t *self,
         }
     }
     return dv_hyper_check(h, err);
+}
+
+void
+dv_msgw_double(dv_msgw_t *self, const char *key, double value)
+{
+    dv_msgw_key(self, key);
+    msgpack_pack_double(&self->pk, value);
+}
+
+int
+dv_msg_double(const dv_msg_t *self,
+              const char *key,
+              double *out,
+              dv_error_t *err)
+{
+    if (!dv_msgpack_double(dv_msgpack_get(self->root, key), out)) {
+        return dv_errorf(err, DV_EFORMAT, "%s: '%s' must be a number",
+                         s_names[self->type], key);
+    }
+    return 0;
+}
+
+void
+dv_msgw_v_double(dv_msgw_t *self, double value)
+{
+    msgpack_pack_double(&self->pk, value);
 }

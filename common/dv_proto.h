@@ -74,7 +74,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(ACK, "ack")                                                             \
     XX(UNFOLLOW, "unfollow")                                                   \
     XX(MODEL_ALIAS, "model_alias")                                             \
-    XX(PRELOAD, "preload")
+    XX(PRELOAD, "preload")                                                     \
+    XX(PROGRESS, "progress")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
@@ -262,10 +263,17 @@ void dv_msgw_v_str(dv_msgw_t *self, const char *value);
 void dv_msgw_v_uint(dv_msgw_t *self, uint64_t value);
 void dv_msgw_v_int(dv_msgw_t *self, int64_t value);
 void dv_msgw_v_bool(dv_msgw_t *self, bool value);
+void dv_msgw_v_double(dv_msgw_t *self, double value);
 void dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len);
 void dv_msgw_v_array(dv_msgw_t *self, size_t n);
 void dv_msgw_v_map(dv_msgw_t *self, size_t n);
 void dv_msgw_uint(dv_msgw_t *self, const char *key, uint64_t value);
+void dv_msgw_double(dv_msgw_t *self, const char *key, double value);
+// Float field key (an integer is accepted too). Returns 0 or DV_EFORMAT.
+int dv_msg_double(const dv_msg_t *self,
+                  const char *key,
+                  double *out,
+                  dv_error_t *err);
 void
 dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);
 // {"name": dv_err_name(code), "text": text}

@@ -87,6 +87,12 @@ struct task {
     uint8_t *model_file;                // the trained .drvm (owned)
     size_t model_len;                   //
     uint32_t epochs_run;                // what training did
+    // Training progress, written on the pool thread, read on the loop
+    // thread (atomics; loss as its bits); sent at most 5 times a second.
+    uint32_t p_epoch, p_epochs; //
+    uint64_t p_loss_bits, p_ms; //
+    bool p_new;                 // not sent yet
+    uint64_t p_last_ns;         // pool thread only: last report
 };
 
 // A fetch_model in flight.
@@ -135,6 +141,7 @@ struct dv_worker {
     uint64_t jobs_failed;   // ...
     char **queues;          // queues served (none: all)
     size_t n_queues;        //
+    uv_async_t progress;    // a training task has progress to report
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -380,9 +387,47 @@ after_sleep(uv_work_t *req, int status)
 static int
 train_progress(const dv_train_progress_t *p, void *arg)
 {
-    (void)p;
     task_t *t = arg;
+    uint64_t now = uv_hrtime();
+    if (now - t->p_last_ns >= 200000000ULL || p->epoch == p->epochs) {
+        uint64_t bits;
+        memcpy(&bits, &p->loss, sizeof bits);
+        __atomic_store_n(&t->p_epoch, p->epoch, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->p_epochs, p->epochs, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->p_loss_bits, bits, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->p_ms, (uint64_t)(p->seconds * 1000),
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&t->p_new, true, __ATOMIC_RELEASE);
+        uv_async_send(&t->owner->progress); // thread-safe
+        t->p_last_ns = now;
+    }
     return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
+// On the loop thread: send what training tasks reported.
+static void
+on_progress(uv_async_t *a)
+{
+    dv_worker_t *self = a->data;
+    for (task_t *t = self->tasks; t; t = t->all_next) {
+        if (!t->train ||
+            !__atomic_exchange_n(&t->p_new, false, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        uint64_t bits = __atomic_load_n(&t->p_loss_bits, __ATOMIC_RELAXED);
+        double loss;
+        memcpy(&loss, &bits, sizeof loss);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_PROGRESS, 0);
+        dv_msgw_uint(w, "job", t->job);
+        dv_msgw_uint(w, "attempt", t->attempt);
+        dv_msgw_uint(w, "epoch",
+                     __atomic_load_n(&t->p_epoch, __ATOMIC_RELAXED));
+        dv_msgw_uint(w, "epochs",
+                     __atomic_load_n(&t->p_epochs, __ATOMIC_RELAXED));
+        dv_msgw_double(w, "loss", loss);
+        dv_msgw_uint(w, "ms", __atomic_load_n(&t->p_ms, __ATOMIC_RELAXED));
+        send_header(self, w, NULL, 0);
+    }
 }
 
 // A `train` job on the pool: parse the CSV, train, encode the model file.
@@ -1134,7 +1179,9 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     uv_timer_init(&self->loop, &self->heartbeat);
     uv_signal_init(&self->loop, &self->sigint);
     uv_signal_init(&self->loop, &self->sigterm);
+    uv_async_init(&self->loop, &self->progress, on_progress);
     self->heartbeat.data = self->sigint.data = self->sigterm.data = self;
+    self->progress.data = self;
     *out = self;
     return 0;
 }
@@ -1169,10 +1216,10 @@ dv_worker_destroy(dv_worker_t **self_p)
     if (self->watch) {
         dv_zwatch_close(self->watch, NULL, NULL);
     }
-    uv_handle_t *handles[] = {(uv_handle_t *)&self->heartbeat,
-                              (uv_handle_t *)&self->sigint,
-                              (uv_handle_t *)&self->sigterm};
-    for (size_t i = 0; i < 3; i++) {
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
+        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->progress};
+    for (size_t i = 0; i < 4; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "drover.h"
 #include "dv_cli.h"
@@ -834,11 +835,50 @@ print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
     }
 }
 
+// A progress line: a redrawn bar on a terminal, JSON lines with --json.
+typedef struct {
+    bool json, tty, drawn;
+} progress_out_t;
+
+static void
+print_progress(progress_out_t *o,
+               uint64_t job,
+               uint32_t epoch,
+               uint32_t epochs,
+               double loss,
+               uint64_t ms,
+               uint64_t eta_ms)
+{
+    if (o->json) {
+        printf("{\"job\":%" PRIu64 ",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
+               ",\"loss\":%.6g,\"ms\":%" PRIu64 ",\"eta_ms\":%" PRIu64 "}\n",
+               job, epoch, epochs, loss, ms, eta_ms);
+        fflush(stdout);
+    } else if (o->tty) {
+        int width = 24,
+            done = epochs ? (int)((uint64_t)width * epoch / epochs) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) {
+            bar[i] = i < done ? '#' : '.';
+        }
+        bar[width] = '\0';
+        fprintf(stderr,
+                "\r  [%s] epoch %" PRIu32 "/%" PRIu32
+                "  loss %.6f  %.1fs  ETA %.0fs   ",
+                bar, epoch, epochs, loss, ms / 1000.0, eta_ms / 1000.0);
+        fflush(stderr);
+        o->drawn = true;
+    }
+}
+
 #define JOBS_USAGE                                                             \
     "usage: drover jobs show ID      where the job is (queued, running, "      \
     "retrying, done,\n"                                                        \
     "                                failed, dead, expired, cancelled)\n"      \
     "       drover jobs list [--state S] [--queue Q] [--limit N]\n"            \
+    "       drover jobs watch ID     follow it until it ends (training: "      \
+    "progress bar,\n"                                                          \
+    "                                JSON lines with --json)\n"                \
     "       drover jobs cancel ID    end a queued or running job now "         \
     "(DV_ECANCELED)\n"                                                         \
     "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
@@ -919,7 +959,7 @@ cmd_jobs(int argc, char **argv)
     unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
     if (n_pos != 1 || *end || id == 0 ||
         (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0 &&
-         strcmp(sub, "cancel") != 0)) {
+         strcmp(sub, "cancel") != 0 && strcmp(sub, "watch") != 0)) {
         fputs(JOBS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -939,6 +979,52 @@ cmd_jobs(int argc, char **argv)
         }
         drover_destroy(&d);
         return rc ? fail_d(&err) : DV_CLI_OK;
+    }
+    if (strcmp(sub, "watch") == 0) {
+        progress_out_t po = {json, isatty(STDERR_FILENO) == 1, false};
+        drover_job_info_t info;
+        uint32_t last_epoch = UINT32_MAX;
+        char last_state[16] = "";
+        for (;;) {
+            rc = drover_job_info(d, id, &info, &err);
+            if (rc) {
+                break;
+            }
+            bool over = strcmp(info.state, "queued") != 0 &&
+                        strcmp(info.state, "running") != 0 &&
+                        strcmp(info.state, "retrying") != 0;
+            if (info.epochs && info.epoch != last_epoch) {
+                uint64_t eta = info.epoch
+                                   ? info.progress_ms *
+                                         (info.epochs - info.epoch) / info.epoch
+                                   : 0;
+                print_progress(&po, id, info.epoch, info.epochs, info.loss,
+                               info.progress_ms, eta);
+                last_epoch = info.epoch;
+            }
+            if (strcmp(info.state, last_state) != 0 && (json || !po.tty)) {
+                printf(json ? "{\"job\":%llu,\"state\":\"%s\"}\n"
+                            : "job %llu: %s\n",
+                       id, info.state);
+                fflush(stdout);
+            }
+            snprintf(last_state, sizeof last_state, "%s", info.state);
+            if (over) {
+                if (po.drawn) {
+                    fprintf(stderr, "\n");
+                }
+                if (po.tty && !json) {
+                    printf("job %llu: %s\n", id, info.state);
+                }
+                drover_destroy(&d);
+                return strcmp(info.state, "done") == 0 ? DV_CLI_OK
+                                                       : DV_CLI_FAIL;
+            }
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        drover_destroy(&d);
+        return fail_d(&err);
     }
     if (strcmp(sub, "show") == 0) {
         drover_job_info_t info;
@@ -1054,6 +1140,12 @@ cmd_jobs(int argc, char **argv)
     "SOURCE_DATE_EPOCH set, the\n"                                             \
     "file is byte for byte what `drover local train` writes.\n"
 
+static void
+on_train_progress(const drover_progress_t *p, void *arg)
+{
+    print_progress(arg, p->job, p->epoch, p->epochs, p->loss, p->ms, p->eta_ms);
+}
+
 static int
 cmd_train(int argc, char **argv)
 {
@@ -1108,6 +1200,10 @@ cmd_train(int argc, char **argv)
     t.n_options = n_options;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     t.created_unix = sde ? atoll(sde) : 0;
+    progress_out_t po = {dv_cli_get(opts, "json") != NULL,
+                         isatty(STDERR_FILENO) == 1, false};
+    t.progress = on_train_progress;
+    t.progress_arg = &po;
     drover_t *d = NULL;
     if ((rc = connect_to(opts, &d)) != 0) {
         free(csv);
@@ -1118,6 +1214,9 @@ cmd_train(int argc, char **argv)
     double t0 = seconds_now();
     rc = drover_train(d, &t, -1, &r, &err);
     double secs = seconds_now() - t0;
+    if (po.drawn) {
+        fputc('\n', stderr);
+    }
     free(csv);
     if (rc == 0) {
         const char *text = "";

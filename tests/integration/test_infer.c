@@ -9,6 +9,7 @@
 // Everything runs on ipc:// in a temporary folder; readiness comes from
 // READY lines and the broker's worker list, never from sleeps.
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -859,7 +860,105 @@ test_train_through_the_queue(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+typedef struct {
+    cluster_t *c;
+    int progress, rc, code;
+    uint32_t last_epoch, epochs;
+    bool increasing;
+} train_run_t;
+
+static void
+count_progress(const drover_progress_t *p, void *arg)
+{
+    train_run_t *tr = arg;
+    tr->increasing = tr->increasing && p->epoch >= tr->last_epoch;
+    tr->last_epoch = p->epoch;
+    tr->epochs = p->epochs;
+    tr->progress++;
+}
+
+static void *
+train_thread(void *arg)
+{
+    train_run_t *tr = arg;
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    size_t len = 0;
+    unsigned char *csv =
+        dv_test_read_file(dv_test_data("iris_train.csv"), &len);
+    const char *options[] = {"hidden=32", "epochs=20000", "patience=0"};
+    drover_train_t t = {0};
+    t.model = "slow";
+    t.algo = "mlp";
+    t.csv = csv;
+    t.csv_len = len;
+    t.options = options;
+    t.n_options = 3;
+    t.progress = count_progress;
+    t.progress_arg = tr;
+    drover_result_t *r = NULL;
+    tr->rc = csv && drover_connect(&d, tr->c->cep, 10000, &err) == 0
+                 ? drover_train(d, &t, WAIT_MS, &r, &err)
+                 : -1;
+    tr->code = r ? drover_result_error(r, NULL) : -1;
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    free(csv);
+    return NULL;
+}
+
+// A long training job reports progress: its submitter gets it while it
+// waits, and `drover jobs watch` shows it (JSON lines) until the job ends.
+static void
+test_training_progress(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true};
+    pthread_t th;
+    bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
+    // Job 1 is the training job: watch it from another process.
+    bool running = false;
+    drover_job_info_t info;
+    drover_error_t err = {0};
+    int64_t end = dv_test_now_ms() + 30000;
+    while (started && !running && dv_test_now_ms() < end) {
+        running = drover_job_info(c.d, 1, &info, &err) == 0 &&
+                  strcmp(info.state, "running") == 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char out[4300];
+    snprintf(out, sizeof out, "%s/watch.jsonl", c.dir);
+    const char *args[] = {"jobs",     "watch", "1", "--json",
+                          "--broker", c.cep,   NULL};
+    int watch_rc =
+        running ? dv_proc_run("DROVER_BIN", args, out, c.dir, "cli.log") : -1;
+    if (started) {
+        pthread_join(th, NULL);
+    }
+    size_t len = 0;
+    char *text = (char *)dv_test_read_file(out, &len);
+    bool watched = text && strstr(text, "\"epochs\":20000") &&
+                   strstr(text, "\"state\":\"done\"");
+    free(text);
+    int exit_rc = cluster_down(&c, !watched);
+    DV_CHECK(up);
+    DV_CHECK(started);
+    DV_CHECK_EQ(tr.rc, 0);
+    DV_CHECK_EQ(tr.code, 0);
+    DV_CHECK(tr.progress >= 2);
+    DV_CHECK(tr.increasing);
+    DV_CHECK_EQ(tr.epochs, 20000);
+    DV_CHECK(running);
+    DV_CHECK_EQ(watch_rc, 0);
+    DV_CHECK(watched);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"training progress", test_training_progress},
+
     {"train through the queue", test_train_through_the_queue},
 
     {"aliases switch and roll back", test_aliases_switch_and_roll_back},
