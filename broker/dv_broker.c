@@ -1450,6 +1450,9 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
     }
     dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
                          j->priority);
+    if (strcmp(j->kind, "train") == 0) {
+        dv_sched_set_heavy(self->sched, j->id);
+    }
     if (j->deadline_unix) {
         uint64_t now = unix_ms_now();
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
@@ -3373,6 +3376,9 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             }
             dv_sched_submit_prio(self->sched, j->id, j->queue, key,
                                  j->max_attempts, j->priority);
+            if (strcmp(j->kind, "train") == 0) {
+                dv_sched_set_heavy(self->sched, j->id);
+            }
             dv_sched_set_attempts(self->sched, j->id, j->attempts);
         }
     }
@@ -4278,6 +4284,13 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
             take_models(self, w, m, &err); // a bad list: no affinity, no harm
+            uint64_t train_slots = 0;
+            if (dv_msg_uint_or(m, "train_slots", 0, &train_slots, &err) == 0) {
+                dv_sched_worker_heavy_cap(self->sched, w->handle,
+                                          train_slots > capacity
+                                              ? (uint32_t)capacity
+                                              : (uint32_t)train_slots);
+            }
             char **queues = NULL;
             size_t n_queues = 0;
             if (dv_msg_has(m, "queues") &&

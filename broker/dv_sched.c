@@ -24,6 +24,7 @@ struct job {
     uint32_t max_attempts; // fail after this many lost runs
     int32_t priority;      // higher runs first
     bool held;             // waiting to be released (retry backoff)
+    bool heavy;            // a training job (limited per worker)
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
 };
@@ -51,15 +52,17 @@ typedef struct {
 } queue_t;
 
 typedef struct {
-    uint64_t id;       // broker's handle for the connection
-    uint64_t seq;      // registration order, breaks ties
-    uint32_t capacity; // slots
-    list_t running;    // jobs on it
-    char **models;     // held model keys
-    size_t n_models;   // their count
-    bool draining;     // takes no new jobs
-    char **queues;     // queues it serves (none: all)
-    size_t n_queues;   //
+    uint64_t id;            // broker's handle for the connection
+    uint64_t seq;           // registration order, breaks ties
+    uint32_t capacity;      // slots
+    list_t running;         // jobs on it
+    char **models;          // held model keys
+    size_t n_models;        // their count
+    bool draining;          // takes no new jobs
+    char **queues;          // queues it serves (none: all)
+    size_t n_queues;        //
+    uint32_t heavy_cap;     // heavy jobs at once (0: no limit)
+    uint32_t heavy_running; // heavy jobs on it
 } worker_t;
 
 #define TOMBSTONE ((job_t *)(uintptr_t)1)
@@ -596,6 +599,45 @@ better(const worker_t *a, const worker_t *b, const char *model)
     return a->seq < b->seq;
 }
 
+// The best free worker for job j of queue q (NULL: none can take it);
+// *any_free tells whether any worker has a free slot at all.
+static worker_t *
+pick_worker(
+    dv_sched_t *self, size_t q, const job_t *j, bool *any_free, size_t *index)
+{
+    worker_t *best = NULL;
+    *any_free = false;
+    for (size_t w = 0; w < self->n_workers; w++) {
+        worker_t *cand = &self->workers[w];
+        if (cand->draining || cand->running.n >= cand->capacity) {
+            continue;
+        }
+        *any_free = true;
+        if (serves(cand, self->queues[q].name) &&
+            (!j->heavy || !cand->heavy_cap ||
+             cand->heavy_running < cand->heavy_cap) &&
+            better(cand, best, j->model)) {
+            best = cand;
+            *index = w;
+        }
+    }
+    return best;
+}
+
+// The first waiting job of q that is not heavy, highest priority first.
+static job_t *
+first_light(const queue_t *q)
+{
+    for (size_t l = 0; l < q->n_levels; l++) {
+        for (job_t *j = q->levels[l].jobs.head; j; j = j->next) {
+            if (!j->heavy) {
+                return j;
+            }
+        }
+    }
+    return NULL;
+}
+
 bool
 dv_sched_next(dv_sched_t *self,
               uint64_t *job,
@@ -611,31 +653,26 @@ dv_sched_next(dv_sched_t *self,
         if (!j) {
             continue;
         }
-        worker_t *best = NULL;
-        size_t best_index = 0;
         bool any_free = false;
-        for (size_t w = 0; w < self->n_workers; w++) {
-            worker_t *cand = &self->workers[w];
-            if (cand->draining || cand->running.n >= cand->capacity) {
-                continue;
-            }
-            any_free = true;
-            if (serves(cand, self->queues[q].name) &&
-                better(cand, best, j->model)) {
-                best = cand;
-                best_index = w;
-            }
-        }
+        size_t best_index = 0;
+        worker_t *best = pick_worker(self, q, j, &any_free, &best_index);
         if (!any_free) {
             return false; // no free slot anywhere: nothing can go
+        }
+        if (!best && j->heavy) {
+            // Heavy jobs are at their cap: the first light job of this
+            // queue (by priority, then FIFO) may go instead, so training
+            // never holds inference up behind it.
+            j = first_light(&self->queues[q]);
+            best = j ? pick_worker(self, q, j, &any_free, &best_index) : NULL;
         }
         if (!best) {
             continue; // nobody free serves this queue: try the next
         }
-
         dequeue(self, j);
         j->attempts++;
         j->worker = best_index;
+        best->heavy_running += j->heavy;
         list_push_back(&best->running, j);
         self->n_running++;
         self->queues[q].running++;
@@ -657,6 +694,7 @@ take_running(dv_sched_t *self, uint64_t job, uint64_t worker)
         return NULL;
     }
     list_unlink(&self->workers[j->worker].running, j);
+    self->workers[j->worker].heavy_running -= j->heavy;
     j->worker = SIZE_MAX;
     self->n_running--;
     self->queues[j->queue].running--;
@@ -872,4 +910,24 @@ dv_sched_job_worker(const dv_sched_t *self, uint64_t job, uint64_t *worker)
     }
     *worker = self->workers[j->worker].id;
     return 0;
+}
+
+int
+dv_sched_set_heavy(dv_sched_t *self, uint64_t job)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || j->worker != SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    j->heavy = true;
+    return 0;
+}
+
+void
+dv_sched_worker_heavy_cap(dv_sched_t *self, uint64_t worker, uint32_t cap)
+{
+    worker_t *w = find_worker(self, worker, NULL);
+    if (w) {
+        w->heavy_cap = cap;
+    }
 }

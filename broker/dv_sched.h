@@ -152,6 +152,14 @@ int dv_sched_job(const dv_sched_t *self,
                  bool *running,
                  uint32_t *attempts);
 
+// Mark a queued job heavy (training): a worker runs at most its heavy cap
+// of those at once, so its other slots stay for light work (inference).
+// Returns 0 or DV_ENOENT (unknown or running).
+int dv_sched_set_heavy(dv_sched_t *self, uint64_t job);
+
+// Heavy jobs worker runs at once (0: no limit, the default).
+void dv_sched_worker_heavy_cap(dv_sched_t *self, uint64_t worker, uint32_t cap);
+
 // The worker is draining (it said `bye`): it gets no new jobs; those it
 // runs finish normally. A new dv_sched_worker_add ends draining.
 void dv_sched_worker_drain(dv_sched_t *self, uint64_t worker);

@@ -142,6 +142,7 @@ struct dv_worker {
     char **queues;          // queues served (none: all)
     size_t n_queues;        //
     uv_async_t progress;    // a training task has progress to report
+    uint32_t train_slots;   // training jobs at once
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -192,6 +193,9 @@ send_register(dv_worker_t *self)
     // Credits: the broker sends at most this many at a time. The pool runs
     // `capacity` of them; the rest wait in its queue.
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
+    // Training jobs at once: fewer than the compute threads, so a thread
+    // stays free for inference while models train.
+    dv_msgw_uint(w, "train_slots", self->train_slots);
     write_models(self, w);
     if (self->n_queues) {
         dv_msgw_strs(w, "queues", (const char *const *)self->queues,
@@ -1127,6 +1131,9 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     }
     self->capacity = opts->capacity ? opts->capacity : 1;
     self->prefetch = opts->prefetch;
+    self->train_slots = opts->train_slots    ? opts->train_slots
+                        : self->capacity > 1 ? self->capacity - 1
+                                             : 1;
     for (const char *p = opts->queues; p && *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);

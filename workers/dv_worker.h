@@ -30,6 +30,9 @@ typedef struct {
     uint32_t heartbeat_ms;       // interval (0: 1000)
     uint32_t liveness;           // silent intervals before reconnecting (0: 3)
     size_t model_memory;         // model cache budget in bytes (0: 1 GiB)
+    uint32_t train_slots;        // training jobs at once (0: concurrency
+                                 // - 1, at least 1: a compute thread stays
+                                 // free for inference)
     const char *queues;          // comma-separated queues it serves (NULL
                                  // or "": every queue)
 } dv_worker_opts_t;

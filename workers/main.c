@@ -12,13 +12,16 @@ usage(FILE *f)
     fprintf(f, "usage: drover-worker [--broker ENDPOINT] [--name NAME]\n"
                "                     [--concurrency N] [--heartbeat-ms N]\n"
                "                     [--prefetch N] [--model-memory MB]\n"
-               "                     [--queues Q1,Q2,...]\n"
+               "                     [--queues Q1,Q2,...] [--train-slots N]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
                "--prefetch 4 --model-memory 1024\n"
                "--concurrency: jobs computed at once (threads); --prefetch: "
                "jobs held beyond\nthose so the next is ready when one ends "
                "(0 for long jobs: best balance).\n"
                "--queues: serve only these queues (default: every queue).\n"
+               "--train-slots N: training jobs at once (default: concurrency "
+               "- 1, at least 1),\nso inference keeps a thread while models "
+               "train.\n"
                "SIGINT/SIGTERM drain (finish the jobs held, take no new "
                "ones); a second one stops at once.\n"
                "Prints 'READY <broker endpoint>' once the broker has "
@@ -53,6 +56,9 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--model-memory") == 0 && v && atoi(v) > 0) {
             opts.model_memory = (size_t)atoi(v) << 20;
+            i++;
+        } else if (strcmp(a, "--train-slots") == 0 && v && atoi(v) > 0) {
+            opts.train_slots = (uint32_t)atoi(v);
             i++;
         } else if (strcmp(a, "--queues") == 0 && v) {
             opts.queues = v;

@@ -956,7 +956,83 @@ test_training_progress(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Fairness: a worker with two compute threads trains one model at a time
+// (--train-slots defaults to concurrency - 1), so inference runs while a
+// long training job does, and a second training job waits its turn.
+static void
+test_training_leaves_room_for_inference(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 0, "0");
+    const char *args[] = {"--broker",       c.wep,        "--name",     "w0",
+                          "--concurrency",  "2",          "--prefetch", "2",
+                          "--heartbeat-ms", HEARTBEAT_MS, NULL};
+    c.workers[0] =
+        up ? dv_proc_start("DROVER_WORKER_BIN", args, c.dir, "worker0.log")
+           : (dv_proc_t){0, -1};
+    char ready[9000];
+    up = up && c.workers[0].pid &&
+         dv_proc_wait_ready(&c.workers[0], ready, sizeof ready);
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    char p[4300];
+    snprintf(p, sizeof p, "%s/iris.drvm", c.dir);
+    drover_model_t m = {0};
+    drover_error_t err = {0};
+    int push = trained ? drover_model_push(c.d, p, "iris", &m, &err) : -1;
+    train_run_t a = {&c, 0, -1, -1, 0, 0, true};
+    train_run_t b = {&c, 0, -1, -1, 0, 0, true};
+    pthread_t ta, tb;
+    bool started =
+        push == 0 && pthread_create(&ta, NULL, train_thread, &a) == 0;
+    // Job 1 runs (the first train job); then the second is submitted.
+    bool one_running = false;
+    drover_job_info_t info;
+    int64_t end = dv_test_now_ms() + 30000;
+    while (started && !one_running && dv_test_now_ms() < end) {
+        one_running = drover_job_info(c.d, 1, &info, &err) == 0 &&
+                      strcmp(info.state, "running") == 0;
+    }
+    bool started2 =
+        one_running && pthread_create(&tb, NULL, train_thread, &b) == 0;
+    bool second_queued = false;
+    end = dv_test_now_ms() + 30000;
+    while (started2 && !second_queued && dv_test_now_ms() < end) {
+        second_queued = drover_job_info(c.d, 2, &info, &err) == 0 &&
+                        strcmp(info.state, "queued") == 0;
+    }
+    // Inference now: served by the free thread while job 1 trains.
+    char ran[64] = "";
+    int code = -1;
+    if (second_queued) {
+        ran_with(&c, "iris@1", ran, sizeof ran, &code);
+    }
+    drover_job_info_t first = {0}, second = {0};
+    drover_job_info(c.d, 1, &first, &err);
+    drover_job_info(c.d, 2, &second, &err);
+    if (started) {
+        pthread_join(ta, NULL);
+    }
+    if (started2) {
+        pthread_join(tb, NULL);
+    }
+    int exit_rc = cluster_down(&c, code != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK(one_running);
+    DV_CHECK(second_queued); // one training job at a time on this worker
+    DV_CHECK_EQ(code, 0);
+    DV_CHECK_STR_EQ(ran, "iris@1");
+    DV_CHECK_STR_EQ(first.state, "running"); // inference did not wait
+    DV_CHECK_STR_EQ(second.state, "queued");
+    DV_CHECK_EQ(a.code, 0);
+    DV_CHECK_EQ(b.code, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"training leaves room for inference",
+     test_training_leaves_room_for_inference},
+
     {"training progress", test_training_progress},
 
     {"train through the queue", test_train_through_the_queue},

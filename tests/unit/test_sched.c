@@ -450,7 +450,42 @@ test_workers_serve_their_queues(void)
     DV_CHECK_EQ(waiting, 1);
 }
 
+static void
+test_heavy_jobs_leave_room(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 3);
+    dv_sched_worker_heavy_cap(s, 1, 1);
+    dv_sched_submit(s, 1, "train", "", 3);
+    dv_sched_set_heavy(s, 1);
+    dv_sched_submit(s, 2, "train", "", 3);
+    dv_sched_set_heavy(s, 2);
+    dv_sched_submit(s, 3, "infer", "", 3);
+    pick_t p;
+    int heavy = 0, light = 0;
+    while (next(s, &p)) {
+        heavy += p.job <= 2;
+        light += p.job == 3;
+    }
+    size_t waiting = dv_sched_queue_waiting(s, "train");
+    // In one queue too: a light job behind a heavy one that must wait
+    // goes first.
+    dv_sched_submit(s, 4, "train", "", 3);
+    bool passes = next(s, &p) && p.job == 4;
+    int fin = dv_sched_finish(s, 1, 1);
+    bool second = next(s, &p) && p.job == 2; // the heavy slot is free again
+    dv_sched_destroy(&s);
+    DV_CHECK_EQ(heavy, 1);
+    DV_CHECK_EQ(light, 1);
+    DV_CHECK_EQ(waiting, 1);
+    DV_CHECK(passes);
+    DV_CHECK_EQ(fin, 0);
+    DV_CHECK(second);
+}
+
 static const dv_test_case_t cases[] = {
+    {"heavy jobs leave room", test_heavy_jobs_leave_room},
+
     {"workers serve their queues", test_workers_serve_their_queues},
 
     {"priorities, FIFO within each", test_priorities_then_fifo},
