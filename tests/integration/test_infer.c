@@ -865,6 +865,7 @@ typedef struct {
     int progress, rc, code;
     uint32_t last_epoch, epochs;
     bool increasing;
+    const char *epochs_option; // NULL: "epochs=20000"
 } train_run_t;
 
 static void
@@ -886,7 +887,9 @@ train_thread(void *arg)
     size_t len = 0;
     unsigned char *csv =
         dv_test_read_file(dv_test_data("iris_train.csv"), &len);
-    const char *options[] = {"hidden=32", "epochs=20000", "patience=0"};
+    const char *options[] = {
+        "hidden=32", tr->epochs_option ? tr->epochs_option : "epochs=20000",
+        "patience=0"};
     drover_train_t t = {0};
     t.model = "slow";
     t.algo = "mlp";
@@ -914,7 +917,7 @@ test_training_progress(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, 1, "0");
-    train_run_t tr = {&c, 0, -1, -1, 0, 0, true};
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, NULL};
     pthread_t th;
     bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
     // Job 1 is the training job: watch it from another process.
@@ -979,8 +982,8 @@ test_training_leaves_room_for_inference(void)
     drover_model_t m = {0};
     drover_error_t err = {0};
     int push = trained ? drover_model_push(c.d, p, "iris", &m, &err) : -1;
-    train_run_t a = {&c, 0, -1, -1, 0, 0, true};
-    train_run_t b = {&c, 0, -1, -1, 0, 0, true};
+    train_run_t a = {&c, 0, -1, -1, 0, 0, true, NULL};
+    train_run_t b = {&c, 0, -1, -1, 0, 0, true, NULL};
     pthread_t ta, tb;
     bool started =
         push == 0 && pthread_create(&ta, NULL, train_thread, &a) == 0;
@@ -1029,7 +1032,50 @@ test_training_leaves_room_for_inference(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Cancel reaches a training job between epochs: its one-thread worker is
+// free for the next job long before the training would have ended.
+static void
+test_cancel_stops_training(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, "epochs=400000"}; // ~40 s
+    pthread_t th;
+    bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
+    bool running = false;
+    drover_job_info_t info;
+    drover_error_t err = {0};
+    int64_t end = dv_test_now_ms() + 30000;
+    while (started && !running && dv_test_now_ms() < end) {
+        running = drover_job_info(c.d, 1, &info, &err) == 0 &&
+                  strcmp(info.state, "running") == 0 && info.epoch > 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int cancel_rc = running ? drover_job_cancel(c.d, 1, NULL, &err) : -1;
+    int64_t t0 = dv_test_now_ms();
+    drover_job_t echo = DROVER_JOB_INIT;
+    echo.payload = "after";
+    echo.payload_len = 5;
+    drover_result_t *r = NULL;
+    int echo_rc = running ? drover_run(c.d, &echo, 30000, &r, &err) : -1;
+    int64_t waited = dv_test_now_ms() - t0;
+    drover_result_destroy(&r);
+    if (started) {
+        pthread_join(th, NULL);
+    }
+    int exit_rc = cluster_down(&c, echo_rc != 0);
+    DV_CHECK(up);
+    DV_CHECK(running);
+    DV_CHECK_EQ(cancel_rc, 0);
+    DV_CHECK_EQ(tr.code, DV_ECANCELED);
+    DV_CHECK_EQ(echo_rc, 0);
+    DV_CHECK(waited < 15000); // the training had ~40 s left
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"cancel stops training", test_cancel_stops_training},
     {"training leaves room for inference",
      test_training_leaves_room_for_inference},
 
