@@ -691,8 +691,13 @@ cmd_models(int argc, char **argv)
             printf(",\"version\":%" PRIu32 ",\"previous\":%" PRIu32 "}\n",
                    version, previous);
         } else if (rc == 0 && alias) {
-            printf("%s@%s -> version %" PRIu32 " (was %s%" PRIu32 ")\n", name,
-                   pos[1], version, previous ? "" : "none, ", previous);
+            if (previous) {
+                printf("%s@%s -> version %" PRIu32 " (was %" PRIu32 ")\n", name,
+                       pos[1], version, previous);
+            } else {
+                printf("%s@%s -> version %" PRIu32 " (new)\n", name, pos[1],
+                       version);
+            }
         } else if (rc == 0) {
             printf("%s@%s removed (it named version %" PRIu32 ")\n", name,
                    pos[1], previous);
