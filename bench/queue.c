@@ -4,6 +4,9 @@
 //       asynchronously, 2 workers, until the producer has every result:
 //       jobs/s, median of 3 runs
 //   W2  2,000 sequential round trips with 1 worker: p50/p99 latency (us)
+//   train: the digits MLP (64-128-10, 200 epochs) trained through the queue
+//       (`drover train`, one worker) and in-process (`drover local train`):
+//       training samples/s, median of 3
 //   deep: durable W1 again while 1,000,000 jobs of 100 bytes wait in
 //       another queue (workers serve only W1's, --queues): the broker's
 //       RSS and W1 beside the empty-queue durable figure
@@ -251,6 +254,97 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+// Run bin with args to completion (stdout drained): wall seconds, or -1.
+static double
+run_timed(const char *bin, const char *const *args)
+{
+    double t0 = now_s();
+    proc_t p = spawn(bin, args);
+    if (!p.pid) {
+        return -1;
+    }
+    char buf[4096];
+    while (read(p.out, buf, sizeof buf) > 0) {
+    }
+    close(p.out);
+    int status = 0;
+    waitpid(p.pid, &status, 0);
+    double secs = now_s() - t0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? secs : -1;
+}
+
+#define TRAIN_EPOCHS "200"
+#define TRAIN_ROWS   1437 // data/digits_train.csv
+
+// train: samples/s through the queue (*queue) and in-process (*local).
+static int
+run_train(const char *bin_dir, double *queue, double *local)
+{
+    char dir[] = "/tmp/dv-bench-train-XXXXXX";
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    char cep[256], wep[256], broker_bin[4200], worker_bin[4200], cli[4200];
+    char line[1100], bcep[300], out[300];
+    snprintf(cep, sizeof cep, "ipc://%s/c.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    snprintf(bcep, sizeof bcep, "--broker=%s", cep);
+    snprintf(out, sizeof out, "--out=%s/local.drvm", dir);
+    snprintf(broker_bin, sizeof broker_bin, "%s/drover-broker", bin_dir);
+    snprintf(worker_bin, sizeof worker_bin, "%s/drover-worker", bin_dir);
+    snprintf(cli, sizeof cli, "%s/drover", bin_dir);
+    const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
+    const char *wargs[] = {"--broker", wep, NULL};
+    proc_t broker = spawn(broker_bin, bargs), w = {0, -1};
+    int rc = ready(&broker, line, sizeof line);
+    if (rc == 0) {
+        w = spawn(worker_bin, wargs);
+        rc = ready(&w, line, sizeof line);
+    }
+    double q[RUNS], l[RUNS];
+    for (int r = 0; rc == 0 && r < RUNS; r++) {
+        const char *qargs[] = {"train",
+                               "--data=data/digits_train.csv",
+                               "--algo=mlp",
+                               "--hidden=128",
+                               "--epochs=" TRAIN_EPOCHS,
+                               "--patience=0",
+                               "--model=bench",
+                               bcep,
+                               NULL};
+        const char *largs[] = {"local",
+                               "train",
+                               "--data=data/digits_train.csv",
+                               "--algo=mlp",
+                               "--hidden=128",
+                               "--epochs=" TRAIN_EPOCHS,
+                               "--patience=0",
+                               out,
+                               NULL};
+        q[r] = run_timed(cli, qargs);
+        l[r] = run_timed(cli, largs);
+        rc = q[r] > 0 && l[r] > 0 ? 0 : -1;
+    }
+    reap(&w);
+    reap(&broker);
+    char path[300];
+    snprintf(path, sizeof path, "%s/c.sock", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/w.sock", dir);
+    unlink(path);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    if (rc == 0) {
+        qsort(q, RUNS, sizeof(double), cmp_double);
+        qsort(l, RUNS, sizeof(double), cmp_double);
+        double samples = (double)TRAIN_ROWS * atoi(TRAIN_EPOCHS);
+        *queue = samples / q[RUNS / 2];
+        *local = samples / l[RUNS / 2];
+    } else {
+        fprintf(stderr, "dv-bench-queue: the training runs failed\n");
+    }
+    return rc;
 }
 
 // The broker's resident and peak memory (kB) from /proc.
@@ -652,6 +746,10 @@ main(int argc, char **argv)
     if (run_drover(bin_dir, 2, true, NULL, NULL, &deep) != 0) {
         return 1;
     }
+    double train_queue = 0, train_local = 0;
+    if (run_train(bin_dir, &train_queue, &train_local) != 0) {
+        return 1;
+    }
     double deep_w1 = deep.w1[RUNS / 2];
     floor_run(1, NULL, fl_lat);
     qsort(dv_lat, W2_TRIPS, sizeof(double), cmp_double);
@@ -673,6 +771,11 @@ main(int argc, char **argv)
            "(%.2f of the empty-queue figure)\n",
            deep.rss_after_kb / 1024.0, deep.hwm_kb / 1024.0, deep_w1,
            deep_w1 / du_w1[RUNS / 2]);
+    printf("train: digits MLP 64-128-10, %s epochs over %d rows (median of "
+           "%d):\n  through the queue %8.0f samples/s   in-process %8.0f "
+           "samples/s   queue/in-process %.2f\n",
+           TRAIN_EPOCHS, TRAIN_ROWS, RUNS, train_queue, train_local,
+           train_queue / train_local);
     printf("W2 %d sequential round trips, 1 worker:\n", W2_TRIPS);
     printf("  drover p50 %6.0f us p99 %6.0f us   raw zmq relay p50 %6.0f us "
            "p99 %6.0f us\n",
@@ -682,24 +785,29 @@ main(int argc, char **argv)
         perror(out_path);
         return 1;
     }
-    fprintf(f,
-            "{\n  \"bench\": \"queue\",\n  \"transport\": \"ipc\",\n"
-            "  \"w1\": {\"jobs\": %d, \"payload_bytes\": %d, \"workers\": 2, "
-            "\"drover_jobs_per_s\": %.0f, \"floor_jobs_per_s\": %.0f, "
-            "\"drover_over_floor\": %.3f, \"drover_durable_jobs_per_s\": "
-            "%.0f},\n"
-            "  \"deep\": {\"backlog_jobs\": %d, \"payload_bytes\": %d, "
-            "\"preload_s\": %.2f, \"broker_rss_mb\": %.1f, "
-            "\"broker_peak_rss_mb\": %.1f, \"durable_w1_jobs_per_s\": %.0f, "
-            "\"over_empty_queue\": %.3f},\n"
-            "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
-            "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
-            "\"floor_p99_us\": %.0f}\n}\n",
-            W1_JOBS, PAYLOAD, dv_w1[RUNS / 2], fl_w1[RUNS / 2],
-            dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], BACKLOG,
-            PAYLOAD, deep.preload_s, deep.rss_after_kb / 1024.0,
-            deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W2_TRIPS,
-            d50, d99, f50, f99);
+    fprintf(
+        f,
+        "{\n  \"bench\": \"queue\",\n  \"transport\": \"ipc\",\n"
+        "  \"w1\": {\"jobs\": %d, \"payload_bytes\": %d, \"workers\": 2, "
+        "\"drover_jobs_per_s\": %.0f, \"floor_jobs_per_s\": %.0f, "
+        "\"drover_over_floor\": %.3f, \"drover_durable_jobs_per_s\": "
+        "%.0f},\n"
+        "  \"train\": {\"model\": \"digits mlp 64-128-10\", \"epochs\": %s, "
+        "\"rows\": %d, \"queue_samples_per_s\": %.0f, "
+        "\"local_samples_per_s\": %.0f, \"queue_over_local\": %.3f},\n"
+        "  \"deep\": {\"backlog_jobs\": %d, \"payload_bytes\": %d, "
+        "\"preload_s\": %.2f, \"broker_rss_mb\": %.1f, "
+        "\"broker_peak_rss_mb\": %.1f, \"durable_w1_jobs_per_s\": %.0f, "
+        "\"over_empty_queue\": %.3f},\n"
+        "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
+        "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
+        "\"floor_p99_us\": %.0f}\n}\n",
+        W1_JOBS, PAYLOAD, dv_w1[RUNS / 2], fl_w1[RUNS / 2],
+        dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], TRAIN_EPOCHS,
+        TRAIN_ROWS, train_queue, train_local, train_queue / train_local,
+        BACKLOG, PAYLOAD, deep.preload_s, deep.rss_after_kb / 1024.0,
+        deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W2_TRIPS, d50,
+        d99, f50, f99);
     fclose(f);
     printf("wrote %s\n", out_path);
     return 0;
