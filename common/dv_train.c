@@ -853,3 +853,54 @@ fail:
     dv_model_destroy(&m);
     return rc;
 }
+
+int
+dv_model_evaluate(const dv_model_t *m,
+                  const dv_dataset_t *ds,
+                  dv_metrics_t *out,
+                  dv_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    dv_tensor_t *x = NULL, *pred = NULL;
+    int rc = ds->target_value ? 0
+                              : dv_errorf(err, DV_EFORMAT,
+                                          "the data has no target column '%s'",
+                                          m->target_name ? m->target_name : "");
+    if (rc == 0) {
+        rc = dv_dataset_select(ds, m->feature_names, m->n_features, &x, err);
+    }
+    if (rc == 0) {
+        rc = dv_model_predict(m, x, &pred, err);
+    }
+    if (rc == 0 && m->task == DV_TASK_CLASSIFICATION) {
+        uint32_t *cls = dv_try_malloc(ds->n_rows, sizeof(uint32_t));
+        rc = cls ? dv_labels_encode(m->labels, ds->target_text,
+                                    ds->target_value, ds->n_rows, cls, err)
+                 : dv_errorf(err, DV_ENOMEM, "out of memory");
+        if (rc == 0) {
+            dv_metrics_classification(out, cls, pred->data, ds->n_rows,
+                                      m->labels->n);
+        }
+        free(cls);
+    } else if (rc == 0) {
+        float *y = ds->target_numeric ? dv_try_malloc(ds->n_rows, sizeof(float))
+                                      : NULL;
+        if (!ds->target_numeric) {
+            rc = dv_errorf(err, DV_EFORMAT,
+                           "target '%s' must be numeric for a regression "
+                           "model",
+                           m->target_name ? m->target_name : "");
+        } else if (!y) {
+            rc = dv_errorf(err, DV_ENOMEM, "out of memory");
+        } else {
+            for (size_t i = 0; i < ds->n_rows; i++) {
+                y[i] = (float)ds->target_value[i];
+            }
+            dv_metrics_regression(out, y, pred->data, ds->n_rows);
+        }
+        free(y);
+    }
+    dv_tensor_destroy(&pred);
+    dv_tensor_destroy(&x);
+    return rc;
+}

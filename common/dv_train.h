@@ -72,6 +72,16 @@ int dv_train(dv_model_t **out,
              const dv_train_opts_t *opts,
              dv_error_t *err);
 
+// Metrics of model m on ds (which must have m's target and features, found
+// by name): what `drover local eval` and evaluate jobs report. Returns 0
+// and fills *out (release with dv_metrics_clear), or DV_ESHAPE (a feature
+// missing), DV_EFORMAT (a class label the model does not know, a text
+// target for a regression model), DV_ENOMEM.
+int dv_model_evaluate(const dv_model_t *m,
+                      const dv_dataset_t *ds,
+                      dv_metrics_t *out,
+                      dv_error_t *err);
+
 // Mean loss + L2 penalty of model m on rows of already-scaled x, and its
 // gradient with respect to every parameter, written to grad in layer order
 // (layer 0 weights row-major, layer 0 biases, layer 1 weights, ...;

@@ -434,39 +434,11 @@ cmd_eval(int argc, char **argv)
     dv_error_t err = {0};
     dv_model_t *model = NULL;
     dv_dataset_t *ds = NULL;
-    dv_tensor_t *x = NULL, *pred = NULL;
-    uint32_t *cls = NULL;
-    float *y = NULL;
+    dv_tensor_t *x = NULL;
     dv_metrics_t m = {0};
     int rc = load_model_and_data(model_path, data, true, &model, &ds, &x, &err);
     if (rc == 0) {
-        rc = dv_model_predict(model, x, &pred, &err);
-    }
-    if (rc == 0 && model->task == DV_TASK_CLASSIFICATION) {
-        cls = dv_try_malloc(ds->n_rows, sizeof(uint32_t));
-        rc = cls ? dv_labels_encode(model->labels, ds->target_text,
-                                    ds->target_value, ds->n_rows, cls, &err)
-                 : dv_errorf(&err, DV_ENOMEM, "out of memory");
-        if (rc == 0) {
-            dv_metrics_classification(&m, cls, pred->data, ds->n_rows,
-                                      model->labels->n);
-        }
-    } else if (rc == 0) {
-        if (!ds->target_numeric) {
-            rc = dv_errorf(&err, DV_EFORMAT,
-                           "%s: target '%s' must be numeric for a regression "
-                           "model",
-                           data, model->target_name);
-        } else {
-            y = dv_try_malloc(ds->n_rows, sizeof(float));
-            for (size_t i = 0; y && i < ds->n_rows; i++) {
-                y[i] = (float)ds->target_value[i];
-            }
-            rc = y ? 0 : dv_errorf(&err, DV_ENOMEM, "out of memory");
-            if (rc == 0) {
-                dv_metrics_regression(&m, y, pred->data, ds->n_rows);
-            }
-        }
+        rc = dv_model_evaluate(model, ds, &m, &err);
     }
     if (rc == 0) {
         if (dv_cli_get(opts, "json")) {
@@ -478,9 +450,6 @@ cmd_eval(int argc, char **argv)
         }
     }
     dv_metrics_clear(&m);
-    free(cls);
-    free(y);
-    dv_tensor_destroy(&pred);
     dv_tensor_destroy(&x);
     dv_dataset_destroy(&ds);
     dv_model_destroy(&model);
