@@ -298,6 +298,9 @@ typedef struct switch_s {
 // An infer job (its model field is the model to run; a train job's is the
 // name its result is registered under).
 #define IS_INFER(j) (strcmp((j)->kind, "infer") == 0)
+// A job that runs a registered model version (infer, evaluate): its model
+// and version are resolved at submit and pinned.
+#define USES_MODEL(j) (IS_INFER(j) || strcmp((j)->kind, "evaluate") == 0)
 
 // Timed events (dv_timeq tags).
 enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
@@ -1247,7 +1250,7 @@ dispatch(dv_broker_t *self)
             dv_msgw_uint(m, "ms", j->sleep_ms);
         }
 
-        if (IS_INFER(j)) {
+        if (USES_MODEL(j)) {
             dv_msgw_key(m, "model");
             dv_msgw_v_map(m, 3);
             dv_msgw_v_str(m, "name");
@@ -1256,7 +1259,9 @@ dispatch(dv_broker_t *self)
             dv_msgw_v_uint(m, j->model_version);
             dv_msgw_v_str(m, "sha256");
             dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
-            dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
+            if (IS_INFER(j)) {
+                dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
+            }
         }
         dv_frame_t f = {j->payload, j->payload_len};
         if (strcmp(j->kind, "train") == 0) {
@@ -1445,7 +1450,7 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
         return true;
     }
     char key[DV_MAX_WIRE_NAME + 16] = "";
-    if (IS_INFER(j)) {
+    if (USES_MODEL(j)) {
         snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
     }
     dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
@@ -1475,12 +1480,12 @@ job_accept(dv_broker_t *self, job_t *j)
 }
 
 // Job kinds in records (p[1]).
-static const char *s_kinds[] = {"echo", "infer", "sleep", "train"};
+static const char *s_kinds[] = {"echo", "infer", "sleep", "train", "evaluate"};
 
 static uint8_t
 kind_code(const char *kind)
 {
-    for (uint8_t i = 0; i < 4; i++) {
+    for (uint8_t i = 0; i < 5; i++) {
         if (strcmp(kind, s_kinds[i]) == 0) {
             return i;
         }
@@ -1727,7 +1732,7 @@ job_decode(uint64_t id,
            dv_error_t *err)
 {
     size_t head = len >= 1 && p[0] == 1 ? JOB_HEAD_V1 : JOB_HEAD;
-    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 3 ||
+    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 4 ||
         (p[0] == 1 && p[1] > 1)) {
         dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
                   (unsigned long long)id);
@@ -1876,10 +1881,11 @@ on_submit(dv_broker_t *self,
     bool infer = strcmp(kind, "infer") == 0;
     bool sleep = strcmp(kind, "sleep") == 0;
     bool train = strcmp(kind, "train") == 0;
-    if (!infer && !sleep && !train && strcmp(kind, "echo") != 0) {
+    bool evaluate = strcmp(kind, "evaluate") == 0;
+    if (!infer && !sleep && !train && !evaluate && strcmp(kind, "echo") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: job kind '%s' is not supported by this "
-                         "broker (echo, infer, sleep, train)",
+                         "broker (echo, infer, evaluate, sleep, train)",
                          kind);
     }
     if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT) {
@@ -1945,6 +1951,15 @@ on_submit(dv_broker_t *self,
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an %s job needs its payload in frame 1",
                          kind);
+    } else if (evaluate) { // a model and a CSV with its target
+        char ref[2 * DV_MAX_WIRE_NAME];
+        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0) {
+            return rc;
+        }
+        model = resolve_serving(self, ref, err);
+        if (!model) {
+            return err ? err->code : DV_ENOMODEL;
+        }
     }
     // A key seen within the window: the job it made, not a new one.
     if (key[0] && idem_reply(self, in, m, queue, key)) {
@@ -2053,7 +2068,11 @@ on_submit(dv_broker_t *self,
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
     j->memory_only = memory_only;
-    j->kind = infer ? "infer" : sleep ? "sleep" : train ? "train" : "echo";
+    j->kind = infer      ? "infer"
+              : sleep    ? "sleep"
+              : train    ? "train"
+              : evaluate ? "evaluate"
+                         : "echo";
     j->priority = (int32_t)priority;
     j->timeout_ms = (uint32_t)timeout_ms;
     j->backoff_ms = (uint32_t)backoff;
@@ -3354,7 +3373,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
         }
         q->bytes -= j->payload_len; // job_add counts it again
         job_add(self, j);
-        if (IS_INFER(j) &&
+        if (USES_MODEL(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text, "model %s@%u is gone", j->model,
@@ -3371,7 +3390,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             job_expire(self, j);
         } else {
             char key[DV_MAX_WIRE_NAME + 16] = "";
-            if (IS_INFER(j)) {
+            if (USES_MODEL(j)) {
                 snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
             }
             dv_sched_submit_prio(self->sched, j->id, j->queue, key,
@@ -4015,6 +4034,20 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     dv_error_t bad = {0};
     if (done && IS_INFER(j) && check_infer_done(j, m, &extra, &bad) != 0) {
         done = false; // the worker's answer is unusable: say why
+    }
+    if (done && strcmp(j->kind, "evaluate") == 0) {
+        const msgpack_object *metrics = dv_msg_get(m, "metrics");
+        if (!metrics || metrics->type != MSGPACK_OBJECT_MAP) {
+            done = false;
+            dv_errorf(&bad, DV_EFORMAT,
+                      "malformed result from the worker: no metrics map");
+        } else {
+            char ref[DV_MAX_WIRE_NAME + 16];
+            snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+            extra = dv_msgw_new(DV_MSG_RESULT, 0);
+            dv_msgw_str(extra, "model", ref);
+            dv_msgw_obj(extra, "metrics", metrics);
+        }
     }
     if (done) {
         dv_frame_t frames[DV_MAX_FRAMES];
@@ -4809,7 +4842,7 @@ recover(dv_broker_t *self, dv_error_t *err)
     }
     for (size_t i = 0; rc == 0 && i < r.n_ids; i++) {
         job_t *j = job_find(self, r.ids[i]);
-        if (IS_INFER(j) &&
+        if (USES_MODEL(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text,

@@ -46,7 +46,10 @@ struct drover_result {
     char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
     drover_attempt_error_t *errors;   // failed attempts (owned)
     size_t n_errors;
-    uint64_t seq; // position in a result stream (0: not from one)
+    uint64_t seq;          // position in a result stream (0: not from one)
+    char **metric_names;   // evaluate: the metrics (owned)
+    double *metric_values; //
+    size_t n_metrics;      //
 };
 
 // A result stream's result waiting for drover_poll.
@@ -189,6 +192,8 @@ drover_result_destroy(drover_result_t **r_p)
     drover_result_t *r = *r_p;
     free(r->payload);
     free(r->errors);
+    dv_strs_free(&r->metric_names, r->n_metrics);
+    free(r->metric_values);
     dv_tensor_destroy(&r->output);
     dv_strs_free(&r->classes, r->n_classes);
     free(r);
@@ -272,6 +277,22 @@ result_from(const dv_msg_t *m)
     }
     if (rc == 0 && !r->model[0] && dv_msg_has(m, "model")) {
         dv_msg_str(m, "model", r->model, sizeof r->model, &e); // train
+    }
+    const msgpack_object *mt = dv_msg_get(m, "metrics");
+    if (rc == 0 && mt && mt->type == MSGPACK_OBJECT_MAP) { // evaluate
+        size_t n = mt->via.map.size;
+        r->metric_names = dv_calloc(n ? n : 1, sizeof(char *));
+        r->metric_values = dv_calloc(n ? n : 1, sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            const msgpack_object_kv *kv = &mt->via.map.ptr[i];
+            double v;
+            char name[64];
+            copy_obj_str(&kv->key, name, sizeof name);
+            if (name[0] && dv_msgpack_double(&kv->val, &v)) {
+                r->metric_names[r->n_metrics] = dv_strdup(name);
+                r->metric_values[r->n_metrics++] = v;
+            }
+        }
     }
     if (rc) {
         r->ok = false;
@@ -713,10 +734,15 @@ build_submit(const drover_job_t *job,
     const char *kind = job->kind ? job->kind : "echo";
     bool infer = strcmp(kind, "infer") == 0;
     bool sleep = strcmp(kind, "sleep") == 0;
+    bool evaluate = strcmp(kind, "evaluate") == 0;
     *owned = NULL;
-    if (!infer && !sleep && strcmp(kind, "echo") != 0) {
-        return dv_errorf(e, DV_EINVAL, "job kind '%s': echo, infer or sleep",
-                         kind);
+    if (!infer && !sleep && !evaluate && strcmp(kind, "echo") != 0) {
+        return dv_errorf(e, DV_EINVAL,
+                         "job kind '%s': echo, infer, evaluate or sleep", kind);
+    }
+    if (evaluate && (!job->model || !job->payload)) {
+        return dv_errorf(e, DV_EINVAL,
+                         "an evaluate job needs model and the CSV as payload");
     }
     if (job->idempotency_key &&
         (!job->idempotency_key[0] ||
@@ -770,6 +796,9 @@ build_submit(const drover_job_t *job,
     }
     if (sleep) {
         dv_msgw_uint(w, "ms", job->sleep_ms);
+    }
+    if (evaluate) {
+        dv_msgw_str(w, "model", job->model);
     }
     if (infer) {
         dv_msgw_str(w, "model", job->model);
@@ -1034,6 +1063,16 @@ uint64_t
 drover_result_seq(const drover_result_t *r)
 {
     return r->seq;
+}
+
+size_t
+drover_result_metrics(const drover_result_t *r,
+                      const char *const **names,
+                      const double **values)
+{
+    *names = (const char *const *)r->metric_names;
+    *values = r->metric_values;
+    return r->n_metrics;
 }
 
 // The connection's follow (one at most).

@@ -83,11 +83,15 @@ const char *drover_endpoint(const drover_t *self);
 // during the submit call only (the library copies what it sends).
 typedef struct {
     const char *queue;           // queue name; NULL: "default"
-    const char *kind;            // "echo", "infer" or "sleep" (waits sleep_ms,
-                                 // then answers like echo: a diagnostic job)
-    const void *payload;         // echo: bytes sent back as the result
+    const char *kind;            // "echo", "infer", "evaluate" (the model's
+                                 // metrics on the CSV in payload) or
+                                 // "sleep" (waits sleep_ms, then answers
+                                 // like echo: a diagnostic job)
+    const void *payload;         // echo: bytes sent back as the result;
+                                 // evaluate: the CSV (with the target)
     size_t payload_len;          //   their count
-    const char *model;           // infer: "NAME" (latest) or "NAME@VERSION"
+    const char *model;           // infer, evaluate: "NAME" (latest),
+                                 // "NAME@VERSION" or "NAME@ALIAS"
     const float *input;          // infer: rows x cols, row-major, host floats
     size_t rows, cols;           //   its shape (cols = the model's features)
     uint32_t max_attempts;       // runs before a lost job fails (0: broker's 3)
@@ -358,6 +362,12 @@ int drover_unfollow(drover_t *self,
                     const char *queue,
                     const char *consumer,
                     drover_error_t *err);
+
+// An evaluate job's metrics (borrowed): names ("accuracy", "f1_macro",
+// "r2", "rows", ...) and values; returns their count (0 for other kinds).
+size_t drover_result_metrics(const drover_result_t *r,
+                             const char *const **names,
+                             const double **values);
 
 // A streamed result's position in its queue's stream (0 for results not
 // from a stream).

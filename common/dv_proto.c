@@ -18,6 +18,7 @@
 
 #include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_metrics.h"
 #include "dv_msgpack.h"
 #include "dv_prep.h"
 #include "dv_train.h"
@@ -875,4 +876,52 @@ void
 dv_msgw_v_double(dv_msgw_t *self, double value)
 {
     msgpack_pack_double(&self->pk, value);
+}
+
+void
+dv_msgw_metrics(dv_msgw_t *self, const char *key, const void *metrics)
+{
+    const dv_metrics_t *m = metrics;
+    bool cls = m->task == DV_TASK_CLASSIFICATION;
+    bool binary = cls && m->n_classes == 2;
+    dv_msgw_key(self, key);
+    dv_msgw_v_map(self, cls ? (binary ? 12 : 9) : 5);
+    dv_msgw_v_str(self, "task");
+    dv_msgw_v_str(self, dv_task_name(m->task));
+    dv_msgw_v_str(self, "rows");
+    dv_msgw_v_uint(self, m->rows);
+    if (!cls) {
+        const char *names[3] = {"mse", "mae", "r2"};
+        const double values[3] = {m->mse, m->mae, m->r2};
+        for (int i = 0; i < 3; i++) {
+            dv_msgw_v_str(self, names[i]);
+            dv_msgw_v_double(self, values[i]);
+        }
+        return;
+    }
+    dv_msgw_v_str(self, "n_classes");
+    dv_msgw_v_uint(self, m->n_classes);
+    const char *names[8] = {
+        "accuracy", "precision_macro", "recall_macro", "f1_macro",
+        "log_loss", "precision",       "recall",       "f1"};
+    const double values[8] = {
+        m->accuracy, m->precision_macro, m->recall_macro, m->f1_macro,
+        m->log_loss, m->precision,       m->recall,       m->f1};
+    for (int i = 0; i < (binary ? 8 : 5); i++) {
+        dv_msgw_v_str(self, names[i]);
+        dv_msgw_v_double(self, values[i]);
+    }
+    dv_msgw_v_str(self, "confusion");
+    size_t k = m->confusion ? m->n_classes : 0;
+    dv_msgw_v_array(self, k * k);
+    for (size_t i = 0; i < k * k; i++) {
+        dv_msgw_v_uint(self, m->confusion[i]);
+    }
+}
+
+void
+dv_msgw_obj(dv_msgw_t *self, const char *key, const msgpack_object *value)
+{
+    dv_msgw_key(self, key);
+    msgpack_pack_object(&self->pk, *value);
 }

@@ -269,6 +269,10 @@ void dv_msgw_v_array(dv_msgw_t *self, size_t n);
 void dv_msgw_v_map(dv_msgw_t *self, size_t n);
 void dv_msgw_uint(dv_msgw_t *self, const char *key, uint64_t value);
 void dv_msgw_double(dv_msgw_t *self, const char *key, double value);
+// Field key holding a copy of a decoded msgpack value (a relayed map).
+void dv_msgw_obj(dv_msgw_t *self,
+                 const char *key,
+                 const struct msgpack_object *value);
 // Float field key (an integer is accepted too). Returns 0 or DV_EFORMAT.
 int dv_msg_double(const dv_msg_t *self,
                   const char *key,
@@ -279,6 +283,12 @@ dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);
 // {"name": dv_err_name(code), "text": text}
 void
 dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);
+// Metrics as a map: {task: str, rows: uint, and the figures of the task
+// (regression: mse, mae, r2; classification: n_classes, accuracy,
+// precision_macro, recall_macro, f1_macro, log_loss, and for two classes
+// precision, recall, f1 of class 1) as float64, confusion: [uint] (k x k,
+// row-major)}.
+void dv_msgw_metrics(dv_msgw_t *self, const char *key, const void *metrics);
 // Hyper-parameters as the map dv_msg_hyper reads (every field written).
 void dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h);
 // A tensor map pointing at payload frame `frame` (1-based) holding rows x

@@ -36,6 +36,7 @@
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_metrics.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_msgpack.h"
@@ -80,6 +81,8 @@ struct task {
     bool sleep;                         // a `sleep` job: raw is its payload
     uint64_t sleep_ms;                  // how long
     bool train;                         // a `train` job: raw is the CSV
+    bool evaluate;                      // an `evaluate` job: raw is the CSV
+    dv_metrics_t metrics;               // its outcome
     dv_hyper_t hyper;                   // its hyper-parameters
     int task_kind;                      // -1: from algo and data
     int64_t created_unix;               // stored in the model
@@ -291,6 +294,7 @@ cache_trim(dv_worker_t *self)
 static void
 task_free(task_t *t)
 {
+    dv_metrics_clear(&t->metrics);
     free(t->raw);
     free(t->model_file);
     dv_tensor_destroy(&t->input);
@@ -381,6 +385,45 @@ after_sleep(uv_work_t *req, int status)
         dv_msgw_str(w, "state", "done");
         dv_frame_t f = {t->raw, t->raw_rows};
         send_header(self, w, &f, 1);
+        self->jobs_done++;
+    }
+    task_end(self, t);
+}
+
+// An `evaluate` job on the pool: the CSV against the model's features and
+// target, then its metrics.
+static void
+work_evaluate(uv_work_t *req)
+{
+    task_t *t = req->data;
+    const dv_model_t *m = t->model->model;
+    dv_csv_opts_t copts = {.target = m->target_name};
+    dv_dataset_t *ds = NULL;
+    t->rc =
+        dv_csv_parse(&ds, (const char *)t->raw, t->raw_rows, &copts, &t->err);
+    if (t->rc == 0) {
+        t->rc = dv_model_evaluate(m, ds, &t->metrics, &t->err);
+    }
+    dv_dataset_destroy(&ds);
+}
+
+static void
+after_evaluate(uv_work_t *req, int status)
+{
+    task_t *t = req->data;
+    dv_worker_t *self = t->owner;
+    if (status != 0 || t->cancelled) {
+        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    }
+    if (t->rc) {
+        send_failed(self, t->job, t->attempt, t->rc, t->err.text);
+    } else {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", t->job);
+        dv_msgw_uint(w, "attempt", t->attempt);
+        dv_msgw_str(w, "state", "done");
+        dv_msgw_metrics(w, "metrics", &t->metrics);
+        send_header(self, w, NULL, 0);
         self->jobs_done++;
     }
     task_end(self, t);
@@ -523,7 +566,10 @@ task_start(dv_worker_t *self, task_t *t, cached_t *c)
     c->refs++;
     c->used = ++self->tick;
     t->work.data = t;
-    int rc = uv_queue_work(&self->loop, &t->work, work_predict, after_predict);
+    int rc = t->evaluate ? uv_queue_work(&self->loop, &t->work, work_evaluate,
+                                         after_evaluate)
+                         : uv_queue_work(&self->loop, &t->work, work_predict,
+                                         after_predict);
     if (rc != 0) {
         send_failed(self, t->job, t->attempt, DV_EIO, uv_strerror(rc));
         task_end(self, t);
@@ -752,6 +798,20 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     t->name[name->via.str.size] = '\0';
     memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
     snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
+    if (t->evaluate) { // the data: a CSV with the model's target
+        const dv_frame_t *csv = dv_msg_frame(m, 1);
+        if (!csv) {
+            return dv_errorf(err, DV_EFORMAT, "evaluate: no CSV in frame 1");
+        }
+        t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
+        if (!t->raw) {
+            return dv_errorf(err, DV_ENOMEM, "no memory for %zu bytes",
+                             csv->len);
+        }
+        memcpy(t->raw, csv->data, csv->len);
+        t->raw_rows = csv->len;
+        return 0;
+    }
     const dv_frame_t *f = NULL;
     size_t rows = 0, cols = 0;
     int rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
@@ -795,7 +855,9 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     }
     bool sleep = rc == 0 && strcmp(kind, "sleep") == 0;
     bool train = rc == 0 && strcmp(kind, "train") == 0;
-    if (rc == 0 && !sleep && !train && strcmp(kind, "infer") != 0) {
+    bool evaluate = rc == 0 && strcmp(kind, "evaluate") == 0;
+    if (rc == 0 && !sleep && !train && !evaluate &&
+        strcmp(kind, "infer") != 0) {
         rc = dv_errorf(&err, DV_EINVAL,
                        "job kind '%s' is not supported by this worker", kind);
     }
@@ -878,6 +940,7 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         }
         return;
     }
+    t->evaluate = evaluate;
     rc = parse_infer(m, t, &err);
     if (rc) {
         send_failed(self, job, attempt, rc, err.text);

@@ -1248,6 +1248,85 @@ cmd_train(int argc, char **argv)
     return rc ? fail_d(&err) : DV_CLI_OK;
 }
 
+// ------------------------------------------------------------- evaluate
+
+#define EVALUATE_USAGE                                                         \
+    "usage: drover evaluate --model NAME[@VERSION|@ALIAS] --data FILE.csv "    \
+    "[--queue Q]\n"                                                            \
+    "                       [--broker E] [--json]\n"                           \
+    "The model's metrics on the file (it must hold the model's target), "      \
+    "computed by a\nworker as a job: the figures `drover local eval` "         \
+    "prints.\n"
+
+static int
+cmd_evaluate(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"model", true, NULL},  {"data", true, NULL},  {"queue", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL}, {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos = 0;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, EVALUATE_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    const char *model = dv_cli_get(opts, "model");
+    const char *data = dv_cli_get(opts, "data");
+    if (!model || !data) {
+        fputs(EVALUATE_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    dv_error_t derr = {0};
+    uint8_t *csv = NULL;
+    size_t csv_len = 0;
+    if (dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr) != 0) {
+        return fail_dv(&derr);
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        free(csv);
+        return rc;
+    }
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "evaluate";
+    job.queue = dv_cli_get(opts, "queue");
+    job.model = model;
+    job.payload = csv;
+    job.payload_len = csv_len;
+    drover_error_t err = {0};
+    drover_result_t *r = NULL;
+    rc = drover_run(d, &job, -1, &r, &err);
+    free(csv);
+    if (rc == 0) {
+        const char *text = "";
+        int code = drover_result_error(r, &text);
+        const char *const *names = NULL;
+        const double *values = NULL;
+        size_t n = drover_result_metrics(r, &names, &values);
+        if (code) {
+            err.code = rc = code;
+            snprintf(err.text, sizeof err.text, "%s", text);
+        } else if (dv_cli_get(opts, "json")) {
+            printf("{\"model\":");
+            dv_cli_json_str(stdout, drover_result_model(r));
+            printf(",\"metrics\":{");
+            for (size_t i = 0; i < n; i++) {
+                printf("%s\"%s\":%.17g", i ? "," : "", names[i], values[i]);
+            }
+            printf("}}\n");
+        } else {
+            printf("%s on %s\n", drover_result_model(r), data);
+            for (size_t i = 0; i < n; i++) {
+                printf("  %-16s %.4f\n", names[i], values[i]);
+            }
+        }
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
 // -------------------------------------------------------- result streams
 
 #define RESULTS_USAGE                                                          \
@@ -1679,6 +1758,9 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "train") == 0) {
         return cmd_train(argc, argv);
+    }
+    if (strcmp(cmd, "evaluate") == 0) {
+        return cmd_evaluate(argc, argv);
     }
     return -1;
 }

@@ -22,6 +22,8 @@ usage(FILE *f)
             "through the broker\n"
             "  train                              train a model on a worker, "
             "register it\n"
+            "  evaluate                           a model's metrics on a CSV, "
+            "as a job\n"
 
             "  submit                             submit echo or sleep jobs "
             "(tests, load)\n"

@@ -827,6 +827,45 @@ test_train_through_the_queue(void)
         free(bytes);
     }
     unsetenv("SOURCE_DATE_EPOCH");
+    // Evaluate as a job: the figures `drover local eval` prints.
+    char ev_q[4300], ev_l[4300], local0[4300];
+    snprintf(ev_q, sizeof ev_q, "%s/eval_queue.json", c.dir);
+    snprintf(ev_l, sizeof ev_l, "%s/eval_local.json", c.dir);
+    snprintf(local0, sizeof local0, "%s/local0.drvm", c.dir);
+    const char *eq[] = {"evaluate",
+                        "--model",
+                        "trained@1",
+                        "--data",
+                        dv_test_data("iris_test.csv"),
+                        "--json",
+                        "--broker",
+                        c.cep,
+                        NULL};
+    const char *el[] = {"local",  "eval",   "--model",
+                        local0,   "--data", dv_test_data("iris_test.csv"),
+                        "--json", NULL};
+    int eval_rc = up ? dv_proc_run("DROVER_BIN", eq, ev_q, c.dir, "cli.log") |
+                           dv_proc_run("DROVER_BIN", el, ev_l, c.dir, "cli.log")
+                     : -1;
+    double acc_q = -1, acc_l = -2, f1_q = -1, f1_l = -2;
+    size_t lq = 0, ll = 0;
+    char *tq = (char *)dv_test_read_file(ev_q, &lq);
+    char *tl = (char *)dv_test_read_file(ev_l, &ll);
+    const char *p;
+    if (tq && (p = strstr(tq, "\"accuracy\":"))) {
+        acc_q = atof(p + 11);
+    }
+    if (tl && (p = strstr(tl, "\"accuracy\":"))) {
+        acc_l = atof(p + 11);
+    }
+    if (tq && (p = strstr(tq, "\"f1_macro\":"))) {
+        f1_q = atof(p + 11);
+    }
+    if (tl && (p = strstr(tl, "\"f1_macro\":"))) {
+        f1_l = atof(p + 11);
+    }
+    free(tq);
+    free(tl);
     // The trained model serves.
     char ran[64] = "";
     int code = 0;
@@ -857,6 +896,11 @@ test_train_through_the_queue(void)
     DV_CHECK_STR_EQ(ran, "trained@1");
     DV_CHECK_EQ(bad_code, DV_EFORMAT);
     DV_CHECK(says_line);
+    DV_CHECK_EQ(eval_rc, 0);
+    DV_CHECK_NEAR(acc_q, acc_l, 1e-12);
+    DV_CHECK_NEAR(f1_q, f1_l, 1e-12);
+    DV_CHECK(acc_q > 0.9); // iris softmax: 0.9667 on the test split
+
     DV_CHECK_EQ(exit_rc, 0);
 }
 
