@@ -2640,6 +2640,40 @@ read_model_ref_resolved(dv_broker_t *self,
     return 0;
 }
 
+// model_gc {name, keep}: remove all but the newest keep versions of name,
+// except those an alias names. `ok` with removed: [version].
+static int
+on_model_gc(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint64_t keep = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_uint(m, "keep", &keep, err)) != 0) {
+        return rc;
+    }
+    uint32_t removed[4096];
+    rc = dv_registry_gc(self->registry, name,
+                        keep > UINT32_MAX ? UINT32_MAX : (uint32_t)keep,
+                        removed, 4096, err);
+    if (rc < 0) {
+        return rc;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_key(w, "removed");
+    dv_msgw_v_array(w, (size_t)rc);
+    for (int i = 0; i < rc; i++) {
+        dv_msgw_v_uint(w, removed[i]);
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 // model_alias {name, alias, version?}: point the alias at name@version
 // (absent version: remove the alias). `ok` with name, alias, version and
 // previous (0: none). Submits by NAME@ALIAS resolve to the version the
@@ -3799,6 +3833,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_MODEL_ALIAS:
             rc = on_model_alias(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_MODEL_GC:
+            rc = on_model_gc(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);

@@ -813,3 +813,40 @@ load_aliases(dv_registry_t *self, const char *name, dv_error_t *err)
     free(text);
     return 0;
 }
+
+int
+dv_registry_gc(dv_registry_t *self,
+               const char *name,
+               uint32_t keep,
+               uint32_t *removed,
+               size_t max,
+               dv_error_t *err)
+{
+    if (keep == 0) {
+        return dv_errorf(err, DV_EINVAL, "gc: keep at least 1 version");
+    }
+    const dv_model_info_t *latest = dv_registry_get(self, name, 0);
+    if (!latest) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s'", name);
+    }
+    // Versions are sorted: the newest `keep` are the last ones of name.
+    uint32_t versions[4096];
+    size_t n = 0;
+    for (size_t i = 0; i < self->n && n < 4096; i++) {
+        if (strcmp(self->infos[i].name, name) == 0) {
+            versions[n++] = self->infos[i].version;
+        }
+    }
+    size_t count = 0;
+    for (size_t i = 0; i + keep < n; i++) {
+        const char *aliases[1];
+        if (dv_registry_aliases_of(self, name, versions[i], aliases, 1)) {
+            continue; // an alias pins it
+        }
+        dv_error_t e = {0};
+        if (dv_registry_rm(self, name, versions[i], &e) > 0 && count < max) {
+            removed[count++] = versions[i];
+        }
+    }
+    return (int)count;
+}

@@ -156,6 +156,17 @@ size_t dv_registry_aliases_of(const dv_registry_t *self,
                               const char **out,
                               size_t max);
 
+// Garbage-collect name's old versions: remove all but the newest keep
+// (>= 1), except versions an alias names (an alias pins a version). The
+// removed versions go to removed (at most max). Returns how many were
+// removed, DV_EINVAL (keep 0) or DV_ENOMODEL.
+int dv_registry_gc(dv_registry_t *self,
+                   const char *name,
+                   uint32_t keep,
+                   uint32_t *removed,
+                   size_t max,
+                   dv_error_t *err);
+
 // Split "NAME[@VERSION]" into name (size DV_MAX_WIRE_NAME + 1) and version
 // (0 when absent). Returns 0 or DV_EINVAL.
 int dv_model_ref_parse(const char *ref,

@@ -1926,3 +1926,33 @@ drover_train(drover_t *self,
     return drover_wait(self, r->job, left < 0 && deadline >= 0 ? 0 : left, out,
                        err);
 }
+
+int
+drover_model_gc(drover_t *self,
+                const char *name,
+                uint32_t keep,
+                uint32_t *removed,
+                size_t max,
+                size_t *n,
+                drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_GC, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_uint(w, "keep", keep);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(30000), err);
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msgpack_get(reply_root(self), "removed");
+        for (uint32_t i = 0;
+             a && a->type == MSGPACK_OBJECT_ARRAY && i < a->via.array.size;
+             i++) {
+            uint64_t v = 0;
+            if (dv_msgpack_uint(&a->via.array.ptr[i], &v) && *n < max) {
+                removed[(*n)++] = (uint32_t)v;
+            }
+        }
+    }
+    drop_reply(self);
+    return rc;
+}

@@ -273,6 +273,17 @@ int drover_model_alias(drover_t *self,
                        uint32_t *previous,
                        drover_error_t *err);
 
+// Remove old versions of name: all but the newest keep (>= 1), except the
+// versions an alias names (an alias pins a version). The removed versions
+// go to removed (at most max), their count to *n.
+int drover_model_gc(drover_t *self,
+                    const char *name,
+                    uint32_t keep,
+                    uint32_t *removed,
+                    size_t max,
+                    size_t *n,
+                    drover_error_t *err);
+
 // -------------------------------------------------------------- training
 
 // Training progress, as the worker reports it (at most 5 times a second).

@@ -75,7 +75,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(UNFOLLOW, "unfollow")                                                   \
     XX(MODEL_ALIAS, "model_alias")                                             \
     XX(PRELOAD, "preload")                                                     \
-    XX(PROGRESS, "progress")
+    XX(PROGRESS, "progress")                                                   \
+    XX(MODEL_GC, "model_gc")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -588,6 +588,8 @@ cmd_submit(int argc, char **argv)
     "       drover models alias NAME@VERSION ALIAS   point ALIAS at it "       \
     "(rollback: again)\n"                                                      \
     "       drover models unalias NAME ALIAS\n"                                \
+    "       drover models gc NAME --keep N   remove all but the newest N "     \
+    "(aliased ones stay)\n"                                                    \
     "NAME@ALIAS works wherever NAME@VERSION does (infer, show).\n"             \
     "all take [--broker E] [--json]\n"
 
@@ -645,7 +647,7 @@ cmd_models(int argc, char **argv)
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
         {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
-        {"help", false, NULL}, {NULL, false, NULL},
+        {"help", false, NULL}, {"keep", true, NULL},   {NULL, false, NULL},
     };
     const char *pos[2];
     size_t n_pos = 0;
@@ -657,6 +659,36 @@ cmd_models(int argc, char **argv)
     bool list = strcmp(sub, "list") == 0;
     bool alias = strcmp(sub, "alias") == 0,
          unalias = strcmp(sub, "unalias") == 0;
+    if (strcmp(sub, "gc") == 0) {
+        const char *keep = dv_cli_get(opts, "keep");
+        if (n_pos != 1 || !keep || atoi(keep) < 1) {
+            fputs(MODELS_USAGE, stderr);
+            return DV_CLI_USAGE;
+        }
+        drover_t *d = NULL;
+        if ((rc = connect_to(opts, &d)) != 0) {
+            return rc;
+        }
+        drover_error_t err = {0};
+        uint32_t removed[4096];
+        size_t n = 0;
+        rc = drover_model_gc(d, pos[0], (uint32_t)atoi(keep), removed, 4096, &n,
+                             &err);
+        if (rc == 0) {
+            if (json) {
+                printf("{\"removed\":[");
+            } else {
+                printf("removed %zu version(s):", n);
+            }
+            for (size_t i = 0; i < n; i++) {
+                printf(json ? "%s%" PRIu32 : "%s %" PRIu32,
+                       json && i ? "," : "", removed[i]);
+            }
+            printf(json ? "]}\n" : "\n");
+        }
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
+    }
     if (!list && !alias && !unalias && strcmp(sub, "push") != 0 &&
         strcmp(sub, "show") != 0 && strcmp(sub, "rm") != 0) {
         fputs(MODELS_USAGE, stderr);

@@ -742,6 +742,23 @@ test_aliases_switch_and_roll_back(void)
     int cli_unalias =
         again ? dv_proc_run("DROVER_BIN", un, NULL, c.dir, "cli.log") : -1;
     ran_with(&c, "iris@prod", ran4, sizeof ran4, &code4);
+    // Garbage collection: with v3 pushed and canary naming v1, keeping the
+    // newest one removes v2 only (an alias pins v1).
+    drover_model_t v3 = {0};
+    int push3 = again ? drover_model_push(c.d, p, "iris", &v3, &err) : -1;
+    int canary =
+        again ? drover_model_alias(c.d, "iris", "canary", 1, NULL, &err) : -1;
+    uint32_t removed_v[8] = {0};
+    size_t n_removed = 0;
+    int gc =
+        again ? drover_model_gc(c.d, "iris", 1, removed_v, 8, &n_removed, &err)
+              : -1;
+    drover_model_t *all = NULL;
+    size_t n_all = 0;
+    int list_rc = again ? drover_model_list(c.d, &all, &n_all, &err) : -1;
+    bool kept_1_and_3 =
+        n_all == 2 && all[0].version == 1 && all[1].version == 3;
+    free(all);
     int exit_rc = cluster_down(&c, code3 != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(push, 0);
@@ -764,6 +781,13 @@ test_aliases_switch_and_roll_back(void)
     DV_CHECK_STR_EQ(ran3, "iris@1");
     DV_CHECK_EQ(cli_unalias, 0);
     DV_CHECK_EQ(code4, DV_ENOMODEL);
+    DV_CHECK_EQ(push3, 0);
+    DV_CHECK_EQ(canary, 0);
+    DV_CHECK_EQ(gc, 0);
+    DV_CHECK_EQ(n_removed, 1);
+    DV_CHECK_EQ(removed_v[0], 2);
+    DV_CHECK_EQ(list_rc, 0);
+    DV_CHECK(kept_1_and_3);
     DV_CHECK_EQ(exit_rc, 0);
 }
 
