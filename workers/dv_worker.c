@@ -149,6 +149,17 @@ struct dv_worker {
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
+
+// A `done` header for attempt of job in state ("done" or "failed").
+static dv_msgw_t *
+done_header(uint64_t job, uint64_t attempt, const char *state)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+    dv_msgw_uint(w, "job", job);
+    dv_msgw_uint(w, "attempt", attempt);
+    dv_msgw_str(w, "state", state);
+    return w;
+}
 static void send_heartbeat(dv_worker_t *self);
 
 static void
@@ -309,10 +320,7 @@ send_failed(dv_worker_t *self,
             int code,
             const char *text)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-    dv_msgw_uint(w, "job", job);
-    dv_msgw_uint(w, "attempt", attempt);
-    dv_msgw_str(w, "state", "failed");
+    dv_msgw_t *w = done_header(job, attempt, "failed");
     dv_msgw_error(w, "error", code, text);
     send_header(self, w, NULL, 0);
     self->jobs_failed++;
@@ -379,10 +387,7 @@ after_sleep(uv_work_t *req, int status)
     if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
         send_failed(self, t->job, t->attempt, DV_ECANCELED, "job cancelled");
     } else {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-        dv_msgw_uint(w, "job", t->job);
-        dv_msgw_uint(w, "attempt", t->attempt);
-        dv_msgw_str(w, "state", "done");
+        dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_frame_t f = {t->raw, t->raw_rows};
         send_header(self, w, &f, 1);
         self->jobs_done++;
@@ -418,10 +423,7 @@ after_evaluate(uv_work_t *req, int status)
     if (t->rc) {
         send_failed(self, t->job, t->attempt, t->rc, t->err.text);
     } else {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-        dv_msgw_uint(w, "job", t->job);
-        dv_msgw_uint(w, "attempt", t->attempt);
-        dv_msgw_str(w, "state", "done");
+        dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_msgw_metrics(w, "metrics", &t->metrics);
         send_header(self, w, NULL, 0);
         self->jobs_done++;
@@ -513,10 +515,7 @@ after_train(uv_work_t *req, int status)
     if (t->rc) {
         send_failed(self, t->job, t->attempt, t->rc, t->err.text);
     } else {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-        dv_msgw_uint(w, "job", t->job);
-        dv_msgw_uint(w, "attempt", t->attempt);
-        dv_msgw_str(w, "state", "done");
+        dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_msgw_uint(w, "epochs_run", t->epochs_run);
         dv_frame_t f = {t->model_file, t->model_len};
         send_header(self, w, &f, 1);
@@ -541,10 +540,7 @@ after_predict(uv_work_t *req, int status)
     const dv_model_t *m = t->model->model;
     size_t len = 0;
     uint8_t *frame = dv_frame_from_tensor(t->output, &len);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-    dv_msgw_uint(w, "job", t->job);
-    dv_msgw_uint(w, "attempt", t->attempt);
-    dv_msgw_str(w, "state", "done");
+    dv_msgw_t *w = done_header(t->job, t->attempt, "done");
     dv_msgw_tensor(w, "output", 1, t->output->rows, t->output->cols);
     dv_msgw_str(w, "model", t->key);
     if (m->labels) {
@@ -844,10 +840,7 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         rc = dv_msg_str(m, "kind", kind, sizeof kind, &err);
     }
     if (rc == 0 && strcmp(kind, "echo") == 0) {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
-        dv_msgw_uint(w, "job", job);
-        dv_msgw_uint(w, "attempt", attempt);
-        dv_msgw_str(w, "state", "done");
+        dv_msgw_t *w = done_header(job, attempt, "done");
         const dv_frame_t *payload = dv_msg_frame(m, 1);
         send_header(self, w, payload, payload ? 1 : 0);
         self->jobs_done++;
