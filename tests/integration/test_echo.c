@@ -19,6 +19,7 @@
 #include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_train.h"
 #include "dv_wire.h"
 
 #define DEADLINE_MS DV_PROC_DEADLINE_MS
@@ -517,7 +518,9 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
     for (int t = 0; t < DV_MSG_COUNT_ && n < max; t++) {
         dv_msgw_t *w = dv_msgw_new((dv_msg_type_t)t, (uint64_t)t + 1);
         dv_msgw_str(w, "queue", "q");
-        dv_msgw_str(w, "kind", t % 3 == 2 ? "sleep" : t % 2 ? "echo" : "infer");
+        static const char *kinds[] = {"echo", "infer", "sleep", "train",
+                                      "evaluate"};
+        dv_msgw_str(w, "kind", kinds[t % 5]);
         dv_msgw_str(w, "model", "m@1");
         dv_msgw_str(w, "name", "m");
         dv_msgw_uint(w, "version", 1);
@@ -548,6 +551,16 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
         dv_msgw_key(w, "all");
         dv_msgw_v_bool(w, true);
         dv_msgw_strs(w, "queues", models, 1);
+        // Training and registry fields (1.1).
+        dv_hyper_t hp;
+        dv_hyper_default(&hp, t % 2 ? DV_ALGO_MLP : DV_ALGO_SOFTMAX);
+        dv_msgw_hyper(w, "train", &hp);
+        dv_msgw_str(w, "alias", "prod");
+        dv_msgw_uint(w, "keep", 1);
+        dv_msgw_uint(w, "epoch", 1);
+        dv_msgw_uint(w, "epochs", 2);
+        dv_msgw_double(w, "loss", 0.5);
+        dv_msgw_uint(w, "train_slots", 1);
 
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(w, &len);
