@@ -22,6 +22,7 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "dv_datasets.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -268,7 +269,25 @@ struct dv_broker {
     size_t spill_window;       // jobs per queue in memory (deep queues)
     struct switch_s *switches; // alias moves waiting for workers to load
     size_t n_switches;         //
+    dv_datasets_t *datasets;   // data sets
+    struct upload_s *uploads;  // data sets arriving in chunks
 };
+
+// A data set arriving in chunks (dataset_push with offsets) from one
+// connection; kept in memory until complete, then validated and stored.
+typedef struct upload_s {
+    struct upload_s *next;
+    uint8_t route[ROUTE_MAX];
+    size_t route_len;
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint8_t sha256[DV_SHA256_BYTES];
+    uint8_t *buf;      // total bytes
+    uint64_t total;    //
+    uint64_t received; //
+    uint64_t last_ms;  // loop time of the last chunk
+} upload_t;
+
+#define UPLOAD_IDLE_MS 60000 // an upload quiet this long is dropped
 
 // An alias moved from one version to another: submits keep resolving to
 // the old version until the workers that held it have loaded the new one
@@ -1848,10 +1867,11 @@ switches_check(dv_broker_t *self)
 }
 
 static int
-on_submit(dv_broker_t *self,
-          const dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          dv_error_t *err)
+submit_job(dv_broker_t *self,
+           const dv_wire_msg_t *in,
+           const dv_msg_t *m,
+           const dv_frame_t *data,
+           dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], kind[16];
     uint64_t max_attempts;
@@ -1922,7 +1942,7 @@ on_submit(dv_broker_t *self,
     if (dv_msg_has(m, "idempotency_key") && !key[0]) {
         return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");
     }
-    const dv_frame_t *payload = dv_msg_frame(m, 1);
+    const dv_frame_t *payload = data ? data : dv_msg_frame(m, 1);
     static const dv_frame_t no_payload = {NULL, 0};
     if (sleep && !payload) {
         payload = &no_payload;
@@ -2106,6 +2126,36 @@ on_submit(dv_broker_t *self,
     }
     job_accept(self, j);
     return 0;
+}
+
+// submit; a train or evaluate job may name a stored data set (`dataset`:
+// NAME or NAME@VERSION) instead of carrying its CSV.
+static int
+on_submit(dv_broker_t *self,
+          const dv_wire_msg_t *in,
+          const dv_msg_t *m,
+          dv_error_t *err)
+{
+    if (!dv_msg_has(m, "dataset")) {
+        return submit_job(self, in, m, NULL, err);
+    }
+    char ref[2 * DV_MAX_WIRE_NAME], name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = dv_msg_str(m, "dataset", ref, sizeof ref, err);
+    if (rc == 0) {
+        rc = dv_model_ref_parse(ref, name, &version, err); // same syntax
+    }
+    uint8_t *csv = NULL;
+    size_t len = 0;
+    if (rc == 0) {
+        rc = dv_datasets_read(self->datasets, name, version, &csv, &len, err);
+    }
+    if (rc == 0) {
+        dv_frame_t f = {csv, len};
+        rc = submit_job(self, in, m, &f, err);
+    }
+    free(csv);
+    return rc;
 }
 
 static int
@@ -3708,6 +3758,323 @@ on_unfollow(dv_broker_t *self,
     return 0;
 }
 
+// ------------------------------------------------------------ data sets
+
+#define DATASET_FIELDS 8
+static void
+write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
+{
+    const char *keys[DATASET_FIELDS] = {"name",   "version",   "sha256",
+                                        "bytes",  "rows",      "columns",
+                                        "target", "created_us"};
+    for (size_t i = 0; i < DATASET_FIELDS; i++) {
+        if (nested) {
+            dv_msgw_v_str(w, keys[i]);
+        } else {
+            dv_msgw_key(w, keys[i]);
+        }
+        switch (i) {
+        case 0:
+            dv_msgw_v_str(w, r->name);
+            break;
+        case 1:
+            dv_msgw_v_uint(w, r->version);
+            break;
+        case 2:
+            dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
+            break;
+        case 3:
+            dv_msgw_v_uint(w, r->bytes);
+            break;
+        case 4:
+            dv_msgw_v_uint(w, r->rows);
+            break;
+        case 5:
+            dv_msgw_v_uint(w, r->columns);
+            break;
+        case 6:
+            dv_msgw_v_str(w, r->target);
+            break;
+        default:
+            dv_msgw_v_uint(w, r->created_us);
+            break;
+        }
+    }
+}
+
+// A complete upload validated and written on the pool.
+typedef struct {
+    uv_work_t work;
+    dv_broker_t *broker;
+    uint8_t route[ROUTE_MAX];
+    size_t route_len;
+    uint64_t rid;
+    char *dir;
+    upload_t *up; // owned (buf too)
+    uint32_t version;
+    dv_dataset_info_t info;
+    int rc;
+    dv_error_t err;
+} ds_store_t;
+
+static void
+work_dataset(uv_work_t *req)
+{
+    ds_store_t *d = req->data;
+    d->rc = dv_datasets_prepare(d->dir, d->up->name, d->version, d->up->buf,
+                                d->up->total, d->up->sha256, &d->info, &d->err);
+}
+
+static void
+after_dataset(uv_work_t *req, int status)
+{
+    ds_store_t *d = req->data;
+    dv_broker_t *self = d->broker;
+    if (status != 0 && d->rc == 0) {
+        d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
+    }
+    if (d->rc) {
+        dv_datasets_release(self->datasets, d->up->name, d->version);
+        dv_wire_send_error(self->clients, d->route, d->route_len, d->rid, 0,
+                           d->rc, d->err.text);
+        free(d->up->buf);
+    } else {
+        const dv_dataset_info_t *info =
+            dv_datasets_commit(self->datasets, &d->info, d->up->buf);
+        dv_log(DV_LOG_INFO, "broker",
+               "data set %s@%u stored (%llu rows, %u columns, %llu bytes)",
+               info->name, info->version, (unsigned long long)info->rows,
+               info->columns, (unsigned long long)info->bytes);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
+        write_dataset_info(w, info, false);
+        reply(self->clients, d->route, d->route_len, w);
+    }
+    free(d->up);
+    free(d->dir);
+    free(d);
+}
+
+// dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
+// chunk (offset 0) starts the upload; each next one must start where the
+// last ended; the last one completes it (validated and stored off the
+// loop thread, then answered with `dataset`); the others get `ok` with
+// received.
+static int
+on_dataset_push(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const dv_msg_t *m,
+                uint64_t rid,
+                dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    uint64_t total = 0, offset = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, err)) ||
+        (rc = dv_msg_uint(m, "bytes", &total, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "offset", 0, &offset, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *chunk = dv_msg_frame(m, 1);
+    if (!chunk) {
+        return dv_errorf(err, DV_EFORMAT, "dataset_push: no chunk in frame 1");
+    }
+    if (!dv_name_valid(name) || route_len > ROUTE_MAX) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: name '%s' must match [A-Za-z0-9._-]+",
+                         name);
+    }
+    if (total == 0 || total > DV_MAX_DATASET_BYTES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: %llu bytes: a data set holds 1 .. "
+                         "%llu bytes",
+                         (unsigned long long)total,
+                         (unsigned long long)DV_MAX_DATASET_BYTES);
+    }
+    upload_t **p = &self->uploads;
+    while (*p && !((*p)->route_len == route_len &&
+                   memcmp((*p)->route, route, route_len) == 0 &&
+                   strcmp((*p)->name, name) == 0)) {
+        p = &(*p)->next;
+    }
+    upload_t *u = *p;
+    if (offset == 0) { // a new upload (replacing an unfinished one)
+        if (u) {
+            *p = u->next;
+            free(u->buf);
+            free(u);
+        }
+        u = dv_calloc(1, sizeof *u);
+        u->buf = dv_try_malloc(total, 1);
+        if (!u->buf) {
+            free(u);
+            return dv_errorf(err, DV_ENOMEM,
+                             "dataset_push: no memory for %llu bytes",
+                             (unsigned long long)total);
+        }
+        memcpy(u->route, route, route_len);
+        u->route_len = route_len;
+        snprintf(u->name, sizeof u->name, "%s", name);
+        memcpy(u->sha256, sum, sizeof u->sha256);
+        u->total = total;
+        u->next = self->uploads;
+        self->uploads = u;
+    } else if (!u || offset != u->received || total != u->total ||
+               memcmp(sum, u->sha256, sizeof u->sha256) != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: chunk at %llu does not continue an "
+                         "upload of '%s' (%llu bytes received): start again "
+                         "at offset 0",
+                         (unsigned long long)offset, name,
+                         (unsigned long long)(u ? u->received : 0));
+    }
+    if (chunk->len > u->total - u->received) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: the chunk passes the announced size");
+    }
+    memcpy(u->buf + u->received, chunk->data, chunk->len);
+    u->received += chunk->len;
+    u->last_ms = uv_now(&self->loop);
+    if (u->received < u->total) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "received", u->received);
+        reply(self->clients, route, route_len, w);
+        return 0;
+    }
+    // Complete: off the list, validated and stored on the pool.
+    for (p = &self->uploads; *p != u; p = &(*p)->next) {
+    }
+    *p = u->next;
+    uint32_t version = dv_datasets_reserve(self->datasets, name, err);
+    if (!version) {
+        free(u->buf);
+        free(u);
+        return DV_EINVAL;
+    }
+    ds_store_t *d = dv_calloc(1, sizeof *d);
+    d->broker = self;
+    memcpy(d->route, route, route_len);
+    d->route_len = route_len;
+    d->rid = rid;
+    const char *dir = dv_datasets_dir(self->datasets);
+    d->dir = dir ? dv_strdup(dir) : NULL;
+    d->up = u;
+    d->version = version;
+    d->work.data = d;
+    if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
+        dv_datasets_release(self->datasets, name, version);
+        free(u->buf);
+        free(u);
+        free(d->dir);
+        free(d);
+        return dv_errorf(err, DV_EIO, "cannot queue the data set's storing");
+    }
+    return 0;
+}
+
+// Drop uploads nobody continued.
+static void
+uploads_trim(dv_broker_t *self)
+{
+    uint64_t now = uv_now(&self->loop);
+    for (upload_t **p = &self->uploads; *p;) {
+        upload_t *u = *p;
+        if (now - u->last_ms >= UPLOAD_IDLE_MS) {
+            *p = u->next;
+            free(u->buf);
+            free(u);
+        } else {
+            p = &u->next;
+        }
+    }
+}
+
+static int
+dataset_ref(const dv_msg_t *m,
+            char *name,
+            size_t size,
+            uint32_t *version,
+            dv_error_t *err)
+{
+    uint64_t v = 0;
+    int rc = dv_msg_str(m, "name", name, size, err);
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "version", 0, &v, err);
+    }
+    *version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    return rc;
+}
+
+static int
+on_dataset_get(dv_broker_t *self,
+               const void *route,
+               size_t route_len,
+               const dv_msg_t *m,
+               uint64_t rid,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = dataset_ref(m, name, sizeof name, &version, err);
+    if (rc) {
+        return rc;
+    }
+    const dv_dataset_info_t *r = dv_datasets_get(self->datasets, name, version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOENT, "no data set '%s'%s", name,
+                         version ? " at that version" : "");
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, rid);
+    write_dataset_info(w, r, false);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_dataset_list(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                uint64_t rid)
+{
+    size_t n = 0;
+    const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASETS, rid);
+    dv_msgw_key(w, "datasets");
+    dv_msgw_v_array(w, n);
+    for (size_t i = 0; i < n; i++) {
+        dv_msgw_v_map(w, DATASET_FIELDS);
+        write_dataset_info(w, &all[i], true);
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
+static int
+on_dataset_rm(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = dataset_ref(m, name, sizeof name, &version, err);
+    if (rc == 0) {
+        rc = dv_datasets_rm(self->datasets, name, version, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "removed", (uint64_t)rc);
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static int
 on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
 {
@@ -3836,6 +4203,18 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_MODEL_GC:
             rc = on_model_gc(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DATASET_PUSH:
+            rc = on_dataset_push(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DATASET_GET:
+            rc = on_dataset_get(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DATASET_LIST:
+            rc = on_dataset_list(self, route, route_len, rid);
+            break;
+        case DV_MSG_DATASET_RM:
+            rc = on_dataset_rm(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);
@@ -4461,8 +4840,9 @@ static void
 on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
-    kept_trim(self); // results past their TTL
-    idem_trim(self); // keys past their window
+    kept_trim(self);    // results past their TTL
+    idem_trim(self);    // keys past their window
+    uploads_trim(self); // data set uploads nobody continued
     if (self->n_switches) {
         switches_check(self); // alias switches past their wait
     }
@@ -4975,6 +5355,12 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
     int rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    if (rc == 0) {
+        rc = dv_datasets_open(&self->datasets, opts->data_dir, err);
+        if (rc) {
+            dv_registry_destroy(&self->registry);
+        }
+    }
     if (rc) {
         dv_sched_destroy(&self->sched);
         dv_timeq_destroy(&self->timeq);
@@ -5136,6 +5522,13 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_timeq_destroy(&self->timeq);
     dv_sched_destroy(&self->sched);
     dv_registry_destroy(&self->registry);
+    dv_datasets_destroy(&self->datasets);
+    while (self->uploads) {
+        upload_t *u = self->uploads;
+        self->uploads = u->next;
+        free(u->buf);
+        free(u);
+    }
     free(self);
     *self_p = NULL;
 }

@@ -1870,9 +1870,10 @@ drover_train(drover_t *self,
     dv_error_t e = {0};
     dv_hyper_t h;
     dv_algo_t algo;
-    if (!t->model || !t->algo || !t->csv) {
-        return set_err(
-            err, &(dv_error_t){DV_EINVAL, "train needs model, algo and csv"});
+    if (!t->model || !t->algo || (!t->csv && !t->dataset)) {
+        return set_err(err, &(dv_error_t){DV_EINVAL,
+                                          "train needs model, algo and csv "
+                                          "or dataset"});
     }
     if (dv_algo_parse(t->algo, &algo) != 0) {
         return set_err(err,
@@ -1894,6 +1895,9 @@ drover_train(drover_t *self,
     dv_msgw_str(w, "queue", t->queue ? t->queue : "default");
     dv_msgw_str(w, "kind", "train");
     dv_msgw_str(w, "model", t->model);
+    if (t->dataset) {
+        dv_msgw_str(w, "dataset", t->dataset);
+    }
     dv_msgw_hyper(w, "train", &h);
     if (t->target) {
         dv_msgw_str(w, "target", t->target);
@@ -1912,7 +1916,8 @@ drover_train(drover_t *self,
     r->progress = t->progress;
     r->progress_arg = t->progress_arg;
     req_add(self, r);
-    dv_frame_t frame = {t->csv, t->csv_len};
+    dv_frame_t frame = {t->csv ? t->csv : (const void *)"",
+                        t->csv ? t->csv_len : 0};
     int rc = request(self, w, rid, &frame, 1, DV_MSG_ACCEPTED, deadline, err);
     if (rc == 0 && dv_msg_uint(self->reply, "job", &r->job, &e) != 0) {
         rc = set_err(err, &e);
@@ -1952,6 +1957,115 @@ drover_model_gc(drover_t *self,
                 removed[(*n)++] = (uint32_t)v;
             }
         }
+    }
+    drop_reply(self);
+    return rc;
+}
+
+// ------------------------------------------------------------ data sets
+
+static void
+dataset_from_obj(const msgpack_object *o, drover_dataset_t *out)
+{
+    memset(out, 0, sizeof *out);
+    copy_obj_str(dv_msgpack_get(o, "name"), out->name, sizeof out->name);
+    out->version = (uint32_t)obj_uint(o, "version");
+    const msgpack_object *sum = dv_msgpack_get(o, "sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, out->sha256);
+    }
+    out->bytes = obj_uint(o, "bytes");
+    out->rows = obj_uint(o, "rows");
+    out->columns = (uint32_t)obj_uint(o, "columns");
+    copy_obj_str(dv_msgpack_get(o, "target"), out->target, sizeof out->target);
+    out->created_us = obj_uint(o, "created_us");
+}
+
+#define DATASET_CHUNK ((size_t)4 << 20)
+
+int
+drover_dataset_push(drover_t *self,
+                    const char *path,
+                    const char *name,
+                    drover_dataset_t *out,
+                    drover_error_t *err)
+{
+    dv_error_t e = {0};
+    uint8_t *csv = NULL;
+    size_t len = 0;
+    if (dv_file_read(path, (size_t)1 << 30, &csv, &len, &e) != 0) {
+        return set_err(err, &e);
+    }
+    if (len == 0) {
+        free(csv);
+        return set_err(err, &(dv_error_t){DV_EFORMAT, "the file is empty"});
+    }
+    uint8_t sum[DV_SHA256_BYTES];
+    dv_sha256(csv, len, sum);
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < len; off += DATASET_CHUNK) {
+        size_t n = len - off < DATASET_CHUNK ? len - off : DATASET_CHUNK;
+        bool last = off + n == len;
+        uint64_t rid = ++self->next_rid;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_PUSH, rid);
+        dv_msgw_str(w, "name", name);
+        dv_msgw_bin(w, "sha256", sum, sizeof sum);
+        dv_msgw_uint(w, "bytes", len);
+        dv_msgw_uint(w, "offset", off);
+        dv_frame_t f = {csv + off, n};
+        rc = request(self, w, rid, &f, 1, last ? DV_MSG_DATASET : DV_MSG_OK,
+                     deadline_of(last ? 600000 : 60000), err);
+        if (rc == 0 && last && out) {
+            dataset_from_obj(reply_root(self), out);
+        }
+        drop_reply(self);
+    }
+    free(csv);
+    return rc;
+}
+
+int
+drover_dataset_list(drover_t *self,
+                    drover_dataset_t **all,
+                    size_t *n,
+                    drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = request(self, dv_msgw_new(DV_MSG_DATASET_LIST, rid), rid, NULL, 0,
+                     DV_MSG_DATASETS, deadline_of(10000), err);
+    *all = NULL;
+    *n = 0;
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "datasets");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        *all = dv_calloc(count ? count : 1, sizeof **all);
+        for (size_t i = 0; i < count; i++) {
+            dataset_from_obj(&a->via.array.ptr[i], &(*all)[i]);
+        }
+        *n = count;
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_dataset_rm(drover_t *self,
+                  const char *name,
+                  uint32_t version,
+                  unsigned *removed,
+                  drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_RM, rid);
+    dv_msgw_str(w, "name", name);
+    if (version) {
+        dv_msgw_uint(w, "version", version);
+    }
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && removed) {
+        *removed = (unsigned)obj_uint(reply_root(self), "removed");
     }
     drop_reply(self);
     return rc;

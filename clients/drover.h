@@ -284,6 +284,40 @@ int drover_model_gc(drover_t *self,
                     size_t *n,
                     drover_error_t *err);
 
+// ------------------------------------------------------------- data sets
+
+typedef struct {
+    char name[129];
+    uint32_t version;
+    char sha256[65]; // hex
+    uint64_t bytes, rows;
+    uint32_t columns;
+    char target[129]; // the column training takes as target by default
+    uint64_t created_us;
+} drover_dataset_t;
+
+// Store the CSV file at path as the next version of name in the broker
+// (uploaded in chunks of 4 MiB with its SHA-256, validated there: every
+// column but the target numeric). *out (may be NULL) gets the record.
+// Errors: DV_EFORMAT naming line and column, DV_EMSGSIZE (over 1 GiB),
+// DV_ECHECKSUM, the file's errors.
+int drover_dataset_push(drover_t *self,
+                        const char *path,
+                        const char *name,
+                        drover_dataset_t *out,
+                        drover_error_t *err);
+// Every version (caller frees *all with free()).
+int drover_dataset_list(drover_t *self,
+                        drover_dataset_t **all,
+                        size_t *n,
+                        drover_error_t *err);
+// Remove a version (0: all). *removed (may be NULL) gets how many.
+int drover_dataset_rm(drover_t *self,
+                      const char *name,
+                      uint32_t version,
+                      unsigned *removed,
+                      drover_error_t *err);
+
 // -------------------------------------------------------------- training
 
 // Training progress, as the worker reports it (at most 5 times a second).
@@ -307,6 +341,8 @@ typedef struct {
     const char *algo;             // ols, gd, ridge, logreg, softmax, mlp
     const void *csv;              // the training data: CSV text
     size_t csv_len;               //   its length (<= 256 MiB)
+    const char *dataset;          // or a stored data set, "NAME[@VERSION]"
+                                  // (then csv is NULL)
     const char *target;           // target column (NULL: "target", else
                                   // the last column)
     const char *task;             // "classification"/"regression" (NULL:

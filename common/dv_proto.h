@@ -76,7 +76,13 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(MODEL_ALIAS, "model_alias")                                             \
     XX(PRELOAD, "preload")                                                     \
     XX(PROGRESS, "progress")                                                   \
-    XX(MODEL_GC, "model_gc")
+    XX(MODEL_GC, "model_gc")                                                   \
+    XX(DATASET_PUSH, "dataset_push")                                           \
+    XX(DATASET_LIST, "dataset_list")                                           \
+    XX(DATASETS, "datasets")                                                   \
+    XX(DATASET_GET, "dataset_get")                                             \
+    XX(DATASET, "dataset")                                                     \
+    XX(DATASET_RM, "dataset_rm")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -1165,7 +1165,9 @@ cmd_jobs(int argc, char **argv)
 // ---------------------------------------------------------------- train
 
 #define TRAIN_USAGE                                                            \
-    "usage: drover train --data FILE.csv --algo ALGO --model NAME "            \
+    "usage: drover train (--data FILE.csv | --dataset NAME[@V]) --algo ALGO "  \
+    "--model NAME\n"                                                           \
+    "        "                                                                 \
     "[--target COL] [--task T]\n"                                              \
     "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
     "[--l2 X] [--tol X]\n"                                                     \
@@ -1189,13 +1191,16 @@ cmd_train(int argc, char **argv)
     static const char *hyper[] = {"epochs", "batch", "patience", "seed",  "lr",
                                   "l2",     "tol",   "scale",    "hidden"};
     dv_cli_opt_t opts[] = {
-        {"data", true, NULL},   {"algo", true, NULL},  {"model", true, NULL},
-        {"target", true, NULL}, {"task", true, NULL},  {"queue", true, NULL},
-        {"broker", true, NULL}, {"json", false, NULL}, {"help", false, NULL},
-        {"epochs", true, NULL}, {"batch", true, NULL}, {"patience", true, NULL},
-        {"seed", true, NULL},   {"lr", true, NULL},    {"l2", true, NULL},
-        {"tol", true, NULL},    {"scale", true, NULL}, {"hidden", true, NULL},
-        {NULL, false, NULL},
+        {"data", true, NULL},    {"algo", true, NULL},
+        {"model", true, NULL},   {"target", true, NULL},
+        {"task", true, NULL},    {"queue", true, NULL},
+        {"broker", true, NULL},  {"json", false, NULL},
+        {"help", false, NULL},   {"epochs", true, NULL},
+        {"batch", true, NULL},   {"patience", true, NULL},
+        {"seed", true, NULL},    {"lr", true, NULL},
+        {"l2", true, NULL},      {"tol", true, NULL},
+        {"scale", true, NULL},   {"hidden", true, NULL},
+        {"dataset", true, NULL}, {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = parse(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
@@ -1203,7 +1208,9 @@ cmd_train(int argc, char **argv)
         return rc;
     }
     const char *data = dv_cli_get(opts, "data");
-    if (!data || !dv_cli_get(opts, "algo") || !dv_cli_get(opts, "model")) {
+    const char *dataset = dv_cli_get(opts, "dataset");
+    if (!data == !dataset || !dv_cli_get(opts, "algo") ||
+        !dv_cli_get(opts, "model")) {
         fputs(TRAIN_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -1222,10 +1229,11 @@ cmd_train(int argc, char **argv)
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
-    if (dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr) != 0) {
+    if (data && dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
         return fail_dv(&derr);
     }
     drover_train_t t = {0};
+    t.dataset = dataset;
     t.queue = dv_cli_get(opts, "queue");
     t.model = dv_cli_get(opts, "model");
     t.algo = dv_cli_get(opts, "algo");
@@ -1276,6 +1284,121 @@ cmd_train(int argc, char **argv)
         }
     }
     drover_result_destroy(&r);
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
+// ------------------------------------------------------------ data sets
+
+#define DATASETS_USAGE                                                         \
+    "usage: drover datasets push FILE.csv [--name NAME]   store a version "    \
+    "(validated)\n"                                                            \
+    "       drover datasets list\n"                                            \
+    "       drover datasets rm NAME[@VERSION]            (no version: all)\n"  \
+    "all take [--broker E] [--json]; `drover train --dataset NAME[@V]` "       \
+    "trains on one.\n"
+
+static void
+print_dataset(const drover_dataset_t *d, bool json)
+{
+    if (json) {
+        printf("{\"name\":");
+        dv_cli_json_str(stdout, d->name);
+        printf(",\"version\":%" PRIu32 ",\"sha256\":\"%s\",\"bytes\":%" PRIu64
+               ",\"rows\":%" PRIu64 ",\"columns\":%" PRIu32 ",\"target\":",
+               d->version, d->sha256, d->bytes, d->rows, d->columns);
+        dv_cli_json_str(stdout, d->target);
+        printf(",\"created_us\":%" PRIu64 "}", d->created_us);
+    } else {
+        char ref[200];
+        snprintf(ref, sizeof ref, "%s@%" PRIu32, d->name, d->version);
+        printf("%-24s %8" PRIu64 " %8" PRIu32 " %10" PRIu64 "  %-16s %.12s\n",
+               ref, d->rows, d->columns, d->bytes, d->target, d->sha256);
+    }
+}
+
+static int
+cmd_datasets(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(DATASETS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = parse(argc - 1, argv + 1, opts, pos, 1, &n_pos, DATASETS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    bool list = strcmp(sub, "list") == 0, push = strcmp(sub, "push") == 0;
+    bool rm = strcmp(sub, "rm") == 0;
+    if (!(list || push || rm) || (list ? n_pos != 0 : n_pos != 1)) {
+        fputs(DATASETS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    char name[256] = "";
+    uint32_t version = 0;
+    if (push) {
+        const char *nm = dv_cli_get(opts, "name");
+        const char *base = strrchr(pos[0], '/');
+        snprintf(name, sizeof name, "%s", nm ? nm : base ? base + 1 : pos[0]);
+        char *dot = nm ? NULL : strstr(name, ".csv");
+        if (dot && dot[4] == '\0') {
+            *dot = '\0';
+        }
+    } else if (rm && (rc = split_ref(pos[0], name, sizeof name, &version))) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    if (push) {
+        drover_dataset_t ds;
+        rc = drover_dataset_push(d, pos[0], name, &ds, &err);
+        if (rc == 0 && json) {
+            print_dataset(&ds, true);
+            printf("\n");
+        } else if (rc == 0) {
+            printf("stored %s@%" PRIu32 " (%" PRIu64 " rows, %" PRIu32
+                   " columns, target %s, %" PRIu64 " bytes, sha256 %.16s)\n",
+                   ds.name, ds.version, ds.rows, ds.columns, ds.target,
+                   ds.bytes, ds.sha256);
+        }
+    } else if (list) {
+        drover_dataset_t *all = NULL;
+        size_t n = 0;
+        rc = drover_dataset_list(d, &all, &n, &err);
+        if (rc == 0 && json) {
+            printf("[");
+            for (size_t i = 0; i < n; i++) {
+                printf(i ? "," : "");
+                print_dataset(&all[i], true);
+            }
+            printf("]\n");
+        } else if (rc == 0) {
+            printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS",
+                   "COLUMNS", "BYTES", "TARGET", "SHA256");
+            for (size_t i = 0; i < n; i++) {
+                print_dataset(&all[i], false);
+            }
+        }
+        free(all);
+    } else {
+        unsigned removed = 0;
+        rc = drover_dataset_rm(d, name, version, &removed, &err);
+        if (rc == 0) {
+            printf(json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
+                   removed);
+        }
+    }
     drover_destroy(&d);
     return rc ? fail_d(&err) : DV_CLI_OK;
 }
@@ -1793,6 +1916,9 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "evaluate") == 0) {
         return cmd_evaluate(argc, argv);
+    }
+    if (strcmp(cmd, "datasets") == 0) {
+        return cmd_datasets(argc, argv);
     }
     return -1;
 }

@@ -561,6 +561,9 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
         dv_msgw_uint(w, "epochs", 2);
         dv_msgw_double(w, "loss", 0.5);
         dv_msgw_uint(w, "train_slots", 1);
+        dv_msgw_uint(w, "bytes", 4);
+        dv_msgw_uint(w, "offset", 0);
+        dv_msgw_str(w, "dataset", "d");
 
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(w, &len);

@@ -850,6 +850,66 @@ test_train_through_the_queue(void)
         }
         free(bytes);
     }
+    // Stored data sets: push (validated), list, train from one by name —
+    // the same model again; a malformed file is refused with where; a file
+    // of several 4 MiB chunks arrives whole.
+    drover_error_t derr = {0};
+    char ds_out[4300], bad_csv[4300], big_csv[4300], list_out[4300];
+    snprintf(ds_out, sizeof ds_out, "%s/fromds.json", c.dir);
+    snprintf(bad_csv, sizeof bad_csv, "%s/bad.csv", c.dir);
+    snprintf(big_csv, sizeof big_csv, "%s/big.csv", c.dir);
+    snprintf(list_out, sizeof list_out, "%s/datasets.txt", c.dir);
+    const char *dpush[] = {
+        "datasets", "push",      dv_test_data("iris_train.csv"),
+        "--name",   "iris-data", "--broker",
+        c.cep,      NULL};
+    const char *dtrain[] = {"train",   "--dataset", "iris-data", "--algo",
+                            "softmax", "--seed",    "7",         "--model",
+                            "fromds",  "--json",    "--broker",  c.cep,
+                            NULL};
+    int ds_push =
+        up ? dv_proc_run("DROVER_BIN", dpush, NULL, c.dir, "cli.log") : -1;
+    int ds_train =
+        up ? dv_proc_run("DROVER_BIN", dtrain, ds_out, c.dir, "cli.log") : -1;
+    drover_model_t from_ds = {0}, queue1 = {0};
+    bool same_from_ds =
+        up && drover_model_get(c.d, "fromds", 1, &from_ds, &derr) == 0 &&
+        drover_model_get(c.d, "trained", 1, &queue1, &derr) == 0 &&
+        strcmp(from_ds.sha256, queue1.sha256) == 0;
+    dv_test_write_file(bad_csv, (const unsigned char *)"a,b\n1,2\nx,3\n", 12);
+    const char *dbad[] = {"datasets", "push", bad_csv, "--broker", c.cep, NULL};
+    int ds_bad =
+        up ? dv_proc_run("DROVER_BIN", dbad, NULL, c.dir, "bad.log") : 0;
+    size_t blen = 0;
+    char *badlog = (char *)dv_test_read_file(
+        (snprintf(list_out, sizeof list_out, "%s/bad.log", c.dir), list_out),
+        &blen);
+    bool bad_says = badlog && strstr(badlog, "line 3");
+    free(badlog);
+    size_t big_rows = 1200000, big_len = 4 + big_rows * 8;
+    unsigned char *big = malloc(big_len);
+    memcpy(big, "a,b\n", 4);
+    for (size_t i = 0; i < big_rows; i++) {
+        memcpy(big + 4 + i * 8, "1.5,2.5\n", 8);
+    }
+    dv_test_write_file(big_csv, big, big_len);
+    free(big);
+    const char *dbig[] = {"datasets", "push", big_csv, "--broker", c.cep, NULL};
+    int ds_big =
+        up ? dv_proc_run("DROVER_BIN", dbig, NULL, c.dir, "cli.log") : -1;
+    drover_dataset_t *dsets = NULL;
+    size_t n_dsets = 0;
+    int dlist = up ? drover_dataset_list(c.d, &dsets, &n_dsets, &derr) : -1;
+    uint64_t rows_big = 0, rows_iris = 0;
+    for (size_t i = 0; i < n_dsets; i++) {
+        if (strcmp(dsets[i].name, "big") == 0) {
+            rows_big = dsets[i].rows;
+        }
+        if (strcmp(dsets[i].name, "iris-data") == 0) {
+            rows_iris = dsets[i].rows;
+        }
+    }
+    free(dsets);
     unsetenv("SOURCE_DATE_EPOCH");
     // Evaluate as a job: the figures `drover local eval` prints.
     char ev_q[4300], ev_l[4300], local0[4300];
@@ -920,7 +980,17 @@ test_train_through_the_queue(void)
     DV_CHECK_STR_EQ(ran, "trained@1");
     DV_CHECK_EQ(bad_code, DV_EFORMAT);
     DV_CHECK(says_line);
+    DV_CHECK_EQ(ds_push, 0);
+    DV_CHECK_EQ(ds_train, 0);
+    DV_CHECK(same_from_ds);
+    DV_CHECK(ds_bad != 0);
+    DV_CHECK(bad_says);
+    DV_CHECK_EQ(ds_big, 0);
+    DV_CHECK_EQ(dlist, 0);
+    DV_CHECK_EQ(rows_iris, 120);
+    DV_CHECK_EQ(rows_big, 1200000);
     DV_CHECK_EQ(eval_rc, 0);
+
     DV_CHECK_NEAR(acc_q, acc_l, 1e-12);
     DV_CHECK_NEAR(f1_q, f1_l, 1e-12);
     DV_CHECK(acc_q > 0.9); // iris softmax: 0.9667 on the test split

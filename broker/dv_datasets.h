@@ -1,0 +1,100 @@
+// dv_datasets — the broker's data sets: named CSV files, each a list of
+// immutable versions (1, 2, ...), validated before they are stored (every
+// column but the target numeric, as training needs).
+//
+// With a data dir, versions live as DIR/datasets/NAME/VERSION.csv (written
+// atomically) and are found (and validated) again on open; without one
+// they are kept in memory.
+//
+// Threads: one (the broker's loop thread), except dv_datasets_prepare.
+#ifndef DV_DATASETS_H
+#define DV_DATASETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+#include "dv_proto.h"
+#include "dv_sha256.h"
+
+// Largest data set accepted (bytes of CSV).
+#define DV_MAX_DATASET_BYTES ((uint64_t)1 << 30)
+
+typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1];   // data set name
+    uint32_t version;                  // 1, 2, ... per name
+    uint8_t sha256[DV_SHA256_BYTES];   // of the CSV bytes
+    uint64_t bytes;                    // CSV size
+    uint64_t rows;                     // data rows
+    uint32_t columns;                  // columns (features + target)
+    char target[DV_MAX_WIRE_NAME + 1]; // the column training would take as
+                                       // target by default
+    uint64_t created_us;               // pushed (unix microseconds)
+} dv_dataset_info_t;
+
+typedef struct dv_datasets dv_datasets_t;
+
+// Open under dir (NULL: in memory). Stored versions are validated; a
+// damaged one stops the open naming the file. Returns 0 and *out or DV_E*.
+int dv_datasets_open(dv_datasets_t **out, const char *dir, dv_error_t *err);
+void dv_datasets_destroy(dv_datasets_t **self_p);
+
+// Storing a version in three steps, so the slow part (parsing and writing
+// a file of up to 1 GiB) runs off the loop thread: reserve the next version
+// of name (0 and DV_EINVAL for a bad name), prepare anywhere, then commit
+// or release on the loop thread.
+uint32_t
+dv_datasets_reserve(dv_datasets_t *self, const char *name, dv_error_t *err);
+void dv_datasets_release(dv_datasets_t *self, const char *name, uint32_t v);
+// The folder (NULL in memory mode), to copy for dv_datasets_prepare.
+const char *dv_datasets_dir(const dv_datasets_t *self);
+// Thread-safe: check csv against sha256 (DV_ECHECKSUM), validate it
+// (DV_EFORMAT naming line and column, DV_EMSGSIZE), fill *info and write
+// dir/datasets/NAME/VERSION.csv (dir NULL: nothing written).
+int dv_datasets_prepare(const char *dir,
+                        const char *name,
+                        uint32_t version,
+                        const uint8_t *csv,
+                        size_t len,
+                        const uint8_t *sha256,
+                        dv_dataset_info_t *info,
+                        dv_error_t *err);
+// Add a prepared version; csv (malloc'd) is kept in memory mode, else
+// freed. Returns the record (borrowed).
+const dv_dataset_info_t *dv_datasets_commit(dv_datasets_t *self,
+                                            const dv_dataset_info_t *info,
+                                            uint8_t *csv);
+
+// Thread-safe: check csv against sha256 (NULL: no check; DV_ECHECKSUM),
+// validate it as training data (every column but the target numeric:
+// DV_EFORMAT naming line and column; DV_EMSGSIZE) and fill info's figures
+// (not its name, version or time).
+int dv_datasets_check(const uint8_t *csv,
+                      size_t len,
+                      const uint8_t *sha256,
+                      dv_dataset_info_t *info,
+                      dv_error_t *err);
+
+// Version of name (0: the latest), or NULL.
+const dv_dataset_info_t *
+dv_datasets_get(const dv_datasets_t *self, const char *name, uint32_t version);
+
+// Every version, sorted by name then version (borrowed).
+const dv_dataset_info_t *dv_datasets_list(const dv_datasets_t *self, size_t *n);
+
+// Remove a version (0: all). Returns the number removed or DV_ENOENT.
+int dv_datasets_rm(dv_datasets_t *self,
+                   const char *name,
+                   uint32_t version,
+                   dv_error_t *err);
+
+// The CSV bytes of a version: a new copy (caller frees), checked against
+// its SHA-256. Returns 0, DV_ENOENT or the read error.
+int dv_datasets_read(const dv_datasets_t *self,
+                     const char *name,
+                     uint32_t version,
+                     uint8_t **csv,
+                     size_t *len,
+                     dv_error_t *err);
+
+#endif
