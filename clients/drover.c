@@ -740,9 +740,10 @@ build_submit(const drover_job_t *job,
         return dv_errorf(e, DV_EINVAL,
                          "job kind '%s': echo, infer, evaluate or sleep", kind);
     }
-    if (evaluate && (!job->model || !job->payload)) {
+    if (evaluate && (!job->model || (!job->payload && !job->dataset))) {
         return dv_errorf(e, DV_EINVAL,
-                         "an evaluate job needs model and the CSV as payload");
+                         "an evaluate job needs model and the CSV as payload "
+                         "or a dataset");
     }
     if (job->idempotency_key &&
         (!job->idempotency_key[0] ||
@@ -799,6 +800,9 @@ build_submit(const drover_job_t *job,
     }
     if (evaluate) {
         dv_msgw_str(w, "model", job->model);
+        if (job->dataset) {
+            dv_msgw_str(w, "dataset", job->dataset);
+        }
     }
     if (infer) {
         dv_msgw_str(w, "model", job->model);
@@ -2066,6 +2070,28 @@ drover_dataset_rm(drover_t *self,
     int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
     if (rc == 0 && removed) {
         *removed = (unsigned)obj_uint(reply_root(self), "removed");
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_dataset_get(drover_t *self,
+                   const char *name,
+                   uint32_t version,
+                   drover_dataset_t *out,
+                   drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_GET, rid);
+    dv_msgw_str(w, "name", name);
+    if (version) {
+        dv_msgw_uint(w, "version", version);
+    }
+    int rc =
+        request(self, w, rid, NULL, 0, DV_MSG_DATASET, deadline_of(10000), err);
+    if (rc == 0) {
+        dataset_from_obj(reply_root(self), out);
     }
     drop_reply(self);
     return rc;

@@ -109,11 +109,14 @@ typedef struct {
     const char *idempotency_key; // a key seen on this queue within the
                                  // broker's window returns that job's id
     uint32_t sleep_ms;           // kind "sleep": how long
+    const char *dataset;         // evaluate: a stored data set
+                                 // "NAME[@VERSION]" instead of payload
 } drover_job_t;
 
 #define DROVER_JOB_INIT                                                        \
     {                                                                          \
-        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0, 0, 0, 0, NULL, 0  \
+        NULL, "echo", NULL, 0, NULL, NULL, 0, 0, 0, NULL, 0, 0, 0, 0, NULL, 0, \
+            NULL                                                               \
     }
 
 // A job's final outcome. Owned by whoever got it (see each function).
@@ -306,6 +309,12 @@ int drover_dataset_push(drover_t *self,
                         const char *name,
                         drover_dataset_t *out,
                         drover_error_t *err);
+// One version (0: the latest) into *out; DV_ENOENT when there is none.
+int drover_dataset_get(drover_t *self,
+                       const char *name,
+                       uint32_t version,
+                       drover_dataset_t *out,
+                       drover_error_t *err);
 // Every version (caller frees *all with free()).
 int drover_dataset_list(drover_t *self,
                         drover_dataset_t **all,

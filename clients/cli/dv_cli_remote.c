@@ -1293,7 +1293,7 @@ cmd_train(int argc, char **argv)
 #define DATASETS_USAGE                                                         \
     "usage: drover datasets push FILE.csv [--name NAME]   store a version "    \
     "(validated)\n"                                                            \
-    "       drover datasets list\n"                                            \
+    "       drover datasets list | show NAME[@VERSION]\n"                      \
     "       drover datasets rm NAME[@VERSION]            (no version: all)\n"  \
     "all take [--broker E] [--json]; `drover train --dataset NAME[@V]` "       \
     "trains on one.\n"
@@ -1336,8 +1336,8 @@ cmd_datasets(int argc, char **argv)
         return rc;
     }
     bool list = strcmp(sub, "list") == 0, push = strcmp(sub, "push") == 0;
-    bool rm = strcmp(sub, "rm") == 0;
-    if (!(list || push || rm) || (list ? n_pos != 0 : n_pos != 1)) {
+    bool rm = strcmp(sub, "rm") == 0, show = strcmp(sub, "show") == 0;
+    if (!(list || push || rm || show) || (list ? n_pos != 0 : n_pos != 1)) {
         fputs(DATASETS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -1352,7 +1352,8 @@ cmd_datasets(int argc, char **argv)
         if (dot && dot[4] == '\0') {
             *dot = '\0';
         }
-    } else if (rm && (rc = split_ref(pos[0], name, sizeof name, &version))) {
+    } else if ((rm || show) &&
+               (rc = split_ref(pos[0], name, sizeof name, &version))) {
         return rc;
     }
     drover_t *d = NULL;
@@ -1371,6 +1372,18 @@ cmd_datasets(int argc, char **argv)
                    " columns, target %s, %" PRIu64 " bytes, sha256 %.16s)\n",
                    ds.name, ds.version, ds.rows, ds.columns, ds.target,
                    ds.bytes, ds.sha256);
+        }
+    } else if (show) {
+        drover_dataset_t ds;
+        rc = drover_dataset_get(d, name, version, &ds, &err);
+        if (rc == 0 && json) {
+            print_dataset(&ds, true);
+            printf("\n");
+        } else if (rc == 0) {
+            printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS",
+                   "COLUMNS", "BYTES", "TARGET", "SHA256");
+            print_dataset(&ds, false);
+            printf("sha256 %s\n", ds.sha256);
         }
     } else if (list) {
         drover_dataset_t *all = NULL;
@@ -1406,7 +1419,9 @@ cmd_datasets(int argc, char **argv)
 // ------------------------------------------------------------- evaluate
 
 #define EVALUATE_USAGE                                                         \
-    "usage: drover evaluate --model NAME[@VERSION|@ALIAS] --data FILE.csv "    \
+    "usage: drover evaluate --model NAME[@VERSION|@ALIAS] (--data FILE.csv | " \
+    "--dataset NAME[@V])\n"                                                    \
+    "                       "                                                  \
     "[--queue Q]\n"                                                            \
     "                       [--broker E] [--json]\n"                           \
     "The model's metrics on the file (it must hold the model's target), "      \
@@ -1417,9 +1432,9 @@ static int
 cmd_evaluate(int argc, char **argv)
 {
     dv_cli_opt_t opts[] = {
-        {"model", true, NULL},  {"data", true, NULL},  {"queue", true, NULL},
-        {"broker", true, NULL}, {"json", false, NULL}, {"help", false, NULL},
-        {NULL, false, NULL},
+        {"model", true, NULL},   {"data", true, NULL},  {"queue", true, NULL},
+        {"broker", true, NULL},  {"json", false, NULL}, {"help", false, NULL},
+        {"dataset", true, NULL}, {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = parse(argc, argv, opts, NULL, 0, &n_pos, EVALUATE_USAGE);
@@ -1428,14 +1443,15 @@ cmd_evaluate(int argc, char **argv)
     }
     const char *model = dv_cli_get(opts, "model");
     const char *data = dv_cli_get(opts, "data");
-    if (!model || !data) {
+    const char *dataset = dv_cli_get(opts, "dataset");
+    if (!model || !data == !dataset) {
         fputs(EVALUATE_USAGE, stderr);
         return DV_CLI_USAGE;
     }
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
-    if (dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr) != 0) {
+    if (data && dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
         return fail_dv(&derr);
     }
     drover_t *d = NULL;
@@ -1449,6 +1465,7 @@ cmd_evaluate(int argc, char **argv)
     job.model = model;
     job.payload = csv;
     job.payload_len = csv_len;
+    job.dataset = dataset;
     drover_error_t err = {0};
     drover_result_t *r = NULL;
     rc = drover_run(d, &job, -1, &r, &err);
@@ -1471,7 +1488,7 @@ cmd_evaluate(int argc, char **argv)
             }
             printf("}}\n");
         } else {
-            printf("%s on %s\n", drover_result_model(r), data);
+            printf("%s on %s\n", drover_result_model(r), data ? data : dataset);
             for (size_t i = 0; i < n; i++) {
                 printf("  %-16s %.4f\n", names[i], values[i]);
             }

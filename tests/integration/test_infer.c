@@ -950,6 +950,34 @@ test_train_through_the_queue(void)
     }
     free(tq);
     free(tl);
+    // The same through a stored data set.
+    char ev_d[4300], show_out[4300];
+    snprintf(ev_d, sizeof ev_d, "%s/eval_dataset.json", c.dir);
+    snprintf(show_out, sizeof show_out, "%s/show.json", c.dir);
+    const char *tpush[] = {
+        "datasets", "push",      dv_test_data("iris_test.csv"),
+        "--name",   "iris-test", "--broker",
+        c.cep,      NULL};
+    const char *tshow[] = {"datasets", "show", "iris-test", "--json",
+                           "--broker", c.cep,  NULL};
+    const char *ed[] = {"evaluate",  "--model",   "trained@1",
+                        "--dataset", "iris-test", "--json",
+                        "--broker",  c.cep,       NULL};
+    int evd_rc =
+        up ? dv_proc_run("DROVER_BIN", tpush, NULL, c.dir, "cli.log") |
+                 dv_proc_run("DROVER_BIN", tshow, show_out, c.dir, "cli.log") |
+                 dv_proc_run("DROVER_BIN", ed, ev_d, c.dir, "cli.log")
+           : -1;
+    double acc_d = -3;
+    size_t ld = 0, ls = 0;
+    char *td = (char *)dv_test_read_file(ev_d, &ld);
+    char *ts = (char *)dv_test_read_file(show_out, &ls);
+    if (td && (p = strstr(td, "\"accuracy\":"))) {
+        acc_d = atof(p + 11);
+    }
+    bool shown30 = ts && strstr(ts, "\"rows\":30");
+    free(td);
+    free(ts);
     // The trained model serves.
     char ran[64] = "";
     int code = 0;
@@ -994,6 +1022,9 @@ test_train_through_the_queue(void)
     DV_CHECK_NEAR(acc_q, acc_l, 1e-12);
     DV_CHECK_NEAR(f1_q, f1_l, 1e-12);
     DV_CHECK(acc_q > 0.9); // iris softmax: 0.9667 on the test split
+    DV_CHECK_EQ(evd_rc, 0);
+    DV_CHECK(shown30);
+    DV_CHECK_NEAR(acc_d, acc_q, 1e-12);
 
     DV_CHECK_EQ(exit_rc, 0);
 }
