@@ -49,14 +49,21 @@ rows=()
 run() { # run NAME ALGO METRIC REFERENCE [train options...]
   local name=$1 algo=$2 key=$3 ref=$4; shift 4
   echo
-  echo "== $name: train $algo as a job (${*:-default options}), infer on the test split as jobs"
-  "$DROVER" train --algo "$algo" --data "data/${name}_train.csv" --model "$name-$algo" "$@"
+  echo "== $name: train $algo as a job on the stored data set (${*:-default options}), infer on the test split as jobs"
+  "$DROVER" train --algo "$algo" --dataset "$name-train" --model "$name-$algo" "$@"
   local json
   json=$("$DROVER" infer --model "$name-$algo" --data "data/${name}_test.csv" --eval --json)
   local value
   value=$(metric "$key" "$json")
   rows+=("$(printf '%-9s %-8s %-9s %8.4f %10s' "$name" "$algo" "$key" "$value" "$ref")")
 }
+
+echo
+echo "== data sets: the training splits, stored in the broker (validated, versioned)"
+for name in diabetes iris digits; do
+  "$DROVER" datasets push "data/${name}_train.csv" --name "$name-train"
+done
+"$DROVER" datasets list
 
 run diabetes ols      r2       0.332
 run diabetes ridge    r2       0.331
@@ -67,6 +74,10 @@ run digits   mlp      accuracy 0.975 --hidden 128
 echo
 echo "== the registry"
 "$DROVER" models list
+echo
+echo "== evaluate as a job on a stored data set: digits-mlp on the test split"
+"$DROVER" datasets push data/digits_test.csv --name digits-test >/dev/null
+"$DROVER" evaluate --model digits-mlp --dataset digits-test
 echo
 echo "== rollout: alias iris-softmax@1 as prod; inference by iris-softmax@prod"
 "$DROVER" models alias iris-softmax@1 prod
