@@ -1490,7 +1490,10 @@ cmd_evaluate(int argc, char **argv)
         } else {
             printf("%s on %s\n", drover_result_model(r), data ? data : dataset);
             for (size_t i = 0; i < n; i++) {
-                printf("  %-16s %.4f\n", names[i], values[i]);
+                bool count = strcmp(names[i], "rows") == 0 ||
+                             strcmp(names[i], "n_classes") == 0;
+                printf(count ? "  %-16s %.0f\n" : "  %-16s %.4f\n", names[i],
+                       values[i]);
             }
         }
     }
