@@ -5081,12 +5081,13 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
         extra = dv_msgw_new(DV_MSG_RESULT, 0);
         dv_msgw_raw(extra, (size_t)p[16] | (size_t)p[17] << 8, q, elen);
     }
-    job_t stub;
-    memset(&stub, 0, sizeof stub);
-    stub.id = id;
-    stub.attempts = get_u32(p + 8);
-    kept_t *k = keep_result(r->self, &stub, p[1] != 0, (int)get_u32(p + 4),
-                            text, worker, frames, n, extra);
+    job_t placeholder; // only what keep_result reads
+    memset(&placeholder, 0, sizeof placeholder);
+    placeholder.id = id;
+    placeholder.attempts = get_u32(p + 8);
+    kept_t *k =
+        keep_result(r->self, &placeholder, p[1] != 0, (int)get_u32(p + 4), text,
+                    worker, frames, n, extra);
     dv_msgw_destroy(&extra);
     // Its age carries over the restart (the TTL counts from the finish).
     uint64_t finished = get_u64(p + 20);
