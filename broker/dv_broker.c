@@ -843,9 +843,8 @@ static void stream_pump(dv_broker_t *self, cursor_t *c);
 
 // A finished result joins its queue's stream; followers get it.
 static void
-stream_append(dv_broker_t *self, kept_t *k, const char *queue)
+stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
 {
-    qbytes_t *q = queue_bytes(self, queue);
     k->qidx = (uint32_t)(q - self->qbytes) + 1;
     k->seq = q->next_seq;
     stream_link(self, k);
@@ -885,7 +884,7 @@ send_result(dv_broker_t *self,
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);
     if (j->queue) {
-        stream_append(self, k, j->queue);
+        stream_append(self, k, q); // q: the job's queue, found above
     }
     if (self->store && !j->memory_only) {
         size_t len = 0;
@@ -2457,60 +2456,48 @@ on_job_get(dv_broker_t *self,
 // Model record fields, either top-level (a `model` reply) or inside a map
 // already opened with dv_msgw_v_map(w, MODEL_FIELDS).
 #define MODEL_FIELDS 10
+
+// A record field: a top-level key, or a key inside a map already opened.
+static void
+info_key(dv_msgw_t *w, const char *key, bool nested)
+{
+    if (nested) {
+        dv_msgw_v_str(w, key);
+    } else {
+        dv_msgw_key(w, key);
+    }
+}
+
 static void
 write_model_info(dv_msgw_t *w,
                  const dv_registry_t *reg,
                  const dv_model_info_t *r,
                  bool nested)
 {
-    const char *keys[MODEL_FIELDS] = {
-        "name", "version",  "sha256",  "bytes",      "task",
-        "algo", "features", "outputs", "created_us", "aliases"};
-    for (size_t i = 0; i < MODEL_FIELDS; i++) {
-        if (nested) {
-            dv_msgw_v_str(w, keys[i]);
-        } else {
-            dv_msgw_key(w, keys[i]);
-        }
-        switch (i) {
-        case 0:
-            dv_msgw_v_str(w, r->name);
-            break;
-        case 1:
-            dv_msgw_v_uint(w, r->version);
-            break;
-        case 2:
-            dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-            break;
-        case 3:
-            dv_msgw_v_uint(w, r->bytes);
-            break;
-        case 4:
-            dv_msgw_v_str(w, r->task);
-            break;
-        case 5:
-            dv_msgw_v_str(w, r->algo);
-            break;
-        case 6:
-            dv_msgw_v_uint(w, r->features);
-            break;
-        case 7:
-            dv_msgw_v_uint(w, r->outputs);
-            break;
-        case 8:
-            dv_msgw_v_uint(w, r->created_us);
-            break;
-        default: {
-            const char *aliases[64];
-            size_t n =
-                dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
-            dv_msgw_v_array(w, n);
-            for (size_t a = 0; a < n; a++) {
-                dv_msgw_v_str(w, aliases[a]);
-            }
-            break;
-        }
-        }
+    info_key(w, "name", nested);
+    dv_msgw_v_str(w, r->name);
+    info_key(w, "version", nested);
+    dv_msgw_v_uint(w, r->version);
+    info_key(w, "sha256", nested);
+    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
+    info_key(w, "bytes", nested);
+    dv_msgw_v_uint(w, r->bytes);
+    info_key(w, "task", nested);
+    dv_msgw_v_str(w, r->task);
+    info_key(w, "algo", nested);
+    dv_msgw_v_str(w, r->algo);
+    info_key(w, "features", nested);
+    dv_msgw_v_uint(w, r->features);
+    info_key(w, "outputs", nested);
+    dv_msgw_v_uint(w, r->outputs);
+    info_key(w, "created_us", nested);
+    dv_msgw_v_uint(w, r->created_us);
+    const char *aliases[64];
+    size_t n = dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
+    info_key(w, "aliases", nested);
+    dv_msgw_v_array(w, n);
+    for (size_t a = 0; a < n; a++) {
+        dv_msgw_v_str(w, aliases[a]);
     }
 }
 
@@ -3761,45 +3748,27 @@ on_unfollow(dv_broker_t *self,
 // ------------------------------------------------------------ data sets
 
 #define DATASET_FIELDS 8
+
+// The DATASET_FIELDS fields of a data set record.
 static void
 write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
 {
-    const char *keys[DATASET_FIELDS] = {"name",   "version",   "sha256",
-                                        "bytes",  "rows",      "columns",
-                                        "target", "created_us"};
-    for (size_t i = 0; i < DATASET_FIELDS; i++) {
-        if (nested) {
-            dv_msgw_v_str(w, keys[i]);
-        } else {
-            dv_msgw_key(w, keys[i]);
-        }
-        switch (i) {
-        case 0:
-            dv_msgw_v_str(w, r->name);
-            break;
-        case 1:
-            dv_msgw_v_uint(w, r->version);
-            break;
-        case 2:
-            dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-            break;
-        case 3:
-            dv_msgw_v_uint(w, r->bytes);
-            break;
-        case 4:
-            dv_msgw_v_uint(w, r->rows);
-            break;
-        case 5:
-            dv_msgw_v_uint(w, r->columns);
-            break;
-        case 6:
-            dv_msgw_v_str(w, r->target);
-            break;
-        default:
-            dv_msgw_v_uint(w, r->created_us);
-            break;
-        }
-    }
+    info_key(w, "name", nested);
+    dv_msgw_v_str(w, r->name);
+    info_key(w, "version", nested);
+    dv_msgw_v_uint(w, r->version);
+    info_key(w, "sha256", nested);
+    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
+    info_key(w, "bytes", nested);
+    dv_msgw_v_uint(w, r->bytes);
+    info_key(w, "rows", nested);
+    dv_msgw_v_uint(w, r->rows);
+    info_key(w, "columns", nested);
+    dv_msgw_v_uint(w, r->columns);
+    info_key(w, "target", nested);
+    dv_msgw_v_str(w, r->target);
+    info_key(w, "created_us", nested);
+    dv_msgw_v_uint(w, r->created_us);
 }
 
 // A complete upload validated and written on the pool.
