@@ -106,6 +106,8 @@ struct job {
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
     bool cancelled;         // result sent; kept only until its worker ends
     bool memory_only;       // durability "none": never written to the store
+    bool spec;              // payload = spec + CSV (train_spec): every train
+                            // job, an evaluate job on a stored data set
     uint8_t model_sha[32];  // infer: SHA-256 of the model file
     int32_t priority;       // higher runs first (aged while waiting)
     uint32_t timeout_ms;    // a run longer than this ends it (0: none)
@@ -1282,12 +1284,14 @@ dispatch(dv_broker_t *self)
             }
         }
         dv_frame_t f = {j->payload, j->payload_len};
-        if (strcmp(j->kind, "train") == 0) {
+        if (j->spec) {
             // Payload: field count (u16), spec length (u32), the spec's
-            // fields (train, target, task, created_unix), then the CSV.
+            // fields (train_spec), then the CSV (none on a stored data set).
             size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
             size_t sl = get_u32(j->payload + 2);
-            dv_msgw_str(m, "model", j->model);
+            if (!USES_MODEL(j)) {
+                dv_msgw_str(m, "model", j->model);
+            }
             dv_msgw_raw(m, nf, j->payload + 6, sl);
             f = (dv_frame_t){j->payload + 6 + sl, j->payload_len - 6 - sl};
         }
@@ -1717,6 +1721,7 @@ job_encode(const job_t *j, size_t *len)
     memset(p, 0, JOB_HEAD);
     p[0] = JOB_FORMAT;
     p[1] = kind_code(j->kind);
+    p[2] = j->spec ? 1 : 0; // flags (0 in older records)
     put_u32(p + 4, j->max_attempts);
     put_u32(p + 8, j->model_version);
     put_u32(p + 12, j->rows);
@@ -1778,6 +1783,14 @@ job_decode(uint64_t id,
     }
     j->id = id;
     j->kind = s_kinds[p[1]];
+    j->spec = (p[2] & 1) || strcmp(j->kind, "train") == 0;
+    if (j->spec && (j->payload_len < 6 ||
+                    (size_t)get_u32(j->payload + 2) > j->payload_len - 6)) {
+        dv_errorf(err, DV_EFORMAT, "job %llu: training spec damaged",
+                  (unsigned long long)id);
+        job_free(j);
+        return NULL;
+    }
     j->backoff_ms = DEFAULT_BACKOFF_MS;
     if (head == JOB_HEAD) {
         j->priority = (int32_t)get_u32(p + 68);
@@ -1865,11 +1878,101 @@ switches_check(dv_broker_t *self)
     }
 }
 
+// The payload of a train job, or of an evaluate job on a stored data set:
+// field count (u16), spec length (u32), the spec's msgpack fields (train,
+// target, task, created_unix for training; dataset {name, version, sha256,
+// bytes} when ds), then the CSV the submit carried (none with ds). Checks
+// the training fields; sets name (the model to register). *out: caller
+// frees.
+static int
+train_spec(const dv_msg_t *m,
+           bool train,
+           const dv_dataset_info_t *ds,
+           const dv_frame_t *csv,
+           char name[DV_MAX_WIRE_NAME + 1],
+           uint8_t **out,
+           size_t *out_len,
+           dv_error_t *err)
+{
+    dv_msgw_t *spec = dv_msgw_new(DV_MSG_RUN, 0);
+    if (train) {
+        dv_hyper_t hp;
+        char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
+        uint64_t created = 0;
+        int rc;
+        if ((rc = dv_msg_str(m, "model", name, DV_MAX_WIRE_NAME + 1, err)) !=
+                0 ||
+            (rc = dv_msg_hyper(m, "train", &hp, err)) != 0 ||
+            (dv_msg_has(m, "target") &&
+             (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
+            (dv_msg_has(m, "task") &&
+             (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
+            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
+                                 &created, err)) != 0) {
+            dv_msgw_destroy(&spec);
+            return rc;
+        }
+        if (!dv_name_valid(name)) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: model name '%s' must match "
+                             "[A-Za-z0-9._-]+",
+                             name);
+        }
+        if (task[0] && strcmp(task, "classification") != 0 &&
+            strcmp(task, "regression") != 0) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: task '%s': classification or regression",
+                             task);
+        }
+        dv_msgw_hyper(spec, "train", &hp);
+        if (target[0]) {
+            dv_msgw_str(spec, "target", target);
+        }
+        if (task[0]) {
+            dv_msgw_str(spec, "task", task);
+        }
+        dv_msgw_uint(spec, "created_unix", created);
+    }
+    if (ds) {
+        dv_msgw_key(spec, "dataset");
+        dv_msgw_v_map(spec, 4);
+        dv_msgw_v_str(spec, "name");
+        dv_msgw_v_str(spec, ds->name);
+        dv_msgw_v_str(spec, "version");
+        dv_msgw_v_uint(spec, ds->version);
+        dv_msgw_v_str(spec, "sha256");
+        dv_msgw_v_bin(spec, ds->sha256, DV_SHA256_BYTES);
+        dv_msgw_v_str(spec, "bytes");
+        dv_msgw_v_uint(spec, ds->bytes);
+    }
+    size_t sl = 0, nf = 0;
+    const uint8_t *body = dv_msgw_body(spec, &sl, &nf);
+    size_t len = 6 + sl + csv->len;
+    uint8_t *p = dv_try_malloc(len, 1);
+    if (!p) {
+        dv_msgw_destroy(&spec);
+        return dv_errorf(err, DV_ENOMEM, "submit: no memory");
+    }
+    p[0] = (uint8_t)nf;
+    p[1] = (uint8_t)(nf >> 8);
+    put_u32(p + 2, (uint32_t)sl);
+    memcpy(p + 6, body, sl);
+    if (csv->len) {
+        memcpy(p + 6 + sl, csv->data, csv->len);
+    }
+    dv_msgw_destroy(&spec);
+    *out = p;
+    *out_len = len;
+    return 0;
+}
+
 static int
 submit_job(dv_broker_t *self,
            const dv_wire_msg_t *in,
            const dv_msg_t *m,
-           const dv_frame_t *data,
+           const dv_dataset_info_t *ds,
            dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], kind[16];
@@ -1941,8 +2044,13 @@ submit_job(dv_broker_t *self,
     if (dv_msg_has(m, "idempotency_key") && !key[0]) {
         return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");
     }
-    const dv_frame_t *payload = data ? data : dv_msg_frame(m, 1);
     static const dv_frame_t no_payload = {NULL, 0};
+    const dv_frame_t *payload = ds ? &no_payload : dv_msg_frame(m, 1);
+    if (ds && !train && !evaluate) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: only train and evaluate jobs take a data "
+                         "set");
+    }
     if (sleep && !payload) {
         payload = &no_payload;
     }
@@ -2011,72 +2119,29 @@ submit_job(dv_broker_t *self,
     if (route_len > ROUTE_MAX - 1) {
         return dv_errorf(err, DV_EINVAL, "routing id too long");
     }
-    // A train job: the name to register the model under, hyper-parameters
-    // (checked now), and the CSV; the spec travels with the payload.
+    // A train job's spec travels with its payload (train_spec).
     char train_name[DV_MAX_WIRE_NAME + 1] = "";
-    uint8_t *train_payload = NULL;
-    size_t train_len = 0;
-    if (train) {
-        dv_hyper_t hp;
-        char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
-        uint64_t created = 0;
-        if ((rc = dv_msg_str(m, "model", train_name, sizeof train_name, err)) !=
-                0 ||
-            (rc = dv_msg_hyper(m, "train", &hp, err)) != 0 ||
-            (dv_msg_has(m, "target") &&
-             (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
-            (dv_msg_has(m, "task") &&
-             (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
-            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
-                                 &created, err)) != 0) {
+    bool spec_payload = train || (evaluate && ds);
+    uint8_t *spec_bytes = NULL;
+    size_t spec_len = 0;
+    if (spec_payload) {
+        rc = train_spec(m, train, ds, payload, train_name, &spec_bytes,
+                        &spec_len, err);
+        if (rc) {
             return rc;
         }
-        if (!dv_name_valid(train_name)) {
-            return dv_errorf(err, DV_EINVAL,
-                             "submit: model name '%s' must match "
-                             "[A-Za-z0-9._-]+",
-                             train_name);
-        }
-        if (task[0] && strcmp(task, "classification") != 0 &&
-            strcmp(task, "regression") != 0) {
-            return dv_errorf(err, DV_EINVAL,
-                             "submit: task '%s': classification or regression",
-                             task);
-        }
-        dv_msgw_t *spec = dv_msgw_new(DV_MSG_RUN, 0);
-        dv_msgw_hyper(spec, "train", &hp);
-        if (target[0]) {
-            dv_msgw_str(spec, "target", target);
-        }
-        if (task[0]) {
-            dv_msgw_str(spec, "task", task);
-        }
-        dv_msgw_uint(spec, "created_unix", created);
-        size_t sl = 0, nf = 0;
-        const uint8_t *body = dv_msgw_body(spec, &sl, &nf);
-        train_len = 6 + sl + payload->len;
-        train_payload = dv_try_malloc(train_len, 1);
-        if (!train_payload) {
-            dv_msgw_destroy(&spec);
-            return dv_errorf(err, DV_ENOMEM, "submit: no memory");
-        }
-        train_payload[0] = (uint8_t)nf;
-        train_payload[1] = (uint8_t)(nf >> 8);
-        put_u32(train_payload + 2, (uint32_t)sl);
-        memcpy(train_payload + 6, body, sl);
-        memcpy(train_payload + 6 + sl, payload->data, payload->len);
-        dv_msgw_destroy(&spec);
     }
     job_t *j = job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len,
                          queue, model ? model->name : train_name,
-                         train ? train_payload : payload->data,
-                         train ? train_len : payload->len);
-    free(train_payload);
+                         spec_payload ? spec_bytes : payload->data,
+                         spec_payload ? spec_len : payload->len);
+    free(spec_bytes);
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
                          "submit: no memory for a job of %zu bytes",
                          payload->len);
     }
+    j->spec = spec_payload;
     j->max_attempts = (uint32_t)max_attempts;
     if (model) {
         j->model_version = model->version;
@@ -2128,7 +2193,8 @@ submit_job(dv_broker_t *self,
 }
 
 // submit; a train or evaluate job may name a stored data set (`dataset`:
-// NAME or NAME@VERSION) instead of carrying its CSV.
+// NAME or NAME@VERSION) instead of carrying its CSV: the version is
+// resolved now and the job names it; workers fetch it (fetch_dataset).
 static int
 on_submit(dv_broker_t *self,
           const dv_wire_msg_t *in,
@@ -2144,17 +2210,15 @@ on_submit(dv_broker_t *self,
     if (rc == 0) {
         rc = dv_model_ref_parse(ref, name, &version, err); // same syntax
     }
-    uint8_t *csv = NULL;
-    size_t len = 0;
-    if (rc == 0) {
-        rc = dv_datasets_read(self->datasets, name, version, &csv, &len, err);
+    if (rc) {
+        return rc;
     }
-    if (rc == 0) {
-        dv_frame_t f = {csv, len};
-        rc = submit_job(self, in, m, &f, err);
+    const dv_dataset_info_t *ds =
+        dv_datasets_get(self->datasets, name, version);
+    if (!ds) {
+        return dv_errorf(err, DV_ENOENT, "submit: no data set %s", ref);
     }
-    free(csv);
-    return rc;
+    return submit_job(self, in, m, ds, err);
 }
 
 static int
@@ -3153,6 +3217,7 @@ on_dead_requeue(dv_broker_t *self,
         }
         j->id = self->next_job++;
         j->kind = old->kind;
+        j->spec = old->spec;
         j->max_attempts = old->max_attempts;
         j->model_version = old->model_version;
         j->rows = old->rows;
@@ -4657,6 +4722,140 @@ on_fetch_model(dv_broker_t *self,
     return 0;
 }
 
+// ------------------------------------------------------ data set fetches
+
+// Workers fetch a stored data set in chunks (one request per chunk, so a
+// large one never sits whole in a socket buffer). A chunk of a stored file
+// is read on the pool, as model files are.
+#define DATASET_CHUNK ((size_t)4 << 20)
+
+typedef struct {
+    uv_work_t work;           // pool request
+    dv_broker_t *broker;      //
+    uint8_t route[ROUTE_MAX]; // the worker
+    size_t route_len;         //
+    uint64_t rid;             //
+    dv_dataset_info_t info;   // the version (a copy)
+    uint64_t offset;          // where the chunk starts
+    char *dir;                // data folder copy
+    uint8_t *chunk;           // read (owned)
+    size_t len;               //
+    int rc;                   //
+    dv_error_t err;           //
+} dsfetch_t;
+
+static void
+send_dataset_data(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  uint64_t rid,
+                  const dv_dataset_info_t *r,
+                  uint64_t offset,
+                  const uint8_t *chunk,
+                  size_t len)
+{
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_DATASET_DATA, rid);
+    dv_msgw_str(x, "name", r->name);
+    dv_msgw_uint(x, "version", r->version);
+    dv_msgw_bin(x, "sha256", r->sha256, DV_SHA256_BYTES);
+    dv_msgw_uint(x, "bytes", r->bytes);
+    dv_msgw_uint(x, "offset", offset);
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(x, &hlen);
+    dv_frame_t f = {chunk, len};
+    dv_wire_send(self->workers_sock, route, route_len, h, hlen, &f, 1);
+    dv_msgw_destroy(&x);
+}
+
+static void
+work_dsfetch(uv_work_t *req)
+{
+    dsfetch_t *f = req->data;
+    uint64_t left = f->info.bytes - f->offset;
+    f->rc = dv_datasets_read_file(
+        f->dir, f->info.name, f->info.version, f->offset,
+        left < DATASET_CHUNK ? (size_t)left : DATASET_CHUNK, &f->chunk, &f->len,
+        &f->err);
+}
+
+static void
+after_dsfetch(uv_work_t *req, int status)
+{
+    dsfetch_t *f = req->data;
+    dv_broker_t *self = f->broker;
+    if (status != 0 && f->rc == 0) {
+        f->rc = dv_errorf(&f->err, DV_ECANCELED, "fetch cancelled");
+    }
+    if (f->rc) {
+        dv_wire_send_error(self->workers_sock, f->route, f->route_len, f->rid,
+                           0, f->rc, f->err.text);
+    } else {
+        send_dataset_data(self, f->route, f->route_len, f->rid, &f->info,
+                          f->offset, f->chunk, f->len);
+    }
+    free(f->chunk);
+    free(f->dir);
+    free(f);
+}
+
+// fetch_dataset {name, version, offset}: answered by dataset_data {name,
+// version, sha256, bytes, offset} + frame 1 with up to 4 MiB from offset.
+static int
+on_fetch_dataset(dv_broker_t *self,
+                 worker_t *w,
+                 const dv_msg_t *m,
+                 uint64_t rid,
+                 dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint64_t version = 0, offset = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_uint(m, "version", &version, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "offset", 0, &offset, err)) != 0) {
+        return rc;
+    }
+    const dv_dataset_info_t *r =
+        version == 0 || version > UINT32_MAX
+            ? NULL
+            : dv_datasets_get(self->datasets, name, (uint32_t)version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOENT,
+                         "fetch_dataset: no data set %s@%llu (removed?)", name,
+                         (unsigned long long)version);
+    }
+    uint8_t *chunk = NULL;
+    size_t len = 0;
+    bool in_file = false;
+    rc = dv_datasets_chunk(self->datasets, r, offset, DATASET_CHUNK, &chunk,
+                           &len, &in_file, err);
+    if (rc) {
+        return rc;
+    }
+    if (!in_file) {
+        send_dataset_data(self, w->route, w->route_len, rid, r, offset, chunk,
+                          len);
+        free(chunk);
+        return 0;
+    }
+    dsfetch_t *f = dv_calloc(1, sizeof *f);
+    f->broker = self;
+    memcpy(f->route, w->route, w->route_len);
+    f->route_len = w->route_len;
+    f->rid = rid;
+    f->info = *r;
+    f->offset = offset;
+    f->dir = dv_strdup(dv_datasets_dir(self->datasets));
+    f->work.data = f;
+    if (uv_queue_work(&self->loop, &f->work, work_dsfetch, after_dsfetch) !=
+        0) {
+        free(f->dir);
+        free(f);
+        return dv_errorf(err, DV_EIO, "cannot queue the data set read");
+    }
+    return 0;
+}
+
 static void
 on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -4738,6 +4937,9 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_FETCH_MODEL:
             rc = on_fetch_model(self, w, m, rid, &err);
+            break;
+        case DV_MSG_FETCH_DATASET:
+            rc = on_fetch_dataset(self, w, m, rid, &err);
             break;
         case DV_MSG_BYE:
             // Draining: no new jobs; it leaves once its jobs are done. The

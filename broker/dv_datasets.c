@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,39 +349,78 @@ dv_datasets_rm(dv_datasets_t *self,
 }
 
 int
-dv_datasets_read(const dv_datasets_t *self,
-                 const char *name,
-                 uint32_t version,
-                 uint8_t **csv,
-                 size_t *len,
-                 dv_error_t *err)
+dv_datasets_chunk(const dv_datasets_t *self,
+                  const dv_dataset_info_t *r,
+                  uint64_t offset,
+                  size_t max,
+                  uint8_t **out,
+                  size_t *len,
+                  bool *in_file,
+                  dv_error_t *err)
 {
-    const dv_dataset_info_t *r = dv_datasets_get(self, name, version);
-    if (!r) {
-        return dv_errorf(err, DV_ENOENT, "no data set '%s'%s", name,
-                         version ? " at that version" : "");
+    *out = NULL;
+    *len = 0;
+    *in_file = false;
+    if (offset > r->bytes || (offset == r->bytes && r->bytes > 0)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "data set %s@%" PRIu32 " has %" PRIu64
+                         " bytes: no chunk at %" PRIu64,
+                         r->name, r->version, r->bytes, offset);
     }
-    if (!self->dir) {
-        size_t i = (size_t)(r - self->infos);
-        *csv = dv_malloc(r->bytes ? r->bytes : 1);
-        memcpy(*csv, self->csvs[i], r->bytes);
-        *len = r->bytes;
+    if (self->dir) {
+        *in_file = true;
         return 0;
     }
+    size_t i = (size_t)(r - self->infos);
+    uint64_t left = r->bytes - offset;
+    *len = left < max ? (size_t)left : max;
+    *out = dv_malloc(*len ? *len : 1);
+    memcpy(*out, self->csvs[i] + offset, *len);
+    return 0;
+}
+
+int
+dv_datasets_read_file(const char *dir,
+                      const char *name,
+                      uint32_t version,
+                      uint64_t offset,
+                      size_t max,
+                      uint8_t **out,
+                      size_t *len,
+                      dv_error_t *err)
+{
     char path[PATH_BYTES];
-    path_of(self->dir, r->name, r->version, path, sizeof path);
-    int rc = dv_file_read(path, DV_MAX_DATASET_BYTES, csv, len, err);
-    if (rc == 0) {
-        uint8_t sum[DV_SHA256_BYTES];
-        dv_sha256(*csv, *len, sum);
-        if (memcmp(sum, r->sha256, sizeof sum) != 0) {
-            free(*csv);
-            *csv = NULL;
-            rc = dv_errorf(err, DV_ECHECKSUM,
-                           "data set %s@%" PRIu32 " changed on disk since it "
-                           "was stored",
-                           r->name, r->version);
-        }
+    path_of(dir, name, version, path, sizeof path);
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return dv_file_error(err, path, errno);
     }
-    return rc;
+    uint8_t *buf = dv_try_malloc(max ? max : 1, 1);
+    if (!buf) {
+        close(fd);
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte chunk", max);
+    }
+    size_t got = 0;
+    while (got < max) {
+        ssize_t n = pread(fd, buf + got, max - got, (off_t)(offset + got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return dv_file_error(err, path, e);
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *out = buf;
+    *len = got;
+    return 0;
 }

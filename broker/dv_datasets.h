@@ -10,6 +10,7 @@
 #ifndef DV_DATASETS_H
 #define DV_DATASETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,13 +89,30 @@ int dv_datasets_rm(dv_datasets_t *self,
                    uint32_t version,
                    dv_error_t *err);
 
-// The CSV bytes of a version: a new copy (caller frees), checked against
-// its SHA-256. Returns 0, DV_ENOENT or the read error.
-int dv_datasets_read(const dv_datasets_t *self,
-                     const char *name,
-                     uint32_t version,
-                     uint8_t **csv,
-                     size_t *len,
-                     dv_error_t *err);
+// Workers fetch a version in chunks of at most `max` bytes from `offset`
+// (what `dataset_data` carries). In memory mode the chunk is copied here,
+// on the loop thread; with a dir *in_file is set instead and the caller
+// reads it with dv_datasets_read_file, anywhere. Returns 0 and *out (caller
+// frees) / *len, or DV_ENOENT (no such version), DV_EINVAL (offset past
+// the end).
+int dv_datasets_chunk(const dv_datasets_t *self,
+                      const dv_dataset_info_t *r,
+                      uint64_t offset,
+                      size_t max,
+                      uint8_t **out,
+                      size_t *len,
+                      bool *in_file,
+                      dv_error_t *err);
+// Thread-safe: bytes [offset, offset + max) of dir/datasets/NAME/V.csv
+// (fewer at its end). Returns 0 and *out (caller frees) / *len, or the
+// read error (DV_ENOENT once the version is removed).
+int dv_datasets_read_file(const char *dir,
+                          const char *name,
+                          uint32_t version,
+                          uint64_t offset,
+                          size_t max,
+                          uint8_t **out,
+                          size_t *len,
+                          dv_error_t *err);
 
 #endif

@@ -82,7 +82,10 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(DATASETS, "datasets")                                                   \
     XX(DATASET_GET, "dataset_get")                                             \
     XX(DATASET, "dataset")                                                     \
-    XX(DATASET_RM, "dataset_rm")
+    XX(DATASET_RM, "dataset_rm")                                               \
+    XX(FETCH_DATASET, "fetch_dataset")                                         \
+    XX(DATASET_DATA, "dataset_data")                                           \
+    XX(CHECKPOINT, "checkpoint")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -52,7 +52,8 @@ typedef struct cached cached_t;
 struct cached {
     char key[KEY_BYTES];             // NAME@VERSION
     uint8_t sha256[DV_SHA256_BYTES]; // of the file it came from
-    dv_model_t *model;               // loaded model, owned
+    dv_model_t *model;               // loaded model, owned (model cache)
+    uint8_t *data;                   // data set CSV, owned (data cache)
     size_t bytes;                    // memory charged to the budget
     uint32_t refs;                   // tasks using it
     uint64_t used;                   // LRU tick of the last use
@@ -61,27 +62,34 @@ struct cached {
 
 typedef struct task task_t;
 struct task {
-    uv_work_t work;                     // thread-pool request
-    dv_worker_t *owner;                 // the worker
-    uint64_t job, attempt;              // from `run`
-    char key[KEY_BYTES];                // model wanted
-    char name[DV_MAX_WIRE_NAME + 1];    // its name ...
-    uint64_t version;                   // ... and version
-    uint8_t sha256[DV_SHA256_BYTES];    // expected file checksum
-    cached_t *model;                    // while computing (a ref is held)
-    dv_tensor_t *input;                 // owned (made on the pool from raw)
-    uint8_t *raw;                       // input frame bytes until then, owned
-    size_t raw_rows, raw_cols;          // its shape
-    dv_tensor_t *output;                // set by the pool thread
-    int rc;                             // its result
-    dv_error_t err;                     // and reason
-    task_t *next;                       // waiting list
-    task_t *all_next;                   // every task held
-    bool cancelled;                     // the broker cancelled it (atomic)
-    bool sleep;                         // a `sleep` job: raw is its payload
-    uint64_t sleep_ms;                  // how long
-    bool train;                         // a `train` job: raw is the CSV
-    bool evaluate;                      // an `evaluate` job: raw is the CSV
+    uv_work_t work;                  // thread-pool request
+    dv_worker_t *owner;              // the worker
+    uint64_t job, attempt;           // from `run`
+    char key[KEY_BYTES];             // model wanted
+    char name[DV_MAX_WIRE_NAME + 1]; // its name ...
+    uint64_t version;                // ... and version
+    uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
+    cached_t *model;                 // while computing (a ref is held)
+    dv_tensor_t *input;              // owned (made on the pool from raw)
+    uint8_t *raw;                    // input frame bytes until then, owned
+    size_t raw_rows, raw_cols;       // its shape
+    dv_tensor_t *output;             // set by the pool thread
+    int rc;                          // its result
+    dv_error_t err;                  // and reason
+    task_t *next;                    // waiting list
+    task_t *all_next;                // every task held
+    bool cancelled;                  // the broker cancelled it (atomic)
+    bool sleep;                      // a `sleep` job: raw is its payload
+    uint64_t sleep_ms;               // how long
+    bool train;                      // a `train` job: raw is the CSV
+    bool evaluate;                   // an `evaluate` job: raw is the CSV
+    // A train or evaluate job on a stored data set: which one, and the
+    // cache entry once it is here (a ref is held).
+    char ds_key[KEY_BYTES];             // "NAME@VERSION" ("": CSV in raw)
+    char ds_name[DV_MAX_WIRE_NAME + 1]; //
+    uint64_t ds_version, ds_bytes;      //
+    uint8_t ds_sha256[DV_SHA256_BYTES]; //
+    cached_t *data;                     //
     dv_metrics_t metrics;               // its outcome
     dv_hyper_t hyper;                   // its hyper-parameters
     int task_kind;                      // -1: from algo and data
@@ -98,7 +106,7 @@ struct task {
     uint64_t p_last_ns;         // pool thread only: last report
 };
 
-// A fetch_model in flight.
+// A fetch_model or fetch_dataset in flight.
 typedef struct fetch fetch_t;
 struct fetch {
     uint64_t rid;                    // request id
@@ -106,6 +114,11 @@ struct fetch {
     char name[DV_MAX_WIRE_NAME + 1]; // name
     uint64_t version;                // version
     bool loading;                    // answered; decoding on the pool
+    bool dataset;                    // a data set (chunks), not a model
+    uint8_t sha256[DV_SHA256_BYTES]; // data set: what the job expects ...
+    uint64_t total;                  // ... its size
+    uint8_t *buf;                    // chunks so far (owned)
+    uint64_t got;                    //
     fetch_t *next;                   // list
 };
 
@@ -135,6 +148,10 @@ struct dv_worker {
     size_t model_budget;    // bytes of models to keep
     size_t cached_bytes;    // bytes held
     cached_t *cache;        // loaded models
+    size_t data_budget;     // bytes of data sets to keep
+    size_t data_bytes;      // bytes held
+    cached_t *dcache;       // fetched data sets
+    task_t *waiting_data;   // tasks waiting for a data set
     uint64_t tick;          // LRU clock
     task_t *waiting;        // tasks waiting for a model
     task_t *tasks;          // every task held
@@ -218,12 +235,17 @@ send_register(dv_worker_t *self)
     send_header(self, w, NULL, 0);
 }
 
+// Ask for a model, or for a data set's next chunk (from f->got).
 static void
 send_fetch(dv_worker_t *self, const fetch_t *f)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_FETCH_MODEL, f->rid);
+    dv_msgw_t *w = dv_msgw_new(
+        f->dataset ? DV_MSG_FETCH_DATASET : DV_MSG_FETCH_MODEL, f->rid);
     dv_msgw_str(w, "name", f->name);
     dv_msgw_uint(w, "version", f->version);
+    if (f->dataset) {
+        dv_msgw_uint(w, "offset", f->got);
+    }
     send_header(self, w, NULL, 0);
 }
 
@@ -266,9 +288,9 @@ maybe_finish_drain(dv_worker_t *self)
 // ------------------------------------------------------------ model cache
 
 static cached_t *
-cache_find(dv_worker_t *self, const char *key)
+cache_find(cached_t *list, const char *key)
 {
-    for (cached_t *c = self->cache; c; c = c->next) {
+    for (cached_t *c = list; c; c = c->next) {
         if (strcmp(c->key, key) == 0) {
             return c;
         }
@@ -276,13 +298,22 @@ cache_find(dv_worker_t *self, const char *key)
     return NULL;
 }
 
-// Evict idle models, least recently used first, while over the budget.
 static void
-cache_trim(dv_worker_t *self)
+cached_free(cached_t *c)
 {
-    while (self->cached_bytes > self->model_budget) {
+    dv_model_destroy(&c->model);
+    free(c->data);
+    free(c);
+}
+
+// Evict idle entries of one cache (models or data sets), least recently
+// used first, while over its budget.
+static void
+trim_list(cached_t **list, size_t *bytes, size_t budget, const char *what)
+{
+    while (*bytes > budget) {
         cached_t **victim = NULL;
-        for (cached_t **p = &self->cache; *p; p = &(*p)->next) {
+        for (cached_t **p = list; *p; p = &(*p)->next) {
             if ((*p)->refs == 0 && (!victim || (*p)->used < (*victim)->used)) {
                 victim = p;
             }
@@ -292,12 +323,18 @@ cache_trim(dv_worker_t *self)
         }
         cached_t *c = *victim;
         *victim = c->next;
-        self->cached_bytes -= c->bytes;
-        dv_log(DV_LOG_INFO, "worker", "model %s evicted (cache over %zu MiB)",
-               c->key, self->model_budget >> 20);
-        dv_model_destroy(&c->model);
-        free(c);
+        *bytes -= c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "%s %s evicted (cache over %zu MiB)",
+               what, c->key, budget >> 20);
+        cached_free(c);
     }
+}
+
+static void
+cache_trim(dv_worker_t *self)
+{
+    trim_list(&self->cache, &self->cached_bytes, self->model_budget, "model");
+    trim_list(&self->dcache, &self->data_bytes, self->data_budget, "data set");
 }
 
 // --------------------------------------------------------------- tasks
@@ -338,6 +375,9 @@ task_end(dv_worker_t *self, task_t *t)
     }
     if (t->model) {
         t->model->refs--;
+    }
+    if (t->data) {
+        t->data->refs--;
     }
     task_free(t);
     self->running--;
@@ -395,6 +435,15 @@ after_sleep(uv_work_t *req, int status)
     task_end(self, t);
 }
 
+// On the pool: the job's CSV (its own, or the cached data set's) parsed.
+static int
+parse_task_csv(task_t *t, const dv_csv_opts_t *copts, dv_dataset_t **ds)
+{
+    const uint8_t *csv = t->data ? t->data->data : t->raw;
+    size_t len = t->data ? t->data->bytes : t->raw_rows;
+    return dv_csv_parse(ds, (const char *)csv, len, copts, &t->err);
+}
+
 // An `evaluate` job on the pool: the CSV against the model's features and
 // target, then its metrics.
 static void
@@ -404,8 +453,7 @@ work_evaluate(uv_work_t *req)
     const dv_model_t *m = t->model->model;
     dv_csv_opts_t copts = {.target = m->target_name};
     dv_dataset_t *ds = NULL;
-    t->rc =
-        dv_csv_parse(&ds, (const char *)t->raw, t->raw_rows, &copts, &t->err);
+    t->rc = parse_task_csv(t, &copts, &ds);
     if (t->rc == 0) {
         t->rc = dv_model_evaluate(m, ds, &t->metrics, &t->err);
     }
@@ -486,8 +534,7 @@ work_train(uv_work_t *req)
     task_t *t = req->data;
     dv_csv_opts_t copts = {.target = t->target[0] ? t->target : NULL};
     dv_dataset_t *ds = NULL;
-    t->rc =
-        dv_csv_parse(&ds, (const char *)t->raw, t->raw_rows, &copts, &t->err);
+    t->rc = parse_task_csv(t, &copts, &ds);
     dv_model_t *model = NULL;
     if (t->rc == 0) {
         dv_train_opts_t o = {.task = t->task_kind,
@@ -636,6 +683,7 @@ drop_fetch(dv_worker_t *self, fetch_t *f)
             break;
         }
     }
+    free(f->buf);
     free(f);
 }
 
@@ -761,6 +809,238 @@ on_model_data(dv_worker_t *self, const dv_msg_t *m)
     }
 }
 
+// ------------------------------------------------------------ data sets
+//
+// A train or evaluate job on a stored data set names it; the CSV comes
+// from the data cache or is fetched from the broker in chunks
+// (fetch_dataset / dataset_data, one chunk in flight), checked against the
+// SHA-256 the job names on the pool, then kept (LRU, --data-memory) for the
+// next job on it. Tasks wait in waiting_data meanwhile.
+
+static void task_go(dv_worker_t *self, task_t *t);
+
+// The data set for key arrived (c) or could not be had (c NULL,
+// code/text): go on with or fail every task waiting for it.
+static void
+release_waiting_data(
+    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+{
+    task_t **p = &self->waiting_data;
+    while (*p) {
+        task_t *t = *p;
+        if (strcmp(t->ds_key, key) != 0) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        t->next = NULL;
+        if (c && memcmp(c->sha256, t->ds_sha256, DV_SHA256_BYTES) == 0) {
+            t->data = c;
+            c->refs++;
+            c->used = ++self->tick;
+            task_go(self, t);
+        } else {
+            send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
+                        c ? "the data set's checksum is not the one the job "
+                            "names"
+                          : text);
+            task_end(self, t);
+        }
+    }
+}
+
+static void
+start_dataset_fetch(dv_worker_t *self, const task_t *t)
+{
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (f->dataset && strcmp(f->key, t->ds_key) == 0) {
+            return; // already on its way
+        }
+    }
+    fetch_t *f = dv_calloc(1, sizeof *f);
+    f->rid = ++self->next_rid;
+    f->dataset = true;
+    snprintf(f->key, sizeof f->key, "%s", t->ds_key);
+    snprintf(f->name, sizeof f->name, "%s", t->ds_name);
+    f->version = t->ds_version;
+    memcpy(f->sha256, t->ds_sha256, sizeof f->sha256);
+    f->total = t->ds_bytes;
+    f->next = self->fetches;
+    self->fetches = f;
+    dv_log(DV_LOG_INFO, "worker", "fetching data set %s (%" PRIu64 " bytes)",
+           f->key, f->total);
+    send_fetch(self, f);
+}
+
+// A complete data set being checked against its SHA-256 on the pool.
+typedef struct {
+    uv_work_t work;     // pool request
+    dv_worker_t *owner; //
+    fetch_t *fetch;     // what it completes
+    int rc;             //
+    dv_error_t err;     //
+} dsload_t;
+
+static void
+work_dsload(uv_work_t *req)
+{
+    dsload_t *l = req->data;
+    uint8_t got[DV_SHA256_BYTES];
+    dv_sha256(l->fetch->buf, (size_t)l->fetch->total, got);
+    if (memcmp(got, l->fetch->sha256, sizeof got) != 0) {
+        l->rc = dv_errorf(&l->err, DV_ECHECKSUM,
+                          "data set %s: the bytes' SHA-256 does not match "
+                          "the job's (changed or damaged in transit)",
+                          l->fetch->key);
+    }
+}
+
+static void
+after_dsload(uv_work_t *req, int status)
+{
+    dsload_t *l = req->data;
+    dv_worker_t *self = l->owner;
+    fetch_t *f = l->fetch;
+    if (status != 0 && l->rc == 0) {
+        l->rc = dv_errorf(&l->err, DV_ECANCELED, "data set load cancelled");
+    }
+    cached_t *c = NULL;
+    if (l->rc == 0) {
+        c = dv_calloc(1, sizeof *c);
+        snprintf(c->key, sizeof c->key, "%s", f->key);
+        memcpy(c->sha256, f->sha256, sizeof c->sha256);
+        c->data = f->buf; // moves
+        f->buf = NULL;
+        c->bytes = (size_t)f->total;
+        c->used = ++self->tick;
+        c->next = self->dcache; // first: found before an older namesake
+        self->dcache = c;
+        self->data_bytes += c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "data set %s cached (%zu bytes)", c->key,
+               c->bytes);
+    } else {
+        dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
+               l->err.text);
+    }
+    release_waiting_data(self, f->key, c, l->rc, l->err.text);
+    cache_trim(self); // after its tasks took their refs
+    self->loading--;
+    drop_fetch(self, f);
+    free(l);
+}
+
+// dataset_data {name, version, sha256, bytes, offset} + frame 1: the next
+// chunk of a data set we fetch.
+static void
+on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
+{
+    fetch_t *f = find_fetch(self, dv_msg_rid(m));
+    if (!f || !f->dataset || f->loading) {
+        return; // an answer to a fetch we gave up on
+    }
+    dv_error_t err = {0};
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    uint64_t bytes = 0, offset = 0;
+    const dv_frame_t *chunk = dv_msg_frame(m, 1);
+    int rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err);
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "bytes", &bytes, &err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "offset", &offset, &err);
+    }
+    if (rc == 0 && offset != f->got) {
+        return; // a duplicate of a chunk we have (resent on reconnect)
+    }
+    if (rc == 0 &&
+        (bytes != f->total || memcmp(sum, f->sha256, DV_SHA256_BYTES) != 0)) {
+        rc = dv_errorf(&err, DV_ECHECKSUM,
+                       "data set %s is not the one the job names (changed "
+                       "since it was submitted?)",
+                       f->key);
+    }
+    if (rc == 0 && (!chunk || (chunk->len == 0 && f->total > 0) ||
+                    chunk->len > f->total - f->got)) {
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "dataset_data: a chunk of %zu bytes at %" PRIu64
+                       " does not fit a data set of %" PRIu64,
+                       chunk ? chunk->len : 0, offset, f->total);
+    }
+    if (rc == 0 && !f->buf) {
+        f->buf = dv_try_malloc(f->total ? (size_t)f->total : 1, 1);
+        if (!f->buf) {
+            rc = dv_errorf(&err, DV_ENOMEM,
+                           "data set %s: no memory for %" PRIu64 " bytes",
+                           f->key, f->total);
+        }
+    }
+    if (rc == 0) {
+        if (chunk->len) {
+            memcpy(f->buf + f->got, chunk->data, chunk->len);
+        }
+        f->got += chunk->len;
+        if (f->got < f->total) {
+            send_fetch(self, f); // the next chunk
+            return;
+        }
+        dsload_t *l = dv_calloc(1, sizeof *l);
+        l->owner = self;
+        l->fetch = f;
+        l->work.data = l;
+        f->loading = true;
+        self->loading++;
+        if (uv_queue_work(&self->loop, &l->work, work_dsload, after_dsload) ==
+            0) {
+            return;
+        }
+        self->loading--;
+        f->loading = false;
+        free(l);
+        rc = dv_errorf(&err, DV_EIO, "cannot queue the data set check");
+    }
+    dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
+           err.text);
+    release_waiting_data(self, f->key, NULL, rc, err.text);
+    drop_fetch(self, f);
+}
+
+// Start t, or park it until what it needs is here: its data set (train,
+// evaluate on a stored one), then its model (infer, evaluate).
+static void
+task_go(dv_worker_t *self, task_t *t)
+{
+    if (t->ds_key[0] && !t->data) {
+        cached_t *d = cache_find(self->dcache, t->ds_key);
+        if (!d || memcmp(d->sha256, t->ds_sha256, DV_SHA256_BYTES) != 0) {
+            t->next = self->waiting_data;
+            self->waiting_data = t;
+            start_dataset_fetch(self, t);
+            return;
+        }
+        t->data = d;
+        d->refs++;
+        d->used = ++self->tick;
+    }
+    if (t->train) {
+        t->work.data = t;
+        if (uv_queue_work(&self->loop, &t->work, work_train, after_train)) {
+            send_failed(self, t->job, t->attempt, DV_EIO,
+                        "cannot start the job");
+            task_end(self, t);
+        }
+        return;
+    }
+    cached_t *c = cache_find(self->cache, t->key);
+    if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
+        task_start(self, t, c);
+        return;
+    }
+    t->next = self->waiting;
+    self->waiting = t;
+    start_fetch(self, t);
+}
+
 // The broker's `error` answering one of our fetches: its tasks fail.
 static bool
 fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
@@ -769,9 +1049,58 @@ fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
     if (!f || f->loading) {
         return false;
     }
-    release_waiting(self, f->key, NULL, code, text);
+    if (f->dataset) {
+        release_waiting_data(self, f->key, NULL, code, text);
+    } else {
+        release_waiting(self, f->key, NULL, code, text);
+    }
     drop_fetch(self, f);
     return true;
+}
+
+// A train or evaluate job's data: a stored data set it names (`dataset`
+// {name, version, sha256, bytes}: fetched and cached), or its own CSV in
+// frame 1 (copied to raw).
+static int
+take_data(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    if (dv_msg_has(m, "dataset")) {
+        const msgpack_object *ds = dv_msg_get(m, "dataset");
+        const msgpack_object *name = dv_msgpack_get(ds, "name");
+        const msgpack_object *sha = dv_msgpack_get(ds, "sha256");
+        if (!name || name->type != MSGPACK_OBJECT_STR ||
+            name->via.str.size == 0 || name->via.str.size > DV_MAX_WIRE_NAME ||
+            memchr(name->via.str.ptr, '\0', name->via.str.size) || !sha ||
+            sha->type != MSGPACK_OBJECT_BIN ||
+            sha->via.bin.size != DV_SHA256_BYTES ||
+            !dv_msgpack_uint(dv_msgpack_get(ds, "version"), &t->ds_version) ||
+            !dv_msgpack_uint(dv_msgpack_get(ds, "bytes"), &t->ds_bytes) ||
+            t->ds_version == 0 || t->ds_bytes > DV_MAX_CSV_BYTES) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "run: 'dataset' must be {name, version, sha256, "
+                             "bytes <= %zu}",
+                             DV_MAX_CSV_BYTES);
+        }
+        memcpy(t->ds_name, name->via.str.ptr, name->via.str.size);
+        t->ds_name[name->via.str.size] = '\0';
+        memcpy(t->ds_sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+        snprintf(t->ds_key, sizeof t->ds_key, "%s@%" PRIu64, t->ds_name,
+                 t->ds_version);
+        return 0;
+    }
+    const dv_frame_t *csv = dv_msg_frame(m, 1);
+    if (!csv) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: no CSV in frame 1 and no 'dataset'");
+    }
+    t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
+    if (!t->raw) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte data set",
+                         csv->len);
+    }
+    memcpy(t->raw, csv->data, csv->len);
+    t->raw_rows = csv->len;
+    return 0;
 }
 
 // An infer job's model map {name, version, sha256} and input tensor.
@@ -795,18 +1124,7 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
     snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
     if (t->evaluate) { // the data: a CSV with the model's target
-        const dv_frame_t *csv = dv_msg_frame(m, 1);
-        if (!csv) {
-            return dv_errorf(err, DV_EFORMAT, "evaluate: no CSV in frame 1");
-        }
-        t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
-        if (!t->raw) {
-            return dv_errorf(err, DV_ENOMEM, "no memory for %zu bytes",
-                             csv->len);
-        }
-        memcpy(t->raw, csv->data, csv->len);
-        t->raw_rows = csv->len;
-        return 0;
+        return take_data(m, t, err);
     }
     const dv_frame_t *f = NULL;
     size_t rows = 0, cols = 0;
@@ -874,13 +1192,11 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
     self->tasks = t;
     self->running++;
     if (train) {
-        const dv_frame_t *csv = dv_msg_frame(m, 1);
         uint64_t created = 0;
         char task[32] = "";
         t->train = true;
         t->task_kind = -1;
-        rc = csv ? dv_msg_hyper(m, "train", &t->hyper, &err)
-                 : dv_errorf(&err, DV_EFORMAT, "train: no CSV in frame 1");
+        rc = dv_msg_hyper(m, "train", &t->hyper, &err);
         if (rc == 0 && dv_msg_has(m, "target")) {
             rc = dv_msg_str(m, "target", t->target, sizeof t->target, &err);
         }
@@ -895,24 +1211,14 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
             t->created_unix = (int64_t)created;
         }
         if (rc == 0) {
-            t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
-            rc = t->raw
-                     ? 0
-                     : dv_errorf(&err, DV_ENOMEM,
-                                 "no memory for a %zu byte data set", csv->len);
-        }
-        if (rc == 0) {
-            memcpy(t->raw, csv->data, csv->len);
-            t->raw_rows = csv->len;
-            t->work.data = t;
-            if (uv_queue_work(&self->loop, &t->work, work_train, after_train)) {
-                rc = dv_errorf(&err, DV_EIO, "cannot start the job");
-            }
+            rc = take_data(m, t, &err);
         }
         if (rc) {
             send_failed(self, job, attempt, rc, err.text);
             task_end(self, t);
+            return;
         }
+        task_go(self, t);
         return;
     }
     if (sleep) {
@@ -940,14 +1246,7 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         task_end(self, t);
         return;
     }
-    cached_t *c = cache_find(self, t->key);
-    if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
-        task_start(self, t, c);
-        return;
-    }
-    t->next = self->waiting;
-    self->waiting = t;
-    start_fetch(self, t);
+    task_go(self, t);
 }
 
 // The broker asks us to load a model version before jobs need it (an
@@ -967,7 +1266,7 @@ on_preload(dv_worker_t *self, const dv_msg_t *m)
         return;
     }
     snprintf(t.key, sizeof t.key, "%s@%" PRIu64, t.name, t.version);
-    cached_t *c = cache_find(self, t.key);
+    cached_t *c = cache_find(self->cache, t.key);
     if (c && memcmp(c->sha256, sum, DV_SHA256_BYTES) == 0) {
         c->used = ++self->tick;
         return;
@@ -987,14 +1286,17 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
     if (dv_msg_uint(m, "job", &job, &err) != 0) {
         return;
     }
-    for (task_t **p = &self->waiting; *p; p = &(*p)->next) {
-        if ((*p)->job == job) {
-            task_t *t = *p;
-            *p = t->next;
-            send_failed(self, t->job, t->attempt, DV_ECANCELED,
-                        "job cancelled");
-            task_end(self, t);
-            return;
+    task_t **lists[2] = {&self->waiting, &self->waiting_data};
+    for (size_t i = 0; i < 2; i++) {
+        for (task_t **p = lists[i]; *p; p = &(*p)->next) {
+            if ((*p)->job == job) {
+                task_t *t = *p;
+                *p = t->next;
+                send_failed(self, t->job, t->attempt, DV_ECANCELED,
+                            "job cancelled");
+                task_end(self, t);
+                return;
+            }
         }
     }
     for (task_t *t = self->tasks; t; t = t->all_next) {
@@ -1040,6 +1342,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             break;
         case DV_MSG_MODEL_DATA:
             on_model_data(self, m);
+            break;
+        case DV_MSG_DATASET_DATA:
+            on_dataset_data(self, m);
             break;
         case DV_MSG_CANCEL:
             on_cancel(self, m);
@@ -1220,6 +1525,7 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->model_budget =
         opts->model_memory ? opts->model_memory : (size_t)1 << 30;
+    self->data_budget = opts->data_memory ? opts->data_memory : (size_t)1 << 30;
     // Compute threads: one pool thread per concurrent job. libuv reads this
     // once, when the pool first starts; an operator's setting wins.
     char pool[16];
@@ -1299,13 +1605,21 @@ dv_worker_destroy(dv_worker_t **self_p)
     while (self->fetches) {
         fetch_t *f = self->fetches;
         self->fetches = f->next;
+        free(f->buf);
         free(f);
     }
-    while (self->cache) {
-        cached_t *c = self->cache;
-        self->cache = c->next;
-        dv_model_destroy(&c->model);
-        free(c);
+    while (self->waiting_data) {
+        task_t *t = self->waiting_data;
+        self->waiting_data = t->next;
+        task_free(t);
+    }
+    cached_t *lists[2] = {self->cache, self->dcache};
+    for (size_t i = 0; i < 2; i++) {
+        while (lists[i]) {
+            cached_t *c = lists[i];
+            lists[i] = c->next;
+            cached_free(c);
+        }
     }
     if (self->sock) {
         zmq_close(self->sock);

@@ -30,6 +30,7 @@ typedef struct {
     uint32_t heartbeat_ms;       // interval (0: 1000)
     uint32_t liveness;           // silent intervals before reconnecting (0: 3)
     size_t model_memory;         // model cache budget in bytes (0: 1 GiB)
+    size_t data_memory;          // data set cache budget in bytes (0: 1 GiB)
     uint32_t train_slots;        // training jobs at once (0: concurrency
                                  // - 1, at least 1: a compute thread stays
                                  // free for inference)

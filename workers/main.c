@@ -12,9 +12,13 @@ usage(FILE *f)
     fprintf(f, "usage: drover-worker [--broker ENDPOINT] [--name NAME]\n"
                "                     [--concurrency N] [--heartbeat-ms N]\n"
                "                     [--prefetch N] [--model-memory MB]\n"
+               "                     [--data-memory MB]\n"
                "                     [--queues Q1,Q2,...] [--train-slots N]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
-               "--prefetch 4 --model-memory 1024\n"
+               "--prefetch 4 --model-memory 1024 --data-memory 1024\n"
+               "--model-memory / --data-memory: cache budgets for models and "
+               "for the stored\ndata sets training jobs fetch (least "
+               "recently used idle ones go first).\n"
                "--concurrency: jobs computed at once (threads); --prefetch: "
                "jobs held beyond\nthose so the next is ready when one ends "
                "(0 for long jobs: best balance).\n"
@@ -56,6 +60,9 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--model-memory") == 0 && v && atoi(v) > 0) {
             opts.model_memory = (size_t)atoi(v) << 20;
+            i++;
+        } else if (strcmp(a, "--data-memory") == 0 && v && atoi(v) > 0) {
+            opts.data_memory = (size_t)atoi(v) << 20;
             i++;
         } else if (strcmp(a, "--train-slots") == 0 && v && atoi(v) > 0) {
             opts.train_slots = (uint32_t)atoi(v);

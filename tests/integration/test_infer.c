@@ -1128,6 +1128,139 @@ test_training_progress(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Train on data set "gone" on a connection of its own (the test removes
+// it meanwhile).
+typedef struct {
+    const char *cep;
+    int rc, code;
+    char text[256];
+} gone_run_t;
+
+static void *
+gone_thread(void *arg)
+{
+    gone_run_t *g = arg;
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    drover_train_t t = {0};
+    t.model = "gone-model";
+    t.algo = "ols";
+    t.dataset = "gone";
+    drover_result_t *r = NULL;
+    g->rc = drover_connect(&d, g->cep, 10000, &err) == 0
+                ? drover_train(d, &t, WAIT_MS, &r, &err)
+                : -1;
+    const char *text = err.text;
+    g->code = r ? drover_result_error(r, &text) : -1;
+    snprintf(g->text, sizeof g->text, "%s", text ? text : "");
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    return NULL;
+}
+
+// Workers fetch a stored data set by chunks, check it and keep it: a 12 MB
+// data set (three 4 MiB chunks) trains a model on the worker; a second job
+// on it is served from the worker's cache (one fetch in its log); jobs
+// carry only the reference; a data set removed before its job runs fails
+// the job with a clear error.
+static void
+test_workers_fetch_and_cache_data_sets(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    char path[4300], logp[4300];
+    snprintf(path, sizeof path, "%s/lines.csv", c.dir);
+    snprintf(logp, sizeof logp, "%s/worker0.log", c.dir);
+    size_t rows = 1000000, cap = 32 + rows * 16, len = 0;
+    char *csv = malloc(cap);
+    len += (size_t)snprintf(csv, cap, "x,y\n");
+    for (size_t i = 0; i < rows; i++) {
+        int x = (int)(i % 100);
+        len += (size_t)snprintf(csv + len, cap - len, "%d,%d\n", x, 3 * x + 1);
+    }
+    dv_test_write_file(path, (const unsigned char *)csv, len);
+    free(csv);
+    drover_dataset_t info = {0};
+    drover_error_t err = {0};
+    int push = up ? drover_dataset_push(c.d, path, "lines", &info, &err) : -1;
+    int codes[2] = {-1, -1};
+    char names[2][64] = {"", ""};
+    for (int k = 0; k < 2 && push == 0; k++) {
+        drover_train_t t = {0};
+        t.model = "line";
+        t.algo = "ols";
+        t.dataset = "lines";
+        drover_result_t *r = NULL;
+        if (drover_train(c.d, &t, WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            codes[k] = drover_result_error(r, &text);
+            snprintf(names[k], sizeof names[k], "%s",
+                     drover_result_model(r) ? drover_result_model(r) : "");
+            if (codes[k]) {
+                fprintf(stderr, "  train %d: %s\n", k, text);
+            }
+            drover_result_destroy(&r);
+        }
+    }
+    // One fetch for two jobs: the second found it in the cache.
+    size_t ll = 0;
+    char *log = (char *)dv_test_read_file(logp, &ll);
+    int fetches = 0;
+    for (const char *p = log; p && (p = strstr(p, "fetching data set lines@1"));
+         p++) {
+        fetches++;
+    }
+    bool cached = log && strstr(log, "data set lines@1 cached (");
+    free(log);
+    // Removed while its job waits: the worker is stopped, the job queued,
+    // the data set removed; when the worker comes back the job fails
+    // DV_ENOENT naming the data set, and the broker carries on.
+    drover_dataset_t small = {0};
+    char spath[4300];
+    snprintf(spath, sizeof spath, "%s/small.csv", c.dir);
+    dv_test_write_file(spath, (const unsigned char *)"x,y\n1,2\n2,3\n3,4\n",
+                       16);
+    gone_run_t g = {c.cep, -1, -1, ""};
+    if (up && drover_dataset_push(c.d, spath, "gone", &small, &err) == 0) {
+        kill(c.workers[0].pid, SIGSTOP);
+        pthread_t th;
+        if (pthread_create(&th, NULL, gone_thread, &g) == 0) {
+            drover_job_info_t ji;
+            for (int k = 0; k < 1000; k++) { // job 3 accepted: 10 s at most
+                if (drover_job_info(c.d, 3, &ji, &err) == 0) {
+                    break;
+                }
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+            unsigned removed = 0;
+            drover_dataset_rm(c.d, "gone", 0, &removed, &err);
+            kill(c.workers[0].pid, SIGCONT);
+            pthread_join(th, NULL);
+        } else {
+            kill(c.workers[0].pid, SIGCONT);
+        }
+    }
+    int exit_rc = cluster_down(&c, codes[0] != 0 || fetches != 1);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(info.rows, rows);
+    DV_CHECK_EQ(codes[0], 0);
+    DV_CHECK_EQ(codes[1], 0);
+    DV_CHECK_STR_EQ(names[0], "line@1");
+    DV_CHECK_STR_EQ(names[1], "line@2");
+    DV_CHECK_EQ(fetches, 1);
+    DV_CHECK(cached);
+    if (g.rc != 0 || g.code != DV_ENOENT) {
+        fprintf(stderr, "  removed data set: rc %d code %d: %s\n", g.rc, g.code,
+                g.text);
+    }
+    DV_CHECK_EQ(g.rc, 0);
+    DV_CHECK_EQ(g.code, DV_ENOENT);
+    DV_CHECK(strstr(g.text, "removed") != NULL);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Fairness: a worker with two compute threads trains one model at a time
 // (--train-slots defaults to concurrency - 1), so inference runs while a
 // long training job does, and a second training job waits its turn.
@@ -1244,6 +1377,8 @@ test_cancel_stops_training(void)
 }
 
 static const dv_test_case_t cases[] = {
+    {"workers fetch and cache data sets",
+     test_workers_fetch_and_cache_data_sets},
     {"cancel stops training", test_cancel_stops_training},
     {"training leaves room for inference",
      test_training_leaves_room_for_inference},

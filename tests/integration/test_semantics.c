@@ -779,7 +779,7 @@ test_deep_queue_spills(void)
     uint64_t first = 0, id = 0, late = 0;
     drover_error_t err;
     for (int i = 0; up && i < N; i++) {
-        job.deadline_ms = i == 500 ? 300 : 0; // spilled, expires there
+        job.deadline_ms = i == 500 ? 3000 : 0; // spilled, expires there
         drover_submit(c.d, &job, 10000, &id, &err);
         first = first ? first : id;
         late = i == 500 ? id : late;
