@@ -40,12 +40,49 @@ typedef struct {
 // dv_train then returns DV_ECANCELED and no model.
 typedef int (*dv_train_progress_fn)(const dv_train_progress_t *p, void *arg);
 
+// Checkpoint callback, on the training thread: blob (len bytes) is the whole
+// state after `epoch` epochs. Borrowed: valid only during the call; copy it
+// to keep it. Pass it back as dv_train_opts_t.resume to continue.
+typedef void (*dv_train_checkpoint_fn)(const uint8_t *blob,
+                                       size_t len,
+                                       uint32_t epoch,
+                                       void *arg);
+
+// Checkpoint blob (iterative algorithms only; dv_train.c has the byte
+// layout): little-endian, magic "DVCK", format version 1, the trainer's
+// counters, RNG state and a fingerprint of the data and hyper-parameters,
+// then parameters, Adam moments, the shuffle order and a trailing SHA-256.
+// Size: 140 bytes + 4 per parameter (12 with Adam) + 4 per training row.
+#define DV_TRAIN_CKPT_MAGIC   "DVCK"
+#define DV_TRAIN_CKPT_VERSION 1
+
+// Training options. The fields from `cancel` on default to zero/NULL, which
+// trains exactly as before they existed.
 typedef struct {
     int task;                      // -1: from algo and data; else dv_task_t
     dv_train_progress_fn progress; // may be NULL
     void *progress_arg;            // passed to progress
     int64_t created_unix;          // stored in the model; 0 = now (or
                                    // SOURCE_DATE_EPOCH when set)
+    // Cancel flag read (relaxed atomic load, __atomic_load_n) before every
+    // mini-batch; nonzero: dv_train returns DV_ECANCELED and no model.
+    // May be NULL. Not owned.
+    const bool *cancel;
+    // Called on the training thread with a checkpoint of the state after an
+    // epoch: at most once per checkpoint_every_s seconds of wall time
+    // (0 = after every epoch), never after the last epoch (or the epoch at
+    // which early stopping ends training). blob is valid only during the
+    // call. Closed-form algorithms (ols, ridge) never checkpoint.
+    dv_train_checkpoint_fn checkpoint; // may be NULL
+    void *checkpoint_arg;              // passed to checkpoint
+    double checkpoint_every_s;         // seconds between checkpoints, >= 0
+    // A checkpoint to continue from (made by the same data, hyper-parameters
+    // and seed), or NULL. Not owned; must stay valid during dv_train.
+    // Training then resumes at the epoch after the checkpoint's and gives
+    // the same model bytes as an uninterrupted run (same BLAS thread count
+    // and created_unix). Ignored by ols and ridge.
+    const uint8_t *resume;
+    size_t resume_len; // bytes at resume
 } dv_train_opts_t;
 
 // Fill h with the defaults for algo (those `drover local train --help`
@@ -65,7 +102,12 @@ dv_task_t dv_train_task_for(dv_algo_t algo, const dv_dataset_t *ds);
 // Train on ds (which must have a target). Returns 0 and sets *out (caller
 // owns it), or DV_EINVAL (bad hyper-parameters, wrong task for the algo),
 // DV_EFORMAT (labels), DV_EDIVERGED (loss became NaN/Inf: lower lr),
-// DV_ECANCELED, DV_ENOMEM, DV_EMSGSIZE — with the reason in err.
+// DV_ECANCELED (progress callback or cancel flag), DV_ENOMEM, DV_EMSGSIZE —
+// with the reason in err. A resume blob is checked before any epoch runs:
+// DV_EFORMAT (truncated, bad magic, other version, wrong length, contents
+// that cannot be a checkpoint), DV_ECHECKSUM (damaged), DV_EINVAL (from a
+// different run: other data, hyper-parameters or seed; or its epoch is not
+// below h->epochs). Options may be NULL. Runs on the calling thread.
 int dv_train(dv_model_t **out,
              const dv_dataset_t *ds,
              const dv_hyper_t *h,

@@ -1,7 +1,10 @@
 // test_train — training: gradients against finite differences for every
 // model kind, quality floors on the bundled real data, determinism, and the
-// failure modes (bad hyper-parameters, wrong task, divergence, cancel).
+// failure modes (bad hyper-parameters, wrong task, divergence, cancel), and
+// checkpoints: resuming gives the uninterrupted run's bytes; damaged,
+// truncated, forged or foreign checkpoints are refused with the exact code.
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_rng.h"
+#include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_train.h"
 
@@ -589,6 +593,519 @@ test_ols_rank_deficient(void)
     DV_CHECK_GE(r2, 0.99);
 }
 
+// ------------------------------------------------------------ checkpoints
+
+// Checkpoint callback state: keeps a copy of the blob of one epoch, counts
+// the calls, and can raise a cancel flag from inside the callback.
+typedef struct {
+    uint32_t keep_epoch; // copy the checkpoint of this epoch
+    uint8_t *blob;       // that copy (malloc), or NULL
+    size_t len;          // its bytes
+    uint32_t calls;      // checkpoints seen
+    uint32_t last_epoch; // epoch of the last one
+    bool *cancel;        // set at cancel_epoch, when not NULL
+    uint32_t cancel_epoch;
+} ckpt_sink_t;
+
+static void
+sink_checkpoint(const uint8_t *blob, size_t len, uint32_t epoch, void *arg)
+{
+    ckpt_sink_t *k = arg;
+    k->calls++;
+    k->last_epoch = epoch;
+    if (epoch == k->keep_epoch) {
+        free(k->blob);
+        k->blob = malloc(len);
+        memcpy(k->blob, blob, len);
+        k->len = len;
+    }
+    if (k->cancel && epoch >= k->cancel_epoch) {
+        __atomic_store_n(k->cancel, true, __ATOMIC_RELAXED);
+    }
+}
+
+// Progress callback state: first and last epoch seen, calls.
+typedef struct {
+    uint32_t first; // epoch of the first call (0: none)
+    uint32_t last;  // epoch of the last call
+    uint32_t calls; // calls
+} progress_log_t;
+
+static int
+log_progress(const dv_train_progress_t *p, void *arg)
+{
+    progress_log_t *log = arg;
+    if (log->calls++ == 0) {
+        log->first = p->epoch;
+    }
+    log->last = p->epoch;
+    return 0;
+}
+
+// Train and encode: *buf (caller frees) holds the model file bytes.
+static int
+train_encode(const dv_dataset_t *ds,
+             const dv_hyper_t *h,
+             const dv_train_opts_t *opts,
+             uint8_t **buf,
+             size_t *len,
+             dv_error_t *err)
+{
+    dv_model_t *m = NULL;
+    int rc = dv_train(&m, ds, h, opts, err);
+    if (rc == 0) {
+        rc = dv_model_encode(m, buf, len, err);
+    }
+    dv_model_destroy(&m);
+    return rc;
+}
+
+// Train, keeping the checkpoint of epoch k in *blob (caller frees; NULL when
+// there was none). Returns dv_train's result.
+static int
+checkpoint_of(const dv_dataset_t *ds,
+              const dv_hyper_t *h,
+              uint32_t k,
+              uint8_t **blob,
+              size_t *len)
+{
+    ckpt_sink_t sink = {.keep_epoch = k};
+    dv_train_opts_t opts = {.task = -1,
+                            .created_unix = 1700000000,
+                            .checkpoint = sink_checkpoint,
+                            .checkpoint_arg = &sink};
+    dv_model_t *m = NULL;
+    dv_error_t err = {0};
+    int rc = dv_train(&m, ds, h, &opts, &err);
+    dv_model_destroy(&m);
+    *blob = sink.blob;
+    *len = sink.len;
+    return rc;
+}
+
+// dv_train on ds with resume = blob[0..len); returns its result, and the
+// model (if any) is destroyed.
+static int
+resume_rc(const dv_dataset_t *ds,
+          const dv_hyper_t *h,
+          const uint8_t *blob,
+          size_t len,
+          dv_error_t *err)
+{
+    dv_train_opts_t opts = {.task = -1, .resume = blob, .resume_len = len};
+    dv_model_t *m = NULL;
+    int rc = dv_train(&m, ds, h, &opts, err);
+    bool leaked_model = rc != 0 && m != NULL;
+    dv_model_destroy(&m);
+    return leaked_model ? -9999 : rc;
+}
+
+// Train uninterrupted with a checkpoint after every epoch, keeping epoch k's,
+// then train again from it: the model bytes must equal the uninterrupted
+// run's (and a run without checkpoints: taking them changes nothing), and
+// the resumed run's progress must start at k + 1 and end where the first
+// ended. Returns the uninterrupted run's epochs through *epochs_run.
+static void
+check_resume(const char *file,
+             const dv_hyper_t *h,
+             uint32_t k,
+             uint32_t *epochs_run)
+{
+    dv_dataset_t *ds = load(file);
+    DV_CHECK(ds != NULL);
+    ckpt_sink_t sink = {.keep_epoch = k};
+    progress_log_t full = {0}, resumed = {0};
+    dv_train_opts_t opts = {.task = -1,
+                            .created_unix = 1700000000,
+                            .progress = log_progress,
+                            .progress_arg = &full,
+                            .checkpoint = sink_checkpoint,
+                            .checkpoint_arg = &sink};
+    dv_train_opts_t plain = {.task = -1, .created_unix = 1700000000};
+    uint8_t *a = NULL, *b = NULL, *c = NULL;
+    size_t la = 0, lb = 0, lc = 0;
+    dv_error_t err = {0};
+    int rc_a = train_encode(ds, h, &opts, &a, &la, &err);
+    int rc_c = train_encode(ds, h, &plain, &c, &lc, &err);
+    int rc_b = -1;
+    if (sink.blob) {
+        dv_train_opts_t again = {.task = -1,
+                                 .created_unix = 1700000000,
+                                 .progress = log_progress,
+                                 .progress_arg = &resumed,
+                                 .resume = sink.blob,
+                                 .resume_len = sink.len};
+        rc_b = train_encode(ds, h, &again, &b, &lb, &err);
+    }
+    bool same = rc_a == 0 && rc_b == 0 && la == lb && memcmp(a, b, la) == 0;
+    bool same_plain = rc_c == 0 && la == lc && memcmp(a, c, la) == 0;
+    free(a);
+    free(b);
+    free(c);
+    free(sink.blob);
+    dv_dataset_destroy(&ds);
+    DV_CHECK_RC(rc_a, 0, &err);
+    DV_CHECK_RC(rc_b, 0, &err);
+    DV_CHECK(same);
+    DV_CHECK(same_plain);
+    DV_CHECK_EQ(resumed.first, k + 1);
+    DV_CHECK_EQ(resumed.last, full.last);
+    DV_CHECK_EQ(resumed.calls, full.last - k);
+    // After every epoch but the one that ended training.
+    DV_CHECK_EQ(sink.calls, full.last - 1);
+    DV_CHECK_EQ(sink.last_epoch, full.last - 1);
+    *epochs_run = full.last;
+}
+
+static void
+small_mlp(dv_hyper_t *h)
+{
+    dv_hyper_default(h, DV_ALGO_MLP);
+    h->hidden[0] = 16;
+    h->epochs = 30;
+    h->batch = 32; // several Adam steps per epoch
+    h->patience = 0;
+}
+
+static void
+test_resume_mlp(void)
+{
+    dv_hyper_t h;
+    small_mlp(&h);
+    uint32_t run = 0;
+    check_resume("iris_train.csv", &h, 7, &run);
+    DV_CHECK_EQ(run, 30);
+}
+
+static void
+test_resume_mlp_regression(void)
+{
+    dv_hyper_t h;
+    small_mlp(&h);
+    uint32_t run = 0;
+    check_resume("diabetes_train.csv", &h, 7, &run);
+    DV_CHECK_EQ(run, 30);
+}
+
+static void
+test_resume_softmax(void)
+{
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_SOFTMAX);
+    h.epochs = 30;
+    h.patience = 0;
+    uint32_t run = 0;
+    check_resume("iris_train.csv", &h, 7, &run);
+    DV_CHECK_EQ(run, 30);
+}
+
+static void
+test_resume_gd(void)
+{
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_GD);
+    h.epochs = 30;
+    h.patience = 0;
+    uint32_t run = 0;
+    check_resume("diabetes_train.csv", &h, 7, &run);
+    DV_CHECK_EQ(run, 30);
+}
+
+// tol larger than any improvement: every epoch after the first is stale, so
+// patience 4 stops at epoch 5; resumed at epoch 3 (2 stale epochs carried in
+// the checkpoint) it must stop at 5 too, with the same bytes, and no
+// checkpoint is taken at the stopping epoch.
+static void
+test_resume_early_stopping(void)
+{
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_SOFTMAX);
+    h.epochs = 100;
+    h.tol = 10;
+    h.patience = 4;
+    uint32_t run = 0;
+    check_resume("iris_train.csv", &h, 3, &run);
+    DV_CHECK_EQ(run, 5);
+}
+
+static void
+test_checkpoint_interval(void)
+{
+    dv_dataset_t *ds = load("iris_train.csv");
+    DV_CHECK(ds != NULL);
+    dv_hyper_t h;
+    small_mlp(&h);
+    ckpt_sink_t sink = {0};
+    dv_train_opts_t opts = {.task = -1,
+                            .checkpoint = sink_checkpoint,
+                            .checkpoint_arg = &sink,
+                            .checkpoint_every_s = 1e9};
+    dv_model_t *m = NULL;
+    dv_error_t err = {0};
+    int rc = dv_train(&m, ds, &h, &opts, &err);
+    dv_model_destroy(&m);
+    dv_dataset_destroy(&ds);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK_EQ(sink.calls, 0);
+}
+
+// Re-seal a forged blob with a valid SHA-256, so the checks behind the
+// checksum are reached.
+static void
+reseal(uint8_t *blob, size_t len)
+{
+    dv_sha256(blob, len - DV_SHA256_BYTES, blob + len - DV_SHA256_BYTES);
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void
+test_resume_damaged(void)
+{
+    dv_dataset_t *ds = load("iris_train.csv");
+    DV_CHECK(ds != NULL);
+    dv_hyper_t h;
+    small_mlp(&h);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    DV_CHECK_EQ(checkpoint_of(ds, &h, 7, &blob, &len), 0);
+    DV_CHECK(blob != NULL);
+    // 140 fixed bytes + (4*16 + 16 + 16*3 + 3) * 12 params + 120 rows * 4.
+    DV_CHECK_EQ(len, 140 + (4 * 16 + 16 + 16 * 3 + 3) * 12 + 120 * 4);
+    DV_CHECK(memcmp(blob, "DVCK", 4) == 0);
+    uint8_t *copy = malloc(len + 1);
+    dv_error_t err = {0};
+    int rc;
+
+    // Intact: resumes.
+    DV_CHECK_RC(resume_rc(ds, &h, blob, len, &err), 0, &err);
+
+    // One flipped byte in the middle: damaged.
+    memcpy(copy, blob, len);
+    copy[len / 2] ^= 0x10;
+    rc = resume_rc(ds, &h, copy, len, &err);
+    DV_CHECK_RC(rc, DV_ECHECKSUM, &err);
+    DV_CHECK(strstr(err.text, "damaged") != NULL);
+
+    // Truncated, each prefix in a buffer of exactly its size so ASan sees
+    // any read past it.
+    size_t cuts[48];
+    size_t n_cuts = 0;
+    for (size_t i = 0; i <= 40; i++) {
+        cuts[n_cuts++] = i;
+    }
+    cuts[n_cuts++] = 99;
+    cuts[n_cuts++] = 100;
+    cuts[n_cuts++] = 139;
+    cuts[n_cuts++] = 140;
+    cuts[n_cuts++] = len / 2;
+    cuts[n_cuts++] = len - 32;
+    cuts[n_cuts++] = len - 1;
+    for (size_t i = 0; i < n_cuts; i++) {
+        uint8_t *part = malloc(cuts[i] ? cuts[i] : 1);
+        memcpy(part, blob, cuts[i]);
+        rc = resume_rc(ds, &h, part, cuts[i], &err);
+        free(part);
+        if (rc != DV_EFORMAT) {
+            fprintf(stderr, "  truncated to %zu bytes\n", cuts[i]);
+        }
+        DV_CHECK_RC(rc, DV_EFORMAT, &err);
+    }
+    // One byte too many.
+    memcpy(copy, blob, len);
+    copy[len] = 0;
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len + 1, &err), DV_EFORMAT, &err);
+    // Wrong magic, wrong version (checked before the checksum).
+    memcpy(copy, blob, len);
+    copy[0] = 'X';
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    memcpy(copy, blob, len);
+    put_le32(copy + 4, 2);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    // Forged but sealed: absurd row count in the header.
+    memcpy(copy, blob, len);
+    put_le32(copy + 76, 0xffffffffu);
+    put_le32(copy + 80, 0xffffffffu);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    // Forged but sealed: epoch at the end of training, and epoch 0.
+    memcpy(copy, blob, len);
+    put_le32(copy + 12, h.epochs);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EINVAL, &err);
+    memcpy(copy, blob, len);
+    put_le32(copy + 12, 0);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EINVAL, &err);
+    // Forged but sealed: a row index out of range, a repeated row.
+    size_t perm_at = len - 32 - 8 - 120 * 4;
+    memcpy(copy, blob, len);
+    put_le32(copy + perm_at + 4 * 5, 120);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    memcpy(copy, blob, len);
+    memcpy(copy + perm_at, copy + perm_at + 4, 4);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    // Forged but sealed: all-zero RNG state.
+    memcpy(copy, blob, len);
+    memset(copy + 44, 0, 32);
+    reseal(copy, len);
+    DV_CHECK_RC(resume_rc(ds, &h, copy, len, &err), DV_EFORMAT, &err);
+    free(copy);
+    free(blob);
+    dv_dataset_destroy(&ds);
+}
+
+static void
+test_resume_other_run(void)
+{
+    dv_dataset_t *ds = load("iris_train.csv");
+    dv_dataset_t *all = load("iris.csv"); // a superset: other row count
+    DV_CHECK(ds && all);
+    // Same shape, one value changed: only the data checksum differs.
+    size_t csv_len = 0;
+    unsigned char *csv =
+        dv_test_read_file(dv_test_data("iris_train.csv"), &csv_len);
+    DV_CHECK(csv != NULL);
+    char *first = strstr((char *)csv, "\n4.8,");
+    DV_CHECK(first != NULL);
+    first[3] = '9'; // 4.8 -> 4.9
+    dv_dataset_t *edited = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_RC(dv_csv_parse(&edited, (char *)csv, csv_len, NULL, &err), 0,
+                &err);
+    free(csv);
+
+    dv_hyper_t h;
+    small_mlp(&h);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    DV_CHECK_EQ(checkpoint_of(ds, &h, 7, &blob, &len), 0);
+    DV_CHECK(blob != NULL);
+    int rc_all = resume_rc(all, &h, blob, len, &err);
+    DV_CHECK_RC(rc_all, DV_EINVAL, &err);
+    DV_CHECK(strstr(err.text, "different training run") != NULL);
+    int rc_edited = resume_rc(edited, &h, blob, len, &err);
+    DV_CHECK_RC(rc_edited, DV_EINVAL, &err);
+    dv_hyper_t other = h;
+    other.seed = h.seed + 1;
+    DV_CHECK_RC(resume_rc(ds, &other, blob, len, &err), DV_EINVAL, &err);
+    other = h;
+    other.lr = h.lr * 2;
+    DV_CHECK_RC(resume_rc(ds, &other, blob, len, &err), DV_EINVAL, &err);
+    other = h;
+    other.hidden[0] = 17;
+    DV_CHECK_RC(resume_rc(ds, &other, blob, len, &err), DV_EINVAL, &err);
+    // An mlp checkpoint given to softmax on the same data.
+    dv_hyper_default(&other, DV_ALGO_SOFTMAX);
+    other.epochs = 30;
+    DV_CHECK_RC(resume_rc(ds, &other, blob, len, &err), DV_EINVAL, &err);
+    free(blob);
+    dv_dataset_destroy(&ds);
+    dv_dataset_destroy(&all);
+    dv_dataset_destroy(&edited);
+}
+
+// Closed-form algorithms neither checkpoint nor read a resume blob.
+static void
+test_ols_ignores_resume(void)
+{
+    dv_dataset_t *ds = load("diabetes_train.csv");
+    DV_CHECK(ds != NULL);
+    dv_hyper_t mlp;
+    small_mlp(&mlp);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    DV_CHECK_EQ(checkpoint_of(ds, &mlp, 7, &blob, &len), 0);
+    DV_CHECK(blob != NULL);
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_OLS);
+    ckpt_sink_t sink = {.keep_epoch = 1};
+    dv_train_opts_t opts = {.task = -1,
+                            .created_unix = 1700000000,
+                            .checkpoint = sink_checkpoint,
+                            .checkpoint_arg = &sink,
+                            .resume = blob,
+                            .resume_len = len};
+    dv_train_opts_t plain = {.task = -1, .created_unix = 1700000000};
+    uint8_t *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    dv_error_t err = {0};
+    int rc_a = train_encode(ds, &h, &opts, &a, &la, &err);
+    int rc_b = train_encode(ds, &h, &plain, &b, &lb, &err);
+    bool same = rc_a == 0 && rc_b == 0 && la == lb && memcmp(a, b, la) == 0;
+    free(a);
+    free(b);
+    free(blob);
+    free(sink.blob);
+    dv_dataset_destroy(&ds);
+    DV_CHECK_RC(rc_a, 0, &err);
+    DV_CHECK(same);
+    DV_CHECK_EQ(sink.calls, 0);
+}
+
+static void
+test_cancel_flag_before(void)
+{
+    dv_dataset_t *ds = load("iris_train.csv");
+    DV_CHECK(ds != NULL);
+    dv_hyper_t h;
+    small_mlp(&h);
+    bool cancel = true;
+    progress_log_t log = {0};
+    dv_train_opts_t opts = {.task = -1,
+                            .progress = log_progress,
+                            .progress_arg = &log,
+                            .cancel = &cancel};
+    dv_model_t *m = NULL;
+    dv_error_t err = {0};
+    int rc = dv_train(&m, ds, &h, &opts, &err);
+    dv_dataset_destroy(&ds);
+    DV_CHECK_RC(rc, DV_ECANCELED, &err);
+    DV_CHECK(m == NULL);
+    DV_CHECK_EQ(log.calls, 0);
+    DV_CHECK(strstr(err.text, "epoch 1") != NULL);
+}
+
+// The flag is raised from the checkpoint callback after epoch 3 (as another
+// thread would): training stops at the next mini-batch, in epoch 4.
+static void
+test_cancel_flag_during(void)
+{
+    dv_dataset_t *ds = load("iris_train.csv");
+    DV_CHECK(ds != NULL);
+    dv_hyper_t h;
+    small_mlp(&h);
+    bool cancel = false;
+    ckpt_sink_t sink = {.cancel = &cancel, .cancel_epoch = 3};
+    progress_log_t log = {0};
+    dv_train_opts_t opts = {.task = -1,
+                            .progress = log_progress,
+                            .progress_arg = &log,
+                            .cancel = &cancel,
+                            .checkpoint = sink_checkpoint,
+                            .checkpoint_arg = &sink};
+    dv_model_t *m = NULL;
+    dv_error_t err = {0};
+    int rc = dv_train(&m, ds, &h, &opts, &err);
+    dv_dataset_destroy(&ds);
+    DV_CHECK_RC(rc, DV_ECANCELED, &err);
+    DV_CHECK(m == NULL);
+    const char *at = strstr(err.text, "epoch ");
+    DV_CHECK(at != NULL);
+    unsigned epoch = (unsigned)strtoul(at + 6, NULL, 10);
+    DV_CHECK(epoch >= 1 && epoch <= 4);
+    DV_CHECK_EQ(log.last, 3);
+    DV_CHECK_EQ(sink.calls, 3);
+}
+
 static const dv_test_case_t cases[] = {
     {"gradient: linear regression", test_grad_linear},
     {"gradient: binary logistic", test_grad_logreg},
@@ -611,6 +1128,17 @@ static const dv_test_case_t cases[] = {
     {"mlp picks the task from the target", test_auto_task},
     {"ridge intercept is unpenalized", test_ridge_intercept_unpenalized},
     {"ols on rank-deficient data", test_ols_rank_deficient},
+    {"resume mlp from a checkpoint: same bytes", test_resume_mlp},
+    {"resume mlp regression: same bytes", test_resume_mlp_regression},
+    {"resume softmax from a checkpoint: same bytes", test_resume_softmax},
+    {"resume gd from a checkpoint: same bytes", test_resume_gd},
+    {"resume keeps early stopping state", test_resume_early_stopping},
+    {"checkpoints at most once per interval", test_checkpoint_interval},
+    {"damaged, truncated and forged checkpoints", test_resume_damaged},
+    {"checkpoint from another run is refused", test_resume_other_run},
+    {"ols ignores checkpoints", test_ols_ignores_resume},
+    {"cancel flag set before training", test_cancel_flag_before},
+    {"cancel flag set during training", test_cancel_flag_during},
     {NULL, NULL},
 };
 
