@@ -122,6 +122,9 @@ struct job {
     uint32_t p_epochs;      //
     double p_loss;          //
     uint64_t p_ms;          //
+    uint8_t *ckpt;          // train: the last checkpoint (owned; stored too
+    size_t ckpt_len;        //   when durable), sent with a re-run
+    uint32_t ckpt_epoch;    //   epochs it holds
     uint8_t data[];         // route, queue, model, payload
 };
 
@@ -311,10 +314,11 @@ typedef struct switch_s {
 #define REFILL_BELOW (SPILL_WINDOW / 2)
 #define REFILL_BATCH (SPILL_WINDOW / 2 < 2048 ? SPILL_WINDOW / 2 + 1 : 2048)
 
-#define IDEM_BUCKETS       65536             // idempotency hash (power of two)
-#define BACKOFF_CAP_MS     60000             // longest retry delay
-#define DEFAULT_BACKOFF_MS 500               // first retry's delay by default
-#define MAX_DEADLINE_MS    (7ULL * 86400000) // a submit's deadline/timeout cap
+#define IDEM_BUCKETS          65536 // idempotency hash (power of two)
+#define BACKOFF_CAP_MS        60000 // longest retry delay
+#define DEFAULT_BACKOFF_MS    500   // first retry's delay by default
+#define MAX_DEADLINE_MS       (7ULL * 86400000) // a submit's deadline/timeout cap
+#define DEFAULT_CHECKPOINT_MS 10000 // a training job's checkpoints (0: none)
 
 // An infer job (its model field is the model to run; a train job's is the
 // name its result is registered under).
@@ -442,6 +446,7 @@ job_free(job_t *j)
 {
     if (j) {
         free(j->errors);
+        free(j->ckpt);
         free(j);
     }
 }
@@ -894,6 +899,9 @@ send_result(dv_broker_t *self,
 
         dv_store_del(self->store, DV_STORE_JOBS, j->id);
         dv_store_del(self->store, DV_STORE_ATTEMPTS, j->id);
+        if (j->ckpt) {
+            dv_store_del(self->store, DV_STORE_CKPTS, j->id);
+        }
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
         store_arm(self);
     }
@@ -1295,9 +1303,17 @@ dispatch(dv_broker_t *self)
             dv_msgw_raw(m, nf, j->payload + 6, sl);
             f = (dv_frame_t){j->payload + 6 + sl, j->payload_len - 6 - sl};
         }
+        dv_frame_t frames[2] = {f, {j->ckpt, j->ckpt_len}};
+        if (j->ckpt) { // a re-run continues from the last checkpoint
+            dv_msgw_key(m, "resume");
+            dv_msgw_v_map(m, 1);
+            dv_msgw_v_str(m, "epoch");
+            dv_msgw_v_uint(m, j->ckpt_epoch);
+        }
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(m, &len);
-        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, &f, 1);
+        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
+                     j->ckpt ? 2 : 1);
         dv_msgw_destroy(&m);
     }
 }
@@ -1898,7 +1914,7 @@ train_spec(const dv_msg_t *m,
     if (train) {
         dv_hyper_t hp;
         char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
-        uint64_t created = 0;
+        uint64_t created = 0, ck_ms = 0;
         int rc;
         if ((rc = dv_msg_str(m, "model", name, DV_MAX_WIRE_NAME + 1, err)) !=
                 0 ||
@@ -1908,9 +1924,17 @@ train_spec(const dv_msg_t *m,
             (dv_msg_has(m, "task") &&
              (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
             (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
-                                 &created, err)) != 0) {
+                                 &created, err)) != 0 ||
+            (rc = dv_msg_uint_or(m, "checkpoint_ms", DEFAULT_CHECKPOINT_MS,
+                                 &ck_ms, err)) != 0) {
             dv_msgw_destroy(&spec);
             return rc;
+        }
+        if (ck_ms > MAX_DEADLINE_MS) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: checkpoint_ms must be <= %llu (0: none)",
+                             (unsigned long long)MAX_DEADLINE_MS);
         }
         if (!dv_name_valid(name)) {
             dv_msgw_destroy(&spec);
@@ -1934,6 +1958,7 @@ train_spec(const dv_msg_t *m,
             dv_msgw_str(spec, "task", task);
         }
         dv_msgw_uint(spec, "created_unix", created);
+        dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
     }
     if (ds) {
         dv_msgw_key(spec, "dataset");
@@ -2503,6 +2528,14 @@ on_job_get(dv_broker_t *self,
             dv_msgw_v_double(w, j->p_loss);
             dv_msgw_v_str(w, "ms");
             dv_msgw_v_uint(w, j->p_ms);
+        }
+        if (j->ckpt) {
+            dv_msgw_key(w, "checkpoint");
+            dv_msgw_v_map(w, 2);
+            dv_msgw_v_str(w, "epoch");
+            dv_msgw_v_uint(w, j->ckpt_epoch);
+            dv_msgw_v_str(w, "bytes");
+            dv_msgw_v_uint(w, j->ckpt_len);
         }
     }
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
@@ -4563,6 +4596,55 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     return 0;
 }
 
+// checkpoint {job, attempt, epoch} + frame 1: a training job's state after
+// epoch, from the worker running it. Kept with the job (and stored with a
+// durable one, in the next group commit); a re-run of the job on any worker
+// continues from it (`resume` in run). Only the last one is kept.
+static int
+on_checkpoint(dv_broker_t *self,
+              worker_t *w,
+              const dv_msg_t *m,
+              dv_error_t *err)
+{
+    uint64_t id, attempt, epoch;
+    int rc;
+    if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint(m, "attempt", &attempt, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epoch", &epoch, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *blob = dv_msg_frame(m, 1);
+    if (!blob || blob->len == 0) {
+        return dv_errorf(err, DV_EFORMAT, "checkpoint: no state in frame 1");
+    }
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || j->cancelled || attempt != j->attempts ||
+        strcmp(j->kind, "train") != 0 ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle ||
+        epoch == 0 || epoch > UINT32_MAX || epoch <= j->ckpt_epoch) {
+        return 0; // stale, or not newer than what we hold: drop it
+    }
+    uint8_t *copy = dv_try_malloc(blob->len, 1);
+    if (!copy) {
+        return 0; // the previous one stays: a re-run just redoes more
+    }
+    memcpy(copy, blob->data, blob->len);
+    free(j->ckpt);
+    j->ckpt = copy;
+    j->ckpt_len = blob->len;
+    j->ckpt_epoch = (uint32_t)epoch;
+    if (self->store && !j->memory_only) {
+        // epoch (u32) + the blob, as the worker sent it.
+        uint8_t *rec = dv_malloc(4 + blob->len + DV_STORE_SPARE);
+        put_u32(rec, (uint32_t)epoch);
+        memcpy(rec + 4, blob->data, blob->len);
+        dv_store_put_owned(self->store, DV_STORE_CKPTS, id, rec, 4 + blob->len);
+        store_arm(self);
+    }
+    return 0;
+}
+
 // The models a worker holds, from its register or heartbeat.
 static int
 take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
@@ -4934,6 +5016,9 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_PROGRESS:
             rc = on_progress(self, w, m, &err);
+            break;
+        case DV_MSG_CHECKPOINT:
+            rc = on_checkpoint(self, w, m, &err);
             break;
         case DV_MSG_FETCH_MODEL:
             rc = on_fetch_model(self, w, m, rid, &err);
@@ -5331,6 +5416,25 @@ recover_job(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// A training job's last checkpoint. One whose job is not in memory (it
+// finished, or waits in a deep queue's store) is left as it is.
+static int
+recover_ckpt(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    job_t *j = job_find(r->self, id);
+    if (!j || len <= 4) {
+        return 0;
+    }
+    j->ckpt = dv_try_malloc(len - 4, 1);
+    if (j->ckpt) {
+        memcpy(j->ckpt, (const uint8_t *)data + 4, len - 4);
+        j->ckpt_len = len - 4;
+        j->ckpt_epoch = get_u32(data);
+    }
+    return 0;
+}
+
 static int
 recover_attempts(uint64_t id, const void *data, size_t len, void *arg)
 {
@@ -5413,6 +5517,9 @@ recover(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_ATTEMPTS, recover_attempts, &r,
                            err);
+    }
+    if (rc == 0) {
+        rc = dv_store_each(self->store, DV_STORE_CKPTS, recover_ckpt, &r, err);
     }
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_DEAD, recover_dead, &r, err);

@@ -1219,6 +1219,11 @@ drover_job_info(drover_t *self,
             dv_msgpack_double(dv_msgpack_get(pg, "loss"), &out->loss);
             out->progress_ms = obj_uint(pg, "ms");
         }
+        const msgpack_object *ck = dv_msg_get(self->reply, "checkpoint");
+        if (ck && ck->type == MSGPACK_OBJECT_MAP) {
+            out->checkpoint_epoch = (uint32_t)obj_uint(ck, "epoch");
+            out->checkpoint_bytes = obj_uint(ck, "bytes");
+        }
     }
     drop_reply(self);
     return rc;
@@ -1914,6 +1919,10 @@ drover_train(drover_t *self,
     }
     if (t->max_attempts) {
         dv_msgw_uint(w, "max_attempts", t->max_attempts);
+    }
+    if (t->checkpoint_ms) {
+        dv_msgw_uint(w, "checkpoint_ms",
+                     t->checkpoint_ms < 0 ? 0 : (uint64_t)t->checkpoint_ms);
     }
     req_t *r = dv_calloc(1, sizeof *r);
     r->rid = rid;

@@ -227,12 +227,14 @@ typedef struct {
     uint64_t job;
     char state[16];
     uint32_t attempts;
-    char queue[129];        // "" once finished
-    char kind[16];          // "" once finished
-    int32_t priority;       // while unfinished or dead
-    uint32_t epoch, epochs; // a train job's last progress (0: none)
-    double loss;            //
-    uint64_t progress_ms;   //
+    char queue[129];           // "" once finished
+    char kind[16];             // "" once finished
+    int32_t priority;          // while unfinished or dead
+    uint32_t epoch, epochs;    // a train job's last progress (0: none)
+    double loss;               //
+    uint64_t progress_ms;      //
+    uint32_t checkpoint_epoch; // a train job's last checkpoint (0: none) ...
+    uint64_t checkpoint_bytes; // ... and its size
 } drover_job_info_t;
 
 int drover_job_info(drover_t *self,
@@ -363,6 +365,10 @@ typedef struct {
                                   // file bytes as `drover local train` with
                                   // SOURCE_DATE_EPOCH set to it
     uint32_t max_attempts;        // 0: the broker's default
+    int64_t checkpoint_ms;        // the worker sends its state this often,
+                                  // so a re-run (its worker died) goes on
+                                  // from there: 0: the broker's default
+                                  // (10 s), < 0: never
     drover_progress_fn *progress; // called while drover_train waits (may
     void *progress_arg;           //   be NULL)
 } drover_train_t;

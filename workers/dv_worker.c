@@ -104,6 +104,19 @@ struct task {
     uint64_t p_loss_bits, p_ms; //
     bool p_new;                 // not sent yet
     uint64_t p_last_ns;         // pool thread only: last report
+    // Checkpoints: every checkpoint_ms (0: none) the trainer's state goes
+    // to the broker; a re-run arrives with the last one (resume). The
+    // newest not yet sent waits in ck_* (made on the pool thread, sent from
+    // the loop thread; under ck_lock).
+    uint64_t checkpoint_ms; //
+    uint8_t *resume;        // owned
+    size_t resume_len;      //
+    uint64_t resume_epoch;  //
+    uv_mutex_t ck_lock;     //
+    bool ck_lock_ready;     // ck_lock initialized
+    uint8_t *ck_buf;        // owned
+    size_t ck_len;          //
+    uint32_t ck_epoch;      //
 };
 
 // A fetch_model or fetch_dataset in flight.
@@ -343,6 +356,11 @@ static void
 task_free(task_t *t)
 {
     dv_metrics_clear(&t->metrics);
+    if (t->ck_lock_ready) {
+        uv_mutex_destroy(&t->ck_lock);
+    }
+    free(t->ck_buf);
+    free(t->resume);
     free(t->raw);
     free(t->model_file);
     dv_tensor_destroy(&t->input);
@@ -479,8 +497,8 @@ after_evaluate(uv_work_t *req, int status)
     task_end(self, t);
 }
 
-// Training checks the cancel flag after every epoch (dv_train's progress
-// callback): a cancelled job stops between epochs.
+// dv_train checks the cancel flag before every mini-batch (opts.cancel)
+// and the progress callback's answer after every epoch.
 static int
 train_progress(const dv_train_progress_t *p, void *arg)
 {
@@ -501,12 +519,56 @@ train_progress(const dv_train_progress_t *p, void *arg)
     return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
 }
 
+// On the pool thread: keep the newest checkpoint for the loop thread.
+static void
+train_checkpoint(const uint8_t *blob, size_t len, uint32_t epoch, void *arg)
+{
+    task_t *t = arg;
+    uint8_t *copy = dv_try_malloc(len, 1);
+    if (!copy) {
+        return; // the next one may fit; a re-run redoes a little more
+    }
+    memcpy(copy, blob, len);
+    uv_mutex_lock(&t->ck_lock);
+    free(t->ck_buf);
+    t->ck_buf = copy;
+    t->ck_len = len;
+    t->ck_epoch = epoch;
+    uv_mutex_unlock(&t->ck_lock);
+    uv_async_send(&t->owner->progress);
+}
+
+// On the loop thread: a training task's newest checkpoint to the broker.
+static void
+send_checkpoint(dv_worker_t *self, task_t *t)
+{
+    uv_mutex_lock(&t->ck_lock);
+    uint8_t *blob = t->ck_buf;
+    size_t len = t->ck_len;
+    uint32_t epoch = t->ck_epoch;
+    t->ck_buf = NULL;
+    uv_mutex_unlock(&t->ck_lock);
+    if (!blob) {
+        return;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_CHECKPOINT, 0);
+    dv_msgw_uint(w, "job", t->job);
+    dv_msgw_uint(w, "attempt", t->attempt);
+    dv_msgw_uint(w, "epoch", epoch);
+    dv_frame_t f = {blob, len};
+    send_header(self, w, &f, 1);
+    free(blob);
+}
+
 // On the loop thread: send what training tasks reported.
 static void
 on_progress(uv_async_t *a)
 {
     dv_worker_t *self = a->data;
     for (task_t *t = self->tasks; t; t = t->all_next) {
+        if (t->train && t->ck_lock_ready) {
+            send_checkpoint(self, t);
+        }
         if (!t->train ||
             !__atomic_exchange_n(&t->p_new, false, __ATOMIC_ACQUIRE)) {
             continue;
@@ -540,8 +602,29 @@ work_train(uv_work_t *req)
         dv_train_opts_t o = {.task = t->task_kind,
                              .progress = train_progress,
                              .progress_arg = t,
-                             .created_unix = t->created_unix};
+                             .created_unix = t->created_unix,
+                             .cancel = &t->cancelled,
+                             .resume = t->resume,
+                             .resume_len = t->resume_len};
+        if (t->checkpoint_ms) {
+            o.checkpoint = train_checkpoint;
+            o.checkpoint_arg = t;
+            o.checkpoint_every_s = (double)t->checkpoint_ms / 1000.0;
+        }
         t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
+        if (t->resume && (t->rc == DV_EFORMAT || t->rc == DV_ECHECKSUM ||
+                          t->rc == DV_EINVAL)) {
+            // A checkpoint this trainer cannot take (damaged, or from
+            // another build's format): start over rather than fail a job
+            // that can still be done.
+            dv_log(DV_LOG_WARN, "worker",
+                   "job %" PRIu64 ": checkpoint refused (%s); training from "
+                   "the start",
+                   t->job, t->err.text);
+            o.resume = NULL;
+            o.resume_len = 0;
+            t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
+        }
     }
     if (t->rc == 0) {
         t->epochs_run = model->meta.epochs_run;
@@ -1103,6 +1186,32 @@ take_data(const dv_msg_t *m, task_t *t, dv_error_t *err)
     return 0;
 }
 
+// A re-run's checkpoint: `resume` {epoch}, the state in frame 2 (dv_train
+// checks it: a damaged or foreign one fails the job with the reason).
+static int
+take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const dv_frame_t *blob = dv_msg_frame(m, 2);
+    if (!dv_msgpack_uint(dv_msgpack_get(dv_msg_get(m, "resume"), "epoch"),
+                         &t->resume_epoch) ||
+        !blob || blob->len == 0) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: 'resume' must be {epoch} with the checkpoint "
+                         "in frame 2");
+    }
+    t->resume = dv_try_malloc(blob->len, 1);
+    if (!t->resume) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte checkpoint",
+                         blob->len);
+    }
+    memcpy(t->resume, blob->data, blob->len);
+    t->resume_len = blob->len;
+    dv_log(DV_LOG_INFO, "worker",
+           "job %" PRIu64 " resumes from its checkpoint after epoch %" PRIu64,
+           t->job, t->resume_epoch);
+    return 0;
+}
+
 // An infer job's model map {name, version, sha256} and input tensor.
 static int
 parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
@@ -1211,7 +1320,17 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
             t->created_unix = (int64_t)created;
         }
         if (rc == 0) {
+            rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->checkpoint_ms, &err);
+        }
+        if (rc == 0 && dv_msg_has(m, "resume")) {
+            rc = take_resume(m, t, &err);
+        }
+        if (rc == 0) {
             rc = take_data(m, t, &err);
+        }
+        if (rc == 0) {
+            uv_mutex_init(&t->ck_lock);
+            t->ck_lock_ready = true;
         }
         if (rc) {
             send_failed(self, job, attempt, rc, err.text);

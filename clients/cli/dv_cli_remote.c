@@ -1076,6 +1076,16 @@ cmd_jobs(int argc, char **argv)
                 printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info.kind,
                        info.priority);
             }
+            if (info.epochs) {
+                printf(",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
+                       ",\"loss\":%.6g",
+                       info.epoch, info.epochs, info.loss);
+            }
+            if (info.checkpoint_epoch) {
+                printf(",\"checkpoint\":{\"epoch\":%" PRIu32
+                       ",\"bytes\":%" PRIu64 "}",
+                       info.checkpoint_epoch, info.checkpoint_bytes);
+            }
             printf("}\n");
         } else if (rc == 0) {
             printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s",
@@ -1084,6 +1094,15 @@ cmd_jobs(int argc, char **argv)
                    info.kind[0] ? ", kind " : "", info.kind);
             if (info.queue[0]) {
                 printf(", priority %" PRId32, info.priority);
+            }
+            if (info.epochs) {
+                printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)",
+                       info.epoch, info.epochs, info.loss);
+            }
+            if (info.checkpoint_epoch) {
+                printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64
+                       " bytes)",
+                       info.checkpoint_epoch, info.checkpoint_bytes);
             }
             printf("\n");
         }
@@ -1171,13 +1190,17 @@ cmd_jobs(int argc, char **argv)
     "[--target COL] [--task T]\n"                                              \
     "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
     "[--l2 X] [--tol X]\n"                                                     \
-    "         [--scale S] [--hidden 64,32] [--queue Q] [--broker E] "          \
-    "[--json]\n"                                                               \
+    "         [--scale S] [--hidden 64,32] [--checkpoint-ms N] [--queue Q]\n"  \
+    "         [--broker E] [--json]\n"                                         \
     "Trains on a worker through the queue (the options of `drover local "      \
     "train`) and\n"                                                            \
     "registers the model as the next version of NAME. With "                   \
     "SOURCE_DATE_EPOCH set, the\n"                                             \
-    "file is byte for byte what `drover local train` writes.\n"
+    "file is byte for byte what `drover local train` writes. The worker "      \
+    "checkpoints\n"                                                            \
+    "every --checkpoint-ms (default 10000, 0: never); if it dies, another "    \
+    "worker\n"                                                                 \
+    "goes on from the last checkpoint, to the same model.\n"
 
 static void
 on_train_progress(const drover_progress_t *p, void *arg)
@@ -1200,7 +1223,8 @@ cmd_train(int argc, char **argv)
         {"seed", true, NULL},    {"lr", true, NULL},
         {"l2", true, NULL},      {"tol", true, NULL},
         {"scale", true, NULL},   {"hidden", true, NULL},
-        {"dataset", true, NULL}, {NULL, false, NULL},
+        {"dataset", true, NULL}, {"checkpoint-ms", true, NULL},
+        {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = parse(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
@@ -1245,6 +1269,11 @@ cmd_train(int argc, char **argv)
     t.n_options = n_options;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     t.created_unix = sde ? atoll(sde) : 0;
+    const char *ck = dv_cli_get(opts, "checkpoint-ms");
+    if (ck) {
+        long long v = atoll(ck);
+        t.checkpoint_ms = v > 0 ? v : -1;
+    }
     progress_out_t po = {dv_cli_get(opts, "json") != NULL,
                          isatty(STDERR_FILENO) == 1, false};
     t.progress = on_train_progress;

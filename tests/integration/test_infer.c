@@ -1035,6 +1035,9 @@ typedef struct {
     uint32_t last_epoch, epochs;
     bool increasing;
     const char *epochs_option; // NULL: "epochs=20000"
+    int64_t checkpoint_ms;     // 0: the broker's default
+    int64_t created_unix;      // 0: now
+    char model[64];            // what it registered ("slow@1")
 } train_run_t;
 
 static void
@@ -1068,15 +1071,107 @@ train_thread(void *arg)
     t.n_options = 3;
     t.progress = count_progress;
     t.progress_arg = tr;
+    t.checkpoint_ms = tr->checkpoint_ms;
+    t.created_unix = tr->created_unix;
     drover_result_t *r = NULL;
     tr->rc = csv && drover_connect(&d, tr->c->cep, 10000, &err) == 0
                  ? drover_train(d, &t, WAIT_MS, &r, &err)
                  : -1;
     tr->code = r ? drover_result_error(r, NULL) : -1;
+    snprintf(tr->model, sizeof tr->model, "%s",
+             r && drover_result_model(r) ? drover_result_model(r) : "");
     drover_result_destroy(&r);
     drover_destroy(&d);
     free(csv);
     return NULL;
+}
+
+// Checkpoints: a training job's worker is SIGKILLed after its first
+// checkpoints; another worker goes on from the last one (not from epoch
+// 1), and the model is byte for byte the one an uninterrupted
+// `drover local train` writes.
+static void
+test_training_resumes_from_checkpoint(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    train_run_t tr = {&c,  0,          -1, -1, 0, 0, true, "epochs=20000",
+                      200, 1700000000, ""};
+    pthread_t th;
+    bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
+    // Job 1 is the training job: wait for a checkpoint past epoch 1.
+    drover_job_info_t info = {0};
+    drover_error_t err = {0};
+    uint32_t ck_epoch = 0;
+    for (int i = 0; started && i < 3000 && ck_epoch == 0; i++) {
+        if (drover_job_info(c.d, 1, &info, &err) == 0) {
+            ck_epoch = info.checkpoint_epoch;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    bool mid = ck_epoch > 0 && ck_epoch < 20000 && info.epoch < 20000;
+    if (mid) {
+        kill(c.workers[0].pid, SIGKILL);
+        dv_proc_stop(&c.workers[0], SIGKILL);
+    }
+    bool second = mid && worker_start(&c, 1, "0");
+    if (started) {
+        pthread_join(th, NULL);
+    }
+    drover_job_info_t after = {0};
+    int after_rc = up ? drover_job_info(c.d, 1, &after, &err) : -1;
+    // Where the second worker started.
+    char logp[4300], local[4300];
+    snprintf(logp, sizeof logp, "%s/worker1.log", c.dir);
+    snprintf(local, sizeof local, "%s/local.drvm", c.dir);
+    size_t ll = 0;
+    char *log = (char *)dv_test_read_file(logp, &ll);
+    const char *at = log ? strstr(log, "resumes from its checkpoint after "
+                                       "epoch ")
+                         : NULL;
+    long resumed_at = at ? atol(at + strlen("resumes from its checkpoint "
+                                            "after epoch "))
+                         : 0;
+    free(log);
+    // The same training, uninterrupted, in-process through the CLI.
+    setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+    const char *largs[] = {
+        "local",    "train", "--data",     dv_test_data("iris_train.csv"),
+        "--algo",   "mlp",   "--hidden",   "32",
+        "--epochs", "20000", "--patience", "0",
+        "--out",    local,   NULL};
+    int local_rc =
+        second ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log") : -1;
+    unsetenv("SOURCE_DATE_EPOCH");
+    bool same = false;
+    drover_model_t m = {0};
+    size_t len = 0;
+    unsigned char *bytes =
+        local_rc == 0 ? dv_test_read_file(local, &len) : NULL;
+    if (bytes && drover_model_get(c.d, "slow", 1, &m, &err) == 0) {
+        uint8_t sum[32];
+        char hex[65];
+        dv_sha256(bytes, len, sum);
+        hex_of(sum, hex);
+        same = strcmp(hex, m.sha256) == 0;
+    }
+    free(bytes);
+    int exit_rc = cluster_down(&c, !same || resumed_at <= 0);
+    DV_CHECK(up);
+    DV_CHECK(started);
+    DV_CHECK(mid);
+    DV_CHECK(second);
+    DV_CHECK_EQ(tr.rc, 0);
+    DV_CHECK_EQ(tr.code, 0);
+    DV_CHECK_STR_EQ(tr.model, "slow@1");
+    DV_CHECK_EQ(after_rc, 0);
+    DV_CHECK_EQ(after.attempts, 2);
+    DV_CHECK(resumed_at >= (long)ck_epoch); // from a checkpoint, not epoch 1
+    DV_CHECK(resumed_at < 20000);
+    DV_CHECK_EQ(local_rc, 0);
+    DV_CHECK(same);
+    DV_CHECK_EQ(exit_rc, 0);
 }
 
 // A long training job reports progress: its submitter gets it while it
@@ -1086,7 +1181,7 @@ test_training_progress(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, 1, "0");
-    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, NULL};
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, NULL, 0, 0, ""};
     pthread_t th;
     bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
     // Job 1 is the training job: watch it from another process.
@@ -1284,8 +1379,8 @@ test_training_leaves_room_for_inference(void)
     drover_model_t m = {0};
     drover_error_t err = {0};
     int push = trained ? drover_model_push(c.d, p, "iris", &m, &err) : -1;
-    train_run_t a = {&c, 0, -1, -1, 0, 0, true, NULL};
-    train_run_t b = {&c, 0, -1, -1, 0, 0, true, NULL};
+    train_run_t a = {&c, 0, -1, -1, 0, 0, true, NULL, 0, 0, ""};
+    train_run_t b = {&c, 0, -1, -1, 0, 0, true, NULL, 0, 0, ""};
     pthread_t ta, tb;
     bool started =
         push == 0 && pthread_create(&ta, NULL, train_thread, &a) == 0;
@@ -1341,7 +1436,8 @@ test_cancel_stops_training(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, 1, "0");
-    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, "epochs=400000"}; // ~40 s
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, "epochs=400000", // ~40 s
+                      0,  0, ""};
     pthread_t th;
     bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
     bool running = false;
@@ -1379,6 +1475,8 @@ test_cancel_stops_training(void)
 static const dv_test_case_t cases[] = {
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
+    {"training resumes from its checkpoint on another worker",
+     test_training_resumes_from_checkpoint},
     {"cancel stops training", test_cancel_stops_training},
     {"training leaves room for inference",
      test_training_leaves_room_for_inference},
