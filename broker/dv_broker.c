@@ -13,6 +13,7 @@
 #include "dv_broker.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ struct job {
     uint32_t p_epoch;       // train: last progress (0: none yet)
     uint32_t p_epochs;      //
     double p_loss;          //
+    double p_eval;          // score on its eval set (NAN: none)
     uint64_t p_ms;          //
     uint8_t *ckpt;          // train: the last checkpoint (owned; stored too
     size_t ckpt_len;        //   when durable), sent with a re-run
@@ -420,6 +422,7 @@ job_alloc(const void *route,
         return NULL;
     }
     memset(j, 0, sizeof *j);
+    j->p_eval = NAN;
     uint8_t *p = j->data;
     if (route_len) {
         memcpy(p, route, route_len);
@@ -1897,13 +1900,14 @@ switches_check(dv_broker_t *self)
 // The payload of a train job, or of an evaluate job on a stored data set:
 // field count (u16), spec length (u32), the spec's msgpack fields (train,
 // target, task, created_unix for training; dataset {name, version, sha256,
-// bytes} when ds), then the CSV the submit carried (none with ds). Checks
-// the training fields; sets name (the model to register). *out: caller
-// frees.
+// bytes} when ds), then the CSV the submit carried (none with ds); a train
+// job's eval set goes as `eval_dataset` like `dataset`. Checks the training
+// fields; sets name (the model to register). *out: caller frees.
 static int
 train_spec(const dv_msg_t *m,
            bool train,
            const dv_dataset_info_t *ds,
+           const dv_dataset_info_t *eval,
            const dv_frame_t *csv,
            char name[DV_MAX_WIRE_NAME + 1],
            uint8_t **out,
@@ -1960,17 +1964,21 @@ train_spec(const dv_msg_t *m,
         dv_msgw_uint(spec, "created_unix", created);
         dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
     }
-    if (ds) {
-        dv_msgw_key(spec, "dataset");
-        dv_msgw_v_map(spec, 4);
-        dv_msgw_v_str(spec, "name");
-        dv_msgw_v_str(spec, ds->name);
-        dv_msgw_v_str(spec, "version");
-        dv_msgw_v_uint(spec, ds->version);
-        dv_msgw_v_str(spec, "sha256");
-        dv_msgw_v_bin(spec, ds->sha256, DV_SHA256_BYTES);
-        dv_msgw_v_str(spec, "bytes");
-        dv_msgw_v_uint(spec, ds->bytes);
+    const dv_dataset_info_t *refs[2] = {ds, eval};
+    static const char *keys[2] = {"dataset", "eval_dataset"};
+    for (size_t i = 0; i < 2; i++) {
+        if (refs[i]) {
+            dv_msgw_key(spec, keys[i]);
+            dv_msgw_v_map(spec, 4);
+            dv_msgw_v_str(spec, "name");
+            dv_msgw_v_str(spec, refs[i]->name);
+            dv_msgw_v_str(spec, "version");
+            dv_msgw_v_uint(spec, refs[i]->version);
+            dv_msgw_v_str(spec, "sha256");
+            dv_msgw_v_bin(spec, refs[i]->sha256, DV_SHA256_BYTES);
+            dv_msgw_v_str(spec, "bytes");
+            dv_msgw_v_uint(spec, refs[i]->bytes);
+        }
     }
     size_t sl = 0, nf = 0;
     const uint8_t *body = dv_msgw_body(spec, &sl, &nf);
@@ -1998,6 +2006,7 @@ submit_job(dv_broker_t *self,
            const dv_wire_msg_t *in,
            const dv_msg_t *m,
            const dv_dataset_info_t *ds,
+           const dv_dataset_info_t *eval,
            dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], kind[16];
@@ -2071,6 +2080,10 @@ submit_job(dv_broker_t *self,
     }
     static const dv_frame_t no_payload = {NULL, 0};
     const dv_frame_t *payload = ds ? &no_payload : dv_msg_frame(m, 1);
+    if (eval && !train) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: only train jobs take an eval_dataset");
+    }
     if (ds && !train && !evaluate) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: only train and evaluate jobs take a data "
@@ -2150,7 +2163,7 @@ submit_job(dv_broker_t *self,
     uint8_t *spec_bytes = NULL;
     size_t spec_len = 0;
     if (spec_payload) {
-        rc = train_spec(m, train, ds, payload, train_name, &spec_bytes,
+        rc = train_spec(m, train, ds, eval, payload, train_name, &spec_bytes,
                         &spec_len, err);
         if (rc) {
             return rc;
@@ -2226,24 +2239,27 @@ on_submit(dv_broker_t *self,
           const dv_msg_t *m,
           dv_error_t *err)
 {
-    if (!dv_msg_has(m, "dataset")) {
-        return submit_job(self, in, m, NULL, err);
+    const dv_dataset_info_t *ds[2] = {NULL, NULL};
+    static const char *keys[2] = {"dataset", "eval_dataset"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!dv_msg_has(m, keys[i])) {
+            continue;
+        }
+        char ref[2 * DV_MAX_WIRE_NAME], name[DV_MAX_WIRE_NAME + 1];
+        uint32_t version = 0;
+        int rc = dv_msg_str(m, keys[i], ref, sizeof ref, err);
+        if (rc == 0) {
+            rc = dv_model_ref_parse(ref, name, &version, err); // same syntax
+        }
+        if (rc) {
+            return rc;
+        }
+        ds[i] = dv_datasets_get(self->datasets, name, version);
+        if (!ds[i]) {
+            return dv_errorf(err, DV_ENOENT, "submit: no data set %s", ref);
+        }
     }
-    char ref[2 * DV_MAX_WIRE_NAME], name[DV_MAX_WIRE_NAME + 1];
-    uint32_t version = 0;
-    int rc = dv_msg_str(m, "dataset", ref, sizeof ref, err);
-    if (rc == 0) {
-        rc = dv_model_ref_parse(ref, name, &version, err); // same syntax
-    }
-    if (rc) {
-        return rc;
-    }
-    const dv_dataset_info_t *ds =
-        dv_datasets_get(self->datasets, name, version);
-    if (!ds) {
-        return dv_errorf(err, DV_ENOENT, "submit: no data set %s", ref);
-    }
-    return submit_job(self, in, m, ds, err);
+    return submit_job(self, in, m, ds[0], ds[1], err);
 }
 
 static int
@@ -2519,7 +2535,11 @@ on_job_get(dv_broker_t *self,
         write_errors(w, j);
         if (j->p_epoch) {
             dv_msgw_key(w, "progress");
-            dv_msgw_v_map(w, 4);
+            dv_msgw_v_map(w, isnan(j->p_eval) ? 4 : 5);
+            if (!isnan(j->p_eval)) {
+                dv_msgw_v_str(w, "eval");
+                dv_msgw_v_double(w, j->p_eval);
+            }
             dv_msgw_v_str(w, "epoch");
             dv_msgw_v_uint(w, j->p_epoch);
             dv_msgw_v_str(w, "epochs");
@@ -2596,6 +2616,10 @@ write_model_info(dv_msgw_t *w,
     for (size_t a = 0; a < n; a++) {
         dv_msgw_v_str(w, aliases[a]);
     }
+    if (!nested && r->lineage) {
+        dv_msgw_key(w, "lineage");
+        dv_msgw_v_raw(w, r->lineage, r->lineage_len);
+    }
 }
 
 // Send a finished reply header to route, then free it.
@@ -2627,6 +2651,8 @@ typedef struct {
     dv_error_t err;                    //
     uint64_t job;                      // a train job's result (0: a push)
     char worker[DV_MAX_WIRE_NAME + 1]; // that job's worker
+    uint8_t *lineage;                  // its lineage map (owned)
+    size_t lineage_len;                //
 } push_t;
 
 static void train_registered(dv_broker_t *self, push_t *p);
@@ -2637,6 +2663,15 @@ work_push(uv_work_t *req)
     push_t *p = req->data;
     p->rc = dv_registry_prepare(p->dir, p->name, p->version, p->image, p->len,
                                 &p->info, &p->err);
+    if (p->rc == 0 && p->lineage) {
+        dv_error_t e = {0};
+        if (dv_registry_prepare_lineage(p->dir, &p->info, p->lineage,
+                                        p->lineage_len, &e) != 0) {
+            // The model is what matters: keep it, say what was lost.
+            dv_log(DV_LOG_WARN, "broker", "model %s@%u: lineage not kept: %s",
+                   p->name, p->version, e.text);
+        }
+    }
 }
 
 static void
@@ -2647,6 +2682,7 @@ after_push(uv_work_t *req, int status)
     if (status != 0 && p->rc == 0) {
         p->rc = dv_errorf(&p->err, DV_ECANCELED, "model push cancelled");
         free(p->info.schema);
+        free(p->info.lineage);
     }
     if (p->job) {
         train_registered(self, p);
@@ -2665,6 +2701,7 @@ after_push(uv_work_t *req, int status)
         write_model_info(w, self->registry, info, false);
         reply(self->clients, p->route, p->route_len, w);
     }
+    free(p->lineage);
     free(p->dir);
     free(p);
 }
@@ -4381,6 +4418,98 @@ static void after_push(uv_work_t *req, int status);
 // A train job's worker sent the model: register it as the next version of
 // the job's model name (validated and written on the pool, like a push);
 // the job's result goes out once it is stored (train_registered).
+// A trained version's lineage, a msgpack map: the job, worker, attempts,
+// times, what the worker reports (data checksum and rows, epochs, training
+// time, the epoch it resumed from, scalar metrics on the eval set) and the
+// spec's data set references, hyper-parameters (seed included), target and
+// task. Caller frees.
+static uint8_t *
+lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
+{
+    dv_msgw_t *lw = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_uint(lw, "job", j->id);
+    dv_msgw_str(lw, "worker", w->name);
+    dv_msgw_uint(lw, "attempts", j->attempts);
+    dv_msgw_uint(lw, "submitted_unix_ms", j->submit_unix);
+    dv_msgw_uint(lw, "finished_unix_ms", unix_ms_now());
+    static const char *uints[] = {"epochs_run", "train_ms", "data_rows",
+                                  "resumed_from"};
+    for (size_t i = 0; i < sizeof uints / sizeof *uints; i++) {
+        const msgpack_object *o = dv_msg_get(m, uints[i]);
+        uint64_t v;
+        if (dv_msgpack_uint(o, &v)) {
+            dv_msgw_uint(lw, uints[i], v);
+        }
+    }
+    const msgpack_object *sum = dv_msg_get(m, "data_sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_msgw_bin(lw, "data_sha256", sum->via.bin.ptr, DV_SHA256_BYTES);
+    }
+    const msgpack_object *ev = dv_msg_get(m, "eval_metrics");
+    if (ev && ev->type == MSGPACK_OBJECT_MAP) { // scalars only
+        size_t n = 0;
+        for (uint32_t i = 0; i < ev->via.map.size; i++) {
+            const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+            n += kv->key.type == MSGPACK_OBJECT_STR &&
+                 kv->val.type != MSGPACK_OBJECT_ARRAY &&
+                 kv->val.type != MSGPACK_OBJECT_MAP;
+        }
+        dv_msgw_key(lw, "eval_metrics");
+        dv_msgw_v_map(lw, n);
+        for (uint32_t i = 0; i < ev->via.map.size; i++) {
+            const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR &&
+                kv->val.type != MSGPACK_OBJECT_ARRAY &&
+                kv->val.type != MSGPACK_OBJECT_MAP) {
+                dv_msgw_v_obj(lw, &kv->key);
+                dv_msgw_v_obj(lw, &kv->val);
+            }
+        }
+    }
+    // The spec's fields the model owes its existence to, copied as they are.
+    static const char *wanted[] = {"train", "target", "task", "dataset",
+                                   "eval_dataset"};
+    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+    size_t sl = get_u32(j->payload + 2), off = 0;
+    const char *spec = (const char *)j->payload + 6;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (size_t f = 0; f < nf; f++) {
+        size_t start = off;
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool keep = false;
+        for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+            keep = keep || (up.data.via.str.size == strlen(wanted[k]) &&
+                            memcmp(up.data.via.str.ptr, wanted[k],
+                                   up.data.via.str.size) == 0);
+        }
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        if (keep) {
+            dv_msgw_raw(lw, 1, spec + start, off - start);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    size_t bl = 0, n = 0;
+    const uint8_t *body = dv_msgw_body(lw, &bl, &n);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    msgpack_sbuffer_write(&sb, (const char *)body, bl);
+    dv_msgw_destroy(&lw);
+    *len = sb.size;
+    return (uint8_t *)msgpack_sbuffer_release(&sb);
+}
+
 static int
 train_done(dv_broker_t *self,
            worker_t *w,
@@ -4404,11 +4533,13 @@ train_done(dv_broker_t *self,
         p->image = dv_malloc(file->len ? file->len : 1);
         memcpy(p->image, file->data, file->len);
         p->len = file->len;
+        p->lineage = lineage_build(j, w, m, &p->lineage_len);
         p->work.data = p;
         if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
             dv_registry_release(self->registry, j->model, version);
             free(p->dir);
             free(p->image);
+            free(p->lineage);
             free(p);
             p = NULL;
             dv_errorf(&why, DV_EIO, "cannot queue the model's registration");
@@ -4431,6 +4562,7 @@ train_done(dv_broker_t *self,
 }
 
 // The trained model is stored (or could not be): the job's result.
+// (lineage_build, above train_done, says how it came to be.)
 static void
 train_registered(dv_broker_t *self, push_t *p)
 {
@@ -4570,6 +4702,11 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         (rc = dv_msg_uint_or(m, "ms", 0, &ms, err)) != 0) {
         return rc;
     }
+    double eval = NAN;
+    if (dv_msg_has(m, "eval") &&
+        (rc = dv_msg_double(m, "eval", &eval, err)) != 0) {
+        return rc;
+    }
     job_t *j = job_find(self, id);
     uint64_t on = 0;
     if (!j || j->cancelled || attempt != j->attempts ||
@@ -4580,6 +4717,7 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     j->p_epoch = (uint32_t)epoch;
     j->p_epochs = (uint32_t)epochs;
     j->p_loss = loss;
+    j->p_eval = eval;
     j->p_ms = ms;
     if (j->route_len) {
         dv_msgw_t *p = dv_msgw_new(DV_MSG_PROGRESS, j->rid);
@@ -4591,6 +4729,9 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         dv_msgw_uint(p, "eta_ms",
                      epoch ? ms * (epochs > epoch ? epochs - epoch : 0) / epoch
                            : 0);
+        if (!isnan(eval)) {
+            dv_msgw_double(p, "eval", eval);
+        }
         reply(self->clients, j->route, j->route_len, p);
     }
     return 0;

@@ -24,6 +24,8 @@
 #include "dv_modelfile.h"
 #include "dv_msgpack.h"
 
+#define LINEAGE_MAX ((size_t)32 << 10) // bytes of one lineage record (it
+                                       // travels in a header)
 #define PATH_BYTES 4096
 
 typedef struct {
@@ -154,6 +156,41 @@ dir_path_of(
     }
 }
 
+// NAME/VERSION.lineage beside the model file.
+static void
+lineage_path(
+    const char *dir, const char *name, uint32_t version, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/models/%s/%" PRIu32 ".lineage", dir, name, version);
+}
+
+// A lineage file's bytes, if it holds one msgpack map (else NULL: a
+// damaged lineage loses only itself, never the model).
+static uint8_t *
+lineage_load(const char *dir, const char *name, uint32_t version, size_t *len)
+{
+    char path[PATH_BYTES];
+    lineage_path(dir, name, version, path, sizeof path);
+    uint8_t *bytes = NULL;
+    dv_error_t err = {0};
+    if (access(path, F_OK) != 0 ||
+        dv_file_read(path, LINEAGE_MAX, &bytes, len, &err) != 0) {
+        return NULL;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    bool ok = msgpack_unpack_next(&up, (const char *)bytes, *len, &off) ==
+                  MSGPACK_UNPACK_SUCCESS &&
+              off == *len && up.data.type == MSGPACK_OBJECT_MAP;
+    msgpack_unpacked_destroy(&up);
+    if (!ok) {
+        free(bytes);
+        return NULL;
+    }
+    return bytes;
+}
+
 static void
 path_of(const dv_registry_t *self,
         const char *name,
@@ -281,6 +318,8 @@ scan(dv_registry_t *self, dv_error_t *err)
             }
             free(image);
             if (rc == 0) {
+                info.lineage = lineage_load(self->dir, info.name, info.version,
+                                            &info.lineage_len);
                 insert(self, &info, NULL);
             } else {
                 free(info.schema);
@@ -321,6 +360,7 @@ dv_registry_destroy(dv_registry_t **self_p)
     for (size_t i = 0; i < self->n; i++) {
         free(self->images[i]);
         free(self->infos[i].schema);
+        free(self->infos[i].lineage);
     }
     free(self->images);
     free(self->infos);
@@ -404,6 +444,31 @@ dv_registry_prepare(const char *dir,
         }
     }
     return rc;
+}
+
+int
+dv_registry_prepare_lineage(const char *dir,
+                            dv_model_info_t *info,
+                            const uint8_t *lineage,
+                            size_t len,
+                            dv_error_t *err)
+{
+    if (len > LINEAGE_MAX) {
+        return dv_errorf(err, DV_EMSGSIZE, "lineage of %zu bytes: over %zu",
+                         len, (size_t)LINEAGE_MAX);
+    }
+    if (dir) {
+        char path[PATH_BYTES];
+        lineage_path(dir, info->name, info->version, path, sizeof path);
+        int rc = dv_file_write_atomic(path, lineage, len, err);
+        if (rc) {
+            return rc;
+        }
+    }
+    info->lineage = dv_malloc(len ? len : 1);
+    memcpy(info->lineage, lineage, len);
+    info->lineage_len = len;
+    return 0;
 }
 
 const dv_model_info_t *
@@ -577,9 +642,12 @@ dv_registry_rm(dv_registry_t *self,
             if (unlink(path) != 0 && errno != ENOENT) {
                 return dv_file_error(err, path, errno);
             }
+            lineage_path(self->dir, r->name, r->version, path, sizeof path);
+            (void)unlink(path); // absent for pushed files
         }
         free(self->images[i]);
         free(r->schema);
+        free(r->lineage);
         memmove(&self->infos[i], &self->infos[i + 1],
                 (self->n - i - 1) * sizeof *self->infos);
         memmove(&self->images[i], &self->images[i + 1],

@@ -31,6 +31,11 @@ typedef struct {
     uint64_t created_us;             // pushed (unix microseconds)
     uint8_t *schema;                 // msgpack {features, target, classes,
     size_t schema_len;               // labels_numeric}; owned by registry
+    uint8_t *lineage;                // msgpack map: how a version trained
+    size_t lineage_len;              // through the queue came to be (job,
+                                     // data set, hyper-parameters, worker,
+                                     // times, eval metrics); NULL for a
+                                     // pushed file. Owned by the registry
 } dv_model_info_t;
 
 typedef struct dv_registry dv_registry_t;
@@ -82,6 +87,14 @@ int dv_registry_prepare(const char *dir,
                         size_t len,
                         dv_model_info_t *info,
                         dv_error_t *err);
+// Thread-safe, after dv_registry_prepare: keep lineage (a msgpack map of
+// len bytes, copied) with the version, written as dir's NAME/VERSION.lineage
+// (dir NULL: memory only). Returns 0 or the write error.
+int dv_registry_prepare_lineage(const char *dir,
+                                dv_model_info_t *info,
+                                const uint8_t *lineage,
+                                size_t len,
+                                dv_error_t *err);
 // Add a prepared version (its reservation ends). image: memory mode's copy
 // (ownership taken; NULL with a dir). Returns the stored record.
 const dv_model_info_t *dv_registry_commit(dv_registry_t *self,

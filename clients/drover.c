@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,6 +481,7 @@ handle(drover_t *self, dv_wire_msg_t *in)
         }
     } else if (r && t == DV_MSG_PROGRESS) {
         drover_progress_t p = {0};
+        p.eval = NAN;
         uint64_t v = 0;
         dv_msg_uint_or(m, "job", 0, &p.job, &e);
         dv_msg_uint_or(m, "epoch", 0, &v, &e);
@@ -489,6 +491,9 @@ handle(drover_t *self, dv_wire_msg_t *in)
         dv_msg_double(m, "loss", &p.loss, &e);
         dv_msg_uint_or(m, "ms", 0, &p.ms, &e);
         dv_msg_uint_or(m, "eta_ms", 0, &p.eta_ms, &e);
+        if (dv_msg_has(m, "eval")) {
+            dv_msg_double(m, "eval", &p.eval, &e);
+        }
         if (r->progress) {
             r->progress(&p, r->progress_arg);
         }
@@ -1202,6 +1207,7 @@ drover_job_info(drover_t *self,
         uint64_t attempts = 0;
         memset(out, 0, sizeof *out);
         out->job = job_id;
+        out->eval = NAN;
         dv_msg_str(self->reply, "state", out->state, sizeof out->state, &e);
         dv_msg_uint_or(self->reply, "attempts", 0, &attempts, &e);
         out->attempts = (uint32_t)attempts;
@@ -1218,6 +1224,9 @@ drover_job_info(drover_t *self,
             out->epochs = (uint32_t)obj_uint(pg, "epochs");
             dv_msgpack_double(dv_msgpack_get(pg, "loss"), &out->loss);
             out->progress_ms = obj_uint(pg, "ms");
+            if (!dv_msgpack_double(dv_msgpack_get(pg, "eval"), &out->eval)) {
+                out->eval = NAN;
+            }
         }
         const msgpack_object *ck = dv_msg_get(self->reply, "checkpoint");
         if (ck && ck->type == MSGPACK_OBJECT_MAP) {
@@ -1463,6 +1472,98 @@ drover_model_get(drover_t *self,
     return rc;
 }
 
+// "NAME@V" of a data set reference map {name, version, ...}.
+static void
+dataset_ref_of(const msgpack_object *o, char *buf, size_t size)
+{
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    copy_obj_str(dv_msgpack_get(o, "name"), name, sizeof name);
+    if (name[0]) {
+        snprintf(buf, size, "%s@%" PRIu64, name, obj_uint(o, "version"));
+    }
+}
+
+// A version's lineage map (model_get), when it has one.
+static void
+lineage_from_obj(const msgpack_object *l, drover_schema_t *out)
+{
+    if (!l || l->type != MSGPACK_OBJECT_MAP) {
+        return;
+    }
+    drover_lineage_t *g = &out->lineage;
+    g->has = true;
+    g->job = obj_uint(l, "job");
+    copy_obj_str(dv_msgpack_get(l, "worker"), g->worker, sizeof g->worker);
+    g->attempts = (uint32_t)obj_uint(l, "attempts");
+    g->resumed_from = (uint32_t)obj_uint(l, "resumed_from");
+    g->submitted_unix_ms = obj_uint(l, "submitted_unix_ms");
+    g->finished_unix_ms = obj_uint(l, "finished_unix_ms");
+    g->train_ms = obj_uint(l, "train_ms");
+    g->epochs_run = (uint32_t)obj_uint(l, "epochs_run");
+    g->data_rows = obj_uint(l, "data_rows");
+    const msgpack_object *sum = dv_msgpack_get(l, "data_sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, g->data_sha256);
+    }
+    dataset_ref_of(dv_msgpack_get(l, "dataset"), g->dataset, sizeof g->dataset);
+    dataset_ref_of(dv_msgpack_get(l, "eval_dataset"), g->eval_dataset,
+                   sizeof g->eval_dataset);
+    const msgpack_object *h = dv_msgpack_get(l, "train");
+    size_t used = 0;
+    for (uint32_t i = 0; h && h->type == MSGPACK_OBJECT_MAP &&
+                         i < h->via.map.size && used < sizeof g->hyper;
+         i++) {
+        const msgpack_object_kv *kv = &h->via.map.ptr[i];
+        char key[32] = "", val[96] = "";
+        copy_obj_str(&kv->key, key, sizeof key);
+        if (strcmp(key, "algo") == 0) {
+            copy_obj_str(&kv->val, g->algo, sizeof g->algo);
+            continue;
+        }
+        if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            snprintf(val, sizeof val, "%" PRIu64, kv->val.via.u64);
+            if (strcmp(key, "seed") == 0) {
+                g->seed = kv->val.via.u64;
+            }
+        } else if (kv->val.type == MSGPACK_OBJECT_FLOAT64 ||
+                   kv->val.type == MSGPACK_OBJECT_FLOAT32) {
+            snprintf(val, sizeof val, "%g", kv->val.via.f64);
+        } else if (kv->val.type == MSGPACK_OBJECT_STR) {
+            copy_obj_str(&kv->val, val, sizeof val);
+        } else if (kv->val.type == MSGPACK_OBJECT_ARRAY) {
+            size_t vl = 0;
+            for (uint32_t a = 0; a < kv->val.via.array.size; a++) {
+                const msgpack_object *e = &kv->val.via.array.ptr[a];
+                vl += (size_t)snprintf(
+                    val + vl, vl < sizeof val ? sizeof val - vl : 0,
+                    "%s%" PRIu64, a ? "," : "",
+                    e->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? e->via.u64
+                                                               : 0);
+            }
+            if (vl == 0) {
+                continue; // no hidden layers
+            }
+        } else {
+            continue;
+        }
+        used += (size_t)snprintf(g->hyper + used, sizeof g->hyper - used,
+                                 "%s%s=%s", used ? " " : "", key, val);
+    }
+    const msgpack_object *ev = dv_msgpack_get(l, "eval_metrics");
+    for (uint32_t i = 0; ev && ev->type == MSGPACK_OBJECT_MAP &&
+                         i < ev->via.map.size && g->n_eval < 24;
+         i++) {
+        const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+        double v;
+        if (dv_msgpack_double(&kv->val, &v)) {
+            copy_obj_str(&kv->key, g->eval_names[g->n_eval],
+                         sizeof g->eval_names[0]);
+            g->eval_values[g->n_eval++] = v;
+        }
+    }
+}
+
 int
 drover_model_schema(drover_t *self,
                     const char *name,
@@ -1501,6 +1602,7 @@ drover_model_schema(drover_t *self,
             const msgpack_object *num = dv_msgpack_get(root, "labels_numeric");
             out->labels_numeric =
                 num && num->type == MSGPACK_OBJECT_BOOLEAN && num->via.boolean;
+            lineage_from_obj(dv_msg_get(self->reply, "lineage"), out);
         }
         msgpack_unpacked_destroy(&up);
         if (rc) {
@@ -1906,6 +2008,9 @@ drover_train(drover_t *self,
     dv_msgw_str(w, "model", t->model);
     if (t->dataset) {
         dv_msgw_str(w, "dataset", t->dataset);
+    }
+    if (t->eval_dataset) {
+        dv_msgw_str(w, "eval_dataset", t->eval_dataset);
     }
     dv_msgw_hyper(w, "train", &h);
     if (t->target) {

@@ -233,6 +233,7 @@ typedef struct {
     uint32_t epoch, epochs;    // a train job's last progress (0: none)
     double loss;               //
     uint64_t progress_ms;      //
+    double eval;               // its eval-set score (NAN: none)
     uint32_t checkpoint_epoch; // a train job's last checkpoint (0: none) ...
     uint64_t checkpoint_bytes; // ... and its size
 } drover_job_info_t;
@@ -337,6 +338,8 @@ typedef struct {
     uint32_t epoch, epochs; // epochs finished, maximum
     double loss;            // mean training loss of the last epoch
     uint64_t ms, eta_ms;    // since training started; estimated left
+    double eval;            // score on the eval data set (accuracy or R^2;
+                            // NAN: none, or not yet)
 } drover_progress_t;
 
 typedef void(drover_progress_fn)(const drover_progress_t *p, void *arg);
@@ -354,6 +357,9 @@ typedef struct {
     size_t csv_len;               //   its length (<= 256 MiB)
     const char *dataset;          // or a stored data set, "NAME[@VERSION]"
                                   // (then csv is NULL)
+    const char *eval_dataset;     // a stored data set to score the model
+                                  // on while it trains (progress eval) and
+                                  // at the end (kept in its lineage); NULL
     const char *target;           // target column (NULL: "target", else
                                   // the last column)
     const char *task;             // "classification"/"regression" (NULL:
@@ -524,15 +530,40 @@ int drover_model_get(drover_t *self,
                      drover_model_t *out,
                      drover_error_t *err);
 
+// How a model version trained through the queue came to be (has false
+// for a pushed file): drover_model_schema fills it.
+typedef struct {
+    bool has;
+    uint64_t job;          // the train job
+    char worker[129];      // that ran it to the end
+    uint32_t attempts;     // runs it took
+    uint32_t resumed_from; // epoch of the checkpoint the
+                           // last run went on from (0)
+    uint64_t submitted_unix_ms, finished_unix_ms;
+    uint64_t train_ms;       // training time
+    uint32_t epochs_run;     //
+    char dataset[160];       // "NAME@V" ("": its own CSV)
+    char data_sha256[65];    // hex: the training bytes
+    uint64_t data_rows;      //
+    char algo[16];           //
+    char hyper[512];         // "epochs=200 lr=0.001 ..."
+    uint64_t seed;           //
+    char eval_dataset[160];  // "NAME@V" ("": none)
+    size_t n_eval;           // metrics on it:
+    char eval_names[24][24]; //   names
+    double eval_values[24];  //   values
+} drover_lineage_t;
+
 // What a model takes and gives, to build its input from a table.
 typedef struct {
-    drover_model_t model; // the version described
-    char **features;      // input column names, in the model's order
-    size_t n_features;    //   their count
-    char *target;         // target column name
-    char **classes;       // output columns (classification), else NULL
-    size_t n_classes;     //   their count
-    bool labels_numeric;  // classes were numbers in the training data
+    drover_model_t model;     // the version described
+    char **features;          // input column names, in the model's order
+    size_t n_features;        //   their count
+    char *target;             // target column name
+    char **classes;           // output columns (classification), else NULL
+    size_t n_classes;         //   their count
+    bool labels_numeric;      // classes were numbers in the training data
+    drover_lineage_t lineage; // how it came to be
 } drover_schema_t;
 
 // Returns 0 and fills *out (free its contents with drover_schema_clear).

@@ -599,6 +599,13 @@ dv_msgw_v_bin(dv_msgw_t *self, const void *data, size_t len)
 }
 
 void
+dv_msgw_v_raw(dv_msgw_t *self, const void *data, size_t len)
+{
+    dv_assert(!self->done);
+    msgpack_sbuffer_write(&self->body, data, len);
+}
+
+void
 dv_msgw_v_array(dv_msgw_t *self, size_t n)
 {
     msgpack_pack_array(&self->pk, n);
@@ -917,6 +924,12 @@ dv_msgw_metrics(dv_msgw_t *self, const char *key, const void *metrics)
     for (size_t i = 0; i < k * k; i++) {
         dv_msgw_v_uint(self, m->confusion[i]);
     }
+}
+
+void
+dv_msgw_v_obj(dv_msgw_t *self, const msgpack_object *value)
+{
+    msgpack_pack_object(&self->pk, *value);
 }
 
 void

@@ -279,6 +279,8 @@ void dv_msgw_v_array(dv_msgw_t *self, size_t n);
 void dv_msgw_v_map(dv_msgw_t *self, size_t n);
 void dv_msgw_uint(dv_msgw_t *self, const char *key, uint64_t value);
 void dv_msgw_double(dv_msgw_t *self, const char *key, double value);
+// A copy of a decoded msgpack value, as a value (inside a container).
+void dv_msgw_v_obj(dv_msgw_t *self, const struct msgpack_object *value);
 // Field key holding a copy of a decoded msgpack value (a relayed map).
 void dv_msgw_obj(dv_msgw_t *self,
                  const char *key,
@@ -311,6 +313,9 @@ void dv_msgw_tensor(
 // keep a fragment of fields and splice it into another header later.
 const uint8_t *
 dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields);
+// Append one pre-packed msgpack value (after dv_msgw_key or inside a
+// container): the bytes are trusted to hold exactly one object.
+void dv_msgw_v_raw(dv_msgw_t *self, const void *data, size_t len);
 // Append n_fields pre-packed key/value pairs (from dv_msgw_body).
 void
 dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len);

@@ -1067,7 +1067,7 @@ fit_iterative(dv_model_t *m,
         m->meta.final_loss = epoch_loss;
         if (opts && opts->progress) {
             dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
-                                     now_seconds() - t0};
+                                     now_seconds() - t0, m};
             if (opts->progress(&p, opts->progress_arg) != 0) {
                 rc = dv_errorf(err, DV_ECANCELED,
                                "training canceled at epoch %u", epoch);
@@ -1277,7 +1277,7 @@ dv_train(dv_model_t **out,
                                err);
         m->meta.epochs_run = 1;
         if (!rc && opts && opts->progress) {
-            dv_train_progress_t p = {1, 1, 0.0, 0.0};
+            dv_train_progress_t p = {1, 1, 0.0, 0.0, m};
             opts->progress(&p, opts->progress_arg);
         }
     } else {

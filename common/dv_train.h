@@ -34,6 +34,10 @@ typedef struct {
     uint32_t epochs; // maximum epochs
     double loss;     // mean training loss of this epoch
     double seconds;  // wall time since training started
+    // The model as trained so far (borrowed, valid during the call; it
+    // predicts as a finished one would: scaler and target scale are set),
+    // e.g. to score a held-out set while training runs. Do not modify.
+    const dv_model_t *model;
 } dv_train_progress_t;
 
 // Progress callback, on the training thread. Return nonzero to cancel:

@@ -60,6 +60,16 @@ struct cached {
     cached_t *next;                  // cache list
 };
 
+// A stored data set a job names, and the cache entry once it is here (a
+// ref is held).
+typedef struct {
+    char key[KEY_BYTES];             // "NAME@VERSION" ("": none)
+    char name[DV_MAX_WIRE_NAME + 1]; //
+    uint64_t version, bytes;         //
+    uint8_t sha256[DV_SHA256_BYTES]; //
+    cached_t *entry;                 //
+} dsref_t;
+
 typedef struct task task_t;
 struct task {
     uv_work_t work;                  // thread-pool request
@@ -83,25 +93,30 @@ struct task {
     uint64_t sleep_ms;               // how long
     bool train;                      // a `train` job: raw is the CSV
     bool evaluate;                   // an `evaluate` job: raw is the CSV
-    // A train or evaluate job on a stored data set: which one, and the
-    // cache entry once it is here (a ref is held).
-    char ds_key[KEY_BYTES];             // "NAME@VERSION" ("": CSV in raw)
-    char ds_name[DV_MAX_WIRE_NAME + 1]; //
-    uint64_t ds_version, ds_bytes;      //
-    uint8_t ds_sha256[DV_SHA256_BYTES]; //
-    cached_t *data;                     //
-    dv_metrics_t metrics;               // its outcome
-    dv_hyper_t hyper;                   // its hyper-parameters
-    int task_kind;                      // -1: from algo and data
-    int64_t created_unix;               // stored in the model
-    char target[DV_MAX_NAME_BYTES + 1]; // target column ("": default)
-    uint8_t *model_file;                // the trained .drvm (owned)
-    size_t model_len;                   //
-    uint32_t epochs_run;                // what training did
+    // Stored data sets: [0] the job's data (else its CSV is in raw), [1]
+    // a train job's eval set (scored while it trains and at the end).
+    dsref_t ds[2];                        //
+    dv_dataset_t *eval_ds;                // pool thread: ds[1] parsed
+    dv_metrics_t eval;                    // final metrics on it
+    uint64_t e_next_ns;                   // pool thread: eval pacing
+    double train_s;                       // pool thread: training time
+    uint32_t resumed_from;                // epoch the trainer went on from
+    uint8_t data_sha256[DV_SHA256_BYTES]; // what it trained on ...
+    uint64_t data_rows;                   // ... for the model's lineage
+    dv_metrics_t metrics;                 // its outcome
+    dv_hyper_t hyper;                     // its hyper-parameters
+    int task_kind;                        // -1: from algo and data
+    int64_t created_unix;                 // stored in the model
+    char target[DV_MAX_NAME_BYTES + 1];   // target column ("": default)
+    uint8_t *model_file;                  // the trained .drvm (owned)
+    size_t model_len;                     //
+    uint32_t epochs_run;                  // what training did
     // Training progress, written on the pool thread, read on the loop
     // thread (atomics; loss as its bits); sent at most 5 times a second.
     uint32_t p_epoch, p_epochs; //
     uint64_t p_loss_bits, p_ms; //
+    uint64_t p_eval_bits;       // score on the eval set (as its bits)
+    bool p_has_eval;            //
     bool p_new;                 // not sent yet
     uint64_t p_last_ns;         // pool thread only: last report
     // Checkpoints: every checkpoint_ms (0: none) the trainer's state goes
@@ -356,6 +371,8 @@ static void
 task_free(task_t *t)
 {
     dv_metrics_clear(&t->metrics);
+    dv_metrics_clear(&t->eval);
+    dv_dataset_destroy(&t->eval_ds);
     if (t->ck_lock_ready) {
         uv_mutex_destroy(&t->ck_lock);
     }
@@ -394,8 +411,10 @@ task_end(dv_worker_t *self, task_t *t)
     if (t->model) {
         t->model->refs--;
     }
-    if (t->data) {
-        t->data->refs--;
+    for (size_t i = 0; i < 2; i++) {
+        if (t->ds[i].entry) {
+            t->ds[i].entry->refs--;
+        }
     }
     task_free(t);
     self->running--;
@@ -457,8 +476,9 @@ after_sleep(uv_work_t *req, int status)
 static int
 parse_task_csv(task_t *t, const dv_csv_opts_t *copts, dv_dataset_t **ds)
 {
-    const uint8_t *csv = t->data ? t->data->data : t->raw;
-    size_t len = t->data ? t->data->bytes : t->raw_rows;
+    const cached_t *d = t->ds[0].entry;
+    const uint8_t *csv = d ? d->data : t->raw;
+    size_t len = d ? d->bytes : t->raw_rows;
     return dv_csv_parse(ds, (const char *)csv, len, copts, &t->err);
 }
 
@@ -504,6 +524,27 @@ train_progress(const dv_train_progress_t *p, void *arg)
 {
     task_t *t = arg;
     uint64_t now = uv_hrtime();
+    t->train_s = p->seconds;
+    if (t->eval_ds && p->model &&
+        (now >= t->e_next_ns || p->epoch == p->epochs)) {
+        // The held-out score as training goes: at most once a second, and
+        // never more than a tenth of the time (a large eval set is costly).
+        dv_metrics_t met = {0};
+        dv_error_t e = {0};
+        if (dv_model_evaluate(p->model, t->eval_ds, &met, &e) == 0) {
+            double v =
+                met.task == DV_TASK_CLASSIFICATION ? met.accuracy : met.r2;
+            uint64_t vb;
+            memcpy(&vb, &v, sizeof vb);
+            __atomic_store_n(&t->p_eval_bits, vb, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->p_has_eval, true, __ATOMIC_RELAXED);
+        }
+        dv_metrics_clear(&met);
+        uint64_t after = uv_hrtime(), cost = after - now;
+        t->e_next_ns =
+            after + (cost * 10 > 1000000000ULL ? cost * 10 : 1000000000ULL);
+        now = after;
+    }
     if (now - t->p_last_ns >= 200000000ULL || p->epoch == p->epochs) {
         uint64_t bits;
         memcpy(&bits, &p->loss, sizeof bits);
@@ -585,6 +626,12 @@ on_progress(uv_async_t *a)
                      __atomic_load_n(&t->p_epochs, __ATOMIC_RELAXED));
         dv_msgw_double(w, "loss", loss);
         dv_msgw_uint(w, "ms", __atomic_load_n(&t->p_ms, __ATOMIC_RELAXED));
+        if (__atomic_load_n(&t->p_has_eval, __ATOMIC_RELAXED)) {
+            uint64_t eb = __atomic_load_n(&t->p_eval_bits, __ATOMIC_RELAXED);
+            double ev;
+            memcpy(&ev, &eb, sizeof ev);
+            dv_msgw_double(w, "eval", ev);
+        }
         send_header(self, w, NULL, 0);
     }
 }
@@ -597,6 +644,17 @@ work_train(uv_work_t *req)
     dv_csv_opts_t copts = {.target = t->target[0] ? t->target : NULL};
     dv_dataset_t *ds = NULL;
     t->rc = parse_task_csv(t, &copts, &ds);
+    const cached_t *ev = t->ds[1].entry;
+    if (t->rc == 0 && ev) { // the eval set: same target column
+        t->rc = dv_csv_parse(&t->eval_ds, (const char *)ev->data, ev->bytes,
+                             &copts, &t->err);
+        if (t->rc) {
+            char why[DV_ERROR_TEXT_MAX];
+            snprintf(why, sizeof why, "%s", t->err.text);
+            dv_errorf(&t->err, t->rc, "eval data set %s: %s", t->ds[1].key,
+                      why);
+        }
+    }
     dv_model_t *model = NULL;
     if (t->rc == 0) {
         dv_train_opts_t o = {.task = t->task_kind,
@@ -625,10 +683,16 @@ work_train(uv_work_t *req)
             o.resume_len = 0;
             t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
         }
+        t->resumed_from = o.resume ? (uint32_t)t->resume_epoch : 0;
     }
     if (t->rc == 0) {
+        memcpy(t->data_sha256, ds->sha256, sizeof t->data_sha256);
+        t->data_rows = ds->n_rows;
         t->epochs_run = model->meta.epochs_run;
         t->rc = dv_model_encode(model, &t->model_file, &t->model_len, &t->err);
+    }
+    if (t->rc == 0 && t->eval_ds) {
+        t->rc = dv_model_evaluate(model, t->eval_ds, &t->eval, &t->err);
     }
     dv_model_destroy(&model);
     dv_dataset_destroy(&ds);
@@ -647,6 +711,15 @@ after_train(uv_work_t *req, int status)
     } else {
         dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_msgw_uint(w, "epochs_run", t->epochs_run);
+        dv_msgw_uint(w, "train_ms", (uint64_t)(t->train_s * 1000));
+        dv_msgw_bin(w, "data_sha256", t->data_sha256, DV_SHA256_BYTES);
+        dv_msgw_uint(w, "data_rows", t->data_rows);
+        if (t->resumed_from) {
+            dv_msgw_uint(w, "resumed_from", t->resumed_from);
+        }
+        if (t->eval_ds) {
+            dv_msgw_metrics(w, "eval_metrics", &t->eval);
+        }
         dv_frame_t f = {t->model_file, t->model_len};
         send_header(self, w, &f, 1);
         self->jobs_done++;
@@ -902,6 +975,18 @@ on_model_data(dv_worker_t *self, const dv_msg_t *m)
 
 static void task_go(dv_worker_t *self, task_t *t);
 
+// The data set t waits for: the first it names that is not here yet.
+static dsref_t *
+waited_ref(task_t *t)
+{
+    for (size_t i = 0; i < 2; i++) {
+        if (t->ds[i].key[0] && !t->ds[i].entry) {
+            return &t->ds[i];
+        }
+    }
+    return NULL;
+}
+
 // The data set for key arrived (c) or could not be had (c NULL,
 // code/text): go on with or fail every task waiting for it.
 static void
@@ -911,14 +996,15 @@ release_waiting_data(
     task_t **p = &self->waiting_data;
     while (*p) {
         task_t *t = *p;
-        if (strcmp(t->ds_key, key) != 0) {
+        dsref_t *r = waited_ref(t);
+        if (!r || strcmp(r->key, key) != 0) {
             p = &t->next;
             continue;
         }
         *p = t->next;
         t->next = NULL;
-        if (c && memcmp(c->sha256, t->ds_sha256, DV_SHA256_BYTES) == 0) {
-            t->data = c;
+        if (c && memcmp(c->sha256, r->sha256, DV_SHA256_BYTES) == 0) {
+            r->entry = c;
             c->refs++;
             c->used = ++self->tick;
             task_go(self, t);
@@ -933,21 +1019,21 @@ release_waiting_data(
 }
 
 static void
-start_dataset_fetch(dv_worker_t *self, const task_t *t)
+start_dataset_fetch(dv_worker_t *self, const dsref_t *r)
 {
     for (fetch_t *f = self->fetches; f; f = f->next) {
-        if (f->dataset && strcmp(f->key, t->ds_key) == 0) {
+        if (f->dataset && strcmp(f->key, r->key) == 0) {
             return; // already on its way
         }
     }
     fetch_t *f = dv_calloc(1, sizeof *f);
     f->rid = ++self->next_rid;
     f->dataset = true;
-    snprintf(f->key, sizeof f->key, "%s", t->ds_key);
-    snprintf(f->name, sizeof f->name, "%s", t->ds_name);
-    f->version = t->ds_version;
-    memcpy(f->sha256, t->ds_sha256, sizeof f->sha256);
-    f->total = t->ds_bytes;
+    snprintf(f->key, sizeof f->key, "%s", r->key);
+    snprintf(f->name, sizeof f->name, "%s", r->name);
+    f->version = r->version;
+    memcpy(f->sha256, r->sha256, sizeof f->sha256);
+    f->total = r->bytes;
     f->next = self->fetches;
     self->fetches = f;
     dv_log(DV_LOG_INFO, "worker", "fetching data set %s (%" PRIu64 " bytes)",
@@ -1093,15 +1179,16 @@ on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
 static void
 task_go(dv_worker_t *self, task_t *t)
 {
-    if (t->ds_key[0] && !t->data) {
-        cached_t *d = cache_find(self->dcache, t->ds_key);
-        if (!d || memcmp(d->sha256, t->ds_sha256, DV_SHA256_BYTES) != 0) {
+    dsref_t *r;
+    while ((r = waited_ref(t)) != NULL) {
+        cached_t *d = cache_find(self->dcache, r->key);
+        if (!d || memcmp(d->sha256, r->sha256, DV_SHA256_BYTES) != 0) {
             t->next = self->waiting_data;
             self->waiting_data = t;
-            start_dataset_fetch(self, t);
+            start_dataset_fetch(self, r);
             return;
         }
-        t->data = d;
+        r->entry = d;
         d->refs++;
         d->used = ++self->tick;
     }
@@ -1141,35 +1228,50 @@ fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
     return true;
 }
 
+// A `dataset` map {name, version, sha256, bytes} into r.
+static int
+take_ref(const msgpack_object *ds,
+         dsref_t *r,
+         const char *what,
+         dv_error_t *err)
+{
+    const msgpack_object *name = dv_msgpack_get(ds, "name");
+    const msgpack_object *sha = dv_msgpack_get(ds, "sha256");
+    if (!name || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0 ||
+        name->via.str.size > DV_MAX_WIRE_NAME ||
+        memchr(name->via.str.ptr, '\0', name->via.str.size) || !sha ||
+        sha->type != MSGPACK_OBJECT_BIN ||
+        sha->via.bin.size != DV_SHA256_BYTES ||
+        !dv_msgpack_uint(dv_msgpack_get(ds, "version"), &r->version) ||
+        !dv_msgpack_uint(dv_msgpack_get(ds, "bytes"), &r->bytes) ||
+        r->version == 0 || r->bytes > DV_MAX_CSV_BYTES) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: '%s' must be {name, version, sha256, bytes <= "
+                         "%zu}",
+                         what, DV_MAX_CSV_BYTES);
+    }
+    memcpy(r->name, name->via.str.ptr, name->via.str.size);
+    r->name[name->via.str.size] = '\0';
+    memcpy(r->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+    snprintf(r->key, sizeof r->key, "%s@%" PRIu64, r->name, r->version);
+    return 0;
+}
+
 // A train or evaluate job's data: a stored data set it names (`dataset`
 // {name, version, sha256, bytes}: fetched and cached), or its own CSV in
-// frame 1 (copied to raw).
+// frame 1 (copied to raw); a train job's `eval_dataset` likewise.
 static int
 take_data(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
-    if (dv_msg_has(m, "dataset")) {
-        const msgpack_object *ds = dv_msg_get(m, "dataset");
-        const msgpack_object *name = dv_msgpack_get(ds, "name");
-        const msgpack_object *sha = dv_msgpack_get(ds, "sha256");
-        if (!name || name->type != MSGPACK_OBJECT_STR ||
-            name->via.str.size == 0 || name->via.str.size > DV_MAX_WIRE_NAME ||
-            memchr(name->via.str.ptr, '\0', name->via.str.size) || !sha ||
-            sha->type != MSGPACK_OBJECT_BIN ||
-            sha->via.bin.size != DV_SHA256_BYTES ||
-            !dv_msgpack_uint(dv_msgpack_get(ds, "version"), &t->ds_version) ||
-            !dv_msgpack_uint(dv_msgpack_get(ds, "bytes"), &t->ds_bytes) ||
-            t->ds_version == 0 || t->ds_bytes > DV_MAX_CSV_BYTES) {
-            return dv_errorf(err, DV_EFORMAT,
-                             "run: 'dataset' must be {name, version, sha256, "
-                             "bytes <= %zu}",
-                             DV_MAX_CSV_BYTES);
+    if (dv_msg_has(m, "eval_dataset")) {
+        int rc = take_ref(dv_msg_get(m, "eval_dataset"), &t->ds[1],
+                          "eval_dataset", err);
+        if (rc) {
+            return rc;
         }
-        memcpy(t->ds_name, name->via.str.ptr, name->via.str.size);
-        t->ds_name[name->via.str.size] = '\0';
-        memcpy(t->ds_sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
-        snprintf(t->ds_key, sizeof t->ds_key, "%s@%" PRIu64, t->ds_name,
-                 t->ds_version);
-        return 0;
+    }
+    if (dv_msg_has(m, "dataset")) {
+        return take_ref(dv_msg_get(m, "dataset"), &t->ds[0], "dataset", err);
     }
     const dv_frame_t *csv = dv_msg_frame(m, 1);
     if (!csv) {
@@ -1411,6 +1513,7 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
             if ((*p)->job == job) {
                 task_t *t = *p;
                 *p = t->next;
+                t->next = NULL;
                 send_failed(self, t->job, t->attempt, DV_ECANCELED,
                             "job cancelled");
                 task_end(self, t);

@@ -629,6 +629,63 @@ print_model_text(const drover_model_t *m)
            when, m->aliases);
 }
 
+// A version's lineage (drover models show), when it has one.
+static void
+print_lineage_json(const drover_lineage_t *g)
+{
+    if (!g->has) {
+        return;
+    }
+    printf(",\"lineage\":{\"job\":%" PRIu64 ",\"worker\":", g->job);
+    dv_cli_json_str(stdout, g->worker);
+    printf(",\"attempts\":%" PRIu32 ",\"resumed_from\":%" PRIu32
+           ",\"submitted_unix_ms\":%" PRIu64 ",\"finished_unix_ms\":%" PRIu64
+           ",\"train_ms\":%" PRIu64 ",\"epochs_run\":%" PRIu32 ",\"dataset\":",
+           g->attempts, g->resumed_from, g->submitted_unix_ms,
+           g->finished_unix_ms, g->train_ms, g->epochs_run);
+    dv_cli_json_str(stdout, g->dataset);
+    printf(",\"data_sha256\":\"%s\",\"data_rows\":%" PRIu64
+           ",\"algo\":\"%s\",\"hyper\":",
+           g->data_sha256, g->data_rows, g->algo);
+    dv_cli_json_str(stdout, g->hyper);
+    printf(",\"seed\":%" PRIu64 ",\"eval_dataset\":", g->seed);
+    dv_cli_json_str(stdout, g->eval_dataset);
+    printf(",\"eval\":{");
+    for (size_t i = 0; i < g->n_eval; i++) {
+        printf("%s\"%s\":%.6g", i ? "," : "", g->eval_names[i],
+               g->eval_values[i]);
+    }
+    printf("}}");
+}
+
+static void
+print_lineage_text(const drover_lineage_t *g)
+{
+    if (!g->has) {
+        printf("lineage  none (pushed as a file)\n");
+        return;
+    }
+    printf("lineage  job %" PRIu64 " on %s, %" PRIu32 " attempt(s)", g->job,
+           g->worker, g->attempts);
+    if (g->resumed_from) {
+        printf(", resumed from the checkpoint after epoch %" PRIu32,
+               g->resumed_from);
+    }
+    printf("\n         data %s (%" PRIu64 " rows, sha256 %.16s)\n",
+           g->dataset[0] ? g->dataset : "sent with the job", g->data_rows,
+           g->data_sha256);
+    printf("         %s %s\n", g->algo, g->hyper);
+    printf("         %" PRIu32 " epochs in %.1f s\n", g->epochs_run,
+           g->train_ms / 1000.0);
+    if (g->eval_dataset[0]) {
+        printf("         eval on %s:", g->eval_dataset);
+        for (size_t i = 0; i < g->n_eval; i++) {
+            printf(" %s %.4g", g->eval_names[i], g->eval_values[i]);
+        }
+        printf("\n");
+    }
+}
+
 static void
 print_model_header(void)
 {
@@ -808,7 +865,9 @@ cmd_models(int argc, char **argv)
                 printf(i ? "," : "");
                 dv_cli_json_str(stdout, sc.classes[i]);
             }
-            printf("]}\n");
+            printf("]");
+            print_lineage_json(&sc.lineage);
+            printf("}\n");
         } else if (rc == 0) {
             print_model_header();
             print_model_text(&sc.model);
@@ -824,6 +883,7 @@ cmd_models(int argc, char **argv)
                 }
             }
             printf("\n");
+            print_lineage_text(&sc.lineage);
         }
         if (rc == 0) {
             drover_schema_clear(&sc);
@@ -878,18 +938,17 @@ typedef struct {
 } progress_out_t;
 
 static void
-print_progress(progress_out_t *o,
-               uint64_t job,
-               uint32_t epoch,
-               uint32_t epochs,
-               double loss,
-               uint64_t ms,
-               uint64_t eta_ms)
+print_progress(progress_out_t *o, const drover_progress_t *p)
 {
+    uint32_t epoch = p->epoch, epochs = p->epochs;
     if (o->json) {
         printf("{\"job\":%" PRIu64 ",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
-               ",\"loss\":%.6g,\"ms\":%" PRIu64 ",\"eta_ms\":%" PRIu64 "}\n",
-               job, epoch, epochs, loss, ms, eta_ms);
+               ",\"loss\":%.6g,\"ms\":%" PRIu64 ",\"eta_ms\":%" PRIu64,
+               p->job, epoch, epochs, p->loss, p->ms, p->eta_ms);
+        if (!isnan(p->eval)) {
+            printf(",\"eval\":%.6g", p->eval);
+        }
+        printf("}\n");
         fflush(stdout);
     } else if (o->tty) {
         int width = 24,
@@ -899,10 +958,15 @@ print_progress(progress_out_t *o,
             bar[i] = i < done ? '#' : '.';
         }
         bar[width] = '\0';
+        char ev[32] = "";
+        if (!isnan(p->eval)) {
+            snprintf(ev, sizeof ev, "  eval %.4f", p->eval);
+        }
         fprintf(stderr,
                 "\r  [%s] epoch %" PRIu32 "/%" PRIu32
-                "  loss %.6f  %.1fs  ETA %.0fs   ",
-                bar, epoch, epochs, loss, ms / 1000.0, eta_ms / 1000.0);
+                "  loss %.6f%s  %.1fs  ETA %.0fs   ",
+                bar, epoch, epochs, p->loss, ev, p->ms / 1000.0,
+                p->eta_ms / 1000.0);
         fflush(stderr);
         o->drawn = true;
     }
@@ -1035,8 +1099,10 @@ cmd_jobs(int argc, char **argv)
                                    ? info.progress_ms *
                                          (info.epochs - info.epoch) / info.epoch
                                    : 0;
-                print_progress(&po, id, info.epoch, info.epochs, info.loss,
-                               info.progress_ms, eta);
+                drover_progress_t pg = {
+                    id,  info.epoch, info.epochs, info.loss, info.progress_ms,
+                    eta, info.eval};
+                print_progress(&po, &pg);
                 last_epoch = info.epoch;
             }
             if (strcmp(info.state, last_state) != 0 && (json || !po.tty)) {
@@ -1191,6 +1257,7 @@ cmd_jobs(int argc, char **argv)
     "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
     "[--l2 X] [--tol X]\n"                                                     \
     "         [--scale S] [--hidden 64,32] [--checkpoint-ms N] [--queue Q]\n"  \
+    "         [--eval-dataset NAME[@V]]\n"                                     \
     "         [--broker E] [--json]\n"                                         \
     "Trains on a worker through the queue (the options of `drover local "      \
     "train`) and\n"                                                            \
@@ -1200,12 +1267,16 @@ cmd_jobs(int argc, char **argv)
     "checkpoints\n"                                                            \
     "every --checkpoint-ms (default 10000, 0: never); if it dies, another "    \
     "worker\n"                                                                 \
-    "goes on from the last checkpoint, to the same model.\n"
+    "goes on from the last checkpoint, to the same model. --eval-dataset "     \
+    "scores the model\n"                                                       \
+    "on a stored data set as it trains (progress) and at the end (its "        \
+    "lineage:\n"                                                               \
+    "drover models show NAME@V).\n"
 
 static void
 on_train_progress(const drover_progress_t *p, void *arg)
 {
-    print_progress(arg, p->job, p->epoch, p->epochs, p->loss, p->ms, p->eta_ms);
+    print_progress(arg, p);
 }
 
 static int
@@ -1214,17 +1285,17 @@ cmd_train(int argc, char **argv)
     static const char *hyper[] = {"epochs", "batch", "patience", "seed",  "lr",
                                   "l2",     "tol",   "scale",    "hidden"};
     dv_cli_opt_t opts[] = {
-        {"data", true, NULL},    {"algo", true, NULL},
-        {"model", true, NULL},   {"target", true, NULL},
-        {"task", true, NULL},    {"queue", true, NULL},
-        {"broker", true, NULL},  {"json", false, NULL},
-        {"help", false, NULL},   {"epochs", true, NULL},
-        {"batch", true, NULL},   {"patience", true, NULL},
-        {"seed", true, NULL},    {"lr", true, NULL},
-        {"l2", true, NULL},      {"tol", true, NULL},
-        {"scale", true, NULL},   {"hidden", true, NULL},
-        {"dataset", true, NULL}, {"checkpoint-ms", true, NULL},
-        {NULL, false, NULL},
+        {"data", true, NULL},         {"algo", true, NULL},
+        {"model", true, NULL},        {"target", true, NULL},
+        {"task", true, NULL},         {"queue", true, NULL},
+        {"broker", true, NULL},       {"json", false, NULL},
+        {"help", false, NULL},        {"epochs", true, NULL},
+        {"batch", true, NULL},        {"patience", true, NULL},
+        {"seed", true, NULL},         {"lr", true, NULL},
+        {"l2", true, NULL},           {"tol", true, NULL},
+        {"scale", true, NULL},        {"hidden", true, NULL},
+        {"dataset", true, NULL},      {"checkpoint-ms", true, NULL},
+        {"eval-dataset", true, NULL}, {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = parse(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
@@ -1258,6 +1329,7 @@ cmd_train(int argc, char **argv)
     }
     drover_train_t t = {0};
     t.dataset = dataset;
+    t.eval_dataset = dv_cli_get(opts, "eval-dataset");
     t.queue = dv_cli_get(opts, "queue");
     t.model = dv_cli_get(opts, "model");
     t.algo = dv_cli_get(opts, "algo");

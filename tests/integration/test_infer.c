@@ -1086,6 +1086,132 @@ train_thread(void *arg)
     return NULL;
 }
 
+static void
+note_eval(const drover_progress_t *p, void *arg)
+{
+    double *last = arg;
+    if (!isnan(p->eval)) {
+        *last = p->eval;
+    }
+}
+
+// Lineage: a model trained on a stored data set with an eval set scores it
+// while it trains (progress) and keeps how it came to be with the version
+// — job, worker, data set and checksum, hyper-parameters and seed, epochs,
+// the eval metrics (the figures an evaluate job gives) — across a broker
+// restart; a pushed file has none.
+static void
+test_trained_versions_keep_their_lineage(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    drover_dataset_t tr = {0}, te = {0};
+    drover_error_t err = {0};
+    int push = up ? drover_dataset_push(c.d, dv_test_data("iris_train.csv"),
+                                        "iris-tr", &tr, &err) |
+                        drover_dataset_push(c.d, dv_test_data("iris_test.csv"),
+                                            "iris-te", &te, &err)
+                  : -1;
+    const char *options[] = {"hidden=16", "epochs=300", "seed=9"};
+    drover_train_t t = {0};
+    t.model = "lin";
+    t.algo = "mlp";
+    t.dataset = "iris-tr";
+    t.eval_dataset = "iris-te";
+    t.options = options;
+    t.n_options = 3;
+    double last_eval = NAN;
+    t.progress = note_eval;
+    t.progress_arg = &last_eval;
+    drover_result_t *r = NULL;
+    int code = -1;
+    if (push == 0 && drover_train(c.d, &t, WAIT_MS, &r, &err) == 0) {
+        code = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    // The same figures from an evaluate job.
+    drover_job_t ej = DROVER_JOB_INIT;
+    ej.kind = "evaluate";
+    ej.model = "lin@1";
+    ej.dataset = "iris-te";
+    double acc_job = -1;
+    if (code == 0 && drover_run(c.d, &ej, WAIT_MS, &r, &err) == 0) {
+        const char *const *names = NULL;
+        const double *values = NULL;
+        size_t n = drover_result_metrics(r, &names, &values);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names[i], "accuracy") == 0) {
+                acc_job = values[i];
+            }
+        }
+    }
+    if (acc_job < 0) {
+        fprintf(stderr, "  evaluate: %g %s\n", acc_job, err.text);
+    }
+    drover_result_destroy(&r);
+    // Across a restart, from the store.
+    drover_destroy(&c.d);
+    int stop_rc = up ? dv_proc_stop(&c.broker, SIGKILL) : -1;
+    bool again =
+        up && broker_start(&c) && drover_connect(&c.d, c.cep, 10000, &err) == 0;
+    drover_schema_t sc;
+    memset(&sc, 0, sizeof sc);
+    int show = again ? drover_model_schema(c.d, "lin", 1, &sc, &err) : -1;
+    const drover_lineage_t *g = &sc.lineage;
+    double acc_lineage = -2;
+    for (size_t i = 0; i < g->n_eval; i++) {
+        if (strcmp(g->eval_names[i], "accuracy") == 0) {
+            acc_lineage = g->eval_values[i];
+        }
+    }
+    // A pushed file has no lineage.
+    char local[4300];
+    snprintf(local, sizeof local, "%s/pushed.drvm", c.dir);
+    bool trained = again && train(&c, "iris_train.csv", "softmax", "pushed");
+    drover_model_t pm = {0};
+    drover_schema_t ps;
+    memset(&ps, 0, sizeof ps);
+    int pushed = trained ? drover_model_push(c.d, local, "pushed", &pm, &err) |
+                               drover_model_schema(c.d, "pushed", 1, &ps, &err)
+                         : -1;
+    drover_lineage_t lin = sc.lineage;
+    bool pushed_has = ps.lineage.has;
+    g = &lin;
+    if (show == 0) {
+        drover_schema_clear(&sc);
+    }
+    if (pushed == 0) {
+        drover_schema_clear(&ps);
+    }
+    int exit_rc = cluster_down(&c, !g->has);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(code, 0);
+    DV_CHECK(last_eval >= 0.0 && last_eval <= 1.0); // accuracy while training
+    DV_CHECK(stop_rc != 0);                         // killed
+    DV_CHECK(again);
+    DV_CHECK_EQ(show, 0);
+    DV_CHECK(g->has);
+    DV_CHECK_EQ(g->job, 1);
+    DV_CHECK_STR_EQ(g->worker, "w0");
+    DV_CHECK_EQ(g->attempts, 1);
+    DV_CHECK_STR_EQ(g->dataset, "iris-tr@1");
+    DV_CHECK_STR_EQ(g->data_sha256, tr.sha256);
+    DV_CHECK_EQ(g->data_rows, 120);
+    DV_CHECK_STR_EQ(g->algo, "mlp");
+    DV_CHECK_EQ(g->seed, 9);
+    DV_CHECK(strstr(g->hyper, "hidden=16") != NULL);
+    DV_CHECK_EQ(g->epochs_run, 300);
+    DV_CHECK(g->finished_unix_ms >= g->submitted_unix_ms);
+    DV_CHECK_STR_EQ(g->eval_dataset, "iris-te@1");
+    DV_CHECK(acc_job > 0.5); // 300 epochs: not the point here
+    DV_CHECK_NEAR(acc_lineage, acc_job, 1e-12);
+    DV_CHECK_NEAR(last_eval, acc_job, 1e-12); // the last epoch's score
+    DV_CHECK_EQ(pushed, 0);
+    DV_CHECK(!pushed_has);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Checkpoints: a training job's worker is SIGKILLed after its first
 // checkpoints; another worker goes on from the last one (not from epoch
 // 1), and the model is byte for byte the one an uninterrupted
@@ -1475,6 +1601,8 @@ test_cancel_stops_training(void)
 static const dv_test_case_t cases[] = {
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
+    {"trained versions keep their lineage",
+     test_trained_versions_keep_their_lineage},
     {"training resumes from its checkpoint on another worker",
      test_training_resumes_from_checkpoint},
     {"cancel stops training", test_cancel_stops_training},
