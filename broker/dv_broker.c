@@ -296,12 +296,13 @@ typedef struct upload_s {
 
 #define UPLOAD_IDLE_MS 60000 // an upload quiet this long is dropped
 
-// An alias moved from one version to another: submits keep resolving to
-// the old version until the workers that held it have loaded the new one
-// (or SWITCH_WAIT_MS passed), so no request waits for a model load.
+// An alias moved from one version to another, or a new version became the
+// latest (alias ""): submits keep resolving to the old version until the
+// workers that held it have loaded the new one (or SWITCH_WAIT_MS passed),
+// so no request waits for a model load.
 typedef struct switch_s {
     char name[DV_MAX_WIRE_NAME + 1];
-    char alias[DV_MAX_WIRE_NAME + 1];
+    char alias[DV_MAX_WIRE_NAME + 1]; // "": the latest version (bare NAME)
     uint32_t from, to;
     uint64_t since_ms; // loop time of the move
 } switch_t;
@@ -1837,11 +1838,12 @@ static const dv_model_info_t *
 resolve_serving(dv_broker_t *self, const char *ref, dv_error_t *err)
 {
     const char *at = strchr(ref, '@');
-    for (size_t i = 0; at && i < self->n_switches; i++) {
+    size_t nl = at ? (size_t)(at - ref) : strlen(ref);
+    const char *alias = at ? at + 1 : "";
+    for (size_t i = 0; i < self->n_switches; i++) {
         const switch_t *sw = &self->switches[i];
-        if (strlen(sw->name) == (size_t)(at - ref) &&
-            strncmp(ref, sw->name, (size_t)(at - ref)) == 0 &&
-            strcmp(at + 1, sw->alias) == 0) {
+        if (strlen(sw->name) == nl && strncmp(ref, sw->name, nl) == 0 &&
+            strcmp(alias, sw->alias) == 0) {
             const dv_model_info_t *old =
                 dv_registry_get(self->registry, sw->name, sw->from);
             if (old) {
@@ -1881,19 +1883,96 @@ switches_check(dv_broker_t *self)
                 w->draining || !worker_holds(w, from) || worker_holds(w, to);
         }
         bool late = now - sw->since_ms >= SWITCH_WAIT_MS;
-        if (ready || late ||
-            dv_registry_alias_version(self->registry, sw->name, sw->alias) !=
-                sw->to) {
+        const dv_model_info_t *latest =
+            sw->alias[0] ? NULL : dv_registry_get(self->registry, sw->name, 0);
+        uint32_t points =
+            sw->alias[0]
+                ? dv_registry_alias_version(self->registry, sw->name, sw->alias)
+            : latest ? latest->version
+                     : 0;
+        if (ready || late || points != sw->to) {
             if (late && !ready) {
                 dv_log(DV_LOG_WARN, "broker",
-                       "alias %s@%s: workers have not loaded version %u in "
+                       "%s@%s: workers have not loaded version %u in "
                        "%d s; switching anyway",
-                       sw->name, sw->alias, sw->to, SWITCH_WAIT_MS / 1000);
+                       sw->name, sw->alias[0] ? sw->alias : "latest", sw->to,
+                       SWITCH_WAIT_MS / 1000);
             }
             self->switches[i] = self->switches[--self->n_switches];
         } else {
             i++;
         }
+    }
+}
+
+// What name@alias resolves to moves from version `previous` to `version`
+// (alias "": a new latest version): workers holding the old one are told
+// to preload the new one, and until they hold it submits get the old one.
+// Returns the version that serves now (an unfinished earlier move's).
+static uint32_t
+switch_begin(dv_broker_t *self,
+             const char *name,
+             const char *alias,
+             uint32_t previous,
+             uint32_t version)
+{
+    char from[DV_MAX_WIRE_NAME + 16];
+    snprintf(from, sizeof from, "%s@%u", name, previous);
+    const dv_model_info_t *to = dv_registry_get(self->registry, name, version);
+    for (size_t k = 0; to && k < self->n_workers; k++) {
+        worker_t *wk = &self->workers[k];
+        if (!wk->draining && worker_holds(wk, from)) {
+            dv_msgw_t *p = dv_msgw_new(DV_MSG_PRELOAD, 0);
+            dv_msgw_str(p, "name", name);
+            dv_msgw_uint(p, "version", version);
+            dv_msgw_bin(p, "sha256", to->sha256, sizeof to->sha256);
+            size_t len = 0;
+            const uint8_t *h = dv_msgw_bytes(p, &len);
+            dv_wire_send(self->workers_sock, wk->route, wk->route_len, h, len,
+                         NULL, 0);
+            dv_msgw_destroy(&p);
+        }
+    }
+    for (size_t i = 0; i < self->n_switches; i++) { // a newer move wins
+        if (strcmp(self->switches[i].name, name) == 0 &&
+            strcmp(self->switches[i].alias, alias) == 0) {
+            previous = self->switches[i].from; // still what serves
+            self->switches[i] = self->switches[--self->n_switches];
+            break;
+        }
+    }
+    self->switches =
+        dv_realloc(self->switches, (self->n_switches + 1) * sizeof(switch_t));
+    switch_t *sw = &self->switches[self->n_switches++];
+    memset(sw, 0, sizeof *sw);
+    snprintf(sw->name, sizeof sw->name, "%s", name);
+    snprintf(sw->alias, sizeof sw->alias, "%s", alias);
+    sw->from = previous;
+    sw->to = version;
+    sw->since_ms = uv_now(&self->loop);
+    switches_check(self); // nobody held the old version: at once
+    return previous;
+}
+
+// A new version of name was stored: if an older one was the latest, bare
+// NAME moves to it the same way an alias does.
+static void
+latest_moved(dv_broker_t *self, const dv_model_info_t *info)
+{
+    const dv_model_info_t *prev = NULL;
+    size_t n = 0;
+    const dv_model_info_t *all = dv_registry_list(self->registry, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(all[i].name, info->name) == 0 &&
+            all[i].version < info->version &&
+            (!prev || all[i].version > prev->version)) {
+            prev = &all[i];
+        }
+    }
+    const dv_model_info_t *latest =
+        dv_registry_get(self->registry, info->name, 0);
+    if (prev && latest && latest->version == info->version) {
+        switch_begin(self, info->name, "", prev->version, info->version);
     }
 }
 
@@ -2697,6 +2776,7 @@ after_push(uv_work_t *req, int status)
         dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
                info->name, info->version, (unsigned long long)info->bytes,
                info->task, info->algo);
+        latest_moved(self, info);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
         reply(self->clients, p->route, p->route_len, w);
@@ -2878,44 +2958,7 @@ on_model_alias(dv_broker_t *self,
     dv_log(DV_LOG_INFO, "broker", "alias %s@%s: %u -> %u", name, alias,
            previous, (unsigned)version);
     if (previous && version && previous != version) {
-        // Workers that served the old version load the new one first;
-        // until they hold it, submits by the alias get the old one.
-        char from[DV_MAX_WIRE_NAME + 16];
-        snprintf(from, sizeof from, "%s@%u", name, previous);
-        const dv_model_info_t *to =
-            dv_registry_get(self->registry, name, (uint32_t)version);
-        for (size_t k = 0; to && k < self->n_workers; k++) {
-            worker_t *wk = &self->workers[k];
-            if (!wk->draining && worker_holds(wk, from)) {
-                dv_msgw_t *p = dv_msgw_new(DV_MSG_PRELOAD, 0);
-                dv_msgw_str(p, "name", name);
-                dv_msgw_uint(p, "version", version);
-                dv_msgw_bin(p, "sha256", to->sha256, sizeof to->sha256);
-                size_t len = 0;
-                const uint8_t *h = dv_msgw_bytes(p, &len);
-                dv_wire_send(self->workers_sock, wk->route, wk->route_len, h,
-                             len, NULL, 0);
-                dv_msgw_destroy(&p);
-            }
-        }
-        for (size_t i = 0; i < self->n_switches; i++) { // a newer move wins
-            if (strcmp(self->switches[i].name, name) == 0 &&
-                strcmp(self->switches[i].alias, alias) == 0) {
-                previous = self->switches[i].from; // still what serves
-                self->switches[i] = self->switches[--self->n_switches];
-                break;
-            }
-        }
-        self->switches = dv_realloc(self->switches,
-                                    (self->n_switches + 1) * sizeof(switch_t));
-        switch_t *sw = &self->switches[self->n_switches++];
-        memset(sw, 0, sizeof *sw);
-        snprintf(sw->name, sizeof sw->name, "%s", name);
-        snprintf(sw->alias, sizeof sw->alias, "%s", alias);
-        sw->from = previous;
-        sw->to = (uint32_t)version;
-        sw->since_ms = uv_now(&self->loop);
-        switches_check(self); // nobody held the old version: at once
+        previous = switch_begin(self, name, alias, previous, (uint32_t)version);
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_str(w, "name", name);
@@ -4581,6 +4624,7 @@ train_registered(dv_broker_t *self, push_t *p)
                "job %llu trained model %s@%u (%s %s, %llu bytes)",
                (unsigned long long)p->job, info->name, info->version,
                info->task, info->algo, (unsigned long long)info->bytes);
+        latest_moved(self, info);
         if (j && !j->cancelled) {
             char ref[DV_MAX_WIRE_NAME + 16];
             snprintf(ref, sizeof ref, "%s@%u", info->name, info->version);

@@ -1095,6 +1095,64 @@ note_eval(const drover_progress_t *p, void *arg)
     }
 }
 
+// A new version takes over the bare name the way an alias moves: the
+// workers holding the old one preload it, and until they hold it requests
+// by name get the old one (none waits for a load, none fails).
+static void
+test_new_version_takes_over_without_a_wait(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "4");
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    drover_error_t err = {0};
+    drover_model_t v1 = {0}, v2 = {0};
+    char p[4300];
+    snprintf(p, sizeof p, "%s/iris.drvm", c.dir);
+    int push1 = trained ? drover_model_push(c.d, p, "iris", &v1, &err) : -1;
+    char ran1[64] = "", ran2[64] = "", ran_during[64] = "";
+    int code1 = 0, code2 = 0;
+    ran_with(&c, "iris", ran1, sizeof ran1, &code1); // the worker loads @1
+    bool stopped =
+        push1 == 0 && code1 == 0 && kill(c.workers[0].pid, SIGSTOP) == 0;
+    int push2 = stopped ? drover_model_push(c.d, p, "iris", &v2, &err) : -1;
+    float x[4] = {5.1f, 3.5f, 1.4f, 0.2f};
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "infer";
+    job.model = "iris";
+    job.input = x;
+    job.rows = 1;
+    job.cols = 4;
+    uint64_t during = 0;
+    if (stopped) {
+        drover_submit(c.d, &job, 10000, &during, &err);
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    drover_result_t *r = NULL;
+    if (during && drover_wait(c.d, during, WAIT_MS, &r, &err) == 0 &&
+        drover_result_ok(r)) {
+        snprintf(ran_during, sizeof ran_during, "%s", drover_result_model(r));
+    }
+    drover_result_destroy(&r);
+    int failures = 0;
+    int64_t end = dv_test_now_ms() + 20000;
+    do {
+        ran_with(&c, "iris", ran2, sizeof ran2, &code2);
+        failures += code2 != 0;
+    } while (up && strcmp(ran2, "iris@2") != 0 && dv_test_now_ms() < end);
+    int exit_rc = cluster_down(&c, failures != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push1, 0);
+    DV_CHECK_STR_EQ(ran1, "iris@1");
+    DV_CHECK(stopped);
+    DV_CHECK_EQ(push2, 0);
+    DV_CHECK_EQ(v2.version, 2);
+    DV_CHECK(during > 0);
+    DV_CHECK_STR_EQ(ran_during, "iris@1"); // not made to wait for @2
+    DV_CHECK_STR_EQ(ran2, "iris@2");       // then the new one serves
+    DV_CHECK_EQ(failures, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Lineage: a model trained on a stored data set with an eval set scores it
 // while it trains (progress) and keeps how it came to be with the version
 // — job, worker, data set and checksum, hyper-parameters and seed, epochs,
@@ -1601,6 +1659,8 @@ test_cancel_stops_training(void)
 static const dv_test_case_t cases[] = {
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
+    {"a new version takes over without a wait",
+     test_new_version_takes_over_without_a_wait},
     {"trained versions keep their lineage",
      test_trained_versions_keep_their_lineage},
     {"training resumes from its checkpoint on another worker",
