@@ -63,20 +63,23 @@ echo "== data sets: the training splits, stored in the broker (validated, versio
 for name in diabetes iris digits; do
   "$DROVER" datasets push "data/${name}_train.csv" --name "$name-train"
 done
+"$DROVER" datasets push data/digits_test.csv --name digits-test
 "$DROVER" datasets list
 
 run diabetes ols      r2       0.332
 run diabetes ridge    r2       0.331
 run diabetes gd       r2       0.332
 run iris     softmax  accuracy 0.967
-run digits   mlp      accuracy 0.975 --hidden 128
+run digits   mlp      accuracy 0.975 --hidden 128 --eval-dataset digits-test
 
 echo
 echo "== the registry"
 "$DROVER" models list
 echo
+echo "== how digits-mlp came to be (its lineage: data, hyper-parameters, worker, eval set)"
+"$DROVER" models show digits-mlp | sed -n '/^lineage/,$p'
+echo
 echo "== evaluate as a job on a stored data set: digits-mlp on the test split"
-"$DROVER" datasets push data/digits_test.csv --name digits-test >/dev/null
 "$DROVER" evaluate --model digits-mlp --dataset digits-test
 echo
 echo "== rollout: alias iris-softmax@1 as prod; inference by iris-softmax@prod"
