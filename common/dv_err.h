@@ -17,6 +17,7 @@
     XX(ENOMEM, -ENOMEM, "out of memory")                                       \
     XX(ENOENT, -ENOENT, "no such file or directory")                           \
     XX(EACCES, -EACCES, "permission denied")                                   \
+    XX(EPERM, -EPERM, "operation not permitted")                               \
     XX(EIO, -EIO, "input/output error")                                        \
     XX(ENOSPC, -ENOSPC, "no space left on device")                             \
     XX(EMSGSIZE, -EMSGSIZE, "size exceeds limit")                              \
@@ -33,7 +34,8 @@
     XX(EDIVERGED, -4008, "training diverged")                                  \
     XX(EQUEUEFULL, -4009, "queue full")                                        \
     XX(EEXPIRED, -4010, "deadline passed before the job started")              \
-    XX(EQUARANTINED, -4011, "quarantined: workers died running it")
+    XX(EQUARANTINED, -4011, "quarantined: workers died running it")            \
+    XX(ELIMIT, -4012, "a per-client limit was reached")
 
 typedef enum {
 #define XX(name, code, msg) DV_##name = (code),
