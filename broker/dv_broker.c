@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,14 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "dv_audit.h"
+#include "dv_auth.h"
 #include "dv_datasets.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
+#include "dv_owners.h"
 #include "dv_proto.h"
 #include "dv_registry.h"
 #include "dv_sched.h"
@@ -127,6 +131,8 @@ struct job {
     uint8_t *ckpt;          // train: the last checkpoint (owned; stored too
     size_t ckpt_len;        //   when durable), sent with a re-run
     uint32_t ckpt_epoch;    //   epochs it holds
+    uint16_t who;           // the key that submitted it (whos index; 0:
+                            //   plain mode, or recovered)
     uint8_t data[];         // route, queue, model, payload
 };
 
@@ -213,6 +219,13 @@ typedef struct {
     bool draining;                   // said bye: finishing, no new jobs
 } worker_t;
 
+// A key that submitted jobs, and how many of them are unfinished (in
+// memory) for --max-inflight. Jobs point at it by index (job_t.who).
+typedef struct who_s {
+    char id[DV_KEY_ID_MAX + 1];
+    uint64_t inflight;
+} who_t;
+
 struct dv_broker {
     uv_loop_t loop;            // the broker's loop
     void *ctx;                 // ZeroMQ context
@@ -278,6 +291,16 @@ struct dv_broker {
     size_t n_switches;         //
     dv_datasets_t *datasets;   // data sets
     struct upload_s *uploads;  // data sets arriving in chunks
+    dv_auth_t *auth;           // handshakes, keys (dv_auth)
+    dv_owners_t *model_owners; // who owns each model name ...
+    dv_owners_t *data_owners;  // ... and data set name
+    dv_audit_t *audit;         // the audit log
+    uv_signal_t sighup;        // reload the authorized keys
+    who_t *whos;               // keys seen (index 0: none), for limits
+    size_t n_whos;             //
+    uint64_t max_inflight;     // unfinished jobs per key
+    const dv_key_t *current;   // the key of the client message being
+                               // handled (NULL: plain mode, or none)
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -529,6 +552,9 @@ job_remove(dv_broker_t *self, uint64_t id)
             job_t *j = *p;
             *p = j->next;
             queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            if (j->who) {
+                self->whos[j->who].inflight--;
+            }
             job_free(j);
             self->n_jobs--;
             return;
@@ -1105,6 +1131,10 @@ job_detach(dv_broker_t *self, uint64_t id)
             *p = j->next;
             j->next = NULL;
             queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            if (j->who) { // dead, or spilled: no longer counted in flight
+                self->whos[j->who].inflight--;
+                j->who = 0;
+            }
             self->n_jobs--;
             return j;
         }
@@ -1440,6 +1470,30 @@ timers_arm(dv_broker_t *self)
 }
 
 // ----------------------------------------------------------- handlers
+
+// The whos slot of key id (added when new; 0 when the table is full).
+static uint16_t
+who_index(dv_broker_t *self, const char *id)
+{
+    for (size_t i = 1; i < self->n_whos; i++) {
+        if (strcmp(self->whos[i].id, id) == 0) {
+            return (uint16_t)i;
+        }
+    }
+    if (self->n_whos >= UINT16_MAX) {
+        return 0;
+    }
+    self->whos = dv_realloc(self->whos, (self->n_whos + 1) * sizeof(who_t));
+    who_t *w = &self->whos[self->n_whos];
+    memset(w, 0, sizeof *w);
+    snprintf(w->id, sizeof w->id, "%s", id);
+    return (uint16_t)self->n_whos++;
+}
+
+static void set_owner(dv_broker_t *self,
+                      dv_owners_t *owners,
+                      const char *name,
+                      const char *owner);
 
 static void
 send_simple(void *sock,
@@ -2238,6 +2292,17 @@ submit_job(dv_broker_t *self,
     }
     // A train job's spec travels with its payload (train_spec).
     char train_name[DV_MAX_WIRE_NAME + 1] = "";
+    // A key's unfinished jobs are bounded (--max-inflight): one producer
+    // cannot take the whole broker.
+    uint16_t who = self->current ? who_index(self, self->current->id) : 0;
+    if (who && self->whos[who].inflight >= self->max_inflight) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "submit: key '%s' has %llu unfinished jobs, the "
+                         "limit is %llu (--max-inflight): wait for results",
+                         self->whos[who].id,
+                         (unsigned long long)self->whos[who].inflight,
+                         (unsigned long long)self->max_inflight);
+    }
     bool spec_payload = train || (evaluate && ds);
     uint8_t *spec_bytes = NULL;
     size_t spec_len = 0;
@@ -2259,6 +2324,10 @@ submit_job(dv_broker_t *self,
                          payload->len);
     }
     j->spec = spec_payload;
+    j->who = who;
+    if (who) {
+        self->whos[who].inflight++;
+    }
     j->max_attempts = (uint32_t)max_attempts;
     if (model) {
         j->model_version = model->version;
@@ -2730,6 +2799,7 @@ typedef struct {
     dv_error_t err;                    //
     uint64_t job;                      // a train job's result (0: a push)
     char worker[DV_MAX_WIRE_NAME + 1]; // that job's worker
+    char owner[DV_KEY_ID_MAX + 1];     // the key pushing it ("": plain)
     uint8_t *lineage;                  // its lineage map (owned)
     size_t lineage_len;                //
 } push_t;
@@ -2777,6 +2847,7 @@ after_push(uv_work_t *req, int status)
                info->name, info->version, (unsigned long long)info->bytes,
                info->task, info->algo);
         latest_moved(self, info);
+        set_owner(self, self->model_owners, info->name, p->owner);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
         reply(self->clients, p->route, p->route_len, w);
@@ -2826,6 +2897,9 @@ on_model_push(dv_broker_t *self,
     p->broker = self;
     memcpy(p->route, route, route_len);
     p->route_len = route_len;
+    if (self->current) {
+        snprintf(p->owner, sizeof p->owner, "%s", self->current->id);
+    }
     p->rid = rid;
     snprintf(p->name, sizeof p->name, "%s", name);
     p->version = version;
@@ -3042,6 +3116,9 @@ on_model_rm(dv_broker_t *self,
     rc = dv_registry_rm(self->registry, name, version, err);
     if (rc < 0) {
         return rc;
+    }
+    if (!dv_registry_get(self->registry, name, 0)) {
+        dv_owners_forget(self->model_owners, name);
     }
     dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
@@ -3957,7 +4034,8 @@ typedef struct {
     size_t route_len;
     uint64_t rid;
     char *dir;
-    upload_t *up; // owned (buf too)
+    upload_t *up;                  // owned (buf too)
+    char owner[DV_KEY_ID_MAX + 1]; // the key storing it ("": plain mode)
     uint32_t version;
     dv_dataset_info_t info;
     int rc;
@@ -3988,6 +4066,7 @@ after_dataset(uv_work_t *req, int status)
     } else {
         const dv_dataset_info_t *info =
             dv_datasets_commit(self->datasets, &d->info, d->up->buf);
+        set_owner(self, self->data_owners, info->name, d->owner);
         dv_log(DV_LOG_INFO, "broker",
                "data set %s@%u stored (%llu rows, %u columns, %llu bytes)",
                info->name, info->version, (unsigned long long)info->rows,
@@ -4110,6 +4189,9 @@ on_dataset_push(dv_broker_t *self,
     d->dir = dir ? dv_strdup(dir) : NULL;
     d->up = u;
     d->version = version;
+    if (self->current) {
+        snprintf(d->owner, sizeof d->owner, "%s", self->current->id);
+    }
     d->work.data = d;
     if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
         dv_datasets_release(self->datasets, name, version);
@@ -4216,6 +4298,9 @@ on_dataset_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
+    if (!dv_datasets_get(self->datasets, name, 0)) {
+        dv_owners_forget(self->data_owners, name);
+    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)rc);
     reply(self->clients, route, route_len, w);
@@ -4297,6 +4382,388 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     return 0;
 }
 
+// ------------------------------------------------------------ security
+//
+// With keys, every client message is checked against its key's roles
+// (docs/SECURITY.md has the table) before it is handled; refusals, admin
+// actions and changes to models and data sets go to the audit log.
+
+static void
+audit(dv_broker_t *self,
+      const char *key,
+      const char *action,
+      const char *object,
+      const char *outcome)
+{
+    dv_audit_add(self->audit, key, action, object, outcome);
+    if (self->store) {
+        store_arm(self);
+    }
+}
+
+// The first version of name was stored by key owner: it owns the name
+// from now on (nothing in plain mode, nothing if it has an owner).
+static void
+set_owner(dv_broker_t *self,
+          dv_owners_t *owners,
+          const char *name,
+          const char *owner)
+{
+    (void)self;
+    if (!owner[0] || dv_owners_get(owners, name)) {
+        return;
+    }
+    dv_error_t err = {0};
+    if (dv_owners_set(owners, name, owner, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "%s: owner not recorded: %s", name,
+               err.text);
+    }
+}
+
+static void
+on_handshake_refused(const char *domain,
+                     const char *address,
+                     const char *key,
+                     const char *why,
+                     void *arg)
+{
+    char object[128], outcome[DV_ERROR_TEXT_MAX + 16];
+    snprintf(object, sizeof object, "%s socket, from %s", domain, address);
+    snprintf(outcome, sizeof outcome, "refused: %s", why);
+    audit(arg, key, "handshake", object, outcome);
+}
+
+// Plain mode on an address other machines reach: say so, loudly.
+static void
+warn_if_exposed(const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0 ||
+        strncmp(endpoint + 6, "127.", 4) == 0 ||
+        strncmp(endpoint + 6, "localhost:", 10) == 0 ||
+        strncmp(endpoint + 6, "[::1]:", 6) == 0) {
+        return; // ipc://, inproc://, loopback
+    }
+    for (int i = 0; i < 3; i++) {
+        dv_log(DV_LOG_WARN, "broker",
+               "%s: NO ENCRYPTION, NO AUTHENTICATION: anyone who reaches "
+               "this address can submit jobs, read results and replace "
+               "models. Run with --secret-key and --authorized-keys "
+               "(docs/SECURITY.md)",
+               endpoint);
+    }
+}
+
+static void
+reload_done(
+    dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
+{
+    char outcome[DV_ERROR_TEXT_MAX + 32];
+    if (rc == 0) {
+        dv_log(DV_LOG_INFO, "broker", "authorized keys reloaded: %zu", n);
+        snprintf(outcome, sizeof outcome, "ok: %zu keys", n);
+    } else {
+        dv_log(DV_LOG_ERROR, "broker",
+               "authorized keys not reloaded (the old ones stay): %s", text);
+        snprintf(outcome, sizeof outcome, "error: %s", text);
+    }
+    audit(self, key, "reload", "authorized keys", outcome);
+}
+
+// What a message acts on, for the audit log: its name/version/alias/queue/
+// job fields, as far as it has them.
+static void
+message_object(const dv_msg_t *m, char *buf, size_t size)
+{
+    static const char *keys[] = {"name",  "model", "dataset",
+                                 "alias", "queue", "consumer"};
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && at < size; i++) {
+        char v[160];
+        dv_error_t e;
+        if (dv_msg_has(m, keys[i]) &&
+            dv_msg_str(m, keys[i], v, sizeof v, &e) == 0) {
+            at += (size_t)snprintf(buf + at, size - at, "%s%s %s",
+                                   at ? ", " : "", keys[i], v);
+        }
+    }
+    static const char *nums[] = {"version", "job", "keep"};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums && at < size; i++) {
+        uint64_t v;
+        dv_error_t e;
+        if (dv_msg_has(m, nums[i]) && dv_msg_uint(m, nums[i], &v, &e) == 0) {
+            at += (size_t)snprintf(buf + at, size - at, "%s%s %llu",
+                                   at ? ", " : "", nums[i],
+                                   (unsigned long long)v);
+        }
+    }
+}
+
+// Refuse m from key id: DV_EPERM with why, and an audit entry.
+static int refuse(dv_broker_t *self,
+                  const char *id,
+                  const dv_msg_t *m,
+                  dv_error_t *err,
+                  const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+static int
+refuse(dv_broker_t *self,
+       const char *id,
+       const dv_msg_t *m,
+       dv_error_t *err,
+       const char *fmt,
+       ...)
+{
+    char why[DV_ERROR_TEXT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 16];
+    message_object(m, object, sizeof object);
+    snprintf(outcome, sizeof outcome, "refused: %s", why);
+    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    return dv_errorf(err, DV_EPERM, "%s", why);
+}
+
+// The queue a job is in (live, spilled or finished), or NULL.
+static const char *
+job_queue_of(dv_broker_t *self, uint64_t id)
+{
+    const job_t *j = job_find(self, id);
+    if (j) {
+        return j->queue;
+    }
+    const kept_t *k = kept_find(self, id);
+    if (k && k->qidx) {
+        return self->qbytes[k->qidx - 1].name;
+    }
+    return NULL;
+}
+
+// May key k (id) change name in owners? Admins may; else only its owner,
+// or anyone for a name nobody owns yet.
+static bool
+owns(const dv_owners_t *owners, const dv_key_t *k, const char *name)
+{
+    const char *owner = dv_owners_get(owners, name);
+    return (k->roles & DV_ROLE_ADMIN) || !owner || strcmp(owner, k->id) == 0;
+}
+
+// Check client message m against its key. *who gets the key (NULL in
+// plain mode).
+static int
+authorize(dv_broker_t *self,
+          dv_wire_msg_t *in,
+          const dv_msg_t *m,
+          const dv_key_t **who,
+          dv_error_t *err)
+{
+    *who = NULL;
+    if (!dv_auth_secure(self->auth)) {
+        return 0;
+    }
+    const char *id = "";
+    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
+    if (!k) {
+        return refuse(self, id, m, err,
+                      "key '%s' is no longer authorized (revoked or "
+                      "removed from the authorized keys)",
+                      id);
+    }
+    *who = k;
+    dv_msg_type_t t = dv_msg_type(m);
+    unsigned need = 0;        // roles, any of (admin always passes)
+    const char *queue = NULL; // the queue it acts on, to check
+    char qbuf[DV_MAX_WIRE_NAME + 1] = "";
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    dv_error_t ignore;
+    switch (t) {
+    case DV_MSG_SUBMIT:
+        need = DV_ROLE_PRODUCER;
+        if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
+            queue = qbuf;
+        }
+        break;
+    case DV_MSG_RESULT_GET:
+    case DV_MSG_JOB_GET:
+    case DV_MSG_JOB_CANCEL: {
+        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
+        uint64_t job = 0;
+        if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
+            queue = job_queue_of(self, job); // unknown: the handler says so
+        }
+        break;
+    }
+    case DV_MSG_JOB_LIST:
+        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
+        if (dv_msg_has(m, "queue") &&
+            dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
+            queue = qbuf;
+        } else if (!k->all_queues && !(k->roles & DV_ROLE_ADMIN)) {
+            return refuse(self, k->id, m, err,
+                          "key '%s' may list only its queues: name one "
+                          "(--queue)",
+                          k->id);
+        }
+        break;
+    case DV_MSG_FOLLOW:
+    case DV_MSG_ACK:
+    case DV_MSG_UNFOLLOW:
+        need = DV_ROLE_CONSUMER;
+        if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
+            queue = qbuf;
+        }
+        break;
+    case DV_MSG_DATASET_PUSH:
+    case DV_MSG_DATASET_RM:
+        need = DV_ROLE_PRODUCER;
+        if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
+            !owns(self->data_owners, k, name)) {
+            return refuse(self, k->id, m, err,
+                          "data set '%s' belongs to key '%s': only it or an "
+                          "admin may change it",
+                          name, dv_owners_get(self->data_owners, name));
+        }
+        break;
+    case DV_MSG_MODEL_RM:
+        // The owner (a producer whose train jobs made it) or an admin.
+        need = DV_ROLE_PRODUCER;
+        if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
+            (!dv_owners_get(self->model_owners, name) ||
+             !owns(self->model_owners, k, name))) {
+            need = 0; // admins only
+        }
+        break;
+    case DV_MSG_MODEL_PUSH:
+    case DV_MSG_MODEL_ALIAS:
+    case DV_MSG_MODEL_GC:
+    case DV_MSG_DEAD_LIST:
+    case DV_MSG_DEAD_REQUEUE:
+    case DV_MSG_DEAD_PURGE:
+    case DV_MSG_AUDIT_LIST:
+    case DV_MSG_ADMIN_RELOAD:
+        need = 0; // admins only
+        break;
+    default:
+        return 0; // reading: hello, ping, status, workers, models, data sets
+    }
+    if (k->roles & DV_ROLE_ADMIN) {
+        return 0;
+    }
+    char roles[64];
+    if (!(k->roles & need)) {
+        return refuse(
+            self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
+            k->id, dv_roles_format(k->roles, roles, sizeof roles),
+            dv_msg_name(t),
+            need ? dv_roles_format(need | DV_ROLE_ADMIN, roles, sizeof roles)
+                 : "admin");
+    }
+    if (queue && !dv_key_allows_queue(k, queue)) {
+        return refuse(self, k->id, m, err,
+                      "key '%s' may not use queue '%s' (its queues are in "
+                      "its .pub file)",
+                      k->id, queue);
+    }
+    if (t == DV_MSG_SUBMIT) { // a train job adds a version to its model
+        char kind[16] = "";
+        if (dv_msg_str(m, "kind", kind, sizeof kind, &ignore) == 0 &&
+            strcmp(kind, "train") == 0 &&
+            dv_msg_str(m, "model", name, sizeof name, &ignore) == 0 &&
+            !owns(self->model_owners, k, name)) {
+            return refuse(self, k->id, m, err,
+                          "model '%s' belongs to key '%s': only it or an "
+                          "admin may add versions",
+                          name, dv_owners_get(self->model_owners, name));
+        }
+    }
+    return 0;
+}
+
+// After a client message was handled: admin actions and changes to models
+// and data sets go to the audit log, with their outcome.
+static void
+audit_message(dv_broker_t *self,
+              const char *id,
+              const dv_msg_t *m,
+              int rc,
+              const dv_error_t *err)
+{
+    switch (dv_msg_type(m)) {
+    case DV_MSG_MODEL_PUSH:
+    case DV_MSG_MODEL_RM:
+    case DV_MSG_MODEL_ALIAS:
+    case DV_MSG_MODEL_GC:
+    case DV_MSG_DATASET_PUSH:
+    case DV_MSG_DATASET_RM:
+    case DV_MSG_DEAD_REQUEUE:
+    case DV_MSG_DEAD_PURGE:
+        break;
+    default:
+        return;
+    }
+    if (rc == DV_EPERM) {
+        return; // refuse() recorded it
+    }
+    char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 32];
+    message_object(m, object, sizeof object);
+    if (rc) {
+        snprintf(outcome, sizeof outcome, "error: %s: %s", dv_err_name(rc),
+                 err->text);
+    } else {
+        snprintf(outcome, sizeof outcome, "ok");
+    }
+    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+}
+
+// audit_list {since_ms}: the entries held in memory from then on.
+static int
+on_audit_list(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t since = 0;
+    int rc = dv_msg_uint_or(m, "since_ms", 0, &since, err);
+    if (rc) {
+        return rc;
+    }
+    size_t first = 0, n = 0;
+    dv_audit_since(self->audit, since, &first, &n);
+    // One header holds at most ~64 KiB: the newest entries that fit.
+    size_t cap = 200;
+    if (n > cap) {
+        first += n - cap;
+        n = cap;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_AUDIT, rid);
+    dv_msgw_uint(w, "more", first > 0 && since > 0 ? 1 : 0);
+    dv_msgw_key(w, "entries");
+    dv_msgw_v_array(w, n);
+    for (size_t i = 0; i < n; i++) {
+        dv_audit_entry_t e;
+        dv_audit_at(self->audit, first + i, &e);
+        dv_msgw_v_map(w, 6);
+        dv_msgw_v_str(w, "seq");
+        dv_msgw_v_uint(w, e.seq);
+        dv_msgw_v_str(w, "unix_ms");
+        dv_msgw_v_uint(w, e.unix_ms);
+        dv_msgw_v_str(w, "key");
+        dv_msgw_v_str(w, e.key);
+        dv_msgw_v_str(w, "action");
+        dv_msgw_v_str(w, e.action);
+        dv_msgw_v_str(w, "object");
+        dv_msgw_v_str(w, e.object);
+        dv_msgw_v_str(w, "outcome");
+        dv_msgw_v_str(w, e.outcome);
+    }
+    reply(self->clients, route, route_len, w);
+    return 0;
+}
+
 static void
 on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -4316,11 +4783,35 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
     }
+    const dv_key_t *who = NULL;
+    char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
+    if (rc == 0) {
+        rc = authorize(self, in, m, &who, &err);
+        self->current = who;
+        if (who) {
+            snprintf(who_id, sizeof who_id, "%s", who->id);
+        }
+    }
     if (rc == 0) {
         switch (dv_msg_type(m)) {
         case DV_MSG_HELLO:
             send_simple(self->clients, in, DV_MSG_WELCOME, rid, self);
             break;
+        case DV_MSG_AUDIT_LIST:
+            rc = on_audit_list(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_ADMIN_RELOAD: {
+            size_t n = 0;
+            rc = dv_auth_reload(self->auth, &n, &err);
+            self->current = who = NULL; // the old keyring is gone
+            reload_done(self, who_id, rc, n, err.text);
+            if (rc == 0) {
+                dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+                dv_msgw_uint(w, "keys", n);
+                reply(self->clients, route, route_len, w);
+            }
+            break;
+        }
         case DV_MSG_PING:
             send_simple(self->clients, in, DV_MSG_PONG, rid, self);
             break;
@@ -4401,6 +4892,10 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            dv_msg_name(dv_msg_type(m)));
         }
     }
+    if (m) {
+        audit_message(self, who_id, m, rc, &err);
+    }
+    self->current = NULL;
     if (rc) {
         dv_wire_send_error(self->clients, route, route_len, rid, 0, rc,
                            err.text);
@@ -4569,6 +5064,9 @@ train_done(dv_broker_t *self,
         p->broker = self;
         p->job = j->id;
         snprintf(p->worker, sizeof p->worker, "%s", w->name);
+        if (j->who) {
+            snprintf(p->owner, sizeof p->owner, "%s", self->whos[j->who].id);
+        }
         snprintf(p->name, sizeof p->name, "%s", j->model);
         p->version = version;
         const char *dir = dv_registry_dir(self->registry);
@@ -4625,6 +5123,7 @@ train_registered(dv_broker_t *self, push_t *p)
                (unsigned long long)p->job, info->name, info->version,
                info->task, info->algo, (unsigned long long)info->bytes);
         latest_moved(self, info);
+        set_owner(self, self->model_owners, info->name, p->owner);
         if (j && !j->cancelled) {
             char ref[DV_MAX_WIRE_NAME + 16];
             snprintf(ref, sizeof ref, "%s@%u", info->name, info->version);
@@ -5331,6 +5830,19 @@ on_signal(uv_signal_t *s, int signum)
     dv_broker_stop(s->data);
 }
 
+// SIGHUP: reload the authorized keys (a revoked key's connections are
+// refused from their next message on).
+static void
+on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    dv_broker_t *self = s->data;
+    size_t n = 0;
+    dv_error_t err = {0};
+    int rc = dv_auth_reload(self->auth, &n, &err);
+    reload_done(self, "", rc, n, err.text);
+}
+
 // ------------------------------------------------------------- public
 
 // ------------------------------------------------------------- store
@@ -5766,6 +6278,8 @@ recover(dv_broker_t *self, dv_error_t *err)
 
 static int
 bind_router(void *ctx,
+            dv_auth_t *auth,
+            const char *domain,
             const char *endpoint,
             void **out,
             char *bound,
@@ -5773,6 +6287,10 @@ bind_router(void *ctx,
             dv_error_t *err)
 {
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    if (dv_auth_socket(auth, s, domain, err) != 0) { // before the bind
+        zmq_close(s);
+        return err ? err->code : DV_EIO;
+    }
     int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
     int hwm = PEER_HWM, linger = 0;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -5849,11 +6367,45 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
             return rc;
         }
     }
-    rc = bind_router(self->ctx, opts->client_endpoint, &self->clients,
-                     self->client_ep, sizeof self->client_ep, err);
     if (rc == 0) {
-        rc = bind_router(self->ctx, opts->worker_endpoint, &self->workers_sock,
+        rc = dv_audit_open(&self->audit, self->store, err);
+    }
+    char odir[4200];
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/models",
+                 opts->data_dir ? opts->data_dir : "");
+        rc = dv_owners_open(&self->model_owners, opts->data_dir ? odir : NULL,
+                            err);
+    }
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/datasets",
+                 opts->data_dir ? opts->data_dir : "");
+        rc = dv_owners_open(&self->data_owners, opts->data_dir ? odir : NULL,
+                            err);
+    }
+    if (rc == 0) {
+        dv_auth_opts_t ao = {opts->secret_key, opts->authorized_keys,
+                             opts->max_connections ? opts->max_connections
+                                                   : 10000,
+                             on_handshake_refused, self};
+        rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
+    }
+    self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
+    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
+    self->n_whos = 1;
+    if (rc == 0) {
+        rc = bind_router(self->ctx, self->auth, "clients",
+                         opts->client_endpoint, &self->clients, self->client_ep,
+                         sizeof self->client_ep, err);
+    }
+    if (rc == 0) {
+        rc = bind_router(self->ctx, self->auth, "workers",
+                         opts->worker_endpoint, &self->workers_sock,
                          self->worker_ep, sizeof self->worker_ep, err);
+    }
+    if (rc == 0 && !dv_auth_secure(self->auth)) {
+        warn_if_exposed(self->client_ep);
+        warn_if_exposed(self->worker_ep);
     }
     if (rc == 0) {
         rc = dv_zwatch_open(&self->client_watch, &self->loop, self->clients,
@@ -5872,7 +6424,8 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->heartbeat.data = self;
     uv_signal_init(&self->loop, &self->sigint);
     uv_signal_init(&self->loop, &self->sigterm);
-    self->sigint.data = self->sigterm.data = self;
+    uv_signal_init(&self->loop, &self->sighup);
+    self->sigint.data = self->sigterm.data = self->sighup.data = self;
     *out = self;
     return 0;
 }
@@ -5897,6 +6450,7 @@ dv_broker_run(dv_broker_t *self)
                    self->heartbeat_ms);
     uv_signal_start(&self->sigint, on_signal, SIGINT);
     uv_signal_start(&self->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&self->sighup, on_sighup, SIGHUP);
     uv_run(&self->loop, UV_RUN_DEFAULT);
     self->running = false;
     // A batch still on the pool finishes in dv_broker_destroy's uv_run;
@@ -5923,11 +6477,12 @@ dv_broker_destroy(dv_broker_t **self_p)
     if (self->worker_watch) {
         dv_zwatch_close(self->worker_watch, NULL, NULL);
     }
+    dv_auth_close(self->auth);
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
-        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->commit_timer,
-        (uv_handle_t *)&self->timer};
-    for (size_t i = 0; i < 5; i++) {
+        (uv_handle_t *)&self->sigterm,   (uv_handle_t *)&self->commit_timer,
+        (uv_handle_t *)&self->timer,     (uv_handle_t *)&self->sighup};
+    for (size_t i = 0; i < 6; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }
@@ -5942,7 +6497,12 @@ dv_broker_destroy(dv_broker_t **self_p)
     if (self->workers_sock) {
         zmq_close(self->workers_sock);
     }
+    dv_auth_destroy(&self->auth);
     zmq_ctx_term(self->ctx);
+    dv_audit_destroy(&self->audit);
+    dv_owners_destroy(&self->model_owners);
+    dv_owners_destroy(&self->data_owners);
+    free(self->whos);
     for (size_t b = 0; b < self->n_buckets; b++) {
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];

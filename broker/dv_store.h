@@ -31,6 +31,7 @@ typedef enum {
     DV_STORE_KEYS,     // job id -> its idempotency key and submit time
     DV_STORE_CURSORS,  // cursor id -> a result stream consumer's position
     DV_STORE_CKPTS,    // job id -> a training job's last checkpoint
+    DV_STORE_AUDIT,    // sequence -> an audit log entry (append only)
 
     DV_STORE_TABLES_
 } dv_store_table_t;

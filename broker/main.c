@@ -11,35 +11,48 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
-               "                     [--data DIR] [--heartbeat-ms N] "
-               "[--result-ttl-s N]\n"
-               "                     [--max-queued N] [--max-queued-bytes "
-               "N]\n"
-               "                     [--aging-ms N] [--quarantine-after N] "
-               "[--idempotency-window-s N]\n"
-               "                     [--memory-window N]\n"
-               "defaults: --client tcp://127.0.0.1:7470 --worker "
-               "tcp://127.0.0.1:7471\n"
-               "--data DIR makes jobs, results and models durable (DIR/store, "
-               "DIR/models;\ncreated if missing): a submit is acknowledged "
-               "once stored, and a restart\nrecovers everything. Without it "
-               "all lives in memory (docs/SEMANTICS.md).\n"
-               "--max-queued N (default 1000000) jobs waiting per queue and "
-               "--max-queued-bytes N\n(default 1 GiB) payload bytes of a "
-               "queue's unfinished jobs: past them a submit\nis refused at "
-               "once with DV_EQUEUEFULL.\n"
-               "--aging-ms N (default 10000): waiting this long counts as one "
-               "priority level.\n"
-               "--quarantine-after N (default 3): a job whose worker died N "
-               "times while\nrunning it goes to the dead letters.\n"
-               "--idempotency-window-s N (default 86400): how long a submit's "
-               "idempotency_key\nis remembered.\n"
-               "--memory-window N (default 20000): with --data, durable jobs "
-               "waiting per queue\nheld in memory; deeper queues wait in the "
-               "store (bounded RAM).\n"
-               "Prints 'READY <client endpoint> <worker endpoint>' once "
-               "bound.\n");
+    fprintf(f,
+            "usage: drover-broker [--client ENDPOINT] [--worker ENDPOINT]\n"
+            "                     [--data DIR] [--heartbeat-ms N] "
+            "[--result-ttl-s N]\n"
+            "                     [--max-queued N] [--max-queued-bytes "
+            "N]\n"
+            "                     [--aging-ms N] [--quarantine-after N] "
+            "[--idempotency-window-s N]\n"
+            "                     [--memory-window N]\n"
+            "                     [--secret-key FILE.key --authorized-keys "
+            "DIR]\n"
+            "                     [--max-connections N] [--max-inflight "
+            "N]\n"
+            "defaults: --client tcp://127.0.0.1:7470 --worker "
+            "tcp://127.0.0.1:7471\n"
+            "--data DIR makes jobs, results and models durable (DIR/store, "
+            "DIR/models;\ncreated if missing): a submit is acknowledged "
+            "once stored, and a restart\nrecovers everything. Without it "
+            "all lives in memory (docs/SEMANTICS.md).\n"
+            "--max-queued N (default 1000000) jobs waiting per queue and "
+            "--max-queued-bytes N\n(default 1 GiB) payload bytes of a "
+            "queue's unfinished jobs: past them a submit\nis refused at "
+            "once with DV_EQUEUEFULL.\n"
+            "--aging-ms N (default 10000): waiting this long counts as one "
+            "priority level.\n"
+            "--quarantine-after N (default 3): a job whose worker died N "
+            "times while\nrunning it goes to the dead letters.\n"
+            "--idempotency-window-s N (default 86400): how long a submit's "
+            "idempotency_key\nis remembered.\n"
+            "--memory-window N (default 20000): with --data, durable jobs "
+            "waiting per queue\nheld in memory; deeper queues wait in the "
+            "store (bounded RAM).\n"
+            "--secret-key FILE.key --authorized-keys DIR: CURVE on both "
+            "sockets (encrypted,\nauthenticated): only the public keys in "
+            "DIR (*.pub, with their roles and queues;\n`drover keygen`) may "
+            "connect; SIGHUP or `drover admin reload` rereads DIR.\nWithout "
+            "them: plain mode, for ipc:// and 127.0.0.1 (docs/SECURITY.md).\n"
+            "--max-connections N (default 10000) client connections; "
+            "--max-inflight N\n(default 100000) unfinished jobs per key: "
+            "past it a submit gets DV_ELIMIT.\n"
+            "Prints 'READY <client endpoint> <worker endpoint>' once "
+            "bound.\n");
 }
 
 int
@@ -88,6 +101,18 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--idempotency-window-s") == 0 && v &&
                    atoll(v) > 0) {
             opts.idempotency_window_ms = (uint64_t)atoll(v) * 1000;
+            i++;
+        } else if (strcmp(a, "--secret-key") == 0 && v) {
+            opts.secret_key = v;
+            i++;
+        } else if (strcmp(a, "--authorized-keys") == 0 && v) {
+            opts.authorized_keys = v;
+            i++;
+        } else if (strcmp(a, "--max-connections") == 0 && v && atoll(v) > 0) {
+            opts.max_connections = (size_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--max-inflight") == 0 && v && atoll(v) > 0) {
+            opts.max_inflight = (uint64_t)atoll(v);
             i++;
 
         } else {

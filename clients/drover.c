@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <zmq.h>
 
 #include "dv_err.h"
 #include "dv_file.h"
+#include "dv_keys.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -95,6 +97,10 @@ struct drover {
     dv_wire_msg_t reply_wire; // its reply's frames
     dv_msg_t *reply;          // and decoded header (NULL: none yet)
     bool have_reply_wire;     //
+    void *monitor;            // PAIR: handshake events while connecting
+    char key_id[65];          // our key's id ("": plain)
+    int hs_failed;            // a handshake failed: the monitor's event
+    int hs_status;            //   and value (ZAP status for auth)
 };
 
 const char *
@@ -562,6 +568,41 @@ have_ready(const drover_t *self, const void *arg)
     return self->ready_head != NULL || self->events_head != NULL;
 }
 
+// While connecting: read the socket monitor; true once a handshake failed
+// (refused key, mechanism mismatch): waiting longer would not help.
+static bool
+monitor_failed(drover_t *self)
+{
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return self->hs_failed != 0;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) {
+            zmq_msg_t addr;
+            zmq_msg_init(&addr);
+            zmq_msg_recv(&addr, self->monitor, 0);
+            zmq_msg_close(&addr);
+        }
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            self->hs_failed = event;
+            self->hs_status = (int)value;
+        }
+    }
+}
+
 // Receive and handle messages until done(self, arg) holds (checked after
 // each batch; NULL: one batch of what is waiting) or the deadline (ms on
 // the monotonic clock; <0: none) passes. Returns 0, DV_ETIMEDOUT or DV_EIO.
@@ -586,9 +627,14 @@ pump(drover_t *self, int64_t deadline, done_fn *done, const void *arg)
         if (deadline >= 0 && left <= 0) {
             return DV_ETIMEDOUT;
         }
-        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, (long)left) < 0 && zmq_errno() != EINTR) {
+        zmq_pollitem_t items[2] = {{self->sock, 0, ZMQ_POLLIN, 0},
+                                   {self->monitor, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, self->monitor ? 2 : 1, (long)left) < 0 &&
+            zmq_errno() != EINTR) {
             return DV_EIO;
+        }
+        if (self->monitor && monitor_failed(self)) {
+            return DV_EPERM;
         }
     }
 }
@@ -644,6 +690,104 @@ drover_connect(drover_t **out,
                int timeout_ms,
                drover_error_t *err)
 {
+    const char *key = getenv("DROVER_KEY"),
+               *broker = getenv("DROVER_BROKER_KEY");
+    return drover_connect_key(out, endpoint, timeout_ms,
+                              key && *key ? key : NULL,
+                              broker && *broker ? broker : NULL, err);
+}
+
+// The broker's public key from a .pub file or a Z85 string.
+static int
+broker_key_of(const char *spec, uint8_t out[32], dv_error_t *e)
+{
+    struct stat st;
+    if (strlen(spec) == 40 && stat(spec, &st) != 0) {
+        if (zmq_z85_decode(out, spec)) {
+            return 0;
+        }
+        return dv_errorf(e, DV_EINVAL,
+                         "broker key '%s' is neither a file nor a Z85 key",
+                         spec);
+    }
+    dv_key_t k;
+    int rc = dv_key_load(&k, spec, e);
+    if (rc == 0) {
+        memcpy(out, k.public_key, 32);
+        dv_key_clear(&k);
+    }
+    return rc;
+}
+
+// Make sock a CURVE client with our key and the broker's.
+static int
+use_keys(drover_t *self,
+         const char *key_file,
+         const char *broker_key,
+         dv_error_t *e)
+{
+    if (!key_file || !broker_key) {
+        return dv_errorf(e, DV_EINVAL,
+                         "CURVE needs both keys: --key FILE (ours, .key) and "
+                         "--broker-key FILE.pub (the broker's); or "
+                         "DROVER_KEY and DROVER_BROKER_KEY");
+    }
+    dv_key_t k;
+    int rc = dv_key_load(&k, key_file, e);
+    if (rc == 0 && !k.has_secret) {
+        rc = dv_errorf(e, DV_EINVAL,
+                       "%s holds no secret key: give the .key file, not the "
+                       ".pub",
+                       key_file);
+    }
+    uint8_t server[32];
+    if (rc == 0) {
+        rc = broker_key_of(broker_key, server, e);
+    }
+    if (rc == 0) {
+        snprintf(self->key_id, sizeof self->key_id, "%s", k.id);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, server, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, k.public_key, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, k.secret_key, 32);
+    }
+    dv_key_clear(&k);
+    return rc;
+}
+
+// Why the handshake failed, from the monitor's event.
+static int
+handshake_error(const drover_t *self, dv_error_t *e)
+{
+    if (self->hs_failed == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        return dv_errorf(e, DV_EPERM,
+                         "the broker at %s refused key '%s' (ZAP status %d): "
+                         "it is not among the broker's authorized keys, was "
+                         "revoked, or lacks a role for this socket (its "
+                         "audit log says which)",
+                         self->endpoint, self->key_id, self->hs_status);
+    }
+    if (self->key_id[0]) {
+        return dv_errorf(e, DV_EPERM,
+                         "CURVE handshake with %s failed: is --broker-key "
+                         "the broker's public key, and does the broker run "
+                         "with --secret-key?",
+                         self->endpoint);
+    }
+    return dv_errorf(e, DV_EPERM,
+                     "the broker at %s refused a plain connection: it "
+                     "requires CURVE (--key FILE --broker-key FILE.pub, or "
+                     "DROVER_KEY / DROVER_BROKER_KEY)",
+                     self->endpoint);
+}
+
+int
+drover_connect_key(drover_t **out,
+                   const char *endpoint,
+                   int timeout_ms,
+                   const char *key_file,
+                   const char *broker_key,
+                   drover_error_t *err)
+{
     if (!endpoint || !*endpoint) {
         endpoint = getenv("DROVER_BROKER");
     }
@@ -663,6 +807,23 @@ drover_connect(drover_t **out,
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dv_error_t e = {0};
+    if ((key_file || broker_key) && use_keys(self, key_file, broker_key, &e)) {
+        drover_destroy(&self);
+        return set_err(err, &e);
+    }
+    // Watch the handshake while connecting: a refusal ends the wait.
+    char mon[64];
+    snprintf(mon, sizeof mon, "inproc://drover-monitor-%p", (void *)self);
+    if (zmq_socket_monitor(self->sock, mon,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+        self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+        if (zmq_connect(self->monitor, mon) != 0) {
+            zmq_close(self->monitor);
+            self->monitor = NULL;
+        }
+    }
     if (zmq_connect(self->sock, endpoint) != 0) {
         dv_errorf(&e, DV_EINVAL, "cannot connect to %s: %s", endpoint,
                   zmq_strerror(zmq_errno()));
@@ -674,13 +835,21 @@ drover_connect(drover_t **out,
     dv_msgw_str(w, "client", "libdrover " DV_VERSION_STRING);
     int rc = request(self, w, rid, NULL, 0, DV_MSG_WELCOME,
                      deadline_of(timeout_ms), err);
+    if (rc == DV_EPERM && self->hs_failed) {
+        handshake_error(self, &e);
+        set_err(err, &e);
+    } else if (rc == DV_ETIMEDOUT && err) {
+        snprintf(err->text, sizeof err->text,
+                 "no broker answered at %s within %d ms (is one running? "
+                 "`drover up` starts one)",
+                 endpoint, timeout_ms);
+    }
+    if (self->monitor) { // connected (or not): stop watching
+        zmq_socket_monitor(self->sock, NULL, 0);
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
     if (rc) {
-        if (rc == DV_ETIMEDOUT && err) {
-            snprintf(err->text, sizeof err->text,
-                     "no broker answered at %s within %d ms (is one running? "
-                     "`drover up` starts one)",
-                     endpoint, timeout_ms);
-        }
         drover_destroy(&self);
         return rc;
     }
@@ -710,6 +879,9 @@ drover_destroy(drover_t **self_p)
     }
 
     free(self->buckets);
+    if (self->monitor) {
+        zmq_close(self->monitor);
+    }
     if (self->sock) {
         zmq_close(self->sock);
     }
@@ -1694,6 +1866,61 @@ drover_workers_free(drover_worker_t **workers, size_t n)
     }
     free(*workers);
     *workers = NULL;
+}
+
+int
+drover_audit(drover_t *self,
+             uint64_t since_unix_ms,
+             drover_audit_entry_t **entries,
+             size_t *n,
+             bool *more,
+             drover_error_t *err)
+{
+    *entries = NULL;
+    *n = 0;
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_AUDIT_LIST, rid);
+    dv_msgw_uint(w, "since_ms", since_unix_ms);
+    int rc =
+        request(self, w, rid, NULL, 0, DV_MSG_AUDIT, deadline_of(10000), err);
+    if (rc == 0) {
+        const msgpack_object *a = dv_msg_get(self->reply, "entries");
+        size_t count =
+            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        *entries = dv_calloc(count ? count : 1, sizeof **entries);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &a->via.array.ptr[i];
+            drover_audit_entry_t *e = &(*entries)[i];
+            e->seq = obj_uint(o, "seq");
+            e->unix_ms = obj_uint(o, "unix_ms");
+            copy_obj_str(dv_msgpack_get(o, "key"), e->key, sizeof e->key);
+            copy_obj_str(dv_msgpack_get(o, "action"), e->action,
+                         sizeof e->action);
+            copy_obj_str(dv_msgpack_get(o, "object"), e->object,
+                         sizeof e->object);
+            copy_obj_str(dv_msgpack_get(o, "outcome"), e->outcome,
+                         sizeof e->outcome);
+        }
+        *n = count;
+        if (more) {
+            *more = obj_uint(reply_root(self), "more") != 0;
+        }
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_admin_reload(drover_t *self, size_t *keys, drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = request(self, dv_msgw_new(DV_MSG_ADMIN_RELOAD, rid), rid, NULL, 0,
+                     DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && keys) {
+        *keys = (size_t)obj_uint(reply_root(self), "keys");
+    }
+    drop_reply(self);
+    return rc;
 }
 
 int

@@ -62,13 +62,27 @@ typedef struct drover drover_t;
 
 // Connect to the broker at endpoint (NULL: $DROVER_BROKER, else
 // DROVER_DEFAULT_ENDPOINT) and say hello; waits up to timeout_ms (<0:
-// forever) for the broker's welcome. Returns 0 and *out, DV_ETIMEDOUT (no
-// broker answered), DV_EVERSION (the broker speaks another protocol major),
-// DV_EINVAL (bad endpoint).
+// forever) for the broker's welcome. With $DROVER_KEY and
+// $DROVER_BROKER_KEY set, as drover_connect_key with them. Returns 0 and
+// *out, DV_ETIMEDOUT (no broker answered), DV_EVERSION (the broker speaks
+// another protocol major), DV_EINVAL (bad endpoint), DV_EPERM (the broker
+// refused the key, or requires one).
 int drover_connect(drover_t **out,
                    const char *endpoint,
                    int timeout_ms,
                    drover_error_t *err);
+
+// The same over CURVE (encrypted, authenticated; docs/SECURITY.md):
+// key_file is this client's secret key file (`drover keygen`: NAME.key),
+// broker_key the broker's public key: its .pub file, or the key itself in
+// Z85 (40 characters). Both NULL: plain, as drover_connect without the
+// environment. A refused handshake fails at once with DV_EPERM saying why.
+int drover_connect_key(drover_t **out,
+                       const char *endpoint,
+                       int timeout_ms,
+                       const char *key_file,
+                       const char *broker_key,
+                       drover_error_t *err);
 
 // Close the connection; results not yet received are dropped (the broker
 // keeps them for drover_wait from another connection). NULL-safe.
@@ -626,6 +640,35 @@ typedef struct {
 
 int drover_status(drover_t *self, drover_status_t *out, drover_error_t *err);
 void drover_status_clear(drover_status_t *s);
+
+// ------------------------------------------------------- security (admin)
+
+// One audit log entry: who (key id; "" in plain mode) did what to which
+// object, and how it ended ("ok", "refused: ...", "error: ...").
+typedef struct {
+    uint64_t seq;
+    uint64_t unix_ms;
+    char key[65];
+    char action[32];
+    char object[256];
+    char outcome[320];
+} drover_audit_entry_t;
+
+// Audit entries from since_unix_ms on (0: all the broker holds in memory),
+// oldest first, at most the newest 200 of them (*more set when older ones
+// were left out: ask again from a later time). *entries: free() it.
+// DV_EPERM without the admin role.
+int drover_audit(drover_t *self,
+                 uint64_t since_unix_ms,
+                 drover_audit_entry_t **entries,
+                 size_t *n,
+                 bool *more,
+                 drover_error_t *err);
+
+// Reload the broker's authorized keys (as SIGHUP does); *keys (may be
+// NULL) gets how many it holds now. DV_EPERM without the admin role;
+// DV_EINVAL in plain mode; a bad key file: its error (the old keys stay).
+int drover_admin_reload(drover_t *self, size_t *keys, drover_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -85,7 +85,10 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(DATASET_RM, "dataset_rm")                                               \
     XX(FETCH_DATASET, "fetch_dataset")                                         \
     XX(DATASET_DATA, "dataset_data")                                           \
-    XX(CHECKPOINT, "checkpoint")
+    XX(CHECKPOINT, "checkpoint")                                               \
+    XX(ADMIN_RELOAD, "admin_reload")                                           \
+    XX(AUDIT_LIST, "audit_list")                                               \
+    XX(AUDIT, "audit")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

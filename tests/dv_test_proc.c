@@ -38,8 +38,8 @@ spawn(const char *env_bin,
     }
     char log[4200];
     snprintf(log, sizeof log, "%s/%s", dir, log_name);
-    const char *argv[16] = {bin};
-    for (int i = 0; args[i] && i < 14; i++) {
+    const char *argv[32] = {bin};
+    for (int i = 0; args[i] && i < 30; i++) {
         argv[i + 1] = args[i];
     }
     posix_spawn_file_actions_t fa;

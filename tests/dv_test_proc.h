@@ -21,7 +21,7 @@ typedef struct {
 // Monotonic milliseconds.
 int64_t dv_test_now_ms(void);
 
-// Start the binary at $env_bin with args (NULL-terminated, at most 14),
+// Start the binary at $env_bin with args (NULL-terminated, at most 30),
 // stdout to a pipe, stderr appended to dir/log_name. pid is 0 on failure.
 dv_proc_t dv_proc_start(const char *env_bin,
                         const char *const *args,

@@ -27,12 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
 #include <zmq.h>
 
 #include "dv_csv.h"
+#include "dv_keys.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -191,6 +193,9 @@ struct dv_worker {
     size_t n_queues;        //
     uv_async_t progress;    // a training task has progress to report
     uint32_t train_slots;   // training jobs at once
+    bool curve;             // CURVE on: keys below
+    uint8_t public_key[32], secret_key[32], broker_key[32];
+    char key_id[65]; // our key's id, for logs
 };
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -287,6 +292,11 @@ open_socket(dv_worker_t *self, dv_error_t *err)
     int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (self->curve) {
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, self->broker_key, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->public_key, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->secret_key, 32);
+    }
     if (zmq_connect(self->sock, self->endpoint) != 0) {
         int e = zmq_errno();
         zmq_close(self->sock);
@@ -1665,8 +1675,14 @@ on_heartbeat(uv_timer_t *t)
     }
     if (self->watch && silent > limit) {
         dv_log(DV_LOG_WARN, "worker",
-               "no word from the broker for %llu ms: reconnecting",
-               (unsigned long long)silent);
+               "no word from the broker for %llu ms: reconnecting%s",
+               (unsigned long long)silent,
+               self->ready_printed ? ""
+               : self->curve
+                   ? " (never welcomed: if the broker refuses our key, its "
+                     "audit log says why; check --broker-key)"
+                   : " (never welcomed: a broker running CURVE needs --key "
+                     "and --broker-key)");
         dv_zwatch_close(self->watch, on_closed_reconnect, self);
         self->watch = NULL;
         return;
@@ -1696,6 +1712,50 @@ on_signal(uv_signal_t *s, int signum)
     dv_msgw_uint(w, "running", self->running);
     send_header(self, w, NULL, 0);
     maybe_finish_drain(self);
+}
+
+// CURVE: our key pair from key (a .key file) and the broker's public key
+// from bkey (a .pub file, or the key in Z85).
+static int
+load_keys(dv_worker_t *self, const char *key, const char *bkey, dv_error_t *err)
+{
+    if (!key || !*key || !bkey || !*bkey) {
+        return dv_errorf(err, DV_EINVAL,
+                         "CURVE needs both --key FILE.key and --broker-key "
+                         "FILE.pub (or DROVER_KEY and DROVER_BROKER_KEY)");
+    }
+    dv_key_t k;
+    int rc = dv_key_load(&k, key, err);
+    if (rc) {
+        return rc;
+    }
+    if (!k.has_secret) {
+        dv_key_clear(&k);
+        return dv_errorf(err, DV_EINVAL,
+                         "%s holds no secret key: give the .key file", key);
+    }
+    memcpy(self->public_key, k.public_key, 32);
+    memcpy(self->secret_key, k.secret_key, 32);
+    snprintf(self->key_id, sizeof self->key_id, "%s", k.id);
+    dv_key_clear(&k);
+    struct stat st;
+    if (strlen(bkey) == 40 && stat(bkey, &st) != 0) {
+        if (!zmq_z85_decode(self->broker_key, bkey)) {
+            return dv_errorf(err, DV_EINVAL,
+                             "--broker-key '%s' is neither a file nor a Z85 "
+                             "key",
+                             bkey);
+        }
+    } else {
+        rc = dv_key_load(&k, bkey, err);
+        if (rc) {
+            return rc;
+        }
+        memcpy(self->broker_key, k.public_key, 32);
+        dv_key_clear(&k);
+    }
+    self->curve = true;
+    return 0;
 }
 
 int
@@ -1743,6 +1803,17 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
         p = end ? end + 1 : p + len;
     }
 
+    const char *key = opts->key ? opts->key : getenv("DROVER_KEY");
+    const char *bkey =
+        opts->broker_key ? opts->broker_key : getenv("DROVER_BROKER_KEY");
+    if ((key && *key) || (bkey && *bkey)) {
+        int krc = load_keys(self, key, bkey, err);
+        if (krc) {
+            dv_strs_free(&self->queues, self->n_queues);
+            free(self);
+            return krc;
+        }
+    }
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->model_budget =

@@ -36,6 +36,10 @@ typedef struct {
                                  // free for inference)
     const char *queues;          // comma-separated queues it serves (NULL
                                  // or "": every queue)
+    const char *key;             // CURVE: this worker's .key file (NULL:
+                                 // plain, unless $DROVER_KEY)
+    const char *broker_key;      // the broker's .pub file or Z85 key
+                                 // (NULL: $DROVER_BROKER_KEY)
 } dv_worker_opts_t;
 
 typedef struct dv_worker dv_worker_t;

@@ -13,6 +13,7 @@ usage(FILE *f)
                "                     [--concurrency N] [--heartbeat-ms N]\n"
                "                     [--prefetch N] [--model-memory MB]\n"
                "                     [--data-memory MB]\n"
+               "                     [--key FILE.key --broker-key FILE.pub]\n"
                "                     [--queues Q1,Q2,...] [--train-slots N]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
                "--prefetch 4 --model-memory 1024 --data-memory 1024\n"
@@ -23,6 +24,9 @@ usage(FILE *f)
                "jobs held beyond\nthose so the next is ready when one ends "
                "(0 for long jobs: best balance).\n"
                "--queues: serve only these queues (default: every queue).\n"
+               "--key / --broker-key (or DROVER_KEY / DROVER_BROKER_KEY): "
+               "CURVE, for a broker\nrunning with --secret-key; the key needs "
+               "the worker role (docs/SECURITY.md).\n"
                "--train-slots N: training jobs at once (default: concurrency "
                "- 1, at least 1),\nso inference keeps a thread while models "
                "train.\n"
@@ -60,6 +64,12 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--model-memory") == 0 && v && atoi(v) > 0) {
             opts.model_memory = (size_t)atoi(v) << 20;
+            i++;
+        } else if (strcmp(a, "--key") == 0 && v) {
+            opts.key = v;
+            i++;
+        } else if (strcmp(a, "--broker-key") == 0 && v) {
+            opts.broker_key = v;
             i++;
         } else if (strcmp(a, "--data-memory") == 0 && v && atoi(v) > 0) {
             opts.data_memory = (size_t)atoi(v) << 20;

@@ -60,6 +60,9 @@ int dv_cli_local(int argc, char **argv);
 // `drover up ...` (dv_cli_up.c): argv starts after "up".
 int dv_cli_up(int argc, char **argv);
 
+// `drover keygen ...` (dv_cli_keys.c): argv starts after "keygen".
+int dv_cli_keygen(int argc, char **argv);
+
 // The commands that talk to a broker (dv_cli_remote.c): infer, submit,
 // models, jobs, workers, status. argv starts after cmd. Returns an exit
 // code, or -1 when cmd is not one of them.

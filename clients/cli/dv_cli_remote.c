@@ -369,7 +369,7 @@ done:
     "[--priority P]\n"                                                         \
     "         [--deadline-ms N] [--timeout-ms N] [--max-attempts N] "          \
     "[--backoff-ms N]\n"                                                       \
-    "         [--key K] [--broker E] [--json]\n"                               \
+    "         [--idempotency-key K] [--broker E] [--json]\n"                   \
     "Submits N jobs asynchronously (at most --window in flight, default "      \
     "10000): echo\n"                                                           \
     "jobs answer with BYTES bytes; sleep jobs wait MS first (a diagnostic "    \
@@ -378,8 +378,8 @@ done:
     "done/failed\n"                                                            \
     "and jobs/s; with --no-wait it returns once every job is accepted "        \
     "(stored, by\n"                                                            \
-    "default) and prints their ids, one per line. --key K sets the "           \
-    "idempotency key\n"                                                        \
+    "default) and prints their ids, one per line. --idempotency-key K sets "   \
+    "the key\n"                                                                \
     "(K-1, K-2, ... with --count): resubmitting returns the same jobs. "       \
     "--backoff-ms 0\n"                                                         \
     "retries at once.\n"
@@ -445,7 +445,7 @@ cmd_submit(int argc, char **argv)
         {"sleep", true, NULL},      {"no-wait", false, NULL},
         {"priority", true, NULL},   {"deadline-ms", true, NULL},
         {"timeout-ms", true, NULL}, {"max-attempts", true, NULL},
-        {"backoff-ms", true, NULL}, {"key", true, NULL},
+        {"backoff-ms", true, NULL}, {"idempotency-key", true, NULL},
         {NULL, false, NULL},
     };
     size_t n_pos;
@@ -471,7 +471,7 @@ cmd_submit(int argc, char **argv)
         return DV_CLI_USAGE;
     }
     bool no_wait = dv_cli_get(opts, "no-wait") != NULL;
-    const char *key = dv_cli_get(opts, "key");
+    const char *key = dv_cli_get(opts, "idempotency-key");
     drover_t *d = NULL;
     if ((rc = connect_to(opts, &d)) != 0) {
         return rc;
@@ -2005,6 +2005,148 @@ cmd_status(int argc, char **argv)
     return rc ? fail_d(&err) : DV_CLI_OK;
 }
 
+// ------------------------------------------------------------ security
+
+#define AUDIT_USAGE                                                            \
+    "usage: drover audit [--since T] [--broker E] [--json]\n"                  \
+    "The broker's audit log (admin keys only): handshakes refused, "           \
+    "permission\n"                                                             \
+    "refusals, model and data set changes, reloads; oldest first. T: "         \
+    "seconds since\n"                                                          \
+    "1970 (UTC), or a duration back from now: 30s, 15m, 2h, 7d.\n"
+
+// "1700000000" (unix seconds) or "15m" (that long ago) -> unix ms.
+static int
+since_ms(const char *t, uint64_t *out)
+{
+    char *end = NULL;
+    double v = strtod(t, &end);
+    if (end == t || v < 0) {
+        return -1;
+    }
+    double unit = *end == '\0'  ? 0
+                  : *end == 's' ? 1
+                  : *end == 'm' ? 60
+                  : *end == 'h' ? 3600
+                  : *end == 'd' ? 86400
+                                : -1;
+    if (unit < 0 || (*end && end[1])) {
+        return -1;
+    }
+    if (unit == 0) {
+        *out = (uint64_t)(v * 1000);
+        return 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
+    double at = now - v * unit * 1000;
+    *out = at > 0 ? (uint64_t)at : 0;
+    return 0;
+}
+
+static int
+cmd_audit(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"since", true, NULL}, {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL}, {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = parse(argc, argv, opts, NULL, 0, &n_pos, AUDIT_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    uint64_t since = 0;
+    const char *t = dv_cli_get(opts, "since");
+    if (t && since_ms(t, &since) != 0) {
+        fprintf(stderr, "drover: --since %s: unix seconds, or 30s/15m/2h/7d\n",
+                t);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_audit_entry_t *e = NULL;
+    size_t n = 0;
+    bool more = false;
+    rc = drover_audit(d, since, &e, &n, &more, &err);
+    bool json = dv_cli_get(opts, "json") != NULL;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (json) {
+            printf("{\"seq\":%" PRIu64 ",\"unix_ms\":%" PRIu64 ",\"key\":",
+                   e[i].seq, e[i].unix_ms);
+            dv_cli_json_str(stdout, e[i].key);
+            printf(",\"action\":");
+            dv_cli_json_str(stdout, e[i].action);
+            printf(",\"object\":");
+            dv_cli_json_str(stdout, e[i].object);
+            printf(",\"outcome\":");
+            dv_cli_json_str(stdout, e[i].outcome);
+            printf("}\n");
+        } else {
+            time_t secs = (time_t)(e[i].unix_ms / 1000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&secs, &tm);
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+            printf("%-6" PRIu64 " %s  %-12s %-14s %s: %s\n", e[i].seq, when,
+                   e[i].key[0] ? e[i].key : "-", e[i].action, e[i].object,
+                   e[i].outcome);
+        }
+    }
+    if (rc == 0 && more && !json) {
+        printf("(older entries left out: use --since)\n");
+    }
+    free(e);
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
+#define ADMIN_USAGE                                                            \
+    "usage: drover admin reload [--broker E] [--json]\n"                       \
+    "Reload the broker's authorized keys (as SIGHUP does; admin keys "         \
+    "only). A key\n"                                                           \
+    "removed from the folder is refused from its connection's next "           \
+    "message on.\n"
+
+static int
+cmd_admin(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    const char *pos[1] = {NULL};
+    size_t n_pos = 0;
+    int rc = parse(argc, argv, opts, pos, 1, &n_pos, ADMIN_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (n_pos != 1 || strcmp(pos[0], "reload") != 0) {
+        fputs(ADMIN_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = connect_to(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    size_t keys = 0;
+    rc = drover_admin_reload(d, &keys, &err);
+    if (rc == 0) {
+        printf(dv_cli_get(opts, "json") ? "{\"keys\":%zu}\n"
+                                        : "reloaded: %zu authorized keys\n",
+               keys);
+    }
+    drover_destroy(&d);
+    return rc ? fail_d(&err) : DV_CLI_OK;
+}
+
 int
 dv_cli_remote(const char *cmd, int argc, char **argv)
 {
@@ -2022,6 +2164,12 @@ dv_cli_remote(const char *cmd, int argc, char **argv)
     }
     if (strcmp(cmd, "workers") == 0) {
         return cmd_workers(argc, argv);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        return cmd_audit(argc, argv);
+    }
+    if (strcmp(cmd, "admin") == 0) {
+        return cmd_admin(argc, argv);
     }
     if (strcmp(cmd, "status") == 0) {
         return cmd_status(argc, argv);

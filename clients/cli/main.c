@@ -1,6 +1,8 @@
 // drover — the command-line client. Thin: picks the subcommand and hands
 // over; each subcommand lives in its own dv_cli_*.c.
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "drover.h"
@@ -38,18 +40,55 @@ usage(FILE *f)
             "  workers                            connected workers\n"
             "  status                             the broker's queues and "
             "counts\n"
+            "  audit                              the broker's audit log "
+            "(admin)\n"
+            "  admin reload                       reload the authorized keys "
+            "(admin)\n"
+            "  keygen                             a CURVE key pair for "
+            "the broker, a client\n"
+            "                                     or a worker (.key + .pub)\n"
             "  version                            print the version\n"
             "\n"
             "`drover COMMAND --help` shows a command's options. Commands "
             "that talk to a\nbroker take --broker ENDPOINT (default "
             "$DROVER_BROKER, else " DROVER_DEFAULT_ENDPOINT ")\n"
-            "and --json.\n"
+            "and --json; with CURVE on, --key FILE.key --broker-key "
+            "FILE.pub (or\nDROVER_KEY / DROVER_BROKER_KEY; docs/SECURITY.md).\n"
             "Exit codes: 0 ok, 1 failure (reason on stderr), 2 usage.\n");
 }
 
 int
 main(int argc, char **argv)
 {
+    if (argc < 2) {
+        usage(stderr);
+        return DV_CLI_USAGE;
+    }
+    // --key FILE / --broker-key FILE.pub anywhere: this client's CURVE key
+    // and the broker's, for every command that talks to a broker (as
+    // DROVER_KEY / DROVER_BROKER_KEY, which libdrover reads).
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        static const char *names[2] = {"--key", "--broker-key"};
+        static const char *envs[2] = {"DROVER_KEY", "DROVER_BROKER_KEY"};
+        bool taken = false;
+        for (int k = 0; k < 2 && !taken; k++) {
+            size_t nl = strlen(names[k]);
+            if (strcmp(argv[i], names[k]) == 0 && i + 1 < argc) {
+                setenv(envs[k], argv[++i], 1);
+                taken = true;
+            } else if (strncmp(argv[i], names[k], nl) == 0 &&
+                       argv[i][nl] == '=') {
+                setenv(envs[k], argv[i] + nl + 1, 1);
+                taken = true;
+            }
+        }
+        if (!taken) {
+            argv[kept++] = argv[i];
+        }
+    }
+    argc = kept;
+    argv[argc] = NULL;
     if (argc < 2) {
         usage(stderr);
         return DV_CLI_USAGE;
@@ -69,6 +108,9 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "up") == 0) {
         return dv_cli_up(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "keygen") == 0) {
+        return dv_cli_keygen(argc - 2, argv + 2);
     }
     int rc = dv_cli_remote(cmd, argc - 2, argv + 2);
     if (rc >= 0) {

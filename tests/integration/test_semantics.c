@@ -587,7 +587,7 @@ test_idempotency_and_no_wait(void)
     snprintf(out1, sizeof out1, "%s/ids1.txt", c.dir);
     snprintf(out2, sizeof out2, "%s/ids2.txt", c.dir);
     const char *cli[] = {"submit",    "--echo", "10",    "--count", "5",
-                         "--no-wait", "--key",  "batch", "--queue", "q",
+                         "--no-wait", "--idempotency-key",  "batch", "--queue", "q",
                          "--broker",  c.cep,    NULL};
     int rc1 =
         back ? dv_proc_run("DROVER_BIN", cli, out1, c.dir, "cli.log") : -1;

@@ -1,0 +1,62 @@
+// dv_audit — the broker's audit log: who did what to which object, and how
+// it ended. Every admin action, model and data set push / alias / delete,
+// permission refusal and refused handshake gets an entry.
+//
+// Entries are appended to the store's `audit` table (sequence -> record),
+// committed with the broker's next group commit, and never changed or
+// deleted through any API: the protocol can only read them (audit_list).
+// The newest DV_AUDIT_MEMORY entries are also held in memory for reading;
+// older ones stay in the store (readable with mdb_dump). Without a store
+// (in-memory broker) only the memory copy exists.
+//
+// Threads: the broker's loop thread.
+#ifndef DV_AUDIT_H
+#define DV_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+#include "dv_store.h"
+
+#define DV_AUDIT_MEMORY 100000 // entries held in memory
+
+typedef struct {
+    uint64_t seq;        // 1, 2, ... in the order they happened
+    uint64_t unix_ms;    // when
+    const char *key;     // who: key id ("" in plain mode)
+    const char *action;  // "model_push", "handshake", "reload", ...
+    const char *object;  // what it acted on ("iris@3", "queue q1", an
+                         // address)
+    const char *outcome; // "ok", "refused: ...", "error: ..."
+} dv_audit_entry_t;
+
+typedef struct dv_audit dv_audit_t;
+
+// Open over store (NULL: memory only), reading back the entries it holds.
+// Returns 0 and *out, or the store's error (a damaged entry: DV_EFORMAT).
+int dv_audit_open(dv_audit_t **out, dv_store_t *store, dv_error_t *err);
+void dv_audit_destroy(dv_audit_t **self_p);
+
+// Append an entry (strings copied; long ones cut at 1 KiB). Staged in the
+// store: the caller commits (the broker's group commit).
+void dv_audit_add(dv_audit_t *self,
+                  const char *key,
+                  const char *action,
+                  const char *object,
+                  const char *outcome);
+
+// Entries in memory with unix_ms >= since_ms, oldest first: *n of them,
+// starting at index *first of dv_audit_at.
+void dv_audit_since(const dv_audit_t *self,
+                    uint64_t since_ms,
+                    size_t *first,
+                    size_t *n);
+// Entry i (0: the oldest in memory) into *out (strings borrowed until the
+// next add).
+void dv_audit_at(const dv_audit_t *self, size_t i, dv_audit_entry_t *out);
+// Entries in memory, and the last sequence number given.
+size_t dv_audit_count(const dv_audit_t *self);
+uint64_t dv_audit_last_seq(const dv_audit_t *self);
+
+#endif

@@ -1,0 +1,94 @@
+// dv_auth — who may connect to the broker, and as whom.
+//
+// The broker's ZeroMQ sockets run the CURVE mechanism (encryption and
+// authentication, RFC 26) with the broker's secret key; libzmq asks a ZAP
+// handler (RFC 27) about every handshake. dv_auth is that handler: a REP
+// socket on inproc://zeromq.zap.01 in the broker's context, served on the
+// broker's libuv loop (no thread, so a reload swaps the keyring without a
+// lock). It admits a client or worker whose public key is in the
+// authorized-keys folder (dv_keyring) with a role fit for the socket it
+// connects to (domain "clients": producer, consumer or admin; "workers":
+// worker or admin), and names it by its key id (the ZAP User-Id, which
+// libzmq attaches to every message from that connection:
+// dv_auth_message_key).
+//
+// Without a secret key the broker runs in plain mode (no encryption, anyone
+// may connect: for ipc:// and 127.0.0.1 development); the handler still
+// runs for the client socket, to enforce the connection limit.
+//
+// Connections are counted with socket monitors (accepted - disconnected):
+// past max_connections on the client socket new handshakes are refused.
+//
+// Threads: the broker's loop thread only.
+#ifndef DV_AUTH_H
+#define DV_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "dv_err.h"
+#include "dv_keys.h"
+
+typedef struct dv_auth dv_auth_t;
+
+// A refused handshake, for the audit log: the domain, the peer's address,
+// the key id (or the public key in Z85 for an unknown key, "" in plain
+// mode) and why.
+typedef void (*dv_auth_refused_fn)(const char *domain,
+                                   const char *address,
+                                   const char *key,
+                                   const char *why,
+                                   void *arg);
+
+typedef struct {
+    const char *secret_key;     // the broker's .key file (NULL: plain mode)
+    const char *keys_dir;       // authorized keys (*.pub; required with a key)
+    size_t max_connections;     // on the client socket (0: unlimited)
+    dv_auth_refused_fn refused; // may be NULL
+    void *refused_arg;
+} dv_auth_opts_t;
+
+// Load the keys and bind the ZAP handler in ctx (before any socket that
+// uses it binds). Returns 0 and *out, or the key/keyring error.
+int dv_auth_open(dv_auth_t **out,
+                 void *ctx,
+                 uv_loop_t *loop,
+                 const dv_auth_opts_t *opts,
+                 dv_error_t *err);
+// Stop watching (before the owner's last uv_run, which frees the
+// watchers); then destroy closes the sockets (before zmq_ctx_term) and
+// frees. NULL-safe.
+void dv_auth_close(dv_auth_t *self);
+void dv_auth_destroy(dv_auth_t **self_p);
+
+// Before socket binds: CURVE server with the broker's key (when there is
+// one) in domain "clients" or "workers", and a monitor for connection
+// counts. Returns 0 or DV_EIO.
+int dv_auth_socket(dv_auth_t *self,
+                   void *socket,
+                   const char *domain,
+                   dv_error_t *err);
+
+// True when the broker runs CURVE.
+bool dv_auth_secure(const dv_auth_t *self);
+// The broker's public key in Z85 ("" in plain mode).
+const char *dv_auth_public_z85(const dv_auth_t *self);
+
+// Reload the authorized keys. On failure the old ones stay (err says
+// why). *n (may be NULL) gets the count loaded.
+int dv_auth_reload(dv_auth_t *self, size_t *n, dv_error_t *err);
+
+// The key a message came from: its frame's User-Id looked up in the
+// current keyring. NULL in plain mode, or when the key was revoked since
+// the connection was made (*id, may be NULL, still names it then).
+const dv_key_t *
+dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id);
+
+// Open connections on the client socket.
+size_t dv_auth_connections(const dv_auth_t *self);
+
+#endif
