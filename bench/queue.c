@@ -10,6 +10,8 @@
 //   deep: durable W1 again while 1,000,000 jobs of 100 bytes wait in
 //       another queue (workers serve only W1's, --queues): the broker's
 //       RSS and W1 beside the empty-queue durable figure
+//   curve: W1 over tcp 127.0.0.1, plain beside CURVE (keys for the broker,
+//       the workers and the producer): the cost of encryption
 //   floor: the same W1/W2 through a raw ZeroMQ relay (ROUTER/ROUTER,
 //       round-robin to workers, as ../shared/peers/src/zmq_broker.c) with
 //       echo workers, all in this process: what ZeroMQ alone costs.
@@ -36,6 +38,7 @@
 
 #include <zmq.h>
 
+#include "dv_keys.h"
 #include "dv_proto.h"
 #include "dv_wire.h"
 
@@ -85,8 +88,8 @@ spawn(const char *bin, const char *const *args)
     if (pipe(fds) != 0) {
         return p;
     }
-    const char *argv[16] = {bin};
-    for (int i = 0; args[i] && i < 14; i++) {
+    const char *argv[24] = {bin};
+    for (int i = 0; args[i] && i < 22; i++) {
         argv[i + 1] = args[i];
     }
     posix_spawn_file_actions_t fa;
@@ -484,6 +487,113 @@ run_drover(const char *bin_dir,
     return rc;
 }
 
+// ------------------------------------------------------------- CURVE
+
+// W1 over tcp 127.0.0.1 with CURVE on (broker --secret-key, workers and the
+// producer with keys of their own) or off (plain): what encryption and
+// authentication cost. In-memory broker, 2 workers.
+static int
+run_curve(const char *bin_dir, bool curve, double *w1_rate)
+{
+    char dir[] = "/tmp/dv-bench-curve-XXXXXX";
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    char auth[300], stem[300], bkey[300], bpub[300], wkey[300], pkey[300];
+    snprintf(auth, sizeof auth, "%s/authorized", dir);
+    mkdir(auth, 0755);
+    dv_error_t err = {0};
+    struct {
+        const char *name;
+        unsigned roles;
+    } keys[] = {{"broker", 0},
+                {"worker", DV_ROLE_WORKER},
+                {"producer", DV_ROLE_PRODUCER}};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        snprintf(stem, sizeof stem, "%s/%s", dir, keys[i].name);
+        rc = dv_key_generate(stem, keys[i].name, keys[i].roles, NULL, &err);
+        if (rc == 0 && i > 0) { // authorize it
+            char from[320], to[320];
+            snprintf(from, sizeof from, "%s.pub", stem);
+            snprintf(to, sizeof to, "%s/%s.pub", auth, keys[i].name);
+            rc = link(from, to);
+        }
+    }
+    snprintf(bkey, sizeof bkey, "%s/broker.key", dir);
+    snprintf(bpub, sizeof bpub, "%s/broker.pub", dir);
+    snprintf(wkey, sizeof wkey, "%s/worker.key", dir);
+    snprintf(pkey, sizeof pkey, "%s/producer.key", dir);
+    char broker_bin[4200], worker_bin[4200], line[1100];
+    snprintf(broker_bin, sizeof broker_bin, "%s/drover-broker", bin_dir);
+    snprintf(worker_bin, sizeof worker_bin, "%s/drover-worker", bin_dir);
+    const char *bargs[] = {"--client",
+                           "tcp://127.0.0.1:0",
+                           "--worker",
+                           "tcp://127.0.0.1:0",
+                           "--max-queued",
+                           "2000000",
+                           curve ? "--secret-key" : NULL,
+                           bkey,
+                           "--authorized-keys",
+                           auth,
+                           NULL};
+    proc_t broker = {0, -1}, w[2] = {{0, -1}, {0, -1}};
+    char cep[256] = "", wep[256] = "";
+    if (rc == 0) {
+        broker = spawn(broker_bin, bargs);
+        rc = ready(&broker, line, sizeof line);
+    }
+    if (rc == 0 && sscanf(line, "%255s %255s", cep, wep) != 2) {
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        const char *wargs[] = {"--broker",
+                               wep,
+                               "--concurrency",
+                               "64",
+                               "--queues",
+                               "bench",
+                               curve ? "--key" : NULL,
+                               wkey,
+                               "--broker-key",
+                               bpub,
+                               NULL};
+        w[i] = spawn(worker_bin, wargs);
+        rc = ready(&w[i], line, sizeof line);
+    }
+    if (rc == 0) {
+        void *ctx = zmq_ctx_new();
+        void *sock = zmq_socket(ctx, ZMQ_DEALER);
+        int zero = 0;
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+        dv_key_t k = {0}, b = {0};
+        if (curve && dv_key_load(&k, pkey, &err) == 0 &&
+            dv_key_load(&b, bpub, &err) == 0) {
+            zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, b.public_key, 32);
+            zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k.public_key, 32);
+            zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k.secret_key, 32);
+        }
+        dv_key_clear(&k);
+        dv_key_clear(&b);
+        zmq_connect(sock, cep);
+        *w1_rate = drover_w1(sock, W1_JOBS);
+        zmq_close(sock);
+        zmq_ctx_term(ctx);
+    } else {
+        fprintf(stderr, "dv-bench-queue: the CURVE run did not start: %s\n",
+                err.text);
+    }
+    for (int i = 0; i < 2; i++) {
+        reap(&w[i]);
+    }
+    reap(&broker);
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
+
 // --------------------------------------------------- raw ZeroMQ floor
 
 typedef struct {
@@ -750,6 +860,15 @@ main(int argc, char **argv)
     if (run_train(bin_dir, &train_queue, &train_local) != 0) {
         return 1;
     }
+    double plain_tcp[RUNS], curve_tcp[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        if (run_curve(bin_dir, false, &plain_tcp[r]) != 0 ||
+            run_curve(bin_dir, true, &curve_tcp[r]) != 0) {
+            return 1;
+        }
+    }
+    qsort(plain_tcp, RUNS, sizeof(double), cmp_double);
+    qsort(curve_tcp, RUNS, sizeof(double), cmp_double);
     double deep_w1 = deep.w1[RUNS / 2];
     floor_run(1, NULL, fl_lat);
     qsort(dv_lat, W2_TRIPS, sizeof(double), cmp_double);
@@ -776,6 +895,11 @@ main(int argc, char **argv)
            "samples/s   queue/in-process %.2f\n",
            TRAIN_EPOCHS, TRAIN_ROWS, RUNS, train_queue, train_local,
            train_queue / train_local);
+    printf("curve: W1 over tcp 127.0.0.1 (median of %d):\n  plain %8.0f "
+           "jobs/s   CURVE (encrypted, authenticated) %8.0f jobs/s   "
+           "curve/plain %.2f\n",
+           RUNS, plain_tcp[RUNS / 2], curve_tcp[RUNS / 2],
+           curve_tcp[RUNS / 2] / plain_tcp[RUNS / 2]);
     printf("W2 %d sequential round trips, 1 worker:\n", W2_TRIPS);
     printf("  drover p50 %6.0f us p99 %6.0f us   raw zmq relay p50 %6.0f us "
            "p99 %6.0f us\n",
@@ -799,6 +923,9 @@ main(int argc, char **argv)
         "\"preload_s\": %.2f, \"broker_rss_mb\": %.1f, "
         "\"broker_peak_rss_mb\": %.1f, \"durable_w1_jobs_per_s\": %.0f, "
         "\"over_empty_queue\": %.3f},\n"
+        "  \"curve\": {\"transport\": \"tcp\", \"jobs\": %d, "
+        "\"plain_jobs_per_s\": %.0f, \"curve_jobs_per_s\": %.0f, "
+        "\"curve_over_plain\": %.3f},\n"
         "  \"w2\": {\"trips\": %d, \"drover_p50_us\": %.0f, "
         "\"drover_p99_us\": %.0f, \"floor_p50_us\": %.0f, "
         "\"floor_p99_us\": %.0f}\n}\n",
@@ -806,8 +933,10 @@ main(int argc, char **argv)
         dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], TRAIN_EPOCHS,
         TRAIN_ROWS, train_queue, train_local, train_queue / train_local,
         BACKLOG, PAYLOAD, deep.preload_s, deep.rss_after_kb / 1024.0,
-        deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W2_TRIPS, d50,
-        d99, f50, f99);
+        deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W1_JOBS,
+        plain_tcp[RUNS / 2], curve_tcp[RUNS / 2],
+        curve_tcp[RUNS / 2] / plain_tcp[RUNS / 2], W2_TRIPS, d50, d99, f50,
+        f99);
     fclose(f);
     printf("wrote %s\n", out_path);
     return 0;
