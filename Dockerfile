@@ -6,7 +6,7 @@ FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       gcc make cmake git ca-certificates pkg-config \
-      libzmq3-dev libczmq-dev libmsgpack-dev libopenblas-dev liblapacke-dev \
+      libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev libopenblas-dev liblapacke-dev \
       libuv1-dev liblmdb-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

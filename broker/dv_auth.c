@@ -384,6 +384,12 @@ dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id)
     return user ? dv_keyring_find_id(self->keyring, user) : NULL;
 }
 
+const dv_key_t *
+dv_auth_key_by_id(const dv_auth_t *self, const char *id)
+{
+    return self && self->keyring ? dv_keyring_find_id(self->keyring, id) : NULL;
+}
+
 size_t
 dv_auth_connections(const dv_auth_t *self)
 {

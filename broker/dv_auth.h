@@ -88,6 +88,9 @@ int dv_auth_reload(dv_auth_t *self, size_t *n, dv_error_t *err);
 const dv_key_t *
 dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id);
 
+// The current keyring's key with id (NULL: none, or plain mode).
+const dv_key_t *dv_auth_key_by_id(const dv_auth_t *self, const char *id);
+
 // Open connections on the client socket.
 size_t dv_auth_connections(const dv_auth_t *self);
 

@@ -299,6 +299,7 @@ struct dv_broker {
     who_t *whos;               // keys seen (index 0: none), for limits
     size_t n_whos;             //
     uint64_t max_inflight;     // unfinished jobs per key
+    bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
                                // handled (NULL: plain mode, or none)
 };
@@ -2857,6 +2858,39 @@ after_push(uv_work_t *req, int status)
     free(p);
 }
 
+// A pushed file's lineage: who pushed it and who signed it (NULL when
+// neither is known: plain mode, unsigned).
+static uint8_t *
+push_lineage(const char *owner,
+             const char *signer,
+             const dv_msg_t *m,
+             size_t *len)
+{
+    *len = 0;
+    if (!owner[0] && !signer[0]) {
+        return NULL;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, signer[0] ? 4 : 2);
+    dv_msgpack_pack_str(&pk, "pushed_by");
+    dv_msgpack_pack_str(&pk, owner);
+    dv_msgpack_pack_str(&pk, "pushed_unix_ms");
+    msgpack_pack_uint64(&pk, unix_ms_now());
+    if (signer[0]) {
+        const msgpack_object *sig = dv_msg_get(m, "signature");
+        dv_msgpack_pack_str(&pk, "signed_by");
+        dv_msgpack_pack_str(&pk, signer);
+        dv_msgpack_pack_str(&pk, "signature");
+        msgpack_pack_bin(&pk, sig->via.bin.size);
+        msgpack_pack_bin_body(&pk, sig->via.bin.ptr, sig->via.bin.size);
+    }
+    *len = sb.size;
+    return (uint8_t *)msgpack_sbuffer_release(&sb);
+}
+
 static int
 on_model_push(dv_broker_t *self,
               const void *route,
@@ -2889,6 +2923,39 @@ on_model_push(dv_broker_t *self,
                          "model_push: the file's SHA-256 does not match "
                          "'sha256' (damaged in transit?)");
     }
+    // A signature (Ed25519 over "drover-model-v1:" + the SHA-256) must be
+    // an authorized admin's and hold; --require-signed wants one.
+    char signer[DV_KEY_ID_MAX + 1] = "";
+    if (dv_msg_has(m, "signature")) {
+        const uint8_t *sig = NULL;
+        size_t sig_len = 0;
+        if ((rc = dv_msg_bin(m, "signature", &sig, &sig_len, 64, err)) != 0 ||
+            (rc = dv_msg_str(m, "signer", signer, sizeof signer, err)) != 0) {
+            return rc;
+        }
+        const dv_key_t *k = dv_auth_key_by_id(self->auth, signer);
+        uint8_t msg[16 + DV_SHA256_BYTES];
+        memcpy(msg, "drover-model-v1:", 16);
+        memcpy(msg + 16, got, sizeof got);
+        if (!k || !(k->roles & DV_ROLE_ADMIN)) {
+            return dv_errorf(err, DV_EPERM,
+                             "model_push: signer '%s' is not an authorized "
+                             "admin key",
+                             signer);
+        }
+        if (sig_len != 64 || !dv_key_verify(k, msg, sizeof msg, sig)) {
+            return dv_errorf(err, DV_EPERM,
+                             "model_push: the signature by '%s' does not "
+                             "verify (the file changed after signing, or "
+                             "another key signed it)",
+                             signer);
+        }
+    } else if (self->require_signed) {
+        return dv_errorf(err, DV_EPERM,
+                         "model_push: this broker takes only model files "
+                         "signed by an admin key (--require-signed): drover "
+                         "models push FILE --sign --key ADMIN.key");
+    }
     uint32_t version = dv_registry_reserve(self->registry, name, err);
     if (version == 0) {
         return DV_EINVAL;
@@ -2908,6 +2975,7 @@ on_model_push(dv_broker_t *self,
     p->image = dv_malloc(file->len ? file->len : 1);
     memcpy(p->image, file->data, file->len);
     p->len = file->len;
+    p->lineage = push_lineage(p->owner, signer, m, &p->lineage_len);
     p->work.data = p;
     if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
         dv_registry_release(self->registry, name, version);
@@ -4703,9 +4771,6 @@ audit_message(dv_broker_t *self,
     default:
         return;
     }
-    if (rc == DV_EPERM) {
-        return; // refuse() recorded it
-    }
     char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 32];
     message_object(m, object, sizeof object);
     if (rc) {
@@ -4892,7 +4957,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            dv_msg_name(dv_msg_type(m)));
         }
     }
-    if (m) {
+    if (m && (who || !dv_auth_secure(self->auth))) { // authorize() passed
         audit_message(self, who_id, m, rc, &err);
     }
     self->current = NULL;
@@ -6391,6 +6456,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
     }
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
+    self->require_signed = opts->require_signed;
     self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
     self->n_whos = 1;
     if (rc == 0) {

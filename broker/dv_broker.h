@@ -14,6 +14,7 @@
 #ifndef DV_BROKER_H
 #define DV_BROKER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dv_err.h"
@@ -38,13 +39,15 @@ typedef struct {
     size_t memory_window;           // durable jobs waiting per queue held in
                                     // memory; the rest wait in the store only
                                     // (0: 20,000)
-    const char *secret_key;      // the broker's CURVE key file (.key);
-                                 // NULL: plain mode (no encryption, no
-                                 // authentication: local development)
-    const char *authorized_keys; // folder of allowed public keys (*.pub,
-                                 // with roles); required with secret_key
-    size_t max_connections;      // client connections at once (0: 10,000)
-    uint64_t max_inflight;       // unfinished jobs per key (0: 100,000)
+    const char *secret_key;         // the broker's CURVE key file (.key);
+                                    // NULL: plain mode (no encryption, no
+                                    // authentication: local development)
+    const char *authorized_keys;    // folder of allowed public keys (*.pub,
+                                    // with roles); required with secret_key
+    size_t max_connections;         // client connections at once (0: 10,000)
+    uint64_t max_inflight;          // unfinished jobs per key (0: 100,000)
+    bool require_signed;            // model_push only with a valid signature
+                                    // by an admin key (docs/SECURITY.md)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

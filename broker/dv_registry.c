@@ -24,8 +24,9 @@
 #include "dv_modelfile.h"
 #include "dv_msgpack.h"
 
-#define LINEAGE_MAX ((size_t)32 << 10) // bytes of one lineage record (it
-                                       // travels in a header)
+#define LINEAGE_MAX                                                            \
+    ((size_t)32 << 10) // bytes of one lineage record (it
+                       // travels in a header)
 #define PATH_BYTES 4096
 
 typedef struct {

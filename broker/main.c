@@ -24,6 +24,7 @@ usage(FILE *f)
             "DIR]\n"
             "                     [--max-connections N] [--max-inflight "
             "N]\n"
+            "                     [--require-signed]\n"
             "defaults: --client tcp://127.0.0.1:7470 --worker "
             "tcp://127.0.0.1:7471\n"
             "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -48,6 +49,8 @@ usage(FILE *f)
             "DIR (*.pub, with their roles and queues;\n`drover keygen`) may "
             "connect; SIGHUP or `drover admin reload` rereads DIR.\nWithout "
             "them: plain mode, for ipc:// and 127.0.0.1 (docs/SECURITY.md).\n"
+            "--require-signed: model files are taken only signed by an "
+            "admin key\n(drover models push FILE --sign).\n"
             "--max-connections N (default 10000) client connections; "
             "--max-inflight N\n(default 100000) unfinished jobs per key: "
             "past it a submit gets DV_ELIMIT.\n"
@@ -111,6 +114,8 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--max-connections") == 0 && v && atoll(v) > 0) {
             opts.max_connections = (size_t)atoll(v);
             i++;
+        } else if (strcmp(a, "--require-signed") == 0) {
+            opts.require_signed = true;
         } else if (strcmp(a, "--max-inflight") == 0 && v && atoll(v) > 0) {
             opts.max_inflight = (uint64_t)atoll(v);
             i++;

@@ -1541,6 +1541,44 @@ reply_root(const drover_t *self)
     return dv_msg_root(self->reply);
 }
 
+// model_push; with signer, signed over "drover-model-v1:" + the SHA-256.
+static int
+model_push(drover_t *self,
+           const void *image,
+           size_t len,
+           const char *name,
+           const dv_key_t *signer,
+           drover_model_t *out,
+           drover_error_t *err)
+{
+    uint8_t sum[DV_SHA256_BYTES];
+    dv_sha256(image, len, sum);
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_PUSH, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_bin(w, "sha256", sum, sizeof sum);
+    if (signer) {
+        uint8_t msg[16 + DV_SHA256_BYTES], sig[64];
+        memcpy(msg, "drover-model-v1:", 16);
+        memcpy(msg + 16, sum, sizeof sum);
+        dv_error_t e = {0};
+        if (dv_key_sign(signer, msg, sizeof msg, sig, &e) != 0) {
+            dv_msgw_destroy(&w);
+            return set_err(err, &e);
+        }
+        dv_msgw_bin(w, "signature", sig, sizeof sig);
+        dv_msgw_str(w, "signer", signer->id);
+    }
+    dv_frame_t f = {image, len};
+    int rc =
+        request(self, w, rid, &f, 1, DV_MSG_MODEL, deadline_of(60000), err);
+    if (rc == 0 && out) {
+        model_from_obj(reply_root(self), out);
+    }
+    drop_reply(self);
+    return rc;
+}
+
 int
 drover_model_push_bytes(drover_t *self,
                         const void *image,
@@ -1549,19 +1587,32 @@ drover_model_push_bytes(drover_t *self,
                         drover_model_t *out,
                         drover_error_t *err)
 {
-    uint8_t sum[DV_SHA256_BYTES];
-    dv_sha256(image, len, sum);
-    uint64_t rid = ++self->next_rid;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_PUSH, rid);
-    dv_msgw_str(w, "name", name);
-    dv_msgw_bin(w, "sha256", sum, sizeof sum);
-    dv_frame_t f = {image, len};
-    int rc =
-        request(self, w, rid, &f, 1, DV_MSG_MODEL, deadline_of(60000), err);
-    if (rc == 0 && out) {
-        model_from_obj(reply_root(self), out);
+    return model_push(self, image, len, name, NULL, out, err);
+}
+
+int
+drover_model_push_signed(drover_t *self,
+                         const char *path,
+                         const char *name,
+                         const char *key_file,
+                         drover_model_t *out,
+                         drover_error_t *err)
+{
+    dv_key_t k;
+    dv_error_t e = {0};
+    int rc = dv_key_load(&k, key_file, &e);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    if (rc == 0) {
+        rc = dv_file_read(path, DV_MAX_FRAME_BYTES, &image, &len, &e);
     }
-    drop_reply(self);
+    if (rc) {
+        dv_key_clear(&k);
+        return set_err(err, &e);
+    }
+    rc = model_push(self, image, len, name, &k, out, err);
+    dv_key_clear(&k);
+    free(image);
     return rc;
 }
 
@@ -1665,6 +1716,10 @@ lineage_from_obj(const msgpack_object *l, drover_schema_t *out)
     drover_lineage_t *g = &out->lineage;
     g->has = true;
     g->job = obj_uint(l, "job");
+    copy_obj_str(dv_msgpack_get(l, "pushed_by"), g->pushed_by,
+                 sizeof g->pushed_by);
+    copy_obj_str(dv_msgpack_get(l, "signed_by"), g->signed_by,
+                 sizeof g->signed_by);
     copy_obj_str(dv_msgpack_get(l, "worker"), g->worker, sizeof g->worker);
     g->attempts = (uint32_t)obj_uint(l, "attempts");
     g->resumed_from = (uint32_t)obj_uint(l, "resumed_from");

@@ -531,6 +531,18 @@ int drover_model_push_bytes(drover_t *self,
                             drover_model_t *out,
                             drover_error_t *err);
 
+// The same, signed: the file's SHA-256 is signed with the Ed25519 pair of
+// key_file (an admin's .key; dv_keys), so a broker run with
+// --require-signed takes it, and its record names the signer. DV_EPERM
+// when the broker does not take the signature (not an admin key, or the
+// file changed).
+int drover_model_push_signed(drover_t *self,
+                             const char *path,
+                             const char *name,
+                             const char *key_file,
+                             drover_model_t *out,
+                             drover_error_t *err);
+
 // Every version of every model: *models (caller frees with free()) of *n.
 int drover_model_list(drover_t *self,
                       drover_model_t **models,
@@ -544,9 +556,12 @@ int drover_model_get(drover_t *self,
                      drover_model_t *out,
                      drover_error_t *err);
 
-// How a model version trained through the queue came to be (has false
-// for a pushed file): drover_model_schema fills it.
+// How a model version came to be: trained through the queue (job > 0), or
+// pushed as a file by a key, maybe signed (has false for a file pushed in
+// plain mode): drover_model_schema fills it.
 typedef struct {
+    char pushed_by[65]; // a pushed file: the key that pushed it
+    char signed_by[65]; //   and the admin key that signed it
     bool has;
     uint64_t job;          // the train job
     char worker[129];      // that ran it to the end

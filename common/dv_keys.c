@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include "dv_file.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
+#include "dv_sha256.h"
 
 // A key file is well under 1 KiB; anything this large is not one.
 #define KEY_FILE_MAX 65536
@@ -350,12 +352,63 @@ wipe_config_secrets(zconfig_t *root)
     }
 }
 
+// The Ed25519 pair a CURVE secret yields (dv_key_sign).
+static void
+sign_pair(const uint8_t secret[32], uint8_t pk[32], uint8_t sk[64])
+{
+    static const char domain[] = "drover-sign-v1";
+    uint8_t seed[DV_SHA256_BYTES];
+    dv_sha256_t ctx;
+    dv_sha256_init(&ctx);
+    dv_sha256_update(&ctx, domain, sizeof domain - 1);
+    dv_sha256_update(&ctx, secret, 32);
+    dv_sha256_final(&ctx, seed);
+    if (sodium_init() < 0) {
+        dv_assert_fail("libsodium cannot start", __FILE__, __LINE__);
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    wipe(seed, sizeof seed);
+}
+
+int
+dv_key_sign(const dv_key_t *k,
+            const void *msg,
+            size_t len,
+            uint8_t sig[64],
+            dv_error_t *err)
+{
+    if (!k->has_secret) {
+        return dv_errorf(err, DV_EINVAL,
+                         "key '%s' holds no secret: signing takes its .key "
+                         "file",
+                         k->id);
+    }
+    uint8_t pk[32], sk[64];
+    sign_pair(k->secret_key, pk, sk);
+    crypto_sign_detached(sig, NULL, msg, len, sk);
+    wipe(sk, sizeof sk);
+    return 0;
+}
+
+bool
+dv_key_verify(const dv_key_t *k,
+              const void *msg,
+              size_t len,
+              const uint8_t sig[64])
+{
+    if (!k->has_sign_key || sodium_init() < 0) {
+        return false;
+    }
+    return crypto_sign_verify_detached(sig, msg, len, k->sign_key) == 0;
+}
+
 // The ZPL text of a key file (secret NULL: the public file), in zcert's
 // layout. Caller frees (wiping a secret file's text first).
 static char *
 key_text(const char *id,
          unsigned roles,
          const char *queues,
+         const char *sign_z85,
          const char *public_z85,
          const char *secret_z85)
 {
@@ -378,6 +431,7 @@ key_text(const char *id,
                     dv_roles_format(roles, buf, sizeof buf));
     }
     zconfig_put(root, "/metadata/queues", queues);
+    zconfig_put(root, "/metadata/sign-key", sign_z85);
     zconfig_put(root, "/curve/public-key", public_z85);
     if (secret_z85) {
         zconfig_put(root, "/curve/secret-key", secret_z85);
@@ -443,8 +497,15 @@ dv_key_generate(const char *stem,
                        zmq_strerror(errno));
         goto done;
     }
-    secret_text = key_text(id, roles, queues, public_z85, secret_z85);
-    public_text = key_text(id, roles, queues, public_z85, NULL);
+    uint8_t secret[32], sign_pk[32], sign_sk[64];
+    char sign_z85[41];
+    zmq_z85_decode(secret, secret_z85);
+    sign_pair(secret, sign_pk, sign_sk);
+    zmq_z85_encode(sign_z85, sign_pk, 32);
+    wipe(secret, sizeof secret);
+    wipe(sign_sk, sizeof sign_sk);
+    secret_text = key_text(id, roles, queues, sign_z85, public_z85, secret_z85);
+    public_text = key_text(id, roles, queues, sign_z85, public_z85, NULL);
     rc = create_file(key_path, secret_text, 0600, err);
     if (rc != 0) {
         goto done;
@@ -638,6 +699,22 @@ key_from_config(dv_key_t *k,
     } else if (parse_queues(queues, k, &why) != 0) {
         return dv_errorf(err, DV_EFORMAT, "%s: metadata queues: %s", path,
                          why.text);
+    }
+    const char *sign = zconfig_get(root, "/metadata/sign-key", NULL);
+    if (sign) {
+        if (!decode_key(sign, k->sign_key)) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "%s: metadata sign-key is not a 40-character "
+                             "Z85 key",
+                             path);
+        }
+        k->has_sign_key = true;
+    }
+    if (k->has_secret) { // the pair always yields it: no need to trust text
+        uint8_t sk[64];
+        sign_pair(k->secret_key, k->sign_key, sk);
+        wipe(sk, sizeof sk);
+        k->has_sign_key = true;
     }
     return 0;
 }

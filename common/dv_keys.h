@@ -52,6 +52,8 @@ typedef struct {
     bool all_queues;            // queues "*" or absent
     char **queues;              // else these (owned), n_queues of them
     size_t n_queues;            // entries in queues (0 when all_queues)
+    uint8_t sign_key[32];       // Ed25519 public key for signatures made
+    bool has_sign_key;          //   with this key (metadata "sign-key")
 } dv_key_t;
 
 // Generate a new CURVE key pair and write STEM.key (public + secret +
@@ -110,6 +112,22 @@ bool dv_key_allows_queue(const dv_key_t *k, const char *queue);
 
 // The broker's authorized keys: every *.pub file directly in a folder.
 // Immutable once loaded, so a reload builds a new one and swaps it in.
+// Signatures (model files): every key pair also yields an Ed25519 signing
+// pair, derived from its CURVE secret (seed = SHA-256("drover-sign-v1" ||
+// secret)), whose public half dv_key_generate writes into both files as
+// metadata "sign-key". Sign msg with k (a .key) into sig (64 bytes).
+// Returns 0, or DV_EINVAL without a secret.
+int dv_key_sign(const dv_key_t *k,
+                const void *msg,
+                size_t len,
+                uint8_t sig[64],
+                dv_error_t *err);
+// Does sig sign msg for k's sign-key? False when k has none.
+bool dv_key_verify(const dv_key_t *k,
+                   const void *msg,
+                   size_t len,
+                   const uint8_t sig[64]);
+
 typedef struct dv_keyring dv_keyring_t;
 
 // Load every *.pub file directly in dir (symlinks followed; hidden files and

@@ -9,6 +9,7 @@ PKGS=(
   "pkg-config        finds the libraries below for CMake"
   "libzmq3-dev       ZeroMQ sockets between producers, broker and workers"
   "libczmq-dev       czmq: CURVE certificates, ZAP authentication"
+  "libsodium-dev     libsodium (libzmq's own crypto): Ed25519 model file signatures"
   "libmsgpack-dev    msgpack-c: wire format and .drvm model files"
   "libopenblas-dev   OpenBLAS: sgemm and the rest of BLAS for every model"
   "liblapacke-dev    LAPACKE: least squares (QR) and Cholesky for OLS/ridge"

@@ -581,7 +581,7 @@ cmd_submit(int argc, char **argv)
 // ---------------------------------------------------------------- models
 
 #define MODELS_USAGE                                                           \
-    "usage: drover models push FILE.drvm [--name NAME]\n"                      \
+    "usage: drover models push FILE.drvm [--name NAME] [--sign]\n"             \
     "       drover models list\n"                                              \
     "       drover models show NAME[@VERSION]\n"                               \
     "       drover models rm NAME[@VERSION]     (no version: every version)\n" \
@@ -590,7 +590,10 @@ cmd_submit(int argc, char **argv)
     "       drover models unalias NAME ALIAS\n"                                \
     "       drover models gc NAME --keep N   remove all but the newest N "     \
     "(aliased ones stay)\n"                                                    \
-    "NAME@ALIAS works wherever NAME@VERSION does (infer, show).\n"             \
+    "NAME@ALIAS works wherever NAME@VERSION does (infer, show). --sign signs " \
+    "the file\n"                                                               \
+    "with --key (an admin key), as a broker run with --require-signed "        \
+    "wants.\n"                                                                 \
     "all take [--broker E] [--json]\n"
 
 static void
@@ -636,6 +639,14 @@ print_lineage_json(const drover_lineage_t *g)
     if (!g->has) {
         return;
     }
+    if (!g->job) {
+        printf(",\"lineage\":{\"pushed_by\":");
+        dv_cli_json_str(stdout, g->pushed_by);
+        printf(",\"signed_by\":");
+        dv_cli_json_str(stdout, g->signed_by);
+        printf("}");
+        return;
+    }
     printf(",\"lineage\":{\"job\":%" PRIu64 ",\"worker\":", g->job);
     dv_cli_json_str(stdout, g->worker);
     printf(",\"attempts\":%" PRIu32 ",\"resumed_from\":%" PRIu32
@@ -663,6 +674,12 @@ print_lineage_text(const drover_lineage_t *g)
 {
     if (!g->has) {
         printf("lineage  none (pushed as a file)\n");
+        return;
+    }
+    if (!g->job) {
+        printf("lineage  pushed as a file by %s%s%s\n",
+               g->pushed_by[0] ? g->pushed_by : "-",
+               g->signed_by[0] ? ", signed by " : ", unsigned", g->signed_by);
         return;
     }
     printf("lineage  job %" PRIu64 " on %s, %" PRIu32 " attempt(s)", g->job,
@@ -704,7 +721,8 @@ cmd_models(int argc, char **argv)
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
         {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
-        {"help", false, NULL}, {"keep", true, NULL},   {NULL, false, NULL},
+        {"help", false, NULL}, {"keep", true, NULL},   {"sign", false, NULL},
+        {NULL, false, NULL},
     };
     const char *pos[2];
     size_t n_pos = 0;
@@ -819,7 +837,16 @@ cmd_models(int argc, char **argv)
     drover_error_t err = {0};
     drover_model_t m;
     if (strcmp(sub, "push") == 0) {
-        rc = drover_model_push(d, pos[0], name, &m, &err);
+        const char *key = getenv("DROVER_KEY");
+        if (dv_cli_get(opts, "sign") && (!key || !*key)) {
+            fprintf(stderr, "drover: --sign signs with --key FILE.key (or "
+                            "DROVER_KEY): give an admin key\n");
+            drover_destroy(&d);
+            return DV_CLI_USAGE;
+        }
+        rc = dv_cli_get(opts, "sign")
+                 ? drover_model_push_signed(d, pos[0], name, key, &m, &err)
+                 : drover_model_push(d, pos[0], name, &m, &err);
         if (rc == 0 && json) {
             print_model_json(&m);
             printf("\n");

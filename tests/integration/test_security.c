@@ -537,12 +537,79 @@ test_limits(void)
     DV_CHECK(a_conn);
 }
 
+// Signed model files: a broker run with --require-signed refuses an
+// unsigned file and one signed by a key that is not an authorized admin,
+// takes one an admin signed, and records who signed it.
+static void
+test_signed_models(void)
+{
+    const char *extra[] = {"--require-signed", NULL};
+    sec_t s;
+    bool up = sec_up(&s, extra) &&
+              make_key(&s, "outsider", DV_ROLE_ADMIN, NULL, false) &&
+              broker_start(&s, true);
+    drover_t *admin = NULL;
+    drover_error_t err = {0};
+    int c = up ? connect_as(&s, "admin", &admin, &err) : -1;
+    if (c != 0) {
+        sec_down(&s, true);
+        DV_CHECK_EQ(c, 0);
+    }
+    char model[4400], admin_key[4400], bob_key[4400], out_key[4400];
+    snprintf(model, sizeof model, "%s/iris.drvm", s.dir);
+    key_path(&s, "admin", "key", admin_key, sizeof admin_key);
+    key_path(&s, "bob", "key", bob_key, sizeof bob_key);
+    key_path(&s, "outsider", "key", out_key, sizeof out_key);
+    const char *largs[] = {
+        "local",  "train",   "--data", dv_test_data("iris_train.csv"),
+        "--algo", "softmax", "--out",  model,
+        NULL};
+    int trained = dv_proc_run("DROVER_BIN", largs, NULL, s.dir, "cli.log");
+    drover_model_t m = {0};
+    int unsigned_rc = drover_model_push(admin, model, "iris", &m, &err);
+    bool unsigned_says = strstr(err.text, "--require-signed") != NULL;
+    int by_bob =
+        drover_model_push_signed(admin, model, "iris", bob_key, &m, &err);
+    int by_outsider =
+        drover_model_push_signed(admin, model, "iris", out_key, &m, &err);
+    bool outsider_says = strstr(err.text, "not an authorized admin") != NULL;
+    int signed_rc =
+        drover_model_push_signed(admin, model, "iris", admin_key, &m, &err);
+    drover_schema_t sc;
+    memset(&sc, 0, sizeof sc);
+    int show = signed_rc == 0
+                   ? drover_model_schema(admin, "iris", m.version, &sc, &err)
+                   : -1;
+    drover_lineage_t g = sc.lineage;
+    if (show == 0) {
+        drover_schema_clear(&sc);
+    }
+    bool a_refused = audited(admin, "admin", "model_push", "error: DV_EPERM");
+    drover_destroy(&admin);
+    sec_down(&s, signed_rc != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(trained, 0);
+    DV_CHECK_EQ(unsigned_rc, DV_EPERM);
+    DV_CHECK(unsigned_says);
+    DV_CHECK_EQ(by_bob, DV_EPERM); // a producer's signature
+    DV_CHECK_EQ(by_outsider, DV_EPERM);
+    DV_CHECK(outsider_says);
+    DV_CHECK_EQ(signed_rc, 0);
+    DV_CHECK_EQ(m.version, 1); // the refused ones stored nothing
+    DV_CHECK_EQ(show, 0);
+    DV_CHECK(g.has);
+    DV_CHECK_STR_EQ(g.pushed_by, "admin");
+    DV_CHECK_STR_EQ(g.signed_by, "admin");
+    DV_CHECK(a_refused);
+}
+
 static const dv_test_case_t cases[] = {
     {"handshakes: no key, unknown key, worker key refused", test_handshakes},
     {"roles, queues and owners", test_roles_and_owners},
     {"revocation by reload and SIGHUP", test_revocation},
     {"the wire is encrypted", test_wire_is_encrypted},
     {"limits: connections and unfinished jobs per key", test_limits},
+    {"signed model files", test_signed_models},
     {NULL, NULL},
 };
 

@@ -687,6 +687,57 @@ test_roles(void)
     DV_CHECK(strstr(err.text, "empty role") != NULL);
 }
 
+// Signatures: the .key signs, its .pub (sign-key metadata) verifies; a
+// changed message, another key's .pub, a .pub without sign-key, or a
+// public file trying to sign all fail.
+static void
+test_signatures(void)
+{
+    char *dir = dv_test_tmpdir();
+    dv_error_t err = {0};
+    int rc = gen(dir, "ops", NULL, DV_ROLE_ADMIN, NULL, &err) |
+             gen(dir, "eve", NULL, DV_ROLE_ADMIN, NULL, &err);
+    char p[4096];
+    dv_key_t ops_key = {0}, ops_pub = {0}, eve_pub = {0};
+    snprintf(p, sizeof p, "%s/ops.key", dir);
+    rc |= dv_key_load(&ops_key, p, &err);
+    snprintf(p, sizeof p, "%s/ops.pub", dir);
+    rc |= dv_key_load(&ops_pub, p, &err);
+    snprintf(p, sizeof p, "%s/eve.pub", dir);
+    rc |= dv_key_load(&eve_pub, p, &err);
+    const char msg[] = "drover-model-v1:0123456789abcdef0123456789abcdef";
+    uint8_t sig[64] = {0}, sig2[64] = {0};
+    int signed_rc = dv_key_sign(&ops_key, msg, sizeof msg, sig, &err);
+    int pub_sign = dv_key_sign(&ops_pub, msg, sizeof msg, sig2, &err);
+    bool good = dv_key_verify(&ops_pub, msg, sizeof msg, sig);
+    bool by_key = dv_key_verify(&ops_key, msg, sizeof msg, sig);
+    char changed[sizeof msg];
+    memcpy(changed, msg, sizeof msg);
+    changed[20] ^= 1;
+    bool tampered = dv_key_verify(&ops_pub, changed, sizeof changed, sig);
+    bool other = dv_key_verify(&eve_pub, msg, sizeof msg, sig);
+    dv_key_t no_sign = ops_pub;
+    no_sign.has_sign_key = false;
+    bool without = dv_key_verify(&no_sign, msg, sizeof msg, sig);
+    uint8_t sig3[64];
+    dv_key_sign(&ops_key, msg, sizeof msg, sig3, &err);
+    bool deterministic = memcmp(sig, sig3, sizeof sig) == 0;
+    dv_key_clear(&ops_key);
+    dv_key_clear(&ops_pub);
+    dv_key_clear(&eve_pub);
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK_EQ(signed_rc, 0);
+    DV_CHECK_EQ(pub_sign, DV_EINVAL);
+    DV_CHECK(good);
+    DV_CHECK(by_key); // a .key knows its own sign-key
+    DV_CHECK(!tampered);
+    DV_CHECK(!other);
+    DV_CHECK(!without);
+    DV_CHECK(deterministic); // Ed25519
+}
+
 static const dv_test_case_t cases[] = {
     {"generate then load both files", test_generate_and_load},
     {"generate defaults: id from stem, no roles, all queues",
@@ -704,6 +755,7 @@ static const dv_test_case_t cases[] = {
     {"keyring: empty folder ok, missing folder DV_ENOENT",
      test_keyring_empty_and_missing},
     {"roles parse and format", test_roles},
+    {"signatures: sign with .key, verify with .pub", test_signatures},
     {NULL, NULL},
 };
 
