@@ -21,49 +21,80 @@
       // credentials (CURVE: one)
 
 struct dv_auth {
-    void *ctx;              // the broker's (borrowed)
-    uv_loop_t *loop;        //
-    bool secure;            // CURVE on
-    dv_key_t server;        // the broker's key pair
-    char *keys_dir;         // authorized keys folder (owned)
-    dv_keyring_t *keyring;  // current keys
-    void *zap;              // REP on ZAP_ENDPOINT
-    dv_zwatch_t *zap_watch; //
-    void *monitor;          // PAIR: the client socket's monitor
-    dv_zwatch_t *monitor_watch;
+    void *ctx;                     // the broker's (borrowed)
+    uv_loop_t *loop;               //
+    bool secure;                   // CURVE on
+    dv_key_t server;               // the broker's key pair
+    char *keys_dir;                // authorized keys folder (owned)
+    dv_keyring_t *keyring;         // current keys
+    void *zap;                     // REP on ZAP_ENDPOINT
+    dv_zwatch_t *zap_watch;        //
+    void *monitor[2];              // PAIR: each socket's monitor (clients,
+    dv_zwatch_t *monitor_watch[2]; //   workers)
+    char monitor_domain[2][16];
     size_t open;            // client connections now
     size_t max_connections; // 0: unlimited
     dv_auth_refused_fn refused;
     void *refused_arg;
 };
 
+// Read monitor i's events: connection counts (the client socket), and
+// handshakes that failed before authentication could run (a peer without
+// a key, or with another mechanism: libzmq never asks the ZAP handler).
 static void
-drain_monitor(dv_auth_t *self)
+drain_one(dv_auth_t *self, int i)
 {
-    while (self->monitor) {
+    while (self->monitor[i]) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&ev, self->monitor[i], ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
             return;
         }
         uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= 2) {
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
             memcpy(&event, zmq_msg_data(&ev), sizeof event);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&ev) + 2,
+                   sizeof value);
         }
         bool more = zmq_msg_more(&ev);
         zmq_msg_close(&ev);
         if (more) { // the endpoint frame
             zmq_msg_init(&addr);
-            zmq_msg_recv(&addr, self->monitor, 0);
+            zmq_msg_recv(&addr, self->monitor[i], 0);
             zmq_msg_close(&addr);
         }
-        if (event == ZMQ_EVENT_ACCEPTED) {
+        bool clients = i == 0;
+        if (event == ZMQ_EVENT_ACCEPTED && clients) {
             self->open++;
-        } else if (event == ZMQ_EVENT_DISCONNECTED && self->open > 0) {
+        } else if (event == ZMQ_EVENT_DISCONNECTED && clients &&
+                   self->open > 0) {
             self->open--;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            char why[128];
+            snprintf(why, sizeof why, "%s",
+                     value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                         ? "mechanism mismatch: a peer without a key (plain) "
+                           "on a CURVE socket"
+                         : "handshake failed (a wrong broker key, or not "
+                           "ZeroMQ)");
+            dv_log(DV_LOG_WARN, "auth", "refused on %s: %s",
+                   self->monitor_domain[i], why);
+            if (self->refused) {
+                self->refused(self->monitor_domain[i], "(unknown)", "", why,
+                              self->refused_arg);
+            }
         }
     }
+}
+
+static void
+drain_monitor(dv_auth_t *self)
+{
+    drain_one(self, 0);
+    drain_one(self, 1);
 }
 
 static int
@@ -271,9 +302,11 @@ dv_auth_close(dv_auth_t *self)
         dv_zwatch_close(self->zap_watch, NULL, NULL);
         self->zap_watch = NULL;
     }
-    if (self->monitor_watch) {
-        dv_zwatch_close(self->monitor_watch, NULL, NULL);
-        self->monitor_watch = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (self->monitor_watch[i]) {
+            dv_zwatch_close(self->monitor_watch[i], NULL, NULL);
+            self->monitor_watch[i] = NULL;
+        }
     }
 }
 
@@ -288,8 +321,10 @@ dv_auth_destroy(dv_auth_t **self_p)
     if (self->zap) {
         zmq_close(self->zap);
     }
-    if (self->monitor) {
-        zmq_close(self->monitor);
+    for (int i = 0; i < 2; i++) {
+        if (self->monitor[i]) {
+            zmq_close(self->monitor[i]);
+        }
     }
     dv_keyring_destroy(&self->keyring);
     dv_key_clear(&self->server);
@@ -317,18 +352,24 @@ dv_auth_socket(dv_auth_t *self,
         // consults ZAP only when a domain is set): the connection limit.
         rc |= zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, domain, strlen(domain));
     }
-    if (rc == 0 && clients && !self->monitor) {
-        char ep[64];
-        snprintf(ep, sizeof ep, "inproc://dv-auth-monitor-%p", (void *)self);
+    int i = clients ? 0 : 1;
+    if (rc == 0 && !self->monitor[i]) {
+        char ep[80];
+        snprintf(ep, sizeof ep, "inproc://dv-auth-monitor-%s-%p", domain,
+                 (void *)self);
+        snprintf(self->monitor_domain[i], sizeof self->monitor_domain[i], "%s",
+                 domain);
         rc = zmq_socket_monitor(socket, ep,
-                                ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED);
+                                ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
         if (rc == 0) {
-            self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
-            rc = zmq_connect(self->monitor, ep);
+            self->monitor[i] = zmq_socket(self->ctx, ZMQ_PAIR);
+            rc = zmq_connect(self->monitor[i], ep);
         }
-        if (rc == 0 &&
-            dv_zwatch_open(&self->monitor_watch, self->loop, self->monitor,
-                           DV_ZWATCH_READABLE, on_monitor, self, err) != 0) {
+        if (rc == 0 && dv_zwatch_open(&self->monitor_watch[i], self->loop,
+                                      self->monitor[i], DV_ZWATCH_READABLE,
+                                      on_monitor, self, err) != 0) {
             return err ? err->code : DV_EIO;
         }
     }

@@ -248,11 +248,13 @@ test_handshakes(void)
     // key by its id.
     drover_audit_entry_t *e = NULL;
     size_t n = 0;
-    bool saw_unknown = false;
+    bool saw_unknown = false, saw_plain = false;
     if (adm == 0 && drover_audit(admin, 0, &e, &n, NULL, &err) == 0) {
         for (size_t i = 0; i < n; i++) {
             saw_unknown |= strcmp(e[i].action, "handshake") == 0 &&
                            strstr(e[i].outcome, "unknown key") != NULL;
+            saw_plain |= strcmp(e[i].action, "handshake") == 0 &&
+                         strstr(e[i].outcome, "without a key") != NULL;
         }
     }
     free(e);
@@ -271,6 +273,7 @@ test_handshakes(void)
     DV_CHECK_EQ(job, 0);
     DV_CHECK_EQ(adm, 0);
     DV_CHECK(saw_unknown);
+    DV_CHECK(saw_plain);
     DV_CHECK(a_worker);
 }
 
