@@ -74,12 +74,14 @@ drain_one(dv_auth_t *self, int i)
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             char why[128];
+            // Which side notices first varies (the peer may hang up at
+            // once): the reason is a guess, the failure is not.
             snprintf(why, sizeof why, "%s",
                      value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                         ? "mechanism mismatch: a peer without a key (plain) "
-                           "on a CURVE socket"
-                         : "handshake failed (a wrong broker key, or not "
-                           "ZeroMQ)");
+                         ? "handshake failed before authentication: "
+                           "mechanism mismatch (a peer without a key)"
+                         : "handshake failed before authentication (a peer "
+                           "without a key, or with the wrong broker key)");
             dv_log(DV_LOG_WARN, "auth", "refused on %s: %s",
                    self->monitor_domain[i], why);
             if (self->refused) {
