@@ -28,5 +28,9 @@ USER drover
 WORKDIR /var/lib/drover
 EXPOSE 7470 7471
 # The broker by default; compose.yaml runs workers from the same image.
+# Plain mode (--plain) suits a private container network only; with keys
+# mounted, replace it by --secret-key and --authorized-keys
+# (docs/SECURITY.md).
 CMD ["drover-broker", "--client", "tcp://0.0.0.0:7470", \
-     "--worker", "tcp://0.0.0.0:7471", "--data", "/var/lib/drover"]
+     "--worker", "tcp://0.0.0.0:7471", "--data", "/var/lib/drover", \
+     "--plain"]

@@ -4501,15 +4501,23 @@ on_handshake_refused(const char *domain,
     audit(arg, key, "handshake", object, outcome);
 }
 
-// Plain mode on an address other machines reach: say so, loudly.
+// Can other machines reach endpoint? (ipc://, inproc:// and loopback
+// addresses: no.)
+static bool
+exposed(const char *endpoint)
+{
+    return strncmp(endpoint, "tcp://", 6) == 0 &&
+           strncmp(endpoint + 6, "127.", 4) != 0 &&
+           strncmp(endpoint + 6, "localhost:", 10) != 0 &&
+           strncmp(endpoint + 6, "[::1]:", 6) != 0;
+}
+
+// Plain mode on an address other machines reach (--plain): say so, loudly.
 static void
 warn_if_exposed(const char *endpoint)
 {
-    if (strncmp(endpoint, "tcp://", 6) != 0 ||
-        strncmp(endpoint + 6, "127.", 4) == 0 ||
-        strncmp(endpoint + 6, "localhost:", 10) == 0 ||
-        strncmp(endpoint + 6, "[::1]:", 6) == 0) {
-        return; // ipc://, inproc://, loopback
+    if (!exposed(endpoint)) {
+        return;
     }
     for (int i = 0; i < 3; i++) {
         dv_log(DV_LOG_WARN, "broker",
@@ -6448,6 +6456,17 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         rc = dv_owners_open(&self->data_owners, opts->data_dir ? odir : NULL,
                             err);
     }
+    if (rc == 0 && !opts->secret_key && !opts->plain &&
+        (exposed(opts->client_endpoint) || exposed(opts->worker_endpoint))) {
+        rc = dv_errorf(err, DV_EINVAL,
+                       "%s is reachable from other machines: run with "
+                       "--secret-key FILE.key --authorized-keys DIR "
+                       "(docs/SECURITY.md), or give --plain to accept no "
+                       "encryption and no authentication on a private "
+                       "network",
+                       exposed(opts->client_endpoint) ? opts->client_endpoint
+                                                      : opts->worker_endpoint);
+    }
     if (rc == 0) {
         dv_auth_opts_t ao = {opts->secret_key, opts->authorized_keys,
                              opts->max_connections ? opts->max_connections
@@ -6492,6 +6511,11 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     uv_signal_init(&self->loop, &self->sigterm);
     uv_signal_init(&self->loop, &self->sighup);
     self->sigint.data = self->sigterm.data = self->sighup.data = self;
+    // Caught from now on (before READY is printed), handled once the loop
+    // runs: a SIGTERM right after READY stops the broker cleanly.
+    uv_signal_start(&self->sigint, on_signal, SIGINT);
+    uv_signal_start(&self->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&self->sighup, on_sighup, SIGHUP);
     *out = self;
     return 0;
 }
@@ -6514,9 +6538,6 @@ dv_broker_run(dv_broker_t *self)
     self->running = true;
     uv_timer_start(&self->heartbeat, on_heartbeat, self->heartbeat_ms,
                    self->heartbeat_ms);
-    uv_signal_start(&self->sigint, on_signal, SIGINT);
-    uv_signal_start(&self->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&self->sighup, on_sighup, SIGHUP);
     uv_run(&self->loop, UV_RUN_DEFAULT);
     self->running = false;
     // A batch still on the pool finishes in dv_broker_destroy's uv_run;

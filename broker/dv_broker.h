@@ -48,6 +48,9 @@ typedef struct {
     uint64_t max_inflight;          // unfinished jobs per key (0: 100,000)
     bool require_signed;            // model_push only with a valid signature
                                     // by an admin key (docs/SECURITY.md)
+    bool plain;                     // no CURVE on an address other machines
+                                    // reach (else refused: plain mode is the
+                                    // default only on ipc:// and loopback)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

@@ -606,6 +606,42 @@ test_signed_models(void)
     DV_CHECK(a_refused);
 }
 
+// Plain mode is the default only on loopback and ipc://: a broker told to
+// listen on every address without keys refuses to start unless --plain,
+// and then warns in its log.
+static void
+test_plain_only_on_loopback(void)
+{
+    char *dir = dv_test_tmpdir();
+    const char *refused[] = {"--client", "tcp://0.0.0.0:0", "--worker",
+                             "tcp://127.0.0.1:0", NULL};
+    int rc =
+        dv_proc_run("DROVER_BROKER_BIN", refused, NULL, dir, "refused.log");
+    size_t len = 0;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/refused.log", dir);
+    char *log = (char *)dv_test_read_file(path, &len);
+    bool says = log && strstr(log, "--plain") && strstr(log, "--secret-key");
+    free(log);
+    const char *allowed[] = {"--client",          "tcp://0.0.0.0:0", "--worker",
+                             "tcp://127.0.0.1:0", "--plain",         NULL};
+    dv_proc_t b = dv_proc_start("DROVER_BROKER_BIN", allowed, dir, "plain.log");
+    char ready[9000];
+    bool up = b.pid && dv_proc_wait_ready(&b, ready, sizeof ready);
+    int stop = dv_proc_stop(&b, SIGTERM);
+    snprintf(path, sizeof path, "%s/plain.log", dir);
+    log = (char *)dv_test_read_file(path, &len);
+    bool warned = log && strstr(log, "NO ENCRYPTION, NO AUTHENTICATION");
+    free(log);
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(rc != 0);
+    DV_CHECK(says);
+    DV_CHECK(up);
+    DV_CHECK_EQ(stop, 0);
+    DV_CHECK(warned);
+}
+
 static const dv_test_case_t cases[] = {
     {"handshakes: no key, unknown key, worker key refused", test_handshakes},
     {"roles, queues and owners", test_roles_and_owners},
@@ -613,6 +649,7 @@ static const dv_test_case_t cases[] = {
     {"the wire is encrypted", test_wire_is_encrypted},
     {"limits: connections and unfinished jobs per key", test_limits},
     {"signed model files", test_signed_models},
+    {"plain mode only on loopback unless --plain", test_plain_only_on_loopback},
     {NULL, NULL},
 };
 
