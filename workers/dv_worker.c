@@ -611,6 +611,32 @@ send_checkpoint(dv_worker_t *self, task_t *t)
     free(blob);
 }
 
+// A training task's progress, if it has some not sent yet.
+static void
+send_progress(dv_worker_t *self, task_t *t)
+{
+    if (!__atomic_exchange_n(&t->p_new, false, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    uint64_t bits = __atomic_load_n(&t->p_loss_bits, __ATOMIC_RELAXED);
+    double loss;
+    memcpy(&loss, &bits, sizeof loss);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_PROGRESS, 0);
+    dv_msgw_uint(w, "job", t->job);
+    dv_msgw_uint(w, "attempt", t->attempt);
+    dv_msgw_uint(w, "epoch", __atomic_load_n(&t->p_epoch, __ATOMIC_RELAXED));
+    dv_msgw_uint(w, "epochs", __atomic_load_n(&t->p_epochs, __ATOMIC_RELAXED));
+    dv_msgw_double(w, "loss", loss);
+    dv_msgw_uint(w, "ms", __atomic_load_n(&t->p_ms, __ATOMIC_RELAXED));
+    if (__atomic_load_n(&t->p_has_eval, __ATOMIC_RELAXED)) {
+        uint64_t eb = __atomic_load_n(&t->p_eval_bits, __ATOMIC_RELAXED);
+        double ev;
+        memcpy(&ev, &eb, sizeof ev);
+        dv_msgw_double(w, "eval", ev);
+    }
+    send_header(self, w, NULL, 0);
+}
+
 // On the loop thread: send what training tasks reported.
 static void
 on_progress(uv_async_t *a)
@@ -620,29 +646,9 @@ on_progress(uv_async_t *a)
         if (t->train && t->ck_lock_ready) {
             send_checkpoint(self, t);
         }
-        if (!t->train ||
-            !__atomic_exchange_n(&t->p_new, false, __ATOMIC_ACQUIRE)) {
-            continue;
+        if (t->train) {
+            send_progress(self, t);
         }
-        uint64_t bits = __atomic_load_n(&t->p_loss_bits, __ATOMIC_RELAXED);
-        double loss;
-        memcpy(&loss, &bits, sizeof loss);
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_PROGRESS, 0);
-        dv_msgw_uint(w, "job", t->job);
-        dv_msgw_uint(w, "attempt", t->attempt);
-        dv_msgw_uint(w, "epoch",
-                     __atomic_load_n(&t->p_epoch, __ATOMIC_RELAXED));
-        dv_msgw_uint(w, "epochs",
-                     __atomic_load_n(&t->p_epochs, __ATOMIC_RELAXED));
-        dv_msgw_double(w, "loss", loss);
-        dv_msgw_uint(w, "ms", __atomic_load_n(&t->p_ms, __ATOMIC_RELAXED));
-        if (__atomic_load_n(&t->p_has_eval, __ATOMIC_RELAXED)) {
-            uint64_t eb = __atomic_load_n(&t->p_eval_bits, __ATOMIC_RELAXED);
-            double ev;
-            memcpy(&ev, &eb, sizeof ev);
-            dv_msgw_double(w, "eval", ev);
-        }
-        send_header(self, w, NULL, 0);
     }
 }
 
@@ -719,6 +725,7 @@ after_train(uv_work_t *req, int status)
     if (t->rc) {
         send_failed(self, t->job, t->attempt, t->rc, t->err.text);
     } else {
+        send_progress(self, t); // the last epoch's, before the result
         dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_msgw_uint(w, "epochs_run", t->epochs_run);
         dv_msgw_uint(w, "train_ms", (uint64_t)(t->train_s * 1000));
