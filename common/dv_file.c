@@ -37,9 +37,10 @@ dv_file_error(dv_error_t *err, const char *path, int e)
     return dv_errorf(err, code, "%s: %s", path, strerror(e));
 }
 
-static int
-write_all(int fd, const uint8_t *p, size_t len)
+int
+dv_file_write_all(int fd, const void *buf, size_t len)
 {
+    const uint8_t *p = buf;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0 && errno == EINTR) {
@@ -90,7 +91,7 @@ dv_file_write_atomic(const char *path,
     // mkstemp creates the file 0600; these are ordinary readable files. A
     // failure here leaves it private, which is safe.
     (void)fchmod(fd, 0644);
-    int e = write_all(fd, buf, len);
+    int e = dv_file_write_all(fd, buf, len);
     // fsync before rename: after a crash the path holds the old file or the
     // whole new one, never a torn write.
     if (e == 0 && fsync(fd) != 0) {

@@ -33,4 +33,8 @@ int dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err);
 // An errno value as a DV_E* with "path: strerror" as the reason.
 int dv_file_error(dv_error_t *err, const char *path, int e);
 
+// Write all len bytes of p to fd (retrying short writes and EINTR).
+// Returns 0 or the errno value.
+int dv_file_write_all(int fd, const void *p, size_t len);
+
 #endif

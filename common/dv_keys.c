@@ -243,28 +243,11 @@ all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w < 0) {
-            return errno;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 // Write data to fd, set mode, fsync, close. Returns 0 or an errno value.
 static int
 fill_and_close(int fd, const char *data, mode_t mode)
 {
-    int e = write_all(fd, data, strlen(data));
+    int e = dv_file_write_all(fd, data, strlen(data));
     // fchmod: the mode is exact whatever the umask (0644 stays readable;
     // 0600 only confirms what the file was created with).
     if (e == 0 && fchmod(fd, mode) != 0) {
