@@ -564,6 +564,14 @@ sample_headers(uint8_t **out, size_t *lens, size_t max)
         dv_msgw_uint(w, "bytes", 4);
         dv_msgw_uint(w, "offset", 0);
         dv_msgw_str(w, "dataset", "d");
+        // Data set fetches, checkpoints, eval sets, security (1.1).
+        dv_msgw_str(w, "eval_dataset", "d");
+        dv_msgw_uint(w, "checkpoint_ms", 100);
+        dv_msgw_double(w, "eval", 0.5);
+        dv_msgw_uint(w, "since_ms", 0);
+        uint8_t sig[64] = {0};
+        dv_msgw_bin(w, "signature", sig, sizeof sig);
+        dv_msgw_str(w, "signer", "admin");
 
         size_t len = 0;
         const uint8_t *h = dv_msgw_bytes(w, &len);
