@@ -75,6 +75,8 @@ struct kept {
     size_t bytes;                      // payload bytes
     uint64_t seq;                      // position in its queue's stream
     uint32_t qidx;                     // its queue (qbytes index + 1; 0: none)
+    uint16_t who;                      // the key that submitted it (whos
+                                       // index; 0: unknown, e.g. recovered)
     kept_t *qprev, *qnext;             // its queue's stream, by seq
     char data[]; // worker name, NUL, payloads, extra fields
 };
@@ -749,6 +751,7 @@ keep_result(dv_broker_t *self,
     k->code = code;
     k->text = done ? NULL : dv_strdup(text ? text : "");
     k->attempts = j->attempts;
+    k->who = j->who;
     memcpy(k->data, worker, name_len);
     uint8_t *p = (uint8_t *)k->data + name_len;
     for (size_t i = 0; i < n_frames; i++) {
@@ -4602,16 +4605,20 @@ refuse(dv_broker_t *self,
     return dv_errorf(err, DV_EPERM, "%s", why);
 }
 
-// The queue a job is in (live, spilled or finished), or NULL.
+// The queue a job is in (live or finished), or NULL; *who the key that
+// submitted it (0: unknown: plain mode, or from before a restart).
 static const char *
-job_queue_of(dv_broker_t *self, uint64_t id)
+job_queue_of(dv_broker_t *self, uint64_t id, uint16_t *who)
 {
+    *who = 0;
     const job_t *j = job_find(self, id);
     if (j) {
+        *who = j->who;
         return j->queue;
     }
     const kept_t *k = kept_find(self, id);
     if (k && k->qidx) {
+        *who = k->who;
         return self->qbytes[k->qidx - 1].name;
     }
     return NULL;
@@ -4666,8 +4673,17 @@ authorize(dv_broker_t *self,
     case DV_MSG_JOB_CANCEL: {
         need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
         uint64_t job = 0;
+        uint16_t owner = 0;
         if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
-            queue = job_queue_of(self, job); // unknown: the handler says so
+            queue = job_queue_of(self, job, &owner); // unknown: the handler
+        }                                            // says so
+        // A producer reads its own jobs; a consumer (or admin) its queues'.
+        if (owner && !(k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
+            strcmp(self->whos[owner].id, k->id) != 0) {
+            return refuse(self, k->id, m, err,
+                          "job %llu was submitted by key '%s': a producer "
+                          "reads only its own jobs",
+                          (unsigned long long)job, self->whos[owner].id);
         }
         break;
     }

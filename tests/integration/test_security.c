@@ -300,6 +300,11 @@ test_roles_and_owners(void)
         DV_CHECK_EQ(c, 0);
     }
     int own_queue = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
+    // Job 1 is alice's: bob, a producer on the same queue, may not read it.
+    drover_job_info_t ji;
+    int bob_reads = drover_job_info(bob, 1, &ji, &err);
+    bool bob_reads_says = strstr(err.text, "submitted by key 'alice'") != NULL;
+    int alice_reads = drover_job_info(alice, 1, &ji, &err);
     int other_queue = c == 0 ? submit_echo(alice, "other", "x", &err) : -1;
     bool other_says = strstr(err.text, "queue 'other'") != NULL;
     // A model file: only an admin pushes one.
@@ -362,6 +367,9 @@ test_roles_and_owners(void)
     DV_CHECK(up);
     DV_CHECK_EQ(c, 0);
     DV_CHECK_EQ(own_queue, 0);
+    DV_CHECK_EQ(bob_reads, DV_EPERM);
+    DV_CHECK(bob_reads_says);
+    DV_CHECK_EQ(alice_reads, 0);
     DV_CHECK_EQ(other_queue, DV_EPERM);
     DV_CHECK(other_says);
     DV_CHECK_EQ(trained, 0);
