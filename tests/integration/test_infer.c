@@ -1358,6 +1358,98 @@ test_training_resumes_from_checkpoint(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Checkpoints are durable: the broker and the training job's worker are
+// both SIGKILLed after a checkpoint; the restarted broker has it from its
+// store, a new worker goes on from it, and the model is byte for byte the
+// uninterrupted one.
+static void
+test_training_survives_broker_kill(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    char csv_path[4300], local[4300], logp[4300];
+    snprintf(local, sizeof local, "%s/local.drvm", c.dir);
+    snprintf(logp, sizeof logp, "%s/worker1.log", c.dir);
+    snprintf(csv_path, sizeof csv_path, "%s", dv_test_data("iris_train.csv"));
+    setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+    const char *targs[] = {
+        "train", "--data",   csv_path,  "--algo",     "mlp", "--hidden",
+        "32",    "--epochs", "20000",   "--patience", "0",   "--checkpoint-ms",
+        "200",   "--model",  "durable", "--broker",   c.cep, NULL};
+    dv_proc_t cli = up ? dv_proc_start("DROVER_BIN", targs, c.dir, "cli.log")
+                       : (dv_proc_t){0, -1};
+    drover_job_info_t info = {0};
+    drover_error_t err = {0};
+    uint32_t ck_epoch = 0;
+    for (int i = 0; cli.pid && i < 3000 && ck_epoch == 0; i++) {
+        if (drover_job_info(c.d, 1, &info, &err) == 0) {
+            ck_epoch = info.checkpoint_epoch;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    bool mid = ck_epoch > 0 && info.epoch < 20000;
+    drover_destroy(&c.d);
+    kill(c.broker.pid, SIGKILL);
+    kill(c.workers[0].pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    dv_proc_stop(&c.workers[0], SIGKILL);
+    dv_proc_stop(&cli, SIGKILL); // its connection went with the broker
+    bool again = mid && broker_start(&c) &&
+                 drover_connect(&c.d, c.cep, 10000, &err) == 0;
+    drover_job_info_t back = {0};
+    int back_rc = again ? drover_job_info(c.d, 1, &back, &err) : -1;
+    bool second = again && worker_start(&c, 1, "0");
+    drover_result_t *r = NULL;
+    int code = -1;
+    if (second && drover_wait(c.d, 1, WAIT_MS, &r, &err) == 0) {
+        code = drover_result_error(r, NULL);
+    }
+    drover_result_destroy(&r);
+    size_t ll = 0;
+    char *log = (char *)dv_test_read_file(logp, &ll);
+    const char *at = log ? strstr(log, "resumes from its checkpoint after "
+                                       "epoch ")
+                         : NULL;
+    long resumed_at = at ? atol(at + strlen("resumes from its checkpoint "
+                                            "after epoch "))
+                         : 0;
+    free(log);
+    const char *largs[] = {"local",    "train", "--data",     csv_path,
+                           "--algo",   "mlp",   "--hidden",   "32",
+                           "--epochs", "20000", "--patience", "0",
+                           "--out",    local,   NULL};
+    int local_rc =
+        code == 0 ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log")
+                  : -1;
+    unsetenv("SOURCE_DATE_EPOCH");
+    bool same = false;
+    drover_model_t m = {0};
+    size_t len = 0;
+    unsigned char *bytes =
+        local_rc == 0 ? dv_test_read_file(local, &len) : NULL;
+    if (bytes && drover_model_get(c.d, "durable", 1, &m, &err) == 0) {
+        uint8_t sum[32];
+        char hex[65];
+        dv_sha256(bytes, len, sum);
+        hex_of(sum, hex);
+        same = strcmp(hex, m.sha256) == 0;
+    }
+    free(bytes);
+    int exit_rc = cluster_down(&c, !same || resumed_at <= 0);
+    DV_CHECK(up);
+    DV_CHECK(mid);
+    DV_CHECK(again);
+    DV_CHECK_EQ(back_rc, 0);
+    DV_CHECK(back.checkpoint_epoch >= ck_epoch); // from the store
+    DV_CHECK(second);
+    DV_CHECK_EQ(code, 0);
+    DV_CHECK(resumed_at >= (long)ck_epoch);
+    DV_CHECK_EQ(local_rc, 0);
+    DV_CHECK(same);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // A long training job reports progress: its submitter gets it while it
 // waits, and `drover jobs watch` shows it (JSON lines) until the job ends.
 static void
@@ -1663,6 +1755,8 @@ static const dv_test_case_t cases[] = {
      test_new_version_takes_over_without_a_wait},
     {"trained versions keep their lineage",
      test_trained_versions_keep_their_lineage},
+    {"training survives a broker kill -9 too",
+     test_training_survives_broker_kill},
     {"training resumes from its checkpoint on another worker",
      test_training_resumes_from_checkpoint},
     {"cancel stops training", test_cancel_stops_training},
