@@ -1270,6 +1270,42 @@ test_trained_versions_keep_their_lineage(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Is path's file byte for byte the registry's name@version (SHA-256)?
+static bool
+registry_holds(cluster_t *c,
+               const char *name,
+               uint32_t version,
+               const char *path)
+{
+    drover_model_t m = {0};
+    drover_error_t err = {0};
+    size_t len = 0;
+    unsigned char *bytes = dv_test_read_file(path, &len);
+    bool same = false;
+    if (bytes && drover_model_get(c->d, name, version, &m, &err) == 0) {
+        uint8_t sum[32];
+        char hex[65];
+        dv_sha256(bytes, len, sum);
+        hex_of(sum, hex);
+        same = strcmp(hex, m.sha256) == 0;
+    }
+    free(bytes);
+    return same;
+}
+
+// The epoch a worker's log says a job resumed after (0: none).
+static long
+resumed_epoch(const char *log_path)
+{
+    static const char says[] = "resumes from its checkpoint after epoch ";
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(log_path, &len);
+    const char *at = log ? strstr(log, says) : NULL;
+    long epoch = at ? atol(at + strlen(says)) : 0;
+    free(log);
+    return epoch;
+}
+
 // Checkpoints: a training job's worker is SIGKILLed after its first
 // checkpoints; another worker goes on from the last one (not from epoch
 // 1), and the model is byte for byte the one an uninterrupted
@@ -1309,15 +1345,7 @@ test_training_resumes_from_checkpoint(void)
     char logp[4300], local[4300];
     snprintf(logp, sizeof logp, "%s/worker1.log", c.dir);
     snprintf(local, sizeof local, "%s/local.drvm", c.dir);
-    size_t ll = 0;
-    char *log = (char *)dv_test_read_file(logp, &ll);
-    const char *at = log ? strstr(log, "resumes from its checkpoint after "
-                                       "epoch ")
-                         : NULL;
-    long resumed_at = at ? atol(at + strlen("resumes from its checkpoint "
-                                            "after epoch "))
-                         : 0;
-    free(log);
+    long resumed_at = resumed_epoch(logp);
     // The same training, uninterrupted, in-process through the CLI.
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
     const char *largs[] = {
@@ -1328,19 +1356,7 @@ test_training_resumes_from_checkpoint(void)
     int local_rc =
         second ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log") : -1;
     unsetenv("SOURCE_DATE_EPOCH");
-    bool same = false;
-    drover_model_t m = {0};
-    size_t len = 0;
-    unsigned char *bytes =
-        local_rc == 0 ? dv_test_read_file(local, &len) : NULL;
-    if (bytes && drover_model_get(c.d, "slow", 1, &m, &err) == 0) {
-        uint8_t sum[32];
-        char hex[65];
-        dv_sha256(bytes, len, sum);
-        hex_of(sum, hex);
-        same = strcmp(hex, m.sha256) == 0;
-    }
-    free(bytes);
+    bool same = local_rc == 0 && registry_holds(&c, "slow", 1, local);
     int exit_rc = cluster_down(&c, !same || resumed_at <= 0);
     DV_CHECK(up);
     DV_CHECK(started);
@@ -1406,15 +1422,7 @@ test_training_survives_broker_kill(void)
         code = drover_result_error(r, NULL);
     }
     drover_result_destroy(&r);
-    size_t ll = 0;
-    char *log = (char *)dv_test_read_file(logp, &ll);
-    const char *at = log ? strstr(log, "resumes from its checkpoint after "
-                                       "epoch ")
-                         : NULL;
-    long resumed_at = at ? atol(at + strlen("resumes from its checkpoint "
-                                            "after epoch "))
-                         : 0;
-    free(log);
+    long resumed_at = resumed_epoch(logp);
     const char *largs[] = {"local",    "train", "--data",     csv_path,
                            "--algo",   "mlp",   "--hidden",   "32",
                            "--epochs", "20000", "--patience", "0",
@@ -1423,19 +1431,7 @@ test_training_survives_broker_kill(void)
         code == 0 ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log")
                   : -1;
     unsetenv("SOURCE_DATE_EPOCH");
-    bool same = false;
-    drover_model_t m = {0};
-    size_t len = 0;
-    unsigned char *bytes =
-        local_rc == 0 ? dv_test_read_file(local, &len) : NULL;
-    if (bytes && drover_model_get(c.d, "durable", 1, &m, &err) == 0) {
-        uint8_t sum[32];
-        char hex[65];
-        dv_sha256(bytes, len, sum);
-        hex_of(sum, hex);
-        same = strcmp(hex, m.sha256) == 0;
-    }
-    free(bytes);
+    bool same = local_rc == 0 && registry_holds(&c, "durable", 1, local);
     int exit_rc = cluster_down(&c, !same || resumed_at <= 0);
     DV_CHECK(up);
     DV_CHECK(mid);
