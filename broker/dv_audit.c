@@ -47,7 +47,12 @@ rec_new(uint64_t seq, uint64_t unix_ms, const char *s[4], const size_t len[4])
     size_t at = 0;
     for (int i = 0; i < 4; i++) {
         r->off[i] = (uint16_t)at;
-        memcpy(r->text + at, s[i], len[i]);
+        for (size_t k = 0; k < len[i]; k++) {
+            // Fields may quote what a peer sent: no control bytes (or NULs)
+            // reach a terminal reading the log (`drover audit`).
+            unsigned char c = (unsigned char)s[i][k];
+            r->text[at + k] = c < 32 || c == 127 ? '?' : (char)c;
+        }
         r->text[at + len[i]] = '\0';
         at += len[i] + 1;
     }
@@ -161,7 +166,7 @@ dv_audit_add(dv_audit_t *self,
         for (int i = 0; i < 4; i++) {
             p[at] = (uint8_t)l[i];
             p[at + 1] = (uint8_t)(l[i] >> 8);
-            memcpy(p + at + 2, s[i], l[i]);
+            memcpy(p + at + 2, r->text + r->off[i], l[i]); // cleaned
             at += 2 + l[i];
         }
         dv_store_put_owned(self->store, DV_STORE_AUDIT, r->seq, p, len);

@@ -1,0 +1,150 @@
+// test_audit — the broker's audit log: entries in order with their
+// fields, the time window of dv_audit_since, control bytes from peers
+// cleaned, the memory ring past DV_AUDIT_MEMORY, and persistence: entries
+// committed to the store come back after a reopen, numbered on from there.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dv_audit.h"
+#include "dv_store.h"
+#include "dv_test.h"
+
+static uint64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+test_entries_and_window(void)
+{
+    dv_audit_t *a = NULL;
+    dv_error_t err = {0};
+    int rc = dv_audit_open(&a, NULL, &err);
+    DV_CHECK_RC(rc, 0, &err);
+    uint64_t t0 = wall_ms();
+    dv_audit_add(a, "ops", "model_push", "name iris", "ok");
+    dv_audit_add(a, "bob", "submit", "queue \x1b[31mred\x1b[0m",
+                 "refused: bad\nline");
+    dv_audit_add(a, NULL, "reload", NULL, NULL);
+    size_t first = 9, n = 9;
+    dv_audit_since(a, 0, &first, &n);
+    dv_audit_entry_t e[3];
+    for (size_t i = 0; i < 3 && i < n; i++) {
+        dv_audit_at(a, first + i, &e[i]);
+    }
+    size_t later_first = 0, later_n = 9;
+    dv_audit_since(a, wall_ms() + 60000, &later_first, &later_n);
+    DV_CHECK_EQ(first, 0);
+    DV_CHECK_EQ(n, 3);
+    DV_CHECK_EQ(dv_audit_count(a), 3);
+    DV_CHECK_EQ(dv_audit_last_seq(a), 3);
+    DV_CHECK_EQ(e[0].seq, 1);
+    DV_CHECK(e[0].unix_ms >= t0);
+    DV_CHECK_STR_EQ(e[0].key, "ops");
+    DV_CHECK_STR_EQ(e[0].action, "model_push");
+    DV_CHECK_STR_EQ(e[0].object, "name iris");
+    DV_CHECK_STR_EQ(e[0].outcome, "ok");
+    DV_CHECK_STR_EQ(e[1].object, "queue ?[31mred?[0m"); // no escapes
+    DV_CHECK_STR_EQ(e[1].outcome, "refused: bad?line");
+    DV_CHECK_STR_EQ(e[2].key, "");
+    DV_CHECK_STR_EQ(e[2].object, "");
+    DV_CHECK_EQ(e[2].seq, 3);
+    DV_CHECK_EQ(later_n, 0); // nothing from the future
+    dv_audit_destroy(&a);
+    DV_CHECK(a == NULL);
+}
+
+// Past DV_AUDIT_MEMORY the oldest leave memory; numbering goes on.
+static void
+test_ring(void)
+{
+    dv_audit_t *a = NULL;
+    dv_error_t err = {0};
+    int rc = dv_audit_open(&a, NULL, &err);
+    DV_CHECK_RC(rc, 0, &err);
+    size_t total = DV_AUDIT_MEMORY + 5;
+    for (size_t i = 0; i < total; i++) {
+        char obj[32];
+        snprintf(obj, sizeof obj, "n%zu", i + 1);
+        dv_audit_add(a, "k", "act", obj, "ok");
+    }
+    dv_audit_entry_t oldest, newest;
+    dv_audit_at(a, 0, &oldest);
+    dv_audit_at(a, dv_audit_count(a) - 1, &newest);
+    size_t first = 0, n = 0;
+    dv_audit_since(a, 0, &first, &n);
+    DV_CHECK_EQ(dv_audit_count(a), DV_AUDIT_MEMORY);
+    DV_CHECK_EQ(oldest.seq, 6);
+    DV_CHECK_STR_EQ(oldest.object, "n6");
+    DV_CHECK_EQ(newest.seq, total);
+    DV_CHECK_EQ(n, DV_AUDIT_MEMORY);
+    dv_audit_destroy(&a);
+}
+
+// Committed entries survive a reopen of the store, in order, and new ones
+// number on after them.
+static void
+test_persists(void)
+{
+    char *dir = dv_test_tmpdir();
+    dv_error_t err = {0};
+    dv_store_t *st = NULL;
+    dv_audit_t *a = NULL;
+    int rc = dv_store_open(&st, dir, &err);
+    if (rc == 0) {
+        rc = dv_audit_open(&a, st, &err);
+    }
+    if (rc == 0) {
+        dv_audit_add(a, "ops", "model_rm", "name iris", "ok");
+        dv_audit_add(a, "eve", "handshake", "clients socket", "refused: x");
+        rc = dv_store_commit(st, &err);
+    }
+    dv_audit_destroy(&a);
+    dv_store_destroy(&st);
+    int rc2 = dv_store_open(&st, dir, &err);
+    if (rc2 == 0) {
+        rc2 = dv_audit_open(&a, st, &err);
+    }
+    size_t n = a ? dv_audit_count(a) : 0;
+    dv_audit_entry_t e = {0};
+    if (n == 2) {
+        dv_audit_at(a, 1, &e);
+    }
+    char key[16] = "", outcome[32] = "";
+    snprintf(key, sizeof key, "%s", e.key ? e.key : "");
+    snprintf(outcome, sizeof outcome, "%s", e.outcome ? e.outcome : "");
+    uint64_t seq = e.seq;
+    if (a) {
+        dv_audit_add(a, "ops", "reload", "", "ok");
+    }
+    uint64_t next = a ? dv_audit_last_seq(a) : 0;
+    dv_audit_destroy(&a);
+    dv_store_destroy(&st);
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK_RC(rc2, 0, &err);
+    DV_CHECK_EQ(n, 2);
+    DV_CHECK_EQ(seq, 2);
+    DV_CHECK_STR_EQ(key, "eve");
+    DV_CHECK_STR_EQ(outcome, "refused: x");
+    DV_CHECK_EQ(next, 3);
+}
+
+static const dv_test_case_t cases[] = {
+    {"entries, fields, window, cleaned text", test_entries_and_window},
+    {"the memory ring past its size", test_ring},
+    {"committed entries survive a reopen", test_persists},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
