@@ -1525,8 +1525,9 @@ gone_thread(void *arg)
     return NULL;
 }
 
-// Workers fetch a stored data set by chunks, check it and keep it: a 12 MB
-// data set (three 4 MiB chunks) trains a model on the worker; a second job
+// Workers fetch a stored data set by chunks, check it and keep it: a 6.5 MB
+// data set (two chunks of at most 4 MiB) trains a model on the worker; a
+// second job
 // on it is served from the worker's cache (one fetch in its log); jobs
 // carry only the reference; a data set removed before its job runs fails
 // the job with a clear error.
