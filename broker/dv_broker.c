@@ -218,6 +218,8 @@ typedef struct {
     uint32_t capacity;               // jobs at once
     char **models;                   // "NAME@VERSION" it holds
     size_t n_models;                 // their count
+    char **datasets;                 // data sets it holds, "NAME@VERSION"
+    size_t n_datasets;               //
     bool draining;                   // said bye: finishing, no new jobs
 } worker_t;
 
@@ -1265,6 +1267,7 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 
     free(lost);
     dv_strs_free(&w->models, w->n_models);
+    dv_strs_free(&w->datasets, w->n_datasets);
     size_t index = (size_t)(w - self->workers);
     self->workers[index] = self->workers[--self->n_workers];
 }
@@ -1540,6 +1543,40 @@ send_simple(void *sock,
 
 static bool job_spill(dv_broker_t *self, job_t *j, bool force);
 
+// A train job's stored data set as an affinity key, "ds:NAME@VERSION"
+// (key[0] stays 0 when it carries its CSV): read from its spec.
+static void
+spec_dataset_key(const job_t *j, char *key, size_t size)
+{
+    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+    size_t sl = get_u32(j->payload + 2), off = 0;
+    const char *spec = (const char *)j->payload + 6;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (size_t f = 0; f < nf; f++) {
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool is_ds = up.data.via.str.size == 7 &&
+                     memcmp(up.data.via.str.ptr, "dataset", 7) == 0;
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        const msgpack_object *name = dv_msgpack_get(&up.data, "name");
+        uint64_t version = 0;
+        if (is_ds && name && name->type == MSGPACK_OBJECT_STR &&
+            dv_msgpack_uint(dv_msgpack_get(&up.data, "version"), &version)) {
+            snprintf(key, size, "ds:%.*s@%llu", (int)name->via.str.size,
+                     name->via.str.ptr, (unsigned long long)version);
+            break;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
 // freed and true returned.
@@ -1549,9 +1586,11 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
     if (may_spill && job_spill(self, j, false)) {
         return true;
     }
-    char key[DV_MAX_WIRE_NAME + 16] = "";
+    char key[2 * DV_MAX_WIRE_NAME + 8] = "";
     if (USES_MODEL(j)) {
         snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+    } else if (j->spec) {
+        spec_dataset_key(j, key, sizeof key); // "ds:NAME@V", or ""
     }
     dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
                          j->priority);
@@ -3207,9 +3246,14 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     dv_msgw_v_array(w, self->n_workers);
     for (size_t i = 0; i < self->n_workers; i++) {
         const worker_t *wk = &self->workers[i];
-        dv_msgw_v_map(w, 6);
+        dv_msgw_v_map(w, 7);
         dv_msgw_v_str(w, "name");
         dv_msgw_v_str(w, wk->name);
+        dv_msgw_v_str(w, "datasets");
+        dv_msgw_v_array(w, wk->n_datasets);
+        for (size_t k = 0; k < wk->n_datasets; k++) {
+            dv_msgw_v_str(w, wk->datasets[k]);
+        }
         dv_msgw_v_str(w, "capacity");
         dv_msgw_v_uint(w, wk->capacity);
         dv_msgw_v_str(w, "running");
@@ -5418,26 +5462,72 @@ on_checkpoint(dv_broker_t *self,
     return 0;
 }
 
-// The models a worker holds, from its register or heartbeat.
+// What the scheduler's affinity sees of worker w: its models, and its
+// data sets as "ds:NAME@VERSION" (the key of a train job on one).
+static void
+sched_holdings(dv_broker_t *self, const worker_t *w)
+{
+    size_t n = w->n_models + w->n_datasets;
+    char **keys = dv_malloc((n ? n : 1) * sizeof *keys);
+    for (size_t i = 0; i < w->n_models; i++) {
+        keys[i] = w->models[i];
+    }
+    char(*ds)[2 * DV_MAX_WIRE_NAME + 8] =
+        dv_malloc((w->n_datasets ? w->n_datasets : 1) * sizeof *ds);
+    for (size_t i = 0; i < w->n_datasets; i++) {
+        snprintf(ds[i], sizeof ds[i], "ds:%s", w->datasets[i]);
+        keys[w->n_models + i] = ds[i];
+    }
+    dv_sched_worker_models(self->sched, w->handle, (const char *const *)keys,
+                           n);
+    free(ds);
+    free(keys);
+}
+
+// Add key to a worker's list (it is fetching it: count it for affinity now
+// rather than at its next heartbeat).
+static void
+holds_add(char ***list, size_t *n, const char *key)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*list)[i], key) == 0) {
+            return;
+        }
+    }
+    if (*n < 4096) {
+        *list = dv_realloc(*list, (*n + 1) * sizeof(char *));
+        (*list)[(*n)++] = dv_strdup(key);
+    }
+}
+
+// The models and data sets a worker holds, from its register or heartbeat.
 static int
 take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
 {
-    if (!dv_msg_has(m, "models")) {
-        return 0;
+    static const char *fields[2] = {"models", "datasets"};
+    char ***lists[2] = {&w->models, &w->datasets};
+    size_t *counts[2] = {&w->n_models, &w->n_datasets};
+    bool changed = false;
+    for (int f = 0; f < 2; f++) {
+        if (!dv_msg_has(m, fields[f])) {
+            continue;
+        }
+        char **got = NULL;
+        size_t n = 0;
+        int rc = dv_msg_strs(m, fields[f], 4096, 2 * DV_MAX_WIRE_NAME, &got, &n,
+                             err);
+        if (rc) {
+            return rc;
+        }
+        dv_strs_free(lists[f], *counts[f]);
+        *lists[f] = got;
+        *counts[f] = n;
+        changed = true;
     }
-    char **models = NULL;
-    size_t n = 0;
-    int rc =
-        dv_msg_strs(m, "models", 4096, 2 * DV_MAX_WIRE_NAME, &models, &n, err);
-    if (rc) {
-        return rc;
+    if (changed) {
+        sched_holdings(self, w);
     }
-    dv_strs_free(&w->models, w->n_models);
-    w->models = models;
-    w->n_models = n;
-    dv_sched_worker_models(self->sched, w->handle, (const char *const *)models,
-                           n);
-    if (self->n_switches) {
+    if (changed && self->n_switches) {
         switches_check(self);
     }
     return 0;
@@ -5536,16 +5626,8 @@ on_fetch_model(dv_broker_t *self,
     // rather than at its next heartbeat.
     char key[DV_MAX_WIRE_NAME + 16];
     snprintf(key, sizeof key, "%s@%u", name, (unsigned)version);
-    bool known = false;
-    for (size_t i = 0; i < w->n_models && !known; i++) {
-        known = strcmp(w->models[i], key) == 0;
-    }
-    if (!known && w->n_models < 4096) {
-        w->models = dv_realloc(w->models, (w->n_models + 1) * sizeof(char *));
-        w->models[w->n_models++] = dv_strdup(key);
-        dv_sched_worker_models(self->sched, w->handle,
-                               (const char *const *)w->models, w->n_models);
-    }
+    holds_add(&w->models, &w->n_models, key);
+    sched_holdings(self, w);
     const char *dir = dv_registry_dir(self->registry);
     if (!dir) { // in memory: a copy is all it takes
         uint8_t *image = NULL;
@@ -5686,6 +5768,12 @@ on_fetch_dataset(dv_broker_t *self,
                            &len, &in_file, err);
     if (rc) {
         return rc;
+    }
+    if (offset == 0) { // it will hold it: the next job on it goes there
+        char key[DV_MAX_WIRE_NAME + 16];
+        snprintf(key, sizeof key, "%s@%u", r->name, (unsigned)r->version);
+        holds_add(&w->datasets, &w->n_datasets, key);
+        sched_holdings(self, w);
     }
     if (!in_file) {
         send_dataset_data(self, w->route, w->route_len, rid, r, offset, chunk,
@@ -6620,6 +6708,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->kept);
     for (size_t i = 0; i < self->n_workers; i++) {
         dv_strs_free(&self->workers[i].models, self->workers[i].n_models);
+        dv_strs_free(&self->workers[i].datasets, self->workers[i].n_datasets);
     }
     free(self->workers);
     free(self->pending);

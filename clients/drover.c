@@ -1902,6 +1902,9 @@ drover_workers(drover_t *self,
             dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,
                              2 * DV_MAX_WIRE_NAME, &v[i].models, &v[i].n_models,
                              &e);
+            dv_strs_from_obj(dv_msgpack_get(o, "datasets"), "datasets", 4096,
+                             2 * DV_MAX_WIRE_NAME, &v[i].datasets,
+                             &v[i].n_datasets, &e);
         }
         *workers = v;
         *n = count;
@@ -1918,6 +1921,7 @@ drover_workers_free(drover_worker_t **workers, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         dv_strs_free(&(*workers)[i].models, (*workers)[i].n_models);
+        dv_strs_free(&(*workers)[i].datasets, (*workers)[i].n_datasets);
     }
     free(*workers);
     *workers = NULL;

@@ -619,6 +619,8 @@ typedef struct {
     uint32_t running;  // jobs now
     char **models;     // "NAME@VERSION" loaded
     size_t n_models;
+    char **datasets; // stored data sets it holds, "NAME@VERSION"
+    size_t n_datasets;
     uint64_t idle_ms; // since its last message
     char state[16];   // "ready" or "draining"
 } drover_worker_t;

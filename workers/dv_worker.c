@@ -223,29 +223,34 @@ send_header(dv_worker_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
     dv_msgw_destroy(&w);
 }
 
-// The models held, as "NAME@VERSION" (borrowed keys; free the array).
+// The entries of a cache, as "NAME@VERSION" (borrowed keys; free the
+// array).
 static const char **
-model_keys(const dv_worker_t *self, size_t *n)
+cache_keys(const cached_t *list, size_t *n)
 {
     size_t count = 0;
-    for (const cached_t *c = self->cache; c; c = c->next) {
+    for (const cached_t *c = list; c; c = c->next) {
         count++;
     }
     const char **keys = dv_malloc((count ? count : 1) * sizeof *keys);
     count = 0;
-    for (const cached_t *c = self->cache; c; c = c->next) {
+    for (const cached_t *c = list; c; c = c->next) {
         keys[count++] = c->key;
     }
     *n = count;
     return keys;
 }
 
+// What we hold, for the broker's affinity: models, and (1.1) data sets.
 static void
 write_models(const dv_worker_t *self, dv_msgw_t *w)
 {
     size_t n = 0;
-    const char **keys = model_keys(self, &n);
+    const char **keys = cache_keys(self->cache, &n);
     dv_msgw_strs(w, "models", keys, n);
+    free(keys);
+    keys = cache_keys(self->dcache, &n);
+    dv_msgw_strs(w, "datasets", keys, n);
     free(keys);
 }
 

@@ -1934,6 +1934,11 @@ cmd_workers(int argc, char **argv)
                 printf(k ? "," : "");
                 dv_cli_json_str(stdout, w[i].models[k]);
             }
+            printf("],\"datasets\":[");
+            for (size_t k = 0; k < w[i].n_datasets; k++) {
+                printf(k ? "," : "");
+                dv_cli_json_str(stdout, w[i].datasets[k]);
+            }
             printf("]}");
         }
         printf("]\n");
@@ -1948,6 +1953,9 @@ cmd_workers(int argc, char **argv)
                    w[i].idle_ms);
             for (size_t k = 0; k < w[i].n_models; k++) {
                 printf(" %s", w[i].models[k]);
+            }
+            for (size_t k = 0; k < w[i].n_datasets; k++) {
+                printf(" data:%s", w[i].datasets[k]);
             }
             printf("\n");
         }

@@ -1525,6 +1525,85 @@ gone_thread(void *arg)
     return NULL;
 }
 
+// Count "fetching data set KEY" lines in dir/worker<i>.log, i < n.
+static int
+fetches_logged(const char *dir, int n, const char *key)
+{
+    char needle[256], path[4300];
+    snprintf(needle, sizeof needle, "fetching data set %s", key);
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/worker%d.log", dir, i);
+        size_t len = 0;
+        char *log = (char *)dv_test_read_file(path, &len);
+        for (const char *p = log; p && (p = strstr(p, needle)); p++) {
+            count++;
+        }
+        free(log);
+    }
+    return count;
+}
+
+// Data set affinity: training jobs on a stored data set go to the worker
+// that has it cached. The first one lands on w1 (w0, which the scheduler
+// prefers among idle workers, is busy with a sleep job); once w0 is free
+// again the next three still go to w1: one fetch for four jobs. `drover
+// workers` shows who holds it.
+static void
+test_training_follows_the_data(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 2, "0");
+    drover_dataset_t info = {0};
+    drover_error_t err = {0};
+    int push = up ? drover_dataset_push(c.d, dv_test_data("diabetes_train.csv"),
+                                        "dia", &info, &err)
+                  : -1;
+    drover_job_t nap = DROVER_JOB_INIT;
+    nap.kind = "sleep";
+    nap.sleep_ms = 1500;
+    uint64_t nap_id = 0;
+    int napping =
+        push == 0 ? drover_submit(c.d, &nap, 10000, &nap_id, &err) : -1;
+    int failed = 0;
+    for (int k = 0; napping == 0 && k < 4; k++) {
+        if (k == 1) { // w0 is free again
+            drover_result_t *nr = NULL;
+            drover_wait(c.d, nap_id, WAIT_MS, &nr, &err);
+            drover_result_destroy(&nr);
+        }
+        drover_train_t t = {0};
+        t.model = "dia-ols";
+        t.algo = "ols";
+        t.dataset = "dia";
+        drover_result_t *r = NULL;
+        if (drover_train(c.d, &t, WAIT_MS, &r, &err) != 0 ||
+            drover_result_error(r, NULL) != 0) {
+            failed++;
+        }
+        drover_result_destroy(&r);
+    }
+    drover_worker_t *ws = NULL;
+    size_t nw = 0, holders = 0;
+    int list = up ? drover_workers(c.d, &ws, &nw, &err) : -1;
+    for (size_t i = 0; list == 0 && i < nw; i++) {
+        for (size_t k = 0; k < ws[i].n_datasets; k++) {
+            holders += strcmp(ws[i].datasets[k], "dia@1") == 0;
+        }
+    }
+    drover_workers_free(&ws, nw);
+    int fetches = fetches_logged(c.dir, 2, "dia@1");
+    int exit_rc = cluster_down(&c, fetches != 1);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(napping, 0);
+    DV_CHECK_EQ(failed, 0);
+    DV_CHECK_EQ(list, 0);
+    DV_CHECK_EQ(holders, 1);
+    DV_CHECK_EQ(fetches, 1);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Workers fetch a stored data set by chunks, check it and keep it: a 6.5 MB
 // data set (two chunks of at most 4 MiB) trains a model on the worker; a
 // second job
@@ -1746,6 +1825,7 @@ test_cancel_stops_training(void)
 }
 
 static const dv_test_case_t cases[] = {
+    {"training follows the data", test_training_follows_the_data},
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
     {"a new version takes over without a wait",
