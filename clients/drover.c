@@ -411,6 +411,17 @@ drop_reply(drover_t *self)
     }
 }
 
+// The items of array field key of the current reply (NULL and *n 0 when
+// it has none).
+static const msgpack_object *
+reply_array(const drover_t *self, const char *key, size_t *n)
+{
+    const msgpack_object *a = dv_msg_get(self->reply, key);
+    bool ok = a && a->type == MSGPACK_OBJECT_ARRAY;
+    *n = ok ? a->via.array.size : 0;
+    return ok ? a->via.array.ptr : NULL;
+}
+
 static void
 ready_push(drover_t *self, req_t *r, drover_result_t *res)
 {
@@ -1452,12 +1463,11 @@ drover_job_list(drover_t *self,
     *jobs = NULL;
     *n = 0;
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "jobs");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "jobs", &count);
         drover_job_info_t *v = dv_calloc(count ? count : 1, sizeof *v);
         for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &a->via.array.ptr[i];
+            const msgpack_object *o = &items[i];
             v[i].job = obj_uint(o, "job");
             v[i].attempts = (uint32_t)obj_uint(o, "attempts");
             copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
@@ -1647,12 +1657,11 @@ drover_model_list(drover_t *self,
     *models = NULL;
     *n = 0;
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "models");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "models", &count);
         *models = dv_calloc(count ? count : 1, sizeof **models);
         for (size_t i = 0; i < count; i++) {
-            model_from_obj(&a->via.array.ptr[i], &(*models)[i]);
+            model_from_obj(&items[i], &(*models)[i]);
         }
         *n = count;
     }
@@ -1885,12 +1894,11 @@ drover_workers(drover_t *self,
     *workers = NULL;
     *n = 0;
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "workers");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "workers", &count);
         drover_worker_t *v = dv_calloc(count ? count : 1, sizeof *v);
         for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &a->via.array.ptr[i];
+            const msgpack_object *o = &items[i];
             copy_obj_str(dv_msgpack_get(o, "name"), v[i].name,
                          sizeof v[i].name);
             v[i].capacity = (uint32_t)obj_uint(o, "capacity");
@@ -1943,12 +1951,11 @@ drover_audit(drover_t *self,
     int rc =
         request(self, w, rid, NULL, 0, DV_MSG_AUDIT, deadline_of(10000), err);
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "entries");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "entries", &count);
         *entries = dv_calloc(count ? count : 1, sizeof **entries);
         for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &a->via.array.ptr[i];
+            const msgpack_object *o = &items[i];
             drover_audit_entry_t *e = &(*entries)[i];
             e->seq = obj_uint(o, "seq");
             e->unix_ms = obj_uint(o, "unix_ms");
@@ -2068,12 +2075,11 @@ drover_dead_list(drover_t *self,
     *dead = NULL;
     *n = 0;
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "jobs");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "jobs", &count);
         drover_dead_t *v = dv_calloc(count ? count : 1, sizeof *v);
         for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &a->via.array.ptr[i];
+            const msgpack_object *o = &items[i];
             v[i].job = obj_uint(o, "job");
             copy_obj_str(dv_msgpack_get(o, "queue"), v[i].queue,
                          sizeof v[i].queue);
@@ -2441,12 +2447,11 @@ drover_dataset_list(drover_t *self,
     *all = NULL;
     *n = 0;
     if (rc == 0) {
-        const msgpack_object *a = dv_msg_get(self->reply, "datasets");
-        size_t count =
-            a && a->type == MSGPACK_OBJECT_ARRAY ? a->via.array.size : 0;
+        size_t count = 0;
+        const msgpack_object *items = reply_array(self, "datasets", &count);
         *all = dv_calloc(count ? count : 1, sizeof **all);
         for (size_t i = 0; i < count; i++) {
-            dataset_from_obj(&a->via.array.ptr[i], &(*all)[i]);
+            dataset_from_obj(&items[i], &(*all)[i]);
         }
         *n = count;
     }

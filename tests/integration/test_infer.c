@@ -1650,13 +1650,9 @@ test_workers_fetch_and_cache_data_sets(void)
         }
     }
     // One fetch for two jobs: the second found it in the cache.
+    int fetches = fetches_logged(c.dir, 1, "lines@1");
     size_t ll = 0;
     char *log = (char *)dv_test_read_file(logp, &ll);
-    int fetches = 0;
-    for (const char *p = log; p && (p = strstr(p, "fetching data set lines@1"));
-         p++) {
-        fetches++;
-    }
     bool cached = log && strstr(log, "data set lines@1 cached (");
     free(log);
     // Removed while its job waits: the worker is stopped, the job queued,
