@@ -299,38 +299,63 @@ dv_msg_bin(const dv_msg_t *self,
     return 0;
 }
 
+// Copy at most size - 1 bytes of string o into buf, cut at a NUL byte (a
+// peer's reason is shown, never trusted to fit). Returns false when o is not
+// a string.
+static bool
+copy_cut(const msgpack_object *o, char *buf, size_t size)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR || size == 0) {
+        return false;
+    }
+    size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
+    const char *nul = memchr(o->via.str.ptr, '\0', n);
+    if (nul) {
+        n = (size_t)(nul - o->via.str.ptr);
+    }
+    memcpy(buf, o->via.str.ptr, n);
+    buf[n] = '\0';
+    return true;
+}
+
 int
 dv_msg_error(
     const dv_msg_t *self, int *code, char *text, size_t size, dv_error_t *err)
 {
+    // Whatever the peer sent, *code and text are defined on return: callers
+    // record the failure with them even when the map is malformed.
+    *code = DV_EFORMAT;
+    if (size > 0) {
+        text[0] = '\0';
+    }
+    const char *type = s_names[self->type];
     const msgpack_object *e = dv_msgpack_get(self->root, "error");
     if (!e || e->type != MSGPACK_OBJECT_MAP) {
-        return dv_errorf(err, DV_EFORMAT, "%s: 'error' must be a map",
-                         s_names[self->type]);
+        snprintf(text, size, "%s from peer without an 'error' map", type);
+        return dv_errorf(err, DV_EFORMAT, "%s: 'error' must be a map", type);
     }
-    char name[64];
-    int rc = copy_str(dv_msgpack_get(e, "name"), s_names[self->type],
-                      "error.name", name, sizeof name, err);
-    if (rc == 0) {
-        rc = copy_str(dv_msgpack_get(e, "text"), s_names[self->type],
-                      "error.text", text, size, err);
+    const msgpack_object *n = dv_msgpack_get(e, "name");
+    const msgpack_object *t = dv_msgpack_get(e, "text");
+    char name[64]; // longer than any DV_E name: an unknown one is cut
+    if (!copy_cut(n, name, sizeof name) || name[0] == '\0') {
+        snprintf(text, size, "%s from peer without an error name", type);
+        return dv_errorf(err, DV_EFORMAT, "%s: 'error.name' must be a string",
+                         type);
     }
-    if (rc == DV_EMSGSIZE && size > 0) {
-        rc = 0; // a long reason is cut, not refused
-        const msgpack_object *t = dv_msgpack_get(e, "text");
-        memcpy(text, t->via.str.ptr, size - 1);
-        text[size - 1] = '\0';
-    }
-    if (rc) {
-        return rc;
-    }
+    char reason[DV_ERROR_TEXT_MAX] = "";
+    bool has_text = copy_cut(t, reason, sizeof reason);
     *code = dv_err_code(name);
     if (*code == 0) {
-        // A newer peer's error: keep its name visible to the user.
-        char kept[DV_ERROR_TEXT_MAX];
-        snprintf(kept, sizeof kept, "%s: %s", name, text);
-        snprintf(text, size, "%s", kept);
+        // A newer peer's error (or a long made-up name, cut): keep its name
+        // visible to the user.
+        snprintf(text, size, "%s: %s", name, reason);
         *code = DV_EFORMAT;
+    } else {
+        snprintf(text, size, "%s", reason);
+    }
+    if (!has_text) {
+        return dv_errorf(err, DV_EFORMAT, "%s: 'error.text' %s", type,
+                         t ? "must be a string" : "is missing");
     }
     return 0;
 }

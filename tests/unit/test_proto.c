@@ -330,6 +330,92 @@ test_field_errors(void)
     DV_CHECK(kept);
 }
 
+// Hostile error maps (a worker's failed `done`, a broker's `error`): every
+// shape leaves code and text defined, never reads past a string, and says
+// what was wrong. An 80-byte name with no text used to crash the broker.
+static void
+test_hostile_error_maps(void)
+{
+    char name80[81], long_text[600];
+    memset(name80, 'N', 80);
+    name80[80] = '\0';
+    memset(long_text, 't', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    static const char nul_text[] = {'a', 'b', '\0', 'c'};
+    struct {
+        const char *what;
+        int shape; // 0 no error key, 1 error is a string, 2 a map
+        const char *name;  // NULL: absent
+        const char *text;  // NULL: absent
+        int text_uint;     // 1: text is an integer
+        int rc;            // dv_msg_error's return
+        int code;          // *code
+        const char *shows; // text must contain this
+    } rows[] = {
+        {"no error key", 0, NULL, NULL, 0, DV_EFORMAT, DV_EFORMAT,
+         "without an 'error' map"},
+        {"error not a map", 1, NULL, NULL, 0, DV_EFORMAT, DV_EFORMAT,
+         "without an 'error' map"},
+        {"80-byte name, no text", 2, name80, NULL, 0, DV_EFORMAT, DV_EFORMAT,
+         "NNNN"},
+        {"80-byte name, short text", 2, name80, "ab", 0, 0, DV_EFORMAT,
+         ": ab"},
+        {"known name, no text", 2, "DV_ENAN", NULL, 0, DV_EFORMAT, DV_ENAN,
+         ""},
+        {"known name, text not a string", 2, "DV_ENAN", NULL, 1, DV_EFORMAT,
+         DV_ENAN, ""},
+        {"no name", 2, NULL, "why", 0, DV_EFORMAT, DV_EFORMAT,
+         "without an error name"},
+        {"long text is cut", 2, "DV_ESHAPE", long_text, 0, 0, DV_ESHAPE,
+         "tttt"},
+        {"text with a NUL is cut there", 2, "DV_ESHAPE", nul_text, 0, 0,
+         DV_ESHAPE, "ab"},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 1);
+        if (rows[r].shape == 1) {
+            dv_msgw_str(w, "error", "oops");
+        } else if (rows[r].shape == 2) {
+            size_t n = (rows[r].name != NULL) +
+                       (rows[r].text != NULL || rows[r].text_uint);
+            dv_msgw_key(w, "error");
+            dv_msgw_v_map(w, n);
+            if (rows[r].name) {
+                dv_msgw_v_str(w, "name");
+                dv_msgw_v_str(w, rows[r].name);
+            }
+            if (rows[r].text_uint) {
+                dv_msgw_v_str(w, "text");
+                dv_msgw_v_uint(w, 7);
+            } else if (rows[r].text == nul_text) {
+                dv_msgw_v_str(w, "text");
+                dv_msgw_v_raw(w, "\xa4" "ab\0c", 5);
+            } else if (rows[r].text) {
+                dv_msgw_v_str(w, "text");
+                dv_msgw_v_str(w, rows[r].text);
+            }
+        }
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        DV_CHECK_RC(dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err), 0, &err);
+        int code = 12345;
+        char text[DV_ERROR_TEXT_MAX];
+        memset(text, 'X', sizeof text); // uninitialized-looking on purpose
+        int rc = dv_msg_error(m, &code, text, sizeof text, &err);
+        printf("  %-32s rc %d code %d text \"%.40s\"\n", rows[r].what, rc,
+               code, text);
+        DV_CHECK_EQ(rc, rows[r].rc);
+        DV_CHECK_EQ(code, rows[r].code);
+        DV_CHECK(memchr(text, '\0', sizeof text) != NULL);
+        DV_CHECK(strstr(text, rows[r].shows) != NULL);
+        DV_CHECK(strchr(text, 'X') == NULL);
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&w);
+    }
+}
+
 // Seeded mutations of a valid header: decoding never crashes, and every
 // refusal has a reason.
 static void
@@ -429,6 +515,7 @@ static const dv_test_case_t cases[] = {
     {"header and frame limits", test_size_limits},
     {"tensor descriptors are checked", test_tensor_checks},
     {"field errors name the field", test_field_errors},
+    {"hostile error maps", test_hostile_error_maps},
     {"random mutations never crash", test_mutations_never_crash},
     {"message names are unique", test_names_unique},
     {"too many msgpack objects", test_too_many_objects},
