@@ -2288,6 +2288,12 @@ submit_job(dv_broker_t *self,
                              model->name, model->version, model->features,
                              cols);
         }
+        char what[2 * DV_MAX_WIRE_NAME];
+        snprintf(what, sizeof what, "submit: the output of %s@%u",
+                 model->name, model->version);
+        if ((rc = dv_frame_check(rows, model->outputs, what, err)) != 0) {
+            return rc;
+        }
     } else if (!payload) {
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an %s job needs its payload in frame 1",
@@ -5043,6 +5049,7 @@ static int
 check_infer_done(const job_t *j,
                  const dv_msg_t *m,
                  dv_msgw_t **extra,
+                 dv_frame_t *classes_frame,
                  dv_error_t *err)
 {
     const dv_frame_t *f = NULL;
@@ -5050,10 +5057,15 @@ check_infer_done(const job_t *j,
     char **classes = NULL;
     int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &f, &rows,
                                 &cols, err);
-    if (rc == 0 && (rows != j->rows || dv_msg_n_frames(m) != 1)) {
+    const msgpack_object *co = dv_msg_get(m, "classes");
+    size_t want_frames = co && co->type == MSGPACK_OBJECT_MAP ? 2 : 1;
+    if (rc == 0 &&
+        (rows != j->rows || dv_msg_n_frames(m) != want_frames ||
+         dv_msg_frame(m, 1) != f)) {
         rc = dv_errorf(err, DV_ESHAPE,
-                       "worker returned %zu output rows for %u input rows",
-                       rows, j->rows);
+                       "worker returned %zu output rows for %u input rows "
+                       "in frame 1 of %zu",
+                       rows, j->rows, dv_msg_n_frames(m));
     }
     if (rc == 0) {
         rc = dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
@@ -5070,8 +5082,9 @@ check_infer_done(const job_t *j,
         dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
         dv_msgw_tensor(x, "output", 1, rows, cols);
         dv_msgw_str(x, "model", ref);
-        if (n_classes) {
-            dv_msgw_strs(x, "classes", (const char *const *)classes, n_classes);
+        if (n_classes) { // many long names travel as frame 2
+            dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
+                                  n_classes, 2, classes_frame);
         }
         *extra = x;
     } else {
@@ -5081,6 +5094,58 @@ check_infer_done(const job_t *j,
     }
     dv_strs_free(&classes, n_classes);
     return rc;
+}
+
+// An evaluate job's `done`: its metrics map, and for many classes the
+// confusion matrix as frame 1 ({frame: 1, dtype: u32, shape: [k, k]}).
+// Returns 0 with *extra set (the result's fields), or the reason.
+static int
+check_evaluate_done(const job_t *j,
+                    const dv_msg_t *m,
+                    dv_msgw_t **extra,
+                    dv_error_t *err)
+{
+    const msgpack_object *metrics = dv_msg_get(m, "metrics");
+    const msgpack_object *conf = dv_msg_get(m, "confusion");
+    if (!metrics || metrics->type != MSGPACK_OBJECT_MAP) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "malformed result from the worker: no metrics map");
+    }
+    if (conf || dv_msg_n_frames(m)) {
+        uint64_t k = 0, frame = 0, r = 0, c = 0;
+        const msgpack_object *shape = conf ? dv_msgpack_get(conf, "shape")
+                                           : NULL;
+        const msgpack_object *dtype = conf ? dv_msgpack_get(conf, "dtype")
+                                           : NULL;
+        const dv_frame_t *f = dv_msg_frame(m, 1);
+        if (!conf || conf->type != MSGPACK_OBJECT_MAP ||
+            dv_msg_n_frames(m) != 1 ||
+            !dv_msgpack_uint(dv_msgpack_get(metrics, "n_classes"), &k) ||
+            !dv_msgpack_uint(dv_msgpack_get(conf, "frame"), &frame) ||
+            frame != 1 || !dtype || dtype->type != MSGPACK_OBJECT_STR ||
+            dtype->via.str.size != 3 ||
+            memcmp(dtype->via.str.ptr, "u32", 3) != 0 || !shape ||
+            shape->type != MSGPACK_OBJECT_ARRAY ||
+            shape->via.array.size != 2 ||
+            !dv_msgpack_uint(&shape->via.array.ptr[0], &r) ||
+            !dv_msgpack_uint(&shape->via.array.ptr[1], &c) || r != k ||
+            c != k || k > DV_MAX_CLASSES || f->len != k * k * 4) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "malformed result from the worker: the confusion "
+                             "matrix must be {frame: 1, dtype: u32, shape: "
+                             "[k, k]} with k x k x 4 bytes in frame 1");
+        }
+    }
+    char ref[DV_MAX_WIRE_NAME + 16];
+    snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_str(x, "model", ref);
+    dv_msgw_obj(x, "metrics", metrics);
+    if (conf) {
+        dv_msgw_obj(x, "confusion", conf);
+    }
+    *extra = x;
+    return 0;
 }
 
 static void work_push(uv_work_t *req);
@@ -5323,28 +5388,24 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     }
     dv_msgw_t *extra = NULL;
     dv_error_t bad = {0};
-    if (done && IS_INFER(j) && check_infer_done(j, m, &extra, &bad) != 0) {
+    dv_frame_t classes = {NULL, 0}; // infer: class names too long to inline
+    if (done && IS_INFER(j) &&
+        check_infer_done(j, m, &extra, &classes, &bad) != 0) {
         done = false; // the worker's answer is unusable: say why
     }
-    if (done && strcmp(j->kind, "evaluate") == 0) {
-        const msgpack_object *metrics = dv_msg_get(m, "metrics");
-        if (!metrics || metrics->type != MSGPACK_OBJECT_MAP) {
-            done = false;
-            dv_errorf(&bad, DV_EFORMAT,
-                      "malformed result from the worker: no metrics map");
-        } else {
-            char ref[DV_MAX_WIRE_NAME + 16];
-            snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
-            extra = dv_msgw_new(DV_MSG_RESULT, 0);
-            dv_msgw_str(extra, "model", ref);
-            dv_msgw_obj(extra, "metrics", metrics);
-        }
+    if (done && strcmp(j->kind, "evaluate") == 0 &&
+        check_evaluate_done(j, m, &extra, &bad) != 0) {
+        done = false;
     }
     if (done) {
         dv_frame_t frames[DV_MAX_FRAMES];
         size_t n = dv_msg_n_frames(m);
         for (size_t i = 0; i < n; i++) {
             frames[i] = *dv_msg_frame(m, i + 1);
+        }
+        if (IS_INFER(j)) { // the output, and the names as the broker wrote
+            n = classes.data ? 2 : 1;
+            frames[1] = classes;
         }
         send_result(self, j, true, 0, NULL, w->name, frames, n, extra);
     } else if (bad.code) {
@@ -5355,6 +5416,7 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     }
 
     dv_msgw_destroy(&extra);
+    free((void *)classes.data);
     job_remove(self, id);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
         worker_lost(self, w, "left after draining");

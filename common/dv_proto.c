@@ -522,8 +522,78 @@ dv_msg_strs(const dv_msg_t *self,
             size_t *n_out,
             dv_error_t *err)
 {
-    return dv_strs_from_obj(dv_msgpack_get(self->root, key), key, max_n,
-                            max_len, out, n_out, err);
+    const msgpack_object *o = dv_msgpack_get(self->root, key);
+    if (!o || o->type != MSGPACK_OBJECT_MAP) {
+        return dv_strs_from_obj(o, key, max_n, max_len, out, n_out, err);
+    }
+    // A list too long for a header: {frame: i} names the payload frame that
+    // holds it as one msgpack array (1.2).
+    *out = NULL;
+    *n_out = 0;
+    uint64_t i = 0;
+    const dv_frame_t *f = NULL;
+    if (!dv_msgpack_uint(dv_msgpack_get(o, "frame"), &i) ||
+        !(f = dv_msg_frame(self, (size_t)i))) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "%s: '%s' must be an array of strings or {frame: "
+                         "1..%zu}",
+                         s_names[self->type], key, self->n_frames);
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = dv_msgpack_unpack(&up, f->data, f->len, key, err);
+    if (rc == 0) {
+        rc = dv_strs_from_obj(&up.data, key, max_n, max_len, out, n_out, err);
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+uint8_t *
+dv_strs_pack(const char *const *values, size_t n, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(values[i]);
+        msgpack_pack_str(&pk, l);
+        msgpack_pack_str_body(&pk, values[i], l);
+    }
+    *len = sb.size;
+    if (!sb.data) { // msgpack-c allocates on the first write; n >= 0 writes
+        return dv_calloc(1, 1);
+    }
+    return (uint8_t *)sb.data;
+}
+
+bool
+dv_msgw_strs_or_frame(dv_msgw_t *self,
+                      const char *key,
+                      const char *const *values,
+                      size_t n,
+                      size_t frame,
+                      dv_frame_t *out)
+{
+    size_t len = 0;
+    uint8_t *packed = dv_strs_pack(values, n, &len);
+    if (len <= DV_MAX_INLINE_LIST_BYTES) {
+        dv_msgw_key(self, key);
+        dv_msgw_v_raw(self, packed, len);
+        free(packed);
+        out->data = NULL;
+        out->len = 0;
+        return false;
+    }
+    dv_msgw_key(self, key);
+    dv_msgw_v_map(self, 1);
+    dv_msgw_v_str(self, "frame");
+    dv_msgw_v_uint(self, frame);
+    out->data = packed;
+    out->len = len;
+    return true;
 }
 
 void
@@ -742,6 +812,21 @@ dv_msgw_bytes(dv_msgw_t *self, size_t *len)
     return (const uint8_t *)self->out.data;
 }
 
+int
+dv_frame_check(size_t rows, size_t cols, const char *what, dv_error_t *err)
+{
+    // rows and cols come from checked descriptors and model files (each far
+    // below 2^32), so the product cannot overflow.
+    if (cols && rows > DV_MAX_FRAME_BYTES / 4 / cols) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "%s: %zu rows x %zu columns of float32 is %zu bytes, "
+                         "over the frame limit of %zu; send fewer rows",
+                         what, rows, cols, rows * cols * 4,
+                         (size_t)DV_MAX_FRAME_BYTES);
+    }
+    return 0;
+}
+
 uint8_t *
 dv_frame_from_tensor(const dv_tensor_t *t, size_t *len)
 {
@@ -945,10 +1030,36 @@ dv_msgw_metrics(dv_msgw_t *self, const char *key, const void *metrics)
     }
     dv_msgw_v_str(self, "confusion");
     size_t k = m->confusion ? m->n_classes : 0;
+    if (k > DV_MAX_INLINE_CONFUSION) {
+        k = 0; // it travels as a frame (dv_confusion_frame) or not at all
+    }
     dv_msgw_v_array(self, k * k);
     for (size_t i = 0; i < k * k; i++) {
         dv_msgw_v_uint(self, m->confusion[i]);
     }
+}
+
+uint8_t *
+dv_confusion_frame(const void *metrics, size_t *len)
+{
+    const dv_metrics_t *m = metrics;
+    size_t k = m->confusion ? m->n_classes : 0;
+    *len = 0;
+    if (m->task != DV_TASK_CLASSIFICATION || k <= DV_MAX_INLINE_CONFUSION ||
+        k > DV_MAX_FRAME_BYTES / 4 / k) {
+        return NULL;
+    }
+    uint8_t *p = dv_malloc(k * k * 4);
+    for (size_t i = 0; i < k * k; i++) {
+        // Counts are at most DV_MAX_ROWS (< 2^32): u32, little-endian.
+        uint32_t v = (uint32_t)m->confusion[i];
+        p[4 * i] = (uint8_t)v;
+        p[4 * i + 1] = (uint8_t)(v >> 8);
+        p[4 * i + 2] = (uint8_t)(v >> 16);
+        p[4 * i + 3] = (uint8_t)(v >> 24);
+    }
+    *len = k * k * 4;
+    return p;
 }
 
 void

@@ -30,6 +30,15 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
 #define DV_MAX_WIRE_NAME    128               // queue/model names
 #define DV_MAX_SLEEP_MS     3600000           // a `sleep` job's length
 #define DV_MAX_KEY_BYTES    256               // an idempotency key
+// A list of names (an infer result's classes) longer than this, packed,
+// travels as a payload frame, not in the header: 10,000 classes of long
+// names would not fit DV_MAX_HEADER_BYTES, and a result that cannot be sent
+// would leave its job running forever.
+#define DV_MAX_INLINE_LIST_BYTES 16384
+// An evaluate result's confusion matrix stays in the header up to this many
+// classes (32 x 32 counts, at most 9 bytes each: 9 KiB); a larger one is a
+// u32 payload frame (PROTOCOL.md, evaluate).
+#define DV_MAX_INLINE_CONFUSION 32
 
 // XX(NAME, "wire name"). Names are unique across both sockets.
 #define DV_MSG_MAP(XX)                                                         \
@@ -224,7 +233,9 @@ int dv_tensor_from_frame(const dv_frame_t *f,
                          dv_error_t *err);
 
 // Array-of-strings field key, copied: *out gets n strings (free with
-// dv_strs_free). An absent key gives 0 strings. Returns 0, DV_EFORMAT (not
+// dv_strs_free). The array may instead be in a payload frame, the field
+// then being {frame: i} (dv_msgw_strs_or_frame). An absent key gives 0
+// strings. Returns 0, DV_EFORMAT (not
 // an array of NUL-free strings of at most max_len bytes) or DV_EMSGSIZE
 // (more than max_n).
 int dv_msg_strs(const dv_msg_t *self,
@@ -244,6 +255,9 @@ int dv_strs_from_obj(const struct msgpack_object *o,
                      char ***out,
                      size_t *n,
                      dv_error_t *err);
+
+// n strings as one msgpack array (a payload frame's bytes). Caller frees.
+uint8_t *dv_strs_pack(const char *const *values, size_t n, size_t *len);
 
 // Free n strings from dv_msg_strs; *v_p = NULL. NULL-safe.
 void dv_strs_free(char ***v_p, size_t n);
@@ -268,6 +282,17 @@ void dv_msgw_strs(dv_msgw_t *self,
                   const char *key,
                   const char *const *values,
                   size_t n);
+// Field key holding n strings: inline when they pack into at most
+// DV_MAX_INLINE_LIST_BYTES, else {frame: frame} and *out gets the packed
+// array (caller frees out->data) to send as that payload frame; returns
+// whether it did. dv_msg_strs reads either form.
+bool dv_msgw_strs_or_frame(dv_msgw_t *self,
+                           const char *key,
+                           const char *const *values,
+                           size_t n,
+                           size_t frame,
+                           dv_frame_t *out);
+
 // Nested values: dv_msgw_key counts one field whose value the dv_msgw_v_*
 // calls then write (a map of n takes n key/value pairs of v_* calls, an
 // array of n takes n values). The caller keeps the counts right.
@@ -304,6 +329,13 @@ dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);
 // precision, recall, f1 of class 1) as float64, confusion: [uint] (k x k,
 // row-major)}.
 void dv_msgw_metrics(dv_msgw_t *self, const char *key, const void *metrics);
+// The confusion matrix of metrics (a dv_metrics_t) with more than
+// DV_MAX_INLINE_CONFUSION classes, which dv_msgw_metrics leaves out of the
+// header: k x k u32 counts, little-endian, row-major (rows: true class) —
+// a payload frame described by {frame, dtype: "u32", shape: [k, k]}. NULL
+// (and *len 0) when it is small enough to be inline, or too big for a frame
+// (over 8,192 classes). Caller frees.
+uint8_t *dv_confusion_frame(const void *metrics, size_t *len);
 // Hyper-parameters as the map dv_msg_hyper reads (every field written).
 void dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h);
 // A tensor map pointing at payload frame `frame` (1-based) holding rows x
@@ -326,6 +358,13 @@ dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len);
 // The finished header. Borrowed: valid until the writer is destroyed; no
 // field may be added after this call.
 const uint8_t *dv_msgw_bytes(dv_msgw_t *self, size_t *len);
+
+// Whether a rows x cols float32 tensor fits one frame (DV_MAX_FRAME_BYTES):
+// 0, or DV_EMSGSIZE naming the numbers and what it is ("output of model
+// m@3"). Checked before such a tensor is computed: an infer request whose
+// answer could never be sent is refused at submit, and again by the worker
+// before it allocates the output.
+int dv_frame_check(size_t rows, size_t cols, const char *what, dv_error_t *err);
 
 // The little-endian float32 bytes of t, as a tensor payload frame. Caller
 // frees the result (free()); *len gets rows * cols * 4.

@@ -369,6 +369,57 @@ dv_hyper_check(const dv_hyper_t *h, dv_error_t *err)
                              i + 1, h->hidden[i], DV_MAX_LAYER_UNITS);
         }
     }
+    // Each layer within its limit is not enough: 16 layers of 65,536 units
+    // are 64 G parameters. With one feature and one output this is the
+    // least the model can weigh, known before the data is.
+    return dv_hyper_check_size(h, 1, 1, err);
+}
+
+uint64_t
+dv_hyper_n_params(const dv_hyper_t *h, size_t n_features, size_t n_outputs)
+{
+    // Units are at most DV_MAX_LAYER_UNITS (2^16) and layers at most
+    // DV_MAX_HIDDEN + 1, so each product fits in 33 bits and the sum in 64.
+    uint64_t total = 0, in = n_features;
+    uint32_t n = h->algo == DV_ALGO_MLP ? h->n_hidden : 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        uint64_t out = i < n ? h->hidden[i] : n_outputs;
+        total += in * out + out;
+        in = out;
+    }
+    return total;
+}
+
+int
+dv_hyper_check_size(const dv_hyper_t *h,
+                    size_t n_features,
+                    size_t n_outputs,
+                    dv_error_t *err)
+{
+    if (n_features > DV_MAX_LAYER_UNITS || n_outputs > DV_MAX_LAYER_UNITS) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%zu features and %zu outputs: the limit is %d each",
+                         n_features, n_outputs, DV_MAX_LAYER_UNITS);
+    }
+    uint64_t n = dv_hyper_n_params(h, n_features, n_outputs);
+    if (n > DV_MAX_MODEL_PARAMS) {
+        char hidden[96] = "";
+        size_t at = 0;
+        for (uint32_t i = 0; i < h->n_hidden && at + 12 < sizeof hidden;
+             i++) {
+            at += (size_t)snprintf(hidden + at, sizeof hidden - at, "%s%u",
+                                   i ? "," : "", h->hidden[i]);
+            if (i + 1 < h->n_hidden && at + 12 >= sizeof hidden) {
+                snprintf(hidden + at, sizeof hidden - at, ",...");
+            }
+        }
+        return dv_errorf(err, DV_EINVAL,
+                         "the model would have %" PRIu64
+                         " parameters (%zu features, hidden [%s], %zu "
+                         "outputs); the limit is %zu",
+                         n, n_features, hidden, n_outputs,
+                         (size_t)DV_MAX_MODEL_PARAMS);
+    }
     return 0;
 }
 
@@ -1244,6 +1295,17 @@ dv_train(dv_model_t **out,
         for (size_t i = 0; i < n; i++) {
             y[i] = (float)ds->target_value[i];
         }
+    }
+    // The exact size, now that features and classes are known, before any
+    // of it is allocated (a peer chose the hidden widths).
+    rc = dv_hyper_check_size(
+        h, ds->n_features,
+        task == DV_TASK_CLASSIFICATION && h->algo != DV_ALGO_LOGREG
+            ? m->labels->n
+            : 1,
+        err);
+    if (rc) {
+        goto fail;
     }
     shape_model(m, ds, h, task, m->labels ? m->labels->n : 0);
     bool iterative = h->algo != DV_ALGO_OLS && h->algo != DV_ALGO_RIDGE;

@@ -93,8 +93,23 @@ typedef struct {
 // shows).
 void dv_hyper_default(dv_hyper_t *h, dv_algo_t algo);
 
-// Check hyper-parameter ranges. Returns 0 or DV_EINVAL naming the bad one.
+// Check hyper-parameter ranges, and that the hidden layers alone stay
+// within DV_MAX_MODEL_PARAMS. Returns 0 or DV_EINVAL naming the bad one.
 int dv_hyper_check(const dv_hyper_t *h, dv_error_t *err);
+
+// Parameters (weights and biases) of the model h builds for n_features
+// inputs and n_outputs outputs (hidden layers count for mlp only).
+uint64_t
+dv_hyper_n_params(const dv_hyper_t *h, size_t n_features, size_t n_outputs);
+
+// DV_EINVAL, naming the numbers, when that model would exceed
+// DV_MAX_MODEL_PARAMS (or a width DV_MAX_LAYER_UNITS); else 0. dv_train
+// checks it before allocating; a broker can check at submit when it knows
+// the data's width.
+int dv_hyper_check_size(const dv_hyper_t *h,
+                        size_t n_features,
+                        size_t n_outputs,
+                        dv_error_t *err);
 
 // The task `mlp` picks when not told: classification when the target holds
 // text, or only integers with at most DV_TRAIN_AUTO_MAX_CLASSES distinct

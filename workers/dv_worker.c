@@ -413,6 +413,33 @@ send_failed(dv_worker_t *self,
     self->jobs_failed++;
 }
 
+// A finished task's `done` (w, taking it) with its frames — unless its
+// header is over DV_MAX_HEADER_BYTES: the broker could not read it and the
+// job would stay running forever, so the job fails with the numbers.
+static void
+send_done(dv_worker_t *self,
+          const task_t *t,
+          dv_msgw_t *w,
+          const dv_frame_t *frames,
+          size_t n)
+{
+    size_t len = 0;
+    dv_msgw_bytes(w, &len);
+    if (len > DV_MAX_HEADER_BYTES) {
+        dv_msgw_destroy(&w);
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text,
+                 "the result's header would be %zu bytes, over the limit of "
+                 "%d",
+                 len, DV_MAX_HEADER_BYTES);
+        dv_log(DV_LOG_WARN, "worker", "job %" PRIu64 ": %s", t->job, text);
+        send_failed(self, t->job, t->attempt, DV_EMSGSIZE, text);
+        return;
+    }
+    send_header(self, w, frames, n);
+    self->jobs_done++;
+}
+
 // A task is over (done or failed): account for it.
 static void
 task_end(dv_worker_t *self, task_t *t)
@@ -451,7 +478,14 @@ work_predict(uv_work_t *req)
             return;
         }
     }
-    t->rc = dv_model_predict(t->model->model, t->input, &t->output, &t->err);
+    // The broker checked this at submit; a model file is a peer too.
+    t->rc = dv_frame_check(t->input->rows,
+                           dv_model_n_outputs(t->model->model), "output",
+                           &t->err);
+    if (t->rc == 0) {
+        t->rc =
+            dv_model_predict(t->model->model, t->input, &t->output, &t->err);
+    }
 }
 
 // A `sleep` job: waits ms in short slices, checking the cancel flag
@@ -526,8 +560,24 @@ after_evaluate(uv_work_t *req, int status)
     } else {
         dv_msgw_t *w = done_header(t->job, t->attempt, "done");
         dv_msgw_metrics(w, "metrics", &t->metrics);
-        send_header(self, w, NULL, 0);
-        self->jobs_done++;
+        size_t clen = 0;
+        uint8_t *conf = dv_confusion_frame(&t->metrics, &clen);
+        if (conf) { // too many classes for the header: a u32 frame
+            size_t k = t->metrics.n_classes;
+            dv_msgw_key(w, "confusion");
+            dv_msgw_v_map(w, 3);
+            dv_msgw_v_str(w, "frame");
+            dv_msgw_v_uint(w, 1);
+            dv_msgw_v_str(w, "dtype");
+            dv_msgw_v_str(w, "u32");
+            dv_msgw_v_str(w, "shape");
+            dv_msgw_v_array(w, 2);
+            dv_msgw_v_uint(w, k);
+            dv_msgw_v_uint(w, k);
+        }
+        dv_frame_t f = {conf, clen};
+        send_done(self, t, w, &f, conf ? 1 : 0);
+        free(conf);
     }
     task_end(self, t);
 }
@@ -743,8 +793,7 @@ after_train(uv_work_t *req, int status)
             dv_msgw_metrics(w, "eval_metrics", &t->eval);
         }
         dv_frame_t f = {t->model_file, t->model_len};
-        send_header(self, w, &f, 1);
-        self->jobs_done++;
+        send_done(self, t, w, &f, 1);
     }
     task_end(self, t);
 }
@@ -768,14 +817,16 @@ after_predict(uv_work_t *req, int status)
     dv_msgw_t *w = done_header(t->job, t->attempt, "done");
     dv_msgw_tensor(w, "output", 1, t->output->rows, t->output->cols);
     dv_msgw_str(w, "model", t->key);
-    if (m->labels) {
-        dv_msgw_strs(w, "classes", (const char *const *)m->labels->labels,
-                     m->labels->n);
+    dv_frame_t f[2] = {{frame, len}, {NULL, 0}};
+    dv_frame_t *cf = &f[1];
+    if (m->labels) { // many long names go as frame 2, not in the header
+        dv_msgw_strs_or_frame(w, "classes",
+                              (const char *const *)m->labels->labels,
+                              m->labels->n, 2, cf);
     }
-    dv_frame_t f = {frame, len};
-    send_header(self, w, &f, 1);
+    send_done(self, t, w, f, cf->data ? 2 : 1);
     free(frame);
-    self->jobs_done++;
+    free((void *)cf->data);
     task_end(self, t);
 }
 

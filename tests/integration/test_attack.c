@@ -1,0 +1,474 @@
+// test_attack — what a hostile peer did to a real drover-broker and
+// drover-worker (issue 13), each case the attack and then proof that the
+// daemons are alive and still serve:
+//   - a worker connection's failed `done` with an 80-byte error name and no
+//     text (was a SIGSEGV in the broker), or a short text (was read past);
+//   - results too big for a header: evaluate on a model with 300 classes
+//     (the confusion matrix) and infer on one with long class names — they
+//     used to leave the job running forever; now they travel as frames;
+//   - producers asking workers for absurd allocations: a train job whose
+//     hidden layers total 64 G parameters, an infer input whose output
+//     would not fit a frame — refused at submit, naming the numbers.
+//
+// Everything runs on ipc:// in a temporary folder; readiness comes from
+// READY lines, never from sleeps.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "drover.h"
+#include "dv_model.h"
+#include "dv_modelfile.h"
+#include "dv_proto.h"
+#include "dv_test.h"
+#include "dv_test_proc.h"
+#include "dv_wire.h"
+
+#define WAIT_MS      60000 // generous for ASan on 2 cores
+#define HEARTBEAT_MS "1000"
+
+typedef struct {
+    char *dir;                 // temporary folder
+    char cep[4300], wep[4300]; // endpoints
+    dv_proc_t broker;          // drover-broker
+    dv_proc_t worker;          // a real drover-worker (when started)
+    drover_t *d;               // a client
+    void *ctx;                 // for raw sockets
+} cluster_t;
+
+static bool
+worker_start(cluster_t *c)
+{
+    const char *args[] = {"--broker", c->wep, "--name", "w0", "--heartbeat-ms",
+                          HEARTBEAT_MS, NULL};
+    c->worker = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, "worker.log");
+    char ready[9000];
+    return c->worker.pid && dv_proc_wait_ready(&c->worker, ready, sizeof ready);
+}
+
+static bool
+cluster_up(cluster_t *c, bool with_worker)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = dv_test_tmpdir();
+    snprintf(c->cep, sizeof c->cep, "ipc://%s/client.sock", c->dir);
+    snprintf(c->wep, sizeof c->wep, "ipc://%s/worker.sock", c->dir);
+    const char *args[] = {"--client", c->cep, "--worker", c->wep,
+                          "--heartbeat-ms", HEARTBEAT_MS, NULL};
+    c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
+    char ready[9000];
+    if (!c->broker.pid || !dv_proc_wait_ready(&c->broker, ready, sizeof ready)) {
+        fprintf(stderr, "  broker did not get ready\n");
+        return false;
+    }
+    if (with_worker && !worker_start(c)) {
+        fprintf(stderr, "  worker did not get ready\n");
+        return false;
+    }
+    c->ctx = zmq_ctx_new();
+    drover_error_t err = {0};
+    if (drover_connect(&c->d, c->cep, 10000, &err) != 0) {
+        fprintf(stderr, "  connect: %s\n", err.text);
+        return false;
+    }
+    return true;
+}
+
+// Stop everything; returns the broker's exit status on SIGTERM (0: it was
+// alive and stopped cleanly).
+static int
+cluster_down(cluster_t *c)
+{
+    drover_destroy(&c->d);
+    if (c->ctx) {
+        zmq_ctx_term(c->ctx);
+    }
+    dv_proc_stop(&c->worker, SIGTERM);
+    int rc = c->broker.pid ? dv_proc_stop(&c->broker, SIGTERM) : -1;
+    if (rc != 0) {
+        dv_proc_dump_log(c->dir, "broker.log");
+        dv_proc_dump_log(c->dir, "worker.log");
+    }
+    dv_test_rmdir(c->dir);
+    free(c->dir);
+    return rc;
+}
+
+// An echo job through the queue comes back: the cluster still serves.
+static bool
+echo_ok(cluster_t *c)
+{
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "still here";
+    job.payload_len = 10;
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    bool ok = drover_run(c->d, &job, WAIT_MS, &r, &err) == 0 &&
+              drover_result_ok(r);
+    size_t len = 0;
+    const void *p = ok ? drover_result_payload(r, &len) : NULL;
+    ok = ok && len == 10 && memcmp(p, "still here", 10) == 0;
+    if (!ok) {
+        fprintf(stderr, "  echo failed: %s\n", err.text);
+    }
+    drover_result_destroy(&r);
+    return ok;
+}
+
+static void
+send_header(void *sock, dv_msgw_t *w)
+{
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(sock, NULL, 0, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+}
+
+// Read messages on a fake worker's socket until a `run`; its job and
+// attempt. False on the deadline.
+static bool
+await_run(void *sock, uint64_t *job, uint64_t *attempt)
+{
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 1000) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        if (dv_wire_recv(sock, false, &in) != 1) {
+            continue;
+        }
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        bool run = dv_msg_decode(&m, zmq_msg_data(&in.header),
+                                 zmq_msg_size(&in.header), in.frames,
+                                 in.n_payload, NULL, &err) == 0 &&
+                   dv_msg_type(m) == DV_MSG_RUN &&
+                   dv_msg_uint(m, "job", job, &err) == 0 &&
+                   dv_msg_uint(m, "attempt", attempt, &err) == 0;
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+        if (run) {
+            return true;
+        }
+    }
+    return false;
+}
+
+typedef struct {
+    bool got;
+    bool ok;
+    int code;
+    char text[256];
+} outcome_t;
+
+static void
+on_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    outcome_t *o = arg;
+    const char *text = "";
+    o->got = true;
+    o->ok = drover_result_ok(r);
+    o->code = drover_result_error(r, &text);
+    snprintf(o->text, sizeof o->text, "%s", text ? text : "");
+}
+
+// A worker connection sends a failed `done` whose error map is hostile:
+// the job ends failed with what could be read, and the broker lives on.
+static void
+test_hostile_error_map(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    void *evil = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    int linger = 0;
+    if (evil) {
+        zmq_setsockopt(evil, ZMQ_LINGER, &linger, sizeof linger);
+        up = zmq_connect(evil, c.wep) == 0;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+        dv_msgw_str(w, "worker", "evil");
+        dv_msgw_uint(w, "capacity", 1);
+        send_header(evil, w);
+    }
+    char name80[81];
+    memset(name80, 'N', 80);
+    name80[80] = '\0';
+    // Two attacks: no text at all (the SIGSEGV), then a 2-byte text (read
+    // past its end into an uninitialized buffer).
+    const char *texts[2] = {NULL, "ab"};
+    outcome_t out[2] = {{0}, {0}};
+    bool ran[2] = {false, false};
+    for (int i = 0; up && i < 2; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.payload = "x";
+        job.payload_len = 1;
+        drover_error_t err = {0};
+        drover_submit_async(c.d, &job, on_result, &out[i], &err);
+        drover_poll(c.d, 0, &err); // sends it
+        uint64_t id = 0, attempt = 0;
+        ran[i] = await_run(evil, &id, &attempt);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", id);
+        dv_msgw_uint(w, "attempt", attempt);
+        dv_msgw_str(w, "state", "failed");
+        dv_msgw_key(w, "error");
+        dv_msgw_v_map(w, texts[i] ? 2 : 1);
+        dv_msgw_v_str(w, "name");
+        dv_msgw_v_str(w, name80);
+        if (texts[i]) {
+            dv_msgw_v_str(w, "text");
+            dv_msgw_v_str(w, texts[i]);
+        }
+        send_header(evil, w);
+        int64_t end = dv_test_now_ms() + WAIT_MS;
+        while (!out[i].got && dv_test_now_ms() < end) {
+            drover_poll(c.d, 500, &err);
+        }
+        printf("  attack %d: ok %d, %s: %.60s\n", i + 1, out[i].ok,
+               drover_err_name(out[i].code), out[i].text);
+    }
+    if (evil) {
+        zmq_close(evil);
+    }
+    bool real = up && worker_start(&c);
+    bool serves = real && echo_ok(&c);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    for (int i = 0; i < 2; i++) {
+        DV_CHECK(ran[i]);
+        DV_CHECK(out[i].got);
+        DV_CHECK(!out[i].ok);
+        DV_CHECK_EQ(out[i].code, DV_EFORMAT); // an unknown name
+        DV_CHECK(strstr(out[i].text, "NNNNNNNN") != NULL); // shown, cut
+    }
+    DV_CHECK(strstr(out[1].text, ": ab") != NULL);
+    DV_CHECK(serves);
+    DV_CHECK_EQ(exit_rc, 0); // the broker was alive to the end
+}
+
+// Push m (taking it) as name.
+static int
+push_model(drover_t *d, dv_model_t *m, const char *name)
+{
+    if (!d) { // the cluster did not come up
+        dv_model_destroy(&m);
+        return -1;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    int rc = dv_model_encode(m, &buf, &len, &err);
+    drover_error_t derr = {0};
+    if (rc == 0) {
+        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
+    }
+    if (rc) {
+        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
+    }
+    free(buf);
+    dv_model_destroy(&m);
+    return rc;
+}
+
+// Results bigger than a header go as frames: evaluate on 300 classes (the
+// confusion matrix), infer on a model whose class names take 60 KB. Both
+// used to leave the job "running" forever, holding the worker's slot.
+static void
+test_big_results_travel_as_frames(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, true);
+    // 300 classes "c0".."c299" over 2 features (zero weights: every row
+    // predicts class 0), and an evaluation set that uses all of them.
+    const size_t k = 300;
+    size_t widths[] = {2, k};
+    dv_act_t acts[] = {DV_ACT_SOFTMAX};
+    int push1 = push_model(
+        c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, k), "many");
+    size_t cap = 64 + k * 32, len = 0;
+    char *csv = malloc(cap);
+    len += (size_t)snprintf(csv, cap, "f0,f1,y\n");
+    for (size_t i = 0; i < k; i++) {
+        len += (size_t)snprintf(csv + len, cap - len, "%zu,1,c%zu\n", i, i);
+    }
+    drover_job_t ej = DROVER_JOB_INIT;
+    ej.kind = "evaluate";
+    ej.model = "many";
+    ej.payload = csv;
+    ej.payload_len = len;
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    int eval_rc = -1, eval_code = -1;
+    double acc = -1;
+    if (push1 == 0) {
+        eval_rc = drover_run(c.d, &ej, WAIT_MS, &r, &err);
+        const char *text = NULL;
+        eval_code = eval_rc == 0 ? drover_result_error(r, &text) : eval_rc;
+        if (eval_code) {
+            fprintf(stderr, "  evaluate: %s %s\n", err.text, text ? text : "");
+        }
+        const char *const *names = NULL;
+        const double *values = NULL;
+        size_t n = eval_rc == 0 ? drover_result_metrics(r, &names, &values)
+                                : 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names[i], "accuracy") == 0) {
+                acc = values[i];
+            }
+        }
+        // The confusion matrix came as frame 1: 300 x 300 u32 counts, all
+        // in column 0 (every row predicted c0), one per true class.
+        size_t plen = 0;
+        const uint8_t *p =
+            eval_rc == 0 ? drover_result_payload(r, &plen) : NULL;
+        bool conf_ok = p && plen == k * k * 4;
+        for (size_t i = 0; conf_ok && i < k; i++) {
+            const uint8_t *e = p + (i * k) * 4;
+            conf_ok = e[0] == 1 && e[1] == 0 && e[2] == 0 && e[3] == 0;
+        }
+        DV_CHECK(conf_ok);
+        drover_result_destroy(&r);
+    }
+    free(csv);
+    printf("  evaluate on %zu classes: rc %d code %d accuracy %.4f\n", k,
+           eval_rc, eval_code, acc);
+
+    // 60 classes of 1,000-byte names: 60 KB of names, more than fits a
+    // header with the rest of the result.
+    const size_t kn = 60;
+    size_t w2[] = {2, kn};
+    dv_model_t *m = dv_test_model(DV_TASK_CLASSIFICATION, 1, w2, acts, kn);
+    for (size_t i = 0; i < kn; i++) {
+        free(m->labels->labels[i]);
+        m->labels->labels[i] = malloc(1001);
+        memset(m->labels->labels[i], 'a' + (int)(i % 26), 1000);
+        snprintf(m->labels->labels[i], 12, "%03zu", i); // unique, sorted
+        m->labels->labels[i][3] = '-';
+        m->labels->labels[i][1000] = '\0';
+    }
+    int push2 = push_model(c.d, m, "longnames");
+    float x[4] = {1, 2, 3, 4};
+    drover_job_t ij = DROVER_JOB_INIT;
+    ij.kind = "infer";
+    ij.model = "longnames";
+    ij.input = x;
+    ij.rows = 2;
+    ij.cols = 2;
+    int infer_rc = -1;
+    bool names_ok = false, infer_ok = false;
+    if (push2 == 0) {
+        infer_rc = drover_run(c.d, &ij, WAIT_MS, &r, &err);
+        infer_ok = infer_rc == 0 && drover_result_ok(r);
+        names_ok = infer_ok && drover_result_n_classes(r) == kn;
+        for (size_t i = 0; names_ok && i < kn; i++) {
+            const char *s = drover_result_class(r, i);
+            names_ok = strlen(s) == 1000 && (size_t)atoi(s) == i;
+        }
+        if (!infer_ok) {
+            const char *text = NULL;
+            drover_result_error(r, &text);
+            fprintf(stderr, "  infer: %s %s\n", err.text, text ? text : "");
+        }
+        drover_result_destroy(&r);
+    }
+    bool serves = up && echo_ok(&c);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push1, 0);
+    DV_CHECK_EQ(eval_rc, 0);
+    DV_CHECK_EQ(eval_code, 0);
+    DV_CHECK(acc > 0.003 && acc < 0.004); // 1 of 300 right
+    DV_CHECK_EQ(push2, 0);
+    DV_CHECK(infer_ok);
+    DV_CHECK(names_ok);
+    DV_CHECK(serves);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+// A producer cannot make a worker allocate absurd amounts: refused at
+// submit with the numbers; the worker never sees the job.
+static void
+test_absurd_allocations_refused(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, true);
+    const char csv[] = "a,b,target\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n";
+    const char *opts[] = {"hidden=65536,65536,65536,65536,65536,65536,65536,"
+                          "65536,65536,65536,65536,65536,65536,65536,65536,"
+                          "65536",
+                          "epochs=1"};
+    drover_train_t t = {0};
+    t.model = "huge";
+    t.algo = "mlp";
+    t.csv = csv;
+    t.csv_len = sizeof csv - 1;
+    t.options = opts;
+    t.n_options = 2;
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    int train_rc = up ? drover_train(c.d, &t, WAIT_MS, &r, &err) : -1;
+    int train_code = train_rc;
+    const char *text = NULL;
+    if (train_rc == 0) { // accepted: it must not have been
+        train_code = drover_result_error(r, &text);
+    }
+    printf("  train hidden [65536]*16: %s: %s\n", drover_err_name(train_code),
+           train_rc ? err.text : text);
+    bool says_params = strstr(err.text, "parameters") != NULL &&
+                       strstr(err.text, "268435456") != NULL;
+    drover_result_destroy(&r);
+
+    // 1 feature, 1,000 classes, 100,000 rows: a 400 KB input whose output
+    // would be 400 MB, over the 256 MiB frame limit.
+    size_t widths[] = {1, 1000};
+    dv_act_t acts[] = {DV_ACT_SOFTMAX};
+    int push = push_model(
+        c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, 1000),
+        "wide");
+    size_t rows = 100000;
+    float *x = calloc(rows, sizeof *x);
+    drover_job_t ij = DROVER_JOB_INIT;
+    ij.kind = "infer";
+    ij.model = "wide";
+    ij.input = x;
+    ij.rows = rows;
+    ij.cols = 1;
+    uint64_t id = 0;
+    drover_error_t ierr = {0};
+    int infer_rc = push == 0 ? drover_submit(c.d, &ij, WAIT_MS, &id, &ierr)
+                             : -1;
+    printf("  infer 100,000 x 1,000 outputs: %s: %s\n",
+           drover_err_name(infer_rc), ierr.text);
+    bool says_bytes = strstr(ierr.text, "400000000 bytes") != NULL;
+    free(x);
+    bool serves = up && echo_ok(&c);
+    bool worker_alive = up && kill(c.worker.pid, 0) == 0;
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(train_rc, DV_EINVAL);
+    DV_CHECK(says_params);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(infer_rc, DV_EMSGSIZE);
+    DV_CHECK(says_bytes);
+    DV_CHECK(serves);
+    DV_CHECK(worker_alive);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+static const dv_test_case_t cases[] = {
+    {"a hostile error map from a worker", test_hostile_error_map},
+    {"big results travel as frames", test_big_results_travel_as_frames},
+    {"absurd allocations refused at submit", test_absurd_allocations_refused},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
