@@ -31,6 +31,7 @@
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
+#include "dv_outq.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
 #include "dv_registry.h"
@@ -78,6 +79,8 @@ struct kept {
     uint16_t who;                      // the key that submitted it (whos
                                        // index; 0: unknown, e.g. recovered)
     kept_t *qprev, *qnext;             // its queue's stream, by seq
+    uint32_t refs; // the broker's (1 while kept) and one per frame of it
+                   // that libzmq still holds (atomic; dv_outq)
     char data[]; // worker name, NUL, payloads, extra fields
 };
 
@@ -235,6 +238,8 @@ struct dv_broker {
     void *ctx;                 // ZeroMQ context
     void *clients;             // ROUTER for clients
     void *workers_sock;        // ROUTER for workers
+    dv_outq_t *outq;           // reply bytes queued per client
+    uint64_t dropped_requests; // from clients far over their reply bytes
     dv_zwatch_t *client_watch; // clients in the loop
     dv_zwatch_t *worker_watch; // workers in the loop
     uv_timer_t heartbeat;      // liveness and heartbeats
@@ -363,6 +368,24 @@ enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
 
 static void
 reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+static int client_send(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const uint8_t *header,
+                       size_t header_len,
+                       const dv_frame_t *frames,
+                       size_t n_frames);
+static void client_reply(dv_broker_t *self,
+                         const void *route,
+                         size_t route_len,
+                         dv_msgw_t *w);
+static void client_error(dv_broker_t *self,
+                         const void *route,
+                         size_t route_len,
+                         uint64_t rid,
+                         uint64_t job,
+                         int code,
+                         const char *text);
 static uint8_t *job_encode(const job_t *j, size_t *len);
 static void write_errors(dv_msgw_t *w, const job_t *j);
 
@@ -611,11 +634,22 @@ kept_find(const dv_broker_t *self, uint64_t id)
     return NULL;
 }
 
+// Drop a reference; the last one frees k. Runs on libzmq's I/O thread too
+// (a shared payload written out after k left the kept results).
+static void
+kept_release(void *arg)
+{
+    kept_t *k = arg;
+    if (__atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(k->text);
+        free(k);
+    }
+}
+
 static void
 kept_free(kept_t *k)
 {
-    free(k->text);
-    free(k);
+    kept_release(k);
 }
 
 // The payload frames of k as views into its block (frames: DV_MAX_FRAMES).
@@ -754,6 +788,7 @@ keep_result(dv_broker_t *self,
     k->text = done ? NULL : dv_strdup(text ? text : "");
     k->attempts = j->attempts;
     k->who = j->who;
+    k->refs = 1;
     memcpy(k->data, worker, name_len);
     uint8_t *p = (uint8_t *)k->data + name_len;
     for (size_t i = 0; i < n_frames; i++) {
@@ -816,7 +851,11 @@ send_kept_as(dv_broker_t *self,
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, route, route_len, h, len, frames, n);
+    // The payloads are shared with k, not copied per reply: one reference
+    // per frame, dropped when libzmq is done with it.
+    __atomic_add_fetch(&((kept_t *)k)->refs, (uint32_t)n, __ATOMIC_RELAXED);
+    dv_outq_send(self->outq, route, route_len, h, len, frames, n,
+                 kept_release, (void *)k);
     dv_msgw_destroy(&w);
 }
 
@@ -1503,12 +1542,11 @@ static void set_owner(dv_broker_t *self,
                       const char *owner);
 
 static void
-send_simple(void *sock,
-
+send_simple(dv_broker_t *self,
+            void *sock,
             const dv_wire_msg_t *in,
             dv_msg_type_t type,
-            uint64_t rid,
-            dv_broker_t *self)
+            uint64_t rid)
 {
     dv_msgw_t *w = dv_msgw_new(type, rid);
     if (type == DV_MSG_WELCOME) {
@@ -1536,8 +1574,13 @@ send_simple(void *sock,
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(sock, zmq_msg_data((zmq_msg_t *)&in->route),
-                 zmq_msg_size((zmq_msg_t *)&in->route), h, len, NULL, 0);
+    const void *route = zmq_msg_data((zmq_msg_t *)&in->route);
+    size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
+    if (sock == self->clients) {
+        client_send(self, route, route_len, h, len, NULL, 0);
+    } else {
+        dv_wire_send(sock, route, route_len, h, len, NULL, 0);
+    }
     dv_msgw_destroy(&w);
 }
 
@@ -1613,7 +1656,7 @@ job_accept(dv_broker_t *self, job_t *j)
     dv_msgw_uint(w, "job", j->id);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, j->route, j->route_len, h, len, NULL, 0);
+    client_send(self, j->route, j->route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
     job_schedule(self, j, self->store != NULL);
 }
@@ -1823,7 +1866,7 @@ idem_reply(dv_broker_t *self,
     if (self->store && route_len <= ROUTE_MAX) {
         hold_reply(self, route, route_len, dv_msg_rid(m), w);
     } else {
-        reply(self->clients, route, route_len, w);
+        client_reply(self, route, route_len, w);
     }
     return true;
 }
@@ -2479,6 +2522,15 @@ on_result_get(dv_broker_t *self,
                          job_find(self, id) ? "not finished yet"
                                             : "unknown job or result expired");
     }
+    size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
+    if (!dv_outq_room(self->outq, route, route_len, k->bytes + k->extra_len)) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "result_get: %zu bytes of replies already wait for "
+                         "you (limit %zu per connection, %zu in all): read "
+                         "them first",
+                         held, (size_t)DV_MAX_PEER_QUEUED_BYTES,
+                         (size_t)DV_MAX_QUEUED_BYTES);
+    }
     send_kept(self, k, route, route_len, rid);
     return 0;
 }
@@ -2688,7 +2740,7 @@ on_job_list(dv_broker_t *self,
         count = written;
     }
     free(ids);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -2762,7 +2814,7 @@ on_job_get(dv_broker_t *self,
 
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    dv_wire_send(self->clients, route, route_len, h, len, NULL, 0);
+    client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
     return 0;
 }
@@ -2829,6 +2881,51 @@ reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
     dv_msgw_destroy(&w);
 }
 
+// Everything sent on the client socket goes through the byte counter
+// (dv_outq): a client that does not read cannot make the broker hold more
+// than DV_MAX_PEER_QUEUED_BYTES of replies for it.
+static int
+client_send(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const uint8_t *header,
+            size_t header_len,
+            const dv_frame_t *frames,
+            size_t n_frames)
+{
+    return dv_outq_send(self->outq, route, route_len, header, header_len,
+                        frames, n_frames, NULL, NULL);
+}
+
+static void
+client_reply(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             dv_msgw_t *w)
+{
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+}
+
+static void
+client_error(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             uint64_t rid,
+             uint64_t job,
+             int code,
+             const char *text)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ERROR, rid);
+    if (job) {
+        dv_msgw_uint(w, "job", job);
+    }
+    dv_msgw_error(w, "error", code, text);
+    client_reply(self, route, route_len, w);
+}
+
 // A model push being decoded, validated and written on the libuv pool: a
 // large model takes long enough (decode, SHA-256, fsync) to starve every
 // heartbeat if the loop thread did it.
@@ -2886,7 +2983,7 @@ after_push(uv_work_t *req, int status)
         train_registered(self, p);
     } else if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
-        dv_wire_send_error(self->clients, p->route, p->route_len, p->rid, 0,
+        client_error(self, p->route, p->route_len, p->rid, 0,
                            p->rc, p->err.text);
         free(p->image);
     } else {
@@ -2899,7 +2996,7 @@ after_push(uv_work_t *req, int status)
         set_owner(self, self->model_owners, info->name, p->owner);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
-        reply(self->clients, p->route, p->route_len, w);
+        client_reply(self, p->route, p->route_len, w);
     }
     free(p->lineage);
     free(p->dir);
@@ -3111,7 +3208,7 @@ on_model_gc(dv_broker_t *self,
     for (int i = 0; i < rc; i++) {
         dv_msgw_v_uint(w, removed[i]);
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3155,7 +3252,7 @@ on_model_alias(dv_broker_t *self,
     dv_msgw_str(w, "alias", alias);
     dv_msgw_uint(w, "version", version);
     dv_msgw_uint(w, "previous", previous);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3191,7 +3288,7 @@ on_model_get(dv_broker_t *self,
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_frame_t f = {r->schema, r->schema_len};
-    dv_wire_send(self->clients, route, route_len, h, len, &f, schema ? 1 : 0);
+    client_send(self, route, route_len, h, len, &f, schema ? 1 : 0);
     dv_msgw_destroy(&w);
     return 0;
 }
@@ -3211,7 +3308,7 @@ on_model_list(dv_broker_t *self,
         dv_msgw_v_map(w, MODEL_FIELDS);
         write_model_info(w, self->registry, &all[i], true);
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3239,7 +3336,7 @@ on_model_rm(dv_broker_t *self,
     dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)rc);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3274,7 +3371,7 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
         dv_msgw_v_str(w, "state");
         dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3333,7 +3430,7 @@ on_job_cancel(dv_broker_t *self,
     dv_msgw_uint(w, "job", id);
     dv_msgw_str(w, "was", was);
     if (!self->store || route_len > ROUTE_MAX) {
-        reply(self->clients, route, route_len, w);
+        client_reply(self, route, route_len, w);
         return 0;
     }
     // Answered once the cancel is stored: a cancel that is acknowledged
@@ -3451,7 +3548,7 @@ on_dead_list(dv_broker_t *self,
         dv_msgw_v_str(w, "errors"); // the ninth field
         write_errors_value(w, j);
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -3483,7 +3580,7 @@ reply_after_commit(dv_broker_t *self,
     if (self->store && route_len <= ROUTE_MAX) {
         hold_reply(self, route, route_len, rid, w);
     } else {
-        reply(self->clients, route, route_len, w);
+        client_reply(self, route, route_len, w);
     }
 }
 
@@ -3915,7 +4012,13 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     while (k && k->seq <= c->sent) { // only on a fresh follow
         k = k->qnext;
     }
-    for (; k && c->inflight < c->window; k = k->qnext) {
+    // Also bounded in bytes: a follower that does not read holds at most
+    // DV_MAX_PEER_QUEUED_BYTES; the rest goes once it has read (on its
+    // acks, and the heartbeat tries again).
+    for (; k && c->inflight < c->window &&
+           dv_outq_room(self->outq, c->route, c->route_len,
+                        k->bytes + k->extra_len);
+         k = k->qnext) {
         send_kept_as(self, k, c->route, c->route_len, c->rid, true);
         c->sent = k->seq;
         c->pos = k;
@@ -4043,7 +4146,7 @@ on_follow(dv_broker_t *self,
     dv_msgw_str(w, "queue", queue);
     dv_msgw_str(w, "consumer", consumer);
     dv_msgw_uint(w, "acked", c->acked);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     stream_pump(self, c);
     return 0;
 }
@@ -4117,7 +4220,7 @@ on_unfollow(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "acked", c ? c->acked : 0);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4181,7 +4284,7 @@ after_dataset(uv_work_t *req, int status)
     }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
-        dv_wire_send_error(self->clients, d->route, d->route_len, d->rid, 0,
+        client_error(self, d->route, d->route_len, d->rid, 0,
                            d->rc, d->err.text);
         free(d->up->buf);
     } else {
@@ -4194,7 +4297,7 @@ after_dataset(uv_work_t *req, int status)
                info->columns, (unsigned long long)info->bytes);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
         write_dataset_info(w, info, false);
-        reply(self->clients, d->route, d->route_len, w);
+        client_reply(self, d->route, d->route_len, w);
     }
     free(d->up);
     free(d->dir);
@@ -4288,7 +4391,7 @@ on_dataset_push(dv_broker_t *self,
     if (u->received < u->total) {
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_uint(w, "received", u->received);
-        reply(self->clients, route, route_len, w);
+        client_reply(self, route, route_len, w);
         return 0;
     }
     // Complete: off the list, validated and stored on the pool.
@@ -4379,7 +4482,7 @@ on_dataset_get(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, rid);
     write_dataset_info(w, r, false);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4398,7 +4501,7 @@ on_dataset_list(dv_broker_t *self,
         dv_msgw_v_map(w, DATASET_FIELDS);
         write_dataset_info(w, &all[i], true);
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4424,7 +4527,7 @@ on_dataset_rm(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)rc);
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4499,7 +4602,7 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
         }
     }
 
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4899,7 +5002,7 @@ on_audit_list(dv_broker_t *self,
         dv_msgw_v_str(w, "outcome");
         dv_msgw_v_str(w, e.outcome);
     }
-    reply(self->clients, route, route_len, w);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -4924,6 +5027,20 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     }
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
+    size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
+    if (rc == 0 && held > DV_MAX_PEER_QUEUED_BYTES) {
+        // It does not read its replies: no new work for it. A short error
+        // while that stays bounded, then silence.
+        if (held > DV_MAX_PEER_QUEUED_BYTES + DV_PEER_ERROR_SLACK_BYTES) {
+            self->dropped_requests++;
+            dv_msg_destroy(&m);
+            return;
+        }
+        rc = dv_errorf(&err, DV_ELIMIT,
+                       "%zu bytes of replies already wait for you (limit "
+                       "%zu): read them first",
+                       held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
+    }
     if (rc == 0) {
         rc = authorize(self, in, m, &who, &err);
         self->current = who;
@@ -4934,7 +5051,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     if (rc == 0) {
         switch (dv_msg_type(m)) {
         case DV_MSG_HELLO:
-            send_simple(self->clients, in, DV_MSG_WELCOME, rid, self);
+            send_simple(self, self->clients, in, DV_MSG_WELCOME, rid);
             break;
         case DV_MSG_AUDIT_LIST:
             rc = on_audit_list(self, route, route_len, m, rid, &err);
@@ -4947,12 +5064,12 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             if (rc == 0) {
                 dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
                 dv_msgw_uint(w, "keys", n);
-                reply(self->clients, route, route_len, w);
+                client_reply(self, route, route_len, w);
             }
             break;
         }
         case DV_MSG_PING:
-            send_simple(self->clients, in, DV_MSG_PONG, rid, self);
+            send_simple(self, self->clients, in, DV_MSG_PONG, rid);
             break;
         case DV_MSG_SUBMIT:
             rc = on_submit(self, in, m, &err);
@@ -5036,7 +5153,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     }
     self->current = NULL;
     if (rc) {
-        dv_wire_send_error(self->clients, route, route_len, rid, 0, rc,
+        client_error(self, route, route_len, rid, 0, rc,
                            err.text);
     }
     dv_msg_destroy(&m);
@@ -5470,7 +5587,7 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         if (!isnan(eval)) {
             dv_msgw_double(p, "eval", eval);
         }
-        reply(self->clients, j->route, j->route_len, p);
+        client_reply(self, j->route, j->route_len, p);
     }
     return 0;
 }
@@ -5923,7 +6040,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                 dv_strs_free(&queues, n_queues);
             }
 
-            send_simple(self->workers_sock, in, DV_MSG_WELCOME, rid, self);
+            send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
         }
     } else if (rc == 0 && !w) {
         // Work from a worker we do not know (we restarted, or it was
@@ -6022,6 +6139,10 @@ on_heartbeat(uv_timer_t *t)
     kept_trim(self);    // results past their TTL
     idem_trim(self);    // keys past their window
     uploads_trim(self); // data set uploads nobody continued
+    dv_outq_sweep(self->outq); // clients with nothing in flight
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        stream_pump(self, &self->cursors[i]); // held back by bytes: read?
+    }
     if (self->n_switches) {
         switches_check(self); // alias switches past their wait
     }
@@ -6123,7 +6244,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
         if (c->rc == 0) {
             job_accept(self, j);
         } else {
-            dv_wire_send_error(self->clients, j->route, j->route_len, j->rid, 0,
+            client_error(self, j->route, j->route_len, j->rid, 0,
                                c->rc, c->err.text);
             idem_forget_job(self, j->id);
             job_remove(self, j->id);
@@ -6133,10 +6254,10 @@ commit_finished(dv_broker_t *self, commit_t *c)
         held_reply_t *h = c->held;
         c->held = h->next;
         if (c->rc == 0) {
-            dv_wire_send(self->clients, h->route, h->route_len, h->header,
+            client_send(self, h->route, h->route_len, h->header,
                          h->len, NULL, 0);
         } else {
-            dv_wire_send_error(self->clients, h->route, h->route_len, h->rid, 0,
+            client_error(self, h->route, h->route_len, h->rid, 0,
                                c->rc, c->err.text);
         }
         free(h);
@@ -6650,6 +6771,8 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                          sizeof self->client_ep, err);
     }
     if (rc == 0) {
+        self->outq = dv_outq_new(self->clients, DV_MAX_PEER_QUEUED_BYTES,
+                                 DV_MAX_QUEUED_BYTES);
         rc = bind_router(self->ctx, self->auth, "workers",
                          opts->worker_endpoint, &self->workers_sock,
                          self->worker_ep, sizeof self->worker_ep, err);
@@ -6752,6 +6875,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     dv_auth_destroy(&self->auth);
     zmq_ctx_term(self->ctx);
+    dv_outq_destroy(&self->outq); // every frame's callback has run
     dv_audit_destroy(&self->audit);
     dv_owners_destroy(&self->model_owners);
     dv_owners_destroy(&self->data_owners);

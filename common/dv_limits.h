@@ -57,4 +57,23 @@
 // for weeks.
 #define DV_MAX_EPOCHS 1000000
 
+// Reply bytes the broker lets one client connection hold unread (inside
+// libzmq, counted by dv_outq). A 29-byte result_get can ask for a copy of a
+// result up to a frame (256 MiB) long; a client that never reads must not
+// make the broker hold one per request. One frame's worth: a reader that
+// keeps up is never near it, and a peer holding nothing may always get one
+// reply of any size. Past it, result_get and stream pushes wait or are
+// refused (DV_ELIMIT); the client's own jobs' results are still sent.
+#define DV_MAX_PEER_QUEUED_BYTES ((size_t)256 << 20)
+
+// The same for all client connections together: 2 GiB bounds what slow
+// readers can make the broker hold in total, whatever their number.
+#define DV_MAX_QUEUED_BYTES ((size_t)2 << 30)
+
+// Beyond its DV_MAX_PEER_QUEUED_BYTES, a client's requests still get a
+// short DV_ELIMIT error until it holds this much more; after that they are
+// dropped unanswered (a peer that reads nothing cannot grow even the error
+// replies without bound).
+#define DV_PEER_ERROR_SLACK_BYTES ((size_t)1 << 20)
+
 #endif

@@ -13,6 +13,7 @@
 // Everything runs on ipc:// in a temporary folder; readiness comes from
 // READY lines, never from sleeps.
 #include <signal.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,10 +461,128 @@ test_absurd_allocations_refused(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// The broker's resident memory in KiB (/proc), for the log.
+static long
+rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = atol(line + 6);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return kib;
+}
+
+// Amplification: 100 29-byte result_gets for an 8 MiB kept result from a
+// connection that does not read. The replies share the result's bytes, and
+// what the connection may hold unread is bounded in bytes: past it,
+// result_get is refused with DV_ELIMIT. Others are served meanwhile.
+static void
+test_unread_replies_are_bounded(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, true);
+    size_t big = (size_t)8 << 20;
+    char *payload = malloc(big);
+    memset(payload, 'p', big);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = payload;
+    job.payload_len = big;
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    bool ran = up && drover_run(c.d, &job, WAIT_MS, &r, &err) == 0 &&
+               drover_result_ok(r);
+    uint64_t id = ran ? drover_result_job(r) : 0;
+    drover_result_destroy(&r);
+    free(payload);
+    // The attacker: a DEALER whose libzmq reads one message ahead at most.
+    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    int one = 1, small = 4096, linger = 0;
+    if (a) {
+        zmq_setsockopt(a, ZMQ_RCVHWM, &one, sizeof one);
+        zmq_setsockopt(a, ZMQ_RCVBUF, &small, sizeof small);
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.cep);
+    }
+    long before = up ? rss_kib(c.broker.pid) : -1;
+    const int n = 100;
+    for (int i = 0; a && ran && i < n; i++) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT_GET, (uint64_t)i + 1);
+        dv_msgw_uint(w, "job", id);
+        send_header(a, w);
+    }
+    // Another client is served while the attacker holds its replies (and
+    // the round trip orders it after the attacker's requests).
+    bool serves = ran && echo_ok(&c);
+    long after = up ? rss_kib(c.broker.pid) : -1;
+    // Now read everything: results up to the byte bound, then refusals.
+    int results = 0, limited = 0, other = 0;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (a && ran && results + limited + other < n &&
+           dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {a, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 1000) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        if (dv_wire_recv(a, false, &in) != 1) {
+            continue;
+        }
+        dv_msg_t *m = NULL;
+        dv_error_t e = {0};
+        int code = 0;
+        char text[256] = "";
+        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          NULL, &e) == 0) {
+            if (dv_msg_type(m) == DV_MSG_RESULT && in.n_payload == 1 &&
+                in.frames[0].len == big) {
+                results++;
+            } else if (dv_msg_type(m) == DV_MSG_ERROR &&
+                       dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
+                       code == DV_ELIMIT) {
+                if (limited++ == 0) {
+                    printf("  refusal: %.120s\n", text);
+                }
+            } else {
+                other++;
+            }
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+    }
+    printf("  %d result_gets of 8 MiB unread: broker RSS %ld -> %ld MiB; "
+           "then %d results, %d refused, %d other\n",
+           n, before / 1024, after / 1024, results, limited, other);
+    if (a) {
+        zmq_close(a);
+    }
+    bool still = up && echo_ok(&c);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK(ran);
+    DV_CHECK(serves);
+    // 256 MiB / 8 MiB replies fit, plus the one a peer holding nothing may
+    // always get; every other request was refused, none lost.
+    DV_CHECK(results >= 1 && results <= 33);
+    DV_CHECK_EQ(results + limited, n);
+    DV_CHECK_EQ(other, 0);
+    DV_CHECK(still);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"a hostile error map from a worker", test_hostile_error_map},
     {"big results travel as frames", test_big_results_travel_as_frames},
     {"absurd allocations refused at submit", test_absurd_allocations_refused},
+    {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
     {NULL, NULL},
 };
 
