@@ -300,6 +300,7 @@ struct dv_broker {
     size_t n_switches;         //
     dv_datasets_t *datasets;   // data sets
     struct upload_s *uploads;  // data sets arriving in chunks
+    uint64_t uploads_bytes;    // their buffers, in all
     dv_auth_t *auth;           // handshakes, keys (dv_auth)
     dv_owners_t *model_owners; // who owns each model name ...
     dv_owners_t *data_owners;  // ... and data set name
@@ -321,8 +322,10 @@ typedef struct upload_s {
     size_t route_len;
     char name[DV_MAX_WIRE_NAME + 1];
     uint8_t sha256[DV_SHA256_BYTES];
-    uint8_t *buf;      // total bytes
-    uint64_t total;    //
+    char owner[DV_KEY_ID_MAX + 1]; // the key sending it ("": plain mode)
+    uint8_t *buf;      // cap bytes, grown as chunks arrive
+    uint64_t cap;      // allocated (counted in uploads_bytes)
+    uint64_t total;    // announced size
     uint64_t received; //
     uint64_t last_ms;  // loop time of the last chunk
 } upload_t;
@@ -4304,6 +4307,69 @@ after_dataset(uv_work_t *req, int status)
     free(d);
 }
 
+static void
+upload_free(dv_broker_t *self, upload_t *u)
+{
+    self->uploads_bytes -= u->cap;
+    free(u->buf);
+    free(u);
+}
+
+// Whether upload u is from the sender: the same key, or in plain mode (no
+// key) the same connection.
+static bool
+upload_same_sender(const upload_t *u,
+                   const char *owner,
+                   const void *route,
+                   size_t route_len)
+{
+    if (owner[0]) {
+        return strcmp(u->owner, owner) == 0;
+    }
+    return !u->owner[0] && u->route_len == route_len &&
+           memcmp(u->route, route, route_len) == 0;
+}
+
+// Room for `need` bytes in u's buffer, grown by doubling (up to its
+// announced size), within the per-key and total bounds. Returns 0, or
+// DV_ELIMIT / DV_ENOMEM with the numbers.
+static int
+upload_grow(dv_broker_t *self, upload_t *u, uint64_t need, dv_error_t *err)
+{
+    if (need <= u->cap) {
+        return 0;
+    }
+    uint64_t cap = u->cap ? u->cap * 2 : need;
+    cap = cap < need ? need : cap > u->total ? u->total : cap;
+    uint64_t more = cap - u->cap, mine = 0;
+    for (const upload_t *o = self->uploads; o; o = o->next) {
+        mine += upload_same_sender(o, u->owner, u->route, u->route_len)
+                    ? o->cap
+                    : 0;
+    }
+    if (mine + more > DV_MAX_UPLOAD_BYTES_PER_KEY ||
+        self->uploads_bytes + more > DV_MAX_UPLOAD_BYTES) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "dataset_push: uploads in flight would hold %llu "
+                         "bytes for you (limit %zu) and %llu in all (limit "
+                         "%zu): finish or wait for the others",
+                         (unsigned long long)(mine + more),
+                         (size_t)DV_MAX_UPLOAD_BYTES_PER_KEY,
+                         (unsigned long long)(self->uploads_bytes + more),
+                         (size_t)DV_MAX_UPLOAD_BYTES);
+    }
+    uint8_t *buf = realloc(u->buf, cap);
+    if (!buf) {
+        return dv_errorf(err, DV_ENOMEM,
+                         "dataset_push: no memory for %llu bytes",
+                         (unsigned long long)cap);
+    }
+    u->buf = buf;
+    u->cap = cap;
+    self->uploads_bytes += more;
+    return 0;
+}
+
 // dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
 // chunk (offset 0) starts the upload; each next one must start where the
 // last ended; the last one completes it (validated and stored off the
@@ -4344,6 +4410,7 @@ on_dataset_push(dv_broker_t *self,
                          (unsigned long long)total,
                          (unsigned long long)DV_MAX_DATASET_BYTES);
     }
+    const char *owner = self->current ? self->current->id : "";
     upload_t **p = &self->uploads;
     while (*p && !((*p)->route_len == route_len &&
                    memcmp((*p)->route, route, route_len) == 0 &&
@@ -4354,17 +4421,20 @@ on_dataset_push(dv_broker_t *self,
     if (offset == 0) { // a new upload (replacing an unfinished one)
         if (u) {
             *p = u->next;
-            free(u->buf);
-            free(u);
+            upload_free(self, u);
+        }
+        size_t open = 0;
+        for (const upload_t *o = self->uploads; o; o = o->next) {
+            open += upload_same_sender(o, owner, route, route_len);
+        }
+        if (open >= DV_MAX_UPLOADS_PER_KEY) {
+            return dv_errorf(err, DV_ELIMIT,
+                             "dataset_push: %zu uploads already open for "
+                             "you (limit %d): finish one first",
+                             open, DV_MAX_UPLOADS_PER_KEY);
         }
         u = dv_calloc(1, sizeof *u);
-        u->buf = dv_try_malloc(total, 1);
-        if (!u->buf) {
-            free(u);
-            return dv_errorf(err, DV_ENOMEM,
-                             "dataset_push: no memory for %llu bytes",
-                             (unsigned long long)total);
-        }
+        snprintf(u->owner, sizeof u->owner, "%s", owner);
         memcpy(u->route, route, route_len);
         u->route_len = route_len;
         snprintf(u->name, sizeof u->name, "%s", name);
@@ -4385,6 +4455,13 @@ on_dataset_push(dv_broker_t *self,
         return dv_errorf(err, DV_EMSGSIZE,
                          "dataset_push: the chunk passes the announced size");
     }
+    if ((rc = upload_grow(self, u, u->received + chunk->len, err)) != 0) {
+        for (p = &self->uploads; *p != u; p = &(*p)->next) {
+        }
+        *p = u->next; // refused: what it held is given back now
+        upload_free(self, u);
+        return rc;
+    }
     memcpy(u->buf + u->received, chunk->data, chunk->len);
     u->received += chunk->len;
     u->last_ms = uv_now(&self->loop);
@@ -4398,6 +4475,7 @@ on_dataset_push(dv_broker_t *self,
     for (p = &self->uploads; *p != u; p = &(*p)->next) {
     }
     *p = u->next;
+    self->uploads_bytes -= u->cap; // the pool owns it now
     uint32_t version = dv_datasets_reserve(self->datasets, name, err);
     if (!version) {
         free(u->buf);
@@ -4437,8 +4515,7 @@ uploads_trim(dv_broker_t *self)
         upload_t *u = *p;
         if (now - u->last_ms >= UPLOAD_IDLE_MS) {
             *p = u->next;
-            free(u->buf);
-            free(u);
+            upload_free(self, u);
         } else {
             p = &u->next;
         }

@@ -57,6 +57,16 @@
 // for weeks.
 #define DV_MAX_EPOCHS 1000000
 
+// Data set uploads in flight (dataset_push chunks held in memory until the
+// last one arrives). The broker grows an upload's buffer as chunks come,
+// never to the size a peer merely announces (40 one-byte messages once
+// reserved 41 GB). One key (or, in plain mode, one connection) may have
+// this many uploads open, holding up to one maximal data set (1 GiB) in
+// all; every key together DV_MAX_UPLOAD_BYTES. Past either: DV_ELIMIT.
+#define DV_MAX_UPLOADS_PER_KEY      4
+#define DV_MAX_UPLOAD_BYTES_PER_KEY ((size_t)1 << 30)
+#define DV_MAX_UPLOAD_BYTES         ((size_t)4 << 30)
+
 // Reply bytes the broker lets one client connection hold unread (inside
 // libzmq, counted by dv_outq). A 29-byte result_get can ask for a copy of a
 // result up to a frame (256 MiB) long; a client that never reads must not

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "drover.h"
+#include "dv_limits.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_proto.h"
@@ -578,11 +579,110 @@ test_unread_replies_are_bounded(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Read replies on sock until n arrived or the deadline: counts of `ok` and
+// of errors with code `code`.
+static void
+count_replies(void *sock, int n, int code, int *ok, int *refused, int *other)
+{
+    *ok = *refused = *other = 0;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (*ok + *refused + *other < n && dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 1000) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        if (dv_wire_recv(sock, false, &in) != 1) {
+            continue;
+        }
+        dv_msg_t *m = NULL;
+        dv_error_t e = {0};
+        int c = 0;
+        char text[256] = "";
+        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          NULL, &e) != 0) {
+            (*other)++;
+        } else if (dv_msg_type(m) == DV_MSG_OK) {
+            (*ok)++;
+        } else if (dv_msg_type(m) == DV_MSG_ERROR &&
+                   dv_msg_error(m, &c, text, sizeof text, &e) == 0 &&
+                   c == code) {
+            if ((*refused)++ == 0) {
+                printf("  refusal: %.150s\n", text);
+            }
+        } else {
+            (*other)++;
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+    }
+}
+
+// 40 data set uploads announcing 1 GiB each, one byte sent: the broker
+// holds what arrived, not what was announced, and at most
+// DV_MAX_UPLOADS_PER_KEY open per sender. A real upload still works.
+static void
+test_upload_reservations_are_bounded(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    int linger = 0;
+    if (a) {
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.cep);
+    }
+    long before = up ? rss_kib(c.broker.pid) : -1;
+    const int n = 40;
+    uint8_t sum[32] = {0};
+    for (int i = 0; a && i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "ds%d", i);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_PUSH, (uint64_t)i + 1);
+        dv_msgw_str(w, "name", name);
+        dv_msgw_bin(w, "sha256", sum, sizeof sum);
+        dv_msgw_uint(w, "bytes", (uint64_t)1 << 30);
+        dv_msgw_uint(w, "offset", 0);
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &len);
+        dv_frame_t f = {(const uint8_t *)"x", 1};
+        dv_wire_send(a, NULL, 0, h, len, &f, 1);
+        dv_msgw_destroy(&w);
+    }
+    int ok = 0, refused = 0, other = 0;
+    if (a) {
+        count_replies(a, n, DV_ELIMIT, &ok, &refused, &other);
+    }
+    long after = up ? rss_kib(c.broker.pid) : -1;
+    printf("  %d uploads of 1 GiB announced: %d open, %d refused, %d other; "
+           "broker RSS %ld -> %ld MiB\n",
+           n, ok, refused, other, before / 1024, after / 1024);
+    if (a) {
+        zmq_close(a);
+    }
+    drover_error_t err = {0};
+    int push = up ? drover_dataset_push(c.d, dv_test_data("iris_train.csv"),
+                                        "iris", NULL, &err)
+                  : -1;
+    if (push) {
+        fprintf(stderr, "  push: %s\n", err.text);
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(ok, DV_MAX_UPLOADS_PER_KEY);
+    DV_CHECK_EQ(refused, n - DV_MAX_UPLOADS_PER_KEY);
+    DV_CHECK_EQ(other, 0);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"a hostile error map from a worker", test_hostile_error_map},
     {"big results travel as frames", test_big_results_travel_as_frames},
     {"absurd allocations refused at submit", test_absurd_allocations_refused},
     {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
+    {"upload reservations are bounded", test_upload_reservations_are_bounded},
     {NULL, NULL},
 };
 
