@@ -81,7 +81,7 @@ struct kept {
     kept_t *qprev, *qnext;             // its queue's stream, by seq
     uint32_t refs; // the broker's (1 while kept) and one per frame of it
                    // that libzmq still holds (atomic; dv_outq)
-    char data[]; // worker name, NUL, payloads, extra fields
+    char data[];   // worker name, NUL, payloads, extra fields
 };
 
 // One allocation per job: the fields, then the submitter's routing id, the
@@ -323,11 +323,11 @@ typedef struct upload_s {
     char name[DV_MAX_WIRE_NAME + 1];
     uint8_t sha256[DV_SHA256_BYTES];
     char owner[DV_KEY_ID_MAX + 1]; // the key sending it ("": plain mode)
-    uint8_t *buf;      // cap bytes, grown as chunks arrive
-    uint64_t cap;      // allocated (counted in uploads_bytes)
-    uint64_t total;    // announced size
-    uint64_t received; //
-    uint64_t last_ms;  // loop time of the last chunk
+    uint8_t *buf;                  // cap bytes, grown as chunks arrive
+    uint64_t cap;                  // allocated (counted in uploads_bytes)
+    uint64_t total;                // announced size
+    uint64_t received;             //
+    uint64_t last_ms;              // loop time of the last chunk
 } upload_t;
 
 #define UPLOAD_IDLE_MS 60000 // an upload quiet this long is dropped
@@ -532,6 +532,34 @@ jobs_grow(dv_broker_t *self)
         }
     }
     free(old);
+}
+
+// The queue's record, or NULL when no job ever created it.
+static qbytes_t *
+queue_find(dv_broker_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_qbytes; i++) {
+        if (strcmp(self->qbytes[i].name, name) == 0) {
+            return &self->qbytes[i];
+        }
+    }
+    return NULL;
+}
+
+// 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
+static int
+queue_may_create(dv_broker_t *self,
+                 const char *name,
+                 const char *what,
+                 dv_error_t *err)
+{
+    if (queue_find(self, name) || self->n_qbytes < DV_MAX_QUEUES) {
+        return 0;
+    }
+    return dv_errorf(err, DV_ELIMIT,
+                     "%s: queue '%s' would be new and the broker has %zu "
+                     "queues already (limit %d)",
+                     what, name, self->n_qbytes, DV_MAX_QUEUES);
 }
 
 static qbytes_t *
@@ -857,8 +885,8 @@ send_kept_as(dv_broker_t *self,
     // The payloads are shared with k, not copied per reply: one reference
     // per frame, dropped when libzmq is done with it.
     __atomic_add_fetch(&((kept_t *)k)->refs, (uint32_t)n, __ATOMIC_RELAXED);
-    dv_outq_send(self->outq, route, route_len, h, len, frames, n,
-                 kept_release, (void *)k);
+    dv_outq_send(self->outq, route, route_len, h, len, frames, n, kept_release,
+                 (void *)k);
     dv_msgw_destroy(&w);
 }
 
@@ -2335,8 +2363,8 @@ submit_job(dv_broker_t *self,
                              cols);
         }
         char what[2 * DV_MAX_WIRE_NAME];
-        snprintf(what, sizeof what, "submit: the output of %s@%u",
-                 model->name, model->version);
+        snprintf(what, sizeof what, "submit: the output of %s@%u", model->name,
+                 model->version);
         if ((rc = dv_frame_check(rows, model->outputs, what, err)) != 0) {
             return rc;
         }
@@ -2360,8 +2388,13 @@ submit_job(dv_broker_t *self,
     }
     // Backpressure: refuse at once, with the numbers, rather than queue
     // without bound; the producer decides what to do.
-    size_t waiting = dv_sched_queue_waiting(self->sched, queue) +
-                     queue_bytes(self, queue)->spilled;
+    // Looked up, not created: only an accepted job creates a queue.
+    const qbytes_t *qb = queue_find(self, queue);
+    if ((rc = queue_may_create(self, queue, "submit", err)) != 0) {
+        return rc;
+    }
+    size_t waiting =
+        dv_sched_queue_waiting(self->sched, queue) + (qb ? qb->spilled : 0);
     for (size_t i = 0; i < self->n_pending; i++) {
         const job_t *pj = job_find(self, self->pending[i]);
         waiting += pj && strcmp(pj->queue, queue) == 0;
@@ -2372,7 +2405,7 @@ submit_job(dv_broker_t *self,
                          "(--max-queued): retry later",
                          queue, waiting, (unsigned long long)self->max_queued);
     }
-    uint64_t held = queue_bytes(self, queue)->bytes;
+    uint64_t held = qb ? qb->bytes : 0;
     if (held + payload->len > self->max_queued_bytes) {
         return dv_errorf(err, DV_EQUEUEFULL,
                          "queue '%s' holds %llu payload bytes; %zu more would "
@@ -2986,8 +3019,8 @@ after_push(uv_work_t *req, int status)
         train_registered(self, p);
     } else if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
-        client_error(self, p->route, p->route_len, p->rid, 0,
-                           p->rc, p->err.text);
+        client_error(self, p->route, p->route_len, p->rid, 0, p->rc,
+                     p->err.text);
         free(p->image);
     } else {
         const dv_model_info_t *info =
@@ -4130,6 +4163,11 @@ on_follow(dv_broker_t *self,
                          "follow: window must be 1..10000, from earliest or "
                          "latest");
     }
+    // A consumer may follow a queue before its first job: that creates the
+    // queue (counted against DV_MAX_QUEUES), as a stored cursor needs one.
+    if ((rc = queue_may_create(self, queue, "follow", err)) != 0) {
+        return rc;
+    }
     qbytes_t *q = queue_bytes(self, queue);
     uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
     cursor_t *c = cursor_find(self, qidx, consumer);
@@ -4173,8 +4211,10 @@ on_ack(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    qbytes_t *q = queue_bytes(self, queue);
-    cursor_t *c = cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer);
+    qbytes_t *q = queue_find(self, queue); // an ack creates nothing
+    cursor_t *c =
+        q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
+          : NULL;
     if (!c) {
         return dv_errorf(err, DV_ENOENT, "ack: no consumer '%s' on queue '%s'",
                          consumer, queue);
@@ -4215,8 +4255,10 @@ on_unfollow(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    qbytes_t *q = queue_bytes(self, queue);
-    cursor_t *c = cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer);
+    qbytes_t *q = queue_find(self, queue);
+    cursor_t *c =
+        q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
+          : NULL;
     if (c && c->route_len == route_len &&
         memcmp(c->route, route, route_len) == 0) {
         c->route_len = 0;
@@ -4287,8 +4329,8 @@ after_dataset(uv_work_t *req, int status)
     }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
-        client_error(self, d->route, d->route_len, d->rid, 0,
-                           d->rc, d->err.text);
+        client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
+                     d->err.text);
         free(d->up->buf);
     } else {
         const dv_dataset_info_t *info =
@@ -4343,9 +4385,8 @@ upload_grow(dv_broker_t *self, upload_t *u, uint64_t need, dv_error_t *err)
     cap = cap < need ? need : cap > u->total ? u->total : cap;
     uint64_t more = cap - u->cap, mine = 0;
     for (const upload_t *o = self->uploads; o; o = o->next) {
-        mine += upload_same_sender(o, u->owner, u->route, u->route_len)
-                    ? o->cap
-                    : 0;
+        mine += upload_same_sender(o, u->owner, u->route, u->route_len) ? o->cap
+                                                                        : 0;
     }
     if (mine + more > DV_MAX_UPLOAD_BYTES_PER_KEY ||
         self->uploads_bytes + more > DV_MAX_UPLOAD_BYTES) {
@@ -4609,8 +4650,18 @@ on_dataset_rm(dv_broker_t *self,
 }
 
 static int
-on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+on_status(dv_broker_t *self,
+          const void *route,
+          size_t route_len,
+          const dv_msg_t *m,
+          uint64_t rid,
+          dv_error_t *err)
 {
+    uint64_t from = 0;
+    int rc = dv_msg_uint_or(m, "queues_from", 0, &from, err);
+    if (rc) {
+        return rc;
+    }
     size_t n_models = 0;
     dv_registry_list(self->registry, &n_models);
     size_t nq = dv_sched_queue_count(self->sched);
@@ -4639,9 +4690,17 @@ on_status(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
     for (size_t i = 0; i < self->n_dead; i++) {
         queue_bytes(self, self->dead[i].job->queue);
     }
+    // A page of queues (1.2): queues_from..+DV_STATUS_QUEUES_PAGE, in the
+    // broker's order; queues_total says how many there are.
+    size_t first = from < self->n_qbytes ? (size_t)from : self->n_qbytes;
+    size_t last = self->n_qbytes - first > DV_STATUS_QUEUES_PAGE
+                      ? first + DV_STATUS_QUEUES_PAGE
+                      : self->n_qbytes;
+    dv_msgw_uint(w, "queues_total", self->n_qbytes);
+    dv_msgw_uint(w, "queues_from", first);
     dv_msgw_key(w, "queues");
-    dv_msgw_v_map(w, self->n_qbytes);
-    for (size_t q = 0; q < self->n_qbytes; q++) {
+    dv_msgw_v_map(w, last - first);
+    for (size_t q = first; q < last; q++) {
         const qbytes_t *qb = &self->qbytes[q];
         size_t queued = 0, running = 0, held = 0, dead = 0;
         for (size_t i = 0; i < nq; i++) {
@@ -5197,7 +5256,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             rc = on_job_cancel(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_STATUS:
-            rc = on_status(self, route, route_len, rid);
+            rc = on_status(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_DEAD_LIST:
             rc = on_dead_list(self, route, route_len, m, rid, &err);
@@ -5230,8 +5289,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     }
     self->current = NULL;
     if (rc) {
-        client_error(self, route, route_len, rid, 0, rc,
-                           err.text);
+        client_error(self, route, route_len, rid, 0, rc, err.text);
     }
     dv_msg_destroy(&m);
 }
@@ -5253,9 +5311,8 @@ check_infer_done(const job_t *j,
                                 &cols, err);
     const msgpack_object *co = dv_msg_get(m, "classes");
     size_t want_frames = co && co->type == MSGPACK_OBJECT_MAP ? 2 : 1;
-    if (rc == 0 &&
-        (rows != j->rows || dv_msg_n_frames(m) != want_frames ||
-         dv_msg_frame(m, 1) != f)) {
+    if (rc == 0 && (rows != j->rows || dv_msg_n_frames(m) != want_frames ||
+                    dv_msg_frame(m, 1) != f)) {
         rc = dv_errorf(err, DV_ESHAPE,
                        "worker returned %zu output rows for %u input rows "
                        "in frame 1 of %zu",
@@ -5307,10 +5364,10 @@ check_evaluate_done(const job_t *j,
     }
     if (conf || dv_msg_n_frames(m)) {
         uint64_t k = 0, frame = 0, r = 0, c = 0;
-        const msgpack_object *shape = conf ? dv_msgpack_get(conf, "shape")
-                                           : NULL;
-        const msgpack_object *dtype = conf ? dv_msgpack_get(conf, "dtype")
-                                           : NULL;
+        const msgpack_object *shape =
+            conf ? dv_msgpack_get(conf, "shape") : NULL;
+        const msgpack_object *dtype =
+            conf ? dv_msgpack_get(conf, "dtype") : NULL;
         const dv_frame_t *f = dv_msg_frame(m, 1);
         if (!conf || conf->type != MSGPACK_OBJECT_MAP ||
             dv_msg_n_frames(m) != 1 ||
@@ -5319,8 +5376,7 @@ check_evaluate_done(const job_t *j,
             frame != 1 || !dtype || dtype->type != MSGPACK_OBJECT_STR ||
             dtype->via.str.size != 3 ||
             memcmp(dtype->via.str.ptr, "u32", 3) != 0 || !shape ||
-            shape->type != MSGPACK_OBJECT_ARRAY ||
-            shape->via.array.size != 2 ||
+            shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size != 2 ||
             !dv_msgpack_uint(&shape->via.array.ptr[0], &r) ||
             !dv_msgpack_uint(&shape->via.array.ptr[1], &c) || r != k ||
             c != k || k > DV_MAX_CLASSES || f->len != k * k * 4) {
@@ -6213,9 +6269,9 @@ static void
 on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
-    kept_trim(self);    // results past their TTL
-    idem_trim(self);    // keys past their window
-    uploads_trim(self); // data set uploads nobody continued
+    kept_trim(self);           // results past their TTL
+    idem_trim(self);           // keys past their window
+    uploads_trim(self);        // data set uploads nobody continued
     dv_outq_sweep(self->outq); // clients with nothing in flight
     for (size_t i = 0; i < self->n_cursors; i++) {
         stream_pump(self, &self->cursors[i]); // held back by bytes: read?
@@ -6321,8 +6377,8 @@ commit_finished(dv_broker_t *self, commit_t *c)
         if (c->rc == 0) {
             job_accept(self, j);
         } else {
-            client_error(self, j->route, j->route_len, j->rid, 0,
-                               c->rc, c->err.text);
+            client_error(self, j->route, j->route_len, j->rid, 0, c->rc,
+                         c->err.text);
             idem_forget_job(self, j->id);
             job_remove(self, j->id);
         }
@@ -6331,11 +6387,11 @@ commit_finished(dv_broker_t *self, commit_t *c)
         held_reply_t *h = c->held;
         c->held = h->next;
         if (c->rc == 0) {
-            client_send(self, h->route, h->route_len, h->header,
-                         h->len, NULL, 0);
+            client_send(self, h->route, h->route_len, h->header, h->len, NULL,
+                        0);
         } else {
-            client_error(self, h->route, h->route_len, h->rid, 0,
-                               c->rc, c->err.text);
+            client_error(self, h->route, h->route_len, h->rid, 0, c->rc,
+                         c->err.text);
         }
         free(h);
     }

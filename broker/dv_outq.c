@@ -21,19 +21,19 @@
 
 typedef struct peer peer_t;
 struct peer {
-    peer_t *next;            // hash chain
-    size_t bytes;            // held by libzmq (atomic)
-    size_t frames;           // frames in flight (atomic)
-    size_t route_len;        // routing id length
+    peer_t *next;             // hash chain
+    size_t bytes;             // held by libzmq (atomic)
+    size_t frames;            // frames in flight (atomic)
+    size_t route_len;         // routing id length
     uint8_t route[ROUTE_MAX]; // routing id
 };
 
 struct dv_outq {
-    void *socket;                   // the ROUTER (not owned)
-    size_t peer_max;                // bytes one peer may hold
-    size_t total_max;               // bytes all peers may hold
-    size_t total;                   // held now (atomic)
-    peer_t *buckets[OUTQ_BUCKETS];  // peers by routing id
+    void *socket;                  // the ROUTER (not owned)
+    size_t peer_max;               // bytes one peer may hold
+    size_t total_max;              // bytes all peers may hold
+    size_t total;                  // held now (atomic)
+    peer_t *buckets[OUTQ_BUCKETS]; // peers by routing id
 };
 
 // What a frame's free callback needs.
@@ -204,8 +204,9 @@ dv_outq_send(dv_outq_t *self,
     }
     for (size_t i = 0; i < n_frames; i++) {
         if (rc == 0) {
-            rc = frame_send(self, p, frames[i].data, frames[i].len, release,
-                            owner, flags | (i + 1 < n_frames ? ZMQ_SNDMORE : 0));
+            rc =
+                frame_send(self, p, frames[i].data, frames[i].len, release,
+                           owner, flags | (i + 1 < n_frames ? ZMQ_SNDMORE : 0));
         } else if (release) {
             release(owner); // the caller's reference for a frame not sent
         }

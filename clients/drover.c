@@ -1989,46 +1989,77 @@ drover_admin_reload(drover_t *self, size_t *keys, drover_error_t *err)
     return rc;
 }
 
+static void status_page(const msgpack_object *root, drover_status_t *out);
+
 int
 drover_status(drover_t *self, drover_status_t *out, drover_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    uint64_t rid = ++self->next_rid;
-    int rc = request(self, dv_msgw_new(DV_MSG_STATUS, rid), rid, NULL, 0,
-                     DV_MSG_STATUS_INFO, deadline_of(10000), err);
-    if (rc == 0) {
-        const msgpack_object *root = reply_root(self);
-        copy_obj_str(dv_msgpack_get(root, "broker"), out->broker,
-                     sizeof out->broker);
-        out->workers = obj_uint(root, "workers");
-        out->queued = obj_uint(root, "queued");
-        out->running = obj_uint(root, "running");
-        out->retrying = obj_uint(root, "retrying");
-        out->dead = obj_uint(root, "dead");
-        out->kept_results = obj_uint(root, "kept_results");
-        out->models = obj_uint(root, "models");
-        const msgpack_object *q = dv_msgpack_get(root, "queues");
-        size_t count = q && q->type == MSGPACK_OBJECT_MAP ? q->via.map.size : 0;
-        out->queues = dv_calloc(count ? count : 1, sizeof *out->queues);
-        for (size_t i = 0; i < count; i++) {
-            const msgpack_object_kv *kv = &q->via.map.ptr[i];
-            copy_obj_str(&kv->key, out->queues[i].name,
-                         sizeof out->queues[i].name);
-            drover_queue_t *dq = &out->queues[i];
-            dq->queued = obj_uint(&kv->val, "queued");
-            dq->running = obj_uint(&kv->val, "running");
-            dq->retrying = obj_uint(&kv->val, "retrying");
-            dq->dead = obj_uint(&kv->val, "dead");
-            dq->done = obj_uint(&kv->val, "done");
-            dq->failed = obj_uint(&kv->val, "failed");
-            dq->expired = obj_uint(&kv->val, "expired");
-            dq->cancelled = obj_uint(&kv->val, "cancelled");
-            dq->bytes = obj_uint(&kv->val, "bytes");
+    // The queues come a page at a time (1.2: queues_total, queues_from);
+    // a 1.1 broker sends them all at once and no queues_total.
+    uint64_t total = 0;
+    int rc = 0;
+    do {
+        uint64_t rid = ++self->next_rid;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_STATUS, rid);
+        if (out->n_queues) {
+            dv_msgw_uint(w, "queues_from", out->n_queues);
         }
-        out->n_queues = count;
+        rc = request(self, w, rid, NULL, 0, DV_MSG_STATUS_INFO,
+                     deadline_of(10000), err);
+        if (rc) {
+            break;
+        }
+        const msgpack_object *root = reply_root(self);
+        total = obj_uint(root, "queues_total");
+        size_t had = out->n_queues;
+        status_page(root, out);
+        drop_reply(self);
+        if (out->n_queues == had) {
+            break; // nothing new: the list shrank meanwhile
+        }
+    } while (out->n_queues < total);
+    if (rc) {
+        drover_status_clear(out);
     }
-    drop_reply(self);
     return rc;
+}
+
+// One status reply into out: the totals, and its page of queues appended.
+static void
+status_page(const msgpack_object *root, drover_status_t *out)
+{
+    copy_obj_str(dv_msgpack_get(root, "broker"), out->broker,
+                 sizeof out->broker);
+    out->workers = obj_uint(root, "workers");
+    out->queued = obj_uint(root, "queued");
+    out->running = obj_uint(root, "running");
+    out->retrying = obj_uint(root, "retrying");
+    out->dead = obj_uint(root, "dead");
+    out->kept_results = obj_uint(root, "kept_results");
+    out->models = obj_uint(root, "models");
+    const msgpack_object *q = dv_msgpack_get(root, "queues");
+    size_t count = q && q->type == MSGPACK_OBJECT_MAP ? q->via.map.size : 0;
+    size_t had = out->n_queues;
+    out->queues =
+        dv_realloc(out->queues, (had + count + 1) * sizeof *out->queues);
+    memset(out->queues + had, 0, (count + 1) * sizeof *out->queues);
+    for (size_t i = 0; i < count; i++) {
+        const msgpack_object_kv *kv = &q->via.map.ptr[i];
+        drover_queue_t *dq = &out->queues[had + i];
+        copy_obj_str(&kv->key, dq->name, sizeof dq->name);
+        dq->queued = obj_uint(&kv->val, "queued");
+        dq->running = obj_uint(&kv->val, "running");
+        dq->retrying = obj_uint(&kv->val, "retrying");
+        dq->dead = obj_uint(&kv->val, "dead");
+        dq->done = obj_uint(&kv->val, "done");
+        dq->failed = obj_uint(&kv->val, "failed");
+        dq->expired = obj_uint(&kv->val, "expired");
+        dq->cancelled = obj_uint(&kv->val, "cancelled");
+        dq->bytes = obj_uint(&kv->val, "bytes");
+    }
+    out->n_queues = had + count;
+    out->n_queues = had + count;
 }
 
 void

@@ -67,6 +67,18 @@
 #define DV_MAX_UPLOAD_BYTES_PER_KEY ((size_t)1 << 30)
 #define DV_MAX_UPLOAD_BYTES         ((size_t)4 << 30)
 
+// Queues a broker keeps. A queue is created by its first accepted job (or
+// a follow that registers a consumer on it), never by a refused request;
+// 20,000 names once made `drover status` time out for everyone. Real
+// deployments use tens to hundreds; each queue costs the broker state and
+// a row in scans. Past it a new name is refused with DV_ELIMIT.
+#define DV_MAX_QUEUES 4096
+
+// Queues in one `status` reply: a page of them, so the reply stays well
+// under the header limit (about 150 bytes per queue); `queues_from` asks
+// for the next page.
+#define DV_STATUS_QUEUES_PAGE 256
+
 // Reply bytes the broker lets one client connection hold unread (inside
 // libzmq, counted by dv_outq). A 29-byte result_get can ask for a copy of a
 // result up to a frame (256 MiB) long; a client that never reads must not

@@ -405,8 +405,7 @@ dv_hyper_check_size(const dv_hyper_t *h,
     if (n > DV_MAX_MODEL_PARAMS) {
         char hidden[96] = "";
         size_t at = 0;
-        for (uint32_t i = 0; i < h->n_hidden && at + 12 < sizeof hidden;
-             i++) {
+        for (uint32_t i = 0; i < h->n_hidden && at + 12 < sizeof hidden; i++) {
             at += (size_t)snprintf(hidden + at, sizeof hidden - at, "%s%u",
                                    i ? "," : "", h->hidden[i]);
             if (i + 1 < h->n_hidden && at + 12 >= sizeof hidden) {
@@ -1298,12 +1297,12 @@ dv_train(dv_model_t **out,
     }
     // The exact size, now that features and classes are known, before any
     // of it is allocated (a peer chose the hidden widths).
-    rc = dv_hyper_check_size(
-        h, ds->n_features,
-        task == DV_TASK_CLASSIFICATION && h->algo != DV_ALGO_LOGREG
-            ? m->labels->n
-            : 1,
-        err);
+    rc = dv_hyper_check_size(h, ds->n_features,
+                             task == DV_TASK_CLASSIFICATION &&
+                                     h->algo != DV_ALGO_LOGREG
+                                 ? m->labels->n
+                                 : 1,
+                             err);
     if (rc) {
         goto fail;
     }

@@ -479,9 +479,8 @@ work_predict(uv_work_t *req)
         }
     }
     // The broker checked this at submit; a model file is a peer too.
-    t->rc = dv_frame_check(t->input->rows,
-                           dv_model_n_outputs(t->model->model), "output",
-                           &t->err);
+    t->rc = dv_frame_check(t->input->rows, dv_model_n_outputs(t->model->model),
+                           "output", &t->err);
     if (t->rc == 0) {
         t->rc =
             dv_model_predict(t->model->model, t->input, &t->output, &t->err);

@@ -13,10 +13,10 @@
 // Everything runs on ipc:// in a temporary folder; readiness comes from
 // READY lines, never from sleeps.
 #include <signal.h>
-#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <zmq.h>
 
@@ -44,8 +44,8 @@ typedef struct {
 static bool
 worker_start(cluster_t *c)
 {
-    const char *args[] = {"--broker", c->wep, "--name", "w0", "--heartbeat-ms",
-                          HEARTBEAT_MS, NULL};
+    const char *args[] = {"--broker",       c->wep,       "--name", "w0",
+                          "--heartbeat-ms", HEARTBEAT_MS, NULL};
     c->worker = dv_proc_start("DROVER_WORKER_BIN", args, c->dir, "worker.log");
     char ready[9000];
     return c->worker.pid && dv_proc_wait_ready(&c->worker, ready, sizeof ready);
@@ -58,11 +58,12 @@ cluster_up(cluster_t *c, bool with_worker)
     c->dir = dv_test_tmpdir();
     snprintf(c->cep, sizeof c->cep, "ipc://%s/client.sock", c->dir);
     snprintf(c->wep, sizeof c->wep, "ipc://%s/worker.sock", c->dir);
-    const char *args[] = {"--client", c->cep, "--worker", c->wep,
+    const char *args[] = {"--client",       c->cep,       "--worker", c->wep,
                           "--heartbeat-ms", HEARTBEAT_MS, NULL};
     c->broker = dv_proc_start("DROVER_BROKER_BIN", args, c->dir, "broker.log");
     char ready[9000];
-    if (!c->broker.pid || !dv_proc_wait_ready(&c->broker, ready, sizeof ready)) {
+    if (!c->broker.pid ||
+        !dv_proc_wait_ready(&c->broker, ready, sizeof ready)) {
         fprintf(stderr, "  broker did not get ready\n");
         return false;
     }
@@ -108,8 +109,8 @@ echo_ok(cluster_t *c)
     job.payload_len = 10;
     drover_result_t *r = NULL;
     drover_error_t err = {0};
-    bool ok = drover_run(c->d, &job, WAIT_MS, &r, &err) == 0 &&
-              drover_result_ok(r);
+    bool ok =
+        drover_run(c->d, &job, WAIT_MS, &r, &err) == 0 && drover_result_ok(r);
     size_t len = 0;
     const void *p = ok ? drover_result_payload(r, &len) : NULL;
     ok = ok && len == 10 && memcmp(p, "still here", 10) == 0;
@@ -245,7 +246,7 @@ test_hostile_error_map(void)
         DV_CHECK(ran[i]);
         DV_CHECK(out[i].got);
         DV_CHECK(!out[i].ok);
-        DV_CHECK_EQ(out[i].code, DV_EFORMAT); // an unknown name
+        DV_CHECK_EQ(out[i].code, DV_EFORMAT);              // an unknown name
         DV_CHECK(strstr(out[i].text, "NNNNNNNN") != NULL); // shown, cut
     }
     DV_CHECK(strstr(out[1].text, ": ab") != NULL);
@@ -316,8 +317,7 @@ test_big_results_travel_as_frames(void)
         }
         const char *const *names = NULL;
         const double *values = NULL;
-        size_t n = eval_rc == 0 ? drover_result_metrics(r, &names, &values)
-                                : 0;
+        size_t n = eval_rc == 0 ? drover_result_metrics(r, &names, &values) : 0;
         for (size_t i = 0; i < n; i++) {
             if (strcmp(names[i], "accuracy") == 0) {
                 acc = values[i];
@@ -442,8 +442,8 @@ test_absurd_allocations_refused(void)
     ij.cols = 1;
     uint64_t id = 0;
     drover_error_t ierr = {0};
-    int infer_rc = push == 0 ? drover_submit(c.d, &ij, WAIT_MS, &id, &ierr)
-                             : -1;
+    int infer_rc =
+        push == 0 ? drover_submit(c.d, &ij, WAIT_MS, &id, &ierr) : -1;
     printf("  infer 100,000 x 1,000 outputs: %s: %s\n",
            drover_err_name(infer_rc), ierr.text);
     bool says_bytes = strstr(ierr.text, "400000000 bytes") != NULL;
@@ -677,12 +677,143 @@ test_upload_reservations_are_bounded(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Send a submit of an echo job to queue on a raw socket.
+static void
+submit_raw(void *sock, uint64_t rid, const char *queue, const char *kind)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "kind", kind);
+    dv_msgw_str(w, "durability", "none");
+    if (strcmp(kind, "infer") == 0) {
+        dv_msgw_str(w, "model", "nosuchmodel");
+        dv_msgw_tensor(w, "input", 1, 1, 1);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    float x = 1;
+    dv_frame_t f = {(const uint8_t *)&x, sizeof x};
+    dv_wire_send(sock, NULL, 0, h, len, &f, 1);
+    dv_msgw_destroy(&w);
+}
+
+// Replies on sock until n arrived: `accepted`, and errors by code.
+static void
+count_accepted(void *sock, int n, int *accepted, int *limited, int *other)
+{
+    *accepted = *limited = *other = 0;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (*accepted + *limited + *other < n && dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 1000) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        if (dv_wire_recv(sock, false, &in) != 1) {
+            continue;
+        }
+        dv_msg_t *m = NULL;
+        dv_error_t e = {0};
+        int code = 0;
+        char text[256] = "";
+        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          NULL, &e) == 0 &&
+            dv_msg_type(m) == DV_MSG_ACCEPTED) {
+            (*accepted)++;
+        } else if (m && dv_msg_type(m) == DV_MSG_ERROR &&
+                   dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
+                   code == DV_ELIMIT) {
+            if ((*limited)++ == 0) {
+                printf("  refusal: %.150s\n", text);
+            }
+        } else {
+            (*other)++;
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+    }
+}
+
+// Refused requests create no queue; accepted jobs create them up to
+// DV_MAX_QUEUES, then a new name is refused; status comes in pages that
+// libdrover puts together.
+static void
+test_queues_only_from_accepted_jobs(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    int linger = 0;
+    if (a) {
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.cep);
+    }
+    // 500 refused submits (unknown model) and 500 acks of unknown
+    // consumers, each on a new queue name.
+    const int n_bad = 500;
+    for (int i = 0; a && i < n_bad; i++) {
+        char q[32];
+        snprintf(q, sizeof q, "bad-%d", i);
+        submit_raw(a, (uint64_t)i + 1, q, "infer");
+        snprintf(q, sizeof q, "ack-%d", i);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_ACK, 0);
+        dv_msgw_str(w, "queue", q);
+        dv_msgw_str(w, "consumer", "c");
+        dv_msgw_uint(w, "seq", 1);
+        send_header(a, w);
+    }
+    int acc = 0, lim = 0, refused = 0;
+    if (a) {
+        // DV_ENOMODEL for each submit, DV_ENOENT for each ack
+        count_accepted(a, 2 * n_bad, &acc, &lim, &refused);
+    }
+    drover_status_t st = {0};
+    drover_error_t err = {0};
+    int s1 = up ? drover_status(c.d, &st, &err) : -1;
+    size_t queues_after_bad = st.n_queues;
+    drover_status_clear(&st);
+    // Accepted jobs on DV_MAX_QUEUES + 10 names: the last 10 are refused.
+    const int n_good = DV_MAX_QUEUES + 10;
+    for (int i = 0; a && i < n_good; i++) {
+        char q[32];
+        snprintf(q, sizeof q, "q%05d", i);
+        submit_raw(a, 100000 + (uint64_t)i, q, "echo");
+    }
+    int accepted = 0, limited = 0, other = 0;
+    if (a) {
+        count_accepted(a, n_good, &accepted, &limited, &other);
+        zmq_close(a);
+    }
+    int s2 = up ? drover_status(c.d, &st, &err) : -1;
+    bool all_there = s2 == 0 && st.n_queues == DV_MAX_QUEUES &&
+                     strcmp(st.queues[0].name, "q00000") == 0 &&
+                     strcmp(st.queues[DV_MAX_QUEUES - 1].name, "q04095") == 0 &&
+                     st.queues[DV_MAX_QUEUES - 1].queued == 1;
+    printf("  after %d refused submits and %d acks: %zu queues; %d jobs on "
+           "new queues: %d accepted, %d refused; status lists %zu queues\n",
+           n_bad, n_bad, queues_after_bad, n_good, accepted, limited,
+           st.n_queues);
+    drover_status_clear(&st);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(refused, 2 * n_bad);
+    DV_CHECK_EQ(s1, 0);
+    DV_CHECK_EQ(queues_after_bad, 0);
+    DV_CHECK_EQ(accepted, DV_MAX_QUEUES);
+    DV_CHECK_EQ(limited, 10);
+    DV_CHECK_EQ(other, 0);
+    DV_CHECK(all_there);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"a hostile error map from a worker", test_hostile_error_map},
     {"big results travel as frames", test_big_results_travel_as_frames},
     {"absurd allocations refused at submit", test_absurd_allocations_refused},
     {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
     {"upload reservations are bounded", test_upload_reservations_are_bounded},
+    {"queues only from accepted jobs", test_queues_only_from_accepted_jobs},
     {NULL, NULL},
 };
 
