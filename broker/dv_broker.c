@@ -1501,6 +1501,12 @@ static void set_owner(dv_broker_t *self,
                       dv_owners_t *owners,
                       const char *name,
                       const char *owner);
+static int store_refused(dv_broker_t *self,
+                         const dv_owners_t *owners,
+                         const char *action,
+                         const char *name,
+                         const char *key,
+                         dv_error_t *err);
 
 static void
 send_simple(void *sock,
@@ -2876,6 +2882,11 @@ after_push(uv_work_t *req, int status)
         free(p->info.schema);
         free(p->info.lineage);
     }
+    if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
+                                             p->job ? "submit" : "model_push",
+                                             p->name, p->owner, &p->err))) {
+        dv_registry_discard(self->registry, &p->info);
+    }
     if (p->job) {
         train_registered(self, p);
     } else if (p->rc) {
@@ -4173,6 +4184,11 @@ after_dataset(uv_work_t *req, int status)
     if (status != 0 && d->rc == 0) {
         d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
     }
+    if (d->rc == 0 &&
+        (d->rc = store_refused(self, self->data_owners, "dataset_push",
+                               d->up->name, d->owner, &d->err)) != 0) {
+        dv_datasets_discard(self->datasets, &d->info);
+    }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
         dv_wire_send_error(self->clients, d->route, d->route_len, d->rid, 0,
@@ -4533,6 +4549,43 @@ set_owner(dv_broker_t *self,
         dv_log(DV_LOG_ERROR, "broker", "%s: owner not recorded: %s", name,
                err.text);
     }
+}
+
+// The owner check again, when a version is stored. Ownership was checked
+// when the push or train job came in, but the name's owner is set by
+// whichever version is stored first: a version of another key that got
+// there in between makes this one the loser (issue 13, point 9). 0 when
+// key may add it (plain mode, a name nobody owns, its own, an admin key),
+// else DV_EPERM naming the owner (audited as action: submit for a train
+// job's model, model_push, dataset_push).
+static int
+store_refused(dv_broker_t *self,
+              const dv_owners_t *owners,
+              const char *action,
+              const char *name,
+              const char *key,
+              dv_error_t *err)
+{
+    const char *owner = dv_owners_get(owners, name);
+    if (!key[0] || !owner || strcmp(owner, key) == 0) {
+        return 0;
+    }
+    const dv_key_t *k = dv_auth_key_by_id(self->auth, key);
+    if (k && (k->roles & DV_ROLE_ADMIN)) {
+        return 0;
+    }
+    const char *what = owners == self->data_owners ? "data set" : "model";
+    dv_errorf(err, DV_EPERM,
+              "%s '%s' belongs to key '%s' (it stored the first version "
+              "while this one was being made): only it or an admin may add "
+              "versions; nothing was stored",
+              what, name, owner);
+    char outcome[DV_ERROR_TEXT_MAX + 16];
+    snprintf(outcome, sizeof outcome, "refused: %s", err->text);
+    audit(self, key, action, name, outcome);
+    dv_log(DV_LOG_WARN, "broker", "%s %s: version by key '%s' refused: %s",
+           what, name, key, err->text);
+    return DV_EPERM;
 }
 
 static void
