@@ -146,7 +146,9 @@ typedef struct {
     char *text;       // and reason (owned)
 } dead_t;
 
-// Idempotency: a submit's key, per queue, remembered for the window.
+// Idempotency: a submit's key, per queue and per submitting key (its
+// CURVE public key, the scope; "" in plain mode), remembered for the
+// window. Scoped, so one tenant's key never answers another's submit.
 typedef struct idem idem_t;
 struct idem {
     idem_t *hnext;    // hash chain
@@ -154,7 +156,7 @@ struct idem {
     uint64_t job;     // the job it made
     uint64_t unix_ms; // when
     bool stored;      // has a record in the store
-    char key[];       // "QUEUE\0KEY"
+    char key[];       // "QUEUE\0SCOPE\0KEY"
 };
 
 // A reply that may only go out once what it reports is stored (cancel).
@@ -1641,30 +1643,55 @@ kind_code(const char *kind)
 // ---------------------------------------------------------- idempotency
 
 #define IDEM_MAX 1000000 // keys remembered at most (the oldest go first)
+#define IDEM_SCOPE_MAX 40 // a scope: a CURVE public key in Z85
+// A key record's queue length with this bit set: a scope follows (format
+// 2, written since keys are scoped; format 1 records have no scope).
+#define IDEM_SCOPED 0x80000000u
 
 static size_t
-idem_hash(const char *queue, const char *key)
+idem_hash(const char *queue, const char *scope, const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0key"
-    for (const char *p = queue; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    }
-    h = (h ^ 0) * 1099511628211ULL;
-    for (const char *p = key; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0scope\0key"
+    const char *parts[3] = {queue, scope, key};
+    for (size_t i = 0; i < 3; i++) {
+        for (const char *p = parts[i]; *p; p++) {
+            h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        }
+        h = (h ^ 0) * 1099511628211ULL;
     }
     return (size_t)h & (IDEM_BUCKETS - 1);
 }
 
+// The scope and key of e (its queue is e->key).
+static void
+idem_parts(const idem_t *e, const char **scope, const char **key)
+{
+    *scope = e->key + strlen(e->key) + 1;
+    *key = *scope + strlen(*scope) + 1;
+}
+
+// The scope of the submit being handled: who sent it.
+static const char *
+idem_scope(const dv_broker_t *self)
+{
+    return self->current ? self->current->public_z85 : "";
+}
+
 static idem_t *
-idem_find(const dv_broker_t *self, const char *queue, const char *key)
+idem_find(const dv_broker_t *self,
+          const char *queue,
+          const char *scope,
+          const char *key)
 {
     if (!self->idem) {
         return NULL;
     }
-    for (idem_t *e = self->idem[idem_hash(queue, key)]; e; e = e->hnext) {
-        if (strcmp(e->key, queue) == 0 &&
-            strcmp(e->key + strlen(e->key) + 1, key) == 0) {
+    for (idem_t *e = self->idem[idem_hash(queue, scope, key)]; e;
+         e = e->hnext) {
+        const char *s, *k;
+        idem_parts(e, &s, &k);
+        if (strcmp(e->key, queue) == 0 && strcmp(s, scope) == 0 &&
+            strcmp(k, key) == 0) {
             return e;
         }
     }
@@ -1674,8 +1701,9 @@ idem_find(const dv_broker_t *self, const char *queue, const char *key)
 static void
 idem_unlink(dv_broker_t *self, idem_t *e)
 {
-    const char *queue = e->key, *key = e->key + strlen(e->key) + 1;
-    for (idem_t **p = &self->idem[idem_hash(queue, key)]; *p;
+    const char *queue = e->key, *scope, *key;
+    idem_parts(e, &scope, &key);
+    for (idem_t **p = &self->idem[idem_hash(queue, scope, key)]; *p;
          p = &(*p)->hnext) {
         if (*p == e) {
             *p = e->hnext;
@@ -1713,11 +1741,12 @@ idem_trim(dv_broker_t *self)
     }
 }
 
-// Remember that key on queue made job at unix_ms (stored with it when
-// durable).
+// Remember that key on queue, sent by scope, made job at unix_ms (stored
+// with it when durable: format 1, as before scopes, when scope is "").
 static void
 idem_add(dv_broker_t *self,
          const char *queue,
+         const char *scope,
          const char *key,
          uint64_t job,
          uint64_t unix_ms,
@@ -1726,14 +1755,16 @@ idem_add(dv_broker_t *self,
     if (!self->idem) {
         self->idem = dv_calloc(IDEM_BUCKETS, sizeof(idem_t *));
     }
-    size_t ql = strlen(queue) + 1, kl = strlen(key) + 1;
-    idem_t *e = dv_malloc(sizeof *e + ql + kl);
+    size_t ql = strlen(queue) + 1, sl = strlen(scope) + 1,
+           kl = strlen(key) + 1;
+    idem_t *e = dv_malloc(sizeof *e + ql + sl + kl);
     memset(e, 0, sizeof *e);
     memcpy(e->key, queue, ql);
-    memcpy(e->key + ql, key, kl);
+    memcpy(e->key + ql, scope, sl);
+    memcpy(e->key + ql + sl, key, kl);
     e->job = job;
     e->unix_ms = unix_ms;
-    size_t b = idem_hash(queue, key);
+    size_t b = idem_hash(queue, scope, key);
     e->hnext = self->idem[b];
     self->idem[b] = e;
     if (self->idem_newest) {
@@ -1744,12 +1775,20 @@ idem_add(dv_broker_t *self,
     self->idem_newest = e;
     self->n_idem++;
     if (durable && self->store) {
-        size_t len = 12 + ql - 1 + kl - 1;
+        // Format 1: u64 unix_ms, u32 queue length, queue, key. Format 2
+        // (scoped): the length has IDEM_SCOPED set and a u32 scope length
+        // follows it; then queue, scope, key.
+        size_t head = sl > 1 ? 16 : 12;
+        size_t len = head + ql - 1 + sl - 1 + kl - 1;
         uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
         put_u64(p, unix_ms);
-        put_u32(p + 8, (uint32_t)(ql - 1));
-        memcpy(p + 12, queue, ql - 1);
-        memcpy(p + 12 + ql - 1, key, kl - 1);
+        put_u32(p + 8, (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
+        if (sl > 1) {
+            put_u32(p + 12, (uint32_t)(sl - 1));
+        }
+        memcpy(p + head, queue, ql - 1);
+        memcpy(p + head + ql - 1, scope, sl - 1);
+        memcpy(p + head + ql - 1 + sl - 1, key, kl - 1);
         dv_store_put_owned(self->store, DV_STORE_KEYS, job, p, len);
         e->stored = true;
         store_arm(self);
@@ -1805,10 +1844,10 @@ hold_reply(dv_broker_t *self,
     store_arm(self);
 }
 
-// A submit whose key was seen within the window gets the job that key made
-// (`accepted` with duplicate: true) and no new job. With a store the answer
-// waits for the next commit, so it never names a job not yet stored.
-// Returns true when it answered.
+// A submit whose key was seen within the window, from the same submitting
+// key, gets the job that key made (`accepted` with duplicate: true) and no
+// new job. With a store the answer waits for the next commit, so it never
+// names a job not yet stored. Returns true when it answered.
 static bool
 idem_reply(dv_broker_t *self,
            const dv_wire_msg_t *in,
@@ -1816,7 +1855,7 @@ idem_reply(dv_broker_t *self,
            const char *queue,
            const char *key)
 {
-    idem_t *e = idem_find(self, queue, key);
+    idem_t *e = idem_find(self, queue, idem_scope(self), key);
     if (!e || unix_ms_now() - e->unix_ms >= self->idem_window_ms) {
         return false;
     }
@@ -2400,7 +2439,8 @@ submit_job(dv_broker_t *self,
     j->deadline_unix = deadline_ms ? j->submit_unix + deadline_ms : 0;
     job_add(self, j);
     if (key[0]) {
-        idem_add(self, queue, key, j->id, j->submit_unix, !memory_only);
+        idem_add(self, queue, idem_scope(self), key, j->id, j->submit_unix,
+                 !memory_only);
     }
 
     if (self->store && memory_only) {
@@ -6402,14 +6442,22 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// An idempotency key record (format 1 or 2: idem_add). A format 1 record,
+// written before keys were scoped, loads with scope "": it answers plain
+// mode's submits as before, and no keyed submit (docs/SEMANTICS.md).
 static int
 recover_key(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    size_t ql = len >= 12 ? get_u32(p + 8) : 0;
-    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME ||
-        len - 12 - ql > DV_MAX_KEY_BYTES || len - 12 == ql) {
+    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
+    bool scoped = (word & IDEM_SCOPED) != 0;
+    size_t head = scoped ? 16 : 12;
+    size_t ql = word & ~IDEM_SCOPED;
+    size_t sl = scoped && len >= 16 ? get_u32(p + 12) : 0;
+    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME ||
+        sl > IDEM_SCOPE_MAX || (scoped && sl == 0) ||
+        len - head < ql + sl + 1 || len - head - ql - sl > DV_MAX_KEY_BYTES) {
         return DV_EFORMAT;
     }
     uint64_t at = get_u64(p);
@@ -6417,12 +6465,16 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
         dv_store_del(r->self->store, DV_STORE_KEYS, id); // past the window
         return 0;
     }
-    char queue[DV_MAX_WIRE_NAME + 1], key[DV_MAX_KEY_BYTES + 1];
-    memcpy(queue, p + 12, ql);
+    char queue[DV_MAX_WIRE_NAME + 1], scope[IDEM_SCOPE_MAX + 1];
+    char key[DV_MAX_KEY_BYTES + 1];
+    size_t kl = len - head - ql - sl;
+    memcpy(queue, p + head, ql);
     queue[ql] = '\0';
-    memcpy(key, p + 12 + ql, len - 12 - ql);
-    key[len - 12 - ql] = '\0';
-    idem_add(r->self, queue, key, id, at, false);
+    memcpy(scope, p + head + ql, sl);
+    scope[sl] = '\0';
+    memcpy(key, p + head + ql + sl, kl);
+    key[kl] = '\0';
+    idem_add(r->self, queue, scope, key, id, at, false);
     r->self->idem_newest->stored = true;
     return 0;
 }
