@@ -209,6 +209,8 @@ typedef struct {
     uint64_t rid;                        // its follow request
     uint32_t window;                     // unacked results in flight, max
     uint32_t inflight;                   // sent, not acked
+    char owner[DV_KEY_ID_MAX + 1];       // the key that first followed it
+                                         // ("": none yet, plain mode)
 } cursor_t;
 
 typedef struct {
@@ -3968,6 +3970,13 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     }
 }
 
+// A cursor record's queue length with this bit set: an owner follows
+// (format 2; format 1 records, from before owners, have none).
+#define CURSOR_OWNED 0x80000000u
+
+// Format 1: u64 acked, u32 queue length, queue, consumer. Format 2 (an
+// owned cursor): the length has CURSOR_OWNED set and a u32 owner length
+// follows it; then queue, owner (key id), consumer.
 static void
 store_cursor(dv_broker_t *self, const cursor_t *c)
 {
@@ -3976,13 +3985,34 @@ store_cursor(dv_broker_t *self, const cursor_t *c)
     }
     const char *queue = self->qbytes[c->qidx - 1].name;
     size_t ql = strlen(queue), cl = strlen(c->consumer);
-    uint8_t *p = dv_malloc(12 + ql + cl + DV_STORE_SPARE);
+    size_t ol = strlen(c->owner), head = ol ? 16 : 12;
+    size_t len = head + ql + ol + cl;
+    uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
     put_u64(p, c->acked);
-    put_u32(p + 8, (uint32_t)ql);
-    memcpy(p + 12, queue, ql);
-    memcpy(p + 12 + ql, c->consumer, cl);
-    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, 12 + ql + cl);
+    put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
+    if (ol) {
+        put_u32(p + 12, (uint32_t)ol);
+    }
+    memcpy(p + head, queue, ql);
+    memcpy(p + head + ql, c->owner, ol);
+    memcpy(p + head + ql + ol, c->consumer, cl);
+    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, len);
     store_arm(self);
+}
+
+// The consumer on queue (by name; NULL when either is unknown), for
+// authorize(), which must not create queues.
+static const cursor_t *
+cursor_named(const dv_broker_t *self, const char *queue, const char *consumer)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        const cursor_t *c = &self->cursors[i];
+        if (strcmp(c->consumer, consumer) == 0 &&
+            strcmp(self->qbytes[c->qidx - 1].name, queue) == 0) {
+            return c;
+        }
+    }
+    return NULL;
 }
 
 static cursor_t *
@@ -4072,9 +4102,17 @@ on_follow(dv_broker_t *self,
     qbytes_t *q = queue_bytes(self, queue);
     uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
     cursor_t *c = cursor_find(self, qidx, consumer);
+    bool fresh = !c;
     if (!c) {
         uint64_t start = strcmp(from, "latest") == 0 ? q->next_seq - 1 : 0;
         c = cursor_add(self, self->next_cursor_key, qidx, consumer, start);
+    }
+    // The first key to follow it owns it (authorize() holds others off).
+    bool claim = self->current && !c->owner[0];
+    if (claim) {
+        snprintf(c->owner, sizeof c->owner, "%s", self->current->id);
+    }
+    if (fresh || claim) {
         store_cursor(self, c);
     }
     c->sent = c->acked; // anything unacknowledged goes again
@@ -4894,6 +4932,18 @@ authorize(dv_broker_t *self,
                       "key '%s' may not use queue '%s' (its queues are in "
                       "its .pub file)",
                       k->id, queue);
+    }
+    if ((t == DV_MSG_FOLLOW || t == DV_MSG_ACK || t == DV_MSG_UNFOLLOW) &&
+        dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
+        // A consumer belongs to the key that first followed it.
+        const cursor_t *c = cursor_named(self, qbuf, name);
+        if (c && c->owner[0] && strcmp(c->owner, k->id) != 0) {
+            return refuse(self, k->id, m, err,
+                          "consumer '%s' on queue '%s' belongs to key '%s' "
+                          "(it followed it first): only it or an admin may "
+                          "follow, ack or unfollow it",
+                          name, qbuf, c->owner);
+        }
     }
     if (t == DV_MSG_SUBMIT) { // a train job adds a version to its model
         char kind[16] = "";
@@ -6327,24 +6377,35 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// A cursor record (format 1 or 2: store_cursor). A format 1 record, from
+// before consumers had owners, loads without one: the next key to follow
+// it owns it.
 static int
 recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
-    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 <= ql ||
-        len - 12 - ql > DV_MAX_WIRE_NAME) {
+    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
+    bool owned = (word & CURSOR_OWNED) != 0;
+    size_t head = owned ? 16 : 12;
+    size_t ql = word & ~CURSOR_OWNED;
+    size_t ol = owned && len >= 16 ? get_u32(p + 12) : 0;
+    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || ol > DV_KEY_ID_MAX ||
+        (owned && ol == 0) || len - head <= ql + ol ||
+        len - head - ql - ol > DV_MAX_WIRE_NAME) {
         return DV_EFORMAT;
     }
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
-    memcpy(queue, p + 12, ql);
+    size_t cl = len - head - ql - ol;
+    memcpy(queue, p + head, ql);
     queue[ql] = '\0';
-    memcpy(consumer, p + 12 + ql, len - 12 - ql);
-    consumer[len - 12 - ql] = '\0';
+    memcpy(consumer, p + head + ql + ol, cl);
+    consumer[cl] = '\0';
     qbytes_t *q = queue_bytes(r->self, queue);
-    cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1, consumer,
-               get_u64(p));
+    cursor_t *c = cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1,
+                             consumer, get_u64(p));
+    memcpy(c->owner, p + head + ql, ol);
+    c->owner[ol] = '\0';
     // New results continue after everything a consumer has seen, even if
     // the results themselves have expired.
     if (get_u64(p) >= q->next_seq) {

@@ -14,6 +14,7 @@
 // the first one (megabytes of CSV against two small messages).
 #include <dirent.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -680,6 +681,110 @@ test_idempotency_old_records(void)
     DV_CHECK(keyed_id != 77);
 }
 
+static void
+count_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    uint64_t *last = arg;
+    *last = drover_result_seq(r);
+}
+
+// Follow queue "jobs" as consumer on d; results set *last to their seq.
+// Returns the error code (its text in err); *acked gets the stored
+// position.
+static int
+follow(drover_t *d,
+       const char *consumer,
+       uint64_t *last,
+       uint64_t *acked,
+       drover_error_t *err)
+{
+    *acked = UINT64_MAX;
+    return d ? drover_follow(d, "jobs", consumer, 10, false, count_result, last,
+                             acked, err)
+             : -1;
+}
+
+// Point 11: alice follows consumer `billing` and acknowledges the first of
+// three results. bob (a consumer on the same queue) may neither take it
+// over, nor ack its results away, nor unfollow it (DV_EPERM naming alice,
+// audited); his own consumer works; an admin may follow hers. After a
+// restart she still owns it: bob is refused, and her position is the one
+// she acknowledged.
+static void
+test_consumer_owner(void)
+{
+    ten_t t;
+    bool up = ten_up(&t) && worker_start(&t);
+    drover_t *alice = up ? connect_as(&t, "alice") : NULL;
+    drover_t *bob = up ? connect_as(&t, "bob") : NULL;
+    drover_t *bob2 = up ? connect_as(&t, "bob") : NULL;
+    drover_t *admin = up ? connect_as(&t, "admin") : NULL;
+    drover_error_t err = {0};
+    int ran = 0;
+    for (int i = 0; alice && i < 3; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.queue = "jobs";
+        job.payload = "x";
+        job.payload_len = 1;
+        drover_result_t *r = NULL;
+        ran += drover_run(alice, &job, WAIT_MS, &r, &err) == 0 &&
+               drover_result_ok(r);
+        drover_result_destroy(&r);
+    }
+    uint64_t last = 0, acked = 0, b_last = 0, b_acked = 0, x = 0;
+    int fa = follow(alice, "billing", &last, &acked, &err);
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (fa == 0 && last < 3 && dv_test_now_ms() < end) {
+        drover_poll(alice, 200, &err);
+    }
+    int ack1 = fa == 0 ? drover_ack(alice, "jobs", "billing", 1, true, &err)
+                       : -1;
+    // bob at alice's consumer.
+    int fb = follow(bob, "billing", &b_last, &b_acked, &err);
+    bool fb_says = strstr(err.text, "belongs to key 'alice'") != NULL;
+    int ab = bob ? drover_ack(bob, "jobs", "billing", 3, true, &err) : -1;
+    bool ab_says = strstr(err.text, "belongs to key 'alice'") != NULL;
+    int ub = bob ? drover_unfollow(bob, "jobs", "billing", &err) : -1;
+    int own = follow(bob2, "bob-reader", &b_last, &b_acked, &err);
+    bool a_refused = audited(admin, "bob", "ack", "refused: consumer 'billing'");
+    uint64_t adm_acked = 0;
+    int fadm = follow(admin, "billing", &x, &adm_acked, &err);
+    drover_destroy(&alice);
+    drover_destroy(&bob);
+    drover_destroy(&bob2);
+    drover_destroy(&admin);
+    // After a restart.
+    bool again = up && broker_restart(&t);
+    alice = again ? connect_as(&t, "alice") : NULL;
+    bob = again ? connect_as(&t, "bob") : NULL;
+    uint64_t after_acked = 0;
+    int fb2 = follow(bob, "billing", &b_last, &b_acked, &err);
+    int fa2 = follow(alice, "billing", &last, &after_acked, &err);
+    drover_destroy(&alice);
+    drover_destroy(&bob);
+    ten_down(&t, fa != 0 || fb != DV_EPERM || fa2 != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(ran, 3);
+    DV_CHECK_EQ(fa, 0);
+    DV_CHECK_EQ(acked, 0);
+    DV_CHECK_EQ(last, 3);
+    DV_CHECK_EQ(ack1, 0);
+    DV_CHECK_EQ(fb, DV_EPERM);
+    DV_CHECK(fb_says);
+    DV_CHECK_EQ(ab, DV_EPERM);
+    DV_CHECK(ab_says);
+    DV_CHECK_EQ(ub, DV_EPERM);
+    DV_CHECK_EQ(own, 0);
+    DV_CHECK(a_refused);
+    DV_CHECK_EQ(fadm, 0); // admins may
+    DV_CHECK_EQ(adm_acked, 1);
+    DV_CHECK(again);
+    DV_CHECK_EQ(fb2, DV_EPERM); // the owner is stored
+    DV_CHECK_EQ(fa2, 0);
+    DV_CHECK_EQ(after_acked, 1); // bob's ack moved nothing
+}
+
 static const dv_test_case_t cases[] = {
     {"point 9: a model's first version decides its owner", test_model_race},
     {"point 9: a data set's first version decides its owner",
@@ -688,6 +793,8 @@ static const dv_test_case_t cases[] = {
      test_idempotency_scoped},
     {"point 10: key records from before scopes still load",
      test_idempotency_old_records},
+    {"point 11: a consumer belongs to the key that first followed it",
+     test_consumer_owner},
     {NULL, NULL},
 };
 
