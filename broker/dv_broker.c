@@ -149,7 +149,9 @@ typedef struct {
     char *text;       // and reason (owned)
 } dead_t;
 
-// Idempotency: a submit's key, per queue, remembered for the window.
+// Idempotency: a submit's key, per queue and per submitting key (its
+// CURVE public key, the scope; "" in plain mode), remembered for the
+// window. Scoped, so one tenant's key never answers another's submit.
 typedef struct idem idem_t;
 struct idem {
     idem_t *hnext;    // hash chain
@@ -157,7 +159,7 @@ struct idem {
     uint64_t job;     // the job it made
     uint64_t unix_ms; // when
     bool stored;      // has a record in the store
-    char key[];       // "QUEUE\0KEY"
+    char key[];       // "QUEUE\0SCOPE\0KEY"
 };
 
 // A reply that may only go out once what it reports is stored (cancel).
@@ -210,6 +212,8 @@ typedef struct {
     uint64_t rid;                        // its follow request
     uint32_t window;                     // unacked results in flight, max
     uint32_t inflight;                   // sent, not acked
+    char owner[DV_KEY_ID_MAX + 1];       // the key that first followed it
+                                         // ("": none yet, plain mode)
 } cursor_t;
 
 typedef struct {
@@ -1571,6 +1575,12 @@ static void set_owner(dv_broker_t *self,
                       dv_owners_t *owners,
                       const char *name,
                       const char *owner);
+static int store_refused(dv_broker_t *self,
+                         const dv_owners_t *owners,
+                         const char *action,
+                         const char *name,
+                         const char *key,
+                         dv_error_t *err);
 
 static void
 send_simple(dv_broker_t *self,
@@ -1709,30 +1719,55 @@ kind_code(const char *kind)
 // ---------------------------------------------------------- idempotency
 
 #define IDEM_MAX 1000000 // keys remembered at most (the oldest go first)
+#define IDEM_SCOPE_MAX 40 // a scope: a CURVE public key in Z85
+// A key record's queue length with this bit set: a scope follows (format
+// 2, written since keys are scoped; format 1 records have no scope).
+#define IDEM_SCOPED 0x80000000u
 
 static size_t
-idem_hash(const char *queue, const char *key)
+idem_hash(const char *queue, const char *scope, const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0key"
-    for (const char *p = queue; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    }
-    h = (h ^ 0) * 1099511628211ULL;
-    for (const char *p = key; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0scope\0key"
+    const char *parts[3] = {queue, scope, key};
+    for (size_t i = 0; i < 3; i++) {
+        for (const char *p = parts[i]; *p; p++) {
+            h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        }
+        h = (h ^ 0) * 1099511628211ULL;
     }
     return (size_t)h & (IDEM_BUCKETS - 1);
 }
 
+// The scope and key of e (its queue is e->key).
+static void
+idem_parts(const idem_t *e, const char **scope, const char **key)
+{
+    *scope = e->key + strlen(e->key) + 1;
+    *key = *scope + strlen(*scope) + 1;
+}
+
+// The scope of the submit being handled: who sent it.
+static const char *
+idem_scope(const dv_broker_t *self)
+{
+    return self->current ? self->current->public_z85 : "";
+}
+
 static idem_t *
-idem_find(const dv_broker_t *self, const char *queue, const char *key)
+idem_find(const dv_broker_t *self,
+          const char *queue,
+          const char *scope,
+          const char *key)
 {
     if (!self->idem) {
         return NULL;
     }
-    for (idem_t *e = self->idem[idem_hash(queue, key)]; e; e = e->hnext) {
-        if (strcmp(e->key, queue) == 0 &&
-            strcmp(e->key + strlen(e->key) + 1, key) == 0) {
+    for (idem_t *e = self->idem[idem_hash(queue, scope, key)]; e;
+         e = e->hnext) {
+        const char *s, *k;
+        idem_parts(e, &s, &k);
+        if (strcmp(e->key, queue) == 0 && strcmp(s, scope) == 0 &&
+            strcmp(k, key) == 0) {
             return e;
         }
     }
@@ -1742,8 +1777,9 @@ idem_find(const dv_broker_t *self, const char *queue, const char *key)
 static void
 idem_unlink(dv_broker_t *self, idem_t *e)
 {
-    const char *queue = e->key, *key = e->key + strlen(e->key) + 1;
-    for (idem_t **p = &self->idem[idem_hash(queue, key)]; *p;
+    const char *queue = e->key, *scope, *key;
+    idem_parts(e, &scope, &key);
+    for (idem_t **p = &self->idem[idem_hash(queue, scope, key)]; *p;
          p = &(*p)->hnext) {
         if (*p == e) {
             *p = e->hnext;
@@ -1781,11 +1817,12 @@ idem_trim(dv_broker_t *self)
     }
 }
 
-// Remember that key on queue made job at unix_ms (stored with it when
-// durable).
+// Remember that key on queue, sent by scope, made job at unix_ms (stored
+// with it when durable: format 1, as before scopes, when scope is "").
 static void
 idem_add(dv_broker_t *self,
          const char *queue,
+         const char *scope,
          const char *key,
          uint64_t job,
          uint64_t unix_ms,
@@ -1794,14 +1831,16 @@ idem_add(dv_broker_t *self,
     if (!self->idem) {
         self->idem = dv_calloc(IDEM_BUCKETS, sizeof(idem_t *));
     }
-    size_t ql = strlen(queue) + 1, kl = strlen(key) + 1;
-    idem_t *e = dv_malloc(sizeof *e + ql + kl);
+    size_t ql = strlen(queue) + 1, sl = strlen(scope) + 1,
+           kl = strlen(key) + 1;
+    idem_t *e = dv_malloc(sizeof *e + ql + sl + kl);
     memset(e, 0, sizeof *e);
     memcpy(e->key, queue, ql);
-    memcpy(e->key + ql, key, kl);
+    memcpy(e->key + ql, scope, sl);
+    memcpy(e->key + ql + sl, key, kl);
     e->job = job;
     e->unix_ms = unix_ms;
-    size_t b = idem_hash(queue, key);
+    size_t b = idem_hash(queue, scope, key);
     e->hnext = self->idem[b];
     self->idem[b] = e;
     if (self->idem_newest) {
@@ -1812,12 +1851,20 @@ idem_add(dv_broker_t *self,
     self->idem_newest = e;
     self->n_idem++;
     if (durable && self->store) {
-        size_t len = 12 + ql - 1 + kl - 1;
+        // Format 1: u64 unix_ms, u32 queue length, queue, key. Format 2
+        // (scoped): the length has IDEM_SCOPED set and a u32 scope length
+        // follows it; then queue, scope, key.
+        size_t head = sl > 1 ? 16 : 12;
+        size_t len = head + ql - 1 + sl - 1 + kl - 1;
         uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
         put_u64(p, unix_ms);
-        put_u32(p + 8, (uint32_t)(ql - 1));
-        memcpy(p + 12, queue, ql - 1);
-        memcpy(p + 12 + ql - 1, key, kl - 1);
+        put_u32(p + 8, (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
+        if (sl > 1) {
+            put_u32(p + 12, (uint32_t)(sl - 1));
+        }
+        memcpy(p + head, queue, ql - 1);
+        memcpy(p + head + ql - 1, scope, sl - 1);
+        memcpy(p + head + ql - 1 + sl - 1, key, kl - 1);
         dv_store_put_owned(self->store, DV_STORE_KEYS, job, p, len);
         e->stored = true;
         store_arm(self);
@@ -1873,10 +1920,10 @@ hold_reply(dv_broker_t *self,
     store_arm(self);
 }
 
-// A submit whose key was seen within the window gets the job that key made
-// (`accepted` with duplicate: true) and no new job. With a store the answer
-// waits for the next commit, so it never names a job not yet stored.
-// Returns true when it answered.
+// A submit whose key was seen within the window, from the same submitting
+// key, gets the job that key made (`accepted` with duplicate: true) and no
+// new job. With a store the answer waits for the next commit, so it never
+// names a job not yet stored. Returns true when it answered.
 static bool
 idem_reply(dv_broker_t *self,
            const dv_wire_msg_t *in,
@@ -1884,7 +1931,7 @@ idem_reply(dv_broker_t *self,
            const char *queue,
            const char *key)
 {
-    idem_t *e = idem_find(self, queue, key);
+    idem_t *e = idem_find(self, queue, idem_scope(self), key);
     if (!e || unix_ms_now() - e->unix_ms >= self->idem_window_ms) {
         return false;
     }
@@ -2479,7 +2526,8 @@ submit_job(dv_broker_t *self,
     j->deadline_unix = deadline_ms ? j->submit_unix + deadline_ms : 0;
     job_add(self, j);
     if (key[0]) {
-        idem_add(self, queue, key, j->id, j->submit_unix, !memory_only);
+        idem_add(self, queue, idem_scope(self), key, j->id, j->submit_unix,
+                 !memory_only);
     }
 
     if (self->store && memory_only) {
@@ -3014,6 +3062,11 @@ after_push(uv_work_t *req, int status)
         p->rc = dv_errorf(&p->err, DV_ECANCELED, "model push cancelled");
         free(p->info.schema);
         free(p->info.lineage);
+    }
+    if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
+                                             p->job ? "submit" : "model_push",
+                                             p->name, p->owner, &p->err))) {
+        dv_registry_discard(self->registry, &p->info);
     }
     if (p->job) {
         train_registered(self, p);
@@ -4062,6 +4115,13 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     }
 }
 
+// A cursor record's queue length with this bit set: an owner follows
+// (format 2; format 1 records, from before owners, have none).
+#define CURSOR_OWNED 0x80000000u
+
+// Format 1: u64 acked, u32 queue length, queue, consumer. Format 2 (an
+// owned cursor): the length has CURSOR_OWNED set and a u32 owner length
+// follows it; then queue, owner (key id), consumer.
 static void
 store_cursor(dv_broker_t *self, const cursor_t *c)
 {
@@ -4070,13 +4130,34 @@ store_cursor(dv_broker_t *self, const cursor_t *c)
     }
     const char *queue = self->qbytes[c->qidx - 1].name;
     size_t ql = strlen(queue), cl = strlen(c->consumer);
-    uint8_t *p = dv_malloc(12 + ql + cl + DV_STORE_SPARE);
+    size_t ol = strlen(c->owner), head = ol ? 16 : 12;
+    size_t len = head + ql + ol + cl;
+    uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
     put_u64(p, c->acked);
-    put_u32(p + 8, (uint32_t)ql);
-    memcpy(p + 12, queue, ql);
-    memcpy(p + 12 + ql, c->consumer, cl);
-    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, 12 + ql + cl);
+    put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
+    if (ol) {
+        put_u32(p + 12, (uint32_t)ol);
+    }
+    memcpy(p + head, queue, ql);
+    memcpy(p + head + ql, c->owner, ol);
+    memcpy(p + head + ql + ol, c->consumer, cl);
+    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, len);
     store_arm(self);
+}
+
+// The consumer on queue (by name; NULL when either is unknown), for
+// authorize(), which must not create queues.
+static const cursor_t *
+cursor_named(const dv_broker_t *self, const char *queue, const char *consumer)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        const cursor_t *c = &self->cursors[i];
+        if (strcmp(c->consumer, consumer) == 0 &&
+            strcmp(self->qbytes[c->qidx - 1].name, queue) == 0) {
+            return c;
+        }
+    }
+    return NULL;
 }
 
 static cursor_t *
@@ -4171,9 +4252,17 @@ on_follow(dv_broker_t *self,
     qbytes_t *q = queue_bytes(self, queue);
     uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
     cursor_t *c = cursor_find(self, qidx, consumer);
+    bool fresh = !c;
     if (!c) {
         uint64_t start = strcmp(from, "latest") == 0 ? q->next_seq - 1 : 0;
         c = cursor_add(self, self->next_cursor_key, qidx, consumer, start);
+    }
+    // The first key to follow it owns it (authorize() holds others off).
+    bool claim = self->current && !c->owner[0];
+    if (claim) {
+        snprintf(c->owner, sizeof c->owner, "%s", self->current->id);
+    }
+    if (fresh || claim) {
         store_cursor(self, c);
     }
     c->sent = c->acked; // anything unacknowledged goes again
@@ -4326,6 +4415,11 @@ after_dataset(uv_work_t *req, int status)
     dv_broker_t *self = d->broker;
     if (status != 0 && d->rc == 0) {
         d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
+    }
+    if (d->rc == 0 &&
+        (d->rc = store_refused(self, self->data_owners, "dataset_push",
+                               d->up->name, d->owner, &d->err)) != 0) {
+        dv_datasets_discard(self->datasets, &d->info);
     }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
@@ -4780,6 +4874,43 @@ set_owner(dv_broker_t *self,
     }
 }
 
+// The owner check again, when a version is stored. Ownership was checked
+// when the push or train job came in, but the name's owner is set by
+// whichever version is stored first: a version of another key that got
+// there in between makes this one the loser (issue 13, point 9). 0 when
+// key may add it (plain mode, a name nobody owns, its own, an admin key),
+// else DV_EPERM naming the owner (audited as action: submit for a train
+// job's model, model_push, dataset_push).
+static int
+store_refused(dv_broker_t *self,
+              const dv_owners_t *owners,
+              const char *action,
+              const char *name,
+              const char *key,
+              dv_error_t *err)
+{
+    const char *owner = dv_owners_get(owners, name);
+    if (!key[0] || !owner || strcmp(owner, key) == 0) {
+        return 0;
+    }
+    const dv_key_t *k = dv_auth_key_by_id(self->auth, key);
+    if (k && (k->roles & DV_ROLE_ADMIN)) {
+        return 0;
+    }
+    const char *what = owners == self->data_owners ? "data set" : "model";
+    dv_errorf(err, DV_EPERM,
+              "%s '%s' belongs to key '%s' (it stored the first version "
+              "while this one was being made): only it or an admin may add "
+              "versions; nothing was stored",
+              what, name, owner);
+    char outcome[DV_ERROR_TEXT_MAX + 16];
+    snprintf(outcome, sizeof outcome, "refused: %s", err->text);
+    audit(self, key, action, name, outcome);
+    dv_log(DV_LOG_WARN, "broker", "%s %s: version by key '%s' refused: %s",
+           what, name, key, err->text);
+    return DV_EPERM;
+}
+
 static void
 on_handshake_refused(const char *domain,
                      const char *address,
@@ -5046,6 +5177,18 @@ authorize(dv_broker_t *self,
                       "key '%s' may not use queue '%s' (its queues are in "
                       "its .pub file)",
                       k->id, queue);
+    }
+    if ((t == DV_MSG_FOLLOW || t == DV_MSG_ACK || t == DV_MSG_UNFOLLOW) &&
+        dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
+        // A consumer belongs to the key that first followed it.
+        const cursor_t *c = cursor_named(self, qbuf, name);
+        if (c && c->owner[0] && strcmp(c->owner, k->id) != 0) {
+            return refuse(self, k->id, m, err,
+                          "consumer '%s' on queue '%s' belongs to key '%s' "
+                          "(it followed it first): only it or an admin may "
+                          "follow, ack or unfollow it",
+                          name, qbuf, c->owner);
+        }
     }
     if (t == DV_MSG_SUBMIT) { // a train job adds a version to its model
         char kind[16] = "";
@@ -6550,24 +6693,35 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// A cursor record (format 1 or 2: store_cursor). A format 1 record, from
+// before consumers had owners, loads without one: the next key to follow
+// it owns it.
 static int
 recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
-    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 <= ql ||
-        len - 12 - ql > DV_MAX_WIRE_NAME) {
+    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
+    bool owned = (word & CURSOR_OWNED) != 0;
+    size_t head = owned ? 16 : 12;
+    size_t ql = word & ~CURSOR_OWNED;
+    size_t ol = owned && len >= 16 ? get_u32(p + 12) : 0;
+    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || ol > DV_KEY_ID_MAX ||
+        (owned && ol == 0) || len - head <= ql + ol ||
+        len - head - ql - ol > DV_MAX_WIRE_NAME) {
         return DV_EFORMAT;
     }
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
-    memcpy(queue, p + 12, ql);
+    size_t cl = len - head - ql - ol;
+    memcpy(queue, p + head, ql);
     queue[ql] = '\0';
-    memcpy(consumer, p + 12 + ql, len - 12 - ql);
-    consumer[len - 12 - ql] = '\0';
+    memcpy(consumer, p + head + ql + ol, cl);
+    consumer[cl] = '\0';
     qbytes_t *q = queue_bytes(r->self, queue);
-    cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1, consumer,
-               get_u64(p));
+    cursor_t *c = cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1,
+                             consumer, get_u64(p));
+    memcpy(c->owner, p + head + ql, ol);
+    c->owner[ol] = '\0';
     // New results continue after everything a consumer has seen, even if
     // the results themselves have expired.
     if (get_u64(p) >= q->next_seq) {
@@ -6665,14 +6819,22 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// An idempotency key record (format 1 or 2: idem_add). A format 1 record,
+// written before keys were scoped, loads with scope "": it answers plain
+// mode's submits as before, and no keyed submit (docs/SEMANTICS.md).
 static int
 recover_key(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    size_t ql = len >= 12 ? get_u32(p + 8) : 0;
-    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME ||
-        len - 12 - ql > DV_MAX_KEY_BYTES || len - 12 == ql) {
+    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
+    bool scoped = (word & IDEM_SCOPED) != 0;
+    size_t head = scoped ? 16 : 12;
+    size_t ql = word & ~IDEM_SCOPED;
+    size_t sl = scoped && len >= 16 ? get_u32(p + 12) : 0;
+    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME ||
+        sl > IDEM_SCOPE_MAX || (scoped && sl == 0) ||
+        len - head < ql + sl + 1 || len - head - ql - sl > DV_MAX_KEY_BYTES) {
         return DV_EFORMAT;
     }
     uint64_t at = get_u64(p);
@@ -6680,12 +6842,16 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
         dv_store_del(r->self->store, DV_STORE_KEYS, id); // past the window
         return 0;
     }
-    char queue[DV_MAX_WIRE_NAME + 1], key[DV_MAX_KEY_BYTES + 1];
-    memcpy(queue, p + 12, ql);
+    char queue[DV_MAX_WIRE_NAME + 1], scope[IDEM_SCOPE_MAX + 1];
+    char key[DV_MAX_KEY_BYTES + 1];
+    size_t kl = len - head - ql - sl;
+    memcpy(queue, p + head, ql);
     queue[ql] = '\0';
-    memcpy(key, p + 12 + ql, len - 12 - ql);
-    key[len - 12 - ql] = '\0';
-    idem_add(r->self, queue, key, id, at, false);
+    memcpy(scope, p + head + ql, sl);
+    scope[sl] = '\0';
+    memcpy(key, p + head + ql + sl, kl);
+    key[kl] = '\0';
+    idem_add(r->self, queue, scope, key, id, at, false);
     r->self->idem_newest->stored = true;
     return 0;
 }

@@ -301,6 +301,17 @@ dv_datasets_commit(dv_datasets_t *self,
     return dv_datasets_get(self, info->name, info->version);
 }
 
+void
+dv_datasets_discard(dv_datasets_t *self, const dv_dataset_info_t *info)
+{
+    if (self->dir) {
+        char path[PATH_BYTES];
+        path_of(self->dir, info->name, info->version, path, sizeof path);
+        (void)unlink(path); // absent when the prepare did not write it
+    }
+    dv_datasets_release(self, info->name, info->version);
+}
+
 const dv_dataset_info_t *
 dv_datasets_list(const dv_datasets_t *self, size_t *n)
 {

@@ -65,6 +65,10 @@ int dv_datasets_prepare(const char *dir,
 const dv_dataset_info_t *dv_datasets_commit(dv_datasets_t *self,
                                             const dv_dataset_info_t *info,
                                             uint8_t *csv);
+// A prepared version that will not be committed after all (refused when
+// it came to be stored): the file dv_datasets_prepare wrote is removed and
+// the reservation released. csv is not touched (the caller frees it).
+void dv_datasets_discard(dv_datasets_t *self, const dv_dataset_info_t *info);
 
 // Thread-safe: check csv against sha256 (NULL: no check; DV_ECHECKSUM),
 // validate it as training data (every column but the target numeric:

@@ -485,6 +485,23 @@ dv_registry_commit(dv_registry_t *self,
     return dv_registry_get(self, info->name, info->version);
 }
 
+void
+dv_registry_discard(dv_registry_t *self, dv_model_info_t *info)
+{
+    if (self->dir) {
+        char path[PATH_BYTES];
+        path_of(self, info->name, info->version, path, sizeof path);
+        (void)unlink(path); // absent when the prepare did not write it
+        lineage_path(self->dir, info->name, info->version, path, sizeof path);
+        (void)unlink(path);
+    }
+    free(info->schema);
+    info->schema = NULL;
+    free(info->lineage);
+    info->lineage = NULL;
+    dv_registry_release(self, info->name, info->version);
+}
+
 int
 dv_registry_push(dv_registry_t *self,
                  const char *name,

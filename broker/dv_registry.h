@@ -100,6 +100,11 @@ int dv_registry_prepare_lineage(const char *dir,
 const dv_model_info_t *dv_registry_commit(dv_registry_t *self,
                                           const dv_model_info_t *info,
                                           uint8_t *image);
+// A prepared version that will not be committed after all (refused when
+// it came to be stored): the files dv_registry_prepare and
+// _prepare_lineage wrote are removed, info's schema and lineage freed and
+// the reservation released. Nothing of it remains, on disk or here.
+void dv_registry_discard(dv_registry_t *self, dv_model_info_t *info);
 // Thread-safe: read dir's file for name@version and check it against
 // sha256. Returns 0 and *image (caller frees), or DV_E*.
 int dv_registry_read_file(const char *dir,
