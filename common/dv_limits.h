@@ -57,4 +57,9 @@
 // for weeks.
 #define DV_MAX_EPOCHS 1000000
 
+// Keys one data set is shared with (dataset_share). A team, not a
+// directory: a wider audience is "*" (every key); bounds the list file the
+// broker reads at start and the reply that echoes it.
+#define DV_MAX_READERS 256
+
 #endif

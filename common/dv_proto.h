@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 1 // minors only add
+#define DV_PROTOCOL_MINOR 2 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -88,7 +88,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(CHECKPOINT, "checkpoint")                                               \
     XX(ADMIN_RELOAD, "admin_reload")                                           \
     XX(AUDIT_LIST, "audit_list")                                               \
-    XX(AUDIT, "audit")
+    XX(AUDIT, "audit")                                                         \
+    XX(DATASET_SHARE, "dataset_share")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
