@@ -4564,11 +4564,7 @@ on_dataset_share(dv_broker_t *self,
     if (rc == 0) {
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_str(w, "name", name);
-        dv_msgw_key(w, "readers");
-        dv_msgw_v_array(w, n);
-        for (size_t i = 0; i < n; i++) {
-            dv_msgw_v_str(w, readers[i]);
-        }
+        dv_msgw_strs(w, "readers", (const char *const *)readers, n);
         reply(self->clients, route, route_len, w);
     }
     dv_strs_free(&readers, n);

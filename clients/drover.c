@@ -2490,11 +2490,7 @@ drover_dataset_share(drover_t *self,
     uint64_t rid = ++self->next_rid;
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_SHARE, rid);
     dv_msgw_str(w, "name", name);
-    dv_msgw_key(w, "readers");
-    dv_msgw_v_array(w, n);
-    for (size_t i = 0; i < n; i++) {
-        dv_msgw_v_str(w, readers[i]);
-    }
+    dv_msgw_strs(w, "readers", readers, n);
     int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
     drop_reply(self);
     return rc;
