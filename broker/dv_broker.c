@@ -1719,7 +1719,7 @@ kind_code(const char *kind)
 // ---------------------------------------------------------- idempotency
 
 #define IDEM_MAX 1000000 // keys remembered at most (the oldest go first)
-#define IDEM_SCOPE_MAX 40 // a scope: a CURVE public key in Z85
+#define IDEM_SCOPE_MAX 40      // a scope: a CURVE public key in Z85
 // A key record's queue length with this bit set: a scope follows (format
 // 2, written since keys are scoped; format 1 records have no scope).
 #define IDEM_SCOPED 0x80000000u
@@ -1831,8 +1831,7 @@ idem_add(dv_broker_t *self,
     if (!self->idem) {
         self->idem = dv_calloc(IDEM_BUCKETS, sizeof(idem_t *));
     }
-    size_t ql = strlen(queue) + 1, sl = strlen(scope) + 1,
-           kl = strlen(key) + 1;
+    size_t ql = strlen(queue) + 1, sl = strlen(scope) + 1, kl = strlen(key) + 1;
     idem_t *e = dv_malloc(sizeof *e + ql + sl + kl);
     memset(e, 0, sizeof *e);
     memcpy(e->key, queue, ql);
@@ -4698,20 +4697,35 @@ on_dataset_get(dv_broker_t *self,
     return 0;
 }
 
+// May the key of the request being handled read data set name? (Plain
+// mode and admins: every one; see dataset_reads_refused.)
+static bool
+dataset_readable(const dv_broker_t *self, const char *name)
+{
+    const dv_key_t *k = self->current;
+    return !k || (k->roles & DV_ROLE_ADMIN) ||
+           dv_owners_may_read(self->data_owners, name, k->id);
+}
+
 static int
 on_dataset_list(dv_broker_t *self,
                 const void *route,
                 size_t route_len,
                 uint64_t rid)
 {
-    size_t n = 0;
+    size_t n = 0, shown = 0;
     const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
+    for (size_t i = 0; i < n; i++) {
+        shown += dataset_readable(self, all[i].name);
+    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASETS, rid);
     dv_msgw_key(w, "datasets");
-    dv_msgw_v_array(w, n);
+    dv_msgw_v_array(w, shown);
     for (size_t i = 0; i < n; i++) {
-        dv_msgw_v_map(w, DATASET_FIELDS);
-        write_dataset_info(w, &all[i], true);
+        if (dataset_readable(self, all[i].name)) {
+            dv_msgw_v_map(w, DATASET_FIELDS);
+            write_dataset_info(w, &all[i], true);
+        }
     }
     client_reply(self, route, route_len, w);
     return 0;
@@ -4741,6 +4755,47 @@ on_dataset_rm(dv_broker_t *self,
     dv_msgw_uint(w, "removed", (uint64_t)rc);
     client_reply(self, route, route_len, w);
     return 0;
+}
+
+// dataset_share {name, readers: [key id or "*"]}: who besides its owner
+// and admins may read data set name (train or evaluate on it, see it in
+// dataset_list and dataset_get), replacing the list ([]: nobody else).
+// Only its owner or an admin (authorize()). Answered `ok` with the list.
+static int
+on_dataset_share(dv_broker_t *self,
+                 const void *route,
+                 size_t route_len,
+                 const dv_msg_t *m,
+                 uint64_t rid,
+                 dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    char **readers = NULL;
+    size_t n = 0;
+    int rc = dv_msg_str(m, "name", name, sizeof name, err);
+    if (rc == 0 && !dv_msg_has(m, "readers")) {
+        rc = dv_errorf(err, DV_EFORMAT,
+                       "dataset_share: 'readers' (key ids, or [\"*\"] for "
+                       "every key) is missing");
+    }
+    if (rc == 0) {
+        rc = dv_msg_strs(m, "readers", DV_MAX_READERS, DV_KEY_ID_MAX, &readers,
+                         &n, err);
+    }
+    if (rc == 0 && !dv_datasets_get(self->datasets, name, 0)) {
+        rc = dv_errorf(err, DV_ENOENT, "no data set '%s'", name);
+    }
+    if (rc == 0) {
+        rc = dv_owners_share(self->data_owners, name, readers, n, err);
+    }
+    if (rc == 0) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_str(w, "name", name);
+        dv_msgw_strs(w, "readers", (const char *const *)readers, n);
+        reply(self->clients, route, route_len, w);
+    }
+    dv_strs_free(&readers, n);
+    return rc;
 }
 
 static int
@@ -5053,6 +5108,39 @@ owns(const dv_owners_t *owners, const dv_key_t *k, const char *name)
     return (k->roles & DV_ROLE_ADMIN) || !owner || strcmp(owner, k->id) == 0;
 }
 
+// Read access to stored data sets (issue 13, point 13): a data set is read
+// (trained or evaluated on, shown by dataset_get) by its owner, the keys
+// it is shared with (dataset_share) and admins; one nobody owns by every
+// key. DV_EPERM (audited) when m (a dataset_get, or a submit naming
+// `dataset` or `eval_dataset`) reads one key k may not.
+static int
+dataset_reads_refused(dv_broker_t *self,
+                      const dv_key_t *k,
+                      const dv_msg_t *m,
+                      dv_error_t *err)
+{
+    static const char *fields[] = {"name", "dataset", "eval_dataset"};
+    bool get = dv_msg_type(m) == DV_MSG_DATASET_GET;
+    for (size_t i = get ? 0 : 1; i < (get ? 1u : 3u); i++) {
+        char ref[2 * DV_MAX_WIRE_NAME], name[DV_MAX_WIRE_NAME + 1];
+        uint32_t version = 0;
+        dv_error_t ignore;
+        if (!dv_msg_has(m, fields[i]) ||
+            dv_msg_str(m, fields[i], ref, sizeof ref, &ignore) != 0 ||
+            dv_model_ref_parse(ref, name, &version, &ignore) != 0 ||
+            dv_owners_may_read(self->data_owners, name, k->id)) {
+            continue; // a malformed one is the handler's to refuse
+        }
+        return refuse(self, k->id, m, err,
+                      "data set '%s' belongs to key '%s' and is not shared "
+                      "with key '%s': its owner may share it (drover "
+                      "datasets share %s --with %s)",
+                      name, dv_owners_get(self->data_owners, name), k->id, name,
+                      k->id);
+    }
+    return 0;
+}
+
 // Check client message m against its key. *who gets the key (NULL in
 // plain mode).
 static int
@@ -5129,6 +5217,7 @@ authorize(dv_broker_t *self,
         break;
     case DV_MSG_DATASET_PUSH:
     case DV_MSG_DATASET_RM:
+    case DV_MSG_DATASET_SHARE:
         need = DV_ROLE_PRODUCER;
         if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             !owns(self->data_owners, k, name)) {
@@ -5137,6 +5226,9 @@ authorize(dv_broker_t *self,
                           "admin may change it",
                           name, dv_owners_get(self->data_owners, name));
         }
+        break;
+    case DV_MSG_DATASET_GET: // and read access, below
+        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
         break;
     case DV_MSG_MODEL_RM:
         // The owner (a producer whose train jobs made it) or an admin.
@@ -5190,6 +5282,12 @@ authorize(dv_broker_t *self,
                           name, qbuf, c->owner);
         }
     }
+    if (t == DV_MSG_DATASET_GET || t == DV_MSG_SUBMIT) {
+        int rc = dataset_reads_refused(self, k, m, err);
+        if (rc) {
+            return rc;
+        }
+    }
     if (t == DV_MSG_SUBMIT) { // a train job adds a version to its model
         char kind[16] = "";
         if (dv_msg_str(m, "kind", kind, sizeof kind, &ignore) == 0 &&
@@ -5221,6 +5319,7 @@ audit_message(dv_broker_t *self,
     case DV_MSG_MODEL_GC:
     case DV_MSG_DATASET_PUSH:
     case DV_MSG_DATASET_RM:
+    case DV_MSG_DATASET_SHARE:
     case DV_MSG_DEAD_REQUEUE:
     case DV_MSG_DEAD_PURGE:
         break;
@@ -5388,6 +5487,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
             break;
         case DV_MSG_DATASET_RM:
             rc = on_dataset_rm(self, route, route_len, m, rid, &err);
+            break;
+        case DV_MSG_DATASET_SHARE:
+            rc = on_dataset_share(self, route, route_len, m, rid, &err);
             break;
         case DV_MSG_WORKERS:
             rc = on_workers(self, route, route_len, rid);
@@ -6832,9 +6934,9 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
     size_t head = scoped ? 16 : 12;
     size_t ql = word & ~IDEM_SCOPED;
     size_t sl = scoped && len >= 16 ? get_u32(p + 12) : 0;
-    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME ||
-        sl > IDEM_SCOPE_MAX || (scoped && sl == 0) ||
-        len - head < ql + sl + 1 || len - head - ql - sl > DV_MAX_KEY_BYTES) {
+    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || sl > IDEM_SCOPE_MAX ||
+        (scoped && sl == 0) || len - head < ql + sl + 1 ||
+        len - head - ql - sl > DV_MAX_KEY_BYTES) {
         return DV_EFORMAT;
     }
     uint64_t at = get_u64(p);

@@ -2512,6 +2512,22 @@ drover_dataset_rm(drover_t *self,
 }
 
 int
+drover_dataset_share(drover_t *self,
+                     const char *name,
+                     const char *const *readers,
+                     size_t n,
+                     drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_SHARE, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_strs(w, "readers", readers, n);
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    drop_reply(self);
+    return rc;
+}
+
+int
 drover_dataset_get(drover_t *self,
                    const char *name,
                    uint32_t version,

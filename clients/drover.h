@@ -343,6 +343,17 @@ int drover_dataset_rm(drover_t *self,
                       uint32_t version,
                       unsigned *removed,
                       drover_error_t *err);
+// Share data set name for reading (training, evaluating, listing) with n
+// keys (ids; "*": every key), replacing its list (n 0: its owner and
+// admins only again). With keys a data set is read only by its owner,
+// admins and these. Its owner or an admin may; DV_EPERM otherwise,
+// DV_ENOENT (no such data set, or it has no owner: stored without keys,
+// everyone reads it), DV_EINVAL (a bad id, more than 256).
+int drover_dataset_share(drover_t *self,
+                         const char *name,
+                         const char *const *readers,
+                         size_t n,
+                         drover_error_t *err);
 
 // -------------------------------------------------------------- training
 

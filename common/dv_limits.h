@@ -98,4 +98,9 @@
 // replies without bound).
 #define DV_PEER_ERROR_SLACK_BYTES ((size_t)1 << 20)
 
+// Keys one data set is shared with (dataset_share). A team, not a
+// directory: a wider audience is "*" (every key); bounds the list file the
+// broker reads at start and the reply that echoes it.
+#define DV_MAX_READERS 256
+
 #endif

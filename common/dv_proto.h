@@ -97,7 +97,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(CHECKPOINT, "checkpoint")                                               \
     XX(ADMIN_RELOAD, "admin_reload")                                           \
     XX(AUDIT_LIST, "audit_list")                                               \
-    XX(AUDIT, "audit")
+    XX(AUDIT, "audit")                                                         \
+    XX(DATASET_SHARE, "dataset_share")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -18,6 +18,7 @@
 #include "dv_cli.h"
 #include "dv_csv.h"
 #include "dv_file.h"
+#include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_metrics.h"
 #include "dv_prep.h"
@@ -1423,6 +1424,9 @@ cmd_train(int argc, char **argv)
     "(validated)\n"                                                            \
     "       drover datasets list | show NAME[@VERSION]\n"                      \
     "       drover datasets rm NAME[@VERSION]            (no version: all)\n"  \
+    "       drover datasets share NAME --with KEY[,KEY...]  who else may "     \
+    "read it\n"                                                                \
+    "                                     ('*': every key; '': owner only)\n"  \
     "all take [--broker E] [--json]; `drover train --dataset NAME[@V]` "       \
     "trains on one.\n"
 
@@ -1445,6 +1449,41 @@ print_dataset(const drover_dataset_t *d, bool json)
     }
 }
 
+// `drover datasets share NAME --with LIST`: LIST split at commas ("": no
+// one besides the owner).
+static int
+share_dataset(drover_t *d,
+              const char *name,
+              const char *with,
+              bool json,
+              drover_error_t *err)
+{
+    char *copy = dv_strdup(with);
+    const char *readers[DV_MAX_READERS + 1]; // one more: the broker refuses
+    size_t n = 0;
+    char *save = NULL;
+    for (char *id = strtok_r(copy, ",", &save); id && n <= DV_MAX_READERS;
+         id = strtok_r(NULL, ",", &save)) {
+        readers[n++] = id;
+    }
+    int rc = drover_dataset_share(d, name, readers, n, err);
+    if (rc == 0 && json) {
+        printf("{\"name\":");
+        dv_cli_json_str(stdout, name);
+        printf(",\"readers\":[");
+        for (size_t i = 0; i < n; i++) {
+            printf(i ? "," : "");
+            dv_cli_json_str(stdout, readers[i]);
+        }
+        printf("]}\n");
+    } else if (rc == 0) {
+        printf("%s: read by its owner and admins%s%s\n", name,
+               n ? ", and " : " only", n ? with : "");
+    }
+    free(copy);
+    return rc;
+}
+
 static int
 cmd_datasets(int argc, char **argv)
 {
@@ -1455,7 +1494,7 @@ cmd_datasets(int argc, char **argv)
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
         {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
-        {"help", false, NULL}, {NULL, false, NULL},
+        {"help", false, NULL}, {"with", true, NULL},   {NULL, false, NULL},
     };
     const char *pos[1];
     size_t n_pos = 0;
@@ -1465,7 +1504,10 @@ cmd_datasets(int argc, char **argv)
     }
     bool list = strcmp(sub, "list") == 0, push = strcmp(sub, "push") == 0;
     bool rm = strcmp(sub, "rm") == 0, show = strcmp(sub, "show") == 0;
-    if (!(list || push || rm || show) || (list ? n_pos != 0 : n_pos != 1)) {
+    bool share = strcmp(sub, "share") == 0;
+    const char *with = dv_cli_get(opts, "with");
+    if (!(list || push || rm || show || share) ||
+        (list ? n_pos != 0 : n_pos != 1) || (share && !with)) {
         fputs(DATASETS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -1483,6 +1525,8 @@ cmd_datasets(int argc, char **argv)
     } else if ((rm || show) &&
                (rc = split_ref(pos[0], name, sizeof name, &version))) {
         return rc;
+    } else if (share) {
+        snprintf(name, sizeof name, "%s", pos[0]);
     }
     drover_t *d = NULL;
     if ((rc = connect_to(opts, &d)) != 0) {
@@ -1532,6 +1576,8 @@ cmd_datasets(int argc, char **argv)
             }
         }
         free(all);
+    } else if (share) {
+        rc = share_dataset(d, name, with, json, &err);
     } else {
         unsigned removed = 0;
         rc = drover_dataset_rm(d, name, version, &removed, &err);

@@ -738,8 +738,8 @@ test_consumer_owner(void)
     while (fa == 0 && last < 3 && dv_test_now_ms() < end) {
         drover_poll(alice, 200, &err);
     }
-    int ack1 = fa == 0 ? drover_ack(alice, "jobs", "billing", 1, true, &err)
-                       : -1;
+    int ack1 =
+        fa == 0 ? drover_ack(alice, "jobs", "billing", 1, true, &err) : -1;
     // bob at alice's consumer.
     int fb = follow(bob, "billing", &b_last, &b_acked, &err);
     bool fb_says = strstr(err.text, "belongs to key 'alice'") != NULL;
@@ -747,7 +747,8 @@ test_consumer_owner(void)
     bool ab_says = strstr(err.text, "belongs to key 'alice'") != NULL;
     int ub = bob ? drover_unfollow(bob, "jobs", "billing", &err) : -1;
     int own = follow(bob2, "bob-reader", &b_last, &b_acked, &err);
-    bool a_refused = audited(admin, "bob", "ack", "refused: consumer 'billing'");
+    bool a_refused =
+        audited(admin, "bob", "ack", "refused: consumer 'billing'");
     uint64_t adm_acked = 0;
     int fadm = follow(admin, "billing", &x, &adm_acked, &err);
     drover_destroy(&alice);
@@ -785,6 +786,148 @@ test_consumer_owner(void)
     DV_CHECK_EQ(after_acked, 1); // bob's ack moved nothing
 }
 
+// A train job into model on stored data set ds, waited for: 0, the
+// refusal or the job's error (text in text).
+static int
+train_on(
+    drover_t *d, const char *model, const char *ds, char *text, size_t size)
+{
+    drover_train_t t = {0};
+    t.queue = "jobs";
+    t.model = model;
+    t.algo = "softmax";
+    t.dataset = ds;
+    drover_result_t *r = NULL;
+    drover_error_t err = {0};
+    int rc = d ? drover_train(d, &t, WAIT_MS, &r, &err) : -1;
+    snprintf(text, size, "%s", err.text);
+    if (rc == 0) {
+        const char *why = "";
+        rc = drover_result_error(r, &why);
+        snprintf(text, size, "%s", why);
+    }
+    drover_result_destroy(&r);
+    return rc;
+}
+
+// Data set name's record as key d sees it: 0, or the refusal.
+static int
+ds_get(drover_t *d, const char *name)
+{
+    drover_dataset_t ds;
+    drover_error_t err = {0};
+    return d ? drover_dataset_get(d, name, 0, &ds, &err) : -1;
+}
+
+// Versions of name in d's data set list (-1: the list failed).
+static int
+ds_listed(drover_t *d, const char *name)
+{
+    drover_dataset_t *all = NULL;
+    size_t n = 0;
+    drover_error_t err = {0};
+    if (!d || drover_dataset_list(d, &all, &n, &err) != 0) {
+        return -1;
+    }
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        found += strcmp(all[i].name, name) == 0;
+    }
+    free(all);
+    return found;
+}
+
+// `drover datasets share NAME --with LIST` as key.
+static int
+cli_share(const ten_t *t, const char *key, const char *name, const char *with)
+{
+    char k[4400], b[4400];
+    key_path(t, key, "key", k, sizeof k);
+    key_path(t, "broker", "pub", b, sizeof b);
+    const char *args[] = {"datasets", "share",        name,   "--with",
+                          with,       "--broker",     t->cep, "--key",
+                          k,          "--broker-key", b,      NULL};
+    return dv_proc_run("DROVER_BIN", args, NULL, t->dir, "cli.log");
+}
+
+// Point 13: alice's data set is hers. bob may not train on it, see its
+// record or list it, nor share it with himself (DV_EPERM, audited); once
+// alice shares it with him (the CLI), he trains on it, carol still may
+// not. The list survives a restart; an empty list takes it back; admins
+// read every data set.
+static void
+test_dataset_read_access(void)
+{
+    ten_t t;
+    bool up = ten_up(&t) && worker_start(&t);
+    drover_t *alice = up ? connect_as(&t, "alice") : NULL;
+    drover_t *bob = up ? connect_as(&t, "bob") : NULL;
+    drover_t *admin = up ? connect_as(&t, "admin") : NULL;
+    drover_dataset_t ds = {0};
+    drover_error_t err = {0};
+    int pushed =
+        alice ? drover_dataset_push(alice, dv_test_data("iris_train.csv"),
+                                    "flowers", &ds, &err)
+              : -1;
+    char text[256] = "";
+    int own = train_on(alice, "alices", "flowers", text, sizeof text);
+    int b_train = train_on(bob, "bobs", "flowers", text, sizeof text);
+    bool b_says = strstr(text, "not shared with key 'bob'") != NULL;
+    int b_get = ds_get(bob, "flowers");
+    int b_list = ds_listed(bob, "flowers");
+    int a_list = ds_listed(alice, "flowers");
+    const char *self_share[] = {"bob"};
+    int b_share =
+        bob ? drover_dataset_share(bob, "flowers", self_share, 1, &err) : -1;
+    bool a_refused = audited(admin, "bob", "submit", "refused: data set");
+    int shared = up ? cli_share(&t, "alice", "flowers", "bob") : -1;
+    int b_train2 = train_on(bob, "bobs", "flowers", text, sizeof text);
+    int b_list2 = ds_listed(bob, "flowers");
+    drover_t *carol = up ? connect_as(&t, "carol") : NULL;
+    int c_get = ds_get(carol, "flowers");
+    drover_destroy(&alice);
+    drover_destroy(&bob);
+    drover_destroy(&carol);
+    drover_destroy(&admin);
+    // The list is stored: after a restart bob still reads it, carol not.
+    bool again = up && broker_restart(&t);
+    bob = again ? connect_as(&t, "bob") : NULL;
+    carol = again ? connect_as(&t, "carol") : NULL;
+    int b_get3 = ds_get(bob, "flowers");
+    int c_get3 = ds_get(carol, "flowers");
+    alice = again ? connect_as(&t, "alice") : NULL;
+    int back =
+        alice ? drover_dataset_share(alice, "flowers", NULL, 0, &err) : -1;
+    int b_get4 = ds_get(bob, "flowers");
+    admin = again ? connect_as(&t, "admin") : NULL;
+    int adm_get = ds_get(admin, "flowers");
+    drover_destroy(&alice);
+    drover_destroy(&bob);
+    drover_destroy(&carol);
+    drover_destroy(&admin);
+    ten_down(&t, pushed != 0 || b_train != DV_EPERM || b_train2 != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(pushed, 0);
+    DV_CHECK_EQ(own, 0);
+    DV_CHECK_EQ(b_train, DV_EPERM);
+    DV_CHECK(b_says);
+    DV_CHECK_EQ(b_get, DV_EPERM);
+    DV_CHECK_EQ(b_list, 0);
+    DV_CHECK_EQ(a_list, 1);
+    DV_CHECK_EQ(b_share, DV_EPERM);
+    DV_CHECK(a_refused);
+    DV_CHECK_EQ(shared, 0);
+    DV_CHECK_EQ(b_train2, 0);
+    DV_CHECK_EQ(b_list2, 1);
+    DV_CHECK_EQ(c_get, DV_EPERM);
+    DV_CHECK(again);
+    DV_CHECK_EQ(b_get3, 0);
+    DV_CHECK_EQ(c_get3, DV_EPERM);
+    DV_CHECK_EQ(back, 0);
+    DV_CHECK_EQ(b_get4, DV_EPERM);
+    DV_CHECK_EQ(adm_get, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"point 9: a model's first version decides its owner", test_model_race},
     {"point 9: a data set's first version decides its owner",
@@ -795,6 +938,8 @@ static const dv_test_case_t cases[] = {
      test_idempotency_old_records},
     {"point 11: a consumer belongs to the key that first followed it",
      test_consumer_owner},
+    {"point 13: a data set is read by its owner and those it shares with",
+     test_dataset_read_access},
     {NULL, NULL},
 };
 
