@@ -77,6 +77,8 @@ struct kept {
     uint32_t qidx;                     // its queue (qbytes index + 1; 0: none)
     uint16_t who;                      // the key that submitted it (whos
                                        // index; 0: unknown, e.g. recovered)
+    bool unstored;                     // durable, its commit not done yet:
+                                       // not sent to anyone (held_result)
     kept_t *qprev, *qnext;             // its queue's stream, by seq
     char data[]; // worker name, NUL, payloads, extra fields
 };
@@ -166,6 +168,17 @@ struct held_reply {
     uint64_t rid;             // their request
     size_t len;               // header bytes
     uint8_t header[];         // the reply header
+};
+
+// A durable job's result that goes out once its record is committed: to
+// its submitter, or to a client that asked for it meanwhile (result_get).
+typedef struct held_result held_result_t;
+struct held_result {
+    held_result_t *next; // FIFO
+    uint64_t id;         // the job (its kept result)
+    uint64_t rid;        // the request it answers
+    size_t route_len;    // 0: nobody to send it to
+    uint8_t route[];     // to whom
 };
 
 // Per queue: payload held (backpressure) and what became of its jobs since
@@ -269,6 +282,8 @@ struct dv_broker {
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
     held_reply_t *held;        // replies waiting for the next commit
+    held_result_t *held_res;   // results waiting for their commit
+    held_result_t **held_end;  // where the next goes (NULL: at held_res)
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
     size_t cap_pending;        //
@@ -719,7 +734,8 @@ static void
 kept_trim(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
-    while (self->kept_oldest &&
+    // An unstored result stays until it went out (results_release trims).
+    while (self->kept_oldest && !self->kept_oldest->unstored &&
            (self->n_kept > KEPT_MAX || self->kept_bytes > KEPT_MAX_BYTES ||
             now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
         kept_evict_oldest(self);
@@ -898,7 +914,31 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
     }
 }
 
-// The job's result: kept for result_get, then pushed to its submitter.
+// Send result k (job id) to route once its record is committed: the
+// commit's results_release sends it. route_len 0: nobody is waiting.
+static void
+hold_result(dv_broker_t *self,
+            uint64_t id,
+            const void *route,
+            size_t route_len,
+            uint64_t rid)
+{
+    held_result_t *h = dv_malloc(sizeof *h + route_len);
+    h->next = NULL;
+    h->id = id;
+    h->rid = rid;
+    h->route_len = route_len;
+    if (route_len) {
+        memcpy(h->route, route, route_len);
+    }
+    *(self->held_end ? self->held_end : &self->held_res) = h;
+    self->held_end = &h->next;
+    store_arm(self);
+}
+
+// The job's result: kept for result_get, then pushed to its submitter (a
+// durable one once its record is committed: after a crash before that the
+// job runs again, so nobody may have seen this outcome).
 static void
 send_result(dv_broker_t *self,
             const job_t *j,
@@ -926,6 +966,7 @@ send_result(dv_broker_t *self,
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);
+    k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
         stream_append(self, k, q); // q: the job's queue, found above
     }
@@ -940,8 +981,8 @@ send_result(dv_broker_t *self,
         }
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
         store_arm(self);
-    }
-    if (j->route_len) { // recovered jobs have no submitter connection
+        hold_result(self, k->id, j->route, j->route_len, j->rid);
+    } else if (j->route_len) { // recovered jobs have no submitter connection
         send_kept(self, k, j->route, j->route_len, j->rid);
     }
     kept_trim(self); // after sending: k may be the one evicted
@@ -2473,7 +2514,11 @@ on_result_get(dv_broker_t *self,
                          job_find(self, id) ? "not finished yet"
                                             : "unknown job or result expired");
     }
-    send_kept(self, k, route, route_len, rid);
+    if (k->unstored) {
+        hold_result(self, id, route, route_len, rid); // once committed
+    } else {
+        send_kept(self, k, route, route_len, rid);
+    }
     return 0;
 }
 
@@ -2505,6 +2550,15 @@ dead_find(const dv_broker_t *self, uint64_t id, size_t *index)
         }
     }
     return NULL;
+}
+
+// Whether job id ended but its outcome is not committed yet: a reply that
+// reports it waits for the commit, like the result itself.
+static bool
+outcome_unstored(const dv_broker_t *self, uint64_t id)
+{
+    const kept_t *k = kept_find(self, id);
+    return k && k->unstored;
 }
 
 // Where job id stands (S_*); -1 when the broker knows nothing of it
@@ -2644,6 +2698,7 @@ on_job_list(dv_broker_t *self,
     // Two passes: count what matches, then write it (the array's length
     // comes first in msgpack).
     size_t count = 0;
+    bool unstored = false; // an outcome listed is not committed yet
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             dv_msgw_key(w, "jobs");
@@ -2661,6 +2716,7 @@ on_job_list(dv_broker_t *self,
                 continue;
             }
             written++;
+            unstored = unstored || outcome_unstored(self, ids[i]);
             if (pass == 1) {
                 dv_msgw_v_map(w, j ? 6 : 3);
                 dv_msgw_v_str(w, "job");
@@ -2682,7 +2738,11 @@ on_job_list(dv_broker_t *self,
         count = written;
     }
     free(ids);
-    reply(self->clients, route, route_len, w);
+    if (unstored) {
+        reply_after_commit(self, route, route_len, rid, w);
+    } else {
+        reply(self->clients, route, route_len, w);
+    }
     return 0;
 }
 
@@ -2752,6 +2812,10 @@ on_job_get(dv_broker_t *self,
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);
+    }
+    if (outcome_unstored(self, id)) {
+        reply_after_commit(self, route, route_len, rid, w);
+        return 0;
     }
 
     size_t len = 0;
@@ -3784,7 +3848,9 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
         if (skip_has(self, id)) { // ended while spilled: tell its submitter
             skip_del(self, id);
             const kept_t *k = kept_find(self, id);
-            if (k && rl) {
+            if (k && rl && k->unstored) {
+                hold_result(self, id, p + 17, rl, get_u64(p + 8));
+            } else if (k && rl) {
                 send_kept(self, k, p + 17, rl, get_u64(p + 8));
             }
             continue;
@@ -3909,7 +3975,8 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     while (k && k->seq <= c->sent) { // only on a fresh follow
         k = k->qnext;
     }
-    for (; k && c->inflight < c->window; k = k->qnext) {
+    // Up to the first result not committed yet: results go out in seq order.
+    for (; k && c->inflight < c->window && !k->unstored; k = k->qnext) {
         send_kept_as(self, k, c->route, c->route_len, c->rid, true);
         c->sent = k->seq;
         c->pos = k;
@@ -6031,6 +6098,7 @@ typedef struct {
     dv_store_batch_t *batch; // the writes
     uint64_t *pending;       // submits to acknowledge after it (owned)
     held_reply_t *held;      // replies to send after it (owned)
+    held_result_t *results;  // results to send after it (owned)
     size_t n_pending;        //
     int rc;                  // outcome
     dv_error_t err;          //
@@ -6041,6 +6109,48 @@ work_commit(uv_work_t *req)
 {
     commit_t *c = req->data;
     c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
+}
+
+// After a batch: the results it stored go out (hold_result), and their
+// queues' streams go on. A failed commit
+// does not hold them back (their jobs ran, and their submitters would wait
+// until space is freed), but the log says that a restart before then runs those
+// jobs again.
+static void
+results_release(dv_broker_t *self, held_result_t *h, int rc)
+{
+    size_t unstored = 0;
+    while (h) {
+        held_result_t *next = h->next;
+        kept_t *k = kept_find(self, h->id);
+        if (k && k->unstored) {
+            k->unstored = false;
+            unstored++;
+            for (size_t i = 0; k->qidx && i < self->n_cursors; i++) {
+                if (self->cursors[i].qidx == k->qidx) {
+                    stream_pump(self, &self->cursors[i]);
+                }
+            }
+        }
+        if (k && h->route_len) {
+            send_kept(self, k, h->route, h->route_len, h->rid);
+        } else if (h->route_len) { // dropped since (TTL, bounds)
+            char text[64];
+            snprintf(text, sizeof text, "no result for job %llu: expired",
+                     (unsigned long long)h->id);
+            dv_wire_send_error(self->clients, h->route, h->route_len, h->rid, 0,
+                               DV_ENOENT, text);
+        }
+        free(h);
+        h = next;
+    }
+    if (rc && unstored) {
+        dv_log(DV_LOG_ERROR, "broker",
+               "%zu results sent although not stored: a restart before the "
+               "store takes writes again runs their jobs again",
+               unstored);
+    }
+    kept_trim(self); // what results_release held back
 }
 
 // After a batch: acknowledge and schedule its submits, or refuse them with
@@ -6067,6 +6177,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
             job_remove(self, j->id);
         }
     }
+    results_release(self, c->results, c->rc);
     while (c->held) {
         held_reply_t *h = c->held;
         c->held = h->next;
@@ -6093,6 +6204,9 @@ commit_take(dv_broker_t *self)
     c->n_pending = self->n_pending;
     c->held = self->held;
     self->held = NULL;
+    c->results = self->held_res;
+    self->held_res = NULL;
+    self->held_end = NULL;
     self->pending = NULL;
     self->n_pending = self->cap_pending = 0;
     c->work.data = c;
@@ -6109,7 +6223,8 @@ after_commit(uv_work_t *req, int status)
     }
     self->committing = false;
     commit_finished(self, c);
-    if (dv_store_staged(self->store) || self->n_pending || self->held) {
+    if (dv_store_staged(self->store) || self->n_pending || self->held ||
+        self->held_res) {
         store_arm(self); // what was staged meanwhile: the next group
     }
     dispatch(self);
@@ -6124,8 +6239,9 @@ on_commit(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     self->commit_armed = false;
-    if (self->committing || (dv_store_staged(self->store) == 0 &&
-                             self->n_pending == 0 && !self->held)) {
+    if (self->committing ||
+        (dv_store_staged(self->store) == 0 && self->n_pending == 0 &&
+         !self->held && !self->held_res)) {
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
@@ -6142,8 +6258,8 @@ on_commit(uv_timer_t *t)
 static void
 commit_flush(dv_broker_t *self)
 {
-    if (self->store &&
-        (dv_store_staged(self->store) || self->n_pending || self->held)) {
+    if (self->store && (dv_store_staged(self->store) || self->n_pending ||
+                        self->held || self->held_res)) {
         commit_t *c = commit_take(self);
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);
