@@ -193,6 +193,11 @@ typedef struct {
     size_t n_spills;                           //   highest first
     size_t spilled;                            // jobs in them (not skipped)
     size_t recovered;                          // jobs in RAM at recovery
+    uint64_t seq_stored;    // its stream's seqs up to this are stored (a
+                            //   result or a mark): followers get no further
+    uint64_t seq_recovered; // the last seq given out before this start
+    uint64_t mark_key;      // its DV_STORE_STREAMS record (0: none yet)
+    bool mark_due;          // seqs given out since its mark was staged
 } qbytes_t;
 
 // Jobs of one priority of a queue that wait in the store only (the queue
@@ -321,6 +326,10 @@ struct dv_broker {
     bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
                                // handled (NULL: plain mode, or none)
+    uint32_t *marks_due;       // queues (qidx) whose seq mark is due
+    size_t n_marks_due;        //
+    size_t cap_marks_due;      //
+    uint64_t last_mark_key;    // the highest DV_STORE_STREAMS key in use
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -900,6 +909,31 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
 
 static void stream_pump(dv_broker_t *self, cursor_t *c);
 
+// Queue qidx gave out a seq: with a store, its mark (the last seq given
+// out) goes with the next commit (marks_stage), and followers get that
+// seq only after it (marks_done). So a seq a follower saw is never given
+// to another result after a restart, even when its result was not
+// durable or was dropped (TTL, bounds). arm: ask for that commit.
+static void
+mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
+{
+    qbytes_t *q = &self->qbytes[qidx - 1];
+    if (!self->store || q->mark_due) {
+        return;
+    }
+    q->mark_due = true;
+    if (self->n_marks_due == self->cap_marks_due) {
+        self->cap_marks_due =
+            self->cap_marks_due ? self->cap_marks_due * 2 : 16;
+        self->marks_due = dv_realloc(
+            self->marks_due, self->cap_marks_due * sizeof *self->marks_due);
+    }
+    self->marks_due[self->n_marks_due++] = qidx;
+    if (arm) {
+        store_arm(self);
+    }
+}
+
 // A finished result joins its queue's stream; followers get it.
 static void
 stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
@@ -907,6 +941,7 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
     k->qidx = (uint32_t)(q - self->qbytes) + 1;
     k->seq = q->next_seq;
     stream_link(self, k);
+    mark_due(self, k->qidx, true);
     for (size_t i = 0; i < self->n_cursors; i++) {
         if (self->cursors[i].qidx == k->qidx) {
             stream_pump(self, &self->cursors[i]);
@@ -3975,8 +4010,11 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     while (k && k->seq <= c->sent) { // only on a fresh follow
         k = k->qnext;
     }
-    // Up to the first result not committed yet: results go out in seq order.
-    for (; k && c->inflight < c->window && !k->unstored; k = k->qnext) {
+    // Up to the first result whose record or seq mark is not committed yet:
+    // results go out in seq order, and only with a seq that is stored.
+    for (; k && c->inflight < c->window && !k->unstored &&
+           (!self->store || k->seq <= q->seq_stored);
+         k = k->qnext) {
         send_kept_as(self, k, c->route, c->route_len, c->rid, true);
         c->sent = k->seq;
         c->pos = k;
@@ -4110,7 +4148,10 @@ on_follow(dv_broker_t *self,
 }
 
 // ack {queue, consumer, seq}: every result up to seq is consumed (stored);
-// more are sent. With a rid the `ok` comes once the cursor is stored.
+// more are sent. With a rid the `ok` comes once the cursor is stored. A
+// seq is acknowledged once this connection was sent it, or when it was
+// given out before this broker started (the follower may have seen it
+// then: every seq sent is stored first, so it names the same result).
 static int
 on_ack(dv_broker_t *self,
        const void *route,
@@ -4134,13 +4175,17 @@ on_ack(dv_broker_t *self,
         return dv_errorf(err, DV_ENOENT, "ack: no consumer '%s' on queue '%s'",
                          consumer, queue);
     }
-    if (seq > c->sent && seq > c->acked) {
+    if (seq > c->sent && seq > c->acked && seq > q->seq_recovered) {
         return dv_errorf(err, DV_EINVAL,
                          "ack: seq %llu was not sent (last sent %llu)",
                          (unsigned long long)seq, (unsigned long long)c->sent);
     }
     if (seq > c->acked) {
         c->acked = seq;
+        if (seq > c->sent) { // seen before a restart: go on after it
+            c->sent = seq;
+            c->pos = NULL;
+        }
         c->inflight = 0; // those sent after seq are still in flight
         for (const kept_t *p = c->pos; p && p->seq > seq; p = p->qprev) {
             c->inflight++;
@@ -6099,6 +6144,8 @@ typedef struct {
     uint64_t *pending;       // submits to acknowledge after it (owned)
     held_reply_t *held;      // replies to send after it (owned)
     held_result_t *results;  // results to send after it (owned)
+    struct mark_s *marks;    // seq marks it stores (owned)
+    size_t n_marks;          //
     size_t n_pending;        //
     int rc;                  // outcome
     dv_error_t err;          //
@@ -6111,8 +6158,59 @@ work_commit(uv_work_t *req)
     c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
 }
 
-// After a batch: the results it stored go out (hold_result), and their
-// queues' streams go on. A failed commit
+// A queue's seq mark in a batch: the last seq it gave out.
+typedef struct mark_s {
+    uint32_t qidx; // the queue
+    uint64_t seq;  // its stream's last seq when staged
+} mark_t;
+
+// Stage the seq marks due (mark_due) into the batch c is about to take.
+// Record: last seq (u64), queue length (u32), queue.
+static void
+marks_stage(dv_broker_t *self, commit_t *c)
+{
+    c->n_marks = self->n_marks_due;
+    c->marks = c->n_marks ? dv_malloc(c->n_marks * sizeof *c->marks) : NULL;
+    for (size_t i = 0; i < c->n_marks; i++) {
+        qbytes_t *q = &self->qbytes[self->marks_due[i] - 1];
+        q->mark_due = false;
+        q->mark_key = q->mark_key ? q->mark_key : ++self->last_mark_key;
+        c->marks[i] = (mark_t){self->marks_due[i], q->next_seq - 1};
+        size_t ql = strlen(q->name);
+        uint8_t *p = dv_malloc(12 + ql + DV_STORE_SPARE);
+        put_u64(p, q->next_seq - 1);
+        put_u32(p + 8, (uint32_t)ql);
+        memcpy(p + 12, q->name, ql);
+        dv_store_put_owned(self->store, DV_STORE_STREAMS, q->mark_key, p,
+                           12 + ql);
+    }
+    self->n_marks_due = 0;
+}
+
+// After a batch: its queues' streams go on up to the seqs it stored. A
+// failed mark is due again (with the next commit, whatever arms it: a
+// full disk must not spin the loop).
+static void
+marks_done(dv_broker_t *self, commit_t *c)
+{
+    for (size_t i = 0; i < c->n_marks; i++) {
+        qbytes_t *q = &self->qbytes[c->marks[i].qidx - 1];
+        if (c->rc) {
+            mark_due(self, c->marks[i].qidx, false);
+            continue;
+        }
+        q->seq_stored =
+            c->marks[i].seq > q->seq_stored ? c->marks[i].seq : q->seq_stored;
+        for (size_t j = 0; j < self->n_cursors; j++) {
+            if (self->cursors[j].qidx == c->marks[i].qidx) {
+                stream_pump(self, &self->cursors[j]);
+            }
+        }
+    }
+    free(c->marks);
+}
+
+// After a batch: the results it stored go out (hold_result). A failed commit
 // does not hold them back (their jobs ran, and their submitters would wait
 // until space is freed), but the log says that a restart before then runs those
 // jobs again.
@@ -6124,13 +6222,8 @@ results_release(dv_broker_t *self, held_result_t *h, int rc)
         held_result_t *next = h->next;
         kept_t *k = kept_find(self, h->id);
         if (k && k->unstored) {
-            k->unstored = false;
+            k->unstored = false; // its stream goes on in marks_done
             unstored++;
-            for (size_t i = 0; k->qidx && i < self->n_cursors; i++) {
-                if (self->cursors[i].qidx == k->qidx) {
-                    stream_pump(self, &self->cursors[i]);
-                }
-            }
         }
         if (k && h->route_len) {
             send_kept(self, k, h->route, h->route_len, h->rid);
@@ -6178,6 +6271,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
         }
     }
     results_release(self, c->results, c->rc);
+    marks_done(self, c);
     while (c->held) {
         held_reply_t *h = c->held;
         c->held = h->next;
@@ -6199,6 +6293,7 @@ commit_take(dv_broker_t *self)
 {
     commit_t *c = dv_calloc(1, sizeof *c);
     c->broker = self;
+    marks_stage(self, c); // into this batch
     c->batch = dv_store_take(self->store);
     c->pending = self->pending;
     c->n_pending = self->n_pending;
@@ -6222,9 +6317,10 @@ after_commit(uv_work_t *req, int status)
         c->rc = dv_errorf(&c->err, DV_ECANCELED, "commit cancelled");
     }
     self->committing = false;
+    bool marks = self->n_marks_due > 0; // due before a failure adds more
     commit_finished(self, c);
     if (dv_store_staged(self->store) || self->n_pending || self->held ||
-        self->held_res) {
+        self->held_res || marks) {
         store_arm(self); // what was staged meanwhile: the next group
     }
     dispatch(self);
@@ -6241,7 +6337,7 @@ on_commit(uv_timer_t *t)
     self->commit_armed = false;
     if (self->committing ||
         (dv_store_staged(self->store) == 0 && self->n_pending == 0 &&
-         !self->held && !self->held_res)) {
+         !self->held && !self->held_res && !self->n_marks_due)) {
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
@@ -6259,7 +6355,7 @@ static void
 commit_flush(dv_broker_t *self)
 {
     if (self->store && (dv_store_staged(self->store) || self->n_pending ||
-                        self->held || self->held_res)) {
+                        self->held || self->held_res || self->n_marks_due)) {
         commit_t *c = commit_take(self);
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);
@@ -6372,6 +6468,31 @@ recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
     // the results themselves have expired.
     if (get_u64(p) >= q->next_seq) {
         q->next_seq = get_u64(p) + 1;
+    }
+    return 0;
+}
+
+// A queue's seq mark (marks_stage): its stream goes on after that seq,
+// even if every result up to it has left the store.
+static int
+recover_mark(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
+    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 != ql) {
+        return DV_EFORMAT;
+    }
+    char queue[DV_MAX_WIRE_NAME + 1];
+    memcpy(queue, p + 12, ql);
+    queue[ql] = '\0';
+    qbytes_t *q = queue_bytes(r->self, queue);
+    q->mark_key = id;
+    if (get_u64(p) >= q->next_seq) {
+        q->next_seq = get_u64(p) + 1;
+    }
+    if (id > r->self->last_mark_key) {
+        r->self->last_mark_key = id;
     }
     return 0;
 }
@@ -6520,6 +6641,14 @@ recover(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_CURSORS, recover_cursor, &r,
                            err);
+    }
+    if (rc == 0) {
+        rc =
+            dv_store_each(self->store, DV_STORE_STREAMS, recover_mark, &r, err);
+    }
+    for (size_t i = 0; i < self->n_qbytes; i++) { // every seq so far: stored
+        qbytes_t *q = &self->qbytes[i];
+        q->seq_stored = q->seq_recovered = q->next_seq - 1;
     }
     if (rc && err && !err->text[0]) {
         dv_errorf(err, rc,
@@ -6841,6 +6970,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->dead);
     free(self->cursors);
+    free(self->marks_due);
     free(self->switches);
     free(self->skip);
     job_free(self->scratch);
