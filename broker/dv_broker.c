@@ -330,6 +330,9 @@ struct dv_broker {
     size_t n_marks_due;        //
     size_t cap_marks_due;      //
     uint64_t last_mark_key;    // the highest DV_STORE_STREAMS key in use
+    uint64_t fault_left;       // fault seam: durable results until the one
+                               // whose commit SIGKILLs (0: off)
+    bool fault_armed;          // that result is staged: the next commit
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -1017,6 +1020,9 @@ send_result(dv_broker_t *self,
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
         store_arm(self);
         hold_result(self, k->id, j->route, j->route_len, j->rid);
+        if (self->fault_left && --self->fault_left == 0) {
+            self->fault_armed = true; // the seam (opts.fault_kill_result)
+        }
     } else if (j->route_len) { // recovered jobs have no submitter connection
         send_kept(self, k, j->route, j->route_len, j->rid);
     }
@@ -6341,6 +6347,11 @@ on_commit(uv_timer_t *t)
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
+    if (self->fault_armed) { // the fault seam: die between finish and commit
+        dv_log(DV_LOG_WARN, "broker",
+               "fault seam: SIGKILL before the commit of a durable result");
+        raise(SIGKILL);
+    }
     self->committing = true;
     if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
         self->committing = false;
@@ -6825,6 +6836,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     }
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
     self->require_signed = opts->require_signed;
+    self->fault_left = opts->fault_kill_result;
     self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
     self->n_whos = 1;
     if (rc == 0) {
