@@ -78,6 +78,8 @@ struct kept {
     uint32_t qidx;                     // its queue (qbytes index + 1; 0: none)
     uint16_t who;                      // the key that submitted it (whos
                                        // index; 0: unknown, e.g. recovered)
+    bool unstored;                     // durable, its commit not done yet:
+                                       // not sent to anyone (held_result)
     kept_t *qprev, *qnext;             // its queue's stream, by seq
     uint32_t refs; // the broker's (1 while kept) and one per frame of it
                    // that libzmq still holds (atomic; dv_outq)
@@ -173,6 +175,17 @@ struct held_reply {
     uint8_t header[];         // the reply header
 };
 
+// A durable job's result that goes out once its record is committed: to
+// its submitter, or to a client that asked for it meanwhile (result_get).
+typedef struct held_result held_result_t;
+struct held_result {
+    held_result_t *next; // FIFO
+    uint64_t id;         // the job (its kept result)
+    uint64_t rid;        // the request it answers
+    size_t route_len;    // 0: nobody to send it to
+    uint8_t route[];     // to whom
+};
+
 // Per queue: payload held (backpressure) and what became of its jobs since
 // the broker started.
 typedef struct {
@@ -185,6 +198,11 @@ typedef struct {
     size_t n_spills;                           //   highest first
     size_t spilled;                            // jobs in them (not skipped)
     size_t recovered;                          // jobs in RAM at recovery
+    uint64_t seq_stored;    // its stream's seqs up to this are stored (a
+                            //   result or a mark): followers get no further
+    uint64_t seq_recovered; // the last seq given out before this start
+    uint64_t mark_key;      // its DV_STORE_STREAMS record (0: none yet)
+    bool mark_due;          // seqs given out since its mark was staged
 } qbytes_t;
 
 // Jobs of one priority of a queue that wait in the store only (the queue
@@ -278,6 +296,8 @@ struct dv_broker {
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
     held_reply_t *held;        // replies waiting for the next commit
+    held_result_t *held_res;   // results waiting for their commit
+    held_result_t **held_end;  // where the next goes (NULL: at held_res)
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
     size_t cap_pending;        //
@@ -316,6 +336,13 @@ struct dv_broker {
     bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
                                // handled (NULL: plain mode, or none)
+    uint32_t *marks_due;       // queues (qidx) whose seq mark is due
+    size_t n_marks_due;        //
+    size_t cap_marks_due;      //
+    uint64_t last_mark_key;    // the highest DV_STORE_STREAMS key in use
+    uint64_t fault_left;       // fault seam: durable results until the one
+                               // whose commit SIGKILLs (0: off)
+    bool fault_armed;          // that result is staged: the next commit
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -788,7 +815,8 @@ static void
 kept_trim(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
-    while (self->kept_oldest &&
+    // An unstored result stays until it went out (results_release trims).
+    while (self->kept_oldest && !self->kept_oldest->unstored &&
            (self->n_kept > KEPT_MAX || self->kept_bytes > KEPT_MAX_BYTES ||
             now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
         kept_evict_oldest(self);
@@ -958,6 +986,31 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
 
 static void stream_pump(dv_broker_t *self, cursor_t *c);
 
+// Queue qidx gave out a seq: with a store, its mark (the last seq given
+// out) goes with the next commit (marks_stage), and followers get that
+// seq only after it (marks_done). So a seq a follower saw is never given
+// to another result after a restart, even when its result was not
+// durable or was dropped (TTL, bounds). arm: ask for that commit.
+static void
+mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
+{
+    qbytes_t *q = &self->qbytes[qidx - 1];
+    if (!self->store || q->mark_due) {
+        return;
+    }
+    q->mark_due = true;
+    if (self->n_marks_due == self->cap_marks_due) {
+        self->cap_marks_due =
+            self->cap_marks_due ? self->cap_marks_due * 2 : 16;
+        self->marks_due = dv_realloc(
+            self->marks_due, self->cap_marks_due * sizeof *self->marks_due);
+    }
+    self->marks_due[self->n_marks_due++] = qidx;
+    if (arm) {
+        store_arm(self);
+    }
+}
+
 // A finished result joins its queue's stream; followers get it.
 static void
 stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
@@ -965,6 +1018,7 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
     k->qidx = (uint32_t)(q - self->qbytes) + 1;
     k->seq = q->next_seq;
     stream_link(self, k);
+    mark_due(self, k->qidx, true);
     for (size_t i = 0; i < self->n_cursors; i++) {
         if (self->cursors[i].qidx == k->qidx) {
             stream_pump(self, &self->cursors[i]);
@@ -972,7 +1026,31 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
     }
 }
 
-// The job's result: kept for result_get, then pushed to its submitter.
+// Send result k (job id) to route once its record is committed: the
+// commit's results_release sends it. route_len 0: nobody is waiting.
+static void
+hold_result(dv_broker_t *self,
+            uint64_t id,
+            const void *route,
+            size_t route_len,
+            uint64_t rid)
+{
+    held_result_t *h = dv_malloc(sizeof *h + route_len);
+    h->next = NULL;
+    h->id = id;
+    h->rid = rid;
+    h->route_len = route_len;
+    if (route_len) {
+        memcpy(h->route, route, route_len);
+    }
+    *(self->held_end ? self->held_end : &self->held_res) = h;
+    self->held_end = &h->next;
+    store_arm(self);
+}
+
+// The job's result: kept for result_get, then pushed to its submitter (a
+// durable one once its record is committed: after a crash before that the
+// job runs again, so nobody may have seen this outcome).
 static void
 send_result(dv_broker_t *self,
             const job_t *j,
@@ -1000,6 +1078,7 @@ send_result(dv_broker_t *self,
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);
+    k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
         stream_append(self, k, q); // q: the job's queue, found above
     }
@@ -1014,8 +1093,11 @@ send_result(dv_broker_t *self,
         }
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
         store_arm(self);
-    }
-    if (j->route_len) { // recovered jobs have no submitter connection
+        hold_result(self, k->id, j->route, j->route_len, j->rid);
+        if (self->fault_left && --self->fault_left == 0) {
+            self->fault_armed = true; // the seam (opts.fault_kill_result)
+        }
+    } else if (j->route_len) { // recovered jobs have no submitter connection
         send_kept(self, k, j->route, j->route_len, j->rid);
     }
     kept_trim(self); // after sending: k may be the one evicted
@@ -1718,7 +1800,7 @@ kind_code(const char *kind)
 
 // ---------------------------------------------------------- idempotency
 
-#define IDEM_MAX 1000000 // keys remembered at most (the oldest go first)
+#define IDEM_MAX       1000000 // keys remembered at most (the oldest go first)
 #define IDEM_SCOPE_MAX 40      // a scope: a CURVE public key in Z85
 // A key record's queue length with this bit set: a scope follows (format
 // 2, written since keys are scoped; format 1 records have no scope).
@@ -2614,7 +2696,11 @@ on_result_get(dv_broker_t *self,
                          held, (size_t)DV_MAX_PEER_QUEUED_BYTES,
                          (size_t)DV_MAX_QUEUED_BYTES);
     }
-    send_kept(self, k, route, route_len, rid);
+    if (k->unstored) {
+        hold_result(self, id, route, route_len, rid); // once committed
+    } else {
+        send_kept(self, k, route, route_len, rid);
+    }
     return 0;
 }
 
@@ -2646,6 +2732,15 @@ dead_find(const dv_broker_t *self, uint64_t id, size_t *index)
         }
     }
     return NULL;
+}
+
+// Whether job id ended but its outcome is not committed yet: a reply that
+// reports it waits for the commit, like the result itself.
+static bool
+outcome_unstored(const dv_broker_t *self, uint64_t id)
+{
+    const kept_t *k = kept_find(self, id);
+    return k && k->unstored;
 }
 
 // Where job id stands (S_*); -1 when the broker knows nothing of it
@@ -2785,6 +2880,7 @@ on_job_list(dv_broker_t *self,
     // Two passes: count what matches, then write it (the array's length
     // comes first in msgpack).
     size_t count = 0;
+    bool unstored = false; // an outcome listed is not committed yet
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             dv_msgw_key(w, "jobs");
@@ -2802,6 +2898,7 @@ on_job_list(dv_broker_t *self,
                 continue;
             }
             written++;
+            unstored = unstored || outcome_unstored(self, ids[i]);
             if (pass == 1) {
                 dv_msgw_v_map(w, j ? 6 : 3);
                 dv_msgw_v_str(w, "job");
@@ -2823,7 +2920,11 @@ on_job_list(dv_broker_t *self,
         count = written;
     }
     free(ids);
-    client_reply(self, route, route_len, w);
+    if (unstored) {
+        reply_after_commit(self, route, route_len, rid, w);
+    } else {
+        client_reply(self, route, route_len, w);
+    }
     return 0;
 }
 
@@ -2893,6 +2994,10 @@ on_job_get(dv_broker_t *self,
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);
+    }
+    if (outcome_unstored(self, id)) {
+        reply_after_commit(self, route, route_len, rid, w);
+        return 0;
     }
 
     size_t len = 0;
@@ -3975,7 +4080,9 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
         if (skip_has(self, id)) { // ended while spilled: tell its submitter
             skip_del(self, id);
             const kept_t *k = kept_find(self, id);
-            if (k && rl) {
+            if (k && rl && k->unstored) {
+                hold_result(self, id, p + 17, rl, get_u64(p + 8));
+            } else if (k && rl) {
                 send_kept(self, k, p + 17, rl, get_u64(p + 8));
             }
             continue;
@@ -4100,10 +4207,13 @@ stream_pump(dv_broker_t *self, cursor_t *c)
     while (k && k->seq <= c->sent) { // only on a fresh follow
         k = k->qnext;
     }
-    // Also bounded in bytes: a follower that does not read holds at most
+    // Up to the first result whose record or seq mark is not committed yet:
+    // results go out in seq order, and only with a seq that is stored. Also
+    // bounded in bytes: a follower that does not read holds at most
     // DV_MAX_PEER_QUEUED_BYTES; the rest goes once it has read (on its
     // acks, and the heartbeat tries again).
-    for (; k && c->inflight < c->window &&
+    for (; k && c->inflight < c->window && !k->unstored &&
+           (!self->store || k->seq <= q->seq_stored) &&
            dv_outq_room(self->outq, c->route, c->route_len,
                         k->bytes + k->extra_len);
          k = k->qnext) {
@@ -4281,7 +4391,10 @@ on_follow(dv_broker_t *self,
 }
 
 // ack {queue, consumer, seq}: every result up to seq is consumed (stored);
-// more are sent. With a rid the `ok` comes once the cursor is stored.
+// more are sent. With a rid the `ok` comes once the cursor is stored. A
+// seq is acknowledged once this connection was sent it, or when it was
+// given out before this broker started (the follower may have seen it
+// then: every seq sent is stored first, so it names the same result).
 static int
 on_ack(dv_broker_t *self,
        const void *route,
@@ -4307,13 +4420,17 @@ on_ack(dv_broker_t *self,
         return dv_errorf(err, DV_ENOENT, "ack: no consumer '%s' on queue '%s'",
                          consumer, queue);
     }
-    if (seq > c->sent && seq > c->acked) {
+    if (seq > c->sent && seq > c->acked && seq > q->seq_recovered) {
         return dv_errorf(err, DV_EINVAL,
                          "ack: seq %llu was not sent (last sent %llu)",
                          (unsigned long long)seq, (unsigned long long)c->sent);
     }
     if (seq > c->acked) {
         c->acked = seq;
+        if (seq > c->sent) { // seen before a restart: go on after it
+            c->sent = seq;
+            c->pos = NULL;
+        }
         c->inflight = 0; // those sent after seq are still in flight
         for (const kept_t *p = c->pos; p && p->seq > seq; p = p->qprev) {
             c->inflight++;
@@ -4792,7 +4909,7 @@ on_dataset_share(dv_broker_t *self,
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_str(w, "name", name);
         dv_msgw_strs(w, "readers", (const char *const *)readers, n);
-        reply(self->clients, route, route_len, w);
+        client_reply(self, route, route_len, w);
     }
     dv_strs_free(&readers, n);
     return rc;
@@ -6592,6 +6709,9 @@ typedef struct {
     dv_store_batch_t *batch; // the writes
     uint64_t *pending;       // submits to acknowledge after it (owned)
     held_reply_t *held;      // replies to send after it (owned)
+    held_result_t *results;  // results to send after it (owned)
+    struct mark_s *marks;    // seq marks it stores (owned)
+    size_t n_marks;          //
     size_t n_pending;        //
     int rc;                  // outcome
     dv_error_t err;          //
@@ -6602,6 +6722,94 @@ work_commit(uv_work_t *req)
 {
     commit_t *c = req->data;
     c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
+}
+
+// A queue's seq mark in a batch: the last seq it gave out.
+typedef struct mark_s {
+    uint32_t qidx; // the queue
+    uint64_t seq;  // its stream's last seq when staged
+} mark_t;
+
+// Stage the seq marks due (mark_due) into the batch c is about to take.
+// Record: last seq (u64), queue length (u32), queue.
+static void
+marks_stage(dv_broker_t *self, commit_t *c)
+{
+    c->n_marks = self->n_marks_due;
+    c->marks = c->n_marks ? dv_malloc(c->n_marks * sizeof *c->marks) : NULL;
+    for (size_t i = 0; i < c->n_marks; i++) {
+        qbytes_t *q = &self->qbytes[self->marks_due[i] - 1];
+        q->mark_due = false;
+        q->mark_key = q->mark_key ? q->mark_key : ++self->last_mark_key;
+        c->marks[i] = (mark_t){self->marks_due[i], q->next_seq - 1};
+        size_t ql = strlen(q->name);
+        uint8_t *p = dv_malloc(12 + ql + DV_STORE_SPARE);
+        put_u64(p, q->next_seq - 1);
+        put_u32(p + 8, (uint32_t)ql);
+        memcpy(p + 12, q->name, ql);
+        dv_store_put_owned(self->store, DV_STORE_STREAMS, q->mark_key, p,
+                           12 + ql);
+    }
+    self->n_marks_due = 0;
+}
+
+// After a batch: its queues' streams go on up to the seqs it stored. A
+// failed mark is due again (with the next commit, whatever arms it: a
+// full disk must not spin the loop).
+static void
+marks_done(dv_broker_t *self, commit_t *c)
+{
+    for (size_t i = 0; i < c->n_marks; i++) {
+        qbytes_t *q = &self->qbytes[c->marks[i].qidx - 1];
+        if (c->rc) {
+            mark_due(self, c->marks[i].qidx, false);
+            continue;
+        }
+        q->seq_stored =
+            c->marks[i].seq > q->seq_stored ? c->marks[i].seq : q->seq_stored;
+        for (size_t j = 0; j < self->n_cursors; j++) {
+            if (self->cursors[j].qidx == c->marks[i].qidx) {
+                stream_pump(self, &self->cursors[j]);
+            }
+        }
+    }
+    free(c->marks);
+}
+
+// After a batch: the results it stored go out (hold_result). A failed commit
+// does not hold them back (their jobs ran, and their submitters would wait
+// until space is freed), but the log says that a restart before then runs those
+// jobs again.
+static void
+results_release(dv_broker_t *self, held_result_t *h, int rc)
+{
+    size_t unstored = 0;
+    while (h) {
+        held_result_t *next = h->next;
+        kept_t *k = kept_find(self, h->id);
+        if (k && k->unstored) {
+            k->unstored = false; // its stream goes on in marks_done
+            unstored++;
+        }
+        if (k && h->route_len) {
+            send_kept(self, k, h->route, h->route_len, h->rid);
+        } else if (h->route_len) { // dropped since (TTL, bounds)
+            char text[64];
+            snprintf(text, sizeof text, "no result for job %llu: expired",
+                     (unsigned long long)h->id);
+            client_error(self, h->route, h->route_len, h->rid, 0, DV_ENOENT,
+                         text);
+        }
+        free(h);
+        h = next;
+    }
+    if (rc && unstored) {
+        dv_log(DV_LOG_ERROR, "broker",
+               "%zu results sent although not stored: a restart before the "
+               "store takes writes again runs their jobs again",
+               unstored);
+    }
+    kept_trim(self); // what results_release held back
 }
 
 // After a batch: acknowledge and schedule its submits, or refuse them with
@@ -6628,6 +6836,8 @@ commit_finished(dv_broker_t *self, commit_t *c)
             job_remove(self, j->id);
         }
     }
+    results_release(self, c->results, c->rc);
+    marks_done(self, c);
     while (c->held) {
         held_reply_t *h = c->held;
         c->held = h->next;
@@ -6649,11 +6859,15 @@ commit_take(dv_broker_t *self)
 {
     commit_t *c = dv_calloc(1, sizeof *c);
     c->broker = self;
+    marks_stage(self, c); // into this batch
     c->batch = dv_store_take(self->store);
     c->pending = self->pending;
     c->n_pending = self->n_pending;
     c->held = self->held;
     self->held = NULL;
+    c->results = self->held_res;
+    self->held_res = NULL;
+    self->held_end = NULL;
     self->pending = NULL;
     self->n_pending = self->cap_pending = 0;
     c->work.data = c;
@@ -6669,8 +6883,10 @@ after_commit(uv_work_t *req, int status)
         c->rc = dv_errorf(&c->err, DV_ECANCELED, "commit cancelled");
     }
     self->committing = false;
+    bool marks = self->n_marks_due > 0; // due before a failure adds more
     commit_finished(self, c);
-    if (dv_store_staged(self->store) || self->n_pending || self->held) {
+    if (dv_store_staged(self->store) || self->n_pending || self->held ||
+        self->held_res || marks) {
         store_arm(self); // what was staged meanwhile: the next group
     }
     dispatch(self);
@@ -6685,11 +6901,17 @@ on_commit(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     self->commit_armed = false;
-    if (self->committing || (dv_store_staged(self->store) == 0 &&
-                             self->n_pending == 0 && !self->held)) {
+    if (self->committing ||
+        (dv_store_staged(self->store) == 0 && self->n_pending == 0 &&
+         !self->held && !self->held_res && !self->n_marks_due)) {
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
+    if (self->fault_armed) { // the fault seam: die between finish and commit
+        dv_log(DV_LOG_WARN, "broker",
+               "fault seam: SIGKILL before the commit of a durable result");
+        raise(SIGKILL);
+    }
     self->committing = true;
     if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
         self->committing = false;
@@ -6703,8 +6925,8 @@ on_commit(uv_timer_t *t)
 static void
 commit_flush(dv_broker_t *self)
 {
-    if (self->store &&
-        (dv_store_staged(self->store) || self->n_pending || self->held)) {
+    if (self->store && (dv_store_staged(self->store) || self->n_pending ||
+                        self->held || self->held_res || self->n_marks_due)) {
         commit_t *c = commit_take(self);
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);
@@ -6828,6 +7050,31 @@ recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
     // the results themselves have expired.
     if (get_u64(p) >= q->next_seq) {
         q->next_seq = get_u64(p) + 1;
+    }
+    return 0;
+}
+
+// A queue's seq mark (marks_stage): its stream goes on after that seq,
+// even if every result up to it has left the store.
+static int
+recover_mark(uint64_t id, const void *data, size_t len, void *arg)
+{
+    recovery_t *r = arg;
+    const uint8_t *p = data;
+    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
+    if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 != ql) {
+        return DV_EFORMAT;
+    }
+    char queue[DV_MAX_WIRE_NAME + 1];
+    memcpy(queue, p + 12, ql);
+    queue[ql] = '\0';
+    qbytes_t *q = queue_bytes(r->self, queue);
+    q->mark_key = id;
+    if (get_u64(p) >= q->next_seq) {
+        q->next_seq = get_u64(p) + 1;
+    }
+    if (id > r->self->last_mark_key) {
+        r->self->last_mark_key = id;
     }
     return 0;
 }
@@ -6988,6 +7235,14 @@ recover(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         rc = dv_store_each(self->store, DV_STORE_CURSORS, recover_cursor, &r,
                            err);
+    }
+    if (rc == 0) {
+        rc =
+            dv_store_each(self->store, DV_STORE_STREAMS, recover_mark, &r, err);
+    }
+    for (size_t i = 0; i < self->n_qbytes; i++) { // every seq so far: stored
+        qbytes_t *q = &self->qbytes[i];
+        q->seq_stored = q->seq_recovered = q->next_seq - 1;
     }
     if (rc && err && !err->text[0]) {
         dv_errorf(err, rc,
@@ -7164,6 +7419,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     }
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
     self->require_signed = opts->require_signed;
+    self->fault_left = opts->fault_kill_result;
     self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
     self->n_whos = 1;
     if (rc == 0) {
@@ -7312,6 +7568,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->dead);
     free(self->cursors);
+    free(self->marks_due);
     free(self->switches);
     free(self->skip);
     job_free(self->scratch);

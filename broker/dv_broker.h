@@ -51,6 +51,12 @@ typedef struct {
     bool plain;                     // no CURVE on an address other machines
                                     // reach (else refused: plain mode is the
                                     // default only on ipc:// and loopback)
+    uint64_t fault_kill_result;     // fault seam for tests (0: off): SIGKILL
+                                    // itself when about to commit the batch
+                                    // holding the Nth durable result since
+                                    // start (finished, not yet stored or
+                                    // sent); main.c reads it from
+                                    // DROVER_BROKER_FAULT
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

@@ -60,7 +60,8 @@ struct dv_store {
 };
 
 static const char *s_table_names[DV_STORE_TABLES_] = {
-    "jobs", "attempts", "results", "dead", "keys", "cursors", "ckpts", "audit"};
+    "jobs",    "attempts", "results", "dead",   "keys",
+    "cursors", "ckpts",    "audit",   "streams"};
 
 // ------------------------------------------------------------------ CRC
 

@@ -32,6 +32,7 @@ typedef enum {
     DV_STORE_CURSORS,  // cursor id -> a result stream consumer's position
     DV_STORE_CKPTS,    // job id -> a training job's last checkpoint
     DV_STORE_AUDIT,    // sequence -> an audit log entry (append only)
+    DV_STORE_STREAMS,  // mark id -> the last seq a queue's stream gave out
 
     DV_STORE_TABLES_
 } dv_store_table_t;

@@ -129,6 +129,23 @@ main(int argc, char **argv)
             return 2;
         }
     }
+    // Fault seam for tests (docs/ARCHITECTURE.md, Tests): stop with SIGKILL
+    // between a durable result's finish and its commit.
+    const char *fault = getenv("DROVER_BROKER_FAULT");
+    if (fault) {
+        const char *seam = "kill-before-result-commit:";
+        long long n = strncmp(fault, seam, strlen(seam)) == 0
+                          ? atoll(fault + strlen(seam))
+                          : 0;
+        if (n <= 0) {
+            fprintf(stderr,
+                    "drover-broker: DROVER_BROKER_FAULT '%s': the only seam "
+                    "is kill-before-result-commit:N (N > 0)\n",
+                    fault);
+            return 2;
+        }
+        opts.fault_kill_result = (uint64_t)n;
+    }
     // Past a file size limit, writes should fail (the store then refuses
     // submits with DV_ENOSPC), not kill the broker.
     signal(SIGXFSZ, SIG_IGN);

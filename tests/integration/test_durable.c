@@ -3,7 +3,9 @@
 // store every job the producer saw acknowledged ends with its result (from
 // the store if it had finished, run again if not), ids are never reused,
 // and a damaged store stops the broker with a clear error instead of
-// silently dropping data.
+// silently dropping data. Through the broker's fault seam (it kills itself
+// between a result's finish and its commit): nobody sees a result before
+// it is stored, so a job has one outcome, and stream seqs stay unique.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -650,6 +652,304 @@ test_full_disk_refuses(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// ------------------------------------ results go out once they are stored
+
+// What a raw client received: one row per message.
+typedef struct {
+    int type;          // DV_MSG_*
+    uint64_t rid;      // the request it answers
+    uint64_t job;      // accepted, result
+    uint64_t seq;      // streamed result: its place in the stream
+    uint64_t attempts; // result
+    uint64_t acked;    // ok to follow / ack
+    bool duplicate;    // accepted for a key seen before
+    char worker[16];   // result: who ran it ("" when not told)
+} row_t;
+
+typedef struct {
+    void *ctx, *sock;
+    row_t rows[64];
+    size_t n;
+} raw_t;
+
+static void
+raw_open(raw_t *r, const char *endpoint)
+{
+    memset(r, 0, sizeof *r);
+    r->ctx = zmq_ctx_new();
+    r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(r->sock, endpoint);
+}
+
+static void
+raw_close(raw_t *r)
+{
+    zmq_close(r->sock);
+    zmq_ctx_term(r->ctx);
+}
+
+// Keep what arrives within wait_ms (0: what is there).
+static void
+raw_read(raw_t *r, int wait_ms)
+{
+    zmq_pollitem_t item = {r->sock, 0, ZMQ_POLLIN, 0};
+    dv_wire_msg_t in;
+    while (zmq_poll(&item, 1, wait_ms) > 0 &&
+           dv_wire_recv(r->sock, false, &in) == 1) {
+        dv_msg_t *m = NULL;
+        if (r->n < 64 && dv_msg_decode(&m, zmq_msg_data(&in.header),
+                                       zmq_msg_size(&in.header), in.frames,
+                                       in.n_payload, NULL, NULL) == 0) {
+            row_t *row = &r->rows[r->n++];
+            row->type = (int)dv_msg_type(m);
+            row->rid = dv_msg_rid(m);
+            dv_msg_uint_or(m, "job", 0, &row->job, NULL);
+            dv_msg_uint_or(m, "seq", 0, &row->seq, NULL);
+            dv_msg_uint_or(m, "attempts", 0, &row->attempts, NULL);
+            dv_msg_uint_or(m, "acked", 0, &row->acked, NULL);
+            row->duplicate = dv_msg_has(m, "duplicate");
+            if (dv_msg_has(m, "worker")) {
+                dv_msg_str(m, "worker", row->worker, sizeof row->worker, NULL);
+            }
+        }
+        dv_msg_destroy(&m);
+        dv_wire_msg_close(&in);
+        wait_ms = 0;
+    }
+}
+
+// The first row answering rid (of type, unless -1; about job, unless 0)
+// among those received from the first-th on; NULL when none.
+static const row_t *
+raw_find(const raw_t *r, size_t first, int type, uint64_t rid, uint64_t job)
+{
+    for (size_t i = first; i < r->n; i++) {
+        const row_t *row = &r->rows[i];
+        if (row->rid == rid && (type < 0 || row->type == type) &&
+            (!job || row->job == job)) {
+            return row;
+        }
+    }
+    return NULL;
+}
+
+// raw_find, reading what comes until it is there or the deadline.
+static const row_t *
+raw_await(raw_t *r, int type, uint64_t rid, uint64_t job)
+{
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    const row_t *row = NULL;
+    size_t looked = 0;
+    while (!(row = raw_find(r, looked, type, rid, job)) &&
+           dv_test_now_ms() < end && r->n < 64) {
+        looked = r->n;
+        raw_read(r, 100);
+    }
+    return row;
+}
+
+static void
+raw_submit(raw_t *r, uint64_t rid, const char *key, const char *durability)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", "fq");
+    dv_msgw_str(w, "kind", "echo");
+    dv_msgw_str(w, "idempotency_key", key);
+    if (durability) {
+        dv_msgw_str(w, "durability", durability);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_frame_t f = {(const uint8_t *)key, strlen(key)};
+    dv_wire_send(r->sock, NULL, 0, h, len, &f, 1);
+    dv_msgw_destroy(&w);
+}
+
+// follow (seq 0) or ack seq, as consumer c1 of queue fq; or result_get of
+// job (type DV_MSG_RESULT_GET).
+static void
+raw_ask(raw_t *r, dv_msg_type_t type, uint64_t rid, uint64_t n)
+{
+    dv_msgw_t *w = dv_msgw_new(type, rid);
+    if (type == DV_MSG_RESULT_GET) {
+        dv_msgw_uint(w, "job", n);
+    } else {
+        dv_msgw_str(w, "queue", "fq");
+        dv_msgw_str(w, "consumer", "c1");
+    }
+    if (type == DV_MSG_ACK) {
+        dv_msgw_uint(w, "seq", n);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(r->sock, NULL, 0, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+}
+
+// Streamed results (rows answering follow_rid) that give one seq to two
+// jobs, in a and b together.
+static int
+seqs_reused(const raw_t *a, const raw_t *b, uint64_t rid_a, uint64_t rid_b)
+{
+    const raw_t *rs[2] = {a, b};
+    const uint64_t rids[2] = {rid_a, rid_b};
+    int reused = 0;
+    for (int x = 0; x < 2; x++) {
+        for (size_t i = 0; i < rs[x]->n; i++) {
+            const row_t *p = &rs[x]->rows[i];
+            for (int y = x; p->rid == rids[x] && p->seq && y < 2; y++) {
+                for (size_t k = x == y ? i + 1 : 0; k < rs[y]->n; k++) {
+                    const row_t *q = &rs[y]->rows[k];
+                    reused += q->rid == rids[y] && q->seq == p->seq &&
+                              q->job != p->job;
+                }
+            }
+        }
+    }
+    return reused;
+}
+
+// Results of job in r that are not its one recorded outcome (the run on
+// worker, with attempts).
+static int
+other_outcomes(const raw_t *r,
+               uint64_t job,
+               const char *worker,
+               uint64_t attempts)
+{
+    int n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const row_t *row = &r->rows[i];
+        n += row->type == DV_MSG_RESULT && row->job == job &&
+             (strcmp(row->worker, worker) != 0 || row->attempts != attempts);
+    }
+    return n;
+}
+
+// The broker stops (SIGKILL, through its fault seam) between a durable
+// job's finish on w0 and the commit of its result: nobody saw that result
+// — not its submitter, not a stream follower — so after the restart the
+// job runs again, on w1, and its one outcome is that run's. Stream seqs stay
+// unique (a durability-none result's seq too), an idempotency key still names
+// the job, and the follower's ack of what it saw before the kill is taken.
+static void
+test_results_wait_for_their_commit(void)
+{
+    cluster_t c;
+    cluster_init(&c);
+    setenv("DROVER_BROKER_FAULT", "kill-before-result-commit:4", 1);
+    bool up = broker_start(&c); // inherits the seam
+    unsetenv("DROVER_BROKER_FAULT");
+    up = up && worker_start(&c, 0);
+    raw_t r, r2;
+    raw_open(&r, c.cep);
+    raw_ask(&r, DV_MSG_FOLLOW, 100, 0);
+    up = up && raw_await(&r, DV_MSG_OK, 100, 0);
+    // Three durable jobs, then one in memory only: stream seqs 1..4.
+    uint64_t jobs[7] = {0};
+    const char *keys[7] = {"", "k1", "k2", "k3", "k4", "k5", "k6"};
+    for (uint64_t i = 1; up && i <= 4; i++) {
+        raw_submit(&r, i, keys[i], i == 4 ? "none" : NULL);
+        const row_t *a = raw_await(&r, DV_MSG_ACCEPTED, i, 0);
+        jobs[i] = a ? a->job : 0;
+        up = jobs[i] && raw_await(&r, DV_MSG_RESULT, i, 0) &&
+             raw_await(&r, DV_MSG_RESULT, 100, jobs[i]);
+    }
+    raw_ask(&r, DV_MSG_ACK, 101, 1);
+    up = up && raw_await(&r, DV_MSG_OK, 101, 0);
+    // The fourth durable result: the broker kills itself before its commit.
+    raw_submit(&r, 5, keys[5], NULL);
+    const row_t *a5 = up ? raw_await(&r, DV_MSG_ACCEPTED, 5, 0) : NULL;
+    jobs[5] = a5 ? a5->job : 0;
+    // Signal 0: only wait for it to die (-1: by a signal). w0 goes too: the
+    // run after the restart is then told apart by its worker.
+    int died = a5 ? dv_proc_stop(&c.broker, 0) : 0;
+    dv_proc_stop(&c.workers[0], SIGKILL);
+    char log[4400];
+    snprintf(log, sizeof log, "%s/broker.log", c.dir);
+    size_t llen = 0;
+    char *text = (char *)dv_test_read_file(log, &llen);
+    bool seam = text && strstr(text, "fault seam: SIGKILL") != NULL;
+    free(text);
+    raw_read(&r, 0);
+    const row_t *seen5 = raw_find(&r, 0, DV_MSG_RESULT, 5, 0); // none
+    uint64_t last_seq = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        last_seq = r.rows[i].rid == 100 && r.rows[i].seq > last_seq
+                       ? r.rows[i].seq
+                       : last_seq;
+    }
+
+    // Restarted (no seam): the follower acks what it saw, then follows on.
+    bool again = died == -1 && broker_start(&c) && worker_start(&c, 1);
+    raw_open(&r2, c.cep);
+    raw_ask(&r2, DV_MSG_ACK, 102, last_seq);
+    const row_t *ack = again ? raw_await(&r2, -1, 102, 0) : NULL;
+    raw_ask(&r2, DV_MSG_FOLLOW, 103, 0);
+    const row_t *follow = again ? raw_await(&r2, DV_MSG_OK, 103, 0) : NULL;
+    const row_t *s5 =
+        follow ? raw_await(&r2, DV_MSG_RESULT, 103, jobs[5]) : NULL;
+    raw_ask(&r2, DV_MSG_RESULT_GET, 104, jobs[5]);
+    const row_t *g5 = s5 ? raw_await(&r2, -1, 104, 0) : NULL;
+    raw_submit(&r2, 105, keys[5], NULL); // the same key: the same job
+    const row_t *dup = s5 ? raw_await(&r2, DV_MSG_ACCEPTED, 105, 0) : NULL;
+    raw_submit(&r2, 106, keys[6], NULL);
+    const row_t *a6 = s5 ? raw_await(&r2, DV_MSG_ACCEPTED, 106, 0) : NULL;
+    jobs[6] = a6 ? a6->job : 0;
+    const row_t *s6 = a6 ? raw_await(&r2, DV_MSG_RESULT, 103, jobs[6]) : NULL;
+    raw_read(&r, 0); // anything late from before the kill
+    uint64_t attempts = s5 ? s5->attempts : 0;
+    int outcomes = other_outcomes(&r, jobs[5], "w1", attempts) +
+                   other_outcomes(&r2, jobs[5], "w1", attempts);
+    int reused = seqs_reused(&r, &r2, 100, 103);
+    printf("  seqs before the kill 1..%llu, job %llu's result after it: seq "
+           "%llu, attempt %llu on %s\n",
+           (unsigned long long)last_seq, (unsigned long long)jobs[5],
+           (unsigned long long)(s5 ? s5->seq : 0), (unsigned long long)attempts,
+           s5 ? s5->worker : "-");
+    raw_close(&r);
+    raw_close(&r2);
+    dv_proc_stop(&c.workers[1], SIGTERM);
+    int exit_rc = -1;
+    if (again) {
+        exit_rc = dv_proc_stop(&c.broker, SIGTERM);
+    } else { // the seam did not fire: not left running
+        dv_proc_stop(&c.broker, SIGKILL);
+    }
+    if (!s6 || outcomes || reused) {
+        dv_proc_dump_log(c.dir, "broker.log");
+    }
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK(jobs[5] != 0);
+    DV_CHECK_EQ(died, -1);
+    DV_CHECK(seam);
+    DV_CHECK(seen5 == NULL);  // the submitter saw no outcome before the kill
+    DV_CHECK_EQ(last_seq, 4); // nor did the follower
+    DV_CHECK(again);
+    DV_CHECK(ack != NULL);
+    DV_CHECK_EQ(ack ? ack->type : -1, (int)DV_MSG_OK);
+    DV_CHECK_EQ(ack ? ack->acked : 0, 4);
+    DV_CHECK(follow != NULL);
+    DV_CHECK(s5 != NULL);
+    DV_CHECK_EQ(s5 ? s5->seq : 0, 5); // not the memory-only job's 4
+    DV_CHECK(s5 && strcmp(s5->worker, "w1") == 0); // the run after it
+    DV_CHECK(attempts >= 1);
+    DV_CHECK(g5 != NULL);
+    DV_CHECK_EQ(g5 ? g5->type : -1, (int)DV_MSG_RESULT);
+    DV_CHECK(dup != NULL);
+    DV_CHECK_EQ(dup ? dup->job : 0, jobs[5]);
+    DV_CHECK(dup && dup->duplicate);
+    DV_CHECK(s6 != NULL);
+    DV_CHECK_EQ(s6 ? s6->seq : 0, 6);
+    DV_CHECK_EQ(outcomes, 0); // one outcome for the job, seen anywhere
+    DV_CHECK_EQ(reused, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"a full disk refuses, loses nothing", test_full_disk_refuses},
 
@@ -659,6 +959,8 @@ static const dv_test_case_t cases[] = {
     {"a full queue refuses at once", test_full_queue_refuses_at_once},
     {"cancel sticks across a restart", test_cancel_sticks},
     {"durability none is forgotten", test_durability_none_is_forgotten},
+    {"results wait for their commit: kill -9 between finish and commit",
+     test_results_wait_for_their_commit},
     {NULL, NULL},
 };
 
