@@ -39,6 +39,16 @@ copy_text(char *buf, const uint8_t *p, size_t n)
     buf[n] = '\0';
 }
 
+// copy_text for a name (queue, model, worker, consumer, key): false when
+// it holds a NUL byte, which would silently cut it to another name ("" or
+// a prefix). The broker never writes one: every name is checked first.
+static bool
+copy_name(char *buf, const uint8_t *p, size_t n)
+{
+    copy_text(buf, p, n);
+    return memchr(p, '\0', n) == NULL;
+}
+
 // Check that p[0..len) holds exactly n well-formed msgpack key/value pairs
 // (a map's body): checked as the map they become once spliced into a
 // header. Returns 0, DV_EFORMAT / DV_EMSGSIZE naming what, or DV_ENOMEM.
@@ -90,8 +100,12 @@ dv_rec_job_decode(dv_rec_job_t *out,
     out->rows = get_u32(p + 12);
     out->cols = get_u32(p + 16);
     memcpy(out->model_sha, p + 36, 32);
-    copy_text(out->queue, p + head, (size_t)qlen);
-    copy_text(out->model, p + head + qlen, (size_t)mlen);
+    if (!copy_name(out->queue, p + head, (size_t)qlen) ||
+        !copy_name(out->model, p + head + qlen, (size_t)mlen)) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "job %llu: a NUL byte in its queue or model name",
+                         idl);
+    }
     out->payload = p + head + qlen + mlen;
     out->payload_len = (size_t)plen;
     if (head == DV_REC_JOB_HEAD) {
@@ -153,7 +167,8 @@ dv_rec_attempts_decode(dv_rec_attempts_t *out,
         uint32_t lens = end - q >= 20 ? get_u32(q + 16) : 0;
         uint32_t wl = lens & 0xffff, tl = lens >> 16;
         if (end - q < 20 || wl > DV_MAX_WIRE_NAME || tl >= DV_ERROR_TEXT_MAX ||
-            (size_t)(end - q) < 20 + (size_t)wl + tl) {
+            (size_t)(end - q) < 20 + (size_t)wl + tl ||
+            !copy_name(errors[i].worker, q + 20, wl)) {
             free(errors);
             return dv_errorf(err, DV_EFORMAT,
                              "job %llu: failed attempt %u of its attempts "
@@ -163,7 +178,6 @@ dv_rec_attempts_decode(dv_rec_attempts_t *out,
         errors[i].attempt = get_u32(q);
         errors[i].code = (int32_t)get_u32(q + 4);
         errors[i].unix_ms = get_u64(q + 8);
-        copy_text(errors[i].worker, q + 20, wl);
         copy_text(errors[i].text, q + 20 + wl, tl);
         q += 20 + wl + tl;
     }
@@ -201,13 +215,13 @@ dv_rec_result_decode(dv_rec_result_t *out,
         uint64_t at = total + elen;
         uint64_t ql = at + 12 <= len ? get_u32(p + at + 8) : 0;
         if (at + 12 > len || ql == 0 || ql > DV_MAX_WIRE_NAME ||
-            at + 12 + ql != len) {
+            at + 12 + ql != len ||
+            !copy_name(out->queue, p + at + 12, (size_t)ql)) {
             return dv_errorf(err, DV_EFORMAT,
                              "result %llu: stream position damaged", idl);
         }
         out->streamed = true;
         out->seq = get_u64(p + at);
-        copy_text(out->queue, p + at + 12, (size_t)ql);
         len = (size_t)at; // the rest is checked as before
     }
     if (total + elen != len || wlen > DV_MAX_WIRE_NAME ||
@@ -222,7 +236,10 @@ dv_rec_result_decode(dv_rec_result_t *out,
     const uint8_t *q = p + DV_REC_RESULT_HEAD + 4 * n;
     copy_text(out->text, q, (size_t)tlen);
     q += tlen;
-    copy_text(out->worker, q, (size_t)wlen);
+    if (!copy_name(out->worker, q, (size_t)wlen)) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "result %llu: a NUL byte in its worker name", idl);
+    }
     q += wlen;
     for (size_t i = 0; i < n; i++) {
         out->frames[i].data = q;
@@ -279,11 +296,10 @@ two_names(
 {
     uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
     if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 <= ql ||
-        len - 12 - ql > max_second) {
+        len - 12 - ql > max_second || !copy_name(queue, p + 12, (size_t)ql) ||
+        !copy_name(second, p + 12 + ql, len - 12 - (size_t)ql)) {
         return DV_EFORMAT;
     }
-    copy_text(queue, p + 12, (size_t)ql);
-    copy_text(second, p + 12 + ql, len - 12 - (size_t)ql);
     return 0;
 }
 

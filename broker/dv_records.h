@@ -91,7 +91,9 @@ typedef struct {
 // Decode job record id (named in errors) from p[0..len) into *out. Returns
 // 0, or DV_EFORMAT: unknown format or kind, lengths that disagree with the
 // record's size, a queue name that is empty or over DV_MAX_WIRE_NAME, a
-// payload over DV_MAX_FRAME_BYTES, a damaged training spec.
+// NUL byte in a name, a payload over DV_MAX_FRAME_BYTES, a damaged
+// training spec. (Every decoder here refuses a NUL byte in a name: the
+// broker writes none, and one would cut the name to another.)
 int dv_rec_job_decode(dv_rec_job_t *out,
                       uint64_t id,
                       const uint8_t *p,
@@ -120,7 +122,7 @@ typedef struct {
 // attempts. Returns 0 and *out (free out->errors), or DV_EFORMAT (too
 // short, more than max_errors entries, an entry past the end or with a
 // worker over DV_MAX_WIRE_NAME or a text of DV_ERROR_TEXT_MAX or more
-// bytes), and then nothing is allocated.
+// bytes), and then nothing is allocated. Texts are cut at a NUL byte.
 int dv_rec_attempts_decode(dv_rec_attempts_t *out,
                            uint64_t id,
                            const uint8_t *p,
