@@ -27,6 +27,10 @@ else
 fi
 OUT=${FUZZ_OUT:-bench/results/fuzz.json}
 
+# What the targets are built from (the tree may change while they run).
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT-dirty"
+
 scripts/deps.sh fuzz
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "${JOBS:-2}"
@@ -82,7 +86,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "{"
   printf '  "what": "make fuzz: libFuzzer (clang-14, -fsanitize=fuzzer,address,undefined), one core, targets one at a time",\n'
   printf '  "date": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  printf '  "commit": "%s",\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf '  "commit": "%s",\n' "$COMMIT"
   printf '  "host": "%s, %s cores",\n' "$(uname -m)" "$(nproc)"
   printf '  "fuzz_seconds": %s,\n  "fuzz_runs": %s,\n' "$SECONDS_EACH" "$RUNS"
   echo '  "targets": {'

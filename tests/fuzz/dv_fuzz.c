@@ -103,6 +103,38 @@ dv_fuzz_msg_join(const uint8_t *header,
 }
 
 void
+dv_fuzz_msg_run(const uint8_t *data,
+                size_t size,
+                void (*fn)(const dv_msg_t *m,
+                           const dv_fuzz_msg_t *in,
+                           uint64_t rid))
+{
+    dv_fuzz_msg_t in;
+    dv_fuzz_msg_split(&in, data, size);
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    uint64_t rid = 1;
+    int rc = dv_msg_decode(&m, in.header, in.header_len, in.frames, in.n_frames,
+                           &rid, &err);
+    dv_fuzz_check(rc, &err);
+    if (rc == 0) {
+        fn(m, &in, rid);
+    }
+    dv_msg_destroy(&m);
+    dv_fuzz_msg_free(&in);
+}
+
+uint8_t *
+dv_fuzz_tail(const uint8_t *data, size_t size, size_t *n)
+{
+    dv_assert(size >= 1);
+    *n = size - 1;
+    uint8_t *buf = dv_malloc(*n ? *n : 1);
+    memcpy(buf, data + 1, *n);
+    return buf;
+}
+
+void
 dv_fuzz_check(int rc, const dv_error_t *err)
 {
     if (rc == 0) {

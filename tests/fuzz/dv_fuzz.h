@@ -50,6 +50,19 @@ uint8_t *dv_fuzz_msg_join(const uint8_t *header,
                           size_t n_frames,
                           size_t *len);
 
+// Split data, decode it as a message (dv_msg_decode, checked with
+// dv_fuzz_check) and, when it decodes, call fn with it, the split input and
+// the request id dv_msg_decode reported.
+void dv_fuzz_msg_run(const uint8_t *data,
+                     size_t size,
+                     void (*fn)(const dv_msg_t *m,
+                                const dv_fuzz_msg_t *in,
+                                uint64_t rid));
+
+// The bytes after a target's leading flags byte, in a new buffer of exactly
+// their size (caller frees; never NULL); *n gets their count. size >= 1.
+uint8_t *dv_fuzz_tail(const uint8_t *data, size_t size, size_t *n);
+
 // Abort unless rc is 0, or a negative DV_E* that err (filled by the
 // decoder that returned rc) carries with a reason: every refusal says why.
 void dv_fuzz_check(int rc, const dv_error_t *err);

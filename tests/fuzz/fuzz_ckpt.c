@@ -19,9 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    size_t n = size - 1;
-    uint8_t *blob = dv_malloc(n ? n : 1);
-    memcpy(blob, data + 1, n);
+    size_t n = 0;
+    uint8_t *blob = dv_fuzz_tail(data, size, &n);
     if ((data[0] & 0x80) && n >= DV_SHA256_BYTES) {
         dv_fuzz_fix_sha256(blob, n);
     }

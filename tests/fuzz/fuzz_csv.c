@@ -56,9 +56,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *targets[] = {NULL, "target", "y", "a"};
     dv_csv_opts_t o = {.target = targets[data[0] & 3],
                        .target_optional = (data[0] & 4) != 0};
-    size_t n = size - 1;
-    char *text = dv_malloc(n ? n : 1);
-    memcpy(text, data + 1, n);
+    size_t n = 0;
+    char *text = (char *)dv_fuzz_tail(data, size, &n);
     dv_dataset_t *ds = NULL;
     dv_error_t err = {0};
     int rc = dv_csv_parse(&ds, text, n, &o, &err);

@@ -36,9 +36,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    size_t n = size - 1;
-    uint8_t *buf = dv_malloc(n ? n : 1);
-    memcpy(buf, data + 1, n);
+    size_t n = 0;
+    uint8_t *buf = dv_fuzz_tail(data, size, &n);
     if ((data[0] & 1) && n >= DV_MODELFILE_HEADER_BYTES + TRAILER) {
         uint64_t body = n - DV_MODELFILE_HEADER_BYTES - TRAILER;
         for (int i = 0; i < 8; i++) {

@@ -84,30 +84,24 @@ relay(const dv_msg_t *m)
     dv_msgw_destroy(&w);
 }
 
+static void
+decoded(const dv_msg_t *m, const dv_fuzz_msg_t *in, uint64_t rid)
+{
+    dv_assert(rid == dv_msg_rid(m));
+    dv_assert(dv_msg_n_frames(m) == in->n_frames);
+    dv_assert(dv_msg_frame(m, 0) == NULL);
+    dv_assert(dv_msg_frame(m, in->n_frames + 1) == NULL);
+    (void)dv_msg_name(dv_msg_type(m));
+    (void)dv_msg_minor(m);
+    dv_fuzz_each_key(m, fields);
+    fields(m, "absent"); // the missing-field paths
+    error_map(m);
+    relay(m);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    dv_fuzz_msg_t in;
-    dv_fuzz_msg_split(&in, data, size);
-    dv_msg_t *m = NULL;
-    dv_error_t err = {0};
-    uint64_t rid = 1;
-    int rc = dv_msg_decode(&m, in.header, in.header_len, in.frames, in.n_frames,
-                           &rid, &err);
-    dv_fuzz_check(rc, &err);
-    if (rc == 0) {
-        dv_assert(rid == dv_msg_rid(m));
-        dv_assert(dv_msg_n_frames(m) == in.n_frames);
-        dv_assert(dv_msg_frame(m, 0) == NULL);
-        dv_assert(dv_msg_frame(m, in.n_frames + 1) == NULL);
-        (void)dv_msg_name(dv_msg_type(m));
-        (void)dv_msg_minor(m);
-        dv_fuzz_each_key(m, fields);
-        fields(m, "absent"); // the missing-field paths
-        error_map(m);
-        relay(m);
-    }
-    dv_msg_destroy(&m);
-    dv_fuzz_msg_free(&in);
+    dv_fuzz_msg_run(data, size, decoded);
     return 0;
 }

@@ -37,20 +37,17 @@ tensor(const dv_msg_t *m, const char *key)
     }
 }
 
+static void
+decoded(const dv_msg_t *m, const dv_fuzz_msg_t *in, uint64_t rid)
+{
+    (void)in;
+    (void)rid;
+    dv_fuzz_each_key(m, tensor);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    dv_fuzz_msg_t in;
-    dv_fuzz_msg_split(&in, data, size);
-    dv_msg_t *m = NULL;
-    dv_error_t err = {0};
-    int rc = dv_msg_decode(&m, in.header, in.header_len, in.frames, in.n_frames,
-                           NULL, &err);
-    dv_fuzz_check(rc, &err);
-    if (rc == 0) {
-        dv_fuzz_each_key(m, tensor);
-    }
-    dv_msg_destroy(&m);
-    dv_fuzz_msg_free(&in);
+    dv_fuzz_msg_run(data, size, decoded);
     return 0;
 }
