@@ -3,7 +3,7 @@
 # whole suite (what .ci/run calls).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps dev release asan demo test unit bench format clean
+.PHONY: all deps dev release asan demo test unit bench fuzz format clean
 
 all: dev
 
@@ -30,6 +30,14 @@ unit: asan
 bench: release
 	build/release/bin/dv-bench-ml --out bench/results/ml.json
 	build/release/bin/dv-bench-queue --bin-dir build/release/bin --out bench/results/queue.json
+
+# libFuzzer on every decoder a peer or a file reaches (tests/fuzz), one
+# target at a time on one core: FUZZ_SECONDS each (default 15), or
+# FUZZ_RUNS=N executions each; writes bench/results/fuzz.json. Installs
+# clang-14 and its runtime first (scripts/deps.sh fuzz); nothing else needs
+# them.
+fuzz:
+	scripts/fuzz.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

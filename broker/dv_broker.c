@@ -34,6 +34,7 @@
 #include "dv_outq.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
+#include "dv_records.h"
 #include "dv_registry.h"
 #include "dv_sched.h"
 #include "dv_store.h"
@@ -92,13 +93,7 @@ struct kept {
 // with tens of thousands in flight that was most of the broker's memory and
 // page faults.
 // One failed attempt: what went wrong, where, when.
-typedef struct {
-    uint32_t attempt;                  // 1-based
-    int32_t code;                      // DV_E*
-    uint64_t unix_ms;                  // when it was recorded
-    char worker[DV_MAX_WIRE_NAME + 1]; // "" when no worker was involved
-    char text[DV_ERROR_TEXT_MAX];      // the reason
-} attempt_err_t;
+typedef dv_rec_attempt_t attempt_err_t;
 
 typedef struct job job_t;
 struct job {
@@ -448,17 +443,12 @@ store_arm(dv_broker_t *self)
 
 // -------------------------------------------------- store records (v1)
 //
-// Job: 68-byte head (format, kind, max_attempts, model version, rows, cols,
-// name lengths, payload length, model SHA-256), then queue, model, payload.
-// Result: 36-byte head (format, done, frames, code, attempts, extra length
-// and field count, finish time, text and worker lengths), frame lengths,
-// then text, worker, frames, extra fields. All little-endian.
+// Layouts: dv_records.h, which decodes them; the encoders are here.
 
-#define REC_FORMAT  1
-#define JOB_FORMAT  2 // job records: 1 had no scheduling fields
-#define JOB_HEAD_V1 68
-#define JOB_HEAD    100
-#define RESULT_HEAD 36
+#define REC_FORMAT  DV_REC_RESULT_FORMAT
+#define JOB_FORMAT  DV_REC_JOB_FORMAT
+#define JOB_HEAD    DV_REC_JOB_HEAD
+#define RESULT_HEAD DV_REC_RESULT_HEAD
 
 static void
 put_u32(uint8_t *p, uint32_t v)
@@ -1159,40 +1149,19 @@ attempts_encode(const job_t *j, size_t *len)
 static int
 attempts_decode(job_t *j, const uint8_t *p, size_t len)
 {
-    if (len == 4) {
-        j->attempts = get_u32(p);
-        return 0;
+    dv_rec_attempts_t r;
+    int rc =
+        dv_rec_attempts_decode(&r, j->id, p, len, MAX_ATTEMPTS_LIMIT * 2, NULL);
+    if (rc == 0 && !r.count_only) {
+        free(j->errors);
+        j->errors = r.errors;
+        j->n_errors = r.n_errors;
+        j->lost = r.lost;
     }
-    if (len < 12 || get_u32(p + 8) > MAX_ATTEMPTS_LIMIT * 2) {
-        return DV_EFORMAT;
+    if (rc == 0) {
+        j->attempts = r.attempts;
     }
-    uint32_t n = get_u32(p + 8);
-    attempt_err_t *errors = dv_calloc(n ? n : 1, sizeof *errors);
-    const uint8_t *q = p + 12, *end = p + len;
-    for (uint32_t i = 0; i < n; i++) {
-        if (end - q < 20) {
-            free(errors);
-            return DV_EFORMAT;
-        }
-        uint32_t lens = get_u32(q + 16), wl = lens & 0xffff, tl = lens >> 16;
-        if (wl > DV_MAX_WIRE_NAME || tl >= DV_ERROR_TEXT_MAX ||
-            (size_t)(end - q) < 20 + (size_t)wl + tl) {
-            free(errors);
-            return DV_EFORMAT;
-        }
-        errors[i].attempt = get_u32(q);
-        errors[i].code = (int32_t)get_u32(q + 4);
-        errors[i].unix_ms = get_u64(q + 8);
-        memcpy(errors[i].worker, q + 20, wl);
-        memcpy(errors[i].text, q + 20 + wl, tl);
-        q += 20 + wl + tl;
-    }
-    free(j->errors);
-    j->errors = errors;
-    j->n_errors = n;
-    j->attempts = get_u32(p);
-    j->lost = get_u32(p + 4);
-    return 0;
+    return rc;
 }
 
 static void
@@ -1785,12 +1754,16 @@ job_accept(dv_broker_t *self, job_t *j)
 }
 
 // Job kinds in records (p[1]).
-static const char *s_kinds[] = {"echo", "infer", "sleep", "train", "evaluate"};
+static const char *s_kinds[] = {
+#define XX(name, text) text,
+    DV_REC_KIND_MAP(XX)
+#undef XX
+};
 
 static uint8_t
 kind_code(const char *kind)
 {
-    for (uint8_t i = 0; i < 5; i++) {
+    for (uint8_t i = 0; i < DV_REC_KIND_COUNT_; i++) {
         if (strcmp(kind, s_kinds[i]) == 0) {
             return i;
         }
@@ -1801,10 +1774,10 @@ kind_code(const char *kind)
 // ---------------------------------------------------------- idempotency
 
 #define IDEM_MAX       1000000 // keys remembered at most (the oldest go first)
-#define IDEM_SCOPE_MAX 40      // a scope: a CURVE public key in Z85
+#define IDEM_SCOPE_MAX DV_REC_SCOPE_MAX // a scope: a CURVE key in Z85
 // A key record's queue length with this bit set: a scope follows (format
 // 2, written since keys are scoped; format 1 records have no scope).
-#define IDEM_SCOPED 0x80000000u
+#define IDEM_SCOPED DV_REC_NAMED
 
 static size_t
 idem_hash(const char *queue, const char *scope, const char *key)
@@ -2073,58 +2046,35 @@ job_decode(uint64_t id,
            size_t route_len,
            dv_error_t *err)
 {
-    size_t head = len >= 1 && p[0] == 1 ? JOB_HEAD_V1 : JOB_HEAD;
-    if (len < head || (p[0] != 1 && p[0] != JOB_FORMAT) || p[1] > 4 ||
-        (p[0] == 1 && p[1] > 1)) {
-        dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
-                  (unsigned long long)id);
+    dv_rec_job_t r;
+    if (dv_rec_job_decode(&r, id, p, len, err) != 0) {
         return NULL;
     }
-    uint64_t qlen = get_u32(p + 20), mlen = get_u32(p + 24);
-    uint64_t plen = get_u64(p + 28);
-    if (qlen == 0 || qlen > DV_MAX_WIRE_NAME || mlen > DV_MAX_WIRE_NAME ||
-        plen > DV_MAX_FRAME_BYTES || head + qlen + mlen + plen != len) {
-        dv_errorf(err, DV_EFORMAT, "job %llu: record lengths disagree",
-                  (unsigned long long)id);
-        return NULL;
-    }
-    char queue[DV_MAX_WIRE_NAME + 1], model[DV_MAX_WIRE_NAME + 1];
-    memcpy(queue, p + head, qlen);
-    queue[qlen] = '\0';
-    memcpy(model, p + head + qlen, mlen);
-    model[mlen] = '\0';
-    job_t *j = job_alloc(route, route_len, queue, model, p + head + qlen + mlen,
-                         (size_t)plen);
+    job_t *j =
+        job_alloc(route, route_len, r.queue, r.model, r.payload, r.payload_len);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
                   (unsigned long long)id);
         return NULL;
     }
     j->id = id;
-    j->kind = s_kinds[p[1]];
-    j->spec = (p[2] & 1) || strcmp(j->kind, "train") == 0;
-    if (j->spec && (j->payload_len < 6 ||
-                    (size_t)get_u32(j->payload + 2) > j->payload_len - 6)) {
-        dv_errorf(err, DV_EFORMAT, "job %llu: training spec damaged",
-                  (unsigned long long)id);
-        job_free(j);
-        return NULL;
-    }
+    j->kind = s_kinds[r.kind];
+    j->spec = r.spec;
     j->backoff_ms = DEFAULT_BACKOFF_MS;
-    if (head == JOB_HEAD) {
-        j->priority = (int32_t)get_u32(p + 68);
-        j->timeout_ms = get_u32(p + 72);
-        j->backoff_ms = get_u32(p + 76);
-        j->sleep_ms = get_u32(p + 80);
-        j->submit_unix = get_u64(p + 84);
-        j->deadline_unix = get_u64(p + 92);
+    if (r.has_sched) {
+        j->priority = r.priority;
+        j->timeout_ms = r.timeout_ms;
+        j->backoff_ms = r.backoff_ms;
+        j->sleep_ms = r.sleep_ms;
+        j->submit_unix = r.submit_unix;
+        j->deadline_unix = r.deadline_unix;
     }
-    j->max_attempts = get_u32(p + 4);
+    j->max_attempts = r.max_attempts;
 
-    j->model_version = get_u32(p + 8);
-    j->rows = get_u32(p + 12);
-    j->cols = get_u32(p + 16);
-    memcpy(j->model_sha, p + 36, 32);
+    j->model_version = r.model_version;
+    j->rows = r.rows;
+    j->cols = r.cols;
+    memcpy(j->model_sha, r.model_sha, 32);
     if (j->max_attempts == 0 || j->max_attempts > MAX_ATTEMPTS_LIMIT) {
         j->max_attempts = DEFAULT_MAX_ATTEMPTS;
     }
@@ -4226,7 +4176,7 @@ stream_pump(dv_broker_t *self, cursor_t *c)
 
 // A cursor record's queue length with this bit set: an owner follows
 // (format 2; format 1 records, from before owners, have none).
-#define CURSOR_OWNED 0x80000000u
+#define CURSOR_OWNED DV_REC_NAMED
 
 // Format 1: u64 acked, u32 queue length, queue, consumer. Format 2 (an
 // owned cursor): the length has CURSOR_OWNED set and a u32 owner length
@@ -6945,72 +6895,33 @@ static int
 recover_result(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    const uint8_t *p = data;
-    size_t n = len >= RESULT_HEAD ? p[2] : 0;
-    if (len < RESULT_HEAD + 4 * n || p[0] != REC_FORMAT || n > DV_MAX_FRAMES) {
-        return dv_errorf(NULL, DV_EFORMAT, "result %llu",
-                         (unsigned long long)id);
-    }
-    uint64_t tlen = get_u32(p + 28), wlen = get_u32(p + 32);
-    uint64_t elen = get_u32(p + 12), total = RESULT_HEAD + 4 * n + tlen + wlen;
-    dv_frame_t frames[DV_MAX_FRAMES];
-    for (size_t i = 0; i < n; i++) {
-        frames[i].len = get_u32(p + RESULT_HEAD + 4 * i);
-        total += frames[i].len;
-    }
-    // The stream trailer: seq and queue.
-    uint64_t seq = 0;
-    char queue[DV_MAX_WIRE_NAME + 1] = "";
-    if (p[3] & 1) {
-        uint64_t at = total + elen;
-        uint64_t ql = at + 12 <= len ? get_u32(p + at + 8) : 0;
-        if (at + 12 > len || ql == 0 || ql > DV_MAX_WIRE_NAME ||
-            at + 12 + ql != len) {
-            return DV_EFORMAT;
-        }
-        seq = get_u64(p + at);
-        memcpy(queue, p + at + 12, ql);
-        queue[ql] = '\0';
-        len = at; // the rest is checked as before
-    }
-    if (total + elen != len || wlen > DV_MAX_WIRE_NAME ||
-        tlen >= DV_ERROR_TEXT_MAX * 4) {
-        return DV_EFORMAT;
-    }
-    const uint8_t *q = p + RESULT_HEAD + 4 * n;
-    char text[DV_ERROR_TEXT_MAX * 4], worker[DV_MAX_WIRE_NAME + 1];
-    memcpy(text, q, tlen);
-    text[tlen] = '\0';
-    q += tlen;
-    memcpy(worker, q, wlen);
-    worker[wlen] = '\0';
-    q += wlen;
-    for (size_t i = 0; i < n; i++) {
-        frames[i].data = q;
-        q += frames[i].len;
+    dv_rec_result_t rec;
+    dv_error_t err = {0};
+    if (dv_rec_result_decode(&rec, id, data, len, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        return err.code;
     }
     dv_msgw_t *extra = NULL;
-    if (elen) {
+    if (rec.extra_len) {
         extra = dv_msgw_new(DV_MSG_RESULT, 0);
-        dv_msgw_raw(extra, (size_t)p[16] | (size_t)p[17] << 8, q, elen);
+        dv_msgw_raw(extra, rec.extra_fields, rec.extra, rec.extra_len);
     }
     job_t placeholder; // only what keep_result reads
     memset(&placeholder, 0, sizeof placeholder);
     placeholder.id = id;
-    placeholder.attempts = get_u32(p + 8);
-    kept_t *k =
-        keep_result(r->self, &placeholder, p[1] != 0, (int)get_u32(p + 4), text,
-                    worker, frames, n, extra);
+    placeholder.attempts = rec.attempts;
+    kept_t *k = keep_result(r->self, &placeholder, rec.done, rec.code, rec.text,
+                            rec.worker, rec.frames, rec.n_frames, extra);
     dv_msgw_destroy(&extra);
     // Its age carries over the restart (the TTL counts from the finish).
-    uint64_t finished = get_u64(p + 20);
+    uint64_t finished = rec.finished_unix;
     uint64_t age = r->now_unix > finished ? r->now_unix - finished : 0;
     k->unix_ms = finished;
     k->at_ms = r->now_loop > age ? r->now_loop - age : 0;
-    if (queue[0]) {
-        qbytes_t *qb = queue_bytes(r->self, queue);
+    if (rec.streamed) {
+        qbytes_t *qb = queue_bytes(r->self, rec.queue);
         k->qidx = (uint32_t)(qb - r->self->qbytes) + 1;
-        k->seq = seq;
+        k->seq = rec.seq;
         stream_link(r->self, k);
     }
     r->results++;
@@ -7024,32 +6935,20 @@ static int
 recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    const uint8_t *p = data;
-    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
-    bool owned = (word & CURSOR_OWNED) != 0;
-    size_t head = owned ? 16 : 12;
-    size_t ql = word & ~CURSOR_OWNED;
-    size_t ol = owned && len >= 16 ? get_u32(p + 12) : 0;
-    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || ol > DV_KEY_ID_MAX ||
-        (owned && ol == 0) || len - head <= ql + ol ||
-        len - head - ql - ol > DV_MAX_WIRE_NAME) {
-        return DV_EFORMAT;
+    dv_rec_cursor_t c;
+    dv_error_t err = {0};
+    if (dv_rec_cursor_decode(&c, id, data, len, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        return err.code;
     }
-    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
-    size_t cl = len - head - ql - ol;
-    memcpy(queue, p + head, ql);
-    queue[ql] = '\0';
-    memcpy(consumer, p + head + ql + ol, cl);
-    consumer[cl] = '\0';
-    qbytes_t *q = queue_bytes(r->self, queue);
-    cursor_t *c = cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1,
-                             consumer, get_u64(p));
-    memcpy(c->owner, p + head + ql, ol);
-    c->owner[ol] = '\0';
+    qbytes_t *q = queue_bytes(r->self, c.queue);
+    cursor_t *cur = cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1,
+                               c.consumer, c.acked);
+    snprintf(cur->owner, sizeof cur->owner, "%s", c.owner);
     // New results continue after everything a consumer has seen, even if
     // the results themselves have expired.
-    if (get_u64(p) >= q->next_seq) {
-        q->next_seq = get_u64(p) + 1;
+    if (c.acked >= q->next_seq) {
+        q->next_seq = c.acked + 1;
     }
     return 0;
 }
@@ -7145,26 +7044,18 @@ static int
 recover_dead(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    const uint8_t *p = data;
+    dv_rec_dead_t d;
     dv_error_t err = {0};
-    size_t tl = len >= 16 ? get_u32(p + 12) : 0;
-    size_t jl = len >= 20 + tl ? get_u32(p + 16 + tl) : 0;
-    if (len < 20 || tl >= DV_ERROR_TEXT_MAX * 4 || len < 20 + tl + jl) {
-        dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
-               (unsigned long long)id);
-        return DV_EFORMAT;
-    }
-    job_t *j = job_decode(id, p + 20 + tl, jl, NULL, 0, &err);
-    if (!j || attempts_decode(j, p + 20 + tl + jl, len - 20 - tl - jl) != 0) {
+    job_t *j = NULL;
+    if (dv_rec_dead_decode(&d, id, data, len, &err) != 0 ||
+        !(j = job_decode(id, d.job, d.job_len, NULL, 0, &err)) ||
+        attempts_decode(j, d.attempts, d.attempts_len) != 0) {
         job_free(j);
         dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
                (unsigned long long)id);
         return DV_EFORMAT;
     }
-    char *text = dv_malloc(tl + 1);
-    memcpy(text, p + 16, tl);
-    text[tl] = '\0';
-    dead_push(r->self, (dead_t){j, get_u64(p), (int)get_u32(p + 8), text});
+    dead_push(r->self, (dead_t){j, d.unix_ms, d.code, dv_strdup(d.text)});
     return 0;
 }
 
@@ -7175,32 +7066,17 @@ static int
 recover_key(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    const uint8_t *p = data;
-    uint32_t word = len >= 12 ? get_u32(p + 8) : 0;
-    bool scoped = (word & IDEM_SCOPED) != 0;
-    size_t head = scoped ? 16 : 12;
-    size_t ql = word & ~IDEM_SCOPED;
-    size_t sl = scoped && len >= 16 ? get_u32(p + 12) : 0;
-    if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || sl > IDEM_SCOPE_MAX ||
-        (scoped && sl == 0) || len - head < ql + sl + 1 ||
-        len - head - ql - sl > DV_MAX_KEY_BYTES) {
-        return DV_EFORMAT;
+    dv_rec_key_t k;
+    dv_error_t err = {0};
+    if (dv_rec_key_decode(&k, id, data, len, &err) != 0) {
+        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        return err.code;
     }
-    uint64_t at = get_u64(p);
-    if (r->now_unix - at >= r->self->idem_window_ms) {
+    if (r->now_unix - k.unix_ms >= r->self->idem_window_ms) {
         dv_store_del(r->self->store, DV_STORE_KEYS, id); // past the window
         return 0;
     }
-    char queue[DV_MAX_WIRE_NAME + 1], scope[IDEM_SCOPE_MAX + 1];
-    char key[DV_MAX_KEY_BYTES + 1];
-    size_t kl = len - head - ql - sl;
-    memcpy(queue, p + head, ql);
-    queue[ql] = '\0';
-    memcpy(scope, p + head + ql, sl);
-    scope[sl] = '\0';
-    memcpy(key, p + head + ql + sl, kl);
-    key[kl] = '\0';
-    idem_add(r->self, queue, scope, key, id, at, false);
+    idem_add(r->self, k.queue, k.scope, k.key, id, k.unix_ms, false);
     r->self->idem_newest->stored = true;
     return 0;
 }

@@ -180,10 +180,10 @@ lineage_load(const char *dir, const char *name, uint32_t version, size_t *len)
     }
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    size_t off = 0;
-    bool ok = msgpack_unpack_next(&up, (const char *)bytes, *len, &off) ==
-                  MSGPACK_UNPACK_SUCCESS &&
-              off == *len && up.data.type == MSGPACK_OBJECT_MAP;
+    // Checked first (dv_msgpack_unpack): a count the file cannot hold must
+    // not reach msgpack-c's allocator.
+    bool ok = dv_msgpack_unpack(&up, bytes, *len, "lineage", NULL) == 0 &&
+              up.data.type == MSGPACK_OBJECT_MAP;
     msgpack_unpacked_destroy(&up);
     if (!ok) {
         free(bytes);

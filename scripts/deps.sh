@@ -2,6 +2,11 @@
 # Install the Debian 12 packages Drover builds against, and only those missing.
 # Works as root or through sudo; says what it installs and why. Idempotent: a
 # machine that has everything gets no apt-get call at all.
+#
+#   scripts/deps.sh         what `make dev/asan/release/test/demo` need
+#   scripts/deps.sh fuzz    and what `make fuzz` needs besides (clang and its
+#                           libFuzzer runtime; the rest of the build never
+#                           needs clang)
 set -euo pipefail
 
 # package            why Drover needs it
@@ -16,6 +21,12 @@ PKGS=(
   "libuv1-dev        libuv: the event loop in the broker and workers"
   "liblmdb-dev       LMDB: the broker's embedded durable store"
 )
+if [ "${1:-}" = fuzz ]; then
+  PKGS+=(
+    "clang-14          compiles the libFuzzer targets of tests/fuzz (preset fuzz)"
+    "libclang-rt-14-dev  libFuzzer, ASan and UBSan runtimes for clang-14"
+  )
+fi
 
 missing=()
 for line in "${PKGS[@]}"; do
