@@ -4763,12 +4763,24 @@ authorize(dv_broker_t *self,
         }
         break;
     case DV_MSG_MODEL_RM:
-        // The owner (a producer whose train jobs made it) or an admin.
+        // The owner (a producer whose train jobs made it) or an admin; the
+        // refusal says which of the two it lacks.
         need = DV_ROLE_PRODUCER;
-        if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
+        if ((k->roles & DV_ROLE_PRODUCER) && !(k->roles & DV_ROLE_ADMIN) &&
+            dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             (!dv_owners_get(self->model_owners, name) ||
              !owns(self->model_owners, k, name))) {
-            need = 0; // admins only
+            const char *owner = dv_owners_get(self->model_owners, name);
+            if (owner) {
+                return refuse(self, k->id, m, err,
+                              "model '%s' belongs to key '%s': only its "
+                              "owner or an admin may delete it",
+                              name, owner);
+            }
+            return refuse(self, k->id, m, err,
+                          "model '%s' has no owner key (pushed by an admin, "
+                          "or not there): only an admin may delete it",
+                          name);
         }
         break;
     case DV_MSG_MODEL_PUSH:
@@ -4787,13 +4799,13 @@ authorize(dv_broker_t *self,
     if (k->roles & DV_ROLE_ADMIN) {
         return 0;
     }
-    char roles[64];
+    char roles[64], takes[64]; // two buffers: both go into one format
     if (!(k->roles & need)) {
         return refuse(
             self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
             k->id, dv_roles_format(k->roles, roles, sizeof roles),
             dv_msg_name(t),
-            need ? dv_roles_format(need | DV_ROLE_ADMIN, roles, sizeof roles)
+            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
                  : "admin");
     }
     if (queue && !dv_key_allows_queue(k, queue)) {
