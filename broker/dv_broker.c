@@ -27,6 +27,7 @@
 #include "dv_audit.h"
 #include "dv_auth.h"
 #include "dv_datasets.h"
+#include "dv_endpoint.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -306,6 +307,7 @@ struct dv_broker {
     bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
                                // handled (NULL: plain mode, or none)
+    int lock_fd;               // flock on DIR/broker.lock (-1: no --data)
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -4548,15 +4550,12 @@ on_handshake_refused(const char *domain,
     audit(arg, key, "handshake", object, outcome);
 }
 
-// Can other machines reach endpoint? (ipc://, inproc:// and loopback
-// addresses: no.)
+// Can other machines reach endpoint? (Only ipc://, inproc:// and loopback
+// tcp are private: dv_endpoint_exposed.)
 static bool
 exposed(const char *endpoint)
 {
-    return strncmp(endpoint, "tcp://", 6) == 0 &&
-           strncmp(endpoint + 6, "127.", 4) != 0 &&
-           strncmp(endpoint + 6, "localhost:", 10) != 0 &&
-           strncmp(endpoint + 6, "[::1]:", 6) != 0;
+    return dv_endpoint_exposed(endpoint);
 }
 
 // Plain mode on an address other machines reach (--plain): say so, loudly.
@@ -6475,6 +6474,10 @@ bind_router(void *ctx,
             size_t bound_size,
             dv_error_t *err)
 {
+    int rc = dv_endpoint_check_free(endpoint, err); // ipc: never taken over
+    if (rc) {
+        return rc;
+    }
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
     if (dv_auth_socket(auth, s, domain, err) != 0) { // before the bind
         zmq_close(s);
@@ -6525,7 +6528,14 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->timeq = dv_timeq_new();
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
-    int rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    self->lock_fd = -1;
+    // One broker per data folder, before anything in it is read.
+    int rc = opts->data_dir ? dv_endpoint_lock_dir(opts->data_dir,
+                                                   &self->lock_fd, err)
+                            : 0;
+    if (rc == 0) {
+        rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    }
     if (rc == 0) {
         rc = dv_datasets_open(&self->datasets, opts->data_dir, err);
         if (rc) {
@@ -6533,6 +6543,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         }
     }
     if (rc) {
+        dv_endpoint_unlock_dir(&self->lock_fd);
         dv_sched_destroy(&self->sched);
         dv_timeq_destroy(&self->timeq);
         free(self->kept);
@@ -6757,6 +6768,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(u->buf);
         free(u);
     }
+    dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);
     *self_p = NULL;
 }

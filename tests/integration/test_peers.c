@@ -193,6 +193,35 @@ run_echo(drover_t *d,
     return rc;
 }
 
+// Does dir/name hold text?
+static bool
+log_says(const char *dir, const char *name, const char *text)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(path, &len);
+    bool found = log && strstr(log, text) != NULL;
+    free(log);
+    return found;
+}
+
+// Start $env_bin with args where it must refuse to start: its exit status,
+// or -2 when it printed READY after all (then it is stopped again), so an
+// unrefused start fails the case instead of hanging it.
+static int
+refuses(const char *env_bin,
+        const char *const *args,
+        const char *dir,
+        const char *log)
+{
+    dv_proc_t b = dv_proc_start(env_bin, args, dir, log);
+    char ready[9000];
+    bool started = b.pid && dv_proc_wait_ready(&b, ready, sizeof ready);
+    int rc = dv_proc_stop(&b, SIGKILL);
+    return started ? -2 : rc;
+}
+
 static void
 on_result(drover_t *d, const drover_result_t *r, void *arg)
 {
@@ -272,8 +301,204 @@ test_refusals_name_the_role(void)
     DV_CHECK_EQ(alive, 0);
 }
 
+// Point 12: plain mode (no keys) on any transport but ipc:// and loopback
+// tcp needs --plain: ws:// on every address, and ws:// even on loopback
+// (a browser on the machine reaches it), are refused at start; loopback
+// tcp still starts.
+static void
+test_plain_refused_on_ws(void)
+{
+    char *dir = dv_test_tmpdir();
+    static const char *eps[] = {"ws://0.0.0.0:0", "ws://127.0.0.1:0",
+                                "udp://0.0.0.0:0", "tcp://*:0"};
+    int rcs[4];
+    bool says[4];
+    for (int i = 0; i < 4; i++) {
+        const char *args[] = {"--client", eps[i], "--worker",
+                              "tcp://127.0.0.1:0", NULL};
+        char log[32];
+        snprintf(log, sizeof log, "refused%d.log", i);
+        rcs[i] = refuses("DROVER_BROKER_BIN", args, dir, log);
+        says[i] = log_says(dir, log, "is reachable from other machines") &&
+                  log_says(dir, log, "--plain");
+    }
+    const char *ok[] = {"--client", "tcp://127.0.0.1:0", "--worker",
+                        "tcp://127.0.0.1:0", NULL};
+    dv_proc_t b = dv_proc_start("DROVER_BROKER_BIN", ok, dir, "ok.log");
+    char ready[9000];
+    bool up = b.pid && dv_proc_wait_ready(&b, ready, sizeof ready);
+    char cep[256] = "";
+    sscanf(ready, "%255s", cep);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    int hello = up ? drover_connect_key(&d, cep, 5000, NULL, NULL, &err) : -1;
+    drover_destroy(&d);
+    int stop = dv_proc_stop(&b, SIGTERM);
+    dv_test_rmdir(dir);
+    free(dir);
+    for (int i = 0; i < 4; i++) {
+        DV_CHECK_EQ(rcs[i], 1);
+        DV_CHECK(says[i]);
+    }
+    DV_CHECK(up);
+    DV_CHECK_EQ(hello, 0);
+    DV_CHECK_EQ(stop, 0);
+}
+
+// A plain broker on ipc endpoints in dir/NAME-c and NAME-w with data in
+// dir/data_name (NULL: none), its log NAME.log.
+static dv_proc_t
+plain_broker(const char *dir,
+             const char *name,
+             const char *data_name,
+             char *cep,
+             size_t size)
+{
+    char c[4400], w[4400], data[4400], log[64];
+    snprintf(c, sizeof c, "ipc://%s/%s-c", dir, name);
+    snprintf(w, sizeof w, "ipc://%s/%s-w", dir, name);
+    snprintf(data, sizeof data, "%s/%s", dir, data_name ? data_name : "");
+    snprintf(log, sizeof log, "%s.log", name);
+    const char *args[] = {"--client", c,     "--worker",
+                          w,          "--data", data,
+                          NULL};
+    if (!data_name) {
+        args[4] = NULL;
+    }
+    snprintf(cep, size, "%s", c);
+    return dv_proc_start("DROVER_BROKER_BIN", args, dir, log);
+}
+
+// A plain client on ep submits one job and gets its id; 0 when taken.
+static int
+plain_submit(const char *ep, uint64_t *id)
+{
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    int rc = drover_connect_key(&d, ep, 5000, NULL, NULL, &err);
+    if (rc == 0) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.queue = "jobs";
+        job.payload = "x";
+        job.payload_len = 1;
+        rc = drover_submit(d, &job, 5000, id, &err);
+    }
+    drover_destroy(&d);
+    return rc;
+}
+
+// Point 15: one broker per data folder. A second broker on the same
+// --data refuses to start (exit 1) naming the first one's pid, and the
+// first keeps serving with its job ids going on; once the first is killed
+// (-9: no clean exit, the kernel drops the lock), the folder is free again
+// and the next broker recovers every accepted job.
+static void
+test_one_broker_per_data_dir(void)
+{
+    char *dir = dv_test_tmpdir();
+    char a_ep[4400], c_ep[4400];
+    dv_proc_t a = plain_broker(dir, "a", "data", a_ep, sizeof a_ep);
+    char ready[9000];
+    bool a_up = a.pid && dv_proc_wait_ready(&a, ready, sizeof ready);
+    uint64_t id1 = 0, id2 = 0, id3 = 0;
+    int s1 = a_up ? plain_submit(a_ep, &id1) : -1;
+    char bc[4400], bw[4400], data[4400];
+    snprintf(bc, sizeof bc, "ipc://%s/b-c", dir);
+    snprintf(bw, sizeof bw, "ipc://%s/b-w", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *b_args[] = {"--client", bc,   "--worker", bw,
+                            "--data",   data, NULL};
+    int b_exit = a_up ? refuses("DROVER_BROKER_BIN", b_args, dir, "b.log") : -1;
+    char pid[64];
+    snprintf(pid, sizeof pid, "pid %ld", (long)a.pid);
+    bool b_says = log_says(dir, "b.log", "in use by another broker") &&
+                  log_says(dir, "b.log", pid);
+    int s2 = a_up ? plain_submit(a_ep, &id2) : -1; // a still serves
+    dv_proc_stop(&a, SIGKILL);
+    dv_proc_t c = plain_broker(dir, "c", "data", c_ep, sizeof c_ep);
+    bool c_up = c.pid && dv_proc_wait_ready(&c, ready, sizeof ready);
+    int s3 = c_up ? plain_submit(c_ep, &id3) : -1;
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    drover_job_info_t ji = {0};
+    int kept = -1;
+    if (c_up && drover_connect_key(&d, c_ep, 5000, NULL, NULL, &err) == 0) {
+        kept = drover_job_info(d, id1, &ji, &err) |
+               drover_job_info(d, id2, &ji, &err);
+    }
+    drover_destroy(&d);
+    dv_proc_stop(&c, SIGTERM);
+    if (!b_says || kept != 0) {
+        dv_proc_dump_log(dir, "b.log");
+        dv_proc_dump_log(dir, "c.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(a_up);
+    DV_CHECK_EQ(s1, 0);
+    DV_CHECK_EQ(b_exit, 1);
+    DV_CHECK(b_says);
+    DV_CHECK_EQ(s2, 0);
+    DV_CHECK_EQ(id2, id1 + 1);
+    DV_CHECK(c_up);
+    DV_CHECK_EQ(s3, 0);
+    DV_CHECK(id3 > id2); // no id handed out twice
+    DV_CHECK_EQ(kept, 0);
+}
+
+// Point 15: one server per ipc path. A broker, and `drover up`, on a path
+// a running broker serves refuse to start and leave it serving; a stale
+// socket file (its broker killed -9) is taken over.
+static void
+test_one_broker_per_ipc_path(void)
+{
+    char *dir = dv_test_tmpdir();
+    char a_ep[4400], b_ep[4400], c_ep[4400];
+    dv_proc_t a = plain_broker(dir, "a", NULL, a_ep, sizeof a_ep);
+    char ready[9000];
+    bool a_up = a.pid && dv_proc_wait_ready(&a, ready, sizeof ready);
+    uint64_t id = 0;
+    // Another broker on a's client path (its own worker path).
+    char w2[4400];
+    snprintf(w2, sizeof w2, "ipc://%s/b-w", dir);
+    const char *args[] = {"--client", a_ep, "--worker", w2, NULL};
+    int b_exit = a_up ? refuses("DROVER_BROKER_BIN", args, dir, "b.log") : -1;
+    bool b_says = log_says(dir, "b.log", "served by another process");
+    // drover up on it.
+    const char *up_args[] = {"up", "--endpoint", a_ep, "--workers", "1",
+                             NULL};
+    int up_exit = a_up ? refuses("DROVER_BIN", up_args, dir, "up.log") : -1;
+    int served = a_up ? plain_submit(a_ep, &id) : -1;
+    dv_proc_stop(&a, SIGKILL); // leaves its socket files behind
+    struct stat st;
+    bool stale = stat(a_ep + 6, &st) == 0;
+    snprintf(b_ep, sizeof b_ep, "%s", a_ep);
+    dv_proc_t c = plain_broker(dir, "a", NULL, c_ep, sizeof c_ep);
+    bool c_up = c.pid && dv_proc_wait_ready(&c, ready, sizeof ready);
+    int taken = c_up ? plain_submit(b_ep, &id) : -1;
+    dv_proc_stop(&c, SIGTERM);
+    if (!b_says || up_exit == 0) {
+        dv_proc_dump_log(dir, "b.log");
+        dv_proc_dump_log(dir, "up.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(a_up);
+    DV_CHECK_EQ(b_exit, 1);
+    DV_CHECK(b_says);
+    DV_CHECK(up_exit > 0);
+    DV_CHECK_EQ(served, 0);
+    DV_CHECK(stale);
+    DV_CHECK(c_up);
+    DV_CHECK_EQ(taken, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"refusals name the role the table gives", test_refusals_name_the_role},
+    {"plain mode refused on ws:// and other transports",
+     test_plain_refused_on_ws},
+    {"one broker per data folder", test_one_broker_per_data_dir},
+    {"one broker per ipc path", test_one_broker_per_ipc_path},
     {NULL, NULL},
 };
 
