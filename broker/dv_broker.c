@@ -4927,6 +4927,8 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
     }
+    int limit = dv_auth_seen(self->auth, "clients", &in->route, &err);
+    rc = limit ? limit : rc; // a connection past the limits is served nothing
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
     if (rc == 0) {
@@ -5824,6 +5826,13 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                  : dv_msg_decode(&m, zmq_msg_data(&in->header),
                                  zmq_msg_size(&in->header), in->frames,
                                  in->n_payload, &rid, &err);
+    int limit = dv_auth_seen(self->auth, "workers", &in->route, &err);
+    if (limit) { // a connection past the limits is served nothing
+        dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, limit,
+                           err.text);
+        dv_msg_destroy(&m);
+        return;
+    }
     worker_t *w = worker_by_route(self, route, route_len);
     if (w) {
         w->last_seen_ms = uv_now(&self->loop);
@@ -6595,10 +6604,17 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                                                       : opts->worker_endpoint);
     }
     if (rc == 0) {
-        dv_auth_opts_t ao = {opts->secret_key, opts->authorized_keys,
-                             opts->max_connections ? opts->max_connections
-                                                   : 10000,
-                             on_handshake_refused, self};
+        dv_auth_opts_t ao = {
+            opts->secret_key,
+            opts->authorized_keys,
+            opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
+            on_handshake_refused,
+            self,
+            opts->max_worker_connections ? opts->max_worker_connections
+                                         : DV_MAX_WORKER_CONNECTIONS,
+            opts->max_key_connections ? opts->max_key_connections
+                                      : DV_MAX_KEY_CONNECTIONS,
+            (int)opts->handshake_ms};
         rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
     }
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;

@@ -44,13 +44,20 @@ typedef struct {
                                     // authentication: local development)
     const char *authorized_keys;    // folder of allowed public keys (*.pub,
                                     // with roles); required with secret_key
-    size_t max_connections;         // client connections at once (0: 10,000)
+    size_t max_connections;         // authenticated client connections at
+                                    // once (0: DV_MAX_CONNECTIONS)
     uint64_t max_inflight;          // unfinished jobs per key (0: 100,000)
     bool require_signed;            // model_push only with a valid signature
                                     // by an admin key (docs/SECURITY.md)
     bool plain;                     // no CURVE on an address other machines
                                     // reach (else refused: plain mode is the
                                     // default only on ipc:// and loopback)
+    size_t max_worker_connections;  // authenticated worker connections at
+                                    // once (0: DV_MAX_WORKER_CONNECTIONS)
+    size_t max_key_connections;     // per key per socket (0:
+                                    // DV_MAX_KEY_CONNECTIONS)
+    uint32_t handshake_ms;          // handshake time limit (0:
+                                    // DV_HANDSHAKE_MS)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

@@ -6,6 +6,7 @@
 // broker and its workers are alive and still serve.
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,71 @@ refuses(const char *env_bin,
     bool started = b.pid && dv_proc_wait_ready(&b, ready, sizeof ready);
     int rc = dv_proc_stop(&b, SIGKILL);
     return started ? -2 : rc;
+}
+
+// Open n raw TCP connections to tcp://127.0.0.1:PORT endpoint ep that
+// never say a word (fds[] gets them; -1 where connect failed). Returns how
+// many connected.
+static int
+raw_connect(const char *ep, int *fds, int n)
+{
+    int port = 0, ok = 0;
+    if (sscanf(ep, "tcp://127.0.0.1:%d", &port) != 1) {
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] >= 0 &&
+            connect(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+        ok += fds[i] >= 0;
+    }
+    return ok;
+}
+
+static void
+raw_close(int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0) {
+            close(fds[i]);
+        }
+    }
+}
+
+// Poll the audit log (as admin) until an entry by key for action with
+// outcome starting with outcome shows up, up to DV_PROC_DEADLINE_MS (each
+// try is a round trip to the broker: no sleeping).
+static bool
+audit_shows(drover_t *admin,
+            const char *key,
+            const char *action,
+            const char *outcome)
+{
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    bool found = false;
+    while (!found && dv_test_now_ms() < end) {
+        drover_audit_entry_t *e = NULL;
+        size_t n = 0;
+        drover_error_t err = {0};
+        if (drover_audit(admin, 0, &e, &n, NULL, &err) != 0) {
+            break;
+        }
+        for (size_t i = 0; i < n && !found; i++) {
+            found = strcmp(e[i].key, key) == 0 &&
+                    strcmp(e[i].action, action) == 0 &&
+                    strncmp(e[i].outcome, outcome, strlen(outcome)) == 0;
+        }
+        free(e);
+    }
+    return found;
 }
 
 static void
@@ -493,12 +559,133 @@ test_one_broker_per_ipc_path(void)
     DV_CHECK_EQ(taken, 0);
 }
 
+// Point 7: connections that never handshake hold no slot. 60 raw TCP
+// connections on each socket of a broker allowing 50 clients and 2
+// workers: a worker and clients still get in and run jobs. The limits
+// count authenticated connections: one key gets at most
+// --max-key-connections (refused at the handshake, audited; another key
+// still gets in), a third worker is refused until one of the two leaves
+// (its slot is given back on disconnect).
+static void
+test_keyless_connections_hold_no_slot(void)
+{
+    const char *extra[] = {"--max-connections",        "50",
+                           "--max-worker-connections", "2",
+                           "--max-key-connections",    "2",
+                           NULL};
+    peers_t p;
+    bool up = peers_init(&p) && broker_start(&p, extra);
+    enum { RAW = 60 };
+    int craw[RAW], wraw[RAW];
+    int n_c = up ? raw_connect(p.cep, craw, RAW) : 0;
+    int n_w = up ? raw_connect(p.wep, wraw, RAW) : 0;
+    bool w1 = up && worker_start(&p, 0, "w1", NULL);
+    drover_t *a1 = NULL, *a2 = NULL, *a3 = NULL, *bob = NULL, *admin = NULL;
+    drover_error_t err = {0};
+    int c1 = up ? connect_as(&p, "alice", &a1, &err) : -1;
+    int ran = c1 == 0 ? run_echo(a1, "jobs", "through", NULL, 0, &err) : -1;
+    int c2 = up ? connect_as(&p, "alice", &a2, &err) : -1;
+    int c3 = up ? connect_as(&p, "alice", &a3, &err) : -1;
+    bool c3_says = strstr(err.text, "connection limits") != NULL;
+    int cb = up ? connect_as(&p, "bob", &bob, &err) : -1;
+    int ca = up ? connect_as(&p, "admin", &admin, &err) : -1;
+    bool a_key = ca == 0 && audit_shows(admin, "alice", "handshake",
+                                        "refused: too many connections for "
+                                        "key 'alice'");
+    // Workers: w1 and w2 fill the socket; wq is refused until w2 leaves.
+    bool w2 = up && worker_start(&p, 1, "w2", NULL);
+    char k[4400], b[4400];
+    key_path(&p, "wq", "key", k, sizeof k);
+    key_path(&p, "broker", "pub", b, sizeof b);
+    const char *wq_args[] = {"--broker", p.wep, "--name",       "wq",
+                             "--key",    k,     "--broker-key", b,
+                             "--heartbeat-ms", HB_MS, NULL};
+    p.workers[2] =
+        dv_proc_start("DROVER_WORKER_BIN", wq_args, p.dir, "worker-wq.log");
+    bool a_worker = ca == 0 && audit_shows(admin, "wq", "handshake",
+                                           "refused: too many connections "
+                                           "(2 authenticated open, "
+                                           "--max-worker-connections 2)");
+    dv_proc_stop(&p.workers[1], SIGKILL);
+    char ready[9000];
+    bool wq_in = p.workers[2].pid &&
+                 dv_proc_wait_ready(&p.workers[2], ready, sizeof ready);
+    // Everyone still served, the raw connections still open.
+    int ran2 = cb == 0 ? run_echo(bob, "jobs", "after", NULL, 0, &err) : -1;
+    drover_destroy(&a1);
+    drover_destroy(&a2);
+    drover_destroy(&a3);
+    drover_destroy(&bob);
+    drover_destroy(&admin);
+    raw_close(craw, n_c);
+    raw_close(wraw, n_w);
+    peers_down(&p, ran2 != 0 || !wq_in || !a_worker);
+    DV_CHECK(up);
+    DV_CHECK_EQ(n_c, RAW);
+    DV_CHECK_EQ(n_w, RAW);
+    DV_CHECK(w1);
+    DV_CHECK_EQ(c1, 0);
+    DV_CHECK_EQ(ran, 0);
+    DV_CHECK_EQ(c2, 0);
+    DV_CHECK_EQ(c3, DV_EPERM);
+    DV_CHECK(c3_says);
+    DV_CHECK_EQ(cb, 0);
+    DV_CHECK_EQ(ca, 0);
+    DV_CHECK(a_key);
+    DV_CHECK(w2);
+    DV_CHECK(a_worker);
+    DV_CHECK(wq_in);
+    DV_CHECK_EQ(ran2, 0);
+}
+
+// Point 7: a peer that never finishes its handshake is dropped after
+// --handshake-ms (ZMQ_HANDSHAKE_IVL; libzmq's own default is 30 s): the
+// broker closes a silent raw connection well within the wait below, and
+// still serves.
+static void
+test_handshake_times_out(void)
+{
+    const char *extra[] = {"--handshake-ms", "200", NULL};
+    peers_t p;
+    bool up = peers_init(&p) && broker_start(&p, extra) &&
+              worker_start(&p, 0, "w1", NULL);
+    int fd = -1;
+    int n = up ? raw_connect(p.cep, &fd, 1) : 0;
+    // The broker sends its greeting, then hangs up: read() until it
+    // returns 0 (or a reset). libzmq's own default would wait 30 s.
+    int64_t end = dv_test_now_ms() + 10000;
+    ssize_t got = 1;
+    size_t greeting = 0;
+    while (n == 1 && got > 0 && dv_test_now_ms() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        char buf[256];
+        got = poll(&pf, 1, 1000) == 1 ? read(fd, buf, sizeof buf) : 1;
+        greeting += got > 1 ? (size_t)got : 0;
+    }
+    raw_close(&fd, n);
+    drover_t *alice = NULL;
+    drover_error_t err = {0};
+    int ran = up && connect_as(&p, "alice", &alice, &err) == 0
+                  ? run_echo(alice, "jobs", "x", NULL, 0, &err)
+                  : -1;
+    drover_destroy(&alice);
+    peers_down(&p, ran != 0 || got > 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(n, 1);
+    DV_CHECK(greeting > 0); // it was a ZeroMQ peer talking to us
+    DV_CHECK(got <= 0);     // and it hung up
+    DV_CHECK_EQ(ran, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"refusals name the role the table gives", test_refusals_name_the_role},
     {"plain mode refused on ws:// and other transports",
      test_plain_refused_on_ws},
     {"one broker per data folder", test_one_broker_per_data_dir},
     {"one broker per ipc path", test_one_broker_per_ipc_path},
+    {"keyless connections hold no slot; limits per socket and key",
+     test_keyless_connections_hold_no_slot},
+    {"a handshake that never finishes is dropped", test_handshake_times_out},
     {NULL, NULL},
 };
 
