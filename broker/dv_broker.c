@@ -222,6 +222,10 @@ typedef struct {
     char **datasets;                 // data sets it holds, "NAME@VERSION"
     size_t n_datasets;               //
     bool draining;                   // said bye: finishing, no new jobs
+    char key[DV_KEY_ID_MAX + 1];     // the key it registered with ("":
+                                     //   plain mode)
+    char **queues;                   // the queues it asked for (owned;
+    size_t n_queues;                 //   none: every queue its key allows)
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -1241,6 +1245,18 @@ job_failed_run(dv_broker_t *self,
     }
 }
 
+// Free what worker w holds and take it out of the table (the last one moves
+// into its place).
+static void
+worker_forget(dv_broker_t *self, worker_t *w)
+{
+    dv_strs_free(&w->models, w->n_models);
+    dv_strs_free(&w->datasets, w->n_datasets);
+    dv_strs_free(&w->queues, w->n_queues);
+    size_t index = (size_t)(w - self->workers);
+    self->workers[index] = self->workers[--self->n_workers];
+}
+
 // Forget a worker; requeue or fail what it was running.
 static void
 worker_lost(dv_broker_t *self, worker_t *w, const char *why)
@@ -1268,10 +1284,38 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
     }
 
     free(lost);
-    dv_strs_free(&w->models, w->n_models);
-    dv_strs_free(&w->datasets, w->n_datasets);
-    size_t index = (size_t)(w - self->workers);
-    self->workers[index] = self->workers[--self->n_workers];
+    worker_forget(self, w);
+}
+
+// Take away a worker whose key no longer lets it work (revoked, or its role
+// or a queue it serves taken away by a reload). Unlike a lost worker's, its
+// jobs did nothing wrong: each goes back to the front of its queue without
+// using up an attempt (dv_sched_worker_evict: max_attempts grows by one, in
+// memory; attempt numbers stay unique, so the evicted run's late answers
+// are recognised and dropped) and without counting toward quarantine. Its
+// connection stays open (libzmq closes no single ROUTER peer) but nothing
+// is sent to it any more, and what it sends is refused (authorize_worker).
+static void
+worker_evict(dv_broker_t *self, worker_t *w, const char *why)
+{
+    size_t cap = dv_sched_worker_running(self->sched, w->handle);
+    dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
+    size_t n = 0;
+    dv_sched_worker_evict(self->sched, w->handle, lost, &n);
+    for (size_t i = 0; i < n; i++) {
+        job_t *j = job_find(self, lost[i].job);
+        if (j && j->cancelled) { // recorded already: not to run again
+            dv_sched_cancel(self->sched, j->id);
+            job_remove(self, j->id);
+        } else if (j) {
+            j->max_attempts++; // as the scheduler's
+        }
+    }
+    dv_log(DV_LOG_WARN, "broker",
+           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
+           w->name, w->key, why, n);
+    free(lost);
+    worker_forget(self, w);
 }
 
 static void job_expire(dv_broker_t *self, job_t *j);
@@ -4575,10 +4619,15 @@ warn_if_exposed(const char *endpoint)
     }
 }
 
+static void workers_reauthorize(dv_broker_t *self);
+
 static void
 reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
 {
+    if (rc == 0) {
+        workers_reauthorize(self); // before any job goes out again
+    }
     char outcome[DV_ERROR_TEXT_MAX + 32];
     if (rc == 0) {
         dv_log(DV_LOG_INFO, "broker", "authorized keys reloaded: %zu", n);
@@ -4826,6 +4875,140 @@ authorize(dv_broker_t *self,
         }
     }
     return 0;
+}
+
+// May key k (id; NULL: not in the keyring) serve as a worker on queues (n
+// 0: every queue its key allows)? If not, why says so, naming the role or
+// queue as docs/SECURITY.md's roles table does.
+static bool
+worker_allowed(const dv_key_t *k,
+               const char *id,
+               char *const *queues,
+               size_t n,
+               char *why,
+               size_t size)
+{
+    char roles[DV_ROLES_TEXT_MAX];
+    if (!k) {
+        snprintf(why, size,
+                 "key '%s' is no longer authorized (revoked or removed from "
+                 "the authorized keys)",
+                 id);
+        return false;
+    }
+    if (!(k->roles & (DV_ROLE_WORKER | DV_ROLE_ADMIN))) {
+        snprintf(why, size,
+                 "key '%s' (%s) may not take jobs: that takes worker,admin",
+                 id, dv_roles_format(k->roles, roles, sizeof roles));
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!dv_key_allows_queue(k, queues[i])) {
+            snprintf(why, size,
+                     "key '%s' may not serve queue '%s' (its queues are in "
+                     "its .pub file)",
+                     id, queues[i]);
+            return false;
+        }
+    }
+    if (n == 0 && !k->all_queues && !(k->roles & DV_ROLE_ADMIN) &&
+        k->n_queues == 0) {
+        snprintf(why, size, "key '%s' allows no queue", id);
+        return false;
+    }
+    return true;
+}
+
+// The queues w gets jobs from: those it asked for (all allowed by its key:
+// worker_allowed), else every queue its key allows.
+static void
+worker_serve(dv_broker_t *self, const worker_t *w)
+{
+    const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
+    if (w->n_queues || !k || k->all_queues || (k->roles & DV_ROLE_ADMIN)) {
+        dv_sched_worker_queues(self->sched, w->handle,
+                               (const char *const *)w->queues, w->n_queues);
+    } else {
+        dv_sched_worker_queues(self->sched, w->handle,
+                               (const char *const *)k->queues, k->n_queues);
+    }
+}
+
+// Check a worker message against its key's current roles and queues (a
+// reload may have changed them since the handshake): DV_EPERM with why, and
+// a registered worker that may no longer work is dropped (worker_evict; *w
+// becomes NULL). asked: a register's queues. Audited when a worker is
+// dropped or a register refused, not for each heartbeat of a dropped one.
+static int
+authorize_worker(dv_broker_t *self,
+                 dv_wire_msg_t *in,
+                 const dv_msg_t *m,
+                 worker_t **w,
+                 char *const *asked,
+                 size_t n_asked,
+                 dv_error_t *err)
+{
+    if (!dv_auth_secure(self->auth)) {
+        return 0;
+    }
+    const char *id = "";
+    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
+    bool reg = dv_msg_type(m) == DV_MSG_REGISTER;
+    char why[DV_ERROR_TEXT_MAX];
+    if (worker_allowed(k, id, reg ? asked : (*w ? (*w)->queues : NULL),
+                       reg ? n_asked : (*w ? (*w)->n_queues : 0), why,
+                       sizeof why)) {
+        return 0;
+    }
+    if (*w || reg) {
+        char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
+        char name[DV_MAX_WIRE_NAME + 1] = "";
+        dv_error_t ignore;
+        if (*w) {
+            snprintf(name, sizeof name, "%s", (*w)->name);
+        } else if (dv_msg_str(m, "worker", name, sizeof name, &ignore) != 0) {
+            snprintf(name, sizeof name, "?");
+        }
+        snprintf(object, sizeof object, "worker %s", name);
+        snprintf(outcome, sizeof outcome, "refused: %s", why);
+        audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    }
+    if (*w) {
+        worker_evict(self, *w, why);
+        *w = NULL;
+    }
+    return dv_errorf(err, DV_EPERM, "%s", why);
+}
+
+// After a reload: every registered worker is checked against its key's new
+// roles and queues; one that may no longer work is dropped and its jobs
+// queued again at once, so no job is sent to a revoked key after the
+// reload returns. Workers that asked for no queues follow their key's list.
+static void
+workers_reauthorize(dv_broker_t *self)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < self->n_workers;) {
+        worker_t *w = &self->workers[i];
+        const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
+        char why[DV_ERROR_TEXT_MAX];
+        if (!dv_auth_secure(self->auth) ||
+            worker_allowed(k, w->key, w->queues, w->n_queues, why,
+                           sizeof why)) {
+            worker_serve(self, w);
+            i++;
+            continue;
+        }
+        char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
+        snprintf(object, sizeof object, "worker %s", w->name);
+        snprintf(outcome, sizeof outcome, "refused: %s", why);
+        audit(self, w->key, "reload", object, outcome);
+        worker_evict(self, w, why); // moves the last into i
+        dropped++;
+    }
+    if (self->n_workers || dropped) {
+        dispatch(self); // dropped workers' jobs, and queues newly allowed
+    }
 }
 
 // After a client message was handled: admin actions and changes to models
@@ -5837,6 +6020,15 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
     if (w) {
         w->last_seen_ms = uv_now(&self->loop);
     }
+    char **asked = NULL; // a register's queues
+    size_t n_asked = 0;
+    if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
+        rc = dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &asked, &n_asked,
+                         &err);
+    }
+    if (rc == 0) { // its key now, not at the handshake
+        rc = authorize_worker(self, in, m, &w, asked, n_asked, &err);
+    }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
         uint64_t capacity;
         char name[DV_MAX_WIRE_NAME + 1];
@@ -5871,15 +6063,15 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                                               ? (uint32_t)capacity
                                               : (uint32_t)train_slots);
             }
-            char **queues = NULL;
-            size_t n_queues = 0;
-            if (dv_msg_has(m, "queues") &&
-                dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &queues,
-                            &n_queues, &err) == 0) {
-                dv_sched_worker_queues(self->sched, w->handle,
-                                       (const char *const *)queues, n_queues);
-                dv_strs_free(&queues, n_queues);
-            }
+            dv_strs_free(&w->queues, w->n_queues);
+            w->queues = asked; // checked against its key: authorize_worker
+            w->n_queues = n_asked;
+            asked = NULL;
+            n_asked = 0;
+            const char *kid = "";
+            dv_auth_message_key(self->auth, &in->header, &kid);
+            snprintf(w->key, sizeof w->key, "%s", kid);
+            worker_serve(self, w);
 
             send_simple(self->workers_sock, in, DV_MSG_WELCOME, rid, self);
         }
@@ -5930,6 +6122,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
         dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, rc,
                            err.text);
     }
+    dv_strs_free(&asked, n_asked);
     dv_msg_destroy(&m);
 }
 
@@ -6748,6 +6941,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     for (size_t i = 0; i < self->n_workers; i++) {
         dv_strs_free(&self->workers[i].models, self->workers[i].n_models);
         dv_strs_free(&self->workers[i].datasets, self->workers[i].n_datasets);
+        dv_strs_free(&self->workers[i].queues, self->workers[i].n_queues);
     }
     free(self->workers);
     free(self->pending);

@@ -677,6 +677,197 @@ test_handshake_times_out(void)
     DV_CHECK_EQ(ran, 0);
 }
 
+// Replace old with new in file path (a key's .pub metadata). True when
+// done.
+static bool
+edit_file(const char *path, const char *old, const char *new_text)
+{
+    size_t len = 0;
+    char *text = (char *)dv_test_read_file(path, &len);
+    char *at = text ? strstr(text, old) : NULL;
+    bool ok = false;
+    if (at) {
+        size_t head = (size_t)(at - text), tail = len - head - strlen(old);
+        size_t out_len = head + strlen(new_text) + tail;
+        char *out = malloc(out_len + 1);
+        memcpy(out, text, head);
+        memcpy(out + head, new_text, strlen(new_text));
+        memcpy(out + head + strlen(new_text), at + strlen(old), tail);
+        ok = dv_test_write_file(path, out, out_len) == 0;
+        free(out);
+    }
+    free(text);
+    return ok;
+}
+
+// Poll job id until its state is state (each try a round trip).
+static bool
+job_reaches(drover_t *d, uint64_t id, const char *state)
+{
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    drover_job_info_t ji;
+    drover_error_t err = {0};
+    while (dv_test_now_ms() < end) {
+        memset(&ji, 0, sizeof ji);
+        if (drover_job_info(d, id, &ji, &err) != 0) {
+            return false;
+        }
+        if (strcmp(ji.state, state) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// Point 8: a revoked worker key's open connection is dropped at the reload.
+// A job runs on w1 (registered first: the tie rule); w1 is frozen
+// (SIGSTOP) so it can neither finish nor be declared dead in time (the
+// broker's liveness here is 6 s), its key is revoked and reloaded: the job
+// goes to w2 at once, with no failed attempt recorded (the evicted run is
+// not counted) and a new attempt number; w1, thawed, answers too late to
+// reach anyone, and every later job runs on w2. Without the check, w1 kept
+// the job and its answer reached the submitter.
+static void
+test_revoked_worker_is_dropped(void)
+{
+    const char *extra[] = {"--heartbeat-ms", "2000", NULL};
+    peers_t p;
+    bool up = peers_init(&p) && broker_start(&p, extra) &&
+              worker_start(&p, 0, "w1", NULL) &&
+              worker_start(&p, 1, "w2", NULL);
+    drover_t *alice = NULL, *admin = NULL;
+    drover_error_t err = {0};
+    int c = up ? connect_as(&p, "alice", &alice, &err) |
+                     connect_as(&p, "admin", &admin, &err)
+               : -1;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "jobs";
+    job.kind = "sleep";
+    job.sleep_ms = 300;
+    uint64_t id = 0;
+    int sub = c == 0 ? drover_submit(alice, &job, 5000, &id, &err) : -1;
+    bool running = sub == 0 && job_reaches(alice, id, "running");
+    if (running) {
+        kill(p.workers[0].pid, SIGSTOP);
+    }
+    char pub[4400], off[4400];
+    snprintf(pub, sizeof pub, "%s/w1.pub", p.auth);
+    snprintf(off, sizeof off, "%s/w1.pub.off", p.dir);
+    int moved = running ? rename(pub, off) : -1;
+    size_t keys = 0;
+    int reload = moved == 0 ? drover_admin_reload(admin, &keys, &err) : -1;
+    drover_result_t *r = NULL;
+    int waited = reload == 0 ? drover_wait(alice, id, WAIT_MS, &r, &err) : -1;
+    char worker[64] = "";
+    size_t errors = 99;
+    uint32_t attempts = 0;
+    if (waited == 0) {
+        snprintf(worker, sizeof worker, "%s", drover_result_worker(r));
+        const drover_attempt_error_t *errs = NULL;
+        errors = drover_result_errors(r, &errs);
+        attempts = drover_result_attempts(r);
+    }
+    drover_result_destroy(&r);
+    if (p.workers[0].pid) {
+        kill(p.workers[0].pid, SIGCONT); // its late answer goes nowhere
+    }
+    char later[3][64] = {"", "", ""};
+    int rans = 0;
+    for (int i = 0; i < 3 && waited == 0; i++) {
+        rans |= run_echo(alice, "jobs", "later", later[i], sizeof later[i],
+                         &err);
+    }
+    bool a_drop = c == 0 && audit_shows(admin, "w1", "reload",
+                                        "refused: key 'w1' is no longer "
+                                        "authorized");
+    drover_destroy(&alice);
+    drover_destroy(&admin);
+    peers_down(&p, waited != 0 || strcmp(worker, "w2") != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(c, 0);
+    DV_CHECK_EQ(sub, 0);
+    DV_CHECK(running);
+    DV_CHECK_EQ(moved, 0);
+    DV_CHECK_EQ(reload, 0);
+    DV_CHECK_EQ(waited, 0);
+    DV_CHECK_STR_EQ(worker, "w2");
+    DV_CHECK_EQ(errors, 0);
+    DV_CHECK_EQ(attempts, 2);
+    DV_CHECK_EQ(rans, 0);
+    for (int i = 0; i < 3; i++) {
+        DV_CHECK_STR_EQ(later[i], "w2");
+    }
+    DV_CHECK(a_drop);
+}
+
+// Point 8: a worker key's queues list is enforced. wq's key allows queue
+// "other": registered without --queues it gets "other" jobs and never a
+// "jobs" job; registering with --queues jobs is refused (audited). Once its
+// .pub allows "jobs" too and the keys are reloaded, the waiting "jobs" job
+// goes to it.
+static void
+test_worker_key_queues(void)
+{
+    peers_t p;
+    bool up = peers_init(&p) && broker_start(&p, NULL) &&
+              worker_start(&p, 0, "wq", NULL);
+    drover_t *admin = NULL;
+    drover_error_t err = {0};
+    int c = up ? connect_as(&p, "admin", &admin, &err) : -1;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "jobs";
+    job.payload = "j";
+    job.payload_len = 1;
+    uint64_t id = 0;
+    int sub = c == 0 ? drover_submit(admin, &job, 5000, &id, &err) : -1;
+    char other[64] = "";
+    int ran = c == 0 ? run_echo(admin, "other", "o", other, sizeof other, &err)
+                     : -1;
+    // Submitted first and dispatched at once if wq could take it: still
+    // queued after the later job finished.
+    drover_job_info_t ji = {0};
+    int info = sub == 0 ? drover_job_info(admin, id, &ji, &err) : -1;
+    // The same key asking for queue "jobs".
+    char k[4400], b[4400];
+    key_path(&p, "wq", "key", k, sizeof k);
+    key_path(&p, "broker", "pub", b, sizeof b);
+    const char *args[] = {"--broker",     p.wep, "--name", "wq-jobs",
+                          "--key",        k,     "--queues", "jobs",
+                          "--broker-key", b,     NULL};
+    p.workers[1] =
+        c == 0 ? dv_proc_start("DROVER_WORKER_BIN", args, p.dir, "wqj.log")
+               : (dv_proc_t){0, -1};
+    bool a_reg = c == 0 && audit_shows(admin, "wq", "register",
+                                       "refused: key 'wq' may not serve "
+                                       "queue 'jobs'");
+    char pub[4400];
+    snprintf(pub, sizeof pub, "%s/wq.pub", p.auth);
+    bool edited = edit_file(pub, "\"other\"", "\"other,jobs\"");
+    size_t keys = 0;
+    int reload = edited ? drover_admin_reload(admin, &keys, &err) : -1;
+    drover_result_t *r = NULL;
+    int waited = reload == 0 ? drover_wait(admin, id, WAIT_MS, &r, &err) : -1;
+    char worker[64] = "";
+    if (waited == 0) {
+        snprintf(worker, sizeof worker, "%s", drover_result_worker(r));
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&admin);
+    peers_down(&p, waited != 0 || !a_reg);
+    DV_CHECK(up);
+    DV_CHECK_EQ(c, 0);
+    DV_CHECK_EQ(sub, 0);
+    DV_CHECK_EQ(ran, 0);
+    DV_CHECK_STR_EQ(other, "wq");
+    DV_CHECK_EQ(info, 0);
+    DV_CHECK_STR_EQ(ji.state, "queued");
+    DV_CHECK(a_reg);
+    DV_CHECK(edited);
+    DV_CHECK_EQ(reload, 0);
+    DV_CHECK_EQ(waited, 0);
+    DV_CHECK_STR_EQ(worker, "wq");
+}
+
 static const dv_test_case_t cases[] = {
     {"refusals name the role the table gives", test_refusals_name_the_role},
     {"plain mode refused on ws:// and other transports",
@@ -686,6 +877,9 @@ static const dv_test_case_t cases[] = {
     {"keyless connections hold no slot; limits per socket and key",
      test_keyless_connections_hold_no_slot},
     {"a handshake that never finishes is dropped", test_handshake_times_out},
+    {"a revoked worker is dropped, its job requeued",
+     test_revoked_worker_is_dropped},
+    {"a worker key's queues are enforced", test_worker_key_queues},
     {NULL, NULL},
 };
 
