@@ -208,6 +208,8 @@ typedef struct {
     uint64_t rid;                        // its follow request
     uint32_t window;                     // unacked results in flight, max
     uint32_t inflight;                   // sent, not acked
+    char follower[DV_KEY_ID_MAX + 1];    // the following connection's key
+                                         // ("": plain mode)
 } cursor_t;
 
 typedef struct {
@@ -4079,6 +4081,8 @@ on_follow(dv_broker_t *self,
     c->route_len = route_len;
     c->rid = rid;
     c->window = (uint32_t)window;
+    snprintf(c->follower, sizeof c->follower, "%s",
+             self->current ? self->current->id : ""); // for reloads
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_str(w, "queue", queue);
     dv_msgw_str(w, "consumer", consumer);
@@ -4619,14 +4623,14 @@ warn_if_exposed(const char *endpoint)
     }
 }
 
-static void workers_reauthorize(dv_broker_t *self);
+static void keys_reloaded(dv_broker_t *self);
 
 static void
 reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
 {
     if (rc == 0) {
-        workers_reauthorize(self); // before any job goes out again
+        keys_reloaded(self); // before anything goes out again
     }
     char outcome[DV_ERROR_TEXT_MAX + 32];
     if (rc == 0) {
@@ -5009,6 +5013,44 @@ workers_reauthorize(dv_broker_t *self)
     if (self->n_workers || dropped) {
         dispatch(self); // dropped workers' jobs, and queues newly allowed
     }
+}
+
+// After a reload: a result stream followed by a key that may no longer
+// follow it (revoked, consumer role or the queue taken away) stops at once:
+// nothing more is pushed to that connection (its position stays stored).
+// Pushes are the broker's own messages, so no request of the follower's
+// would be refused in time otherwise.
+static void
+followers_reauthorize(dv_broker_t *self)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        cursor_t *c = &self->cursors[i];
+        if (!c->route_len || !dv_auth_secure(self->auth)) {
+            continue;
+        }
+        const char *queue = self->qbytes[c->qidx - 1].name;
+        const dv_key_t *k = dv_auth_key_by_id(self->auth, c->follower);
+        if (k && (k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
+            dv_key_allows_queue(k, queue)) {
+            continue;
+        }
+        char object[2 * DV_MAX_WIRE_NAME + 32];
+        snprintf(object, sizeof object, "queue %s, consumer %s", queue,
+                 c->consumer);
+        audit(self, c->follower, "reload", object,
+              "refused: the key may no longer follow this stream");
+        dv_log(DV_LOG_WARN, "broker",
+               "stream %s/%s: key '%s' may no longer follow it: stopped",
+               queue, c->consumer, c->follower);
+        c->route_len = 0;
+    }
+}
+
+static void
+keys_reloaded(dv_broker_t *self)
+{
+    workers_reauthorize(self);
+    followers_reauthorize(self);
 }
 
 // After a client message was handled: admin actions and changes to models

@@ -868,6 +868,71 @@ test_worker_key_queues(void)
     DV_CHECK_STR_EQ(worker, "wq");
 }
 
+static void
+count_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    (void)r;
+    (*(int *)arg)++;
+}
+
+// Point 8, the client socket's pushes: a consumer whose key is revoked
+// stops receiving its stream's results at the reload. carol follows
+// "jobs" and gets the first result; after the reload the next job's result
+// is not pushed to her (it would arrive before the answer to her next
+// request on the same connection, which is refused), and the broker and
+// worker still serve alice.
+static void
+test_revoked_follower_stops(void)
+{
+    peers_t p;
+    bool up = peers_init(&p) && broker_start(&p, NULL) &&
+              worker_start(&p, 0, "w1", NULL);
+    drover_t *alice = NULL, *carol = NULL, *admin = NULL;
+    drover_error_t err = {0};
+    int c = up ? connect_as(&p, "alice", &alice, &err) |
+                     connect_as(&p, "carol", &carol, &err) |
+                     connect_as(&p, "admin", &admin, &err)
+               : -1;
+    int got = 0;
+    int fol = c == 0 ? drover_follow(carol, "jobs", "c1", 0, false,
+                                     count_result, &got, NULL, &err)
+                     : -1;
+    int first = fol == 0 ? run_echo(alice, "jobs", "one", NULL, 0, &err) : -1;
+    for (int i = 0; first == 0 && got < 1 && i < 1000; i++) {
+        drover_poll(carol, 100, &err); // until her first result is in
+    }
+    int got_before = got;
+    char pub[4400], off[4400];
+    snprintf(pub, sizeof pub, "%s/carol.pub", p.auth);
+    snprintf(off, sizeof off, "%s/carol.pub.off", p.dir);
+    int moved = rename(pub, off);
+    size_t keys = 0;
+    int reload = moved == 0 ? drover_admin_reload(admin, &keys, &err) : -1;
+    int second =
+        reload == 0 ? run_echo(alice, "jobs", "two", NULL, 0, &err) : -1;
+    drover_job_info_t ji;
+    int asked = drover_job_info(carol, 1, &ji, &err); // refused: revoked
+    drover_poll(carol, 0, &err);                      // what came before
+    bool a_stop = c == 0 && audit_shows(admin, "carol", "reload",
+                                        "refused: the key may no longer "
+                                        "follow");
+    drover_destroy(&alice);
+    drover_destroy(&carol);
+    drover_destroy(&admin);
+    peers_down(&p, got != 1 || second != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(c, 0);
+    DV_CHECK_EQ(fol, 0);
+    DV_CHECK_EQ(first, 0);
+    DV_CHECK_EQ(got_before, 1);
+    DV_CHECK_EQ(reload, 0);
+    DV_CHECK_EQ(second, 0);
+    DV_CHECK_EQ(asked, DV_EPERM);
+    DV_CHECK_EQ(got, 1);
+    DV_CHECK(a_stop);
+}
+
 static const dv_test_case_t cases[] = {
     {"refusals name the role the table gives", test_refusals_name_the_role},
     {"plain mode refused on ws:// and other transports",
@@ -880,6 +945,7 @@ static const dv_test_case_t cases[] = {
     {"a revoked worker is dropped, its job requeued",
      test_revoked_worker_is_dropped},
     {"a worker key's queues are enforced", test_worker_key_queues},
+    {"a revoked follower's stream stops", test_revoked_follower_stops},
     {NULL, NULL},
 };
 
