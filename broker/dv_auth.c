@@ -69,9 +69,10 @@ struct dv_auth {
     void *monitor[2];              // PAIR: each socket's monitor (clients,
     dv_zwatch_t *monitor_watch[2]; //   workers)
     char monitor_domain[2][16];
-    sock_t socks[2];           // counts (clients, workers)
-    size_t max_key;            // per key per socket (0: unlimited)
-    int handshake_ms;          // ZMQ_HANDSHAKE_IVL; admitted-and-silent
+    sock_t socks[2];  // counts (clients, workers)
+    size_t max_key;   // per key per socket (0: unlimited)
+    int handshake_ms; // ZMQ_HANDSHAKE_IVL, and how long an admitted
+                      // connection counts before its first message
     dv_auth_refused_fn refused;
     void *refused_arg;
 };

@@ -1259,14 +1259,20 @@ worker_forget(dv_broker_t *self, worker_t *w)
     self->workers[index] = self->workers[--self->n_workers];
 }
 
-// Forget a worker; requeue or fail what it was running.
+// Forget a worker; requeue or fail what it was running. why NULL: it was
+// evicted (worker_evict): its jobs go back to their queues with the lost
+// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
 static void
 worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 {
     size_t cap = dv_sched_worker_running(self->sched, w->handle);
     dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
     size_t n = 0;
-    dv_sched_worker_remove(self->sched, w->handle, lost, &n);
+    if (why) {
+        dv_sched_worker_remove(self->sched, w->handle, lost, &n);
+    } else {
+        dv_sched_worker_evict(self->sched, w->handle, lost, &n);
+    }
     for (size_t i = 0; i < n; i++) {
         job_t *j = job_find(self, lost[i].job);
         if (j && j->cancelled) { // recorded already: not to run again
@@ -1276,7 +1282,9 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
             job_remove(self, j->id);
             continue;
         }
-        if (j) {
+        if (j && !why) {
+            j->max_attempts++; // as the scheduler's
+        } else if (j) {
             char text[256];
             snprintf(text, sizeof text, "worker %s %s while running it",
                      w->name, why);
@@ -1300,24 +1308,11 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 static void
 worker_evict(dv_broker_t *self, worker_t *w, const char *why)
 {
-    size_t cap = dv_sched_worker_running(self->sched, w->handle);
-    dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
-    size_t n = 0;
-    dv_sched_worker_evict(self->sched, w->handle, lost, &n);
-    for (size_t i = 0; i < n; i++) {
-        job_t *j = job_find(self, lost[i].job);
-        if (j && j->cancelled) { // recorded already: not to run again
-            dv_sched_cancel(self->sched, j->id);
-            job_remove(self, j->id);
-        } else if (j) {
-            j->max_attempts++; // as the scheduler's
-        }
-    }
     dv_log(DV_LOG_WARN, "broker",
            "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
-           w->name, w->key, why, n);
-    free(lost);
-    worker_forget(self, w);
+           w->name, w->key, why,
+           dv_sched_worker_running(self->sched, w->handle));
+    worker_lost(self, w, NULL);
 }
 
 static void job_expire(dv_broker_t *self, job_t *j);
@@ -4902,8 +4897,8 @@ worker_allowed(const dv_key_t *k,
     }
     if (!(k->roles & (DV_ROLE_WORKER | DV_ROLE_ADMIN))) {
         snprintf(why, size,
-                 "key '%s' (%s) may not take jobs: that takes worker,admin",
-                 id, dv_roles_format(k->roles, roles, sizeof roles));
+                 "key '%s' (%s) may not take jobs: that takes worker,admin", id,
+                 dv_roles_format(k->roles, roles, sizeof roles));
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -5040,8 +5035,8 @@ followers_reauthorize(dv_broker_t *self)
         audit(self, c->follower, "reload", object,
               "refused: the key may no longer follow this stream");
         dv_log(DV_LOG_WARN, "broker",
-               "stream %s/%s: key '%s' may no longer follow it: stopped",
-               queue, c->consumer, c->follower);
+               "stream %s/%s: key '%s' may no longer follow it: stopped", queue,
+               c->consumer, c->follower);
         c->route_len = 0;
     }
 }
@@ -6774,9 +6769,9 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
     self->lock_fd = -1;
     // One broker per data folder, before anything in it is read.
-    int rc = opts->data_dir ? dv_endpoint_lock_dir(opts->data_dir,
-                                                   &self->lock_fd, err)
-                            : 0;
+    int rc = opts->data_dir
+                 ? dv_endpoint_lock_dir(opts->data_dir, &self->lock_fd, err)
+                 : 0;
     if (rc == 0) {
         rc = dv_registry_open(&self->registry, opts->data_dir, err);
     }

@@ -138,8 +138,8 @@ dv_endpoint_lock_dir(const char *dir, int *fd_out, dv_error_t *err)
     }
     char pid[32];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    int e = ftruncate(fd, 0) != 0 ? errno
-                                  : dv_file_write_all(fd, pid, (size_t)len);
+    int e =
+        ftruncate(fd, 0) != 0 ? errno : dv_file_write_all(fd, pid, (size_t)len);
     if (e) {
         rc = dv_file_error(err, path, e);
         close(fd);

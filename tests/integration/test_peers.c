@@ -60,11 +60,8 @@ make_key(peers_t *p, const char *name, unsigned roles, const char *queues)
 }
 
 static void
-key_path(const peers_t *p,
-         const char *name,
-         const char *ext,
-         char *buf,
-         size_t size)
+key_path(
+    const peers_t *p, const char *name, const char *ext, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%s.%s", p->keys, name, ext);
 }
@@ -100,11 +97,18 @@ broker_start(peers_t *p, const char *const *extra)
 {
     char secret[4400];
     key_path(p, "broker", "key", secret, sizeof secret);
-    const char *args[12 + MAX_EXTRA] = {
-        "--client",       "tcp://127.0.0.1:0", "--worker",
-        "tcp://127.0.0.1:0", "--data",         p->data,
-        "--heartbeat-ms", HB_MS,               "--secret-key",
-        secret,           "--authorized-keys", p->auth};
+    const char *args[12 + MAX_EXTRA] = {"--client",
+                                        "tcp://127.0.0.1:0",
+                                        "--worker",
+                                        "tcp://127.0.0.1:0",
+                                        "--data",
+                                        p->data,
+                                        "--heartbeat-ms",
+                                        HB_MS,
+                                        "--secret-key",
+                                        secret,
+                                        "--authorized-keys",
+                                        p->auth};
     int n = 12;
     for (int i = 0; extra && extra[i] && i < MAX_EXTRA; i++) {
         args[n++] = extra[i];
@@ -126,9 +130,9 @@ worker_start(peers_t *p, int i, const char *name, const char *queue)
     key_path(p, name, "key", k, sizeof k);
     key_path(p, "broker", "pub", b, sizeof b);
     snprintf(log, sizeof log, "worker-%s.log", name);
-    const char *args[16] = {"--broker",     p->wep, "--name",       name,
-                            "--heartbeat-ms", HB_MS, "--key",        k,
-                            "--broker-key", b};
+    const char *args[16] = {"--broker",       p->wep, "--name", name,
+                            "--heartbeat-ms", HB_MS,  "--key",  k,
+                            "--broker-key",   b};
     int n = 10;
     if (queue) {
         args[n++] = "--queues";
@@ -358,8 +362,8 @@ test_refusals_name_the_role(void)
     DV_CHECK_EQ(c, 0);
     for (int i = 0; i < 6; i++) {
         if (rcs[i] != DV_EPERM || !strstr(texts[i], want[i])) {
-            fprintf(stderr, "  refusal %d: %d '%s'\n    want '%s'\n", i,
-                    rcs[i], texts[i], want[i]);
+            fprintf(stderr, "  refusal %d: %d '%s'\n    want '%s'\n", i, rcs[i],
+                    texts[i], want[i]);
         }
         DV_CHECK_EQ(rcs[i], DV_EPERM);
         DV_CHECK(strstr(texts[i], want[i]) != NULL);
@@ -425,9 +429,7 @@ plain_broker(const char *dir,
     snprintf(w, sizeof w, "ipc://%s/%s-w", dir, name);
     snprintf(data, sizeof data, "%s/%s", dir, data_name ? data_name : "");
     snprintf(log, sizeof log, "%s.log", name);
-    const char *args[] = {"--client", c,     "--worker",
-                          w,          "--data", data,
-                          NULL};
+    const char *args[] = {"--client", c, "--worker", w, "--data", data, NULL};
     if (!data_name) {
         args[4] = NULL;
     }
@@ -531,8 +533,7 @@ test_one_broker_per_ipc_path(void)
     int b_exit = a_up ? refuses("DROVER_BROKER_BIN", args, dir, "b.log") : -1;
     bool b_says = log_says(dir, "b.log", "served by another process");
     // drover up on it.
-    const char *up_args[] = {"up", "--endpoint", a_ep, "--workers", "1",
-                             NULL};
+    const char *up_args[] = {"up", "--endpoint", a_ep, "--workers", "1", NULL};
     int up_exit = a_up ? refuses("DROVER_BIN", up_args, dir, "up.log") : -1;
     int served = a_up ? plain_submit(a_ep, &id) : -1;
     dv_proc_stop(&a, SIGKILL); // leaves its socket files behind
@@ -569,9 +570,12 @@ test_one_broker_per_ipc_path(void)
 static void
 test_keyless_connections_hold_no_slot(void)
 {
-    const char *extra[] = {"--max-connections",        "50",
-                           "--max-worker-connections", "2",
-                           "--max-key-connections",    "2",
+    const char *extra[] = {"--max-connections",
+                           "50",
+                           "--max-worker-connections",
+                           "2",
+                           "--max-key-connections",
+                           "2",
                            NULL};
     peers_t p;
     bool up = peers_init(&p) && broker_start(&p, extra);
@@ -597,9 +601,9 @@ test_keyless_connections_hold_no_slot(void)
     char k[4400], b[4400];
     key_path(&p, "wq", "key", k, sizeof k);
     key_path(&p, "broker", "pub", b, sizeof b);
-    const char *wq_args[] = {"--broker", p.wep, "--name",       "wq",
-                             "--key",    k,     "--broker-key", b,
-                             "--heartbeat-ms", HB_MS, NULL};
+    const char *wq_args[] = {
+        "--broker",     p.wep, "--name",         "wq",  "--key", k,
+        "--broker-key", b,     "--heartbeat-ms", HB_MS, NULL};
     p.workers[2] =
         dv_proc_start("DROVER_WORKER_BIN", wq_args, p.dir, "worker-wq.log");
     bool a_worker = ca == 0 && audit_shows(admin, "wq", "handshake",
@@ -774,8 +778,8 @@ test_revoked_worker_is_dropped(void)
     char later[3][64] = {"", "", ""};
     int rans = 0;
     for (int i = 0; i < 3 && waited == 0; i++) {
-        rans |= run_echo(alice, "jobs", "later", later[i], sizeof later[i],
-                         &err);
+        rans |=
+            run_echo(alice, "jobs", "later", later[i], sizeof later[i], &err);
     }
     bool a_drop = c == 0 && audit_shows(admin, "w1", "reload",
                                         "refused: key 'w1' is no longer "
@@ -821,8 +825,8 @@ test_worker_key_queues(void)
     uint64_t id = 0;
     int sub = c == 0 ? drover_submit(admin, &job, 5000, &id, &err) : -1;
     char other[64] = "";
-    int ran = c == 0 ? run_echo(admin, "other", "o", other, sizeof other, &err)
-                     : -1;
+    int ran =
+        c == 0 ? run_echo(admin, "other", "o", other, sizeof other, &err) : -1;
     // Submitted first and dispatched at once if wq could take it: still
     // queued after the later job finished.
     drover_job_info_t ji = {0};
@@ -831,7 +835,7 @@ test_worker_key_queues(void)
     char k[4400], b[4400];
     key_path(&p, "wq", "key", k, sizeof k);
     key_path(&p, "broker", "pub", b, sizeof b);
-    const char *args[] = {"--broker",     p.wep, "--name", "wq-jobs",
+    const char *args[] = {"--broker",     p.wep, "--name",   "wq-jobs",
                           "--key",        k,     "--queues", "jobs",
                           "--broker-key", b,     NULL};
     p.workers[1] =
