@@ -5,12 +5,21 @@
 // context and runs everything on one libuv loop. The handler's whole job is
 // a table lookup, so it runs here, on the loop, where the keyring can be
 // swapped on reload without locks. Key files are still czmq's (dv_keys).
+//
+// Counting (dv_auth.h): per socket, a table indexed by file descriptor
+// (open: the monitor's ACCEPTED..DISCONNECTED; seen: counted under a key,
+// with a hash of the routing id it was seen with) and per key id the
+// connections seen and those admitted but not seen yet. What must stay
+// true: a descriptor counts at most once (a message from an earlier
+// connection on a reused descriptor moves the count instead of adding
+// one), and DISCONNECTED uncounts it, so the totals never leak.
 #include "dv_auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_zwatch.h"
@@ -19,6 +28,34 @@
 #define ZAP_FRAMES                                                             \
     8 // version, id, domain, address, identity, mechanism,
       // credentials (CURVE: one)
+
+// One key's connections on one socket.
+typedef struct {
+    char id[DV_KEY_ID_MAX + 1]; // key id ("": plain mode)
+    size_t seen;                // connections counted by descriptor
+    size_t admitted;            // handshakes admitted, not seen yet
+    uint64_t admitted_ms;       // loop time of the newest admission
+} keycount_t;
+
+// One file descriptor of a socket.
+typedef struct {
+    bool open;      // accepted and not disconnected (monitor)
+    bool seen;      // counted under keys[key]
+    uint32_t key;   // index in the socket's keys
+    uint64_t route; // hash of the routing id it was seen with
+} conn_t;
+
+// A socket's connection counts.
+typedef struct {
+    size_t max;       // authenticated connections at once (0: unlimited)
+    const char *flag; // the option setting max, for refusals
+    conn_t *conns;    // by descriptor (owned), n_conns of them
+    size_t n_conns;   //
+    keycount_t *keys; // per key id (owned): ids of the keyrings so far
+    size_t n_keys;    //
+    size_t seen;      // sum of keys[].seen
+    size_t admitted;  // sum of keys[].admitted
+} sock_t;
 
 struct dv_auth {
     void *ctx;                     // the broker's (borrowed)
@@ -32,15 +69,105 @@ struct dv_auth {
     void *monitor[2];              // PAIR: each socket's monitor (clients,
     dv_zwatch_t *monitor_watch[2]; //   workers)
     char monitor_domain[2][16];
-    size_t open;            // client connections now
-    size_t max_connections; // 0: unlimited
+    sock_t socks[2];  // counts (clients, workers)
+    size_t max_key;   // per key per socket (0: unlimited)
+    int handshake_ms; // ZMQ_HANDSHAKE_IVL, and how long an admitted
+                      // connection counts before its first message
     dv_auth_refused_fn refused;
     void *refused_arg;
 };
 
-// Read monitor i's events: connection counts (the client socket), and
-// handshakes that failed before authentication could run (a peer without
-// a key, or with another mechanism: libzmq never asks the ZAP handler).
+// The entry for descriptor fd (grown on demand; fds are small integers
+// bounded by the process's descriptor limit).
+static conn_t *
+conn_at(sock_t *s, int fd)
+{
+    size_t i = (size_t)fd;
+    if (i >= s->n_conns) {
+        size_t n = s->n_conns ? s->n_conns : 64;
+        while (n <= i) {
+            n *= 2;
+        }
+        s->conns = dv_realloc(s->conns, n * sizeof *s->conns);
+        memset(s->conns + s->n_conns, 0, (n - s->n_conns) * sizeof *s->conns);
+        s->n_conns = n;
+    }
+    return &s->conns[i];
+}
+
+// The index of key id's counts (added at first use).
+static uint32_t
+key_at(sock_t *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_keys; i++) {
+        if (strcmp(s->keys[i].id, id) == 0) {
+            return (uint32_t)i;
+        }
+    }
+    s->keys = dv_realloc(s->keys, (s->n_keys + 1) * sizeof *s->keys);
+    keycount_t *k = &s->keys[s->n_keys];
+    memset(k, 0, sizeof *k);
+    snprintf(k->id, sizeof k->id, "%s", id);
+    return (uint32_t)s->n_keys++;
+}
+
+// A connection on fd stopped counting (it disconnected, or a message shows
+// the descriptor now belongs to another connection).
+static void
+unsee(sock_t *s, conn_t *c)
+{
+    if (c->seen) {
+        s->keys[c->key].seen--;
+        s->seen--;
+        c->seen = false;
+    }
+}
+
+// Admissions older than the handshake time whose connection never spoke
+// stop counting (dv_auth.h).
+static void
+expire(dv_auth_t *self, sock_t *s)
+{
+    uint64_t now = uv_now(self->loop);
+    for (size_t i = 0; i < s->n_keys; i++) {
+        keycount_t *k = &s->keys[i];
+        if (k->admitted &&
+            now - k->admitted_ms > (uint64_t)self->handshake_ms) {
+            s->admitted -= k->admitted;
+            k->admitted = 0;
+        }
+    }
+}
+
+// Would one more connection for key id pass socket s's limits? If not,
+// why says which, with the numbers.
+static bool
+over_limit(dv_auth_t *self, sock_t *s, const char *id, char *why, size_t size)
+{
+    expire(self, s);
+    uint32_t ki = key_at(s, id); // before taking s->keys: it may move
+    const keycount_t *k = &s->keys[ki];
+    if (s->max && s->seen + s->admitted >= s->max) {
+        snprintf(why, size,
+                 "too many connections (%zu authenticated open, %s %zu)",
+                 s->seen + s->admitted, s->flag, s->max);
+        return true;
+    }
+    if (self->secure && self->max_key &&
+        k->seen + k->admitted >= self->max_key) {
+        snprintf(why, size,
+                 "too many connections for key '%s' (%zu open, "
+                 "--max-key-connections %zu)",
+                 id, k->seen + k->admitted, self->max_key);
+        return true;
+    }
+    return false;
+}
+
+// Read monitor i's events: which descriptors are open (ACCEPTED and
+// DISCONNECTED carry the descriptor), and handshakes that failed before
+// authentication could run (a peer without a key, or with another
+// mechanism: libzmq never asks the ZAP handler).
 static void
 drain_one(dv_auth_t *self, int i)
 {
@@ -65,12 +192,15 @@ drain_one(dv_auth_t *self, int i)
             zmq_msg_recv(&addr, self->monitor[i], 0);
             zmq_msg_close(&addr);
         }
-        bool clients = i == 0;
-        if (event == ZMQ_EVENT_ACCEPTED && clients) {
-            self->open++;
-        } else if (event == ZMQ_EVENT_DISCONNECTED && clients &&
-                   self->open > 0) {
-            self->open--;
+        sock_t *s = &self->socks[i];
+        if (event == ZMQ_EVENT_ACCEPTED && value < INT32_MAX) {
+            conn_t *c = conn_at(s, (int)value);
+            unsee(s, c); // a binding left from the fd's last connection
+            c->open = true;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && value < s->n_conns) {
+            conn_t *c = &s->conns[value];
+            unsee(s, c);
+            c->open = false;
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             char why[128];
@@ -163,12 +293,7 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
             snprintf(key, sizeof key, "%s", z85);
         }
     }
-    if (clients && self->max_connections &&
-        self->open > self->max_connections) {
-        snprintf(why, sizeof why,
-                 "too many connections (%zu open, --max-connections %zu)",
-                 self->open, self->max_connections);
-    } else if (strcmp(mech, "NULL") == 0) {
+    if (strcmp(mech, "NULL") == 0) {
         if (self->secure) {
             snprintf(why, sizeof why, "plain connection to a CURVE broker");
         }
@@ -189,12 +314,24 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
             user = k->id;
         }
     }
+    // Limits last: only a peer that proved its key (or, in plain mode,
+    // finished the greeting) takes a slot or is refused for lack of one.
+    sock_t *s = &self->socks[clients ? 0 : 1];
+    if (!why[0] && !over_limit(self, s, user, why, sizeof why)) {
+        uint32_t ki = key_at(s, user);
+        keycount_t *kc = &s->keys[ki];
+        kc->admitted++;
+        kc->admitted_ms = uv_now(self->loop);
+        s->admitted++;
+    }
     if (why[0]) {
         dv_log(DV_LOG_WARN, "auth", "refused %s on %s from %s: %s", mech,
                domain, address, why);
         if (self->refused) {
             self->refused(domain, address, key, why, self->refused_arg);
         }
+        // 400 for limits too: libzmq answers a 300 ("temporary") by a
+        // silent disconnect, and the client would retry blindly forever.
         zap_reply(self, &f[1], "400", why, "");
     } else {
         zap_reply(self, &f[1], "200", "OK", user);
@@ -248,7 +385,13 @@ dv_auth_open(dv_auth_t **out,
     dv_auth_t *self = dv_calloc(1, sizeof *self);
     self->ctx = ctx;
     self->loop = loop;
-    self->max_connections = opts->max_connections;
+    self->socks[0].max = opts->max_connections;
+    self->socks[0].flag = "--max-connections";
+    self->socks[1].max = opts->max_worker_connections;
+    self->socks[1].flag = "--max-worker-connections";
+    self->max_key = opts->max_key_connections;
+    self->handshake_ms =
+        opts->handshake_ms > 0 ? opts->handshake_ms : DV_HANDSHAKE_MS;
     self->refused = opts->refused;
     self->refused_arg = opts->refused_arg;
     int rc = 0;
@@ -328,6 +471,10 @@ dv_auth_destroy(dv_auth_t **self_p)
             zmq_close(self->monitor[i]);
         }
     }
+    for (int i = 0; i < 2; i++) {
+        free(self->socks[i].conns);
+        free(self->socks[i].keys);
+    }
     dv_keyring_destroy(&self->keyring);
     dv_key_clear(&self->server);
     free(self->keys_dir);
@@ -349,12 +496,16 @@ dv_auth_socket(dv_auth_t *self,
         rc |= zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY,
                              self->server.secret_key, 32);
     }
-    if (self->secure || (clients && self->max_connections)) {
+    int i = clients ? 0 : 1;
+    if (self->secure || self->socks[i].max) {
         // Plain mode asks the handler too (for NULL connections libzmq
         // consults ZAP only when a domain is set): the connection limit.
         rc |= zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, domain, strlen(domain));
     }
-    int i = clients ? 0 : 1;
+    // A peer that never finishes its handshake is dropped after this, so
+    // it holds a descriptor for a bounded time (it never holds a slot).
+    rc |= zmq_setsockopt(socket, ZMQ_HANDSHAKE_IVL, &self->handshake_ms,
+                         sizeof self->handshake_ms);
     if (rc == 0 && !self->monitor[i]) {
         char ep[80];
         snprintf(ep, sizeof ep, "inproc://dv-auth-monitor-%s-%p", domain,
@@ -367,6 +518,13 @@ dv_auth_socket(dv_auth_t *self,
                                     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
         if (rc == 0) {
             self->monitor[i] = zmq_socket(self->ctx, ZMQ_PAIR);
+            // No receive limit: libzmq drops monitor events past the
+            // pipe's limit, and a lost DISCONNECTED would leak a slot. The
+            // loop reads them every turn; they pile up only while it is
+            // blocked, a few dozen bytes per connection event.
+            int unlimited = 0;
+            zmq_setsockopt(self->monitor[i], ZMQ_RCVHWM, &unlimited,
+                           sizeof unlimited);
             rc = zmq_connect(self->monitor[i], ep);
         }
         if (rc == 0 && dv_zwatch_open(&self->monitor_watch[i], self->loop,
@@ -433,8 +591,73 @@ dv_auth_key_by_id(const dv_auth_t *self, const char *id)
     return self && self->keyring ? dv_keyring_find_id(self->keyring, id) : NULL;
 }
 
+// FNV-1a: a routing id tells two connections on one descriptor apart.
+static uint64_t
+route_hash(const void *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+int
+dv_auth_seen(dv_auth_t *self,
+             const char *domain,
+             zmq_msg_t *route,
+             dv_error_t *err)
+{
+    int i = strcmp(domain, "clients") == 0 ? 0 : 1;
+    sock_t *s = &self->socks[i];
+    int fd = zmq_msg_get(route, ZMQ_SRCFD);
+    if (fd < 0) {
+        return 0; // no descriptor (inproc): nothing to count by
+    }
+    uint64_t h = route_hash(zmq_msg_data(route), zmq_msg_size(route));
+    conn_t *c = conn_at(s, fd);
+    if (c->seen && c->route == h) {
+        return 0; // counted already: the common case
+    }
+    drain_one(self, i); // its ACCEPTED, or a DISCONNECTED since
+    c = conn_at(s, fd);
+    if (!c->open) {
+        return 0; // gone already: a message left from a closed connection
+    }
+    unsee(s, c); // the descriptor's earlier connection, if any
+    const char *id = self->secure ? zmq_msg_gets(route, "User-Id") : NULL;
+    id = id ? id : "";
+    uint32_t ki = key_at(s, id);
+    expire(self, s);
+    if (s->keys[ki].admitted) { // its handshake: admitted, now seen
+        s->keys[ki].admitted--;
+        s->admitted--;
+    } else {
+        char why[160];
+        if (over_limit(self, s, id, why, sizeof why)) {
+            dv_log(DV_LOG_WARN, "auth", "refused a message on %s: %s",
+                   self->monitor_domain[i], why);
+            if (self->refused) {
+                self->refused(self->monitor_domain[i], "(unknown)", id, why,
+                              self->refused_arg);
+            }
+            return dv_errorf(err, DV_ELIMIT,
+                             "%s: this connection stayed silent past the "
+                             "handshake time and lost its slot; reconnect",
+                             why);
+        }
+    }
+    c = conn_at(s, fd);
+    c->seen = true;
+    c->key = ki;
+    c->route = h;
+    s->keys[ki].seen++;
+    s->seen++;
+    return 0;
+}
+
 size_t
 dv_auth_connections(const dv_auth_t *self)
 {
-    return self ? self->open : 0;
+    return self ? self->socks[0].seen + self->socks[0].admitted : 0;
 }

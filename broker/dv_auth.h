@@ -14,10 +14,21 @@
 //
 // Without a secret key the broker runs in plain mode (no encryption, anyone
 // may connect: for ipc:// and 127.0.0.1 development); the handler still
-// runs for the client socket, to enforce the connection limit.
+// runs, to enforce the connection limits.
 //
-// Connections are counted with socket monitors (accepted - disconnected):
-// past max_connections on the client socket new handshakes are refused.
+// Connection limits count authenticated connections only, so peers that
+// open TCP connections and never finish a handshake cannot lock authorized
+// ones out (libzmq closes those after handshake_ms: ZMQ_HANDSHAKE_IVL).
+// A connection counts from the handshake this handler admits: first as
+// "admitted" under its key, then, from its first message
+// (dv_auth_seen), by its file descriptor (the message's ZMQ_SRCFD), until
+// the socket monitor reports that descriptor disconnected. libzmq tells
+// the handler nothing that ties a handshake to a descriptor, so an
+// admitted connection that sends nothing within handshake_ms stops
+// counting until it speaks; if by then its socket or key is full, its
+// messages are refused (dv_auth_seen: DV_ELIMIT). Past max_connections on
+// a socket, or max_key_connections for one key on it, a new handshake is
+// refused (audited).
 //
 // Threads: the broker's loop thread only.
 #ifndef DV_AUTH_H
@@ -50,6 +61,10 @@ typedef struct {
     size_t max_connections;     // on the client socket (0: unlimited)
     dv_auth_refused_fn refused; // may be NULL
     void *refused_arg;
+    size_t max_worker_connections; // on the worker socket (0: unlimited)
+    size_t max_key_connections;    // per key per socket (0: unlimited; not
+                                   // in plain mode, which has no keys)
+    int handshake_ms; // a handshake's time limit (0: DV_HANDSHAKE_MS)
 } dv_auth_opts_t;
 
 // Load the keys and bind the ZAP handler in ctx (before any socket that
@@ -66,8 +81,8 @@ void dv_auth_close(dv_auth_t *self);
 void dv_auth_destroy(dv_auth_t **self_p);
 
 // Before socket binds: CURVE server with the broker's key (when there is
-// one) in domain "clients" or "workers", and a monitor for connection
-// counts. Returns 0 or DV_EIO.
+// one) in domain "clients" or "workers", the handshake time limit, and a
+// monitor for connection counts. Returns 0 or DV_EIO.
 int dv_auth_socket(dv_auth_t *self,
                    void *socket,
                    const char *domain,
@@ -91,7 +106,19 @@ dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id);
 // The current keyring's key with id (NULL: none, or plain mode).
 const dv_key_t *dv_auth_key_by_id(const dv_auth_t *self, const char *id);
 
-// Open connections on the client socket.
+// A message arrived on the socket of domain ("clients" or "workers");
+// frame is any of its frames (its metadata names the connection). Counts
+// the connection under its key from now on. Returns 0, or DV_ELIMIT with
+// the numbers when the connection was admitted, stayed silent past the
+// handshake time and now finds its socket or key full (logged and
+// audited; the caller refuses the message).
+int dv_auth_seen(dv_auth_t *self,
+                 const char *domain,
+                 zmq_msg_t *frame,
+                 dv_error_t *err);
+
+// Authenticated connections on the client socket now (admitted ones
+// included).
 size_t dv_auth_connections(const dv_auth_t *self);
 
 #endif

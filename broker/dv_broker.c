@@ -27,6 +27,7 @@
 #include "dv_audit.h"
 #include "dv_auth.h"
 #include "dv_datasets.h"
+#include "dv_endpoint.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -227,6 +228,8 @@ typedef struct {
     uint32_t inflight;                   // sent, not acked
     char owner[DV_KEY_ID_MAX + 1];       // the key that first followed it
                                          // ("": none yet, plain mode)
+    char follower[DV_KEY_ID_MAX + 1];    // the following connection's key
+                                         // ("": plain mode)
 } cursor_t;
 
 typedef struct {
@@ -241,6 +244,10 @@ typedef struct {
     char **datasets;                 // data sets it holds, "NAME@VERSION"
     size_t n_datasets;               //
     bool draining;                   // said bye: finishing, no new jobs
+    char key[DV_KEY_ID_MAX + 1];     // the key it registered with ("":
+                                     //   plain mode)
+    char **queues;                   // the queues it asked for (owned;
+    size_t n_queues;                 //   none: every queue its key allows)
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -338,6 +345,8 @@ struct dv_broker {
     uint64_t fault_left;       // fault seam: durable results until the one
                                // whose commit SIGKILLs (0: off)
     bool fault_armed;          // that result is staged: the next commit
+                               // SIGKILLs the broker
+    int lock_fd;               // flock on DIR/broker.lock (-1: no --data)
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one
@@ -1364,14 +1373,32 @@ job_failed_run(dv_broker_t *self,
     }
 }
 
-// Forget a worker; requeue or fail what it was running.
+// Free what worker w holds and take it out of the table (the last one moves
+// into its place).
+static void
+worker_forget(dv_broker_t *self, worker_t *w)
+{
+    dv_strs_free(&w->models, w->n_models);
+    dv_strs_free(&w->datasets, w->n_datasets);
+    dv_strs_free(&w->queues, w->n_queues);
+    size_t index = (size_t)(w - self->workers);
+    self->workers[index] = self->workers[--self->n_workers];
+}
+
+// Forget a worker; requeue or fail what it was running. why NULL: it was
+// evicted (worker_evict): its jobs go back to their queues with the lost
+// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
 static void
 worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 {
     size_t cap = dv_sched_worker_running(self->sched, w->handle);
     dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
     size_t n = 0;
-    dv_sched_worker_remove(self->sched, w->handle, lost, &n);
+    if (why) {
+        dv_sched_worker_remove(self->sched, w->handle, lost, &n);
+    } else {
+        dv_sched_worker_evict(self->sched, w->handle, lost, &n);
+    }
     for (size_t i = 0; i < n; i++) {
         job_t *j = job_find(self, lost[i].job);
         if (j && j->cancelled) { // recorded already: not to run again
@@ -1381,7 +1408,9 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
             job_remove(self, j->id);
             continue;
         }
-        if (j) {
+        if (j && !why) {
+            j->max_attempts++; // as the scheduler's
+        } else if (j) {
             char text[256];
             snprintf(text, sizeof text, "worker %s %s while running it",
                      w->name, why);
@@ -1391,10 +1420,25 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
     }
 
     free(lost);
-    dv_strs_free(&w->models, w->n_models);
-    dv_strs_free(&w->datasets, w->n_datasets);
-    size_t index = (size_t)(w - self->workers);
-    self->workers[index] = self->workers[--self->n_workers];
+    worker_forget(self, w);
+}
+
+// Take away a worker whose key no longer lets it work (revoked, or its role
+// or a queue it serves taken away by a reload). Unlike a lost worker's, its
+// jobs did nothing wrong: each goes back to the front of its queue without
+// using up an attempt (dv_sched_worker_evict: max_attempts grows by one, in
+// memory; attempt numbers stay unique, so the evicted run's late answers
+// are recognised and dropped) and without counting toward quarantine. Its
+// connection stays open (libzmq closes no single ROUTER peer) but nothing
+// is sent to it any more, and what it sends is refused (authorize_worker).
+static void
+worker_evict(dv_broker_t *self, worker_t *w, const char *why)
+{
+    dv_log(DV_LOG_WARN, "broker",
+           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
+           w->name, w->key, why,
+           dv_sched_worker_running(self->sched, w->handle));
+    worker_lost(self, w, NULL);
 }
 
 static void job_expire(dv_broker_t *self, job_t *j);
@@ -4331,6 +4375,8 @@ on_follow(dv_broker_t *self,
     c->route_len = route_len;
     c->rid = rid;
     c->window = (uint32_t)window;
+    snprintf(c->follower, sizeof c->follower, "%s",
+             self->current ? self->current->id : ""); // for reloads
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_str(w, "queue", queue);
     dv_msgw_str(w, "consumer", consumer);
@@ -5046,15 +5092,12 @@ on_handshake_refused(const char *domain,
     audit(arg, key, "handshake", object, outcome);
 }
 
-// Can other machines reach endpoint? (ipc://, inproc:// and loopback
-// addresses: no.)
+// Can other machines reach endpoint? (Only ipc://, inproc:// and loopback
+// tcp are private: dv_endpoint_exposed.)
 static bool
 exposed(const char *endpoint)
 {
-    return strncmp(endpoint, "tcp://", 6) == 0 &&
-           strncmp(endpoint + 6, "127.", 4) != 0 &&
-           strncmp(endpoint + 6, "localhost:", 10) != 0 &&
-           strncmp(endpoint + 6, "[::1]:", 6) != 0;
+    return dv_endpoint_exposed(endpoint);
 }
 
 // Plain mode on an address other machines reach (--plain): say so, loudly.
@@ -5074,10 +5117,15 @@ warn_if_exposed(const char *endpoint)
     }
 }
 
+static void keys_reloaded(dv_broker_t *self);
+
 static void
 reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
 {
+    if (rc == 0) {
+        keys_reloaded(self); // before anything goes out again
+    }
     char outcome[DV_ERROR_TEXT_MAX + 32];
     if (rc == 0) {
         dv_log(DV_LOG_INFO, "broker", "authorized keys reloaded: %zu", n);
@@ -5298,12 +5346,24 @@ authorize(dv_broker_t *self,
         need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
         break;
     case DV_MSG_MODEL_RM:
-        // The owner (a producer whose train jobs made it) or an admin.
+        // The owner (a producer whose train jobs made it) or an admin; the
+        // refusal says which of the two it lacks.
         need = DV_ROLE_PRODUCER;
-        if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
+        if ((k->roles & DV_ROLE_PRODUCER) && !(k->roles & DV_ROLE_ADMIN) &&
+            dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             (!dv_owners_get(self->model_owners, name) ||
              !owns(self->model_owners, k, name))) {
-            need = 0; // admins only
+            const char *owner = dv_owners_get(self->model_owners, name);
+            if (owner) {
+                return refuse(self, k->id, m, err,
+                              "model '%s' belongs to key '%s': only its "
+                              "owner or an admin may delete it",
+                              name, owner);
+            }
+            return refuse(self, k->id, m, err,
+                          "model '%s' has no owner key (pushed by an admin, "
+                          "or not there): only an admin may delete it",
+                          name);
         }
         break;
     case DV_MSG_MODEL_PUSH:
@@ -5322,13 +5382,13 @@ authorize(dv_broker_t *self,
     if (k->roles & DV_ROLE_ADMIN) {
         return 0;
     }
-    char roles[64];
+    char roles[64], takes[64]; // two buffers: both go into one format
     if (!(k->roles & need)) {
         return refuse(
             self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
             k->id, dv_roles_format(k->roles, roles, sizeof roles),
             dv_msg_name(t),
-            need ? dv_roles_format(need | DV_ROLE_ADMIN, roles, sizeof roles)
+            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
                  : "admin");
     }
     if (queue && !dv_key_allows_queue(k, queue)) {
@@ -5368,6 +5428,178 @@ authorize(dv_broker_t *self,
         }
     }
     return 0;
+}
+
+// May key k (id; NULL: not in the keyring) serve as a worker on queues (n
+// 0: every queue its key allows)? If not, why says so, naming the role or
+// queue as docs/SECURITY.md's roles table does.
+static bool
+worker_allowed(const dv_key_t *k,
+               const char *id,
+               char *const *queues,
+               size_t n,
+               char *why,
+               size_t size)
+{
+    char roles[DV_ROLES_TEXT_MAX];
+    if (!k) {
+        snprintf(why, size,
+                 "key '%s' is no longer authorized (revoked or removed from "
+                 "the authorized keys)",
+                 id);
+        return false;
+    }
+    if (!(k->roles & (DV_ROLE_WORKER | DV_ROLE_ADMIN))) {
+        snprintf(why, size,
+                 "key '%s' (%s) may not take jobs: that takes worker,admin", id,
+                 dv_roles_format(k->roles, roles, sizeof roles));
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!dv_key_allows_queue(k, queues[i])) {
+            snprintf(why, size,
+                     "key '%s' may not serve queue '%s' (its queues are in "
+                     "its .pub file)",
+                     id, queues[i]);
+            return false;
+        }
+    }
+    if (n == 0 && !k->all_queues && !(k->roles & DV_ROLE_ADMIN) &&
+        k->n_queues == 0) {
+        snprintf(why, size, "key '%s' allows no queue", id);
+        return false;
+    }
+    return true;
+}
+
+// The queues w gets jobs from: those it asked for (all allowed by its key:
+// worker_allowed), else every queue its key allows.
+static void
+worker_serve(dv_broker_t *self, const worker_t *w)
+{
+    const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
+    if (w->n_queues || !k || k->all_queues || (k->roles & DV_ROLE_ADMIN)) {
+        dv_sched_worker_queues(self->sched, w->handle,
+                               (const char *const *)w->queues, w->n_queues);
+    } else {
+        dv_sched_worker_queues(self->sched, w->handle,
+                               (const char *const *)k->queues, k->n_queues);
+    }
+}
+
+// Check a worker message against its key's current roles and queues (a
+// reload may have changed them since the handshake): DV_EPERM with why, and
+// a registered worker that may no longer work is dropped (worker_evict; *w
+// becomes NULL). asked: a register's queues. Audited when a worker is
+// dropped or a register refused, not for each heartbeat of a dropped one.
+static int
+authorize_worker(dv_broker_t *self,
+                 dv_wire_msg_t *in,
+                 const dv_msg_t *m,
+                 worker_t **w,
+                 char *const *asked,
+                 size_t n_asked,
+                 dv_error_t *err)
+{
+    if (!dv_auth_secure(self->auth)) {
+        return 0;
+    }
+    const char *id = "";
+    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
+    bool reg = dv_msg_type(m) == DV_MSG_REGISTER;
+    char why[DV_ERROR_TEXT_MAX];
+    if (worker_allowed(k, id, reg ? asked : (*w ? (*w)->queues : NULL),
+                       reg ? n_asked : (*w ? (*w)->n_queues : 0), why,
+                       sizeof why)) {
+        return 0;
+    }
+    if (*w || reg) {
+        char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
+        char name[DV_MAX_WIRE_NAME + 1] = "";
+        dv_error_t ignore;
+        if (*w) {
+            snprintf(name, sizeof name, "%s", (*w)->name);
+        } else if (dv_msg_str(m, "worker", name, sizeof name, &ignore) != 0) {
+            snprintf(name, sizeof name, "?");
+        }
+        snprintf(object, sizeof object, "worker %s", name);
+        snprintf(outcome, sizeof outcome, "refused: %s", why);
+        audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    }
+    if (*w) {
+        worker_evict(self, *w, why);
+        *w = NULL;
+    }
+    return dv_errorf(err, DV_EPERM, "%s", why);
+}
+
+// After a reload: every registered worker is checked against its key's new
+// roles and queues; one that may no longer work is dropped and its jobs
+// queued again at once, so no job is sent to a revoked key after the
+// reload returns. Workers that asked for no queues follow their key's list.
+static void
+workers_reauthorize(dv_broker_t *self)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < self->n_workers;) {
+        worker_t *w = &self->workers[i];
+        const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
+        char why[DV_ERROR_TEXT_MAX];
+        if (!dv_auth_secure(self->auth) ||
+            worker_allowed(k, w->key, w->queues, w->n_queues, why,
+                           sizeof why)) {
+            worker_serve(self, w);
+            i++;
+            continue;
+        }
+        char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
+        snprintf(object, sizeof object, "worker %s", w->name);
+        snprintf(outcome, sizeof outcome, "refused: %s", why);
+        audit(self, w->key, "reload", object, outcome);
+        worker_evict(self, w, why); // moves the last into i
+        dropped++;
+    }
+    if (self->n_workers || dropped) {
+        dispatch(self); // dropped workers' jobs, and queues newly allowed
+    }
+}
+
+// After a reload: a result stream followed by a key that may no longer
+// follow it (revoked, consumer role or the queue taken away) stops at once:
+// nothing more is pushed to that connection (its position stays stored).
+// Pushes are the broker's own messages, so no request of the follower's
+// would be refused in time otherwise.
+static void
+followers_reauthorize(dv_broker_t *self)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        cursor_t *c = &self->cursors[i];
+        if (!c->route_len || !dv_auth_secure(self->auth)) {
+            continue;
+        }
+        const char *queue = self->qbytes[c->qidx - 1].name;
+        const dv_key_t *k = dv_auth_key_by_id(self->auth, c->follower);
+        if (k && (k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
+            dv_key_allows_queue(k, queue)) {
+            continue;
+        }
+        char object[2 * DV_MAX_WIRE_NAME + 32];
+        snprintf(object, sizeof object, "queue %s, consumer %s", queue,
+                 c->consumer);
+        audit(self, c->follower, "reload", object,
+              "refused: the key may no longer follow this stream");
+        dv_log(DV_LOG_WARN, "broker",
+               "stream %s/%s: key '%s' may no longer follow it: stopped", queue,
+               c->consumer, c->follower);
+        c->route_len = 0;
+    }
+}
+
+static void
+keys_reloaded(dv_broker_t *self)
+{
+    workers_reauthorize(self);
+    followers_reauthorize(self);
 }
 
 // After a client message was handled: admin actions and changes to models
@@ -5470,6 +5702,8 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
     }
+    int limit = dv_auth_seen(self->auth, "clients", &in->route, &err);
+    rc = limit ? limit : rc; // a connection past the limits is served nothing
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
     size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
@@ -6437,9 +6671,25 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                  : dv_msg_decode(&m, zmq_msg_data(&in->header),
                                  zmq_msg_size(&in->header), in->frames,
                                  in->n_payload, &rid, &err);
+    int limit = dv_auth_seen(self->auth, "workers", &in->route, &err);
+    if (limit) { // a connection past the limits is served nothing
+        dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, limit,
+                           err.text);
+        dv_msg_destroy(&m);
+        return;
+    }
     worker_t *w = worker_by_route(self, route, route_len);
     if (w) {
         w->last_seen_ms = uv_now(&self->loop);
+    }
+    char **asked = NULL; // a register's queues
+    size_t n_asked = 0;
+    if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
+        rc = dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &asked, &n_asked,
+                         &err);
+    }
+    if (rc == 0) { // its key now, not at the handshake
+        rc = authorize_worker(self, in, m, &w, asked, n_asked, &err);
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
         uint64_t capacity;
@@ -6475,15 +6725,15 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                                               ? (uint32_t)capacity
                                               : (uint32_t)train_slots);
             }
-            char **queues = NULL;
-            size_t n_queues = 0;
-            if (dv_msg_has(m, "queues") &&
-                dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &queues,
-                            &n_queues, &err) == 0) {
-                dv_sched_worker_queues(self->sched, w->handle,
-                                       (const char *const *)queues, n_queues);
-                dv_strs_free(&queues, n_queues);
-            }
+            dv_strs_free(&w->queues, w->n_queues);
+            w->queues = asked; // checked against its key: authorize_worker
+            w->n_queues = n_asked;
+            asked = NULL;
+            n_asked = 0;
+            const char *kid = "";
+            dv_auth_message_key(self->auth, &in->header, &kid);
+            snprintf(w->key, sizeof w->key, "%s", kid);
+            worker_serve(self, w);
 
             send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
         }
@@ -6534,6 +6784,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
         dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, rc,
                            err.text);
     }
+    dv_strs_free(&asked, n_asked);
     dv_msg_destroy(&m);
 }
 
@@ -7178,6 +7429,10 @@ bind_router(void *ctx,
             size_t bound_size,
             dv_error_t *err)
 {
+    int rc = dv_endpoint_check_free(endpoint, err); // ipc: never taken over
+    if (rc) {
+        return rc;
+    }
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
     if (dv_auth_socket(auth, s, domain, err) != 0) { // before the bind
         zmq_close(s);
@@ -7228,7 +7483,14 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->timeq = dv_timeq_new();
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
-    int rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    self->lock_fd = -1;
+    // One broker per data folder, before anything in it is read.
+    int rc = opts->data_dir
+                 ? dv_endpoint_lock_dir(opts->data_dir, &self->lock_fd, err)
+                 : 0;
+    if (rc == 0) {
+        rc = dv_registry_open(&self->registry, opts->data_dir, err);
+    }
     if (rc == 0) {
         rc = dv_datasets_open(&self->datasets, opts->data_dir, err);
         if (rc) {
@@ -7236,6 +7498,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         }
     }
     if (rc) {
+        dv_endpoint_unlock_dir(&self->lock_fd);
         dv_sched_destroy(&self->sched);
         dv_timeq_destroy(&self->timeq);
         free(self->kept);
@@ -7287,10 +7550,17 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                                                       : opts->worker_endpoint);
     }
     if (rc == 0) {
-        dv_auth_opts_t ao = {opts->secret_key, opts->authorized_keys,
-                             opts->max_connections ? opts->max_connections
-                                                   : 10000,
-                             on_handshake_refused, self};
+        dv_auth_opts_t ao = {
+            opts->secret_key,
+            opts->authorized_keys,
+            opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
+            on_handshake_refused,
+            self,
+            opts->max_worker_connections ? opts->max_worker_connections
+                                         : DV_MAX_WORKER_CONNECTIONS,
+            opts->max_key_connections ? opts->max_key_connections
+                                      : DV_MAX_KEY_CONNECTIONS,
+            (int)opts->handshake_ms};
         rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
     }
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
@@ -7428,6 +7698,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     for (size_t i = 0; i < self->n_workers; i++) {
         dv_strs_free(&self->workers[i].models, self->workers[i].n_models);
         dv_strs_free(&self->workers[i].datasets, self->workers[i].n_datasets);
+        dv_strs_free(&self->workers[i].queues, self->workers[i].n_queues);
     }
     free(self->workers);
     free(self->pending);
@@ -7465,6 +7736,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(u->buf);
         free(u);
     }
+    dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);
     *self_p = NULL;
 }

@@ -44,7 +44,8 @@ typedef struct {
                                     // authentication: local development)
     const char *authorized_keys;    // folder of allowed public keys (*.pub,
                                     // with roles); required with secret_key
-    size_t max_connections;         // client connections at once (0: 10,000)
+    size_t max_connections;         // authenticated client connections at
+                                    // once (0: DV_MAX_CONNECTIONS)
     uint64_t max_inflight;          // unfinished jobs per key (0: 100,000)
     bool require_signed;            // model_push only with a valid signature
                                     // by an admin key (docs/SECURITY.md)
@@ -57,6 +58,12 @@ typedef struct {
                                     // start (finished, not yet stored or
                                     // sent); main.c reads it from
                                     // DROVER_BROKER_FAULT
+    size_t max_worker_connections;  // authenticated worker connections at
+                                    // once (0: DV_MAX_WORKER_CONNECTIONS)
+    size_t max_key_connections;     // per key per socket (0:
+                                    // DV_MAX_KEY_CONNECTIONS)
+    uint32_t handshake_ms;          // handshake time limit (0:
+                                    // DV_HANDSHAKE_MS)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

@@ -516,11 +516,14 @@ dv_sched_worker_queues(dv_sched_t *self,
     w->n_queues = n;
 }
 
-void
-dv_sched_worker_remove(dv_sched_t *self,
-                       uint64_t worker,
-                       dv_sched_lost_t *lost,
-                       size_t *n_lost)
+// Remove worker; with refund its running jobs get their attempt back (see
+// dv_sched_worker_evict).
+static void
+worker_remove(dv_sched_t *self,
+              uint64_t worker,
+              dv_sched_lost_t *lost,
+              size_t *n_lost,
+              bool refund)
 {
     size_t index;
     *n_lost = 0;
@@ -535,6 +538,9 @@ dv_sched_worker_remove(dv_sched_t *self,
         list_unlink(&w->running, j);
         self->n_running--;
         self->queues[j->queue].running--;
+        if (refund) {
+            j->max_attempts++; // attempt numbers stay unique: one more run
+        }
         bool failed = j->attempts >= j->max_attempts;
         if (lost) {
             lost[*n_lost] = (dv_sched_lost_t){j->id, failed, j->attempts};
@@ -561,6 +567,24 @@ dv_sched_worker_remove(dv_sched_t *self,
         }
     }
     self->n_workers--;
+}
+
+void
+dv_sched_worker_remove(dv_sched_t *self,
+                       uint64_t worker,
+                       dv_sched_lost_t *lost,
+                       size_t *n_lost)
+{
+    worker_remove(self, worker, lost, n_lost, false);
+}
+
+void
+dv_sched_worker_evict(dv_sched_t *self,
+                      uint64_t worker,
+                      dv_sched_lost_t *lost,
+                      size_t *n_lost)
+{
+    worker_remove(self, worker, lost, n_lost, true);
 }
 
 static bool

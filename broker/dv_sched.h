@@ -97,6 +97,16 @@ void dv_sched_worker_remove(dv_sched_t *self,
                             dv_sched_lost_t *lost,
                             size_t *n_lost);
 
+// The broker took the worker away (its key was revoked): as
+// dv_sched_worker_remove, but the run each job loses does not count
+// against it: its max_attempts grows by one (attempt numbers are never
+// reused, so a late answer from the evicted run stays recognisable), so
+// every job goes back to the front of its queue and none fails here.
+void dv_sched_worker_evict(dv_sched_t *self,
+                           uint64_t worker,
+                           dv_sched_lost_t *lost,
+                           size_t *n_lost);
+
 // Pick the next dispatch: sets *job, *worker and *attempt (1-based) and
 // marks the job running there. Returns true, or false when no queued job
 // can go anywhere now.

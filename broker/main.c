@@ -24,6 +24,9 @@ usage(FILE *f)
                "                     [--max-connections N] [--max-inflight "
                "N]\n"
                "                     [--require-signed] [--plain]\n"
+               "                     [--max-worker-connections N] "
+               "[--max-key-connections N]\n"
+               "                     [--handshake-ms N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -55,6 +58,11 @@ usage(FILE *f)
                "--max-connections N (default 10000) client connections; "
                "--max-inflight N\n(default 100000) unfinished jobs per key: "
                "past it a submit gets DV_ELIMIT.\n"
+               "--max-worker-connections N (default 10000) worker "
+               "connections; --max-key-connections\nN (default 1000) "
+               "connections of one key on each socket. Only authenticated\n"
+               "connections count; a handshake must finish within "
+               "--handshake-ms N\n(default 10000).\n"
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -114,6 +122,17 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--max-connections") == 0 && v && atoll(v) > 0) {
             opts.max_connections = (size_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--max-worker-connections") == 0 && v &&
+                   atoll(v) > 0) {
+            opts.max_worker_connections = (size_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--max-key-connections") == 0 && v &&
+                   atoll(v) > 0) {
+            opts.max_key_connections = (size_t)atoll(v);
+            i++;
+        } else if (strcmp(a, "--handshake-ms") == 0 && v && atoi(v) > 0) {
+            opts.handshake_ms = (uint32_t)atoi(v);
             i++;
         } else if (strcmp(a, "--require-signed") == 0) {
             opts.require_signed = true;

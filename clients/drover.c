@@ -773,8 +773,9 @@ handshake_error(const drover_t *self, dv_error_t *e)
         return dv_errorf(e, DV_EPERM,
                          "the broker at %s refused key '%s' (ZAP status %d): "
                          "it is not among the broker's authorized keys, was "
-                         "revoked, or lacks a role for this socket (its "
-                         "audit log says which)",
+                         "revoked, lacks a role for this socket, or has "
+                         "reached the connection limits (its audit log says "
+                         "which)",
                          self->endpoint, self->key_id, self->hs_status);
     }
     if (self->key_id[0]) {

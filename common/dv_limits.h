@@ -53,6 +53,29 @@
 // model (~76k objects for 65,536 feature names) and bounds that cost.
 #define DV_MAX_MSGPACK_ITEMS ((size_t)1 << 20)
 
+// Connections the broker holds at once, counted only once authenticated
+// (the CURVE or plain handshake passed and the peer was seen; a connection
+// still handshaking costs a file descriptor for at most DV_HANDSHAKE_MS and
+// never a slot, so keyless peers cannot lock authorized ones out).
+// Defaults for --max-connections (client socket) and
+// --max-worker-connections: 10,000 is far above what one broker serves (a
+// client or worker keeps one connection) and well under a raised fd limit.
+#define DV_MAX_CONNECTIONS        10000
+#define DV_MAX_WORKER_CONNECTIONS 10000
+
+// Connections one key holds at once on one socket (--max-key-connections):
+// a leaked or buggy client with a valid key fills at most this many slots
+// and so locks out only itself, not every other key.
+#define DV_MAX_KEY_CONNECTIONS 1000
+
+// A handshake (ZMTP greeting, CURVE HELLO/INITIATE/READY, our ZAP answer)
+// must finish within this (libzmq's ZMQ_HANDSHAKE_IVL, default 30 s):
+// two round trips and a table lookup take milliseconds even across
+// continents; a peer silent this long is not a client, and its file
+// descriptor is closed. Also how long an authenticated connection that
+// has sent nothing yet counts toward the limits before its first message.
+#define DV_HANDSHAKE_MS 10000
+
 // Training epochs. A typo like --epochs 1e9 is refused instead of running
 // for weeks.
 #define DV_MAX_EPOCHS 1000000

@@ -483,6 +483,37 @@ test_heavy_jobs_leave_room(void)
     DV_CHECK(second);
 }
 
+// An evicted worker (revoked key): its jobs go back to the front of their
+// queue even on their last attempt, each with one more run allowed, and the
+// next run's attempt number is new.
+static void
+test_evict_refunds_the_run(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_submit(s, 1, "q", "", 1); // one attempt only
+    dv_sched_submit(s, 2, "q", "", 3);
+    dv_sched_worker_add(s, 7, 1);
+    pick_t p;
+    bool first = next(s, &p) && p.job == 1 && p.attempt == 1;
+    dv_sched_lost_t lost[2];
+    size_t n = 0;
+    dv_sched_worker_evict(s, 7, lost, &n);
+    bool requeued = n == 1 && lost[0].job == 1 && !lost[0].failed &&
+                    dv_sched_queued(s) == 2 && dv_sched_workers(s) == 0;
+    dv_sched_worker_add(s, 8, 1);
+    bool again = next(s, &p) && p.job == 1 && p.attempt == 2;
+    int late = dv_sched_finish(s, 1, 7); // the evicted run's answer
+    // A plain loss now fails it: the refund was one run, not a reset.
+    dv_sched_worker_remove(s, 8, lost, &n);
+    bool failed = n == 1 && lost[0].failed;
+    dv_sched_destroy(&s);
+    DV_CHECK(first);
+    DV_CHECK(requeued);
+    DV_CHECK(again);
+    DV_CHECK_EQ(late, DV_ENOENT);
+    DV_CHECK(failed);
+}
+
 static const dv_test_case_t cases[] = {
     {"heavy jobs leave room", test_heavy_jobs_leave_room},
 
@@ -497,6 +528,7 @@ static const dv_test_case_t cases[] = {
     {"load is relative to capacity", test_load_is_relative_to_capacity},
     {"queues take turns, FIFO within", test_queues_take_turns_fifo_within},
     {"worker loss requeues, then fails", test_worker_loss_requeues_then_fails},
+    {"eviction refunds the lost run", test_evict_refunds_the_run},
     {"cancel and bad calls", test_cancel_and_bad_calls},
     {"random churn keeps invariants", test_random_churn},
     {"drain, and per-queue counts", test_drain_and_queue_counts},
