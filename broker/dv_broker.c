@@ -3100,12 +3100,8 @@ client_error(dv_broker_t *self,
              int code,
              const char *text)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_ERROR, rid);
-    if (job) {
-        dv_msgw_uint(w, "job", job);
-    }
-    dv_msgw_error(w, "error", code, text);
-    client_reply(self, route, route_len, w);
+    client_reply(self, route, route_len,
+                 dv_msgw_error_reply(rid, job, code, text));
 }
 
 // A model push being decoded, validated and written on the libuv pool: a

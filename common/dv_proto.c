@@ -747,6 +747,17 @@ dv_msgw_bin(dv_msgw_t *self, const char *k, const void *data, size_t len)
     msgpack_pack_bin_body(&self->pk, data, len);
 }
 
+dv_msgw_t *
+dv_msgw_error_reply(uint64_t rid, uint64_t job, int code, const char *text)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ERROR, rid);
+    if (job) {
+        dv_msgw_uint(w, "job", job);
+    }
+    dv_msgw_error(w, "error", code, text);
+    return w;
+}
+
 void
 dv_msgw_error(dv_msgw_t *self, const char *k, int code, const char *text)
 {

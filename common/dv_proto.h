@@ -321,6 +321,10 @@ int dv_msg_double(const dv_msg_t *self,
                   dv_error_t *err);
 void
 dv_msgw_bin(dv_msgw_t *self, const char *key, const void *data, size_t len);
+// A whole `error` reply header: {rid, job (when nonzero), error: {name,
+// text}}. Caller owns it.
+dv_msgw_t *
+dv_msgw_error_reply(uint64_t rid, uint64_t job, int code, const char *text);
 // {"name": dv_err_name(code), "text": text}
 void
 dv_msgw_error(dv_msgw_t *self, const char *key, int code, const char *text);

@@ -99,11 +99,7 @@ dv_wire_send_error(void *socket,
                    int code,
                    const char *text)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_ERROR, rid);
-    if (job) {
-        dv_msgw_uint(w, "job", job);
-    }
-    dv_msgw_error(w, "error", code, text);
+    dv_msgw_t *w = dv_msgw_error_reply(rid, job, code, text);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     int rc = dv_wire_send(socket, route, route_len, h, len, NULL, 0);

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dv_keys.h"
+
 int dv_test_failed;
 
 int
@@ -154,4 +156,30 @@ dv_test_model(dv_task_t task,
     }
     dv_model_set_layers(m, n_layers, widths, acts);
     return m;
+}
+
+bool
+dv_test_key_make(const char *keys_dir,
+                 const char *auth_dir,
+                 const char *name,
+                 unsigned roles,
+                 const char *queues)
+{
+    char stem[4400], from[4500], to[4500];
+    snprintf(stem, sizeof stem, "%s/%s", keys_dir, name);
+    dv_error_t err = {0};
+    if (dv_key_generate(stem, name, roles, queues, &err) != 0) {
+        fprintf(stderr, "  keygen %s: %s\n", name, err.text);
+        return false;
+    }
+    if (!auth_dir) {
+        return true;
+    }
+    snprintf(from, sizeof from, "%s.pub", stem);
+    snprintf(to, sizeof to, "%s/%s.pub", auth_dir, name);
+    size_t len = 0;
+    unsigned char *bytes = dv_test_read_file(from, &len);
+    bool ok = bytes && dv_test_write_file(to, bytes, len) == 0;
+    free(bytes);
+    return ok;
 }

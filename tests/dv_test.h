@@ -117,6 +117,15 @@ unsigned char *dv_test_read_file(const char *path, size_t *len_out);
 // Write bytes to path; 0 on success.
 int dv_test_write_file(const char *path, const void *data, size_t len);
 
+// Generate key pair keys_dir/NAME.key + .pub (dv_key_generate: name,
+// roles, queues) and, when auth_dir is not NULL, authorize it by copying
+// the .pub there. False (with the reason on stderr) on failure.
+bool dv_test_key_make(const char *keys_dir,
+                      const char *auth_dir,
+                      const char *name,
+                      unsigned roles,
+                      const char *queues);
+
 // A model record with features f0..f(widths[0]-1), target "y", no scaling,
 // the given layers (weights zero) and, when n_classes > 0, text labels
 // "c0".."c(k-1)". Caller owns it (dv_model_destroy).

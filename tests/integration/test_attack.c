@@ -130,13 +130,18 @@ send_header(void *sock, dv_msgw_t *w)
     dv_msgw_destroy(&w);
 }
 
-// Read messages on a fake worker's socket until a `run`; its job and
-// attempt. False on the deadline.
-static bool
-await_run(void *sock, uint64_t *job, uint64_t *attempt)
+// Called by read_replies with each message (m NULL: it did not decode) and
+// its frames; returns whether it counts towards the messages wanted.
+typedef bool(reply_fn)(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg);
+
+// Read messages on sock until fn counted want of them or the deadline;
+// returns how many it counted.
+static int
+read_replies(void *sock, int want, reply_fn *fn, void *arg)
 {
+    int got = 0;
     int64_t end = dv_test_now_ms() + WAIT_MS;
-    while (dv_test_now_ms() < end) {
+    while (got < want && dv_test_now_ms() < end) {
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 1000) <= 0) {
             continue;
@@ -147,19 +152,79 @@ await_run(void *sock, uint64_t *job, uint64_t *attempt)
         }
         dv_msg_t *m = NULL;
         dv_error_t err = {0};
-        bool run = dv_msg_decode(&m, zmq_msg_data(&in.header),
-                                 zmq_msg_size(&in.header), in.frames,
-                                 in.n_payload, NULL, &err) == 0 &&
-                   dv_msg_type(m) == DV_MSG_RUN &&
-                   dv_msg_uint(m, "job", job, &err) == 0 &&
-                   dv_msg_uint(m, "attempt", attempt, &err) == 0;
+        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                          zmq_msg_size(&in.header), in.frames, in.n_payload,
+                          NULL, &err) != 0) {
+            m = NULL;
+        }
+        got += fn(m, &in, arg);
         dv_msg_destroy(&m);
         dv_wire_msg_close(&in);
-        if (run) {
-            return true;
-        }
     }
-    return false;
+    return got;
+}
+
+typedef struct {
+    uint64_t job, attempt;
+} run_t;
+
+static bool
+on_run_msg(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg)
+{
+    (void)in;
+    run_t *r = arg;
+    dv_error_t err = {0};
+    return m && dv_msg_type(m) == DV_MSG_RUN &&
+           dv_msg_uint(m, "job", &r->job, &err) == 0 &&
+           dv_msg_uint(m, "attempt", &r->attempt, &err) == 0;
+}
+
+// Read messages on a fake worker's socket until a `run`; its job and
+// attempt. False on the deadline.
+static bool
+await_run(void *sock, uint64_t *job, uint64_t *attempt)
+{
+    run_t r = {0, 0};
+    bool got = read_replies(sock, 1, on_run_msg, &r) == 1;
+    *job = r.job;
+    *attempt = r.attempt;
+    return got;
+}
+
+// Replies sorted by kind: `ok`, `accepted`, results whose one frame is
+// `big` bytes, errors with code `code` (the first one's text printed), and
+// anything else.
+typedef struct {
+    int code;   // the refusal counted
+    size_t big; // the result size counted (0: none)
+    int ok, accepted, results, refused, other;
+} tally_t;
+
+static bool
+on_tally(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg)
+{
+    tally_t *t = arg;
+    dv_error_t e = {0};
+    int code = 0;
+    char text[256] = "";
+    dv_msg_type_t type = m ? dv_msg_type(m) : DV_MSG_COUNT_;
+    if (type == DV_MSG_OK) {
+        t->ok++;
+    } else if (type == DV_MSG_ACCEPTED) {
+        t->accepted++;
+    } else if (type == DV_MSG_RESULT && t->big && in->n_payload == 1 &&
+               in->frames[0].len == t->big) {
+        t->results++;
+    } else if (type == DV_MSG_ERROR &&
+               dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
+               code == t->code) {
+        if (t->refused++ == 0) {
+            printf("  refusal: %.150s\n", text);
+        }
+    } else {
+        t->other++;
+    }
+    return true;
 }
 
 typedef struct {
@@ -524,41 +589,11 @@ test_unread_replies_are_bounded(void)
     bool serves = ran && echo_ok(&c);
     long after = up ? rss_kib(c.broker.pid) : -1;
     // Now read everything: results up to the byte bound, then refusals.
-    int results = 0, limited = 0, other = 0;
-    int64_t end = dv_test_now_ms() + WAIT_MS;
-    while (a && ran && results + limited + other < n &&
-           dv_test_now_ms() < end) {
-        zmq_pollitem_t item = {a, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 1000) <= 0) {
-            continue;
-        }
-        dv_wire_msg_t in;
-        if (dv_wire_recv(a, false, &in) != 1) {
-            continue;
-        }
-        dv_msg_t *m = NULL;
-        dv_error_t e = {0};
-        int code = 0;
-        char text[256] = "";
-        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
-                          zmq_msg_size(&in.header), in.frames, in.n_payload,
-                          NULL, &e) == 0) {
-            if (dv_msg_type(m) == DV_MSG_RESULT && in.n_payload == 1 &&
-                in.frames[0].len == big) {
-                results++;
-            } else if (dv_msg_type(m) == DV_MSG_ERROR &&
-                       dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
-                       code == DV_ELIMIT) {
-                if (limited++ == 0) {
-                    printf("  refusal: %.120s\n", text);
-                }
-            } else {
-                other++;
-            }
-        }
-        dv_msg_destroy(&m);
-        dv_wire_msg_close(&in);
+    tally_t t = {.code = DV_ELIMIT, .big = big};
+    if (a && ran) {
+        read_replies(a, n, on_tally, &t);
     }
+    int results = t.results, limited = t.refused, other = t.other + t.ok;
     printf("  %d result_gets of 8 MiB unread: broker RSS %ld -> %ld MiB; "
            "then %d results, %d refused, %d other\n",
            n, before / 1024, after / 1024, results, limited, other);
@@ -577,46 +612,6 @@ test_unread_replies_are_bounded(void)
     DV_CHECK_EQ(other, 0);
     DV_CHECK(still);
     DV_CHECK_EQ(exit_rc, 0);
-}
-
-// Read replies on sock until n arrived or the deadline: counts of `ok` and
-// of errors with code `code`.
-static void
-count_replies(void *sock, int n, int code, int *ok, int *refused, int *other)
-{
-    *ok = *refused = *other = 0;
-    int64_t end = dv_test_now_ms() + WAIT_MS;
-    while (*ok + *refused + *other < n && dv_test_now_ms() < end) {
-        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 1000) <= 0) {
-            continue;
-        }
-        dv_wire_msg_t in;
-        if (dv_wire_recv(sock, false, &in) != 1) {
-            continue;
-        }
-        dv_msg_t *m = NULL;
-        dv_error_t e = {0};
-        int c = 0;
-        char text[256] = "";
-        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
-                          zmq_msg_size(&in.header), in.frames, in.n_payload,
-                          NULL, &e) != 0) {
-            (*other)++;
-        } else if (dv_msg_type(m) == DV_MSG_OK) {
-            (*ok)++;
-        } else if (dv_msg_type(m) == DV_MSG_ERROR &&
-                   dv_msg_error(m, &c, text, sizeof text, &e) == 0 &&
-                   c == code) {
-            if ((*refused)++ == 0) {
-                printf("  refusal: %.150s\n", text);
-            }
-        } else {
-            (*other)++;
-        }
-        dv_msg_destroy(&m);
-        dv_wire_msg_close(&in);
-    }
 }
 
 // 40 data set uploads announcing 1 GiB each, one byte sent: the broker
@@ -650,10 +645,11 @@ test_upload_reservations_are_bounded(void)
         dv_wire_send(a, NULL, 0, h, len, &f, 1);
         dv_msgw_destroy(&w);
     }
-    int ok = 0, refused = 0, other = 0;
+    tally_t t = {.code = DV_ELIMIT};
     if (a) {
-        count_replies(a, n, DV_ELIMIT, &ok, &refused, &other);
+        read_replies(a, n, on_tally, &t);
     }
+    int ok = t.ok, refused = t.refused, other = t.other + t.accepted;
     long after = up ? rss_kib(c.broker.pid) : -1;
     printf("  %d uploads of 1 GiB announced: %d open, %d refused, %d other; "
            "broker RSS %ld -> %ld MiB\n",
@@ -697,44 +693,6 @@ submit_raw(void *sock, uint64_t rid, const char *queue, const char *kind)
     dv_msgw_destroy(&w);
 }
 
-// Replies on sock until n arrived: `accepted`, and errors by code.
-static void
-count_accepted(void *sock, int n, int *accepted, int *limited, int *other)
-{
-    *accepted = *limited = *other = 0;
-    int64_t end = dv_test_now_ms() + WAIT_MS;
-    while (*accepted + *limited + *other < n && dv_test_now_ms() < end) {
-        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, 1000) <= 0) {
-            continue;
-        }
-        dv_wire_msg_t in;
-        if (dv_wire_recv(sock, false, &in) != 1) {
-            continue;
-        }
-        dv_msg_t *m = NULL;
-        dv_error_t e = {0};
-        int code = 0;
-        char text[256] = "";
-        if (dv_msg_decode(&m, zmq_msg_data(&in.header),
-                          zmq_msg_size(&in.header), in.frames, in.n_payload,
-                          NULL, &e) == 0 &&
-            dv_msg_type(m) == DV_MSG_ACCEPTED) {
-            (*accepted)++;
-        } else if (m && dv_msg_type(m) == DV_MSG_ERROR &&
-                   dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
-                   code == DV_ELIMIT) {
-            if ((*limited)++ == 0) {
-                printf("  refusal: %.150s\n", text);
-            }
-        } else {
-            (*other)++;
-        }
-        dv_msg_destroy(&m);
-        dv_wire_msg_close(&in);
-    }
-}
-
 // Refused requests create no queue; accepted jobs create them up to
 // DV_MAX_QUEUES, then a new name is refused; status comes in pages that
 // libdrover puts together.
@@ -763,11 +721,12 @@ test_queues_only_from_accepted_jobs(void)
         dv_msgw_uint(w, "seq", 1);
         send_header(a, w);
     }
-    int acc = 0, lim = 0, refused = 0;
+    tally_t bad = {.code = DV_ELIMIT};
     if (a) {
         // DV_ENOMODEL for each submit, DV_ENOENT for each ack
-        count_accepted(a, 2 * n_bad, &acc, &lim, &refused);
+        read_replies(a, 2 * n_bad, on_tally, &bad);
     }
+    int refused = bad.other;
     drover_status_t st = {0};
     drover_error_t err = {0};
     int s1 = up ? drover_status(c.d, &st, &err) : -1;
@@ -780,11 +739,13 @@ test_queues_only_from_accepted_jobs(void)
         snprintf(q, sizeof q, "q%05d", i);
         submit_raw(a, 100000 + (uint64_t)i, q, "echo");
     }
-    int accepted = 0, limited = 0, other = 0;
+    tally_t good = {.code = DV_ELIMIT};
     if (a) {
-        count_accepted(a, n_good, &accepted, &limited, &other);
+        read_replies(a, n_good, on_tally, &good);
         zmq_close(a);
     }
+    int accepted = good.accepted, limited = good.refused,
+        other = good.other + good.ok;
     int s2 = up ? drover_status(c.d, &st, &err) : -1;
     bool all_there = s2 == 0 && st.n_queues == DV_MAX_QUEUES &&
                      strcmp(st.queues[0].name, "q00000") == 0 &&

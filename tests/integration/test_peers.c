@@ -40,23 +40,9 @@ typedef struct {
 static bool
 make_key(peers_t *p, const char *name, unsigned roles, const char *queues)
 {
-    char stem[4400], from[4500], to[4500];
-    snprintf(stem, sizeof stem, "%s/%s", p->keys, name);
-    dv_error_t err = {0};
-    if (dv_key_generate(stem, name, roles, queues, &err) != 0) {
-        fprintf(stderr, "  keygen %s: %s\n", name, err.text);
-        return false;
-    }
-    if (roles == 0) {
-        return true; // the broker's own pair
-    }
-    snprintf(from, sizeof from, "%s.pub", stem);
-    snprintf(to, sizeof to, "%s/%s.pub", p->auth, name);
-    size_t len = 0;
-    unsigned char *bytes = dv_test_read_file(from, &len);
-    bool ok = bytes && dv_test_write_file(to, bytes, len) == 0;
-    free(bytes);
-    return ok;
+    // roles 0: the broker's own pair, not authorized
+    return dv_test_key_make(p->keys, roles ? p->auth : NULL, name, roles,
+                            queues);
 }
 
 static void

@@ -52,23 +52,8 @@ make_key(sec_t *s,
          const char *queues,
          bool authorize)
 {
-    char stem[4400], from[4500], to[4500];
-    snprintf(stem, sizeof stem, "%s/%s", s->keys, name);
-    dv_error_t err = {0};
-    if (dv_key_generate(stem, name, roles, queues, &err) != 0) {
-        fprintf(stderr, "  keygen %s: %s\n", name, err.text);
-        return false;
-    }
-    if (!authorize) {
-        return true;
-    }
-    snprintf(from, sizeof from, "%s.pub", stem);
-    snprintf(to, sizeof to, "%s/%s.pub", s->auth, name);
-    size_t len = 0;
-    unsigned char *bytes = dv_test_read_file(from, &len);
-    bool ok = bytes && dv_test_write_file(to, bytes, len) == 0;
-    free(bytes);
-    return ok;
+    return dv_test_key_make(s->keys, authorize ? s->auth : NULL, name, roles,
+                            queues);
 }
 
 static void

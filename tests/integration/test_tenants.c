@@ -52,23 +52,9 @@ typedef struct {
 static bool
 make_key(ten_t *t, const char *name, unsigned roles, const char *queues)
 {
-    char stem[4400], from[4500], to[4500];
-    snprintf(stem, sizeof stem, "%s/%s", t->keys, name);
-    dv_error_t err = {0};
-    if (dv_key_generate(stem, name, roles, queues, &err) != 0) {
-        fprintf(stderr, "  keygen %s: %s\n", name, err.text);
-        return false;
-    }
-    if (strcmp(name, "broker") == 0) {
-        return true;
-    }
-    snprintf(from, sizeof from, "%s.pub", stem);
-    snprintf(to, sizeof to, "%s/%s.pub", t->auth, name);
-    size_t len = 0;
-    unsigned char *bytes = dv_test_read_file(from, &len);
-    bool ok = bytes && dv_test_write_file(to, bytes, len) == 0;
-    free(bytes);
-    return ok;
+    bool broker = strcmp(name, "broker") == 0;
+    return dv_test_key_make(t->keys, broker ? NULL : t->auth, name, roles,
+                            queues);
 }
 
 static void
