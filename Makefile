@@ -3,7 +3,7 @@
 # whole suite (what .ci/run calls).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps dev release asan demo test unit bench fuzz format clean
+.PHONY: all deps dev release asan demo test unit soak bench fuzz format clean
 
 all: dev
 
@@ -25,6 +25,12 @@ test: asan
 
 unit: asan
 	ctest --preset asan -j $(JOBS) -L unit
+
+# The suite SOAK_RUNS times in a row (default 20) with a 2-core CPU load
+# beside it: what a busy CI machine does to timing (scripts/soak.sh).
+SOAK_RUNS ?= 20
+soak: asan
+	scripts/soak.sh $(SOAK_RUNS)
 
 # Figures, never assertions: writes bench/results/*.json.
 bench: release
