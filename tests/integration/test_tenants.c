@@ -915,16 +915,13 @@ test_dataset_read_access(void)
 }
 
 static const dv_test_case_t cases[] = {
-    {"point 9: a model's first version decides its owner", test_model_race},
-    {"point 9: a data set's first version decides its owner",
-     test_dataset_race},
-    {"point 10: idempotency keys are scoped per submitting key",
-     test_idempotency_scoped},
-    {"point 10: key records from before scopes still load",
-     test_idempotency_old_records},
-    {"point 11: a consumer belongs to the key that first followed it",
+    {"a model's first version decides its owner", test_model_race},
+    {"a data set's first version decides its owner", test_dataset_race},
+    {"idempotency keys are scoped per submitting key", test_idempotency_scoped},
+    {"key records from before scopes still load", test_idempotency_old_records},
+    {"a consumer belongs to the key that first followed it",
      test_consumer_owner},
-    {"point 13: a data set is read by its owner and those it shares with",
+    {"a data set is read by its owner and those it shares with",
      test_dataset_read_access},
     {NULL, NULL},
 };
