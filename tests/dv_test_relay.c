@@ -61,6 +61,8 @@ typedef struct {
     size_t off[2];                     // bytes of out[i] already written
     size_t len[2];                     // bytes in out[i]; 0 when empty
     unsigned char out[2][RELAY_CHUNK]; // out[i]: read from 1-i, for fd[i]
+
+    // For dv_relay_corrupt: the end of what was read from upstream.
     unsigned char tail[DV_RELAY_MAX_NEEDLE]; // last bytes read upstream
     size_t tail_len;                         // bytes in tail
 } pair_t;
@@ -77,6 +79,8 @@ struct dv_relay {
     size_t cap_len;                    // bytes in cap
     size_t cap_size;                   // bytes allocated for cap
     bool overflowed;                   // hit DV_RELAY_MAX_CAPTURE
+
+    // What dv_relay_corrupt damages (under lock too).
     unsigned char needle[DV_RELAY_MAX_NEEDLE]; // dv_relay_corrupt's bytes
     size_t needle_len;                         // 0: damage nothing
     unsigned corrupt_left;                     // occurrences still to damage

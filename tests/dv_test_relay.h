@@ -51,10 +51,8 @@ bool dv_relay_saw(dv_relay_t *r, const void *needle, size_t n);
 // on. An occurrence split across reads is found too (its last byte is always
 // in the read that completes it). The capture keeps the bytes as they were
 // received. Replaces an earlier call's needle and count.
-void dv_relay_corrupt(dv_relay_t *r,
-                      const void *needle,
-                      size_t n,
-                      unsigned times);
+void
+dv_relay_corrupt(dv_relay_t *r, const void *needle, size_t n, unsigned times);
 
 // How many occurrences dv_relay_corrupt has damaged so far.
 unsigned dv_relay_corrupted(dv_relay_t *r);

@@ -385,7 +385,8 @@ test_handshakes(void)
     bool unknown_says = strstr(err.text, "refused key 'stranger'") != NULL;
     int worker_key = up ? connect_as(&s, "w1", &d, &err) : -1;
     // alice's own key, but stranger's public key pinned as the broker's.
-    int wrong_broker = up ? connect_with(&s, "alice", "stranger", &d, &err) : -1;
+    int wrong_broker =
+        up ? connect_with(&s, "alice", "stranger", &d, &err) : -1;
     bool wrong_broker_says = strstr(err.text, "is --broker-key") != NULL;
     int ok = up ? connect_as(&s, "alice", &alice, &err) : -1;
     int job = ok == 0 ? submit_echo(alice, "jobs", "hello", &err) : -1;
@@ -410,9 +411,9 @@ test_handshakes(void)
     for (size_t i = 0; adm == 0 && i < N_REFUSED_WORKERS; i++) {
         char log[64];
         snprintf(log, sizeof log, "refused-worker-%zu.log", i);
-        dv_proc_t w = worker_spawn(&s, refused_workers[i].key,
-                                   refused_workers[i].broker_key, HB_FAST_S,
-                                   log);
+        dv_proc_t w =
+            worker_spawn(&s, refused_workers[i].key,
+                         refused_workers[i].broker_key, HB_FAST_S, log);
         w_never[i] = w.pid && log_says(s.dir, log,
                                        "never welcomed: if the broker "
                                        "refuses our key, its audit log says "
@@ -422,15 +423,13 @@ test_handshakes(void)
                       "workers socket", refused_workers[i].outcome, NULL);
         dv_proc_stop(&w, SIGKILL);
         if (!w_never[i] || !w_audited[i]) {
-            fprintf(stderr, "  refused worker, %s:\n",
-                    refused_workers[i].what);
+            fprintf(stderr, "  refused worker, %s:\n", refused_workers[i].what);
             dv_proc_dump_log(s.dir, log);
         }
     }
     drover_worker_t *ws = NULL;
     size_t n_workers = 0;
-    int listed =
-        adm == 0 ? drover_workers(admin, &ws, &n_workers, &err) : -1;
+    int listed = adm == 0 ? drover_workers(admin, &ws, &n_workers, &err) : -1;
     drover_workers_free(&ws, n_workers);
     drover_destroy(&alice);
     drover_destroy(&admin);
@@ -580,11 +579,11 @@ carol_reloads(roles_t *c, drover_error_t *err)
 // Requests refused with DV_EPERM, the reason naming what was refused and
 // what it takes, and audited (action, by key, outcome "refused: " + says).
 static const struct {
-    const char *what;                          // the case, for messages
+    const char *what;                           // the case, for messages
     int (*op)(roles_t *c, drover_error_t *err); // makes the request
-    const char *key;                           // who makes it
-    const char *action;                        // its audit action
-    const char *says;                          // in the reason
+    const char *key;                            // who makes it
+    const char *action;                         // its audit action
+    const char *says;                           // in the reason
 } refusals[] = {
     {"a consumer submits", carol_submits, "carol", "submit",
      "key 'carol' (consumer) may not submit: that takes producer,admin"},
@@ -594,16 +593,15 @@ static const struct {
      "producer,admin"},
     {"a consumer removes a model", carol_removes_model, "carol", "model_rm",
      "key 'carol' (consumer) may not model_rm: that takes producer,admin"},
-    {"a consumer follows another queue", carol_follows_other, "carol",
-     "follow", "key 'carol' may not use queue 'other'"},
+    {"a consumer follows another queue", carol_follows_other, "carol", "follow",
+     "key 'carol' may not use queue 'other'"},
     {"a consumer reads a job of another queue", carol_reads_other, "carol",
      "job_get", "key 'carol' may not use queue 'other'"},
     {"a consumer lists every queue", carol_lists_all, "carol", "job_list",
      "key 'carol' may list only its queues"},
     {"a consumer reads dead letters", carol_lists_dead, "carol", "dead_list",
      "key 'carol' (consumer) may not dead_list: that takes admin"},
-    {"a consumer reads the audit log", carol_reads_audit, "carol",
-     "audit_list",
+    {"a consumer reads the audit log", carol_reads_audit, "carol", "audit_list",
      "key 'carol' (consumer) may not audit_list: that takes admin"},
     {"a producer moves an alias", alice_moves_alias, "alice", "model_alias",
      "key 'alice' (producer,consumer) may not model_alias: that takes admin"},
@@ -611,8 +609,8 @@ static const struct {
      "key 'carol' (consumer) may not model_alias: that takes admin"},
     {"a producer collects garbage", bob_collects_garbage, "bob", "model_gc",
      "key 'bob' (producer) may not model_gc: that takes admin"},
-    {"a consumer collects garbage", carol_collects_garbage, "carol",
-     "model_gc", "key 'carol' (consumer) may not model_gc: that takes admin"},
+    {"a consumer collects garbage", carol_collects_garbage, "carol", "model_gc",
+     "key 'carol' (consumer) may not model_gc: that takes admin"},
     {"a producer reloads keys", alice_reloads, "alice", "admin_reload",
      "key 'alice' (producer,consumer) may not admin_reload: that takes "
      "admin"},
@@ -668,8 +666,8 @@ test_roles_and_owners(void)
     drover_result_destroy(&r);
     drover_job_info_t *jobs = NULL;
     size_t n_jobs = 0;
-    int carol_lists = drover_job_list(carol, NULL, "jobs", 0, &jobs, &n_jobs,
-                                      &err);
+    int carol_lists =
+        drover_job_list(carol, NULL, "jobs", 0, &jobs, &n_jobs, &err);
     free(jobs);
     int other_queue = submit_echo(alice, "other", "x", &err);
     bool other_says = strstr(err.text, "queue 'other'") != NULL;
@@ -682,16 +680,17 @@ test_roles_and_owners(void)
     // alias prod at 2, which gc would keep: version 1 is what gc removes).
     char model[4400];
     size_t model_len = 0;
-    unsigned char *model_bytes = iris_model(&s, model, sizeof model, &model_len);
+    unsigned char *model_bytes =
+        iris_model(&s, model, sizeof model, &model_len);
     int trained = model_bytes ? 0 : -1;
     free(model_bytes);
     drover_model_t m = {0};
     int push_alice =
         trained == 0 ? drover_model_push(alice, model, "iris", &m, &err) : -1;
-    int push_admin =
-        trained == 0 ? drover_model_push(admin, model, "iris", &m, &err) |
-                           drover_model_push(admin, model, "iris", &m, &err)
-                     : -1;
+    int push_admin = trained == 0
+                         ? drover_model_push(admin, model, "iris", &m, &err) |
+                               drover_model_push(admin, model, "iris", &m, &err)
+                         : -1;
     int alias_admin = drover_model_alias(admin, "iris", "prod", 2, NULL, &err);
     drover_dead_t *dl = NULL;
     size_t n_dead = 0;
@@ -764,9 +763,9 @@ test_roles_and_owners(void)
     bool a_bob = audited(admin, "bob", "dataset_push", "refused");
     bool a_ok = audited(admin, "admin", "model_push", "ok") &&
                 audited(admin, "alice", "model_rm", "ok");
-    bool a_over = audit_has(admin, "admin", "model_push", "name petals", "ok",
-                            NULL) &&
-                  audit_has(admin, "admin", "model_rm", "name petals", "ok", NULL);
+    bool a_over =
+        audit_has(admin, "admin", "model_push", "name petals", "ok", NULL) &&
+        audit_has(admin, "admin", "model_rm", "name petals", "ok", NULL);
     drover_destroy(&alice);
     drover_destroy(&bob);
     drover_destroy(&carol);
@@ -891,8 +890,8 @@ test_failed_reload(void)
         rcs[i] = drover_admin_reload(admin, NULL, &err);
         says[i] = strstr(err.text, bad_reloads[i].says) != NULL;
         char outcome[64];
-        snprintf(outcome, sizeof outcome, "error: %s: ",
-                 dv_err_name(bad_reloads[i].want));
+        snprintf(outcome, sizeof outcome,
+                 "error: %s: ", dv_err_name(bad_reloads[i].want));
         logged[i] = audit_has(admin, "admin", "reload", "authorized keys",
                               outcome, bad_reloads[i].says);
         if (!says[i] || !logged[i]) {
@@ -1105,9 +1104,9 @@ test_model_damaged_in_transit(void)
     size_t n_errs = r1 ? drover_result_errors(r1, &errs) : 0;
     int code = n_errs ? errs[0].code : 0;
     uint32_t attempt = n_errs ? errs[0].attempt : 0;
-    bool says = n_errs && strstr(errs[0].text,
-                                 "the file's SHA-256 does not match the "
-                                 "broker's (damaged in transit)");
+    bool says =
+        n_errs && strstr(errs[0].text, "the file's SHA-256 does not match the "
+                                       "broker's (damaged in transit)");
     size_t rows1 = 0, cols1 = 0, rows2 = 0, cols2 = 0;
     const float *o1 = r1 ? drover_result_output(r1, &rows1, &cols1) : NULL;
     const float *o2 = r2 ? drover_result_output(r2, &rows2, &cols2) : NULL;
