@@ -5129,7 +5129,8 @@ reload_done(
     } else {
         dv_log(DV_LOG_ERROR, "broker",
                "authorized keys not reloaded (the old ones stay): %s", text);
-        snprintf(outcome, sizeof outcome, "error: %s", text);
+        snprintf(outcome, sizeof outcome, "error: %s: %s", dv_err_name(rc),
+                 text);
     }
     audit(self, key, "reload", "authorized keys", outcome);
 }

@@ -15,8 +15,14 @@
 // upstream connect fails; bytes still pending towards the other side are
 // dropped (the tests relay ZeroMQ, which does not half-close).
 //
+// Damage (dv_relay_corrupt): each pair keeps the last needle-length - 1
+// bytes it read from upstream (`tail`), so an occurrence that a read
+// completes is found even when it began in an earlier read; its last byte is
+// in the read that completes it, not yet passed on, and is inverted there.
+//
 // Threads: the relay thread owns the sockets and pairs; the capture buffer
-// is shared with the caller's thread under `lock`. dv_relay_stop wakes the
+// and the damage settings are shared with the caller's thread under
+// `lock`. dv_relay_stop wakes the
 // thread through the pipe and joins it before freeing anything.
 //
 // Every descriptor is close-on-exec: tests posix_spawn daemons while the
@@ -55,6 +61,10 @@ typedef struct {
     size_t off[2];                     // bytes of out[i] already written
     size_t len[2];                     // bytes in out[i]; 0 when empty
     unsigned char out[2][RELAY_CHUNK]; // out[i]: read from 1-i, for fd[i]
+
+    // For dv_relay_corrupt: the end of what was read from upstream.
+    unsigned char tail[DV_RELAY_MAX_NEEDLE]; // last bytes read upstream
+    size_t tail_len;                         // bytes in tail
 } pair_t;
 
 struct dv_relay {
@@ -64,11 +74,17 @@ struct dv_relay {
     int target_port;                   // upstream port on 127.0.0.1
     pair_t *pairs[DV_RELAY_MAX_PAIRS]; // open pairs, [0, n_pairs)
     size_t n_pairs;                    // count of pairs
-    pthread_mutex_t lock;              // guards the four fields below
+    pthread_mutex_t lock;              // guards the fields below
     unsigned char *cap;                // captured bytes
     size_t cap_len;                    // bytes in cap
     size_t cap_size;                   // bytes allocated for cap
     bool overflowed;                   // hit DV_RELAY_MAX_CAPTURE
+
+    // What dv_relay_corrupt damages (under lock too).
+    unsigned char needle[DV_RELAY_MAX_NEEDLE]; // dv_relay_corrupt's bytes
+    size_t needle_len;                         // 0: damage nothing
+    unsigned corrupt_left;                     // occurrences still to damage
+    unsigned corrupted;                        // occurrences damaged
 };
 
 static int
@@ -129,6 +145,37 @@ record(dv_relay_t *r, const unsigned char *data, size_t n)
     pthread_mutex_unlock(&r->lock);
 }
 
+// Damage the occurrences of the needle that data (n bytes just read from
+// upstream) completes, while any are left to damage; keep p's tail.
+static void
+corrupt(dv_relay_t *r, pair_t *p, unsigned char *data, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    size_t k = r->needle_len;
+    if (k == 0 || r->corrupt_left == 0) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    // win = tail + data; matches that end inside the tail were there
+    // before (or under an earlier needle): only those ending in data count.
+    size_t win_len = p->tail_len + n;
+    unsigned char *win = dv_malloc(win_len);
+    memcpy(win, p->tail, p->tail_len);
+    memcpy(win + p->tail_len, data, n);
+    for (size_t at = 0; at + k <= win_len && r->corrupt_left > 0; at++) {
+        if (at + k - 1 >= p->tail_len && memcmp(win + at, r->needle, k) == 0) {
+            data[at + k - 1 - p->tail_len] ^= 0xFF;
+            r->corrupt_left--;
+            r->corrupted++;
+        }
+    }
+    size_t keep = win_len < k - 1 ? win_len : k - 1;
+    memcpy(p->tail, win + win_len - keep, keep);
+    p->tail_len = keep;
+    free(win);
+    pthread_mutex_unlock(&r->lock);
+}
+
 // Write what is pending in out[i] to fd[i]. Returns 0 (all written, or the
 // socket is full and the rest waits for POLLOUT) or -1 on a socket error.
 static int
@@ -170,6 +217,9 @@ pump(dv_relay_t *r, pair_t *p, int i)
         return -1;
     }
     record(r, p->out[peer], (size_t)n);
+    if (i == SIDE_UPSTREAM) {
+        corrupt(r, p, p->out[peer], (size_t)n);
+    }
     p->off[peer] = 0;
     p->len[peer] = (size_t)n;
     return flush(p, peer);
@@ -481,6 +531,26 @@ dv_relay_saw(dv_relay_t *r, const void *needle, size_t n)
     }
     pthread_mutex_unlock(&r->lock);
     return found;
+}
+
+void
+dv_relay_corrupt(dv_relay_t *r, const void *needle, size_t n, unsigned times)
+{
+    dv_assert(n >= 1 && n <= DV_RELAY_MAX_NEEDLE);
+    pthread_mutex_lock(&r->lock);
+    memcpy(r->needle, needle, n);
+    r->needle_len = n;
+    r->corrupt_left = times;
+    pthread_mutex_unlock(&r->lock);
+}
+
+unsigned
+dv_relay_corrupted(dv_relay_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    unsigned n = r->corrupted;
+    pthread_mutex_unlock(&r->lock);
+    return n;
 }
 
 bool

@@ -2,7 +2,9 @@
 // wire: it listens on 127.0.0.1 (ephemeral port), relays every accepted
 // connection to 127.0.0.1:target_port in both directions, and keeps a copy
 // of everything it forwarded, so a test can assert that a payload does (plain
-// tcp) or does not (CURVE) cross the wire in plaintext.
+// tcp) or does not (CURVE) cross the wire in plaintext. It can also damage
+// what it forwards (dv_relay_corrupt): a peer's check of what it received
+// then has something to find.
 //
 // One thread of its own per relay; the functions below are called from the
 // test's thread and may be called while connections are being relayed.
@@ -39,6 +41,21 @@ void dv_relay_stop(dv_relay_t **r);
 // Does needle (n bytes) occur in the captured bytes? (memmem over
 // dv_relay_captured; true when n is 0.)
 bool dv_relay_saw(dv_relay_t *r, const void *needle, size_t n);
+
+// Longest needle dv_relay_corrupt takes, bytes.
+#define DV_RELAY_MAX_NEEDLE 64
+
+// From now on, damage the next `times` occurrences of needle (1 to
+// DV_RELAY_MAX_NEEDLE bytes) in what flows from the target towards the
+// accepted clients: the last byte of each is inverted before it is passed
+// on. An occurrence split across reads is found too (its last byte is always
+// in the read that completes it). The capture keeps the bytes as they were
+// received. Replaces an earlier call's needle and count.
+void
+dv_relay_corrupt(dv_relay_t *r, const void *needle, size_t n, unsigned times);
+
+// How many occurrences dv_relay_corrupt has damaged so far.
+unsigned dv_relay_corrupted(dv_relay_t *r);
 
 // Did the traffic exceed DV_RELAY_MAX_CAPTURE, so that later bytes were
 // relayed but not recorded (and dv_relay_saw may miss them)?
