@@ -75,9 +75,9 @@ cluster(void)
         fprintf(stderr, "  broker did not get ready\n");
         return NULL;
     }
-    const char *wargs[] = {
-        "--broker", c->wep,           "--name",     "w0", "--queues",
-        "default",  "--heartbeat-ms", HEARTBEAT_MS, NULL};
+    const char *wargs[] = {"--broker",       c->wep,       "--name",     "w0",
+                           "--queues",       "default",    "--prefetch", "200",
+                           "--heartbeat-ms", HEARTBEAT_MS, NULL};
     c->worker = dv_proc_start("DROVER_WORKER_BIN", wargs, c->dir, "worker.log");
     if (!c->worker.pid ||
         !dv_proc_wait_ready(&c->worker, ready, sizeof ready)) {
@@ -591,7 +591,7 @@ test_kept_count(void)
     tally_t t = {0};
     size_t sent = 0;
     drover_error_t err = {0};
-    int64_t start = dv_test_now_ms(), deadline = start + 10 * WAIT_MS;
+    int64_t start = dv_test_now_ms(), deadline = start + 5 * WAIT_MS;
     while (t.results < n && dv_test_now_ms() < deadline) {
         while (sent < n && sent - t.results < window) {
             drover_job_t job = DROVER_JOB_INIT;
@@ -884,8 +884,11 @@ test_worker_checks_versions_and_limits(void)
     int linger = 0;
     zmq_setsockopt(fake, ZMQ_LINGER, &linger, sizeof linger);
     bool bound = zmq_bind(fake, ep) == 0;
-    const char *args[] = {"--broker",       ep,           "--name", "wv",
-                          "--heartbeat-ms", HEARTBEAT_MS, NULL};
+    // The fake broker speaks only when the test does: a worker that hears
+    // nothing for 3 heartbeats reconnects under a new routing id, so give
+    // a loaded machine 15 s between messages.
+    const char *args[] = {"--broker",       ep,     "--name", "wv",
+                          "--heartbeat-ms", "5000", NULL};
     dv_proc_t w = dv_proc_start("DROVER_WORKER_BIN", args, dir, "worker.log");
     uint8_t route[256];
     size_t route_len = 0;
@@ -900,14 +903,14 @@ test_worker_checks_versions_and_limits(void)
     for (int i = 0; registered && i < 2; i++) {
         dv_msgw_t *hi = dv_msgw_new(DV_MSG_WELCOME, 0);
         dv_msgw_str(hi, "broker", "fake");
-        dv_msgw_uint(hi, "heartbeat_ms", 1000);
+        dv_msgw_uint(hi, "heartbeat_ms", 5000);
         send_msg(fake, route, route_len, hi, majors[i], 9, NULL, 0);
     }
     if (registered) {
         send_run(fake, route, route_len, 1, "echo", 0, 2);
         dv_msgw_t *hi = dv_msgw_new(DV_MSG_WELCOME, 0);
         dv_msgw_str(hi, "broker", "fake");
-        dv_msgw_uint(hi, "heartbeat_ms", 1000);
+        dv_msgw_uint(hi, "heartbeat_ms", 5000);
         send_msg(fake, route, route_len, hi, -1, 0, NULL, 0);
     }
     char ready[9000];
