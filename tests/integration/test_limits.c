@@ -7,8 +7,8 @@
 //     and the worker socket, through a raw DEALER speaking PROTOCOL.md;
 //   - frames: one of exactly max_frame_bytes reaches the broker, one byte
 //     more resets the connection (ZMQ_MAXMSGSIZE);
-//   - kept results: 100,001 results keep 100,000; two results of 130 MiB
-//     pass the 256 MiB bound and the older goes;
+//   - kept results: 100,001 results keep 100,000; the tenth result of
+//     27 MiB passes the 256 MiB bound and the oldest goes;
 //   - CSV input over 1 GiB (a sparse file: nothing is read) refused by
 //     libdrover, the broker and the CLI;
 //   - the idempotency window (a broker with a 1 s window);
