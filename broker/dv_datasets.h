@@ -15,11 +15,12 @@
 #include <stdint.h>
 
 #include "dv_err.h"
+#include "dv_limits.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
 
-// Largest data set accepted (bytes of CSV).
-#define DV_MAX_DATASET_BYTES ((uint64_t)1 << 30)
+// Largest data set accepted (bytes of CSV): what a worker parses.
+#define DV_MAX_DATASET_BYTES ((uint64_t)DV_MAX_CSV_BYTES)
 
 typedef struct {
     char name[DV_MAX_WIRE_NAME + 1];   // data set name

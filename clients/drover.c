@@ -2436,7 +2436,7 @@ drover_dataset_push(drover_t *self,
     dv_error_t e = {0};
     uint8_t *csv = NULL;
     size_t len = 0;
-    if (dv_file_read(path, (size_t)1 << 30, &csv, &len, &e) != 0) {
+    if (dv_file_read(path, DV_MAX_CSV_BYTES, &csv, &len, &e) != 0) {
         return set_err(err, &e);
     }
     if (len == 0) {

@@ -1,9 +1,12 @@
 // test_csv — CSV loading: the bundled data sets, target selection, quoting
 // and line-end variants, and every bad input with its exact DV_E* code and a
 // reason that names the line.
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dv_csv.h"
 #include "dv_limits.h"
@@ -288,6 +291,45 @@ test_file_errors(void)
     DV_CHECK_EQ(rc_dir, DV_EIO);
 }
 
+// Input over DV_MAX_CSV_BYTES is refused before it is read, naming both
+// sizes: a sparse file of 1 GiB + 1 (a header, then a hole) loaded, and
+// the same bytes mapped and parsed.
+static void
+test_over_csv_bytes(void)
+{
+    char *dir = dv_test_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    size_t len = DV_MAX_CSV_BYTES + 1;
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    bool made = fd >= 0 && write(fd, "a,target\n", 9) == 9 &&
+                ftruncate(fd, (off_t)len) == 0;
+    dv_dataset_t *ds = NULL;
+    dv_error_t load_err = {0}, parse_err = {0};
+    int rc_load = made ? dv_csv_load(&ds, path, NULL, &load_err) : 0;
+    void *map =
+        made ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    int rc_parse =
+        map != MAP_FAILED ? dv_csv_parse(&ds, map, len, NULL, &parse_err) : 0;
+    if (map != MAP_FAILED) {
+        munmap(map, len);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(made);
+    DV_CHECK_RC(rc_load, DV_EMSGSIZE, &load_err);
+    DV_CHECK(strstr(load_err.text,
+                    "big.csv: 1073741825 bytes, over the limit of 1073741824"));
+    DV_CHECK(map != MAP_FAILED);
+    DV_CHECK_RC(rc_parse, DV_EMSGSIZE, &parse_err);
+    DV_CHECK_STR_EQ(parse_err.text,
+                    "1073741825 bytes, over the limit of 1073741824");
+    DV_CHECK(ds == NULL);
+}
+
 static void
 test_select(void)
 {
@@ -363,6 +405,7 @@ static const dv_test_case_t cases[] = {
     {"too many columns", test_too_many_columns},
     {"column names longer than a model stores", test_long_column_name},
     {"file errors name the file", test_file_errors},
+    {"input over 1 GiB is refused unread", test_over_csv_bytes},
     {"select columns by name", test_select},
     {"random mutations never crash", test_mutations_never_crash},
     {NULL, NULL},
