@@ -313,7 +313,7 @@ test_backoff_doubles(void)
 static void
 test_deadlines_meet_retries(void)
 {
-    enum { A_DEADLINE = 2500, B_DEADLINE = 1000, B_PAST = 1500 };
+    enum { A_DEADLINE = 2500, B_DEADLINE = 2000, B_PAST = 1000 };
     cluster_t c;
     bool up = cluster_up(&c, 2);
     drover_job_t a = DROVER_JOB_INIT;
