@@ -389,7 +389,7 @@ typedef struct switch_s {
 #define REFILL_BATCH (SPILL_WINDOW / 2 < 2048 ? SPILL_WINDOW / 2 + 1 : 2048)
 
 #define IDEM_BUCKETS          65536 // idempotency hash (power of two)
-#define BACKOFF_CAP_MS        60000 // longest retry delay
+#define BACKOFF_CAP_MS        DV_SCHED_BACKOFF_CAP_MS // longest retry delay
 #define DEFAULT_BACKOFF_MS    500   // first retry's delay by default
 #define MAX_DEADLINE_MS       (7ULL * 86400000) // a submit's deadline/timeout cap
 #define DEFAULT_CHECKPOINT_MS 10000 // a training job's checkpoints (0: none)
@@ -1204,24 +1204,12 @@ record_error(
     store_attempts(self, j);
 }
 
-// Wait before the next attempt: base x 2^(failures - 1), capped, with
-// "equal jitter" (half fixed, half random) so retries of many jobs failed
-// together do not arrive together.
+// Wait before the next attempt (dv_sched_backoff_ms: doubling, capped,
+// equal jitter).
 static uint64_t
 backoff_ms(dv_broker_t *self, const job_t *j)
 {
-    if (j->backoff_ms == 0) {
-        return 0;
-    }
-    uint64_t d = j->backoff_ms;
-    for (uint32_t i = 1; i < j->n_errors && d < BACKOFF_CAP_MS; i++) {
-        d *= 2;
-    }
-    d = d < BACKOFF_CAP_MS ? d : BACKOFF_CAP_MS;
-    self->rng ^= self->rng << 13;
-    self->rng ^= self->rng >> 7;
-    self->rng ^= self->rng << 17;
-    return d / 2 + self->rng % (d / 2 + 1);
+    return dv_sched_backoff_ms(j->backoff_ms, j->n_errors, &self->rng);
 }
 
 // j is held in the scheduler: release it when its backoff ends.

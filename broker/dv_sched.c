@@ -897,6 +897,23 @@ dv_sched_queue_held(const dv_sched_t *self, size_t i)
     return i < self->n_queues ? self->queues[i].held : 0;
 }
 
+uint64_t
+dv_sched_backoff_ms(uint32_t base_ms, uint32_t failures, uint64_t *rng)
+{
+    if (base_ms == 0) {
+        return 0;
+    }
+    uint64_t d = base_ms;
+    for (uint32_t i = 1; i < failures && d < DV_SCHED_BACKOFF_CAP_MS; i++) {
+        d *= 2;
+    }
+    d = d < DV_SCHED_BACKOFF_CAP_MS ? d : DV_SCHED_BACKOFF_CAP_MS;
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    return d / 2 + *rng % (d / 2 + 1);
+}
+
 int
 dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts)
 {

@@ -134,6 +134,18 @@ int dv_sched_hold(dv_sched_t *self, uint64_t job);
 // or DV_ENOENT (not held).
 int dv_sched_release(dv_sched_t *self, uint64_t job);
 
+// Longest wait before a retry, whatever backoff_ms and failures say.
+#define DV_SCHED_BACKOFF_CAP_MS 60000
+
+// How long a job waits (held) before its next attempt: base_ms x
+// 2^(failures - 1), capped at DV_SCHED_BACKOFF_CAP_MS, with "equal jitter":
+// half of it fixed, the other half random (uniform, from the xorshift64
+// state *rng, which it advances; *rng must not be 0), so retries of many
+// jobs that failed together do not arrive together. base_ms 0: 0 (retry at
+// once; *rng untouched). failures: failed attempts so far (>= 1).
+uint64_t
+dv_sched_backoff_ms(uint32_t base_ms, uint32_t failures, uint64_t *rng);
+
 // Set the attempts a queued job has used (a job recovered from the store
 // after a restart). Returns 0 or DV_ENOENT (unknown or running).
 int dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts);

@@ -1,13 +1,18 @@
 // test_semantics — the job semantics of docs/SEMANTICS.md with the real
-// broker, workers and CLI: priorities and aging, deadlines, run timeouts,
-// cancel reaching a running job, leases (a long job on a live worker is
-// never run twice; a silent worker's job is re-run no sooner than the
-// lease), retries with backoff into the dead-letter queue (durable, then
-// requeued), poison quarantine, idempotency keys across a restart, and
-// `drover submit --no-wait` / `drover status --json`.
+// broker, workers and CLI: priorities and aging, queues taking turns
+// whatever their priorities, deadlines, run timeouts (not retried), cancel
+// reaching a running job, leases (a long job on a live worker is never run
+// twice; a silent worker's job moves no sooner than the lease after its
+// last message, and about one heartbeat interval after that at the
+// latest), retries with backoff into the dead-letter queue (durable, then
+// requeued), poison quarantine, idempotency keys across a restart,
+// `drover submit --no-wait` / `drover status --json`, result streams, and
+// deep queues (spilled jobs come back FIFO, and by priority).
 //
 // Jobs of known length are `sleep` jobs; "a job that kills its worker" is
-// the test killing (SIGKILL) whichever worker runs it.
+// the test killing (SIGKILL) whichever worker runs it; a worker that fails
+// a run or goes silent at a known moment is the test itself
+// (dv_test_worker).
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +23,14 @@
 #include "drover.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 
-#define HB       250 // heartbeat ms: lease = 3 x HB
-#define HB_S     "250"
+// Heartbeat ms: lease = 3 x HB. The default: shorter ones sometimes took a
+// busy ASan broker on 2 shared cores for a dead one, and these tests count
+// attempts exactly.
+#define HB       1000
+#define HB_S     "1000"
+#define LEASE    (3 * HB)
 #define MAX_ARGS 8
 
 typedef struct {
@@ -29,7 +39,8 @@ typedef struct {
     const char *extra[MAX_ARGS]; // broker options
     dv_proc_t broker;
     dv_proc_t workers[4];
-    int n_workers; // started so far (names w0, w1, ...)
+    int n_workers;     // started so far (names w0, w1, ...)
+    dv_tworker_t *raw; // the worker the test plays, when there is one
     drover_t *d;
 } cluster_t;
 
@@ -111,6 +122,7 @@ static void
 cluster_down(cluster_t *c, bool failed)
 {
     drover_destroy(&c->d);
+    dv_tworker_stop(&c->raw);
     for (int i = 0; i < 4; i++) {
         dv_proc_stop(&c->workers[i], SIGKILL);
     }
@@ -132,6 +144,23 @@ wait_state(drover_t *d, uint64_t job, const char *state, int ms)
     while (dv_test_now_ms() < end) {
         if (drover_job_info(d, job, &info, &err) == 0 &&
             strcmp(info.state, state) == 0) {
+            return true;
+        }
+        sleep_ms(10);
+    }
+    return false;
+}
+
+// Wait (polling) until job is no longer in state; false at the deadline.
+static bool
+wait_left(drover_t *d, uint64_t job, const char *state, int ms)
+{
+    int64_t end = dv_test_now_ms() + ms;
+    drover_job_info_t info;
+    drover_error_t err;
+    while (dv_test_now_ms() < end) {
+        if (drover_job_info(d, job, &info, &err) == 0 &&
+            strcmp(info.state, state) != 0) {
             return true;
         }
         sleep_ms(10);
@@ -217,17 +246,66 @@ on_done(drover_t *d, const drover_result_t *r, void *arg)
     }
 }
 
-static uint64_t
-submit_async(cluster_t *c, int32_t prio, order_t *o)
+static void
+submit_async(cluster_t *c, const char *queue, int32_t prio, order_t *o)
 {
     drover_job_t job = DROVER_JOB_INIT;
+    job.queue = queue;
     job.kind = "sleep";
     job.sleep_ms = 5;
     job.priority = prio;
     drover_error_t err;
     drover_submit_async(c->d, &job, on_done, o, &err);
+    drover_poll(c->d, 0, &err); // sends it
     // The id is what the result says; ids are given in submit order.
-    return 0;
+}
+
+// Wait (polling) until n jobs are queued in all, the async submits sent
+// meanwhile; false at the deadline.
+static bool
+wait_queued(cluster_t *c, uint64_t n)
+{
+    int64_t end = dv_test_now_ms() + 20000;
+    drover_error_t err;
+    while (dv_test_now_ms() < end) {
+        drover_status_t st = {0};
+        drover_poll(c->d, 0, &err);
+        if (drover_status(c->d, &st, &err) == 0) {
+            uint64_t queued = st.queued;
+            drover_status_clear(&st);
+            if (queued == n) {
+                return true;
+            }
+        }
+        sleep_ms(10);
+    }
+    return false;
+}
+
+// A job holding the one-slot worker until the test cancels it, so that what
+// is queued behind it is all there before the worker picks the next one.
+static uint64_t
+block(cluster_t *c)
+{
+    uint64_t id = submit(c, "sleep", 20000, 0);
+    return id && wait_state(c->d, id, "running", 10000) ? id : 0;
+}
+
+// Cancel the blocker once n jobs wait behind it, then collect the results
+// of the async submits (o).
+static bool
+unblock(cluster_t *c, uint64_t blocker, uint64_t n, order_t *o)
+{
+    drover_error_t err;
+    if (!blocker || !wait_queued(c, n) ||
+        drover_job_cancel(c->d, blocker, NULL, &err) != 0) {
+        return false;
+    }
+    int64_t end = dv_test_now_ms() + 20000;
+    while (o->n < (int)n && dv_test_now_ms() < end) {
+        drover_poll(c->d, 500, &err);
+    }
+    return o->n == (int)n;
 }
 
 static void
@@ -236,45 +314,64 @@ test_priorities_and_aging(void)
     const char *extra[] = {"--aging-ms", "60", NULL};
     cluster_t c;
     bool up = cluster_up(&c, 1, extra);
-    // A: equal waits: higher priority first, FIFO within a priority.
-    uint64_t blocker = up ? submit(&c, "sleep", 600, 0) : 0;
-    bool blocked = up && wait_state(c.d, blocker, "running", 10000);
+    // A: equal waits: higher priority first, FIFO within a priority (50
+    // levels apart: 3 s of aging, far more than the submits take).
+    uint64_t blocker = up ? block(&c) : 0;
     order_t a = {0};
-    int32_t prios[4] = {0, 5, 0, 5}; // ids b+1 .. b+4
-    for (int i = 0; blocked && i < 4; i++) {
-        submit_async(&c, prios[i], &a);
+    int32_t prios[4] = {0, 50, 0, 50}; // ids b+1 .. b+4
+    for (int i = 0; blocker && i < 4; i++) {
+        submit_async(&c, NULL, prios[i], &a);
     }
-    drover_error_t err;
-    while (blocked && drover_pending(c.d) > 0 &&
-           drover_poll(c.d, 20000, &err) >= 0) {
-    }
-    // B: aging. The low job waits 1200 ms, the high ones 500 ms: at 60 ms
-    // per level the low one (0 + 20) overtakes them (5 + 8.3).
-    uint64_t blocker2 = blocked ? submit(&c, "sleep", 1200, 0) : 0;
-    bool blocked2 = blocker2 && wait_state(c.d, blocker2, "running", 10000);
+    bool ran_a = unblock(&c, blocker, 4, &a);
+    // B: aging. The low job waits 700 ms longer than the high ones (it is
+    // queued before the sleep starts): at 60 ms per level that is 11.7
+    // levels, more than the 5 they lead by.
+    uint64_t blocker2 = ran_a ? block(&c) : 0;
     order_t b = {0};
-    if (blocked2) {
-        submit_async(&c, 0, &b);
-        drover_poll(c.d, 0, &err);
+    if (blocker2) {
+        submit_async(&c, NULL, 0, &b);
+        wait_queued(&c, 1);
         sleep_ms(700);
-        submit_async(&c, 5, &b);
-        submit_async(&c, 5, &b);
+        submit_async(&c, NULL, 5, &b);
+        submit_async(&c, NULL, 5, &b);
     }
-    while (blocked2 && drover_pending(c.d) > 0 &&
-           drover_poll(c.d, 20000, &err) >= 0) {
+    bool ran_b = unblock(&c, blocker2, 3, &b);
+    // C: queues take turns whatever their jobs' priorities: "hi" (1000)
+    // and "lo" (-1000) alternate; FIFO within each.
+    uint64_t blocker3 = ran_b ? block(&c) : 0;
+    order_t rr = {0};
+    for (int i = 0; blocker3 && i < 6; i++) {
+        submit_async(&c, i < 3 ? "hi" : "lo", i < 3 ? 1000 : -1000, &rr);
     }
-    cluster_down(&c, !(blocked && blocked2));
+    bool ran_rr = unblock(&c, blocker3, 6, &rr);
+    cluster_down(&c, !(ran_a && ran_b && ran_rr));
     DV_CHECK(up);
-    DV_CHECK(blocked);
-    DV_CHECK_EQ(a.n, 4);
-    // Ids: blocker b, then b+1 (0), b+2 (5), b+3 (0), b+4 (5).
+    DV_CHECK(blocker);
+    DV_CHECK(ran_a);
+    // Ids: blocker b, then b+1 (0), b+2 (50), b+3 (0), b+4 (50).
     DV_CHECK_EQ(a.order[0], blocker + 2);
     DV_CHECK_EQ(a.order[1], blocker + 4);
     DV_CHECK_EQ(a.order[2], blocker + 1);
     DV_CHECK_EQ(a.order[3], blocker + 3);
-    DV_CHECK(blocked2);
-    DV_CHECK_EQ(b.n, 3);
+    DV_CHECK(blocker2);
+    DV_CHECK(ran_b);
     DV_CHECK_EQ(b.order[0], blocker2 + 1); // the aged low-priority job
+    DV_CHECK(blocker3);
+    DV_CHECK(ran_rr);
+    // Ids: b+1..b+3 on "hi", b+4..b+6 on "lo".
+    uint64_t last[2] = {0, 0};
+    for (int i = 0; i < 6; i++) {
+        uint64_t id = rr.order[i];
+        bool hi = id <= blocker3 + 3;
+        printf("  turn %d: %s job %llu\n", i + 1, hi ? "hi" : "lo",
+               (unsigned long long)id);
+        DV_CHECK(id > blocker3 && id <= blocker3 + 6);
+        if (i > 0) { // the other queue's turn
+            DV_CHECK(hi != (rr.order[i - 1] <= blocker3 + 3));
+        }
+        DV_CHECK(id > last[hi]); // FIFO within the queue
+        last[hi] = id;
+    }
 }
 
 // ------------------------------------------------ deadlines, timeouts
@@ -284,12 +381,12 @@ test_deadline_timeout_cancel(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, 1, NULL);
-    uint64_t blocker = up ? submit(&c, "sleep", 800, 0) : 0;
-    bool blocked = up && wait_state(c.d, blocker, "running", 10000);
+    uint64_t blocker = up ? block(&c) : 0; // until cancelled below
+    bool blocked = blocker != 0;
     drover_job_t job = DROVER_JOB_INIT;
     job.payload = "late";
     job.payload_len = 4;
-    job.deadline_ms = 200; // the worker is busy for 800 ms
+    job.deadline_ms = 200; // the worker is busy until the test frees it
     uint64_t late = 0;
     drover_error_t err;
     if (blocked) {
@@ -297,8 +394,10 @@ test_deadline_timeout_cancel(void)
     }
     int late_code = late ? result_code(&c, late, 10000, NULL) : 0;
     bool late_state = late && wait_state(c.d, late, "expired", 1000);
-    // A run timeout ends a job that runs too long; the worker is free
-    // again at once (the sleep checks its cancel flag).
+    int unblock_rc = blocked ? drover_job_cancel(c.d, blocker, NULL, &err) : -1;
+    // A run timeout ends a job that runs too long, and it is not retried
+    // (one attempt of the 3 it may have); the worker is free again at once
+    // (the sleep checks its cancel flag).
     job = (drover_job_t)DROVER_JOB_INIT;
     job.kind = "sleep";
     job.sleep_ms = 20000;
@@ -307,7 +406,8 @@ test_deadline_timeout_cancel(void)
     if (blocked) {
         drover_submit(c.d, &job, 10000, &slow, &err);
     }
-    int slow_code = slow ? result_code(&c, slow, 10000, NULL) : 0;
+    uint32_t slow_attempts = 0;
+    int slow_code = slow ? result_code(&c, slow, 10000, &slow_attempts) : 0;
     uint64_t after = slow ? submit(&c, "echo", 0, 0) : 0;
     int after_code = after ? result_code(&c, after, 10000, NULL) : -1;
     // Cancel reaches a running job between its slices: the 20 s sleep
@@ -334,7 +434,9 @@ test_deadline_timeout_cancel(void)
     DV_CHECK(blocked);
     DV_CHECK_EQ(late_code, DV_EEXPIRED);
     DV_CHECK(late_state);
+    DV_CHECK_EQ(unblock_rc, 0);
     DV_CHECK_EQ(slow_code, DV_ETIMEDOUT);
+    DV_CHECK_EQ(slow_attempts, 1); // not retried
     DV_CHECK_EQ(after_code, 0);
     DV_CHECK(running);
     DV_CHECK_EQ(cancel_rc, 0);
@@ -342,62 +444,88 @@ test_deadline_timeout_cancel(void)
     DV_CHECK_EQ(next_code, 0); // in well under the 20 s the sleep had left
     DV_CHECK_EQ(st_rc, 0);
     DV_CHECK_EQ(expired, 1);
-    DV_CHECK_EQ(cancelled, 1);
-    DV_CHECK_EQ(failed, 1); // the timeout
+    DV_CHECK_EQ(cancelled, 2); // the blocker and the long job
+    DV_CHECK_EQ(failed, 1);    // the timeout
 }
 
 // ------------------------------------------------------------- leases
+
+// result_code, and the job's first failed attempt in *first: its time
+// (unix ms, as the broker recorded it), code and reason (zeros: none).
+static int
+result_first_error(cluster_t *c,
+                   uint64_t id,
+                   uint32_t *attempts,
+                   drover_attempt_error_t *first)
+{
+    drover_result_t *r = NULL;
+    drover_error_t err;
+    const drover_attempt_error_t *e = NULL;
+    int code = -99999;
+    memset(first, 0, sizeof *first);
+    if (drover_wait(c->d, id, 20000, &r, &err) == 0) {
+        code = drover_result_error(r, NULL);
+        *attempts = drover_result_attempts(r);
+        if (drover_result_errors(r, &e) > 0) {
+            *first = e[0];
+        }
+    }
+    drover_result_destroy(&r);
+    return code;
+}
 
 static void
 test_leases(void)
 {
     cluster_t c;
-    bool up = cluster_up(&c, 1, NULL);
-    // A job three leases long on a live worker: heartbeats hold the lease,
-    // so it runs once.
-    uint64_t long_job = up ? submit(&c, "sleep", 6 * HB * 3 / 2, 0) : 0;
-    uint32_t attempts = 0;
-    int long_code = long_job ? result_code(&c, long_job, 20000, &attempts) : -1;
-    // A worker that stops answering: its job is re-run after the lease,
-    // never sooner (lease 3 x HB, less the heartbeat it may have just
-    // missed).
-    uint64_t job = up ? submit(&c, "sleep", 1000, 0) : 0;
-    bool running = job && wait_state(c.d, job, "running", 10000);
-    int64_t frozen_at = dv_test_now_ms();
-    if (running) {
-        kill_pid(c.workers[0].pid, SIGSTOP);
-    }
-    bool moved = false;
-    int64_t moved_at = 0;
-    drover_job_info_t info;
-    drover_error_t err;
-    while (running && dv_test_now_ms() < frozen_at + 20000) {
-        if (drover_job_info(c.d, job, &info, &err) == 0 &&
-            strcmp(info.state, "running") != 0) {
-            moved = true;
-            moved_at = dv_test_now_ms();
-            break;
-        }
-        sleep_ms(5);
-    }
-    if (running) {
-        kill_pid(c.workers[0].pid, SIGKILL);
-    }
+    bool up = cluster_up(&c, 0, NULL);
+    // A worker that goes silent while it runs a job: the test's own, so
+    // the moment of its last message is known. The broker notes the time
+    // it declares the worker dead with the failed attempt.
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "sleep";
+    job.sleep_ms = 500;
+    job.max_attempts = 2;
+    uint64_t id = c.raw ? submit_job(&c, &job) : 0;
+    uint64_t got = 0;
+    uint32_t attempt = 0;
+    bool ran = id && dv_tworker_next_run(c.raw, 20000, &got, &attempt) &&
+               got == id && attempt == 1;
+    uint64_t last = dv_tworker_last_sent_unix_ms(c.raw); // silent from now
+    bool moved = ran && wait_left(c.d, id, "running", 30000);
+    // The retry runs on a real worker.
     bool second = moved && worker_start(&c);
     uint32_t attempts2 = 0;
-    int code2 = second ? result_code(&c, job, 20000, &attempts2) : -1;
-    cluster_down(&c, code2 != 0);
+    drover_attempt_error_t lost = {0};
+    int code2 = second ? result_first_error(&c, id, &attempts2, &lost) : -1;
+    // A job longer than the lease plus a check interval on a live worker:
+    // its heartbeats hold the lease, so it runs once.
+    uint64_t long_job = second ? submit(&c, "sleep", LEASE + HB + 500, 0) : 0;
+    uint32_t attempts = 0;
+    int long_code = long_job ? result_code(&c, long_job, 30000, &attempts) : -1;
+    cluster_down(&c, long_code != 0);
     DV_CHECK(up);
-    DV_CHECK_EQ(long_code, 0);
-    DV_CHECK_EQ(attempts, 1);
-    DV_CHECK(running);
+    DV_CHECK(ran);
     DV_CHECK(moved);
-    // The lease counts from its last heartbeat, up to HB before the freeze
-    // (less 100 ms of scheduling slack on a loaded machine).
-    DV_CHECK_GE(moved_at - frozen_at, 3 * HB - HB - 100);
     DV_CHECK(second);
+    int64_t silent = (int64_t)(lost.at_ms - last);
+    printf("  declared dead %lld ms after its last message (lease %d, "
+           "interval %d): %s\n",
+           (long long)silent, LEASE, HB, lost.text);
+    DV_CHECK_EQ(lost.code, DV_EIO);
+    DV_CHECK_STR_EQ(lost.text, "worker raw went silent while running it");
+    // No sooner than the lease after its last message. 20 ms: the broker's
+    // and the test's clocks count whole milliseconds, and the broker may
+    // stamp a message it reads with its loop time read just before it.
+    DV_CHECK_GE(silent, LEASE - 20);
+    // No later than one heartbeat interval after that, the broker's checks
+    // being on time; a loaded machine may run a check late: 2 s of slack.
+    DV_CHECK(silent <= LEASE + HB + 2000);
     DV_CHECK_EQ(code2, 0);
     DV_CHECK_EQ(attempts2, 2);
+    DV_CHECK_EQ(long_code, 0);
+    DV_CHECK_EQ(attempts, 1);
 }
 
 // --------------------------------------- retries, dead letters, poison
@@ -425,27 +553,40 @@ kill_runner(cluster_t *c, uint64_t job, uint32_t attempt)
     return worker_start(c);
 }
 
+// Run attempt of job on the test's worker and fail it with DV_EIO.
+static bool
+fail_run(cluster_t *c, uint64_t job, uint32_t attempt)
+{
+    uint64_t got = 0;
+    uint32_t a = 0;
+    bool ran = dv_tworker_next_run(c->raw, 20000, &got, &a) && got == job &&
+               a == attempt;
+    return ran && dv_tworker_answer(c->raw, got, a, DV_EIO,
+                                    "the test's disk failed") == 0;
+}
+
 static void
 test_retries_into_dead_letters(void)
 {
-    const char *extra[] = {"--quarantine-after", "100", NULL};
     cluster_t c;
-    bool up = cluster_up(&c, 1, extra);
+    bool up = cluster_up(&c, 0, NULL);
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
     drover_job_t job = DROVER_JOB_INIT;
     job.kind = "sleep";
-    job.sleep_ms = 1500;
+    job.sleep_ms = 100;
     job.max_attempts = 2;
     job.backoff_ms = 1000; // held 500..1000 ms before the retry
     uint64_t id = 0;
     drover_error_t err;
-    if (up) {
+    if (c.raw) {
         drover_submit(c.d, &job, 10000, &id, &err);
     }
-    bool k1 = id && kill_runner(&c, id, 1);
+    bool k1 = id && fail_run(&c, id, 1);
     bool retrying = k1 && wait_state(c.d, id, "retrying", 10000);
-    bool k2 = retrying && kill_runner(&c, id, 2);
+    bool k2 = retrying && fail_run(&c, id, 2);
     int code = k2 ? result_code(&c, id, 20000, NULL) : 0;
     bool dead = k2 && wait_state(c.d, id, "dead", 1000);
+    dv_tworker_stop(&c.raw);
     // A durable submit is acknowledged after a commit that holds all that
     // was staged before it: the dead letter is on disk now.
     uint64_t barrier = dead ? submit(&c, "echo", 0, 0) : 0;
@@ -453,7 +594,7 @@ test_retries_into_dead_letters(void)
     // Durable: still there after a crash of the broker.
     kill_pid(c.broker.pid, SIGKILL);
     dv_proc_stop(&c.broker, SIGKILL);
-    bool back = dead && broker_start(&c);
+    bool back = dead && broker_start(&c) && worker_start(&c);
     drover_dead_t *v = NULL;
     size_t n = 0;
     int list_rc = back ? drover_dead_list(c.d, NULL, 0, &v, &n, &err) : -1;
@@ -462,7 +603,7 @@ test_retries_into_dead_letters(void)
     size_t n_errors = n == 1 ? v[0].n_errors : 0;
     int first_error = n_errors ? v[0].errors[0].code : 0;
     drover_dead_free(&v, n);
-    // Requeued: a new job that runs to the end (the worker is left alone).
+    // Requeued: a new job that runs to the end, on a real worker.
     uint64_t new_job = 0;
     size_t count = 0;
     int rq_rc =
@@ -484,7 +625,7 @@ test_retries_into_dead_letters(void)
     DV_CHECK_EQ(list_rc, 0);
     DV_CHECK_EQ(dead_job, id);
     DV_CHECK_EQ(dead_code, DV_EIO);
-    DV_CHECK_EQ(n_errors, 2); // both lost runs, with reasons
+    DV_CHECK_EQ(n_errors, 2); // both failed runs, with reasons
     DV_CHECK_EQ(first_error, DV_EIO);
     DV_CHECK_EQ(rq_rc, 0);
     DV_CHECK_EQ(count, 1);
@@ -586,9 +727,19 @@ test_idempotency_and_no_wait(void)
     char out1[4400], out2[4400];
     snprintf(out1, sizeof out1, "%s/ids1.txt", c.dir);
     snprintf(out2, sizeof out2, "%s/ids2.txt", c.dir);
-    const char *cli[] = {"submit",    "--echo", "10",    "--count", "5",
-                         "--no-wait", "--idempotency-key",  "batch", "--queue", "q",
-                         "--broker",  c.cep,    NULL};
+    const char *cli[] = {"submit",
+                         "--echo",
+                         "10",
+                         "--count",
+                         "5",
+                         "--no-wait",
+                         "--idempotency-key",
+                         "batch",
+                         "--queue",
+                         "q",
+                         "--broker",
+                         c.cep,
+                         NULL};
     int rc1 =
         back ? dv_proc_run("DROVER_BIN", cli, out1, c.dir, "cli.log") : -1;
     int rc2 =
@@ -763,9 +914,84 @@ on_fifo(drover_t *d, const drover_result_t *r, void *arg)
     }
 }
 
+enum { FILL = 50, SPILLED = 40 }; // the memory window, jobs past it
+
+typedef struct {
+    uint64_t jobs[FILL + SPILLED]; // in the order they finished
+    int n;
+} ran_t;
+
+static void
+on_ran(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    ran_t *o = arg;
+    if (drover_result_ok(r) && o->n < FILL + SPILLED) {
+        o->jobs[o->n++] = drover_result_job(r);
+    }
+}
+
+// Spilled jobs come back into the window highest priority first, FIFO
+// within a priority: queue "p" gets FILL jobs of priority 0 (the window,
+// in memory) and SPILLED more of priorities 0..3 (in the store only), with
+// no worker serving; then one worker runs them. Among the spilled ones the
+// order must be by priority, then id. Returns false when it could not run;
+// *sorted tells whether the order held.
+static bool
+spilled_by_priority(cluster_t *c, bool *sorted)
+{
+    uint64_t ids[FILL + SPILLED] = {0};
+    int32_t prio[FILL + SPILLED] = {0};
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "p";
+    for (int i = 0; i < FILL + SPILLED; i++) {
+        job.priority = prio[i] = i < FILL ? 0 : (i - FILL) % 4;
+        if ((ids[i] = submit_job(c, &job)) == 0) {
+            printf("  submit %d to p refused\n", i);
+            return false;
+        }
+    }
+    ran_t ran = {0};
+    drover_error_t err = {0};
+    drover_t *d2 = NULL; // one stream per connection: c->d follows one
+    if (drover_connect(&d2, c->cep, 10000, &err) != 0 ||
+        drover_follow(d2, "p", "prio", 1000, false, on_ran, &ran, NULL, &err) !=
+            0 ||
+        !worker_start(c)) {
+        printf("  follow or worker failed: %s\n", err.text);
+        drover_destroy(&d2);
+        return false;
+    }
+    int64_t end = dv_test_now_ms() + 60000;
+    while (ran.n < FILL + SPILLED && dv_test_now_ms() < end) {
+        drover_poll(d2, 500, &err);
+    }
+    drover_destroy(&d2);
+    *sorted = ran.n == FILL + SPILLED;
+    int prev = -1; // index of the spilled job that ran before
+    for (int k = 0; k < ran.n; k++) {
+        int i = 0;
+        while (i < FILL + SPILLED && ids[i] != ran.jobs[k]) {
+            i++;
+        }
+        if (i < FILL || i == FILL + SPILLED) {
+            continue; // one of the window's (or not ours: counted above)
+        }
+        if (prev >= 0 &&
+            !(prio[prev] > prio[i] || (prio[prev] == prio[i] && prev < i))) {
+            printf("  job %llu (priority %d) ran after %llu (priority %d)\n",
+                   (unsigned long long)ids[i], prio[i],
+                   (unsigned long long)ids[prev], prio[prev]);
+            *sorted = false;
+        }
+        prev = i;
+    }
+    return true;
+}
+
 // Past --memory-window a queue's jobs wait in the store only: they are
 // counted, listed, cancelled and expired there, survive a crash, and run
-// in FIFO order when their turn comes.
+// in FIFO order when their turn comes; with priorities, highest first.
 static void
 test_deep_queue_spills(void)
 {
@@ -776,19 +1002,24 @@ test_deep_queue_spills(void)
     drover_job_t job = DROVER_JOB_INIT;
     job.payload = "deep";
     job.payload_len = 4;
-    uint64_t first = 0, id = 0, late = 0;
+    uint64_t first = 0, id = 0;
     drover_error_t err;
-    for (int i = 0; up && i < N; i++) {
-        job.deadline_ms = i == 500 ? 3000 : 0; // spilled, expires there
+    for (int i = 0; up && i < N - 1; i++) {
         drover_submit(c.d, &job, 10000, &id, &err);
         first = first ? first : id;
-        late = i == 500 ? id : late;
     }
     drover_status_t st = {0};
     int st_rc = up ? drover_status(c.d, &st, &err) : -1;
     uint64_t queued = st.queued;
     if (st_rc == 0) {
         drover_status_clear(&st);
+    }
+    // The last one, spilled, expires there: its deadline counts from its
+    // own submit, however long the others took.
+    job.deadline_ms = 1000;
+    uint64_t late = 0;
+    if (up) {
+        drover_submit(c.d, &job, 10000, &late, &err);
     }
     uint64_t victim = first + 400; // in the store only
     drover_job_info_t info = {0};
@@ -811,10 +1042,16 @@ test_deep_queue_spills(void)
     }
     drover_job_info_t after = {0};
     int after_rc = back ? drover_job_info(c.d, victim, &after, &err) : -1;
-    cluster_down(&c, fifo.n != N - 2);
+    // The worker leaves (drained: it finished what it had), so that queue
+    // "p" fills with nobody serving it.
+    int left = worker ? dv_proc_stop(&c.workers[0], SIGTERM) : -1;
+    bool sorted = false;
+    bool prio_ran = left == 0 && spilled_by_priority(&c, &sorted);
+    cluster_down(&c, fifo.n != N - 2 || !sorted);
     DV_CHECK(up);
     DV_CHECK_EQ(st_rc, 0);
-    DV_CHECK_EQ(queued, N);
+    DV_CHECK_EQ(queued, N - 1);
+    DV_CHECK(late > 0);
     DV_CHECK(shown);
     DV_CHECK_EQ(cancel_rc, 0);
     DV_CHECK(expired);
@@ -825,10 +1062,13 @@ test_deep_queue_spills(void)
     DV_CHECK_EQ(fifo.out_of_order, 0);
     DV_CHECK_EQ(after_rc, 0);
     DV_CHECK_STR_EQ(after.state, "cancelled");
+    DV_CHECK_EQ(left, 0);
+    DV_CHECK(prio_ran);
+    DV_CHECK(sorted);
 }
 
 static const dv_test_case_t cases[] = {
-    {"priorities, then aging", test_priorities_and_aging},
+    {"priorities, then aging; queues take turns", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
      test_deadline_timeout_cancel},
     {"leases: long jobs run once, silent workers lose theirs after the lease",
@@ -840,7 +1080,8 @@ static const dv_test_case_t cases[] = {
      test_idempotency_and_no_wait},
     {"result streams: consumer acks, resume after a crash, live",
      test_result_streams},
-    {"deep queues wait in the store", test_deep_queue_spills},
+    {"deep queues wait in the store, come back by priority",
+     test_deep_queue_spills},
 
     {NULL, NULL},
 };

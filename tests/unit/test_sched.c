@@ -514,7 +514,51 @@ test_evict_refunds_the_run(void)
     DV_CHECK(failed);
 }
 
+// backoff_ms x 2^(failures - 1), capped at 60 s: each wait lies in
+// [d/2, d] (equal jitter), and the random half spans that range.
+static void
+test_backoff_doubles_caps_jitters(void)
+{
+    static const struct {
+        uint32_t base_ms, failures;
+        uint64_t d; // the full delay before jitter
+    } rows[] = {
+        {500, 1, 500},
+        {500, 2, 1000},
+        {500, 3, 2000},
+        {500, 8, 60000},
+        {1000, 7, 60000},
+        {60000, 1, 60000},
+        {60000, 2, 60000},
+        {40000, 2, 60000},
+        {30000, 2, 60000},
+        {29999, 2, 59998},
+        {500, 4000000000u, 60000},
+    };
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (int i = 0; i < 2000; i++) {
+            uint64_t w =
+                dv_sched_backoff_ms(rows[r].base_ms, rows[r].failures, &rng);
+            lo = w < lo ? w : lo;
+            hi = w > hi ? w : hi;
+        }
+        uint64_t d = rows[r].d;
+        // The random half covers [d/2, d]: both ends within 1% of d.
+        DV_CHECK(lo >= d / 2 && lo <= d / 2 + d / 100);
+        DV_CHECK(hi <= d && hi + d / 100 >= d);
+    }
+    // Base 0 retries at once and leaves the random state alone.
+    uint64_t before = rng;
+    DV_CHECK_EQ(dv_sched_backoff_ms(0, 3, &rng), 0);
+    DV_CHECK_EQ(rng, before);
+}
+
 static const dv_test_case_t cases[] = {
+    {"backoff doubles, caps at 60 s, half fixed and half random",
+     test_backoff_doubles_caps_jitters},
+
     {"heavy jobs leave room", test_heavy_jobs_leave_room},
 
     {"workers serve their queues", test_workers_serve_their_queues},
