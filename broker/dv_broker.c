@@ -7421,6 +7421,7 @@ recover(dv_broker_t *self, dv_error_t *err)
     }
     free(r.ids);
     if (rc == 0) {
+        kept_trim(self); // results whose TTL ran out while it was down
         rc = dv_store_commit(self->store, err); // the failures just recorded
     }
     if (rc == 0 && (r.jobs || r.results || self->n_dead)) {

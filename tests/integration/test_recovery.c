@@ -509,12 +509,54 @@ test_unwritable_data_dir(void)
     free(dir);
 }
 
+// A kept result's TTL counts from when its job finished, across restarts:
+// kept over a kill -9 and restart; and once the wall clock is past its
+// finish plus 2 s, a broker restarted with --result-ttl-s 2 no longer has
+// it (counted from the restart, it would have 2 s left).
+static void
+test_result_ttl_across_restart(void)
+{
+    rec_t t;
+    bool up = rec_up(&t) && broker_start(&t, "--result-ttl-s", "3600") &&
+              worker_start(&t);
+    drover_t *d = up ? as(&t, "alice") : NULL;
+    uint64_t id = submit_echo(d, "kept", NULL, NULL, 0);
+    int first = id ? result_of(d, id, NULL, 0, NULL) : -1;
+    int64_t done_ms = dv_test_now_ms(); // at or after its finish
+    drover_destroy(&d);
+    broker_kill(&t);
+    bool again = first == 0 && broker_start(&t, "--result-ttl-s", "3600");
+    d = again ? as(&t, "alice") : NULL;
+    int kept = d ? result_of(d, id, NULL, 0, NULL) : -1;
+    drover_destroy(&d);
+    broker_kill(&t);
+    while (dv_test_now_ms() < done_ms + 2100) { // the broker is down
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    bool third = kept == 0 && broker_start(&t, "--result-ttl-s", "2");
+    d = third ? as(&t, "alice") : NULL;
+    char text[256] = "";
+    int gone = d ? result_of(d, id, text, sizeof text, NULL) : -1;
+    drover_destroy(&d);
+    printf("  after the TTL: %s\n", text);
+    rec_down(&t, gone != DV_ENOENT);
+    DV_CHECK(up);
+    DV_CHECK_EQ(first, 0);
+    DV_CHECK(again);
+    DV_CHECK_EQ(kept, 0);
+    DV_CHECK(third);
+    DV_CHECK_EQ(gone, DV_ENOENT);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 keeps attempts, audit, registry, aliases, owners and data sets",
      test_kill9_keeps_everything},
     {"a failed commit (DV_EIO) refuses, loses nothing",
      test_failed_commit_refuses},
     {"an unwritable data dir stops the broker", test_unwritable_data_dir},
+    {"a kept result's TTL counts across a restart",
+     test_result_ttl_across_restart},
     {NULL, NULL},
 };
 
