@@ -549,12 +549,104 @@ test_result_ttl_across_restart(void)
     DV_CHECK_EQ(gone, DV_ENOENT);
 }
 
+// An infer job on model ref with one row of zeros (diabetes: 10
+// features); its result's code, text in text.
+static int
+infer(drover_t *d, const char *ref, char *text, size_t size)
+{
+    static const float x[10] = {0};
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "jobs";
+    job.kind = "infer";
+    job.model = ref;
+    job.input = x;
+    job.rows = 1;
+    job.cols = 10;
+    job.max_attempts = 1;
+    uint64_t id = 0;
+    drover_error_t err = {0};
+    if (drover_submit(d, &job, 10000, &id, &err) != 0) {
+        snprintf(text, size, "%s", err.text);
+        return err.code;
+    }
+    return result_of(d, id, text, size, NULL);
+}
+
+// A model file changed on disk (one byte flipped in DIR/models/m/1.drvm):
+// a worker fetching it is refused with DV_ECHECKSUM ("changed on disk"),
+// and the job fails with it while m@2 still runs; a restart stops (exit 1)
+// naming the file; with the file moved away the broker starts without
+// that version.
+static void
+test_damaged_model_file(void)
+{
+    rec_t t;
+    bool up = rec_up(&t) && broker_start(&t, NULL, NULL) && worker_start(&t);
+    char model[4400], file[4400], away[4400];
+    snprintf(model, sizeof model, "%s/m.drvm", t.dir);
+    snprintf(file, sizeof file, "%s/models/m/1.drvm", t.data);
+    snprintf(away, sizeof away, "%s/1.drvm.damaged", t.dir);
+    const char *train[] = {
+        "local", "train",  "--algo",
+        "ridge", "--data", dv_test_data("diabetes_train.csv"),
+        "--out", model,    NULL};
+    up = up && dv_proc_run("DROVER_BIN", train, NULL, t.dir, "cli.log") == 0;
+    drover_t *admin = up ? as(&t, "admin") : NULL;
+    drover_error_t err = {0};
+    up = admin && drover_model_push(admin, model, "m", NULL, &err) == 0 &&
+         drover_model_push(admin, model, "m", NULL, &err) == 0;
+    size_t len = 0;
+    unsigned char *bytes = up ? dv_test_read_file(file, &len) : NULL;
+    bool damaged = bytes && len > 0;
+    if (damaged) {
+        bytes[len / 2] ^= 0x5a;
+        damaged = dv_test_write_file(file, bytes, len) == 0;
+    }
+    free(bytes);
+    char text1[256] = "", text2[256] = "";
+    int good = damaged ? infer(admin, "m@2", text2, sizeof text2) : -1;
+    int bad = damaged ? infer(admin, "m@1", text1, sizeof text1) : -1;
+    drover_destroy(&admin);
+    dv_proc_stop(&t.worker, SIGKILL);
+    int stopped = up ? dv_proc_stop(&t.broker, SIGTERM) : -1;
+    bool started = stopped == 0 && broker_start(&t, NULL, NULL);
+    int refused = started ? 0 : dv_proc_stop(&t.broker, 0); // its exit code
+    char log[4400];
+    snprintf(log, sizeof log, "%s/broker.log", t.dir);
+    char *text = (char *)dv_test_read_file(log, &len);
+    bool names = text && strstr(text, "model store") &&
+                 strstr(text, "is damaged") && strstr(text, "m/1.drvm");
+    free(text);
+    bool moved = rename(file, away) == 0;
+    bool again = moved && broker_start(&t, NULL, NULL);
+    admin = again ? as(&t, "admin") : NULL;
+    drover_model_t m;
+    int v1 = admin ? drover_model_get(admin, "m", 1, &m, &err) : -1;
+    int v2 = admin ? drover_model_get(admin, "m", 2, &m, &err) : -1;
+    drover_destroy(&admin);
+    printf("  m@1 on fetch: %s\n", text1);
+    rec_down(&t, bad != DV_ECHECKSUM || !names);
+    DV_CHECK(up);
+    DV_CHECK_EQ(good, 0);
+    DV_CHECK_EQ(bad, DV_ECHECKSUM);
+    DV_CHECK(strstr(text1, "changed on disk") != NULL);
+    DV_CHECK_EQ(stopped, 0);
+    DV_CHECK(!started);
+    DV_CHECK_EQ(refused, 1);
+    DV_CHECK(names);
+    DV_CHECK(again);
+    DV_CHECK_EQ(v1, DV_ENOMODEL);
+    DV_CHECK_EQ(v2, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"kill -9 keeps attempts, audit, registry, aliases, owners and data sets",
      test_kill9_keeps_everything},
     {"a failed commit (DV_EIO) refuses, loses nothing",
      test_failed_commit_refuses},
     {"an unwritable data dir stops the broker", test_unwritable_data_dir},
+    {"a damaged model file: refused on fetch, stops a restart",
+     test_damaged_model_file},
     {"a kept result's TTL counts across a restart",
      test_result_ttl_across_restart},
     {NULL, NULL},
