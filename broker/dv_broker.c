@@ -346,6 +346,8 @@ struct dv_broker {
                                // whose commit SIGKILLs (0: off)
     bool fault_armed;          // that result is staged: the next commit
                                // SIGKILLs the broker
+    uint64_t fault_eio_left;   // fault seam: durable submits until the one
+                               // whose commit fails with DV_EIO (0: off)
     int lock_fd;               // flock on DIR/broker.lock (-1: no --data)
 };
 
@@ -6899,6 +6901,7 @@ typedef struct {
     struct mark_s *marks;    // seq marks it stores (owned)
     size_t n_marks;          //
     size_t n_pending;        //
+    bool fault_eio;          // the fault seam: fail instead of writing
     int rc;                  // outcome
     dv_error_t err;          //
 } commit_t;
@@ -6907,6 +6910,12 @@ static void
 work_commit(uv_work_t *req)
 {
     commit_t *c = req->data;
+    if (c->fault_eio) { // opts.fault_eio_submit: as a failed write would
+        c->rc = dv_errorf(&c->err, DV_EIO,
+                          "store commit: Input/output error (fault seam "
+                          "DROVER_BROKER_FAULT)");
+        return;
+    }
     c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
 }
 
@@ -7093,6 +7102,15 @@ on_commit(uv_timer_t *t)
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
+    if (self->fault_eio_left && c->n_pending) { // the fault seam
+        c->fault_eio = self->fault_eio_left <= c->n_pending;
+        self->fault_eio_left =
+            c->fault_eio ? 0 : self->fault_eio_left - c->n_pending;
+        if (c->fault_eio) {
+            dv_log(DV_LOG_WARN, "broker",
+                   "fault seam: this commit fails with DV_EIO");
+        }
+    }
     if (self->fault_armed) { // the fault seam: die between finish and commit
         dv_log(DV_LOG_WARN, "broker",
                "fault seam: SIGKILL before the commit of a durable result");
@@ -7392,6 +7410,7 @@ recover(dv_broker_t *self, dv_error_t *err)
     }
     free(r.ids);
     if (rc == 0) {
+        kept_trim(self); // results whose TTL ran out while it was down
         rc = dv_store_commit(self->store, err); // the failures just recorded
     }
     if (rc == 0 && (r.jobs || r.results || self->n_dead)) {
@@ -7551,6 +7570,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
     self->require_signed = opts->require_signed;
     self->fault_left = opts->fault_kill_result;
+    self->fault_eio_left = opts->fault_eio_submit;
     self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
     self->n_whos = 1;
     if (rc == 0) {

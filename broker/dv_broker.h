@@ -58,6 +58,11 @@ typedef struct {
                                     // start (finished, not yet stored or
                                     // sent); main.c reads it from
                                     // DROVER_BROKER_FAULT
+    uint64_t fault_eio_submit;      // fault seam for tests (0: off): the
+                                    // commit of the batch holding the Nth
+                                    // durable submit since start fails with
+                                    // DV_EIO instead of writing (the store
+                                    // is left as it was); DROVER_BROKER_FAULT
     size_t max_worker_connections;  // authenticated worker connections at
                                     // once (0: DV_MAX_WORKER_CONNECTIONS)
     size_t max_key_connections;     // per key per socket (0:

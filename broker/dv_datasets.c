@@ -166,7 +166,8 @@ scan(dv_datasets_t *self, dv_error_t *err)
                 }
             }
             free(csv);
-            if (rc == 0) {
+            if (rc == 0) { // as the push gave it (its file's mtime)
+                info.created_us = dv_file_mtime_us(file);
                 insert(self, &info, NULL);
             }
         }
@@ -283,6 +284,9 @@ dv_datasets_prepare(const char *dir,
         if (rc == 0) {
             path_of(dir, name, version, path, sizeof path);
             rc = dv_file_write_atomic(path, csv, len, err);
+        }
+        if (rc == 0) { // what a restart reads back (scan)
+            info->created_us = dv_file_mtime_us(path);
         }
     }
     return rc;

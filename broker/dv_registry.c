@@ -301,7 +301,6 @@ scan(dv_registry_t *self, dv_error_t *err)
             path_of(self, info.name, info.version, file, sizeof file);
             uint8_t *image = NULL;
             size_t len = 0;
-            struct stat st;
             rc = dv_file_read(file, DV_MAX_FRAME_BYTES, &image, &len, err);
             if (rc == 0) {
                 rc = describe(image, len, &info, err);
@@ -314,8 +313,8 @@ scan(dv_registry_t *self, dv_error_t *err)
                               file, text);
                 }
             }
-            if (rc == 0 && stat(file, &st) == 0) {
-                info.created_us = (uint64_t)st.st_mtime * 1000000u;
+            if (rc == 0) { // as the push gave it (its file's mtime)
+                info.created_us = dv_file_mtime_us(file);
             }
             free(image);
             if (rc == 0) {
@@ -438,6 +437,9 @@ dv_registry_prepare(const char *dir,
         if (rc == 0) {
             dir_path_of(dir, name, version, path, sizeof path);
             rc = dv_file_write_atomic(path, image, len, err);
+        }
+        if (rc == 0) { // what a restart reads back (dv_registry_open)
+            info->created_us = dv_file_mtime_us(path);
         }
         if (rc) {
             free(info->schema);

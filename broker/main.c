@@ -148,22 +148,31 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    // Fault seam for tests (docs/ARCHITECTURE.md, Tests): stop with SIGKILL
-    // between a durable result's finish and its commit.
+    // Fault seams for tests (docs/ARCHITECTURE.md, Tests): stop with SIGKILL
+    // between a durable result's finish and its commit; fail a commit with
+    // DV_EIO.
     const char *fault = getenv("DROVER_BROKER_FAULT");
     if (fault) {
-        const char *seam = "kill-before-result-commit:";
-        long long n = strncmp(fault, seam, strlen(seam)) == 0
-                          ? atoll(fault + strlen(seam))
-                          : 0;
+        const char *kill_seam = "kill-before-result-commit:";
+        const char *eio_seam = "eio-commit-submit:";
+        bool eio = strncmp(fault, eio_seam, strlen(eio_seam)) == 0;
+        long long n = strncmp(fault, kill_seam, strlen(kill_seam)) == 0
+                          ? atoll(fault + strlen(kill_seam))
+                      : eio ? atoll(fault + strlen(eio_seam))
+                            : 0;
         if (n <= 0) {
             fprintf(stderr,
-                    "drover-broker: DROVER_BROKER_FAULT '%s': the only seam "
-                    "is kill-before-result-commit:N (N > 0)\n",
+                    "drover-broker: DROVER_BROKER_FAULT '%s': the seams are "
+                    "kill-before-result-commit:N and eio-commit-submit:N "
+                    "(N > 0)\n",
                     fault);
             return 2;
         }
-        opts.fault_kill_result = (uint64_t)n;
+        if (eio) {
+            opts.fault_eio_submit = (uint64_t)n;
+        } else {
+            opts.fault_kill_result = (uint64_t)n;
+        }
     }
     // Past a file size limit, writes should fail (the store then refuses
     // submits with DV_ENOSPC), not kill the broker.

@@ -173,6 +173,17 @@ fail:
     return rc;
 }
 
+uint64_t
+dv_file_mtime_us(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return 0;
+    }
+    return (uint64_t)st.st_mtim.tv_sec * 1000000u +
+           (uint64_t)st.st_mtim.tv_nsec / 1000u;
+}
+
 int
 dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err)
 {

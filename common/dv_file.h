@@ -33,6 +33,11 @@ int dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err);
 // An errno value as a DV_E* with "path: strerror" as the reason.
 int dv_file_error(dv_error_t *err, const char *path, int e);
 
+// The modification time of path in unix microseconds (0 when it cannot be
+// read). The registry and data set store take a version's created time from
+// its file, so it reads back the same after a restart.
+uint64_t dv_file_mtime_us(const char *path);
+
 // Write all len bytes of p to fd (retrying short writes and EINTR).
 // Returns 0 or the errno value.
 int dv_file_write_all(int fd, const void *p, size_t len);

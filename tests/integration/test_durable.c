@@ -353,7 +353,7 @@ test_cancel_sticks(void)
     }
     drover_result_destroy(&r);
     int again = up ? drover_job_cancel(d, ids[1], NULL, &err) : 0;
-    // A worker runs the other two, then freezes holding a fourth.
+    // A worker runs the other two, then holds a fourth (a long sleep).
     bool workers = up && workers_start(&c);
     int done = 0;
     for (int i = 0; workers && i < 3; i += 2) {
@@ -362,13 +362,15 @@ test_cancel_sticks(void)
         }
         drover_result_destroy(&r);
     }
-    for (int i = 0; i < 2 && workers; i++) {
-        kill(c.workers[i].pid, SIGSTOP);
-    }
+    // An hour-long sleep: it stays running (its worker heartbeats) however
+    // slow the machine, where a frozen worker would be declared dead one
+    // lease (1.2 s) later.
+    job.kind = "sleep";
+    job.sleep_ms = 3600000;
     if (workers) {
         drover_submit(d, &job, 10000, &ids[3], &err);
     }
-    // Wait until the broker has handed it to a (frozen) worker.
+    // Wait until the broker has handed it to a worker.
     drover_job_info_t info = {0};
     int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
     while (workers && dv_test_now_ms() < end &&
@@ -387,9 +389,6 @@ test_cancel_sticks(void)
     drover_result_destroy(&r);
     drover_destroy(&d);
     // kill -9 and restart: both cancels stand; nothing runs them.
-    for (int i = 0; i < 2 && workers; i++) {
-        kill(c.workers[i].pid, SIGCONT);
-    }
     kill(c.broker.pid, SIGKILL);
     dv_proc_stop(&c.broker, SIGKILL);
     bool restarted =
@@ -579,7 +578,8 @@ test_workers_killed_at_random(void)
 
 // A full disk (here: a file size limit on the broker) refuses submits with
 // DV_ENOSPC and a clear reason; what was accepted before is all still there
-// and runs.
+// after a kill -9 and a restart without the limit, and runs with its
+// payload.
 static void
 test_full_disk_refuses(void)
 {
@@ -617,7 +617,20 @@ test_full_disk_refuses(void)
     if (st_rc == 0) {
         drover_status_clear(&st);
     }
-    bool workers = up && workers_start(&c);
+    // kill -9, then restart on the same dir without the limit: every
+    // accepted job is read back (and runs below, with its payload).
+    drover_destroy(&d);
+    if (up) {
+        dv_proc_stop(&c.broker, SIGKILL);
+    }
+    bool again =
+        up && broker_start(&c) && drover_connect(&d, c.cep, 10000, &err) == 0;
+    int st2_rc = again ? drover_status(d, &st, &err) : -1;
+    uint64_t queued2 = st.queued;
+    if (st2_rc == 0) {
+        drover_status_clear(&st);
+    }
+    bool workers = again && workers_start(&c);
     int ok = 0;
     for (int i = 0; workers && i < accepted; i++) {
         drover_result_t *r = NULL;
@@ -635,7 +648,7 @@ test_full_disk_refuses(void)
     for (int i = 0; i < 2; i++) {
         dv_proc_stop(&c.workers[i], SIGTERM);
     }
-    int exit_rc = up ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    int exit_rc = again ? dv_proc_stop(&c.broker, SIGTERM) : -1;
     if (ok != accepted) {
         dv_proc_dump_log(c.dir, "broker.log");
     }
@@ -647,6 +660,9 @@ test_full_disk_refuses(void)
     DV_CHECK(strstr(refused_text, "no space") != NULL);
     DV_CHECK_EQ(st_rc, 0);
     DV_CHECK_EQ(queued, (uint64_t)accepted);
+    DV_CHECK(again);
+    DV_CHECK_EQ(st2_rc, 0);
+    DV_CHECK_EQ(queued2, (uint64_t)accepted); // all read back after it
     DV_CHECK(workers);
     DV_CHECK_EQ(ok, accepted);
     DV_CHECK_EQ(exit_rc, 0);
