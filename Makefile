@@ -19,8 +19,10 @@ dev release asan: deps
 demo: release
 	scripts/demo.sh build/release/bin
 
-# Whole suite (unit + integration) under ASan + UBSan, leaks on.
+# Whole suite (unit + integration) under ASan + UBSan, leaks on. Its deps
+# add docker-compose for the compose_config test (demo does without).
 test: asan
+	@scripts/deps.sh test
 	ctest --preset asan -j $(JOBS)
 
 unit: asan

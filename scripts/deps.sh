@@ -4,6 +4,9 @@
 # machine that has everything gets no apt-get call at all.
 #
 #   scripts/deps.sh         what `make dev/asan/release/test/demo` need
+#   scripts/deps.sh test    and what `make test` needs besides
+#                           (docker-compose, which the compose_config test
+#                           runs; nothing else needs it)
 #   scripts/deps.sh fuzz    and what `make fuzz` needs besides (clang and its
 #                           libFuzzer runtime; the rest of the build never
 #                           needs clang)
@@ -21,6 +24,11 @@ PKGS=(
   "libuv1-dev        libuv: the event loop in the broker and workers"
   "liblmdb-dev       LMDB: the broker's embedded durable store"
 )
+if [ "${1:-}" = test ]; then
+  PKGS+=(
+    "docker-compose    compose_config validates compose.yaml (needs no daemon)"
+  )
+fi
 if [ "${1:-}" = fuzz ]; then
   PKGS+=(
     "clang-14          compiles the libFuzzer targets of tests/fuzz (preset fuzz)"

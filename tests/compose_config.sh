@@ -1,7 +1,10 @@
 #!/bin/sh
-# compose.yaml and the Dockerfile are accepted by docker-compose (when it is
-# installed: skipped otherwise, exit 77), and the services the README names
-# exist. Run by CTest from the repository root.
+# compose.yaml and the Dockerfile are accepted by docker-compose, and the
+# services the README names exist. `docker-compose config` parses and
+# validates the file without a daemon: a syntax error or an unknown option
+# fails this test. `make test` installs docker-compose (scripts/deps.sh
+# test); where it is absent the test is skipped (exit 77). Run by CTest from
+# the repository root.
 set -eu
 cd "$(dirname "$0")/.."
 if command -v docker-compose >/dev/null 2>&1; then

@@ -43,21 +43,11 @@ tmp_path(const char *name)
     return p;
 }
 
-// Run drover with the NULL-terminated arguments; returns its exit status,
-// or -1 when it crashed or hit the deadline.
+// Run drover with argv (argv[0] is the binary; NULL-terminated); returns
+// its exit status, or -1 when it crashed or hit the deadline.
 static int
-run(const char *arg, ...)
+run_argv(const char *const *argv)
 {
-    const char *argv[64];
-    int argc = 0;
-    argv[argc++] = drover_bin();
-    va_list ap;
-    va_start(ap, arg);
-    for (const char *a = arg; a && argc < 63; a = va_arg(ap, const char *)) {
-        argv[argc++] = a;
-    }
-    va_end(ap);
-    argv[argc] = NULL;
     snprintf(s_out, sizeof s_out, "%s/stdout", s_dir);
     snprintf(s_err, sizeof s_err, "%s/stderr", s_dir);
 
@@ -102,6 +92,23 @@ run(const char *arg, ...)
         return -1;
     }
     return WEXITSTATUS(status);
+}
+
+// Run drover with the NULL-terminated arguments (run_argv).
+static int
+run(const char *arg, ...)
+{
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = drover_bin();
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && argc < 63; a = va_arg(ap, const char *)) {
+        argv[argc++] = a;
+    }
+    va_end(ap);
+    argv[argc] = NULL;
+    return run_argv(argv);
 }
 
 // Contents of the last run's stdout/stderr (static buffer, NUL-terminated).
@@ -330,52 +337,64 @@ test_same_seed_same_file(void)
     DV_CHECK(differs);
 }
 
-// Usage errors exit 2 and say what is wrong.
+// Usage errors exit 2 and say what is wrong, each one: the table's
+// arguments ("DATA" and "MODEL" stand for a real CSV and a model path in
+// the case's folder) and the text stderr must hold.
 static void
 test_usage_errors(void)
 {
+    static const struct {
+        const char *args[16]; // after the binary, NULL-terminated
+        const char *needle;   // in stderr
+    } cases[] = {
+        {{NULL}, "usage"},
+        {{"local", "train", "--algo", "svm", "--data", "DATA", "--out",
+          "MODEL"},
+         "--algo 'svm'"},
+        {{"local", "train", "--algo", "mlp", "--out", "MODEL"},
+         "needs --algo, --data and --out"},
+        {{"local", "train", "--algo", "mlp", "--data", "DATA", "--out", "MODEL",
+          "--epochs", "ten"},
+         "--epochs 'ten'"},
+        {{"local", "train", "--algo", "mlp", "--data", "DATA", "--out", "MODEL",
+          "--hidden", "128,,4"},
+         "--hidden '128,,4': expected comma-separated layer widths"},
+        {{"local", "eval", "--model", "MODEL", "--data", "DATA", "--bogus"},
+         "unknown option '--bogus'"},
+        {{"frobnicate"}, "unknown command 'frobnicate'"},
+        {{"local", "train", "--algo", "mlp", "--data", "DATA", "--out", "MODEL",
+          "--lr", "-3"},
+         "learning rate"},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
     setup();
     const char *data = dv_test_data("iris_train.csv");
     const char *m = tmp_path("m.drvm");
-    struct {
-        int rc;
-        const char *needle;
-    } got[8];
-    got[0].rc = run(NULL);
-    got[0].needle = "usage";
-    got[1].rc = run("local", "train", "--algo", "svm", "--data", data, "--out",
-                    m, NULL);
-    got[1].needle = "--algo 'svm'";
-    got[2].rc = run("local", "train", "--algo", "mlp", "--out", m, NULL);
-    got[2].needle = "needs --algo, --data and --out";
-    got[3].rc = run("local", "train", "--algo", "mlp", "--data", data, "--out",
-                    m, "--epochs", "ten", NULL);
-    got[3].needle = "--epochs 'ten'";
-    got[4].rc = run("local", "train", "--algo", "mlp", "--data", data, "--out",
-                    m, "--hidden", "128,,4", NULL);
-    got[4].needle = "--hidden";
-    got[5].rc =
-        run("local", "eval", "--model", m, "--data", data, "--bogus", NULL);
-    got[5].needle = "unknown option '--bogus'";
-    got[6].rc = run("frobnicate", NULL);
-    got[6].needle = "unknown command";
-    got[7].rc = run("local", "train", "--algo", "mlp", "--data", data, "--out",
-                    m, "--lr", "-3", NULL);
-    got[7].needle = "learning rate";
-    for (int i = 0; i < 8; i++) {
-        if (got[i].rc != 2) {
-            fprintf(stderr, "  case %d: rc %d\n", i, got[i].rc);
+    int rcs[N];
+    bool said[N];
+    for (size_t i = 0; i < N; i++) {
+        const char *argv[18];
+        size_t n = 0;
+        argv[n++] = drover_bin();
+        for (const char *const *a = cases[i].args; *a; a++) {
+            argv[n++] = strcmp(*a, "DATA") == 0    ? data
+                        : strcmp(*a, "MODEL") == 0 ? m
+                                                   : *a;
+        }
+        argv[n] = NULL;
+        rcs[i] = run_argv(argv);
+        const char *err = slurp(s_err);
+        said[i] = strstr(err, cases[i].needle) != NULL;
+        if (rcs[i] != 2 || !said[i]) {
+            fprintf(stderr, "  case %zu (%s): rc %d, stderr: %s\n", i,
+                    cases[i].needle, rcs[i], err);
         }
     }
-    bool all2 = true;
-    for (int i = 0; i < 8; i++) {
-        all2 = all2 && got[i].rc == 2;
-    }
-    const char *last_err = slurp(s_err);
-    bool said = strstr(last_err, got[7].needle) != NULL;
     teardown();
-    DV_CHECK(all2);
-    DV_CHECK(said);
+    for (size_t i = 0; i < N; i++) {
+        DV_CHECK_EQ(rcs[i], 2);
+        DV_CHECK(said[i]);
+    }
 }
 
 // Failures exit 1 with the reason and the error name on stderr, and never

@@ -91,17 +91,32 @@ is_worker(pid_t pid)
     return strstr(cmd, "drover-worker") != NULL;
 }
 
-// Wait until `drover workers --json` lists n workers.
+// The lease of this test's workers: 3 heartbeats of 400 ms.
+#define LEASE_MS 1200
+
+// Wait until the worker SIGKILLed at killed_ms (dv_test_now_ms) is replaced:
+// `drover workers --json` lists exactly two workers and both have been
+// heard from since the kill. The dead one stays listed until its lease
+// ends, under the same name as its replacement, so a count alone passes
+// before the replacement joins; its idle time, though, can only grow from
+// the kill on. A listing asked for `elapsed` ms after the kill shows the
+// dead one idle for at least elapsed minus the time its last heartbeat
+// took to be read (LEASE_MS is a generous bound for that): an entry idle
+// for less than elapsed - LEASE_MS is a live process.
 static bool
-wait_workers(cluster_t *c, int n)
+wait_replaced(cluster_t *c, int64_t killed_ms)
 {
     int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
     while (dv_test_now_ms() < end) {
+        int64_t elapsed = dv_test_now_ms() - killed_ms;
         const char *args[] = {"workers", "--json", NULL};
         char *out = cli(c, args);
-        int have = out ? count(out, "\"name\":") : -1;
+        int listed = out ? count(out, "\"name\":") : -1, fresh = 0;
+        for (const char *p = out; p && (p = strstr(p, "\"idle_ms\":")); p++) {
+            fresh += strtoll(p + 10, NULL, 10) < elapsed - LEASE_MS;
+        }
         free(out);
-        if (have == n) {
+        if (listed == 2 && fresh == 2) {
             return true;
         }
         struct timespec ts = {0, 100 * 1000 * 1000};
@@ -196,10 +211,11 @@ test_up_commands_restart_and_stop(void)
         }
     }
     bool killed = n_kids == 3 && victim && broker; // broker + 2 workers
+    int64_t killed_ms = dv_test_now_ms();
     if (killed) {
         kill(victim, SIGKILL);
     }
-    bool back = killed && wait_workers(&c, 2);
+    bool back = killed && wait_replaced(&c, killed_ms);
     pid_t after[8];
     int n_after = up ? children(c.up.pid, after, 8) : 0;
     bool replaced = n_after == 3;

@@ -150,6 +150,25 @@ same_file(const char *a, const char *b)
     return same;
 }
 
+// A short pause between two polls of a state (polls run until a deadline,
+// never a number of times).
+static void
+nap(void)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+// The number after "key": in a JSON text, or NAN.
+static double
+json_num(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
 // Through libdrover and through `drover infer`, outputs equal local
 // prediction exactly, for a classifier and a regressor. (The CLI splits
 // digits into jobs of 256 rows, the block size of dv_model_predict: BLAS
@@ -244,9 +263,12 @@ test_infer_equals_local_predict(void)
         dv_tensor_destroy(&x);
         dv_model_destroy(&m);
     }
-    // --eval prints the metrics: iris accuracy as `drover local eval`.
-    char eval_out[4300];
+    // --eval prints the metrics `drover local eval` prints for that model
+    // and data.
+    char eval_out[4300], local_eval[4300], iris_path[4300];
     snprintf(eval_out, sizeof eval_out, "%s/eval.json", c.dir);
+    snprintf(local_eval, sizeof local_eval, "%s/local_eval.json", c.dir);
+    snprintf(iris_path, sizeof iris_path, "%s/iris.drvm", c.dir);
     const char *eargs[] = {"infer",
                            "--model",
                            "iris",
@@ -259,10 +281,24 @@ test_infer_equals_local_predict(void)
                            NULL};
     int erc =
         up ? dv_proc_run("DROVER_BIN", eargs, eval_out, c.dir, "cli.log") : -1;
+    const char *leargs[] = {"local",   "eval",   "--model",
+                            iris_path, "--data", dv_test_data("iris_test.csv"),
+                            "--json",  NULL};
+    int lerc =
+        up ? dv_proc_run("DROVER_BIN", leargs, local_eval, c.dir, "cli.log")
+           : -1;
     size_t len = 0;
     char *json = (char *)dv_test_read_file(eval_out, &len);
-    bool eval_ok = json && strstr(json, "\"accuracy\":0.96666");
+    char *ljson = (char *)dv_test_read_file(local_eval, &len);
+    double acc = json_num(json, "accuracy"), f1 = json_num(json, "f1_macro");
+    double lacc = json_num(ljson, "accuracy");
+    double lf1 = json_num(ljson, "f1_macro");
+    if (!(acc == lacc && f1 == lf1)) {
+        fprintf(stderr, "  infer --eval: %s  local eval: %s", json ? json : "",
+                ljson ? ljson : "");
+    }
     free(json);
+    free(ljson);
     // examples/client.c: a program using only drover.h and libdrover.so.
     char client_out[4300];
     snprintf(client_out, sizeof client_out, "%s/client.txt", c.dir);
@@ -272,9 +308,42 @@ test_infer_equals_local_predict(void)
                           "cli.log");
     unsetenv("DROVER_BROKER");
     char *client_text = (char *)dv_test_read_file(client_out, &len);
-    bool client_ok = crc == 0 && client_text &&
-                     strstr(client_text, "iris@1 ran on w") &&
-                     strstr(client_text, " 0=0.9");
+    // The probabilities `drover local predict` gives that row (printed
+    // with %g; the client prints %.4f: equal to within its rounding).
+    char row_csv[4300], row_out[4300];
+    snprintf(row_csv, sizeof row_csv, "%s/row.csv", c.dir);
+    snprintf(row_out, sizeof row_out, "%s/row_pred.csv", c.dir);
+    const char *row = "sepal_length_cm,sepal_width_cm,petal_length_cm,"
+                      "petal_width_cm\n5.1,3.5,1.4,0.2\n";
+    dv_test_write_file(row_csv, row, strlen(row));
+    const char *pargs[] = {"local",  "predict", "--model", iris_path,
+                           "--data", row_csv,   NULL};
+    int prc = dv_proc_run("DROVER_BIN", pargs, row_out, c.dir, "cli.log");
+    char *pred = (char *)dv_test_read_file(row_out, &len);
+    const char *line = pred ? strchr(pred, '\n') : NULL; // after the header
+    int same_probs = 0;
+    const char *at = client_text ? strstr(client_text, "iris@1 ran on w") : 0;
+    for (int k = 0; line && at && k < 3; k++) {
+        char name[8];
+        snprintf(name, sizeof name, " %d=", k); // the classes are "0".."2"
+        at = strstr(at, name);
+        const char *col = line + 1;
+        for (int skip = 0; skip < 2 + k && col; skip++) { // class, label
+            col = strchr(col, ',');
+            col = col ? col + 1 : NULL;
+        }
+        if (at && col &&
+            fabs(strtod(at + strlen(name), NULL) - strtod(col, NULL)) <=
+                0.00005 + 1e-6) {
+            same_probs++;
+        }
+    }
+    if (same_probs != 3) {
+        fprintf(stderr, "  client: %s  local predict: %s",
+                client_text ? client_text : "", pred ? pred : "");
+    }
+    bool client_ok = crc == 0 && prc == 0 && same_probs == 3;
+    free(pred);
     free(client_text);
     int exit_rc = cluster_down(&c, !(up && cli_same == 3));
     DV_CHECK(up);
@@ -284,7 +353,10 @@ test_infer_equals_local_predict(void)
     DV_CHECK_EQ(classes_ok, 3);
     DV_CHECK_EQ(cli_same, 3);
     DV_CHECK_EQ(erc, 0);
-    DV_CHECK(eval_ok);
+    DV_CHECK_EQ(lerc, 0);
+    DV_CHECK(acc > 0.9);   // iris softmax: 29 of 30
+    DV_CHECK(acc == lacc); // the same figures as `drover local eval`
+    DV_CHECK(f1 == lf1);
     DV_CHECK(client_ok);
     DV_CHECK_EQ(exit_rc, 0);
 }
@@ -357,7 +429,39 @@ test_bad_requests_get_clear_errors(void)
     size_t n_models = 0;
     drover_model_list(c.d, &all, &n_models, &err);
     free(all);
-    // A job for a model removed after submit... is refused at submit.
+    // A version removed after its job was submitted, before the job ran:
+    // the job ends DV_ENOMODEL after one attempt (the job's own error, not
+    // retried). The worker, which never loaded "gone", is frozen for two
+    // requests (a submit and a remove: far below its 3 s lease), so the job
+    // cannot run before the version is gone; thawed, it fetches the version
+    // and the broker has none.
+    int gone_push =
+        push == 0 ? drover_model_push(c.d, path, "gone", NULL, &err) : -1;
+    uint64_t gone_id = 0;
+    int gone_sub = -1, gone_rm = -1;
+    unsigned gone_removed = 0;
+    if (gone_push == 0 && kill(c.workers[0].pid, SIGSTOP) == 0) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = "gone";
+        job.input = good;
+        job.rows = 2;
+        job.cols = 4;
+        gone_sub = drover_submit(c.d, &job, 10000, &gone_id, &err);
+        gone_rm = drover_model_rm(c.d, "gone", 1, &gone_removed, &err);
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    int gone_code = 0;
+    uint32_t gone_attempts = 0;
+    char gone_text[256] = "";
+    if (gone_sub == 0 && drover_wait(c.d, gone_id, WAIT_MS, &r, &err) == 0) {
+        const char *t = "";
+        gone_code = drover_result_error(r, &t);
+        gone_attempts = drover_result_attempts(r);
+        snprintf(gone_text, sizeof gone_text, "%s", t ? t : "");
+    }
+    drover_result_destroy(&r);
+    // A job for a model removed before submit is refused at submit.
     unsigned removed = 0;
     int rm_rc = drover_model_rm(c.d, "iris", 0, &removed, &err);
     int gone = run_rows(c.d, "iris", good, 2, 4, &r, &err);
@@ -375,6 +479,17 @@ test_bad_requests_get_clear_errors(void)
     DV_CHECK(codes[4] == DV_EFORMAT || codes[4] == DV_ETRUNC);
     DV_CHECK_EQ(codes[5], DV_ECHECKSUM);
     DV_CHECK_EQ(n_models, 1);
+    DV_CHECK_EQ(gone_push, 0);
+    DV_CHECK_EQ(gone_sub, 0);
+    DV_CHECK_EQ(gone_rm, 0);
+    DV_CHECK_EQ(gone_removed, 1);
+    if (gone_code != DV_ENOMODEL || gone_attempts != 1) {
+        fprintf(stderr, "  removed after submit: %s, %u attempts: %s\n",
+                dv_err_name(gone_code), gone_attempts, gone_text);
+    }
+    DV_CHECK_EQ(gone_code, DV_ENOMODEL);
+    DV_CHECK_EQ(gone_attempts, 1);
+    DV_CHECK(strstr(gone_text, "gone@1") != NULL);
     DV_CHECK_EQ(rm_rc, 0);
     DV_CHECK_EQ(removed, 1);
     DV_CHECK_EQ(gone, DV_ENOMODEL);
@@ -1323,12 +1438,12 @@ test_training_resumes_from_checkpoint(void)
     drover_job_info_t info = {0};
     drover_error_t err = {0};
     uint32_t ck_epoch = 0;
-    for (int i = 0; started && i < 3000 && ck_epoch == 0; i++) {
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (started && ck_epoch == 0 && dv_test_now_ms() < end) {
         if (drover_job_info(c.d, 1, &info, &err) == 0) {
             ck_epoch = info.checkpoint_epoch;
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap();
     }
     bool mid = ck_epoch > 0 && ck_epoch < 20000 && info.epoch < 20000;
     if (mid) {
@@ -1397,12 +1512,12 @@ test_training_survives_broker_kill(void)
     drover_job_info_t info = {0};
     drover_error_t err = {0};
     uint32_t ck_epoch = 0;
-    for (int i = 0; cli.pid && i < 3000 && ck_epoch == 0; i++) {
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (cli.pid && ck_epoch == 0 && dv_test_now_ms() < end) {
         if (drover_job_info(c.d, 1, &info, &err) == 0) {
             ck_epoch = info.checkpoint_epoch;
         }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        nap();
     }
     bool mid = ck_epoch > 0 && info.epoch < 20000;
     drover_destroy(&c.d);
@@ -1669,12 +1784,10 @@ test_workers_fetch_and_cache_data_sets(void)
         pthread_t th;
         if (pthread_create(&th, NULL, gone_thread, &g) == 0) {
             drover_job_info_t ji;
-            for (int k = 0; k < 1000; k++) { // job 3 accepted: 10 s at most
-                if (drover_job_info(c.d, 3, &ji, &err) == 0) {
-                    break;
-                }
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+            int64_t end = dv_test_now_ms() + WAIT_MS; // job 3 accepted
+            while (drover_job_info(c.d, 3, &ji, &err) != 0 &&
+                   dv_test_now_ms() < end) {
+                nap();
             }
             unsigned removed = 0;
             drover_dataset_rm(c.d, "gone", 0, &removed, &err);
@@ -1739,6 +1852,7 @@ test_training_leaves_room_for_inference(void)
     while (started && !one_running && dv_test_now_ms() < end) {
         one_running = drover_job_info(c.d, 1, &info, &err) == 0 &&
                       strcmp(info.state, "running") == 0;
+        nap();
     }
     bool started2 =
         one_running && pthread_create(&tb, NULL, train_thread, &b) == 0;
@@ -1747,6 +1861,7 @@ test_training_leaves_room_for_inference(void)
     while (started2 && !second_queued && dv_test_now_ms() < end) {
         second_queued = drover_job_info(c.d, 2, &info, &err) == 0 &&
                         strcmp(info.state, "queued") == 0;
+        nap();
     }
     // Inference now: served by the free thread while job 1 trains.
     char ran[64] = "";

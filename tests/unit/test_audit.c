@@ -59,6 +59,70 @@ test_entries_and_window(void)
     DV_CHECK(a == NULL);
 }
 
+// Add an entry stamped at least 2 ms after the last one
+// (the clock is polled until it has moved; a few milliseconds).
+static void
+add_later(dv_audit_t *a, const char *object)
+{
+    uint64_t last = 0;
+    if (dv_audit_count(a) > 0) {
+        dv_audit_entry_t e;
+        dv_audit_at(a, dv_audit_count(a) - 1, &e);
+        last = e.unix_ms;
+    }
+    while (wall_ms() <= last + 1) { // a gap: t - 1 is past the previous
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    dv_audit_add(a, "k", "act", object, "ok");
+}
+
+// The window's edges: since_ms is inclusive. With entries at three distinct
+// milliseconds t1 < t2 < t3, each edge just inside and just outside: from
+// t1 - 1 and t1 all three; t1 + 1 .. t2 the last two; t3 the last one;
+// t3 + 1 none.
+static void
+test_window_edges(void)
+{
+    dv_audit_t *a = NULL;
+    dv_error_t err = {0};
+    int rc = dv_audit_open(&a, NULL, &err);
+    DV_CHECK_RC(rc, 0, &err);
+    add_later(a, "first");
+    add_later(a, "second");
+    add_later(a, "third");
+    uint64_t t[3];
+    for (size_t i = 0; i < 3; i++) {
+        dv_audit_entry_t e;
+        dv_audit_at(a, i, &e);
+        t[i] = e.unix_ms;
+    }
+    const struct {
+        uint64_t since_ms;
+        size_t first, n;
+    } cases[] = {
+        {0, 0, 3},          {t[0] - 1, 0, 3}, {t[0], 0, 3},
+        {t[0] + 1, 1, 2},   {t[1] - 1, 1, 2}, {t[1], 1, 2},
+        {t[1] + 1, 2, 1},   {t[2], 2, 1},     {t[2] + 1, 3, 0},
+        {UINT64_MAX, 3, 0},
+    };
+    size_t got_first[10], got_n[10];
+    for (size_t i = 0; i < 10; i++) {
+        dv_audit_since(a, cases[i].since_ms, &got_first[i], &got_n[i]);
+    }
+    dv_audit_destroy(&a);
+    DV_CHECK(t[0] < t[1] && t[1] < t[2]);
+    for (size_t i = 0; i < 10; i++) {
+        if (got_first[i] != cases[i].first || got_n[i] != cases[i].n) {
+            fprintf(stderr, "  since t%+lld: first %zu n %zu\n",
+                    (long long)(cases[i].since_ms - t[0]), got_first[i],
+                    got_n[i]);
+        }
+        DV_CHECK_EQ(got_first[i], cases[i].first);
+        DV_CHECK_EQ(got_n[i], cases[i].n);
+    }
+}
+
 // Past DV_AUDIT_MEMORY the oldest leave memory; numbering goes on.
 static void
 test_ring(void)
@@ -138,6 +202,7 @@ test_persists(void)
 
 static const dv_test_case_t cases[] = {
     {"entries, fields, window, cleaned text", test_entries_and_window},
+    {"the time window's edges", test_window_edges},
     {"the memory ring past its size", test_ring},
     {"committed entries survive a reopen", test_persists},
     {NULL, NULL},

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <uv.h>
 #include <zmq.h>
@@ -20,11 +22,14 @@ typedef struct {
     void *peer;          // the other end
     uv_loop_t loop;      // the loop under test
     uv_timer_t deadline; // stops a run that would hang
-    uv_timer_t ticker;   // counts timer phases during a drain
+    uv_timer_t ticker;   // a timer due while messages still wait
     dv_zwatch_t *w;      // watcher under test
     int received;        // messages read by the callback
     int want;            // stop after this many
-    int ticks;           // ticker callbacks
+    int tick_after;      // start the ticker once this many are read
+    int tick_at;         // messages read when the ticker ran (-1: never)
+    long loop_tid;       // thread id of the loop's thread
+    bool was_asleep;     // the loop slept when the message was sent
     int writable;        // WRITABLE callbacks
     bool timed_out;      // the deadline fired
     bool closed;         // close callback ran
@@ -42,6 +47,7 @@ static void
 setup(fixture_t *f, const char *endpoint)
 {
     memset(f, 0, sizeof *f);
+    f->tick_at = -1;
     f->ctx = zmq_ctx_new();
     f->ours = zmq_socket(f->ctx, ZMQ_PAIR);
     f->peer = zmq_socket(f->ctx, ZMQ_PAIR);
@@ -84,6 +90,13 @@ teardown(fixture_t *f)
     return rc;
 }
 
+static void
+on_tick(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+    f->tick_at = f->received;
+}
+
 // Reads one message per call, as dv_zwatch.h asks.
 static int
 on_ready(dv_zwatch_t *w, int events, void *arg)
@@ -100,6 +113,9 @@ on_ready(dv_zwatch_t *w, int events, void *arg)
         if (zmq_recv(dv_zwatch_socket(w), buf, sizeof buf, ZMQ_DONTWAIT) >= 0) {
             f->received++;
             handled = 1;
+            if (f->tick_after && f->received == f->tick_after) {
+                uv_timer_start(&f->ticker, on_tick, 0, 0); // due at once
+            }
         }
         if (f->received == f->want) {
             uv_stop(&f->loop);
@@ -176,14 +192,10 @@ test_lost_wakeup(void)
     DV_CHECK_EQ(received, 1);
 }
 
-static void
-on_tick(uv_timer_t *t)
-{
-    ((fixture_t *)t->data)->ticks++;
-}
-
 // With 5000 messages queued and a budget of 10, the loop still runs its
-// timers between batches: a busy socket cannot starve the rest.
+// timers between batches: a busy socket cannot starve the rest. A timer
+// started (due at once) by the 10th read runs before the 11th: the budget
+// ended that loop iteration, and the next one ran the timer first.
 static void
 test_budget_keeps_loop_fair(void)
 {
@@ -193,7 +205,7 @@ test_budget_keeps_loop_fair(void)
     f.want = 5000;
     uv_timer_init(&f.loop, &f.ticker);
     f.ticker.data = &f;
-    uv_timer_start(&f.ticker, on_tick, 0, 1);
+    f.tick_after = 10;
     dv_error_t err = {0};
     int rc = dv_zwatch_open(&f.w, &f.loop, f.ours, DV_ZWATCH_READABLE, on_ready,
                             &f, &err);
@@ -201,14 +213,13 @@ test_budget_keeps_loop_fair(void)
         dv_zwatch_set_budget(f.w, 10);
         uv_run(&f.loop, UV_RUN_DEFAULT);
     }
-    int received = f.received, ticks = f.ticks;
+    int received = f.received, tick_at = f.tick_at;
     bool timed_out = f.timed_out;
     teardown(&f);
     DV_CHECK_RC(rc, 0, &err);
     DV_CHECK(!timed_out);
     DV_CHECK_EQ(received, 5000);
-    // 500 iterations at least; the 1 ms ticker gets some of them.
-    DV_CHECK(ticks >= 2);
+    DV_CHECK_EQ(tick_at, 10); // not after the 5000 were drained
 }
 
 static void
@@ -234,13 +245,50 @@ test_writable_then_readable(void)
     DV_CHECK_EQ(received, 3);
 }
 
-// Messages that arrive while the loop is already sleeping wake it (the
-// ZMQ_FD poll), including from another thread.
+// True when thread tid is blocked in epoll_wait or epoll_pwait with a
+// timeout other than 0: the loop is asleep. (Linux: /proc/self/task/TID/
+// syscall shows the number and arguments of the system call a blocked
+// thread is in, "running" otherwise.)
+static bool
+asleep_in_epoll(long tid)
+{
+    char path[64], buf[256] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+    FILE *file = fopen(path, "r");
+    size_t n = file ? fread(buf, 1, sizeof buf - 1, file) : 0;
+    if (file) {
+        fclose(file);
+    }
+    buf[n] = '\0';
+    long nr = -1;
+    unsigned long long fd, events, max, timeout;
+    if (sscanf(buf, "%ld %llx %llx %llx %llx", &nr, &fd, &events, &max,
+               &timeout) != 5) {
+        return false;
+    }
+    bool epoll = false;
+#ifdef SYS_epoll_wait
+    epoll = epoll || nr == SYS_epoll_wait;
+#endif
+#ifdef SYS_epoll_pwait
+    epoll = epoll || nr == SYS_epoll_pwait;
+#endif
+    return epoll && (int)timeout != 0;
+}
+
+// Messages that arrive while the loop is sleeping wake it (the ZMQ_FD
+// poll), including from another thread: the sender waits until the loop's
+// thread is blocked in epoll with a timeout (nothing else would wake it
+// before the 5 s deadline), then sends.
 static void
 send_later(void *arg)
 {
     fixture_t *f = arg;
-    uv_sleep(50);
+    uint64_t end = uv_hrtime() + (uint64_t)DEADLINE_MS / 2 * 1000000;
+    while (!(f->was_asleep = asleep_in_epoll(f->loop_tid)) &&
+           uv_hrtime() < end) {
+        uv_sleep(1);
+    }
     void *s = zmq_socket(f->ctx, ZMQ_PAIR);
     zmq_connect(s, "inproc://later2");
     send_n(s, 5);
@@ -257,6 +305,7 @@ test_wakes_when_sleeping(void)
     void *second = zmq_socket(f.ctx, ZMQ_PAIR);
     zmq_bind(second, "inproc://later2");
     f.want = 5;
+    f.loop_tid = (long)getpid(); // this thread: the process's main one
     dv_error_t err = {0};
     dv_zwatch_t *w = NULL;
     int rc = dv_zwatch_open(&w, &f.loop, second, DV_ZWATCH_READABLE, on_ready,
@@ -268,7 +317,7 @@ test_wakes_when_sleeping(void)
     }
     uv_thread_join(&t);
     int received = f.received;
-    bool timed_out = f.timed_out;
+    bool timed_out = f.timed_out, was_asleep = f.was_asleep;
     if (w) {
         dv_zwatch_close(w, NULL, NULL);
         uv_run(&f.loop, UV_RUN_NOWAIT); // let its handles close
@@ -278,6 +327,7 @@ test_wakes_when_sleeping(void)
     zmq_close(second); // before teardown: zmq_ctx_term waits for sockets
     teardown(&f);
     DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK(was_asleep);
     DV_CHECK(!timed_out);
     DV_CHECK_EQ(received, 5);
 }
