@@ -193,3 +193,20 @@ dv_proc_dump_log(const char *dir, const char *log_name)
     }
     fclose(f);
 }
+
+bool
+dv_proc_worker_keyed(dv_proc_t *p,
+                     const char *wep,
+                     const char *name,
+                     const char *key,
+                     const char *broker_pub,
+                     const char *hb_ms,
+                     const char *dir)
+{
+    const char *args[] = {
+        "--broker",     wep,        "--name",         name,  "--key", key,
+        "--broker-key", broker_pub, "--heartbeat-ms", hb_ms, NULL};
+    *p = dv_proc_start("DROVER_WORKER_BIN", args, dir, "worker.log");
+    char ready[9000];
+    return p->pid && dv_proc_wait_ready(p, ready, sizeof ready);
+}

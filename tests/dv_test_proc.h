@@ -32,6 +32,18 @@ dv_proc_t dv_proc_start(const char *env_bin,
 // the deadline. False when it exited first or timed out.
 bool dv_proc_wait_ready(dv_proc_t *p, char *rest, size_t size);
 
+// Start drover-worker with CURVE key files (key: its secret key,
+// broker_pub: the broker's public key) on worker endpoint wep, named name,
+// heartbeats every hb_ms, logging to dir/worker.log, and wait for READY.
+// *p is the process (pid 0 when it did not start). False unless it is ready.
+bool dv_proc_worker_keyed(dv_proc_t *p,
+                          const char *wep,
+                          const char *name,
+                          const char *key,
+                          const char *broker_pub,
+                          const char *hb_ms,
+                          const char *dir);
+
 // Send sig and wait for the exit (DV_PROC_DEADLINE_MS, then SIGKILL to the
 // group). Returns the exit status, or -1 when it was killed by a signal or
 // had to be. NULL-safe on processes not running (-1).

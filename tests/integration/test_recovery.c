@@ -80,12 +80,7 @@ worker_start(rec_t *t)
     char k[4400], b[4400];
     key_path(t, "w1", "key", k, sizeof k);
     key_path(t, "broker", "pub", b, sizeof b);
-    const char *args[] = {
-        "--broker",     t->wep, "--name",         "w1", "--key", k,
-        "--broker-key", b,      "--heartbeat-ms", HB,   NULL};
-    t->worker = dv_proc_start("DROVER_WORKER_BIN", args, t->dir, "worker.log");
-    char ready[9000];
-    return t->worker.pid && dv_proc_wait_ready(&t->worker, ready, sizeof ready);
+    return dv_proc_worker_keyed(&t->worker, t->wep, "w1", k, b, HB, t->dir);
 }
 
 // kill -9 of the broker (and its worker, which knows the old port).

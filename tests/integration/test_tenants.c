@@ -116,12 +116,7 @@ worker_start(ten_t *t)
     char k[4400], b[4400];
     key_path(t, "w1", "key", k, sizeof k);
     key_path(t, "broker", "pub", b, sizeof b);
-    const char *args[] = {
-        "--broker",     t->wep, "--name",         "w",  "--key", k,
-        "--broker-key", b,      "--heartbeat-ms", HB_S, NULL};
-    t->worker = dv_proc_start("DROVER_WORKER_BIN", args, t->dir, "worker.log");
-    char ready[9000];
-    return t->worker.pid && dv_proc_wait_ready(&t->worker, ready, sizeof ready);
+    return dv_proc_worker_keyed(&t->worker, t->wep, "w", k, b, HB_S, t->dir);
 }
 
 // The broker's key, an admin, alice and bob (producers and consumers on
