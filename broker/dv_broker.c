@@ -297,6 +297,7 @@ struct dv_broker {
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
+    size_t cap_qbytes;         // room in qbytes (grows by doubling)
     held_reply_t *held;        // replies waiting for the next commit
     held_result_t *held_res;   // results waiting for their commit
     held_result_t **held_end;  // where the next goes (NULL: at held_res)
@@ -602,8 +603,11 @@ queue_bytes(dv_broker_t *self, const char *name)
             return &self->qbytes[i];
         }
     }
-    self->qbytes =
-        dv_realloc(self->qbytes, (self->n_qbytes + 1) * sizeof(qbytes_t));
+    if (self->n_qbytes == self->cap_qbytes) { // doubling: a producer making
+        self->cap_qbytes = self->cap_qbytes ? 2 * self->cap_qbytes : 16;
+        self->qbytes = // DV_MAX_QUEUES queues costs no quadratic copying
+            dv_realloc(self->qbytes, self->cap_qbytes * sizeof(qbytes_t));
+    }
     qbytes_t *q = &self->qbytes[self->n_qbytes++];
     memset(q, 0, sizeof *q);
     snprintf(q->name, sizeof q->name, "%s", name);

@@ -74,6 +74,7 @@ struct dv_sched {
     size_t n_jobs;     // live jobs
     queue_t *queues;   // named queues
     size_t n_queues;   // their count
+    size_t cap_queues; // room in queues (grows by doubling)
     size_t rr;         // next queue to serve (round robin)
     worker_t *workers; // known workers
     size_t n_workers;  // their count
@@ -388,8 +389,11 @@ queue_index(dv_sched_t *self, const char *name)
             return q;
         }
     }
-    self->queues =
-        dv_realloc(self->queues, (self->n_queues + 1) * sizeof(queue_t));
+    if (self->n_queues == self->cap_queues) { // doubling, not one at a time
+        self->cap_queues = self->cap_queues ? 2 * self->cap_queues : 16;
+        self->queues =
+            dv_realloc(self->queues, self->cap_queues * sizeof(queue_t));
+    }
     queue_t *q = &self->queues[self->n_queues];
     memset(q, 0, sizeof *q);
     q->name = dv_strdup(name);
