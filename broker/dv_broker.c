@@ -113,6 +113,8 @@ struct job {
     uint32_t rows, cols;    // infer: input shape
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
     bool cancelled;         // result sent; kept only until its worker ends
+    bool finishing;         // train: done, its model being stored (running
+                            //   to job_get until its result is recorded)
     bool memory_only;       // durability "none": never written to the store
     bool spec;              // payload = spec + CSV (train_spec): every train
                             // job, an evaluate job on a stored data set
@@ -134,6 +136,7 @@ struct job {
     uint8_t *ckpt;          // train: the last checkpoint (owned; stored too
     size_t ckpt_len;        //   when durable), sent with a re-run
     uint32_t ckpt_epoch;    //   epochs it holds
+    uint32_t ckpt_stored;   //   epochs of the newest one committed (0: none)
     uint16_t who;           // the key that submitted it (whos index; 0:
                             //   plain mode, or recovered)
     uint8_t data[];         // route, queue, model, payload
@@ -162,6 +165,10 @@ struct idem {
 
 // A reply that may only go out once what it reports is stored (cancel).
 typedef struct held_reply held_reply_t;
+typedef struct { // a checkpoint staged for a commit
+    uint64_t job;
+    uint32_t epoch;
+} ckpt_due_t;
 struct held_reply {
     held_reply_t *next;       // FIFO
     uint8_t route[ROUTE_MAX]; // to whom
@@ -299,6 +306,8 @@ struct dv_broker {
     size_t n_qbytes;           //
     size_t cap_qbytes;         // room in qbytes (grows by doubling)
     held_reply_t *held;        // replies waiting for the next commit
+    ckpt_due_t *ckpts_due;     // checkpoints staged for the next commit
+    size_t n_ckpts_due, cap_ckpts_due; //
     held_result_t *held_res;   // results waiting for their commit
     held_result_t **held_end;  // where the next goes (NULL: at held_res)
     uint64_t *pending;         // submits waiting for their commit
@@ -2752,6 +2761,11 @@ job_state(dv_broker_t *self,
                : st == DV_SCHED_HELD  ? S_RETRYING
                                       : S_QUEUED;
     }
+    if (j && !j->cancelled && j->finishing) { // off the scheduler, its
+        *live = j;                            // model on the way to disk
+        *attempts = j->attempts;
+        return S_RUNNING;
+    }
     const dead_t *d = dead_find(self, id, NULL);
     if (d) {
         *live = d->job;
@@ -2972,11 +2986,13 @@ on_job_get(dv_broker_t *self,
         }
         if (j->ckpt) {
             dv_msgw_key(w, "checkpoint");
-            dv_msgw_v_map(w, 2);
+            dv_msgw_v_map(w, 3);
             dv_msgw_v_str(w, "epoch");
             dv_msgw_v_uint(w, j->ckpt_epoch);
             dv_msgw_v_str(w, "bytes");
             dv_msgw_v_uint(w, j->ckpt_len);
+            dv_msgw_v_str(w, "stored_epoch"); // what a broker restart keeps
+            dv_msgw_v_uint(w, j->ckpt_stored);
         }
     }
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
@@ -3585,8 +3601,10 @@ on_job_cancel(dv_broker_t *self,
     if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
 
         return dv_errorf(err, DV_ENOENT, "job %llu: %s", (unsigned long long)id,
-                         j ? "not accepted yet: retry"
-                           : "unknown, or already finished");
+                         !j             ? "unknown, or already finished"
+                         : j->finishing ? "already finished (its model is "
+                                          "being stored)"
+                                        : "not accepted yet: retry");
     }
     const char *was = running ? "running" : "queued";
     if (!j->cancelled) {
@@ -6046,6 +6064,7 @@ train_done(dv_broker_t *self,
         file ? dv_registry_reserve(self->registry, j->model, &why) : 0;
     push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
     if (p) {
+        j->finishing = true;
         p->broker = self;
         p->job = j->id;
         snprintf(p->worker, sizeof p->worker, "%s", w->name);
@@ -6306,6 +6325,13 @@ on_checkpoint(dv_broker_t *self,
         put_u32(rec, (uint32_t)epoch);
         memcpy(rec + 4, blob->data, blob->len);
         dv_store_put_owned(self->store, DV_STORE_CKPTS, id, rec, 4 + blob->len);
+        if (self->n_ckpts_due == self->cap_ckpts_due) {
+            self->cap_ckpts_due =
+                self->cap_ckpts_due ? 2 * self->cap_ckpts_due : 8;
+            self->ckpts_due = dv_realloc(
+                self->ckpts_due, self->cap_ckpts_due * sizeof(ckpt_due_t));
+        }
+        self->ckpts_due[self->n_ckpts_due++] = (ckpt_due_t){id, j->ckpt_epoch};
         store_arm(self);
     }
     return 0;
@@ -6903,6 +6929,8 @@ typedef struct {
     held_reply_t *held;      // replies to send after it (owned)
     held_result_t *results;  // results to send after it (owned)
     struct mark_s *marks;    // seq marks it stores (owned)
+    ckpt_due_t *ckpts;       // checkpoints it stores (owned)
+    size_t n_ckpts;          //
     size_t n_marks;          //
     size_t n_pending;        //
     bool fault_eio;          // the fault seam: fail instead of writing
@@ -7037,6 +7065,13 @@ commit_finished(dv_broker_t *self, commit_t *c)
     }
     results_release(self, c->results, c->rc);
     marks_done(self, c);
+    for (size_t i = 0; c->rc == 0 && i < c->n_ckpts; i++) {
+        job_t *j = job_find(self, c->ckpts[i].job); // now on disk
+        if (j && c->ckpts[i].epoch > j->ckpt_stored) {
+            j->ckpt_stored = c->ckpts[i].epoch;
+        }
+    }
+    free(c->ckpts);
     while (c->held) {
         held_reply_t *h = c->held;
         c->held = h->next;
@@ -7069,6 +7104,10 @@ commit_take(dv_broker_t *self)
     self->held_end = NULL;
     self->pending = NULL;
     self->n_pending = self->cap_pending = 0;
+    c->ckpts = self->ckpts_due;
+    c->n_ckpts = self->n_ckpts_due;
+    self->ckpts_due = NULL;
+    self->n_ckpts_due = self->cap_ckpts_due = 0;
     c->work.data = c;
     return c;
 }
@@ -7281,6 +7320,7 @@ recover_ckpt(uint64_t id, const void *data, size_t len, void *arg)
         memcpy(j->ckpt, (const uint8_t *)data + 4, len - 4);
         j->ckpt_len = len - 4;
         j->ckpt_epoch = get_u32(data);
+        j->ckpt_stored = j->ckpt_epoch;
     }
     return 0;
 }
@@ -7711,6 +7751,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     }
     free(self->workers);
     free(self->pending);
+    free(self->ckpts_due);
     for (size_t q = 0; q < self->n_qbytes; q++) {
         for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
             free(self->qbytes[q].spills[i].buf);

@@ -1416,6 +1416,8 @@ drover_job_info(drover_t *self,
         if (ck && ck->type == MSGPACK_OBJECT_MAP) {
             out->checkpoint_epoch = (uint32_t)obj_uint(ck, "epoch");
             out->checkpoint_bytes = obj_uint(ck, "bytes");
+            out->checkpoint_stored_epoch =
+                (uint32_t)obj_uint(ck, "stored_epoch");
         }
     }
     drop_reply(self);

@@ -1177,8 +1177,10 @@ cmd_jobs(int argc, char **argv)
             }
             if (info.checkpoint_epoch) {
                 printf(",\"checkpoint\":{\"epoch\":%" PRIu32
-                       ",\"bytes\":%" PRIu64 "}",
-                       info.checkpoint_epoch, info.checkpoint_bytes);
+                       ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32
+                       "}",
+                       info.checkpoint_epoch, info.checkpoint_bytes,
+                       info.checkpoint_stored_epoch);
             }
             printf("}\n");
         } else if (rc == 0) {
@@ -1195,8 +1197,12 @@ cmd_jobs(int argc, char **argv)
             }
             if (info.checkpoint_epoch) {
                 printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64
-                       " bytes)",
-                       info.checkpoint_epoch, info.checkpoint_bytes);
+                       " bytes; stored: %s)",
+                       info.checkpoint_epoch, info.checkpoint_bytes,
+                       info.checkpoint_stored_epoch == info.checkpoint_epoch
+                           ? "yes"
+                       : info.checkpoint_stored_epoch ? "an older one"
+                                                      : "no");
             }
             printf("\n");
         }
