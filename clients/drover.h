@@ -251,8 +251,8 @@ typedef struct {
     uint32_t checkpoint_epoch; // a train job's last checkpoint (0: none) ...
     uint64_t checkpoint_bytes; // ... and its size
     uint32_t checkpoint_stored_epoch; // the newest one on the broker's disk
-                               //   (0: none yet, or memory only): what a
-                               //   broker restart resumes from
+                                      //   (0: none yet, or memory only): what a
+                                      //   broker restart resumes from
 } drover_job_info_t;
 
 int drover_job_info(drover_t *self,

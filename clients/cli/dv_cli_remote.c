@@ -1177,8 +1177,7 @@ cmd_jobs(int argc, char **argv)
             }
             if (info.checkpoint_epoch) {
                 printf(",\"checkpoint\":{\"epoch\":%" PRIu32
-                       ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32
-                       "}",
+                       ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32 "}",
                        info.checkpoint_epoch, info.checkpoint_bytes,
                        info.checkpoint_stored_epoch);
             }

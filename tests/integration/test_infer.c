@@ -1521,8 +1521,8 @@ test_training_survives_broker_kill(void)
         }
         nap();
     }
-    bool mid = ck_epoch > 0 && info.epoch < 20000 &&
-               info.checkpoint_epoch >= ck_epoch;
+    bool mid =
+        ck_epoch > 0 && info.epoch < 20000 && info.checkpoint_epoch >= ck_epoch;
     drover_destroy(&c.d);
     kill(c.broker.pid, SIGKILL);
     kill(c.workers[0].pid, SIGKILL);
