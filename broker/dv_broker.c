@@ -45,16 +45,13 @@
 
 #define ROUTE_MAX            256 // ZeroMQ routing ids are at most 255 bytes
 #define DEFAULT_MAX_ATTEMPTS 3   // per job, when submit does not say
-#define MAX_ATTEMPTS_LIMIT   100 // a submit asking for more is refused
 // Queued results per peer before ZeroMQ drops: deep enough for a producer
 // that submits tens of thousands of jobs asynchronously before reading.
 #define PEER_HWM 1000000
 
-// Results kept for fetching by id (result_get) after they are pushed: at
-// most this many, this many payload bytes, for result_ttl_ms (options).
-#define KEPT_MAX       100000
-#define KEPT_MAX_BYTES ((size_t)256 << 20)
-#define KEPT_BUCKETS   65536 // hash buckets (power of two)
+// Results kept for fetching by id (result_get) after they are pushed:
+// DV_MAX_KEPT_RESULTS / DV_MAX_KEPT_BYTES (dv_limits.h), for result_ttl_ms.
+#define KEPT_BUCKETS 65536 // hash buckets (power of two)
 
 // One allocation per kept result: the fields, then the worker's name
 // (NUL-terminated), then the payload frames back to back. Results are
@@ -403,7 +400,6 @@ typedef struct switch_s {
 #define IDEM_BUCKETS          65536 // idempotency hash (power of two)
 #define BACKOFF_CAP_MS        DV_SCHED_BACKOFF_CAP_MS // longest retry delay
 #define DEFAULT_BACKOFF_MS    500   // first retry's delay by default
-#define MAX_DEADLINE_MS       (7ULL * 86400000) // a submit's deadline/timeout cap
 #define DEFAULT_CHECKPOINT_MS 10000 // a training job's checkpoints (0: none)
 
 // An infer job (its model field is the model to run; a train job's is the
@@ -831,7 +827,7 @@ kept_trim(dv_broker_t *self)
     uint64_t now = uv_now(&self->loop);
     // An unstored result stays until it went out (results_release trims).
     while (self->kept_oldest && !self->kept_oldest->unstored &&
-           (self->n_kept > KEPT_MAX || self->kept_bytes > KEPT_MAX_BYTES ||
+           (self->n_kept > DV_MAX_KEPT_RESULTS || self->kept_bytes > DV_MAX_KEPT_BYTES ||
             now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
         kept_evict_oldest(self);
     }
@@ -1175,7 +1171,7 @@ attempts_decode(job_t *j, const uint8_t *p, size_t len)
 {
     dv_rec_attempts_t r;
     int rc =
-        dv_rec_attempts_decode(&r, j->id, p, len, MAX_ATTEMPTS_LIMIT * 2, NULL);
+        dv_rec_attempts_decode(&r, j->id, p, len, DV_MAX_ATTEMPTS * 2, NULL);
     if (rc == 0 && !r.count_only) {
         free(j->errors);
         j->errors = r.errors;
@@ -1205,7 +1201,7 @@ static void
 record_error(
     dv_broker_t *self, job_t *j, int code, const char *worker, const char *text)
 {
-    if (j->n_errors >= 2 * MAX_ATTEMPTS_LIMIT) {
+    if (j->n_errors >= 2 * DV_MAX_ATTEMPTS) {
         return; // attempts are bounded; this is a safety net
     }
     j->errors = dv_realloc(j->errors, (j->n_errors + 1) * sizeof *j->errors);
@@ -1703,8 +1699,8 @@ send_simple(dv_broker_t *self,
             {"max_rows", DV_MAX_INFER_ROWS},
             {"max_name_bytes", DV_MAX_WIRE_NAME},
             {"result_ttl_s", self->result_ttl_ms / 1000},
-            {"max_kept_results", KEPT_MAX},
-            {"max_kept_bytes", KEPT_MAX_BYTES},
+            {"max_kept_results", DV_MAX_KEPT_RESULTS},
+            {"max_kept_bytes", DV_MAX_KEPT_BYTES},
         };
         for (size_t i = 0; i < 8; i++) {
             dv_msgw_v_str(w, limits[i].key);
@@ -1820,7 +1816,6 @@ kind_code(const char *kind)
 
 // ---------------------------------------------------------- idempotency
 
-#define IDEM_MAX       1000000 // keys remembered at most (the oldest go first)
 #define IDEM_SCOPE_MAX DV_REC_SCOPE_MAX // a scope: a CURVE key in Z85
 // A key record's queue length with this bit set: a scope follows (format
 // 2, written since keys are scoped; format 1 records have no scope).
@@ -1891,7 +1886,7 @@ idem_unlink(dv_broker_t *self, idem_t *e)
     self->n_idem--;
 }
 
-// Drop the oldest key (past the window, or over IDEM_MAX).
+// Drop the oldest key (past the window, or over DV_MAX_IDEM_KEYS).
 static void
 idem_drop_oldest(dv_broker_t *self)
 {
@@ -1913,7 +1908,7 @@ idem_trim(dv_broker_t *self)
 {
     uint64_t now = unix_ms_now();
     while (self->idem_oldest &&
-           (self->n_idem > IDEM_MAX ||
+           (self->n_idem > DV_MAX_IDEM_KEYS ||
             now - self->idem_oldest->unix_ms >= self->idem_window_ms)) {
         idem_drop_oldest(self);
     }
@@ -2122,7 +2117,7 @@ job_decode(uint64_t id,
     j->rows = r.rows;
     j->cols = r.cols;
     memcpy(j->model_sha, r.model_sha, 32);
-    if (j->max_attempts == 0 || j->max_attempts > MAX_ATTEMPTS_LIMIT) {
+    if (j->max_attempts == 0 || j->max_attempts > DV_MAX_ATTEMPTS) {
         j->max_attempts = DEFAULT_MAX_ATTEMPTS;
     }
     return j;
@@ -2309,11 +2304,11 @@ train_spec(const dv_msg_t *m,
             dv_msgw_destroy(&spec);
             return rc;
         }
-        if (ck_ms > MAX_DEADLINE_MS) {
+        if (ck_ms > DV_MAX_DEADLINE_MS) {
             dv_msgw_destroy(&spec);
             return dv_errorf(err, DV_EINVAL,
                              "submit: checkpoint_ms must be <= %llu (0: none)",
-                             (unsigned long long)MAX_DEADLINE_MS);
+                             (unsigned long long)DV_MAX_DEADLINE_MS);
         }
         if (!dv_name_valid(name)) {
             dv_msgw_destroy(&spec);
@@ -2419,9 +2414,9 @@ submit_job(dv_broker_t *self,
                          "broker (echo, infer, evaluate, sleep, train)",
                          kind);
     }
-    if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT) {
+    if (max_attempts < 1 || max_attempts > DV_MAX_ATTEMPTS) {
         return dv_errorf(err, DV_EINVAL, "submit: max_attempts must be 1..%d",
-                         MAX_ATTEMPTS_LIMIT);
+                         DV_MAX_ATTEMPTS);
     }
     // Scheduling options (docs/SEMANTICS.md).
     int64_t priority = 0;
@@ -2442,12 +2437,12 @@ submit_job(dv_broker_t *self,
         return dv_errorf(err, DV_EINVAL,
                          "submit: priority must be -1000..1000");
     }
-    if (deadline_ms > MAX_DEADLINE_MS || timeout_ms > MAX_DEADLINE_MS ||
+    if (deadline_ms > DV_MAX_DEADLINE_MS || timeout_ms > DV_MAX_DEADLINE_MS ||
         backoff > BACKOFF_CAP_MS || sleep_ms > DV_MAX_SLEEP_MS) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: deadline_ms and timeout_ms must be <= %llu, "
                          "backoff_ms <= %d, a sleep's ms <= %d",
-                         (unsigned long long)MAX_DEADLINE_MS, BACKOFF_CAP_MS,
+                         (unsigned long long)DV_MAX_DEADLINE_MS, BACKOFF_CAP_MS,
                          DV_MAX_SLEEP_MS);
     }
     if (dv_msg_has(m, "idempotency_key") && !key[0]) {

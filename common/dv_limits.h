@@ -126,4 +126,27 @@
 // broker reads at start and the reply that echoes it.
 #define DV_MAX_READERS 256
 
+// Results the broker keeps for fetching by id (result_get) after they were
+// pushed, for result_ttl: at most this many and this many payload bytes,
+// the oldest dropped first (announced in `welcome`). 100,000 results cover
+// a burst of async submits whose producers read later; 256 MiB bounds the
+// RAM a flood of large results can hold (they are in the store as well).
+#define DV_MAX_KEPT_RESULTS 100000
+#define DV_MAX_KEPT_BYTES   ((size_t)256 << 20)
+
+// Idempotency keys remembered, the oldest dropped first. One costs at most
+// ~500 bytes (a 256-byte key, its queue name and its tenant's key), so
+// producers inventing keys hold at most ~500 MiB; typically (short keys)
+// ~100 MiB. A million covers a day of 10 submits/s with keys.
+#define DV_MAX_IDEM_KEYS 1000000
+
+// Runs of one job (submit's max_attempts, 1..100). Each failed attempt is
+// kept with the job (error text included), so this bounds that record; a
+// job failing 100 times is broken, not unlucky.
+#define DV_MAX_ATTEMPTS 100
+
+// A submit's deadline_ms and timeout_ms: a week. Longer is a unit mistake
+// (seconds for ms, a timestamp for a duration) that would pin the job.
+#define DV_MAX_DEADLINE_MS (7ULL * 86400000)
+
 #endif

@@ -40,7 +40,6 @@
 
 #define WAIT_MS      60000 // generous for ASan on 2 cores
 #define HEARTBEAT_MS "1000"
-#define KEPT_MAX     100000              // PROTOCOL.md, Limits
 #define KEPT_BYTES   ((size_t)256 << 20) // ditto
 #define BIG_RESULT   ((size_t)27 << 20)  // N_BIG pass KEPT_BYTES, one fewer not
 #define N_BIG        10
@@ -588,7 +587,7 @@ test_kept_count(void)
 {
     cluster_t *c = cluster();
     DV_CHECK(c != NULL);
-    const size_t n = KEPT_MAX + 1, window = 1000;
+    const size_t n = DV_MAX_KEPT_RESULTS + 1, window = 1000;
     tally_t t = {0};
     size_t sent = 0;
     drover_error_t err = {0};
@@ -620,7 +619,7 @@ test_kept_count(void)
     bool serves = echo_ok(c->d);
     DV_CHECK_EQ(t.results, n);
     DV_CHECK_EQ(t.failed, 0);
-    DV_CHECK_EQ(count, KEPT_MAX);
+    DV_CHECK_EQ(count, DV_MAX_KEPT_RESULTS);
     DV_CHECK_EQ(gone, DV_ENOENT);
     DV_CHECK(second);
     DV_CHECK(serves);
