@@ -75,8 +75,9 @@ int dv_auth_open(dv_auth_t **out,
                  const dv_auth_opts_t *opts,
                  dv_error_t *err);
 // Stop watching (before the owner's last uv_run, which frees the
-// watchers); then destroy closes the sockets (before zmq_ctx_term) and
-// frees. NULL-safe.
+// watchers, and before the owner closes the sockets it secured: their
+// monitors are stopped and drained here); then destroy closes the
+// sockets (before zmq_ctx_term) and frees. NULL-safe.
 void dv_auth_close(dv_auth_t *self);
 void dv_auth_destroy(dv_auth_t **self_p);
 
