@@ -1488,15 +1488,23 @@ dispatch(dv_broker_t *self)
         }
 
         if (USES_MODEL(j)) {
+            dv_model_config_t cfg =
+                dv_registry_config(self->registry, j->model);
             dv_msgw_key(m, "model");
-            dv_msgw_v_map(m, 3);
+            dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
             dv_msgw_v_str(m, "name");
             dv_msgw_v_str(m, j->model);
             dv_msgw_v_str(m, "version");
             dv_msgw_v_uint(m, j->model_version);
             dv_msgw_v_str(m, "sha256");
             dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
-            if (IS_INFER(j)) {
+            if (IS_INFER(j)) { // its batching, and what it is not mixed with
+                dv_msgw_v_str(m, "max_batch_rows");
+                dv_msgw_v_uint(m, cfg.max_batch_rows);
+                dv_msgw_v_str(m, "max_delay_us");
+                dv_msgw_v_uint(m, cfg.max_delay_us);
+                dv_msgw_key(m, "priority");
+                dv_msgw_v_int(m, j->priority);
                 dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
             }
         }
@@ -3008,7 +3016,7 @@ on_job_get(dv_broker_t *self,
 
 // Model record fields, either top-level (a `model` reply) or inside a map
 // already opened with dv_msgw_v_map(w, MODEL_FIELDS).
-#define MODEL_FIELDS 10
+#define MODEL_FIELDS 11
 
 // A record field: a top-level key, or a key inside a map already opened.
 static void
@@ -3052,6 +3060,13 @@ write_model_info(dv_msgw_t *w,
     for (size_t a = 0; a < n; a++) {
         dv_msgw_v_str(w, aliases[a]);
     }
+    dv_model_config_t cfg = dv_registry_config(reg, r->name); // 1.3
+    info_key(w, "config", nested);
+    dv_msgw_v_map(w, 2);
+    dv_msgw_v_str(w, "max_batch_rows");
+    dv_msgw_v_uint(w, cfg.max_batch_rows);
+    dv_msgw_v_str(w, "max_delay_us");
+    dv_msgw_v_uint(w, cfg.max_delay_us);
     if (!nested && r->lineage) {
         dv_msgw_key(w, "lineage");
         dv_msgw_v_raw(w, r->lineage, r->lineage_len);
@@ -3440,6 +3455,53 @@ on_model_alias(dv_broker_t *self,
     dv_msgw_str(w, "alias", alias);
     dv_msgw_uint(w, "version", version);
     dv_msgw_uint(w, "previous", previous);
+    client_reply(self, route, route_len, w);
+    return 0;
+}
+
+// model_config {name, max_batch_rows?, max_delay_us?}: a model's serving
+// settings (all its versions); absent fields keep their values, and none
+// at all just reads them. `ok` with name and both settings. Jobs
+// dispatched from then on carry them to their workers.
+static int
+on_model_config(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const dv_msg_t *m,
+                uint64_t rid,
+                dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    int rc = dv_msg_str(m, "name", name, sizeof name, err);
+    if (rc) {
+        return rc;
+    }
+    if (!dv_registry_get(self->registry, name, 0)) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%s'", name);
+    }
+    dv_model_config_t cfg = dv_registry_config(self->registry, name);
+    uint64_t rows = cfg.max_batch_rows, delay = cfg.max_delay_us;
+    if ((rc = dv_msg_uint_or(m, "max_batch_rows", rows, &rows, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "max_delay_us", delay, &delay, err)) != 0) {
+        return rc;
+    }
+    if (dv_msg_has(m, "max_batch_rows") || dv_msg_has(m, "max_delay_us")) {
+        dv_model_config_t want = {rows > UINT32_MAX ? 0 : (uint32_t)rows,
+                                  delay > UINT32_MAX ? UINT32_MAX
+                                                     : (uint32_t)delay};
+        rc = dv_registry_config_set(self->registry, name, &want, err);
+        if (rc) {
+            return rc;
+        }
+        dv_log(DV_LOG_INFO, "broker",
+               "model %s: max_batch_rows %u, max_delay_us %u", name,
+               want.max_batch_rows, want.max_delay_us);
+        cfg = want;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_str(w, "name", name);
+    dv_msgw_uint(w, "max_batch_rows", cfg.max_batch_rows);
+    dv_msgw_uint(w, "max_delay_us", cfg.max_delay_us);
     client_reply(self, route, route_len, w);
     return 0;
 }
@@ -5373,6 +5435,7 @@ authorize(dv_broker_t *self,
     case DV_MSG_MODEL_PUSH:
     case DV_MSG_MODEL_ALIAS:
     case DV_MSG_MODEL_GC:
+    case DV_MSG_MODEL_CONFIG:
     case DV_MSG_DEAD_LIST:
     case DV_MSG_DEAD_REQUEUE:
     case DV_MSG_DEAD_PURGE:
@@ -5620,6 +5683,7 @@ audit_message(dv_broker_t *self,
     case DV_MSG_MODEL_RM:
     case DV_MSG_MODEL_ALIAS:
     case DV_MSG_MODEL_GC:
+    case DV_MSG_MODEL_CONFIG:
     case DV_MSG_DATASET_PUSH:
     case DV_MSG_DATASET_RM:
     case DV_MSG_DATASET_SHARE:
@@ -5781,6 +5845,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
         case DV_MSG_MODEL_GC:
             rc = on_model_gc(self, route, route_len, m, rid, &err);
             break;
+        case DV_MSG_MODEL_CONFIG:
+            rc = on_model_config(self, route, route_len, m, rid, &err);
+            break;
         case DV_MSG_DATASET_PUSH:
             rc = on_dataset_push(self, route, route_len, m, rid, &err);
             break;
@@ -5883,6 +5950,19 @@ check_infer_done(const job_t *j,
         dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
         dv_msgw_tensor(x, "output", 1, rows, cols);
         dv_msgw_str(x, "model", ref);
+        const msgpack_object *b = dv_msg_get(m, "batch");
+        uint64_t b_rows = 0, b_jobs = 0; // the forward pass it ran in (1.3)
+        if (dv_msgpack_uint(dv_msgpack_get(b, "rows"), &b_rows) &&
+            dv_msgpack_uint(dv_msgpack_get(b, "jobs"), &b_jobs) &&
+            b_rows >= rows && b_rows <= UINT32_MAX && b_jobs >= 1 &&
+            b_jobs <= UINT32_MAX) { // a hostile worker's numbers: checked
+            dv_msgw_key(x, "batch");
+            dv_msgw_v_map(x, 2);
+            dv_msgw_v_str(x, "rows");
+            dv_msgw_v_uint(x, b_rows);
+            dv_msgw_v_str(x, "jobs");
+            dv_msgw_v_uint(x, b_jobs);
+        }
         if (n_classes) { // many long names travel as frame 2
             dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
                                   n_classes, 2, classes_frame);

@@ -41,9 +41,17 @@ typedef struct {
     uint32_t version;
 } alias_t;
 
+// A model name's serving settings (only those set; others: defaults).
+typedef struct {
+    char name[DV_MAX_WIRE_NAME + 1];
+    dv_model_config_t cfg;
+} config_t;
+
 struct dv_registry {
     alias_t *aliases;       // every model's aliases
     size_t n_aliases;       //
+    config_t *configs;      // settings of the models that have some
+    size_t n_configs;       //
     char *dir;              // data dir, or NULL (memory)
     reservation_t *res;     // versions being prepared
     size_t n_res;           // their count
@@ -54,6 +62,7 @@ struct dv_registry {
 };
 
 static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
+static int load_config(dv_registry_t *self, const char *name, dv_error_t *err);
 
 bool
 dv_name_valid(const char *s)
@@ -329,6 +338,9 @@ scan(dv_registry_t *self, dv_error_t *err)
         if (rc == 0) {
             rc = load_aliases(self, e->d_name, err);
         }
+        if (rc == 0) {
+            rc = load_config(self, e->d_name, err);
+        }
     }
     closedir(d);
     return rc;
@@ -365,6 +377,7 @@ dv_registry_destroy(dv_registry_t **self_p)
     free(self->images);
     free(self->infos);
     free(self->aliases);
+    free(self->configs);
     free(self->res);
     free(self->dir);
     free(self);
@@ -687,10 +700,18 @@ dv_registry_rm(dv_registry_t *self,
                 a++;
             }
         }
+        for (size_t c = 0; c < self->n_configs; c++) { // and its settings
+            if (strcmp(self->configs[c].name, name) == 0) {
+                self->configs[c] = self->configs[--self->n_configs];
+                break;
+            }
+        }
     }
     if (self->dir && !dv_registry_get(self, name, 0)) {
         char path[PATH_BYTES];
         snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
+        (void)unlink(path);
+        snprintf(path, sizeof path, "%s/models/%s/config", self->dir, name);
         (void)unlink(path);
         path_of(self, name, 0, path, sizeof path);
         (void)rmdir(path); // best effort: empty once its versions are gone
@@ -937,4 +958,124 @@ dv_registry_gc(dv_registry_t *self,
         }
     }
     return (int)count;
+}
+
+// ---------------------------------------------------------- settings
+
+static config_t *
+config_find(const dv_registry_t *self, const char *name)
+{
+    for (size_t c = 0; c < self->n_configs; c++) {
+        if (strcmp(self->configs[c].name, name) == 0) {
+            return &self->configs[c];
+        }
+    }
+    return NULL;
+}
+
+dv_model_config_t
+dv_registry_config(const dv_registry_t *self, const char *name)
+{
+    const config_t *c = config_find(self, name);
+    return c ? c->cfg : (dv_model_config_t){DV_BATCH_ROWS_DEFAULT, 0};
+}
+
+static int
+config_check(const dv_model_config_t *cfg, dv_error_t *err)
+{
+    if (cfg->max_batch_rows == 0 || cfg->max_batch_rows > DV_MAX_INFER_ROWS) {
+        return dv_errorf(err, DV_EINVAL, "max_batch_rows must be 1..%d",
+                         DV_MAX_INFER_ROWS);
+    }
+    if (cfg->max_delay_us > DV_MAX_BATCH_DELAY_US) {
+        return dv_errorf(err, DV_EINVAL, "max_delay_us must be 0..%d",
+                         DV_MAX_BATCH_DELAY_US);
+    }
+    return 0;
+}
+
+int
+dv_registry_config_set(dv_registry_t *self,
+                       const char *name,
+                       const dv_model_config_t *cfg,
+                       dv_error_t *err)
+{
+    if (!dv_registry_get(self, name, 0)) {
+        return dv_errorf(err, DV_ENOMODEL, "no model '%.128s'", name);
+    }
+    int rc = config_check(cfg, err);
+    if (rc) {
+        return rc;
+    }
+    if (self->dir) { // DIR/models/NAME/config: "KEY VALUE" lines
+        char text[128], path[PATH_BYTES];
+        int len =
+            snprintf(text, sizeof text,
+                     "max_batch_rows %" PRIu32 "\nmax_delay_us %" PRIu32 "\n",
+                     cfg->max_batch_rows, cfg->max_delay_us);
+        snprintf(path, sizeof path, "%s/models/%s/config", self->dir, name);
+        rc = dv_file_write_atomic(path, text, (size_t)len, err);
+        if (rc) {
+            return rc;
+        }
+    }
+    config_t *c = config_find(self, name);
+    if (!c) {
+        self->configs =
+            dv_realloc(self->configs, (self->n_configs + 1) * sizeof(config_t));
+        c = &self->configs[self->n_configs++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+    }
+    c->cfg = *cfg;
+    return 0;
+}
+
+// Read DIR/models/NAME/config (absent: the defaults). Unknown keys are
+// skipped (a newer broker's settings); a value out of range is a damaged
+// file, and the open stops naming it, as for a damaged model.
+static int
+load_config(dv_registry_t *self, const char *name, dv_error_t *err)
+{
+    char path[PATH_BYTES];
+    snprintf(path, sizeof path, "%s/models/%s/config", self->dir, name);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = dv_file_read(path, 1 << 16, &text, &len, err);
+    if (rc == DV_ENOENT) {
+        dv_error_clear(err);
+        return 0;
+    }
+    if (rc) {
+        return rc;
+    }
+    dv_model_config_t cfg = dv_registry_config(self, name);
+    char *p = (char *)text, *end = (char *)text + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char line[128], key[64];
+        size_t n = (size_t)((nl ? nl : end) - p);
+        snprintf(line, sizeof line, "%.*s",
+                 (int)(n < sizeof line - 1 ? n : sizeof line - 1), p);
+        p = nl ? nl + 1 : end;
+        unsigned long long v = 0;
+        if (sscanf(line, "%63s %llu", key, &v) != 2) {
+            continue;
+        }
+        if (strcmp(key, "max_batch_rows") == 0) {
+            cfg.max_batch_rows = v > UINT32_MAX ? 0 : (uint32_t)v;
+        } else if (strcmp(key, "max_delay_us") == 0) {
+            cfg.max_delay_us = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        }
+    }
+    free(text);
+    dv_error_t why = {0};
+    if (config_check(&cfg, &why) != 0) {
+        return dv_errorf(err, DV_EFORMAT, "%s: %s", path, why.text);
+    }
+    self->configs =
+        dv_realloc(self->configs, (self->n_configs + 1) * sizeof(config_t));
+    config_t *c = &self->configs[self->n_configs++];
+    snprintf(c->name, sizeof c->name, "%.128s", name);
+    c->cfg = cfg;
+    return 0;
 }

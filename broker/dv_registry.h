@@ -174,6 +174,26 @@ size_t dv_registry_aliases_of(const dv_registry_t *self,
                               const char **out,
                               size_t max);
 
+// Serving settings of a model name, for all its versions: dynamic batching
+// (docs/ARCHITECTURE.md). Stored in DIR/models/NAME/config; a model without
+// one has the defaults (DV_BATCH_ROWS_DEFAULT rows, no delay).
+typedef struct {
+    uint32_t max_batch_rows; // rows one forward pass may stack (>= 1)
+    uint32_t max_delay_us;   // longest a batch waits for more (0: never)
+} dv_model_config_t;
+
+// name's settings (the defaults when it has none); name need not exist.
+dv_model_config_t dv_registry_config(const dv_registry_t *self,
+                                     const char *name);
+// Set name's settings. Returns 0, DV_ENOMODEL (no such model), DV_EINVAL
+// (max_batch_rows 0 or over DV_MAX_INFER_ROWS, max_delay_us over
+// DV_MAX_BATCH_DELAY_US: the reason names the bound), or the storage error
+// (nothing changed).
+int dv_registry_config_set(dv_registry_t *self,
+                           const char *name,
+                           const dv_model_config_t *cfg,
+                           dv_error_t *err);
+
 // Garbage-collect name's old versions: remove all but the newest keep
 // (>= 1), except versions an alias names (an alias pins a version). The
 // removed versions go to removed (at most max). Returns how many were

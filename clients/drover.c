@@ -47,6 +47,7 @@ struct drover_result {
     char **classes;      // infer classes (owned)
     size_t n_classes;
     char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
+    uint32_t batch_rows, batch_jobs;  // infer: the forward pass it ran in
     drover_attempt_error_t *errors;   // failed attempts (owned)
     size_t n_errors;
     uint64_t seq;          // position in a result stream (0: not from one)
@@ -271,6 +272,14 @@ result_from(const dv_msg_t *m)
             if (rc == 0 && dv_msg_has(m, "model")) {
                 rc = dv_msg_str(m, "model", r->model, sizeof r->model, &e);
             }
+            const msgpack_object *b = dv_msg_get(m, "batch");
+            uint64_t rows = 0, jobs = 0;
+            if (dv_msgpack_uint(dv_msgpack_get(b, "rows"), &rows) &&
+                dv_msgpack_uint(dv_msgpack_get(b, "jobs"), &jobs) &&
+                rows <= UINT32_MAX && jobs <= UINT32_MAX) {
+                r->batch_rows = (uint32_t)rows;
+                r->batch_jobs = (uint32_t)jobs;
+            }
         } else if (dv_msg_n_frames(m) >= 1) {
             const dv_frame_t *f = dv_msg_frame(m, 1);
             r->payload = dv_malloc(f->len ? f->len : 1);
@@ -388,6 +397,14 @@ const char *
 drover_result_model(const drover_result_t *r)
 {
     return r->model;
+}
+
+bool
+drover_result_batch(const drover_result_t *r, uint32_t *rows, uint32_t *jobs)
+{
+    *rows = r->batch_rows;
+    *jobs = r->batch_jobs;
+    return r->batch_jobs > 0;
 }
 
 // ------------------------------------------------------------- the socket
@@ -1532,6 +1549,9 @@ model_from_obj(const msgpack_object *o, drover_model_t *out)
     out->features = (uint32_t)obj_uint(o, "features");
     out->outputs = (uint32_t)obj_uint(o, "outputs");
     out->created_us = obj_uint(o, "created_us");
+    const msgpack_object *cfg = dv_msgpack_get(o, "config");
+    out->max_batch_rows = (uint32_t)obj_uint(cfg, "max_batch_rows");
+    out->max_delay_us = (uint32_t)obj_uint(cfg, "max_delay_us");
     const msgpack_object *a = dv_msgpack_get(o, "aliases");
     size_t len = 0;
     for (uint32_t i = 0;
@@ -2220,6 +2240,35 @@ drover_model_alias(drover_t *self,
     int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
     if (rc == 0 && previous) {
         *previous = (uint32_t)obj_uint(reply_root(self), "previous");
+    }
+    drop_reply(self);
+    return rc;
+}
+
+int
+drover_model_config(drover_t *self,
+                    const char *name,
+                    int64_t max_batch_rows,
+                    int64_t max_delay_us,
+                    uint32_t *rows_out,
+                    uint32_t *delay_out,
+                    drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_CONFIG, rid);
+    dv_msgw_str(w, "name", name);
+    if (max_batch_rows >= 0) {
+        dv_msgw_uint(w, "max_batch_rows", (uint64_t)max_batch_rows);
+    }
+    if (max_delay_us >= 0) {
+        dv_msgw_uint(w, "max_delay_us", (uint64_t)max_delay_us);
+    }
+    int rc = request(self, w, rid, NULL, 0, DV_MSG_OK, deadline_of(10000), err);
+    if (rc == 0 && rows_out) {
+        *rows_out = (uint32_t)obj_uint(reply_root(self), "max_batch_rows");
+    }
+    if (rc == 0 && delay_out) {
+        *delay_out = (uint32_t)obj_uint(reply_root(self), "max_delay_us");
     }
     drop_reply(self);
     return rc;

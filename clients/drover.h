@@ -170,6 +170,11 @@ drover_result_output(const drover_result_t *r, size_t *rows, size_t *cols);
 size_t drover_result_n_classes(const drover_result_t *r);
 const char *drover_result_class(const drover_result_t *r, size_t i);
 const char *drover_result_model(const drover_result_t *r);
+// infer: the forward pass the job ran in (dynamic batching): its rows and
+// how many jobs shared it (1: alone). False (both 0) when the worker did
+// not say (a worker before protocol 1.3).
+bool
+drover_result_batch(const drover_result_t *r, uint32_t *rows, uint32_t *jobs);
 void drover_result_destroy(drover_result_t **r_p);
 
 // Submit and wait until the broker accepted the job (not until it ran).
@@ -295,6 +300,20 @@ int drover_model_alias(drover_t *self,
                        uint32_t version,
                        uint32_t *previous,
                        drover_error_t *err);
+
+// A model's serving settings (all its versions): dynamic batching stacks
+// up to max_batch_rows rows of waiting infer jobs into one forward pass and
+// waits at most max_delay_us for more (0: never waits; only what is already
+// there is batched). -1 keeps a setting; both -1 just reads them. *rows_out
+// and *delay_out (may be NULL) get the settings now. Admins only. Errors:
+// DV_ENOMODEL, DV_EINVAL (out of range: the reason names the bound).
+int drover_model_config(drover_t *self,
+                        const char *name,
+                        int64_t max_batch_rows,
+                        int64_t max_delay_us,
+                        uint32_t *rows_out,
+                        uint32_t *delay_out,
+                        drover_error_t *err);
 
 // Remove old versions of name: all but the newest keep (>= 1), except the
 // versions an alias names (an alias pins a version). The removed versions
@@ -529,6 +548,8 @@ typedef struct {
     uint64_t created_us; // unix microseconds
     char aliases[256];   // aliases pointing at this version, comma-separated
                          // ("" when none)
+    uint32_t max_batch_rows; // the model's serving settings (all versions;
+    uint32_t max_delay_us;   //   drover_model_config); 0: an older broker
 } drover_model_t;
 
 // Store the .drvm file at path (or len bytes at image) as the next version

@@ -381,10 +381,9 @@ dv_model_forward(const dv_model_t *self,
 }
 
 int
-dv_model_predict(const dv_model_t *self,
-                 const dv_tensor_t *x,
-                 dv_tensor_t **out,
-                 dv_error_t *err)
+dv_model_check_input(const dv_model_t *self,
+                     const dv_tensor_t *x,
+                     dv_error_t *err)
 {
     if (x->cols != self->n_features) {
         return dv_errorf(err, DV_ESHAPE,
@@ -397,6 +396,19 @@ dv_model_predict(const dv_model_t *self,
                          "input row %zu, feature %zu (%s) is NaN or Inf",
                          bad / x->cols + 1, bad % x->cols + 1,
                          self->feature_names[bad % x->cols]);
+    }
+    return 0;
+}
+
+int
+dv_model_predict(const dv_model_t *self,
+                 const dv_tensor_t *x,
+                 dv_tensor_t **out,
+                 dv_error_t *err)
+{
+    int crc = dv_model_check_input(self, x, err);
+    if (crc) {
+        return crc;
     }
     size_t n_out = dv_model_n_outputs(self);
     dv_tensor_t *result = NULL;

@@ -141,6 +141,14 @@ size_t dv_model_n_params(const dv_model_t *self);
 // Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_ENAN/DV_EMSGSIZE with the reason.
 int dv_model_validate(const dv_model_t *self, dv_error_t *err);
 
+// What dv_model_predict checks of x before any math: 0, or DV_ESHAPE when
+// its width is wrong, DV_ENAN naming the first non-finite input (row,
+// column) — the same codes and texts, so a caller batching several inputs
+// can fail one alone exactly as predicting it alone would.
+int dv_model_check_input(const dv_model_t *self,
+                         const dv_tensor_t *x,
+                         dv_error_t *err);
+
 // Run the model on x (n x n_features, raw unscaled features). Returns 0 and
 // sets *out (caller owns it; n x dv_model_n_outputs), or DV_ESHAPE when the
 // width is wrong, DV_ENAN naming the first non-finite input (row, column),

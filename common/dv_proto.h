@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 2 // minors only add
+#define DV_PROTOCOL_MINOR 3 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -30,6 +30,13 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
 #define DV_MAX_WIRE_NAME    128               // queue/model names
 #define DV_MAX_SLEEP_MS     3600000           // a `sleep` job's length
 #define DV_MAX_KEY_BYTES    256               // an idempotency key
+// Dynamic batching (per model, `model_config`): rows one forward pass may
+// stack by default — 256 rows is where a dense layer's sgemm reaches its
+// per-row cost on a CPU (bench/ml), so bigger batches add latency without
+// adding throughput — and the longest a model may ask a batch to wait for
+// more (a second: past that it is a queue, not a batch).
+#define DV_BATCH_ROWS_DEFAULT 256
+#define DV_MAX_BATCH_DELAY_US 1000000
 // A list of names (an infer result's classes) longer than this, packed,
 // travels as a payload frame, not in the header: 10,000 classes of long
 // names would not fit DV_MAX_HEADER_BYTES, and a result that cannot be sent
@@ -98,7 +105,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(ADMIN_RELOAD, "admin_reload")                                           \
     XX(AUDIT_LIST, "audit_list")                                               \
     XX(AUDIT, "audit")                                                         \
-    XX(DATASET_SHARE, "dataset_share")
+    XX(DATASET_SHARE, "dataset_share")                                         \
+    XX(MODEL_CONFIG, "model_config")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -14,6 +14,15 @@
 // loop thread when it completes. The loop thread never does math, so
 // heartbeats keep flowing while jobs run.
 //
+// Dynamic batching: infer tasks whose model is here wait in `ready` for a
+// compute thread. When one is free, the first ready task and the ready tasks
+// after it for the same model version, input width and priority (up to the
+// model's max_batch_rows) run as one forward pass; each job still gets its
+// own `done` with its own rows, and a task whose input is bad (NaN, wrong
+// width) fails alone before the pass. Nothing waits for a batch to fill
+// unless the model's max_delay_us says so: what is ready when a thread is
+// free is the batch (docs/ARCHITECTURE.md, Dynamic batching).
+//
 // Model cache: models by "NAME@VERSION", each with a count of tasks using
 // it and a last-used tick; past the memory budget the least recently used
 // idle model is evicted (a model in use never is).
@@ -85,6 +94,11 @@ struct task {
     dv_tensor_t *input;              // owned (made on the pool from raw)
     uint8_t *raw;                    // input frame bytes until then, owned
     size_t raw_rows, raw_cols;       // its shape
+    int32_t priority;                // infer: never batched across these
+    uint32_t max_batch_rows;         // infer: the model's batch settings
+    uint64_t max_delay_us;           //   (run's `model` map, or defaults)
+    uint64_t ready_ms;               // loop time it became ready
+    uint32_t batch_rows, batch_jobs; // the forward pass it ran in
     dv_tensor_t *output;             // set by the pool thread
     int rc;                          // its result
     dv_error_t err;                  // and reason
@@ -184,6 +198,13 @@ struct dv_worker {
     task_t *waiting_data;   // tasks waiting for a data set
     uint64_t tick;          // LRU clock
     task_t *waiting;        // tasks waiting for a model
+    task_t *ready;          // infer tasks waiting for a compute thread, FIFO
+    task_t *ready_tail;     //   (linked by next)
+    uint32_t batches;       // forward passes on the pool
+    uv_idle_t dispatcher;   // forms batches once the socket is read
+    uv_timer_t batch_delay; // a batch waiting for more (max_delay_us)
+    uint64_t batches_run;   // counters for the log
+    uint64_t batched_jobs;  // ...
     task_t *tasks;          // every task held
     fetch_t *fetches;       // fetches in flight
     uint64_t next_rid;      // request ids
@@ -464,27 +485,85 @@ task_end(dv_worker_t *self, task_t *t)
     maybe_finish_drain(self);
 }
 
+// Infer tasks run as one forward pass on the pool (a batch of one too).
+typedef struct {
+    uv_work_t work;     // pool request
+    dv_worker_t *owner; // the worker
+    size_t n;           // tasks, in ready order
+    task_t *tasks[];    //
+} batch_t;
+
+// Pool thread: each task's input is decoded and checked on its own (a bad
+// one fails alone, with the text predicting it alone would give); the good
+// ones are stacked into one input, predicted at once, and split back.
 static void
-work_predict(uv_work_t *req)
+work_batch(uv_work_t *req)
 {
-    task_t *t = req->data;
-    if (!t->input) { // raw little-endian bytes to floats, here, not on the loop
+    batch_t *b = req->data;
+    const dv_model_t *model = b->tasks[0]->model->model;
+    size_t n_out = dv_model_n_outputs(model);
+    size_t rows = 0, good = 0;
+    task_t *one = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        task_t *t = b->tasks[i];
         dv_frame_t f = {t->raw, t->raw_rows * t->raw_cols * 4};
         t->rc = dv_tensor_from_frame(&f, t->raw_rows, t->raw_cols, &t->input,
                                      &t->err);
         free(t->raw);
         t->raw = NULL;
-        if (t->rc) {
-            return;
+        // The broker checked this at submit; a model file is a peer too.
+        if (t->rc == 0) {
+            t->rc = dv_frame_check(t->input->rows, n_out, "output", &t->err);
+        }
+        if (t->rc == 0) {
+            t->rc = dv_model_check_input(model, t->input, &t->err);
+        }
+        if (t->rc == 0) {
+            rows += t->input->rows;
+            good++;
+            one = t;
         }
     }
-    // The broker checked this at submit; a model file is a peer too.
-    t->rc = dv_frame_check(t->input->rows, dv_model_n_outputs(t->model->model),
-                           "output", &t->err);
-    if (t->rc == 0) {
-        t->rc =
-            dv_model_predict(t->model->model, t->input, &t->output, &t->err);
+    if (good <= 1) { // nothing to stack
+        if (one) {
+            one->rc =
+                dv_model_predict(model, one->input, &one->output, &one->err);
+            one->batch_rows = (uint32_t)rows;
+            one->batch_jobs = 1;
+        }
+        return;
     }
+    dv_tensor_t *x = NULL, *y = NULL;
+    dv_error_t err = {0};
+    int rc = dv_tensor_open(&x, rows, model->n_features, &err);
+    for (size_t i = 0, at = 0; rc == 0 && i < b->n; i++) {
+        const task_t *t = b->tasks[i];
+        if (t->rc == 0) {
+            size_t len = dv_tensor_size(t->input);
+            memcpy(x->data + at, t->input->data, len * sizeof(float));
+            at += len;
+        }
+    }
+    if (rc == 0) {
+        rc = dv_model_predict(model, x, &y, &err);
+    }
+    for (size_t i = 0, at = 0; i < b->n; i++) {
+        task_t *t = b->tasks[i];
+        if (t->rc != 0) {
+            continue;
+        }
+        t->rc = rc ? dv_errorf(&t->err, rc, "%s", err.text)
+                   : dv_tensor_open(&t->output, t->input->rows, n_out, &t->err);
+        if (t->rc == 0) {
+            size_t len = t->input->rows * n_out;
+            memcpy(t->output->data, y->data + at, len * sizeof(float));
+            at += len;
+            t->batch_rows = (uint32_t)rows;
+            t->batch_jobs = (uint32_t)good;
+        }
+    }
+    dv_tensor_destroy(&x);
+    dv_tensor_destroy(&y);
 }
 
 // A `sleep` job: waits ms in short slices, checking the cancel flag
@@ -797,11 +876,10 @@ after_train(uv_work_t *req, int status)
     task_end(self, t);
 }
 
+// An infer task's outcome goes to the broker (status: the batch's).
 static void
-after_predict(uv_work_t *req, int status)
+infer_finished(dv_worker_t *self, task_t *t, int status)
 {
-    task_t *t = req->data;
-    dv_worker_t *self = t->owner;
     if (status != 0 || t->cancelled) {
         t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
     }
@@ -816,6 +894,12 @@ after_predict(uv_work_t *req, int status)
     dv_msgw_t *w = done_header(t->job, t->attempt, "done");
     dv_msgw_tensor(w, "output", 1, t->output->rows, t->output->cols);
     dv_msgw_str(w, "model", t->key);
+    dv_msgw_key(w, "batch"); // the forward pass it ran in (1.3)
+    dv_msgw_v_map(w, 2);
+    dv_msgw_v_str(w, "rows");
+    dv_msgw_v_uint(w, t->batch_rows);
+    dv_msgw_v_str(w, "jobs");
+    dv_msgw_v_uint(w, t->batch_jobs);
     dv_frame_t f[2] = {{frame, len}, {NULL, 0}};
     dv_frame_t *cf = &f[1];
     if (m->labels) { // many long names go as frame 2, not in the header
@@ -829,6 +913,118 @@ after_predict(uv_work_t *req, int status)
     task_end(self, t);
 }
 
+static void dispatch_ready(dv_worker_t *self);
+
+static void
+after_batch(uv_work_t *req, int status)
+{
+    batch_t *b = req->data;
+    dv_worker_t *self = b->owner;
+    self->batches--;
+    self->batches_run++;
+    self->batched_jobs += b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        infer_finished(self, b->tasks[i], status);
+    }
+    free(b);
+    dispatch_ready(self);
+}
+
+// Whether ready task t may share lead's forward pass.
+static bool
+same_pass(const task_t *lead, const task_t *t)
+{
+    return t->model == lead->model && t->raw_cols == lead->raw_cols &&
+           t->priority == lead->priority;
+}
+
+// How many ready tasks (from the head, skipping others) form the next
+// batch, and their rows. The head always goes, however many rows it has.
+static size_t
+batch_count(const dv_worker_t *self, size_t *rows)
+{
+    const task_t *lead = self->ready;
+    size_t n = 1;
+    *rows = lead->raw_rows;
+    for (const task_t *t = lead->next; t; t = t->next) {
+        if (!same_pass(lead, t)) {
+            continue;
+        }
+        if (*rows + t->raw_rows > lead->max_batch_rows) {
+            break; // first in first out: no smaller one jumps it
+        }
+        *rows += t->raw_rows;
+        n++;
+    }
+    return n;
+}
+
+static void
+on_batch_delay(uv_timer_t *timer)
+{
+    dv_worker_t *self = timer->data;
+    dispatch_ready(self);
+}
+
+// While a compute thread is free, the next batch goes to the pool.
+static void
+dispatch_ready(dv_worker_t *self)
+{
+    uv_idle_stop(&self->dispatcher);
+    while (!self->stopping && self->ready && self->batches < self->capacity) {
+        task_t *lead = self->ready;
+        size_t rows = 0, n = batch_count(self, &rows);
+        if (lead->max_delay_us && rows < lead->max_batch_rows) {
+            uint64_t waited_us = (uv_now(&self->loop) - lead->ready_ms) * 1000;
+            if (waited_us < lead->max_delay_us) { // wait for more, once
+                uint64_t left = lead->max_delay_us - waited_us;
+                uv_timer_start(&self->batch_delay, on_batch_delay,
+                               (left + 999) / 1000, 0);
+                return;
+            }
+        }
+        uv_timer_stop(&self->batch_delay);
+        batch_t *b = dv_malloc(sizeof *b + n * sizeof(task_t *));
+        b->owner = self;
+        b->n = 0;
+        b->work.data = b;
+        size_t taken_rows = 0;
+        task_t **p = &self->ready, *prev = NULL;
+        while (*p && b->n < n) {
+            task_t *t = *p;
+            if (b->n > 0 && !same_pass(lead, t)) {
+                prev = t;
+                p = &t->next;
+                continue;
+            }
+            *p = t->next; // unlink
+            t->next = NULL;
+            if (self->ready_tail == t) {
+                self->ready_tail = prev;
+            }
+            taken_rows += t->raw_rows;
+            b->tasks[b->n++] = t;
+        }
+        dv_assert(b->n == n && taken_rows == rows);
+        if (uv_queue_work(&self->loop, &b->work, work_batch, after_batch)) {
+            for (size_t i = 0; i < b->n; i++) {
+                send_failed(self, b->tasks[i]->job, b->tasks[i]->attempt,
+                            DV_EIO, "cannot start the job");
+                task_end(self, b->tasks[i]);
+            }
+            free(b);
+            continue;
+        }
+        self->batches++;
+    }
+}
+
+static void
+on_dispatch(uv_idle_t *idle)
+{
+    dispatch_ready(idle->data);
+}
+
 // Run t on the thread pool with model c.
 static void
 task_start(dv_worker_t *self, task_t *t, cached_t *c)
@@ -836,11 +1032,21 @@ task_start(dv_worker_t *self, task_t *t, cached_t *c)
     t->model = c;
     c->refs++;
     c->used = ++self->tick;
+    if (!t->evaluate) { // infer: ready; batches form once the socket is read
+        t->ready_ms = uv_now(&self->loop);
+        t->next = NULL;
+        if (self->ready_tail) {
+            self->ready_tail->next = t;
+        } else {
+            self->ready = t;
+        }
+        self->ready_tail = t;
+        uv_idle_start(&self->dispatcher, on_dispatch);
+        return;
+    }
     t->work.data = t;
-    int rc = t->evaluate ? uv_queue_work(&self->loop, &t->work, work_evaluate,
-                                         after_evaluate)
-                         : uv_queue_work(&self->loop, &t->work, work_predict,
-                                         after_predict);
+    int rc =
+        uv_queue_work(&self->loop, &t->work, work_evaluate, after_evaluate);
     if (rc != 0) {
         send_failed(self, t->job, t->attempt, DV_EIO, uv_strerror(rc));
         task_end(self, t);
@@ -1409,6 +1615,30 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     if (t->evaluate) { // the data: a CSV with the model's target
         return take_data(m, t, err);
     }
+    // The model's batch settings and the job's priority (1.3; a 1.2 broker
+    // sends none: the defaults, and priority 0 for every job).
+    uint64_t rows_cap = DV_BATCH_ROWS_DEFAULT, delay = 0;
+    const msgpack_object *o = dv_msgpack_get(model, "max_batch_rows");
+    if (o && (!dv_msgpack_uint(o, &rows_cap) || rows_cap == 0 ||
+              rows_cap > DV_MAX_INFER_ROWS)) {
+        return dv_errorf(err, DV_EFORMAT, "run: 'max_batch_rows' must be 1..%d",
+                         DV_MAX_INFER_ROWS);
+    }
+    o = dv_msgpack_get(model, "max_delay_us");
+    if (o && (!dv_msgpack_uint(o, &delay) || delay > DV_MAX_BATCH_DELAY_US)) {
+        return dv_errorf(err, DV_EFORMAT, "run: 'max_delay_us' must be 0..%d",
+                         DV_MAX_BATCH_DELAY_US);
+    }
+    t->max_batch_rows = (uint32_t)rows_cap;
+    t->max_delay_us = delay;
+    int64_t prio = 0;
+    int rc0 = dv_msg_int_or(m, "priority", 0, &prio, err);
+    if (rc0) {
+        return rc0;
+    }
+    t->priority = (int32_t)(prio < INT32_MIN   ? INT32_MIN
+                            : prio > INT32_MAX ? INT32_MAX
+                                               : prio);
     const dv_frame_t *f = NULL;
     size_t rows = 0, cols = 0;
     int rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
@@ -1578,6 +1808,20 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
     dv_error_t err = {0};
     if (dv_msg_uint(m, "job", &job, &err) != 0) {
         return;
+    }
+    task_t *prev = NULL; // ready: infer tasks not in a batch yet
+    for (task_t **p = &self->ready; *p; prev = *p, p = &(*p)->next) {
+        if ((*p)->job == job) {
+            task_t *t = *p;
+            *p = t->next;
+            if (self->ready_tail == t) {
+                self->ready_tail = prev;
+            }
+            send_failed(self, t->job, t->attempt, DV_ECANCELED,
+                        "job cancelled");
+            task_end(self, t);
+            return;
+        }
     }
     task_t **lists[2] = {&self->waiting, &self->waiting_data};
     for (size_t i = 0; i < 2; i++) {
@@ -1904,8 +2148,10 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     uv_signal_init(&self->loop, &self->sigint);
     uv_signal_init(&self->loop, &self->sigterm);
     uv_async_init(&self->loop, &self->progress, on_progress);
+    uv_idle_init(&self->loop, &self->dispatcher);
+    uv_timer_init(&self->loop, &self->batch_delay);
     self->heartbeat.data = self->sigint.data = self->sigterm.data = self;
-    self->progress.data = self;
+    self->progress.data = self->dispatcher.data = self->batch_delay.data = self;
     *out = self;
     return 0;
 }
@@ -1941,9 +2187,10 @@ dv_worker_destroy(dv_worker_t **self_p)
         dv_zwatch_close(self->watch, NULL, NULL);
     }
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
-        (uv_handle_t *)&self->sigterm, (uv_handle_t *)&self->progress};
-    for (size_t i = 0; i < 4; i++) {
+        (uv_handle_t *)&self->heartbeat,  (uv_handle_t *)&self->sigint,
+        (uv_handle_t *)&self->sigterm,    (uv_handle_t *)&self->progress,
+        (uv_handle_t *)&self->dispatcher, (uv_handle_t *)&self->batch_delay};
+    for (size_t i = 0; i < sizeof handles / sizeof *handles; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }
@@ -1952,10 +2199,13 @@ dv_worker_destroy(dv_worker_t **self_p)
     // after-work callbacks free them (the socket is still open).
     uv_run(&self->loop, UV_RUN_DEFAULT);
     uv_loop_close(&self->loop);
-    while (self->waiting) {
-        task_t *t = self->waiting;
-        self->waiting = t->next;
-        task_free(t);
+    task_t **held[2] = {&self->waiting, &self->ready};
+    for (size_t i = 0; i < 2; i++) {
+        while (*held[i]) {
+            task_t *t = *held[i];
+            *held[i] = t->next;
+            task_free(t);
+        }
     }
     while (self->fetches) {
         fetch_t *f = self->fetches;

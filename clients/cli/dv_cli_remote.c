@@ -591,6 +591,12 @@ cmd_submit(int argc, char **argv)
     "       drover models unalias NAME ALIAS\n"                                \
     "       drover models gc NAME --keep N   remove all but the newest N "     \
     "(aliased ones stay)\n"                                                    \
+    "       drover models config NAME [--max-batch-rows N] [--max-delay-us "   \
+    "N]\n"                                                                     \
+    "                  dynamic batching: rows one forward pass may stack "     \
+    "(default 256),\n"                                                         \
+    "                  how long a batch may wait for more (default 0: "        \
+    "never)\n"                                                                 \
     "NAME@ALIAS works wherever NAME@VERSION does (infer, show). --sign signs " \
     "the file\n"                                                               \
     "with --key (an admin key), as a broker run with --require-signed "        \
@@ -604,9 +610,11 @@ print_model_json(const drover_model_t *m)
     dv_cli_json_str(stdout, m->name);
     printf(",\"version\":%" PRIu32 ",\"sha256\":\"%s\",\"bytes\":%" PRIu64
            ",\"task\":\"%s\",\"algo\":\"%s\",\"features\":%" PRIu32
-           ",\"outputs\":%" PRIu32 ",\"created_us\":%" PRIu64 ",\"aliases\":[",
+           ",\"outputs\":%" PRIu32 ",\"created_us\":%" PRIu64
+           ",\"max_batch_rows\":%" PRIu32 ",\"max_delay_us\":%" PRIu32
+           ",\"aliases\":[",
            m->version, m->sha256, m->bytes, m->task, m->algo, m->features,
-           m->outputs, m->created_us);
+           m->outputs, m->created_us, m->max_batch_rows, m->max_delay_us);
     for (const char *p = m->aliases; *p;) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
@@ -721,8 +729,14 @@ cmd_models(int argc, char **argv)
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
-        {"name", true, NULL},  {"broker", true, NULL}, {"json", false, NULL},
-        {"help", false, NULL}, {"keep", true, NULL},   {"sign", false, NULL},
+        {"name", true, NULL},
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {"keep", true, NULL},
+        {"sign", false, NULL},
+        {"max-batch-rows", true, NULL},
+        {"max-delay-us", true, NULL},
         {NULL, false, NULL},
     };
     const char *pos[2];
@@ -761,6 +775,49 @@ cmd_models(int argc, char **argv)
                        json && i ? "," : "", removed[i]);
             }
             printf(json ? "]}\n" : "\n");
+        }
+        drover_destroy(&d);
+        return rc ? fail_d(&err) : DV_CLI_OK;
+    }
+    if (strcmp(sub, "config") == 0) {
+        const char *vals[2] = {dv_cli_get(opts, "max-batch-rows"),
+                               dv_cli_get(opts, "max-delay-us")};
+        int64_t set[2] = {-1, -1};
+        for (size_t i = 0; i < 2; i++) {
+            char *end = NULL;
+            if (vals[i]) {
+                long long v = strtoll(vals[i], &end, 10);
+                if (!*vals[i] || *end || v < 0) {
+                    fprintf(stderr,
+                            "drover: --%s wants a whole number >= 0, not "
+                            "'%s'\n",
+                            i ? "max-delay-us" : "max-batch-rows", vals[i]);
+                    return DV_CLI_USAGE;
+                }
+                set[i] = v;
+            }
+        }
+        if (n_pos != 1) {
+            fputs(MODELS_USAGE, stderr);
+            return DV_CLI_USAGE;
+        }
+        drover_t *d = NULL;
+        if ((rc = connect_to(opts, &d)) != 0) {
+            return rc;
+        }
+        drover_error_t err = {0};
+        uint32_t rows = 0, delay = 0;
+        rc =
+            drover_model_config(d, pos[0], set[0], set[1], &rows, &delay, &err);
+        if (rc == 0 && json) {
+            printf("{\"name\":");
+            dv_cli_json_str(stdout, pos[0]);
+            printf(",\"max_batch_rows\":%" PRIu32 ",\"max_delay_us\":%" PRIu32
+                   "}\n",
+                   rows, delay);
+        } else if (rc == 0) {
+            printf("%s: max_batch_rows %" PRIu32 ", max_delay_us %" PRIu32 "\n",
+                   pos[0], rows, delay);
         }
         drover_destroy(&d);
         return rc ? fail_d(&err) : DV_CLI_OK;
@@ -910,7 +967,9 @@ cmd_models(int argc, char **argv)
                     printf(" %s", sc.classes[i]);
                 }
             }
-            printf("\n");
+            printf("\nbatching max_batch_rows %" PRIu32
+                   ", max_delay_us %" PRIu32 "\n",
+                   sc.model.max_batch_rows, sc.model.max_delay_us);
             print_lineage_text(&sc.lineage);
         }
         if (rc == 0) {
@@ -1250,6 +1309,12 @@ cmd_jobs(int argc, char **argv)
             fprintf(f, ",\"model\":");
             dv_cli_json_str(f, drover_result_model(r));
             fprintf(f, ",\"rows\":%zu,\"cols\":%zu", rows, cols);
+            uint32_t b_rows = 0, b_jobs = 0;
+            if (drover_result_batch(r, &b_rows, &b_jobs)) {
+                fprintf(
+                    f, ",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+                    b_rows, b_jobs);
+            }
         } else {
             fprintf(f, ",\"payload_bytes\":%zu", len);
         }

@@ -20,6 +20,7 @@
 #include "dv_csv.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
+#include "dv_proto.h"
 #include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
@@ -1939,8 +1940,161 @@ test_cancel_stops_training(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Dynamic batching. One worker is frozen while jobs reach it, so what
+// forms is known: iris (max_batch_rows 6, max_delay_us 1 s: the first
+// batch waits for six rows) gets 7 one-row jobs, the third with a NaN; a
+// second model of the same file gets 3; iris at priority 5 gets 2, one of
+// them cancelled. Thawed, the worker runs iris's first six (the NaN fails
+// alone, five share a pass), then the seventh alone after the delay, the
+// other model's three together, the one prio-5 job left alone: different
+// models or priorities never share a pass, and every output equals the
+// row predicted alone in-process, within float32 rounding (PROTOCOL.md,
+// batching). The settings come back in the model's record.
+static void
+test_dynamic_batching(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "16");
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/iris.drvm", c.dir);
+    drover_error_t err = {0};
+    int push1 = trained ? drover_model_push(c.d, path, "iris", NULL, &err) : -1;
+    int push2 =
+        push1 == 0 ? drover_model_push(c.d, path, "other", NULL, &err) : -1;
+    uint32_t cfg_rows = 0, cfg_delay = 0;
+    int cfg_bad =
+        push2 == 0 ? drover_model_config(c.d, "iris", 0, -1, NULL, NULL, &err)
+                   : -1;
+    int cfg = push2 == 0 ? drover_model_config(c.d, "iris", 6, 1000000,
+                                               &cfg_rows, &cfg_delay, &err)
+                         : -1;
+    drover_model_t shown = {0}, other = {0};
+    drover_model_get(c.d, "iris", 0, &shown, &err);
+    drover_model_get(c.d, "other", 0, &other, &err);
+    dv_model_t *m = NULL;
+    dv_error_t derr = {0};
+    dv_model_load(&m, path, &derr);
+    dv_tensor_t *x = m ? features_for(m, "iris_test.csv") : NULL;
+    // Warm: both models loaded on the worker before it is frozen.
+    drover_result_t *r = NULL;
+    int warm = x ? run_rows(c.d, "iris", x->data, 1, 4, &r, &err) : -1;
+    drover_result_destroy(&r);
+    warm = warm == 0 ? run_rows(c.d, "other", x->data, 1, 4, &r, &err) : -1;
+    drover_result_destroy(&r);
+    enum { N = 12 };
+    static const struct {
+        const char *model;
+        int32_t priority;
+    } jobs[N] = {
+        {"iris", 0},  {"iris", 0},  {"iris", 0}, {"iris", 0},
+        {"iris", 0},  {"iris", 0},  {"iris", 0}, {"other", 0},
+        {"other", 0}, {"other", 0}, {"iris", 5}, {"iris", 5},
+    };
+    uint64_t ids[N] = {0};
+    float rows[N][4];
+    size_t submitted = 0;
+    bool frozen = warm == 0 && kill(c.workers[0].pid, SIGSTOP) == 0;
+    for (size_t i = 0; frozen && i < N; i++) {
+        memcpy(rows[i], x->data + 4 * (i % x->rows), sizeof rows[i]);
+        if (i == 2) {
+            rows[i][2] = NAN;
+        }
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = jobs[i].model;
+        job.priority = jobs[i].priority;
+        job.input = rows[i];
+        job.rows = 1;
+        job.cols = 4;
+        submitted += drover_submit(c.d, &job, 10000, &ids[i], &err) == 0;
+    }
+    // Every job is on the frozen worker (17 credits) before it thaws.
+    bool all_sent = false;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (frozen && submitted == N && !all_sent && dv_test_now_ms() < end) {
+        drover_status_t st = {0};
+        all_sent = drover_status(c.d, &st, &err) == 0 && st.running == N;
+        drover_status_clear(&st);
+        if (!all_sent) {
+            nap();
+        }
+    }
+    int cancel = all_sent ? drover_job_cancel(c.d, ids[11], NULL, &err) : -1;
+    if (frozen) {
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    int codes[N];
+    uint32_t b_rows[N] = {0}, b_jobs[N] = {0};
+    size_t close = 0;
+    char nan_text[256] = "";
+    for (size_t i = 0; i < N; i++) {
+        codes[i] = -1;
+        if (!ids[i] || drover_wait(c.d, ids[i], WAIT_MS, &r, &err) != 0) {
+            continue;
+        }
+        const char *t = "";
+        codes[i] = drover_result_error(r, &t);
+        if (i == 2) {
+            snprintf(nan_text, sizeof nan_text, "%s", t ? t : "");
+        }
+        drover_result_batch(r, &b_rows[i], &b_jobs[i]);
+        size_t n = 0, k = 0;
+        const float *out = drover_result_output(r, &n, &k);
+        dv_tensor_t *one = dv_tensor_new(1, 4), *want = NULL;
+        memcpy(one->data, rows[i], sizeof rows[i]);
+        if (out && n == 1 && dv_model_predict(m, one, &want, &derr) == 0 &&
+            k == want->cols) {
+            bool near = true;
+            for (size_t j = 0; j < k; j++) {
+                near = near && fabsf(out[j] - want->data[j]) <=
+                                   1e-5f * fmaxf(fabsf(want->data[j]), 1e-6f);
+            }
+            close += near;
+        }
+        dv_tensor_destroy(&want);
+        dv_tensor_destroy(&one);
+        drover_result_destroy(&r);
+    }
+    printf("  batches (rows/jobs):");
+    for (size_t i = 0; i < N; i++) {
+        printf(" %s%u/%u", codes[i] ? "!" : "", b_rows[i], b_jobs[i]);
+    }
+    printf("\n");
+    dv_tensor_destroy(&x);
+    dv_model_destroy(&m);
+    int exit_rc = cluster_down(&c, close != 10);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push2, 0);
+    DV_CHECK_EQ(cfg_bad, DV_EINVAL);
+    DV_CHECK_EQ(cfg, 0);
+    DV_CHECK_EQ(cfg_rows, 6);
+    DV_CHECK_EQ(cfg_delay, 1000000);
+    DV_CHECK_EQ(shown.max_batch_rows, 6);
+    DV_CHECK_EQ(shown.max_delay_us, 1000000);
+    DV_CHECK_EQ(other.max_batch_rows, DV_BATCH_ROWS_DEFAULT);
+    DV_CHECK_EQ(other.max_delay_us, 0);
+    DV_CHECK_EQ(warm, 0);
+    DV_CHECK(frozen);
+    DV_CHECK_EQ(submitted, N);
+    DV_CHECK(all_sent);
+    DV_CHECK_EQ(cancel, 0);
+    static const int want_code[N] = {0, 0, DV_ENAN, 0, 0, 0,
+                                     0, 0, 0,       0, 0, DV_ECANCELED};
+    static const uint32_t want_jobs[N] = {5, 5, 0, 5, 5, 5, 1, 3, 3, 3, 1, 0};
+    for (size_t i = 0; i < N; i++) {
+        DV_CHECK_EQ(codes[i], want_code[i]);
+        DV_CHECK_EQ(b_jobs[i], want_jobs[i]);
+        DV_CHECK_EQ(b_rows[i], want_jobs[i]); // one row each
+    }
+    DV_CHECK(strstr(nan_text, "NaN") != NULL);
+    DV_CHECK_EQ(close, 10);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"training follows the data", test_training_follows_the_data},
+    {"dynamic batching", test_dynamic_batching},
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
     {"a new version takes over without a wait",

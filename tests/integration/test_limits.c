@@ -153,7 +153,7 @@ dealer(void *ctx, const char *endpoint)
 
 // Send w (taken) with frames on sock (to route on a ROUTER), its protocol
 // version rewritten to major.minor when major >= 0. dv_msgw writes `v`
-// first as fixints: "v" then [1, 2] is a1 76 92 01 02.
+// first as fixints: "v" then [1, DV_PROTOCOL_MINOR] is a1 76 92 01 0N.
 static bool
 send_msg(void *sock,
          const void *route,
@@ -170,8 +170,10 @@ send_msg(void *sock,
     memcpy(copy, h, len);
     dv_msgw_destroy(&w);
     bool patched = major < 0;
+    const uint8_t ours[5] = {0xa1, 'v', 0x92, DV_PROTOCOL_MAJOR,
+                             DV_PROTOCOL_MINOR};
     for (size_t i = 0; !patched && i + 5 <= len; i++) {
-        if (memcmp(copy + i, "\xa1v\x92\x01\x02", 5) == 0) {
+        if (memcmp(copy + i, ours, 5) == 0) {
             copy[i + 3] = (uint8_t)major;
             copy[i + 4] = (uint8_t)minor;
             patched = true;
