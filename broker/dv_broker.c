@@ -1452,7 +1452,95 @@ static bool skip_has(const dv_broker_t *self, uint64_t id);
 static void
 spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
-// Send every job that can run now.
+// Send j's `run` (attempt) to w: its attempt is stored, its run timeout
+// armed.
+static void
+send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
+{
+    j->attempts = attempt;
+    store_attempts(self, j);
+    if (j->timeout_ms) {
+        timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id, T_TIMEOUT,
+                  attempt);
+    }
+    dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
+    dv_msgw_uint(m, "job", j->id);
+    dv_msgw_uint(m, "attempt", attempt);
+    dv_msgw_str(m, "kind", j->kind);
+    if (strcmp(j->kind, "sleep") == 0) {
+        dv_msgw_uint(m, "ms", j->sleep_ms);
+    }
+
+    if (USES_MODEL(j)) {
+        dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
+        dv_msgw_key(m, "model");
+        dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
+        dv_msgw_v_str(m, "name");
+        dv_msgw_v_str(m, j->model);
+        dv_msgw_v_str(m, "version");
+        dv_msgw_v_uint(m, j->model_version);
+        dv_msgw_v_str(m, "sha256");
+        dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
+        if (IS_INFER(j)) { // its batching, and what it is not mixed with
+            dv_msgw_v_str(m, "max_batch_rows");
+            dv_msgw_v_uint(m, cfg.max_batch_rows);
+            dv_msgw_v_str(m, "max_delay_us");
+            dv_msgw_v_uint(m, cfg.max_delay_us);
+            dv_msgw_key(m, "priority");
+            dv_msgw_v_int(m, j->priority);
+            dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
+        }
+    }
+    dv_frame_t f = {j->payload, j->payload_len};
+    if (j->spec) {
+        // Payload: field count (u16), spec length (u32), the spec's
+        // fields (train_spec), then the CSV (none on a stored data set).
+        size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+        size_t sl = get_u32(j->payload + 2);
+        if (!USES_MODEL(j)) {
+            dv_msgw_str(m, "model", j->model);
+        }
+        dv_msgw_raw(m, nf, j->payload + 6, sl);
+        f = (dv_frame_t){j->payload + 6 + sl, j->payload_len - 6 - sl};
+    }
+    dv_frame_t frames[2] = {f, {j->ckpt, j->ckpt_len}};
+    if (j->ckpt) { // a re-run continues from the last checkpoint
+        dv_msgw_key(m, "resume");
+        dv_msgw_v_map(m, 1);
+        dv_msgw_v_str(m, "epoch");
+        dv_msgw_v_uint(m, j->ckpt_epoch);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(m, &len);
+    dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
+                 j->ckpt ? 2 : 1);
+    dv_msgw_destroy(&m);
+}
+
+// Batch riders (dv_sched_ride): infer jobs for the lead's model version
+// while their rows fit its max_batch_rows.
+typedef struct {
+    dv_broker_t *self;
+    uint64_t rows, max_rows, now_unix;
+} ride_t;
+
+static bool
+ride_fits(uint64_t id, void *arg)
+{
+    ride_t *r = arg;
+    const job_t *j = job_find(r->self, id);
+    if (!j || !IS_INFER(j) || j->cancelled || r->rows + j->rows > r->max_rows ||
+        (j->deadline_unix && r->now_unix > j->deadline_unix)) {
+        return false; // an expired one ends by its timer, not on a worker
+    }
+    r->rows += j->rows;
+    return true;
+}
+
+// Send every job that can run now. An infer job takes the infer jobs
+// waiting behind it for the same model version along (up to the model's
+// max_batch_rows): they ride on its slot, and the worker runs them as one
+// forward pass (docs/ARCHITECTURE.md, Dynamic batching).
 static void
 dispatch(dv_broker_t *self)
 {
@@ -1473,65 +1561,26 @@ dispatch(dv_broker_t *self)
                 continue;
             }
         }
-        j->attempts = attempt;
-        store_attempts(self, j);
-        if (j->timeout_ms) {
-            timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id,
-                      T_TIMEOUT, attempt);
+        send_run(self, j, w, attempt);
+        if (!IS_INFER(j)) {
+            continue;
         }
-        dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
-        dv_msgw_uint(m, "job", j->id);
-        dv_msgw_uint(m, "attempt", attempt);
-        dv_msgw_str(m, "kind", j->kind);
-        if (strcmp(j->kind, "sleep") == 0) {
-            dv_msgw_uint(m, "ms", j->sleep_ms);
-        }
-
-        if (USES_MODEL(j)) {
-            dv_model_config_t cfg =
-                dv_registry_config(self->registry, j->model);
-            dv_msgw_key(m, "model");
-            dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
-            dv_msgw_v_str(m, "name");
-            dv_msgw_v_str(m, j->model);
-            dv_msgw_v_str(m, "version");
-            dv_msgw_v_uint(m, j->model_version);
-            dv_msgw_v_str(m, "sha256");
-            dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
-            if (IS_INFER(j)) { // its batching, and what it is not mixed with
-                dv_msgw_v_str(m, "max_batch_rows");
-                dv_msgw_v_uint(m, cfg.max_batch_rows);
-                dv_msgw_v_str(m, "max_delay_us");
-                dv_msgw_v_uint(m, cfg.max_delay_us);
-                dv_msgw_key(m, "priority");
-                dv_msgw_v_int(m, j->priority);
-                dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
+        dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
+        now_unix = now_unix ? now_unix : unix_ms_now();
+        ride_t ride = {self, j->rows, cfg.max_batch_rows, now_unix};
+        uint64_t ids[64];
+        uint32_t attempts[64];
+        size_t n;
+        while (ride.rows < ride.max_rows &&
+               (n = dv_sched_ride(self->sched, id, ride_fits, &ride, ids,
+                                  attempts, 64)) > 0) {
+            for (size_t i = 0; i < n; i++) {
+                send_run(self, job_find(self, ids[i]), w, attempts[i]);
+            }
+            if (n < 64) {
+                break;
             }
         }
-        dv_frame_t f = {j->payload, j->payload_len};
-        if (j->spec) {
-            // Payload: field count (u16), spec length (u32), the spec's
-            // fields (train_spec), then the CSV (none on a stored data set).
-            size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-            size_t sl = get_u32(j->payload + 2);
-            if (!USES_MODEL(j)) {
-                dv_msgw_str(m, "model", j->model);
-            }
-            dv_msgw_raw(m, nf, j->payload + 6, sl);
-            f = (dv_frame_t){j->payload + 6 + sl, j->payload_len - 6 - sl};
-        }
-        dv_frame_t frames[2] = {f, {j->ckpt, j->ckpt_len}};
-        if (j->ckpt) { // a re-run continues from the last checkpoint
-            dv_msgw_key(m, "resume");
-            dv_msgw_v_map(m, 1);
-            dv_msgw_v_str(m, "epoch");
-            dv_msgw_v_uint(m, j->ckpt_epoch);
-        }
-        size_t len = 0;
-        const uint8_t *h = dv_msgw_bytes(m, &len);
-        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
-                     j->ckpt ? 2 : 1);
-        dv_msgw_destroy(&m);
     }
 }
 

@@ -25,6 +25,7 @@ struct job {
     int32_t priority;      // higher runs first
     bool held;             // waiting to be released (retry backoff)
     bool heavy;            // a training job (limited per worker)
+    bool rider;            // running in another job's batch: no slot
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
 };
@@ -63,7 +64,15 @@ typedef struct {
     size_t n_queues;        //
     uint32_t heavy_cap;     // heavy jobs at once (0: no limit)
     uint32_t heavy_running; // heavy jobs on it
+    uint32_t riders;        // running jobs that take no slot (batched)
 } worker_t;
+
+// Slots a worker's running jobs take (riders take none).
+static size_t
+slots_used(const worker_t *w)
+{
+    return w->running.n - w->riders;
+}
 
 #define TOMBSTONE ((job_t *)(uintptr_t)1)
 
@@ -540,6 +549,8 @@ worker_remove(dv_sched_t *self,
     while (w->running.tail) {
         job_t *j = w->running.tail;
         list_unlink(&w->running, j);
+        w->riders -= j->rider;
+        j->rider = false;
         self->n_running--;
         self->queues[j->queue].running--;
         if (refund) {
@@ -616,13 +627,13 @@ better(const worker_t *a, const worker_t *b, const char *model)
         }
     }
     // Compare running/capacity without division.
-    uint64_t la = (uint64_t)a->running.n * b->capacity;
-    uint64_t lb = (uint64_t)b->running.n * a->capacity;
+    uint64_t la = (uint64_t)slots_used(a) * b->capacity;
+    uint64_t lb = (uint64_t)slots_used(b) * a->capacity;
     if (la != lb) {
         return la < lb;
     }
-    if (a->running.n != b->running.n) {
-        return a->running.n < b->running.n;
+    if (slots_used(a) != slots_used(b)) {
+        return slots_used(a) < slots_used(b);
     }
     return a->seq < b->seq;
 }
@@ -637,7 +648,7 @@ pick_worker(
     *any_free = false;
     for (size_t w = 0; w < self->n_workers; w++) {
         worker_t *cand = &self->workers[w];
-        if (cand->draining || cand->running.n >= cand->capacity) {
+        if (cand->draining || slots_used(cand) >= cand->capacity) {
             continue;
         }
         *any_free = true;
@@ -713,6 +724,50 @@ dv_sched_next(dv_sched_t *self,
     return false;
 }
 
+size_t
+dv_sched_ride(dv_sched_t *self,
+              uint64_t lead,
+              dv_sched_fits_fn *fits,
+              void *arg,
+              uint64_t *jobs,
+              uint32_t *attempts,
+              size_t max)
+{
+    job_t *l = find_job(self, lead);
+    if (!l || l->worker == SIZE_MAX || l->heavy || !*l->model) {
+        return 0;
+    }
+    queue_t *q = &self->queues[l->queue];
+    level_t *lv = level_of(q, l->priority, false);
+    worker_t *w = &self->workers[l->worker];
+    size_t n = 0;
+    for (job_t *j = lv ? lv->jobs.head : NULL, *next; j && n < max; j = next) {
+        next = j->next;
+        if (j->heavy || strcmp(j->model, l->model) != 0) {
+            continue; // another model's job keeps its place
+        }
+        if (!fits(j->id, arg)) {
+            break; // first in first out: nothing behind it jumps it
+        }
+        bool last = lv->jobs.n == 1; // dequeue frees the level with it
+        dequeue(self, j);
+        j->attempts++;
+        j->worker = l->worker;
+        j->rider = true;
+        w->riders++;
+        list_push_back(&w->running, j);
+        self->n_running++;
+        q->running++;
+        jobs[n] = j->id;
+        attempts[n] = j->attempts;
+        n++;
+        if (last) {
+            break;
+        }
+    }
+    return n;
+}
+
 // Take a running job off its worker (the slot is free again).
 static job_t *
 take_running(dv_sched_t *self, uint64_t job, uint64_t worker)
@@ -723,6 +778,8 @@ take_running(dv_sched_t *self, uint64_t job, uint64_t worker)
     }
     list_unlink(&self->workers[j->worker].running, j);
     self->workers[j->worker].heavy_running -= j->heavy;
+    self->workers[j->worker].riders -= j->rider;
+    j->rider = false;
     j->worker = SIZE_MAX;
     self->n_running--;
     self->queues[j->queue].running--;

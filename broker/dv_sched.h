@@ -115,6 +115,28 @@ bool dv_sched_next(dv_sched_t *self,
                    uint64_t *worker,
                    uint32_t *attempt);
 
+// Whether a queued job may join a batch (dv_sched_ride): the caller's
+// rule (rows, kind), asked in queue order.
+typedef bool(dv_sched_fits_fn)(uint64_t job, void *arg);
+
+// Dynamic batching: after dv_sched_next gave lead to a worker, take queued
+// jobs of the same queue, priority and model (not heavy) to run there too,
+// in the same forward pass: they take no slot (riders), so what waits
+// behind a busy worker goes in one pass instead of one by one. Jobs are
+// offered to fits in first-in-first-out order (other models' jobs are
+// skipped and keep their places); the first it refuses ends the ride. At
+// most max; their ids and attempt numbers (1-based) go to jobs and
+// attempts. Each then runs, finishes, fails and is lost like any running
+// job. Returns how many (0 when lead is not running, is heavy or needs no
+// model).
+size_t dv_sched_ride(dv_sched_t *self,
+                     uint64_t lead,
+                     dv_sched_fits_fn *fits,
+                     void *arg,
+                     uint64_t *jobs,
+                     uint32_t *attempts,
+                     size_t max);
+
 // The job finished (done or failed by its own error) on worker: frees the
 // slot and forgets the job. Returns 0, or DV_ENOENT when the job is not
 // running on that worker (a late answer from a worker declared dead: the

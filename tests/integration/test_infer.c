@@ -2092,9 +2092,92 @@ test_dynamic_batching(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Batches also form from jobs waiting at the broker: with one credit
+// (prefetch 0), the worker is frozen on job A while 13 more wait in the
+// broker's queue. Thawed, A runs alone (max_delay_us 1 s passes, nothing
+// more can reach the worker); then the next job takes the jobs behind it
+// along, up to max_batch_rows 10, on its one credit, and the last three
+// go the same way: passes of 1, 10 and 3 jobs, every job done once.
+static void
+test_batches_from_the_broker_queue(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 1, "0");
+    bool trained = up && train(&c, "iris_train.csv", "softmax", "iris");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/iris.drvm", c.dir);
+    drover_error_t err = {0};
+    int push = trained ? drover_model_push(c.d, path, "iris", NULL, &err) : -1;
+    int cfg = push == 0 ? drover_model_config(c.d, "iris", 10, 1000000, NULL,
+                                              NULL, &err)
+                        : -1;
+    float x[4] = {5.1f, 3.5f, 1.4f, 0.2f};
+    drover_result_t *r = NULL;
+    int warm = cfg == 0 ? run_rows(c.d, "iris", x, 1, 4, &r, &err) : -1;
+    drover_result_destroy(&r);
+    enum { N = 14 };
+    uint64_t ids[N] = {0};
+    size_t submitted = 0;
+    bool frozen = warm == 0 && kill(c.workers[0].pid, SIGSTOP) == 0;
+    bool queued = false;
+    for (size_t i = 0; frozen && i < N; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = "iris";
+        job.input = x;
+        job.rows = 1;
+        job.cols = 4;
+        submitted += drover_submit(c.d, &job, 10000, &ids[i], &err) == 0;
+    }
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (frozen && submitted == N && !queued && dv_test_now_ms() < end) {
+        drover_status_t st = {0};
+        queued = drover_status(c.d, &st, &err) == 0 && st.running == 1 &&
+                 st.queued == N - 1;
+        drover_status_clear(&st);
+        if (!queued) {
+            nap();
+        }
+    }
+    if (frozen) {
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    uint32_t jobs_in[N] = {0};
+    size_t done = 0;
+    for (size_t i = 0; i < N; i++) {
+        uint32_t rows = 0;
+        if (ids[i] && drover_wait(c.d, ids[i], WAIT_MS, &r, &err) == 0 &&
+            drover_result_error(r, NULL) == 0 &&
+            drover_result_attempts(r) == 1) {
+            done++;
+            drover_result_batch(r, &rows, &jobs_in[i]);
+        }
+        drover_result_destroy(&r);
+    }
+    printf("  passes (jobs):");
+    for (size_t i = 0; i < N; i++) {
+        printf(" %u", jobs_in[i]);
+    }
+    printf("\n");
+    int exit_rc = cluster_down(&c, done != N);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK_EQ(cfg, 0);
+    DV_CHECK_EQ(warm, 0);
+    DV_CHECK(frozen);
+    DV_CHECK_EQ(submitted, N);
+    DV_CHECK(queued);
+    DV_CHECK_EQ(done, N);
+    for (size_t i = 0; i < N; i++) {
+        DV_CHECK_EQ(jobs_in[i], i == 0 ? 1 : i <= 10 ? 10 : 3);
+    }
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"training follows the data", test_training_follows_the_data},
     {"dynamic batching", test_dynamic_batching},
+    {"batches from the broker's queue", test_batches_from_the_broker_queue},
     {"workers fetch and cache data sets",
      test_workers_fetch_and_cache_data_sets},
     {"a new version takes over without a wait",

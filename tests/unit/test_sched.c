@@ -555,6 +555,81 @@ test_backoff_doubles_caps_jitters(void)
     DV_CHECK_EQ(rng, before);
 }
 
+// Riders (dynamic batching): at most `limit` jobs may join (the fits rule
+// counts them), only the lead's queue, priority and model, in FIFO order.
+// (A queue holds its own levels: another queue's jobs are never reached.)
+typedef struct {
+    size_t limit, asked;
+} fits_t;
+
+static bool
+fits_limit(uint64_t job, void *arg)
+{
+    (void)job;
+    fits_t *f = arg;
+    f->asked++;
+    return f->asked <= f->limit;
+}
+
+static void
+test_riders_take_no_slot(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 7, 1); // one slot
+    dv_sched_submit(s, 1, "q", "m@1", 3);
+    dv_sched_submit(s, 2, "q", "m@1", 3);
+    dv_sched_submit(s, 3, "q", "other@1", 3); // skipped, keeps its place
+    dv_sched_submit(s, 4, "q", "m@1", 3);
+    dv_sched_submit_prio(s, 5, "q", "m@1", 3, 9); // another priority
+    dv_sched_submit(s, 6, "q", "m@1", 3);
+    dv_sched_submit(s, 8, "q", "m@1", 3);
+    pick_t lead;
+    bool first = next(s, &lead) && lead.job == 5; // priority 9 first
+    uint64_t ids[8];
+    uint32_t att[8];
+    fits_t f = {8, 0};
+    size_t alone = dv_sched_ride(s, 5, fits_limit, &f, ids, att, 8);
+    // The slot is free again: job 1 leads, three ride (limit 3: the fourth
+    // asked is refused and ends the ride).
+    pick_t second;
+    dv_sched_finish(s, 5, 7);
+    bool next_ok = next(s, &second) && second.job == 1;
+    f = (fits_t){3, 0};
+    size_t n = dv_sched_ride(s, 1, fits_limit, &f, ids, att, 8);
+    bool which = n == 3 && ids[0] == 2 && ids[1] == 4 && ids[2] == 6 &&
+                 att[0] == 1 && att[2] == 1;
+    size_t running = dv_sched_running(s),
+           on_worker = dv_sched_worker_running(s, 7);
+    pick_t none;
+    bool full = !next(s, &none); // riders took no slot, the lead one
+    // A rider finishing frees no slot; the lead finishing does.
+    dv_sched_finish(s, 2, 7);
+    bool still_full = !next(s, &none);
+    dv_sched_finish(s, 1, 7);
+    pick_t third;
+    bool after = next(s, &third) && third.job == 3; // other@1 kept its place
+    // The worker dies: its riders go back first, in order.
+    dv_sched_lost_t lost[8];
+    size_t n_lost = 0;
+    dv_sched_worker_remove(s, 7, lost, &n_lost);
+    dv_sched_worker_add(s, 9, 1);
+    pick_t back;
+    bool requeued =
+        n_lost == 3 && next(s, &back) && back.job == 4 && back.attempt == 2;
+    dv_sched_destroy(&s);
+    DV_CHECK(first);
+    DV_CHECK_EQ(alone, 0); // nothing else waits at priority 9
+    DV_CHECK(next_ok);
+    DV_CHECK(which);
+    DV_CHECK_EQ(f.asked, 4);
+    DV_CHECK_EQ(running, 4);
+    DV_CHECK_EQ(on_worker, 4);
+    DV_CHECK(full);
+    DV_CHECK(still_full);
+    DV_CHECK(after);
+    DV_CHECK(requeued);
+}
+
 static const dv_test_case_t cases[] = {
     {"backoff doubles, caps at 60 s, half fixed and half random",
      test_backoff_doubles_caps_jitters},
@@ -568,6 +643,7 @@ static const dv_test_case_t cases[] = {
     {"hold and release (retry backoff)", test_hold_and_release},
 
     {"credits bound dispatch", test_credits_bound_dispatch},
+    {"riders take no slot", test_riders_take_no_slot},
     {"model affinity, then least loaded", test_affinity_then_least_loaded},
     {"load is relative to capacity", test_load_is_relative_to_capacity},
     {"queues take turns, FIFO within", test_queues_take_turns_fifo_within},
