@@ -2494,13 +2494,22 @@ submit_job(dv_broker_t *self,
         return dv_errorf(err, DV_EINVAL,
                          "submit: priority must be -1000..1000");
     }
-    if (deadline_ms > DV_MAX_DEADLINE_MS || timeout_ms > DV_MAX_DEADLINE_MS ||
-        backoff > BACKOFF_CAP_MS || sleep_ms > DV_MAX_SLEEP_MS) {
-        return dv_errorf(err, DV_EINVAL,
-                         "submit: deadline_ms and timeout_ms must be <= %llu, "
-                         "backoff_ms <= %d, a sleep's ms <= %d",
-                         (unsigned long long)DV_MAX_DEADLINE_MS, BACKOFF_CAP_MS,
-                         DV_MAX_SLEEP_MS);
+    const struct { // the field that is out of range, and its bound
+        const char *field;
+        uint64_t value, max;
+    } bounds[] = {
+        {"deadline_ms", deadline_ms, DV_MAX_DEADLINE_MS},
+        {"timeout_ms", timeout_ms, DV_MAX_DEADLINE_MS},
+        {"backoff_ms", backoff, BACKOFF_CAP_MS},
+        {"ms (a sleep job's length)", sleep_ms, DV_MAX_SLEEP_MS},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        if (bounds[i].value > bounds[i].max) {
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: %s must be <= %llu, not %llu",
+                             bounds[i].field, (unsigned long long)bounds[i].max,
+                             (unsigned long long)bounds[i].value);
+        }
     }
     if (dv_msg_has(m, "idempotency_key") && !key[0]) {
         return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");

@@ -270,7 +270,7 @@ typedef struct {
 
 static const limit_case_t s_limits[] = {
     {"sleep over the limit", "submit", "sleep", DV_MAX_SLEEP_MS + 1, -1, 0,
-     DV_EINVAL, "a sleep's ms <= 3600000"},
+     DV_EINVAL, "ms (a sleep job's length) must be <= 3600000, not 3600001"},
     {"sleep at the limit", "submit", "sleep", DV_MAX_SLEEP_MS, -1, 0, 0, NULL},
     {"key over the limit", "submit", "echo", DV_MAX_KEY_BYTES + 1, -1, 0,
      DV_EMSGSIZE, "'idempotency_key' is 257 bytes, the limit is 256"},
