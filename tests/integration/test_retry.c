@@ -184,6 +184,7 @@ test_which_failures_are_retried(void)
     outcome_t out[N_CODES] = {{0}};
     uint32_t runs[N_CODES] = {0}; // runs the worker got
     bool in_order = true;         // each run: this job, the next attempt
+    uint64_t began = dv_test_unix_ms();
     for (size_t i = 0; up && i < N_CODES; i++) {
         drover_job_t job = DROVER_JOB_INIT;
         job.max_attempts = 2;
@@ -225,6 +226,7 @@ test_which_failures_are_retried(void)
     infer.backoff_ms = -1;
     outcome_t nan =
         push == 0 ? outcome(&c, submit(&c, &infer)) : (outcome_t){0};
+    uint64_t ended = dv_test_unix_ms();
     cluster_down(&c, !(in_order && nan.got));
     DV_CHECK(up);
     DV_CHECK(in_order);
@@ -242,6 +244,11 @@ test_which_failures_are_retried(void)
             DV_CHECK_EQ(out[i].errors[k].attempt, k + 1);
             DV_CHECK_EQ(out[i].errors[k].code, s_codes[i].code);
             DV_CHECK_STR_EQ(out[i].errors[k].worker, "raw");
+            DV_CHECK_STR_EQ(out[i].errors[k].text, "as the test asked");
+            // The broker's time of the failure: within the test's run (1 s
+            // early for the broker's loop clock, read before it woke).
+            DV_CHECK_GE(out[i].errors[k].at_ms, began - 1000);
+            DV_CHECK(out[i].errors[k].at_ms <= ended);
         }
         DV_CHECK_EQ(strstr(out[i].text, "no attempts left (2)") != NULL,
                     s_codes[i].retried);
