@@ -204,6 +204,19 @@ test_which_failures_are_retried(void)
         // No further run came: the job is over.
         in_order = in_order && !dv_tworker_next_run(c.raw, 0, &got, &attempt);
     }
+    // max_attempts left out: the default, 3 runs.
+    drover_job_t dflt = DROVER_JOB_INIT;
+    dflt.backoff_ms = -1;
+    uint64_t dflt_id = up ? submit(&c, &dflt) : 0;
+    uint32_t dflt_runs = 0;
+    uint64_t dgot = 0;
+    uint32_t dattempt = 0;
+    while (dflt_id && dflt_runs < 3 &&
+           dv_tworker_next_run(c.raw, WAIT_MS, &dgot, &dattempt)) {
+        dflt_runs++;
+        dv_tworker_answer(c.raw, dgot, dattempt, DV_EIO, "as the test asked");
+    }
+    outcome_t dflt_out = outcome(&c, dflt_id);
     // A real worker's NaN input: the job's own error, not retried.
     const char *wargs[] = {"--broker",       c.wep, "--name", "real",
                            "--heartbeat-ms", HB_S,  NULL};
@@ -253,6 +266,11 @@ test_which_failures_are_retried(void)
         DV_CHECK_EQ(strstr(out[i].text, "no attempts left (2)") != NULL,
                     s_codes[i].retried);
     }
+    DV_CHECK_EQ(dflt_runs, 3);
+    DV_CHECK(dflt_out.got);
+    DV_CHECK_EQ(dflt_out.code, DV_EIO);
+    DV_CHECK_EQ(dflt_out.attempts, 3);
+    DV_CHECK(strstr(dflt_out.text, "no attempts left (3)") != NULL);
     DV_CHECK(real);
     DV_CHECK_EQ(push, 0);
     DV_CHECK(nan.got);

@@ -1150,12 +1150,20 @@ test_model_damaged_in_transit(void)
 }
 
 // Limits: past --max-inflight unfinished jobs a key's submit is refused
-// (DV_ELIMIT, no worker runs them here); past --max-connections a new
-// connection is refused at the handshake, and the log says so.
+// (DV_ELIMIT, no worker runs them here); it counts the jobs held in memory:
+// with --memory-window 3, 3 durable jobs wait in memory and the next 5 in
+// the store, uncounted; 2 memory-only jobs then reach the limit. Past
+// --max-connections a new connection is refused at the handshake, and the
+// log says so.
 static void
 test_limits(void)
 {
-    const char *extra[] = {"--max-inflight", "5", "--max-connections", "3",
+    const char *extra[] = {"--max-inflight",
+                           "5",
+                           "--max-connections",
+                           "3",
+                           "--memory-window",
+                           "3",
                            NULL};
     sec_t s;
     bool up = sec_up(&s, extra) && broker_start(&s, true);
@@ -1174,9 +1182,14 @@ test_limits(void)
     job.queue = "jobs";
     job.payload = "x";
     job.payload_len = 1;
-    int rcs[6] = {-1, -1, -1, -1, -1, -1};
-    for (int i = 0; c == 0 && i < 6; i++) {
+    enum { STORED = 8, N_SUBMITS = STORED + 3 };
+    int rcs[N_SUBMITS];
+    for (int i = 0; i < N_SUBMITS; i++) {
+        rcs[i] = -1;
+    }
+    for (int i = 0; c == 0 && i < N_SUBMITS; i++) {
         uint64_t id = 0;
+        job.durability = i < STORED ? NULL : "none";
         rcs[i] = drover_submit(alice, &job, 5000, &id, &err);
     }
     bool says = strstr(err.text, "--max-inflight") != NULL;
@@ -1188,13 +1201,13 @@ test_limits(void)
     drover_destroy(&admin);
     drover_destroy(&third);
     drover_destroy(&fourth);
-    sec_down(&s, rcs[5] != DV_ELIMIT);
+    sec_down(&s, rcs[N_SUBMITS - 1] != DV_ELIMIT);
     DV_CHECK(up);
     DV_CHECK_EQ(c, 0);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_SUBMITS - 1; i++) {
         DV_CHECK_EQ(rcs[i], 0);
     }
-    DV_CHECK_EQ(rcs[5], DV_ELIMIT);
+    DV_CHECK_EQ(rcs[N_SUBMITS - 1], DV_ELIMIT);
     DV_CHECK(says);
     DV_CHECK_EQ(n3, 0);
     DV_CHECK_EQ(n4, DV_EPERM);
