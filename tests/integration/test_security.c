@@ -988,6 +988,39 @@ test_revocation(void)
         }
     }
     int resumed = welcome == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
+    // Rotation keeping the id: remove alice.pub and reload (her open
+    // connections are cut off: the id is gone), then put a new pair's
+    // .pub named alice in its place and reload: the new key connects, the
+    // old one is refused at the handshake.
+    char stem[4400], new_pub[4410];
+    snprintf(stem, sizeof stem, "%s/alice-new", s.keys);
+    snprintf(new_pub, sizeof new_pub, "%s.pub", stem);
+    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
+                            "alice",  "--roles", "producer", "--queues",
+                            "jobs",   NULL};
+    int gen = resumed == 0
+                  ? dv_proc_run("DROVER_BIN", keygen, NULL, s.dir, "cli.log")
+                  : -1;
+    int removed = gen == 0 ? unlink(pub) : -1;
+    int cli2 = removed == 0
+                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
+                   : -1;
+    int old_key = cli2 == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
+    bool old_says = strstr(err.text, "no longer authorized") != NULL;
+    size_t pub_len = 0;
+    unsigned char *pub_bytes =
+        cli2 == 0 ? dv_test_read_file(new_pub, &pub_len) : NULL;
+    int added = pub_bytes ? dv_test_write_file(pub, pub_bytes, pub_len) : -1;
+    free(pub_bytes);
+    int cli3 = added == 0
+                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
+                   : -1;
+    drover_t *rotated = NULL, *old = NULL;
+    int new_conn = cli3 == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
+    int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
+    int old_conn = cli3 == 0 ? connect_as(&s, "alice", &old, &err) : -1;
+    drover_destroy(&old);
+    drover_destroy(&rotated);
     drover_t *admin = NULL;
     int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
     bool a_reload = adm == 0 && audited(admin, "admin", "reload", "ok");
@@ -996,7 +1029,7 @@ test_revocation(void)
     drover_destroy(&admin);
     drover_destroy(&alice);
     drover_destroy(&again);
-    sec_down(&s, resumed != 0);
+    sec_down(&s, resumed != 0 || new_key != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(before, 0);
     DV_CHECK_EQ(moved, 0);
@@ -1007,6 +1040,16 @@ test_revocation(void)
     DV_CHECK_EQ(back, 0);
     DV_CHECK_EQ(welcome, 0);
     DV_CHECK_EQ(resumed, 0);
+    DV_CHECK_EQ(gen, 0);
+    DV_CHECK_EQ(removed, 0);
+    DV_CHECK_EQ(cli2, 0);
+    DV_CHECK_EQ(old_key, DV_EPERM);
+    DV_CHECK(old_says);
+    DV_CHECK_EQ(added, 0);
+    DV_CHECK_EQ(cli3, 0);
+    DV_CHECK_EQ(new_conn, 0);
+    DV_CHECK_EQ(new_key, 0);
+    DV_CHECK_EQ(old_conn, DV_EPERM);
     DV_CHECK(a_reload);
     DV_CHECK(a_hup);
     DV_CHECK(a_revoked);
