@@ -184,6 +184,7 @@ test_which_failures_are_retried(void)
     outcome_t out[N_CODES] = {{0}};
     uint32_t runs[N_CODES] = {0}; // runs the worker got
     bool in_order = true;         // each run: this job, the next attempt
+    uint64_t began = dv_test_unix_ms();
     for (size_t i = 0; up && i < N_CODES; i++) {
         drover_job_t job = DROVER_JOB_INIT;
         job.max_attempts = 2;
@@ -203,6 +204,19 @@ test_which_failures_are_retried(void)
         // No further run came: the job is over.
         in_order = in_order && !dv_tworker_next_run(c.raw, 0, &got, &attempt);
     }
+    // max_attempts left out: the default, 3 runs.
+    drover_job_t dflt = DROVER_JOB_INIT;
+    dflt.backoff_ms = -1;
+    uint64_t dflt_id = up ? submit(&c, &dflt) : 0;
+    uint32_t dflt_runs = 0;
+    uint64_t dgot = 0;
+    uint32_t dattempt = 0;
+    while (dflt_id && dflt_runs < 3 &&
+           dv_tworker_next_run(c.raw, WAIT_MS, &dgot, &dattempt)) {
+        dflt_runs++;
+        dv_tworker_answer(c.raw, dgot, dattempt, DV_EIO, "as the test asked");
+    }
+    outcome_t dflt_out = outcome(&c, dflt_id);
     // A real worker's NaN input: the job's own error, not retried.
     const char *wargs[] = {"--broker",       c.wep, "--name", "real",
                            "--heartbeat-ms", HB_S,  NULL};
@@ -225,6 +239,7 @@ test_which_failures_are_retried(void)
     infer.backoff_ms = -1;
     outcome_t nan =
         push == 0 ? outcome(&c, submit(&c, &infer)) : (outcome_t){0};
+    uint64_t ended = dv_test_unix_ms();
     cluster_down(&c, !(in_order && nan.got));
     DV_CHECK(up);
     DV_CHECK(in_order);
@@ -242,10 +257,20 @@ test_which_failures_are_retried(void)
             DV_CHECK_EQ(out[i].errors[k].attempt, k + 1);
             DV_CHECK_EQ(out[i].errors[k].code, s_codes[i].code);
             DV_CHECK_STR_EQ(out[i].errors[k].worker, "raw");
+            DV_CHECK_STR_EQ(out[i].errors[k].text, "as the test asked");
+            // The broker's time of the failure: within the test's run (1 s
+            // early for the broker's loop clock, read before it woke).
+            DV_CHECK_GE(out[i].errors[k].at_ms, began - 1000);
+            DV_CHECK(out[i].errors[k].at_ms <= ended);
         }
         DV_CHECK_EQ(strstr(out[i].text, "no attempts left (2)") != NULL,
                     s_codes[i].retried);
     }
+    DV_CHECK_EQ(dflt_runs, 3);
+    DV_CHECK(dflt_out.got);
+    DV_CHECK_EQ(dflt_out.code, DV_EIO);
+    DV_CHECK_EQ(dflt_out.attempts, 3);
+    DV_CHECK(strstr(dflt_out.text, "no attempts left (3)") != NULL);
     DV_CHECK(real);
     DV_CHECK_EQ(push, 0);
     DV_CHECK(nan.got);

@@ -988,6 +988,39 @@ test_revocation(void)
         }
     }
     int resumed = welcome == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
+    // Rotation keeping the id: remove alice.pub and reload (her open
+    // connections are cut off: the id is gone), then put a new pair's
+    // .pub named alice in its place and reload: the new key connects, the
+    // old one is refused at the handshake.
+    char stem[4400], new_pub[4410];
+    snprintf(stem, sizeof stem, "%s/alice-new", s.keys);
+    snprintf(new_pub, sizeof new_pub, "%s.pub", stem);
+    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
+                            "alice",  "--roles", "producer", "--queues",
+                            "jobs",   NULL};
+    int gen = resumed == 0
+                  ? dv_proc_run("DROVER_BIN", keygen, NULL, s.dir, "cli.log")
+                  : -1;
+    int removed = gen == 0 ? unlink(pub) : -1;
+    int cli2 = removed == 0
+                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
+                   : -1;
+    int old_key = cli2 == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
+    bool old_says = strstr(err.text, "no longer authorized") != NULL;
+    size_t pub_len = 0;
+    unsigned char *pub_bytes =
+        cli2 == 0 ? dv_test_read_file(new_pub, &pub_len) : NULL;
+    int added = pub_bytes ? dv_test_write_file(pub, pub_bytes, pub_len) : -1;
+    free(pub_bytes);
+    int cli3 = added == 0
+                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
+                   : -1;
+    drover_t *rotated = NULL, *old = NULL;
+    int new_conn = cli3 == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
+    int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
+    int old_conn = cli3 == 0 ? connect_as(&s, "alice", &old, &err) : -1;
+    drover_destroy(&old);
+    drover_destroy(&rotated);
     drover_t *admin = NULL;
     int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
     bool a_reload = adm == 0 && audited(admin, "admin", "reload", "ok");
@@ -996,7 +1029,7 @@ test_revocation(void)
     drover_destroy(&admin);
     drover_destroy(&alice);
     drover_destroy(&again);
-    sec_down(&s, resumed != 0);
+    sec_down(&s, resumed != 0 || new_key != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(before, 0);
     DV_CHECK_EQ(moved, 0);
@@ -1007,6 +1040,16 @@ test_revocation(void)
     DV_CHECK_EQ(back, 0);
     DV_CHECK_EQ(welcome, 0);
     DV_CHECK_EQ(resumed, 0);
+    DV_CHECK_EQ(gen, 0);
+    DV_CHECK_EQ(removed, 0);
+    DV_CHECK_EQ(cli2, 0);
+    DV_CHECK_EQ(old_key, DV_EPERM);
+    DV_CHECK(old_says);
+    DV_CHECK_EQ(added, 0);
+    DV_CHECK_EQ(cli3, 0);
+    DV_CHECK_EQ(new_conn, 0);
+    DV_CHECK_EQ(new_key, 0);
+    DV_CHECK_EQ(old_conn, DV_EPERM);
     DV_CHECK(a_reload);
     DV_CHECK(a_hup);
     DV_CHECK(a_revoked);
@@ -1150,12 +1193,20 @@ test_model_damaged_in_transit(void)
 }
 
 // Limits: past --max-inflight unfinished jobs a key's submit is refused
-// (DV_ELIMIT, no worker runs them here); past --max-connections a new
-// connection is refused at the handshake, and the log says so.
+// (DV_ELIMIT, no worker runs them here); it counts the jobs held in memory:
+// with --memory-window 3, 3 durable jobs wait in memory and the next 5 in
+// the store, uncounted; 2 memory-only jobs then reach the limit. Past
+// --max-connections a new connection is refused at the handshake, and the
+// log says so.
 static void
 test_limits(void)
 {
-    const char *extra[] = {"--max-inflight", "5", "--max-connections", "3",
+    const char *extra[] = {"--max-inflight",
+                           "5",
+                           "--max-connections",
+                           "3",
+                           "--memory-window",
+                           "3",
                            NULL};
     sec_t s;
     bool up = sec_up(&s, extra) && broker_start(&s, true);
@@ -1174,9 +1225,14 @@ test_limits(void)
     job.queue = "jobs";
     job.payload = "x";
     job.payload_len = 1;
-    int rcs[6] = {-1, -1, -1, -1, -1, -1};
-    for (int i = 0; c == 0 && i < 6; i++) {
+    enum { STORED = 8, N_SUBMITS = STORED + 3 };
+    int rcs[N_SUBMITS];
+    for (int i = 0; i < N_SUBMITS; i++) {
+        rcs[i] = -1;
+    }
+    for (int i = 0; c == 0 && i < N_SUBMITS; i++) {
         uint64_t id = 0;
+        job.durability = i < STORED ? NULL : "none";
         rcs[i] = drover_submit(alice, &job, 5000, &id, &err);
     }
     bool says = strstr(err.text, "--max-inflight") != NULL;
@@ -1188,13 +1244,13 @@ test_limits(void)
     drover_destroy(&admin);
     drover_destroy(&third);
     drover_destroy(&fourth);
-    sec_down(&s, rcs[5] != DV_ELIMIT);
+    sec_down(&s, rcs[N_SUBMITS - 1] != DV_ELIMIT);
     DV_CHECK(up);
     DV_CHECK_EQ(c, 0);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_SUBMITS - 1; i++) {
         DV_CHECK_EQ(rcs[i], 0);
     }
-    DV_CHECK_EQ(rcs[5], DV_ELIMIT);
+    DV_CHECK_EQ(rcs[N_SUBMITS - 1], DV_ELIMIT);
     DV_CHECK(says);
     DV_CHECK_EQ(n3, 0);
     DV_CHECK_EQ(n4, DV_EPERM);

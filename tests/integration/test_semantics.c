@@ -878,6 +878,25 @@ test_result_streams(void)
         drover_poll(d2, 200, &err);
     }
     drover_destroy(&d2);
+    // Another consumer name gets every result too, from the oldest kept:
+    // c1's acknowledgements are its own.
+    char out3[4400];
+    snprintf(out3, sizeof out3, "%s/s3.json", c.dir);
+    const char *f3[] = {"results",    "follow", "--queue", "default",
+                        "--consumer", "c2",     "--count", "100",
+                        "--idle-ms",  "1500",   "--json",  "--broker",
+                        c.cep,        NULL};
+    int rc3 =
+        frc == 0 ? dv_proc_run("DROVER_BIN", f3, out3, c.dir, "cli.log") : -1;
+    uint64_t all[N + 5] = {0};
+    bool seq3 = false;
+    size_t n3 = stream_jobs(out3, all, N + 5, 1, &seq3);
+    int in_c2 = 0;
+    for (int i = 0; i < N; i++) {
+        for (size_t k = 0; k < n3; k++) {
+            in_c2 += all[k] == ids[i];
+        }
+    }
     cluster_down(&c, once != N);
     DV_CHECK(up);
     DV_CHECK_EQ(done, N);
@@ -893,6 +912,10 @@ test_result_streams(void)
     DV_CHECK_EQ(live.n, 5);
     DV_CHECK_EQ(live.seqs[0], N + 1);
     DV_CHECK_EQ(live.seqs[4], N + 5);
+    DV_CHECK_EQ(rc3, 0);
+    DV_CHECK_EQ(n3, N + 5);
+    DV_CHECK(seq3);
+    DV_CHECK_EQ(in_c2, N); // and the 5 live ones
 }
 
 // -------------------------------------------------------- deep queues

@@ -864,6 +864,32 @@ test_dataset_read_access(void)
     int shared = up ? cli_share(&t, "alice", "flowers", "bob") : -1;
     int b_train2 = train_on(bob, "bobs", "flowers", text, sizeof text);
     int b_list2 = ds_listed(bob, "flowers");
+    // Read access is checked at submit only: with no worker up, bob's
+    // evaluate on it is accepted, alice stops sharing, a new worker
+    // fetches the data set and the job runs. Then shared again.
+    dv_proc_stop(&t.worker, SIGTERM);
+    drover_job_t ev = DROVER_JOB_INIT;
+    ev.queue = "jobs";
+    ev.kind = "evaluate";
+    ev.model = "bobs@1";
+    ev.dataset = "flowers";
+    uint64_t ev_id = 0;
+    int ev_sub =
+        b_train2 == 0 ? drover_submit(bob, &ev, 10000, &ev_id, &err) : -1;
+    int unshared = ev_sub == 0
+                       ? drover_dataset_share(alice, "flowers", NULL, 0, &err)
+                       : -1;
+    int b_get2 = ds_get(bob, "flowers");
+    int ev_code = -1;
+    if (unshared == 0 && worker_start(&t)) {
+        drover_result_t *r = NULL;
+        if (drover_wait(bob, ev_id, WAIT_MS, &r, &err) == 0) {
+            ev_code = drover_result_error(r, NULL);
+        }
+        drover_result_destroy(&r);
+    }
+    int reshared =
+        unshared == 0 ? cli_share(&t, "alice", "flowers", "bob") : -1;
     drover_t *carol = up ? connect_as(&t, "carol") : NULL;
     int c_get = ds_get(carol, "flowers");
     drover_destroy(&alice);
@@ -886,7 +912,8 @@ test_dataset_read_access(void)
     drover_destroy(&bob);
     drover_destroy(&carol);
     drover_destroy(&admin);
-    ten_down(&t, pushed != 0 || b_train != DV_EPERM || b_train2 != 0);
+    ten_down(&t, pushed != 0 || b_train != DV_EPERM || b_train2 != 0 ||
+                     ev_code != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(pushed, 0);
     DV_CHECK_EQ(own, 0);
@@ -900,6 +927,11 @@ test_dataset_read_access(void)
     DV_CHECK_EQ(shared, 0);
     DV_CHECK_EQ(b_train2, 0);
     DV_CHECK_EQ(b_list2, 1);
+    DV_CHECK_EQ(ev_sub, 0);
+    DV_CHECK_EQ(unshared, 0);
+    DV_CHECK_EQ(b_get2, DV_EPERM); // no longer shared
+    DV_CHECK_EQ(ev_code, 0);       // yet the accepted job ran
+    DV_CHECK_EQ(reshared, 0);
     DV_CHECK_EQ(c_get, DV_EPERM);
     DV_CHECK(again);
     DV_CHECK_EQ(b_get3, 0);
