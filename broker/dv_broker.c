@@ -303,6 +303,7 @@ struct dv_broker {
     size_t n_qbytes;           //
     size_t cap_qbytes;         // room in qbytes (grows by doubling)
     held_reply_t *held;        // replies waiting for the next commit
+    struct push_s *parked;     // stored versions waiting for lower ones
     ckpt_due_t *ckpts_due;     // checkpoints staged for the next commit
     size_t n_ckpts_due, cap_ckpts_due; //
     held_result_t *held_res;   // results waiting for their commit
@@ -3185,7 +3186,7 @@ client_error(dv_broker_t *self,
 // A model push being decoded, validated and written on the libuv pool: a
 // large model takes long enough (decode, SHA-256, fsync) to starve every
 // heartbeat if the loop thread did it.
-typedef struct {
+typedef struct push_s {
     uv_work_t work;                    // pool request
     dv_broker_t *broker;               // owner
     uint8_t route[ROUTE_MAX];          // who asked
@@ -3204,6 +3205,7 @@ typedef struct {
     char owner[DV_KEY_ID_MAX + 1];     // the key pushing it ("": plain)
     uint8_t *lineage;                  // its lineage map (owned)
     size_t lineage_len;                //
+    struct push_s *next_parked;        // waiting for a lower version
 } push_t;
 
 static void train_registered(dv_broker_t *self, push_t *p);
@@ -3225,6 +3227,14 @@ work_push(uv_work_t *req)
     }
 }
 
+static void push_finish(dv_broker_t *self, push_t *p);
+
+// Prepared versions of a name are stored in the order they were reserved,
+// whatever order the pool finished them in: a version waits (parked) while
+// a lower one of its name is still being prepared. So the first version of
+// a new name is the first stored, and its key the owner (two trainers
+// racing for a name: the job that finished first wins, as its version
+// number says), and versions never appear out of order.
 static void
 after_push(uv_work_t *req, int status)
 {
@@ -3235,6 +3245,35 @@ after_push(uv_work_t *req, int status)
         free(p->info.schema);
         free(p->info.lineage);
     }
+    if (dv_registry_reserved_below(self->registry, p->name, p->version)) {
+        p->next_parked = self->parked;
+        self->parked = p;
+        return;
+    }
+    char name[DV_MAX_WIRE_NAME + 1];
+    snprintf(name, sizeof name, "%s", p->name);
+    push_finish(self, p); // frees p
+    // Its reservation is gone: the parked versions of its name it held
+    // up go now, lowest first (each may release the next).
+    for (bool again = true; again;) {
+        again = false;
+        for (push_t **q = &self->parked; *q; q = &(*q)->next_parked) {
+            push_t *w = *q;
+            if (strcmp(w->name, name) == 0 &&
+                !dv_registry_reserved_below(self->registry, w->name,
+                                            w->version)) {
+                *q = w->next_parked;
+                push_finish(self, w);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+static void
+push_finish(dv_broker_t *self, push_t *p)
+{
     if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
                                              p->job ? "submit" : "model_push",
                                              p->name, p->owner, &p->err))) {
@@ -7885,6 +7924,16 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->workers);
     free(self->pending);
     free(self->ckpts_due);
+    while (self->parked) { // only if a lower version never finished
+        struct push_s *p = self->parked;
+        self->parked = p->next_parked;
+        free(p->info.schema);
+        free(p->info.lineage);
+        free(p->image);
+        free(p->lineage);
+        free(p->dir);
+        free(p);
+    }
     for (size_t q = 0; q < self->n_qbytes; q++) {
         for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
             free(self->qbytes[q].spills[i].buf);

@@ -487,6 +487,19 @@ dv_registry_prepare_lineage(const char *dir,
     return 0;
 }
 
+bool
+dv_registry_reserved_below(const dv_registry_t *self,
+                           const char *name,
+                           uint32_t v)
+{
+    for (size_t i = 0; i < self->n_res; i++) {
+        if (self->res[i].version < v && strcmp(self->res[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const dv_model_info_t *
 dv_registry_commit(dv_registry_t *self,
                    const dv_model_info_t *info,

@@ -75,6 +75,12 @@ uint32_t
 dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err);
 // Give a reservation back (the prepare failed).
 void dv_registry_release(dv_registry_t *self, const char *name, uint32_t v);
+// Whether a version of name below v is reserved (being prepared): its
+// commit or release comes first, so versions of a name are stored in the
+// order they were reserved.
+bool dv_registry_reserved_below(const dv_registry_t *self,
+                                const char *name,
+                                uint32_t v);
 // The registry's folder (NULL in memory mode); copy it for dv_registry_prepare.
 const char *dv_registry_dir(const dv_registry_t *self);
 // Thread-safe: decode and validate image, fill *info (name, version set
