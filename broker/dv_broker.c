@@ -2992,6 +2992,47 @@ on_job_list(dv_broker_t *self,
     return 0;
 }
 
+// Copy a kept result's `model` and `batch` fields (its extra fields,
+// packed key, value, ...) into w.
+static void
+kept_copy_fields(const kept_t *k, dv_msgw_t *w)
+{
+    if (!k || !k->extra_len) {
+        return;
+    }
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    const char *extra = n ? (const char *)frames[n - 1].data + frames[n - 1].len
+                          : k->data + strlen(k->data) + 1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    for (uint16_t f = 0; f < k->extra_fields; f++) {
+        if (msgpack_unpack_next(&up, extra, k->extra_len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool want = (up.data.via.str.size == 5 &&
+                     memcmp(up.data.via.str.ptr, "batch", 5) == 0) ||
+                    (up.data.via.str.size == 5 &&
+                     memcmp(up.data.via.str.ptr, "model", 5) == 0);
+        char key[8];
+        snprintf(key, sizeof key, "%.*s", (int)up.data.via.str.size,
+                 up.data.via.str.ptr);
+        size_t start = off;
+        if (msgpack_unpack_next(&up, extra, k->extra_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        if (want) {
+            dv_msgw_key(w, key);
+            dv_msgw_v_raw(w, (const uint8_t *)extra + start, off - start);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 static int
 on_job_get(dv_broker_t *self,
            const void *route,
@@ -3060,6 +3101,9 @@ on_job_get(dv_broker_t *self,
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);
+    }
+    if (st == S_DONE) { // an infer job's pass and the version that ran
+        kept_copy_fields(kept_find(self, id), w);
     }
     if (outcome_unstored(self, id)) {
         reply_after_commit(self, route, route_len, rid, w);

@@ -1429,6 +1429,11 @@ drover_job_info(drover_t *self,
                 out->eval = NAN;
             }
         }
+        copy_obj_str(dv_msg_get(self->reply, "model"), out->model,
+                     sizeof out->model);
+        const msgpack_object *b = dv_msg_get(self->reply, "batch");
+        out->batch_rows = (uint32_t)obj_uint(b, "rows");
+        out->batch_jobs = (uint32_t)obj_uint(b, "jobs");
         const msgpack_object *ck = dv_msg_get(self->reply, "checkpoint");
         if (ck && ck->type == MSGPACK_OBJECT_MAP) {
             out->checkpoint_epoch = (uint32_t)obj_uint(ck, "epoch");

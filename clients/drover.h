@@ -255,6 +255,8 @@ typedef struct {
     double eval;               // its eval-set score (NAN: none)
     uint32_t checkpoint_epoch; // a train job's last checkpoint (0: none) ...
     uint64_t checkpoint_bytes; // ... and its size
+    char model[260];           // done infer/evaluate: NAME@VERSION
+    uint32_t batch_rows, batch_jobs;  // done infer: the pass it ran in (1.3)
     uint32_t checkpoint_stored_epoch; // the newest one on the broker's disk
                                       //   (0: none yet, or memory only): what a
                                       //   broker restart resumes from

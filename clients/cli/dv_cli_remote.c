@@ -1234,6 +1234,14 @@ cmd_jobs(int argc, char **argv)
                        ",\"loss\":%.6g",
                        info.epoch, info.epochs, info.loss);
             }
+            if (info.model[0]) {
+                printf(",\"model\":");
+                dv_cli_json_str(stdout, info.model);
+            }
+            if (info.batch_jobs) {
+                printf(",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+                       info.batch_rows, info.batch_jobs);
+            }
             if (info.checkpoint_epoch) {
                 printf(",\"checkpoint\":{\"epoch\":%" PRIu32
                        ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32 "}",
@@ -1252,6 +1260,13 @@ cmd_jobs(int argc, char **argv)
             if (info.epochs) {
                 printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)",
                        info.epoch, info.epochs, info.loss);
+            }
+            if (info.model[0]) {
+                printf(", ran %s", info.model);
+            }
+            if (info.batch_jobs) {
+                printf(" in a pass of %" PRIu32 " row(s), %" PRIu32 " job(s)",
+                       info.batch_rows, info.batch_jobs);
             }
             if (info.checkpoint_epoch) {
                 printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64

@@ -2056,6 +2056,9 @@ test_dynamic_batching(void)
         dv_tensor_destroy(&one);
         drover_result_destroy(&r);
     }
+    // jobs show: the version that ran and the pass, for a finished job.
+    drover_job_info_t info0 = {0};
+    int info_rc = ids[0] ? drover_job_info(c.d, ids[0], &info0, &err) : -1;
     printf("  batches (rows/jobs):");
     for (size_t i = 0; i < N; i++) {
         printf(" %s%u/%u", codes[i] ? "!" : "", b_rows[i], b_jobs[i]);
@@ -2089,6 +2092,11 @@ test_dynamic_batching(void)
     }
     DV_CHECK(strstr(nan_text, "NaN") != NULL);
     DV_CHECK_EQ(close, 10);
+    DV_CHECK_EQ(info_rc, 0);
+    DV_CHECK_STR_EQ(info0.state, "done");
+    DV_CHECK_STR_EQ(info0.model, "iris@1");
+    DV_CHECK_EQ(info0.batch_rows, 5);
+    DV_CHECK_EQ(info0.batch_jobs, 5);
     DV_CHECK_EQ(exit_rc, 0);
 }
 
