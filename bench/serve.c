@@ -71,7 +71,6 @@ extern size_t drover_result_batch_rows(const drover_result_t *r)
 #define KERNEL_S       0.5   // per in-process figure
 #define ECHO_BYTES     100   // W2 style
 #define WAIT_MS        30000 // a cell's drain, a connect
-#define MAX_PRODUCERS  32
 #define MAX_WORKERS    16
 #define N_BATCHES      5
 #define N_PRODUCERS    3
