@@ -316,8 +316,10 @@ run_cell(cell_t *c)
     c->failed = 0;
     c->error[0] = '\0';
     for (int i = 0; i < n; i++) {
-        memcpy(lat + k, ps[i].lat, ps[i].n_lat * sizeof(double));
-        k += ps[i].n_lat;
+        if (ps[i].n_lat) { // lat is NULL when nothing counted
+            memcpy(lat + k, ps[i].lat, ps[i].n_lat * sizeof(double));
+            k += ps[i].n_lat;
+        }
         batch_sum += ps[i].batch_sum;
         batch_n += ps[i].batch_n;
         if (ps[i].failed && !c->failed) {
