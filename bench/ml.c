@@ -12,7 +12,6 @@
 // final training metrics pass) cancel out and the figure is the steady
 // per-sample cost of the optimizer loop.
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dv_bench.h"
 #include "dv_csv.h"
 #include "dv_mem.h"
 #include "dv_model.h"
-#include "dv_rng.h"
 #include "dv_tensor.h"
 #include "dv_train.h"
 
@@ -69,57 +68,6 @@ sgemm_gflops(size_t m, size_t n, size_t k)
     free(b);
     free(c);
     return best;
-}
-
-// 100k x 256 features ~ N(0, 1); the label is the argmax of a random linear
-// teacher plus noise, so the task is learnable but not trivial.
-static dv_dataset_t *
-make_data(void)
-{
-    dv_rng_t rng;
-    dv_rng_seed(&rng, 2026);
-    dv_dataset_t *ds = dv_calloc(1, sizeof *ds);
-    ds->n_rows = N_ROWS;
-    ds->n_features = N_FEATURES;
-    ds->x = dv_tensor_new(N_ROWS, N_FEATURES);
-    ds->feature_names = dv_malloc(N_FEATURES * sizeof(char *));
-    for (size_t j = 0; j < N_FEATURES; j++) {
-        char name[16];
-        snprintf(name, sizeof name, "f%zu", j);
-        ds->feature_names[j] = dv_strdup(name);
-    }
-    ds->target_name = dv_strdup("target");
-    ds->target_numeric = true;
-    ds->target_value = dv_malloc(N_ROWS * sizeof(double));
-    ds->target_text = dv_malloc(N_ROWS * sizeof(char *));
-    float *teacher = dv_malloc(N_FEATURES * N_CLASSES * sizeof(float));
-    for (size_t i = 0; i < N_FEATURES * N_CLASSES; i++) {
-        teacher[i] = (float)dv_rng_normal(&rng);
-    }
-    for (size_t i = 0; i < N_ROWS; i++) {
-        float *row = ds->x->data + i * N_FEATURES;
-        for (size_t j = 0; j < N_FEATURES; j++) {
-            row[j] = (float)dv_rng_normal(&rng);
-        }
-        double best = -INFINITY;
-        int cls = 0;
-        for (int c = 0; c < N_CLASSES; c++) {
-            double s = 4.0 * dv_rng_normal(&rng);
-            for (size_t j = 0; j < N_FEATURES; j++) {
-                s += row[j] * teacher[j * N_CLASSES + (size_t)c];
-            }
-            if (s > best) {
-                best = s;
-                cls = c;
-            }
-        }
-        char label[16];
-        snprintf(label, sizeof label, "%d", cls);
-        ds->target_value[i] = cls;
-        ds->target_text[i] = dv_strdup(label);
-    }
-    free(teacher);
-    return ds;
 }
 
 static void
@@ -205,7 +153,8 @@ main(int argc, char **argv)
            threads);
     printf("sgemm 256x512x256:     %8.1f GFLOP/s\n", gemm_mlp);
 
-    dv_dataset_t *ds = make_data();
+    dv_dataset_t *ds =
+        dv_bench_teacher_data(N_ROWS, N_FEATURES, N_CLASSES, 2026);
     // FLOPs per sample: forward 2 * sum(in * out); training adds dW for
     // every layer and dX for all but the first (3x forward minus one layer).
     const double fwd = 2.0 * (256.0 * 512 + 512.0 * 256 + 256.0 * 10);

@@ -20,13 +20,7 @@
 // Drover runs as real processes (drover-broker, drover-worker from
 // --bin-dir) on ipc:// endpoints in a temporary folder. Writes JSON
 // (--out, default bench/results/queue.json) and prints Drover / floor.
-#define _XOPEN_SOURCE 700 // nftw
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +32,10 @@
 
 #include <zmq.h>
 
+#include "dv_bench.h"
 #include "dv_keys.h"
 #include "dv_proto.h"
 #include "dv_wire.h"
-
-extern char **environ;
 
 #define W1_JOBS  20000
 #define W2_TRIPS 2000
@@ -58,107 +51,7 @@ sleep_us(long us)
     nanosleep(&ts, NULL);
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // ------------------------------------------------------ drover processes
-
-typedef struct {
-    pid_t pid; // process (its own group)
-    int out;   // its stdout
-} proc_t;
-
-static proc_t
-spawn(const char *bin, const char *const *args)
-{
-    proc_t p = {0, -1};
-    int fds[2];
-    if (pipe(fds) != 0) {
-        return p;
-    }
-    const char *argv[24] = {bin};
-    for (int i = 0; args[i] && i < 22; i++) {
-        argv[i + 1] = args[i];
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    if (posix_spawn(&p.pid, bin, &fa, &attr, (char *const *)argv, environ)) {
-        p.pid = 0;
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(fds[1]);
-    p.out = fds[0];
-    return p;
-}
-
-// Wait (10 s at most) for "READY ..." and copy the rest of the line.
-static int
-ready(proc_t *p, char *rest, size_t size)
-{
-    char line[1024];
-    size_t n = 0;
-    double end = now_s() + 10;
-    while (now_s() < end) {
-        struct pollfd pf = {p->out, POLLIN, 0};
-        char c;
-        if (poll(&pf, 1, 100) <= 0) {
-            continue;
-        }
-        if (read(p->out, &c, 1) != 1) {
-            return -1;
-        }
-        if (c != '\n' && n < sizeof line - 1) {
-            line[n++] = c;
-        } else if (line[n] = '\0', strncmp(line, "READY ", 6) == 0) {
-            snprintf(rest, size, "%s", line + 6);
-            return 0;
-        } else {
-            n = 0;
-        }
-    }
-    return -1;
-}
-
-// Stop by PID only: SIGTERM, then SIGKILL to its group after 5 s.
-static void
-reap(proc_t *p)
-{
-    if (!p->pid) {
-        return;
-    }
-    kill(p->pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-            close(p->out);
-            p->pid = 0;
-            return;
-        }
-        sleep_us(10000);
-    }
-    kill(-p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    close(p->out);
-    p->pid = 0;
-}
 
 static void
 send_submit_to(void *sock, uint64_t rid, const char *payload, const char *q)
@@ -224,7 +117,7 @@ drover_w1(void *sock, int n)
 {
     char payload[PAYLOAD];
     memset(payload, 'x', sizeof payload);
-    double t0 = now_s();
+    double t0 = dv_bench_now_s();
     int sent = 0, results = 0;
     while (results < n) {
         while (sent < n && sent - results < WINDOW) {
@@ -232,7 +125,7 @@ drover_w1(void *sock, int n)
         }
         results += recv_is_result(sock);
     }
-    return n / (now_s() - t0);
+    return n / (dv_bench_now_s() - t0);
 }
 
 // W2 through Drover: fills lat[] with n round trip times (us).
@@ -242,29 +135,20 @@ drover_w2(void *sock, double *lat, int n)
     char payload[PAYLOAD];
     memset(payload, 'y', sizeof payload);
     for (int i = 0; i < n; i++) {
-        double t0 = now_s();
+        double t0 = dv_bench_now_s();
         send_submit(sock, (uint64_t)i + 1, payload);
         while (!recv_is_result(sock)) {
         }
-        lat[i] = (now_s() - t0) * 1e6;
+        lat[i] = (dv_bench_now_s() - t0) * 1e6;
     }
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 // Run bin with args to completion (stdout drained): wall seconds, or -1.
 static double
 run_timed(const char *bin, const char *const *args)
 {
-    double t0 = now_s();
-    proc_t p = spawn(bin, args);
+    double t0 = dv_bench_now_s();
+    dv_bench_proc_t p = dv_bench_spawn(bin, args);
     if (!p.pid) {
         return -1;
     }
@@ -274,7 +158,7 @@ run_timed(const char *bin, const char *const *args)
     close(p.out);
     int status = 0;
     waitpid(p.pid, &status, 0);
-    double secs = now_s() - t0;
+    double secs = dv_bench_now_s() - t0;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? secs : -1;
 }
 
@@ -300,11 +184,11 @@ run_train(const char *bin_dir, double *queue, double *local)
     snprintf(cli, sizeof cli, "%s/drover", bin_dir);
     const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
     const char *wargs[] = {"--broker", wep, NULL};
-    proc_t broker = spawn(broker_bin, bargs), w = {0, -1};
-    int rc = ready(&broker, line, sizeof line);
+    dv_bench_proc_t broker = dv_bench_spawn(broker_bin, bargs), w = {0, -1};
+    int rc = dv_bench_ready(&broker, line, sizeof line);
     if (rc == 0) {
-        w = spawn(worker_bin, wargs);
-        rc = ready(&w, line, sizeof line);
+        w = dv_bench_spawn(worker_bin, wargs);
+        rc = dv_bench_ready(&w, line, sizeof line);
     }
     double q[RUNS], l[RUNS];
     for (int r = 0; rc == 0 && r < RUNS; r++) {
@@ -330,17 +214,17 @@ run_train(const char *bin_dir, double *queue, double *local)
         l[r] = run_timed(cli, largs);
         rc = q[r] > 0 && l[r] > 0 ? 0 : -1;
     }
-    reap(&w);
-    reap(&broker);
+    dv_bench_reap(&w);
+    dv_bench_reap(&broker);
     char path[300];
     snprintf(path, sizeof path, "%s/c.sock", dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/w.sock", dir);
     unlink(path);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    dv_bench_rmtree(dir);
     if (rc == 0) {
-        qsort(q, RUNS, sizeof(double), cmp_double);
-        qsort(l, RUNS, sizeof(double), cmp_double);
+        qsort(q, RUNS, sizeof(double), dv_bench_cmp_double);
+        qsort(l, RUNS, sizeof(double), dv_bench_cmp_double);
         double samples = (double)TRAIN_ROWS * atoi(TRAIN_EPOCHS);
         *queue = samples / q[RUNS / 2];
         *local = samples / l[RUNS / 2];
@@ -373,7 +257,7 @@ preload(void *sock, int n)
 {
     char payload[PAYLOAD];
     memset(payload, 'b', sizeof payload);
-    double t0 = now_s();
+    double t0 = dv_bench_now_s();
     int sent = 0, acked = 0;
     while (acked < n) {
         while (sent < n && sent - acked < 10000) {
@@ -401,7 +285,7 @@ preload(void *sock, int n)
         dv_msg_destroy(&m);
         dv_wire_msg_close(&in);
     }
-    return now_s() - t0;
+    return dv_bench_now_s() - t0;
 }
 
 typedef struct {
@@ -442,13 +326,14 @@ run_drover(const char *bin_dir,
                            durable ? "--data" : NULL,
                            data,
                            NULL};
-    proc_t broker = spawn(broker_bin, bargs), w[2] = {{0, -1}, {0, -1}};
-    int rc = ready(&broker, line, sizeof line);
+    dv_bench_proc_t broker = dv_bench_spawn(broker_bin, bargs),
+                    w[2] = {{0, -1}, {0, -1}};
+    int rc = dv_bench_ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
         const char *wargs[] = {
             "--broker", wep, "--concurrency", "64", "--queues", "bench", NULL};
-        w[i] = spawn(worker_bin, wargs);
-        rc = ready(&w[i], line, sizeof line);
+        w[i] = dv_bench_spawn(worker_bin, wargs);
+        rc = dv_bench_ready(&w[i], line, sizeof line);
     }
     if (rc == 0) {
         void *ctx = zmq_ctx_new();
@@ -462,7 +347,7 @@ run_drover(const char *bin_dir,
             long hwm;
             rss_kb(broker.pid, &deep->rss_after_kb, &hwm);
             deep->hwm_kb = hwm;
-            qsort(deep->w1, RUNS, sizeof(double), cmp_double);
+            qsort(deep->w1, RUNS, sizeof(double), dv_bench_cmp_double);
         } else if (w1_rate) {
             *w1_rate = drover_w1(sock, W1_JOBS);
         } else {
@@ -475,15 +360,15 @@ run_drover(const char *bin_dir,
                 bin_dir);
     }
     for (int i = 0; i < 2; i++) {
-        reap(&w[i]);
+        dv_bench_reap(&w[i]);
     }
-    reap(&broker);
+    dv_bench_reap(&broker);
     char path[300];
     snprintf(path, sizeof path, "%s/c.sock", dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/w.sock", dir);
     unlink(path);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    dv_bench_rmtree(dir);
     return rc;
 }
 
@@ -538,11 +423,11 @@ run_curve(const char *bin_dir, bool curve, double *w1_rate)
                            "--authorized-keys",
                            auth,
                            NULL};
-    proc_t broker = {0, -1}, w[2] = {{0, -1}, {0, -1}};
+    dv_bench_proc_t broker = {0, -1}, w[2] = {{0, -1}, {0, -1}};
     char cep[256] = "", wep[256] = "";
     if (rc == 0) {
-        broker = spawn(broker_bin, bargs);
-        rc = ready(&broker, line, sizeof line);
+        broker = dv_bench_spawn(broker_bin, bargs);
+        rc = dv_bench_ready(&broker, line, sizeof line);
     }
     if (rc == 0 && sscanf(line, "%255s %255s", cep, wep) != 2) {
         rc = -1;
@@ -559,8 +444,8 @@ run_curve(const char *bin_dir, bool curve, double *w1_rate)
                                "--broker-key",
                                bpub,
                                NULL};
-        w[i] = spawn(worker_bin, wargs);
-        rc = ready(&w[i], line, sizeof line);
+        w[i] = dv_bench_spawn(worker_bin, wargs);
+        rc = dv_bench_ready(&w[i], line, sizeof line);
     }
     if (rc == 0) {
         void *ctx = zmq_ctx_new();
@@ -587,10 +472,10 @@ run_curve(const char *bin_dir, bool curve, double *w1_rate)
                 err.text);
     }
     for (int i = 0; i < 2; i++) {
-        reap(&w[i]);
+        dv_bench_reap(&w[i]);
     }
-    reap(&broker);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    dv_bench_reap(&broker);
+    dv_bench_rmtree(dir);
     return rc;
 }
 
@@ -730,7 +615,7 @@ floor_run(int workers, double *w1_rate, double *lat)
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
     char buf[PAYLOAD];
     if (w1_rate) {
-        double t0 = now_s();
+        double t0 = dv_bench_now_s();
         int sent = 0, got = 0;
         while (got < W1_JOBS) {
             while (sent < W1_JOBS && sent - got < WINDOW) {
@@ -745,13 +630,13 @@ floor_run(int workers, double *w1_rate, double *lat)
                 got++;
             }
         }
-        *w1_rate = W1_JOBS / (now_s() - t0);
+        *w1_rate = W1_JOBS / (dv_bench_now_s() - t0);
     } else {
         for (int i = 0; i < W2_TRIPS; i++) {
-            double t0 = now_s();
+            double t0 = dv_bench_now_s();
             zmq_send(sock, payload, PAYLOAD, 0);
             zmq_recv(sock, buf, sizeof buf, 0);
-            lat[i] = (now_s() - t0) * 1e6;
+            lat[i] = (dv_bench_now_s() - t0) * 1e6;
         }
     }
     r.stop = 1;
@@ -782,15 +667,15 @@ producer(const char *workload, int n, const char *endpoint)
     void *sock = client_socket(ctx, endpoint);
     int rc = 0;
     if (strcmp(workload, "w1") == 0) {
-        double t0 = now_s();
+        double t0 = dv_bench_now_s();
         double rate = drover_w1(sock, n);
         printf("{\"jobs\":%d,\"secs\":%.6f,\"jobs_per_s\":%.1f,"
                "\"results_returned\":true}\n",
-               n, now_s() - t0, rate);
+               n, dv_bench_now_s() - t0, rate);
     } else if (strcmp(workload, "w2") == 0) {
         double *lat = malloc((size_t)n * sizeof(double)), sum = 0;
         drover_w2(sock, lat, n);
-        qsort(lat, (size_t)n, sizeof(double), cmp_double);
+        qsort(lat, (size_t)n, sizeof(double), dv_bench_cmp_double);
         for (int i = 0; i < n; i++) {
             sum += lat[i];
         }
@@ -845,9 +730,9 @@ main(int argc, char **argv)
         }
         floor_run(2, &fl_w1[r], NULL);
     }
-    qsort(dv_w1, RUNS, sizeof(double), cmp_double);
-    qsort(du_w1, RUNS, sizeof(double), cmp_double);
-    qsort(fl_w1, RUNS, sizeof(double), cmp_double);
+    qsort(dv_w1, RUNS, sizeof(double), dv_bench_cmp_double);
+    qsort(du_w1, RUNS, sizeof(double), dv_bench_cmp_double);
+    qsort(fl_w1, RUNS, sizeof(double), dv_bench_cmp_double);
     static double dv_lat[W2_TRIPS], fl_lat[W2_TRIPS];
     if (run_drover(bin_dir, 1, false, NULL, dv_lat, NULL) != 0) {
         return 1;
@@ -867,12 +752,12 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    qsort(plain_tcp, RUNS, sizeof(double), cmp_double);
-    qsort(curve_tcp, RUNS, sizeof(double), cmp_double);
+    qsort(plain_tcp, RUNS, sizeof(double), dv_bench_cmp_double);
+    qsort(curve_tcp, RUNS, sizeof(double), dv_bench_cmp_double);
     double deep_w1 = deep.w1[RUNS / 2];
     floor_run(1, NULL, fl_lat);
-    qsort(dv_lat, W2_TRIPS, sizeof(double), cmp_double);
-    qsort(fl_lat, W2_TRIPS, sizeof(double), cmp_double);
+    qsort(dv_lat, W2_TRIPS, sizeof(double), dv_bench_cmp_double);
+    qsort(fl_lat, W2_TRIPS, sizeof(double), dv_bench_cmp_double);
     double d50 = dv_lat[W2_TRIPS / 2], d99 = dv_lat[W2_TRIPS * 99 / 100];
     double f50 = fl_lat[W2_TRIPS / 2], f99 = fl_lat[W2_TRIPS * 99 / 100];
     printf("W1 %d echo jobs, 1 async producer, 2 workers (median of %d):\n",

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -155,4 +156,22 @@ int
 dv_blas_threads(void)
 {
     return openblas_get_num_threads();
+}
+
+int
+dv_blas_threads_share(unsigned jobs)
+{
+    dv_assert(jobs >= 1);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long share = cores > 0 ? cores / (long)jobs : 1;
+    share = share >= 1 ? share : 1;
+    // The operator's cap (containers often set it to the CPU quota); text
+    // that is not a positive integer is ignored.
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    char *end = NULL;
+    long cap = env ? strtol(env, &end, 10) : 0;
+    if (env && *env && *end == '\0' && cap >= 1 && cap < share) {
+        share = cap;
+    }
+    return (int)share;
 }

@@ -6,9 +6,10 @@
 //
 // BLAS threads: OpenBLAS (pthread build) runs each sgemm on its own thread
 // pool. A process sets the count once with dv_blas_set_threads() before any
-// math: the CLI and benchmarks use all cores; a worker that runs several jobs
-// at once on its own threads sets 1 per job (jobs are the parallelism) so jobs
-// never oversubscribe the cores. See docs/ARCHITECTURE.md.
+// math: the CLI and benchmarks use all cores; a worker running several jobs at
+// once, or sharing the host with other workers, takes its share
+// (dv_blas_threads_share) so jobs x BLAS threads never oversubscribe the
+// cores. See docs/ARCHITECTURE.md.
 #ifndef DV_TENSOR_H
 #define DV_TENSOR_H
 
@@ -90,5 +91,13 @@ void dv_blas_set_threads(int n);
 
 // Current OpenBLAS thread count.
 int dv_blas_threads(void);
+
+// BLAS threads for each of `jobs` jobs computing at once on this host (every
+// worker's concurrency, summed), so that jobs x threads never exceed the
+// online cores: online cores / jobs, at least 1; an operator's
+// OPENBLAS_NUM_THREADS (a positive integer) lowers it further, never raises
+// it. jobs >= 1. The one place of the rule `drover up` and drover-worker
+// apply (docs/ARCHITECTURE.md, BLAS threads: the policy).
+int dv_blas_threads_share(unsigned jobs);
 
 #endif

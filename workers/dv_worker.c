@@ -2131,12 +2131,15 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     snprintf(pool, sizeof pool, "%u",
              self->capacity < 1024 ? self->capacity : 1024);
     setenv("UV_THREADPOOL_SIZE", pool, 0);
-    // Several jobs at once: each sgemm on one thread (jobs are the
-    // parallelism; docs/ARCHITECTURE.md, BLAS threads). One at a time:
-    // OpenBLAS keeps its own threads.
-    if (self->capacity > 1) {
-        dv_blas_set_threads(1);
-    }
+    // capacity jobs at once, each sgemm on this job's share of the cores, so
+    // jobs x BLAS threads never oversubscribe the host (docs/ARCHITECTURE.md,
+    // BLAS threads). Logged: an operator checks what a worker applied.
+    dv_blas_set_threads(opts->blas_threads
+                            ? (int)opts->blas_threads
+                            : dv_blas_threads_share(self->capacity));
+    dv_log(DV_LOG_INFO, "worker",
+           "compute: %u jobs at once, %d BLAS threads each, %ld cores online",
+           self->capacity, dv_blas_threads(), sysconf(_SC_NPROCESSORS_ONLN));
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
     int rc = open_socket(self, err);

@@ -10,8 +10,9 @@
 //
 // Threads: the loop thread (sockets, cache, bookkeeping) inside
 // dv_worker_run, plus the libuv pool (UV_THREADPOOL_SIZE = capacity unless
-// set) for predictions, which only read a model the loop keeps alive. With
-// capacity > 1 OpenBLAS is set to 1 thread per job.
+// set) for predictions, which only read a model the loop keeps alive.
+// OpenBLAS gets blas_threads per job (default: this host's share for
+// capacity jobs, dv_blas_threads_share), logged at start.
 #ifndef DV_WORKER_H
 #define DV_WORKER_H
 
@@ -40,6 +41,11 @@ typedef struct {
                                  // plain, unless $DROVER_KEY)
     const char *broker_key;      // the broker's .pub file or Z85 key
                                  // (NULL: $DROVER_BROKER_KEY)
+    uint32_t blas_threads;       // OpenBLAS threads per job (0: online
+                                 // cores / capacity, at least 1, lowered by
+                                 // OPENBLAS_NUM_THREADS: never more jobs x
+                                 // threads than cores; `drover up` passes
+                                 // the share of all its workers)
 } dv_worker_opts_t;
 
 typedef struct dv_worker dv_worker_t;

@@ -15,6 +15,7 @@ usage(FILE *f)
                "                     [--data-memory MB]\n"
                "                     [--key FILE.key --broker-key FILE.pub]\n"
                "                     [--queues Q1,Q2,...] [--train-slots N]\n"
+               "                     [--blas-threads N]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
                "--prefetch 4 --model-memory 1024 --data-memory 1024\n"
                "--model-memory / --data-memory: cache budgets for models and "
@@ -30,6 +31,13 @@ usage(FILE *f)
                "--train-slots N: training jobs at once (default: concurrency "
                "- 1, at least 1),\nso inference keeps a thread while models "
                "train.\n"
+               "--blas-threads N: OpenBLAS threads per job (1..1024). "
+               "Default: online cores /\nconcurrency, at least 1, lowered "
+               "by OPENBLAS_NUM_THREADS (DROVER_THREADS is for\n`drover "
+               "local`). Workers sharing a host: give each cores / (all "
+               "workers' concurrency,\nsummed), as `drover up` does, so "
+               "jobs x BLAS threads never exceed the cores.\nThe worker "
+               "logs what it applied ('compute: ...').\n"
                "SIGINT/SIGTERM drain (finish the jobs held, take no new "
                "ones); a second one stops at once.\n"
                "Prints 'READY <broker endpoint>' once the broker has "
@@ -76,6 +84,10 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--train-slots") == 0 && v && atoi(v) > 0) {
             opts.train_slots = (uint32_t)atoi(v);
+            i++;
+        } else if (strcmp(a, "--blas-threads") == 0 && v && atoi(v) > 0 &&
+                   atoi(v) <= 1024) {
+            opts.blas_threads = (uint32_t)atoi(v);
             i++;
         } else if (strcmp(a, "--queues") == 0 && v) {
             opts.queues = v;

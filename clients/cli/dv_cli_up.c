@@ -21,6 +21,7 @@
 
 #include "drover.h"
 #include "dv_cli.h"
+#include "dv_tensor.h"
 
 #define UP_USAGE                                                               \
     "usage: drover up [--workers N] [--concurrency N] [--prefetch N] "         \
@@ -35,7 +36,9 @@
     "--worker-endpoint (default: the next tcp port, or PATH-workers for "      \
     "ipc).\n"                                                                  \
     "--data DIR keeps the model registry there. Ctrl-C or SIGTERM drains the " \
-    "workers,\nthen stops the broker.\n"
+    "workers,\nthen stops the broker. Each worker gets --blas-threads "        \
+    "cores / (workers x\nconcurrency), at least 1, so the host is never "      \
+    "oversubscribed.\n"
 
 #define READY_TIMEOUT_MS 60000
 #define MAX_WORKERS      256
@@ -287,7 +290,7 @@ dv_cli_up(int argc, char **argv)
     char bound_client[512] = "", bound_worker[512] = "";
     sscanf(line, "READY %511s %511s", bound_client, bound_worker);
     char name[64];
-    char *wargv[14];
+    char *wargv[16];
     k = 0;
     wargv[k++] = worker_bin;
     wargv[k++] = "--broker";
@@ -307,6 +310,16 @@ dv_cli_up(int argc, char **argv)
         wargv[k++] = "--prefetch";
         wargv[k++] = (char *)dv_cli_get(opts, "prefetch");
     }
+    // Every worker's jobs share this host's cores (docs/ARCHITECTURE.md,
+    // BLAS threads: the policy); each worker alone would take them all.
+    unsigned long long jobs =
+        (unsigned long long)n_workers * (unsigned)(conc ? atoi(conc) : 1);
+    char blas[16];
+    snprintf(
+        blas, sizeof blas, "%d",
+        dv_blas_threads_share(jobs < UINT_MAX ? (unsigned)jobs : UINT_MAX));
+    wargv[k++] = "--blas-threads";
+    wargv[k++] = blas;
     wargv[k] = NULL;
     (void)name_at;
     for (int i = 0; i < n_workers && rc == DV_CLI_OK; i++) {

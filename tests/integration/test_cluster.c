@@ -1,7 +1,8 @@
 // test_cluster — `drover up` and the CLI commands that talk to it, as a
 // user runs them: the local cluster comes up and prints READY, the commands
 // answer (text and --json), a worker that dies is restarted, and SIGTERM
-// stops everything cleanly.
+// stops everything cleanly; every worker applies its share of BLAS threads
+// (drover up's, its own default, or --blas-threads), as it logs at start.
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,6 +90,36 @@ is_worker(pid_t pid)
     }
     cmd[n] = '\0';
     return strstr(cmd, "drover-worker") != NULL;
+}
+
+// The BLAS threads each of `jobs` jobs on this host should get, worked out
+// here from the documented rule (docs/ARCHITECTURE.md, BLAS threads): online
+// cores / jobs, at least 1, lowered by a positive OPENBLAS_NUM_THREADS.
+static int
+blas_share(int jobs)
+{
+    int share = (int)sysconf(_SC_NPROCESSORS_ONLN) / jobs;
+    share = share >= 1 ? share : 1;
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    int cap = env ? atoi(env) : 0;
+    return cap >= 1 && cap < share ? cap : share;
+}
+
+// Workers' start lines in dir/log saying "compute: <jobs> jobs at once,
+// <threads> BLAS threads each" (*all gets every compute line).
+static int
+compute_lines(const char *dir, const char *log, int jobs, int threads, int *all)
+{
+    char path[4400], want[96];
+    snprintf(path, sizeof path, "%s/%s", dir, log);
+    snprintf(want, sizeof want,
+             "compute: %d jobs at once, %d BLAS threads each", jobs, threads);
+    size_t len = 0;
+    char *text = (char *)dv_test_read_file(path, &len);
+    int n = count(text, want);
+    *all = count(text, "compute: ");
+    free(text);
+    return n;
 }
 
 // The lease of this test's workers: 3 heartbeats of 400 ms.
@@ -230,6 +261,10 @@ test_up_commands_restart_and_stop(void)
     for (int i = 0; i < n_after; i++) {
         all_gone = all_gone && kill(after[i], 0) != 0;
     }
+    // Each worker started (2, then the replacement) took drover up's share
+    // for 2 workers x concurrency 1, not all the cores.
+    int compute_all = 0;
+    int shared = compute_lines(c.dir, "up.log", 1, blas_share(2), &compute_all);
     if (!(up && back && exit_rc == 0)) {
         dv_proc_dump_log(c.dir, "up.log");
     }
@@ -254,10 +289,80 @@ test_up_commands_restart_and_stop(void)
     DV_CHECK(replaced);
     DV_CHECK_EQ(exit_rc, 0);
     DV_CHECK(all_gone);
+    DV_CHECK_GE(shared, 3);
+    DV_CHECK_EQ(compute_all, shared);
+}
+
+// drover-worker alone: its default is cores / concurrency (at least 1,
+// lowered by OPENBLAS_NUM_THREADS), --blas-threads wins over it, and a bad
+// value is a usage error.
+static void
+test_worker_blas_threads(void)
+{
+    char *dir = dv_test_tmpdir();
+    char cep[4300], wep[4300], ready[9000];
+    snprintf(cep, sizeof cep, "ipc://%s/c.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
+    dv_proc_t broker = dv_proc_start("DROVER_BROKER_BIN", bargs, dir, "b.log");
+    bool up = broker.pid && dv_proc_wait_ready(&broker, ready, sizeof ready);
+    // name, concurrency, --blas-threads (NULL: default), expected threads
+    struct {
+        const char *log, *conc, *flag;
+        int want;
+    } w[] = {
+        {"w1.log", "1", NULL, blas_share(1)},
+        {"w2.log", "2", NULL, blas_share(2)},
+        {"w3.log", "1", "1", 1},
+    };
+    bool ready_all = up;
+    int lines[3] = {0}, all[3] = {0};
+    for (int i = 0; i < 3 && up; i++) {
+        const char *wargs[] = {"--broker",
+                               wep,
+                               "--concurrency",
+                               w[i].conc,
+                               w[i].flag ? "--blas-threads" : NULL,
+                               w[i].flag,
+                               NULL};
+        dv_proc_t p = dv_proc_start("DROVER_WORKER_BIN", wargs, dir, w[i].log);
+        ready_all =
+            ready_all && p.pid && dv_proc_wait_ready(&p, ready, sizeof ready);
+        dv_proc_stop(&p, SIGKILL);
+        lines[i] =
+            compute_lines(dir, w[i].log, atoi(w[i].conc), w[i].want, &all[i]);
+    }
+    const char *bad[] = {"--broker", wep, "--blas-threads", "0", NULL};
+    int bad_rc = dv_proc_run("DROVER_WORKER_BIN", bad, NULL, dir, "bad.log");
+    const char *help[] = {"--help", NULL};
+    char out[4400];
+    snprintf(out, sizeof out, "%s/help.txt", dir);
+    int help_rc = dv_proc_run("DROVER_WORKER_BIN", help, out, dir, "bad.log");
+    size_t len = 0;
+    char *text = (char *)dv_test_read_file(out, &len);
+    bool help_ok = text && strstr(text, "--blas-threads N");
+    free(text);
+    dv_proc_stop(&broker, SIGTERM);
+    if (!ready_all) {
+        dv_proc_dump_log(dir, "b.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK(ready_all);
+    for (int i = 0; i < 3; i++) {
+        DV_CHECK_EQ(lines[i], 1);
+        DV_CHECK_EQ(all[i], 1);
+    }
+    DV_CHECK_EQ(bad_rc, 2);
+    DV_CHECK_EQ(help_rc, 0);
+    DV_CHECK(help_ok);
 }
 
 static const dv_test_case_t cases[] = {
     {"drover up: commands, restart, stop", test_up_commands_restart_and_stop},
+    {"drover-worker: BLAS threads default, flag, bad value",
+     test_worker_blas_threads},
     {NULL, NULL},
 };
 

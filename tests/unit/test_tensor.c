@@ -1,10 +1,11 @@
 // test_tensor — tensors: allocation and limits, GEMM against a naive loop in
 // double for every transpose combination, checked matmul, finiteness, deep
-// copies, the BLAS thread setting.
+// copies, the BLAS thread setting and each job's share of the cores.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dv_limits.h"
 #include "dv_rng.h"
@@ -325,6 +326,41 @@ test_blas_threads(void)
     DV_CHECK_EQ(now, 1);
 }
 
+// The share: cores / jobs, at least 1, never above cores, lowered (never
+// raised) by OPENBLAS_NUM_THREADS; junk in it is ignored.
+static void
+test_blas_threads_share(void)
+{
+    const char *had = getenv("OPENBLAS_NUM_THREADS");
+    char *saved = had ? strdup(had) : NULL;
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    unsetenv("OPENBLAS_NUM_THREADS");
+    int one = dv_blas_threads_share(1), two = dv_blas_threads_share(2);
+    int many = dv_blas_threads_share(100000), all = dv_blas_threads_share(1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    int capped = dv_blas_threads_share(1);
+    setenv("OPENBLAS_NUM_THREADS", "100000", 1);
+    int not_raised = dv_blas_threads_share(1);
+    setenv("OPENBLAS_NUM_THREADS", "2x", 1);
+    int junk = dv_blas_threads_share(1);
+    setenv("OPENBLAS_NUM_THREADS", "0", 1);
+    int zero = dv_blas_threads_share(1);
+    if (saved) {
+        setenv("OPENBLAS_NUM_THREADS", saved, 1);
+    } else {
+        unsetenv("OPENBLAS_NUM_THREADS");
+    }
+    free(saved);
+    DV_CHECK_EQ(one, cores);
+    DV_CHECK_EQ(two, cores / 2 >= 1 ? cores / 2 : 1);
+    DV_CHECK_EQ(many, 1);
+    DV_CHECK_EQ(all, cores);
+    DV_CHECK_EQ(capped, 1);
+    DV_CHECK_EQ(not_raised, cores);
+    DV_CHECK_EQ(junk, cores);
+    DV_CHECK_EQ(zero, cores);
+}
+
 static const dv_test_case_t cases[] = {
     {"dv_tensor_new is zeroed", test_new_zeroed},
     {"dv_tensor_open allocates zeroed", test_open_ok_zeroed},
@@ -338,6 +374,7 @@ static const dv_test_case_t cases[] = {
     {"dup is a deep copy", test_dup_is_deep},
     {"destroy is NULL-safe and sets NULL", test_destroy_null_safe},
     {"BLAS thread count", test_blas_threads},
+    {"BLAS threads share: cores / jobs, env lowers", test_blas_threads_share},
     {NULL, NULL},
 };
 

@@ -1,0 +1,205 @@
+// dv_bench — what the benchmarks share (clock, percentiles, generated data,
+// processes).
+// Processes as tests/dv_test_proc.c starts them: posix_spawn in their own
+// process group, READY read from stdout with a deadline (no sleeps for
+// readiness), SIGTERM then SIGKILL to the group by PID.
+#define _XOPEN_SOURCE 700 // nftw
+#include "dv_bench.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dv_mem.h"
+#include "dv_rng.h"
+#include "dv_tensor.h"
+
+extern char **environ;
+
+static void
+sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+double
+dv_bench_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int
+dv_bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double
+dv_bench_pct(const double *sorted, size_t n, double q)
+{
+    if (n == 0) {
+        return 0;
+    }
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+dv_dataset_t *
+dv_bench_teacher_data(size_t rows,
+                      size_t features,
+                      size_t classes,
+                      uint64_t seed)
+{
+    dv_rng_t rng;
+    dv_rng_seed(&rng, seed);
+    dv_dataset_t *ds = dv_calloc(1, sizeof *ds);
+    ds->n_rows = rows;
+    ds->n_features = features;
+    ds->x = dv_tensor_new(rows, features);
+    ds->feature_names = dv_malloc(features * sizeof(char *));
+    for (size_t j = 0; j < features; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%zu", j);
+        ds->feature_names[j] = dv_strdup(name);
+    }
+    ds->target_name = dv_strdup("target");
+    ds->target_numeric = true;
+    ds->target_value = dv_malloc(rows * sizeof(double));
+    ds->target_text = dv_malloc(rows * sizeof(char *));
+    float *teacher = dv_malloc(features * classes * sizeof(float));
+    for (size_t i = 0; i < features * classes; i++) {
+        teacher[i] = (float)dv_rng_normal(&rng);
+    }
+    for (size_t i = 0; i < rows; i++) {
+        float *row = ds->x->data + i * features;
+        for (size_t j = 0; j < features; j++) {
+            row[j] = (float)dv_rng_normal(&rng);
+        }
+        double best = -INFINITY;
+        size_t cls = 0;
+        for (size_t c = 0; c < classes; c++) {
+            double s = 4.0 * dv_rng_normal(&rng);
+            for (size_t j = 0; j < features; j++) {
+                s += row[j] * teacher[j * classes + c];
+            }
+            if (s > best) {
+                best = s;
+                cls = c;
+            }
+        }
+        char label[32];
+        snprintf(label, sizeof label, "%zu", cls);
+        ds->target_value[i] = (double)cls;
+        ds->target_text[i] = dv_strdup(label);
+    }
+    free(teacher);
+    return ds;
+}
+
+dv_bench_proc_t
+dv_bench_spawn(const char *bin, const char *const *args)
+{
+    dv_bench_proc_t p = {0, -1};
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return p;
+    }
+    const char *argv[24] = {bin};
+    for (int i = 0; args[i] && i < 22; i++) {
+        argv[i + 1] = args[i];
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    if (posix_spawn(&p.pid, bin, &fa, &attr, (char *const *)argv, environ)) {
+        p.pid = 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(fds[1]);
+    p.out = fds[0];
+    return p;
+}
+
+int
+dv_bench_ready(dv_bench_proc_t *p, char *rest, size_t size)
+{
+    char line[1024];
+    size_t n = 0;
+    double end = dv_bench_now_s() + 10;
+    while (p->pid && dv_bench_now_s() < end) {
+        struct pollfd pf = {p->out, POLLIN, 0};
+        char c;
+        if (poll(&pf, 1, 100) <= 0) {
+            continue;
+        }
+        if (read(p->out, &c, 1) != 1) {
+            return -1;
+        }
+        if (c != '\n' && n < sizeof line - 1) {
+            line[n++] = c;
+        } else if (line[n] = '\0', strncmp(line, "READY ", 6) == 0) {
+            snprintf(rest, size, "%s", line + 6);
+            return 0;
+        } else {
+            n = 0;
+        }
+    }
+    return -1;
+}
+
+void
+dv_bench_reap(dv_bench_proc_t *p)
+{
+    if (!p->pid) {
+        return;
+    }
+    kill(p->pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            close(p->out);
+            p->pid = 0;
+            p->out = -1;
+            return;
+        }
+        sleep_us(10000);
+    }
+    kill(-p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    close(p->out);
+    p->pid = 0;
+    p->out = -1;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+dv_bench_rmtree(const char *dir)
+{
+    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}

@@ -1,0 +1,54 @@
+// dv_bench — what the benchmarks share: a monotonic clock, the comparison
+// percentiles sort with, generated training data, and real drover processes:
+// spawned from a bin folder in their own process group with stdout on a pipe,
+// their READY line read with a deadline, stopped by their PID only (never by
+// name). Benchmarks only: figures, never assertions.
+#ifndef DV_BENCH_H
+#define DV_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dv_csv.h"
+
+// Monotonic seconds.
+double dv_bench_now_s(void);
+
+// qsort comparison of doubles, ascending.
+int dv_bench_cmp_double(const void *a, const void *b);
+
+// The value at fraction q (0..1) of n sorted values (nearest rank); 0 when
+// n is 0.
+double dv_bench_pct(const double *sorted, size_t n, double q);
+
+// rows x features values ~ N(0, 1), named f0, f1, ...; the target (classes
+// "0".."classes-1") is the argmax of a random linear teacher plus noise, so
+// the task is learnable but not trivial. The same seed gives the same data.
+// Caller owns the result (dv_dataset_destroy).
+dv_dataset_t *dv_bench_teacher_data(size_t rows,
+                                    size_t features,
+                                    size_t classes,
+                                    uint64_t seed);
+
+typedef struct {
+    pid_t pid; // process (its own group); 0 when not running
+    int out;   // read end of its stdout, -1 when none
+} dv_bench_proc_t;
+
+// Start bin with args (NULL-terminated, at most 22), stdout on a pipe,
+// stderr inherited. pid is 0 when it did not start.
+dv_bench_proc_t dv_bench_spawn(const char *bin, const char *const *args);
+
+// Wait (10 s at most) for its "READY ..." line and copy the rest of the
+// line to rest. Returns 0, or -1 when it exited or the time ran out.
+int dv_bench_ready(dv_bench_proc_t *p, char *rest, size_t size);
+
+// Stop by PID only: SIGTERM, then SIGKILL to its group after 5 s. NULL-safe
+// on a process not running.
+void dv_bench_reap(dv_bench_proc_t *p);
+
+// Remove dir and everything below it (a benchmark's mkdtemp folder).
+void dv_bench_rmtree(const char *dir);
+
+#endif

@@ -1,0 +1,830 @@
+// dv-bench-serve — serving figures: infer jobs through the queue beside the
+// same kernel in-process, in the same run (never run by tests; `make bench`
+// runs it; issue 14 item 1).
+//
+// Cluster: drover-broker and --workers W drover-workers (--concurrency C
+// each; default 1 broker + 2 workers x 1, the measured shape on the 2-core
+// development machine) from --bin-dir, on ipc:// in a temporary folder, each
+// worker with --blas-threads = this host's share (dv_blas_threads_share(W x
+// C), as `drover up` gives). Two models, made here with the model library
+// and pushed with drover_model_push_bytes: MLP 256-512-256-10 (float32,
+// trained for one epoch on generated data) and iris softmax (trained on
+// data/iris_train.csv).
+//
+// Grid: producers P in {1, 8, 32}, each its own libdrover connection on its
+// own thread submitting asynchronously and keeping R requests in flight
+// (R = 256 / P, at least 1, fewer when P x R x B would pass 65,536 rows, or
+// --in-flight N in all); rows per request B in {1, 8, 32, 256, 4096}. Each
+// cell warms up (0.25 s at least, and until as many results came back as
+// requests are in flight: the pipeline is full), then counts the results
+// that arrive in the next --seconds (default 1.5): rows/s, requests/s,
+// p50/p99/p99.9 latency from submit to result (us), the average batch the
+// job ran in (the result's batch_rows when libdrover reports it; "-" when
+// not), and "kept": rows/s over the in-process kernel's.
+//
+// The in-process kernel: dv_model_predict on the same B rows of the same
+// model, with the BLAS threads a worker's compute thread has, on as many
+// threads at once as the cluster computes jobs (W x C): what the same cores
+// do with the same kernel and no queue. The 1-thread figure is in the JSON.
+//
+// Goals (issue 14), printed with the measured ratio: 256- and 4096-row
+// requests >= 0.8 x the kernel at the same batch; 1-row requests with >= 256
+// in flight over >= 8 producers >= 0.5 x the kernel at batch 256 with p99 <=
+// 10 ms; 1-row requests one at a time: p50 <= 1.5 x an echo round trip's
+// p50 (W2 style, 100 bytes, measured here in the same run).
+//
+// Writes JSON (--out, default bench/results/serve.json) with the machine's
+// load average before and after; binds only ipc:// in its folder; stops the
+// processes it started, by PID.
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover.h"
+#include "dv_bench.h"
+#include "dv_csv.h"
+#include "dv_mem.h"
+#include "dv_model.h"
+#include "dv_modelfile.h"
+#include "dv_tensor.h"
+#include "dv_train.h"
+
+// The batch each job ran in, once the batching work (issue 14 item 2) adds
+// it to libdrover. Weak: while libdrover has no such function the address
+// is NULL and the column prints "-"; the day it exists the bench reads it
+// without a change (a different signature stops the build, on purpose).
+extern size_t drover_result_batch_rows(const drover_result_t *r)
+    __attribute__((weak));
+
+#define N_ROWS         4096  // input rows per model (the largest request)
+#define MLP_FEATURES   256   // MLP 256-512-256-10
+#define MLP_CLASSES    10    //
+#define MAX_ROWS_OUT   65536 // rows in flight per cell at most
+#define IN_FLIGHT      256   // requests in flight per cell (all producers)
+#define WARM_S         0.25  // per cell, before counting
+#define KERNEL_S       0.5   // per in-process figure
+#define ECHO_BYTES     100   // W2 style
+#define WAIT_MS        30000 // a cell's drain, a connect
+#define MAX_WORKERS    16
+#define N_BATCHES      5
+#define N_PRODUCERS    3
+#define N_MODELS       2
+#define GOAL_BULK      0.8 // 256 / 4096 rows: kept >= this
+#define GOAL_SMALL     0.5 // 1 row, >= 256 in flight: x kernel at 256
+#define GOAL_SMALL_P99 1e4 // us
+#define GOAL_IDLE      1.5 // 1 row one at a time: p50 / echo p50
+
+static const size_t s_batches[N_BATCHES] = {1, 8, 32, 256, 4096};
+static const int s_producers[N_PRODUCERS] = {1, 8, 32};
+
+typedef struct {
+    const char *label;          // "mlp 256-512-256-10", "iris softmax"
+    char ref[160];              // "serve-mlp@1": what jobs name
+    dv_model_t *model;          // in-process copy
+    dv_tensor_t *x;             // N_ROWS x features: every request's rows
+    double kernel[N_BATCHES];   // rows/s, W x C threads at once
+    double kernel_1[N_BATCHES]; // rows/s, one thread
+} model_t;
+
+// One cell's settings and what it measured.
+typedef struct {
+    const char *endpoint; // broker's client endpoint
+    const model_t *m;     // NULL: echo jobs
+    size_t rows;          // per request
+    int producers;        // threads, one connection each
+    int in_flight;        // requests per producer
+    double seconds;       // counted
+    // results
+    double rows_s, req_s, p50, p99, p999; // rows/s, requests/s, latency us
+    double batch_rows;                    // average; < 0: not reported
+    uint64_t counted, failed;             // results in the window; failures
+    char error[320];                      // the first failure's reason
+} cell_t;
+
+// When a cell counts, shared by its producers (under mu): from the later of
+// WARM_S after the start and the moment as many results have come back as
+// requests are in flight (the pipeline is full: every counted request
+// waited behind a full queue, as in a steady state), for `seconds`.
+typedef struct {
+    pthread_mutex_t mu; //
+    double start_s;     // producers connected (monotonic s)
+    double from_s;      // counting starts; INFINITY until known
+    double to_s;        // counting ends; INFINITY until known
+    uint64_t received;  // results so far, all producers
+    uint64_t need;      // results before counting: requests in flight
+    double seconds;     // counted
+} window_t;
+
+// A result came back at now: true when it is counted.
+static bool
+window_note(window_t *w, double now)
+{
+    pthread_mutex_lock(&w->mu);
+    w->received++;
+    if (isinf(w->from_s) && w->received >= w->need &&
+        now >= w->start_s + WARM_S) {
+        w->from_s = now;
+        w->to_s = now + w->seconds;
+    }
+    bool counted = now > w->from_s && now <= w->to_s;
+    pthread_mutex_unlock(&w->mu);
+    return counted;
+}
+
+// True once the window has ended (it starts anyway WAIT_MS after the
+// start, so a stalled cell ends and shows what it got).
+static bool
+window_over(window_t *w, double now)
+{
+    pthread_mutex_lock(&w->mu);
+    if (isinf(w->from_s) && now > w->start_s + WAIT_MS / 1000.0) {
+        w->from_s = now;
+        w->to_s = now + w->seconds;
+    }
+    bool over = now > w->to_s;
+    pthread_mutex_unlock(&w->mu);
+    return over;
+}
+
+// A producer thread: its connection, its requests in flight, its samples.
+typedef struct producer producer_t;
+typedef struct {
+    producer_t *p; // owner
+    double t0;     // submitted (monotonic s)
+    bool busy;     // awaiting its result
+} slot_t;
+
+struct producer {
+    cell_t *cell;          // shared settings (read-only while running)
+    drover_t *d;           // own connection
+    pthread_barrier_t *go; // connected -> start together
+    window_t *window;      // when results count (shared)
+    slot_t *slots;         // in_flight of them
+    double *lat;           // latencies of counted results (us)
+    size_t n_lat, cap_lat; //
+    uint64_t failed;       // failed results, counted or not
+    uint64_t batch_sum;    // batch_rows summed over counted results
+    uint64_t batch_n;      //   how many reported one
+    char error[320];       // first failure
+    int connect_rc;        // drover_connect's
+};
+
+static void
+on_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    slot_t *s = arg;
+    producer_t *p = s->p;
+    double now = dv_bench_now_s();
+    s->busy = false;
+    size_t rows = 0, cols = 0;
+    bool ok = drover_result_ok(r);
+    if (ok && p->cell->m) {
+        ok = drover_result_output(r, &rows, &cols) && rows == p->cell->rows;
+    }
+    if (!ok) {
+        if (!p->failed++) {
+            const char *text = "";
+            int code = drover_result_error(r, &text);
+            snprintf(p->error, sizeof p->error, "%s (%s)",
+                     code ? text : "wrong output shape", drover_err_name(code));
+        }
+        return;
+    }
+    if (!window_note(p->window, now)) {
+        return;
+    }
+    if (p->n_lat == p->cap_lat) {
+        p->cap_lat = p->cap_lat ? 2 * p->cap_lat : 4096;
+        p->lat = dv_realloc(p->lat, p->cap_lat * sizeof(double));
+    }
+    p->lat[p->n_lat++] = (now - s->t0) * 1e6;
+    size_t batch = drover_result_batch_rows ? drover_result_batch_rows(r) : 0;
+    if (batch) {
+        p->batch_sum += batch;
+        p->batch_n++;
+    }
+}
+
+static int
+submit(producer_t *p, slot_t *s)
+{
+    static const char echo[ECHO_BYTES] = {0};
+    const cell_t *c = p->cell;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "serve";
+    if (c->m) {
+        job.kind = "infer";
+        job.model = c->m->ref;
+        job.input = c->m->x->data;
+        job.rows = c->rows;
+        job.cols = c->m->x->cols;
+    } else {
+        job.payload = echo;
+        job.payload_len = sizeof echo;
+    }
+    job.durability = "none";
+    s->busy = true;
+    s->t0 = dv_bench_now_s();
+    drover_error_t err;
+    if (drover_submit_async(p->d, &job, on_result, s, &err) != 0) {
+        s->busy = false;
+        if (!p->failed++) {
+            snprintf(p->error, sizeof p->error, "submit: %s", err.text);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static void *
+producer_main(void *arg)
+{
+    producer_t *p = arg;
+    drover_error_t err;
+    p->connect_rc = drover_connect(&p->d, p->cell->endpoint, WAIT_MS, &err);
+    pthread_barrier_wait(p->go); // connected (or not): main sets the start
+    pthread_barrier_wait(p->go); // start set
+    if (p->connect_rc != 0) {
+        snprintf(p->error, sizeof p->error, "connect: %s", err.text);
+        p->failed++;
+        return NULL;
+    }
+    int n = p->cell->in_flight;
+    while (!window_over(p->window, dv_bench_now_s())) {
+        for (int i = 0; i < n; i++) {
+            if (!p->slots[i].busy && submit(p, &p->slots[i]) != 0) {
+                return NULL;
+            }
+        }
+        if (drover_poll(p->d, 100, &err) < 0) {
+            snprintf(p->error, sizeof p->error, "poll: %s", err.text);
+            p->failed++;
+            return NULL;
+        }
+    }
+    // Drain: what is in flight comes back (not counted) before the next
+    // cell starts, so cells do not overlap.
+    double end = dv_bench_now_s() + WAIT_MS / 1000.0;
+    while (drover_pending(p->d) > 0 && dv_bench_now_s() < end) {
+        drover_poll(p->d, 100, &err);
+    }
+    return NULL;
+}
+
+// Run one cell: producers connect, start together, warm up, count.
+static int
+run_cell(cell_t *c)
+{
+    int n = c->producers;
+    producer_t *ps = dv_calloc((size_t)n, sizeof *ps);
+    pthread_t *th = dv_calloc((size_t)n, sizeof *th);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n + 1);
+    window_t window = {.from_s = INFINITY,
+                       .to_s = INFINITY,
+                       .need = (uint64_t)n * (uint64_t)c->in_flight,
+                       .seconds = c->seconds};
+    pthread_mutex_init(&window.mu, NULL);
+    for (int i = 0; i < n; i++) {
+        ps[i].cell = c;
+        ps[i].go = &go;
+        ps[i].window = &window;
+        ps[i].slots = dv_calloc((size_t)c->in_flight, sizeof(slot_t));
+        for (int j = 0; j < c->in_flight; j++) {
+            ps[i].slots[j].p = &ps[i];
+        }
+        pthread_create(&th[i], NULL, producer_main, &ps[i]);
+    }
+    pthread_barrier_wait(&go);
+    window.start_s = dv_bench_now_s();
+    pthread_barrier_wait(&go);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        total += ps[i].n_lat;
+    }
+    double *lat = dv_malloc((total ? total : 1) * sizeof(double));
+    uint64_t batch_sum = 0, batch_n = 0;
+    size_t k = 0;
+    c->failed = 0;
+    c->error[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (ps[i].n_lat) { // lat is NULL when nothing counted
+            memcpy(lat + k, ps[i].lat, ps[i].n_lat * sizeof(double));
+            k += ps[i].n_lat;
+        }
+        batch_sum += ps[i].batch_sum;
+        batch_n += ps[i].batch_n;
+        if (ps[i].failed && !c->failed) {
+            snprintf(c->error, sizeof c->error, "%s", ps[i].error);
+        }
+        c->failed += ps[i].failed;
+        drover_destroy(&ps[i].d);
+        free(ps[i].lat);
+        free(ps[i].slots);
+    }
+    qsort(lat, total, sizeof(double), dv_bench_cmp_double);
+    c->counted = total;
+    c->req_s = (double)total / c->seconds;
+    c->rows_s = c->req_s * (double)c->rows;
+    c->p50 = dv_bench_pct(lat, total, 0.50);
+    c->p99 = dv_bench_pct(lat, total, 0.99);
+    c->p999 = dv_bench_pct(lat, total, 0.999);
+    c->batch_rows = batch_n ? (double)batch_sum / (double)batch_n : -1;
+    free(lat);
+    free(ps);
+    free(th);
+    pthread_barrier_destroy(&go);
+    pthread_mutex_destroy(&window.mu);
+    return c->failed ? -1 : 0;
+}
+
+// ------------------------------------------------------ in-process kernel
+
+typedef struct {
+    const model_t *m;
+    size_t rows;
+    pthread_barrier_t *go;
+    double rows_s; // result
+} kernel_t;
+
+static void *
+kernel_main(void *arg)
+{
+    kernel_t *k = arg;
+    dv_tensor_t *x = dv_tensor_new(k->rows, k->m->x->cols);
+    memcpy(x->data, k->m->x->data, k->rows * x->cols * sizeof(float));
+    dv_error_t err = {0};
+    dv_tensor_t *out = NULL;
+    dv_model_predict(k->m->model, x, &out, &err); // warm up
+    dv_tensor_destroy(&out);
+    pthread_barrier_wait(k->go);
+    size_t rows = 0;
+    double t0 = dv_bench_now_s(), t;
+    do {
+        if (dv_model_predict(k->m->model, x, &out, &err) != 0) {
+            fprintf(stderr, "dv-bench-serve: predict: %s\n", err.text);
+            exit(1);
+        }
+        dv_tensor_destroy(&out);
+        rows += k->rows;
+    } while ((t = dv_bench_now_s()) - t0 < KERNEL_S);
+    k->rows_s = (double)rows / (t - t0);
+    dv_tensor_destroy(&x);
+    return NULL;
+}
+
+// Rows/s of n threads running dv_model_predict on `rows` rows at once.
+static double
+kernel_rows_s(const model_t *m, size_t rows, int n)
+{
+    kernel_t k[MAX_WORKERS * 64];
+    pthread_t th[MAX_WORKERS * 64];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        k[i] = (kernel_t){.m = m, .rows = rows, .go = &go};
+        pthread_create(&th[i], NULL, kernel_main, &k[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        sum += k[i].rows_s;
+    }
+    pthread_barrier_destroy(&go);
+    return sum;
+}
+
+// ------------------------------------------------------------- models
+
+static void
+train_or_die(dv_model_t **out, const dv_dataset_t *ds, const dv_hyper_t *h)
+{
+    dv_train_opts_t opts = {.task = DV_TASK_CLASSIFICATION};
+    dv_error_t err = {0};
+    if (dv_train(out, ds, h, &opts, &err) != 0) {
+        fprintf(stderr, "dv-bench-serve: training failed: %s\n", err.text);
+        exit(1);
+    }
+}
+
+// MLP 256-512-256-10, one epoch on N_ROWS generated rows (bench/ml's
+// data). Its rows are the requests' rows.
+static void
+make_mlp(model_t *m)
+{
+    dv_dataset_t *ds =
+        dv_bench_teacher_data(N_ROWS, MLP_FEATURES, MLP_CLASSES, 2026);
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_MLP);
+    h.n_hidden = 2;
+    h.hidden[0] = 512;
+    h.hidden[1] = 256;
+    h.batch = 256;
+    h.epochs = 1;
+    h.patience = 0;
+    train_or_die(&m->model, ds, &h);
+    m->label = "mlp 256-512-256-10";
+    m->x = dv_tensor_dup(ds->x);
+    dv_dataset_destroy(&ds);
+}
+
+// Iris softmax on data_dir/iris_train.csv; requests cycle its rows.
+static void
+make_iris(model_t *m, const char *data_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/iris_train.csv", data_dir);
+    dv_dataset_t *ds = NULL;
+    dv_error_t err = {0};
+    if (dv_csv_load(&ds, path, NULL, &err) != 0) {
+        fprintf(stderr, "dv-bench-serve: %s\n", err.text);
+        exit(1);
+    }
+    dv_hyper_t h;
+    dv_hyper_default(&h, DV_ALGO_SOFTMAX);
+    train_or_die(&m->model, ds, &h);
+    m->label = "iris softmax";
+    m->x = dv_tensor_new(N_ROWS, ds->n_features);
+    for (size_t i = 0; i < N_ROWS; i++) {
+        memcpy(m->x->data + i * ds->n_features,
+               ds->x->data + (i % ds->n_rows) * ds->n_features,
+               ds->n_features * sizeof(float));
+    }
+    dv_dataset_destroy(&ds);
+}
+
+static int
+push(drover_t *d, model_t *m, const char *name)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    drover_error_t derr;
+    drover_model_t info;
+    if (dv_model_encode(m->model, &buf, &len, &err) != 0) {
+        fprintf(stderr, "dv-bench-serve: encode: %s\n", err.text);
+        return -1;
+    }
+    int rc = drover_model_push_bytes(d, buf, len, name, &info, &derr);
+    free(buf);
+    if (rc != 0) {
+        fprintf(stderr, "dv-bench-serve: push %s: %s\n", name, derr.text);
+        return -1;
+    }
+    snprintf(m->ref, sizeof m->ref, "%s@%u", info.name, info.version);
+    return 0;
+}
+
+// ------------------------------------------------------------- output
+
+static double
+load_1m(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) {
+            l = -1;
+        }
+        fclose(f);
+    }
+    return l;
+}
+
+static void
+print_cell(const cell_t *c, double kernel)
+{
+    char batch[32] = "-";
+    if (c->batch_rows >= 0) {
+        snprintf(batch, sizeof batch, "%.1f", c->batch_rows);
+    }
+    printf("%5zu %3d %5d %10.0f %9.0f %8.0f %8.0f %8.0f %7s %10.0f %5.2f%s\n",
+           c->rows, c->producers, c->producers * c->in_flight, c->rows_s,
+           c->req_s, c->p50, c->p99, c->p999, batch, kernel,
+           kernel > 0 ? c->rows_s / kernel : 0, c->failed ? "  FAILED" : "");
+}
+
+static void
+json_cell(FILE *f, const cell_t *c, double kernel, bool last)
+{
+    char batch[32] = "null";
+    if (c->batch_rows >= 0) {
+        snprintf(batch, sizeof batch, "%.2f", c->batch_rows);
+    }
+    fprintf(f,
+            "    {\"model\": \"%s\", \"rows\": %zu, \"producers\": %d, "
+            "\"in_flight\": %d, \"rows_per_s\": %.0f, \"requests_per_s\": "
+            "%.0f, \"p50_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, "
+            "\"avg_batch_rows\": %s, \"kernel_rows_per_s\": %.0f, \"kept\": "
+            "%.3f, \"results\": %" PRIu64 ", \"failed\": %" PRIu64 "}%s\n",
+            c->m ? c->m->label : "echo", c->rows, c->producers,
+            c->producers * c->in_flight, c->rows_s, c->req_s, c->p50, c->p99,
+            c->p999, batch, kernel, kernel > 0 ? c->rows_s / kernel : 0,
+            c->counted, c->failed, last ? "" : ",");
+}
+
+static const char *
+verdict(bool met)
+{
+    return met ? "met" : "NOT met";
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: dv-bench-serve [--out FILE] [--bin-dir DIR] "
+               "[--data DIR] [--workers N]\n"
+               "                      [--concurrency N] [--blas-threads N] "
+               "[--seconds S]\n"
+               "                      [--in-flight N]\n"
+               "defaults: --out bench/results/serve.json --bin-dir "
+               "build/release/bin --data data\n"
+               "--workers 2 --concurrency 1 --seconds 1.5 (counted per "
+               "cell); --blas-threads: each\nworker's and the in-process "
+               "kernel's (default: cores / (workers x concurrency));\n"
+               "--in-flight: requests in flight per cell, all producers "
+               "(default 256, fewer for\nlarge requests).\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *out_path = "bench/results/serve.json";
+    const char *bin_dir = "build/release/bin", *data_dir = "data";
+    int workers = 2, conc = 1, blas = 0, in_flight = 0;
+    double seconds = 1.5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v && strcmp(a, "--out") == 0) {
+            out_path = v;
+        } else if (v && strcmp(a, "--bin-dir") == 0) {
+            bin_dir = v;
+        } else if (v && strcmp(a, "--data") == 0) {
+            data_dir = v;
+        } else if (v && strcmp(a, "--workers") == 0) {
+            workers = atoi(v);
+        } else if (v && strcmp(a, "--concurrency") == 0) {
+            conc = atoi(v);
+        } else if (v && strcmp(a, "--blas-threads") == 0) {
+            blas = atoi(v);
+        } else if (v && strcmp(a, "--in-flight") == 0) {
+            in_flight = atoi(v);
+        } else if (v && strcmp(a, "--seconds") == 0) {
+            seconds = atof(v);
+        } else {
+            usage(strcmp(a, "--help") == 0 ? stdout : stderr);
+            return strcmp(a, "--help") == 0 ? 0 : 2;
+        }
+        i++;
+    }
+    if (workers < 1 || workers > MAX_WORKERS || conc < 1 || conc > 64 ||
+        blas < 0 || blas > 1024 || in_flight < 0 || in_flight > 100000 ||
+        !(seconds >= 0.1 && seconds <= 60)) {
+        usage(stderr);
+        return 2;
+    }
+    blas = blas ? blas : dv_blas_threads_share((unsigned)(workers * conc));
+    dv_blas_set_threads(blas);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load_before = load_1m();
+    setvbuf(stdout, NULL, _IOLBF, 0); // lines in order with the daemons' logs
+    printf("dv-bench-serve: %ld cores, load %.2f; 1 broker + %d worker(s) x "
+           "concurrency %d, %d BLAS thread(s) per job; %.1f s per cell\n",
+           cores, load_before, workers, conc, blas, seconds);
+    if (load_before > 1.5) {
+        printf("  (the machine is busy: these figures are distorted)\n");
+    }
+
+    model_t models[N_MODELS] = {{0}};
+    make_mlp(&models[0]);
+    make_iris(&models[1], data_dir);
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        for (int b = 0; b < N_BATCHES; b++) {
+            models[mi].kernel[b] =
+                kernel_rows_s(&models[mi], s_batches[b], workers * conc);
+            models[mi].kernel_1[b] =
+                kernel_rows_s(&models[mi], s_batches[b], 1);
+        }
+    }
+
+    char dir[] = "/tmp/dv-bench-serve-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char cep[256], wep[256], bbin[4200], wbin[4200], line[1100], nblas[16],
+        nconc[16];
+    snprintf(cep, sizeof cep, "ipc://%s/c.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    snprintf(bbin, sizeof bbin, "%s/drover-broker", bin_dir);
+    snprintf(wbin, sizeof wbin, "%s/drover-worker", bin_dir);
+    snprintf(nblas, sizeof nblas, "%d", blas);
+    snprintf(nconc, sizeof nconc, "%d", conc);
+    const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
+    dv_bench_proc_t broker = dv_bench_spawn(bbin, bargs);
+    dv_bench_proc_t w[MAX_WORKERS] = {{0, -1}};
+    int rc = dv_bench_ready(&broker, line, sizeof line);
+    for (int i = 0; rc == 0 && i < workers; i++) {
+        const char *wargs[] = {
+            "--broker", wep, "--concurrency", nconc, "--blas-threads",
+            nblas,      NULL};
+        w[i] = dv_bench_spawn(wbin, wargs);
+        rc = dv_bench_ready(&w[i], line, sizeof line);
+    }
+    drover_t *d = NULL;
+    drover_error_t derr;
+    if (rc == 0 && drover_connect(&d, cep, WAIT_MS, &derr) != 0) {
+        fprintf(stderr, "dv-bench-serve: connect: %s\n", derr.text);
+        rc = -1;
+    }
+    if (rc == 0) {
+        rc = push(d, &models[0], "serve-mlp") ||
+             push(d, &models[1], "serve-iris");
+    } else {
+        fprintf(stderr, "dv-bench-serve: drover did not start (bin dir %s)\n",
+                bin_dir);
+    }
+    drover_destroy(&d);
+
+    // The grid, then the idle path: one request at a time, echo and infer.
+    cell_t grid[N_MODELS][N_BATCHES][N_PRODUCERS];
+    cell_t echo = {.endpoint = cep,
+                   .rows = 1,
+                   .producers = 1,
+                   .in_flight = 1,
+                   .seconds = seconds};
+    cell_t idle[N_MODELS];
+    int failures = 0;
+    for (int mi = 0; rc == 0 && mi < N_MODELS; mi++) {
+        printf("\n%s (%s): through the queue beside the kernel in-process "
+               "on %d thread(s)\n",
+               models[mi].label, models[mi].ref, workers * conc);
+        printf("%5s %3s %5s %10s %9s %8s %8s %8s %7s %10s %5s\n", "rows", "P",
+               "infl", "rows/s", "req/s", "p50 us", "p99 us", "p99.9us",
+               "batch", "kernel r/s", "kept");
+        // Both workers fetch and load the model before anything counts.
+        cell_t warm = {.endpoint = cep,
+                       .m = &models[mi],
+                       .rows = 1,
+                       .producers = 1,
+                       .in_flight = 16,
+                       .seconds = WARM_S};
+        failures += run_cell(&warm) != 0;
+        for (int b = 0; b < N_BATCHES; b++) {
+            for (int p = 0; p < N_PRODUCERS; p++) {
+                int np = s_producers[p];
+                int r = (in_flight ? in_flight : IN_FLIGHT) / np;
+                r = r >= 1 ? r : 1;
+                while (r > 1 &&
+                       (size_t)(np * r) * s_batches[b] > (size_t)MAX_ROWS_OUT) {
+                    r--;
+                }
+                cell_t *c = &grid[mi][b][p];
+                *c = (cell_t){.endpoint = cep,
+                              .m = &models[mi],
+                              .rows = s_batches[b],
+                              .producers = np,
+                              .in_flight = r,
+                              .seconds = seconds};
+                failures += run_cell(c) != 0;
+                print_cell(c, models[mi].kernel[b]);
+                if (c->failed) {
+                    fprintf(stderr, "  %" PRIu64 " failed: %s\n", c->failed,
+                            c->error);
+                }
+            }
+        }
+    }
+    if (rc == 0) {
+        failures += run_cell(&echo) != 0;
+        for (int mi = 0; mi < N_MODELS; mi++) {
+            idle[mi] = (cell_t){.endpoint = cep,
+                                .m = &models[mi],
+                                .rows = 1,
+                                .producers = 1,
+                                .in_flight = 1,
+                                .seconds = seconds};
+            failures += run_cell(&idle[mi]) != 0;
+        }
+    }
+    for (int i = 0; i < workers; i++) {
+        dv_bench_reap(&w[i]);
+    }
+    dv_bench_reap(&broker);
+    dv_bench_rmtree(dir);
+    if (rc != 0) {
+        return 1;
+    }
+    double load_after = load_1m();
+
+    // Goals (issue 14), for the MLP: the best producer count for bulk
+    // requests, each >= 256-in-flight cell for 1-row ones.
+    const model_t *mlp = &models[0];
+    double bulk[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        int b = k == 0 ? 3 : 4; // 256, 4096
+        for (int p = 0; p < N_PRODUCERS; p++) {
+            double kept = grid[0][b][p].rows_s / mlp->kernel[b];
+            bulk[k] = kept > bulk[k] ? kept : bulk[k];
+        }
+    }
+    printf("\nechoes one at a time (W2 style, %d bytes): p50 %.0f us, p99 "
+           "%.0f us\n",
+           ECHO_BYTES, echo.p50, echo.p99);
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        printf("%s, 1 row one at a time: p50 %.0f us, p99 %.0f us (%.2f x "
+               "echo p50)\n",
+               models[mi].label, idle[mi].p50, idle[mi].p99,
+               idle[mi].p50 / echo.p50);
+    }
+    printf("\ngoals (issue 14, %s):\n", mlp->label);
+    printf("  256-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[0],
+           GOAL_BULK, verdict(bulk[0] >= GOAL_BULK));
+    printf("  4096-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[1],
+           GOAL_BULK, verdict(bulk[1] >= GOAL_BULK));
+    bool small_met = true;
+    for (int p = 1; p < N_PRODUCERS; p++) { // 8 and 32 producers
+        const cell_t *c = &grid[0][0][p];
+        double x = c->rows_s / mlp->kernel[3];
+        bool met = x >= GOAL_SMALL && c->p99 <= GOAL_SMALL_P99;
+        small_met = small_met && met;
+        printf("  1-row requests, %d in flight over %d producers: %.2f x "
+               "kernel at 256 (goal >= %.1f), p99 %.0f us (goal <= %.0f): "
+               "%s\n",
+               c->producers * c->in_flight, c->producers, x, GOAL_SMALL, c->p99,
+               GOAL_SMALL_P99, verdict(met));
+    }
+    double idle_x = idle[0].p50 / echo.p50;
+    printf("  1-row requests one at a time: p50 %.2f x echo p50 (goal <= "
+           "%.1f): %s\n",
+           idle_x, GOAL_IDLE, verdict(idle_x <= GOAL_IDLE));
+    printf("load average (1 min): %.2f before, %.2f after\n", load_before,
+           load_after);
+
+    FILE *f = fopen(out_path, "w");
+    if (!f) {
+        perror(out_path);
+        return 1;
+    }
+    fprintf(f,
+            "{\n  \"bench\": \"serve\",\n  \"transport\": \"ipc\",\n"
+            "  \"cores\": %ld,\n  \"load_1m_before\": %.2f,\n"
+            "  \"load_1m_after\": %.2f,\n  \"workers\": %d,\n"
+            "  \"concurrency\": %d,\n  \"blas_threads\": %d,\n"
+            "  \"seconds_per_cell\": %.2f,\n  \"kernel\": [\n",
+            cores, load_before, load_after, workers, conc, blas, seconds);
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        for (int b = 0; b < N_BATCHES; b++) {
+            fprintf(f,
+                    "    {\"model\": \"%s\", \"rows\": %zu, \"threads\": %d, "
+                    "\"rows_per_s\": %.0f, \"rows_per_s_1_thread\": %.0f}%s\n",
+                    models[mi].label, s_batches[b], workers * conc,
+                    models[mi].kernel[b], models[mi].kernel_1[b],
+                    mi + 1 == N_MODELS && b + 1 == N_BATCHES ? "" : ",");
+        }
+    }
+    fprintf(f, "  ],\n  \"cells\": [\n");
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        for (int b = 0; b < N_BATCHES; b++) {
+            for (int p = 0; p < N_PRODUCERS; p++) {
+                json_cell(f, &grid[mi][b][p], models[mi].kernel[b],
+                          mi + 1 == N_MODELS && b + 1 == N_BATCHES &&
+                              p + 1 == N_PRODUCERS);
+            }
+        }
+    }
+    fprintf(f, "  ],\n  \"one_at_a_time\": [\n");
+    json_cell(f, &echo, 0, false);
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        json_cell(f, &idle[mi], models[mi].kernel[0], mi + 1 == N_MODELS);
+    }
+    fprintf(f,
+            "  ],\n  \"goals\": {\"kept_256_rows\": %.3f, "
+            "\"kept_4096_rows\": %.3f, \"one_row_8x32_over_kernel_256\": "
+            "%.3f, \"one_row_8x32_p99_us\": %.0f, "
+            "\"one_row_32x8_over_kernel_256\": %.3f, "
+            "\"one_row_32x8_p99_us\": %.0f, "
+            "\"one_row_idle_p50_over_echo_p50\": %.3f, \"met\": %s}\n}\n",
+            bulk[0], bulk[1], grid[0][0][1].rows_s / mlp->kernel[3],
+            grid[0][0][1].p99, grid[0][0][2].rows_s / mlp->kernel[3],
+            grid[0][0][2].p99, idle_x,
+            bulk[0] >= GOAL_BULK && bulk[1] >= GOAL_BULK && small_met &&
+                    idle_x <= GOAL_IDLE
+                ? "true"
+                : "false");
+    fclose(f);
+    printf("wrote %s\n", out_path);
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        dv_model_destroy(&models[mi].model);
+        dv_tensor_destroy(&models[mi].x);
+    }
+    return failures ? 1 : 0;
+}
