@@ -55,12 +55,7 @@
 #include "dv_tensor.h"
 #include "dv_train.h"
 
-// The batch each job ran in, once the batching work (issue 14 item 2) adds
-// it to libdrover. Weak: while libdrover has no such function the address
-// is NULL and the column prints "-"; the day it exists the bench reads it
-// without a change (a different signature stops the build, on purpose).
-extern size_t drover_result_batch_rows(const drover_result_t *r)
-    __attribute__((weak));
+// The batch each job ran in: drover_result_batch (libdrover, protocol 1.3).
 
 #define N_ROWS         4096  // input rows per model (the largest request)
 #define MLP_FEATURES   256   // MLP 256-512-256-10
@@ -205,7 +200,8 @@ on_result(drover_t *d, const drover_result_t *r, void *arg)
         p->lat = dv_realloc(p->lat, p->cap_lat * sizeof(double));
     }
     p->lat[p->n_lat++] = (now - s->t0) * 1e6;
-    size_t batch = drover_result_batch_rows ? drover_result_batch_rows(r) : 0;
+    uint32_t b_rows = 0, b_jobs = 0;
+    size_t batch = drover_result_batch(r, &b_rows, &b_jobs) ? b_rows : 0;
     if (batch) {
         p->batch_sum += batch;
         p->batch_n++;
