@@ -252,6 +252,8 @@ typedef struct {
                                      //   plain mode)
     char **queues;                   // the queues it asked for (owned;
     size_t n_queues;                 //   none: every queue its key allows)
+    unsigned minor;                  // its protocol minor (register's v):
+                                     //   1.4 takes run_batch
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -306,7 +308,7 @@ struct dv_broker {
     struct push_s *parked;     // stored versions waiting for lower ones
     ckpt_due_t *ckpts_due;     // checkpoints staged for the next commit
     size_t n_ckpts_due, cap_ckpts_due; //
-    held_result_t *held_res;   // results waiting for their commit
+    held_result_t *held_res;           // results waiting for their commit
     held_result_t **held_end;  // where the next goes (NULL: at held_res)
     uint64_t *pending;         // submits waiting for their commit
     size_t n_pending;          //
@@ -828,7 +830,8 @@ kept_trim(dv_broker_t *self)
     uint64_t now = uv_now(&self->loop);
     // An unstored result stays until it went out (results_release trims).
     while (self->kept_oldest && !self->kept_oldest->unstored &&
-           (self->n_kept > DV_MAX_KEPT_RESULTS || self->kept_bytes > DV_MAX_KEPT_BYTES ||
+           (self->n_kept > DV_MAX_KEPT_RESULTS ||
+            self->kept_bytes > DV_MAX_KEPT_BYTES ||
             now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
         kept_evict_oldest(self);
     }
@@ -1453,10 +1456,10 @@ static bool skip_has(const dv_broker_t *self, uint64_t id);
 static void
 spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
-// Send j's `run` (attempt) to w: its attempt is stored, its run timeout
-// armed.
+// j is on its way to a worker as attempt: the attempt is stored, its run
+// timeout armed.
 static void
-send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
+run_starts(dv_broker_t *self, job_t *j, uint32_t attempt)
 {
     j->attempts = attempt;
     store_attempts(self, j);
@@ -1464,6 +1467,37 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
         timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id, T_TIMEOUT,
                   attempt);
     }
+}
+
+// The `model` map of a run of j (infer: with the model's batch settings,
+// then the job's priority, which batches are never mixed across).
+static void
+put_run_model(dv_broker_t *self, dv_msgw_t *m, const job_t *j)
+{
+    dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
+    dv_msgw_key(m, "model");
+    dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
+    dv_msgw_v_str(m, "name");
+    dv_msgw_v_str(m, j->model);
+    dv_msgw_v_str(m, "version");
+    dv_msgw_v_uint(m, j->model_version);
+    dv_msgw_v_str(m, "sha256");
+    dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
+    if (IS_INFER(j)) { // its batching, and what it is not mixed with
+        dv_msgw_v_str(m, "max_batch_rows");
+        dv_msgw_v_uint(m, cfg.max_batch_rows);
+        dv_msgw_v_str(m, "max_delay_us");
+        dv_msgw_v_uint(m, cfg.max_delay_us);
+        dv_msgw_key(m, "priority");
+        dv_msgw_v_int(m, j->priority);
+    }
+}
+
+// Send j's `run` (attempt) to w.
+static void
+send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
+{
+    run_starts(self, j, attempt);
     dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
     dv_msgw_uint(m, "job", j->id);
     dv_msgw_uint(m, "attempt", attempt);
@@ -1473,22 +1507,8 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
     }
 
     if (USES_MODEL(j)) {
-        dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
-        dv_msgw_key(m, "model");
-        dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
-        dv_msgw_v_str(m, "name");
-        dv_msgw_v_str(m, j->model);
-        dv_msgw_v_str(m, "version");
-        dv_msgw_v_uint(m, j->model_version);
-        dv_msgw_v_str(m, "sha256");
-        dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
-        if (IS_INFER(j)) { // its batching, and what it is not mixed with
-            dv_msgw_v_str(m, "max_batch_rows");
-            dv_msgw_v_uint(m, cfg.max_batch_rows);
-            dv_msgw_v_str(m, "max_delay_us");
-            dv_msgw_v_uint(m, cfg.max_delay_us);
-            dv_msgw_key(m, "priority");
-            dv_msgw_v_int(m, j->priority);
+        put_run_model(self, m, j);
+        if (IS_INFER(j)) {
             dv_msgw_tensor(m, "input", 1, j->rows, j->cols);
         }
     }
@@ -1516,6 +1536,75 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
     dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
                  j->ckpt ? 2 : 1);
     dv_msgw_destroy(&m);
+}
+
+// An infer job and its riders on their way to one worker: to a 1.4 worker
+// as `run_batch` messages (DV_MAX_BATCH_JOBS jobs, one frame's bytes at
+// most each), to an older one as one `run` each.
+typedef struct {
+    job_t *jobs[DV_MAX_BATCH_JOBS]; //
+    uint32_t attempts[DV_MAX_BATCH_JOBS];
+    size_t n;     // held
+    size_t bytes; // their inputs
+} run_batch_t;
+
+// Send what b holds: one job alone as `run`; several as one `run_batch`
+// whose frame 1 is their inputs, one after another.
+static void
+run_batch_flush(dv_broker_t *self, run_batch_t *b, worker_t *w)
+{
+    if (b->n == 1) {
+        send_run(self, b->jobs[0], w, b->attempts[0]);
+    }
+    if (b->n <= 1) {
+        b->n = b->bytes = 0;
+        return;
+    }
+    const job_t *lead = b->jobs[0];
+    uint8_t *input = dv_malloc(b->bytes ? b->bytes : 1);
+    size_t at = 0, rows = 0;
+    dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN_BATCH, 0);
+    dv_msgw_str(m, "kind", "infer");
+    put_run_model(self, m, lead);
+    dv_msgw_key(m, "jobs"); // [job, attempt, rows], in input order
+    dv_msgw_v_array(m, b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        job_t *j = b->jobs[i];
+        run_starts(self, j, b->attempts[i]);
+        dv_msgw_v_array(m, 3);
+        dv_msgw_v_uint(m, j->id);
+        dv_msgw_v_uint(m, b->attempts[i]);
+        dv_msgw_v_uint(m, j->rows);
+        memcpy(input + at, j->payload, j->payload_len);
+        at += j->payload_len;
+        rows += j->rows;
+    }
+    dv_msgw_tensor(m, "input", 1, rows, lead->cols);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(m, &len);
+    dv_frame_t f = {input, at};
+    dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, &f, 1);
+    dv_msgw_destroy(&m);
+    free(input);
+    b->n = b->bytes = 0;
+}
+
+// Add j (attempt) to b, sending b first when j would not fit it.
+static void
+run_batch_add(
+    dv_broker_t *self, run_batch_t *b, worker_t *w, job_t *j, uint32_t attempt)
+{
+    if (w->minor < 4) { // a 1.3 worker: each in its own run
+        send_run(self, j, w, attempt);
+        return;
+    }
+    if (b->n == DV_MAX_BATCH_JOBS ||
+        (b->n && b->bytes + j->payload_len > DV_MAX_FRAME_BYTES)) {
+        run_batch_flush(self, b, w);
+    }
+    b->jobs[b->n] = j;
+    b->attempts[b->n++] = attempt;
+    b->bytes += j->payload_len;
 }
 
 // Batch riders (dv_sched_ride): infer jobs for the lead's model version
@@ -1562,13 +1651,15 @@ dispatch(dv_broker_t *self)
                 continue;
             }
         }
-        send_run(self, j, w, attempt);
         if (!IS_INFER(j)) {
+            send_run(self, j, w, attempt);
             continue;
         }
         dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
         now_unix = now_unix ? now_unix : unix_ms_now();
         ride_t ride = {self, j->rows, cfg.max_batch_rows, now_unix};
+        run_batch_t b = {.n = 0};
+        run_batch_add(self, &b, w, j, attempt);
         uint64_t ids[64];
         uint32_t attempts[64];
         size_t n;
@@ -1576,12 +1667,13 @@ dispatch(dv_broker_t *self)
                (n = dv_sched_ride(self->sched, id, ride_fits, &ride, ids,
                                   attempts, 64)) > 0) {
             for (size_t i = 0; i < n; i++) {
-                send_run(self, job_find(self, ids[i]), w, attempts[i]);
+                run_batch_add(self, &b, w, job_find(self, ids[i]), attempts[i]);
             }
             if (n < 64) {
                 break;
             }
         }
+        run_batch_flush(self, &b, w);
     }
 }
 
@@ -6055,6 +6147,43 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 // Check a worker's `done` for an infer job and collect the result fields
 // the client gets (output tensor map, classes, the model that ran) in
 // *extra. Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_EMSGSIZE with the reason.
+// The fields of an infer job's result beside its output (rows x cols in
+// frame 1): the version that ran, the forward pass it ran in (batch, a
+// hostile worker's numbers, checked), the class names (many long ones as
+// frame 2, *classes_frame, caller frees). Caller destroys.
+static dv_msgw_t *
+infer_extra(const job_t *j,
+            size_t rows,
+            size_t cols,
+            const msgpack_object *batch,
+            char *const *classes,
+            size_t n_classes,
+            dv_frame_t *classes_frame)
+{
+    char ref[DV_MAX_WIRE_NAME + 16];
+    snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_tensor(x, "output", 1, rows, cols);
+    dv_msgw_str(x, "model", ref);
+    uint64_t b_rows = 0, b_jobs = 0; // the forward pass it ran in (1.3)
+    if (dv_msgpack_uint(dv_msgpack_get(batch, "rows"), &b_rows) &&
+        dv_msgpack_uint(dv_msgpack_get(batch, "jobs"), &b_jobs) &&
+        b_rows >= rows && b_rows <= UINT32_MAX && b_jobs >= 1 &&
+        b_jobs <= UINT32_MAX) {
+        dv_msgw_key(x, "batch");
+        dv_msgw_v_map(x, 2);
+        dv_msgw_v_str(x, "rows");
+        dv_msgw_v_uint(x, b_rows);
+        dv_msgw_v_str(x, "jobs");
+        dv_msgw_v_uint(x, b_jobs);
+    }
+    if (n_classes) {
+        dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
+                              n_classes, 2, classes_frame);
+    }
+    return x;
+}
+
 static int
 check_infer_done(const job_t *j,
                  const dv_msg_t *m,
@@ -6086,29 +6215,8 @@ check_infer_done(const job_t *j,
                        n_classes, cols);
     }
     if (rc == 0) {
-        char ref[DV_MAX_WIRE_NAME + 16];
-        snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
-        dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
-        dv_msgw_tensor(x, "output", 1, rows, cols);
-        dv_msgw_str(x, "model", ref);
-        const msgpack_object *b = dv_msg_get(m, "batch");
-        uint64_t b_rows = 0, b_jobs = 0; // the forward pass it ran in (1.3)
-        if (dv_msgpack_uint(dv_msgpack_get(b, "rows"), &b_rows) &&
-            dv_msgpack_uint(dv_msgpack_get(b, "jobs"), &b_jobs) &&
-            b_rows >= rows && b_rows <= UINT32_MAX && b_jobs >= 1 &&
-            b_jobs <= UINT32_MAX) { // a hostile worker's numbers: checked
-            dv_msgw_key(x, "batch");
-            dv_msgw_v_map(x, 2);
-            dv_msgw_v_str(x, "rows");
-            dv_msgw_v_uint(x, b_rows);
-            dv_msgw_v_str(x, "jobs");
-            dv_msgw_v_uint(x, b_jobs);
-        }
-        if (n_classes) { // many long names travel as frame 2
-            dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
-                                  n_classes, 2, classes_frame);
-        }
-        *extra = x;
+        *extra = infer_extra(j, rows, cols, dv_msg_get(m, "batch"), classes,
+                             n_classes, classes_frame);
     } else {
         char text[DV_ERROR_TEXT_MAX];
         snprintf(text, sizeof text, "%s", err->text);
@@ -6440,6 +6548,114 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     dv_msgw_destroy(&extra);
     free((void *)classes.data);
     job_remove(self, id);
+    if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left after draining");
+    }
+    return 0;
+}
+
+// done_batch (1.4): the infer jobs of one forward pass that succeeded,
+// `jobs` [[job, attempt, rows], ...] in the order of their outputs' rows in
+// frame 1. Each is checked as its own `done` would be (a stale or foreign
+// one is dropped, its rows skipped); a job whose rows disagree with its
+// input, or a message whose rows do not add up, fails the jobs it names
+// that run here (malformed result).
+static int
+on_done_batch(dv_broker_t *self,
+              worker_t *w,
+              const dv_msg_t *m,
+              dv_error_t *err)
+{
+    const msgpack_object *list = dv_msg_get(m, "jobs");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
+        list->via.array.size == 0 || list->via.array.size > DV_MAX_BATCH_JOBS) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "done_batch: 'jobs' must be 1..%d [job, attempt, "
+                         "rows]",
+                         DV_MAX_BATCH_JOBS);
+    }
+    size_t n = list->via.array.size, sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        uint64_t v[3];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+            !dv_msgpack_uint(&e->via.array.ptr[0], &v[0]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[1], &v[1]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[2], &v[2]) ||
+            v[2] > DV_MAX_INFER_ROWS) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "done_batch: jobs[%zu] must be [job, attempt, "
+                             "rows]",
+                             i);
+        }
+        sum += v[2];
+    }
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0, n_classes = 0;
+    char **classes = NULL;
+    dv_error_t bad = {0};
+    int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &f, &rows,
+                                &cols, &bad);
+    const msgpack_object *co = dv_msg_get(m, "classes");
+    size_t want_frames = co && co->type == MSGPACK_OBJECT_MAP ? 2 : 1;
+    if (rc == 0 && (rows != sum || dv_msg_n_frames(m) != want_frames ||
+                    dv_msg_frame(m, 1) != f)) {
+        rc = dv_errorf(&bad, DV_ESHAPE,
+                       "%zu output rows for jobs of %zu rows, in frame 1 of "
+                       "%zu",
+                       rows, sum, dv_msg_n_frames(m));
+    }
+    if (rc == 0) {
+        rc = dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
+                         &classes, &n_classes, &bad);
+    }
+    if (rc == 0 && n_classes && n_classes != cols) {
+        rc = dv_errorf(&bad, DV_ESHAPE, "%zu classes for %zu output columns",
+                       n_classes, cols);
+    }
+    const msgpack_object *batch = dv_msg_get(m, "batch");
+    for (size_t i = 0, at = 0; i < n; i++) {
+        const msgpack_object *e = list->via.array.ptr[i].via.array.ptr;
+        uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;
+        size_t off = at;
+        at += r;
+        job_t *j = job_find(self, id);
+        uint64_t on = 0;
+        if (!j || !IS_INFER(j) || attempt != j->attempts ||
+            dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
+            continue; // late, or not this worker's: as for `done`
+        }
+        dv_sched_finish(self->sched, id, w->handle);
+        if (j->cancelled) { // its outcome is already recorded
+            job_remove(self, id);
+            continue;
+        }
+        if (rc == 0 && r != j->rows) {
+            char text[DV_ERROR_TEXT_MAX];
+            snprintf(text, sizeof text,
+                     "malformed result from the worker: %llu output rows "
+                     "for %u input rows",
+                     (unsigned long long)r, j->rows);
+            send_result(self, j, false, DV_ESHAPE, text, w->name, NULL, 0,
+                        NULL);
+        } else if (rc) {
+            char text[DV_ERROR_TEXT_MAX + 40];
+            snprintf(text, sizeof text, "malformed result from the worker: %s",
+                     bad.text);
+            send_result(self, j, false, rc, text, w->name, NULL, 0, NULL);
+        } else {
+            dv_frame_t frames[2] = {{f->data + off * cols * 4, r * cols * 4},
+                                    {NULL, 0}};
+            dv_msgw_t *x =
+                infer_extra(j, r, cols, batch, classes, n_classes, &frames[1]);
+            send_result(self, j, true, 0, NULL, w->name, frames,
+                        frames[1].data ? 2 : 1, x);
+            dv_msgw_destroy(&x);
+            free((void *)frames[1].data);
+        }
+        job_remove(self, id);
+    }
+    dv_strs_free(&classes, n_classes);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
         worker_lost(self, w, "left after draining");
     }
@@ -6948,6 +7164,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
             snprintf(w->name, sizeof w->name, "%s", name);
             w->last_seen_ms = uv_now(&self->loop);
             w->capacity = (uint32_t)capacity;
+            w->minor = dv_msg_minor(m);
             w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
             take_models(self, w, m, &err); // a bad list: no affinity, no harm
@@ -6978,6 +7195,9 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
         switch (dv_msg_type(m)) {
         case DV_MSG_DONE:
             rc = on_done(self, w, m, &err);
+            break;
+        case DV_MSG_DONE_BATCH:
+            rc = on_done_batch(self, w, m, &err);
             break;
         case DV_MSG_HEARTBEAT:
             rc = take_models(self, w, m, &err);

@@ -149,4 +149,13 @@
 // (seconds for ms, a timestamp for a duration) that would pin the job.
 #define DV_MAX_DEADLINE_MS (7ULL * 86400000)
 
+// Jobs in one `run_batch` or `done_batch` (protocol 1.4): each costs ~20
+// header bytes, so 1,024 stay far inside DV_MAX_HEADER_BYTES, and a batch
+// of more one-row jobs than that gains nothing more from sharing a message.
+#define DV_MAX_BATCH_JOBS 1024
+
+// Requests in one `submit_many` (1.4): a request's header is ~100 bytes,
+// so 256 fit DV_MAX_HEADER_BYTES with room for long names and keys.
+#define DV_MAX_SUBMIT_MANY 256
+
 #endif

@@ -434,12 +434,7 @@ dv_tensor_from_frame(const dv_frame_t *f,
     if (rc) {
         return rc;
     }
-    for (size_t i = 0; i < rows * cols; i++) {
-        const uint8_t *b = f->data + 4 * i;
-        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
-                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        memcpy(&t->data[i], &u, 4);
-    }
+    dv_floats_from_wire(t->data, f->data, rows * cols);
     *out = t;
     return 0;
 }
@@ -843,16 +838,45 @@ dv_frame_from_tensor(const dv_tensor_t *t, size_t *len)
 {
     size_t n = dv_tensor_size(t);
     uint8_t *buf = dv_malloc(n > 0 ? n * 4 : 1);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &t->data[i], 4);
-        buf[4 * i] = (uint8_t)u;
-        buf[4 * i + 1] = (uint8_t)(u >> 8);
-        buf[4 * i + 2] = (uint8_t)(u >> 16);
-        buf[4 * i + 3] = (uint8_t)(u >> 24);
-    }
+    dv_floats_to_wire(buf, t->data, n);
     *len = n * 4;
     return buf;
+}
+
+void
+dv_floats_to_wire(uint8_t *dst, const float *src, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) {
+        memcpy(dst, src, n * 4);
+    }
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], 4);
+        dst[4 * i] = (uint8_t)u;
+        dst[4 * i + 1] = (uint8_t)(u >> 8);
+        dst[4 * i + 2] = (uint8_t)(u >> 16);
+        dst[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+#endif
+}
+
+void
+dv_floats_from_wire(float *dst, const uint8_t *src, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n) {
+        memcpy(dst, src, n * 4);
+    }
+#else
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *b = src + 4 * i;
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
+                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&dst[i], &u, 4);
+    }
+#endif
 }
 
 // ---------------------------------------------------------------- hyper

@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 3 // minors only add
+#define DV_PROTOCOL_MINOR 4 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -106,7 +106,10 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(AUDIT_LIST, "audit_list")                                               \
     XX(AUDIT, "audit")                                                         \
     XX(DATASET_SHARE, "dataset_share")                                         \
-    XX(MODEL_CONFIG, "model_config")
+    XX(MODEL_CONFIG, "model_config")                                           \
+    XX(RUN_BATCH, "run_batch")                                                 \
+    XX(DONE_BATCH, "done_batch")                                               \
+    XX(SUBMIT_MANY, "submit_many")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
@@ -382,5 +385,11 @@ int dv_frame_check(size_t rows, size_t cols, const char *what, dv_error_t *err);
 // The little-endian float32 bytes of t, as a tensor payload frame. Caller
 // frees the result (free()); *len gets rows * cols * 4.
 uint8_t *dv_frame_from_tensor(const dv_tensor_t *t, size_t *len);
+
+// n floats to/from their wire form (little-endian float32): a plain copy on
+// a little-endian host, byte by byte elsewhere. dst holds n * 4 bytes / n
+// floats.
+void dv_floats_to_wire(uint8_t *dst, const float *src, size_t n);
+void dv_floats_from_wire(float *dst, const uint8_t *src, size_t n);
 
 #endif

@@ -99,7 +99,8 @@ struct task {
     uint64_t max_delay_us;           //   (run's `model` map, or defaults)
     uint64_t ready_ms;               // loop time it became ready
     uint32_t batch_rows, batch_jobs; // the forward pass it ran in
-    dv_tensor_t *output;             // set by the pool thread
+    dv_tensor_t *output;             // set by the pool thread (alone) ...
+    size_t out_row;                  // ... or its first row in batch_t.y
     int rc;                          // its result
     dv_error_t err;                  // and reason
     task_t *next;                    // waiting list
@@ -182,6 +183,7 @@ struct dv_worker {
     uint32_t liveness;      // silent intervals before reconnecting
     uint64_t last_heard_ms; // loop time of the broker's last message
     bool ready_printed;     // READY went out
+    unsigned broker_minor;  // welcome's v: 1.4 takes done_batch
     bool draining;          // said bye: finish, then stop
     uint64_t bye_rid;       // the bye's request id
     bool bye_acked;         // the broker answered it: no more jobs coming
@@ -489,6 +491,7 @@ task_end(dv_worker_t *self, task_t *t)
 typedef struct {
     uv_work_t work;     // pool request
     dv_worker_t *owner; // the worker
+    dv_tensor_t *y;     // the stacked output (NULL: each its own output)
     size_t n;           // tasks, in ready order
     task_t *tasks[];    //
 } batch_t;
@@ -552,18 +555,17 @@ work_batch(uv_work_t *req)
         if (t->rc != 0) {
             continue;
         }
-        t->rc = rc ? dv_errorf(&t->err, rc, "%s", err.text)
-                   : dv_tensor_open(&t->output, t->input->rows, n_out, &t->err);
-        if (t->rc == 0) {
-            size_t len = t->input->rows * n_out;
-            memcpy(t->output->data, y->data + at, len * sizeof(float));
-            at += len;
-            t->batch_rows = (uint32_t)rows;
-            t->batch_jobs = (uint32_t)good;
+        if (rc) {
+            t->rc = dv_errorf(&t->err, rc, "%s", err.text);
+            continue;
         }
+        t->out_row = at; // its rows of y: no copy
+        at += t->input->rows;
+        t->batch_rows = (uint32_t)rows;
+        t->batch_jobs = (uint32_t)good;
     }
     dv_tensor_destroy(&x);
-    dv_tensor_destroy(&y);
+    b->y = y;
 }
 
 // A `sleep` job: waits ms in short slices, checking the cancel flag
@@ -876,9 +878,45 @@ after_train(uv_work_t *req, int status)
     task_end(self, t);
 }
 
-// An infer task's outcome goes to the broker (status: the batch's).
+// Task t's output: rows x cols floats, its own or its rows of y.
+static const float *
+task_output(const task_t *t, const dv_tensor_t *y, size_t *rows, size_t *cols)
+{
+    if (t->output) {
+        *rows = t->output->rows;
+        *cols = t->output->cols;
+        return t->output->data;
+    }
+    *rows = t->input->rows;
+    *cols = y->cols;
+    return y->data + t->out_row * y->cols;
+}
+
+// The fields every infer `done`/`done_batch` carries beside the output:
+// the version, the forward pass (1.3) and the class names (many long ones
+// as frame 2, *cf: caller frees).
 static void
-infer_finished(dv_worker_t *self, task_t *t, int status)
+put_infer_fields(dv_msgw_t *w, const task_t *t, dv_frame_t *cf)
+{
+    const dv_model_t *m = t->model->model;
+    dv_msgw_str(w, "model", t->key);
+    dv_msgw_key(w, "batch");
+    dv_msgw_v_map(w, 2);
+    dv_msgw_v_str(w, "rows");
+    dv_msgw_v_uint(w, t->batch_rows);
+    dv_msgw_v_str(w, "jobs");
+    dv_msgw_v_uint(w, t->batch_jobs);
+    if (m->labels) { // many long names go as frame 2, not in the header
+        dv_msgw_strs_or_frame(w, "classes",
+                              (const char *const *)m->labels->labels,
+                              m->labels->n, 2, cf);
+    }
+}
+
+// An infer task's outcome goes to the broker (status: the batch's; y: its
+// stacked output, when it ran in one).
+static void
+infer_finished(dv_worker_t *self, task_t *t, int status, const dv_tensor_t *y)
 {
     if (status != 0 || t->cancelled) {
         t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
@@ -888,29 +926,85 @@ infer_finished(dv_worker_t *self, task_t *t, int status)
         task_end(self, t);
         return;
     }
-    const dv_model_t *m = t->model->model;
-    size_t len = 0;
-    uint8_t *frame = dv_frame_from_tensor(t->output, &len);
+    size_t rows = 0, cols = 0;
+    const float *out = task_output(t, y, &rows, &cols);
+    uint8_t *frame = dv_malloc(rows * cols * 4 + 1);
+    dv_floats_to_wire(frame, out, rows * cols);
     dv_msgw_t *w = done_header(t->job, t->attempt, "done");
-    dv_msgw_tensor(w, "output", 1, t->output->rows, t->output->cols);
-    dv_msgw_str(w, "model", t->key);
-    dv_msgw_key(w, "batch"); // the forward pass it ran in (1.3)
-    dv_msgw_v_map(w, 2);
-    dv_msgw_v_str(w, "rows");
-    dv_msgw_v_uint(w, t->batch_rows);
-    dv_msgw_v_str(w, "jobs");
-    dv_msgw_v_uint(w, t->batch_jobs);
-    dv_frame_t f[2] = {{frame, len}, {NULL, 0}};
-    dv_frame_t *cf = &f[1];
-    if (m->labels) { // many long names go as frame 2, not in the header
-        dv_msgw_strs_or_frame(w, "classes",
-                              (const char *const *)m->labels->labels,
-                              m->labels->n, 2, cf);
-    }
-    send_done(self, t, w, f, cf->data ? 2 : 1);
+    dv_msgw_tensor(w, "output", 1, rows, cols);
+    dv_frame_t f[2] = {{frame, rows * cols * 4}, {NULL, 0}};
+    put_infer_fields(w, t, &f[1]);
+    send_done(self, t, w, f, f[1].data ? 2 : 1);
     free(frame);
-    free((void *)cf->data);
+    free((void *)f[1].data);
     task_end(self, t);
+}
+
+// The tasks of a forward pass that succeeded, to a 1.4 broker: one
+// `done_batch` per DV_MAX_BATCH_JOBS of them instead of a `done` each (the
+// failed and cancelled ones, and a lone one, go as `done`). Marks those
+// sent by clearing their slot in b.
+static void
+send_done_batch(dv_worker_t *self, batch_t *b, int status)
+{
+    size_t good = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const task_t *t = b->tasks[i];
+        good += status == 0 && t->rc == 0 && !t->cancelled;
+    }
+    if (good < 2 || self->broker_minor < 4) {
+        return;
+    }
+    for (size_t from = 0; from < b->n;) {
+        task_t *sent[DV_MAX_BATCH_JOBS];
+        size_t at_b[DV_MAX_BATCH_JOBS]; // their places in b
+        size_t n = 0, rows = 0, cols = 0, i = from;
+        for (; i < b->n && n < DV_MAX_BATCH_JOBS; i++) {
+            task_t *t = b->tasks[i];
+            if (status == 0 && t->rc == 0 && !t->cancelled) {
+                size_t r = 0;
+                task_output(t, b->y, &r, &cols);
+                rows += r;
+                at_b[n] = i;
+                sent[n++] = t;
+            }
+        }
+        from = i;
+        if (n < 2) {
+            break; // a lone one: its own done
+        }
+        uint8_t *frame = dv_malloc(rows * cols * 4 + 1);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE_BATCH, 0);
+        dv_msgw_key(w, "jobs"); // [job, attempt, rows], in frame 1's order
+        dv_msgw_v_array(w, n);
+        for (size_t k = 0, at = 0; k < n; k++) {
+            size_t r = 0, c = 0;
+            const float *out = task_output(sent[k], b->y, &r, &c);
+            dv_floats_to_wire(frame + at * cols * 4, out, r * cols);
+            at += r;
+            dv_msgw_v_array(w, 3);
+            dv_msgw_v_uint(w, sent[k]->job);
+            dv_msgw_v_uint(w, sent[k]->attempt);
+            dv_msgw_v_uint(w, r);
+        }
+        dv_msgw_tensor(w, "output", 1, rows, cols);
+        dv_frame_t f[2] = {{frame, rows * cols * 4}, {NULL, 0}};
+        put_infer_fields(w, sent[0], &f[1]);
+        size_t len = 0;
+        dv_msgw_bytes(w, &len);
+        if (len > DV_MAX_HEADER_BYTES) { // each goes as its own done
+            dv_msgw_destroy(&w);
+        } else {
+            send_header(self, w, f, f[1].data ? 2 : 1);
+            self->jobs_done += n;
+            for (size_t k = 0; k < n; k++) {
+                b->tasks[at_b[k]] = NULL;
+                task_end(self, sent[k]);
+            }
+        }
+        free(frame);
+        free((void *)f[1].data);
+    }
 }
 
 static void dispatch_ready(dv_worker_t *self);
@@ -923,9 +1017,13 @@ after_batch(uv_work_t *req, int status)
     self->batches--;
     self->batches_run++;
     self->batched_jobs += b->n;
+    send_done_batch(self, b, status);
     for (size_t i = 0; i < b->n; i++) {
-        infer_finished(self, b->tasks[i], status);
+        if (b->tasks[i]) {
+            infer_finished(self, b->tasks[i], status, b->y);
+        }
     }
+    dv_tensor_destroy(&b->y);
     free(b);
     dispatch_ready(self);
 }
@@ -986,6 +1084,7 @@ dispatch_ready(dv_worker_t *self)
         uv_timer_stop(&self->batch_delay);
         batch_t *b = dv_malloc(sizeof *b + n * sizeof(task_t *));
         b->owner = self;
+        b->y = NULL;
         b->n = 0;
         b->work.data = b;
         size_t taken_rows = 0;
@@ -1592,9 +1691,9 @@ take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
     return 0;
 }
 
-// An infer job's model map {name, version, sha256} and input tensor.
+// A run's model map {name, version, sha256}.
 static int
-parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
+parse_model(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
     const msgpack_object *model = dv_msg_get(m, "model");
     const msgpack_object *name = dv_msgpack_get(model, "name");
@@ -1612,9 +1711,14 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     t->name[name->via.str.size] = '\0';
     memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
     snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
-    if (t->evaluate) { // the data: a CSV with the model's target
-        return take_data(m, t, err);
-    }
+    return 0;
+}
+
+// An infer run's batch settings (the model map's) and priority.
+static int
+parse_serving(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const msgpack_object *model = dv_msg_get(m, "model");
     // The model's batch settings and the job's priority (1.3; a 1.2 broker
     // sends none: the defaults, and priority 0 for every job).
     uint64_t rows_cap = DV_BATCH_ROWS_DEFAULT, delay = 0;
@@ -1639,22 +1743,139 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     t->priority = (int32_t)(prio < INT32_MIN   ? INT32_MIN
                             : prio > INT32_MAX ? INT32_MAX
                                                : prio);
-    const dv_frame_t *f = NULL;
-    size_t rows = 0, cols = 0;
-    int rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
-                                err);
-    if (rc) {
-        return rc;
-    }
-    t->raw = dv_try_malloc(f->len ? f->len : 1, 1);
+    return 0;
+}
+
+// t's input: rows x cols floats, copied from bytes (the frame's).
+static int
+take_input(
+    task_t *t, const uint8_t *bytes, size_t rows, size_t cols, dv_error_t *err)
+{
+    size_t len = rows * cols * 4;
+    t->raw = dv_try_malloc(len ? len : 1, 1);
     if (!t->raw) {
         return dv_errorf(err, DV_ENOMEM, "no memory for a %zu x %zu input",
                          rows, cols);
     }
-    memcpy(t->raw, f->data, f->len);
+    if (len) {
+        memcpy(t->raw, bytes, len);
+    }
     t->raw_rows = rows;
     t->raw_cols = cols;
     return 0;
+}
+
+// An infer job's model map, settings and input tensor; an evaluate job's
+// model map and data.
+static int
+parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    int rc = parse_model(m, t, err);
+    if (rc || t->evaluate) { // the data: a CSV with the model's target
+        return rc ? rc : take_data(m, t, err);
+    }
+    if ((rc = parse_serving(m, t, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
+                            err);
+    return rc ? rc : take_input(t, f->data, rows, cols, err);
+}
+
+// A new task for attempt of job, held (in self->tasks).
+static task_t *
+task_new(dv_worker_t *self, uint64_t job, uint64_t attempt)
+{
+    task_t *t = dv_calloc(1, sizeof *t);
+    t->owner = self;
+    t->job = job;
+    t->attempt = attempt;
+    t->all_next = self->tasks;
+    self->tasks = t;
+    self->running++;
+    return t;
+}
+
+// run_batch (1.4): infer jobs of one model version, their inputs one after
+// another in frame 1, `jobs` [[job, attempt, rows], ...]. Each becomes a
+// task of its own (its own cancel, its own result), exactly as if it came
+// in its own `run`; a message that cannot be used fails every job it names.
+static void
+on_run_batch(dv_worker_t *self, const dv_msg_t *m)
+{
+    const msgpack_object *list = dv_msg_get(m, "jobs");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
+        list->via.array.size > DV_MAX_BATCH_JOBS) {
+        dv_log(DV_LOG_WARN, "worker",
+               "bad run_batch: 'jobs' must be at most %d [job, attempt, rows]",
+               DV_MAX_BATCH_JOBS);
+        return;
+    }
+    size_t n = list->via.array.size, sum = 0;
+    uint64_t v[DV_MAX_BATCH_JOBS][3];
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+            !dv_msgpack_uint(&e->via.array.ptr[0], &v[i][0]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[1], &v[i][1]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[2], &v[i][2]) ||
+            v[i][2] > DV_MAX_INFER_ROWS) {
+            dv_log(DV_LOG_WARN, "worker",
+                   "bad run_batch: jobs[%zu] must be [job, attempt, rows]", i);
+            return;
+        }
+        sum += v[i][2];
+    }
+    task_t proto;
+    memset(&proto, 0, sizeof proto);
+    dv_error_t err = {0};
+    char kind[16] = "";
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    int rc = dv_msg_str(m, "kind", kind, sizeof kind, &err);
+    if (rc == 0 && strcmp(kind, "infer") != 0) {
+        rc =
+            dv_errorf(&err, DV_EINVAL, "run_batch: kind '%s', not infer", kind);
+    }
+    if (rc == 0) {
+        rc = parse_model(m, &proto, &err);
+    }
+    if (rc == 0) {
+        rc = parse_serving(m, &proto, &err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
+                                &err);
+    }
+    if (rc == 0 && rows != sum) {
+        rc = dv_errorf(&err, DV_ESHAPE,
+                       "run_batch: an input of %zu rows for jobs of %zu", rows,
+                       sum);
+    }
+    for (size_t i = 0, at = 0; i < n; i++) {
+        if (rc) {
+            send_failed(self, v[i][0], v[i][1], rc, err.text);
+            continue;
+        }
+        task_t *t = task_new(self, v[i][0], v[i][1]);
+        memcpy(t->key, proto.key, sizeof t->key);
+        memcpy(t->name, proto.name, sizeof t->name);
+        memcpy(t->sha256, proto.sha256, sizeof t->sha256);
+        t->version = proto.version;
+        t->priority = proto.priority;
+        t->max_batch_rows = proto.max_batch_rows;
+        t->max_delay_us = proto.max_delay_us;
+        dv_error_t terr = {0};
+        if (take_input(t, f->data + at * cols * 4, v[i][2], cols, &terr)) {
+            send_failed(self, t->job, t->attempt, terr.code, terr.text);
+            task_end(self, t);
+        } else {
+            task_go(self, t);
+        }
+        at += v[i][2];
+    }
 }
 
 static void
@@ -1697,13 +1918,7 @@ on_run(dv_worker_t *self, const dv_msg_t *m)
         send_failed(self, job, attempt, rc, err.text);
         return;
     }
-    task_t *t = dv_calloc(1, sizeof *t);
-    t->owner = self;
-    t->job = job;
-    t->attempt = attempt;
-    t->all_next = self->tasks;
-    self->tasks = t;
-    self->running++;
+    task_t *t = task_new(self, job, attempt);
     if (train) {
         uint64_t created = 0;
         char task[32] = "";
@@ -1869,6 +2084,7 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
     } else {
         switch (dv_msg_type(m)) {
         case DV_MSG_WELCOME:
+            self->broker_minor = dv_msg_minor(m);
             if (!self->ready_printed) {
                 printf("READY %s\n", self->endpoint);
                 fflush(stdout);
@@ -1877,6 +2093,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             break;
         case DV_MSG_RUN:
             on_run(self, m);
+            break;
+        case DV_MSG_RUN_BATCH:
+            on_run_batch(self, m);
             break;
         case DV_MSG_MODEL_DATA:
             on_model_data(self, m);
