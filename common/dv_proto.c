@@ -612,6 +612,7 @@ struct dv_msgw {
     size_t n_fields;      // fields in body
     msgpack_sbuffer out;  // the finished header
     bool done;            // dv_msgw_bytes was called
+    unsigned minor;       // the minor version "v" names
 };
 
 dv_msgw_t *
@@ -621,6 +622,7 @@ dv_msgw_new(dv_msg_type_t type, uint64_t rid)
     dv_msgw_t *self = dv_calloc(1, sizeof *self);
     self->type = type;
     self->rid = rid;
+    self->minor = DV_PROTOCOL_MINOR;
     msgpack_sbuffer_init(&self->body);
     msgpack_sbuffer_init(&self->out);
     msgpack_packer_init(&self->pk, &self->body, msgpack_sbuffer_write);
@@ -796,6 +798,12 @@ dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields)
     return (const uint8_t *)self->body.data;
 }
 
+void
+dv_msgw_set_minor(dv_msgw_t *self, unsigned minor)
+{
+    self->minor = minor;
+}
+
 const uint8_t *
 dv_msgw_bytes(dv_msgw_t *self, size_t *len)
 {
@@ -806,7 +814,7 @@ dv_msgw_bytes(dv_msgw_t *self, size_t *len)
         dv_msgpack_pack_str(&pk, "v");
         msgpack_pack_array(&pk, 2);
         msgpack_pack_uint32(&pk, DV_PROTOCOL_MAJOR);
-        msgpack_pack_uint32(&pk, DV_PROTOCOL_MINOR);
+        msgpack_pack_uint32(&pk, self->minor);
         dv_msgpack_pack_str(&pk, "t");
         dv_msgpack_pack_str(&pk, s_names[self->type]);
         dv_msgpack_pack_str(&pk, "rid");

@@ -374,6 +374,9 @@ dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len);
 // The finished header. Borrowed: valid until the writer is destroyed; no
 // field may be added after this call.
 const uint8_t *dv_msgw_bytes(dv_msgw_t *self, size_t *len);
+// Name protocol 1.minor in "v" instead of this side's DV_PROTOCOL_MINOR
+// (before dv_msgw_bytes): a peer playing an older one, as tests do.
+void dv_msgw_set_minor(dv_msgw_t *self, unsigned minor);
 
 // Whether a rows x cols float32 tensor fits one frame (DV_MAX_FRAME_BYTES):
 // 0, or DV_EMSGSIZE naming the numbers and what it is ("output of model

@@ -13,9 +13,19 @@
 #define DV_TEST_WORKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct dv_tworker dv_tworker_t;
+
+// A run the worker received: in its own `run`, or one job of a `run_batch`
+// (protocol 1.4). An infer run's input shape and its first value.
+typedef struct {
+    uint64_t job;        //
+    uint32_t attempt;    //
+    uint32_t rows, cols; // 0: no input tensor
+    float first;         // input[0][0]
+} dv_trun_t;
 
 // Connect to the broker's worker endpoint, register as name with capacity
 // slots, serving only queue (NULL: every queue), and wait for the `welcome`
@@ -27,6 +37,15 @@ dv_tworker_t *dv_tworker_start(const char *endpoint,
                                const char *queue,
                                int heartbeat_ms);
 
+// As dv_tworker_start, registering as protocol 1.minor (an older worker:
+// a broker sends a 1.3 worker no run_batch).
+dv_tworker_t *dv_tworker_start_minor(const char *endpoint,
+                                     const char *name,
+                                     uint32_t capacity,
+                                     const char *queue,
+                                     int heartbeat_ms,
+                                     unsigned minor);
+
 // Close the socket without a word (no `bye`) and free; *self_p = NULL.
 // NULL-safe.
 void dv_tworker_stop(dv_tworker_t **self_p);
@@ -37,6 +56,22 @@ bool dv_tworker_next_run(dv_tworker_t *self,
                          int wait_ms,
                          uint64_t *job,
                          uint32_t *attempt);
+
+// Like dv_tworker_next_run, with what the run carried.
+bool dv_tworker_next(dv_tworker_t *self, int wait_ms, dv_trun_t *out);
+
+// `run` and `run_batch` messages received so far.
+void dv_tworker_counts(const dv_tworker_t *self, size_t *runs, size_t *batches);
+
+// Answer n runs with one `done_batch` (1.4): job i's output is rows[i] rows
+// of cols floats, one after another in out (a test may name rows that do
+// not match the job's input). Returns 0 or a negative DV_E*.
+int dv_tworker_done_batch(dv_tworker_t *self,
+                          const dv_trun_t *runs,
+                          const uint32_t *rows,
+                          size_t n,
+                          const float *out,
+                          size_t cols);
 
 // Answer a run: code 0 sends `done` (no output), else a failed `done` with
 // that error's name and text. Returns 0 or a negative DV_E* (send failed).
