@@ -94,6 +94,7 @@ typedef struct {
     size_t rows;          // per request
     int producers;        // threads, one connection each
     int in_flight;        // requests per producer
+    bool many;            // free slots refilled with one submit_many
     double seconds;       // counted
     // results
     double rows_s, req_s, p50, p99, p999; // rows/s, requests/s, latency us
@@ -208,11 +209,10 @@ on_result(drover_t *d, const drover_result_t *r, void *arg)
     }
 }
 
-static int
-submit(producer_t *p, slot_t *s)
+static drover_job_t
+make_job(const cell_t *c)
 {
     static const char echo[ECHO_BYTES] = {0};
-    const cell_t *c = p->cell;
     drover_job_t job = DROVER_JOB_INIT;
     job.queue = "serve";
     if (c->m) {
@@ -226,6 +226,13 @@ submit(producer_t *p, slot_t *s)
         job.payload_len = sizeof echo;
     }
     job.durability = "none";
+    return job;
+}
+
+static int
+submit(producer_t *p, slot_t *s)
+{
+    drover_job_t job = make_job(p->cell);
     s->busy = true;
     s->t0 = dv_bench_now_s();
     drover_error_t err;
@@ -253,11 +260,28 @@ producer_main(void *arg)
         return NULL;
     }
     int n = p->cell->in_flight;
+    drover_job_t *jobs = dv_calloc((size_t)n, sizeof *jobs);
+    void **args = dv_calloc((size_t)n, sizeof *args);
     while (!window_over(p->window, dv_bench_now_s())) {
+        size_t k = 0;
         for (int i = 0; i < n; i++) {
-            if (!p->slots[i].busy && submit(p, &p->slots[i]) != 0) {
+            slot_t *s = &p->slots[i];
+            if (!s->busy && p->cell->many) { // gathered: one message
+                s->busy = true;
+                s->t0 = dv_bench_now_s();
+                jobs[k] = make_job(p->cell);
+                args[k++] = s;
+            } else if (!s->busy && submit(p, s) != 0) {
+                free(jobs);
+                free(args);
                 return NULL;
             }
+        }
+        if (k && drover_submit_many_async(p->d, jobs, k, on_result, args,
+                                          &err) != 0) {
+            snprintf(p->error, sizeof p->error, "submit_many: %s", err.text);
+            p->failed++;
+            break;
         }
         if (drover_poll(p->d, 100, &err) < 0) {
             snprintf(p->error, sizeof p->error, "poll: %s", err.text);
@@ -265,6 +289,8 @@ producer_main(void *arg)
             return NULL;
         }
     }
+    free(jobs);
+    free(args);
     // Drain: what is in flight comes back (not counted) before the next
     // cell starts, so cells do not overlap.
     double end = dv_bench_now_s() + WAIT_MS / 1000.0;
@@ -502,10 +528,12 @@ print_cell(const cell_t *c, double kernel)
     if (c->batch_rows >= 0) {
         snprintf(batch, sizeof batch, "%.1f", c->batch_rows);
     }
-    printf("%5zu %3d %5d %10.0f %9.0f %8.0f %8.0f %8.0f %7s %10.0f %5.2f%s\n",
-           c->rows, c->producers, c->producers * c->in_flight, c->rows_s,
-           c->req_s, c->p50, c->p99, c->p999, batch, kernel,
-           kernel > 0 ? c->rows_s / kernel : 0, c->failed ? "  FAILED" : "");
+    printf("%5zu %3d %5d %4s %10.0f %9.0f %8.0f %8.0f %8.0f %7s %10.0f "
+           "%5.2f%s\n",
+           c->rows, c->producers, c->producers * c->in_flight,
+           c->many ? "many" : "one", c->rows_s, c->req_s, c->p50, c->p99,
+           c->p999, batch, kernel, kernel > 0 ? c->rows_s / kernel : 0,
+           c->failed ? "  FAILED" : "");
 }
 
 static void
@@ -517,14 +545,16 @@ json_cell(FILE *f, const cell_t *c, double kernel, bool last)
     }
     fprintf(f,
             "    {\"model\": \"%s\", \"rows\": %zu, \"producers\": %d, "
-            "\"in_flight\": %d, \"rows_per_s\": %.0f, \"requests_per_s\": "
+            "\"in_flight\": %d, \"submit_many\": %s, \"rows_per_s\": %.0f, "
+            "\"requests_per_s\": "
             "%.0f, \"p50_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, "
             "\"avg_batch_rows\": %s, \"kernel_rows_per_s\": %.0f, \"kept\": "
             "%.3f, \"results\": %" PRIu64 ", \"failed\": %" PRIu64 "}%s\n",
             c->m ? c->m->label : "echo", c->rows, c->producers,
-            c->producers * c->in_flight, c->rows_s, c->req_s, c->p50, c->p99,
-            c->p999, batch, kernel, kernel > 0 ? c->rows_s / kernel : 0,
-            c->counted, c->failed, last ? "" : ",");
+            c->producers * c->in_flight, c->many ? "true" : "false", c->rows_s,
+            c->req_s, c->p50, c->p99, c->p999, batch, kernel,
+            kernel > 0 ? c->rows_s / kernel : 0, c->counted, c->failed,
+            last ? "" : ",");
 }
 
 static const char *
@@ -652,6 +682,10 @@ main(int argc, char **argv)
 
     // The grid, then the idle path: one request at a time, echo and infer.
     cell_t grid[N_MODELS][N_BATCHES][N_PRODUCERS];
+    // Small requests again, each producer refilling its free slots with
+    // one submit_many (a front end gathering its concurrent requests):
+    // rows 1 and 8, producers 8 and 32.
+    cell_t many[N_MODELS][2][2];
     cell_t echo = {.endpoint = cep,
                    .rows = 1,
                    .producers = 1,
@@ -663,9 +697,9 @@ main(int argc, char **argv)
         printf("\n%s (%s): through the queue beside the kernel in-process "
                "on %d thread(s)\n",
                models[mi].label, models[mi].ref, workers * conc);
-        printf("%5s %3s %5s %10s %9s %8s %8s %8s %7s %10s %5s\n", "rows", "P",
-               "infl", "rows/s", "req/s", "p50 us", "p99 us", "p99.9us",
-               "batch", "kernel r/s", "kept");
+        printf("%5s %3s %5s %4s %10s %9s %8s %8s %8s %7s %10s %5s\n", "rows",
+               "P", "infl", "msg", "rows/s", "req/s", "p50 us", "p99 us",
+               "p99.9us", "batch", "kernel r/s", "kept");
         // Both workers fetch and load the model before anything counts.
         cell_t warm = {.endpoint = cep,
                        .m = &models[mi],
@@ -690,6 +724,19 @@ main(int argc, char **argv)
                               .producers = np,
                               .in_flight = r,
                               .seconds = seconds};
+                failures += run_cell(c) != 0;
+                print_cell(c, models[mi].kernel[b]);
+                if (c->failed) {
+                    fprintf(stderr, "  %" PRIu64 " failed: %s\n", c->failed,
+                            c->error);
+                }
+            }
+        }
+        for (int b = 0; b < 2; b++) {
+            for (int p = 0; p < 2; p++) {
+                cell_t *c = &many[mi][b][p];
+                *c = grid[mi][b][p + 1]; // same settings, fresh figures
+                c->many = true;
                 failures += run_cell(c) != 0;
                 print_cell(c, models[mi].kernel[b]);
                 if (c->failed) {
@@ -746,18 +793,20 @@ main(int argc, char **argv)
            GOAL_BULK, verdict(bulk[0] >= GOAL_BULK));
     printf("  4096-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[1],
            GOAL_BULK, verdict(bulk[1] >= GOAL_BULK));
-    bool small_met = true;
-    for (int p = 1; p < N_PRODUCERS; p++) { // 8 and 32 producers
-        const cell_t *c = &grid[0][0][p];
+    bool small_met_k[2] = {true, true}; // one per message, submit_many
+    for (int k = 0; k < 4; k++) { // 8 and 32 producers, one / many
+        const cell_t *c = k < 2 ? &grid[0][0][k + 1] : &many[0][0][k - 2];
         double x = c->rows_s / mlp->kernel[3];
         bool met = x >= GOAL_SMALL && c->p99 <= GOAL_SMALL_P99;
-        small_met = small_met && met;
-        printf("  1-row requests, %d in flight over %d producers: %.2f x "
-               "kernel at 256 (goal >= %.1f), p99 %.0f us (goal <= %.0f): "
+        small_met_k[k / 2] = small_met_k[k / 2] && met;
+        printf("  1-row requests, %d in flight over %d producers, %s: %.2f "
+               "x kernel at 256 (goal >= %.1f), p99 %.0f us (goal <= %.0f): "
                "%s\n",
-               c->producers * c->in_flight, c->producers, x, GOAL_SMALL, c->p99,
-               GOAL_SMALL_P99, verdict(met));
+               c->producers * c->in_flight, c->producers,
+               c->many ? "submit_many" : "one per message", x, GOAL_SMALL,
+               c->p99, GOAL_SMALL_P99, verdict(met));
     }
+    bool small_met = small_met_k[0] || small_met_k[1];
     double idle_x = idle[0].p50 / echo.p50;
     printf("  1-row requests one at a time: p50 %.2f x echo p50 (goal <= "
            "%.1f): %s\n",
@@ -791,10 +840,14 @@ main(int argc, char **argv)
     for (int mi = 0; mi < N_MODELS; mi++) {
         for (int b = 0; b < N_BATCHES; b++) {
             for (int p = 0; p < N_PRODUCERS; p++) {
-                json_cell(f, &grid[mi][b][p], models[mi].kernel[b],
-                          mi + 1 == N_MODELS && b + 1 == N_BATCHES &&
-                              p + 1 == N_PRODUCERS);
+                json_cell(f, &grid[mi][b][p], models[mi].kernel[b], false);
             }
+        }
+    }
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        for (int k = 0; k < 4; k++) {
+            json_cell(f, &many[mi][k / 2][k % 2], models[mi].kernel[k / 2],
+                      mi + 1 == N_MODELS && k == 3);
         }
     }
     fprintf(f, "  ],\n  \"one_at_a_time\": [\n");
@@ -808,10 +861,13 @@ main(int argc, char **argv)
             "%.3f, \"one_row_8x32_p99_us\": %.0f, "
             "\"one_row_32x8_over_kernel_256\": %.3f, "
             "\"one_row_32x8_p99_us\": %.0f, "
+            "\"one_row_many_8x32_over_kernel_256\": %.3f, "
+            "\"one_row_many_8x32_p99_us\": %.0f, "
             "\"one_row_idle_p50_over_echo_p50\": %.3f, \"met\": %s}\n}\n",
             bulk[0], bulk[1], grid[0][0][1].rows_s / mlp->kernel[3],
             grid[0][0][1].p99, grid[0][0][2].rows_s / mlp->kernel[3],
-            grid[0][0][2].p99, idle_x,
+            grid[0][0][2].p99, many[0][0][0].rows_s / mlp->kernel[3],
+            many[0][0][0].p99, idle_x,
             bulk[0] >= GOAL_BULK && bulk[1] >= GOAL_BULK && small_met &&
                     idle_x <= GOAL_IDLE
                 ? "true"

@@ -5984,49 +5984,22 @@ on_audit_list(dv_broker_t *self,
     return 0;
 }
 
+// Serve one request from a client connection (checked against its key's
+// roles, audited, answered with `error` when it fails): a message, or one
+// request of a `submit_many`.
 static void
-on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
+serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
 {
     const void *route = zmq_msg_data(&in->route);
     size_t route_len = zmq_msg_size(&in->route);
+    uint64_t rid = dv_msg_rid(m);
     dv_error_t err = {0};
-    uint64_t rid = 0;
-    dv_msg_t *m = NULL;
-    int rc;
-    if (in->no_header) {
-        rc = dv_errorf(&err, DV_EFORMAT, "empty message: no header frame");
-    } else if (in->too_many) {
-        rc = dv_errorf(&err, DV_EMSGSIZE, "more than %d payload frames",
-                       DV_MAX_FRAMES);
-    } else {
-        rc = dv_msg_decode(&m, zmq_msg_data(&in->header),
-                           zmq_msg_size(&in->header), in->frames, in->n_payload,
-                           &rid, &err);
-    }
-    int limit = dv_auth_seen(self->auth, "clients", &in->route, &err);
-    rc = limit ? limit : rc; // a connection past the limits is served nothing
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
-    size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
-    if (rc == 0 && held > DV_MAX_PEER_QUEUED_BYTES) {
-        // It does not read its replies: no new work for it. A short error
-        // while that stays bounded, then silence.
-        if (held > DV_MAX_PEER_QUEUED_BYTES + DV_PEER_ERROR_SLACK_BYTES) {
-            self->dropped_requests++;
-            dv_msg_destroy(&m);
-            return;
-        }
-        rc = dv_errorf(&err, DV_ELIMIT,
-                       "%zu bytes of replies already wait for you (limit "
-                       "%zu): read them first",
-                       held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
-    }
-    if (rc == 0) {
-        rc = authorize(self, in, m, &who, &err);
-        self->current = who;
-        if (who) {
-            snprintf(who_id, sizeof who_id, "%s", who->id);
-        }
+    int rc = authorize(self, in, m, &who, &err);
+    self->current = who;
+    if (who) {
+        snprintf(who_id, sizeof who_id, "%s", who->id);
     }
     if (rc == 0) {
         switch (dv_msg_type(m)) {
@@ -6141,12 +6114,128 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     if (rc) {
         client_error(self, route, route_len, rid, 0, rc, err.text);
     }
+}
+
+// submit_many (1.4): `requests`, each a `submit`'s fields with its own
+// `rid` and `bytes` (its payload's length; the payloads lie one after
+// another in frame 1). Each is served as the submit it would be alone —
+// authorized, accepted or refused, its result sent — under its own rid.
+// When the payloads do not add up to frame 1, each request is refused
+// under its rid; a message whose requests cannot all be told apart (no
+// array, a request without a rid) is refused as a whole.
+static int
+on_submit_many(dv_broker_t *self,
+               dv_wire_msg_t *in,
+               const dv_msg_t *m,
+               dv_error_t *err)
+{
+    const msgpack_object *list = dv_msg_get(m, "requests");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
+        list->via.array.size == 0 ||
+        list->via.array.size > DV_MAX_SUBMIT_MANY) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "submit_many: 'requests' must be an array of 1..%d "
+                         "submits",
+                         DV_MAX_SUBMIT_MANY);
+    }
+    const dv_frame_t *all = dv_msg_frame(m, 1);
+    size_t n = list->via.array.size, total = 0;
+    dv_msg_t **views = dv_calloc(n, sizeof *views);
+    dv_frame_t *slices = dv_calloc(n, sizeof *slices);
+    int rc = 0;
+    bool sizes_ok = true;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const msgpack_object *r = &list->via.array.ptr[i];
+        uint64_t bytes = 0;
+        rc = dv_msg_view(&views[i], m, r, DV_MSG_SUBMIT, &slices[i], 1, err);
+        if (rc) {
+            char text[DV_ERROR_TEXT_MAX];
+            snprintf(text, sizeof text, "%s", err->text);
+            dv_errorf(err, rc, "submit_many: requests[%zu]: %s", i, text);
+        } else if (!dv_msgpack_uint(dv_msgpack_get(r, "bytes"), &bytes) ||
+                   bytes > DV_MAX_FRAME_BYTES) {
+            sizes_ok = false;
+        } else {
+            slices[i].len = bytes;
+            total += bytes;
+        }
+    }
+    sizes_ok =
+        sizes_ok && dv_msg_n_frames(m) <= 1 && total == (all ? all->len : 0);
+    for (size_t i = 0, at = 0; rc == 0 && i < n; i++) {
+        if (!sizes_ok) {
+            char text[DV_ERROR_TEXT_MAX];
+            snprintf(text, sizeof text,
+                     "submit_many: each request needs 'bytes', the length of "
+                     "its payload; together they must be frame 1's %zu bytes "
+                     "(no other frame)",
+                     all ? all->len : 0);
+            client_error(self, zmq_msg_data(&in->route),
+                         zmq_msg_size(&in->route), dv_msg_rid(views[i]), 0,
+                         DV_EFORMAT, text);
+            continue;
+        }
+        slices[i].data = all ? all->data + at : NULL;
+        at += slices[i].len;
+        serve_request(self, in, views[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        dv_msg_destroy(&views[i]);
+    }
+    free(views);
+    free(slices);
+    return rc;
+}
+
+static void
+on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
+{
+    const void *route = zmq_msg_data(&in->route);
+    size_t route_len = zmq_msg_size(&in->route);
+    dv_error_t err = {0};
+    uint64_t rid = 0;
+    dv_msg_t *m = NULL;
+    int rc;
+    if (in->no_header) {
+        rc = dv_errorf(&err, DV_EFORMAT, "empty message: no header frame");
+    } else if (in->too_many) {
+        rc = dv_errorf(&err, DV_EMSGSIZE, "more than %d payload frames",
+                       DV_MAX_FRAMES);
+    } else {
+        rc = dv_msg_decode(&m, zmq_msg_data(&in->header),
+                           zmq_msg_size(&in->header), in->frames, in->n_payload,
+                           &rid, &err);
+    }
+    int limit = dv_auth_seen(self->auth, "clients", &in->route, &err);
+    rc = limit ? limit : rc; // a connection past the limits is served nothing
+    size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
+    if (rc == 0 && held > DV_MAX_PEER_QUEUED_BYTES) {
+        // It does not read its replies: no new work for it. A short error
+        // while that stays bounded, then silence.
+        if (held > DV_MAX_PEER_QUEUED_BYTES + DV_PEER_ERROR_SLACK_BYTES) {
+            self->dropped_requests++;
+            dv_msg_destroy(&m);
+            return;
+        }
+        rc = dv_errorf(&err, DV_ELIMIT,
+                       "%zu bytes of replies already wait for you (limit "
+                       "%zu): read them first",
+                       held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
+    }
+    if (rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT_MANY) {
+        rc = on_submit_many(self, in, m, &err);
+    } else if (rc == 0) {
+        serve_request(self, in, m);
+    }
+    if (rc && m && !dv_auth_secure(self->auth)) {
+        audit_message(self, "", m, rc, &err); // a refused admin action
+    }
+    if (rc) {
+        client_error(self, route, route_len, rid, 0, rc, err.text);
+    }
     dv_msg_destroy(&m);
 }
 
-// Check a worker's `done` for an infer job and collect the result fields
-// the client gets (output tensor map, classes, the model that ran) in
-// *extra. Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_EMSGSIZE with the reason.
 // The fields of an infer job's result beside its output (rows x cols in
 // frame 1): the version that ran, the forward pass it ran in (batch, a
 // hostile worker's numbers, checked), the class names (many long ones as
@@ -6184,6 +6273,9 @@ infer_extra(const job_t *j,
     return x;
 }
 
+// Check a worker's `done` for an infer job and collect the result fields
+// the client gets (output tensor map, classes, the model that ran) in
+// *extra. Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_EMSGSIZE with the reason.
 static int
 check_infer_done(const job_t *j,
                  const dv_msg_t *m,

@@ -102,6 +102,7 @@ struct drover {
     char key_id[65];          // our key's id ("": plain)
     int hs_failed;            // a handshake failed: the monitor's event
     int hs_status;            //   and value (ZAP status for auth)
+    unsigned broker_minor;    // welcome's v: 1.4 takes submit_many
 };
 
 const char *
@@ -882,6 +883,7 @@ drover_connect_key(drover_t **out,
         drover_destroy(&self);
         return rc;
     }
+    self->broker_minor = self->reply ? dv_msg_minor(self->reply) : 0;
     drop_reply(self);
     *out = self;
     return 0;
@@ -1015,14 +1017,7 @@ build_submit(const drover_job_t *job,
         dv_msgw_tensor(w, "input", 1, job->rows, job->cols);
         size_t n = job->rows * job->cols;
         uint8_t *buf = dv_malloc(n * 4);
-        for (size_t i = 0; i < n; i++) {
-            uint32_t u;
-            memcpy(&u, &job->input[i], 4);
-            buf[4 * i] = (uint8_t)u;
-            buf[4 * i + 1] = (uint8_t)(u >> 8);
-            buf[4 * i + 2] = (uint8_t)(u >> 16);
-            buf[4 * i + 3] = (uint8_t)(u >> 24);
-        }
+        dv_floats_to_wire(buf, job->input, n);
         *owned = buf;
         *frame = (dv_frame_t){buf, n * 4};
     } else {
@@ -1224,6 +1219,187 @@ submit_async(drover_t *self,
     send_msg(self, w, &frame, 1);
     free(owned);
     return 0;
+}
+
+// Send n built submits (ws[i] with frames[i], request ids rids[i]; the
+// writers are consumed): to a 1.4 broker as `submit_many` messages, each
+// within DV_MAX_SUBMIT_MANY requests, the header limit and one frame; to an
+// older broker, and for a request too big to share a header, as one
+// `submit` each.
+static void
+send_many(drover_t *self,
+          dv_msgw_t **ws,
+          const dv_frame_t *frames,
+          const uint64_t *rids,
+          size_t n)
+{
+    // Room for the common keys, the array's head and each map's head.
+    const size_t room = DV_MAX_HEADER_BYTES - 256;
+    for (size_t i = 0; i < n;) {
+        size_t bl = 0, nf = 0;
+        dv_msgw_body(ws[i], &bl, &nf);
+        if (self->broker_minor < 4 || bl + 48 > room) {
+            send_msg(self, ws[i], &frames[i], 1);
+            i++;
+            continue;
+        }
+        size_t j = i, hb = 0, fb = 0;
+        for (; j < n && j - i < DV_MAX_SUBMIT_MANY; j++) {
+            dv_msgw_body(ws[j], &bl, &nf);
+            size_t need = bl + 48; // + rid, bytes and the map's head
+            if (need > room || hb + need > room ||
+                fb + frames[j].len > DV_MAX_FRAME_BYTES) {
+                break;
+            }
+            hb += need;
+            fb += frames[j].len;
+        }
+        dv_msgw_t *m = dv_msgw_new(DV_MSG_SUBMIT_MANY, ++self->next_rid);
+        uint8_t *all = dv_malloc(fb ? fb : 1);
+        dv_msgw_key(m, "requests");
+        dv_msgw_v_array(m, j - i);
+        for (size_t k = i, at = 0; k < j; k++) {
+            dv_msgw_uint(ws[k], "rid", rids[k]);
+            dv_msgw_uint(ws[k], "bytes", frames[k].len);
+            const uint8_t *body = dv_msgw_body(ws[k], &bl, &nf);
+            dv_msgw_v_map(m, nf);
+            dv_msgw_v_raw(m, body, bl);
+            if (frames[k].len) {
+                memcpy(all + at, frames[k].data, frames[k].len);
+            }
+            at += frames[k].len;
+            dv_msgw_destroy(&ws[k]);
+        }
+        dv_frame_t f = {all, fb};
+        send_msg(self, m, &f, 1);
+        free(all);
+        i = j;
+    }
+}
+
+// Build, register and send n submits (fn NULL: blocking ones; args[i] or
+// NULL their callbacks' argument). Nothing is sent when a job cannot be.
+static int
+submit_many(drover_t *self,
+            const drover_job_t *jobs,
+            size_t n,
+            drover_result_fn *fn,
+            void *const *args,
+            req_t **reqs,
+            drover_error_t *err)
+{
+    dv_msgw_t **ws = dv_calloc(n ? n : 1, sizeof *ws);
+    dv_frame_t *frames = dv_calloc(n ? n : 1, sizeof *frames);
+    uint8_t **owned = dv_calloc(n ? n : 1, sizeof *owned);
+    uint64_t *rids = dv_calloc(n ? n : 1, sizeof *rids);
+    dv_error_t e = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rids[i] = ++self->next_rid;
+        rc = build_submit(&jobs[i], rids[i], &ws[i], &frames[i], &owned[i], &e);
+        if (rc) {
+            char text[DV_ERROR_TEXT_MAX];
+            snprintf(text, sizeof text, "%s", e.text);
+            dv_errorf(&e, rc, "jobs[%zu]: %s", i, text);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        req_t *r = dv_calloc(1, sizeof *r);
+        r->rid = rids[i];
+        r->fn = fn;
+        r->arg = args ? args[i] : NULL;
+        req_add(self, r);
+        self->n_async += fn != NULL;
+        if (reqs) {
+            reqs[i] = r;
+        }
+    }
+    if (rc == 0) {
+        send_many(self, ws, frames, rids, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc) {
+            dv_msgw_destroy(&ws[i]);
+        }
+        free(owned[i]);
+    }
+    free(ws);
+    free(frames);
+    free(owned);
+    free(rids);
+    return rc ? set_err(err, &e) : 0;
+}
+
+int
+drover_submit_many_async(drover_t *self,
+                         const drover_job_t *jobs,
+                         size_t n,
+                         drover_result_fn *fn,
+                         void *const *args,
+                         drover_error_t *err)
+{
+    if (!fn) {
+        return set_err(err, &(dv_error_t){DV_EINVAL, "a callback is needed"});
+    }
+    return submit_many(self, jobs, n, fn, args, NULL, err);
+}
+
+typedef struct {
+    req_t **reqs;
+    size_t n;
+} many_t;
+
+// Every request of a blocking submit_many is accepted or refused.
+static bool
+all_answered(const drover_t *self, const void *arg)
+{
+    (void)self;
+    const many_t *m = arg;
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->reqs[i]->job && !m->reqs[i]->result) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+drover_submit_many(drover_t *self,
+                   const drover_job_t *jobs,
+                   size_t n,
+                   int timeout_ms,
+                   uint64_t *ids,
+                   drover_error_t *err)
+{
+    req_t **reqs = dv_calloc(n ? n : 1, sizeof *reqs);
+    int rc = submit_many(self, jobs, n, NULL, NULL, reqs, err);
+    if (rc) {
+        free(reqs);
+        return rc;
+    }
+    many_t many = {reqs, n};
+    rc = pump(self, deadline_of(timeout_ms), all_answered, &many);
+    dv_error_t e = {0};
+    if (rc == DV_ETIMEDOUT) {
+        dv_errorf(&e, rc, "no answer from the broker at %s", self->endpoint);
+    } else if (rc) {
+        dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+    }
+    for (size_t i = 0; i < n; i++) {
+        req_t *r = reqs[i];
+        ids[i] = r->job;
+        if (r->job) {
+            continue; // drover_wait finds it
+        }
+        if (r->result && !e.code) {
+            const char *text = "";
+            int code = drover_result_error(r->result, &text);
+            dv_errorf(&e, code, "jobs[%zu]: %s", i, text);
+        }
+        req_remove(self, r); // refused, or no answer in time
+    }
+    free(reqs);
+    return e.code ? set_err(err, &e) : 0;
 }
 
 int

@@ -230,6 +230,31 @@ int drover_submit_nowait(drover_t *self,
                          void *arg,
                          drover_error_t *err);
 
+// Submit n jobs in as few messages as the limits allow: to a broker of
+// protocol 1.4 or later `submit_many` messages of up to 256 jobs, one
+// `submit` each to an older one. Each job is still accepted or refused on
+// its own, exactly as by drover_submit_async: fn runs once per job from
+// drover_poll, with args[i] (args NULL: NULL). Nothing is sent when a job
+// cannot be (DV_EINVAL naming jobs[i]).
+int drover_submit_many_async(drover_t *self,
+                             const drover_job_t *jobs,
+                             size_t n,
+                             drover_result_fn *fn,
+                             void *const *args,
+                             drover_error_t *err);
+
+// Blocking drover_submit_many_async: waits until every job is accepted or
+// refused (within timeout_ms in all). ids[i] gets job i's id, 0 when it
+// was refused. Returns 0 when every job was accepted, else the first
+// refusal's code (err names jobs[i] and the reason) or DV_ETIMEDOUT; the
+// accepted ones' results come to drover_wait as a drover_submit's do.
+int drover_submit_many(drover_t *self,
+                       const drover_job_t *jobs,
+                       size_t n,
+                       int timeout_ms,
+                       uint64_t *ids,
+                       drover_error_t *err);
+
 // Receive for up to timeout_ms (0: only what is waiting; <0: until at
 
 // least one callback ran) and run the callbacks of results that arrived.

@@ -43,6 +43,7 @@ struct dv_msg {
     unsigned minor;             // sender's minor version
     const dv_frame_t *frames;   // payload frames, borrowed
     size_t n_frames;            // their count
+    bool view;                  // dv_msg_view: up is its parent's
 };
 
 static bool
@@ -141,11 +142,44 @@ fail:
     return rc;
 }
 
+int
+dv_msg_view(dv_msg_t **out,
+            const dv_msg_t *parent,
+            const struct msgpack_object *map,
+            dv_msg_type_t type,
+            const dv_frame_t *frames,
+            size_t n_frames,
+            dv_error_t *err)
+{
+    uint64_t rid = 0;
+    const msgpack_object *r = dv_msgpack_get(map, "rid");
+    if (!map || map->type != MSGPACK_OBJECT_MAP) {
+        return dv_errorf(err, DV_EFORMAT, "a request must be a map");
+    }
+    if (!r || !dv_msgpack_uint(r, &rid) || rid == 0) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "a request needs its own 'rid' (a non-zero "
+                         "unsigned integer)");
+    }
+    dv_msg_t *self = dv_calloc(1, sizeof *self);
+    self->view = true;
+    self->root = map;
+    self->type = type;
+    self->rid = rid;
+    self->minor = parent->minor;
+    self->frames = frames;
+    self->n_frames = n_frames;
+    *out = self;
+    return 0;
+}
+
 void
 dv_msg_destroy(dv_msg_t **self_p)
 {
     if (self_p && *self_p) {
-        msgpack_unpacked_destroy(&(*self_p)->up);
+        if (!(*self_p)->view) {
+            msgpack_unpacked_destroy(&(*self_p)->up);
+        }
         free(*self_p);
         *self_p = NULL;
     }

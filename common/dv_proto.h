@@ -147,6 +147,20 @@ int dv_msg_decode(dv_msg_t **out,
 
 void dv_msg_destroy(dv_msg_t **self_p);
 
+// A message made of one map inside parent's header — a `submit_many`
+// request (1.4) — read like a message of its own: type as given, "rid"
+// from the map (required, non-zero: each request is answered on its own),
+// parent's minor version, frames borrowed. Borrows parent's decoded
+// header: destroy the view first. Returns 0 and *out (dv_msg_destroy), or
+// DV_EFORMAT.
+int dv_msg_view(dv_msg_t **out,
+                const dv_msg_t *parent,
+                const struct msgpack_object *map,
+                dv_msg_type_t type,
+                const dv_frame_t *frames,
+                size_t n_frames,
+                dv_error_t *err);
+
 dv_msg_type_t dv_msg_type(const dv_msg_t *self);
 uint64_t dv_msg_rid(const dv_msg_t *self);
 // Sender's minor version (they may send keys this side does not know).

@@ -265,6 +265,8 @@ cmd_infer(int argc, char **argv)
     dv_tensor_t *x = NULL;
     infer_state_t st = {0};
     infer_arg_t *args = NULL;
+    drover_job_t *jobs = NULL;
+    void **cb_args = NULL;
     if (drover_model_schema(d, name, version, &sc, &derr) != 0) {
         drover_destroy(&d);
         return fail_d(&derr);
@@ -295,6 +297,8 @@ cmd_infer(int argc, char **argv)
     }
     st.rows_per_batch = per;
     args = dv_calloc(n_batches, sizeof *args);
+    jobs = dv_calloc(n_batches, sizeof *jobs);
+    cb_args = dv_calloc(n_batches, sizeof *cb_args);
     double t0 = seconds_now();
     for (size_t b = 0; b < n_batches; b++) {
         drover_job_t job = DROVER_JOB_INIT;
@@ -304,11 +308,16 @@ cmd_infer(int argc, char **argv)
         job.input = x->data + b * per * cols;
         job.rows = b + 1 < n_batches ? per : rows - b * per;
         job.cols = cols;
+        jobs[b] = job;
         args[b] = (infer_arg_t){&st, b};
-        if (drover_submit_async(d, &job, on_infer_result, &args[b], &derr)) {
-            rc = fail_d(&derr);
-            goto done;
-        }
+        cb_args[b] = &args[b];
+    }
+    // Many batches in few messages (submit_many; one each to an older
+    // broker), each still its own job and result.
+    if (drover_submit_many_async(d, jobs, n_batches, on_infer_result, cb_args,
+                                 &derr)) {
+        rc = fail_d(&derr);
+        goto done;
     }
     while (drover_pending(d) > 0) {
         if (drover_poll(d, 60000, &derr) < 0) {
@@ -349,6 +358,8 @@ cmd_infer(int argc, char **argv)
     rc = DV_CLI_OK;
 done:
     free(args);
+    free(jobs);
+    free(cb_args);
     for (size_t c = 0; c < st.n_classes; c++) {
         free(st.classes[c]);
     }

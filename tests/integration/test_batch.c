@@ -8,7 +8,11 @@
 //     cancelled, an unknown one in the list is skipped;
 //   - a job whose rows in a `done_batch` disagree with its input fails
 //     DV_ESHAPE alone;
-//   - a worker lost while it holds a batch: every job of it runs again.
+//   - a worker lost while it holds a batch: every job of it runs again;
+//   - `submit_many`: 300 requests through libdrover (two messages), each
+//     accepted or refused on its own, each result equal to its job's alone;
+//     and a raw client's broken ones: refused per request where each can
+//     be told apart, as a whole where not.
 //
 // The worker is the test itself (dv_test_worker, a raw connection), so the
 // messages are seen exactly; the broker is the real one, in memory.
@@ -17,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "drover.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
@@ -24,6 +30,7 @@
 #include "dv_test.h"
 #include "dv_test_proc.h"
 #include "dv_test_worker.h"
+#include "dv_wire.h"
 
 #define HB      1000 // heartbeat ms: a lease of 3 s
 #define HB_S    "1000"
@@ -38,13 +45,16 @@ typedef struct {
     drover_t *d;               // a client
 } cluster_t;
 
-// Push a 2-feature regression model (zero weights) as "lin".
+// Push a 2-feature regression model as "lin": y = 2 x0 - x1 + 0.5.
 static int
 push_model(drover_t *d)
 {
     size_t widths[] = {2, 1};
     dv_act_t acts[] = {DV_ACT_IDENTITY};
     dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
+    m->layers[0].w[0] = 2.0f;
+    m->layers[0].w[1] = -1.0f;
+    m->layers[0].b[0] = 0.5f;
     uint8_t *buf = NULL;
     size_t len = 0;
     dv_error_t err = {0};
@@ -356,6 +366,191 @@ test_lost_worker_batch_runs_again(void)
     }
 }
 
+// --------------------------------------------------------- submit_many
+
+#define N_MANY 300 // over DV_MAX_SUBMIT_MANY: two messages
+
+static void
+test_submit_many(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, DV_PROTOCOL_MINOR);
+    dv_tworker_stop(&c.raw); // a real worker computes
+    dv_proc_t worker = {0, -1};
+    const char *wargs[] = {"--broker", c.wep, "--heartbeat-ms", HB_S, NULL};
+    char ready[9000];
+    if (up) {
+        worker = dv_proc_start("DROVER_WORKER_BIN", wargs, c.dir, "worker.log");
+        up = worker.pid && dv_proc_wait_ready(&worker, ready, sizeof ready);
+    }
+    static float in[N_MANY][2];
+    static drover_job_t jobs[N_MANY];
+    static uint64_t ids[N_MANY];
+    for (size_t i = 0; i < N_MANY; i++) {
+        in[i][0] = (float)i;
+        in[i][1] = 1.0f;
+        jobs[i] = (drover_job_t)DROVER_JOB_INIT;
+        jobs[i].kind = "infer";
+        jobs[i].model = i == 7 ? "nosuch" : "lin"; // refused alone
+        jobs[i].input = in[i];
+        jobs[i].rows = 1;
+        jobs[i].cols = 2;
+    }
+    drover_error_t err = {0};
+    // A job that cannot be sent: nothing is.
+    jobs[9].cols = 0;
+    int bad = up ? drover_submit_many(c.d, jobs, N_MANY, 10000, ids, &err) : -1;
+    char bad_text[256];
+    snprintf(bad_text, sizeof bad_text, "%s", err.text);
+    jobs[9].cols = 2;
+    int rc = up ? drover_submit_many(c.d, jobs, N_MANY, 30000, ids, &err) : -1;
+    char rc_text[256];
+    snprintf(rc_text, sizeof rc_text, "%s", err.text);
+    size_t accepted = 0, right = 0;
+    for (size_t i = 0; rc != -1 && i < N_MANY; i++) {
+        accepted += ids[i] != 0;
+        drover_result_t *r = NULL;
+        size_t rows = 0, cols = 0;
+        if (ids[i] && drover_wait(c.d, ids[i], WAIT_MS, &r, &err) == 0) {
+            const float *out = drover_result_output(r, &rows, &cols);
+            right += out && rows == 1 && cols == 1 &&
+                     out[0] == 2.0f * (float)i - 1.0f + 0.5f;
+        }
+        drover_result_destroy(&r);
+    }
+    dv_proc_stop(&worker, SIGTERM);
+    cluster_down(&c, right != N_MANY - 1);
+    printf("  refused before sending: %s\n  refused by the broker: %s\n",
+           bad_text, rc_text);
+    DV_CHECK(up);
+    DV_CHECK_EQ(bad, DV_EINVAL);
+    DV_CHECK(strstr(bad_text, "jobs[9]") != NULL);
+    DV_CHECK_EQ(rc, DV_ENOMODEL);
+    DV_CHECK(strstr(rc_text, "jobs[7]") != NULL);
+    DV_CHECK_EQ(ids[7], 0);
+    DV_CHECK_EQ(accepted, N_MANY - 1);
+    DV_CHECK_EQ(right, N_MANY - 1);
+}
+
+// A raw client's submit_many header (requests: n maps, request i with rid
+// 100 + i unless no_rid, bytes 8 each unless bytes is given) and frame.
+static void
+send_raw_many(void *sock, size_t n, bool no_rid, uint64_t bytes, bool array)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT_MANY, 7);
+    if (array) {
+        dv_msgw_key(w, "requests");
+        dv_msgw_v_array(w, n);
+        for (size_t i = 0; i < n; i++) {
+            dv_msgw_v_map(w, no_rid && i == 1 ? 4 : 5);
+            dv_msgw_v_str(w, "queue");
+            dv_msgw_v_str(w, "q");
+            dv_msgw_v_str(w, "kind");
+            dv_msgw_v_str(w, "echo");
+            dv_msgw_v_str(w, "durability");
+            dv_msgw_v_str(w, "none");
+            if (!(no_rid && i == 1)) {
+                dv_msgw_v_str(w, "rid");
+                dv_msgw_v_uint(w, 100 + i);
+            }
+            dv_msgw_v_str(w, "bytes");
+            dv_msgw_v_uint(w, bytes);
+        }
+    } else {
+        dv_msgw_str(w, "requests", "all of them");
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    static const uint8_t payload[64] = {0};
+    dv_frame_t f = {payload, 8 * n};
+    dv_wire_send(sock, NULL, 0, h, len, &f, 1);
+    dv_msgw_destroy(&w);
+}
+
+// Up to max replies within ms: each reply's rid and type.
+static size_t
+raw_replies(
+    void *sock, int ms, uint64_t *rids, dv_msg_type_t *types, size_t max)
+{
+    size_t n = 0;
+    int64_t end = dv_test_now_ms() + ms;
+    while (n < max && dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 50) <= 0) {
+            continue;
+        }
+        dv_wire_msg_t in;
+        while (n < max && dv_wire_recv(sock, false, &in) == 1) {
+            dv_msg_t *m = NULL;
+            dv_error_t e = {0};
+            if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                              zmq_msg_size(&in.header), in.frames, in.n_payload,
+                              NULL, &e) == 0) {
+                rids[n] = dv_msg_rid(m);
+                types[n++] = dv_msg_type(m);
+            }
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+    }
+    return n;
+}
+
+static void
+test_submit_many_broken(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, DV_PROTOCOL_MINOR);
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    up = up && zmq_connect(sock, c.cep) == 0;
+    uint64_t rids[8];
+    dv_msg_type_t types[8];
+    // Three good echo requests: three `accepted`, each under its own rid.
+    size_t good = 0;
+    if (up) {
+        send_raw_many(sock, 3, false, 8, true);
+        good = raw_replies(sock, 3000, rids, types, 3);
+    }
+    bool good_ok = good == 3;
+    for (size_t i = 0; i < good; i++) {
+        good_ok = good_ok && types[i] == DV_MSG_ACCEPTED && rids[i] >= 100 &&
+                  rids[i] < 103;
+    }
+    // Bytes that do not add up: each request refused under its rid.
+    size_t sizes = 0;
+    if (up) {
+        send_raw_many(sock, 3, false, 9, true);
+        sizes = raw_replies(sock, 3000, rids, types, 3);
+    }
+    bool sizes_ok = sizes == 3;
+    for (size_t i = 0; i < sizes; i++) {
+        sizes_ok = sizes_ok && types[i] == DV_MSG_ERROR && rids[i] == 100 + i;
+    }
+    // A request without a rid, or no array: one error, the message's rid.
+    size_t whole[2] = {0, 0};
+    bool whole_ok = true;
+    for (int k = 0; up && k < 2; k++) {
+        send_raw_many(sock, 3, k == 0, 8, k == 0);
+        whole[k] = raw_replies(sock, 1000, rids, types, 4);
+        whole_ok = whole_ok && whole[k] == 1 && types[0] == DV_MSG_ERROR &&
+                   rids[0] == 7;
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    cluster_down(&c, !(good_ok && sizes_ok && whole_ok));
+    DV_CHECK(up);
+    DV_CHECK_EQ(good, 3);
+    DV_CHECK(good_ok);
+    DV_CHECK_EQ(sizes, 3);
+    DV_CHECK(sizes_ok);
+    DV_CHECK_EQ(whole[0], 1);
+    DV_CHECK_EQ(whole[1], 1);
+    DV_CHECK(whole_ok);
+}
+
 static const dv_test_case_t cases[] = {
     {"waiting infer jobs go as one run_batch, answered by one done_batch",
      test_one_message_each_way},
@@ -363,6 +558,9 @@ static const dv_test_case_t cases[] = {
      test_rows_that_disagree},
     {"a 1.3 worker gets one run per job", test_older_worker},
     {"a lost worker's batch runs again", test_lost_worker_batch_runs_again},
+    {"submit_many: each request accepted or refused alone", test_submit_many},
+    {"submit_many: broken requests refused by rid where possible",
+     test_submit_many_broken},
     {NULL, NULL},
 };
 
