@@ -91,8 +91,9 @@ struct task {
     uint64_t version;                // ... and version
     uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
     cached_t *model;                 // while computing (a ref is held)
-    dv_tensor_t *input;              // owned (made on the pool from raw)
-    uint8_t *raw;                    // input frame bytes until then, owned
+    dv_tensor_t *input;              // owned, or &view (set on the pool)
+    dv_tensor_t view;                // the input as floats in raw, in place
+    uint8_t *raw;                    // input frame bytes, owned
     size_t raw_rows, raw_cols;       // its shape
     int32_t priority;                // infer: never batched across these
     uint32_t max_batch_rows;         // infer: the model's batch settings
@@ -418,6 +419,9 @@ task_free(task_t *t)
     free(t->resume);
     free(t->raw);
     free(t->model_file);
+    if (t->input == &t->view) {
+        t->input = NULL; // raw's bytes
+    }
     dv_tensor_destroy(&t->input);
     dv_tensor_destroy(&t->output);
     free(t);
@@ -509,11 +513,18 @@ work_batch(uv_work_t *req)
     task_t *one = NULL;
     for (size_t i = 0; i < b->n; i++) {
         task_t *t = b->tasks[i];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        // The frame's bytes are the floats (malloc'd: aligned): no copy.
+        t->view = (dv_tensor_t){t->raw_rows, t->raw_cols, (float *)t->raw};
+        t->input = &t->view;
+        t->rc = 0;
+#else
         dv_frame_t f = {t->raw, t->raw_rows * t->raw_cols * 4};
         t->rc = dv_tensor_from_frame(&f, t->raw_rows, t->raw_cols, &t->input,
                                      &t->err);
         free(t->raw);
         t->raw = NULL;
+#endif
         // The broker checked this at submit; a model file is a peer too.
         if (t->rc == 0) {
             t->rc = dv_frame_check(t->input->rows, n_out, "output", &t->err);
