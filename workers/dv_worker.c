@@ -1047,12 +1047,11 @@ same_pass(const task_t *lead, const task_t *t)
            t->priority == lead->priority;
 }
 
-// How many ready tasks (from the head, skipping others) form the next
-// batch, and their rows. The head always goes, however many rows it has.
+// How many ready tasks (from lead, skipping others) form lead's batch, and
+// their rows. The lead always goes, however many rows it has.
 static size_t
-batch_count(const dv_worker_t *self, size_t *rows)
+batch_count(const task_t *lead, size_t *rows)
 {
-    const task_t *lead = self->ready;
     size_t n = 1;
     *rows = lead->raw_rows;
     for (const task_t *t = lead->next; t; t = t->next) {
@@ -1075,24 +1074,46 @@ on_batch_delay(uv_timer_t *timer)
     dispatch_ready(self);
 }
 
-// While a compute thread is free, the next batch goes to the pool.
+// Groups of ready tasks waiting for more (max_delay_us) that one dispatch
+// steps over; past this many, later groups wait their turn.
+#define MAX_HELD_GROUPS 8
+
+// While a compute thread is free, the next batch goes to the pool. A
+// group (model version, width, priority) whose lead waits for more rows
+// (max_delay_us) is stepped over, not waited behind: other models' jobs
+// run meanwhile, and a timer wakes the dispatch when the first wait ends.
 static void
 dispatch_ready(dv_worker_t *self)
 {
     uv_idle_stop(&self->dispatcher);
-    while (!self->stopping && self->ready && self->batches < self->capacity) {
-        task_t *lead = self->ready;
-        size_t rows = 0, n = batch_count(self, &rows);
+    const task_t *held[MAX_HELD_GROUPS];
+    size_t n_held = 0;
+    uint64_t now = uv_now(&self->loop), wake_ms = UINT64_MAX;
+    while (!self->stopping && self->batches < self->capacity) {
+        task_t *lead = NULL; // the first ready task of a group not held
+        for (task_t *t = self->ready; t && !lead; t = t->next) {
+            bool skip = false;
+            for (size_t k = 0; k < n_held && !skip; k++) {
+                skip = same_pass(held[k], t);
+            }
+            lead = skip ? NULL : t;
+        }
+        if (!lead) {
+            break;
+        }
+        size_t rows = 0, n = batch_count(lead, &rows);
         if (lead->max_delay_us && rows < lead->max_batch_rows) {
-            uint64_t waited_us = (uv_now(&self->loop) - lead->ready_ms) * 1000;
+            uint64_t waited_us = (now - lead->ready_ms) * 1000;
             if (waited_us < lead->max_delay_us) { // wait for more, once
-                uint64_t left = lead->max_delay_us - waited_us;
-                uv_timer_start(&self->batch_delay, on_batch_delay,
-                               (left + 999) / 1000, 0);
-                return;
+                uint64_t left = (lead->max_delay_us - waited_us + 999) / 1000;
+                wake_ms = now + left < wake_ms ? now + left : wake_ms;
+                if (n_held == MAX_HELD_GROUPS) {
+                    break;
+                }
+                held[n_held++] = lead;
+                continue;
             }
         }
-        uv_timer_stop(&self->batch_delay);
         batch_t *b = dv_malloc(sizeof *b + n * sizeof(task_t *));
         b->owner = self;
         b->y = NULL;
@@ -1102,7 +1123,7 @@ dispatch_ready(dv_worker_t *self)
         task_t **p = &self->ready, *prev = NULL;
         while (*p && b->n < n) {
             task_t *t = *p;
-            if (b->n > 0 && !same_pass(lead, t)) {
+            if (!same_pass(lead, t)) {
                 prev = t;
                 p = &t->next;
                 continue;
@@ -1126,6 +1147,11 @@ dispatch_ready(dv_worker_t *self)
             continue;
         }
         self->batches++;
+    }
+    if (wake_ms != UINT64_MAX) {
+        uv_timer_start(&self->batch_delay, on_batch_delay, wake_ms - now, 0);
+    } else {
+        uv_timer_stop(&self->batch_delay);
     }
 }
 

@@ -1947,8 +1947,9 @@ test_cancel_stops_training(void)
 // them cancelled. Thawed, the worker runs iris's first six (the NaN fails
 // alone, five share a pass), then the seventh alone after the delay, the
 // other model's three together, the one prio-5 job left alone: different
-// models or priorities never share a pass, and every output equals the
-// row predicted alone in-process, within float32 rounding (PROTOCOL.md,
+// models or priorities never share a pass — and the other model's pass
+// does not wait behind iris's delay — and every output equals the row
+// predicted alone in-process, within float32 rounding (PROTOCOL.md,
 // batching). The settings come back in the model's record.
 static void
 test_dynamic_batching(void)
@@ -2024,6 +2025,18 @@ test_dynamic_batching(void)
     if (frozen) {
         kill(c.workers[0].pid, SIGCONT);
     }
+    // The other model's jobs run while iris's seventh waits out its delay,
+    // not behind it.
+    bool other_first = false;
+    if (frozen && drover_wait(c.d, ids[7], WAIT_MS, &r, &err) == 0) {
+        drover_job_info_t i6 = {0};
+        other_first = drover_job_info(c.d, ids[6], &i6, &err) == 0 &&
+                      strcmp(i6.state, "running") == 0;
+        printf("  when the other model's job finished, iris's seventh was "
+               "%s\n",
+               i6.state);
+    }
+    drover_result_destroy(&r);
     int codes[N];
     uint32_t b_rows[N] = {0}, b_jobs[N] = {0};
     size_t close = 0;
@@ -2091,6 +2104,7 @@ test_dynamic_batching(void)
         DV_CHECK_EQ(b_rows[i], want_jobs[i]); // one row each
     }
     DV_CHECK(strstr(nan_text, "NaN") != NULL);
+    DV_CHECK(other_first);
     DV_CHECK_EQ(close, 10);
     DV_CHECK_EQ(info_rc, 0);
     DV_CHECK_STR_EQ(info0.state, "done");
