@@ -108,9 +108,10 @@ cluster_down(cluster_t *c, bool failed)
     free(c->dir);
 }
 
-// Submit a one-row infer job whose input is {value, 0}; its id (0: refused).
+// Submit a one-row infer job whose input is {value, 0}, with a deadline
+// and a run timeout (ms, 0: none); its id (0: refused).
 static uint64_t
-submit(cluster_t *c, float value)
+submit_t(cluster_t *c, float value, uint32_t deadline_ms, uint32_t timeout_ms)
 {
     float row[2] = {value, 0.0f};
     drover_job_t job = DROVER_JOB_INIT;
@@ -120,12 +121,20 @@ submit(cluster_t *c, float value)
     job.rows = 1;
     job.cols = 2;
     job.backoff_ms = -1;
+    job.deadline_ms = deadline_ms;
+    job.timeout_ms = timeout_ms;
     uint64_t id = 0;
     drover_error_t err = {0};
     if (drover_submit(c->d, &job, 10000, &id, &err) != 0) {
         fprintf(stderr, "  submit: %s\n", err.text);
     }
     return id;
+}
+
+static uint64_t
+submit(cluster_t *c, float value)
+{
+    return submit_t(c, value, 0, 0);
 }
 
 // A job's outcome, read while the test's worker keeps heartbeating: its
@@ -551,6 +560,68 @@ test_submit_many_broken(void)
     DV_CHECK(whole_ok);
 }
 
+// Deadlines and run timeouts inside a batch: a job whose deadline passes
+// while it waits behind a busy worker expires instead of riding; a job of
+// a run_batch whose run timeout passes fails DV_ETIMEDOUT alone, and the
+// done_batch that comes later still answers the others.
+static void
+test_deadline_and_timeout(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, DV_PROTOCOL_MINOR);
+    dv_trun_t first, runs[4];
+    bool busy = false;
+    uint64_t a = up ? submit(&c, 0.0f) : 0;
+    busy = a && dv_tworker_next(c.raw, WAIT_MS, &first);
+    uint64_t late = busy ? submit_t(&c, 1.0f, 200, 0) : 0;  // expires
+    uint64_t slow = busy ? submit_t(&c, 2.0f, 0, 1000) : 0; // times out
+    uint64_t ok1 = busy ? submit(&c, 3.0f) : 0,
+             ok2 = busy ? submit(&c, 4.0f) : 0;
+    if (busy) {
+        dv_tworker_idle(c.raw, 600); // `late`'s deadline passes
+    }
+    uint32_t one = 1;
+    float zero = 0.0f;
+    size_t got = 0;
+    if (busy) {
+        dv_tworker_done_batch(c.raw, &first, &one, 1, &zero, 1);
+        while (got < 3 && dv_tworker_next(c.raw, WAIT_MS, &runs[got])) {
+            got++;
+        }
+    }
+    outcome_t o_late = busy ? outcome(&c, late) : (outcome_t){0};
+    outcome_t o_slow = busy ? outcome(&c, slow) : (outcome_t){0};
+    // Answer all three after the timeout: the timed-out one is skipped.
+    uint32_t rows[3] = {1, 1, 1};
+    float out[3] = {20.0f, 30.0f, 40.0f};
+    if (got == 3) {
+        dv_tworker_done_batch(c.raw, runs, rows, 3, out, 1);
+    }
+    outcome_t o1 = got == 3 ? outcome(&c, ok1) : (outcome_t){0};
+    outcome_t o2 = got == 3 ? outcome(&c, ok2) : (outcome_t){0};
+    size_t n_run = 0, n_batch = 0;
+    if (c.raw) {
+        dv_tworker_counts(c.raw, &n_run, &n_batch);
+    }
+    cluster_down(&c, !(busy && got == 3));
+    DV_CHECK(busy);
+    DV_CHECK_EQ(got, 3); // late never reached the worker
+    DV_CHECK_EQ(n_batch, 1);
+    DV_CHECK_EQ(runs[0].job, slow);
+    DV_CHECK_EQ(runs[1].job, ok1);
+    DV_CHECK_EQ(runs[2].job, ok2);
+    DV_CHECK(o_late.got);
+    DV_CHECK_EQ(o_late.code, DV_EEXPIRED);
+    DV_CHECK(o_slow.got);
+    DV_CHECK_EQ(o_slow.code, DV_ETIMEDOUT);
+    DV_CHECK(o1.got);
+    DV_CHECK_EQ(o1.code, 0);
+    DV_CHECK(o1.out == 30.0f);
+    DV_CHECK(o2.got);
+    DV_CHECK_EQ(o2.code, 0);
+    DV_CHECK(o2.out == 40.0f);
+}
+
 static const dv_test_case_t cases[] = {
     {"waiting infer jobs go as one run_batch, answered by one done_batch",
      test_one_message_each_way},
@@ -558,6 +629,7 @@ static const dv_test_case_t cases[] = {
      test_rows_that_disagree},
     {"a 1.3 worker gets one run per job", test_older_worker},
     {"a lost worker's batch runs again", test_lost_worker_batch_runs_again},
+    {"deadlines and run timeouts inside a batch", test_deadline_and_timeout},
     {"submit_many: each request accepted or refused alone", test_submit_many},
     {"submit_many: broken requests refused by rid where possible",
      test_submit_many_broken},
