@@ -6236,23 +6236,21 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     dv_msg_destroy(&m);
 }
 
-// The fields of an infer job's result beside its output (rows x cols in
-// frame 1): the version that ran, the forward pass it ran in (batch, a
-// hostile worker's numbers, checked), the class names (many long ones as
-// frame 2, *classes_frame, caller frees). Caller destroys.
+// The fields of an infer job's result that a whole forward pass shares:
+// the version that ran, the pass (batch, a hostile worker's numbers,
+// checked: at least rows), the class names (many long ones as frame 2,
+// *classes_frame, caller frees). Caller destroys.
 static dv_msgw_t *
-infer_extra(const job_t *j,
-            size_t rows,
-            size_t cols,
-            const msgpack_object *batch,
-            char *const *classes,
-            size_t n_classes,
-            dv_frame_t *classes_frame)
+infer_tail(const job_t *j,
+           size_t rows,
+           const msgpack_object *batch,
+           char *const *classes,
+           size_t n_classes,
+           dv_frame_t *classes_frame)
 {
     char ref[DV_MAX_WIRE_NAME + 16];
     snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
     dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
-    dv_msgw_tensor(x, "output", 1, rows, cols);
     dv_msgw_str(x, "model", ref);
     uint64_t b_rows = 0, b_jobs = 0; // the forward pass it ran in (1.3)
     if (dv_msgpack_uint(dv_msgpack_get(batch, "rows"), &b_rows) &&
@@ -6270,6 +6268,36 @@ infer_extra(const job_t *j,
         dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
                               n_classes, 2, classes_frame);
     }
+    return x;
+}
+
+// An infer job's result fields: its output (rows x cols in frame 1) and
+// tail's (infer_tail). Caller destroys.
+static dv_msgw_t *
+infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail)
+{
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_tensor(x, "output", 1, rows, cols);
+    size_t len = 0, n = 0;
+    const uint8_t *body = dv_msgw_body(tail, &len, &n);
+    dv_msgw_raw(x, n, body, len);
+    return x;
+}
+
+// infer_tail and infer_extra_with for one job alone.
+static dv_msgw_t *
+infer_extra(const job_t *j,
+            size_t rows,
+            size_t cols,
+            const msgpack_object *batch,
+            char *const *classes,
+            size_t n_classes,
+            dv_frame_t *classes_frame)
+{
+    dv_msgw_t *tail =
+        infer_tail(j, rows, batch, classes, n_classes, classes_frame);
+    dv_msgw_t *x = infer_extra_with(rows, cols, tail);
+    dv_msgw_destroy(&tail);
     return x;
 }
 
@@ -6706,6 +6734,12 @@ on_done_batch(dv_broker_t *self,
                        n_classes, cols);
     }
     const msgpack_object *batch = dv_msg_get(m, "batch");
+    // The fields every job of the pass shares, built once per version
+    // (a hostile worker may mix versions: each job names its own).
+    dv_msgw_t *tail = NULL;
+    char tail_model[DV_MAX_WIRE_NAME + 1] = "";
+    uint32_t tail_version = 0;
+    dv_frame_t tail_classes = {NULL, 0};
     for (size_t i = 0, at = 0; i < n; i++) {
         const msgpack_object *e = list->via.array.ptr[i].via.array.ptr;
         uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;
@@ -6736,17 +6770,27 @@ on_done_batch(dv_broker_t *self,
                      bad.text);
             send_result(self, j, false, rc, text, w->name, NULL, 0, NULL);
         } else {
+            if (!tail || tail_version != j->model_version ||
+                strcmp(tail_model, j->model) != 0) {
+                dv_msgw_destroy(&tail);
+                free((void *)tail_classes.data);
+                tail_classes = (dv_frame_t){NULL, 0};
+                tail = infer_tail(j, sum, batch, classes, n_classes,
+                                  &tail_classes);
+                snprintf(tail_model, sizeof tail_model, "%s", j->model);
+                tail_version = j->model_version;
+            }
             dv_frame_t frames[2] = {{f->data + off * cols * 4, r * cols * 4},
-                                    {NULL, 0}};
-            dv_msgw_t *x =
-                infer_extra(j, r, cols, batch, classes, n_classes, &frames[1]);
+                                    tail_classes};
+            dv_msgw_t *x = infer_extra_with(r, cols, tail);
             send_result(self, j, true, 0, NULL, w->name, frames,
-                        frames[1].data ? 2 : 1, x);
+                        tail_classes.data ? 2 : 1, x);
             dv_msgw_destroy(&x);
-            free((void *)frames[1].data);
         }
         job_remove(self, id);
     }
+    dv_msgw_destroy(&tail);
+    free((void *)tail_classes.data);
     dv_strs_free(&classes, n_classes);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
         worker_lost(self, w, "left after draining");

@@ -638,6 +638,8 @@ dv_strs_free(char ***v_p, size_t n)
     *v_p = NULL;
 }
 
+#define MSGW_FIRST_BYTES 256 // a header buffer's first size
+
 struct dv_msgw {
     dv_msg_type_t type;   // "t"
     uint64_t rid;         // "rid"
@@ -657,8 +659,16 @@ dv_msgw_new(dv_msg_type_t type, uint64_t rid)
     self->type = type;
     self->rid = rid;
     self->minor = DV_PROTOCOL_MINOR;
+    // msgpack-c's first write would allocate 8 KiB for each buffer; most
+    // headers are tens of bytes, and two 8 KiB blocks per message were the
+    // broker's largest malloc cost per job (perf). Start small; a buffer
+    // doubles as it grows.
     msgpack_sbuffer_init(&self->body);
     msgpack_sbuffer_init(&self->out);
+    self->body.data = dv_malloc(MSGW_FIRST_BYTES);
+    self->body.alloc = MSGW_FIRST_BYTES;
+    self->out.data = dv_malloc(MSGW_FIRST_BYTES);
+    self->out.alloc = MSGW_FIRST_BYTES;
     msgpack_packer_init(&self->pk, &self->body, msgpack_sbuffer_write);
     return self;
 }

@@ -241,8 +241,9 @@ send_header(dv_worker_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    if (self->sock) {
-        dv_wire_send(self->sock, NULL, 0, h, len, frames, n);
+    if (self->sock && dv_wire_send(self->sock, NULL, 0, h, len, frames, n)) {
+        dv_log(DV_LOG_WARN, "worker", "could not send a message to %s: %s",
+               self->endpoint, zmq_strerror(zmq_errno()));
     }
     dv_msgw_destroy(&w);
 }
@@ -319,6 +320,14 @@ open_socket(dv_worker_t *self, dv_error_t *err)
     // enough not to hang when the broker is gone.
     int linger = 1000;
     int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
+    // Sends never block the loop (ZMQ_DONTWAIT), so at libzmq's default
+    // high-water mark of 1,000 messages a burst of `done`s (a batch of
+    // many one-row jobs for a 1.3 broker, echo floods) was dropped, and
+    // each dropped job stayed running at the broker while we heartbeat.
+    // What we send is bounded by the jobs we hold: no message limit.
+    int hwm = 0;
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (self->curve) {
