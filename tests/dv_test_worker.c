@@ -84,6 +84,15 @@ take_batch(dv_tworker_t *self, const dv_msg_t *m)
     }
 }
 
+void
+dv_test_no_hwm(void *socket)
+{
+    int hwm = 0;
+    if (socket) {
+        zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    }
+}
+
 uint64_t
 dv_test_unix_ms(void)
 {
@@ -207,6 +216,7 @@ dv_tworker_start_minor(const char *endpoint,
     self->heartbeat_ms = heartbeat_ms;
     self->ctx = zmq_ctx_new();
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    dv_test_no_hwm(self->sock);
     int linger = 0;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_connect(self->sock, endpoint) != 0) {

@@ -88,6 +88,13 @@ void dv_tworker_idle(dv_tworker_t *self, int ms);
 // went out: the broker read that message no earlier.
 uint64_t dv_tworker_last_sent_unix_ms(const dv_tworker_t *self);
 
+// Lift socket's send high-water mark (ZMQ_SNDHWM: no limit). Every send
+// in Drover's code and tests is ZMQ_DONTWAIT, and past libzmq's default of
+// 1,000 queued messages a fast burst of sends is dropped. The receive side
+// stays as it is: a test of a client that does not read relies on it
+// (NULL-safe).
+void dv_test_no_hwm(void *socket);
+
 // Unix milliseconds now (gettimeofday, as the broker records times).
 uint64_t dv_test_unix_ms(void);
 

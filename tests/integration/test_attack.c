@@ -27,6 +27,7 @@
 #include "dv_proto.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 #include "dv_wire.h"
 
 #define WAIT_MS      60000 // generous for ASan on 2 cores
@@ -254,6 +255,7 @@ test_hostile_error_map(void)
     cluster_t c;
     bool up = cluster_up(&c, false);
     void *evil = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(evil);
     int linger = 0;
     if (evil) {
         zmq_setsockopt(evil, ZMQ_LINGER, &linger, sizeof linger);
@@ -570,6 +572,7 @@ test_unread_replies_are_bounded(void)
     free(payload);
     // The attacker: a DEALER whose libzmq reads one message ahead at most.
     void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(a);
     int one = 1, small = 4096, linger = 0;
     if (a) {
         zmq_setsockopt(a, ZMQ_RCVHWM, &one, sizeof one);
@@ -623,6 +626,7 @@ test_upload_reservations_are_bounded(void)
     cluster_t c;
     bool up = cluster_up(&c, false);
     void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(a);
     int linger = 0;
     if (a) {
         zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
@@ -702,6 +706,7 @@ test_queues_only_from_accepted_jobs(void)
     cluster_t c;
     bool up = cluster_up(&c, false);
     void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(a);
     int linger = 0;
     if (a) {
         zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);

@@ -512,6 +512,7 @@ test_submit_many_broken(void)
     bool up = cluster_up(&c, DV_PROTOCOL_MINOR);
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    dv_test_no_hwm(sock);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     up = up && zmq_connect(sock, c.cep) == 0;

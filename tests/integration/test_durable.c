@@ -21,6 +21,7 @@
 #include "dv_proto.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 #include "dv_wire.h"
 
 #define N_JOBS  10000
@@ -132,6 +133,7 @@ test_kill_broker_mid_stream(void)
     uint64_t *job_of_rid = calloc(N_JOBS + 1, sizeof(uint64_t));
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    dv_test_no_hwm(sock);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(sock, c.cep);
@@ -694,6 +696,7 @@ raw_open(raw_t *r, const char *endpoint)
     memset(r, 0, sizeof *r);
     r->ctx = zmq_ctx_new();
     r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    dv_test_no_hwm(r->sock);
     int linger = 0;
     zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(r->sock, endpoint);

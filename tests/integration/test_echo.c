@@ -19,6 +19,7 @@
 #include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 #include "dv_train.h"
 #include "dv_wire.h"
 
@@ -58,11 +59,7 @@ client_socket_new(void *ctx, const char *endpoint)
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    // 10,000 submits go out before any reply is read, without blocking:
-    // at the default high-water mark (1,000) a fast sender drops them.
-    int hwm = 0;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    dv_test_no_hwm(s); // 10,000 submits go out before a reply is read
     if (zmq_connect(s, endpoint) != 0) {
         zmq_close(s);
         return NULL;

@@ -36,6 +36,7 @@
 #include "dv_proto.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 #include "dv_wire.h"
 
 #define WAIT_MS      60000 // generous for ASan on 2 cores
@@ -145,6 +146,7 @@ static void *
 dealer(void *ctx, const char *endpoint)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
+    dv_test_no_hwm(s);
     int linger = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect(s, endpoint);
@@ -484,6 +486,7 @@ test_frame_limit(void)
     cluster_t *c = cluster();
     DV_CHECK(c != NULL);
     void *a = zmq_socket(c->ctx, ZMQ_DEALER);
+    dv_test_no_hwm(a);
     int linger = 0;
     zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
     zmq_socket_monitor(a, "inproc://limits-mon",

@@ -31,6 +31,7 @@
 #include "dv_store.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
+#include "dv_test_worker.h"
 #include "dv_train.h"
 #include "dv_wire.h"
 
@@ -218,6 +219,7 @@ raw_open(raw_t *r, const ten_t *t, const char *key)
     }
     r->ctx = zmq_ctx_new();
     r->sock = zmq_socket(r->ctx, ZMQ_DEALER);
+    dv_test_no_hwm(r->sock);
     int linger = 0;
     zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, broker.public_key, 32);
