@@ -4,20 +4,24 @@
 //   - MLP 256-512-256-10 training (Adam, batch 256, 3 epochs) on 80,000 x 256
 //     generated rows with 10 classes, the way users train: the data goes to
 //     a CSV file in a temporary folder, which is parsed (timed on its own)
-//     and trained on twice, in rounds:
+//     and trained on three ways, in rounds:
 //       in-process  dv_csv_load + dv_train with the options `drover local
 //                   train` passes (the call drover-worker's train task makes
 //                   after parsing), timed as the CLI times it
 //       CLI         `drover local train` on the same file, from the bin
 //                   folder, its own figure read from its output
-//     and both are checked to give the same model bytes (SOURCE_DATE_EPOCH
-//     and created_unix pinned), so they did the same work.
+//       job         `drover train` on the same file: a train job through a
+//                   drover-broker and one drover-worker (--concurrency 1,
+//                   the same BLAS threads) started from the bin folder on
+//                   ipc:// endpoints in the temporary folder
+//     and all three are checked to give the same model bytes
+//     (SOURCE_DATE_EPOCH and created_unix pinned), so they did the same work.
 //   - inference rows/s at batch 1, 32, 256, 4096
 //   - each as effective GFLOP/s and as a ratio to the sgemm figure
 // Prints a table and writes JSON (--out, default bench/results/ml.json).
 //
-// Training figures, each the best of --rounds (in-process and CLI runs
-// alternate, so load on the machine hits both alike):
+// Training figures, each the best of --rounds (in-process, CLI and job runs
+// alternate, so load on the machine hits all alike):
 //   in-process  samples / seconds of the whole dv_train call (set-up, the
 //               epochs and the final pass over the data for the model's
 //               training metrics), what the CLI prints
@@ -26,7 +30,12 @@
 //               optimizer loop, which earlier versions of this bench reported
 //               alone (as the difference of a 1- and a 3-epoch run)
 //   CLI         samples / the seconds `drover local train` prints
-// and the ratios CLI / in-process (issue 14's goal: >= 0.9) and CLI / loop.
+//   job         samples / the epochs' seconds the worker records (lineage
+//               train_ms: its progress clock, so the epochs alone); the
+//               job's whole time (upload, queue, parse, training, model
+//               file, registration) is printed beside it
+// and the ratios CLI / in-process (issue 14's goal: >= 0.9), CLI / loop and
+// job / loop (the job's goal, on the figure the worker keeps).
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -46,6 +55,7 @@
 #include "dv_mem.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
+#include "dv_sha256.h"
 #include "dv_tensor.h"
 #include "dv_train.h"
 
@@ -54,6 +64,7 @@
 #define N_CLASSES     10
 #define N_EPOCHS      3
 #define CLI_TIMEOUT_S 900 // one `drover local train`; then it is stopped
+#define JOB_TIMEOUT_S 900 // one `drover train`; then it is stopped
 // created_unix of both models (and SOURCE_DATE_EPOCH of the CLI's), so their
 // bytes can be compared.
 #define CREATED_UNIX 1764547200
@@ -197,6 +208,136 @@ train_cli(const char *drover,
     return secs;
 }
 
+// A broker and one worker from the bin folder, on ipc:// in dir.
+typedef struct {
+    dv_bench_proc_t broker;       // drover-broker
+    dv_bench_proc_t worker;       // drover-worker, --concurrency 1
+    char endpoint[PATH_MAX + 32]; // the broker's client endpoint
+} cluster_t;
+
+// Start the cluster; 0, or -1 (both stopped) when either did not get READY.
+static int
+cluster_start(cluster_t *c, const char *bin_dir, const char *dir, int threads)
+{
+    char bin[PATH_MAX + 32], wep[PATH_MAX + 32], blas[16], line[1100];
+    snprintf(c->endpoint, sizeof c->endpoint, "ipc://%s/c.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    snprintf(blas, sizeof blas, "%d", threads);
+    snprintf(bin, sizeof bin, "%s/drover-broker", bin_dir);
+    const char *bargs[] = {"--client", c->endpoint, "--worker", wep, NULL};
+    c->broker = dv_bench_spawn(bin, bargs);
+    int rc = dv_bench_ready(&c->broker, line, sizeof line);
+    c->worker = (dv_bench_proc_t){0, -1};
+    if (rc == 0) {
+        snprintf(bin, sizeof bin, "%s/drover-worker", bin_dir);
+        const char *wargs[] = {
+            "--broker", wep, "--concurrency", "1", "--blas-threads",
+            blas,       NULL};
+        c->worker = dv_bench_spawn(bin, wargs);
+        rc = dv_bench_ready(&c->worker, line, sizeof line);
+    }
+    if (rc != 0) {
+        fprintf(stderr,
+                "dv-bench-ml: drover-broker/worker did not start "
+                "(bin dir %s)\n",
+                bin_dir);
+        dv_bench_reap(&c->worker);
+        dv_bench_reap(&c->broker);
+    }
+    return rc;
+}
+
+static void
+cluster_stop(cluster_t *c)
+{
+    dv_bench_reap(&c->worker);
+    dv_bench_reap(&c->broker);
+}
+
+// The number after "key": in JSON text, or -1 when it is not there.
+static double
+json_number(const char *text, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *at = strstr(text, pat);
+    return at ? strtod(at + strlen(pat), NULL) : -1;
+}
+
+// The string after "key":" in JSON text, into out (empty when absent).
+static void
+json_string(const char *text, const char *key, char *out, size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *at = strstr(text, pat);
+    size_t n = 0;
+    for (at = at ? at + strlen(pat) : ""; *at && *at != '"' && n + 1 < size;
+         at++) {
+        out[n++] = *at;
+    }
+    out[n] = '\0';
+}
+
+// One `drover train` job on csv through the cluster. Returns the job's whole
+// seconds as drover prints them and sets *loop_s (the worker's epochs) and
+// sha (the registered model's SHA-256, hex); -1 when it failed.
+static double
+train_job(const char *drover,
+          const cluster_t *c,
+          const char *csv,
+          double *loop_s,
+          char sha[DV_SHA256_HEX])
+{
+    const char *args[24] = {"train", "--model", "bench-mlp", "--json"};
+    size_t n = 4;
+    for (size_t i = 0; i < sizeof s_cli_hyper / sizeof *s_cli_hyper; i++) {
+        args[n++] = s_cli_hyper[i];
+    }
+    const char *more[] = {"--data", csv, "--broker", c->endpoint, NULL};
+    for (size_t i = 0; more[i]; i++) {
+        args[n++] = more[i];
+    }
+    args[n] = NULL;
+    char out[8192], ref[256];
+    int rc = dv_bench_run(drover, args, JOB_TIMEOUT_S, out, sizeof out);
+    // Progress lines, then {"job":..,"model":"bench-mlp@V",..,"seconds":S}.
+    const char *last = strstr(out, "\"seconds\":");
+    double secs = last ? json_number(last - 1, "seconds") : -1;
+    json_string(out, "model", ref, sizeof ref);
+    if (rc != 0 || secs < 0 || !ref[0]) {
+        fprintf(stderr, "dv-bench-ml: %s train exited %d; output:\n%s\n",
+                drover, rc, out);
+        return -1;
+    }
+    const char *show[] = {"models",   "show",      ref, "--json",
+                          "--broker", c->endpoint, NULL};
+    static char info[65536]; // the feature names make it long
+    rc = dv_bench_run(drover, show, 60, info, sizeof info);
+    *loop_s = json_number(info, "train_ms") / 1000.0;
+    json_string(info, "sha256", sha, DV_SHA256_HEX);
+    if (rc != 0 || *loop_s <= 0 || !sha[0]) {
+        fprintf(stderr, "dv-bench-ml: models show %s exited %d\n", ref, rc);
+        return -1;
+    }
+    return secs;
+}
+
+// SHA-256 (hex) of the file at path; empty when it cannot be read.
+static void
+file_sha256(const char *path, char hex[DV_SHA256_HEX])
+{
+    uint8_t *buf = NULL, digest[DV_SHA256_BYTES];
+    size_t len = 0;
+    dv_error_t err = {0};
+    hex[0] = '\0';
+    if (dv_file_read(path, DV_MAX_MODEL_BYTES, &buf, &len, &err) == 0) {
+        dv_sha256(buf, len, digest);
+        dv_sha256_hex(digest, hex);
+    }
+    free(buf);
+}
+
 // Rows per second of dv_model_predict at the given batch size, over >= 1 s.
 static double
 infer_rows_per_s(const dv_model_t *m, const dv_dataset_t *ds, size_t batch)
@@ -262,16 +403,19 @@ typedef struct {
     double loop_s;       // best epochs alone, seconds
     double cli_s;        // best `drover local train` figure, seconds
     uint32_t cli_epochs; // epochs the CLI ran
-    bool same_bytes;     // every CLI model == its round's in-process model
+    double job_s;        // best `drover train` job, whole, seconds
+    double job_loop_s;   // best epochs on the worker (lineage), seconds
+    bool same_bytes;     // every CLI and job model == its round's in-process
+                         // model
     double load_before;  // 1-minute load average before the rounds
     double load_after;   // and after
 } train_figures_t;
 
-// Write the CSV, parse it, and run `rounds` in-process and CLI trainings
-// on it, alternating. Fills *tf and returns the last in-process model
-// (caller owns it) and, in *ds_out, the parsed data; NULL on failure.
+// Write the CSV, parse it, and run `rounds` in-process, CLI and job
+// trainings on it, alternating. Fills *tf and returns the last in-process
+// model (caller owns it) and, in *ds_out, the parsed data; NULL on failure.
 static dv_model_t *
-bench_training(const char *drover,
+bench_training(const char *bin_dir,
                int threads,
                int rounds,
                train_figures_t *tf,
@@ -298,7 +442,9 @@ bench_training(const char *drover,
     *tf = (train_figures_t){.same_bytes = true,
                             .inproc_s = INFINITY,
                             .loop_s = INFINITY,
-                            .cli_s = INFINITY};
+                            .cli_s = INFINITY,
+                            .job_s = INFINITY,
+                            .job_loop_s = INFINITY};
     struct stat st;
     tf->csv_bytes = stat(csv, &st) == 0 ? (double)st.st_size : 0;
     dv_dataset_t *ds = NULL;
@@ -318,9 +464,18 @@ bench_training(const char *drover,
     char sde[32];
     snprintf(sde, sizeof sde, "%d", CREATED_UNIX);
     setenv("SOURCE_DATE_EPOCH", sde, 1);
+    char drover[PATH_MAX + 16];
+    snprintf(drover, sizeof drover, "%s/drover", bin_dir);
+    cluster_t cluster;
+    if (cluster_start(&cluster, bin_dir, dir, threads) != 0) {
+        dv_dataset_destroy(&ds);
+        dv_bench_rmtree(dir);
+        return NULL;
+    }
     tf->load_before = dv_bench_load_1m();
     dv_model_t *model = NULL;
-    for (int r = 0; r < rounds; r++) {
+    bool failed = false;
+    for (int r = 0; r < rounds && !failed; r++) {
         dv_model_t *m = NULL;
         train_clock_t c = train_inprocess(ds, &m);
         double whole = c.end - c.start, loop = c.loop_end - c.loop_start;
@@ -334,22 +489,34 @@ bench_training(const char *drover,
         model = m;
         uint32_t e = 0;
         double cli = train_cli(drover, csv, model_path, threads, &e);
-        if (cli < 0) {
-            dv_model_destroy(&model);
-            dv_dataset_destroy(&ds);
-            dv_bench_rmtree(dir);
-            return NULL;
+        double job_loop = 0;
+        char job_sha[DV_SHA256_HEX] = "", cli_sha[DV_SHA256_HEX];
+        double job =
+            cli < 0 ? -1 : train_job(drover, &cluster, csv, &job_loop, job_sha);
+        if (cli < 0 || job < 0) {
+            failed = true;
+            break;
         }
         tf->cli_s = cli < tf->cli_s ? cli : tf->cli_s;
         tf->cli_epochs = e;
-        tf->same_bytes =
-            tf->same_bytes && e == c.epochs && same_model_bytes(m, model_path);
+        tf->job_s = job < tf->job_s ? job : tf->job_s;
+        tf->job_loop_s = job_loop < tf->job_loop_s ? job_loop : tf->job_loop_s;
+        file_sha256(model_path, cli_sha);
+        tf->same_bytes = tf->same_bytes && e == c.epochs &&
+                         same_model_bytes(m, model_path) &&
+                         strcmp(cli_sha, job_sha) == 0;
         printf("  round %d: in-process %.2f s (epochs %.2f s), drover local "
-               "train %.2f s\n",
-               r + 1, whole, loop, cli);
+               "train %.2f s, train job %.2f s (epochs %.2f s)\n",
+               r + 1, whole, loop, cli, job, job_loop);
     }
     tf->load_after = dv_bench_load_1m();
+    cluster_stop(&cluster);
     dv_bench_rmtree(dir);
+    if (failed) {
+        dv_model_destroy(&model);
+        dv_dataset_destroy(&ds);
+        return NULL;
+    }
     *ds_out = ds;
     return model;
 }
@@ -372,15 +539,17 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--bin-dir") == 0 && i + 1 < argc) {
             snprintf(bin_dir, sizeof bin_dir, "%s", argv[++i]);
         } else {
-            fprintf(stderr,
-                    "usage: dv-bench-ml [--out FILE] [--threads N] "
-                    "[--rounds N] [--bin-dir DIR]\n"
-                    "  --threads  OpenBLAS threads, in-process and for "
-                    "drover (default: all cores)\n"
-                    "  --rounds   training runs of each kind, alternating; "
-                    "the best counts (3)\n"
-                    "  --bin-dir  where drover is (default: this program's "
-                    "folder)\n");
+            fprintf(
+                stderr,
+                "usage: dv-bench-ml [--out FILE] [--threads N] "
+                "[--rounds N] [--bin-dir DIR]\n"
+                "  --threads  OpenBLAS threads, in-process and for "
+                "drover (default: all cores)\n"
+                "  --rounds   training runs of each kind, alternating; "
+                "the best counts (3)\n"
+                "  --bin-dir  where drover, drover-broker and drover-worker "
+                "are (default: this program's "
+                "folder)\n");
             return 2;
         }
     }
@@ -403,7 +572,7 @@ main(int argc, char **argv)
 
     train_figures_t tf;
     dv_dataset_t *ds = NULL;
-    dv_model_t *model = bench_training(drover, threads, rounds, &tf, &ds);
+    dv_model_t *model = bench_training(bin_dir, threads, rounds, &tf, &ds);
     if (!model) {
         return 1;
     }
@@ -415,6 +584,7 @@ main(int argc, char **argv)
     double inproc_rate = samples / tf.inproc_s;
     double loop_rate = samples / tf.loop_s;
     double cli_rate = (double)N_ROWS * tf.cli_epochs / tf.cli_s;
+    double job_rate = samples / tf.job_loop_s;
     double loop_gflops = loop_rate * train_flops / 1e9;
     double ratio = cli_rate / inproc_rate;
     printf("mlp 256-512-256-10 train (Adam, batch 256, %d epochs), best of "
@@ -428,12 +598,18 @@ main(int argc, char **argv)
            "sgemm; train acc %.3f\n",
            loop_rate, loop_gflops, loop_gflops / gemm_square,
            model->meta.train_metrics.accuracy);
-    printf("  drover local train:  %8.0f samples/s (%.2f s); same model "
-           "bytes: %s\n",
-           cli_rate, tf.cli_s, tf.same_bytes ? "yes" : "NO");
+    printf("  drover local train:  %8.0f samples/s (%.2f s)\n", cli_rate,
+           tf.cli_s);
+    printf("  train job, epochs:   %8.0f samples/s (%.2f s; the whole job "
+           "%.2f s); same model bytes, all three: %s\n",
+           job_rate, tf.job_loop_s, tf.job_s, tf.same_bytes ? "yes" : "NO");
     printf("  ratio drover local train / in-process: %.2f (goal >= 0.9: %s); "
            "/ epoch loop alone: %.2f\n",
            ratio, ratio >= 0.9 ? "met" : "NOT met", cli_rate / loop_rate);
+    printf("  ratio train job epochs / in-process epoch loop: %.2f (goal >= "
+           "0.9: %s)\n",
+           job_rate / loop_rate,
+           job_rate >= 0.9 * loop_rate ? "met" : "NOT met");
 
     static const size_t batches[] = {1, 32, 256, 4096};
     double infer[4];
@@ -474,15 +650,17 @@ main(int argc, char **argv)
             "    \"inprocess_s\": %.3f, \"inprocess_samples_per_s\": %.0f, "
             "\"setup_s\": %.3f, \"final_pass_s\": %.3f,\n"
             "    \"loop_s\": %.3f, \"loop_samples_per_s\": %.0f,\n"
-            "    \"cli_s\": %.3f, \"cli_samples_per_s\": %.0f, "
-            "\"same_model_bytes\": %s,\n"
+            "    \"cli_s\": %.3f, \"cli_samples_per_s\": %.0f,\n"
+            "    \"job_s\": %.3f, \"job_loop_s\": %.3f, "
+            "\"job_loop_samples_per_s\": %.0f, \"same_model_bytes\": %s,\n"
             "    \"ratio_cli_to_inprocess\": %.3f, "
-            "\"ratio_cli_to_loop\": %.3f},\n"
+            "\"ratio_cli_to_loop\": %.3f, \"ratio_job_loop_to_loop\": %.3f},\n"
             "  \"inference\": [\n",
             N_ROWS, N_FEATURES, N_EPOCHS, rounds, tf.load_before, tf.load_after,
             tf.csv_bytes, tf.parse_s, tf.inproc_s, inproc_rate, tf.setup_s,
-            tf.final_s, tf.loop_s, loop_rate, tf.cli_s, cli_rate,
-            tf.same_bytes ? "true" : "false", ratio, cli_rate / loop_rate);
+            tf.final_s, tf.loop_s, loop_rate, tf.cli_s, cli_rate, tf.job_s,
+            tf.job_loop_s, job_rate, tf.same_bytes ? "true" : "false", ratio,
+            cli_rate / loop_rate, job_rate / loop_rate);
     for (int i = 0; i < 4; i++) {
         fprintf(f,
                 "    {\"batch\": %zu, \"rows_per_s\": %.0f, \"gflops\": %.2f, "
