@@ -525,7 +525,10 @@ int
 main(int argc, char **argv)
 {
     const char *out_path = "bench/results/ml.json";
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    // As `drover local`: --threads, else DROVER_THREADS, else every core.
+    const char *env_threads = getenv("DROVER_THREADS");
+    int threads =
+        env_threads ? atoi(env_threads) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     int rounds = 3;
     char bin_dir[PATH_MAX];
     own_dir(bin_dir, sizeof bin_dir);
@@ -544,7 +547,7 @@ main(int argc, char **argv)
                 "usage: dv-bench-ml [--out FILE] [--threads N] "
                 "[--rounds N] [--bin-dir DIR]\n"
                 "  --threads  OpenBLAS threads, in-process and for "
-                "drover (default: all cores)\n"
+                "drover (default: DROVER_THREADS, else all cores)\n"
                 "  --rounds   training runs of each kind, alternating; "
                 "the best counts (3)\n"
                 "  --bin-dir  where drover, drover-broker and drover-worker "
