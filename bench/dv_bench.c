@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,115 @@ dv_bench_reap(dv_bench_proc_t *p)
     close(p->out);
     p->pid = 0;
     p->out = -1;
+}
+
+int
+dv_bench_run(const char *bin,
+             const char *const *args,
+             double timeout_s,
+             char *out,
+             size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    dv_bench_proc_t p = dv_bench_spawn(bin, args);
+    if (!p.pid) {
+        close(p.out);
+        return -1;
+    }
+    double end = dv_bench_now_s() + timeout_s;
+    bool eof = false;
+    while (!eof && dv_bench_now_s() < end) {
+        struct pollfd pf = {p.out, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) {
+            continue;
+        }
+        char buf[4096];
+        ssize_t got = read(p.out, buf, sizeof buf);
+        eof = got <= 0;
+        for (ssize_t i = 0; i < got && n + 1 < size; i++) {
+            out[n++] = buf[i];
+        }
+        out[n] = '\0';
+    }
+    if (!eof) { // out of time: stop it by its PID
+        dv_bench_reap(&p);
+        return -1;
+    }
+    int status = 0;
+    pid_t done = waitpid(p.pid, &status, 0);
+    close(p.out);
+    return done == p.pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Fixed-point text with 5 decimals, written by hand: fprintf("%f") of 20M
+// values would take seconds of a benchmark's time.
+static char *
+put_fixed5(char *p, float v)
+{
+    long long q = llround((double)v * 1e5);
+    if (q < 0) {
+        *p++ = '-';
+        q = -q;
+    }
+    char digits[24];
+    int k = 0;
+    for (long long ip = q / 100000; k == 0 || ip > 0; ip /= 10) {
+        digits[k++] = (char)('0' + ip % 10);
+    }
+    while (k > 0) {
+        *p++ = digits[--k];
+    }
+    *p++ = '.';
+    long long frac = q % 100000;
+    for (long long d = 10000; d > 0; d /= 10) {
+        *p++ = (char)('0' + frac / d % 10);
+    }
+    return p;
+}
+
+int
+dv_bench_write_csv(const dv_dataset_t *ds, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        return -1;
+    }
+    for (size_t j = 0; j < ds->n_features; j++) {
+        fprintf(f, "%s,", ds->feature_names[j]);
+    }
+    fprintf(f, "%s\n", ds->target_name);
+    // One line at a time: 5 decimals, and at most 7 digits before the
+    // point (|v| < 1e4 is what dv_bench_teacher_data makes), 16 bytes each.
+    char *line = dv_malloc(ds->n_features * 16 + 64);
+    for (size_t i = 0; i < ds->n_rows; i++) {
+        char *p = line;
+        const float *row = ds->x->data + i * ds->n_features;
+        for (size_t j = 0; j < ds->n_features; j++) {
+            dv_assert(fabsf(row[j]) < 1e4f);
+            p = put_fixed5(p, row[j]);
+            *p++ = ',';
+        }
+        fwrite(line, 1, (size_t)(p - line), f);
+        fprintf(f, "%s\n", ds->target_text[i]);
+    }
+    free(line);
+    int rc = ferror(f) ? -1 : 0;
+    return fclose(f) != 0 ? -1 : rc;
+}
+
+double
+dv_bench_load_1m(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) {
+            load = -1;
+        }
+        fclose(f);
+    }
+    return load;
 }
 
 static int

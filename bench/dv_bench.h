@@ -48,6 +48,27 @@ int dv_bench_ready(dv_bench_proc_t *p, char *rest, size_t size);
 // on a process not running.
 void dv_bench_reap(dv_bench_proc_t *p);
 
+// Run bin with args (NULL-terminated, at most 22) to its end, its stdout
+// into out (NUL-terminated, cut at size - 1 bytes), stderr inherited. A run
+// past timeout_s is stopped (dv_bench_reap) and counts as failed. Returns
+// its exit status (0..255), or -1 when it did not start, was killed or ran
+// out of time.
+int dv_bench_run(const char *bin,
+                 const char *const *args,
+                 double timeout_s,
+                 char *out,
+                 size_t size);
+
+// Write ds as CSV to path: a header of its feature names and target name,
+// then one line per row, features with 5 decimals (the generated data's
+// values are within +-1e4) and the target's text. Returns 0, or -1 with
+// errno set when the file cannot be written.
+int dv_bench_write_csv(const dv_dataset_t *ds, const char *path);
+
+// 1-minute load average (/proc/loadavg), -1 when unknown: benchmarks print it
+// so figures taken on a busy machine are read as such.
+double dv_bench_load_1m(void);
+
 // Remove dir and everything below it (a benchmark's mkdtemp folder).
 void dv_bench_rmtree(const char *dir);
 

@@ -10,13 +10,15 @@
 //
 // Numbers go through strtod (the C locale: the programs never call
 // setlocale), on a NUL-terminated copy of the field, so parsing never reads
-// past the caller's buffer. Hex floats, "nan" and "inf" are refused in
+// past the caller's buffer, after a fast path for plain decimals that gives
+// the same doubles (parse_decimal). Hex floats, "nan" and "inf" are refused in
 // features; values beyond float32 range are refused rather than becoming Inf.
 #include "dv_csv.h"
 
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,9 +147,60 @@ typedef enum {
     NUM_NONFINITE // nan/inf text, or beyond float32 range
 } num_kind_t;
 
+// 10^0 .. 10^22: the powers of ten a double holds exactly.
+static const double s_pow10[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+// Plain decimals, [+-]digits[.digits], the bulk of any numeric CSV: with
+// the digits as an integer m <= 2^53 and k <= 22 of them after the point,
+// m and 10^k are exact doubles and one IEEE division rounds m / 10^k
+// correctly (Clinger's fast path, PLDI 1990), the value glibc's correctly
+// rounded strtod returns, sign of zero included. strtod spent ~40% of a
+// large file's parse (perf of `drover local train` on 80,000 x 256). False
+// for anything else (exponents, more digits, blanks, text): strtod decides.
+static bool
+parse_decimal(const char *s, size_t len, double *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (len > 0 && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    uint64_t m = 0;
+    size_t digits = 0, decimals = 0;
+    bool point = false;
+    for (; i < len; i++) {
+        char ch = s[i];
+        if (ch >= '0' && ch <= '9') {
+            if (digits == 19) {
+                return false; // m could overflow 64 bits
+            }
+            m = m * 10 + (uint64_t)(ch - '0');
+            digits++;
+            decimals += point;
+        } else if (ch == '.' && !point) {
+            point = true;
+        } else {
+            return false;
+        }
+    }
+    if (digits == 0 || m > ((uint64_t)1 << 53) || decimals > 22) {
+        return false;
+    }
+    double v = (double)m / s_pow10[decimals];
+    *out = neg ? -v : v;
+    return true;
+}
+
 static num_kind_t
 parse_number(const char *s, size_t len, double *out)
 {
+    if (parse_decimal(s, len, out)) {
+        return NUM_OK; // below 2^53 in magnitude: finite float32 range
+    }
     if (len == 0 || memchr(s, 'x', len) || memchr(s, 'X', len)) {
         return NUM_NOT; // strtod would take hex floats; CSV data never has them
     }

@@ -394,6 +394,104 @@ test_mutations_never_crash(void)
     DV_CHECK(refused > 500);
 }
 
+// Random number text: sign or not, 0..21 integer digits (leading zeros
+// too), a point or not, 0..25 decimals, sometimes an exponent (within
+// float32 range); the
+// boundaries of the decimal fast path (2^53, 19 digits, 22 decimals) too.
+static void
+random_number(dv_rng_t *rng, char *buf, size_t size)
+{
+    static const char *edges[] = {
+        "9007199254740992",
+        "9007199254740993",
+        "-9007199254740993",
+        "900719925474099.3",
+        "0.0000000000000000000001",
+        "0.00000000000000000000001",
+        "1234567890123456789",
+        "12345678901234567890",
+        "-0",
+        "-0.0",
+        "+0",
+        ".5",
+        "5.",
+        "+.5",
+        "-.000",
+        "0.1",
+        "0.3",
+        "2.675",
+        "1e22",
+        "1.5e-7",
+        "-00012.34500",
+    };
+    if (dv_rng_below(rng, 8) == 0) {
+        snprintf(buf, size, "%s",
+                 edges[dv_rng_below(rng, sizeof edges / sizeof *edges)]);
+        return;
+    }
+    size_t n = 0;
+    uint64_t sign = dv_rng_below(rng, 3);
+    if (sign) {
+        buf[n++] = sign == 1 ? '-' : '+';
+    }
+    size_t int_digits = (size_t)dv_rng_below(rng, 22);
+    size_t decimals = (size_t)dv_rng_below(rng, 26);
+    for (size_t i = 0; i < int_digits; i++) {
+        buf[n++] = (char)('0' + dv_rng_below(rng, 10));
+    }
+    if (decimals || int_digits == 0) {
+        buf[n++] = '.';
+    }
+    for (size_t i = 0; i < decimals || (i == 0 && int_digits == 0); i++) {
+        buf[n++] = (char)('0' + dv_rng_below(rng, 10));
+    }
+    if (int_digits <= 10 && dv_rng_below(rng, 10) == 0) { // < 1e31
+        n += (size_t)snprintf(buf + n, size - n, "e%d",
+                              (int)dv_rng_below(rng, 41) - 20);
+    }
+    buf[n] = '\0';
+}
+
+static void
+test_numbers_as_strtod(void)
+{
+    // Every cell goes through the parser; the target keeps its double, so
+    // it must be bit for bit what strtod gives (the decimal fast path and
+    // strtod must agree, -0 included), and features its float.
+    enum { ROWS = 20000 };
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 7);
+    size_t cap = (size_t)ROWS * 128 + 64, len = 0;
+    char *text = malloc(cap);
+    char(*cells)[64] = malloc(sizeof *cells * ROWS);
+    len += (size_t)snprintf(text, cap, "a,target\n");
+    for (size_t i = 0; i < ROWS; i++) {
+        random_number(&rng, cells[i], sizeof cells[i]);
+        len += (size_t)snprintf(text + len, cap - len, "%s,%s\n", cells[i],
+                                cells[i]);
+    }
+    dv_dataset_t *ds = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_RC(dv_csv_parse(&ds, text, len, NULL, &err), 0, &err);
+    size_t bad = ROWS;
+    for (size_t i = 0; ds && i < ROWS && bad == ROWS; i++) {
+        double want = strtod(cells[i], NULL);
+        float got = *dv_tensor_at(ds->x, i, 0), want_f = (float)want;
+        if (memcmp(&ds->target_value[i], &want, sizeof want) != 0 ||
+            memcmp(&got, &want_f, sizeof got) != 0) {
+            bad = i;
+        }
+    }
+    if (bad < ROWS) {
+        fprintf(stderr, "  '%s' parsed as %.17g, strtod says %.17g\n",
+                cells[bad], ds->target_value[bad], strtod(cells[bad], NULL));
+    }
+    dv_dataset_destroy(&ds);
+    free(text);
+    free(cells);
+    DV_CHECK_EQ(bad, (size_t)ROWS);
+}
+
 static const dv_test_case_t cases[] = {
     {"iris_train loads with its checksum", test_iris_train},
     {"bundled data set shapes", test_bundled_shapes},
@@ -402,6 +500,7 @@ static const dv_test_case_t cases[] = {
     {"quoting, BOM, CRLF, blank lines", test_quoting_and_line_ends},
     {"numeric and text targets", test_numeric_target_flags},
     {"bad inputs give exact codes", test_bad_inputs},
+    {"numbers read exactly as strtod reads them", test_numbers_as_strtod},
     {"too many columns", test_too_many_columns},
     {"column names longer than a model stores", test_long_column_name},
     {"file errors name the file", test_file_errors},
