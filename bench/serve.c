@@ -784,9 +784,11 @@ main(int argc, char **argv)
            ECHO_BYTES, echo.p50, echo.p99);
     for (int mi = 0; mi < N_MODELS; mi++) {
         printf("%s, 1 row one at a time: p50 %.0f us, p99 %.0f us (%.2f x "
-               "echo p50)\n",
+               "echo p50; %.0f us over echo, the kernel alone on one row: "
+               "%.0f us)\n",
                models[mi].label, idle[mi].p50, idle[mi].p99,
-               idle[mi].p50 / echo.p50);
+               idle[mi].p50 / echo.p50, idle[mi].p50 - echo.p50,
+               models[mi].kernel_1[0] > 0 ? 1e6 / models[mi].kernel_1[0] : 0);
     }
     printf("\ngoals (issue 14, %s):\n", mlp->label);
     printf("  256-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[0],
@@ -794,7 +796,7 @@ main(int argc, char **argv)
     printf("  4096-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[1],
            GOAL_BULK, verdict(bulk[1] >= GOAL_BULK));
     bool small_met_k[2] = {true, true}; // one per message, submit_many
-    for (int k = 0; k < 4; k++) { // 8 and 32 producers, one / many
+    for (int k = 0; k < 4; k++) {       // 8 and 32 producers, one / many
         const cell_t *c = k < 2 ? &grid[0][0][k + 1] : &many[0][0][k - 2];
         double x = c->rows_s / mlp->kernel[3];
         bool met = x >= GOAL_SMALL && c->p99 <= GOAL_SMALL_P99;
