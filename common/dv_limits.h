@@ -158,4 +158,9 @@
 // so 256 fit DV_MAX_HEADER_BYTES with room for long names and keys.
 #define DV_MAX_SUBMIT_MANY 256
 
+// Scratch a compute thread keeps between predictions (dv_model.c): 256
+// rows of a model 2,048 wide in all — a bigger model's call allocates its
+// own, so a thread does not keep a rare giant's memory for good.
+#define DV_MAX_PREDICT_SCRATCH ((size_t)8 << 20)
+
 #endif

@@ -5,7 +5,9 @@
 // bias and activation fused into one pass over the output. Memory is bounded
 // by the block, not by the input, so a huge request cannot balloon a worker.
 // A model is never written after training or loading, so many threads may
-// predict on one model at once (each call owns its scratch buffers).
+// predict on one model at once: each thread has its own scratch, kept from
+// call to call (a worker's compute thread predicts batch after batch) up to
+// DV_MAX_PREDICT_SCRATCH bytes; a call needing more allocates its own.
 #include "dv_model.h"
 
 #include <math.h>
@@ -18,6 +20,35 @@
 // Rows per inference block: 256 rows of a 512-wide layer is 512 KiB of
 // activations per buffer, cache-friendly while keeping sgemm efficient.
 #define PREDICT_BLOCK 256
+
+// This thread's prediction scratch (floats), reused across calls.
+static _Thread_local float *s_scratch;
+static _Thread_local size_t s_scratch_n;
+
+// n floats for one prediction: the thread's scratch when it is (or may
+// grow) within DV_MAX_PREDICT_SCRATCH bytes, else a buffer of its own.
+// Give it back with scratch_give.
+static float *
+scratch_take(size_t n)
+{
+    if (n * sizeof(float) > DV_MAX_PREDICT_SCRATCH) {
+        return dv_malloc(n * sizeof(float));
+    }
+    if (n > s_scratch_n) {
+        free(s_scratch);
+        s_scratch = dv_malloc(n * sizeof(float));
+        s_scratch_n = n;
+    }
+    return s_scratch;
+}
+
+static void
+scratch_give(float *p)
+{
+    if (p != s_scratch) {
+        free(p);
+    }
+}
 
 static const char *s_algo_names[] = {
 #define XX(name, text) text,
@@ -423,11 +454,13 @@ dv_model_predict(const dv_model_t *self,
     }
     const dv_layer_t *last = &self->layers[self->n_layers - 1];
     // Buffers for one block, no bigger than the input: small requests (one
-    // row) stay small and never hit mmap-sized allocations.
+    // row) stay small and never hit mmap-sized allocations. One block of
+    // floats holds all three: the thread's own, or this call's.
     size_t block = x->rows < PREDICT_BLOCK ? x->rows : PREDICT_BLOCK;
-    float *in = dv_malloc(block * self->n_features * sizeof(float));
-    float *scratch = dv_malloc(2 * block * widest * sizeof(float));
-    float *raw = dv_malloc(block * last->n_out * sizeof(float));
+    size_t n_in = block * self->n_features, n_scratch = 2 * block * widest;
+    size_t need = n_in + n_scratch + block * last->n_out;
+    float *mine = scratch_take(need);
+    float *in = mine, *scratch = mine + n_in, *raw = scratch + n_scratch;
     const float *off = self->scaler->offset, *sc = self->scaler->scale;
     for (size_t r0 = 0; r0 < x->rows; r0 += block) {
         size_t rows = x->rows - r0 < block ? x->rows - r0 : block;
@@ -453,9 +486,7 @@ dv_model_predict(const dv_model_t *self,
             memcpy(o, raw, rows * n_out * sizeof(float));
         }
     }
-    free(in);
-    free(scratch);
-    free(raw);
+    scratch_give(mine);
     *out = result;
     return 0;
 }
