@@ -1,0 +1,508 @@
+// dv_worker_cache — the models and data sets a worker holds: LRU caches
+// within their memory budgets, fetches from the broker (checked against
+// the SHA-256 the job names), loads on the pool; a task starts once what
+// it needs is here (wk_task_go). See dv_worker_int.h.
+#include "dv_worker_int.h"
+
+// ------------------------------------------------------------ model cache
+
+cached_t *
+wk_cache_find(cached_t *list, const char *key)
+{
+    for (cached_t *c = list; c; c = c->next) {
+        if (strcmp(c->key, key) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+void
+wk_cached_free(cached_t *c)
+{
+    dv_model_destroy(&c->model);
+    free(c->data);
+    free(c);
+}
+
+// Evict idle entries of one cache (models or data sets), least recently
+// used first, while over its budget.
+static void
+trim_list(cached_t **list, size_t *bytes, size_t budget, const char *what)
+{
+    while (*bytes > budget) {
+        cached_t **victim = NULL;
+        for (cached_t **p = list; *p; p = &(*p)->next) {
+            if ((*p)->refs == 0 && (!victim || (*p)->used < (*victim)->used)) {
+                victim = p;
+            }
+        }
+        if (!victim) {
+            return; // everything is in use: over budget until tasks end
+        }
+        cached_t *c = *victim;
+        *victim = c->next;
+        *bytes -= c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "%s %s evicted (cache over %zu MiB)",
+               what, c->key, budget >> 20);
+        wk_cached_free(c);
+    }
+}
+
+void
+wk_cache_trim(dv_worker_t *self)
+{
+    trim_list(&self->cache, &self->cached_bytes, self->model_budget, "model");
+    trim_list(&self->dcache, &self->data_bytes, self->data_budget, "data set");
+}
+
+// The model for key arrived (c) or could not be had (c NULL, code/text):
+// start or fail every task waiting for it.
+static void
+release_waiting(
+    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+{
+    task_t **p = &self->waiting;
+    while (*p) {
+        task_t *t = *p;
+        if (strcmp(t->key, key) != 0) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
+            wk_task_start(self, t, c);
+        } else {
+            wk_send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
+                           c ? "the model file's checksum is not the one the "
+                               "job names"
+                             : text);
+            wk_task_end(self, t);
+        }
+    }
+}
+
+void
+wk_start_fetch(dv_worker_t *self, const task_t *t)
+{
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (strcmp(f->key, t->key) == 0) {
+            return; // already on its way
+        }
+    }
+    fetch_t *f = dv_calloc(1, sizeof *f);
+    f->rid = ++self->next_rid;
+    snprintf(f->key, sizeof f->key, "%s", t->key);
+    snprintf(f->name, sizeof f->name, "%s", t->name);
+    f->version = t->version;
+    f->next = self->fetches;
+    self->fetches = f;
+    wk_send_fetch(self, f);
+}
+
+static fetch_t *
+find_fetch(dv_worker_t *self, uint64_t rid)
+{
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (f->rid == rid) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void
+drop_fetch(dv_worker_t *self, fetch_t *f)
+{
+    for (fetch_t **p = &self->fetches; *p; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    }
+    free(f->buf);
+    free(f);
+}
+
+// A model file being verified and decoded on the pool (a large model takes
+// long enough to starve heartbeats if the loop thread did it).
+typedef struct {
+    uv_work_t work;                  // pool request
+    dv_worker_t *owner;              // the worker
+    fetch_t *fetch;                  // what it answers (owned)
+    uint8_t *file;                   // the .drvm bytes (owned)
+    size_t len;                      //
+    uint8_t sha256[DV_SHA256_BYTES]; // the broker's checksum
+    dv_model_t *model;               // result
+    int rc;                          //
+    dv_error_t err;                  //
+} load_t;
+
+static void
+work_load(uv_work_t *req)
+{
+    load_t *l = req->data;
+    uint8_t got[DV_SHA256_BYTES];
+    dv_sha256(l->file, l->len, got);
+    if (memcmp(got, l->sha256, sizeof got) != 0) {
+        l->rc = dv_errorf(&l->err, DV_ECHECKSUM,
+                          "model %s: the file's SHA-256 does not match the "
+                          "broker's (damaged in transit)",
+                          l->fetch->key);
+        return;
+    }
+    l->rc = dv_model_decode(&l->model, l->file, l->len, &l->err);
+}
+
+static void
+after_load(uv_work_t *req, int status)
+{
+    load_t *l = req->data;
+    dv_worker_t *self = l->owner;
+    if (status != 0 && l->rc == 0) {
+        l->rc = dv_errorf(&l->err, DV_ECANCELED, "model load cancelled");
+        dv_model_destroy(&l->model);
+    }
+    cached_t *c = NULL;
+    if (l->rc == 0) {
+        c = dv_calloc(1, sizeof *c);
+        snprintf(c->key, sizeof c->key, "%s", l->fetch->key);
+        memcpy(c->sha256, l->sha256, sizeof c->sha256);
+        c->model = l->model;
+        c->bytes = l->len;
+        c->used = ++self->tick;
+        c->next = self->cache;
+        self->cache = c;
+        self->cached_bytes += c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "model %s loaded (%zu bytes)", c->key,
+               c->bytes);
+    } else {
+        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", l->fetch->key,
+               l->err.text);
+    }
+    release_waiting(self, l->fetch->key, c, l->rc, l->err.text);
+    if (c) {
+        wk_cache_trim(self); // after its tasks took their refs
+        if (self->watch) {
+            wk_send_heartbeat(self); // the broker learns at once what we hold
+        }
+    }
+    self->loading--;
+    drop_fetch(self, l->fetch);
+    free(l->file);
+    free(l);
+}
+
+void
+wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
+{
+    fetch_t *f = find_fetch(self, dv_msg_rid(m));
+    if (!f || f->loading) {
+        return; // an answer to a fetch we gave up on, or a duplicate
+    }
+    dv_error_t err = {0};
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    const dv_frame_t *file = dv_msg_frame(m, 1);
+    int rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err);
+    if (rc == 0 && !file) {
+        rc = dv_errorf(&err, DV_EFORMAT, "model_data without a file frame");
+    }
+    load_t *l = NULL;
+    if (rc == 0) {
+        l = dv_calloc(1, sizeof *l);
+        l->owner = self;
+        l->fetch = f;
+        l->file = dv_try_malloc(file->len ? file->len : 1, 1);
+        if (!l->file) {
+            rc = dv_errorf(&err, DV_ENOMEM,
+                           "model %s: no memory for %zu "
+                           "bytes",
+                           f->key, file->len);
+            free(l);
+            l = NULL;
+        }
+    }
+    if (rc == 0) {
+        memcpy(l->file, file->data, file->len);
+        l->len = file->len;
+        memcpy(l->sha256, sum, sizeof l->sha256);
+        l->work.data = l;
+        f->loading = true;
+        self->loading++;
+        if (uv_queue_work(&self->loop, &l->work, work_load, after_load) != 0) {
+            self->loading--;
+            f->loading = false;
+            rc = dv_errorf(&err, DV_EIO, "cannot queue the model load");
+            free(l->file);
+            free(l);
+        }
+    }
+    if (rc) {
+        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", f->key,
+               err.text);
+        release_waiting(self, f->key, NULL, rc, err.text);
+        drop_fetch(self, f);
+    }
+}
+
+// ------------------------------------------------------------ data sets
+// A train or evaluate job on a stored data set names it; the CSV comes
+// from the data cache or is fetched from the broker in chunks
+// (fetch_dataset / dataset_data, one chunk in flight), checked against the
+// SHA-256 the job names on the pool, then kept (LRU, --data-memory) for the
+// next job on it. Tasks wait in waiting_data meanwhile.
+
+// The data set t waits for: the first it names that is not here yet.
+static dsref_t *
+waited_ref(task_t *t)
+{
+    for (size_t i = 0; i < 2; i++) {
+        if (t->ds[i].key[0] && !t->ds[i].entry) {
+            return &t->ds[i];
+        }
+    }
+    return NULL;
+}
+
+// The data set for key arrived (c) or could not be had (c NULL,
+// code/text): go on with or fail every task waiting for it.
+static void
+release_waiting_data(
+    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+{
+    task_t **p = &self->waiting_data;
+    while (*p) {
+        task_t *t = *p;
+        dsref_t *r = waited_ref(t);
+        if (!r || strcmp(r->key, key) != 0) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        t->next = NULL;
+        if (c && memcmp(c->sha256, r->sha256, DV_SHA256_BYTES) == 0) {
+            r->entry = c;
+            c->refs++;
+            c->used = ++self->tick;
+            wk_task_go(self, t);
+        } else {
+            wk_send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
+                           c ? "the data set's checksum is not the one the job "
+                               "names"
+                             : text);
+            wk_task_end(self, t);
+        }
+    }
+}
+
+static void
+start_dataset_fetch(dv_worker_t *self, const dsref_t *r)
+{
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        if (f->dataset && strcmp(f->key, r->key) == 0) {
+            return; // already on its way
+        }
+    }
+    fetch_t *f = dv_calloc(1, sizeof *f);
+    f->rid = ++self->next_rid;
+    f->dataset = true;
+    snprintf(f->key, sizeof f->key, "%s", r->key);
+    snprintf(f->name, sizeof f->name, "%s", r->name);
+    f->version = r->version;
+    memcpy(f->sha256, r->sha256, sizeof f->sha256);
+    f->total = r->bytes;
+    f->next = self->fetches;
+    self->fetches = f;
+    dv_log(DV_LOG_INFO, "worker", "fetching data set %s (%" PRIu64 " bytes)",
+           f->key, f->total);
+    wk_send_fetch(self, f);
+}
+
+// A complete data set being checked against its SHA-256 on the pool.
+typedef struct {
+    uv_work_t work;     // pool request
+    dv_worker_t *owner; //
+    fetch_t *fetch;     // what it completes
+    int rc;             //
+    dv_error_t err;     //
+} dsload_t;
+
+static void
+work_dsload(uv_work_t *req)
+{
+    dsload_t *l = req->data;
+    uint8_t got[DV_SHA256_BYTES];
+    dv_sha256(l->fetch->buf, (size_t)l->fetch->total, got);
+    if (memcmp(got, l->fetch->sha256, sizeof got) != 0) {
+        l->rc = dv_errorf(&l->err, DV_ECHECKSUM,
+                          "data set %s: the bytes' SHA-256 does not match "
+                          "the job's (changed or damaged in transit)",
+                          l->fetch->key);
+    }
+}
+
+static void
+after_dsload(uv_work_t *req, int status)
+{
+    dsload_t *l = req->data;
+    dv_worker_t *self = l->owner;
+    fetch_t *f = l->fetch;
+    if (status != 0 && l->rc == 0) {
+        l->rc = dv_errorf(&l->err, DV_ECANCELED, "data set load cancelled");
+    }
+    cached_t *c = NULL;
+    if (l->rc == 0) {
+        c = dv_calloc(1, sizeof *c);
+        snprintf(c->key, sizeof c->key, "%s", f->key);
+        memcpy(c->sha256, f->sha256, sizeof c->sha256);
+        c->data = f->buf; // moves
+        f->buf = NULL;
+        c->bytes = (size_t)f->total;
+        c->used = ++self->tick;
+        c->next = self->dcache; // first: found before an older namesake
+        self->dcache = c;
+        self->data_bytes += c->bytes;
+        dv_log(DV_LOG_INFO, "worker", "data set %s cached (%zu bytes)", c->key,
+               c->bytes);
+    } else {
+        dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
+               l->err.text);
+    }
+    release_waiting_data(self, f->key, c, l->rc, l->err.text);
+    wk_cache_trim(self); // after its tasks took their refs
+    self->loading--;
+    drop_fetch(self, f);
+    free(l);
+}
+
+// dataset_data {name, version, sha256, bytes, offset} + frame 1: the next
+// chunk of a data set we fetch.
+void
+wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
+{
+    fetch_t *f = find_fetch(self, dv_msg_rid(m));
+    if (!f || !f->dataset || f->loading) {
+        return; // an answer to a fetch we gave up on
+    }
+    dv_error_t err = {0};
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    uint64_t bytes = 0, offset = 0;
+    const dv_frame_t *chunk = dv_msg_frame(m, 1);
+    int rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err);
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "bytes", &bytes, &err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "offset", &offset, &err);
+    }
+    if (rc == 0 && offset != f->got) {
+        return; // a duplicate of a chunk we have (resent on reconnect)
+    }
+    if (rc == 0 &&
+        (bytes != f->total || memcmp(sum, f->sha256, DV_SHA256_BYTES) != 0)) {
+        rc = dv_errorf(&err, DV_ECHECKSUM,
+                       "data set %s is not the one the job names (changed "
+                       "since it was submitted?)",
+                       f->key);
+    }
+    if (rc == 0 && (!chunk || (chunk->len == 0 && f->total > 0) ||
+                    chunk->len > f->total - f->got)) {
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "dataset_data: a chunk of %zu bytes at %" PRIu64
+                       " does not fit a data set of %" PRIu64,
+                       chunk ? chunk->len : 0, offset, f->total);
+    }
+    if (rc == 0 && !f->buf) {
+        f->buf = dv_try_malloc(f->total ? (size_t)f->total : 1, 1);
+        if (!f->buf) {
+            rc = dv_errorf(&err, DV_ENOMEM,
+                           "data set %s: no memory for %" PRIu64 " bytes",
+                           f->key, f->total);
+        }
+    }
+    if (rc == 0) {
+        if (chunk->len) {
+            memcpy(f->buf + f->got, chunk->data, chunk->len);
+        }
+        f->got += chunk->len;
+        if (f->got < f->total) {
+            wk_send_fetch(self, f); // the next chunk
+            return;
+        }
+        dsload_t *l = dv_calloc(1, sizeof *l);
+        l->owner = self;
+        l->fetch = f;
+        l->work.data = l;
+        f->loading = true;
+        self->loading++;
+        if (uv_queue_work(&self->loop, &l->work, work_dsload, after_dsload) ==
+            0) {
+            return;
+        }
+        self->loading--;
+        f->loading = false;
+        free(l);
+        rc = dv_errorf(&err, DV_EIO, "cannot queue the data set check");
+    }
+    dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
+           err.text);
+    release_waiting_data(self, f->key, NULL, rc, err.text);
+    drop_fetch(self, f);
+}
+
+// Start t, or park it until what it needs is here: its data set (train,
+// evaluate on a stored one), then its model (infer, evaluate).
+void
+wk_task_go(dv_worker_t *self, task_t *t)
+{
+    dsref_t *r;
+    while ((r = waited_ref(t)) != NULL) {
+        cached_t *d = wk_cache_find(self->dcache, r->key);
+        if (!d || memcmp(d->sha256, r->sha256, DV_SHA256_BYTES) != 0) {
+            t->next = self->waiting_data;
+            self->waiting_data = t;
+            start_dataset_fetch(self, r);
+            return;
+        }
+        r->entry = d;
+        d->refs++;
+        d->used = ++self->tick;
+    }
+    if (t->train) {
+        t->work.data = t;
+        if (uv_queue_work(&self->loop, &t->work, wk_work_train,
+                          wk_after_train)) {
+            wk_send_failed(self, t->job, t->attempt, DV_EIO,
+                           "cannot start the job");
+            wk_task_end(self, t);
+        }
+        return;
+    }
+    cached_t *c = wk_cache_find(self->cache, t->key);
+    if (c && memcmp(c->sha256, t->sha256, DV_SHA256_BYTES) == 0) {
+        wk_task_start(self, t, c);
+        return;
+    }
+    t->next = self->waiting;
+    self->waiting = t;
+    wk_start_fetch(self, t);
+}
+
+// The broker's `error` answering one of our fetches: its tasks fail.
+bool
+wk_fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
+{
+    fetch_t *f = rid ? find_fetch(self, rid) : NULL;
+    if (!f || f->loading) {
+        return false;
+    }
+    if (f->dataset) {
+        release_waiting_data(self, f->key, NULL, code, text);
+    } else {
+        release_waiting(self, f->key, NULL, code, text);
+    }
+    drop_fetch(self, f);
+    return true;
+}

@@ -1,0 +1,386 @@
+// dv_worker_runs — a `run` or `run_batch` from the broker becomes tasks:
+// its fields parsed and checked, one task per job (dv_worker_int.h).
+#include "dv_worker_int.h"
+
+// A `dataset` map {name, version, sha256, bytes} into r.
+static int
+take_ref(const msgpack_object *ds,
+         dsref_t *r,
+         const char *what,
+         dv_error_t *err)
+{
+    const msgpack_object *name = dv_msgpack_get(ds, "name");
+    const msgpack_object *sha = dv_msgpack_get(ds, "sha256");
+    if (!name || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0 ||
+        name->via.str.size > DV_MAX_WIRE_NAME ||
+        memchr(name->via.str.ptr, '\0', name->via.str.size) || !sha ||
+        sha->type != MSGPACK_OBJECT_BIN ||
+        sha->via.bin.size != DV_SHA256_BYTES ||
+        !dv_msgpack_uint(dv_msgpack_get(ds, "version"), &r->version) ||
+        !dv_msgpack_uint(dv_msgpack_get(ds, "bytes"), &r->bytes) ||
+        r->version == 0 || r->bytes > DV_MAX_CSV_BYTES) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: '%s' must be {name, version, sha256, bytes <= "
+                         "%zu}",
+                         what, DV_MAX_CSV_BYTES);
+    }
+    memcpy(r->name, name->via.str.ptr, name->via.str.size);
+    r->name[name->via.str.size] = '\0';
+    memcpy(r->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+    snprintf(r->key, sizeof r->key, "%s@%" PRIu64, r->name, r->version);
+    return 0;
+}
+
+// A train or evaluate job's data: a stored data set it names (`dataset`
+// {name, version, sha256, bytes}: fetched and cached), or its own CSV in
+// frame 1 (copied to raw); a train job's `eval_dataset` likewise.
+static int
+take_data(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    if (dv_msg_has(m, "eval_dataset")) {
+        int rc = take_ref(dv_msg_get(m, "eval_dataset"), &t->ds[1],
+                          "eval_dataset", err);
+        if (rc) {
+            return rc;
+        }
+    }
+    if (dv_msg_has(m, "dataset")) {
+        return take_ref(dv_msg_get(m, "dataset"), &t->ds[0], "dataset", err);
+    }
+    const dv_frame_t *csv = dv_msg_frame(m, 1);
+    if (!csv) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: no CSV in frame 1 and no 'dataset'");
+    }
+    t->raw = dv_try_malloc(csv->len ? csv->len : 1, 1);
+    if (!t->raw) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte data set",
+                         csv->len);
+    }
+    memcpy(t->raw, csv->data, csv->len);
+    t->raw_rows = csv->len;
+    return 0;
+}
+
+// A re-run's checkpoint: `resume` {epoch}, the state in frame 2 (dv_train
+// checks it: a damaged or foreign one fails the job with the reason).
+static int
+take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const dv_frame_t *blob = dv_msg_frame(m, 2);
+    if (!dv_msgpack_uint(dv_msgpack_get(dv_msg_get(m, "resume"), "epoch"),
+                         &t->resume_epoch) ||
+        !blob || blob->len == 0) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: 'resume' must be {epoch} with the checkpoint "
+                         "in frame 2");
+    }
+    t->resume = dv_try_malloc(blob->len, 1);
+    if (!t->resume) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte checkpoint",
+                         blob->len);
+    }
+    memcpy(t->resume, blob->data, blob->len);
+    t->resume_len = blob->len;
+    dv_log(DV_LOG_INFO, "worker",
+           "job %" PRIu64 " resumes from its checkpoint after epoch %" PRIu64,
+           t->job, t->resume_epoch);
+    return 0;
+}
+
+// A run's model map {name, version, sha256}.
+static int
+parse_model(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const msgpack_object *model = dv_msg_get(m, "model");
+    const msgpack_object *name = dv_msgpack_get(model, "name");
+    const msgpack_object *sha = dv_msgpack_get(model, "sha256");
+    if (!name || name->type != MSGPACK_OBJECT_STR ||
+        name->via.str.size > DV_MAX_WIRE_NAME || !sha ||
+        sha->type != MSGPACK_OBJECT_BIN ||
+        sha->via.bin.size != DV_SHA256_BYTES ||
+        !dv_msgpack_uint(dv_msgpack_get(model, "version"), &t->version) ||
+        memchr(name->via.str.ptr, '\0', name->via.str.size)) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "run: 'model' must be {name, version, sha256}");
+    }
+    memcpy(t->name, name->via.str.ptr, name->via.str.size);
+    t->name[name->via.str.size] = '\0';
+    memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+    snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
+    return 0;
+}
+
+// An infer run's batch settings (the model map's) and priority.
+static int
+parse_serving(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    const msgpack_object *model = dv_msg_get(m, "model");
+    // The model's batch settings and the job's priority (1.3; a 1.2 broker
+    // sends none: the defaults, and priority 0 for every job).
+    uint64_t rows_cap = DV_BATCH_ROWS_DEFAULT, delay = 0;
+    const msgpack_object *o = dv_msgpack_get(model, "max_batch_rows");
+    if (o && (!dv_msgpack_uint(o, &rows_cap) || rows_cap == 0 ||
+              rows_cap > DV_MAX_INFER_ROWS)) {
+        return dv_errorf(err, DV_EFORMAT, "run: 'max_batch_rows' must be 1..%d",
+                         DV_MAX_INFER_ROWS);
+    }
+    o = dv_msgpack_get(model, "max_delay_us");
+    if (o && (!dv_msgpack_uint(o, &delay) || delay > DV_MAX_BATCH_DELAY_US)) {
+        return dv_errorf(err, DV_EFORMAT, "run: 'max_delay_us' must be 0..%d",
+                         DV_MAX_BATCH_DELAY_US);
+    }
+    t->max_batch_rows = (uint32_t)rows_cap;
+    t->max_delay_us = delay;
+    int64_t prio = 0;
+    int rc0 = dv_msg_int_or(m, "priority", 0, &prio, err);
+    if (rc0) {
+        return rc0;
+    }
+    t->priority = (int32_t)(prio < INT32_MIN   ? INT32_MIN
+                            : prio > INT32_MAX ? INT32_MAX
+                                               : prio);
+    return 0;
+}
+
+// t's input: rows x cols floats, copied from bytes (the frame's).
+static int
+take_input(
+    task_t *t, const uint8_t *bytes, size_t rows, size_t cols, dv_error_t *err)
+{
+    size_t len = rows * cols * 4;
+    t->raw = dv_try_malloc(len ? len : 1, 1);
+    if (!t->raw) {
+        return dv_errorf(err, DV_ENOMEM, "no memory for a %zu x %zu input",
+                         rows, cols);
+    }
+    if (len) {
+        memcpy(t->raw, bytes, len);
+    }
+    t->raw_rows = rows;
+    t->raw_cols = cols;
+    return 0;
+}
+
+// An infer job's model map, settings and input tensor; an evaluate job's
+// model map and data.
+static int
+parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    int rc = parse_model(m, t, err);
+    if (rc || t->evaluate) { // the data: a CSV with the model's target
+        return rc ? rc : take_data(m, t, err);
+    }
+    if ((rc = parse_serving(m, t, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
+                            err);
+    return rc ? rc : take_input(t, f->data, rows, cols, err);
+}
+
+// A new task for attempt of job, held (in self->tasks).
+static task_t *
+task_new(dv_worker_t *self, uint64_t job, uint64_t attempt)
+{
+    task_t *t = dv_calloc(1, sizeof *t);
+    t->owner = self;
+    t->job = job;
+    t->attempt = attempt;
+    t->all_next = self->tasks;
+    self->tasks = t;
+    self->running++;
+    return t;
+}
+
+// run_batch (1.4): infer jobs of one model version, their inputs one after
+// another in frame 1, `jobs` [[job, attempt, rows], ...]. Each becomes a
+// task of its own (its own cancel, its own result), exactly as if it came
+// in its own `run`; a message that cannot be used fails every job it names.
+void
+wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
+{
+    const msgpack_object *list = dv_msg_get(m, "jobs");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
+        list->via.array.size > DV_MAX_BATCH_JOBS) {
+        dv_log(DV_LOG_WARN, "worker",
+               "bad run_batch: 'jobs' must be at most %d [job, attempt, rows]",
+               DV_MAX_BATCH_JOBS);
+        return;
+    }
+    size_t n = list->via.array.size, sum = 0;
+    uint64_t v[DV_MAX_BATCH_JOBS][3];
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
+            !dv_msgpack_uint(&e->via.array.ptr[0], &v[i][0]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[1], &v[i][1]) ||
+            !dv_msgpack_uint(&e->via.array.ptr[2], &v[i][2]) ||
+            v[i][2] > DV_MAX_INFER_ROWS) {
+            dv_log(DV_LOG_WARN, "worker",
+                   "bad run_batch: jobs[%zu] must be [job, attempt, rows]", i);
+            return;
+        }
+        sum += v[i][2];
+    }
+    task_t proto;
+    memset(&proto, 0, sizeof proto);
+    dv_error_t err = {0};
+    char kind[16] = "";
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0;
+    int rc = dv_msg_str(m, "kind", kind, sizeof kind, &err);
+    if (rc == 0 && strcmp(kind, "infer") != 0) {
+        rc =
+            dv_errorf(&err, DV_EINVAL, "run_batch: kind '%s', not infer", kind);
+    }
+    if (rc == 0) {
+        rc = parse_model(m, &proto, &err);
+    }
+    if (rc == 0) {
+        rc = parse_serving(m, &proto, &err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
+                                &err);
+    }
+    if (rc == 0 && rows != sum) {
+        rc = dv_errorf(&err, DV_ESHAPE,
+                       "run_batch: an input of %zu rows for jobs of %zu", rows,
+                       sum);
+    }
+    for (size_t i = 0, at = 0; i < n; i++) {
+        if (rc) {
+            wk_send_failed(self, v[i][0], v[i][1], rc, err.text);
+            continue;
+        }
+        task_t *t = task_new(self, v[i][0], v[i][1]);
+        memcpy(t->key, proto.key, sizeof t->key);
+        memcpy(t->name, proto.name, sizeof t->name);
+        memcpy(t->sha256, proto.sha256, sizeof t->sha256);
+        t->version = proto.version;
+        t->priority = proto.priority;
+        t->max_batch_rows = proto.max_batch_rows;
+        t->max_delay_us = proto.max_delay_us;
+        dv_error_t terr = {0};
+        if (take_input(t, f->data + at * cols * 4, v[i][2], cols, &terr)) {
+            wk_send_failed(self, t->job, t->attempt, terr.code, terr.text);
+            wk_task_end(self, t);
+        } else {
+            wk_task_go(self, t);
+        }
+        at += v[i][2];
+    }
+}
+
+void
+wk_on_run(dv_worker_t *self, const dv_msg_t *m)
+{
+    uint64_t job = 0, attempt = 0;
+    char kind[16] = "";
+    dv_error_t err = {0};
+    int rc = dv_msg_uint(m, "job", &job, &err);
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "attempt", &attempt, &err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_str(m, "kind", kind, sizeof kind, &err);
+    }
+    if (rc == 0 && strcmp(kind, "echo") == 0) {
+        dv_msgw_t *w = wk_done_header(job, attempt, "done");
+        const dv_frame_t *payload = dv_msg_frame(m, 1);
+        wk_send_header(self, w, payload, payload ? 1 : 0);
+        self->jobs_done++;
+        return;
+    }
+    bool sleep = rc == 0 && strcmp(kind, "sleep") == 0;
+    bool train = rc == 0 && strcmp(kind, "train") == 0;
+    bool evaluate = rc == 0 && strcmp(kind, "evaluate") == 0;
+    if (rc == 0 && !sleep && !train && !evaluate &&
+        strcmp(kind, "infer") != 0) {
+        rc = dv_errorf(&err, DV_EINVAL,
+                       "job kind '%s' is not supported by this worker", kind);
+    }
+    uint64_t sleep_ms = 0;
+    if (sleep && rc == 0) {
+        rc = dv_msg_uint(m, "ms", &sleep_ms, &err);
+        if (rc == 0 && sleep_ms > DV_MAX_SLEEP_MS) {
+            rc = dv_errorf(&err, DV_EINVAL, "sleep: ms must be <= %d",
+                           DV_MAX_SLEEP_MS);
+        }
+    }
+    if (rc) {
+        wk_send_failed(self, job, attempt, rc, err.text);
+        return;
+    }
+    task_t *t = task_new(self, job, attempt);
+    if (train) {
+        uint64_t created = 0;
+        char task[32] = "";
+        t->train = true;
+        t->task_kind = -1;
+        rc = dv_msg_hyper(m, "train", &t->hyper, &err);
+        if (rc == 0 && dv_msg_has(m, "target")) {
+            rc = dv_msg_str(m, "target", t->target, sizeof t->target, &err);
+        }
+        if (rc == 0 && dv_msg_has(m, "task")) {
+            rc = dv_msg_str(m, "task", task, sizeof task, &err);
+            t->task_kind = strcmp(task, "classification") == 0
+                               ? DV_TASK_CLASSIFICATION
+                               : DV_TASK_REGRESSION;
+        }
+        if (rc == 0) {
+            rc = dv_msg_uint_or(m, "created_unix", 0, &created, &err);
+            t->created_unix = (int64_t)created;
+        }
+        if (rc == 0) {
+            rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->checkpoint_ms, &err);
+        }
+        if (rc == 0 && dv_msg_has(m, "resume")) {
+            rc = take_resume(m, t, &err);
+        }
+        if (rc == 0) {
+            rc = take_data(m, t, &err);
+        }
+        if (rc == 0) {
+            uv_mutex_init(&t->ck_lock);
+            t->ck_lock_ready = true;
+        }
+        if (rc) {
+            wk_send_failed(self, job, attempt, rc, err.text);
+            wk_task_end(self, t);
+            return;
+        }
+        wk_task_go(self, t);
+        return;
+    }
+    if (sleep) {
+        const dv_frame_t *payload = dv_msg_frame(m, 1);
+        size_t len = payload ? payload->len : 0;
+        t->sleep = true;
+        t->sleep_ms = sleep_ms;
+        t->raw = dv_try_malloc(len ? len : 1, 1);
+        t->raw_rows = len;
+        t->work.data = t;
+        if (t->raw && len) {
+            memcpy(t->raw, payload->data, len);
+        }
+        if (!t->raw || uv_queue_work(&self->loop, &t->work, wk_work_sleep,
+                                     wk_after_sleep)) {
+            wk_send_failed(self, job, attempt, DV_ENOMEM,
+                           "cannot start the job");
+            wk_task_end(self, t);
+        }
+        return;
+    }
+    t->evaluate = evaluate;
+    rc = parse_infer(m, t, &err);
+    if (rc) {
+        wk_send_failed(self, job, attempt, rc, err.text);
+        wk_task_end(self, t);
+        return;
+    }
+    wk_task_go(self, t);
+}
