@@ -5,6 +5,7 @@
 #ifndef DV_SHA256_H
 #define DV_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,11 @@ void dv_sha256_final(dv_sha256_t *ctx, uint8_t out[DV_SHA256_BYTES]);
 
 // One-shot digest of data[0..len).
 void dv_sha256(const void *data, size_t len, uint8_t out[DV_SHA256_BYTES]);
+
+// Tests: portable true hashes with the portable C from now on, false with
+// the CPU's SHA extensions where it has them (the default). Returns whether
+// this CPU has them. Not for use while other threads hash.
+bool dv_sha256_use_portable(bool portable);
 
 // Lower-case hex of a digest into hex (NUL-terminated).
 void dv_sha256_hex(const uint8_t digest[DV_SHA256_BYTES],
