@@ -117,7 +117,8 @@ dv_msg_decode(dv_msg_t **out,
     self->minor = minor > 65535 ? 65535 : (unsigned)minor;
     const msgpack_object *t = dv_msgpack_get(self->root, "t");
     if (!t || t->type != MSGPACK_OBJECT_STR) {
-        rc = dv_errorf(err, DV_EFORMAT, "header: 't' (message type) missing");
+        rc = dv_errorf(err, DV_EFORMAT, "header: 't' (message type) %s",
+                       t ? "must be a string" : "missing");
         goto fail;
     }
     self->type = DV_MSG_COUNT_;

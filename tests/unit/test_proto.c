@@ -44,7 +44,8 @@ test_round_trip(void)
     dv_tensor_t *back = NULL;
     int code = 0;
     bool fields = rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT &&
-                  dv_msg_rid(m) == 77 && rid == 77 && dv_msg_minor(m) == DV_PROTOCOL_MINOR &&
+                  dv_msg_rid(m) == 77 && rid == 77 &&
+                  dv_msg_minor(m) == DV_PROTOCOL_MINOR &&
                   dv_msg_str(m, "queue", queue, sizeof queue, &err) == 0 &&
                   dv_msg_str(m, "model", model, sizeof model, &err) == 0 &&
                   dv_msg_uint(m, "max_attempts", &attempts, &err) == 0 &&
@@ -82,6 +83,7 @@ typedef enum {
     H_MAJOR_2,
     H_NO_T,
     H_UNKNOWN_T,
+    H_T_NUMBER,
     H_RID_NEGATIVE,
     H_HUGE_COUNT,
     H_EXTRA_KEYS,
@@ -137,7 +139,11 @@ craft(hdr_t what, msgpack_sbuffer *sb)
     }
     if (what != H_NO_T) {
         pk_str(&pk, "t");
-        pk_str(&pk, what == H_UNKNOWN_T ? "teleport" : "ping");
+        if (what == H_T_NUMBER) {
+            msgpack_pack_uint32(&pk, 7);
+        } else {
+            pk_str(&pk, what == H_UNKNOWN_T ? "teleport" : "ping");
+        }
     }
     pk_str(&pk, "rid");
     if (what == H_RID_NEGATIVE) {
@@ -169,7 +175,8 @@ test_bad_headers(void)
         {H_NO_V, DV_EFORMAT, "'v'", 12},
         {H_V_STRING, DV_EFORMAT, "'v'", 12},
         {H_MAJOR_2, DV_EVERSION, "protocol 2.0", 12},
-        {H_NO_T, DV_EFORMAT, "'t'", 12},
+        {H_NO_T, DV_EFORMAT, "'t' (message type) missing", 12},
+        {H_T_NUMBER, DV_EFORMAT, "'t' (message type) must be a string", 12},
         {H_UNKNOWN_T, DV_EFORMAT, "unknown message type 'teleport'", 12},
         {H_RID_NEGATIVE, DV_EFORMAT, "'rid'", 0},
         {H_HUGE_COUNT, DV_EFORMAT, "exceed", 0},
@@ -344,7 +351,7 @@ test_hostile_error_maps(void)
     static const char nul_text[] = {'a', 'b', '\0', 'c'};
     struct {
         const char *what;
-        int shape; // 0 no error key, 1 error is a string, 2 a map
+        int shape;         // 0 no error key, 1 error is a string, 2 a map
         const char *name;  // NULL: absent
         const char *text;  // NULL: absent
         int text_uint;     // 1: text is an integer
@@ -358,10 +365,8 @@ test_hostile_error_maps(void)
          "without an 'error' map"},
         {"80-byte name, no text", 2, name80, NULL, 0, DV_EFORMAT, DV_EFORMAT,
          "NNNN"},
-        {"80-byte name, short text", 2, name80, "ab", 0, 0, DV_EFORMAT,
-         ": ab"},
-        {"known name, no text", 2, "DV_ENAN", NULL, 0, DV_EFORMAT, DV_ENAN,
-         ""},
+        {"80-byte name, short text", 2, name80, "ab", 0, 0, DV_EFORMAT, ": ab"},
+        {"known name, no text", 2, "DV_ENAN", NULL, 0, DV_EFORMAT, DV_ENAN, ""},
         {"known name, text not a string", 2, "DV_ENAN", NULL, 1, DV_EFORMAT,
          DV_ENAN, ""},
         {"no name", 2, NULL, "why", 0, DV_EFORMAT, DV_EFORMAT,
@@ -389,7 +394,10 @@ test_hostile_error_maps(void)
                 dv_msgw_v_uint(w, 7);
             } else if (rows[r].text == nul_text) {
                 dv_msgw_v_str(w, "text");
-                dv_msgw_v_raw(w, "\xa4" "ab\0c", 5);
+                dv_msgw_v_raw(w,
+                              "\xa4"
+                              "ab\0c",
+                              5);
             } else if (rows[r].text) {
                 dv_msgw_v_str(w, "text");
                 dv_msgw_v_str(w, rows[r].text);
@@ -404,8 +412,8 @@ test_hostile_error_maps(void)
         char text[DV_ERROR_TEXT_MAX];
         memset(text, 'X', sizeof text); // uninitialized-looking on purpose
         int rc = dv_msg_error(m, &code, text, sizeof text, &err);
-        printf("  %-32s rc %d code %d text \"%.40s\"\n", rows[r].what, rc,
-               code, text);
+        printf("  %-32s rc %d code %d text \"%.40s\"\n", rows[r].what, rc, code,
+               text);
         DV_CHECK_EQ(rc, rows[r].rc);
         DV_CHECK_EQ(code, rows[r].code);
         DV_CHECK(memchr(text, '\0', sizeof text) != NULL);
