@@ -181,6 +181,45 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     return rc ? rc : take_input(t, f->data, rows, cols, err);
 }
 
+// A train job's fields: hyper-parameters, target, task, created_unix,
+// checkpoint_ms, a re-run's checkpoint, its data.
+static int
+parse_train(const dv_msg_t *m, task_t *t, dv_error_t *err)
+{
+    uint64_t created = 0;
+    char task[32] = "";
+    t->train = true;
+    t->task_kind = -1;
+    int rc = dv_msg_hyper(m, "train", &t->hyper, err);
+    if (rc == 0 && dv_msg_has(m, "target")) {
+        rc = dv_msg_str(m, "target", t->target, sizeof t->target, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "task")) {
+        rc = dv_msg_str(m, "task", task, sizeof task, err);
+        t->task_kind = strcmp(task, "classification") == 0
+                           ? DV_TASK_CLASSIFICATION
+                           : DV_TASK_REGRESSION;
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "created_unix", 0, &created, err);
+        t->created_unix = (int64_t)created;
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->checkpoint_ms, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "resume")) {
+        rc = take_resume(m, t, err);
+    }
+    if (rc == 0) {
+        rc = take_data(m, t, err);
+    }
+    if (rc == 0) {
+        uv_mutex_init(&t->ck_lock);
+        t->ck_lock_ready = true;
+    }
+    return rc;
+}
+
 // A new task for attempt of job, held (in self->tasks).
 static task_t *
 task_new(dv_worker_t *self, uint64_t job, uint64_t attempt)
@@ -317,37 +356,7 @@ wk_on_run(dv_worker_t *self, const dv_msg_t *m)
     }
     task_t *t = task_new(self, job, attempt);
     if (train) {
-        uint64_t created = 0;
-        char task[32] = "";
-        t->train = true;
-        t->task_kind = -1;
-        rc = dv_msg_hyper(m, "train", &t->hyper, &err);
-        if (rc == 0 && dv_msg_has(m, "target")) {
-            rc = dv_msg_str(m, "target", t->target, sizeof t->target, &err);
-        }
-        if (rc == 0 && dv_msg_has(m, "task")) {
-            rc = dv_msg_str(m, "task", task, sizeof task, &err);
-            t->task_kind = strcmp(task, "classification") == 0
-                               ? DV_TASK_CLASSIFICATION
-                               : DV_TASK_REGRESSION;
-        }
-        if (rc == 0) {
-            rc = dv_msg_uint_or(m, "created_unix", 0, &created, &err);
-            t->created_unix = (int64_t)created;
-        }
-        if (rc == 0) {
-            rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->checkpoint_ms, &err);
-        }
-        if (rc == 0 && dv_msg_has(m, "resume")) {
-            rc = take_resume(m, t, &err);
-        }
-        if (rc == 0) {
-            rc = take_data(m, t, &err);
-        }
-        if (rc == 0) {
-            uv_mutex_init(&t->ck_lock);
-            t->ck_lock_ready = true;
-        }
+        rc = parse_train(m, t, &err);
         if (rc) {
             wk_send_failed(self, job, attempt, rc, err.text);
             wk_task_end(self, t);
