@@ -431,4 +431,46 @@ typedef struct push_s {
     struct push_s *next_parked;        // waiting for a lower version
 } push_t;
 
+// ---------------------------------------------------------------
+// dv_broker.c: the loop, the jobs table and what every module shares
+
+uint64_t unix_ms_now(void);
+
+// Commit what is staged at the next turn of the loop: every submit, result
+// and delete of this turn shares one fsync (group commit). A 0 ms timer
+// runs before the loop next polls, and before dv_zwatch's prepare re-reads
+// the sockets' state, so the sends that follow a commit cannot hide input.
+void store_arm(dv_broker_t *self);
+
+void put_u32(uint8_t *p, uint32_t v);
+
+void put_u64(uint8_t *p, uint64_t v);
+
+// The queue's record, or NULL when no job ever created it.
+qbytes_t *queue_find(dv_broker_t *self, const char *name);
+
+// 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
+int queue_may_create(dv_broker_t *self,
+                     const char *name,
+                     const char *what,
+                     dv_error_t *err);
+
+qbytes_t *queue_bytes(dv_broker_t *self, const char *name);
+
+job_t *job_find(const dv_broker_t *self, uint64_t id);
+
+// The failed attempts as the top-level field `errors`.
+void write_errors(dv_msgw_t *w, const job_t *j);
+
+void client_reply(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  dv_msgw_t *w);
+
+void reply_after_commit(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        uint64_t rid,
+                        dv_msgw_t *w);
+
 #endif
