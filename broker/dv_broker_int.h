@@ -446,6 +446,17 @@ void put_u32(uint8_t *p, uint32_t v);
 
 void put_u64(uint8_t *p, uint64_t v);
 
+// A job block holding copies of route, queue, model name and payload; NULL
+// when the payload cannot be allocated.
+job_t *job_alloc(const void *route,
+                 size_t route_len,
+                 const char *queue,
+                 const char *model,
+                 const void *payload,
+                 size_t payload_len);
+
+void job_free(job_t *j);
+
 // The queue's record, or NULL when no job ever created it.
 qbytes_t *queue_find(dv_broker_t *self, const char *name);
 
@@ -457,10 +468,25 @@ int queue_may_create(dv_broker_t *self,
 
 qbytes_t *queue_bytes(dv_broker_t *self, const char *name);
 
+void job_add(dv_broker_t *self, job_t *j);
+
 job_t *job_find(const dv_broker_t *self, uint64_t id);
 
-// The failed attempts as the top-level field `errors`.
-void write_errors(dv_msgw_t *w, const job_t *j);
+void timer_add(dv_broker_t *self,
+               uint64_t at,
+               uint64_t id,
+               uint32_t tag,
+               uint32_t attempt);
+
+// Take j out of the jobs table without freeing it.
+job_t *job_detach(dv_broker_t *self, uint64_t id);
+
+// Schedule an accepted job. A durable one whose record is committed
+// (may_spill) goes to the store only when its queue is deep: then j is
+// freed and true returned.
+bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
+
+uint8_t *job_encode(const job_t *j, size_t *len);
 
 void client_reply(dv_broker_t *self,
                   const void *route,
