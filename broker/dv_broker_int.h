@@ -28,6 +28,7 @@
 #include "dv_sched.h"
 #include "dv_store.h"
 #include "dv_timeq.h"
+#include "dv_wire.h"
 #include "dv_zwatch.h"
 
 #define ROUTE_MAX            256 // ZeroMQ routing ids are at most 255 bytes
@@ -485,6 +486,14 @@ job_t *job_detach(dv_broker_t *self, uint64_t id);
 // (may_spill) goes to the store only when its queue is deep: then j is
 // freed and true returned.
 bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
+
+// Queue a reply to go out after the next commit (what it reports is then
+// stored).
+void hold_reply(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                uint64_t rid,
+                dv_msgw_t *w);
 
 uint8_t *job_encode(const job_t *j, size_t *len);
 
