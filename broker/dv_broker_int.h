@@ -447,6 +447,8 @@ void put_u32(uint8_t *p, uint32_t v);
 
 void put_u64(uint8_t *p, uint64_t v);
 
+uint32_t get_u32(const uint8_t *p);
+
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *job_alloc(const void *route,
@@ -473,6 +475,10 @@ void job_add(dv_broker_t *self, job_t *j);
 
 job_t *job_find(const dv_broker_t *self, uint64_t id);
 
+void job_remove(dv_broker_t *self, uint64_t id);
+
+worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
+
 void timer_add(dv_broker_t *self,
                uint64_t at,
                uint64_t id,
@@ -481,6 +487,15 @@ void timer_add(dv_broker_t *self,
 
 // Take j out of the jobs table without freeing it.
 job_t *job_detach(dv_broker_t *self, uint64_t id);
+
+// Forget a worker; requeue or fail what it was running. why NULL: it was
+// evicted (worker_evict): its jobs go back to their queues with the lost
+// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
+void worker_lost(dv_broker_t *self, worker_t *w, const char *why);
+
+// A job not started by its deadline ends as expired (it is in no queue and
+// on no worker when this is called).
+void job_expire(dv_broker_t *self, job_t *j);
 
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
@@ -502,10 +517,41 @@ void client_reply(dv_broker_t *self,
                   size_t route_len,
                   dv_msgw_t *w);
 
+void client_error(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  uint64_t rid,
+                  uint64_t job,
+                  int code,
+                  const char *text);
+
 void reply_after_commit(dv_broker_t *self,
                         const void *route,
                         size_t route_len,
                         uint64_t rid,
                         dv_msgw_t *w);
+
+// Keep every deep queue's in-memory window filled.
+void refill(dv_broker_t *self);
+
+// Serve one request from a client connection (checked against its key's
+// roles, audited, answered with `error` when it fails): a message, or one
+// request of a `submit_many`.
+void serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m);
+
+// The fields of an infer job's result that a whole forward pass shares:
+// the version that ran, the pass (batch, a hostile worker's numbers,
+// checked: at least rows), the class names (many long ones as frame 2,
+// *classes_frame, caller frees). Caller destroys.
+dv_msgw_t *infer_tail(const job_t *j,
+                      size_t rows,
+                      const msgpack_object *batch,
+                      char *const *classes,
+                      size_t n_classes,
+                      dv_frame_t *classes_frame);
+
+// An infer job's result fields: its output (rows x cols in frame 1) and
+// tail's (infer_tail). Caller destroys.
+dv_msgw_t *infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail);
 
 #endif
