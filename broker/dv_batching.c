@@ -27,6 +27,7 @@
 #include "dv_sched.h"
 #include "dv_store.h"
 #include "dv_wire.h"
+#include "dv_workers_msg.h"
 
 // j is on its way to a worker as attempt: the attempt is stored, its run
 // timeout armed.

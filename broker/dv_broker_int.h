@@ -477,6 +477,8 @@ job_t *job_find(const dv_broker_t *self, uint64_t id);
 
 void job_remove(dv_broker_t *self, uint64_t id);
 
+worker_t *worker_by_route(dv_broker_t *self, const void *route, size_t len);
+
 worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
 
 void timer_add(dv_broker_t *self,
@@ -488,14 +490,15 @@ void timer_add(dv_broker_t *self,
 // Take j out of the jobs table without freeing it.
 job_t *job_detach(dv_broker_t *self, uint64_t id);
 
-// Forget a worker; requeue or fail what it was running. why NULL: it was
-// evicted (worker_evict): its jobs go back to their queues with the lost
-// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
-void worker_lost(dv_broker_t *self, worker_t *w, const char *why);
-
 // A job not started by its deadline ends as expired (it is in no queue and
 // on no worker when this is called).
 void job_expire(dv_broker_t *self, job_t *j);
+
+void send_simple(dv_broker_t *self,
+                 void *sock,
+                 const dv_wire_msg_t *in,
+                 dv_msg_type_t type,
+                 uint64_t rid);
 
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
@@ -512,6 +515,17 @@ void hold_reply(dv_broker_t *self,
 
 uint8_t *job_encode(const job_t *j, size_t *len);
 
+// End the switches whose new version every worker holding the old one has
+// loaded (or that waited long enough).
+void switches_check(dv_broker_t *self);
+
+// A new version of name was stored: if an older one was the latest, bare
+// NAME moves to it the same way an alias does.
+void latest_moved(dv_broker_t *self, const dv_model_info_t *info);
+
+// Send a finished reply header to route, then free it.
+void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+
 void client_reply(dv_broker_t *self,
                   const void *route,
                   size_t route_len,
@@ -525,6 +539,16 @@ void client_error(dv_broker_t *self,
                   int code,
                   const char *text);
 
+void work_push(uv_work_t *req);
+
+// Prepared versions of a name are stored in the order they were reserved,
+// whatever order the pool finished them in: a version waits (parked) while
+// a lower one of its name is still being prepared. So the first version of
+// a new name is the first stored, and its key the owner (two trainers
+// racing for a name: the job that finished first wins, as its version
+// number says), and versions never appear out of order.
+void after_push(uv_work_t *req, int status);
+
 void reply_after_commit(dv_broker_t *self,
                         const void *route,
                         size_t route_len,
@@ -534,24 +558,47 @@ void reply_after_commit(dv_broker_t *self,
 // Keep every deep queue's in-memory window filled.
 void refill(dv_broker_t *self);
 
+// The first version of name was stored by key owner: it owns the name
+// from now on (nothing in plain mode, nothing if it has an owner).
+void set_owner(dv_broker_t *self,
+               dv_owners_t *owners,
+               const char *name,
+               const char *owner);
+
+// The queues w gets jobs from: those it asked for (all allowed by its key:
+// worker_allowed), else every queue its key allows.
+void worker_serve(dv_broker_t *self, const worker_t *w);
+
+// Check a worker message against its key's current roles and queues (a
+// reload may have changed them since the handshake): DV_EPERM with why, and
+// a registered worker that may no longer work is dropped (worker_evict; *w
+// becomes NULL). asked: a register's queues. Audited when a worker is
+// dropped or a register refused, not for each heartbeat of a dropped one.
+int authorize_worker(dv_broker_t *self,
+                     dv_wire_msg_t *in,
+                     const dv_msg_t *m,
+                     worker_t **w,
+                     char *const *asked,
+                     size_t n_asked,
+                     dv_error_t *err);
+
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one
 // request of a `submit_many`.
 void serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m);
 
-// The fields of an infer job's result that a whole forward pass shares:
-// the version that ran, the pass (batch, a hostile worker's numbers,
-// checked: at least rows), the class names (many long ones as frame 2,
-// *classes_frame, caller frees). Caller destroys.
-dv_msgw_t *infer_tail(const job_t *j,
-                      size_t rows,
-                      const msgpack_object *batch,
-                      char *const *classes,
-                      size_t n_classes,
-                      dv_frame_t *classes_frame);
+int on_fetch_model(dv_broker_t *self,
+                   worker_t *w,
+                   const dv_msg_t *m,
+                   uint64_t rid,
+                   dv_error_t *err);
 
-// An infer job's result fields: its output (rows x cols in frame 1) and
-// tail's (infer_tail). Caller destroys.
-dv_msgw_t *infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail);
+// fetch_dataset {name, version, offset}: answered by dataset_data {name,
+// version, sha256, bytes, offset} + frame 1 with up to 4 MiB from offset.
+int on_fetch_dataset(dv_broker_t *self,
+                     worker_t *w,
+                     const dv_msg_t *m,
+                     uint64_t rid,
+                     dv_error_t *err);
 
 #endif
