@@ -435,6 +435,7 @@ typedef struct push_s {
 // ---------------------------------------------------------------
 // dv_broker.c: the loop, the jobs table and what every module shares
 
+// Wall-clock time in ms since the epoch.
 uint64_t unix_ms_now(void);
 
 // Commit what is staged at the next turn of the loop: every submit, result
@@ -443,10 +444,13 @@ uint64_t unix_ms_now(void);
 // the sockets' state, so the sends that follow a commit cannot hide input.
 void store_arm(dv_broker_t *self);
 
+// Store v at p, little-endian (the store records' byte order).
 void put_u32(uint8_t *p, uint32_t v);
 
+// Store v at p, little-endian.
 void put_u64(uint8_t *p, uint64_t v);
 
+// The little-endian value at p.
 uint32_t get_u32(const uint8_t *p);
 
 // A job block holding copies of route, queue, model name and payload; NULL
@@ -458,6 +462,7 @@ job_t *job_alloc(const void *route,
                  const void *payload,
                  size_t payload_len);
 
+// Free j and what it owns (errors, checkpoint); NULL-safe.
 void job_free(job_t *j);
 
 // The queue's record, or NULL when no job ever created it.
@@ -469,18 +474,29 @@ int queue_may_create(dv_broker_t *self,
                      const char *what,
                      dv_error_t *err);
 
+// The queue's record, created when new (within DV_MAX_QUEUES: callers
+// check queue_may_create first). Borrowed; valid until the next call.
 qbytes_t *queue_bytes(dv_broker_t *self, const char *name);
 
+// Take ownership of j into the jobs table (its payload counted in its
+// queue's bytes).
 void job_add(dv_broker_t *self, job_t *j);
 
+// The job with id, or NULL. Borrowed: valid until it leaves the table.
 job_t *job_find(const dv_broker_t *self, uint64_t id);
 
+// Take job id out of the table and free it (its bytes and its key's
+// inflight count released); nothing when absent.
 void job_remove(dv_broker_t *self, uint64_t id);
 
+// The connected worker with that routing id, or NULL. Borrowed.
 worker_t *worker_by_route(dv_broker_t *self, const void *route, size_t len);
 
+// The connected worker with dv_sched handle, or NULL. Borrowed.
 worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
 
+// Fire tag (T_*) for job id at loop time at; attempt tells a stale run's
+// timer from the current one.
 void timer_add(dv_broker_t *self,
                uint64_t at,
                uint64_t id,
@@ -494,6 +510,7 @@ job_t *job_detach(dv_broker_t *self, uint64_t id);
 // on no worker when this is called).
 void job_expire(dv_broker_t *self, job_t *j);
 
+// Reply type (welcome, pong, ...) with rid to in's sender on sock.
 void send_simple(dv_broker_t *self,
                  void *sock,
                  const dv_wire_msg_t *in,
@@ -513,6 +530,8 @@ void hold_reply(dv_broker_t *self,
                 uint64_t rid,
                 dv_msgw_t *w);
 
+// j as its DV_STORE_JOBS record (dv_records.h). Caller owns the result
+// (DV_STORE_SPARE bytes of room after *len).
 uint8_t *job_encode(const job_t *j, size_t *len);
 
 // End the switches whose new version every worker holding the old one has
@@ -526,11 +545,13 @@ void latest_moved(dv_broker_t *self, const dv_model_info_t *info);
 // Send a finished reply header to route, then free it.
 void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
 
+// Send w to a client (through dv_outq's bounds). Takes ownership of w.
 void client_reply(dv_broker_t *self,
                   const void *route,
                   size_t route_len,
                   dv_msgw_t *w);
 
+// Send an `error` reply (rid, job, code, text) to a client.
 void client_error(dv_broker_t *self,
                   const void *route,
                   size_t route_len,
@@ -539,6 +560,7 @@ void client_error(dv_broker_t *self,
                   int code,
                   const char *text);
 
+// Thread pool: a model_push's decode, validation and write (uv_work_t).
 void work_push(uv_work_t *req);
 
 // Prepared versions of a name are stored in the order they were reserved,
@@ -549,6 +571,8 @@ void work_push(uv_work_t *req);
 // number says), and versions never appear out of order.
 void after_push(uv_work_t *req, int status);
 
+// Send w to a client now, or after the next commit when there is a store
+// (what it reports is then durable). Takes ownership of w.
 void reply_after_commit(dv_broker_t *self,
                         const void *route,
                         size_t route_len,
@@ -587,6 +611,8 @@ int authorize_worker(dv_broker_t *self,
 // request of a `submit_many`.
 void serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m);
 
+// fetch_model from worker w: read the file on the pool, answer with
+// model_data. Returns 0, or DV_E* with err set.
 int on_fetch_model(dv_broker_t *self,
                    worker_t *w,
                    const dv_msg_t *m,

@@ -22,6 +22,7 @@ bool retryable(int code);
 // the count only). Returns 0 or DV_EFORMAT.
 int attempts_decode(job_t *j, const uint8_t *p, size_t len);
 
+// Stage j's failed attempts for the next commit (durable jobs only).
 void store_attempts(dv_broker_t *self, const job_t *j);
 
 // Note a failed attempt of j (kept with the job, its result and its
@@ -39,6 +40,7 @@ uint64_t backoff_ms(dv_broker_t *self, const job_t *j);
 // The failed attempts as the top-level field `errors`.
 void write_errors(dv_msgw_t *w, const job_t *j);
 
+// Append d to the dead-letter queue; takes ownership of its job and text.
 void dead_push(dv_broker_t *self, dead_t d);
 
 // The job ends failed and goes to the dead-letter queue (its attempts are
@@ -62,6 +64,8 @@ void job_failed_run(dv_broker_t *self,
                     bool worker_died,
                     bool sched_removed);
 
+// The dead letter of job id (its index in *index when not NULL), or NULL.
+// Borrowed.
 dead_t *dead_find(const dv_broker_t *self, uint64_t id, size_t *index);
 
 // dead_list {job?, queue?, limit?}: dead letters, oldest first, each with

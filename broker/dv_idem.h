@@ -14,6 +14,7 @@
 // The scope of the submit being handled: who sent it.
 const char *idem_scope(const dv_broker_t *self);
 
+// Forget keys past their window, and the oldest while over DV_MAX_IDEM_KEYS.
 void idem_trim(dv_broker_t *self);
 
 // Remember that key on queue, sent by scope, made job at unix_ms (stored

@@ -14,6 +14,8 @@
 
 #include "dv_broker_int.h"
 
+// The kept result of job id, or NULL. Borrowed: valid until it is
+// evicted (kept_trim) or the loop turns.
 kept_t *kept_find(const dv_broker_t *self, uint64_t id);
 
 // Each queue's kept results, in the order they finished (seq), form its
@@ -31,6 +33,9 @@ void kept_evict_oldest(dv_broker_t *self);
 // Drop results past their TTL, and the oldest while over the bounds.
 void kept_trim(dv_broker_t *self);
 
+// Keep j's result (done, or failed with code/text) for result_get and
+// its queue's stream; copies frames and extra (still the caller's).
+// Returns it, borrowed.
 kept_t *keep_result(dv_broker_t *self,
                     const job_t *j,
                     bool done,
@@ -41,6 +46,7 @@ kept_t *keep_result(dv_broker_t *self,
                     size_t n_frames,
                     dv_msgw_t *extra);
 
+// Send kept result k to route as the `result` answering rid.
 void send_kept(dv_broker_t *self,
                const kept_t *k,
                const void *route,
@@ -75,6 +81,8 @@ void send_result(dv_broker_t *self,
                  size_t n_frames,
                  dv_msgw_t *extra);
 
+// result_get: reply a kept result, or hold the reply until its commit.
+// Returns 0, or DV_E* with err set.
 int on_result_get(dv_broker_t *self,
                   const void *route,
                   size_t route_len,
@@ -94,6 +102,8 @@ void stream_pump(dv_broker_t *self, cursor_t *c);
 const cursor_t *
 cursor_named(const dv_broker_t *self, const char *queue, const char *consumer);
 
+// Add a cursor (store key, queue qidx, consumer, acked). Returns it,
+// borrowed: valid until the next cursor_add.
 cursor_t *cursor_add(dv_broker_t *self,
                      uint64_t key,
                      uint32_t qidx,

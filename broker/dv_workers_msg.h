@@ -55,6 +55,8 @@ void sched_holdings(dv_broker_t *self, const worker_t *w);
 // rather than at its next heartbeat).
 void holds_add(char ***list, size_t *n, const char *key);
 
+// One message from the worker socket: checked, then handled by its type;
+// a malformed one gets an `error` reply. in: borrowed (the caller closes it).
 void on_worker_message(dv_broker_t *self, dv_wire_msg_t *in);
 
 #endif
