@@ -20,6 +20,7 @@
 #include "dv_batching.h"
 #include "dv_broker_int.h"
 #include "dv_dead.h"
+#include "dv_fetch.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
