@@ -26,6 +26,7 @@
 #include "dv_results.h"
 #include "dv_sched.h"
 #include "dv_store.h"
+#include "dv_timers.h"
 #include "dv_wire.h"
 #include "dv_workers_msg.h"
 

@@ -495,20 +495,8 @@ worker_t *worker_by_route(dv_broker_t *self, const void *route, size_t len);
 // The connected worker with dv_sched handle, or NULL. Borrowed.
 worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
 
-// Fire tag (T_*) for job id at loop time at; attempt tells a stale run's
-// timer from the current one.
-void timer_add(dv_broker_t *self,
-               uint64_t at,
-               uint64_t id,
-               uint32_t tag,
-               uint32_t attempt);
-
 // Take j out of the jobs table without freeing it.
 job_t *job_detach(dv_broker_t *self, uint64_t id);
-
-// A job not started by its deadline ends as expired (it is in no queue and
-// on no worker when this is called).
-void job_expire(dv_broker_t *self, job_t *j);
 
 // Reply type (welcome, pong, ...) with rid to in's sender on sock.
 void send_simple(dv_broker_t *self,
@@ -581,6 +569,14 @@ void reply_after_commit(dv_broker_t *self,
 
 // Keep every deep queue's in-memory window filled.
 void refill(dv_broker_t *self);
+
+// A spilled job (queued, in the store only) read back; NULL when id is not
+// one. Caller frees it (job_free).
+job_t *spilled_read(dv_broker_t *self, uint64_t id);
+
+// End a spilled job now (cancelled, expired): its result is recorded, its
+// entry is skipped when its turn comes (and its submitter told then).
+void spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).

@@ -24,6 +24,7 @@
 #include "dv_results.h"
 #include "dv_sched.h"
 #include "dv_store.h"
+#include "dv_timers.h"
 
 // ------------------------------------------------- retries, dead letters
 
