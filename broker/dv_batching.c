@@ -25,6 +25,7 @@
 #include "dv_registry.h"
 #include "dv_results.h"
 #include "dv_sched.h"
+#include "dv_spill.h"
 #include "dv_store.h"
 #include "dv_timers.h"
 #include "dv_wire.h"

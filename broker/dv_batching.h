@@ -6,8 +6,8 @@
 // submit_many and a worker's done_batch.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_dead.h, dv_results.h,
-// dv_timers.h, dv_workers_msg.h and common/. Internal to broker/ (not
-// installed); loop thread only.
+// dv_spill.h, dv_timers.h, dv_workers_msg.h and common/. Internal to broker/
+// (not installed); loop thread only.
 #ifndef DV_BATCHING_H
 #define DV_BATCHING_H
 

@@ -453,6 +453,9 @@ void put_u64(uint8_t *p, uint64_t v);
 // The little-endian value at p.
 uint32_t get_u32(const uint8_t *p);
 
+// The little-endian value at p.
+uint64_t get_u64(const uint8_t *p);
+
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *job_alloc(const void *route,
@@ -522,6 +525,15 @@ void hold_reply(dv_broker_t *self,
 // (DV_STORE_SPARE bytes of room after *len).
 uint8_t *job_encode(const job_t *j, size_t *len);
 
+// A job from its store record (no submitter connection: its result is
+// kept for result_get). NULL with the reason on a bad record.
+job_t *job_decode(uint64_t id,
+                  const uint8_t *p,
+                  size_t len,
+                  const uint8_t *route,
+                  size_t route_len,
+                  dv_error_t *err);
+
 // End the switches whose new version every worker holding the old one has
 // loaded (or that waited long enough).
 void switches_check(dv_broker_t *self);
@@ -566,17 +578,6 @@ void reply_after_commit(dv_broker_t *self,
                         size_t route_len,
                         uint64_t rid,
                         dv_msgw_t *w);
-
-// Keep every deep queue's in-memory window filled.
-void refill(dv_broker_t *self);
-
-// A spilled job (queued, in the store only) read back; NULL when id is not
-// one. Caller frees it (job_free).
-job_t *spilled_read(dv_broker_t *self, uint64_t id);
-
-// End a spilled job now (cancelled, expired): its result is recorded, its
-// entry is skipped when its turn comes (and its submitter told then).
-void spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).

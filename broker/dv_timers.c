@@ -17,6 +17,7 @@
 #include "dv_records.h"
 #include "dv_results.h"
 #include "dv_sched.h"
+#include "dv_spill.h"
 #include "dv_timeq.h"
 #include "dv_wire.h"
 

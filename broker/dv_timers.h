@@ -4,8 +4,8 @@
 // uv timer armed for the earliest of them; what each does when due.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_dead.h,
-// dv_results.h and common/. Internal to broker/ (not installed); loop thread
-// only.
+// dv_results.h, dv_spill.h and common/. Internal to broker/ (not installed);
+// loop thread only.
 #ifndef DV_TIMERS_H
 #define DV_TIMERS_H
 
