@@ -438,12 +438,6 @@ typedef struct push_s {
 // Wall-clock time in ms since the epoch.
 uint64_t unix_ms_now(void);
 
-// Commit what is staged at the next turn of the loop: every submit, result
-// and delete of this turn shares one fsync (group commit). A 0 ms timer
-// runs before the loop next polls, and before dv_zwatch's prepare re-reads
-// the sockets' state, so the sends that follow a commit cannot hide input.
-void store_arm(dv_broker_t *self);
-
 // Store v at p, little-endian (the store records' byte order).
 void put_u32(uint8_t *p, uint32_t v);
 
@@ -513,13 +507,8 @@ void send_simple(dv_broker_t *self,
 // freed and true returned.
 bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
 
-// Queue a reply to go out after the next commit (what it reports is then
-// stored).
-void hold_reply(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                uint64_t rid,
-                dv_msgw_t *w);
+// Tell its submitter, then schedule it (committed, when there is a store).
+void job_accept(dv_broker_t *self, job_t *j);
 
 // j as its DV_STORE_JOBS record (dv_records.h). Caller owns the result
 // (DV_STORE_SPARE bytes of room after *len).
@@ -544,6 +533,17 @@ void latest_moved(dv_broker_t *self, const dv_model_info_t *info);
 
 // Send a finished reply header to route, then free it.
 void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+
+// Everything sent on the client socket goes through the byte counter
+// (dv_outq): a client that does not read cannot make the broker hold more
+// than DV_MAX_PEER_QUEUED_BYTES of replies for it.
+int client_send(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const uint8_t *header,
+                size_t header_len,
+                const dv_frame_t *frames,
+                size_t n_frames);
 
 // Send w to a client (through dv_outq's bounds). Takes ownership of w.
 void client_reply(dv_broker_t *self,
@@ -570,14 +570,6 @@ void work_push(uv_work_t *req);
 // racing for a name: the job that finished first wins, as its version
 // number says), and versions never appear out of order.
 void after_push(uv_work_t *req, int status);
-
-// Send w to a client now, or after the next commit when there is a store
-// (what it reports is then durable). Takes ownership of w.
-void reply_after_commit(dv_broker_t *self,
-                        const void *route,
-                        size_t route_len,
-                        uint64_t rid,
-                        dv_msgw_t *w);
 
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).

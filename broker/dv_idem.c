@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_proto.h"

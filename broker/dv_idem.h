@@ -4,7 +4,7 @@
 // per queue and per submitting key) and their DV_STORE_KEYS records; the
 // reply that a repeated submit gets (idem_reply).
 //
-// May call: dv_broker.c (through dv_broker_int.h) and common/.
+// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h and common/.
 // Internal to broker/ (not installed); loop thread only.
 #ifndef DV_IDEM_H
 #define DV_IDEM_H

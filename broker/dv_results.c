@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_limits.h"
 #include "dv_mem.h"

@@ -7,8 +7,8 @@
 // records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
 // Handlers: result_get, follow, ack, unfollow.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_dead.h and common/.
-// Internal to broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h and
+// common/. Internal to broker/ (not installed); loop thread only.
 #ifndef DV_RESULTS_H
 #define DV_RESULTS_H
 

@@ -19,6 +19,7 @@
 #include "dv_auth.h"
 #include "dv_batching.h"
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_fetch.h"
 #include "dv_limits.h"
