@@ -523,14 +523,6 @@ job_t *job_decode(uint64_t id,
                   size_t route_len,
                   dv_error_t *err);
 
-// End the switches whose new version every worker holding the old one has
-// loaded (or that waited long enough).
-void switches_check(dv_broker_t *self);
-
-// A new version of name was stored: if an older one was the latest, bare
-// NAME moves to it the same way an alias does.
-void latest_moved(dv_broker_t *self, const dv_model_info_t *info);
-
 // Send a finished reply header to route, then free it.
 void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
 
@@ -560,23 +552,26 @@ void client_error(dv_broker_t *self,
                   int code,
                   const char *text);
 
-// Thread pool: a model_push's decode, validation and write (uv_work_t).
-void work_push(uv_work_t *req);
-
-// Prepared versions of a name are stored in the order they were reserved,
-// whatever order the pool finished them in: a version waits (parked) while
-// a lower one of its name is still being prepared. So the first version of
-// a new name is the first stored, and its key the owner (two trainers
-// racing for a name: the job that finished first wins, as its version
-// number says), and versions never appear out of order.
-void after_push(uv_work_t *req, int status);
-
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).
 void set_owner(dv_broker_t *self,
                dv_owners_t *owners,
                const char *name,
                const char *owner);
+
+// The owner check again, when a version is stored. Ownership was checked
+// when the push or train job came in, but the name's owner is set by
+// whichever version is stored first: a version of another key that got
+// there in between makes this one the loser (issue 13, point 9). 0 when
+// key may add it (plain mode, a name nobody owns, its own, an admin key),
+// else DV_EPERM naming the owner (audited as action: submit for a train
+// job's model, model_push, dataset_push).
+int store_refused(dv_broker_t *self,
+                  const dv_owners_t *owners,
+                  const char *action,
+                  const char *name,
+                  const char *key,
+                  dv_error_t *err);
 
 // The queues w gets jobs from: those it asked for (all allowed by its key:
 // worker_allowed), else every queue its key allows.

@@ -25,6 +25,7 @@
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_models_msg.h"
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_records.h"
