@@ -552,44 +552,6 @@ void client_error(dv_broker_t *self,
                   int code,
                   const char *text);
 
-// The first version of name was stored by key owner: it owns the name
-// from now on (nothing in plain mode, nothing if it has an owner).
-void set_owner(dv_broker_t *self,
-               dv_owners_t *owners,
-               const char *name,
-               const char *owner);
-
-// The owner check again, when a version is stored. Ownership was checked
-// when the push or train job came in, but the name's owner is set by
-// whichever version is stored first: a version of another key that got
-// there in between makes this one the loser (issue 13, point 9). 0 when
-// key may add it (plain mode, a name nobody owns, its own, an admin key),
-// else DV_EPERM naming the owner (audited as action: submit for a train
-// job's model, model_push, dataset_push).
-int store_refused(dv_broker_t *self,
-                  const dv_owners_t *owners,
-                  const char *action,
-                  const char *name,
-                  const char *key,
-                  dv_error_t *err);
-
-// The queues w gets jobs from: those it asked for (all allowed by its key:
-// worker_allowed), else every queue its key allows.
-void worker_serve(dv_broker_t *self, const worker_t *w);
-
-// Check a worker message against its key's current roles and queues (a
-// reload may have changed them since the handshake): DV_EPERM with why, and
-// a registered worker that may no longer work is dropped (worker_evict; *w
-// becomes NULL). asked: a register's queues. Audited when a worker is
-// dropped or a register refused, not for each heartbeat of a dropped one.
-int authorize_worker(dv_broker_t *self,
-                     dv_wire_msg_t *in,
-                     const dv_msg_t *m,
-                     worker_t **w,
-                     char *const *asked,
-                     size_t n_asked,
-                     dv_error_t *err);
-
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one
 // request of a `submit_many`.

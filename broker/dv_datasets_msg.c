@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "dv_authorize.h"
 #include "dv_broker_int.h"
 #include "dv_datasets.h"
 #include "dv_limits.h"

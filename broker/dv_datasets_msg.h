@@ -3,8 +3,9 @@
 // Owns: dataset_push (chunked uploads held in self->uploads until complete),
 // dataset_get, _list, _rm, _share.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_models_msg.h and common/.
-// Internal to broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
+// dv_models_msg.h and common/. Internal to broker/ (not installed); loop thread
+// only.
 #ifndef DV_DATASETS_MSG_H
 #define DV_DATASETS_MSG_H
 

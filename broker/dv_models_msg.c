@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "dv_auth.h"
+#include "dv_authorize.h"
 #include "dv_broker_int.h"
 #include "dv_log.h"
 #include "dv_mem.h"

@@ -5,8 +5,9 @@
 // workers to load a new version (self->switches); which version a submit
 // serves (resolve_serving).
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_workers_msg.h and
-// common/. Internal to broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
+// dv_workers_msg.h and common/. Internal to broker/ (not installed); loop
+// thread only.
 #ifndef DV_MODELS_MSG_H
 #define DV_MODELS_MSG_H
 

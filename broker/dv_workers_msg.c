@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "dv_auth.h"
+#include "dv_authorize.h"
 #include "dv_batching.h"
 #include "dv_broker_int.h"
 #include "dv_commit.h"

@@ -5,9 +5,10 @@
 // (infer, evaluate), a train job's result (its model stored, its lineage),
 // the models and data sets a worker holds; a worker lost or evicted.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
-// dv_dead.h, dv_fetch.h, dv_models_msg.h, dv_results.h and common/. Internal to
-// broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
+// dv_batching.h, dv_commit.h, dv_dead.h, dv_fetch.h, dv_models_msg.h,
+// dv_results.h and common/. Internal to broker/ (not installed); loop thread
+// only.
 #ifndef DV_WORKERS_MSG_H
 #define DV_WORKERS_MSG_H
 
