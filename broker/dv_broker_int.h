@@ -495,33 +495,15 @@ worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
 // Take j out of the jobs table without freeing it.
 job_t *job_detach(dv_broker_t *self, uint64_t id);
 
+// The whos slot of key id (added when new; 0 when the table is full).
+uint16_t who_index(dv_broker_t *self, const char *id);
+
 // Reply type (welcome, pong, ...) with rid to in's sender on sock.
 void send_simple(dv_broker_t *self,
                  void *sock,
                  const dv_wire_msg_t *in,
                  dv_msg_type_t type,
                  uint64_t rid);
-
-// Schedule an accepted job. A durable one whose record is committed
-// (may_spill) goes to the store only when its queue is deep: then j is
-// freed and true returned.
-bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
-
-// Tell its submitter, then schedule it (committed, when there is a store).
-void job_accept(dv_broker_t *self, job_t *j);
-
-// j as its DV_STORE_JOBS record (dv_records.h). Caller owns the result
-// (DV_STORE_SPARE bytes of room after *len).
-uint8_t *job_encode(const job_t *j, size_t *len);
-
-// A job from its store record (no submitter connection: its result is
-// kept for result_get). NULL with the reason on a bad record.
-job_t *job_decode(uint64_t id,
-                  const uint8_t *p,
-                  size_t len,
-                  const uint8_t *route,
-                  size_t route_len,
-                  dv_error_t *err);
 
 // Send a finished reply header to route, then free it.
 void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);

@@ -17,6 +17,7 @@
 #include "dv_batching.h"
 #include "dv_broker_int.h"
 #include "dv_idem.h"
+#include "dv_jobs_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"

@@ -5,8 +5,8 @@
 // pending submits, staged checkpoints and seq marks.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_idem.h,
-// dv_results.h and common/. Internal to broker/ (not installed); loop thread
-// only.
+// dv_jobs_msg.h, dv_results.h and common/. Internal to broker/ (not installed);
+// loop thread only.
 #ifndef DV_COMMIT_H
 #define DV_COMMIT_H
 

@@ -5,9 +5,9 @@
 // the dead-letter queue (self->dead, oldest first, and its DV_STORE_DEAD
 // records). Handlers: dead_list, dead_requeue, dead_purge.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_results.h,
-// dv_timers.h and common/. Internal to broker/ (not installed); loop thread
-// only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_jobs_msg.h,
+// dv_results.h, dv_timers.h and common/. Internal to broker/ (not installed);
+// loop thread only.
 #ifndef DV_DEAD_H
 #define DV_DEAD_H
 

@@ -16,6 +16,7 @@
 #include "dv_broker_int.h"
 #include "dv_dead.h"
 #include "dv_idem.h"
+#include "dv_jobs_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"

@@ -5,8 +5,8 @@
 // the other modules own, in the order recover() gives.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_dead.h, dv_idem.h,
-// dv_results.h, dv_spill.h and common/. Internal to broker/ (not installed);
-// loop thread only.
+// dv_jobs_msg.h, dv_results.h, dv_spill.h and common/. Internal to broker/ (not
+// installed); loop thread only.
 #ifndef DV_RECOVER_H
 #define DV_RECOVER_H
 

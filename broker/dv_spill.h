@@ -4,9 +4,9 @@
 // (REFILL_BATCH at a time below REFILL_BELOW) and the skip set of spilled
 // jobs already ended (cancelled, expired).
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_dead.h, dv_results.h,
-// dv_timers.h and common/. Internal to broker/ (not installed); loop thread
-// only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_dead.h, dv_jobs_msg.h,
+// dv_results.h, dv_timers.h and common/. Internal to broker/ (not installed);
+// loop thread only.
 #ifndef DV_SPILL_H
 #define DV_SPILL_H
 
