@@ -10,6 +10,12 @@
 // the worker, or failed by the broker when its attempts are used up by lost
 // workers. A peer's malformed message gets an `error` reply and changes
 // nothing.
+//
+// This file: the loop and its sockets, heartbeats and signals, the jobs
+// table, queue records, replies to clients and the client message switch
+// (serve_request; the workers' is in dv_workers_msg.c). Everything else is
+// a module of its own, one noun each (docs/ARCHITECTURE.md, The broker's
+// modules); their shared types are in dv_broker_int.h.
 #include "dv_broker.h"
 
 #include <math.h>
