@@ -1,0 +1,106 @@
+// dv_authorize — who may send what, and the audit log's hooks.
+//
+// Owns: authorize() (a client message against its key's roles and the
+// owners of the queue, model or data set it names), a worker's key and
+// queues (authorize_worker), re-checks after a key reload, the audit
+// records of client messages and audit_list.
+//
+// May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
+// dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
+// installed); loop thread only.
+#ifndef DV_AUTHORIZE_H
+#define DV_AUTHORIZE_H
+
+#include "dv_broker_int.h"
+
+// With keys, every client message is checked against its key's roles
+// (docs/SECURITY.md has the table) before it is handled; refusals, admin
+// actions and changes to models and data sets go to the audit log.
+void audit(dv_broker_t *self,
+           const char *key,
+           const char *action,
+           const char *object,
+           const char *outcome);
+
+// The first version of name was stored by key owner: it owns the name
+// from now on (nothing in plain mode, nothing if it has an owner).
+void set_owner(dv_broker_t *self,
+               dv_owners_t *owners,
+               const char *name,
+               const char *owner);
+
+// The owner check again, when a version is stored. Ownership was checked
+// when the push or train job came in, but the name's owner is set by
+// whichever version is stored first: a version of another key that got
+// there in between makes this one the loser (issue 13, point 9). 0 when
+// key may add it (plain mode, a name nobody owns, its own, an admin key),
+// else DV_EPERM naming the owner (audited as action: submit for a train
+// job's model, model_push, dataset_push).
+int store_refused(dv_broker_t *self,
+                  const dv_owners_t *owners,
+                  const char *action,
+                  const char *name,
+                  const char *key,
+                  dv_error_t *err);
+
+// dv_auth's refused-handshake hook (arg: the broker): one audit record.
+void on_handshake_refused(const char *domain,
+                          const char *address,
+                          const char *key,
+                          const char *why,
+                          void *arg);
+
+// Can other machines reach endpoint? (Only ipc://, inproc:// and loopback
+// tcp are private: dv_endpoint_exposed.)
+bool exposed(const char *endpoint);
+
+// Plain mode on an address other machines reach (--plain): say so, loudly.
+void warn_if_exposed(const char *endpoint);
+
+// A key reload by key ended (rc; n keys, or text why not): re-check the
+// connected workers and followers, log and audit it.
+void reload_done(
+    dv_broker_t *self, const char *key, int rc, size_t n, const char *text);
+
+// Check client message m against its key. *who gets the key (NULL in
+// plain mode).
+int authorize(dv_broker_t *self,
+              dv_wire_msg_t *in,
+              const dv_msg_t *m,
+              const dv_key_t **who,
+              dv_error_t *err);
+
+// The queues w gets jobs from: those it asked for (all allowed by its key:
+// worker_allowed), else every queue its key allows.
+void worker_serve(dv_broker_t *self, const worker_t *w);
+
+// Check a worker message against its key's current roles and queues (a
+// reload may have changed them since the handshake): DV_EPERM with why, and
+// a registered worker that may no longer work is dropped (worker_evict; *w
+// becomes NULL). asked: a register's queues. Audited when a worker is
+// dropped or a register refused, not for each heartbeat of a dropped one.
+int authorize_worker(dv_broker_t *self,
+                     dv_wire_msg_t *in,
+                     const dv_msg_t *m,
+                     worker_t **w,
+                     char *const *asked,
+                     size_t n_asked,
+                     dv_error_t *err);
+
+// After a client message was handled: admin actions and changes to models
+// and data sets go to the audit log, with their outcome.
+void audit_message(dv_broker_t *self,
+                   const char *id,
+                   const dv_msg_t *m,
+                   int rc,
+                   const dv_error_t *err);
+
+// audit_list {since_ms}: the entries held in memory from then on.
+int on_audit_list(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  const dv_msg_t *m,
+                  uint64_t rid,
+                  dv_error_t *err);
+
+#endif

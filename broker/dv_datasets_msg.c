@@ -1,0 +1,468 @@
+// dv_datasets_msg — the data set catalog's client handlers.
+//
+// Owns: dataset_push (chunked uploads held in self->uploads until complete),
+// dataset_get, _list, _rm, _share.
+//
+// The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_datasets_msg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "dv_authorize.h"
+#include "dv_broker_int.h"
+#include "dv_datasets.h"
+#include "dv_limits.h"
+#include "dv_log.h"
+#include "dv_mem.h"
+#include "dv_models_msg.h"
+#include "dv_owners.h"
+#include "dv_proto.h"
+#include "dv_records.h"
+#include "dv_registry.h"
+#include "dv_sched.h"
+#include "dv_store.h"
+
+// ------------------------------------------------------------ data sets
+
+#define DATASET_FIELDS 8
+
+// The DATASET_FIELDS fields of a data set record.
+static void
+write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
+{
+    info_key(w, "name", nested);
+    dv_msgw_v_str(w, r->name);
+    info_key(w, "version", nested);
+    dv_msgw_v_uint(w, r->version);
+    info_key(w, "sha256", nested);
+    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
+    info_key(w, "bytes", nested);
+    dv_msgw_v_uint(w, r->bytes);
+    info_key(w, "rows", nested);
+    dv_msgw_v_uint(w, r->rows);
+    info_key(w, "columns", nested);
+    dv_msgw_v_uint(w, r->columns);
+    info_key(w, "target", nested);
+    dv_msgw_v_str(w, r->target);
+    info_key(w, "created_us", nested);
+    dv_msgw_v_uint(w, r->created_us);
+}
+
+// A complete upload validated and written on the pool.
+typedef struct {
+    uv_work_t work;
+    dv_broker_t *broker;
+    uint8_t route[ROUTE_MAX];
+    size_t route_len;
+    uint64_t rid;
+    char *dir;
+    upload_t *up;                  // owned (buf too)
+    char owner[DV_KEY_ID_MAX + 1]; // the key storing it ("": plain mode)
+    uint32_t version;
+    dv_dataset_info_t info;
+    int rc;
+    dv_error_t err;
+} ds_store_t;
+
+static void
+work_dataset(uv_work_t *req)
+{
+    ds_store_t *d = req->data;
+    d->rc = dv_datasets_prepare(d->dir, d->up->name, d->version, d->up->buf,
+                                d->up->total, d->up->sha256, &d->info, &d->err);
+}
+
+static void
+after_dataset(uv_work_t *req, int status)
+{
+    ds_store_t *d = req->data;
+    dv_broker_t *self = d->broker;
+    if (status != 0 && d->rc == 0) {
+        d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
+    }
+    if (d->rc == 0 &&
+        (d->rc = store_refused(self, self->data_owners, "dataset_push",
+                               d->up->name, d->owner, &d->err)) != 0) {
+        dv_datasets_discard(self->datasets, &d->info);
+    }
+    if (d->rc) {
+        dv_datasets_release(self->datasets, d->up->name, d->version);
+        client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
+                     d->err.text);
+        free(d->up->buf);
+    } else {
+        const dv_dataset_info_t *info =
+            dv_datasets_commit(self->datasets, &d->info, d->up->buf);
+        set_owner(self, self->data_owners, info->name, d->owner);
+        dv_log(DV_LOG_INFO, "broker",
+               "data set %s@%u stored (%llu rows, %u columns, %llu bytes)",
+               info->name, info->version, (unsigned long long)info->rows,
+               info->columns, (unsigned long long)info->bytes);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
+        write_dataset_info(w, info, false);
+        client_reply(self, d->route, d->route_len, w);
+    }
+    free(d->up);
+    free(d->dir);
+    free(d);
+}
+
+static void
+upload_free(dv_broker_t *self, upload_t *u)
+{
+    self->uploads_bytes -= u->cap;
+    free(u->buf);
+    free(u);
+}
+
+// Whether upload u is from the sender: the same key, or in plain mode (no
+// key) the same connection.
+static bool
+upload_same_sender(const upload_t *u,
+                   const char *owner,
+                   const void *route,
+                   size_t route_len)
+{
+    if (owner[0]) {
+        return strcmp(u->owner, owner) == 0;
+    }
+    return !u->owner[0] && u->route_len == route_len &&
+           memcmp(u->route, route, route_len) == 0;
+}
+
+// Room for `need` bytes in u's buffer, grown by doubling (up to its
+// announced size), within the per-key and total bounds. Returns 0, or
+// DV_ELIMIT / DV_ENOMEM with the numbers.
+static int
+upload_grow(dv_broker_t *self, upload_t *u, uint64_t need, dv_error_t *err)
+{
+    if (need <= u->cap) {
+        return 0;
+    }
+    uint64_t cap = u->cap ? u->cap * 2 : need;
+    cap = cap < need ? need : cap > u->total ? u->total : cap;
+    uint64_t more = cap - u->cap, mine = 0;
+    for (const upload_t *o = self->uploads; o; o = o->next) {
+        mine += upload_same_sender(o, u->owner, u->route, u->route_len) ? o->cap
+                                                                        : 0;
+    }
+    if (mine + more > DV_MAX_UPLOAD_BYTES_PER_KEY ||
+        self->uploads_bytes + more > DV_MAX_UPLOAD_BYTES) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "dataset_push: uploads in flight would hold %llu "
+                         "bytes for you (limit %zu) and %llu in all (limit "
+                         "%zu): finish or wait for the others",
+                         (unsigned long long)(mine + more),
+                         (size_t)DV_MAX_UPLOAD_BYTES_PER_KEY,
+                         (unsigned long long)(self->uploads_bytes + more),
+                         (size_t)DV_MAX_UPLOAD_BYTES);
+    }
+    uint8_t *buf = realloc(u->buf, cap);
+    if (!buf) {
+        return dv_errorf(err, DV_ENOMEM,
+                         "dataset_push: no memory for %llu bytes",
+                         (unsigned long long)cap);
+    }
+    u->buf = buf;
+    u->cap = cap;
+    self->uploads_bytes += more;
+    return 0;
+}
+
+// dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
+// chunk (offset 0) starts the upload; each next one must start where the
+// last ended; the last one completes it (validated and stored off the
+// loop thread, then answered with `dataset`); the others get `ok` with
+// received.
+int
+on_dataset_push(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const dv_msg_t *m,
+                uint64_t rid,
+                dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    uint64_t total = 0, offset = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, err)) ||
+        (rc = dv_msg_uint(m, "bytes", &total, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "offset", 0, &offset, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *chunk = dv_msg_frame(m, 1);
+    if (!chunk) {
+        return dv_errorf(err, DV_EFORMAT, "dataset_push: no chunk in frame 1");
+    }
+    if (!dv_name_valid(name) || route_len > ROUTE_MAX) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: name '%s' must match [A-Za-z0-9._-]+",
+                         name);
+    }
+    if (total == 0 || total > DV_MAX_DATASET_BYTES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: %llu bytes: a data set holds 1 .. "
+                         "%llu bytes",
+                         (unsigned long long)total,
+                         (unsigned long long)DV_MAX_DATASET_BYTES);
+    }
+    const char *owner = self->current ? self->current->id : "";
+    upload_t **p = &self->uploads;
+    while (*p && !((*p)->route_len == route_len &&
+                   memcmp((*p)->route, route, route_len) == 0 &&
+                   strcmp((*p)->name, name) == 0)) {
+        p = &(*p)->next;
+    }
+    upload_t *u = *p;
+    if (offset == 0) { // a new upload (replacing an unfinished one)
+        if (u) {
+            *p = u->next;
+            upload_free(self, u);
+        }
+        size_t open = 0;
+        for (const upload_t *o = self->uploads; o; o = o->next) {
+            open += upload_same_sender(o, owner, route, route_len);
+        }
+        if (open >= DV_MAX_UPLOADS_PER_KEY) {
+            return dv_errorf(err, DV_ELIMIT,
+                             "dataset_push: %zu uploads already open for "
+                             "you (limit %d): finish one first",
+                             open, DV_MAX_UPLOADS_PER_KEY);
+        }
+        u = dv_calloc(1, sizeof *u);
+        snprintf(u->owner, sizeof u->owner, "%s", owner);
+        memcpy(u->route, route, route_len);
+        u->route_len = route_len;
+        snprintf(u->name, sizeof u->name, "%s", name);
+        memcpy(u->sha256, sum, sizeof u->sha256);
+        u->total = total;
+        u->next = self->uploads;
+        self->uploads = u;
+    } else if (!u || offset != u->received || total != u->total ||
+               memcmp(sum, u->sha256, sizeof u->sha256) != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: chunk at %llu does not continue an "
+                         "upload of '%s' (%llu bytes received): start again "
+                         "at offset 0",
+                         (unsigned long long)offset, name,
+                         (unsigned long long)(u ? u->received : 0));
+    }
+    if (chunk->len > u->total - u->received) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: the chunk passes the announced size");
+    }
+    if ((rc = upload_grow(self, u, u->received + chunk->len, err)) != 0) {
+        for (p = &self->uploads; *p != u; p = &(*p)->next) {
+        }
+        *p = u->next; // refused: what it held is given back now
+        upload_free(self, u);
+        return rc;
+    }
+    memcpy(u->buf + u->received, chunk->data, chunk->len);
+    u->received += chunk->len;
+    u->last_ms = uv_now(&self->loop);
+    if (u->received < u->total) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "received", u->received);
+        client_reply(self, route, route_len, w);
+        return 0;
+    }
+    // Complete: off the list, validated and stored on the pool.
+    for (p = &self->uploads; *p != u; p = &(*p)->next) {
+    }
+    *p = u->next;
+    self->uploads_bytes -= u->cap; // the pool owns it now
+    uint32_t version = dv_datasets_reserve(self->datasets, name, err);
+    if (!version) {
+        free(u->buf);
+        free(u);
+        return DV_EINVAL;
+    }
+    ds_store_t *d = dv_calloc(1, sizeof *d);
+    d->broker = self;
+    memcpy(d->route, route, route_len);
+    d->route_len = route_len;
+    d->rid = rid;
+    const char *dir = dv_datasets_dir(self->datasets);
+    d->dir = dir ? dv_strdup(dir) : NULL;
+    d->up = u;
+    d->version = version;
+    if (self->current) {
+        snprintf(d->owner, sizeof d->owner, "%s", self->current->id);
+    }
+    d->work.data = d;
+    if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
+        dv_datasets_release(self->datasets, name, version);
+        free(u->buf);
+        free(u);
+        free(d->dir);
+        free(d);
+        return dv_errorf(err, DV_EIO, "cannot queue the data set's storing");
+    }
+    return 0;
+}
+
+// Drop uploads nobody continued.
+void
+uploads_trim(dv_broker_t *self)
+{
+    uint64_t now = uv_now(&self->loop);
+    for (upload_t **p = &self->uploads; *p;) {
+        upload_t *u = *p;
+        if (now - u->last_ms >= UPLOAD_IDLE_MS) {
+            *p = u->next;
+            upload_free(self, u);
+        } else {
+            p = &u->next;
+        }
+    }
+}
+
+static int
+dataset_ref(const dv_msg_t *m,
+            char *name,
+            size_t size,
+            uint32_t *version,
+            dv_error_t *err)
+{
+    uint64_t v = 0;
+    int rc = dv_msg_str(m, "name", name, size, err);
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "version", 0, &v, err);
+    }
+    *version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    return rc;
+}
+
+int
+on_dataset_get(dv_broker_t *self,
+               const void *route,
+               size_t route_len,
+               const dv_msg_t *m,
+               uint64_t rid,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = dataset_ref(m, name, sizeof name, &version, err);
+    if (rc) {
+        return rc;
+    }
+    const dv_dataset_info_t *r = dv_datasets_get(self->datasets, name, version);
+    if (!r) {
+        return dv_errorf(err, DV_ENOENT, "no data set '%s'%s", name,
+                         version ? " at that version" : "");
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, rid);
+    write_dataset_info(w, r, false);
+    client_reply(self, route, route_len, w);
+    return 0;
+}
+
+// May the key of the request being handled read data set name? (Plain
+// mode and admins: every one; see dataset_reads_refused.)
+static bool
+dataset_readable(const dv_broker_t *self, const char *name)
+{
+    const dv_key_t *k = self->current;
+    return !k || (k->roles & DV_ROLE_ADMIN) ||
+           dv_owners_may_read(self->data_owners, name, k->id);
+}
+
+int
+on_dataset_list(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                uint64_t rid)
+{
+    size_t n = 0, shown = 0;
+    const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
+    for (size_t i = 0; i < n; i++) {
+        shown += dataset_readable(self, all[i].name);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASETS, rid);
+    dv_msgw_key(w, "datasets");
+    dv_msgw_v_array(w, shown);
+    for (size_t i = 0; i < n; i++) {
+        if (dataset_readable(self, all[i].name)) {
+            dv_msgw_v_map(w, DATASET_FIELDS);
+            write_dataset_info(w, &all[i], true);
+        }
+    }
+    client_reply(self, route, route_len, w);
+    return 0;
+}
+
+int
+on_dataset_rm(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = dataset_ref(m, name, sizeof name, &version, err);
+    if (rc == 0) {
+        rc = dv_datasets_rm(self->datasets, name, version, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (!dv_datasets_get(self->datasets, name, 0)) {
+        dv_owners_forget(self->data_owners, name);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "removed", (uint64_t)rc);
+    client_reply(self, route, route_len, w);
+    return 0;
+}
+
+// dataset_share {name, readers: [key id or "*"]}: who besides its owner
+// and admins may read data set name (train or evaluate on it, see it in
+// dataset_list and dataset_get), replacing the list ([]: nobody else).
+// Only its owner or an admin (authorize()). Answered `ok` with the list.
+int
+on_dataset_share(dv_broker_t *self,
+                 const void *route,
+                 size_t route_len,
+                 const dv_msg_t *m,
+                 uint64_t rid,
+                 dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    char **readers = NULL;
+    size_t n = 0;
+    int rc = dv_msg_str(m, "name", name, sizeof name, err);
+    if (rc == 0 && !dv_msg_has(m, "readers")) {
+        rc = dv_errorf(err, DV_EFORMAT,
+                       "dataset_share: 'readers' (key ids, or [\"*\"] for "
+                       "every key) is missing");
+    }
+    if (rc == 0) {
+        rc = dv_msg_strs(m, "readers", DV_MAX_READERS, DV_KEY_ID_MAX, &readers,
+                         &n, err);
+    }
+    if (rc == 0 && !dv_datasets_get(self->datasets, name, 0)) {
+        rc = dv_errorf(err, DV_ENOENT, "no data set '%s'", name);
+    }
+    if (rc == 0) {
+        rc = dv_owners_share(self->data_owners, name, readers, n, err);
+    }
+    if (rc == 0) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_str(w, "name", name);
+        dv_msgw_strs(w, "readers", (const char *const *)readers, n);
+        client_reply(self, route, route_len, w);
+    }
+    dv_strs_free(&readers, n);
+    return rc;
+}

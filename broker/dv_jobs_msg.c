@@ -1,0 +1,1102 @@
+// dv_jobs_msg — jobs from clients: submit, and what clients ask of jobs.
+//
+// Owns: submit (checks, the job record, acceptance into dv_sched or a spill),
+// job_list, job_get, job_cancel, workers, status; a job's store record
+// (job_encode/job_decode).
+//
+// The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_jobs_msg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "dv_broker_int.h"
+#include "dv_commit.h"
+#include "dv_datasets.h"
+#include "dv_dead.h"
+#include "dv_idem.h"
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_models_msg.h"
+#include "dv_msgpack.h"
+#include "dv_proto.h"
+#include "dv_records.h"
+#include "dv_registry.h"
+#include "dv_results.h"
+#include "dv_sched.h"
+#include "dv_spill.h"
+#include "dv_store.h"
+#include "dv_timers.h"
+#include "dv_wire.h"
+#define JOB_FORMAT DV_REC_JOB_FORMAT
+#define JOB_HEAD   DV_REC_JOB_HEAD
+
+// A train job's stored data set as an affinity key, "ds:NAME@VERSION"
+// (key[0] stays 0 when it carries its CSV): read from its spec.
+static void
+spec_dataset_key(const job_t *j, char *key, size_t size)
+{
+    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+    size_t sl = get_u32(j->payload + 2), off = 0;
+    const char *spec = (const char *)j->payload + 6;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (size_t f = 0; f < nf; f++) {
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool is_ds = up.data.via.str.size == 7 &&
+                     memcmp(up.data.via.str.ptr, "dataset", 7) == 0;
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        const msgpack_object *name = dv_msgpack_get(&up.data, "name");
+        uint64_t version = 0;
+        if (is_ds && name && name->type == MSGPACK_OBJECT_STR &&
+            dv_msgpack_uint(dv_msgpack_get(&up.data, "version"), &version)) {
+            snprintf(key, size, "ds:%.*s@%llu", (int)name->via.str.size,
+                     name->via.str.ptr, (unsigned long long)version);
+            break;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+// Schedule an accepted job. A durable one whose record is committed
+// (may_spill) goes to the store only when its queue is deep: then j is
+// freed and true returned.
+bool
+job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
+{
+    if (may_spill && job_spill(self, j, false)) {
+        return true;
+    }
+    char key[2 * DV_MAX_WIRE_NAME + 8] = "";
+    if (USES_MODEL(j)) {
+        snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+    } else if (j->spec) {
+        spec_dataset_key(j, key, sizeof key); // "ds:NAME@V", or ""
+    }
+    dv_sched_submit_prio(self->sched, j->id, j->queue, key, j->max_attempts,
+                         j->priority);
+    if (strcmp(j->kind, "train") == 0) {
+        dv_sched_set_heavy(self->sched, j->id);
+    }
+    if (j->deadline_unix) {
+        uint64_t now = unix_ms_now();
+        uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
+        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+    }
+    return false;
+}
+
+// Tell its submitter, then schedule it (committed, when there is a store).
+void
+job_accept(dv_broker_t *self, job_t *j)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
+    dv_msgw_uint(w, "job", j->id);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    client_send(self, j->route, j->route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+    job_schedule(self, j, self->store != NULL);
+}
+
+// Job kinds in records (p[1]).
+static const char *s_kinds[] = {
+#define XX(name, text) text,
+    DV_REC_KIND_MAP(XX)
+#undef XX
+};
+
+static uint8_t
+kind_code(const char *kind)
+{
+    for (uint8_t i = 0; i < DV_REC_KIND_COUNT_; i++) {
+        if (strcmp(kind, s_kinds[i]) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+uint8_t *
+job_encode(const job_t *j, size_t *len)
+{
+
+    size_t qlen = strlen(j->queue), mlen = strlen(j->model);
+    *len = JOB_HEAD + qlen + mlen + j->payload_len;
+    uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
+    memset(p, 0, JOB_HEAD);
+    p[0] = JOB_FORMAT;
+    p[1] = kind_code(j->kind);
+    p[2] = j->spec ? 1 : 0; // flags (0 in older records)
+    put_u32(p + 4, j->max_attempts);
+    put_u32(p + 8, j->model_version);
+    put_u32(p + 12, j->rows);
+    put_u32(p + 16, j->cols);
+    put_u32(p + 20, (uint32_t)qlen);
+    put_u32(p + 24, (uint32_t)mlen);
+    put_u64(p + 28, j->payload_len);
+    memcpy(p + 36, j->model_sha, 32);
+    put_u32(p + 68, (uint32_t)j->priority);
+    put_u32(p + 72, j->timeout_ms);
+    put_u32(p + 76, j->backoff_ms);
+    put_u32(p + 80, j->sleep_ms);
+    put_u64(p + 84, j->submit_unix);
+    put_u64(p + 92, j->deadline_unix);
+    memcpy(p + JOB_HEAD, j->queue, qlen);
+    memcpy(p + JOB_HEAD + qlen, j->model, mlen);
+    if (j->payload_len) {
+        memcpy(p + JOB_HEAD + qlen + mlen, j->payload, j->payload_len);
+    }
+    return p;
+}
+
+// A job from its store record (no submitter connection: its result is
+// kept for result_get). NULL with the reason on a bad record.
+job_t *
+job_decode(uint64_t id,
+           const uint8_t *p,
+           size_t len,
+           const uint8_t *route,
+           size_t route_len,
+           dv_error_t *err)
+{
+    dv_rec_job_t r;
+    if (dv_rec_job_decode(&r, id, p, len, err) != 0) {
+        return NULL;
+    }
+    job_t *j =
+        job_alloc(route, route_len, r.queue, r.model, r.payload, r.payload_len);
+    if (!j) {
+        dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
+                  (unsigned long long)id);
+        return NULL;
+    }
+    j->id = id;
+    j->kind = s_kinds[r.kind];
+    j->spec = r.spec;
+    j->backoff_ms = DEFAULT_BACKOFF_MS;
+    if (r.has_sched) {
+        j->priority = r.priority;
+        j->timeout_ms = r.timeout_ms;
+        j->backoff_ms = r.backoff_ms;
+        j->sleep_ms = r.sleep_ms;
+        j->submit_unix = r.submit_unix;
+        j->deadline_unix = r.deadline_unix;
+    }
+    j->max_attempts = r.max_attempts;
+
+    j->model_version = r.model_version;
+    j->rows = r.rows;
+    j->cols = r.cols;
+    memcpy(j->model_sha, r.model_sha, 32);
+    if (j->max_attempts == 0 || j->max_attempts > DV_MAX_ATTEMPTS) {
+        j->max_attempts = DEFAULT_MAX_ATTEMPTS;
+    }
+    return j;
+}
+
+// The payload of a train job, or of an evaluate job on a stored data set:
+// field count (u16), spec length (u32), the spec's msgpack fields (train,
+// target, task, created_unix for training; dataset {name, version, sha256,
+// bytes} when ds), then the CSV the submit carried (none with ds); a train
+// job's eval set goes as `eval_dataset` like `dataset`. Checks the training
+// fields; sets name (the model to register). *out: caller frees.
+static int
+train_spec(const dv_msg_t *m,
+           bool train,
+           const dv_dataset_info_t *ds,
+           const dv_dataset_info_t *eval,
+           const dv_frame_t *csv,
+           char name[DV_MAX_WIRE_NAME + 1],
+           uint8_t **out,
+           size_t *out_len,
+           dv_error_t *err)
+{
+    dv_msgw_t *spec = dv_msgw_new(DV_MSG_RUN, 0);
+    if (train) {
+        dv_hyper_t hp;
+        char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
+        uint64_t created = 0, ck_ms = 0;
+        int rc;
+        if ((rc = dv_msg_str(m, "model", name, DV_MAX_WIRE_NAME + 1, err)) !=
+                0 ||
+            (rc = dv_msg_hyper(m, "train", &hp, err)) != 0 ||
+            (dv_msg_has(m, "target") &&
+             (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
+            (dv_msg_has(m, "task") &&
+             (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
+            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
+                                 &created, err)) != 0 ||
+            (rc = dv_msg_uint_or(m, "checkpoint_ms", DEFAULT_CHECKPOINT_MS,
+                                 &ck_ms, err)) != 0) {
+            dv_msgw_destroy(&spec);
+            return rc;
+        }
+        if (ck_ms > DV_MAX_DEADLINE_MS) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: checkpoint_ms must be <= %llu (0: none)",
+                             (unsigned long long)DV_MAX_DEADLINE_MS);
+        }
+        if (!dv_name_valid(name)) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: model name '%s' must match "
+                             "[A-Za-z0-9._-]+",
+                             name);
+        }
+        if (task[0] && strcmp(task, "classification") != 0 &&
+            strcmp(task, "regression") != 0) {
+            dv_msgw_destroy(&spec);
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: task '%s': classification or regression",
+                             task);
+        }
+        dv_msgw_hyper(spec, "train", &hp);
+        if (target[0]) {
+            dv_msgw_str(spec, "target", target);
+        }
+        if (task[0]) {
+            dv_msgw_str(spec, "task", task);
+        }
+        dv_msgw_uint(spec, "created_unix", created);
+        dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
+    }
+    const dv_dataset_info_t *refs[2] = {ds, eval};
+    static const char *keys[2] = {"dataset", "eval_dataset"};
+    for (size_t i = 0; i < 2; i++) {
+        if (refs[i]) {
+            dv_msgw_key(spec, keys[i]);
+            dv_msgw_v_map(spec, 4);
+            dv_msgw_v_str(spec, "name");
+            dv_msgw_v_str(spec, refs[i]->name);
+            dv_msgw_v_str(spec, "version");
+            dv_msgw_v_uint(spec, refs[i]->version);
+            dv_msgw_v_str(spec, "sha256");
+            dv_msgw_v_bin(spec, refs[i]->sha256, DV_SHA256_BYTES);
+            dv_msgw_v_str(spec, "bytes");
+            dv_msgw_v_uint(spec, refs[i]->bytes);
+        }
+    }
+    size_t sl = 0, nf = 0;
+    const uint8_t *body = dv_msgw_body(spec, &sl, &nf);
+    size_t len = 6 + sl + csv->len;
+    uint8_t *p = dv_try_malloc(len, 1);
+    if (!p) {
+        dv_msgw_destroy(&spec);
+        return dv_errorf(err, DV_ENOMEM, "submit: no memory");
+    }
+    p[0] = (uint8_t)nf;
+    p[1] = (uint8_t)(nf >> 8);
+    put_u32(p + 2, (uint32_t)sl);
+    memcpy(p + 6, body, sl);
+    if (csv->len) {
+        memcpy(p + 6 + sl, csv->data, csv->len);
+    }
+    dv_msgw_destroy(&spec);
+    *out = p;
+    *out_len = len;
+    return 0;
+}
+
+static int
+submit_job(dv_broker_t *self,
+           const dv_wire_msg_t *in,
+           const dv_msg_t *m,
+           const dv_dataset_info_t *ds,
+           const dv_dataset_info_t *eval,
+           dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], kind[16];
+    uint64_t max_attempts;
+    int rc;
+    if ((rc = dv_msg_str(m, "queue", queue, sizeof queue, err)) != 0 ||
+        (rc = dv_msg_str(m, "kind", kind, sizeof kind, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "max_attempts", DEFAULT_MAX_ATTEMPTS,
+                             &max_attempts, err)) != 0) {
+        return rc;
+    }
+    char durability[16] = "commit";
+    if (dv_msg_has(m, "durability") &&
+        (rc = dv_msg_str(m, "durability", durability, sizeof durability,
+                         err)) != 0) {
+        return rc;
+    }
+    bool memory_only = strcmp(durability, "none") == 0;
+    if (!memory_only && strcmp(durability, "commit") != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: durability '%s': commit or none", durability);
+    }
+    if (!dv_name_valid(queue)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: queue '%s' must match [A-Za-z0-9._-]+",
+                         queue);
+    }
+    bool infer = strcmp(kind, "infer") == 0;
+    bool sleep = strcmp(kind, "sleep") == 0;
+    bool train = strcmp(kind, "train") == 0;
+    bool evaluate = strcmp(kind, "evaluate") == 0;
+    if (!infer && !sleep && !train && !evaluate && strcmp(kind, "echo") != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: job kind '%s' is not supported by this "
+                         "broker (echo, infer, evaluate, sleep, train)",
+                         kind);
+    }
+    if (max_attempts < 1 || max_attempts > DV_MAX_ATTEMPTS) {
+        return dv_errorf(err, DV_EINVAL, "submit: max_attempts must be 1..%d",
+                         DV_MAX_ATTEMPTS);
+    }
+    // Scheduling options (docs/SEMANTICS.md).
+    int64_t priority = 0;
+    uint64_t deadline_ms = 0, timeout_ms = 0, backoff = DEFAULT_BACKOFF_MS;
+    uint64_t sleep_ms = 0;
+    char key[DV_MAX_KEY_BYTES + 1] = "";
+    if ((rc = dv_msg_int_or(m, "priority", 0, &priority, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "deadline_ms", 0, &deadline_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "timeout_ms", 0, &timeout_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "backoff_ms", DEFAULT_BACKOFF_MS, &backoff,
+                             err)) != 0 ||
+        (sleep && (rc = dv_msg_uint(m, "ms", &sleep_ms, err)) != 0) ||
+        (dv_msg_has(m, "idempotency_key") &&
+         (rc = dv_msg_str(m, "idempotency_key", key, sizeof key, err)) != 0)) {
+        return rc;
+    }
+    if (priority < -1000 || priority > 1000) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: priority must be -1000..1000");
+    }
+    const struct { // the field that is out of range, and its bound
+        const char *field;
+        uint64_t value, max;
+    } bounds[] = {
+        {"deadline_ms", deadline_ms, DV_MAX_DEADLINE_MS},
+        {"timeout_ms", timeout_ms, DV_MAX_DEADLINE_MS},
+        {"backoff_ms", backoff, BACKOFF_CAP_MS},
+        {"ms (a sleep job's length)", sleep_ms, DV_MAX_SLEEP_MS},
+    };
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        if (bounds[i].value > bounds[i].max) {
+            return dv_errorf(err, DV_EINVAL,
+                             "submit: %s must be <= %llu, not %llu",
+                             bounds[i].field, (unsigned long long)bounds[i].max,
+                             (unsigned long long)bounds[i].value);
+        }
+    }
+    if (dv_msg_has(m, "idempotency_key") && !key[0]) {
+        return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");
+    }
+    static const dv_frame_t no_payload = {NULL, 0};
+    const dv_frame_t *payload = ds ? &no_payload : dv_msg_frame(m, 1);
+    if (eval && !train) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: only train jobs take an eval_dataset");
+    }
+    if (ds && !train && !evaluate) {
+        return dv_errorf(err, DV_EINVAL,
+                         "submit: only train and evaluate jobs take a data "
+                         "set");
+    }
+    if (sleep && !payload) {
+        payload = &no_payload;
+    }
+    const dv_model_info_t *model = NULL;
+    size_t rows = 0, cols = 0;
+    if (infer) {
+        char ref[2 * DV_MAX_WIRE_NAME];
+        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0 ||
+            (rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &payload,
+                                     &rows, &cols, err)) != 0) {
+            return rc;
+        }
+        model = resolve_serving(self, ref, err);
+        if (!model) {
+            return err ? err->code : DV_ENOMODEL;
+        }
+        if (cols != model->features) {
+            return dv_errorf(err, DV_ESHAPE,
+                             "submit: model %s@%u takes %u features per row, "
+                             "the input has %zu",
+                             model->name, model->version, model->features,
+                             cols);
+        }
+        char what[2 * DV_MAX_WIRE_NAME];
+        snprintf(what, sizeof what, "submit: the output of %s@%u", model->name,
+                 model->version);
+        if ((rc = dv_frame_check(rows, model->outputs, what, err)) != 0) {
+            return rc;
+        }
+    } else if (!payload) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "submit: an %s job needs its payload in frame 1",
+                         kind);
+    } else if (evaluate) { // a model and a CSV with its target
+        char ref[2 * DV_MAX_WIRE_NAME];
+        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0) {
+            return rc;
+        }
+        model = resolve_serving(self, ref, err);
+        if (!model) {
+            return err ? err->code : DV_ENOMODEL;
+        }
+    }
+    // A key seen within the window: the job it made, not a new one.
+    if (key[0] && idem_reply(self, in, m, queue, key)) {
+        return 0;
+    }
+    // Backpressure: refuse at once, with the numbers, rather than queue
+    // without bound; the producer decides what to do.
+    // Looked up, not created: only an accepted job creates a queue.
+    const qbytes_t *qb = queue_find(self, queue);
+    if ((rc = queue_may_create(self, queue, "submit", err)) != 0) {
+        return rc;
+    }
+    size_t waiting =
+        dv_sched_queue_waiting(self->sched, queue) + (qb ? qb->spilled : 0);
+    for (size_t i = 0; i < self->n_pending; i++) {
+        const job_t *pj = job_find(self, self->pending[i]);
+        waiting += pj && strcmp(pj->queue, queue) == 0;
+    }
+    if (waiting >= self->max_queued) {
+        return dv_errorf(err, DV_EQUEUEFULL,
+                         "queue '%s' has %zu jobs waiting, the limit is %llu "
+                         "(--max-queued): retry later",
+                         queue, waiting, (unsigned long long)self->max_queued);
+    }
+    uint64_t held = qb ? qb->bytes : 0;
+    if (held + payload->len > self->max_queued_bytes) {
+        return dv_errorf(err, DV_EQUEUEFULL,
+                         "queue '%s' holds %llu payload bytes; %zu more would "
+                         "pass the limit of %llu (--max-queued-bytes): retry "
+                         "later",
+                         queue, (unsigned long long)held, payload->len,
+                         (unsigned long long)self->max_queued_bytes);
+    }
+    size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
+    if (route_len > ROUTE_MAX - 1) {
+        return dv_errorf(err, DV_EINVAL, "routing id too long");
+    }
+    // A train job's spec travels with its payload (train_spec).
+    char train_name[DV_MAX_WIRE_NAME + 1] = "";
+    // A key's unfinished jobs are bounded (--max-inflight): one producer
+    // cannot take the whole broker.
+    uint16_t who = self->current ? who_index(self, self->current->id) : 0;
+    if (who && self->whos[who].inflight >= self->max_inflight) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "submit: key '%s' has %llu unfinished jobs, the "
+                         "limit is %llu (--max-inflight): wait for results",
+                         self->whos[who].id,
+                         (unsigned long long)self->whos[who].inflight,
+                         (unsigned long long)self->max_inflight);
+    }
+    bool spec_payload = train || (evaluate && ds);
+    uint8_t *spec_bytes = NULL;
+    size_t spec_len = 0;
+    if (spec_payload) {
+        rc = train_spec(m, train, ds, eval, payload, train_name, &spec_bytes,
+                        &spec_len, err);
+        if (rc) {
+            return rc;
+        }
+    }
+    job_t *j = job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len,
+                         queue, model ? model->name : train_name,
+                         spec_payload ? spec_bytes : payload->data,
+                         spec_payload ? spec_len : payload->len);
+    free(spec_bytes);
+    if (!j) {
+        return dv_errorf(err, DV_ENOMEM,
+                         "submit: no memory for a job of %zu bytes",
+                         payload->len);
+    }
+    j->spec = spec_payload;
+    j->who = who;
+    if (who) {
+        self->whos[who].inflight++;
+    }
+    j->max_attempts = (uint32_t)max_attempts;
+    if (model) {
+        j->model_version = model->version;
+        memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
+        j->rows = (uint32_t)rows;
+        j->cols = (uint32_t)cols;
+    }
+    j->id = self->next_job++;
+    j->rid = dv_msg_rid(m);
+    j->memory_only = memory_only;
+    j->kind = infer      ? "infer"
+              : sleep    ? "sleep"
+              : train    ? "train"
+              : evaluate ? "evaluate"
+                         : "echo";
+    j->priority = (int32_t)priority;
+    j->timeout_ms = (uint32_t)timeout_ms;
+    j->backoff_ms = (uint32_t)backoff;
+    j->sleep_ms = (uint32_t)sleep_ms;
+    j->submit_unix = unix_ms_now();
+    j->deadline_unix = deadline_ms ? j->submit_unix + deadline_ms : 0;
+    job_add(self, j);
+    if (key[0]) {
+        idem_add(self, queue, idem_scope(self), key, j->id, j->submit_unix,
+                 !memory_only);
+    }
+
+    if (self->store && memory_only) {
+        // Acknowledged at once, never stored (lost if the broker stops);
+        // its id is recorded all the same so ids are never reused.
+        dv_store_set_next_id(self->store, self->next_job);
+        store_arm(self);
+    } else if (self->store) {
+        // Durable: acknowledged and scheduled once its commit is done.
+        size_t len = 0;
+        uint8_t *rec = job_encode(j, &len);
+        dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
+        dv_store_set_next_id(self->store, self->next_job);
+        if (self->n_pending == self->cap_pending) {
+            self->cap_pending = self->cap_pending ? self->cap_pending * 2 : 64;
+            self->pending =
+                dv_realloc(self->pending, self->cap_pending * sizeof(uint64_t));
+        }
+        self->pending[self->n_pending++] = j->id;
+        store_arm(self);
+        return 0;
+    }
+    job_accept(self, j);
+    return 0;
+}
+
+// submit; a train or evaluate job may name a stored data set (`dataset`:
+// NAME or NAME@VERSION) instead of carrying its CSV: the version is
+// resolved now and the job names it; workers fetch it (fetch_dataset).
+int
+on_submit(dv_broker_t *self,
+          const dv_wire_msg_t *in,
+          const dv_msg_t *m,
+          dv_error_t *err)
+{
+    const dv_dataset_info_t *ds[2] = {NULL, NULL};
+    static const char *keys[2] = {"dataset", "eval_dataset"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!dv_msg_has(m, keys[i])) {
+            continue;
+        }
+        char ref[2 * DV_MAX_WIRE_NAME], name[DV_MAX_WIRE_NAME + 1];
+        uint32_t version = 0;
+        int rc = dv_msg_str(m, keys[i], ref, sizeof ref, err);
+        if (rc == 0) {
+            rc = dv_model_ref_parse(ref, name, &version, err); // same syntax
+        }
+        if (rc) {
+            return rc;
+        }
+        ds[i] = dv_datasets_get(self->datasets, name, version);
+        if (!ds[i]) {
+            return dv_errorf(err, DV_ENOENT, "submit: no data set %s", ref);
+        }
+    }
+    return submit_job(self, in, m, ds[0], ds[1], err);
+}
+
+// Job states as the protocol names them, indexed by job_state's result.
+enum {
+    S_QUEUED,
+    S_RUNNING,
+    S_RETRYING,
+    S_DONE,
+    S_FAILED,
+    S_DEAD,
+    S_EXPIRED,
+    S_CANCELLED,
+    S_COUNT_
+};
+static const char *s_job_states[S_COUNT_] = {"queued",  "running",  "retrying",
+                                             "done",    "failed",   "dead",
+                                             "expired", "cancelled"};
+
+// Whether job id ended but its outcome is not committed yet: a reply that
+// reports it waits for the commit, like the result itself.
+static bool
+outcome_unstored(const dv_broker_t *self, uint64_t id)
+{
+    const kept_t *k = kept_find(self, id);
+    return k && k->unstored;
+}
+
+// Where job id stands (S_*); -1 when the broker knows nothing of it
+// (unknown, result expired, or accepted but not committed yet). *live gets
+// the job while it is unfinished or dead, else NULL; *attempts the runs so
+// far. One place for job_get and job_list.
+static int
+job_state(dv_broker_t *self,
+          uint64_t id,
+          const job_t **live,
+          uint32_t *attempts)
+{
+    const job_t *j = job_find(self, id);
+    dv_sched_state_t st;
+    *live = NULL;
+    *attempts = 0;
+    if (j && !j->cancelled &&
+        dv_sched_job_state(self->sched, id, &st, attempts) == 0) {
+        *live = j;
+        return st == DV_SCHED_RUNNING ? S_RUNNING
+               : st == DV_SCHED_HELD  ? S_RETRYING
+                                      : S_QUEUED;
+    }
+    if (j && !j->cancelled && j->finishing) { // off the scheduler, its
+        *live = j;                            // model on the way to disk
+        *attempts = j->attempts;
+        return S_RUNNING;
+    }
+    const dead_t *d = dead_find(self, id, NULL);
+    if (d) {
+        *live = d->job;
+        *attempts = d->job->attempts;
+        return S_DEAD;
+    }
+    const kept_t *k = kept_find(self, id); // a cancelled job's is recorded
+    if (k) {
+        *attempts = k->attempts;
+        return k->done                   ? S_DONE
+               : k->code == DV_EEXPIRED  ? S_EXPIRED
+               : k->code == DV_ECANCELED ? S_CANCELLED
+                                         : S_FAILED;
+    }
+    job_free(self->scratch); // a deep queue's job, in the store only
+    self->scratch = spilled_read(self, id);
+    if (self->scratch) {
+        *live = self->scratch;
+        return S_QUEUED;
+    }
+    return -1;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
+// limit (default 100, at most 10,000). Finished jobs are the kept results.
+int
+on_job_list(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char state[16] = "", queue[DV_MAX_WIRE_NAME + 1] = "";
+    uint64_t limit = 100;
+    int rc = 0;
+    if (dv_msg_has(m, "state")) {
+        rc = dv_msg_str(m, "state", state, sizeof state, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "queue")) {
+        rc = dv_msg_str(m, "queue", queue, sizeof queue, err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "limit", 100, &limit, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    bool want[S_COUNT_], any = false;
+    for (int i = 0; i < S_COUNT_; i++) {
+        want[i] = !state[0] || strcmp(state, s_job_states[i]) == 0;
+        any = any || want[i];
+    }
+    if (!any) {
+        return dv_errorf(err, DV_EINVAL,
+                         "job_list: state '%s': queued, running, retrying, "
+                         "done, failed, dead, expired or cancelled",
+                         state);
+    }
+    limit = limit < 1 ? 1 : limit > 10000 ? 10000 : limit;
+    // Candidates: live jobs, dead letters and kept results, by id.
+    size_t cap = self->n_jobs + self->n_kept + self->n_dead, n = 0;
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        cap += self->qbytes[q].spilled;
+    }
+    uint64_t *ids = dv_malloc((cap ? cap : 1) * sizeof *ids);
+    for (size_t b = 0; b < self->n_buckets; b++) {
+        for (const job_t *j = self->jobs[b]; j; j = j->next) {
+            if (!j->cancelled && (!queue[0] || strcmp(j->queue, queue) == 0)) {
+                ids[n++] = j->id;
+            }
+        }
+    }
+    for (size_t i = 0; i < self->n_dead; i++) {
+        if (!queue[0] || strcmp(self->dead[i].job->queue, queue) == 0) {
+            ids[n++] = self->dead[i].job->id;
+        }
+    }
+    for (size_t q = 0; q < self->n_qbytes; q++) { // deep queues' spilled jobs
+        const qbytes_t *qb = &self->qbytes[q];
+        if (!qb->spilled || (queue[0] && strcmp(qb->name, queue) != 0)) {
+            continue;
+        }
+        for (size_t s = 0; s < qb->n_spills; s++) {
+            const spill_t *sp = &qb->spills[s];
+            for (size_t at = sp->head; at < sp->len;
+                 at += 17 + sp->buf[at + 16]) {
+                uint64_t id = get_u64(sp->buf + at);
+                if (!skip_has(self, id)) {
+                    ids[n++] = id;
+                }
+            }
+        }
+    }
+
+    if (!queue[0]) { // finished jobs do not keep their queue name
+        for (const kept_t *k = self->kept_oldest; k; k = k->newer) {
+            if ((!job_find(self, k->id) || job_find(self, k->id)->cancelled) &&
+                !dead_find(self, k->id, NULL)) {
+                ids[n++] = k->id;
+            }
+        }
+    }
+
+    qsort(ids, n, sizeof *ids, cmp_u64);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
+    // Two passes: count what matches, then write it (the array's length
+    // comes first in msgpack).
+    size_t count = 0;
+    bool unstored = false; // an outcome listed is not committed yet
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            dv_msgw_key(w, "jobs");
+            dv_msgw_v_array(w, count);
+        }
+        size_t written = 0;
+        for (size_t i = n; i-- > 0 && written < limit;) {
+            const job_t *j = NULL;
+            uint32_t attempts = 0;
+            int s = job_state(self, ids[i], &j, &attempts);
+            if (s < 0) {
+                continue; // accepted, not committed yet
+            }
+            if (!want[s]) {
+                continue;
+            }
+            written++;
+            unstored = unstored || outcome_unstored(self, ids[i]);
+            if (pass == 1) {
+                dv_msgw_v_map(w, j ? 6 : 3);
+                dv_msgw_v_str(w, "job");
+                dv_msgw_v_uint(w, ids[i]);
+                dv_msgw_v_str(w, "state");
+                dv_msgw_v_str(w, s_job_states[s]);
+                dv_msgw_v_str(w, "attempts");
+                dv_msgw_v_uint(w, attempts);
+                if (j) {
+                    dv_msgw_v_str(w, "queue");
+                    dv_msgw_v_str(w, j->queue);
+                    dv_msgw_v_str(w, "kind");
+                    dv_msgw_v_str(w, j->kind);
+                    dv_msgw_v_str(w, "priority");
+                    dv_msgw_v_int(w, j->priority);
+                }
+            }
+        }
+        count = written;
+    }
+    free(ids);
+    if (unstored) {
+        reply_after_commit(self, route, route_len, rid, w);
+    } else {
+        client_reply(self, route, route_len, w);
+    }
+    return 0;
+}
+
+int
+on_job_get(dv_broker_t *self,
+           const void *route,
+           size_t route_len,
+           const dv_msg_t *m,
+           uint64_t rid,
+           dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    const job_t *j = NULL;
+    uint32_t attempts = 0;
+    int st = job_state(self, id, &j, &attempts);
+    if (st < 0) {
+        return dv_errorf(err, DV_ENOENT,
+                         "unknown job %llu (or its result expired)",
+                         (unsigned long long)id);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB, rid);
+    dv_msgw_uint(w, "job", id);
+    dv_msgw_str(w, "state", s_job_states[st]);
+    dv_msgw_uint(w, "attempts", attempts);
+    if (j) {
+        dv_msgw_str(w, "queue", j->queue);
+        dv_msgw_str(w, "kind", j->kind);
+        dv_msgw_key(w, "priority");
+        dv_msgw_v_int(w, j->priority);
+        dv_msgw_uint(w, "max_attempts", j->max_attempts);
+        if (j->deadline_unix) {
+            dv_msgw_uint(w, "deadline_unix_ms", j->deadline_unix);
+        }
+        if (j->timeout_ms) {
+            dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
+        }
+        write_errors(w, j);
+        if (j->p_epoch) {
+            dv_msgw_key(w, "progress");
+            dv_msgw_v_map(w, isnan(j->p_eval) ? 4 : 5);
+            if (!isnan(j->p_eval)) {
+                dv_msgw_v_str(w, "eval");
+                dv_msgw_v_double(w, j->p_eval);
+            }
+            dv_msgw_v_str(w, "epoch");
+            dv_msgw_v_uint(w, j->p_epoch);
+            dv_msgw_v_str(w, "epochs");
+            dv_msgw_v_uint(w, j->p_epochs);
+            dv_msgw_v_str(w, "loss");
+            dv_msgw_v_double(w, j->p_loss);
+            dv_msgw_v_str(w, "ms");
+            dv_msgw_v_uint(w, j->p_ms);
+        }
+        if (j->ckpt) {
+            dv_msgw_key(w, "checkpoint");
+            dv_msgw_v_map(w, 3);
+            dv_msgw_v_str(w, "epoch");
+            dv_msgw_v_uint(w, j->ckpt_epoch);
+            dv_msgw_v_str(w, "bytes");
+            dv_msgw_v_uint(w, j->ckpt_len);
+            dv_msgw_v_str(w, "stored_epoch"); // what a broker restart keeps
+            dv_msgw_v_uint(w, j->ckpt_stored);
+        }
+    }
+    const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
+    if (d) {
+        dv_msgw_error(w, "error", d->code, d->text);
+    }
+    if (st == S_DONE) { // an infer job's pass and the version that ran
+        kept_copy_fields(kept_find(self, id), w);
+    }
+    if (outcome_unstored(self, id)) {
+        reply_after_commit(self, route, route_len, rid, w);
+        return 0;
+    }
+
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+    return 0;
+}
+
+int
+on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+{
+    uint64_t now = uv_now(&self->loop);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
+    dv_msgw_key(w, "workers");
+    dv_msgw_v_array(w, self->n_workers);
+    for (size_t i = 0; i < self->n_workers; i++) {
+        const worker_t *wk = &self->workers[i];
+        dv_msgw_v_map(w, 7);
+        dv_msgw_v_str(w, "name");
+        dv_msgw_v_str(w, wk->name);
+        dv_msgw_v_str(w, "datasets");
+        dv_msgw_v_array(w, wk->n_datasets);
+        for (size_t k = 0; k < wk->n_datasets; k++) {
+            dv_msgw_v_str(w, wk->datasets[k]);
+        }
+        dv_msgw_v_str(w, "capacity");
+        dv_msgw_v_uint(w, wk->capacity);
+        dv_msgw_v_str(w, "running");
+        dv_msgw_v_uint(w, dv_sched_worker_running(self->sched, wk->handle));
+        dv_msgw_v_str(w, "models");
+        dv_msgw_v_array(w, wk->n_models);
+        for (size_t k = 0; k < wk->n_models; k++) {
+            dv_msgw_v_str(w, wk->models[k]);
+        }
+        dv_msgw_v_str(w, "idle_ms");
+        dv_msgw_v_uint(w, now - wk->last_seen_ms);
+        dv_msgw_v_str(w, "state");
+        dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
+    }
+    client_reply(self, route, route_len, w);
+    return 0;
+}
+
+// Cancel a job: a queued one leaves its queue; a running one's worker is
+// told to drop it (its slot stays taken until the worker answers). Either
+// way the job ends now as failed with DV_ECANCELED, and that outcome is
+// stored with the result, so the cancel survives a restart.
+int
+on_job_cancel(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    job_t *j = job_find(self, id);
+    bool running = false;
+    uint32_t attempts = 0;
+    job_t *spilled = j ? NULL : spilled_read(self, id);
+    if (spilled) { // queued in the store only (a deep queue)
+        spilled_end(self, spilled, DV_ECANCELED, "cancelled by a client");
+        job_free(spilled);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "job", id);
+        dv_msgw_str(w, "was", "queued");
+        reply_after_commit(self, route, route_len, rid, w);
+        return 0;
+    }
+    if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
+
+        return dv_errorf(err, DV_ENOENT, "job %llu: %s", (unsigned long long)id,
+                         !j             ? "unknown, or already finished"
+                         : j->finishing ? "already finished (its model is "
+                                          "being stored)"
+                                        : "not accepted yet: retry");
+    }
+    const char *was = running ? "running" : "queued";
+    if (!j->cancelled) {
+        if (running) {
+            cancel_on_worker(self, j);
+        } else {
+            dv_sched_cancel(self->sched, id);
+        }
+        send_result(self, j, false, DV_ECANCELED, "cancelled by a client", "",
+                    NULL, 0, NULL);
+        if (running) {
+            j->cancelled = true;
+        } else {
+            job_remove(self, id);
+        }
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "job", id);
+    dv_msgw_str(w, "was", was);
+    if (!self->store || route_len > ROUTE_MAX) {
+        client_reply(self, route, route_len, w);
+        return 0;
+    }
+    // Answered once the cancel is stored: a cancel that is acknowledged
+    // survives a crash.
+    hold_reply(self, route, route_len, rid, w);
+    return 0;
+}
+
+int
+on_status(dv_broker_t *self,
+          const void *route,
+          size_t route_len,
+          const dv_msg_t *m,
+          uint64_t rid,
+          dv_error_t *err)
+{
+    uint64_t from = 0;
+    int rc = dv_msg_uint_or(m, "queues_from", 0, &from, err);
+    if (rc) {
+        return rc;
+    }
+    size_t n_models = 0;
+    dv_registry_list(self->registry, &n_models);
+    size_t nq = dv_sched_queue_count(self->sched);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_STATUS_INFO, rid);
+    dv_msgw_str(w, "broker", "drover-broker " DV_VERSION_STRING);
+    dv_msgw_uint(w, "workers", self->n_workers);
+    size_t spilled = 0;
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        spilled += self->qbytes[q].spilled;
+    }
+    dv_msgw_uint(w, "queued", dv_sched_queued(self->sched) + spilled);
+    dv_msgw_uint(w, "running", dv_sched_running(self->sched));
+    dv_msgw_uint(w, "kept_results", self->n_kept);
+    dv_msgw_uint(w, "models", n_models);
+    dv_msgw_uint(w, "next_job", self->next_job);
+    dv_msgw_uint(w, "retrying", dv_sched_held(self->sched));
+    dv_msgw_uint(w, "dead", self->n_dead);
+    // Per queue: jobs in each state now (queued, running, retrying, dead)
+    // and outcomes since the broker started (done, failed, expired,
+    // cancelled). Every queue that ever held a job since then is listed.
+    for (size_t i = 0; i < nq; i++) {
+        size_t queued = 0, running = 0;
+        queue_bytes(self,
+                    dv_sched_queue_info(self->sched, i, &queued, &running));
+    }
+    for (size_t i = 0; i < self->n_dead; i++) {
+        queue_bytes(self, self->dead[i].job->queue);
+    }
+    // A page of queues (1.2): queues_from..+DV_STATUS_QUEUES_PAGE, in the
+    // broker's order; queues_total says how many there are.
+    size_t first = from < self->n_qbytes ? (size_t)from : self->n_qbytes;
+    size_t last = self->n_qbytes - first > DV_STATUS_QUEUES_PAGE
+                      ? first + DV_STATUS_QUEUES_PAGE
+                      : self->n_qbytes;
+    dv_msgw_uint(w, "queues_total", self->n_qbytes);
+    dv_msgw_uint(w, "queues_from", first);
+    dv_msgw_key(w, "queues");
+    dv_msgw_v_map(w, last - first);
+    for (size_t q = first; q < last; q++) {
+        const qbytes_t *qb = &self->qbytes[q];
+        size_t queued = 0, running = 0, held = 0, dead = 0;
+        for (size_t i = 0; i < nq; i++) {
+            size_t a = 0, b = 0;
+            if (strcmp(dv_sched_queue_info(self->sched, i, &a, &b), qb->name) ==
+                0) {
+                queued = a;
+                running = b;
+                held = dv_sched_queue_held(self->sched, i);
+            }
+        }
+        for (size_t i = 0; i < self->n_dead; i++) {
+            dead += strcmp(self->dead[i].job->queue, qb->name) == 0;
+        }
+        const struct {
+            const char *key;
+            uint64_t value;
+        } fields[] = {
+            {"queued", queued + qb->spilled},
+            {"running", running},
+            {"retrying", held},
+            {"dead", dead},
+            {"done", qb->done},
+            {"failed", qb->failed},
+            {"expired", qb->expired},
+            {"cancelled", qb->cancelled},
+            {"bytes", qb->bytes},
+        };
+        size_t nf = sizeof fields / sizeof fields[0];
+        dv_msgw_v_str(w, qb->name);
+        dv_msgw_v_map(w, nf);
+        for (size_t f = 0; f < nf; f++) {
+            dv_msgw_v_str(w, fields[f].key);
+            dv_msgw_v_uint(w, fields[f].value);
+        }
+    }
+
+    client_reply(self, route, route_len, w);
+    return 0;
+}

@@ -1,0 +1,823 @@
+// dv_results — kept results and result streams.
+//
+// Owns: the kept results (a hash by job id and a FIFO by finish time, kept
+// for result_ttl_ms within DV_MAX_KEPT_RESULTS/_BYTES), each queue's result
+// stream (kept results by seq), the stream cursors (follow/ack/unfollow) and
+// results held until their commit (hold_result/send_result). Their store
+// records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
+// Handlers: result_get, follow, ack, unfollow.
+//
+// The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_results.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "dv_broker_int.h"
+#include "dv_commit.h"
+#include "dv_dead.h"
+#include "dv_limits.h"
+#include "dv_mem.h"
+#include "dv_msgpack.h"
+#include "dv_outq.h"
+#include "dv_proto.h"
+#include "dv_records.h"
+#include "dv_registry.h"
+#include "dv_sched.h"
+#include "dv_store.h"
+
+// -------------------------------------------------- store records (v1)
+//
+// Layouts: dv_records.h, which decodes them; the encoders are here.
+
+#define REC_FORMAT  DV_REC_RESULT_FORMAT
+#define RESULT_HEAD DV_REC_RESULT_HEAD
+
+// ---------------------------------------------------------- kept results
+
+static size_t
+kept_bucket(uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (KEPT_BUCKETS - 1);
+}
+
+kept_t *
+kept_find(const dv_broker_t *self, uint64_t id)
+{
+    for (kept_t *k = self->kept[kept_bucket(id)]; k; k = k->hnext) {
+        if (k->id == id) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+// Drop a reference; the last one frees k. Runs on libzmq's I/O thread too
+// (a shared payload written out after k left the kept results).
+static void
+kept_release(void *arg)
+{
+    kept_t *k = arg;
+    if (__atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(k->text);
+        free(k);
+    }
+}
+
+static void
+kept_free(kept_t *k)
+{
+    kept_release(k);
+}
+
+// The payload frames of k as views into its block (frames: DV_MAX_FRAMES).
+static size_t
+kept_frames(const kept_t *k, dv_frame_t *frames)
+{
+    const uint8_t *p = (const uint8_t *)k->data + strlen(k->data) + 1;
+    for (size_t i = 0; i < k->n_frames; i++) {
+        frames[i] = (dv_frame_t){p, k->frame_len[i]};
+        p += k->frame_len[i];
+    }
+    return k->n_frames;
+}
+
+// ------------------------------------------------------- result streams
+//
+// Each queue's kept results, in the order they finished (seq), form its
+// stream. Consumers follow it by name with a cursor; the broker pushes up
+// to `window` results past the cursor and advances it on `ack`. Results
+// leave a stream when they leave the kept results (TTL, bounds): a
+// consumer away longer than that misses them (it sees the gap in seq).
+
+// Link k (seq set) into its queue's stream, in seq order (appends, except
+// while recovering).
+void
+stream_link(dv_broker_t *self, kept_t *k)
+{
+    qbytes_t *q = &self->qbytes[k->qidx - 1];
+    kept_t *after = q->stream_tail;
+    while (after && after->seq > k->seq) {
+        after = after->qprev;
+    }
+    k->qprev = after;
+    k->qnext = after ? after->qnext : q->stream_head;
+    if (k->qnext) {
+        k->qnext->qprev = k;
+    } else {
+        q->stream_tail = k;
+    }
+    if (after) {
+        after->qnext = k;
+    } else {
+        q->stream_head = k;
+    }
+    if (k->seq >= q->next_seq) {
+        q->next_seq = k->seq + 1;
+    }
+}
+
+static void
+stream_unlink(dv_broker_t *self, kept_t *k)
+{
+    if (!k->qidx) {
+        return;
+    }
+    qbytes_t *q = &self->qbytes[k->qidx - 1];
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].pos == k) {
+            self->cursors[i].pos = k->qprev; // its successor comes next
+        }
+    }
+    if (k->qprev) {
+        k->qprev->qnext = k->qnext;
+    } else {
+        q->stream_head = k->qnext;
+    }
+    if (k->qnext) {
+        k->qnext->qprev = k->qprev;
+    } else {
+        q->stream_tail = k->qprev;
+    }
+}
+
+// Drop the oldest kept result.
+void
+kept_evict_oldest(dv_broker_t *self)
+{
+    kept_t *k = self->kept_oldest;
+    self->kept_oldest = k->newer;
+    if (!self->kept_oldest) {
+        self->kept_newest = NULL;
+    }
+    for (kept_t **p = &self->kept[kept_bucket(k->id)]; *p; p = &(*p)->hnext) {
+        if (*p == k) {
+            *p = k->hnext;
+            break;
+        }
+    }
+    self->n_kept--;
+    self->kept_bytes -= k->bytes;
+    if (self->store) {
+        dv_store_del(self->store, DV_STORE_RESULTS, k->id);
+        store_arm(self);
+    }
+    stream_unlink(self, k);
+    kept_free(k);
+}
+
+// Drop results past their TTL, and the oldest while over the bounds.
+void
+kept_trim(dv_broker_t *self)
+{
+    uint64_t now = uv_now(&self->loop);
+    // An unstored result stays until it went out (results_release trims).
+    while (self->kept_oldest && !self->kept_oldest->unstored &&
+           (self->n_kept > DV_MAX_KEPT_RESULTS ||
+            self->kept_bytes > DV_MAX_KEPT_BYTES ||
+            now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
+        kept_evict_oldest(self);
+    }
+}
+
+kept_t *
+keep_result(dv_broker_t *self,
+            const job_t *j,
+            bool done,
+            int code,
+            const char *text,
+            const char *worker,
+            const dv_frame_t *frames,
+            size_t n_frames,
+            dv_msgw_t *extra)
+{
+    worker = worker ? worker : "";
+    n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
+    size_t name_len = strlen(worker) + 1, bytes = 0;
+    for (size_t i = 0; i < n_frames; i++) {
+        bytes += frames[i].len;
+    }
+    size_t extra_len = 0, extra_fields = 0;
+    const uint8_t *extra_data =
+        extra ? dv_msgw_body(extra, &extra_len, &extra_fields) : NULL;
+    kept_t *k = dv_malloc(sizeof *k + name_len + bytes + extra_len);
+    memset(k, 0, sizeof *k);
+    k->id = j->id;
+    k->done = done;
+    k->code = code;
+    k->text = done ? NULL : dv_strdup(text ? text : "");
+    k->attempts = j->attempts;
+    k->who = j->who;
+    k->refs = 1;
+    memcpy(k->data, worker, name_len);
+    uint8_t *p = (uint8_t *)k->data + name_len;
+    for (size_t i = 0; i < n_frames; i++) {
+        memcpy(p, frames[i].data, frames[i].len);
+        p += frames[i].len;
+        k->frame_len[i] = (uint32_t)frames[i].len;
+    }
+    if (extra_len) {
+        memcpy(p, extra_data, extra_len);
+    }
+    k->extra_len = (uint32_t)extra_len;
+    k->extra_fields = (uint16_t)extra_fields;
+    k->n_frames = (uint8_t)n_frames;
+    k->bytes = bytes;
+    k->at_ms = uv_now(&self->loop);
+    k->unix_ms = unix_ms_now();
+    size_t b = kept_bucket(k->id);
+    k->hnext = self->kept[b];
+    self->kept[b] = k;
+    if (self->kept_newest) {
+        self->kept_newest->newer = k;
+    } else {
+        self->kept_oldest = k;
+    }
+    self->kept_newest = k;
+    self->n_kept++;
+    self->kept_bytes += k->bytes;
+    return k;
+}
+
+// Send result k to route with request id rid.
+static void
+send_kept_as(dv_broker_t *self,
+             const kept_t *k,
+             const void *route,
+             size_t route_len,
+             uint64_t rid,
+             bool stream)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, rid);
+    dv_msgw_uint(w, "job", k->id);
+    if (stream) { // a result stream's event: where it is in the stream
+        dv_msgw_uint(w, "seq", k->seq);
+        dv_msgw_str(w, "queue", self->qbytes[k->qidx - 1].name);
+    }
+
+    dv_msgw_str(w, "state", k->done ? "done" : "failed");
+    dv_msgw_uint(w, "attempts", k->attempts);
+    dv_msgw_str(w, "worker", k->data);
+    if (!k->done) {
+        dv_msgw_error(w, "error", k->code, k->text);
+    }
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    if (k->extra_len) {
+        const uint8_t *extra =
+            n ? frames[n - 1].data + frames[n - 1].len
+              : (const uint8_t *)k->data + strlen(k->data) + 1;
+        dv_msgw_raw(w, k->extra_fields, extra, k->extra_len);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    // The payloads are shared with k, not copied per reply: one reference
+    // per frame, dropped when libzmq is done with it.
+    __atomic_add_fetch(&((kept_t *)k)->refs, (uint32_t)n, __ATOMIC_RELAXED);
+    dv_outq_send(self->outq, route, route_len, h, len, frames, n, kept_release,
+                 (void *)k);
+    dv_msgw_destroy(&w);
+}
+
+void
+send_kept(dv_broker_t *self,
+          const kept_t *k,
+          const void *route,
+          size_t route_len,
+          uint64_t rid)
+{
+    send_kept_as(self, k, route, route_len, rid, false);
+}
+
+// Result record trailer (p[3] & 1): seq (u64), queue length (u32), queue.
+static uint8_t *
+kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
+{
+    size_t tlen = k->text ? strlen(k->text) : 0, wlen = strlen(k->data);
+    const char *queue = k->qidx ? self->qbytes[k->qidx - 1].name : "";
+    size_t qlen = strlen(queue), trailer = k->qidx ? 12 + qlen : 0;
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    *len =
+        RESULT_HEAD + 4 * n + tlen + wlen + k->bytes + k->extra_len + trailer;
+    uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
+    memset(p, 0, RESULT_HEAD);
+    p[0] = REC_FORMAT;
+    p[1] = k->done;
+    p[2] = k->n_frames;
+    p[3] = k->qidx ? 1 : 0;
+    put_u32(p + 4, (uint32_t)k->code);
+    put_u32(p + 8, k->attempts);
+    put_u32(p + 12, k->extra_len);
+    p[16] = (uint8_t)k->extra_fields;
+    p[17] = (uint8_t)(k->extra_fields >> 8);
+    put_u64(p + 20, k->unix_ms);
+    put_u32(p + 28, (uint32_t)tlen);
+    put_u32(p + 32, (uint32_t)wlen);
+    uint8_t *q = p + RESULT_HEAD;
+    for (size_t i = 0; i < n; i++, q += 4) {
+        put_u32(q, k->frame_len[i]);
+    }
+    if (tlen) {
+        memcpy(q, k->text, tlen);
+    }
+    q += tlen;
+    memcpy(q, k->data, wlen);
+    q += wlen;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(q, frames[i].data, frames[i].len);
+        q += frames[i].len;
+    }
+    if (k->extra_len) {
+        const uint8_t *extra = (const uint8_t *)k->data + wlen + 1 + k->bytes;
+        memcpy(q, extra, k->extra_len);
+    }
+    q += k->extra_len;
+    if (trailer) {
+        put_u64(q, k->seq);
+        put_u32(q + 8, (uint32_t)qlen);
+        memcpy(q + 12, queue, qlen);
+    }
+    return p;
+}
+
+// Queue qidx gave out a seq: with a store, its mark (the last seq given
+// out) goes with the next commit (marks_stage), and followers get that
+// seq only after it (marks_done). So a seq a follower saw is never given
+// to another result after a restart, even when its result was not
+// durable or was dropped (TTL, bounds). arm: ask for that commit.
+void
+mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
+{
+    qbytes_t *q = &self->qbytes[qidx - 1];
+    if (!self->store || q->mark_due) {
+        return;
+    }
+    q->mark_due = true;
+    if (self->n_marks_due == self->cap_marks_due) {
+        self->cap_marks_due =
+            self->cap_marks_due ? self->cap_marks_due * 2 : 16;
+        self->marks_due = dv_realloc(
+            self->marks_due, self->cap_marks_due * sizeof *self->marks_due);
+    }
+    self->marks_due[self->n_marks_due++] = qidx;
+    if (arm) {
+        store_arm(self);
+    }
+}
+
+// A finished result joins its queue's stream; followers get it.
+static void
+stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
+{
+    k->qidx = (uint32_t)(q - self->qbytes) + 1;
+    k->seq = q->next_seq;
+    stream_link(self, k);
+    mark_due(self, k->qidx, true);
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].qidx == k->qidx) {
+            stream_pump(self, &self->cursors[i]);
+        }
+    }
+}
+
+// Send result k (job id) to route once its record is committed: the
+// commit's results_release sends it. route_len 0: nobody is waiting.
+void
+hold_result(dv_broker_t *self,
+            uint64_t id,
+            const void *route,
+            size_t route_len,
+            uint64_t rid)
+{
+    held_result_t *h = dv_malloc(sizeof *h + route_len);
+    h->next = NULL;
+    h->id = id;
+    h->rid = rid;
+    h->route_len = route_len;
+    if (route_len) {
+        memcpy(h->route, route, route_len);
+    }
+    *(self->held_end ? self->held_end : &self->held_res) = h;
+    self->held_end = &h->next;
+    store_arm(self);
+}
+
+// The job's result: kept for result_get, then pushed to its submitter (a
+// durable one once its record is committed: after a crash before that the
+// job runs again, so nobody may have seen this outcome).
+void
+send_result(dv_broker_t *self,
+            const job_t *j,
+            bool done,
+            int code,
+            const char *text,
+            const char *worker,
+            const dv_frame_t *frames,
+            size_t n_frames,
+            dv_msgw_t *extra)
+{
+    // The failed attempts go with the result (errors: one map each).
+    dv_msgw_t *own = NULL;
+    if (j->n_errors) {
+        extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
+        write_errors(extra, j);
+    }
+    qbytes_t *q = j->queue ? queue_bytes(self, j->queue) : NULL;
+    if (q) {
+        *(done                   ? &q->done
+          : code == DV_EEXPIRED  ? &q->expired
+          : code == DV_ECANCELED ? &q->cancelled
+                                 : &q->failed) += 1;
+    }
+    kept_t *k =
+        keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
+    dv_msgw_destroy(&own);
+    k->unstored = self->store && !j->memory_only; // before its stream sends
+    if (j->queue) {
+        stream_append(self, k, q); // q: the job's queue, found above
+    }
+    if (self->store && !j->memory_only) {
+        size_t len = 0;
+        uint8_t *rec = kept_encode(self, k, &len);
+
+        dv_store_del(self->store, DV_STORE_JOBS, j->id);
+        dv_store_del(self->store, DV_STORE_ATTEMPTS, j->id);
+        if (j->ckpt) {
+            dv_store_del(self->store, DV_STORE_CKPTS, j->id);
+        }
+        dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
+        store_arm(self);
+        hold_result(self, k->id, j->route, j->route_len, j->rid);
+        if (self->fault_left && --self->fault_left == 0) {
+            self->fault_armed = true; // the seam (opts.fault_kill_result)
+        }
+    } else if (j->route_len) { // recovered jobs have no submitter connection
+        send_kept(self, k, j->route, j->route_len, j->rid);
+    }
+    kept_trim(self); // after sending: k may be the one evicted
+}
+
+int
+on_result_get(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const dv_msg_t *m,
+              uint64_t rid,
+              dv_error_t *err)
+{
+    uint64_t id;
+    int rc = dv_msg_uint(m, "job", &id, err);
+    if (rc) {
+        return rc;
+    }
+    const kept_t *k = kept_find(self, id);
+    if (!k) {
+        return dv_errorf(err, DV_ENOENT, "no result for job %llu: %s",
+                         (unsigned long long)id,
+                         job_find(self, id) ? "not finished yet"
+                                            : "unknown job or result expired");
+    }
+    size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
+    if (!dv_outq_room(self->outq, route, route_len, k->bytes + k->extra_len)) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "result_get: %zu bytes of replies already wait for "
+                         "you (limit %zu per connection, %zu in all): read "
+                         "them first",
+                         held, (size_t)DV_MAX_PEER_QUEUED_BYTES,
+                         (size_t)DV_MAX_QUEUED_BYTES);
+    }
+    if (k->unstored) {
+        hold_result(self, id, route, route_len, rid); // once committed
+    } else {
+        send_kept(self, k, route, route_len, rid);
+    }
+    return 0;
+}
+
+// Copy a kept result's `model` and `batch` fields (its extra fields,
+// packed key, value, ...) into w.
+void
+kept_copy_fields(const kept_t *k, dv_msgw_t *w)
+{
+    if (!k || !k->extra_len) {
+        return;
+    }
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = kept_frames(k, frames);
+    const char *extra = n ? (const char *)frames[n - 1].data + frames[n - 1].len
+                          : k->data + strlen(k->data) + 1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    for (uint16_t f = 0; f < k->extra_fields; f++) {
+        if (msgpack_unpack_next(&up, extra, k->extra_len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool want = (up.data.via.str.size == 5 &&
+                     memcmp(up.data.via.str.ptr, "batch", 5) == 0) ||
+                    (up.data.via.str.size == 5 &&
+                     memcmp(up.data.via.str.ptr, "model", 5) == 0);
+        char key[8];
+        snprintf(key, sizeof key, "%.*s", (int)up.data.via.str.size,
+                 up.data.via.str.ptr);
+        size_t start = off;
+        if (msgpack_unpack_next(&up, extra, k->extra_len, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        if (want) {
+            dv_msgw_key(w, key);
+            dv_msgw_v_raw(w, (const uint8_t *)extra + start, off - start);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+// ------------------------------------------------- result stream handlers
+
+// Send c's follower the results past what it has, up to its window.
+void
+stream_pump(dv_broker_t *self, cursor_t *c)
+{
+    if (!c->route_len) {
+        return;
+    }
+    const qbytes_t *q = &self->qbytes[c->qidx - 1];
+    const kept_t *k = c->pos ? c->pos->qnext : q->stream_head;
+    while (k && k->seq <= c->sent) { // only on a fresh follow
+        k = k->qnext;
+    }
+    // Up to the first result whose record or seq mark is not committed yet:
+    // results go out in seq order, and only with a seq that is stored. Also
+    // bounded in bytes: a follower that does not read holds at most
+    // DV_MAX_PEER_QUEUED_BYTES; the rest goes once it has read (on its
+    // acks, and the heartbeat tries again).
+    for (; k && c->inflight < c->window && !k->unstored &&
+           (!self->store || k->seq <= q->seq_stored) &&
+           dv_outq_room(self->outq, c->route, c->route_len,
+                        k->bytes + k->extra_len);
+         k = k->qnext) {
+        send_kept_as(self, k, c->route, c->route_len, c->rid, true);
+        c->sent = k->seq;
+        c->pos = k;
+        c->inflight++;
+    }
+}
+
+// A cursor record's queue length with this bit set: an owner follows
+// (format 2; format 1 records, from before owners, have none).
+#define CURSOR_OWNED DV_REC_NAMED
+
+// Format 1: u64 acked, u32 queue length, queue, consumer. Format 2 (an
+// owned cursor): the length has CURSOR_OWNED set and a u32 owner length
+// follows it; then queue, owner (key id), consumer.
+static void
+store_cursor(dv_broker_t *self, const cursor_t *c)
+{
+    if (!self->store) {
+        return;
+    }
+    const char *queue = self->qbytes[c->qidx - 1].name;
+    size_t ql = strlen(queue), cl = strlen(c->consumer);
+    size_t ol = strlen(c->owner), head = ol ? 16 : 12;
+    size_t len = head + ql + ol + cl;
+    uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
+    put_u64(p, c->acked);
+    put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
+    if (ol) {
+        put_u32(p + 12, (uint32_t)ol);
+    }
+    memcpy(p + head, queue, ql);
+    memcpy(p + head + ql, c->owner, ol);
+    memcpy(p + head + ql + ol, c->consumer, cl);
+    dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, len);
+    store_arm(self);
+}
+
+// The consumer on queue (by name; NULL when either is unknown), for
+// authorize(), which must not create queues.
+const cursor_t *
+cursor_named(const dv_broker_t *self, const char *queue, const char *consumer)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        const cursor_t *c = &self->cursors[i];
+        if (strcmp(c->consumer, consumer) == 0 &&
+            strcmp(self->qbytes[c->qidx - 1].name, queue) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static cursor_t *
+cursor_find(dv_broker_t *self, uint32_t qidx, const char *consumer)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        if (self->cursors[i].qidx == qidx &&
+            strcmp(self->cursors[i].consumer, consumer) == 0) {
+            return &self->cursors[i];
+        }
+    }
+    return NULL;
+}
+
+cursor_t *
+cursor_add(dv_broker_t *self,
+           uint64_t key,
+           uint32_t qidx,
+           const char *consumer,
+           uint64_t acked)
+{
+    self->cursors =
+        dv_realloc(self->cursors, (self->n_cursors + 1) * sizeof(cursor_t));
+    cursor_t *c = &self->cursors[self->n_cursors++];
+    memset(c, 0, sizeof *c);
+    c->key = key;
+    c->qidx = qidx;
+    snprintf(c->consumer, sizeof c->consumer, "%s", consumer);
+    c->acked = c->sent = acked;
+    if (key >= self->next_cursor_key) {
+        self->next_cursor_key = key + 1;
+    }
+    return c;
+}
+
+// {queue, consumer} of a stream request; the queue's index into *qidx
+// (created when create is set).
+static int
+stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
+{
+    int rc;
+    if ((rc = dv_msg_str(m, "queue", queue, DV_MAX_WIRE_NAME + 1, err)) ||
+        (rc = dv_msg_str(m, "consumer", consumer, DV_MAX_WIRE_NAME + 1, err))) {
+        return rc;
+    }
+    if (!dv_name_valid(queue) || !dv_name_valid(consumer)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s: queue and consumer must match [A-Za-z0-9._-]+",
+                         dv_msg_name(dv_msg_type(m)));
+    }
+    return 0;
+}
+
+// follow {queue, consumer, window?, from?}: this connection now receives
+// the queue's results past the consumer's cursor (a new consumer starts at
+// the oldest kept result, or with from: "latest" at the next one), as
+// `result` messages with this request's rid and `seq`; at most window
+// (default 100, max 10,000) unacknowledged at a time. A second follow of
+// the same consumer takes over (unacknowledged results are sent again).
+int
+on_follow(dv_broker_t *self,
+          const void *route,
+          size_t route_len,
+          const dv_msg_t *m,
+          uint64_t rid,
+          dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    char from[16] = "earliest";
+    uint64_t window = 100;
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "window", 100, &window, err);
+    }
+    if (rc == 0 && dv_msg_has(m, "from")) {
+        rc = dv_msg_str(m, "from", from, sizeof from, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    if (window < 1 || window > 10000 || route_len > ROUTE_MAX ||
+        (strcmp(from, "earliest") != 0 && strcmp(from, "latest") != 0)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "follow: window must be 1..10000, from earliest or "
+                         "latest");
+    }
+    // A consumer may follow a queue before its first job: that creates the
+    // queue (counted against DV_MAX_QUEUES), as a stored cursor needs one.
+    if ((rc = queue_may_create(self, queue, "follow", err)) != 0) {
+        return rc;
+    }
+    qbytes_t *q = queue_bytes(self, queue);
+    uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
+    cursor_t *c = cursor_find(self, qidx, consumer);
+    bool fresh = !c;
+    if (!c) {
+        uint64_t start = strcmp(from, "latest") == 0 ? q->next_seq - 1 : 0;
+        c = cursor_add(self, self->next_cursor_key, qidx, consumer, start);
+    }
+    // The first key to follow it owns it (authorize() holds others off).
+    bool claim = self->current && !c->owner[0];
+    if (claim) {
+        snprintf(c->owner, sizeof c->owner, "%s", self->current->id);
+    }
+    if (fresh || claim) {
+        store_cursor(self, c);
+    }
+    c->sent = c->acked; // anything unacknowledged goes again
+    c->pos = NULL;
+    c->inflight = 0;
+    memcpy(c->route, route, route_len);
+    c->route_len = route_len;
+    c->rid = rid;
+    c->window = (uint32_t)window;
+    snprintf(c->follower, sizeof c->follower, "%s",
+             self->current ? self->current->id : ""); // for reloads
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    dv_msgw_uint(w, "acked", c->acked);
+    client_reply(self, route, route_len, w);
+    stream_pump(self, c);
+    return 0;
+}
+
+// ack {queue, consumer, seq}: every result up to seq is consumed (stored);
+// more are sent. With a rid the `ok` comes once the cursor is stored. A
+// seq is acknowledged once this connection was sent it, or when it was
+// given out before this broker started (the follower may have seen it
+// then: every seq sent is stored first, so it names the same result).
+int
+on_ack(dv_broker_t *self,
+       const void *route,
+       size_t route_len,
+       const dv_msg_t *m,
+       uint64_t rid,
+       dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    uint64_t seq = 0;
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc == 0) {
+        rc = dv_msg_uint(m, "seq", &seq, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    qbytes_t *q = queue_find(self, queue); // an ack creates nothing
+    cursor_t *c =
+        q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
+          : NULL;
+    if (!c) {
+        return dv_errorf(err, DV_ENOENT, "ack: no consumer '%s' on queue '%s'",
+                         consumer, queue);
+    }
+    if (seq > c->sent && seq > c->acked && seq > q->seq_recovered) {
+        return dv_errorf(err, DV_EINVAL,
+                         "ack: seq %llu was not sent (last sent %llu)",
+                         (unsigned long long)seq, (unsigned long long)c->sent);
+    }
+    if (seq > c->acked) {
+        c->acked = seq;
+        if (seq > c->sent) { // seen before a restart: go on after it
+            c->sent = seq;
+            c->pos = NULL;
+        }
+        c->inflight = 0; // those sent after seq are still in flight
+        for (const kept_t *p = c->pos; p && p->seq > seq; p = p->qprev) {
+            c->inflight++;
+        }
+        store_cursor(self, c);
+        stream_pump(self, c);
+    }
+    if (rid) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+        dv_msgw_uint(w, "acked", c->acked);
+        reply_after_commit(self, route, route_len, rid, w);
+    }
+    return 0;
+}
+
+// unfollow {queue, consumer}: stop sending; the cursor stays.
+int
+on_unfollow(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const dv_msg_t *m,
+            uint64_t rid,
+            dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
+    int rc = stream_names(m, queue, consumer, err);
+    if (rc) {
+        return rc;
+    }
+    qbytes_t *q = queue_find(self, queue);
+    cursor_t *c =
+        q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
+          : NULL;
+    if (c && c->route_len == route_len &&
+        memcmp(c->route, route, route_len) == 0) {
+        c->route_len = 0;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "acked", c ? c->acked : 0);
+    client_reply(self, route, route_len, w);
+    return 0;
+}

@@ -1,0 +1,33 @@
+// dv_spill — deep queues: durable jobs that wait in the store only.
+//
+// Owns: each queue's spills (past SPILL_WINDOW jobs in memory), their refill
+// (REFILL_BATCH at a time below REFILL_BELOW) and the skip set of spilled
+// jobs already ended (cancelled, expired).
+//
+// May call: dv_broker.c (through dv_broker_int.h), dv_dead.h, dv_jobs_msg.h,
+// dv_results.h, dv_timers.h and common/. Internal to broker/ (not installed);
+// loop thread only.
+#ifndef DV_SPILL_H
+#define DV_SPILL_H
+
+#include "dv_broker_int.h"
+
+// Whether spilled job id already ended (cancelled, expired).
+bool skip_has(const dv_broker_t *self, uint64_t id);
+
+// Spill j when its queue is deep (see SPILL_WINDOW); j's record must be
+// committed. Returns true when j went to the store (and was freed).
+bool job_spill(dv_broker_t *self, job_t *j, bool force);
+
+// Keep every deep queue's in-memory window filled.
+void refill(dv_broker_t *self);
+
+// A spilled job (queued, in the store only) read back; NULL when id is not
+// one. Caller frees it (job_free).
+job_t *spilled_read(dv_broker_t *self, uint64_t id);
+
+// End a spilled job now (cancelled, expired): its result is recorded, its
+// entry is skipped when its turn comes (and its submitter told then).
+void spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
+
+#endif

@@ -1,0 +1,853 @@
+// dv_workers_msg — the worker socket: its messages and a worker's end.
+//
+// Owns: the switch over worker messages (on_worker_message) and the handlers
+// of register, done, progress, checkpoint; the checks of a done's payload
+// (infer, evaluate), a train job's result (its model stored, its lineage),
+// the models and data sets a worker holds; a worker lost or evicted.
+//
+// The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_workers_msg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "dv_auth.h"
+#include "dv_authorize.h"
+#include "dv_batching.h"
+#include "dv_broker_int.h"
+#include "dv_commit.h"
+#include "dv_dead.h"
+#include "dv_fetch.h"
+#include "dv_limits.h"
+#include "dv_log.h"
+#include "dv_mem.h"
+#include "dv_models_msg.h"
+#include "dv_msgpack.h"
+#include "dv_proto.h"
+#include "dv_records.h"
+#include "dv_registry.h"
+#include "dv_results.h"
+#include "dv_sched.h"
+#include "dv_store.h"
+#include "dv_wire.h"
+
+// Free what worker w holds and take it out of the table (the last one moves
+// into its place).
+static void
+worker_forget(dv_broker_t *self, worker_t *w)
+{
+    dv_strs_free(&w->models, w->n_models);
+    dv_strs_free(&w->datasets, w->n_datasets);
+    dv_strs_free(&w->queues, w->n_queues);
+    size_t index = (size_t)(w - self->workers);
+    self->workers[index] = self->workers[--self->n_workers];
+}
+
+// Forget a worker; requeue or fail what it was running. why NULL: it was
+// evicted (worker_evict): its jobs go back to their queues with the lost
+// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
+void
+worker_lost(dv_broker_t *self, worker_t *w, const char *why)
+{
+    size_t cap = dv_sched_worker_running(self->sched, w->handle);
+    dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
+    size_t n = 0;
+    if (why) {
+        dv_sched_worker_remove(self->sched, w->handle, lost, &n);
+    } else {
+        dv_sched_worker_evict(self->sched, w->handle, lost, &n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        job_t *j = job_find(self, lost[i].job);
+        if (j && j->cancelled) { // recorded already: not to run again
+            if (!lost[i].failed) {
+                dv_sched_cancel(self->sched, j->id);
+            }
+            job_remove(self, j->id);
+            continue;
+        }
+        if (j && !why) {
+            j->max_attempts++; // as the scheduler's
+        } else if (j) {
+            char text[256];
+            snprintf(text, sizeof text, "worker %s %s while running it",
+                     w->name, why);
+            job_failed_run(self, j, DV_EIO, w->name, text, true,
+                           lost[i].failed);
+        }
+    }
+
+    free(lost);
+    worker_forget(self, w);
+}
+
+// Take away a worker whose key no longer lets it work (revoked, or its role
+// or a queue it serves taken away by a reload). Unlike a lost worker's, its
+// jobs did nothing wrong: each goes back to the front of its queue without
+// using up an attempt (dv_sched_worker_evict: max_attempts grows by one, in
+// memory; attempt numbers stay unique, so the evicted run's late answers
+// are recognised and dropped) and without counting toward quarantine. Its
+// connection stays open (libzmq closes no single ROUTER peer) but nothing
+// is sent to it any more, and what it sends is refused (authorize_worker).
+void
+worker_evict(dv_broker_t *self, worker_t *w, const char *why)
+{
+    dv_log(DV_LOG_WARN, "broker",
+           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
+           w->name, w->key, why,
+           dv_sched_worker_running(self->sched, w->handle));
+    worker_lost(self, w, NULL);
+}
+
+// The fields of an infer job's result that a whole forward pass shares:
+// the version that ran, the pass (batch, a hostile worker's numbers,
+// checked: at least rows), the class names (many long ones as frame 2,
+// *classes_frame, caller frees). Caller destroys.
+dv_msgw_t *
+infer_tail(const job_t *j,
+           size_t rows,
+           const msgpack_object *batch,
+           char *const *classes,
+           size_t n_classes,
+           dv_frame_t *classes_frame)
+{
+    char ref[DV_MAX_WIRE_NAME + 16];
+    snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_str(x, "model", ref);
+    uint64_t b_rows = 0, b_jobs = 0; // the forward pass it ran in (1.3)
+    if (dv_msgpack_uint(dv_msgpack_get(batch, "rows"), &b_rows) &&
+        dv_msgpack_uint(dv_msgpack_get(batch, "jobs"), &b_jobs) &&
+        b_rows >= rows && b_rows <= UINT32_MAX && b_jobs >= 1 &&
+        b_jobs <= UINT32_MAX) {
+        dv_msgw_key(x, "batch");
+        dv_msgw_v_map(x, 2);
+        dv_msgw_v_str(x, "rows");
+        dv_msgw_v_uint(x, b_rows);
+        dv_msgw_v_str(x, "jobs");
+        dv_msgw_v_uint(x, b_jobs);
+    }
+    if (n_classes) {
+        dv_msgw_strs_or_frame(x, "classes", (const char *const *)classes,
+                              n_classes, 2, classes_frame);
+    }
+    return x;
+}
+
+// An infer job's result fields: its output (rows x cols in frame 1) and
+// tail's (infer_tail). Caller destroys.
+dv_msgw_t *
+infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail)
+{
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_tensor(x, "output", 1, rows, cols);
+    size_t len = 0, n = 0;
+    const uint8_t *body = dv_msgw_body(tail, &len, &n);
+    dv_msgw_raw(x, n, body, len);
+    return x;
+}
+
+// infer_tail and infer_extra_with for one job alone.
+static dv_msgw_t *
+infer_extra(const job_t *j,
+            size_t rows,
+            size_t cols,
+            const msgpack_object *batch,
+            char *const *classes,
+            size_t n_classes,
+            dv_frame_t *classes_frame)
+{
+    dv_msgw_t *tail =
+        infer_tail(j, rows, batch, classes, n_classes, classes_frame);
+    dv_msgw_t *x = infer_extra_with(rows, cols, tail);
+    dv_msgw_destroy(&tail);
+    return x;
+}
+
+// Check a worker's `done` for an infer job and collect the result fields
+// the client gets (output tensor map, classes, the model that ran) in
+// *extra. Returns 0 or DV_EFORMAT/DV_ESHAPE/DV_EMSGSIZE with the reason.
+static int
+check_infer_done(const job_t *j,
+                 const dv_msg_t *m,
+                 dv_msgw_t **extra,
+                 dv_frame_t *classes_frame,
+                 dv_error_t *err)
+{
+    const dv_frame_t *f = NULL;
+    size_t rows = 0, cols = 0, n_classes = 0;
+    char **classes = NULL;
+    int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &f, &rows,
+                                &cols, err);
+    const msgpack_object *co = dv_msg_get(m, "classes");
+    size_t want_frames = co && co->type == MSGPACK_OBJECT_MAP ? 2 : 1;
+    if (rc == 0 && (rows != j->rows || dv_msg_n_frames(m) != want_frames ||
+                    dv_msg_frame(m, 1) != f)) {
+        rc = dv_errorf(err, DV_ESHAPE,
+                       "worker returned %zu output rows for %u input rows "
+                       "in frame 1 of %zu",
+                       rows, j->rows, dv_msg_n_frames(m));
+    }
+    if (rc == 0) {
+        rc = dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
+                         &classes, &n_classes, err);
+    }
+    if (rc == 0 && n_classes && n_classes != cols) {
+        rc = dv_errorf(err, DV_ESHAPE,
+                       "worker returned %zu classes for %zu output columns",
+                       n_classes, cols);
+    }
+    if (rc == 0) {
+        *extra = infer_extra(j, rows, cols, dv_msg_get(m, "batch"), classes,
+                             n_classes, classes_frame);
+    } else {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", err->text);
+        dv_errorf(err, rc, "malformed result from the worker: %s", text);
+    }
+    dv_strs_free(&classes, n_classes);
+    return rc;
+}
+
+// An evaluate job's `done`: its metrics map, and for many classes the
+// confusion matrix as frame 1 ({frame: 1, dtype: u32, shape: [k, k]}).
+// Returns 0 with *extra set (the result's fields), or the reason.
+static int
+check_evaluate_done(const job_t *j,
+                    const dv_msg_t *m,
+                    dv_msgw_t **extra,
+                    dv_error_t *err)
+{
+    const msgpack_object *metrics = dv_msg_get(m, "metrics");
+    const msgpack_object *conf = dv_msg_get(m, "confusion");
+    if (!metrics || metrics->type != MSGPACK_OBJECT_MAP) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "malformed result from the worker: no metrics map");
+    }
+    if (conf || dv_msg_n_frames(m)) {
+        uint64_t k = 0, frame = 0, r = 0, c = 0;
+        const msgpack_object *shape =
+            conf ? dv_msgpack_get(conf, "shape") : NULL;
+        const msgpack_object *dtype =
+            conf ? dv_msgpack_get(conf, "dtype") : NULL;
+        const dv_frame_t *f = dv_msg_frame(m, 1);
+        if (!conf || conf->type != MSGPACK_OBJECT_MAP ||
+            dv_msg_n_frames(m) != 1 ||
+            !dv_msgpack_uint(dv_msgpack_get(metrics, "n_classes"), &k) ||
+            !dv_msgpack_uint(dv_msgpack_get(conf, "frame"), &frame) ||
+            frame != 1 || !dtype || dtype->type != MSGPACK_OBJECT_STR ||
+            dtype->via.str.size != 3 ||
+            memcmp(dtype->via.str.ptr, "u32", 3) != 0 || !shape ||
+            shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size != 2 ||
+            !dv_msgpack_uint(&shape->via.array.ptr[0], &r) ||
+            !dv_msgpack_uint(&shape->via.array.ptr[1], &c) || r != k ||
+            c != k || k > DV_MAX_CLASSES || f->len != k * k * 4) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "malformed result from the worker: the confusion "
+                             "matrix must be {frame: 1, dtype: u32, shape: "
+                             "[k, k]} with k x k x 4 bytes in frame 1");
+        }
+    }
+    char ref[DV_MAX_WIRE_NAME + 16];
+    snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+    dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_str(x, "model", ref);
+    dv_msgw_obj(x, "metrics", metrics);
+    if (conf) {
+        dv_msgw_obj(x, "confusion", conf);
+    }
+    *extra = x;
+    return 0;
+}
+
+// A train job's worker sent the model: register it as the next version of
+// the job's model name (validated and written on the pool, like a push);
+// the job's result goes out once it is stored (train_registered).
+// A trained version's lineage, a msgpack map: the job, worker, attempts,
+// times, what the worker reports (data checksum and rows, epochs, training
+// time, the epoch it resumed from, scalar metrics on the eval set) and the
+// spec's data set references, hyper-parameters (seed included), target and
+// task. Caller frees.
+static uint8_t *
+lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
+{
+    dv_msgw_t *lw = dv_msgw_new(DV_MSG_RESULT, 0);
+    dv_msgw_uint(lw, "job", j->id);
+    dv_msgw_str(lw, "worker", w->name);
+    dv_msgw_uint(lw, "attempts", j->attempts);
+    dv_msgw_uint(lw, "submitted_unix_ms", j->submit_unix);
+    dv_msgw_uint(lw, "finished_unix_ms", unix_ms_now());
+    static const char *uints[] = {"epochs_run", "train_ms", "data_rows",
+                                  "resumed_from"};
+    for (size_t i = 0; i < sizeof uints / sizeof *uints; i++) {
+        const msgpack_object *o = dv_msg_get(m, uints[i]);
+        uint64_t v;
+        if (dv_msgpack_uint(o, &v)) {
+            dv_msgw_uint(lw, uints[i], v);
+        }
+    }
+    const msgpack_object *sum = dv_msg_get(m, "data_sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_msgw_bin(lw, "data_sha256", sum->via.bin.ptr, DV_SHA256_BYTES);
+    }
+    const msgpack_object *ev = dv_msg_get(m, "eval_metrics");
+    if (ev && ev->type == MSGPACK_OBJECT_MAP) { // scalars only
+        size_t n = 0;
+        for (uint32_t i = 0; i < ev->via.map.size; i++) {
+            const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+            n += kv->key.type == MSGPACK_OBJECT_STR &&
+                 kv->val.type != MSGPACK_OBJECT_ARRAY &&
+                 kv->val.type != MSGPACK_OBJECT_MAP;
+        }
+        dv_msgw_key(lw, "eval_metrics");
+        dv_msgw_v_map(lw, n);
+        for (uint32_t i = 0; i < ev->via.map.size; i++) {
+            const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR &&
+                kv->val.type != MSGPACK_OBJECT_ARRAY &&
+                kv->val.type != MSGPACK_OBJECT_MAP) {
+                dv_msgw_v_obj(lw, &kv->key);
+                dv_msgw_v_obj(lw, &kv->val);
+            }
+        }
+    }
+    // The spec's fields the model owes its existence to, copied as they are.
+    static const char *wanted[] = {"train", "target", "task", "dataset",
+                                   "eval_dataset"};
+    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+    size_t sl = get_u32(j->payload + 2), off = 0;
+    const char *spec = (const char *)j->payload + 6;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (size_t f = 0; f < nf; f++) {
+        size_t start = off;
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            up.data.type != MSGPACK_OBJECT_STR) {
+            break;
+        }
+        bool keep = false;
+        for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+            keep = keep || (up.data.via.str.size == strlen(wanted[k]) &&
+                            memcmp(up.data.via.str.ptr, wanted[k],
+                                   up.data.via.str.size) == 0);
+        }
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+            MSGPACK_UNPACK_SUCCESS) {
+            break;
+        }
+        if (keep) {
+            dv_msgw_raw(lw, 1, spec + start, off - start);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    size_t bl = 0, n = 0;
+    const uint8_t *body = dv_msgw_body(lw, &bl, &n);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    msgpack_sbuffer_write(&sb, (const char *)body, bl);
+    dv_msgw_destroy(&lw);
+    *len = sb.size;
+    return (uint8_t *)msgpack_sbuffer_release(&sb);
+}
+
+static int
+train_done(dv_broker_t *self,
+           worker_t *w,
+           job_t *j,
+           const dv_msg_t *m,
+           dv_error_t *err)
+{
+    const dv_frame_t *file = dv_msg_frame(m, 1);
+    dv_error_t why = {0};
+    uint32_t version =
+        file ? dv_registry_reserve(self->registry, j->model, &why) : 0;
+    push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
+    if (p) {
+        j->finishing = true;
+        p->broker = self;
+        p->job = j->id;
+        snprintf(p->worker, sizeof p->worker, "%s", w->name);
+        if (j->who) {
+            snprintf(p->owner, sizeof p->owner, "%s", self->whos[j->who].id);
+        }
+        snprintf(p->name, sizeof p->name, "%s", j->model);
+        p->version = version;
+        const char *dir = dv_registry_dir(self->registry);
+        p->dir = dir ? dv_strdup(dir) : NULL;
+        p->image = dv_malloc(file->len ? file->len : 1);
+        memcpy(p->image, file->data, file->len);
+        p->len = file->len;
+        p->lineage = lineage_build(j, w, m, &p->lineage_len);
+        p->work.data = p;
+        if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
+            dv_registry_release(self->registry, j->model, version);
+            free(p->dir);
+            free(p->image);
+            free(p->lineage);
+            free(p);
+            p = NULL;
+            dv_errorf(&why, DV_EIO, "cannot queue the model's registration");
+        }
+    } else if (!file) {
+        dv_errorf(&why, DV_EFORMAT,
+                  "malformed result from the worker: no model file in frame 1");
+    }
+    if (!p) {
+        record_error(self, j, why.code ? why.code : DV_EIO, w->name, why.text);
+        send_result(self, j, false, why.code ? why.code : DV_EIO, why.text,
+                    w->name, NULL, 0, NULL);
+        job_remove(self, j->id);
+    }
+    if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left after draining");
+    }
+    (void)err;
+    return 0;
+}
+
+// The trained model is stored (or could not be): the job's result.
+// (lineage_build, above train_done, says how it came to be.)
+void
+train_registered(dv_broker_t *self, push_t *p)
+{
+    job_t *j = job_find(self, p->job);
+    if (p->rc) {
+        dv_registry_release(self->registry, p->name, p->version);
+        if (j && !j->cancelled) {
+            send_result(self, j, false, p->rc, p->err.text, p->worker, NULL, 0,
+                        NULL);
+        }
+        free(p->image);
+    } else {
+        const dv_model_info_t *info =
+            dv_registry_commit(self->registry, &p->info, p->image);
+        dv_log(DV_LOG_INFO, "broker",
+               "job %llu trained model %s@%u (%s %s, %llu bytes)",
+               (unsigned long long)p->job, info->name, info->version,
+               info->task, info->algo, (unsigned long long)info->bytes);
+        latest_moved(self, info);
+        set_owner(self, self->model_owners, info->name, p->owner);
+        if (j && !j->cancelled) {
+            char ref[DV_MAX_WIRE_NAME + 16];
+            snprintf(ref, sizeof ref, "%s@%u", info->name, info->version);
+            dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
+            dv_msgw_str(x, "model", ref);
+            dv_msgw_bin(x, "sha256", info->sha256, sizeof info->sha256);
+            send_result(self, j, true, 0, NULL, p->worker, NULL, 0, x);
+            dv_msgw_destroy(&x);
+        }
+    }
+    if (j) {
+        job_remove(self, j->id);
+    }
+}
+
+static int
+on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
+{
+    uint64_t id, attempt = 0;
+    char state[16];
+    int rc;
+    if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "attempt", 0, &attempt, err)) != 0 ||
+        (rc = dv_msg_str(m, "state", state, sizeof state, err)) != 0) {
+        return rc;
+    }
+    // A late answer for a job given to someone else, or for an earlier
+    // attempt of a job this worker runs again (it was declared dead, came
+    // back and got the job anew): drop it.
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || (attempt && attempt != j->attempts) ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
+        return 0;
+    }
+    bool done = strcmp(state, "done") == 0;
+    int code = DV_EFORMAT;
+    char text[DV_ERROR_TEXT_MAX] = "worker reported failure";
+    if (!done) {
+        dv_error_t ignore;
+        dv_msg_error(m, &code, text, sizeof text, &ignore);
+    }
+    if (!done && !j->cancelled && retryable(code)) {
+        // Tried again after its backoff, or dead past its attempts.
+        dv_sched_retry(self->sched, id, w->handle);
+        job_failed_run(self, j, code, w->name, text, false, false);
+        if (w->draining &&
+            dv_sched_worker_running(self->sched, w->handle) == 0) {
+            worker_lost(self, w, "left after draining");
+        }
+        return 0;
+    }
+    dv_sched_finish(self->sched, id, w->handle);
+    if (j->cancelled) { // its outcome is already recorded
+        job_remove(self, id);
+        if (w->draining &&
+            dv_sched_worker_running(self->sched, w->handle) == 0) {
+            worker_lost(self, w, "left after draining");
+        }
+        return 0;
+    }
+    if (done && strcmp(j->kind, "train") == 0) {
+        return train_done(self, w, j, m, err);
+    }
+    dv_msgw_t *extra = NULL;
+    dv_error_t bad = {0};
+    dv_frame_t classes = {NULL, 0}; // infer: class names too long to inline
+    if (done && IS_INFER(j) &&
+        check_infer_done(j, m, &extra, &classes, &bad) != 0) {
+        done = false; // the worker's answer is unusable: say why
+    }
+    if (done && strcmp(j->kind, "evaluate") == 0 &&
+        check_evaluate_done(j, m, &extra, &bad) != 0) {
+        done = false;
+    }
+    if (done) {
+        dv_frame_t frames[DV_MAX_FRAMES];
+        size_t n = dv_msg_n_frames(m);
+        for (size_t i = 0; i < n; i++) {
+            frames[i] = *dv_msg_frame(m, i + 1);
+        }
+        if (IS_INFER(j)) { // the output, and the names as the broker wrote
+            n = classes.data ? 2 : 1;
+            frames[1] = classes;
+        }
+        send_result(self, j, true, 0, NULL, w->name, frames, n, extra);
+    } else if (bad.code) {
+        send_result(self, j, false, bad.code, bad.text, w->name, NULL, 0, NULL);
+    } else {
+        record_error(self, j, code, w->name, text);
+        send_result(self, j, false, code, text, w->name, NULL, 0, NULL);
+    }
+
+    dv_msgw_destroy(&extra);
+    free((void *)classes.data);
+    job_remove(self, id);
+    if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left after draining");
+    }
+    return 0;
+}
+
+// A training job's progress from its worker: kept with the job (job_get)
+// and passed to its submitter as `progress` with the submit's rid.
+static int
+on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
+{
+    uint64_t id = 0, attempt = 0, epoch = 0, epochs = 0, ms = 0;
+    double loss = 0;
+    int rc;
+    if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint(m, "attempt", &attempt, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epoch", &epoch, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epochs", &epochs, err)) != 0 ||
+        (rc = dv_msg_double(m, "loss", &loss, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "ms", 0, &ms, err)) != 0) {
+        return rc;
+    }
+    double eval = NAN;
+    if (dv_msg_has(m, "eval") &&
+        (rc = dv_msg_double(m, "eval", &eval, err)) != 0) {
+        return rc;
+    }
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || j->cancelled || attempt != j->attempts ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle ||
+        epoch > UINT32_MAX || epochs > UINT32_MAX) {
+        return 0; // stale: drop it
+    }
+    j->p_epoch = (uint32_t)epoch;
+    j->p_epochs = (uint32_t)epochs;
+    j->p_loss = loss;
+    j->p_eval = eval;
+    j->p_ms = ms;
+    if (j->route_len) {
+        dv_msgw_t *p = dv_msgw_new(DV_MSG_PROGRESS, j->rid);
+        dv_msgw_uint(p, "job", id);
+        dv_msgw_uint(p, "epoch", epoch);
+        dv_msgw_uint(p, "epochs", epochs);
+        dv_msgw_double(p, "loss", loss);
+        dv_msgw_uint(p, "ms", ms);
+        dv_msgw_uint(p, "eta_ms",
+                     epoch ? ms * (epochs > epoch ? epochs - epoch : 0) / epoch
+                           : 0);
+        if (!isnan(eval)) {
+            dv_msgw_double(p, "eval", eval);
+        }
+        client_reply(self, j->route, j->route_len, p);
+    }
+    return 0;
+}
+
+// checkpoint {job, attempt, epoch} + frame 1: a training job's state after
+// epoch, from the worker running it. Kept with the job (and stored with a
+// durable one, in the next group commit); a re-run of the job on any worker
+// continues from it (`resume` in run). Only the last one is kept.
+static int
+on_checkpoint(dv_broker_t *self,
+              worker_t *w,
+              const dv_msg_t *m,
+              dv_error_t *err)
+{
+    uint64_t id, attempt, epoch;
+    int rc;
+    if ((rc = dv_msg_uint(m, "job", &id, err)) != 0 ||
+        (rc = dv_msg_uint(m, "attempt", &attempt, err)) != 0 ||
+        (rc = dv_msg_uint(m, "epoch", &epoch, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *blob = dv_msg_frame(m, 1);
+    if (!blob || blob->len == 0) {
+        return dv_errorf(err, DV_EFORMAT, "checkpoint: no state in frame 1");
+    }
+    job_t *j = job_find(self, id);
+    uint64_t on = 0;
+    if (!j || j->cancelled || attempt != j->attempts ||
+        strcmp(j->kind, "train") != 0 ||
+        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle ||
+        epoch == 0 || epoch > UINT32_MAX || epoch <= j->ckpt_epoch) {
+        return 0; // stale, or not newer than what we hold: drop it
+    }
+    uint8_t *copy = dv_try_malloc(blob->len, 1);
+    if (!copy) {
+        return 0; // the previous one stays: a re-run just redoes more
+    }
+    memcpy(copy, blob->data, blob->len);
+    free(j->ckpt);
+    j->ckpt = copy;
+    j->ckpt_len = blob->len;
+    j->ckpt_epoch = (uint32_t)epoch;
+    if (self->store && !j->memory_only) {
+        // epoch (u32) + the blob, as the worker sent it.
+        uint8_t *rec = dv_malloc(4 + blob->len + DV_STORE_SPARE);
+        put_u32(rec, (uint32_t)epoch);
+        memcpy(rec + 4, blob->data, blob->len);
+        dv_store_put_owned(self->store, DV_STORE_CKPTS, id, rec, 4 + blob->len);
+        if (self->n_ckpts_due == self->cap_ckpts_due) {
+            self->cap_ckpts_due =
+                self->cap_ckpts_due ? 2 * self->cap_ckpts_due : 8;
+            self->ckpts_due = dv_realloc(
+                self->ckpts_due, self->cap_ckpts_due * sizeof(ckpt_due_t));
+        }
+        self->ckpts_due[self->n_ckpts_due++] = (ckpt_due_t){id, j->ckpt_epoch};
+        store_arm(self);
+    }
+    return 0;
+}
+
+// What the scheduler's affinity sees of worker w: its models, and its
+// data sets as "ds:NAME@VERSION" (the key of a train job on one).
+void
+sched_holdings(dv_broker_t *self, const worker_t *w)
+{
+    size_t n = w->n_models + w->n_datasets;
+    char **keys = dv_malloc((n ? n : 1) * sizeof *keys);
+    for (size_t i = 0; i < w->n_models; i++) {
+        keys[i] = w->models[i];
+    }
+    char(*ds)[2 * DV_MAX_WIRE_NAME + 8] =
+        dv_malloc((w->n_datasets ? w->n_datasets : 1) * sizeof *ds);
+    for (size_t i = 0; i < w->n_datasets; i++) {
+        snprintf(ds[i], sizeof ds[i], "ds:%s", w->datasets[i]);
+        keys[w->n_models + i] = ds[i];
+    }
+    dv_sched_worker_models(self->sched, w->handle, (const char *const *)keys,
+                           n);
+    free(ds);
+    free(keys);
+}
+
+// Add key to a worker's list (it is fetching it: count it for affinity now
+// rather than at its next heartbeat).
+void
+holds_add(char ***list, size_t *n, const char *key)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*list)[i], key) == 0) {
+            return;
+        }
+    }
+    if (*n < 4096) {
+        *list = dv_realloc(*list, (*n + 1) * sizeof(char *));
+        (*list)[(*n)++] = dv_strdup(key);
+    }
+}
+
+// The models and data sets a worker holds, from its register or heartbeat.
+static int
+take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
+{
+    static const char *fields[2] = {"models", "datasets"};
+    char ***lists[2] = {&w->models, &w->datasets};
+    size_t *counts[2] = {&w->n_models, &w->n_datasets};
+    bool changed = false;
+    for (int f = 0; f < 2; f++) {
+        if (!dv_msg_has(m, fields[f])) {
+            continue;
+        }
+        char **got = NULL;
+        size_t n = 0;
+        int rc = dv_msg_strs(m, fields[f], 4096, 2 * DV_MAX_WIRE_NAME, &got, &n,
+                             err);
+        if (rc) {
+            return rc;
+        }
+        dv_strs_free(lists[f], *counts[f]);
+        *lists[f] = got;
+        *counts[f] = n;
+        changed = true;
+    }
+    if (changed) {
+        sched_holdings(self, w);
+    }
+    if (changed && self->n_switches) {
+        switches_check(self);
+    }
+    return 0;
+}
+
+void
+on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
+{
+    const void *route = zmq_msg_data(&in->route);
+    size_t route_len = zmq_msg_size(&in->route);
+    dv_error_t err = {0};
+    uint64_t rid = 0;
+    dv_msg_t *m = NULL;
+    int rc = in->no_header ? dv_errorf(&err, DV_EFORMAT, "empty message")
+             : in->too_many
+                 ? dv_errorf(&err, DV_EMSGSIZE, "too many payload frames")
+                 : dv_msg_decode(&m, zmq_msg_data(&in->header),
+                                 zmq_msg_size(&in->header), in->frames,
+                                 in->n_payload, &rid, &err);
+    int limit = dv_auth_seen(self->auth, "workers", &in->route, &err);
+    if (limit) { // a connection past the limits is served nothing
+        dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, limit,
+                           err.text);
+        dv_msg_destroy(&m);
+        return;
+    }
+    worker_t *w = worker_by_route(self, route, route_len);
+    if (w) {
+        w->last_seen_ms = uv_now(&self->loop);
+    }
+    char **asked = NULL; // a register's queues
+    size_t n_asked = 0;
+    if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
+        rc = dv_msg_strs(m, "queues", 256, DV_MAX_WIRE_NAME, &asked, &n_asked,
+                         &err);
+    }
+    if (rc == 0) { // its key now, not at the handshake
+        rc = authorize_worker(self, in, m, &w, asked, n_asked, &err);
+    }
+    if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
+        uint64_t capacity;
+        char name[DV_MAX_WIRE_NAME + 1];
+        rc = dv_msg_uint(m, "capacity", &capacity, &err);
+        if (rc == 0) {
+            rc = dv_msg_str(m, "worker", name, sizeof name, &err);
+        }
+        if (rc == 0 && (capacity < 1 || capacity > 100000)) {
+            rc = dv_errorf(&err, DV_EINVAL,
+                           "register: capacity must be 1..100000");
+        }
+        if (rc == 0 && route_len <= ROUTE_MAX) {
+            if (!w) {
+                self->workers = dv_realloc(
+                    self->workers, (self->n_workers + 1) * sizeof(worker_t));
+                w = &self->workers[self->n_workers++];
+                memset(w, 0, sizeof *w);
+                memcpy(w->route, route, route_len);
+                w->route_len = route_len;
+                w->handle = self->next_handle++;
+            }
+            snprintf(w->name, sizeof w->name, "%s", name);
+            w->last_seen_ms = uv_now(&self->loop);
+            w->capacity = (uint32_t)capacity;
+            w->minor = dv_msg_minor(m);
+            w->draining = false;
+            dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
+            take_models(self, w, m, &err); // a bad list: no affinity, no harm
+            uint64_t train_slots = 0;
+            if (dv_msg_uint_or(m, "train_slots", 0, &train_slots, &err) == 0) {
+                dv_sched_worker_heavy_cap(self->sched, w->handle,
+                                          train_slots > capacity
+                                              ? (uint32_t)capacity
+                                              : (uint32_t)train_slots);
+            }
+            dv_strs_free(&w->queues, w->n_queues);
+            w->queues = asked; // checked against its key: authorize_worker
+            w->n_queues = n_asked;
+            asked = NULL;
+            n_asked = 0;
+            const char *kid = "";
+            dv_auth_message_key(self->auth, &in->header, &kid);
+            snprintf(w->key, sizeof w->key, "%s", kid);
+            worker_serve(self, w);
+
+            send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
+        }
+    } else if (rc == 0 && !w) {
+        // Work from a worker we do not know (we restarted, or it was
+        // declared dead): it must register again.
+        rc = dv_errorf(&err, DV_EINVAL, "unknown worker: register first");
+    } else if (rc == 0) {
+        switch (dv_msg_type(m)) {
+        case DV_MSG_DONE:
+            rc = on_done(self, w, m, &err);
+            break;
+        case DV_MSG_DONE_BATCH:
+            rc = on_done_batch(self, w, m, &err);
+            break;
+        case DV_MSG_HEARTBEAT:
+            rc = take_models(self, w, m, &err);
+            break;
+        case DV_MSG_PROGRESS:
+            rc = on_progress(self, w, m, &err);
+            break;
+        case DV_MSG_CHECKPOINT:
+            rc = on_checkpoint(self, w, m, &err);
+            break;
+        case DV_MSG_FETCH_MODEL:
+            rc = on_fetch_model(self, w, m, rid, &err);
+            break;
+        case DV_MSG_FETCH_DATASET:
+            rc = on_fetch_dataset(self, w, m, rid, &err);
+            break;
+        case DV_MSG_BYE:
+            // Draining: no new jobs; it leaves once its jobs are done. The
+            // `ok` tells it that no job is on its way any more.
+            w->draining = true;
+            dv_sched_worker_drain(self->sched, w->handle);
+            reply(self->workers_sock, route, route_len,
+                  dv_msgw_new(DV_MSG_OK, rid));
+            if (dv_sched_worker_running(self->sched, w->handle) == 0) {
+                worker_lost(self, w, "left");
+            }
+            break;
+        case DV_MSG_ERROR:
+            break; // a worker's complaint about one of our messages
+        default:
+            rc = dv_errorf(&err, DV_EFORMAT,
+                           "message type '%s' is not accepted from workers",
+                           dv_msg_name(dv_msg_type(m)));
+        }
+    }
+    if (rc) {
+        dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, rc,
+                           err.text);
+    }
+    dv_strs_free(&asked, n_asked);
+    dv_msg_destroy(&m);
+}
