@@ -63,9 +63,11 @@ int dv_cli_up(int argc, char **argv);
 // `drover keygen ...` (dv_cli_keys.c): argv starts after "keygen".
 int dv_cli_keygen(int argc, char **argv);
 
-// The commands that talk to a broker (dv_cli_remote.c): infer, submit,
-// models, jobs, workers, status. argv starts after cmd. Returns an exit
-// code, or -1 when cmd is not one of them.
+// The commands that talk to a broker (dv_cli_remote.c, one file per
+// command group: see dv_cli_remote.h): infer, evaluate, submit, jobs,
+// results, dead, models, train, datasets, workers, status, audit, admin.
+// argv starts after cmd. Returns an exit code, or -1 when cmd is not one of
+// them.
 int dv_cli_remote(const char *cmd, int argc, char **argv);
 
 #endif

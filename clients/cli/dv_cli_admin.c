@@ -1,0 +1,301 @@
+// dv_cli_admin — `drover workers`, `drover status`, `drover audit` and
+// `drover admin` (keys reload): looking at and steering the broker. See
+// dv_cli_remote.h.
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dv_cli_remote.h"
+
+// ------------------------------------------------------- workers, status
+
+#define WORKERS_USAGE "usage: drover workers [--broker E] [--json]\n"
+#define STATUS_USAGE  "usage: drover status [--broker E] [--json]\n"
+
+int
+dv_cli_workers(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc =
+        dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, WORKERS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_worker_t *w = NULL;
+    size_t n = 0;
+    rc = drover_workers(d, &w, &n, &err);
+    if (rc == 0 && dv_cli_get(opts, "json")) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf(i ? ",{\"name\":" : "{\"name\":");
+            dv_cli_json_str(stdout, w[i].name);
+            printf(",\"state\":\"%s\",\"capacity\":%" PRIu32
+                   ",\"running\":%" PRIu32 ",\"idle_ms\":%" PRIu64
+                   ",\"models\":[",
+                   w[i].state, w[i].capacity, w[i].running, w[i].idle_ms);
+            for (size_t k = 0; k < w[i].n_models; k++) {
+                printf(k ? "," : "");
+                dv_cli_json_str(stdout, w[i].models[k]);
+            }
+            printf("],\"datasets\":[");
+            for (size_t k = 0; k < w[i].n_datasets; k++) {
+                printf(k ? "," : "");
+                dv_cli_json_str(stdout, w[i].datasets[k]);
+            }
+            printf("]}");
+        }
+        printf("]\n");
+    } else if (rc == 0) {
+        printf("%-32s %-9s %7s %8s  %s\n", "WORKER", "STATE", "RUNNING",
+               "IDLE_MS", "MODELS");
+        for (size_t i = 0; i < n; i++) {
+            char load[32];
+            snprintf(load, sizeof load, "%" PRIu32 "/%" PRIu32, w[i].running,
+                     w[i].capacity);
+            printf("%-32s %-9s %7s %8" PRIu64 " ", w[i].name, w[i].state, load,
+                   w[i].idle_ms);
+            for (size_t k = 0; k < w[i].n_models; k++) {
+                printf(" %s", w[i].models[k]);
+            }
+            for (size_t k = 0; k < w[i].n_datasets; k++) {
+                printf(" data:%s", w[i].datasets[k]);
+            }
+            printf("\n");
+        }
+    }
+    drover_workers_free(&w, n);
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+int
+dv_cli_status(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc =
+        dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, STATUS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_status_t s;
+    rc = drover_status(d, &s, &err);
+    if (rc == 0 && dv_cli_get(opts, "json")) {
+        printf("{\"broker\":");
+        dv_cli_json_str(stdout, s.broker);
+        printf(",\"endpoint\":");
+        dv_cli_json_str(stdout, drover_endpoint(d));
+        printf(",\"workers\":%" PRIu64 ",\"queued\":%" PRIu64
+               ",\"running\":%" PRIu64 ",\"retrying\":%" PRIu64
+               ",\"dead\":%" PRIu64 ",\"kept_results\":%" PRIu64
+               ",\"models\":%" PRIu64 ",\"queues\":{",
+               s.workers, s.queued, s.running, s.retrying, s.dead,
+               s.kept_results, s.models);
+        for (size_t i = 0; i < s.n_queues; i++) {
+            const drover_queue_t *q = &s.queues[i];
+            printf(i ? "," : "");
+            dv_cli_json_str(stdout, q->name);
+            printf(":{\"queued\":%" PRIu64 ",\"running\":%" PRIu64
+                   ",\"retrying\":%" PRIu64 ",\"dead\":%" PRIu64
+                   ",\"done\":%" PRIu64 ",\"failed\":%" PRIu64
+                   ",\"expired\":%" PRIu64 ",\"cancelled\":%" PRIu64
+                   ",\"bytes\":%" PRIu64 "}",
+                   q->queued, q->running, q->retrying, q->dead, q->done,
+                   q->failed, q->expired, q->cancelled, q->bytes);
+        }
+        printf("}}\n");
+    } else if (rc == 0) {
+        printf("%s at %s\n", s.broker, drover_endpoint(d));
+        printf("  workers        %" PRIu64 "\n  jobs queued    %" PRIu64
+               "\n  jobs running   %" PRIu64 "\n  jobs retrying  %" PRIu64
+               "\n  dead letters   %" PRIu64 "\n  kept results   %" PRIu64
+               "\n  model versions %" PRIu64 "\n",
+               s.workers, s.queued, s.running, s.retrying, s.dead,
+               s.kept_results, s.models);
+        if (s.n_queues) {
+            printf("\n  %-20s %8s %8s %8s %6s | since start: %8s %8s %8s "
+                   "%9s\n",
+                   "QUEUE", "queued", "running", "retrying", "dead", "done",
+                   "failed", "expired", "cancelled");
+        }
+        for (size_t i = 0; i < s.n_queues; i++) {
+            const drover_queue_t *q = &s.queues[i];
+            printf("  %-20s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64
+                   " |              %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+                   " %9" PRIu64 "\n",
+                   q->name, q->queued, q->running, q->retrying, q->dead,
+                   q->done, q->failed, q->expired, q->cancelled);
+        }
+    }
+    if (rc == 0) {
+        drover_status_clear(&s);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// ------------------------------------------------------------ security
+
+#define AUDIT_USAGE                                                            \
+    "usage: drover audit [--since T] [--broker E] [--json]\n"                  \
+    "The broker's audit log (admin keys only): handshakes refused, "           \
+    "permission\n"                                                             \
+    "refusals, model and data set changes, reloads; oldest first. T: "         \
+    "seconds since\n"                                                          \
+    "1970 (UTC), or a duration back from now: 30s, 15m, 2h, 7d.\n"
+
+// "1700000000" (unix seconds) or "15m" (that long ago) -> unix ms.
+static int
+since_ms(const char *t, uint64_t *out)
+{
+    char *end = NULL;
+    double v = strtod(t, &end);
+    if (end == t || v < 0) {
+        return -1;
+    }
+    double unit = *end == '\0'  ? 0
+                  : *end == 's' ? 1
+                  : *end == 'm' ? 60
+                  : *end == 'h' ? 3600
+                  : *end == 'd' ? 86400
+                                : -1;
+    if (unit < 0 || (*end && end[1])) {
+        return -1;
+    }
+    if (unit == 0) {
+        *out = (uint64_t)(v * 1000);
+        return 0;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
+    double at = now - v * unit * 1000;
+    *out = at > 0 ? (uint64_t)at : 0;
+    return 0;
+}
+
+int
+dv_cli_audit(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"since", true, NULL}, {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL}, {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, AUDIT_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    uint64_t since = 0;
+    const char *t = dv_cli_get(opts, "since");
+    if (t && since_ms(t, &since) != 0) {
+        fprintf(stderr, "drover: --since %s: unix seconds, or 30s/15m/2h/7d\n",
+                t);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_audit_entry_t *e = NULL;
+    size_t n = 0;
+    bool more = false;
+    rc = drover_audit(d, since, &e, &n, &more, &err);
+    bool json = dv_cli_get(opts, "json") != NULL;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (json) {
+            printf("{\"seq\":%" PRIu64 ",\"unix_ms\":%" PRIu64 ",\"key\":",
+                   e[i].seq, e[i].unix_ms);
+            dv_cli_json_str(stdout, e[i].key);
+            printf(",\"action\":");
+            dv_cli_json_str(stdout, e[i].action);
+            printf(",\"object\":");
+            dv_cli_json_str(stdout, e[i].object);
+            printf(",\"outcome\":");
+            dv_cli_json_str(stdout, e[i].outcome);
+            printf("}\n");
+        } else {
+            time_t secs = (time_t)(e[i].unix_ms / 1000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&secs, &tm);
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+            printf("%-6" PRIu64 " %s  %-12s %-14s %s: %s\n", e[i].seq, when,
+                   e[i].key[0] ? e[i].key : "-", e[i].action, e[i].object,
+                   e[i].outcome);
+        }
+    }
+    if (rc == 0 && more && !json) {
+        printf("(older entries left out: use --since)\n");
+    }
+    free(e);
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+#define ADMIN_USAGE                                                            \
+    "usage: drover admin reload [--broker E] [--json]\n"                       \
+    "Reload the broker's authorized keys (as SIGHUP does; admin keys "         \
+    "only). A key\n"                                                           \
+    "removed from the folder is refused from its connection's next "           \
+    "message on.\n"
+
+int
+dv_cli_admin(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    const char *pos[1] = {NULL};
+    size_t n_pos = 0;
+    int rc = dv_cli_parse_usage(argc, argv, opts, pos, 1, &n_pos, ADMIN_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (n_pos != 1 || strcmp(pos[0], "reload") != 0) {
+        fputs(ADMIN_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    size_t keys = 0;
+    rc = drover_admin_reload(d, &keys, &err);
+    if (rc == 0) {
+        printf(dv_cli_get(opts, "json") ? "{\"keys\":%zu}\n"
+                                        : "reloaded: %zu authorized keys\n",
+               keys);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}

@@ -1,0 +1,836 @@
+// dv_cli_jobs — `drover submit` (jobs from the command line), `drover
+// jobs` (show, cancel, list, wait), `drover results` (follow a result
+// stream) and `drover dead` (dead letters: list, requeue, purge). See
+// dv_cli_remote.h.
+
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dv_cli_remote.h"
+#include "dv_mem.h"
+#include "dv_tensor.h"
+
+// ---------------------------------------------------------------- submit
+
+#define SUBMIT_USAGE                                                           \
+    "usage: drover submit (--echo BYTES | --sleep MS [--echo BYTES]) "         \
+    "[--count N] [--queue Q]\n"                                                \
+    "         [--window N] [--no-wait] [--durability commit|none] "            \
+    "[--priority P]\n"                                                         \
+    "         [--deadline-ms N] [--timeout-ms N] [--max-attempts N] "          \
+    "[--backoff-ms N]\n"                                                       \
+    "         [--idempotency-key K] [--broker E] [--json]\n"                   \
+    "Submits N jobs asynchronously (at most --window in flight, default "      \
+    "10000): echo\n"                                                           \
+    "jobs answer with BYTES bytes; sleep jobs wait MS first (a diagnostic "    \
+    "job that\n"                                                               \
+    "checks for cancel every 10 ms). Waits for every result and prints "       \
+    "done/failed\n"                                                            \
+    "and jobs/s; with --no-wait it returns once every job is accepted "        \
+    "(stored, by\n"                                                            \
+    "default) and prints their ids, one per line. --idempotency-key K sets "   \
+    "the key\n"                                                                \
+    "(K-1, K-2, ... with --count): resubmitting returns the same jobs. "       \
+    "--backoff-ms 0\n"                                                         \
+    "retries at once.\n"
+
+typedef struct {
+    size_t done, failed;
+    drover_error_t first;
+    uint64_t *ids; // --no-wait: accepted ids, in submit order
+} submit_state_t;
+
+typedef struct {
+    submit_state_t *st;
+    size_t index;
+} submit_arg_t;
+
+static void
+on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    submit_arg_t *a = arg;
+    submit_state_t *st = a->st;
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    if (code) {
+        if (st->failed++ == 0) {
+            st->first.code = code;
+            snprintf(st->first.text, sizeof st->first.text, "%s", text);
+        }
+    } else {
+        st->done++;
+        if (st->ids) {
+            st->ids[a->index] = drover_result_job(r);
+        }
+    }
+}
+
+static bool
+opt_long(const dv_cli_opt_t *opts, const char *name, long lo, long hi, long *v)
+{
+    const char *s = dv_cli_get(opts, name);
+    if (!s) {
+        return true;
+    }
+    char *end = NULL;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi) {
+        fprintf(stderr, "drover: --%s must be an integer in %ld..%ld\n", name,
+                lo, hi);
+        return false;
+    }
+    *v = x;
+    return true;
+}
+
+int
+dv_cli_submit(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"echo", true, NULL},       {"count", true, NULL},
+        {"queue", true, NULL},      {"window", true, NULL},
+        {"broker", true, NULL},     {"json", false, NULL},
+        {"durability", true, NULL}, {"help", false, NULL},
+        {"sleep", true, NULL},      {"no-wait", false, NULL},
+        {"priority", true, NULL},   {"deadline-ms", true, NULL},
+        {"timeout-ms", true, NULL}, {"max-attempts", true, NULL},
+        {"backoff-ms", true, NULL}, {"idempotency-key", true, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc =
+        dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, SUBMIT_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    const char *echo = dv_cli_get(opts, "echo");
+    const char *sleep = dv_cli_get(opts, "sleep");
+    long bytes = echo ? -1 : 0, count = 1, window = 10000, priority = 0;
+    long deadline = 0, timeout = 0, attempts = 0, backoff = 0, sleep_ms = 0;
+    if (!opt_long(opts, "echo", 0, 1L << 28, &bytes) ||
+        !opt_long(opts, "count", 1, 100000000, &count) ||
+        !opt_long(opts, "window", 1, 1000000, &window) ||
+        !opt_long(opts, "priority", -1000, 1000, &priority) ||
+        !opt_long(opts, "deadline-ms", 1, 7L * 86400000, &deadline) ||
+        !opt_long(opts, "timeout-ms", 1, 7L * 86400000, &timeout) ||
+        !opt_long(opts, "max-attempts", 1, 100, &attempts) ||
+        !opt_long(opts, "backoff-ms", 0, 60000, &backoff) ||
+        !opt_long(opts, "sleep", 0, 3600000, &sleep_ms) || (!echo && !sleep) ||
+        bytes < 0) {
+        fputs(SUBMIT_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool no_wait = dv_cli_get(opts, "no-wait") != NULL;
+    const char *key = dv_cli_get(opts, "idempotency-key");
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    uint8_t *payload = dv_malloc(bytes ? (size_t)bytes : 1);
+    memset(payload, 'x', (size_t)bytes);
+    submit_state_t st = {0};
+    submit_arg_t *args = dv_calloc((size_t)count, sizeof *args);
+    if (no_wait) {
+        st.ids = dv_calloc((size_t)count, sizeof *st.ids);
+    }
+    drover_error_t derr = {0};
+    double t0 = dv_cli_seconds_now();
+    rc = DV_CLI_OK;
+    for (long i = 0; i < count && rc == DV_CLI_OK; i++) {
+        while (drover_pending(d) >= (size_t)window) {
+            if (drover_poll(d, 60000, &derr) < 0) {
+                rc = dv_cli_fail_d(&derr);
+                break;
+            }
+        }
+        drover_job_t job = DROVER_JOB_INIT;
+        job.queue = dv_cli_get(opts, "queue");
+        job.kind = sleep ? "sleep" : "echo";
+        job.sleep_ms = (uint32_t)sleep_ms;
+        job.payload = payload;
+        job.payload_len = (size_t)bytes;
+        job.durability = dv_cli_get(opts, "durability");
+        job.priority = (int32_t)priority;
+        job.deadline_ms = (uint32_t)deadline;
+        job.timeout_ms = (uint32_t)timeout;
+        job.max_attempts = (uint32_t)attempts;
+        job.backoff_ms = dv_cli_get(opts, "backoff-ms")
+                             ? (backoff ? (int32_t)backoff : -1)
+                             : 0;
+        char keybuf[400];
+        if (key) {
+            if (count > 1) {
+                snprintf(keybuf, sizeof keybuf, "%s-%ld", key, i + 1);
+            } else {
+                snprintf(keybuf, sizeof keybuf, "%s", key);
+            }
+            job.idempotency_key = keybuf;
+        }
+        args[i] = (submit_arg_t){&st, (size_t)i};
+        if (rc == DV_CLI_OK &&
+            (no_wait ? drover_submit_nowait(d, &job, on_submit_result, &args[i],
+                                            &derr)
+                     : drover_submit_async(d, &job, on_submit_result, &args[i],
+                                           &derr))) {
+            rc = dv_cli_fail_d(&derr);
+        }
+        drover_poll(d, 0, &derr); // take what is back, keep memory flat
+    }
+    while (rc == DV_CLI_OK && drover_pending(d) > 0) {
+        if (drover_poll(d, 60000, &derr) < 0) {
+            rc = dv_cli_fail_d(&derr);
+        }
+    }
+    double secs = dv_cli_seconds_now() - t0;
+    if (rc == DV_CLI_OK && no_wait) {
+        bool json = dv_cli_get(opts, "json") != NULL;
+        if (json) {
+            printf("{\"accepted\":%zu,\"refused\":%zu,\"seconds\":%.6f,"
+                   "\"jobs\":[",
+                   st.done, st.failed, secs);
+        }
+        for (long i = 0, n = 0; i < count; i++) {
+            if (st.ids[i]) {
+                printf(json ? "%s%" PRIu64 : "%s%" PRIu64 "\n",
+                       json && n++ ? "," : "", st.ids[i]);
+            }
+        }
+        if (json) {
+            printf("]}\n");
+        }
+        fprintf(stderr, "drover: %zu jobs accepted, %zu refused in %.3f s\n",
+                st.done, st.failed, secs);
+        if (st.failed) {
+            fprintf(stderr, "drover: first refusal: %s: %s\n",
+                    drover_err_name(st.first.code), st.first.text);
+            rc = DV_CLI_FAIL;
+        }
+    } else if (rc == DV_CLI_OK) {
+        double rate = secs > 0 ? (double)count / secs : 0;
+        if (dv_cli_get(opts, "json")) {
+            printf("{\"count\":%ld,\"done\":%zu,\"failed\":%zu,"
+                   "\"seconds\":%.6f,\"jobs_per_s\":%.1f}\n",
+                   count, st.done, st.failed, secs, rate);
+        } else {
+            printf("%ld jobs: %zu done, %zu failed in %.3f s (%.0f jobs/s)\n",
+                   count, st.done, st.failed, secs, rate);
+        }
+        if (st.failed) {
+            fprintf(stderr, "drover: first failure: %s: %s\n",
+                    drover_err_name(st.first.code), st.first.text);
+            rc = DV_CLI_FAIL;
+        }
+    }
+    free(payload);
+    free(args);
+    free(st.ids);
+    drover_destroy(&d);
+    return rc;
+}
+
+// ------------------------------------------------------------------ jobs
+
+// Failed attempts, as JSON (`,"errors":[...]`) or indented lines.
+static void
+print_errors_json(FILE *f, const drover_attempt_error_t *e, size_t n)
+{
+    fprintf(f, ",\"errors\":[");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f,
+                "%s{\"attempt\":%" PRIu32 ",\"error\":\"%s\",\"at_ms\":%" PRIu64
+                ",\"worker\":",
+                i ? "," : "", e[i].attempt, drover_err_name(e[i].code),
+                e[i].at_ms);
+        dv_cli_json_str(f, e[i].worker);
+        fprintf(f, ",\"text\":");
+        dv_cli_json_str(f, e[i].text);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]");
+}
+
+static void
+print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "  attempt %" PRIu32 ": %s: %s%s%s%s\n", e[i].attempt,
+                drover_err_name(e[i].code), e[i].text,
+                e[i].worker[0] ? " (worker " : "", e[i].worker,
+                e[i].worker[0] ? ")" : "");
+    }
+}
+
+#define JOBS_USAGE                                                             \
+    "usage: drover jobs show ID      where the job is (queued, running, "      \
+    "retrying, done,\n"                                                        \
+    "                                failed, dead, expired, cancelled)\n"      \
+    "       drover jobs list [--state S] [--queue Q] [--limit N]\n"            \
+    "       drover jobs watch ID     follow it until it ends (training: "      \
+    "progress bar,\n"                                                          \
+    "                                JSON lines with --json)\n"                \
+    "       drover jobs cancel ID    end a queued or running job now "         \
+    "(DV_ECANCELED)\n"                                                         \
+    "       drover jobs result ID [--wait-ms N] [--out FILE]\n"                \
+    "                                its result: an echo payload as bytes, "   \
+    "infer\n"                                                                  \
+    "                                outputs as CSV (as `drover infer`)\n"     \
+    "all take [--broker E] [--json]\n"
+
+int
+dv_cli_jobs(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(JOBS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"wait-ms", true, NULL}, {"out", true, NULL},   {"broker", true, NULL},
+        {"json", false, NULL},   {"help", false, NULL}, {"state", true, NULL},
+        {"queue", true, NULL},   {"limit", true, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = dv_cli_parse_usage(argc - 1, argv + 1, opts, pos, 1, &n_pos,
+                                JOBS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (strcmp(sub, "list") == 0) {
+        if (n_pos != 0) {
+            fputs(JOBS_USAGE, stderr);
+            return DV_CLI_USAGE;
+        }
+        drover_t *d = NULL;
+        if ((rc = dv_cli_connect(opts, &d)) != 0) {
+            return rc;
+        }
+        drover_error_t err = {0};
+        drover_job_info_t *v = NULL;
+        size_t n = 0;
+        const char *lim = dv_cli_get(opts, "limit");
+        rc = drover_job_list(d, dv_cli_get(opts, "state"),
+                             dv_cli_get(opts, "queue"),
+                             lim ? (unsigned)atoi(lim) : 0, &v, &n, &err);
+        bool json = dv_cli_get(opts, "json") != NULL;
+        if (rc == 0 && json) {
+            printf("[");
+            for (size_t i = 0; i < n; i++) {
+                printf("%s{\"job\":%" PRIu64 ",\"state\":\"%s\","
+                       "\"attempts\":%" PRIu32,
+                       i ? "," : "", v[i].job, v[i].state, v[i].attempts);
+                if (v[i].queue[0]) {
+                    printf(",\"queue\":");
+                    dv_cli_json_str(stdout, v[i].queue);
+                    printf(",\"kind\":\"%s\",\"priority\":%" PRId32, v[i].kind,
+                           v[i].priority);
+                }
+                printf("}");
+            }
+            printf("]\n");
+        } else if (rc == 0) {
+            printf("%-10s %-9s %8s  %-20s %-6s %s\n", "JOB", "STATE",
+                   "ATTEMPTS", "QUEUE", "KIND", "PRIORITY");
+            for (size_t i = 0; i < n; i++) {
+                printf("%-10" PRIu64 " %-9s %8" PRIu32 "  %-20s %-6s ",
+                       v[i].job, v[i].state, v[i].attempts, v[i].queue,
+                       v[i].kind);
+                if (v[i].queue[0]) {
+                    printf("%" PRId32, v[i].priority);
+                }
+                printf("\n");
+            }
+        }
+        free(v);
+        drover_destroy(&d);
+        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+    }
+    char *end = NULL;
+    unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
+    if (n_pos != 1 || *end || id == 0 ||
+        (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0 &&
+         strcmp(sub, "cancel") != 0 && strcmp(sub, "watch") != 0)) {
+        fputs(JOBS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    if (strcmp(sub, "cancel") == 0) {
+        char was[16] = "";
+        rc = drover_job_cancel(d, id, was, &err);
+        if (rc == 0) {
+            printf(json ? "{\"job\":%llu,\"cancelled\":true,\"was\":\"%s\"}\n"
+                        : "job %llu cancelled (it was %s)\n",
+                   id, was);
+        }
+        drover_destroy(&d);
+        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+    }
+    if (strcmp(sub, "watch") == 0) {
+        dv_cli_progress_t po = {json, isatty(STDERR_FILENO) == 1, false};
+        drover_job_info_t info;
+        uint32_t last_epoch = UINT32_MAX;
+        char last_state[16] = "";
+        for (;;) {
+            rc = drover_job_info(d, id, &info, &err);
+            if (rc) {
+                break;
+            }
+            bool over = strcmp(info.state, "queued") != 0 &&
+                        strcmp(info.state, "running") != 0 &&
+                        strcmp(info.state, "retrying") != 0;
+            if (info.epochs && info.epoch != last_epoch) {
+                uint64_t eta = info.epoch
+                                   ? info.progress_ms *
+                                         (info.epochs - info.epoch) / info.epoch
+                                   : 0;
+                drover_progress_t pg = {
+                    id,  info.epoch, info.epochs, info.loss, info.progress_ms,
+                    eta, info.eval};
+                dv_cli_print_progress(&po, &pg);
+                last_epoch = info.epoch;
+            }
+            if (strcmp(info.state, last_state) != 0 && (json || !po.tty)) {
+                printf(json ? "{\"job\":%llu,\"state\":\"%s\"}\n"
+                            : "job %llu: %s\n",
+                       id, info.state);
+                fflush(stdout);
+            }
+            snprintf(last_state, sizeof last_state, "%s", info.state);
+            if (over) {
+                if (po.drawn) {
+                    fprintf(stderr, "\n");
+                }
+                if (po.tty && !json) {
+                    printf("job %llu: %s\n", id, info.state);
+                }
+                drover_destroy(&d);
+                return strcmp(info.state, "done") == 0 ? DV_CLI_OK
+                                                       : DV_CLI_FAIL;
+            }
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        drover_destroy(&d);
+        return dv_cli_fail_d(&err);
+    }
+    if (strcmp(sub, "show") == 0) {
+        drover_job_info_t info;
+        rc = drover_job_info(d, id, &info, &err);
+        if (rc == 0 && json) {
+            printf("{\"job\":%" PRIu64
+                   ",\"state\":\"%s\",\"attempts\":%" PRIu32,
+                   info.job, info.state, info.attempts);
+            if (info.queue[0]) {
+                printf(",\"queue\":");
+                dv_cli_json_str(stdout, info.queue);
+                printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info.kind,
+                       info.priority);
+            }
+            if (info.epochs) {
+                printf(",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
+                       ",\"loss\":%.6g",
+                       info.epoch, info.epochs, info.loss);
+            }
+            if (info.model[0]) {
+                printf(",\"model\":");
+                dv_cli_json_str(stdout, info.model);
+            }
+            if (info.batch_jobs) {
+                printf(",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+                       info.batch_rows, info.batch_jobs);
+            }
+            if (info.checkpoint_epoch) {
+                printf(",\"checkpoint\":{\"epoch\":%" PRIu32
+                       ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32 "}",
+                       info.checkpoint_epoch, info.checkpoint_bytes,
+                       info.checkpoint_stored_epoch);
+            }
+            printf("}\n");
+        } else if (rc == 0) {
+            printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s",
+                   info.job, info.state, info.attempts,
+                   info.queue[0] ? ", queue " : "", info.queue,
+                   info.kind[0] ? ", kind " : "", info.kind);
+            if (info.queue[0]) {
+                printf(", priority %" PRId32, info.priority);
+            }
+            if (info.epochs) {
+                printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)",
+                       info.epoch, info.epochs, info.loss);
+            }
+            if (info.model[0]) {
+                printf(", ran %s", info.model);
+            }
+            if (info.batch_jobs) {
+                printf(" in a pass of %" PRIu32 " row(s), %" PRIu32 " job(s)",
+                       info.batch_rows, info.batch_jobs);
+            }
+            if (info.checkpoint_epoch) {
+                printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64
+                       " bytes; stored: %s)",
+                       info.checkpoint_epoch, info.checkpoint_bytes,
+                       info.checkpoint_stored_epoch == info.checkpoint_epoch
+                           ? "yes"
+                       : info.checkpoint_stored_epoch ? "an older one"
+                                                      : "no");
+            }
+            printf("\n");
+        }
+        drover_destroy(&d);
+        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+    }
+    int wait_ms =
+        dv_cli_get(opts, "wait-ms") ? atoi(dv_cli_get(opts, "wait-ms")) : 0;
+    drover_result_t *r = NULL;
+    rc = drover_wait(d, id, wait_ms, &r, &err);
+    if (rc) {
+        drover_destroy(&d);
+        return dv_cli_fail_d(&err);
+    }
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t rows = 0, cols = 0, len = 0;
+    const float *out = drover_result_output(r, &rows, &cols);
+    const void *payload = drover_result_payload(r, &len);
+    const char *out_path = dv_cli_get(opts, "out");
+    FILE *f = out_path ? fopen(out_path, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "drover: cannot write %s\n", out_path);
+        drover_result_destroy(&r);
+        drover_destroy(&d);
+        return DV_CLI_FAIL;
+    }
+    if (json) {
+        fprintf(f,
+                "{\"job\":%" PRIu64 ",\"state\":\"%s\",\"attempts\":%" PRIu32
+                ",\"worker\":",
+                drover_result_job(r), drover_result_state(r),
+                drover_result_attempts(r));
+        dv_cli_json_str(f, drover_result_worker(r));
+        const drover_attempt_error_t *errs = NULL;
+        size_t n_errs = drover_result_errors(r, &errs);
+        if (n_errs) {
+            print_errors_json(f, errs, n_errs);
+        }
+        if (code) {
+            fprintf(f, ",\"error\":{\"name\":\"%s\",\"text\":",
+                    drover_err_name(code));
+            dv_cli_json_str(f, text);
+            fprintf(f, "}");
+        } else if (out) {
+            fprintf(f, ",\"model\":");
+            dv_cli_json_str(f, drover_result_model(r));
+            fprintf(f, ",\"rows\":%zu,\"cols\":%zu", rows, cols);
+            uint32_t b_rows = 0, b_jobs = 0;
+            if (drover_result_batch(r, &b_rows, &b_jobs)) {
+                fprintf(
+                    f, ",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+                    b_rows, b_jobs);
+            }
+        } else {
+            fprintf(f, ",\"payload_bytes\":%zu", len);
+        }
+        fprintf(f, "}\n");
+    } else if (code) {
+        fprintf(stderr, "drover: job %llu failed: %s: %s\n", id,
+                drover_err_name(code), text);
+        const drover_attempt_error_t *errs = NULL;
+        size_t n_errs = drover_result_errors(r, &errs);
+        print_errors_text(stderr, errs, n_errs);
+    } else if (out) {
+        dv_tensor_t view = {.rows = rows, .cols = cols, .data = (float *)out};
+        size_t k = drover_result_n_classes(r);
+        char **labels = k ? dv_calloc(k, sizeof(char *)) : NULL;
+        for (size_t c = 0; c < k; c++) {
+            labels[c] = (char *)drover_result_class(r, c);
+        }
+        dv_cli_write_predictions(f, &view, labels, k);
+        free(labels);
+    } else if (len) {
+        fwrite(payload, 1, len, f);
+    }
+    if (f != stdout) {
+        fclose(f);
+    }
+    drover_result_destroy(&r);
+    drover_destroy(&d);
+    return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
+}
+
+// -------------------------------------------------------- result streams
+
+#define RESULTS_USAGE                                                          \
+    "usage: drover results follow --queue Q --consumer NAME [--count N]\n"     \
+    "                             [--idle-ms N] [--window N] [--from "         \
+    "latest] [--broker E] [--json]\n"                                          \
+    "Prints the queue's results as they finish (one line each: seq, job, "     \
+    "state, and\n"                                                             \
+    "the payload size or the error) and acknowledges them; the broker keeps "  \
+    "NAME's\n"                                                                 \
+    "position, so the next follow resumes after the last one printed. Stops "  \
+    "after\n"                                                                  \
+    "N results, after N ms without one (--idle-ms), or on Ctrl-C.\n"
+
+static volatile sig_atomic_t s_stop;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+typedef struct {
+    bool json;
+    uint64_t last_seq;
+    long printed;
+    long limit; // 0: none
+} follow_state_t;
+
+static void
+on_stream_result(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    follow_state_t *st = arg;
+    if (st->limit && st->printed >= st->limit) {
+        return; // past --count: not printed, not acknowledged
+    }
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t len = 0;
+    drover_result_payload(r, &len);
+    if (st->json) {
+        printf("{\"seq\":%" PRIu64 ",\"job\":%" PRIu64
+               ",\"state\":\"%s\",\"attempts\":%" PRIu32,
+               drover_result_seq(r), drover_result_job(r),
+               drover_result_state(r), drover_result_attempts(r));
+        if (code) {
+            printf(",\"error\":{\"name\":\"%s\",\"text\":",
+                   drover_err_name(code));
+            dv_cli_json_str(stdout, text);
+            printf("}");
+        } else {
+            printf(",\"payload_bytes\":%zu", len);
+        }
+        printf("}\n");
+    } else if (code) {
+        printf("%" PRIu64 " job %" PRIu64 " failed %s: %s\n",
+               drover_result_seq(r), drover_result_job(r),
+               drover_err_name(code), text);
+    } else {
+        printf("%" PRIu64 " job %" PRIu64 " done (%zu bytes)\n",
+               drover_result_seq(r), drover_result_job(r), len);
+    }
+    st->last_seq = drover_result_seq(r);
+    st->printed++;
+}
+
+int
+dv_cli_results(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"queue", true, NULL},  {"consumer", true, NULL},
+        {"count", true, NULL},  {"idle-ms", true, NULL},
+        {"window", true, NULL}, {"from", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL},  {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    if (argc < 1 || strcmp(argv[0], "follow") != 0) {
+        fputs(RESULTS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    int rc = dv_cli_parse_usage(argc - 1, argv + 1, opts, pos, 0, &n_pos,
+                                RESULTS_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    long count = 0, idle = 0, window = 100;
+    const char *queue = dv_cli_get(opts, "queue");
+    const char *consumer = dv_cli_get(opts, "consumer");
+    const char *from = dv_cli_get(opts, "from");
+    if (!queue || !consumer || !opt_long(opts, "count", 1, LONG_MAX, &count) ||
+        !opt_long(opts, "idle-ms", 1, 86400000, &idle) ||
+        !opt_long(opts, "window", 1, 10000, &window) ||
+        (from && strcmp(from, "latest") != 0 &&
+         strcmp(from, "earliest") != 0)) {
+        fputs(RESULTS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    follow_state_t st = {dv_cli_get(opts, "json") != NULL, 0, 0, count};
+    drover_error_t err = {0};
+    uint64_t acked = 0;
+    rc = drover_follow(d, queue, consumer, (unsigned)window,
+                       from && strcmp(from, "latest") == 0, on_stream_result,
+                       &st, &acked, &err);
+    if (rc) {
+        drover_destroy(&d);
+        return dv_cli_fail_d(&err);
+    }
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    st.last_seq = acked;
+    uint64_t sent_ack = acked;
+    double last_event = dv_cli_seconds_now();
+    while (!s_stop && (!count || st.printed < count)) {
+        long before = st.printed;
+        int n = drover_poll(d, 200, &err);
+        if (n < 0) {
+            rc = dv_cli_fail_d(&err);
+            break;
+        }
+        fflush(stdout);
+        if (st.printed > before) {
+            last_event = dv_cli_seconds_now();
+            if (st.last_seq > sent_ack) { // each batch, without waiting
+                drover_ack(d, queue, consumer, st.last_seq, false, &err);
+                sent_ack = st.last_seq;
+            }
+        } else if (idle && (dv_cli_seconds_now() - last_event) * 1000 >= idle) {
+            break;
+        }
+    }
+    // The position is stored before we go.
+    if (rc == 0 && st.last_seq > acked &&
+        drover_ack(d, queue, consumer, st.last_seq, true, &err) != 0) {
+        rc = dv_cli_fail_d(&err);
+    }
+    drover_destroy(&d);
+    return rc ? rc : DV_CLI_OK;
+}
+
+// ---------------------------------------------------------- dead letters
+
+#define DEAD_USAGE                                                             \
+    "usage: drover dead list [--queue Q]     jobs in the dead-letter queue\n"  \
+    "       drover dead show ID              one, with every failed attempt\n" \
+    "       drover dead requeue ID | --all [--queue Q]\n"                      \
+    "                                        run again as new jobs (new "      \
+    "ids)\n"                                                                   \
+    "       drover dead purge ID | --all [--queue Q]\n"                        \
+    "                                        drop for good\n"                  \
+    "all take [--broker E] [--json]\n"
+
+static void
+print_dead_json(const drover_dead_t *v, size_t n)
+{
+    printf("[");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s{\"job\":%" PRIu64 ",\"queue\":", i ? "," : "", v[i].job);
+        dv_cli_json_str(stdout, v[i].queue);
+        printf(",\"kind\":\"%s\",\"attempts\":%" PRIu32 ",\"priority\":%" PRId32
+               ",\"submitted_ms\":%" PRIu64 ",\"died_ms\":%" PRIu64
+               ",\"error\":{\"name\":\"%s\","
+               "\"text\":",
+               v[i].kind, v[i].attempts, v[i].priority, v[i].submitted_ms,
+               v[i].died_ms, drover_err_name(v[i].code));
+        dv_cli_json_str(stdout, v[i].text);
+        printf("}");
+        print_errors_json(stdout, v[i].errors, v[i].n_errors);
+        printf("}");
+    }
+    printf("]\n");
+}
+
+int
+dv_cli_dead(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(DEAD_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    dv_cli_opt_t opts[] = {
+        {"queue", true, NULL}, {"all", false, NULL},  {"broker", true, NULL},
+        {"json", false, NULL}, {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos = 0;
+    int rc = dv_cli_parse_usage(argc - 1, argv + 1, opts, pos, 1, &n_pos,
+                                DEAD_USAGE);
+    if (rc >= 0) {
+        return rc;
+    }
+    char *end = NULL;
+    unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
+    bool all = dv_cli_get(opts, "all") != NULL;
+    bool list = strcmp(sub, "list") == 0, show = strcmp(sub, "show") == 0;
+    bool requeue = strcmp(sub, "requeue") == 0;
+    bool purge = strcmp(sub, "purge") == 0;
+    if ((n_pos == 1 && (*end || id == 0)) || (list && n_pos) ||
+        (show && n_pos != 1) || ((requeue || purge) && (n_pos == 1) == all) ||
+        !(list || show || requeue || purge)) {
+        fputs(DEAD_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    const char *queue = dv_cli_get(opts, "queue");
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    if (list || show) {
+        drover_dead_t *v = NULL;
+        size_t n = 0;
+        rc = drover_dead_list(d, queue, id, &v, &n, &err);
+        if (rc == 0 && json) {
+            print_dead_json(v, n);
+        } else if (rc == 0 && list) {
+            printf("%-10s %-20s %-6s %8s  %-16s %s\n", "JOB", "QUEUE", "KIND",
+                   "ATTEMPTS", "ERROR", "REASON");
+            for (size_t i = 0; i < n; i++) {
+                printf("%-10" PRIu64 " %-20s %-6s %8" PRIu32 "  %-16s %s\n",
+                       v[i].job, v[i].queue, v[i].kind, v[i].attempts,
+                       drover_err_name(v[i].code), v[i].text);
+            }
+        } else if (rc == 0 && n == 1) {
+            printf("job %" PRIu64 " (queue %s, kind %s, priority %" PRId32
+                   "): dead after %" PRIu32 " attempt(s)\n  %s: %s\n",
+                   v[0].job, v[0].queue, v[0].kind, v[0].priority,
+                   v[0].attempts, drover_err_name(v[0].code), v[0].text);
+            print_errors_text(stdout, v[0].errors, v[0].n_errors);
+        }
+        drover_dead_free(&v, n);
+    } else if (requeue) {
+        size_t count = 0;
+        uint64_t new_job = 0;
+        rc = drover_dead_requeue(d, id, queue, &count, &new_job, &err);
+        if (rc == 0 && json) {
+            printf("{\"requeued\":%zu", count);
+            if (id) {
+                printf(",\"job\":%llu,\"new_job\":%" PRIu64, id, new_job);
+            }
+            printf("}\n");
+        } else if (rc == 0 && id) {
+            printf("job %llu requeued as job %" PRIu64 "\n", id, new_job);
+        } else if (rc == 0) {
+            printf("%zu jobs requeued\n", count);
+        }
+    } else {
+        size_t count = 0;
+        rc = drover_dead_purge(d, id, queue, &count, &err);
+        if (rc == 0) {
+            printf(json ? "{\"purged\":%zu}\n" : "%zu jobs purged\n", count);
+        }
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}

@@ -1,0 +1,77 @@
+// dv_cli_remote — what the `drover` commands that talk to a broker share
+// (not a public API: only clients/cli/ includes it).
+//
+// One file per command group, each calling libdrover (drover.h), dv_cli.h's
+// parsing and output helpers, common/ and what is declared here:
+//   dv_cli_remote.c   the helpers below and dv_cli_remote(), the table of
+//                     these commands
+//   dv_cli_infer.c    infer, evaluate
+//   dv_cli_jobs.c     submit, jobs, results (streams), dead (letters)
+//   dv_cli_models.c   models, train
+//   dv_cli_data.c     datasets
+//   dv_cli_admin.c    workers, status, audit, admin
+// Every command takes argv after its name and returns an exit code
+// (DV_CLI_OK, DV_CLI_FAIL or DV_CLI_USAGE).
+
+#ifndef DV_CLI_REMOTE_H
+#define DV_CLI_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "drover.h"
+#include "dv_cli.h"
+#include "dv_err.h"
+
+// A progress line: a redrawn bar on a terminal, JSON lines with --json.
+typedef struct {
+    bool json, tty, drawn;
+} dv_cli_progress_t;
+
+// Print "drover: DV_ENAME: reason" for err to stderr. Returns DV_CLI_FAIL.
+int dv_cli_fail_d(const drover_error_t *err);
+// The same for an error from common/.
+int dv_cli_fail_dv(const dv_error_t *err);
+
+// Seconds on the monotonic clock.
+double dv_cli_seconds_now(void);
+
+// Parse argv with opts (which must have "broker", "json", "help"); on
+// --help print usage_text. Returns -1 to go on, else an exit code.
+int dv_cli_parse_usage(int argc,
+                       char **argv,
+                       dv_cli_opt_t *opts,
+                       const char **pos,
+                       size_t max_pos,
+                       size_t *n_pos,
+                       const char *usage_text);
+
+// Connect *d (caller destroys it) to --broker. Returns DV_CLI_OK, or
+// DV_CLI_FAIL after printing why.
+int dv_cli_connect(const dv_cli_opt_t *opts, drover_t **d);
+
+// "NAME" or "NAME@VERSION" into name and version (0: latest).
+int
+dv_cli_split_ref(const char *ref, char *name, size_t size, uint32_t *version);
+
+// Show one training progress report as o says (updates o->drawn).
+void dv_cli_print_progress(dv_cli_progress_t *o, const drover_progress_t *p);
+
+// The commands (argv starts after the command's name).
+int dv_cli_infer(int argc, char **argv);    // dv_cli_infer.c
+int dv_cli_evaluate(int argc, char **argv); //
+int dv_cli_submit(int argc, char **argv);   // dv_cli_jobs.c
+int dv_cli_jobs(int argc, char **argv);     //
+int dv_cli_results(int argc, char **argv);  //
+int dv_cli_dead(int argc, char **argv);     //
+int dv_cli_models(int argc, char **argv);   // dv_cli_models.c
+int dv_cli_train(int argc, char **argv);    //
+int dv_cli_datasets(int argc, char **argv); // dv_cli_data.c
+int dv_cli_workers(int argc, char **argv);  // dv_cli_admin.c
+int dv_cli_status(int argc, char **argv);   //
+int dv_cli_audit(int argc, char **argv);    //
+int dv_cli_admin(int argc, char **argv);    //
+
+#endif

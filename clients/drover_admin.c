@@ -1,0 +1,202 @@
+// drover_admin — looking at and steering the broker through libdrover
+// (see drover.h): workers, status (paged), audit records, keys reload.
+// Each call is one request/reply (drv_request, drover_conn.c).
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "drover.h"
+#include "drover_int.h"
+#include "dv_err.h"
+#include "dv_mem.h"
+#include "dv_msgpack.h"
+#include "dv_proto.h"
+
+// ------------------------------------------------------- workers, status
+
+int
+drover_workers(drover_t *self,
+               drover_worker_t **workers,
+               size_t *n,
+               drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = drv_request(self, dv_msgw_new(DV_MSG_WORKERS, rid), rid, NULL, 0,
+                         DV_MSG_WORKER_LIST, drv_deadline_of(10000), err);
+    *workers = NULL;
+    *n = 0;
+    if (rc == 0) {
+        size_t count = 0;
+        const msgpack_object *items = drv_reply_array(self, "workers", &count);
+        drover_worker_t *v = dv_calloc(count ? count : 1, sizeof *v);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &items[i];
+            drv_copy_obj_str(dv_msgpack_get(o, "name"), v[i].name,
+                             sizeof v[i].name);
+            v[i].capacity = (uint32_t)drv_obj_uint(o, "capacity");
+            v[i].running = (uint32_t)drv_obj_uint(o, "running");
+            v[i].idle_ms = drv_obj_uint(o, "idle_ms");
+            drv_copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
+                             sizeof v[i].state);
+            dv_error_t e;
+            dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,
+                             2 * DV_MAX_WIRE_NAME, &v[i].models, &v[i].n_models,
+                             &e);
+            dv_strs_from_obj(dv_msgpack_get(o, "datasets"), "datasets", 4096,
+                             2 * DV_MAX_WIRE_NAME, &v[i].datasets,
+                             &v[i].n_datasets, &e);
+        }
+        *workers = v;
+        *n = count;
+    }
+    drv_drop_reply(self);
+    return rc;
+}
+
+void
+drover_workers_free(drover_worker_t **workers, size_t n)
+{
+    if (!workers || !*workers) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        dv_strs_free(&(*workers)[i].models, (*workers)[i].n_models);
+        dv_strs_free(&(*workers)[i].datasets, (*workers)[i].n_datasets);
+    }
+    free(*workers);
+    *workers = NULL;
+}
+
+int
+drover_audit(drover_t *self,
+             uint64_t since_unix_ms,
+             drover_audit_entry_t **entries,
+             size_t *n,
+             bool *more,
+             drover_error_t *err)
+{
+    *entries = NULL;
+    *n = 0;
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_AUDIT_LIST, rid);
+    dv_msgw_uint(w, "since_ms", since_unix_ms);
+    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_AUDIT,
+                         drv_deadline_of(10000), err);
+    if (rc == 0) {
+        size_t count = 0;
+        const msgpack_object *items = drv_reply_array(self, "entries", &count);
+        *entries = dv_calloc(count ? count : 1, sizeof **entries);
+        for (size_t i = 0; i < count; i++) {
+            const msgpack_object *o = &items[i];
+            drover_audit_entry_t *e = &(*entries)[i];
+            e->seq = drv_obj_uint(o, "seq");
+            e->unix_ms = drv_obj_uint(o, "unix_ms");
+            drv_copy_obj_str(dv_msgpack_get(o, "key"), e->key, sizeof e->key);
+            drv_copy_obj_str(dv_msgpack_get(o, "action"), e->action,
+                             sizeof e->action);
+            drv_copy_obj_str(dv_msgpack_get(o, "object"), e->object,
+                             sizeof e->object);
+            drv_copy_obj_str(dv_msgpack_get(o, "outcome"), e->outcome,
+                             sizeof e->outcome);
+        }
+        *n = count;
+        if (more) {
+            *more = drv_obj_uint(drv_reply_root(self), "more") != 0;
+        }
+    }
+    drv_drop_reply(self);
+    return rc;
+}
+
+int
+drover_admin_reload(drover_t *self, size_t *keys, drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    int rc = drv_request(self, dv_msgw_new(DV_MSG_ADMIN_RELOAD, rid), rid, NULL,
+                         0, DV_MSG_OK, drv_deadline_of(10000), err);
+    if (rc == 0 && keys) {
+        *keys = (size_t)drv_obj_uint(drv_reply_root(self), "keys");
+    }
+    drv_drop_reply(self);
+    return rc;
+}
+
+static void status_page(const msgpack_object *root, drover_status_t *out);
+
+int
+drover_status(drover_t *self, drover_status_t *out, drover_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    // The queues come a page at a time (1.2: queues_total, queues_from);
+    // a 1.1 broker sends them all at once and no queues_total.
+    uint64_t total = 0;
+    int rc = 0;
+    do {
+        uint64_t rid = ++self->next_rid;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_STATUS, rid);
+        if (out->n_queues) {
+            dv_msgw_uint(w, "queues_from", out->n_queues);
+        }
+        rc = drv_request(self, w, rid, NULL, 0, DV_MSG_STATUS_INFO,
+                         drv_deadline_of(10000), err);
+        if (rc) {
+            break;
+        }
+        const msgpack_object *root = drv_reply_root(self);
+        total = drv_obj_uint(root, "queues_total");
+        size_t had = out->n_queues;
+        status_page(root, out);
+        drv_drop_reply(self);
+        if (out->n_queues == had) {
+            break; // nothing new: the list shrank meanwhile
+        }
+    } while (out->n_queues < total);
+    if (rc) {
+        drover_status_clear(out);
+    }
+    return rc;
+}
+
+// One status reply into out: the totals, and its page of queues appended.
+static void
+status_page(const msgpack_object *root, drover_status_t *out)
+{
+    drv_copy_obj_str(dv_msgpack_get(root, "broker"), out->broker,
+                     sizeof out->broker);
+    out->workers = drv_obj_uint(root, "workers");
+    out->queued = drv_obj_uint(root, "queued");
+    out->running = drv_obj_uint(root, "running");
+    out->retrying = drv_obj_uint(root, "retrying");
+    out->dead = drv_obj_uint(root, "dead");
+    out->kept_results = drv_obj_uint(root, "kept_results");
+    out->models = drv_obj_uint(root, "models");
+    const msgpack_object *q = dv_msgpack_get(root, "queues");
+    size_t count = q && q->type == MSGPACK_OBJECT_MAP ? q->via.map.size : 0;
+    size_t had = out->n_queues;
+    out->queues =
+        dv_realloc(out->queues, (had + count + 1) * sizeof *out->queues);
+    memset(out->queues + had, 0, (count + 1) * sizeof *out->queues);
+    for (size_t i = 0; i < count; i++) {
+        const msgpack_object_kv *kv = &q->via.map.ptr[i];
+        drover_queue_t *dq = &out->queues[had + i];
+        drv_copy_obj_str(&kv->key, dq->name, sizeof dq->name);
+        dq->queued = drv_obj_uint(&kv->val, "queued");
+        dq->running = drv_obj_uint(&kv->val, "running");
+        dq->retrying = drv_obj_uint(&kv->val, "retrying");
+        dq->dead = drv_obj_uint(&kv->val, "dead");
+        dq->done = drv_obj_uint(&kv->val, "done");
+        dq->failed = drv_obj_uint(&kv->val, "failed");
+        dq->expired = drv_obj_uint(&kv->val, "expired");
+        dq->cancelled = drv_obj_uint(&kv->val, "cancelled");
+        dq->bytes = drv_obj_uint(&kv->val, "bytes");
+    }
+    out->n_queues = had + count;
+    out->n_queues = had + count;
+}
+
+void
+drover_status_clear(drover_status_t *s)
+{
+    free(s->queues);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,195 @@
+// drover_int — what libdrover's files share; not installed (drover.h is the
+// API, this header is how its implementation is laid out).
+//
+// libdrover is one module split by area, each file serving one part of
+// drover.h:
+//   drover_conn.c     the connection: socket, handshake, the requests table,
+//                     receiving and dispatching (pump/handle), request(),
+//                     drover_poll
+//   drover_result.c   result objects: decoding `result` messages, accessors
+//   drover_jobs.c     submit/submit_many/wait/run, follow/ack, job info,
+//                     cancel and list, dead letters, train
+//   drover_catalog.c  models (push, list, get, schema and lineage, alias,
+//                     config, gc, rm) and data sets
+//   drover_admin.c    workers, status, audit, keys reload
+// This header owns struct drover (one connection), req_t (one request
+// awaiting its result) and struct drover_result; the area files may call
+// what is declared here, drover.h and common/ (never broker/ or workers/).
+// Names declared here take the drv_ prefix: they are libdrover's own, and
+// the pragma below keeps them out of libdrover.so's exported symbols (the
+// API stays exactly drover.h's drover_* functions).
+
+#ifndef DROVER_INT_H
+#define DROVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "drover.h"
+#include "dv_err.h"
+#include "dv_limits.h"
+#include "dv_proto.h"
+#include "dv_tensor.h"
+#include "dv_wire.h"
+
+struct drover_result {
+    uint64_t job;                 // 0 when the submit was refused
+    bool ok;                      // done
+    int code;                     // error when failed
+    char text[DV_ERROR_TEXT_MAX]; // its reason
+    uint32_t attempts;            // runs
+    char worker[DV_MAX_WIRE_NAME + 1];
+    uint8_t *payload; // echo payload (owned)
+    size_t payload_len;
+    dv_tensor_t *output; // infer output (owned)
+    char **classes;      // infer classes (owned)
+    size_t n_classes;
+    char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
+    uint32_t batch_rows, batch_jobs;  // infer: the forward pass it ran in
+    drover_attempt_error_t *errors;   // failed attempts (owned)
+    size_t n_errors;
+    uint64_t seq;          // position in a result stream (0: not from one)
+    char **metric_names;   // evaluate: the metrics (owned)
+    double *metric_values; //
+    size_t n_metrics;      //
+};
+
+// A result stream's result waiting for drover_poll.
+typedef struct event event_t;
+struct event {
+    drover_result_fn *fn;
+    void *arg;
+    drover_result_t *res; // owned
+    event_t *next;
+};
+
+typedef struct req req_t;
+struct req {
+    uint64_t rid;            // request id of the submit
+    uint64_t job;            // job id once accepted
+    drover_result_fn *fn;    // async: callback
+    void *arg;               //   its argument
+    drover_result_t *result; // sync: result once it arrived
+    drover_result_t *ready;  // async: result waiting for drover_poll
+    req_t *next;             // hash chain
+    req_t *ready_next;       // ready list
+    bool ack_only;           // async: fn runs on `accepted`, not the result
+    bool stream;             // a follow: every result with its rid
+    drover_progress_fn *progress; // train: progress callback
+    void *progress_arg;           //
+};
+
+struct drover {
+    void *ctx;                // ZeroMQ context
+    void *sock;               // DEALER
+    char endpoint[256];       // connected to
+    uint64_t next_rid;        // request ids
+    req_t **buckets;          // submits by rid
+    size_t n_buckets;         // power of two
+    size_t n_reqs;            // submits remembered
+    size_t n_async;           // async ones without a delivered result
+    req_t *ready_head;        // async results to deliver
+    req_t *ready_tail;        //
+    event_t *events_head;     // stream results to deliver
+    event_t *events_tail;     //
+    uint64_t want_rid;        // blocking call's request
+    dv_wire_msg_t reply_wire; // its reply's frames
+    dv_msg_t *reply;          // and decoded header (NULL: none yet)
+    bool have_reply_wire;     //
+    void *monitor;            // PAIR: handshake events while connecting
+    char key_id[65];          // our key's id ("": plain)
+    int hs_failed;            // a handshake failed: the monitor's event
+    int hs_status;            //   and value (ZAP status for auth)
+    unsigned broker_minor;    // welcome's v: 1.4 takes submit_many
+};
+
+// A condition drv_pump waits for: true once it holds (arg is the waiter's).
+typedef bool(drv_done_fn)(const drover_t *self, const void *arg);
+
+#pragma GCC visibility push(hidden)
+
+// ------------------------------------------------- drover_conn.c: errors
+
+// Copy e into *err (may be NULL). Returns e->code.
+int drv_set_err(drover_error_t *err, const dv_error_t *e);
+
+// Milliseconds on the monotonic clock.
+int64_t drv_now_ms(void);
+
+// The deadline timeout_ms from now on drv_now_ms's clock (<0: none, -1).
+int64_t drv_deadline_of(int timeout_ms);
+
+// ---------------------------------------- drover_conn.c: requests table
+
+// Remember r (takes ownership) under r->rid until drv_req_remove.
+void drv_req_add(drover_t *self, req_t *r);
+
+// Forget r and free it with its results.
+void drv_req_remove(drover_t *self, req_t *r);
+
+// -------------------------------------------------- drover_conn.c: socket
+
+// Send w (consumed) with frames (borrowed) on the socket, no request kept.
+void
+drv_send_msg(drover_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n);
+
+// Send w (and frames) as a request and wait for its reply, which must be of
+// type want (an `error` reply becomes its error). The reply stays in
+// self->reply until the next request.
+int drv_request(drover_t *self,
+                dv_msgw_t *w,
+                uint64_t rid,
+                const dv_frame_t *frames,
+                size_t n,
+                dv_msg_type_t want,
+                int64_t deadline,
+                drover_error_t *err);
+
+// Free the kept reply (self->reply and its frames), if any.
+void drv_drop_reply(drover_t *self);
+
+// The root map of the current reply. Borrowed; valid until the next
+// request.
+const msgpack_object *drv_reply_root(const drover_t *self);
+
+// The items of array field key of the current reply (NULL and *n 0 when
+// it has none). Borrowed; valid until the next request.
+const msgpack_object *
+drv_reply_array(const drover_t *self, const char *key, size_t *n);
+
+// Receive and handle messages until done(self, arg) holds (checked after
+// each batch; NULL: one batch of what is waiting) or the deadline (ms on
+// the monotonic clock; <0: none) passes. Returns 0, DV_ETIMEDOUT or DV_EIO.
+int
+drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg);
+
+// drv_pump's condition for a blocking submit: arg (a req_t) has its result.
+bool drv_have_result(const drover_t *self, const void *arg);
+
+// ----------------------------------------------------- drover_result.c
+
+// A failed result (the submit refused with code and text). Caller owns it.
+drover_result_t *drv_refused(int code, const char *text);
+
+// A `result` message as a result object; a malformed one becomes a failed
+// result saying so (the job's outcome must not vanish). Caller owns it.
+drover_result_t *drv_result_from(const dv_msg_t *m);
+
+// An `errors` array (failed attempts) into *out (calloc'd, caller frees) of
+// *n.
+void drv_errors_from(const msgpack_object *a,
+                     drover_attempt_error_t **out,
+                     size_t *n);
+
+// String object o into buf (truncated to size; "" when o is not a string).
+void drv_copy_obj_str(const msgpack_object *o, char *buf, size_t size);
+
+// Unsigned field key of map (0 when absent or not one).
+uint64_t drv_obj_uint(const msgpack_object *map, const char *key);
+
+#pragma GCC visibility pop
+
+#endif
