@@ -389,6 +389,11 @@ on_done_batch(dv_broker_t *self,
     char tail_model[DV_MAX_WIRE_NAME + 1] = "";
     uint32_t tail_version = 0;
     dv_frame_t tail_classes = {NULL, 0};
+    // The results of the pass go to each client in one `results` (1.4).
+    bool gather = !self->coalesce;
+    if (gather) {
+        results_batch_begin(self);
+    }
     for (size_t i = 0, at = 0; i < n; i++) {
         const msgpack_object *e = list->via.array.ptr[i].via.array.ptr;
         uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;
@@ -437,6 +442,9 @@ on_done_batch(dv_broker_t *self,
             dv_msgw_destroy(&x);
         }
         job_remove(self, id);
+    }
+    if (gather) {
+        results_batch_flush(self);
     }
     dv_msgw_destroy(&tail);
     free((void *)tail_classes.data);

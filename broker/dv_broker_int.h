@@ -97,6 +97,8 @@ struct job {
     uint32_t model_version; // infer: the version resolved at submit
     uint32_t rows, cols;    // infer: input shape
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
+    uint8_t client_minor;   // the submit's protocol minor: 1.4 takes
+                            //   `results` (several results in a message)
     bool cancelled;         // result sent; kept only until its worker ends
     bool finishing;         // train: done, its model being stored (running
                             //   to job_get until its result is recorded)
@@ -252,42 +254,44 @@ typedef struct who_s {
 } who_t;
 
 struct dv_broker {
-    uv_loop_t loop;            // the broker's loop
-    void *ctx;                 // ZeroMQ context
-    void *clients;             // ROUTER for clients
-    void *workers_sock;        // ROUTER for workers
-    dv_outq_t *outq;           // reply bytes queued per client
-    uint64_t dropped_requests; // from clients far over their reply bytes
-    dv_zwatch_t *client_watch; // clients in the loop
-    dv_zwatch_t *worker_watch; // workers in the loop
-    uv_timer_t heartbeat;      // liveness and heartbeats
-    uv_signal_t sigint;        // stop on SIGINT
-    uv_signal_t sigterm;       // stop on SIGTERM
-    char client_ep[256];       // bound client endpoint
-    char worker_ep[256];       // bound worker endpoint
-    uint32_t heartbeat_ms;     // interval
-    uint32_t liveness;         // intervals before dead
-    dv_sched_t *sched;         // what runs where
-    job_t **jobs;              // hash buckets by id
-    size_t n_buckets;          // power of two
-    size_t n_jobs;             // jobs in the table
-    uint64_t next_job;         // next id
-    worker_t *workers;         // connected workers
-    size_t n_workers;          // their count
-    uint64_t next_handle;      // next worker handle
-    bool running;              // inside dv_broker_run
-    kept_t **kept;             // finished results by id (hash)
-    kept_t *kept_oldest;       // FIFO head: evicted first
-    kept_t *kept_newest;       // FIFO tail
-    size_t n_kept;             // results kept
-    size_t kept_bytes;         // their payload bytes
-    uint64_t result_ttl_ms;    // how long results are kept
-    dv_registry_t *registry;   // models
-    dv_store_t *store;         // durable jobs/results (NULL: memory only)
-    uv_timer_t commit_timer;   // group commit at the next loop turn
-    bool commit_armed;         // the timer is started
-    bool committing;           // a batch is being written on the pool
-    uint64_t max_queued;       // jobs waiting per queue
+    uv_loop_t loop;                 // the broker's loop
+    void *ctx;                      // ZeroMQ context
+    void *clients;                  // ROUTER for clients
+    void *workers_sock;             // ROUTER for workers
+    dv_outq_t *outq;                // reply bytes queued per client
+    struct results_batch *coalesce; // while a done_batch is handled:
+                                    // results gathered per client
+    uint64_t dropped_requests;      // from clients far over their reply bytes
+    dv_zwatch_t *client_watch;      // clients in the loop
+    dv_zwatch_t *worker_watch;      // workers in the loop
+    uv_timer_t heartbeat;           // liveness and heartbeats
+    uv_signal_t sigint;             // stop on SIGINT
+    uv_signal_t sigterm;            // stop on SIGTERM
+    char client_ep[256];            // bound client endpoint
+    char worker_ep[256];            // bound worker endpoint
+    uint32_t heartbeat_ms;          // interval
+    uint32_t liveness;              // intervals before dead
+    dv_sched_t *sched;              // what runs where
+    job_t **jobs;                   // hash buckets by id
+    size_t n_buckets;               // power of two
+    size_t n_jobs;                  // jobs in the table
+    uint64_t next_job;              // next id
+    worker_t *workers;              // connected workers
+    size_t n_workers;               // their count
+    uint64_t next_handle;           // next worker handle
+    bool running;                   // inside dv_broker_run
+    kept_t **kept;                  // finished results by id (hash)
+    kept_t *kept_oldest;            // FIFO head: evicted first
+    kept_t *kept_newest;            // FIFO tail
+    size_t n_kept;                  // results kept
+    size_t kept_bytes;              // their payload bytes
+    uint64_t result_ttl_ms;         // how long results are kept
+    dv_registry_t *registry;        // models
+    dv_store_t *store;              // durable jobs/results (NULL: memory only)
+    uv_timer_t commit_timer;        // group commit at the next loop turn
+    bool commit_armed;              // the timer is started
+    bool committing;                // a batch is being written on the pool
+    uint64_t max_queued;            // jobs waiting per queue
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //

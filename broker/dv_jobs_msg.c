@@ -534,6 +534,7 @@ submit_job(dv_broker_t *self,
     }
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
+    j->client_minor = (uint8_t)(dv_msg_minor(m) > 255 ? 255 : dv_msg_minor(m));
     j->memory_only = memory_only;
     j->kind = infer      ? "infer"
               : sleep    ? "sleep"

@@ -242,6 +242,13 @@ keep_result(dv_broker_t *self,
     return k;
 }
 
+static dv_msgw_t *kept_header(dv_broker_t *self,
+                              const kept_t *k,
+                              uint64_t rid,
+                              bool stream,
+                              dv_frame_t *frames,
+                              size_t *n_out);
+
 // Send result k to route with request id rid.
 static void
 send_kept_as(dv_broker_t *self,
@@ -250,6 +257,174 @@ send_kept_as(dv_broker_t *self,
              size_t route_len,
              uint64_t rid,
              bool stream)
+{
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = 0;
+    dv_msgw_t *w = kept_header(self, k, rid, stream, frames, &n);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    // The payloads are shared with k, not copied per reply: one reference
+    // per frame, dropped when libzmq is done with it.
+    __atomic_add_fetch(&((kept_t *)k)->refs, (uint32_t)n, __ATOMIC_RELAXED);
+    dv_outq_send(self->outq, route, route_len, h, len, frames, n, kept_release,
+                 (void *)k);
+    dv_msgw_destroy(&w);
+}
+
+// ------------------------------------------------- results in one message
+
+// One client connection's gathered results: their header maps packed back
+// to back, their frames one after another.
+typedef struct {
+    uint8_t route[ROUTE_MAX];
+    size_t route_len;
+    msgpack_sbuffer maps; // n result maps
+    size_t n;
+    uint8_t *frame; // every result's frames, concatenated (owned)
+    size_t frame_len, frame_cap;
+} rgroup_t;
+
+struct results_batch {
+    rgroup_t *groups;
+    size_t n, cap;
+};
+
+// Past these a connection's results go out and gathering starts again: a
+// header well inside DV_MAX_HEADER_BYTES, a frame well inside a frame's.
+#define RESULTS_MAX_MAP_BYTES   (DV_MAX_HEADER_BYTES / 2)
+#define RESULTS_MAX_FRAME_BYTES ((size_t)64 << 20)
+#define RESULTS_MAX_N           256
+
+void
+results_batch_begin(dv_broker_t *self)
+{
+    dv_assert(!self->coalesce);
+    self->coalesce = dv_calloc(1, sizeof *self->coalesce);
+}
+
+static void
+release_frame(void *owner)
+{
+    free(owner);
+}
+
+// Send g's results as one `results` and empty it.
+static void
+rgroup_send(dv_broker_t *self, rgroup_t *g)
+{
+    if (!g->n) {
+        return;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULTS, 0);
+    dv_msgw_key(w, "results");
+    dv_msgw_v_array(w, g->n);
+    dv_msgw_v_raw(w, g->maps.data, g->maps.size);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_frame_t f = {g->frame ? g->frame : (const uint8_t *)"", g->frame_len};
+    if (g->frame) { // handed to libzmq: freed once written
+        dv_outq_send(self->outq, g->route, g->route_len, h, len, &f, 1,
+                     release_frame, g->frame);
+    } else {
+        dv_outq_send(self->outq, g->route, g->route_len, h, len, &f, 1, NULL,
+                     NULL);
+    }
+    dv_msgw_destroy(&w);
+    g->maps.size = 0;
+    g->n = 0;
+    g->frame = NULL;
+    g->frame_len = g->frame_cap = 0;
+}
+
+void
+results_batch_flush(dv_broker_t *self)
+{
+    struct results_batch *rb = self->coalesce;
+    self->coalesce = NULL;
+    if (!rb) {
+        return;
+    }
+    for (size_t i = 0; i < rb->n; i++) {
+        rgroup_send(self, &rb->groups[i]);
+        msgpack_sbuffer_destroy(&rb->groups[i].maps);
+    }
+    free(rb->groups);
+    free(rb);
+}
+
+// Add kept result k for (route, rid) to the gathered ones: its `result`
+// fields plus rid and `frames` (their lengths), its frames copied (k may
+// be evicted before the flush).
+static void
+results_batch_add(dv_broker_t *self,
+                  const kept_t *k,
+                  const void *route,
+                  size_t route_len,
+                  uint64_t rid)
+{
+    struct results_batch *rb = self->coalesce;
+    rgroup_t *g = NULL;
+    for (size_t i = 0; i < rb->n && !g; i++) {
+        if (rb->groups[i].route_len == route_len &&
+            memcmp(rb->groups[i].route, route, route_len) == 0) {
+            g = &rb->groups[i];
+        }
+    }
+    if (!g) {
+        if (rb->n == rb->cap) {
+            rb->cap = rb->cap ? 2 * rb->cap : 8;
+            rb->groups = dv_realloc(rb->groups, rb->cap * sizeof *rb->groups);
+        }
+        g = &rb->groups[rb->n++];
+        memset(g, 0, sizeof *g);
+        memcpy(g->route, route, route_len);
+        g->route_len = route_len;
+        msgpack_sbuffer_init(&g->maps);
+    }
+    dv_frame_t frames[DV_MAX_FRAMES];
+    size_t n = 0, bytes = 0;
+    dv_msgw_t *w = kept_header(self, k, 0, false, frames, &n);
+    dv_msgw_uint(w, "rid", rid);
+    dv_msgw_key(w, "frames");
+    dv_msgw_v_array(w, n);
+    for (size_t i = 0; i < n; i++) {
+        dv_msgw_v_uint(w, frames[i].len);
+        bytes += frames[i].len;
+    }
+    size_t len = 0, fields = 0;
+    const uint8_t *body = dv_msgw_body(w, &len, &fields);
+    if (g->n && (g->n == RESULTS_MAX_N ||
+                 g->maps.size + len + 8 > RESULTS_MAX_MAP_BYTES ||
+                 g->frame_len + bytes > RESULTS_MAX_FRAME_BYTES)) {
+        rgroup_send(self, g);
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &g->maps, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, fields);
+    msgpack_sbuffer_write(&g->maps, (const char *)body, len);
+    g->n++;
+    if (g->frame_len + bytes > g->frame_cap) {
+        g->frame_cap = 2 * (g->frame_len + bytes) + 256;
+        g->frame = dv_realloc(g->frame, g->frame_cap);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (frames[i].len) {
+            memcpy(g->frame + g->frame_len, frames[i].data, frames[i].len);
+        }
+        g->frame_len += frames[i].len;
+    }
+    dv_msgw_destroy(&w);
+}
+
+// A result's header (rid; the stream's seq and queue when stream) and its
+// frames (borrowed from k) in frames[0..*n).
+static dv_msgw_t *
+kept_header(dv_broker_t *self,
+            const kept_t *k,
+            uint64_t rid,
+            bool stream,
+            dv_frame_t *frames,
+            size_t *n_out)
 {
     dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, rid);
     dv_msgw_uint(w, "job", k->id);
@@ -264,7 +439,6 @@ send_kept_as(dv_broker_t *self,
     if (!k->done) {
         dv_msgw_error(w, "error", k->code, k->text);
     }
-    dv_frame_t frames[DV_MAX_FRAMES];
     size_t n = kept_frames(k, frames);
     if (k->extra_len) {
         const uint8_t *extra =
@@ -272,14 +446,8 @@ send_kept_as(dv_broker_t *self,
               : (const uint8_t *)k->data + strlen(k->data) + 1;
         dv_msgw_raw(w, k->extra_fields, extra, k->extra_len);
     }
-    size_t len = 0;
-    const uint8_t *h = dv_msgw_bytes(w, &len);
-    // The payloads are shared with k, not copied per reply: one reference
-    // per frame, dropped when libzmq is done with it.
-    __atomic_add_fetch(&((kept_t *)k)->refs, (uint32_t)n, __ATOMIC_RELAXED);
-    dv_outq_send(self->outq, route, route_len, h, len, frames, n, kept_release,
-                 (void *)k);
-    dv_msgw_destroy(&w);
+    *n_out = n;
+    return w;
 }
 
 void
@@ -455,6 +623,8 @@ send_result(dv_broker_t *self,
         if (self->fault_left && --self->fault_left == 0) {
             self->fault_armed = true; // the seam (opts.fault_kill_result)
         }
+    } else if (j->route_len && self->coalesce && j->client_minor >= 4) {
+        results_batch_add(self, k, j->route, j->route_len, j->rid);
     } else if (j->route_len) { // recovered jobs have no submitter connection
         send_kept(self, k, j->route, j->route_len, j->rid);
     }

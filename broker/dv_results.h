@@ -46,6 +46,14 @@ kept_t *keep_result(dv_broker_t *self,
                     size_t n_frames,
                     dv_msgw_t *extra);
 
+// Results that go out while a done_batch is handled (1.4): gathered per
+// client connection and sent as one `results` message each, instead of a
+// `result` per job. Only for clients whose submit said 1.4 or later, and
+// only results sent at once (not those held for a commit, nor stream
+// pushes). Begin sets self->coalesce; flush sends and ends it.
+void results_batch_begin(dv_broker_t *self);
+void results_batch_flush(dv_broker_t *self);
+
 // Send kept result k to route as the `result` answering rid.
 void send_kept(dv_broker_t *self,
                const kept_t *k,

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <msgpack.h>
 #include <zmq.h>
 
 #include "drover.h"
@@ -23,6 +24,7 @@
 #include "dv_err.h"
 #include "dv_keys.h"
 #include "dv_mem.h"
+#include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_wire.h"
 
@@ -185,6 +187,78 @@ keep_reply(drover_t *self, dv_wire_msg_t *in)
     }
 }
 
+// A submit's `result` or refusal (m: `result` or `error`) for request r:
+// to its callback (async) or its waiter.
+static void
+deliver(drover_t *self, req_t *r, const dv_msg_t *m)
+{
+    drover_result_t *res;
+    bool refused = dv_msg_type(m) == DV_MSG_ERROR;
+    if (!refused) {
+        res = drv_result_from(m);
+    } else {
+        int code = DV_EFORMAT;
+        char text[DV_ERROR_TEXT_MAX] = "";
+        dv_error_t e = {0};
+        dv_msg_error(m, &code, text, sizeof text, &e);
+        res = drv_refused(code, text);
+    }
+    if (r->fn) {
+        if (!r->ready) {
+            ready_push(self, r, res);
+        } else {
+            drover_result_destroy(&res);
+        }
+    } else {
+        drover_result_destroy(&r->result);
+        r->result = res;
+        if (refused) {
+            r->job = 0;
+        }
+    }
+}
+
+// `results` (1.4): several results in one message, each a `result`'s
+// fields with its rid and its frames' lengths (they lie one after another
+// in frame 1). Each goes where a `result` with that rid would.
+static void
+take_results(drover_t *self, const dv_msg_t *m)
+{
+    const msgpack_object *list = dv_msg_get(m, "results");
+    const dv_frame_t *all = dv_msg_frame(m, 1);
+    size_t total = all ? all->len : 0, at = 0;
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY) {
+        return; // the broker's bug: nothing to act on
+    }
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *o = &list->via.array.ptr[i];
+        const msgpack_object *fl = dv_msgpack_get(o, "frames");
+        dv_frame_t frames[DV_MAX_FRAMES];
+        size_t n = 0;
+        bool ok = fl && fl->type == MSGPACK_OBJECT_ARRAY &&
+                  fl->via.array.size <= DV_MAX_FRAMES;
+        for (uint32_t k = 0; ok && k < fl->via.array.size; k++) {
+            uint64_t len = 0;
+            ok = dv_msgpack_uint(&fl->via.array.ptr[k], &len) &&
+                 len <= total - at;
+            if (ok) {
+                frames[n++] = (dv_frame_t){all->data + at, (size_t)len};
+                at += len;
+            }
+        }
+        dv_msg_t *one = NULL;
+        dv_error_t e = {0};
+        if (!ok || dv_msg_view(&one, m, o, DV_MSG_RESULT, frames, n, &e)) {
+            return; // the rest cannot be told apart
+        }
+        req_t *r = req_find(self, dv_msg_rid(one));
+        if (r && !r->stream) {
+            deliver(self, r, one);
+        }
+        dv_msg_destroy(&one);
+    }
+}
+
 // Handle one received message. Returns true when it was the blocking
 // call's reply (kept in self->reply / reply_wire).
 static bool
@@ -251,28 +325,9 @@ handle(drover_t *self, dv_wire_msg_t *in)
             self->events_tail = ev;
         }
     } else if (r && (t == DV_MSG_RESULT || t == DV_MSG_ERROR)) {
-        drover_result_t *res;
-        if (t == DV_MSG_RESULT) {
-            res = drv_result_from(m);
-        } else {
-            int code = DV_EFORMAT;
-            char text[DV_ERROR_TEXT_MAX] = "";
-            dv_msg_error(m, &code, text, sizeof text, &e);
-            res = drv_refused(code, text);
-        }
-        if (r->fn) {
-            if (!r->ready) {
-                ready_push(self, r, res);
-            } else {
-                drover_result_destroy(&res);
-            }
-        } else {
-            drover_result_destroy(&r->result);
-            r->result = res;
-            if (t == DV_MSG_ERROR) {
-                r->job = 0;
-            }
-        }
+        deliver(self, r, m);
+    } else if (t == DV_MSG_RESULTS) {
+        take_results(self, m);
     }
     dv_msg_destroy(&m);
     dv_wire_msg_close(in);

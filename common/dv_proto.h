@@ -109,7 +109,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(MODEL_CONFIG, "model_config")                                           \
     XX(RUN_BATCH, "run_batch")                                                 \
     XX(DONE_BATCH, "done_batch")                                               \
-    XX(SUBMIT_MANY, "submit_many")
+    XX(SUBMIT_MANY, "submit_many")                                             \
+    XX(RESULTS, "results")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

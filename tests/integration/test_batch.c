@@ -21,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
 #include <zmq.h>
 
 #include "drover.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
+#include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
@@ -623,6 +625,173 @@ test_deadline_and_timeout(void)
     DV_CHECK(o2.out == 40.0f);
 }
 
+// ------------------------------------------------------------- results
+
+// A raw client's one-row infer submit (input {value, 0}) naming protocol
+// 1.minor.
+static void
+raw_infer(void *sock, uint64_t rid, unsigned minor, float value)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_set_minor(w, minor);
+    dv_msgw_str(w, "queue", "default");
+    dv_msgw_str(w, "kind", "infer");
+    dv_msgw_str(w, "model", "lin");
+    dv_msgw_str(w, "durability", "none");
+    dv_msgw_tensor(w, "input", 1, 1, 2);
+    float row[2] = {value, 0.0f};
+    uint8_t bytes[8];
+    dv_floats_to_wire(bytes, row, 2);
+    dv_frame_t f = {bytes, sizeof bytes};
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_wire_send(sock, NULL, 0, h, len, &f, 1);
+    dv_msgw_destroy(&w);
+}
+
+// What a raw client got within ms, until it has `want` results: `results`
+// messages and their entries, `result` messages, and whether every result
+// carried the output the test's worker wrote for it (10 x its input).
+typedef struct {
+    size_t results_msgs, entries, result_msgs, right;
+} got_t;
+
+static void
+take_one_result(const dv_msg_t *m, got_t *g)
+{
+    const dv_frame_t *f = dv_msg_frame(m, 1);
+    uint64_t rid = dv_msg_rid(m);
+    float out = -1.0f;
+    if (f && f->len == 4) {
+        dv_floats_from_wire(&out, f->data, 1);
+    }
+    // rids 201.. carry inputs 1.., and the worker answers 10 x the input.
+    g->right += out == 10.0f * (float)(rid - 200);
+}
+
+static got_t
+raw_results(cluster_t *c, void *sock, size_t want, int ms)
+{
+    got_t g = {0};
+    int64_t end = dv_test_now_ms() + ms;
+    while (g.entries + g.result_msgs < want && dv_test_now_ms() < end) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 50) <= 0) {
+            dv_tworker_idle(c->raw, 10);
+            continue;
+        }
+        dv_wire_msg_t in;
+        while (dv_wire_recv(sock, false, &in) == 1) {
+            dv_msg_t *m = NULL;
+            dv_error_t e = {0};
+            if (dv_msg_decode(&m, zmq_msg_data(&in.header),
+                              zmq_msg_size(&in.header), in.frames, in.n_payload,
+                              NULL, &e) == 0) {
+                if (dv_msg_type(m) == DV_MSG_RESULT) {
+                    g.result_msgs++;
+                    take_one_result(m, &g);
+                } else if (dv_msg_type(m) == DV_MSG_RESULTS) {
+                    g.results_msgs++;
+                    const msgpack_object *l = dv_msg_get(m, "results");
+                    const dv_frame_t *all = dv_msg_frame(m, 1);
+                    size_t at = 0;
+                    for (uint32_t i = 0; l && l->type == MSGPACK_OBJECT_ARRAY &&
+                                         i < l->via.array.size;
+                         i++) {
+                        const msgpack_object *fl =
+                            dv_msgpack_get(&l->via.array.ptr[i], "frames");
+                        uint64_t len = 0;
+                        if (!fl || fl->type != MSGPACK_OBJECT_ARRAY ||
+                            fl->via.array.size != 1 ||
+                            !dv_msgpack_uint(&fl->via.array.ptr[0], &len) ||
+                            !all || at + len > all->len) {
+                            break;
+                        }
+                        dv_frame_t f = {all->data + at, (size_t)len};
+                        at += len;
+                        dv_msg_t *one = NULL;
+                        if (dv_msg_view(&one, m, &l->via.array.ptr[i],
+                                        DV_MSG_RESULT, &f, 1, &e) == 0) {
+                            g.entries++;
+                            take_one_result(one, &g);
+                        }
+                        dv_msg_destroy(&one);
+                    }
+                }
+            }
+            dv_msg_destroy(&m);
+            dv_wire_msg_close(&in);
+        }
+    }
+    return g;
+}
+
+// One forward pass answers three jobs of a 1.4 client and two of a 1.3
+// client: the first gets one `results` holding its three, the second a
+// `result` each; every output is the one the worker wrote for that job.
+static void
+test_results_in_one_message(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, DV_PROTOCOL_MINOR);
+    void *ctx = zmq_ctx_new(), *s14 = NULL, *s13 = NULL;
+    int linger = 0;
+    if (up) {
+        s14 = zmq_socket(ctx, ZMQ_DEALER);
+        s13 = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(s14, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(s13, ZMQ_LINGER, &linger, sizeof linger);
+        up = zmq_connect(s14, c.cep) == 0 && zmq_connect(s13, c.cep) == 0;
+    }
+    // The worker holds a first job, so the five that follow wait and go
+    // out together.
+    dv_trun_t first, runs[5];
+    uint64_t a = up ? submit(&c, 0.0f) : 0;
+    bool busy = a && dv_tworker_next(c.raw, WAIT_MS, &first);
+    for (unsigned i = 0; busy && i < 5; i++) { // rids 201..205, inputs 1..5
+        raw_infer(i < 3 ? s14 : s13, 201 + i, i < 3 ? DV_PROTOCOL_MINOR : 3,
+                  (float)(i + 1));
+    }
+    if (busy) {
+        dv_tworker_idle(c.raw, 300); // the submits are in
+        uint32_t one = 1;
+        float zero = 0.0f;
+        dv_tworker_done_batch(c.raw, &first, &one, 1, &zero, 1);
+    }
+    size_t got = 0;
+    while (busy && got < 5 && dv_tworker_next(c.raw, WAIT_MS, &runs[got])) {
+        got++;
+    }
+    uint32_t rows[5] = {1, 1, 1, 1, 1};
+    float out[5];
+    for (size_t i = 0; i < got; i++) {
+        out[i] = 10.0f * runs[i].first;
+    }
+    if (got == 5) {
+        dv_tworker_done_batch(c.raw, runs, rows, got, out, 1);
+    }
+    got_t g14 = got == 5 ? raw_results(&c, s14, 3, WAIT_MS) : (got_t){0};
+    got_t g13 = got == 5 ? raw_results(&c, s13, 2, WAIT_MS) : (got_t){0};
+    if (s14) {
+        zmq_close(s14);
+        zmq_close(s13);
+    }
+    zmq_ctx_term(ctx);
+    cluster_down(&c, got != 5);
+    printf("  1.4 client: %zu results message(s), %zu entries; 1.3 client: "
+           "%zu result messages\n",
+           g14.results_msgs, g14.entries, g13.result_msgs);
+    DV_CHECK(busy);
+    DV_CHECK_EQ(got, 5);
+    DV_CHECK_EQ(g14.results_msgs, 1);
+    DV_CHECK_EQ(g14.entries, 3);
+    DV_CHECK_EQ(g14.result_msgs, 0);
+    DV_CHECK_EQ(g14.right, 3);
+    DV_CHECK_EQ(g13.results_msgs, 0);
+    DV_CHECK_EQ(g13.result_msgs, 2);
+    DV_CHECK_EQ(g13.right, 2);
+}
+
 static const dv_test_case_t cases[] = {
     {"waiting infer jobs go as one run_batch, answered by one done_batch",
      test_one_message_each_way},
@@ -632,6 +801,8 @@ static const dv_test_case_t cases[] = {
     {"a lost worker's batch runs again", test_lost_worker_batch_runs_again},
     {"deadlines and run timeouts inside a batch", test_deadline_and_timeout},
     {"submit_many: each request accepted or refused alone", test_submit_many},
+    {"a pass's results reach a 1.4 client in one message",
+     test_results_in_one_message},
     {"submit_many: broken requests refused by rid where possible",
      test_submit_many_broken},
     {NULL, NULL},
