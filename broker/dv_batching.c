@@ -17,6 +17,7 @@
 
 #include "dv_broker_int.h"
 #include "dv_dead.h"
+#include "dv_jobs_msg.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -298,6 +299,8 @@ on_submit_many(dv_broker_t *self,
     }
     sizes_ok =
         sizes_ok && dv_msg_n_frames(m) <= 1 && total == (all ? all->len : 0);
+    // The requests accepted now are acknowledged in one accepted_many.
+    bool gather = rc == 0 && accepts_begin(self);
     for (size_t i = 0, at = 0; rc == 0 && i < n; i++) {
         if (!sizes_ok) {
             char text[DV_ERROR_TEXT_MAX];
@@ -314,6 +317,9 @@ on_submit_many(dv_broker_t *self,
         slices[i].data = all ? all->data + at : NULL;
         at += slices[i].len;
         serve_request(self, in, views[i]);
+    }
+    if (gather) {
+        accepts_flush(self);
     }
     for (size_t i = 0; i < n; i++) {
         dv_msg_destroy(&views[i]);

@@ -261,6 +261,8 @@ struct dv_broker {
     dv_outq_t *outq;                // reply bytes queued per client
     struct results_batch *coalesce; // while a done_batch is handled:
                                     // results gathered per client
+    struct accepts *gather_acc;     // while a submit_many or a commit is
+                                    // handled: acceptances per client
     uint64_t dropped_requests;      // from clients far over their reply bytes
     dv_zwatch_t *client_watch;      // clients in the loop
     dv_zwatch_t *worker_watch;      // workers in the loop

@@ -215,6 +215,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
     if (c->rc) {
         dv_log(DV_LOG_ERROR, "broker", "%s", c->err.text);
     }
+    bool gather = accepts_begin(self); // one accepted_many per client
     for (size_t i = 0; i < c->n_pending; i++) {
         job_t *j = job_find(self, c->pending[i]);
         if (!j) {
@@ -228,6 +229,9 @@ commit_finished(dv_broker_t *self, commit_t *c)
             idem_forget_job(self, j->id);
             job_remove(self, j->id);
         }
+    }
+    if (gather) {
+        accepts_flush(self);
     }
     results_release(self, c->results, c->rc);
     marks_done(self, c);

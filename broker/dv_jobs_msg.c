@@ -98,10 +98,112 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
     return false;
 }
 
+// Gathered acceptances: per connection, [rid, job] pairs.
+typedef struct {
+    uint8_t route[ROUTE_MAX];
+    size_t route_len;
+    uint64_t *pairs; // rid, job, rid, job, ...
+    size_t n, cap;   // pairs held, room
+} agroup_t;
+
+struct accepts {
+    agroup_t *groups;
+    size_t n, cap;
+};
+
+// Pairs in one accepted_many: ~20 header bytes each, well inside
+// DV_MAX_HEADER_BYTES.
+#define ACCEPTS_MAX_N 1024
+
+bool
+accepts_begin(dv_broker_t *self)
+{
+    if (self->gather_acc) {
+        return false;
+    }
+    self->gather_acc = dv_calloc(1, sizeof *self->gather_acc);
+    return true;
+}
+
+static void
+agroup_send(dv_broker_t *self, agroup_t *g)
+{
+    if (!g->n) {
+        return;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED_MANY, 0);
+    dv_msgw_key(w, "accepted");
+    dv_msgw_v_array(w, g->n);
+    for (size_t i = 0; i < g->n; i++) {
+        dv_msgw_v_array(w, 2);
+        dv_msgw_v_uint(w, g->pairs[2 * i]);
+        dv_msgw_v_uint(w, g->pairs[2 * i + 1]);
+    }
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    client_send(self, g->route, g->route_len, h, len, NULL, 0);
+    dv_msgw_destroy(&w);
+    g->n = 0;
+}
+
+void
+accepts_flush(dv_broker_t *self)
+{
+    struct accepts *a = self->gather_acc;
+    self->gather_acc = NULL;
+    if (!a) {
+        return;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        agroup_send(self, &a->groups[i]);
+        free(a->groups[i].pairs);
+    }
+    free(a->groups);
+    free(a);
+}
+
+static void
+accepts_add(dv_broker_t *self, const job_t *j)
+{
+    struct accepts *a = self->gather_acc;
+    agroup_t *g = NULL;
+    for (size_t i = 0; i < a->n && !g; i++) {
+        if (a->groups[i].route_len == j->route_len &&
+            memcmp(a->groups[i].route, j->route, j->route_len) == 0) {
+            g = &a->groups[i];
+        }
+    }
+    if (!g) {
+        if (a->n == a->cap) {
+            a->cap = a->cap ? 2 * a->cap : 4;
+            a->groups = dv_realloc(a->groups, a->cap * sizeof *a->groups);
+        }
+        g = &a->groups[a->n++];
+        memset(g, 0, sizeof *g);
+        memcpy(g->route, j->route, j->route_len);
+        g->route_len = j->route_len;
+    }
+    if (g->n == ACCEPTS_MAX_N) {
+        agroup_send(self, g);
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->pairs = dv_realloc(g->pairs, 2 * g->cap * sizeof(uint64_t));
+    }
+    g->pairs[2 * g->n] = j->rid;
+    g->pairs[2 * g->n + 1] = j->id;
+    g->n++;
+}
+
 // Tell its submitter, then schedule it (committed, when there is a store).
 void
 job_accept(dv_broker_t *self, job_t *j)
 {
+    if (self->gather_acc && j->client_minor >= 4 && j->route_len) {
+        accepts_add(self, j);
+        job_schedule(self, j, self->store != NULL);
+        return;
+    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
     dv_msgw_uint(w, "job", j->id);
     size_t len = 0;

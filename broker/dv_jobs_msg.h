@@ -20,6 +20,14 @@ bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
 // Tell its submitter, then schedule it (committed, when there is a store).
 void job_accept(dv_broker_t *self, job_t *j);
 
+// While a submit_many or a commit's acceptances are handled (1.4): the
+// `accepted` of jobs whose submit said 1.4 or later are gathered per
+// connection and sent as one `accepted_many` each ([rid, job] pairs)
+// when flushed. Begin returns false when gathering is on already (the
+// caller then does not flush).
+bool accepts_begin(dv_broker_t *self);
+void accepts_flush(dv_broker_t *self);
+
 // j as its DV_STORE_JOBS record (dv_records.h). Caller owns the result
 // (DV_STORE_SPARE bytes of room after *len).
 uint8_t *job_encode(const job_t *j, size_t *len);

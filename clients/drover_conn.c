@@ -218,6 +218,42 @@ deliver(drover_t *self, req_t *r, const dv_msg_t *m)
     }
 }
 
+// Request r's job was accepted as job.
+static void
+accepted(drover_t *self, req_t *r, uint64_t job)
+{
+    r->job = job;
+    if (r->ack_only && !r->ready) {
+        drover_result_t *res = dv_calloc(1, sizeof *res);
+        res->job = r->job;
+        res->ok = true;
+        ready_push(self, r, res);
+    }
+}
+
+// `accepted_many` (1.4): [rid, job] pairs, each an `accepted`.
+static void
+take_accepted(drover_t *self, const dv_msg_t *m)
+{
+    const msgpack_object *list = dv_msg_get(m, "accepted");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY) {
+        return; // the broker's bug: nothing to act on
+    }
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *p = &list->via.array.ptr[i];
+        uint64_t rid = 0, job = 0;
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+            !dv_msgpack_uint(&p->via.array.ptr[0], &rid) ||
+            !dv_msgpack_uint(&p->via.array.ptr[1], &job)) {
+            return;
+        }
+        req_t *r = req_find(self, rid);
+        if (r) {
+            accepted(self, r, job);
+        }
+    }
+}
+
 // `results` (1.4): several results in one message, each a `result`'s
 // fields with its rid and its frames' lengths (they lie one after another
 // in frame 1). Each goes where a `result` with that rid would.
@@ -286,13 +322,11 @@ handle(drover_t *self, dv_wire_msg_t *in)
     }
     req_t *r = rid ? req_find(self, rid) : NULL;
     if (r && t == DV_MSG_ACCEPTED) {
-        dv_msg_uint(m, "job", &r->job, &e);
-        if (r->ack_only && !r->ready) {
-            drover_result_t *res = dv_calloc(1, sizeof *res);
-            res->job = r->job;
-            res->ok = true;
-            ready_push(self, r, res);
-        }
+        uint64_t job = 0;
+        dv_msg_uint(m, "job", &job, &e);
+        accepted(self, r, job);
+    } else if (t == DV_MSG_ACCEPTED_MANY) {
+        take_accepted(self, m);
     } else if (r && t == DV_MSG_PROGRESS) {
         drover_progress_t p = {0};
         p.eval = NAN;

@@ -110,7 +110,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(RUN_BATCH, "run_batch")                                                 \
     XX(DONE_BATCH, "done_batch")                                               \
     XX(SUBMIT_MANY, "submit_many")                                             \
-    XX(RESULTS, "results")
+    XX(RESULTS, "results")                                                     \
+    XX(ACCEPTED_MANY, "accepted_many")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
