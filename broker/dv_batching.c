@@ -301,6 +301,7 @@ on_submit_many(dv_broker_t *self,
         sizes_ok && dv_msg_n_frames(m) <= 1 && total == (all ? all->len : 0);
     // The requests accepted now are acknowledged in one accepted_many.
     bool gather = rc == 0 && accepts_begin(self);
+    self->in_submit_many = true;
     for (size_t i = 0, at = 0; rc == 0 && i < n; i++) {
         if (!sizes_ok) {
             char text[DV_ERROR_TEXT_MAX];
@@ -318,6 +319,7 @@ on_submit_many(dv_broker_t *self,
         at += slices[i].len;
         serve_request(self, in, views[i]);
     }
+    self->in_submit_many = false;
     if (gather) {
         accepts_flush(self);
     }

@@ -99,6 +99,9 @@ struct job {
     uint8_t route_len;      // routing id length (ZeroMQ: <= 255)
     uint8_t client_minor;   // the submit's protocol minor: 1.4 takes
                             //   `results` (several results in a message)
+    bool from_many;         // came in a submit_many: acknowledged in an
+                            //   accepted_many (a lone submit's caller may
+                            //   be waiting for its own `accepted`)
     bool cancelled;         // result sent; kept only until its worker ends
     bool finishing;         // train: done, its model being stored (running
                             //   to job_get until its result is recorded)
@@ -263,6 +266,7 @@ struct dv_broker {
                                     // results gathered per client
     struct accepts *gather_acc;     // while a submit_many or a commit is
                                     // handled: acceptances per client
+    bool in_submit_many;            // serving a submit_many's requests
     uint64_t dropped_requests;      // from clients far over their reply bytes
     dv_zwatch_t *client_watch;      // clients in the loop
     dv_zwatch_t *worker_watch;      // workers in the loop

@@ -199,7 +199,7 @@ accepts_add(dv_broker_t *self, const job_t *j)
 void
 job_accept(dv_broker_t *self, job_t *j)
 {
-    if (self->gather_acc && j->client_minor >= 4 && j->route_len) {
+    if (self->gather_acc && j->from_many && j->route_len) {
         accepts_add(self, j);
         job_schedule(self, j, self->store != NULL);
         return;
@@ -637,6 +637,7 @@ submit_job(dv_broker_t *self,
     j->id = self->next_job++;
     j->rid = dv_msg_rid(m);
     j->client_minor = (uint8_t)(dv_msg_minor(m) > 255 ? 255 : dv_msg_minor(m));
+    j->from_many = self->in_submit_many;
     j->memory_only = memory_only;
     j->kind = infer      ? "infer"
               : sleep    ? "sleep"

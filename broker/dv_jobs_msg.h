@@ -21,7 +21,7 @@ bool job_schedule(dv_broker_t *self, job_t *j, bool may_spill);
 void job_accept(dv_broker_t *self, job_t *j);
 
 // While a submit_many or a commit's acceptances are handled (1.4): the
-// `accepted` of jobs whose submit said 1.4 or later are gathered per
+// `accepted` of jobs that came in a submit_many are gathered per
 // connection and sent as one `accepted_many` each ([rid, job] pairs)
 // when flushed. Begin returns false when gathering is on already (the
 // caller then does not flush).
