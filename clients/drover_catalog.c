@@ -366,15 +366,17 @@ drover_schema_clear(drover_schema_t *s)
     memset(s, 0, sizeof *s);
 }
 
-int
-drover_model_rm(drover_t *self,
-                const char *name,
-                uint32_t version,
-                unsigned *removed,
-                drover_error_t *err)
+// model_rm / dataset_rm: name's version (0: all); *removed the count.
+static int
+catalog_rm(drover_t *self,
+           dv_msg_type_t type,
+           const char *name,
+           uint32_t version,
+           unsigned *removed,
+           drover_error_t *err)
 {
     uint64_t rid = ++self->next_rid;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_RM, rid);
+    dv_msgw_t *w = dv_msgw_new(type, rid);
     dv_msgw_str(w, "name", name);
     if (version) {
         dv_msgw_uint(w, "version", version);
@@ -386,6 +388,16 @@ drover_model_rm(drover_t *self,
     }
     drv_drop_reply(self);
     return rc;
+}
+
+int
+drover_model_rm(drover_t *self,
+                const char *name,
+                uint32_t version,
+                unsigned *removed,
+                drover_error_t *err)
+{
+    return catalog_rm(self, DV_MSG_MODEL_RM, name, version, removed, err);
 }
 
 int
@@ -571,19 +583,7 @@ drover_dataset_rm(drover_t *self,
                   unsigned *removed,
                   drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET_RM, rid);
-    dv_msgw_str(w, "name", name);
-    if (version) {
-        dv_msgw_uint(w, "version", version);
-    }
-    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
-                         drv_deadline_of(10000), err);
-    if (rc == 0 && removed) {
-        *removed = (unsigned)drv_obj_uint(drv_reply_root(self), "removed");
-    }
-    drv_drop_reply(self);
-    return rc;
+    return catalog_rm(self, DV_MSG_DATASET_RM, name, version, removed, err);
 }
 
 int

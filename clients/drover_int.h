@@ -190,6 +190,10 @@ void drv_copy_obj_str(const msgpack_object *o, char *buf, size_t size);
 // Unsigned field key of map (0 when absent or not one).
 uint64_t drv_obj_uint(const msgpack_object *map, const char *key);
 
+// Integer field key of map as int32, either sign (0 when absent or not
+// one; a job's priority).
+int32_t drv_obj_int32(const msgpack_object *map, const char *key);
+
 #pragma GCC visibility pop
 
 #endif

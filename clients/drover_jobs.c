@@ -724,12 +724,7 @@ drover_job_list(drover_t *self,
                              sizeof v[i].queue);
             drv_copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
                              sizeof v[i].kind);
-            const msgpack_object *p = dv_msgpack_get(o, "priority");
-            v[i].priority = p && p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                ? (int32_t)p->via.i64
-                            : p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                                ? (int32_t)p->via.u64
-                                : 0;
+            v[i].priority = drv_obj_int32(o, "priority");
         }
         *jobs = v;
         *n = count;
@@ -786,10 +781,7 @@ drover_dead_list(drover_t *self,
             drv_copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
                              sizeof v[i].kind);
             v[i].attempts = (uint32_t)drv_obj_uint(o, "attempts");
-            const msgpack_object *p = dv_msgpack_get(o, "priority");
-            v[i].priority = p && p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                ? (int32_t)p->via.i64
-                                : (int32_t)drv_obj_uint(o, "priority");
+            v[i].priority = drv_obj_int32(o, "priority");
             v[i].submitted_ms = drv_obj_uint(o, "submitted_ms");
             v[i].died_ms = drv_obj_uint(o, "died_ms");
             const msgpack_object *e = dv_msgpack_get(o, "error");

@@ -266,3 +266,13 @@ drv_obj_uint(const msgpack_object *map, const char *key)
     dv_msgpack_uint(dv_msgpack_get(map, key), &v);
     return v;
 }
+
+int32_t
+drv_obj_int32(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *p = dv_msgpack_get(map, key);
+    return p && p->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (int32_t)p->via.i64
+           : p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+               ? (int32_t)p->via.u64
+               : 0;
+}

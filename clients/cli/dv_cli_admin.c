@@ -18,27 +18,17 @@
 int
 dv_cli_workers(int argc, char **argv)
 {
-    dv_cli_opt_t opts[] = {
-        {"broker", true, NULL},
-        {"json", false, NULL},
-        {"help", false, NULL},
-        {NULL, false, NULL},
-    };
-    size_t n_pos;
-    int rc =
-        dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, WORKERS_USAGE);
-    if (rc >= 0) {
-        return rc;
-    }
     drover_t *d = NULL;
-    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+    bool json = false;
+    int rc = dv_cli_open_plain(argc, argv, WORKERS_USAGE, &json, &d);
+    if (rc >= 0) {
         return rc;
     }
     drover_error_t err = {0};
     drover_worker_t *w = NULL;
     size_t n = 0;
     rc = drover_workers(d, &w, &n, &err);
-    if (rc == 0 && dv_cli_get(opts, "json")) {
+    if (rc == 0 && json) {
         printf("[");
         for (size_t i = 0; i < n; i++) {
             printf(i ? ",{\"name\":" : "{\"name\":");
@@ -85,26 +75,16 @@ dv_cli_workers(int argc, char **argv)
 int
 dv_cli_status(int argc, char **argv)
 {
-    dv_cli_opt_t opts[] = {
-        {"broker", true, NULL},
-        {"json", false, NULL},
-        {"help", false, NULL},
-        {NULL, false, NULL},
-    };
-    size_t n_pos;
-    int rc =
-        dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, STATUS_USAGE);
-    if (rc >= 0) {
-        return rc;
-    }
     drover_t *d = NULL;
-    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+    bool json = false;
+    int rc = dv_cli_open_plain(argc, argv, STATUS_USAGE, &json, &d);
+    if (rc >= 0) {
         return rc;
     }
     drover_error_t err = {0};
     drover_status_t s;
     rc = drover_status(d, &s, &err);
-    if (rc == 0 && dv_cli_get(opts, "json")) {
+    if (rc == 0 && json) {
         printf("{\"broker\":");
         dv_cli_json_str(stdout, s.broker);
         printf(",\"endpoint\":");

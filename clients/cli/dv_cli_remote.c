@@ -72,6 +72,28 @@ dv_cli_connect(const dv_cli_opt_t *opts, drover_t **d)
     return DV_CLI_OK;
 }
 
+int
+dv_cli_open_plain(
+    int argc, char **argv, const char *usage, bool *json, drover_t **d)
+{
+    dv_cli_opt_t opts[] = {
+        {"broker", true, NULL},
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    size_t n_pos;
+    int rc = dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, usage);
+    if (rc >= 0) {
+        return rc;
+    }
+    if ((rc = dv_cli_connect(opts, d)) != 0) {
+        return rc;
+    }
+    *json = dv_cli_get(opts, "json") != NULL;
+    return -1;
+}
+
 // "NAME" or "NAME@VERSION" into name and version (0: latest).
 int
 dv_cli_split_ref(const char *ref, char *name, size_t size, uint32_t *version)

@@ -52,6 +52,12 @@ int dv_cli_parse_usage(int argc,
 // DV_CLI_FAIL after printing why.
 int dv_cli_connect(const dv_cli_opt_t *opts, drover_t **d);
 
+// A command whose only options are --broker, --json and --help: parse
+// argv (usage on a mistake or --help), then connect. Returns -1 with *d
+// connected and *json set: go on; else the exit code to return.
+int dv_cli_open_plain(
+    int argc, char **argv, const char *usage, bool *json, drover_t **d);
+
 // "NAME" or "NAME@VERSION" into name and version (0: latest).
 int
 dv_cli_split_ref(const char *ref, char *name, size_t size, uint32_t *version);
