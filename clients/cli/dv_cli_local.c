@@ -405,13 +405,17 @@ load_model_and_data(const char *model_path,
     return rc;
 }
 
+// eval and predict: parse opts (model, data, threads, help among them),
+// usage on a mistake or --help; --model and --data required; --threads
+// applied. Returns -1 to go on, else the exit code.
 static int
-cmd_eval(int argc, char **argv)
+model_data_args(int argc,
+                char **argv,
+                dv_cli_opt_t *opts,
+                const char *what,
+                const char **model_path,
+                const char **data)
 {
-    dv_cli_opt_t opts[] = {
-        {"model", true, NULL},   {"data", true, NULL},  {"json", false, NULL},
-        {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
-    };
     const char *pos[1];
     size_t n_pos;
     if (dv_cli_parse(argc, argv, opts, pos, 0, &n_pos)) {
@@ -422,14 +426,29 @@ cmd_eval(int argc, char **argv)
         local_usage(stdout);
         return DV_CLI_OK;
     }
-    const char *model_path = dv_cli_get(opts, "model");
-    const char *data = dv_cli_get(opts, "data");
-    if (!model_path || !data) {
-        fprintf(stderr, "drover: eval needs --model and --data\n");
+    *model_path = dv_cli_get(opts, "model");
+    *data = dv_cli_get(opts, "data");
+    if (!*model_path || !*data) {
+        fprintf(stderr, "drover: %s needs --model and --data\n", what);
         return DV_CLI_USAGE;
     }
     if (set_threads(dv_cli_get(opts, "threads"))) {
         return DV_CLI_USAGE;
+    }
+    return -1;
+}
+
+static int
+cmd_eval(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"model", true, NULL},   {"data", true, NULL},  {"json", false, NULL},
+        {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
+    };
+    const char *model_path = NULL, *data = NULL;
+    int arc = model_data_args(argc, argv, opts, "eval", &model_path, &data);
+    if (arc >= 0) {
+        return arc;
     }
     dv_error_t err = {0};
     dv_model_t *model = NULL;
@@ -463,26 +482,12 @@ cmd_predict(int argc, char **argv)
         {"model", true, NULL},   {"data", true, NULL},  {"out", true, NULL},
         {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
     };
-    const char *pos[1];
-    size_t n_pos;
-    if (dv_cli_parse(argc, argv, opts, pos, 0, &n_pos)) {
-        local_usage(stderr);
-        return DV_CLI_USAGE;
+    const char *model_path = NULL, *data = NULL;
+    int arc = model_data_args(argc, argv, opts, "predict", &model_path, &data);
+    if (arc >= 0) {
+        return arc;
     }
-    if (dv_cli_get(opts, "help")) {
-        local_usage(stdout);
-        return DV_CLI_OK;
-    }
-    const char *model_path = dv_cli_get(opts, "model");
-    const char *data = dv_cli_get(opts, "data");
     const char *out_path = dv_cli_get(opts, "out");
-    if (!model_path || !data) {
-        fprintf(stderr, "drover: predict needs --model and --data\n");
-        return DV_CLI_USAGE;
-    }
-    if (set_threads(dv_cli_get(opts, "threads"))) {
-        return DV_CLI_USAGE;
-    }
     dv_error_t err = {0};
     dv_model_t *model = NULL;
     dv_dataset_t *ds = NULL;
