@@ -1,4 +1,4 @@
-// dv_authorize — who may send what, and the audit log's hooks.
+// dv_authorize — enforcing who may send what (dv_handlers.c), and audit.
 //
 // Owns: authorize() (a client message against its key's roles and the
 // owners of the queue, model or data set it names), a worker's key and
@@ -18,6 +18,7 @@
 #include "dv_broker_int.h"
 #include "dv_commit.h"
 #include "dv_endpoint.h"
+#include "dv_handlers.h"
 #include "dv_log.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
@@ -280,6 +281,7 @@ int
 authorize(dv_broker_t *self,
           dv_wire_msg_t *in,
           const dv_msg_t *m,
+          const msg_row_t *row,
           const dv_key_t **who,
           dv_error_t *err)
 {
@@ -296,23 +298,24 @@ authorize(dv_broker_t *self,
                       id);
     }
     *who = k;
+    if (!row || row->roles == ANY_KEY) {
+        return 0; // reading: hello, ping, status, workers, models, data sets
+    }             // (a type clients may not send: serve_request says so)
     dv_msg_type_t t = dv_msg_type(m);
-    unsigned need = 0;        // roles, any of (admin always passes)
-    const char *queue = NULL; // the queue it acts on, to check
+    unsigned need = row->roles; // any of (admin always passes; 0: admin only)
+    const char *queue = NULL;   // the queue it acts on, to check
     char qbuf[DV_MAX_WIRE_NAME + 1] = "";
     char name[DV_MAX_WIRE_NAME + 1] = "";
     dv_error_t ignore;
-    switch (t) {
-    case DV_MSG_SUBMIT:
-        need = DV_ROLE_PRODUCER;
+    switch (row->acts_on) {
+    case ACTS_ON_NOTHING:
+        break;
+    case ACTS_ON_QUEUE:
         if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
             queue = qbuf;
         }
         break;
-    case DV_MSG_RESULT_GET:
-    case DV_MSG_JOB_GET:
-    case DV_MSG_JOB_CANCEL: {
-        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
+    case ACTS_ON_JOB: {
         uint64_t job = 0;
         uint16_t owner = 0;
         if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
@@ -328,8 +331,7 @@ authorize(dv_broker_t *self,
         }
         break;
     }
-    case DV_MSG_JOB_LIST:
-        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
+    case ACTS_ON_QUEUES:
         if (dv_msg_has(m, "queue") &&
             dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
             queue = qbuf;
@@ -340,18 +342,7 @@ authorize(dv_broker_t *self,
                           k->id);
         }
         break;
-    case DV_MSG_FOLLOW:
-    case DV_MSG_ACK:
-    case DV_MSG_UNFOLLOW:
-        need = DV_ROLE_CONSUMER;
-        if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
-            queue = qbuf;
-        }
-        break;
-    case DV_MSG_DATASET_PUSH:
-    case DV_MSG_DATASET_RM:
-    case DV_MSG_DATASET_SHARE:
-        need = DV_ROLE_PRODUCER;
+    case ACTS_ON_DATASET:
         if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             !owns(self->data_owners, k, name)) {
             return refuse(self, k->id, m, err,
@@ -360,13 +351,9 @@ authorize(dv_broker_t *self,
                           name, dv_owners_get(self->data_owners, name));
         }
         break;
-    case DV_MSG_DATASET_GET: // and read access, below
-        need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER;
-        break;
-    case DV_MSG_MODEL_RM:
+    case ACTS_ON_MODEL:
         // The owner (a producer whose train jobs made it) or an admin; the
         // refusal says which of the two it lacks.
-        need = DV_ROLE_PRODUCER;
         if ((k->roles & DV_ROLE_PRODUCER) && !(k->roles & DV_ROLE_ADMIN) &&
             dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             (!dv_owners_get(self->model_owners, name) ||
@@ -384,19 +371,6 @@ authorize(dv_broker_t *self,
                           name);
         }
         break;
-    case DV_MSG_MODEL_PUSH:
-    case DV_MSG_MODEL_ALIAS:
-    case DV_MSG_MODEL_GC:
-    case DV_MSG_MODEL_CONFIG:
-    case DV_MSG_DEAD_LIST:
-    case DV_MSG_DEAD_REQUEUE:
-    case DV_MSG_DEAD_PURGE:
-    case DV_MSG_AUDIT_LIST:
-    case DV_MSG_ADMIN_RELOAD:
-        need = 0; // admins only
-        break;
-    default:
-        return 0; // reading: hello, ping, status, workers, models, data sets
     }
     if (k->roles & DV_ROLE_ADMIN) {
         return 0;
@@ -416,7 +390,7 @@ authorize(dv_broker_t *self,
                       "its .pub file)",
                       k->id, queue);
     }
-    if ((t == DV_MSG_FOLLOW || t == DV_MSG_ACK || t == DV_MSG_UNFOLLOW) &&
+    if ((row->checks & CHECK_CONSUMER) &&
         dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
         // A consumer belongs to the key that first followed it.
         const cursor_t *c = cursor_named(self, qbuf, name);
@@ -428,13 +402,13 @@ authorize(dv_broker_t *self,
                           name, qbuf, c->owner);
         }
     }
-    if (t == DV_MSG_DATASET_GET || t == DV_MSG_SUBMIT) {
+    if (row->checks & CHECK_DATASET_READS) {
         int rc = dataset_reads_refused(self, k, m, err);
         if (rc) {
             return rc;
         }
     }
-    if (t == DV_MSG_SUBMIT) { // a train job adds a version to its model
+    if (row->checks & CHECK_TRAIN_MODEL) { // a train job adds a version
         char kind[16] = "";
         if (dv_msg_str(m, "kind", kind, sizeof kind, &ignore) == 0 &&
             strcmp(kind, "train") == 0 &&
@@ -625,24 +599,13 @@ keys_reloaded(dv_broker_t *self)
 // and data sets go to the audit log, with their outcome.
 void
 audit_message(dv_broker_t *self,
+              const msg_row_t *row,
               const char *id,
               const dv_msg_t *m,
               int rc,
               const dv_error_t *err)
 {
-    switch (dv_msg_type(m)) {
-    case DV_MSG_MODEL_PUSH:
-    case DV_MSG_MODEL_RM:
-    case DV_MSG_MODEL_ALIAS:
-    case DV_MSG_MODEL_GC:
-    case DV_MSG_MODEL_CONFIG:
-    case DV_MSG_DATASET_PUSH:
-    case DV_MSG_DATASET_RM:
-    case DV_MSG_DATASET_SHARE:
-    case DV_MSG_DEAD_REQUEUE:
-    case DV_MSG_DEAD_PURGE:
-        break;
-    default:
+    if (!row || !row->audited) {
         return;
     }
     char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 32];

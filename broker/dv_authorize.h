@@ -1,9 +1,12 @@
-// dv_authorize — who may send what, and the audit log's hooks.
+// dv_authorize — enforcing who may send what (dv_handlers.c), and audit.
 //
 // Owns: authorize() (a client message against its key's roles and the
 // owners of the queue, model or data set it names), a worker's key and
 // queues (authorize_worker), re-checks after a key reload, the audit
 // records of client messages and audit_list.
+//
+// Reads the client table's rows (dv_handlers.h: roles, what a message acts
+// on, its checks, audited); calls nothing there.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
 // dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
@@ -12,6 +15,7 @@
 #define DV_AUTHORIZE_H
 
 #include "dv_broker_int.h"
+#include "dv_handlers.h"
 
 // With keys, every client message is checked against its key's roles
 // (docs/SECURITY.md has the table) before it is handled; refusals, admin
@@ -62,11 +66,14 @@ void warn_if_exposed(const char *endpoint);
 void reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text);
 
-// Check client message m against its key. *who gets the key (NULL in
-// plain mode).
+// Check client message m against its key, as its row in the client table
+// says (row NULL: a type clients may not send, left to serve_request):
+// the roles, then what it acts on, then the row's checks. *who gets the key
+// (NULL in plain mode).
 int authorize(dv_broker_t *self,
               dv_wire_msg_t *in,
               const dv_msg_t *m,
+              const msg_row_t *row,
               const dv_key_t **who,
               dv_error_t *err);
 
@@ -87,9 +94,11 @@ int authorize_worker(dv_broker_t *self,
                      size_t n_asked,
                      dv_error_t *err);
 
-// After a client message was handled: admin actions and changes to models
-// and data sets go to the audit log, with their outcome.
+// After a client message was handled: those its row marks audited (admin
+// actions, changes to models and data sets) go to the audit log, with their
+// outcome. row NULL: not audited.
 void audit_message(dv_broker_t *self,
+                   const msg_row_t *row,
                    const char *id,
                    const dv_msg_t *m,
                    int rc,

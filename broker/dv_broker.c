@@ -12,8 +12,9 @@
 // nothing.
 //
 // This file: the loop and its sockets, heartbeats and signals, the jobs
-// table, queue records, replies to clients and the client message switch
-// (serve_request; the workers' is in dv_workers_msg.c). Everything else is
+// table, queue records, replies to clients and serving a client request
+// (serve_request: a lookup in dv_handlers.c's table and a call; the
+// workers' table is in dv_workers_msg.c). Everything else is
 // a module of its own, one noun each (docs/ARCHITECTURE.md, The broker's
 // modules); their shared types are in dv_broker_int.h.
 #include "dv_broker.h"
@@ -38,6 +39,7 @@
 #include "dv_datasets_msg.h"
 #include "dv_dead.h"
 #include "dv_endpoint.h"
+#include "dv_handlers.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
 #include "dv_limits.h"
@@ -433,119 +435,24 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
     dv_error_t err = {0};
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
-    int rc = authorize(self, in, m, &who, &err);
+    const msg_row_t *row = client_row(dv_msg_type(m));
+    int rc = authorize(self, in, m, row, &who, &err);
     self->current = who;
     if (who) {
         snprintf(who_id, sizeof who_id, "%s", who->id);
     }
-    if (rc == 0) {
-        switch (dv_msg_type(m)) {
-        case DV_MSG_HELLO:
-            send_simple(self, self->clients, in, DV_MSG_WELCOME, rid);
-            break;
-        case DV_MSG_AUDIT_LIST:
-            rc = on_audit_list(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_ADMIN_RELOAD: {
-            size_t n = 0;
-            rc = dv_auth_reload(self->auth, &n, &err);
-            self->current = who = NULL; // the old keyring is gone
-            reload_done(self, who_id, rc, n, err.text);
-            if (rc == 0) {
-                dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-                dv_msgw_uint(w, "keys", n);
-                client_reply(self, route, route_len, w);
-            }
-            break;
-        }
-        case DV_MSG_PING:
-            send_simple(self, self->clients, in, DV_MSG_PONG, rid);
-            break;
-        case DV_MSG_SUBMIT:
-            rc = on_submit(self, in, m, &err);
-            break;
-        case DV_MSG_RESULT_GET:
-            rc = on_result_get(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_JOB_GET:
-            rc = on_job_get(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_PUSH:
-            rc = on_model_push(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_GET:
-            rc = on_model_get(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_LIST:
-            rc = on_model_list(self, route, route_len, rid);
-            break;
-        case DV_MSG_MODEL_RM:
-            rc = on_model_rm(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_ALIAS:
-            rc = on_model_alias(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_GC:
-            rc = on_model_gc(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_MODEL_CONFIG:
-            rc = on_model_config(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DATASET_PUSH:
-            rc = on_dataset_push(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DATASET_GET:
-            rc = on_dataset_get(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DATASET_LIST:
-            rc = on_dataset_list(self, route, route_len, rid);
-            break;
-        case DV_MSG_DATASET_RM:
-            rc = on_dataset_rm(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DATASET_SHARE:
-            rc = on_dataset_share(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_WORKERS:
-            rc = on_workers(self, route, route_len, rid);
-            break;
-        case DV_MSG_JOB_LIST:
-            rc = on_job_list(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_JOB_CANCEL:
-            rc = on_job_cancel(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_STATUS:
-            rc = on_status(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DEAD_LIST:
-            rc = on_dead_list(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DEAD_REQUEUE:
-            rc = on_dead_requeue(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_DEAD_PURGE:
-            rc = on_dead_purge(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_FOLLOW:
-            rc = on_follow(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_ACK:
-            rc = on_ack(self, route, route_len, m, rid, &err);
-            break;
-        case DV_MSG_UNFOLLOW:
-            rc = on_unfollow(self, route, route_len, m, rid, &err);
-            break;
-
-        default:
-            rc = dv_errorf(&err, DV_EFORMAT,
-                           "message type '%s' is not accepted from clients "
-                           "by this broker",
-                           dv_msg_name(dv_msg_type(m)));
-        }
+    bool checked = who || !dv_auth_secure(self->auth); // its key was known
+    if (rc == 0 && row) {
+        request_t r = {self, in, m, route, route_len, rid, who_id, NULL};
+        rc = row->handler(&r, &err);
+    } else if (rc == 0) {
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "message type '%s' is not accepted from clients "
+                       "by this broker",
+                       dv_msg_name(dv_msg_type(m)));
     }
-    if (m && (who || !dv_auth_secure(self->auth))) { // authorize() passed
-        audit_message(self, who_id, m, rc, &err);
+    if (m && checked) {
+        audit_message(self, row, who_id, m, rc, &err);
     }
     self->current = NULL;
     if (rc) {
@@ -594,7 +501,8 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
         serve_request(self, in, m);
     }
     if (rc && m && !dv_auth_secure(self->auth)) {
-        audit_message(self, "", m, rc, &err); // a refused admin action
+        audit_message(self, client_row(dv_msg_type(m)), "", m, rc,
+                      &err); // a refused admin action
     }
     if (rc) {
         client_error(self, route, route_len, rid, 0, rc, err.text);

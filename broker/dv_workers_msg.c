@@ -1,9 +1,11 @@
 // dv_workers_msg — the worker socket: its messages and a worker's end.
 //
-// Owns: the switch over worker messages (on_worker_message) and the handlers
-// of register, done, progress, checkpoint; the checks of a done's payload
-// (infer, evaluate), a train job's result (its model stored, its lineage),
-// the models and data sets a worker holds; a worker lost or evicted.
+// Owns: the worker socket's message table (worker_handlers, type ->
+// handler; its request type is dv_handlers.h's) and on_worker_message, a
+// lookup and a call; the handlers of register, done, progress, checkpoint;
+// the checks of a done's payload (infer, evaluate), a train job's result
+// (its model stored, its lineage), the models and data sets a worker holds;
+// a worker lost or evicted.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_workers_msg.h"
@@ -23,6 +25,7 @@
 #include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_fetch.h"
+#include "dv_handlers.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -717,6 +720,100 @@ take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     return 0;
 }
 
+// Wrappers: the worker table's handlers, one signature (request_t).
+static int
+on_done_req(request_t *r, dv_error_t *err)
+{
+    return on_done(r->self, r->w, r->m, err);
+}
+
+static int
+on_done_batch_req(request_t *r, dv_error_t *err)
+{
+    return on_done_batch(r->self, r->w, r->m, err);
+}
+
+static int
+on_heartbeat_req(request_t *r, dv_error_t *err)
+{
+    return take_models(r->self, r->w, r->m, err);
+}
+
+static int
+on_progress_req(request_t *r, dv_error_t *err)
+{
+    return on_progress(r->self, r->w, r->m, err);
+}
+
+static int
+on_checkpoint_req(request_t *r, dv_error_t *err)
+{
+    return on_checkpoint(r->self, r->w, r->m, err);
+}
+
+static int
+on_fetch_model_req(request_t *r, dv_error_t *err)
+{
+    return on_fetch_model(r->self, r->w, r->m, r->rid, err);
+}
+
+static int
+on_fetch_dataset_req(request_t *r, dv_error_t *err)
+{
+    return on_fetch_dataset(r->self, r->w, r->m, r->rid, err);
+}
+
+// Draining: no new jobs; it leaves once its jobs are done. The `ok` tells
+// it that no job is on its way any more.
+static int
+on_bye_req(request_t *r, dv_error_t *err)
+{
+    (void)err;
+    dv_broker_t *self = r->self;
+    worker_t *w = r->w;
+    w->draining = true;
+    dv_sched_worker_drain(self->sched, w->handle);
+    reply(self->workers_sock, r->route, r->route_len,
+          dv_msgw_new(DV_MSG_OK, r->rid));
+    if (dv_sched_worker_running(self->sched, w->handle) == 0) {
+        worker_lost(self, w, "left");
+    }
+    return 0;
+}
+
+// A worker's complaint about one of our messages: nothing to do.
+static int
+on_error_req(request_t *r, dv_error_t *err)
+{
+    (void)r;
+    (void)err;
+    return 0;
+}
+
+// The worker socket's table: type -> handler, for a registered worker
+// (every row takes the worker role and its queues: authorize_worker checks
+// them for each message, whatever its type). `register` is not a row: it
+// makes the worker the rows need (on_worker_message). A type without a
+// handler is not accepted from workers.
+static request_fn *const worker_handlers[DV_MSG_COUNT_] = {
+    [DV_MSG_DONE] = on_done_req,
+    [DV_MSG_DONE_BATCH] = on_done_batch_req,
+    [DV_MSG_HEARTBEAT] = on_heartbeat_req,
+    [DV_MSG_PROGRESS] = on_progress_req,
+    [DV_MSG_CHECKPOINT] = on_checkpoint_req,
+    [DV_MSG_FETCH_MODEL] = on_fetch_model_req,
+    [DV_MSG_FETCH_DATASET] = on_fetch_dataset_req,
+    [DV_MSG_BYE] = on_bye_req,
+    [DV_MSG_ERROR] = on_error_req,
+};
+
+// The worker table's handler for type, or NULL.
+static request_fn *
+worker_handler(dv_msg_type_t type)
+{
+    return (size_t)type < DV_MSG_COUNT_ ? worker_handlers[type] : NULL;
+}
+
 void
 on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -802,47 +899,13 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
         // Work from a worker we do not know (we restarted, or it was
         // declared dead): it must register again.
         rc = dv_errorf(&err, DV_EINVAL, "unknown worker: register first");
+    } else if (rc == 0 && worker_handler(dv_msg_type(m))) {
+        request_t r = {self, in, m, route, route_len, rid, "", w};
+        rc = worker_handler(dv_msg_type(m))(&r, &err);
     } else if (rc == 0) {
-        switch (dv_msg_type(m)) {
-        case DV_MSG_DONE:
-            rc = on_done(self, w, m, &err);
-            break;
-        case DV_MSG_DONE_BATCH:
-            rc = on_done_batch(self, w, m, &err);
-            break;
-        case DV_MSG_HEARTBEAT:
-            rc = take_models(self, w, m, &err);
-            break;
-        case DV_MSG_PROGRESS:
-            rc = on_progress(self, w, m, &err);
-            break;
-        case DV_MSG_CHECKPOINT:
-            rc = on_checkpoint(self, w, m, &err);
-            break;
-        case DV_MSG_FETCH_MODEL:
-            rc = on_fetch_model(self, w, m, rid, &err);
-            break;
-        case DV_MSG_FETCH_DATASET:
-            rc = on_fetch_dataset(self, w, m, rid, &err);
-            break;
-        case DV_MSG_BYE:
-            // Draining: no new jobs; it leaves once its jobs are done. The
-            // `ok` tells it that no job is on its way any more.
-            w->draining = true;
-            dv_sched_worker_drain(self->sched, w->handle);
-            reply(self->workers_sock, route, route_len,
-                  dv_msgw_new(DV_MSG_OK, rid));
-            if (dv_sched_worker_running(self->sched, w->handle) == 0) {
-                worker_lost(self, w, "left");
-            }
-            break;
-        case DV_MSG_ERROR:
-            break; // a worker's complaint about one of our messages
-        default:
-            rc = dv_errorf(&err, DV_EFORMAT,
-                           "message type '%s' is not accepted from workers",
-                           dv_msg_name(dv_msg_type(m)));
-        }
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "message type '%s' is not accepted from workers",
+                       dv_msg_name(dv_msg_type(m)));
     }
     if (rc) {
         dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, rc,

@@ -1,14 +1,16 @@
 // dv_workers_msg — the worker socket: its messages and a worker's end.
 //
-// Owns: the switch over worker messages (on_worker_message) and the handlers
-// of register, done, progress, checkpoint; the checks of a done's payload
-// (infer, evaluate), a train job's result (its model stored, its lineage),
-// the models and data sets a worker holds; a worker lost or evicted.
+// Owns: the worker socket's message table (worker_handlers, type ->
+// handler; its request type is dv_handlers.h's) and on_worker_message, a
+// lookup and a call; the handlers of register, done, progress, checkpoint;
+// the checks of a done's payload (infer, evaluate), a train job's result
+// (its model stored, its lineage), the models and data sets a worker holds;
+// a worker lost or evicted.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
-// dv_batching.h, dv_commit.h, dv_dead.h, dv_fetch.h, dv_models_msg.h,
-// dv_results.h and common/. Internal to broker/ (not installed); loop thread
-// only.
+// dv_batching.h, dv_commit.h, dv_dead.h, dv_fetch.h, dv_handlers.h (its
+// types), dv_models_msg.h, dv_results.h and common/. Internal to broker/
+// (not installed); loop thread only.
 #ifndef DV_WORKERS_MSG_H
 #define DV_WORKERS_MSG_H
 
