@@ -1038,6 +1038,141 @@ ckpt_restore(const uint8_t *blob, dv_model_t *m, fit_state_t *s)
     m->meta.final_loss = s->final_loss;
 }
 
+// Copy the rows perm[0 .. rows - 1] of xs (and of y or cls, whichever the
+// task has) into the mini-batch buffers xb, yb, cb, in that order.
+static void
+gather_batch(const dv_tensor_t *xs,
+             const float *y,
+             const uint32_t *cls,
+             size_t y_width,
+             const uint32_t *perm,
+             size_t rows,
+             float *xb,
+             float *yb,
+             uint32_t *cb)
+{
+    size_t d = xs->cols;
+    for (size_t r = 0; r < rows; r++) {
+        size_t src = perm[r];
+        memcpy(xb + r * d, xs->data + src * d, d * sizeof(float));
+        if (yb) {
+            memcpy(yb + r * y_width, y + src * y_width,
+                   y_width * sizeof(float));
+        }
+        if (cb) {
+            cb[r] = cls[src];
+        }
+    }
+}
+
+// One optimizer step on every layer's weights and biases from grad (in
+// dv_train_loss_grad's order): Adam for all algos but gd, which takes plain
+// SGD. s->step must already count this mini-batch.
+static void
+update_params(dv_model_t *m,
+              const dv_hyper_t *h,
+              fit_state_t *s,
+              uint32_t epoch,
+              const float *grad)
+{
+    bool adam = h->algo != DV_ALGO_GD;
+    // Adam's bias corrections folded into the step size.
+    double c1 = 1.0 - pow(ADAM_BETA1, (double)s->step);
+    double c2 = 1.0 - pow(ADAM_BETA2, (double)s->step);
+    // Plain SGD decays its step as lr / sqrt(epoch) (scikit-learn
+    // SGDRegressor's "invscaling"): a constant step leaves the
+    // weights wandering in a noise ball around the optimum.
+    float lr_t =
+        (float)(adam ? h->lr * sqrt(c2) / c1 : h->lr / sqrt((double)epoch));
+    float eps_t = (float)(ADAM_EPS * sqrt(c2));
+    size_t off = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        dv_layer_t *layer = &m->layers[l];
+        float *params[2] = {layer->w, layer->b};
+        size_t sizes[2] = {layer->n_in * layer->n_out, layer->n_out};
+        for (int p = 0; p < 2; p++) {
+            // Weights are penalized, biases not.
+            float l2 = p == 0 ? (float)h->l2 : 0.0f;
+            if (adam) {
+                adam_update(params[p], grad + off, s->mom1 + off, s->mom2 + off,
+                            sizes[p], lr_t, eps_t, l2);
+            } else {
+                sgd_update(params[p], grad + off, sizes[p], lr_t, l2);
+            }
+            off += sizes[p];
+        }
+    }
+}
+
+// Hand opts->checkpoint the state after `epoch` (loss epoch_loss) when
+// opts->checkpoint_every_s has passed since *last_checkpoint (or is <= 0),
+// and then restart that clock. t0 is when training started, as
+// fit_iterative counts it.
+static void
+maybe_checkpoint(const dv_model_t *m,
+                 const dv_train_opts_t *opts,
+                 fit_state_t *s,
+                 uint32_t epoch,
+                 double epoch_loss,
+                 double t0,
+                 double *last_checkpoint)
+{
+    double now = now_seconds();
+    if (opts->checkpoint_every_s <= 0 ||
+        now - *last_checkpoint >= opts->checkpoint_every_s) {
+        s->epoch = epoch;
+        s->elapsed = now - t0;
+        s->final_loss = epoch_loss;
+        size_t len = 0;
+        uint8_t *blob = ckpt_encode(m, s, &len);
+        if (blob) { // else skipped: training does not need it
+            opts->checkpoint(blob, len, epoch, opts->checkpoint_arg);
+            free(blob);
+        }
+        *last_checkpoint = now;
+    }
+}
+
+// Close epoch `epoch` with loss epoch_loss: refuse a non-finite loss
+// (DV_EDIVERGED), record it in m->meta, show it to opts->progress (which may
+// cancel: DV_ECANCELED), and set *stop once early stopping says so.
+static int
+end_epoch(dv_model_t *m,
+          const dv_hyper_t *h,
+          const dv_train_opts_t *opts,
+          fit_state_t *s,
+          uint32_t epoch,
+          double epoch_loss,
+          double t0,
+          bool *stop,
+          dv_error_t *err)
+{
+    if (!isfinite(epoch_loss)) {
+        int rc = dv_errorf(err, DV_EDIVERGED,
+                           "training diverged at epoch %u (loss %g); lower "
+                           "--lr or scale the features",
+                           epoch, epoch_loss);
+        return rc;
+    }
+    m->meta.epochs_run = epoch;
+    m->meta.final_loss = epoch_loss;
+    if (opts && opts->progress) {
+        dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
+                                 now_seconds() - t0, m};
+        if (opts->progress(&p, opts->progress_arg) != 0) {
+            int rc = dv_errorf(err, DV_ECANCELED,
+                               "training canceled at epoch %u", epoch);
+            return rc;
+        }
+    }
+    // scikit-learn's rule: count epochs that fail to beat the best loss
+    // by tol; stop after `patience` of them in a row.
+    s->stale = epoch_loss > s->best - h->tol ? s->stale + 1 : 0;
+    s->best = epoch_loss < s->best ? epoch_loss : s->best;
+    *stop = h->patience && s->stale >= h->patience;
+    return 0;
+}
+
 // Mini-batch training of an initialized model on scaled xs. With
 // opts->resume (already passed ckpt_check) the state after the checkpoint's
 // epoch replaces the fresh one and training goes on from the next epoch.
@@ -1080,7 +1215,6 @@ fit_iterative(dv_model_t *m,
         ckpt_restore(opts->resume, m, &s);
     }
     const bool *cancel = opts ? opts->cancel : NULL;
-    dv_train_checkpoint_fn checkpoint = opts ? opts->checkpoint : NULL;
     // Progress seconds go on from the checkpoint's count.
     double t0 = now_seconds() - s.elapsed;
     double last_checkpoint = now_seconds();
@@ -1097,93 +1231,27 @@ fit_iterative(dv_model_t *m,
                 goto done;
             }
             size_t rows = n - b0 < batch ? n - b0 : batch;
-            for (size_t r = 0; r < rows; r++) {
-                size_t src = s.perm[b0 + r];
-                memcpy(xb + r * d, xs->data + src * d, d * sizeof(float));
-                if (yb) {
-                    memcpy(yb + r * y_width, y + src * y_width,
-                           y_width * sizeof(float));
-                }
-                if (cb) {
-                    cb[r] = cls[src];
-                }
-            }
+            gather_batch(xs, y, cls, y_width, s.perm + b0, rows, xb, yb, cb);
             // The penalty's gradient goes into the update (adam_update).
             double loss = loss_grad(m, ws, xb, rows, yb, cb, 0.0, grad);
             epoch_loss += loss * (double)rows;
             s.step++;
-            // Adam's bias corrections folded into the step size.
-            double c1 = 1.0 - pow(ADAM_BETA1, (double)s.step);
-            double c2 = 1.0 - pow(ADAM_BETA2, (double)s.step);
-            // Plain SGD decays its step as lr / sqrt(epoch) (scikit-learn
-            // SGDRegressor's "invscaling"): a constant step leaves the
-            // weights wandering in a noise ball around the optimum.
-            float lr_t = (float)(adam ? h->lr * sqrt(c2) / c1
-                                      : h->lr / sqrt((double)epoch));
-            float eps_t = (float)(ADAM_EPS * sqrt(c2));
-            size_t off = 0;
-            for (size_t l = 0; l < m->n_layers; l++) {
-                dv_layer_t *layer = &m->layers[l];
-                float *params[2] = {layer->w, layer->b};
-                size_t sizes[2] = {layer->n_in * layer->n_out, layer->n_out};
-                for (int p = 0; p < 2; p++) {
-                    // Weights are penalized, biases not.
-                    float l2 = p == 0 ? (float)h->l2 : 0.0f;
-                    if (adam) {
-                        adam_update(params[p], grad + off, s.mom1 + off,
-                                    s.mom2 + off, sizes[p], lr_t, eps_t, l2);
-                    } else {
-                        sgd_update(params[p], grad + off, sizes[p], lr_t, l2);
-                    }
-                    off += sizes[p];
-                }
-            }
+            update_params(m, h, &s, epoch, grad);
         }
         // Mean data loss over the epoch plus the penalty at its end
         // (scikit-learn adds it per batch; the two differ by the drift of
         // the weights within one epoch).
         epoch_loss = epoch_loss / (double)n + l2_penalty(m, h->l2);
-        if (!isfinite(epoch_loss)) {
-            rc = dv_errorf(err, DV_EDIVERGED,
-                           "training diverged at epoch %u (loss %g); lower "
-                           "--lr or scale the features",
-                           epoch, epoch_loss);
-            break;
-        }
-        m->meta.epochs_run = epoch;
-        m->meta.final_loss = epoch_loss;
-        if (opts && opts->progress) {
-            dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
-                                     now_seconds() - t0, m};
-            if (opts->progress(&p, opts->progress_arg) != 0) {
-                rc = dv_errorf(err, DV_ECANCELED,
-                               "training canceled at epoch %u", epoch);
-                break;
-            }
-        }
-        // scikit-learn's rule: count epochs that fail to beat the best loss
-        // by tol; stop after `patience` of them in a row.
-        s.stale = epoch_loss > s.best - h->tol ? s.stale + 1 : 0;
-        s.best = epoch_loss < s.best ? epoch_loss : s.best;
-        if (h->patience && s.stale >= h->patience) {
+        bool stop = false;
+        rc = end_epoch(m, h, opts, &s, epoch, epoch_loss, t0, &stop, err);
+        if (rc || stop) {
             break;
         }
         // The state is now exactly what epoch + 1 starts from. No checkpoint
         // after the last epoch: there would be nothing left to resume.
-        double now = now_seconds();
-        if (checkpoint && epoch < h->epochs &&
-            (opts->checkpoint_every_s <= 0 ||
-             now - last_checkpoint >= opts->checkpoint_every_s)) {
-            s.epoch = epoch;
-            s.elapsed = now - t0;
-            s.final_loss = epoch_loss;
-            size_t len = 0;
-            uint8_t *blob = ckpt_encode(m, &s, &len);
-            if (blob) { // else skipped: training does not need it
-                checkpoint(blob, len, epoch, opts->checkpoint_arg);
-                free(blob);
-            }
-            last_checkpoint = now;
+        if (opts && opts->checkpoint && epoch < h->epochs) {
+            maybe_checkpoint(m, opts, &s, epoch, epoch_loss, t0,
+                             &last_checkpoint);
         }
     }
 done:
