@@ -1148,11 +1148,10 @@ end_epoch(dv_model_t *m,
           dv_error_t *err)
 {
     if (!isfinite(epoch_loss)) {
-        int rc = dv_errorf(err, DV_EDIVERGED,
-                           "training diverged at epoch %u (loss %g); lower "
-                           "--lr or scale the features",
-                           epoch, epoch_loss);
-        return rc;
+        return dv_errorf(err, DV_EDIVERGED,
+                         "training diverged at epoch %u (loss %g); lower "
+                         "--lr or scale the features",
+                         epoch, epoch_loss);
     }
     m->meta.epochs_run = epoch;
     m->meta.final_loss = epoch_loss;
@@ -1160,9 +1159,8 @@ end_epoch(dv_model_t *m,
         dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
                                  now_seconds() - t0, m};
         if (opts->progress(&p, opts->progress_arg) != 0) {
-            int rc = dv_errorf(err, DV_ECANCELED,
-                               "training canceled at epoch %u", epoch);
-            return rc;
+            return dv_errorf(err, DV_ECANCELED, "training canceled at epoch %u",
+                             epoch);
         }
     }
     // scikit-learn's rule: count epochs that fail to beat the best loss
@@ -1329,6 +1327,158 @@ train_metrics(dv_model_t *m,
     return 0;
 }
 
+// Refuse an algo that cannot do the task, and regression on a text target.
+static int
+check_task(const dv_hyper_t *h,
+           const dv_dataset_t *ds,
+           dv_task_t task,
+           dv_error_t *err)
+{
+    bool regression_algo = h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_GD ||
+                           h->algo == DV_ALGO_RIDGE;
+    bool classifier_algo =
+        h->algo == DV_ALGO_LOGREG || h->algo == DV_ALGO_SOFTMAX;
+    if ((task == DV_TASK_CLASSIFICATION && regression_algo) ||
+        (task == DV_TASK_REGRESSION && classifier_algo)) {
+        return dv_errorf(err, DV_EINVAL, "--algo %s cannot do %s",
+                         dv_algo_name(h->algo), dv_task_name(task));
+    }
+    if (task == DV_TASK_REGRESSION && !ds->target_numeric) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "regression needs a numeric target; '%s' holds text "
+                         "(first row: '%.32s')",
+                         ds->target_name, ds->target_text[0]);
+    }
+    return 0;
+}
+
+// The target as the fit needs it: for classification, fit m->labels and
+// set *cls_p to each row's class index; for regression, set *y_p to the
+// values as floats. The caller frees *y_p and *cls_p, also on failure.
+static int
+encode_target(dv_model_t *m,
+              const dv_dataset_t *ds,
+              const dv_hyper_t *h,
+              dv_task_t task,
+              float **y_p,
+              uint32_t **cls_p,
+              dv_error_t *err)
+{
+    size_t n = ds->n_rows;
+    int rc = 0;
+    if (task == DV_TASK_CLASSIFICATION) {
+        rc = dv_labels_fit(&m->labels, ds->target_text, ds->target_value,
+                           ds->target_numeric, n, err);
+        if (rc) {
+            return rc;
+        }
+        if (h->algo == DV_ALGO_LOGREG && m->labels->n != 2) {
+            return dv_errorf(err, DV_EINVAL,
+                             "logreg is binary but the target has %zu "
+                             "classes; use --algo softmax",
+                             m->labels->n);
+        }
+        uint32_t *cls = *cls_p = dv_try_malloc(n, sizeof(uint32_t));
+        if (!cls) {
+            return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu labels", n);
+        }
+        rc = dv_labels_encode(m->labels, ds->target_text, ds->target_value, n,
+                              cls, err);
+    } else {
+        float *y = *y_p = dv_try_malloc(n, sizeof(float));
+        if (!y) {
+            return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets", n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            y[i] = (float)ds->target_value[i];
+        }
+    }
+    return rc;
+}
+
+// The closed-form fit (ols, or ridge with h->l2) of m on scaled xs, shown
+// to opts->progress as one epoch.
+static int
+fit_closed(dv_model_t *m,
+           const dv_tensor_t *xs,
+           const float *y,
+           const dv_hyper_t *h,
+           const dv_train_opts_t *opts,
+           dv_error_t *err)
+{
+    int rc = fit_linear_closed(m, xs, y, h->algo == DV_ALGO_RIDGE ? h->l2 : 0.0,
+                               err);
+    m->meta.epochs_run = 1;
+    if (!rc && opts && opts->progress) {
+        dv_train_progress_t p = {1, 1, 0.0, 0.0, m};
+        opts->progress(&p, opts->progress_arg);
+    }
+    return rc;
+}
+
+// Standardize the target: one learning rate then fits any unit of measure;
+// the model maps outputs back (m->y_offset, m->y_scale). Returns the n
+// standardized values, which the caller frees.
+static float *
+standardize_target(dv_model_t *m, const float *y, size_t n)
+{
+    double mean = 0.0, var = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        mean += y[i];
+    }
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        var += (y[i] - mean) * (y[i] - mean);
+    }
+    double sd = sqrt(var / (double)n);
+    m->y_offset = (float)mean;
+    m->y_scale = sd > 0 ? (float)sd : 1.0f;
+    float *yt = dv_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        yt[i] = (float)((y[i] - mean) / m->y_scale);
+    }
+    return yt;
+}
+
+// The iterative fit (gd, logreg, softmax, mlp) of m on scaled xs: seed the
+// RNG from h->seed, draw an mlp's initial weights, standardize a regression
+// target, then fit_iterative.
+static int
+fit_seeded(dv_model_t *m,
+           const dv_tensor_t *xs,
+           const float *y,
+           const uint32_t *cls,
+           const dv_hyper_t *h,
+           const dv_train_opts_t *opts,
+           uint64_t fingerprint,
+           dv_error_t *err)
+{
+    dv_rng_t rng;
+    dv_rng_seed(&rng, h->seed);
+    if (h->algo == DV_ALGO_MLP) {
+        init_glorot(m, &rng);
+    }
+    float *yt = y ? standardize_target(m, y, xs->rows) : NULL;
+    int rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, fingerprint, err);
+    free(yt);
+    return rc;
+}
+
+// Record where the model came from: the data set's hash and row count,
+// the creation time (opts->created_unix, else now) and this version.
+static void
+stamp_provenance(dv_model_t *m,
+                 const dv_dataset_t *ds,
+                 const dv_train_opts_t *opts)
+{
+    memcpy(m->meta.dataset_sha256, ds->sha256, sizeof ds->sha256);
+    m->meta.dataset_rows = ds->n_rows;
+    m->meta.created_unix =
+        opts && opts->created_unix ? opts->created_unix : (int64_t)time(NULL);
+    snprintf(m->meta.drover_version, sizeof m->meta.drover_version, "%s",
+             DV_VERSION_STRING);
+}
+
 int
 dv_train(dv_model_t **out,
          const dv_dataset_t *ds,
@@ -1346,20 +1496,9 @@ dv_train(dv_model_t **out,
     }
     dv_task_t task = opts && opts->task >= 0 ? (dv_task_t)opts->task
                                              : dv_train_task_for(h->algo, ds);
-    bool regression_algo = h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_GD ||
-                           h->algo == DV_ALGO_RIDGE;
-    bool classifier_algo =
-        h->algo == DV_ALGO_LOGREG || h->algo == DV_ALGO_SOFTMAX;
-    if ((task == DV_TASK_CLASSIFICATION && regression_algo) ||
-        (task == DV_TASK_REGRESSION && classifier_algo)) {
-        return dv_errorf(err, DV_EINVAL, "--algo %s cannot do %s",
-                         dv_algo_name(h->algo), dv_task_name(task));
-    }
-    if (task == DV_TASK_REGRESSION && !ds->target_numeric) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "regression needs a numeric target; '%s' holds text "
-                         "(first row: '%.32s')",
-                         ds->target_name, ds->target_text[0]);
+    rc = check_task(h, ds, task, err);
+    if (rc) {
+        return rc;
     }
 
     dv_model_t *m = dv_model_new();
@@ -1367,38 +1506,9 @@ dv_train(dv_model_t **out,
     float *y = NULL;
     uint32_t *cls = NULL;
     size_t n = ds->n_rows;
-    if (task == DV_TASK_CLASSIFICATION) {
-        rc = dv_labels_fit(&m->labels, ds->target_text, ds->target_value,
-                           ds->target_numeric, n, err);
-        if (rc) {
-            goto fail;
-        }
-        if (h->algo == DV_ALGO_LOGREG && m->labels->n != 2) {
-            rc = dv_errorf(err, DV_EINVAL,
-                           "logreg is binary but the target has %zu classes; "
-                           "use --algo softmax",
-                           m->labels->n);
-            goto fail;
-        }
-        cls = dv_try_malloc(n, sizeof(uint32_t));
-        if (!cls) {
-            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu labels", n);
-            goto fail;
-        }
-        rc = dv_labels_encode(m->labels, ds->target_text, ds->target_value, n,
-                              cls, err);
-        if (rc) {
-            goto fail;
-        }
-    } else {
-        y = dv_try_malloc(n, sizeof(float));
-        if (!y) {
-            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets", n);
-            goto fail;
-        }
-        for (size_t i = 0; i < n; i++) {
-            y[i] = (float)ds->target_value[i];
-        }
+    rc = encode_target(m, ds, h, task, &y, &cls, err);
+    if (rc) {
+        goto fail;
     }
     // The exact size, now that features and classes are known, before any
     // of it is allocated (a peer chose the hidden widths).
@@ -1438,43 +1548,8 @@ dv_train(dv_model_t **out,
     dv_scaler_apply(m->scaler, xs);
 
     m->meta.hyper = *h;
-    if (!iterative) {
-        rc = fit_linear_closed(m, xs, y, h->algo == DV_ALGO_RIDGE ? h->l2 : 0.0,
-                               err);
-        m->meta.epochs_run = 1;
-        if (!rc && opts && opts->progress) {
-            dv_train_progress_t p = {1, 1, 0.0, 0.0, m};
-            opts->progress(&p, opts->progress_arg);
-        }
-    } else {
-        dv_rng_t rng;
-        dv_rng_seed(&rng, h->seed);
-        if (h->algo == DV_ALGO_MLP) {
-            init_glorot(m, &rng);
-        }
-        float *yt = NULL;
-        if (y) {
-            // Standardize the target: one learning rate then fits any unit
-            // of measure; the model maps outputs back.
-            double mean = 0.0, var = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                mean += y[i];
-            }
-            mean /= (double)n;
-            for (size_t i = 0; i < n; i++) {
-                var += (y[i] - mean) * (y[i] - mean);
-            }
-            double sd = sqrt(var / (double)n);
-            m->y_offset = (float)mean;
-            m->y_scale = sd > 0 ? (float)sd : 1.0f;
-            yt = dv_malloc(n * sizeof(float));
-            for (size_t i = 0; i < n; i++) {
-                yt[i] = (float)((y[i] - mean) / m->y_scale);
-            }
-        }
-        rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, fingerprint, err);
-        free(yt);
-    }
+    rc = iterative ? fit_seeded(m, xs, y, cls, h, opts, fingerprint, err)
+                   : fit_closed(m, xs, y, h, opts, err);
     if (rc) {
         goto fail;
     }
@@ -1487,12 +1562,7 @@ dv_train(dv_model_t **out,
     if (rc || (rc = train_metrics(m, ds, y, cls, err)) != 0) {
         goto fail;
     }
-    memcpy(m->meta.dataset_sha256, ds->sha256, sizeof ds->sha256);
-    m->meta.dataset_rows = n;
-    m->meta.created_unix =
-        opts && opts->created_unix ? opts->created_unix : (int64_t)time(NULL);
-    snprintf(m->meta.drover_version, sizeof m->meta.drover_version, "%s",
-             DV_VERSION_STRING);
+    stamp_provenance(m, ds, opts);
     dv_tensor_destroy(&xs);
     free(y);
     free(cls);
