@@ -330,6 +330,162 @@ find_target(char **names,
                      want, list);
 }
 
+// Upper bound on the data rows after the cursor: one per newline plus one
+// for a last line without it, capped at DV_MAX_ROWS + 1 (a file counted past
+// the limit is refused when its rows are read).
+static size_t
+count_rows(const cursor_t *c)
+{
+    size_t max_rows = 1;
+    for (const char *q = c->p; (q = memchr(q, '\n', (size_t)(c->end - q)));
+         q++) {
+        max_rows++;
+    }
+    if (max_rows > DV_MAX_ROWS + 1) {
+        max_rows = DV_MAX_ROWS + 1; // counted past the limit: refused below
+    }
+    return max_rows;
+}
+
+// Give ds the header's names (takes names and its strings, whatever the
+// result): features in file order, and the target when target < n_cols.
+// Then allocate room for max_rows rows of features and target.
+static int
+take_columns(dv_dataset_t *ds,
+             char **names,
+             size_t n_cols,
+             size_t target,
+             size_t max_rows,
+             dv_error_t *err)
+{
+    bool has_target = target < n_cols;
+    size_t n_feat = has_target ? n_cols - 1 : n_cols;
+    ds->n_features = n_feat;
+    ds->feature_names = dv_malloc(n_feat * sizeof(char *));
+    for (size_t i = 0, j = 0; i < n_cols; i++) {
+        if (i != target) {
+            ds->feature_names[j++] = names[i];
+        }
+    }
+    if (has_target) {
+        ds->target_name = names[target];
+    }
+    free(names);
+    int rc = dv_tensor_open(&ds->x, max_rows, n_feat, err);
+    if (rc) {
+        return rc;
+    }
+    if (has_target) {
+        ds->target_text = dv_try_malloc(max_rows, sizeof(char *));
+        ds->target_value = dv_try_malloc(max_rows, sizeof(double));
+        if (!ds->target_text || !ds->target_value) {
+            return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets",
+                             max_rows);
+        }
+    }
+    return 0;
+}
+
+// What the rows read so far say about the target column.
+typedef struct {
+    bool any_text;               // some target field is not a number
+    size_t first_nonfinite_line; // first line with a NaN/inf target, or 0
+} target_seen_t;
+
+// Read the data line at the cursor into row `rows` of ds: the features into
+// ds->x, the target (column `target`; none when it is n_cols) into
+// ds->target_text and ds->target_value, noting in *seen what it holds.
+static int
+parse_row(cursor_t *c,
+          dv_dataset_t *ds,
+          size_t n_cols,
+          size_t target,
+          size_t rows,
+          target_seen_t *seen,
+          dv_error_t *err)
+{
+    size_t line = c->line, col = 0, j = 0;
+    float *xrow = ds->x->data + rows * ds->n_features;
+    bool eor = false;
+    int rc;
+    while (!eor) {
+        if ((rc = next_field(c, &eor, err)) != 0) {
+            return rc;
+        }
+        if (col >= n_cols) {
+            col++;
+            continue; // count the extra fields for the message
+        }
+        const char *name =
+            col == target ? ds->target_name : ds->feature_names[j];
+        double v = NAN;
+        num_kind_t kind = parse_number(c->field, c->field_len, &v);
+        if (c->field_len == 0) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "line %zu, column %zu (%.64s): empty field "
+                             "(missing values are not supported)",
+                             line, col + 1, name);
+        }
+        if (col == target) {
+            ds->target_text[rows] = dv_strdup(c->field);
+            ds->n_rows = rows + 1; // so the text is freed on failure
+            ds->target_value[rows] = kind == NUM_OK ? v : NAN;
+            seen->any_text = seen->any_text || kind == NUM_NOT;
+            if (kind == NUM_NONFINITE && !seen->first_nonfinite_line) {
+                seen->first_nonfinite_line = line;
+            }
+        } else if (kind == NUM_OK) {
+            xrow[j++] = (float)v;
+        } else {
+            return dv_errorf(err, kind == NUM_NOT ? DV_EFORMAT : DV_ENAN,
+                             "line %zu, column %zu (%.64s): '%.32s' %s", line,
+                             col + 1, name, c->field,
+                             kind == NUM_NOT
+                                 ? "is not a number"
+                                 : "is NaN, infinite or beyond float32");
+        }
+        col++;
+    }
+    if (col != n_cols) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "line %zu: %zu fields, header has %zu", line, col,
+                         n_cols);
+    }
+    return 0;
+}
+
+// After the last row: refuse a file without rows, or whose numeric target
+// holds NaN or infinity; set the row counts and whether the target is
+// numeric, and give back the rows between `rows` and the max_rows estimate.
+static int
+finish_rows(dv_dataset_t *ds,
+            size_t rows,
+            size_t max_rows,
+            const target_seen_t *seen,
+            dv_error_t *err)
+{
+    bool has_target = ds->target_name != NULL;
+    if (rows == 0) {
+        return dv_errorf(err, DV_EFORMAT, "no data rows after the header");
+    }
+    if (has_target && !seen->any_text && seen->first_nonfinite_line) {
+        return dv_errorf(err, DV_ENAN,
+                         "line %zu, column '%.64s': numeric target is NaN or "
+                         "infinite",
+                         seen->first_nonfinite_line, ds->target_name);
+    }
+    ds->n_rows = rows;
+    ds->x->rows = rows;
+    ds->target_numeric =
+        has_target && !seen->any_text && !seen->first_nonfinite_line;
+    if (rows < max_rows) { // give back what the newline count overestimated
+        float *shrunk =
+            realloc(ds->x->data, rows * ds->n_features * sizeof(float));
+        ds->x->data = shrunk ? shrunk : ds->x->data;
+    }
+    return 0;
+}
+
 int
 dv_csv_parse(dv_dataset_t **out,
              const char *buf,
@@ -357,7 +513,7 @@ dv_csv_parse(dv_dataset_t **out,
     c.field = dv_malloc(DV_MAX_CSV_FIELD + 1);
     dv_dataset_t *ds = dv_calloc(1, sizeof *ds);
     char **names = NULL;
-    size_t n_cols = 0, target = 0, max_rows = 1;
+    size_t n_cols = 0, target = 0, max_rows = 0;
     int rc = parse_header(&c, &names, &n_cols, err);
     if (rc || (rc = find_target(names, n_cols, opts, &target, err)) != 0) {
         goto fail;
@@ -371,113 +527,28 @@ dv_csv_parse(dv_dataset_t **out,
                        names[target]);
         goto fail;
     }
-    for (const char *q = c.p; (q = memchr(q, '\n', (size_t)(c.end - q))); q++) {
-        max_rows++;
-    }
-    if (max_rows > DV_MAX_ROWS + 1) {
-        max_rows = DV_MAX_ROWS + 1; // counted past the limit: refused below
-    }
-    ds->n_features = n_feat;
-    ds->feature_names = dv_malloc(n_feat * sizeof(char *));
-    for (size_t i = 0, j = 0; i < n_cols; i++) {
-        if (i != target) {
-            ds->feature_names[j++] = names[i];
-        }
-    }
-    if (has_target) {
-        ds->target_name = names[target];
-    }
-    free(names);
-    names = NULL;
-    if ((rc = dv_tensor_open(&ds->x, max_rows, n_feat, err)) != 0) {
+    max_rows = count_rows(&c);
+    rc = take_columns(ds, names, n_cols, target, max_rows, err);
+    names = NULL; // ds owns them now
+    if (rc) {
         goto fail;
     }
-    if (has_target) {
-        ds->target_text = dv_try_malloc(max_rows, sizeof(char *));
-        ds->target_value = dv_try_malloc(max_rows, sizeof(double));
-        if (!ds->target_text || !ds->target_value) {
-            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets",
-                           max_rows);
-            goto fail;
-        }
-    }
 
-    size_t rows = 0, first_nonfinite_line = 0;
-    bool any_text = false;
+    size_t rows = 0;
+    target_seen_t seen = {false, 0};
     while (!skip_blank_lines(&c)) {
         if (rows == DV_MAX_ROWS) {
             rc = dv_errorf(err, DV_EMSGSIZE, "more than %zu data rows",
                            DV_MAX_ROWS);
             goto fail;
         }
-        size_t line = c.line, col = 0, j = 0;
-        float *xrow = ds->x->data + rows * n_feat;
-        bool eor = false;
-        while (!eor) {
-            if ((rc = next_field(&c, &eor, err)) != 0) {
-                goto fail;
-            }
-            if (col >= n_cols) {
-                col++;
-                continue; // count the extra fields for the message
-            }
-            const char *name =
-                col == target ? ds->target_name : ds->feature_names[j];
-            double v = NAN;
-            num_kind_t kind = parse_number(c.field, c.field_len, &v);
-            if (c.field_len == 0) {
-                rc = dv_errorf(err, DV_EFORMAT,
-                               "line %zu, column %zu (%.64s): empty field "
-                               "(missing values are not supported)",
-                               line, col + 1, name);
-                goto fail;
-            }
-            if (col == target) {
-                ds->target_text[rows] = dv_strdup(c.field);
-                ds->n_rows = rows + 1; // so the text is freed on failure
-                ds->target_value[rows] = kind == NUM_OK ? v : NAN;
-                any_text = any_text || kind == NUM_NOT;
-                if (kind == NUM_NONFINITE && !first_nonfinite_line) {
-                    first_nonfinite_line = line;
-                }
-            } else if (kind == NUM_OK) {
-                xrow[j++] = (float)v;
-            } else {
-                rc = dv_errorf(err, kind == NUM_NOT ? DV_EFORMAT : DV_ENAN,
-                               "line %zu, column %zu (%.64s): '%.32s' %s", line,
-                               col + 1, name, c.field,
-                               kind == NUM_NOT
-                                   ? "is not a number"
-                                   : "is NaN, infinite or beyond float32");
-                goto fail;
-            }
-            col++;
-        }
-        if (col != n_cols) {
-            rc = dv_errorf(err, DV_EFORMAT,
-                           "line %zu: %zu fields, header has %zu", line, col,
-                           n_cols);
+        if ((rc = parse_row(&c, ds, n_cols, target, rows, &seen, err)) != 0) {
             goto fail;
         }
         rows++;
     }
-    if (rows == 0) {
-        rc = dv_errorf(err, DV_EFORMAT, "no data rows after the header");
+    if ((rc = finish_rows(ds, rows, max_rows, &seen, err)) != 0) {
         goto fail;
-    }
-    if (has_target && !any_text && first_nonfinite_line) {
-        rc = dv_errorf(err, DV_ENAN,
-                       "line %zu, column '%.64s': numeric target is NaN or "
-                       "infinite",
-                       first_nonfinite_line, ds->target_name);
-        goto fail;
-    }
-    ds->n_rows = rows;
-    ds->x->rows = rows;
-    ds->target_numeric = has_target && !any_text && !first_nonfinite_line;
-    if (rows < max_rows) { // give back what the newline count overestimated
-        float *shrunk = realloc(ds->x->data, rows * n_feat * sizeof(float));
-        ds->x->data = shrunk ? shrunk : ds->x->data;
     }
     dv_sha256(buf, len, ds->sha256);
     free(c.field);

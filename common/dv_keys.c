@@ -589,14 +589,15 @@ open_to_others(const char *path, const struct stat *st, dv_error_t *err)
     return true;
 }
 
-// Fill k from the parsed file (root) at path; st is its fstat. Returns 0 or
-// DV_E* naming path.
+// The curve section of the parsed file (root) at path, st its fstat: the
+// public key, and the secret key when there is one, which must be private
+// to the owner and belong to the public key. A .key file must hold it.
 static int
-key_from_config(dv_key_t *k,
-                zconfig_t *root,
-                const char *path,
-                const struct stat *st,
-                dv_error_t *err)
+key_curve(dv_key_t *k,
+          zconfig_t *root,
+          const char *path,
+          const struct stat *st,
+          dv_error_t *err)
 {
     const char *public_txt = zconfig_get(root, "/curve/public-key", NULL);
     zconfig_t *secret_item = zconfig_locate(root, "/curve/secret-key");
@@ -648,7 +649,14 @@ key_from_config(dv_key_t *k,
                          "secret; the public half goes in .pub)",
                          path);
     }
+    return 0;
+}
 
+// k->id: metadata/name, else the file name without its extension; either
+// must be a valid key id.
+static int
+key_id(dv_key_t *k, zconfig_t *root, const char *path, dv_error_t *err)
+{
     dv_error_t why = {0};
     const char *name = zconfig_get(root, "/metadata/name", NULL);
     if (name) {
@@ -671,6 +679,15 @@ key_from_config(dv_key_t *k,
         memcpy(k->id, base, len);
         k->id[len] = '\0';
     }
+    return 0;
+}
+
+// The rest of the metadata section: roles, queues (none named: all) and
+// sign-key; a key with a secret derives its signing key from it instead.
+static int
+key_metadata(dv_key_t *k, zconfig_t *root, const char *path, dv_error_t *err)
+{
+    dv_error_t why = {0};
     const char *roles = zconfig_get(root, "/metadata/roles", NULL);
     if (roles && dv_roles_parse(roles, &k->roles, &why) != 0) {
         return dv_errorf(err, DV_EFORMAT, "%s: metadata roles: %s", path,
@@ -700,6 +717,22 @@ key_from_config(dv_key_t *k,
         k->has_sign_key = true;
     }
     return 0;
+}
+
+// Fill k from the parsed file (root) at path; st is its fstat. Returns 0 or
+// DV_E* naming path.
+static int
+key_from_config(dv_key_t *k,
+                zconfig_t *root,
+                const char *path,
+                const struct stat *st,
+                dv_error_t *err)
+{
+    int rc = key_curve(k, root, path, st, err);
+    if (rc || (rc = key_id(k, root, path, err)) != 0) {
+        return rc;
+    }
+    return key_metadata(k, root, path, err);
 }
 
 int

@@ -197,8 +197,10 @@ all_finite(const float *v, size_t n)
     return true;
 }
 
-int
-dv_model_validate(const dv_model_t *self, dv_error_t *err)
+// The model's inputs and output mapping: task, feature count and names,
+// target name, scaler, and y_offset/y_scale.
+static int
+validate_inputs(const dv_model_t *self, dv_error_t *err)
 {
     if (self->task != DV_TASK_REGRESSION &&
         self->task != DV_TASK_CLASSIFICATION) {
@@ -230,6 +232,16 @@ dv_model_validate(const dv_model_t *self, dv_error_t *err)
         return dv_errorf(err, DV_ENAN, "output mapping (%g, %g) is invalid",
                          (double)self->y_offset, (double)self->y_scale);
     }
+    return 0;
+}
+
+// Every layer: its size within the limits, chained to the one before (the
+// first to the features), parameters in all within DV_MAX_MODEL_PARAMS, a
+// known activation (only relu or identity before the output layer), and
+// parameters present and finite.
+static int
+validate_layers(const dv_model_t *self, dv_error_t *err)
+{
     if (self->n_layers == 0 || self->n_layers > DV_MAX_LAYERS) {
         return dv_errorf(err, DV_EMSGSIZE, "%zu layers (limit 1..%d)",
                          self->n_layers, DV_MAX_LAYERS);
@@ -276,6 +288,34 @@ dv_model_validate(const dv_model_t *self, dv_error_t *err)
                              "layer %zu has NaN or Inf parameters", l);
         }
     }
+    return 0;
+}
+
+// Labels map outputs to classes: a repeated one would make two outputs
+// mean the same class (only a crafted file can hold one).
+static int
+validate_unique_labels(const dv_labels_t *labels, dv_error_t *err)
+{
+    char **sorted = dv_malloc(labels->n * sizeof(char *));
+    memcpy(sorted, labels->labels, labels->n * sizeof(char *));
+    qsort(sorted, labels->n, sizeof(char *), cmp_str);
+    size_t dup = 0;
+    for (size_t c = 1; c < labels->n && !dup; c++) {
+        dup = strcmp(sorted[c - 1], sorted[c]) == 0 ? c : 0;
+    }
+    int dup_rc = dup ? dv_errorf(err, DV_EFORMAT, "class '%.64s' appears twice",
+                                 sorted[dup])
+                     : 0;
+    free(sorted);
+    return dup_rc;
+}
+
+// The output layer against the task: one identity unit and no classes for
+// regression; for classification 2..DV_MAX_CLASSES distinct labels and
+// either one sigmoid unit (two classes) or one softmax unit per class.
+static int
+validate_output(const dv_model_t *self, dv_error_t *err)
+{
     const dv_layer_t *out = &self->layers[self->n_layers - 1];
     if (self->task == DV_TASK_REGRESSION) {
         if (self->labels) {
@@ -295,21 +335,9 @@ dv_model_validate(const dv_model_t *self, dv_error_t *err)
                          "classification model needs 2..%d classes, has %zu",
                          DV_MAX_CLASSES, self->labels ? self->labels->n : 0);
     }
-    // Labels map outputs to classes: a repeated one would make two outputs
-    // mean the same class (only a crafted file can hold one).
-    char **sorted = dv_malloc(self->labels->n * sizeof(char *));
-    memcpy(sorted, self->labels->labels, self->labels->n * sizeof(char *));
-    qsort(sorted, self->labels->n, sizeof(char *), cmp_str);
-    size_t dup = 0;
-    for (size_t c = 1; c < self->labels->n && !dup; c++) {
-        dup = strcmp(sorted[c - 1], sorted[c]) == 0 ? c : 0;
-    }
-    int dup_rc = dup ? dv_errorf(err, DV_EFORMAT, "class '%.64s' appears twice",
-                                 sorted[dup])
-                     : 0;
-    free(sorted);
-    if (dup_rc) {
-        return dup_rc;
+    int rc = validate_unique_labels(self->labels, err);
+    if (rc) {
+        return rc;
     }
     bool sigmoid_ok =
         out->act == DV_ACT_SIGMOID && out->n_out == 1 && self->labels->n == 2;
@@ -322,6 +350,16 @@ dv_model_validate(const dv_model_t *self, dv_error_t *err)
                          out->n_out, dv_act_name(out->act), self->labels->n);
     }
     return 0;
+}
+
+int
+dv_model_validate(const dv_model_t *self, dv_error_t *err)
+{
+    int rc = validate_inputs(self, err);
+    if (rc || (rc = validate_layers(self, err)) != 0) {
+        return rc;
+    }
+    return validate_output(self, err);
 }
 
 // out[r, :] = act(out[r, :] + b) for rows r, in one pass. The identity and

@@ -13,6 +13,95 @@
 
 #include "dv_limits.h"
 
+// What follows the msgpack type byte b: *skip payload bytes, *children
+// nested objects (two per map entry), and *lenbytes big-endian length bytes
+// before the payload, whose value dv_msgpack_check adds to one of the
+// other two. The outputs start at 0. False for a byte msgpack never uses.
+static bool
+type_shape(uint8_t b, uint64_t *skip, uint64_t *children, size_t *lenbytes)
+{
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        // fixint, nil, bool: nothing follows
+    } else if (b >= 0x80 && b <= 0x8f) {
+        *children = 2u * (b & 0x0fu);
+    } else if (b >= 0x90 && b <= 0x9f) {
+        *children = b & 0x0fu;
+    } else if (b >= 0xa0 && b <= 0xbf) {
+        *skip = b & 0x1fu;
+    } else {
+        switch (b) {
+        case 0xca:
+            *skip = 4;
+            break;
+        case 0xcb:
+            *skip = 8;
+            break;
+        case 0xcc:
+        case 0xd0:
+            *skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            *skip = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            *skip = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            *skip = 8;
+            break;
+        case 0xd4:
+            *skip = 2;
+            break;
+        case 0xd5:
+            *skip = 3;
+            break;
+        case 0xd6:
+            *skip = 5;
+            break;
+        case 0xd7:
+            *skip = 9;
+            break;
+        case 0xd8:
+            *skip = 17;
+            break;
+        case 0xc4:
+        case 0xd9:
+            *lenbytes = 1;
+            break;
+        case 0xc5:
+        case 0xda:
+        case 0xdc:
+        case 0xde:
+            *lenbytes = 2;
+            break;
+        case 0xc6:
+        case 0xdb:
+        case 0xdd:
+        case 0xdf:
+            *lenbytes = 4;
+            break;
+        case 0xc7:
+            *lenbytes = 1;
+            *skip = 1;
+            break; // ext: size + type
+        case 0xc8:
+            *lenbytes = 2;
+            *skip = 1;
+            break;
+        case 0xc9:
+            *lenbytes = 4;
+            *skip = 1;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
 int
 dv_msgpack_check(const uint8_t *p,
                  size_t len,
@@ -36,86 +125,10 @@ dv_msgpack_check(const uint8_t *p,
         pending--;
         uint64_t skip = 0, children = 0;
         size_t lenbytes = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            // fixint, nil, bool: nothing follows
-        } else if (b >= 0x80 && b <= 0x8f) {
-            children = 2u * (b & 0x0fu);
-        } else if (b >= 0x90 && b <= 0x9f) {
-            children = b & 0x0fu;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xca:
-                skip = 4;
-                break;
-            case 0xcb:
-                skip = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4:
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xc4:
-            case 0xd9:
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-            case 0xdc:
-            case 0xde:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-            case 0xdd:
-            case 0xdf:
-                lenbytes = 4;
-                break;
-            case 0xc7:
-                lenbytes = 1;
-                skip = 1;
-                break; // ext: size + type
-            case 0xc8:
-                lenbytes = 2;
-                skip = 1;
-                break;
-            case 0xc9:
-                lenbytes = 4;
-                skip = 1;
-                break;
-            default:
-                return dv_errorf(err, DV_EFORMAT,
-                                 "%s: invalid msgpack byte 0x%02x at %zu", what,
-                                 b, pos - 1);
-            }
+        if (!type_shape(b, &skip, &children, &lenbytes)) {
+            return dv_errorf(err, DV_EFORMAT,
+                             "%s: invalid msgpack byte 0x%02x at %zu", what, b,
+                             pos - 1);
         }
         if (lenbytes) {
             if (len - pos < lenbytes) {

@@ -18,7 +18,7 @@
 // Given that blob back, dv_train redoes the cheap set-up (labels, scaling,
 // init), overwrites the state from the blob and runs the remaining epochs,
 // which then give the bytes of the uninterrupted run. The blob layout is the
-// table under "checkpoints" below.
+// table at the top of dv_ckpt.c.
 //
 // Threads: runs entirely on the calling thread (plus OpenBLAS's own pool);
 // the progress and checkpoint callbacks are called on it too. Only the
@@ -36,10 +36,10 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include "dv_ckpt.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_rng.h"
-#include "dv_sha256.h"
 
 // Adam's constants (Kingma & Ba 2015), the defaults of PyTorch and sklearn.
 #define ADAM_BETA1 0.9
@@ -619,427 +619,141 @@ init_glorot(dv_model_t *m, dv_rng_t *rng)
     }
 }
 
-// ------------------------------------------------------------- checkpoints
-//
-// Checkpoint blob, format version 1 (DV_TRAIN_CKPT_VERSION). Integers are
-// little-endian; floats are their IEEE-754 bit patterns (f32 as a u32, f64
-// as a u64), so NaN payloads and -0 survive. Written and read byte by byte,
-// never by copying structs, so neither padding nor the host's byte order
-// leaks into it:
-//
-//   offset  type             field
-//        0  4 bytes          magic "DVCK"
-//        4  u32              format version (1)
-//        8  u32              algo (dv_algo_t)
-//       12  u32              epoch: epochs finished, 1 .. epochs - 1
-//       16  u64              step: mini-batches done (Adam's t)
-//       24  f64              best: lowest epoch loss so far (early stopping)
-//       32  u32              stale: epochs in a row that missed best by tol
-//       36  f64              elapsed: wall seconds of training so far
-//       44  4 x u64          RNG state s[0..3], after epoch's shuffle
-//       76  u64              n_rows
-//       84  u64              n_params
-//       92  u64              fingerprint (run_fingerprint)
-//      100  f32 x n_params   parameters in dv_train_loss_grad's order
-//           f32 x n_params   Adam first moments    } only when the algo uses
-//           f32 x n_params   Adam second moments   } Adam (all but gd)
-//           u32 x n_rows     perm: the row order of epoch `epoch`; the next
-//                            epoch shuffles it in place, so it carries over
-//           f64              final_loss: the loss of epoch `epoch`
-//           32 bytes         SHA-256 of every byte before it
-//
-// Readers check, in this order and before trusting anything: length >= the
-// fixed part, magic, version, that the length is exactly what n_rows,
-// n_params and algo imply (DV_EFORMAT), the SHA-256 (DV_ECHECKSUM), that it
-// belongs to this run (algo, n_rows, n_params, fingerprint: DV_EINVAL), then
-// what an intact but forged blob could still get wrong: epoch range, a
-// non-zero RNG state and perm being a permutation (perm indexes the data).
-//
-// Changing the layout: bump DV_TRAIN_CKPT_VERSION and change this table,
-// ckpt_encode, ckpt_check and ckpt_restore together. Readers refuse any
-// other version with DV_EFORMAT and keep no old readers: a checkpoint lives
-// only as long as its training job, and refusing one costs a restart from
-// epoch 1, never a wrong model.
-#define CKPT_HEADER_BYTES 100
-#define CKPT_MIN_BYTES    (CKPT_HEADER_BYTES + 8 + DV_SHA256_BYTES)
-
-// What the epochs after `epoch` depend on besides the model's parameters:
-// the live state of fit_iterative and the contents of a checkpoint.
-typedef struct {
-    uint32_t algo;        // dv_algo_t of the run
-    uint32_t epoch;       // epochs finished
-    uint64_t step;        // mini-batches done (Adam's t)
-    double best;          // lowest epoch loss so far
-    uint32_t stale;       // epochs in a row that failed to beat best by tol
-    double elapsed;       // wall seconds of training up to `epoch`
-    dv_rng_t *rng;        // the run's RNG; borrowed
-    size_t n_rows;        // entries in perm
-    uint32_t *perm;       // row order, shuffled in place; borrowed
-    size_t n_params;      // floats in the model, mom1 and mom2
-    float *mom1;          // Adam first moments, NULL for gd; borrowed
-    float *mom2;          // Adam second moments, NULL for gd; borrowed
-    double final_loss;    // loss of epoch `epoch`
-    uint64_t fingerprint; // run_fingerprint of the run
-} fit_state_t;
-
+// Copy the rows perm[0 .. rows - 1] of xs (and of y or cls, whichever the
+// task has) into the mini-batch buffers xb, yb, cb, in that order.
 static void
-wr_u32(uint8_t **p, uint32_t v)
+gather_batch(const dv_tensor_t *xs,
+             const float *y,
+             const uint32_t *cls,
+             size_t y_width,
+             const uint32_t *perm,
+             size_t rows,
+             float *xb,
+             float *yb,
+             uint32_t *cb)
 {
-    for (int i = 0; i < 4; i++) {
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    }
-    *p += 4;
-}
-
-static void
-wr_u64(uint8_t **p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    }
-    *p += 8;
-}
-
-static void
-wr_f32(uint8_t **p, float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, sizeof u);
-    wr_u32(p, u);
-}
-
-static void
-wr_f64(uint8_t **p, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    wr_u64(p, u);
-}
-
-// Readers: the caller has checked that the bytes are there.
-static uint32_t
-rd_u32(const uint8_t **p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)(*p)[i] << (8 * i);
-    }
-    *p += 4;
-    return v;
-}
-
-static uint64_t
-rd_u64(const uint8_t **p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)(*p)[i] << (8 * i);
-    }
-    *p += 8;
-    return v;
-}
-
-static float
-rd_f32(const uint8_t **p)
-{
-    uint32_t u = rd_u32(p);
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static double
-rd_f64(const uint8_t **p)
-{
-    uint64_t u = rd_u64(p);
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-// Bytes of a checkpoint; the caller keeps n_rows and n_params within
-// DV_MAX_ROWS and DV_MAX_MODEL_PARAMS, so this cannot overflow.
-static size_t
-ckpt_len(bool adam, size_t n_rows, size_t n_params)
-{
-    return CKPT_HEADER_BYTES + n_params * sizeof(float) * (adam ? 3 : 1) +
-           n_rows * sizeof(uint32_t) + 8 + DV_SHA256_BYTES;
-}
-
-static void
-fp_u32(dv_sha256_t *c, uint32_t v)
-{
-    uint8_t b[4], *p = b;
-    wr_u32(&p, v);
-    dv_sha256_update(c, b, sizeof b);
-}
-
-static void
-fp_u64(dv_sha256_t *c, uint64_t v)
-{
-    uint8_t b[8], *p = b;
-    wr_u64(&p, v);
-    dv_sha256_update(c, b, sizeof b);
-}
-
-static void
-fp_f64(dv_sha256_t *c, double v)
-{
-    uint8_t b[8], *p = b;
-    wr_f64(&p, v);
-    dv_sha256_update(c, b, sizeof b);
-}
-
-static void
-fp_str(dv_sha256_t *c, const char *text)
-{
-    size_t n = text ? strlen(text) : 0;
-    fp_u64(c, n); // length first: ("ab", "c") and ("a", "bc") differ
-    dv_sha256_update(c, text, n);
-}
-
-// The first 8 bytes (little-endian) of the SHA-256 of a canonical encoding
-// of everything a checkpoint's epochs depend on: the hyper-parameters that
-// change training (algo, scale, lr, l2, batch, epochs, seed, tol, patience,
-// hidden sizes; not created_unix), the data's shape and task, the data
-// file's checksum and the target and feature names (which pick columns of
-// that file), and the model's parameter count. Equal fingerprints mean the
-// checkpoint's state continues this run.
-static uint64_t
-run_fingerprint(const dv_hyper_t *h,
-                const dv_dataset_t *ds,
-                dv_task_t task,
-                size_t n_params)
-{
-    dv_sha256_t c;
-    dv_sha256_init(&c);
-    fp_u32(&c, (uint32_t)h->algo);
-    fp_u32(&c, (uint32_t)h->scale);
-    fp_f64(&c, h->lr);
-    fp_f64(&c, h->l2);
-    fp_u32(&c, h->batch);
-    fp_u32(&c, h->epochs);
-    fp_u64(&c, h->seed);
-    fp_f64(&c, h->tol);
-    fp_u32(&c, h->patience);
-    fp_u32(&c, h->n_hidden);
-    for (uint32_t i = 0; i < h->n_hidden && i < DV_MAX_HIDDEN; i++) {
-        fp_u32(&c, h->hidden[i]);
-    }
-    fp_u64(&c, ds->n_rows);
-    fp_u64(&c, ds->n_features);
-    fp_u64(&c, n_params);
-    fp_u32(&c, (uint32_t)task);
-    dv_sha256_update(&c, ds->sha256, sizeof ds->sha256);
-    fp_str(&c, ds->target_name);
-    for (size_t j = 0; j < ds->n_features; j++) {
-        fp_str(&c, ds->feature_names[j]);
-    }
-    uint8_t digest[DV_SHA256_BYTES];
-    dv_sha256_final(&c, digest);
-    const uint8_t *p = digest;
-    return rd_u64(&p);
-}
-
-// A new checkpoint of s and m's parameters; caller frees it. NULL when it
-// cannot be allocated: the caller skips that checkpoint, as training itself
-// does not need it.
-static uint8_t *
-ckpt_encode(const dv_model_t *m, const fit_state_t *s, size_t *len)
-{
-    size_t n = ckpt_len(s->mom1 != NULL, s->n_rows, s->n_params);
-    uint8_t *blob = dv_try_malloc(n, 1);
-    if (!blob) {
-        return NULL;
-    }
-    uint8_t *p = blob;
-    memcpy(p, DV_TRAIN_CKPT_MAGIC, 4);
-    p += 4;
-    wr_u32(&p, DV_TRAIN_CKPT_VERSION);
-    wr_u32(&p, s->algo);
-    wr_u32(&p, s->epoch);
-    wr_u64(&p, s->step);
-    wr_f64(&p, s->best);
-    wr_u32(&p, s->stale);
-    wr_f64(&p, s->elapsed);
-    for (int i = 0; i < 4; i++) {
-        wr_u64(&p, s->rng->s[i]);
-    }
-    wr_u64(&p, s->n_rows);
-    wr_u64(&p, s->n_params);
-    wr_u64(&p, s->fingerprint);
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const dv_layer_t *layer = &m->layers[l];
-        for (size_t i = 0; i < layer->n_in * layer->n_out; i++) {
-            wr_f32(&p, layer->w[i]);
+    size_t d = xs->cols;
+    for (size_t r = 0; r < rows; r++) {
+        size_t src = perm[r];
+        memcpy(xb + r * d, xs->data + src * d, d * sizeof(float));
+        if (yb) {
+            memcpy(yb + r * y_width, y + src * y_width,
+                   y_width * sizeof(float));
         }
-        for (size_t i = 0; i < layer->n_out; i++) {
-            wr_f32(&p, layer->b[i]);
+        if (cb) {
+            cb[r] = cls[src];
         }
     }
-    if (s->mom1) {
-        for (size_t i = 0; i < s->n_params; i++) {
-            wr_f32(&p, s->mom1[i]);
-        }
-        for (size_t i = 0; i < s->n_params; i++) {
-            wr_f32(&p, s->mom2[i]);
-        }
-    }
-    for (size_t i = 0; i < s->n_rows; i++) {
-        wr_u32(&p, s->perm[i]);
-    }
-    wr_f64(&p, s->final_loss);
-    dv_sha256(blob, (size_t)(p - blob), p);
-    p += DV_SHA256_BYTES;
-    dv_assert((size_t)(p - blob) == n);
-    *len = n;
-    return blob;
 }
 
-// Check that blob[0..len) is an intact checkpoint of the run want describes
-// (algo, n_rows, n_params, fingerprint) at an epoch below max_epochs, whose
-// contents are safe to use (see the table above). Returns 0 or DV_EFORMAT,
-// DV_ECHECKSUM, DV_EINVAL with the reason. Reads nothing outside the blob.
-static int
-ckpt_check(const uint8_t *blob,
-           size_t len,
-           const fit_state_t *want,
-           uint32_t max_epochs,
-           dv_error_t *err)
-{
-    if (!blob || len < CKPT_MIN_BYTES) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "checkpoint is %zu bytes, shorter than the %d of "
-                         "an empty one",
-                         blob ? len : 0, CKPT_MIN_BYTES);
-    }
-    if (memcmp(blob, DV_TRAIN_CKPT_MAGIC, 4) != 0) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "not a training checkpoint (magic is not \"%s\")",
-                         DV_TRAIN_CKPT_MAGIC);
-    }
-    const uint8_t *p = blob + 4;
-    uint32_t version = rd_u32(&p);
-    if (version != DV_TRAIN_CKPT_VERSION) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "checkpoint format version %u; this build reads %d",
-                         version, DV_TRAIN_CKPT_VERSION);
-    }
-    uint32_t algo = rd_u32(&p);
-    uint32_t epoch = rd_u32(&p);
-    p += 8 + 8 + 4 + 8; // step, best, stale, elapsed
-    uint64_t rng_or = 0;
-    for (int i = 0; i < 4; i++) {
-        rng_or |= rd_u64(&p);
-    }
-    uint64_t n_rows = rd_u64(&p);
-    uint64_t n_params = rd_u64(&p);
-    uint64_t fingerprint = rd_u64(&p);
-    if (algo > DV_ALGO_MLP) {
-        return dv_errorf(err, DV_EFORMAT, "checkpoint names algorithm %u",
-                         algo);
-    }
-    if (n_rows > DV_MAX_ROWS || n_params > DV_MAX_MODEL_PARAMS) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "checkpoint claims %" PRIu64 " rows and %" PRIu64
-                         " parameters, over the limits",
-                         n_rows, n_params);
-    }
-    size_t expect = ckpt_len(algo != DV_ALGO_GD, n_rows, n_params);
-    if (len != expect) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "checkpoint is %zu bytes; its header implies %zu", len,
-                         expect);
-    }
-    uint8_t digest[DV_SHA256_BYTES];
-    dv_sha256(blob, len - DV_SHA256_BYTES, digest);
-    if (memcmp(digest, blob + len - DV_SHA256_BYTES, sizeof digest) != 0) {
-        return dv_errorf(err, DV_ECHECKSUM,
-                         "checkpoint damaged: SHA-256 mismatch");
-    }
-    if (algo != want->algo || n_rows != want->n_rows ||
-        n_params != want->n_params || fingerprint != want->fingerprint) {
-        return dv_errorf(err, DV_EINVAL,
-                         "checkpoint is from a different training run: data "
-                         "or hyper-parameters differ (it has %s, %" PRIu64
-                         " rows, %" PRIu64 " parameters; this run %s, %zu, "
-                         "%zu)",
-                         dv_algo_name((dv_algo_t)algo), n_rows, n_params,
-                         dv_algo_name((dv_algo_t)want->algo), want->n_rows,
-                         want->n_params);
-    }
-    // Intact and ours: what follows can only be wrong in a forged blob.
-    if (epoch == 0 || epoch >= max_epochs) {
-        return dv_errorf(err, DV_EINVAL,
-                         "checkpoint is at epoch %u; resuming needs one "
-                         "within 1..%u",
-                         epoch, max_epochs - 1);
-    }
-    if (rng_or == 0) {
-        return dv_errorf(err, DV_EFORMAT, "checkpoint RNG state is all zero");
-    }
-    // perm indexes the data: every row exactly once, or it is refused.
-    const uint8_t *perm = blob + len - DV_SHA256_BYTES - 8 - 4 * n_rows;
-    uint8_t *seen = dv_calloc(n_rows / 8 + 1, 1);
-    int rc = 0;
-    for (size_t i = 0; i < n_rows && rc == 0; i++) {
-        uint32_t r = rd_u32(&perm);
-        if (r >= n_rows || (seen[r / 8] >> (r % 8)) & 1) {
-            rc = dv_errorf(err, DV_EFORMAT,
-                           "checkpoint row order is not a permutation of "
-                           "%" PRIu64 " rows",
-                           n_rows);
-        } else {
-            seen[r / 8] |= (uint8_t)(1u << (r % 8));
-        }
-    }
-    free(seen);
-    return rc;
-}
-
-// Overwrite the model's parameters and s (counters, RNG, perm, moments)
-// from a blob that passed ckpt_check for this run.
+// One optimizer step on every layer's weights and biases from grad (in
+// dv_train_loss_grad's order): Adam for all algos but gd, which takes plain
+// SGD. s->step must already count this mini-batch.
 static void
-ckpt_restore(const uint8_t *blob, dv_model_t *m, fit_state_t *s)
+update_params(dv_model_t *m,
+              const dv_hyper_t *h,
+              dv_ckpt_state_t *s,
+              uint32_t epoch,
+              const float *grad)
 {
-    const uint8_t *p = blob + 8; // magic, version
-    s->algo = rd_u32(&p);
-    s->epoch = rd_u32(&p);
-    s->step = rd_u64(&p);
-    s->best = rd_f64(&p);
-    s->stale = rd_u32(&p);
-    s->elapsed = rd_f64(&p);
-    for (int i = 0; i < 4; i++) {
-        s->rng->s[i] = rd_u64(&p);
-    }
-    p += 3 * 8; // n_rows, n_params, fingerprint: checked
+    bool adam = h->algo != DV_ALGO_GD;
+    // Adam's bias corrections folded into the step size.
+    double c1 = 1.0 - pow(ADAM_BETA1, (double)s->step);
+    double c2 = 1.0 - pow(ADAM_BETA2, (double)s->step);
+    // Plain SGD decays its step as lr / sqrt(epoch) (scikit-learn
+    // SGDRegressor's "invscaling"): a constant step leaves the
+    // weights wandering in a noise ball around the optimum.
+    float lr_t =
+        (float)(adam ? h->lr * sqrt(c2) / c1 : h->lr / sqrt((double)epoch));
+    float eps_t = (float)(ADAM_EPS * sqrt(c2));
+    size_t off = 0;
     for (size_t l = 0; l < m->n_layers; l++) {
         dv_layer_t *layer = &m->layers[l];
-        for (size_t i = 0; i < layer->n_in * layer->n_out; i++) {
-            layer->w[i] = rd_f32(&p);
-        }
-        for (size_t i = 0; i < layer->n_out; i++) {
-            layer->b[i] = rd_f32(&p);
+        float *params[2] = {layer->w, layer->b};
+        size_t sizes[2] = {layer->n_in * layer->n_out, layer->n_out};
+        for (int p = 0; p < 2; p++) {
+            // Weights are penalized, biases not.
+            float l2 = p == 0 ? (float)h->l2 : 0.0f;
+            if (adam) {
+                adam_update(params[p], grad + off, s->mom1 + off, s->mom2 + off,
+                            sizes[p], lr_t, eps_t, l2);
+            } else {
+                sgd_update(params[p], grad + off, sizes[p], lr_t, l2);
+            }
+            off += sizes[p];
         }
     }
-    if (s->mom1) {
-        for (size_t i = 0; i < s->n_params; i++) {
-            s->mom1[i] = rd_f32(&p);
+}
+
+// Hand opts->checkpoint the state after `epoch` (loss epoch_loss) when
+// opts->checkpoint_every_s has passed since *last_checkpoint (or is <= 0),
+// and then restart that clock. t0 is when training started, as
+// fit_iterative counts it.
+static void
+maybe_checkpoint(const dv_model_t *m,
+                 const dv_train_opts_t *opts,
+                 dv_ckpt_state_t *s,
+                 uint32_t epoch,
+                 double epoch_loss,
+                 double t0,
+                 double *last_checkpoint)
+{
+    double now = now_seconds();
+    if (opts->checkpoint_every_s <= 0 ||
+        now - *last_checkpoint >= opts->checkpoint_every_s) {
+        s->epoch = epoch;
+        s->elapsed = now - t0;
+        s->final_loss = epoch_loss;
+        size_t len = 0;
+        uint8_t *blob = dv_ckpt_encode(m, s, &len);
+        if (blob) { // else skipped: training does not need it
+            opts->checkpoint(blob, len, epoch, opts->checkpoint_arg);
+            free(blob);
         }
-        for (size_t i = 0; i < s->n_params; i++) {
-            s->mom2[i] = rd_f32(&p);
+        *last_checkpoint = now;
+    }
+}
+
+// Close epoch `epoch` with loss epoch_loss: refuse a non-finite loss
+// (DV_EDIVERGED), record it in m->meta, show it to opts->progress (which may
+// cancel: DV_ECANCELED), and set *stop once early stopping says so.
+static int
+end_epoch(dv_model_t *m,
+          const dv_hyper_t *h,
+          const dv_train_opts_t *opts,
+          dv_ckpt_state_t *s,
+          uint32_t epoch,
+          double epoch_loss,
+          double t0,
+          bool *stop,
+          dv_error_t *err)
+{
+    if (!isfinite(epoch_loss)) {
+        return dv_errorf(err, DV_EDIVERGED,
+                         "training diverged at epoch %u (loss %g); lower "
+                         "--lr or scale the features",
+                         epoch, epoch_loss);
+    }
+    m->meta.epochs_run = epoch;
+    m->meta.final_loss = epoch_loss;
+    if (opts && opts->progress) {
+        dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
+                                 now_seconds() - t0, m};
+        if (opts->progress(&p, opts->progress_arg) != 0) {
+            return dv_errorf(err, DV_ECANCELED, "training canceled at epoch %u",
+                             epoch);
         }
     }
-    for (size_t i = 0; i < s->n_rows; i++) {
-        s->perm[i] = rd_u32(&p);
-    }
-    s->final_loss = rd_f64(&p);
-    m->meta.epochs_run = s->epoch;
-    m->meta.final_loss = s->final_loss;
+    // scikit-learn's rule: count epochs that fail to beat the best loss
+    // by tol; stop after `patience` of them in a row.
+    s->stale = epoch_loss > s->best - h->tol ? s->stale + 1 : 0;
+    s->best = epoch_loss < s->best ? epoch_loss : s->best;
+    *stop = h->patience && s->stale >= h->patience;
+    return 0;
 }
 
 // Mini-batch training of an initialized model on scaled xs. With
-// opts->resume (already passed ckpt_check) the state after the checkpoint's
+// opts->resume (already passed dv_ckpt_check) the state after the checkpoint's
 // epoch replaces the fresh one and training goes on from the next epoch.
 static int
 fit_iterative(dv_model_t *m,
@@ -1057,7 +771,7 @@ fit_iterative(dv_model_t *m,
     size_t n_params = dv_model_n_params(m);
     size_t y_width = m->layers[m->n_layers - 1].n_out;
     bool adam = h->algo != DV_ALGO_GD;
-    fit_state_t s = {
+    dv_ckpt_state_t s = {
         .algo = (uint32_t)h->algo,
         .best = INFINITY,
         .rng = rng,
@@ -1077,10 +791,9 @@ fit_iterative(dv_model_t *m,
         s.perm[i] = (uint32_t)i;
     }
     if (opts && opts->resume) {
-        ckpt_restore(opts->resume, m, &s);
+        dv_ckpt_restore(opts->resume, m, &s);
     }
     const bool *cancel = opts ? opts->cancel : NULL;
-    dv_train_checkpoint_fn checkpoint = opts ? opts->checkpoint : NULL;
     // Progress seconds go on from the checkpoint's count.
     double t0 = now_seconds() - s.elapsed;
     double last_checkpoint = now_seconds();
@@ -1097,93 +810,27 @@ fit_iterative(dv_model_t *m,
                 goto done;
             }
             size_t rows = n - b0 < batch ? n - b0 : batch;
-            for (size_t r = 0; r < rows; r++) {
-                size_t src = s.perm[b0 + r];
-                memcpy(xb + r * d, xs->data + src * d, d * sizeof(float));
-                if (yb) {
-                    memcpy(yb + r * y_width, y + src * y_width,
-                           y_width * sizeof(float));
-                }
-                if (cb) {
-                    cb[r] = cls[src];
-                }
-            }
+            gather_batch(xs, y, cls, y_width, s.perm + b0, rows, xb, yb, cb);
             // The penalty's gradient goes into the update (adam_update).
             double loss = loss_grad(m, ws, xb, rows, yb, cb, 0.0, grad);
             epoch_loss += loss * (double)rows;
             s.step++;
-            // Adam's bias corrections folded into the step size.
-            double c1 = 1.0 - pow(ADAM_BETA1, (double)s.step);
-            double c2 = 1.0 - pow(ADAM_BETA2, (double)s.step);
-            // Plain SGD decays its step as lr / sqrt(epoch) (scikit-learn
-            // SGDRegressor's "invscaling"): a constant step leaves the
-            // weights wandering in a noise ball around the optimum.
-            float lr_t = (float)(adam ? h->lr * sqrt(c2) / c1
-                                      : h->lr / sqrt((double)epoch));
-            float eps_t = (float)(ADAM_EPS * sqrt(c2));
-            size_t off = 0;
-            for (size_t l = 0; l < m->n_layers; l++) {
-                dv_layer_t *layer = &m->layers[l];
-                float *params[2] = {layer->w, layer->b};
-                size_t sizes[2] = {layer->n_in * layer->n_out, layer->n_out};
-                for (int p = 0; p < 2; p++) {
-                    // Weights are penalized, biases not.
-                    float l2 = p == 0 ? (float)h->l2 : 0.0f;
-                    if (adam) {
-                        adam_update(params[p], grad + off, s.mom1 + off,
-                                    s.mom2 + off, sizes[p], lr_t, eps_t, l2);
-                    } else {
-                        sgd_update(params[p], grad + off, sizes[p], lr_t, l2);
-                    }
-                    off += sizes[p];
-                }
-            }
+            update_params(m, h, &s, epoch, grad);
         }
         // Mean data loss over the epoch plus the penalty at its end
         // (scikit-learn adds it per batch; the two differ by the drift of
         // the weights within one epoch).
         epoch_loss = epoch_loss / (double)n + l2_penalty(m, h->l2);
-        if (!isfinite(epoch_loss)) {
-            rc = dv_errorf(err, DV_EDIVERGED,
-                           "training diverged at epoch %u (loss %g); lower "
-                           "--lr or scale the features",
-                           epoch, epoch_loss);
-            break;
-        }
-        m->meta.epochs_run = epoch;
-        m->meta.final_loss = epoch_loss;
-        if (opts && opts->progress) {
-            dv_train_progress_t p = {epoch, h->epochs, epoch_loss,
-                                     now_seconds() - t0, m};
-            if (opts->progress(&p, opts->progress_arg) != 0) {
-                rc = dv_errorf(err, DV_ECANCELED,
-                               "training canceled at epoch %u", epoch);
-                break;
-            }
-        }
-        // scikit-learn's rule: count epochs that fail to beat the best loss
-        // by tol; stop after `patience` of them in a row.
-        s.stale = epoch_loss > s.best - h->tol ? s.stale + 1 : 0;
-        s.best = epoch_loss < s.best ? epoch_loss : s.best;
-        if (h->patience && s.stale >= h->patience) {
+        bool stop = false;
+        rc = end_epoch(m, h, opts, &s, epoch, epoch_loss, t0, &stop, err);
+        if (rc || stop) {
             break;
         }
         // The state is now exactly what epoch + 1 starts from. No checkpoint
         // after the last epoch: there would be nothing left to resume.
-        double now = now_seconds();
-        if (checkpoint && epoch < h->epochs &&
-            (opts->checkpoint_every_s <= 0 ||
-             now - last_checkpoint >= opts->checkpoint_every_s)) {
-            s.epoch = epoch;
-            s.elapsed = now - t0;
-            s.final_loss = epoch_loss;
-            size_t len = 0;
-            uint8_t *blob = ckpt_encode(m, &s, &len);
-            if (blob) { // else skipped: training does not need it
-                checkpoint(blob, len, epoch, opts->checkpoint_arg);
-                free(blob);
-            }
-            last_checkpoint = now;
+        if (opts && opts->checkpoint && epoch < h->epochs) {
+            maybe_checkpoint(m, opts, &s, epoch, epoch_loss, t0,
+                             &last_checkpoint);
         }
     }
 done:
@@ -1261,6 +908,158 @@ train_metrics(dv_model_t *m,
     return 0;
 }
 
+// Refuse an algo that cannot do the task, and regression on a text target.
+static int
+check_task(const dv_hyper_t *h,
+           const dv_dataset_t *ds,
+           dv_task_t task,
+           dv_error_t *err)
+{
+    bool regression_algo = h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_GD ||
+                           h->algo == DV_ALGO_RIDGE;
+    bool classifier_algo =
+        h->algo == DV_ALGO_LOGREG || h->algo == DV_ALGO_SOFTMAX;
+    if ((task == DV_TASK_CLASSIFICATION && regression_algo) ||
+        (task == DV_TASK_REGRESSION && classifier_algo)) {
+        return dv_errorf(err, DV_EINVAL, "--algo %s cannot do %s",
+                         dv_algo_name(h->algo), dv_task_name(task));
+    }
+    if (task == DV_TASK_REGRESSION && !ds->target_numeric) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "regression needs a numeric target; '%s' holds text "
+                         "(first row: '%.32s')",
+                         ds->target_name, ds->target_text[0]);
+    }
+    return 0;
+}
+
+// The target as the fit needs it: for classification, fit m->labels and
+// set *cls_p to each row's class index; for regression, set *y_p to the
+// values as floats. The caller frees *y_p and *cls_p, also on failure.
+static int
+encode_target(dv_model_t *m,
+              const dv_dataset_t *ds,
+              const dv_hyper_t *h,
+              dv_task_t task,
+              float **y_p,
+              uint32_t **cls_p,
+              dv_error_t *err)
+{
+    size_t n = ds->n_rows;
+    int rc = 0;
+    if (task == DV_TASK_CLASSIFICATION) {
+        rc = dv_labels_fit(&m->labels, ds->target_text, ds->target_value,
+                           ds->target_numeric, n, err);
+        if (rc) {
+            return rc;
+        }
+        if (h->algo == DV_ALGO_LOGREG && m->labels->n != 2) {
+            return dv_errorf(err, DV_EINVAL,
+                             "logreg is binary but the target has %zu "
+                             "classes; use --algo softmax",
+                             m->labels->n);
+        }
+        uint32_t *cls = *cls_p = dv_try_malloc(n, sizeof(uint32_t));
+        if (!cls) {
+            return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu labels", n);
+        }
+        rc = dv_labels_encode(m->labels, ds->target_text, ds->target_value, n,
+                              cls, err);
+    } else {
+        float *y = *y_p = dv_try_malloc(n, sizeof(float));
+        if (!y) {
+            return dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets", n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            y[i] = (float)ds->target_value[i];
+        }
+    }
+    return rc;
+}
+
+// The closed-form fit (ols, or ridge with h->l2) of m on scaled xs, shown
+// to opts->progress as one epoch.
+static int
+fit_closed(dv_model_t *m,
+           const dv_tensor_t *xs,
+           const float *y,
+           const dv_hyper_t *h,
+           const dv_train_opts_t *opts,
+           dv_error_t *err)
+{
+    int rc = fit_linear_closed(m, xs, y, h->algo == DV_ALGO_RIDGE ? h->l2 : 0.0,
+                               err);
+    m->meta.epochs_run = 1;
+    if (!rc && opts && opts->progress) {
+        dv_train_progress_t p = {1, 1, 0.0, 0.0, m};
+        opts->progress(&p, opts->progress_arg);
+    }
+    return rc;
+}
+
+// Standardize the target: one learning rate then fits any unit of measure;
+// the model maps outputs back (m->y_offset, m->y_scale). Returns the n
+// standardized values, which the caller frees.
+static float *
+standardize_target(dv_model_t *m, const float *y, size_t n)
+{
+    double mean = 0.0, var = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        mean += y[i];
+    }
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        var += (y[i] - mean) * (y[i] - mean);
+    }
+    double sd = sqrt(var / (double)n);
+    m->y_offset = (float)mean;
+    m->y_scale = sd > 0 ? (float)sd : 1.0f;
+    float *yt = dv_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        yt[i] = (float)((y[i] - mean) / m->y_scale);
+    }
+    return yt;
+}
+
+// The iterative fit (gd, logreg, softmax, mlp) of m on scaled xs: seed the
+// RNG from h->seed, draw an mlp's initial weights, standardize a regression
+// target, then fit_iterative.
+static int
+fit_seeded(dv_model_t *m,
+           const dv_tensor_t *xs,
+           const float *y,
+           const uint32_t *cls,
+           const dv_hyper_t *h,
+           const dv_train_opts_t *opts,
+           uint64_t fingerprint,
+           dv_error_t *err)
+{
+    dv_rng_t rng;
+    dv_rng_seed(&rng, h->seed);
+    if (h->algo == DV_ALGO_MLP) {
+        init_glorot(m, &rng);
+    }
+    float *yt = y ? standardize_target(m, y, xs->rows) : NULL;
+    int rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, fingerprint, err);
+    free(yt);
+    return rc;
+}
+
+// Record where the model came from: the data set's hash and row count,
+// the creation time (opts->created_unix, else now) and this version.
+static void
+stamp_provenance(dv_model_t *m,
+                 const dv_dataset_t *ds,
+                 const dv_train_opts_t *opts)
+{
+    memcpy(m->meta.dataset_sha256, ds->sha256, sizeof ds->sha256);
+    m->meta.dataset_rows = ds->n_rows;
+    m->meta.created_unix =
+        opts && opts->created_unix ? opts->created_unix : (int64_t)time(NULL);
+    snprintf(m->meta.drover_version, sizeof m->meta.drover_version, "%s",
+             DV_VERSION_STRING);
+}
+
 int
 dv_train(dv_model_t **out,
          const dv_dataset_t *ds,
@@ -1278,20 +1077,9 @@ dv_train(dv_model_t **out,
     }
     dv_task_t task = opts && opts->task >= 0 ? (dv_task_t)opts->task
                                              : dv_train_task_for(h->algo, ds);
-    bool regression_algo = h->algo == DV_ALGO_OLS || h->algo == DV_ALGO_GD ||
-                           h->algo == DV_ALGO_RIDGE;
-    bool classifier_algo =
-        h->algo == DV_ALGO_LOGREG || h->algo == DV_ALGO_SOFTMAX;
-    if ((task == DV_TASK_CLASSIFICATION && regression_algo) ||
-        (task == DV_TASK_REGRESSION && classifier_algo)) {
-        return dv_errorf(err, DV_EINVAL, "--algo %s cannot do %s",
-                         dv_algo_name(h->algo), dv_task_name(task));
-    }
-    if (task == DV_TASK_REGRESSION && !ds->target_numeric) {
-        return dv_errorf(err, DV_EFORMAT,
-                         "regression needs a numeric target; '%s' holds text "
-                         "(first row: '%.32s')",
-                         ds->target_name, ds->target_text[0]);
+    rc = check_task(h, ds, task, err);
+    if (rc) {
+        return rc;
     }
 
     dv_model_t *m = dv_model_new();
@@ -1299,38 +1087,9 @@ dv_train(dv_model_t **out,
     float *y = NULL;
     uint32_t *cls = NULL;
     size_t n = ds->n_rows;
-    if (task == DV_TASK_CLASSIFICATION) {
-        rc = dv_labels_fit(&m->labels, ds->target_text, ds->target_value,
-                           ds->target_numeric, n, err);
-        if (rc) {
-            goto fail;
-        }
-        if (h->algo == DV_ALGO_LOGREG && m->labels->n != 2) {
-            rc = dv_errorf(err, DV_EINVAL,
-                           "logreg is binary but the target has %zu classes; "
-                           "use --algo softmax",
-                           m->labels->n);
-            goto fail;
-        }
-        cls = dv_try_malloc(n, sizeof(uint32_t));
-        if (!cls) {
-            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu labels", n);
-            goto fail;
-        }
-        rc = dv_labels_encode(m->labels, ds->target_text, ds->target_value, n,
-                              cls, err);
-        if (rc) {
-            goto fail;
-        }
-    } else {
-        y = dv_try_malloc(n, sizeof(float));
-        if (!y) {
-            rc = dv_errorf(err, DV_ENOMEM, "cannot allocate %zu targets", n);
-            goto fail;
-        }
-        for (size_t i = 0; i < n; i++) {
-            y[i] = (float)ds->target_value[i];
-        }
+    rc = encode_target(m, ds, h, task, &y, &cls, err);
+    if (rc) {
+        goto fail;
     }
     // The exact size, now that features and classes are known, before any
     // of it is allocated (a peer chose the hidden widths).
@@ -1347,16 +1106,17 @@ dv_train(dv_model_t **out,
     bool iterative = h->algo != DV_ALGO_OLS && h->algo != DV_ALGO_RIDGE;
     uint64_t fingerprint = 0;
     if (iterative && opts && (opts->checkpoint || opts->resume)) {
-        fingerprint = run_fingerprint(h, ds, task, dv_model_n_params(m));
+        fingerprint = dv_ckpt_fingerprint(h, ds, task, dv_model_n_params(m));
     }
     // A bad checkpoint fails now, before scaling and epochs are spent on it.
     // Closed-form fits take one step and never checkpoint: they ignore it.
     if (iterative && opts && opts->resume) {
-        fit_state_t want = {.algo = (uint32_t)h->algo,
-                            .n_rows = n,
-                            .n_params = dv_model_n_params(m),
-                            .fingerprint = fingerprint};
-        rc = ckpt_check(opts->resume, opts->resume_len, &want, h->epochs, err);
+        dv_ckpt_state_t want = {.algo = (uint32_t)h->algo,
+                                .n_rows = n,
+                                .n_params = dv_model_n_params(m),
+                                .fingerprint = fingerprint};
+        rc = dv_ckpt_check(opts->resume, opts->resume_len, &want, h->epochs,
+                           err);
         if (rc) {
             goto fail;
         }
@@ -1370,43 +1130,8 @@ dv_train(dv_model_t **out,
     dv_scaler_apply(m->scaler, xs);
 
     m->meta.hyper = *h;
-    if (!iterative) {
-        rc = fit_linear_closed(m, xs, y, h->algo == DV_ALGO_RIDGE ? h->l2 : 0.0,
-                               err);
-        m->meta.epochs_run = 1;
-        if (!rc && opts && opts->progress) {
-            dv_train_progress_t p = {1, 1, 0.0, 0.0, m};
-            opts->progress(&p, opts->progress_arg);
-        }
-    } else {
-        dv_rng_t rng;
-        dv_rng_seed(&rng, h->seed);
-        if (h->algo == DV_ALGO_MLP) {
-            init_glorot(m, &rng);
-        }
-        float *yt = NULL;
-        if (y) {
-            // Standardize the target: one learning rate then fits any unit
-            // of measure; the model maps outputs back.
-            double mean = 0.0, var = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                mean += y[i];
-            }
-            mean /= (double)n;
-            for (size_t i = 0; i < n; i++) {
-                var += (y[i] - mean) * (y[i] - mean);
-            }
-            double sd = sqrt(var / (double)n);
-            m->y_offset = (float)mean;
-            m->y_scale = sd > 0 ? (float)sd : 1.0f;
-            yt = dv_malloc(n * sizeof(float));
-            for (size_t i = 0; i < n; i++) {
-                yt[i] = (float)((y[i] - mean) / m->y_scale);
-            }
-        }
-        rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, fingerprint, err);
-        free(yt);
-    }
+    rc = iterative ? fit_seeded(m, xs, y, cls, h, opts, fingerprint, err)
+                   : fit_closed(m, xs, y, h, opts, err);
     if (rc) {
         goto fail;
     }
@@ -1419,12 +1144,7 @@ dv_train(dv_model_t **out,
     if (rc || (rc = train_metrics(m, ds, y, cls, err)) != 0) {
         goto fail;
     }
-    memcpy(m->meta.dataset_sha256, ds->sha256, sizeof ds->sha256);
-    m->meta.dataset_rows = n;
-    m->meta.created_unix =
-        opts && opts->created_unix ? opts->created_unix : (int64_t)time(NULL);
-    snprintf(m->meta.drover_version, sizeof m->meta.drover_version, "%s",
-             DV_VERSION_STRING);
+    stamp_provenance(m, ds, opts);
     dv_tensor_destroy(&xs);
     free(y);
     free(cls);

@@ -52,7 +52,7 @@ typedef void (*dv_train_checkpoint_fn)(const uint8_t *blob,
                                        uint32_t epoch,
                                        void *arg);
 
-// Checkpoint blob (iterative algorithms only; dv_train.c has the byte
+// Checkpoint blob (iterative algorithms only; dv_ckpt.c has the byte
 // layout): little-endian, magic "DVCK", format version 1, the trainer's
 // counters, RNG state and a fingerprint of the data and hyper-parameters,
 // then parameters, Adam moments, the shuffle order and a trailing SHA-256.
