@@ -208,8 +208,6 @@ dv_msgpack_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
-// A required string field into a new C string (caller frees).
-
 bool
 dv_msgpack_uint(const msgpack_object *o, uint64_t *out)
 {

@@ -1,4 +1,4 @@
-// fuzz_ckpt — training checkpoint blobs (DVCK, dv_train.c), which a worker
+// fuzz_ckpt — training checkpoint blobs (DVCK, dv_ckpt.c), which a worker
 // resumes from after a broker or another worker handed them over. Byte 0
 // picks the training run (dv_fuzz_ckpt_run: its data set and
 // hyper-parameters, so the seed generator's checkpoints belong to it) and,
