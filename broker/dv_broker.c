@@ -472,6 +472,13 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
     if (in->no_header) {
         rc = dv_errorf(&err, DV_EFORMAT, "empty message: no header frame");
     } else if (in->too_many) {
+        // The header alone, for its rid: the refusal goes to the request
+        // the client waits on.
+        dv_msg_t *probe = NULL;
+        dv_error_t ignore;
+        dv_msg_decode(&probe, zmq_msg_data(&in->header),
+                      zmq_msg_size(&in->header), NULL, 0, &rid, &ignore);
+        dv_msg_destroy(&probe);
         rc = dv_errorf(&err, DV_EMSGSIZE, "more than %d payload frames",
                        DV_MAX_FRAMES);
     } else {

@@ -369,6 +369,35 @@ test_submit_limits(void)
     DV_CHECK(serves);
 }
 
+// A message with more payload frames than max_frames is refused with
+// DV_EMSGSIZE under its own rid (a client waiting on it is answered), and
+// the broker serves on.
+static void
+test_too_many_frames(void)
+{
+    cluster_t *c = cluster();
+    DV_CHECK(c != NULL);
+    void *client = dealer(c->ctx, c->cep);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 4242);
+    dv_msgw_str(w, "queue", "default");
+    dv_msgw_str(w, "kind", "echo");
+    static const uint8_t byte = 1;
+    dv_frame_t frames[DV_MAX_FRAMES + 1];
+    for (size_t i = 0; i < DV_MAX_FRAMES + 1; i++) {
+        frames[i] = (dv_frame_t){&byte, 1};
+    }
+    bool sent = send_msg(client, NULL, 0, w, -1, 0, frames, DV_MAX_FRAMES + 1);
+    reply_t got = sent ? await_rid(client, 4242) : (reply_t){0};
+    zmq_close(client);
+    printf("  %s %s %s\n", dv_msg_name(got.type),
+           got.code ? dv_err_name(got.code) : "", got.text);
+    DV_CHECK(sent);
+    DV_CHECK(got.got);
+    DV_CHECK_EQ(got.type, DV_MSG_ERROR);
+    DV_CHECK_EQ(got.code, DV_EMSGSIZE);
+    DV_CHECK(echo_ok(c->d));
+}
+
 // libdrover checks the same limits before sending (a clear error instead
 // of a reset connection); the CLI checks --epochs.
 static void
@@ -990,6 +1019,8 @@ test_worker_checks_versions_and_limits(void)
 
 static const dv_test_case_t cases[] = {
     {"submit limits and protocol majors", test_submit_limits},
+    {"too many payload frames: refused under the request's rid",
+     test_too_many_frames},
     {"libdrover and the CLI check limits too", test_client_side_limits},
     {"frames past max_frame_bytes reset the connection", test_frame_limit},
     {"kept results: 100,000 at most", test_kept_count},
