@@ -460,6 +460,35 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
     }
 }
 
+void *
+route_slot(void **arr,
+           size_t elem,
+           size_t *n,
+           size_t *cap,
+           const void *route,
+           size_t route_len,
+           bool *added)
+{
+    for (size_t i = 0; i < *n; i++) {
+        route_key_t *k = (route_key_t *)((uint8_t *)*arr + i * elem);
+        if (k->route_len == route_len &&
+            memcmp(k->route, route, route_len) == 0) {
+            *added = false;
+            return k;
+        }
+    }
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        *arr = dv_realloc(*arr, *cap * elem);
+    }
+    route_key_t *k = (route_key_t *)((uint8_t *)*arr + (*n)++ * elem);
+    memset(k, 0, elem);
+    memcpy(k->route, route, route_len);
+    k->route_len = route_len;
+    *added = true;
+    return k;
+}
+
 static void
 on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 {

@@ -413,6 +413,26 @@ typedef struct switch_s {
 // Timed events (dv_timeq tags).
 enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
 
+// ------------------------------------------- gathering per connection
+// What goes to many connections at once (accepted_many, results) is
+// gathered per connection in an array of slots, each starting with its
+// connection's routing id.
+typedef struct {
+    uint8_t route[ROUTE_MAX]; // the connection's routing id
+    size_t route_len;         //
+} route_key_t;
+
+// The slot of route in *arr (*n slots of elem bytes, each starting with a
+// route_key_t; room for *cap): found, or added zeroed and keyed (*added
+// true), *arr growing by doubling. Borrowed until the next call.
+void *route_slot(void **arr,
+                 size_t elem,
+                 size_t *n,
+                 size_t *cap,
+                 const void *route,
+                 size_t route_len,
+                 bool *added);
+
 // ---------------------------------------------------------- idempotency
 
 #define IDEM_SCOPE_MAX DV_REC_SCOPE_MAX // a scope: a CURVE key in Z85

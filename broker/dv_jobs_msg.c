@@ -100,8 +100,7 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
 
 // Gathered acceptances: per connection, [rid, job] pairs.
 typedef struct {
-    uint8_t route[ROUTE_MAX];
-    size_t route_len;
+    route_key_t key; // first: route_slot
     uint64_t *pairs; // rid, job, rid, job, ...
     size_t n, cap;   // pairs held, room
 } agroup_t;
@@ -141,7 +140,7 @@ agroup_send(dv_broker_t *self, agroup_t *g)
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, g->route, g->route_len, h, len, NULL, 0);
+    client_send(self, g->key.route, g->key.route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
     g->n = 0;
 }
@@ -166,23 +165,11 @@ static void
 accepts_add(dv_broker_t *self, const job_t *j)
 {
     struct accepts *a = self->gather_acc;
-    agroup_t *g = NULL;
-    for (size_t i = 0; i < a->n && !g; i++) {
-        if (a->groups[i].route_len == j->route_len &&
-            memcmp(a->groups[i].route, j->route, j->route_len) == 0) {
-            g = &a->groups[i];
-        }
-    }
-    if (!g) {
-        if (a->n == a->cap) {
-            a->cap = a->cap ? 2 * a->cap : 4;
-            a->groups = dv_realloc(a->groups, a->cap * sizeof *a->groups);
-        }
-        g = &a->groups[a->n++];
-        memset(g, 0, sizeof *g);
-        memcpy(g->route, j->route, j->route_len);
-        g->route_len = j->route_len;
-    }
+    bool added;
+    void *groups = a->groups; // grown by route_slot
+    agroup_t *g = route_slot(&groups, sizeof *a->groups, &a->n, &a->cap,
+                             j->route, j->route_len, &added);
+    a->groups = groups;
     if (g->n == ACCEPTS_MAX_N) {
         agroup_send(self, g);
     }

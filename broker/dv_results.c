@@ -276,8 +276,7 @@ send_kept_as(dv_broker_t *self,
 // One client connection's gathered results: their header maps packed back
 // to back, their frames one after another.
 typedef struct {
-    uint8_t route[ROUTE_MAX];
-    size_t route_len;
+    route_key_t key;      // first: route_slot
     msgpack_sbuffer maps; // n result maps
     size_t n;
     uint8_t *frame; // every result's frames, concatenated (owned)
@@ -323,11 +322,11 @@ rgroup_send(dv_broker_t *self, rgroup_t *g)
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_frame_t f = {g->frame ? g->frame : (const uint8_t *)"", g->frame_len};
     if (g->frame) { // handed to libzmq: freed once written
-        dv_outq_send(self->outq, g->route, g->route_len, h, len, &f, 1,
+        dv_outq_send(self->outq, g->key.route, g->key.route_len, h, len, &f, 1,
                      release_frame, g->frame);
     } else {
-        dv_outq_send(self->outq, g->route, g->route_len, h, len, &f, 1, NULL,
-                     NULL);
+        dv_outq_send(self->outq, g->key.route, g->key.route_len, h, len, &f, 1,
+                     NULL, NULL);
     }
     dv_msgw_destroy(&w);
     g->maps.size = 0;
@@ -363,22 +362,12 @@ results_batch_add(dv_broker_t *self,
                   uint64_t rid)
 {
     struct results_batch *rb = self->coalesce;
-    rgroup_t *g = NULL;
-    for (size_t i = 0; i < rb->n && !g; i++) {
-        if (rb->groups[i].route_len == route_len &&
-            memcmp(rb->groups[i].route, route, route_len) == 0) {
-            g = &rb->groups[i];
-        }
-    }
-    if (!g) {
-        if (rb->n == rb->cap) {
-            rb->cap = rb->cap ? 2 * rb->cap : 8;
-            rb->groups = dv_realloc(rb->groups, rb->cap * sizeof *rb->groups);
-        }
-        g = &rb->groups[rb->n++];
-        memset(g, 0, sizeof *g);
-        memcpy(g->route, route, route_len);
-        g->route_len = route_len;
+    bool added;
+    void *groups = rb->groups; // grown by route_slot
+    rgroup_t *g = route_slot(&groups, sizeof *rb->groups, &rb->n, &rb->cap,
+                             route, route_len, &added);
+    rb->groups = groups;
+    if (added) {
         msgpack_sbuffer_init(&g->maps);
     }
     dv_frame_t frames[DV_MAX_FRAMES];
