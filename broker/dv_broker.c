@@ -29,6 +29,7 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "dv_addr.h"
 #include "dv_audit.h"
 #include "dv_auth.h"
 #include "dv_authorize.h"
@@ -685,9 +686,11 @@ bind_router(void *ctx,
     if (zmq_bind(s, endpoint) != 0) {
         int e = zmq_errno();
         zmq_close(s);
+        char hint[200];
         return dv_errorf(
             err, e == EINVAL || e == EPROTONOSUPPORT ? DV_EINVAL : DV_EIO,
-            "cannot bind %s: %s", endpoint, zmq_strerror(e));
+            "cannot bind %s: %s%s", endpoint, zmq_strerror(e),
+            dv_addr_hint(endpoint, e, true, hint, sizeof hint));
     }
     size_t len = bound_size;
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &len);

@@ -21,6 +21,7 @@
 
 #include "drover.h"
 #include "drover_int.h"
+#include "dv_addr.h"
 #include "dv_err.h"
 #include "dv_keys.h"
 #include "dv_mem.h"
@@ -647,8 +648,11 @@ drover_connect_key(drover_t **out,
         }
     }
     if (zmq_connect(self->sock, endpoint) != 0) {
-        dv_errorf(&e, DV_EINVAL, "cannot connect to %s: %s", endpoint,
-                  zmq_strerror(zmq_errno()));
+        int zerr = zmq_errno();
+        char hint[200];
+        dv_errorf(&e, DV_EINVAL, "cannot connect to %s: %s%s", endpoint,
+                  zmq_strerror(zerr),
+                  dv_addr_hint(endpoint, zerr, false, hint, sizeof hint));
         drover_destroy(&self);
         return drv_set_err(err, &e);
     }

@@ -33,6 +33,7 @@
 // This file is the loop; runs, caches, batching and the other task kinds
 // live beside it (dv_worker_int.h lists the files and what they share;
 // each shared function's contract is at its definition).
+#include "dv_addr.h"
 #include "dv_worker_int.h"
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
@@ -143,8 +144,11 @@ open_socket(dv_worker_t *self, dv_error_t *err)
         int e = zmq_errno();
         zmq_close(self->sock);
         self->sock = NULL;
-        return dv_errorf(err, DV_EINVAL, "cannot connect to %s: %s",
-                         self->endpoint, zmq_strerror(e));
+        char hint[200];
+        return dv_errorf(
+            err, DV_EINVAL, "cannot connect to %s: %s%s", self->endpoint,
+            zmq_strerror(e),
+            dv_addr_hint(self->endpoint, e, false, hint, sizeof hint));
     }
     return dv_zwatch_open(&self->watch, &self->loop, self->sock,
                           DV_ZWATCH_READABLE, on_ready, self, err);
