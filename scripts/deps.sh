@@ -4,9 +4,9 @@
 # machine that has everything gets no apt-get call at all.
 #
 #   scripts/deps.sh         what `make dev/asan/release/test/demo` need
-#   scripts/deps.sh test    and what `make test` needs besides
-#                           (docker-compose, which the compose_config test
-#                           runs; nothing else needs it)
+#   scripts/deps.sh test    and what `make test` needs besides: docker-compose
+#                           (the compose_config test) and Debian's Python
+#                           packages the Python client and its tests use
 #   scripts/deps.sh fuzz    and what `make fuzz` needs besides (clang and its
 #                           libFuzzer runtime; the rest of the build never
 #                           needs clang)
@@ -27,6 +27,11 @@ PKGS=(
 if [ "${1:-}" = test ]; then
   PKGS+=(
     "docker-compose    compose_config validates compose.yaml (needs no daemon)"
+    "python3-zmq       the Python client's sockets (clients/python)"
+    "python3-msgpack   the Python client's wire format"
+    "python3-numpy     the Python client's tensors"
+    "python3-pytest    runs clients/python/tests"
+    "python3-sklearn   the exporter tests train scikit-learn models to serve"
   )
 fi
 if [ "${1:-}" = fuzz ]; then
