@@ -463,6 +463,16 @@ int drover_train(drover_t *self,
                  drover_result_t **out,
                  drover_error_t *err);
 
+// drover_train's first half: submit and return once the broker accepted it
+// (within timeout_ms; <0 forever), with *job_id. Its result comes to
+// drover_wait (its progress to t->progress while drover_wait or
+// drover_poll runs on this connection), from anywhere with the id.
+int drover_train_submit(drover_t *self,
+                        const drover_train_t *t,
+                        int timeout_ms,
+                        uint64_t *job_id,
+                        drover_error_t *err);
+
 // ---------------------------------------------------------- result streams
 //
 // Every queue's finished jobs form a stream, in the order they finished.

@@ -941,6 +941,24 @@ drover_train(drover_t *self,
              drover_result_t **out,
              drover_error_t *err)
 {
+    int64_t deadline = drv_deadline_of(timeout_ms);
+    uint64_t job = 0;
+    int rc = drover_train_submit(self, t, timeout_ms, &job, err);
+    if (rc) {
+        return rc;
+    }
+    int left = deadline < 0 ? -1 : (int)(deadline - drv_now_ms());
+    return drover_wait(self, job, left < 0 && deadline >= 0 ? 0 : left, out,
+                       err);
+}
+
+int
+drover_train_submit(drover_t *self,
+                    const drover_train_t *t,
+                    int timeout_ms,
+                    uint64_t *job_id,
+                    drover_error_t *err)
+{
     dv_error_t e = {0};
     dv_hyper_t h;
     dv_algo_t algo;
@@ -1009,7 +1027,6 @@ drover_train(drover_t *self,
         drv_req_remove(self, r);
         return rc;
     }
-    int left = deadline < 0 ? -1 : (int)(deadline - drv_now_ms());
-    return drover_wait(self, r->job, left < 0 && deadline >= 0 ? 0 : left, out,
-                       err);
+    *job_id = r->job;
+    return 0;
 }

@@ -614,13 +614,27 @@ read_stream(
     return 0;
 }
 
+// Close what dv_csv_load opened (never standard input).
+static void
+close_input(FILE *f)
+{
+    if (f != stdin) {
+        fclose(f);
+    }
+}
+
 int
 dv_csv_load(dv_dataset_t **out,
             const char *path,
             const dv_csv_opts_t *opts,
             dv_error_t *err)
 {
-    FILE *f = fopen(path, "rb");
+    // "-": standard input (`drover infer --data -`)
+    bool use_stdin = strcmp(path, "-") == 0;
+    FILE *f = use_stdin ? stdin : fopen(path, "rb");
+    if (use_stdin) {
+        path = "stdin";
+    }
     if (!f) {
         int e = errno;
         return dv_errorf(err,
@@ -631,11 +645,11 @@ dv_csv_load(dv_dataset_t **out,
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        fclose(f);
+        close_input(f);
         return dv_errorf(err, DV_EIO, "%s: is a directory", path);
     }
     if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > DV_MAX_CSV_BYTES) {
-        fclose(f);
+        close_input(f);
         return dv_errorf(err, DV_EMSGSIZE,
                          "%s: %lld bytes, over the limit of %zu", path,
                          (long long)st.st_size, DV_MAX_CSV_BYTES);
@@ -645,7 +659,7 @@ dv_csv_load(dv_dataset_t **out,
     char *buf = NULL;
     size_t size = 0;
     int rc = read_stream(f, path, &buf, &size, err);
-    fclose(f);
+    close_input(f);
     if (rc) {
         return rc;
     }

@@ -57,7 +57,8 @@ int dv_csv_parse(dv_dataset_t **out,
                  const dv_csv_opts_t *opts,
                  dv_error_t *err);
 
-// Read and parse the file at path (at most DV_MAX_CSV_BYTES). Same results as
+// Read and parse the file at path ("-": standard input, named "stdin" in
+// reasons) (at most DV_MAX_CSV_BYTES). Same results as
 // dv_csv_parse, plus DV_ENOENT/DV_EACCES/DV_EIO for the file itself; reasons
 // start with the path.
 int dv_csv_load(dv_dataset_t **out,

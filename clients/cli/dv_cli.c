@@ -5,7 +5,9 @@
 // table, and unknown options are usage errors, never silently ignored.
 #include "dv_cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static dv_cli_opt_t *
@@ -80,4 +82,25 @@ dv_cli_get(const dv_cli_opt_t *opts, const char *name)
         }
     }
     return NULL;
+}
+
+bool
+dv_cli_get_long(
+    const dv_cli_opt_t *opts, const char *name, long lo, long hi, long *v)
+{
+    const char *s = dv_cli_get(opts, name);
+    if (!s) {
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || errno == ERANGE || x < lo || x > hi) {
+        fprintf(stderr,
+                "drover: --%s '%s': must be a whole number from %ld to %ld\n",
+                name, s, lo, hi);
+        return false;
+    }
+    *v = x;
+    return true;
 }

@@ -38,6 +38,12 @@ int dv_cli_parse(int argc,
 // Value of option name in opts (NULL when absent).
 const char *dv_cli_get(const dv_cli_opt_t *opts, const char *name);
 
+// The value of option name as a whole number in lo..hi into *v (left as
+// it is when the option is absent: set the default first). Returns true, or
+// false after naming the option and its range on stderr (a usage error).
+bool dv_cli_get_long(
+    const dv_cli_opt_t *opts, const char *name, long lo, long hi, long *v);
+
 // Output shared by commands (dv_cli_out.c).
 // s as a JSON string literal.
 void dv_cli_json_str(FILE *f, const char *s);

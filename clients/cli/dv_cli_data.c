@@ -80,9 +80,9 @@ share_dataset(drover_t *d,
 int
 dv_cli_datasets(int argc, char **argv)
 {
-    if (argc < 1) {
-        fputs(DATASETS_USAGE, stderr);
-        return DV_CLI_USAGE;
+    int start = dv_cli_group_start(argc, argv, DATASETS_USAGE);
+    if (start >= 0) {
+        return start;
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {

@@ -2,6 +2,7 @@
 // broker's workers, predictions out) and `drover evaluate` (a model scored
 // on a labelled CSV). See dv_cli_remote.h.
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "dv_cli_remote.h"
 #include "dv_csv.h"
 #include "dv_file.h"
+#include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_metrics.h"
 #include "dv_prep.h"
@@ -143,9 +145,9 @@ dv_cli_infer(int argc, char **argv)
     const char *data = dv_cli_get(opts, "data");
     const char *out_path = dv_cli_get(opts, "out");
     bool eval = dv_cli_get(opts, "eval") != NULL;
-    long batch =
-        dv_cli_get(opts, "batch") ? atol(dv_cli_get(opts, "batch")) : 4096;
-    if (!ref || !data || batch < 1) {
+    long batch = 4096;
+    if (!ref || !data ||
+        !dv_cli_get_long(opts, "batch", 1, (long)DV_MAX_ROWS, &batch)) {
         fputs(INFER_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -154,8 +156,18 @@ dv_cli_infer(int argc, char **argv)
     if ((rc = dv_cli_split_ref(ref, name, sizeof name, &version)) != 0) {
         return rc;
     }
+    // --out is opened first: a path that cannot be written is said before
+    // any job runs, not after.
+    FILE *out = out_path ? fopen(out_path, "w") : NULL;
+    if (out_path && !out) {
+        fprintf(stderr, "drover: --out %s: %s\n", out_path, strerror(errno));
+        return DV_CLI_FAIL;
+    }
     drover_t *d = NULL;
     if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        if (out) {
+            fclose(out);
+        }
         return rc;
     }
     drover_error_t derr = {0};
@@ -169,6 +181,9 @@ dv_cli_infer(int argc, char **argv)
     void **cb_args = NULL;
     if (drover_model_schema(d, name, version, &sc, &derr) != 0) {
         drover_destroy(&d);
+        if (out) {
+            fclose(out);
+        }
         return dv_cli_fail_d(&derr);
     }
     // Pin the version: every batch runs on the same model even if a new
@@ -235,14 +250,10 @@ dv_cli_infer(int argc, char **argv)
     fprintf(stderr, "drover: %zu rows in %zu jobs on %s: %.3f s\n", rows,
             n_batches, st.model, secs);
     if (!eval || out_path) {
-        FILE *f = out_path ? fopen(out_path, "w") : stdout;
-        if (!f) {
-            dv_errorf(&err, DV_EIO, "%s: cannot write", out_path);
-            rc = dv_cli_fail_dv(&err);
-            goto done;
-        }
+        FILE *f = out ? out : stdout;
         dv_cli_write_predictions(f, st.pred, st.n_classes ? st.classes : NULL,
                                  st.n_classes);
+        out = NULL;
         if (f != stdout ? fclose(f) != 0 : fflush(f) != 0) {
             dv_errorf(&err, DV_EIO, "%s: write failed",
                       out_path ? out_path : "stdout");
@@ -269,6 +280,9 @@ done:
     dv_dataset_destroy(&ds);
     drover_schema_clear(&sc);
     drover_destroy(&d);
+    if (out) {
+        fclose(out); // a failure before the predictions were written
+    }
     return rc;
 }
 
@@ -279,18 +293,21 @@ done:
     "--dataset NAME[@V])\n"                                                    \
     "                       "                                                  \
     "[--queue Q]\n"                                                            \
-    "                       [--broker E] [--json]\n"                           \
+    "                       [--no-wait] [--broker E] [--json]\n"               \
     "The model's metrics on the file (it must hold the model's target), "      \
     "computed by a\nworker as a job: the figures `drover local eval` "         \
-    "prints.\n"
+    "prints. The job id goes to stderr once the broker has it; --no-wait "     \
+    "prints it\n(stdout) and returns: `drover jobs result ID` later.\n"
 
 int
 dv_cli_evaluate(int argc, char **argv)
 {
     dv_cli_opt_t opts[] = {
-        {"model", true, NULL},   {"data", true, NULL},  {"queue", true, NULL},
-        {"broker", true, NULL},  {"json", false, NULL}, {"help", false, NULL},
-        {"dataset", true, NULL}, {NULL, false, NULL},
+        {"model", true, NULL},   {"data", true, NULL},
+        {"queue", true, NULL},   {"broker", true, NULL},
+        {"json", false, NULL},   {"help", false, NULL},
+        {"dataset", true, NULL}, {"no-wait", false, NULL},
+        {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc =
@@ -308,7 +325,8 @@ dv_cli_evaluate(int argc, char **argv)
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
-    if (data && dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
+    if (data &&
+        dv_cli_read_input(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
         return dv_cli_fail_dv(&derr);
     }
     drover_t *d = NULL;
@@ -325,8 +343,16 @@ dv_cli_evaluate(int argc, char **argv)
     job.dataset = dataset;
     drover_error_t err = {0};
     drover_result_t *r = NULL;
-    rc = drover_run(d, &job, -1, &r, &err);
+    uint64_t id = 0;
+    rc = drover_submit(d, &job, -1, &id, &err);
     free(csv);
+    if (rc == 0 && !dv_cli_print_submitted(opts, id)) {
+        drover_destroy(&d);
+        return DV_CLI_OK;
+    }
+    if (rc == 0) {
+        rc = drover_wait(d, id, -1, &r, &err);
+    }
     if (rc == 0) {
         const char *text = "";
         int code = drover_result_error(r, &text);

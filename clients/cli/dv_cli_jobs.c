@@ -72,24 +72,6 @@ on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
     }
 }
 
-static bool
-opt_long(const dv_cli_opt_t *opts, const char *name, long lo, long hi, long *v)
-{
-    const char *s = dv_cli_get(opts, name);
-    if (!s) {
-        return true;
-    }
-    char *end = NULL;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || x < lo || x > hi) {
-        fprintf(stderr, "drover: --%s must be an integer in %ld..%ld\n", name,
-                lo, hi);
-        return false;
-    }
-    *v = x;
-    return true;
-}
-
 int
 dv_cli_submit(int argc, char **argv)
 {
@@ -114,16 +96,16 @@ dv_cli_submit(int argc, char **argv)
     const char *sleep = dv_cli_get(opts, "sleep");
     long bytes = echo ? -1 : 0, count = 1, window = 10000, priority = 0;
     long deadline = 0, timeout = 0, attempts = 0, backoff = 0, sleep_ms = 0;
-    if (!opt_long(opts, "echo", 0, 1L << 28, &bytes) ||
-        !opt_long(opts, "count", 1, 100000000, &count) ||
-        !opt_long(opts, "window", 1, 1000000, &window) ||
-        !opt_long(opts, "priority", -1000, 1000, &priority) ||
-        !opt_long(opts, "deadline-ms", 1, 7L * 86400000, &deadline) ||
-        !opt_long(opts, "timeout-ms", 1, 7L * 86400000, &timeout) ||
-        !opt_long(opts, "max-attempts", 1, 100, &attempts) ||
-        !opt_long(opts, "backoff-ms", 0, 60000, &backoff) ||
-        !opt_long(opts, "sleep", 0, 3600000, &sleep_ms) || (!echo && !sleep) ||
-        bytes < 0) {
+    if (!dv_cli_get_long(opts, "echo", 0, 1L << 28, &bytes) ||
+        !dv_cli_get_long(opts, "count", 1, 100000000, &count) ||
+        !dv_cli_get_long(opts, "window", 1, 1000000, &window) ||
+        !dv_cli_get_long(opts, "priority", -1000, 1000, &priority) ||
+        !dv_cli_get_long(opts, "deadline-ms", 1, 7L * 86400000, &deadline) ||
+        !dv_cli_get_long(opts, "timeout-ms", 1, 7L * 86400000, &timeout) ||
+        !dv_cli_get_long(opts, "max-attempts", 1, 100, &attempts) ||
+        !dv_cli_get_long(opts, "backoff-ms", 0, 60000, &backoff) ||
+        !dv_cli_get_long(opts, "sleep", 0, 3600000, &sleep_ms) ||
+        (!echo && !sleep) || bytes < 0) {
         fputs(SUBMIT_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -286,9 +268,9 @@ print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
 int
 dv_cli_jobs(int argc, char **argv)
 {
-    if (argc < 1) {
-        fputs(JOBS_USAGE, stderr);
-        return DV_CLI_USAGE;
+    int start = dv_cli_group_start(argc, argv, JOBS_USAGE);
+    if (start >= 0) {
+        return start;
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
@@ -304,7 +286,23 @@ dv_cli_jobs(int argc, char **argv)
         return rc;
     }
     if (strcmp(sub, "list") == 0) {
-        if (n_pos != 0) {
+        static const char *const states[] = {"queued",  "running",  "retrying",
+                                             "done",    "failed",   "dead",
+                                             "expired", "cancelled"};
+        const char *state = dv_cli_get(opts, "state");
+        bool known = state == NULL;
+        for (size_t i = 0; !known && i < sizeof states / sizeof *states; i++) {
+            known = strcmp(state, states[i]) == 0;
+        }
+        long limit = 0;
+        if (!known) {
+            fprintf(stderr,
+                    "drover: --state '%s': one of queued, running, retrying, "
+                    "done, failed, dead, expired, cancelled\n",
+                    state);
+        }
+        if (n_pos != 0 || !known ||
+            !dv_cli_get_long(opts, "limit", 1, 10000, &limit)) {
             fputs(JOBS_USAGE, stderr);
             return DV_CLI_USAGE;
         }
@@ -315,10 +313,9 @@ dv_cli_jobs(int argc, char **argv)
         drover_error_t err = {0};
         drover_job_info_t *v = NULL;
         size_t n = 0;
-        const char *lim = dv_cli_get(opts, "limit");
         rc = drover_job_list(d, dv_cli_get(opts, "state"),
-                             dv_cli_get(opts, "queue"),
-                             lim ? (unsigned)atoi(lim) : 0, &v, &n, &err);
+                             dv_cli_get(opts, "queue"), (unsigned)limit, &v, &n,
+                             &err);
         bool json = dv_cli_get(opts, "json") != NULL;
         if (rc == 0 && json) {
             printf("[");
@@ -491,10 +488,29 @@ dv_cli_jobs(int argc, char **argv)
         drover_destroy(&d);
         return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
     }
-    int wait_ms =
-        dv_cli_get(opts, "wait-ms") ? atoi(dv_cli_get(opts, "wait-ms")) : 0;
+    long wait_ms = 0;
+    if (!dv_cli_get_long(opts, "wait-ms", 0, 7L * 86400000, &wait_ms)) {
+        drover_destroy(&d);
+        return DV_CLI_USAGE;
+    }
     drover_result_t *r = NULL;
-    rc = drover_wait(d, id, wait_ms, &r, &err);
+    rc = drover_wait(d, id, (int)wait_ms, &r, &err);
+    if (rc == DV_ETIMEDOUT) {
+        // Not finished: say where it is rather than a bare timeout.
+        drover_job_info_t info;
+        drover_error_t ierr = {0};
+        if (drover_job_info(d, id, &info, &ierr) == 0) {
+            fprintf(stderr,
+                    "drover: job %" PRIu64 " is %s%s: no result yet; "
+                    "`drover jobs result %" PRIu64
+                    " --wait-ms N` waits for it, `drover jobs watch %" PRIu64
+                    "` follows it\n",
+                    (uint64_t)id, info.state, wait_ms ? " after --wait-ms" : "",
+                    (uint64_t)id, (uint64_t)id);
+            drover_destroy(&d);
+            return DV_CLI_FAIL;
+        }
+    }
     if (rc) {
         drover_destroy(&d);
         return dv_cli_fail_d(&err);
@@ -540,6 +556,11 @@ dv_cli_jobs(int argc, char **argv)
                     b_rows, b_jobs);
             }
         } else {
+            const char *model = drover_result_model(r);
+            if (model && *model) { // train: the version it made; evaluate
+                fprintf(f, ",\"model\":");
+                dv_cli_json_str(f, model);
+            }
             fprintf(f, ",\"payload_bytes\":%zu", len);
         }
         fprintf(f, "}\n");
@@ -560,6 +581,8 @@ dv_cli_jobs(int argc, char **argv)
         free(labels);
     } else if (len) {
         fwrite(payload, 1, len, f);
+    } else if (drover_result_model(r) && *drover_result_model(r)) {
+        fprintf(f, "%s\n", drover_result_model(r)); // a train job's version
     }
     if (f != stdout) {
         fclose(f);
@@ -649,7 +672,11 @@ dv_cli_results(int argc, char **argv)
     };
     const char *pos[1];
     size_t n_pos = 0;
-    if (argc < 1 || strcmp(argv[0], "follow") != 0) {
+    int start = dv_cli_group_start(argc, argv, RESULTS_USAGE);
+    if (start >= 0) {
+        return start;
+    }
+    if (strcmp(argv[0], "follow") != 0) {
         fputs(RESULTS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -662,9 +689,10 @@ dv_cli_results(int argc, char **argv)
     const char *queue = dv_cli_get(opts, "queue");
     const char *consumer = dv_cli_get(opts, "consumer");
     const char *from = dv_cli_get(opts, "from");
-    if (!queue || !consumer || !opt_long(opts, "count", 1, LONG_MAX, &count) ||
-        !opt_long(opts, "idle-ms", 1, 86400000, &idle) ||
-        !opt_long(opts, "window", 1, 10000, &window) ||
+    if (!queue || !consumer ||
+        !dv_cli_get_long(opts, "count", 1, LONG_MAX, &count) ||
+        !dv_cli_get_long(opts, "idle-ms", 1, 86400000, &idle) ||
+        !dv_cli_get_long(opts, "window", 1, 10000, &window) ||
         (from && strcmp(from, "latest") != 0 &&
          strcmp(from, "earliest") != 0)) {
         fputs(RESULTS_USAGE, stderr);
@@ -752,9 +780,9 @@ print_dead_json(const drover_dead_t *v, size_t n)
 int
 dv_cli_dead(int argc, char **argv)
 {
-    if (argc < 1) {
-        fputs(DEAD_USAGE, stderr);
-        return DV_CLI_USAGE;
+    int start = dv_cli_group_start(argc, argv, DEAD_USAGE);
+    if (start >= 0) {
+        return start;
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {

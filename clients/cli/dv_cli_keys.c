@@ -19,8 +19,11 @@
     "                     [--queues q1,q2|*] [--json]\n"                       \
     "Writes a new CURVE key pair: STEM.key (secret, mode 0600: keep it "       \
     "private)\n"                                                               \
-    "and STEM.pub (public: put it in the broker's --authorized-keys "          \
-    "folder).\n"                                                               \
+    "and STEM.pub (public). A client's or worker's .pub goes in the "          \
+    "broker's\n"                                                               \
+    "--authorized-keys folder; the broker's own key (made without --roles) "   \
+    "is its\n--secret-key, and its .pub goes to clients and workers as "       \
+    "--broker-key.\n"                                                          \
     "Existing files are never overwritten.\n"                                  \
     "  --name ID      the key's id (default: STEM's file name); 1 to 64 of "   \
     "A-Z a-z 0-9 . _ -\n"                                                      \
@@ -89,8 +92,12 @@ print_text(const char *key_path, const char *pub_path, const dv_key_t *k)
 {
     char roles[DV_ROLES_TEXT_MAX];
     printf("wrote %s (secret, mode 0600: keep it private) and %s (public: "
-           "give it to the broker's --authorized-keys folder)\n",
-           key_path, pub_path);
+           "%s)\n",
+           key_path, pub_path,
+           k->roles ? "put it in the broker's --authorized-keys folder"
+                    : "no roles, so a broker's key: run the broker with "
+                      "--secret-key on the .key, give clients and workers "
+                      "the .pub as --broker-key");
     printf("id:         %s\n", k->id);
     printf("roles:      %s\n", dv_roles_format(k->roles, roles, sizeof roles));
     printf("queues:     ");

@@ -639,7 +639,8 @@ dv_cli_local(int argc, char **argv)
         return DV_CLI_USAGE;
     }
     const char *sub = argv[0];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
+        strcmp(sub, "help") == 0) {
         local_usage(stdout);
         return DV_CLI_OK;
     }

@@ -156,9 +156,9 @@ print_model_header(void)
 int
 dv_cli_models(int argc, char **argv)
 {
-    if (argc < 1) {
-        fputs(MODELS_USAGE, stderr);
-        return DV_CLI_USAGE;
+    int start = dv_cli_group_start(argc, argv, MODELS_USAGE);
+    if (start >= 0) {
+        return start;
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
@@ -184,8 +184,9 @@ dv_cli_models(int argc, char **argv)
     bool alias = strcmp(sub, "alias") == 0,
          unalias = strcmp(sub, "unalias") == 0;
     if (strcmp(sub, "gc") == 0) {
-        const char *keep = dv_cli_get(opts, "keep");
-        if (n_pos != 1 || !keep || atoi(keep) < 1) {
+        long keep = 0;
+        if (n_pos != 1 || !dv_cli_get(opts, "keep") ||
+            !dv_cli_get_long(opts, "keep", 1, UINT32_MAX, &keep)) {
             fputs(MODELS_USAGE, stderr);
             return DV_CLI_USAGE;
         }
@@ -196,8 +197,8 @@ dv_cli_models(int argc, char **argv)
         drover_error_t err = {0};
         uint32_t removed[4096];
         size_t n = 0;
-        rc = drover_model_gc(d, pos[0], (uint32_t)atoi(keep), removed, 4096, &n,
-                             &err);
+        rc =
+            drover_model_gc(d, pos[0], (uint32_t)keep, removed, 4096, &n, &err);
         if (rc == 0) {
             if (json) {
                 printf("{\"removed\":[");
@@ -432,7 +433,7 @@ dv_cli_models(int argc, char **argv)
     "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
     "[--l2 X] [--tol X]\n"                                                     \
     "         [--scale S] [--hidden 64,32] [--checkpoint-ms N] [--queue Q]\n"  \
-    "         [--eval-dataset NAME[@V]]\n"                                     \
+    "         [--eval-dataset NAME[@V]] [--no-wait]\n"                         \
     "         [--broker E] [--json]\n"                                         \
     "Trains on a worker through the queue (the options of `drover local "      \
     "train`) and\n"                                                            \
@@ -446,7 +447,11 @@ dv_cli_models(int argc, char **argv)
     "scores the model\n"                                                       \
     "on a stored data set as it trains (progress) and at the end (its "        \
     "lineage:\n"                                                               \
-    "drover models show NAME@V).\n"
+    "drover models show NAME@V). The job id is printed (stderr) once the "     \
+    "broker has\n"                                                             \
+    "it: Ctrl-C stops waiting, not the job (`drover jobs cancel ID`); "        \
+    "--no-wait\n"                                                              \
+    "prints the id (stdout) and returns.\n"
 
 static void
 on_train_progress(const drover_progress_t *p, void *arg)
@@ -470,7 +475,8 @@ dv_cli_train(int argc, char **argv)
         {"l2", true, NULL},           {"tol", true, NULL},
         {"scale", true, NULL},        {"hidden", true, NULL},
         {"dataset", true, NULL},      {"checkpoint-ms", true, NULL},
-        {"eval-dataset", true, NULL}, {NULL, false, NULL},
+        {"eval-dataset", true, NULL}, {"no-wait", false, NULL},
+        {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
@@ -499,7 +505,8 @@ dv_cli_train(int argc, char **argv)
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
-    if (data && dv_file_read(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
+    if (data &&
+        dv_cli_read_input(data, (size_t)1 << 28, &csv, &csv_len, &derr)) {
         return dv_cli_fail_dv(&derr);
     }
     drover_train_t t = {0};
@@ -516,10 +523,13 @@ dv_cli_train(int argc, char **argv)
     t.n_options = n_options;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     t.created_unix = sde ? atoll(sde) : 0;
-    const char *ck = dv_cli_get(opts, "checkpoint-ms");
-    if (ck) {
-        long long v = atoll(ck);
-        t.checkpoint_ms = v > 0 ? v : -1;
+    long ck = 0;
+    if (!dv_cli_get_long(opts, "checkpoint-ms", 0, 86400000, &ck)) {
+        free(csv);
+        return DV_CLI_USAGE;
+    }
+    if (dv_cli_get(opts, "checkpoint-ms")) {
+        t.checkpoint_ms = ck > 0 ? ck : -1;
     }
     dv_cli_progress_t po = {dv_cli_get(opts, "json") != NULL,
                             isatty(STDERR_FILENO) == 1, false};
@@ -533,7 +543,16 @@ dv_cli_train(int argc, char **argv)
     drover_error_t err = {0};
     drover_result_t *r = NULL;
     double t0 = dv_cli_seconds_now();
-    rc = drover_train(d, &t, -1, &r, &err);
+    uint64_t job = 0;
+    rc = drover_train_submit(d, &t, -1, &job, &err);
+    if (rc == 0 && !dv_cli_print_submitted(opts, job)) {
+        free(csv);
+        drover_destroy(&d);
+        return DV_CLI_OK;
+    }
+    if (rc == 0) {
+        rc = drover_wait(d, job, -1, &r, &err);
+    }
     double secs = dv_cli_seconds_now() - t0;
     if (po.drawn) {
         fputc('\n', stderr);

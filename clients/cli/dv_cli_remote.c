@@ -16,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "dv_file.h"
+#include "dv_mem.h"
+
 #define CONNECT_MS 5000
 
 int
@@ -60,6 +63,76 @@ dv_cli_parse_usage(int argc,
         return DV_CLI_OK;
     }
     return -1;
+}
+
+int
+dv_cli_group_start(int argc, char **argv, const char *usage_text)
+{
+    if (argc < 1) {
+        fputs(usage_text, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
+        strcmp(argv[0], "help") == 0) {
+        fputs(usage_text, stdout);
+        return DV_CLI_OK;
+    }
+    return -1;
+}
+
+int
+dv_cli_read_input(
+    const char *path, size_t max, uint8_t **buf, size_t *len, dv_error_t *err)
+{
+    if (strcmp(path, "-") != 0) {
+        return dv_file_read(path, max, buf, len, err);
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *b = dv_malloc(cap);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(b);
+                return dv_errorf(err, DV_EMSGSIZE,
+                                 "stdin: over the limit of %zu bytes", max);
+            }
+            cap *= 2;
+            b = dv_realloc(b, cap);
+        }
+        size_t got = fread(b + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(stdin) || n > max) {
+        free(b);
+        return dv_errorf(err, ferror(stdin) ? DV_EIO : DV_EMSGSIZE,
+                         ferror(stdin) ? "stdin: read failed"
+                                       : "stdin: over the limit of %zu bytes",
+                         max);
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+bool
+dv_cli_print_submitted(const dv_cli_opt_t *opts, uint64_t job)
+{
+    if (dv_cli_get(opts, "no-wait")) {
+        printf(dv_cli_get(opts, "json") ? "{\"job\":%" PRIu64 "}\n"
+                                        : "%" PRIu64 "\n",
+               job);
+        return false;
+    }
+    if (!dv_cli_get(opts, "json")) {
+        fprintf(stderr,
+                "drover: job %" PRIu64 " submitted (Ctrl-C stops waiting, "
+                "not the job)\n",
+                job);
+    }
+    return true;
 }
 
 int

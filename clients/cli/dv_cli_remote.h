@@ -48,6 +48,23 @@ int dv_cli_parse_usage(int argc,
                        size_t *n_pos,
                        const char *usage_text);
 
+// The start of a command with subcommands (models, jobs, dead, results,
+// datasets, admin): no subcommand is a usage error (usage on stderr, 2);
+// `--help`, `-h` or `help` in its place prints usage on stdout (0).
+// Returns -1 to go on with argv[0] as the subcommand, else an exit code.
+int dv_cli_group_start(int argc, char **argv, const char *usage_text);
+
+// A long job (train, evaluate) was accepted as job: with --no-wait print
+// its id on stdout (JSON with --json) and return false (the command ends
+// there); else say it on stderr (so Ctrl-C leaves the id behind) and
+// return true (wait for it).
+bool dv_cli_print_submitted(const dv_cli_opt_t *opts, uint64_t job);
+
+// The bytes of the file at path, or of standard input for "-", at most max
+// (*buf: caller frees). Returns 0 or DV_E* naming the path.
+int dv_cli_read_input(
+    const char *path, size_t max, uint8_t **buf, size_t *len, dv_error_t *err);
+
 // Connect *d (caller destroys it) to --broker. Returns DV_CLI_OK, or
 // DV_CLI_FAIL after printing why.
 int dv_cli_connect(const dv_cli_opt_t *opts, drover_t **d);

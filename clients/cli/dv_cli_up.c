@@ -21,6 +21,7 @@
 
 #include "drover.h"
 #include "dv_cli.h"
+#include "dv_cli_remote.h"
 #include "dv_tensor.h"
 
 #define UP_USAGE                                                               \
@@ -28,20 +29,30 @@
     "[--data DIR]\n"                                                           \
     "                 [--endpoint E] [--worker-endpoint E] "                   \
     "[--heartbeat-ms N]\n"                                                     \
-    "Runs a broker and N workers (default 2) in the foreground and prints\n"   \
-    "'READY <client endpoint>' once the workers are connected. --endpoint "    \
-    "is\n"                                                                     \
-    "where clients connect (default " DROVER_DEFAULT_ENDPOINT "); workers "    \
-    "use\n"                                                                    \
-    "--worker-endpoint (default: the next tcp port, or PATH-workers for "      \
-    "ipc).\n"                                                                  \
-    "--data DIR keeps the model registry there. Ctrl-C or SIGTERM drains the " \
-    "workers,\nthen stops the broker. Each worker gets --blas-threads "        \
-    "cores / (workers x\nconcurrency), at least 1, so the host is never "      \
-    "oversubscribed.\n"
+    "                 [--model-memory MB] [--data-memory MB] "                 \
+    "[--train-slots N]\n"                                                      \
+    "Runs a broker and N workers (default 2; 0: the broker alone) in the "     \
+    "foreground\nand prints 'READY <client endpoint>' once the workers are "   \
+    "connected.\n--endpoint is where clients connect "                         \
+    "(default " DROVER_DEFAULT_ENDPOINT                                        \
+    "); workers use\n--worker-endpoint (default: "                             \
+    "the next tcp port, or PATH-workers for ipc).\n--data DIR: the broker's "  \
+    "durable store (jobs, results, models, data sets) lives\nthere and "       \
+    "survives restarts; without it, memory only.\n"                            \
+    "--concurrency, --prefetch, --model-memory, --data-memory, --train-slots " \
+    "and\n--heartbeat-ms go to every worker (drover-worker --help). Each "     \
+    "worker gets\n--blas-threads cores / (workers x concurrency), at least "   \
+    "1, so the host is never\noversubscribed. Ctrl-C or SIGTERM: the "         \
+    "workers finish the jobs they run (up to\n30 s), then the broker stops; "  \
+    "a second Ctrl-C stops everything at once.\n"
 
 #define READY_TIMEOUT_MS 60000
 #define MAX_WORKERS      256
+// How long stopping waits for the workers, all together, to finish the
+// jobs they run (then SIGKILL: their jobs are retried elsewhere), and for
+// the broker to close its store.
+#define DRAIN_MS       30000
+#define BROKER_STOP_MS 10000
 
 typedef struct {
     pid_t pid;      // 0 when not running
@@ -157,28 +168,95 @@ stop_child(child_t *c, int sig)
     }
 }
 
-// Wait for c to exit, up to timeout_ms; then SIGKILL it.
+// c has exited (or was never started): forget it.
 static void
-reap(child_t *c, int timeout_ms)
+forget(child_t *c)
 {
-    for (int waited = 0; c->pid > 0; waited += 20) {
-        int status;
-        pid_t r = waitpid(c->pid, &status, WNOHANG);
-        if (r == c->pid || (r < 0 && errno == ECHILD)) {
-            break;
-        }
-        if (waited >= timeout_ms) {
-            kill(c->pid, SIGKILL);
-            waitpid(c->pid, &status, 0);
-            break;
-        }
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
     c->pid = 0;
     if (c->out >= 0) {
         close(c->out);
         c->out = -1;
+    }
+}
+
+// Stop the n children cs (what: "worker" or "broker"), all at once: SIGTERM,
+// then wait up to timeout_ms in all for them to exit, saying what it waits
+// for every few seconds; past that, or on a second SIGINT/SIGTERM from set
+// (*hurry, which stays set for later calls), SIGKILL, said on stderr.
+static void
+stop_all(child_t *cs,
+         size_t n,
+         const char *what,
+         int timeout_ms,
+         const sigset_t *set,
+         bool *hurry)
+{
+    size_t alive = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cs[i].pid > 0) {
+            stop_child(&cs[i], *hurry ? SIGKILL : SIGTERM);
+            alive++;
+        }
+    }
+    if (alive == 0) {
+        return;
+    }
+    if (!*hurry && strcmp(what, "worker") == 0) {
+        fprintf(stderr,
+                "drover up: stopping: %zu worker(s) finish the jobs they run "
+                "(up to %d s; Ctrl-C again stops now)\n",
+                alive, timeout_ms / 1000);
+    }
+    double start = dv_cli_seconds_now(), said = start;
+    while (alive > 0) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (size_t i = 0; i < n; i++) {
+                if (cs[i].pid == pid) {
+                    forget(&cs[i]);
+                    alive--;
+                }
+            }
+        }
+        if (pid < 0 && errno == ECHILD) {
+            for (size_t i = 0; i < n; i++) {
+                forget(&cs[i]);
+            }
+            return;
+        }
+        if (alive == 0) {
+            break;
+        }
+        double now = dv_cli_seconds_now();
+        bool late = (now - start) * 1000 >= timeout_ms;
+        if (late || *hurry) {
+            for (size_t i = 0; i < n; i++) {
+                if (cs[i].pid > 0) {
+                    char who[64];
+                    snprintf(who, sizeof who, n > 1 ? "%s %zu" : "%s", what,
+                             i + 1);
+                    fprintf(stderr, "drover up: %s (pid %ld) %s: killed\n", who,
+                            (long)cs[i].pid,
+                            *hurry ? "told to stop now"
+                                   : "did not stop in time");
+                    kill(cs[i].pid, SIGKILL);
+                    waitpid(cs[i].pid, &status, 0);
+                    forget(&cs[i]);
+                }
+            }
+            return;
+        }
+        if (now - said >= 5) {
+            fprintf(stderr, "drover up: waiting for %zu %s(s) to finish\n",
+                    alive, what);
+            said = now;
+        }
+        struct timespec tick = {0, 100 * 1000000L};
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            *hurry = true;
+        }
     }
 }
 
@@ -212,6 +290,9 @@ dv_cli_up(int argc, char **argv)
         {"worker-endpoint", true, NULL},
         {"heartbeat-ms", true, NULL},
         {"prefetch", true, NULL},
+        {"model-memory", true, NULL},
+        {"data-memory", true, NULL},
+        {"train-slots", true, NULL},
         {"help", false, NULL},
         {NULL, false, NULL},
     };
@@ -224,12 +305,14 @@ dv_cli_up(int argc, char **argv)
         fputs(UP_USAGE, stdout);
         return DV_CLI_OK;
     }
-    const char *nw = dv_cli_get(opts, "workers");
     const char *conc = dv_cli_get(opts, "concurrency");
     const char *hb = dv_cli_get(opts, "heartbeat-ms");
-    int n_workers = nw ? atoi(nw) : 2;
-    if (n_workers < 1 || n_workers > MAX_WORKERS || (conc && atoi(conc) < 1) ||
-        (hb && atoi(hb) < 1)) {
+    long n_workers = 2, n_conc = 1, n_hb = 1000, n_prefetch = 0;
+    // --workers 0: a broker alone (workers join from elsewhere)
+    if (!dv_cli_get_long(opts, "workers", 0, MAX_WORKERS, &n_workers) ||
+        !dv_cli_get_long(opts, "concurrency", 1, 1024, &n_conc) ||
+        !dv_cli_get_long(opts, "heartbeat-ms", 1, 3600000, &n_hb) ||
+        !dv_cli_get_long(opts, "prefetch", 0, 100000, &n_prefetch)) {
         fputs(UP_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -282,15 +365,18 @@ dv_cli_up(int argc, char **argv)
         wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) != 0) {
         fprintf(stderr, "drover up: the broker did not start (%s)\n",
                 broker_bin);
-        stop_child(&broker, SIGKILL);
-        reap(&broker, 1000);
+        if (broker.pid > 0) {
+            kill(broker.pid, SIGKILL);
+            waitpid(broker.pid, NULL, 0);
+        }
+        forget(&broker);
         return DV_CLI_FAIL;
     }
     // "READY <client> <worker>": the bound endpoints (tcp "*" resolved).
     char bound_client[512] = "", bound_worker[512] = "";
     sscanf(line, "READY %511s %511s", bound_client, bound_worker);
     char name[64];
-    char *wargv[16];
+    char *wargv[24];
     k = 0;
     wargv[k++] = worker_bin;
     wargv[k++] = "--broker";
@@ -306,14 +392,21 @@ dv_cli_up(int argc, char **argv)
         wargv[k++] = "--heartbeat-ms";
         wargv[k++] = (char *)hb;
     }
-    if (dv_cli_get(opts, "prefetch")) {
-        wargv[k++] = "--prefetch";
-        wargv[k++] = (char *)dv_cli_get(opts, "prefetch");
+    // Passed to every worker as they are (drover-worker checks them).
+    static const char *const passed[] = {"prefetch", "model-memory",
+                                         "data-memory", "train-slots"};
+    char flags[4][32];
+    for (size_t i = 0; i < sizeof passed / sizeof *passed; i++) {
+        if (dv_cli_get(opts, passed[i])) {
+            snprintf(flags[i], sizeof flags[i], "--%s", passed[i]);
+            wargv[k++] = flags[i];
+            wargv[k++] = (char *)dv_cli_get(opts, passed[i]);
+        }
     }
     // Every worker's jobs share this host's cores (docs/ARCHITECTURE.md,
     // BLAS threads: the policy); each worker alone would take them all.
     unsigned long long jobs =
-        (unsigned long long)n_workers * (unsigned)(conc ? atoi(conc) : 1);
+        (unsigned long long)(n_workers ? n_workers : 1) * (unsigned)n_conc;
     char blas[16];
     snprintf(
         blas, sizeof blas, "%d",
@@ -340,14 +433,13 @@ dv_cli_up(int argc, char **argv)
         fprintf(stderr,
                 "drover up: broker at %s (workers at %s), %d worker(s); "
                 "Ctrl-C stops\n",
-                bound_client, bound_worker, n_workers);
+                bound_client, bound_worker, (int)n_workers);
     }
     bool stopping = rc != DV_CLI_OK;
     while (!stopping) {
         struct timespec tick = {1, 0};
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
-            fprintf(stderr, "drover up: stopping (draining workers)\n");
             break;
         }
         int status;
@@ -383,15 +475,10 @@ dv_cli_up(int argc, char **argv)
             }
         }
     }
-    // Drain workers first (they finish their jobs and say bye), then the
-    // broker.
-    for (int i = 0; i < n_workers; i++) {
-        stop_child(&workers[i], SIGTERM);
-    }
-    for (int i = 0; i < n_workers; i++) {
-        reap(&workers[i], 30000);
-    }
-    stop_child(&broker, SIGTERM);
-    reap(&broker, 10000);
+    // Drain the workers, all at once (each finishes the jobs it runs and
+    // says bye), then the broker. A second Ctrl-C stops them at once.
+    bool hurry = false;
+    stop_all(workers, (size_t)n_workers, "worker", DRAIN_MS, &set, &hurry);
+    stop_all(&broker, 1, "broker", BROKER_STOP_MS, &set, &hurry);
     return rc;
 }

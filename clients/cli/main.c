@@ -26,17 +26,16 @@ usage(FILE *f)
             "register it\n"
             "  evaluate                           a model's metrics on a CSV, "
             "as a job\n"
-
             "  submit                             submit echo or sleep jobs "
             "(tests, load)\n"
-            "  models push|list|show|rm           the broker's model "
-            "registry\n"
-            "  jobs show|list|result|cancel       jobs: state, results, "
-            "cancel\n"
+            "  models push|list|show|rm|alias|unalias|gc|config\n"
+            "                                     the broker's model registry\n"
+            "  datasets push|list|show|rm|share   stored training data sets\n"
+            "  jobs show|list|result|cancel|watch jobs: state, results, "
+            "cancel, progress\n"
             "  dead list|show|requeue|purge       the dead-letter queue\n"
             "  results follow                     a queue's results as they "
             "finish, resumable\n"
-
             "  workers                            connected workers\n"
             "  status                             the broker's queues and "
             "counts\n"
@@ -50,10 +49,12 @@ usage(FILE *f)
             "  version                            print the version\n"
             "\n"
             "`drover COMMAND --help` shows a command's options. Commands "
-            "that talk to a\nbroker take --broker ENDPOINT (default "
-            "$DROVER_BROKER, else " DROVER_DEFAULT_ENDPOINT ")\n"
-            "and --json; with CURVE on, --key FILE.key --broker-key "
-            "FILE.pub (or\nDROVER_KEY / DROVER_BROKER_KEY; docs/SECURITY.md).\n"
+            "that talk to a\nbroker take --broker ENDPOINT (before or after "
+            "the command; default\n"
+            "$DROVER_BROKER, else " DROVER_DEFAULT_ENDPOINT ")"
+            " and --json; with CURVE on,\n--key FILE.key --broker-key "
+            "FILE.pub (or DROVER_KEY / DROVER_BROKER_KEY;\ndocs/SECURITY.md)"
+            ".\n"
             "Exit codes: 0 ok, 1 failure (reason on stderr), 2 usage.\n");
 }
 
@@ -89,6 +90,21 @@ main(int argc, char **argv)
     }
     argc = kept;
     argv[argc] = NULL;
+    if (argc < 2) {
+        usage(stderr);
+        return DV_CLI_USAGE;
+    }
+    // `drover --broker E COMMAND ...`: the endpoint before the command, for
+    // every command that talks to a broker (as DROVER_BROKER; a --broker
+    // after the command still wins).
+    while (argc >= 2 && strncmp(argv[1], "--broker", 8) == 0 &&
+           (argv[1][8] == '=' || (argv[1][8] == '\0' && argc >= 3))) {
+        int used = argv[1][8] == '=' ? 1 : 2;
+        setenv("DROVER_BROKER", used == 1 ? argv[1] + 9 : argv[2], 1);
+        memmove(argv + 1, argv + 1 + used,
+                (size_t)(argc - 1 - used + 1) * sizeof *argv);
+        argc -= used;
+    }
     if (argc < 2) {
         usage(stderr);
         return DV_CLI_USAGE;

@@ -1,0 +1,315 @@
+// test_cli_edges — the `drover` CLI where a newcomer trips: endpoints
+// written without a transport, usage errors that name the flag, `--help` on
+// command groups, a result asked for before the job ends, train/evaluate
+// that return at once (--no-wait) or print the job id before waiting, --out
+// checked before any job runs, CSV from standard input, `drover up` with no
+// workers, and a second Ctrl-C that stops `drover up` at once.
+//
+// Commands run through /bin/sh so stdin can be redirected; each case
+// asserts the exit status and the words a person reads.
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dv_test.h"
+#include "dv_test_proc.h"
+
+typedef struct {
+    char *dir;
+    char ep[4300];
+    dv_proc_t up;
+} cluster_t;
+
+// Run `$DROVER_BIN ARGS` (a shell fragment) with stdout and stderr
+// together (unless ARGS redirects stderr); *out (caller frees) gets them.
+// Returns the exit status.
+static int
+sh(char **out, const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    // stderr joins stdout unless the fragment redirects it itself
+    snprintf(cmd, sizeof cmd, "\"%s\" %s%s", getenv("DROVER_BIN"), args,
+             strstr(args, "2>") ? "" : " 2>&1");
+    FILE *p = popen(cmd, "r");
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (p && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    int status = p ? pclose(p) : -1;
+    *out = buf;
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (getenv("DV_TEST_VERBOSE")) {
+        fprintf(stderr, "  $ drover %s -> %d\n%s", args, rc, buf);
+    }
+    return rc;
+}
+
+// `drover up` with args on a fresh ipc endpoint; false unless READY.
+static bool
+up_start(cluster_t *c, const char *workers)
+{
+    c->dir = dv_test_tmpdir();
+    snprintf(c->ep, sizeof c->ep, "ipc://%s/c.sock", c->dir);
+    const char *args[] = {"up",         "--workers", workers,
+                          "--endpoint", c->ep,       NULL};
+    c->up = dv_proc_start("DROVER_BIN", args, c->dir, "up.log");
+    char ready[4400] = "";
+    return c->up.pid && dv_proc_wait_ready(&c->up, ready, sizeof ready) &&
+           strcmp(ready, c->ep) == 0;
+}
+
+static void
+up_end(cluster_t *c)
+{
+    dv_proc_stop(&c->up, SIGTERM);
+    dv_test_rmdir(c->dir);
+    free(c->dir);
+}
+
+// The first whole number in text (0 when none).
+static unsigned long
+first_number(const char *text)
+{
+    while (*text && (*text < '0' || *text > '9')) {
+        text++;
+    }
+    return strtoul(text, NULL, 10);
+}
+
+static void
+nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void
+test_usage_and_endpoints(void)
+{
+    cluster_t c = {0};
+    bool up = up_start(&c, "1");
+    char *o = NULL;
+    // --broker before the command
+    int rc = sh(&o, "--broker '%s' status --json", c.ep);
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strstr(o, "\"workers\":1") != NULL);
+    free(o);
+    // an endpoint without its transport: the fix is named
+    rc = sh(&o, "status --broker localhost:7470");
+    DV_CHECK_EQ(rc, 1);
+    DV_CHECK(strstr(o, "write tcp://localhost:7470") != NULL);
+    free(o);
+    // --help on a command group is help, not a usage error
+    static const char *const groups[] = {"models",  "jobs",     "dead",
+                                         "results", "datasets", "local"};
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        rc = sh(&o, "%s --help", groups[i]);
+        DV_CHECK_EQ(rc, 0);
+        DV_CHECK(strncmp(o, "usage:", 6) == 0);
+        free(o);
+    }
+    // usage errors exit 2 and name the flag and what it takes
+    static const struct {
+        const char *args;
+        const char *says;
+    } bad[] = {
+        {"infer --model m --data x.csv --batch 0", "--batch '0'"},
+        {"jobs list --state bogus", "--state 'bogus'"},
+        {"jobs list --limit lots", "--limit 'lots'"},
+        {"models gc m --keep 0", "--keep '0'"},
+        {"up --workers -1 --endpoint", "--workers '-1'"},
+        {"jobs result 1 --wait-ms soon", "--wait-ms 'soon'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rc = sh(&o,
+                strncmp(bad[i].args, "up ", 3) == 0 ? "%s '%s'"
+                                                    : "%s --broker '%s'",
+                bad[i].args, c.ep);
+        if (rc != 2 || !strstr(o, bad[i].says)) {
+            fprintf(stderr, "  drover %s -> %d: %s\n", bad[i].args, rc, o);
+        }
+        DV_CHECK_EQ(rc, 2);
+        DV_CHECK(strstr(o, bad[i].says) != NULL);
+        free(o);
+    }
+    up_end(&c);
+}
+
+static void
+test_jobs_without_waiting(void)
+{
+    cluster_t c = {0};
+    bool up = up_start(&c, "1");
+    DV_CHECK(up);
+    char *o = NULL;
+    // a long job: its result asked for early says where it is
+    int rc = sh(&o, "submit --sleep 60000 --no-wait --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 0);
+    free(o);
+    rc = sh(&o, "jobs result 1 --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 1);
+    DV_CHECK(strstr(o, "job 1 is running: no result yet") ||
+             strstr(o, "job 1 is queued: no result yet"));
+    free(o);
+    rc = sh(&o, "jobs cancel 1 --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 0);
+    free(o);
+    // train --no-wait: the id on stdout, the result later from anywhere
+    rc = sh(&o,
+            "train --data '%s' --algo softmax --model iris --no-wait "
+            "--broker '%s' 2>/dev/null",
+            dv_test_data("iris_train.csv"), c.ep);
+    DV_CHECK_EQ(rc, 0);
+    unsigned long train_id = first_number(o);
+    DV_CHECK_EQ(train_id, 2ul);
+    free(o);
+    rc = sh(&o, "jobs result %lu --wait-ms 60000 --json --broker '%s'",
+            train_id, c.ep);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strstr(o, "iris@1") != NULL);
+    free(o);
+    // waiting: the id is said on stderr before the result
+    rc = sh(&o, "evaluate --model iris --data '%s' --broker '%s'",
+            dv_test_data("iris_test.csv"), c.ep);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strstr(o, "drover: job 3 submitted") != NULL);
+    DV_CHECK(strstr(o, "accuracy") != NULL);
+    free(o);
+    rc = sh(&o,
+            "evaluate --model iris --data '%s' --no-wait --json "
+            "--broker '%s'",
+            dv_test_data("iris_test.csv"), c.ep);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strcmp(o, "{\"job\":4}\n") == 0);
+    free(o);
+    // --out where it cannot be written: refused before a job is submitted
+    rc = sh(&o,
+            "infer --model iris --data '%s' --out '%s/no/such/p.csv' "
+            "--broker '%s'",
+            dv_test_data("iris_test.csv"), c.dir, c.ep);
+    DV_CHECK_EQ(rc, 1);
+    DV_CHECK(strstr(o, "--out") && strstr(o, "No such file or directory"));
+    free(o);
+    rc = sh(&o, "jobs list --json --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strstr(o, "\"job\":4,") != NULL);
+    DV_CHECK(strstr(o, "\"job\":5,") == NULL); // no infer job ran
+    free(o);
+    // CSV from standard input: the same predictions as from the file
+    char *from_file = NULL, *from_stdin = NULL;
+    int rc_file = sh(&from_file,
+                     "infer --model iris --data '%s' "
+                     "--broker '%s' 2>/dev/null",
+                     dv_test_data("iris_test.csv"), c.ep);
+    int rc_stdin = sh(&from_stdin,
+                      "infer --model iris --data - "
+                      "--broker '%s' < '%s' 2>/dev/null",
+                      c.ep, dv_test_data("iris_test.csv"));
+    DV_CHECK_EQ(rc_file, 0);
+    DV_CHECK_EQ(rc_stdin, 0);
+    DV_CHECK(strncmp(from_file, "class,label,", 12) == 0);
+    DV_CHECK_STR_EQ(from_stdin, from_file);
+    free(from_file);
+    free(from_stdin);
+    up_end(&c);
+}
+
+// Wait (up to the proc deadline) for needle in dir/log.
+static bool
+log_has(const char *dir, const char *log, const char *needle)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, log);
+    for (int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+         dv_test_now_ms() < end;) {
+        size_t len = 0;
+        char *text = (char *)dv_test_read_file(path, &len);
+        bool has = text && strstr(text, needle);
+        free(text);
+        if (has) {
+            return true;
+        }
+        nap_ms(20);
+    }
+    return false;
+}
+
+static void
+test_up_alone_and_second_signal(void)
+{
+    // --workers 0: a broker alone, ready at once
+    cluster_t a = {0};
+    bool alone = up_start(&a, "0");
+    char *o = NULL;
+    int rc = alone ? sh(&o, "status --json --broker '%s'", a.ep) : -1;
+    DV_CHECK(alone);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(o && strstr(o, "\"workers\":0"));
+    free(o);
+    DV_CHECK_EQ(dv_proc_stop(&a.up, SIGINT), 0);
+    dv_test_rmdir(a.dir);
+    free(a.dir);
+
+    // A worker busy for a minute: the first Ctrl-C waits for it, the
+    // second stops everything now and says so.
+    cluster_t c = {0};
+    bool up = up_start(&c, "1");
+    rc = up ? sh(&o, "submit --sleep 60000 --no-wait --broker '%s'", c.ep) : -1;
+    free(o);
+    bool running = false;
+    for (int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+         up && !running && dv_test_now_ms() < end;) {
+        sh(&o, "jobs show 1 --json --broker '%s'", c.ep);
+        running = strstr(o, "\"state\":\"running\"") != NULL;
+        free(o);
+        nap_ms(20);
+    }
+    kill(c.up.pid, SIGINT);
+    bool draining = log_has(c.dir, "up.log", "finish the jobs they run");
+    int exit_rc = dv_proc_stop(&c.up, SIGINT);
+    bool said = log_has(c.dir, "up.log", "told to stop now: killed");
+    if (!said) {
+        dv_proc_dump_log(c.dir, "up.log");
+    }
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(running);
+    DV_CHECK(draining);
+    DV_CHECK(said);
+    DV_CHECK_EQ(exit_rc, 0);
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+}
+
+static const dv_test_case_t cases[] = {
+    {"usage errors name the flag; endpoints; group --help",
+     test_usage_and_endpoints},
+    {"results early, --no-wait, --out first, --data -",
+     test_jobs_without_waiting},
+    {"drover up: no workers; a second Ctrl-C stops at once",
+     test_up_alone_and_second_signal},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
