@@ -641,9 +641,10 @@ def from_torch(module: Any,
         m.task = "classification"
         m.classes, m.classes_numeric = _classes(list(classes))
         K = len(m.classes)
-        if n_out == 1 and K == 2 and type(final) in (None, nn.Sigmoid):
+        if n_out == 1 and K == 2 and (final is None or
+                                      type(final) is nn.Sigmoid):
             head = "sigmoid"
-        elif n_out == K and type(final) in (None, nn.Softmax):
+        elif n_out == K and (final is None or type(final) is nn.Softmax):
             head = "softmax"
         else:
             raise ValueError(f"{n_out} outputs"
