@@ -77,6 +77,15 @@ _SUPPORTED_SKLEARN = (
 )
 
 
+# meta.hyper and meta keys in written order (docs/MODEL_FORMAT.md), then
+# the exporter's: source ("sklearn 1.2.1", "torch 2.1.0") and source_model
+# (the estimator or module types, "StandardScaler+LogisticRegression").
+_HYPER_KEYS = ("scale", "epochs", "batch", "lr", "l2", "tol", "patience",
+               "seed", "hidden")
+_META_KEYS = ("dataset_sha256", "dataset_rows", "epochs_run", "final_loss",
+              "train_metrics", "created_unix", "drover_version", "source",
+              "source_model")
+
 # ------------------------------------------------------------- the record
 
 
@@ -93,6 +102,8 @@ class _Model:
         self.scaler_kind = "none"
         self.offset: Optional[np.ndarray] = None
         self.scale: Optional[np.ndarray] = None
+        self.y_offset = 0.0  # regression output: h * y_scale + y_offset
+        self.y_scale = 1.0
         # layers: (W of shape n_in x n_out, b of shape n_out, activation)
         self.layers: list[tuple[np.ndarray, np.ndarray, str]] = []
         self.hyper: dict[str, Any] = {}
@@ -107,9 +118,14 @@ class _Model:
 
 
 def _p(value: Any) -> bytes:
-    """A str, bin, int, bool or float64 in msgpack's shortest form."""
+    """A str, bin, int or bool in msgpack's shortest form, a float as float
+    64, a dict as a map in its order, a list as an array."""
     if isinstance(value, float):
         return b"\xcb" + struct.pack(">d", value)
+    if isinstance(value, dict):
+        return _map([(k, _p(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return _array(_p(v) for v in value)
     return msgpack.packb(value, use_bin_type=True)
 
 
@@ -165,10 +181,10 @@ def _encode(m: _Model) -> bytes:
         ("offset", _blob(offset, "scaler.offset")),
         ("scale", _blob(scale, "scaler.scale")),
     ])))
-    # Classification files hold 0 and 1; regression keeps its bias in the
-    # last layer, so the output mapping is the identity too.
-    body.append(("y_offset", _f32(0.0)))
-    body.append(("y_scale", _f32(1.0)))
+    # Classification files hold 0 and 1. Exported regressions keep their
+    # bias in the last layer: 0 and 1 too.
+    body.append(("y_offset", _f32(m.y_offset if not cls else 0.0)))
+    body.append(("y_scale", _f32(m.y_scale if not cls else 1.0)))
     layers = []
     for i, (w, b, act) in enumerate(m.layers):
         n_in, n_out = w.shape
@@ -180,22 +196,13 @@ def _encode(m: _Model) -> bytes:
             ("bias", _blob(b, f"layers[{i}].bias")),
         ]))
     body.append(("layers", _array(layers)))
-    hyper = [("algo", _p(m.algo))]
-    for key in ("scale", "epochs", "batch", "lr", "l2", "tol", "patience",
-                "seed"):
-        if key in m.hyper:
-            hyper.append((key, _p(m.hyper[key])))
-    if "hidden" in m.hyper:
-        hyper.append(("hidden", _array(_p(int(u)) for u in m.hyper["hidden"])))
-    meta = [("hyper", _map(hyper))]
-    for key in ("epochs_run", "final_loss", "created_unix"):
-        if key in m.meta:
-            meta.append((key, _p(m.meta[key])))
-    # Exporter keys (not in MODEL_FORMAT 1.0; every 1.x reader ignores
-    # keys it does not know): where the model came from.
-    for key in ("source", "source_model"):
-        if key in m.meta:
-            meta.append((key, _p(m.meta[key])))
+    hyper = {"algo": m.algo}
+    hyper.update((k, m.hyper[k]) for k in _HYPER_KEYS if k in m.hyper)
+    meta = [("hyper", _p(hyper))]
+    # Documented keys in the documented order, then the exporter's own
+    # (not in MODEL_FORMAT 1.0; every 1.x reader ignores keys it does not
+    # know): where the model came from.
+    meta += [(k, _p(m.meta[k])) for k in _META_KEYS if k in m.meta]
     body.append(("meta", _map(meta)))
     packed = _map(body)
     if len(packed) > MAX_BODY_BYTES:
