@@ -501,6 +501,9 @@ def from_sklearn(estimator: Any,
         raise ImportError("from_sklearn needs scikit-learn") from exc
 
     steps = _flatten_pipeline(estimator)
+    if not steps:
+        raise TypeError("the Pipeline has no estimator (every step is "
+                        "passthrough)")
     model, pre = steps[-1], steps[:-1]
     kind = type(model)
     if kind not in (LinearRegression, Ridge, LogisticRegression,
@@ -603,7 +606,9 @@ def from_torch(module: Any,
     final = None
     if mods and type(mods[-1]) in (nn.Softmax, nn.Sigmoid):
         final = mods.pop()
-        if type(final) is nn.Softmax and final.dim not in (-1, 1):
+        # dim=None: torch's implicit choice, dim 1 for the 2-D batches
+        # Drover feeds.
+        if type(final) is nn.Softmax and final.dim not in (-1, 1, None):
             raise ValueError(f"Softmax(dim={final.dim}): only a softmax over "
                              "the features (dim=-1 or 1) is supported")
     layers: list[tuple[np.ndarray, np.ndarray, str]] = []

@@ -15,12 +15,10 @@ import copy
 import csv
 import io
 import struct
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import msgpack
 import numpy as np
 import pytest
 
@@ -330,7 +328,7 @@ def test_served_through_queue_matches(case, exported, cluster, tmp_path):
     preds = tmp_path / "preds.csv"
     ran = cluster.cli("infer", "--model", name, "--data", str(ex.test.path),
                       "--out", str(preds))
-    assert f"{len(ex.test.X)} rows in 1 jobs on {name}@1" in ran.stderr
+    assert f" on {name}@1:" in ran.stderr  # the pushed model ran
     check_predictions(preds.read_text(), ex)
 
 
