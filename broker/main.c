@@ -27,6 +27,7 @@ usage(FILE *f)
                "                     [--max-worker-connections N] "
                "[--max-key-connections N]\n"
                "                     [--handshake-ms N]\n"
+               "                     [--log-level L] [--log-format text|json]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -62,7 +63,7 @@ usage(FILE *f)
                "connections; --max-key-connections\nN (default 1000) "
                "connections of one key on each socket. Only authenticated\n"
                "connections count; a handshake must finish within "
-               "--handshake-ms N\n(default 10000).\n"
+               "--handshake-ms N\n(default 10000).\n" DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -74,10 +75,20 @@ main(int argc, char **argv)
                              .worker_endpoint = "tcp://127.0.0.1:7471",
                              .heartbeat_ms = 1000,
                              .liveness = 3};
+    dv_log_init("drover-broker", DV_LOG_INFO);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0) {
+        dv_error_t lerr = {0};
+        int used = dv_log_flag(argc, argv, i, &lerr);
+        if (used < 0) {
+            fprintf(stderr, "drover-broker: %s\n", lerr.text);
+            usage(stderr);
+            return 2;
+        }
+        if (used > 0) {
+            i += used - 1;
+        } else if (strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--client") == 0 && v) {
@@ -177,7 +188,6 @@ main(int argc, char **argv)
     // Past a file size limit, writes should fail (the store then refuses
     // submits with DV_ENOSPC), not kill the broker.
     signal(SIGXFSZ, SIG_IGN);
-    dv_log_init("drover-broker", DV_LOG_INFO);
     dv_broker_t *broker = NULL;
     dv_error_t err = {0};
     if (dv_broker_open(&broker, &opts, &err) != 0) {

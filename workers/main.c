@@ -16,6 +16,7 @@ usage(FILE *f)
                "                     [--key FILE.key --broker-key FILE.pub]\n"
                "                     [--queues Q1,Q2,...] [--train-slots N]\n"
                "                     [--blas-threads N]\n"
+               "                     [--log-level L] [--log-format text|json]\n"
                "default: --broker tcp://127.0.0.1:7471 --concurrency 1 "
                "--prefetch 4 --model-memory 1024 --data-memory 1024\n"
                "--model-memory / --data-memory: cache budgets for models and "
@@ -37,7 +38,7 @@ usage(FILE *f)
                "local`). Workers sharing a host: give each cores / (all "
                "workers' concurrency,\nsummed), as `drover up` does, so "
                "jobs x BLAS threads never exceed the cores.\nThe worker "
-               "logs what it applied ('compute: ...').\n"
+               "logs what it applied ('compute: ...').\n" DV_LOG_FLAGS_USAGE
                "SIGINT/SIGTERM drain (finish the jobs held, take no new "
                "ones); a second one stops at once.\n"
                "Prints 'READY <broker endpoint>' once the broker has "
@@ -52,10 +53,20 @@ main(int argc, char **argv)
                              .prefetch = 4,
                              .heartbeat_ms = 1000,
                              .liveness = 3};
+    dv_log_init("drover-worker", DV_LOG_INFO);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0) {
+        dv_error_t lerr = {0};
+        int used = dv_log_flag(argc, argv, i, &lerr);
+        if (used < 0) {
+            fprintf(stderr, "drover-worker: %s\n", lerr.text);
+            usage(stderr);
+            return 2;
+        }
+        if (used > 0) {
+            i += used - 1;
+        } else if (strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--broker") == 0 && v) {
@@ -102,7 +113,6 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    dv_log_init("drover-worker", DV_LOG_INFO);
     dv_worker_t *worker = NULL;
     dv_error_t err = {0};
     if (dv_worker_open(&worker, &opts, &err) != 0) {

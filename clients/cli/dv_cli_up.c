@@ -31,6 +31,7 @@
     "[--heartbeat-ms N]\n"                                                     \
     "                 [--model-memory MB] [--data-memory MB] "                 \
     "[--train-slots N]\n"                                                      \
+    "                 [--log-level L] [--log-format text|json]\n"              \
     "Runs a broker and N workers (default 2; 0: the broker alone) in the "     \
     "foreground\nand prints 'READY <client endpoint>' once the workers are "   \
     "connected.\n--endpoint is where clients connect "                         \
@@ -40,7 +41,8 @@
     "durable store (jobs, results, models, data sets) lives\nthere and "       \
     "survives restarts; without it, memory only.\n"                            \
     "--concurrency, --prefetch, --model-memory, --data-memory, --train-slots " \
-    "and\n--heartbeat-ms go to every worker (drover-worker --help). Each "     \
+    "and\n--heartbeat-ms go to every worker (drover-worker --help); "          \
+    "--log-level and\n--log-format to the broker and the workers. Each "       \
     "worker gets\n--blas-threads cores / (workers x concurrency), at least "   \
     "1, so the host is never\noversubscribed. Ctrl-C or SIGTERM: the "         \
     "workers finish the jobs they run (up to\n30 s), then the broker stops; "  \
@@ -293,6 +295,8 @@ dv_cli_up(int argc, char **argv)
         {"model-memory", true, NULL},
         {"data-memory", true, NULL},
         {"train-slots", true, NULL},
+        {"log-level", true, NULL},
+        {"log-format", true, NULL},
         {"help", false, NULL},
         {NULL, false, NULL},
     };
@@ -343,7 +347,7 @@ dv_cli_up(int argc, char **argv)
     for (int i = 0; i < MAX_WORKERS; i++) {
         workers[i] = (child_t){0, -1, 0};
     }
-    char *bargv[12];
+    char *bargv[16];
     int k = 0;
     bargv[k++] = broker_bin;
     bargv[k++] = "--client";
@@ -357,6 +361,15 @@ dv_cli_up(int argc, char **argv)
     if (hb) {
         bargv[k++] = "--heartbeat-ms";
         bargv[k++] = (char *)hb;
+    }
+    static const char *const log_flags[] = {"log-level", "log-format"};
+    char bflags[2][16];
+    for (size_t i = 0; i < 2; i++) {
+        if (dv_cli_get(opts, log_flags[i])) {
+            snprintf(bflags[i], sizeof bflags[i], "--%s", log_flags[i]);
+            bargv[k++] = bflags[i];
+            bargv[k++] = (char *)dv_cli_get(opts, log_flags[i]);
+        }
     }
     bargv[k] = NULL;
     char line[1024];
@@ -393,9 +406,10 @@ dv_cli_up(int argc, char **argv)
         wargv[k++] = (char *)hb;
     }
     // Passed to every worker as they are (drover-worker checks them).
-    static const char *const passed[] = {"prefetch", "model-memory",
-                                         "data-memory", "train-slots"};
-    char flags[4][32];
+    static const char *const passed[] = {"prefetch",    "model-memory",
+                                         "data-memory", "train-slots",
+                                         "log-level",   "log-format"};
+    char flags[6][32];
     for (size_t i = 0; i < sizeof passed / sizeof *passed; i++) {
         if (dv_cli_get(opts, passed[i])) {
             snprintf(flags[i], sizeof flags[i], "--%s", passed[i]);

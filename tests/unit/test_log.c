@@ -82,9 +82,67 @@ test_level_parse(void)
     DV_CHECK_EQ(dv_log_level_parse("loud", &lvl), DV_EINVAL);
 }
 
+static void
+write_json_lines(void)
+{
+    dv_log_init("drover-test", DV_LOG_DEBUG);
+    dv_log_set_format(DV_LOG_JSON);
+    dv_log(DV_LOG_DEBUG, "jobs", "job %d: \"quoted\" \\ tab\there", 7);
+    dv_log(DV_LOG_ERROR, "store", "two\nlines");
+    dv_log_set_format(DV_LOG_TEXT);
+}
+
+static void
+test_json_format(void)
+{
+    const char *text = capture(write_json_lines);
+    // one object per line, strings escaped, newline inside msg escaped
+    const char *second = strchr(text, '\n');
+    DV_CHECK(second != NULL);
+    DV_CHECK(strncmp(text, "{\"ts\":\"", 7) == 0);
+    DV_CHECK(strstr(text, "\"level\":\"debug\",\"proc\":\"drover-test\","
+                          "\"pid\":") != NULL);
+    DV_CHECK(strstr(text, "\"module\":\"jobs\",\"msg\":\"job 7: "
+                          "\\\"quoted\\\" \\\\ tab\\u0009here\"}\n") != NULL);
+    DV_CHECK(strstr(text, "\"level\":\"error\"") != NULL);
+    DV_CHECK(strstr(text, "\"msg\":\"two\\nlines\"}\n") != NULL);
+    DV_CHECK_EQ(strchr(second + 1, '\n')[1], '\0'); // exactly two lines
+}
+
+static void
+test_flags(void)
+{
+    static const struct {
+        const char *flag, *value;
+        int rc;
+    } rows[] = {
+        {"--log-level", "debug", 2},        {"--log-level", "warn", 2},
+        {"--log-level", "loud", DV_EINVAL}, {"--log-level", NULL, DV_EINVAL},
+        {"--log-format", "json", 2},        {"--log-format", "text", 2},
+        {"--log-format", "xml", DV_EINVAL}, {"--other", "x", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        char *argv[] = {"prog", (char *)rows[i].flag, (char *)rows[i].value,
+                        NULL};
+        int argc = rows[i].value ? 3 : 2;
+        dv_error_t err = {0};
+        DV_CHECK_EQ(dv_log_flag(argc, argv, 1, &err), rows[i].rc);
+        if (rows[i].rc < 0) {
+            DV_CHECK(strstr(err.text, rows[i].flag) != NULL);
+        }
+    }
+    char *argv[] = {"prog", "--log-level", "error", NULL};
+    dv_error_t err = {0};
+    dv_log_flag(3, argv, 1, &err);
+    DV_CHECK_EQ(dv_log_level(), DV_LOG_ERROR);
+    dv_log_set_level(DV_LOG_INFO);
+}
+
 static const dv_test_case_t cases[] = {
     {"format and level filter", test_format_and_filter},
     {"level names", test_level_parse},
+    {"JSON lines: escaped, one object per line", test_json_format},
+    {"--log-level / --log-format", test_flags},
     {NULL, NULL},
 };
 
