@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,8 @@
 #include "drover.h"
 #include "dv_cli.h"
 #include "dv_cli_remote.h"
+#include "dv_file.h"
+#include "dv_keys.h"
 #include "dv_tensor.h"
 
 #define UP_USAGE                                                               \
@@ -31,7 +34,7 @@
     "[--heartbeat-ms N]\n"                                                     \
     "                 [--model-memory MB] [--data-memory MB] "                 \
     "[--train-slots N]\n"                                                      \
-    "                 [--log-level L] [--log-format text|json]\n"              \
+    "                 [--log-level L] [--log-format text|json] [--secure]\n"   \
     "Runs a broker and N workers (default 2; 0: the broker alone) in the "     \
     "foreground\nand prints 'READY <client endpoint>' once the workers are "   \
     "connected.\n--endpoint is where clients connect "                         \
@@ -46,7 +49,10 @@
     "worker gets\n--blas-threads cores / (workers x concurrency), at least "   \
     "1, so the host is never\noversubscribed. Ctrl-C or SIGTERM: the "         \
     "workers finish the jobs they run (up to\n30 s), then the broker stops; "  \
-    "a second Ctrl-C stops everything at once.\n"
+    "a second Ctrl-C stops everything at once.\n"                              \
+    "--secure: CURVE on both sockets, with keys made on first use and kept "   \
+    "under\nDIR/keys (needs --data): the broker's, the workers', and an "      \
+    "admin key for the\nCLI (`drover --keys DIR/keys COMMAND`).\n"
 
 #define READY_TIMEOUT_MS 60000
 #define MAX_WORKERS      256
@@ -281,6 +287,76 @@ derive_worker_endpoint(const char *client, char *buf, size_t size)
     snprintf(buf, size, "%s-workers", client);
 }
 
+// buf = a + b (a path and what follows it). False when it does not fit.
+static bool
+path_cat(char *buf, size_t size, const char *a, const char *b)
+{
+    int n = snprintf(buf, size, "%s%s", a, b);
+    return n >= 0 && (size_t)n < size;
+}
+
+// --secure: the cluster's CURVE keys under DATA/keys, made on first use and
+// kept (a restart reuses them, so clients keep working): broker.key (its
+// --secret-key), worker.key (every worker's), admin.key (for the CLI), and
+// authorized/ holding worker.pub and admin.pub (the broker's
+// --authorized-keys). keys gets DATA/keys. Returns 0, or DV_CLI_FAIL after
+// saying why.
+static int
+secure_keys(const char *data, char *keys, size_t size)
+{
+    static const struct {
+        const char *file; // under keys/
+        const char *id;
+        unsigned roles;
+    } made[] = {
+        {"/broker", "broker", 0},
+        {"/worker", "worker", DV_ROLE_WORKER},
+        {"/admin", "admin", DV_ROLE_ADMIN},
+    };
+    char stem[PATH_MAX], pub[PATH_MAX], auth[PATH_MAX], to_stem[PATH_MAX],
+        to[PATH_MAX];
+    if (!path_cat(keys, size, data, "/keys") ||
+        !path_cat(auth, sizeof auth, keys, "/authorized")) {
+        fprintf(stderr, "drover up: --data %s: path too long\n", data);
+        return DV_CLI_FAIL;
+    }
+    if ((mkdir(data, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(keys, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(auth, 0700) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "drover up: cannot make %s: %s\n", auth,
+                strerror(errno));
+        return DV_CLI_FAIL;
+    }
+    dv_error_t err = {0};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof made / sizeof *made && rc == 0; i++) {
+        if (!path_cat(stem, sizeof stem, keys, made[i].file) ||
+            !path_cat(pub, sizeof pub, stem, ".pub") ||
+            !path_cat(to_stem, sizeof to_stem, auth, made[i].file) ||
+            !path_cat(to, sizeof to, to_stem, ".pub")) {
+            rc = dv_errorf(&err, DV_EINVAL, "%s: path too long", keys);
+            break;
+        }
+        if (access(pub, F_OK) != 0) {
+            rc = dv_key_generate(stem, made[i].id, made[i].roles, NULL, &err);
+        }
+        if (rc == 0 && made[i].roles) {
+            uint8_t *bytes = NULL;
+            size_t len = 0;
+            rc = dv_file_read(pub, 1 << 16, &bytes, &len, &err);
+            if (rc == 0) {
+                rc = dv_file_write_atomic(to, bytes, len, &err);
+            }
+            free(bytes);
+        }
+    }
+    if (rc) {
+        fprintf(stderr, "drover up: --secure: %s\n", err.text);
+        return DV_CLI_FAIL;
+    }
+    return 0;
+}
+
 int
 dv_cli_up(int argc, char **argv)
 {
@@ -297,6 +373,7 @@ dv_cli_up(int argc, char **argv)
         {"train-slots", true, NULL},
         {"log-level", true, NULL},
         {"log-format", true, NULL},
+        {"secure", false, NULL},
         {"help", false, NULL},
         {NULL, false, NULL},
     };
@@ -320,6 +397,24 @@ dv_cli_up(int argc, char **argv)
         fputs(UP_USAGE, stderr);
         return DV_CLI_USAGE;
     }
+    char keys[PATH_MAX] = "", bkey[PATH_MAX], bpub[PATH_MAX], auth[PATH_MAX],
+         wkey[PATH_MAX];
+    bool secure = dv_cli_get(opts, "secure") != NULL;
+    if (secure && !dv_cli_get(opts, "data")) {
+        fprintf(stderr, "drover up: --secure keeps the cluster's keys under "
+                        "--data DIR: name one\n");
+        fputs(UP_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (secure &&
+        secure_keys(dv_cli_get(opts, "data"), keys, sizeof keys) != 0) {
+        return DV_CLI_FAIL;
+    }
+    // (secure_keys checked that these fit)
+    path_cat(bkey, sizeof bkey, keys, "/broker.key");
+    path_cat(bpub, sizeof bpub, keys, "/broker.pub");
+    path_cat(auth, sizeof auth, keys, "/authorized");
+    path_cat(wkey, sizeof wkey, keys, "/worker.key");
     const char *endpoint = dv_cli_get(opts, "endpoint");
     endpoint = endpoint ? endpoint : DROVER_DEFAULT_ENDPOINT;
     char wep[512];
@@ -347,7 +442,7 @@ dv_cli_up(int argc, char **argv)
     for (int i = 0; i < MAX_WORKERS; i++) {
         workers[i] = (child_t){0, -1, 0};
     }
-    char *bargv[16];
+    char *bargv[20];
     int k = 0;
     bargv[k++] = broker_bin;
     bargv[k++] = "--client";
@@ -361,6 +456,12 @@ dv_cli_up(int argc, char **argv)
     if (hb) {
         bargv[k++] = "--heartbeat-ms";
         bargv[k++] = (char *)hb;
+    }
+    if (secure) {
+        bargv[k++] = "--secret-key";
+        bargv[k++] = bkey;
+        bargv[k++] = "--authorized-keys";
+        bargv[k++] = auth;
     }
     static const char *const log_flags[] = {"log-level", "log-format"};
     char bflags[2][16];
@@ -389,7 +490,7 @@ dv_cli_up(int argc, char **argv)
     char bound_client[512] = "", bound_worker[512] = "";
     sscanf(line, "READY %511s %511s", bound_client, bound_worker);
     char name[64];
-    char *wargv[24];
+    char *wargv[28];
     k = 0;
     wargv[k++] = worker_bin;
     wargv[k++] = "--broker";
@@ -404,6 +505,12 @@ dv_cli_up(int argc, char **argv)
     if (hb) {
         wargv[k++] = "--heartbeat-ms";
         wargv[k++] = (char *)hb;
+    }
+    if (secure) {
+        wargv[k++] = "--key";
+        wargv[k++] = wkey;
+        wargv[k++] = "--broker-key";
+        wargv[k++] = bpub;
     }
     // Passed to every worker as they are (drover-worker checks them).
     static const char *const passed[] = {"prefetch",    "model-memory",
@@ -448,6 +555,17 @@ dv_cli_up(int argc, char **argv)
                 "drover up: broker at %s (workers at %s), %d worker(s); "
                 "Ctrl-C stops\n",
                 bound_client, bound_worker, (int)n_workers);
+        if (secure) {
+            fprintf(
+                stderr,
+                "drover up: CURVE on; the CLI talks to it with `drover "
+                "--keys %s COMMAND` (the admin key), or\n"
+                "  export DROVER_KEY=%s/admin.key "
+                "DROVER_BROKER_KEY=%s/broker.pub\n"
+                "  more keys: drover keygen --out %s/NAME --roles ..., copy "
+                "NAME.pub into %s/authorized, drover admin reload\n",
+                keys, keys, keys, keys, keys);
+        }
     }
     bool stopping = rc != DV_CLI_OK;
     while (!stopping) {

@@ -54,8 +54,49 @@ usage(FILE *f)
             "$DROVER_BROKER, else " DROVER_DEFAULT_ENDPOINT ")"
             " and --json; with CURVE on,\n--key FILE.key --broker-key "
             "FILE.pub (or DROVER_KEY / DROVER_BROKER_KEY;\ndocs/SECURITY.md)"
-            ".\n"
+            "; `drover --keys DIR COMMAND`: the admin key of a\n"
+            "`drover up --secure` cluster (DIR = its --data DIR/keys).\n"
             "Exit codes: 0 ok, 1 failure (reason on stderr), 2 usage.\n");
+}
+
+// The options before the command, for every command that talks to a
+// broker: `--broker E` (as DROVER_BROKER; a --broker after the command
+// still wins) and `--keys DIR` (DIR/admin.key and DIR/broker.pub as --key
+// and --broker-key: the keys `drover up --secure` keeps; DROVER_KEY and
+// DROVER_BROKER_KEY win). Removes them from argv. Returns 0, or -1 after
+// saying what is wrong.
+static int
+global_options(int *argc, char **argv)
+{
+    for (;;) {
+        const char *a = *argc >= 2 ? argv[1] : "";
+        int used = 0;
+        if (strncmp(a, "--broker=", 9) == 0) {
+            setenv("DROVER_BROKER", a + 9, 1);
+            used = 1;
+        } else if (strcmp(a, "--broker") == 0 && *argc >= 3) {
+            setenv("DROVER_BROKER", argv[2], 1);
+            used = 2;
+        } else if (strcmp(a, "--keys") == 0 && *argc >= 3) {
+            char key[4096], pub[4096];
+            int k = snprintf(key, sizeof key, "%s/admin.key", argv[2]);
+            int b = snprintf(pub, sizeof pub, "%s/broker.pub", argv[2]);
+            if (k < 0 || b < 0 || (size_t)k >= sizeof key ||
+                (size_t)b >= sizeof pub) {
+                fprintf(stderr, "drover: --keys %s: path too long\n", argv[2]);
+                return -1;
+            }
+            setenv("DROVER_KEY", key, 0);
+            setenv("DROVER_BROKER_KEY", pub, 0);
+            used = 2;
+        }
+        if (used == 0) {
+            return 0;
+        }
+        memmove(argv + 1, argv + 1 + used,
+                (size_t)(*argc - 1 - used + 1) * sizeof *argv);
+        *argc -= used;
+    }
 }
 
 int
@@ -94,16 +135,8 @@ main(int argc, char **argv)
         usage(stderr);
         return DV_CLI_USAGE;
     }
-    // `drover --broker E COMMAND ...`: the endpoint before the command, for
-    // every command that talks to a broker (as DROVER_BROKER; a --broker
-    // after the command still wins).
-    while (argc >= 2 && strncmp(argv[1], "--broker", 8) == 0 &&
-           (argv[1][8] == '=' || (argv[1][8] == '\0' && argc >= 3))) {
-        int used = argv[1][8] == '=' ? 1 : 2;
-        setenv("DROVER_BROKER", used == 1 ? argv[1] + 9 : argv[2], 1);
-        memmove(argv + 1, argv + 1 + used,
-                (size_t)(argc - 1 - used + 1) * sizeof *argv);
-        argc -= used;
+    if (global_options(&argc, argv) != 0) {
+        return DV_CLI_USAGE;
     }
     if (argc < 2) {
         usage(stderr);

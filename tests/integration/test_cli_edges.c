@@ -298,7 +298,60 @@ test_up_alone_and_second_signal(void)
     free(c.dir);
 }
 
+// `drover up --secure --data D`: CURVE keys made under D/keys and kept; the
+// CLI gets in with `--keys D/keys`, a plain client is refused, and a
+// restart on the same folder keeps the keys (clients keep working).
+static void
+test_up_secure(void)
+{
+    char *dir = dv_test_tmpdir();
+    char ep[4400], data[4400], keys[4500], pub_path[4600];
+    snprintf(ep, sizeof ep, "ipc://%s/c.sock", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(keys, sizeof keys, "%s/keys", data);
+    snprintf(pub_path, sizeof pub_path, "%s/broker.pub", keys);
+    const char *args[] = {"up", "--secure", "--workers", "1", "--endpoint",
+                          ep,   "--data",   data,        NULL};
+    unsigned char *first_pub = NULL;
+    for (int round = 0; round < 2; round++) {
+        dv_proc_t up = dv_proc_start("DROVER_BIN", args, dir, "up.log");
+        char ready[4400] = "";
+        bool ok = up.pid && dv_proc_wait_ready(&up, ready, sizeof ready);
+        char *o = NULL;
+        int rc = sh(&o, "--keys '%s' --broker '%s' submit --echo 8 --count 3",
+                    keys, ep);
+        DV_CHECK(ok);
+        DV_CHECK_EQ(rc, 0);
+        DV_CHECK(strstr(o, "3 jobs: 3 done, 0 failed") != NULL);
+        free(o);
+        rc = sh(&o, "--broker '%s' status", ep);
+        DV_CHECK_EQ(rc, 1);
+        DV_CHECK(strstr(o, "DV_EPERM") && strstr(o, "requires CURVE"));
+        free(o);
+        size_t len = 0;
+        unsigned char *pub = dv_test_read_file(pub_path, &len);
+        DV_CHECK(pub != NULL && len > 0);
+        if (round == 0) {
+            first_pub = pub;
+        } else {
+            DV_CHECK(pub && first_pub && memcmp(pub, first_pub, len) == 0);
+            free(pub);
+        }
+        DV_CHECK_EQ(dv_proc_stop(&up, SIGTERM), 0);
+    }
+    free(first_pub);
+    // --secure needs a folder to keep the keys in
+    char *o = NULL;
+    int rc = sh(&o, "up --secure --endpoint '%s'", ep);
+    DV_CHECK_EQ(rc, 2);
+    DV_CHECK(strstr(o, "--data") != NULL);
+    free(o);
+    dv_test_rmdir(dir);
+    free(dir);
+}
+
 static const dv_test_case_t cases[] = {
+    {"drover up --secure: keys kept, --keys gets in", test_up_secure},
     {"usage errors name the flag; endpoints; group --help",
      test_usage_and_endpoints},
     {"results early, --no-wait, --out first, --data -",
