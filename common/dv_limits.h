@@ -163,4 +163,13 @@
 // own, so a thread does not keep a rare giant's memory for good.
 #define DV_MAX_PREDICT_SCRATCH ((size_t)8 << 20)
 
+// The broker's HTTP endpoint (metrics, status page; dv_http.c): at most
+// this many connections at once (a scraper and a few browsers need a
+// handful; past it new ones are refused, so a flood cannot take the
+// broker's file descriptors), each holding at most this much memory for
+// its request (headers only: nothing is uploaded), and idle ones closed.
+#define DV_MAX_HTTP_CONNECTIONS 64
+#define DV_MAX_HTTP_REQUEST_BYTES ((size_t)32 << 10)
+#define DV_HTTP_IDLE_S 10
+
 #endif

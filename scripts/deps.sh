@@ -23,6 +23,7 @@ PKGS=(
   "liblapacke-dev    LAPACKE: least squares (QR) and Cholesky for OLS/ridge"
   "libuv1-dev        libuv: the event loop in the broker and workers"
   "liblmdb-dev       LMDB: the broker's embedded durable store"
+  "libmicrohttpd-dev libmicrohttpd: the broker's HTTP endpoint (metrics, status page)"
 )
 if [ "${1:-}" = test ]; then
   PKGS+=(
