@@ -20,6 +20,7 @@
 #include "dv_endpoint.h"
 #include "dv_handlers.h"
 #include "dv_log.h"
+#include "dv_monitor.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
 #include "dv_records.h"
@@ -116,6 +117,7 @@ on_handshake_refused(const char *domain,
     snprintf(object, sizeof object, "%s socket, from %s", domain, address);
     snprintf(outcome, sizeof outcome, "refused: %s", why);
     audit(arg, key, "handshake", object, outcome);
+    dv_monitor_refused(((dv_broker_t *)arg)->monitor, why);
 }
 
 // Can other machines reach endpoint? (Only ipc://, inproc:// and loopback

@@ -20,6 +20,7 @@
 #include "dv_jobs_msg.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_records.h"
@@ -38,6 +39,12 @@ static void
 run_starts(dv_broker_t *self, job_t *j, uint32_t attempt)
 {
     j->attempts = attempt;
+    uint64_t now = unix_ms_now();
+    if (attempt == 1 && j->submit_unix && now >= j->submit_unix) {
+        dv_monitor_started(self->monitor, j->kind,
+                           (double)(now - j->submit_unix) / 1000);
+    }
+    j->started_unix = now;
     store_attempts(self, j);
     if (j->timeout_ms) {
         timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id, T_TIMEOUT,
@@ -391,6 +398,15 @@ on_done_batch(dv_broker_t *self,
                        n_classes, cols);
     }
     const msgpack_object *batch = dv_msg_get(m, "batch");
+    uint64_t pass_rows = 0;
+    if (rc == 0) { // the pass's rows as the worker says (at least theirs)
+        dv_monitor_batch(
+            self->monitor,
+            dv_msgpack_uint(dv_msgpack_get(batch, "rows"), &pass_rows) &&
+                    pass_rows >= sum && pass_rows <= UINT32_MAX
+                ? (uint32_t)pass_rows
+                : (uint32_t)sum);
+    }
     // The fields every job of the pass shares, built once per version
     // (a hostile worker may mix versions: each job names its own).
     dv_msgw_t *tail = NULL;

@@ -41,11 +41,13 @@
 #include "dv_dead.h"
 #include "dv_endpoint.h"
 #include "dv_handlers.h"
+#include "dv_http.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_models_msg.h"
+#include "dv_monitor.h"
 #include "dv_outq.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
@@ -826,6 +828,12 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         warn_if_exposed(self->client_ep);
         warn_if_exposed(self->worker_ep);
     }
+    self->monitor = dv_monitor_new(opts->data_dir);
+    if (rc == 0 && opts->http) {
+        dv_http_opts_t ho = {opts->http, opts->http_token, opts->plain,
+                             dv_monitor_http, self};
+        rc = dv_http_open(&self->http, &self->loop, &ho, err);
+    }
     if (rc == 0) {
         rc = dv_zwatch_open(&self->client_watch, &self->loop, self->clients,
                             DV_ZWATCH_READABLE, on_clients_ready, self, err);
@@ -866,6 +874,12 @@ dv_broker_worker_endpoint(const dv_broker_t *self)
     return self->worker_ep;
 }
 
+const char *
+dv_broker_http_address(const dv_broker_t *self)
+{
+    return self->http ? dv_http_address(self->http) : NULL;
+}
+
 int
 dv_broker_run(dv_broker_t *self)
 {
@@ -899,6 +913,8 @@ dv_broker_destroy(dv_broker_t **self_p)
         dv_zwatch_close(self->worker_watch, NULL, NULL);
     }
     dv_auth_close(self->auth);
+    dv_http_close(self->http); // freed by the uv_run below
+    self->http = NULL;
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
         (uv_handle_t *)&self->sigterm,   (uv_handle_t *)&self->commit_timer,
@@ -922,6 +938,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     zmq_ctx_term(self->ctx);
     dv_outq_destroy(&self->outq); // every frame's callback has run
     dv_audit_destroy(&self->audit);
+    dv_monitor_destroy(&self->monitor);
     dv_owners_destroy(&self->model_owners);
     dv_owners_destroy(&self->data_owners);
     free(self->whos);

@@ -69,6 +69,11 @@ typedef struct {
                                     // DV_MAX_KEY_CONNECTIONS)
     uint32_t handshake_ms;          // handshake time limit (0:
                                     // DV_HANDSHAKE_MS)
+    const char *http;               // HTTP endpoint for /metrics and the
+                                    // status page, "HOST:PORT" (NULL: none;
+                                    // dv_http.h)
+    const char *http_token;         // its bearer token (NULL: none; needed
+                                    // beyond loopback unless plain)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;
@@ -84,6 +89,9 @@ int dv_broker_open(dv_broker_t **out,
 // Borrowed; valid while the broker lives.
 const char *dv_broker_client_endpoint(const dv_broker_t *self);
 const char *dv_broker_worker_endpoint(const dv_broker_t *self);
+
+// The bound HTTP address ("127.0.0.1:7480"), or NULL without opts.http.
+const char *dv_broker_http_address(const dv_broker_t *self);
 
 // Run until SIGINT/SIGTERM or dv_broker_stop. Returns 0.
 int dv_broker_run(dv_broker_t *self);

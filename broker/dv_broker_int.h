@@ -19,6 +19,8 @@
 #include "dv_auth.h"
 #include "dv_broker.h"
 #include "dv_datasets.h"
+#include "dv_http.h"
+#include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_outq.h"
 #include "dv_owners.h"
@@ -116,6 +118,8 @@ struct job {
     uint32_t lost;          // runs lost with their worker (quarantine)
     uint32_t n_errors;      // failed attempts recorded
     uint64_t submit_unix;   // wall-clock submit time (ms)
+    uint64_t started_unix;  // wall-clock start of its latest attempt (ms;
+                            //   0: never sent to a worker)
     uint64_t deadline_unix; // must start by then (ms; 0: no deadline)
     attempt_err_t *errors;  // failed attempts (owned), n_errors of them
     uint32_t p_epoch;       // train: last progress (0: none yet)
@@ -247,6 +251,8 @@ typedef struct {
     size_t n_queues;                 //   none: every queue its key allows)
     unsigned minor;                  // its protocol minor (register's v):
                                      //   1.4 takes run_batch
+    uint64_t cpu_ms, rss_bytes;      // its process, from heartbeats (1.5)
+    uint64_t jobs_done, jobs_failed; //   and what it ran
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -357,6 +363,8 @@ struct dv_broker {
     uint64_t fault_eio_left;   // fault seam: durable submits until the one
                                // whose commit fails with DV_EIO (0: off)
     int lock_fd;               // flock on DIR/broker.lock (-1: no --data)
+    dv_monitor_t *monitor;     // what /metrics counts (always kept)
+    dv_http_t *http;           // the HTTP endpoint (NULL: none)
 };
 
 // A data set arriving in chunks (dataset_push with offsets) from one

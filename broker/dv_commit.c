@@ -20,6 +20,7 @@
 #include "dv_jobs_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_monitor.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_results.h"
@@ -100,6 +101,7 @@ typedef struct {
     size_t n_marks;          //
     size_t n_pending;        //
     bool fault_eio;          // the fault seam: fail instead of writing
+    double seconds;          // how long the write and fsync took
     int rc;                  // outcome
     dv_error_t err;          //
 } commit_t;
@@ -114,7 +116,9 @@ work_commit(uv_work_t *req)
                           "DROVER_BROKER_FAULT)");
         return;
     }
+    uint64_t t0 = uv_hrtime();
     c->rc = dv_store_batch_commit(c->broker->store, c->batch, &c->err);
+    c->seconds = (double)(uv_hrtime() - t0) / 1e9;
 }
 
 // A queue's seq mark in a batch: the last seq it gave out.
@@ -291,6 +295,7 @@ after_commit(uv_work_t *req, int status)
         c->rc = dv_errorf(&c->err, DV_ECANCELED, "commit cancelled");
     }
     self->committing = false;
+    dv_monitor_commit(self->monitor, c->seconds, c->rc);
     bool marks = self->n_marks_due > 0; // due before a failure adds more
     commit_finished(self, c);
     if (dv_store_staged(self->store) || self->n_pending || self->held ||

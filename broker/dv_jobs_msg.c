@@ -23,6 +23,7 @@
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_models_msg.h"
+#include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_records.h"
@@ -186,6 +187,7 @@ accepts_add(dv_broker_t *self, const job_t *j)
 void
 job_accept(dv_broker_t *self, job_t *j)
 {
+    dv_monitor_submitted(self->monitor, j->queue, j->kind);
     if (self->gather_acc && j->from_many && j->route_len) {
         accepts_add(self, j);
         job_schedule(self, j, self->store != NULL);

@@ -66,15 +66,12 @@ dv_prom_destroy(dv_prom_t **self_p)
     }
 }
 
-static void put(dv_prom_t *self, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
 static void
-put(dv_prom_t *self, const char *fmt, ...)
+vput(dv_prom_t *self, const char *fmt, va_list args)
 {
     for (;;) {
         va_list ap;
-        va_start(ap, fmt);
+        va_copy(ap, args);
         int n =
             vsnprintf(self->buf + self->len, self->cap - self->len, fmt, ap);
         va_end(ap);
@@ -88,6 +85,27 @@ put(dv_prom_t *self, const char *fmt, ...)
         self->cap = (self->cap + (size_t)n + 1) * 2;
         self->buf = dv_realloc(self->buf, self->cap);
     }
+}
+
+static void put(dv_prom_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+put(dv_prom_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vput(self, fmt, ap);
+    va_end(ap);
+}
+
+void
+dv_prom_printf(dv_prom_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vput(self, fmt, ap);
+    va_end(ap);
 }
 
 // v in the fewest digits that read back as v (%.17g always does, but

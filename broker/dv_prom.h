@@ -68,8 +68,11 @@ void dv_prom_hist(dv_prom_t *self,
                   size_t n_labels,
                   const dv_hist_t *h);
 
-// Append raw text (already in the format).
+// Append raw text (already in the format), or formatted text: the buffer
+// also serves the status page's JSON (dv_monitor.c).
 void dv_prom_raw(dv_prom_t *self, const char *text);
+void dv_prom_printf(dv_prom_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 // The text so far (caller frees; *len its length); the buffer is empty
 // again.

@@ -21,6 +21,7 @@
 #include "dv_dead.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_outq.h"
 #include "dv_proto.h"
@@ -590,6 +591,16 @@ send_result(dv_broker_t *self,
           : code == DV_ECANCELED ? &q->cancelled
                                  : &q->failed) += 1;
     }
+    uint64_t now = unix_ms_now();
+    dv_monitor_finished(self->monitor, j->queue, j->kind,
+                        USES_MODEL(j) ? j->model : NULL,
+                        done                   ? "done"
+                        : code == DV_EEXPIRED  ? "expired"
+                        : code == DV_ECANCELED ? "cancelled"
+                                               : "failed",
+                        j->started_unix && now >= j->started_unix
+                            ? (double)(now - j->started_unix) / 1000
+                            : -1);
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);

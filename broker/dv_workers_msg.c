@@ -733,9 +733,29 @@ on_done_batch_req(request_t *r, dv_error_t *err)
     return on_done_batch(r->self, r->w, r->m, err);
 }
 
+// A heartbeat's process figures (1.5; each optional): kept for /metrics,
+// as the worker says them (a hostile worker can only lie about itself).
+static void
+take_figures(worker_t *w, const dv_msg_t *m)
+{
+    static const char *names[4] = {"cpu_ms", "rss_bytes", "jobs_done",
+                                   "jobs_failed"};
+    uint64_t *dst[4] = {&w->cpu_ms, &w->rss_bytes, &w->jobs_done,
+                        &w->jobs_failed};
+    for (int i = 0; i < 4; i++) {
+        uint64_t v;
+        dv_error_t ignored = {0};
+        if (dv_msg_has(m, names[i]) &&
+            dv_msg_uint(m, names[i], &v, &ignored) == 0) {
+            *dst[i] = v;
+        }
+    }
+}
+
 static int
 on_heartbeat_req(request_t *r, dv_error_t *err)
 {
+    take_figures(r->w, r->m);
     return take_models(r->self, r->w, r->m, err);
 }
 

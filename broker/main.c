@@ -1,9 +1,11 @@
 // drover-broker — thin daemon over dv_broker: parse arguments, open, print
 // READY, run until SIGINT/SIGTERM. Exit 0 ok, 1 failure, 2 usage.
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dv_broker.h"
 #include "dv_log.h"
@@ -28,6 +30,7 @@ usage(FILE *f)
                "[--max-key-connections N]\n"
                "                     [--handshake-ms N]\n"
                "                     [--log-level L] [--log-format text|json]\n"
+               "                     [--http HOST:PORT [--http-token FILE]]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -63,14 +66,53 @@ usage(FILE *f)
                "connections; --max-key-connections\nN (default 1000) "
                "connections of one key on each socket. Only authenticated\n"
                "connections count; a handshake must finish within "
-               "--handshake-ms N\n(default 10000).\n" DV_LOG_FLAGS_USAGE
+               "--handshake-ms N\n(default 10000).\n"
+               "--http HOST:PORT: Prometheus metrics at /metrics, a status "
+               "page at / (its JSON\nat /api/status). Off unless given. "
+               "Beyond loopback it needs --http-token FILE\n(a bearer "
+               "token, the file's first line, mode 600) or --plain "
+               "(docs/SECURITY.md).\n" DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
+}
+
+// The bearer token in path: its first line, at least 16 bytes, from a file
+// only its owner may read (it is a password). Returns 0 or DV_E*.
+static int
+read_token(const char *path, char *out, size_t size, dv_error_t *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return dv_errorf(err, DV_ENOENT, "%s: %s", path, strerror(errno));
+    }
+    if (st.st_mode & 077) {
+        return dv_errorf(err, DV_EACCES,
+                         "%s: others may read it (a token is a password): "
+                         "chmod 600 %s",
+                         path, path);
+    }
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(out, (int)size, f)) {
+        if (f) {
+            fclose(f);
+        }
+        return dv_errorf(err, DV_EIO, "%s: cannot read a line", path);
+    }
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    if (strlen(out) < 16) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s: a token of at least 16 characters, please "
+                         "(e.g. head -c 24 /dev/urandom | base64)",
+                         path);
+    }
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
+    static char token[256];
     dv_broker_opts_t opts = {.client_endpoint = "tcp://127.0.0.1:7470",
                              .worker_endpoint = "tcp://127.0.0.1:7471",
                              .heartbeat_ms = 1000,
@@ -145,6 +187,17 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--handshake-ms") == 0 && v && atoi(v) > 0) {
             opts.handshake_ms = (uint32_t)atoi(v);
             i++;
+        } else if (strcmp(a, "--http") == 0 && v) {
+            opts.http = v;
+            i++;
+        } else if (strcmp(a, "--http-token") == 0 && v) {
+            dv_error_t terr = {0};
+            if (read_token(v, token, sizeof token, &terr) != 0) {
+                fprintf(stderr, "drover-broker: --http-token: %s\n", terr.text);
+                return 2;
+            }
+            opts.http_token = token;
+            i++;
         } else if (strcmp(a, "--require-signed") == 0) {
             opts.require_signed = true;
         } else if (strcmp(a, "--plain") == 0) {
@@ -194,8 +247,16 @@ main(int argc, char **argv)
         dv_log(DV_LOG_ERROR, "broker", "%s", err.text);
         return 1;
     }
-    printf("READY %s %s\n", dv_broker_client_endpoint(broker),
-           dv_broker_worker_endpoint(broker));
+    const char *http = dv_broker_http_address(broker);
+    if (http) {
+        dv_log(DV_LOG_INFO, "broker",
+               "http: metrics at http://%s/metrics, the status page at "
+               "http://%s/",
+               http, http);
+    }
+    printf("READY %s %s%s%s\n", dv_broker_client_endpoint(broker),
+           dv_broker_worker_endpoint(broker), http ? " http://" : "",
+           http ? http : "");
     fflush(stdout);
     dv_broker_run(broker);
     dv_broker_destroy(&broker);

@@ -172,4 +172,9 @@
 #define DV_MAX_HTTP_REQUEST_BYTES ((size_t)32 << 10)
 #define DV_HTTP_IDLE_S 10
 
+// Label sets the broker's metrics count (dv_monitor.c: queue x kind x
+// state, kind x model, ...): queue and model names come from peers, so
+// past this many series new ones count under "_other" (each ~300 bytes).
+#define DV_MAX_METRIC_SERIES 4096
+
 #endif

@@ -356,6 +356,26 @@ wk_send_heartbeat(dv_worker_t *self)
     dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
     dv_msgw_uint(w, "running", self->running);
     write_models(self, w);
+    // This process's figures (1.5), so one scrape of the broker's /metrics
+    // covers the pool.
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t cpu_ms =
+        (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+        (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages, &res) != 2) {
+        res = 0;
+    }
+    if (f) {
+        fclose(f);
+    }
+    dv_msgw_uint(w, "cpu_ms", cpu_ms);
+    dv_msgw_uint(w, "rss_bytes",
+                 (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE));
+    dv_msgw_uint(w, "jobs_done", self->jobs_done);
+    dv_msgw_uint(w, "jobs_failed", self->jobs_failed);
     wk_send_header(self, w, NULL, 0);
 }
 

@@ -35,6 +35,7 @@
     "                 [--model-memory MB] [--data-memory MB] "                 \
     "[--train-slots N]\n"                                                      \
     "                 [--log-level L] [--log-format text|json] [--secure]\n"   \
+    "                 [--http HOST:PORT|off] [--http-token FILE]\n"            \
     "Runs a broker and N workers (default 2; 0: the broker alone) in the "     \
     "foreground\nand prints 'READY <client endpoint>' once the workers are "   \
     "connected.\n--endpoint is where clients connect "                         \
@@ -50,6 +51,9 @@
     "1, so the host is never\noversubscribed. Ctrl-C or SIGTERM: the "         \
     "workers finish the jobs they run (up to\n30 s), then the broker stops; "  \
     "a second Ctrl-C stops everything at once.\n"                              \
+    "--http HOST:PORT|off: the broker's status page and /metrics (default "    \
+    "127.0.0.1:7480\nfor the default endpoint, else a free port; the "         \
+    "address is printed), --http-token\nFILE to serve beyond loopback.\n"      \
     "--secure: CURVE on both sockets, with keys made on first use and kept "   \
     "under\nDIR/keys (needs --data): the broker's, the workers', and an "      \
     "admin key for the\nCLI (`drover --keys DIR/keys COMMAND`).\n"
@@ -374,6 +378,8 @@ dv_cli_up(int argc, char **argv)
         {"log-level", true, NULL},
         {"log-format", true, NULL},
         {"secure", false, NULL},
+        {"http", true, NULL},
+        {"http-token", true, NULL},
         {"help", false, NULL},
         {NULL, false, NULL},
     };
@@ -442,7 +448,7 @@ dv_cli_up(int argc, char **argv)
     for (int i = 0; i < MAX_WORKERS; i++) {
         workers[i] = (child_t){0, -1, 0};
     }
-    char *bargv[20];
+    char *bargv[26];
     int k = 0;
     bargv[k++] = broker_bin;
     bargv[k++] = "--client";
@@ -452,6 +458,22 @@ dv_cli_up(int argc, char **argv)
     if (dv_cli_get(opts, "data")) {
         bargv[k++] = "--data";
         bargv[k++] = (char *)dv_cli_get(opts, "data");
+    }
+    // The status page and /metrics: the default cluster on the default
+    // port, any other on a free one (so clusters side by side never
+    // collide); --http off: none.
+    const char *http = dv_cli_get(opts, "http");
+    if (!http) {
+        http = strcmp(endpoint, DROVER_DEFAULT_ENDPOINT) == 0 ? "127.0.0.1:7480"
+                                                              : "127.0.0.1:0";
+    }
+    if (strcmp(http, "off") != 0) {
+        bargv[k++] = "--http";
+        bargv[k++] = (char *)http;
+    }
+    if (dv_cli_get(opts, "http-token")) {
+        bargv[k++] = "--http-token";
+        bargv[k++] = (char *)dv_cli_get(opts, "http-token");
     }
     if (hb) {
         bargv[k++] = "--heartbeat-ms";
@@ -488,7 +510,9 @@ dv_cli_up(int argc, char **argv)
     }
     // "READY <client> <worker>": the bound endpoints (tcp "*" resolved).
     char bound_client[512] = "", bound_worker[512] = "";
-    sscanf(line, "READY %511s %511s", bound_client, bound_worker);
+    char bound_http[512] = "";
+    sscanf(line, "READY %511s %511s %511s", bound_client, bound_worker,
+           bound_http);
     char name[64];
     char *wargv[28];
     k = 0;
@@ -555,6 +579,12 @@ dv_cli_up(int argc, char **argv)
                 "drover up: broker at %s (workers at %s), %d worker(s); "
                 "Ctrl-C stops\n",
                 bound_client, bound_worker, (int)n_workers);
+        if (bound_http[0]) {
+            fprintf(stderr,
+                    "drover up: status page %s/ , Prometheus metrics "
+                    "%s/metrics\n",
+                    bound_http, bound_http);
+        }
         if (secure) {
             fprintf(
                 stderr,
