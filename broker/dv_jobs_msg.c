@@ -887,8 +887,12 @@ on_job_list(dv_broker_t *self,
             }
             written++;
             unstored = unstored || outcome_unstored(self, ids[i]);
+            const kept_t *k = j ? NULL : kept_find(self, ids[i]);
+            const char *kq = k && k->qidx && k->qidx <= self->n_qbytes
+                                 ? self->qbytes[k->qidx - 1].name
+                                 : NULL;
             if (pass == 1) {
-                dv_msgw_v_map(w, j ? 6 : 3);
+                dv_msgw_v_map(w, j ? 6 : kq ? 4 : 3);
                 dv_msgw_v_str(w, "job");
                 dv_msgw_v_uint(w, ids[i]);
                 dv_msgw_v_str(w, "state");
@@ -902,6 +906,9 @@ on_job_list(dv_broker_t *self,
                     dv_msgw_v_str(w, j->kind);
                     dv_msgw_v_str(w, "priority");
                     dv_msgw_v_int(w, j->priority);
+                } else if (kq) { // finished: its queue (1.5)
+                    dv_msgw_v_str(w, "queue");
+                    dv_msgw_v_str(w, kq);
                 }
             }
         }
@@ -914,6 +921,38 @@ on_job_list(dv_broker_t *self,
         client_reply(self, route, route_len, w);
     }
     return 0;
+}
+
+// Where and when (1.5): a live job's submit time, and while running its
+// worker and start; a finished one's queue, worker and finish time (its
+// kept result holds them; the kind is not kept with results).
+static void
+job_where(dv_broker_t *self, uint64_t id, const job_t *j, int st, dv_msgw_t *w)
+{
+    if (j && j->submit_unix) {
+        dv_msgw_uint(w, "submitted_unix_ms", j->submit_unix);
+    }
+    uint64_t handle = 0;
+    if (j && st == S_RUNNING &&
+        dv_sched_job_worker(self->sched, id, &handle) == 0) {
+        const worker_t *wk = worker_by_handle(self, handle);
+        if (wk) {
+            dv_msgw_str(w, "worker", wk->name);
+        }
+        if (j->started_unix) {
+            dv_msgw_uint(w, "started_unix_ms", j->started_unix);
+        }
+    }
+    const kept_t *k = st >= S_DONE && st != S_DEAD ? kept_find(self, id) : NULL;
+    if (k) {
+        if (!j && k->qidx && k->qidx <= self->n_qbytes) {
+            dv_msgw_str(w, "queue", self->qbytes[k->qidx - 1].name);
+        }
+        if (k->data[0]) {
+            dv_msgw_str(w, "worker", k->data);
+        }
+        dv_msgw_uint(w, "finished_unix_ms", k->unix_ms);
+    }
 }
 
 int
@@ -954,6 +993,13 @@ on_job_get(dv_broker_t *self,
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
         write_errors(w, j);
+        if (USES_MODEL(j) && j->model_version) {
+            char ref[DV_MAX_WIRE_NAME + 16];
+            snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
+            if (st != S_DONE) { // a done one's comes with its result
+                dv_msgw_str(w, "model", ref);
+            }
+        }
         if (j->p_epoch) {
             dv_msgw_key(w, "progress");
             dv_msgw_v_map(w, isnan(j->p_eval) ? 4 : 5);
@@ -981,6 +1027,7 @@ on_job_get(dv_broker_t *self,
             dv_msgw_v_uint(w, j->ckpt_stored);
         }
     }
+    job_where(self, id, j, st, w);
     const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);

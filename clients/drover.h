@@ -271,7 +271,7 @@ typedef struct {
     uint64_t job;
     char state[16];
     uint32_t attempts;
-    char queue[129];           // "" once finished
+    char queue[129];           // "" once finished (before broker 1.5)
     char kind[16];             // "" once finished
     int32_t priority;          // while unfinished or dead
     uint32_t epoch, epochs;    // a train job's last progress (0: none)
@@ -285,6 +285,11 @@ typedef struct {
     uint32_t checkpoint_stored_epoch; // the newest one on the broker's disk
                                       //   (0: none yet, or memory only): what a
                                       //   broker restart resumes from
+    char worker[129];                 // running: where; finished: where it
+                                      //   ran ("" unknown; broker 1.5)
+    uint64_t submitted_unix_ms;       // while unfinished (0: not said)
+    uint64_t started_unix_ms;         // running: its attempt's start
+    uint64_t finished_unix_ms;        // finished: when (0: not said)
 } drover_job_info_t;
 
 int drover_job_info(drover_t *self,

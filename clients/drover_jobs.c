@@ -653,6 +653,14 @@ drover_job_info(drover_t *self,
         }
         drv_copy_obj_str(dv_msg_get(self->reply, "model"), out->model,
                          sizeof out->model);
+        drv_copy_obj_str(dv_msg_get(self->reply, "worker"), out->worker,
+                         sizeof out->worker);
+        dv_msg_uint_or(self->reply, "submitted_unix_ms", 0,
+                       &out->submitted_unix_ms, &e);
+        dv_msg_uint_or(self->reply, "started_unix_ms", 0, &out->started_unix_ms,
+                       &e);
+        dv_msg_uint_or(self->reply, "finished_unix_ms", 0,
+                       &out->finished_unix_ms, &e);
         const msgpack_object *b = dv_msg_get(self->reply, "batch");
         out->batch_rows = (uint32_t)drv_obj_uint(b, "rows");
         out->batch_jobs = (uint32_t)drv_obj_uint(b, "jobs");

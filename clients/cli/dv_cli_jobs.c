@@ -265,6 +265,21 @@ print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
     "                                outputs as CSV (as `drover infer`)\n"     \
     "all take [--broker E] [--json]\n"
 
+// ", WHAT 2026-12-05 12:00:00.123 UTC" for a wall-clock time (nothing for 0).
+static void
+print_when(const char *what, uint64_t unix_ms)
+{
+    if (!unix_ms) {
+        return;
+    }
+    time_t s = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&s, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    printf(", %s %s.%03u UTC", what, buf, (unsigned)(unix_ms % 1000));
+}
+
 int
 dv_cli_jobs(int argc, char **argv)
 {
@@ -432,8 +447,25 @@ dv_cli_jobs(int argc, char **argv)
             if (info.queue[0]) {
                 printf(",\"queue\":");
                 dv_cli_json_str(stdout, info.queue);
+            }
+            if (info.kind[0]) {
                 printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info.kind,
                        info.priority);
+            }
+            if (info.worker[0]) {
+                printf(",\"worker\":");
+                dv_cli_json_str(stdout, info.worker);
+            }
+            const struct {
+                const char *key;
+                uint64_t ms;
+            } times[] = {{"submitted_unix_ms", info.submitted_unix_ms},
+                         {"started_unix_ms", info.started_unix_ms},
+                         {"finished_unix_ms", info.finished_unix_ms}};
+            for (size_t t = 0; t < 3; t++) {
+                if (times[t].ms) {
+                    printf(",\"%s\":%" PRIu64, times[t].key, times[t].ms);
+                }
             }
             if (info.epochs) {
                 printf(",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
@@ -460,9 +492,16 @@ dv_cli_jobs(int argc, char **argv)
                    info.job, info.state, info.attempts,
                    info.queue[0] ? ", queue " : "", info.queue,
                    info.kind[0] ? ", kind " : "", info.kind);
-            if (info.queue[0]) {
+            if (info.kind[0]) {
                 printf(", priority %" PRId32, info.priority);
             }
+            if (info.worker[0]) {
+                printf(", %s %s", info.finished_unix_ms ? "ran on" : "on",
+                       info.worker);
+            }
+            print_when("submitted", info.submitted_unix_ms);
+            print_when("started", info.started_unix_ms);
+            print_when("finished", info.finished_unix_ms);
             if (info.epochs) {
                 printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)",
                        info.epoch, info.epochs, info.loss);
