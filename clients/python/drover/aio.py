@@ -291,7 +291,8 @@ class Client(P._Core, _Api):
             if watcher is not None:
                 watcher.cancel()
             if monitor is not None:
-                sock.disable_monitor()
+                if not sock.closed:
+                    sock.disable_monitor()
                 monitor.close(0)
         return self
 
