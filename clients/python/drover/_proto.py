@@ -562,17 +562,15 @@ class _Core:
         return self._next_rid
 
     def _dispatch(self, msg: List[Any]) -> None:
-        """One received multipart message (zmq Frames or bytes)."""
-        frames = [f.buffer if hasattr(f, "buffer") else memoryview(f)
-                  for f in msg]
+        """One received multipart message (zmq Frames)."""
         try:
-            h = unpack(frames[0])
+            h = unpack(msg[0].buffer)
         except Exception:  # an undecodable header: nothing to route it to
             return
         if not isinstance(h, dict):
             return
         t = h.get("t")
-        payload = frames[1:]
+        payload = [f.buffer for f in msg[1:]] if len(msg) > 1 else []
         pending = self._pending
         if t == "accepted_many":
             for pair in h.get("accepted", ()):

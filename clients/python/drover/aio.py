@@ -37,7 +37,7 @@ from . import errors
 from ._api import _Api
 from ._proto import Prediction, Progress, Result
 from ._version import __version__
-from .client import _MONITOR_EVENTS, FINISHED_STATES, MANY_BYTES
+from .client import _MONITOR_EVENTS, FINISHED_STATES, MANY_BYTES, _recv
 
 Payload = Union[bytes, bytearray, memoryview]
 
@@ -316,14 +316,15 @@ class Client(P._Core, _Api):
     async def _read_loop(self) -> None:
         sock = self._sock
         assert sock is not None
+        # the same socket as a plain zmq.Socket: NOBLOCK reads need no future
+        raw = zmq.Socket.shadow(sock.underlying)
         try:
             while True:
                 msg = await sock.recv_multipart(copy=False)
                 self._dispatch(msg)
-                while True:  # what else is waiting, without a round trip
+                while True:  # what else is waiting, without the event loop
                     try:
-                        msg = await sock.recv_multipart(zmq.NOBLOCK,
-                                                        copy=False)
+                        msg = _recv(raw, zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     self._dispatch(msg)

@@ -46,8 +46,16 @@ _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH
 MANY_BYTES = 64 << 20
 
 
-def _ms(seconds: Optional[float]) -> Optional[int]:
-    return None if seconds is None else max(0, int(seconds * 1000))
+def _recv(sock: zmq.Socket, flags: int = 0) -> List[zmq.Frame]:
+    """One multipart message as zmq Frames (no copies; about twice as fast
+    as recv_multipart(copy=False) for small messages)."""
+    recv = sock.recv
+    f = recv(flags, copy=False)
+    parts = [f]
+    while f.more:
+        f = recv(0, copy=False)
+        parts.append(f)
+    return parts
 
 
 class Job:
@@ -410,10 +418,9 @@ class Client(P._Core, _Api):
     def _drain(self) -> None:
         """Dispatch every message already waiting."""
         s = self._sock_or_raise()
-        recv = s.recv_multipart
         while True:
             try:
-                msg = recv(zmq.NOBLOCK, copy=False)
+                msg = _recv(s, zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._dispatch(msg)
@@ -424,11 +431,10 @@ class Client(P._Core, _Api):
         raises errors.Timeout."""
         s = self._sock_or_raise()
         deadline = None if timeout is None else time.monotonic() + timeout
-        recv = s.recv_multipart
         dispatch = self._dispatch
         while not done():
             try:
-                msg = recv(zmq.NOBLOCK, copy=False)
+                msg = _recv(s, zmq.NOBLOCK)
             except zmq.Again:
                 if self._monitor is not None:
                     self._check_monitor()
