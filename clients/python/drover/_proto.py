@@ -736,6 +736,8 @@ def many_items(kind: str, payloads: Sequence[Any], queue: Optional[str],
             x = as_input(p)
             f["input"] = tensor_map(1, x.shape[0], x.shape[1])
             items.append((f, tensor_buffer(x)))
+        elif type(p) is bytes:
+            items.append((f, p))
         else:
             items.append((f, memoryview(p).cast("B")))
     return items

@@ -476,10 +476,9 @@ class Client(P._Core, _Api):
                 st = P._JobState()
                 self._pending[rid] = st
                 jobs.append(Job(self, st, f["kind"]))
-                r = dict(f)
-                r["rid"] = rid
-                r["bytes"] = len(buf)
-                reqs.append(r)
+                f["rid"] = rid  # this request's own dict
+                f["bytes"] = len(buf)
+                reqs.append(f)
             await self._send(P.header("submit_many", self._rid(),
                                       requests=reqs),
                              [P.join([b for _, b in group])])

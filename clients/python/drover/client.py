@@ -580,10 +580,9 @@ class Client(P._Core, _Api):
             rid = self._rid()
             st = P._JobState()
             self._pending[rid] = st
-            r = dict(f)
-            r["rid"] = rid
-            r["bytes"] = len(buf)
-            reqs.append(r)
+            f["rid"] = rid  # f is this request's own dict: no copy
+            f["bytes"] = len(buf)
+            reqs.append(f)
             bufs.append(buf)
             jobs.append(Job(self, st, f["kind"]))
         frame = P.join(bufs)
