@@ -73,6 +73,7 @@ class Proc:
 
         t = threading.Thread(target=read, daemon=True)
         t.start()
+        self._reader = t
         end = time.monotonic() + READY_S
         while not out and time.monotonic() < end and self.p.poll() is None:
             time.sleep(0.01)
@@ -90,6 +91,10 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait(5)
+        if hasattr(self, "_reader"):
+            self._reader.join(5)  # EOF once the child is gone
+        if self.p.stdout is not None and not self.p.stdout.closed:
+            self.p.stdout.close()
         self.log.close()
 
     def kill(self) -> None:
