@@ -242,3 +242,33 @@ def test_raw_header_is_msgpack_map(client):
     client.ping()
     client._pump(lambda: len(client.unsolicited_errors) > n, 5)
     assert isinstance(client.unsolicited_errors[-1], errors.Format)
+
+
+def test_version_moves_with_the_c_library():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT, run_cli
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    want = re.search(r"project\(drover VERSION ([\d.]+)", cmake).group(1)
+    assert drover.__version__ == want
+    pyproject = (ROOT / "clients" / "python" / "pyproject.toml").read_text()
+    assert f'version = "{want}"' in pyproject
+    assert run_cli("version").stdout.decode().split()[-1] == want
+    # drover.export is another helper's submodule: never imported eagerly
+    code = ("import sys, drover, drover.aio; "
+            "assert 'drover.export' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=str(Path(drover.__file__).parents[1]))
+
+
+def test_generic_submit_and_sleep_payload(client):
+    job = client.submit("sleep", b"after", queue="py-generic",
+                        fields={"ms": 20}, priority=3, max_attempts=1,
+                        durability="none")
+    res = job.result(20)
+    assert bytes(res.payload) == b"after"
+    with pytest.raises(TypeError):
+        client.submit_echo(b"", no_such_option=1)
