@@ -144,3 +144,14 @@ def test_evaluate_on_an_array(client, models):
     assert got["rows"] == len(X)
     byfile = client.evaluate(m["ref"], str(m["csv"]))
     assert got["accuracy"] == pytest.approx(byfile["accuracy"])
+
+
+def test_unstored_results_come_batched_and_split_right(client, models):
+    # durability none: results of one forward pass may come as one
+    # `results` message (1.4); each request still gets its own rows
+    m = models["digits"]
+    X, _, _ = load_csv(m["csv"].name)
+    one = client.predict(m["ref"], X, batch=len(X)).output
+    many = client.predict(m["ref"], X, batch=3, durability="none",
+                          queue="py-nodur")
+    np.testing.assert_allclose(many.output, one, rtol=1e-5, atol=1e-6)
