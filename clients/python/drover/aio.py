@@ -87,6 +87,11 @@ class Job:
         return self._s.id
 
     @property
+    def accepted(self) -> bool:
+        """True once the broker accepted (stored) the job."""
+        return self._s.accepted
+
+    @property
     def duplicate(self) -> bool:
         return self._s.duplicate
 

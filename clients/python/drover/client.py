@@ -141,6 +141,9 @@ class Job:
 
     def exception(self, timeout: Optional[float] = None
                   ) -> Optional[BaseException]:
+        """The job's error (None when it succeeded), waiting as result();
+        :class:`errors.Timeout` is raised, not returned, when the job is
+        still unfinished at the timeout."""
         try:
             self.result(timeout)
         except errors.Timeout as e:
