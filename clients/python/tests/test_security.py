@@ -96,3 +96,24 @@ def test_key_file_checks(keys, tmp_path):
         drover.load_key(str(open_key))
     k = drover.load_key(keys["alice"][0])
     assert k.id == "alice" and len(k.public) == 40 and len(k.secret) == 40
+
+
+def test_aio_curve(secure, keys):
+    import asyncio
+
+    import drover.aio
+
+    async def main():
+        async with drover.aio.Client(secure.cep, key=keys["alice"][0],
+                                     broker_key=keys["broker"][1]) as c:
+            assert c.key_id == "alice"
+            assert await c.echo(b"aio-secret") == b"aio-secret"
+            with pytest.raises(errors.Perm):
+                await c.admin_reload()
+        with pytest.raises(errors.Perm) as ei:
+            await drover.aio.Client(secure.cep, key=keys["mallory"][0],
+                                    broker_key=keys["broker"][1],
+                                    connect_timeout=10).connect()
+        assert "mallory" in ei.value.text
+
+    asyncio.run(asyncio.wait_for(main(), 60))
