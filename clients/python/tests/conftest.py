@@ -24,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "clients" / "python"))
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 
 import drover  # noqa: E402
 
