@@ -95,7 +95,7 @@ def test_datasets_crud_and_train_on_stored(client):
     assert lin["data_rows"] == len(X)
     m = client.evaluate(res.model, dataset="py-ds-diabetes")
     assert m["task"] == "regression" and m["rows"] == len(X)
-    with pytest.raises(errors.DroverError):
+    with pytest.raises(errors.NoEntry):
         client.dataset_share("py-ds-arr", ["*"])  # plain mode: no owner
     assert client.dataset_rm("py-ds-arr") == 1
     with pytest.raises(errors.NoEntry):
