@@ -1,0 +1,803 @@
+"""Wire protocol 1.4 pieces shared by the blocking and the asyncio client.
+
+Nothing here touches a socket: encoding of headers and frames, decoding of
+replies into :class:`Result` and friends, key files, and the dispatch of
+incoming messages to the requests waiting for them (:class:`_Core`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import stat
+from dataclasses import dataclass
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple, Union)
+
+import msgpack
+import numpy as np
+
+from . import errors
+from ._version import PROTOCOL_VERSION
+
+#: Default client endpoint (libdrover's DROVER_DEFAULT_ENDPOINT).
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7470"
+#: Default queue of every job (libdrover: NULL queue -> "default").
+DEFAULT_QUEUE = "default"
+#: max_frame_bytes (docs/PROTOCOL.md, Limits); welcome may say otherwise.
+MAX_FRAME_BYTES = 268435456
+MAX_ROWS = 1000000
+#: submit_many: requests per message (protocol bound).
+MAX_MANY = 256
+#: dataset_push chunk size (the C client's).
+DATASET_CHUNK = 4 << 20
+F32 = np.dtype("<f4")
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+def resolve_endpoint(endpoint: Optional[str]) -> str:
+    """endpoint, else $DROVER_BROKER, else tcp://127.0.0.1:7470."""
+    if endpoint:
+        return endpoint
+    return os.environ.get("DROVER_BROKER") or DEFAULT_ENDPOINT
+
+
+def pack(header: Dict[str, Any]) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def unpack(buf: Buffer) -> Any:
+    return msgpack.unpackb(buf, raw=False, strict_map_key=False)
+
+
+def header(t: str, rid: int, **fields: Any) -> Dict[str, Any]:
+    """A message header: v, t, rid, then fields (None values left out)."""
+    h: Dict[str, Any] = {"v": list(PROTOCOL_VERSION), "t": t, "rid": rid}
+    for k, v in fields.items():
+        if v is not None:
+            h[k] = v
+    return h
+
+
+# ------------------------------------------------------------- key files
+
+def _zpl_values(path: str) -> Dict[str, str]:
+    """The `section/key = "value"` pairs of a czmq zcert (ZPL) file."""
+    out: Dict[str, str] = {}
+    section = ""
+    with open(path, "r", encoding="utf-8") as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line[0].isspace():
+                section = line.strip()
+                continue
+            if "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+                v = v[1:-1]
+            out[f"{section}/{k.strip()}"] = v
+    return out
+
+
+@dataclass
+class KeyPair:
+    """A CURVE key read from a zcert file: Z85 public (and secret) key."""
+
+    id: str
+    public: bytes
+    secret: Optional[bytes] = None
+
+
+def load_key(path: str) -> KeyPair:
+    """Load a `drover keygen` key file (.key: with the secret; .pub).
+
+    As libdrover: a .key file readable by group or others is refused
+    (:class:`errors.Access`), a .key without a secret is a Format error.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise errors.NoEntry(f"{path}: {e.strerror}") from None
+    if path.endswith(".key") and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise errors.Access(f"{path}: a secret key file must not be open to "
+                            "others (chmod 600)")
+    try:
+        vals = _zpl_values(path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise errors.Format(f"{path}: not a key file: {e}") from None
+    pub = vals.get("curve/public-key")
+    if not pub or len(pub) != 40:
+        raise errors.Format(f"{path}: no curve/public-key (czmq zcert "
+                            "format expected)")
+    sec = vals.get("curve/secret-key")
+    if sec is not None and len(sec) != 40:
+        raise errors.Format(f"{path}: curve/secret-key is not a Z85 key")
+    if sec is None and path.endswith(".key"):
+        raise errors.Format(f"{path}: no curve/secret-key (a .key file holds "
+                            "the secret; the public half goes in .pub)")
+    name = vals.get("metadata/name")
+    if not name:
+        base = os.path.basename(path)
+        name = base.rsplit(".", 1)[0] if "." in base[1:] else base
+    return KeyPair(name, pub.encode(), sec.encode() if sec else None)
+
+
+def broker_public_key(spec: str) -> bytes:
+    """The broker's Z85 public key from a .pub file or a 40-char Z85 string."""
+    if len(spec) == 40 and not os.path.exists(spec):
+        return spec.encode()
+    return load_key(spec).public
+
+
+# --------------------------------------------------------------- tensors
+
+def as_input(x: Any, name: str = "X") -> np.ndarray:
+    """x as a 2-D C-contiguous little-endian float32 array.
+
+    The caller's array is returned itself when it already is one (no copy),
+    else a new array: the caller's object is never written to.
+    """
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        raise errors.Invalid(f"{name} must be 2-D (rows x features), not "
+                             f"{a.ndim}-D")
+    if a.dtype != F32 or not a.flags.c_contiguous:
+        if a.dtype.kind not in "fiub":
+            raise errors.Invalid(f"{name} must be numeric, not {a.dtype}")
+        a = np.ascontiguousarray(a, dtype=F32)
+    return a
+
+
+def tensor_buffer(a: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy."""
+    return memoryview(a).cast("B")
+
+
+def tensor_map(frame: int, rows: int, cols: int) -> Dict[str, Any]:
+    return {"frame": frame, "dtype": "f32", "shape": [rows, cols]}
+
+
+def read_tensor(desc: Any, frames: Sequence[Buffer]) -> np.ndarray:
+    """A read-only float32 view of the frame a tensor map names."""
+    if not isinstance(desc, dict):
+        raise errors.Format("tensor: not a map")
+    idx = desc.get("frame")
+    shape = desc.get("shape")
+    if desc.get("dtype") != "f32":
+        raise errors.DType(f"tensor dtype {desc.get('dtype')!r}")
+    if (not isinstance(idx, int) or idx < 1 or idx > len(frames)
+            or not isinstance(shape, list)):
+        raise errors.Format(f"tensor map {desc!r} names no frame")
+    buf = frames[idx - 1]
+    n = math.prod(shape)
+    if len(buf) != n * 4:
+        raise errors.Shape(f"tensor {shape}: frame of {len(buf)} bytes")
+    a = np.frombuffer(buf, dtype=F32, count=n).reshape(shape)
+    a.flags.writeable = False  # a view of the received frame: copy to write
+    return a
+
+
+# ------------------------------------------------------------------ CSV
+
+def _fmt_col(col: np.ndarray) -> List[str]:
+    if col.dtype.kind == "f":
+        if col.dtype.itemsize <= 4:
+            return [format(float(v), ".9g") for v in col]
+        return [repr(float(v)) for v in col]
+    if col.dtype.kind in "iub":
+        return [str(int(v)) for v in col]
+    out = []
+    for v in col:
+        s = str(v)
+        if any(c in s for c in ',"\n\r'):
+            s = '"' + s.replace('"', '""') + '"'
+        out.append(s)
+    return out
+
+
+def to_csv(X: Any, y: Any = None, columns: Optional[Sequence[str]] = None,
+           target: str = "target") -> bytes:
+    """CSV text (header line, then rows) of features X and optional target y.
+
+    Columns are named ``columns`` or ``x0, x1, ...``; y goes last as
+    ``target``. Floats are written with enough digits to read back the
+    same value (float32: 9, float64: repr).
+    """
+    Xa = np.asarray(X)
+    if Xa.ndim == 1:
+        Xa = Xa.reshape(-1, 1)
+    if Xa.ndim != 2:
+        raise errors.Invalid("X must be 2-D")
+    names = list(columns) if columns is not None else [
+        f"x{i}" for i in range(Xa.shape[1])]
+    if len(names) != Xa.shape[1]:
+        raise errors.Invalid(f"{len(names)} column names for "
+                             f"{Xa.shape[1]} columns")
+    cols = [_fmt_col(Xa[:, j]) for j in range(Xa.shape[1])]
+    if y is not None:
+        ya = np.asarray(y)
+        if ya.ndim != 1 or len(ya) != Xa.shape[0]:
+            raise errors.Invalid("y must be 1-D with one value per row of X")
+        cols.append(_fmt_col(ya))
+        names.append(target)
+    buf = io.StringIO()
+    buf.write(",".join(names) + "\n")
+    for row in zip(*cols):
+        buf.write(",".join(row))
+        buf.write("\n")
+    return buf.getvalue().encode()
+
+
+def csv_bytes(data: Any, y: Any = None, columns: Optional[Sequence[str]]
+              = None, target: Optional[str] = None) -> bytes:
+    """Training or evaluation data as CSV bytes: a path (str/PathLike),
+    bytes (CSV text), or an array X with y."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        with open(data, "rb") as f:
+            return f.read()
+    return to_csv(data, y, columns, target or "target")
+
+
+# ---------------------------------------------------------- decoded replies
+
+@dataclass
+class Progress:
+    """A train job's progress report (at most 5 a second)."""
+
+    job: int
+    epoch: int
+    epochs: int
+    loss: float
+    ms: int
+    eta_ms: int = 0
+    eval: Optional[float] = None
+
+    @classmethod
+    def from_header(cls, h: Dict[str, Any]) -> "Progress":
+        return cls(h.get("job", 0), h.get("epoch", 0), h.get("epochs", 0),
+                   float(h.get("loss", 0.0)), h.get("ms", 0),
+                   h.get("eta_ms", 0), h.get("eval"))
+
+
+class Result:
+    """A finished job's result (``done`` or ``failed``).
+
+    ``header`` is the decoded result header (every field the broker sent);
+    ``frames`` its payload frames as read-only memoryviews of the received
+    ZeroMQ frames. ``output`` and ``payload`` are views of them, no copies.
+    """
+
+    __slots__ = ("header", "frames", "_classes")
+
+    def __init__(self, header: Dict[str, Any], frames: Sequence[Buffer]):
+        self.header = header
+        self.frames = list(frames)
+        self._classes: Optional[List[str]] = None
+
+    def __repr__(self) -> str:
+        return (f"Result(job={self.job}, state={self.state!r}, "
+                f"attempts={self.attempts})")
+
+    @property
+    def job(self) -> int:
+        return self.header.get("job", 0)
+
+    @property
+    def state(self) -> str:
+        return self.header.get("state", "")
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "done"
+
+    @property
+    def attempts(self) -> int:
+        return self.header.get("attempts", 0)
+
+    @property
+    def worker(self) -> str:
+        return self.header.get("worker", "")
+
+    @property
+    def model(self) -> Optional[str]:
+        """``NAME@VERSION`` that ran (infer, evaluate) or was trained."""
+        return self.header.get("model")
+
+    @property
+    def seq(self) -> int:
+        """Position in the queue's result stream (streamed results; else 0)."""
+        return self.header.get("seq", 0)
+
+    @property
+    def queue(self) -> Optional[str]:
+        return self.header.get("queue")
+
+    @property
+    def errors(self) -> List[Dict[str, Any]]:
+        """Failed attempts, oldest first ({attempt, error, text, ...})."""
+        return self.header.get("errors", [])
+
+    @property
+    def error(self) -> Optional[errors.DroverError]:
+        """The exception of a failed job, None when done."""
+        if self.state == "done":
+            return None
+        return errors.from_wire(self.header.get("error"), self.job)
+
+    def raise_for_error(self) -> "Result":
+        err = self.error
+        if err is not None:
+            raise err
+        return self
+
+    @property
+    def payload(self) -> memoryview:
+        """Frame 1 (echo/sleep: the bytes sent), a read-only memoryview."""
+        return memoryview(self.frames[0]) if self.frames else memoryview(b"")
+
+    @property
+    def output(self) -> Optional[np.ndarray]:
+        """An infer job's output (rows x outputs), a read-only float32 view
+        of the received frame; None for other kinds."""
+        desc = self.header.get("output")
+        if desc is None:
+            return None
+        return read_tensor(desc, self.frames)
+
+    @property
+    def classes(self) -> Optional[List[str]]:
+        """A classifier's class labels, in output column order (else None)."""
+        if self._classes is None:
+            c = self.header.get("classes")
+            if isinstance(c, dict):  # 1.2: a long list travels as a frame
+                idx = c.get("frame", 0)
+                if not isinstance(idx, int) or not 1 <= idx <= len(
+                        self.frames):
+                    raise errors.Format("classes names no frame")
+                c = unpack(self.frames[idx - 1])
+            self._classes = [str(v) for v in c] if c else None
+        return self._classes
+
+    @property
+    def metrics(self) -> Optional[Dict[str, Any]]:
+        """An evaluate job's metrics map (``confusion`` as a k x k array)."""
+        m = self.header.get("metrics")
+        if m is None:
+            return None
+        m = dict(m)
+        conf = self.header.get("confusion")
+        if isinstance(conf, dict):  # 1.2: large confusion as a u32 frame
+            k = conf["shape"][0]
+            idx = conf["frame"]
+            m["confusion"] = np.frombuffer(self.frames[idx - 1],
+                                           dtype="<u4").reshape(k, k)
+        elif "confusion" in m:
+            n = m.get("n_classes", 0)
+            c = np.asarray(m["confusion"], dtype=np.uint32)
+            if n and c.size == n * n:
+                c = c.reshape(n, n)
+            m["confusion"] = c
+        return m
+
+    @property
+    def batch(self) -> Optional[Dict[str, int]]:
+        """Infer: the forward pass the job ran in ({rows, jobs})."""
+        return self.header.get("batch")
+
+
+@dataclass
+class Prediction:
+    """An infer call's outcome: ``output`` (rows x outputs, float32:
+    class probabilities in ``classes`` order for a classifier, the value
+    for a regressor), ``classes`` (None for regression), ``model``
+    (``NAME@VERSION`` that ran)."""
+
+    output: np.ndarray
+    classes: Optional[List[str]]
+    model: str
+
+    @property
+    def class_index(self) -> np.ndarray:
+        """Index of the most probable class per row (first one on ties,
+        as `drover infer` prints it)."""
+        if self.classes is None:
+            raise errors.Invalid("a regression model has no classes")
+        return np.argmax(self.output, axis=1)
+
+    @property
+    def labels(self) -> List[str]:
+        """The most probable class's label per row."""
+        return [self.classes[i] for i in self.class_index]  # type: ignore
+
+
+# ------------------------------------------------- requests in flight
+
+class _Pending:
+    """Something waiting for messages under one rid."""
+
+    __slots__ = ("rid",)
+
+    def on_message(self, t: str, h: Dict[str, Any], frames: List[Buffer]
+                   ) -> bool:
+        """Take one message; True when this rid expects nothing more."""
+        raise NotImplementedError
+
+    def wake(self) -> None:  # the asyncio client overrides
+        pass
+
+
+class _Req(_Pending):
+    """A request answered by one reply of a type in ``want``."""
+
+    __slots__ = ("want", "reply", "frames", "exc", "finished", "_waker")
+
+    def __init__(self, want: Tuple[str, ...]):
+        self.want = want
+        self.reply: Optional[Dict[str, Any]] = None
+        self.frames: List[Buffer] = []
+        self.exc: Optional[BaseException] = None
+        self.finished = False
+        self._waker: Optional[Callable[[], None]] = None
+
+    def on_message(self, t, h, frames):
+        if t == "error":
+            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+        elif t in self.want:
+            self.reply, self.frames = h, frames
+        else:
+            self.exc = errors.Format(f"broker answered {t!r}, expected "
+                                     f"{' or '.join(self.want)}")
+        self.finished = True
+        if self._waker:
+            self._waker()
+        return True
+
+
+class _JobState(_Pending):
+    """A submitted job: accepted (or refused), progress, then result."""
+
+    __slots__ = ("id", "duplicate", "accepted", "res", "exc", "finished",
+                 "on_progress", "last_progress", "_waker", "_cb")
+
+    def __init__(self, on_progress: Optional[Callable[[Progress], Any]]
+                 = None, cb: Optional[Callable[["_JobState"], Any]] = None):
+        self.id: Optional[int] = None
+        self.duplicate = False
+        self.accepted = False
+        self.res: Optional[Result] = None
+        self.exc: Optional[BaseException] = None
+        self.finished = False
+        self.on_progress = on_progress
+        self.last_progress: Optional[Progress] = None
+        self._waker: Optional[Callable[[], None]] = None
+        self._cb = cb
+
+    def on_message(self, t, h, frames):
+        if t == "accepted":
+            self.id = h.get("job")
+            self.accepted = True
+            if h.get("duplicate"):
+                # No result comes on this rid: the caller fetches it.
+                self.duplicate = True
+                self._finish()
+                return True
+            if self._waker:
+                self._waker()
+            return False
+        if t == "progress":
+            p = Progress.from_header(h)
+            self.last_progress = p
+            if self.on_progress is not None:
+                self.on_progress(p)
+            return False
+        if t == "result":
+            self.res = Result(h, frames)
+            if self.id is None:
+                self.id = self.res.job
+            self.accepted = True
+        elif t == "error":
+            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+        else:
+            self.exc = errors.Format(f"unexpected {t!r} for a submit")
+        self._finish()
+        return True
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self._waker:
+            self._waker()
+        if self._cb is not None:
+            self._cb(self)
+
+
+class _StreamState(_Pending):
+    """A `follow`: its `ok`, then streamed results until unfollowed."""
+
+    __slots__ = ("ok", "results", "exc", "_waker", "closed")
+
+    def __init__(self) -> None:
+        self.ok: Optional[Dict[str, Any]] = None
+        self.results: List[Result] = []
+        self.exc: Optional[BaseException] = None
+        self._waker: Optional[Callable[[], None]] = None
+        self.closed = False
+
+    def on_message(self, t, h, frames):
+        if t == "ok" and self.ok is None:
+            self.ok = h
+        elif t == "result":
+            self.results.append(Result(h, frames))
+        elif t == "error":
+            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+        if self._waker:
+            self._waker()
+        return False
+
+
+class _Core:
+    """Request ids, pending table and message dispatch (no I/O)."""
+
+    def _core_init(self) -> None:
+        self._pending: Dict[int, _Pending] = {}
+        self._next_rid = 0
+        #: errors that came with rid 0 or an unknown rid (e.g. a refused ack)
+        self.unsolicited_errors: List[errors.DroverError] = []
+        self.broker_minor = 0
+        self.limits: Dict[str, Any] = {}
+        self.broker_name = ""
+
+    def _rid(self) -> int:
+        self._next_rid += 1
+        return self._next_rid
+
+    def _dispatch(self, msg: List[Any]) -> None:
+        """One received multipart message (zmq Frames)."""
+        try:
+            h = unpack(msg[0].buffer)
+        except Exception:  # an undecodable header: nothing to route it to
+            return
+        if not isinstance(h, dict):
+            return
+        t = h.get("t")
+        payload = [f.buffer for f in msg[1:]] if len(msg) > 1 else []
+        pending = self._pending
+        if t == "accepted_many":
+            for pair in h.get("accepted", ()):
+                p = pending.get(pair[0])
+                if p is not None and p.on_message(
+                        "accepted", {"job": pair[1]}, []):
+                    del pending[pair[0]]
+            return
+        if t == "results":
+            buf = payload[0] if payload else memoryview(b"")
+            off = 0
+            for e in h.get("results", ()):
+                parts = []
+                for n in e.get("frames", ()):
+                    parts.append(buf[off:off + n])
+                    off += n
+                rid = e.get("rid", 0)
+                p = pending.get(rid)
+                if p is not None and p.on_message("result", e, parts):
+                    del pending[rid]
+            return
+        rid = h.get("rid", 0)
+        p = pending.get(rid) if rid else None
+        if p is None:
+            if t == "error":
+                self.unsolicited_errors.append(
+                    errors.from_wire(h.get("error"), h.get("job")))
+                del self.unsolicited_errors[:-100]
+            return
+        if p.on_message(t, h, payload):
+            pending.pop(rid, None)
+
+
+# ------------------------------------------------------------- submits
+
+_SUBMIT_OPTS = ("max_attempts", "durability", "priority", "deadline_ms",
+                "timeout_ms", "backoff_ms", "idempotency_key")
+
+
+def submit_fields(kind: str, queue: Optional[str], opts: Dict[str, Any]
+                  ) -> Dict[str, Any]:
+    """The common fields of a submit (unknown options are an error)."""
+    f: Dict[str, Any] = {"queue": queue or DEFAULT_QUEUE, "kind": kind}
+    for k, v in opts.items():
+        if k not in _SUBMIT_OPTS:
+            raise TypeError(f"unknown submit option {k!r}")
+        if v is not None:
+            f[k] = v
+    key = f.get("idempotency_key")
+    if key is not None and len(key.encode()) > 256:
+        raise errors.Invalid("idempotency_key over 256 bytes")
+    return f
+
+
+_TRAIN_KEYS = ("algo", "scale", "epochs", "batch", "patience", "seed", "lr",
+               "l2", "tol", "hidden")
+
+
+def train_map(algo: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    m: Dict[str, Any] = {"algo": algo}
+    for k, v in params.items():
+        if k not in _TRAIN_KEYS:
+            raise TypeError(f"unknown training parameter {k!r}")
+        if v is None:
+            continue
+        if k in ("lr", "l2", "tol"):
+            v = float(v)
+        elif k == "hidden":
+            v = [int(x) for x in v]
+        elif k != "scale":
+            v = int(v)
+        m[k] = v
+    return m
+
+
+def sha256(data: Buffer) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def split_rows(rows: int, cols: int, batch: int, max_frame: int
+               ) -> List[Tuple[int, int]]:
+    """[start, end) row ranges of at most batch rows and half a frame."""
+    per = max(1, int(batch))
+    half = max(1, (max_frame // 2) // max(1, cols * 4))
+    per = min(per, half, MAX_ROWS)
+    return [(s, min(rows, s + per)) for s in range(0, rows, per)]
+
+
+def chunks_of(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def train_submit(model: str, data: Any, y: Any, algo: str,
+                 dataset: Optional[str], eval_dataset: Optional[str],
+                 target: Optional[str], task: Optional[str],
+                 columns: Optional[Sequence[str]],
+                 created_unix: Optional[int], checkpoint_ms: Optional[int],
+                 queue: Optional[str], submit_opts: Optional[Dict[str, Any]],
+                 params: Dict[str, Any]) -> Tuple[Dict[str, Any], bytes]:
+    """A train submit's fields and frame 1."""
+    f = submit_fields("train", queue, submit_opts or {})
+    f["model"] = model
+    f["train"] = train_map(algo, params)
+    if (data is None) == (dataset is None):
+        raise errors.Invalid("give data (a CSV path or bytes, or X with y) "
+                             "or dataset=, not both")
+    if target is None and y is not None:
+        target = "target"
+    for k, v in (("target", target), ("task", task),
+                 ("created_unix", created_unix),
+                 ("checkpoint_ms", checkpoint_ms),
+                 ("dataset", dataset), ("eval_dataset", eval_dataset)):
+        if v is not None:
+            f[k] = v
+    payload = b"" if data is None else csv_bytes(data, y, columns, target)
+    return f, payload
+
+
+def evaluate_submit(model: str, data: Any, y: Any, dataset: Optional[str],
+                    columns: Optional[Sequence[str]], target: Optional[str],
+                    queue: Optional[str], opts: Dict[str, Any]
+                    ) -> Tuple[Dict[str, Any], bytes]:
+    """An evaluate submit's fields and frame 1."""
+    f = submit_fields("evaluate", queue, opts)
+    f["model"] = model
+    if (data is None) == (dataset is None):
+        raise errors.Invalid("give data (a CSV path or bytes, or X with y) "
+                             "or dataset=, not both")
+    if dataset is not None:
+        f["dataset"] = dataset
+    payload = b"" if data is None else csv_bytes(data, y, columns, target)
+    return f, payload
+
+
+Item = Tuple[Dict[str, Any], Any]
+
+
+def infer_submit(model: str, X: Any, queue: Optional[str],
+                 opts: Dict[str, Any]) -> Item:
+    x = as_input(X)
+    f = submit_fields("infer", queue, opts)
+    f["model"] = model
+    f["input"] = tensor_map(1, x.shape[0], x.shape[1])
+    return f, tensor_buffer(x)
+
+
+def many_items(kind: str, payloads: Sequence[Any], queue: Optional[str],
+               model: Optional[str], ms: Optional[int],
+               opts: Dict[str, Any]) -> List[Item]:
+    """submit_many's requests: one (fields, payload) per job."""
+    base = submit_fields(kind, queue, opts)
+    if kind == "infer" and not model:
+        raise errors.Invalid("infer needs model=")
+    if model is not None:
+        base["model"] = model
+    if ms is not None:
+        base["ms"] = int(ms)
+    items: List[Item] = []
+    for p in payloads:
+        f = dict(base)
+        if kind == "infer":
+            x = as_input(p)
+            f["input"] = tensor_map(1, x.shape[0], x.shape[1])
+            items.append((f, tensor_buffer(x)))
+        elif type(p) is bytes:
+            items.append((f, p))
+        else:
+            items.append((f, memoryview(p).cast("B")))
+    return items
+
+
+def infer_items(pinned: str, x: np.ndarray, ranges: Sequence[Tuple[int, int]],
+                queue: Optional[str], opts: Dict[str, Any]) -> List[Item]:
+    """One infer request per row range of x, each a view of x's memory."""
+    cols = x.shape[1]
+    base = submit_fields("infer", queue, opts)
+    base["model"] = pinned
+    buf = tensor_buffer(x)
+    items = []
+    for a, b in ranges:
+        f = dict(base)
+        f["input"] = tensor_map(1, b - a, cols)
+        items.append((f, buf[a * cols * 4:b * cols * 4]))
+    return items
+
+
+def group_items(items: Sequence[Item], max_bytes: int) -> List[List[Item]]:
+    """Split requests into submit_many messages (<= 256, <= max_bytes)."""
+    groups: List[List[Item]] = []
+    cur: List[Item] = []
+    size = 0
+    for it in items:
+        n = len(it[1])
+        if cur and (len(cur) >= MAX_MANY or size + n > max_bytes):
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(it)
+        size += n
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _addr(b: Any) -> int:
+    return np.frombuffer(b, dtype=np.uint8).__array_interface__["data"][0]
+
+
+def join(bufs: Sequence[Any]) -> Any:
+    """One frame of consecutive buffers: a view when they are adjacent
+    slices of one object's memory (an infer split), else a joined copy."""
+    if len(bufs) == 1:
+        return bufs[0]
+    first = bufs[0]
+    obj = first.obj if isinstance(first, memoryview) else None
+    if obj is not None and all(isinstance(b, memoryview) and b.obj is obj
+                               and len(b) for b in bufs):
+        try:
+            end = _addr(first) + len(first)
+            for b in bufs[1:]:
+                if _addr(b) != end:
+                    break
+                end += len(b)
+            else:
+                whole = memoryview(obj).cast("B")
+                start = _addr(first) - _addr(whole)
+                return whole[start:start + (end - _addr(first))]
+        except (TypeError, ValueError):
+            pass
+    return b"".join(bufs)
