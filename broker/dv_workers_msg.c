@@ -30,6 +30,7 @@
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_models_msg.h"
+#include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_records.h"
@@ -524,6 +525,14 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         if (IS_INFER(j)) { // the output, and the names as the broker wrote
             n = classes.data ? 2 : 1;
             frames[1] = classes;
+            // a pass of this job alone (a pass of several comes in one
+            // done_batch, counted there; a 1.3 worker's riders are not)
+            const msgpack_object *b = dv_msg_get(m, "batch");
+            uint64_t b_jobs = 0;
+            if (!b || (dv_msgpack_uint(dv_msgpack_get(b, "jobs"), &b_jobs) &&
+                       b_jobs == 1)) {
+                dv_monitor_batch(self->monitor, j->rows);
+            }
         }
         send_result(self, j, true, 0, NULL, w->name, frames, n, extra);
     } else if (bad.code) {

@@ -33,6 +33,8 @@ if [ "${1:-}" = test ]; then
     "python3-numpy     the Python client's tensors"
     "python3-pytest    runs clients/python/tests"
     "python3-sklearn   the exporter tests train scikit-learn models to serve"
+    "python3-prometheus-client  parses the broker's /metrics in tests/ops"
+    "chromium          renders the broker's status page headless in tests/ops"
   )
 fi
 if [ "${1:-}" = fuzz ]; then
