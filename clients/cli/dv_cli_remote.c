@@ -249,7 +249,7 @@ static const struct {
     {"admin", dv_cli_admin},       {"status", dv_cli_status},
     {"dead", dv_cli_dead},         {"results", dv_cli_results},
     {"train", dv_cli_train},       {"evaluate", dv_cli_evaluate},
-    {"datasets", dv_cli_datasets},
+    {"datasets", dv_cli_datasets}, {"top", dv_cli_top},
 };
 
 int

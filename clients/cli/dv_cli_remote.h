@@ -10,6 +10,7 @@
 //   dv_cli_models.c   models, train
 //   dv_cli_data.c     datasets
 //   dv_cli_admin.c    workers, status, audit, admin
+//   dv_cli_top.c      top (a live view: status, workers, running jobs)
 // Every command takes argv after its name and returns an exit code
 // (DV_CLI_OK, DV_CLI_FAIL or DV_CLI_USAGE).
 
@@ -96,5 +97,6 @@ int dv_cli_workers(int argc, char **argv);  // dv_cli_admin.c
 int dv_cli_status(int argc, char **argv);   //
 int dv_cli_audit(int argc, char **argv);    //
 int dv_cli_admin(int argc, char **argv);    //
+int dv_cli_top(int argc, char **argv);      // dv_cli_top.c
 
 #endif

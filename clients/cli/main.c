@@ -39,6 +39,8 @@ usage(FILE *f)
             "  workers                            connected workers\n"
             "  status                             the broker's queues and "
             "counts\n"
+            "  top                                a live view: queues, workers, "
+            "jobs running\n"
             "  audit                              the broker's audit log "
             "(admin)\n"
             "  admin reload                       reload the authorized keys "
