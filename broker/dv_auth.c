@@ -202,6 +202,15 @@ drain_one(dv_auth_t *self, int i)
             conn_t *c = &s->conns[value];
             unsee(s, c);
             c->open = false;
+        } else if (!self->secure &&
+                   (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)) {
+            // Plain mode authenticates nobody, so nothing was refused: a
+            // port probe or a health check that connects and closes.
+            dv_log(DV_LOG_DEBUG, "auth",
+                   "a connection on %s closed before its ZeroMQ handshake "
+                   "(a probe?)",
+                   self->monitor_domain[i]);
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
                    event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             char why[128];

@@ -7,11 +7,14 @@
 //
 // Commands run through /bin/sh so stdin can be redirected; each case
 // asserts the exit status and the words a person reads.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,7 +353,48 @@ test_up_secure(void)
     free(dir);
 }
 
+// A plain broker probed by a bare TCP connect (a port check, a load
+// balancer's health check) has refused nobody: no "auth: refused" warning,
+// only a debug line.
+static void
+test_plain_probe_quiet(void)
+{
+    char *dir = dv_test_tmpdir();
+    char wep[4400];
+    snprintf(wep, sizeof wep, "ipc://%s/w.sock", dir);
+    const char *args[] = {"--client", "tcp://127.0.0.1:0", "--worker",
+                          wep,        "--log-level",       "debug",
+                          NULL};
+    dv_proc_t b = dv_proc_start("DROVER_BROKER_BIN", args, dir, "broker.log");
+    char ready[9000] = "";
+    bool up = b.pid && dv_proc_wait_ready(&b, ready, sizeof ready);
+    int port = 0; // READY tcp://127.0.0.1:PORT ipc://...
+    sscanf(ready, "tcp://127.0.0.1:%d", &port);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool connected =
+        up && port && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    bool noticed =
+        connected && log_has(dir, "broker.log", "closed before its ZeroMQ");
+    DV_CHECK_EQ(dv_proc_stop(&b, SIGTERM), 0);
+    size_t len = 0;
+    char path[4500];
+    snprintf(path, sizeof path, "%s/broker.log", dir);
+    char *text = (char *)dv_test_read_file(path, &len);
+    DV_CHECK(up);
+    DV_CHECK(connected);
+    DV_CHECK(noticed);
+    DV_CHECK(text && !strstr(text, "refused"));
+    free(text);
+    dv_test_rmdir(dir);
+    free(dir);
+}
+
 static const dv_test_case_t cases[] = {
+    {"a plain broker probed by TCP logs no refusal", test_plain_probe_quiet},
     {"drover up --secure: keys kept, --keys gets in", test_up_secure},
     {"usage errors name the flag; endpoints; group --help",
      test_usage_and_endpoints},
