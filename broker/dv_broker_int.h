@@ -468,6 +468,7 @@ typedef struct push_s {
     uint8_t *lineage;                  // its lineage map (owned)
     size_t lineage_len;                //
     struct push_s *next_parked;        // waiting for a lower version
+    bool schema_change;                // may change the latest's schema
 } push_t;
 
 // ---------------------------------------------------------------

@@ -293,9 +293,39 @@ after_push(uv_work_t *req, int status)
     }
 }
 
+// A version that takes other inputs or gives other outputs than the one
+// its clients use (to): refused unless the request says schema_change, so
+// a push of the wrong file under a busy name cannot break every unpinned
+// client (DV_ESHAPE on each request). Returns 0 or DV_ESHAPE naming both.
+static int
+schema_same(const dv_model_info_t *from,
+            const dv_model_info_t *to,
+            const char *how,
+            dv_error_t *err)
+{
+    if (!from || !to ||
+        (from->features == to->features && from->outputs == to->outputs &&
+         strcmp(from->task, to->task) == 0)) {
+        return 0;
+    }
+    return dv_errorf(err, DV_ESHAPE,
+                     "%s: %s@%u takes %u features and gives %u outputs (%s); "
+                     "this version takes %u and gives %u (%s): its clients "
+                     "would fail. Use another name, or say so with "
+                     "--schema-change (schema_change: true)",
+                     how, from->name, from->version, from->features,
+                     from->outputs, from->task, to->features, to->outputs,
+                     to->task);
+}
+
 static void
 push_finish(dv_broker_t *self, push_t *p)
 {
+    if (p->rc == 0 && !p->job && !p->schema_change &&
+        (p->rc = schema_same(dv_registry_get(self->registry, p->name, 0),
+                             &p->info, "model_push", &p->err))) {
+        dv_registry_discard(self->registry, &p->info);
+    }
     if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
                                              p->job ? "submit" : "model_push",
                                              p->name, p->owner, &p->err))) {
@@ -423,6 +453,10 @@ on_model_push(dv_broker_t *self,
                          "signed by an admin key (--require-signed): drover "
                          "models push FILE --sign --key ADMIN.key");
     }
+    bool change = false; // may change the latest's schema
+    if ((rc = dv_msg_bool_or(m, "schema_change", false, &change, err)) != 0) {
+        return rc;
+    }
     uint32_t version = dv_registry_reserve(self->registry, name, err);
     if (version == 0) {
         return DV_EINVAL;
@@ -443,6 +477,7 @@ on_model_push(dv_broker_t *self,
     memcpy(p->image, file->data, file->len);
     p->len = file->len;
     p->lineage = push_lineage(p->owner, signer, m, &p->lineage_len);
+    p->schema_change = change;
     p->work.data = p;
     if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
         dv_registry_release(self->registry, name, version);
@@ -557,6 +592,18 @@ on_model_alias(dv_broker_t *self,
     if (version > UINT32_MAX) {
         return dv_errorf(err, DV_ENOMODEL, "model '%s' has no such version",
                          name);
+    }
+    // Moving an alias to a version of another schema breaks its clients
+    // the same way: the same check as a push.
+    bool change = false;
+    uint32_t now_at = dv_registry_alias_version(self->registry, name, alias);
+    if ((rc = dv_msg_bool_or(m, "schema_change", false, &change, err)) != 0 ||
+        (!change && now_at && version &&
+         (rc = schema_same(
+              dv_registry_get(self->registry, name, now_at),
+              dv_registry_get(self->registry, name, (uint32_t)version),
+              "model_alias", err)) != 0)) {
+        return rc;
     }
     uint32_t previous = 0;
     rc = dv_registry_alias(self->registry, name, alias, (uint32_t)version,

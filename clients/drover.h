@@ -332,6 +332,16 @@ int drover_model_alias(drover_t *self,
                        uint32_t version,
                        uint32_t *previous,
                        drover_error_t *err);
+// The same; schema_change lets the alias move to a version that takes other
+// inputs or gives other outputs than the one it names now (refused with
+// DV_ESHAPE otherwise: its clients would fail; broker 1.5).
+int drover_model_alias_ex(drover_t *self,
+                          const char *name,
+                          const char *alias,
+                          uint32_t version,
+                          bool schema_change,
+                          uint32_t *previous,
+                          drover_error_t *err);
 
 // A model's serving settings (all its versions): dynamic batching stacks
 // up to max_batch_rows rows of waiting infer jobs into one forward pass and
@@ -607,6 +617,24 @@ int drover_model_push_bytes(drover_t *self,
                             const char *name,
                             drover_model_t *out,
                             drover_error_t *err);
+
+// A push's options: key_file signs it (an admin's .key, as
+// drover_model_push_signed); schema_change lets it become NAME's latest
+// though it takes other inputs or gives other outputs than the latest
+// (features, outputs, task): refused with DV_ESHAPE otherwise, since every
+// client not pinned to a version would fail (broker 1.5).
+typedef struct {
+    const char *key_file;
+    bool schema_change;
+} drover_push_opts_t;
+
+int drover_model_push_ex(drover_t *self,
+                         const void *image,
+                         size_t len,
+                         const char *name,
+                         const drover_push_opts_t *opts,
+                         drover_model_t *out,
+                         drover_error_t *err);
 
 // The same, signed: the file's SHA-256 is signed with the Ed25519 pair of
 // key_file (an admin's .key; dv_keys), so a broker run with

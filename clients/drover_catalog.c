@@ -64,6 +64,7 @@ model_push(drover_t *self,
            size_t len,
            const char *name,
            const dv_key_t *signer,
+           bool schema_change,
            drover_model_t *out,
            drover_error_t *err)
 {
@@ -73,6 +74,10 @@ model_push(drover_t *self,
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_PUSH, rid);
     dv_msgw_str(w, "name", name);
     dv_msgw_bin(w, "sha256", sum, sizeof sum);
+    if (schema_change) {
+        dv_msgw_key(w, "schema_change");
+        dv_msgw_v_bool(w, true);
+    }
     if (signer) {
         uint8_t msg[16 + DV_SHA256_BYTES], sig[64];
         memcpy(msg, "drover-model-v1:", 16);
@@ -103,7 +108,30 @@ drover_model_push_bytes(drover_t *self,
                         drover_model_t *out,
                         drover_error_t *err)
 {
-    return model_push(self, image, len, name, NULL, out, err);
+    return model_push(self, image, len, name, NULL, false, out, err);
+}
+
+int
+drover_model_push_ex(drover_t *self,
+                     const void *image,
+                     size_t len,
+                     const char *name,
+                     const drover_push_opts_t *opts,
+                     drover_model_t *out,
+                     drover_error_t *err)
+{
+    dv_key_t k;
+    dv_error_t e = {0};
+    if (opts && opts->key_file && dv_key_load(&k, opts->key_file, &e) != 0) {
+        return drv_set_err(err, &e);
+    }
+    bool signed_ = opts && opts->key_file;
+    int rc = model_push(self, image, len, name, signed_ ? &k : NULL,
+                        opts && opts->schema_change, out, err);
+    if (signed_) {
+        dv_key_clear(&k);
+    }
+    return rc;
 }
 
 int
@@ -126,7 +154,7 @@ drover_model_push_signed(drover_t *self,
         dv_key_clear(&k);
         return drv_set_err(err, &e);
     }
-    rc = model_push(self, image, len, name, &k, out, err);
+    rc = model_push(self, image, len, name, &k, false, out, err);
     dv_key_clear(&k);
     free(image);
     return rc;
@@ -408,12 +436,29 @@ drover_model_alias(drover_t *self,
                    uint32_t *previous,
                    drover_error_t *err)
 {
+    return drover_model_alias_ex(self, name, alias, version, false, previous,
+                                 err);
+}
+
+int
+drover_model_alias_ex(drover_t *self,
+                      const char *name,
+                      const char *alias,
+                      uint32_t version,
+                      bool schema_change,
+                      uint32_t *previous,
+                      drover_error_t *err)
+{
     uint64_t rid = ++self->next_rid;
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_ALIAS, rid);
     dv_msgw_str(w, "name", name);
     dv_msgw_str(w, "alias", alias);
     if (version) {
         dv_msgw_uint(w, "version", version);
+    }
+    if (schema_change) {
+        dv_msgw_key(w, "schema_change");
+        dv_msgw_v_bool(w, true);
     }
     int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
                          drv_deadline_of(10000), err);

@@ -289,6 +289,25 @@ dv_msg_uint_or(const dv_msg_t *self,
 }
 
 int
+dv_msg_bool_or(const dv_msg_t *self,
+               const char *key,
+               bool dflt,
+               bool *out,
+               dv_error_t *err)
+{
+    const msgpack_object *o = dv_msgpack_get(self->root, key);
+    if (!o) {
+        *out = dflt;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        return dv_errorf(err, DV_EFORMAT, "'%s' must be a boolean", key);
+    }
+    *out = o->via.boolean;
+    return 0;
+}
+
+int
 dv_msg_int_or(const dv_msg_t *self,
               const char *key,
               int64_t dflt,

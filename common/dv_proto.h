@@ -196,6 +196,14 @@ int dv_msg_uint_or(const dv_msg_t *self,
                    uint64_t *out,
                    dv_error_t *err);
 
+// Boolean field key, absent: dflt. Returns 0, or DV_EFORMAT when present
+// and not a boolean.
+int dv_msg_bool_or(const dv_msg_t *self,
+                   const char *key,
+                   bool dflt,
+                   bool *out,
+                   dv_error_t *err);
+
 // Signed field key, absent: dflt. Returns 0, or DV_EFORMAT when not an
 // integer in int64 range.
 int dv_msg_int_or(const dv_msg_t *self,

@@ -11,16 +11,19 @@
 
 #include "dv_cli_remote.h"
 #include "dv_file.h"
+#include "dv_limits.h"
+#include "dv_proto.h"
 
 // ---------------------------------------------------------------- models
 
 #define MODELS_USAGE                                                           \
-    "usage: drover models push FILE.drvm [--name NAME] [--sign]\n"             \
+    "usage: drover models push FILE.drvm [--name NAME] [--sign] "              \
+    "[--schema-change]\n"                                                      \
     "       drover models list\n"                                              \
     "       drover models show NAME[@VERSION]\n"                               \
     "       drover models rm NAME[@VERSION]     (no version: every version)\n" \
-    "       drover models alias NAME@VERSION ALIAS   point ALIAS at it "       \
-    "(rollback: again)\n"                                                      \
+    "       drover models alias NAME@VERSION ALIAS [--schema-change]\n"        \
+    "                  point ALIAS at it (rollback: again)\n"                  \
     "       drover models unalias NAME ALIAS\n"                                \
     "       drover models gc NAME --keep N   remove all but the newest N "     \
     "(aliased ones stay)\n"                                                    \
@@ -30,6 +33,9 @@
     "(default 256),\n"                                                         \
     "                  how long a batch may wait for more (default 0: "        \
     "never)\n"                                                                 \
+    "A push or an alias move to a version that takes other inputs or gives "   \
+    "other outputs\nthan NAME's latest (the alias's version) is refused "      \
+    "(DV_ESHAPE: its clients\nwould fail) unless --schema-change.\n"           \
     "NAME@ALIAS works wherever NAME@VERSION does (infer, show). --sign signs " \
     "the file\n"                                                               \
     "with --key (an admin key), as a broker run with --require-signed "        \
@@ -162,15 +168,11 @@ dv_cli_models(int argc, char **argv)
     }
     const char *sub = argv[0];
     dv_cli_opt_t opts[] = {
-        {"name", true, NULL},
-        {"broker", true, NULL},
-        {"json", false, NULL},
-        {"help", false, NULL},
-        {"keep", true, NULL},
-        {"sign", false, NULL},
-        {"max-batch-rows", true, NULL},
-        {"max-delay-us", true, NULL},
-        {NULL, false, NULL},
+        {"name", true, NULL},           {"broker", true, NULL},
+        {"json", false, NULL},          {"help", false, NULL},
+        {"keep", true, NULL},           {"sign", false, NULL},
+        {"max-batch-rows", true, NULL}, {"max-delay-us", true, NULL},
+        {"schema-change", false, NULL}, {NULL, false, NULL},
     };
     const char *pos[2];
     size_t n_pos = 0;
@@ -283,7 +285,9 @@ dv_cli_models(int argc, char **argv)
         }
         drover_error_t err = {0};
         uint32_t previous = 0;
-        rc = drover_model_alias(d, name, pos[1], version, &previous, &err);
+        rc = drover_model_alias_ex(d, name, pos[1], version,
+                                   dv_cli_get(opts, "schema-change") != NULL,
+                                   &previous, &err);
         if (rc == 0 && json) {
             printf("{\"name\":");
             dv_cli_json_str(stdout, name);
@@ -338,9 +342,17 @@ dv_cli_models(int argc, char **argv)
             drover_destroy(&d);
             return DV_CLI_USAGE;
         }
-        rc = dv_cli_get(opts, "sign")
-                 ? drover_model_push_signed(d, pos[0], name, key, &m, &err)
-                 : drover_model_push(d, pos[0], name, &m, &err);
+        uint8_t *image = NULL;
+        size_t len = 0;
+        dv_error_t ferr = {0};
+        if (dv_file_read(pos[0], DV_MAX_FRAME_BYTES, &image, &len, &ferr)) {
+            drover_destroy(&d);
+            return dv_cli_fail_dv(&ferr);
+        }
+        drover_push_opts_t po = {dv_cli_get(opts, "sign") ? key : NULL,
+                                 dv_cli_get(opts, "schema-change") != NULL};
+        rc = drover_model_push_ex(d, image, len, name, &po, &m, &err);
+        free(image);
         if (rc == 0 && json) {
             print_model_json(&m);
             printf("\n");

@@ -266,6 +266,7 @@ test_up_alone_and_second_signal(void)
     DV_CHECK_EQ(rc, 0);
     DV_CHECK(o && strstr(o, "\"workers\":0"));
     free(o);
+    o = NULL;
     DV_CHECK_EQ(dv_proc_stop(&a.up, SIGINT), 0);
     dv_test_rmdir(a.dir);
     free(a.dir);
@@ -274,8 +275,10 @@ test_up_alone_and_second_signal(void)
     // second stops everything now and says so.
     cluster_t c = {0};
     bool up = up_start(&c, "1");
+    o = NULL;
     rc = up ? sh(&o, "submit --sleep 60000 --no-wait --broker '%s'", c.ep) : -1;
     free(o);
+    o = NULL;
     bool running = false;
     for (int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
          up && !running && dv_test_now_ms() < end;) {
@@ -393,7 +396,62 @@ test_plain_probe_quiet(void)
     free(dir);
 }
 
+// A push of another model's file under a busy name (iris's clients send 4
+// features; digits takes 64) is refused, and so is moving an alias to such
+// a version, unless --schema-change says it is meant.
+static void
+test_schema_change(void)
+{
+    cluster_t c = {0};
+    bool up = up_start(&c, "1");
+    DV_CHECK(up);
+    char *o = NULL;
+    int rc = 0;
+    static const char *const sets[] = {"iris", "digits"};
+    for (int i = 0; i < 2; i++) {
+        char csv[64];
+        snprintf(csv, sizeof csv, "%s_train.csv", sets[i]);
+        rc = sh(&o, "local train --algo softmax --data '%s' --out '%s/%s.drvm'",
+                dv_test_data(csv), c.dir, sets[i]);
+        DV_CHECK_EQ(rc, 0);
+        free(o);
+    }
+    rc = sh(&o, "models push '%s/iris.drvm' --name iris --broker '%s'", c.dir,
+            c.ep);
+    DV_CHECK_EQ(rc, 0);
+    free(o);
+    rc = sh(&o, "models alias iris@1 prod --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 0);
+    free(o);
+    rc = sh(&o, "models push '%s/digits.drvm' --name iris --broker '%s'", c.dir,
+            c.ep);
+    DV_CHECK_EQ(rc, 1);
+    DV_CHECK(strstr(o, "DV_ESHAPE") && strstr(o, "takes 4 features") &&
+             strstr(o, "--schema-change"));
+    free(o);
+    rc = sh(&o, "models list --json --broker '%s'", c.ep); // still one
+    DV_CHECK(strstr(o, "\"version\":1") && !strstr(o, "\"version\":2"));
+    free(o);
+    rc = sh(&o,
+            "models push '%s/digits.drvm' --name iris --schema-change "
+            "--broker '%s'",
+            c.dir, c.ep);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(strstr(o, "stored iris@2") != NULL);
+    free(o);
+    rc = sh(&o, "models alias iris@2 prod --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 1);
+    DV_CHECK(strstr(o, "model_alias") && strstr(o, "DV_ESHAPE"));
+    free(o);
+    rc = sh(&o, "models alias iris@2 prod --schema-change --broker '%s'", c.ep);
+    DV_CHECK_EQ(rc, 0);
+    free(o);
+    up_end(&c);
+}
+
 static const dv_test_case_t cases[] = {
+    {"a push or alias move to another schema needs --schema-change",
+     test_schema_change},
     {"a plain broker probed by TCP logs no refusal", test_plain_probe_quiet},
     {"drover up --secure: keys kept, --keys gets in", test_up_secure},
     {"usage errors name the flag; endpoints; group --help",

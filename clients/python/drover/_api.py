@@ -76,14 +76,20 @@ class _Api:
 
     def model_push(self, name: str, model: Union[str, os.PathLike, Payload],
                    *, signature: Optional[bytes] = None,
-                   signer: Optional[str] = None) -> Any:
+                   signer: Optional[str] = None,
+                   schema_change: bool = False) -> Any:
         """Store a .drvm file (a path or its bytes) as the next version of
-        name; returns the ``model`` record."""
+        name; returns the ``model`` record. A file that takes other inputs
+        or gives other outputs than name's latest is refused
+        (:class:`drover.errors.Shape`) unless ``schema_change`` (broker
+        1.5)."""
         data = P.csv_bytes(model)
         return self._call("model_push", {"name": name,
                                          "sha256": P.sha256(data),
                                          "signature": signature,
-                                         "signer": signer},
+                                         "signer": signer,
+                                         "schema_change":
+                                             True if schema_change else None},
                           ("model",), [data])
 
     def models(self) -> Any:
@@ -101,11 +107,16 @@ class _Api:
                           "schema": 1 if schema else None}, ("model",)),
             _model_with_schema(schema))
 
-    def model_alias(self, name: str, alias: str, version: int) -> Any:
+    def model_alias(self, name: str, alias: str, version: int, *,
+                    schema_change: bool = False) -> Any:
         """Point NAME@ALIAS at version; ``ok`` {name, alias, version,
-        previous} (previous 0: new alias)."""
+        previous} (previous 0: new alias). Moving it to a version of
+        another schema needs ``schema_change`` (broker 1.5)."""
         return self._call("model_alias", {"name": name, "alias": alias,
-                                          "version": int(version)}, ("ok",))
+                                          "version": int(version),
+                                          "schema_change":
+                                              True if schema_change else None},
+                          ("ok",))
 
     def model_unalias(self, name: str, alias: str) -> Any:
         """Remove an alias; ``ok`` {..., previous}."""
