@@ -946,8 +946,8 @@ fit_iterative(dv_model_t *m,
         }
         double prev_best = s.best;
         bool stop = false;
-        rc = end_epoch(m, h, opts, &s, epoch, epoch_loss, judge, t0, &stop,
-                       err);
+        rc =
+            end_epoch(m, h, opts, &s, epoch, epoch_loss, judge, t0, &stop, err);
         if (rc) {
             break;
         }

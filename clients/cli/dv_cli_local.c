@@ -231,13 +231,25 @@ static int
 cmd_train(int argc, char **argv)
 {
     dv_cli_opt_t opts[] = {
-        {"algo", true, NULL},  {"data", true, NULL},   {"target", true, NULL},
-        {"task", true, NULL},  {"hidden", true, NULL}, {"epochs", true, NULL},
-        {"batch", true, NULL}, {"lr", true, NULL},     {"l2", true, NULL},
-        {"seed", true, NULL},  {"scale", true, NULL},  {"patience", true, NULL},
-        {"tol", true, NULL},   {"out", true, NULL},    {"threads", true, NULL},
-        {"init", true, NULL},  {"validation-fraction", true, NULL},
-        {"help", false, NULL}, {NULL, false, NULL},
+        {"algo", true, NULL},
+        {"data", true, NULL},
+        {"target", true, NULL},
+        {"task", true, NULL},
+        {"hidden", true, NULL},
+        {"epochs", true, NULL},
+        {"batch", true, NULL},
+        {"lr", true, NULL},
+        {"l2", true, NULL},
+        {"seed", true, NULL},
+        {"scale", true, NULL},
+        {"patience", true, NULL},
+        {"tol", true, NULL},
+        {"out", true, NULL},
+        {"threads", true, NULL},
+        {"init", true, NULL},
+        {"validation-fraction", true, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
     };
     const char *pos[1];
     size_t n_pos;

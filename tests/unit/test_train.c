@@ -1173,10 +1173,10 @@ test_init_schemes(void)
 // ---------------------------------------------------------------- validation
 
 typedef struct {
-    size_t n;         // snapshots taken
-    size_t n_params;  // floats per snapshot
-    float *params;    // n x n_params, epoch order
-    uint32_t max;     // snapshots room
+    size_t n;        // snapshots taken
+    size_t n_params; // floats per snapshot
+    float *params;   // n x n_params, epoch order
+    uint32_t max;    // snapshots room
 } snapshots_t;
 
 // Flat copy of every parameter of m, in dv_train_loss_grad's order.
