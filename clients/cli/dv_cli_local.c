@@ -632,9 +632,15 @@ cmd_inspect(int argc, char **argv)
     }
     printf("\nparameters    %zu\n", dv_model_n_params(model));
     const dv_hyper_t *h = &meta->hyper;
-    printf("hyper         epochs %u, batch %u, lr %g, l2 %g, seed %" PRIu64
-           "\n",
+    printf("hyper         epochs %u, batch %u, lr %g, l2 %g, seed %" PRIu64,
            h->epochs, h->batch, h->lr, h->l2, h->seed);
+    if (h->algo == DV_ALGO_MLP) {
+        printf(", init %s", dv_init_name(h->init));
+    }
+    if (h->validation_fraction > 0) {
+        printf(", validation fraction %g", h->validation_fraction);
+    }
+    printf("\n");
     printf("trained on    %" PRIu64 " rows, data sha256 %s\n",
            meta->dataset_rows, hex);
     printf("epochs run    %u, final loss %.6g\n", meta->epochs_run,
