@@ -16,7 +16,12 @@ Same hyper-parameters means:
     mapped back before scoring);
   * Adam (beta 0.9/0.999, eps 1e-8), the same lr, batch and epochs, a fresh
     shuffle every epoch, no early stopping (Drover --patience 0, sklearn
-    n_iter_no_change > epochs);
+    n_iter_no_change > epochs) -- or, with --early-stopping, up to 200 epochs
+    with validation-split early stopping in all three: 10% held out,
+    patience 10, tol 1e-4, the best epoch's model kept (Drover
+    --validation-fraction 0.1, which judges the held-out loss; scikit-learn
+    early_stopping=True, which judges held-out accuracy or R^2; PyTorch
+    written here the way Drover does it);
   * L2: Drover's --l2 is PyTorch's Adam weight_decay (l2 * W added to the
     gradient of the mean loss); scikit-learn's alpha adds alpha * W / batch
     (and halves the MSE), so alpha = l2 * batch (classification) or
@@ -27,12 +32,15 @@ written here (DROVER_BIN, else build/release/bin/drover); its time per epoch
 is the training time the CLI reports (CSV parse excluded) over the epochs run;
 the others' is the wall time of their fit (float64 scikit-learn, float32
 PyTorch), all on --threads BLAS/OpenMP threads.
-Usage: parity.py [--quick] [--seeds N] [--threads N] [--out FILE]
-       [--only NAME,...] [--drover-args "..."]
+Usage: parity.py [--quick] [--early-stopping] [--seeds N] [--threads N]
+       [--out FILE] [--only NAME,...] [--frameworks drover,sklearn,torch]
+       [--drover-args "..."]
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import platform
@@ -43,7 +51,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +70,7 @@ class Problem:
     lr: float = 1e-3
     l2: float = 0.0
     rows: int = 10000  # before the 80/20 split
-    extra: dict = field(default_factory=dict)
+    early_stop: bool = False  # validation-split early stopping (ES_*)
 
 
 # Each problem is <= 20k rows so a full run stays within ~10 min on 2 cores.
@@ -101,6 +109,10 @@ GRID = [
             rows=5000),
 ]
 QUICK = ["clf3-d32-noise", "reg-d20-i10"]
+# --early-stopping: the problems that train in seconds, up to ES_EPOCHS.
+ES_GRID = ["clf2-d8", "clf3-d32-noise", "clf5-d64-imb", "clf3-d16-l2",
+           "reg-d20-i10", "friedman1"]
+ES_EPOCHS, ES_FRACTION, ES_PATIENCE, ES_TOL = 200, 0.1, 10, 1e-4
 
 
 def make_data(p: Problem, seed: int):
@@ -138,8 +150,9 @@ def write_csv(path: Path, x, y, clf: bool) -> None:
 
 
 def run_drover(p: Problem, seed: int, data, tmp: Path, threads: int,
-               extra_args: list[str]) -> tuple[float, float]:
-    """Train and evaluate with the drover CLI; returns (score, s/epoch)."""
+               extra_args: list[str]) -> tuple[float, float, int]:
+    """Train and evaluate with the drover CLI; returns (score, s/epoch,
+    epochs run)."""
     xtr, xte, ytr, yte = data
     clf = p.kind == "clf"
     train, test = tmp / "train.csv", tmp / "test.csv"
@@ -153,8 +166,13 @@ def run_drover(p: Problem, seed: int, data, tmp: Path, threads: int,
            "--task", "classification" if clf else "regression",
            "--hidden", ",".join(map(str, p.hidden)),
            "--epochs", str(p.epochs), "--batch", str(p.batch),
-           "--lr", repr(p.lr), "--l2", repr(p.l2), "--patience", "0",
+           "--lr", repr(p.lr), "--l2", repr(p.l2),
            "--seed", str(seed), "--threads", str(threads)] + extra_args
+    if p.early_stop:
+        cmd += ["--validation-fraction", repr(ES_FRACTION),
+                "--patience", str(ES_PATIENCE), "--tol", repr(ES_TOL)]
+    else:
+        cmd += ["--patience", "0"]
     said = subprocess.run(cmd, check=True, capture_output=True,
                           text=True).stdout
     # "trained mlp (...) on R rows x F features in S.SSs, E epochs": dv_train's
@@ -169,10 +187,10 @@ def run_drover(p: Problem, seed: int, data, tmp: Path, threads: int,
     m = json.loads(out)
     m = m.get("metrics", m)
     score = m["accuracy"] if clf else m["r2"]
-    return float(score), secs / epochs_run
+    return float(score), secs / epochs_run, epochs_run
 
 
-def run_sklearn(p: Problem, seed: int, data) -> tuple[float, float]:
+def run_sklearn(p: Problem, seed: int, data) -> tuple[float, float, int]:
     """MLPClassifier/MLPRegressor (float64, Glorot init)."""
     import numpy as np
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -188,6 +206,9 @@ def run_sklearn(p: Problem, seed: int, data) -> tuple[float, float]:
               max_iter=p.epochs, shuffle=True, random_state=seed,
               n_iter_no_change=p.epochs + 1, tol=0.0,
               alpha=p.l2 * p.batch / (1 if clf else 2))
+    if p.early_stop:
+        kw.update(early_stopping=True, validation_fraction=ES_FRACTION,
+                  n_iter_no_change=ES_PATIENCE, tol=ES_TOL)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -200,7 +221,7 @@ def run_sklearn(p: Problem, seed: int, data) -> tuple[float, float]:
             model = MLPRegressor(**kw).fit(xtr, (ytr - ym) / ys)
             secs = time.perf_counter() - t0
             score = r2(yte, model.predict(xte) * ys + ym)
-    return score, secs / p.epochs
+    return score, secs / model.n_iter_, int(model.n_iter_)
 
 
 def r2(y, pred) -> float:
@@ -210,7 +231,7 @@ def r2(y, pred) -> float:
     return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
-def run_torch(p: Problem, seed: int, data) -> tuple[float, float]:
+def run_torch(p: Problem, seed: int, data) -> tuple[float, float, int]:
     """nn.Sequential of Linear+ReLU, PyTorch's default init, float32."""
     import numpy as np
     import torch
@@ -239,6 +260,12 @@ def run_torch(p: Problem, seed: int, data) -> tuple[float, float]:
         y = torch.from_numpy(((ytr - ym) / ys).astype(np.float32))[:, None]
         loss_fn = torch.nn.MSELoss()
     gen = torch.Generator().manual_seed(seed)
+    if p.early_stop:
+        held = torch.randperm(len(x), generator=gen)
+        n_val = int(ES_FRACTION * len(x))
+        xv, yv = x[held[:n_val]], y[held[:n_val]]
+        x, y = x[held[n_val:]], y[held[n_val:]]
+    best, stale, best_state, epochs_run = float("inf"), 0, None, 0
     t0 = time.perf_counter()
     for _ in range(p.epochs):
         perm = torch.randperm(len(x), generator=gen)
@@ -248,6 +275,18 @@ def run_torch(p: Problem, seed: int, data) -> tuple[float, float]:
             loss = loss_fn(net(x[idx]), y[idx])
             loss.backward()
             opt.step()
+        epochs_run += 1
+        if p.early_stop:
+            with torch.no_grad():
+                val = float(loss_fn(net(xv), yv))
+            stale = stale + 1 if val > best - ES_TOL else 0
+            if val < best:
+                best = val
+                best_state = copy.deepcopy(net.state_dict())
+            if stale >= ES_PATIENCE:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
     secs = time.perf_counter() - t0
     with torch.no_grad():
         out = net(torch.from_numpy(np.ascontiguousarray(xte,
@@ -256,7 +295,7 @@ def run_torch(p: Problem, seed: int, data) -> tuple[float, float]:
         score = float((out.argmax(1).numpy() == yte).mean())
     else:
         score = r2(yte, out[:, 0].numpy().astype(np.float64) * ys + ym)
-    return score, secs / p.epochs
+    return score, secs / epochs_run, epochs_run
 
 
 def summarize(vals: list[float]) -> dict:
@@ -273,10 +312,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default="", help="problem names, comma-separated")
     ap.add_argument("--frameworks", default="drover,sklearn,torch")
+    ap.add_argument("--early-stopping", action="store_true",
+                    help="validation-split early stopping, up to 200 epochs, "
+                    "on the fast problems (writes parity-early-stopping.json)")
     ap.add_argument("--drover-args", default="",
                     help="extra drover local train flags (experiments)")
-    ap.add_argument("--out", default=str(REPO / "bench/results/parity.json"))
+    ap.add_argument("--out", default=None)
     a = ap.parse_args()
+    if a.out is None:
+        a.out = str(REPO / "bench/results" / ("parity-early-stopping.json"
+                                              if a.early_stopping
+                                              else "parity.json"))
     # Thread counts before numpy/torch load their BLAS pools.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)
@@ -284,7 +330,12 @@ def main() -> int:
 
     torch.set_num_threads(a.threads)
     names = a.only.split(",") if a.only else (QUICK if a.quick else None)
+    if a.early_stopping and names is None:
+        names = ES_GRID
     grid = [p for p in GRID if names is None or p.name in names]
+    if a.early_stopping:
+        grid = [dataclasses.replace(p, epochs=ES_EPOCHS, early_stop=True)
+                for p in grid]
     seeds = list(range(1 if a.quick else a.seeds))
     fws = a.frameworks.split(",")
     extra = shlex.split(a.drover_args)
@@ -296,25 +347,29 @@ def main() -> int:
         for p in grid:
             scores: dict[str, list[float]] = {fw: [] for fw in fws}
             times: dict[str, list[float]] = {fw: [] for fw in fws}
+            runs: dict[str, list[float]] = {fw: [] for fw in fws}
             for seed in seeds:
                 data = make_data(p, seed)
                 for fw in fws:
                     if fw == "drover":
-                        s, t = run_drover(p, seed, data, Path(td), a.threads,
-                                          extra)
+                        s, t, e = run_drover(p, seed, data, Path(td),
+                                             a.threads, extra)
                     elif fw == "sklearn":
-                        s, t = run_sklearn(p, seed, data)
+                        s, t, e = run_sklearn(p, seed, data)
                     else:
-                        s, t = run_torch(p, seed, data)
+                        s, t, e = run_torch(p, seed, data)
                     scores[fw].append(s)
                     times[fw].append(t)
+                    runs[fw].append(float(e))
             row = {"problem": p.name, "task": p.kind,
                    "metric": "accuracy" if p.kind == "clf" else "r2",
                    "hidden": list(p.hidden), "epochs": p.epochs,
                    "batch": p.batch, "lr": p.lr, "l2": p.l2, "rows": p.rows,
                    "score": {fw: summarize(scores[fw]) for fw in fws},
+                   "early_stopping": p.early_stop,
                    "seconds_per_epoch": {fw: summarize(times[fw])
-                                         for fw in fws}}
+                                         for fw in fws},
+                   "epochs_run": {fw: summarize(runs[fw]) for fw in fws}}
             others = [row["score"][fw]["mean"] for fw in fws if fw != "drover"]
             if "drover" in fws and others:
                 row["gap_to_best"] = row["score"]["drover"]["mean"] - max(others)
@@ -326,8 +381,11 @@ def main() -> int:
             tcells = "/".join(f"{row['seconds_per_epoch'][fw]['mean']:.3f}"
                               for fw in fws)
             gap = row.get("gap_to_best", float("nan"))
+            ecells = ("  epochs " + "/".join(
+                f"{row['epochs_run'][fw]['mean']:.0f}" for fw in fws)
+                if p.early_stop else "")
             print(f"{p.name:22} {row['metric'][:4]:4} {cells} {gap:+.4f} "
-                  f"{tcells}", flush=True)
+                  f"{tcells}{ecells}", flush=True)
     doc = {"bench": "parity", "machine": f"{platform.machine()} "
            f"{platform.release()}", "threads": a.threads, "seeds": seeds,
            "drover_args": extra, "quick": a.quick, "problems": results}
