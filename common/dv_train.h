@@ -78,8 +78,9 @@ typedef struct {
     // Called on the training thread with a checkpoint of the state after an
     // epoch: at most once per checkpoint_every_s seconds of wall time
     // (0 = after every epoch), never after the last epoch (or the epoch at
-    // which early stopping ends training). blob is valid only during the
-    // call. Closed-form algorithms (ols, ridge) never checkpoint.
+    // which early stopping ends training), and with a validation fraction
+    // only after an epoch with a new best held-out loss. blob is valid only
+    // during the call. Closed-form algorithms (ols, ridge) never checkpoint.
     dv_train_checkpoint_fn checkpoint; // may be NULL
     void *checkpoint_arg;              // passed to checkpoint
     double checkpoint_every_s;         // seconds between checkpoints, >= 0
