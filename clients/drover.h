@@ -436,7 +436,8 @@ typedef void(drover_progress_fn)(const drover_progress_t *p, void *arg);
 // A model trained by a worker through the queue, on data sent with the
 // job. Options are "key=value" strings as `drover local train` takes them:
 // epochs, batch, patience, seed, lr, l2, tol, scale (standard, minmax,
-// none), hidden ("64,32"); unset ones take the algorithm's defaults.
+// none), hidden ("64,32"), init (glorot, he, uniform-fan-in),
+// validation_fraction; unset ones take the algorithm's defaults.
 typedef struct {
     const char *queue;            // NULL: "default"
     const char *model;            // register the result as the next

@@ -897,12 +897,14 @@ train_options(const char *const *options,
         errno = 0;
         bool ok = *v != '\0';
         if (strcmp(key, "lr") == 0 || strcmp(key, "l2") == 0 ||
-            strcmp(key, "tol") == 0) {
+            strcmp(key, "tol") == 0 ||
+            strcmp(key, "validation_fraction") == 0) {
             double d = strtod(v, &end);
             ok = ok && !*end && !errno;
-            *(strcmp(key, "lr") == 0   ? &h->lr
-              : strcmp(key, "l2") == 0 ? &h->l2
-                                       : &h->tol) = d;
+            *(strcmp(key, "lr") == 0    ? &h->lr
+              : strcmp(key, "l2") == 0  ? &h->l2
+              : strcmp(key, "tol") == 0 ? &h->tol
+                                        : &h->validation_fraction) = d;
         } else if (strcmp(key, "epochs") == 0 || strcmp(key, "batch") == 0 ||
                    strcmp(key, "patience") == 0 || strcmp(key, "seed") == 0) {
             unsigned long long u = strtoull(v, &end, 10);
@@ -917,6 +919,8 @@ train_options(const char *const *options,
             }
         } else if (strcmp(key, "scale") == 0) {
             ok = dv_scale_parse(v, &h->scale) == 0;
+        } else if (strcmp(key, "init") == 0) {
+            ok = dv_init_parse(v, &h->init) == 0;
         } else if (strcmp(key, "hidden") == 0) {
             h->n_hidden = 0;
             for (const char *p = v; ok && *p;) {
@@ -931,7 +935,8 @@ train_options(const char *const *options,
         } else {
             return dv_errorf(e, DV_EINVAL,
                              "train option '%s': epochs, batch, patience, "
-                             "seed, lr, l2, tol, scale or hidden",
+                             "seed, lr, l2, tol, scale, hidden, init or "
+                             "validation_fraction",
                              key);
         }
         if (!ok) {

@@ -174,9 +174,10 @@ fp_str(dv_sha256_t *c, const char *text)
 // The first 8 bytes (little-endian) of the SHA-256 of a canonical encoding
 // of everything a checkpoint's epochs depend on: the hyper-parameters that
 // change training (algo, scale, lr, l2, batch, epochs, seed, tol, patience,
-// hidden sizes; not created_unix), the data's shape and task, the data
-// file's checksum and the target and feature names (which pick columns of
-// that file), and the model's parameter count. Equal fingerprints mean the
+// hidden sizes, and init and validation fraction when not zero; not
+// created_unix), the data's shape and task, the data file's checksum and
+// the target and feature names (which pick columns of that file), and the
+// model's parameter count. Equal fingerprints mean the
 // checkpoint's state continues this run.
 uint64_t
 dv_ckpt_fingerprint(const dv_hyper_t *h,
@@ -198,6 +199,14 @@ dv_ckpt_fingerprint(const dv_hyper_t *h,
     fp_u32(&c, h->n_hidden);
     for (uint32_t i = 0; i < h->n_hidden && i < DV_MAX_HIDDEN; i++) {
         fp_u32(&c, h->hidden[i]);
+    }
+    // Hyper-parameters added later enter only when not at their zero value,
+    // so the fingerprints (and checkpoints) of earlier runs stay valid.
+    if (h->init != DV_INIT_GLOROT) {
+        fp_u32(&c, (uint32_t)h->init);
+    }
+    if (h->validation_fraction != 0) {
+        fp_f64(&c, h->validation_fraction);
     }
     fp_u64(&c, ds->n_rows);
     fp_u64(&c, ds->n_features);

@@ -39,10 +39,11 @@ typedef struct {
 // The first 8 bytes (little-endian) of the SHA-256 of a canonical encoding
 // of everything a checkpoint's epochs depend on: the hyper-parameters that
 // change training (algo, scale, lr, l2, batch, epochs, seed, tol, patience,
-// hidden sizes; not created_unix), the data's shape and task, the data
-// file's checksum and the target and feature names (which pick columns of
-// that file), and the model's parameter count. Equal fingerprints mean the
-// checkpoint's state continues this run.
+// hidden sizes, and init and validation fraction when not zero; not
+// created_unix), the data's shape and task, the data file's checksum and
+// the target and feature names (which pick columns of that file), and the
+// model's parameter count. Equal fingerprints mean the checkpoint's state
+// continues this run.
 uint64_t dv_ckpt_fingerprint(const dv_hyper_t *h,
                              const dv_dataset_t *ds,
                              dv_task_t task,

@@ -60,7 +60,13 @@ static const char *s_act_names[] = {
     DV_ACT_MAP(XX)
 #undef XX
 };
+static const char *s_init_names[] = {
+#define XX(name, text) text,
+    DV_INIT_MAP(XX)
+#undef XX
+};
 #define N_ALGOS (sizeof s_algo_names / sizeof s_algo_names[0])
+#define N_INITS (sizeof s_init_names / sizeof s_init_names[0])
 #define N_ACTS  (sizeof s_act_names / sizeof s_act_names[0])
 
 const char *
@@ -75,6 +81,24 @@ dv_algo_parse(const char *text, dv_algo_t *out)
     for (size_t i = 0; i < N_ALGOS; i++) {
         if (strcmp(text, s_algo_names[i]) == 0) {
             *out = (dv_algo_t)i;
+            return 0;
+        }
+    }
+    return DV_EINVAL;
+}
+
+const char *
+dv_init_name(dv_init_t init)
+{
+    return (size_t)init < N_INITS ? s_init_names[init] : "unknown";
+}
+
+int
+dv_init_parse(const char *text, dv_init_t *out)
+{
+    for (size_t i = 0; i < N_INITS; i++) {
+        if (strcmp(text, s_init_names[i]) == 0) {
+            *out = (dv_init_t)i;
             return 0;
         }
     }

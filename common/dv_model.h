@@ -70,6 +70,25 @@ typedef struct {
     float *b;     // n_out biases, owned
 } dv_layer_t;
 
+// Initial weights of an mlp: XX(NAME, "cli name"). Biases start at zero
+// except with uniform-fan-in, which draws them as PyTorch's nn.Linear does.
+//   glorot          U(+-sqrt(6 / (fan_in + fan_out))) (scikit-learn, Keras)
+//   he              U(+-sqrt(6 / fan_in)) (Kaiming, for ReLU)
+//   uniform-fan-in  U(+-1 / sqrt(fan_in)), weights and biases (PyTorch)
+#define DV_INIT_MAP(XX)                                                        \
+    XX(GLOROT, "glorot")                                                       \
+    XX(HE, "he")                                                               \
+    XX(FAN_IN, "uniform-fan-in")
+
+typedef enum {
+#define XX(name, text) DV_INIT_##name,
+    DV_INIT_MAP(XX)
+#undef XX
+} dv_init_t;
+
+const char *dv_init_name(dv_init_t init);
+int dv_init_parse(const char *text, dv_init_t *out); // 0 or DV_EINVAL
+
 // Hyper-parameters a model was trained with (also the trainer's input).
 #define DV_MAX_HIDDEN 16
 typedef struct {
@@ -85,6 +104,10 @@ typedef struct {
     uint64_t seed;     // RNG seed: init, shuffling
     uint32_t n_hidden; // hidden layers (mlp)
     uint32_t hidden[DV_MAX_HIDDEN]; // units per hidden layer
+    dv_init_t init;                 // initial weights (mlp)
+    double validation_fraction;     // share of rows held out to judge early
+                                    // stopping, [0, 0.5); 0 = judge the
+                                    // training loss
 } dv_hyper_t;
 
 // Training record kept in the model file.

@@ -167,7 +167,7 @@ pack_meta(msgpack_packer *pk, const dv_model_meta_t *meta)
     const dv_hyper_t *h = &meta->hyper;
     msgpack_pack_map(pk, 8);
     dv_msgpack_pack_str(pk, "hyper");
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 12);
     dv_msgpack_pack_str(pk, "algo");
     dv_msgpack_pack_str(pk, dv_algo_name(h->algo));
     dv_msgpack_pack_str(pk, "scale");
@@ -191,6 +191,10 @@ pack_meta(msgpack_packer *pk, const dv_model_meta_t *meta)
     for (uint32_t i = 0; i < h->n_hidden; i++) {
         msgpack_pack_uint32(pk, h->hidden[i]);
     }
+    dv_msgpack_pack_str(pk, "init");
+    dv_msgpack_pack_str(pk, dv_init_name(h->init));
+    dv_msgpack_pack_str(pk, "validation_fraction");
+    msgpack_pack_double(pk, h->validation_fraction);
     dv_msgpack_pack_str(pk, "dataset_sha256");
     msgpack_pack_bin(pk, DV_SHA256_BYTES);
     msgpack_pack_bin_body(pk, meta->dataset_sha256, DV_SHA256_BYTES);
@@ -914,6 +918,13 @@ read_hyper(const msgpack_object *meta,
     if (present && dv_scale_parse(name, &h->scale) != 0) {
         return unknown_name(p, "scale", name, err);
     }
+    // Absent in files written before it existed: those were Glorot.
+    if ((rc = get_enum(hy, p, "init", false, name, &present, err)) != 0) {
+        return rc;
+    }
+    if (present && dv_init_parse(name, &h->init) != 0) {
+        return unknown_name(p, "init", name, err);
+    }
     if ((rc = get_u32(hy, p, "epochs", &h->epochs, err)) ||
         (rc = get_u32(hy, p, "batch", &h->batch, err)) ||
         (rc = get_u32(hy, p, "patience", &h->patience, err)) ||
@@ -921,6 +932,8 @@ read_hyper(const msgpack_object *meta,
         (rc = get_double(hy, p, "lr", false, &h->lr, err)) ||
         (rc = get_double(hy, p, "l2", false, &h->l2, err)) ||
         (rc = get_double(hy, p, "tol", false, &h->tol, err)) ||
+        (rc = get_double(hy, p, "validation_fraction", false,
+                         &h->validation_fraction, err)) ||
         (rc = get_container(hy, p, "hidden", false, MSGPACK_OBJECT_ARRAY,
                             &hidden, err))) {
         return rc;

@@ -957,7 +957,7 @@ void
 dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h)
 {
     dv_msgw_key(self, key);
-    dv_msgw_v_map(self, 10);
+    dv_msgw_v_map(self, 12);
     dv_msgw_v_str(self, "algo");
     dv_msgw_v_str(self, dv_algo_name(h->algo));
     dv_msgw_v_str(self, "scale");
@@ -970,11 +970,14 @@ dv_msgw_hyper(dv_msgw_t *self, const char *key, const dv_hyper_t *h)
     dv_msgw_v_uint(self, h->patience);
     dv_msgw_v_str(self, "seed");
     dv_msgw_v_uint(self, h->seed);
+    // 1.5; a 1.4 peer ignores both and trains with its own defaults.
+    dv_msgw_v_str(self, "init");
+    dv_msgw_v_str(self, dv_init_name(h->init));
     // Doubles travel as float64: a model trained from them is the same as
     // one trained locally with the same flags.
-    const char *names[3] = {"lr", "l2", "tol"};
-    const double values[3] = {h->lr, h->l2, h->tol};
-    for (int i = 0; i < 3; i++) {
+    const char *names[4] = {"lr", "l2", "tol", "validation_fraction"};
+    const double values[4] = {h->lr, h->l2, h->tol, h->validation_fraction};
+    for (int i = 0; i < 4; i++) {
         dv_msgw_v_str(self, names[i]);
         msgpack_pack_double(&self->pk, values[i]);
     }
@@ -1021,6 +1024,11 @@ dv_msg_hyper(const dv_msg_t *self,
         return dv_errorf(err, DV_EINVAL, "%s.scale: standard, minmax or none",
                          key);
     }
+    if ((o = dv_msgpack_get(map, "init")) &&
+        (!hyper_str(o, text, sizeof text) || dv_init_parse(text, &h->init))) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s.init: glorot, he or uniform-fan-in", key);
+    }
     struct {
         const char *name;
         uint32_t *u32;
@@ -1047,8 +1055,11 @@ dv_msg_hyper(const dv_msg_t *self,
     struct {
         const char *name;
         double *v;
-    } reals[] = {{"lr", &h->lr}, {"l2", &h->l2}, {"tol", &h->tol}};
-    for (size_t i = 0; i < 3; i++) {
+    } reals[] = {{"lr", &h->lr},
+                 {"l2", &h->l2},
+                 {"tol", &h->tol},
+                 {"validation_fraction", &h->validation_fraction}};
+    for (size_t i = 0; i < 4; i++) {
         if ((o = dv_msgpack_get(map, reals[i].name)) &&
             !dv_msgpack_double(o, reals[i].v)) {
             return dv_errorf(err, DV_EINVAL, "%s.%s: a number", key,

@@ -360,6 +360,11 @@ dv_hyper_default(dv_hyper_t *h, dv_algo_t algo)
         h->l2 = 1e-4;
         h->n_hidden = 1;
         h->hidden[0] = 128;
+        // PyTorch's nn.Linear init. Measured on bench/parity (10 problems x
+        // 3 seeds): Glorot's larger first-layer weights trailed PyTorch by
+        // 3-4 points of accuracy on wide many-class problems (and 0.02 R^2);
+        // U(+-1/sqrt(fan_in)) matches or beats it everywhere, He is worse.
+        h->init = DV_INIT_FAN_IN;
         break;
     }
 }
@@ -388,6 +393,21 @@ dv_hyper_check(const dv_hyper_t *h, dv_error_t *err)
     if (!(isfinite(h->l2) && h->l2 >= 0 && h->l2 <= 1e6)) {
         return dv_errorf(err, DV_EINVAL, "l2 must be in [0, 1e6], not %g",
                          h->l2);
+    }
+    if ((size_t)h->init > DV_INIT_FAN_IN) {
+        return dv_errorf(err, DV_EINVAL, "unknown initialization %d",
+                         (int)h->init);
+    }
+    if (!(isfinite(h->validation_fraction) && h->validation_fraction >= 0 &&
+          h->validation_fraction < 0.5)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "validation fraction must be in [0, 0.5), not %g",
+                         h->validation_fraction);
+    }
+    if (h->validation_fraction > 0 && !iterative) {
+        return dv_errorf(err, DV_EINVAL,
+                         "a validation fraction is for iterative algorithms "
+                         "(gd, logreg, softmax, mlp)");
     }
     if (!(isfinite(h->tol) && h->tol >= 0)) {
         return dv_errorf(err, DV_EINVAL, "tol must be >= 0, not %g", h->tol);
@@ -606,15 +626,25 @@ done:
     return rc;
 }
 
-// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
+// Initial mlp weights, U(-a, a) per layer with a from h->init (the table
+// at dv_init_t); uniform-fan-in draws the layer's biases next, others leave
+// them at zero. Glorot draws exactly as before the choice existed.
 static void
-init_glorot(dv_model_t *m, dv_rng_t *rng)
+init_weights(dv_model_t *m, dv_init_t init, dv_rng_t *rng)
 {
     for (size_t l = 0; l < m->n_layers; l++) {
         dv_layer_t *layer = &m->layers[l];
-        double a = sqrt(6.0 / (double)(layer->n_in + layer->n_out));
+        double fan_in = (double)layer->n_in, fan_out = (double)layer->n_out;
+        double a = init == DV_INIT_HE       ? sqrt(6.0 / fan_in)
+                   : init == DV_INIT_FAN_IN ? 1.0 / sqrt(fan_in)
+                                            : sqrt(6.0 / (fan_in + fan_out));
         for (size_t i = 0; i < layer->n_in * layer->n_out; i++) {
             layer->w[i] = (float)((2.0 * dv_rng_uniform(rng) - 1.0) * a);
+        }
+        if (init == DV_INIT_FAN_IN) {
+            for (size_t j = 0; j < layer->n_out; j++) {
+                layer->b[j] = (float)((2.0 * dv_rng_uniform(rng) - 1.0) * a);
+            }
         }
     }
 }
@@ -714,9 +744,10 @@ maybe_checkpoint(const dv_model_t *m,
     }
 }
 
-// Close epoch `epoch` with loss epoch_loss: refuse a non-finite loss
-// (DV_EDIVERGED), record it in m->meta, show it to opts->progress (which may
-// cancel: DV_ECANCELED), and set *stop once early stopping says so.
+// Close epoch `epoch` with training loss epoch_loss: refuse a non-finite
+// loss (DV_EDIVERGED), record it in m->meta, show it to opts->progress
+// (which may cancel: DV_ECANCELED), and set *stop once early stopping, which
+// judges judge_loss (the held-out loss, or epoch_loss), says so.
 static int
 end_epoch(dv_model_t *m,
           const dv_hyper_t *h,
@@ -724,11 +755,12 @@ end_epoch(dv_model_t *m,
           dv_ckpt_state_t *s,
           uint32_t epoch,
           double epoch_loss,
+          double judge_loss,
           double t0,
           bool *stop,
           dv_error_t *err)
 {
-    if (!isfinite(epoch_loss)) {
+    if (!isfinite(epoch_loss) || !isfinite(judge_loss)) {
         return dv_errorf(err, DV_EDIVERGED,
                          "training diverged at epoch %u (loss %g); lower "
                          "--lr or scale the features",
@@ -746,15 +778,86 @@ end_epoch(dv_model_t *m,
     }
     // scikit-learn's rule: count epochs that fail to beat the best loss
     // by tol; stop after `patience` of them in a row.
-    s->stale = epoch_loss > s->best - h->tol ? s->stale + 1 : 0;
-    s->best = epoch_loss < s->best ? epoch_loss : s->best;
+    s->stale = judge_loss > s->best - h->tol ? s->stale + 1 : 0;
+    s->best = judge_loss < s->best ? judge_loss : s->best;
     *stop = h->patience && s->stale >= h->patience;
     return 0;
+}
+
+// Mean data loss of m on the rows idx[0 .. rows - 1] of xs (and y or cls),
+// forward passes only, in chunks of the workspace's rows through the
+// mini-batch buffers xb, yb, cb.
+static double
+held_out_loss(const dv_model_t *m,
+              workspace_t *ws,
+              const dv_tensor_t *xs,
+              const float *y,
+              const uint32_t *cls,
+              size_t y_width,
+              const uint32_t *idx,
+              size_t rows,
+              float *xb,
+              float *yb,
+              uint32_t *cb)
+{
+    size_t L = m->n_layers;
+    double sum = 0.0;
+    for (size_t b0 = 0; b0 < rows; b0 += ws->max_rows) {
+        size_t r = rows - b0 < ws->max_rows ? rows - b0 : ws->max_rows;
+        gather_batch(xs, y, cls, y_width, idx + b0, r, xb, yb, cb);
+        const float *in = xb;
+        for (size_t l = 0; l < L; l++) {
+            dv_layer_forward(&m->layers[l], in, r, ws->act[l]);
+            in = ws->act[l];
+        }
+        sum += output_delta(&m->layers[L - 1], ws->act[L - 1], r, yb, cb,
+                            ws->delta[0]) *
+               (double)r;
+    }
+    return sum / (double)rows;
+}
+
+// Copy every layer's weights and biases to flat (to == true), or back from
+// it, in dv_train_loss_grad's order.
+static void
+copy_params(dv_model_t *m, float *flat, bool to)
+{
+    size_t off = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        dv_layer_t *layer = &m->layers[l];
+        size_t nw = layer->n_in * layer->n_out, nb = layer->n_out;
+        memcpy(to ? flat + off : layer->w, to ? layer->w : flat + off,
+               nw * sizeof(float));
+        memcpy(to ? flat + off + nw : layer->b, to ? layer->b : flat + off + nw,
+               nb * sizeof(float));
+        off += nw + nb;
+    }
+}
+
+// Rows held out for validation: h->validation_fraction of n, at least one,
+// and at least one left to train on. 0 when there is no validation.
+static size_t
+validation_rows(const dv_hyper_t *h, size_t n)
+{
+    if (h->validation_fraction <= 0) {
+        return 0;
+    }
+    size_t v = (size_t)(h->validation_fraction * (double)n);
+    return v ? v : 1;
 }
 
 // Mini-batch training of an initialized model on scaled xs. With
 // opts->resume (already passed dv_ckpt_check) the state after the checkpoint's
 // epoch replaces the fresh one and training goes on from the next epoch.
+//
+// Validation (h->validation_fraction > 0, scikit-learn's early_stopping):
+// one seeded shuffle before the first epoch puts the held-out rows at the
+// end of the row order, where they stay (every epoch shuffles only the
+// training prefix, and the checkpoint's row order keeps the split). Early
+// stopping then judges their mean loss, and the model that ends training is
+// the one of the epoch with the lowest held-out loss. Checkpoints are taken
+// only after such a best epoch, so a resumed run knows the best parameters
+// (they are the checkpoint's) and ends with the uninterrupted run's bytes.
 static int
 fit_iterative(dv_model_t *m,
               const dv_tensor_t *xs,
@@ -767,7 +870,15 @@ fit_iterative(dv_model_t *m,
               dv_error_t *err)
 {
     size_t n = xs->rows, d = xs->cols;
-    size_t batch = h->batch < n ? h->batch : n;
+    size_t n_val = validation_rows(h, n);
+    if (n_val >= n) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%zu rows are too few to hold out a validation "
+                         "fraction of %g",
+                         n, h->validation_fraction);
+    }
+    size_t n_train = n - n_val;
+    size_t batch = h->batch < n_train ? h->batch : n_train;
     size_t n_params = dv_model_n_params(m);
     size_t y_width = m->layers[m->n_layers - 1].n_out;
     bool adam = h->algo != DV_ALGO_GD;
@@ -786,12 +897,19 @@ fit_iterative(dv_model_t *m,
     float *yb = y ? dv_malloc(batch * y_width * sizeof(float)) : NULL;
     uint32_t *cb = cls ? dv_malloc(batch * sizeof(uint32_t)) : NULL;
     float *grad = dv_calloc(n_params, sizeof(float));
+    float *best = n_val ? dv_malloc(n_params * sizeof(float)) : NULL;
     workspace_t *ws = workspace_new(m, batch);
     for (size_t i = 0; i < n; i++) {
         s.perm[i] = (uint32_t)i;
     }
+    if (n_val) {
+        dv_rng_shuffle(rng, s.perm, n);
+    }
     if (opts && opts->resume) {
         dv_ckpt_restore(opts->resume, m, &s);
+    }
+    if (best) {
+        copy_params(m, best, true); // fresh, or a checkpoint's best epoch
     }
     const bool *cancel = opts ? opts->cancel : NULL;
     // Progress seconds go on from the checkpoint's count.
@@ -799,9 +917,9 @@ fit_iterative(dv_model_t *m,
     double last_checkpoint = now_seconds();
     int rc = 0;
     for (uint32_t epoch = s.epoch + 1; epoch <= h->epochs; epoch++) {
-        dv_rng_shuffle(rng, s.perm, n);
+        dv_rng_shuffle(rng, s.perm, n_train);
         double epoch_loss = 0.0;
-        for (size_t b0 = 0; b0 < n; b0 += batch) {
+        for (size_t b0 = 0; b0 < n_train; b0 += batch) {
             // Relaxed is enough: the flag carries no data with it, and one
             // mini-batch more or less after it is set changes nothing.
             if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
@@ -809,7 +927,7 @@ fit_iterative(dv_model_t *m,
                                "training canceled at epoch %u", epoch);
                 goto done;
             }
-            size_t rows = n - b0 < batch ? n - b0 : batch;
+            size_t rows = n_train - b0 < batch ? n_train - b0 : batch;
             gather_batch(xs, y, cls, y_width, s.perm + b0, rows, xb, yb, cb);
             // The penalty's gradient goes into the update (adam_update).
             double loss = loss_grad(m, ws, xb, rows, yb, cb, 0.0, grad);
@@ -820,18 +938,36 @@ fit_iterative(dv_model_t *m,
         // Mean data loss over the epoch plus the penalty at its end
         // (scikit-learn adds it per batch; the two differ by the drift of
         // the weights within one epoch).
-        epoch_loss = epoch_loss / (double)n + l2_penalty(m, h->l2);
+        epoch_loss = epoch_loss / (double)n_train + l2_penalty(m, h->l2);
+        double judge = epoch_loss;
+        if (n_val) {
+            judge = held_out_loss(m, ws, xs, y, cls, y_width, s.perm + n_train,
+                                  n_val, xb, yb, cb);
+        }
+        double prev_best = s.best;
         bool stop = false;
-        rc = end_epoch(m, h, opts, &s, epoch, epoch_loss, t0, &stop, err);
-        if (rc || stop) {
+        rc =
+            end_epoch(m, h, opts, &s, epoch, epoch_loss, judge, t0, &stop, err);
+        if (rc) {
+            break;
+        }
+        bool is_best = judge < prev_best;
+        if (best && is_best) {
+            copy_params(m, best, true);
+        }
+        if (stop) {
             break;
         }
         // The state is now exactly what epoch + 1 starts from. No checkpoint
         // after the last epoch: there would be nothing left to resume.
-        if (opts && opts->checkpoint && epoch < h->epochs) {
+        if (opts && opts->checkpoint && epoch < h->epochs &&
+            (!n_val || is_best)) {
             maybe_checkpoint(m, opts, &s, epoch, epoch_loss, t0,
                              &last_checkpoint);
         }
+    }
+    if (best && rc == 0) {
+        copy_params(m, best, false);
     }
 done:
     workspace_destroy(&ws, m->n_layers);
@@ -840,6 +976,7 @@ done:
     free(yb);
     free(cb);
     free(grad);
+    free(best);
     free(s.mom1);
     free(s.mom2);
     return rc;
@@ -1037,7 +1174,7 @@ fit_seeded(dv_model_t *m,
     dv_rng_t rng;
     dv_rng_seed(&rng, h->seed);
     if (h->algo == DV_ALGO_MLP) {
-        init_glorot(m, &rng);
+        init_weights(m, h->init, &rng);
     }
     float *yt = y ? standardize_target(m, y, xs->rows) : NULL;
     int rc = fit_iterative(m, xs, yt, cls, h, opts, &rng, fingerprint, err);

@@ -10,12 +10,15 @@
 //   logreg   binary logistic regression (sigmoid + cross-entropy), Adam
 //   softmax  multinomial logistic regression (softmax + cross-entropy), Adam
 //   mlp      dense ReLU layers, softmax + cross-entropy (classification) or
-//            identity + MSE (regression), Glorot init, Adam
+//            identity + MSE (regression), Adam; initial weights by
+//            h->init (default uniform-fan-in, PyTorch's)
 // Iterative algorithms shuffle every epoch with the seeded RNG, standardize
 // a regression target internally (mapped back in the model), add the L2
 // penalty 0.5 * l2 * ||W||^2 on weights (not biases) to the mean loss, and
 // stop early when the epoch loss has not improved by tol for `patience`
-// epochs (scikit-learn's MLP rule). The same data, hyper-parameters, seed and
+// epochs (scikit-learn's MLP rule) — or, with h->validation_fraction, when
+// the loss of that share of held-out rows has not, returning the model of the
+// best held-out epoch. The same data, hyper-parameters, seed and
 // BLAS thread count give bit-identical models.
 #ifndef DV_TRAIN_H
 #define DV_TRAIN_H
@@ -75,8 +78,9 @@ typedef struct {
     // Called on the training thread with a checkpoint of the state after an
     // epoch: at most once per checkpoint_every_s seconds of wall time
     // (0 = after every epoch), never after the last epoch (or the epoch at
-    // which early stopping ends training). blob is valid only during the
-    // call. Closed-form algorithms (ols, ridge) never checkpoint.
+    // which early stopping ends training), and with a validation fraction
+    // only after an epoch with a new best held-out loss. blob is valid only
+    // during the call. Closed-form algorithms (ols, ridge) never checkpoint.
     dv_train_checkpoint_fn checkpoint; // may be NULL
     void *checkpoint_arg;              // passed to checkpoint
     double checkpoint_every_s;         // seconds between checkpoints, >= 0

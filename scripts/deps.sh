@@ -7,6 +7,9 @@
 #   scripts/deps.sh test    and what `make test` needs besides: docker-compose
 #                           (the compose_config test) and Debian's Python
 #                           packages the Python client and its tests use
+#   scripts/deps.sh bench   and what `make bench` needs besides: Debian's
+#                           scikit-learn and PyTorch (bench/parity compares
+#                           Drover's models with theirs)
 #   scripts/deps.sh fuzz    and what `make fuzz` needs besides (clang and its
 #                           libFuzzer runtime; the rest of the build never
 #                           needs clang)
@@ -35,6 +38,13 @@ if [ "${1:-}" = test ]; then
     "python3-sklearn   the exporter tests train scikit-learn models to serve"
     "python3-prometheus-client  parses the broker's /metrics in tests/ops"
     "chromium          renders the broker's status page headless in tests/ops"
+  )
+fi
+if [ "${1:-}" = bench ]; then
+  PKGS+=(
+    "python3-numpy     bench/parity writes and reads its data sets"
+    "python3-sklearn   bench/parity: make_classification and MLPClassifier/Regressor"
+    "python3-torch     bench/parity: the same network in PyTorch"
   )
 fi
 if [ "${1:-}" = fuzz ]; then

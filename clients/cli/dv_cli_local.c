@@ -83,6 +83,12 @@ train_usage(FILE *f)
         "  --patience N      stop after N epochs without loss improvement "
         "> tol (%u; 0 = off)\n"
         "  --tol X           improvement that counts (%g)\n"
+        "  --validation-fraction F  hold out F of the rows (0 <= F < 0.5) "
+        "and stop on\n"
+        "                    their loss instead, keeping the best epoch's "
+        "model (%g)\n"
+        "  --init I          mlp initial weights: glorot|he|uniform-fan-in "
+        "(%s)\n"
         "  --seed N          RNG seed for init and shuffling (%" PRIu64 ")\n"
         "  --scale S         standard|minmax|none feature scaling (standard)\n"
         "  --threads N       OpenBLAS threads (default: DROVER_THREADS or all "
@@ -98,6 +104,7 @@ train_usage(FILE *f)
         h[DV_ALGO_GD].lr, h[DV_ALGO_SOFTMAX].lr, h[DV_ALGO_MLP].lr,
         h[DV_ALGO_RIDGE].l2, h[DV_ALGO_GD].l2, h[DV_ALGO_SOFTMAX].l2,
         h[DV_ALGO_MLP].l2, h[DV_ALGO_MLP].patience, h[DV_ALGO_MLP].tol,
+        h[DV_ALGO_MLP].validation_fraction, dv_init_name(h[DV_ALGO_MLP].init),
         h[DV_ALGO_MLP].seed);
 }
 
@@ -224,12 +231,25 @@ static int
 cmd_train(int argc, char **argv)
 {
     dv_cli_opt_t opts[] = {
-        {"algo", true, NULL},  {"data", true, NULL},   {"target", true, NULL},
-        {"task", true, NULL},  {"hidden", true, NULL}, {"epochs", true, NULL},
-        {"batch", true, NULL}, {"lr", true, NULL},     {"l2", true, NULL},
-        {"seed", true, NULL},  {"scale", true, NULL},  {"patience", true, NULL},
-        {"tol", true, NULL},   {"out", true, NULL},    {"threads", true, NULL},
-        {"help", false, NULL}, {NULL, false, NULL},
+        {"algo", true, NULL},
+        {"data", true, NULL},
+        {"target", true, NULL},
+        {"task", true, NULL},
+        {"hidden", true, NULL},
+        {"epochs", true, NULL},
+        {"batch", true, NULL},
+        {"lr", true, NULL},
+        {"l2", true, NULL},
+        {"seed", true, NULL},
+        {"scale", true, NULL},
+        {"patience", true, NULL},
+        {"tol", true, NULL},
+        {"out", true, NULL},
+        {"threads", true, NULL},
+        {"init", true, NULL},
+        {"validation-fraction", true, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
     };
     const char *pos[1];
     size_t n_pos;
@@ -312,6 +332,13 @@ cmd_train(int argc, char **argv)
     }
     if ((v = dv_cli_get(opts, "scale")) && dv_scale_parse(v, &h.scale)) {
         return bad_value("scale", v, "standard, minmax or none");
+    }
+    if ((v = dv_cli_get(opts, "init")) && dv_init_parse(v, &h.init)) {
+        return bad_value("init", v, "glorot, he or uniform-fan-in");
+    }
+    if ((v = dv_cli_get(opts, "validation-fraction")) &&
+        !parse_double(v, &h.validation_fraction)) {
+        return bad_value("validation-fraction", v, "a number");
     }
     dv_error_t err = {0};
     if (dv_hyper_check(&h, &err)) {
@@ -605,9 +632,15 @@ cmd_inspect(int argc, char **argv)
     }
     printf("\nparameters    %zu\n", dv_model_n_params(model));
     const dv_hyper_t *h = &meta->hyper;
-    printf("hyper         epochs %u, batch %u, lr %g, l2 %g, seed %" PRIu64
-           "\n",
+    printf("hyper         epochs %u, batch %u, lr %g, l2 %g, seed %" PRIu64,
            h->epochs, h->batch, h->lr, h->l2, h->seed);
+    if (h->algo == DV_ALGO_MLP) {
+        printf(", init %s", dv_init_name(h->init));
+    }
+    if (h->validation_fraction > 0) {
+        printf(", validation fraction %g", h->validation_fraction);
+    }
+    printf("\n");
     printf("trained on    %" PRIu64 " rows, data sha256 %s\n",
            meta->dataset_rows, hex);
     printf("epochs run    %u, final loss %.6g\n", meta->epochs_run,

@@ -444,7 +444,9 @@ dv_cli_models(int argc, char **argv)
     "[--target COL] [--task T]\n"                                              \
     "         [--epochs N] [--batch N] [--patience N] [--seed N] [--lr X] "    \
     "[--l2 X] [--tol X]\n"                                                     \
-    "         [--scale S] [--hidden 64,32] [--checkpoint-ms N] [--queue Q]\n"  \
+    "         [--scale S] [--hidden 64,32] [--init I] "                        \
+    "[--validation-fraction F]\n"                                              \
+    "         [--checkpoint-ms N] [--queue Q]\n"                               \
     "         [--eval-dataset NAME[@V]] [--no-wait]\n"                         \
     "         [--broker E] [--json]\n"                                         \
     "Trains on a worker through the queue (the options of `drover local "      \
@@ -474,8 +476,21 @@ on_train_progress(const drover_progress_t *p, void *arg)
 int
 dv_cli_train(int argc, char **argv)
 {
-    static const char *hyper[] = {"epochs", "batch", "patience", "seed",  "lr",
-                                  "l2",     "tol",   "scale",    "hidden"};
+    // CLI option, then the train option (wire key) it sets.
+    static const char *hyper[][2] = {
+        {"epochs", "epochs"},
+        {"batch", "batch"},
+        {"patience", "patience"},
+        {"seed", "seed"},
+        {"lr", "lr"},
+        {"l2", "l2"},
+        {"tol", "tol"},
+        {"scale", "scale"},
+        {"hidden", "hidden"},
+        {"init", "init"},
+        {"validation-fraction", "validation_fraction"},
+    };
+    enum { N_HYPER = sizeof hyper / sizeof hyper[0] };
     dv_cli_opt_t opts[] = {
         {"data", true, NULL},         {"algo", true, NULL},
         {"model", true, NULL},        {"target", true, NULL},
@@ -488,6 +503,7 @@ dv_cli_train(int argc, char **argv)
         {"scale", true, NULL},        {"hidden", true, NULL},
         {"dataset", true, NULL},      {"checkpoint-ms", true, NULL},
         {"eval-dataset", true, NULL}, {"no-wait", false, NULL},
+        {"init", true, NULL},         {"validation-fraction", true, NULL},
         {NULL, false, NULL},
     };
     size_t n_pos = 0;
@@ -502,14 +518,14 @@ dv_cli_train(int argc, char **argv)
         fputs(TRAIN_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    char options[9][160];
-    const char *option_ptrs[9];
+    char options[N_HYPER][160];
+    const char *option_ptrs[N_HYPER];
     size_t n_options = 0;
-    for (size_t i = 0; i < 9; i++) {
-        const char *v = dv_cli_get(opts, hyper[i]);
+    for (size_t i = 0; i < N_HYPER; i++) {
+        const char *v = dv_cli_get(opts, hyper[i][0]);
         if (v) {
-            snprintf(options[n_options], sizeof options[0], "%s=%s", hyper[i],
-                     v);
+            snprintf(options[n_options], sizeof options[0], "%s=%s",
+                     hyper[i][1], v);
             option_ptrs[n_options] = options[n_options];
             n_options++;
         }

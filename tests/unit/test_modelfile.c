@@ -110,6 +110,8 @@ mlp_classifier(void)
         .seed = 0xdeadbeefcafe1234u,
         .n_hidden = 1,
         .hidden = {5},
+        .init = DV_INIT_HE,
+        .validation_fraction = 0.1,
     };
     for (int i = 0; i < DV_SHA256_BYTES; i++) {
         meta->dataset_sha256[i] = (uint8_t)(i * 37 + 1);
@@ -259,6 +261,9 @@ model_diff(const dv_model_t *a, const dv_model_t *b)
         !same_bits(&h->l2, &k->l2, sizeof h->l2) ||
         !same_bits(&h->tol, &k->tol, sizeof h->tol) ||
         h->patience != k->patience || h->seed != k->seed ||
+        h->init != k->init ||
+        !same_bits(&h->validation_fraction, &k->validation_fraction,
+                   sizeof h->validation_fraction) ||
         h->n_hidden != k->n_hidden ||
         !same_bits(h->hidden, k->hidden, h->n_hidden * sizeof(uint32_t))) {
         return "meta.hyper";
@@ -708,6 +713,7 @@ typedef enum {
     C_BAD_ACTIVATION,
     C_META_WRONG_TYPE,
     C_META_UNKNOWN_ALGO,
+    C_META_UNKNOWN_INIT,
     C_TOP_ALGO_ONLY,
     C_ALGO_MISMATCH,
 } craft_t;
@@ -900,7 +906,13 @@ craft(craft_t c, size_t *len_out)
     pk_str(&pk, "meta");
     msgpack_pack_map(&pk, 1);
     pk_str(&pk, "hyper");
-    msgpack_pack_map(&pk, c == C_TOP_ALGO_ONLY ? 1 : 2);
+    msgpack_pack_map(&pk, c == C_TOP_ALGO_ONLY       ? 1
+                          : c == C_META_UNKNOWN_INIT ? 3
+                                                     : 2);
+    if (c == C_META_UNKNOWN_INIT) {
+        pk_str(&pk, "init");
+        pk_str(&pk, "lecun");
+    }
     if (c != C_TOP_ALGO_ONLY) {
         pk_str(&pk, "algo");
         pk_str(&pk, c == C_META_UNKNOWN_ALGO ? "xgboost" : "mlp");
@@ -954,6 +966,7 @@ test_hostile_bodies(void)
         {C_META_WRONG_TYPE, DV_EFORMAT,
          "meta.hyper.lr: expected a number, got a string"},
         {C_META_UNKNOWN_ALGO, DV_EFORMAT, "meta.hyper.algo: unknown 'xgboost'"},
+        {C_META_UNKNOWN_INIT, DV_EFORMAT, "meta.hyper.init: unknown 'lecun'"},
         {C_TOP_ALGO_ONLY, 0, ""},
         {C_ALGO_MISMATCH, DV_EFORMAT,
          "algo: 'gd' but meta.hyper.algo is 'mlp'"},
@@ -981,7 +994,10 @@ test_hostile_bodies(void)
             predicts = dv_model_predict(m, x, &y, &err) == 0 &&
                        y->data[0] == (1 + 4) + (2 + 5) + (3 + 6) &&
                        m->meta.hyper.algo == DV_ALGO_MLP &&
-                       m->meta.hyper.lr == 0.001;
+                       m->meta.hyper.lr == 0.001 &&
+                       // Absent: written before init existed, so Glorot.
+                       m->meta.hyper.init == DV_INIT_GLOROT &&
+                       m->meta.hyper.validation_fraction == 0;
             dv_tensor_destroy(&x);
             dv_tensor_destroy(&y);
         }

@@ -12,6 +12,7 @@
 #include "dv_proto.h"
 #include "dv_rng.h"
 #include "dv_test.h"
+#include "dv_train.h"
 
 static void
 test_round_trip(void)
@@ -517,8 +518,80 @@ test_too_many_objects(void)
     DV_CHECK_RC(rc_small, 0, &err);
 }
 
+// Decode a train map {algo: mlp, <key>: <value>} (value a string, or a
+// double when text is NULL) into *h; returns dv_msg_hyper's code.
+static int
+hyper_with(const char *key,
+           const char *text,
+           double value,
+           dv_hyper_t *h,
+           dv_error_t *err)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 1);
+    dv_msgw_key(w, "train");
+    dv_msgw_v_map(w, 2);
+    dv_msgw_v_str(w, "algo");
+    dv_msgw_v_str(w, "mlp");
+    dv_msgw_v_str(w, key);
+    if (text) {
+        dv_msgw_v_str(w, text);
+    } else {
+        dv_msgw_v_double(w, value);
+    }
+    size_t hlen = 0;
+    const uint8_t *hb = dv_msgw_bytes(w, &hlen);
+    dv_msg_t *m = NULL;
+    int rc = dv_msg_decode(&m, hb, hlen, NULL, 0, NULL, err);
+    if (rc == 0) {
+        rc = dv_msg_hyper(m, "train", h, err);
+    }
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+    return rc;
+}
+
+// 1.5's init and validation_fraction travel both ways; an absent one takes
+// the algorithm's default; bad values are refused naming the field.
+static void
+test_hyper_init_validation(void)
+{
+    dv_hyper_t h, back;
+    dv_hyper_default(&h, DV_ALGO_MLP);
+    h.init = DV_INIT_HE;
+    h.validation_fraction = 0.2;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, 1);
+    dv_msgw_hyper(w, "train", &h);
+    size_t hlen = 0;
+    const uint8_t *hb = dv_msgw_bytes(w, &hlen);
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_RC(dv_msg_decode(&m, hb, hlen, NULL, 0, NULL, &err), 0, &err);
+    DV_CHECK_RC(dv_msg_hyper(m, "train", &back, &err), 0, &err);
+    DV_CHECK_EQ(back.init, DV_INIT_HE);
+    DV_CHECK(back.validation_fraction == 0.2);
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+
+    DV_CHECK_RC(hyper_with("tol", NULL, 0.01, &back, &err), 0, &err);
+    DV_CHECK_EQ(back.init, DV_INIT_FAN_IN);
+    DV_CHECK(back.validation_fraction == 0);
+    DV_CHECK_RC(hyper_with("init", "glorot", 0, &back, &err), 0, &err);
+    DV_CHECK_EQ(back.init, DV_INIT_GLOROT);
+    DV_CHECK_EQ(hyper_with("init", "lecun", 0, &back, &err), DV_EINVAL);
+    DV_CHECK(strstr(err.text, "train.init") != NULL);
+    DV_CHECK_EQ(hyper_with("validation_fraction", "0.1", 0, &back, &err),
+                DV_EINVAL);
+    DV_CHECK(strstr(err.text, "train.validation_fraction") != NULL);
+    DV_CHECK_EQ(hyper_with("validation_fraction", NULL, 0.5, &back, &err),
+                DV_EINVAL);
+    DV_CHECK(strstr(err.text, "validation fraction") != NULL);
+    DV_CHECK_EQ(hyper_with("validation_fraction", NULL, NAN, &back, &err),
+                DV_EINVAL);
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip of every field kind", test_round_trip},
+    {"train map: init and validation_fraction", test_hyper_init_validation},
     {"malformed headers give exact codes", test_bad_headers},
     {"header and frame limits", test_size_limits},
     {"tensor descriptors are checked", test_tensor_checks},

@@ -81,7 +81,7 @@ _SUPPORTED_SKLEARN = (
 # the exporter's: source ("sklearn 1.2.1", "torch 2.1.0") and source_model
 # (the estimator or module types, "StandardScaler+LogisticRegression").
 _HYPER_KEYS = ("scale", "epochs", "batch", "lr", "l2", "tol", "patience",
-               "seed", "hidden")
+               "seed", "hidden", "init", "validation_fraction")
 _META_KEYS = ("dataset_sha256", "dataset_rows", "epochs_run", "final_loss",
               "train_metrics", "created_unix", "drover_version", "source",
               "source_model")
