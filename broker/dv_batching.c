@@ -19,6 +19,7 @@
 #include "dv_dead.h"
 #include "dv_jobs_msg.h"
 #include "dv_limits.h"
+#include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
@@ -33,10 +34,10 @@
 #include "dv_wire.h"
 #include "dv_workers_msg.h"
 
-// j is on its way to a worker as attempt: the attempt is stored, its run
-// timeout armed.
+// j is on its way to worker w as attempt: the attempt is stored, its run
+// timeout armed, its wait counted (and logged at debug).
 static void
-run_starts(dv_broker_t *self, job_t *j, uint32_t attempt)
+run_starts(dv_broker_t *self, job_t *j, const worker_t *w, uint32_t attempt)
 {
     j->attempts = attempt;
     uint64_t now = unix_ms_now();
@@ -44,6 +45,13 @@ run_starts(dv_broker_t *self, job_t *j, uint32_t attempt)
         dv_monitor_started(self->monitor, j->kind,
                            (double)(now - j->submit_unix) / 1000);
     }
+    dv_log(DV_LOG_DEBUG, "jobs",
+           "job %llu dispatched: attempt %u on worker %s after %llu ms "
+           "waiting",
+           (unsigned long long)j->id, attempt, w->name,
+           (unsigned long long)(j->submit_unix && now >= j->submit_unix
+                                    ? now - j->submit_unix
+                                    : 0));
     j->started_unix = now;
     store_attempts(self, j);
     if (j->timeout_ms) {
@@ -80,7 +88,7 @@ put_run_model(dv_broker_t *self, dv_msgw_t *m, const job_t *j)
 static void
 send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
 {
-    run_starts(self, j, attempt);
+    run_starts(self, j, w, attempt);
     dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN, 0);
     dv_msgw_uint(m, "job", j->id);
     dv_msgw_uint(m, "attempt", attempt);
@@ -153,7 +161,7 @@ run_batch_flush(dv_broker_t *self, run_batch_t *b, worker_t *w)
     dv_msgw_v_array(m, b->n);
     for (size_t i = 0; i < b->n; i++) {
         job_t *j = b->jobs[i];
-        run_starts(self, j, b->attempts[i]);
+        run_starts(self, j, w, b->attempts[i]);
         dv_msgw_v_array(m, 3);
         dv_msgw_v_uint(m, j->id);
         dv_msgw_v_uint(m, b->attempts[i]);

@@ -21,6 +21,7 @@
 #include "dv_dead.h"
 #include "dv_idem.h"
 #include "dv_limits.h"
+#include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_models_msg.h"
 #include "dv_monitor.h"
@@ -188,6 +189,9 @@ void
 job_accept(dv_broker_t *self, job_t *j)
 {
     dv_monitor_submitted(self->monitor, j->queue, j->kind);
+    dv_log(DV_LOG_DEBUG, "jobs", "job %llu submitted: queue %s, kind %s%s%s",
+           (unsigned long long)j->id, j->queue, j->kind,
+           USES_MODEL(j) ? ", model " : "", USES_MODEL(j) ? j->model : "");
     if (self->gather_acc && j->from_many && j->route_len) {
         accepts_add(self, j);
         job_schedule(self, j, self->store != NULL);

@@ -20,6 +20,7 @@
 #include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_limits.h"
+#include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
@@ -601,6 +602,14 @@ send_result(dv_broker_t *self,
                         j->started_unix && now >= j->started_unix
                             ? (double)(now - j->started_unix) / 1000
                             : -1);
+    dv_log(DV_LOG_DEBUG, "jobs",
+           "job %llu %s%s%s after %u attempt(s), %llu ms since submit%s%s",
+           (unsigned long long)j->id, done ? "done" : "failed",
+           done ? "" : ": ", done ? "" : dv_err_name(code), j->attempts,
+           (unsigned long long)(j->submit_unix && now >= j->submit_unix
+                                    ? now - j->submit_unix
+                                    : 0),
+           worker && *worker ? ", worker " : "", worker ? worker : "");
     kept_t *k =
         keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
     dv_msgw_destroy(&own);
