@@ -825,6 +825,18 @@ dv_sched_retry(dv_sched_t *self, uint64_t job, uint64_t worker)
 }
 
 int
+dv_sched_give_back(dv_sched_t *self, uint64_t job, uint64_t worker)
+{
+    job_t *j = take_running(self, job, worker);
+    if (!j) {
+        return DV_ENOENT;
+    }
+    j->max_attempts++;
+    enqueue(self, j, true);
+    return 0;
+}
+
+int
 dv_sched_hold(dv_sched_t *self, uint64_t job)
 {
     job_t *j = job ? find_job(self, job) : NULL;

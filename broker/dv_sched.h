@@ -148,6 +148,12 @@ int dv_sched_finish(dv_sched_t *self, uint64_t job, uint64_t worker);
 // dv_sched_finish.
 int dv_sched_retry(dv_sched_t *self, uint64_t job, uint64_t worker);
 
+// The worker gives job back unstarted (it is draining): the job goes to the
+// front of its queue with its run refunded (max_attempts grows by one, so
+// attempt numbers stay unique and the give-back costs no attempt). Returns
+// 0 or DV_ENOENT as dv_sched_finish.
+int dv_sched_give_back(dv_sched_t *self, uint64_t job, uint64_t worker);
+
 // Hold a queued job (given back by a lost worker, to wait for its backoff).
 // Returns 0 or DV_ENOENT (unknown, running or held).
 int dv_sched_hold(dv_sched_t *self, uint64_t job);

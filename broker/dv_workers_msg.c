@@ -810,6 +810,51 @@ on_bye_req(request_t *r, dv_error_t *err)
     return 0;
 }
 
+// release (1.5) {jobs: [[job, attempt], ...]}: a draining worker gives
+// back jobs it holds but has not started; each goes to the front of its
+// queue for another worker, its attempt refunded. Entries for jobs not
+// running on this worker at that attempt are skipped (late, or foreign).
+static int
+on_release_req(request_t *r, dv_error_t *err)
+{
+    dv_broker_t *self = r->self;
+    const msgpack_object *jobs = dv_msg_get(r->m, "jobs");
+    if (!jobs || jobs->type != MSGPACK_OBJECT_ARRAY ||
+        jobs->via.array.size > DV_MAX_BATCH_JOBS) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "release: 'jobs' must be an array of at most %d "
+                         "[job, attempt]",
+                         DV_MAX_BATCH_JOBS);
+    }
+    size_t given = 0;
+    for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+        const msgpack_object *e = &jobs->via.array.ptr[i];
+        uint64_t id = 0, attempt = 0;
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+            !dv_msgpack_uint(&e->via.array.ptr[0], &id) ||
+            !dv_msgpack_uint(&e->via.array.ptr[1], &attempt)) {
+            continue;
+        }
+        job_t *j = job_find(self, id);
+        if (j && !j->cancelled && j->attempts == attempt &&
+            dv_sched_give_back(self->sched, id, r->w->handle) == 0) {
+            j->started_unix = 0;
+            given++;
+        }
+    }
+    if (given) {
+        dv_log(DV_LOG_INFO, "broker",
+               "worker %s gave back %zu job(s) it had not started (draining)",
+               r->w->name, given);
+        dispatch(self);
+    }
+    if (r->w->draining &&
+        dv_sched_worker_running(self->sched, r->w->handle) == 0) {
+        worker_lost(self, r->w, "left");
+    }
+    return 0;
+}
+
 // A worker's complaint about one of our messages: nothing to do.
 static int
 on_error_req(request_t *r, dv_error_t *err)
@@ -833,6 +878,7 @@ static request_fn *const worker_handlers[DV_MSG_COUNT_] = {
     [DV_MSG_FETCH_MODEL] = on_fetch_model_req,
     [DV_MSG_FETCH_DATASET] = on_fetch_dataset_req,
     [DV_MSG_BYE] = on_bye_req,
+    [DV_MSG_RELEASE] = on_release_req,
     [DV_MSG_ERROR] = on_error_req,
 };
 

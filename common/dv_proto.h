@@ -111,7 +111,8 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(DONE_BATCH, "done_batch")                                               \
     XX(SUBMIT_MANY, "submit_many")                                             \
     XX(RESULTS, "results")                                                     \
-    XX(ACCEPTED_MANY, "accepted_many")
+    XX(ACCEPTED_MANY, "accepted_many")                                         \
+    XX(RELEASE, "release")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,

@@ -419,6 +419,63 @@ on_heartbeat(uv_timer_t *t)
     }
 }
 
+bool
+wk_gives_back(const dv_worker_t *self)
+{
+    return self->draining && self->broker_minor >= 5;
+}
+
+void
+wk_give_back(dv_worker_t *self, task_t *t)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RELEASE, 0);
+    dv_msgw_key(w, "jobs");
+    dv_msgw_v_array(w, 1);
+    dv_msgw_v_array(w, 2);
+    dv_msgw_v_uint(w, t->job);
+    dv_msgw_v_uint(w, t->attempt);
+    wk_send_header(self, w, NULL, 0);
+    wk_task_end(self, t);
+}
+
+// Draining: the jobs held but not started go back to the broker, so other
+// workers run them now instead of this one running them before it stops
+// (prefetch). Those waiting for a compute thread, a model or a data set go
+// at once; those queued on the pool are cancelled there and go back from
+// their after-callbacks (uv_cancel: only work that has not started).
+static void
+give_back_unstarted(dv_worker_t *self)
+{
+    task_t **lists[3] = {&self->ready, &self->waiting, &self->waiting_data};
+    task_t *back = NULL;
+    size_t n = 0;
+    for (int l = 0; l < 3; l++) {
+        while (*lists[l]) {
+            task_t *t = *lists[l];
+            *lists[l] = t->next;
+            t->next = back;
+            back = t;
+            n++;
+        }
+    }
+    self->ready_tail = NULL;
+    if (n) {
+        dv_log(DV_LOG_INFO, "worker",
+               "draining: %zu job(s) not started go back to the broker", n);
+    }
+    while (back) {
+        task_t *t = back;
+        back = t->next;
+        wk_give_back(self, t);
+    }
+    for (task_t *t = self->tasks; t; t = t->all_next) {
+        if ((t->sleep || t->train || t->evaluate) && !t->released &&
+            uv_cancel((uv_req_t *)&t->work) == 0) {
+            t->released = true; // its after-callback gives it back
+        }
+    }
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
@@ -438,6 +495,9 @@ on_signal(uv_signal_t *s, int signum)
     dv_msgw_str(w, "reason", "stopping");
     dv_msgw_uint(w, "running", self->running);
     wk_send_header(self, w, NULL, 0);
+    if (wk_gives_back(self)) {
+        give_back_unstarted(self);
+    }
     wk_maybe_finish_drain(self);
 }
 

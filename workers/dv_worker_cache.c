@@ -457,6 +457,10 @@ wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
 void
 wk_task_go(dv_worker_t *self, task_t *t)
 {
+    if (wk_gives_back(self)) { // sent before the broker read our bye
+        wk_give_back(self, t);
+        return;
+    }
     dsref_t *r;
     while ((r = waited_ref(t)) != NULL) {
         cached_t *d = wk_cache_find(self->dcache, r->key);

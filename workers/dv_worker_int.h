@@ -95,6 +95,8 @@ struct task {
     task_t *next;                    // waiting list
     task_t *all_next;                // every task held
     bool cancelled;                  // the broker cancelled it (atomic)
+    bool released;                   // given back unstarted (draining):
+                                     //   its pool work was cancelled
     bool sleep;                      // a `sleep` job: raw is its payload
     uint64_t sleep_ms;               // how long
     bool train;                      // a `train` job: raw is the CSV
@@ -212,6 +214,12 @@ struct dv_worker {
 
 // ------------------------------------------------ shared between files
 // (each one's contract is in the comment at its definition)
+
+// Give t back to the broker unstarted (`release`, 1.5) and end it.
+void wk_give_back(dv_worker_t *self, task_t *t);
+// Whether new and held unstarted jobs go back while draining (a 1.5
+// broker takes `release`; an older one gets them run).
+bool wk_gives_back(const dv_worker_t *self);
 
 // dv_worker.c
 void wk_send_header(dv_worker_t *self,

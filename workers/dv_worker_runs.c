@@ -365,6 +365,10 @@ wk_on_run(dv_worker_t *self, const dv_msg_t *m)
         wk_task_go(self, t);
         return;
     }
+    if (sleep && wk_gives_back(self)) {
+        wk_give_back(self, t);
+        return;
+    }
     if (sleep) {
         const dv_frame_t *payload = dv_msg_frame(m, 1);
         size_t len = payload ? payload->len : 0;

@@ -123,6 +123,10 @@ wk_after_sleep(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
+    if (status == UV_ECANCELED && t->released) { // draining: not started
+        wk_give_back(self, t);
+        return;
+    }
     if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
         wk_send_failed(self, t->job, t->attempt, DV_ECANCELED, "job cancelled");
     } else {
@@ -165,6 +169,10 @@ wk_after_evaluate(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
+    if (status == UV_ECANCELED && t->released) { // draining: not started
+        wk_give_back(self, t);
+        return;
+    }
     if (status != 0 || t->cancelled) {
         t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
     }
@@ -387,6 +395,10 @@ wk_after_train(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
+    if (status == UV_ECANCELED && t->released) { // draining: not started
+        wk_give_back(self, t);
+        return;
+    }
     if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
         t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
     }

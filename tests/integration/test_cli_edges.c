@@ -449,7 +449,77 @@ test_schema_change(void)
     up_end(&c);
 }
 
+// Draining workers give back the jobs they hold but have not started
+// (prefetch) instead of running them before they stop: with --data those
+// jobs are still waiting after a restart, never run, and run then.
+static void
+test_drain_gives_back(void)
+{
+    char *dir = dv_test_tmpdir();
+    char ep[4400], data[4400];
+    snprintf(ep, sizeof ep, "ipc://%s/c.sock", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *args[] = {"up", "--workers",  "1", "--prefetch",
+                          "3",  "--endpoint", ep,  "--data",
+                          data, NULL};
+    dv_proc_t up = dv_proc_start("DROVER_BIN", args, dir, "up.log");
+    char ready[4400] = "";
+    bool ok = up.pid && dv_proc_wait_ready(&up, ready, sizeof ready);
+    char *o = NULL;
+    int rc = ok ? sh(&o,
+                     "submit --sleep 1500 --count 4 --no-wait --broker "
+                     "'%s'",
+                     ep)
+                : -1;
+    free(o);
+    o = NULL;
+    // all four on the worker: one sleeping, three held
+    bool held = false;
+    for (int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+         ok && !held && dv_test_now_ms() < end;) {
+        sh(&o, "jobs list --state running --json --broker '%s'", ep);
+        held = o && strstr(o, "\"job\":4,") && strstr(o, "\"job\":1,");
+        free(o);
+        o = NULL;
+        nap_ms(20);
+    }
+    int stop_rc = dv_proc_stop(&up, SIGTERM);
+    bool gave = log_has(dir, "up.log", "gave back");
+    // restarted: job 1 ran; the three given back were kept, not run
+    up = dv_proc_start("DROVER_BIN", args, dir, "up2.log");
+    bool again = up.pid && dv_proc_wait_ready(&up, ready, sizeof ready);
+    int done_rc = again ? sh(&o,
+                             "jobs result 4 --wait-ms 60000 --json "
+                             "--broker '%s'",
+                             ep)
+                        : -1;
+    bool four_done = o && strstr(o, "\"state\":\"done\"");
+    free(o);
+    o = NULL;
+    sh(&o, "jobs show 1 --json --broker '%s'", ep);
+    bool one_ran_first =
+        o && strstr(o, "\"state\":\"done\"") && strstr(o, "\"attempts\":1");
+    free(o);
+    DV_CHECK_EQ(dv_proc_stop(&up, SIGTERM), 0);
+    if (!gave) {
+        dv_proc_dump_log(dir, "up.log");
+    }
+    DV_CHECK(ok);
+    DV_CHECK_EQ(rc, 0);
+    DV_CHECK(held);
+    DV_CHECK_EQ(stop_rc, 0);
+    DV_CHECK(gave);
+    DV_CHECK(again);
+    DV_CHECK_EQ(done_rc, 0);
+    DV_CHECK(four_done);
+    DV_CHECK(one_ran_first);
+    dv_test_rmdir(dir);
+    free(dir);
+}
+
 static const dv_test_case_t cases[] = {
+    {"draining workers give back the jobs they have not started",
+     test_drain_gives_back},
     {"a push or alias move to another schema needs --schema-change",
      test_schema_change},
     {"a plain broker probed by TCP logs no refusal", test_plain_probe_quiet},
