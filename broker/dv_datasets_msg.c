@@ -6,6 +6,7 @@
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_datasets_msg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
+#include "dv_catalog_msg.h"
 #include "dv_datasets.h"
 #include "dv_limits.h"
 #include "dv_log.h"
@@ -28,28 +31,24 @@
 
 // ------------------------------------------------------------ data sets
 
-#define DATASET_FIELDS 8
+// A data set record's fields, in the order replies carry them.
+static const dv_catalog_field_t DATASET_FIELDS[] = {
+    {"name", DV_CATALOG_FIELD_STR, offsetof(dv_dataset_info_t, name)},
+    {"version", DV_CATALOG_FIELD_U32, offsetof(dv_dataset_info_t, version)},
+    {"sha256", DV_CATALOG_FIELD_SHA256, offsetof(dv_dataset_info_t, sha256)},
+    {"bytes", DV_CATALOG_FIELD_U64, offsetof(dv_dataset_info_t, bytes)},
+    {"rows", DV_CATALOG_FIELD_U64, offsetof(dv_dataset_info_t, rows)},
+    {"columns", DV_CATALOG_FIELD_U32, offsetof(dv_dataset_info_t, columns)},
+    {"target", DV_CATALOG_FIELD_STR, offsetof(dv_dataset_info_t, target)},
+    {"created_us", DV_CATALOG_FIELD_U64,
+     offsetof(dv_dataset_info_t, created_us)},
+};
+#define N_DATASET_FIELDS (sizeof DATASET_FIELDS / sizeof DATASET_FIELDS[0])
 
-// The DATASET_FIELDS fields of a data set record.
 static void
 write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
 {
-    info_key(w, "name", nested);
-    dv_msgw_v_str(w, r->name);
-    info_key(w, "version", nested);
-    dv_msgw_v_uint(w, r->version);
-    info_key(w, "sha256", nested);
-    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-    info_key(w, "bytes", nested);
-    dv_msgw_v_uint(w, r->bytes);
-    info_key(w, "rows", nested);
-    dv_msgw_v_uint(w, r->rows);
-    info_key(w, "columns", nested);
-    dv_msgw_v_uint(w, r->columns);
-    info_key(w, "target", nested);
-    dv_msgw_v_str(w, r->target);
-    info_key(w, "created_us", nested);
-    dv_msgw_v_uint(w, r->created_us);
+    dv_catalog_msg_fields(w, DATASET_FIELDS, N_DATASET_FIELDS, r, nested);
 }
 
 // A complete upload validated and written on the pool.
@@ -201,7 +200,7 @@ on_dataset_push(dv_broker_t *self,
     if (!chunk) {
         return dv_errorf(err, DV_EFORMAT, "dataset_push: no chunk in frame 1");
     }
-    if (!dv_name_valid(name) || route_len > ROUTE_MAX) {
+    if (!dv_catalog_name_valid(name) || route_len > ROUTE_MAX) {
         return dv_errorf(err, DV_EINVAL,
                          "dataset_push: name '%s' must match [A-Za-z0-9._-]+",
                          name);
@@ -325,6 +324,7 @@ uploads_trim(dv_broker_t *self)
     }
 }
 
+// `name` and optional `version` (0: the latest) of a data set request.
 static int
 dataset_ref(const dv_msg_t *m,
             char *name,
@@ -332,13 +332,8 @@ dataset_ref(const dv_msg_t *m,
             uint32_t *version,
             dv_error_t *err)
 {
-    uint64_t v = 0;
-    int rc = dv_msg_str(m, "name", name, size, err);
-    if (rc == 0) {
-        rc = dv_msg_uint_or(m, "version", 0, &v, err);
-    }
-    *version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-    return rc;
+    return dv_catalog_msg_ref(m, "data set", DV_ENOENT, name, size, version,
+                              err);
 }
 
 int
@@ -392,7 +387,7 @@ on_dataset_list(dv_broker_t *self,
     dv_msgw_v_array(w, shown);
     for (size_t i = 0; i < n; i++) {
         if (dataset_readable(self, all[i].name)) {
-            dv_msgw_v_map(w, DATASET_FIELDS);
+            dv_msgw_v_map(w, N_DATASET_FIELDS);
             write_dataset_info(w, &all[i], true);
         }
     }
@@ -417,12 +412,9 @@ on_dataset_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
-    if (!dv_datasets_get(self->datasets, name, 0)) {
-        dv_owners_forget(self->data_owners, name);
-    }
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-    dv_msgw_uint(w, "removed", (uint64_t)rc);
-    client_reply(self, route, route_len, w);
+    dv_catalog_msg_removed(self, route, route_len, rid, self->data_owners,
+                           name, !dv_datasets_get(self->datasets, name, 0),
+                           rc);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_datasets.h"
 #include "dv_dead.h"
@@ -339,7 +340,7 @@ train_spec(const dv_msg_t *m,
                              "submit: checkpoint_ms must be <= %llu (0: none)",
                              (unsigned long long)DV_MAX_DEADLINE_MS);
         }
-        if (!dv_name_valid(name)) {
+        if (!dv_catalog_name_valid(name)) {
             dv_msgw_destroy(&spec);
             return dv_errorf(err, DV_EINVAL,
                              "submit: model name '%s' must match "
@@ -428,7 +429,7 @@ submit_job(dv_broker_t *self,
         return dv_errorf(err, DV_EINVAL,
                          "submit: durability '%s': commit or none", durability);
     }
-    if (!dv_name_valid(queue)) {
+    if (!dv_catalog_name_valid(queue)) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: queue '%s' must match [A-Za-z0-9._-]+",
                          queue);

@@ -8,6 +8,7 @@
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_models_msg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "dv_auth.h"
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_catalog_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -173,20 +175,23 @@ latest_moved(dv_broker_t *self, const dv_model_info_t *info)
     }
 }
 
-// Model record fields, either top-level (a `model` reply) or inside a map
-// already opened with dv_msgw_v_map(w, MODEL_FIELDS).
-#define MODEL_FIELDS 11
-
-// A record field: a top-level key, or a key inside a map already opened.
-void
-info_key(dv_msgw_t *w, const char *key, bool nested)
-{
-    if (nested) {
-        dv_msgw_v_str(w, key);
-    } else {
-        dv_msgw_key(w, key);
-    }
-}
+// A model record's own fields, in the order replies carry them; then come
+// its aliases and config (MODEL_FIELDS in all), and lineage in a `model`.
+static const dv_catalog_field_t MODEL_INFO_FIELDS[] = {
+    {"name", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, name)},
+    {"version", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, version)},
+    {"sha256", DV_CATALOG_FIELD_SHA256, offsetof(dv_model_info_t, sha256)},
+    {"bytes", DV_CATALOG_FIELD_U64, offsetof(dv_model_info_t, bytes)},
+    {"task", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, task)},
+    {"algo", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, algo)},
+    {"features", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, features)},
+    {"outputs", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, outputs)},
+    {"created_us", DV_CATALOG_FIELD_U64,
+     offsetof(dv_model_info_t, created_us)},
+};
+#define N_MODEL_INFO_FIELDS                                                    \
+    (sizeof MODEL_INFO_FIELDS / sizeof MODEL_INFO_FIELDS[0])
+#define MODEL_FIELDS (N_MODEL_INFO_FIELDS + 2)
 
 static void
 write_model_info(dv_msgw_t *w,
@@ -194,33 +199,17 @@ write_model_info(dv_msgw_t *w,
                  const dv_model_info_t *r,
                  bool nested)
 {
-    info_key(w, "name", nested);
-    dv_msgw_v_str(w, r->name);
-    info_key(w, "version", nested);
-    dv_msgw_v_uint(w, r->version);
-    info_key(w, "sha256", nested);
-    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-    info_key(w, "bytes", nested);
-    dv_msgw_v_uint(w, r->bytes);
-    info_key(w, "task", nested);
-    dv_msgw_v_str(w, r->task);
-    info_key(w, "algo", nested);
-    dv_msgw_v_str(w, r->algo);
-    info_key(w, "features", nested);
-    dv_msgw_v_uint(w, r->features);
-    info_key(w, "outputs", nested);
-    dv_msgw_v_uint(w, r->outputs);
-    info_key(w, "created_us", nested);
-    dv_msgw_v_uint(w, r->created_us);
+    dv_catalog_msg_fields(w, MODEL_INFO_FIELDS, N_MODEL_INFO_FIELDS, r,
+                          nested);
     const char *aliases[64];
     size_t n = dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
-    info_key(w, "aliases", nested);
+    dv_catalog_msg_key(w, "aliases", nested);
     dv_msgw_v_array(w, n);
     for (size_t a = 0; a < n; a++) {
         dv_msgw_v_str(w, aliases[a]);
     }
     dv_model_config_t cfg = dv_registry_config(reg, r->name); // 1.3
-    info_key(w, "config", nested);
+    dv_catalog_msg_key(w, "config", nested);
     dv_msgw_v_map(w, 2);
     dv_msgw_v_str(w, "max_batch_rows");
     dv_msgw_v_uint(w, cfg.max_batch_rows);
@@ -454,29 +443,6 @@ on_model_push(dv_broker_t *self,
     return 0;
 }
 
-// `name` and optional `version` (0: latest) of a model request; a version
-// past 32 bits names no model (DV_ENOMODEL).
-static int
-read_model_ref(const dv_msg_t *m,
-               char *name,
-               size_t size,
-               uint32_t *version,
-               dv_error_t *err)
-{
-    uint64_t v = 0;
-    int rc;
-    if ((rc = dv_msg_str(m, "name", name, size, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "version", 0, &v, err)) != 0) {
-        return rc;
-    }
-    if (v > UINT32_MAX) {
-        return dv_errorf(err, DV_ENOMODEL, "no model '%s' at that version",
-                         name);
-    }
-    *version = (uint32_t)v;
-    return 0;
-}
-
 // A model_get/model_rm name may be a reference: "NAME@VERSION" or
 // "NAME@ALIAS" (resolved to the version it names now).
 static int
@@ -487,7 +453,8 @@ read_model_ref_resolved(dv_broker_t *self,
                         uint32_t *version,
                         dv_error_t *err)
 {
-    int rc = read_model_ref(m, name, size, version, err);
+    int rc = dv_catalog_msg_ref(m, "model", DV_ENOMODEL, name, size, version,
+                                err);
     if (rc || !strchr(name, '@')) {
         return rc;
     }
@@ -699,12 +666,9 @@ on_model_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
-    if (!dv_registry_get(self->registry, name, 0)) {
-        dv_owners_forget(self->model_owners, name);
-    }
     dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-    dv_msgw_uint(w, "removed", (uint64_t)rc);
-    client_reply(self, route, route_len, w);
+    dv_catalog_msg_removed(self, route, route_len, rid, self->model_owners,
+                           name, !dv_registry_get(self->registry, name, 0),
+                           rc);
     return 0;
 }

@@ -26,9 +26,6 @@ void switches_check(dv_broker_t *self);
 // NAME moves to it the same way an alias does.
 void latest_moved(dv_broker_t *self, const dv_model_info_t *info);
 
-// A record field: a top-level key, or a key inside a map already opened.
-void info_key(dv_msgw_t *w, const char *key, bool nested);
-
 // Thread pool: a model_push's decode, validation and write (uv_work_t).
 void work_push(uv_work_t *req);
 

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_limits.h"
@@ -25,7 +26,6 @@
 #include "dv_outq.h"
 #include "dv_proto.h"
 #include "dv_records.h"
-#include "dv_registry.h"
 #include "dv_sched.h"
 #include "dv_store.h"
 
@@ -817,7 +817,7 @@ stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
         (rc = dv_msg_str(m, "consumer", consumer, DV_MAX_WIRE_NAME + 1, err))) {
         return rc;
     }
-    if (!dv_name_valid(queue) || !dv_name_valid(consumer)) {
+    if (!dv_catalog_name_valid(queue) || !dv_catalog_name_valid(consumer)) {
         return dv_errorf(err, DV_EINVAL,
                          "%s: queue and consumer must match [A-Za-z0-9._-]+",
                          dv_msg_name(dv_msg_type(m)));
