@@ -275,73 +275,97 @@ dataset_reads_refused(dv_broker_t *self,
     return 0;
 }
 
-// Check client message m against its key. *who gets the key (NULL in
-// plain mode).
-int
-authorize(dv_broker_t *self,
-          dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          const msg_row_t *row,
-          const dv_key_t **who,
-          dv_error_t *err)
+// ACTS_ON_JOB: the queue of the job m names (NULL: unknown, the handler
+// says so) into *queue. A producer reads its own jobs; a consumer (or
+// admin) its queues'.
+static int
+job_read_refused(dv_broker_t *self,
+                 const dv_key_t *k,
+                 const dv_msg_t *m,
+                 const char **queue,
+                 dv_error_t *err)
 {
-    *who = NULL;
-    if (!dv_auth_secure(self->auth)) {
-        return 0;
+    uint64_t job = 0;
+    uint16_t owner = 0;
+    dv_error_t ignore;
+    if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
+        *queue = job_queue_of(self, job, &owner);
     }
-    const char *id = "";
-    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
-    if (!k) {
-        return refuse(self, id, m, err,
-                      "key '%s' is no longer authorized (revoked or "
-                      "removed from the authorized keys)",
-                      id);
+    if (owner && !(k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
+        strcmp(self->whos[owner].id, k->id) != 0) {
+        return refuse(self, k->id, m, err,
+                      "job %llu was submitted by key '%s': a producer "
+                      "reads only its own jobs",
+                      (unsigned long long)job, self->whos[owner].id);
     }
-    *who = k;
-    if (!row || row->roles == ANY_KEY) {
-        return 0; // reading: hello, ping, status, workers, models, data sets
-    }             // (a type clients may not send: serve_request says so)
-    dv_msg_type_t t = dv_msg_type(m);
-    unsigned need = row->roles; // any of (admin always passes; 0: admin only)
-    const char *queue = NULL;   // the queue it acts on, to check
-    char qbuf[DV_MAX_WIRE_NAME + 1] = "";
+    return 0;
+}
+
+// ACTS_ON_MODEL: the owner (a producer whose train jobs made it) or an
+// admin; the refusal says which of the two it lacks.
+static int
+model_change_refused(dv_broker_t *self,
+                     const dv_key_t *k,
+                     const dv_msg_t *m,
+                     dv_error_t *err)
+{
     char name[DV_MAX_WIRE_NAME + 1] = "";
     dv_error_t ignore;
+    if (!(k->roles & DV_ROLE_PRODUCER) || (k->roles & DV_ROLE_ADMIN) ||
+        dv_msg_str(m, "name", name, sizeof name, &ignore) != 0 ||
+        (dv_owners_get(self->model_owners, name) &&
+         owns(self->model_owners, k, name))) {
+        return 0;
+    }
+    const char *owner = dv_owners_get(self->model_owners, name);
+    if (owner) {
+        return refuse(self, k->id, m, err,
+                      "model '%s' belongs to key '%s': only its owner or an "
+                      "admin may delete it",
+                      name, owner);
+    }
+    return refuse(self, k->id, m, err,
+                  "model '%s' has no owner key (pushed by an admin, or not "
+                  "there): only an admin may delete it",
+                  name);
+}
+
+// What row says m acts on, checked against k: the queue to check next
+// into qbuf (size DV_MAX_WIRE_NAME + 1) and *queue (NULL: none); the job,
+// data set or model it changes refused here when it is not k's.
+static int
+acts_on_refused(dv_broker_t *self,
+                const dv_key_t *k,
+                const dv_msg_t *m,
+                const msg_row_t *row,
+                char *qbuf,
+                const char **queue,
+                dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    dv_error_t ignore;
+    *queue = NULL;
     switch (row->acts_on) {
     case ACTS_ON_NOTHING:
-        break;
+        return 0;
     case ACTS_ON_QUEUE:
-        if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
-            queue = qbuf;
+        if (dv_msg_str(m, "queue", qbuf, DV_MAX_WIRE_NAME + 1, &ignore) == 0) {
+            *queue = qbuf;
         }
-        break;
-    case ACTS_ON_JOB: {
-        uint64_t job = 0;
-        uint16_t owner = 0;
-        if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
-            queue = job_queue_of(self, job, &owner); // unknown: the handler
-        }                                            // says so
-        // A producer reads its own jobs; a consumer (or admin) its queues'.
-        if (owner && !(k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
-            strcmp(self->whos[owner].id, k->id) != 0) {
-            return refuse(self, k->id, m, err,
-                          "job %llu was submitted by key '%s': a producer "
-                          "reads only its own jobs",
-                          (unsigned long long)job, self->whos[owner].id);
-        }
-        break;
-    }
+        return 0;
+    case ACTS_ON_JOB:
+        return job_read_refused(self, k, m, queue, err);
     case ACTS_ON_QUEUES:
         if (dv_msg_has(m, "queue") &&
-            dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
-            queue = qbuf;
+            dv_msg_str(m, "queue", qbuf, DV_MAX_WIRE_NAME + 1, &ignore) == 0) {
+            *queue = qbuf;
         } else if (!k->all_queues && !(k->roles & DV_ROLE_ADMIN)) {
             return refuse(self, k->id, m, err,
                           "key '%s' may list only its queues: name one "
                           "(--queue)",
                           k->id);
         }
-        break;
+        return 0;
     case ACTS_ON_DATASET:
         if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             !owns(self->data_owners, k, name)) {
@@ -350,46 +374,25 @@ authorize(dv_broker_t *self,
                           "admin may change it",
                           name, dv_owners_get(self->data_owners, name));
         }
-        break;
-    case ACTS_ON_MODEL:
-        // The owner (a producer whose train jobs made it) or an admin; the
-        // refusal says which of the two it lacks.
-        if ((k->roles & DV_ROLE_PRODUCER) && !(k->roles & DV_ROLE_ADMIN) &&
-            dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
-            (!dv_owners_get(self->model_owners, name) ||
-             !owns(self->model_owners, k, name))) {
-            const char *owner = dv_owners_get(self->model_owners, name);
-            if (owner) {
-                return refuse(self, k->id, m, err,
-                              "model '%s' belongs to key '%s': only its "
-                              "owner or an admin may delete it",
-                              name, owner);
-            }
-            return refuse(self, k->id, m, err,
-                          "model '%s' has no owner key (pushed by an admin, "
-                          "or not there): only an admin may delete it",
-                          name);
-        }
-        break;
-    }
-    if (k->roles & DV_ROLE_ADMIN) {
         return 0;
+    case ACTS_ON_MODEL:
+        return model_change_refused(self, k, m, err);
     }
-    char roles[64], takes[64]; // two buffers: both go into one format
-    if (!(k->roles & need)) {
-        return refuse(
-            self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
-            k->id, dv_roles_format(k->roles, roles, sizeof roles),
-            dv_msg_name(t),
-            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
-                 : "admin");
-    }
-    if (queue && !dv_key_allows_queue(k, queue)) {
-        return refuse(self, k->id, m, err,
-                      "key '%s' may not use queue '%s' (its queues are in "
-                      "its .pub file)",
-                      k->id, queue);
-    }
+    return 0;
+}
+
+// The row's owner checks (CHECK_*), in order, for a key that is not an
+// admin's; qbuf: the queue m names.
+static int
+checks_refused(dv_broker_t *self,
+               const dv_key_t *k,
+               const dv_msg_t *m,
+               const msg_row_t *row,
+               const char *qbuf,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    dv_error_t ignore;
     if ((row->checks & CHECK_CONSUMER) &&
         dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
         // A consumer belongs to the key that first followed it.
@@ -421,6 +424,59 @@ authorize(dv_broker_t *self,
         }
     }
     return 0;
+}
+
+// Check client message m against its key. *who gets the key (NULL in
+// plain mode). In order: the key is still authorized; what the row says
+// the message acts on is the key's; then (not for admins) the roles, the
+// queue and the row's owner checks.
+int
+authorize(dv_broker_t *self,
+          dv_wire_msg_t *in,
+          const dv_msg_t *m,
+          const msg_row_t *row,
+          const dv_key_t **who,
+          dv_error_t *err)
+{
+    *who = NULL;
+    if (!dv_auth_secure(self->auth)) {
+        return 0;
+    }
+    const char *id = "";
+    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
+    if (!k) {
+        return refuse(self, id, m, err,
+                      "key '%s' is no longer authorized (revoked or "
+                      "removed from the authorized keys)",
+                      id);
+    }
+    *who = k;
+    if (!row || row->roles == ANY_KEY) {
+        return 0; // reading: hello, ping, status, workers, models, data sets
+    }             // (a type clients may not send: serve_request says so)
+    unsigned need = row->roles; // any of (admin always passes; 0: admin only)
+    const char *queue = NULL;   // the queue it acts on, to check
+    char qbuf[DV_MAX_WIRE_NAME + 1] = "";
+    int rc = acts_on_refused(self, k, m, row, qbuf, &queue, err);
+    if (rc || (k->roles & DV_ROLE_ADMIN)) {
+        return rc;
+    }
+    char roles[64], takes[64]; // two buffers: both go into one format
+    if (!(k->roles & need)) {
+        return refuse(
+            self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
+            k->id, dv_roles_format(k->roles, roles, sizeof roles),
+            dv_msg_name(dv_msg_type(m)),
+            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
+                 : "admin");
+    }
+    if (queue && !dv_key_allows_queue(k, queue)) {
+        return refuse(self, k->id, m, err,
+                      "key '%s' may not use queue '%s' (its queues are in "
+                      "its .pub file)",
+                      k->id, queue);
+    }
+    return checks_refused(self, k, m, row, qbuf, err);
 }
 
 // May key k (id; NULL: not in the keyring) serve as a worker on queues (n

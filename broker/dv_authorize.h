@@ -11,6 +11,9 @@
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
 // dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
 // installed); loop thread only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_AUTHORIZE_H
 #define DV_AUTHORIZE_H
 
@@ -105,11 +108,6 @@ void audit_message(dv_broker_t *self,
                    const dv_error_t *err);
 
 // audit_list {since_ms}: the entries held in memory from then on.
-int on_audit_list(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+client_handler_fn on_audit_list;
 
 #endif

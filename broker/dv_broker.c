@@ -460,33 +460,51 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
     }
 }
 
-void *
-route_slot(void **arr,
-           size_t elem,
-           size_t *n,
-           size_t *cap,
-           const void *route,
-           size_t route_len,
-           bool *added)
+gather_t *
+gather_new(size_t elem)
 {
-    for (size_t i = 0; i < *n; i++) {
-        route_key_t *k = (route_key_t *)((uint8_t *)*arr + i * elem);
+    dv_assert(elem >= sizeof(route_key_t));
+    gather_t *g = dv_calloc(1, sizeof *g);
+    g->elem = elem;
+    return g;
+}
+
+void *
+gather_slot(gather_t *g, const void *route, size_t route_len, bool *added)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        route_key_t *k = (route_key_t *)((uint8_t *)g->slots + i * g->elem);
         if (k->route_len == route_len &&
             memcmp(k->route, route, route_len) == 0) {
             *added = false;
             return k;
         }
     }
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 8;
-        *arr = dv_realloc(*arr, *cap * elem);
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 8;
+        g->slots = dv_realloc(g->slots, g->cap * g->elem);
     }
-    route_key_t *k = (route_key_t *)((uint8_t *)*arr + (*n)++ * elem);
-    memset(k, 0, elem);
+    route_key_t *k = (route_key_t *)((uint8_t *)g->slots + g->n++ * g->elem);
+    memset(k, 0, g->elem);
     memcpy(k->route, route, route_len);
     k->route_len = route_len;
     *added = true;
     return k;
+}
+
+void
+gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush)
+{
+    gather_t *g = *g_p;
+    *g_p = NULL;
+    if (!g) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        flush(self, (uint8_t *)g->slots + i * g->elem);
+    }
+    free(g->slots);
+    free(g);
 }
 
 static void
@@ -695,10 +713,11 @@ bind_router(void *ctx,
     return 0;
 }
 
-int
-dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
+// The settings opts gives (or their defaults), and the state that needs
+// nothing opened.
+static void
+broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
 {
-    dv_broker_t *self = dv_calloc(1, sizeof *self);
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->n_buckets = 1024;
@@ -722,42 +741,43 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
     self->lock_fd = -1;
-    // One broker per data folder, before anything in it is read.
-    int rc = opts->data_dir
-                 ? dv_endpoint_lock_dir(opts->data_dir, &self->lock_fd, err)
-                 : 0;
+    self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
+    self->require_signed = opts->require_signed;
+    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
+    self->n_whos = 1;
+}
+
+// The data folder locked (one broker per folder, before anything in it is
+// read) and its catalogs opened. On failure nothing of it stays open.
+static int
+open_catalogs(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+{
+    int rc = data_dir ? dv_endpoint_lock_dir(data_dir, &self->lock_fd, err) : 0;
     if (rc == 0) {
-        rc = dv_registry_open(&self->registry, opts->data_dir, err);
+        rc = dv_registry_open(&self->registry, data_dir, err);
     }
     if (rc == 0) {
-        rc = dv_datasets_open(&self->datasets, opts->data_dir, err);
+        rc = dv_datasets_open(&self->datasets, data_dir, err);
         if (rc) {
             dv_registry_destroy(&self->registry);
         }
     }
     if (rc) {
         dv_endpoint_unlock_dir(&self->lock_fd);
-        dv_sched_destroy(&self->sched);
-        dv_timeq_destroy(&self->timeq);
-        free(self->kept);
-        free(self->jobs);
-        free(self);
-        return rc;
     }
-    self->ctx = zmq_ctx_new();
-    uv_loop_init(&self->loop);
-    uv_timer_init(&self->loop, &self->commit_timer);
-    self->commit_timer.data = self;
-    uv_timer_init(&self->loop, &self->timer);
-    self->timer.data = self;
-    if (opts->data_dir) {
-        rc = dv_store_open(&self->store, opts->data_dir, err);
+    return rc;
+}
+
+// The store (and what recovers from it), the audit log and the owners of
+// models and data sets (data_dir NULL: all in memory).
+static int
+open_records(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+{
+    int rc = 0;
+    if (data_dir) {
+        rc = dv_store_open(&self->store, data_dir, err);
         if (rc == 0) {
             rc = recover(self, err);
-        }
-        if (rc) {
-            dv_broker_destroy(&self);
-            return rc;
         }
     }
     if (rc == 0) {
@@ -765,53 +785,54 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     }
     char odir[4200];
     if (rc == 0) {
-        snprintf(odir, sizeof odir, "%s/models",
-                 opts->data_dir ? opts->data_dir : "");
-        rc = dv_owners_open(&self->model_owners, opts->data_dir ? odir : NULL,
-                            err);
+        snprintf(odir, sizeof odir, "%s/models", data_dir ? data_dir : "");
+        rc = dv_owners_open(&self->model_owners, data_dir ? odir : NULL, err);
     }
     if (rc == 0) {
-        snprintf(odir, sizeof odir, "%s/datasets",
-                 opts->data_dir ? opts->data_dir : "");
-        rc = dv_owners_open(&self->data_owners, opts->data_dir ? odir : NULL,
-                            err);
+        snprintf(odir, sizeof odir, "%s/datasets", data_dir ? data_dir : "");
+        rc = dv_owners_open(&self->data_owners, data_dir ? odir : NULL, err);
     }
-    if (rc == 0 && !opts->secret_key && !opts->plain &&
+    return rc;
+}
+
+// CURVE (or plain mode, refused on an endpoint other machines reach
+// without --plain) and the connection bounds.
+static int
+open_auth(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    if (!opts->secret_key && !opts->plain &&
         (exposed(opts->client_endpoint) || exposed(opts->worker_endpoint))) {
-        rc = dv_errorf(err, DV_EINVAL,
-                       "%s is reachable from other machines: run with "
-                       "--secret-key FILE.key --authorized-keys DIR "
-                       "(docs/SECURITY.md), or give --plain to accept no "
-                       "encryption and no authentication on a private "
-                       "network",
-                       exposed(opts->client_endpoint) ? opts->client_endpoint
-                                                      : opts->worker_endpoint);
+        return dv_errorf(err, DV_EINVAL,
+                         "%s is reachable from other machines: run with "
+                         "--secret-key FILE.key --authorized-keys DIR "
+                         "(docs/SECURITY.md), or give --plain to accept no "
+                         "encryption and no authentication on a private "
+                         "network",
+                         exposed(opts->client_endpoint)
+                             ? opts->client_endpoint
+                             : opts->worker_endpoint);
     }
-    if (rc == 0) {
-        dv_auth_opts_t ao = {
-            opts->secret_key,
-            opts->authorized_keys,
-            opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
-            on_handshake_refused,
-            self,
-            opts->max_worker_connections ? opts->max_worker_connections
-                                         : DV_MAX_WORKER_CONNECTIONS,
-            opts->max_key_connections ? opts->max_key_connections
-                                      : DV_MAX_KEY_CONNECTIONS,
-            (int)opts->handshake_ms};
-        rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
-    }
-    self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
-    self->require_signed = opts->require_signed;
-    self->fault_left = opts->fault_kill_result;
-    self->fault_eio_left = opts->fault_eio_submit;
-    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
-    self->n_whos = 1;
-    if (rc == 0) {
-        rc = bind_router(self->ctx, self->auth, "clients",
+    dv_auth_opts_t ao = {
+        opts->secret_key,
+        opts->authorized_keys,
+        opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
+        on_handshake_refused,
+        self,
+        opts->max_worker_connections ? opts->max_worker_connections
+                                     : DV_MAX_WORKER_CONNECTIONS,
+        opts->max_key_connections ? opts->max_key_connections
+                                  : DV_MAX_KEY_CONNECTIONS,
+        (int)opts->handshake_ms};
+    return dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
+}
+
+// Both ROUTER sockets bound and watched by the loop.
+static int
+open_sockets(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    int rc = bind_router(self->ctx, self->auth, "clients",
                          opts->client_endpoint, &self->clients, self->client_ep,
                          sizeof self->client_ep, err);
-    }
     if (rc == 0) {
         self->outq = dv_outq_new(self->clients, DV_MAX_PEER_QUEUED_BYTES,
                                  DV_MAX_QUEUED_BYTES);
@@ -832,21 +853,62 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
             dv_zwatch_open(&self->worker_watch, &self->loop, self->workers_sock,
                            DV_ZWATCH_READABLE, on_workers_ready, self, err);
     }
-    if (rc) {
-        dv_broker_destroy(&self);
-        return rc;
-    }
+    return rc;
+}
+
+// The heartbeat timer and the signals: caught from now on (before READY
+// is printed), handled once the loop runs, so a SIGTERM right after READY
+// stops the broker cleanly.
+static void
+start_handles(dv_broker_t *self)
+{
     uv_timer_init(&self->loop, &self->heartbeat);
     self->heartbeat.data = self;
     uv_signal_init(&self->loop, &self->sigint);
     uv_signal_init(&self->loop, &self->sigterm);
     uv_signal_init(&self->loop, &self->sighup);
     self->sigint.data = self->sigterm.data = self->sighup.data = self;
-    // Caught from now on (before READY is printed), handled once the loop
-    // runs: a SIGTERM right after READY stops the broker cleanly.
     uv_signal_start(&self->sigint, on_signal, SIGINT);
     uv_signal_start(&self->sigterm, on_signal, SIGTERM);
     uv_signal_start(&self->sighup, on_sighup, SIGHUP);
+}
+
+int
+dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    dv_broker_t *self = dv_calloc(1, sizeof *self);
+    broker_settings(self, opts);
+    int rc = open_catalogs(self, opts->data_dir, err);
+    if (rc) { // no loop yet: dv_broker_destroy would run one
+        dv_sched_destroy(&self->sched);
+        dv_timeq_destroy(&self->timeq);
+        free(self->whos);
+        free(self->kept);
+        free(self->jobs);
+        free(self);
+        return rc;
+    }
+    self->ctx = zmq_ctx_new();
+    uv_loop_init(&self->loop);
+    uv_timer_init(&self->loop, &self->commit_timer);
+    self->commit_timer.data = self;
+    uv_timer_init(&self->loop, &self->timer);
+    self->timer.data = self;
+    rc = open_records(self, opts->data_dir, err);
+    // The fault seams count from here on: recovery is not what they test.
+    self->fault_left = opts->fault_kill_result;
+    self->fault_eio_left = opts->fault_eio_submit;
+    if (rc == 0) {
+        rc = open_auth(self, opts, err);
+    }
+    if (rc == 0) {
+        rc = open_sockets(self, opts, err);
+    }
+    if (rc) {
+        dv_broker_destroy(&self);
+        return rc;
+    }
+    start_handles(self);
     *out = self;
     return 0;
 }
@@ -882,13 +944,12 @@ dv_broker_stop(dv_broker_t *self)
     uv_stop(&self->loop);
 }
 
-void
-dv_broker_destroy(dv_broker_t **self_p)
+// Close the sockets' watchers and the loop's handles, let what is on the
+// pool finish, commit what is staged (acknowledged only once stored, the
+// sockets still open), then close the store, the loop and the sockets.
+static void
+broker_close(dv_broker_t *self)
 {
-    if (!self_p || !*self_p) {
-        return;
-    }
-    dv_broker_t *self = *self_p;
     if (self->client_watch) {
         dv_zwatch_close(self->client_watch, NULL, NULL);
     }
@@ -906,7 +967,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         }
     }
     uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
-    commit_flush(self); // acknowledged only once stored, sockets still open
+    commit_flush(self);
     dv_store_destroy(&self->store); // before the frees below stage deletes
     uv_loop_close(&self->loop);
     if (self->clients) {
@@ -918,10 +979,12 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_auth_destroy(&self->auth);
     zmq_ctx_term(self->ctx);
     dv_outq_destroy(&self->outq); // every frame's callback has run
-    dv_audit_destroy(&self->audit);
-    dv_owners_destroy(&self->model_owners);
-    dv_owners_destroy(&self->data_owners);
-    free(self->whos);
+}
+
+// The jobs, kept results and workers.
+static void
+free_jobs(dv_broker_t *self)
+{
     for (size_t b = 0; b < self->n_buckets; b++) {
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];
@@ -942,16 +1005,12 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->workers);
     free(self->pending);
     free(self->ckpts_due);
-    while (self->parked) { // only if a lower version never finished
-        struct push_s *p = self->parked;
-        self->parked = p->next_parked;
-        free(p->info.schema);
-        free(p->info.lineage);
-        free(p->image);
-        free(p->lineage);
-        free(p->dir);
-        free(p);
-    }
+}
+
+// The queues' spills, dead letters and idempotency keys.
+static void
+free_queues(dv_broker_t *self)
+{
     for (size_t q = 0; q < self->n_qbytes; q++) {
         for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
             free(self->qbytes[q].spills[i].buf);
@@ -966,18 +1025,31 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->dead);
     free(self->cursors);
     free(self->marks_due);
-    free(self->switches);
     free(self->skip);
-    job_free(self->scratch);
-
     while (self->idem_oldest) {
         idem_t *e = self->idem_oldest;
         self->idem_oldest = e->newer;
         free(e);
     }
     free(self->idem);
-    dv_timeq_destroy(&self->timeq);
-    dv_sched_destroy(&self->sched);
+}
+
+// The catalogs and what is in flight for them: parked model pushes (only
+// if a lower version never finished), alias switches, data set uploads.
+static void
+free_catalogs(dv_broker_t *self)
+{
+    while (self->parked) {
+        struct push_s *p = self->parked;
+        self->parked = p->next_parked;
+        free(p->info.schema);
+        free(p->info.lineage);
+        free(p->image);
+        free(p->lineage);
+        free(p->dir);
+        free(p);
+    }
+    free(self->switches);
     dv_registry_destroy(&self->registry);
     dv_datasets_destroy(&self->datasets);
     while (self->uploads) {
@@ -986,6 +1058,26 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(u->buf);
         free(u);
     }
+}
+
+void
+dv_broker_destroy(dv_broker_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    dv_broker_t *self = *self_p;
+    broker_close(self);
+    dv_audit_destroy(&self->audit);
+    dv_owners_destroy(&self->model_owners);
+    dv_owners_destroy(&self->data_owners);
+    free(self->whos);
+    free_jobs(self);
+    free_queues(self);
+    job_free(self->scratch);
+    dv_timeq_destroy(&self->timeq);
+    dv_sched_destroy(&self->sched);
+    free_catalogs(self);
     dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);
     *self_p = NULL;

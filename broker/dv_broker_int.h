@@ -257,47 +257,47 @@ typedef struct who_s {
 } who_t;
 
 struct dv_broker {
-    uv_loop_t loop;                 // the broker's loop
-    void *ctx;                      // ZeroMQ context
-    void *clients;                  // ROUTER for clients
-    void *workers_sock;             // ROUTER for workers
-    dv_outq_t *outq;                // reply bytes queued per client
-    struct results_batch *coalesce; // while a done_batch is handled:
-                                    // results gathered per client
-    struct accepts *gather_acc;     // while a submit_many or a commit is
-                                    // handled: acceptances per client
-    bool in_submit_many;            // serving a submit_many's requests
-    uint64_t dropped_requests;      // from clients far over their reply bytes
-    dv_zwatch_t *client_watch;      // clients in the loop
-    dv_zwatch_t *worker_watch;      // workers in the loop
-    uv_timer_t heartbeat;           // liveness and heartbeats
-    uv_signal_t sigint;             // stop on SIGINT
-    uv_signal_t sigterm;            // stop on SIGTERM
-    char client_ep[256];            // bound client endpoint
-    char worker_ep[256];            // bound worker endpoint
-    uint32_t heartbeat_ms;          // interval
-    uint32_t liveness;              // intervals before dead
-    dv_sched_t *sched;              // what runs where
-    job_t **jobs;                   // hash buckets by id
-    size_t n_buckets;               // power of two
-    size_t n_jobs;                  // jobs in the table
-    uint64_t next_job;              // next id
-    worker_t *workers;              // connected workers
-    size_t n_workers;               // their count
-    uint64_t next_handle;           // next worker handle
-    bool running;                   // inside dv_broker_run
-    kept_t **kept;                  // finished results by id (hash)
-    kept_t *kept_oldest;            // FIFO head: evicted first
-    kept_t *kept_newest;            // FIFO tail
-    size_t n_kept;                  // results kept
-    size_t kept_bytes;              // their payload bytes
-    uint64_t result_ttl_ms;         // how long results are kept
-    dv_registry_t *registry;        // models
-    dv_store_t *store;              // durable jobs/results (NULL: memory only)
-    uv_timer_t commit_timer;        // group commit at the next loop turn
-    bool commit_armed;              // the timer is started
-    bool committing;                // a batch is being written on the pool
-    uint64_t max_queued;            // jobs waiting per queue
+    uv_loop_t loop;            // the broker's loop
+    void *ctx;                 // ZeroMQ context
+    void *clients;             // ROUTER for clients
+    void *workers_sock;        // ROUTER for workers
+    dv_outq_t *outq;           // reply bytes queued per client
+    struct gather *coalesce;   // while a done_batch is handled:
+                               // results gathered per client
+    struct gather *gather_acc; // while a submit_many or a commit is
+                               // handled: acceptances per client
+    bool in_submit_many;       // serving a submit_many's requests
+    uint64_t dropped_requests; // from clients far over their reply bytes
+    dv_zwatch_t *client_watch; // clients in the loop
+    dv_zwatch_t *worker_watch; // workers in the loop
+    uv_timer_t heartbeat;      // liveness and heartbeats
+    uv_signal_t sigint;        // stop on SIGINT
+    uv_signal_t sigterm;       // stop on SIGTERM
+    char client_ep[256];       // bound client endpoint
+    char worker_ep[256];       // bound worker endpoint
+    uint32_t heartbeat_ms;     // interval
+    uint32_t liveness;         // intervals before dead
+    dv_sched_t *sched;         // what runs where
+    job_t **jobs;              // hash buckets by id
+    size_t n_buckets;          // power of two
+    size_t n_jobs;             // jobs in the table
+    uint64_t next_job;         // next id
+    worker_t *workers;         // connected workers
+    size_t n_workers;          // their count
+    uint64_t next_handle;      // next worker handle
+    bool running;              // inside dv_broker_run
+    kept_t **kept;             // finished results by id (hash)
+    kept_t *kept_oldest;       // FIFO head: evicted first
+    kept_t *kept_newest;       // FIFO tail
+    size_t n_kept;             // results kept
+    size_t kept_bytes;         // their payload bytes
+    uint64_t result_ttl_ms;    // how long results are kept
+    dv_registry_t *registry;   // models
+    dv_store_t *store;         // durable jobs/results (NULL: memory only)
+    uv_timer_t commit_timer;   // group commit at the next loop turn
+    bool commit_armed;         // the timer is started
+    bool committing;           // a batch is being written on the pool
+    uint64_t max_queued;       // jobs waiting per queue
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
@@ -422,16 +422,29 @@ typedef struct {
     size_t route_len;         //
 } route_key_t;
 
-// The slot of route in *arr (*n slots of elem bytes, each starting with a
-// route_key_t; room for *cap): found, or added zeroed and keyed (*added
-// true), *arr growing by doubling. Borrowed until the next call.
-void *route_slot(void **arr,
-                 size_t elem,
-                 size_t *n,
-                 size_t *cap,
-                 const void *route,
-                 size_t route_len,
-                 bool *added);
+// A gathering: per connection, a slot of elem bytes starting with its
+// route_key_t (the rest is the gatherer's, zeroed when the slot is added).
+typedef struct gather {
+    void *slots; // n slots of elem bytes (owned)
+    size_t elem; // bytes of one slot
+    size_t n;    // slots in use
+    size_t cap;  // room for slots
+} gather_t;
+
+// A new, empty gathering of slots of elem bytes (>= sizeof route_key_t).
+gather_t *gather_new(size_t elem);
+
+// The slot of route in g: found, or added zeroed and keyed (*added true).
+// Borrowed until the next call on g.
+void *
+gather_slot(gather_t *g, const void *route, size_t route_len, bool *added);
+
+// Sends what one slot gathered and frees what it holds (not the slot).
+typedef void(gather_flush_fn)(dv_broker_t *self, void *slot);
+
+// End the gathering *g_p (NULL: none): flush every slot, in the order they
+// were added, free it and set *g_p to NULL.
+void gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush);
 
 // ---------------------------------------------------------- idempotency
 
@@ -563,6 +576,28 @@ void client_error(dv_broker_t *self,
                   uint64_t job,
                   int code,
                   const char *text);
+
+// The client handlers (on_*, declared in the header of their noun's
+// module, called from dv_handlers.c's table) all have one of two shapes,
+// documented here once:
+//
+// Serve request m (its decoded header; payload frames through
+// dv_msg_frame) from the connection route/route_len, answering with rid:
+// a reply sent now or held until a commit (hold_reply,
+// reply_after_commit). Returns 0 once answered or held, or DV_E* with err
+// set: nothing was sent and serve_request replies `error` with it. Loop
+// thread; m and route are borrowed for the call.
+typedef int(client_handler_fn)(dv_broker_t *self,
+                               const void *route,
+                               size_t route_len,
+                               const dv_msg_t *m,
+                               uint64_t rid,
+                               dv_error_t *err);
+// A listing: reply what the broker holds (no input to refuse). Returns 0.
+typedef int(client_listing_fn)(dv_broker_t *self,
+                               const void *route,
+                               size_t route_len,
+                               uint64_t rid);
 
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one

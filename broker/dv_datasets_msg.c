@@ -172,6 +172,117 @@ upload_grow(dv_broker_t *self, upload_t *u, uint64_t need, dv_error_t *err)
     return 0;
 }
 
+// Take upload u off the list (it stays allocated).
+static void
+upload_unlink(dv_broker_t *self, const upload_t *u)
+{
+    upload_t **p = &self->uploads;
+    while (*p != u) {
+        p = &(*p)->next;
+    }
+    *p = u->next;
+}
+
+// The unfinished upload of name from this connection (NULL: none).
+static upload_t *
+upload_find(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const char *name)
+{
+    upload_t *u = self->uploads;
+    while (u && !(u->route_len == route_len &&
+                  memcmp(u->route, route, route_len) == 0 &&
+                  strcmp(u->name, name) == 0)) {
+        u = u->next;
+    }
+    return u;
+}
+
+// A new upload of name (total bytes, sum) from owner on this connection,
+// at the head of the list; it replaces an unfinished one (old). Refused
+// with DV_ELIMIT past DV_MAX_UPLOADS_PER_KEY.
+static int
+upload_open(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            upload_t *old,
+            const char *name,
+            const uint8_t *sum,
+            uint64_t total,
+            upload_t **out,
+            dv_error_t *err)
+{
+    if (old) {
+        upload_unlink(self, old);
+        upload_free(self, old);
+    }
+    const char *owner = self->current ? self->current->id : "";
+    size_t open = 0;
+    for (const upload_t *o = self->uploads; o; o = o->next) {
+        open += upload_same_sender(o, owner, route, route_len);
+    }
+    if (open >= DV_MAX_UPLOADS_PER_KEY) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "dataset_push: %zu uploads already open for "
+                         "you (limit %d): finish one first",
+                         open, DV_MAX_UPLOADS_PER_KEY);
+    }
+    upload_t *u = dv_calloc(1, sizeof *u);
+    snprintf(u->owner, sizeof u->owner, "%s", owner);
+    memcpy(u->route, route, route_len);
+    u->route_len = route_len;
+    snprintf(u->name, sizeof u->name, "%s", name);
+    memcpy(u->sha256, sum, sizeof u->sha256);
+    u->total = total;
+    u->next = self->uploads;
+    self->uploads = u;
+    *out = u;
+    return 0;
+}
+
+// Complete upload u (off the list: the pool owns it now): reserve its
+// version, then validate and store it on the pool (after_dataset answers).
+static int
+upload_store(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             uint64_t rid,
+             upload_t *u,
+             dv_error_t *err)
+{
+    upload_unlink(self, u);
+    self->uploads_bytes -= u->cap;
+    uint32_t version = dv_datasets_reserve(self->datasets, u->name, err);
+    if (!version) {
+        free(u->buf);
+        free(u);
+        return DV_EINVAL;
+    }
+    ds_store_t *d = dv_calloc(1, sizeof *d);
+    d->broker = self;
+    memcpy(d->route, route, route_len);
+    d->route_len = route_len;
+    d->rid = rid;
+    const char *dir = dv_datasets_dir(self->datasets);
+    d->dir = dir ? dv_strdup(dir) : NULL;
+    d->up = u;
+    d->version = version;
+    if (self->current) {
+        snprintf(d->owner, sizeof d->owner, "%s", self->current->id);
+    }
+    d->work.data = d;
+    if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
+        dv_datasets_release(self->datasets, u->name, version);
+        free(u->buf);
+        free(u);
+        free(d->dir);
+        free(d);
+        return dv_errorf(err, DV_EIO, "cannot queue the data set's storing");
+    }
+    return 0;
+}
+
 // dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
 // chunk (offset 0) starts the upload; each next one must start where the
 // last ended; the last one completes it (validated and stored off the
@@ -212,38 +323,12 @@ on_dataset_push(dv_broker_t *self,
                          (unsigned long long)total,
                          (unsigned long long)DV_MAX_DATASET_BYTES);
     }
-    const char *owner = self->current ? self->current->id : "";
-    upload_t **p = &self->uploads;
-    while (*p && !((*p)->route_len == route_len &&
-                   memcmp((*p)->route, route, route_len) == 0 &&
-                   strcmp((*p)->name, name) == 0)) {
-        p = &(*p)->next;
-    }
-    upload_t *u = *p;
+    upload_t *u = upload_find(self, route, route_len, name);
     if (offset == 0) { // a new upload (replacing an unfinished one)
-        if (u) {
-            *p = u->next;
-            upload_free(self, u);
+        rc = upload_open(self, route, route_len, u, name, sum, total, &u, err);
+        if (rc) {
+            return rc;
         }
-        size_t open = 0;
-        for (const upload_t *o = self->uploads; o; o = o->next) {
-            open += upload_same_sender(o, owner, route, route_len);
-        }
-        if (open >= DV_MAX_UPLOADS_PER_KEY) {
-            return dv_errorf(err, DV_ELIMIT,
-                             "dataset_push: %zu uploads already open for "
-                             "you (limit %d): finish one first",
-                             open, DV_MAX_UPLOADS_PER_KEY);
-        }
-        u = dv_calloc(1, sizeof *u);
-        snprintf(u->owner, sizeof u->owner, "%s", owner);
-        memcpy(u->route, route, route_len);
-        u->route_len = route_len;
-        snprintf(u->name, sizeof u->name, "%s", name);
-        memcpy(u->sha256, sum, sizeof u->sha256);
-        u->total = total;
-        u->next = self->uploads;
-        self->uploads = u;
     } else if (!u || offset != u->received || total != u->total ||
                memcmp(sum, u->sha256, sizeof u->sha256) != 0) {
         return dv_errorf(err, DV_EINVAL,
@@ -258,53 +343,19 @@ on_dataset_push(dv_broker_t *self,
                          "dataset_push: the chunk passes the announced size");
     }
     if ((rc = upload_grow(self, u, u->received + chunk->len, err)) != 0) {
-        for (p = &self->uploads; *p != u; p = &(*p)->next) {
-        }
-        *p = u->next; // refused: what it held is given back now
+        upload_unlink(self, u); // refused: what it held is given back now
         upload_free(self, u);
         return rc;
     }
     memcpy(u->buf + u->received, chunk->data, chunk->len);
     u->received += chunk->len;
     u->last_ms = uv_now(&self->loop);
-    if (u->received < u->total) {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-        dv_msgw_uint(w, "received", u->received);
-        client_reply(self, route, route_len, w);
-        return 0;
+    if (u->received == u->total) {
+        return upload_store(self, route, route_len, rid, u, err);
     }
-    // Complete: off the list, validated and stored on the pool.
-    for (p = &self->uploads; *p != u; p = &(*p)->next) {
-    }
-    *p = u->next;
-    self->uploads_bytes -= u->cap; // the pool owns it now
-    uint32_t version = dv_datasets_reserve(self->datasets, name, err);
-    if (!version) {
-        free(u->buf);
-        free(u);
-        return DV_EINVAL;
-    }
-    ds_store_t *d = dv_calloc(1, sizeof *d);
-    d->broker = self;
-    memcpy(d->route, route, route_len);
-    d->route_len = route_len;
-    d->rid = rid;
-    const char *dir = dv_datasets_dir(self->datasets);
-    d->dir = dir ? dv_strdup(dir) : NULL;
-    d->up = u;
-    d->version = version;
-    if (self->current) {
-        snprintf(d->owner, sizeof d->owner, "%s", self->current->id);
-    }
-    d->work.data = d;
-    if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
-        dv_datasets_release(self->datasets, name, version);
-        free(u->buf);
-        free(u);
-        free(d->dir);
-        free(d);
-        return dv_errorf(err, DV_EIO, "cannot queue the data set's storing");
-    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "received", u->received);
+    client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -412,9 +463,8 @@ on_dataset_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
-    dv_catalog_msg_removed(self, route, route_len, rid, self->data_owners,
-                           name, !dv_datasets_get(self->datasets, name, 0),
-                           rc);
+    dv_catalog_msg_removed(self, route, route_len, rid, self->data_owners, name,
+                           !dv_datasets_get(self->datasets, name, 0), rc);
     return 0;
 }
 

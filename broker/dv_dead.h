@@ -8,6 +8,9 @@
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_jobs_msg.h,
 // dv_results.h, dv_timers.h and common/. Internal to broker/ (not installed);
 // loop thread only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_DEAD_H
 #define DV_DEAD_H
 
@@ -71,31 +74,16 @@ dead_t *dead_find(const dv_broker_t *self, uint64_t id, size_t *index);
 
 // dead_list {job?, queue?, limit?}: dead letters, oldest first, each with
 // its final error and every failed attempt.
-int on_dead_list(dv_broker_t *self,
-                 const void *route,
-                 size_t route_len,
-                 const dv_msg_t *m,
-                 uint64_t rid,
-                 dv_error_t *err);
+client_handler_fn on_dead_list;
 
 // dead_requeue {job | all, queue?}: each selected dead letter becomes a new
 // job (a new id, attempts from zero, same queue, kind, payload, priority
 // and options; a deadline counts again from now) and leaves the dead-letter
 // queue. The old id keeps its failed result. Answered once stored.
-int on_dead_requeue(dv_broker_t *self,
-                    const void *route,
-                    size_t route_len,
-                    const dv_msg_t *m,
-                    uint64_t rid,
-                    dv_error_t *err);
+client_handler_fn on_dead_requeue;
 
 // dead_purge {job | all, queue?}: drop dead letters for good (their failed
 // results stay until their TTL). Answered once stored.
-int on_dead_purge(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+client_handler_fn on_dead_purge;
 
 #endif

@@ -7,10 +7,32 @@
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h,
 // dv_idem.h, dv_models_msg.h, dv_results.h, dv_spill.h, dv_timers.h and
 // common/. Internal to broker/ (not installed); loop thread only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_JOBS_MSG_H
 #define DV_JOBS_MSG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
 #include "dv_broker_int.h"
+
+// A field of a job's training spec (spec_each): its key (NUL-terminated;
+// "" when longer than a spec key can be, or holding a NUL), its value
+// (borrowed for the call), and the field's packed bytes, key and value.
+// Returns whether to go on.
+typedef bool(spec_field_fn)(void *arg,
+                            const char *key,
+                            const msgpack_object *value,
+                            const char *raw,
+                            size_t raw_len);
+
+// Call fn for each field of j's spec (j->spec: train_spec's layout at the
+// head of its payload), in order, until fn says stop or a field is damaged.
+void spec_each(const job_t *j, spec_field_fn *fn, void *arg);
 
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
@@ -51,44 +73,21 @@ int on_submit(dv_broker_t *self,
 
 // job_list {state?, queue?, limit?}: jobs by id, newest first, at most
 // limit (default 100, at most 10,000). Finished jobs are the kept results.
-int on_job_list(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err);
+client_handler_fn on_job_list;
 
-// job_get: reply a job's state. Returns 0, or DV_E* with err set.
-int on_job_get(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err);
+// job_get: reply a job's state.
+client_handler_fn on_job_get;
 
-// workers: reply the connected workers. Returns 0.
-int on_workers(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               uint64_t rid);
+// workers: reply the connected workers.
+client_listing_fn on_workers;
 
 // Cancel a job: a queued one leaves its queue; a running one's worker is
 // told to drop it (its slot stays taken until the worker answers). Either
 // way the job ends now as failed with DV_ECANCELED, and that outcome is
 // stored with the result, so the cancel survives a restart.
-int on_job_cancel(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+client_handler_fn on_job_cancel;
 
-// status: reply the broker's figures. Returns 0, or DV_E* with err set.
-int on_status(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err);
+// status: reply the broker's figures.
+client_handler_fn on_status;
 
 #endif

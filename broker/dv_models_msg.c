@@ -186,8 +186,7 @@ static const dv_catalog_field_t MODEL_INFO_FIELDS[] = {
     {"algo", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, algo)},
     {"features", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, features)},
     {"outputs", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, outputs)},
-    {"created_us", DV_CATALOG_FIELD_U64,
-     offsetof(dv_model_info_t, created_us)},
+    {"created_us", DV_CATALOG_FIELD_U64, offsetof(dv_model_info_t, created_us)},
 };
 #define N_MODEL_INFO_FIELDS                                                    \
     (sizeof MODEL_INFO_FIELDS / sizeof MODEL_INFO_FIELDS[0])
@@ -199,8 +198,7 @@ write_model_info(dv_msgw_t *w,
                  const dv_model_info_t *r,
                  bool nested)
 {
-    dv_catalog_msg_fields(w, MODEL_INFO_FIELDS, N_MODEL_INFO_FIELDS, r,
-                          nested);
+    dv_catalog_msg_fields(w, MODEL_INFO_FIELDS, N_MODEL_INFO_FIELDS, r, nested);
     const char *aliases[64];
     size_t n = dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
     dv_catalog_msg_key(w, "aliases", nested);
@@ -221,7 +219,7 @@ write_model_info(dv_msgw_t *w,
     }
 }
 
-void
+static void
 work_push(uv_work_t *req)
 {
     push_t *p = req->data;
@@ -246,7 +244,7 @@ static void push_finish(dv_broker_t *self, push_t *p);
 // a new name is the first stored, and its key the owner (two trainers
 // racing for a name: the job that finished first wins, as its version
 // number says), and versions never appear out of order.
-void
+static void
 after_push(uv_work_t *req, int status)
 {
     push_t *p = req->data;
@@ -312,6 +310,31 @@ push_finish(dv_broker_t *self, push_t *p)
     free(p->lineage);
     free(p->dir);
     free(p);
+}
+
+int
+push_queue(dv_broker_t *self,
+           push_t *p,
+           const dv_frame_t *file,
+           dv_error_t *err)
+{
+    const char *dir = dv_registry_dir(self->registry);
+    p->broker = self;
+    p->dir = dir ? dv_strdup(dir) : NULL;
+    p->image = dv_malloc(file->len ? file->len : 1);
+    memcpy(p->image, file->data, file->len);
+    p->len = file->len;
+    p->work.data = p;
+    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) == 0) {
+        return 0;
+    }
+    const char *what = p->job ? "model's registration" : "model push";
+    dv_registry_release(self->registry, p->name, p->version);
+    free(p->dir);
+    free(p->image);
+    free(p->lineage);
+    free(p);
+    return dv_errorf(err, DV_EIO, "cannot queue the %s", what);
 }
 
 // A pushed file's lineage: who pushed it and who signed it (NULL when
@@ -417,7 +440,6 @@ on_model_push(dv_broker_t *self,
         return DV_EINVAL;
     }
     push_t *p = dv_calloc(1, sizeof *p);
-    p->broker = self;
     memcpy(p->route, route, route_len);
     p->route_len = route_len;
     if (self->current) {
@@ -426,21 +448,8 @@ on_model_push(dv_broker_t *self,
     p->rid = rid;
     snprintf(p->name, sizeof p->name, "%s", name);
     p->version = version;
-    const char *dir = dv_registry_dir(self->registry);
-    p->dir = dir ? dv_strdup(dir) : NULL;
-    p->image = dv_malloc(file->len ? file->len : 1);
-    memcpy(p->image, file->data, file->len);
-    p->len = file->len;
     p->lineage = push_lineage(p->owner, signer, m, &p->lineage_len);
-    p->work.data = p;
-    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
-        dv_registry_release(self->registry, name, version);
-        free(p->dir);
-        free(p->image);
-        free(p);
-        return dv_errorf(err, DV_EIO, "cannot queue the model push");
-    }
-    return 0;
+    return push_queue(self, p, file, err);
 }
 
 // A model_get/model_rm name may be a reference: "NAME@VERSION" or
@@ -453,8 +462,8 @@ read_model_ref_resolved(dv_broker_t *self,
                         uint32_t *version,
                         dv_error_t *err)
 {
-    int rc = dv_catalog_msg_ref(m, "model", DV_ENOMODEL, name, size, version,
-                                err);
+    int rc =
+        dv_catalog_msg_ref(m, "model", DV_ENOMODEL, name, size, version, err);
     if (rc || !strchr(name, '@')) {
         return rc;
     }
@@ -668,7 +677,6 @@ on_model_rm(dv_broker_t *self,
     }
     dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
     dv_catalog_msg_removed(self, route, route_len, rid, self->model_owners,
-                           name, !dv_registry_get(self->registry, name, 0),
-                           rc);
+                           name, !dv_registry_get(self->registry, name, 0), rc);
     return 0;
 }

@@ -71,6 +71,27 @@ fields_check(
     return rc;
 }
 
+// fields_check for record rec (id): 0, DV_ENOMEM, or DV_EFORMAT saying
+// that its part (`desc`) is damaged and why.
+static int
+fields_damaged(const uint8_t *p,
+               size_t len,
+               size_t n,
+               const char *what,
+               const char *rec,
+               unsigned long long id,
+               const char *desc,
+               dv_error_t *err)
+{
+    dv_error_t why = {0};
+    int rc = fields_check(p, len, n, what, &why);
+    if (rc) {
+        return dv_errorf(err, rc == DV_ENOMEM ? rc : DV_EFORMAT,
+                         "%s %llu: %s damaged: %s", rec, id, desc, why.text);
+    }
+    return 0;
+}
+
 int
 dv_rec_job_decode(dv_rec_job_t *out,
                   uint64_t id,
@@ -128,13 +149,8 @@ dv_rec_job_decode(dv_rec_job_t *out,
                              "payload bytes)",
                              idl, sl, (unsigned long long)plen);
         }
-        dv_error_t why = {0};
-        int rc = fields_check(s + 6, sl, nf, "spec", &why);
-        if (rc) {
-            return dv_errorf(err, rc == DV_ENOMEM ? rc : DV_EFORMAT,
-                             "job %llu: training spec damaged: %s", idl,
-                             why.text);
-        }
+        return fields_damaged(s + 6, sl, nf, "spec", "job", idl,
+                              "training spec", err);
     }
     return 0;
 }
@@ -251,14 +267,8 @@ dv_rec_result_decode(dv_rec_result_t *out,
         out->extra = q;
         out->extra_len = (size_t)elen;
         out->extra_fields = (size_t)p[16] | (size_t)p[17] << 8;
-        dv_error_t why = {0};
-        int rc =
-            fields_check(q, out->extra_len, out->extra_fields, "extra", &why);
-        if (rc) {
-            return dv_errorf(err, rc == DV_ENOMEM ? rc : DV_EFORMAT,
-                             "result %llu: extra fields damaged: %s", idl,
-                             why.text);
-        }
+        return fields_damaged(q, out->extra_len, out->extra_fields, "extra",
+                              "result", idl, "extra fields", err);
     }
     return 0;
 }

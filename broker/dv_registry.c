@@ -44,12 +44,12 @@ typedef struct {
 } config_t;
 
 struct dv_registry {
-    dv_catalog_t *cat;      // the versions (records: dv_model_info_t)
-    alias_t *aliases;       // every model's aliases
-    size_t n_aliases;       //
-    config_t *configs;      // settings of the models that have some
-    size_t n_configs;       //
-    char *dir;              // data dir, or NULL (memory)
+    dv_catalog_t *cat; // the versions (records: dv_model_info_t)
+    alias_t *aliases;  // every model's aliases
+    size_t n_aliases;  //
+    config_t *configs; // settings of the models that have some
+    size_t n_configs;  //
+    char *dir;         // data dir, or NULL (memory)
 };
 
 static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
@@ -621,8 +621,9 @@ save_aliases(const dv_registry_t *self, const char *name, dv_error_t *err)
 static bool
 alias_valid(const char *alias)
 {
-    return dv_catalog_name_valid(alias) && ((alias[0] >= 'A' && alias[0] <= 'Z') ||
-                                    (alias[0] >= 'a' && alias[0] <= 'z'));
+    return dv_catalog_name_valid(alias) &&
+           ((alias[0] >= 'A' && alias[0] <= 'Z') ||
+            (alias[0] >= 'a' && alias[0] <= 'z'));
 }
 
 int

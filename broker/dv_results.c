@@ -276,17 +276,12 @@ send_kept_as(dv_broker_t *self,
 // One client connection's gathered results: their header maps packed back
 // to back, their frames one after another.
 typedef struct {
-    route_key_t key;      // first: route_slot
+    route_key_t key;      // first: a gather_t slot
     msgpack_sbuffer maps; // n result maps
     size_t n;
     uint8_t *frame; // every result's frames, concatenated (owned)
     size_t frame_len, frame_cap;
 } rgroup_t;
-
-struct results_batch {
-    rgroup_t *groups;
-    size_t n, cap;
-};
 
 // Past these a connection's results go out and gathering starts again: a
 // header well inside DV_MAX_HEADER_BYTES, a frame well inside a frame's.
@@ -298,7 +293,7 @@ void
 results_batch_begin(dv_broker_t *self)
 {
     dv_assert(!self->coalesce);
-    self->coalesce = dv_calloc(1, sizeof *self->coalesce);
+    self->coalesce = gather_new(sizeof(rgroup_t));
 }
 
 static void
@@ -335,20 +330,18 @@ rgroup_send(dv_broker_t *self, rgroup_t *g)
     g->frame_len = g->frame_cap = 0;
 }
 
+static void
+rgroup_flush(dv_broker_t *self, void *slot)
+{
+    rgroup_t *g = slot;
+    rgroup_send(self, g);
+    msgpack_sbuffer_destroy(&g->maps);
+}
+
 void
 results_batch_flush(dv_broker_t *self)
 {
-    struct results_batch *rb = self->coalesce;
-    self->coalesce = NULL;
-    if (!rb) {
-        return;
-    }
-    for (size_t i = 0; i < rb->n; i++) {
-        rgroup_send(self, &rb->groups[i]);
-        msgpack_sbuffer_destroy(&rb->groups[i].maps);
-    }
-    free(rb->groups);
-    free(rb);
+    gather_end(self, &self->coalesce, rgroup_flush);
 }
 
 // Add kept result k for (route, rid) to the gathered ones: its `result`
@@ -361,12 +354,8 @@ results_batch_add(dv_broker_t *self,
                   size_t route_len,
                   uint64_t rid)
 {
-    struct results_batch *rb = self->coalesce;
     bool added;
-    void *groups = rb->groups; // grown by route_slot
-    rgroup_t *g = route_slot(&groups, sizeof *rb->groups, &rb->n, &rb->cap,
-                             route, route_len, &added);
-    rb->groups = groups;
+    rgroup_t *g = gather_slot(self->coalesce, route, route_len, &added);
     if (added) {
         msgpack_sbuffer_init(&g->maps);
     }

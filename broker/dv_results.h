@@ -9,6 +9,9 @@
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h and
 // common/. Internal to broker/ (not installed); loop thread only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_RESULTS_H
 #define DV_RESULTS_H
 
@@ -90,13 +93,7 @@ void send_result(dv_broker_t *self,
                  dv_msgw_t *extra);
 
 // result_get: reply a kept result, or hold the reply until its commit.
-// Returns 0, or DV_E* with err set.
-int on_result_get(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+client_handler_fn on_result_get;
 
 // Copy a kept result's `model` and `batch` fields (its extra fields,
 // packed key, value, ...) into w.
@@ -124,31 +121,16 @@ cursor_t *cursor_add(dv_broker_t *self,
 // `result` messages with this request's rid and `seq`; at most window
 // (default 100, max 10,000) unacknowledged at a time. A second follow of
 // the same consumer takes over (unacknowledged results are sent again).
-int on_follow(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err);
+client_handler_fn on_follow;
 
 // ack {queue, consumer, seq}: every result up to seq is consumed (stored);
 // more are sent. With a rid the `ok` comes once the cursor is stored. A
 // seq is acknowledged once this connection was sent it, or when it was
 // given out before this broker started (the follower may have seen it
 // then: every seq sent is stored first, so it names the same result).
-int on_ack(dv_broker_t *self,
-           const void *route,
-           size_t route_len,
-           const dv_msg_t *m,
-           uint64_t rid,
-           dv_error_t *err);
+client_handler_fn on_ack;
 
 // unfollow {queue, consumer}: stop sending; the cursor stays.
-int on_unfollow(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err);
+client_handler_fn on_unfollow;
 
 #endif

@@ -26,6 +26,7 @@
 #include "dv_dead.h"
 #include "dv_fetch.h"
 #include "dv_handlers.h"
+#include "dv_jobs_msg.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -268,6 +269,26 @@ check_evaluate_done(const job_t *j,
     return 0;
 }
 
+// The spec fields lineage keeps (spec_each): copied as they are.
+static bool
+lineage_field(void *arg,
+              const char *key,
+              const msgpack_object *value,
+              const char *raw,
+              size_t raw_len)
+{
+    static const char *wanted[] = {"train", "target", "task", "dataset",
+                                   "eval_dataset"};
+    (void)value;
+    for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+        if (strcmp(key, wanted[k]) == 0) {
+            dv_msgw_raw(arg, 1, raw, raw_len);
+            break;
+        }
+    }
+    return true;
+}
+
 // A train job's worker sent the model: register it as the next version of
 // the job's model name (validated and written on the pool, like a push);
 // the job's result goes out once it is stored (train_registered).
@@ -321,35 +342,7 @@ lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
         }
     }
     // The spec's fields the model owes its existence to, copied as they are.
-    static const char *wanted[] = {"train", "target", "task", "dataset",
-                                   "eval_dataset"};
-    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = get_u32(j->payload + 2), off = 0;
-    const char *spec = (const char *)j->payload + 6;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    for (size_t f = 0; f < nf; f++) {
-        size_t start = off;
-        if (msgpack_unpack_next(&up, spec, sl, &off) !=
-                MSGPACK_UNPACK_SUCCESS ||
-            up.data.type != MSGPACK_OBJECT_STR) {
-            break;
-        }
-        bool keep = false;
-        for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
-            keep = keep || (up.data.via.str.size == strlen(wanted[k]) &&
-                            memcmp(up.data.via.str.ptr, wanted[k],
-                                   up.data.via.str.size) == 0);
-        }
-        if (msgpack_unpack_next(&up, spec, sl, &off) !=
-            MSGPACK_UNPACK_SUCCESS) {
-            break;
-        }
-        if (keep) {
-            dv_msgw_raw(lw, 1, spec + start, off - start);
-        }
-    }
-    msgpack_unpacked_destroy(&up);
+    spec_each(j, lineage_field, lw);
     size_t bl = 0, n = 0;
     const uint8_t *body = dv_msgw_body(lw, &bl, &n);
     msgpack_sbuffer sb;
@@ -377,7 +370,6 @@ train_done(dv_broker_t *self,
     push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
     if (p) {
         j->finishing = true;
-        p->broker = self;
         p->job = j->id;
         snprintf(p->worker, sizeof p->worker, "%s", w->name);
         if (j->who) {
@@ -385,21 +377,9 @@ train_done(dv_broker_t *self,
         }
         snprintf(p->name, sizeof p->name, "%s", j->model);
         p->version = version;
-        const char *dir = dv_registry_dir(self->registry);
-        p->dir = dir ? dv_strdup(dir) : NULL;
-        p->image = dv_malloc(file->len ? file->len : 1);
-        memcpy(p->image, file->data, file->len);
-        p->len = file->len;
         p->lineage = lineage_build(j, w, m, &p->lineage_len);
-        p->work.data = p;
-        if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
-            dv_registry_release(self->registry, j->model, version);
-            free(p->dir);
-            free(p->image);
-            free(p->lineage);
-            free(p);
+        if (push_queue(self, p, file, &why) != 0) {
             p = NULL;
-            dv_errorf(&why, DV_EIO, "cannot queue the model's registration");
         }
     } else if (!file) {
         dv_errorf(&why, DV_EFORMAT,
