@@ -1,8 +1,8 @@
 // dv_authorize — enforcing who may send what (dv_handlers.c), and audit.
 //
-// Owns: authorize() (a client message against its key's roles and the
+// Owns: dv_authorize_client() (a client message against its key's roles and the
 // owners of the queue, model or data set it names), a worker's key and
-// queues (authorize_worker), re-checks after a key reload, the audit
+// queues (dv_authorize_worker), re-checks after a key reload, the audit
 // records of client messages and audit_list.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
@@ -37,25 +37,25 @@
 // actions and changes to models and data sets go to the audit log.
 
 void
-audit(dv_broker_t *self,
-      const char *key,
-      const char *action,
-      const char *object,
-      const char *outcome)
+dv_authorize_audit(dv_broker_t *self,
+                   const char *key,
+                   const char *action,
+                   const char *object,
+                   const char *outcome)
 {
     dv_audit_add(self->audit, key, action, object, outcome);
     if (self->store) {
-        store_arm(self);
+        dv_commit_arm(self);
     }
 }
 
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).
 void
-set_owner(dv_broker_t *self,
-          dv_owners_t *owners,
-          const char *name,
-          const char *owner)
+dv_authorize_set_owner(dv_broker_t *self,
+                       dv_owners_t *owners,
+                       const char *name,
+                       const char *owner)
 {
     (void)self;
     if (!owner[0] || dv_owners_get(owners, name)) {
@@ -76,12 +76,12 @@ set_owner(dv_broker_t *self,
 // else DV_EPERM naming the owner (audited as action: submit for a train
 // job's model, model_push, dataset_push).
 int
-store_refused(dv_broker_t *self,
-              const dv_owners_t *owners,
-              const char *action,
-              const char *name,
-              const char *key,
-              dv_error_t *err)
+dv_authorize_store_refused(dv_broker_t *self,
+                           const dv_owners_t *owners,
+                           const char *action,
+                           const char *name,
+                           const char *key,
+                           dv_error_t *err)
 {
     const char *owner = dv_owners_get(owners, name);
     if (!key[0] || !owner || strcmp(owner, key) == 0) {
@@ -99,38 +99,38 @@ store_refused(dv_broker_t *self,
               what, name, owner);
     char outcome[DV_ERROR_TEXT_MAX + 16];
     snprintf(outcome, sizeof outcome, "refused: %s", err->text);
-    audit(self, key, action, name, outcome);
+    dv_authorize_audit(self, key, action, name, outcome);
     dv_log(DV_LOG_WARN, "broker", "%s %s: version by key '%s' refused: %s",
            what, name, key, err->text);
     return DV_EPERM;
 }
 
 void
-on_handshake_refused(const char *domain,
-                     const char *address,
-                     const char *key,
-                     const char *why,
-                     void *arg)
+dv_authorize_on_handshake_refused(const char *domain,
+                                  const char *address,
+                                  const char *key,
+                                  const char *why,
+                                  void *arg)
 {
     char object[128], outcome[DV_ERROR_TEXT_MAX + 16];
     snprintf(object, sizeof object, "%s socket, from %s", domain, address);
     snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit(arg, key, "handshake", object, outcome);
+    dv_authorize_audit(arg, key, "handshake", object, outcome);
 }
 
 // Can other machines reach endpoint? (Only ipc://, inproc:// and loopback
 // tcp are private: dv_endpoint_exposed.)
 bool
-exposed(const char *endpoint)
+dv_authorize_exposed(const char *endpoint)
 {
     return dv_endpoint_exposed(endpoint);
 }
 
 // Plain mode on an address other machines reach (--plain): say so, loudly.
 void
-warn_if_exposed(const char *endpoint)
+dv_authorize_warn_if_exposed(const char *endpoint)
 {
-    if (!exposed(endpoint)) {
+    if (!dv_authorize_exposed(endpoint)) {
         return;
     }
     for (int i = 0; i < 3; i++) {
@@ -146,7 +146,7 @@ warn_if_exposed(const char *endpoint)
 static void keys_reloaded(dv_broker_t *self);
 
 void
-reload_done(
+dv_authorize_reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
 {
     if (rc == 0) {
@@ -162,7 +162,7 @@ reload_done(
         snprintf(outcome, sizeof outcome, "error: %s: %s", dv_err_name(rc),
                  text);
     }
-    audit(self, key, "reload", "authorized keys", outcome);
+    dv_authorize_audit(self, key, "reload", "authorized keys", outcome);
 }
 
 // What a message acts on, for the audit log: its name/version/alias/queue/
@@ -210,7 +210,7 @@ refuse(dv_broker_t *self,
     char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 16];
     message_object(m, object, sizeof object);
     snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
     return dv_errorf(err, DV_EPERM, "%s", why);
 }
 
@@ -220,12 +220,12 @@ static const char *
 job_queue_of(dv_broker_t *self, uint64_t id, uint16_t *who)
 {
     *who = 0;
-    const job_t *j = job_find(self, id);
+    const job_t *j = dv_broker_job_find(self, id);
     if (j) {
         *who = j->who;
         return j->queue;
     }
-    const kept_t *k = kept_find(self, id);
+    const kept_t *k = dv_results_kept_find(self, id);
     if (k && k->qidx) {
         *who = k->who;
         return self->qbytes[k->qidx - 1].name;
@@ -396,7 +396,7 @@ checks_refused(dv_broker_t *self,
     if ((row->checks & CHECK_CONSUMER) &&
         dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
         // A consumer belongs to the key that first followed it.
-        const cursor_t *c = cursor_named(self, qbuf, name);
+        const cursor_t *c = dv_results_cursor_named(self, qbuf, name);
         if (c && c->owner[0] && strcmp(c->owner, k->id) != 0) {
             return refuse(self, k->id, m, err,
                           "consumer '%s' on queue '%s' belongs to key '%s' "
@@ -431,12 +431,12 @@ checks_refused(dv_broker_t *self,
 // the message acts on is the key's; then (not for admins) the roles, the
 // queue and the row's owner checks.
 int
-authorize(dv_broker_t *self,
-          dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          const msg_row_t *row,
-          const dv_key_t **who,
-          dv_error_t *err)
+dv_authorize_client(dv_broker_t *self,
+                    dv_wire_msg_t *in,
+                    const dv_msg_t *m,
+                    const msg_row_t *row,
+                    const dv_key_t **who,
+                    dv_error_t *err)
 {
     *who = NULL;
     if (!dv_auth_secure(self->auth)) {
@@ -453,7 +453,7 @@ authorize(dv_broker_t *self,
     *who = k;
     if (!row || row->roles == ANY_KEY) {
         return 0; // reading: hello, ping, status, workers, models, data sets
-    }             // (a type clients may not send: serve_request says so)
+    } // (a type clients may not send: dv_broker_serve_request says so)
     unsigned need = row->roles; // any of (admin always passes; 0: admin only)
     const char *queue = NULL;   // the queue it acts on, to check
     char qbuf[DV_MAX_WIRE_NAME + 1] = "";
@@ -524,7 +524,7 @@ worker_allowed(const dv_key_t *k,
 // The queues w gets jobs from: those it asked for (all allowed by its key:
 // worker_allowed), else every queue its key allows.
 void
-worker_serve(dv_broker_t *self, const worker_t *w)
+dv_authorize_worker_serve(dv_broker_t *self, const worker_t *w)
 {
     const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
     if (w->n_queues || !k || k->all_queues || (k->roles & DV_ROLE_ADMIN)) {
@@ -538,17 +538,17 @@ worker_serve(dv_broker_t *self, const worker_t *w)
 
 // Check a worker message against its key's current roles and queues (a
 // reload may have changed them since the handshake): DV_EPERM with why, and
-// a registered worker that may no longer work is dropped (worker_evict; *w
-// becomes NULL). asked: a register's queues. Audited when a worker is
+// a registered worker that may no longer work is dropped (dv_workers_msg_evict;
+// *w becomes NULL). asked: a register's queues. Audited when a worker is
 // dropped or a register refused, not for each heartbeat of a dropped one.
 int
-authorize_worker(dv_broker_t *self,
-                 dv_wire_msg_t *in,
-                 const dv_msg_t *m,
-                 worker_t **w,
-                 char *const *asked,
-                 size_t n_asked,
-                 dv_error_t *err)
+dv_authorize_worker(dv_broker_t *self,
+                    dv_wire_msg_t *in,
+                    const dv_msg_t *m,
+                    worker_t **w,
+                    char *const *asked,
+                    size_t n_asked,
+                    dv_error_t *err)
 {
     if (!dv_auth_secure(self->auth)) {
         return 0;
@@ -573,10 +573,11 @@ authorize_worker(dv_broker_t *self,
         }
         snprintf(object, sizeof object, "worker %s", name);
         snprintf(outcome, sizeof outcome, "refused: %s", why);
-        audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+        dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object,
+                           outcome);
     }
     if (*w) {
-        worker_evict(self, *w, why);
+        dv_workers_msg_evict(self, *w, why);
         *w = NULL;
     }
     return dv_errorf(err, DV_EPERM, "%s", why);
@@ -597,19 +598,20 @@ workers_reauthorize(dv_broker_t *self)
         if (!dv_auth_secure(self->auth) ||
             worker_allowed(k, w->key, w->queues, w->n_queues, why,
                            sizeof why)) {
-            worker_serve(self, w);
+            dv_authorize_worker_serve(self, w);
             i++;
             continue;
         }
         char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
         snprintf(object, sizeof object, "worker %s", w->name);
         snprintf(outcome, sizeof outcome, "refused: %s", why);
-        audit(self, w->key, "reload", object, outcome);
-        worker_evict(self, w, why); // moves the last into i
+        dv_authorize_audit(self, w->key, "reload", object, outcome);
+        dv_workers_msg_evict(self, w, why); // moves the last into i
         dropped++;
     }
     if (self->n_workers || dropped) {
-        dispatch(self); // dropped workers' jobs, and queues newly allowed
+        dv_batching_dispatch(
+            self); // dropped workers' jobs, and queues newly allowed
     }
 }
 
@@ -635,8 +637,8 @@ followers_reauthorize(dv_broker_t *self)
         char object[2 * DV_MAX_WIRE_NAME + 32];
         snprintf(object, sizeof object, "queue %s, consumer %s", queue,
                  c->consumer);
-        audit(self, c->follower, "reload", object,
-              "refused: the key may no longer follow this stream");
+        dv_authorize_audit(self, c->follower, "reload", object,
+                           "refused: the key may no longer follow this stream");
         dv_log(DV_LOG_WARN, "broker",
                "stream %s/%s: key '%s' may no longer follow it: stopped", queue,
                c->consumer, c->follower);
@@ -654,12 +656,12 @@ keys_reloaded(dv_broker_t *self)
 // After a client message was handled: admin actions and changes to models
 // and data sets go to the audit log, with their outcome.
 void
-audit_message(dv_broker_t *self,
-              const msg_row_t *row,
-              const char *id,
-              const dv_msg_t *m,
-              int rc,
-              const dv_error_t *err)
+dv_authorize_audit_message(dv_broker_t *self,
+                           const msg_row_t *row,
+                           const char *id,
+                           const dv_msg_t *m,
+                           int rc,
+                           const dv_error_t *err)
 {
     if (!row || !row->audited) {
         return;
@@ -672,17 +674,17 @@ audit_message(dv_broker_t *self,
     } else {
         snprintf(outcome, sizeof outcome, "ok");
     }
-    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
 }
 
 // audit_list {since_ms}: the entries held in memory from then on.
 int
-on_audit_list(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_authorize_on_audit_list(dv_broker_t *self,
+                           const void *route,
+                           size_t route_len,
+                           const dv_msg_t *m,
+                           uint64_t rid,
+                           dv_error_t *err)
 {
     uint64_t since = 0;
     int rc = dv_msg_uint_or(m, "since_ms", 0, &since, err);
@@ -718,6 +720,6 @@ on_audit_list(dv_broker_t *self,
         dv_msgw_v_str(w, "outcome");
         dv_msgw_v_str(w, e.outcome);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }

@@ -38,10 +38,10 @@ static void
 run_starts(dv_broker_t *self, job_t *j, uint32_t attempt)
 {
     j->attempts = attempt;
-    store_attempts(self, j);
+    dv_dead_store_attempts(self, j);
     if (j->timeout_ms) {
-        timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id, T_TIMEOUT,
-                  attempt);
+        dv_timers_add(self, uv_now(&self->loop) + j->timeout_ms, j->id,
+                      T_TIMEOUT, attempt);
     }
 }
 
@@ -93,7 +93,7 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
         // Payload: field count (u16), spec length (u32), the spec's
         // fields (train_spec), then the CSV (none on a stored data set).
         size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-        size_t sl = get_u32(j->payload + 2);
+        size_t sl = dv_broker_get_u32(j->payload + 2);
         if (!USES_MODEL(j)) {
             dv_msgw_str(m, "model", j->model);
         }
@@ -194,7 +194,7 @@ static bool
 ride_fits(uint64_t id, void *arg)
 {
     ride_t *r = arg;
-    const job_t *j = job_find(r->self, id);
+    const job_t *j = dv_broker_job_find(r->self, id);
     if (!j || !IS_INFER(j) || j->cancelled || r->rows + j->rows > r->max_rows ||
         (j->deadline_unix && r->now_unix > j->deadline_unix)) {
         return false; // an expired one ends by its timer, not on a worker
@@ -208,22 +208,22 @@ ride_fits(uint64_t id, void *arg)
 // max_batch_rows): they ride on its slot, and the worker runs them as one
 // forward pass (docs/ARCHITECTURE.md, Dynamic batching).
 void
-dispatch(dv_broker_t *self)
+dv_batching_dispatch(dv_broker_t *self)
 {
     uint64_t id, handle;
     uint32_t attempt;
     dv_sched_tick(self->sched, uv_now(&self->loop));
-    refill(self);
+    dv_spill_refill(self);
     uint64_t now_unix = 0;
     while (dv_sched_next(self->sched, &id, &handle, &attempt)) {
-        job_t *j = job_find(self, id);
-        worker_t *w = worker_by_handle(self, handle);
+        job_t *j = dv_broker_job_find(self, id);
+        worker_t *w = dv_broker_worker_by_handle(self, handle);
         dv_assert(j && w);
         if (j->deadline_unix) {
-            now_unix = now_unix ? now_unix : unix_ms_now();
+            now_unix = now_unix ? now_unix : dv_broker_unix_ms_now();
             if (now_unix > j->deadline_unix) { // its timer has not fired yet
                 dv_sched_finish(self->sched, id, handle);
-                job_expire(self, j);
+                dv_timers_job_expire(self, j);
                 continue;
             }
         }
@@ -232,7 +232,7 @@ dispatch(dv_broker_t *self)
             continue;
         }
         dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
-        now_unix = now_unix ? now_unix : unix_ms_now();
+        now_unix = now_unix ? now_unix : dv_broker_unix_ms_now();
         ride_t ride = {self, j->rows, cfg.max_batch_rows, now_unix};
         run_batch_t b = {.n = 0};
         run_batch_add(self, &b, w, j, attempt);
@@ -243,7 +243,8 @@ dispatch(dv_broker_t *self)
                (n = dv_sched_ride(self->sched, id, ride_fits, &ride, ids,
                                   attempts, 64)) > 0) {
             for (size_t i = 0; i < n; i++) {
-                run_batch_add(self, &b, w, job_find(self, ids[i]), attempts[i]);
+                run_batch_add(self, &b, w, dv_broker_job_find(self, ids[i]),
+                              attempts[i]);
             }
             if (n < 64) {
                 break;
@@ -261,10 +262,10 @@ dispatch(dv_broker_t *self)
 // under its rid; a message whose requests cannot all be told apart (no
 // array, a request without a rid) is refused as a whole.
 int
-on_submit_many(dv_broker_t *self,
-               dv_wire_msg_t *in,
-               const dv_msg_t *m,
-               dv_error_t *err)
+dv_batching_on_submit_many(dv_broker_t *self,
+                           dv_wire_msg_t *in,
+                           const dv_msg_t *m,
+                           dv_error_t *err)
 {
     const msgpack_object *list = dv_msg_get(m, "requests");
     if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
@@ -300,7 +301,7 @@ on_submit_many(dv_broker_t *self,
     sizes_ok =
         sizes_ok && dv_msg_n_frames(m) <= 1 && total == (all ? all->len : 0);
     // The requests accepted now are acknowledged in one accepted_many.
-    bool gather = rc == 0 && accepts_begin(self);
+    bool gather = rc == 0 && dv_jobs_msg_accepts_begin(self);
     self->in_submit_many = true;
     for (size_t i = 0, at = 0; rc == 0 && i < n; i++) {
         if (!sizes_ok) {
@@ -310,18 +311,18 @@ on_submit_many(dv_broker_t *self,
                      "its payload; together they must be frame 1's %zu bytes "
                      "(no other frame)",
                      all ? all->len : 0);
-            client_error(self, zmq_msg_data(&in->route),
-                         zmq_msg_size(&in->route), dv_msg_rid(views[i]), 0,
-                         DV_EFORMAT, text);
+            dv_broker_client_error(self, zmq_msg_data(&in->route),
+                                   zmq_msg_size(&in->route),
+                                   dv_msg_rid(views[i]), 0, DV_EFORMAT, text);
             continue;
         }
         slices[i].data = all ? all->data + at : NULL;
         at += slices[i].len;
-        serve_request(self, in, views[i]);
+        dv_broker_serve_request(self, in, views[i]);
     }
     self->in_submit_many = false;
     if (gather) {
-        accepts_flush(self);
+        dv_jobs_msg_accepts_flush(self);
     }
     for (size_t i = 0; i < n; i++) {
         dv_msg_destroy(&views[i]);
@@ -428,14 +429,15 @@ pass_result(dv_broker_t *self,
                  "malformed result from the worker: %llu output rows "
                  "for %u input rows",
                  (unsigned long long)r, j->rows);
-        send_result(self, j, false, DV_ESHAPE, text, w->name, NULL, 0, NULL);
+        dv_results_send(self, j, false, DV_ESHAPE, text, w->name, NULL, 0,
+                        NULL);
         return;
     }
     if (p->rc) {
         char text[DV_ERROR_TEXT_MAX + 40];
         snprintf(text, sizeof text, "malformed result from the worker: %s",
                  p->bad.text);
-        send_result(self, j, false, p->rc, text, w->name, NULL, 0, NULL);
+        dv_results_send(self, j, false, p->rc, text, w->name, NULL, 0, NULL);
         return;
     }
     if (!p->tail || p->tail_version != j->model_version ||
@@ -443,17 +445,17 @@ pass_result(dv_broker_t *self,
         dv_msgw_destroy(&p->tail);
         free((void *)p->tail_classes.data);
         p->tail_classes = (dv_frame_t){NULL, 0};
-        p->tail = infer_tail(j, p->sum, p->batch, p->classes, p->n_classes,
-                             &p->tail_classes);
+        p->tail = dv_workers_msg_infer_tail(j, p->sum, p->batch, p->classes,
+                                            p->n_classes, &p->tail_classes);
         snprintf(p->tail_model, sizeof p->tail_model, "%s", j->model);
         p->tail_version = j->model_version;
     }
     size_t cols = p->cols;
     dv_frame_t frames[2] = {{p->f->data + off * cols * 4, r * cols * 4},
                             p->tail_classes};
-    dv_msgw_t *x = infer_extra_with(r, cols, p->tail);
-    send_result(self, j, true, 0, NULL, w->name, frames,
-                p->tail_classes.data ? 2 : 1, x);
+    dv_msgw_t *x = dv_workers_msg_infer_extra_with(r, cols, p->tail);
+    dv_results_send(self, j, true, 0, NULL, w->name, frames,
+                    p->tail_classes.data ? 2 : 1, x);
     dv_msgw_destroy(&x);
 }
 
@@ -464,10 +466,10 @@ pass_result(dv_broker_t *self,
 // input, or a message whose rows do not add up, fails the jobs it names
 // that run here (malformed result).
 int
-on_done_batch(dv_broker_t *self,
-              worker_t *w,
-              const dv_msg_t *m,
-              dv_error_t *err)
+dv_batching_on_done_batch(dv_broker_t *self,
+                          worker_t *w,
+                          const dv_msg_t *m,
+                          dv_error_t *err)
 {
     pass_t p = {0};
     int rc = pass_jobs(m, &p, err);
@@ -478,14 +480,14 @@ on_done_batch(dv_broker_t *self,
     // The results of the pass go to each client in one `results` (1.4).
     bool gather = !self->coalesce;
     if (gather) {
-        results_batch_begin(self);
+        dv_results_batch_begin(self);
     }
     for (size_t i = 0, at = 0; i < p.n; i++) {
         const msgpack_object *e = p.list->via.array.ptr[i].via.array.ptr;
         uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;
         size_t off = at;
         at += r;
-        job_t *j = job_find(self, id);
+        job_t *j = dv_broker_job_find(self, id);
         uint64_t on = 0;
         if (!j || !IS_INFER(j) || attempt != j->attempts ||
             dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
@@ -495,16 +497,16 @@ on_done_batch(dv_broker_t *self,
         if (!j->cancelled) { // else its outcome is already recorded
             pass_result(self, w, &p, j, r, off);
         }
-        job_remove(self, id);
+        dv_broker_job_remove(self, id);
     }
     if (gather) {
-        results_batch_flush(self);
+        dv_results_batch_flush(self);
     }
     dv_msgw_destroy(&p.tail);
     free((void *)p.tail_classes.data);
     dv_strs_free(&p.classes, p.n_classes);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
-        worker_lost(self, w, "left after draining");
+        dv_workers_msg_lost(self, w, "left after draining");
     }
     return 0;
 }

@@ -4,7 +4,7 @@
 // heartbeat timer and the signal handles. Jobs live in a chained hash table
 // keyed by id (their bodies: submitter's routing id, rid, kind, payload);
 // dv_sched decides what runs where. After every batch of incoming messages,
-// dispatch() drains dv_sched_next into `run` messages.
+// dv_batching_dispatch() drains dv_sched_next into `run` messages.
 //
 // Every accepted job ends in a `result` to its submitter: done or failed by
 // the worker, or failed by the broker when its attempts are used up by lost
@@ -13,7 +13,7 @@
 //
 // This file: the loop and its sockets, heartbeats and signals, the jobs
 // table, queue records, replies to clients and serving a client request
-// (serve_request: a lookup in dv_handlers.c's table and a call; the
+// (dv_broker_serve_request: a lookup in dv_handlers.c's table and a call; the
 // workers' table is in dv_workers_msg.c). Everything else is
 // a module of its own, one noun each (docs/ARCHITECTURE.md, The broker's
 // modules); their shared types are in dv_broker_int.h.
@@ -60,7 +60,7 @@
 #include "dv_zwatch.h"
 
 uint64_t
-unix_ms_now(void)
+dv_broker_unix_ms_now(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -68,7 +68,7 @@ unix_ms_now(void)
 }
 
 void
-put_u32(uint8_t *p, uint32_t v)
+dv_broker_put_u32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
@@ -76,7 +76,7 @@ put_u32(uint8_t *p, uint32_t v)
 }
 
 void
-put_u64(uint8_t *p, uint64_t v)
+dv_broker_put_u64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
@@ -84,16 +84,17 @@ put_u64(uint8_t *p, uint64_t v)
 }
 
 uint32_t
-get_u32(const uint8_t *p)
+dv_broker_get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 
 uint64_t
-get_u64(const uint8_t *p)
+dv_broker_get_u64(const uint8_t *p)
 {
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+    return (uint64_t)dv_broker_get_u32(p) | (uint64_t)dv_broker_get_u32(p + 4)
+                                                << 32;
 }
 
 // ---------------------------------------------------------------- jobs
@@ -101,12 +102,12 @@ get_u64(const uint8_t *p)
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *
-job_alloc(const void *route,
-          size_t route_len,
-          const char *queue,
-          const char *model,
-          const void *payload,
-          size_t payload_len)
+dv_broker_job_alloc(const void *route,
+                    size_t route_len,
+                    const char *queue,
+                    const char *model,
+                    const void *payload,
+                    size_t payload_len)
 {
     size_t qlen = strlen(queue) + 1, mlen = strlen(model) + 1;
     job_t *j =
@@ -138,7 +139,7 @@ job_alloc(const void *route,
 }
 
 void
-job_free(job_t *j)
+dv_broker_job_free(job_t *j)
 {
     if (j) {
         free(j->errors);
@@ -174,7 +175,7 @@ jobs_grow(dv_broker_t *self)
 
 // The queue's record, or NULL when no job ever created it.
 qbytes_t *
-queue_find(dv_broker_t *self, const char *name)
+dv_broker_queue_find(dv_broker_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_qbytes; i++) {
         if (strcmp(self->qbytes[i].name, name) == 0) {
@@ -186,12 +187,12 @@ queue_find(dv_broker_t *self, const char *name)
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
 int
-queue_may_create(dv_broker_t *self,
-                 const char *name,
-                 const char *what,
-                 dv_error_t *err)
+dv_broker_queue_may_create(dv_broker_t *self,
+                           const char *name,
+                           const char *what,
+                           dv_error_t *err)
 {
-    if (queue_find(self, name) || self->n_qbytes < DV_MAX_QUEUES) {
+    if (dv_broker_queue_find(self, name) || self->n_qbytes < DV_MAX_QUEUES) {
         return 0;
     }
     return dv_errorf(err, DV_ELIMIT,
@@ -201,7 +202,7 @@ queue_may_create(dv_broker_t *self,
 }
 
 qbytes_t *
-queue_bytes(dv_broker_t *self, const char *name)
+dv_broker_queue_bytes(dv_broker_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_qbytes; i++) {
         if (strcmp(self->qbytes[i].name, name) == 0) {
@@ -221,9 +222,9 @@ queue_bytes(dv_broker_t *self, const char *name)
 }
 
 void
-job_add(dv_broker_t *self, job_t *j)
+dv_broker_job_add(dv_broker_t *self, job_t *j)
 {
-    queue_bytes(self, j->queue)->bytes += j->payload_len;
+    dv_broker_queue_bytes(self, j->queue)->bytes += j->payload_len;
     if (self->n_jobs + 1 > self->n_buckets) {
         jobs_grow(self);
     }
@@ -234,7 +235,7 @@ job_add(dv_broker_t *self, job_t *j)
 }
 
 job_t *
-job_find(const dv_broker_t *self, uint64_t id)
+dv_broker_job_find(const dv_broker_t *self, uint64_t id)
 {
     for (job_t *j = self->jobs[bucket(self, id)]; j; j = j->next) {
         if (j->id == id) {
@@ -245,17 +246,17 @@ job_find(const dv_broker_t *self, uint64_t id)
 }
 
 void
-job_remove(dv_broker_t *self, uint64_t id)
+dv_broker_job_remove(dv_broker_t *self, uint64_t id)
 {
     for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
-            queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) {
                 self->whos[j->who].inflight--;
             }
-            job_free(j);
+            dv_broker_job_free(j);
             self->n_jobs--;
             return;
         }
@@ -265,7 +266,7 @@ job_remove(dv_broker_t *self, uint64_t id)
 // ------------------------------------------------------------- workers
 
 worker_t *
-worker_by_route(dv_broker_t *self, const void *route, size_t len)
+dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len)
 {
     for (size_t i = 0; i < self->n_workers; i++) {
         worker_t *w = &self->workers[i];
@@ -277,7 +278,7 @@ worker_by_route(dv_broker_t *self, const void *route, size_t len)
 }
 
 worker_t *
-worker_by_handle(dv_broker_t *self, uint64_t handle)
+dv_broker_worker_by_handle(dv_broker_t *self, uint64_t handle)
 {
     for (size_t i = 0; i < self->n_workers; i++) {
         if (self->workers[i].handle == handle) {
@@ -289,14 +290,14 @@ worker_by_handle(dv_broker_t *self, uint64_t handle)
 
 // Take j out of the jobs table without freeing it.
 job_t *
-job_detach(dv_broker_t *self, uint64_t id)
+dv_broker_job_detach(dv_broker_t *self, uint64_t id)
 {
     for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
             j->next = NULL;
-            queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) { // dead, or spilled: no longer counted in flight
                 self->whos[j->who].inflight--;
                 j->who = 0;
@@ -312,7 +313,7 @@ job_detach(dv_broker_t *self, uint64_t id)
 
 // The whos slot of key id (added when new; 0 when the table is full).
 uint16_t
-who_index(dv_broker_t *self, const char *id)
+dv_broker_who_index(dv_broker_t *self, const char *id)
 {
     for (size_t i = 1; i < self->n_whos; i++) {
         if (strcmp(self->whos[i].id, id) == 0) {
@@ -330,11 +331,11 @@ who_index(dv_broker_t *self, const char *id)
 }
 
 void
-send_simple(dv_broker_t *self,
-            void *sock,
-            const dv_wire_msg_t *in,
-            dv_msg_type_t type,
-            uint64_t rid)
+dv_broker_send_simple(dv_broker_t *self,
+                      void *sock,
+                      const dv_wire_msg_t *in,
+                      dv_msg_type_t type,
+                      uint64_t rid)
 {
     dv_msgw_t *w = dv_msgw_new(type, rid);
     if (type == DV_MSG_WELCOME) {
@@ -365,7 +366,7 @@ send_simple(dv_broker_t *self,
     const void *route = zmq_msg_data((zmq_msg_t *)&in->route);
     size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
     if (sock == self->clients) {
-        client_send(self, route, route_len, h, len, NULL, 0);
+        dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     } else {
         dv_wire_send(sock, route, route_len, h, len, NULL, 0);
     }
@@ -374,7 +375,7 @@ send_simple(dv_broker_t *self,
 
 // Send a finished reply header to route, then free it.
 void
-reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
+dv_broker_reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
@@ -386,48 +387,48 @@ reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 // (dv_outq): a client that does not read cannot make the broker hold more
 // than DV_MAX_PEER_QUEUED_BYTES of replies for it.
 int
-client_send(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const uint8_t *header,
-            size_t header_len,
-            const dv_frame_t *frames,
-            size_t n_frames)
+dv_broker_client_send(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const uint8_t *header,
+                      size_t header_len,
+                      const dv_frame_t *frames,
+                      size_t n_frames)
 {
     return dv_outq_send(self->outq, route, route_len, header, header_len,
                         frames, n_frames, NULL, NULL);
 }
 
 void
-client_reply(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             dv_msgw_t *w)
+dv_broker_client_reply(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       dv_msgw_t *w)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
 }
 
 void
-client_error(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             uint64_t rid,
-             uint64_t job,
-             int code,
-             const char *text)
+dv_broker_client_error(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid,
+                       uint64_t job,
+                       int code,
+                       const char *text)
 {
-    client_reply(self, route, route_len,
-                 dv_msgw_error_reply(rid, job, code, text));
+    dv_broker_client_reply(self, route, route_len,
+                           dv_msgw_error_reply(rid, job, code, text));
 }
 
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one
 // request of a `submit_many`.
 void
-serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
+dv_broker_serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
 {
     const void *route = zmq_msg_data(&in->route);
     size_t route_len = zmq_msg_size(&in->route);
@@ -435,8 +436,8 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
     dv_error_t err = {0};
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
-    const msg_row_t *row = client_row(dv_msg_type(m));
-    int rc = authorize(self, in, m, row, &who, &err);
+    const msg_row_t *row = dv_handlers_client_row(dv_msg_type(m));
+    int rc = dv_authorize_client(self, in, m, row, &who, &err);
     self->current = who;
     if (who) {
         snprintf(who_id, sizeof who_id, "%s", who->id);
@@ -452,16 +453,16 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
                        dv_msg_name(dv_msg_type(m)));
     }
     if (m && checked) {
-        audit_message(self, row, who_id, m, rc, &err);
+        dv_authorize_audit_message(self, row, who_id, m, rc, &err);
     }
     self->current = NULL;
     if (rc) {
-        client_error(self, route, route_len, rid, 0, rc, err.text);
+        dv_broker_client_error(self, route, route_len, rid, 0, rc, err.text);
     }
 }
 
 gather_t *
-gather_new(size_t elem)
+dv_broker_gather_new(size_t elem)
 {
     dv_assert(elem >= sizeof(route_key_t));
     gather_t *g = dv_calloc(1, sizeof *g);
@@ -470,7 +471,10 @@ gather_new(size_t elem)
 }
 
 void *
-gather_slot(gather_t *g, const void *route, size_t route_len, bool *added)
+dv_broker_gather_slot(gather_t *g,
+                      const void *route,
+                      size_t route_len,
+                      bool *added)
 {
     for (size_t i = 0; i < g->n; i++) {
         route_key_t *k = (route_key_t *)((uint8_t *)g->slots + i * g->elem);
@@ -493,7 +497,7 @@ gather_slot(gather_t *g, const void *route, size_t route_len, bool *added)
 }
 
 void
-gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush)
+dv_broker_gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush)
 {
     gather_t *g = *g_p;
     *g_p = NULL;
@@ -550,16 +554,17 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                        held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT_MANY) {
-        rc = on_submit_many(self, in, m, &err);
+        rc = dv_batching_on_submit_many(self, in, m, &err);
     } else if (rc == 0) {
-        serve_request(self, in, m);
+        dv_broker_serve_request(self, in, m);
     }
     if (rc && m && !dv_auth_secure(self->auth)) {
-        audit_message(self, client_row(dv_msg_type(m)), "", m, rc,
-                      &err); // a refused admin action
+        dv_authorize_audit_message(self, dv_handlers_client_row(dv_msg_type(m)),
+                                   "", m, rc,
+                                   &err); // a refused admin action
     }
     if (rc) {
-        client_error(self, route, route_len, rid, 0, rc, err.text);
+        dv_broker_client_error(self, route, route_len, rid, 0, rc, err.text);
     }
     dv_msg_destroy(&m);
 }
@@ -576,7 +581,7 @@ on_clients_ready(dv_zwatch_t *zw, int events, void *arg)
     }
     on_client_message(self, &in);
     dv_wire_msg_close(&in);
-    dispatch(self);
+    dv_batching_dispatch(self);
     return 1;
 }
 
@@ -589,9 +594,9 @@ on_workers_ready(dv_zwatch_t *zw, int events, void *arg)
     if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) != 1) {
         return 0;
     }
-    on_worker_message(self, &in);
+    dv_workers_msg_on_message(self, &in);
     dv_wire_msg_close(&in);
-    dispatch(self);
+    dv_batching_dispatch(self);
     return 1;
 }
 
@@ -608,15 +613,16 @@ static void
 on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
-    kept_trim(self);           // results past their TTL
-    idem_trim(self);           // keys past their window
-    uploads_trim(self);        // data set uploads nobody continued
-    dv_outq_sweep(self->outq); // clients with nothing in flight
+    dv_results_kept_trim(self);         // results past their TTL
+    dv_idem_trim(self);                 // keys past their window
+    dv_datasets_msg_uploads_trim(self); // data set uploads nobody continued
+    dv_outq_sweep(self->outq);          // clients with nothing in flight
     for (size_t i = 0; i < self->n_cursors; i++) {
-        stream_pump(self, &self->cursors[i]); // held back by bytes: read?
+        dv_results_stream_pump(self,
+                               &self->cursors[i]); // held back by bytes: read?
     }
     if (self->n_switches) {
-        switches_check(self); // alias switches past their wait
+        dv_models_msg_switches_check(self); // alias switches past their wait
     }
 
     // Messages from workers may be waiting unread (the loop was busy): read
@@ -631,7 +637,7 @@ on_heartbeat(uv_timer_t *t)
         if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
             break;
         }
-        on_worker_message(self, &in);
+        dv_workers_msg_on_message(self, &in);
         dv_wire_msg_close(&in);
     }
     uv_update_time(&self->loop);
@@ -641,7 +647,8 @@ on_heartbeat(uv_timer_t *t)
     for (size_t i = 0; i < self->n_workers;) {
         worker_t *w = &self->workers[i];
         if (now - w->last_seen_ms > limit) {
-            worker_lost(self, w, "went silent"); // moves the last into i
+            dv_workers_msg_lost(self, w,
+                                "went silent"); // moves the last into i
             continue;
         }
         dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
@@ -652,7 +659,7 @@ on_heartbeat(uv_timer_t *t)
         dv_msgw_destroy(&m);
         i++;
     }
-    dispatch(self);
+    dv_batching_dispatch(self);
 }
 
 static void
@@ -672,7 +679,7 @@ on_sighup(uv_signal_t *s, int signum)
     size_t n = 0;
     dv_error_t err = {0};
     int rc = dv_auth_reload(self->auth, &n, &err);
-    reload_done(self, "", rc, n, err.text);
+    dv_authorize_reload_done(self, "", rc, n, err.text);
 }
 
 static int
@@ -739,7 +746,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
                                : 24ULL * 3600 * 1000;
     self->timeq = dv_timeq_new();
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
-    self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
+    self->rng = 0x9e3779b97f4a7c15ULL ^ dv_broker_unix_ms_now();
     self->lock_fd = -1;
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
     self->require_signed = opts->require_signed;
@@ -777,7 +784,7 @@ open_records(dv_broker_t *self, const char *data_dir, dv_error_t *err)
     if (data_dir) {
         rc = dv_store_open(&self->store, data_dir, err);
         if (rc == 0) {
-            rc = recover(self, err);
+            rc = dv_recover_run(self, err);
         }
     }
     if (rc == 0) {
@@ -801,14 +808,15 @@ static int
 open_auth(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
 {
     if (!opts->secret_key && !opts->plain &&
-        (exposed(opts->client_endpoint) || exposed(opts->worker_endpoint))) {
+        (dv_authorize_exposed(opts->client_endpoint) ||
+         dv_authorize_exposed(opts->worker_endpoint))) {
         return dv_errorf(err, DV_EINVAL,
                          "%s is reachable from other machines: run with "
                          "--secret-key FILE.key --authorized-keys DIR "
                          "(docs/SECURITY.md), or give --plain to accept no "
                          "encryption and no authentication on a private "
                          "network",
-                         exposed(opts->client_endpoint)
+                         dv_authorize_exposed(opts->client_endpoint)
                              ? opts->client_endpoint
                              : opts->worker_endpoint);
     }
@@ -816,7 +824,7 @@ open_auth(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
         opts->secret_key,
         opts->authorized_keys,
         opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
-        on_handshake_refused,
+        dv_authorize_on_handshake_refused,
         self,
         opts->max_worker_connections ? opts->max_worker_connections
                                      : DV_MAX_WORKER_CONNECTIONS,
@@ -841,8 +849,8 @@ open_sockets(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
                          self->worker_ep, sizeof self->worker_ep, err);
     }
     if (rc == 0 && !dv_auth_secure(self->auth)) {
-        warn_if_exposed(self->client_ep);
-        warn_if_exposed(self->worker_ep);
+        dv_authorize_warn_if_exposed(self->client_ep);
+        dv_authorize_warn_if_exposed(self->worker_ep);
     }
     if (rc == 0) {
         rc = dv_zwatch_open(&self->client_watch, &self->loop, self->clients,
@@ -967,7 +975,7 @@ broker_close(dv_broker_t *self)
         }
     }
     uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
-    commit_flush(self);
+    dv_commit_flush(self);
     dv_store_destroy(&self->store); // before the frees below stage deletes
     uv_loop_close(&self->loop);
     if (self->clients) {
@@ -989,12 +997,12 @@ free_jobs(dv_broker_t *self)
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];
             self->jobs[b] = j->next;
-            job_free(j);
+            dv_broker_job_free(j);
         }
     }
     free(self->jobs);
     while (self->kept_oldest) {
-        kept_evict_oldest(self);
+        dv_results_kept_evict_oldest(self);
     }
     free(self->kept);
     for (size_t i = 0; i < self->n_workers; i++) {
@@ -1019,7 +1027,7 @@ free_queues(dv_broker_t *self)
     }
     free(self->qbytes);
     for (size_t i = 0; i < self->n_dead; i++) {
-        job_free(self->dead[i].job);
+        dv_broker_job_free(self->dead[i].job);
         free(self->dead[i].text);
     }
     free(self->dead);
@@ -1074,7 +1082,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->whos);
     free_jobs(self);
     free_queues(self);
-    job_free(self->scratch);
+    dv_broker_job_free(self->scratch);
     dv_timeq_destroy(&self->timeq);
     dv_sched_destroy(&self->sched);
     free_catalogs(self);

@@ -90,5 +90,5 @@ dv_catalog_msg_removed(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)removed);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
 }

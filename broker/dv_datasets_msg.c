@@ -83,27 +83,27 @@ after_dataset(uv_work_t *req, int status)
     if (status != 0 && d->rc == 0) {
         d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
     }
-    if (d->rc == 0 &&
-        (d->rc = store_refused(self, self->data_owners, "dataset_push",
-                               d->up->name, d->owner, &d->err)) != 0) {
+    if (d->rc == 0 && (d->rc = dv_authorize_store_refused(
+                           self, self->data_owners, "dataset_push", d->up->name,
+                           d->owner, &d->err)) != 0) {
         dv_datasets_discard(self->datasets, &d->info);
     }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
-        client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
-                     d->err.text);
+        dv_broker_client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
+                               d->err.text);
         free(d->up->buf);
     } else {
         const dv_dataset_info_t *info =
             dv_datasets_commit(self->datasets, &d->info, d->up->buf);
-        set_owner(self, self->data_owners, info->name, d->owner);
+        dv_authorize_set_owner(self, self->data_owners, info->name, d->owner);
         dv_log(DV_LOG_INFO, "broker",
                "data set %s@%u stored (%llu rows, %u columns, %llu bytes)",
                info->name, info->version, (unsigned long long)info->rows,
                info->columns, (unsigned long long)info->bytes);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
         write_dataset_info(w, info, false);
-        client_reply(self, d->route, d->route_len, w);
+        dv_broker_client_reply(self, d->route, d->route_len, w);
     }
     free(d->up);
     free(d->dir);
@@ -289,12 +289,12 @@ upload_store(dv_broker_t *self,
 // loop thread, then answered with `dataset`); the others get `ok` with
 // received.
 int
-on_dataset_push(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err)
+dv_datasets_msg_on_push(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     const uint8_t *sum = NULL;
@@ -355,13 +355,13 @@ on_dataset_push(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "received", u->received);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 // Drop uploads nobody continued.
 void
-uploads_trim(dv_broker_t *self)
+dv_datasets_msg_uploads_trim(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
     for (upload_t **p = &self->uploads; *p;) {
@@ -388,12 +388,12 @@ dataset_ref(const dv_msg_t *m,
 }
 
 int
-on_dataset_get(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err)
+dv_datasets_msg_on_get(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -408,7 +408,7 @@ on_dataset_get(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, rid);
     write_dataset_info(w, r, false);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -423,10 +423,10 @@ dataset_readable(const dv_broker_t *self, const char *name)
 }
 
 int
-on_dataset_list(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                uint64_t rid)
+dv_datasets_msg_on_list(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        uint64_t rid)
 {
     size_t n = 0, shown = 0;
     const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
@@ -442,17 +442,17 @@ on_dataset_list(dv_broker_t *self,
             write_dataset_info(w, &all[i], true);
         }
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_dataset_rm(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_datasets_msg_on_rm(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -471,14 +471,15 @@ on_dataset_rm(dv_broker_t *self,
 // dataset_share {name, readers: [key id or "*"]}: who besides its owner
 // and admins may read data set name (train or evaluate on it, see it in
 // dataset_list and dataset_get), replacing the list ([]: nobody else).
-// Only its owner or an admin (authorize()). Answered `ok` with the list.
+// Only its owner or an admin (dv_authorize_client()). Answered `ok` with the
+// list.
 int
-on_dataset_share(dv_broker_t *self,
-                 const void *route,
-                 size_t route_len,
-                 const dv_msg_t *m,
-                 uint64_t rid,
-                 dv_error_t *err)
+dv_datasets_msg_on_share(dv_broker_t *self,
+                         const void *route,
+                         size_t route_len,
+                         const dv_msg_t *m,
+                         uint64_t rid,
+                         dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     char **readers = NULL;
@@ -503,7 +504,7 @@ on_dataset_share(dv_broker_t *self,
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_str(w, "name", name);
         dv_msgw_strs(w, "readers", (const char *const *)readers, n);
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
     dv_strs_free(&readers, n);
     return rc;

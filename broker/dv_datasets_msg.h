@@ -19,24 +19,25 @@
 // last ended; the last one completes it (validated and stored off the
 // loop thread, then answered with `dataset`); the others get `ok` with
 // received.
-client_handler_fn on_dataset_push;
+client_handler_fn dv_datasets_msg_on_push;
 
 // Drop uploads nobody continued.
-void uploads_trim(dv_broker_t *self);
+void dv_datasets_msg_uploads_trim(dv_broker_t *self);
 
 // dataset_get: reply a data set's record.
-client_handler_fn on_dataset_get;
+client_handler_fn dv_datasets_msg_on_get;
 
 // dataset_list: reply the data sets the key may read.
-client_listing_fn on_dataset_list;
+client_listing_fn dv_datasets_msg_on_list;
 
 // dataset_rm: remove a data set version.
-client_handler_fn on_dataset_rm;
+client_handler_fn dv_datasets_msg_on_rm;
 
 // dataset_share {name, readers: [key id or "*"]}: who besides its owner
 // and admins may read data set name (train or evaluate on it, see it in
 // dataset_list and dataset_get), replacing the list ([]: nobody else).
-// Only its owner or an admin (authorize()). Answered `ok` with the list.
-client_handler_fn on_dataset_share;
+// Only its owner or an admin (dv_authorize_client()). Answered `ok` with the
+// list.
+client_handler_fn dv_datasets_msg_on_share;
 
 #endif

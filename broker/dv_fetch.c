@@ -157,11 +157,11 @@ fetch_holds(dv_broker_t *self,
     char key[DV_MAX_WIRE_NAME + 16];
     snprintf(key, sizeof key, "%s@%u", name, (unsigned)version);
     if (dataset) {
-        holds_add(&w->datasets, &w->n_datasets, key);
+        dv_workers_msg_holds_add(&w->datasets, &w->n_datasets, key);
     } else {
-        holds_add(&w->models, &w->n_models, key);
+        dv_workers_msg_holds_add(&w->models, &w->n_models, key);
     }
-    sched_holdings(self, w);
+    dv_workers_msg_sched_holdings(self, w);
 }
 
 // A fetch's `name` and `version` (>= 1; what is past 32 bits reads as 0,
@@ -181,11 +181,11 @@ fetch_ref(const dv_msg_t *m,
 }
 
 int
-on_fetch_model(dv_broker_t *self,
-               worker_t *w,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err)
+dv_fetch_on_model(dv_broker_t *self,
+                  worker_t *w,
+                  const dv_msg_t *m,
+                  uint64_t rid,
+                  dv_error_t *err)
 {
     fetch_what_t what = {0};
     uint64_t version = 0;
@@ -220,11 +220,11 @@ on_fetch_model(dv_broker_t *self,
 // fetch_dataset {name, version, offset}: answered by dataset_data {name,
 // version, sha256, bytes, offset} + frame 1 with up to 4 MiB from offset.
 int
-on_fetch_dataset(dv_broker_t *self,
-                 worker_t *w,
-                 const dv_msg_t *m,
-                 uint64_t rid,
-                 dv_error_t *err)
+dv_fetch_on_dataset(dv_broker_t *self,
+                    worker_t *w,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     fetch_what_t what = {.dataset = true};
     uint64_t version = 0;

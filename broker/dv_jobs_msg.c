@@ -2,7 +2,7 @@
 //
 // Owns: submit (checks, the job record, acceptance into dv_sched or a spill),
 // job_list, job_get, job_cancel, workers, status; a job's store record
-// (job_encode/job_decode).
+// (dv_jobs_msg_encode/dv_jobs_msg_decode).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_jobs_msg.h"
@@ -38,10 +38,10 @@
 #define JOB_HEAD   DV_REC_JOB_HEAD
 
 void
-spec_each(const job_t *j, spec_field_fn *fn, void *arg)
+dv_jobs_msg_spec_each(const job_t *j, dv_jobs_msg_spec_field_fn *fn, void *arg)
 {
     size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = get_u32(j->payload + 2), off = 0;
+    size_t sl = dv_broker_get_u32(j->payload + 2), off = 0;
     const char *spec = (const char *)j->payload + 6;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -101,16 +101,16 @@ static void
 spec_dataset_key(const job_t *j, char *key, size_t size)
 {
     ds_key_t out = {key, size};
-    spec_each(j, ds_key_field, &out);
+    dv_jobs_msg_spec_each(j, ds_key_field, &out);
 }
 
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
 // freed and true returned.
 bool
-job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
+dv_jobs_msg_schedule(dv_broker_t *self, job_t *j, bool may_spill)
 {
-    if (may_spill && job_spill(self, j, false)) {
+    if (may_spill && dv_spill_job(self, j, false)) {
         return true;
     }
     char key[2 * DV_MAX_WIRE_NAME + 8] = "";
@@ -125,9 +125,9 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
         dv_sched_set_heavy(self->sched, j->id);
     }
     if (j->deadline_unix) {
-        uint64_t now = unix_ms_now();
+        uint64_t now = dv_broker_unix_ms_now();
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
-        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+        dv_timers_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
     }
     return false;
 }
@@ -144,12 +144,12 @@ typedef struct {
 #define ACCEPTS_MAX_N 1024
 
 bool
-accepts_begin(dv_broker_t *self)
+dv_jobs_msg_accepts_begin(dv_broker_t *self)
 {
     if (self->gather_acc) {
         return false;
     }
-    self->gather_acc = gather_new(sizeof(agroup_t));
+    self->gather_acc = dv_broker_gather_new(sizeof(agroup_t));
     return true;
 }
 
@@ -169,7 +169,8 @@ agroup_send(dv_broker_t *self, agroup_t *g)
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, g->key.route, g->key.route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, g->key.route, g->key.route_len, h, len, NULL,
+                          0);
     dv_msgw_destroy(&w);
     g->n = 0;
 }
@@ -183,16 +184,17 @@ agroup_flush(dv_broker_t *self, void *slot)
 }
 
 void
-accepts_flush(dv_broker_t *self)
+dv_jobs_msg_accepts_flush(dv_broker_t *self)
 {
-    gather_end(self, &self->gather_acc, agroup_flush);
+    dv_broker_gather_end(self, &self->gather_acc, agroup_flush);
 }
 
 static void
 accepts_add(dv_broker_t *self, const job_t *j)
 {
     bool added;
-    agroup_t *g = gather_slot(self->gather_acc, j->route, j->route_len, &added);
+    agroup_t *g =
+        dv_broker_gather_slot(self->gather_acc, j->route, j->route_len, &added);
     if (g->n == ACCEPTS_MAX_N) {
         agroup_send(self, g);
     }
@@ -207,20 +209,20 @@ accepts_add(dv_broker_t *self, const job_t *j)
 
 // Tell its submitter, then schedule it (committed, when there is a store).
 void
-job_accept(dv_broker_t *self, job_t *j)
+dv_jobs_msg_accept(dv_broker_t *self, job_t *j)
 {
     if (self->gather_acc && j->from_many && j->route_len) {
         accepts_add(self, j);
-        job_schedule(self, j, self->store != NULL);
+        dv_jobs_msg_schedule(self, j, self->store != NULL);
         return;
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
     dv_msgw_uint(w, "job", j->id);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, j->route, j->route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, j->route, j->route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
-    job_schedule(self, j, self->store != NULL);
+    dv_jobs_msg_schedule(self, j, self->store != NULL);
 }
 
 // Job kinds in records (p[1]).
@@ -242,7 +244,7 @@ kind_code(const char *kind)
 }
 
 uint8_t *
-job_encode(const job_t *j, size_t *len)
+dv_jobs_msg_encode(const job_t *j, size_t *len)
 {
 
     size_t qlen = strlen(j->queue), mlen = strlen(j->model);
@@ -252,20 +254,20 @@ job_encode(const job_t *j, size_t *len)
     p[0] = JOB_FORMAT;
     p[1] = kind_code(j->kind);
     p[2] = j->spec ? 1 : 0; // flags (0 in older records)
-    put_u32(p + 4, j->max_attempts);
-    put_u32(p + 8, j->model_version);
-    put_u32(p + 12, j->rows);
-    put_u32(p + 16, j->cols);
-    put_u32(p + 20, (uint32_t)qlen);
-    put_u32(p + 24, (uint32_t)mlen);
-    put_u64(p + 28, j->payload_len);
+    dv_broker_put_u32(p + 4, j->max_attempts);
+    dv_broker_put_u32(p + 8, j->model_version);
+    dv_broker_put_u32(p + 12, j->rows);
+    dv_broker_put_u32(p + 16, j->cols);
+    dv_broker_put_u32(p + 20, (uint32_t)qlen);
+    dv_broker_put_u32(p + 24, (uint32_t)mlen);
+    dv_broker_put_u64(p + 28, j->payload_len);
     memcpy(p + 36, j->model_sha, 32);
-    put_u32(p + 68, (uint32_t)j->priority);
-    put_u32(p + 72, j->timeout_ms);
-    put_u32(p + 76, j->backoff_ms);
-    put_u32(p + 80, j->sleep_ms);
-    put_u64(p + 84, j->submit_unix);
-    put_u64(p + 92, j->deadline_unix);
+    dv_broker_put_u32(p + 68, (uint32_t)j->priority);
+    dv_broker_put_u32(p + 72, j->timeout_ms);
+    dv_broker_put_u32(p + 76, j->backoff_ms);
+    dv_broker_put_u32(p + 80, j->sleep_ms);
+    dv_broker_put_u64(p + 84, j->submit_unix);
+    dv_broker_put_u64(p + 92, j->deadline_unix);
     memcpy(p + JOB_HEAD, j->queue, qlen);
     memcpy(p + JOB_HEAD + qlen, j->model, mlen);
     if (j->payload_len) {
@@ -277,19 +279,19 @@ job_encode(const job_t *j, size_t *len)
 // A job from its store record (no submitter connection: its result is
 // kept for result_get). NULL with the reason on a bad record.
 job_t *
-job_decode(uint64_t id,
-           const uint8_t *p,
-           size_t len,
-           const uint8_t *route,
-           size_t route_len,
-           dv_error_t *err)
+dv_jobs_msg_decode(uint64_t id,
+                   const uint8_t *p,
+                   size_t len,
+                   const uint8_t *route,
+                   size_t route_len,
+                   dv_error_t *err)
 {
     dv_rec_job_t r;
     if (dv_rec_job_decode(&r, id, p, len, err) != 0) {
         return NULL;
     }
-    job_t *j =
-        job_alloc(route, route_len, r.queue, r.model, r.payload, r.payload_len);
+    job_t *j = dv_broker_job_alloc(route, route_len, r.queue, r.model,
+                                   r.payload, r.payload_len);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
                   (unsigned long long)id);
@@ -349,8 +351,9 @@ train_spec(const dv_msg_t *m,
              (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
             (dv_msg_has(m, "task") &&
              (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
-            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
-                                 &created, err)) != 0 ||
+            (rc = dv_msg_uint_or(m, "created_unix",
+                                 dv_broker_unix_ms_now() / 1000, &created,
+                                 err)) != 0 ||
             (rc = dv_msg_uint_or(m, "checkpoint_ms", DEFAULT_CHECKPOINT_MS,
                                  &ck_ms, err)) != 0) {
             dv_msgw_destroy(&spec);
@@ -412,7 +415,7 @@ train_spec(const dv_msg_t *m,
     }
     p[0] = (uint8_t)nf;
     p[1] = (uint8_t)(nf >> 8);
-    put_u32(p + 2, (uint32_t)sl);
+    dv_broker_put_u32(p + 2, (uint32_t)sl);
     memcpy(p + 6, body, sl);
     if (csv->len) {
         memcpy(p + 6 + sl, csv->data, csv->len);
@@ -531,8 +534,9 @@ submit_read_sched(const dv_msg_t *m, submit_t *s, dv_error_t *err)
     return 0;
 }
 
-// The version a `model` reference serves now (resolve_serving); an infer
-// job's input tensor is described first (its shape, its payload frame).
+// The version a `model` reference serves now (dv_models_msg_resolve_serving);
+// an infer job's input tensor is described first (its shape, its payload
+// frame).
 static int
 submit_model(dv_broker_t *self, const dv_msg_t *m, submit_t *s, dv_error_t *err)
 {
@@ -545,7 +549,7 @@ submit_model(dv_broker_t *self, const dv_msg_t *m, submit_t *s, dv_error_t *err)
     if (rc) {
         return rc;
     }
-    s->model = resolve_serving(self, ref, err);
+    s->model = dv_models_msg_resolve_serving(self, ref, err);
     return s->model ? 0 : err ? err->code : DV_ENOMODEL;
 }
 
@@ -609,15 +613,15 @@ submit_admit(dv_broker_t *self,
              dv_error_t *err)
 {
     // Looked up, not created: only an accepted job creates a queue.
-    const qbytes_t *qb = queue_find(self, s->queue);
-    int rc = queue_may_create(self, s->queue, "submit", err);
+    const qbytes_t *qb = dv_broker_queue_find(self, s->queue);
+    int rc = dv_broker_queue_may_create(self, s->queue, "submit", err);
     if (rc) {
         return rc;
     }
     size_t waiting =
         dv_sched_queue_waiting(self->sched, s->queue) + (qb ? qb->spilled : 0);
     for (size_t i = 0; i < self->n_pending; i++) {
-        const job_t *pj = job_find(self, self->pending[i]);
+        const job_t *pj = dv_broker_job_find(self, self->pending[i]);
         waiting += pj && strcmp(pj->queue, s->queue) == 0;
     }
     if (waiting >= self->max_queued) {
@@ -641,7 +645,7 @@ submit_admit(dv_broker_t *self,
     }
     // A key's unfinished jobs are bounded (--max-inflight): one producer
     // cannot take the whole broker.
-    *who = self->current ? who_index(self, self->current->id) : 0;
+    *who = self->current ? dv_broker_who_index(self, self->current->id) : 0;
     if (*who && self->whos[*who].inflight >= self->max_inflight) {
         return dv_errorf(err, DV_ELIMIT,
                          "submit: key '%s' has %llu unfinished jobs, the "
@@ -676,11 +680,11 @@ submit_make_job(const dv_wire_msg_t *in,
         }
     }
     const dv_model_info_t *model = s->model;
-    job_t *j = job_alloc(zmq_msg_data((zmq_msg_t *)&in->route),
-                         zmq_msg_size((zmq_msg_t *)&in->route), s->queue,
-                         model ? model->name : train_name,
-                         spec_payload ? spec_bytes : s->payload->data,
-                         spec_payload ? spec_len : s->payload->len);
+    job_t *j = dv_broker_job_alloc(zmq_msg_data((zmq_msg_t *)&in->route),
+                                   zmq_msg_size((zmq_msg_t *)&in->route),
+                                   s->queue, model ? model->name : train_name,
+                                   spec_payload ? spec_bytes : s->payload->data,
+                                   spec_payload ? spec_len : s->payload->len);
     free(spec_bytes);
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
@@ -722,22 +726,22 @@ submit_enter(dv_broker_t *self, job_t *j, const submit_t *s, uint16_t who)
     }
     j->id = self->next_job++;
     j->from_many = self->in_submit_many;
-    j->submit_unix = unix_ms_now();
+    j->submit_unix = dv_broker_unix_ms_now();
     j->deadline_unix = s->deadline_ms ? j->submit_unix + s->deadline_ms : 0;
-    job_add(self, j);
+    dv_broker_job_add(self, j);
     if (s->key[0]) {
-        idem_add(self, s->queue, idem_scope(self), s->key, j->id,
-                 j->submit_unix, !s->memory_only);
+        dv_idem_add(self, s->queue, dv_idem_scope(self), s->key, j->id,
+                    j->submit_unix, !s->memory_only);
     }
     if (self->store && s->memory_only) {
         // Acknowledged at once, never stored (lost if the broker stops);
         // its id is recorded all the same so ids are never reused.
         dv_store_set_next_id(self->store, self->next_job);
-        store_arm(self);
+        dv_commit_arm(self);
     } else if (self->store) {
         // Durable: acknowledged and scheduled once its commit is done.
         size_t len = 0;
-        uint8_t *rec = job_encode(j, &len);
+        uint8_t *rec = dv_jobs_msg_encode(j, &len);
         dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
         dv_store_set_next_id(self->store, self->next_job);
         if (self->n_pending == self->cap_pending) {
@@ -746,10 +750,10 @@ submit_enter(dv_broker_t *self, job_t *j, const submit_t *s, uint16_t who)
                 dv_realloc(self->pending, self->cap_pending * sizeof(uint64_t));
         }
         self->pending[self->n_pending++] = j->id;
-        store_arm(self);
+        dv_commit_arm(self);
         return;
     }
-    job_accept(self, j);
+    dv_jobs_msg_accept(self, j);
 }
 
 // One submit, in named steps: read and check its fields, answer a repeated
@@ -773,7 +777,7 @@ submit_job(dv_broker_t *self,
         return rc;
     }
     // A key seen within the window: the job it made, not a new one.
-    if (s.key[0] && idem_reply(self, in, m, s.queue, s.key)) {
+    if (s.key[0] && dv_idem_reply(self, in, m, s.queue, s.key)) {
         return 0;
     }
     if ((rc = submit_admit(self, in, &s, &who, err)) != 0 ||
@@ -788,10 +792,10 @@ submit_job(dv_broker_t *self,
 // NAME or NAME@VERSION) instead of carrying its CSV: the version is
 // resolved now and the job names it; workers fetch it (fetch_dataset).
 int
-on_submit(dv_broker_t *self,
-          const dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          dv_error_t *err)
+dv_jobs_msg_on_submit(dv_broker_t *self,
+                      const dv_wire_msg_t *in,
+                      const dv_msg_t *m,
+                      dv_error_t *err)
 {
     const dv_dataset_info_t *ds[2] = {NULL, NULL};
     static const char *keys[2] = {"dataset", "eval_dataset"};
@@ -837,7 +841,7 @@ static const char *s_job_states[S_COUNT_] = {"queued",  "running",  "retrying",
 static bool
 outcome_unstored(const dv_broker_t *self, uint64_t id)
 {
-    const kept_t *k = kept_find(self, id);
+    const kept_t *k = dv_results_kept_find(self, id);
     return k && k->unstored;
 }
 
@@ -851,7 +855,7 @@ job_state(dv_broker_t *self,
           const job_t **live,
           uint32_t *attempts)
 {
-    const job_t *j = job_find(self, id);
+    const job_t *j = dv_broker_job_find(self, id);
     dv_sched_state_t st;
     *live = NULL;
     *attempts = 0;
@@ -867,13 +871,14 @@ job_state(dv_broker_t *self,
         *attempts = j->attempts;
         return S_RUNNING;
     }
-    const dead_t *d = dead_find(self, id, NULL);
+    const dead_t *d = dv_dead_find(self, id, NULL);
     if (d) {
         *live = d->job;
         *attempts = d->job->attempts;
         return S_DEAD;
     }
-    const kept_t *k = kept_find(self, id); // a cancelled job's is recorded
+    const kept_t *k =
+        dv_results_kept_find(self, id); // a cancelled job's is recorded
     if (k) {
         *attempts = k->attempts;
         return k->done                   ? S_DONE
@@ -881,8 +886,8 @@ job_state(dv_broker_t *self,
                : k->code == DV_ECANCELED ? S_CANCELLED
                                          : S_FAILED;
     }
-    job_free(self->scratch); // a deep queue's job, in the store only
-    self->scratch = spilled_read(self, id);
+    dv_broker_job_free(self->scratch); // a deep queue's job, in the store only
+    self->scratch = dv_spill_read(self, id);
     if (self->scratch) {
         *live = self->scratch;
         return S_QUEUED;
@@ -968,16 +973,17 @@ job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
             const spill_t *sp = &qb->spills[s];
             for (size_t at = sp->head; at < sp->len;
                  at += 17 + sp->buf[at + 16]) {
-                uint64_t id = get_u64(sp->buf + at);
-                if (!skip_has(self, id)) {
+                uint64_t id = dv_broker_get_u64(sp->buf + at);
+                if (!dv_spill_skip_has(self, id)) {
                     ids[n++] = id;
                 }
             }
         }
     }
     for (const kept_t *k = self->kept_oldest; !queue[0] && k; k = k->newer) {
-        if ((!job_find(self, k->id) || job_find(self, k->id)->cancelled) &&
-            !dead_find(self, k->id, NULL)) {
+        if ((!dv_broker_job_find(self, k->id) ||
+             dv_broker_job_find(self, k->id)->cancelled) &&
+            !dv_dead_find(self, k->id, NULL)) {
             ids[n++] = k->id;
         }
     }
@@ -1041,12 +1047,12 @@ job_list_write(dv_broker_t *self,
 // job_list {state?, queue?, limit?}: jobs by id, newest first, at most
 // limit (default 100, at most 10,000). Finished jobs are the kept results.
 int
-on_job_list(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_jobs_msg_on_list(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1] = "";
     bool want[S_COUNT_];
@@ -1061,20 +1067,20 @@ on_job_list(dv_broker_t *self,
     bool unstored = job_list_write(self, w, ids, n, want, limit);
     free(ids);
     if (unstored) {
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
     } else {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
     return 0;
 }
 
 int
-on_job_get(dv_broker_t *self,
-           const void *route,
-           size_t route_len,
-           const dv_msg_t *m,
-           uint64_t rid,
-           dv_error_t *err)
+dv_jobs_msg_on_get(dv_broker_t *self,
+                   const void *route,
+                   size_t route_len,
+                   const dv_msg_t *m,
+                   uint64_t rid,
+                   dv_error_t *err)
 {
     uint64_t id;
     int rc = dv_msg_uint(m, "job", &id, err);
@@ -1105,7 +1111,7 @@ on_job_get(dv_broker_t *self,
         if (j->timeout_ms) {
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
-        write_errors(w, j);
+        dv_dead_write_errors(w, j);
         if (j->p_epoch) {
             dv_msgw_key(w, "progress");
             dv_msgw_v_map(w, isnan(j->p_eval) ? 4 : 5);
@@ -1133,27 +1139,30 @@ on_job_get(dv_broker_t *self,
             dv_msgw_v_uint(w, j->ckpt_stored);
         }
     }
-    const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
+    const dead_t *d = st == S_DEAD ? dv_dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);
     }
     if (st == S_DONE) { // an infer job's pass and the version that ran
-        kept_copy_fields(kept_find(self, id), w);
+        dv_results_kept_copy_fields(dv_results_kept_find(self, id), w);
     }
     if (outcome_unstored(self, id)) {
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
         return 0;
     }
 
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
     return 0;
 }
 
 int
-on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+dv_jobs_msg_on_workers(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid)
 {
     uint64_t now = uv_now(&self->loop);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
@@ -1183,7 +1192,7 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
         dv_msgw_v_str(w, "state");
         dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -1192,29 +1201,29 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
 // way the job ends now as failed with DV_ECANCELED, and that outcome is
 // stored with the result, so the cancel survives a restart.
 int
-on_job_cancel(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_jobs_msg_on_cancel(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     uint64_t id;
     int rc = dv_msg_uint(m, "job", &id, err);
     if (rc) {
         return rc;
     }
-    job_t *j = job_find(self, id);
+    job_t *j = dv_broker_job_find(self, id);
     bool running = false;
     uint32_t attempts = 0;
-    job_t *spilled = j ? NULL : spilled_read(self, id);
+    job_t *spilled = j ? NULL : dv_spill_read(self, id);
     if (spilled) { // queued in the store only (a deep queue)
-        spilled_end(self, spilled, DV_ECANCELED, "cancelled by a client");
-        job_free(spilled);
+        dv_spill_end(self, spilled, DV_ECANCELED, "cancelled by a client");
+        dv_broker_job_free(spilled);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_uint(w, "job", id);
         dv_msgw_str(w, "was", "queued");
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
         return 0;
     }
     if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
@@ -1228,38 +1237,38 @@ on_job_cancel(dv_broker_t *self,
     const char *was = running ? "running" : "queued";
     if (!j->cancelled) {
         if (running) {
-            cancel_on_worker(self, j);
+            dv_timers_cancel_on_worker(self, j);
         } else {
             dv_sched_cancel(self->sched, id);
         }
-        send_result(self, j, false, DV_ECANCELED, "cancelled by a client", "",
-                    NULL, 0, NULL);
+        dv_results_send(self, j, false, DV_ECANCELED, "cancelled by a client",
+                        "", NULL, 0, NULL);
         if (running) {
             j->cancelled = true;
         } else {
-            job_remove(self, id);
+            dv_broker_job_remove(self, id);
         }
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "job", id);
     dv_msgw_str(w, "was", was);
     if (!self->store || route_len > ROUTE_MAX) {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
         return 0;
     }
     // Answered once the cancel is stored: a cancel that is acknowledged
     // survives a crash.
-    hold_reply(self, route, route_len, rid, w);
+    dv_commit_hold_reply(self, route, route_len, rid, w);
     return 0;
 }
 
 int
-on_status(dv_broker_t *self,
-          const void *route,
-          size_t route_len,
-          const dv_msg_t *m,
-          uint64_t rid,
-          dv_error_t *err)
+dv_jobs_msg_on_status(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     uint64_t from = 0;
     int rc = dv_msg_uint_or(m, "queues_from", 0, &from, err);
@@ -1288,11 +1297,11 @@ on_status(dv_broker_t *self,
     // cancelled). Every queue that ever held a job since then is listed.
     for (size_t i = 0; i < nq; i++) {
         size_t queued = 0, running = 0;
-        queue_bytes(self,
-                    dv_sched_queue_info(self->sched, i, &queued, &running));
+        dv_broker_queue_bytes(
+            self, dv_sched_queue_info(self->sched, i, &queued, &running));
     }
     for (size_t i = 0; i < self->n_dead; i++) {
-        queue_bytes(self, self->dead[i].job->queue);
+        dv_broker_queue_bytes(self, self->dead[i].job->queue);
     }
     // A page of queues (1.2): queues_from..+DV_STATUS_QUEUES_PAGE, in the
     // broker's order; queues_total says how many there are.
@@ -1342,6 +1351,6 @@ on_status(dv_broker_t *self,
         }
     }
 
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }

@@ -3,7 +3,7 @@
 // Owns: model_push (stored on the thread pool, in version order), model_gc,
 // _alias, _config, _get, _list, _rm; the alias switches that wait for
 // workers to load a new version (self->switches); which version a submit
-// serves (resolve_serving).
+// serves (dv_models_msg_resolve_serving).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_models_msg.h"
@@ -34,7 +34,9 @@
 // dv_registry_resolve, except that an alias being switched still names
 // the version that serves (see switch_t).
 const dv_model_info_t *
-resolve_serving(dv_broker_t *self, const char *ref, dv_error_t *err)
+dv_models_msg_resolve_serving(dv_broker_t *self,
+                              const char *ref,
+                              dv_error_t *err)
 {
     const char *at = strchr(ref, '@');
     size_t nl = at ? (size_t)(at - ref) : strlen(ref);
@@ -67,7 +69,7 @@ worker_holds(const worker_t *w, const char *key)
 // End the switches whose new version every worker holding the old one has
 // loaded (or that waited long enough).
 void
-switches_check(dv_broker_t *self)
+dv_models_msg_switches_check(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
     for (size_t i = 0; i < self->n_switches;) {
@@ -149,14 +151,14 @@ switch_begin(dv_broker_t *self,
     sw->from = previous;
     sw->to = version;
     sw->since_ms = uv_now(&self->loop);
-    switches_check(self); // nobody held the old version: at once
+    dv_models_msg_switches_check(self); // nobody held the old version: at once
     return previous;
 }
 
 // A new version of name was stored: if an older one was the latest, bare
 // NAME moves to it the same way an alias does.
 void
-latest_moved(dv_broker_t *self, const dv_model_info_t *info)
+dv_models_msg_latest_moved(dv_broker_t *self, const dv_model_info_t *info)
 {
     const dv_model_info_t *prev = NULL;
     size_t n = 0;
@@ -283,17 +285,18 @@ after_push(uv_work_t *req, int status)
 static void
 push_finish(dv_broker_t *self, push_t *p)
 {
-    if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
-                                             p->job ? "submit" : "model_push",
-                                             p->name, p->owner, &p->err))) {
+    if (p->rc == 0 &&
+        (p->rc = dv_authorize_store_refused(self, self->model_owners,
+                                            p->job ? "submit" : "model_push",
+                                            p->name, p->owner, &p->err))) {
         dv_registry_discard(self->registry, &p->info);
     }
     if (p->job) {
-        train_registered(self, p);
+        dv_workers_msg_train_registered(self, p);
     } else if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
-        client_error(self, p->route, p->route_len, p->rid, 0, p->rc,
-                     p->err.text);
+        dv_broker_client_error(self, p->route, p->route_len, p->rid, 0, p->rc,
+                               p->err.text);
         free(p->image);
     } else {
         const dv_model_info_t *info =
@@ -301,11 +304,11 @@ push_finish(dv_broker_t *self, push_t *p)
         dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
                info->name, info->version, (unsigned long long)info->bytes,
                info->task, info->algo);
-        latest_moved(self, info);
-        set_owner(self, self->model_owners, info->name, p->owner);
+        dv_models_msg_latest_moved(self, info);
+        dv_authorize_set_owner(self, self->model_owners, info->name, p->owner);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
-        client_reply(self, p->route, p->route_len, w);
+        dv_broker_client_reply(self, p->route, p->route_len, w);
     }
     free(p->lineage);
     free(p->dir);
@@ -313,10 +316,10 @@ push_finish(dv_broker_t *self, push_t *p)
 }
 
 int
-push_queue(dv_broker_t *self,
-           push_t *p,
-           const dv_frame_t *file,
-           dv_error_t *err)
+dv_models_msg_push_queue(dv_broker_t *self,
+                         push_t *p,
+                         const dv_frame_t *file,
+                         dv_error_t *err)
 {
     const char *dir = dv_registry_dir(self->registry);
     p->broker = self;
@@ -357,7 +360,7 @@ push_lineage(const char *owner,
     dv_msgpack_pack_str(&pk, "pushed_by");
     dv_msgpack_pack_str(&pk, owner);
     dv_msgpack_pack_str(&pk, "pushed_unix_ms");
-    msgpack_pack_uint64(&pk, unix_ms_now());
+    msgpack_pack_uint64(&pk, dv_broker_unix_ms_now());
     if (signer[0]) {
         const msgpack_object *sig = dv_msg_get(m, "signature");
         dv_msgpack_pack_str(&pk, "signed_by");
@@ -371,12 +374,12 @@ push_lineage(const char *owner,
 }
 
 int
-on_model_push(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_models_msg_on_push(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     const uint8_t *sum = NULL;
@@ -449,7 +452,7 @@ on_model_push(dv_broker_t *self,
     snprintf(p->name, sizeof p->name, "%s", name);
     p->version = version;
     p->lineage = push_lineage(p->owner, signer, m, &p->lineage_len);
-    return push_queue(self, p, file, err);
+    return dv_models_msg_push_queue(self, p, file, err);
 }
 
 // A model_get/model_rm name may be a reference: "NAME@VERSION" or
@@ -479,12 +482,12 @@ read_model_ref_resolved(dv_broker_t *self,
 // model_gc {name, keep}: remove all but the newest keep versions of name,
 // except those an alias names. `ok` with removed: [version].
 int
-on_model_gc(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_models_msg_on_gc(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint64_t keep = 0;
@@ -506,7 +509,7 @@ on_model_gc(dv_broker_t *self,
     for (int i = 0; i < rc; i++) {
         dv_msgw_v_uint(w, removed[i]);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -515,12 +518,12 @@ on_model_gc(dv_broker_t *self,
 // previous (0: none). Submits by NAME@ALIAS resolve to the version the
 // alias names at submit time; a switch back is the rollback.
 int
-on_model_alias(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err)
+dv_models_msg_on_alias(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1], alias[DV_MAX_WIRE_NAME + 1];
     uint64_t version = 0;
@@ -550,7 +553,7 @@ on_model_alias(dv_broker_t *self,
     dv_msgw_str(w, "alias", alias);
     dv_msgw_uint(w, "version", version);
     dv_msgw_uint(w, "previous", previous);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -559,12 +562,12 @@ on_model_alias(dv_broker_t *self,
 // at all just reads them. `ok` with name and both settings. Jobs
 // dispatched from then on carry them to their workers.
 int
-on_model_config(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err)
+dv_models_msg_on_config(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     int rc = dv_msg_str(m, "name", name, sizeof name, err);
@@ -597,17 +600,17 @@ on_model_config(dv_broker_t *self,
     dv_msgw_str(w, "name", name);
     dv_msgw_uint(w, "max_batch_rows", cfg.max_batch_rows);
     dv_msgw_uint(w, "max_delay_us", cfg.max_delay_us);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_model_get(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             const dv_msg_t *m,
-             uint64_t rid,
-             dv_error_t *err)
+dv_models_msg_on_get(dv_broker_t *self,
+                     const void *route,
+                     size_t route_len,
+                     const dv_msg_t *m,
+                     uint64_t rid,
+                     dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -633,16 +636,16 @@ on_model_get(dv_broker_t *self,
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_frame_t f = {r->schema, r->schema_len};
-    client_send(self, route, route_len, h, len, &f, schema ? 1 : 0);
+    dv_broker_client_send(self, route, route_len, h, len, &f, schema ? 1 : 0);
     dv_msgw_destroy(&w);
     return 0;
 }
 
 int
-on_model_list(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              uint64_t rid)
+dv_models_msg_on_list(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      uint64_t rid)
 {
     size_t n = 0;
     const dv_model_info_t *all = dv_registry_list(self->registry, &n);
@@ -653,17 +656,17 @@ on_model_list(dv_broker_t *self,
         dv_msgw_v_map(w, MODEL_FIELDS);
         write_model_info(w, self->registry, &all[i], true);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_model_rm(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_models_msg_on_rm(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
