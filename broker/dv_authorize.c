@@ -1,8 +1,8 @@
 // dv_authorize — enforcing who may send what (dv_handlers.c), and audit.
 //
-// Owns: authorize() (a client message against its key's roles and the
+// Owns: dv_authorize_client() (a client message against its key's roles and the
 // owners of the queue, model or data set it names), a worker's key and
-// queues (authorize_worker), re-checks after a key reload, the audit
+// queues (dv_authorize_worker), re-checks after a key reload, the audit
 // records of client messages and audit_list.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
@@ -38,25 +38,25 @@
 // actions and changes to models and data sets go to the audit log.
 
 void
-audit(dv_broker_t *self,
-      const char *key,
-      const char *action,
-      const char *object,
-      const char *outcome)
+dv_authorize_audit(dv_broker_t *self,
+                   const char *key,
+                   const char *action,
+                   const char *object,
+                   const char *outcome)
 {
     dv_audit_add(self->audit, key, action, object, outcome);
     if (self->store) {
-        store_arm(self);
+        dv_commit_arm(self);
     }
 }
 
 // The first version of name was stored by key owner: it owns the name
 // from now on (nothing in plain mode, nothing if it has an owner).
 void
-set_owner(dv_broker_t *self,
-          dv_owners_t *owners,
-          const char *name,
-          const char *owner)
+dv_authorize_set_owner(dv_broker_t *self,
+                       dv_owners_t *owners,
+                       const char *name,
+                       const char *owner)
 {
     (void)self;
     if (!owner[0] || dv_owners_get(owners, name)) {
@@ -77,12 +77,12 @@ set_owner(dv_broker_t *self,
 // else DV_EPERM naming the owner (audited as action: submit for a train
 // job's model, model_push, dataset_push).
 int
-store_refused(dv_broker_t *self,
-              const dv_owners_t *owners,
-              const char *action,
-              const char *name,
-              const char *key,
-              dv_error_t *err)
+dv_authorize_store_refused(dv_broker_t *self,
+                           const dv_owners_t *owners,
+                           const char *action,
+                           const char *name,
+                           const char *key,
+                           dv_error_t *err)
 {
     const char *owner = dv_owners_get(owners, name);
     if (!key[0] || !owner || strcmp(owner, key) == 0) {
@@ -100,39 +100,39 @@ store_refused(dv_broker_t *self,
               what, name, owner);
     char outcome[DV_ERROR_TEXT_MAX + 16];
     snprintf(outcome, sizeof outcome, "refused: %s", err->text);
-    audit(self, key, action, name, outcome);
+    dv_authorize_audit(self, key, action, name, outcome);
     dv_log(DV_LOG_WARN, "broker", "%s %s: version by key '%s' refused: %s",
            what, name, key, err->text);
     return DV_EPERM;
 }
 
 void
-on_handshake_refused(const char *domain,
-                     const char *address,
-                     const char *key,
-                     const char *why,
-                     void *arg)
+dv_authorize_on_handshake_refused(const char *domain,
+                                  const char *address,
+                                  const char *key,
+                                  const char *why,
+                                  void *arg)
 {
     char object[128], outcome[DV_ERROR_TEXT_MAX + 16];
     snprintf(object, sizeof object, "%s socket, from %s", domain, address);
     snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit(arg, key, "handshake", object, outcome);
+    dv_authorize_audit(arg, key, "handshake", object, outcome);
     dv_monitor_refused(((dv_broker_t *)arg)->monitor, why);
 }
 
 // Can other machines reach endpoint? (Only ipc://, inproc:// and loopback
 // tcp are private: dv_endpoint_exposed.)
 bool
-exposed(const char *endpoint)
+dv_authorize_exposed(const char *endpoint)
 {
     return dv_endpoint_exposed(endpoint);
 }
 
 // Plain mode on an address other machines reach (--plain): say so, loudly.
 void
-warn_if_exposed(const char *endpoint)
+dv_authorize_warn_if_exposed(const char *endpoint)
 {
-    if (!exposed(endpoint)) {
+    if (!dv_authorize_exposed(endpoint)) {
         return;
     }
     for (int i = 0; i < 3; i++) {
@@ -148,7 +148,7 @@ warn_if_exposed(const char *endpoint)
 static void keys_reloaded(dv_broker_t *self);
 
 void
-reload_done(
+dv_authorize_reload_done(
     dv_broker_t *self, const char *key, int rc, size_t n, const char *text)
 {
     if (rc == 0) {
@@ -164,7 +164,7 @@ reload_done(
         snprintf(outcome, sizeof outcome, "error: %s: %s", dv_err_name(rc),
                  text);
     }
-    audit(self, key, "reload", "authorized keys", outcome);
+    dv_authorize_audit(self, key, "reload", "authorized keys", outcome);
 }
 
 // What a message acts on, for the audit log: its name/version/alias/queue/
@@ -212,7 +212,7 @@ refuse(dv_broker_t *self,
     char object[DV_ERROR_TEXT_MAX], outcome[DV_ERROR_TEXT_MAX + 16];
     message_object(m, object, sizeof object);
     snprintf(outcome, sizeof outcome, "refused: %s", why);
-    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
     return dv_errorf(err, DV_EPERM, "%s", why);
 }
 
@@ -222,12 +222,12 @@ static const char *
 job_queue_of(dv_broker_t *self, uint64_t id, uint16_t *who)
 {
     *who = 0;
-    const job_t *j = job_find(self, id);
+    const job_t *j = dv_broker_job_find(self, id);
     if (j) {
         *who = j->who;
         return j->queue;
     }
-    const kept_t *k = kept_find(self, id);
+    const kept_t *k = dv_results_kept_find(self, id);
     if (k && k->qidx) {
         *who = k->who;
         return self->qbytes[k->qidx - 1].name;
@@ -277,73 +277,97 @@ dataset_reads_refused(dv_broker_t *self,
     return 0;
 }
 
-// Check client message m against its key. *who gets the key (NULL in
-// plain mode).
-int
-authorize(dv_broker_t *self,
-          dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          const msg_row_t *row,
-          const dv_key_t **who,
-          dv_error_t *err)
+// ACTS_ON_JOB: the queue of the job m names (NULL: unknown, the handler
+// says so) into *queue. A producer reads its own jobs; a consumer (or
+// admin) its queues'.
+static int
+job_read_refused(dv_broker_t *self,
+                 const dv_key_t *k,
+                 const dv_msg_t *m,
+                 const char **queue,
+                 dv_error_t *err)
 {
-    *who = NULL;
-    if (!dv_auth_secure(self->auth)) {
-        return 0;
+    uint64_t job = 0;
+    uint16_t owner = 0;
+    dv_error_t ignore;
+    if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
+        *queue = job_queue_of(self, job, &owner);
     }
-    const char *id = "";
-    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
-    if (!k) {
-        return refuse(self, id, m, err,
-                      "key '%s' is no longer authorized (revoked or "
-                      "removed from the authorized keys)",
-                      id);
+    if (owner && !(k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
+        strcmp(self->whos[owner].id, k->id) != 0) {
+        return refuse(self, k->id, m, err,
+                      "job %llu was submitted by key '%s': a producer "
+                      "reads only its own jobs",
+                      (unsigned long long)job, self->whos[owner].id);
     }
-    *who = k;
-    if (!row || row->roles == ANY_KEY) {
-        return 0; // reading: hello, ping, status, workers, models, data sets
-    }             // (a type clients may not send: serve_request says so)
-    dv_msg_type_t t = dv_msg_type(m);
-    unsigned need = row->roles; // any of (admin always passes; 0: admin only)
-    const char *queue = NULL;   // the queue it acts on, to check
-    char qbuf[DV_MAX_WIRE_NAME + 1] = "";
+    return 0;
+}
+
+// ACTS_ON_MODEL: the owner (a producer whose train jobs made it) or an
+// admin; the refusal says which of the two it lacks.
+static int
+model_change_refused(dv_broker_t *self,
+                     const dv_key_t *k,
+                     const dv_msg_t *m,
+                     dv_error_t *err)
+{
     char name[DV_MAX_WIRE_NAME + 1] = "";
     dv_error_t ignore;
+    if (!(k->roles & DV_ROLE_PRODUCER) || (k->roles & DV_ROLE_ADMIN) ||
+        dv_msg_str(m, "name", name, sizeof name, &ignore) != 0 ||
+        (dv_owners_get(self->model_owners, name) &&
+         owns(self->model_owners, k, name))) {
+        return 0;
+    }
+    const char *owner = dv_owners_get(self->model_owners, name);
+    if (owner) {
+        return refuse(self, k->id, m, err,
+                      "model '%s' belongs to key '%s': only its owner or an "
+                      "admin may delete it",
+                      name, owner);
+    }
+    return refuse(self, k->id, m, err,
+                  "model '%s' has no owner key (pushed by an admin, or not "
+                  "there): only an admin may delete it",
+                  name);
+}
+
+// What row says m acts on, checked against k: the queue to check next
+// into qbuf (size DV_MAX_WIRE_NAME + 1) and *queue (NULL: none); the job,
+// data set or model it changes refused here when it is not k's.
+static int
+acts_on_refused(dv_broker_t *self,
+                const dv_key_t *k,
+                const dv_msg_t *m,
+                const msg_row_t *row,
+                char *qbuf,
+                const char **queue,
+                dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    dv_error_t ignore;
+    *queue = NULL;
     switch (row->acts_on) {
     case ACTS_ON_NOTHING:
-        break;
+        return 0;
     case ACTS_ON_QUEUE:
-        if (dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
-            queue = qbuf;
+        if (dv_msg_str(m, "queue", qbuf, DV_MAX_WIRE_NAME + 1, &ignore) == 0) {
+            *queue = qbuf;
         }
-        break;
-    case ACTS_ON_JOB: {
-        uint64_t job = 0;
-        uint16_t owner = 0;
-        if (dv_msg_uint(m, "job", &job, &ignore) == 0) {
-            queue = job_queue_of(self, job, &owner); // unknown: the handler
-        }                                            // says so
-        // A producer reads its own jobs; a consumer (or admin) its queues'.
-        if (owner && !(k->roles & (DV_ROLE_CONSUMER | DV_ROLE_ADMIN)) &&
-            strcmp(self->whos[owner].id, k->id) != 0) {
-            return refuse(self, k->id, m, err,
-                          "job %llu was submitted by key '%s': a producer "
-                          "reads only its own jobs",
-                          (unsigned long long)job, self->whos[owner].id);
-        }
-        break;
-    }
+        return 0;
+    case ACTS_ON_JOB:
+        return job_read_refused(self, k, m, queue, err);
     case ACTS_ON_QUEUES:
         if (dv_msg_has(m, "queue") &&
-            dv_msg_str(m, "queue", qbuf, sizeof qbuf, &ignore) == 0) {
-            queue = qbuf;
+            dv_msg_str(m, "queue", qbuf, DV_MAX_WIRE_NAME + 1, &ignore) == 0) {
+            *queue = qbuf;
         } else if (!k->all_queues && !(k->roles & DV_ROLE_ADMIN)) {
             return refuse(self, k->id, m, err,
                           "key '%s' may list only its queues: name one "
                           "(--queue)",
                           k->id);
         }
-        break;
+        return 0;
     case ACTS_ON_DATASET:
         if (dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
             !owns(self->data_owners, k, name)) {
@@ -352,50 +376,29 @@ authorize(dv_broker_t *self,
                           "admin may change it",
                           name, dv_owners_get(self->data_owners, name));
         }
-        break;
-    case ACTS_ON_MODEL:
-        // The owner (a producer whose train jobs made it) or an admin; the
-        // refusal says which of the two it lacks.
-        if ((k->roles & DV_ROLE_PRODUCER) && !(k->roles & DV_ROLE_ADMIN) &&
-            dv_msg_str(m, "name", name, sizeof name, &ignore) == 0 &&
-            (!dv_owners_get(self->model_owners, name) ||
-             !owns(self->model_owners, k, name))) {
-            const char *owner = dv_owners_get(self->model_owners, name);
-            if (owner) {
-                return refuse(self, k->id, m, err,
-                              "model '%s' belongs to key '%s': only its "
-                              "owner or an admin may delete it",
-                              name, owner);
-            }
-            return refuse(self, k->id, m, err,
-                          "model '%s' has no owner key (pushed by an admin, "
-                          "or not there): only an admin may delete it",
-                          name);
-        }
-        break;
-    }
-    if (k->roles & DV_ROLE_ADMIN) {
         return 0;
+    case ACTS_ON_MODEL:
+        return model_change_refused(self, k, m, err);
     }
-    char roles[64], takes[64]; // two buffers: both go into one format
-    if (!(k->roles & need)) {
-        return refuse(
-            self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
-            k->id, dv_roles_format(k->roles, roles, sizeof roles),
-            dv_msg_name(t),
-            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
-                 : "admin");
-    }
-    if (queue && !dv_key_allows_queue(k, queue)) {
-        return refuse(self, k->id, m, err,
-                      "key '%s' may not use queue '%s' (its queues are in "
-                      "its .pub file)",
-                      k->id, queue);
-    }
+    return 0;
+}
+
+// The row's owner checks (CHECK_*), in order, for a key that is not an
+// admin's; qbuf: the queue m names.
+static int
+checks_refused(dv_broker_t *self,
+               const dv_key_t *k,
+               const dv_msg_t *m,
+               const msg_row_t *row,
+               const char *qbuf,
+               dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1] = "";
+    dv_error_t ignore;
     if ((row->checks & CHECK_CONSUMER) &&
         dv_msg_str(m, "consumer", name, sizeof name, &ignore) == 0) {
         // A consumer belongs to the key that first followed it.
-        const cursor_t *c = cursor_named(self, qbuf, name);
+        const cursor_t *c = dv_results_cursor_named(self, qbuf, name);
         if (c && c->owner[0] && strcmp(c->owner, k->id) != 0) {
             return refuse(self, k->id, m, err,
                           "consumer '%s' on queue '%s' belongs to key '%s' "
@@ -423,6 +426,59 @@ authorize(dv_broker_t *self,
         }
     }
     return 0;
+}
+
+// Check client message m against its key. *who gets the key (NULL in
+// plain mode). In order: the key is still authorized; what the row says
+// the message acts on is the key's; then (not for admins) the roles, the
+// queue and the row's owner checks.
+int
+dv_authorize_client(dv_broker_t *self,
+                    dv_wire_msg_t *in,
+                    const dv_msg_t *m,
+                    const msg_row_t *row,
+                    const dv_key_t **who,
+                    dv_error_t *err)
+{
+    *who = NULL;
+    if (!dv_auth_secure(self->auth)) {
+        return 0;
+    }
+    const char *id = "";
+    const dv_key_t *k = dv_auth_message_key(self->auth, &in->header, &id);
+    if (!k) {
+        return refuse(self, id, m, err,
+                      "key '%s' is no longer authorized (revoked or "
+                      "removed from the authorized keys)",
+                      id);
+    }
+    *who = k;
+    if (!row || row->roles == ANY_KEY) {
+        return 0; // reading: hello, ping, status, workers, models, data sets
+    } // (a type clients may not send: dv_broker_serve_request says so)
+    unsigned need = row->roles; // any of (admin always passes; 0: admin only)
+    const char *queue = NULL;   // the queue it acts on, to check
+    char qbuf[DV_MAX_WIRE_NAME + 1] = "";
+    int rc = acts_on_refused(self, k, m, row, qbuf, &queue, err);
+    if (rc || (k->roles & DV_ROLE_ADMIN)) {
+        return rc;
+    }
+    char roles[64], takes[64]; // two buffers: both go into one format
+    if (!(k->roles & need)) {
+        return refuse(
+            self, k->id, m, err, "key '%s' (%s) may not %s: that takes %s",
+            k->id, dv_roles_format(k->roles, roles, sizeof roles),
+            dv_msg_name(dv_msg_type(m)),
+            need ? dv_roles_format(need | DV_ROLE_ADMIN, takes, sizeof takes)
+                 : "admin");
+    }
+    if (queue && !dv_key_allows_queue(k, queue)) {
+        return refuse(self, k->id, m, err,
+                      "key '%s' may not use queue '%s' (its queues are in "
+                      "its .pub file)",
+                      k->id, queue);
+    }
+    return checks_refused(self, k, m, row, qbuf, err);
 }
 
 // May key k (id; NULL: not in the keyring) serve as a worker on queues (n
@@ -470,7 +526,7 @@ worker_allowed(const dv_key_t *k,
 // The queues w gets jobs from: those it asked for (all allowed by its key:
 // worker_allowed), else every queue its key allows.
 void
-worker_serve(dv_broker_t *self, const worker_t *w)
+dv_authorize_worker_serve(dv_broker_t *self, const worker_t *w)
 {
     const dv_key_t *k = dv_auth_key_by_id(self->auth, w->key);
     if (w->n_queues || !k || k->all_queues || (k->roles & DV_ROLE_ADMIN)) {
@@ -484,17 +540,17 @@ worker_serve(dv_broker_t *self, const worker_t *w)
 
 // Check a worker message against its key's current roles and queues (a
 // reload may have changed them since the handshake): DV_EPERM with why, and
-// a registered worker that may no longer work is dropped (worker_evict; *w
-// becomes NULL). asked: a register's queues. Audited when a worker is
+// a registered worker that may no longer work is dropped (dv_workers_msg_evict;
+// *w becomes NULL). asked: a register's queues. Audited when a worker is
 // dropped or a register refused, not for each heartbeat of a dropped one.
 int
-authorize_worker(dv_broker_t *self,
-                 dv_wire_msg_t *in,
-                 const dv_msg_t *m,
-                 worker_t **w,
-                 char *const *asked,
-                 size_t n_asked,
-                 dv_error_t *err)
+dv_authorize_worker(dv_broker_t *self,
+                    dv_wire_msg_t *in,
+                    const dv_msg_t *m,
+                    worker_t **w,
+                    char *const *asked,
+                    size_t n_asked,
+                    dv_error_t *err)
 {
     if (!dv_auth_secure(self->auth)) {
         return 0;
@@ -519,10 +575,11 @@ authorize_worker(dv_broker_t *self,
         }
         snprintf(object, sizeof object, "worker %s", name);
         snprintf(outcome, sizeof outcome, "refused: %s", why);
-        audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+        dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object,
+                           outcome);
     }
     if (*w) {
-        worker_evict(self, *w, why);
+        dv_workers_msg_evict(self, *w, why);
         *w = NULL;
     }
     return dv_errorf(err, DV_EPERM, "%s", why);
@@ -543,19 +600,20 @@ workers_reauthorize(dv_broker_t *self)
         if (!dv_auth_secure(self->auth) ||
             worker_allowed(k, w->key, w->queues, w->n_queues, why,
                            sizeof why)) {
-            worker_serve(self, w);
+            dv_authorize_worker_serve(self, w);
             i++;
             continue;
         }
         char object[DV_MAX_WIRE_NAME + 16], outcome[DV_ERROR_TEXT_MAX + 16];
         snprintf(object, sizeof object, "worker %s", w->name);
         snprintf(outcome, sizeof outcome, "refused: %s", why);
-        audit(self, w->key, "reload", object, outcome);
-        worker_evict(self, w, why); // moves the last into i
+        dv_authorize_audit(self, w->key, "reload", object, outcome);
+        dv_workers_msg_evict(self, w, why); // moves the last into i
         dropped++;
     }
     if (self->n_workers || dropped) {
-        dispatch(self); // dropped workers' jobs, and queues newly allowed
+        dv_batching_dispatch(
+            self); // dropped workers' jobs, and queues newly allowed
     }
 }
 
@@ -581,8 +639,8 @@ followers_reauthorize(dv_broker_t *self)
         char object[2 * DV_MAX_WIRE_NAME + 32];
         snprintf(object, sizeof object, "queue %s, consumer %s", queue,
                  c->consumer);
-        audit(self, c->follower, "reload", object,
-              "refused: the key may no longer follow this stream");
+        dv_authorize_audit(self, c->follower, "reload", object,
+                           "refused: the key may no longer follow this stream");
         dv_log(DV_LOG_WARN, "broker",
                "stream %s/%s: key '%s' may no longer follow it: stopped", queue,
                c->consumer, c->follower);
@@ -600,12 +658,12 @@ keys_reloaded(dv_broker_t *self)
 // After a client message was handled: admin actions and changes to models
 // and data sets go to the audit log, with their outcome.
 void
-audit_message(dv_broker_t *self,
-              const msg_row_t *row,
-              const char *id,
-              const dv_msg_t *m,
-              int rc,
-              const dv_error_t *err)
+dv_authorize_audit_message(dv_broker_t *self,
+                           const msg_row_t *row,
+                           const char *id,
+                           const dv_msg_t *m,
+                           int rc,
+                           const dv_error_t *err)
 {
     if (!row || !row->audited) {
         return;
@@ -618,17 +676,17 @@ audit_message(dv_broker_t *self,
     } else {
         snprintf(outcome, sizeof outcome, "ok");
     }
-    audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
+    dv_authorize_audit(self, id, dv_msg_name(dv_msg_type(m)), object, outcome);
 }
 
 // audit_list {since_ms}: the entries held in memory from then on.
 int
-on_audit_list(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_authorize_on_audit_list(dv_broker_t *self,
+                           const void *route,
+                           size_t route_len,
+                           const dv_msg_t *m,
+                           uint64_t rid,
+                           dv_error_t *err)
 {
     uint64_t since = 0;
     int rc = dv_msg_uint_or(m, "since_ms", 0, &since, err);
@@ -664,6 +722,6 @@ on_audit_list(dv_broker_t *self,
         dv_msgw_v_str(w, "outcome");
         dv_msgw_v_str(w, e.outcome);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }

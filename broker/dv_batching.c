@@ -40,7 +40,7 @@ static void
 run_starts(dv_broker_t *self, job_t *j, const worker_t *w, uint32_t attempt)
 {
     j->attempts = attempt;
-    uint64_t now = unix_ms_now();
+    uint64_t now = dv_broker_unix_ms_now();
     if (attempt == 1 && j->submit_unix && now >= j->submit_unix) {
         dv_monitor_started(self->monitor, j->kind,
                            (double)(now - j->submit_unix) / 1000);
@@ -53,10 +53,10 @@ run_starts(dv_broker_t *self, job_t *j, const worker_t *w, uint32_t attempt)
                                     ? now - j->submit_unix
                                     : 0));
     j->started_unix = now;
-    store_attempts(self, j);
+    dv_dead_store_attempts(self, j);
     if (j->timeout_ms) {
-        timer_add(self, uv_now(&self->loop) + j->timeout_ms, j->id, T_TIMEOUT,
-                  attempt);
+        dv_timers_add(self, uv_now(&self->loop) + j->timeout_ms, j->id,
+                      T_TIMEOUT, attempt);
     }
 }
 
@@ -108,7 +108,7 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
         // Payload: field count (u16), spec length (u32), the spec's
         // fields (train_spec), then the CSV (none on a stored data set).
         size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-        size_t sl = get_u32(j->payload + 2);
+        size_t sl = dv_broker_get_u32(j->payload + 2);
         if (!USES_MODEL(j)) {
             dv_msgw_str(m, "model", j->model);
         }
@@ -209,7 +209,7 @@ static bool
 ride_fits(uint64_t id, void *arg)
 {
     ride_t *r = arg;
-    const job_t *j = job_find(r->self, id);
+    const job_t *j = dv_broker_job_find(r->self, id);
     if (!j || !IS_INFER(j) || j->cancelled || r->rows + j->rows > r->max_rows ||
         (j->deadline_unix && r->now_unix > j->deadline_unix)) {
         return false; // an expired one ends by its timer, not on a worker
@@ -223,22 +223,22 @@ ride_fits(uint64_t id, void *arg)
 // max_batch_rows): they ride on its slot, and the worker runs them as one
 // forward pass (docs/ARCHITECTURE.md, Dynamic batching).
 void
-dispatch(dv_broker_t *self)
+dv_batching_dispatch(dv_broker_t *self)
 {
     uint64_t id, handle;
     uint32_t attempt;
     dv_sched_tick(self->sched, uv_now(&self->loop));
-    refill(self);
+    dv_spill_refill(self);
     uint64_t now_unix = 0;
     while (dv_sched_next(self->sched, &id, &handle, &attempt)) {
-        job_t *j = job_find(self, id);
-        worker_t *w = worker_by_handle(self, handle);
+        job_t *j = dv_broker_job_find(self, id);
+        worker_t *w = dv_broker_worker_by_handle(self, handle);
         dv_assert(j && w);
         if (j->deadline_unix) {
-            now_unix = now_unix ? now_unix : unix_ms_now();
+            now_unix = now_unix ? now_unix : dv_broker_unix_ms_now();
             if (now_unix > j->deadline_unix) { // its timer has not fired yet
                 dv_sched_finish(self->sched, id, handle);
-                job_expire(self, j);
+                dv_timers_job_expire(self, j);
                 continue;
             }
         }
@@ -247,7 +247,7 @@ dispatch(dv_broker_t *self)
             continue;
         }
         dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
-        now_unix = now_unix ? now_unix : unix_ms_now();
+        now_unix = now_unix ? now_unix : dv_broker_unix_ms_now();
         ride_t ride = {self, j->rows, cfg.max_batch_rows, now_unix};
         run_batch_t b = {.n = 0};
         run_batch_add(self, &b, w, j, attempt);
@@ -258,7 +258,8 @@ dispatch(dv_broker_t *self)
                (n = dv_sched_ride(self->sched, id, ride_fits, &ride, ids,
                                   attempts, 64)) > 0) {
             for (size_t i = 0; i < n; i++) {
-                run_batch_add(self, &b, w, job_find(self, ids[i]), attempts[i]);
+                run_batch_add(self, &b, w, dv_broker_job_find(self, ids[i]),
+                              attempts[i]);
             }
             if (n < 64) {
                 break;
@@ -276,10 +277,10 @@ dispatch(dv_broker_t *self)
 // under its rid; a message whose requests cannot all be told apart (no
 // array, a request without a rid) is refused as a whole.
 int
-on_submit_many(dv_broker_t *self,
-               dv_wire_msg_t *in,
-               const dv_msg_t *m,
-               dv_error_t *err)
+dv_batching_on_submit_many(dv_broker_t *self,
+                           dv_wire_msg_t *in,
+                           const dv_msg_t *m,
+                           dv_error_t *err)
 {
     const msgpack_object *list = dv_msg_get(m, "requests");
     if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
@@ -315,7 +316,7 @@ on_submit_many(dv_broker_t *self,
     sizes_ok =
         sizes_ok && dv_msg_n_frames(m) <= 1 && total == (all ? all->len : 0);
     // The requests accepted now are acknowledged in one accepted_many.
-    bool gather = rc == 0 && accepts_begin(self);
+    bool gather = rc == 0 && dv_jobs_msg_accepts_begin(self);
     self->in_submit_many = true;
     for (size_t i = 0, at = 0; rc == 0 && i < n; i++) {
         if (!sizes_ok) {
@@ -325,18 +326,18 @@ on_submit_many(dv_broker_t *self,
                      "its payload; together they must be frame 1's %zu bytes "
                      "(no other frame)",
                      all ? all->len : 0);
-            client_error(self, zmq_msg_data(&in->route),
-                         zmq_msg_size(&in->route), dv_msg_rid(views[i]), 0,
-                         DV_EFORMAT, text);
+            dv_broker_client_error(self, zmq_msg_data(&in->route),
+                                   zmq_msg_size(&in->route),
+                                   dv_msg_rid(views[i]), 0, DV_EFORMAT, text);
             continue;
         }
         slices[i].data = all ? all->data + at : NULL;
         at += slices[i].len;
-        serve_request(self, in, views[i]);
+        dv_broker_serve_request(self, in, views[i]);
     }
     self->in_submit_many = false;
     if (gather) {
-        accepts_flush(self);
+        dv_jobs_msg_accepts_flush(self);
     }
     for (size_t i = 0; i < n; i++) {
         dv_msg_destroy(&views[i]);
@@ -346,17 +347,30 @@ on_submit_many(dv_broker_t *self,
     return rc;
 }
 
-// done_batch (1.4): the infer jobs of one forward pass that succeeded,
-// `jobs` [[job, attempt, rows], ...] in the order of their outputs' rows in
-// frame 1. Each is checked as its own `done` would be (a stale or foreign
-// one is dropped, its rows skipped); a job whose rows disagree with its
-// input, or a message whose rows do not add up, fails the jobs it names
-// that run here (malformed result).
-int
-on_done_batch(dv_broker_t *self,
-              worker_t *w,
-              const dv_msg_t *m,
-              dv_error_t *err)
+// One forward pass's outputs, as a done_batch carries them, and the
+// result fields its jobs share.
+typedef struct {
+    const msgpack_object *list;  // `jobs`: [[job, attempt, rows], ...]
+    size_t n;                    // their count
+    size_t sum;                  // their rows, added up
+    const dv_frame_t *f;         // the outputs (frame 1), row-major float
+    size_t rows, cols;           // its shape
+    char **classes;              // `classes` (owned), n_classes of them
+    size_t n_classes;            //
+    int rc;                      // 0, or why the outputs are malformed
+    dv_error_t bad;              // that reason
+    const msgpack_object *batch; // the pass's `batch` fields (or NULL)
+    // The fields every job of the pass shares, built once per version (a
+    // hostile worker may mix versions: each job names its own).
+    dv_msgw_t *tail;                       // owned
+    char tail_model[DV_MAX_WIRE_NAME + 1]; // whose they are
+    uint32_t tail_version;                 //
+    dv_frame_t tail_classes;               // owned data
+} pass_t;
+
+// `jobs`: 1..DV_MAX_BATCH_JOBS [job, attempt, rows] (p->list, n, sum).
+static int
+pass_jobs(const dv_msg_t *m, pass_t *p, dv_error_t *err)
 {
     const msgpack_object *list = dv_msg_get(m, "jobs");
     if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
@@ -366,8 +380,9 @@ on_done_batch(dv_broker_t *self,
                          "rows]",
                          DV_MAX_BATCH_JOBS);
     }
-    size_t n = list->via.array.size, sum = 0;
-    for (size_t i = 0; i < n; i++) {
+    p->list = list;
+    p->n = list->via.array.size;
+    for (size_t i = 0; i < p->n; i++) {
         const msgpack_object *e = &list->via.array.ptr[i];
         uint64_t v[3];
         if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3 ||
@@ -380,109 +395,142 @@ on_done_batch(dv_broker_t *self,
                              "rows]",
                              i);
         }
-        sum += v[2];
+        p->sum += v[2];
     }
-    const dv_frame_t *f = NULL;
-    size_t rows = 0, cols = 0, n_classes = 0;
-    char **classes = NULL;
-    dv_error_t bad = {0};
-    int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &f, &rows,
-                                &cols, &bad);
+    return 0;
+}
+
+// The outputs and classes, checked against the jobs' rows: a mismatch is
+// not refused but kept in p->rc / p->bad, as the jobs' failure.
+static void
+pass_outputs(const dv_msg_t *m, pass_t *p)
+{
+    int rc = dv_msg_tensor_desc(m, "output", DV_MAX_INFER_ROWS, &p->f, &p->rows,
+                                &p->cols, &p->bad);
     const msgpack_object *co = dv_msg_get(m, "classes");
     size_t want_frames = co && co->type == MSGPACK_OBJECT_MAP ? 2 : 1;
-    if (rc == 0 && (rows != sum || dv_msg_n_frames(m) != want_frames ||
-                    dv_msg_frame(m, 1) != f)) {
-        rc = dv_errorf(&bad, DV_ESHAPE,
+    if (rc == 0 && (p->rows != p->sum || dv_msg_n_frames(m) != want_frames ||
+                    dv_msg_frame(m, 1) != p->f)) {
+        rc = dv_errorf(&p->bad, DV_ESHAPE,
                        "%zu output rows for jobs of %zu rows, in frame 1 of "
                        "%zu",
-                       rows, sum, dv_msg_n_frames(m));
+                       p->rows, p->sum, dv_msg_n_frames(m));
     }
     if (rc == 0) {
         rc = dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
-                         &classes, &n_classes, &bad);
+                         &p->classes, &p->n_classes, &p->bad);
     }
-    if (rc == 0 && n_classes && n_classes != cols) {
-        rc = dv_errorf(&bad, DV_ESHAPE, "%zu classes for %zu output columns",
-                       n_classes, cols);
+    if (rc == 0 && p->n_classes && p->n_classes != p->cols) {
+        rc = dv_errorf(&p->bad, DV_ESHAPE, "%zu classes for %zu output columns",
+                       p->n_classes, p->cols);
     }
-    const msgpack_object *batch = dv_msg_get(m, "batch");
+    p->rc = rc;
+    p->batch = dv_msg_get(m, "batch");
+}
+
+// Job j's result from the pass: its r output rows from row off, or its
+// failure (malformed result).
+static void
+pass_result(dv_broker_t *self,
+            const worker_t *w,
+            pass_t *p,
+            job_t *j,
+            uint64_t r,
+            size_t off)
+{
+    if (p->rc == 0 && r != j->rows) {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text,
+                 "malformed result from the worker: %llu output rows "
+                 "for %u input rows",
+                 (unsigned long long)r, j->rows);
+        dv_results_send(self, j, false, DV_ESHAPE, text, w->name, NULL, 0,
+                        NULL);
+        return;
+    }
+    if (p->rc) {
+        char text[DV_ERROR_TEXT_MAX + 40];
+        snprintf(text, sizeof text, "malformed result from the worker: %s",
+                 p->bad.text);
+        dv_results_send(self, j, false, p->rc, text, w->name, NULL, 0, NULL);
+        return;
+    }
+    if (!p->tail || p->tail_version != j->model_version ||
+        strcmp(p->tail_model, j->model) != 0) {
+        dv_msgw_destroy(&p->tail);
+        free((void *)p->tail_classes.data);
+        p->tail_classes = (dv_frame_t){NULL, 0};
+        p->tail = dv_workers_msg_infer_tail(j, p->sum, p->batch, p->classes,
+                                            p->n_classes, &p->tail_classes);
+        snprintf(p->tail_model, sizeof p->tail_model, "%s", j->model);
+        p->tail_version = j->model_version;
+    }
+    size_t cols = p->cols;
+    dv_frame_t frames[2] = {{p->f->data + off * cols * 4, r * cols * 4},
+                            p->tail_classes};
+    dv_msgw_t *x = dv_workers_msg_infer_extra_with(r, cols, p->tail);
+    dv_results_send(self, j, true, 0, NULL, w->name, frames,
+                    p->tail_classes.data ? 2 : 1, x);
+    dv_msgw_destroy(&x);
+}
+
+// done_batch (1.4): the infer jobs of one forward pass that succeeded,
+// `jobs` [[job, attempt, rows], ...] in the order of their outputs' rows in
+// frame 1. Each is checked as its own `done` would be (a stale or foreign
+// one is dropped, its rows skipped); a job whose rows disagree with its
+// input, or a message whose rows do not add up, fails the jobs it names
+// that run here (malformed result).
+int
+dv_batching_on_done_batch(dv_broker_t *self,
+                          worker_t *w,
+                          const dv_msg_t *m,
+                          dv_error_t *err)
+{
+    pass_t p = {0};
+    int rc = pass_jobs(m, &p, err);
+    if (rc) {
+        return rc;
+    }
+    pass_outputs(m, &p);
     uint64_t pass_rows = 0;
-    if (rc == 0) { // the pass's rows as the worker says (at least theirs)
+    if (p.rc == 0) { // the pass's rows as the worker says (at least theirs)
         dv_monitor_batch(
             self->monitor,
-            dv_msgpack_uint(dv_msgpack_get(batch, "rows"), &pass_rows) &&
-                    pass_rows >= sum && pass_rows <= UINT32_MAX
+            dv_msgpack_uint(dv_msgpack_get(p.batch, "rows"), &pass_rows) &&
+                    pass_rows >= p.sum && pass_rows <= UINT32_MAX
                 ? (uint32_t)pass_rows
-                : (uint32_t)sum);
+                : (uint32_t)p.sum);
     }
-    // The fields every job of the pass shares, built once per version
-    // (a hostile worker may mix versions: each job names its own).
-    dv_msgw_t *tail = NULL;
-    char tail_model[DV_MAX_WIRE_NAME + 1] = "";
-    uint32_t tail_version = 0;
-    dv_frame_t tail_classes = {NULL, 0};
     // The results of the pass go to each client in one `results` (1.4).
     bool gather = !self->coalesce;
     if (gather) {
-        results_batch_begin(self);
+        dv_results_batch_begin(self);
     }
-    for (size_t i = 0, at = 0; i < n; i++) {
-        const msgpack_object *e = list->via.array.ptr[i].via.array.ptr;
+    for (size_t i = 0, at = 0; i < p.n; i++) {
+        const msgpack_object *e = p.list->via.array.ptr[i].via.array.ptr;
         uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;
         size_t off = at;
         at += r;
-        job_t *j = job_find(self, id);
+        job_t *j = dv_broker_job_find(self, id);
         uint64_t on = 0;
         if (!j || !IS_INFER(j) || attempt != j->attempts ||
             dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
             continue; // late, or not this worker's: as for `done`
         }
         dv_sched_finish(self->sched, id, w->handle);
-        if (j->cancelled) { // its outcome is already recorded
-            job_remove(self, id);
-            continue;
+        if (!j->cancelled) { // else its outcome is already recorded
+            pass_result(self, w, &p, j, r, off);
         }
-        if (rc == 0 && r != j->rows) {
-            char text[DV_ERROR_TEXT_MAX];
-            snprintf(text, sizeof text,
-                     "malformed result from the worker: %llu output rows "
-                     "for %u input rows",
-                     (unsigned long long)r, j->rows);
-            send_result(self, j, false, DV_ESHAPE, text, w->name, NULL, 0,
-                        NULL);
-        } else if (rc) {
-            char text[DV_ERROR_TEXT_MAX + 40];
-            snprintf(text, sizeof text, "malformed result from the worker: %s",
-                     bad.text);
-            send_result(self, j, false, rc, text, w->name, NULL, 0, NULL);
-        } else {
-            if (!tail || tail_version != j->model_version ||
-                strcmp(tail_model, j->model) != 0) {
-                dv_msgw_destroy(&tail);
-                free((void *)tail_classes.data);
-                tail_classes = (dv_frame_t){NULL, 0};
-                tail = infer_tail(j, sum, batch, classes, n_classes,
-                                  &tail_classes);
-                snprintf(tail_model, sizeof tail_model, "%s", j->model);
-                tail_version = j->model_version;
-            }
-            dv_frame_t frames[2] = {{f->data + off * cols * 4, r * cols * 4},
-                                    tail_classes};
-            dv_msgw_t *x = infer_extra_with(r, cols, tail);
-            send_result(self, j, true, 0, NULL, w->name, frames,
-                        tail_classes.data ? 2 : 1, x);
-            dv_msgw_destroy(&x);
-        }
-        job_remove(self, id);
+        dv_broker_job_remove(self, id);
     }
     if (gather) {
-        results_batch_flush(self);
+        dv_results_batch_flush(self);
     }
-    dv_msgw_destroy(&tail);
-    free((void *)tail_classes.data);
-    dv_strs_free(&classes, n_classes);
+    dv_msgw_destroy(&p.tail);
+    free((void *)p.tail_classes.data);
+    dv_strs_free(&p.classes, p.n_classes);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
-        worker_lost(self, w, "left after draining");
+        dv_workers_msg_lost(self, w, "left after draining");
     }
     return 0;
 }

@@ -17,7 +17,7 @@
 // waiting behind it for the same model version along (up to the model's
 // max_batch_rows): they ride on its slot, and the worker runs them as one
 // forward pass (docs/ARCHITECTURE.md, Dynamic batching).
-void dispatch(dv_broker_t *self);
+void dv_batching_dispatch(dv_broker_t *self);
 
 // submit_many (1.4): `requests`, each a `submit`'s fields with its own
 // `rid` and `bytes` (its payload's length; the payloads lie one after
@@ -26,10 +26,10 @@ void dispatch(dv_broker_t *self);
 // When the payloads do not add up to frame 1, each request is refused
 // under its rid; a message whose requests cannot all be told apart (no
 // array, a request without a rid) is refused as a whole.
-int on_submit_many(dv_broker_t *self,
-                   dv_wire_msg_t *in,
-                   const dv_msg_t *m,
-                   dv_error_t *err);
+int dv_batching_on_submit_many(dv_broker_t *self,
+                               dv_wire_msg_t *in,
+                               const dv_msg_t *m,
+                               dv_error_t *err);
 
 // done_batch (1.4): the infer jobs of one forward pass that succeeded,
 // `jobs` [[job, attempt, rows], ...] in the order of their outputs' rows in
@@ -37,9 +37,9 @@ int on_submit_many(dv_broker_t *self,
 // one is dropped, its rows skipped); a job whose rows disagree with its
 // input, or a message whose rows do not add up, fails the jobs it names
 // that run here (malformed result).
-int on_done_batch(dv_broker_t *self,
-                  worker_t *w,
-                  const dv_msg_t *m,
-                  dv_error_t *err);
+int dv_batching_on_done_batch(dv_broker_t *self,
+                              worker_t *w,
+                              const dv_msg_t *m,
+                              dv_error_t *err);
 
 #endif

@@ -4,7 +4,7 @@
 // heartbeat timer and the signal handles. Jobs live in a chained hash table
 // keyed by id (their bodies: submitter's routing id, rid, kind, payload);
 // dv_sched decides what runs where. After every batch of incoming messages,
-// dispatch() drains dv_sched_next into `run` messages.
+// dv_batching_dispatch() drains dv_sched_next into `run` messages.
 //
 // Every accepted job ends in a `result` to its submitter: done or failed by
 // the worker, or failed by the broker when its attempts are used up by lost
@@ -13,7 +13,7 @@
 //
 // This file: the loop and its sockets, heartbeats and signals, the jobs
 // table, queue records, replies to clients and serving a client request
-// (serve_request: a lookup in dv_handlers.c's table and a call; the
+// (dv_broker_serve_request: a lookup in dv_handlers.c's table and a call; the
 // workers' table is in dv_workers_msg.c). Everything else is
 // a module of its own, one noun each (docs/ARCHITECTURE.md, The broker's
 // modules); their shared types are in dv_broker_int.h.
@@ -63,7 +63,7 @@
 #include "dv_zwatch.h"
 
 uint64_t
-unix_ms_now(void)
+dv_broker_unix_ms_now(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -71,7 +71,7 @@ unix_ms_now(void)
 }
 
 void
-put_u32(uint8_t *p, uint32_t v)
+dv_broker_put_u32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
@@ -79,7 +79,7 @@ put_u32(uint8_t *p, uint32_t v)
 }
 
 void
-put_u64(uint8_t *p, uint64_t v)
+dv_broker_put_u64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) {
         p[i] = (uint8_t)(v >> (8 * i));
@@ -87,16 +87,17 @@ put_u64(uint8_t *p, uint64_t v)
 }
 
 uint32_t
-get_u32(const uint8_t *p)
+dv_broker_get_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 
 uint64_t
-get_u64(const uint8_t *p)
+dv_broker_get_u64(const uint8_t *p)
 {
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+    return (uint64_t)dv_broker_get_u32(p) | (uint64_t)dv_broker_get_u32(p + 4)
+                                                << 32;
 }
 
 // ---------------------------------------------------------------- jobs
@@ -104,12 +105,12 @@ get_u64(const uint8_t *p)
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *
-job_alloc(const void *route,
-          size_t route_len,
-          const char *queue,
-          const char *model,
-          const void *payload,
-          size_t payload_len)
+dv_broker_job_alloc(const void *route,
+                    size_t route_len,
+                    const char *queue,
+                    const char *model,
+                    const void *payload,
+                    size_t payload_len)
 {
     size_t qlen = strlen(queue) + 1, mlen = strlen(model) + 1;
     job_t *j =
@@ -141,7 +142,7 @@ job_alloc(const void *route,
 }
 
 void
-job_free(job_t *j)
+dv_broker_job_free(job_t *j)
 {
     if (j) {
         free(j->errors);
@@ -177,7 +178,7 @@ jobs_grow(dv_broker_t *self)
 
 // The queue's record, or NULL when no job ever created it.
 qbytes_t *
-queue_find(dv_broker_t *self, const char *name)
+dv_broker_queue_find(dv_broker_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_qbytes; i++) {
         if (strcmp(self->qbytes[i].name, name) == 0) {
@@ -189,12 +190,12 @@ queue_find(dv_broker_t *self, const char *name)
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
 int
-queue_may_create(dv_broker_t *self,
-                 const char *name,
-                 const char *what,
-                 dv_error_t *err)
+dv_broker_queue_may_create(dv_broker_t *self,
+                           const char *name,
+                           const char *what,
+                           dv_error_t *err)
 {
-    if (queue_find(self, name) || self->n_qbytes < DV_MAX_QUEUES) {
+    if (dv_broker_queue_find(self, name) || self->n_qbytes < DV_MAX_QUEUES) {
         return 0;
     }
     return dv_errorf(err, DV_ELIMIT,
@@ -204,7 +205,7 @@ queue_may_create(dv_broker_t *self,
 }
 
 qbytes_t *
-queue_bytes(dv_broker_t *self, const char *name)
+dv_broker_queue_bytes(dv_broker_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_qbytes; i++) {
         if (strcmp(self->qbytes[i].name, name) == 0) {
@@ -224,9 +225,9 @@ queue_bytes(dv_broker_t *self, const char *name)
 }
 
 void
-job_add(dv_broker_t *self, job_t *j)
+dv_broker_job_add(dv_broker_t *self, job_t *j)
 {
-    queue_bytes(self, j->queue)->bytes += j->payload_len;
+    dv_broker_queue_bytes(self, j->queue)->bytes += j->payload_len;
     if (self->n_jobs + 1 > self->n_buckets) {
         jobs_grow(self);
     }
@@ -237,7 +238,7 @@ job_add(dv_broker_t *self, job_t *j)
 }
 
 job_t *
-job_find(const dv_broker_t *self, uint64_t id)
+dv_broker_job_find(const dv_broker_t *self, uint64_t id)
 {
     for (job_t *j = self->jobs[bucket(self, id)]; j; j = j->next) {
         if (j->id == id) {
@@ -248,17 +249,17 @@ job_find(const dv_broker_t *self, uint64_t id)
 }
 
 void
-job_remove(dv_broker_t *self, uint64_t id)
+dv_broker_job_remove(dv_broker_t *self, uint64_t id)
 {
     for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
-            queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) {
                 self->whos[j->who].inflight--;
             }
-            job_free(j);
+            dv_broker_job_free(j);
             self->n_jobs--;
             return;
         }
@@ -268,7 +269,7 @@ job_remove(dv_broker_t *self, uint64_t id)
 // ------------------------------------------------------------- workers
 
 worker_t *
-worker_by_route(dv_broker_t *self, const void *route, size_t len)
+dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len)
 {
     for (size_t i = 0; i < self->n_workers; i++) {
         worker_t *w = &self->workers[i];
@@ -280,7 +281,7 @@ worker_by_route(dv_broker_t *self, const void *route, size_t len)
 }
 
 worker_t *
-worker_by_handle(dv_broker_t *self, uint64_t handle)
+dv_broker_worker_by_handle(dv_broker_t *self, uint64_t handle)
 {
     for (size_t i = 0; i < self->n_workers; i++) {
         if (self->workers[i].handle == handle) {
@@ -292,14 +293,14 @@ worker_by_handle(dv_broker_t *self, uint64_t handle)
 
 // Take j out of the jobs table without freeing it.
 job_t *
-job_detach(dv_broker_t *self, uint64_t id)
+dv_broker_job_detach(dv_broker_t *self, uint64_t id)
 {
     for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
             j->next = NULL;
-            queue_bytes(self, j->queue)->bytes -= j->payload_len;
+            dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) { // dead, or spilled: no longer counted in flight
                 self->whos[j->who].inflight--;
                 j->who = 0;
@@ -315,7 +316,7 @@ job_detach(dv_broker_t *self, uint64_t id)
 
 // The whos slot of key id (added when new; 0 when the table is full).
 uint16_t
-who_index(dv_broker_t *self, const char *id)
+dv_broker_who_index(dv_broker_t *self, const char *id)
 {
     for (size_t i = 1; i < self->n_whos; i++) {
         if (strcmp(self->whos[i].id, id) == 0) {
@@ -333,11 +334,11 @@ who_index(dv_broker_t *self, const char *id)
 }
 
 void
-send_simple(dv_broker_t *self,
-            void *sock,
-            const dv_wire_msg_t *in,
-            dv_msg_type_t type,
-            uint64_t rid)
+dv_broker_send_simple(dv_broker_t *self,
+                      void *sock,
+                      const dv_wire_msg_t *in,
+                      dv_msg_type_t type,
+                      uint64_t rid)
 {
     dv_msgw_t *w = dv_msgw_new(type, rid);
     if (type == DV_MSG_WELCOME) {
@@ -368,7 +369,7 @@ send_simple(dv_broker_t *self,
     const void *route = zmq_msg_data((zmq_msg_t *)&in->route);
     size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
     if (sock == self->clients) {
-        client_send(self, route, route_len, h, len, NULL, 0);
+        dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     } else {
         dv_wire_send(sock, route, route_len, h, len, NULL, 0);
     }
@@ -377,7 +378,7 @@ send_simple(dv_broker_t *self,
 
 // Send a finished reply header to route, then free it.
 void
-reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
+dv_broker_reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
@@ -389,48 +390,48 @@ reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 // (dv_outq): a client that does not read cannot make the broker hold more
 // than DV_MAX_PEER_QUEUED_BYTES of replies for it.
 int
-client_send(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const uint8_t *header,
-            size_t header_len,
-            const dv_frame_t *frames,
-            size_t n_frames)
+dv_broker_client_send(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const uint8_t *header,
+                      size_t header_len,
+                      const dv_frame_t *frames,
+                      size_t n_frames)
 {
     return dv_outq_send(self->outq, route, route_len, header, header_len,
                         frames, n_frames, NULL, NULL);
 }
 
 void
-client_reply(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             dv_msgw_t *w)
+dv_broker_client_reply(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       dv_msgw_t *w)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
 }
 
 void
-client_error(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             uint64_t rid,
-             uint64_t job,
-             int code,
-             const char *text)
+dv_broker_client_error(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid,
+                       uint64_t job,
+                       int code,
+                       const char *text)
 {
-    client_reply(self, route, route_len,
-                 dv_msgw_error_reply(rid, job, code, text));
+    dv_broker_client_reply(self, route, route_len,
+                           dv_msgw_error_reply(rid, job, code, text));
 }
 
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one
 // request of a `submit_many`.
 void
-serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
+dv_broker_serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
 {
     const void *route = zmq_msg_data(&in->route);
     size_t route_len = zmq_msg_size(&in->route);
@@ -438,8 +439,8 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
     dv_error_t err = {0};
     const dv_key_t *who = NULL;
     char who_id[DV_KEY_ID_MAX + 1] = ""; // outlives a reload's new keyring
-    const msg_row_t *row = client_row(dv_msg_type(m));
-    int rc = authorize(self, in, m, row, &who, &err);
+    const msg_row_t *row = dv_handlers_client_row(dv_msg_type(m));
+    int rc = dv_authorize_client(self, in, m, row, &who, &err);
     self->current = who;
     if (who) {
         snprintf(who_id, sizeof who_id, "%s", who->id);
@@ -455,41 +456,62 @@ serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m)
                        dv_msg_name(dv_msg_type(m)));
     }
     if (m && checked) {
-        audit_message(self, row, who_id, m, rc, &err);
+        dv_authorize_audit_message(self, row, who_id, m, rc, &err);
     }
     self->current = NULL;
     if (rc) {
-        client_error(self, route, route_len, rid, 0, rc, err.text);
+        dv_broker_client_error(self, route, route_len, rid, 0, rc, err.text);
     }
 }
 
-void *
-route_slot(void **arr,
-           size_t elem,
-           size_t *n,
-           size_t *cap,
-           const void *route,
-           size_t route_len,
-           bool *added)
+gather_t *
+dv_broker_gather_new(size_t elem)
 {
-    for (size_t i = 0; i < *n; i++) {
-        route_key_t *k = (route_key_t *)((uint8_t *)*arr + i * elem);
+    dv_assert(elem >= sizeof(route_key_t));
+    gather_t *g = dv_calloc(1, sizeof *g);
+    g->elem = elem;
+    return g;
+}
+
+void *
+dv_broker_gather_slot(gather_t *g,
+                      const void *route,
+                      size_t route_len,
+                      bool *added)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        route_key_t *k = (route_key_t *)((uint8_t *)g->slots + i * g->elem);
         if (k->route_len == route_len &&
             memcmp(k->route, route, route_len) == 0) {
             *added = false;
             return k;
         }
     }
-    if (*n == *cap) {
-        *cap = *cap ? 2 * *cap : 8;
-        *arr = dv_realloc(*arr, *cap * elem);
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 8;
+        g->slots = dv_realloc(g->slots, g->cap * g->elem);
     }
-    route_key_t *k = (route_key_t *)((uint8_t *)*arr + (*n)++ * elem);
-    memset(k, 0, elem);
+    route_key_t *k = (route_key_t *)((uint8_t *)g->slots + g->n++ * g->elem);
+    memset(k, 0, g->elem);
     memcpy(k->route, route, route_len);
     k->route_len = route_len;
     *added = true;
     return k;
+}
+
+void
+dv_broker_gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush)
+{
+    gather_t *g = *g_p;
+    *g_p = NULL;
+    if (!g) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        flush(self, (uint8_t *)g->slots + i * g->elem);
+    }
+    free(g->slots);
+    free(g);
 }
 
 static void
@@ -535,16 +557,17 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                        held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT_MANY) {
-        rc = on_submit_many(self, in, m, &err);
+        rc = dv_batching_on_submit_many(self, in, m, &err);
     } else if (rc == 0) {
-        serve_request(self, in, m);
+        dv_broker_serve_request(self, in, m);
     }
     if (rc && m && !dv_auth_secure(self->auth)) {
-        audit_message(self, client_row(dv_msg_type(m)), "", m, rc,
-                      &err); // a refused admin action
+        dv_authorize_audit_message(self, dv_handlers_client_row(dv_msg_type(m)),
+                                   "", m, rc,
+                                   &err); // a refused admin action
     }
     if (rc) {
-        client_error(self, route, route_len, rid, 0, rc, err.text);
+        dv_broker_client_error(self, route, route_len, rid, 0, rc, err.text);
     }
     dv_msg_destroy(&m);
 }
@@ -561,7 +584,7 @@ on_clients_ready(dv_zwatch_t *zw, int events, void *arg)
     }
     on_client_message(self, &in);
     dv_wire_msg_close(&in);
-    dispatch(self);
+    dv_batching_dispatch(self);
     return 1;
 }
 
@@ -574,9 +597,9 @@ on_workers_ready(dv_zwatch_t *zw, int events, void *arg)
     if (dv_wire_recv(dv_zwatch_socket(zw), true, &in) != 1) {
         return 0;
     }
-    on_worker_message(self, &in);
+    dv_workers_msg_on_message(self, &in);
     dv_wire_msg_close(&in);
-    dispatch(self);
+    dv_batching_dispatch(self);
     return 1;
 }
 
@@ -593,15 +616,16 @@ static void
 on_heartbeat(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
-    kept_trim(self);           // results past their TTL
-    idem_trim(self);           // keys past their window
-    uploads_trim(self);        // data set uploads nobody continued
-    dv_outq_sweep(self->outq); // clients with nothing in flight
+    dv_results_kept_trim(self);         // results past their TTL
+    dv_idem_trim(self);                 // keys past their window
+    dv_datasets_msg_uploads_trim(self); // data set uploads nobody continued
+    dv_outq_sweep(self->outq);          // clients with nothing in flight
     for (size_t i = 0; i < self->n_cursors; i++) {
-        stream_pump(self, &self->cursors[i]); // held back by bytes: read?
+        dv_results_stream_pump(self,
+                               &self->cursors[i]); // held back by bytes: read?
     }
     if (self->n_switches) {
-        switches_check(self); // alias switches past their wait
+        dv_models_msg_switches_check(self); // alias switches past their wait
     }
 
     // Messages from workers may be waiting unread (the loop was busy): read
@@ -616,7 +640,7 @@ on_heartbeat(uv_timer_t *t)
         if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
             break;
         }
-        on_worker_message(self, &in);
+        dv_workers_msg_on_message(self, &in);
         dv_wire_msg_close(&in);
     }
     uv_update_time(&self->loop);
@@ -626,7 +650,8 @@ on_heartbeat(uv_timer_t *t)
     for (size_t i = 0; i < self->n_workers;) {
         worker_t *w = &self->workers[i];
         if (now - w->last_seen_ms > limit) {
-            worker_lost(self, w, "went silent"); // moves the last into i
+            dv_workers_msg_lost(self, w,
+                                "went silent"); // moves the last into i
             continue;
         }
         dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
@@ -637,7 +662,7 @@ on_heartbeat(uv_timer_t *t)
         dv_msgw_destroy(&m);
         i++;
     }
-    dispatch(self);
+    dv_batching_dispatch(self);
 }
 
 static void
@@ -657,7 +682,7 @@ on_sighup(uv_signal_t *s, int signum)
     size_t n = 0;
     dv_error_t err = {0};
     int rc = dv_auth_reload(self->auth, &n, &err);
-    reload_done(self, "", rc, n, err.text);
+    dv_authorize_reload_done(self, "", rc, n, err.text);
 }
 
 static int
@@ -700,10 +725,11 @@ bind_router(void *ctx,
     return 0;
 }
 
-int
-dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
+// The settings opts gives (or their defaults), and the state that needs
+// nothing opened.
+static void
+broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
 {
-    dv_broker_t *self = dv_calloc(1, sizeof *self);
     self->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 1000;
     self->liveness = opts->liveness ? opts->liveness : 3;
     self->n_buckets = 1024;
@@ -725,25 +751,151 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                                : 24ULL * 3600 * 1000;
     self->timeq = dv_timeq_new();
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
-    self->rng = 0x9e3779b97f4a7c15ULL ^ unix_ms_now();
+    self->rng = 0x9e3779b97f4a7c15ULL ^ dv_broker_unix_ms_now();
     self->lock_fd = -1;
-    // One broker per data folder, before anything in it is read.
-    int rc = opts->data_dir
-                 ? dv_endpoint_lock_dir(opts->data_dir, &self->lock_fd, err)
-                 : 0;
+    self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
+    self->require_signed = opts->require_signed;
+    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
+    self->n_whos = 1;
+}
+
+// The data folder locked (one broker per folder, before anything in it is
+// read) and its catalogs opened. On failure nothing of it stays open.
+static int
+open_catalogs(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+{
+    int rc = data_dir ? dv_endpoint_lock_dir(data_dir, &self->lock_fd, err) : 0;
     if (rc == 0) {
-        rc = dv_registry_open(&self->registry, opts->data_dir, err);
+        rc = dv_registry_open(&self->registry, data_dir, err);
     }
     if (rc == 0) {
-        rc = dv_datasets_open(&self->datasets, opts->data_dir, err);
+        rc = dv_datasets_open(&self->datasets, data_dir, err);
         if (rc) {
             dv_registry_destroy(&self->registry);
         }
     }
     if (rc) {
         dv_endpoint_unlock_dir(&self->lock_fd);
+    }
+    return rc;
+}
+
+// The store (and what recovers from it), the audit log and the owners of
+// models and data sets (data_dir NULL: all in memory).
+static int
+open_records(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+{
+    int rc = 0;
+    if (data_dir) {
+        rc = dv_store_open(&self->store, data_dir, err);
+        if (rc == 0) {
+            rc = dv_recover_run(self, err);
+        }
+    }
+    if (rc == 0) {
+        rc = dv_audit_open(&self->audit, self->store, err);
+    }
+    char odir[4200];
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/models", data_dir ? data_dir : "");
+        rc = dv_owners_open(&self->model_owners, data_dir ? odir : NULL, err);
+    }
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/datasets", data_dir ? data_dir : "");
+        rc = dv_owners_open(&self->data_owners, data_dir ? odir : NULL, err);
+    }
+    return rc;
+}
+
+// CURVE (or plain mode, refused on an endpoint other machines reach
+// without --plain) and the connection bounds.
+static int
+open_auth(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    if (!opts->secret_key && !opts->plain &&
+        (dv_authorize_exposed(opts->client_endpoint) ||
+         dv_authorize_exposed(opts->worker_endpoint))) {
+        return dv_errorf(err, DV_EINVAL,
+                         "%s is reachable from other machines: run with "
+                         "--secret-key FILE.key --authorized-keys DIR "
+                         "(docs/SECURITY.md), or give --plain to accept no "
+                         "encryption and no authentication on a private "
+                         "network",
+                         dv_authorize_exposed(opts->client_endpoint)
+                             ? opts->client_endpoint
+                             : opts->worker_endpoint);
+    }
+    dv_auth_opts_t ao = {
+        opts->secret_key,
+        opts->authorized_keys,
+        opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
+        dv_authorize_on_handshake_refused,
+        self,
+        opts->max_worker_connections ? opts->max_worker_connections
+                                     : DV_MAX_WORKER_CONNECTIONS,
+        opts->max_key_connections ? opts->max_key_connections
+                                  : DV_MAX_KEY_CONNECTIONS,
+        (int)opts->handshake_ms};
+    return dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
+}
+
+// Both ROUTER sockets bound and watched by the loop.
+static int
+open_sockets(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    int rc = bind_router(self->ctx, self->auth, "clients",
+                         opts->client_endpoint, &self->clients, self->client_ep,
+                         sizeof self->client_ep, err);
+    if (rc == 0) {
+        self->outq = dv_outq_new(self->clients, DV_MAX_PEER_QUEUED_BYTES,
+                                 DV_MAX_QUEUED_BYTES);
+        rc = bind_router(self->ctx, self->auth, "workers",
+                         opts->worker_endpoint, &self->workers_sock,
+                         self->worker_ep, sizeof self->worker_ep, err);
+    }
+    if (rc == 0 && !dv_auth_secure(self->auth)) {
+        dv_authorize_warn_if_exposed(self->client_ep);
+        dv_authorize_warn_if_exposed(self->worker_ep);
+    }
+    if (rc == 0) {
+        rc = dv_zwatch_open(&self->client_watch, &self->loop, self->clients,
+                            DV_ZWATCH_READABLE, on_clients_ready, self, err);
+    }
+    if (rc == 0) {
+        rc =
+            dv_zwatch_open(&self->worker_watch, &self->loop, self->workers_sock,
+                           DV_ZWATCH_READABLE, on_workers_ready, self, err);
+    }
+    return rc;
+}
+
+// The heartbeat timer and the signals: caught from now on (before READY
+// is printed), handled once the loop runs, so a SIGTERM right after READY
+// stops the broker cleanly.
+static void
+start_handles(dv_broker_t *self)
+{
+    uv_timer_init(&self->loop, &self->heartbeat);
+    self->heartbeat.data = self;
+    uv_signal_init(&self->loop, &self->sigint);
+    uv_signal_init(&self->loop, &self->sigterm);
+    uv_signal_init(&self->loop, &self->sighup);
+    self->sigint.data = self->sigterm.data = self->sighup.data = self;
+    uv_signal_start(&self->sigint, on_signal, SIGINT);
+    uv_signal_start(&self->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&self->sighup, on_sighup, SIGHUP);
+}
+
+int
+dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
+{
+    dv_broker_t *self = dv_calloc(1, sizeof *self);
+    broker_settings(self, opts);
+    int rc = open_catalogs(self, opts->data_dir, err);
+    if (rc) { // no loop yet: dv_broker_destroy would run one
         dv_sched_destroy(&self->sched);
         dv_timeq_destroy(&self->timeq);
+        free(self->whos);
         free(self->kept);
         free(self->jobs);
         free(self);
@@ -755,78 +907,15 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->commit_timer.data = self;
     uv_timer_init(&self->loop, &self->timer);
     self->timer.data = self;
-    if (opts->data_dir) {
-        rc = dv_store_open(&self->store, opts->data_dir, err);
-        if (rc == 0) {
-            rc = recover(self, err);
-        }
-        if (rc) {
-            dv_broker_destroy(&self);
-            return rc;
-        }
-    }
-    if (rc == 0) {
-        rc = dv_audit_open(&self->audit, self->store, err);
-    }
-    char odir[4200];
-    if (rc == 0) {
-        snprintf(odir, sizeof odir, "%s/models",
-                 opts->data_dir ? opts->data_dir : "");
-        rc = dv_owners_open(&self->model_owners, opts->data_dir ? odir : NULL,
-                            err);
-    }
-    if (rc == 0) {
-        snprintf(odir, sizeof odir, "%s/datasets",
-                 opts->data_dir ? opts->data_dir : "");
-        rc = dv_owners_open(&self->data_owners, opts->data_dir ? odir : NULL,
-                            err);
-    }
-    if (rc == 0 && !opts->secret_key && !opts->plain &&
-        (exposed(opts->client_endpoint) || exposed(opts->worker_endpoint))) {
-        rc = dv_errorf(err, DV_EINVAL,
-                       "%s is reachable from other machines: run with "
-                       "--secret-key FILE.key --authorized-keys DIR "
-                       "(docs/SECURITY.md), or give --plain to accept no "
-                       "encryption and no authentication on a private "
-                       "network",
-                       exposed(opts->client_endpoint) ? opts->client_endpoint
-                                                      : opts->worker_endpoint);
-    }
-    if (rc == 0) {
-        dv_auth_opts_t ao = {
-            opts->secret_key,
-            opts->authorized_keys,
-            opts->max_connections ? opts->max_connections : DV_MAX_CONNECTIONS,
-            on_handshake_refused,
-            self,
-            opts->max_worker_connections ? opts->max_worker_connections
-                                         : DV_MAX_WORKER_CONNECTIONS,
-            opts->max_key_connections ? opts->max_key_connections
-                                      : DV_MAX_KEY_CONNECTIONS,
-            (int)opts->handshake_ms};
-        rc = dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
-    }
-    self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
-    self->require_signed = opts->require_signed;
+    rc = open_records(self, opts->data_dir, err);
+    // The fault seams count from here on: recovery is not what they test.
     self->fault_left = opts->fault_kill_result;
     self->fault_eio_left = opts->fault_eio_submit;
-    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
-    self->n_whos = 1;
     if (rc == 0) {
-        rc = bind_router(self->ctx, self->auth, "clients",
-                         opts->client_endpoint, &self->clients, self->client_ep,
-                         sizeof self->client_ep, err);
+        rc = open_auth(self, opts, err);
     }
     if (rc == 0) {
-        self->outq = dv_outq_new(self->clients, DV_MAX_PEER_QUEUED_BYTES,
-                                 DV_MAX_QUEUED_BYTES);
-        rc = bind_router(self->ctx, self->auth, "workers",
-                         opts->worker_endpoint, &self->workers_sock,
-                         self->worker_ep, sizeof self->worker_ep, err);
-    }
-    if (rc == 0 && !dv_auth_secure(self->auth)) {
-        warn_if_exposed(self->client_ep);
-        warn_if_exposed(self->worker_ep);
+        rc = open_sockets(self, opts, err);
     }
     self->monitor = dv_monitor_new(opts->data_dir);
     if (rc == 0 && opts->http) {
@@ -834,30 +923,11 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                              dv_monitor_http, self};
         rc = dv_http_open(&self->http, &self->loop, &ho, err);
     }
-    if (rc == 0) {
-        rc = dv_zwatch_open(&self->client_watch, &self->loop, self->clients,
-                            DV_ZWATCH_READABLE, on_clients_ready, self, err);
-    }
-    if (rc == 0) {
-        rc =
-            dv_zwatch_open(&self->worker_watch, &self->loop, self->workers_sock,
-                           DV_ZWATCH_READABLE, on_workers_ready, self, err);
-    }
     if (rc) {
         dv_broker_destroy(&self);
         return rc;
     }
-    uv_timer_init(&self->loop, &self->heartbeat);
-    self->heartbeat.data = self;
-    uv_signal_init(&self->loop, &self->sigint);
-    uv_signal_init(&self->loop, &self->sigterm);
-    uv_signal_init(&self->loop, &self->sighup);
-    self->sigint.data = self->sigterm.data = self->sighup.data = self;
-    // Caught from now on (before READY is printed), handled once the loop
-    // runs: a SIGTERM right after READY stops the broker cleanly.
-    uv_signal_start(&self->sigint, on_signal, SIGINT);
-    uv_signal_start(&self->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&self->sighup, on_sighup, SIGHUP);
+    start_handles(self);
     *out = self;
     return 0;
 }
@@ -899,13 +969,12 @@ dv_broker_stop(dv_broker_t *self)
     uv_stop(&self->loop);
 }
 
-void
-dv_broker_destroy(dv_broker_t **self_p)
+// Close the sockets' watchers and the loop's handles, let what is on the
+// pool finish, commit what is staged (acknowledged only once stored, the
+// sockets still open), then close the store, the loop and the sockets.
+static void
+broker_close(dv_broker_t *self)
 {
-    if (!self_p || !*self_p) {
-        return;
-    }
-    dv_broker_t *self = *self_p;
     if (self->client_watch) {
         dv_zwatch_close(self->client_watch, NULL, NULL);
     }
@@ -925,7 +994,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         }
     }
     uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
-    commit_flush(self); // acknowledged only once stored, sockets still open
+    dv_commit_flush(self);
     dv_store_destroy(&self->store); // before the frees below stage deletes
     uv_loop_close(&self->loop);
     if (self->clients) {
@@ -937,21 +1006,22 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_auth_destroy(&self->auth);
     zmq_ctx_term(self->ctx);
     dv_outq_destroy(&self->outq); // every frame's callback has run
-    dv_audit_destroy(&self->audit);
-    dv_monitor_destroy(&self->monitor);
-    dv_owners_destroy(&self->model_owners);
-    dv_owners_destroy(&self->data_owners);
-    free(self->whos);
+}
+
+// The jobs, kept results and workers.
+static void
+free_jobs(dv_broker_t *self)
+{
     for (size_t b = 0; b < self->n_buckets; b++) {
         while (self->jobs[b]) {
             job_t *j = self->jobs[b];
             self->jobs[b] = j->next;
-            job_free(j);
+            dv_broker_job_free(j);
         }
     }
     free(self->jobs);
     while (self->kept_oldest) {
-        kept_evict_oldest(self);
+        dv_results_kept_evict_oldest(self);
     }
     free(self->kept);
     for (size_t i = 0; i < self->n_workers; i++) {
@@ -962,7 +1032,41 @@ dv_broker_destroy(dv_broker_t **self_p)
     free(self->workers);
     free(self->pending);
     free(self->ckpts_due);
-    while (self->parked) { // only if a lower version never finished
+}
+
+// The queues' spills, dead letters and idempotency keys.
+static void
+free_queues(dv_broker_t *self)
+{
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
+            free(self->qbytes[q].spills[i].buf);
+        }
+        free(self->qbytes[q].spills);
+    }
+    free(self->qbytes);
+    for (size_t i = 0; i < self->n_dead; i++) {
+        dv_broker_job_free(self->dead[i].job);
+        free(self->dead[i].text);
+    }
+    free(self->dead);
+    free(self->cursors);
+    free(self->marks_due);
+    free(self->skip);
+    while (self->idem_oldest) {
+        idem_t *e = self->idem_oldest;
+        self->idem_oldest = e->newer;
+        free(e);
+    }
+    free(self->idem);
+}
+
+// The catalogs and what is in flight for them: parked model pushes (only
+// if a lower version never finished), alias switches, data set uploads.
+static void
+free_catalogs(dv_broker_t *self)
+{
+    while (self->parked) {
         struct push_s *p = self->parked;
         self->parked = p->next_parked;
         free(p->info.schema);
@@ -972,32 +1076,7 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(p->dir);
         free(p);
     }
-    for (size_t q = 0; q < self->n_qbytes; q++) {
-        for (size_t i = 0; i < self->qbytes[q].n_spills; i++) {
-            free(self->qbytes[q].spills[i].buf);
-        }
-        free(self->qbytes[q].spills);
-    }
-    free(self->qbytes);
-    for (size_t i = 0; i < self->n_dead; i++) {
-        job_free(self->dead[i].job);
-        free(self->dead[i].text);
-    }
-    free(self->dead);
-    free(self->cursors);
-    free(self->marks_due);
     free(self->switches);
-    free(self->skip);
-    job_free(self->scratch);
-
-    while (self->idem_oldest) {
-        idem_t *e = self->idem_oldest;
-        self->idem_oldest = e->newer;
-        free(e);
-    }
-    free(self->idem);
-    dv_timeq_destroy(&self->timeq);
-    dv_sched_destroy(&self->sched);
     dv_registry_destroy(&self->registry);
     dv_datasets_destroy(&self->datasets);
     while (self->uploads) {
@@ -1006,6 +1085,27 @@ dv_broker_destroy(dv_broker_t **self_p)
         free(u->buf);
         free(u);
     }
+}
+
+void
+dv_broker_destroy(dv_broker_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    dv_broker_t *self = *self_p;
+    broker_close(self);
+    dv_audit_destroy(&self->audit);
+    dv_monitor_destroy(&self->monitor);
+    dv_owners_destroy(&self->model_owners);
+    dv_owners_destroy(&self->data_owners);
+    free(self->whos);
+    free_jobs(self);
+    free_queues(self);
+    dv_broker_job_free(self->scratch);
+    dv_timeq_destroy(&self->timeq);
+    dv_sched_destroy(&self->sched);
+    free_catalogs(self);
     dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);
     *self_p = NULL;

@@ -263,47 +263,47 @@ typedef struct who_s {
 } who_t;
 
 struct dv_broker {
-    uv_loop_t loop;                 // the broker's loop
-    void *ctx;                      // ZeroMQ context
-    void *clients;                  // ROUTER for clients
-    void *workers_sock;             // ROUTER for workers
-    dv_outq_t *outq;                // reply bytes queued per client
-    struct results_batch *coalesce; // while a done_batch is handled:
-                                    // results gathered per client
-    struct accepts *gather_acc;     // while a submit_many or a commit is
-                                    // handled: acceptances per client
-    bool in_submit_many;            // serving a submit_many's requests
-    uint64_t dropped_requests;      // from clients far over their reply bytes
-    dv_zwatch_t *client_watch;      // clients in the loop
-    dv_zwatch_t *worker_watch;      // workers in the loop
-    uv_timer_t heartbeat;           // liveness and heartbeats
-    uv_signal_t sigint;             // stop on SIGINT
-    uv_signal_t sigterm;            // stop on SIGTERM
-    char client_ep[256];            // bound client endpoint
-    char worker_ep[256];            // bound worker endpoint
-    uint32_t heartbeat_ms;          // interval
-    uint32_t liveness;              // intervals before dead
-    dv_sched_t *sched;              // what runs where
-    job_t **jobs;                   // hash buckets by id
-    size_t n_buckets;               // power of two
-    size_t n_jobs;                  // jobs in the table
-    uint64_t next_job;              // next id
-    worker_t *workers;              // connected workers
-    size_t n_workers;               // their count
-    uint64_t next_handle;           // next worker handle
-    bool running;                   // inside dv_broker_run
-    kept_t **kept;                  // finished results by id (hash)
-    kept_t *kept_oldest;            // FIFO head: evicted first
-    kept_t *kept_newest;            // FIFO tail
-    size_t n_kept;                  // results kept
-    size_t kept_bytes;              // their payload bytes
-    uint64_t result_ttl_ms;         // how long results are kept
-    dv_registry_t *registry;        // models
-    dv_store_t *store;              // durable jobs/results (NULL: memory only)
-    uv_timer_t commit_timer;        // group commit at the next loop turn
-    bool commit_armed;              // the timer is started
-    bool committing;                // a batch is being written on the pool
-    uint64_t max_queued;            // jobs waiting per queue
+    uv_loop_t loop;            // the broker's loop
+    void *ctx;                 // ZeroMQ context
+    void *clients;             // ROUTER for clients
+    void *workers_sock;        // ROUTER for workers
+    dv_outq_t *outq;           // reply bytes queued per client
+    struct gather *coalesce;   // while a done_batch is handled:
+                               // results gathered per client
+    struct gather *gather_acc; // while a submit_many or a commit is
+                               // handled: acceptances per client
+    bool in_submit_many;       // serving a submit_many's requests
+    uint64_t dropped_requests; // from clients far over their reply bytes
+    dv_zwatch_t *client_watch; // clients in the loop
+    dv_zwatch_t *worker_watch; // workers in the loop
+    uv_timer_t heartbeat;      // liveness and heartbeats
+    uv_signal_t sigint;        // stop on SIGINT
+    uv_signal_t sigterm;       // stop on SIGTERM
+    char client_ep[256];       // bound client endpoint
+    char worker_ep[256];       // bound worker endpoint
+    uint32_t heartbeat_ms;     // interval
+    uint32_t liveness;         // intervals before dead
+    dv_sched_t *sched;         // what runs where
+    job_t **jobs;              // hash buckets by id
+    size_t n_buckets;          // power of two
+    size_t n_jobs;             // jobs in the table
+    uint64_t next_job;         // next id
+    worker_t *workers;         // connected workers
+    size_t n_workers;          // their count
+    uint64_t next_handle;      // next worker handle
+    bool running;              // inside dv_broker_run
+    kept_t **kept;             // finished results by id (hash)
+    kept_t *kept_oldest;       // FIFO head: evicted first
+    kept_t *kept_newest;       // FIFO tail
+    size_t n_kept;             // results kept
+    size_t kept_bytes;         // their payload bytes
+    uint64_t result_ttl_ms;    // how long results are kept
+    dv_registry_t *registry;   // models
+    dv_store_t *store;         // durable jobs/results (NULL: memory only)
+    uv_timer_t commit_timer;   // group commit at the next loop turn
+    bool commit_armed;         // the timer is started
+    bool committing;           // a batch is being written on the pool
+    uint64_t max_queued;       // jobs waiting per queue
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     size_t n_qbytes;           //
@@ -430,16 +430,32 @@ typedef struct {
     size_t route_len;         //
 } route_key_t;
 
-// The slot of route in *arr (*n slots of elem bytes, each starting with a
-// route_key_t; room for *cap): found, or added zeroed and keyed (*added
-// true), *arr growing by doubling. Borrowed until the next call.
-void *route_slot(void **arr,
-                 size_t elem,
-                 size_t *n,
-                 size_t *cap,
-                 const void *route,
-                 size_t route_len,
-                 bool *added);
+// A gathering: per connection, a slot of elem bytes starting with its
+// route_key_t (the rest is the gatherer's, zeroed when the slot is added).
+typedef struct gather {
+    void *slots; // n slots of elem bytes (owned)
+    size_t elem; // bytes of one slot
+    size_t n;    // slots in use
+    size_t cap;  // room for slots
+} gather_t;
+
+// A new, empty gathering of slots of elem bytes (>= sizeof route_key_t).
+gather_t *dv_broker_gather_new(size_t elem);
+
+// The slot of route in g: found, or added zeroed and keyed (*added true).
+// Borrowed until the next call on g.
+void *dv_broker_gather_slot(gather_t *g,
+                            const void *route,
+                            size_t route_len,
+                            bool *added);
+
+// Sends what one slot gathered and frees what it holds (not the slot).
+typedef void(gather_flush_fn)(dv_broker_t *self, void *slot);
+
+// End the gathering *g_p (NULL: none): flush every slot, in the order they
+// were added, free it and set *g_p to NULL.
+void
+dv_broker_gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush);
 
 // ---------------------------------------------------------- idempotency
 
@@ -475,107 +491,133 @@ typedef struct push_s {
 // dv_broker.c: the loop, the jobs table and what every module shares
 
 // Wall-clock time in ms since the epoch.
-uint64_t unix_ms_now(void);
+uint64_t dv_broker_unix_ms_now(void);
 
 // Store v at p, little-endian (the store records' byte order).
-void put_u32(uint8_t *p, uint32_t v);
+void dv_broker_put_u32(uint8_t *p, uint32_t v);
 
 // Store v at p, little-endian.
-void put_u64(uint8_t *p, uint64_t v);
+void dv_broker_put_u64(uint8_t *p, uint64_t v);
 
 // The little-endian value at p.
-uint32_t get_u32(const uint8_t *p);
+uint32_t dv_broker_get_u32(const uint8_t *p);
 
 // The little-endian value at p.
-uint64_t get_u64(const uint8_t *p);
+uint64_t dv_broker_get_u64(const uint8_t *p);
 
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
-job_t *job_alloc(const void *route,
-                 size_t route_len,
-                 const char *queue,
-                 const char *model,
-                 const void *payload,
-                 size_t payload_len);
+job_t *dv_broker_job_alloc(const void *route,
+                           size_t route_len,
+                           const char *queue,
+                           const char *model,
+                           const void *payload,
+                           size_t payload_len);
 
 // Free j and what it owns (errors, checkpoint); NULL-safe.
-void job_free(job_t *j);
+void dv_broker_job_free(job_t *j);
 
 // The queue's record, or NULL when no job ever created it.
-qbytes_t *queue_find(dv_broker_t *self, const char *name);
+qbytes_t *dv_broker_queue_find(dv_broker_t *self, const char *name);
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
-int queue_may_create(dv_broker_t *self,
-                     const char *name,
-                     const char *what,
-                     dv_error_t *err);
+int dv_broker_queue_may_create(dv_broker_t *self,
+                               const char *name,
+                               const char *what,
+                               dv_error_t *err);
 
 // The queue's record, created when new (within DV_MAX_QUEUES: callers
-// check queue_may_create first). Borrowed; valid until the next call.
-qbytes_t *queue_bytes(dv_broker_t *self, const char *name);
+// check dv_broker_queue_may_create first). Borrowed; valid until the next call.
+qbytes_t *dv_broker_queue_bytes(dv_broker_t *self, const char *name);
 
 // Take ownership of j into the jobs table (its payload counted in its
 // queue's bytes).
-void job_add(dv_broker_t *self, job_t *j);
+void dv_broker_job_add(dv_broker_t *self, job_t *j);
 
 // The job with id, or NULL. Borrowed: valid until it leaves the table.
-job_t *job_find(const dv_broker_t *self, uint64_t id);
+job_t *dv_broker_job_find(const dv_broker_t *self, uint64_t id);
 
 // Take job id out of the table and free it (its bytes and its key's
 // inflight count released); nothing when absent.
-void job_remove(dv_broker_t *self, uint64_t id);
+void dv_broker_job_remove(dv_broker_t *self, uint64_t id);
 
 // The connected worker with that routing id, or NULL. Borrowed.
-worker_t *worker_by_route(dv_broker_t *self, const void *route, size_t len);
+worker_t *
+dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len);
 
 // The connected worker with dv_sched handle, or NULL. Borrowed.
-worker_t *worker_by_handle(dv_broker_t *self, uint64_t handle);
+worker_t *dv_broker_worker_by_handle(dv_broker_t *self, uint64_t handle);
 
 // Take j out of the jobs table without freeing it.
-job_t *job_detach(dv_broker_t *self, uint64_t id);
+job_t *dv_broker_job_detach(dv_broker_t *self, uint64_t id);
 
 // The whos slot of key id (added when new; 0 when the table is full).
-uint16_t who_index(dv_broker_t *self, const char *id);
+uint16_t dv_broker_who_index(dv_broker_t *self, const char *id);
 
 // Reply type (welcome, pong, ...) with rid to in's sender on sock.
-void send_simple(dv_broker_t *self,
-                 void *sock,
-                 const dv_wire_msg_t *in,
-                 dv_msg_type_t type,
-                 uint64_t rid);
+void dv_broker_send_simple(dv_broker_t *self,
+                           void *sock,
+                           const dv_wire_msg_t *in,
+                           dv_msg_type_t type,
+                           uint64_t rid);
 
 // Send a finished reply header to route, then free it.
-void reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
+void
+dv_broker_reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w);
 
 // Everything sent on the client socket goes through the byte counter
 // (dv_outq): a client that does not read cannot make the broker hold more
 // than DV_MAX_PEER_QUEUED_BYTES of replies for it.
-int client_send(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const uint8_t *header,
-                size_t header_len,
-                const dv_frame_t *frames,
-                size_t n_frames);
+int dv_broker_client_send(dv_broker_t *self,
+                          const void *route,
+                          size_t route_len,
+                          const uint8_t *header,
+                          size_t header_len,
+                          const dv_frame_t *frames,
+                          size_t n_frames);
 
 // Send w to a client (through dv_outq's bounds). Takes ownership of w.
-void client_reply(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  dv_msgw_t *w);
+void dv_broker_client_reply(dv_broker_t *self,
+                            const void *route,
+                            size_t route_len,
+                            dv_msgw_t *w);
 
 // Send an `error` reply (rid, job, code, text) to a client.
-void client_error(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  uint64_t rid,
-                  uint64_t job,
-                  int code,
-                  const char *text);
+void dv_broker_client_error(dv_broker_t *self,
+                            const void *route,
+                            size_t route_len,
+                            uint64_t rid,
+                            uint64_t job,
+                            int code,
+                            const char *text);
+
+// The client handlers (on_*, declared in the header of their noun's
+// module, called from dv_handlers.c's table) all have one of two shapes,
+// documented here once:
+//
+// Serve request m (its decoded header; payload frames through
+// dv_msg_frame) from the connection route/route_len, answering with rid:
+// a reply sent now or held until a commit (dv_commit_hold_reply,
+// dv_commit_reply_after). Returns 0 once answered or held, or DV_E* with err
+// set: nothing was sent and dv_broker_serve_request replies `error` with it.
+// Loop thread; m and route are borrowed for the call.
+typedef int(client_handler_fn)(dv_broker_t *self,
+                               const void *route,
+                               size_t route_len,
+                               const dv_msg_t *m,
+                               uint64_t rid,
+                               dv_error_t *err);
+// A listing: reply what the broker holds (no input to refuse). Returns 0.
+typedef int(client_listing_fn)(dv_broker_t *self,
+                               const void *route,
+                               size_t route_len,
+                               uint64_t rid);
 
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one
 // request of a `submit_many`.
-void serve_request(dv_broker_t *self, dv_wire_msg_t *in, const dv_msg_t *m);
+void dv_broker_serve_request(dv_broker_t *self,
+                             dv_wire_msg_t *in,
+                             const dv_msg_t *m);
 
 #endif

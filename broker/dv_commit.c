@@ -34,7 +34,7 @@ static void on_commit(uv_timer_t *t);
 // runs before the loop next polls, and before dv_zwatch's prepare re-reads
 // the sockets' state, so the sends that follow a commit cannot hide input.
 void
-store_arm(dv_broker_t *self)
+dv_commit_arm(dv_broker_t *self)
 {
     if (self->store && !self->commit_armed) {
         uv_timer_start(&self->commit_timer, on_commit, 0, 0);
@@ -45,11 +45,11 @@ store_arm(dv_broker_t *self)
 // Queue a reply to go out after the next commit (what it reports is then
 // stored).
 void
-hold_reply(dv_broker_t *self,
-           const void *route,
-           size_t route_len,
-           uint64_t rid,
-           dv_msgw_t *w)
+dv_commit_hold_reply(dv_broker_t *self,
+                     const void *route,
+                     size_t route_len,
+                     uint64_t rid,
+                     dv_msgw_t *w)
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
@@ -66,20 +66,20 @@ hold_reply(dv_broker_t *self,
     }
     *tail = hr;
     dv_msgw_destroy(&w);
-    store_arm(self);
+    dv_commit_arm(self);
 }
 
 void
-reply_after_commit(dv_broker_t *self,
-                   const void *route,
-                   size_t route_len,
-                   uint64_t rid,
-                   dv_msgw_t *w)
+dv_commit_reply_after(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      uint64_t rid,
+                      dv_msgw_t *w)
 {
     if (self->store && route_len <= ROUTE_MAX) {
-        hold_reply(self, route, route_len, rid, w);
+        dv_commit_hold_reply(self, route, route_len, rid, w);
     } else {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
 }
 
@@ -127,8 +127,8 @@ typedef struct mark_s {
     uint64_t seq;  // its stream's last seq when staged
 } mark_t;
 
-// Stage the seq marks due (mark_due) into the batch c is about to take.
-// Record: last seq (u64), queue length (u32), queue.
+// Stage the seq marks due (dv_results_mark_due) into the batch c is about to
+// take. Record: last seq (u64), queue length (u32), queue.
 static void
 marks_stage(dv_broker_t *self, commit_t *c)
 {
@@ -141,8 +141,8 @@ marks_stage(dv_broker_t *self, commit_t *c)
         c->marks[i] = (mark_t){self->marks_due[i], q->next_seq - 1};
         size_t ql = strlen(q->name);
         uint8_t *p = dv_malloc(12 + ql + DV_STORE_SPARE);
-        put_u64(p, q->next_seq - 1);
-        put_u32(p + 8, (uint32_t)ql);
+        dv_broker_put_u64(p, q->next_seq - 1);
+        dv_broker_put_u32(p + 8, (uint32_t)ql);
         memcpy(p + 12, q->name, ql);
         dv_store_put_owned(self->store, DV_STORE_STREAMS, q->mark_key, p,
                            12 + ql);
@@ -159,43 +159,43 @@ marks_done(dv_broker_t *self, commit_t *c)
     for (size_t i = 0; i < c->n_marks; i++) {
         qbytes_t *q = &self->qbytes[c->marks[i].qidx - 1];
         if (c->rc) {
-            mark_due(self, c->marks[i].qidx, false);
+            dv_results_mark_due(self, c->marks[i].qidx, false);
             continue;
         }
         q->seq_stored =
             c->marks[i].seq > q->seq_stored ? c->marks[i].seq : q->seq_stored;
         for (size_t j = 0; j < self->n_cursors; j++) {
             if (self->cursors[j].qidx == c->marks[i].qidx) {
-                stream_pump(self, &self->cursors[j]);
+                dv_results_stream_pump(self, &self->cursors[j]);
             }
         }
     }
     free(c->marks);
 }
 
-// After a batch: the results it stored go out (hold_result). A failed commit
-// does not hold them back (their jobs ran, and their submitters would wait
-// until space is freed), but the log says that a restart before then runs those
-// jobs again.
+// After a batch: the results it stored go out (dv_results_hold). A failed
+// commit does not hold them back (their jobs ran, and their submitters would
+// wait until space is freed), but the log says that a restart before then runs
+// those jobs again.
 static void
 results_release(dv_broker_t *self, held_result_t *h, int rc)
 {
     size_t unstored = 0;
     while (h) {
         held_result_t *next = h->next;
-        kept_t *k = kept_find(self, h->id);
+        kept_t *k = dv_results_kept_find(self, h->id);
         if (k && k->unstored) {
             k->unstored = false; // its stream goes on in marks_done
             unstored++;
         }
         if (k && h->route_len) {
-            send_kept(self, k, h->route, h->route_len, h->rid);
+            dv_results_send_kept(self, k, h->route, h->route_len, h->rid);
         } else if (h->route_len) { // dropped since (TTL, bounds)
             char text[64];
             snprintf(text, sizeof text, "no result for job %llu: expired",
                      (unsigned long long)h->id);
-            client_error(self, h->route, h->route_len, h->rid, 0, DV_ENOENT,
-                         text);
+            dv_broker_client_error(self, h->route, h->route_len, h->rid, 0,
+                                   DV_ENOENT, text);
         }
         free(h);
         h = next;
@@ -206,7 +206,7 @@ results_release(dv_broker_t *self, held_result_t *h, int rc)
                "store takes writes again runs their jobs again",
                unstored);
     }
-    kept_trim(self); // what results_release held back
+    dv_results_kept_trim(self); // what results_release held back
 }
 
 // After a batch: acknowledge and schedule its submits, or refuse them with
@@ -219,28 +219,29 @@ commit_finished(dv_broker_t *self, commit_t *c)
     if (c->rc) {
         dv_log(DV_LOG_ERROR, "broker", "%s", c->err.text);
     }
-    bool gather = accepts_begin(self); // one accepted_many per client
+    bool gather =
+        dv_jobs_msg_accepts_begin(self); // one accepted_many per client
     for (size_t i = 0; i < c->n_pending; i++) {
-        job_t *j = job_find(self, c->pending[i]);
+        job_t *j = dv_broker_job_find(self, c->pending[i]);
         if (!j) {
             continue;
         }
         if (c->rc == 0) {
-            job_accept(self, j);
+            dv_jobs_msg_accept(self, j);
         } else {
-            client_error(self, j->route, j->route_len, j->rid, 0, c->rc,
-                         c->err.text);
-            idem_forget_job(self, j->id);
-            job_remove(self, j->id);
+            dv_broker_client_error(self, j->route, j->route_len, j->rid, 0,
+                                   c->rc, c->err.text);
+            dv_idem_forget_job(self, j->id);
+            dv_broker_job_remove(self, j->id);
         }
     }
     if (gather) {
-        accepts_flush(self);
+        dv_jobs_msg_accepts_flush(self);
     }
     results_release(self, c->results, c->rc);
     marks_done(self, c);
     for (size_t i = 0; c->rc == 0 && i < c->n_ckpts; i++) {
-        job_t *j = job_find(self, c->ckpts[i].job); // now on disk
+        job_t *j = dv_broker_job_find(self, c->ckpts[i].job); // now on disk
         if (j && c->ckpts[i].epoch > j->ckpt_stored) {
             j->ckpt_stored = c->ckpts[i].epoch;
         }
@@ -250,11 +251,11 @@ commit_finished(dv_broker_t *self, commit_t *c)
         held_reply_t *h = c->held;
         c->held = h->next;
         if (c->rc == 0) {
-            client_send(self, h->route, h->route_len, h->header, h->len, NULL,
-                        0);
+            dv_broker_client_send(self, h->route, h->route_len, h->header,
+                                  h->len, NULL, 0);
         } else {
-            client_error(self, h->route, h->route_len, h->rid, 0, c->rc,
-                         c->err.text);
+            dv_broker_client_error(self, h->route, h->route_len, h->rid, 0,
+                                   c->rc, c->err.text);
         }
         free(h);
     }
@@ -300,9 +301,9 @@ after_commit(uv_work_t *req, int status)
     commit_finished(self, c);
     if (dv_store_staged(self->store) || self->n_pending || self->held ||
         self->held_res || marks) {
-        store_arm(self); // what was staged meanwhile: the next group
+        dv_commit_arm(self); // what was staged meanwhile: the next group
     }
-    dispatch(self);
+    dv_batching_dispatch(self);
 }
 
 // The group commit: everything staged since the last one goes to the pool
@@ -339,13 +340,13 @@ on_commit(uv_timer_t *t)
         self->committing = false;
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);
-        dispatch(self);
+        dv_batching_dispatch(self);
     }
 }
 
 // Commit what is left, synchronously (shutdown, after the loop stopped).
 void
-commit_flush(dv_broker_t *self)
+dv_commit_flush(dv_broker_t *self)
 {
     if (self->store && (dv_store_staged(self->store) || self->n_pending ||
                         self->held || self->held_res || self->n_marks_due)) {

@@ -16,25 +16,25 @@
 // and delete of this turn shares one fsync (group commit). A 0 ms timer
 // runs before the loop next polls, and before dv_zwatch's prepare re-reads
 // the sockets' state, so the sends that follow a commit cannot hide input.
-void store_arm(dv_broker_t *self);
+void dv_commit_arm(dv_broker_t *self);
 
 // Queue a reply to go out after the next commit (what it reports is then
 // stored).
-void hold_reply(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                uint64_t rid,
-                dv_msgw_t *w);
+void dv_commit_hold_reply(dv_broker_t *self,
+                          const void *route,
+                          size_t route_len,
+                          uint64_t rid,
+                          dv_msgw_t *w);
 
 // Send w to a client now, or after the next commit when there is a store
 // (what it reports is then durable). Takes ownership of w.
-void reply_after_commit(dv_broker_t *self,
-                        const void *route,
-                        size_t route_len,
-                        uint64_t rid,
-                        dv_msgw_t *w);
+void dv_commit_reply_after(dv_broker_t *self,
+                           const void *route,
+                           size_t route_len,
+                           uint64_t rid,
+                           dv_msgw_t *w);
 
 // Commit what is left, synchronously (shutdown, after the loop stopped).
-void commit_flush(dv_broker_t *self);
+void dv_commit_flush(dv_broker_t *self);
 
 #endif

@@ -6,6 +6,7 @@
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_datasets_msg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
+#include "dv_catalog_msg.h"
 #include "dv_datasets.h"
 #include "dv_limits.h"
 #include "dv_log.h"
@@ -28,28 +31,24 @@
 
 // ------------------------------------------------------------ data sets
 
-#define DATASET_FIELDS 8
+// A data set record's fields, in the order replies carry them.
+static const dv_catalog_field_t DATASET_FIELDS[] = {
+    {"name", DV_CATALOG_FIELD_STR, offsetof(dv_dataset_info_t, name)},
+    {"version", DV_CATALOG_FIELD_U32, offsetof(dv_dataset_info_t, version)},
+    {"sha256", DV_CATALOG_FIELD_SHA256, offsetof(dv_dataset_info_t, sha256)},
+    {"bytes", DV_CATALOG_FIELD_U64, offsetof(dv_dataset_info_t, bytes)},
+    {"rows", DV_CATALOG_FIELD_U64, offsetof(dv_dataset_info_t, rows)},
+    {"columns", DV_CATALOG_FIELD_U32, offsetof(dv_dataset_info_t, columns)},
+    {"target", DV_CATALOG_FIELD_STR, offsetof(dv_dataset_info_t, target)},
+    {"created_us", DV_CATALOG_FIELD_U64,
+     offsetof(dv_dataset_info_t, created_us)},
+};
+#define N_DATASET_FIELDS (sizeof DATASET_FIELDS / sizeof DATASET_FIELDS[0])
 
-// The DATASET_FIELDS fields of a data set record.
 static void
 write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
 {
-    info_key(w, "name", nested);
-    dv_msgw_v_str(w, r->name);
-    info_key(w, "version", nested);
-    dv_msgw_v_uint(w, r->version);
-    info_key(w, "sha256", nested);
-    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-    info_key(w, "bytes", nested);
-    dv_msgw_v_uint(w, r->bytes);
-    info_key(w, "rows", nested);
-    dv_msgw_v_uint(w, r->rows);
-    info_key(w, "columns", nested);
-    dv_msgw_v_uint(w, r->columns);
-    info_key(w, "target", nested);
-    dv_msgw_v_str(w, r->target);
-    info_key(w, "created_us", nested);
-    dv_msgw_v_uint(w, r->created_us);
+    dv_catalog_msg_fields(w, DATASET_FIELDS, N_DATASET_FIELDS, r, nested);
 }
 
 // A complete upload validated and written on the pool.
@@ -84,27 +83,27 @@ after_dataset(uv_work_t *req, int status)
     if (status != 0 && d->rc == 0) {
         d->rc = dv_errorf(&d->err, DV_ECANCELED, "data set push cancelled");
     }
-    if (d->rc == 0 &&
-        (d->rc = store_refused(self, self->data_owners, "dataset_push",
-                               d->up->name, d->owner, &d->err)) != 0) {
+    if (d->rc == 0 && (d->rc = dv_authorize_store_refused(
+                           self, self->data_owners, "dataset_push", d->up->name,
+                           d->owner, &d->err)) != 0) {
         dv_datasets_discard(self->datasets, &d->info);
     }
     if (d->rc) {
         dv_datasets_release(self->datasets, d->up->name, d->version);
-        client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
-                     d->err.text);
+        dv_broker_client_error(self, d->route, d->route_len, d->rid, 0, d->rc,
+                               d->err.text);
         free(d->up->buf);
     } else {
         const dv_dataset_info_t *info =
             dv_datasets_commit(self->datasets, &d->info, d->up->buf);
-        set_owner(self, self->data_owners, info->name, d->owner);
+        dv_authorize_set_owner(self, self->data_owners, info->name, d->owner);
         dv_log(DV_LOG_INFO, "broker",
                "data set %s@%u stored (%llu rows, %u columns, %llu bytes)",
                info->name, info->version, (unsigned long long)info->rows,
                info->columns, (unsigned long long)info->bytes);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
         write_dataset_info(w, info, false);
-        client_reply(self, d->route, d->route_len, w);
+        dv_broker_client_reply(self, d->route, d->route_len, w);
     }
     free(d->up);
     free(d->dir);
@@ -173,113 +172,88 @@ upload_grow(dv_broker_t *self, upload_t *u, uint64_t need, dv_error_t *err)
     return 0;
 }
 
-// dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
-// chunk (offset 0) starts the upload; each next one must start where the
-// last ended; the last one completes it (validated and stored off the
-// loop thread, then answered with `dataset`); the others get `ok` with
-// received.
-int
-on_dataset_push(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err)
+// Take upload u off the list (it stays allocated).
+static void
+upload_unlink(dv_broker_t *self, const upload_t *u)
 {
-    char name[DV_MAX_WIRE_NAME + 1];
-    const uint8_t *sum = NULL;
-    size_t sum_len = 0;
-    uint64_t total = 0, offset = 0;
-    int rc;
-    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
-        (rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, err)) ||
-        (rc = dv_msg_uint(m, "bytes", &total, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "offset", 0, &offset, err)) != 0) {
-        return rc;
-    }
-    const dv_frame_t *chunk = dv_msg_frame(m, 1);
-    if (!chunk) {
-        return dv_errorf(err, DV_EFORMAT, "dataset_push: no chunk in frame 1");
-    }
-    if (!dv_name_valid(name) || route_len > ROUTE_MAX) {
-        return dv_errorf(err, DV_EINVAL,
-                         "dataset_push: name '%s' must match [A-Za-z0-9._-]+",
-                         name);
-    }
-    if (total == 0 || total > DV_MAX_DATASET_BYTES) {
-        return dv_errorf(err, DV_EMSGSIZE,
-                         "dataset_push: %llu bytes: a data set holds 1 .. "
-                         "%llu bytes",
-                         (unsigned long long)total,
-                         (unsigned long long)DV_MAX_DATASET_BYTES);
-    }
-    const char *owner = self->current ? self->current->id : "";
     upload_t **p = &self->uploads;
-    while (*p && !((*p)->route_len == route_len &&
-                   memcmp((*p)->route, route, route_len) == 0 &&
-                   strcmp((*p)->name, name) == 0)) {
+    while (*p != u) {
         p = &(*p)->next;
     }
-    upload_t *u = *p;
-    if (offset == 0) { // a new upload (replacing an unfinished one)
-        if (u) {
-            *p = u->next;
-            upload_free(self, u);
-        }
-        size_t open = 0;
-        for (const upload_t *o = self->uploads; o; o = o->next) {
-            open += upload_same_sender(o, owner, route, route_len);
-        }
-        if (open >= DV_MAX_UPLOADS_PER_KEY) {
-            return dv_errorf(err, DV_ELIMIT,
-                             "dataset_push: %zu uploads already open for "
-                             "you (limit %d): finish one first",
-                             open, DV_MAX_UPLOADS_PER_KEY);
-        }
-        u = dv_calloc(1, sizeof *u);
-        snprintf(u->owner, sizeof u->owner, "%s", owner);
-        memcpy(u->route, route, route_len);
-        u->route_len = route_len;
-        snprintf(u->name, sizeof u->name, "%s", name);
-        memcpy(u->sha256, sum, sizeof u->sha256);
-        u->total = total;
-        u->next = self->uploads;
-        self->uploads = u;
-    } else if (!u || offset != u->received || total != u->total ||
-               memcmp(sum, u->sha256, sizeof u->sha256) != 0) {
-        return dv_errorf(err, DV_EINVAL,
-                         "dataset_push: chunk at %llu does not continue an "
-                         "upload of '%s' (%llu bytes received): start again "
-                         "at offset 0",
-                         (unsigned long long)offset, name,
-                         (unsigned long long)(u ? u->received : 0));
-    }
-    if (chunk->len > u->total - u->received) {
-        return dv_errorf(err, DV_EMSGSIZE,
-                         "dataset_push: the chunk passes the announced size");
-    }
-    if ((rc = upload_grow(self, u, u->received + chunk->len, err)) != 0) {
-        for (p = &self->uploads; *p != u; p = &(*p)->next) {
-        }
-        *p = u->next; // refused: what it held is given back now
-        upload_free(self, u);
-        return rc;
-    }
-    memcpy(u->buf + u->received, chunk->data, chunk->len);
-    u->received += chunk->len;
-    u->last_ms = uv_now(&self->loop);
-    if (u->received < u->total) {
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-        dv_msgw_uint(w, "received", u->received);
-        client_reply(self, route, route_len, w);
-        return 0;
-    }
-    // Complete: off the list, validated and stored on the pool.
-    for (p = &self->uploads; *p != u; p = &(*p)->next) {
-    }
     *p = u->next;
-    self->uploads_bytes -= u->cap; // the pool owns it now
-    uint32_t version = dv_datasets_reserve(self->datasets, name, err);
+}
+
+// The unfinished upload of name from this connection (NULL: none).
+static upload_t *
+upload_find(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            const char *name)
+{
+    upload_t *u = self->uploads;
+    while (u && !(u->route_len == route_len &&
+                  memcmp(u->route, route, route_len) == 0 &&
+                  strcmp(u->name, name) == 0)) {
+        u = u->next;
+    }
+    return u;
+}
+
+// A new upload of name (total bytes, sum) from owner on this connection,
+// at the head of the list; it replaces an unfinished one (old). Refused
+// with DV_ELIMIT past DV_MAX_UPLOADS_PER_KEY.
+static int
+upload_open(dv_broker_t *self,
+            const void *route,
+            size_t route_len,
+            upload_t *old,
+            const char *name,
+            const uint8_t *sum,
+            uint64_t total,
+            upload_t **out,
+            dv_error_t *err)
+{
+    if (old) {
+        upload_unlink(self, old);
+        upload_free(self, old);
+    }
+    const char *owner = self->current ? self->current->id : "";
+    size_t open = 0;
+    for (const upload_t *o = self->uploads; o; o = o->next) {
+        open += upload_same_sender(o, owner, route, route_len);
+    }
+    if (open >= DV_MAX_UPLOADS_PER_KEY) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "dataset_push: %zu uploads already open for "
+                         "you (limit %d): finish one first",
+                         open, DV_MAX_UPLOADS_PER_KEY);
+    }
+    upload_t *u = dv_calloc(1, sizeof *u);
+    snprintf(u->owner, sizeof u->owner, "%s", owner);
+    memcpy(u->route, route, route_len);
+    u->route_len = route_len;
+    snprintf(u->name, sizeof u->name, "%s", name);
+    memcpy(u->sha256, sum, sizeof u->sha256);
+    u->total = total;
+    u->next = self->uploads;
+    self->uploads = u;
+    *out = u;
+    return 0;
+}
+
+// Complete upload u (off the list: the pool owns it now): reserve its
+// version, then validate and store it on the pool (after_dataset answers).
+static int
+upload_store(dv_broker_t *self,
+             const void *route,
+             size_t route_len,
+             uint64_t rid,
+             upload_t *u,
+             dv_error_t *err)
+{
+    upload_unlink(self, u);
+    self->uploads_bytes -= u->cap;
+    uint32_t version = dv_datasets_reserve(self->datasets, u->name, err);
     if (!version) {
         free(u->buf);
         free(u);
@@ -299,7 +273,7 @@ on_dataset_push(dv_broker_t *self,
     }
     d->work.data = d;
     if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
-        dv_datasets_release(self->datasets, name, version);
+        dv_datasets_release(self->datasets, u->name, version);
         free(u->buf);
         free(u);
         free(d->dir);
@@ -309,9 +283,85 @@ on_dataset_push(dv_broker_t *self,
     return 0;
 }
 
+// dataset_push {name, sha256, bytes, offset} + frame 1: a chunk. The first
+// chunk (offset 0) starts the upload; each next one must start where the
+// last ended; the last one completes it (validated and stored off the
+// loop thread, then answered with `dataset`); the others get `ok` with
+// received.
+int
+dv_datasets_msg_on_push(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    const uint8_t *sum = NULL;
+    size_t sum_len = 0;
+    uint64_t total = 0, offset = 0;
+    int rc;
+    if ((rc = dv_msg_str(m, "name", name, sizeof name, err)) != 0 ||
+        (rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, err)) ||
+        (rc = dv_msg_uint(m, "bytes", &total, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "offset", 0, &offset, err)) != 0) {
+        return rc;
+    }
+    const dv_frame_t *chunk = dv_msg_frame(m, 1);
+    if (!chunk) {
+        return dv_errorf(err, DV_EFORMAT, "dataset_push: no chunk in frame 1");
+    }
+    if (!dv_catalog_name_valid(name) || route_len > ROUTE_MAX) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: name '%s' must match [A-Za-z0-9._-]+",
+                         name);
+    }
+    if (total == 0 || total > DV_MAX_DATASET_BYTES) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: %llu bytes: a data set holds 1 .. "
+                         "%llu bytes",
+                         (unsigned long long)total,
+                         (unsigned long long)DV_MAX_DATASET_BYTES);
+    }
+    upload_t *u = upload_find(self, route, route_len, name);
+    if (offset == 0) { // a new upload (replacing an unfinished one)
+        rc = upload_open(self, route, route_len, u, name, sum, total, &u, err);
+        if (rc) {
+            return rc;
+        }
+    } else if (!u || offset != u->received || total != u->total ||
+               memcmp(sum, u->sha256, sizeof u->sha256) != 0) {
+        return dv_errorf(err, DV_EINVAL,
+                         "dataset_push: chunk at %llu does not continue an "
+                         "upload of '%s' (%llu bytes received): start again "
+                         "at offset 0",
+                         (unsigned long long)offset, name,
+                         (unsigned long long)(u ? u->received : 0));
+    }
+    if (chunk->len > u->total - u->received) {
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "dataset_push: the chunk passes the announced size");
+    }
+    if ((rc = upload_grow(self, u, u->received + chunk->len, err)) != 0) {
+        upload_unlink(self, u); // refused: what it held is given back now
+        upload_free(self, u);
+        return rc;
+    }
+    memcpy(u->buf + u->received, chunk->data, chunk->len);
+    u->received += chunk->len;
+    u->last_ms = uv_now(&self->loop);
+    if (u->received == u->total) {
+        return upload_store(self, route, route_len, rid, u, err);
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "received", u->received);
+    dv_broker_client_reply(self, route, route_len, w);
+    return 0;
+}
+
 // Drop uploads nobody continued.
 void
-uploads_trim(dv_broker_t *self)
+dv_datasets_msg_uploads_trim(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
     for (upload_t **p = &self->uploads; *p;) {
@@ -325,6 +375,7 @@ uploads_trim(dv_broker_t *self)
     }
 }
 
+// `name` and optional `version` (0: the latest) of a data set request.
 static int
 dataset_ref(const dv_msg_t *m,
             char *name,
@@ -332,22 +383,17 @@ dataset_ref(const dv_msg_t *m,
             uint32_t *version,
             dv_error_t *err)
 {
-    uint64_t v = 0;
-    int rc = dv_msg_str(m, "name", name, size, err);
-    if (rc == 0) {
-        rc = dv_msg_uint_or(m, "version", 0, &v, err);
-    }
-    *version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-    return rc;
+    return dv_catalog_msg_ref(m, "data set", DV_ENOENT, name, size, version,
+                              err);
 }
 
 int
-on_dataset_get(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err)
+dv_datasets_msg_on_get(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -362,7 +408,7 @@ on_dataset_get(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, rid);
     write_dataset_info(w, r, false);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -377,10 +423,10 @@ dataset_readable(const dv_broker_t *self, const char *name)
 }
 
 int
-on_dataset_list(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                uint64_t rid)
+dv_datasets_msg_on_list(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        uint64_t rid)
 {
     size_t n = 0, shown = 0;
     const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
@@ -392,21 +438,21 @@ on_dataset_list(dv_broker_t *self,
     dv_msgw_v_array(w, shown);
     for (size_t i = 0; i < n; i++) {
         if (dataset_readable(self, all[i].name)) {
-            dv_msgw_v_map(w, DATASET_FIELDS);
+            dv_msgw_v_map(w, N_DATASET_FIELDS);
             write_dataset_info(w, &all[i], true);
         }
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_dataset_rm(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_datasets_msg_on_rm(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -417,26 +463,23 @@ on_dataset_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
-    if (!dv_datasets_get(self->datasets, name, 0)) {
-        dv_owners_forget(self->data_owners, name);
-    }
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-    dv_msgw_uint(w, "removed", (uint64_t)rc);
-    client_reply(self, route, route_len, w);
+    dv_catalog_msg_removed(self, route, route_len, rid, self->data_owners, name,
+                           !dv_datasets_get(self->datasets, name, 0), rc);
     return 0;
 }
 
 // dataset_share {name, readers: [key id or "*"]}: who besides its owner
 // and admins may read data set name (train or evaluate on it, see it in
 // dataset_list and dataset_get), replacing the list ([]: nobody else).
-// Only its owner or an admin (authorize()). Answered `ok` with the list.
+// Only its owner or an admin (dv_authorize_client()). Answered `ok` with the
+// list.
 int
-on_dataset_share(dv_broker_t *self,
-                 const void *route,
-                 size_t route_len,
-                 const dv_msg_t *m,
-                 uint64_t rid,
-                 dv_error_t *err)
+dv_datasets_msg_on_share(dv_broker_t *self,
+                         const void *route,
+                         size_t route_len,
+                         const dv_msg_t *m,
+                         uint64_t rid,
+                         dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     char **readers = NULL;
@@ -461,7 +504,7 @@ on_dataset_share(dv_broker_t *self,
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_str(w, "name", name);
         dv_msgw_strs(w, "readers", (const char *const *)readers, n);
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
     dv_strs_free(&readers, n);
     return rc;

@@ -6,6 +6,9 @@
 // May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
 // dv_models_msg.h and common/. Internal to broker/ (not installed); loop thread
 // only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_DATASETS_MSG_H
 #define DV_DATASETS_MSG_H
 
@@ -16,48 +19,25 @@
 // last ended; the last one completes it (validated and stored off the
 // loop thread, then answered with `dataset`); the others get `ok` with
 // received.
-int on_dataset_push(dv_broker_t *self,
-                    const void *route,
-                    size_t route_len,
-                    const dv_msg_t *m,
-                    uint64_t rid,
-                    dv_error_t *err);
+client_handler_fn dv_datasets_msg_on_push;
 
 // Drop uploads nobody continued.
-void uploads_trim(dv_broker_t *self);
+void dv_datasets_msg_uploads_trim(dv_broker_t *self);
 
-// dataset_get: reply a data set's record. Returns 0, or DV_E* with err set
-// (the caller replies `error`).
-int on_dataset_get(dv_broker_t *self,
-                   const void *route,
-                   size_t route_len,
-                   const dv_msg_t *m,
-                   uint64_t rid,
-                   dv_error_t *err);
+// dataset_get: reply a data set's record.
+client_handler_fn dv_datasets_msg_on_get;
 
-// dataset_list: reply the data sets the key may read. Returns 0.
-int on_dataset_list(dv_broker_t *self,
-                    const void *route,
-                    size_t route_len,
-                    uint64_t rid);
+// dataset_list: reply the data sets the key may read.
+client_listing_fn dv_datasets_msg_on_list;
 
-// dataset_rm: remove a data set version. Returns 0, or DV_E* with err set.
-int on_dataset_rm(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+// dataset_rm: remove a data set version.
+client_handler_fn dv_datasets_msg_on_rm;
 
 // dataset_share {name, readers: [key id or "*"]}: who besides its owner
 // and admins may read data set name (train or evaluate on it, see it in
 // dataset_list and dataset_get), replacing the list ([]: nobody else).
-// Only its owner or an admin (authorize()). Answered `ok` with the list.
-int on_dataset_share(dv_broker_t *self,
-                     const void *route,
-                     size_t route_len,
-                     const dv_msg_t *m,
-                     uint64_t rid,
-                     dv_error_t *err);
+// Only its owner or an admin (dv_authorize_client()). Answered `ok` with the
+// list.
+client_handler_fn dv_datasets_msg_on_share;
 
 #endif

@@ -1,9 +1,9 @@
 // dv_dead — failed attempts, retries and the dead-letter queue.
 //
 // Owns: a job's failed attempts (job_t.errors and their DV_STORE_ATTEMPTS
-// record), the retry decision and backoff (job_failed_run, retry_later), and
-// the dead-letter queue (self->dead, oldest first, and its DV_STORE_DEAD
-// records). Handlers: dead_list, dead_requeue, dead_purge.
+// record), the retry decision and backoff (dv_dead_job_failed_run,
+// retry_later), and the dead-letter queue (self->dead, oldest first, and its
+// DV_STORE_DEAD records). Handlers: dead_list, dead_requeue, dead_purge.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_dead.h"
@@ -35,7 +35,7 @@
 // retried. Any other error is the job's own (bad input, unknown model) and
 // would fail the same way again: it ends the job at once.
 bool
-retryable(int code)
+dv_dead_retryable(int code)
 {
     return code == DV_EIO || code == DV_ENOMEM || code == DV_ECHECKSUM ||
            code == DV_ETIMEDOUT || code == DV_ENOSPC;
@@ -51,16 +51,16 @@ attempts_encode(const job_t *j, size_t *len)
         n += 20 + strlen(j->errors[i].worker) + strlen(j->errors[i].text);
     }
     uint8_t *p = dv_malloc(n + DV_STORE_SPARE), *q = p + 12;
-    put_u32(p, j->attempts);
-    put_u32(p + 4, j->lost);
-    put_u32(p + 8, j->n_errors);
+    dv_broker_put_u32(p, j->attempts);
+    dv_broker_put_u32(p + 4, j->lost);
+    dv_broker_put_u32(p + 8, j->n_errors);
     for (uint32_t i = 0; i < j->n_errors; i++) {
         const attempt_err_t *e = &j->errors[i];
         size_t wl = strlen(e->worker), tl = strlen(e->text);
-        put_u32(q, e->attempt);
-        put_u32(q + 4, (uint32_t)e->code);
-        put_u64(q + 8, e->unix_ms);
-        put_u32(q + 16, (uint32_t)(wl | tl << 16));
+        dv_broker_put_u32(q, e->attempt);
+        dv_broker_put_u32(q + 4, (uint32_t)e->code);
+        dv_broker_put_u64(q + 8, e->unix_ms);
+        dv_broker_put_u32(q + 16, (uint32_t)(wl | tl << 16));
         memcpy(q + 20, e->worker, wl);
         memcpy(q + 20 + wl, e->text, tl);
         q += 20 + wl + tl;
@@ -72,7 +72,7 @@ attempts_encode(const job_t *j, size_t *len)
 // Read an attempts record into j (a 4-byte record is the older format:
 // the count only). Returns 0 or DV_EFORMAT.
 int
-attempts_decode(job_t *j, const uint8_t *p, size_t len)
+dv_dead_attempts_decode(job_t *j, const uint8_t *p, size_t len)
 {
     dv_rec_attempts_t r;
     int rc =
@@ -90,20 +90,20 @@ attempts_decode(job_t *j, const uint8_t *p, size_t len)
 }
 
 void
-store_attempts(dv_broker_t *self, const job_t *j)
+dv_dead_store_attempts(dv_broker_t *self, const job_t *j)
 {
     if (self->store && !j->memory_only) { // counted across a crash
         size_t len = 0;
         uint8_t *rec = attempts_encode(j, &len);
         dv_store_put_owned(self->store, DV_STORE_ATTEMPTS, j->id, rec, len);
-        store_arm(self);
+        dv_commit_arm(self);
     }
 }
 
 // Note a failed attempt of j (kept with the job, its result and its
 // dead-letter entry; stored).
 void
-record_error(
+dv_dead_record_error(
     dv_broker_t *self, job_t *j, int code, const char *worker, const char *text)
 {
     if (j->n_errors >= 2 * DV_MAX_ATTEMPTS) {
@@ -114,16 +114,16 @@ record_error(
     memset(e, 0, sizeof *e);
     e->attempt = j->attempts;
     e->code = code;
-    e->unix_ms = unix_ms_now();
+    e->unix_ms = dv_broker_unix_ms_now();
     snprintf(e->worker, sizeof e->worker, "%s", worker ? worker : "");
     snprintf(e->text, sizeof e->text, "%s", text ? text : "");
-    store_attempts(self, j);
+    dv_dead_store_attempts(self, j);
 }
 
 // Wait before the next attempt (dv_sched_backoff_ms: doubling, capped,
 // equal jitter).
 uint64_t
-backoff_ms(dv_broker_t *self, const job_t *j)
+dv_dead_backoff_ms(dv_broker_t *self, const job_t *j)
 {
     return dv_sched_backoff_ms(j->backoff_ms, j->n_errors, &self->rng);
 }
@@ -132,8 +132,9 @@ backoff_ms(dv_broker_t *self, const job_t *j)
 static void
 retry_later(dv_broker_t *self, job_t *j)
 {
-    uint64_t delay = backoff_ms(self, j);
-    timer_add(self, uv_now(&self->loop) + delay, j->id, T_RELEASE, j->attempts);
+    uint64_t delay = dv_dead_backoff_ms(self, j);
+    dv_timers_add(self, uv_now(&self->loop) + delay, j->id, T_RELEASE,
+                  j->attempts);
 }
 
 // The failed attempts as an array value (inside a nested map).
@@ -159,7 +160,7 @@ write_errors_value(dv_msgw_t *w, const job_t *j)
 
 // The failed attempts as the top-level field `errors`.
 void
-write_errors(dv_msgw_t *w, const job_t *j)
+dv_dead_write_errors(dv_msgw_t *w, const job_t *j)
 {
     dv_msgw_key(w, "errors");
     write_errors_value(w, j);
@@ -174,25 +175,25 @@ store_dead(dv_broker_t *self, const dead_t *d)
         return;
     }
     size_t jl = 0, al = 0, tl = strlen(d->text);
-    uint8_t *jrec = job_encode(d->job, &jl);
+    uint8_t *jrec = dv_jobs_msg_encode(d->job, &jl);
     uint8_t *arec = attempts_encode(d->job, &al);
     size_t len = 20 + tl + jl + al;
     uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-    put_u64(p, d->unix_ms);
-    put_u32(p + 8, (uint32_t)d->code);
-    put_u32(p + 12, (uint32_t)tl);
+    dv_broker_put_u64(p, d->unix_ms);
+    dv_broker_put_u32(p + 8, (uint32_t)d->code);
+    dv_broker_put_u32(p + 12, (uint32_t)tl);
     memcpy(p + 16, d->text, tl);
-    put_u32(p + 16 + tl, (uint32_t)jl);
+    dv_broker_put_u32(p + 16 + tl, (uint32_t)jl);
     memcpy(p + 20 + tl, jrec, jl);
     memcpy(p + 20 + tl + jl, arec, al);
     free(jrec);
     free(arec);
     dv_store_put_owned(self->store, DV_STORE_DEAD, d->job->id, p, len);
-    store_arm(self);
+    dv_commit_arm(self);
 }
 
 void
-dead_push(dv_broker_t *self, dead_t d)
+dv_dead_push(dv_broker_t *self, dead_t d)
 {
     if (self->n_dead == self->cap_dead) {
         self->cap_dead = self->cap_dead ? self->cap_dead * 2 : 16;
@@ -205,14 +206,14 @@ dead_push(dv_broker_t *self, dead_t d)
 // used up, or it is quarantined), where `drover dead` can inspect, requeue
 // or purge it. Not in the scheduler any more.
 void
-job_dead(
+dv_dead_job(
     dv_broker_t *self, job_t *j, int code, const char *text, const char *worker)
 {
-    send_result(self, j, false, code, text, worker, NULL, 0, NULL);
-    job_detach(self, j->id);
-    dead_t d = {j, unix_ms_now(), code, dv_strdup(text)};
+    dv_results_send(self, j, false, code, text, worker, NULL, 0, NULL);
+    dv_broker_job_detach(self, j->id);
+    dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text)};
     store_dead(self, &d);
-    dead_push(self, d);
+    dv_dead_push(self, d);
     dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s",
            (unsigned long long)j->id, text);
 }
@@ -222,15 +223,15 @@ job_dead(
 // for its backoff. The scheduler already took it off the worker: held
 // (retry_held) or back at the front of its queue.
 void
-job_failed_run(dv_broker_t *self,
-               job_t *j,
-               int code,
-               const char *worker,
-               const char *text,
-               bool worker_died,
-               bool sched_removed)
+dv_dead_job_failed_run(dv_broker_t *self,
+                       job_t *j,
+                       int code,
+                       const char *worker,
+                       const char *text,
+                       bool worker_died,
+                       bool sched_removed)
 {
-    record_error(self, j, code, worker, text);
+    dv_dead_record_error(self, j, code, worker, text);
     if (worker_died) {
         j->lost++;
     }
@@ -242,14 +243,14 @@ job_failed_run(dv_broker_t *self,
         snprintf(why, sizeof why,
                  "quarantined: %u workers died while running it (last: %s)",
                  j->lost, text);
-        job_dead(self, j, DV_EQUARANTINED, why, worker);
+        dv_dead_job(self, j, DV_EQUARANTINED, why, worker);
     } else if (sched_removed || j->attempts >= j->max_attempts) {
         if (!sched_removed) {
             dv_sched_cancel(self->sched, j->id);
         }
         snprintf(why, sizeof why, "%s; no attempts left (%u)", text,
                  j->attempts);
-        job_dead(self, j, code, why, worker);
+        dv_dead_job(self, j, code, why, worker);
     } else {
         dv_sched_hold(self->sched, j->id); // no-op when already held
         retry_later(self, j);
@@ -257,7 +258,7 @@ job_failed_run(dv_broker_t *self,
 }
 
 dead_t *
-dead_find(const dv_broker_t *self, uint64_t id, size_t *index)
+dv_dead_find(const dv_broker_t *self, uint64_t id, size_t *index)
 {
     for (size_t i = 0; i < self->n_dead; i++) {
         if (self->dead[i].job->id == id) {
@@ -291,7 +292,7 @@ dead_select(const dv_broker_t *self,
         if ((rc = dv_msg_uint(m, "job", one, err)) != 0) {
             return rc;
         }
-        if (!dead_find(self, *one, NULL)) {
+        if (!dv_dead_find(self, *one, NULL)) {
             return dv_errorf(err, DV_ENOENT,
                              "job %llu is not in the dead-letter queue",
                              (unsigned long long)*one);
@@ -323,12 +324,12 @@ dead_matches(const dead_t *d, uint64_t one, const char *queue)
 // dead_list {job?, queue?, limit?}: dead letters, oldest first, each with
 // its final error and every failed attempt.
 int
-on_dead_list(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             const dv_msg_t *m,
-             uint64_t rid,
-             dv_error_t *err)
+dv_dead_on_list(dv_broker_t *self,
+                const void *route,
+                size_t route_len,
+                const dv_msg_t *m,
+                uint64_t rid,
+                dv_error_t *err)
 {
     uint64_t one = 0, limit = 0;
     char queue[DV_MAX_WIRE_NAME + 1];
@@ -379,7 +380,7 @@ on_dead_list(dv_broker_t *self,
         dv_msgw_v_str(w, "errors"); // the ninth field
         write_errors_value(w, j);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -393,11 +394,11 @@ dead_remove(dv_broker_t *self, size_t i, bool free_job)
     self->n_dead--;
     if (self->store && !d.job->memory_only) {
         dv_store_del(self->store, DV_STORE_DEAD, d.job->id);
-        store_arm(self);
+        dv_commit_arm(self);
     }
     free(d.text);
     if (free_job) {
-        job_free(d.job);
+        dv_broker_job_free(d.job);
     }
 }
 
@@ -406,12 +407,12 @@ dead_remove(dv_broker_t *self, size_t i, bool free_job)
 // and options; a deadline counts again from now) and leaves the dead-letter
 // queue. The old id keeps its failed result. Answered once stored.
 int
-on_dead_requeue(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err)
+dv_dead_on_requeue(dv_broker_t *self,
+                   const void *route,
+                   size_t route_len,
+                   const dv_msg_t *m,
+                   uint64_t rid,
+                   dv_error_t *err)
 {
     uint64_t one = 0;
     char queue[DV_MAX_WIRE_NAME + 1];
@@ -427,15 +428,15 @@ on_dead_requeue(dv_broker_t *self,
     dv_msgw_uint(w, "count", count);
     dv_msgw_key(w, "requeued");
     dv_msgw_v_array(w, count);
-    uint64_t now = unix_ms_now();
+    uint64_t now = dv_broker_unix_ms_now();
     for (size_t i = 0; i < self->n_dead;) {
         if (!dead_matches(&self->dead[i], one, queue)) {
             i++;
             continue;
         }
         job_t *old = self->dead[i].job;
-        job_t *j = job_alloc(NULL, 0, old->queue, old->model, old->payload,
-                             old->payload_len);
+        job_t *j = dv_broker_job_alloc(NULL, 0, old->queue, old->model,
+                                       old->payload, old->payload_len);
         if (!j) {
             dv_msgw_destroy(&w);
             return dv_errorf(err, DV_ENOMEM, "dead_requeue: no memory");
@@ -462,32 +463,32 @@ on_dead_requeue(dv_broker_t *self,
         dv_msgw_v_uint(w, old->id);
         dv_msgw_v_str(w, "new_job");
         dv_msgw_v_uint(w, j->id);
-        job_add(self, j);
+        dv_broker_job_add(self, j);
         if (self->store) {
             if (!j->memory_only) {
                 size_t len = 0;
-                uint8_t *rec = job_encode(j, &len);
+                uint8_t *rec = dv_jobs_msg_encode(j, &len);
                 dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
             }
             dv_store_set_next_id(self->store, self->next_job);
-            store_arm(self);
+            dv_commit_arm(self);
         }
-        job_schedule(self, j, false); // its record is not committed yet
+        dv_jobs_msg_schedule(self, j, false); // its record is not committed yet
         dead_remove(self, i, true);
     }
-    reply_after_commit(self, route, route_len, rid, w);
+    dv_commit_reply_after(self, route, route_len, rid, w);
     return 0;
 }
 
 // dead_purge {job | all, queue?}: drop dead letters for good (their failed
 // results stay until their TTL). Answered once stored.
 int
-on_dead_purge(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_dead_on_purge(dv_broker_t *self,
+                 const void *route,
+                 size_t route_len,
+                 const dv_msg_t *m,
+                 uint64_t rid,
+                 dv_error_t *err)
 {
     uint64_t one = 0;
     char queue[DV_MAX_WIRE_NAME + 1];
@@ -506,6 +507,6 @@ on_dead_purge(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "purged", count);
-    reply_after_commit(self, route, route_len, rid, w);
+    dv_commit_reply_after(self, route, route_len, rid, w);
     return 0;
 }

@@ -12,18 +12,18 @@
 
 // fetch_model from worker w: read the file on the pool, answer with
 // model_data. Returns 0, or DV_E* with err set.
-int on_fetch_model(dv_broker_t *self,
-                   worker_t *w,
-                   const dv_msg_t *m,
-                   uint64_t rid,
-                   dv_error_t *err);
+int dv_fetch_on_model(dv_broker_t *self,
+                      worker_t *w,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err);
 
 // fetch_dataset {name, version, offset}: answered by dataset_data {name,
 // version, sha256, bytes, offset} + frame 1 with up to 4 MiB from offset.
-int on_fetch_dataset(dv_broker_t *self,
-                     worker_t *w,
-                     const dv_msg_t *m,
-                     uint64_t rid,
-                     dv_error_t *err);
+int dv_fetch_on_dataset(dv_broker_t *self,
+                        worker_t *w,
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err);
 
 #endif

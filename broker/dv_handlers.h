@@ -4,11 +4,11 @@
 // it acts on, the owner checks it needs, whether it is audited), the request
 // every handler gets, and the thin wrappers that give the handlers of
 // dv_jobs_msg, dv_models_msg, ... that one signature. It is the one place a
-// reader learns who may send what on the client socket: serve_request
-// (dv_broker.c) looks the row up and calls it, authorize() and
-// audit_message() (dv_authorize.c) read it. The worker socket's table is
-// beside its handlers in dv_workers_msg.c (every row there takes the worker
-// role: authorize_worker).
+// reader learns who may send what on the client socket: dv_broker_serve_request
+// (dv_broker.c) looks the row up and calls it, dv_authorize_client() and
+// dv_authorize_audit_message() (dv_authorize.c) read it. The worker socket's
+// table is beside its handlers in dv_workers_msg.c (every row there takes the
+// worker role: dv_authorize_worker).
 //
 // To add a client message: its handler in the module of its noun, a row in
 // client_rows (dv_handlers.c); authorization and audit follow from the row.
@@ -40,10 +40,12 @@ typedef struct {
     worker_t *w;        // worker socket: the registered worker that sent it
 } request_t;
 
-// Serve r: 0, or DV_E* with err set (serve_request sends the `error`).
+// Serve r: 0, or DV_E* with err set (dv_broker_serve_request sends the
+// `error`).
 typedef int(request_fn)(request_t *r, dv_error_t *err);
 
-// What a message acts on: the object authorize() checks the key against.
+// What a message acts on: the object dv_authorize_client() checks the key
+// against.
 typedef enum {
     ACTS_ON_NOTHING, // a read of the broker's state, or an admin action
     ACTS_ON_QUEUE,   // the queue named in its `queue` field
@@ -71,11 +73,12 @@ typedef struct {
     unsigned roles;      // DV_ROLE_* bits, any of; admin always passes; ANY_KEY
     acts_on_t acts_on;   // what the key is checked against
     unsigned checks;     // CHECK_* bits
-    bool audited;        // its outcome goes to the audit log (audit_message)
+    bool audited;        // its outcome goes to the audit log
+                         // (dv_authorize_audit_message)
 } msg_row_t;
 
 // The client table's row for type, or NULL when clients may not send it
 // (submit_many is unpacked by on_client_message into its submits).
-const msg_row_t *client_row(dv_msg_type_t type);
+const msg_row_t *dv_handlers_client_row(dv_msg_type_t type);
 
 #endif

@@ -2,7 +2,7 @@
 //
 // Owns: the keys remembered for idem_window_ms (a hash and a FIFO, scoped
 // per queue and per submitting key) and their DV_STORE_KEYS records; the
-// reply that a repeated submit gets (idem_reply).
+// reply that a repeated submit gets (dv_idem_reply).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_idem.h"
@@ -49,7 +49,7 @@ idem_parts(const idem_t *e, const char **scope, const char **key)
 
 // The scope of the submit being handled: who sent it.
 const char *
-idem_scope(const dv_broker_t *self)
+dv_idem_scope(const dv_broker_t *self)
 {
     return self->current ? self->current->public_z85 : "";
 }
@@ -102,15 +102,15 @@ idem_drop_oldest(dv_broker_t *self)
     idem_unlink(self, e);
     if (e->stored && self->store) {
         dv_store_del(self->store, DV_STORE_KEYS, e->job);
-        store_arm(self);
+        dv_commit_arm(self);
     }
     free(e);
 }
 
 void
-idem_trim(dv_broker_t *self)
+dv_idem_trim(dv_broker_t *self)
 {
-    uint64_t now = unix_ms_now();
+    uint64_t now = dv_broker_unix_ms_now();
     while (self->idem_oldest &&
            (self->n_idem > DV_MAX_IDEM_KEYS ||
             now - self->idem_oldest->unix_ms >= self->idem_window_ms)) {
@@ -121,13 +121,13 @@ idem_trim(dv_broker_t *self)
 // Remember that key on queue, sent by scope, made job at unix_ms (stored
 // with it when durable: format 1, as before scopes, when scope is "").
 void
-idem_add(dv_broker_t *self,
-         const char *queue,
-         const char *scope,
-         const char *key,
-         uint64_t job,
-         uint64_t unix_ms,
-         bool durable)
+dv_idem_add(dv_broker_t *self,
+            const char *queue,
+            const char *scope,
+            const char *key,
+            uint64_t job,
+            uint64_t unix_ms,
+            bool durable)
 {
     if (!self->idem) {
         self->idem = dv_calloc(IDEM_BUCKETS, sizeof(idem_t *));
@@ -157,24 +157,25 @@ idem_add(dv_broker_t *self,
         size_t head = sl > 1 ? 16 : 12;
         size_t len = head + ql - 1 + sl - 1 + kl - 1;
         uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-        put_u64(p, unix_ms);
-        put_u32(p + 8, (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
+        dv_broker_put_u64(p, unix_ms);
+        dv_broker_put_u32(p + 8,
+                          (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
         if (sl > 1) {
-            put_u32(p + 12, (uint32_t)(sl - 1));
+            dv_broker_put_u32(p + 12, (uint32_t)(sl - 1));
         }
         memcpy(p + head, queue, ql - 1);
         memcpy(p + head + ql - 1, scope, sl - 1);
         memcpy(p + head + ql - 1 + sl - 1, key, kl - 1);
         dv_store_put_owned(self->store, DV_STORE_KEYS, job, p, len);
         e->stored = true;
-        store_arm(self);
+        dv_commit_arm(self);
     }
-    idem_trim(self);
+    dv_idem_trim(self);
 }
 
 // Forget the key that made job (its submit was refused after all).
 void
-idem_forget_job(dv_broker_t *self, uint64_t job)
+dv_idem_forget_job(dv_broker_t *self, uint64_t job)
 {
     idem_t **p = &self->idem_oldest, *prev = NULL;
     while (*p && (*p)->job != job) {
@@ -198,14 +199,14 @@ idem_forget_job(dv_broker_t *self, uint64_t job)
 // new job. With a store the answer waits for the next commit, so it never
 // names a job not yet stored. Returns true when it answered.
 bool
-idem_reply(dv_broker_t *self,
-           const dv_wire_msg_t *in,
-           const dv_msg_t *m,
-           const char *queue,
-           const char *key)
+dv_idem_reply(dv_broker_t *self,
+              const dv_wire_msg_t *in,
+              const dv_msg_t *m,
+              const char *queue,
+              const char *key)
 {
-    idem_t *e = idem_find(self, queue, idem_scope(self), key);
-    if (!e || unix_ms_now() - e->unix_ms >= self->idem_window_ms) {
+    idem_t *e = idem_find(self, queue, dv_idem_scope(self), key);
+    if (!e || dv_broker_unix_ms_now() - e->unix_ms >= self->idem_window_ms) {
         return false;
     }
     const void *route = zmq_msg_data((zmq_msg_t *)&in->route);
@@ -215,9 +216,9 @@ idem_reply(dv_broker_t *self,
     dv_msgw_key(w, "duplicate");
     dv_msgw_v_bool(w, true);
     if (self->store && route_len <= ROUTE_MAX) {
-        hold_reply(self, route, route_len, dv_msg_rid(m), w);
+        dv_commit_hold_reply(self, route, route_len, dv_msg_rid(m), w);
     } else {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
     return true;
 }

@@ -2,7 +2,7 @@
 //
 // Owns: submit (checks, the job record, acceptance into dv_sched or a spill),
 // job_list, job_get, job_cancel, workers, status; a job's store record
-// (job_encode/job_decode).
+// (dv_jobs_msg_encode/dv_jobs_msg_decode).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_jobs_msg.h"
@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_datasets.h"
 #include "dv_dead.h"
@@ -38,47 +39,80 @@
 #define JOB_FORMAT DV_REC_JOB_FORMAT
 #define JOB_HEAD   DV_REC_JOB_HEAD
 
-// A train job's stored data set as an affinity key, "ds:NAME@VERSION"
-// (key[0] stays 0 when it carries its CSV): read from its spec.
-static void
-spec_dataset_key(const job_t *j, char *key, size_t size)
+void
+dv_jobs_msg_spec_each(const job_t *j, dv_jobs_msg_spec_field_fn *fn, void *arg)
 {
     size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = get_u32(j->payload + 2), off = 0;
+    size_t sl = dv_broker_get_u32(j->payload + 2), off = 0;
     const char *spec = (const char *)j->payload + 6;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     for (size_t f = 0; f < nf; f++) {
+        size_t start = off;
         if (msgpack_unpack_next(&up, spec, sl, &off) !=
                 MSGPACK_UNPACK_SUCCESS ||
             up.data.type != MSGPACK_OBJECT_STR) {
             break;
         }
-        bool is_ds = up.data.via.str.size == 7 &&
-                     memcmp(up.data.via.str.ptr, "dataset", 7) == 0;
-        if (msgpack_unpack_next(&up, spec, sl, &off) !=
-            MSGPACK_UNPACK_SUCCESS) {
-            break;
+        char key[32] = ""; // spec keys are short words ("dataset", ...)
+        if (up.data.via.str.size < sizeof key &&
+            !memchr(up.data.via.str.ptr, 0, up.data.via.str.size)) {
+            memcpy(key, up.data.via.str.ptr, up.data.via.str.size);
+            key[up.data.via.str.size] = '\0';
         }
-        const msgpack_object *name = dv_msgpack_get(&up.data, "name");
-        uint64_t version = 0;
-        if (is_ds && name && name->type == MSGPACK_OBJECT_STR &&
-            dv_msgpack_uint(dv_msgpack_get(&up.data, "version"), &version)) {
-            snprintf(key, size, "ds:%.*s@%llu", (int)name->via.str.size,
-                     name->via.str.ptr, (unsigned long long)version);
+        if (msgpack_unpack_next(&up, spec, sl, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            !fn(arg, key, &up.data, spec + start, off - start)) {
             break;
         }
     }
     msgpack_unpacked_destroy(&up);
 }
 
+// Where spec_dataset_key writes: key, size bytes.
+typedef struct {
+    char *key;
+    size_t size;
+} ds_key_t;
+
+static bool
+ds_key_field(void *arg,
+             const char *key,
+             const msgpack_object *value,
+             const char *raw,
+             size_t raw_len)
+{
+    (void)raw;
+    (void)raw_len;
+    const ds_key_t *out = arg;
+    const msgpack_object *name = dv_msgpack_get(value, "name");
+    uint64_t version = 0;
+    if (strcmp(key, "dataset") == 0 && name &&
+        name->type == MSGPACK_OBJECT_STR &&
+        dv_msgpack_uint(dv_msgpack_get(value, "version"), &version)) {
+        snprintf(out->key, out->size, "ds:%.*s@%llu", (int)name->via.str.size,
+                 name->via.str.ptr, (unsigned long long)version);
+        return false;
+    }
+    return true;
+}
+
+// A train job's stored data set as an affinity key, "ds:NAME@VERSION"
+// (key[0] stays 0 when it carries its CSV): read from its spec.
+static void
+spec_dataset_key(const job_t *j, char *key, size_t size)
+{
+    ds_key_t out = {key, size};
+    dv_jobs_msg_spec_each(j, ds_key_field, &out);
+}
+
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
 // freed and true returned.
 bool
-job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
+dv_jobs_msg_schedule(dv_broker_t *self, job_t *j, bool may_spill)
 {
-    if (may_spill && job_spill(self, j, false)) {
+    if (may_spill && dv_spill_job(self, j, false)) {
         return true;
     }
     char key[2 * DV_MAX_WIRE_NAME + 8] = "";
@@ -93,36 +127,31 @@ job_schedule(dv_broker_t *self, job_t *j, bool may_spill)
         dv_sched_set_heavy(self->sched, j->id);
     }
     if (j->deadline_unix) {
-        uint64_t now = unix_ms_now();
+        uint64_t now = dv_broker_unix_ms_now();
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
-        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+        dv_timers_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
     }
     return false;
 }
 
 // Gathered acceptances: per connection, [rid, job] pairs.
 typedef struct {
-    route_key_t key; // first: route_slot
+    route_key_t key; // first: a gather_t slot
     uint64_t *pairs; // rid, job, rid, job, ...
     size_t n, cap;   // pairs held, room
 } agroup_t;
-
-struct accepts {
-    agroup_t *groups;
-    size_t n, cap;
-};
 
 // Pairs in one accepted_many: ~20 header bytes each, well inside
 // DV_MAX_HEADER_BYTES.
 #define ACCEPTS_MAX_N 1024
 
 bool
-accepts_begin(dv_broker_t *self)
+dv_jobs_msg_accepts_begin(dv_broker_t *self)
 {
     if (self->gather_acc) {
         return false;
     }
-    self->gather_acc = dv_calloc(1, sizeof *self->gather_acc);
+    self->gather_acc = dv_broker_gather_new(sizeof(agroup_t));
     return true;
 }
 
@@ -142,36 +171,32 @@ agroup_send(dv_broker_t *self, agroup_t *g)
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, g->key.route, g->key.route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, g->key.route, g->key.route_len, h, len, NULL,
+                          0);
     dv_msgw_destroy(&w);
     g->n = 0;
 }
 
-void
-accepts_flush(dv_broker_t *self)
+static void
+agroup_flush(dv_broker_t *self, void *slot)
 {
-    struct accepts *a = self->gather_acc;
-    self->gather_acc = NULL;
-    if (!a) {
-        return;
-    }
-    for (size_t i = 0; i < a->n; i++) {
-        agroup_send(self, &a->groups[i]);
-        free(a->groups[i].pairs);
-    }
-    free(a->groups);
-    free(a);
+    agroup_t *g = slot;
+    agroup_send(self, g);
+    free(g->pairs);
+}
+
+void
+dv_jobs_msg_accepts_flush(dv_broker_t *self)
+{
+    dv_broker_gather_end(self, &self->gather_acc, agroup_flush);
 }
 
 static void
 accepts_add(dv_broker_t *self, const job_t *j)
 {
-    struct accepts *a = self->gather_acc;
     bool added;
-    void *groups = a->groups; // grown by route_slot
-    agroup_t *g = route_slot(&groups, sizeof *a->groups, &a->n, &a->cap,
-                             j->route, j->route_len, &added);
-    a->groups = groups;
+    agroup_t *g =
+        dv_broker_gather_slot(self->gather_acc, j->route, j->route_len, &added);
     if (g->n == ACCEPTS_MAX_N) {
         agroup_send(self, g);
     }
@@ -186,7 +211,7 @@ accepts_add(dv_broker_t *self, const job_t *j)
 
 // Tell its submitter, then schedule it (committed, when there is a store).
 void
-job_accept(dv_broker_t *self, job_t *j)
+dv_jobs_msg_accept(dv_broker_t *self, job_t *j)
 {
     dv_monitor_submitted(self->monitor, j->queue, j->kind);
     dv_log(DV_LOG_DEBUG, "jobs", "job %llu submitted: queue %s, kind %s%s%s",
@@ -194,16 +219,16 @@ job_accept(dv_broker_t *self, job_t *j)
            USES_MODEL(j) ? ", model " : "", USES_MODEL(j) ? j->model : "");
     if (self->gather_acc && j->from_many && j->route_len) {
         accepts_add(self, j);
-        job_schedule(self, j, self->store != NULL);
+        dv_jobs_msg_schedule(self, j, self->store != NULL);
         return;
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_ACCEPTED, j->rid);
     dv_msgw_uint(w, "job", j->id);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, j->route, j->route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, j->route, j->route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
-    job_schedule(self, j, self->store != NULL);
+    dv_jobs_msg_schedule(self, j, self->store != NULL);
 }
 
 // Job kinds in records (p[1]).
@@ -225,7 +250,7 @@ kind_code(const char *kind)
 }
 
 uint8_t *
-job_encode(const job_t *j, size_t *len)
+dv_jobs_msg_encode(const job_t *j, size_t *len)
 {
 
     size_t qlen = strlen(j->queue), mlen = strlen(j->model);
@@ -235,20 +260,20 @@ job_encode(const job_t *j, size_t *len)
     p[0] = JOB_FORMAT;
     p[1] = kind_code(j->kind);
     p[2] = j->spec ? 1 : 0; // flags (0 in older records)
-    put_u32(p + 4, j->max_attempts);
-    put_u32(p + 8, j->model_version);
-    put_u32(p + 12, j->rows);
-    put_u32(p + 16, j->cols);
-    put_u32(p + 20, (uint32_t)qlen);
-    put_u32(p + 24, (uint32_t)mlen);
-    put_u64(p + 28, j->payload_len);
+    dv_broker_put_u32(p + 4, j->max_attempts);
+    dv_broker_put_u32(p + 8, j->model_version);
+    dv_broker_put_u32(p + 12, j->rows);
+    dv_broker_put_u32(p + 16, j->cols);
+    dv_broker_put_u32(p + 20, (uint32_t)qlen);
+    dv_broker_put_u32(p + 24, (uint32_t)mlen);
+    dv_broker_put_u64(p + 28, j->payload_len);
     memcpy(p + 36, j->model_sha, 32);
-    put_u32(p + 68, (uint32_t)j->priority);
-    put_u32(p + 72, j->timeout_ms);
-    put_u32(p + 76, j->backoff_ms);
-    put_u32(p + 80, j->sleep_ms);
-    put_u64(p + 84, j->submit_unix);
-    put_u64(p + 92, j->deadline_unix);
+    dv_broker_put_u32(p + 68, (uint32_t)j->priority);
+    dv_broker_put_u32(p + 72, j->timeout_ms);
+    dv_broker_put_u32(p + 76, j->backoff_ms);
+    dv_broker_put_u32(p + 80, j->sleep_ms);
+    dv_broker_put_u64(p + 84, j->submit_unix);
+    dv_broker_put_u64(p + 92, j->deadline_unix);
     memcpy(p + JOB_HEAD, j->queue, qlen);
     memcpy(p + JOB_HEAD + qlen, j->model, mlen);
     if (j->payload_len) {
@@ -260,19 +285,19 @@ job_encode(const job_t *j, size_t *len)
 // A job from its store record (no submitter connection: its result is
 // kept for result_get). NULL with the reason on a bad record.
 job_t *
-job_decode(uint64_t id,
-           const uint8_t *p,
-           size_t len,
-           const uint8_t *route,
-           size_t route_len,
-           dv_error_t *err)
+dv_jobs_msg_decode(uint64_t id,
+                   const uint8_t *p,
+                   size_t len,
+                   const uint8_t *route,
+                   size_t route_len,
+                   dv_error_t *err)
 {
     dv_rec_job_t r;
     if (dv_rec_job_decode(&r, id, p, len, err) != 0) {
         return NULL;
     }
-    job_t *j =
-        job_alloc(route, route_len, r.queue, r.model, r.payload, r.payload_len);
+    job_t *j = dv_broker_job_alloc(route, route_len, r.queue, r.model,
+                                   r.payload, r.payload_len);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
                   (unsigned long long)id);
@@ -332,8 +357,9 @@ train_spec(const dv_msg_t *m,
              (rc = dv_msg_str(m, "target", target, sizeof target, err)) != 0) ||
             (dv_msg_has(m, "task") &&
              (rc = dv_msg_str(m, "task", task, sizeof task, err)) != 0) ||
-            (rc = dv_msg_uint_or(m, "created_unix", unix_ms_now() / 1000,
-                                 &created, err)) != 0 ||
+            (rc = dv_msg_uint_or(m, "created_unix",
+                                 dv_broker_unix_ms_now() / 1000, &created,
+                                 err)) != 0 ||
             (rc = dv_msg_uint_or(m, "checkpoint_ms", DEFAULT_CHECKPOINT_MS,
                                  &ck_ms, err)) != 0) {
             dv_msgw_destroy(&spec);
@@ -345,7 +371,7 @@ train_spec(const dv_msg_t *m,
                              "submit: checkpoint_ms must be <= %llu (0: none)",
                              (unsigned long long)DV_MAX_DEADLINE_MS);
         }
-        if (!dv_name_valid(name)) {
+        if (!dv_catalog_name_valid(name)) {
             dv_msgw_destroy(&spec);
             return dv_errorf(err, DV_EINVAL,
                              "submit: model name '%s' must match "
@@ -395,7 +421,7 @@ train_spec(const dv_msg_t *m,
     }
     p[0] = (uint8_t)nf;
     p[1] = (uint8_t)(nf >> 8);
-    put_u32(p + 2, (uint32_t)sl);
+    dv_broker_put_u32(p + 2, (uint32_t)sl);
     memcpy(p + 6, body, sl);
     if (csv->len) {
         memcpy(p + 6 + sl, csv->data, csv->len);
@@ -406,21 +432,34 @@ train_spec(const dv_msg_t *m,
     return 0;
 }
 
+// A submit's fields, read and checked before a job is made (submit_job's
+// steps fill it in order).
+typedef struct {
+    char queue[DV_MAX_WIRE_NAME + 1];   // where it goes
+    char kind[16];                      // as sent
+    bool infer, sleep, train, evaluate; // which kind (else echo)
+    bool memory_only;                   // durability "none"
+    uint64_t max_attempts;              // 1 .. DV_MAX_ATTEMPTS
+    int64_t priority;                   // -1000 .. 1000
+    uint64_t deadline_ms;               // 0: none
+    uint64_t timeout_ms;                // 0: none
+    uint64_t backoff_ms;                // between attempts
+    uint64_t sleep_ms;                  // a sleep job's length
+    char key[DV_MAX_KEY_BYTES + 1];     // idempotency key ("": none)
+    const dv_frame_t *payload;          // frame 1 (or none: empty)
+    const dv_model_info_t *model;       // infer/evaluate: the version
+    size_t rows, cols;                  // infer: the input's shape
+} submit_t;
+
+// Queue, kind, max_attempts and durability.
 static int
-submit_job(dv_broker_t *self,
-           const dv_wire_msg_t *in,
-           const dv_msg_t *m,
-           const dv_dataset_info_t *ds,
-           const dv_dataset_info_t *eval,
-           dv_error_t *err)
+submit_read_kind(const dv_msg_t *m, submit_t *s, dv_error_t *err)
 {
-    char queue[DV_MAX_WIRE_NAME + 1], kind[16];
-    uint64_t max_attempts;
     int rc;
-    if ((rc = dv_msg_str(m, "queue", queue, sizeof queue, err)) != 0 ||
-        (rc = dv_msg_str(m, "kind", kind, sizeof kind, err)) != 0 ||
+    if ((rc = dv_msg_str(m, "queue", s->queue, sizeof s->queue, err)) != 0 ||
+        (rc = dv_msg_str(m, "kind", s->kind, sizeof s->kind, err)) != 0 ||
         (rc = dv_msg_uint_or(m, "max_attempts", DEFAULT_MAX_ATTEMPTS,
-                             &max_attempts, err)) != 0) {
+                             &s->max_attempts, err)) != 0) {
         return rc;
     }
     char durability[16] = "commit";
@@ -429,46 +468,52 @@ submit_job(dv_broker_t *self,
                          err)) != 0) {
         return rc;
     }
-    bool memory_only = strcmp(durability, "none") == 0;
-    if (!memory_only && strcmp(durability, "commit") != 0) {
+    s->memory_only = strcmp(durability, "none") == 0;
+    if (!s->memory_only && strcmp(durability, "commit") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: durability '%s': commit or none", durability);
     }
-    if (!dv_name_valid(queue)) {
+    if (!dv_catalog_name_valid(s->queue)) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: queue '%s' must match [A-Za-z0-9._-]+",
-                         queue);
+                         s->queue);
     }
-    bool infer = strcmp(kind, "infer") == 0;
-    bool sleep = strcmp(kind, "sleep") == 0;
-    bool train = strcmp(kind, "train") == 0;
-    bool evaluate = strcmp(kind, "evaluate") == 0;
-    if (!infer && !sleep && !train && !evaluate && strcmp(kind, "echo") != 0) {
+    s->infer = strcmp(s->kind, "infer") == 0;
+    s->sleep = strcmp(s->kind, "sleep") == 0;
+    s->train = strcmp(s->kind, "train") == 0;
+    s->evaluate = strcmp(s->kind, "evaluate") == 0;
+    if (!s->infer && !s->sleep && !s->train && !s->evaluate &&
+        strcmp(s->kind, "echo") != 0) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: job kind '%s' is not supported by this "
                          "broker (echo, infer, evaluate, sleep, train)",
-                         kind);
+                         s->kind);
     }
-    if (max_attempts < 1 || max_attempts > DV_MAX_ATTEMPTS) {
+    if (s->max_attempts < 1 || s->max_attempts > DV_MAX_ATTEMPTS) {
         return dv_errorf(err, DV_EINVAL, "submit: max_attempts must be 1..%d",
                          DV_MAX_ATTEMPTS);
     }
-    // Scheduling options (docs/SEMANTICS.md).
-    int64_t priority = 0;
-    uint64_t deadline_ms = 0, timeout_ms = 0, backoff = DEFAULT_BACKOFF_MS;
-    uint64_t sleep_ms = 0;
-    char key[DV_MAX_KEY_BYTES + 1] = "";
-    if ((rc = dv_msg_int_or(m, "priority", 0, &priority, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "deadline_ms", 0, &deadline_ms, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "timeout_ms", 0, &timeout_ms, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "backoff_ms", DEFAULT_BACKOFF_MS, &backoff,
-                             err)) != 0 ||
-        (sleep && (rc = dv_msg_uint(m, "ms", &sleep_ms, err)) != 0) ||
+    return 0;
+}
+
+// Scheduling options (docs/SEMANTICS.md) and the idempotency key.
+static int
+submit_read_sched(const dv_msg_t *m, submit_t *s, dv_error_t *err)
+{
+    int rc;
+    s->backoff_ms = DEFAULT_BACKOFF_MS;
+    if ((rc = dv_msg_int_or(m, "priority", 0, &s->priority, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "deadline_ms", 0, &s->deadline_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "timeout_ms", 0, &s->timeout_ms, err)) != 0 ||
+        (rc = dv_msg_uint_or(m, "backoff_ms", DEFAULT_BACKOFF_MS,
+                             &s->backoff_ms, err)) != 0 ||
+        (s->sleep && (rc = dv_msg_uint(m, "ms", &s->sleep_ms, err)) != 0) ||
         (dv_msg_has(m, "idempotency_key") &&
-         (rc = dv_msg_str(m, "idempotency_key", key, sizeof key, err)) != 0)) {
+         (rc = dv_msg_str(m, "idempotency_key", s->key, sizeof s->key, err)) !=
+             0)) {
         return rc;
     }
-    if (priority < -1000 || priority > 1000) {
+    if (s->priority < -1000 || s->priority > 1000) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: priority must be -1000..1000");
     }
@@ -476,10 +521,10 @@ submit_job(dv_broker_t *self,
         const char *field;
         uint64_t value, max;
     } bounds[] = {
-        {"deadline_ms", deadline_ms, DV_MAX_DEADLINE_MS},
-        {"timeout_ms", timeout_ms, DV_MAX_DEADLINE_MS},
-        {"backoff_ms", backoff, BACKOFF_CAP_MS},
-        {"ms (a sleep job's length)", sleep_ms, DV_MAX_SLEEP_MS},
+        {"deadline_ms", s->deadline_ms, DV_MAX_DEADLINE_MS},
+        {"timeout_ms", s->timeout_ms, DV_MAX_DEADLINE_MS},
+        {"backoff_ms", s->backoff_ms, BACKOFF_CAP_MS},
+        {"ms (a sleep job's length)", s->sleep_ms, DV_MAX_SLEEP_MS},
     };
     for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
         if (bounds[i].value > bounds[i].max) {
@@ -489,175 +534,220 @@ submit_job(dv_broker_t *self,
                              (unsigned long long)bounds[i].value);
         }
     }
-    if (dv_msg_has(m, "idempotency_key") && !key[0]) {
+    if (dv_msg_has(m, "idempotency_key") && !s->key[0]) {
         return dv_errorf(err, DV_EINVAL, "submit: empty idempotency_key");
     }
+    return 0;
+}
+
+// The version a `model` reference serves now (dv_models_msg_resolve_serving);
+// an infer job's input tensor is described first (its shape, its payload
+// frame).
+static int
+submit_model(dv_broker_t *self, const dv_msg_t *m, submit_t *s, dv_error_t *err)
+{
+    char ref[2 * DV_MAX_WIRE_NAME];
+    int rc = dv_msg_str(m, "model", ref, sizeof ref, err);
+    if (rc == 0 && s->infer) {
+        rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &s->payload,
+                                &s->rows, &s->cols, err);
+    }
+    if (rc) {
+        return rc;
+    }
+    s->model = dv_models_msg_resolve_serving(self, ref, err);
+    return s->model ? 0 : err ? err->code : DV_ENOMODEL;
+}
+
+// The payload, and the model an infer or evaluate job runs (an infer's
+// input checked against it).
+static int
+submit_read_payload(dv_broker_t *self,
+                    const dv_msg_t *m,
+                    submit_t *s,
+                    const dv_dataset_info_t *ds,
+                    const dv_dataset_info_t *eval,
+                    dv_error_t *err)
+{
     static const dv_frame_t no_payload = {NULL, 0};
-    const dv_frame_t *payload = ds ? &no_payload : dv_msg_frame(m, 1);
-    if (eval && !train) {
+    s->payload = ds ? &no_payload : dv_msg_frame(m, 1);
+    if (eval && !s->train) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: only train jobs take an eval_dataset");
     }
-    if (ds && !train && !evaluate) {
+    if (ds && !s->train && !s->evaluate) {
         return dv_errorf(err, DV_EINVAL,
                          "submit: only train and evaluate jobs take a data "
                          "set");
     }
-    if (sleep && !payload) {
-        payload = &no_payload;
+    if (s->sleep && !s->payload) {
+        s->payload = &no_payload;
     }
-    const dv_model_info_t *model = NULL;
-    size_t rows = 0, cols = 0;
-    if (infer) {
-        char ref[2 * DV_MAX_WIRE_NAME];
-        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0 ||
-            (rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &payload,
-                                     &rows, &cols, err)) != 0) {
-            return rc;
-        }
-        model = resolve_serving(self, ref, err);
-        if (!model) {
-            return err ? err->code : DV_ENOMODEL;
-        }
-        if (cols != model->features) {
-            return dv_errorf(err, DV_ESHAPE,
-                             "submit: model %s@%u takes %u features per row, "
-                             "the input has %zu",
-                             model->name, model->version, model->features,
-                             cols);
-        }
-        char what[2 * DV_MAX_WIRE_NAME];
-        snprintf(what, sizeof what, "submit: the output of %s@%u", model->name,
-                 model->version);
-        if ((rc = dv_frame_check(rows, model->outputs, what, err)) != 0) {
-            return rc;
-        }
-    } else if (!payload) {
+    if (!s->infer && !s->payload) {
         return dv_errorf(err, DV_EFORMAT,
                          "submit: an %s job needs its payload in frame 1",
-                         kind);
-    } else if (evaluate) { // a model and a CSV with its target
-        char ref[2 * DV_MAX_WIRE_NAME];
-        if ((rc = dv_msg_str(m, "model", ref, sizeof ref, err)) != 0) {
-            return rc;
-        }
-        model = resolve_serving(self, ref, err);
-        if (!model) {
-            return err ? err->code : DV_ENOMODEL;
-        }
+                         s->kind);
     }
-    // A key seen within the window: the job it made, not a new one.
-    if (key[0] && idem_reply(self, in, m, queue, key)) {
+    if (!s->infer && !s->evaluate) {
         return 0;
     }
-    // Backpressure: refuse at once, with the numbers, rather than queue
-    // without bound; the producer decides what to do.
+    int rc = submit_model(self, m, s, err); // evaluate: a model and a CSV
+    if (rc || !s->infer) {                  // with its target
+        return rc;
+    }
+    const dv_model_info_t *model = s->model;
+    if (s->cols != model->features) {
+        return dv_errorf(err, DV_ESHAPE,
+                         "submit: model %s@%u takes %u features per row, "
+                         "the input has %zu",
+                         model->name, model->version, model->features, s->cols);
+    }
+    char what[2 * DV_MAX_WIRE_NAME];
+    snprintf(what, sizeof what, "submit: the output of %s@%u", model->name,
+             model->version);
+    return dv_frame_check(s->rows, model->outputs, what, err);
+}
+
+// Backpressure and bounds: refuse at once, with the numbers, rather than
+// queue without bound; the producer decides what to do. *who: the
+// submitting key's index (0: none).
+static int
+submit_admit(dv_broker_t *self,
+             const dv_wire_msg_t *in,
+             const submit_t *s,
+             uint16_t *who,
+             dv_error_t *err)
+{
     // Looked up, not created: only an accepted job creates a queue.
-    const qbytes_t *qb = queue_find(self, queue);
-    if ((rc = queue_may_create(self, queue, "submit", err)) != 0) {
+    const qbytes_t *qb = dv_broker_queue_find(self, s->queue);
+    int rc = dv_broker_queue_may_create(self, s->queue, "submit", err);
+    if (rc) {
         return rc;
     }
     size_t waiting =
-        dv_sched_queue_waiting(self->sched, queue) + (qb ? qb->spilled : 0);
+        dv_sched_queue_waiting(self->sched, s->queue) + (qb ? qb->spilled : 0);
     for (size_t i = 0; i < self->n_pending; i++) {
-        const job_t *pj = job_find(self, self->pending[i]);
-        waiting += pj && strcmp(pj->queue, queue) == 0;
+        const job_t *pj = dv_broker_job_find(self, self->pending[i]);
+        waiting += pj && strcmp(pj->queue, s->queue) == 0;
     }
     if (waiting >= self->max_queued) {
         return dv_errorf(err, DV_EQUEUEFULL,
                          "queue '%s' has %zu jobs waiting, the limit is %llu "
                          "(--max-queued): retry later",
-                         queue, waiting, (unsigned long long)self->max_queued);
+                         s->queue, waiting,
+                         (unsigned long long)self->max_queued);
     }
     uint64_t held = qb ? qb->bytes : 0;
-    if (held + payload->len > self->max_queued_bytes) {
+    if (held + s->payload->len > self->max_queued_bytes) {
         return dv_errorf(err, DV_EQUEUEFULL,
                          "queue '%s' holds %llu payload bytes; %zu more would "
                          "pass the limit of %llu (--max-queued-bytes): retry "
                          "later",
-                         queue, (unsigned long long)held, payload->len,
+                         s->queue, (unsigned long long)held, s->payload->len,
                          (unsigned long long)self->max_queued_bytes);
     }
-    size_t route_len = zmq_msg_size((zmq_msg_t *)&in->route);
-    if (route_len > ROUTE_MAX - 1) {
+    if (zmq_msg_size((zmq_msg_t *)&in->route) > ROUTE_MAX - 1) {
         return dv_errorf(err, DV_EINVAL, "routing id too long");
     }
-    // A train job's spec travels with its payload (train_spec).
-    char train_name[DV_MAX_WIRE_NAME + 1] = "";
     // A key's unfinished jobs are bounded (--max-inflight): one producer
     // cannot take the whole broker.
-    uint16_t who = self->current ? who_index(self, self->current->id) : 0;
-    if (who && self->whos[who].inflight >= self->max_inflight) {
+    *who = self->current ? dv_broker_who_index(self, self->current->id) : 0;
+    if (*who && self->whos[*who].inflight >= self->max_inflight) {
         return dv_errorf(err, DV_ELIMIT,
                          "submit: key '%s' has %llu unfinished jobs, the "
                          "limit is %llu (--max-inflight): wait for results",
-                         self->whos[who].id,
-                         (unsigned long long)self->whos[who].inflight,
+                         self->whos[*who].id,
+                         (unsigned long long)self->whos[*who].inflight,
                          (unsigned long long)self->max_inflight);
     }
-    bool spec_payload = train || (evaluate && ds);
+    return 0;
+}
+
+// The job s describes, from in's sender (a train job's spec travels with
+// its payload: train_spec). Returns 0 and *out, or DV_E*.
+static int
+submit_make_job(const dv_wire_msg_t *in,
+                const dv_msg_t *m,
+                const submit_t *s,
+                const dv_dataset_info_t *ds,
+                const dv_dataset_info_t *eval,
+                job_t **out,
+                dv_error_t *err)
+{
+    char train_name[DV_MAX_WIRE_NAME + 1] = "";
+    bool spec_payload = s->train || (s->evaluate && ds);
     uint8_t *spec_bytes = NULL;
     size_t spec_len = 0;
     if (spec_payload) {
-        rc = train_spec(m, train, ds, eval, payload, train_name, &spec_bytes,
-                        &spec_len, err);
+        int rc = train_spec(m, s->train, ds, eval, s->payload, train_name,
+                            &spec_bytes, &spec_len, err);
         if (rc) {
             return rc;
         }
     }
-    job_t *j = job_alloc(zmq_msg_data((zmq_msg_t *)&in->route), route_len,
-                         queue, model ? model->name : train_name,
-                         spec_payload ? spec_bytes : payload->data,
-                         spec_payload ? spec_len : payload->len);
+    const dv_model_info_t *model = s->model;
+    job_t *j = dv_broker_job_alloc(zmq_msg_data((zmq_msg_t *)&in->route),
+                                   zmq_msg_size((zmq_msg_t *)&in->route),
+                                   s->queue, model ? model->name : train_name,
+                                   spec_payload ? spec_bytes : s->payload->data,
+                                   spec_payload ? spec_len : s->payload->len);
     free(spec_bytes);
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
                          "submit: no memory for a job of %zu bytes",
-                         payload->len);
+                         s->payload->len);
     }
     j->spec = spec_payload;
+    j->max_attempts = (uint32_t)s->max_attempts;
+    if (model) {
+        j->model_version = model->version;
+        memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
+        j->rows = (uint32_t)s->rows;
+        j->cols = (uint32_t)s->cols;
+    }
+    j->rid = dv_msg_rid(m);
+    j->client_minor = (uint8_t)(dv_msg_minor(m) > 255 ? 255 : dv_msg_minor(m));
+    j->memory_only = s->memory_only;
+    j->kind = s->infer      ? "infer"
+              : s->sleep    ? "sleep"
+              : s->train    ? "train"
+              : s->evaluate ? "evaluate"
+                            : "echo";
+    j->priority = (int32_t)s->priority;
+    j->timeout_ms = (uint32_t)s->timeout_ms;
+    j->backoff_ms = (uint32_t)s->backoff_ms;
+    j->sleep_ms = (uint32_t)s->sleep_ms;
+    *out = j;
+    return 0;
+}
+
+// A new job j (id given): in the table, its idempotency key noted, and
+// accepted now (memory only, or no store) or once its record is committed.
+static void
+submit_enter(dv_broker_t *self, job_t *j, const submit_t *s, uint16_t who)
+{
     j->who = who;
     if (who) {
         self->whos[who].inflight++;
     }
-    j->max_attempts = (uint32_t)max_attempts;
-    if (model) {
-        j->model_version = model->version;
-        memcpy(j->model_sha, model->sha256, sizeof j->model_sha);
-        j->rows = (uint32_t)rows;
-        j->cols = (uint32_t)cols;
-    }
     j->id = self->next_job++;
-    j->rid = dv_msg_rid(m);
-    j->client_minor = (uint8_t)(dv_msg_minor(m) > 255 ? 255 : dv_msg_minor(m));
     j->from_many = self->in_submit_many;
-    j->memory_only = memory_only;
-    j->kind = infer      ? "infer"
-              : sleep    ? "sleep"
-              : train    ? "train"
-              : evaluate ? "evaluate"
-                         : "echo";
-    j->priority = (int32_t)priority;
-    j->timeout_ms = (uint32_t)timeout_ms;
-    j->backoff_ms = (uint32_t)backoff;
-    j->sleep_ms = (uint32_t)sleep_ms;
-    j->submit_unix = unix_ms_now();
-    j->deadline_unix = deadline_ms ? j->submit_unix + deadline_ms : 0;
-    job_add(self, j);
-    if (key[0]) {
-        idem_add(self, queue, idem_scope(self), key, j->id, j->submit_unix,
-                 !memory_only);
+    j->submit_unix = dv_broker_unix_ms_now();
+    j->deadline_unix = s->deadline_ms ? j->submit_unix + s->deadline_ms : 0;
+    dv_broker_job_add(self, j);
+    if (s->key[0]) {
+        dv_idem_add(self, s->queue, dv_idem_scope(self), s->key, j->id,
+                    j->submit_unix, !s->memory_only);
     }
-
-    if (self->store && memory_only) {
+    if (self->store && s->memory_only) {
         // Acknowledged at once, never stored (lost if the broker stops);
         // its id is recorded all the same so ids are never reused.
         dv_store_set_next_id(self->store, self->next_job);
-        store_arm(self);
+        dv_commit_arm(self);
     } else if (self->store) {
         // Durable: acknowledged and scheduled once its commit is done.
         size_t len = 0;
-        uint8_t *rec = job_encode(j, &len);
+        uint8_t *rec = dv_jobs_msg_encode(j, &len);
         dv_store_put_owned(self->store, DV_STORE_JOBS, j->id, rec, len);
         dv_store_set_next_id(self->store, self->next_job);
         if (self->n_pending == self->cap_pending) {
@@ -666,10 +756,41 @@ submit_job(dv_broker_t *self,
                 dv_realloc(self->pending, self->cap_pending * sizeof(uint64_t));
         }
         self->pending[self->n_pending++] = j->id;
-        store_arm(self);
+        dv_commit_arm(self);
+        return;
+    }
+    dv_jobs_msg_accept(self, j);
+}
+
+// One submit, in named steps: read and check its fields, answer a repeated
+// idempotency key with the job it made, admit it (backpressure, bounds),
+// make the job and enter it.
+static int
+submit_job(dv_broker_t *self,
+           const dv_wire_msg_t *in,
+           const dv_msg_t *m,
+           const dv_dataset_info_t *ds,
+           const dv_dataset_info_t *eval,
+           dv_error_t *err)
+{
+    submit_t s = {0};
+    uint16_t who = 0;
+    job_t *j = NULL;
+    int rc;
+    if ((rc = submit_read_kind(m, &s, err)) != 0 ||
+        (rc = submit_read_sched(m, &s, err)) != 0 ||
+        (rc = submit_read_payload(self, m, &s, ds, eval, err)) != 0) {
+        return rc;
+    }
+    // A key seen within the window: the job it made, not a new one.
+    if (s.key[0] && dv_idem_reply(self, in, m, s.queue, s.key)) {
         return 0;
     }
-    job_accept(self, j);
+    if ((rc = submit_admit(self, in, &s, &who, err)) != 0 ||
+        (rc = submit_make_job(in, m, &s, ds, eval, &j, err)) != 0) {
+        return rc;
+    }
+    submit_enter(self, j, &s, who);
     return 0;
 }
 
@@ -677,10 +798,10 @@ submit_job(dv_broker_t *self,
 // NAME or NAME@VERSION) instead of carrying its CSV: the version is
 // resolved now and the job names it; workers fetch it (fetch_dataset).
 int
-on_submit(dv_broker_t *self,
-          const dv_wire_msg_t *in,
-          const dv_msg_t *m,
-          dv_error_t *err)
+dv_jobs_msg_on_submit(dv_broker_t *self,
+                      const dv_wire_msg_t *in,
+                      const dv_msg_t *m,
+                      dv_error_t *err)
 {
     const dv_dataset_info_t *ds[2] = {NULL, NULL};
     static const char *keys[2] = {"dataset", "eval_dataset"};
@@ -726,7 +847,7 @@ static const char *s_job_states[S_COUNT_] = {"queued",  "running",  "retrying",
 static bool
 outcome_unstored(const dv_broker_t *self, uint64_t id)
 {
-    const kept_t *k = kept_find(self, id);
+    const kept_t *k = dv_results_kept_find(self, id);
     return k && k->unstored;
 }
 
@@ -740,7 +861,7 @@ job_state(dv_broker_t *self,
           const job_t **live,
           uint32_t *attempts)
 {
-    const job_t *j = job_find(self, id);
+    const job_t *j = dv_broker_job_find(self, id);
     dv_sched_state_t st;
     *live = NULL;
     *attempts = 0;
@@ -756,13 +877,14 @@ job_state(dv_broker_t *self,
         *attempts = j->attempts;
         return S_RUNNING;
     }
-    const dead_t *d = dead_find(self, id, NULL);
+    const dead_t *d = dv_dead_find(self, id, NULL);
     if (d) {
         *live = d->job;
         *attempts = d->job->attempts;
         return S_DEAD;
     }
-    const kept_t *k = kept_find(self, id); // a cancelled job's is recorded
+    const kept_t *k =
+        dv_results_kept_find(self, id); // a cancelled job's is recorded
     if (k) {
         *attempts = k->attempts;
         return k->done                   ? S_DONE
@@ -770,8 +892,8 @@ job_state(dv_broker_t *self,
                : k->code == DV_ECANCELED ? S_CANCELLED
                                          : S_FAILED;
     }
-    job_free(self->scratch); // a deep queue's job, in the store only
-    self->scratch = spilled_read(self, id);
+    dv_broker_job_free(self->scratch); // a deep queue's job, in the store only
+    self->scratch = dv_spill_read(self, id);
     if (self->scratch) {
         *live = self->scratch;
         return S_QUEUED;
@@ -786,32 +908,31 @@ cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
-// limit (default 100, at most 10,000). Finished jobs are the kept results.
-int
-on_job_list(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+// job_list's filter: the states wanted (want[S_COUNT_]), queue ("": all)
+// and limit (1 .. 10,000; default 100).
+static int
+job_list_filter(const dv_msg_t *m,
+                bool *want,
+                char *queue,
+                size_t queue_size,
+                uint64_t *limit,
+                dv_error_t *err)
 {
-    char state[16] = "", queue[DV_MAX_WIRE_NAME + 1] = "";
-    uint64_t limit = 100;
+    char state[16] = "";
     int rc = 0;
     if (dv_msg_has(m, "state")) {
         rc = dv_msg_str(m, "state", state, sizeof state, err);
     }
     if (rc == 0 && dv_msg_has(m, "queue")) {
-        rc = dv_msg_str(m, "queue", queue, sizeof queue, err);
+        rc = dv_msg_str(m, "queue", queue, queue_size, err);
     }
     if (rc == 0) {
-        rc = dv_msg_uint_or(m, "limit", 100, &limit, err);
+        rc = dv_msg_uint_or(m, "limit", 100, limit, err);
     }
     if (rc) {
         return rc;
     }
-    bool want[S_COUNT_], any = false;
+    bool any = false;
     for (int i = 0; i < S_COUNT_; i++) {
         want[i] = !state[0] || strcmp(state, s_job_states[i]) == 0;
         any = any || want[i];
@@ -822,8 +943,16 @@ on_job_list(dv_broker_t *self,
                          "done, failed, dead, expired or cancelled",
                          state);
     }
-    limit = limit < 1 ? 1 : limit > 10000 ? 10000 : limit;
-    // Candidates: live jobs, dead letters and kept results, by id.
+    *limit = *limit < 1 ? 1 : *limit > 10000 ? 10000 : *limit;
+    return 0;
+}
+
+// job_list's candidates on queue ("": all), sorted by id: live jobs, dead
+// letters, deep queues' spilled jobs and (all queues only: finished jobs
+// do not keep their queue name) kept results. Caller frees; *n of them.
+static uint64_t *
+job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
+{
     size_t cap = self->n_jobs + self->n_kept + self->n_dead, n = 0;
     for (size_t q = 0; q < self->n_qbytes; q++) {
         cap += self->qbytes[q].spilled;
@@ -841,7 +970,7 @@ on_job_list(dv_broker_t *self,
             ids[n++] = self->dead[i].job->id;
         }
     }
-    for (size_t q = 0; q < self->n_qbytes; q++) { // deep queues' spilled jobs
+    for (size_t q = 0; q < self->n_qbytes; q++) {
         const qbytes_t *qb = &self->qbytes[q];
         if (!qb->spilled || (queue[0] && strcmp(qb->name, queue) != 0)) {
             continue;
@@ -850,29 +979,39 @@ on_job_list(dv_broker_t *self,
             const spill_t *sp = &qb->spills[s];
             for (size_t at = sp->head; at < sp->len;
                  at += 17 + sp->buf[at + 16]) {
-                uint64_t id = get_u64(sp->buf + at);
-                if (!skip_has(self, id)) {
+                uint64_t id = dv_broker_get_u64(sp->buf + at);
+                if (!dv_spill_skip_has(self, id)) {
                     ids[n++] = id;
                 }
             }
         }
     }
-
-    if (!queue[0]) { // finished jobs do not keep their queue name
-        for (const kept_t *k = self->kept_oldest; k; k = k->newer) {
-            if ((!job_find(self, k->id) || job_find(self, k->id)->cancelled) &&
-                !dead_find(self, k->id, NULL)) {
-                ids[n++] = k->id;
-            }
+    for (const kept_t *k = self->kept_oldest; !queue[0] && k; k = k->newer) {
+        if ((!dv_broker_job_find(self, k->id) ||
+             dv_broker_job_find(self, k->id)->cancelled) &&
+            !dv_dead_find(self, k->id, NULL)) {
+            ids[n++] = k->id;
         }
     }
-
     qsort(ids, n, sizeof *ids, cmp_u64);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
-    // Two passes: count what matches, then write it (the array's length
-    // comes first in msgpack).
+    *n_out = n;
+    return ids;
+}
+
+// Write the jobs of ids[0..n) in a wanted state, newest first, at most
+// limit. Two passes: count what matches, then write it (the array's
+// length comes first in msgpack). Returns whether an outcome listed is
+// not committed yet.
+static bool
+job_list_write(dv_broker_t *self,
+               dv_msgw_t *w,
+               const uint64_t *ids,
+               size_t n,
+               const bool *want,
+               uint64_t limit)
+{
     size_t count = 0;
-    bool unstored = false; // an outcome listed is not committed yet
+    bool unstored = false;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             dv_msgw_key(w, "jobs");
@@ -883,15 +1022,12 @@ on_job_list(dv_broker_t *self,
             const job_t *j = NULL;
             uint32_t attempts = 0;
             int s = job_state(self, ids[i], &j, &attempts);
-            if (s < 0) {
-                continue; // accepted, not committed yet
-            }
-            if (!want[s]) {
-                continue;
+            if (s < 0 || !want[s]) {
+                continue; // s < 0: accepted, not committed yet
             }
             written++;
             unstored = unstored || outcome_unstored(self, ids[i]);
-            const kept_t *k = j ? NULL : kept_find(self, ids[i]);
+            const kept_t *k = j ? NULL : dv_results_kept_find(self, ids[i]);
             const char *kq = k && k->qidx && k->qidx <= self->n_qbytes
                                  ? self->qbytes[k->qidx - 1].name
                                  : NULL;
@@ -918,11 +1054,35 @@ on_job_list(dv_broker_t *self,
         }
         count = written;
     }
+    return unstored;
+}
+
+// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
+// limit (default 100, at most 10,000). Finished jobs are the kept results.
+int
+dv_jobs_msg_on_list(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
+{
+    char queue[DV_MAX_WIRE_NAME + 1] = "";
+    bool want[S_COUNT_];
+    uint64_t limit = 100;
+    int rc = job_list_filter(m, want, queue, sizeof queue, &limit, err);
+    if (rc) {
+        return rc;
+    }
+    size_t n = 0;
+    uint64_t *ids = job_list_ids(self, queue, &n);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
+    bool unstored = job_list_write(self, w, ids, n, want, limit);
     free(ids);
     if (unstored) {
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
     } else {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
     }
     return 0;
 }
@@ -939,7 +1099,7 @@ job_where(dv_broker_t *self, uint64_t id, const job_t *j, int st, dv_msgw_t *w)
     uint64_t handle = 0;
     if (j && st == S_RUNNING &&
         dv_sched_job_worker(self->sched, id, &handle) == 0) {
-        const worker_t *wk = worker_by_handle(self, handle);
+        const worker_t *wk = dv_broker_worker_by_handle(self, handle);
         if (wk) {
             dv_msgw_str(w, "worker", wk->name);
         }
@@ -947,7 +1107,8 @@ job_where(dv_broker_t *self, uint64_t id, const job_t *j, int st, dv_msgw_t *w)
             dv_msgw_uint(w, "started_unix_ms", j->started_unix);
         }
     }
-    const kept_t *k = st >= S_DONE && st != S_DEAD ? kept_find(self, id) : NULL;
+    const kept_t *k =
+        st >= S_DONE && st != S_DEAD ? dv_results_kept_find(self, id) : NULL;
     if (k) {
         if (!j && k->qidx && k->qidx <= self->n_qbytes) {
             dv_msgw_str(w, "queue", self->qbytes[k->qidx - 1].name);
@@ -960,12 +1121,12 @@ job_where(dv_broker_t *self, uint64_t id, const job_t *j, int st, dv_msgw_t *w)
 }
 
 int
-on_job_get(dv_broker_t *self,
-           const void *route,
-           size_t route_len,
-           const dv_msg_t *m,
-           uint64_t rid,
-           dv_error_t *err)
+dv_jobs_msg_on_get(dv_broker_t *self,
+                   const void *route,
+                   size_t route_len,
+                   const dv_msg_t *m,
+                   uint64_t rid,
+                   dv_error_t *err)
 {
     uint64_t id;
     int rc = dv_msg_uint(m, "job", &id, err);
@@ -996,7 +1157,7 @@ on_job_get(dv_broker_t *self,
         if (j->timeout_ms) {
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
-        write_errors(w, j);
+        dv_dead_write_errors(w, j);
         if (USES_MODEL(j) && j->model_version) {
             char ref[DV_MAX_WIRE_NAME + 16];
             snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
@@ -1032,27 +1193,30 @@ on_job_get(dv_broker_t *self,
         }
     }
     job_where(self, id, j, st, w);
-    const dead_t *d = st == S_DEAD ? dead_find(self, id, NULL) : NULL;
+    const dead_t *d = st == S_DEAD ? dv_dead_find(self, id, NULL) : NULL;
     if (d) {
         dv_msgw_error(w, "error", d->code, d->text);
     }
     if (st == S_DONE) { // an infer job's pass and the version that ran
-        kept_copy_fields(kept_find(self, id), w);
+        dv_results_kept_copy_fields(dv_results_kept_find(self, id), w);
     }
     if (outcome_unstored(self, id)) {
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
         return 0;
     }
 
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
-    client_send(self, route, route_len, h, len, NULL, 0);
+    dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
     return 0;
 }
 
 int
-on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
+dv_jobs_msg_on_workers(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid)
 {
     uint64_t now = uv_now(&self->loop);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
@@ -1082,7 +1246,7 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
         dv_msgw_v_str(w, "state");
         dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -1091,29 +1255,29 @@ on_workers(dv_broker_t *self, const void *route, size_t route_len, uint64_t rid)
 // way the job ends now as failed with DV_ECANCELED, and that outcome is
 // stored with the result, so the cancel survives a restart.
 int
-on_job_cancel(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_jobs_msg_on_cancel(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     uint64_t id;
     int rc = dv_msg_uint(m, "job", &id, err);
     if (rc) {
         return rc;
     }
-    job_t *j = job_find(self, id);
+    job_t *j = dv_broker_job_find(self, id);
     bool running = false;
     uint32_t attempts = 0;
-    job_t *spilled = j ? NULL : spilled_read(self, id);
+    job_t *spilled = j ? NULL : dv_spill_read(self, id);
     if (spilled) { // queued in the store only (a deep queue)
-        spilled_end(self, spilled, DV_ECANCELED, "cancelled by a client");
-        job_free(spilled);
+        dv_spill_end(self, spilled, DV_ECANCELED, "cancelled by a client");
+        dv_broker_job_free(spilled);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_uint(w, "job", id);
         dv_msgw_str(w, "was", "queued");
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
         return 0;
     }
     if (!j || dv_sched_job(self->sched, id, &running, &attempts) != 0) {
@@ -1127,38 +1291,38 @@ on_job_cancel(dv_broker_t *self,
     const char *was = running ? "running" : "queued";
     if (!j->cancelled) {
         if (running) {
-            cancel_on_worker(self, j);
+            dv_timers_cancel_on_worker(self, j);
         } else {
             dv_sched_cancel(self->sched, id);
         }
-        send_result(self, j, false, DV_ECANCELED, "cancelled by a client", "",
-                    NULL, 0, NULL);
+        dv_results_send(self, j, false, DV_ECANCELED, "cancelled by a client",
+                        "", NULL, 0, NULL);
         if (running) {
             j->cancelled = true;
         } else {
-            job_remove(self, id);
+            dv_broker_job_remove(self, id);
         }
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "job", id);
     dv_msgw_str(w, "was", was);
     if (!self->store || route_len > ROUTE_MAX) {
-        client_reply(self, route, route_len, w);
+        dv_broker_client_reply(self, route, route_len, w);
         return 0;
     }
     // Answered once the cancel is stored: a cancel that is acknowledged
     // survives a crash.
-    hold_reply(self, route, route_len, rid, w);
+    dv_commit_hold_reply(self, route, route_len, rid, w);
     return 0;
 }
 
 int
-on_status(dv_broker_t *self,
-          const void *route,
-          size_t route_len,
-          const dv_msg_t *m,
-          uint64_t rid,
-          dv_error_t *err)
+dv_jobs_msg_on_status(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     uint64_t from = 0;
     int rc = dv_msg_uint_or(m, "queues_from", 0, &from, err);
@@ -1187,11 +1351,11 @@ on_status(dv_broker_t *self,
     // cancelled). Every queue that ever held a job since then is listed.
     for (size_t i = 0; i < nq; i++) {
         size_t queued = 0, running = 0;
-        queue_bytes(self,
-                    dv_sched_queue_info(self->sched, i, &queued, &running));
+        dv_broker_queue_bytes(
+            self, dv_sched_queue_info(self->sched, i, &queued, &running));
     }
     for (size_t i = 0; i < self->n_dead; i++) {
-        queue_bytes(self, self->dead[i].job->queue);
+        dv_broker_queue_bytes(self, self->dead[i].job->queue);
     }
     // A page of queues (1.2): queues_from..+DV_STATUS_QUEUES_PAGE, in the
     // broker's order; queues_total says how many there are.
@@ -1241,6 +1405,6 @@ on_status(dv_broker_t *self,
         }
     }
 
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }

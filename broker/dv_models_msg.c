@@ -3,11 +3,12 @@
 // Owns: model_push (stored on the thread pool, in version order), model_gc,
 // _alias, _config, _get, _list, _rm; the alias switches that wait for
 // workers to load a new version (self->switches); which version a submit
-// serves (resolve_serving).
+// serves (dv_models_msg_resolve_serving).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_models_msg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "dv_auth.h"
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_catalog_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -32,7 +34,9 @@
 // dv_registry_resolve, except that an alias being switched still names
 // the version that serves (see switch_t).
 const dv_model_info_t *
-resolve_serving(dv_broker_t *self, const char *ref, dv_error_t *err)
+dv_models_msg_resolve_serving(dv_broker_t *self,
+                              const char *ref,
+                              dv_error_t *err)
 {
     const char *at = strchr(ref, '@');
     size_t nl = at ? (size_t)(at - ref) : strlen(ref);
@@ -65,7 +69,7 @@ worker_holds(const worker_t *w, const char *key)
 // End the switches whose new version every worker holding the old one has
 // loaded (or that waited long enough).
 void
-switches_check(dv_broker_t *self)
+dv_models_msg_switches_check(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
     for (size_t i = 0; i < self->n_switches;) {
@@ -147,14 +151,14 @@ switch_begin(dv_broker_t *self,
     sw->from = previous;
     sw->to = version;
     sw->since_ms = uv_now(&self->loop);
-    switches_check(self); // nobody held the old version: at once
+    dv_models_msg_switches_check(self); // nobody held the old version: at once
     return previous;
 }
 
 // A new version of name was stored: if an older one was the latest, bare
 // NAME moves to it the same way an alias does.
 void
-latest_moved(dv_broker_t *self, const dv_model_info_t *info)
+dv_models_msg_latest_moved(dv_broker_t *self, const dv_model_info_t *info)
 {
     const dv_model_info_t *prev = NULL;
     size_t n = 0;
@@ -173,20 +177,22 @@ latest_moved(dv_broker_t *self, const dv_model_info_t *info)
     }
 }
 
-// Model record fields, either top-level (a `model` reply) or inside a map
-// already opened with dv_msgw_v_map(w, MODEL_FIELDS).
-#define MODEL_FIELDS 11
-
-// A record field: a top-level key, or a key inside a map already opened.
-void
-info_key(dv_msgw_t *w, const char *key, bool nested)
-{
-    if (nested) {
-        dv_msgw_v_str(w, key);
-    } else {
-        dv_msgw_key(w, key);
-    }
-}
+// A model record's own fields, in the order replies carry them; then come
+// its aliases and config (MODEL_FIELDS in all), and lineage in a `model`.
+static const dv_catalog_field_t MODEL_INFO_FIELDS[] = {
+    {"name", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, name)},
+    {"version", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, version)},
+    {"sha256", DV_CATALOG_FIELD_SHA256, offsetof(dv_model_info_t, sha256)},
+    {"bytes", DV_CATALOG_FIELD_U64, offsetof(dv_model_info_t, bytes)},
+    {"task", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, task)},
+    {"algo", DV_CATALOG_FIELD_STR, offsetof(dv_model_info_t, algo)},
+    {"features", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, features)},
+    {"outputs", DV_CATALOG_FIELD_U32, offsetof(dv_model_info_t, outputs)},
+    {"created_us", DV_CATALOG_FIELD_U64, offsetof(dv_model_info_t, created_us)},
+};
+#define N_MODEL_INFO_FIELDS                                                    \
+    (sizeof MODEL_INFO_FIELDS / sizeof MODEL_INFO_FIELDS[0])
+#define MODEL_FIELDS (N_MODEL_INFO_FIELDS + 2)
 
 static void
 write_model_info(dv_msgw_t *w,
@@ -194,33 +200,16 @@ write_model_info(dv_msgw_t *w,
                  const dv_model_info_t *r,
                  bool nested)
 {
-    info_key(w, "name", nested);
-    dv_msgw_v_str(w, r->name);
-    info_key(w, "version", nested);
-    dv_msgw_v_uint(w, r->version);
-    info_key(w, "sha256", nested);
-    dv_msgw_v_bin(w, r->sha256, sizeof r->sha256);
-    info_key(w, "bytes", nested);
-    dv_msgw_v_uint(w, r->bytes);
-    info_key(w, "task", nested);
-    dv_msgw_v_str(w, r->task);
-    info_key(w, "algo", nested);
-    dv_msgw_v_str(w, r->algo);
-    info_key(w, "features", nested);
-    dv_msgw_v_uint(w, r->features);
-    info_key(w, "outputs", nested);
-    dv_msgw_v_uint(w, r->outputs);
-    info_key(w, "created_us", nested);
-    dv_msgw_v_uint(w, r->created_us);
+    dv_catalog_msg_fields(w, MODEL_INFO_FIELDS, N_MODEL_INFO_FIELDS, r, nested);
     const char *aliases[64];
     size_t n = dv_registry_aliases_of(reg, r->name, r->version, aliases, 64);
-    info_key(w, "aliases", nested);
+    dv_catalog_msg_key(w, "aliases", nested);
     dv_msgw_v_array(w, n);
     for (size_t a = 0; a < n; a++) {
         dv_msgw_v_str(w, aliases[a]);
     }
     dv_model_config_t cfg = dv_registry_config(reg, r->name); // 1.3
-    info_key(w, "config", nested);
+    dv_catalog_msg_key(w, "config", nested);
     dv_msgw_v_map(w, 2);
     dv_msgw_v_str(w, "max_batch_rows");
     dv_msgw_v_uint(w, cfg.max_batch_rows);
@@ -232,7 +221,7 @@ write_model_info(dv_msgw_t *w,
     }
 }
 
-void
+static void
 work_push(uv_work_t *req)
 {
     push_t *p = req->data;
@@ -257,7 +246,7 @@ static void push_finish(dv_broker_t *self, push_t *p);
 // a new name is the first stored, and its key the owner (two trainers
 // racing for a name: the job that finished first wins, as its version
 // number says), and versions never appear out of order.
-void
+static void
 after_push(uv_work_t *req, int status)
 {
     push_t *p = req->data;
@@ -326,17 +315,18 @@ push_finish(dv_broker_t *self, push_t *p)
                              &p->info, "model_push", &p->err))) {
         dv_registry_discard(self->registry, &p->info);
     }
-    if (p->rc == 0 && (p->rc = store_refused(self, self->model_owners,
-                                             p->job ? "submit" : "model_push",
-                                             p->name, p->owner, &p->err))) {
+    if (p->rc == 0 &&
+        (p->rc = dv_authorize_store_refused(self, self->model_owners,
+                                            p->job ? "submit" : "model_push",
+                                            p->name, p->owner, &p->err))) {
         dv_registry_discard(self->registry, &p->info);
     }
     if (p->job) {
-        train_registered(self, p);
+        dv_workers_msg_train_registered(self, p);
     } else if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
-        client_error(self, p->route, p->route_len, p->rid, 0, p->rc,
-                     p->err.text);
+        dv_broker_client_error(self, p->route, p->route_len, p->rid, 0, p->rc,
+                               p->err.text);
         free(p->image);
     } else {
         const dv_model_info_t *info =
@@ -344,15 +334,40 @@ push_finish(dv_broker_t *self, push_t *p)
         dv_log(DV_LOG_INFO, "broker", "model %s@%u stored (%llu bytes, %s %s)",
                info->name, info->version, (unsigned long long)info->bytes,
                info->task, info->algo);
-        latest_moved(self, info);
-        set_owner(self, self->model_owners, info->name, p->owner);
+        dv_models_msg_latest_moved(self, info);
+        dv_authorize_set_owner(self, self->model_owners, info->name, p->owner);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
-        client_reply(self, p->route, p->route_len, w);
+        dv_broker_client_reply(self, p->route, p->route_len, w);
     }
     free(p->lineage);
     free(p->dir);
     free(p);
+}
+
+int
+dv_models_msg_push_queue(dv_broker_t *self,
+                         push_t *p,
+                         const dv_frame_t *file,
+                         dv_error_t *err)
+{
+    const char *dir = dv_registry_dir(self->registry);
+    p->broker = self;
+    p->dir = dir ? dv_strdup(dir) : NULL;
+    p->image = dv_malloc(file->len ? file->len : 1);
+    memcpy(p->image, file->data, file->len);
+    p->len = file->len;
+    p->work.data = p;
+    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) == 0) {
+        return 0;
+    }
+    const char *what = p->job ? "model's registration" : "model push";
+    dv_registry_release(self->registry, p->name, p->version);
+    free(p->dir);
+    free(p->image);
+    free(p->lineage);
+    free(p);
+    return dv_errorf(err, DV_EIO, "cannot queue the %s", what);
 }
 
 // A pushed file's lineage: who pushed it and who signed it (NULL when
@@ -375,7 +390,7 @@ push_lineage(const char *owner,
     dv_msgpack_pack_str(&pk, "pushed_by");
     dv_msgpack_pack_str(&pk, owner);
     dv_msgpack_pack_str(&pk, "pushed_unix_ms");
-    msgpack_pack_uint64(&pk, unix_ms_now());
+    msgpack_pack_uint64(&pk, dv_broker_unix_ms_now());
     if (signer[0]) {
         const msgpack_object *sig = dv_msg_get(m, "signature");
         dv_msgpack_pack_str(&pk, "signed_by");
@@ -389,12 +404,12 @@ push_lineage(const char *owner,
 }
 
 int
-on_model_push(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_models_msg_on_push(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     const uint8_t *sum = NULL;
@@ -462,7 +477,6 @@ on_model_push(dv_broker_t *self,
         return DV_EINVAL;
     }
     push_t *p = dv_calloc(1, sizeof *p);
-    p->broker = self;
     memcpy(p->route, route, route_len);
     p->route_len = route_len;
     if (self->current) {
@@ -471,45 +485,9 @@ on_model_push(dv_broker_t *self,
     p->rid = rid;
     snprintf(p->name, sizeof p->name, "%s", name);
     p->version = version;
-    const char *dir = dv_registry_dir(self->registry);
-    p->dir = dir ? dv_strdup(dir) : NULL;
-    p->image = dv_malloc(file->len ? file->len : 1);
-    memcpy(p->image, file->data, file->len);
-    p->len = file->len;
     p->lineage = push_lineage(p->owner, signer, m, &p->lineage_len);
     p->schema_change = change;
-    p->work.data = p;
-    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
-        dv_registry_release(self->registry, name, version);
-        free(p->dir);
-        free(p->image);
-        free(p);
-        return dv_errorf(err, DV_EIO, "cannot queue the model push");
-    }
-    return 0;
-}
-
-// `name` and optional `version` (0: latest) of a model request; a version
-// past 32 bits names no model (DV_ENOMODEL).
-static int
-read_model_ref(const dv_msg_t *m,
-               char *name,
-               size_t size,
-               uint32_t *version,
-               dv_error_t *err)
-{
-    uint64_t v = 0;
-    int rc;
-    if ((rc = dv_msg_str(m, "name", name, size, err)) != 0 ||
-        (rc = dv_msg_uint_or(m, "version", 0, &v, err)) != 0) {
-        return rc;
-    }
-    if (v > UINT32_MAX) {
-        return dv_errorf(err, DV_ENOMODEL, "no model '%s' at that version",
-                         name);
-    }
-    *version = (uint32_t)v;
-    return 0;
+    return dv_models_msg_push_queue(self, p, file, err);
 }
 
 // A model_get/model_rm name may be a reference: "NAME@VERSION" or
@@ -522,7 +500,8 @@ read_model_ref_resolved(dv_broker_t *self,
                         uint32_t *version,
                         dv_error_t *err)
 {
-    int rc = read_model_ref(m, name, size, version, err);
+    int rc =
+        dv_catalog_msg_ref(m, "model", DV_ENOMODEL, name, size, version, err);
     if (rc || !strchr(name, '@')) {
         return rc;
     }
@@ -538,12 +517,12 @@ read_model_ref_resolved(dv_broker_t *self,
 // model_gc {name, keep}: remove all but the newest keep versions of name,
 // except those an alias names. `ok` with removed: [version].
 int
-on_model_gc(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_models_msg_on_gc(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint64_t keep = 0;
@@ -565,7 +544,7 @@ on_model_gc(dv_broker_t *self,
     for (int i = 0; i < rc; i++) {
         dv_msgw_v_uint(w, removed[i]);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -574,12 +553,12 @@ on_model_gc(dv_broker_t *self,
 // previous (0: none). Submits by NAME@ALIAS resolve to the version the
 // alias names at submit time; a switch back is the rollback.
 int
-on_model_alias(dv_broker_t *self,
-               const void *route,
-               size_t route_len,
-               const dv_msg_t *m,
-               uint64_t rid,
-               dv_error_t *err)
+dv_models_msg_on_alias(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1], alias[DV_MAX_WIRE_NAME + 1];
     uint64_t version = 0;
@@ -621,7 +600,7 @@ on_model_alias(dv_broker_t *self,
     dv_msgw_str(w, "alias", alias);
     dv_msgw_uint(w, "version", version);
     dv_msgw_uint(w, "previous", previous);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
@@ -630,12 +609,12 @@ on_model_alias(dv_broker_t *self,
 // at all just reads them. `ok` with name and both settings. Jobs
 // dispatched from then on carry them to their workers.
 int
-on_model_config(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err)
+dv_models_msg_on_config(dv_broker_t *self,
+                        const void *route,
+                        size_t route_len,
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     int rc = dv_msg_str(m, "name", name, sizeof name, err);
@@ -668,17 +647,17 @@ on_model_config(dv_broker_t *self,
     dv_msgw_str(w, "name", name);
     dv_msgw_uint(w, "max_batch_rows", cfg.max_batch_rows);
     dv_msgw_uint(w, "max_delay_us", cfg.max_delay_us);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_model_get(dv_broker_t *self,
-             const void *route,
-             size_t route_len,
-             const dv_msg_t *m,
-             uint64_t rid,
-             dv_error_t *err)
+dv_models_msg_on_get(dv_broker_t *self,
+                     const void *route,
+                     size_t route_len,
+                     const dv_msg_t *m,
+                     uint64_t rid,
+                     dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -704,16 +683,16 @@ on_model_get(dv_broker_t *self,
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_frame_t f = {r->schema, r->schema_len};
-    client_send(self, route, route_len, h, len, &f, schema ? 1 : 0);
+    dv_broker_client_send(self, route, route_len, h, len, &f, schema ? 1 : 0);
     dv_msgw_destroy(&w);
     return 0;
 }
 
 int
-on_model_list(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              uint64_t rid)
+dv_models_msg_on_list(dv_broker_t *self,
+                      const void *route,
+                      size_t route_len,
+                      uint64_t rid)
 {
     size_t n = 0;
     const dv_model_info_t *all = dv_registry_list(self->registry, &n);
@@ -724,17 +703,17 @@ on_model_list(dv_broker_t *self,
         dv_msgw_v_map(w, MODEL_FIELDS);
         write_model_info(w, self->registry, &all[i], true);
     }
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 
 int
-on_model_rm(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_models_msg_on_rm(dv_broker_t *self,
+                    const void *route,
+                    size_t route_len,
+                    const dv_msg_t *m,
+                    uint64_t rid,
+                    dv_error_t *err)
 {
     char name[DV_MAX_WIRE_NAME + 1];
     uint32_t version = 0;
@@ -746,12 +725,8 @@ on_model_rm(dv_broker_t *self,
     if (rc < 0) {
         return rc;
     }
-    if (!dv_registry_get(self->registry, name, 0)) {
-        dv_owners_forget(self->model_owners, name);
-    }
     dv_log(DV_LOG_INFO, "broker", "model %s: %d version(s) removed", name, rc);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-    dv_msgw_uint(w, "removed", (uint64_t)rc);
-    client_reply(self, route, route_len, w);
+    dv_catalog_msg_removed(self, route, route_len, rid, self->model_owners,
+                           name, !dv_registry_get(self->registry, name, 0), rc);
     return 0;
 }

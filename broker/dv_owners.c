@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dv_catalog.h"
 #include "dv_file.h"
 #include "dv_keys.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
-#include "dv_registry.h" // dv_name_valid
 
 #define PATH_BYTES 4096
 
@@ -65,7 +65,7 @@ static bool
 reader_valid(const char *id)
 {
     return strcmp(id, "*") == 0 ||
-           (strlen(id) <= DV_KEY_ID_MAX && dv_name_valid(id));
+           (strlen(id) <= DV_KEY_ID_MAX && dv_catalog_name_valid(id));
 }
 
 // Replace e's readers with n of them (checked by the caller).
@@ -121,7 +121,7 @@ dv_owners_open(dv_owners_t **out, const char *dir, dv_error_t *err)
     struct dirent *e;
     int rc = 0;
     while (d && rc == 0 && (e = readdir(d)) != NULL) {
-        if (!dv_name_valid(e->d_name)) {
+        if (!dv_catalog_name_valid(e->d_name)) {
             continue;
         }
         char path[PATH_BYTES];

@@ -2,7 +2,7 @@
 // back from LMDB (dv_store) after a restart — jobs, attempts, kept results,
 // dead letters, idempotency keys and result stream cursors.
 //
-// Records are written by dv_broker.c (job_encode, attempts_encode,
+// Records are written by dv_broker.c (dv_jobs_msg_encode, attempts_encode,
 // kept_encode, ...) and the store checks their CRC, but the data dir is a
 // file on disk like any other: a decoder here trusts no count or length,
 // checks every one against the bytes present and the limits before copying,
@@ -15,9 +15,9 @@
 //             u32 model version, u32 rows, u32 cols, u32 queue length,
 //             u32 model length, u64 payload length, 32 bytes model SHA-256
 //             (68 bytes: format 1), then format 2: i32 priority, u32
-//             timeout_ms, u32 backoff_ms, u32 sleep_ms, u64 submit time,
-//             u64 deadline (100 bytes); then queue, model, payload. A spec
-//             payload (flags & 1, every train job): u16 field count, u32
+//             timeout_ms, u32 dv_dead_backoff_ms, u32 sleep_ms, u64 submit
+//             time, u64 deadline (100 bytes); then queue, model, payload. A
+//             spec payload (flags & 1, every train job): u16 field count, u32
 //             spec length, the spec's msgpack fields, then the CSV.
 //   attempts  u32 attempts (alone: the older format), u32 lost, u32 n, then
 //             n x (u32 attempt, i32 code, u64 time, u32 worker length |

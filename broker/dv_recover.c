@@ -2,7 +2,7 @@
 //
 // Owns: reading every record kind back (results, cursors, marks, jobs,
 // checkpoints, attempts, dead letters, idempotency keys) into the tables
-// the other modules own, in the order recover() gives.
+// the other modules own, in the order dv_recover_run() gives.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_recover.h"
@@ -50,12 +50,13 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
         extra = dv_msgw_new(DV_MSG_RESULT, 0);
         dv_msgw_raw(extra, rec.extra_fields, rec.extra, rec.extra_len);
     }
-    job_t placeholder; // only what keep_result reads
+    job_t placeholder; // only what dv_results_keep reads
     memset(&placeholder, 0, sizeof placeholder);
     placeholder.id = id;
     placeholder.attempts = rec.attempts;
-    kept_t *k = keep_result(r->self, &placeholder, rec.done, rec.code, rec.text,
-                            rec.worker, rec.frames, rec.n_frames, extra);
+    kept_t *k =
+        dv_results_keep(r->self, &placeholder, rec.done, rec.code, rec.text,
+                        rec.worker, rec.frames, rec.n_frames, extra);
     dv_msgw_destroy(&extra);
     // Its age carries over the restart (the TTL counts from the finish).
     uint64_t finished = rec.finished_unix;
@@ -63,10 +64,10 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     k->unix_ms = finished;
     k->at_ms = r->now_loop > age ? r->now_loop - age : 0;
     if (rec.streamed) {
-        qbytes_t *qb = queue_bytes(r->self, rec.queue);
+        qbytes_t *qb = dv_broker_queue_bytes(r->self, rec.queue);
         k->qidx = (uint32_t)(qb - r->self->qbytes) + 1;
         k->seq = rec.seq;
-        stream_link(r->self, k);
+        dv_results_stream_link(r->self, k);
     }
     r->results++;
     return 0;
@@ -85,9 +86,9 @@ recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
         dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
         return err.code;
     }
-    qbytes_t *q = queue_bytes(r->self, c.queue);
-    cursor_t *cur = cursor_add(r->self, id, (uint32_t)(q - r->self->qbytes) + 1,
-                               c.consumer, c.acked);
+    qbytes_t *q = dv_broker_queue_bytes(r->self, c.queue);
+    cursor_t *cur = dv_results_cursor_add(
+        r->self, id, (uint32_t)(q - r->self->qbytes) + 1, c.consumer, c.acked);
     snprintf(cur->owner, sizeof cur->owner, "%s", c.owner);
     // New results continue after everything a consumer has seen, even if
     // the results themselves have expired.
@@ -104,17 +105,17 @@ recover_mark(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    uint64_t ql = len >= 12 ? get_u32(p + 8) : 0;
+    uint64_t ql = len >= 12 ? dv_broker_get_u32(p + 8) : 0;
     if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 != ql) {
         return DV_EFORMAT;
     }
     char queue[DV_MAX_WIRE_NAME + 1];
     memcpy(queue, p + 12, ql);
     queue[ql] = '\0';
-    qbytes_t *q = queue_bytes(r->self, queue);
+    qbytes_t *q = dv_broker_queue_bytes(r->self, queue);
     q->mark_key = id;
-    if (get_u64(p) >= q->next_seq) {
-        q->next_seq = get_u64(p) + 1;
+    if (dv_broker_get_u64(p) >= q->next_seq) {
+        q->next_seq = dv_broker_get_u64(p) + 1;
     }
     if (id > r->self->last_mark_key) {
         r->self->last_mark_key = id;
@@ -127,22 +128,22 @@ recover_job(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     dv_error_t err = {0};
-    job_t *j = job_decode(id, data, len, NULL, 0, &err);
+    job_t *j = dv_jobs_msg_decode(id, data, len, NULL, 0, &err);
     if (!j) {
         dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
         return err.code;
     }
     // A deep queue: past SPILL_WINDOW its jobs stay in the store and are
     // read back when their turn comes (RAM stays bounded after a restart).
-    qbytes_t *q = queue_bytes(r->self, j->queue);
+    qbytes_t *q = dv_broker_queue_bytes(r->self, j->queue);
     if (q->spilled || q->recovered >= r->self->spill_window) {
-        job_spill(r->self, j, true);
+        dv_spill_job(r->self, j, true);
         r->jobs++;
         r->requeued++;
         return 0;
     }
     q->recovered++;
-    job_add(r->self, j);
+    dv_broker_job_add(r->self, j);
     if (r->n_ids == r->cap_ids) {
         r->cap_ids = r->cap_ids ? r->cap_ids * 2 : 1024;
         r->ids = dv_realloc(r->ids, r->cap_ids * sizeof *r->ids);
@@ -158,7 +159,7 @@ static int
 recover_ckpt(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    job_t *j = job_find(r->self, id);
+    job_t *j = dv_broker_job_find(r->self, id);
     if (!j || len <= 4) {
         return 0;
     }
@@ -166,7 +167,7 @@ recover_ckpt(uint64_t id, const void *data, size_t len, void *arg)
     if (j->ckpt) {
         memcpy(j->ckpt, (const uint8_t *)data + 4, len - 4);
         j->ckpt_len = len - 4;
-        j->ckpt_epoch = get_u32(data);
+        j->ckpt_epoch = dv_broker_get_u32(data);
         j->ckpt_stored = j->ckpt_epoch;
     }
     return 0;
@@ -176,8 +177,8 @@ static int
 recover_attempts(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
-    job_t *j = job_find(r->self, id);
-    if (j && attempts_decode(j, data, len) != 0) {
+    job_t *j = dv_broker_job_find(r->self, id);
+    if (j && dv_dead_attempts_decode(j, data, len) != 0) {
         dv_log(DV_LOG_ERROR, "broker", "store: job %llu: bad attempts record",
                (unsigned long long)id);
         return DV_EFORMAT;
@@ -193,18 +194,18 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
     dv_error_t err = {0};
     job_t *j = NULL;
     if (dv_rec_dead_decode(&d, id, data, len, &err) != 0 ||
-        !(j = job_decode(id, d.job, d.job_len, NULL, 0, &err)) ||
-        attempts_decode(j, d.attempts, d.attempts_len) != 0) {
-        job_free(j);
+        !(j = dv_jobs_msg_decode(id, d.job, d.job_len, NULL, 0, &err)) ||
+        dv_dead_attempts_decode(j, d.attempts, d.attempts_len) != 0) {
+        dv_broker_job_free(j);
         dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
                (unsigned long long)id);
         return DV_EFORMAT;
     }
-    dead_push(r->self, (dead_t){j, d.unix_ms, d.code, dv_strdup(d.text)});
+    dv_dead_push(r->self, (dead_t){j, d.unix_ms, d.code, dv_strdup(d.text)});
     return 0;
 }
 
-// An idempotency key record (format 1 or 2: idem_add). A format 1 record,
+// An idempotency key record (format 1 or 2: dv_idem_add). A format 1 record,
 // written before keys were scoped, loads with scope "": it answers plain
 // mode's submits as before, and no keyed submit (docs/SEMANTICS.md).
 static int
@@ -221,7 +222,7 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
         dv_store_del(r->self->store, DV_STORE_KEYS, id); // past the window
         return 0;
     }
-    idem_add(r->self, k.queue, k.scope, k.key, id, k.unix_ms, false);
+    dv_idem_add(r->self, k.queue, k.scope, k.key, id, k.unix_ms, false);
     r->self->idem_newest->stored = true;
     return 0;
 }
@@ -230,10 +231,11 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
 // running when the broker stopped counts that attempt; past max_attempts
 // it fails with the reason, like a job whose worker died.
 int
-recover(dv_broker_t *self, dv_error_t *err)
+dv_recover_run(dv_broker_t *self, dv_error_t *err)
 {
     recovery_t r = {
-        self, unix_ms_now(), uv_now(&self->loop), 0, 0, 0, 0, NULL, 0, 0};
+        self, dv_broker_unix_ms_now(), uv_now(&self->loop), 0, 0, 0, 0, NULL, 0,
+        0};
     self->next_job = dv_store_next_id(self->store);
     int rc =
         dv_store_each(self->store, DV_STORE_RESULTS, recover_result, &r, err);
@@ -271,15 +273,16 @@ recover(dv_broker_t *self, dv_error_t *err)
                   "not run on it (docs/SEMANTICS.md)");
     }
     for (size_t i = 0; rc == 0 && i < r.n_ids; i++) {
-        job_t *j = job_find(self, r.ids[i]);
+        job_t *j = dv_broker_job_find(self, r.ids[i]);
         if (USES_MODEL(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text,
                      "model %s@%u is gone (removed while the broker was down)",
                      j->model, j->model_version);
-            send_result(self, j, false, DV_ENOMODEL, text, "", NULL, 0, NULL);
-            job_remove(self, j->id);
+            dv_results_send(self, j, false, DV_ENOMODEL, text, "", NULL, 0,
+                            NULL);
+            dv_broker_job_remove(self, j->id);
             r.failed++;
             continue;
         }
@@ -290,18 +293,19 @@ recover(dv_broker_t *self, dv_error_t *err)
             snprintf(text, sizeof text,
                      "the broker stopped while it ran; no attempts left (%u)",
                      j->attempts);
-            job_dead(self, j, DV_EIO, text, "");
+            dv_dead_job(self, j, DV_EIO, text, "");
             r.failed++;
             continue;
         }
 
-        job_schedule(self, j, false);
+        dv_jobs_msg_schedule(self, j, false);
         dv_sched_set_attempts(self->sched, j->id, j->attempts);
         r.requeued++;
     }
     free(r.ids);
     if (rc == 0) {
-        kept_trim(self); // results whose TTL ran out while it was down
+        dv_results_kept_trim(
+            self); // results whose TTL ran out while it was down
         rc = dv_store_commit(self->store, err); // the failures just recorded
     }
     if (rc == 0 && (r.jobs || r.results || self->n_dead)) {

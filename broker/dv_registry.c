@@ -1,22 +1,23 @@
 // dv_registry — the broker's model registry (see dv_registry.h).
 //
-// Records are kept in one array sorted by (name, version), with the
-// in-memory images (memory mode) in a parallel array. Registries hold tens
-// to thousands of versions, so linear scans and insertion sort are plenty.
+// The versions are a dv_catalog (shared with the data set store) of
+// dv_model_info_t records; what is a model's own is here: decoding and
+// describing an image, its lineage side file, aliases and serving
+// settings (per name, in the name's folder), garbage collection.
 #include "dv_registry.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
 
+#include "dv_catalog.h"
 #include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
@@ -28,11 +29,6 @@
     ((size_t)32 << 10) // bytes of one lineage record (it
                        // travels in a header)
 #define PATH_BYTES 4096
-
-typedef struct {
-    char name[DV_MAX_WIRE_NAME + 1]; // reserved name
-    uint32_t version;                // and version
-} reservation_t;
 
 // A named pointer at one version of a model ("prod" -> 3).
 typedef struct {
@@ -48,38 +44,16 @@ typedef struct {
 } config_t;
 
 struct dv_registry {
-    alias_t *aliases;       // every model's aliases
-    size_t n_aliases;       //
-    config_t *configs;      // settings of the models that have some
-    size_t n_configs;       //
-    char *dir;              // data dir, or NULL (memory)
-    reservation_t *res;     // versions being prepared
-    size_t n_res;           // their count
-    dv_model_info_t *infos; // sorted by name, version
-    uint8_t **images;       // memory mode: image per record, owned
-    size_t n;               // records
-    size_t cap;             // allocated
+    dv_catalog_t *cat; // the versions (records: dv_model_info_t)
+    alias_t *aliases;  // every model's aliases
+    size_t n_aliases;  //
+    config_t *configs; // settings of the models that have some
+    size_t n_configs;  //
+    char *dir;         // data dir, or NULL (memory)
 };
 
 static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
 static int load_config(dv_registry_t *self, const char *name, dv_error_t *err);
-
-bool
-dv_name_valid(const char *s)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    // "." and ".." would be folders of their own on disk.
-    return n > 0 && n <= DV_MAX_WIRE_NAME && strcmp(s, ".") != 0 &&
-           strcmp(s, "..") != 0;
-}
 
 int
 dv_model_ref_parse(const char *ref,
@@ -97,7 +71,7 @@ dv_model_ref_parse(const char *ref,
     }
     memcpy(name, ref, n);
     name[n] = '\0';
-    if (!dv_name_valid(name)) {
+    if (!dv_catalog_name_valid(name)) {
         return dv_errorf(err, DV_EINVAL,
                          "model name '%s' must match [A-Za-z0-9._-]+", name);
     }
@@ -115,55 +89,6 @@ dv_model_ref_parse(const char *ref,
         *version = (uint32_t)v;
     }
     return 0;
-}
-
-static int
-cmp_info(const dv_model_info_t *a, const char *name, uint32_t version)
-{
-    int c = strcmp(a->name, name);
-    return c ? c : (a->version > version) - (a->version < version);
-}
-
-// Index where (name, version) is or would go.
-static size_t
-find_slot(const dv_registry_t *self, const char *name, uint32_t version)
-{
-    size_t i = 0;
-    while (i < self->n && cmp_info(&self->infos[i], name, version) < 0) {
-        i++;
-    }
-    return i;
-}
-
-static void
-insert(dv_registry_t *self, const dv_model_info_t *info, uint8_t *image)
-{
-    if (self->n == self->cap) {
-        self->cap = self->cap ? self->cap * 2 : 16;
-        self->infos = dv_realloc(self->infos, self->cap * sizeof *self->infos);
-        self->images =
-            dv_realloc(self->images, self->cap * sizeof *self->images);
-    }
-    size_t i = find_slot(self, info->name, info->version);
-    memmove(&self->infos[i + 1], &self->infos[i],
-            (self->n - i) * sizeof *self->infos);
-    memmove(&self->images[i + 1], &self->images[i],
-            (self->n - i) * sizeof *self->images);
-    self->infos[i] = *info;
-    self->images[i] = image;
-    self->n++;
-}
-
-static void
-dir_path_of(
-    const char *dir, const char *name, uint32_t version, char *buf, size_t size)
-{
-    if (version) {
-        snprintf(buf, size, "%s/models/%s/%" PRIu32 ".drvm", dir, name,
-                 version);
-    } else {
-        snprintf(buf, size, "%s/models/%s", dir, name);
-    }
 }
 
 // NAME/VERSION.lineage beside the model file.
@@ -199,16 +124,6 @@ lineage_load(const char *dir, const char *name, uint32_t version, size_t *len)
         return NULL;
     }
     return bytes;
-}
-
-static void
-path_of(const dv_registry_t *self,
-        const char *name,
-        uint32_t version,
-        char *buf,
-        size_t size)
-{
-    dir_path_of(self->dir, name, version, buf, size);
 }
 
 // Decode image and fill info (name and version set by the caller).
@@ -262,101 +177,79 @@ describe(const uint8_t *image,
     return 0;
 }
 
-static uint64_t
-now_us(void)
+// A model record for dv_catalog: the image decoded and validated.
+static int
+describe_rec(const uint8_t *image, size_t len, void *rec, dv_error_t *err)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    return describe(image, len, rec, err);
 }
 
-// Load every NAME/VERSION.drvm under dir/models.
-static int
-scan(dv_registry_t *self, dv_error_t *err)
+static void
+rec_free(void *rec)
+{
+    dv_model_info_t *info = rec;
+    free(info->schema);
+    info->schema = NULL;
+    free(info->lineage);
+    info->lineage = NULL;
+}
+
+static void
+load_side(const char *dir, void *rec)
+{
+    dv_model_info_t *info = rec;
+    info->lineage =
+        lineage_load(dir, info->name, info->version, &info->lineage_len);
+}
+
+static void
+unlink_side(const char *dir, const dv_catalog_head_t *rec)
 {
     char path[PATH_BYTES];
-    snprintf(path, sizeof path, "%s/models", self->dir);
-    int rc = dv_file_mkdirs(path, 0755, err);
-    if (rc) {
-        return rc;
-    }
-    DIR *d = opendir(path);
-    if (!d) {
-        return dv_file_error(err, path, errno);
-    }
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!dv_name_valid(e->d_name)) {
-            continue;
-        }
-        char sub[PATH_BYTES];
-        path_of(self, e->d_name, 0, sub, sizeof sub);
-        DIR *sd = opendir(sub);
-        if (!sd) {
-            continue; // a file, not a model folder
-        }
-        struct dirent *f;
-        while (rc == 0 && (f = readdir(sd)) != NULL) {
-            char *end = NULL;
-            unsigned long v = strtoul(f->d_name, &end, 10);
-            if (f->d_name[0] < '1' || f->d_name[0] > '9' ||
-                strcmp(end, ".drvm") != 0 || v > UINT32_MAX) {
-                continue; // leftovers of an interrupted write, other files
-            }
-            dv_model_info_t info = {0};
-            snprintf(info.name, sizeof info.name, "%.128s", e->d_name);
-            info.version = (uint32_t)v;
-            char file[PATH_BYTES];
-            path_of(self, info.name, info.version, file, sizeof file);
-            uint8_t *image = NULL;
-            size_t len = 0;
-            rc = dv_file_read(file, DV_MAX_FRAME_BYTES, &image, &len, err);
-            if (rc == 0) {
-                rc = describe(image, len, &info, err);
-                if (rc) {
-                    char text[DV_ERROR_TEXT_MAX];
-                    snprintf(text, sizeof text, "%s", err ? err->text : "");
-                    dv_errorf(err, rc,
-                              "model store %s is damaged: %s (move the file "
-                              "away to start without it)",
-                              file, text);
-                }
-            }
-            if (rc == 0) { // as the push gave it (its file's mtime)
-                info.created_us = dv_file_mtime_us(file);
-            }
-            free(image);
-            if (rc == 0) {
-                info.lineage = lineage_load(self->dir, info.name, info.version,
-                                            &info.lineage_len);
-                insert(self, &info, NULL);
-            } else {
-                free(info.schema);
-            }
-        }
-        closedir(sd);
-        if (rc == 0) {
-            rc = load_aliases(self, e->d_name, err);
-        }
-        if (rc == 0) {
-            rc = load_config(self, e->d_name, err);
-        }
-    }
-    closedir(d);
-    return rc;
+    lineage_path(dir, rec->name, rec->version, path, sizeof path);
+    (void)unlink(path); // absent for pushed files
+}
+
+_Static_assert(offsetof(dv_model_info_t, version) ==
+                   offsetof(dv_catalog_head_t, version),
+               "a model record starts with a catalog head");
+
+static const char *const NAME_FILES[] = {"aliases", "config", NULL};
+
+static const dv_catalog_kind_t KIND = {
+    .noun = "model",
+    .folder = "models",
+    .ext = ".drvm",
+    .rec_size = sizeof(dv_model_info_t),
+    .max_bytes = DV_MAX_FRAME_BYTES,
+    .created_off = offsetof(dv_model_info_t, created_us),
+    .missing = DV_ENOMODEL,
+    .describe = describe_rec,
+    .rec_free = rec_free,
+    .load_side = load_side,
+    .unlink_side = unlink_side,
+    .name_files = NAME_FILES,
+};
+
+// After a scan found name's versions: its aliases and settings.
+static int
+load_name(void *arg, const char *name, dv_error_t *err)
+{
+    dv_registry_t *self = arg;
+    int rc = load_aliases(self, name, err);
+    return rc ? rc : load_config(self, name, err);
 }
 
 int
 dv_registry_open(dv_registry_t **out, const char *dir, dv_error_t *err)
 {
     dv_registry_t *self = dv_calloc(1, sizeof *self);
-    if (dir) {
-        self->dir = dv_strdup(dir);
-        int rc = scan(self, err);
-        if (rc) {
-            dv_registry_destroy(&self);
-            return rc;
-        }
+    self->dir = dir ? dv_strdup(dir) : NULL;
+    self->cat = dv_catalog_new(&KIND, dir);
+    int rc = dv_catalog_scan(self->cat, load_name, self, err);
+    if (rc) {
+        dv_registry_destroy(&self);
+        return rc;
     }
     *out = self;
     return 0;
@@ -369,16 +262,9 @@ dv_registry_destroy(dv_registry_t **self_p)
         return;
     }
     dv_registry_t *self = *self_p;
-    for (size_t i = 0; i < self->n; i++) {
-        free(self->images[i]);
-        free(self->infos[i].schema);
-        free(self->infos[i].lineage);
-    }
-    free(self->images);
-    free(self->infos);
+    dv_catalog_destroy(&self->cat);
     free(self->aliases);
     free(self->configs);
-    free(self->res);
     free(self->dir);
     free(self);
     *self_p = NULL;
@@ -387,37 +273,13 @@ dv_registry_destroy(dv_registry_t **self_p)
 uint32_t
 dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err)
 {
-    if (!dv_name_valid(name)) {
-        dv_errorf(err, DV_EINVAL,
-                  "model name '%.160s' must match [A-Za-z0-9._-]+ (at most "
-                  "%d bytes)",
-                  name, DV_MAX_WIRE_NAME);
-        return 0;
-    }
-    const dv_model_info_t *latest = dv_registry_get(self, name, 0);
-    uint32_t v = latest ? latest->version : 0;
-    for (size_t i = 0; i < self->n_res; i++) {
-        if (strcmp(self->res[i].name, name) == 0 && self->res[i].version > v) {
-            v = self->res[i].version;
-        }
-    }
-    self->res = dv_realloc(self->res, (self->n_res + 1) * sizeof *self->res);
-    snprintf(self->res[self->n_res].name, sizeof self->res[0].name, "%s", name);
-    self->res[self->n_res].version = v + 1;
-    self->n_res++;
-    return v + 1;
+    return dv_catalog_reserve(self->cat, name, err);
 }
 
 void
 dv_registry_release(dv_registry_t *self, const char *name, uint32_t version)
 {
-    for (size_t i = 0; i < self->n_res; i++) {
-        if (self->res[i].version == version &&
-            strcmp(self->res[i].name, name) == 0) {
-            self->res[i] = self->res[--self->n_res];
-            return;
-        }
-    }
+    dv_catalog_release(self->cat, name, version);
 }
 
 const char *
@@ -439,21 +301,9 @@ dv_registry_prepare(const char *dir,
     snprintf(info->name, sizeof info->name, "%s", name);
     info->version = version;
     int rc = describe(image, len, info, err);
-    if (rc) {
-        return rc;
-    }
-    info->created_us = now_us();
-    if (dir) {
-        char path[PATH_BYTES];
-        dir_path_of(dir, name, 0, path, sizeof path);
-        rc = dv_file_mkdirs(path, 0755, err);
-        if (rc == 0) {
-            dir_path_of(dir, name, version, path, sizeof path);
-            rc = dv_file_write_atomic(path, image, len, err);
-        }
-        if (rc == 0) { // what a restart reads back (dv_registry_open)
-            info->created_us = dv_file_mtime_us(path);
-        }
+    if (rc == 0) {
+        rc = dv_catalog_write(&KIND, dir, name, version, image, len,
+                              &info->created_us, err);
         if (rc) {
             free(info->schema);
             info->schema = NULL;
@@ -492,12 +342,7 @@ dv_registry_reserved_below(const dv_registry_t *self,
                            const char *name,
                            uint32_t v)
 {
-    for (size_t i = 0; i < self->n_res; i++) {
-        if (self->res[i].version < v && strcmp(self->res[i].name, name) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return dv_catalog_reserved_below(self->cat, name, v);
 }
 
 const dv_model_info_t *
@@ -505,29 +350,13 @@ dv_registry_commit(dv_registry_t *self,
                    const dv_model_info_t *info,
                    uint8_t *image)
 {
-    dv_registry_release(self, info->name, info->version);
-    insert(self, info, self->dir ? NULL : image);
-    if (self->dir) {
-        free(image);
-    }
-    return dv_registry_get(self, info->name, info->version);
+    return dv_catalog_commit(self->cat, info, image);
 }
 
 void
 dv_registry_discard(dv_registry_t *self, dv_model_info_t *info)
 {
-    if (self->dir) {
-        char path[PATH_BYTES];
-        path_of(self, info->name, info->version, path, sizeof path);
-        (void)unlink(path); // absent when the prepare did not write it
-        lineage_path(self->dir, info->name, info->version, path, sizeof path);
-        (void)unlink(path);
-    }
-    free(info->schema);
-    info->schema = NULL;
-    free(info->lineage);
-    info->lineage = NULL;
-    dv_registry_release(self, info->name, info->version);
+    dv_catalog_discard(self->cat, info);
 }
 
 int
@@ -561,6 +390,29 @@ dv_registry_push(dv_registry_t *self,
     return 0;
 }
 
+// image (len bytes) against the recorded sha256 of name@version: 0, or
+// DV_ECHECKSUM with *image freed.
+static int
+verify(const char *name,
+       uint32_t version,
+       const uint8_t *sha256,
+       uint8_t **image,
+       size_t len,
+       dv_error_t *err)
+{
+    uint8_t sum[DV_SHA256_BYTES];
+    dv_sha256(*image, len, sum);
+    if (memcmp(sum, sha256, sizeof sum) == 0) {
+        return 0;
+    }
+    free(*image);
+    *image = NULL;
+    return dv_errorf(err, DV_ECHECKSUM,
+                     "model %s@%" PRIu32 " changed on disk since it was "
+                     "stored (checksum mismatch)",
+                     name, version);
+}
+
 int
 dv_registry_read_file(const char *dir,
                       const char *name,
@@ -571,42 +423,19 @@ dv_registry_read_file(const char *dir,
                       dv_error_t *err)
 {
     char path[PATH_BYTES];
-    dir_path_of(dir, name, version, path, sizeof path);
+    dv_catalog_path(&KIND, dir, name, version, path, sizeof path);
     int rc = dv_file_read(path, DV_MAX_FRAME_BYTES, image, len, err);
     if (rc == DV_ENOENT) {
         return dv_errorf(err, DV_ENOMODEL, "model %s@%" PRIu32 " was removed",
                          name, version);
     }
-    if (rc == 0) {
-        uint8_t sum[DV_SHA256_BYTES];
-        dv_sha256(*image, *len, sum);
-        if (memcmp(sum, sha256, sizeof sum) != 0) {
-            free(*image);
-            *image = NULL;
-            rc = dv_errorf(err, DV_ECHECKSUM,
-                           "model %s@%" PRIu32 " changed on disk since it was "
-                           "stored (checksum mismatch)",
-                           name, version);
-        }
-    }
-    return rc;
+    return rc ? rc : verify(name, version, sha256, image, *len, err);
 }
 
 const dv_model_info_t *
 dv_registry_get(const dv_registry_t *self, const char *name, uint32_t version)
 {
-    const dv_model_info_t *found = NULL;
-    for (size_t i = 0; i < self->n; i++) {
-        const dv_model_info_t *r = &self->infos[i];
-        if (strcmp(r->name, name) == 0 &&
-            (version ? r->version == version : true)) {
-            found = r; // sorted: the last match is the latest
-            if (version) {
-                break;
-            }
-        }
-    }
-    return found;
+    return dv_catalog_get(self->cat, name, version);
 }
 
 const dv_model_info_t *
@@ -656,8 +485,26 @@ dv_registry_resolve(const dv_registry_t *self, const char *ref, dv_error_t *err)
 const dv_model_info_t *
 dv_registry_list(const dv_registry_t *self, size_t *n)
 {
-    *n = self->n;
-    return self->infos;
+    return dv_catalog_list(self->cat, n);
+}
+
+// The last version of name went: so go its aliases and settings.
+static void
+forget_name(dv_registry_t *self, const char *name)
+{
+    for (size_t a = 0; a < self->n_aliases;) {
+        if (strcmp(self->aliases[a].name, name) == 0) {
+            self->aliases[a] = self->aliases[--self->n_aliases];
+        } else {
+            a++;
+        }
+    }
+    for (size_t c = 0; c < self->n_configs; c++) {
+        if (strcmp(self->configs[c].name, name) == 0) {
+            self->configs[c] = self->configs[--self->n_configs];
+            break;
+        }
+    }
 }
 
 int
@@ -675,59 +522,9 @@ dv_registry_rm(dv_registry_t *self,
                              name, version, self->aliases[a].alias);
         }
     }
-    int removed = 0;
-    for (size_t i = 0; i < self->n;) {
-        dv_model_info_t *r = &self->infos[i];
-        if (strcmp(r->name, name) != 0 || (version && r->version != version)) {
-            i++;
-            continue;
-        }
-        if (self->dir) {
-            char path[PATH_BYTES];
-            path_of(self, r->name, r->version, path, sizeof path);
-            if (unlink(path) != 0 && errno != ENOENT) {
-                return dv_file_error(err, path, errno);
-            }
-            lineage_path(self->dir, r->name, r->version, path, sizeof path);
-            (void)unlink(path); // absent for pushed files
-        }
-        free(self->images[i]);
-        free(r->schema);
-        free(r->lineage);
-        memmove(&self->infos[i], &self->infos[i + 1],
-                (self->n - i - 1) * sizeof *self->infos);
-        memmove(&self->images[i], &self->images[i + 1],
-                (self->n - i - 1) * sizeof *self->images);
-        self->n--;
-        removed++;
-    }
-    if (removed == 0) {
-        return dv_errorf(err, DV_ENOMODEL, "no model '%s'%s", name,
-                         version ? " at that version" : "");
-    }
-    if (!dv_registry_get(self, name, 0)) { // the whole model: its aliases too
-        for (size_t a = 0; a < self->n_aliases;) {
-            if (strcmp(self->aliases[a].name, name) == 0) {
-                self->aliases[a] = self->aliases[--self->n_aliases];
-            } else {
-                a++;
-            }
-        }
-        for (size_t c = 0; c < self->n_configs; c++) { // and its settings
-            if (strcmp(self->configs[c].name, name) == 0) {
-                self->configs[c] = self->configs[--self->n_configs];
-                break;
-            }
-        }
-    }
-    if (self->dir && !dv_registry_get(self, name, 0)) {
-        char path[PATH_BYTES];
-        snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
-        (void)unlink(path);
-        snprintf(path, sizeof path, "%s/models/%s/config", self->dir, name);
-        (void)unlink(path);
-        path_of(self, name, 0, path, sizeof path);
-        (void)rmdir(path); // best effort: empty once its versions are gone
+    int removed = dv_catalog_rm(self->cat, name, version, err);
+    if (removed > 0 && !dv_registry_get(self, name, 0)) {
+        forget_name(self, name);
     }
     return removed;
 }
@@ -745,30 +542,17 @@ dv_registry_read(const dv_registry_t *self,
         return dv_errorf(err, DV_ENOMODEL, "no model %s@%" PRIu32, name,
                          version);
     }
-    int rc = 0;
     if (self->dir) {
         char path[PATH_BYTES];
-        path_of(self, r->name, r->version, path, sizeof path);
-        rc = dv_file_read(path, DV_MAX_FRAME_BYTES, image, len, err);
-    } else {
-        size_t i = (size_t)(r - self->infos);
-        *len = r->bytes;
-        *image = dv_malloc(r->bytes ? r->bytes : 1);
-        memcpy(*image, self->images[i], r->bytes);
+        dv_catalog_path(&KIND, self->dir, r->name, r->version, path,
+                        sizeof path);
+        int rc = dv_file_read(path, DV_MAX_FRAME_BYTES, image, len, err);
+        return rc ? rc : verify(name, r->version, r->sha256, image, *len, err);
     }
-    if (rc == 0) {
-        uint8_t sum[DV_SHA256_BYTES];
-        dv_sha256(*image, *len, sum);
-        if (memcmp(sum, r->sha256, sizeof sum) != 0) {
-            free(*image);
-            *image = NULL;
-            rc = dv_errorf(err, DV_ECHECKSUM,
-                           "model %s@%" PRIu32 " changed on disk since it was "
-                           "stored (checksum mismatch)",
-                           name, r->version);
-        }
-    }
-    return rc;
+    *len = r->bytes;
+    *image = dv_malloc(r->bytes ? r->bytes : 1);
+    memcpy(*image, dv_catalog_bytes(self->cat, r), r->bytes);
+    return verify(name, r->version, r->sha256, image, *len, err);
 }
 
 // ---------------------------------------------------------------- aliases
@@ -837,8 +621,9 @@ save_aliases(const dv_registry_t *self, const char *name, dv_error_t *err)
 static bool
 alias_valid(const char *alias)
 {
-    return dv_name_valid(alias) && ((alias[0] >= 'A' && alias[0] <= 'Z') ||
-                                    (alias[0] >= 'a' && alias[0] <= 'z'));
+    return dv_catalog_name_valid(alias) &&
+           ((alias[0] >= 'A' && alias[0] <= 'Z') ||
+            (alias[0] >= 'a' && alias[0] <= 'z'));
 }
 
 int
@@ -953,10 +738,11 @@ dv_registry_gc(dv_registry_t *self,
     }
     // Versions are sorted: the newest `keep` are the last ones of name.
     uint32_t versions[4096];
-    size_t n = 0;
-    for (size_t i = 0; i < self->n && n < 4096; i++) {
-        if (strcmp(self->infos[i].name, name) == 0) {
-            versions[n++] = self->infos[i].version;
+    size_t n = 0, n_all = 0;
+    const dv_model_info_t *all = dv_registry_list(self, &n_all);
+    for (size_t i = 0; i < n_all && n < 4096; i++) {
+        if (strcmp(all[i].name, name) == 0) {
+            versions[n++] = all[i].version;
         }
     }
     size_t count = 0;

@@ -218,7 +218,4 @@ int dv_model_ref_parse(const char *ref,
                        uint32_t *version,
                        dv_error_t *err);
 
-// True for names matching [A-Za-z0-9._-]+ of at most DV_MAX_WIRE_NAME bytes.
-bool dv_name_valid(const char *name);
-
 #endif

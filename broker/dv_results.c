@@ -3,8 +3,8 @@
 // Owns: the kept results (a hash by job id and a FIFO by finish time, kept
 // for result_ttl_ms within DV_MAX_KEPT_RESULTS/_BYTES), each queue's result
 // stream (kept results by seq), the stream cursors (follow/ack/unfollow) and
-// results held until their commit (hold_result/send_result). Their store
-// records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
+// results held until their commit (dv_results_hold/dv_results_send). Their
+// store records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
 // Handlers: result_get, follow, ack, unfollow.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "dv_broker_int.h"
+#include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_limits.h"
@@ -27,7 +28,6 @@
 #include "dv_outq.h"
 #include "dv_proto.h"
 #include "dv_records.h"
-#include "dv_registry.h"
 #include "dv_sched.h"
 #include "dv_store.h"
 
@@ -47,7 +47,7 @@ kept_bucket(uint64_t id)
 }
 
 kept_t *
-kept_find(const dv_broker_t *self, uint64_t id)
+dv_results_kept_find(const dv_broker_t *self, uint64_t id)
 {
     for (kept_t *k = self->kept[kept_bucket(id)]; k; k = k->hnext) {
         if (k->id == id) {
@@ -98,7 +98,7 @@ kept_frames(const kept_t *k, dv_frame_t *frames)
 // Link k (seq set) into its queue's stream, in seq order (appends, except
 // while recovering).
 void
-stream_link(dv_broker_t *self, kept_t *k)
+dv_results_stream_link(dv_broker_t *self, kept_t *k)
 {
     qbytes_t *q = &self->qbytes[k->qidx - 1];
     kept_t *after = q->stream_tail;
@@ -148,7 +148,7 @@ stream_unlink(dv_broker_t *self, kept_t *k)
 
 // Drop the oldest kept result.
 void
-kept_evict_oldest(dv_broker_t *self)
+dv_results_kept_evict_oldest(dv_broker_t *self)
 {
     kept_t *k = self->kept_oldest;
     self->kept_oldest = k->newer;
@@ -165,7 +165,7 @@ kept_evict_oldest(dv_broker_t *self)
     self->kept_bytes -= k->bytes;
     if (self->store) {
         dv_store_del(self->store, DV_STORE_RESULTS, k->id);
-        store_arm(self);
+        dv_commit_arm(self);
     }
     stream_unlink(self, k);
     kept_free(k);
@@ -173,7 +173,7 @@ kept_evict_oldest(dv_broker_t *self)
 
 // Drop results past their TTL, and the oldest while over the bounds.
 void
-kept_trim(dv_broker_t *self)
+dv_results_kept_trim(dv_broker_t *self)
 {
     uint64_t now = uv_now(&self->loop);
     // An unstored result stays until it went out (results_release trims).
@@ -181,20 +181,20 @@ kept_trim(dv_broker_t *self)
            (self->n_kept > DV_MAX_KEPT_RESULTS ||
             self->kept_bytes > DV_MAX_KEPT_BYTES ||
             now - self->kept_oldest->at_ms >= self->result_ttl_ms)) {
-        kept_evict_oldest(self);
+        dv_results_kept_evict_oldest(self);
     }
 }
 
 kept_t *
-keep_result(dv_broker_t *self,
-            const job_t *j,
-            bool done,
-            int code,
-            const char *text,
-            const char *worker,
-            const dv_frame_t *frames,
-            size_t n_frames,
-            dv_msgw_t *extra)
+dv_results_keep(dv_broker_t *self,
+                const job_t *j,
+                bool done,
+                int code,
+                const char *text,
+                const char *worker,
+                const dv_frame_t *frames,
+                size_t n_frames,
+                dv_msgw_t *extra)
 {
     worker = worker ? worker : "";
     n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
@@ -229,7 +229,7 @@ keep_result(dv_broker_t *self,
     k->n_frames = (uint8_t)n_frames;
     k->bytes = bytes;
     k->at_ms = uv_now(&self->loop);
-    k->unix_ms = unix_ms_now();
+    k->unix_ms = dv_broker_unix_ms_now();
     size_t b = kept_bucket(k->id);
     k->hnext = self->kept[b];
     self->kept[b] = k;
@@ -278,17 +278,12 @@ send_kept_as(dv_broker_t *self,
 // One client connection's gathered results: their header maps packed back
 // to back, their frames one after another.
 typedef struct {
-    route_key_t key;      // first: route_slot
+    route_key_t key;      // first: a gather_t slot
     msgpack_sbuffer maps; // n result maps
     size_t n;
     uint8_t *frame; // every result's frames, concatenated (owned)
     size_t frame_len, frame_cap;
 } rgroup_t;
-
-struct results_batch {
-    rgroup_t *groups;
-    size_t n, cap;
-};
 
 // Past these a connection's results go out and gathering starts again: a
 // header well inside DV_MAX_HEADER_BYTES, a frame well inside a frame's.
@@ -297,10 +292,10 @@ struct results_batch {
 #define RESULTS_MAX_N           256
 
 void
-results_batch_begin(dv_broker_t *self)
+dv_results_batch_begin(dv_broker_t *self)
 {
     dv_assert(!self->coalesce);
-    self->coalesce = dv_calloc(1, sizeof *self->coalesce);
+    self->coalesce = dv_broker_gather_new(sizeof(rgroup_t));
 }
 
 static void
@@ -337,20 +332,18 @@ rgroup_send(dv_broker_t *self, rgroup_t *g)
     g->frame_len = g->frame_cap = 0;
 }
 
-void
-results_batch_flush(dv_broker_t *self)
+static void
+rgroup_flush(dv_broker_t *self, void *slot)
 {
-    struct results_batch *rb = self->coalesce;
-    self->coalesce = NULL;
-    if (!rb) {
-        return;
-    }
-    for (size_t i = 0; i < rb->n; i++) {
-        rgroup_send(self, &rb->groups[i]);
-        msgpack_sbuffer_destroy(&rb->groups[i].maps);
-    }
-    free(rb->groups);
-    free(rb);
+    rgroup_t *g = slot;
+    rgroup_send(self, g);
+    msgpack_sbuffer_destroy(&g->maps);
+}
+
+void
+dv_results_batch_flush(dv_broker_t *self)
+{
+    dv_broker_gather_end(self, &self->coalesce, rgroup_flush);
 }
 
 // Add kept result k for (route, rid) to the gathered ones: its `result`
@@ -363,12 +356,9 @@ results_batch_add(dv_broker_t *self,
                   size_t route_len,
                   uint64_t rid)
 {
-    struct results_batch *rb = self->coalesce;
     bool added;
-    void *groups = rb->groups; // grown by route_slot
-    rgroup_t *g = route_slot(&groups, sizeof *rb->groups, &rb->n, &rb->cap,
-                             route, route_len, &added);
-    rb->groups = groups;
+    rgroup_t *g =
+        dv_broker_gather_slot(self->coalesce, route, route_len, &added);
     if (added) {
         msgpack_sbuffer_init(&g->maps);
     }
@@ -442,11 +432,11 @@ kept_header(dv_broker_t *self,
 }
 
 void
-send_kept(dv_broker_t *self,
-          const kept_t *k,
-          const void *route,
-          size_t route_len,
-          uint64_t rid)
+dv_results_send_kept(dv_broker_t *self,
+                     const kept_t *k,
+                     const void *route,
+                     size_t route_len,
+                     uint64_t rid)
 {
     send_kept_as(self, k, route, route_len, rid, false);
 }
@@ -468,17 +458,17 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
     p[1] = k->done;
     p[2] = k->n_frames;
     p[3] = k->qidx ? 1 : 0;
-    put_u32(p + 4, (uint32_t)k->code);
-    put_u32(p + 8, k->attempts);
-    put_u32(p + 12, k->extra_len);
+    dv_broker_put_u32(p + 4, (uint32_t)k->code);
+    dv_broker_put_u32(p + 8, k->attempts);
+    dv_broker_put_u32(p + 12, k->extra_len);
     p[16] = (uint8_t)k->extra_fields;
     p[17] = (uint8_t)(k->extra_fields >> 8);
-    put_u64(p + 20, k->unix_ms);
-    put_u32(p + 28, (uint32_t)tlen);
-    put_u32(p + 32, (uint32_t)wlen);
+    dv_broker_put_u64(p + 20, k->unix_ms);
+    dv_broker_put_u32(p + 28, (uint32_t)tlen);
+    dv_broker_put_u32(p + 32, (uint32_t)wlen);
     uint8_t *q = p + RESULT_HEAD;
     for (size_t i = 0; i < n; i++, q += 4) {
-        put_u32(q, k->frame_len[i]);
+        dv_broker_put_u32(q, k->frame_len[i]);
     }
     if (tlen) {
         memcpy(q, k->text, tlen);
@@ -496,8 +486,8 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
     }
     q += k->extra_len;
     if (trailer) {
-        put_u64(q, k->seq);
-        put_u32(q + 8, (uint32_t)qlen);
+        dv_broker_put_u64(q, k->seq);
+        dv_broker_put_u32(q + 8, (uint32_t)qlen);
         memcpy(q + 12, queue, qlen);
     }
     return p;
@@ -509,7 +499,7 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
 // to another result after a restart, even when its result was not
 // durable or was dropped (TTL, bounds). arm: ask for that commit.
 void
-mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
+dv_results_mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
 {
     qbytes_t *q = &self->qbytes[qidx - 1];
     if (!self->store || q->mark_due) {
@@ -524,7 +514,7 @@ mark_due(dv_broker_t *self, uint32_t qidx, bool arm)
     }
     self->marks_due[self->n_marks_due++] = qidx;
     if (arm) {
-        store_arm(self);
+        dv_commit_arm(self);
     }
 }
 
@@ -534,11 +524,11 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
 {
     k->qidx = (uint32_t)(q - self->qbytes) + 1;
     k->seq = q->next_seq;
-    stream_link(self, k);
-    mark_due(self, k->qidx, true);
+    dv_results_stream_link(self, k);
+    dv_results_mark_due(self, k->qidx, true);
     for (size_t i = 0; i < self->n_cursors; i++) {
         if (self->cursors[i].qidx == k->qidx) {
-            stream_pump(self, &self->cursors[i]);
+            dv_results_stream_pump(self, &self->cursors[i]);
         }
     }
 }
@@ -546,11 +536,11 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
 // Send result k (job id) to route once its record is committed: the
 // commit's results_release sends it. route_len 0: nobody is waiting.
 void
-hold_result(dv_broker_t *self,
-            uint64_t id,
-            const void *route,
-            size_t route_len,
-            uint64_t rid)
+dv_results_hold(dv_broker_t *self,
+                uint64_t id,
+                const void *route,
+                size_t route_len,
+                uint64_t rid)
 {
     held_result_t *h = dv_malloc(sizeof *h + route_len);
     h->next = NULL;
@@ -562,37 +552,37 @@ hold_result(dv_broker_t *self,
     }
     *(self->held_end ? self->held_end : &self->held_res) = h;
     self->held_end = &h->next;
-    store_arm(self);
+    dv_commit_arm(self);
 }
 
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
 // job runs again, so nobody may have seen this outcome).
 void
-send_result(dv_broker_t *self,
-            const job_t *j,
-            bool done,
-            int code,
-            const char *text,
-            const char *worker,
-            const dv_frame_t *frames,
-            size_t n_frames,
-            dv_msgw_t *extra)
+dv_results_send(dv_broker_t *self,
+                const job_t *j,
+                bool done,
+                int code,
+                const char *text,
+                const char *worker,
+                const dv_frame_t *frames,
+                size_t n_frames,
+                dv_msgw_t *extra)
 {
     // The failed attempts go with the result (errors: one map each).
     dv_msgw_t *own = NULL;
     if (j->n_errors) {
         extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
-        write_errors(extra, j);
+        dv_dead_write_errors(extra, j);
     }
-    qbytes_t *q = j->queue ? queue_bytes(self, j->queue) : NULL;
+    qbytes_t *q = j->queue ? dv_broker_queue_bytes(self, j->queue) : NULL;
     if (q) {
         *(done                   ? &q->done
           : code == DV_EEXPIRED  ? &q->expired
           : code == DV_ECANCELED ? &q->cancelled
                                  : &q->failed) += 1;
     }
-    uint64_t now = unix_ms_now();
+    uint64_t now = dv_broker_unix_ms_now();
     dv_monitor_finished(self->monitor, j->queue, j->kind,
                         USES_MODEL(j) ? j->model : NULL,
                         done                   ? "done"
@@ -610,8 +600,8 @@ send_result(dv_broker_t *self,
                                     ? now - j->submit_unix
                                     : 0),
            worker && *worker ? ", worker " : "", worker ? worker : "");
-    kept_t *k =
-        keep_result(self, j, done, code, text, worker, frames, n_frames, extra);
+    kept_t *k = dv_results_keep(self, j, done, code, text, worker, frames,
+                                n_frames, extra);
     dv_msgw_destroy(&own);
     k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
@@ -627,38 +617,39 @@ send_result(dv_broker_t *self,
             dv_store_del(self->store, DV_STORE_CKPTS, j->id);
         }
         dv_store_put_owned(self->store, DV_STORE_RESULTS, k->id, rec, len);
-        store_arm(self);
-        hold_result(self, k->id, j->route, j->route_len, j->rid);
+        dv_commit_arm(self);
+        dv_results_hold(self, k->id, j->route, j->route_len, j->rid);
         if (self->fault_left && --self->fault_left == 0) {
             self->fault_armed = true; // the seam (opts.fault_kill_result)
         }
     } else if (j->route_len && self->coalesce && j->client_minor >= 4) {
         results_batch_add(self, k, j->route, j->route_len, j->rid);
     } else if (j->route_len) { // recovered jobs have no submitter connection
-        send_kept(self, k, j->route, j->route_len, j->rid);
+        dv_results_send_kept(self, k, j->route, j->route_len, j->rid);
     }
-    kept_trim(self); // after sending: k may be the one evicted
+    dv_results_kept_trim(self); // after sending: k may be the one evicted
 }
 
 int
-on_result_get(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err)
+dv_results_on_get(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  const dv_msg_t *m,
+                  uint64_t rid,
+                  dv_error_t *err)
 {
     uint64_t id;
     int rc = dv_msg_uint(m, "job", &id, err);
     if (rc) {
         return rc;
     }
-    const kept_t *k = kept_find(self, id);
+    const kept_t *k = dv_results_kept_find(self, id);
     if (!k) {
         return dv_errorf(err, DV_ENOENT, "no result for job %llu: %s",
                          (unsigned long long)id,
-                         job_find(self, id) ? "not finished yet"
-                                            : "unknown job or result expired");
+                         dv_broker_job_find(self, id)
+                             ? "not finished yet"
+                             : "unknown job or result expired");
     }
     size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
     if (!dv_outq_room(self->outq, route, route_len, k->bytes + k->extra_len)) {
@@ -670,9 +661,9 @@ on_result_get(dv_broker_t *self,
                          (size_t)DV_MAX_QUEUED_BYTES);
     }
     if (k->unstored) {
-        hold_result(self, id, route, route_len, rid); // once committed
+        dv_results_hold(self, id, route, route_len, rid); // once committed
     } else {
-        send_kept(self, k, route, route_len, rid);
+        dv_results_send_kept(self, k, route, route_len, rid);
     }
     return 0;
 }
@@ -680,7 +671,7 @@ on_result_get(dv_broker_t *self,
 // Copy a kept result's `model` and `batch` fields (its extra fields,
 // packed key, value, ...) into w.
 void
-kept_copy_fields(const kept_t *k, dv_msgw_t *w)
+dv_results_kept_copy_fields(const kept_t *k, dv_msgw_t *w)
 {
     if (!k || !k->extra_len) {
         return;
@@ -722,7 +713,7 @@ kept_copy_fields(const kept_t *k, dv_msgw_t *w)
 
 // Send c's follower the results past what it has, up to its window.
 void
-stream_pump(dv_broker_t *self, cursor_t *c)
+dv_results_stream_pump(dv_broker_t *self, cursor_t *c)
 {
     if (!c->route_len) {
         return;
@@ -767,22 +758,24 @@ store_cursor(dv_broker_t *self, const cursor_t *c)
     size_t ol = strlen(c->owner), head = ol ? 16 : 12;
     size_t len = head + ql + ol + cl;
     uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-    put_u64(p, c->acked);
-    put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
+    dv_broker_put_u64(p, c->acked);
+    dv_broker_put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
     if (ol) {
-        put_u32(p + 12, (uint32_t)ol);
+        dv_broker_put_u32(p + 12, (uint32_t)ol);
     }
     memcpy(p + head, queue, ql);
     memcpy(p + head + ql, c->owner, ol);
     memcpy(p + head + ql + ol, c->consumer, cl);
     dv_store_put_owned(self->store, DV_STORE_CURSORS, c->key, p, len);
-    store_arm(self);
+    dv_commit_arm(self);
 }
 
 // The consumer on queue (by name; NULL when either is unknown), for
-// authorize(), which must not create queues.
+// dv_authorize_client(), which must not create queues.
 const cursor_t *
-cursor_named(const dv_broker_t *self, const char *queue, const char *consumer)
+dv_results_cursor_named(const dv_broker_t *self,
+                        const char *queue,
+                        const char *consumer)
 {
     for (size_t i = 0; i < self->n_cursors; i++) {
         const cursor_t *c = &self->cursors[i];
@@ -807,11 +800,11 @@ cursor_find(dv_broker_t *self, uint32_t qidx, const char *consumer)
 }
 
 cursor_t *
-cursor_add(dv_broker_t *self,
-           uint64_t key,
-           uint32_t qidx,
-           const char *consumer,
-           uint64_t acked)
+dv_results_cursor_add(dv_broker_t *self,
+                      uint64_t key,
+                      uint32_t qidx,
+                      const char *consumer,
+                      uint64_t acked)
 {
     self->cursors =
         dv_realloc(self->cursors, (self->n_cursors + 1) * sizeof(cursor_t));
@@ -837,7 +830,7 @@ stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
         (rc = dv_msg_str(m, "consumer", consumer, DV_MAX_WIRE_NAME + 1, err))) {
         return rc;
     }
-    if (!dv_name_valid(queue) || !dv_name_valid(consumer)) {
+    if (!dv_catalog_name_valid(queue) || !dv_catalog_name_valid(consumer)) {
         return dv_errorf(err, DV_EINVAL,
                          "%s: queue and consumer must match [A-Za-z0-9._-]+",
                          dv_msg_name(dv_msg_type(m)));
@@ -852,12 +845,12 @@ stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
 // (default 100, max 10,000) unacknowledged at a time. A second follow of
 // the same consumer takes over (unacknowledged results are sent again).
 int
-on_follow(dv_broker_t *self,
-          const void *route,
-          size_t route_len,
-          const dv_msg_t *m,
-          uint64_t rid,
-          dv_error_t *err)
+dv_results_on_follow(dv_broker_t *self,
+                     const void *route,
+                     size_t route_len,
+                     const dv_msg_t *m,
+                     uint64_t rid,
+                     dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
     char from[16] = "earliest";
@@ -880,18 +873,20 @@ on_follow(dv_broker_t *self,
     }
     // A consumer may follow a queue before its first job: that creates the
     // queue (counted against DV_MAX_QUEUES), as a stored cursor needs one.
-    if ((rc = queue_may_create(self, queue, "follow", err)) != 0) {
+    if ((rc = dv_broker_queue_may_create(self, queue, "follow", err)) != 0) {
         return rc;
     }
-    qbytes_t *q = queue_bytes(self, queue);
+    qbytes_t *q = dv_broker_queue_bytes(self, queue);
     uint32_t qidx = (uint32_t)(q - self->qbytes) + 1;
     cursor_t *c = cursor_find(self, qidx, consumer);
     bool fresh = !c;
     if (!c) {
         uint64_t start = strcmp(from, "latest") == 0 ? q->next_seq - 1 : 0;
-        c = cursor_add(self, self->next_cursor_key, qidx, consumer, start);
+        c = dv_results_cursor_add(self, self->next_cursor_key, qidx, consumer,
+                                  start);
     }
-    // The first key to follow it owns it (authorize() holds others off).
+    // The first key to follow it owns it (dv_authorize_client() holds others
+    // off).
     bool claim = self->current && !c->owner[0];
     if (claim) {
         snprintf(c->owner, sizeof c->owner, "%s", self->current->id);
@@ -912,8 +907,8 @@ on_follow(dv_broker_t *self,
     dv_msgw_str(w, "queue", queue);
     dv_msgw_str(w, "consumer", consumer);
     dv_msgw_uint(w, "acked", c->acked);
-    client_reply(self, route, route_len, w);
-    stream_pump(self, c);
+    dv_broker_client_reply(self, route, route_len, w);
+    dv_results_stream_pump(self, c);
     return 0;
 }
 
@@ -923,12 +918,12 @@ on_follow(dv_broker_t *self,
 // given out before this broker started (the follower may have seen it
 // then: every seq sent is stored first, so it names the same result).
 int
-on_ack(dv_broker_t *self,
-       const void *route,
-       size_t route_len,
-       const dv_msg_t *m,
-       uint64_t rid,
-       dv_error_t *err)
+dv_results_on_ack(dv_broker_t *self,
+                  const void *route,
+                  size_t route_len,
+                  const dv_msg_t *m,
+                  uint64_t rid,
+                  dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
     uint64_t seq = 0;
@@ -939,7 +934,7 @@ on_ack(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    qbytes_t *q = queue_find(self, queue); // an ack creates nothing
+    qbytes_t *q = dv_broker_queue_find(self, queue); // an ack creates nothing
     cursor_t *c =
         q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
           : NULL;
@@ -963,31 +958,31 @@ on_ack(dv_broker_t *self,
             c->inflight++;
         }
         store_cursor(self, c);
-        stream_pump(self, c);
+        dv_results_stream_pump(self, c);
     }
     if (rid) {
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_uint(w, "acked", c->acked);
-        reply_after_commit(self, route, route_len, rid, w);
+        dv_commit_reply_after(self, route, route_len, rid, w);
     }
     return 0;
 }
 
 // unfollow {queue, consumer}: stop sending; the cursor stays.
 int
-on_unfollow(dv_broker_t *self,
-            const void *route,
-            size_t route_len,
-            const dv_msg_t *m,
-            uint64_t rid,
-            dv_error_t *err)
+dv_results_on_unfollow(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
     int rc = stream_names(m, queue, consumer, err);
     if (rc) {
         return rc;
     }
-    qbytes_t *q = queue_find(self, queue);
+    qbytes_t *q = dv_broker_queue_find(self, queue);
     cursor_t *c =
         q ? cursor_find(self, (uint32_t)(q - self->qbytes) + 1, consumer)
           : NULL;
@@ -997,6 +992,6 @@ on_unfollow(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "acked", c ? c->acked : 0);
-    client_reply(self, route, route_len, w);
+    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }

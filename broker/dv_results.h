@@ -3,20 +3,23 @@
 // Owns: the kept results (a hash by job id and a FIFO by finish time, kept
 // for result_ttl_ms within DV_MAX_KEPT_RESULTS/_BYTES), each queue's result
 // stream (kept results by seq), the stream cursors (follow/ack/unfollow) and
-// results held until their commit (hold_result/send_result). Their store
-// records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
+// results held until their commit (dv_results_hold/dv_results_send). Their
+// store records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
 // Handlers: result_get, follow, ack, unfollow.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h and
 // common/. Internal to broker/ (not installed); loop thread only.
+//
+// The on_* handlers are client_handler_fn / client_listing_fn: their
+// arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_RESULTS_H
 #define DV_RESULTS_H
 
 #include "dv_broker_int.h"
 
 // The kept result of job id, or NULL. Borrowed: valid until it is
-// evicted (kept_trim) or the loop turns.
-kept_t *kept_find(const dv_broker_t *self, uint64_t id);
+// evicted (dv_results_kept_trim) or the loop turns.
+kept_t *dv_results_kept_find(const dv_broker_t *self, uint64_t id);
 
 // Each queue's kept results, in the order they finished (seq), form its
 // stream. Consumers follow it by name with a cursor; the broker pushes up
@@ -25,98 +28,93 @@ kept_t *kept_find(const dv_broker_t *self, uint64_t id);
 // consumer away longer than that misses them (it sees the gap in seq).
 // Link k (seq set) into its queue's stream, in seq order (appends, except
 // while recovering).
-void stream_link(dv_broker_t *self, kept_t *k);
+void dv_results_stream_link(dv_broker_t *self, kept_t *k);
 
 // Drop the oldest kept result.
-void kept_evict_oldest(dv_broker_t *self);
+void dv_results_kept_evict_oldest(dv_broker_t *self);
 
 // Drop results past their TTL, and the oldest while over the bounds.
-void kept_trim(dv_broker_t *self);
+void dv_results_kept_trim(dv_broker_t *self);
 
 // Keep j's result (done, or failed with code/text) for result_get and
 // its queue's stream; copies frames and extra (still the caller's).
 // Returns it, borrowed.
-kept_t *keep_result(dv_broker_t *self,
-                    const job_t *j,
-                    bool done,
-                    int code,
-                    const char *text,
-                    const char *worker,
-                    const dv_frame_t *frames,
-                    size_t n_frames,
-                    dv_msgw_t *extra);
+kept_t *dv_results_keep(dv_broker_t *self,
+                        const job_t *j,
+                        bool done,
+                        int code,
+                        const char *text,
+                        const char *worker,
+                        const dv_frame_t *frames,
+                        size_t n_frames,
+                        dv_msgw_t *extra);
 
 // Results that go out while a done_batch is handled (1.4): gathered per
 // client connection and sent as one `results` message each, instead of a
 // `result` per job. Only for clients whose submit said 1.4 or later, and
 // only results sent at once (not those held for a commit, nor stream
 // pushes). Begin sets self->coalesce; flush sends and ends it.
-void results_batch_begin(dv_broker_t *self);
-void results_batch_flush(dv_broker_t *self);
+void dv_results_batch_begin(dv_broker_t *self);
+void dv_results_batch_flush(dv_broker_t *self);
 
 // Send kept result k to route as the `result` answering rid.
-void send_kept(dv_broker_t *self,
-               const kept_t *k,
-               const void *route,
-               size_t route_len,
-               uint64_t rid);
+void dv_results_send_kept(dv_broker_t *self,
+                          const kept_t *k,
+                          const void *route,
+                          size_t route_len,
+                          uint64_t rid);
 
 // Queue qidx gave out a seq: with a store, its mark (the last seq given
 // out) goes with the next commit (marks_stage), and followers get that
 // seq only after it (marks_done). So a seq a follower saw is never given
 // to another result after a restart, even when its result was not
 // durable or was dropped (TTL, bounds). arm: ask for that commit.
-void mark_due(dv_broker_t *self, uint32_t qidx, bool arm);
+void dv_results_mark_due(dv_broker_t *self, uint32_t qidx, bool arm);
 
 // Send result k (job id) to route once its record is committed: the
 // commit's results_release sends it. route_len 0: nobody is waiting.
-void hold_result(dv_broker_t *self,
-                 uint64_t id,
-                 const void *route,
-                 size_t route_len,
-                 uint64_t rid);
+void dv_results_hold(dv_broker_t *self,
+                     uint64_t id,
+                     const void *route,
+                     size_t route_len,
+                     uint64_t rid);
 
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
 // job runs again, so nobody may have seen this outcome).
-void send_result(dv_broker_t *self,
-                 const job_t *j,
-                 bool done,
-                 int code,
-                 const char *text,
-                 const char *worker,
-                 const dv_frame_t *frames,
-                 size_t n_frames,
-                 dv_msgw_t *extra);
+void dv_results_send(dv_broker_t *self,
+                     const job_t *j,
+                     bool done,
+                     int code,
+                     const char *text,
+                     const char *worker,
+                     const dv_frame_t *frames,
+                     size_t n_frames,
+                     dv_msgw_t *extra);
 
 // result_get: reply a kept result, or hold the reply until its commit.
-// Returns 0, or DV_E* with err set.
-int on_result_get(dv_broker_t *self,
-                  const void *route,
-                  size_t route_len,
-                  const dv_msg_t *m,
-                  uint64_t rid,
-                  dv_error_t *err);
+client_handler_fn dv_results_on_get;
 
 // Copy a kept result's `model` and `batch` fields (its extra fields,
 // packed key, value, ...) into w.
-void kept_copy_fields(const kept_t *k, dv_msgw_t *w);
+void dv_results_kept_copy_fields(const kept_t *k, dv_msgw_t *w);
 
 // Send c's follower the results past what it has, up to its window.
-void stream_pump(dv_broker_t *self, cursor_t *c);
+void dv_results_stream_pump(dv_broker_t *self, cursor_t *c);
 
 // The consumer on queue (by name; NULL when either is unknown), for
-// authorize(), which must not create queues.
-const cursor_t *
-cursor_named(const dv_broker_t *self, const char *queue, const char *consumer);
+// dv_authorize_client(), which must not create queues.
+const cursor_t *dv_results_cursor_named(const dv_broker_t *self,
+                                        const char *queue,
+                                        const char *consumer);
 
 // Add a cursor (store key, queue qidx, consumer, acked). Returns it,
-// borrowed: valid until the next cursor_add.
-cursor_t *cursor_add(dv_broker_t *self,
-                     uint64_t key,
-                     uint32_t qidx,
-                     const char *consumer,
-                     uint64_t acked);
+// borrowed: valid until the next dv_results_cursor_add.
+cursor_t *dv_results_cursor_add(dv_broker_t *self,
+                                uint64_t key,
+                                uint32_t qidx,
+                                const char *consumer,
+                                uint64_t acked);
 
 // follow {queue, consumer, window?, from?}: this connection now receives
 // the queue's results past the consumer's cursor (a new consumer starts at
@@ -124,31 +122,16 @@ cursor_t *cursor_add(dv_broker_t *self,
 // `result` messages with this request's rid and `seq`; at most window
 // (default 100, max 10,000) unacknowledged at a time. A second follow of
 // the same consumer takes over (unacknowledged results are sent again).
-int on_follow(dv_broker_t *self,
-              const void *route,
-              size_t route_len,
-              const dv_msg_t *m,
-              uint64_t rid,
-              dv_error_t *err);
+client_handler_fn dv_results_on_follow;
 
 // ack {queue, consumer, seq}: every result up to seq is consumed (stored);
 // more are sent. With a rid the `ok` comes once the cursor is stored. A
 // seq is acknowledged once this connection was sent it, or when it was
 // given out before this broker started (the follower may have seen it
 // then: every seq sent is stored first, so it names the same result).
-int on_ack(dv_broker_t *self,
-           const void *route,
-           size_t route_len,
-           const dv_msg_t *m,
-           uint64_t rid,
-           dv_error_t *err);
+client_handler_fn dv_results_on_ack;
 
 // unfollow {queue, consumer}: stop sending; the cursor stays.
-int on_unfollow(dv_broker_t *self,
-                const void *route,
-                size_t route_len,
-                const dv_msg_t *m,
-                uint64_t rid,
-                dv_error_t *err);
+client_handler_fn dv_results_on_unfollow;
 
 #endif

@@ -162,7 +162,7 @@ int dv_sched_hold(dv_sched_t *self, uint64_t job);
 // or DV_ENOENT (not held).
 int dv_sched_release(dv_sched_t *self, uint64_t job);
 
-// Longest wait before a retry, whatever backoff_ms and failures say.
+// Longest wait before a retry, whatever dv_dead_backoff_ms and failures say.
 #define DV_SCHED_BACKOFF_CAP_MS 60000
 
 // How long a job waits (held) before its next attempt: base_ms x

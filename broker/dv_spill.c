@@ -40,7 +40,7 @@ skip_slot(const dv_broker_t *self, uint64_t id)
 }
 
 bool
-skip_has(const dv_broker_t *self, uint64_t id)
+dv_spill_skip_has(const dv_broker_t *self, uint64_t id)
 {
     return self->skip_n && self->skip[skip_slot(self, id)] == id;
 }
@@ -73,7 +73,7 @@ skip_add(dv_broker_t *self, uint64_t id)
 static void
 skip_del(dv_broker_t *self, uint64_t id)
 {
-    if (!skip_has(self, id)) {
+    if (!dv_spill_skip_has(self, id)) {
         return;
     }
     size_t mask = self->skip_cap - 1, i = skip_slot(self, id);
@@ -108,12 +108,12 @@ spill_of(qbytes_t *q, int32_t priority)
 // Spill j when its queue is deep (see SPILL_WINDOW); j's record must be
 // committed. Returns true when j went to the store (and was freed).
 bool
-job_spill(dv_broker_t *self, job_t *j, bool force)
+dv_spill_job(dv_broker_t *self, job_t *j, bool force)
 {
     if (!self->store || j->memory_only) {
         return false;
     }
-    qbytes_t *q = queue_bytes(self, j->queue);
+    qbytes_t *q = dv_broker_queue_bytes(self, j->queue);
     if (!force && q->spilled == 0 &&
         dv_sched_queue_waiting(self->sched, j->queue) < SPILL_WINDOW) {
         return false;
@@ -132,20 +132,20 @@ job_spill(dv_broker_t *self, job_t *j, bool force)
         s->buf = dv_realloc(s->buf, s->cap);
     }
     uint8_t *p = s->buf + s->len;
-    put_u64(p, j->id);
-    put_u64(p + 8, j->rid);
+    dv_broker_put_u64(p, j->id);
+    dv_broker_put_u64(p + 8, j->rid);
     p[16] = j->route_len;
     memcpy(p + 17, j->route, j->route_len);
     s->len += need;
     q->spilled++;
     if (j->deadline_unix) {
-        uint64_t now = unix_ms_now();
+        uint64_t now = dv_broker_unix_ms_now();
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
-        timer_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
+        dv_timers_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
     }
     size_t bytes = j->payload_len;
-    job_detach(self, j->id); // not in the table during recovery
-    job_free(j);
+    dv_broker_job_detach(self, j->id); // not in the table during recovery
+    dv_broker_job_free(j);
     q->bytes += bytes; // still the queue's payload
     return true;
 }
@@ -166,8 +166,8 @@ load_job(uint64_t id, const void *data, size_t len, void *arg)
     dv_error_t err = {0};
     job_t *j = NULL;
     if (data) {
-        j = job_decode(id, data, len, l->routes[l->i], l->route_lens[l->i],
-                       &err);
+        j = dv_jobs_msg_decode(id, data, len, l->routes[l->i],
+                               l->route_lens[l->i], &err);
         if (j) {
             j->rid = l->rids[l->i];
         }
@@ -186,7 +186,7 @@ load_attempts(uint64_t id, const void *data, size_t len, void *arg)
 {
     load_t *l = arg;
     job_t *j = l->jobs[l->i++];
-    if (j && data && attempts_decode(j, data, len) != 0) {
+    if (j && data && dv_dead_attempts_decode(j, data, len) != 0) {
         dv_log(DV_LOG_WARN, "broker", "store: job %llu: bad attempts record",
                (unsigned long long)id);
     }
@@ -214,21 +214,23 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             continue;
         }
         const uint8_t *p = sp->buf + sp->head;
-        uint64_t id = get_u64(p);
+        uint64_t id = dv_broker_get_u64(p);
         uint8_t rl = p[16];
         sp->head += 17 + (size_t)rl;
-        if (skip_has(self, id)) { // ended while spilled: tell its submitter
+        if (dv_spill_skip_has(self,
+                              id)) { // ended while spilled: tell its submitter
             skip_del(self, id);
-            const kept_t *k = kept_find(self, id);
+            const kept_t *k = dv_results_kept_find(self, id);
             if (k && rl && k->unstored) {
-                hold_result(self, id, p + 17, rl, get_u64(p + 8));
+                dv_results_hold(self, id, p + 17, rl, dv_broker_get_u64(p + 8));
             } else if (k && rl) {
-                send_kept(self, k, p + 17, rl, get_u64(p + 8));
+                dv_results_send_kept(self, k, p + 17, rl,
+                                     dv_broker_get_u64(p + 8));
             }
             continue;
         }
         ids[n] = id;
-        l.rids[n] = get_u64(p + 8);
+        l.rids[n] = dv_broker_get_u64(p + 8);
         l.route_lens[n] = rl;
         memcpy(l.routes[n], p + 17, rl);
         n++;
@@ -244,29 +246,30 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
                                load_attempts, &l, &err) != 0) {
         dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
     }
-    uint64_t now = unix_ms_now();
+    uint64_t now = dv_broker_unix_ms_now();
     for (size_t i = 0; i < n; i++) {
         job_t *j = l.jobs[i];
         if (!j) {
             continue; // logged: a record gone or unreadable
         }
-        q->bytes -= j->payload_len; // job_add counts it again
-        job_add(self, j);
+        q->bytes -= j->payload_len; // dv_broker_job_add counts it again
+        dv_broker_job_add(self, j);
         if (USES_MODEL(j) &&
             !dv_registry_get(self->registry, j->model, j->model_version)) {
             char text[256];
             snprintf(text, sizeof text, "model %s@%u is gone", j->model,
                      j->model_version);
-            send_result(self, j, false, DV_ENOMODEL, text, "", NULL, 0, NULL);
-            job_remove(self, j->id);
+            dv_results_send(self, j, false, DV_ENOMODEL, text, "", NULL, 0,
+                            NULL);
+            dv_broker_job_remove(self, j->id);
         } else if (j->attempts >= j->max_attempts) {
             char text[256];
             snprintf(text, sizeof text,
                      "the broker stopped while it ran; no attempts left (%u)",
                      j->attempts);
-            job_dead(self, j, DV_EIO, text, "");
+            dv_dead_job(self, j, DV_EIO, text, "");
         } else if (j->deadline_unix && now > j->deadline_unix) {
-            job_expire(self, j);
+            dv_timers_job_expire(self, j);
         } else {
             char key[DV_MAX_WIRE_NAME + 16] = "";
             if (USES_MODEL(j)) {
@@ -289,7 +292,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
 
 // Keep every deep queue's in-memory window filled.
 void
-refill(dv_broker_t *self)
+dv_spill_refill(dv_broker_t *self)
 {
     for (size_t i = 0; i < self->n_qbytes; i++) {
         qbytes_t *q = &self->qbytes[i];
@@ -301,11 +304,12 @@ refill(dv_broker_t *self)
 }
 
 // A spilled job (queued, in the store only) read back; NULL when id is not
-// one. Caller frees it (job_free).
+// one. Caller frees it (dv_broker_job_free).
 job_t *
-spilled_read(dv_broker_t *self, uint64_t id)
+dv_spill_read(dv_broker_t *self, uint64_t id)
 {
-    if (!self->store || job_find(self, id) || skip_has(self, id)) {
+    if (!self->store || dv_broker_job_find(self, id) ||
+        dv_spill_skip_has(self, id)) {
         return NULL;
     }
     uint64_t rid = 0;
@@ -314,8 +318,8 @@ spilled_read(dv_broker_t *self, uint64_t id)
     load_t l = {self, &rid, &route, &rl, &j, 0};
     dv_error_t err = {0};
     dv_store_get_many(self->store, DV_STORE_JOBS, &id, 1, load_job, &l, &err);
-    if (j && queue_bytes(self, j->queue)->spilled == 0) {
-        job_free(j); // a record whose delete is not committed yet
+    if (j && dv_broker_queue_bytes(self, j->queue)->spilled == 0) {
+        dv_broker_job_free(j); // a record whose delete is not committed yet
         j = NULL;
     }
     return j;
@@ -324,11 +328,11 @@ spilled_read(dv_broker_t *self, uint64_t id)
 // End a spilled job now (cancelled, expired): its result is recorded, its
 // entry is skipped when its turn comes (and its submitter told then).
 void
-spilled_end(dv_broker_t *self, job_t *j, int code, const char *text)
+dv_spill_end(dv_broker_t *self, job_t *j, int code, const char *text)
 {
-    qbytes_t *q = queue_bytes(self, j->queue);
+    qbytes_t *q = dv_broker_queue_bytes(self, j->queue);
     skip_add(self, j->id);
     q->spilled--;
     q->bytes -= j->payload_len;
-    send_result(self, j, false, code, text, "", NULL, 0, NULL);
+    dv_results_send(self, j, false, code, text, "", NULL, 0, NULL);
 }

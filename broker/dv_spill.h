@@ -13,21 +13,21 @@
 #include "dv_broker_int.h"
 
 // Whether spilled job id already ended (cancelled, expired).
-bool skip_has(const dv_broker_t *self, uint64_t id);
+bool dv_spill_skip_has(const dv_broker_t *self, uint64_t id);
 
 // Spill j when its queue is deep (see SPILL_WINDOW); j's record must be
 // committed. Returns true when j went to the store (and was freed).
-bool job_spill(dv_broker_t *self, job_t *j, bool force);
+bool dv_spill_job(dv_broker_t *self, job_t *j, bool force);
 
 // Keep every deep queue's in-memory window filled.
-void refill(dv_broker_t *self);
+void dv_spill_refill(dv_broker_t *self);
 
 // A spilled job (queued, in the store only) read back; NULL when id is not
-// one. Caller frees it (job_free).
-job_t *spilled_read(dv_broker_t *self, uint64_t id);
+// one. Caller frees it (dv_broker_job_free).
+job_t *dv_spill_read(dv_broker_t *self, uint64_t id);
 
 // End a spilled job now (cancelled, expired): its result is recorded, its
 // entry is skipped when its turn comes (and its submitter told then).
-void spilled_end(dv_broker_t *self, job_t *j, int code, const char *text);
+void dv_spill_end(dv_broker_t *self, job_t *j, int code, const char *text);
 
 #endif

@@ -24,7 +24,7 @@
 static void timers_arm(dv_broker_t *self);
 
 void
-timer_add(
+dv_timers_add(
     dv_broker_t *self, uint64_t at, uint64_t id, uint32_t tag, uint32_t attempt)
 {
     dv_timeq_push(self->timeq, (dv_timeq_entry_t){at, id, tag, attempt});
@@ -36,7 +36,7 @@ timer_add(
 // A job not started by its deadline ends as expired (it is in no queue and
 // on no worker when this is called).
 void
-job_expire(dv_broker_t *self, job_t *j)
+dv_timers_job_expire(dv_broker_t *self, job_t *j)
 {
     char text[160];
     snprintf(text, sizeof text,
@@ -44,19 +44,19 @@ job_expire(dv_broker_t *self, job_t *j)
              "%u attempts made",
              (unsigned long long)(j->deadline_unix - j->submit_unix),
              j->attempts);
-    send_result(self, j, false, DV_EEXPIRED, text, "", NULL, 0, NULL);
-    job_remove(self, j->id);
+    dv_results_send(self, j, false, DV_EEXPIRED, text, "", NULL, 0, NULL);
+    dv_broker_job_remove(self, j->id);
 }
 
 // Tell the worker running j to drop it.
 void
-cancel_on_worker(dv_broker_t *self, const job_t *j)
+dv_timers_cancel_on_worker(dv_broker_t *self, const job_t *j)
 {
     uint64_t handle = 0;
     if (dv_sched_job_worker(self->sched, j->id, &handle) != 0) {
         return;
     }
-    worker_t *w = worker_by_handle(self, handle);
+    worker_t *w = dv_broker_worker_by_handle(self, handle);
     if (w) {
         dv_msgw_t *c = dv_msgw_new(DV_MSG_CANCEL, 0);
         dv_msgw_uint(c, "job", j->id);
@@ -73,19 +73,19 @@ cancel_on_worker(dv_broker_t *self, const job_t *j)
 static void
 timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
 {
-    job_t *j = job_find(self, e->id);
+    job_t *j = dv_broker_job_find(self, e->id);
     dv_sched_state_t st;
     uint32_t attempts = 0;
     if (!j && e->tag == T_DEADLINE) { // a deep queue's job, in the store
-        job_t *s = spilled_read(self, e->id);
+        job_t *s = dv_spill_read(self, e->id);
         if (s) {
             char text[160];
             snprintf(text, sizeof text,
                      "not started by its deadline (%llu ms after the "
                      "submit); 0 attempts made",
                      (unsigned long long)(s->deadline_unix - s->submit_unix));
-            spilled_end(self, s, DV_EEXPIRED, text);
-            job_free(s);
+            dv_spill_end(self, s, DV_EEXPIRED, text);
+            dv_broker_job_free(s);
         }
         return;
     }
@@ -97,22 +97,22 @@ timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
         dv_sched_release(self->sched, j->id);
     } else if (e->tag == T_DEADLINE && st != DV_SCHED_RUNNING) {
         dv_sched_cancel(self->sched, j->id);
-        job_expire(self, j);
+        dv_timers_job_expire(self, j);
     } else if (e->tag == T_TIMEOUT && st == DV_SCHED_RUNNING &&
                attempts == e->attempt) {
         // Ends the job (not retried: it would most likely run as long
         // again); its slot stays taken until the worker answers.
         uint64_t handle = 0;
         dv_sched_job_worker(self->sched, j->id, &handle);
-        worker_t *w = worker_by_handle(self, handle);
+        worker_t *w = dv_broker_worker_by_handle(self, handle);
         char text[DV_ERROR_TEXT_MAX];
         snprintf(text, sizeof text,
                  "ran longer than its timeout of %u ms (attempt %u)",
                  j->timeout_ms, attempts);
-        record_error(self, j, DV_ETIMEDOUT, w ? w->name : "", text);
-        cancel_on_worker(self, j);
-        send_result(self, j, false, DV_ETIMEDOUT, text, w ? w->name : "", NULL,
-                    0, NULL);
+        dv_dead_record_error(self, j, DV_ETIMEDOUT, w ? w->name : "", text);
+        dv_timers_cancel_on_worker(self, j);
+        dv_results_send(self, j, false, DV_ETIMEDOUT, text, w ? w->name : "",
+                        NULL, 0, NULL);
         j->cancelled = true;
     }
 }
@@ -128,7 +128,7 @@ on_timer(uv_timer_t *t)
         timer_due(self, &e);
     }
     timers_arm(self);
-    dispatch(self);
+    dv_batching_dispatch(self);
 }
 
 // Arm the loop timer for the earliest event (if it is not armed earlier).

@@ -13,17 +13,17 @@
 
 // Fire tag (T_*) for job id at loop time at; attempt tells a stale run's
 // timer from the current one.
-void timer_add(dv_broker_t *self,
-               uint64_t at,
-               uint64_t id,
-               uint32_t tag,
-               uint32_t attempt);
+void dv_timers_add(dv_broker_t *self,
+                   uint64_t at,
+                   uint64_t id,
+                   uint32_t tag,
+                   uint32_t attempt);
 
 // A job not started by its deadline ends as expired (it is in no queue and
 // on no worker when this is called).
-void job_expire(dv_broker_t *self, job_t *j);
+void dv_timers_job_expire(dv_broker_t *self, job_t *j);
 
 // Tell the worker running j to drop it.
-void cancel_on_worker(dv_broker_t *self, const job_t *j);
+void dv_timers_cancel_on_worker(dv_broker_t *self, const job_t *j);
 
 #endif

@@ -1,8 +1,8 @@
 // dv_workers_msg — the worker socket: its messages and a worker's end.
 //
 // Owns: the worker socket's message table (worker_handlers, type ->
-// handler; its request type is dv_handlers.h's) and on_worker_message, a
-// lookup and a call; the handlers of register, done, progress, checkpoint;
+// handler; its request type is dv_handlers.h's) and dv_workers_msg_on_message,
+// a lookup and a call; the handlers of register, done, progress, checkpoint;
 // the checks of a done's payload (infer, evaluate), a train job's result
 // (its model stored, its lineage), the models and data sets a worker holds;
 // a worker lost or evicted.
@@ -26,6 +26,7 @@
 #include "dv_dead.h"
 #include "dv_fetch.h"
 #include "dv_handlers.h"
+#include "dv_jobs_msg.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -53,10 +54,10 @@ worker_forget(dv_broker_t *self, worker_t *w)
 }
 
 // Forget a worker; requeue or fail what it was running. why NULL: it was
-// evicted (worker_evict): its jobs go back to their queues with the lost
-// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
+// evicted (dv_workers_msg_evict): its jobs go back to their queues with the
+// lost run refunded (dv_sched_worker_evict), as the job did nothing wrong.
 void
-worker_lost(dv_broker_t *self, worker_t *w, const char *why)
+dv_workers_msg_lost(dv_broker_t *self, worker_t *w, const char *why)
 {
     size_t cap = dv_sched_worker_running(self->sched, w->handle);
     dv_sched_lost_t *lost = dv_malloc((cap ? cap : 1) * sizeof *lost);
@@ -67,12 +68,12 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
         dv_sched_worker_evict(self->sched, w->handle, lost, &n);
     }
     for (size_t i = 0; i < n; i++) {
-        job_t *j = job_find(self, lost[i].job);
+        job_t *j = dv_broker_job_find(self, lost[i].job);
         if (j && j->cancelled) { // recorded already: not to run again
             if (!lost[i].failed) {
                 dv_sched_cancel(self->sched, j->id);
             }
-            job_remove(self, j->id);
+            dv_broker_job_remove(self, j->id);
             continue;
         }
         if (j && !why) {
@@ -81,8 +82,8 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
             char text[256];
             snprintf(text, sizeof text, "worker %s %s while running it",
                      w->name, why);
-            job_failed_run(self, j, DV_EIO, w->name, text, true,
-                           lost[i].failed);
+            dv_dead_job_failed_run(self, j, DV_EIO, w->name, text, true,
+                                   lost[i].failed);
         }
     }
 
@@ -97,15 +98,15 @@ worker_lost(dv_broker_t *self, worker_t *w, const char *why)
 // memory; attempt numbers stay unique, so the evicted run's late answers
 // are recognised and dropped) and without counting toward quarantine. Its
 // connection stays open (libzmq closes no single ROUTER peer) but nothing
-// is sent to it any more, and what it sends is refused (authorize_worker).
+// is sent to it any more, and what it sends is refused (dv_authorize_worker).
 void
-worker_evict(dv_broker_t *self, worker_t *w, const char *why)
+dv_workers_msg_evict(dv_broker_t *self, worker_t *w, const char *why)
 {
     dv_log(DV_LOG_WARN, "broker",
            "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
            w->name, w->key, why,
            dv_sched_worker_running(self->sched, w->handle));
-    worker_lost(self, w, NULL);
+    dv_workers_msg_lost(self, w, NULL);
 }
 
 // The fields of an infer job's result that a whole forward pass shares:
@@ -113,12 +114,12 @@ worker_evict(dv_broker_t *self, worker_t *w, const char *why)
 // checked: at least rows), the class names (many long ones as frame 2,
 // *classes_frame, caller frees). Caller destroys.
 dv_msgw_t *
-infer_tail(const job_t *j,
-           size_t rows,
-           const msgpack_object *batch,
-           char *const *classes,
-           size_t n_classes,
-           dv_frame_t *classes_frame)
+dv_workers_msg_infer_tail(const job_t *j,
+                          size_t rows,
+                          const msgpack_object *batch,
+                          char *const *classes,
+                          size_t n_classes,
+                          dv_frame_t *classes_frame)
 {
     char ref[DV_MAX_WIRE_NAME + 16];
     snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
@@ -144,9 +145,9 @@ infer_tail(const job_t *j,
 }
 
 // An infer job's result fields: its output (rows x cols in frame 1) and
-// tail's (infer_tail). Caller destroys.
+// tail's (dv_workers_msg_infer_tail). Caller destroys.
 dv_msgw_t *
-infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail)
+dv_workers_msg_infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail)
 {
     dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
     dv_msgw_tensor(x, "output", 1, rows, cols);
@@ -156,7 +157,8 @@ infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail)
     return x;
 }
 
-// infer_tail and infer_extra_with for one job alone.
+// dv_workers_msg_infer_tail and dv_workers_msg_infer_extra_with for one job
+// alone.
 static dv_msgw_t *
 infer_extra(const job_t *j,
             size_t rows,
@@ -166,9 +168,9 @@ infer_extra(const job_t *j,
             size_t n_classes,
             dv_frame_t *classes_frame)
 {
-    dv_msgw_t *tail =
-        infer_tail(j, rows, batch, classes, n_classes, classes_frame);
-    dv_msgw_t *x = infer_extra_with(rows, cols, tail);
+    dv_msgw_t *tail = dv_workers_msg_infer_tail(j, rows, batch, classes,
+                                                n_classes, classes_frame);
+    dv_msgw_t *x = dv_workers_msg_infer_extra_with(rows, cols, tail);
     dv_msgw_destroy(&tail);
     return x;
 }
@@ -269,14 +271,34 @@ check_evaluate_done(const job_t *j,
     return 0;
 }
 
+// The spec fields lineage keeps (dv_jobs_msg_spec_each): copied as they are.
+static bool
+lineage_field(void *arg,
+              const char *key,
+              const msgpack_object *value,
+              const char *raw,
+              size_t raw_len)
+{
+    static const char *wanted[] = {"train", "target", "task", "dataset",
+                                   "eval_dataset"};
+    (void)value;
+    for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
+        if (strcmp(key, wanted[k]) == 0) {
+            dv_msgw_raw(arg, 1, raw, raw_len);
+            break;
+        }
+    }
+    return true;
+}
+
 // A train job's worker sent the model: register it as the next version of
 // the job's model name (validated and written on the pool, like a push);
-// the job's result goes out once it is stored (train_registered).
-// A trained version's lineage, a msgpack map: the job, worker, attempts,
-// times, what the worker reports (data checksum and rows, epochs, training
-// time, the epoch it resumed from, scalar metrics on the eval set) and the
-// spec's data set references, hyper-parameters (seed included), target and
-// task. Caller frees.
+// the job's result goes out once it is stored
+// (dv_workers_msg_train_registered). A trained version's lineage, a msgpack
+// map: the job, worker, attempts, times, what the worker reports (data checksum
+// and rows, epochs, training time, the epoch it resumed from, scalar metrics on
+// the eval set) and the spec's data set references, hyper-parameters (seed
+// included), target and task. Caller frees.
 static uint8_t *
 lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
 {
@@ -285,7 +307,7 @@ lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
     dv_msgw_str(lw, "worker", w->name);
     dv_msgw_uint(lw, "attempts", j->attempts);
     dv_msgw_uint(lw, "submitted_unix_ms", j->submit_unix);
-    dv_msgw_uint(lw, "finished_unix_ms", unix_ms_now());
+    dv_msgw_uint(lw, "finished_unix_ms", dv_broker_unix_ms_now());
     static const char *uints[] = {"epochs_run", "train_ms", "data_rows",
                                   "resumed_from"};
     for (size_t i = 0; i < sizeof uints / sizeof *uints; i++) {
@@ -322,35 +344,7 @@ lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
         }
     }
     // The spec's fields the model owes its existence to, copied as they are.
-    static const char *wanted[] = {"train", "target", "task", "dataset",
-                                   "eval_dataset"};
-    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = get_u32(j->payload + 2), off = 0;
-    const char *spec = (const char *)j->payload + 6;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    for (size_t f = 0; f < nf; f++) {
-        size_t start = off;
-        if (msgpack_unpack_next(&up, spec, sl, &off) !=
-                MSGPACK_UNPACK_SUCCESS ||
-            up.data.type != MSGPACK_OBJECT_STR) {
-            break;
-        }
-        bool keep = false;
-        for (size_t k = 0; k < sizeof wanted / sizeof *wanted; k++) {
-            keep = keep || (up.data.via.str.size == strlen(wanted[k]) &&
-                            memcmp(up.data.via.str.ptr, wanted[k],
-                                   up.data.via.str.size) == 0);
-        }
-        if (msgpack_unpack_next(&up, spec, sl, &off) !=
-            MSGPACK_UNPACK_SUCCESS) {
-            break;
-        }
-        if (keep) {
-            dv_msgw_raw(lw, 1, spec + start, off - start);
-        }
-    }
-    msgpack_unpacked_destroy(&up);
+    dv_jobs_msg_spec_each(j, lineage_field, lw);
     size_t bl = 0, n = 0;
     const uint8_t *body = dv_msgw_body(lw, &bl, &n);
     msgpack_sbuffer sb;
@@ -378,7 +372,6 @@ train_done(dv_broker_t *self,
     push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
     if (p) {
         j->finishing = true;
-        p->broker = self;
         p->job = j->id;
         snprintf(p->worker, sizeof p->worker, "%s", w->name);
         if (j->who) {
@@ -386,34 +379,23 @@ train_done(dv_broker_t *self,
         }
         snprintf(p->name, sizeof p->name, "%s", j->model);
         p->version = version;
-        const char *dir = dv_registry_dir(self->registry);
-        p->dir = dir ? dv_strdup(dir) : NULL;
-        p->image = dv_malloc(file->len ? file->len : 1);
-        memcpy(p->image, file->data, file->len);
-        p->len = file->len;
         p->lineage = lineage_build(j, w, m, &p->lineage_len);
-        p->work.data = p;
-        if (uv_queue_work(&self->loop, &p->work, work_push, after_push) != 0) {
-            dv_registry_release(self->registry, j->model, version);
-            free(p->dir);
-            free(p->image);
-            free(p->lineage);
-            free(p);
+        if (dv_models_msg_push_queue(self, p, file, &why) != 0) {
             p = NULL;
-            dv_errorf(&why, DV_EIO, "cannot queue the model's registration");
         }
     } else if (!file) {
         dv_errorf(&why, DV_EFORMAT,
                   "malformed result from the worker: no model file in frame 1");
     }
     if (!p) {
-        record_error(self, j, why.code ? why.code : DV_EIO, w->name, why.text);
-        send_result(self, j, false, why.code ? why.code : DV_EIO, why.text,
-                    w->name, NULL, 0, NULL);
-        job_remove(self, j->id);
+        dv_dead_record_error(self, j, why.code ? why.code : DV_EIO, w->name,
+                             why.text);
+        dv_results_send(self, j, false, why.code ? why.code : DV_EIO, why.text,
+                        w->name, NULL, 0, NULL);
+        dv_broker_job_remove(self, j->id);
     }
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
-        worker_lost(self, w, "left after draining");
+        dv_workers_msg_lost(self, w, "left after draining");
     }
     (void)err;
     return 0;
@@ -422,14 +404,14 @@ train_done(dv_broker_t *self,
 // The trained model is stored (or could not be): the job's result.
 // (lineage_build, above train_done, says how it came to be.)
 void
-train_registered(dv_broker_t *self, push_t *p)
+dv_workers_msg_train_registered(dv_broker_t *self, push_t *p)
 {
-    job_t *j = job_find(self, p->job);
+    job_t *j = dv_broker_job_find(self, p->job);
     if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
         if (j && !j->cancelled) {
-            send_result(self, j, false, p->rc, p->err.text, p->worker, NULL, 0,
-                        NULL);
+            dv_results_send(self, j, false, p->rc, p->err.text, p->worker, NULL,
+                            0, NULL);
         }
         free(p->image);
     } else {
@@ -439,20 +421,20 @@ train_registered(dv_broker_t *self, push_t *p)
                "job %llu trained model %s@%u (%s %s, %llu bytes)",
                (unsigned long long)p->job, info->name, info->version,
                info->task, info->algo, (unsigned long long)info->bytes);
-        latest_moved(self, info);
-        set_owner(self, self->model_owners, info->name, p->owner);
+        dv_models_msg_latest_moved(self, info);
+        dv_authorize_set_owner(self, self->model_owners, info->name, p->owner);
         if (j && !j->cancelled) {
             char ref[DV_MAX_WIRE_NAME + 16];
             snprintf(ref, sizeof ref, "%s@%u", info->name, info->version);
             dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
             dv_msgw_str(x, "model", ref);
             dv_msgw_bin(x, "sha256", info->sha256, sizeof info->sha256);
-            send_result(self, j, true, 0, NULL, p->worker, NULL, 0, x);
+            dv_results_send(self, j, true, 0, NULL, p->worker, NULL, 0, x);
             dv_msgw_destroy(&x);
         }
     }
     if (j) {
-        job_remove(self, j->id);
+        dv_broker_job_remove(self, j->id);
     }
 }
 
@@ -470,7 +452,7 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     // A late answer for a job given to someone else, or for an earlier
     // attempt of a job this worker runs again (it was declared dead, came
     // back and got the job anew): drop it.
-    job_t *j = job_find(self, id);
+    job_t *j = dv_broker_job_find(self, id);
     uint64_t on = 0;
     if (!j || (attempt && attempt != j->attempts) ||
         dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
@@ -483,22 +465,22 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         dv_error_t ignore;
         dv_msg_error(m, &code, text, sizeof text, &ignore);
     }
-    if (!done && !j->cancelled && retryable(code)) {
+    if (!done && !j->cancelled && dv_dead_retryable(code)) {
         // Tried again after its backoff, or dead past its attempts.
         dv_sched_retry(self->sched, id, w->handle);
-        job_failed_run(self, j, code, w->name, text, false, false);
+        dv_dead_job_failed_run(self, j, code, w->name, text, false, false);
         if (w->draining &&
             dv_sched_worker_running(self->sched, w->handle) == 0) {
-            worker_lost(self, w, "left after draining");
+            dv_workers_msg_lost(self, w, "left after draining");
         }
         return 0;
     }
     dv_sched_finish(self->sched, id, w->handle);
     if (j->cancelled) { // its outcome is already recorded
-        job_remove(self, id);
+        dv_broker_job_remove(self, id);
         if (w->draining &&
             dv_sched_worker_running(self->sched, w->handle) == 0) {
-            worker_lost(self, w, "left after draining");
+            dv_workers_msg_lost(self, w, "left after draining");
         }
         return 0;
     }
@@ -534,19 +516,20 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
                 dv_monitor_batch(self->monitor, j->rows);
             }
         }
-        send_result(self, j, true, 0, NULL, w->name, frames, n, extra);
+        dv_results_send(self, j, true, 0, NULL, w->name, frames, n, extra);
     } else if (bad.code) {
-        send_result(self, j, false, bad.code, bad.text, w->name, NULL, 0, NULL);
+        dv_results_send(self, j, false, bad.code, bad.text, w->name, NULL, 0,
+                        NULL);
     } else {
-        record_error(self, j, code, w->name, text);
-        send_result(self, j, false, code, text, w->name, NULL, 0, NULL);
+        dv_dead_record_error(self, j, code, w->name, text);
+        dv_results_send(self, j, false, code, text, w->name, NULL, 0, NULL);
     }
 
     dv_msgw_destroy(&extra);
     free((void *)classes.data);
-    job_remove(self, id);
+    dv_broker_job_remove(self, id);
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
-        worker_lost(self, w, "left after draining");
+        dv_workers_msg_lost(self, w, "left after draining");
     }
     return 0;
 }
@@ -572,7 +555,7 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         (rc = dv_msg_double(m, "eval", &eval, err)) != 0) {
         return rc;
     }
-    job_t *j = job_find(self, id);
+    job_t *j = dv_broker_job_find(self, id);
     uint64_t on = 0;
     if (!j || j->cancelled || attempt != j->attempts ||
         dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle ||
@@ -597,7 +580,7 @@ on_progress(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         if (!isnan(eval)) {
             dv_msgw_double(p, "eval", eval);
         }
-        client_reply(self, j->route, j->route_len, p);
+        dv_broker_client_reply(self, j->route, j->route_len, p);
     }
     return 0;
 }
@@ -623,7 +606,7 @@ on_checkpoint(dv_broker_t *self,
     if (!blob || blob->len == 0) {
         return dv_errorf(err, DV_EFORMAT, "checkpoint: no state in frame 1");
     }
-    job_t *j = job_find(self, id);
+    job_t *j = dv_broker_job_find(self, id);
     uint64_t on = 0;
     if (!j || j->cancelled || attempt != j->attempts ||
         strcmp(j->kind, "train") != 0 ||
@@ -643,7 +626,7 @@ on_checkpoint(dv_broker_t *self,
     if (self->store && !j->memory_only) {
         // epoch (u32) + the blob, as the worker sent it.
         uint8_t *rec = dv_malloc(4 + blob->len + DV_STORE_SPARE);
-        put_u32(rec, (uint32_t)epoch);
+        dv_broker_put_u32(rec, (uint32_t)epoch);
         memcpy(rec + 4, blob->data, blob->len);
         dv_store_put_owned(self->store, DV_STORE_CKPTS, id, rec, 4 + blob->len);
         if (self->n_ckpts_due == self->cap_ckpts_due) {
@@ -653,7 +636,7 @@ on_checkpoint(dv_broker_t *self,
                 self->ckpts_due, self->cap_ckpts_due * sizeof(ckpt_due_t));
         }
         self->ckpts_due[self->n_ckpts_due++] = (ckpt_due_t){id, j->ckpt_epoch};
-        store_arm(self);
+        dv_commit_arm(self);
     }
     return 0;
 }
@@ -661,7 +644,7 @@ on_checkpoint(dv_broker_t *self,
 // What the scheduler's affinity sees of worker w: its models, and its
 // data sets as "ds:NAME@VERSION" (the key of a train job on one).
 void
-sched_holdings(dv_broker_t *self, const worker_t *w)
+dv_workers_msg_sched_holdings(dv_broker_t *self, const worker_t *w)
 {
     size_t n = w->n_models + w->n_datasets;
     char **keys = dv_malloc((n ? n : 1) * sizeof *keys);
@@ -683,7 +666,7 @@ sched_holdings(dv_broker_t *self, const worker_t *w)
 // Add key to a worker's list (it is fetching it: count it for affinity now
 // rather than at its next heartbeat).
 void
-holds_add(char ***list, size_t *n, const char *key)
+dv_workers_msg_holds_add(char ***list, size_t *n, const char *key)
 {
     for (size_t i = 0; i < *n; i++) {
         if (strcmp((*list)[i], key) == 0) {
@@ -721,10 +704,10 @@ take_models(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
         changed = true;
     }
     if (changed) {
-        sched_holdings(self, w);
+        dv_workers_msg_sched_holdings(self, w);
     }
     if (changed && self->n_switches) {
-        switches_check(self);
+        dv_models_msg_switches_check(self);
     }
     return 0;
 }
@@ -737,9 +720,9 @@ on_done_req(request_t *r, dv_error_t *err)
 }
 
 static int
-on_done_batch_req(request_t *r, dv_error_t *err)
+dv_batching_on_done_batch_req(request_t *r, dv_error_t *err)
 {
-    return on_done_batch(r->self, r->w, r->m, err);
+    return dv_batching_on_done_batch(r->self, r->w, r->m, err);
 }
 
 // A heartbeat's process figures (1.5; each optional): kept for /metrics,
@@ -781,15 +764,15 @@ on_checkpoint_req(request_t *r, dv_error_t *err)
 }
 
 static int
-on_fetch_model_req(request_t *r, dv_error_t *err)
+dv_fetch_on_model_req(request_t *r, dv_error_t *err)
 {
-    return on_fetch_model(r->self, r->w, r->m, r->rid, err);
+    return dv_fetch_on_model(r->self, r->w, r->m, r->rid, err);
 }
 
 static int
-on_fetch_dataset_req(request_t *r, dv_error_t *err)
+dv_fetch_on_dataset_req(request_t *r, dv_error_t *err)
 {
-    return on_fetch_dataset(r->self, r->w, r->m, r->rid, err);
+    return dv_fetch_on_dataset(r->self, r->w, r->m, r->rid, err);
 }
 
 // Draining: no new jobs; it leaves once its jobs are done. The `ok` tells
@@ -802,10 +785,10 @@ on_bye_req(request_t *r, dv_error_t *err)
     worker_t *w = r->w;
     w->draining = true;
     dv_sched_worker_drain(self->sched, w->handle);
-    reply(self->workers_sock, r->route, r->route_len,
-          dv_msgw_new(DV_MSG_OK, r->rid));
+    dv_broker_reply(self->workers_sock, r->route, r->route_len,
+                    dv_msgw_new(DV_MSG_OK, r->rid));
     if (dv_sched_worker_running(self->sched, w->handle) == 0) {
-        worker_lost(self, w, "left");
+        dv_workers_msg_lost(self, w, "left");
     }
     return 0;
 }
@@ -835,7 +818,7 @@ on_release_req(request_t *r, dv_error_t *err)
             !dv_msgpack_uint(&e->via.array.ptr[1], &attempt)) {
             continue;
         }
-        job_t *j = job_find(self, id);
+        job_t *j = dv_broker_job_find(self, id);
         if (j && !j->cancelled && j->attempts == attempt &&
             dv_sched_give_back(self->sched, id, r->w->handle) == 0) {
             j->started_unix = 0;
@@ -846,11 +829,11 @@ on_release_req(request_t *r, dv_error_t *err)
         dv_log(DV_LOG_INFO, "broker",
                "worker %s gave back %zu job(s) it had not started (draining)",
                r->w->name, given);
-        dispatch(self);
+        dv_batching_dispatch(self);
     }
     if (r->w->draining &&
         dv_sched_worker_running(self->sched, r->w->handle) == 0) {
-        worker_lost(self, r->w, "left");
+        dv_workers_msg_lost(self, r->w, "left");
     }
     return 0;
 }
@@ -865,18 +848,18 @@ on_error_req(request_t *r, dv_error_t *err)
 }
 
 // The worker socket's table: type -> handler, for a registered worker
-// (every row takes the worker role and its queues: authorize_worker checks
+// (every row takes the worker role and its queues: dv_authorize_worker checks
 // them for each message, whatever its type). `register` is not a row: it
-// makes the worker the rows need (on_worker_message). A type without a
+// makes the worker the rows need (dv_workers_msg_on_message). A type without a
 // handler is not accepted from workers.
 static request_fn *const worker_handlers[DV_MSG_COUNT_] = {
     [DV_MSG_DONE] = on_done_req,
-    [DV_MSG_DONE_BATCH] = on_done_batch_req,
+    [DV_MSG_DONE_BATCH] = dv_batching_on_done_batch_req,
     [DV_MSG_HEARTBEAT] = on_heartbeat_req,
     [DV_MSG_PROGRESS] = on_progress_req,
     [DV_MSG_CHECKPOINT] = on_checkpoint_req,
-    [DV_MSG_FETCH_MODEL] = on_fetch_model_req,
-    [DV_MSG_FETCH_DATASET] = on_fetch_dataset_req,
+    [DV_MSG_FETCH_MODEL] = dv_fetch_on_model_req,
+    [DV_MSG_FETCH_DATASET] = dv_fetch_on_dataset_req,
     [DV_MSG_BYE] = on_bye_req,
     [DV_MSG_RELEASE] = on_release_req,
     [DV_MSG_ERROR] = on_error_req,
@@ -890,7 +873,7 @@ worker_handler(dv_msg_type_t type)
 }
 
 void
-on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
+dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
     const void *route = zmq_msg_data(&in->route);
     size_t route_len = zmq_msg_size(&in->route);
@@ -910,7 +893,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
         dv_msg_destroy(&m);
         return;
     }
-    worker_t *w = worker_by_route(self, route, route_len);
+    worker_t *w = dv_broker_worker_by_route(self, route, route_len);
     if (w) {
         w->last_seen_ms = uv_now(&self->loop);
     }
@@ -921,7 +904,7 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                          &err);
     }
     if (rc == 0) { // its key now, not at the handshake
-        rc = authorize_worker(self, in, m, &w, asked, n_asked, &err);
+        rc = dv_authorize_worker(self, in, m, &w, asked, n_asked, &err);
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
         uint64_t capacity;
@@ -959,16 +942,17 @@ on_worker_message(dv_broker_t *self, dv_wire_msg_t *in)
                                               : (uint32_t)train_slots);
             }
             dv_strs_free(&w->queues, w->n_queues);
-            w->queues = asked; // checked against its key: authorize_worker
+            w->queues = asked; // checked against its key: dv_authorize_worker
             w->n_queues = n_asked;
             asked = NULL;
             n_asked = 0;
             const char *kid = "";
             dv_auth_message_key(self->auth, &in->header, &kid);
             snprintf(w->key, sizeof w->key, "%s", kid);
-            worker_serve(self, w);
+            dv_authorize_worker_serve(self, w);
 
-            send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
+            dv_broker_send_simple(self, self->workers_sock, in, DV_MSG_WELCOME,
+                                  rid);
         }
     } else if (rc == 0 && !w) {
         // Work from a worker we do not know (we restarted, or it was

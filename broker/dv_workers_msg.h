@@ -1,8 +1,8 @@
 // dv_workers_msg — the worker socket: its messages and a worker's end.
 //
 // Owns: the worker socket's message table (worker_handlers, type ->
-// handler; its request type is dv_handlers.h's) and on_worker_message, a
-// lookup and a call; the handlers of register, done, progress, checkpoint;
+// handler; its request type is dv_handlers.h's) and dv_workers_msg_on_message,
+// a lookup and a call; the handlers of register, done, progress, checkpoint;
 // the checks of a done's payload (infer, evaluate), a train job's result
 // (its model stored, its lineage), the models and data sets a worker holds;
 // a worker lost or evicted.
@@ -17,9 +17,9 @@
 #include "dv_broker_int.h"
 
 // Forget a worker; requeue or fail what it was running. why NULL: it was
-// evicted (worker_evict): its jobs go back to their queues with the lost
-// run refunded (dv_sched_worker_evict), as the job did nothing wrong.
-void worker_lost(dv_broker_t *self, worker_t *w, const char *why);
+// evicted (dv_workers_msg_evict): its jobs go back to their queues with the
+// lost run refunded (dv_sched_worker_evict), as the job did nothing wrong.
+void dv_workers_msg_lost(dv_broker_t *self, worker_t *w, const char *why);
 
 // Take away a worker whose key no longer lets it work (revoked, or its role
 // or a queue it serves taken away by a reload). Unlike a lost worker's, its
@@ -28,38 +28,39 @@ void worker_lost(dv_broker_t *self, worker_t *w, const char *why);
 // memory; attempt numbers stay unique, so the evicted run's late answers
 // are recognised and dropped) and without counting toward quarantine. Its
 // connection stays open (libzmq closes no single ROUTER peer) but nothing
-// is sent to it any more, and what it sends is refused (authorize_worker).
-void worker_evict(dv_broker_t *self, worker_t *w, const char *why);
+// is sent to it any more, and what it sends is refused (dv_authorize_worker).
+void dv_workers_msg_evict(dv_broker_t *self, worker_t *w, const char *why);
 
 // The fields of an infer job's result that a whole forward pass shares:
 // the version that ran, the pass (batch, a hostile worker's numbers,
 // checked: at least rows), the class names (many long ones as frame 2,
 // *classes_frame, caller frees). Caller destroys.
-dv_msgw_t *infer_tail(const job_t *j,
-                      size_t rows,
-                      const msgpack_object *batch,
-                      char *const *classes,
-                      size_t n_classes,
-                      dv_frame_t *classes_frame);
+dv_msgw_t *dv_workers_msg_infer_tail(const job_t *j,
+                                     size_t rows,
+                                     const msgpack_object *batch,
+                                     char *const *classes,
+                                     size_t n_classes,
+                                     dv_frame_t *classes_frame);
 
 // An infer job's result fields: its output (rows x cols in frame 1) and
-// tail's (infer_tail). Caller destroys.
-dv_msgw_t *infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail);
+// tail's (dv_workers_msg_infer_tail). Caller destroys.
+dv_msgw_t *
+dv_workers_msg_infer_extra_with(size_t rows, size_t cols, dv_msgw_t *tail);
 
 // The trained model is stored (or could not be): the job's result.
 // (lineage_build, above train_done, says how it came to be.)
-void train_registered(dv_broker_t *self, push_t *p);
+void dv_workers_msg_train_registered(dv_broker_t *self, push_t *p);
 
 // What the scheduler's affinity sees of worker w: its models, and its
 // data sets as "ds:NAME@VERSION" (the key of a train job on one).
-void sched_holdings(dv_broker_t *self, const worker_t *w);
+void dv_workers_msg_sched_holdings(dv_broker_t *self, const worker_t *w);
 
 // Add key to a worker's list (it is fetching it: count it for affinity now
 // rather than at its next heartbeat).
-void holds_add(char ***list, size_t *n, const char *key);
+void dv_workers_msg_holds_add(char ***list, size_t *n, const char *key);
 
 // One message from the worker socket: checked, then handled by its type;
 // a malformed one gets an `error` reply. in: borrowed (the caller closes it).
-void on_worker_message(dv_broker_t *self, dv_wire_msg_t *in);
+void dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in);
 
 #endif

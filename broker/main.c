@@ -2,6 +2,9 @@
 // READY, run until SIGINT/SIGTERM. Exit 0 ok, 1 failure, 2 usage.
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,134 +112,182 @@ read_token(const char *path, char *out, size_t size, dv_error_t *err)
     return 0;
 }
 
-int
-main(int argc, char **argv)
+// How an option's value is stored in dv_broker_opts_t.
+typedef enum {
+    ARG_STR,  // const char *: the argument itself
+    ARG_FLAG, // bool: set, no value
+    ARG_U32,  // uint32_t: a number >= min, times scale
+    ARG_U64,  // uint64_t: likewise
+    ARG_SIZE, // size_t: likewise
+} arg_type_t;
+
+// One row per option: its name, where it goes, and the least value taken.
+typedef struct {
+    const char *name; // "--client", ...
+    arg_type_t type;  // how it is stored
+    size_t off;       // offsetof its field in dv_broker_opts_t
+    long long min;    // numbers: the least value accepted
+    long long scale;  // numbers: stored times this (seconds to ms)
+} arg_row_t;
+
+#define OPT(f) offsetof(dv_broker_opts_t, f)
+
+// clang-format off
+static const arg_row_t args[] = {
+    {"--client",                 ARG_STR,  OPT(client_endpoint),        0, 1},
+    {"--worker",                 ARG_STR,  OPT(worker_endpoint),        0, 1},
+    {"--max-queued",             ARG_U64,  OPT(max_queued),             1, 1},
+    {"--max-queued-bytes",       ARG_U64,  OPT(max_queued_bytes),       1, 1},
+    {"--data",                   ARG_STR,  OPT(data_dir),               0, 1},
+    {"--heartbeat-ms",           ARG_U32,  OPT(heartbeat_ms),           1, 1},
+    {"--result-ttl-s",           ARG_U64,  OPT(result_ttl_ms),          1, 1000},
+    {"--aging-ms",               ARG_U64,  OPT(aging_ms),               1, 1},
+    {"--quarantine-after",       ARG_U32,  OPT(quarantine_after),       1, 1},
+    {"--memory-window",          ARG_SIZE, OPT(memory_window),          2, 1},
+    {"--idempotency-window-s",   ARG_U64,  OPT(idempotency_window_ms),  1, 1000},
+    {"--secret-key",             ARG_STR,  OPT(secret_key),             0, 1},
+    {"--authorized-keys",        ARG_STR,  OPT(authorized_keys),        0, 1},
+    {"--max-connections",        ARG_SIZE, OPT(max_connections),        1, 1},
+    {"--max-worker-connections", ARG_SIZE, OPT(max_worker_connections), 1, 1},
+    {"--max-key-connections",    ARG_SIZE, OPT(max_key_connections),    1, 1},
+    {"--handshake-ms",           ARG_U32,  OPT(handshake_ms),           1, 1},
+    {"--require-signed",         ARG_FLAG, OPT(require_signed),         0, 1},
+    {"--plain",                  ARG_FLAG, OPT(plain),                  0, 1},
+    {"--max-inflight",           ARG_U64,  OPT(max_inflight),           1, 1},
+    {"--http",                   ARG_STR,  OPT(http),                   0, 1},
+};
+// clang-format on
+
+// Store option row's value v (NULL: none given) into opts. Returns how
+// many arguments it took besides its name (0 or 1), or -1 when v is
+// missing or below the row's least value.
+static int
+arg_take(const arg_row_t *row, const char *v, dv_broker_opts_t *opts)
 {
-    static char token[256];
-    dv_broker_opts_t opts = {.client_endpoint = "tcp://127.0.0.1:7470",
-                             .worker_endpoint = "tcp://127.0.0.1:7471",
-                             .heartbeat_ms = 1000,
-                             .liveness = 3};
-    dv_log_init("drover-broker", DV_LOG_INFO);
+    uint8_t *at = (uint8_t *)opts + row->off;
+    if (row->type == ARG_FLAG) {
+        *(bool *)at = true;
+        return 0;
+    }
+    if (!v) {
+        return -1;
+    }
+    if (row->type == ARG_STR) {
+        *(const char **)at = v;
+        return 1;
+    }
+    long long n = atoll(v);
+    if (n < row->min) {
+        return -1;
+    }
+    if (row->type == ARG_U32) {
+        *(uint32_t *)at = (uint32_t)(n * row->scale);
+    } else if (row->type == ARG_U64) {
+        *(uint64_t *)at = (uint64_t)n * (uint64_t)row->scale;
+    } else {
+        *(size_t *)at = (size_t)n * (size_t)row->scale;
+    }
+    return 1;
+}
+
+// Parse argv into opts. Returns -1 to go on, else the exit status (0
+// after --help, 2 for a bad argument).
+static int
+parse_args(int argc, char **argv, dv_broker_opts_t *opts)
+{
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        dv_error_t lerr = {0};
-        int used = dv_log_flag(argc, argv, i, &lerr);
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        dv_error_t err = {0};
+        int used = dv_log_flag(argc, argv, i, &err);
+        if (used == 0 && strcmp(a, "--http-token") == 0) {
+            static char token[256];
+            used =
+                i + 1 < argc
+                    ? read_token(argv[i + 1], token, sizeof token, &err)
+                    : dv_errorf(&err, DV_EINVAL, "--http-token needs a FILE");
+            if (used == 0) {
+                opts->http_token = token;
+                used = 2;
+            }
+        }
         if (used < 0) {
-            fprintf(stderr, "drover-broker: %s\n", lerr.text);
+            fprintf(stderr, "drover-broker: %s\n", err.text);
             usage(stderr);
             return 2;
         }
         if (used > 0) {
             i += used - 1;
-        } else if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--client") == 0 && v) {
-            opts.client_endpoint = v;
-            i++;
-        } else if (strcmp(a, "--worker") == 0 && v) {
-            opts.worker_endpoint = v;
-            i++;
-        } else if (strcmp(a, "--max-queued") == 0 && v && atoll(v) > 0) {
-            opts.max_queued = (uint64_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--max-queued-bytes") == 0 && v && atoll(v) > 0) {
-            opts.max_queued_bytes = (uint64_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--data") == 0 && v) {
-            opts.data_dir = v;
-            i++;
-        } else if (strcmp(a, "--heartbeat-ms") == 0 && v && atoi(v) > 0) {
-            opts.heartbeat_ms = (uint32_t)atoi(v);
-            i++;
-        } else if (strcmp(a, "--result-ttl-s") == 0 && v && atoi(v) > 0) {
-            opts.result_ttl_ms = (uint64_t)atoi(v) * 1000;
-            i++;
-        } else if (strcmp(a, "--aging-ms") == 0 && v && atoll(v) > 0) {
-            opts.aging_ms = (uint64_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--quarantine-after") == 0 && v && atoi(v) > 0) {
-            opts.quarantine_after = (uint32_t)atoi(v);
-            i++;
-        } else if (strcmp(a, "--memory-window") == 0 && v && atoll(v) > 1) {
-            opts.memory_window = (size_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--idempotency-window-s") == 0 && v &&
-                   atoll(v) > 0) {
-            opts.idempotency_window_ms = (uint64_t)atoll(v) * 1000;
-            i++;
-        } else if (strcmp(a, "--secret-key") == 0 && v) {
-            opts.secret_key = v;
-            i++;
-        } else if (strcmp(a, "--authorized-keys") == 0 && v) {
-            opts.authorized_keys = v;
-            i++;
-        } else if (strcmp(a, "--max-connections") == 0 && v && atoll(v) > 0) {
-            opts.max_connections = (size_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--max-worker-connections") == 0 && v &&
-                   atoll(v) > 0) {
-            opts.max_worker_connections = (size_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--max-key-connections") == 0 && v &&
-                   atoll(v) > 0) {
-            opts.max_key_connections = (size_t)atoll(v);
-            i++;
-        } else if (strcmp(a, "--handshake-ms") == 0 && v && atoi(v) > 0) {
-            opts.handshake_ms = (uint32_t)atoi(v);
-            i++;
-        } else if (strcmp(a, "--http") == 0 && v) {
-            opts.http = v;
-            i++;
-        } else if (strcmp(a, "--http-token") == 0 && v) {
-            dv_error_t terr = {0};
-            if (read_token(v, token, sizeof token, &terr) != 0) {
-                fprintf(stderr, "drover-broker: --http-token: %s\n", terr.text);
-                return 2;
+            continue;
+        }
+        int took = -1;
+        for (size_t r = 0; r < sizeof args / sizeof args[0]; r++) {
+            if (strcmp(a, args[r].name) == 0) {
+                took =
+                    arg_take(&args[r], i + 1 < argc ? argv[i + 1] : NULL, opts);
+                break;
             }
-            opts.http_token = token;
-            i++;
-        } else if (strcmp(a, "--require-signed") == 0) {
-            opts.require_signed = true;
-        } else if (strcmp(a, "--plain") == 0) {
-            opts.plain = true;
-        } else if (strcmp(a, "--max-inflight") == 0 && v && atoll(v) > 0) {
-            opts.max_inflight = (uint64_t)atoll(v);
-            i++;
-
-        } else {
+        }
+        if (took < 0) {
             fprintf(stderr, "drover-broker: bad argument '%s'\n", a);
             usage(stderr);
             return 2;
         }
+        i += took;
     }
-    // Fault seams for tests (docs/ARCHITECTURE.md, Tests): stop with SIGKILL
-    // between a durable result's finish and its commit; fail a commit with
-    // DV_EIO.
+    return -1;
+}
+
+// Fault seams for tests (docs/ARCHITECTURE.md, Tests), from
+// DROVER_BROKER_FAULT: stop with SIGKILL between a durable result's finish
+// and its commit; fail a commit with DV_EIO. Returns 0, or 2 (usage).
+static int
+parse_fault(dv_broker_opts_t *opts)
+{
     const char *fault = getenv("DROVER_BROKER_FAULT");
-    if (fault) {
-        const char *kill_seam = "kill-before-result-commit:";
-        const char *eio_seam = "eio-commit-submit:";
-        bool eio = strncmp(fault, eio_seam, strlen(eio_seam)) == 0;
-        long long n = strncmp(fault, kill_seam, strlen(kill_seam)) == 0
-                          ? atoll(fault + strlen(kill_seam))
-                      : eio ? atoll(fault + strlen(eio_seam))
-                            : 0;
-        if (n <= 0) {
-            fprintf(stderr,
-                    "drover-broker: DROVER_BROKER_FAULT '%s': the seams are "
-                    "kill-before-result-commit:N and eio-commit-submit:N "
-                    "(N > 0)\n",
-                    fault);
-            return 2;
-        }
-        if (eio) {
-            opts.fault_eio_submit = (uint64_t)n;
-        } else {
-            opts.fault_kill_result = (uint64_t)n;
-        }
+    if (!fault) {
+        return 0;
+    }
+    const char *kill_seam = "kill-before-result-commit:";
+    const char *eio_seam = "eio-commit-submit:";
+    bool eio = strncmp(fault, eio_seam, strlen(eio_seam)) == 0;
+    long long n = strncmp(fault, kill_seam, strlen(kill_seam)) == 0
+                      ? atoll(fault + strlen(kill_seam))
+                  : eio ? atoll(fault + strlen(eio_seam))
+                        : 0;
+    if (n <= 0) {
+        fprintf(stderr,
+                "drover-broker: DROVER_BROKER_FAULT '%s': the seams are "
+                "kill-before-result-commit:N and eio-commit-submit:N "
+                "(N > 0)\n",
+                fault);
+        return 2;
+    }
+    if (eio) {
+        opts->fault_eio_submit = (uint64_t)n;
+    } else {
+        opts->fault_kill_result = (uint64_t)n;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    dv_broker_opts_t opts = {.client_endpoint = "tcp://127.0.0.1:7470",
+                             .worker_endpoint = "tcp://127.0.0.1:7471",
+                             .heartbeat_ms = 1000,
+                             .liveness = 3};
+    dv_log_init("drover-broker", DV_LOG_INFO); // before --log-level
+    int rc = parse_args(argc, argv, &opts);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (parse_fault(&opts) != 0) {
+        return 2;
     }
     // Past a file size limit, writes should fail (the store then refuses
     // submits with DV_ENOSPC), not kill the broker.
