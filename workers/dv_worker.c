@@ -422,7 +422,10 @@ on_heartbeat(uv_timer_t *t)
 bool
 wk_gives_back(const dv_worker_t *self)
 {
-    return self->draining && self->broker_minor >= 5;
+    // running counts the arriving task too: it goes back when the others
+    // fill the compute threads (it would only wait), else it runs next
+    return self->draining && self->broker_minor >= 5 &&
+           self->running > self->capacity;
 }
 
 void
@@ -438,27 +441,50 @@ wk_give_back(dv_worker_t *self, task_t *t)
     wk_task_end(self, t);
 }
 
-// Draining: the jobs held but not started go back to the broker, so other
-// workers run them now instead of this one running them before it stops
-// (prefetch). Those waiting for a compute thread, a model or a data set go
-// at once; those queued on the pool are cancelled there and go back from
-// their after-callbacks (uv_cancel: only work that has not started).
+// Draining: the jobs held beyond what the worker would run next go back to
+// the broker (prefetch), so other workers run them now instead of this one
+// running them before it stops. Pool work not started is cancelled there
+// and goes back from its after-callback (uv_cancel: only work that has not
+// started); of the rest (waiting for a compute thread, a model or a data
+// set) the first ones that fit the compute threads not busy stay — their
+// run has begun (a model loading for it) — and the others go back.
 static void
 give_back_unstarted(dv_worker_t *self)
 {
+    size_t busy = self->batches; // forward passes computing
+    for (task_t *t = self->tasks; t; t = t->all_next) {
+        if ((t->sleep || t->train || t->evaluate) && !t->released &&
+            t->work.data == t) {
+            if (uv_cancel((uv_req_t *)&t->work) == 0) {
+                t->released = true; // its after-callback gives it back
+            } else {
+                busy++; // computing
+            }
+        }
+    }
+    size_t keep = self->capacity > busy ? self->capacity - busy : 0;
     task_t **lists[3] = {&self->ready, &self->waiting, &self->waiting_data};
     task_t *back = NULL;
     size_t n = 0;
     for (int l = 0; l < 3; l++) {
-        while (*lists[l]) {
-            task_t *t = *lists[l];
-            *lists[l] = t->next;
+        task_t **p = lists[l], *last = NULL;
+        while (*p) {
+            task_t *t = *p;
+            if (keep > 0) { // runs next: stays
+                keep--;
+                last = t;
+                p = &t->next;
+                continue;
+            }
+            *p = t->next;
             t->next = back;
             back = t;
             n++;
         }
+        if (l == 0) {
+            self->ready_tail = last;
+        }
     }
-    self->ready_tail = NULL;
     if (n) {
         dv_log(DV_LOG_INFO, "worker",
                "draining: %zu job(s) not started go back to the broker", n);
@@ -467,12 +493,6 @@ give_back_unstarted(dv_worker_t *self)
         task_t *t = back;
         back = t->next;
         wk_give_back(self, t);
-    }
-    for (task_t *t = self->tasks; t; t = t->all_next) {
-        if ((t->sleep || t->train || t->evaluate) && !t->released &&
-            uv_cancel((uv_req_t *)&t->work) == 0) {
-            t->released = true; // its after-callback gives it back
-        }
     }
 }
 
@@ -495,7 +515,7 @@ on_signal(uv_signal_t *s, int signum)
     dv_msgw_str(w, "reason", "stopping");
     dv_msgw_uint(w, "running", self->running);
     wk_send_header(self, w, NULL, 0);
-    if (wk_gives_back(self)) {
+    if (self->broker_minor >= 5) {
         give_back_unstarted(self);
     }
     wk_maybe_finish_drain(self);

@@ -217,8 +217,9 @@ struct dv_worker {
 
 // Give t back to the broker unstarted (`release`, 1.5) and end it.
 void wk_give_back(dv_worker_t *self, task_t *t);
-// Whether new and held unstarted jobs go back while draining (a 1.5
-// broker takes `release`; an older one gets them run).
+// Whether a task arriving while draining goes back (a 1.5 broker takes
+// `release`; an older one gets it run): when the tasks held already fill
+// the compute threads.
 bool wk_gives_back(const dv_worker_t *self);
 
 // dv_worker.c
