@@ -1111,7 +1111,7 @@ dv_jobs_msg_on_get(dv_broker_t *self,
         if (j->timeout_ms) {
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
-        dv_dead_write_errors(w, j);
+        dv_results_write_errors(w, j);
         if (j->p_epoch) {
             dv_msgw_key(w, "progress");
             dv_msgw_v_map(w, isnan(j->p_eval) ? 4 : 5);

@@ -19,7 +19,6 @@
 #include "dv_broker_int.h"
 #include "dv_catalog.h"
 #include "dv_commit.h"
-#include "dv_dead.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -553,6 +552,33 @@ dv_results_hold(dv_broker_t *self,
     dv_commit_arm(self);
 }
 
+void
+dv_results_write_errors_value(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_v_array(w, j->n_errors);
+    for (uint32_t i = 0; i < j->n_errors; i++) {
+        const attempt_err_t *e = &j->errors[i];
+        dv_msgw_v_map(w, 5);
+        dv_msgw_v_str(w, "attempt");
+        dv_msgw_v_uint(w, e->attempt);
+        dv_msgw_v_str(w, "error");
+        dv_msgw_v_str(w, dv_err_name(e->code));
+        dv_msgw_v_str(w, "text");
+        dv_msgw_v_str(w, e->text);
+        dv_msgw_v_str(w, "worker");
+        dv_msgw_v_str(w, e->worker);
+        dv_msgw_v_str(w, "at_ms");
+        dv_msgw_v_uint(w, e->unix_ms);
+    }
+}
+
+void
+dv_results_write_errors(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_key(w, "errors");
+    dv_results_write_errors_value(w, j);
+}
+
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
 // job runs again, so nobody may have seen this outcome).
@@ -571,7 +597,7 @@ dv_results_send(dv_broker_t *self,
     dv_msgw_t *own = NULL;
     if (j->n_errors) {
         extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
-        dv_dead_write_errors(extra, j);
+        dv_results_write_errors(extra, j);
     }
     qbytes_t *q = j->queue ? dv_broker_queue_bytes(self, j->queue) : NULL;
     if (q) {

@@ -7,8 +7,10 @@
 // store records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
 // Handlers: result_get, follow, ack, unfollow.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h and
-// common/. Internal to broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h and common/
+// (not dv_dead.h: dv_dead calls here, and a job's failed attempts are
+// written here, as they go with its result). Internal to broker/ (not
+// installed); loop thread only.
 //
 // The on_* handlers are client_handler_fn / client_listing_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
@@ -78,6 +80,12 @@ void dv_results_hold(dv_broker_t *self,
                      const void *route,
                      size_t route_len,
                      uint64_t rid);
+
+// A job's failed attempts (job_t.errors), as they go with its result, in
+// job_get and in dead_list: the top-level field `errors` ...
+void dv_results_write_errors(dv_msgw_t *w, const job_t *j);
+// ... or the array alone, as a value inside a nested map.
+void dv_results_write_errors_value(dv_msgw_t *w, const job_t *j);
 
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
