@@ -180,7 +180,7 @@ void
 dv_dead_job(
     dv_broker_t *self, job_t *j, int code, const char *text, const char *worker)
 {
-    dv_results_send(self, j, false, code, text, worker, NULL, 0, NULL);
+    dv_results_fail(self, j, code, text, worker);
     dv_broker_job_detach(self, j->id);
     dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text)};
     store_dead(self, &d);

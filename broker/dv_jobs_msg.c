@@ -1241,8 +1241,7 @@ dv_jobs_msg_on_cancel(dv_broker_t *self,
         } else {
             dv_sched_cancel(self->sched, id);
         }
-        dv_results_send(self, j, false, DV_ECANCELED, "cancelled by a client",
-                        "", NULL, 0, NULL);
+        dv_results_fail(self, j, DV_ECANCELED, "cancelled by a client", "");
         if (running) {
             j->cancelled = true;
         } else {

@@ -185,16 +185,12 @@ dv_results_kept_trim(dv_broker_t *self)
 kept_t *
 dv_results_keep(dv_broker_t *self,
                 const job_t *j,
-                bool done,
-                int code,
-                const char *text,
-                const char *worker,
-                const dv_frame_t *frames,
-                size_t n_frames,
-                dv_msgw_t *extra)
+                const dv_results_outcome_t *o)
 {
-    worker = worker ? worker : "";
-    n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
+    const char *worker = o->worker ? o->worker : "";
+    const dv_frame_t *frames = o->frames;
+    size_t n_frames = o->n_frames < DV_MAX_FRAMES ? o->n_frames : DV_MAX_FRAMES;
+    dv_msgw_t *extra = o->extra;
     size_t name_len = strlen(worker) + 1, bytes = 0;
     for (size_t i = 0; i < n_frames; i++) {
         bytes += frames[i].len;
@@ -205,9 +201,9 @@ dv_results_keep(dv_broker_t *self,
     kept_t *k = dv_malloc(sizeof *k + name_len + bytes + extra_len);
     memset(k, 0, sizeof *k);
     k->id = j->id;
-    k->done = done;
-    k->code = code;
-    k->text = done ? NULL : dv_strdup(text ? text : "");
+    k->done = o->done;
+    k->code = o->code;
+    k->text = o->done ? NULL : dv_strdup(o->text ? o->text : "");
     k->attempts = j->attempts;
     k->who = j->who;
     k->refs = 1;
@@ -585,29 +581,24 @@ dv_results_write_errors(dv_msgw_t *w, const job_t *j)
 void
 dv_results_send(dv_broker_t *self,
                 const job_t *j,
-                bool done,
-                int code,
-                const char *text,
-                const char *worker,
-                const dv_frame_t *frames,
-                size_t n_frames,
-                dv_msgw_t *extra)
+                const dv_results_outcome_t *o)
 {
     // The failed attempts go with the result (errors: one map each).
+    dv_results_outcome_t out = *o;
     dv_msgw_t *own = NULL;
     if (j->n_errors) {
-        extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
-        dv_results_write_errors(extra, j);
+        out.extra =
+            out.extra ? out.extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
+        dv_results_write_errors(out.extra, j);
     }
     qbytes_t *q = j->queue ? dv_broker_queue_bytes(self, j->queue) : NULL;
     if (q) {
-        *(done                   ? &q->done
-          : code == DV_EEXPIRED  ? &q->expired
-          : code == DV_ECANCELED ? &q->cancelled
-                                 : &q->failed) += 1;
+        *(o->done                   ? &q->done
+          : o->code == DV_EEXPIRED  ? &q->expired
+          : o->code == DV_ECANCELED ? &q->cancelled
+                                    : &q->failed) += 1;
     }
-    kept_t *k = dv_results_keep(self, j, done, code, text, worker, frames,
-                                n_frames, extra);
+    kept_t *k = dv_results_keep(self, j, &out);
     dv_msgw_destroy(&own);
     k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
@@ -634,6 +625,17 @@ dv_results_send(dv_broker_t *self,
         dv_results_send_kept(self, k, j->route, j->route_len, j->rid);
     }
     dv_results_kept_trim(self); // after sending: k may be the one evicted
+}
+
+void
+dv_results_fail(dv_broker_t *self,
+                const job_t *j,
+                int code,
+                const char *text,
+                const char *worker)
+{
+    dv_results_outcome_t o = {.code = code, .text = text, .worker = worker};
+    dv_results_send(self, j, &o);
 }
 
 int
