@@ -18,7 +18,6 @@
 #include "dv_broker_int.h"
 #include "dv_commit.h"
 #include "dv_endpoint.h"
-#include "dv_handlers.h"
 #include "dv_log.h"
 #include "dv_monitor.h"
 #include "dv_owners.h"

@@ -5,8 +5,8 @@
 // queues (dv_authorize_worker), re-checks after a key reload, the audit
 // records of client messages and audit_list.
 //
-// Reads the client table's rows (dv_handlers.h: roles, what a message acts
-// on, its checks, audited); calls nothing there.
+// Reads the client table's rows (msg_row_t in dv_broker_int.h: roles, what a
+// message acts on, its checks, audited); calls nothing there.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
 // dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
@@ -18,7 +18,6 @@
 #define DV_AUTHORIZE_H
 
 #include "dv_broker_int.h"
-#include "dv_handlers.h"
 
 // With keys, every client message is checked against its key's roles
 // (docs/SECURITY.md has the table) before it is handled; refusals, admin

@@ -444,15 +444,14 @@ pass_result(dv_broker_t *self,
                  "malformed result from the worker: %llu output rows "
                  "for %u input rows",
                  (unsigned long long)r, j->rows);
-        dv_results_send(self, j, false, DV_ESHAPE, text, w->name, NULL, 0,
-                        NULL);
+        dv_results_fail(self, j, DV_ESHAPE, text, w->name);
         return;
     }
     if (p->rc) {
         char text[DV_ERROR_TEXT_MAX + 40];
         snprintf(text, sizeof text, "malformed result from the worker: %s",
                  p->bad.text);
-        dv_results_send(self, j, false, p->rc, text, w->name, NULL, 0, NULL);
+        dv_results_fail(self, j, p->rc, text, w->name);
         return;
     }
     if (!p->tail || p->tail_version != j->model_version ||
@@ -469,8 +468,12 @@ pass_result(dv_broker_t *self,
     dv_frame_t frames[2] = {{p->f->data + off * cols * 4, r * cols * 4},
                             p->tail_classes};
     dv_msgw_t *x = dv_workers_msg_infer_extra_with(r, cols, p->tail);
-    dv_results_send(self, j, true, 0, NULL, w->name, frames,
-                    p->tail_classes.data ? 2 : 1, x);
+    dv_results_outcome_t o = {.done = true,
+                              .worker = w->name,
+                              .frames = frames,
+                              .n_frames = p->tail_classes.data ? 2 : 1,
+                              .extra = x};
+    dv_results_send(self, j, &o);
     dv_msgw_destroy(&x);
 }
 

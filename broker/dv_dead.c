@@ -137,35 +137,6 @@ retry_later(dv_broker_t *self, job_t *j)
                   j->attempts);
 }
 
-// The failed attempts as an array value (inside a nested map).
-static void
-write_errors_value(dv_msgw_t *w, const job_t *j)
-{
-    dv_msgw_v_array(w, j->n_errors);
-    for (uint32_t i = 0; i < j->n_errors; i++) {
-        const attempt_err_t *e = &j->errors[i];
-        dv_msgw_v_map(w, 5);
-        dv_msgw_v_str(w, "attempt");
-        dv_msgw_v_uint(w, e->attempt);
-        dv_msgw_v_str(w, "error");
-        dv_msgw_v_str(w, dv_err_name(e->code));
-        dv_msgw_v_str(w, "text");
-        dv_msgw_v_str(w, e->text);
-        dv_msgw_v_str(w, "worker");
-        dv_msgw_v_str(w, e->worker);
-        dv_msgw_v_str(w, "at_ms");
-        dv_msgw_v_uint(w, e->unix_ms);
-    }
-}
-
-// The failed attempts as the top-level field `errors`.
-void
-dv_dead_write_errors(dv_msgw_t *w, const job_t *j)
-{
-    dv_msgw_key(w, "errors");
-    write_errors_value(w, j);
-}
-
 // Dead-letter record: death time, code, text length, text, job record
 // length, job record, attempts record.
 static void
@@ -209,7 +180,7 @@ void
 dv_dead_job(
     dv_broker_t *self, job_t *j, int code, const char *text, const char *worker)
 {
-    dv_results_send(self, j, false, code, text, worker, NULL, 0, NULL);
+    dv_results_fail(self, j, code, text, worker);
     dv_broker_job_detach(self, j->id);
     dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text)};
     store_dead(self, &d);
@@ -378,7 +349,7 @@ dv_dead_on_list(dv_broker_t *self,
         dv_msgw_v_str(w, "text");
         dv_msgw_v_str(w, d->text);
         dv_msgw_v_str(w, "errors"); // the ninth field
-        write_errors_value(w, j);
+        dv_results_write_errors_value(w, j);
     }
     dv_broker_client_reply(self, route, route_len, w);
     return 0;

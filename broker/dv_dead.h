@@ -41,9 +41,6 @@ void dv_dead_record_error(dv_broker_t *self,
 // equal jitter).
 uint64_t dv_dead_backoff_ms(dv_broker_t *self, const job_t *j);
 
-// The failed attempts as the top-level field `errors`.
-void dv_dead_write_errors(dv_msgw_t *w, const job_t *j);
-
 // Append d to the dead-letter queue; takes ownership of its job and text.
 void dv_dead_push(dv_broker_t *self, dead_t d);
 

@@ -1157,7 +1157,7 @@ dv_jobs_msg_on_get(dv_broker_t *self,
         if (j->timeout_ms) {
             dv_msgw_uint(w, "timeout_ms", j->timeout_ms);
         }
-        dv_dead_write_errors(w, j);
+        dv_results_write_errors(w, j);
         if (USES_MODEL(j) && j->model_version) {
             char ref[DV_MAX_WIRE_NAME + 16];
             snprintf(ref, sizeof ref, "%s@%u", j->model, j->model_version);
@@ -1295,8 +1295,7 @@ dv_jobs_msg_on_cancel(dv_broker_t *self,
         } else {
             dv_sched_cancel(self->sched, id);
         }
-        dv_results_send(self, j, false, DV_ECANCELED, "cancelled by a client",
-                        "", NULL, 0, NULL);
+        dv_results_fail(self, j, DV_ECANCELED, "cancelled by a client", "");
         if (running) {
             j->cancelled = true;
         } else {

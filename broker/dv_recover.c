@@ -54,9 +54,9 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     memset(&placeholder, 0, sizeof placeholder);
     placeholder.id = id;
     placeholder.attempts = rec.attempts;
-    kept_t *k =
-        dv_results_keep(r->self, &placeholder, rec.done, rec.code, rec.text,
-                        rec.worker, rec.frames, rec.n_frames, extra);
+    dv_results_outcome_t o = {rec.done,   rec.code,     rec.text, rec.worker,
+                              rec.frames, rec.n_frames, extra};
+    kept_t *k = dv_results_keep(r->self, &placeholder, &o);
     dv_msgw_destroy(&extra);
     // Its age carries over the restart (the TTL counts from the finish).
     uint64_t finished = rec.finished_unix;
@@ -280,8 +280,7 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
             snprintf(text, sizeof text,
                      "model %s@%u is gone (removed while the broker was down)",
                      j->model, j->model_version);
-            dv_results_send(self, j, false, DV_ENOMODEL, text, "", NULL, 0,
-                            NULL);
+            dv_results_fail(self, j, DV_ENOMODEL, text, "");
             dv_broker_job_remove(self, j->id);
             r.failed++;
             continue;

@@ -19,7 +19,6 @@
 #include "dv_broker_int.h"
 #include "dv_catalog.h"
 #include "dv_commit.h"
-#include "dv_dead.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -188,16 +187,12 @@ dv_results_kept_trim(dv_broker_t *self)
 kept_t *
 dv_results_keep(dv_broker_t *self,
                 const job_t *j,
-                bool done,
-                int code,
-                const char *text,
-                const char *worker,
-                const dv_frame_t *frames,
-                size_t n_frames,
-                dv_msgw_t *extra)
+                const dv_results_outcome_t *o)
 {
-    worker = worker ? worker : "";
-    n_frames = n_frames < DV_MAX_FRAMES ? n_frames : DV_MAX_FRAMES;
+    const char *worker = o->worker ? o->worker : "";
+    const dv_frame_t *frames = o->frames;
+    size_t n_frames = o->n_frames < DV_MAX_FRAMES ? o->n_frames : DV_MAX_FRAMES;
+    dv_msgw_t *extra = o->extra;
     size_t name_len = strlen(worker) + 1, bytes = 0;
     for (size_t i = 0; i < n_frames; i++) {
         bytes += frames[i].len;
@@ -208,9 +203,9 @@ dv_results_keep(dv_broker_t *self,
     kept_t *k = dv_malloc(sizeof *k + name_len + bytes + extra_len);
     memset(k, 0, sizeof *k);
     k->id = j->id;
-    k->done = done;
-    k->code = code;
-    k->text = done ? NULL : dv_strdup(text ? text : "");
+    k->done = o->done;
+    k->code = o->code;
+    k->text = o->done ? NULL : dv_strdup(o->text ? o->text : "");
     k->attempts = j->attempts;
     k->who = j->who;
     k->refs = 1;
@@ -555,53 +550,76 @@ dv_results_hold(dv_broker_t *self,
     dv_commit_arm(self);
 }
 
+void
+dv_results_write_errors_value(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_v_array(w, j->n_errors);
+    for (uint32_t i = 0; i < j->n_errors; i++) {
+        const attempt_err_t *e = &j->errors[i];
+        dv_msgw_v_map(w, 5);
+        dv_msgw_v_str(w, "attempt");
+        dv_msgw_v_uint(w, e->attempt);
+        dv_msgw_v_str(w, "error");
+        dv_msgw_v_str(w, dv_err_name(e->code));
+        dv_msgw_v_str(w, "text");
+        dv_msgw_v_str(w, e->text);
+        dv_msgw_v_str(w, "worker");
+        dv_msgw_v_str(w, e->worker);
+        dv_msgw_v_str(w, "at_ms");
+        dv_msgw_v_uint(w, e->unix_ms);
+    }
+}
+
+void
+dv_results_write_errors(dv_msgw_t *w, const job_t *j)
+{
+    dv_msgw_key(w, "errors");
+    dv_results_write_errors_value(w, j);
+}
+
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
 // job runs again, so nobody may have seen this outcome).
 void
 dv_results_send(dv_broker_t *self,
                 const job_t *j,
-                bool done,
-                int code,
-                const char *text,
-                const char *worker,
-                const dv_frame_t *frames,
-                size_t n_frames,
-                dv_msgw_t *extra)
+                const dv_results_outcome_t *o)
 {
     // The failed attempts go with the result (errors: one map each).
+    dv_results_outcome_t out = *o;
     dv_msgw_t *own = NULL;
     if (j->n_errors) {
-        extra = extra ? extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
-        dv_dead_write_errors(extra, j);
+        out.extra =
+            out.extra ? out.extra : (own = dv_msgw_new(DV_MSG_RESULT, 0));
+        dv_results_write_errors(out.extra, j);
     }
     qbytes_t *q = j->queue ? dv_broker_queue_bytes(self, j->queue) : NULL;
     if (q) {
-        *(done                   ? &q->done
-          : code == DV_EEXPIRED  ? &q->expired
-          : code == DV_ECANCELED ? &q->cancelled
-                                 : &q->failed) += 1;
+        *(o->done                   ? &q->done
+          : o->code == DV_EEXPIRED  ? &q->expired
+          : o->code == DV_ECANCELED ? &q->cancelled
+                                    : &q->failed) += 1;
     }
     uint64_t now = dv_broker_unix_ms_now();
     dv_monitor_finished(self->monitor, j->queue, j->kind,
                         USES_MODEL(j) ? j->model : NULL,
-                        done                   ? "done"
-                        : code == DV_EEXPIRED  ? "expired"
-                        : code == DV_ECANCELED ? "cancelled"
-                                               : "failed",
+                        o->done                   ? "done"
+                        : o->code == DV_EEXPIRED  ? "expired"
+                        : o->code == DV_ECANCELED ? "cancelled"
+                                                  : "failed",
                         j->started_unix && now >= j->started_unix
                             ? (double)(now - j->started_unix) / 1000
                             : -1);
-    dv_log(DV_LOG_DEBUG, "jobs",
-           "job %llu %s%s%s after %u attempt(s), %llu ms since submit%s%s",
-           (unsigned long long)j->id, done ? "done" : "failed",
-           done ? "" : ": ", done ? "" : dv_err_name(code), j->attempts,
-           (unsigned long long)(j->submit_unix && now >= j->submit_unix
-                                    ? now - j->submit_unix
-                                    : 0),
-           worker && *worker ? ", worker " : "", worker ? worker : "");
-    kept_t *k = dv_results_keep(self, j, done, code, text, worker, frames,
-                                n_frames, extra);
+    dv_log(
+        DV_LOG_DEBUG, "jobs",
+        "job %llu %s%s%s after %u attempt(s), %llu ms since submit%s%s",
+        (unsigned long long)j->id, o->done ? "done" : "failed",
+        o->done ? "" : ": ", o->done ? "" : dv_err_name(o->code), j->attempts,
+        (unsigned long long)(j->submit_unix && now >= j->submit_unix
+                                 ? now - j->submit_unix
+                                 : 0),
+        o->worker && *o->worker ? ", worker " : "", o->worker ? o->worker : "");
+    kept_t *k = dv_results_keep(self, j, &out);
     dv_msgw_destroy(&own);
     k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
@@ -628,6 +646,17 @@ dv_results_send(dv_broker_t *self,
         dv_results_send_kept(self, k, j->route, j->route_len, j->rid);
     }
     dv_results_kept_trim(self); // after sending: k may be the one evicted
+}
+
+void
+dv_results_fail(dv_broker_t *self,
+                const job_t *j,
+                int code,
+                const char *text,
+                const char *worker)
+{
+    dv_results_outcome_t o = {.code = code, .text = text, .worker = worker};
+    dv_results_send(self, j, &o);
 }
 
 int

@@ -7,8 +7,10 @@
 // store records: DV_STORE_RESULTS, DV_STORE_CURSORS, the seq marks due.
 // Handlers: result_get, follow, ack, unfollow.
 //
-// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h and
-// common/. Internal to broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_commit.h and common/
+// (not dv_dead.h: dv_dead calls here, and a job's failed attempts are
+// written here, as they go with its result). Internal to broker/ (not
+// installed); loop thread only.
 //
 // The on_* handlers are client_handler_fn / client_listing_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
@@ -36,18 +38,23 @@ void dv_results_kept_evict_oldest(dv_broker_t *self);
 // Drop results past their TTL, and the oldest while over the bounds.
 void dv_results_kept_trim(dv_broker_t *self);
 
-// Keep j's result (done, or failed with code/text) for result_get and
-// its queue's stream; copies frames and extra (still the caller's).
-// Returns it, borrowed.
+// A job's outcome, as dv_results_keep and dv_results_send take it.
+// Borrowed for the call.
+typedef struct {
+    bool done;                // else failed
+    int code;                 // failed: its DV_E* code
+    const char *text;         // failed: why (NULL: "")
+    const char *worker;       // the worker that ran it (NULL or "": none)
+    const dv_frame_t *frames; // done: the payload frames (copied)
+    size_t n_frames;          // their count (at most DV_MAX_FRAMES kept)
+    dv_msgw_t *extra;         // extra `result` fields (NULL: none)
+} dv_results_outcome_t;
+
+// Keep j's result o for result_get and its queue's stream; copies frames
+// and extra (still the caller's). Returns it, borrowed.
 kept_t *dv_results_keep(dv_broker_t *self,
                         const job_t *j,
-                        bool done,
-                        int code,
-                        const char *text,
-                        const char *worker,
-                        const dv_frame_t *frames,
-                        size_t n_frames,
-                        dv_msgw_t *extra);
+                        const dv_results_outcome_t *o);
 
 // Results that go out while a done_batch is handled (1.4): gathered per
 // client connection and sent as one `results` message each, instead of a
@@ -79,18 +86,27 @@ void dv_results_hold(dv_broker_t *self,
                      size_t route_len,
                      uint64_t rid);
 
+// A job's failed attempts (job_t.errors), as they go with its result, in
+// job_get and in dead_list: the top-level field `errors` ...
+void dv_results_write_errors(dv_msgw_t *w, const job_t *j);
+// ... or the array alone, as a value inside a nested map.
+void dv_results_write_errors_value(dv_msgw_t *w, const job_t *j);
+
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
-// job runs again, so nobody may have seen this outcome).
+// job runs again, so nobody may have seen this outcome). o->extra gets
+// the job's failed attempts (errors) when it has some.
 void dv_results_send(dv_broker_t *self,
                      const job_t *j,
-                     bool done,
+                     const dv_results_outcome_t *o);
+
+// dv_results_send of j's failure: code, text, and the worker that ran it
+// (NULL or "": none).
+void dv_results_fail(dv_broker_t *self,
+                     const job_t *j,
                      int code,
                      const char *text,
-                     const char *worker,
-                     const dv_frame_t *frames,
-                     size_t n_frames,
-                     dv_msgw_t *extra);
+                     const char *worker);
 
 // result_get: reply a kept result, or hold the reply until its commit.
 client_handler_fn dv_results_on_get;

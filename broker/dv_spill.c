@@ -259,8 +259,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             char text[256];
             snprintf(text, sizeof text, "model %s@%u is gone", j->model,
                      j->model_version);
-            dv_results_send(self, j, false, DV_ENOMODEL, text, "", NULL, 0,
-                            NULL);
+            dv_results_fail(self, j, DV_ENOMODEL, text, "");
             dv_broker_job_remove(self, j->id);
         } else if (j->attempts >= j->max_attempts) {
             char text[256];
@@ -334,5 +333,5 @@ dv_spill_end(dv_broker_t *self, job_t *j, int code, const char *text)
     skip_add(self, j->id);
     q->spilled--;
     q->bytes -= j->payload_len;
-    dv_results_send(self, j, false, code, text, "", NULL, 0, NULL);
+    dv_results_fail(self, j, code, text, "");
 }

@@ -44,7 +44,7 @@ dv_timers_job_expire(dv_broker_t *self, job_t *j)
              "%u attempts made",
              (unsigned long long)(j->deadline_unix - j->submit_unix),
              j->attempts);
-    dv_results_send(self, j, false, DV_EEXPIRED, text, "", NULL, 0, NULL);
+    dv_results_fail(self, j, DV_EEXPIRED, text, "");
     dv_broker_job_remove(self, j->id);
 }
 
@@ -111,8 +111,7 @@ timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
                  j->timeout_ms, attempts);
         dv_dead_record_error(self, j, DV_ETIMEDOUT, w ? w->name : "", text);
         dv_timers_cancel_on_worker(self, j);
-        dv_results_send(self, j, false, DV_ETIMEDOUT, text, w ? w->name : "",
-                        NULL, 0, NULL);
+        dv_results_fail(self, j, DV_ETIMEDOUT, text, w ? w->name : "");
         j->cancelled = true;
     }
 }

@@ -390,8 +390,8 @@ train_done(dv_broker_t *self,
     if (!p) {
         dv_dead_record_error(self, j, why.code ? why.code : DV_EIO, w->name,
                              why.text);
-        dv_results_send(self, j, false, why.code ? why.code : DV_EIO, why.text,
-                        w->name, NULL, 0, NULL);
+        dv_results_fail(self, j, why.code ? why.code : DV_EIO, why.text,
+                        w->name);
         dv_broker_job_remove(self, j->id);
     }
     if (w->draining && dv_sched_worker_running(self->sched, w->handle) == 0) {
@@ -410,8 +410,7 @@ dv_workers_msg_train_registered(dv_broker_t *self, push_t *p)
     if (p->rc) {
         dv_registry_release(self->registry, p->name, p->version);
         if (j && !j->cancelled) {
-            dv_results_send(self, j, false, p->rc, p->err.text, p->worker, NULL,
-                            0, NULL);
+            dv_results_fail(self, j, p->rc, p->err.text, p->worker);
         }
         free(p->image);
     } else {
@@ -429,7 +428,9 @@ dv_workers_msg_train_registered(dv_broker_t *self, push_t *p)
             dv_msgw_t *x = dv_msgw_new(DV_MSG_RESULT, 0);
             dv_msgw_str(x, "model", ref);
             dv_msgw_bin(x, "sha256", info->sha256, sizeof info->sha256);
-            dv_results_send(self, j, true, 0, NULL, p->worker, NULL, 0, x);
+            dv_results_outcome_t o = {
+                .done = true, .worker = p->worker, .extra = x};
+            dv_results_send(self, j, &o);
             dv_msgw_destroy(&x);
         }
     }
@@ -516,13 +517,17 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
                 dv_monitor_batch(self->monitor, j->rows);
             }
         }
-        dv_results_send(self, j, true, 0, NULL, w->name, frames, n, extra);
+        dv_results_outcome_t o = {.done = true,
+                                  .worker = w->name,
+                                  .frames = frames,
+                                  .n_frames = n,
+                                  .extra = extra};
+        dv_results_send(self, j, &o);
     } else if (bad.code) {
-        dv_results_send(self, j, false, bad.code, bad.text, w->name, NULL, 0,
-                        NULL);
+        dv_results_fail(self, j, bad.code, bad.text, w->name);
     } else {
         dv_dead_record_error(self, j, code, w->name, text);
-        dv_results_send(self, j, false, code, text, w->name, NULL, 0, NULL);
+        dv_results_fail(self, j, code, text, w->name);
     }
 
     dv_msgw_destroy(&extra);
