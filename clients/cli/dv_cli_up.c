@@ -467,8 +467,12 @@ dv_cli_up(int argc, char **argv)
         http = strcmp(endpoint, DROVER_DEFAULT_ENDPOINT) == 0 ? "127.0.0.1:7480"
                                                               : "127.0.0.1:0";
     }
+    int http_at = -1; // where the default port is, to fall back from
     if (strcmp(http, "off") != 0) {
         bargv[k++] = "--http";
+        if (!dv_cli_get(opts, "http") && strcmp(http, "127.0.0.1:0") != 0) {
+            http_at = k;
+        }
         bargv[k++] = (char *)http;
     }
     if (dv_cli_get(opts, "http-token")) {
@@ -497,8 +501,24 @@ dv_cli_up(int argc, char **argv)
     bargv[k] = NULL;
     char line[1024];
     int rc = DV_CLI_OK;
-    if (spawn(bargv, &broker) != 0 ||
-        wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) != 0) {
+    bool ready = spawn(bargv, &broker) == 0 &&
+                 wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) == 0;
+    if (!ready && http_at >= 0) {
+        // The default status page port may be another program's: the
+        // cluster matters more than the port (an explicit --http does not
+        // fall back).
+        if (broker.pid > 0) {
+            kill(broker.pid, SIGKILL);
+            waitpid(broker.pid, NULL, 0);
+        }
+        forget(&broker);
+        fprintf(stderr, "drover up: trying again with the status page on a "
+                        "free port\n");
+        bargv[http_at] = "127.0.0.1:0";
+        ready = spawn(bargv, &broker) == 0 &&
+                wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) == 0;
+    }
+    if (!ready) {
         fprintf(stderr, "drover up: the broker did not start (%s)\n",
                 broker_bin);
         if (broker.pid > 0) {
