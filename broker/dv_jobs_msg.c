@@ -1305,13 +1305,9 @@ dv_jobs_msg_on_cancel(dv_broker_t *self,
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "job", id);
     dv_msgw_str(w, "was", was);
-    if (!self->store || route_len > ROUTE_MAX) {
-        dv_broker_client_reply(self, route, route_len, w);
-        return 0;
-    }
     // Answered once the cancel is stored: a cancel that is acknowledged
     // survives a crash.
-    dv_commit_hold_reply(self, route, route_len, rid, w);
+    dv_commit_reply_after(self, route, route_len, rid, w);
     return 0;
 }
 

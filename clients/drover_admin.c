@@ -14,6 +14,23 @@
 
 // ------------------------------------------------------- workers, status
 
+// One item of a `worker_list` reply.
+static void
+worker_from_obj(const msgpack_object *o, void *item)
+{
+    drover_worker_t *v = item;
+    drv_copy_obj_str(dv_msgpack_get(o, "name"), v->name, sizeof v->name);
+    v->capacity = (uint32_t)drv_obj_uint(o, "capacity");
+    v->running = (uint32_t)drv_obj_uint(o, "running");
+    v->idle_ms = drv_obj_uint(o, "idle_ms");
+    drv_copy_obj_str(dv_msgpack_get(o, "state"), v->state, sizeof v->state);
+    dv_error_t e;
+    dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,
+                     2 * DV_MAX_WIRE_NAME, &v->models, &v->n_models, &e);
+    dv_strs_from_obj(dv_msgpack_get(o, "datasets"), "datasets", 4096,
+                     2 * DV_MAX_WIRE_NAME, &v->datasets, &v->n_datasets, &e);
+}
+
 int
 drover_workers(drover_t *self,
                drover_worker_t **workers,
@@ -21,35 +38,11 @@ drover_workers(drover_t *self,
                drover_error_t *err)
 {
     uint64_t rid = ++self->next_rid;
-    int rc = drv_request(self, dv_msgw_new(DV_MSG_WORKERS, rid), rid, NULL, 0,
-                         DV_MSG_WORKER_LIST, drv_deadline_of(10000), err);
-    *workers = NULL;
-    *n = 0;
-    if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "workers", &count);
-        drover_worker_t *v = dv_calloc(count ? count : 1, sizeof *v);
-        for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &items[i];
-            drv_copy_obj_str(dv_msgpack_get(o, "name"), v[i].name,
-                             sizeof v[i].name);
-            v[i].capacity = (uint32_t)drv_obj_uint(o, "capacity");
-            v[i].running = (uint32_t)drv_obj_uint(o, "running");
-            v[i].idle_ms = drv_obj_uint(o, "idle_ms");
-            drv_copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
-                             sizeof v[i].state);
-            dv_error_t e;
-            dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,
-                             2 * DV_MAX_WIRE_NAME, &v[i].models, &v[i].n_models,
-                             &e);
-            dv_strs_from_obj(dv_msgpack_get(o, "datasets"), "datasets", 4096,
-                             2 * DV_MAX_WIRE_NAME, &v[i].datasets,
-                             &v[i].n_datasets, &e);
-        }
-        *workers = v;
-        *n = count;
-    }
-    drv_drop_reply(self);
+    void *v = NULL;
+    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_WORKERS, rid), rid,
+                              DV_MSG_WORKER_LIST, "workers", sizeof **workers,
+                              worker_from_obj, &v, n, err);
+    *workers = v;
     return rc;
 }
 
@@ -65,6 +58,20 @@ drover_workers_free(drover_worker_t **workers, size_t n)
     }
     free(*workers);
     *workers = NULL;
+}
+
+// One item of an `audit` reply.
+static void
+audit_from_obj(const msgpack_object *o, void *item)
+{
+    drover_audit_entry_t *e = item;
+    e->seq = drv_obj_uint(o, "seq");
+    e->unix_ms = drv_obj_uint(o, "unix_ms");
+    drv_copy_obj_str(dv_msgpack_get(o, "key"), e->key, sizeof e->key);
+    drv_copy_obj_str(dv_msgpack_get(o, "action"), e->action, sizeof e->action);
+    drv_copy_obj_str(dv_msgpack_get(o, "object"), e->object, sizeof e->object);
+    drv_copy_obj_str(dv_msgpack_get(o, "outcome"), e->outcome,
+                     sizeof e->outcome);
 }
 
 int
@@ -83,23 +90,8 @@ drover_audit(drover_t *self,
     int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_AUDIT,
                          drv_deadline_of(10000), err);
     if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "entries", &count);
-        *entries = dv_calloc(count ? count : 1, sizeof **entries);
-        for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &items[i];
-            drover_audit_entry_t *e = &(*entries)[i];
-            e->seq = drv_obj_uint(o, "seq");
-            e->unix_ms = drv_obj_uint(o, "unix_ms");
-            drv_copy_obj_str(dv_msgpack_get(o, "key"), e->key, sizeof e->key);
-            drv_copy_obj_str(dv_msgpack_get(o, "action"), e->action,
-                             sizeof e->action);
-            drv_copy_obj_str(dv_msgpack_get(o, "object"), e->object,
-                             sizeof e->object);
-            drv_copy_obj_str(dv_msgpack_get(o, "outcome"), e->outcome,
-                             sizeof e->outcome);
-        }
-        *n = count;
+        *entries = drv_reply_list(self, "entries", sizeof **entries,
+                                  audit_from_obj, n);
         if (more) {
             *more = drv_obj_uint(drv_reply_root(self), "more") != 0;
         }

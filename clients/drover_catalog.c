@@ -21,19 +21,34 @@
 
 // ---------------------------------------------------------------- models
 
+// What a model's and a data set's record share: name, version, the file's
+// SHA-256 (as hex, into sha256_hex[65]; left as it is when absent) and
+// its size in bytes.
+static void
+stored_from_obj(const msgpack_object *o,
+                char *name,
+                size_t name_size,
+                uint32_t *version,
+                char *sha256_hex,
+                uint64_t *bytes)
+{
+    drv_copy_obj_str(dv_msgpack_get(o, "name"), name, name_size);
+    *version = (uint32_t)drv_obj_uint(o, "version");
+    const msgpack_object *sum = dv_msgpack_get(o, "sha256");
+    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
+        sum->via.bin.size == DV_SHA256_BYTES) {
+        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, sha256_hex);
+    }
+    *bytes = drv_obj_uint(o, "bytes");
+}
+
 // A model record from a map (nested) or from the header root.
 static void
 model_from_obj(const msgpack_object *o, drover_model_t *out)
 {
     memset(out, 0, sizeof *out);
-    drv_copy_obj_str(dv_msgpack_get(o, "name"), out->name, sizeof out->name);
-    out->version = (uint32_t)drv_obj_uint(o, "version");
-    const msgpack_object *sum = dv_msgpack_get(o, "sha256");
-    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
-        sum->via.bin.size == DV_SHA256_BYTES) {
-        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, out->sha256);
-    }
-    out->bytes = drv_obj_uint(o, "bytes");
+    stored_from_obj(o, out->name, sizeof out->name, &out->version,
+                    out->sha256, &out->bytes);
     drv_copy_obj_str(dv_msgpack_get(o, "task"), out->task, sizeof out->task);
     drv_copy_obj_str(dv_msgpack_get(o, "algo"), out->algo, sizeof out->algo);
     out->features = (uint32_t)drv_obj_uint(o, "features");
@@ -179,6 +194,13 @@ drover_model_push(drover_t *self,
     return rc;
 }
 
+// model_from_obj as a drv_item_fn.
+static void
+model_item(const msgpack_object *o, void *item)
+{
+    model_from_obj(o, item);
+}
+
 int
 drover_model_list(drover_t *self,
                   drover_model_t **models,
@@ -186,20 +208,11 @@ drover_model_list(drover_t *self,
                   drover_error_t *err)
 {
     uint64_t rid = ++self->next_rid;
-    int rc = drv_request(self, dv_msgw_new(DV_MSG_MODEL_LIST, rid), rid, NULL,
-                         0, DV_MSG_MODELS, drv_deadline_of(10000), err);
-    *models = NULL;
-    *n = 0;
-    if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "models", &count);
-        *models = dv_calloc(count ? count : 1, sizeof **models);
-        for (size_t i = 0; i < count; i++) {
-            model_from_obj(&items[i], &(*models)[i]);
-        }
-        *n = count;
-    }
-    drv_drop_reply(self);
+    void *v = NULL;
+    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_MODEL_LIST, rid), rid,
+                              DV_MSG_MODELS, "models", sizeof **models,
+                              model_item, &v, n, err);
+    *models = v;
     return rc;
 }
 
@@ -539,14 +552,8 @@ static void
 dataset_from_obj(const msgpack_object *o, drover_dataset_t *out)
 {
     memset(out, 0, sizeof *out);
-    drv_copy_obj_str(dv_msgpack_get(o, "name"), out->name, sizeof out->name);
-    out->version = (uint32_t)drv_obj_uint(o, "version");
-    const msgpack_object *sum = dv_msgpack_get(o, "sha256");
-    if (sum && sum->type == MSGPACK_OBJECT_BIN &&
-        sum->via.bin.size == DV_SHA256_BYTES) {
-        dv_sha256_hex((const uint8_t *)sum->via.bin.ptr, out->sha256);
-    }
-    out->bytes = drv_obj_uint(o, "bytes");
+    stored_from_obj(o, out->name, sizeof out->name, &out->version,
+                    out->sha256, &out->bytes);
     out->rows = drv_obj_uint(o, "rows");
     out->columns = (uint32_t)drv_obj_uint(o, "columns");
     drv_copy_obj_str(dv_msgpack_get(o, "target"), out->target,
@@ -597,6 +604,13 @@ drover_dataset_push(drover_t *self,
     return rc;
 }
 
+// dataset_from_obj as a drv_item_fn.
+static void
+dataset_item(const msgpack_object *o, void *item)
+{
+    dataset_from_obj(o, item);
+}
+
 int
 drover_dataset_list(drover_t *self,
                     drover_dataset_t **all,
@@ -604,20 +618,11 @@ drover_dataset_list(drover_t *self,
                     drover_error_t *err)
 {
     uint64_t rid = ++self->next_rid;
-    int rc = drv_request(self, dv_msgw_new(DV_MSG_DATASET_LIST, rid), rid, NULL,
-                         0, DV_MSG_DATASETS, drv_deadline_of(10000), err);
-    *all = NULL;
-    *n = 0;
-    if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "datasets", &count);
-        *all = dv_calloc(count ? count : 1, sizeof **all);
-        for (size_t i = 0; i < count; i++) {
-            dataset_from_obj(&items[i], &(*all)[i]);
-        }
-        *n = count;
-    }
-    drv_drop_reply(self);
+    void *v = NULL;
+    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_DATASET_LIST, rid), rid,
+                              DV_MSG_DATASETS, "datasets", sizeof **all,
+                              dataset_item, &v, n, err);
+    *all = v;
     return rc;
 }
 

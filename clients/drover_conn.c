@@ -148,6 +148,44 @@ drv_reply_array(const drover_t *self, const char *key, size_t *n)
     return ok ? a->via.array.ptr : NULL;
 }
 
+void *
+drv_reply_list(const drover_t *self,
+               const char *key,
+               size_t item_size,
+               drv_item_fn *fill,
+               size_t *n)
+{
+    const msgpack_object *a = drv_reply_array(self, key, n);
+    unsigned char *v = dv_calloc(*n ? *n : 1, item_size);
+    for (size_t i = 0; i < *n; i++) {
+        fill(&a[i], v + i * item_size);
+    }
+    return v;
+}
+
+int
+drv_request_list(drover_t *self,
+                 dv_msgw_t *w,
+                 uint64_t rid,
+                 dv_msg_type_t want,
+                 const char *key,
+                 size_t item_size,
+                 drv_item_fn *fill,
+                 void **items,
+                 size_t *n,
+                 drover_error_t *err)
+{
+    *items = NULL;
+    *n = 0;
+    int rc =
+        drv_request(self, w, rid, NULL, 0, want, drv_deadline_of(10000), err);
+    if (rc == 0) {
+        *items = drv_reply_list(self, key, item_size, fill, n);
+    }
+    drv_drop_reply(self);
+    return rc;
+}
+
 static void
 ready_push(drover_t *self, req_t *r, drover_result_t *res)
 {

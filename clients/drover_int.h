@@ -160,6 +160,31 @@ const msgpack_object *drv_reply_root(const drover_t *self);
 const msgpack_object *
 drv_reply_array(const drover_t *self, const char *key, size_t *n);
 
+// Fills one list item (item_size bytes of zeros) from its map in a reply.
+typedef void(drv_item_fn)(const msgpack_object *o, void *item);
+
+// The array at key of the current reply as a new array (calloc'd, never
+// empty) of *n items of item_size bytes, each filled by fill.
+void *drv_reply_list(const drover_t *self,
+                     const char *key,
+                     size_t item_size,
+                     drv_item_fn *fill,
+                     size_t *n);
+
+// drv_request (10 s deadline) for a reply of type want, its array at key
+// read into *items and *n by drv_reply_list; then the reply is dropped.
+// On failure *items is NULL and *n 0.
+int drv_request_list(drover_t *self,
+                     dv_msgw_t *w,
+                     uint64_t rid,
+                     dv_msg_type_t want,
+                     const char *key,
+                     size_t item_size,
+                     drv_item_fn *fill,
+                     void **items,
+                     size_t *n,
+                     drover_error_t *err);
+
 // Receive and handle messages until done(self, arg) holds (checked after
 // each batch; NULL: one batch of what is waiting) or the deadline (ms on
 // the monotonic clock; <0: none) passes. Returns 0, DV_ETIMEDOUT or DV_EIO.

@@ -241,6 +241,20 @@ drover_wait(drover_t *self,
     }
 }
 
+// drover_wait for job id with what is left until deadline (from
+// drv_deadline_of; <0: none). A deadline already past polls once.
+static int
+wait_until(drover_t *self,
+           uint64_t id,
+           int64_t deadline,
+           drover_result_t **out,
+           drover_error_t *err)
+{
+    int left = deadline < 0 ? -1 : (int)(deadline - drv_now_ms());
+    return drover_wait(self, id, left < 0 && deadline >= 0 ? 0 : left, out,
+                       err);
+}
+
 int
 drover_run(drover_t *self,
            const drover_job_t *job,
@@ -251,12 +265,7 @@ drover_run(drover_t *self,
     int64_t deadline = drv_deadline_of(timeout_ms);
     uint64_t id = 0;
     int rc = drover_submit(self, job, timeout_ms, &id, err);
-    if (rc) {
-        return rc;
-    }
-    int left = deadline < 0 ? -1 : (int)(deadline - drv_now_ms());
-    return drover_wait(self, id, left < 0 && deadline >= 0 ? 0 : left, out,
-                       err);
+    return rc ? rc : wait_until(self, id, deadline, out, err);
 }
 
 static int submit_async(drover_t *self,
@@ -696,6 +705,19 @@ drover_job_cancel(drover_t *self,
     return rc;
 }
 
+// One item of a `jobs` reply.
+static void
+job_info_from_obj(const msgpack_object *o, void *item)
+{
+    drover_job_info_t *v = item;
+    v->job = drv_obj_uint(o, "job");
+    v->attempts = (uint32_t)drv_obj_uint(o, "attempts");
+    drv_copy_obj_str(dv_msgpack_get(o, "state"), v->state, sizeof v->state);
+    drv_copy_obj_str(dv_msgpack_get(o, "queue"), v->queue, sizeof v->queue);
+    drv_copy_obj_str(dv_msgpack_get(o, "kind"), v->kind, sizeof v->kind);
+    v->priority = drv_obj_int32(o, "priority");
+}
+
 int
 drover_job_list(drover_t *self,
                 const char *state,
@@ -714,30 +736,10 @@ drover_job_list(drover_t *self,
         dv_msgw_str(w, "queue", queue);
     }
     dv_msgw_uint(w, "limit", limit ? limit : 100);
-    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_JOBS,
-                         drv_deadline_of(10000), err);
-    *jobs = NULL;
-    *n = 0;
-    if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "jobs", &count);
-        drover_job_info_t *v = dv_calloc(count ? count : 1, sizeof *v);
-        for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &items[i];
-            v[i].job = drv_obj_uint(o, "job");
-            v[i].attempts = (uint32_t)drv_obj_uint(o, "attempts");
-            drv_copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
-                             sizeof v[i].state);
-            drv_copy_obj_str(dv_msgpack_get(o, "queue"), v[i].queue,
-                             sizeof v[i].queue);
-            drv_copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
-                             sizeof v[i].kind);
-            v[i].priority = drv_obj_int32(o, "priority");
-        }
-        *jobs = v;
-        *n = count;
-    }
-    drv_drop_reply(self);
+    void *v = NULL;
+    int rc = drv_request_list(self, w, rid, DV_MSG_JOBS, "jobs", sizeof **jobs,
+                              job_info_from_obj, &v, n, err);
+    *jobs = v;
     return rc;
 }
 
@@ -757,6 +759,26 @@ dead_target(dv_msgw_t *w, uint64_t job_id, const char *queue)
     }
 }
 
+// One item of a `dead_jobs` reply.
+static void
+dead_from_obj(const msgpack_object *o, void *item)
+{
+    drover_dead_t *v = item;
+    v->job = drv_obj_uint(o, "job");
+    drv_copy_obj_str(dv_msgpack_get(o, "queue"), v->queue, sizeof v->queue);
+    drv_copy_obj_str(dv_msgpack_get(o, "kind"), v->kind, sizeof v->kind);
+    v->attempts = (uint32_t)drv_obj_uint(o, "attempts");
+    v->priority = drv_obj_int32(o, "priority");
+    v->submitted_ms = drv_obj_uint(o, "submitted_ms");
+    v->died_ms = drv_obj_uint(o, "died_ms");
+    const msgpack_object *e = dv_msgpack_get(o, "error");
+    char name[64];
+    drv_copy_obj_str(dv_msgpack_get(e, "name"), name, sizeof name);
+    v->code = dv_err_code(name);
+    drv_copy_obj_str(dv_msgpack_get(e, "text"), v->text, sizeof v->text);
+    drv_errors_from(dv_msgpack_get(o, "errors"), &v->errors, &v->n_errors);
+}
+
 int
 drover_dead_list(drover_t *self,
                  const char *queue,
@@ -773,38 +795,10 @@ drover_dead_list(drover_t *self,
         dv_msgw_str(w, "queue", queue);
     }
     dv_msgw_uint(w, "limit", 100000);
-    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_DEAD_JOBS,
-                         drv_deadline_of(10000), err);
-    *dead = NULL;
-    *n = 0;
-    if (rc == 0) {
-        size_t count = 0;
-        const msgpack_object *items = drv_reply_array(self, "jobs", &count);
-        drover_dead_t *v = dv_calloc(count ? count : 1, sizeof *v);
-        for (size_t i = 0; i < count; i++) {
-            const msgpack_object *o = &items[i];
-            v[i].job = drv_obj_uint(o, "job");
-            drv_copy_obj_str(dv_msgpack_get(o, "queue"), v[i].queue,
-                             sizeof v[i].queue);
-            drv_copy_obj_str(dv_msgpack_get(o, "kind"), v[i].kind,
-                             sizeof v[i].kind);
-            v[i].attempts = (uint32_t)drv_obj_uint(o, "attempts");
-            v[i].priority = drv_obj_int32(o, "priority");
-            v[i].submitted_ms = drv_obj_uint(o, "submitted_ms");
-            v[i].died_ms = drv_obj_uint(o, "died_ms");
-            const msgpack_object *e = dv_msgpack_get(o, "error");
-            char name[64];
-            drv_copy_obj_str(dv_msgpack_get(e, "name"), name, sizeof name);
-            v[i].code = dv_err_code(name);
-            drv_copy_obj_str(dv_msgpack_get(e, "text"), v[i].text,
-                             sizeof v[i].text);
-            drv_errors_from(dv_msgpack_get(o, "errors"), &v[i].errors,
-                            &v[i].n_errors);
-        }
-        *dead = v;
-        *n = count;
-    }
-    drv_drop_reply(self);
+    void *v = NULL;
+    int rc = drv_request_list(self, w, rid, DV_MSG_DEAD_JOBS, "jobs",
+                              sizeof **dead, dead_from_obj, &v, n, err);
+    *dead = v;
     return rc;
 }
 
@@ -957,12 +951,7 @@ drover_train(drover_t *self,
     int64_t deadline = drv_deadline_of(timeout_ms);
     uint64_t job = 0;
     int rc = drover_train_submit(self, t, timeout_ms, &job, err);
-    if (rc) {
-        return rc;
-    }
-    int left = deadline < 0 ? -1 : (int)(deadline - drv_now_ms());
-    return drover_wait(self, job, left < 0 && deadline >= 0 ? 0 : left, out,
-                       err);
+    return rc ? rc : wait_until(self, job, deadline, out, err);
 }
 
 int

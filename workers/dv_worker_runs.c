@@ -2,6 +2,33 @@
 // its fields parsed and checked, one task per job (dv_worker_int.h).
 #include "dv_worker_int.h"
 
+// A map's name (a string of at most DV_MAX_WIRE_NAME bytes, no NUL),
+// version and sha256 (DV_SHA256_BYTES) into name, *version and sha256, and
+// key = "NAME@VERSION". False when any is missing or malformed.
+static bool
+take_named(const msgpack_object *o,
+           char *name,
+           uint64_t *version,
+           uint8_t *sha256,
+           char *key)
+{
+    const msgpack_object *n = dv_msgpack_get(o, "name");
+    const msgpack_object *sha = dv_msgpack_get(o, "sha256");
+    if (!n || n->type != MSGPACK_OBJECT_STR ||
+        n->via.str.size > DV_MAX_WIRE_NAME ||
+        memchr(n->via.str.ptr, '\0', n->via.str.size) || !sha ||
+        sha->type != MSGPACK_OBJECT_BIN ||
+        sha->via.bin.size != DV_SHA256_BYTES ||
+        !dv_msgpack_uint(dv_msgpack_get(o, "version"), version)) {
+        return false;
+    }
+    memcpy(name, n->via.str.ptr, n->via.str.size);
+    name[n->via.str.size] = '\0';
+    memcpy(sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
+    snprintf(key, KEY_BYTES, "%s@%" PRIu64, name, *version);
+    return true;
+}
+
 // A `dataset` map {name, version, sha256, bytes} into r.
 static int
 take_ref(const msgpack_object *ds,
@@ -9,25 +36,16 @@ take_ref(const msgpack_object *ds,
          const char *what,
          dv_error_t *err)
 {
-    const msgpack_object *name = dv_msgpack_get(ds, "name");
-    const msgpack_object *sha = dv_msgpack_get(ds, "sha256");
-    if (!name || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0 ||
-        name->via.str.size > DV_MAX_WIRE_NAME ||
-        memchr(name->via.str.ptr, '\0', name->via.str.size) || !sha ||
-        sha->type != MSGPACK_OBJECT_BIN ||
-        sha->via.bin.size != DV_SHA256_BYTES ||
-        !dv_msgpack_uint(dv_msgpack_get(ds, "version"), &r->version) ||
+    if (!take_named(ds, r->name, &r->version, r->sha256, r->key) ||
+        r->name[0] == '\0' ||
         !dv_msgpack_uint(dv_msgpack_get(ds, "bytes"), &r->bytes) ||
         r->version == 0 || r->bytes > DV_MAX_CSV_BYTES) {
+        r->key[0] = '\0'; // names no data set to fetch
         return dv_errorf(err, DV_EFORMAT,
                          "run: '%s' must be {name, version, sha256, bytes <= "
                          "%zu}",
                          what, DV_MAX_CSV_BYTES);
     }
-    memcpy(r->name, name->via.str.ptr, name->via.str.size);
-    r->name[name->via.str.size] = '\0';
-    memcpy(r->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
-    snprintf(r->key, sizeof r->key, "%s@%" PRIu64, r->name, r->version);
     return 0;
 }
 
@@ -92,22 +110,11 @@ take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
 static int
 parse_model(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
-    const msgpack_object *model = dv_msg_get(m, "model");
-    const msgpack_object *name = dv_msgpack_get(model, "name");
-    const msgpack_object *sha = dv_msgpack_get(model, "sha256");
-    if (!name || name->type != MSGPACK_OBJECT_STR ||
-        name->via.str.size > DV_MAX_WIRE_NAME || !sha ||
-        sha->type != MSGPACK_OBJECT_BIN ||
-        sha->via.bin.size != DV_SHA256_BYTES ||
-        !dv_msgpack_uint(dv_msgpack_get(model, "version"), &t->version) ||
-        memchr(name->via.str.ptr, '\0', name->via.str.size)) {
+    if (!take_named(dv_msg_get(m, "model"), t->name, &t->version, t->sha256,
+                    t->key)) {
         return dv_errorf(err, DV_EFORMAT,
                          "run: 'model' must be {name, version, sha256}");
     }
-    memcpy(t->name, name->via.str.ptr, name->via.str.size);
-    t->name[name->via.str.size] = '\0';
-    memcpy(t->sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
-    snprintf(t->key, sizeof t->key, "%s@%" PRIu64, t->name, t->version);
     return 0;
 }
 

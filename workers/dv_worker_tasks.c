@@ -101,6 +101,28 @@ wk_task_end(dv_worker_t *self, task_t *t)
     wk_maybe_finish_drain(self);
 }
 
+// How every after-work callback starts. True when that was all: a task
+// the drain released before it began went back to the broker, or the task
+// failed (cancelled, or not run: DV_ECANCELED) and its failure was sent
+// and it ended. False: it succeeded, and the caller sends its result.
+static bool
+after_work_over(dv_worker_t *self, task_t *t, int status)
+{
+    if (status == UV_ECANCELED && t->released) { // draining: not started
+        wk_give_back(self, t);
+        return true;
+    }
+    if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
+        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    }
+    if (t->rc) {
+        wk_send_failed(self, t->job, t->attempt, t->rc, t->err.text);
+        wk_task_end(self, t);
+        return true;
+    }
+    return false;
+}
+
 // A `sleep` job: waits ms in short slices, checking the cancel flag
 // between them, the way model code checks it between batches.
 void
@@ -123,18 +145,13 @@ wk_after_sleep(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
-    if (status == UV_ECANCELED && t->released) { // draining: not started
-        wk_give_back(self, t);
+    if (after_work_over(self, t, status)) {
         return;
     }
-    if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
-        wk_send_failed(self, t->job, t->attempt, DV_ECANCELED, "job cancelled");
-    } else {
-        dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
-        dv_frame_t f = {t->raw, t->raw_rows};
-        wk_send_header(self, w, &f, 1);
-        self->jobs_done++;
-    }
+    dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
+    dv_frame_t f = {t->raw, t->raw_rows};
+    wk_send_header(self, w, &f, 1);
+    self->jobs_done++;
     wk_task_end(self, t);
 }
 
@@ -169,37 +186,29 @@ wk_after_evaluate(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
-    if (status == UV_ECANCELED && t->released) { // draining: not started
-        wk_give_back(self, t);
+    if (after_work_over(self, t, status)) {
         return;
     }
-    if (status != 0 || t->cancelled) {
-        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
+    dv_msgw_metrics(w, "metrics", &t->metrics);
+    size_t clen = 0;
+    uint8_t *conf = dv_confusion_frame(&t->metrics, &clen);
+    if (conf) { // too many classes for the header: a u32 frame
+        size_t k = t->metrics.n_classes;
+        dv_msgw_key(w, "confusion");
+        dv_msgw_v_map(w, 3);
+        dv_msgw_v_str(w, "frame");
+        dv_msgw_v_uint(w, 1);
+        dv_msgw_v_str(w, "dtype");
+        dv_msgw_v_str(w, "u32");
+        dv_msgw_v_str(w, "shape");
+        dv_msgw_v_array(w, 2);
+        dv_msgw_v_uint(w, k);
+        dv_msgw_v_uint(w, k);
     }
-    if (t->rc) {
-        wk_send_failed(self, t->job, t->attempt, t->rc, t->err.text);
-    } else {
-        dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
-        dv_msgw_metrics(w, "metrics", &t->metrics);
-        size_t clen = 0;
-        uint8_t *conf = dv_confusion_frame(&t->metrics, &clen);
-        if (conf) { // too many classes for the header: a u32 frame
-            size_t k = t->metrics.n_classes;
-            dv_msgw_key(w, "confusion");
-            dv_msgw_v_map(w, 3);
-            dv_msgw_v_str(w, "frame");
-            dv_msgw_v_uint(w, 1);
-            dv_msgw_v_str(w, "dtype");
-            dv_msgw_v_str(w, "u32");
-            dv_msgw_v_str(w, "shape");
-            dv_msgw_v_array(w, 2);
-            dv_msgw_v_uint(w, k);
-            dv_msgw_v_uint(w, k);
-        }
-        dv_frame_t f = {conf, clen};
-        wk_send_done(self, t, w, &f, conf ? 1 : 0);
-        free(conf);
-    }
+    dv_frame_t f = {conf, clen};
+    wk_send_done(self, t, w, &f, conf ? 1 : 0);
+    free(conf);
     wk_task_end(self, t);
 }
 
@@ -395,30 +404,22 @@ wk_after_train(uv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
-    if (status == UV_ECANCELED && t->released) { // draining: not started
-        wk_give_back(self, t);
+    if (after_work_over(self, t, status)) {
         return;
     }
-    if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
-        t->rc = dv_errorf(&t->err, DV_ECANCELED, "job cancelled");
+    send_progress(self, t); // the last epoch's, before the result
+    dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
+    dv_msgw_uint(w, "epochs_run", t->epochs_run);
+    dv_msgw_uint(w, "train_ms", (uint64_t)(t->train_s * 1000));
+    dv_msgw_bin(w, "data_sha256", t->data_sha256, DV_SHA256_BYTES);
+    dv_msgw_uint(w, "data_rows", t->data_rows);
+    if (t->resumed_from) {
+        dv_msgw_uint(w, "resumed_from", t->resumed_from);
     }
-    if (t->rc) {
-        wk_send_failed(self, t->job, t->attempt, t->rc, t->err.text);
-    } else {
-        send_progress(self, t); // the last epoch's, before the result
-        dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
-        dv_msgw_uint(w, "epochs_run", t->epochs_run);
-        dv_msgw_uint(w, "train_ms", (uint64_t)(t->train_s * 1000));
-        dv_msgw_bin(w, "data_sha256", t->data_sha256, DV_SHA256_BYTES);
-        dv_msgw_uint(w, "data_rows", t->data_rows);
-        if (t->resumed_from) {
-            dv_msgw_uint(w, "resumed_from", t->resumed_from);
-        }
-        if (t->eval_ds) {
-            dv_msgw_metrics(w, "eval_metrics", &t->eval);
-        }
-        dv_frame_t f = {t->model_file, t->model_len};
-        wk_send_done(self, t, w, &f, 1);
+    if (t->eval_ds) {
+        dv_msgw_metrics(w, "eval_metrics", &t->eval);
     }
+    dv_frame_t f = {t->model_file, t->model_len};
+    wk_send_done(self, t, w, &f, 1);
     wk_task_end(self, t);
 }

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import stat
+import time
 from dataclasses import dataclass
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple, Union)
@@ -34,6 +35,8 @@ MAX_MANY = 256
 #: dataset_push chunk size (the C client's).
 DATASET_CHUNK = 4 << 20
 F32 = np.dtype("<f4")
+#: job states after which nothing more happens to a job
+FINISHED_STATES = ("done", "failed", "dead", "expired", "cancelled")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -463,6 +466,13 @@ class _Req(_Pending):
             self._waker()
         return True
 
+    def outcome(self) -> Tuple[Dict[str, Any], List[Buffer]]:
+        """The finished request's reply and frames, or raise its error."""
+        if self.exc is not None:
+            raise self.exc
+        assert self.reply is not None
+        return self.reply, self.frames
+
 
 class _JobState(_Pending):
     """A submitted job: accepted (or refused), progress, then result."""
@@ -544,9 +554,25 @@ class _StreamState(_Pending):
             self._waker()
         return False
 
+    def answered(self) -> bool:
+        """The follow has its ``ok`` or its refusal."""
+        return self.ok is not None or self.exc is not None
+
+    def take(self) -> Optional[Result]:
+        """The next result received (None: none yet), or raise the error
+        the stream got (once)."""
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+        return self.results.pop(0) if self.results else None
+
 
 class _Core:
     """Request ids, pending table and message dispatch (no I/O)."""
+
+    #: seconds a request waits for its reply (None: forever); set by the
+    #: client classes
+    timeout: Optional[float]
 
     def _core_init(self) -> None:
         self._pending: Dict[int, _Pending] = {}
@@ -560,6 +586,68 @@ class _Core:
     def _rid(self) -> int:
         self._next_rid += 1
         return self._next_rid
+
+    def _welcome(self, w: Dict[str, Any]) -> None:
+        """What the broker's ``welcome`` says: its minor version, limits
+        and name."""
+        v = w.get("v", [1, 0])
+        self.broker_minor = v[1] if isinstance(v, list) and len(v) == 2 else 0
+        self.limits = dict(w.get("limits") or {})
+        self.broker_name = w.get("broker", "")
+
+    def _open(self, state: _Pending) -> int:
+        """A new request id with state waiting for its answers."""
+        rid = self._rid()
+        self._pending[rid] = state
+        return rid
+
+    def _open_many(self, group: Sequence[Tuple[Dict[str, Any], Any]]
+                   ) -> Tuple[Dict[str, Any], List[Any], List[_JobState]]:
+        """One ``submit_many`` of group's (fields, bytes) items: its header,
+        its frame, and a waiting job state for each item (in order)."""
+        reqs = []
+        states = []
+        for f, buf in group:
+            st = _JobState()
+            f["rid"] = self._open(st)  # f is this request's own dict
+            f["bytes"] = len(buf)
+            reqs.append(f)
+            states.append(st)
+        h = header("submit_many", self._rid(), requests=reqs)
+        return h, [join([b for _, b in group])], states
+
+    def _request(self, want: Tuple[str, ...], timeout: Any
+                 ) -> Tuple[_Req, int, Optional[float]]:
+        """A new request awaiting a reply of a type in want: its state, its
+        id and its timeout ("default": the client's)."""
+        req = _Req(want)
+        return req, self._open(req), (self.timeout if timeout == "default"
+                                      else timeout)
+
+    def _followed(self, rid: int, st: _StreamState) -> None:
+        """After a ``follow`` was answered: raise its refusal (forgetting
+        the stream), else return."""
+        if st.ok is None:
+            self._pending.pop(rid, None)
+            assert st.exc is not None
+            raise st.exc
+
+    def _abandon(self, states: Sequence[_Pending]) -> None:
+        """Forget jobs nobody will wait for (their results get dropped)."""
+        gone = set(map(id, states))
+        self._pending = {r: p for r, p in self._pending.items()
+                         if id(p) not in gone}
+
+    def _input_ranges(self, X: Any, batch: int
+                      ) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
+        """predict's input as float32 and the row ranges of its requests
+        (at most batch rows and half a frame each)."""
+        x = as_input(X)
+        rows, cols = x.shape
+        if rows == 0:
+            raise errors.Invalid("X has no rows")
+        maxf = int(self.limits.get("max_frame_bytes", MAX_FRAME_BYTES))
+        return x, split_rows(rows, cols, batch, maxf)
 
     def _dispatch(self, msg: List[Any]) -> None:
         """One received multipart message (zmq Frames)."""
@@ -801,3 +889,160 @@ def join(bufs: Sequence[Any]) -> Any:
         except (TypeError, ValueError):
             pass
     return b"".join(bufs)
+
+
+# ------------------------------------- what Client and aio.Client share
+
+def ack_fields(queue: str, consumer: str, seq: Any,
+               last_seq: Optional[int]) -> Dict[str, Any]:
+    """An ``ack``'s fields: seq an int, a Result or None (the last one
+    handed out)."""
+    if isinstance(seq, Result):
+        seq = seq.seq
+    if seq is None:
+        seq = last_seq
+    return {"queue": queue, "consumer": consumer, "seq": int(seq)}
+
+
+class _Upload:
+    """A data set going up in ``dataset_push`` chunks: ``chunk()`` gives the
+    next request's fields and bytes, ``answered(h)`` takes its reply and
+    returns the ``dataset`` record once the last one is stored."""
+
+    def __init__(self, name: str, data: Any, y: Any,
+                 columns: Optional[Sequence[str]], target: Optional[str]):
+        self.name = name
+        self.blob = csv_bytes(data, y, columns, target)
+        self.digest = sha256(self.blob)
+        self.view = memoryview(self.blob)
+        self.off = 0
+        self.sent = 0
+
+    def chunk(self) -> Tuple[Dict[str, Any], memoryview]:
+        c = self.view[self.off:self.off + DATASET_CHUNK]
+        self.sent = len(c)
+        return {"name": self.name, "sha256": self.digest,
+                "bytes": len(self.blob), "offset": self.off}, c
+
+    def answered(self, h: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        self.off += self.sent
+        if h.get("t") == "dataset":
+            return h
+        if self.off >= len(self.blob):
+            raise errors.Format("broker did not answer the last chunk "
+                                "with the data set")
+        return None
+
+
+class _Deadline:
+    """``timeout`` seconds from now (None: never) for polling loops."""
+
+    def __init__(self, timeout: Optional[float]):
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+class _Watch(_Deadline):
+    """``watch``'s judgement of each ``job`` record it polls."""
+
+    def __init__(self, job: int, timeout: Optional[float]):
+        super().__init__(timeout)
+        self.job = job
+        self.last: Any = None
+
+    def changed(self, j: Dict[str, Any]) -> bool:
+        """The record differs from the last one (state, attempts,
+        progress)."""
+        key = (j.get("state"), j.get("attempts"), str(j.get("progress")))
+        new, self.last = key != self.last, key
+        return new
+
+    def over(self, j: Dict[str, Any]) -> bool:
+        """The job finished (True), or raise Timeout past the deadline."""
+        if j.get("state") in FINISHED_STATES:
+            return True
+        if self.passed():
+            raise errors.Timeout(f"job {self.job} still {j.get('state')}",
+                                 job=self.job)
+        return False
+
+
+class _Gather:
+    """predict's results, request by request, into one output array."""
+
+    def __init__(self, rows: int, ranges: Sequence[Tuple[int, int]],
+                 pinned: str):
+        self.rows = rows
+        self.ranges = ranges
+        self.out: Optional[np.ndarray] = None
+        self.classes: Optional[List[str]] = None
+        self.model = pinned
+
+    def add(self, idx: int, res: Result) -> None:
+        """Request idx's result (raises Format when its shape is off)."""
+        o = res.output
+        a, b = self.ranges[idx]
+        if o is None or o.shape[0] != b - a:
+            raise errors.Format(f"rows {a}..: result shape does not "
+                                "match the request")
+        if self.out is None:
+            self.out = np.empty((self.rows, o.shape[1]), dtype=F32)
+            self.classes = res.classes
+            self.model = res.model or self.model
+        self.out[a:b] = o
+
+    def prediction(self) -> Prediction:
+        assert self.out is not None
+        return Prediction(self.out, self.classes, self.model)
+
+
+class _JobBase:
+    """A submitted job's client, state and kind, and what it reads off
+    its state without waiting (drover.Job and drover.aio.Job)."""
+
+    def __init__(self, client: Any, state: _JobState, kind: str):
+        self._c = client
+        self._s = state
+        self.kind = kind
+
+    @property
+    def accepted(self) -> bool:
+        """True once the broker accepted (stored) the job."""
+        return self._s.accepted
+
+    @property
+    def duplicate(self) -> bool:
+        """True when the idempotency key named an earlier job (``id``)."""
+        return self._s.duplicate
+
+    @property
+    def progress(self) -> Optional[Progress]:
+        """The last training progress report (None: none yet)."""
+        return self._s.last_progress
+
+
+class _StreamBase:
+    """A followed stream's client, request id, state and names
+    (drover.Stream and drover.aio.Stream)."""
+
+    def __init__(self, client: Any, rid: int, state: _StreamState,
+                 queue: str, consumer: str):
+        self._c = client
+        self._rid = rid
+        self._s = state
+        self.queue = queue
+        self.consumer = consumer
+        #: the position the consumer had acknowledged when it followed
+        self.acked: int = (state.ok or {}).get("acked", 0)
+        #: seq of the last result handed out
+        self.last_seq = 0
+
+    def _take(self) -> Optional[Result]:
+        """The next result received, noted as the last handed out (None:
+        none yet); raises the error the stream got."""
+        r = self._s.take()
+        if r is not None:
+            self.last_seq = r.seq
+        return r

@@ -37,7 +37,8 @@ from . import errors
 from ._api import _Api
 from ._proto import Prediction, Progress, Result
 from ._version import __version__
-from .client import _MONITOR_EVENTS, FINISHED_STATES, MANY_BYTES, _recv
+from .client import (_MONITOR_EVENTS, FINISHED_STATES, MANY_BYTES, _connect,
+                     _dealer, _no_broker, _recv, _use_keys)
 
 Payload = Union[bytes, bytearray, memoryview]
 
@@ -66,7 +67,7 @@ class _Waiter:
                                      ) from None
 
 
-class Job:
+class Job(P._JobBase):
     """A submitted job (asyncio). ``await job`` is ``await job.result()``.
 
     ``id`` is None until the broker accepted it (``await job.wait_id()``
@@ -74,10 +75,8 @@ class Job:
     :class:`drover.Job`."""
 
     def __init__(self, client: "Client", state: P._JobState, kind: str):
-        self._c = client
-        self._s = state
+        super().__init__(client, state, kind)
         self._w = _Waiter(state)
-        self.kind = kind
 
     def __repr__(self) -> str:
         return f"<drover.aio.Job {self.kind} id={self._s.id}>"
@@ -85,19 +84,6 @@ class Job:
     @property
     def id(self) -> Optional[int]:
         return self._s.id
-
-    @property
-    def accepted(self) -> bool:
-        """True once the broker accepted (stored) the job."""
-        return self._s.accepted
-
-    @property
-    def duplicate(self) -> bool:
-        return self._s.duplicate
-
-    @property
-    def progress(self) -> Optional[Progress]:
-        return self._s.last_progress
 
     def done(self) -> bool:
         return self._s.finished and (not self._s.duplicate
@@ -136,21 +122,15 @@ class Job:
         return True
 
 
-class Stream:
+class Stream(P._StreamBase):
     """A followed result stream (asyncio): ``async for r in stream``,
     ``await stream.get(timeout)``, ``await stream.ack(seq)``,
     ``await stream.close()``."""
 
     def __init__(self, client: "Client", rid: int, state: P._StreamState,
                  waiter: _Waiter, queue: str, consumer: str):
-        self._c = client
-        self._rid = rid
-        self._s = state
+        super().__init__(client, rid, state, queue, consumer)
         self._w = waiter
-        self.queue = queue
-        self.consumer = consumer
-        self.acked: int = (state.ok or {}).get("acked", 0)
-        self.last_seq = 0
 
     def __aiter__(self) -> AsyncIterator[Result]:
         return self._iter()
@@ -169,22 +149,11 @@ class Stream:
                                 or s.closed, timeout, "follow")
         except errors.Timeout:
             return None
-        if s.exc is not None:
-            exc, s.exc = s.exc, None
-            raise exc
-        if not s.results:
-            return None
-        r = s.results.pop(0)
-        self.last_seq = r.seq
-        return r
+        return self._take()
 
     async def ack(self, seq: Union[int, Result, None] = None, *,
                   wait: bool = False) -> Optional[int]:
-        if isinstance(seq, Result):
-            seq = seq.seq
-        if seq is None:
-            seq = self.last_seq
-        f = {"queue": self.queue, "consumer": self.consumer, "seq": int(seq)}
+        f = P.ack_fields(self.queue, self.consumer, seq, self.last_seq)
         if not wait:
             await self._c._send(P.header("ack", 0, **f))
             return None
@@ -238,37 +207,18 @@ class Client(P._Core, _Api):
 
     async def connect(self) -> "Client":
         """Open the socket and say hello (raises as drover.Client does)."""
-        sock = self._ctx.socket(zmq.DEALER)
+        sock = _dealer(self._ctx)
         self._sock = sock
-        sock.setsockopt(zmq.LINGER, 200)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, P.MAX_FRAME_BYTES)
         monitor = None
         watcher = None
         try:
-            if self._key or self._broker_key:
-                if not self._key or not self._broker_key:
-                    raise errors.Invalid("CURVE needs both keys: key= and "
-                                         "broker_key=")
-                kp = P.load_key(self._key)
-                if kp.secret is None:
-                    raise errors.Invalid(f"{self._key} holds no secret key")
-                sock.curve_serverkey = P.broker_public_key(self._broker_key)
-                sock.curve_publickey = kp.public
-                sock.curve_secretkey = kp.secret
-                self.key_id = kp.id
+            self.key_id = _use_keys(sock, self._key, self._broker_key)
             monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
-            try:
-                sock.connect(self.endpoint)
-            except zmq.ZMQError as e:
-                raise errors.Invalid(f"cannot connect to {self.endpoint}: "
-                                     f"{e}") from None
+            _connect(sock, self.endpoint)
             self._reader = asyncio.ensure_future(self._read_loop())
-            rid = self._rid()
             req = P._Req(("welcome",))
             w = _Waiter(req)
-            self._pending[rid] = req
+            rid = self._open(req)
             watcher = asyncio.ensure_future(self._watch(monitor, req))
             await self._send(P.header("hello", rid, client=self._name or
                                       f"drover-python {__version__} aio"))
@@ -276,19 +226,10 @@ class Client(P._Core, _Api):
                 await w.until(lambda: req.finished, self.connect_timeout,
                               "hello")
             except errors.Timeout:
-                raise errors.Timeout(
-                    f"no broker answered at {self.endpoint} within "
-                    f"{self.connect_timeout} s (is one running? `drover up` "
-                    "starts one)") from None
+                raise _no_broker(self.endpoint, self.connect_timeout) from None
             finally:
                 self._pending.pop(rid, None)
-            if req.exc is not None:
-                raise req.exc
-            assert req.reply is not None
-            v = req.reply.get("v", [1, 0])
-            self.broker_minor = v[1] if isinstance(v, list) else 0
-            self.limits = dict(req.reply.get("limits") or {})
-            self.broker_name = req.reply.get("broker", "")
+            self._welcome(req.outcome()[0])
         except BaseException:
             await self.close()
             raise
@@ -374,21 +315,14 @@ class Client(P._Core, _Api):
                            want: Tuple[str, ...], frames: Sequence[Any] = (),
                            timeout: Any = "default"
                            ) -> Tuple[Dict[str, Any], List[Any]]:
-        if timeout == "default":
-            timeout = self.timeout
-        rid = self._rid()
-        req = P._Req(want)
+        req, rid, timeout = self._request(want, timeout)
         w = _Waiter(req)
-        self._pending[rid] = req
         try:
             await self._send(P.header(t, rid, **fields), frames)
             await w.until(lambda: req.finished, timeout, t)
         finally:
             self._pending.pop(rid, None)
-        if req.exc is not None:
-            raise req.exc
-        assert req.reply is not None
-        return req.reply, req.frames
+        return req.outcome()
 
     async def _call(self, t: str, fields: Dict[str, Any],
                     want: Tuple[str, ...], frames: Sequence[Any] = (),
@@ -411,10 +345,9 @@ class Client(P._Core, _Api):
     async def _submit(self, fields: Dict[str, Any], frames: Sequence[Any],
                       on_progress: Optional[Callable[[Progress], Any]] = None
                       ) -> Job:
-        rid = self._rid()
         st = P._JobState(on_progress)
         job = Job(self, st, fields["kind"])
-        self._pending[rid] = st
+        rid = self._open(st)
         try:
             await self._send(P.header("submit", rid, **fields), frames)
         except BaseException:
@@ -475,18 +408,10 @@ class Client(P._Core, _Api):
                 jobs.append(await self._submit(f, [buf]))
             return jobs
         for group in P.group_items(items, MANY_BYTES):
-            reqs = []
-            for f, buf in group:
-                rid = self._rid()
-                st = P._JobState()
-                self._pending[rid] = st
-                jobs.append(Job(self, st, f["kind"]))
-                f["rid"] = rid  # this request's own dict
-                f["bytes"] = len(buf)
-                reqs.append(f)
-            await self._send(P.header("submit_many", self._rid(),
-                                      requests=reqs),
-                             [P.join([b for _, b in group])])
+            h, frames, states = self._open_many(group)
+            await self._send(h, frames)
+            jobs.extend(Job(self, st, f["kind"])
+                        for st, (f, _) in zip(states, group))
         return jobs
 
     async def predict(self, model: str, X: Any, *, batch: int = 4096,
@@ -494,12 +419,7 @@ class Client(P._Core, _Api):
                       timeout: Any = "default", **opts: Any) -> Prediction:
         """As :meth:`drover.Client.predict`."""
         t = self.timeout if timeout == "default" else timeout
-        x = P.as_input(X)
-        rows, cols = x.shape
-        if rows == 0:
-            raise errors.Invalid("X has no rows")
-        maxf = int(self.limits.get("max_frame_bytes", P.MAX_FRAME_BYTES))
-        ranges = P.split_rows(rows, cols, batch, maxf)
+        x, ranges = self._input_ranges(X, batch)
         if len(ranges) == 1:
             res = await (await self.submit_infer(model, x, queue=queue,
                                                  **opts)).result(t)
@@ -508,9 +428,7 @@ class Client(P._Core, _Api):
         m = await self.model(model)
         pinned = f"{m['name']}@{m['version']}"
         items = P.infer_items(pinned, x, ranges, queue, opts)
-        out: Optional[np.ndarray] = None
-        classes = None
-        ran = pinned
+        got = P._Gather(x.shape[0], ranges, pinned)
         inflight: Deque[Tuple[int, Job]] = collections.deque()
         nxt = 0
         try:
@@ -521,24 +439,11 @@ class Client(P._Core, _Api):
                     inflight.extend(zip(range(nxt, nxt + k), new))
                     nxt += k
                 idx, job = inflight.popleft()
-                res = await job.result(t)
-                o = res.output
-                a, b = ranges[idx]
-                if o is None or o.shape[0] != b - a:
-                    raise errors.Format(f"rows {a}..: result shape does not "
-                                        "match the request")
-                if out is None:
-                    out = np.empty((rows, o.shape[1]), dtype=P.F32)
-                    classes = res.classes
-                    ran = res.model or pinned
-                out[a:b] = o
+                got.add(idx, await job.result(t))
         except BaseException:
-            gone = set(id(j._s) for _, j in inflight)
-            self._pending = {r: p for r, p in self._pending.items()
-                             if id(p) not in gone}
+            self._abandon([j._s for _, j in inflight])
             raise
-        assert out is not None
-        return Prediction(out, classes, ran)
+        return got.prediction()
 
     async def infer(self, model: str, X: Any, **kw: Any) -> np.ndarray:
         return (await self.predict(model, X, **kw)).output
@@ -590,25 +495,17 @@ class Client(P._Core, _Api):
     async def dataset_push(self, name: str, data: Any, y: Any = None, *,
                            columns: Optional[Sequence[str]] = None,
                            target: Optional[str] = None) -> Dict[str, Any]:
-        blob = P.csv_bytes(data, y, columns, target)
-        digest = P.sha256(blob)
-        view = memoryview(blob)
-        off = 0
+        up = P._Upload(name, data, y, columns, target)
         while True:
-            chunk = view[off:off + P.DATASET_CHUNK]
-            h = await self._call("dataset_push", {
-                "name": name, "sha256": digest, "bytes": len(blob),
-                "offset": off}, ("ok", "dataset"), [chunk])
-            off += len(chunk)
-            if h.get("t") == "dataset":
-                return h
-            if off >= len(blob):
-                raise errors.Format("broker did not answer the last chunk "
-                                    "with the data set")
+            f, chunk = up.chunk()
+            h = await self._call("dataset_push", f, ("ok", "dataset"), [chunk])
+            record = up.answered(h)
+            if record is not None:
+                return record
 
     async def wait_result(self, job: int, *, timeout: Optional[float] = None,
                           interval: float = 0.05) -> Result:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = P._Deadline(timeout)
         while True:
             try:
                 return await self.result_get(job)
@@ -616,7 +513,7 @@ class Client(P._Core, _Api):
                 st = (await self.job(job)).get("state")
                 if st in FINISHED_STATES:
                     return await self.result_get(job)
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.passed():
                 raise errors.Timeout(f"job {job}: no result within "
                                      f"{timeout} s", job=job)
             await asyncio.sleep(interval)
@@ -624,39 +521,28 @@ class Client(P._Core, _Api):
     async def watch(self, job: int, *, interval: float = 0.2,
                     timeout: Optional[float] = None
                     ) -> AsyncIterator[Dict[str, Any]]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
+        w = P._Watch(job, timeout)
         while True:
             j = await self.job(job)
-            key = (j.get("state"), j.get("attempts"), str(j.get("progress")))
-            if key != last:
-                last = key
+            if w.changed(j):
                 yield j
-            if j.get("state") in FINISHED_STATES:
+            if w.over(j):
                 return
-            if deadline is not None and time.monotonic() >= deadline:
-                raise errors.Timeout(f"job {job} still {j.get('state')}",
-                                     job=job)
             await asyncio.sleep(interval)
 
     async def follow(self, queue: str, consumer: str, *,
                      window: Optional[int] = None,
                      start: Optional[str] = None) -> Stream:
-        rid = self._rid()
         st = P._StreamState()
         w = _Waiter(st)
-        self._pending[rid] = st
+        rid = self._open(st)
         try:
             await self._send(P.header("follow", rid, queue=queue,
                                       consumer=consumer, window=window,
                                       **{"from": start}))
-            await w.until(lambda: st.ok is not None or st.exc is not None,
-                          self.timeout, "follow")
+            await w.until(st.answered, self.timeout, "follow")
         except BaseException:
             self._pending.pop(rid, None)
             raise
-        if st.ok is None:
-            self._pending.pop(rid, None)
-            assert st.exc is not None
-            raise st.exc
+        self._followed(rid, st)
         return Stream(self, rid, st, w, queue, consumer)

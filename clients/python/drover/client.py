@@ -37,13 +37,59 @@ from ._proto import Prediction, Progress, Result
 from ._version import __version__
 
 Payload = Union[bytes, bytearray, memoryview]
-FINISHED_STATES = ("done", "failed", "dead", "expired", "cancelled")
+FINISHED_STATES = P.FINISHED_STATES
 
 _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH
                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 #: bytes of inputs one submit_many message carries at most
 MANY_BYTES = 64 << 20
+
+
+def _dealer(ctx: zmq.Context) -> zmq.Socket:
+    """A DEALER socket as both clients use it: no high-water marks (the
+    client bounds what is in flight) and frames up to the protocol's
+    limit."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 200)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, P.MAX_FRAME_BYTES)
+    return sock
+
+
+def _use_keys(sock: zmq.Socket, key: Optional[str],
+              broker_key: Optional[str]) -> Optional[str]:
+    """CURVE on sock with our key file and the broker's public key (none
+    when neither is given). Returns our key id (None without keys)."""
+    if not key and not broker_key:
+        return None
+    if not key or not broker_key:
+        raise errors.Invalid("CURVE needs both keys: key= (ours, .key) "
+                             "and broker_key= (the broker's .pub); or "
+                             "DROVER_KEY and DROVER_BROKER_KEY")
+    kp = P.load_key(key)
+    if kp.secret is None:
+        raise errors.Invalid(f"{key} holds no secret key: give the .key "
+                             "file, not the .pub")
+    sock.curve_serverkey = P.broker_public_key(broker_key)
+    sock.curve_publickey = kp.public
+    sock.curve_secretkey = kp.secret
+    return kp.id
+
+
+def _connect(sock: zmq.Socket, endpoint: str) -> None:
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        raise errors.Invalid(f"cannot connect to {endpoint}: {e}") from None
+
+
+def _no_broker(endpoint: str, timeout: Optional[float]) -> errors.Timeout:
+    """The error of a ``hello`` nobody answered."""
+    return errors.Timeout(f"no broker answered at {endpoint} within "
+                          f"{timeout} s (is one running? `drover up` "
+                          "starts one)")
 
 
 def _recv(sock: zmq.Socket, flags: int = 0) -> List[zmq.Frame]:
@@ -58,7 +104,7 @@ def _recv(sock: zmq.Socket, flags: int = 0) -> List[zmq.Frame]:
     return parts
 
 
-class Job:
+class Job(P._JobBase):
     """A submitted job, future-like.
 
     ``id`` waits (up to the client's timeout) for the broker to accept it
@@ -69,11 +115,6 @@ class Job:
     ``progress`` is the last training progress report; the ``on_progress``
     callback given at submit runs for each one, on the thread waiting.
     """
-
-    def __init__(self, client: "Client", state: P._JobState, kind: str):
-        self._c = client
-        self._s = state
-        self.kind = kind
 
     def __repr__(self) -> str:
         st = "done" if self._s.finished else (
@@ -88,20 +129,6 @@ class Job:
         if s.id is None:
             raise s.exc if s.exc else errors.Format("no job id")
         return s.id
-
-    @property
-    def accepted(self) -> bool:
-        """True once the broker accepted (stored) the job."""
-        return self._s.accepted
-
-    @property
-    def duplicate(self) -> bool:
-        """True when the idempotency key named an earlier job (``id``)."""
-        return self._s.duplicate
-
-    @property
-    def progress(self) -> Optional[Progress]:
-        return self._s.last_progress
 
     def done(self) -> bool:
         """True when the result (or a refusal) is in; reads what is waiting."""
@@ -167,7 +194,7 @@ class Job:
         return True
 
 
-class Stream:
+class Stream(P._StreamBase):
     """A queue's result stream as one consumer (:meth:`Client.follow`).
 
     Iterate it for :class:`Result` objects (each with ``seq``), blocking
@@ -176,18 +203,6 @@ class Stream:
     ``window`` results past the last ack, and a later ``follow`` of the
     same consumer (from any client) resumes after the acked position.
     """
-
-    def __init__(self, client: "Client", rid: int, state: P._StreamState,
-                 queue: str, consumer: str):
-        self._c = client
-        self._rid = rid
-        self._s = state
-        self.queue = queue
-        self.consumer = consumer
-        #: the position the consumer had acknowledged when it followed
-        self.acked: int = (state.ok or {}).get("acked", 0)
-        #: seq of the last result handed out
-        self.last_seq = 0
 
     def __iter__(self) -> Iterator[Result]:
         while True:
@@ -206,14 +221,7 @@ class Stream:
                               timeout)
             except errors.Timeout:
                 return None
-        if s.exc is not None:
-            exc, s.exc = s.exc, None
-            raise exc
-        if not s.results:
-            return None
-        r = s.results.pop(0)
-        self.last_seq = r.seq
-        return r
+        return self._take()
 
     def ack(self, seq: Union[int, Result, None] = None, *,
             wait: bool = False) -> Optional[int]:
@@ -221,11 +229,7 @@ class Stream:
         handed out). With wait, waits for the broker's ``ok`` and returns
         the stored position; else sends and returns None (a refused ack
         shows in ``client.unsolicited_errors``)."""
-        if isinstance(seq, Result):
-            seq = seq.seq
-        if seq is None:
-            seq = self.last_seq
-        f = {"queue": self.queue, "consumer": self.consumer, "seq": int(seq)}
+        f = P.ack_fields(self.queue, self.consumer, seq, self.last_seq)
         if not wait:
             self._c._send(P.header("ack", 0, **f))
             return None
@@ -281,32 +285,20 @@ class Client(P._Core, _Api):
         key = key or P.os.environ.get("DROVER_KEY") or None
         broker_key = broker_key or P.os.environ.get("DROVER_BROKER_KEY") or None
         self.key_id: Optional[str] = None
-        sock = self._ctx.socket(zmq.DEALER)
+        sock = _dealer(self._ctx)
         self._sock = sock
-        sock.setsockopt(zmq.LINGER, 200)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, P.MAX_FRAME_BYTES)
         monitor = None
         try:
-            if key or broker_key:
-                self._use_keys(key, broker_key)
+            self.key_id = _use_keys(sock, key, broker_key)
             monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
             self._monitor = monitor
-            try:
-                sock.connect(self.endpoint)
-            except zmq.ZMQError as e:
-                raise errors.Invalid(f"cannot connect to {self.endpoint}: "
-                                     f"{e}") from None
+            _connect(sock, self.endpoint)
             try:
                 w = self._call("hello", {"client": name or
                                          f"drover-python {__version__}"},
                                ("welcome",), timeout=connect_timeout)
             except errors.Timeout:
-                raise errors.Timeout(
-                    f"no broker answered at {self.endpoint} within "
-                    f"{connect_timeout} s (is one running? `drover up` "
-                    "starts one)") from None
+                raise _no_broker(self.endpoint, connect_timeout) from None
             self._welcome(w)
         except BaseException:
             self._monitor = None
@@ -321,30 +313,6 @@ class Client(P._Core, _Api):
         monitor.close(0)
 
     # ------------------------------------------------------ connection
-
-    def _use_keys(self, key: Optional[str], broker_key: Optional[str]
-                  ) -> None:
-        if not key or not broker_key:
-            raise errors.Invalid("CURVE needs both keys: key= (ours, .key) "
-                                 "and broker_key= (the broker's .pub); or "
-                                 "DROVER_KEY and DROVER_BROKER_KEY")
-        kp = P.load_key(key)
-        if kp.secret is None:
-            raise errors.Invalid(f"{key} holds no secret key: give the .key "
-                                 "file, not the .pub")
-        server = P.broker_public_key(broker_key)
-        self.key_id = kp.id
-        s = self._sock
-        assert s is not None
-        s.curve_serverkey = server
-        s.curve_publickey = kp.public
-        s.curve_secretkey = kp.secret
-
-    def _welcome(self, w: Dict[str, Any]) -> None:
-        v = w.get("v", [1, 0])
-        self.broker_minor = v[1] if isinstance(v, list) and len(v) == 2 else 0
-        self.limits = dict(w.get("limits") or {})
-        self.broker_name = w.get("broker", "")
 
     def _check_monitor(self) -> None:
         mon = getattr(self, "_monitor", None)
@@ -389,12 +357,6 @@ class Client(P._Core, _Api):
     def rebind(self) -> None:
         """Make the calling thread this client's owner (hand-over)."""
         self._owner = threading.get_ident()
-
-    def _abandon(self, states: Sequence[P._Pending]) -> None:
-        """Forget jobs nobody will wait for (their results get dropped)."""
-        gone = set(map(id, states))
-        self._pending = {r: p for r, p in self._pending.items()
-                         if id(p) not in gone}
 
     @property
     def pending(self) -> int:
@@ -466,20 +428,13 @@ class Client(P._Core, _Api):
                      want: Tuple[str, ...], frames: Sequence[Any] = (),
                      timeout: Any = "default"
                      ) -> Tuple[Dict[str, Any], List[Any]]:
-        if timeout == "default":
-            timeout = self.timeout
-        rid = self._rid()
-        req = P._Req(want)
-        self._pending[rid] = req
+        req, rid, timeout = self._request(want, timeout)
         try:
             self._send(P.header(t, rid, **fields), frames)
             self._pump(lambda: req.finished, timeout)
         finally:
             self._pending.pop(rid, None)
-        if req.exc is not None:
-            raise req.exc
-        assert req.reply is not None
-        return req.reply, req.frames
+        return req.outcome()
 
     def _then(self, r: Any, fn: Callable[[Any], Any]) -> Any:
         return fn(r)
@@ -495,9 +450,8 @@ class Client(P._Core, _Api):
     def _submit(self, fields: Dict[str, Any], frames: Sequence[Any],
                 on_progress: Optional[Callable[[Progress], Any]] = None
                 ) -> Job:
-        rid = self._rid()
         st = P._JobState(on_progress)
-        self._pending[rid] = st
+        rid = self._open(st)
         try:
             self._send(P.header("submit", rid, **fields), frames)
         except BaseException:
@@ -576,22 +530,9 @@ class Client(P._Core, _Api):
 
     def _send_many(self, group: Sequence[Tuple[Dict[str, Any], Any]]
                    ) -> List[Job]:
-        reqs = []
-        jobs = []
-        bufs = []
-        for f, buf in group:
-            rid = self._rid()
-            st = P._JobState()
-            self._pending[rid] = st
-            f["rid"] = rid  # f is this request's own dict: no copy
-            f["bytes"] = len(buf)
-            reqs.append(f)
-            bufs.append(buf)
-            jobs.append(Job(self, st, f["kind"]))
-        frame = P.join(bufs)
-        mrid = self._rid()
-        self._send(P.header("submit_many", mrid, requests=reqs), [frame])
-        return jobs
+        h, frames, states = self._open_many(group)
+        self._send(h, frames)
+        return [Job(self, st, f["kind"]) for st, (f, _) in zip(states, group)]
 
     # ---------------------------------------------------------- infer
 
@@ -613,12 +554,7 @@ class Client(P._Core, _Api):
         into one new array. ``timeout``: seconds without the next result.
         """
         t = self.timeout if timeout == "default" else timeout
-        x = P.as_input(X)
-        rows, cols = x.shape
-        if rows == 0:
-            raise errors.Invalid("X has no rows")
-        maxf = int(self.limits.get("max_frame_bytes", P.MAX_FRAME_BYTES))
-        ranges = P.split_rows(rows, cols, batch, maxf)
+        x, ranges = self._input_ranges(X, batch)
         if len(ranges) == 1:
             res = self.submit_infer(model, x, queue=queue, **opts).result(t)
             out = res.output
@@ -626,9 +562,7 @@ class Client(P._Core, _Api):
             return Prediction(out, res.classes, res.model or model)
         pinned = self._resolve(model)
         items = P.infer_items(pinned, x, ranges, queue, opts)
-        out_arr: Optional[np.ndarray] = None
-        classes = None
-        ran = pinned
+        got = P._Gather(x.shape[0], ranges, pinned)
         jobs: List[Tuple[int, Job]] = []
         nxt = 0
         done_count = 0
@@ -641,24 +575,13 @@ class Client(P._Core, _Api):
                     jobs.extend(zip(range(nxt, nxt + k), new))
                     nxt += k
                 idx, job = jobs[0]
-                res = job.result(t)
-                o = res.output
-                a, b = ranges[idx]
-                if o is None or o.shape[0] != b - a:
-                    raise errors.Format(f"rows {a}..: result shape does not "
-                                        "match the request")
-                if out_arr is None:
-                    out_arr = np.empty((rows, o.shape[1]), dtype=P.F32)
-                    classes = res.classes
-                    ran = res.model or pinned
-                out_arr[a:b] = o
+                got.add(idx, job.result(t))
                 jobs.pop(0)
                 done_count += 1
         except BaseException:
             self._abandon([j._s for _, j in jobs])
             raise
-        assert out_arr is not None
-        return Prediction(out_arr, classes, ran)
+        return got.prediction()
 
     def infer(self, model: str, X: Any, **kw: Any) -> np.ndarray:
         """:meth:`predict`'s output alone: rows x outputs float32 (class
@@ -727,28 +650,19 @@ class Client(P._Core, _Api):
         """Store a data set version from a CSV path, CSV bytes, or an array
         X with y (columns x0.. and target); uploaded in 4 MiB chunks.
         Returns the ``dataset`` record."""
-        blob = P.csv_bytes(data, y, columns, target)
-        digest = P.sha256(blob)
-        view = memoryview(blob)
-        off = 0
+        up = P._Upload(name, data, y, columns, target)
         while True:
-            chunk = view[off:off + P.DATASET_CHUNK]
-            h = self._call("dataset_push", {"name": name, "sha256": digest,
-                                            "bytes": len(blob),
-                                            "offset": off},
-                           ("ok", "dataset"), [chunk])
-            off += len(chunk)
-            if h.get("t") == "dataset":
-                return h
-            if off >= len(blob):
-                raise errors.Format("broker did not answer the last chunk "
-                                    "with the data set")
+            f, chunk = up.chunk()
+            h = self._call("dataset_push", f, ("ok", "dataset"), [chunk])
+            record = up.answered(h)
+            if record is not None:
+                return record
 
     def wait_result(self, job: int, *, timeout: Optional[float] = None,
                     interval: float = 0.05) -> Result:
         """result_get, retried while the job is unfinished (``drover jobs
         result --wait-ms``)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = P._Deadline(timeout)
         while True:
             try:
                 return self.result_get(job)
@@ -761,7 +675,7 @@ class Client(P._Core, _Api):
                         raise errors.NoEntry(
                             f"job {job} is {st} and its result is no "
                             "longer kept", job=job) from None
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.passed():
                 raise errors.Timeout(f"job {job}: no result within "
                                      f"{timeout} s", job=job)
             time.sleep(interval)
@@ -770,19 +684,13 @@ class Client(P._Core, _Api):
               timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Yield the job's ``job`` record each time it changes (state,
         attempts, progress), until it ends (the last one is final)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
+        w = P._Watch(job, timeout)
         while True:
             j = self.job(job)
-            key = (j.get("state"), j.get("attempts"), str(j.get("progress")))
-            if key != last:
-                last = key
+            if w.changed(j):
                 yield j
-            if j.get("state") in FINISHED_STATES:
+            if w.over(j):
                 return
-            if deadline is not None and time.monotonic() >= deadline:
-                raise errors.Timeout(f"job {job} still {j.get('state')}",
-                                     job=job)
             time.sleep(interval)
 
     # --------------------------------------------------------- streams
@@ -792,20 +700,15 @@ class Client(P._Core, _Api):
                ) -> Stream:
         """Follow queue's result stream as consumer (resumes after its
         acked position; ``start`` "earliest"/"latest" for a new one)."""
-        rid = self._rid()
         st = P._StreamState()
-        self._pending[rid] = st
+        rid = self._open(st)
         f = {"queue": queue, "consumer": consumer, "window": window,
              "from": start}
         try:
             self._send(P.header("follow", rid, **f))
-            self._pump(lambda: st.ok is not None or st.exc is not None,
-                       self.timeout)
+            self._pump(st.answered, self.timeout)
         except BaseException:
             self._pending.pop(rid, None)
             raise
-        if st.ok is None:
-            self._pending.pop(rid, None)
-            assert st.exc is not None
-            raise st.exc
+        self._followed(rid, st)
         return Stream(self, rid, st, queue, consumer)

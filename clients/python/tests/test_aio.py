@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import numpy as np
 import pytest
 
 import drover.aio
-from conftest import load_csv
+from conftest import DATA, load_csv
 from drover import errors
 
 
@@ -99,4 +100,27 @@ def test_aio_connect_timeout(tmp_path):
         with pytest.raises(errors.Timeout):
             await drover.aio.Client(f"ipc://{tmp_path}/none",
                                     connect_timeout=0.2).connect()
+    run(main())
+
+
+def test_aio_data_sets_watch_and_wait_result(cluster):
+    """The calls that poll or go up in chunks, as drover.Client's do."""
+    async def main():
+        async with drover.aio.Client(cluster.cep) as c:
+            path = DATA / "iris_train.csv"
+            rec = await c.dataset_push("py-aio-ds", str(path))
+            assert rec["name"] == "py-aio-ds" and rec["version"] >= 1
+            assert rec["sha256"] == hashlib.sha256(
+                path.read_bytes()).digest()
+            job = await c.submit_sleep(300, queue="py-aio-watch")
+            jid = await job.wait_id()
+            states = [j["state"] async for j in c.watch(
+                jid, interval=0.02, timeout=20)]
+            assert states[-1] == "done"
+            assert "queued" in states or "running" in states
+            res = await c.wait_result(jid, timeout=20)
+            assert res.job == jid
+            with pytest.raises(errors.Timeout):
+                late = await c.submit_sleep(5000, queue="py-aio-watch")
+                await c.wait_result(await late.wait_id(), timeout=0.2)
     run(main())
