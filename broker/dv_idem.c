@@ -215,10 +215,6 @@ dv_idem_reply(dv_broker_t *self,
     dv_msgw_uint(w, "job", e->job);
     dv_msgw_key(w, "duplicate");
     dv_msgw_v_bool(w, true);
-    if (self->store && route_len <= ROUTE_MAX) {
-        dv_commit_hold_reply(self, route, route_len, dv_msg_rid(m), w);
-    } else {
-        dv_broker_client_reply(self, route, route_len, w);
-    }
+    dv_commit_reply_after(self, route, route_len, dv_msg_rid(m), w);
     return true;
 }

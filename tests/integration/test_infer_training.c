@@ -1028,14 +1028,16 @@ test_training_leaves_room_for_inference(void)
 }
 
 // Cancel reaches a training job between epochs: its one-thread worker is
-// free for the next job long before the training would have ended.
+// free for the next job. The training asked for would take minutes
+// (1,000,000 epochs, ~100 s here, far more under ASan), longer than the
+// echo's 30 s deadline: the echo can only come back if the cancel stopped
+// it (no timing is asserted; the deadline only bounds the wait).
 static void
 test_cancel_stops_training(void)
 {
     dv_tcluster_t c;
     bool up = dv_tcluster_up(&c, 1, "0");
-    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, "epochs=400000", // ~40 s
-                      0,  0, ""};
+    train_run_t tr = {&c, 0, -1, -1, 0, 0, true, "epochs=1000000", 0, 0, ""};
     pthread_t th;
     bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
     bool running = false;
@@ -1049,13 +1051,11 @@ test_cancel_stops_training(void)
         nanosleep(&ts, NULL);
     }
     int cancel_rc = running ? drover_job_cancel(c.d, 1, NULL, &err) : -1;
-    int64_t t0 = dv_test_now_ms();
     drover_job_t echo = DROVER_JOB_INIT;
     echo.payload = "after";
     echo.payload_len = 5;
     drover_result_t *r = NULL;
     int echo_rc = running ? drover_run(c.d, &echo, 30000, &r, &err) : -1;
-    int64_t waited = dv_test_now_ms() - t0;
     drover_result_destroy(&r);
     if (started) {
         pthread_join(th, NULL);
@@ -1066,7 +1066,6 @@ test_cancel_stops_training(void)
     DV_CHECK_EQ(cancel_rc, 0);
     DV_CHECK_EQ(tr.code, DV_ECANCELED);
     DV_CHECK_EQ(echo_rc, 0);
-    DV_CHECK(waited < 15000); // the training had ~40 s left
     DV_CHECK_EQ(exit_rc, 0);
 }
 
