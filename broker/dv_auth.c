@@ -312,14 +312,17 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
     } else if (!k) {
         snprintf(why, sizeof why, "unknown key %.12s...", key);
     } else {
-        unsigned need =
-            clients ? DV_ROLE_PRODUCER | DV_ROLE_CONSUMER | DV_ROLE_ADMIN
-                    : DV_ROLE_WORKER | DV_ROLE_ADMIN;
-        if (!(k->roles & need)) {
+        // A known key without the worker role is admitted on the workers
+        // socket: a refused handshake tells a worker nothing (it would
+        // retry for ever), while its `register` is answered DV_EPERM naming
+        // the missing role (dv_authorize_worker refuses every message of
+        // such a key), and the worker stops with that reason.
+        unsigned need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER | DV_ROLE_ADMIN;
+        if (clients && !(k->roles & need)) {
             char roles[64];
-            snprintf(why, sizeof why, "key '%s' (%s) may not connect as %s",
-                     k->id, dv_roles_format(k->roles, roles, sizeof roles),
-                     clients ? "a client" : "a worker");
+            snprintf(why, sizeof why,
+                     "key '%s' (%s) may not connect as a client",
+                     k->id, dv_roles_format(k->roles, roles, sizeof roles));
         } else {
             user = k->id;
         }

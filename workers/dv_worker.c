@@ -87,7 +87,10 @@ write_models(const dv_worker_t *self, dv_msgw_t *w)
 static void
 send_register(dv_worker_t *self)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+    // Its own request id: a refusal of the register (not of a heartbeat
+    // sent before the welcome) is what stops the worker (on_ready).
+    self->register_rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, self->register_rid);
     dv_msgw_str(w, "worker", self->name);
     // Credits: the broker sends at most this many at a time. The pool runs
     // `capacity` of them; the rest wait in its queue.
@@ -303,6 +306,19 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             dv_msg_error(m, &code, text, sizeof text, &err);
             if (!strstr(text, "register first") &&
                 wk_fetch_failed(self, dv_msg_rid(m), code, text)) {
+                break;
+            }
+            if (code == DV_EPERM && dv_msg_rid(m) == self->register_rid) {
+                // Our key may not work (no worker role, a queue it does not
+                // allow, revoked): registering again cannot fix that.
+                dv_log(DV_LOG_ERROR, "worker",
+                       "the broker refuses this worker: %s; not retrying: "
+                       "give the key the worker role and the queues "
+                       "(drover keygen --roles worker --queues ...) or "
+                       "change --queues, then restart",
+                       text);
+                self->refused = DV_EPERM;
+                dv_worker_stop(self);
                 break;
             }
             dv_log(DV_LOG_WARN, "worker", "broker says %s: %s",
@@ -670,7 +686,7 @@ dv_worker_run(dv_worker_t *self)
     uv_signal_start(&self->sigint, on_signal, SIGINT);
     uv_signal_start(&self->sigterm, on_signal, SIGTERM);
     uv_run(&self->loop, UV_RUN_DEFAULT);
-    return 0;
+    return self->refused;
 }
 
 void
