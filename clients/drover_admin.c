@@ -36,6 +36,18 @@ drover_workers(drover_t *self,
             v[i].capacity = (uint32_t)drv_obj_uint(o, "capacity");
             v[i].running = (uint32_t)drv_obj_uint(o, "running");
             v[i].idle_ms = drv_obj_uint(o, "idle_ms");
+            // 1.5 (a 1.4 broker or an older worker: absent, left 0/false)
+            const msgpack_object *c = dv_msgpack_get(o, "concurrency");
+            if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                c->via.u64 <= UINT32_MAX) {
+                v[i].concurrency = (uint32_t)c->via.u64;
+            }
+            c = dv_msgpack_get(o, "computing");
+            if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                c->via.u64 <= UINT32_MAX) {
+                v[i].computing = (uint32_t)c->via.u64;
+                v[i].computing_known = true;
+            }
             drv_copy_obj_str(dv_msgpack_get(o, "state"), v[i].state,
                              sizeof v[i].state);
             dv_error_t e;

@@ -97,6 +97,9 @@ send_register(dv_worker_t *self)
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
     // Training jobs at once: fewer than the compute threads, so a thread
     // stays free for inference while models train.
+    // Its compute threads (1.5): `drover workers` shows the jobs computing
+    // out of these, apart from those held (prefetch).
+    dv_msgw_uint(w, "concurrency", self->capacity);
     dv_msgw_uint(w, "train_slots", self->train_slots);
     write_models(self, w);
     if (self->n_queues) {
@@ -375,11 +378,32 @@ wk_send_heartbeat(dv_worker_t *self)
     // This process's figures (1.5), so one scrape of the broker's /metrics
     // covers the pool.
     struct rusage ru;
+// Jobs on the compute threads now: every task held but those waiting (for
+// a thread, a model or a data set), at most the threads (work queued on the
+// pool beyond them waits inside libuv).
+static size_t
+computing_now(const dv_worker_t *self)
+{
+    size_t held = 0, waiting = 0;
+    for (const task_t *t = self->tasks; t; t = t->all_next) {
+        held++;
+    }
+    const task_t *lists[3] = {self->ready, self->waiting, self->waiting_data};
+    for (int l = 0; l < 3; l++) {
+        for (const task_t *t = lists[l]; t; t = t->next) {
+            waiting++;
+        }
+    }
+    size_t busy = held > waiting ? held - waiting : 0;
+    return busy < self->capacity ? busy : self->capacity;
+}
+
     getrusage(RUSAGE_SELF, &ru);
     uint64_t cpu_ms =
         (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     long pages = 0, res = 0;
+    dv_msgw_uint(w, "computing", computing_now(self)); // 1.5
     FILE *f = fopen("/proc/self/statm", "r");
     if (!f || fscanf(f, "%ld %ld", &pages, &res) != 2) {
         res = 0;
