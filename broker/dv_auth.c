@@ -222,8 +222,10 @@ drain_one(dv_auth_t *self, int i)
                            "mechanism mismatch (a peer without a key)"
                          : "handshake failed before authentication (a peer "
                            "without a key, or with the wrong broker key)");
-            dv_log(DV_LOG_WARN, "auth", "refused on %s: %s",
-                   self->monitor_domain[i], why);
+            dv_log(
+                DV_LOG_WARN, "auth",
+                "refused on %s: %s (check the peer's --key and --broker-key)",
+                self->monitor_domain[i], why);
             if (self->refused) {
                 self->refused(self->monitor_domain[i], "(unknown)", "", why,
                               self->refused_arg);
@@ -338,8 +340,10 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
         s->admitted++;
     }
     if (why[0]) {
-        dv_log(DV_LOG_WARN, "auth", "refused %s on %s from %s: %s", mech,
-               domain, address, why);
+        dv_log(DV_LOG_WARN, "auth",
+               "refused %s on %s from %s: %s (authorize its key or fix the "
+               "peer's --key/--broker-key: docs/SECURITY.md)",
+               mech, domain, address, why);
         if (self->refused) {
             self->refused(domain, address, key, why, self->refused_arg);
         }
@@ -660,7 +664,9 @@ dv_auth_seen(dv_auth_t *self,
     } else {
         char why[160];
         if (over_limit(self, s, id, why, sizeof why)) {
-            dv_log(DV_LOG_WARN, "auth", "refused a message on %s: %s",
+            dv_log(DV_LOG_WARN, "auth",
+                   "refused a message on %s: %s (raise the --max-*-connections "
+                   "limits, or find the peer opening so many)",
                    self->monitor_domain[i], why);
             if (self->refused) {
                 self->refused(self->monitor_domain[i], "(unknown)", id, why,

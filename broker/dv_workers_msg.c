@@ -103,7 +103,8 @@ void
 dv_workers_msg_evict(dv_broker_t *self, worker_t *w, const char *why)
 {
     dv_log(DV_LOG_WARN, "broker",
-           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
+           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again "
+           "(restore the key's roles and queues to let it work)",
            w->name, w->key, why,
            dv_sched_worker_running(self->sched, w->handle));
     dv_workers_msg_lost(self, w, NULL);
@@ -749,7 +750,6 @@ take_figures(worker_t *w, const dv_msg_t *m)
     }
 }
 
-static int
 // A heartbeat's `computing` (1.5, optional): the jobs on its compute
 // threads now, for `workers` (the rest of what it holds waits). Capped at
 // 1,000,000 so a lying worker cannot print absurd figures.
@@ -765,11 +765,12 @@ take_computing(worker_t *w, const dv_msg_t *m)
     }
 }
 
+static int
 on_heartbeat_req(request_t *r, dv_error_t *err)
 {
     take_figures(r->w, r->m);
-    return take_models(r->self, r->w, r->m, err);
     take_computing(r->w, r->m);
+    return take_models(r->self, r->w, r->m, err);
 }
 
 static int
@@ -893,7 +894,6 @@ worker_handler(dv_msg_type_t type)
     return (size_t)type < DV_MSG_COUNT_ ? worker_handlers[type] : NULL;
 }
 
-void
 size_t
 dv_workers_msg_load_fields(const worker_t *w)
 {
@@ -913,6 +913,7 @@ dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
     }
 }
 
+void
 dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
     const void *route = zmq_msg_data(&in->route);
@@ -971,7 +972,6 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
             w->last_seen_ms = uv_now(&self->loop);
             w->capacity = (uint32_t)capacity;
             w->minor = dv_msg_minor(m);
-            w->draining = false;
             // Its compute threads (1.5; optional, 0: not said): capacity
             // counts its prefetch too, so `workers` shows both.
             uint64_t concurrency = 0;
@@ -984,6 +984,7 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
             w->concurrency = (uint32_t)concurrency;
             w->computing_known = false;
             w->computing = 0;
+            w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
             take_models(self, w, m, &err); // a bad list: no affinity, no harm
             uint64_t train_slots = 0;

@@ -47,7 +47,9 @@ wk_send_header(dv_worker_t *self,
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     if (self->sock && dv_wire_send(self->sock, NULL, 0, h, len, frames, n)) {
-        dv_log(DV_LOG_WARN, "worker", "could not send a message to %s: %s",
+        dv_log(DV_LOG_WARN, "worker",
+               "could not send a message to %s: %s (check the broker is up and "
+               "reachable)",
                self->endpoint, zmq_strerror(zmq_errno()));
     }
     dv_msgw_destroy(&w);
@@ -95,11 +97,11 @@ send_register(dv_worker_t *self)
     // Credits: the broker sends at most this many at a time. The pool runs
     // `capacity` of them; the rest wait in its queue.
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
-    // Training jobs at once: fewer than the compute threads, so a thread
-    // stays free for inference while models train.
     // Its compute threads (1.5): `drover workers` shows the jobs computing
     // out of these, apart from those held (prefetch).
     dv_msgw_uint(w, "concurrency", self->capacity);
+    // Training jobs at once: fewer than the compute threads, so a thread
+    // stays free for inference while models train.
     dv_msgw_uint(w, "train_slots", self->train_slots);
     write_models(self, w);
     if (self->n_queues) {
@@ -188,7 +190,9 @@ on_preload(dv_worker_t *self, const dv_msg_t *m)
     if (dv_msg_str(m, "name", t.name, sizeof t.name, &err) != 0 ||
         dv_msg_uint(m, "version", &t.version, &err) != 0 ||
         dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err) != 0) {
-        dv_log(DV_LOG_WARN, "worker", "bad preload: %s", err.text);
+        dv_log(DV_LOG_WARN, "worker",
+               "bad preload: %s (check the broker and worker versions match)",
+               err.text);
         return;
     }
     snprintf(t.key, sizeof t.key, "%s@%" PRIu64, t.name, t.version);
@@ -263,11 +267,15 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
     dv_msg_t *m = NULL;
     dv_error_t err = {0};
     if (in.too_many) {
-        dv_log(DV_LOG_WARN, "worker", "dropped a message with too many frames");
+        dv_log(DV_LOG_WARN, "worker",
+               "dropped a message with too many frames (check the broker and "
+               "worker versions match)");
     } else if (dv_msg_decode(&m, zmq_msg_data(&in.header),
                              zmq_msg_size(&in.header), in.frames, in.n_payload,
                              NULL, &err) != 0) {
-        dv_log(DV_LOG_WARN, "worker", "bad message from the broker: %s",
+        dv_log(DV_LOG_WARN, "worker",
+               "bad message from the broker: %s (check the broker and worker "
+               "versions match)",
                err.text);
     } else {
         switch (dv_msg_type(m)) {
@@ -324,8 +332,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
                 dv_worker_stop(self);
                 break;
             }
-            dv_log(DV_LOG_WARN, "worker", "broker says %s: %s",
-                   dv_err_name(code), text);
+            dv_log(DV_LOG_WARN, "worker",
+                   "broker says %s: %s (its log says more)", dv_err_name(code),
+                   text);
             if (strstr(text, "register first") && !self->draining) {
                 send_register(self); // the broker restarted or forgot us
                 for (fetch_t *f = self->fetches; f; f = f->next) {
@@ -369,15 +378,6 @@ on_closed_reconnect(void *arg)
     }
 }
 
-void
-wk_send_heartbeat(dv_worker_t *self)
-{
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
-    dv_msgw_uint(w, "running", self->running);
-    write_models(self, w);
-    // This process's figures (1.5), so one scrape of the broker's /metrics
-    // covers the pool.
-    struct rusage ru;
 // Jobs on the compute threads now: every task held but those waiting (for
 // a thread, a model or a data set), at most the threads (work queued on the
 // pool beyond them waits inside libuv).
@@ -398,12 +398,21 @@ computing_now(const dv_worker_t *self)
     return busy < self->capacity ? busy : self->capacity;
 }
 
+void
+wk_send_heartbeat(dv_worker_t *self)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
+    dv_msgw_uint(w, "running", self->running);
+    dv_msgw_uint(w, "computing", computing_now(self)); // 1.5
+    write_models(self, w);
+    // This process's figures (1.5), so one scrape of the broker's /metrics
+    // covers the pool.
+    struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     uint64_t cpu_ms =
         (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
         (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     long pages = 0, res = 0;
-    dv_msgw_uint(w, "computing", computing_now(self)); // 1.5
     FILE *f = fopen("/proc/self/statm", "r");
     if (!f || fscanf(f, "%ld %ld", &pages, &res) != 2) {
         res = 0;
@@ -444,7 +453,7 @@ on_heartbeat(uv_timer_t *t)
         dv_log(DV_LOG_WARN, "worker",
                "no word from the broker for %llu ms: reconnecting%s",
                (unsigned long long)silent,
-               self->ready_printed ? ""
+               self->ready_printed ? " (check the broker is up and reachable)"
                : self->curve
                    ? " (never welcomed: if the broker refuses our key, its "
                      "audit log says why; check --broker-key)"

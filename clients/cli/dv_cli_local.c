@@ -509,8 +509,8 @@ cmd_eval(int argc, char **argv)
         {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
     };
     const char *model_path = NULL, *data = NULL;
-    int arc = model_data_args(argc, argv, opts, "eval", eval_usage,
-                              &model_path, &data);
+    int arc = model_data_args(argc, argv, opts, "eval", eval_usage, &model_path,
+                              &data);
     if (arc >= 0) {
         return arc;
     }

@@ -117,8 +117,8 @@ worker_spawn_queues(sec_t *s,
     char k[4400], b[4400];
     key_path(s, key ? key : "", "key", k, sizeof k);
     key_path(s, broker_key, "pub", b, sizeof b);
-    const char *args[16] = {"--broker", s->wep, "--name", "w",
-                            "--heartbeat-ms", heartbeat_ms};
+    const char *args[16] = {"--broker", s->wep,           "--name",
+                            "w",        "--heartbeat-ms", heartbeat_ms};
     int n = 6;
     if (queues) {
         args[n++] = "--queues";
@@ -404,25 +404,21 @@ static const struct {
      "never welcomed: if the broker refuses our key, its audit log says "
      "why; check --broker-key",
      -1},
-    {"a producer key", "alice", "broker", NULL, "alice", "register",
-     "worker w",
+    {"a producer key", "alice", "broker", NULL, "alice", "register", "worker w",
      "refused: key 'alice' (producer,consumer) may not take jobs: that "
      "takes worker,admin",
      "the broker refuses this worker: key 'alice' (producer,consumer) may "
      "not take jobs",
      1},
-    {"a consumer key", "carol", "broker", NULL, "carol", "register",
-     "worker w",
+    {"a consumer key", "carol", "broker", NULL, "carol", "register", "worker w",
      "refused: key 'carol' (consumer) may not take jobs: that takes "
      "worker,admin",
      "the broker refuses this worker: key 'carol' (consumer) may not take "
      "jobs",
      1},
     {"a queue its key does not allow", "w2", "broker", "jobs,other", "w2",
-     "register", "worker w",
-     "refused: key 'w2' may not serve queue 'other'",
-     "the broker refuses this worker: key 'w2' may not serve queue 'other'",
-     1},
+     "register", "worker w", "refused: key 'w2' may not serve queue 'other'",
+     "the broker refuses this worker: key 'w2' may not serve queue 'other'", 1},
 };
 #define N_REFUSED_WORKERS (sizeof refused_workers / sizeof refused_workers[0])
 
@@ -474,10 +470,9 @@ test_handshakes(void)
             &s, refused_workers[i].key, refused_workers[i].broker_key,
             HB_FAST_S, refused_workers[i].queues, log);
         w_never[i] = w.pid && log_says(s.dir, log, refused_workers[i].log);
-        w_audited[i] =
-            audit_shows(admin, refused_workers[i].audit_key,
-                        refused_workers[i].action, refused_workers[i].object,
-                        refused_workers[i].outcome);
+        w_audited[i] = audit_shows(
+            admin, refused_workers[i].audit_key, refused_workers[i].action,
+            refused_workers[i].object, refused_workers[i].outcome);
         // One that exits does so by itself (signal 0: only waited for); one
         // that keeps trying is killed.
         w_exit[i] = dv_proc_stop(
