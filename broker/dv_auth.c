@@ -222,8 +222,10 @@ drain_one(dv_auth_t *self, int i)
                            "mechanism mismatch (a peer without a key)"
                          : "handshake failed before authentication (a peer "
                            "without a key, or with the wrong broker key)");
-            dv_log(DV_LOG_WARN, "auth", "refused on %s: %s",
-                   self->monitor_domain[i], why);
+            dv_log(
+                DV_LOG_WARN, "auth",
+                "refused on %s: %s (check the peer's --key and --broker-key)",
+                self->monitor_domain[i], why);
             if (self->refused) {
                 self->refused(self->monitor_domain[i], "(unknown)", "", why,
                               self->refused_arg);
@@ -312,14 +314,17 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
     } else if (!k) {
         snprintf(why, sizeof why, "unknown key %.12s...", key);
     } else {
-        unsigned need =
-            clients ? DV_ROLE_PRODUCER | DV_ROLE_CONSUMER | DV_ROLE_ADMIN
-                    : DV_ROLE_WORKER | DV_ROLE_ADMIN;
-        if (!(k->roles & need)) {
+        // A known key without the worker role is admitted on the workers
+        // socket: a refused handshake tells a worker nothing (it would
+        // retry for ever), while its `register` is answered DV_EPERM naming
+        // the missing role (dv_authorize_worker refuses every message of
+        // such a key), and the worker stops with that reason.
+        unsigned need = DV_ROLE_PRODUCER | DV_ROLE_CONSUMER | DV_ROLE_ADMIN;
+        if (clients && !(k->roles & need)) {
             char roles[64];
-            snprintf(why, sizeof why, "key '%s' (%s) may not connect as %s",
-                     k->id, dv_roles_format(k->roles, roles, sizeof roles),
-                     clients ? "a client" : "a worker");
+            snprintf(why, sizeof why,
+                     "key '%s' (%s) may not connect as a client",
+                     k->id, dv_roles_format(k->roles, roles, sizeof roles));
         } else {
             user = k->id;
         }
@@ -335,8 +340,10 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
         s->admitted++;
     }
     if (why[0]) {
-        dv_log(DV_LOG_WARN, "auth", "refused %s on %s from %s: %s", mech,
-               domain, address, why);
+        dv_log(DV_LOG_WARN, "auth",
+               "refused %s on %s from %s: %s (authorize its key or fix the "
+               "peer's --key/--broker-key: docs/SECURITY.md)",
+               mech, domain, address, why);
         if (self->refused) {
             self->refused(domain, address, key, why, self->refused_arg);
         }
@@ -657,7 +664,9 @@ dv_auth_seen(dv_auth_t *self,
     } else {
         char why[160];
         if (over_limit(self, s, id, why, sizeof why)) {
-            dv_log(DV_LOG_WARN, "auth", "refused a message on %s: %s",
+            dv_log(DV_LOG_WARN, "auth",
+                   "refused a message on %s: %s (raise the --max-*-connections "
+                   "limits, or find the peer opening so many)",
                    self->monitor_domain[i], why);
             if (self->refused) {
                 self->refused(self->monitor_domain[i], "(unknown)", id, why,

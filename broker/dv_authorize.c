@@ -63,8 +63,10 @@ dv_authorize_set_owner(dv_broker_t *self,
     }
     dv_error_t err = {0};
     if (dv_owners_set(owners, name, owner, &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "%s: owner not recorded: %s", name,
-               err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "%s: owner not recorded: %s (check free disk space and "
+               "permissions under --data)",
+               name, err.text);
     }
 }
 
@@ -100,7 +102,9 @@ dv_authorize_store_refused(dv_broker_t *self,
     char outcome[DV_ERROR_TEXT_MAX + 16];
     snprintf(outcome, sizeof outcome, "refused: %s", err->text);
     dv_authorize_audit(self, key, action, name, outcome);
-    dv_log(DV_LOG_WARN, "broker", "%s %s: version by key '%s' refused: %s",
+    dv_log(DV_LOG_WARN, "broker",
+           "%s %s: version by key '%s' refused: %s (use the owner's key or an "
+           "admin key)",
            what, name, key, err->text);
     return DV_EPERM;
 }
@@ -159,7 +163,9 @@ dv_authorize_reload_done(
         snprintf(outcome, sizeof outcome, "ok: %zu keys", n);
     } else {
         dv_log(DV_LOG_ERROR, "broker",
-               "authorized keys not reloaded (the old ones stay): %s", text);
+               "authorized keys not reloaded (the old ones stay): %s; fix the "
+               "keys folder, then reload again",
+               text);
         snprintf(outcome, sizeof outcome, "error: %s: %s", dv_err_name(rc),
                  text);
     }
@@ -641,8 +647,9 @@ followers_reauthorize(dv_broker_t *self)
         dv_authorize_audit(self, c->follower, "reload", object,
                            "refused: the key may no longer follow this stream");
         dv_log(DV_LOG_WARN, "broker",
-               "stream %s/%s: key '%s' may no longer follow it: stopped", queue,
-               c->consumer, c->follower);
+               "stream %s/%s: key '%s' may no longer follow it: stopped (give "
+               "it the consumer role for the queue to follow again)",
+               queue, c->consumer, c->follower);
         c->route_len = 0;
     }
 }

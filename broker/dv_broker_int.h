@@ -253,6 +253,10 @@ typedef struct {
                                      //   1.4 takes run_batch
     uint64_t cpu_ms, rss_bytes;      // its process, from heartbeats (1.5)
     uint64_t jobs_done, jobs_failed; //   and what it ran
+    uint32_t concurrency;            // its compute threads (register,
+                                     //   1.5; 0: not said)
+    uint32_t computing;              // jobs on them (heartbeat, 1.5)
+    bool computing_known;            // a heartbeat said computing
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in

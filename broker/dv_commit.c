@@ -203,7 +203,8 @@ results_release(dv_broker_t *self, held_result_t *h, int rc)
     if (rc && unstored) {
         dv_log(DV_LOG_ERROR, "broker",
                "%zu results sent although not stored: a restart before the "
-               "store takes writes again runs their jobs again",
+               "store takes writes again runs their jobs again; free disk "
+               "space under --data (see the store error above)",
                unstored);
     }
     dv_results_kept_trim(self); // what results_release held back
@@ -217,7 +218,9 @@ commit_finished(dv_broker_t *self, commit_t *c)
 {
     dv_store_batch_done(self->store, &c->batch, c->rc);
     if (c->rc) {
-        dv_log(DV_LOG_ERROR, "broker", "%s", c->err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "%s (check free disk space and permissions under --data)",
+               c->err.text);
     }
     bool gather =
         dv_jobs_msg_accepts_begin(self); // one accepted_many per client

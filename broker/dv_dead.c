@@ -185,7 +185,7 @@ dv_dead_job(
     dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text)};
     store_dead(self, &d);
     dv_dead_push(self, d);
-    dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s",
+    dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s (drover dead requeue)",
            (unsigned long long)j->id, text);
 }
 

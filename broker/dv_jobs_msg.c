@@ -36,6 +36,7 @@
 #include "dv_store.h"
 #include "dv_timers.h"
 #include "dv_wire.h"
+#include "dv_workers_msg.h"
 #define JOB_FORMAT DV_REC_JOB_FORMAT
 #define JOB_HEAD   DV_REC_JOB_HEAD
 
@@ -1224,9 +1225,10 @@ dv_jobs_msg_on_workers(dv_broker_t *self,
     dv_msgw_v_array(w, self->n_workers);
     for (size_t i = 0; i < self->n_workers; i++) {
         const worker_t *wk = &self->workers[i];
-        dv_msgw_v_map(w, 7);
+        dv_msgw_v_map(w, 7 + dv_workers_msg_load_fields(wk));
         dv_msgw_v_str(w, "name");
         dv_msgw_v_str(w, wk->name);
+        dv_workers_msg_write_load(w, wk);
         dv_msgw_v_str(w, "datasets");
         dv_msgw_v_array(w, wk->n_datasets);
         for (size_t k = 0; k < wk->n_datasets; k++) {

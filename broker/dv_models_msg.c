@@ -95,7 +95,7 @@ dv_models_msg_switches_check(dv_broker_t *self)
             if (late && !ready) {
                 dv_log(DV_LOG_WARN, "broker",
                        "%s@%s: workers have not loaded version %u in "
-                       "%d s; switching anyway",
+                       "%d s; switching anyway (see the workers' logs)",
                        sw->name, sw->alias[0] ? sw->alias : "latest", sw->to,
                        SWITCH_WAIT_MS / 1000);
             }

@@ -646,6 +646,14 @@ status_workers(dv_broker_t *b, dv_prom_t *p)
         json_strs(p, (const char *const *)w->models, w->n_models);
         dv_prom_raw(p, ",\"datasets\":");
         json_strs(p, (const char *const *)w->datasets, w->n_datasets);
+        // Its compute threads and the jobs on them (1.5 workers; absent
+        // for older ones: running counts held jobs, prefetch included).
+        if (w->concurrency) {
+            dv_prom_printf(p, ",\"concurrency\":%" PRIu32, w->concurrency);
+        }
+        if (w->computing_known) {
+            dv_prom_printf(p, ",\"computing\":%" PRIu32, w->computing);
+        }
         dv_prom_raw(p, "}");
     }
     dv_prom_raw(p, "]");

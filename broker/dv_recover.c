@@ -42,7 +42,10 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     dv_rec_result_t rec;
     dv_error_t err = {0};
     if (dv_rec_result_decode(&rec, id, data, len, &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
         return err.code;
     }
     dv_msgw_t *extra = NULL;
@@ -83,7 +86,10 @@ recover_cursor(uint64_t id, const void *data, size_t len, void *arg)
     dv_rec_cursor_t c;
     dv_error_t err = {0};
     if (dv_rec_cursor_decode(&c, id, data, len, &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
         return err.code;
     }
     qbytes_t *q = dv_broker_queue_bytes(r->self, c.queue);
@@ -130,7 +136,10 @@ recover_job(uint64_t id, const void *data, size_t len, void *arg)
     dv_error_t err = {0};
     job_t *j = dv_jobs_msg_decode(id, data, len, NULL, 0, &err);
     if (!j) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
         return err.code;
     }
     // A deep queue: past SPILL_WINDOW its jobs stay in the store and are
@@ -179,7 +188,9 @@ recover_attempts(uint64_t id, const void *data, size_t len, void *arg)
     recovery_t *r = arg;
     job_t *j = dv_broker_job_find(r->self, id);
     if (j && dv_dead_attempts_decode(j, data, len) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: job %llu: bad attempts record",
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: job %llu: bad attempts record (the store under --data "
+               "is damaged: restore a backup)",
                (unsigned long long)id);
         return DV_EFORMAT;
     }
@@ -197,7 +208,9 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
         !(j = dv_jobs_msg_decode(id, d.job, d.job_len, NULL, 0, &err)) ||
         dv_dead_attempts_decode(j, d.attempts, d.attempts_len) != 0) {
         dv_broker_job_free(j);
-        dv_log(DV_LOG_ERROR, "broker", "store: dead letter %llu: bad record",
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: dead letter %llu: bad record (the store under --data is "
+               "damaged: restore a backup)",
                (unsigned long long)id);
         return DV_EFORMAT;
     }
@@ -215,7 +228,10 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
     dv_rec_key_t k;
     dv_error_t err = {0};
     if (dv_rec_key_decode(&k, id, data, len, &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
         return err.code;
     }
     if (r->now_unix - k.unix_ms >= r->self->idem_window_ms) {

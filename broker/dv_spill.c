@@ -172,7 +172,9 @@ load_job(uint64_t id, const void *data, size_t len, void *arg)
             j->rid = l->rids[l->i];
         }
         if (!j) {
-            dv_log(DV_LOG_ERROR, "broker", "store: job %llu: %s",
+            dv_log(DV_LOG_ERROR, "broker",
+                   "store: job %llu: %s (check disk space and permissions "
+                   "under --data)",
                    (unsigned long long)id,
                    err.text[0] ? err.text : "no memory");
         }
@@ -187,7 +189,9 @@ load_attempts(uint64_t id, const void *data, size_t len, void *arg)
     load_t *l = arg;
     job_t *j = l->jobs[l->i++];
     if (j && data && dv_dead_attempts_decode(j, data, len) != 0) {
-        dv_log(DV_LOG_WARN, "broker", "store: job %llu: bad attempts record",
+        dv_log(DV_LOG_WARN, "broker",
+               "store: job %llu: bad attempts record (the store under --data "
+               "is damaged: restore a backup)",
                (unsigned long long)id);
     }
     return 0;
@@ -239,12 +243,18 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
     dv_error_t err = {0};
     if (n && dv_store_get_many(self->store, DV_STORE_JOBS, ids, n, load_job, &l,
                                &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
     }
     l.i = 0;
     if (n && dv_store_get_many(self->store, DV_STORE_ATTEMPTS, ids, n,
                                load_attempts, &l, &err) != 0) {
-        dv_log(DV_LOG_ERROR, "broker", "store: %s", err.text);
+        dv_log(DV_LOG_ERROR, "broker",
+               "store: %s (check disk space and permissions under --data; a "
+               "damaged store: restore a backup)",
+               err.text);
     }
     uint64_t now = dv_broker_unix_ms_now();
     for (size_t i = 0; i < n; i++) {

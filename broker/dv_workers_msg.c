@@ -103,7 +103,8 @@ void
 dv_workers_msg_evict(dv_broker_t *self, worker_t *w, const char *why)
 {
     dv_log(DV_LOG_WARN, "broker",
-           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again",
+           "worker %s (key '%s') dropped: %s; its %zu jobs are queued again "
+           "(restore the key's roles and queues to let it work)",
            w->name, w->key, why,
            dv_sched_worker_running(self->sched, w->handle));
     dv_workers_msg_lost(self, w, NULL);
@@ -749,10 +750,26 @@ take_figures(worker_t *w, const dv_msg_t *m)
     }
 }
 
+// A heartbeat's `computing` (1.5, optional): the jobs on its compute
+// threads now, for `workers` (the rest of what it holds waits). Capped at
+// 1,000,000 so a lying worker cannot print absurd figures.
+static void
+take_computing(worker_t *w, const dv_msg_t *m)
+{
+    uint64_t v;
+    dv_error_t ignored = {0};
+    if (dv_msg_has(m, "computing") &&
+        dv_msg_uint(m, "computing", &v, &ignored) == 0) {
+        w->computing = v < 1000000 ? (uint32_t)v : 1000000;
+        w->computing_known = true;
+    }
+}
+
 static int
 on_heartbeat_req(request_t *r, dv_error_t *err)
 {
     take_figures(r->w, r->m);
+    take_computing(r->w, r->m);
     return take_models(r->self, r->w, r->m, err);
 }
 
@@ -877,6 +894,25 @@ worker_handler(dv_msg_type_t type)
     return (size_t)type < DV_MSG_COUNT_ ? worker_handlers[type] : NULL;
 }
 
+size_t
+dv_workers_msg_load_fields(const worker_t *w)
+{
+    return (w->concurrency ? 1 : 0) + (w->computing_known ? 1 : 0);
+}
+
+void
+dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
+{
+    if (w->concurrency) {
+        dv_msgw_v_str(out, "concurrency");
+        dv_msgw_v_uint(out, w->concurrency);
+    }
+    if (w->computing_known) {
+        dv_msgw_v_str(out, "computing");
+        dv_msgw_v_uint(out, w->computing);
+    }
+}
+
 void
 dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -936,6 +972,18 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
             w->last_seen_ms = uv_now(&self->loop);
             w->capacity = (uint32_t)capacity;
             w->minor = dv_msg_minor(m);
+            // Its compute threads (1.5; optional, 0: not said): capacity
+            // counts its prefetch too, so `workers` shows both.
+            uint64_t concurrency = 0;
+            dv_error_t ignored = {0};
+            if (dv_msg_uint_or(m, "concurrency", 0, &concurrency, &ignored) !=
+                    0 ||
+                concurrency > capacity) {
+                concurrency = 0; // a bad figure: shown as not said
+            }
+            w->concurrency = (uint32_t)concurrency;
+            w->computing_known = false;
+            w->computing = 0;
             w->draining = false;
             dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
             take_models(self, w, m, &err); // a bad list: no affinity, no harm

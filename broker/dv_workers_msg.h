@@ -59,6 +59,14 @@ void dv_workers_msg_sched_holdings(dv_broker_t *self, const worker_t *w);
 // rather than at its next heartbeat).
 void dv_workers_msg_holds_add(char ***list, size_t *n, const char *key);
 
+// What worker w said of its load (1.5), for `worker_list`: how many map
+// entries dv_workers_msg_write_load writes (0..2), and writing them as
+// map values: `concurrency` (its compute threads) when its register said
+// it, `computing` (jobs on them) when a heartbeat did. An older worker says
+// neither: a client shows what it knows (capacity, running).
+size_t dv_workers_msg_load_fields(const worker_t *w);
+void dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w);
+
 // One message from the worker socket: checked, then handled by its type;
 // a malformed one gets an `error` reply. in: borrowed (the caller closes it).
 void dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in);

@@ -729,6 +729,13 @@ typedef struct {
     size_t n_datasets;
     uint64_t idle_ms; // since its last message
     char state[16];   // "ready" or "draining"
+    // Its load as the worker says it (protocol 1.5; added fields, at the
+    // end). capacity counts the jobs it may hold (its compute threads plus
+    // prefetch), running the jobs it holds; of those, computing are on its
+    // concurrency compute threads now and the rest wait.
+    uint32_t concurrency; // compute threads (0: not said, an older worker)
+    uint32_t computing;   // jobs computing now (valid if computing_known)
+    bool computing_known; // false: an older worker, not said
 } drover_worker_t;
 
 // Connected workers: *workers of *n (free with drover_workers_free).

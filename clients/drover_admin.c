@@ -23,6 +23,18 @@ worker_from_obj(const msgpack_object *o, void *item)
     v->capacity = (uint32_t)drv_obj_uint(o, "capacity");
     v->running = (uint32_t)drv_obj_uint(o, "running");
     v->idle_ms = drv_obj_uint(o, "idle_ms");
+    // 1.5 (a 1.4 broker or an older worker: absent, left 0/false)
+    const msgpack_object *c = dv_msgpack_get(o, "concurrency");
+    if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        c->via.u64 <= UINT32_MAX) {
+        v->concurrency = (uint32_t)c->via.u64;
+    }
+    c = dv_msgpack_get(o, "computing");
+    if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        c->via.u64 <= UINT32_MAX) {
+        v->computing = (uint32_t)c->via.u64;
+        v->computing_known = true;
+    }
     drv_copy_obj_str(dv_msgpack_get(o, "state"), v->state, sizeof v->state);
     dv_error_t e;
     dv_strs_from_obj(dv_msgpack_get(o, "models"), "models", 4096,

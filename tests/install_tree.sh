@@ -4,7 +4,8 @@
 # run), libdrover.so with its soname links, drover.h and drover.pc (a
 # program builds and runs against them through pkg-config), the man pages,
 # the systemd units (naming the installed binaries), the sysusers.d entry
-# and the bash completion (which parses).
+# and the bash completion (which parses). drover.pc names the installed
+# dirs, also for a multiarch libdir (lib/x86_64-linux-gnu).
 #
 # usage: install_tree.sh BUILD_DIR [EXTRA_CFLAGS]
 #   EXTRA_CFLAGS: what a program linking this build's libdrover needs
@@ -67,7 +68,9 @@ fi
 # A program built only from the installed header and pkg-config file.
 if [ -n "$pc" ] && command -v pkg-config >/dev/null 2>&1 &&
     command -v cc >/dev/null 2>&1; then
-    flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs drover)
+    # drover.pc names the real /usr dirs; the sysroot maps them into DESTDIR.
+    flags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$dest" \
+        pkg-config --cflags --libs drover)
     cat >"$dest/prog.c" <<'EOF'
 #include <drover.h>
 #include <stdio.h>
@@ -95,6 +98,46 @@ EOF
     else
         cat "$dest/cc.log"
         say "a program does not build against the installed drover.h/drover.pc"
+    fi
+fi
+
+# pkg-config names the dirs the files went to.
+check_pc_dirs() { # PC_FILE LIBDIR INCLUDEDIR
+    for v in libdir:$2 includedir:$3; do
+        got=$(PKG_CONFIG_PATH=$(dirname "$1") pkg-config \
+            --variable="${v%%:*}" drover 2>&1)
+        [ "$got" = "${v#*:}" ] ||
+            say "$1: pkg-config's ${v%%:*} is '$got', not '${v#*:}'"
+    done
+}
+if [ -n "$pc" ] && command -v pkg-config >/dev/null 2>&1; then
+    check_pc_dirs "$pc" "$prefix/lib" "$prefix/include"
+fi
+
+# A Debian-style multiarch libdir (lib/x86_64-linux-gnu, one level deeper
+# than lib/): a second, plain build of libdrover installed with it; its
+# drover.pc must still name /usr/lib/x86_64-linux-gnu and /usr/include.
+src=$(cd "$(dirname "$0")/.." && pwd)
+multi=lib/x86_64-linux-gnu
+if command -v pkg-config >/dev/null 2>&1; then
+    b="$dest/multiarch-build"
+    if cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_LIBDIR=$multi >"$dest/multi.log" 2>&1 &&
+        cmake --build "$b" --target libdrover_shared drover -j2 \
+            >>"$dest/multi.log" 2>&1 &&
+        DESTDIR="$dest/multi" cmake -DCMAKE_INSTALL_PREFIX="$prefix" \
+            -P "$b/clients/cmake_install.cmake" >>"$dest/multi.log" 2>&1; then
+        mpc="$dest/multi$prefix/$multi/pkgconfig/drover.pc"
+        if [ -f "$mpc" ]; then
+            check_pc_dirs "$mpc" "$prefix/$multi" "$prefix/include"
+            ls "$dest/multi$prefix/$multi"/libdrover.so >/dev/null 2>&1 ||
+                say "no libdrover.so in $prefix/$multi"
+        else
+            say "no $multi/pkgconfig/drover.pc"
+        fi
+    else
+        tail -n 20 "$dest/multi.log"
+        say "building/installing with CMAKE_INSTALL_LIBDIR=$multi failed"
     fi
 fi
 

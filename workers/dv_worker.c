@@ -47,7 +47,9 @@ wk_send_header(dv_worker_t *self,
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     if (self->sock && dv_wire_send(self->sock, NULL, 0, h, len, frames, n)) {
-        dv_log(DV_LOG_WARN, "worker", "could not send a message to %s: %s",
+        dv_log(DV_LOG_WARN, "worker",
+               "could not send a message to %s: %s (check the broker is up and "
+               "reachable)",
                self->endpoint, zmq_strerror(zmq_errno()));
     }
     dv_msgw_destroy(&w);
@@ -87,11 +89,17 @@ write_models(const dv_worker_t *self, dv_msgw_t *w)
 static void
 send_register(dv_worker_t *self)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+    // Its own request id: a refusal of the register (not of a heartbeat
+    // sent before the welcome) is what stops the worker (on_ready).
+    self->register_rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, self->register_rid);
     dv_msgw_str(w, "worker", self->name);
     // Credits: the broker sends at most this many at a time. The pool runs
     // `capacity` of them; the rest wait in its queue.
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
+    // Its compute threads (1.5): `drover workers` shows the jobs computing
+    // out of these, apart from those held (prefetch).
+    dv_msgw_uint(w, "concurrency", self->capacity);
     // Training jobs at once: fewer than the compute threads, so a thread
     // stays free for inference while models train.
     dv_msgw_uint(w, "train_slots", self->train_slots);
@@ -182,7 +190,9 @@ on_preload(dv_worker_t *self, const dv_msg_t *m)
     if (dv_msg_str(m, "name", t.name, sizeof t.name, &err) != 0 ||
         dv_msg_uint(m, "version", &t.version, &err) != 0 ||
         dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err) != 0) {
-        dv_log(DV_LOG_WARN, "worker", "bad preload: %s", err.text);
+        dv_log(DV_LOG_WARN, "worker",
+               "bad preload: %s (check the broker and worker versions match)",
+               err.text);
         return;
     }
     snprintf(t.key, sizeof t.key, "%s@%" PRIu64, t.name, t.version);
@@ -257,11 +267,15 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
     dv_msg_t *m = NULL;
     dv_error_t err = {0};
     if (in.too_many) {
-        dv_log(DV_LOG_WARN, "worker", "dropped a message with too many frames");
+        dv_log(DV_LOG_WARN, "worker",
+               "dropped a message with too many frames (check the broker and "
+               "worker versions match)");
     } else if (dv_msg_decode(&m, zmq_msg_data(&in.header),
                              zmq_msg_size(&in.header), in.frames, in.n_payload,
                              NULL, &err) != 0) {
-        dv_log(DV_LOG_WARN, "worker", "bad message from the broker: %s",
+        dv_log(DV_LOG_WARN, "worker",
+               "bad message from the broker: %s (check the broker and worker "
+               "versions match)",
                err.text);
     } else {
         switch (dv_msg_type(m)) {
@@ -305,8 +319,22 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
                 wk_fetch_failed(self, dv_msg_rid(m), code, text)) {
                 break;
             }
-            dv_log(DV_LOG_WARN, "worker", "broker says %s: %s",
-                   dv_err_name(code), text);
+            if (code == DV_EPERM && dv_msg_rid(m) == self->register_rid) {
+                // Our key may not work (no worker role, a queue it does not
+                // allow, revoked): registering again cannot fix that.
+                dv_log(DV_LOG_ERROR, "worker",
+                       "the broker refuses this worker: %s; not retrying: "
+                       "give the key the worker role and the queues "
+                       "(drover keygen --roles worker --queues ...) or "
+                       "change --queues, then restart",
+                       text);
+                self->refused = DV_EPERM;
+                dv_worker_stop(self);
+                break;
+            }
+            dv_log(DV_LOG_WARN, "worker",
+                   "broker says %s: %s (its log says more)", dv_err_name(code),
+                   text);
             if (strstr(text, "register first") && !self->draining) {
                 send_register(self); // the broker restarted or forgot us
                 for (fetch_t *f = self->fetches; f; f = f->next) {
@@ -350,11 +378,32 @@ on_closed_reconnect(void *arg)
     }
 }
 
+// Jobs on the compute threads now: every task held but those waiting (for
+// a thread, a model or a data set), at most the threads (work queued on the
+// pool beyond them waits inside libuv).
+static size_t
+computing_now(const dv_worker_t *self)
+{
+    size_t held = 0, waiting = 0;
+    for (const task_t *t = self->tasks; t; t = t->all_next) {
+        held++;
+    }
+    const task_t *lists[3] = {self->ready, self->waiting, self->waiting_data};
+    for (int l = 0; l < 3; l++) {
+        for (const task_t *t = lists[l]; t; t = t->next) {
+            waiting++;
+        }
+    }
+    size_t busy = held > waiting ? held - waiting : 0;
+    return busy < self->capacity ? busy : self->capacity;
+}
+
 void
 wk_send_heartbeat(dv_worker_t *self)
 {
     dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
     dv_msgw_uint(w, "running", self->running);
+    dv_msgw_uint(w, "computing", computing_now(self)); // 1.5
     write_models(self, w);
     // This process's figures (1.5), so one scrape of the broker's /metrics
     // covers the pool.
@@ -404,7 +453,7 @@ on_heartbeat(uv_timer_t *t)
         dv_log(DV_LOG_WARN, "worker",
                "no word from the broker for %llu ms: reconnecting%s",
                (unsigned long long)silent,
-               self->ready_printed ? ""
+               self->ready_printed ? " (check the broker is up and reachable)"
                : self->curve
                    ? " (never welcomed: if the broker refuses our key, its "
                      "audit log says why; check --broker-key)"
@@ -670,7 +719,7 @@ dv_worker_run(dv_worker_t *self)
     uv_signal_start(&self->sigint, on_signal, SIGINT);
     uv_signal_start(&self->sigterm, on_signal, SIGTERM);
     uv_run(&self->loop, UV_RUN_DEFAULT);
-    return 0;
+    return self->refused;
 }
 
 void

@@ -57,7 +57,11 @@ int dv_worker_open(dv_worker_t **out,
                    dv_error_t *err);
 
 // Run until drained after SIGINT/SIGTERM, or dv_worker_stop. Prints "READY
-// <endpoint>" on stdout the first time the broker welcomes it. Returns 0.
+// <endpoint>" on stdout the first time the broker welcomes it. Returns 0,
+// or DV_EPERM when the broker refused our register (the key lacks the
+// worker role or a queue asked for: a configuration error, logged with the
+// broker's reason; retrying would not help). A silent or absent broker is
+// retried for ever (reconnect, register again).
 int dv_worker_run(dv_worker_t *self);
 
 void dv_worker_stop(dv_worker_t *self);

@@ -177,8 +177,10 @@ after_load(uv_work_t *req, int status)
         dv_log(DV_LOG_INFO, "worker", "model %s loaded (%zu bytes)", c->key,
                c->bytes);
     } else {
-        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", l->fetch->key,
-               l->err.text);
+        dv_log(DV_LOG_WARN, "worker",
+               "model %s not loaded: %s (its jobs fail; check --model-memory "
+               "and the file: drover local inspect)",
+               l->fetch->key, l->err.text);
     }
     release_waiting(self, l->fetch->key, c, l->rc, l->err.text);
     if (c) {
@@ -239,8 +241,10 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
         }
     }
     if (rc) {
-        dv_log(DV_LOG_WARN, "worker", "model %s not loaded: %s", f->key,
-               err.text);
+        dv_log(DV_LOG_WARN, "worker",
+               "model %s not loaded: %s (its jobs fail; check --model-memory "
+               "and the file: drover local inspect)",
+               f->key, err.text);
         release_waiting(self, f->key, NULL, rc, err.text);
         drop_fetch(self, f);
     }
@@ -366,8 +370,10 @@ after_dsload(uv_work_t *req, int status)
         dv_log(DV_LOG_INFO, "worker", "data set %s cached (%zu bytes)", c->key,
                c->bytes);
     } else {
-        dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
-               l->err.text);
+        dv_log(
+            DV_LOG_WARN, "worker",
+            "data set %s not loaded: %s (its jobs fail; check --data-memory)",
+            f->key, l->err.text);
     }
     release_waiting_data(self, f->key, c, l->rc, l->err.text);
     wk_cache_trim(self); // after its tasks took their refs
@@ -446,8 +452,9 @@ wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
         free(l);
         rc = dv_errorf(&err, DV_EIO, "cannot queue the data set check");
     }
-    dv_log(DV_LOG_WARN, "worker", "data set %s not loaded: %s", f->key,
-           err.text);
+    dv_log(DV_LOG_WARN, "worker",
+           "data set %s not loaded: %s (its jobs fail; check --data-memory)",
+           f->key, err.text);
     release_waiting_data(self, f->key, NULL, rc, err.text);
     drop_fetch(self, f);
 }

@@ -177,6 +177,8 @@ struct dv_worker {
     unsigned broker_minor;  // welcome's v: 1.4 takes done_batch
     bool draining;          // said bye: finish, then stop
     uint64_t bye_rid;       // the bye's request id
+    uint64_t register_rid;  // the last register's request id
+    int refused;            // DV_EPERM: the broker refused our register
     bool bye_acked;         // the broker answered it: no more jobs coming
     uint64_t bye_ms;        // loop time it was sent
     bool stopping;          // the loop is being stopped

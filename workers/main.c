@@ -119,7 +119,9 @@ main(int argc, char **argv)
         dv_log(DV_LOG_ERROR, "worker", "%s", err.text);
         return 1;
     }
-    dv_worker_run(worker);
+    // Refused (DV_EPERM): exit 1, so a supervisor shows the failure
+    // instead of a worker that looks alive but never works.
+    int rc = dv_worker_run(worker);
     dv_worker_destroy(&worker);
-    return 0;
+    return rc ? 1 : 0;
 }

@@ -15,6 +15,40 @@
 #define WORKERS_USAGE "usage: drover workers [--broker E] [--json]\n"
 #define STATUS_USAGE  "usage: drover status [--broker E] [--json]\n"
 
+void
+dv_cli_worker_computing(const drover_worker_t *w, char *buf, size_t size)
+{
+    if (w->concurrency && w->computing_known) {
+        snprintf(buf, size, "%" PRIu32 "/%" PRIu32, w->computing,
+                 w->concurrency);
+    } else if (w->concurrency) {
+        snprintf(buf, size, "-/%" PRIu32, w->concurrency);
+    } else {
+        snprintf(buf, size, "-");
+    }
+}
+
+uint32_t
+dv_cli_worker_held(const drover_worker_t *w)
+{
+    if (!w->computing_known) {
+        return w->running;
+    }
+    return w->running > w->computing ? w->running - w->computing : 0;
+}
+
+void
+dv_cli_worker_load_json(const drover_worker_t *w)
+{
+    if (w->concurrency) {
+        printf(",\"concurrency\":%" PRIu32, w->concurrency);
+    }
+    if (w->computing_known) {
+        printf(",\"computing\":%" PRIu32, w->computing);
+    }
+    printf(",\"held\":%" PRIu32, dv_cli_worker_held(w));
+}
+
 int
 dv_cli_workers(int argc, char **argv)
 {
@@ -34,9 +68,10 @@ dv_cli_workers(int argc, char **argv)
             printf(i ? ",{\"name\":" : "{\"name\":");
             dv_cli_json_str(stdout, w[i].name);
             printf(",\"state\":\"%s\",\"capacity\":%" PRIu32
-                   ",\"running\":%" PRIu32 ",\"idle_ms\":%" PRIu64
-                   ",\"models\":[",
+                   ",\"running\":%" PRIu32 ",\"idle_ms\":%" PRIu64,
                    w[i].state, w[i].capacity, w[i].running, w[i].idle_ms);
+            dv_cli_worker_load_json(&w[i]);
+            printf(",\"models\":[");
             for (size_t k = 0; k < w[i].n_models; k++) {
                 printf(k ? "," : "");
                 dv_cli_json_str(stdout, w[i].models[k]);
@@ -50,14 +85,13 @@ dv_cli_workers(int argc, char **argv)
         }
         printf("]\n");
     } else if (rc == 0) {
-        printf("%-32s %-9s %7s %8s  %s\n", "WORKER", "STATE", "RUNNING",
-               "IDLE_MS", "MODELS");
+        printf("%-32s %-9s %9s %4s %8s  %s\n", "WORKER", "STATE", "COMPUTING",
+               "HELD", "IDLE_MS", "MODELS");
         for (size_t i = 0; i < n; i++) {
             char load[32];
-            snprintf(load, sizeof load, "%" PRIu32 "/%" PRIu32, w[i].running,
-                     w[i].capacity);
-            printf("%-32s %-9s %7s %8" PRIu64 " ", w[i].name, w[i].state, load,
-                   w[i].idle_ms);
+            dv_cli_worker_computing(&w[i], load, sizeof load);
+            printf("%-32s %-9s %9s %4" PRIu32 " %8" PRIu64 " ", w[i].name,
+                   w[i].state, load, dv_cli_worker_held(&w[i]), w[i].idle_ms);
             for (size_t k = 0; k < w[i].n_models; k++) {
                 printf(" %s", w[i].models[k]);
             }

@@ -43,6 +43,41 @@ local_usage(FILE *f)
 }
 
 static void
+eval_usage(FILE *f)
+{
+    fprintf(f, "usage: drover local eval --model MODEL.drvm --data FILE.csv "
+               "[--json] [--threads N]\n"
+               "\n"
+               "Evaluate a model on a labelled CSV (header line; the target "
+               "column as at\ntraining) and print its metrics.\n"
+               "\n"
+               "options:\n"
+               "  --model FILE   the model (.drvm)\n"
+               "  --data FILE    the CSV to evaluate on\n"
+               "  --json         one JSON object on one line\n"
+               "  --threads N    OpenBLAS threads (default: DROVER_THREADS "
+               "or all cores)\n");
+}
+
+static void
+predict_usage(FILE *f)
+{
+    fprintf(f, "usage: drover local predict --model MODEL.drvm --data "
+               "FILE.csv [--out PREDS.csv] [--threads N]\n"
+               "\n"
+               "Predict each row of a CSV (header line; a target column, if "
+               "present, is\nignored) and write the predictions as CSV.\n"
+               "\n"
+               "options:\n"
+               "  --model FILE   the model (.drvm)\n"
+               "  --data FILE    the CSV to predict\n"
+               "  --out FILE     write the predictions there (default: "
+               "stdout)\n"
+               "  --threads N    OpenBLAS threads (default: DROVER_THREADS "
+               "or all cores)\n");
+}
+
+static void
 train_usage(FILE *f)
 {
     dv_hyper_t h[6];
@@ -433,24 +468,25 @@ load_model_and_data(const char *model_path,
 }
 
 // eval and predict: parse opts (model, data, threads, help among them),
-// usage on a mistake or --help; --model and --data required; --threads
-// applied. Returns -1 to go on, else the exit code.
+// the command's usage on a mistake or --help; --model and --data required;
+// --threads applied. Returns -1 to go on, else the exit code.
 static int
 model_data_args(int argc,
                 char **argv,
                 dv_cli_opt_t *opts,
                 const char *what,
+                void (*usage)(FILE *),
                 const char **model_path,
                 const char **data)
 {
     const char *pos[1];
     size_t n_pos;
     if (dv_cli_parse(argc, argv, opts, pos, 0, &n_pos)) {
-        local_usage(stderr);
+        usage(stderr);
         return DV_CLI_USAGE;
     }
     if (dv_cli_get(opts, "help")) {
-        local_usage(stdout);
+        usage(stdout);
         return DV_CLI_OK;
     }
     *model_path = dv_cli_get(opts, "model");
@@ -473,7 +509,8 @@ cmd_eval(int argc, char **argv)
         {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
     };
     const char *model_path = NULL, *data = NULL;
-    int arc = model_data_args(argc, argv, opts, "eval", &model_path, &data);
+    int arc = model_data_args(argc, argv, opts, "eval", eval_usage, &model_path,
+                              &data);
     if (arc >= 0) {
         return arc;
     }
@@ -510,7 +547,8 @@ cmd_predict(int argc, char **argv)
         {"threads", true, NULL}, {"help", false, NULL}, {NULL, false, NULL},
     };
     const char *model_path = NULL, *data = NULL;
-    int arc = model_data_args(argc, argv, opts, "predict", &model_path, &data);
+    int arc = model_data_args(argc, argv, opts, "predict", predict_usage,
+                              &model_path, &data);
     if (arc >= 0) {
         return arc;
     }

@@ -93,6 +93,16 @@ int dv_cli_dead(int argc, char **argv);     //
 int dv_cli_models(int argc, char **argv);   // dv_cli_models.c
 int dv_cli_train(int argc, char **argv);    //
 int dv_cli_datasets(int argc, char **argv); // dv_cli_data.c
+// A worker's load, for `workers` and `top` (dv_cli_admin.c): COMPUTING as
+// "c/threads" into buf ("-/threads", or "-", for what a worker older than
+// protocol 1.5 does not say), and HELD: the jobs it holds beyond those
+// computing (all it holds when it does not say what computes).
+void dv_cli_worker_computing(const drover_worker_t *w, char *buf, size_t size);
+uint32_t dv_cli_worker_held(const drover_worker_t *w);
+// Its JSON members `,"concurrency":N,"computing":N` (each only when known)
+// and `,"held":N` to stdout.
+void dv_cli_worker_load_json(const drover_worker_t *w);
+
 int dv_cli_workers(int argc, char **argv);  // dv_cli_admin.c
 int dv_cli_status(int argc, char **argv);   //
 int dv_cli_audit(int argc, char **argv);    //

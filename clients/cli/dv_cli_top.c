@@ -133,8 +133,10 @@ print_json(const drover_status_t *s,
         printf(i ? ",{\"name\":" : "{\"name\":");
         dv_cli_json_str(stdout, w[i].name);
         printf(",\"state\":\"%s\",\"running\":%" PRIu32 ",\"capacity\":%" PRIu32
-               ",\"idle_ms\":%" PRIu64 ",\"models\":[",
+               ",\"idle_ms\":%" PRIu64,
                w[i].state, w[i].running, w[i].capacity, w[i].idle_ms);
+        dv_cli_worker_load_json(&w[i]);
+        printf(",\"models\":[");
         for (size_t k = 0; k < w[i].n_models; k++) {
             printf(k ? "," : "");
             dv_cli_json_str(stdout, w[i].models[k]);
@@ -191,15 +193,15 @@ print_text(const drover_status_t *s,
                q->name, q->queued, q->running, q->retrying, q->dead, q->done,
                q->failed, q->expired + q->cancelled, per_s);
     }
-    printf("\n%-24s %-9s %7s %9s  %s\n", "WORKER", "STATE", "LOAD", "HEARD",
-           "MODELS");
+    printf("\n%-24s %-9s %9s %4s %9s  %s\n", "WORKER", "STATE", "COMPUTING",
+           "HELD", "HEARD", "MODELS");
     for (size_t i = 0; i < n_w; i++) {
         char load[32], heard[32];
-        snprintf(load, sizeof load, "%" PRIu32 "/%" PRIu32, w[i].running,
-                 w[i].capacity);
+        dv_cli_worker_computing(&w[i], load, sizeof load);
         snprintf(heard, sizeof heard, "%.1fs ago",
                  (double)w[i].idle_ms / 1000.0);
-        printf("%-24s %-9s %7s %9s ", w[i].name, w[i].state, load, heard);
+        printf("%-24s %-9s %9s %4" PRIu32 " %9s ", w[i].name, w[i].state, load,
+               dv_cli_worker_held(&w[i]), heard);
         for (size_t k = 0; k < w[i].n_models; k++) {
             printf(" %s", w[i].models[k]);
         }

@@ -397,6 +397,40 @@ test_usage_errors(void)
     }
 }
 
+// `local eval --help` and `local predict --help` print their own usage
+// (their options, not the list of every `local` command) and exit 0; a
+// mistake prints that usage on stderr.
+static void
+test_subcommand_help(void)
+{
+    setup();
+    int rc_eval = run("local", "eval", "--help", NULL);
+    const char *out = slurp(s_out);
+    bool eval_own = strstr(out, "usage: drover local eval") != NULL &&
+                    strstr(out, "--json") && strstr(out, "--threads") &&
+                    !strstr(out, "local train") && !strstr(out, "--out");
+    if (!eval_own) {
+        fprintf(stderr, "  local eval --help printed: %s\n", out);
+    }
+    int rc_pred = run("local", "predict", "--help", NULL);
+    out = slurp(s_out);
+    bool pred_own = strstr(out, "usage: drover local predict") != NULL &&
+                    strstr(out, "--out") && strstr(out, "--threads") &&
+                    !strstr(out, "local train") && !strstr(out, "--json");
+    if (!pred_own) {
+        fprintf(stderr, "  local predict --help printed: %s\n", out);
+    }
+    int rc_bad = run("local", "predict", "--bogus", NULL);
+    bool bad_own = strstr(slurp(s_err), "usage: drover local predict") != NULL;
+    teardown();
+    DV_CHECK_EQ(rc_eval, 0);
+    DV_CHECK(eval_own);
+    DV_CHECK_EQ(rc_pred, 0);
+    DV_CHECK(pred_own);
+    DV_CHECK_EQ(rc_bad, 2);
+    DV_CHECK(bad_own);
+}
+
 // Failures exit 1 with the reason and the error name on stderr, and never
 // leave a partial model behind.
 static void
@@ -464,6 +498,7 @@ static const dv_test_case_t cases[] = {
     {"inspect shows checksum and lineage", test_inspect},
     {"same seed gives the same file", test_same_seed_same_file},
     {"usage errors exit 2", test_usage_errors},
+    {"eval and predict --help print their own usage", test_subcommand_help},
     {"failures exit 1 with the reason", test_failures},
     {NULL, NULL},
 };

@@ -107,27 +107,42 @@ broker_start(sec_t *s, bool secure)
 // A worker with key (NULL: plain) pinning keys/BROKER_KEY.pub as the
 // broker's, on s->wep, logging to log. Not waited for.
 static dv_proc_t
+worker_spawn_queues(sec_t *s,
+                    const char *key,
+                    const char *broker_key,
+                    const char *heartbeat_ms,
+                    const char *queues,
+                    const char *log)
+{
+    char k[4400], b[4400];
+    key_path(s, key ? key : "", "key", k, sizeof k);
+    key_path(s, broker_key, "pub", b, sizeof b);
+    const char *args[16] = {"--broker", s->wep,           "--name",
+                            "w",        "--heartbeat-ms", heartbeat_ms};
+    int n = 6;
+    if (queues) {
+        args[n++] = "--queues";
+        args[n++] = queues;
+    }
+    if (key) {
+        args[n++] = "--key";
+        args[n++] = k;
+        args[n++] = "--broker-key";
+        args[n++] = b;
+    }
+    args[n] = NULL;
+    return dv_proc_start("DROVER_WORKER_BIN", args, s->dir, log);
+}
+
+// worker_spawn_queues serving every queue its key allows.
+static dv_proc_t
 worker_spawn(sec_t *s,
              const char *key,
              const char *broker_key,
              const char *heartbeat_ms,
              const char *log)
 {
-    char k[4400], b[4400];
-    key_path(s, key ? key : "", "key", k, sizeof k);
-    key_path(s, broker_key, "pub", b, sizeof b);
-    const char *args[] = {"--broker",
-                          s->wep,
-                          "--name",
-                          "w",
-                          "--heartbeat-ms",
-                          heartbeat_ms,
-                          key ? "--key" : NULL,
-                          k,
-                          "--broker-key",
-                          b,
-                          NULL};
-    return dv_proc_start("DROVER_WORKER_BIN", args, s->dir, log);
+    return worker_spawn_queues(s, key, broker_key, heartbeat_ms, NULL, log);
 }
 
 // A worker with key (NULL: plain), READY.
@@ -366,36 +381,60 @@ infer_iris(drover_t *d, uint32_t max_attempts, drover_result_t **r)
     return rc;
 }
 
-// Workers the broker refuses: each is never welcomed (no READY; its log
-// says so and where to look), the broker audits the refusal on the worker
-// socket, and it never joins the workers.
+// Workers the broker refuses. One whose handshake fails (the wrong broker
+// key) is never welcomed and keeps trying (its log says so and where to
+// look); one whose key is known but may not work (no worker role, a queue
+// its key does not allow) has its `register` answered DV_EPERM: it logs the
+// broker's reason and exits 1 (a configuration error: retrying cannot fix
+// it). The broker audits each refusal, and none joins the workers.
 static const struct {
     const char *what;       // the case, for messages
     const char *key;        // the worker's key
     const char *broker_key; // the .pub it pins as the broker's
+    const char *queues;     // its --queues (NULL: none)
     const char *audit_key;  // the refusal's key in the audit ("": unknown)
+    const char *action;     // the refusal's audited action
+    const char *object;     // the refusal's object starts so
     const char *outcome;    // the refusal's outcome starts so
+    const char *log;        // the worker's log says so
+    int exit_status;        // -1: keeps running (killed by the test)
 } refused_workers[] = {
-    {"the wrong broker key", "w1", "stranger", "",
-     "refused: handshake failed before authentication"},
-    {"a producer key", "alice", "broker", "alice",
-     "refused: key 'alice' (producer,consumer) may not connect as a worker"},
-    {"a consumer key", "carol", "broker", "carol",
-     "refused: key 'carol' (consumer) may not connect as a worker"},
+    {"the wrong broker key", "w1", "stranger", NULL, "", "handshake",
+     "workers socket", "refused: handshake failed before authentication",
+     "never welcomed: if the broker refuses our key, its audit log says "
+     "why; check --broker-key",
+     -1},
+    {"a producer key", "alice", "broker", NULL, "alice", "register", "worker w",
+     "refused: key 'alice' (producer,consumer) may not take jobs: that "
+     "takes worker,admin",
+     "the broker refuses this worker: key 'alice' (producer,consumer) may "
+     "not take jobs",
+     1},
+    {"a consumer key", "carol", "broker", NULL, "carol", "register", "worker w",
+     "refused: key 'carol' (consumer) may not take jobs: that takes "
+     "worker,admin",
+     "the broker refuses this worker: key 'carol' (consumer) may not take "
+     "jobs",
+     1},
+    {"a queue its key does not allow", "w2", "broker", "jobs,other", "w2",
+     "register", "worker w", "refused: key 'w2' may not serve queue 'other'",
+     "the broker refuses this worker: key 'w2' may not serve queue 'other'", 1},
 };
 #define N_REFUSED_WORKERS (sizeof refused_workers / sizeof refused_workers[0])
 
 // No key, an unknown key, a worker key on the client socket, the wrong
 // broker key: refused at the handshake (at once, DV_EPERM), each refusal in
-// the audit log; on the worker socket, client keys and the wrong broker key
-// are refused too. An authorized producer runs jobs through a worker with a
-// worker key.
+// the audit log; on the worker socket, the wrong broker key is refused at
+// the handshake and keys that may not work at `register` (refused_workers).
+// An authorized producer runs jobs through a worker with a worker key.
 static void
 test_handshakes(void)
 {
     sec_t s;
-    bool up =
-        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    // w2: a worker key for queue "jobs" only.
+    bool up = sec_up(&s, NULL) &&
+              make_key(&s, "w2", DV_ROLE_WORKER, "jobs", true) &&
+              broker_start(&s, true) && worker_start(&s, "w1");
     drover_t *d = NULL, *admin = NULL, *alice = NULL;
     drover_error_t err = {0};
     int plain = up ? connect_as(&s, NULL, &d, &err) : -1;
@@ -423,21 +462,23 @@ test_handshakes(void)
     bool a_worker = adm == 0 && audited(admin, "w1", "handshake", "refused");
     bool w_never[N_REFUSED_WORKERS] = {false};
     bool w_audited[N_REFUSED_WORKERS] = {false};
+    int w_exit[N_REFUSED_WORKERS] = {0};
     for (size_t i = 0; adm == 0 && i < N_REFUSED_WORKERS; i++) {
         char log[64];
         snprintf(log, sizeof log, "refused-worker-%zu.log", i);
-        dv_proc_t w =
-            worker_spawn(&s, refused_workers[i].key,
-                         refused_workers[i].broker_key, HB_FAST_S, log);
-        w_never[i] = w.pid && log_says(s.dir, log,
-                                       "never welcomed: if the broker "
-                                       "refuses our key, its audit log says "
-                                       "why; check --broker-key");
-        w_audited[i] =
-            audit_shows(admin, refused_workers[i].audit_key, "handshake",
-                        "workers socket", refused_workers[i].outcome);
-        dv_proc_stop(&w, SIGKILL);
-        if (!w_never[i] || !w_audited[i]) {
+        dv_proc_t w = worker_spawn_queues(
+            &s, refused_workers[i].key, refused_workers[i].broker_key,
+            HB_FAST_S, refused_workers[i].queues, log);
+        w_never[i] = w.pid && log_says(s.dir, log, refused_workers[i].log);
+        w_audited[i] = audit_shows(
+            admin, refused_workers[i].audit_key, refused_workers[i].action,
+            refused_workers[i].object, refused_workers[i].outcome);
+        // One that exits does so by itself (signal 0: only waited for); one
+        // that keeps trying is killed.
+        w_exit[i] = dv_proc_stop(
+            &w, refused_workers[i].exit_status == -1 ? SIGKILL : 0);
+        if (!w_never[i] || !w_audited[i] ||
+            w_exit[i] != refused_workers[i].exit_status) {
             fprintf(stderr, "  refused worker, %s:\n", refused_workers[i].what);
             dv_proc_dump_log(s.dir, log);
         }
@@ -466,6 +507,7 @@ test_handshakes(void)
     for (size_t i = 0; i < N_REFUSED_WORKERS; i++) {
         DV_CHECK(w_never[i]);
         DV_CHECK(w_audited[i]);
+        DV_CHECK_EQ(w_exit[i], refused_workers[i].exit_status);
     }
     DV_CHECK_EQ(listed, 0);
     DV_CHECK_EQ(n_workers, 1); // w1 only: none of the refused ones

@@ -102,6 +102,27 @@ wait_running(cluster_t *c, int want)
     return false;
 }
 
+// Wait (DV_PROC_DEADLINE_MS) until `drover workers --json` holds needle
+// (the worker's load arrives with its heartbeats); *text: the last output
+// (caller frees).
+static bool
+wait_workers(cluster_t *c, const char *needle, char **text)
+{
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    *text = NULL;
+    while (dv_test_now_ms() < end) {
+        const char *args[] = {"workers", "--json", NULL};
+        free(*text);
+        int rc = cli(c, args, text);
+        if (rc == 0 && strstr(*text, needle) != NULL) {
+            return true;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
 static void
 test_top_plain_json_and_usage(void)
 {
@@ -135,6 +156,26 @@ test_top_plain_json_and_usage(void)
     char *ids = NULL;
     int src = up ? cli(&c, sargs, &ids) : -1;
     bool running = src == 0 && wait_running(&c, N_JOBS);
+    // Of the three it holds, one computes on its one thread: `workers`
+    // says so (not "3/5": those are credits, prefetch included).
+    char *wjson = NULL;
+    bool load = running && wait_workers(&c,
+                                        "\"concurrency\":1,\"computing\":1,"
+                                        "\"held\":2,",
+                                        &wjson);
+    bool load_json = load && strstr(wjson, "\"running\":3,") &&
+                     strstr(wjson, "\"capacity\":5,");
+    if (!load) {
+        fprintf(stderr, "  workers --json: %s\n", wjson ? wjson : "");
+    }
+    free(wjson);
+    const char *wtargs[] = {"workers", NULL};
+    char *wtext = NULL, wtline[512] = "";
+    int wt_rc = load ? cli(&c, wtargs, &wtext) : -1;
+    bool has_wt = wtext && worker[0] &&
+                  line_starting(wtext, worker, wtline, sizeof wtline);
+    bool wt_header = wtext && strstr(wtext, " COMPUTING HELD ") != NULL;
+    free(wtext);
 
     // Plain: two blocks, no escape codes.
     const char *targs[] = {"top", "--count", "2", "--interval-ms", "100", NULL};
@@ -223,7 +264,13 @@ test_top_plain_json_and_usage(void)
     DV_CHECK_EQ(q_running, N_JOBS);
     DV_CHECK(has_w);
     DV_CHECK(strstr(wline, " ready ") != NULL);
-    DV_CHECK(strstr(wline, " 3/5 ") != NULL); // running / capacity
+    DV_CHECK(strstr(wline, " 1/1    2 ") != NULL); // COMPUTING, HELD
+    DV_CHECK(load);
+    DV_CHECK(load_json);
+    DV_CHECK_EQ(wt_rc, 0);
+    DV_CHECK(has_wt);
+    DV_CHECK(wt_header);
+    DV_CHECK(strstr(wtline, " 1/1    2 ") != NULL);
     DV_CHECK(has_j);
     DV_CHECK(strstr(jline, " topq ") != NULL);
     DV_CHECK(strstr(jline, " sleep ") != NULL);

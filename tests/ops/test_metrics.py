@@ -173,6 +173,11 @@ def test_metrics_move_as_jobs_run(cluster):
     mq = [q for q in s["queues"] if q["name"] == "mq"][0]
     assert mq["done"] == 25 and mq["failed"] == 1
     assert len(s["workers"]) == 2
+    # 1.5 workers say their compute threads (register) and what computes
+    # (heartbeats, which have arrived: the figures above came with them)
+    for w in s["workers"]:
+        assert w["concurrency"] >= 1 and w["concurrency"] <= w["capacity"], w
+        assert 0 <= w["computing"] <= w["concurrency"], w
     assert s["models"][0]["name"] == "iris"
     failure = s["recent_failures"][0]
     assert failure["error"] == "DV_ETIMEDOUT" and failure["queue"] == "mq"
