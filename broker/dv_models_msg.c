@@ -232,7 +232,9 @@ work_push(uv_work_t *req)
         if (dv_registry_prepare_lineage(p->dir, &p->info, p->lineage,
                                         p->lineage_len, &e) != 0) {
             // The model is what matters: keep it, say what was lost.
-            dv_log(DV_LOG_WARN, "broker", "model %s@%u: lineage not kept: %s",
+            dv_log(DV_LOG_WARN, "broker",
+                   "model %s@%u: lineage not kept: %s (the model is stored; "
+                   "check free space under --data)",
                    p->name, p->version, e.text);
         }
     }

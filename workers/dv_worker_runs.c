@@ -252,7 +252,8 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
     if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
         list->via.array.size > DV_MAX_BATCH_JOBS) {
         dv_log(DV_LOG_WARN, "worker",
-               "bad run_batch: 'jobs' must be at most %d [job, attempt, rows]",
+               "bad run_batch: 'jobs' must be at most %d [job, attempt, "
+               "rows]; is the broker a Drover of this version?",
                DV_MAX_BATCH_JOBS);
         return;
     }
@@ -266,7 +267,9 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
             !dv_msgpack_uint(&e->via.array.ptr[2], &v[i][2]) ||
             v[i][2] > DV_MAX_INFER_ROWS) {
             dv_log(DV_LOG_WARN, "worker",
-                   "bad run_batch: jobs[%zu] must be [job, attempt, rows]", i);
+                   "bad run_batch: jobs[%zu] must be [job, attempt, rows]; "
+                   "is the broker a Drover of this version?",
+                   i);
             return;
         }
         sum += v[i][2];

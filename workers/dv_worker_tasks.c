@@ -378,7 +378,7 @@ wk_work_train(uv_work_t *req)
             // that can still be done.
             dv_log(DV_LOG_WARN, "worker",
                    "job %" PRIu64 ": checkpoint refused (%s); training from "
-                   "the start",
+                   "the start (same result, more time; nothing to do)",
                    t->job, t->err.text);
             o.resume = NULL;
             o.resume_len = 0;
