@@ -40,6 +40,7 @@ bench: release
 	build/release/bin/dv-bench-queue --bin-dir build/release/bin --out bench/results/queue.json
 	build/release/bin/dv-bench-serve --bin-dir build/release/bin --out bench/results/serve.json
 	scripts/deps.sh bench && for m in "" --early-stopping; do DROVER_BIN=build/release/bin/drover /usr/bin/python3 bench/parity/parity.py $$m || exit 1; done
+	/usr/bin/python3 bench/python/bench_python.py
 
 # libFuzzer on every decoder a peer or a file reaches (tests/fuzz), one
 # target at a time on one core: FUZZ_SECONDS each (default 15), or

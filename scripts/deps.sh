@@ -43,6 +43,8 @@ fi
 if [ "${1:-}" = bench ]; then
   PKGS+=(
     "python3-numpy     bench/parity writes and reads its data sets"
+    "python3-zmq       bench/python: the Python client's sockets"
+    "python3-msgpack   bench/python: the Python client's wire format"
     "python3-sklearn   bench/parity: make_classification and MLPClassifier/Regressor"
     "python3-torch     bench/parity: the same network in PyTorch"
   )
