@@ -280,6 +280,401 @@ print_when(const char *what, uint64_t unix_ms)
     printf(", %s %s.%03u UTC", what, buf, (unsigned)(unix_ms % 1000));
 }
 
+// `drover jobs list`: the broker's job table, filtered by state and queue.
+static int
+jobs_list(dv_cli_opt_t *opts, size_t n_pos)
+{
+    static const char *const states[] = {"queued",  "running",  "retrying",
+                                         "done",    "failed",   "dead",
+                                         "expired", "cancelled"};
+    const char *state = dv_cli_get(opts, "state");
+    bool known = state == NULL;
+    for (size_t i = 0; !known && i < sizeof states / sizeof *states; i++) {
+        known = strcmp(state, states[i]) == 0;
+    }
+    long limit = 0;
+    if (!known) {
+        fprintf(stderr,
+                "drover: --state '%s': one of queued, running, retrying, "
+                "done, failed, dead, expired, cancelled\n",
+                state);
+    }
+    if (n_pos != 0 || !known ||
+        !dv_cli_get_long(opts, "limit", 1, 10000, &limit)) {
+        fputs(JOBS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_job_info_t *v = NULL;
+    size_t n = 0;
+    rc =
+        drover_job_list(d, dv_cli_get(opts, "state"), dv_cli_get(opts, "queue"),
+                        (unsigned)limit, &v, &n, &err);
+    bool json = dv_cli_get(opts, "json") != NULL;
+    if (rc == 0 && json) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf("%s{\"job\":%" PRIu64 ",\"state\":\"%s\","
+                   "\"attempts\":%" PRIu32,
+                   i ? "," : "", v[i].job, v[i].state, v[i].attempts);
+            if (v[i].queue[0]) {
+                printf(",\"queue\":");
+                dv_cli_json_str(stdout, v[i].queue);
+                printf(",\"kind\":\"%s\",\"priority\":%" PRId32, v[i].kind,
+                       v[i].priority);
+            }
+            printf("}");
+        }
+        printf("]\n");
+    } else if (rc == 0) {
+        printf("%-10s %-9s %8s  %-20s %-6s %s\n", "JOB", "STATE", "ATTEMPTS",
+               "QUEUE", "KIND", "PRIORITY");
+        for (size_t i = 0; i < n; i++) {
+            printf("%-10" PRIu64 " %-9s %8" PRIu32 "  %-20s %-6s ", v[i].job,
+                   v[i].state, v[i].attempts, v[i].queue, v[i].kind);
+            if (v[i].queue[0]) {
+                printf("%" PRId32, v[i].priority);
+            }
+            printf("\n");
+        }
+    }
+    free(v);
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// The subcommands that act on one job ID: each gets the connection (the
+// caller destroys it) and returns the exit code.
+typedef int (*jobs_id_fn)(drover_t *d,
+                          unsigned long long id,
+                          const dv_cli_opt_t *opts,
+                          bool json);
+
+// `drover jobs cancel ID`.
+static int
+jobs_cancel(drover_t *d,
+            unsigned long long id,
+            const dv_cli_opt_t *opts,
+            bool json)
+{
+    (void)opts;
+    drover_error_t err = {0};
+    char was[16] = "";
+    int rc = drover_job_cancel(d, id, was, &err);
+    if (rc == 0) {
+        printf(json ? "{\"job\":%llu,\"cancelled\":true,\"was\":\"%s\"}\n"
+                    : "job %llu cancelled (it was %s)\n",
+               id, was);
+    }
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover jobs watch ID`: poll every 200 ms, draw training progress, print
+// each new state; exit 0 once it is done, 1 if it ended any other way.
+static int
+jobs_watch(drover_t *d,
+           unsigned long long id,
+           const dv_cli_opt_t *opts,
+           bool json)
+{
+    (void)opts;
+    drover_error_t err = {0};
+    dv_cli_progress_t po = {json, isatty(STDERR_FILENO) == 1, false};
+    drover_job_info_t info;
+    uint32_t last_epoch = UINT32_MAX;
+    char last_state[16] = "";
+    while (drover_job_info(d, id, &info, &err) == 0) {
+        bool over = strcmp(info.state, "queued") != 0 &&
+                    strcmp(info.state, "running") != 0 &&
+                    strcmp(info.state, "retrying") != 0;
+        if (info.epochs && info.epoch != last_epoch) {
+            uint64_t eta =
+                info.epoch
+                    ? info.progress_ms * (info.epochs - info.epoch) / info.epoch
+                    : 0;
+            drover_progress_t pg = {id,        info.epoch,       info.epochs,
+                                    info.loss, info.progress_ms, eta,
+                                    info.eval};
+            dv_cli_print_progress(&po, &pg);
+            last_epoch = info.epoch;
+        }
+        if (strcmp(info.state, last_state) != 0 && (json || !po.tty)) {
+            printf(json ? "{\"job\":%llu,\"state\":\"%s\"}\n"
+                        : "job %llu: %s\n",
+                   id, info.state);
+            fflush(stdout);
+        }
+        snprintf(last_state, sizeof last_state, "%s", info.state);
+        if (over) {
+            if (po.drawn) {
+                fprintf(stderr, "\n");
+            }
+            if (po.tty && !json) {
+                printf("job %llu: %s\n", id, info.state);
+            }
+            return strcmp(info.state, "done") == 0 ? DV_CLI_OK : DV_CLI_FAIL;
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return dv_cli_fail_d(&err);
+}
+
+// `drover jobs show ID --json`: one object, optional keys only when set.
+static void
+show_json(const drover_job_info_t *info)
+{
+    printf("{\"job\":%" PRIu64 ",\"state\":\"%s\",\"attempts\":%" PRIu32,
+           info->job, info->state, info->attempts);
+    if (info->queue[0]) {
+        printf(",\"queue\":");
+        dv_cli_json_str(stdout, info->queue);
+    }
+    if (info->kind[0]) {
+        printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info->kind,
+               info->priority);
+    }
+    if (info->worker[0]) {
+        printf(",\"worker\":");
+        dv_cli_json_str(stdout, info->worker);
+    }
+    const struct {
+        const char *key;
+        uint64_t ms;
+    } times[] = {{"submitted_unix_ms", info->submitted_unix_ms},
+                 {"started_unix_ms", info->started_unix_ms},
+                 {"finished_unix_ms", info->finished_unix_ms}};
+    for (size_t t = 0; t < 3; t++) {
+        if (times[t].ms) {
+            printf(",\"%s\":%" PRIu64, times[t].key, times[t].ms);
+        }
+    }
+    if (info->epochs) {
+        printf(",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32 ",\"loss\":%.6g",
+               info->epoch, info->epochs, info->loss);
+    }
+    if (info->model[0]) {
+        printf(",\"model\":");
+        dv_cli_json_str(stdout, info->model);
+    }
+    if (info->batch_jobs) {
+        printf(",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+               info->batch_rows, info->batch_jobs);
+    }
+    if (info->checkpoint_epoch) {
+        printf(",\"checkpoint\":{\"epoch\":%" PRIu32 ",\"bytes\":%" PRIu64
+               ",\"stored_epoch\":%" PRIu32 "}",
+               info->checkpoint_epoch, info->checkpoint_bytes,
+               info->checkpoint_stored_epoch);
+    }
+    printf("}\n");
+}
+
+// `drover jobs show ID`: one line of text.
+static void
+show_text(const drover_job_info_t *info)
+{
+    printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s",
+           info->job, info->state, info->attempts,
+           info->queue[0] ? ", queue " : "", info->queue,
+           info->kind[0] ? ", kind " : "", info->kind);
+    if (info->kind[0]) {
+        printf(", priority %" PRId32, info->priority);
+    }
+    if (info->worker[0]) {
+        printf(", %s %s", info->finished_unix_ms ? "ran on" : "on",
+               info->worker);
+    }
+    print_when("submitted", info->submitted_unix_ms);
+    print_when("started", info->started_unix_ms);
+    print_when("finished", info->finished_unix_ms);
+    if (info->epochs) {
+        printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)", info->epoch,
+               info->epochs, info->loss);
+    }
+    if (info->model[0]) {
+        printf(", ran %s", info->model);
+    }
+    if (info->batch_jobs) {
+        printf(" in a pass of %" PRIu32 " row(s), %" PRIu32 " job(s)",
+               info->batch_rows, info->batch_jobs);
+    }
+    if (info->checkpoint_epoch) {
+        printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64
+               " bytes; stored: %s)",
+               info->checkpoint_epoch, info->checkpoint_bytes,
+               info->checkpoint_stored_epoch == info->checkpoint_epoch ? "yes"
+               : info->checkpoint_stored_epoch ? "an older one"
+                                               : "no");
+    }
+    printf("\n");
+}
+
+// `drover jobs show ID`.
+static int
+jobs_show(drover_t *d,
+          unsigned long long id,
+          const dv_cli_opt_t *opts,
+          bool json)
+{
+    (void)opts;
+    drover_error_t err = {0};
+    drover_job_info_t info;
+    int rc = drover_job_info(d, id, &info, &err);
+    if (rc == 0 && json) {
+        show_json(&info);
+    } else if (rc == 0) {
+        show_text(&info);
+    }
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover jobs result ID --json`: the result's facts, not its bytes.
+static void
+result_json(FILE *f, const drover_result_t *r)
+{
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t rows = 0, cols = 0, len = 0;
+    const float *out = drover_result_output(r, &rows, &cols);
+    drover_result_payload(r, &len);
+    fprintf(f,
+            "{\"job\":%" PRIu64 ",\"state\":\"%s\",\"attempts\":%" PRIu32
+            ",\"worker\":",
+            drover_result_job(r), drover_result_state(r),
+            drover_result_attempts(r));
+    dv_cli_json_str(f, drover_result_worker(r));
+    const drover_attempt_error_t *errs = NULL;
+    size_t n_errs = drover_result_errors(r, &errs);
+    if (n_errs) {
+        print_errors_json(f, errs, n_errs);
+    }
+    if (code) {
+        fprintf(f,
+                ",\"error\":{\"name\":\"%s\",\"text\":", drover_err_name(code));
+        dv_cli_json_str(f, text);
+        fprintf(f, "}");
+    } else if (out) {
+        fprintf(f, ",\"model\":");
+        dv_cli_json_str(f, drover_result_model(r));
+        fprintf(f, ",\"rows\":%zu,\"cols\":%zu", rows, cols);
+        uint32_t b_rows = 0, b_jobs = 0;
+        if (drover_result_batch(r, &b_rows, &b_jobs)) {
+            fprintf(f, ",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
+                    b_rows, b_jobs);
+        }
+    } else {
+        const char *model = drover_result_model(r);
+        if (model && *model) { // train: the version it made; evaluate
+            fprintf(f, ",\"model\":");
+            dv_cli_json_str(f, model);
+        }
+        fprintf(f, ",\"payload_bytes\":%zu", len);
+    }
+    fprintf(f, "}\n");
+}
+
+// `drover jobs result ID`: the failure on stderr, or the result itself (infer
+// outputs as CSV, an echo payload as bytes, a train job's model version).
+static void
+result_text(FILE *f, unsigned long long id, const drover_result_t *r)
+{
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    size_t rows = 0, cols = 0, len = 0;
+    const float *out = drover_result_output(r, &rows, &cols);
+    const void *payload = drover_result_payload(r, &len);
+    if (code) {
+        fprintf(stderr, "drover: job %llu failed: %s: %s\n", id,
+                drover_err_name(code), text);
+        const drover_attempt_error_t *errs = NULL;
+        size_t n_errs = drover_result_errors(r, &errs);
+        print_errors_text(stderr, errs, n_errs);
+    } else if (out) {
+        dv_tensor_t view = {.rows = rows, .cols = cols, .data = (float *)out};
+        size_t k = drover_result_n_classes(r);
+        char **labels = k ? dv_calloc(k, sizeof(char *)) : NULL;
+        for (size_t c = 0; c < k; c++) {
+            labels[c] = (char *)drover_result_class(r, c);
+        }
+        dv_cli_write_predictions(f, &view, labels, k);
+        free(labels);
+    } else if (len) {
+        fwrite(payload, 1, len, f);
+    } else if (drover_result_model(r) && *drover_result_model(r)) {
+        fprintf(f, "%s\n", drover_result_model(r)); // a train job's version
+    }
+}
+
+// `drover jobs result ID [--wait-ms N] [--out FILE]`.
+static int
+jobs_result(drover_t *d,
+            unsigned long long id,
+            const dv_cli_opt_t *opts,
+            bool json)
+{
+    drover_error_t err = {0};
+    long wait_ms = 0;
+    if (!dv_cli_get_long(opts, "wait-ms", 0, 7L * 86400000, &wait_ms)) {
+        return DV_CLI_USAGE;
+    }
+    drover_result_t *r = NULL;
+    int rc = drover_wait(d, id, (int)wait_ms, &r, &err);
+    if (rc == DV_ETIMEDOUT) {
+        // Not finished: say where it is rather than a bare timeout.
+        drover_job_info_t info;
+        drover_error_t ierr = {0};
+        if (drover_job_info(d, id, &info, &ierr) == 0) {
+            fprintf(stderr,
+                    "drover: job %" PRIu64 " is %s%s: no result yet; "
+                    "`drover jobs result %" PRIu64
+                    " --wait-ms N` waits for it, `drover jobs watch %" PRIu64
+                    "` follows it\n",
+                    (uint64_t)id, info.state, wait_ms ? " after --wait-ms" : "",
+                    (uint64_t)id, (uint64_t)id);
+            return DV_CLI_FAIL;
+        }
+    }
+    if (rc) {
+        return dv_cli_fail_d(&err);
+    }
+    const char *out_path = dv_cli_get(opts, "out");
+    FILE *f = out_path ? fopen(out_path, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "drover: cannot write %s\n", out_path);
+        drover_result_destroy(&r);
+        return DV_CLI_FAIL;
+    }
+    if (json) {
+        result_json(f, r);
+    } else {
+        result_text(f, id, r);
+    }
+    if (f != stdout) {
+        fclose(f);
+    }
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    drover_result_destroy(&r);
+    return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
+}
+
+// `drover jobs SUB ID`: the subcommands that take a job ID (`list` does not).
+static const struct {
+    const char *name;
+    jobs_id_fn fn;
+} s_jobs_id_subs[] = {
+    {"show", jobs_show},
+    {"result", jobs_result},
+    {"cancel", jobs_cancel},
+    {"watch", jobs_watch},
+};
+
 int
 dv_cli_jobs(int argc, char **argv)
 {
@@ -301,334 +696,28 @@ dv_cli_jobs(int argc, char **argv)
         return rc;
     }
     if (strcmp(sub, "list") == 0) {
-        static const char *const states[] = {"queued",  "running",  "retrying",
-                                             "done",    "failed",   "dead",
-                                             "expired", "cancelled"};
-        const char *state = dv_cli_get(opts, "state");
-        bool known = state == NULL;
-        for (size_t i = 0; !known && i < sizeof states / sizeof *states; i++) {
-            known = strcmp(state, states[i]) == 0;
+        return jobs_list(opts, n_pos);
+    }
+    jobs_id_fn fn = NULL;
+    for (size_t i = 0; i < sizeof s_jobs_id_subs / sizeof *s_jobs_id_subs;
+         i++) {
+        if (strcmp(sub, s_jobs_id_subs[i].name) == 0) {
+            fn = s_jobs_id_subs[i].fn;
         }
-        long limit = 0;
-        if (!known) {
-            fprintf(stderr,
-                    "drover: --state '%s': one of queued, running, retrying, "
-                    "done, failed, dead, expired, cancelled\n",
-                    state);
-        }
-        if (n_pos != 0 || !known ||
-            !dv_cli_get_long(opts, "limit", 1, 10000, &limit)) {
-            fputs(JOBS_USAGE, stderr);
-            return DV_CLI_USAGE;
-        }
-        drover_t *d = NULL;
-        if ((rc = dv_cli_connect(opts, &d)) != 0) {
-            return rc;
-        }
-        drover_error_t err = {0};
-        drover_job_info_t *v = NULL;
-        size_t n = 0;
-        rc = drover_job_list(d, dv_cli_get(opts, "state"),
-                             dv_cli_get(opts, "queue"), (unsigned)limit, &v, &n,
-                             &err);
-        bool json = dv_cli_get(opts, "json") != NULL;
-        if (rc == 0 && json) {
-            printf("[");
-            for (size_t i = 0; i < n; i++) {
-                printf("%s{\"job\":%" PRIu64 ",\"state\":\"%s\","
-                       "\"attempts\":%" PRIu32,
-                       i ? "," : "", v[i].job, v[i].state, v[i].attempts);
-                if (v[i].queue[0]) {
-                    printf(",\"queue\":");
-                    dv_cli_json_str(stdout, v[i].queue);
-                    printf(",\"kind\":\"%s\",\"priority\":%" PRId32, v[i].kind,
-                           v[i].priority);
-                }
-                printf("}");
-            }
-            printf("]\n");
-        } else if (rc == 0) {
-            printf("%-10s %-9s %8s  %-20s %-6s %s\n", "JOB", "STATE",
-                   "ATTEMPTS", "QUEUE", "KIND", "PRIORITY");
-            for (size_t i = 0; i < n; i++) {
-                printf("%-10" PRIu64 " %-9s %8" PRIu32 "  %-20s %-6s ",
-                       v[i].job, v[i].state, v[i].attempts, v[i].queue,
-                       v[i].kind);
-                if (v[i].queue[0]) {
-                    printf("%" PRId32, v[i].priority);
-                }
-                printf("\n");
-            }
-        }
-        free(v);
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
     }
     char *end = NULL;
     unsigned long long id = n_pos == 1 ? strtoull(pos[0], &end, 10) : 0;
-    if (n_pos != 1 || *end || id == 0 ||
-        (strcmp(sub, "show") != 0 && strcmp(sub, "result") != 0 &&
-         strcmp(sub, "cancel") != 0 && strcmp(sub, "watch") != 0)) {
+    if (n_pos != 1 || *end || id == 0 || !fn) {
         fputs(JOBS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    bool json = dv_cli_get(opts, "json") != NULL;
     drover_t *d = NULL;
     if ((rc = dv_cli_connect(opts, &d)) != 0) {
         return rc;
     }
-    drover_error_t err = {0};
-    if (strcmp(sub, "cancel") == 0) {
-        char was[16] = "";
-        rc = drover_job_cancel(d, id, was, &err);
-        if (rc == 0) {
-            printf(json ? "{\"job\":%llu,\"cancelled\":true,\"was\":\"%s\"}\n"
-                        : "job %llu cancelled (it was %s)\n",
-                   id, was);
-        }
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
-    }
-    if (strcmp(sub, "watch") == 0) {
-        dv_cli_progress_t po = {json, isatty(STDERR_FILENO) == 1, false};
-        drover_job_info_t info;
-        uint32_t last_epoch = UINT32_MAX;
-        char last_state[16] = "";
-        for (;;) {
-            rc = drover_job_info(d, id, &info, &err);
-            if (rc) {
-                break;
-            }
-            bool over = strcmp(info.state, "queued") != 0 &&
-                        strcmp(info.state, "running") != 0 &&
-                        strcmp(info.state, "retrying") != 0;
-            if (info.epochs && info.epoch != last_epoch) {
-                uint64_t eta = info.epoch
-                                   ? info.progress_ms *
-                                         (info.epochs - info.epoch) / info.epoch
-                                   : 0;
-                drover_progress_t pg = {
-                    id,  info.epoch, info.epochs, info.loss, info.progress_ms,
-                    eta, info.eval};
-                dv_cli_print_progress(&po, &pg);
-                last_epoch = info.epoch;
-            }
-            if (strcmp(info.state, last_state) != 0 && (json || !po.tty)) {
-                printf(json ? "{\"job\":%llu,\"state\":\"%s\"}\n"
-                            : "job %llu: %s\n",
-                       id, info.state);
-                fflush(stdout);
-            }
-            snprintf(last_state, sizeof last_state, "%s", info.state);
-            if (over) {
-                if (po.drawn) {
-                    fprintf(stderr, "\n");
-                }
-                if (po.tty && !json) {
-                    printf("job %llu: %s\n", id, info.state);
-                }
-                drover_destroy(&d);
-                return strcmp(info.state, "done") == 0 ? DV_CLI_OK
-                                                       : DV_CLI_FAIL;
-            }
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        drover_destroy(&d);
-        return dv_cli_fail_d(&err);
-    }
-    if (strcmp(sub, "show") == 0) {
-        drover_job_info_t info;
-        rc = drover_job_info(d, id, &info, &err);
-        if (rc == 0 && json) {
-            printf("{\"job\":%" PRIu64
-                   ",\"state\":\"%s\",\"attempts\":%" PRIu32,
-                   info.job, info.state, info.attempts);
-            if (info.queue[0]) {
-                printf(",\"queue\":");
-                dv_cli_json_str(stdout, info.queue);
-            }
-            if (info.kind[0]) {
-                printf(",\"kind\":\"%s\",\"priority\":%" PRId32, info.kind,
-                       info.priority);
-            }
-            if (info.worker[0]) {
-                printf(",\"worker\":");
-                dv_cli_json_str(stdout, info.worker);
-            }
-            const struct {
-                const char *key;
-                uint64_t ms;
-            } times[] = {{"submitted_unix_ms", info.submitted_unix_ms},
-                         {"started_unix_ms", info.started_unix_ms},
-                         {"finished_unix_ms", info.finished_unix_ms}};
-            for (size_t t = 0; t < 3; t++) {
-                if (times[t].ms) {
-                    printf(",\"%s\":%" PRIu64, times[t].key, times[t].ms);
-                }
-            }
-            if (info.epochs) {
-                printf(",\"epoch\":%" PRIu32 ",\"epochs\":%" PRIu32
-                       ",\"loss\":%.6g",
-                       info.epoch, info.epochs, info.loss);
-            }
-            if (info.model[0]) {
-                printf(",\"model\":");
-                dv_cli_json_str(stdout, info.model);
-            }
-            if (info.batch_jobs) {
-                printf(",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
-                       info.batch_rows, info.batch_jobs);
-            }
-            if (info.checkpoint_epoch) {
-                printf(",\"checkpoint\":{\"epoch\":%" PRIu32
-                       ",\"bytes\":%" PRIu64 ",\"stored_epoch\":%" PRIu32 "}",
-                       info.checkpoint_epoch, info.checkpoint_bytes,
-                       info.checkpoint_stored_epoch);
-            }
-            printf("}\n");
-        } else if (rc == 0) {
-            printf("job %" PRIu64 ": %s after %" PRIu32 " attempt(s)%s%s%s%s",
-                   info.job, info.state, info.attempts,
-                   info.queue[0] ? ", queue " : "", info.queue,
-                   info.kind[0] ? ", kind " : "", info.kind);
-            if (info.kind[0]) {
-                printf(", priority %" PRId32, info.priority);
-            }
-            if (info.worker[0]) {
-                printf(", %s %s", info.finished_unix_ms ? "ran on" : "on",
-                       info.worker);
-            }
-            print_when("submitted", info.submitted_unix_ms);
-            print_when("started", info.started_unix_ms);
-            print_when("finished", info.finished_unix_ms);
-            if (info.epochs) {
-                printf(", epoch %" PRIu32 "/%" PRIu32 " (loss %.6g)",
-                       info.epoch, info.epochs, info.loss);
-            }
-            if (info.model[0]) {
-                printf(", ran %s", info.model);
-            }
-            if (info.batch_jobs) {
-                printf(" in a pass of %" PRIu32 " row(s), %" PRIu32 " job(s)",
-                       info.batch_rows, info.batch_jobs);
-            }
-            if (info.checkpoint_epoch) {
-                printf(", checkpoint after epoch %" PRIu32 " (%" PRIu64
-                       " bytes; stored: %s)",
-                       info.checkpoint_epoch, info.checkpoint_bytes,
-                       info.checkpoint_stored_epoch == info.checkpoint_epoch
-                           ? "yes"
-                       : info.checkpoint_stored_epoch ? "an older one"
-                                                      : "no");
-            }
-            printf("\n");
-        }
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
-    }
-    long wait_ms = 0;
-    if (!dv_cli_get_long(opts, "wait-ms", 0, 7L * 86400000, &wait_ms)) {
-        drover_destroy(&d);
-        return DV_CLI_USAGE;
-    }
-    drover_result_t *r = NULL;
-    rc = drover_wait(d, id, (int)wait_ms, &r, &err);
-    if (rc == DV_ETIMEDOUT) {
-        // Not finished: say where it is rather than a bare timeout.
-        drover_job_info_t info;
-        drover_error_t ierr = {0};
-        if (drover_job_info(d, id, &info, &ierr) == 0) {
-            fprintf(stderr,
-                    "drover: job %" PRIu64 " is %s%s: no result yet; "
-                    "`drover jobs result %" PRIu64
-                    " --wait-ms N` waits for it, `drover jobs watch %" PRIu64
-                    "` follows it\n",
-                    (uint64_t)id, info.state, wait_ms ? " after --wait-ms" : "",
-                    (uint64_t)id, (uint64_t)id);
-            drover_destroy(&d);
-            return DV_CLI_FAIL;
-        }
-    }
-    if (rc) {
-        drover_destroy(&d);
-        return dv_cli_fail_d(&err);
-    }
-    const char *text = "";
-    int code = drover_result_error(r, &text);
-    size_t rows = 0, cols = 0, len = 0;
-    const float *out = drover_result_output(r, &rows, &cols);
-    const void *payload = drover_result_payload(r, &len);
-    const char *out_path = dv_cli_get(opts, "out");
-    FILE *f = out_path ? fopen(out_path, "w") : stdout;
-    if (!f) {
-        fprintf(stderr, "drover: cannot write %s\n", out_path);
-        drover_result_destroy(&r);
-        drover_destroy(&d);
-        return DV_CLI_FAIL;
-    }
-    if (json) {
-        fprintf(f,
-                "{\"job\":%" PRIu64 ",\"state\":\"%s\",\"attempts\":%" PRIu32
-                ",\"worker\":",
-                drover_result_job(r), drover_result_state(r),
-                drover_result_attempts(r));
-        dv_cli_json_str(f, drover_result_worker(r));
-        const drover_attempt_error_t *errs = NULL;
-        size_t n_errs = drover_result_errors(r, &errs);
-        if (n_errs) {
-            print_errors_json(f, errs, n_errs);
-        }
-        if (code) {
-            fprintf(f, ",\"error\":{\"name\":\"%s\",\"text\":",
-                    drover_err_name(code));
-            dv_cli_json_str(f, text);
-            fprintf(f, "}");
-        } else if (out) {
-            fprintf(f, ",\"model\":");
-            dv_cli_json_str(f, drover_result_model(r));
-            fprintf(f, ",\"rows\":%zu,\"cols\":%zu", rows, cols);
-            uint32_t b_rows = 0, b_jobs = 0;
-            if (drover_result_batch(r, &b_rows, &b_jobs)) {
-                fprintf(
-                    f, ",\"batch\":{\"rows\":%" PRIu32 ",\"jobs\":%" PRIu32 "}",
-                    b_rows, b_jobs);
-            }
-        } else {
-            const char *model = drover_result_model(r);
-            if (model && *model) { // train: the version it made; evaluate
-                fprintf(f, ",\"model\":");
-                dv_cli_json_str(f, model);
-            }
-            fprintf(f, ",\"payload_bytes\":%zu", len);
-        }
-        fprintf(f, "}\n");
-    } else if (code) {
-        fprintf(stderr, "drover: job %llu failed: %s: %s\n", id,
-                drover_err_name(code), text);
-        const drover_attempt_error_t *errs = NULL;
-        size_t n_errs = drover_result_errors(r, &errs);
-        print_errors_text(stderr, errs, n_errs);
-    } else if (out) {
-        dv_tensor_t view = {.rows = rows, .cols = cols, .data = (float *)out};
-        size_t k = drover_result_n_classes(r);
-        char **labels = k ? dv_calloc(k, sizeof(char *)) : NULL;
-        for (size_t c = 0; c < k; c++) {
-            labels[c] = (char *)drover_result_class(r, c);
-        }
-        dv_cli_write_predictions(f, &view, labels, k);
-        free(labels);
-    } else if (len) {
-        fwrite(payload, 1, len, f);
-    } else if (drover_result_model(r) && *drover_result_model(r)) {
-        fprintf(f, "%s\n", drover_result_model(r)); // a train job's version
-    }
-    if (f != stdout) {
-        fclose(f);
-    }
-    drover_result_destroy(&r);
+    rc = fn(d, id, opts, dv_cli_get(opts, "json") != NULL);
     drover_destroy(&d);
-    return code && !json ? DV_CLI_FAIL : DV_CLI_OK;
+    return rc;
 }
 
 // -------------------------------------------------------- result streams
