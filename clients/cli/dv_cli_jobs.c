@@ -72,6 +72,138 @@ on_submit_result(drover_t *d, const drover_result_t *r, void *arg)
     }
 }
 
+// `drover submit`'s numbers, checked.
+typedef struct {
+    const char *sleep; // --sleep as given (a sleep job), or NULL (echo)
+    const char *key;   // --idempotency-key, or NULL
+    long bytes;        // --echo BYTES (payload size)
+    long count;        // --count
+    long window;       // --window: most jobs in flight
+    long priority;     // --priority
+    long deadline;     // --deadline-ms (0: none)
+    long timeout;      // --timeout-ms (0: the broker's)
+    long attempts;     // --max-attempts (0: the broker's)
+    long backoff;      // --backoff-ms
+    long sleep_ms;     // --sleep MS
+    bool no_wait;      // --no-wait: stop once every job is accepted
+} submit_opts_t;
+
+// Read and check the options into so. Returns false if they are not usable.
+static bool
+submit_options(const dv_cli_opt_t *opts, submit_opts_t *so)
+{
+    const char *echo = dv_cli_get(opts, "echo");
+    so->sleep = dv_cli_get(opts, "sleep");
+    so->bytes = echo ? -1 : 0;
+    so->count = 1;
+    so->window = 10000;
+    if (!dv_cli_get_long(opts, "echo", 0, 1L << 28, &so->bytes) ||
+        !dv_cli_get_long(opts, "count", 1, 100000000, &so->count) ||
+        !dv_cli_get_long(opts, "window", 1, 1000000, &so->window) ||
+        !dv_cli_get_long(opts, "priority", -1000, 1000, &so->priority) ||
+        !dv_cli_get_long(opts, "deadline-ms", 1, 7L * 86400000,
+                         &so->deadline) ||
+        !dv_cli_get_long(opts, "timeout-ms", 1, 7L * 86400000, &so->timeout) ||
+        !dv_cli_get_long(opts, "max-attempts", 1, 100, &so->attempts) ||
+        !dv_cli_get_long(opts, "backoff-ms", 0, 60000, &so->backoff) ||
+        !dv_cli_get_long(opts, "sleep", 0, 3600000, &so->sleep_ms) ||
+        (!echo && !so->sleep) || so->bytes < 0) {
+        return false;
+    }
+    so->no_wait = dv_cli_get(opts, "no-wait") != NULL;
+    so->key = dv_cli_get(opts, "idempotency-key");
+    return true;
+}
+
+// Job i (0-based) of the run; keybuf holds its idempotency key.
+static drover_job_t
+submit_job(const dv_cli_opt_t *opts,
+           const submit_opts_t *so,
+           const uint8_t *payload,
+           long i,
+           char *keybuf,
+           size_t keysize)
+{
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = dv_cli_get(opts, "queue");
+    job.kind = so->sleep ? "sleep" : "echo";
+    job.sleep_ms = (uint32_t)so->sleep_ms;
+    job.payload = payload;
+    job.payload_len = (size_t)so->bytes;
+    job.durability = dv_cli_get(opts, "durability");
+    job.priority = (int32_t)so->priority;
+    job.deadline_ms = (uint32_t)so->deadline;
+    job.timeout_ms = (uint32_t)so->timeout;
+    job.max_attempts = (uint32_t)so->attempts;
+    job.backoff_ms = dv_cli_get(opts, "backoff-ms")
+                         ? (so->backoff ? (int32_t)so->backoff : -1)
+                         : 0;
+    if (so->key) {
+        if (so->count > 1) {
+            snprintf(keybuf, keysize, "%s-%ld", so->key, i + 1);
+        } else {
+            snprintf(keybuf, keysize, "%s", so->key);
+        }
+        job.idempotency_key = keybuf;
+    }
+    return job;
+}
+
+// --no-wait: the accepted ids (or one JSON object), and the refusals.
+static int
+submit_report_accepted(const submit_opts_t *so,
+                       const submit_state_t *st,
+                       double secs,
+                       bool json)
+{
+    if (json) {
+        printf("{\"accepted\":%zu,\"refused\":%zu,\"seconds\":%.6f,"
+               "\"jobs\":[",
+               st->done, st->failed, secs);
+    }
+    for (long i = 0, n = 0; i < so->count; i++) {
+        if (st->ids[i]) {
+            printf(json ? "%s%" PRIu64 : "%s%" PRIu64 "\n",
+                   json && n++ ? "," : "", st->ids[i]);
+        }
+    }
+    if (json) {
+        printf("]}\n");
+    }
+    fprintf(stderr, "drover: %zu jobs accepted, %zu refused in %.3f s\n",
+            st->done, st->failed, secs);
+    if (st->failed) {
+        fprintf(stderr, "drover: first refusal: %s: %s\n",
+                drover_err_name(st->first.code), st->first.text);
+        return DV_CLI_FAIL;
+    }
+    return DV_CLI_OK;
+}
+
+// Waited for every result: done/failed and jobs/s.
+static int
+submit_report_done(const submit_opts_t *so,
+                   const submit_state_t *st,
+                   double secs,
+                   bool json)
+{
+    double rate = secs > 0 ? (double)so->count / secs : 0;
+    if (json) {
+        printf("{\"count\":%ld,\"done\":%zu,\"failed\":%zu,"
+               "\"seconds\":%.6f,\"jobs_per_s\":%.1f}\n",
+               so->count, st->done, st->failed, secs, rate);
+    } else {
+        printf("%ld jobs: %zu done, %zu failed in %.3f s (%.0f jobs/s)\n",
+               so->count, st->done, st->failed, secs, rate);
+    }
+    if (st->failed) {
+        fprintf(stderr, "drover: first failure: %s: %s\n",
+                drover_err_name(st->first.code), st->first.text);
+        return DV_CLI_FAIL;
+    }
+    return DV_CLI_OK;
+}
+
 int
 dv_cli_submit(int argc, char **argv)
 {
@@ -92,75 +224,41 @@ dv_cli_submit(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    const char *echo = dv_cli_get(opts, "echo");
-    const char *sleep = dv_cli_get(opts, "sleep");
-    long bytes = echo ? -1 : 0, count = 1, window = 10000, priority = 0;
-    long deadline = 0, timeout = 0, attempts = 0, backoff = 0, sleep_ms = 0;
-    if (!dv_cli_get_long(opts, "echo", 0, 1L << 28, &bytes) ||
-        !dv_cli_get_long(opts, "count", 1, 100000000, &count) ||
-        !dv_cli_get_long(opts, "window", 1, 1000000, &window) ||
-        !dv_cli_get_long(opts, "priority", -1000, 1000, &priority) ||
-        !dv_cli_get_long(opts, "deadline-ms", 1, 7L * 86400000, &deadline) ||
-        !dv_cli_get_long(opts, "timeout-ms", 1, 7L * 86400000, &timeout) ||
-        !dv_cli_get_long(opts, "max-attempts", 1, 100, &attempts) ||
-        !dv_cli_get_long(opts, "backoff-ms", 0, 60000, &backoff) ||
-        !dv_cli_get_long(opts, "sleep", 0, 3600000, &sleep_ms) ||
-        (!echo && !sleep) || bytes < 0) {
+    submit_opts_t so = {0};
+    if (!submit_options(opts, &so)) {
         fputs(SUBMIT_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    bool no_wait = dv_cli_get(opts, "no-wait") != NULL;
-    const char *key = dv_cli_get(opts, "idempotency-key");
     drover_t *d = NULL;
     if ((rc = dv_cli_connect(opts, &d)) != 0) {
         return rc;
     }
-    uint8_t *payload = dv_malloc(bytes ? (size_t)bytes : 1);
-    memset(payload, 'x', (size_t)bytes);
+    uint8_t *payload = dv_malloc(so.bytes ? (size_t)so.bytes : 1);
+    memset(payload, 'x', (size_t)so.bytes);
     submit_state_t st = {0};
-    submit_arg_t *args = dv_calloc((size_t)count, sizeof *args);
-    if (no_wait) {
-        st.ids = dv_calloc((size_t)count, sizeof *st.ids);
+    submit_arg_t *args = dv_calloc((size_t)so.count, sizeof *args);
+    if (so.no_wait) {
+        st.ids = dv_calloc((size_t)so.count, sizeof *st.ids);
     }
     drover_error_t derr = {0};
     double t0 = dv_cli_seconds_now();
     rc = DV_CLI_OK;
-    for (long i = 0; i < count && rc == DV_CLI_OK; i++) {
-        while (drover_pending(d) >= (size_t)window) {
+    for (long i = 0; i < so.count && rc == DV_CLI_OK; i++) {
+        while (drover_pending(d) >= (size_t)so.window) {
             if (drover_poll(d, 60000, &derr) < 0) {
                 rc = dv_cli_fail_d(&derr);
                 break;
             }
         }
-        drover_job_t job = DROVER_JOB_INIT;
-        job.queue = dv_cli_get(opts, "queue");
-        job.kind = sleep ? "sleep" : "echo";
-        job.sleep_ms = (uint32_t)sleep_ms;
-        job.payload = payload;
-        job.payload_len = (size_t)bytes;
-        job.durability = dv_cli_get(opts, "durability");
-        job.priority = (int32_t)priority;
-        job.deadline_ms = (uint32_t)deadline;
-        job.timeout_ms = (uint32_t)timeout;
-        job.max_attempts = (uint32_t)attempts;
-        job.backoff_ms = dv_cli_get(opts, "backoff-ms")
-                             ? (backoff ? (int32_t)backoff : -1)
-                             : 0;
         char keybuf[400];
-        if (key) {
-            if (count > 1) {
-                snprintf(keybuf, sizeof keybuf, "%s-%ld", key, i + 1);
-            } else {
-                snprintf(keybuf, sizeof keybuf, "%s", key);
-            }
-            job.idempotency_key = keybuf;
-        }
+        drover_job_t job =
+            submit_job(opts, &so, payload, i, keybuf, sizeof keybuf);
         args[i] = (submit_arg_t){&st, (size_t)i};
         if (rc == DV_CLI_OK &&
-            (no_wait ? drover_submit_nowait(d, &job, on_submit_result, &args[i],
-                                            &derr)
-                     : drover_submit_async(d, &job, on_submit_result, &args[i],
-                                           &derr))) {
+            (so.no_wait ? drover_submit_nowait(d, &job, on_submit_result,
+                                               &args[i], &derr)
+                        : drover_submit_async(d, &job, on_submit_result,
+                                              &args[i], &derr))) {
             rc = dv_cli_fail_d(&derr);
         }
         drover_poll(d, 0, &derr); // take what is back, keep memory flat
@@ -171,44 +269,11 @@ dv_cli_submit(int argc, char **argv)
         }
     }
     double secs = dv_cli_seconds_now() - t0;
-    if (rc == DV_CLI_OK && no_wait) {
-        bool json = dv_cli_get(opts, "json") != NULL;
-        if (json) {
-            printf("{\"accepted\":%zu,\"refused\":%zu,\"seconds\":%.6f,"
-                   "\"jobs\":[",
-                   st.done, st.failed, secs);
-        }
-        for (long i = 0, n = 0; i < count; i++) {
-            if (st.ids[i]) {
-                printf(json ? "%s%" PRIu64 : "%s%" PRIu64 "\n",
-                       json && n++ ? "," : "", st.ids[i]);
-            }
-        }
-        if (json) {
-            printf("]}\n");
-        }
-        fprintf(stderr, "drover: %zu jobs accepted, %zu refused in %.3f s\n",
-                st.done, st.failed, secs);
-        if (st.failed) {
-            fprintf(stderr, "drover: first refusal: %s: %s\n",
-                    drover_err_name(st.first.code), st.first.text);
-            rc = DV_CLI_FAIL;
-        }
+    bool json = dv_cli_get(opts, "json") != NULL;
+    if (rc == DV_CLI_OK && so.no_wait) {
+        rc = submit_report_accepted(&so, &st, secs, json);
     } else if (rc == DV_CLI_OK) {
-        double rate = secs > 0 ? (double)count / secs : 0;
-        if (dv_cli_get(opts, "json")) {
-            printf("{\"count\":%ld,\"done\":%zu,\"failed\":%zu,"
-                   "\"seconds\":%.6f,\"jobs_per_s\":%.1f}\n",
-                   count, st.done, st.failed, secs, rate);
-        } else {
-            printf("%ld jobs: %zu done, %zu failed in %.3f s (%.0f jobs/s)\n",
-                   count, st.done, st.failed, secs, rate);
-        }
-        if (st.failed) {
-            fprintf(stderr, "drover: first failure: %s: %s\n",
-                    drover_err_name(st.first.code), st.first.text);
-            rc = DV_CLI_FAIL;
-        }
+        rc = submit_report_done(&so, &st, secs, json);
     }
     free(payload);
     free(args);
