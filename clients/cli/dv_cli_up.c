@@ -365,17 +365,19 @@ secure_keys(const char *data, char *keys, size_t size)
 // What `drover up` runs: its options resolved, the two argv vectors (they
 // point into this struct, so it stays where it is), the children.
 typedef struct {
-    long n_workers;               // --workers (0: a broker alone)
-    long n_conc;                  // --concurrency, per worker
-    bool secure;                  // --secure: CURVE with keys under --data
-    const char *conc;             // --concurrency as given, or NULL
-    const char *hb;               // --heartbeat-ms as given, or NULL
-    const char *endpoint;         // the client endpoint asked for
+    long n_workers;       // --workers (0: a broker alone)
+    long n_conc;          // --concurrency, per worker
+    bool secure;          // --secure: CURVE with keys under --data
+    const char *conc;     // --concurrency as given, or NULL
+    const char *hb;       // --heartbeat-ms as given, or NULL
+    const char *endpoint; // the client endpoint asked for
+    // The four key paths have room for keys[] and their file name, so GCC
+    // (-Wformat-truncation, in release builds) sees path_cat cannot cut them.
     char keys[PATH_MAX];          // --secure: the keys folder, else ""
-    char bkey[PATH_MAX];          // broker's secret key file
-    char bpub[PATH_MAX];          // broker's public key file
-    char auth[PATH_MAX];          // the authorized keys file
-    char wkey[PATH_MAX];          // workers' secret key file
+    char bkey[PATH_MAX + 16];     // broker's secret key file
+    char bpub[PATH_MAX + 16];     // broker's public key file
+    char auth[PATH_MAX + 16];     // the authorized keys file
+    char wkey[PATH_MAX + 16];     // workers' secret key file
     char wep[512];                // the worker endpoint asked for
     char broker_bin[PATH_MAX];    // drover-broker's path
     char worker_bin[PATH_MAX];    // drover-worker's path
