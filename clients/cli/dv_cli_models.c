@@ -628,24 +628,75 @@ on_train_progress(const drover_progress_t *p, void *arg)
     dv_cli_print_progress(arg, p);
 }
 
+// `drover train`'s hyperparameter options: the CLI option, then the train
+// option (wire key) it sets.
+static const char *const s_train_hyper[][2] = {
+    {"epochs", "epochs"},
+    {"batch", "batch"},
+    {"patience", "patience"},
+    {"seed", "seed"},
+    {"lr", "lr"},
+    {"l2", "l2"},
+    {"tol", "tol"},
+    {"scale", "scale"},
+    {"hidden", "hidden"},
+    {"init", "init"},
+    {"validation-fraction", "validation_fraction"},
+};
+#define N_TRAIN_HYPER (sizeof s_train_hyper / sizeof s_train_hyper[0])
+
+// The hyperparameters given, as "key=value" strings in options (pointed
+// at by ptrs). Returns how many.
+static size_t
+train_hyper_options(const dv_cli_opt_t *opts,
+                    char options[][160],
+                    const char **ptrs)
+{
+    size_t n_options = 0;
+    for (size_t i = 0; i < N_TRAIN_HYPER; i++) {
+        const char *v = dv_cli_get(opts, s_train_hyper[i][0]);
+        if (v) {
+            snprintf(options[n_options], 160, "%s=%s", s_train_hyper[i][1], v);
+            ptrs[n_options] = options[n_options];
+            n_options++;
+        }
+    }
+    return n_options;
+}
+
+// The finished train job: the version it made, or its failure into err.
+// Returns 0 or the job's error code.
+static int
+train_report(const dv_cli_opt_t *opts,
+             const drover_result_t *r,
+             double secs,
+             drover_error_t *err)
+{
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    if (code) {
+        err->code = code;
+        snprintf(err->text, sizeof err->text, "%s", text);
+        return code;
+    }
+    if (dv_cli_get(opts, "json")) {
+        printf("{\"job\":%" PRIu64 ",\"model\":", drover_result_job(r));
+        dv_cli_json_str(stdout, drover_result_model(r));
+        printf(",\"worker\":");
+        dv_cli_json_str(stdout, drover_result_worker(r));
+        printf(",\"attempts\":%" PRIu32 ",\"seconds\":%.3f}\n",
+               drover_result_attempts(r), secs);
+    } else {
+        printf("trained %s on worker %s (job %" PRIu64 ", %.2f s)\n",
+               drover_result_model(r), drover_result_worker(r),
+               drover_result_job(r), secs);
+    }
+    return 0;
+}
+
 int
 dv_cli_train(int argc, char **argv)
 {
-    // CLI option, then the train option (wire key) it sets.
-    static const char *hyper[][2] = {
-        {"epochs", "epochs"},
-        {"batch", "batch"},
-        {"patience", "patience"},
-        {"seed", "seed"},
-        {"lr", "lr"},
-        {"l2", "l2"},
-        {"tol", "tol"},
-        {"scale", "scale"},
-        {"hidden", "hidden"},
-        {"init", "init"},
-        {"validation-fraction", "validation_fraction"},
-    };
-    enum { N_HYPER = sizeof hyper / sizeof hyper[0] };
     dv_cli_opt_t opts[] = {
         {"data", true, NULL},         {"algo", true, NULL},
         {"model", true, NULL},        {"target", true, NULL},
@@ -673,18 +724,9 @@ dv_cli_train(int argc, char **argv)
         fputs(TRAIN_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    char options[N_HYPER][160];
-    const char *option_ptrs[N_HYPER];
-    size_t n_options = 0;
-    for (size_t i = 0; i < N_HYPER; i++) {
-        const char *v = dv_cli_get(opts, hyper[i][0]);
-        if (v) {
-            snprintf(options[n_options], sizeof options[0], "%s=%s",
-                     hyper[i][1], v);
-            option_ptrs[n_options] = options[n_options];
-            n_options++;
-        }
-    }
+    char options[N_TRAIN_HYPER][160];
+    const char *option_ptrs[N_TRAIN_HYPER];
+    size_t n_options = train_hyper_options(opts, options, option_ptrs);
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
@@ -742,24 +784,7 @@ dv_cli_train(int argc, char **argv)
     }
     free(csv);
     if (rc == 0) {
-        const char *text = "";
-        int code = drover_result_error(r, &text);
-        if (code) {
-            err.code = code;
-            snprintf(err.text, sizeof err.text, "%s", text);
-            rc = code;
-        } else if (dv_cli_get(opts, "json")) {
-            printf("{\"job\":%" PRIu64 ",\"model\":", drover_result_job(r));
-            dv_cli_json_str(stdout, drover_result_model(r));
-            printf(",\"worker\":");
-            dv_cli_json_str(stdout, drover_result_worker(r));
-            printf(",\"attempts\":%" PRIu32 ",\"seconds\":%.3f}\n",
-                   drover_result_attempts(r), secs);
-        } else {
-            printf("trained %s on worker %s (job %" PRIu64 ", %.2f s)\n",
-                   drover_result_model(r), drover_result_worker(r),
-                   drover_result_job(r), secs);
-        }
+        rc = train_report(opts, r, secs, &err);
     }
     drover_result_destroy(&r);
     drover_destroy(&d);
