@@ -913,6 +913,82 @@ dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
     }
 }
 
+// A register (already authorized): add the worker, or refresh the one we
+// know (w, or NULL), give it the queues it asked for (takes ownership of
+// *asked_p, checked against its key by dv_authorize_worker) and welcome it.
+// Returns 0, or DV_E* with err set for a bad register.
+static int
+on_register(dv_broker_t *self,
+            dv_wire_msg_t *in,
+            dv_msg_t *m,
+            worker_t *w,
+            uint64_t rid,
+            char ***asked_p,
+            size_t *n_asked_p,
+            dv_error_t *err)
+{
+    const void *route = zmq_msg_data(&in->route);
+    size_t route_len = zmq_msg_size(&in->route);
+    uint64_t capacity;
+    char name[DV_MAX_WIRE_NAME + 1];
+    int rc = dv_msg_uint(m, "capacity", &capacity, err);
+    if (rc == 0) {
+        rc = dv_msg_str(m, "worker", name, sizeof name, err);
+    }
+    if (rc == 0 && (capacity < 1 || capacity > 100000)) {
+        rc = dv_errorf(err, DV_EINVAL, "register: capacity must be 1..100000");
+    }
+    if (rc != 0 || route_len > ROUTE_MAX) {
+        return rc;
+    }
+    if (!w) {
+        self->workers =
+            dv_realloc(self->workers, (self->n_workers + 1) * sizeof(worker_t));
+        w = &self->workers[self->n_workers++];
+        memset(w, 0, sizeof *w);
+        memcpy(w->route, route, route_len);
+        w->route_len = route_len;
+        w->handle = self->next_handle++;
+    }
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->last_seen_ms = uv_now(&self->loop);
+    w->capacity = (uint32_t)capacity;
+    w->minor = dv_msg_minor(m);
+    // Its compute threads (1.5; optional, 0: not said): capacity
+    // counts its prefetch too, so `workers` shows both.
+    uint64_t concurrency = 0;
+    dv_error_t ignored = {0};
+    if (dv_msg_uint_or(m, "concurrency", 0, &concurrency, &ignored) != 0 ||
+        concurrency > capacity) {
+        concurrency = 0; // a bad figure: shown as not said
+    }
+    w->concurrency = (uint32_t)concurrency;
+    w->computing_known = false;
+    w->computing = 0;
+    w->draining = false;
+    dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
+    take_models(self, w, m, err); // a bad list: no affinity, no harm
+    uint64_t train_slots = 0;
+    if (dv_msg_uint_or(m, "train_slots", 0, &train_slots, err) == 0) {
+        dv_sched_worker_heavy_cap(self->sched, w->handle,
+                                  train_slots > capacity
+                                      ? (uint32_t)capacity
+                                      : (uint32_t)train_slots);
+    }
+    dv_strs_free(&w->queues, w->n_queues);
+    w->queues = *asked_p; // checked against its key: dv_authorize_worker
+    w->n_queues = *n_asked_p;
+    *asked_p = NULL;
+    *n_asked_p = 0;
+    const char *kid = "";
+    dv_auth_message_key(self->auth, &in->header, &kid);
+    snprintf(w->key, sizeof w->key, "%s", kid);
+    dv_authorize_worker_serve(self, w);
+
+    dv_broker_send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
+    return 0;
+}
+
 void
 dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -948,65 +1024,7 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
         rc = dv_authorize_worker(self, in, m, &w, asked, n_asked, &err);
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_REGISTER) {
-        uint64_t capacity;
-        char name[DV_MAX_WIRE_NAME + 1];
-        rc = dv_msg_uint(m, "capacity", &capacity, &err);
-        if (rc == 0) {
-            rc = dv_msg_str(m, "worker", name, sizeof name, &err);
-        }
-        if (rc == 0 && (capacity < 1 || capacity > 100000)) {
-            rc = dv_errorf(&err, DV_EINVAL,
-                           "register: capacity must be 1..100000");
-        }
-        if (rc == 0 && route_len <= ROUTE_MAX) {
-            if (!w) {
-                self->workers = dv_realloc(
-                    self->workers, (self->n_workers + 1) * sizeof(worker_t));
-                w = &self->workers[self->n_workers++];
-                memset(w, 0, sizeof *w);
-                memcpy(w->route, route, route_len);
-                w->route_len = route_len;
-                w->handle = self->next_handle++;
-            }
-            snprintf(w->name, sizeof w->name, "%s", name);
-            w->last_seen_ms = uv_now(&self->loop);
-            w->capacity = (uint32_t)capacity;
-            w->minor = dv_msg_minor(m);
-            // Its compute threads (1.5; optional, 0: not said): capacity
-            // counts its prefetch too, so `workers` shows both.
-            uint64_t concurrency = 0;
-            dv_error_t ignored = {0};
-            if (dv_msg_uint_or(m, "concurrency", 0, &concurrency, &ignored) !=
-                    0 ||
-                concurrency > capacity) {
-                concurrency = 0; // a bad figure: shown as not said
-            }
-            w->concurrency = (uint32_t)concurrency;
-            w->computing_known = false;
-            w->computing = 0;
-            w->draining = false;
-            dv_sched_worker_add(self->sched, w->handle, (uint32_t)capacity);
-            take_models(self, w, m, &err); // a bad list: no affinity, no harm
-            uint64_t train_slots = 0;
-            if (dv_msg_uint_or(m, "train_slots", 0, &train_slots, &err) == 0) {
-                dv_sched_worker_heavy_cap(self->sched, w->handle,
-                                          train_slots > capacity
-                                              ? (uint32_t)capacity
-                                              : (uint32_t)train_slots);
-            }
-            dv_strs_free(&w->queues, w->n_queues);
-            w->queues = asked; // checked against its key: dv_authorize_worker
-            w->n_queues = n_asked;
-            asked = NULL;
-            n_asked = 0;
-            const char *kid = "";
-            dv_auth_message_key(self->auth, &in->header, &kid);
-            snprintf(w->key, sizeof w->key, "%s", kid);
-            dv_authorize_worker_serve(self, w);
-
-            dv_broker_send_simple(self, self->workers_sock, in, DV_MSG_WELCOME,
-                                  rid);
-        }
+        rc = on_register(self, in, m, w, rid, &asked, &n_asked, &err);
     } else if (rc == 0 && !w) {
         // Work from a worker we do not know (we restarted, or it was
         // declared dead): it must register again.

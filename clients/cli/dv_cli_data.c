@@ -77,6 +77,134 @@ share_dataset(drover_t *d,
     return rc;
 }
 
+// What a `drover datasets SUB` acts on, resolved before it connects.
+typedef struct {
+    const char *arg;  // its positional argument (FILE, REF or NAME), or NULL
+    char name[256];   // the data set's name ("" for list)
+    uint32_t version; // from NAME@VERSION (0: the latest)
+    const char *with; // --with (share)
+    bool json;        // --json
+} datasets_args_t;
+
+typedef int (*datasets_fn)(drover_t *d,
+                           const datasets_args_t *a,
+                           drover_error_t *err);
+
+// `drover datasets push FILE`.
+static int
+datasets_push(drover_t *d, const datasets_args_t *a, drover_error_t *err)
+{
+    drover_dataset_t ds;
+    int rc = drover_dataset_push(d, a->arg, a->name, &ds, err);
+    if (rc == 0 && a->json) {
+        print_dataset(&ds, true);
+        printf("\n");
+    } else if (rc == 0) {
+        printf("stored %s@%" PRIu32 " (%" PRIu64 " rows, %" PRIu32
+               " columns, target %s, %" PRIu64 " bytes, sha256 %.16s)\n",
+               ds.name, ds.version, ds.rows, ds.columns, ds.target, ds.bytes,
+               ds.sha256);
+    }
+    return rc;
+}
+
+// `drover datasets show REF`.
+static int
+datasets_show(drover_t *d, const datasets_args_t *a, drover_error_t *err)
+{
+    drover_dataset_t ds;
+    int rc = drover_dataset_get(d, a->name, a->version, &ds, err);
+    if (rc == 0 && a->json) {
+        print_dataset(&ds, true);
+        printf("\n");
+    } else if (rc == 0) {
+        printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS", "COLUMNS",
+               "BYTES", "TARGET", "SHA256");
+        print_dataset(&ds, false);
+        printf("sha256 %s\n", ds.sha256);
+    }
+    return rc;
+}
+
+// `drover datasets list`.
+static int
+datasets_list(drover_t *d, const datasets_args_t *a, drover_error_t *err)
+{
+    drover_dataset_t *all = NULL;
+    size_t n = 0;
+    int rc = drover_dataset_list(d, &all, &n, err);
+    if (rc == 0 && a->json) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf(i ? "," : "");
+            print_dataset(&all[i], true);
+        }
+        printf("]\n");
+    } else if (rc == 0) {
+        printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS", "COLUMNS",
+               "BYTES", "TARGET", "SHA256");
+        for (size_t i = 0; i < n; i++) {
+            print_dataset(&all[i], false);
+        }
+    }
+    free(all);
+    return rc;
+}
+
+// `drover datasets share NAME --with TENANT`.
+static int
+datasets_share(drover_t *d, const datasets_args_t *a, drover_error_t *err)
+{
+    return share_dataset(d, a->name, a->with, a->json, err);
+}
+
+// `drover datasets rm REF`.
+static int
+datasets_rm(drover_t *d, const datasets_args_t *a, drover_error_t *err)
+{
+    unsigned removed = 0;
+    int rc = drover_dataset_rm(d, a->name, a->version, &removed, err);
+    if (rc == 0) {
+        printf(a->json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
+               removed);
+    }
+    return rc;
+}
+
+// How a subcommand's positional argument names the data set.
+typedef enum {
+    DATASETS_ARG_NONE, // no argument (list)
+    DATASETS_ARG_FILE, // a CSV file: --name, else its base name less .csv
+    DATASETS_ARG_REF,  // NAME[@VERSION]
+    DATASETS_ARG_NAME, // NAME as it is
+} datasets_arg_t;
+
+static const struct {
+    const char *name;
+    datasets_fn fn;
+    datasets_arg_t arg;
+    bool needs_with; // --with is required
+} s_datasets_subs[] = {
+    {"list", datasets_list, DATASETS_ARG_NONE, false},
+    {"push", datasets_push, DATASETS_ARG_FILE, false},
+    {"show", datasets_show, DATASETS_ARG_REF, false},
+    {"rm", datasets_rm, DATASETS_ARG_REF, false},
+    {"share", datasets_share, DATASETS_ARG_NAME, true},
+};
+
+// The data set's name from a FILE argument: --name, else FILE's base name
+// without .csv.
+static void
+name_from_file(datasets_args_t *a, const char *nm)
+{
+    const char *base = strrchr(a->arg, '/');
+    snprintf(a->name, sizeof a->name, "%s", nm ? nm : base ? base + 1 : a->arg);
+    char *dot = nm ? NULL : strstr(a->name, ".csv");
+    if (dot && dot[4] == '\0') {
+        *dot = '\0';
+    }
+}
+
 int
 dv_cli_datasets(int argc, char **argv)
 {
@@ -96,90 +224,41 @@ dv_cli_datasets(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    bool list = strcmp(sub, "list") == 0, push = strcmp(sub, "push") == 0;
-    bool rm = strcmp(sub, "rm") == 0, show = strcmp(sub, "show") == 0;
-    bool share = strcmp(sub, "share") == 0;
-    const char *with = dv_cli_get(opts, "with");
-    if (!(list || push || rm || show || share) ||
-        (list ? n_pos != 0 : n_pos != 1) || (share && !with)) {
+    size_t row = 0, n_rows = sizeof s_datasets_subs / sizeof *s_datasets_subs;
+    while (row < n_rows && strcmp(sub, s_datasets_subs[row].name) != 0) {
+        row++;
+    }
+    datasets_args_t a = {.with = dv_cli_get(opts, "with")};
+    if (row == n_rows ||
+        n_pos != (s_datasets_subs[row].arg == DATASETS_ARG_NONE ? 0 : 1) ||
+        (s_datasets_subs[row].needs_with && !a.with)) {
         fputs(DATASETS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    bool json = dv_cli_get(opts, "json") != NULL;
-    char name[256] = "";
-    uint32_t version = 0;
-    if (push) {
-        const char *nm = dv_cli_get(opts, "name");
-        const char *base = strrchr(pos[0], '/');
-        snprintf(name, sizeof name, "%s", nm ? nm : base ? base + 1 : pos[0]);
-        char *dot = nm ? NULL : strstr(name, ".csv");
-        if (dot && dot[4] == '\0') {
-            *dot = '\0';
+    a.json = dv_cli_get(opts, "json") != NULL;
+    a.arg = n_pos ? pos[0] : NULL;
+    switch (s_datasets_subs[row].arg) {
+    case DATASETS_ARG_FILE:
+        name_from_file(&a, dv_cli_get(opts, "name"));
+        break;
+    case DATASETS_ARG_REF:
+        rc = dv_cli_split_ref(a.arg, a.name, sizeof a.name, &a.version);
+        if (rc) {
+            return rc;
         }
-    } else if ((rm || show) &&
-               (rc = dv_cli_split_ref(pos[0], name, sizeof name, &version))) {
-        return rc;
-    } else if (share) {
-        snprintf(name, sizeof name, "%s", pos[0]);
+        break;
+    case DATASETS_ARG_NAME:
+        snprintf(a.name, sizeof a.name, "%s", a.arg);
+        break;
+    case DATASETS_ARG_NONE:
+        break;
     }
     drover_t *d = NULL;
     if ((rc = dv_cli_connect(opts, &d)) != 0) {
         return rc;
     }
     drover_error_t err = {0};
-    if (push) {
-        drover_dataset_t ds;
-        rc = drover_dataset_push(d, pos[0], name, &ds, &err);
-        if (rc == 0 && json) {
-            print_dataset(&ds, true);
-            printf("\n");
-        } else if (rc == 0) {
-            printf("stored %s@%" PRIu32 " (%" PRIu64 " rows, %" PRIu32
-                   " columns, target %s, %" PRIu64 " bytes, sha256 %.16s)\n",
-                   ds.name, ds.version, ds.rows, ds.columns, ds.target,
-                   ds.bytes, ds.sha256);
-        }
-    } else if (show) {
-        drover_dataset_t ds;
-        rc = drover_dataset_get(d, name, version, &ds, &err);
-        if (rc == 0 && json) {
-            print_dataset(&ds, true);
-            printf("\n");
-        } else if (rc == 0) {
-            printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS",
-                   "COLUMNS", "BYTES", "TARGET", "SHA256");
-            print_dataset(&ds, false);
-            printf("sha256 %s\n", ds.sha256);
-        }
-    } else if (list) {
-        drover_dataset_t *all = NULL;
-        size_t n = 0;
-        rc = drover_dataset_list(d, &all, &n, &err);
-        if (rc == 0 && json) {
-            printf("[");
-            for (size_t i = 0; i < n; i++) {
-                printf(i ? "," : "");
-                print_dataset(&all[i], true);
-            }
-            printf("]\n");
-        } else if (rc == 0) {
-            printf("%-24s %8s %8s %10s  %-16s %s\n", "DATASET", "ROWS",
-                   "COLUMNS", "BYTES", "TARGET", "SHA256");
-            for (size_t i = 0; i < n; i++) {
-                print_dataset(&all[i], false);
-            }
-        }
-        free(all);
-    } else if (share) {
-        rc = share_dataset(d, name, with, json, &err);
-    } else {
-        unsigned removed = 0;
-        rc = drover_dataset_rm(d, name, version, &removed, &err);
-        if (rc == 0) {
-            printf(json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
-                   removed);
-        }
-    }
+    rc = s_datasets_subs[row].fn(d, &a, &err);
     drover_destroy(&d);
     return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
 }

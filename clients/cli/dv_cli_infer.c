@@ -127,6 +127,90 @@ print_eval(const drover_schema_t *sc,
     return rc;
 }
 
+// Run x as infer jobs on the pinned model, in batches of at most `batch`
+// rows (and half a frame), and wait for every result; the outputs land in
+// st->pred. Returns DV_CLI_OK, or DV_CLI_FAIL after saying why.
+static int
+infer_batches(drover_t *d,
+              const char *queue,
+              const char *pinned,
+              const dv_tensor_t *x,
+              size_t outputs,
+              long batch,
+              infer_state_t *st)
+{
+    dv_error_t err = {0};
+    drover_error_t derr = {0};
+    size_t rows = x->rows, cols = x->cols;
+    size_t per = (size_t)batch;
+    size_t frame_rows = ((size_t)1 << 27) / (cols * 4); // half a frame
+    per = per < frame_rows ? per : (frame_rows ? frame_rows : 1);
+    size_t n_batches = (rows + per - 1) / per;
+    if (dv_tensor_open(&st->pred, rows, outputs, &err)) {
+        return dv_cli_fail_dv(&err);
+    }
+    st->rows_per_batch = per;
+    infer_arg_t *args = dv_calloc(n_batches, sizeof *args);
+    drover_job_t *jobs = dv_calloc(n_batches, sizeof *jobs);
+    void **cb_args = dv_calloc(n_batches, sizeof *cb_args);
+    double t0 = dv_cli_seconds_now();
+    for (size_t b = 0; b < n_batches; b++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.queue = queue;
+        job.model = pinned;
+        job.input = x->data + b * per * cols;
+        job.rows = b + 1 < n_batches ? per : rows - b * per;
+        job.cols = cols;
+        jobs[b] = job;
+        args[b] = (infer_arg_t){st, b};
+        cb_args[b] = &args[b];
+    }
+    int rc = DV_CLI_OK;
+    // Many batches in few messages (submit_many; one each to an older
+    // broker), each still its own job and result.
+    if (drover_submit_many_async(d, jobs, n_batches, on_infer_result, cb_args,
+                                 &derr)) {
+        rc = dv_cli_fail_d(&derr);
+    }
+    while (rc == DV_CLI_OK && drover_pending(d) > 0) {
+        if (drover_poll(d, 60000, &derr) < 0) {
+            rc = dv_cli_fail_d(&derr);
+        }
+    }
+    double secs = dv_cli_seconds_now() - t0;
+    if (rc == DV_CLI_OK && st->failed) {
+        fprintf(stderr, "drover: %zu of %zu batches failed\n", st->failed,
+                n_batches);
+        rc = dv_cli_fail_d(&st->first);
+    } else if (rc == DV_CLI_OK) {
+        fprintf(stderr, "drover: %zu rows in %zu jobs on %s: %.3f s\n", rows,
+                n_batches, st->model, secs);
+    }
+    free(args);
+    free(jobs);
+    free(cb_args);
+    return rc;
+}
+
+// Write the predictions to *out (closing it, and setting *out to NULL) or
+// to stdout. Returns DV_CLI_OK, or DV_CLI_FAIL after saying why.
+static int
+infer_write(FILE **out, const char *out_path, const infer_state_t *st)
+{
+    FILE *f = *out ? *out : stdout;
+    dv_cli_write_predictions(f, st->pred, st->n_classes ? st->classes : NULL,
+                             st->n_classes);
+    *out = NULL;
+    if (f != stdout ? fclose(f) != 0 : fflush(f) != 0) {
+        dv_error_t err = {0};
+        dv_errorf(&err, DV_EIO, "%s: write failed",
+                  out_path ? out_path : "stdout");
+        return dv_cli_fail_dv(&err);
+    }
+    return DV_CLI_OK;
+}
+
 int
 dv_cli_infer(int argc, char **argv)
 {
@@ -176,9 +260,6 @@ dv_cli_infer(int argc, char **argv)
     dv_dataset_t *ds = NULL;
     dv_tensor_t *x = NULL;
     infer_state_t st = {0};
-    infer_arg_t *args = NULL;
-    drover_job_t *jobs = NULL;
-    void **cb_args = NULL;
     if (drover_model_schema(d, name, version, &sc, &derr) != 0) {
         drover_destroy(&d);
         if (out) {
@@ -200,77 +281,17 @@ dv_cli_infer(int argc, char **argv)
         rc = dv_cli_fail_dv(&err);
         goto done;
     }
-    size_t rows = x->rows, cols = x->cols;
-    size_t per = (size_t)batch;
-    size_t frame_rows = ((size_t)1 << 27) / (cols * 4); // half a frame
-    per = per < frame_rows ? per : (frame_rows ? frame_rows : 1);
-    size_t n_batches = (rows + per - 1) / per;
-    erc = dv_tensor_open(&st.pred, rows, sc.model.outputs, &err);
-    if (erc) {
+    rc = infer_batches(d, dv_cli_get(opts, "queue"), pinned, x,
+                       sc.model.outputs, batch, &st);
+    if (rc == DV_CLI_OK && (!eval || out_path)) {
+        rc = infer_write(&out, out_path, &st);
+    }
+    if (rc == DV_CLI_OK && eval &&
+        print_eval(&sc, ds, st.pred, st.classes, st.n_classes,
+                   dv_cli_get(opts, "json") != NULL, &err) != 0) {
         rc = dv_cli_fail_dv(&err);
-        goto done;
     }
-    st.rows_per_batch = per;
-    args = dv_calloc(n_batches, sizeof *args);
-    jobs = dv_calloc(n_batches, sizeof *jobs);
-    cb_args = dv_calloc(n_batches, sizeof *cb_args);
-    double t0 = dv_cli_seconds_now();
-    for (size_t b = 0; b < n_batches; b++) {
-        drover_job_t job = DROVER_JOB_INIT;
-        job.kind = "infer";
-        job.queue = dv_cli_get(opts, "queue");
-        job.model = pinned;
-        job.input = x->data + b * per * cols;
-        job.rows = b + 1 < n_batches ? per : rows - b * per;
-        job.cols = cols;
-        jobs[b] = job;
-        args[b] = (infer_arg_t){&st, b};
-        cb_args[b] = &args[b];
-    }
-    // Many batches in few messages (submit_many; one each to an older
-    // broker), each still its own job and result.
-    if (drover_submit_many_async(d, jobs, n_batches, on_infer_result, cb_args,
-                                 &derr)) {
-        rc = dv_cli_fail_d(&derr);
-        goto done;
-    }
-    while (drover_pending(d) > 0) {
-        if (drover_poll(d, 60000, &derr) < 0) {
-            rc = dv_cli_fail_d(&derr);
-            goto done;
-        }
-    }
-    double secs = dv_cli_seconds_now() - t0;
-    if (st.failed) {
-        fprintf(stderr, "drover: %zu of %zu batches failed\n", st.failed,
-                n_batches);
-        rc = dv_cli_fail_d(&st.first);
-        goto done;
-    }
-    fprintf(stderr, "drover: %zu rows in %zu jobs on %s: %.3f s\n", rows,
-            n_batches, st.model, secs);
-    if (!eval || out_path) {
-        FILE *f = out ? out : stdout;
-        dv_cli_write_predictions(f, st.pred, st.n_classes ? st.classes : NULL,
-                                 st.n_classes);
-        out = NULL;
-        if (f != stdout ? fclose(f) != 0 : fflush(f) != 0) {
-            dv_errorf(&err, DV_EIO, "%s: write failed",
-                      out_path ? out_path : "stdout");
-            rc = dv_cli_fail_dv(&err);
-            goto done;
-        }
-    }
-    if (eval && print_eval(&sc, ds, st.pred, st.classes, st.n_classes,
-                           dv_cli_get(opts, "json") != NULL, &err) != 0) {
-        rc = dv_cli_fail_dv(&err);
-        goto done;
-    }
-    rc = DV_CLI_OK;
 done:
-    free(args);
-    free(jobs);
-    free(cb_args);
     for (size_t c = 0; c < st.n_classes; c++) {
         free(st.classes[c]);
     }

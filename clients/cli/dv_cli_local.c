@@ -262,6 +262,144 @@ parse_hidden(const char *text, dv_hyper_t *h)
     return h->n_hidden ? 0 : bad_value("hidden", text, "at least one width");
 }
 
+// --epochs, --batch, --patience, --seed into h. Returns -1, or the exit
+// code after saying which value is wrong.
+static int
+train_counts(const dv_cli_opt_t *opts, dv_hyper_t *h)
+{
+    const char *v;
+    uint64_t u;
+    if ((v = dv_cli_get(opts, "epochs"))) {
+        if (!parse_u64(v, 1, DV_MAX_EPOCHS, &u)) {
+            return bad_value("epochs", v, "an integer 1..1000000");
+        }
+        h->epochs = (uint32_t)u;
+    }
+    if ((v = dv_cli_get(opts, "batch"))) {
+        if (!parse_u64(v, 1, UINT32_MAX, &u)) {
+            return bad_value("batch", v, "a positive integer");
+        }
+        h->batch = (uint32_t)u;
+    }
+    if ((v = dv_cli_get(opts, "patience"))) {
+        if (!parse_u64(v, 0, DV_MAX_EPOCHS, &u)) {
+            return bad_value("patience", v, "an integer 0..1000000");
+        }
+        h->patience = (uint32_t)u;
+    }
+    if ((v = dv_cli_get(opts, "seed"))) {
+        if (!parse_u64(v, 0, UINT64_MAX, &u)) {
+            return bad_value("seed", v, "a non-negative integer");
+        }
+        h->seed = u;
+    }
+    return -1;
+}
+
+// --lr, --l2, --tol, --scale, --init, --validation-fraction into h.
+// Returns -1, or the exit code after saying which value is wrong.
+static int
+train_reals(const dv_cli_opt_t *opts, dv_hyper_t *h)
+{
+    const char *v;
+    if ((v = dv_cli_get(opts, "lr")) && !parse_double(v, &h->lr)) {
+        return bad_value("lr", v, "a number");
+    }
+    if ((v = dv_cli_get(opts, "l2")) && !parse_double(v, &h->l2)) {
+        return bad_value("l2", v, "a number");
+    }
+    if ((v = dv_cli_get(opts, "tol")) && !parse_double(v, &h->tol)) {
+        return bad_value("tol", v, "a number");
+    }
+    if ((v = dv_cli_get(opts, "scale")) && dv_scale_parse(v, &h->scale)) {
+        return bad_value("scale", v, "standard, minmax or none");
+    }
+    if ((v = dv_cli_get(opts, "init")) && dv_init_parse(v, &h->init)) {
+        return bad_value("init", v, "glorot, he or uniform-fan-in");
+    }
+    if ((v = dv_cli_get(opts, "validation-fraction")) &&
+        !parse_double(v, &h->validation_fraction)) {
+        return bad_value("validation-fraction", v, "a number");
+    }
+    return -1;
+}
+
+// Every option after --algo, into h and topts, checked together at the
+// end. Returns -1 to go on, else the exit code.
+static int
+train_options(const dv_cli_opt_t *opts,
+              dv_algo_t algo,
+              dv_hyper_t *h,
+              dv_train_opts_t *topts)
+{
+    const char *v;
+    if ((v = dv_cli_get(opts, "task"))) {
+        if (strcmp(v, "classification") == 0) {
+            topts->task = DV_TASK_CLASSIFICATION;
+        } else if (strcmp(v, "regression") == 0) {
+            topts->task = DV_TASK_REGRESSION;
+        } else {
+            return bad_value("task", v, "classification or regression");
+        }
+    }
+    if ((v = dv_cli_get(opts, "hidden"))) {
+        if (algo != DV_ALGO_MLP) {
+            fprintf(stderr, "drover: --hidden is only for --algo mlp\n");
+            return DV_CLI_USAGE;
+        }
+        if (parse_hidden(v, h)) {
+            return DV_CLI_USAGE;
+        }
+    }
+    int rc = train_counts(opts, h);
+    if (rc < 0) {
+        rc = train_reals(opts, h);
+    }
+    if (rc >= 0) {
+        return rc;
+    }
+    dv_error_t err = {0};
+    if (dv_hyper_check(h, &err)) {
+        fprintf(stderr, "drover: %s\n", err.text);
+        return DV_CLI_USAGE;
+    }
+    if (set_threads(dv_cli_get(opts, "threads"))) {
+        return DV_CLI_USAGE;
+    }
+    // SOURCE_DATE_EPOCH (reproducible-builds.org): a fixed creation time
+    // makes the same training run give the same file bytes.
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    uint64_t u;
+    if (sde && parse_u64(sde, 1, INT64_MAX, &u)) {
+        topts->created_unix = (int64_t)u;
+    }
+    return -1;
+}
+
+// "trained ALGO (TASK...) on R rows x F features ..." and "wrote FILE".
+static void
+train_report(const dv_model_t *model,
+             const dv_dataset_t *ds,
+             const char *algo_text,
+             double secs,
+             const char *out_path)
+{
+    const dv_metrics_t *tm = &model->meta.train_metrics;
+    printf("trained %s (%s", algo_text, dv_task_name(model->task));
+    if (model->labels) {
+        printf(", %zu classes", model->labels->n);
+    }
+    printf(") on %zu rows x %zu features in %.2fs, %u epoch%s", ds->n_rows,
+           ds->n_features, secs, model->meta.epochs_run,
+           model->meta.epochs_run == 1 ? "" : "s");
+    if (model->task == DV_TASK_REGRESSION) {
+        printf("; train R2 %.4f, MSE %.4g\n", tm->r2, tm->mse);
+    } else {
+        printf("; train accuracy %.4f\n", tm->accuracy);
+    }
+    printf("wrote %s\n", out_path);
+}
+
 static int
 cmd_train(int argc, char **argv)
 {
@@ -312,84 +450,11 @@ cmd_train(int argc, char **argv)
     dv_hyper_t h;
     dv_hyper_default(&h, algo);
     dv_train_opts_t topts = {.task = -1};
-    const char *v;
-    uint64_t u;
-    if ((v = dv_cli_get(opts, "task"))) {
-        if (strcmp(v, "classification") == 0) {
-            topts.task = DV_TASK_CLASSIFICATION;
-        } else if (strcmp(v, "regression") == 0) {
-            topts.task = DV_TASK_REGRESSION;
-        } else {
-            return bad_value("task", v, "classification or regression");
-        }
-    }
-    if ((v = dv_cli_get(opts, "hidden"))) {
-        if (algo != DV_ALGO_MLP) {
-            fprintf(stderr, "drover: --hidden is only for --algo mlp\n");
-            return DV_CLI_USAGE;
-        }
-        if (parse_hidden(v, &h)) {
-            return DV_CLI_USAGE;
-        }
-    }
-    if ((v = dv_cli_get(opts, "epochs"))) {
-        if (!parse_u64(v, 1, DV_MAX_EPOCHS, &u)) {
-            return bad_value("epochs", v, "an integer 1..1000000");
-        }
-        h.epochs = (uint32_t)u;
-    }
-    if ((v = dv_cli_get(opts, "batch"))) {
-        if (!parse_u64(v, 1, UINT32_MAX, &u)) {
-            return bad_value("batch", v, "a positive integer");
-        }
-        h.batch = (uint32_t)u;
-    }
-    if ((v = dv_cli_get(opts, "patience"))) {
-        if (!parse_u64(v, 0, DV_MAX_EPOCHS, &u)) {
-            return bad_value("patience", v, "an integer 0..1000000");
-        }
-        h.patience = (uint32_t)u;
-    }
-    if ((v = dv_cli_get(opts, "seed"))) {
-        if (!parse_u64(v, 0, UINT64_MAX, &u)) {
-            return bad_value("seed", v, "a non-negative integer");
-        }
-        h.seed = u;
-    }
-    if ((v = dv_cli_get(opts, "lr")) && !parse_double(v, &h.lr)) {
-        return bad_value("lr", v, "a number");
-    }
-    if ((v = dv_cli_get(opts, "l2")) && !parse_double(v, &h.l2)) {
-        return bad_value("l2", v, "a number");
-    }
-    if ((v = dv_cli_get(opts, "tol")) && !parse_double(v, &h.tol)) {
-        return bad_value("tol", v, "a number");
-    }
-    if ((v = dv_cli_get(opts, "scale")) && dv_scale_parse(v, &h.scale)) {
-        return bad_value("scale", v, "standard, minmax or none");
-    }
-    if ((v = dv_cli_get(opts, "init")) && dv_init_parse(v, &h.init)) {
-        return bad_value("init", v, "glorot, he or uniform-fan-in");
-    }
-    if ((v = dv_cli_get(opts, "validation-fraction")) &&
-        !parse_double(v, &h.validation_fraction)) {
-        return bad_value("validation-fraction", v, "a number");
+    int rc = train_options(opts, algo, &h, &topts);
+    if (rc >= 0) {
+        return rc;
     }
     dv_error_t err = {0};
-    if (dv_hyper_check(&h, &err)) {
-        fprintf(stderr, "drover: %s\n", err.text);
-        return DV_CLI_USAGE;
-    }
-    if (set_threads(dv_cli_get(opts, "threads"))) {
-        return DV_CLI_USAGE;
-    }
-    // SOURCE_DATE_EPOCH (reproducible-builds.org): a fixed creation time
-    // makes the same training run give the same file bytes.
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && parse_u64(sde, 1, INT64_MAX, &u)) {
-        topts.created_unix = (int64_t)u;
-    }
-
     dv_csv_opts_t copts = {.target = dv_cli_get(opts, "target")};
     dv_dataset_t *ds = NULL;
     if (dv_csv_load(&ds, data, &copts, &err)) {
@@ -401,7 +466,7 @@ cmd_train(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     dv_model_t *model = NULL;
-    int rc = dv_train(&model, ds, &h, &topts, &err);
+    rc = dv_train(&model, ds, &h, &topts, &err);
     double secs = seconds_since(&t0);
     if (pr.tty && rc == 0) {
         // The last redraw may be up to 0.1 s stale: draw the final state.
@@ -418,20 +483,7 @@ cmd_train(int argc, char **argv)
     }
     rc = dv_model_save(model, out_path, &err);
     if (rc == 0) {
-        const dv_metrics_t *tm = &model->meta.train_metrics;
-        printf("trained %s (%s", algo_text, dv_task_name(model->task));
-        if (model->labels) {
-            printf(", %zu classes", model->labels->n);
-        }
-        printf(") on %zu rows x %zu features in %.2fs, %u epoch%s", ds->n_rows,
-               ds->n_features, secs, model->meta.epochs_run,
-               model->meta.epochs_run == 1 ? "" : "s");
-        if (model->task == DV_TASK_REGRESSION) {
-            printf("; train R2 %.4f, MSE %.4g\n", tm->r2, tm->mse);
-        } else {
-            printf("; train accuracy %.4f\n", tm->accuracy);
-        }
-        printf("wrote %s\n", out_path);
+        train_report(model, ds, algo_text, secs, out_path);
     }
     dv_model_destroy(&model);
     dv_dataset_destroy(&ds);
@@ -586,66 +638,41 @@ cmd_predict(int argc, char **argv)
     return rc ? fail(&err) : DV_CLI_OK;
 }
 
-static int
-cmd_inspect(int argc, char **argv)
+// `drover local inspect FILE --json`: one object.
+static void
+inspect_json(const dv_model_t *model, const char *path, const char *hex)
 {
-    dv_cli_opt_t opts[] = {
-        {"json", false, NULL},
-        {"help", false, NULL},
-        {NULL, false, NULL},
-    };
-    const char *pos[1];
-    size_t n_pos;
-    if (dv_cli_parse(argc, argv, opts, pos, 1, &n_pos) || n_pos != 1) {
-        if (!dv_cli_get(opts, "help")) {
-            fprintf(stderr, "usage: drover local inspect MODEL.drvm\n");
-            return DV_CLI_USAGE;
-        }
-    }
-    if (dv_cli_get(opts, "help")) {
-        printf("usage: drover local inspect MODEL.drvm [--json]\n");
-        return DV_CLI_OK;
-    }
-    const char *path = pos[0];
-    dv_error_t err = {0};
-    dv_model_t *model = NULL;
-    if (dv_model_load(&model, path, &err)) {
-        return fail(&err);
-    }
     const dv_model_meta_t *meta = &model->meta;
-    char hex[DV_SHA256_HEX];
-    dv_sha256_hex(meta->dataset_sha256, hex);
-    bool json = dv_cli_get(opts, "json") != NULL;
-    if (json) {
-        printf("{\"file\":");
-        dv_cli_json_str(stdout, path);
-        printf(",\"checksum\":\"ok\",\"algo\":\"%s\",\"task\":\"%s\","
-               "\"features\":%zu,\"outputs\":%zu,\"params\":%zu,"
-               "\"layers\":[",
-               dv_algo_name(meta->hyper.algo), dv_task_name(model->task),
-               model->n_features, dv_model_n_outputs(model),
-               dv_model_n_params(model));
-        for (size_t l = 0; l < model->n_layers; l++) {
-            const dv_layer_t *ly = &model->layers[l];
-            printf("%s{\"in\":%zu,\"out\":%zu,\"activation\":\"%s\"}",
-                   l ? "," : "", ly->n_in, ly->n_out, dv_act_name(ly->act));
-        }
-        printf("],\"target\":");
-        dv_cli_json_str(stdout, model->target_name);
-        printf(",\"scale\":\"%s\",\"dataset_sha256\":\"%s\","
-               "\"dataset_rows\":%" PRIu64 ",\"epochs_run\":%u,"
-               "\"seed\":%" PRIu64 ",\"created_unix\":%" PRId64
-               ",\"drover_version\":",
-               dv_scale_name(model->scaler->kind), hex, meta->dataset_rows,
-               meta->epochs_run, meta->hyper.seed, meta->created_unix);
-        dv_cli_json_str(stdout, meta->drover_version);
-        printf("}\n");
-        dv_model_destroy(&model);
-        return DV_CLI_OK;
+    printf("{\"file\":");
+    dv_cli_json_str(stdout, path);
+    printf(",\"checksum\":\"ok\",\"algo\":\"%s\",\"task\":\"%s\","
+           "\"features\":%zu,\"outputs\":%zu,\"params\":%zu,"
+           "\"layers\":[",
+           dv_algo_name(meta->hyper.algo), dv_task_name(model->task),
+           model->n_features, dv_model_n_outputs(model),
+           dv_model_n_params(model));
+    for (size_t l = 0; l < model->n_layers; l++) {
+        const dv_layer_t *ly = &model->layers[l];
+        printf("%s{\"in\":%zu,\"out\":%zu,\"activation\":\"%s\"}", l ? "," : "",
+               ly->n_in, ly->n_out, dv_act_name(ly->act));
     }
-    printf("file          %s\n", path);
-    printf("checksum      ok (SHA-256 verified)\n");
-    printf("algorithm     %s\n", dv_algo_name(meta->hyper.algo));
+    printf("],\"target\":");
+    dv_cli_json_str(stdout, model->target_name);
+    printf(",\"scale\":\"%s\",\"dataset_sha256\":\"%s\","
+           "\"dataset_rows\":%" PRIu64 ",\"epochs_run\":%u,"
+           "\"seed\":%" PRIu64 ",\"created_unix\":%" PRId64
+           ",\"drover_version\":",
+           dv_scale_name(model->scaler->kind), hex, meta->dataset_rows,
+           meta->epochs_run, meta->hyper.seed, meta->created_unix);
+    dv_cli_json_str(stdout, meta->drover_version);
+    printf("}\n");
+}
+
+// `drover local inspect FILE`: what the model is (task, features, target,
+// scaling, layers), one fact a line.
+static void
+inspect_shape(const dv_model_t *model)
+{
     printf("task          %s", dv_task_name(model->task));
     if (model->labels) {
         printf(", %zu classes:", model->labels->n);
@@ -669,6 +696,14 @@ cmd_inspect(int argc, char **argv)
         printf(" %zux%zu %s", ly->n_in, ly->n_out, dv_act_name(ly->act));
     }
     printf("\nparameters    %zu\n", dv_model_n_params(model));
+}
+
+// `drover local inspect FILE`: how it was trained (hyperparameters, data,
+// metrics, when and by which drover).
+static void
+inspect_training(const dv_model_t *model, const char *hex)
+{
+    const dv_model_meta_t *meta = &model->meta;
     const dv_hyper_t *h = &meta->hyper;
     printf("hyper         epochs %u, batch %u, lr %g, l2 %g, seed %" PRIu64,
            h->epochs, h->batch, h->lr, h->l2, h->seed);
@@ -698,6 +733,45 @@ cmd_inspect(int argc, char **argv)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
     printf("created       %s by drover %s\n", when, meta->drover_version);
+}
+
+static int
+cmd_inspect(int argc, char **argv)
+{
+    dv_cli_opt_t opts[] = {
+        {"json", false, NULL},
+        {"help", false, NULL},
+        {NULL, false, NULL},
+    };
+    const char *pos[1];
+    size_t n_pos;
+    if (dv_cli_parse(argc, argv, opts, pos, 1, &n_pos) || n_pos != 1) {
+        if (!dv_cli_get(opts, "help")) {
+            fprintf(stderr, "usage: drover local inspect MODEL.drvm\n");
+            return DV_CLI_USAGE;
+        }
+    }
+    if (dv_cli_get(opts, "help")) {
+        printf("usage: drover local inspect MODEL.drvm [--json]\n");
+        return DV_CLI_OK;
+    }
+    const char *path = pos[0];
+    dv_error_t err = {0};
+    dv_model_t *model = NULL;
+    if (dv_model_load(&model, path, &err)) {
+        return fail(&err);
+    }
+    char hex[DV_SHA256_HEX];
+    dv_sha256_hex(model->meta.dataset_sha256, hex);
+    if (dv_cli_get(opts, "json")) {
+        inspect_json(model, path, hex);
+    } else {
+        printf("file          %s\n", path);
+        printf("checksum      ok (SHA-256 verified)\n");
+        printf("algorithm     %s\n", dv_algo_name(model->meta.hyper.algo));
+        inspect_shape(model);
+        inspect_training(model, hex);
+    }
     dv_model_destroy(&model);
     return DV_CLI_OK;
 }

@@ -159,6 +159,405 @@ print_model_header(void)
            "ALIASES");
 }
 
+// One `drover models SUB`: checks its own arguments, connects, returns the
+// exit code.
+typedef int (*models_fn)(const dv_cli_opt_t *opts,
+                         const char *const *pos,
+                         size_t n_pos,
+                         bool json);
+
+// Connect for a subcommand that names one model (NAME[@VERSION|@ALIAS] in
+// pos[0]). Returns -1 with *d set, or the exit code.
+static int
+connect_ref(const dv_cli_opt_t *opts,
+            const char *const *pos,
+            size_t n_pos,
+            char *name,
+            size_t size,
+            uint32_t *version,
+            drover_t **d)
+{
+    if (n_pos != 1) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    int rc = dv_cli_split_ref(pos[0], name, size, version);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = dv_cli_connect(opts, d);
+    return rc != 0 ? rc : -1;
+}
+
+// `drover models gc NAME --keep N`.
+static int
+models_gc(const dv_cli_opt_t *opts,
+          const char *const *pos,
+          size_t n_pos,
+          bool json)
+{
+    long keep = 0;
+    if (n_pos != 1 || !dv_cli_get(opts, "keep") ||
+        !dv_cli_get_long(opts, "keep", 1, UINT32_MAX, &keep)) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    uint32_t removed[4096];
+    size_t n = 0;
+    rc = drover_model_gc(d, pos[0], (uint32_t)keep, removed, 4096, &n, &err);
+    if (rc == 0) {
+        if (json) {
+            printf("{\"removed\":[");
+        } else {
+            printf("removed %zu version(s):", n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            printf(json ? "%s%" PRIu32 : "%s %" PRIu32, json && i ? "," : "",
+                   removed[i]);
+        }
+        printf(json ? "]}\n" : "\n");
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover models config NAME [--max-batch-rows N] [--max-delay-us N]`.
+static int
+models_config(const dv_cli_opt_t *opts,
+              const char *const *pos,
+              size_t n_pos,
+              bool json)
+{
+    const char *vals[2] = {dv_cli_get(opts, "max-batch-rows"),
+                           dv_cli_get(opts, "max-delay-us")};
+    int64_t set[2] = {-1, -1};
+    for (size_t i = 0; i < 2; i++) {
+        char *end = NULL;
+        if (vals[i]) {
+            long long v = strtoll(vals[i], &end, 10);
+            if (!*vals[i] || *end || v < 0) {
+                fprintf(stderr,
+                        "drover: --%s wants a whole number >= 0, not "
+                        "'%s'\n",
+                        i ? "max-delay-us" : "max-batch-rows", vals[i]);
+                return DV_CLI_USAGE;
+            }
+            set[i] = v;
+        }
+    }
+    if (n_pos != 1) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    uint32_t rows = 0, delay = 0;
+    rc = drover_model_config(d, pos[0], set[0], set[1], &rows, &delay, &err);
+    if (rc == 0 && json) {
+        printf("{\"name\":");
+        dv_cli_json_str(stdout, pos[0]);
+        printf(",\"max_batch_rows\":%" PRIu32 ",\"max_delay_us\":%" PRIu32
+               "}\n",
+               rows, delay);
+    } else if (rc == 0) {
+        printf("%s: max_batch_rows %" PRIu32 ", max_delay_us %" PRIu32 "\n",
+               pos[0], rows, delay);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover models alias NAME@VERSION ALIAS` and `unalias NAME ALIAS`.
+static int
+alias_or_unalias(const dv_cli_opt_t *opts,
+                 const char *const *pos,
+                 size_t n_pos,
+                 bool json,
+                 bool unalias)
+{
+    if (n_pos != 2) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    char name[256] = "";
+    uint32_t version = 0;
+    int rc;
+    if (unalias) {
+        snprintf(name, sizeof name, "%s", pos[0]);
+    } else if ((rc = dv_cli_split_ref(pos[0], name, sizeof name, &version)) !=
+                   0 ||
+               version == 0) {
+        fprintf(stderr, "drover: models alias needs NAME@VERSION\n");
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    if ((rc = dv_cli_connect(opts, &d)) != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    uint32_t previous = 0;
+    rc = drover_model_alias_ex(d, name, pos[1], version,
+                               dv_cli_get(opts, "schema-change") != NULL,
+                               &previous, &err);
+    if (rc == 0 && json) {
+        printf("{\"name\":");
+        dv_cli_json_str(stdout, name);
+        printf(",\"alias\":");
+        dv_cli_json_str(stdout, pos[1]);
+        printf(",\"version\":%" PRIu32 ",\"previous\":%" PRIu32 "}\n", version,
+               previous);
+    } else if (rc == 0 && !unalias) {
+        if (previous) {
+            printf("%s@%s -> version %" PRIu32 " (was %" PRIu32 ")\n", name,
+                   pos[1], version, previous);
+        } else {
+            printf("%s@%s -> version %" PRIu32 " (new)\n", name, pos[1],
+                   version);
+        }
+    } else if (rc == 0) {
+        printf("%s@%s removed (it named version %" PRIu32 ")\n", name, pos[1],
+               previous);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+static int
+models_alias(const dv_cli_opt_t *opts,
+             const char *const *pos,
+             size_t n_pos,
+             bool json)
+{
+    return alias_or_unalias(opts, pos, n_pos, json, false);
+}
+
+static int
+models_unalias(const dv_cli_opt_t *opts,
+               const char *const *pos,
+               size_t n_pos,
+               bool json)
+{
+    return alias_or_unalias(opts, pos, n_pos, json, true);
+}
+
+// `drover models push FILE [--name N] [--sign] [--schema-change]`.
+static int
+models_push(const dv_cli_opt_t *opts,
+            const char *const *pos,
+            size_t n_pos,
+            bool json)
+{
+    if (n_pos != 1) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    char name[256] = "";
+    const char *nm = dv_cli_get(opts, "name");
+    if (nm) {
+        snprintf(name, sizeof name, "%s", nm);
+    } else { // FILE's base name without .drvm
+        const char *base = strrchr(pos[0], '/');
+        snprintf(name, sizeof name, "%s", base ? base + 1 : pos[0]);
+        char *dot = strstr(name, ".drvm");
+        if (dot && dot[5] == '\0') {
+            *dot = '\0';
+        }
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *key = getenv("DROVER_KEY");
+    if (dv_cli_get(opts, "sign") && (!key || !*key)) {
+        fprintf(stderr, "drover: --sign signs with --key FILE.key (or "
+                        "DROVER_KEY): give an admin key\n");
+        drover_destroy(&d);
+        return DV_CLI_USAGE;
+    }
+    uint8_t *image = NULL;
+    size_t len = 0;
+    dv_error_t ferr = {0};
+    if (dv_file_read(pos[0], DV_MAX_FRAME_BYTES, &image, &len, &ferr)) {
+        drover_destroy(&d);
+        return dv_cli_fail_dv(&ferr);
+    }
+    drover_error_t err = {0};
+    drover_model_t m;
+    drover_push_opts_t po = {dv_cli_get(opts, "sign") ? key : NULL,
+                             dv_cli_get(opts, "schema-change") != NULL};
+    rc = drover_model_push_ex(d, image, len, name, &po, &m, &err);
+    free(image);
+    if (rc == 0 && json) {
+        print_model_json(&m);
+        printf("\n");
+    } else if (rc == 0) {
+        printf("stored %s@%" PRIu32 " (%s %s, %" PRIu32 " features, %" PRIu64
+               " bytes, sha256 %.16s)\n",
+               m.name, m.version, m.task, m.algo, m.features, m.bytes,
+               m.sha256);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover models list`.
+static int
+models_list(const dv_cli_opt_t *opts,
+            const char *const *pos,
+            size_t n_pos,
+            bool json)
+{
+    (void)pos;
+    if (n_pos != 0) {
+        fputs(MODELS_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_model_t *all = NULL;
+    size_t n = 0;
+    rc = drover_model_list(d, &all, &n, &err);
+    if (rc == 0 && json) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf(i ? "," : "");
+            print_model_json(&all[i]);
+        }
+        printf("]\n");
+    } else if (rc == 0) {
+        print_model_header();
+        for (size_t i = 0; i < n; i++) {
+            print_model_text(&all[i]);
+        }
+    }
+    free(all);
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover models show REF --json`.
+static void
+print_schema_json(const drover_schema_t *sc)
+{
+    printf("{\"model\":");
+    print_model_json(&sc->model);
+    printf(",\"target\":");
+    dv_cli_json_str(stdout, sc->target);
+    printf(",\"features\":[");
+    for (size_t i = 0; i < sc->n_features; i++) {
+        printf(i ? "," : "");
+        dv_cli_json_str(stdout, sc->features[i]);
+    }
+    printf("],\"classes\":[");
+    for (size_t i = 0; i < sc->n_classes; i++) {
+        printf(i ? "," : "");
+        dv_cli_json_str(stdout, sc->classes[i]);
+    }
+    printf("]");
+    print_lineage_json(&sc->lineage);
+    printf("}\n");
+}
+
+// `drover models show REF`.
+static void
+print_schema_text(const drover_schema_t *sc)
+{
+    print_model_header();
+    print_model_text(&sc->model);
+    printf("sha256   %s\ntarget   %s\nfeatures", sc->model.sha256, sc->target);
+    for (size_t i = 0; i < sc->n_features; i++) {
+        printf(" %s", sc->features[i]);
+    }
+    if (sc->n_classes) {
+        printf("\nclasses ");
+        for (size_t i = 0; i < sc->n_classes; i++) {
+            printf(" %s", sc->classes[i]);
+        }
+    }
+    printf("\nbatching max_batch_rows %" PRIu32 ", max_delay_us %" PRIu32 "\n",
+           sc->model.max_batch_rows, sc->model.max_delay_us);
+    print_lineage_text(&sc->lineage);
+}
+
+// `drover models show REF`.
+static int
+models_show(const dv_cli_opt_t *opts,
+            const char *const *pos,
+            size_t n_pos,
+            bool json)
+{
+    char name[256] = "";
+    uint32_t version = 0;
+    drover_t *d = NULL;
+    int rc = connect_ref(opts, pos, n_pos, name, sizeof name, &version, &d);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    drover_schema_t sc;
+    rc = drover_model_schema(d, name, version, &sc, &err);
+    if (rc == 0 && json) {
+        print_schema_json(&sc);
+    } else if (rc == 0) {
+        print_schema_text(&sc);
+    }
+    if (rc == 0) {
+        drover_schema_clear(&sc);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+// `drover models rm REF`.
+static int
+models_rm(const dv_cli_opt_t *opts,
+          const char *const *pos,
+          size_t n_pos,
+          bool json)
+{
+    char name[256] = "";
+    uint32_t version = 0;
+    drover_t *d = NULL;
+    int rc = connect_ref(opts, pos, n_pos, name, sizeof name, &version, &d);
+    if (rc >= 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    unsigned removed = 0;
+    rc = drover_model_rm(d, name, version, &removed, &err);
+    if (rc == 0) {
+        printf(json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
+               removed);
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
+
+static const struct {
+    const char *name;
+    models_fn fn;
+} s_models_subs[] = {
+    {"list", models_list},     {"show", models_show},
+    {"push", models_push},     {"rm", models_rm},
+    {"alias", models_alias},   {"unalias", models_unalias},
+    {"config", models_config}, {"gc", models_gc},
+};
+
 int
 dv_cli_models(int argc, char **argv)
 {
@@ -182,257 +581,13 @@ dv_cli_models(int argc, char **argv)
         return rc;
     }
     bool json = dv_cli_get(opts, "json") != NULL;
-    bool list = strcmp(sub, "list") == 0;
-    bool alias = strcmp(sub, "alias") == 0,
-         unalias = strcmp(sub, "unalias") == 0;
-    if (strcmp(sub, "gc") == 0) {
-        long keep = 0;
-        if (n_pos != 1 || !dv_cli_get(opts, "keep") ||
-            !dv_cli_get_long(opts, "keep", 1, UINT32_MAX, &keep)) {
-            fputs(MODELS_USAGE, stderr);
-            return DV_CLI_USAGE;
-        }
-        drover_t *d = NULL;
-        if ((rc = dv_cli_connect(opts, &d)) != 0) {
-            return rc;
-        }
-        drover_error_t err = {0};
-        uint32_t removed[4096];
-        size_t n = 0;
-        rc =
-            drover_model_gc(d, pos[0], (uint32_t)keep, removed, 4096, &n, &err);
-        if (rc == 0) {
-            if (json) {
-                printf("{\"removed\":[");
-            } else {
-                printf("removed %zu version(s):", n);
-            }
-            for (size_t i = 0; i < n; i++) {
-                printf(json ? "%s%" PRIu32 : "%s %" PRIu32,
-                       json && i ? "," : "", removed[i]);
-            }
-            printf(json ? "]}\n" : "\n");
-        }
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
-    }
-    if (strcmp(sub, "config") == 0) {
-        const char *vals[2] = {dv_cli_get(opts, "max-batch-rows"),
-                               dv_cli_get(opts, "max-delay-us")};
-        int64_t set[2] = {-1, -1};
-        for (size_t i = 0; i < 2; i++) {
-            char *end = NULL;
-            if (vals[i]) {
-                long long v = strtoll(vals[i], &end, 10);
-                if (!*vals[i] || *end || v < 0) {
-                    fprintf(stderr,
-                            "drover: --%s wants a whole number >= 0, not "
-                            "'%s'\n",
-                            i ? "max-delay-us" : "max-batch-rows", vals[i]);
-                    return DV_CLI_USAGE;
-                }
-                set[i] = v;
-            }
-        }
-        if (n_pos != 1) {
-            fputs(MODELS_USAGE, stderr);
-            return DV_CLI_USAGE;
-        }
-        drover_t *d = NULL;
-        if ((rc = dv_cli_connect(opts, &d)) != 0) {
-            return rc;
-        }
-        drover_error_t err = {0};
-        uint32_t rows = 0, delay = 0;
-        rc =
-            drover_model_config(d, pos[0], set[0], set[1], &rows, &delay, &err);
-        if (rc == 0 && json) {
-            printf("{\"name\":");
-            dv_cli_json_str(stdout, pos[0]);
-            printf(",\"max_batch_rows\":%" PRIu32 ",\"max_delay_us\":%" PRIu32
-                   "}\n",
-                   rows, delay);
-        } else if (rc == 0) {
-            printf("%s: max_batch_rows %" PRIu32 ", max_delay_us %" PRIu32 "\n",
-                   pos[0], rows, delay);
-        }
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
-    }
-    if (!list && !alias && !unalias && strcmp(sub, "push") != 0 &&
-        strcmp(sub, "show") != 0 && strcmp(sub, "rm") != 0) {
-        fputs(MODELS_USAGE, stderr);
-        return DV_CLI_USAGE;
-    }
-    if (list ? n_pos != 0 : alias || unalias ? n_pos != 2 : n_pos != 1) {
-        fputs(MODELS_USAGE, stderr);
-        return DV_CLI_USAGE;
-    }
-    if (alias || unalias) {
-        char name[256] = "";
-        uint32_t version = 0;
-        if (unalias) {
-            snprintf(name, sizeof name, "%s", pos[0]);
-        } else if ((rc = dv_cli_split_ref(pos[0], name, sizeof name,
-                                          &version)) != 0 ||
-                   version == 0) {
-            fprintf(stderr, "drover: models alias needs NAME@VERSION\n");
-            return DV_CLI_USAGE;
-        }
-        drover_t *d = NULL;
-        if ((rc = dv_cli_connect(opts, &d)) != 0) {
-            return rc;
-        }
-        drover_error_t err = {0};
-        uint32_t previous = 0;
-        rc = drover_model_alias_ex(d, name, pos[1], version,
-                                   dv_cli_get(opts, "schema-change") != NULL,
-                                   &previous, &err);
-        if (rc == 0 && json) {
-            printf("{\"name\":");
-            dv_cli_json_str(stdout, name);
-            printf(",\"alias\":");
-            dv_cli_json_str(stdout, pos[1]);
-            printf(",\"version\":%" PRIu32 ",\"previous\":%" PRIu32 "}\n",
-                   version, previous);
-        } else if (rc == 0 && alias) {
-            if (previous) {
-                printf("%s@%s -> version %" PRIu32 " (was %" PRIu32 ")\n", name,
-                       pos[1], version, previous);
-            } else {
-                printf("%s@%s -> version %" PRIu32 " (new)\n", name, pos[1],
-                       version);
-            }
-        } else if (rc == 0) {
-            printf("%s@%s removed (it named version %" PRIu32 ")\n", name,
-                   pos[1], previous);
-        }
-        drover_destroy(&d);
-        return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
-    }
-    char name[256] = "";
-    uint32_t version = 0;
-    if (!list && strcmp(sub, "push") == 0) {
-        const char *nm = dv_cli_get(opts, "name");
-        if (nm) {
-            snprintf(name, sizeof name, "%s", nm);
-        } else { // FILE's base name without .drvm
-            const char *base = strrchr(pos[0], '/');
-            snprintf(name, sizeof name, "%s", base ? base + 1 : pos[0]);
-            char *dot = strstr(name, ".drvm");
-            if (dot && dot[5] == '\0') {
-                *dot = '\0';
-            }
-        }
-    } else if (!list && (rc = dv_cli_split_ref(pos[0], name, sizeof name,
-                                               &version)) != 0) {
-        return rc;
-    }
-    drover_t *d = NULL;
-    if ((rc = dv_cli_connect(opts, &d)) != 0) {
-        return rc;
-    }
-    drover_error_t err = {0};
-    drover_model_t m;
-    if (strcmp(sub, "push") == 0) {
-        const char *key = getenv("DROVER_KEY");
-        if (dv_cli_get(opts, "sign") && (!key || !*key)) {
-            fprintf(stderr, "drover: --sign signs with --key FILE.key (or "
-                            "DROVER_KEY): give an admin key\n");
-            drover_destroy(&d);
-            return DV_CLI_USAGE;
-        }
-        uint8_t *image = NULL;
-        size_t len = 0;
-        dv_error_t ferr = {0};
-        if (dv_file_read(pos[0], DV_MAX_FRAME_BYTES, &image, &len, &ferr)) {
-            drover_destroy(&d);
-            return dv_cli_fail_dv(&ferr);
-        }
-        drover_push_opts_t po = {dv_cli_get(opts, "sign") ? key : NULL,
-                                 dv_cli_get(opts, "schema-change") != NULL};
-        rc = drover_model_push_ex(d, image, len, name, &po, &m, &err);
-        free(image);
-        if (rc == 0 && json) {
-            print_model_json(&m);
-            printf("\n");
-        } else if (rc == 0) {
-            printf("stored %s@%" PRIu32 " (%s %s, %" PRIu32
-                   " features, %" PRIu64 " bytes, sha256 %.16s)\n",
-                   m.name, m.version, m.task, m.algo, m.features, m.bytes,
-                   m.sha256);
-        }
-    } else if (list) {
-        drover_model_t *all = NULL;
-        size_t n = 0;
-        rc = drover_model_list(d, &all, &n, &err);
-        if (rc == 0 && json) {
-            printf("[");
-            for (size_t i = 0; i < n; i++) {
-                printf(i ? "," : "");
-                print_model_json(&all[i]);
-            }
-            printf("]\n");
-        } else if (rc == 0) {
-            print_model_header();
-            for (size_t i = 0; i < n; i++) {
-                print_model_text(&all[i]);
-            }
-        }
-        free(all);
-    } else if (strcmp(sub, "show") == 0) {
-        drover_schema_t sc;
-        rc = drover_model_schema(d, name, version, &sc, &err);
-        if (rc == 0 && json) {
-            printf("{\"model\":");
-            print_model_json(&sc.model);
-            printf(",\"target\":");
-            dv_cli_json_str(stdout, sc.target);
-            printf(",\"features\":[");
-            for (size_t i = 0; i < sc.n_features; i++) {
-                printf(i ? "," : "");
-                dv_cli_json_str(stdout, sc.features[i]);
-            }
-            printf("],\"classes\":[");
-            for (size_t i = 0; i < sc.n_classes; i++) {
-                printf(i ? "," : "");
-                dv_cli_json_str(stdout, sc.classes[i]);
-            }
-            printf("]");
-            print_lineage_json(&sc.lineage);
-            printf("}\n");
-        } else if (rc == 0) {
-            print_model_header();
-            print_model_text(&sc.model);
-            printf("sha256   %s\ntarget   %s\nfeatures", sc.model.sha256,
-                   sc.target);
-            for (size_t i = 0; i < sc.n_features; i++) {
-                printf(" %s", sc.features[i]);
-            }
-            if (sc.n_classes) {
-                printf("\nclasses ");
-                for (size_t i = 0; i < sc.n_classes; i++) {
-                    printf(" %s", sc.classes[i]);
-                }
-            }
-            printf("\nbatching max_batch_rows %" PRIu32
-                   ", max_delay_us %" PRIu32 "\n",
-                   sc.model.max_batch_rows, sc.model.max_delay_us);
-            print_lineage_text(&sc.lineage);
-        }
-        if (rc == 0) {
-            drover_schema_clear(&sc);
-        }
-    } else {
-        unsigned removed = 0;
-        rc = drover_model_rm(d, name, version, &removed, &err);
-        if (rc == 0) {
-            printf(json ? "{\"removed\":%u}\n" : "removed %u version(s)\n",
-                   removed);
+    for (size_t i = 0; i < sizeof s_models_subs / sizeof *s_models_subs; i++) {
+        if (strcmp(sub, s_models_subs[i].name) == 0) {
+            return s_models_subs[i].fn(opts, pos, n_pos, json);
         }
     }
-    drover_destroy(&d);
-    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+    fputs(MODELS_USAGE, stderr);
+    return DV_CLI_USAGE;
 }
 
 // ---------------------------------------------------------------- train
@@ -473,24 +628,75 @@ on_train_progress(const drover_progress_t *p, void *arg)
     dv_cli_print_progress(arg, p);
 }
 
+// `drover train`'s hyperparameter options: the CLI option, then the train
+// option (wire key) it sets.
+static const char *const s_train_hyper[][2] = {
+    {"epochs", "epochs"},
+    {"batch", "batch"},
+    {"patience", "patience"},
+    {"seed", "seed"},
+    {"lr", "lr"},
+    {"l2", "l2"},
+    {"tol", "tol"},
+    {"scale", "scale"},
+    {"hidden", "hidden"},
+    {"init", "init"},
+    {"validation-fraction", "validation_fraction"},
+};
+#define N_TRAIN_HYPER (sizeof s_train_hyper / sizeof s_train_hyper[0])
+
+// The hyperparameters given, as "key=value" strings in options (pointed
+// at by ptrs). Returns how many.
+static size_t
+train_hyper_options(const dv_cli_opt_t *opts,
+                    char options[][160],
+                    const char **ptrs)
+{
+    size_t n_options = 0;
+    for (size_t i = 0; i < N_TRAIN_HYPER; i++) {
+        const char *v = dv_cli_get(opts, s_train_hyper[i][0]);
+        if (v) {
+            snprintf(options[n_options], 160, "%s=%s", s_train_hyper[i][1], v);
+            ptrs[n_options] = options[n_options];
+            n_options++;
+        }
+    }
+    return n_options;
+}
+
+// The finished train job: the version it made, or its failure into err.
+// Returns 0 or the job's error code.
+static int
+train_report(const dv_cli_opt_t *opts,
+             const drover_result_t *r,
+             double secs,
+             drover_error_t *err)
+{
+    const char *text = "";
+    int code = drover_result_error(r, &text);
+    if (code) {
+        err->code = code;
+        snprintf(err->text, sizeof err->text, "%s", text);
+        return code;
+    }
+    if (dv_cli_get(opts, "json")) {
+        printf("{\"job\":%" PRIu64 ",\"model\":", drover_result_job(r));
+        dv_cli_json_str(stdout, drover_result_model(r));
+        printf(",\"worker\":");
+        dv_cli_json_str(stdout, drover_result_worker(r));
+        printf(",\"attempts\":%" PRIu32 ",\"seconds\":%.3f}\n",
+               drover_result_attempts(r), secs);
+    } else {
+        printf("trained %s on worker %s (job %" PRIu64 ", %.2f s)\n",
+               drover_result_model(r), drover_result_worker(r),
+               drover_result_job(r), secs);
+    }
+    return 0;
+}
+
 int
 dv_cli_train(int argc, char **argv)
 {
-    // CLI option, then the train option (wire key) it sets.
-    static const char *hyper[][2] = {
-        {"epochs", "epochs"},
-        {"batch", "batch"},
-        {"patience", "patience"},
-        {"seed", "seed"},
-        {"lr", "lr"},
-        {"l2", "l2"},
-        {"tol", "tol"},
-        {"scale", "scale"},
-        {"hidden", "hidden"},
-        {"init", "init"},
-        {"validation-fraction", "validation_fraction"},
-    };
-    enum { N_HYPER = sizeof hyper / sizeof hyper[0] };
     dv_cli_opt_t opts[] = {
         {"data", true, NULL},         {"algo", true, NULL},
         {"model", true, NULL},        {"target", true, NULL},
@@ -518,18 +724,9 @@ dv_cli_train(int argc, char **argv)
         fputs(TRAIN_USAGE, stderr);
         return DV_CLI_USAGE;
     }
-    char options[N_HYPER][160];
-    const char *option_ptrs[N_HYPER];
-    size_t n_options = 0;
-    for (size_t i = 0; i < N_HYPER; i++) {
-        const char *v = dv_cli_get(opts, hyper[i][0]);
-        if (v) {
-            snprintf(options[n_options], sizeof options[0], "%s=%s",
-                     hyper[i][1], v);
-            option_ptrs[n_options] = options[n_options];
-            n_options++;
-        }
-    }
+    char options[N_TRAIN_HYPER][160];
+    const char *option_ptrs[N_TRAIN_HYPER];
+    size_t n_options = train_hyper_options(opts, options, option_ptrs);
     dv_error_t derr = {0};
     uint8_t *csv = NULL;
     size_t csv_len = 0;
@@ -587,24 +784,7 @@ dv_cli_train(int argc, char **argv)
     }
     free(csv);
     if (rc == 0) {
-        const char *text = "";
-        int code = drover_result_error(r, &text);
-        if (code) {
-            err.code = code;
-            snprintf(err.text, sizeof err.text, "%s", text);
-            rc = code;
-        } else if (dv_cli_get(opts, "json")) {
-            printf("{\"job\":%" PRIu64 ",\"model\":", drover_result_job(r));
-            dv_cli_json_str(stdout, drover_result_model(r));
-            printf(",\"worker\":");
-            dv_cli_json_str(stdout, drover_result_worker(r));
-            printf(",\"attempts\":%" PRIu32 ",\"seconds\":%.3f}\n",
-                   drover_result_attempts(r), secs);
-        } else {
-            printf("trained %s on worker %s (job %" PRIu64 ", %.2f s)\n",
-                   drover_result_model(r), drover_result_worker(r),
-                   drover_result_job(r), secs);
-        }
+        rc = train_report(opts, r, secs, &err);
     }
     drover_result_destroy(&r);
     drover_destroy(&d);

@@ -25,6 +25,7 @@
 #include "dv_cli_remote.h"
 #include "dv_file.h"
 #include "dv_keys.h"
+#include "dv_mem.h"
 #include "dv_tensor.h"
 
 #define UP_USAGE                                                               \
@@ -361,6 +362,354 @@ secure_keys(const char *data, char *keys, size_t size)
     return 0;
 }
 
+// What `drover up` runs: its options resolved, the two argv vectors (they
+// point into this struct, so it stays where it is), the children.
+typedef struct {
+    long n_workers;       // --workers (0: a broker alone)
+    long n_conc;          // --concurrency, per worker
+    bool secure;          // --secure: CURVE with keys under --data
+    const char *conc;     // --concurrency as given, or NULL
+    const char *hb;       // --heartbeat-ms as given, or NULL
+    const char *endpoint; // the client endpoint asked for
+    // The four key paths have room for keys[] and their file name, so GCC
+    // (-Wformat-truncation, in release builds) sees path_cat cannot cut them.
+    char keys[PATH_MAX];          // --secure: the keys folder, else ""
+    char bkey[PATH_MAX + 16];     // broker's secret key file
+    char bpub[PATH_MAX + 16];     // broker's public key file
+    char auth[PATH_MAX + 16];     // the authorized keys file
+    char wkey[PATH_MAX + 16];     // workers' secret key file
+    char wep[512];                // the worker endpoint asked for
+    char broker_bin[PATH_MAX];    // drover-broker's path
+    char worker_bin[PATH_MAX];    // drover-worker's path
+    char *bargv[26];              // drover-broker's argv, NULL-ended
+    int http_at;                  // bargv index of a default --http, or -1
+    char bflags[2][16];           // "--log-level", "--log-format" for bargv
+    char bound_client[512];       // from the broker's READY line
+    char bound_worker[512];       // from the broker's READY line
+    char bound_http[512];         // from the broker's READY line ("" if off)
+    char name[64];                // the next worker's --name (wargv uses it)
+    char *wargv[28];              // drover-worker's argv, NULL-ended
+    char flags[6][32];            // "--prefetch" ... for wargv
+    char blas[16];                // --blas-threads for wargv
+    char line[1024];              // the last READY line read
+    child_t broker;               // the drover-broker
+    child_t workers[MAX_WORKERS]; // the first n_workers are used
+    sigset_t set;                 // SIGINT, SIGTERM, SIGCHLD: blocked, waited
+} up_t;
+
+// Check the options and resolve what they leave out (keys, endpoints,
+// binaries). Returns -1 to go on, else the exit code.
+static int
+up_configure(up_t *up, const dv_cli_opt_t *opts)
+{
+    up->conc = dv_cli_get(opts, "concurrency");
+    up->hb = dv_cli_get(opts, "heartbeat-ms");
+    long n_hb = 1000, n_prefetch = 0;
+    up->n_workers = 2;
+    up->n_conc = 1;
+    // --workers 0: a broker alone (workers join from elsewhere)
+    if (!dv_cli_get_long(opts, "workers", 0, MAX_WORKERS, &up->n_workers) ||
+        !dv_cli_get_long(opts, "concurrency", 1, 1024, &up->n_conc) ||
+        !dv_cli_get_long(opts, "heartbeat-ms", 1, 3600000, &n_hb) ||
+        !dv_cli_get_long(opts, "prefetch", 0, 100000, &n_prefetch)) {
+        fputs(UP_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    up->secure = dv_cli_get(opts, "secure") != NULL;
+    if (up->secure && !dv_cli_get(opts, "data")) {
+        fprintf(stderr, "drover up: --secure keeps the cluster's keys under "
+                        "--data DIR: name one\n");
+        fputs(UP_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    if (up->secure &&
+        secure_keys(dv_cli_get(opts, "data"), up->keys, sizeof up->keys) != 0) {
+        return DV_CLI_FAIL;
+    }
+    // (secure_keys checked that these fit)
+    path_cat(up->bkey, sizeof up->bkey, up->keys, "/broker.key");
+    path_cat(up->bpub, sizeof up->bpub, up->keys, "/broker.pub");
+    path_cat(up->auth, sizeof up->auth, up->keys, "/authorized");
+    path_cat(up->wkey, sizeof up->wkey, up->keys, "/worker.key");
+    up->endpoint = dv_cli_get(opts, "endpoint");
+    up->endpoint = up->endpoint ? up->endpoint : DROVER_DEFAULT_ENDPOINT;
+    if (dv_cli_get(opts, "worker-endpoint")) {
+        snprintf(up->wep, sizeof up->wep, "%s",
+                 dv_cli_get(opts, "worker-endpoint"));
+    } else {
+        derive_worker_endpoint(up->endpoint, up->wep, sizeof up->wep);
+    }
+    find_bin("DROVER_BROKER_BIN", "drover-broker", up->broker_bin,
+             sizeof up->broker_bin);
+    find_bin("DROVER_WORKER_BIN", "drover-worker", up->worker_bin,
+             sizeof up->worker_bin);
+    return -1;
+}
+
+// drover-broker's argv, from the options.
+static void
+up_broker_argv(up_t *up, const dv_cli_opt_t *opts)
+{
+    char **bargv = up->bargv;
+    int k = 0;
+    bargv[k++] = up->broker_bin;
+    bargv[k++] = "--client";
+    bargv[k++] = (char *)up->endpoint;
+    bargv[k++] = "--worker";
+    bargv[k++] = up->wep;
+    if (dv_cli_get(opts, "data")) {
+        bargv[k++] = "--data";
+        bargv[k++] = (char *)dv_cli_get(opts, "data");
+    }
+    // The status page and /metrics: the default cluster on the default
+    // port, any other on a free one (so clusters side by side never
+    // collide); --http off: none.
+    const char *http = dv_cli_get(opts, "http");
+    if (!http) {
+        http = strcmp(up->endpoint, DROVER_DEFAULT_ENDPOINT) == 0
+                   ? "127.0.0.1:7480"
+                   : "127.0.0.1:0";
+    }
+    up->http_at = -1; // where the default port is, to fall back from
+    if (strcmp(http, "off") != 0) {
+        bargv[k++] = "--http";
+        if (!dv_cli_get(opts, "http") && strcmp(http, "127.0.0.1:0") != 0) {
+            up->http_at = k;
+        }
+        bargv[k++] = (char *)http;
+    }
+    if (dv_cli_get(opts, "http-token")) {
+        bargv[k++] = "--http-token";
+        bargv[k++] = (char *)dv_cli_get(opts, "http-token");
+    }
+    if (up->hb) {
+        bargv[k++] = "--heartbeat-ms";
+        bargv[k++] = (char *)up->hb;
+    }
+    if (up->secure) {
+        bargv[k++] = "--secret-key";
+        bargv[k++] = up->bkey;
+        bargv[k++] = "--authorized-keys";
+        bargv[k++] = up->auth;
+    }
+    static const char *const log_flags[] = {"log-level", "log-format"};
+    for (size_t i = 0; i < 2; i++) {
+        if (dv_cli_get(opts, log_flags[i])) {
+            snprintf(up->bflags[i], sizeof up->bflags[i], "--%s", log_flags[i]);
+            bargv[k++] = up->bflags[i];
+            bargv[k++] = (char *)dv_cli_get(opts, log_flags[i]);
+        }
+    }
+    bargv[k] = NULL;
+}
+
+// SIGKILL the broker if it runs, and forget it.
+static void
+kill_broker(child_t *broker)
+{
+    if (broker->pid > 0) {
+        kill(broker->pid, SIGKILL);
+        waitpid(broker->pid, NULL, 0);
+    }
+    forget(broker);
+}
+
+// Start the broker and read its READY line (the bound endpoints). Returns
+// 0, or DV_CLI_FAIL with the broker gone.
+static int
+up_start_broker(up_t *up)
+{
+    bool ready = spawn(up->bargv, &up->broker) == 0 &&
+                 wait_ready(&up->broker, up->line, sizeof up->line,
+                            READY_TIMEOUT_MS) == 0;
+    if (!ready && up->http_at >= 0) {
+        // The default status page port may be another program's: the
+        // cluster matters more than the port (an explicit --http does not
+        // fall back).
+        kill_broker(&up->broker);
+        fprintf(stderr, "drover up: trying again with the status page on a "
+                        "free port\n");
+        up->bargv[up->http_at] = "127.0.0.1:0";
+        ready = spawn(up->bargv, &up->broker) == 0 &&
+                wait_ready(&up->broker, up->line, sizeof up->line,
+                           READY_TIMEOUT_MS) == 0;
+    }
+    if (!ready) {
+        fprintf(stderr, "drover up: the broker did not start (%s)\n",
+                up->broker_bin);
+        kill_broker(&up->broker);
+        return DV_CLI_FAIL;
+    }
+    // "READY <client> <worker>": the bound endpoints (tcp "*" resolved).
+    sscanf(up->line, "READY %511s %511s %511s", up->bound_client,
+           up->bound_worker, up->bound_http);
+    return 0;
+}
+
+// drover-worker's argv, from the options and the broker's bound worker
+// endpoint; --name points at up->name, set before each start.
+static void
+up_worker_argv(up_t *up, const dv_cli_opt_t *opts)
+{
+    char **wargv = up->wargv;
+    int k = 0;
+    wargv[k++] = up->worker_bin;
+    wargv[k++] = "--broker";
+    wargv[k++] = up->bound_worker;
+    wargv[k++] = "--name";
+    wargv[k++] = up->name;
+    if (up->conc) {
+        wargv[k++] = "--concurrency";
+        wargv[k++] = (char *)up->conc;
+    }
+    if (up->hb) {
+        wargv[k++] = "--heartbeat-ms";
+        wargv[k++] = (char *)up->hb;
+    }
+    if (up->secure) {
+        wargv[k++] = "--key";
+        wargv[k++] = up->wkey;
+        wargv[k++] = "--broker-key";
+        wargv[k++] = up->bpub;
+    }
+    // Passed to every worker as they are (drover-worker checks them).
+    static const char *const passed[] = {"prefetch",    "model-memory",
+                                         "data-memory", "train-slots",
+                                         "log-level",   "log-format"};
+    for (size_t i = 0; i < sizeof passed / sizeof *passed; i++) {
+        if (dv_cli_get(opts, passed[i])) {
+            snprintf(up->flags[i], sizeof up->flags[i], "--%s", passed[i]);
+            wargv[k++] = up->flags[i];
+            wargv[k++] = (char *)dv_cli_get(opts, passed[i]);
+        }
+    }
+    // Every worker's jobs share this host's cores (docs/ARCHITECTURE.md,
+    // BLAS threads: the policy); each worker alone would take them all.
+    unsigned long long jobs =
+        (unsigned long long)(up->n_workers ? up->n_workers : 1) *
+        (unsigned)up->n_conc;
+    snprintf(
+        up->blas, sizeof up->blas, "%d",
+        dv_blas_threads_share(jobs < UINT_MAX ? (unsigned)jobs : UINT_MAX));
+    wargv[k++] = "--blas-threads";
+    wargv[k++] = up->blas;
+    wargv[k] = NULL;
+}
+
+// Start worker i (0-based) under its name, w<i+1>-<our pid>.
+static int
+up_spawn_worker(up_t *up, int i)
+{
+    snprintf(up->name, sizeof up->name, "w%d-%ld", i + 1, (long)getpid());
+    return spawn(up->wargv, &up->workers[i]);
+}
+
+// Start every worker, then wait for each to connect. Returns DV_CLI_OK or
+// DV_CLI_FAIL.
+static int
+up_start_workers(up_t *up)
+{
+    int rc = DV_CLI_OK;
+    for (int i = 0; i < up->n_workers && rc == DV_CLI_OK; i++) {
+        if (up_spawn_worker(up, i) != 0) {
+            rc = DV_CLI_FAIL;
+        }
+    }
+    for (int i = 0; i < up->n_workers && rc == DV_CLI_OK; i++) {
+        if (wait_ready(&up->workers[i], up->line, sizeof up->line,
+                       READY_TIMEOUT_MS) != 0) {
+            fprintf(stderr, "drover up: worker %d did not connect\n", i + 1);
+            rc = DV_CLI_FAIL;
+        }
+    }
+    return rc;
+}
+
+// `READY <client endpoint>` on stdout, and what runs where on stderr.
+static void
+up_announce(const up_t *up)
+{
+    printf("READY %s\n", up->bound_client);
+    fflush(stdout);
+    fprintf(stderr,
+            "drover up: broker at %s (workers at %s), %d worker(s); "
+            "Ctrl-C stops\n",
+            up->bound_client, up->bound_worker, (int)up->n_workers);
+    if (up->bound_http[0]) {
+        fprintf(stderr,
+                "drover up: status page %s/ , Prometheus metrics "
+                "%s/metrics\n",
+                up->bound_http, up->bound_http);
+    }
+    if (up->secure) {
+        const char *keys = up->keys;
+        fprintf(stderr,
+                "drover up: CURVE on; the CLI talks to it with `drover "
+                "--keys %s COMMAND` (the admin key), or\n"
+                "  export DROVER_KEY=%s/admin.key "
+                "DROVER_BROKER_KEY=%s/broker.pub\n"
+                "  more keys: drover keygen --out %s/NAME --roles ..., copy "
+                "NAME.pub into %s/authorized, drover admin reload\n",
+                keys, keys, keys, keys, keys);
+    }
+}
+
+// Reap the children that exited: the broker ends the cluster (returns
+// true), a worker is marked for restart.
+static bool
+up_reap(up_t *up, bool stopping)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == up->broker.pid) {
+            fprintf(stderr, "drover up: the broker exited (status %d)\n",
+                    WIFEXITED(status) ? WEXITSTATUS(status)
+                                      : 128 + WTERMSIG(status));
+            up->broker.pid = 0;
+            stopping = true;
+        }
+        for (int i = 0; i < up->n_workers; i++) {
+            child_t *w = &up->workers[i];
+            if (w->pid == pid) {
+                fprintf(stderr, "drover up: worker %d exited (status %d)%s\n",
+                        i + 1,
+                        WIFEXITED(status) ? WEXITSTATUS(status)
+                                          : 128 + WTERMSIG(status),
+                        stopping ? "" : "; restarting it");
+                w->pid = 0;
+                close(w->out);
+                w->out = -1;
+            }
+        }
+    }
+    return stopping;
+}
+
+// Until SIGINT/SIGTERM or the broker's exit: restart dead workers, at most
+// one start per worker per second. Returns DV_CLI_FAIL if the broker
+// exited, else DV_CLI_OK.
+static int
+up_supervise(up_t *up)
+{
+    for (;;) {
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&up->set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            return DV_CLI_OK;
+        }
+        if (up_reap(up, false)) {
+            return DV_CLI_FAIL;
+        }
+        for (int i = 0; i < up->n_workers; i++) {
+            if (up->workers[i].pid == 0 &&
+                time(NULL) > up->workers[i].started) {
+                up_spawn_worker(up, i);
+            }
+        }
+    }
+}
+
 int
 dv_cli_up(int argc, char **argv)
 {
@@ -392,275 +741,39 @@ dv_cli_up(int argc, char **argv)
         fputs(UP_USAGE, stdout);
         return DV_CLI_OK;
     }
-    const char *conc = dv_cli_get(opts, "concurrency");
-    const char *hb = dv_cli_get(opts, "heartbeat-ms");
-    long n_workers = 2, n_conc = 1, n_hb = 1000, n_prefetch = 0;
-    // --workers 0: a broker alone (workers join from elsewhere)
-    if (!dv_cli_get_long(opts, "workers", 0, MAX_WORKERS, &n_workers) ||
-        !dv_cli_get_long(opts, "concurrency", 1, 1024, &n_conc) ||
-        !dv_cli_get_long(opts, "heartbeat-ms", 1, 3600000, &n_hb) ||
-        !dv_cli_get_long(opts, "prefetch", 0, 100000, &n_prefetch)) {
-        fputs(UP_USAGE, stderr);
-        return DV_CLI_USAGE;
+    up_t *up = dv_calloc(1, sizeof *up);
+    int rc = up_configure(up, opts);
+    if (rc >= 0) {
+        free(up);
+        return rc;
     }
-    char keys[PATH_MAX] = "", bkey[PATH_MAX], bpub[PATH_MAX], auth[PATH_MAX],
-         wkey[PATH_MAX];
-    bool secure = dv_cli_get(opts, "secure") != NULL;
-    if (secure && !dv_cli_get(opts, "data")) {
-        fprintf(stderr, "drover up: --secure keeps the cluster's keys under "
-                        "--data DIR: name one\n");
-        fputs(UP_USAGE, stderr);
-        return DV_CLI_USAGE;
-    }
-    if (secure &&
-        secure_keys(dv_cli_get(opts, "data"), keys, sizeof keys) != 0) {
-        return DV_CLI_FAIL;
-    }
-    // (secure_keys checked that these fit)
-    path_cat(bkey, sizeof bkey, keys, "/broker.key");
-    path_cat(bpub, sizeof bpub, keys, "/broker.pub");
-    path_cat(auth, sizeof auth, keys, "/authorized");
-    path_cat(wkey, sizeof wkey, keys, "/worker.key");
-    const char *endpoint = dv_cli_get(opts, "endpoint");
-    endpoint = endpoint ? endpoint : DROVER_DEFAULT_ENDPOINT;
-    char wep[512];
-    if (dv_cli_get(opts, "worker-endpoint")) {
-        snprintf(wep, sizeof wep, "%s", dv_cli_get(opts, "worker-endpoint"));
-    } else {
-        derive_worker_endpoint(endpoint, wep, sizeof wep);
-    }
-    char broker_bin[PATH_MAX], worker_bin[PATH_MAX];
-    find_bin("DROVER_BROKER_BIN", "drover-broker", broker_bin,
-             sizeof broker_bin);
-    find_bin("DROVER_WORKER_BIN", "drover-worker", worker_bin,
-             sizeof worker_bin);
-
     // Signals are taken synchronously (sigtimedwait) from here on.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-
-    child_t broker = {0, -1, 0};
-    child_t workers[MAX_WORKERS];
+    sigemptyset(&up->set);
+    sigaddset(&up->set, SIGINT);
+    sigaddset(&up->set, SIGTERM);
+    sigaddset(&up->set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &up->set, NULL);
+    up->broker = (child_t){0, -1, 0};
     for (int i = 0; i < MAX_WORKERS; i++) {
-        workers[i] = (child_t){0, -1, 0};
+        up->workers[i] = (child_t){0, -1, 0};
     }
-    char *bargv[26];
-    int k = 0;
-    bargv[k++] = broker_bin;
-    bargv[k++] = "--client";
-    bargv[k++] = (char *)endpoint;
-    bargv[k++] = "--worker";
-    bargv[k++] = wep;
-    if (dv_cli_get(opts, "data")) {
-        bargv[k++] = "--data";
-        bargv[k++] = (char *)dv_cli_get(opts, "data");
-    }
-    // The status page and /metrics: the default cluster on the default
-    // port, any other on a free one (so clusters side by side never
-    // collide); --http off: none.
-    const char *http = dv_cli_get(opts, "http");
-    if (!http) {
-        http = strcmp(endpoint, DROVER_DEFAULT_ENDPOINT) == 0 ? "127.0.0.1:7480"
-                                                              : "127.0.0.1:0";
-    }
-    int http_at = -1; // where the default port is, to fall back from
-    if (strcmp(http, "off") != 0) {
-        bargv[k++] = "--http";
-        if (!dv_cli_get(opts, "http") && strcmp(http, "127.0.0.1:0") != 0) {
-            http_at = k;
-        }
-        bargv[k++] = (char *)http;
-    }
-    if (dv_cli_get(opts, "http-token")) {
-        bargv[k++] = "--http-token";
-        bargv[k++] = (char *)dv_cli_get(opts, "http-token");
-    }
-    if (hb) {
-        bargv[k++] = "--heartbeat-ms";
-        bargv[k++] = (char *)hb;
-    }
-    if (secure) {
-        bargv[k++] = "--secret-key";
-        bargv[k++] = bkey;
-        bargv[k++] = "--authorized-keys";
-        bargv[k++] = auth;
-    }
-    static const char *const log_flags[] = {"log-level", "log-format"};
-    char bflags[2][16];
-    for (size_t i = 0; i < 2; i++) {
-        if (dv_cli_get(opts, log_flags[i])) {
-            snprintf(bflags[i], sizeof bflags[i], "--%s", log_flags[i]);
-            bargv[k++] = bflags[i];
-            bargv[k++] = (char *)dv_cli_get(opts, log_flags[i]);
-        }
-    }
-    bargv[k] = NULL;
-    char line[1024];
-    int rc = DV_CLI_OK;
-    bool ready = spawn(bargv, &broker) == 0 &&
-                 wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) == 0;
-    if (!ready && http_at >= 0) {
-        // The default status page port may be another program's: the
-        // cluster matters more than the port (an explicit --http does not
-        // fall back).
-        if (broker.pid > 0) {
-            kill(broker.pid, SIGKILL);
-            waitpid(broker.pid, NULL, 0);
-        }
-        forget(&broker);
-        fprintf(stderr, "drover up: trying again with the status page on a "
-                        "free port\n");
-        bargv[http_at] = "127.0.0.1:0";
-        ready = spawn(bargv, &broker) == 0 &&
-                wait_ready(&broker, line, sizeof line, READY_TIMEOUT_MS) == 0;
-    }
-    if (!ready) {
-        fprintf(stderr, "drover up: the broker did not start (%s)\n",
-                broker_bin);
-        if (broker.pid > 0) {
-            kill(broker.pid, SIGKILL);
-            waitpid(broker.pid, NULL, 0);
-        }
-        forget(&broker);
+    up_broker_argv(up, opts);
+    if (up_start_broker(up) != 0) {
+        free(up);
         return DV_CLI_FAIL;
     }
-    // "READY <client> <worker>": the bound endpoints (tcp "*" resolved).
-    char bound_client[512] = "", bound_worker[512] = "";
-    char bound_http[512] = "";
-    sscanf(line, "READY %511s %511s %511s", bound_client, bound_worker,
-           bound_http);
-    char name[64];
-    char *wargv[28];
-    k = 0;
-    wargv[k++] = worker_bin;
-    wargv[k++] = "--broker";
-    wargv[k++] = bound_worker;
-    wargv[k++] = "--name";
-    int name_at = k;
-    wargv[k++] = name;
-    if (conc) {
-        wargv[k++] = "--concurrency";
-        wargv[k++] = (char *)conc;
-    }
-    if (hb) {
-        wargv[k++] = "--heartbeat-ms";
-        wargv[k++] = (char *)hb;
-    }
-    if (secure) {
-        wargv[k++] = "--key";
-        wargv[k++] = wkey;
-        wargv[k++] = "--broker-key";
-        wargv[k++] = bpub;
-    }
-    // Passed to every worker as they are (drover-worker checks them).
-    static const char *const passed[] = {"prefetch",    "model-memory",
-                                         "data-memory", "train-slots",
-                                         "log-level",   "log-format"};
-    char flags[6][32];
-    for (size_t i = 0; i < sizeof passed / sizeof *passed; i++) {
-        if (dv_cli_get(opts, passed[i])) {
-            snprintf(flags[i], sizeof flags[i], "--%s", passed[i]);
-            wargv[k++] = flags[i];
-            wargv[k++] = (char *)dv_cli_get(opts, passed[i]);
-        }
-    }
-    // Every worker's jobs share this host's cores (docs/ARCHITECTURE.md,
-    // BLAS threads: the policy); each worker alone would take them all.
-    unsigned long long jobs =
-        (unsigned long long)(n_workers ? n_workers : 1) * (unsigned)n_conc;
-    char blas[16];
-    snprintf(
-        blas, sizeof blas, "%d",
-        dv_blas_threads_share(jobs < UINT_MAX ? (unsigned)jobs : UINT_MAX));
-    wargv[k++] = "--blas-threads";
-    wargv[k++] = blas;
-    wargv[k] = NULL;
-    (void)name_at;
-    for (int i = 0; i < n_workers && rc == DV_CLI_OK; i++) {
-        snprintf(name, sizeof name, "w%d-%ld", i + 1, (long)getpid());
-        if (spawn(wargv, &workers[i]) != 0) {
-            rc = DV_CLI_FAIL;
-        }
-    }
-    for (int i = 0; i < n_workers && rc == DV_CLI_OK; i++) {
-        if (wait_ready(&workers[i], line, sizeof line, READY_TIMEOUT_MS) != 0) {
-            fprintf(stderr, "drover up: worker %d did not connect\n", i + 1);
-            rc = DV_CLI_FAIL;
-        }
-    }
+    up_worker_argv(up, opts);
+    rc = up_start_workers(up);
     if (rc == DV_CLI_OK) {
-        printf("READY %s\n", bound_client);
-        fflush(stdout);
-        fprintf(stderr,
-                "drover up: broker at %s (workers at %s), %d worker(s); "
-                "Ctrl-C stops\n",
-                bound_client, bound_worker, (int)n_workers);
-        if (bound_http[0]) {
-            fprintf(stderr,
-                    "drover up: status page %s/ , Prometheus metrics "
-                    "%s/metrics\n",
-                    bound_http, bound_http);
-        }
-        if (secure) {
-            fprintf(
-                stderr,
-                "drover up: CURVE on; the CLI talks to it with `drover "
-                "--keys %s COMMAND` (the admin key), or\n"
-                "  export DROVER_KEY=%s/admin.key "
-                "DROVER_BROKER_KEY=%s/broker.pub\n"
-                "  more keys: drover keygen --out %s/NAME --roles ..., copy "
-                "NAME.pub into %s/authorized, drover admin reload\n",
-                keys, keys, keys, keys, keys);
-        }
-    }
-    bool stopping = rc != DV_CLI_OK;
-    while (!stopping) {
-        struct timespec tick = {1, 0};
-        int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-            break;
-        }
-        int status;
-        pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            if (pid == broker.pid) {
-                fprintf(stderr, "drover up: the broker exited (status %d)\n",
-                        WIFEXITED(status) ? WEXITSTATUS(status)
-                                          : 128 + WTERMSIG(status));
-                broker.pid = 0;
-                rc = DV_CLI_FAIL;
-                stopping = true;
-            }
-            for (int i = 0; i < n_workers; i++) {
-                if (workers[i].pid == pid) {
-                    fprintf(stderr,
-                            "drover up: worker %d exited (status %d)%s\n",
-                            i + 1,
-                            WIFEXITED(status) ? WEXITSTATUS(status)
-                                              : 128 + WTERMSIG(status),
-                            stopping ? "" : "; restarting it");
-                    workers[i].pid = 0;
-                    close(workers[i].out);
-                    workers[i].out = -1;
-                }
-            }
-        }
-        // Restart dead workers, at most one start per worker per second.
-        for (int i = 0; i < n_workers && !stopping; i++) {
-            if (workers[i].pid == 0 && time(NULL) > workers[i].started) {
-                snprintf(name, sizeof name, "w%d-%ld", i + 1, (long)getpid());
-                spawn(wargv, &workers[i]);
-            }
-        }
+        up_announce(up);
+        rc = up_supervise(up);
     }
     // Drain the workers, all at once (each finishes the jobs it runs and
     // says bye), then the broker. A second Ctrl-C stops them at once.
     bool hurry = false;
-    stop_all(workers, (size_t)n_workers, "worker", DRAIN_MS, &set, &hurry);
-    stop_all(&broker, 1, "broker", BROKER_STOP_MS, &set, &hurry);
+    stop_all(up->workers, (size_t)up->n_workers, "worker", DRAIN_MS, &up->set,
+             &hurry);
+    stop_all(&up->broker, 1, "broker", BROKER_STOP_MS, &up->set, &hurry);
+    free(up);
     return rc;
 }
