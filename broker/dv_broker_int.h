@@ -67,6 +67,8 @@ struct kept {
     uint32_t qidx;                     // its queue (qbytes index + 1; 0: none)
     uint16_t who;                      // the key that submitted it (whos
                                        // index; 0: unknown, e.g. recovered)
+    uint8_t kind;                      // its job's dv_rec_kind_t + 1 (0:
+                                       //   not known: an older record)
     bool unstored;                     // durable, its commit not done yet:
                                        // not sent to anyone (held_result)
     kept_t *qprev, *qnext;             // its queue's stream, by seq

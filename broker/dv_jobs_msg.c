@@ -232,24 +232,6 @@ dv_jobs_msg_accept(dv_broker_t *self, job_t *j)
     dv_jobs_msg_schedule(self, j, self->store != NULL);
 }
 
-// Job kinds in records (p[1]).
-static const char *s_kinds[] = {
-#define XX(name, text) text,
-    DV_REC_KIND_MAP(XX)
-#undef XX
-};
-
-static uint8_t
-kind_code(const char *kind)
-{
-    for (uint8_t i = 0; i < DV_REC_KIND_COUNT_; i++) {
-        if (strcmp(kind, s_kinds[i]) == 0) {
-            return i;
-        }
-    }
-    return 0;
-}
-
 uint8_t *
 dv_jobs_msg_encode(const job_t *j, size_t *len)
 {
@@ -259,7 +241,7 @@ dv_jobs_msg_encode(const job_t *j, size_t *len)
     uint8_t *p = dv_malloc(*len + DV_STORE_SPARE);
     memset(p, 0, JOB_HEAD);
     p[0] = JOB_FORMAT;
-    p[1] = kind_code(j->kind);
+    p[1] = (uint8_t)dv_rec_kind_code(j->kind);
     p[2] = j->spec ? 1 : 0; // flags (0 in older records)
     dv_broker_put_u32(p + 4, j->max_attempts);
     dv_broker_put_u32(p + 8, j->model_version);
@@ -305,7 +287,7 @@ dv_jobs_msg_decode(uint64_t id,
         return NULL;
     }
     j->id = id;
-    j->kind = s_kinds[r.kind];
+    j->kind = dv_rec_kind_name(r.kind);
     j->spec = r.spec;
     j->backoff_ms = DEFAULT_BACKOFF_MS;
     if (r.has_sched) {
@@ -1033,7 +1015,8 @@ job_list_write(dv_broker_t *self,
                                  ? self->qbytes[k->qidx - 1].name
                                  : NULL;
             if (pass == 1) {
-                dv_msgw_v_map(w, j ? 6 : kq ? 4 : 3);
+                bool kk = k && k->kind; // a finished job's kind (1.5)
+                dv_msgw_v_map(w, j ? 6 : 3 + (kq ? 1 : 0) + (kk ? 1 : 0));
                 dv_msgw_v_str(w, "job");
                 dv_msgw_v_uint(w, ids[i]);
                 dv_msgw_v_str(w, "state");
@@ -1047,9 +1030,15 @@ job_list_write(dv_broker_t *self,
                     dv_msgw_v_str(w, j->kind);
                     dv_msgw_v_str(w, "priority");
                     dv_msgw_v_int(w, j->priority);
-                } else if (kq) { // finished: its queue (1.5)
-                    dv_msgw_v_str(w, "queue");
-                    dv_msgw_v_str(w, kq);
+                } else { // finished: its queue and kind (1.5)
+                    if (kq) {
+                        dv_msgw_v_str(w, "queue");
+                        dv_msgw_v_str(w, kq);
+                    }
+                    if (kk) {
+                        dv_msgw_v_str(w, "kind");
+                        dv_msgw_v_str(w, dv_rec_kind_name(k->kind - 1));
+                    }
                 }
             }
         }
@@ -1113,6 +1102,9 @@ job_where(dv_broker_t *self, uint64_t id, const job_t *j, int st, dv_msgw_t *w)
     if (k) {
         if (!j && k->qidx && k->qidx <= self->n_qbytes) {
             dv_msgw_str(w, "queue", self->qbytes[k->qidx - 1].name);
+        }
+        if (!j && k->kind) {
+            dv_msgw_str(w, "kind", dv_rec_kind_name(k->kind - 1));
         }
         if (k->data[0]) {
             dv_msgw_str(w, "worker", k->data);

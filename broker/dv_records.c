@@ -205,6 +205,29 @@ dv_rec_attempts_decode(dv_rec_attempts_t *out,
     return 0;
 }
 
+static const char *const s_kind_names[] = {
+#define XX(name, text) text,
+    DV_REC_KIND_MAP(XX)
+#undef XX
+};
+
+const char *
+dv_rec_kind_name(dv_rec_kind_t kind)
+{
+    return (unsigned)kind < DV_REC_KIND_COUNT_ ? s_kind_names[kind] : "";
+}
+
+dv_rec_kind_t
+dv_rec_kind_code(const char *name)
+{
+    for (int i = 0; i < DV_REC_KIND_COUNT_; i++) {
+        if (strcmp(name, s_kind_names[i]) == 0) {
+            return (dv_rec_kind_t)i;
+        }
+    }
+    return DV_REC_KIND_ECHO;
+}
+
 int
 dv_rec_result_decode(dv_rec_result_t *out,
                      uint64_t id,
@@ -250,6 +273,7 @@ dv_rec_result_decode(dv_rec_result_t *out,
     out->code = (int)dv_broker_get_u32(p + 4);
     out->attempts = dv_broker_get_u32(p + 8);
     out->finished_unix = dv_broker_get_u64(p + 20);
+    out->kind = p[18] <= DV_REC_KIND_COUNT_ ? p[18] : 0; // 0 before 1.5
     const uint8_t *q = p + DV_REC_RESULT_HEAD + 4 * n;
     copy_text(out->text, q, (size_t)tlen);
     q += tlen;

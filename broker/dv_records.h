@@ -68,6 +68,11 @@ typedef enum {
         DV_REC_KIND_COUNT_
 } dv_rec_kind_t;
 
+// A kind's name ("echo", ...; "" out of range), and the code of a name
+// (DV_REC_KIND_ECHO for an unknown one, as records always did).
+const char *dv_rec_kind_name(dv_rec_kind_t kind);
+dv_rec_kind_t dv_rec_kind_code(const char *name);
+
 // A job record. Strings are copied; payload is borrowed from the record.
 typedef struct {
     dv_rec_kind_t kind;               // what it runs
@@ -147,6 +152,8 @@ typedef struct {
     bool streamed;                     // in its queue's result stream:
     uint64_t seq;                      //   its position
     char queue[DV_MAX_WIRE_NAME + 1];  //   and queue ("" when not streamed)
+    uint8_t kind;                      // its job's kind + 1 (0: not
+                                       //   recorded: an older record)
 } dv_rec_result_t;
 
 // Decode result record id. Returns 0 or DV_EFORMAT (unknown format, more

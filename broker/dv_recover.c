@@ -65,6 +65,7 @@ recover_result(uint64_t id, const void *data, size_t len, void *arg)
     uint64_t finished = rec.finished_unix;
     uint64_t age = r->now_unix > finished ? r->now_unix - finished : 0;
     k->unix_ms = finished;
+    k->kind = rec.kind;
     k->at_ms = r->now_loop > age ? r->now_loop - age : 0;
     if (rec.streamed) {
         qbytes_t *qb = dv_broker_queue_bytes(r->self, rec.queue);

@@ -225,6 +225,7 @@ dv_results_keep(dv_broker_t *self,
     k->bytes = bytes;
     k->at_ms = uv_now(&self->loop);
     k->unix_ms = dv_broker_unix_ms_now();
+    k->kind = j->kind ? (uint8_t)(dv_rec_kind_code(j->kind) + 1) : 0;
     size_t b = kept_bucket(k->id);
     k->hnext = self->kept[b];
     self->kept[b] = k;
@@ -436,7 +437,11 @@ dv_results_send_kept(dv_broker_t *self,
     send_kept_as(self, k, route, route_len, rid, false);
 }
 
-// Result record trailer (p[3] & 1): seq (u64), queue length (u32), queue.
+// Result record: format, done, frames, flags (p[3] & 1: the trailer), code,
+// attempts, extra length, extra fields (u16), kind + 1 (p[18], 1.5; 0 in
+// older records), finish time, text and worker lengths; then frame sizes,
+// text, worker, frames, extra fields; trailer: seq (u64), queue length
+// (u32), queue.
 static uint8_t *
 kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
 {
@@ -459,6 +464,7 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
     p[16] = (uint8_t)k->extra_fields;
     p[17] = (uint8_t)(k->extra_fields >> 8);
     dv_broker_put_u64(p + 20, k->unix_ms);
+    p[18] = k->kind; // 1.5: the job's kind + 1 (0 in older records)
     dv_broker_put_u32(p + 28, (uint32_t)tlen);
     dv_broker_put_u32(p + 32, (uint32_t)wlen);
     uint8_t *q = p + RESULT_HEAD;

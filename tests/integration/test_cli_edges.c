@@ -499,6 +499,9 @@ test_drain_gives_back(void)
     sh(&o, "jobs show 1 --json --broker '%s'", ep);
     bool one_ran_first =
         o && strstr(o, "\"state\":\"done\"") && strstr(o, "\"attempts\":1");
+    // a finished job keeps its queue and kind across the restart (1.5)
+    bool kind_kept = o && strstr(o, "\"queue\":\"default\"") &&
+                     strstr(o, "\"kind\":\"sleep\"");
     free(o);
     DV_CHECK_EQ(dv_proc_stop(&up, SIGTERM), 0);
     if (!gave) {
@@ -513,6 +516,7 @@ test_drain_gives_back(void)
     DV_CHECK_EQ(done_rc, 0);
     DV_CHECK(four_done);
     DV_CHECK(one_ran_first);
+    DV_CHECK(kind_kept);
     dv_test_rmdir(dir);
     free(dir);
 }
