@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 
@@ -573,47 +574,6 @@ with_path(dv_error_t *err, const char *path, int rc)
     return rc;
 }
 
-// Read all of f (a pipe or other stream of unknown size) up to the limit.
-static int
-read_stream(
-    FILE *f, const char *path, char **buf_out, size_t *len_out, dv_error_t *err)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = dv_malloc(cap);
-    for (;;) {
-        if (len == cap) {
-            if (cap > DV_MAX_CSV_BYTES) {
-                free(buf);
-                return dv_errorf(err, DV_EMSGSIZE,
-                                 "%s: over the limit of %zu bytes", path,
-                                 DV_MAX_CSV_BYTES);
-            }
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                return dv_errorf(err, DV_ENOMEM,
-                                 "%s: cannot allocate %zu bytes", path,
-                                 cap * 2);
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            break;
-        }
-    }
-    if (ferror(f)) {
-        int e = errno;
-        free(buf);
-        return dv_errorf(err, DV_EIO, "%s: %s", path, strerror(e));
-    }
-    *buf_out = buf;
-    *len_out = len;
-    return 0;
-}
-
 // Close what dv_csv_load opened (never standard input).
 static void
 close_input(FILE *f)
@@ -656,14 +616,14 @@ dv_csv_load(dv_dataset_t **out,
     }
     // Regular files and pipes alike: read to EOF (a regular file's size is
     // only a hint, it may change while we read).
-    char *buf = NULL;
+    uint8_t *buf = NULL;
     size_t size = 0;
-    int rc = read_stream(f, path, &buf, &size, err);
+    int rc = dv_file_read_stream(f, path, DV_MAX_CSV_BYTES, &buf, &size, err);
     close_input(f);
     if (rc) {
         return rc;
     }
-    rc = dv_csv_parse(out, buf, size, opts, err);
+    rc = dv_csv_parse(out, (const char *)buf, size, opts, err);
     free(buf);
     return rc ? with_path(err, path, rc) : 0;
 }

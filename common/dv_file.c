@@ -212,3 +212,46 @@ dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err)
     free(p);
     return rc;
 }
+
+int
+dv_file_read_stream(FILE *f,
+                    const char *name,
+                    size_t max,
+                    uint8_t **buf_out,
+                    size_t *len_out,
+                    dv_error_t *err)
+{
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = dv_malloc(cap);
+    for (;;) {
+        if (len > max) {
+            free(buf);
+            return dv_errorf(err, DV_EMSGSIZE,
+                             "%s: over the limit of %zu bytes", name, max);
+        }
+        if (len == cap) {
+            uint8_t *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                return dv_errorf(err, DV_ENOMEM,
+                                 "%s: cannot allocate %zu bytes", name,
+                                 cap * 2);
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        return dv_errorf(err, DV_EIO, "%s: %s", name, strerror(e));
+    }
+    *buf_out = buf;
+    *len_out = len;
+    return 0;
+}

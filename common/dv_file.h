@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dv_err.h"
 
@@ -29,6 +30,17 @@ int dv_file_read(
 // mkdir -p with mode 0755 (0700 for nothing: the caller picks). Returns 0
 // or DV_E* naming the path.
 int dv_file_mkdirs(const char *path, unsigned mode, dv_error_t *err);
+
+// Read all of f (a pipe, standard input, any stream of unknown size) into
+// a new buffer (caller frees; *len its size), at most max bytes: more is
+// DV_EMSGSIZE. name is what reasons call it ("stdin", a path). Returns 0,
+// DV_EMSGSIZE, DV_ENOMEM or DV_EIO.
+int dv_file_read_stream(FILE *f,
+                        const char *name,
+                        size_t max,
+                        uint8_t **buf,
+                        size_t *len,
+                        dv_error_t *err);
 
 // An errno value as a DV_E* with "path: strerror" as the reason.
 int dv_file_error(dv_error_t *err, const char *path, int e);

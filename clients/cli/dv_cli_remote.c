@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include "dv_file.h"
-#include "dv_mem.h"
 
 #define CONNECT_MS 5000
 
@@ -84,37 +83,9 @@ int
 dv_cli_read_input(
     const char *path, size_t max, uint8_t **buf, size_t *len, dv_error_t *err)
 {
-    if (strcmp(path, "-") != 0) {
-        return dv_file_read(path, max, buf, len, err);
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *b = dv_malloc(cap);
-    for (;;) {
-        if (n == cap) {
-            if (cap > max) {
-                free(b);
-                return dv_errorf(err, DV_EMSGSIZE,
-                                 "stdin: over the limit of %zu bytes", max);
-            }
-            cap *= 2;
-            b = dv_realloc(b, cap);
-        }
-        size_t got = fread(b + n, 1, cap - n, stdin);
-        n += got;
-        if (got == 0) {
-            break;
-        }
-    }
-    if (ferror(stdin) || n > max) {
-        free(b);
-        return dv_errorf(err, ferror(stdin) ? DV_EIO : DV_EMSGSIZE,
-                         ferror(stdin) ? "stdin: read failed"
-                                       : "stdin: over the limit of %zu bytes",
-                         max);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
+    return strcmp(path, "-") == 0
+               ? dv_file_read_stream(stdin, "stdin", max, buf, len, err)
+               : dv_file_read(path, max, buf, len, err);
 }
 
 bool
