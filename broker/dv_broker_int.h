@@ -536,6 +536,14 @@ int dv_broker_queue_may_create(dv_broker_t *self,
 // check dv_broker_queue_may_create first). Borrowed; valid until the next call.
 qbytes_t *dv_broker_queue_bytes(dv_broker_t *self, const char *name);
 
+// A queue's jobs in each state now: waiting (in memory or spilled),
+// running, held for a retry, in the dead letters. For `status` and the
+// metrics alike.
+typedef struct {
+    size_t queued, running, retrying, dead;
+} dv_queue_now_t;
+dv_queue_now_t dv_broker_queue_now(const dv_broker_t *self, const qbytes_t *qb);
+
 // Take ownership of j into the jobs table (its payload counted in its
 // queue's bytes).
 void dv_broker_job_add(dv_broker_t *self, job_t *j);

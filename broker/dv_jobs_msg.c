@@ -1358,31 +1358,15 @@ dv_jobs_msg_on_status(dv_broker_t *self,
     dv_msgw_v_map(w, last - first);
     for (size_t q = first; q < last; q++) {
         const qbytes_t *qb = &self->qbytes[q];
-        size_t queued = 0, running = 0, held = 0, dead = 0;
-        for (size_t i = 0; i < nq; i++) {
-            size_t a = 0, b = 0;
-            if (strcmp(dv_sched_queue_info(self->sched, i, &a, &b), qb->name) ==
-                0) {
-                queued = a;
-                running = b;
-                held = dv_sched_queue_held(self->sched, i);
-            }
-        }
-        for (size_t i = 0; i < self->n_dead; i++) {
-            dead += strcmp(self->dead[i].job->queue, qb->name) == 0;
-        }
+        dv_queue_now_t now = dv_broker_queue_now(self, qb);
         const struct {
             const char *key;
             uint64_t value;
         } fields[] = {
-            {"queued", queued + qb->spilled},
-            {"running", running},
-            {"retrying", held},
-            {"dead", dead},
-            {"done", qb->done},
-            {"failed", qb->failed},
-            {"expired", qb->expired},
-            {"cancelled", qb->cancelled},
+            {"queued", now.queued},     {"running", now.running},
+            {"retrying", now.retrying}, {"dead", now.dead},
+            {"done", qb->done},         {"failed", qb->failed},
+            {"expired", qb->expired},   {"cancelled", qb->cancelled},
             {"bytes", qb->bytes},
         };
         size_t nf = sizeof fields / sizeof fields[0];

@@ -269,47 +269,22 @@ dv_monitor_refused(dv_monitor_t *self, const char *why)
 
 // ------------------------------------------------------------- state
 
-// A queue's jobs in each state now (qb: its bytes record).
+// A queue's jobs in each state now, and how long its oldest has waited.
 typedef struct {
-    size_t queued, running, retrying, dead;
-    double oldest_s; // oldest job waiting (0: none)
+    dv_queue_now_t now; // jobs in each state
+    double oldest_s;    // oldest job waiting (0: none)
 } qstate_t;
-
-static uint64_t
-now_unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 // Every queue's state: st[i] for self->qbytes[i].
 static qstate_t *
 queue_states(dv_broker_t *b)
 {
     qstate_t *st = dv_calloc(b->n_qbytes ? b->n_qbytes : 1, sizeof *st);
-    size_t nq = dv_sched_queue_count(b->sched);
     for (size_t q = 0; q < b->n_qbytes; q++) {
-        const qbytes_t *qb = &b->qbytes[q];
-        for (size_t i = 0; i < nq; i++) {
-            size_t a = 0, r = 0;
-            const char *name = dv_sched_queue_info(b->sched, i, &a, &r);
-            if (name && strcmp(name, qb->name) == 0) {
-                st[q].queued = a + qb->spilled;
-                st[q].running = r;
-                st[q].retrying = dv_sched_queue_held(b->sched, i);
-            }
-        }
-    }
-    for (size_t i = 0; i < b->n_dead; i++) {
-        for (size_t q = 0; q < b->n_qbytes; q++) {
-            if (strcmp(b->dead[i].job->queue, b->qbytes[q].name) == 0) {
-                st[q].dead++;
-            }
-        }
+        st[q].now = dv_broker_queue_now(b, &b->qbytes[q]);
     }
     // The oldest job waiting per queue: one pass over the jobs table.
-    uint64_t now = now_unix_ms();
+    uint64_t now = dv_broker_unix_ms_now();
     for (size_t k = 0; k < b->n_buckets; k++) {
         for (const job_t *j = b->jobs[k]; j; j = j->next) {
             bool running = false;
@@ -433,10 +408,10 @@ render_queues(dv_broker_t *b, dv_prom_t *p)
         const struct {
             const char *state;
             size_t n;
-        } rows[] = {{"queued", st[q].queued},
-                    {"running", st[q].running},
-                    {"retrying", st[q].retrying},
-                    {"dead", st[q].dead}};
+        } rows[] = {{"queued", st[q].now.queued},
+                    {"running", st[q].now.running},
+                    {"retrying", st[q].now.retrying},
+                    {"dead", st[q].now.dead}};
         for (size_t r = 0; r < 4; r++) {
             const char *l[] = {"queue", b->qbytes[q].name, "state",
                                rows[r].state};
@@ -619,9 +594,9 @@ status_queues(dv_broker_t *b, dv_prom_t *p)
                        "\"dead\":%zu,\"done\":%" PRIu64 ",\"failed\":%" PRIu64
                        ",\"expired\":%" PRIu64 ",\"cancelled\":%" PRIu64
                        ",\"oldest_waiting_s\":%.3f}",
-                       st[q].queued, st[q].running, st[q].retrying, st[q].dead,
-                       qb->done, qb->failed, qb->expired, qb->cancelled,
-                       st[q].oldest_s);
+                       st[q].now.queued, st[q].now.running, st[q].now.retrying,
+                       st[q].now.dead, qb->done, qb->failed, qb->expired,
+                       qb->cancelled, st[q].oldest_s);
     }
     dv_prom_raw(p, "]");
     free(st);
@@ -730,7 +705,7 @@ render_status(dv_broker_t *b, dv_http_reply_t *r)
     dv_prom_printf(p,
                    "{\"broker\":\"drover-broker %s\",\"unix_ms\":%" PRIu64
                    ",\"client_endpoint\":",
-                   DV_VERSION_STRING, now_unix_ms());
+                   DV_VERSION_STRING, dv_broker_unix_ms_now());
     json_str(p, b->client_ep);
     dv_prom_printf(p, ",\"kept_results\":%zu,\"next_job\":%" PRIu64 ",",
                    b->n_kept, b->next_job);

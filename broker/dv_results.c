@@ -583,6 +583,33 @@ dv_results_write_errors(dv_msgw_t *w, const job_t *j)
     dv_results_write_errors_value(w, j);
 }
 
+// j's end in the metrics and, at debug, the log; now: its finish time.
+static void
+count_finish(dv_broker_t *self,
+             const job_t *j,
+             const dv_results_outcome_t *o,
+             uint64_t now)
+{
+    const char *state = o->done                   ? "done"
+                        : o->code == DV_EEXPIRED  ? "expired"
+                        : o->code == DV_ECANCELED ? "cancelled"
+                                                  : "failed";
+    dv_monitor_finished(self->monitor, j->queue, j->kind,
+                        USES_MODEL(j) ? j->model : NULL, state,
+                        j->started_unix && now >= j->started_unix
+                            ? (double)(now - j->started_unix) / 1000
+                            : -1);
+    dv_log(DV_LOG_DEBUG, "jobs",
+           "job %llu %s%s%s after %u attempt(s), %llu ms since submit%s%s",
+           (unsigned long long)j->id, state, o->done ? "" : ": ",
+           o->done ? "" : dv_err_name(o->code), j->attempts,
+           (unsigned long long)(j->submit_unix && now >= j->submit_unix
+                                    ? now - j->submit_unix
+                                    : 0),
+           o->worker && *o->worker ? ", worker " : "",
+           o->worker ? o->worker : "");
+}
+
 // The job's result: kept for result_get, then pushed to its submitter (a
 // durable one once its record is committed: after a crash before that the
 // job runs again, so nobody may have seen this outcome).
@@ -606,27 +633,9 @@ dv_results_send(dv_broker_t *self,
           : o->code == DV_ECANCELED ? &q->cancelled
                                     : &q->failed) += 1;
     }
-    uint64_t now = dv_broker_unix_ms_now();
-    dv_monitor_finished(self->monitor, j->queue, j->kind,
-                        USES_MODEL(j) ? j->model : NULL,
-                        o->done                   ? "done"
-                        : o->code == DV_EEXPIRED  ? "expired"
-                        : o->code == DV_ECANCELED ? "cancelled"
-                                                  : "failed",
-                        j->started_unix && now >= j->started_unix
-                            ? (double)(now - j->started_unix) / 1000
-                            : -1);
-    dv_log(
-        DV_LOG_DEBUG, "jobs",
-        "job %llu %s%s%s after %u attempt(s), %llu ms since submit%s%s",
-        (unsigned long long)j->id, o->done ? "done" : "failed",
-        o->done ? "" : ": ", o->done ? "" : dv_err_name(o->code), j->attempts,
-        (unsigned long long)(j->submit_unix && now >= j->submit_unix
-                                 ? now - j->submit_unix
-                                 : 0),
-        o->worker && *o->worker ? ", worker " : "", o->worker ? o->worker : "");
     kept_t *k = dv_results_keep(self, j, &out);
     dv_msgw_destroy(&own);
+    count_finish(self, j, o, k->unix_ms);
     k->unstored = self->store && !j->memory_only; // before its stream sends
     if (j->queue) {
         stream_append(self, k, q); // q: the job's queue, found above

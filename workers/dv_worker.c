@@ -477,35 +477,57 @@ wk_gives_back(const dv_worker_t *self)
            self->running > self->capacity;
 }
 
+// One `release` for the tasks of the list at head (linked by next), at
+// most DV_MAX_BATCH_JOBS of them; returns the first one not in it.
+static task_t *
+send_release(dv_worker_t *self, task_t *head)
+{
+    size_t n = 0;
+    for (task_t *t = head; t && n < DV_MAX_BATCH_JOBS; t = t->next) {
+        n++;
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RELEASE, 0);
+    dv_msgw_key(w, "jobs");
+    dv_msgw_v_array(w, n);
+    task_t *t = head;
+    for (size_t i = 0; i < n; i++, t = t->next) {
+        dv_msgw_v_array(w, 2);
+        dv_msgw_v_uint(w, t->job);
+        dv_msgw_v_uint(w, t->attempt);
+    }
+    wk_send_header(self, w, NULL, 0);
+    return t;
+}
+
 void
 wk_give_back(dv_worker_t *self, task_t *t)
 {
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_RELEASE, 0);
-    dv_msgw_key(w, "jobs");
-    dv_msgw_v_array(w, 1);
-    dv_msgw_v_array(w, 2);
-    dv_msgw_v_uint(w, t->job);
-    dv_msgw_v_uint(w, t->attempt);
-    wk_send_header(self, w, NULL, 0);
+    t->next = NULL;
+    send_release(self, t);
     wk_task_end(self, t);
 }
 
 // Draining: the jobs held beyond what the worker would run next go back to
 // the broker (prefetch), so other workers run them now instead of this one
-// running them before it stops. Pool work not started is cancelled there
-// and goes back from its after-callback (uv_cancel: only work that has not
-// started); of the rest (waiting for a compute thread, a model or a data
-// set) the first ones that fit the compute threads not busy stay — their
-// run has begun (a model loading for it) — and the others go back.
+// running them before it stops: pool work not started (uv_cancel takes only
+// that; its after-callback then just ends the task) and, of the tasks
+// waiting for a compute thread, a model or a data set, all but the first
+// ones that fit the compute threads not busy (their run has begun: a model
+// loading for it). All of them go in as few `release` messages as fit.
 static void
 give_back_unstarted(dv_worker_t *self)
 {
     size_t busy = self->batches; // forward passes computing
+    task_t *back = NULL;         // what goes back, linked by next
+    size_t n = 0;
     for (task_t *t = self->tasks; t; t = t->all_next) {
         if ((t->sleep || t->train || t->evaluate) && !t->released &&
             t->work.data == t) {
             if (uv_cancel((uv_req_t *)&t->work) == 0) {
-                t->released = true; // its after-callback gives it back
+                t->released = true; // goes back; its after-callback ends it
+                t->next = back;
+                back = t;
+                n++;
             } else {
                 busy++; // computing
             }
@@ -513,8 +535,6 @@ give_back_unstarted(dv_worker_t *self)
     }
     size_t keep = self->capacity > busy ? self->capacity - busy : 0;
     task_t **lists[3] = {&self->ready, &self->waiting, &self->waiting_data};
-    task_t *back = NULL;
-    size_t n = 0;
     for (int l = 0; l < 3; l++) {
         task_t **p = lists[l], *last = NULL;
         while (*p) {
@@ -538,10 +558,17 @@ give_back_unstarted(dv_worker_t *self)
         dv_log(DV_LOG_INFO, "worker",
                "draining: %zu job(s) not started go back to the broker", n);
     }
+    // Every message goes before any task ends: the last end may stop the
+    // worker.
+    for (task_t *t = back; t;) {
+        t = send_release(self, t);
+    }
     while (back) {
         task_t *t = back;
         back = t->next;
-        wk_give_back(self, t);
+        if (!t->released) { // a released one ends in its after-callback
+            wk_task_end(self, t);
+        }
     }
 }
 

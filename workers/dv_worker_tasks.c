@@ -102,14 +102,15 @@ wk_task_end(dv_worker_t *self, task_t *t)
 }
 
 // How every after-work callback starts. True when that was all: a task
-// the drain released before it began went back to the broker, or the task
+// the drain released before it began (its `release` went already) ended,
+// or the task
 // failed (cancelled, or not run: DV_ECANCELED) and its failure was sent
 // and it ended. False: it succeeded, and the caller sends its result.
 static bool
 after_work_over(dv_worker_t *self, task_t *t, int status)
 {
     if (status == UV_ECANCELED && t->released) { // draining: not started
-        wk_give_back(self, t);
+        wk_task_end(self, t);
         return true;
     }
     if (status != 0 || __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED)) {
