@@ -589,8 +589,52 @@ test_hyper_init_validation(void)
                 DV_EINVAL);
 }
 
+// Optional booleans (schema_change): absent is the default, true/false
+// are read, any other type is DV_EFORMAT naming the field.
+static void
+test_bool_or(void)
+{
+    static const struct {
+        int kind; // 0 absent, 1 true, 2 false, 3 an integer, 4 a string
+        bool dflt;
+        int rc;
+        bool want;
+    } rows[] = {
+        {0, false, 0, false},          {0, true, 0, true},
+        {1, false, 0, true},           {2, true, 0, false},
+        {3, false, DV_EFORMAT, false}, {4, false, DV_EFORMAT, false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL_PUSH, 1);
+        if (rows[i].kind == 1 || rows[i].kind == 2) {
+            dv_msgw_key(w, "schema_change");
+            dv_msgw_v_bool(w, rows[i].kind == 1);
+        } else if (rows[i].kind == 3) {
+            dv_msgw_uint(w, "schema_change", 1);
+        } else if (rows[i].kind == 4) {
+            dv_msgw_str(w, "schema_change", "yes");
+        }
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        DV_CHECK_EQ(dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err), 0);
+        bool got = !rows[i].want;
+        int rc = dv_msg_bool_or(m, "schema_change", rows[i].dflt, &got, &err);
+        DV_CHECK_EQ(rc, rows[i].rc);
+        if (rc == 0) {
+            DV_CHECK_EQ(got, rows[i].want);
+        } else {
+            DV_CHECK(strstr(err.text, "schema_change") != NULL);
+        }
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&w);
+    }
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip of every field kind", test_round_trip},
+    {"optional booleans", test_bool_or},
     {"train map: init and validation_fraction", test_hyper_init_validation},
     {"malformed headers give exact codes", test_bad_headers},
     {"header and frame limits", test_size_limits},
