@@ -35,7 +35,8 @@
     XX(EQUEUEFULL, -4009, "queue full")                                        \
     XX(EEXPIRED, -4010, "deadline passed before the job started")              \
     XX(EQUARANTINED, -4011, "quarantined: workers died running it")            \
-    XX(ELIMIT, -4012, "a per-client limit was reached")
+    XX(ELIMIT, -4012, "a per-client limit was reached")                        \
+    XX(ENOTLEADER, -4013, "not the leader of the broker group")
 
 typedef enum {
 #define XX(name, code, msg) DV_##name = (code),
