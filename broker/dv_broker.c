@@ -35,6 +35,7 @@
 #include "dv_authorize.h"
 #include "dv_batching.h"
 #include "dv_broker_int.h"
+#include "dv_log.h"
 #include "dv_commit.h"
 #include "dv_datasets.h"
 #include "dv_datasets_msg.h"
@@ -536,6 +537,91 @@ dv_broker_gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush)
     free(g);
 }
 
+bool
+dv_broker_not_leader(dv_broker_t *self,
+                     void *sock,
+                     const void *route,
+                     size_t route_len,
+                     uint64_t rid,
+                     dv_msg_type_t type)
+{
+    if (!self->repl || dv_repl_serving(self->repl) || type == DV_MSG_PING ||
+        type == DV_MSG_CLUSTER) {
+        return false;
+    }
+    const char *leader = sock == self->clients
+                             ? dv_repl_leader_client(self->repl)
+                             : dv_repl_leader_worker(self->repl);
+    dv_msgw_t *w = dv_msgw_error_reply(
+        rid, 0, DV_ENOTLEADER,
+        *leader ? "this broker follows the group's leader: ask the leader"
+                : "no leader yet (an election is under way): try again "
+                  "shortly, or another member");
+    if (*leader) {
+        dv_msgw_str(w, "leader", leader);
+    }
+    if (sock == self->clients) {
+        dv_broker_client_reply(self, route, route_len, w);
+    } else {
+        dv_broker_reply(sock, route, route_len, w);
+    }
+    return true;
+}
+
+// This member leads and has applied everything before its term: recover
+// from the store and the files as a restarted broker would, then serve.
+static void
+on_repl_leader(void *arg)
+{
+    dv_broker_t *self = arg;
+    dv_error_t err = {0};
+    dv_registry_destroy(&self->registry);
+    dv_datasets_destroy(&self->datasets);
+    dv_owners_destroy(&self->model_owners);
+    dv_owners_destroy(&self->data_owners);
+    dv_audit_destroy(&self->audit);
+    char odir[4200];
+    int rc = dv_registry_open(&self->registry, self->data_dir, &err);
+    if (rc == 0) {
+        rc = dv_datasets_open(&self->datasets, self->data_dir, &err);
+    }
+    if (rc == 0) {
+        rc = dv_recover_run(self, &err);
+    }
+    if (rc == 0) {
+        rc = dv_audit_open(&self->audit, self->store, &err);
+    }
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/models", self->data_dir);
+        rc = dv_owners_open(&self->model_owners, odir, &err);
+    }
+    if (rc == 0) {
+        snprintf(odir, sizeof odir, "%s/datasets", self->data_dir);
+        rc = dv_owners_open(&self->data_owners, odir, &err);
+    }
+    if (rc) { // what it applied cannot be read back: let another lead
+        dv_log(DV_LOG_ERROR, "broker",
+               "cannot serve as the group's leader: %s (stopping; the "
+               "others elect another)",
+               err.text);
+        exit(1);
+    }
+    dv_log(DV_LOG_INFO, "broker", "leading the broker group: serving on %s",
+           self->client_ep);
+    dv_batching_dispatch(self);
+}
+
+// This member stopped leading: nothing of its term may go on (no reply it
+// sends now can acknowledge anything: acknowledgements wait for commits,
+// which fail). Start over as a follower.
+static void
+on_repl_deposed(void *arg)
+{
+    dv_broker_t *self = arg;
+    self->restart = true;
+    uv_stop(&self->loop);
+}
+
 static void
 on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
 {
@@ -577,6 +663,11 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                        "%zu bytes of replies already wait for you (limit "
                        "%zu): read them first",
                        held, (size_t)DV_MAX_PEER_QUEUED_BYTES);
+    }
+    if (rc == 0 && dv_broker_not_leader(self, self->clients, route, route_len,
+                                        rid, dv_msg_type(m))) {
+        dv_msg_destroy(&m);
+        return;
     }
     if (rc == 0 && dv_msg_type(m) == DV_MSG_SUBMIT_MANY) {
         rc = dv_batching_on_submit_many(self, in, m, &err);
@@ -784,9 +875,15 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
 // The data folder locked (one broker per folder, before anything in it is
 // read) and its catalogs opened. On failure nothing of it stays open.
 static int
-open_catalogs(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+open_catalogs(dv_broker_t *self,
+              const char *data_dir,
+              const dv_repl_opts_t *ro,
+              dv_error_t *err)
 {
     int rc = data_dir ? dv_endpoint_lock_dir(data_dir, &self->lock_fd, err) : 0;
+    if (rc == 0 && ro) { // the folder is ours: what the log rebuilds goes
+        rc = dv_repl_prepare(ro, err);
+    }
     if (rc == 0) {
         rc = dv_registry_open(&self->registry, data_dir, err);
     }
@@ -805,12 +902,15 @@ open_catalogs(dv_broker_t *self, const char *data_dir, dv_error_t *err)
 // The store (and what recovers from it), the audit log and the owners of
 // models and data sets (data_dir NULL: all in memory).
 static int
-open_records(dv_broker_t *self, const char *data_dir, dv_error_t *err)
+open_records(dv_broker_t *self,
+             const char *data_dir,
+             bool replicated,
+             dv_error_t *err)
 {
     int rc = 0;
     if (data_dir) {
         rc = dv_store_open(&self->store, data_dir, err);
-        if (rc == 0) {
+        if (rc == 0 && !replicated) { // a member recovers when it leads
             rc = dv_recover_run(self, err);
         }
     }
@@ -913,7 +1013,16 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
 {
     dv_broker_t *self = dv_calloc(1, sizeof *self);
     broker_settings(self, opts);
-    int rc = open_catalogs(self, opts->data_dir, err);
+    dv_repl_opts_t ro = {opts->raft_id,    opts->raft,
+                         opts->raft_peers, opts->raft_join,
+                         opts->raft_election_ms, opts->data_dir,
+                         NULL, NULL, NULL};
+    int rc = opts->raft_id && !opts->data_dir
+                 ? dv_errorf(err, DV_EINVAL,
+                             "a broker group member needs --data DIR (its "
+                             "Raft log and store live there)")
+                 : open_catalogs(self, opts->data_dir,
+                                 opts->raft_id ? &ro : NULL, err);
     if (rc) { // no loop yet: dv_broker_destroy would run one
         dv_sched_destroy(&self->sched);
         dv_timeq_destroy(&self->timeq);
@@ -929,7 +1038,9 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     self->commit_timer.data = self;
     uv_timer_init(&self->loop, &self->timer);
     self->timer.data = self;
-    rc = open_records(self, opts->data_dir, err);
+    snprintf(self->data_dir, sizeof self->data_dir, "%s",
+             opts->data_dir ? opts->data_dir : "");
+    rc = open_records(self, opts->data_dir, opts->raft_id != 0, err);
     // The fault seams count from here on: recovery is not what they test.
     self->fault_left = opts->fault_kill_result;
     self->fault_eio_left = opts->fault_eio_submit;
@@ -944,6 +1055,14 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         dv_http_opts_t ho = {opts->http, opts->http_token, opts->plain,
                              dv_monitor_http, self};
         rc = dv_http_open(&self->http, &self->loop, &ho, err);
+    }
+    if (rc == 0 && opts->raft_id) {
+        ro.client_ep = self->client_ep;
+        ro.worker_ep = self->worker_ep;
+        ro.http = self->http ? dv_http_address(self->http) : "";
+        dv_repl_events_t ev = {on_repl_leader, on_repl_deposed, self};
+        rc = dv_repl_open(&self->repl, &self->loop, self->store, &ro, &ev,
+                          err);
     }
     if (rc) {
         dv_broker_destroy(&self);
@@ -982,7 +1101,7 @@ dv_broker_run(dv_broker_t *self)
     self->running = false;
     // A batch still on the pool finishes in dv_broker_destroy's uv_run;
     // what was staged after it is committed there too.
-    return 0;
+    return self->restart ? DV_BROKER_RESTART : 0;
 }
 
 void
@@ -1006,6 +1125,8 @@ broker_close(dv_broker_t *self)
     dv_auth_close(self->auth);
     dv_http_close(self->http); // freed by the uv_run below
     self->http = NULL;
+    bool replicated = self->repl != NULL;
+    dv_repl_close(&self->repl); // freed by the uv_run below
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
         (uv_handle_t *)&self->sigterm,   (uv_handle_t *)&self->commit_timer,
@@ -1016,7 +1137,9 @@ broker_close(dv_broker_t *self)
         }
     }
     uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
-    dv_commit_flush(self);
+    if (!replicated) { // a group's commits need the group: not acknowledged
+        dv_commit_flush(self);
+    }
     dv_store_destroy(&self->store); // before the frees below stage deletes
     uv_loop_close(&self->loop);
     if (self->clients) {

@@ -74,6 +74,12 @@ typedef struct {
                                     // dv_http.h)
     const char *http_token;         // its bearer token (NULL: none; needed
                                     // beyond loopback unless plain)
+    uint64_t raft_id;               // a broker group member (dv_repl.h): its
+                                    // id, 0: a broker alone
+    const char *raft;               // its Raft HOST:PORT
+    const char *raft_peers;         // the initial group "1=HOST:PORT,..."
+    bool raft_join;                 // wait to be added instead
+    uint32_t raft_election_ms;      // election timeout (0: 1000)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;
@@ -93,7 +99,11 @@ const char *dv_broker_worker_endpoint(const dv_broker_t *self);
 // The bound HTTP address ("127.0.0.1:7480"), or NULL without opts.http.
 const char *dv_broker_http_address(const dv_broker_t *self);
 
-// Run until SIGINT/SIGTERM or dv_broker_stop. Returns 0.
+// Run until SIGINT/SIGTERM or dv_broker_stop. Returns 0, or
+// DV_BROKER_RESTART when a group member stopped leading: the caller destroys
+// the broker and starts it again (drover-broker re-executes itself), so a
+// deposed leader keeps nothing of the term it lost.
+#define DV_BROKER_RESTART 1
 int dv_broker_run(dv_broker_t *self);
 
 // Ask a running broker to stop (loop thread only).

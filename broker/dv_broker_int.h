@@ -27,6 +27,7 @@
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_registry.h"
+#include "dv_repl.h"
 #include "dv_sched.h"
 #include "dv_store.h"
 #include "dv_timeq.h"
@@ -351,6 +352,9 @@ struct dv_broker {
     dv_owners_t *model_owners; // who owns each model name ...
     dv_owners_t *data_owners;  // ... and data set name
     dv_audit_t *audit;         // the audit log
+    dv_repl_t *repl;           // a broker group member (NULL: alone)
+    bool restart;              // stopped leading: dv_broker_run says restart
+    char data_dir[4096];       // --data ("" in memory)
     uv_signal_t sighup;        // reload the authorized keys
     who_t *whos;               // keys seen (index 0: none), for limits
     size_t n_whos;             //
@@ -589,6 +593,16 @@ int dv_broker_client_send(dv_broker_t *self,
                           size_t header_len,
                           const dv_frame_t *frames,
                           size_t n_frames);
+
+// A group member that does not serve (follower, election, promotion)
+// answers anything but ping and cluster with DV_ENOTLEADER naming the
+// leader's endpoint for this socket when it knows it. True when it did.
+bool dv_broker_not_leader(dv_broker_t *self,
+                          void *sock,
+                          const void *route,
+                          size_t route_len,
+                          uint64_t rid,
+                          dv_msg_type_t type);
 
 // Send w to a client (through dv_outq's bounds). Takes ownership of w.
 void dv_broker_client_reply(dv_broker_t *self,

@@ -395,7 +395,7 @@ unlink_version(const dv_catalog_t *self, const dv_catalog_head_t *rec)
     char path[PATH_BYTES];
     dv_catalog_path(self->kind, self->dir, rec->name, rec->version, path,
                     sizeof path);
-    (void)unlink(path); // absent when the prepare did not write it
+    (void)dv_file_unlink(path); // absent when the prepare did not write it
     if (self->kind->unlink_side) {
         self->kind->unlink_side(self->dir, rec);
     }
@@ -420,10 +420,10 @@ rm_name_folder(const dv_catalog_t *self, const char *name)
     for (const char *const *f = self->kind->name_files; f && *f; f++) {
         snprintf(path, sizeof path, "%s/%s/%s/%s", self->dir,
                  self->kind->folder, name, *f);
-        (void)unlink(path);
+        (void)dv_file_unlink(path);
     }
     dv_catalog_path(self->kind, self->dir, name, 0, path, sizeof path);
-    (void)rmdir(path); // best effort: empty once its versions are gone
+    (void)dv_file_rmdir(path); // best effort: empty once its versions are gone
 }
 
 int
@@ -443,8 +443,9 @@ dv_catalog_rm(dv_catalog_t *self,
             char path[PATH_BYTES];
             dv_catalog_path(self->kind, self->dir, r->name, r->version, path,
                             sizeof path);
-            if (unlink(path) != 0 && errno != ENOENT) {
-                return dv_file_error(err, path, errno);
+            int e = dv_file_unlink(path);
+            if (e != 0 && e != ENOENT) {
+                return dv_file_error(err, path, e);
             }
             if (self->kind->unlink_side) {
                 self->kind->unlink_side(self->dir, r);

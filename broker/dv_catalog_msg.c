@@ -1,6 +1,7 @@
 // dv_catalog_msg — the handlers' shared parts for models and data sets
 // (see dv_catalog_msg.h).
 #include "dv_catalog_msg.h"
+#include "dv_commit.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -90,5 +91,5 @@ dv_catalog_msg_removed(dv_broker_t *self,
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)removed);
-    dv_broker_client_reply(self, route, route_len, w);
+    dv_commit_reply_stored(self, route, route_len, rid, w);
 }

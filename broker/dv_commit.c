@@ -70,6 +70,20 @@ dv_commit_hold_reply(dv_broker_t *self,
 }
 
 void
+dv_commit_reply_stored(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       uint64_t rid,
+                       dv_msgw_t *w)
+{
+    if (self->repl && route_len <= ROUTE_MAX) {
+        dv_commit_hold_reply(self, route, route_len, rid, w);
+    } else {
+        dv_broker_client_reply(self, route, route_len, w);
+    }
+}
+
+void
 dv_commit_reply_after(dv_broker_t *self,
                       const void *route,
                       size_t route_len,
@@ -102,6 +116,7 @@ typedef struct {
     size_t n_pending;        //
     bool fault_eio;          // the fault seam: fail instead of writing
     double seconds;          // how long the write and fsync took
+    uint64_t t0;             // a group's: when the entry was proposed
     int rc;                  // outcome
     dv_error_t err;          //
 } commit_t;
@@ -291,19 +306,47 @@ commit_take(dv_broker_t *self)
 }
 
 static void
+commit_done(dv_broker_t *self, commit_t *c);
+
+static void
 after_commit(uv_work_t *req, int status)
 {
     commit_t *c = req->data;
-    dv_broker_t *self = c->broker;
     if (status != 0 && c->rc == 0) {
         c->rc = dv_errorf(&c->err, DV_ECANCELED, "commit cancelled");
     }
+    commit_done(c->broker, c);
+}
+
+// A group's batch: on a majority of disks (rc 0), or never (this member
+// stopped leading: what it held is refused, and the broker starts over).
+static void
+on_replicated(void *arg, int rc, const char *why)
+{
+    commit_t *c = arg;
+    c->seconds = (double)(uv_hrtime() - c->t0) / 1e9;
+    if (rc) {
+        c->rc = dv_errorf(&c->err, rc, "%s", why);
+    }
+    commit_done(c->broker, c);
+}
+
+static bool
+anything_to_commit(dv_broker_t *self)
+{
+    return dv_store_staged(self->store) || self->n_pending || self->held ||
+           self->held_res || self->n_marks_due ||
+           (self->repl && dv_repl_files_staged(self->repl));
+}
+
+static void
+commit_done(dv_broker_t *self, commit_t *c)
+{
     self->committing = false;
     dv_monitor_commit(self->monitor, c->seconds, c->rc);
     bool marks = self->n_marks_due > 0; // due before a failure adds more
     commit_finished(self, c);
-    if (dv_store_staged(self->store) || self->n_pending || self->held ||
-        self->held_res || marks) {
+    if (anything_to_commit(self) || marks) {
         dv_commit_arm(self); // what was staged meanwhile: the next group
     }
     dv_batching_dispatch(self);
@@ -318,9 +361,7 @@ on_commit(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     self->commit_armed = false;
-    if (self->committing ||
-        (dv_store_staged(self->store) == 0 && self->n_pending == 0 &&
-         !self->held && !self->held_res && !self->n_marks_due)) {
+    if (self->committing || !anything_to_commit(self)) {
         return; // after_commit re-arms when the batch in flight is done
     }
     commit_t *c = commit_take(self);
@@ -339,6 +380,15 @@ on_commit(uv_timer_t *t)
         raise(SIGKILL);
     }
     self->committing = true;
+    if (self->repl) { // a group: the batch is an entry of its log
+        c->t0 = uv_hrtime();
+        if (dv_repl_propose(self->repl, c->batch, on_replicated, c,
+                            &c->err) != 0) {
+            c->rc = c->err.code;
+            commit_done(self, c);
+        }
+        return;
+    }
     if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
         self->committing = false;
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);

@@ -34,6 +34,16 @@ void dv_commit_reply_after(dv_broker_t *self,
                            uint64_t rid,
                            dv_msgw_t *w);
 
+// The reply to a change of files (a model or data set pushed, removed,
+// aliased, shared): sent now by a broker alone (its files are written),
+// after the next commit by a group member (the entry carrying the files is
+// then on a majority). Takes ownership of w.
+void dv_commit_reply_stored(dv_broker_t *self,
+                            const void *route,
+                            size_t route_len,
+                            uint64_t rid,
+                            dv_msgw_t *w);
+
 // Commit what is left, synchronously (shutdown, after the loop stopped).
 void dv_commit_flush(dv_broker_t *self);
 

@@ -15,6 +15,7 @@
 
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_catalog.h"
 #include "dv_catalog_msg.h"
 #include "dv_datasets.h"
@@ -103,7 +104,7 @@ after_dataset(uv_work_t *req, int status)
                info->columns, (unsigned long long)info->bytes);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASET, d->rid);
         write_dataset_info(w, info, false);
-        dv_broker_client_reply(self, d->route, d->route_len, w);
+        dv_commit_reply_stored(self, d->route, d->route_len, d->rid, w);
     }
     free(d->up);
     free(d->dir);
@@ -504,7 +505,7 @@ dv_datasets_msg_on_share(dv_broker_t *self,
         dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
         dv_msgw_str(w, "name", name);
         dv_msgw_strs(w, "readers", (const char *const *)readers, n);
-        dv_broker_client_reply(self, route, route_len, w);
+        dv_commit_reply_stored(self, route, route_len, rid, w);
     }
     dv_strs_free(&readers, n);
     return rc;

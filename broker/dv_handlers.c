@@ -6,6 +6,8 @@
 #include "dv_handlers.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "dv_auth.h"
 #include "dv_authorize.h"
@@ -14,6 +16,7 @@
 #include "dv_dead.h"
 #include "dv_jobs_msg.h"
 #include "dv_keys.h"
+#include "dv_mem.h"
 #include "dv_models_msg.h"
 #include "dv_proto.h"
 #include "dv_results.h"
@@ -97,6 +100,82 @@ on_admin_reload_req(request_t *r, dv_error_t *err)
     return rc;
 }
 
+// The group's members, roles, term and replication (PROTOCOL.md, Broker
+// groups); a broker alone has no members.
+static int
+on_cluster_req(request_t *r, dv_error_t *err)
+{
+    (void)err;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_CLUSTER, r->rid);
+    if (r->self->repl) {
+        dv_repl_describe(r->self->repl, w);
+    } else {
+        dv_msgw_uint(w, "self", 0);
+        dv_msgw_uint(w, "leader", 0);
+        dv_msgw_key(w, "members");
+        dv_msgw_v_array(w, 0);
+    }
+    dv_broker_client_reply(r->self, r->route, r->route_len, w);
+    return 0;
+}
+
+// A membership change in flight: whom to answer once it is committed.
+typedef struct {
+    dv_broker_t *self;
+    uint64_t rid;
+    size_t route_len;
+    uint8_t route[ROUTE_MAX];
+} change_reply_t;
+
+static void
+on_member_changed(void *arg, int rc, const char *why)
+{
+    change_reply_t *c = arg;
+    if (c->self->repl) { // else the broker is starting over: no reply
+        if (rc == 0) {
+            dv_broker_client_reply(c->self, c->route, c->route_len,
+                                   dv_msgw_new(DV_MSG_OK, c->rid));
+        } else {
+            dv_broker_client_error(c->self, c->route, c->route_len, c->rid, 0,
+                                   rc, why);
+        }
+    }
+    free(c);
+}
+
+static int
+on_member_change_req(request_t *r, dv_error_t *err)
+{
+    if (!r->self->repl) {
+        return dv_errorf(err, DV_EINVAL,
+                         "this broker is not a group member (start the "
+                         "members with --raft-id; docs/ARCHITECTURE.md)");
+    }
+    uint64_t id = 0;
+    char raft[DV_MAX_REPL_ADDR + 1] = "";
+    bool add = dv_msg_type(r->m) == DV_MSG_MEMBER_ADD;
+    int rc = dv_msg_uint(r->m, "id", &id, err);
+    if (rc == 0 && add) {
+        rc = dv_msg_str(r->m, "raft", raft, sizeof raft, err);
+    }
+    if (rc || r->route_len > ROUTE_MAX) {
+        return rc ? rc : dv_errorf(err, DV_EINVAL, "route too long");
+    }
+    change_reply_t *c = dv_calloc(1, sizeof *c);
+    c->self = r->self;
+    c->rid = r->rid;
+    c->route_len = r->route_len;
+    memcpy(c->route, r->route, r->route_len);
+    rc = add ? dv_repl_member_add(r->self->repl, id, raft, on_member_changed,
+                                  c, err)
+             : dv_repl_member_remove(r->self->repl, id, on_member_changed, c,
+                                     err);
+    if (rc) {
+        free(c);
+    }
+    return rc;
+}
+
 #define P     DV_ROLE_PRODUCER
 #define C     DV_ROLE_CONSUMER
 #define ADMIN 0 // admins only
@@ -133,6 +212,9 @@ static const msg_row_t client_rows[DV_MSG_COUNT_] = {
     [DV_MSG_DEAD_PURGE]    = {dv_dead_on_purge_req,     ADMIN,   ACTS_ON_NOTHING, 0,                                        true},
     [DV_MSG_AUDIT_LIST]    = {dv_authorize_on_audit_list_req,     ADMIN,   ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_ADMIN_RELOAD]  = {on_admin_reload_req,   ADMIN,   ACTS_ON_NOTHING, 0,                                        false},
+    [DV_MSG_CLUSTER]       = {on_cluster_req,        ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
+    [DV_MSG_MEMBER_ADD]    = {on_member_change_req,  ADMIN,   ACTS_ON_NOTHING, 0,                                        true},
+    [DV_MSG_MEMBER_REMOVE] = {on_member_change_req,  ADMIN,   ACTS_ON_NOTHING, 0,                                        true},
 };
 // clang-format on
 

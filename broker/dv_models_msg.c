@@ -18,6 +18,7 @@
 #include "dv_auth.h"
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_catalog_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -340,7 +341,7 @@ push_finish(dv_broker_t *self, push_t *p)
         dv_authorize_set_owner(self, self->model_owners, info->name, p->owner);
         dv_msgw_t *w = dv_msgw_new(DV_MSG_MODEL, p->rid);
         write_model_info(w, self->registry, info, false);
-        dv_broker_client_reply(self, p->route, p->route_len, w);
+        dv_commit_reply_stored(self, p->route, p->route_len, p->rid, w);
     }
     free(p->lineage);
     free(p->dir);
@@ -546,7 +547,7 @@ dv_models_msg_on_gc(dv_broker_t *self,
     for (int i = 0; i < rc; i++) {
         dv_msgw_v_uint(w, removed[i]);
     }
-    dv_broker_client_reply(self, route, route_len, w);
+    dv_commit_reply_stored(self, route, route_len, rid, w);
     return 0;
 }
 
@@ -602,7 +603,7 @@ dv_models_msg_on_alias(dv_broker_t *self,
     dv_msgw_str(w, "alias", alias);
     dv_msgw_uint(w, "version", version);
     dv_msgw_uint(w, "previous", previous);
-    dv_broker_client_reply(self, route, route_len, w);
+    dv_commit_reply_stored(self, route, route_len, rid, w);
     return 0;
 }
 
@@ -649,7 +650,7 @@ dv_models_msg_on_config(dv_broker_t *self,
     dv_msgw_str(w, "name", name);
     dv_msgw_uint(w, "max_batch_rows", cfg.max_batch_rows);
     dv_msgw_uint(w, "max_delay_us", cfg.max_delay_us);
-    dv_broker_client_reply(self, route, route_len, w);
+    dv_commit_reply_stored(self, route, route_len, rid, w);
     return 0;
 }
 

@@ -213,11 +213,11 @@ dv_owners_forget(dv_owners_t *self, const char *name)
     if (self->dir) {
         char path[PATH_BYTES];
         snprintf(path, sizeof path, "%s/%s/readers", self->dir, name);
-        (void)unlink(path);
+        (void)dv_file_unlink(path);
         snprintf(path, sizeof path, "%s/%s/owner", self->dir, name);
-        (void)unlink(path);
+        (void)dv_file_unlink(path);
         snprintf(path, sizeof path, "%s/%s", self->dir, name);
-        (void)rmdir(path); // best effort: empty once its versions are gone
+        (void)dv_file_rmdir(path); // best effort: empty once its versions are gone
     }
 }
 

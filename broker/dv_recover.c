@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "dv_broker_int.h"
+#include "dv_commit.h"
 #include "dv_dead.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
@@ -322,7 +323,13 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
     if (rc == 0) {
         dv_results_kept_trim(
             self); // results whose TTL ran out while it was down
-        rc = dv_store_commit(self->store, err); // the failures just recorded
+        // The failures just recorded: a group member's go through the log
+        // like every other write.
+        if (self->repl) {
+            dv_commit_arm(self);
+        } else {
+            rc = dv_store_commit(self->store, err);
+        }
     }
     if (rc == 0 && (r.jobs || r.results || self->n_dead)) {
         dv_log(DV_LOG_INFO, "broker",

@@ -207,7 +207,7 @@ unlink_side(const char *dir, const dv_catalog_head_t *rec)
 {
     char path[PATH_BYTES];
     lineage_path(dir, rec->name, rec->version, path, sizeof path);
-    (void)unlink(path); // absent for pushed files
+    (void)dv_file_unlink(path); // absent for pushed files
 }
 
 _Static_assert(offsetof(dv_model_info_t, version) ==

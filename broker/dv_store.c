@@ -482,6 +482,230 @@ dv_store_batch_done(dv_store_t *self, dv_store_batch_t **batch_p, int rc)
     *batch_p = NULL;
 }
 
+// ------------------------------------------------------------ replication
+
+static uint8_t *
+wput(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) {
+        *p++ = (uint8_t)(v >> (8 * i));
+    }
+    return p;
+}
+
+static uint64_t
+wget(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+#define WIRE_HEAD 12 // next id u64, op count u32
+#define WIRE_OP   14 // table u8, delete u8, id u64, value length u32
+
+size_t
+dv_store_batch_wire_size(const dv_store_batch_t *b)
+{
+    size_t n = WIRE_HEAD;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        n += WIRE_OP + (b->ops[i].del ? 0 : b->ops[i].len);
+    }
+    return n;
+}
+
+uint8_t *
+dv_store_batch_wire(dv_store_batch_t *b, uint8_t *p)
+{
+    seal(b->ops, b->n_ops);
+    p = wput(p, b->next_id, 8);
+    p = wput(p, b->n_ops, 4);
+    for (size_t i = 0; i < b->n_ops; i++) {
+        const op_t *op = &b->ops[i];
+        *p++ = op->table;
+        *p++ = op->del;
+        p = wput(p, op->id, 8);
+        size_t len = op->del ? 0 : op->len;
+        p = wput(p, len, 4);
+        if (len) {
+            memcpy(p, op->data, len);
+            p += len;
+        }
+    }
+    return p;
+}
+
+// Parse an encoding into ops pointing into p (checked: bounds, tables,
+// CRCs). Returns 0 or DV_EFORMAT / DV_ECHECKSUM.
+static int
+wire_parse(const dv_store_t *self,
+           const uint8_t *p,
+           size_t len,
+           op_t **ops_out,
+           size_t *n_out,
+           uint64_t *next_id,
+           size_t *used,
+           dv_error_t *err)
+{
+    if (len < WIRE_HEAD) {
+        return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
+                         "shorter than its header", self->path);
+    }
+    *next_id = wget(p, 8);
+    size_t n = (size_t)wget(p + 8, 4), at = WIRE_HEAD;
+    if (n > (len - at) / WIRE_OP) {
+        return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
+                         "names %zu ops in %zu bytes", self->path, n, len);
+    }
+    op_t *ops = n ? dv_calloc(n, sizeof *ops) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (len - at < WIRE_OP) {
+            free(ops);
+            return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
+                             "truncated at op %zu", self->path, i);
+        }
+        op_t *op = &ops[i];
+        op->table = p[at];
+        op->del = p[at + 1] != 0;
+        op->id = wget(p + at + 2, 8);
+        op->len = (size_t)wget(p + at + 10, 4);
+        at += WIRE_OP;
+        op->data = (uint8_t *)(uintptr_t)(p + at); // read only by apply()
+        bool bad = op->table >= DV_STORE_TABLES_ || op->len > len - at ||
+                   (!op->del && op->len < 4) || (op->del && op->len);
+        if (!bad && !op->del) {
+            const uint8_t *c = op->data + op->len - 4;
+            bad = crc32_of(op->data, op->len - 4) != (uint32_t)wget(c, 4);
+        }
+        if (bad) {
+            free(ops);
+            return dv_errorf(err, DV_ECHECKSUM, "store %s: replicated batch "
+                             "op %zu is damaged", self->path, i);
+        }
+        at += op->len;
+    }
+    *ops_out = ops;
+    *n_out = n;
+    *used = at;
+    return 0;
+}
+
+// Empty every table (a snapshot replaces the store).
+static int
+clear_tables(dv_store_t *self)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    for (int t = 0; rc == 0 && t < DV_STORE_TABLES_; t++) {
+        rc = mdb_drop(txn, self->dbi[t], 0);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+    } else if (txn) {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
+int
+dv_store_apply_wire(dv_store_t *self,
+                    const uint8_t *p,
+                    size_t len,
+                    bool clear,
+                    size_t *used,
+                    dv_error_t *err)
+{
+    op_t *ops = NULL;
+    size_t n = 0;
+    uint64_t next_id = 0;
+    int rc = wire_parse(self, p, len, &ops, &n, &next_id, used, err);
+    if (rc) {
+        return rc;
+    }
+    int mrc = clear ? clear_tables(self) : 0;
+    if (mrc) {
+        rc = lmdb_error(err, self, "restore", mrc);
+    } else {
+        rc = apply_growing(self, ops, n, next_id, err);
+    }
+    if (rc == 0 && (next_id || clear)) {
+        self->next_id = next_id ? next_id : 1;
+    }
+    free(ops);
+    return rc;
+}
+
+int
+dv_store_dump_wire(dv_store_t *self,
+                   uint8_t **out,
+                   size_t *len,
+                   dv_error_t *err)
+{
+    pthread_rwlock_rdlock(&self->map_lock);
+    MDB_txn *txn = NULL;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    size_t cap = 4096, at = WIRE_HEAD, n = 0;
+    uint8_t *buf = dv_malloc(cap);
+    uint64_t next_id = 1;
+    if (mrc == 0) {
+        MDB_val k = {9, "next_job"}, v;
+        if (mdb_get(txn, self->meta, &k, &v) == 0 && v.mv_size == 8) {
+            memcpy(&next_id, v.mv_data, 8);
+        }
+    }
+    for (int t = 0; mrc == 0 && t < DV_STORE_TABLES_; t++) {
+        MDB_cursor *cur = NULL;
+        mrc = mdb_cursor_open(txn, self->dbi[t], &cur);
+        MDB_val k, v;
+        int op = MDB_FIRST;
+        while (mrc == 0 && (mrc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+            op = MDB_NEXT;
+            if (k.mv_size != 8) {
+                continue;
+            }
+            while (cap - at < WIRE_OP + v.mv_size) {
+                cap *= 2;
+                buf = dv_realloc(buf, cap);
+            }
+            uint8_t *p = buf + at;
+            *p++ = (uint8_t)t;
+            *p++ = 0;
+            uint64_t id;
+            memcpy(&id, k.mv_data, 8); // host order, as put
+            p = wput(p, id, 8);
+            p = wput(p, v.mv_size, 4);
+            memcpy(p, v.mv_data, v.mv_size);
+            at += WIRE_OP + v.mv_size;
+            n++;
+        }
+        mrc = mrc == MDB_NOTFOUND ? 0 : mrc;
+        if (cur) {
+            mdb_cursor_close(cur);
+        }
+    }
+    if (txn) {
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&self->map_lock);
+    if (mrc) {
+        free(buf);
+        return lmdb_error(err, self, "snapshot", mrc);
+    }
+    wput(buf, next_id, 8);
+    wput(buf + 8, n, 4);
+    *out = buf;
+    *len = at;
+    return 0;
+}
+
+void
+dv_store_nosync(dv_store_t *self)
+{
+    mdb_env_set_flags(self->env, MDB_NOSYNC, 1);
+}
+
 // ------------------------------------------------------------------ reads
 
 int

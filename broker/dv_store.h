@@ -18,6 +18,7 @@
 #ifndef DV_STORE_H
 #define DV_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,45 @@ int dv_store_get_many(dv_store_t *self,
                       dv_store_each_fn *fn,
                       void *arg,
                       dv_error_t *err);
+
+// ------------------------------------------------- replication (dv_repl)
+// A broker group (docs/ARCHITECTURE.md, Broker groups) replicates the
+// store's batches through Raft: the leader encodes each batch, every member
+// applies the bytes to its own store once a majority holds them. The
+// encoding ("wire" here; not the client protocol): next id u64, op count
+// u32, then per op table u8, delete u8, id u64, value length u32 and the
+// value with its CRC-32; all little-endian. Puts and deletes are blind
+// writes, so applying a suffix of batches again over a newer state ends in
+// the same state (what a restart or a snapshot taken while batches apply
+// relies on).
+
+// Bytes batch b takes encoded, and the encoding written at p (which has
+// that many bytes; returns the end). Seals b's values (their CRCs) first.
+size_t dv_store_batch_wire_size(const dv_store_batch_t *b);
+uint8_t *dv_store_batch_wire(dv_store_batch_t *b, uint8_t *p);
+
+// Apply an encoding (a batch, or a snapshot with clear set: every table
+// emptied first) in one transaction, checking its bounds and every value's
+// CRC. *used gets the bytes it took. Returns 0, DV_EFORMAT / DV_ECHECKSUM
+// (damaged: nothing applied) or the store's error.
+int dv_store_apply_wire(dv_store_t *self,
+                        const uint8_t *p,
+                        size_t len,
+                        bool clear,
+                        size_t *used,
+                        dv_error_t *err);
+
+// Every record of every table and the next id, encoded as one batch of
+// puts (caller frees *out). One read transaction: safe on another thread
+// while the loop applies batches. Returns 0 or the store's error.
+int dv_store_dump_wire(dv_store_t *self,
+                       uint8_t **out,
+                       size_t *len,
+                       dv_error_t *err);
+
+// Commits no longer fsync (a broker group's Raft log is what is durable;
+// the store is rebuilt from it at every start).
+void dv_store_nosync(dv_store_t *self);
 
 // Records in table.
 

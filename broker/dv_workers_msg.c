@@ -1010,6 +1010,11 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
         dv_msg_destroy(&m);
         return;
     }
+    if (rc == 0 && dv_broker_not_leader(self, self->workers_sock, route,
+                                        route_len, rid, dv_msg_type(m))) {
+        dv_msg_destroy(&m);
+        return;
+    }
     worker_t *w = dv_broker_worker_by_route(self, route, route_len);
     if (w) {
         w->last_seen_ms = uv_now(&self->loop);

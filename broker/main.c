@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dv_broker.h"
 #include "dv_log.h"
@@ -34,6 +35,8 @@ usage(FILE *f)
                "                     [--handshake-ms N]\n"
                "                     [--log-level L] [--log-format text|json]\n"
                "                     [--http HOST:PORT [--http-token FILE]]\n"
+               "                     [--raft-id N --raft HOST:PORT "
+               "--raft-peers LIST|--raft-join]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -74,7 +77,17 @@ usage(FILE *f)
                "page at / (its JSON\nat /api/status). Off unless given. "
                "Beyond loopback it needs --http-token FILE\n(a bearer "
                "token, the file's first line, mode 600) or --plain "
-               "(docs/SECURITY.md).\n" DV_LOG_FLAGS_USAGE
+               "(docs/SECURITY.md).\n"
+               "--raft-id N --raft HOST:PORT --raft-peers 1=HOST:PORT,2=...: "
+               "a member of a\nbroker group (3 or 5; needs --data): jobs, "
+               "results, models and data sets are\nreplicated by Raft, a "
+               "submit is acknowledged once on a majority of disks, and\nonly "
+               "the leader serves (the others answer DV_ENOTLEADER naming it). "
+               "--raft-peers\nlists the whole initial group, the same on "
+               "every member; a member added later\nstarts with --raft-join "
+               "(drover admin member add). --raft-election-ms N\n(default "
+               "1000): how long without a leader before an election.\n"
+               DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -155,6 +168,11 @@ static const arg_row_t args[] = {
     {"--plain",                  ARG_FLAG, OPT(plain),                  0, 1},
     {"--max-inflight",           ARG_U64,  OPT(max_inflight),           1, 1},
     {"--http",                   ARG_STR,  OPT(http),                   0, 1},
+    {"--raft-id",                ARG_U64,  OPT(raft_id),                1, 1},
+    {"--raft",                   ARG_STR,  OPT(raft),                   0, 1},
+    {"--raft-peers",             ARG_STR,  OPT(raft_peers),             0, 1},
+    {"--raft-join",              ARG_FLAG, OPT(raft_join),              0, 1},
+    {"--raft-election-ms",       ARG_U32,  OPT(raft_election_ms),      50, 1},
 };
 // clang-format on
 
@@ -274,6 +292,40 @@ parse_fault(dv_broker_opts_t *opts)
     return 0;
 }
 
+// A group member that stopped leading starts over as a follower: a new
+// process image (nothing of the lost term survives in memory), on the same
+// endpoints it had bound (a port 0 stays the port it got).
+static void
+restart(int argc, char **argv, dv_broker_t *broker)
+{
+    static char client[300], worker[300], http[300];
+    snprintf(client, sizeof client, "%s", dv_broker_client_endpoint(broker));
+    snprintf(worker, sizeof worker, "%s", dv_broker_worker_endpoint(broker));
+    const char *h = dv_broker_http_address(broker);
+    snprintf(http, sizeof http, "%s", h ? h : "");
+    dv_broker_destroy(&broker);
+    char **again = calloc((size_t)argc + 7, sizeof *again);
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        again[n++] = argv[i];
+    }
+    again[n++] = "--client"; // later options win
+    again[n++] = client;
+    again[n++] = "--worker";
+    again[n++] = worker;
+    if (*http) {
+        again[n++] = "--http";
+        again[n++] = http;
+    }
+    dv_log(DV_LOG_WARN, "broker",
+           "no longer the group's leader: starting over as a follower");
+    fflush(NULL);
+    execv("/proc/self/exe", again);
+    dv_log(DV_LOG_ERROR, "broker", "cannot start over (%s): exiting",
+           strerror(errno));
+    exit(1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -292,6 +344,9 @@ main(int argc, char **argv)
     // Past a file size limit, writes should fail (the store then refuses
     // submits with DV_ENOSPC), not kill the broker.
     signal(SIGXFSZ, SIG_IGN);
+    // A write to a peer that went away must be an error, not our death:
+    // libzmq sends with MSG_NOSIGNAL, but raft's libuv TCP writes do not.
+    signal(SIGPIPE, SIG_IGN);
     dv_broker_t *broker = NULL;
     dv_error_t err = {0};
     if (dv_broker_open(&broker, &opts, &err) != 0) {
@@ -309,7 +364,9 @@ main(int argc, char **argv)
            dv_broker_worker_endpoint(broker), http ? " http://" : "",
            http ? http : "");
     fflush(stdout);
-    dv_broker_run(broker);
+    if (dv_broker_run(broker) == DV_BROKER_RESTART) {
+        restart(argc, argv, broker); // does not return
+    }
     dv_broker_destroy(&broker);
     dv_log(DV_LOG_INFO, "broker", "stopped");
     return 0;

@@ -73,6 +73,40 @@ sync_parent(const char *path)
     free(dir);
 }
 
+static dv_file_observer_fn *s_observer;
+static void *s_observer_arg;
+
+void
+dv_file_observe(dv_file_observer_fn *fn, void *arg)
+{
+    s_observer = fn;
+    s_observer_arg = arg;
+}
+
+int
+dv_file_unlink(const char *path)
+{
+    if (unlink(path) != 0) {
+        return errno;
+    }
+    if (s_observer) {
+        s_observer(DV_FILE_UNLINK, path, NULL, 0, s_observer_arg);
+    }
+    return 0;
+}
+
+int
+dv_file_rmdir(const char *path)
+{
+    if (rmdir(path) != 0) {
+        return errno;
+    }
+    if (s_observer) {
+        s_observer(DV_FILE_RMDIR, path, NULL, 0, s_observer_arg);
+    }
+    return 0;
+}
+
 int
 dv_file_write_atomic(const char *path,
                      const void *buf,
@@ -109,6 +143,9 @@ dv_file_write_atomic(const char *path,
         goto done;
     }
     sync_parent(path);
+    if (s_observer) {
+        s_observer(DV_FILE_PUT, path, buf, len, s_observer_arg);
+    }
 done:
     free(tmp);
     return rc;

@@ -50,6 +50,21 @@ int dv_file_error(dv_error_t *err, const char *path, int e);
 // its file, so it reads back the same after a restart.
 uint64_t dv_file_mtime_us(const char *path);
 
+// A process-wide observer of the changes made through dv_file_write_atomic,
+// dv_file_unlink and dv_file_rmdir: a broker group replicates the model and
+// data set files of its data folder that way (broker/dv_repl.h). op is one
+// of DV_FILE_PUT (buf, len: the whole new file), DV_FILE_UNLINK, DV_FILE_RMDIR;
+// called on the thread that made the change, after it succeeded. NULL: none.
+enum { DV_FILE_PUT = 1, DV_FILE_UNLINK = 2, DV_FILE_RMDIR = 3 };
+typedef void(dv_file_observer_fn)(
+    int op, const char *path, const void *buf, size_t len, void *arg);
+void dv_file_observe(dv_file_observer_fn *fn, void *arg);
+
+// unlink(2) and rmdir(2) that the observer sees. Return 0 or the errno
+// value (ENOENT included: nothing was there).
+int dv_file_unlink(const char *path);
+int dv_file_rmdir(const char *path);
+
 // Write all len bytes of p to fd (retrying short writes and EINTR).
 // Returns 0 or the errno value.
 int dv_file_write_all(int fd, const void *p, size_t len);

@@ -177,4 +177,21 @@
 // past this many series new ones count under "_other" (each ~300 bytes).
 #define DV_MAX_METRIC_SERIES 4096
 
+// Broker groups (broker/dv_repl.h). Members in one group: Raft needs a
+// majority for every write, so a group of 9 already waits on 5 disks;
+// larger groups only slow commits (etcd and Consul advise 3 or 5).
+#define DV_MAX_REPL_MEMBERS 9
+// Member ids are small numbers an operator types (1, 2, 3...).
+#define DV_MAX_REPL_ID 65535
+// Raft addresses and endpoints members tell each other.
+#define DV_MAX_REPL_ADDR 255
+// A snapshot every this many entries (group commits). canonical/raft keeps
+// the log since the last snapshot in memory, so this bounds that memory and
+// a restart's replay; each snapshot is the whole store and the model and
+// data set files, so taking one too often costs more than it saves.
+#define DV_REPL_SNAPSHOT_ENTRIES 1024
+// Entries kept after a snapshot, so a follower a little behind catches up
+// from the log instead of receiving a whole snapshot.
+#define DV_REPL_SNAPSHOT_TRAILING 256
+
 #endif

@@ -27,6 +27,8 @@ PKGS=(
   "libuv1-dev        libuv: the event loop in the broker and workers"
   "liblmdb-dev       LMDB: the broker's embedded durable store"
   "libmicrohttpd-dev libmicrohttpd: the broker's HTTP endpoint (metrics, status page)"
+  "libraft-dev       canonical/raft: replicated broker groups (drover up --replicas)"
+  "liblz4-dev        LZ4, which libraft's static library links"
 )
 if [ "${1:-}" = test ]; then
   PKGS+=(
