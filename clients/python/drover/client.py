@@ -311,6 +311,7 @@ class Client(P._Core, _Api):
         self._owner = threading.get_ident()
         self._sock: Optional[zmq.Socket] = None
         self._mon: Optional[zmq.Socket] = None
+        self._monitor: Optional[zmq.Socket] = None
         self._ctx = context or zmq.Context.instance()
         key = key or P.os.environ.get("DROVER_KEY") or None
         broker_key = broker_key or P.os.environ.get("DROVER_BROKER_KEY") or None
