@@ -571,26 +571,6 @@ class _Internal(_Req):
         return True
 
 
-class _ManyState(_Pending):
-    """A ``submit_many`` message's own rid (endpoint lists only): a member
-    that is not the leader may answer the whole message DV_ENOTLEADER."""
-
-    __slots__ = ("jobs",)
-
-    def __init__(self, jobs: List["_JobState"]):
-        super().__init__()
-        self.jobs = jobs
-
-    def on_message(self, t, h, frames):
-        exc = errors.from_reply(h) if t == "error" else errors.Format(
-            f"unexpected {t!r} for a submit_many")
-        for st in self.jobs:
-            if not st.finished and not st.accepted:
-                st.exc = exc
-                st._finish()
-        return True
-
-
 class _JobState(_Pending):
     """A submitted job: accepted (or refused), progress, then result.
 
@@ -753,6 +733,16 @@ class _Core:
         self._group_error: Optional[BaseException] = None
         #: how many times the client moved to another member
         self.moves = 0
+        #: submit_many messages in flight by their own rid (endpoint lists:
+        #: a member that is not the leader answers the whole message)
+        self._many: Dict[int, List[_JobState]] = {}
+
+    def _waiting(self) -> int:
+        """Requests and jobs of the caller still waiting for an answer."""
+        if not self._multi:
+            return len(self._pending)
+        return sum(not isinstance(p, _Internal)
+                   for p in self._pending.values())
 
     def _rid(self) -> int:
         self._next_rid += 1
@@ -817,7 +807,7 @@ class _Core:
             return None, [], states
         rid = self._rid()
         if multi:
-            self._pending[rid] = _ManyState(states)
+            self._many[rid] = states
         h = header("submit_many", rid, requests=reqs)
         return h, [join([b for _, b in group])], states
 
@@ -857,19 +847,33 @@ class _Core:
         "handshake" (CURVE refused) for each event since the last call."""
         raise NotImplementedError
 
-    def _not_leader(self, rid: int, p: _Pending, hint: Any) -> None:
+    def _many_error(self, rid: int, h: Dict[str, Any]) -> None:
+        """An ``error`` under a submit_many message's own rid: DV_ENOTLEADER
+        (its jobs wait for a resend) or a refusal of the whole message."""
+        jobs = self._many.pop(rid)
+        if _is_not_leader(h):
+            for st in jobs:
+                if not st.accepted and not st.finished:
+                    st.unsent = True
+            self._not_leader(0, None, h.get("leader"))
+            return
+        exc = errors.from_reply(h)
+        for st in jobs:
+            if not st.accepted and not st.finished:
+                st.exc = exc
+                st._finish()
+                self._pending = {r: p for r, p in self._pending.items()
+                                 if p is not st}
+
+    def _not_leader(self, rid: int, p: Optional[_Pending], hint: Any
+                    ) -> None:
         """Request rid was answered DV_ENOTLEADER: nothing was done, so it
         waits for a resend to the leader the hint names."""
         if isinstance(p, _Internal):
             del self._pending[rid]
             if p is self._probe:
                 self._probe = None
-        elif isinstance(p, _ManyState):
-            del self._pending[rid]
-            for st in p.jobs:
-                if not st.accepted and not st.finished:
-                    st.unsent = True
-        else:
+        elif p is not None:
             p.unsent = True
         if self._move_to is not None:
             return
@@ -931,6 +935,10 @@ class _Core:
                     "refused key, a wrong broker key, or a plain client "
                     "against a CURVE broker")
             self._lost(now)
+        if self._many and self._phase == "up":  # forget answered ones
+            self._many = {r: js for r, js in self._many.items()
+                          if any(not st.accepted and not st.finished
+                                 for st in js)}
         if self._move_to is None:
             if self._phase == "hello":
                 if now - self._hello_at > PROBE_S:
@@ -960,8 +968,9 @@ class _Core:
         self._move_to = None
         self._grace_until = 0.0
         self._probe = None
+        self._many.clear()
         for rid, p in list(self._pending.items()):
-            if isinstance(p, (_Internal, _ManyState)):
+            if isinstance(p, _Internal):
                 del self._pending[rid]
             elif p.unsent or p.msg is None:
                 continue
@@ -1041,7 +1050,9 @@ class _Core:
         rid = h.get("rid", 0)
         p = pending.get(rid) if rid else None
         if p is None:
-            if t == "error":
+            if t == "error" and rid in self._many:
+                self._many_error(rid, h)
+            elif t == "error":
                 self.unsolicited_errors.append(errors.from_reply(h))
                 del self.unsolicited_errors[:-100]
             return

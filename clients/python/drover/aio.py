@@ -394,7 +394,7 @@ class Client(P._Core, _Api):
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return self._waiting()
 
     # ----------------------------------------------------------- I/O
 

@@ -447,7 +447,7 @@ class Client(P._Core, _Api):
     @property
     def pending(self) -> int:
         """Requests and jobs still waiting for an answer."""
-        return len(self._pending)
+        return self._waiting()
 
     # ----------------------------------------------------------- I/O
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -143,6 +144,7 @@ def place():
     yield Place
     for f in fakes:
         f.close()
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def queue_done(c: drover.Client, queue: str) -> int:
@@ -177,6 +179,8 @@ def test_hint_followed_past_a_dead_member(leader, place):
                        + [b"m%d" % i for i in range(300)])
         assert len({j.id for j in jobs}) == 320
         assert queue_done(c, q) == 320  # each ran once
+        more = c.submit_many("echo", [b"z"] * 10, queue=q)
+        assert [bytes(j.result(30).payload) for j in more] == [b"z"] * 10
         assert c.pending == 0
     check_keys(stale, 320)
 
