@@ -602,6 +602,7 @@ class _JobState(_Pending):
         if t == "accepted":
             self.id = h.get("job")
             self.accepted = True
+            self.msg = None  # never resent now: let its payload go
             if h.get("duplicate"):
                 # No result comes on this rid: the caller fetches it. A
                 # resent submit's duplicate is our own first send, which
@@ -972,15 +973,14 @@ class _Core:
         for rid, p in list(self._pending.items()):
             if isinstance(p, _Internal):
                 del self._pending[rid]
+            elif isinstance(p, _JobState) and p.accepted:
+                p.by_id = True
+                del self._pending[rid]
+                p._finish()
             elif p.unsent or p.msg is None:
                 continue
             elif isinstance(p, _JobState):
-                if p.accepted:
-                    p.by_id = True
-                    del self._pending[rid]
-                    p._finish()
-                else:
-                    p.unsent = p.resent = True
+                p.unsent = p.resent = True
             elif isinstance(p, _StreamState) or p.msg[0] in READS:
                 p.unsent = True
             elif isinstance(p, _Req):

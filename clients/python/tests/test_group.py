@@ -268,6 +268,25 @@ def test_accepted_job_awaited_by_id(leader, place):
         assert c.pending == 0
 
 
+def test_follow_moves_with_the_leader(leader, place):
+    """A stream followed on a member that stops answering is followed
+    again on the next one, from the consumer's stored position."""
+    q = "grp-stream"
+    with drover.Client(leader.cep) as direct:
+        for j in direct.submit_many("echo", [b"s0", b"s1"], queue=q):
+            j.result(30)
+    silent = place.fake("silent", leader.cep)
+    with drover.Client(f"{silent.endpoint},{leader.cep}", timeout=30,
+                       connect_timeout=10) as c:
+        assert c.endpoint == silent.endpoint
+        stream = c.follow(q, "grp-cons", start="earliest")
+        assert c.endpoint == leader.cep
+        got = sorted(bytes(stream.get(10).payload) for _ in range(2))
+        assert got == [b"s0", b"s1"]
+        stream.ack(wait=True)
+    assert len(silent.received("follow")) == 1
+
+
 def test_aio_hint_followed_past_a_dead_member(leader, place):
     stale = place.fake("stale", leader.cep)
     q = "grp-aio"
