@@ -66,6 +66,14 @@ class _Api:
         return self._call("status", {"queues_from": queues_from},
                           ("status_info",))
 
+    def cluster(self) -> Any:
+        """The broker group as the member this client talks to sees it
+        (1.6; any member answers, followers too): {self, leader, term,
+        commit, applied, last, members: [{id, raft, client, worker, http,
+        voter, role, match}]} (a member's lag is last - match). A single
+        broker answers members [] and self 0."""
+        return self._call("cluster", {}, ("cluster",))
+
     def workers(self) -> Any:
         """Connected workers: [{name, capacity, running, models, state,
         ...}]."""

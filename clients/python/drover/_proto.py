@@ -11,6 +11,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -41,11 +42,75 @@ FINISHED_STATES = ("done", "failed", "dead", "expired", "cancelled")
 Buffer = Union[bytes, bytearray, memoryview]
 
 
+#: Broker groups (endpoint lists, protocol 1.6). While requests wait, a
+#: member silent this many seconds is probed with a ``ping`` (a SIGSTOPped
+#: leader never closes its connections: silence is all a client sees).
+SILENCE_S = 0.4
+#: seconds a probe ``ping`` or the ``hello`` to a member may go unanswered
+#: before the client moves on to the next endpoint of the list. With
+#: SILENCE_S it bounds how long a dead or stopped leader goes unnoticed
+#: (about 1 s: raft elects the next one in 1-2 s).
+PROBE_S = 0.5
+#: seconds between tries of the next endpoint when nobody names a leader
+#: (an election in progress, every member down): the contract's ~100 ms.
+RETRY_S = 0.1
+#: seconds between two moves that follow ``leader`` hints: two members with
+#: stale hints pointing at each other cost 20 tries a second, not a spin.
+HINT_GAP_S = 0.05
+#: seconds a move after DV_ENOTLEADER waits for the other requests in
+#: flight on that member to be answered DV_ENOTLEADER too (then they are
+#: resent, not failed as writes with an unknown outcome).
+NOTLEADER_GRACE_S = 0.2
+#: requests that change nothing: resent to the new leader when the old one
+#: left without answering (other writes fail with errors.LeaderChanged).
+READS = frozenset(("ping", "hello", "cluster", "status", "workers",
+                   "model_list", "model_get", "dataset_list", "dataset_get",
+                   "job_get", "job_list", "result_get", "dead_list",
+                   "audit_list"))
+_ANY_HOST = ("0.0.0.0", "*", "::", "[::]", "")
+
+
 def resolve_endpoint(endpoint: Optional[str]) -> str:
     """endpoint, else $DROVER_BROKER, else tcp://127.0.0.1:7470."""
     if endpoint:
         return endpoint
     return os.environ.get("DROVER_BROKER") or DEFAULT_ENDPOINT
+
+
+def parse_endpoints(spec: str) -> List[str]:
+    """The members of a comma-separated endpoint list (one for a single
+    broker)."""
+    eps = [e.strip() for e in spec.split(",") if e.strip()]
+    if not eps:
+        raise errors.Invalid(f"no broker endpoint in {spec!r}")
+    return eps
+
+
+def leader_endpoint(hint: Optional[str], endpoints: Sequence[str],
+                    current: str) -> Optional[str]:
+    """The endpoint to reach the leader a DV_ENOTLEADER's ``leader`` hint
+    names (None: no hint). A hint bound to any address (tcp://0.0.0.0:P,
+    tcp://*:P) becomes the list entry with port P, else the current
+    member's host with port P."""
+    if not hint:
+        return None
+    if hint in endpoints:
+        return hint
+    m = re.match(r"^tcp://(.*):(\d+)$", hint)
+    if m and m.group(1) in _ANY_HOST:
+        port = m.group(2)
+        for e in endpoints:
+            if e.startswith("tcp://") and e.rsplit(":", 1)[-1] == port:
+                return e
+        c = re.match(r"^tcp://(.*):\d+$", current)
+        if c:
+            return f"tcp://{c.group(1)}:{port}"
+    return hint
+
+
+def auto_key() -> str:
+    """An automatic idempotency key: 128 random bits, hex."""
+    return os.urandom(16).hex()
 
 
 def pack(header: Dict[str, Any]) -> bytes:
@@ -427,9 +492,17 @@ class Prediction:
 # ------------------------------------------------- requests in flight
 
 class _Pending:
-    """Something waiting for messages under one rid."""
+    """Something waiting for messages under one rid.
 
-    __slots__ = ("rid",)
+    With an endpoint list, ``msg`` is what was sent (type, fields, frames),
+    kept for a resend to the next leader, and ``unsent`` says it waits for
+    that resend (answered DV_ENOTLEADER, or the member left)."""
+
+    __slots__ = ("rid", "msg", "unsent")
+
+    def __init__(self) -> None:
+        self.msg: Optional[Tuple[str, Dict[str, Any], Sequence[Any]]] = None
+        self.unsent = False
 
     def on_message(self, t: str, h: Dict[str, Any], frames: List[Buffer]
                    ) -> bool:
@@ -446,6 +519,7 @@ class _Req(_Pending):
     __slots__ = ("want", "reply", "frames", "exc", "finished", "_waker")
 
     def __init__(self, want: Tuple[str, ...]):
+        super().__init__()
         self.want = want
         self.reply: Optional[Dict[str, Any]] = None
         self.frames: List[Buffer] = []
@@ -455,16 +529,22 @@ class _Req(_Pending):
 
     def on_message(self, t, h, frames):
         if t == "error":
-            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+            self.exc = errors.from_reply(h)
         elif t in self.want:
             self.reply, self.frames = h, frames
         else:
             self.exc = errors.Format(f"broker answered {t!r}, expected "
                                      f"{' or '.join(self.want)}")
+        self.fail(None)
+        return True
+
+    def fail(self, exc: Optional[BaseException]) -> None:
+        """Finish (with exc when given) and wake the waiting caller."""
+        if exc is not None:
+            self.exc = exc
         self.finished = True
         if self._waker:
             self._waker()
-        return True
 
     def outcome(self) -> Tuple[Dict[str, Any], List[Buffer]]:
         """The finished request's reply and frames, or raise its error."""
@@ -474,14 +554,37 @@ class _Req(_Pending):
         return self.reply, self.frames
 
 
+class _Internal(_Req):
+    """A request of the client itself (the ``hello`` to a member, a probe
+    ``ping``): ``done`` runs once it is answered; never resent."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, want: Tuple[str, ...],
+                 done: Callable[["_Internal"], None]):
+        super().__init__(want)
+        self.done = done
+
+    def on_message(self, t, h, frames):
+        super().on_message(t, h, frames)
+        self.done(self)
+        return True
+
+
 class _JobState(_Pending):
-    """A submitted job: accepted (or refused), progress, then result."""
+    """A submitted job: accepted (or refused), progress, then result.
+
+    ``by_id``: its result will not come on this rid (a duplicate, or the
+    job was accepted by a leader that has since left): fetch it by job id.
+    ``resent``: sent again after a leader left without accepting it."""
 
     __slots__ = ("id", "duplicate", "accepted", "res", "exc", "finished",
-                 "on_progress", "last_progress", "_waker", "_cb")
+                 "on_progress", "last_progress", "_waker", "_cb", "by_id",
+                 "resent")
 
     def __init__(self, on_progress: Optional[Callable[[Progress], Any]]
                  = None, cb: Optional[Callable[["_JobState"], Any]] = None):
+        super().__init__()
         self.id: Optional[int] = None
         self.duplicate = False
         self.accepted = False
@@ -492,14 +595,22 @@ class _JobState(_Pending):
         self.last_progress: Optional[Progress] = None
         self._waker: Optional[Callable[[], None]] = None
         self._cb = cb
+        self.by_id = False
+        self.resent = False
 
     def on_message(self, t, h, frames):
         if t == "accepted":
             self.id = h.get("job")
             self.accepted = True
+            self.msg = None  # never resent now: let its payload go
             if h.get("duplicate"):
-                # No result comes on this rid: the caller fetches it.
-                self.duplicate = True
+                # No result comes on this rid: the caller fetches it. A
+                # resent submit's duplicate is our own first send, which
+                # the old leader stored: not the caller's duplicate.
+                if self.resent:
+                    self.by_id = True
+                else:
+                    self.duplicate = True
                 self._finish()
                 return True
             if self._waker:
@@ -517,11 +628,16 @@ class _JobState(_Pending):
                 self.id = self.res.job
             self.accepted = True
         elif t == "error":
-            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+            self.exc = errors.from_reply(h)
         else:
             self.exc = errors.Format(f"unexpected {t!r} for a submit")
         self._finish()
         return True
+
+    @property
+    def fetch_by_id(self) -> bool:
+        """The result is fetched with result_get, not received."""
+        return self.duplicate or self.by_id
 
     def _finish(self) -> None:
         self.finished = True
@@ -537,6 +653,7 @@ class _StreamState(_Pending):
     __slots__ = ("ok", "results", "exc", "_waker", "closed")
 
     def __init__(self) -> None:
+        super().__init__()
         self.ok: Optional[Dict[str, Any]] = None
         self.results: List[Result] = []
         self.exc: Optional[BaseException] = None
@@ -549,7 +666,7 @@ class _StreamState(_Pending):
         elif t == "result":
             self.results.append(Result(h, frames))
         elif t == "error":
-            self.exc = errors.from_wire(h.get("error"), h.get("job"))
+            self.exc = errors.from_reply(h)
         if self._waker:
             self._waker()
         return False
@@ -567,14 +684,30 @@ class _StreamState(_Pending):
         return self.results.pop(0) if self.results else None
 
 
+def _is_not_leader(h: Dict[str, Any]) -> bool:
+    err = h.get("error")
+    return isinstance(err, dict) and err.get("name") == "DV_ENOTLEADER"
+
+
 class _Core:
-    """Request ids, pending table and message dispatch (no I/O)."""
+    """Request ids, pending table and message dispatch (no I/O), and with
+    a list of endpoints (a broker group) the leader following: which
+    member to talk to, when to move on, what to resend.
+
+    The clients provide the I/O for the group: ``_io_open(endpoint)``
+    replaces the socket by one connected to endpoint, ``_io_send(h,
+    frames)`` sends at once on it, ``_io_events()`` returns the connection
+    events seen since the last call; and they call ``_tick()`` at least
+    every 50 ms while anything waits, and set ``_last_rx`` on receiving.
+    """
 
     #: seconds a request waits for its reply (None: forever); set by the
     #: client classes
     timeout: Optional[float]
+    endpoint: str
 
-    def _core_init(self) -> None:
+    def _core_init(self, endpoint: Optional[str] = None,
+                   name: str = "") -> None:
         self._pending: Dict[int, _Pending] = {}
         self._next_rid = 0
         #: errors that came with rid 0 or an unknown rid (e.g. a refused ack)
@@ -582,6 +715,35 @@ class _Core:
         self.broker_minor = 0
         self.limits: Dict[str, Any] = {}
         self.broker_name = ""
+        #: the members given (one: a single broker, today's behaviour)
+        self.endpoints = parse_endpoints(resolve_endpoint(endpoint))
+        self.endpoint = self.endpoints[0]
+        self._multi = len(self.endpoints) > 1
+        self._hello_name = name
+        self._phase = "up"  # "hello": waiting for a member's welcome
+        self._ep_i = 0  # list index of the member tried last
+        self._move_to: Optional[str] = None
+        self._move_at = 0.0
+        self._grace_until = 0.0
+        self._moved_at = -1e9
+        self._hello_at = 0.0
+        self._last_rx = 0.0
+        self._probe: Optional[_Internal] = None
+        self._probe_at = 0.0
+        #: why the last member tried was refused (constructor errors)
+        self._group_error: Optional[BaseException] = None
+        #: how many times the client moved to another member
+        self.moves = 0
+        #: submit_many messages in flight by their own rid (endpoint lists:
+        #: a member that is not the leader answers the whole message)
+        self._many: Dict[int, List[_JobState]] = {}
+
+    def _waiting(self) -> int:
+        """Requests and jobs of the caller still waiting for an answer."""
+        if not self._multi:
+            return len(self._pending)
+        return sum(not isinstance(p, _Internal)
+                   for p in self._pending.values())
 
     def _rid(self) -> int:
         self._next_rid += 1
@@ -601,19 +763,53 @@ class _Core:
         self._pending[rid] = state
         return rid
 
+    def _keyed(self, fields: Dict[str, Any]) -> Dict[str, Any]:
+        """A submit's fields with an automatic idempotency key when the
+        client follows a group and the caller gave none (a resend to the
+        next leader then never runs the job twice)."""
+        if self._multi and "idempotency_key" not in fields:
+            fields["idempotency_key"] = auto_key()
+        return fields
+
+    def _hold(self, p: _Pending, t: str, fields: Dict[str, Any],
+              frames: Sequence[Any] = ()) -> bool:
+        """Before sending request p: with an endpoint list, keep what is
+        sent for a resend; True when it must wait (no member welcomed us
+        yet: it goes out then)."""
+        if not self._multi:
+            return False
+        p.msg = (t, fields, list(frames))
+        if self._phase != "up" or self._move_to is not None:
+            p.unsent = True
+            return True
+        return False
+
     def _open_many(self, group: Sequence[Tuple[Dict[str, Any], Any]]
-                   ) -> Tuple[Dict[str, Any], List[Any], List[_JobState]]:
+                   ) -> Tuple[Optional[Dict[str, Any]], List[Any],
+                              List[_JobState]]:
         """One ``submit_many`` of group's (fields, bytes) items: its header,
-        its frame, and a waiting job state for each item (in order)."""
+        its frame, and a waiting job state for each item (in order). The
+        header is None when the message must wait (see _hold)."""
         reqs = []
         states = []
+        multi = self._multi
+        held = multi and (self._phase != "up" or self._move_to is not None)
         for f, buf in group:
             st = _JobState()
+            if multi:
+                self._keyed(f)
+                st.msg = ("submit", dict(f), [buf])
+                st.unsent = held
             f["rid"] = self._open(st)  # f is this request's own dict
             f["bytes"] = len(buf)
             reqs.append(f)
             states.append(st)
-        h = header("submit_many", self._rid(), requests=reqs)
+        if held:
+            return None, [], states
+        rid = self._rid()
+        if multi:
+            self._many[rid] = states
+        h = header("submit_many", rid, requests=reqs)
         return h, [join([b for _, b in group])], states
 
     def _request(self, want: Tuple[str, ...], timeout: Any
@@ -637,6 +833,177 @@ class _Core:
         gone = set(map(id, states))
         self._pending = {r: p for r, p in self._pending.items()
                          if id(p) not in gone}
+
+    # ------------------------------------------- broker groups (1.6)
+
+    def _io_open(self, endpoint: str) -> None:
+        raise NotImplementedError
+
+    def _io_send(self, h: Dict[str, Any], frames: Sequence[Any] = ()
+                 ) -> None:
+        raise NotImplementedError
+
+    def _io_events(self) -> List[str]:
+        """"dropped" (the connection closed or could not be made) or
+        "handshake" (CURVE refused) for each event since the last call."""
+        raise NotImplementedError
+
+    def _many_error(self, rid: int, h: Dict[str, Any]) -> None:
+        """An ``error`` under a submit_many message's own rid: DV_ENOTLEADER
+        (its jobs wait for a resend) or a refusal of the whole message."""
+        jobs = self._many.pop(rid)
+        if _is_not_leader(h):
+            for st in jobs:
+                if not st.accepted and not st.finished:
+                    st.unsent = True
+            self._not_leader(0, None, h.get("leader"))
+            return
+        exc = errors.from_reply(h)
+        for st in jobs:
+            if not st.accepted and not st.finished:
+                st.exc = exc
+                st._finish()
+                self._pending = {r: p for r, p in self._pending.items()
+                                 if p is not st}
+
+    def _not_leader(self, rid: int, p: Optional[_Pending], hint: Any
+                    ) -> None:
+        """Request rid was answered DV_ENOTLEADER: nothing was done, so it
+        waits for a resend to the leader the hint names."""
+        if isinstance(p, _Internal):
+            del self._pending[rid]
+            if p is self._probe:
+                self._probe = None
+        elif p is not None:
+            p.unsent = True
+        if self._move_to is not None:
+            return
+        now = time.monotonic()
+        target = leader_endpoint(hint if isinstance(hint, str) else None,
+                                 self.endpoints, self.endpoint)
+        if target is None or target == self.endpoint:
+            self._lost(now)  # no leader known yet: the next one, ~100 ms
+            return
+        self._move_to = target
+        self._move_at = max(now, self._moved_at + HINT_GAP_S)
+        self._grace_until = now + NOTLEADER_GRACE_S
+
+    def _lost(self, now: float) -> None:
+        """The member does not serve us: try the next endpoint of the list
+        (RETRY_S after the last try at the soonest)."""
+        if self._move_to is not None:
+            return
+        self._ep_i = (self._ep_i + 1) % len(self.endpoints)
+        self._move_to = self.endpoints[self._ep_i]
+        self._move_at = max(now, self._moved_at + RETRY_S)
+        self._grace_until = 0.0
+
+    def _hello_done(self, req: _Internal) -> None:
+        if req.exc is not None:
+            self._group_error = req.exc
+            self._lost(time.monotonic())
+            return
+        assert req.reply is not None
+        self._welcome(req.reply)
+        self._phase = "up"
+        self._group_error = None
+        self._last_rx = time.monotonic()
+        if self._move_to is None:
+            self._flush()
+
+    def _probe_done(self, req: _Internal) -> None:
+        if req is self._probe:
+            self._probe = None
+
+    def _flush(self) -> None:
+        """Send every request waiting for a leader, oldest first."""
+        for rid in sorted(self._pending):
+            p = self._pending[rid]
+            if not p.unsent or p.msg is None:
+                continue
+            p.unsent = False
+            t, f, frames = p.msg
+            self._io_send(header(t, rid, **f), frames)
+
+    def _tick(self) -> None:
+        """With an endpoint list: read the connection's events, probe a
+        silent member, move on to another one when it is due."""
+        now = time.monotonic()
+        for ev in self._io_events():
+            if ev == "handshake":
+                self._group_error = errors.Perm(
+                    f"CURVE handshake with {self.endpoint} failed: a "
+                    "refused key, a wrong broker key, or a plain client "
+                    "against a CURVE broker")
+            self._lost(now)
+        if self._many and self._phase == "up":  # forget answered ones
+            self._many = {r: js for r, js in self._many.items()
+                          if any(not st.accepted and not st.finished
+                                 for st in js)}
+        if self._move_to is None:
+            if self._phase == "hello":
+                if now - self._hello_at > PROBE_S:
+                    self._lost(now)
+            elif self._probe is not None:
+                if now - self._probe_at > PROBE_S:
+                    self._lost(now)
+            elif self._pending and now - self._last_rx > SILENCE_S:
+                self._probe = _Internal(("pong",), self._probe_done)
+                rid = self._open(self._probe)
+                self._probe_at = now
+                self._io_send(header("ping", rid))
+        if self._move_to is None or now < self._move_at:
+            return
+        if now < self._grace_until and any(
+                not p.unsent and not isinstance(p, (_Internal, _StreamState))
+                for p in self._pending.values()):
+            return  # the others' DV_ENOTLEADER may still be on the way
+        self._move(self._move_to, now)
+
+    def _move(self, target: str, now: float) -> None:
+        """Connect to target and say hello; what was in flight on the old
+        member is resent once welcomed (reads, follows, submits not yet
+        accepted), awaited by job id (accepted jobs), or failed with
+        errors.LeaderChanged (other writes)."""
+        old = self.endpoint
+        self._move_to = None
+        self._grace_until = 0.0
+        self._probe = None
+        self._many.clear()
+        for rid, p in list(self._pending.items()):
+            if isinstance(p, _Internal):
+                del self._pending[rid]
+            elif isinstance(p, _JobState) and p.accepted:
+                p.by_id = True
+                del self._pending[rid]
+                p._finish()
+            elif p.unsent or p.msg is None:
+                continue
+            elif isinstance(p, _JobState):
+                p.unsent = p.resent = True
+            elif isinstance(p, _StreamState) or p.msg[0] in READS:
+                p.unsent = True
+            elif isinstance(p, _Req):
+                del self._pending[rid]
+                p.fail(errors.LeaderChanged(
+                    f"the broker group's leader changed ({old} left) "
+                    f"before '{p.msg[0]}' was answered: it may or may not "
+                    "have been done; check and retry"))
+        if target in self.endpoints:
+            self._ep_i = self.endpoints.index(target)
+        self.endpoint = target
+        self._phase = "hello"
+        self._moved_at = self._hello_at = now
+        self.moves += 1
+        self._io_open(target)
+        hello = _Internal(("welcome",), self._hello_done)
+        rid = self._open(hello)
+        self._io_send(header("hello", rid, client=self._hello_name))
+
+    def _start_group(self) -> None:
+        """Connect to the first endpoint of the list (the constructor)."""
+        self.moves = -1
+        self._move(self.endpoints[0], time.monotonic())
 
     def _input_ranges(self, X: Any, batch: int
                       ) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
@@ -683,10 +1050,14 @@ class _Core:
         rid = h.get("rid", 0)
         p = pending.get(rid) if rid else None
         if p is None:
-            if t == "error":
-                self.unsolicited_errors.append(
-                    errors.from_wire(h.get("error"), h.get("job")))
+            if t == "error" and rid in self._many:
+                self._many_error(rid, h)
+            elif t == "error":
+                self.unsolicited_errors.append(errors.from_reply(h))
                 del self.unsolicited_errors[:-100]
+            return
+        if t == "error" and self._multi and _is_not_leader(h):
+            self._not_leader(rid, p, h.get("leader"))
             return
         if p.on_message(t, h, payload):
             pending.pop(rid, None)

@@ -37,8 +37,9 @@ from . import errors
 from ._api import _Api
 from ._proto import Prediction, Progress, Result
 from ._version import __version__
-from .client import (_MONITOR_EVENTS, FINISHED_STATES, MANY_BYTES, _connect,
-                     _dealer, _no_broker, _recv, _use_keys)
+from .client import (_GROUP_EVENTS, _MONITOR_EVENTS, FINISHED_STATES,
+                     MANY_BYTES, _connect, _dealer, _group_events,
+                     _no_broker, _recv, _use_keys)
 
 Payload = Union[bytes, bytearray, memoryview]
 
@@ -86,7 +87,7 @@ class Job(P._JobBase):
         return self._s.id
 
     def done(self) -> bool:
-        return self._s.finished and (not self._s.duplicate
+        return self._s.finished and (not self._s.fetch_by_id
                                      or self._s.res is not None)
 
     async def wait_id(self, timeout: Any = "default") -> int:
@@ -104,7 +105,7 @@ class Job(P._JobBase):
         await self._w.until(lambda: s.finished, timeout, f"job {s.id}")
         if s.exc is not None:
             raise s.exc
-        if s.duplicate and s.res is None:
+        if s.fetch_by_id and s.res is None:
             s.res = await self._c.wait_result(s.id, timeout=timeout)
         assert s.res is not None
         return s.res.raise_for_error()
@@ -155,7 +156,8 @@ class Stream(P._StreamBase):
                   wait: bool = False) -> Optional[int]:
         f = P.ack_fields(self.queue, self.consumer, seq, self.last_seq)
         if not wait:
-            await self._c._send(P.header("ack", 0, **f))
+            if not self._c._multi or self._c._phase == "up":
+                await self._c._send(P.header("ack", 0, **f))
             return None
         return (await self._c._call("ack", f, ("ok",))).get("acked")
 
@@ -182,7 +184,8 @@ class Stream(P._StreamBase):
 
 class Client(P._Core, _Api):
     """An asyncio connection to a Drover broker; arguments as
-    :class:`drover.Client`. Use ``async with Client(...) as c`` or
+    :class:`drover.Client` (an endpoint list follows a broker group's
+    leader the same way). Use ``async with Client(...) as c`` or
     ``c = await Client(...).connect()``; ``await c.close()`` at the end."""
 
     def __init__(self, endpoint: Optional[str] = None, *,
@@ -191,8 +194,7 @@ class Client(P._Core, _Api):
                  connect_timeout: Optional[float] = 5.0,
                  name: Optional[str] = None,
                  context: Optional[zmq.asyncio.Context] = None) -> None:
-        self._core_init()
-        self.endpoint = P.resolve_endpoint(endpoint)
+        self._core_init(endpoint, name or f"drover-python {__version__} aio")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._name = name
@@ -204,9 +206,15 @@ class Client(P._Core, _Api):
         self._sock: Optional[zmq.asyncio.Socket] = None
         self._reader: Optional[asyncio.Task] = None
         self._handshake_error: Optional[errors.DroverError] = None
+        self._raw: Optional[zmq.Socket] = None
+        self._mon: Optional[zmq.Socket] = None
+        self._mon_raw: Optional[zmq.Socket] = None
+        self._ticker: Optional[asyncio.Task] = None
 
     async def connect(self) -> "Client":
         """Open the socket and say hello (raises as drover.Client does)."""
+        if self._multi:
+            return await self._connect_group()
         sock = _dealer(self._ctx)
         self._sock = sock
         monitor = None
@@ -259,11 +267,88 @@ class Client(P._Core, _Api):
         if req._waker:
             req._waker()
 
-    async def _read_loop(self) -> None:
-        sock = self._sock
+    # ------------------------------------------- broker groups (1.6)
+
+    async def _connect_group(self) -> "Client":
+        """Reach the leader of the group the endpoint list names."""
+        try:
+            self._start_group()
+            self._ticker = asyncio.ensure_future(self._tick_loop())
+            deadline = P._Deadline(self.connect_timeout)
+            while self._phase != "up":
+                if deadline.passed():
+                    if self._group_error is not None:
+                        raise self._group_error
+                    raise errors.Timeout(
+                        "no leader of the broker group "
+                        f"{','.join(self.endpoints)} answered within "
+                        f"{self.connect_timeout} s (are they running? an "
+                        "election going on?)")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _tick_loop(self) -> None:
+        """_Core's clock: probes, timeouts and moves to another member."""
+        try:
+            while True:
+                await asyncio.sleep(0.02 if self._move_to else 0.05)
+                self._tick()
+        except asyncio.CancelledError:
+            return
+
+    def _io_open(self, endpoint: str) -> None:
+        self._close_sock()
+        sock = _dealer(self._ctx)
+        self._sock = sock
+        self.key_id = _use_keys(sock, self._key, self._broker_key)
+        mon = sock.get_monitor_socket(_GROUP_EVENTS)
+        self._mon = mon
+        self._mon_raw = zmq.Socket.shadow(mon.underlying)
+        self._raw = zmq.Socket.shadow(sock.underlying)
+        _connect(sock, endpoint)
+        self._reader = asyncio.ensure_future(self._read_loop(sock))
+
+    def _io_send(self, h: Dict[str, Any], frames: Sequence[Any] = ()
+                 ) -> None:
+        # a DEALER with no high-water mark queues at once: no await
+        assert self._raw is not None
+        if frames:
+            self._raw.send_multipart([P.pack(h), *frames], copy=False)
+        else:
+            self._raw.send(P.pack(h))
+
+    def _io_events(self) -> List[str]:
+        return _group_events(self._mon_raw)
+
+    def _close_sock(self) -> None:
+        """Drop the socket, its monitor and its reader (moving on)."""
+        if self._reader is not None:
+            if self._reader is not asyncio.current_task():
+                self._reader.cancel()
+            self._reader = None
+        if self._mon is not None:
+            if self._sock is not None:
+                try:
+                    self._sock.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+            self._mon.close(0)
+            self._mon = None
+        self._raw = self._mon_raw = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    async def _read_loop(self, sock: Optional[zmq.asyncio.Socket] = None
+                         ) -> None:
+        sock = sock or self._sock
         assert sock is not None
         # the same socket as a plain zmq.Socket: NOBLOCK reads need no future
         raw = zmq.Socket.shadow(sock.underlying)
+        multi = self._multi
         try:
             while True:
                 msg = await sock.recv_multipart(copy=False)
@@ -274,10 +359,21 @@ class Client(P._Core, _Api):
                     except zmq.Again:
                         break
                     self._dispatch(msg)
+                if multi:
+                    self._last_rx = time.monotonic()
         except (asyncio.CancelledError, zmq.ZMQError):
             return
 
     async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except BaseException:
+                pass
+            self._ticker = None
+        if self._mon is not None:
+            self._close_sock()
         if self._reader is not None:
             self._reader.cancel()
             try:
@@ -298,7 +394,7 @@ class Client(P._Core, _Api):
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return self._waiting()
 
     # ----------------------------------------------------------- I/O
 
@@ -306,7 +402,9 @@ class Client(P._Core, _Api):
                     ) -> None:
         if self._sock is None:
             raise errors.Invalid("client not connected (await connect())")
-        if frames:
+        if self._multi:
+            self._io_send(h, frames)
+        elif frames:
             await self._sock.send_multipart([P.pack(h), *frames], copy=False)
         else:
             await self._sock.send(P.pack(h))
@@ -318,7 +416,8 @@ class Client(P._Core, _Api):
         req, rid, timeout = self._request(want, timeout)
         w = _Waiter(req)
         try:
-            await self._send(P.header(t, rid, **fields), frames)
+            if not self._hold(req, t, fields, frames):
+                await self._send(P.header(t, rid, **fields), frames)
             await w.until(lambda: req.finished, timeout, t)
         finally:
             self._pending.pop(rid, None)
@@ -349,7 +448,10 @@ class Client(P._Core, _Api):
         job = Job(self, st, fields["kind"])
         rid = self._open(st)
         try:
-            await self._send(P.header("submit", rid, **fields), frames)
+            if self._multi:
+                self._keyed(fields)
+            if not self._hold(st, "submit", fields, frames):
+                await self._send(P.header("submit", rid, **fields), frames)
         except BaseException:
             self._pending.pop(rid, None)
             raise
@@ -409,7 +511,8 @@ class Client(P._Core, _Api):
             return jobs
         for group in P.group_items(items, MANY_BYTES):
             h, frames, states = self._open_many(group)
-            await self._send(h, frames)
+            if h is not None:
+                await self._send(h, frames)
             jobs.extend(Job(self, st, f["kind"])
                         for st, (f, _) in zip(states, group))
         return jobs
@@ -536,10 +639,11 @@ class Client(P._Core, _Api):
         st = P._StreamState()
         w = _Waiter(st)
         rid = self._open(st)
+        f = {"queue": queue, "consumer": consumer, "window": window,
+             "from": start}
         try:
-            await self._send(P.header("follow", rid, queue=queue,
-                                      consumer=consumer, window=window,
-                                      **{"from": start}))
+            if not self._hold(st, "follow", f):
+                await self._send(P.header("follow", rid, **f))
             await w.until(st.answered, self.timeout, "follow")
         except BaseException:
             self._pending.pop(rid, None)

@@ -42,6 +42,11 @@ FINISHED_STATES = P.FINISHED_STATES
 _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH
                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+#: what a client following a broker group watches on its connection: a
+#: member gone (kill -9 closes the TCP connection at once), one that
+#: cannot be reached, a refused handshake
+_GROUP_EVENTS = (_MONITOR_EVENTS | zmq.EVENT_DISCONNECTED
+                 | zmq.EVENT_CONNECT_RETRIED)
 #: bytes of inputs one submit_many message carries at most
 MANY_BYTES = 64 << 20
 
@@ -92,6 +97,24 @@ def _no_broker(endpoint: str, timeout: Optional[float]) -> errors.Timeout:
                           "starts one)")
 
 
+def _group_events(mon: Optional[zmq.Socket]) -> List[str]:
+    """The monitor events waiting on mon (a plain socket), as _Core wants
+    them: "handshake" or "dropped"."""
+    out: List[str] = []
+    if mon is None:
+        return out
+    from zmq.utils.monitor import parse_monitor_message
+    while True:
+        try:
+            ev = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            return out
+        except zmq.ZMQError:
+            return out
+        out.append("handshake" if ev["event"] & _MONITOR_EVENTS
+                   else "dropped")
+
+
 def _recv(sock: zmq.Socket, flags: int = 0) -> List[zmq.Frame]:
     """One multipart message as zmq Frames (no copies; about twice as fast
     as recv_multipart(copy=False) for small messages)."""
@@ -135,7 +158,7 @@ class Job(P._JobBase):
         s = self._s
         if not s.finished:
             self._c._drain()
-        if s.duplicate:
+        if s.fetch_by_id:
             return self._dup_result(0) is not None
         return s.finished
 
@@ -159,7 +182,7 @@ class Job(P._JobBase):
             self._c._pump(lambda: s.finished, timeout)
         if s.exc is not None:
             raise s.exc
-        if s.duplicate:
+        if s.fetch_by_id:
             res = self._dup_result(timeout)
             if res is None:
                 raise errors.Timeout(f"job {s.id}: no result in time")
@@ -231,7 +254,7 @@ class Stream(P._StreamBase):
         shows in ``client.unsolicited_errors``)."""
         f = P.ack_fields(self.queue, self.consumer, seq, self.last_seq)
         if not wait:
-            self._c._send(P.header("ack", 0, **f))
+            self._c._send_ack(f)
             return None
         return self._c._call("ack", f, ("ok",)).get("acked")
 
@@ -259,6 +282,13 @@ class Client(P._Core, _Api):
     """A connection to a Drover broker (ZeroMQ DEALER, protocol 1.4).
 
     ``endpoint``: default ``$DROVER_BROKER``, else tcp://127.0.0.1:7470.
+    A comma-separated list (``tcp://a:7470,tcp://b:7470,tcp://c:7470``)
+    names the members of a broker group (1.6): the client talks to the
+    leader, follows DV_ENOTLEADER's hint, moves on through the list when
+    its member dies or goes silent, resends what is safe to resend (reads,
+    submits: each gets an automatic idempotency key) and waits for
+    accepted jobs by id; a write whose answer never came raises
+    :class:`errors.LeaderChanged`. ``endpoint`` is the member in use.
     ``key``/``broker_key``: CURVE, as libdrover: our key file (``.key``,
     from ``drover keygen``) and the broker's public key (a ``.pub`` file or
     a 40-character Z85 string); default ``$DROVER_KEY`` /
@@ -276,15 +306,20 @@ class Client(P._Core, _Api):
                  connect_timeout: Optional[float] = 5.0,
                  name: Optional[str] = None,
                  context: Optional[zmq.Context] = None) -> None:
-        self._core_init()
-        self.endpoint = P.resolve_endpoint(endpoint)
+        self._core_init(endpoint, name or f"drover-python {__version__}")
         self.timeout = timeout
         self._owner = threading.get_ident()
         self._sock: Optional[zmq.Socket] = None
+        self._mon: Optional[zmq.Socket] = None
+        self._monitor: Optional[zmq.Socket] = None
         self._ctx = context or zmq.Context.instance()
         key = key or P.os.environ.get("DROVER_KEY") or None
         broker_key = broker_key or P.os.environ.get("DROVER_BROKER_KEY") or None
+        self._key, self._broker_key = key, broker_key
         self.key_id: Optional[str] = None
+        if self._multi:
+            self._connect_group(connect_timeout)
+            return
         sock = _dealer(self._ctx)
         self._sock = sock
         monitor = None
@@ -314,6 +349,60 @@ class Client(P._Core, _Api):
 
     # ------------------------------------------------------ connection
 
+    def _connect_group(self, connect_timeout: Optional[float]) -> None:
+        """Reach the leader of the group the endpoint list names."""
+        try:
+            self._start_group()
+            self._pump(lambda: self._phase == "up", connect_timeout)
+        except errors.Timeout:
+            self.close()
+            if self._group_error is not None:
+                raise self._group_error from None
+            raise errors.Timeout(
+                f"no leader of the broker group {','.join(self.endpoints)} "
+                f"answered within {connect_timeout} s (are they running? "
+                "an election going on?)") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _io_open(self, endpoint: str) -> None:
+        self._close_sock(0)
+        sock = _dealer(self._ctx)
+        try:
+            self.key_id = _use_keys(sock, self._key, self._broker_key)
+            self._mon = sock.get_monitor_socket(_GROUP_EVENTS)
+            _connect(sock, endpoint)
+        except BaseException:
+            self._sock = sock
+            self._close_sock(0)
+            raise
+        self._sock = sock
+
+    def _io_send(self, h: Dict[str, Any], frames: Sequence[Any] = ()
+                 ) -> None:
+        assert self._sock is not None
+        if frames:
+            self._sock.send_multipart([P.pack(h), *frames], copy=False)
+        else:
+            self._sock.send(P.pack(h))
+
+    def _io_events(self) -> List[str]:
+        return _group_events(self._mon)
+
+    def _close_sock(self, linger: int) -> None:
+        if self._mon is not None and self._sock is not None:
+            try:
+                self._sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+        if self._mon is not None:
+            self._mon.close(0)
+            self._mon = None
+        if self._sock is not None:
+            self._sock.close(linger)
+            self._sock = None
+
     def _check_monitor(self) -> None:
         mon = getattr(self, "_monitor", None)
         if mon is None or not mon.poll(0):
@@ -336,9 +425,7 @@ class Client(P._Core, _Api):
     def close(self) -> None:
         """Close the socket (pending jobs are abandoned; their results stay
         on the broker for ``result_get``)."""
-        if self._sock is not None:
-            self._sock.close(200)
-            self._sock = None
+        self._close_sock(200)
         self._pending.clear()
 
     def __enter__(self) -> "Client":
@@ -349,8 +436,7 @@ class Client(P._Core, _Api):
 
     def __del__(self) -> None:
         try:
-            if self._sock is not None:
-                self._sock.close(0)
+            self._close_sock(0)
         except Exception:
             pass
 
@@ -361,7 +447,7 @@ class Client(P._Core, _Api):
     @property
     def pending(self) -> int:
         """Requests and jobs still waiting for an answer."""
-        return len(self._pending)
+        return self._waiting()
 
     # ----------------------------------------------------------- I/O
 
@@ -397,11 +483,17 @@ class Client(P._Core, _Api):
         s = self._sock_or_raise()
         deadline = None if timeout is None else time.monotonic() + timeout
         dispatch = self._dispatch
+        multi = self._multi
         while not done():
             try:
                 msg = _recv(s, zmq.NOBLOCK)
             except zmq.Again:
-                if self._monitor is not None:
+                if multi:
+                    self._tick()
+                    s = self._sock_or_raise()
+                    if done():
+                        return
+                elif self._monitor is not None:
                     self._check_monitor()
                 if deadline is None:
                     wait = 1000 if self._monitor is None else 50
@@ -414,9 +506,13 @@ class Client(P._Core, _Api):
                     wait = int(left * 1000) + 1
                     if self._monitor is not None:
                         wait = min(wait, 50)
+                if multi:
+                    wait = min(wait, 20 if self._move_to else 50)
                 s.poll(wait)
                 continue
             dispatch(msg)
+            if multi:
+                self._last_rx = time.monotonic()
 
     def _call(self, t: str, fields: Dict[str, Any],
               want: Tuple[str, ...], frames: Sequence[Any] = (),
@@ -430,7 +526,8 @@ class Client(P._Core, _Api):
                      ) -> Tuple[Dict[str, Any], List[Any]]:
         req, rid, timeout = self._request(want, timeout)
         try:
-            self._send(P.header(t, rid, **fields), frames)
+            if not self._hold(req, t, fields, frames):
+                self._send(P.header(t, rid, **fields), frames)
             self._pump(lambda: req.finished, timeout)
         finally:
             self._pending.pop(rid, None)
@@ -438,6 +535,12 @@ class Client(P._Core, _Api):
 
     def _then(self, r: Any, fn: Callable[[Any], Any]) -> Any:
         return fn(r)
+
+    def _send_ack(self, f: Dict[str, Any]) -> None:
+        """A stream ack, not answered (lost while the group has no leader
+        for us: the broker then resends from the last ack it stored)."""
+        if not self._multi or self._phase == "up":
+            self._send(P.header("ack", 0, **f))
 
     def ping(self, timeout: Any = "default") -> float:
         """Round trip to the broker in seconds."""
@@ -453,7 +556,10 @@ class Client(P._Core, _Api):
         st = P._JobState(on_progress)
         rid = self._open(st)
         try:
-            self._send(P.header("submit", rid, **fields), frames)
+            if self._multi:
+                self._keyed(fields)
+            if not self._hold(st, "submit", fields, frames):
+                self._send(P.header("submit", rid, **fields), frames)
         except BaseException:
             self._pending.pop(rid, None)
             raise
@@ -531,7 +637,8 @@ class Client(P._Core, _Api):
     def _send_many(self, group: Sequence[Tuple[Dict[str, Any], Any]]
                    ) -> List[Job]:
         h, frames, states = self._open_many(group)
-        self._send(h, frames)
+        if h is not None:
+            self._send(h, frames)
         return [Job(self, st, f["kind"]) for st, (f, _) in zip(states, group)]
 
     # ---------------------------------------------------------- infer
@@ -705,7 +812,8 @@ class Client(P._Core, _Api):
         f = {"queue": queue, "consumer": consumer, "window": window,
              "from": start}
         try:
-            self._send(P.header("follow", rid, **f))
+            if not self._hold(st, "follow", f):
+                self._send(P.header("follow", rid, **f))
             self._pump(st.answered, self.timeout)
         except BaseException:
             self._pending.pop(rid, None)

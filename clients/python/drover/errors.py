@@ -15,7 +15,7 @@ handshake is :class:`Perm`.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 
 class DroverError(Exception):
@@ -72,6 +72,7 @@ _NAMES = {
     "DV_EQUARANTINED": "Quarantined",
     "DV_EPERM": "Perm",
     "DV_ELIMIT": "Limit",
+    "DV_ENOTLEADER": "NotLeader",
 }
 
 Invalid = _register("DV_EINVAL", "a request field is out of range.",
@@ -108,6 +109,21 @@ Quarantined = _register("DV_EQUARANTINED", "workers died running the job.")
 Perm = _register("DV_EPERM", "the key lacks the role, queue or ownership "
                  "(or the CURVE handshake was refused).", PermissionError)
 Limit = _register("DV_ELIMIT", "a per-key or per-connection limit.")
+NotLeader = _register("DV_ENOTLEADER",
+                      "the broker is a member of a broker group but not its "
+                      "leader: nothing was done, the request is safe to "
+                      "send again to the leader (``.leader``: its client "
+                      "endpoint, None while no leader is known). A client "
+                      "given a list of endpoints follows it by itself.")
+NotLeader.leader = None  # type: ignore[attr-defined]
+
+
+class LeaderChanged(IO):  # type: ignore[misc,valid-type]
+    """The broker group's leader changed (the member the client talked to
+    died, went silent, or stepped down) before a write was answered: it may
+    or may not have been applied. Check (``job``, ``model``, ...) and retry.
+    Only a client given a list of endpoints raises it; a submit is never
+    failed this way (it is resent with its idempotency key)."""
 
 #: Alias: the wire name is DV_ETIMEDOUT.
 TimedOut = Timeout
@@ -129,5 +145,18 @@ def from_wire(err: object, job: Optional[int] = None) -> DroverError:
     return cls(text, code=code, job=job)
 
 
-__all__ = ["DroverError", "TimedOut", "error_class", "from_wire"] + list(
+def from_reply(h: Dict[str, Any]) -> DroverError:
+    """The exception for an ``error`` message: as :func:`from_wire`, and a
+    :class:`NotLeader` gets the message's ``leader`` hint."""
+    e = from_wire(h.get("error"), h.get("job"))
+    if isinstance(e, NotLeader):
+        hint = h.get("leader")
+        e.leader = hint if isinstance(hint, str) and hint else None
+        if e.leader:
+            e.args = (f"{e.args[0]} (leader: {e.leader})",)
+    return e
+
+
+__all__ = ["DroverError", "LeaderChanged", "TimedOut", "error_class",
+           "from_wire", "from_reply"] + list(
     _NAMES.values())

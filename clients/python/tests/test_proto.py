@@ -137,3 +137,51 @@ def test_split_rows_bounds():
     r = P.split_rows(1000, 1000, 4096, 1 << 20)
     assert all((b - a) * 1000 * 4 <= 1 << 19 for a, b in r)
     assert r[-1][1] == 1000
+
+
+def test_endpoint_lists(monkeypatch):
+    assert P.parse_endpoints("tcp://a:1") == ["tcp://a:1"]
+    assert P.parse_endpoints(" tcp://a:1, tcp://b:2 ,") == ["tcp://a:1",
+                                                           "tcp://b:2"]
+    with pytest.raises(errors.Invalid):
+        P.parse_endpoints(" , ")
+    monkeypatch.setenv("DROVER_BROKER", "tcp://a:1,tcp://b:2")
+    core = P._Core()
+    core._core_init()
+    assert core.endpoints == ["tcp://a:1", "tcp://b:2"] and core._multi
+    core._core_init("tcp://c:3")
+    assert core.endpoints == ["tcp://c:3"] and not core._multi
+    # a submit gets an automatic key with a list only, never over the
+    # caller's own
+    assert "idempotency_key" not in core._keyed({})
+    core._core_init("tcp://a:1,tcp://b:2")
+    assert len(core._keyed({})["idempotency_key"]) == 32
+    assert core._keyed({"idempotency_key": "mine"})["idempotency_key"] == \
+        "mine"
+
+
+def test_leader_hint_mapping():
+    eps = ["tcp://h1:7470", "tcp://h2:7471", "tcp://h3:7472"]
+    cur = "tcp://h1:7470"
+    assert P.leader_endpoint(None, eps, cur) is None
+    assert P.leader_endpoint("", eps, cur) is None
+    assert P.leader_endpoint("tcp://h2:7471", eps, cur) == "tcp://h2:7471"
+    # bound to any address: the list entry with that port
+    assert P.leader_endpoint("tcp://0.0.0.0:7472", eps, cur) == eps[2]
+    assert P.leader_endpoint("tcp://*:7471", eps, cur) == eps[1]
+    # no entry with that port: the current member's host
+    assert P.leader_endpoint("tcp://*:9000", eps, cur) == "tcp://h1:9000"
+    # a member not in the list (added later) is reached as named
+    assert P.leader_endpoint("tcp://h4:7470", eps, cur) == "tcp://h4:7470"
+    assert P.leader_endpoint("ipc:///tmp/x", eps, cur) == "ipc:///tmp/x"
+
+
+def test_not_leader_error_carries_the_hint():
+    e = errors.from_reply({"t": "error", "rid": 1, "leader": "tcp://b:1",
+                           "error": {"name": "DV_ENOTLEADER", "text": "no"}})
+    assert isinstance(e, errors.NotLeader) and e.leader == "tcp://b:1"
+    assert "tcp://b:1" in str(e)
+    e = errors.from_reply({"t": "error", "rid": 1,
+                           "error": {"name": "DV_ENOTLEADER", "text": "no"}})
+    assert isinstance(e, errors.NotLeader) and e.leader is None
+    assert issubclass(errors.LeaderChanged, errors.DroverError)
