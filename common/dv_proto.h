@@ -112,7 +112,10 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(SUBMIT_MANY, "submit_many")                                             \
     XX(RESULTS, "results")                                                     \
     XX(ACCEPTED_MANY, "accepted_many")                                         \
-    XX(RELEASE, "release")
+    XX(RELEASE, "release")                                                     \
+    XX(CLUSTER, "cluster")                                                     \
+    XX(MEMBER_ADD, "member_add")                                               \
+    XX(MEMBER_REMOVE, "member_remove")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
