@@ -185,8 +185,8 @@ fake_run(void *arg)
                 dv_msgw_t *w = dv_msgw_error_reply(rid, 0, DV_ENOTLEADER,
                                                    "not the leader (a fake)");
                 dv_msgw_str(w, "leader", f->leader);
+                atomic_fetch_add(&f->notleaders, 1); // counted before seen
                 reply(s, &in, w);
-                atomic_fetch_add(&f->notleaders, 1);
             }
             dv_msg_destroy(&m);
             dv_wire_msg_close(&in);
@@ -409,7 +409,51 @@ test_silent_member_left(void)
     DV_CHECK_EQ(dv_tcluster_down(&c, dv_test_failed), 0);
 }
 
+static void
+test_worker_follows_hint(void)
+{
+    dv_tcluster_t c;
+    fake_t f;
+    bool up = dv_tcluster_up(&c, 0, "0"); // no worker but ours
+    fake_start(&f, c.dir, "fakew.sock", c.wep, FAKE_FOLLOWER);
+    if (up) {
+        // A one-entry list naming a follower: its hint is followed.
+        const char *args[] = {"--broker",
+                              f.ep,
+                              "--name",
+                              "wg",
+                              "--heartbeat-ms",
+                              DV_TCLUSTER_HEARTBEAT_MS,
+                              NULL};
+        c.workers[0] =
+            dv_proc_start("DROVER_WORKER_BIN", args, c.dir, "worker0.log");
+        char ready[9000] = "";
+        DV_CHECK(c.workers[0].pid &&
+                 dv_proc_wait_ready(&c.workers[0], ready, sizeof ready));
+        DV_CHECK(strstr(ready, c.wep) != NULL); // welcomed by the leader
+        DV_CHECK_GE(atomic_load(&f.registers), 1);
+        DV_CHECK_GE(atomic_load(&f.notleaders), 1);
+        drover_error_t err = {0};
+        for (int i = 0; i < 3; i++) {
+            drover_job_t job = DROVER_JOB_INIT;
+            job.payload = "w";
+            job.payload_len = 1;
+            drover_result_t *r = NULL;
+            CHECK_DRC(drover_run(c.d, &job, WAIT_MS, &r, &err), 0, &err);
+            bool ok = drover_result_ok(r) &&
+                      strcmp(drover_result_worker(r), "wg") == 0;
+            drover_result_destroy(&r);
+            DV_CHECK(ok);
+        }
+    }
+    fake_stop(&f);
+    DV_CHECK(up);
+    DV_CHECK_EQ(dv_tcluster_down(&c, dv_test_failed), 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"a worker follows a follower's hint to the leader",
+     test_worker_follows_hint},
     {"a list: dead endpoint, follower, leader", test_dead_follower_leader},
     {"redirected submits keep their automatic keys",
      test_redirected_submits_keep_keys},
