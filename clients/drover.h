@@ -61,7 +61,8 @@ const char *drover_err_name(int code);
 typedef struct drover drover_t;
 
 // Connect to the broker at endpoint (NULL: $DROVER_BROKER, else
-// DROVER_DEFAULT_ENDPOINT) and say hello; waits up to timeout_ms (<0:
+// DROVER_DEFAULT_ENDPOINT; a comma-separated list names a broker group:
+// see "broker groups" below) and say hello; waits up to timeout_ms (<0:
 // forever) for the broker's welcome. With $DROVER_KEY and
 // $DROVER_BROKER_KEY set, as drover_connect_key with them. Returns 0 and
 // *out, DV_ETIMEDOUT (no broker answered), DV_EVERSION (the broker speaks
@@ -88,7 +89,8 @@ int drover_connect_key(drover_t **out,
 // keeps them for drover_wait from another connection). NULL-safe.
 void drover_destroy(drover_t **self_p);
 
-// The endpoint in use. Borrowed.
+// The endpoint in use (with a list: the member connected now). Borrowed;
+// valid until the next call on self.
 const char *drover_endpoint(const drover_t *self);
 
 // ------------------------------------------------------------------ jobs
@@ -799,6 +801,63 @@ int drover_audit(drover_t *self,
 // NULL) gets how many it holds now. DV_EPERM without the admin role;
 // DV_EINVAL in plain mode; a bad key file: its error (the old keys stay).
 int drover_admin_reload(drover_t *self, size_t *keys, drover_error_t *err);
+
+// ---------------------------------------------------------- broker groups
+//
+// A group is 3 or 5 drover-brokers replicating one state (raft; protocol
+// 1.6); only its leader serves. Give drover_connect every member's client
+// endpoint, comma-separated ("tcp://a:7470,tcp://b:7470,tcp://c:7470"; so
+// does $DROVER_BROKER): the connection finds the leader, follows it when
+// it changes (a member answering DV_ENOTLEADER, a dropped or silent
+// connection: a `ping` after 400 ms of silence), and sends again what it
+// safely can: reads, requests a member refused with DV_ENOTLEADER, and
+// submits not yet accepted — with a list every submit without an
+// idempotency_key gets a random one, so a resent job never runs twice.
+// Jobs accepted before the change get their results from the new leader by
+// job id (it does not push them). Any other write whose answer never came
+// fails with DV_EIO, saying the leader changed and its outcome is unknown:
+// check, then retry. Blocking calls keep trying within their timeout. One
+// endpoint behaves as without groups (DV_ENOTLEADER is an error).
+
+// One member of a group, as `cluster` reports it. Strings are "" when not
+// known yet.
+typedef struct {
+    uint64_t id;
+    char raft[256];   // HOST:PORT of its raft traffic
+    char client[256]; // its endpoints
+    char worker[256]; //
+    char http[256];   //
+    bool voter;       // counts for the majority
+    char role[16];    // "leader", "follower", "candidate" or "unknown"
+    uint64_t match;   // the leader's view: highest log index it holds
+} drover_member_t;
+
+typedef struct {
+    uint64_t self;            // the answering member's id (0: not in a group)
+    uint64_t leader;          // the leader's id (0: none known)
+    uint64_t term;            // raft term
+    uint64_t commit;          // highest committed log index
+    uint64_t applied;         // highest applied
+    uint64_t last;            // last in the log (a member's lag: last - match)
+    drover_member_t *members; // owned: drover_cluster_clear frees them
+    size_t n_members;         // 0 for a single broker
+} drover_cluster_t;
+
+// The group as the connected member sees it (any member answers, leader or
+// not). A single broker of 1.6 answers with no members; an older one with
+// its error for an unknown request. Fills *out (free its members with
+// drover_cluster_clear, also after a failure).
+int drover_cluster(drover_t *self, drover_cluster_t *out, drover_error_t *err);
+void drover_cluster_clear(drover_cluster_t *c);
+
+// Add member id, whose raft traffic is at raft ("HOST:PORT"; start it with
+// --raft-join), to the group / remove member id. Returns once the change is
+// committed (the admin role with CURVE), or the broker's error.
+int drover_member_add(drover_t *self,
+                      uint64_t id,
+                      const char *raft,
+                      drover_error_t *err);
+int drover_member_remove(drover_t *self, uint64_t id, drover_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -204,3 +204,83 @@ drover_status_clear(drover_status_t *s)
     free(s->queues);
     memset(s, 0, sizeof *s);
 }
+
+// ------------------------------------------------------- broker groups
+
+static void
+member_from_obj(const msgpack_object *o, void *item)
+{
+    drover_member_t *m = item;
+    m->id = drv_obj_uint(o, "id");
+    drv_copy_obj_str(dv_msgpack_get(o, "raft"), m->raft, sizeof m->raft);
+    drv_copy_obj_str(dv_msgpack_get(o, "client"), m->client, sizeof m->client);
+    drv_copy_obj_str(dv_msgpack_get(o, "worker"), m->worker, sizeof m->worker);
+    drv_copy_obj_str(dv_msgpack_get(o, "http"), m->http, sizeof m->http);
+    const msgpack_object *v = dv_msgpack_get(o, "voter");
+    m->voter = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+    drv_copy_obj_str(dv_msgpack_get(o, "role"), m->role, sizeof m->role);
+    m->match = drv_obj_uint(o, "match");
+}
+
+int
+drover_cluster(drover_t *self, drover_cluster_t *out, drover_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_CLUSTER, rid);
+    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_CLUSTER,
+                         drv_deadline_of(10000), err);
+    if (rc == 0) {
+        const msgpack_object *root = drv_reply_root(self);
+        out->self = drv_obj_uint(root, "self");
+        out->leader = drv_obj_uint(root, "leader");
+        out->term = drv_obj_uint(root, "term");
+        out->commit = drv_obj_uint(root, "commit");
+        out->applied = drv_obj_uint(root, "applied");
+        out->last = drv_obj_uint(root, "last");
+        out->members = drv_reply_list(self, "members", sizeof *out->members,
+                                      member_from_obj, &out->n_members);
+    }
+    drv_drop_reply(self);
+    return rc;
+}
+
+void
+drover_cluster_clear(drover_cluster_t *c)
+{
+    free(c->members);
+    memset(c, 0, sizeof *c);
+}
+
+int
+drover_member_add(drover_t *self,
+                  uint64_t id,
+                  const char *raft,
+                  drover_error_t *err)
+{
+    if (id == 0 || !raft || !*raft) {
+        return drv_set_err(err, &(dv_error_t){DV_EINVAL,
+                                              "a member needs an id (> 0) "
+                                              "and its raft HOST:PORT"});
+    }
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MEMBER_ADD, rid);
+    dv_msgw_uint(w, "id", id);
+    dv_msgw_str(w, "raft", raft);
+    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
+                         drv_deadline_of(30000), err);
+    drv_drop_reply(self);
+    return rc;
+}
+
+int
+drover_member_remove(drover_t *self, uint64_t id, drover_error_t *err)
+{
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_MEMBER_REMOVE, rid);
+    dv_msgw_uint(w, "id", id);
+    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
+                         drv_deadline_of(30000), err);
+    drv_drop_reply(self);
+    return rc;
+}

@@ -108,6 +108,11 @@ drv_req_remove(drover_t *self, req_t *r)
         if (*p == r) {
             *p = r->next;
             self->n_reqs--;
+            if (r->orphan) {
+                self->n_orphans--;
+            }
+            free(r->resend);
+            free(r->resend_frame);
             drover_result_destroy(&r->result);
             drover_result_destroy(&r->ready);
             free(r);
@@ -257,11 +262,29 @@ deliver(drover_t *self, req_t *r, const dv_msg_t *m)
     }
 }
 
-// Request r's job was accepted as job.
+void
+drv_req_orphan(drover_t *self, req_t *r)
+{
+    if (!r->orphan) {
+        r->orphan = true;
+        self->n_orphans++;
+    }
+    r->poll_at_ms = drv_now_ms();
+    r->poll_pause_ms = 5;
+}
+
+// Request r's job was accepted as job (duplicate: an earlier submit's, whose
+// result is not pushed on this rid).
 static void
-accepted(drover_t *self, req_t *r, uint64_t job)
+accepted(drover_t *self, req_t *r, uint64_t job, bool duplicate)
 {
     r->job = job;
+    free(r->resend);
+    free(r->resend_frame);
+    r->resend = r->resend_frame = NULL;
+    if (duplicate && !r->ack_only && !r->stream) {
+        drv_req_orphan(self, r);
+    }
     if (r->ack_only && !r->ready) {
         drover_result_t *res = dv_calloc(1, sizeof *res);
         res->job = r->job;
@@ -288,7 +311,7 @@ take_accepted(drover_t *self, const dv_msg_t *m)
         }
         req_t *r = req_find(self, rid);
         if (r) {
-            accepted(self, r, job);
+            accepted(self, r, job, false);
         }
     }
 }
@@ -349,6 +372,11 @@ handle(drover_t *self, dv_wire_msg_t *in)
         return false;
     }
     dv_msg_type_t t = dv_msg_type(m);
+    if (self->n_eps > 1 && drv_group_saw(self, m)) {
+        dv_msg_destroy(&m); // DV_ENOTLEADER: sent again to the leader
+        dv_wire_msg_close(in);
+        return false;
+    }
     if (rid && rid == self->want_rid &&
         (t != DV_MSG_RESULT || !req_find(self, rid))) {
         // The blocking call's reply (a result here answers a result_get).
@@ -360,10 +388,28 @@ handle(drover_t *self, dv_wire_msg_t *in)
         return true;
     }
     req_t *r = rid ? req_find(self, rid) : NULL;
-    if (r && t == DV_MSG_ACCEPTED) {
+    if (r && r->orphan && (t == DV_MSG_RESULT || t == DV_MSG_ERROR)) {
+        // The answer to drv_orphans_poll's result_get.
+        int code = 0;
+        char text[DV_ERROR_TEXT_MAX] = "";
+        if (t == DV_MSG_ERROR) {
+            dv_msg_error(m, &code, text, sizeof text, &e);
+        }
+        if (code == DV_ENOENT && strstr(text, "not finished")) {
+            r->poll_at_ms = drv_now_ms() + r->poll_pause_ms;
+            r->poll_pause_ms =
+                r->poll_pause_ms < 200 ? r->poll_pause_ms * 2 : 200;
+        } else {
+            r->orphan = false;
+            self->n_orphans--;
+            deliver(self, r, m);
+        }
+    } else if (r && t == DV_MSG_ACCEPTED) {
         uint64_t job = 0;
+        bool dup = false;
         dv_msg_uint(m, "job", &job, &e);
-        accepted(self, r, job);
+        dv_msg_bool_or(m, "duplicate", false, &dup, &e);
+        accepted(self, r, job, dup);
     } else if (t == DV_MSG_ACCEPTED_MANY) {
         take_accepted(self, m);
     } else if (r && t == DV_MSG_PROGRESS) {
@@ -430,8 +476,8 @@ have_ready(const drover_t *self, const void *arg)
 
 // While connecting: read the socket monitor; true once a handshake failed
 // (refused key, mechanism mismatch): waiting longer would not help.
-static bool
-monitor_failed(drover_t *self)
+bool
+drv_monitor_failed(drover_t *self)
 {
     for (;;) {
         zmq_msg_t ev;
@@ -459,6 +505,9 @@ monitor_failed(drover_t *self)
             event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             self->hs_failed = event;
             self->hs_status = (int)value;
+        } else if (event == ZMQ_EVENT_DISCONNECTED ||
+                   event == ZMQ_EVENT_CONNECT_RETRIED) {
+            self->dropped = true; // only a group's monitor asks for these
         }
     }
 }
@@ -477,8 +526,19 @@ drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg)
                 return 0;
             }
         }
-        if (got < 0) {
+        if (got < 0 && self->n_eps > 1) {
+            self->failover_due = true;
+        } else if (got < 0) {
             return DV_EIO;
+        }
+        if (self->n_eps > 1) {
+            int rc = drv_group_check(self, deadline);
+            if (rc) {
+                return rc;
+            }
+            if (self->want_lost && done == have_reply) {
+                return DV_EIO;
+            }
         }
         if (!done || done(self, arg)) {
             return 0;
@@ -487,13 +547,21 @@ drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg)
         if (deadline >= 0 && left <= 0) {
             return DV_ETIMEDOUT;
         }
+        long wait = (long)left;
+        if (self->n_orphans) {
+            long next = drv_orphans_poll(self);
+            wait = next >= 0 && (wait < 0 || next < wait) ? next : wait;
+        }
+        if (self->n_eps > 1 && (wait < 0 || wait > 100)) {
+            wait = 100; // silence is measured between polls
+        }
         zmq_pollitem_t items[2] = {{self->sock, 0, ZMQ_POLLIN, 0},
                                    {self->monitor, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, self->monitor ? 2 : 1, (long)left) < 0 &&
+        if (zmq_poll(items, self->monitor ? 2 : 1, wait) < 0 &&
             zmq_errno() != EINTR) {
             return DV_EIO;
         }
-        if (self->monitor && monitor_failed(self)) {
+        if (self->monitor && drv_monitor_failed(self)) {
             return DV_EPERM;
         }
     }
@@ -520,11 +588,34 @@ drv_request(drover_t *self,
 {
     drv_drop_reply(self);
     self->want_rid = rid;
+    if (self->n_eps > 1) { // kept to send again to a new leader
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &len);
+        self->want_copy = dv_malloc(len);
+        memcpy(self->want_copy, h, len);
+        self->want_copy_len = len;
+        self->want_frames = frames;
+        self->want_n = n;
+        self->want_notleader = self->want_lost = false;
+    }
     drv_send_msg(self, w, frames, n);
     dv_error_t e = {0};
     int rc = drv_pump(self, deadline, have_reply, NULL);
     self->want_rid = 0;
-    if (rc == DV_ETIMEDOUT) {
+    bool lost = self->want_lost;
+    if (self->want_copy) {
+        free(self->want_copy);
+        self->want_copy = NULL;
+        self->want_frames = NULL;
+        self->want_lost = false;
+    }
+    if (rc == DV_EIO && lost) {
+        dv_errorf(&e, rc,
+                  "the broker group's leader changed before this request "
+                  "was answered: whether it took effect is unknown (check, "
+                  "then retry); now connected to %s",
+                  self->endpoint);
+    } else if (rc == DV_ETIMEDOUT) {
         dv_errorf(&e, rc, "no answer from the broker at %s", self->endpoint);
     } else if (rc) {
         dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
@@ -606,12 +697,71 @@ use_keys(drover_t *self,
     }
     if (rc == 0) {
         snprintf(self->key_id, sizeof self->key_id, "%s", k.id);
-        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, server, 32);
-        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, k.public_key, 32);
-        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, k.secret_key, 32);
+        memcpy(self->server_key, server, 32);
+        memcpy(self->public_key, k.public_key, 32);
+        memcpy(self->secret_key, k.secret_key, 32);
+        self->curve = true;
     }
     dv_key_clear(&k);
     return rc;
+}
+
+int
+drv_sock_open(drover_t *self, const char *ep, dv_error_t *e)
+{
+    if (self->monitor) {
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+    if (self->sock) { // a group member left: what it had queued goes too
+        int zero = 0;
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(self->sock);
+    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", ep);
+    self->dropped = false;
+    self->hs_failed = 0;
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    int hwm = HWM, linger = 200;
+    int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (self->curve) {
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, self->server_key, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->public_key, 32);
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->secret_key, 32);
+    }
+    // Watch the handshake while connecting: a refusal ends the wait. A
+    // group's socket is watched for as long as it lives: a dropped
+    // connection (the member died) or a refused one means moving on.
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (self->n_eps > 1) {
+        events |= ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED;
+    }
+    char mon[80];
+    snprintf(mon, sizeof mon, "inproc://drover-monitor-%p-%u", (void *)self,
+             self->mon_gen++);
+    if (zmq_socket_monitor(self->sock, mon, events) == 0) {
+        self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+        if (zmq_connect(self->monitor, mon) != 0) {
+            zmq_close(self->monitor);
+            self->monitor = NULL;
+        }
+    }
+    if (zmq_connect(self->sock, ep) != 0) {
+        int zerr = zmq_errno();
+        char hint[200];
+        return dv_errorf(e, DV_EINVAL, "cannot connect to %s: %s%s", ep,
+                         zmq_strerror(zerr),
+                         dv_addr_hint(ep, zerr, false, hint, sizeof hint));
+    }
+    self->last_rx_ms = drv_now_ms();
+    self->probe_sent_ms = 0;
+    return 0;
 }
 
 // Why the handshake failed, from the monitor's event.
@@ -660,37 +810,31 @@ drover_connect_key(drover_t **out,
     self->n_buckets = 256;
     self->buckets = dv_calloc(self->n_buckets, sizeof(req_t *));
     self->ctx = zmq_ctx_new();
-    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
-    int hwm = HWM, linger = 200;
-    int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
-    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     dv_error_t e = {0};
-    if ((key_file || broker_key) && use_keys(self, key_file, broker_key, &e)) {
+    if (drv_group_parse(self, endpoint, &e) ||
+        ((key_file || broker_key) &&
+         use_keys(self, key_file, broker_key, &e))) {
         drover_destroy(&self);
         return drv_set_err(err, &e);
     }
-    // Watch the handshake while connecting: a refusal ends the wait.
-    char mon[64];
-    snprintf(mon, sizeof mon, "inproc://drover-monitor-%p", (void *)self);
-    if (zmq_socket_monitor(self->sock, mon,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-        self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
-        if (zmq_connect(self->monitor, mon) != 0) {
-            zmq_close(self->monitor);
-            self->monitor = NULL;
+    if (self->n_eps > 1) { // a broker group: find its leader
+        int rc = drv_group_reach(self, true, drv_deadline_of(timeout_ms), &e);
+        if (rc == DV_EPERM && self->hs_failed) {
+            handshake_error(self, &e);
+        } else if (rc == DV_ETIMEDOUT) {
+            dv_errorf(&e, rc,
+                      "no leader of the broker group %s answered within %d "
+                      "ms (are its members running? is a majority up?)",
+                      endpoint, timeout_ms);
         }
+        if (rc) {
+            drover_destroy(&self);
+            return drv_set_err(err, &e);
+        }
+        *out = self;
+        return 0;
     }
-    if (zmq_connect(self->sock, endpoint) != 0) {
-        int zerr = zmq_errno();
-        char hint[200];
-        dv_errorf(&e, DV_EINVAL, "cannot connect to %s: %s%s", endpoint,
-                  zmq_strerror(zerr),
-                  dv_addr_hint(endpoint, zerr, false, hint, sizeof hint));
+    if (drv_sock_open(self, self->eps[0], &e)) {
         drover_destroy(&self);
         return drv_set_err(err, &e);
     }
@@ -744,6 +888,12 @@ drover_destroy(drover_t **self_p)
     }
 
     free(self->buckets);
+    free(self->want_copy);
+    for (size_t i = 0; i < self->n_eps; i++) {
+        free(self->eps[i]);
+    }
+    free(self->eps);
+    memset(self->secret_key, 0, sizeof self->secret_key);
     if (self->monitor) {
         zmq_close(self->monitor);
     }

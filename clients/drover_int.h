@@ -80,6 +80,18 @@ struct req {
     bool stream;             // a follow: every result with its rid
     drover_progress_fn *progress; // train: progress callback
     void *progress_arg;           //
+    // A broker group (several endpoints) only: an async submit's message,
+    // kept until `accepted` to send again to a new leader.
+    uint8_t *resend;       // its header (owned; NULL: none kept)
+    size_t resend_len;     //
+    uint8_t *resend_frame; // its payload frame (owned)
+    size_t resend_frame_len;
+    // Accepted, but its result will not be pushed (the leader changed, or
+    // the broker answered a duplicate idempotency key): drv_pump asks for
+    // it with `result_get` under this rid until it is there.
+    bool orphan;        //
+    int64_t poll_at_ms; // next ask (0: one is in flight)
+    int poll_pause_ms;  // the pause after a "not finished"
 };
 
 struct drover {
@@ -104,6 +116,30 @@ struct drover {
     int hs_failed;            // a handshake failed: the monitor's event
     int hs_status;            //   and value (ZAP status for auth)
     unsigned broker_minor;    // welcome's v: 1.4 takes submit_many
+    size_t n_orphans;         // reqs with orphan set
+    // A broker group (protocol 1.6; drover_group.c). n_eps > 1 turns on
+    // leader following, failover and resending; with one endpoint none of
+    // it runs and nothing below is used.
+    char **eps;                    // the endpoint list (owned)
+    size_t n_eps;                  //
+    size_t ep_at;                  // the list entry last tried
+    unsigned mon_gen;              // monitor endpoint names: one per socket
+    bool curve;                    // the keys below are set
+    uint8_t server_key[32];        //   the broker's public key
+    uint8_t public_key[32];        //   ours
+    uint8_t secret_key[32];        //   (wiped on destroy)
+    bool dropped;                  // the monitor saw the connection drop
+    bool failover_due;             // leave this member (drv_pump acts on it)
+    char hint[256];                // DV_ENOTLEADER's `leader` ("": none)
+    int64_t last_rx_ms;            // when a message last came
+    int64_t probe_sent_ms;         // silence: when the `ping` went (0: none)
+    uint8_t *want_copy;            // the blocking request's header (owned)
+    size_t want_copy_len;          //
+    dv_msg_type_t want_type;       //   its type
+    const dv_frame_t *want_frames; // and frames (borrowed from the caller)
+    size_t want_n;                 //
+    bool want_notleader;           // it was answered DV_ENOTLEADER: resend it
+    bool want_lost;                // failover dropped it: outcome unknown
 };
 
 // A condition drv_pump waits for: true once it holds (arg is the waiter's).
@@ -191,8 +227,56 @@ int drv_request_list(drover_t *self,
 int
 drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg);
 
+// Read the socket monitor's events: records a failed handshake
+// (self->hs_failed) and a group's dropped connection (self->dropped).
+// Returns true once a handshake failed (waiting longer would not help).
+bool drv_monitor_failed(drover_t *self);
+
 // drv_pump's condition for a blocking submit: arg (a req_t) has its result.
 bool drv_have_result(const drover_t *self, const void *arg);
+
+// Mark r (accepted as r->job) as awaited by `result_get` (drv_pump asks).
+void drv_req_orphan(drover_t *self, req_t *r);
+
+// ------------------------------------------------------ drover_group.c
+
+// Split endpoint (a comma-separated list) into self->eps. Returns 0, or
+// DV_EINVAL (an empty entry, more than DV_MAX_GROUP_ENDPOINTS).
+int drv_group_parse(drover_t *self, const char *endpoint, dv_error_t *e);
+
+// Open self->sock connected to ep (closing any previous socket), with the
+// options and keys of this connection; a group's socket gets a monitor
+// watching for drops. Returns 0 or DV_EINVAL (bad endpoint).
+int drv_sock_open(drover_t *self, const char *ep, dv_error_t *e);
+
+// Reach the group's leader: say hello to self->hint, else the list entry
+// after the last one tried (first: entry 0), following DV_ENOTLEADER's
+// hints, until one welcomes us or deadline passes. Returns 0, DV_ETIMEDOUT,
+// DV_EPERM (a refused handshake) or the error a member answered hello with.
+int
+drv_group_reach(drover_t *self, bool first, int64_t deadline, dv_error_t *e);
+
+// With a group: act on what drv_pump saw (self->failover_due, a drop,
+// silence), probing a silent member; a new leader is reached and every
+// request that may be is sent again. Returns 0 (or nothing to do), or what
+// drv_group_reach returned.
+int drv_group_check(drover_t *self, int64_t deadline);
+
+// A message came: note it (silence detection). Returns true when it was
+// DV_ENOTLEADER (then failover is due and the message must not be acted
+// on).
+bool drv_group_saw(drover_t *self, const dv_msg_t *m);
+
+// Keep a copy of submit w (not yet sent) and its frame in r for a resend.
+void
+drv_group_keep(drover_t *self, req_t *r, dv_msgw_t *w, const dv_frame_t *f);
+
+// A fresh idempotency key (128 random bits, hex) into buf[33].
+void drv_group_key(char buf[33]);
+
+// Send result_get for orphans whose time has come; the poll timeout
+// (ms) until the next (-1: none pending).
+long drv_orphans_poll(drover_t *self);
 
 // ----------------------------------------------------- drover_result.c
 

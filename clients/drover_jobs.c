@@ -28,9 +28,12 @@
 // ------------------------------------------------------------------ jobs
 
 // The submit message for job (and its payload frame in *frame, which the
-// caller frees with *owned). Returns 0 or DV_EINVAL/DV_EMSGSIZE.
+// caller frees with *owned). To a broker group (an endpoint list) a job
+// without an idempotency key gets a fresh one, so that sending it again to
+// a new leader never runs it twice. Returns 0 or DV_EINVAL/DV_EMSGSIZE.
 static int
-build_submit(const drover_job_t *job,
+build_submit(const drover_t *self,
+             const drover_job_t *job,
              uint64_t rid,
              dv_msgw_t **out,
              dv_frame_t *frame,
@@ -100,6 +103,10 @@ build_submit(const drover_job_t *job,
     }
     if (job->idempotency_key) {
         dv_msgw_str(w, "idempotency_key", job->idempotency_key);
+    } else if (self->n_eps > 1) {
+        char key[33];
+        drv_group_key(key);
+        dv_msgw_str(w, "idempotency_key", key);
     }
     if (sleep) {
         dv_msgw_uint(w, "ms", job->sleep_ms);
@@ -138,7 +145,7 @@ drover_submit(drover_t *self,
     dv_frame_t frame;
     uint8_t *owned = NULL;
     uint64_t rid = ++self->next_rid;
-    int rc = build_submit(job, rid, &w, &frame, &owned, &e);
+    int rc = build_submit(self, job, rid, &w, &frame, &owned, &e);
     if (rc) {
         return drv_set_err(err, &e);
     }
@@ -152,6 +159,12 @@ drover_submit(drover_t *self,
         rc = dv_msg_uint(self->reply, "job", &r->job, &e);
         if (rc) {
             drv_set_err(err, &e);
+        }
+        bool dup = false;
+        if (rc == 0 &&
+            dv_msg_bool_or(self->reply, "duplicate", false, &dup, &e) == 0 &&
+            dup) {
+            drv_req_orphan(self, r); // its result is not pushed here
         }
     }
     drv_drop_reply(self);
@@ -312,7 +325,7 @@ submit_async(drover_t *self,
         return drv_set_err(err,
                            &(dv_error_t){DV_EINVAL, "a callback is needed"});
     }
-    int rc = build_submit(job, rid, &w, &frame, &owned, &e);
+    int rc = build_submit(self, job, rid, &w, &frame, &owned, &e);
     if (rc) {
         return drv_set_err(err, &e);
     }
@@ -323,6 +336,9 @@ submit_async(drover_t *self,
     r->ack_only = ack_only;
     drv_req_add(self, r);
     self->n_async++;
+    if (self->n_eps > 1) {
+        drv_group_keep(self, r, w, &frame);
+    }
 
     drv_send_msg(self, w, &frame, 1);
     free(owned);
@@ -404,7 +420,8 @@ submit_many(drover_t *self,
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rids[i] = ++self->next_rid;
-        rc = build_submit(&jobs[i], rids[i], &ws[i], &frames[i], &owned[i], &e);
+        rc = build_submit(self, &jobs[i], rids[i], &ws[i], &frames[i],
+                          &owned[i], &e);
         if (rc) {
             char text[DV_ERROR_TEXT_MAX];
             snprintf(text, sizeof text, "%s", e.text);
@@ -417,6 +434,9 @@ submit_many(drover_t *self,
         r->fn = fn;
         r->arg = args ? args[i] : NULL;
         drv_req_add(self, r);
+        if (self->n_eps > 1) {
+            drv_group_keep(self, r, ws[i], &frames[i]);
+        }
         self->n_async += fn != NULL;
         if (reqs) {
             reqs[i] = r;
@@ -1012,6 +1032,11 @@ drover_train_submit(drover_t *self,
         dv_msgw_uint(w, "checkpoint_ms",
                      t->checkpoint_ms < 0 ? 0 : (uint64_t)t->checkpoint_ms);
     }
+    if (self->n_eps > 1) { // resent to a new leader: never trained twice
+        char key[33];
+        drv_group_key(key);
+        dv_msgw_str(w, "idempotency_key", key);
+    }
     req_t *r = dv_calloc(1, sizeof *r);
     r->rid = rid;
     r->progress = t->progress;
@@ -1021,8 +1046,13 @@ drover_train_submit(drover_t *self,
                         t->csv ? t->csv_len : 0};
     int rc =
         drv_request(self, w, rid, &frame, 1, DV_MSG_ACCEPTED, deadline, err);
+    bool dup = false;
     if (rc == 0 && dv_msg_uint(self->reply, "job", &r->job, &e) != 0) {
         rc = drv_set_err(err, &e);
+    } else if (rc == 0 &&
+               dv_msg_bool_or(self->reply, "duplicate", false, &dup, &e) == 0 &&
+               dup) {
+        drv_req_orphan(self, r);
     }
     drv_drop_reply(self);
     if (rc) {

@@ -168,9 +168,9 @@
 // handful; past it new ones are refused, so a flood cannot take the
 // broker's file descriptors), each holding at most this much memory for
 // its request (headers only: nothing is uploaded), and idle ones closed.
-#define DV_MAX_HTTP_CONNECTIONS 64
+#define DV_MAX_HTTP_CONNECTIONS   64
 #define DV_MAX_HTTP_REQUEST_BYTES ((size_t)32 << 10)
-#define DV_HTTP_IDLE_S 10
+#define DV_HTTP_IDLE_S            10
 
 // Label sets the broker's metrics count (dv_monitor.c: queue x kind x
 // state, kind x model, ...): queue and model names come from peers, so
@@ -193,5 +193,22 @@
 // Entries kept after a snapshot, so a follower a little behind catches up
 // from the log instead of receiving a whole snapshot.
 #define DV_REPL_SNAPSHOT_TRAILING 256
+
+// A client of a broker group (protocol 1.6: an endpoint list; libdrover,
+// drover-worker). Raft elects a new leader in ~1-2 s (1,000 ms election
+// timeout), and a client should reach it well within 2 s of the old one's
+// death, so: a member that does not answer `hello` within
+// DV_GROUP_TRY_MS is passed over for the next; a connected member silent
+// for DV_GROUP_SILENCE_MS while requests are pending gets a `ping`, and one
+// that does not answer it within DV_GROUP_PROBE_MS is left (a stopped
+// process: its TCP connection stays up); DV_ENOTLEADER without a `leader`
+// (an election under way) is retried after DV_GROUP_NOLEADER_PAUSE_MS. A
+// list holds at most DV_MAX_GROUP_ENDPOINTS (a group has 3 or 5 members,
+// with room for members being replaced).
+#define DV_GROUP_TRY_MS            500
+#define DV_GROUP_SILENCE_MS        400
+#define DV_GROUP_PROBE_MS          400
+#define DV_GROUP_NOLEADER_PAUSE_MS 100
+#define DV_MAX_GROUP_ENDPOINTS     16
 
 #endif

@@ -38,6 +38,68 @@
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
 
+// A group's `done`s are kept a liveness period (kept_t); other messages
+// are not.
+static void
+keep_done(dv_worker_t *self,
+          const uint8_t *h,
+          size_t len,
+          const dv_frame_t *frames,
+          size_t n)
+{
+    dv_msg_t *m = NULL;
+    dv_error_t e = {0};
+    if (dv_msg_decode(&m, h, len, frames, n, NULL, &e) != 0) {
+        return;
+    }
+    dv_msg_type_t t = dv_msg_type(m);
+    dv_msg_destroy(&m);
+    if (t != DV_MSG_DONE && t != DV_MSG_DONE_BATCH) {
+        return;
+    }
+    kept_t *k = dv_calloc(1, sizeof *k);
+    k->sent_ms = uv_now(&self->loop);
+    k->header = dv_malloc(len);
+    memcpy(k->header, h, len);
+    k->header_len = len;
+    for (size_t i = 0; i < n && i < DV_MAX_FRAMES; i++) {
+        uint8_t *d = dv_malloc(frames[i].len ? frames[i].len : 1);
+        if (frames[i].len) {
+            memcpy(d, frames[i].data, frames[i].len);
+        }
+        k->frames[i] = (dv_frame_t){d, frames[i].len};
+        k->n++;
+    }
+    k->next = self->kept;
+    self->kept = k;
+}
+
+static void
+kept_free(kept_t *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        free((void *)k->frames[i].data);
+    }
+    free(k->header);
+    free(k);
+}
+
+// Forget kept dones older than a liveness period (all: older_ms 0).
+static void
+kept_trim(dv_worker_t *self, uint64_t older_ms)
+{
+    uint64_t now = uv_now(&self->loop);
+    for (kept_t **p = &self->kept; *p;) {
+        if (older_ms == 0 || now - (*p)->sent_ms > older_ms) {
+            kept_t *k = *p;
+            *p = k->next;
+            kept_free(k);
+        } else {
+            p = &(*p)->next;
+        }
+    }
+}
+
 void
 wk_send_header(dv_worker_t *self,
                dv_msgw_t *w,
@@ -46,6 +108,9 @@ wk_send_header(dv_worker_t *self,
 {
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
+    if (self->group) {
+        keep_done(self, h, len, frames, n);
+    }
     if (self->sock && dv_wire_send(self->sock, NULL, 0, h, len, frames, n)) {
         dv_log(DV_LOG_WARN, "worker",
                "could not send a message to %s: %s (check the broker is up and "
@@ -107,6 +172,21 @@ send_register(dv_worker_t *self)
     if (self->n_queues) {
         dv_msgw_strs(w, "queues", (const char *const *)self->queues,
                      self->n_queues);
+    }
+    // The jobs we hold (1.6): a new leader of a broker group keeps their
+    // leases here instead of running them again elsewhere.
+    size_t n_held = 0;
+    for (const task_t *t = self->tasks; t; t = t->all_next) {
+        n_held++;
+    }
+    if (n_held) {
+        dv_msgw_key(w, "running");
+        dv_msgw_v_array(w, n_held);
+        for (const task_t *t = self->tasks; t; t = t->all_next) {
+            dv_msgw_v_array(w, 2);
+            dv_msgw_v_uint(w, t->job);
+            dv_msgw_v_uint(w, t->attempt);
+        }
     }
     wk_send_header(self, w, NULL, 0);
 }
@@ -254,6 +334,51 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
     }
 }
 
+static void on_closed_reconnect(void *arg);
+
+// Leave the member in use for the next: the hint, else the next entry.
+static void
+switch_member(dv_worker_t *self)
+{
+    if (self->watch) {
+        dv_zwatch_close(self->watch, on_closed_reconnect, self);
+        self->watch = NULL;
+    }
+}
+
+// A group member that is not the leader refused a message: go to the
+// leader it names (a wildcard host: the list entry with its port), or,
+// with none known yet (an election), to the next entry at the next tick.
+static void
+on_not_leader(dv_worker_t *self, const dv_msg_t *m)
+{
+    dv_error_t e = {0};
+    char leader[256] = "";
+    self->group = true;
+    if (!self->watch) {
+        return; // already leaving this member
+    }
+    if (dv_msg_str(m, "leader", leader, sizeof leader, &e) != 0 || !leader[0]) {
+        self->switch_due = true;
+        return;
+    }
+    const char *port = strrchr(leader, ':');
+    bool wild = strncmp(leader, "tcp://0.0.0.0:", 14) == 0 ||
+                strncmp(leader, "tcp://*:", 8) == 0;
+    snprintf(self->hint, sizeof self->hint, "%s", leader);
+    for (size_t i = 0; i < self->n_eps; i++) {
+        const char *p = strrchr(self->eps[i], ':');
+        if (strcmp(self->eps[i], leader) == 0 ||
+            (wild && p && port && strcmp(p, port) == 0)) {
+            snprintf(self->hint, sizeof self->hint, "%s", self->eps[i]);
+            self->ep_at = i;
+        }
+    }
+    dv_log(DV_LOG_INFO, "worker", "%s is not the leader: going to %s",
+           self->endpoint, self->hint);
+    switch_member(self);
+}
+
 static int
 on_ready(dv_zwatch_t *zw, int events, void *arg)
 {
@@ -281,6 +406,27 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
         switch (dv_msg_type(m)) {
         case DV_MSG_WELCOME:
             self->broker_minor = dv_msg_minor(m);
+            if (self->resend_dones) { // oldest first, as they were sent
+                self->resend_dones = false;
+                kept_t *rev = NULL;
+                while (self->kept) {
+                    kept_t *k = self->kept;
+                    self->kept = k->next;
+                    k->next = rev;
+                    rev = k;
+                }
+                for (kept_t *k = rev; k; k = k->next) {
+                    dv_wire_send(self->sock, NULL, 0, k->header, k->header_len,
+                                 k->frames, k->n);
+                }
+                self->kept = NULL;
+                while (rev) { // newest first again
+                    kept_t *k = rev;
+                    rev = k->next;
+                    k->next = self->kept;
+                    self->kept = k;
+                }
+            }
             if (!self->ready_printed) {
                 printf("READY %s\n", self->endpoint);
                 fflush(stdout);
@@ -315,6 +461,10 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             int code = DV_EFORMAT;
             char text[DV_ERROR_TEXT_MAX] = "";
             dv_msg_error(m, &code, text, sizeof text, &err);
+            if (code == DV_ENOTLEADER) {
+                on_not_leader(self, m);
+                break;
+            }
             if (!strstr(text, "register first") &&
                 wk_fetch_failed(self, dv_msg_rid(m), code, text)) {
                 break;
@@ -363,6 +513,16 @@ on_closed_reconnect(void *arg)
     if (self->stopping) {
         return;
     }
+    if (self->hint[0]) {
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", self->hint);
+        self->hint[0] = '\0';
+    } else if (self->n_eps > 1) { // silence, or no leader known: the next
+        self->ep_at = (self->ep_at + 1) % self->n_eps;
+        snprintf(self->endpoint, sizeof self->endpoint, "%s",
+                 self->eps[self->ep_at]);
+    }
+    self->switch_due = false;
+    self->resend_dones = self->group && self->kept;
     dv_error_t err = {0};
     if (open_socket(self, &err) != 0) {
         dv_log(DV_LOG_ERROR, "worker", "%s", err.text);
@@ -434,6 +594,13 @@ on_heartbeat(uv_timer_t *t)
     dv_worker_t *self = t->data;
     uint64_t silent = uv_now(&self->loop) - self->last_heard_ms;
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
+    if (self->kept && !self->resend_dones) {
+        kept_trim(self, limit);
+    }
+    if (self->switch_due) {
+        switch_member(self);
+        return;
+    }
     if (self->draining && !self->bye_acked &&
         uv_now(&self->loop) - self->bye_ms > limit) {
         // No answer to our bye: the broker is gone; nothing more will come.
@@ -645,8 +812,27 @@ int
 dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
 {
     dv_worker_t *self = dv_calloc(1, sizeof *self);
+    for (const char *p = opts->broker_endpoint; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || len >= sizeof self->endpoint ||
+            self->n_eps == DV_MAX_GROUP_ENDPOINTS) {
+            dv_errorf(err, DV_EINVAL,
+                      "--broker: '%s' is not a list of at most %d endpoints",
+                      opts->broker_endpoint, DV_MAX_GROUP_ENDPOINTS);
+            dv_strs_free(&self->eps, self->n_eps);
+            free(self);
+            return DV_EINVAL;
+        }
+        self->eps = dv_realloc(self->eps, (self->n_eps + 1) * sizeof(char *));
+        self->eps[self->n_eps] = dv_malloc(len + 1);
+        memcpy(self->eps[self->n_eps], p, len);
+        self->eps[self->n_eps++][len] = '\0';
+        p = end ? end + 1 : p + len;
+    }
+    self->group = self->n_eps > 1;
     snprintf(self->endpoint, sizeof self->endpoint, "%s",
-             opts->broker_endpoint);
+             self->n_eps ? self->eps[0] : "");
     if (opts->name) {
         snprintf(self->name, sizeof self->name, "%s", opts->name);
     } else {
@@ -677,6 +863,7 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
                       "([A-Za-z0-9._-]+)",
                       (int)(len < 200 ? len : 200), p);
             dv_strs_free(&self->queues, self->n_queues);
+            dv_strs_free(&self->eps, self->n_eps);
             free(self);
             return DV_EINVAL;
         }
@@ -693,6 +880,7 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
         int krc = load_keys(self, key, bkey, err);
         if (krc) {
             dv_strs_free(&self->queues, self->n_queues);
+            dv_strs_free(&self->eps, self->n_eps);
             free(self);
             return krc;
         }
@@ -811,6 +999,8 @@ dv_worker_destroy(dv_worker_t **self_p)
     }
     zmq_ctx_term(self->ctx);
     dv_strs_free(&self->queues, self->n_queues);
+    dv_strs_free(&self->eps, self->n_eps);
+    kept_trim(self, 0);
     free(self);
     *self_p = NULL;
 }

@@ -158,6 +158,19 @@ struct fetch {
     fetch_t *next;                   // list
 };
 
+// A `done` (or `done_batch`) sent to a broker group: kept for a liveness
+// period, so that one a leader took but died before committing reaches
+// the next leader too (sent again after its welcome).
+typedef struct kept kept_t;
+struct kept {
+    uint64_t sent_ms;                 // loop time
+    uint8_t *header;                  // owned
+    size_t header_len;                //
+    dv_frame_t frames[DV_MAX_FRAMES]; // owned data
+    size_t n;                         //
+    kept_t *next;                     //
+};
+
 struct dv_worker {
     uv_loop_t loop;         // the worker's loop
     void *ctx;              // ZeroMQ context
@@ -212,6 +225,16 @@ struct dv_worker {
     bool curve;             // CURVE on: keys below
     uint8_t public_key[32], secret_key[32], broker_key[32];
     char key_id[65]; // our key's id, for logs
+    // A broker group (protocol 1.6): --broker may list its members' worker
+    // endpoints; DV_ENOTLEADER's `leader` names the one to use.
+    char **eps;        // the list (owned)
+    size_t n_eps;      //
+    size_t ep_at;      // the entry in use
+    char hint[256];    // where to go next ("": the next entry)
+    bool group;        // a list, or a member said DV_ENOTLEADER
+    bool switch_due;   // DV_ENOTLEADER without a leader: next tick
+    bool resend_dones; // reconnected: send `kept` after the welcome
+    kept_t *kept;      // dones sent lately, newest first (group only)
 };
 
 // ------------------------------------------------ shared between files

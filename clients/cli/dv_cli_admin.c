@@ -106,6 +106,52 @@ dv_cli_workers(int argc, char **argv)
     return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
 }
 
+// A group's members: ID ROLE CLIENT LAG, the leader marked with '*'.
+static void
+print_members(const drover_cluster_t *cl)
+{
+    printf("\n  broker group: term %" PRIu64 ", commit index %" PRIu64
+           ", member %" PRIu64 " answering\n",
+           cl->term, cl->commit, cl->self);
+    printf("  %-4s %-10s %-32s %s\n", "ID", "ROLE", "CLIENT", "LAG");
+    for (size_t i = 0; i < cl->n_members; i++) {
+        const drover_member_t *m = &cl->members[i];
+        char lag[32] = "-";
+        if (cl->leader && m->match <= cl->last) {
+            snprintf(lag, sizeof lag, "%" PRIu64, cl->last - m->match);
+        }
+        printf("  %-4" PRIu64 " %-10s %-32s %s%s\n", m->id,
+               m->role[0] ? m->role : "unknown", m->client[0] ? m->client : "-",
+               lag,
+               m->id == cl->leader ? "  * leader"
+               : m->voter          ? ""
+                                   : "  (non-voter)");
+    }
+}
+
+static void
+print_members_json(const drover_cluster_t *cl)
+{
+    printf(",\"group\":{\"self\":%" PRIu64 ",\"leader\":%" PRIu64
+           ",\"term\":%" PRIu64 ",\"commit\":%" PRIu64 ",\"applied\":%" PRIu64
+           ",\"last\":%" PRIu64 ",\"members\":[",
+           cl->self, cl->leader, cl->term, cl->commit, cl->applied, cl->last);
+    for (size_t i = 0; i < cl->n_members; i++) {
+        const drover_member_t *m = &cl->members[i];
+        printf("%s{\"id\":%" PRIu64 ",\"role\":", i ? "," : "", m->id);
+        dv_cli_json_str(stdout, m->role);
+        printf(",\"raft\":");
+        dv_cli_json_str(stdout, m->raft);
+        printf(",\"client\":");
+        dv_cli_json_str(stdout, m->client);
+        printf(",\"worker\":");
+        dv_cli_json_str(stdout, m->worker);
+        printf(",\"voter\":%s,\"match\":%" PRIu64 "}",
+               m->voter ? "true" : "false", m->match);
+    }
+    printf("]}");
+}
+
 int
 dv_cli_status(int argc, char **argv)
 {
@@ -118,6 +164,12 @@ dv_cli_status(int argc, char **argv)
     drover_error_t err = {0};
     drover_status_t s;
     rc = drover_status(d, &s, &err);
+    // A broker group's members (1.6); a single or older broker has none.
+    drover_cluster_t cl = {0};
+    drover_error_t cerr = {0};
+    if (rc == 0 && drover_cluster(d, &cl, &cerr) != 0) {
+        drover_cluster_clear(&cl);
+    }
     if (rc == 0 && json) {
         printf("{\"broker\":");
         dv_cli_json_str(stdout, s.broker);
@@ -141,7 +193,11 @@ dv_cli_status(int argc, char **argv)
                    q->queued, q->running, q->retrying, q->dead, q->done,
                    q->failed, q->expired, q->cancelled, q->bytes);
         }
-        printf("}}\n");
+        printf("}");
+        if (cl.n_members) {
+            print_members_json(&cl);
+        }
+        printf("}\n");
     } else if (rc == 0) {
         printf("%s at %s\n", s.broker, drover_endpoint(d));
         printf("  workers        %" PRIu64 "\n  jobs queued    %" PRIu64
@@ -164,7 +220,11 @@ dv_cli_status(int argc, char **argv)
                    q->name, q->queued, q->running, q->retrying, q->dead,
                    q->done, q->failed, q->expired, q->cancelled);
         }
+        if (cl.n_members) {
+            print_members(&cl);
+        }
     }
+    drover_cluster_clear(&cl);
     if (rc == 0) {
         drover_status_clear(&s);
     }
@@ -274,10 +334,46 @@ dv_cli_audit(int argc, char **argv)
 
 #define ADMIN_USAGE                                                            \
     "usage: drover admin reload [--broker E] [--json]\n"                       \
+    "       drover admin member add ID HOST:PORT [--broker E] [--json]\n"      \
+    "       drover admin member remove ID [--broker E] [--json]\n"             \
     "Reload the broker's authorized keys (as SIGHUP does; admin keys "         \
     "only). A key\n"                                                           \
     "removed from the folder is refused from its connection's next "           \
-    "message on.\n"
+    "message on.\n"                                                            \
+    "member add/remove: change a broker group's members (a new member's "      \
+    "broker joins\n"                                                           \
+    "the group as drover-broker(8) says); answered once the change is "        \
+    "committed.\n"
+
+// `admin member add ID HOST:PORT` / `admin member remove ID`.
+static int
+admin_member(const dv_cli_opt_t *opts, const char *const *pos, size_t n_pos)
+{
+    bool add = n_pos == 4 && strcmp(pos[1], "add") == 0;
+    bool remove = n_pos == 3 && strcmp(pos[1], "remove") == 0;
+    char *end = NULL;
+    unsigned long long id = add || remove ? strtoull(pos[2], &end, 10) : 0;
+    if ((!add && !remove) || id == 0 || !end || *end ||
+        (add && !strchr(pos[3], ':'))) {
+        fputs(ADMIN_USAGE, stderr);
+        return DV_CLI_USAGE;
+    }
+    drover_t *d = NULL;
+    int rc = dv_cli_connect(opts, &d);
+    if (rc != 0) {
+        return rc;
+    }
+    drover_error_t err = {0};
+    rc = add ? drover_member_add(d, id, pos[3], &err)
+             : drover_member_remove(d, id, &err);
+    if (rc == 0) {
+        printf(dv_cli_get(opts, "json") ? "{\"member\":%llu,\"%s\":true}\n"
+                                        : "member %llu %s\n",
+               id, add ? "added" : "removed");
+    }
+    drover_destroy(&d);
+    return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
+}
 
 int
 dv_cli_admin(int argc, char **argv)
@@ -288,11 +384,14 @@ dv_cli_admin(int argc, char **argv)
         {"help", false, NULL},
         {NULL, false, NULL},
     };
-    const char *pos[1] = {NULL};
+    const char *pos[4] = {NULL};
     size_t n_pos = 0;
-    int rc = dv_cli_parse_usage(argc, argv, opts, pos, 1, &n_pos, ADMIN_USAGE);
+    int rc = dv_cli_parse_usage(argc, argv, opts, pos, 4, &n_pos, ADMIN_USAGE);
     if (rc >= 0) {
         return rc;
+    }
+    if (n_pos >= 1 && strcmp(pos[0], "member") == 0) {
+        return admin_member(opts, pos, n_pos);
     }
     if (n_pos != 1 || strcmp(pos[0], "reload") != 0) {
         fputs(ADMIN_USAGE, stderr);
