@@ -35,7 +35,6 @@
 #include "dv_authorize.h"
 #include "dv_batching.h"
 #include "dv_broker_int.h"
-#include "dv_log.h"
 #include "dv_commit.h"
 #include "dv_datasets.h"
 #include "dv_datasets_msg.h"
@@ -46,6 +45,7 @@
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
 #include "dv_limits.h"
+#include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_models_msg.h"
 #include "dv_monitor.h"
@@ -1013,10 +1013,15 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
 {
     dv_broker_t *self = dv_calloc(1, sizeof *self);
     broker_settings(self, opts);
-    dv_repl_opts_t ro = {opts->raft_id,    opts->raft,
-                         opts->raft_peers, opts->raft_join,
-                         opts->raft_election_ms, opts->data_dir,
-                         NULL, NULL, NULL};
+    dv_repl_opts_t ro = {opts->raft_id,
+                         opts->raft,
+                         opts->raft_peers,
+                         opts->raft_join,
+                         opts->raft_election_ms,
+                         opts->data_dir,
+                         NULL,
+                         NULL,
+                         NULL};
     int rc = opts->raft_id && !opts->data_dir
                  ? dv_errorf(err, DV_EINVAL,
                              "a broker group member needs --data DIR (its "
@@ -1061,8 +1066,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         ro.worker_ep = self->worker_ep;
         ro.http = self->http ? dv_http_address(self->http) : "";
         dv_repl_events_t ev = {on_repl_leader, on_repl_deposed, self};
-        rc = dv_repl_open(&self->repl, &self->loop, self->store, &ro, &ev,
-                          err);
+        rc = dv_repl_open(&self->repl, &self->loop, self->store, &ro, &ev, err);
     }
     if (rc) {
         dv_broker_destroy(&self);

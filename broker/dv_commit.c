@@ -305,8 +305,7 @@ commit_take(dv_broker_t *self)
     return c;
 }
 
-static void
-commit_done(dv_broker_t *self, commit_t *c);
+static void commit_done(dv_broker_t *self, commit_t *c);
 
 static void
 after_commit(uv_work_t *req, int status)
@@ -382,8 +381,8 @@ on_commit(uv_timer_t *t)
     self->committing = true;
     if (self->repl) { // a group: the batch is an entry of its log
         c->t0 = uv_hrtime();
-        if (dv_repl_propose(self->repl, c->batch, on_replicated, c,
-                            &c->err) != 0) {
+        if (dv_repl_propose(self->repl, c->batch, on_replicated, c, &c->err) !=
+            0) {
             c->rc = c->err.code;
             commit_done(self, c);
         }

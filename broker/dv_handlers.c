@@ -166,8 +166,8 @@ on_member_change_req(request_t *r, dv_error_t *err)
     c->rid = r->rid;
     c->route_len = r->route_len;
     memcpy(c->route, r->route, r->route_len);
-    rc = add ? dv_repl_member_add(r->self->repl, id, raft, on_member_changed,
-                                  c, err)
+    rc = add ? dv_repl_member_add(r->self->repl, id, raft, on_member_changed, c,
+                                  err)
              : dv_repl_member_remove(r->self->repl, id, on_member_changed, c,
                                      err);
     if (rc) {

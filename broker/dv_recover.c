@@ -27,6 +27,7 @@
 #include "dv_sched.h"
 #include "dv_spill.h"
 #include "dv_store.h"
+#include "dv_timers.h"
 
 typedef struct {
     dv_broker_t *self;
@@ -301,6 +302,23 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
             dv_results_fail(self, j, DV_ENOMODEL, text, "");
             dv_broker_job_remove(self, j->id);
             r.failed++;
+            continue;
+        }
+        bool was_running = j->attempts > 0 &&
+                           (j->n_errors == 0 ||
+                            j->errors[j->n_errors - 1].attempt < j->attempts);
+        if (self->repl && was_running && j->attempts < j->max_attempts) {
+            // A group's new leader: its worker may still run it and claim
+            // it when it registers (`running`); held until then, at most a
+            // worker's liveness time, then queued again.
+            dv_jobs_msg_schedule(self, j, false);
+            dv_sched_set_attempts(self->sched, j->id, j->attempts);
+            dv_sched_hold(self->sched, j->id);
+            dv_timers_add(self,
+                          uv_now(&self->loop) +
+                              (uint64_t)self->heartbeat_ms * self->liveness,
+                          j->id, T_RELEASE, j->attempts);
+            r.requeued++;
             continue;
         }
         if (j->attempts >= j->max_attempts) {

@@ -18,18 +18,17 @@
 #include "dv_repl.h"
 
 #include <dirent.h>
-#include <pthread.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <raft.h>
-#include <raft/uv.h>
 
 #include "dv_file.h"
 #include "dv_limits.h"
@@ -60,27 +59,27 @@ typedef struct {
 } member_t;
 
 struct dv_repl {
-    uv_loop_t *loop;                     // borrowed
-    dv_store_t *store;                   // borrowed
-    struct raft raft;                    //
-    struct raft_io io;                   //
-    struct raft_uv_transport transport;  //
-    struct raft_fsm fsm;                 //
-    uv_timer_t poll;                     // role changes
-    dv_repl_events_t ev;                 //
-    char dir[PATH_BYTES];                // the data folder
-    char raft_dir[PATH_BYTES];           // DIR/raft
-    uint64_t origin;                     // this process, in its entries
-    member_t self_info;                  // what it tells when it leads
+    uv_loop_t *loop;                       // borrowed
+    dv_store_t *store;                     // borrowed
+    struct raft raft;                      //
+    struct raft_io io;                     //
+    struct raft_uv_transport transport;    //
+    struct raft_fsm fsm;                   //
+    uv_timer_t poll;                       // role changes
+    dv_repl_events_t ev;                   //
+    char dir[PATH_BYTES];                  // the data folder
+    char raft_dir[PATH_BYTES];             // DIR/raft
+    uint64_t origin;                       // this process, in its entries
+    member_t self_info;                    // what it tells when it leads
     member_t members[DV_MAX_REPL_MEMBERS]; // learnt from member entries
-    size_t n_members;                    //
-    file_op_t *files, **files_end;       // staged for the next entry
-    size_t n_files;                      // (files_lock: the catalogs write
-    pthread_mutex_t files_lock;          // files on the thread pool)
-    bool promoting;                      // barrier in flight
-    bool serving;                        // on_leader called
-    bool closing;                        //
-    int handles;                         // open: raft, poll timer
+    size_t n_members;                      //
+    file_op_t *files, **files_end;         // staged for the next entry
+    size_t n_files;                        // (files_lock: the catalogs write
+    pthread_mutex_t files_lock;            // files on the thread pool)
+    bool promoting;                        // barrier in flight
+    bool serving;                          // on_leader called
+    bool closing;                          //
+    int handles;                           // open: raft, poll timer
 };
 
 // --------------------------------------------------------------- encoding
@@ -354,9 +353,11 @@ apply_batch(dv_repl_t *self, rd_t *r, dv_error_t *err)
             rc = file_apply(self->dir, op, rel, mtime, data, len, err);
         }
     }
-    return rc ? rc : r->bad ? dv_errorf(err, DV_EFORMAT, "batch entry "
-                                                          "truncated")
-                            : 0;
+    return rc       ? rc
+           : r->bad ? dv_errorf(err, DV_EFORMAT,
+                                "batch entry "
+                                "truncated")
+                    : 0;
 }
 
 static int
@@ -389,7 +390,13 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     dv_error_t err = {0};
     int rc = 0;
     if (!magic || memcmp(magic, "DVR1", 4) != 0) {
-        rc = dv_errorf(&err, DV_EFORMAT, "entry without its magic");
+        const uint8_t *b = buf->base;
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "entry of %zu bytes without its magic (%02x %02x %02x "
+                       "%02x)",
+                       buf->len, buf->len > 0 ? b[0] : 0,
+                       buf->len > 1 ? b[1] : 0, buf->len > 2 ? b[2] : 0,
+                       buf->len > 3 ? b[3] : 0);
     } else if (kind == ENTRY_BATCH) {
         rc = apply_batch(self, &r, &err);
     } else if (kind == ENTRY_MEMBER) {
@@ -545,8 +552,8 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     size_t used = 0;
     if (rc == 0) {
-        rc = dv_store_apply_wire(self->store, dump, dump_len, true, &used,
-                                 &err);
+        rc =
+            dv_store_apply_wire(self->store, dump, dump_len, true, &used, &err);
     }
     if (rc == 0) {
         char path[PATH_BYTES + 16];
@@ -571,8 +578,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         rc = dv_errorf(&err, DV_EFORMAT, "snapshot truncated");
     }
     if (rc) {
-        dv_log(DV_LOG_ERROR, "repl", "cannot restore a snapshot: %s",
-               err.text);
+        dv_log(DV_LOG_ERROR, "repl", "cannot restore a snapshot: %s", err.text);
         return RAFT_CORRUPT;
     }
     raft_free(buf->base);
@@ -583,8 +589,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 // ------------------------------------------------------------------- roles
 
-static void
-propose_member(dv_repl_t *self);
+static void propose_member(dv_repl_t *self);
 
 static void
 on_barrier(struct raft_barrier *req, int status)
@@ -651,6 +656,21 @@ on_applied(struct raft_apply *req, int status, void *result)
     free(a);
 }
 
+// An entry's buffer: raft's uv log stores entries whole 8-byte words (its
+// encoder asserts it, compiled out in Debian's build, and its decoder skips
+// to the next word: an entry of another length shifts every later one), so
+// the length is rounded up and the tail zeroed (the parsers stop before it).
+static uint8_t *
+entry_alloc(size_t len, size_t *padded)
+{
+    *padded = (len + 7) & ~(size_t)7;
+    uint8_t *buf = raft_malloc(*padded);
+    if (buf && *padded > len) {
+        memset(buf + len, 0, *padded - len);
+    }
+    return buf;
+}
+
 static int
 apply_buf(dv_repl_t *self,
           uint8_t *buf,
@@ -691,7 +711,10 @@ propose_member(dv_repl_t *self)
     const member_t *m = &self->self_info;
     size_t len = 4 + 1 + 8 + 2 * 4 + strlen(m->raft) + strlen(m->client) +
                  strlen(m->worker) + strlen(m->http);
-    uint8_t *buf = raft_malloc(len), *p = buf;
+    uint8_t *buf = entry_alloc(len, &len), *p = buf;
+    if (!buf) {
+        return;
+    }
     memcpy(p, "DVR1", 4);
     p[4] = ENTRY_MEMBER;
     p = put_n(p + 5, m->id, 8);
@@ -721,7 +744,7 @@ dv_repl_propose(dv_repl_t *self,
     for (const file_op_t *f = files; f; f = f->next) {
         len += file_size(f);
     }
-    uint8_t *buf = raft_malloc(len);
+    uint8_t *buf = entry_alloc(len, &len);
     uint8_t *p = buf;
     if (buf) {
         memcpy(buf, "DVR1", 4);
@@ -737,8 +760,7 @@ dv_repl_propose(dv_repl_t *self,
         file_free(f);
     }
     if (!buf) {
-        return dv_errorf(err, DV_ENOMEM, "replicated batch of %zu bytes",
-                         len);
+        return dv_errorf(err, DV_ENOMEM, "replicated batch of %zu bytes", len);
     }
     return apply_buf(self, buf, len, done, arg, err);
 }
@@ -787,10 +809,15 @@ dv_repl_leader_worker(const dv_repl_t *self)
 }
 
 static const char *
-role_of(const dv_repl_t *self, uint64_t id, uint64_t leader)
+role_of(const dv_repl_t *self, unsigned i, uint64_t id, uint64_t leader)
 {
     if (id == leader) {
         return "leader";
+    }
+    const struct raft *r = &self->raft;
+    if (r->state == RAFT_LEADER && r->leader_state.progress &&
+        !r->leader_state.progress[i].recent_recv) {
+        return "unknown"; // not heard from within an election timeout
     }
     if (id == self->raft.id) {
         int s = raft_state((struct raft *)&self->raft);
@@ -832,7 +859,7 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
         dv_msgw_v_str(w, "voter");
         dv_msgw_v_bool(w, s->role == RAFT_VOTER);
         dv_msgw_v_str(w, "role");
-        dv_msgw_v_str(w, role_of(self, s->id, leader));
+        dv_msgw_v_str(w, role_of(self, i, s->id, leader));
         uint64_t match = 0;
         if (r->state == RAFT_LEADER && r->leader_state.progress) {
             match = s->id == r->id ? raft_last_index(r)
@@ -863,8 +890,8 @@ on_changed(struct raft_change *req, int status)
     if (status == 0 && c->assign) {
         c->assign = false;
         memset(&c->req, 0, sizeof c->req);
-        int rv = raft_assign(&c->self->raft, &c->req, c->id, RAFT_VOTER,
-                             on_changed);
+        int rv =
+            raft_assign(&c->self->raft, &c->req, c->id, RAFT_VOTER, on_changed);
         if (rv == 0) {
             return;
         }
@@ -874,12 +901,12 @@ on_changed(struct raft_change *req, int status)
         c->done(c->arg, 0, "");
     } else {
         char why[160];
-        snprintf(why, sizeof why, "membership change of %" PRIu64 ": %s",
-                 c->id, raft_strerror(status));
-        c->done(c->arg, status == RAFT_NOTLEADER ||
-                                status == RAFT_LEADERSHIPLOST
-                            ? DV_ENOTLEADER
-                            : DV_EINVAL,
+        snprintf(why, sizeof why, "membership change of %" PRIu64 ": %s", c->id,
+                 raft_strerror(status));
+        c->done(c->arg,
+                status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST
+                    ? DV_ENOTLEADER
+                    : DV_EINVAL,
                 why);
     }
     free(c);
@@ -888,8 +915,7 @@ on_changed(struct raft_change *req, int status)
 static int
 change_error(dv_error_t *err, int rv, uint64_t id)
 {
-    return dv_errorf(err,
-                     rv == RAFT_NOTLEADER ? DV_ENOTLEADER : DV_EINVAL,
+    return dv_errorf(err, rv == RAFT_NOTLEADER ? DV_ENOTLEADER : DV_EINVAL,
                      "membership change of %" PRIu64 ": %s", id,
                      raft_strerror(rv));
 }
@@ -909,8 +935,8 @@ dv_repl_member_add(dv_repl_t *self,
                          DV_MAX_REPL_ID);
     }
     change_t *c = dv_calloc(1, sizeof *c);
-    *c = (change_t){.self = self, .id = id, .assign = true, .done = done,
-                    .arg = arg};
+    *c = (change_t){
+        .self = self, .id = id, .assign = true, .done = done, .arg = arg};
     int rv = raft_add(&self->raft, &c->req, id, address, on_changed);
     if (rv != 0) {
         free(c);

@@ -849,6 +849,36 @@ dv_sched_hold(dv_sched_t *self, uint64_t job)
 }
 
 int
+dv_sched_claim(dv_sched_t *self, uint64_t job, uint64_t worker)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    size_t index = 0;
+    worker_t *w = find_worker(self, worker, &index);
+    if (!j || j->worker != SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    if (!w) {
+        return DV_EINVAL;
+    }
+    if (w->running.n - w->riders >= w->capacity) {
+        return DV_ELIMIT; // it says it runs more than it has room for
+    }
+    if (j->held) {
+        j->held = false;
+        self->queues[j->queue].held--;
+        self->n_held--;
+    } else {
+        dequeue(self, j);
+    }
+    j->worker = index;
+    w->heavy_running += j->heavy;
+    list_push_back(&w->running, j);
+    self->n_running++;
+    self->queues[j->queue].running++;
+    return 0;
+}
+
+int
 dv_sched_release(dv_sched_t *self, uint64_t job)
 {
     job_t *j = job ? find_job(self, job) : NULL;

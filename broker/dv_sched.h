@@ -158,6 +158,13 @@ int dv_sched_give_back(dv_sched_t *self, uint64_t job, uint64_t worker);
 // Returns 0 or DV_ENOENT (unknown, running or held).
 int dv_sched_hold(dv_sched_t *self, uint64_t job);
 
+// A broker group's new leader: worker says it is running job (recovered
+// from the log, held or queued, not running) as its current attempt: the job
+// runs there from now on, taking a slot, its attempt count unchanged.
+// Returns 0, or DV_ENOENT (unknown, or running already) / DV_EINVAL
+// (unknown worker).
+int dv_sched_claim(dv_sched_t *self, uint64_t job, uint64_t worker);
+
 // Put a held job at the back of its queue (its priority level). Returns 0
 // or DV_ENOENT (not held).
 int dv_sched_release(dv_sched_t *self, uint64_t job);

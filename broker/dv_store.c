@@ -550,21 +550,27 @@ wire_parse(const dv_store_t *self,
            dv_error_t *err)
 {
     if (len < WIRE_HEAD) {
-        return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
-                         "shorter than its header", self->path);
+        return dv_errorf(err, DV_EFORMAT,
+                         "store %s: replicated batch "
+                         "shorter than its header",
+                         self->path);
     }
     *next_id = wget(p, 8);
     size_t n = (size_t)wget(p + 8, 4), at = WIRE_HEAD;
     if (n > (len - at) / WIRE_OP) {
-        return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
-                         "names %zu ops in %zu bytes", self->path, n, len);
+        return dv_errorf(err, DV_EFORMAT,
+                         "store %s: replicated batch "
+                         "names %zu ops in %zu bytes",
+                         self->path, n, len);
     }
     op_t *ops = n ? dv_calloc(n, sizeof *ops) : NULL;
     for (size_t i = 0; i < n; i++) {
         if (len - at < WIRE_OP) {
             free(ops);
-            return dv_errorf(err, DV_EFORMAT, "store %s: replicated batch "
-                             "truncated at op %zu", self->path, i);
+            return dv_errorf(err, DV_EFORMAT,
+                             "store %s: replicated batch "
+                             "truncated at op %zu",
+                             self->path, i);
         }
         op_t *op = &ops[i];
         op->table = p[at];
@@ -581,8 +587,10 @@ wire_parse(const dv_store_t *self,
         }
         if (bad) {
             free(ops);
-            return dv_errorf(err, DV_ECHECKSUM, "store %s: replicated batch "
-                             "op %zu is damaged", self->path, i);
+            return dv_errorf(err, DV_ECHECKSUM,
+                             "store %s: replicated batch "
+                             "op %zu is damaged",
+                             self->path, i);
         }
         at += op->len;
     }

@@ -917,6 +917,45 @@ dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
 // know (w, or NULL), give it the queues it asked for (takes ownership of
 // *asked_p, checked against its key by dv_authorize_worker) and welcome it.
 // Returns 0, or DV_E* with err set for a bad register.
+// A worker re-registering with a group's new leader names the jobs it
+// still runs (`running`: [[job, attempt], ...], 1.6): those the log says
+// were running as that attempt (held by recovery) stay on it, so their
+// `done` is taken instead of the job running again elsewhere. Anything
+// else in the list is ignored (a worker cannot claim a job it was not
+// given: the attempt must match and the job must not run anywhere).
+static void
+claim_running(dv_broker_t *self, worker_t *w, const dv_msg_t *m)
+{
+    const msgpack_object *list = dv_msg_get(m, "running");
+    if (!list || list->type != MSGPACK_OBJECT_ARRAY) {
+        return;
+    }
+    size_t claimed = 0;
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *e = &list->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2 ||
+            e->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            e->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            continue;
+        }
+        uint64_t id = e->via.array.ptr[0].via.u64;
+        uint64_t attempt = e->via.array.ptr[1].via.u64;
+        job_t *j = dv_broker_job_find(self, id);
+        if (!j || j->cancelled || j->attempts != attempt ||
+            dv_sched_claim(self->sched, id, w->handle) != 0) {
+            continue;
+        }
+        j->started_unix = dv_broker_unix_ms_now();
+        claimed++;
+    }
+    if (claimed) {
+        dv_log(DV_LOG_INFO, "broker",
+               "worker %s keeps %zu running jobs (their lease survives the "
+               "leader change)",
+               w->name, claimed);
+    }
+}
+
 static int
 on_register(dv_broker_t *self,
             dv_wire_msg_t *in,
@@ -984,7 +1023,7 @@ on_register(dv_broker_t *self,
     dv_auth_message_key(self->auth, &in->header, &kid);
     snprintf(w->key, sizeof w->key, "%s", kid);
     dv_authorize_worker_serve(self, w);
-
+    claim_running(self, w, m);
     dv_broker_send_simple(self, self->workers_sock, in, DV_MSG_WELCOME, rid);
     return 0;
 }

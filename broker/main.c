@@ -86,8 +86,8 @@ usage(FILE *f)
                "--raft-peers\nlists the whole initial group, the same on "
                "every member; a member added later\nstarts with --raft-join "
                "(drover admin member add). --raft-election-ms N\n(default "
-               "1000): how long without a leader before an election.\n"
-               DV_LOG_FLAGS_USAGE
+               "1000): how long without a leader before an "
+               "election.\n" DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
