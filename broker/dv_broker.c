@@ -1013,15 +1013,13 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
 {
     dv_broker_t *self = dv_calloc(1, sizeof *self);
     broker_settings(self, opts);
-    dv_repl_opts_t ro = {opts->raft_id,
-                         opts->raft,
-                         opts->raft_peers,
-                         opts->raft_join,
-                         opts->raft_election_ms,
-                         opts->data_dir,
-                         NULL,
-                         NULL,
-                         NULL};
+    dv_repl_opts_t ro = {.id = opts->raft_id,
+                         .address = opts->raft,
+                         .peers = opts->raft_peers,
+                         .join = opts->raft_join,
+                         .private_net = opts->raft_private,
+                         .election_ms = opts->raft_election_ms,
+                         .data_dir = opts->data_dir};
     int rc = opts->raft_id && !opts->data_dir
                  ? dv_errorf(err, DV_EINVAL,
                              "a broker group member needs --data DIR (its "

@@ -79,6 +79,8 @@ typedef struct {
     const char *raft;               // its Raft HOST:PORT
     const char *raft_peers;         // the initial group "1=HOST:PORT,..."
     bool raft_join;                 // wait to be added instead
+    bool raft_private;              // --raft beyond loopback is on a
+                                    // private network (docs/SECURITY.md)
     uint32_t raft_election_ms;      // election timeout (0: 1000)
 } dv_broker_opts_t;
 

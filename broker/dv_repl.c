@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "dv_endpoint.h"
 #include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_log.h"
@@ -983,6 +984,16 @@ dv_repl_prepare(const dv_repl_opts_t *opts, dv_error_t *err)
                          "--raft HOST:PORT, please (this member's Raft "
                          "address, e.g. 127.0.0.1:7481)");
     }
+    char ep[DV_MAX_REPL_ADDR + 8];
+    snprintf(ep, sizeof ep, "tcp://%s", opts->address);
+    if (!opts->private_net && dv_endpoint_exposed(ep)) {
+        return dv_errorf(err, DV_EINVAL,
+                         "--raft %s is reachable from other machines, and "
+                         "Raft traffic is neither encrypted nor "
+                         "authenticated: give --raft-private if only the "
+                         "group's members can reach it (docs/SECURITY.md)",
+                         opts->address);
+    }
     if (!opts->join && (!opts->peers || !*opts->peers)) {
         return dv_errorf(err, DV_EINVAL,
                          "--raft-peers 1=HOST:PORT,2=HOST:PORT,... (the "
@@ -1090,7 +1101,9 @@ start_raft(dv_repl_t *self, const dv_repl_opts_t *opts, dv_error_t *err)
         rv = raft_start(r);
     }
     if (rv != 0) {
-        return dv_errorf(err, DV_EIO, "raft: %s (log in %s)", raft_errmsg(r),
+        const char *why = raft_errmsg(r);
+        return dv_errorf(err, DV_EIO, "raft: %s (--raft %s, log in %s)",
+                         why && *why ? why : raft_strerror(rv), opts->address,
                          self->raft_dir);
     }
     return 0;

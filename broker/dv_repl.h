@@ -38,6 +38,9 @@ typedef struct {
     const char *peers;     // the initial group, "1=HOST:PORT,2=...", self
                            // included; NULL when join
     bool join;             // wait to be added (drover admin member add)
+    bool private_net;      // address beyond loopback allowed: the operator
+                           // says only the members reach it (Raft traffic
+                           // is plain TCP; docs/SECURITY.md)
     unsigned election_ms;  // election timeout (0: 1000); heartbeats a tenth
     const char *data_dir;  // DIR: the log in DIR/raft; DIR/store, DIR/models
                            // and DIR/datasets are rebuilt from it

@@ -37,6 +37,7 @@ usage(FILE *f)
                "                     [--http HOST:PORT [--http-token FILE]]\n"
                "                     [--raft-id N --raft HOST:PORT "
                "--raft-peers LIST|--raft-join]\n"
+               "                     [--raft-election-ms N] [--raft-private]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -86,8 +87,10 @@ usage(FILE *f)
                "--raft-peers\nlists the whole initial group, the same on "
                "every member; a member added later\nstarts with --raft-join "
                "(drover admin member add). --raft-election-ms N\n(default "
-               "1000): how long without a leader before an "
-               "election.\n" DV_LOG_FLAGS_USAGE
+               "1000): how long without a leader before an election. Raft\n"
+               "traffic is plain TCP: a --raft address beyond loopback needs "
+               "--raft-private\n(only the members reach it; "
+               "docs/SECURITY.md).\n" DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -172,6 +175,7 @@ static const arg_row_t args[] = {
     {"--raft",                   ARG_STR,  OPT(raft),                   0, 1},
     {"--raft-peers",             ARG_STR,  OPT(raft_peers),             0, 1},
     {"--raft-join",              ARG_FLAG, OPT(raft_join),              0, 1},
+    {"--raft-private",           ARG_FLAG, OPT(raft_private),           0, 1},
     {"--raft-election-ms",       ARG_U32,  OPT(raft_election_ms),      50, 1},
 };
 // clang-format on
