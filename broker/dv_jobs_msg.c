@@ -332,6 +332,7 @@ train_spec(const dv_msg_t *m,
         dv_hyper_t hp;
         char target[DV_MAX_NAME_BYTES + 1] = "", task[32] = "";
         uint64_t created = 0, ck_ms = 0;
+        bool schema_change = false;
         int rc;
         if ((rc = dv_msg_str(m, "model", name, DV_MAX_WIRE_NAME + 1, err)) !=
                 0 ||
@@ -344,7 +345,9 @@ train_spec(const dv_msg_t *m,
                                  dv_broker_unix_ms_now() / 1000, &created,
                                  err)) != 0 ||
             (rc = dv_msg_uint_or(m, "checkpoint_ms", DEFAULT_CHECKPOINT_MS,
-                                 &ck_ms, err)) != 0) {
+                                 &ck_ms, err)) != 0 ||
+            (rc = dv_msg_bool_or(m, "schema_change", false, &schema_change,
+                                 err)) != 0) {
             dv_msgw_destroy(&spec);
             return rc;
         }
@@ -377,6 +380,10 @@ train_spec(const dv_msg_t *m,
         }
         dv_msgw_uint(spec, "created_unix", created);
         dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
+        if (schema_change) { // read back when the model is registered
+            dv_msgw_key(spec, "schema_change");
+            dv_msgw_v_bool(spec, true);
+        }
     }
     const dv_dataset_info_t *refs[2] = {ds, eval};
     static const char *keys[2] = {"dataset", "eval_dataset"};

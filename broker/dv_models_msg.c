@@ -313,9 +313,10 @@ schema_same(const dv_model_info_t *from,
 static void
 push_finish(dv_broker_t *self, push_t *p)
 {
-    if (p->rc == 0 && !p->job && !p->schema_change &&
+    if (p->rc == 0 && !p->schema_change &&
         (p->rc = schema_same(dv_registry_get(self->registry, p->name, 0),
-                             &p->info, "model_push", &p->err))) {
+                             &p->info, p->job ? "train" : "model_push",
+                             &p->err))) {
         dv_registry_discard(self->registry, &p->info);
     }
     if (p->rc == 0 &&

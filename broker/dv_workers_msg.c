@@ -359,6 +359,41 @@ lineage_build(const job_t *j, const worker_t *w, const dv_msg_t *m, size_t *len)
     return (uint8_t *)msgpack_sbuffer_release(&sb);
 }
 
+// Whether a train job's spec (its payload: field count u16, spec length
+// u32, the spec's key/value pairs; dv_jobs_msg.c train_spec) says
+// schema_change: the model it registers may take other inputs or give
+// other outputs than its name's latest.
+static bool
+spec_schema_change(const job_t *j)
+{
+    if (!j->payload || j->payload_len < 6) {
+        return false;
+    }
+    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
+    size_t sl = dv_broker_get_u32(j->payload + 2);
+    if (sl > j->payload_len - 6) {
+        return false;
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    bool yes = false, key = true, hit = false;
+    for (size_t i = 0; i < 2 * nf &&
+                       msgpack_unpack_next(&u, (const char *)j->payload + 6,
+                                           sl, &off) == MSGPACK_UNPACK_SUCCESS;
+         i++, key = !key) {
+        const msgpack_object *o = &u.data;
+        if (key) {
+            hit = o->type == MSGPACK_OBJECT_STR && o->via.str.size == 13 &&
+                  memcmp(o->via.str.ptr, "schema_change", 13) == 0;
+        } else if (hit) {
+            yes = o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return yes;
+}
+
 static int
 train_done(dv_broker_t *self,
            worker_t *w,
@@ -380,6 +415,7 @@ train_done(dv_broker_t *self,
         }
         snprintf(p->name, sizeof p->name, "%s", j->model);
         p->version = version;
+        p->schema_change = spec_schema_change(j);
         p->lineage = lineage_build(j, w, m, &p->lineage_len);
         if (dv_models_msg_push_queue(self, p, file, &why) != 0) {
             p = NULL;

@@ -469,6 +469,9 @@ typedef struct {
                                   // (10 s), < 0: never
     drover_progress_fn *progress; // called while drover_train waits (may
     void *progress_arg;           //   be NULL)
+    bool schema_change;           // the model may take other inputs or give
+                                  // other outputs than NAME's latest (else
+                                  // the job fails DV_ESHAPE, nothing stored)
 } drover_train_t;
 
 // Submit a train job and wait (timeout_ms; <0 forever) for its result:

@@ -1032,6 +1032,10 @@ drover_train_submit(drover_t *self,
         dv_msgw_uint(w, "checkpoint_ms",
                      t->checkpoint_ms < 0 ? 0 : (uint64_t)t->checkpoint_ms);
     }
+    if (t->schema_change) {
+        dv_msgw_key(w, "schema_change");
+        dv_msgw_v_bool(w, true);
+    }
     if (self->n_eps > 1) { // resent to a new leader: never trained twice
         char key[33];
         drv_group_key(key);

@@ -602,7 +602,7 @@ dv_cli_models(int argc, char **argv)
     "         [--scale S] [--hidden 64,32] [--init I] "                        \
     "[--validation-fraction F]\n"                                              \
     "         [--checkpoint-ms N] [--queue Q]\n"                               \
-    "         [--eval-dataset NAME[@V]] [--no-wait]\n"                         \
+    "         [--eval-dataset NAME[@V]] [--no-wait] [--schema-change]\n"       \
     "         [--broker E] [--json]\n"                                         \
     "Trains on a worker through the queue (the options of `drover local "      \
     "train`) and\n"                                                            \
@@ -620,7 +620,11 @@ dv_cli_models(int argc, char **argv)
     "broker has\n"                                                             \
     "it: Ctrl-C stops waiting, not the job (`drover jobs cancel ID`); "        \
     "--no-wait\n"                                                              \
-    "prints the id (stdout) and returns.\n"
+    "prints the id (stdout) and returns. A model that takes other inputs or "  \
+    "gives\n"                                                                   \
+    "other outputs than NAME's latest is not registered (DV_ESHAPE: its "      \
+    "clients would\n"                                                          \
+    "fail) unless --schema-change.\n"
 
 static void
 on_train_progress(const drover_progress_t *p, void *arg)
@@ -710,7 +714,7 @@ dv_cli_train(int argc, char **argv)
         {"dataset", true, NULL},      {"checkpoint-ms", true, NULL},
         {"eval-dataset", true, NULL}, {"no-wait", false, NULL},
         {"init", true, NULL},         {"validation-fraction", true, NULL},
-        {NULL, false, NULL},
+        {"schema-change", false, NULL}, {NULL, false, NULL},
     };
     size_t n_pos = 0;
     int rc = dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
@@ -746,6 +750,7 @@ dv_cli_train(int argc, char **argv)
     t.task = dv_cli_get(opts, "task");
     t.options = option_ptrs;
     t.n_options = n_options;
+    t.schema_change = dv_cli_get(opts, "schema-change") != NULL;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     t.created_unix = sde ? atoll(sde) : 0;
     long ck = 0;

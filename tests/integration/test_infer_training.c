@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "drover.h"
+#include "dv_file.h"
 #include "dv_sha256.h"
 #include "dv_test.h"
 #include "dv_test_cluster.h"
@@ -1069,6 +1070,58 @@ test_cancel_stops_training(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A train job under a name whose latest takes other inputs (issue 17): the
+// model is not registered (DV_ESHAPE, its clients would fail) unless the
+// job says schema_change; the same data and name trains fine.
+static void
+test_training_keeps_a_name_s_schema(void)
+{
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 1, "0");
+    drover_error_t err = {0};
+    const char *options[] = {"epochs=5", "seed=1"};
+    int codes[4] = {-1, -1, -1, -1};
+    const char *files[4] = {"iris_train.csv", "diabetes_train.csv",
+                            "diabetes_train.csv", "iris_train.csv"};
+    const char *algos[4] = {"softmax", "ridge", "ridge", "softmax"};
+    bool change[4] = {false, false, true, true};
+    for (int i = 0; up && i < 4; i++) {
+        uint8_t *csv = NULL;
+        size_t len = 0;
+        dv_error_t derr = {0};
+        if (dv_file_read(dv_test_data(files[i]), (size_t)1 << 26, &csv, &len,
+                         &derr) != 0) {
+            break;
+        }
+        drover_train_t t = {0};
+        t.model = "shape";
+        t.algo = algos[i];
+        t.csv = csv;
+        t.csv_len = len;
+        t.options = options;
+        t.n_options = 2;
+        t.schema_change = change[i];
+        drover_result_t *r = NULL;
+        if (drover_train(c.d, &t, DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            codes[i] = drover_result_error(r, NULL);
+        }
+        drover_result_destroy(&r);
+        free(csv);
+    }
+    drover_model_t info = {0};
+    int got = up ? drover_model_get(c.d, "shape", 0, &info, &err) : -1;
+    int exit_rc = dv_tcluster_down(&c, false);
+    DV_CHECK(up);
+    DV_CHECK_EQ(codes[0], 0);          // shape@1: iris, 4 features
+    DV_CHECK_EQ(codes[1], DV_ESHAPE);  // diabetes under it: refused
+    DV_CHECK_EQ(codes[2], 0);          // said so: shape@2
+    DV_CHECK_EQ(codes[3], 0);          // and back, said so: shape@3
+    DV_CHECK_EQ(got, 0);
+    DV_CHECK_EQ(info.version, 3u);     // the refused one took no version
+    DV_CHECK_EQ(info.features, 4u);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"training follows the data", test_training_follows_the_data},
     {"workers fetch and cache data sets",
@@ -1086,6 +1139,7 @@ static const dv_test_case_t cases[] = {
      test_training_leaves_room_for_inference},
     {"training progress", test_training_progress},
     {"train through the queue", test_train_through_the_queue},
+    {"training keeps a name's schema", test_training_keeps_a_name_s_schema},
     {NULL, NULL},
 };
 

@@ -1133,6 +1133,11 @@ def train_submit(model: str, data: Any, y: Any, algo: str,
     """A train submit's fields and frame 1."""
     f = submit_fields("train", queue, submit_opts or {})
     f["model"] = model
+    params = dict(params)
+    if params.pop("schema_change", False):
+        # the model may take other inputs or give other outputs than the
+        # name's latest (else the job fails DV_ESHAPE, nothing stored)
+        f["schema_change"] = True
     f["train"] = train_map(algo, params)
     if (data is None) == (dataset is None):
         raise errors.Invalid("give data (a CSV path or bytes, or X with y) "

@@ -714,7 +714,9 @@ class Client(P._Core, _Api):
         with ``y``: sent as CSV with columns ``columns`` or x0.., target
         last) or ``dataset`` (a stored data set ``NAME[@VERSION]``).
         ``params``: epochs, batch, patience, seed, lr, l2, tol, scale,
-        hidden (as ``drover train``)."""
+        hidden (as ``drover train``); ``schema_change=True`` lets the model
+        take other inputs or give other outputs than ``model``'s latest
+        (else the job fails with :class:`errors.Shape`)."""
         f, payload = P.train_submit(model, data, y, algo, dataset,
                                     eval_dataset, target, task, columns,
                                     created_unix, checkpoint_ms, queue,
