@@ -503,6 +503,46 @@ render_workers(dv_broker_t *b, dv_prom_t *p)
     }
 }
 
+// A broker group member's view of Raft (nothing for a broker alone).
+static void
+render_group(dv_broker_t *b, dv_prom_t *p)
+{
+    if (!b->repl) {
+        return;
+    }
+    dv_repl_figures_t f;
+    dv_repl_figures(b->repl, &f);
+    dv_prom_family(p, "drover_group_role", "gauge",
+                   "1 for this member's Raft role (leader, follower, "
+                   "candidate, unavailable).");
+    dv_prom_sample(p, "drover_group_role", (const char *[]){"role", f.role}, 1,
+                   1);
+    gauge(p, "drover_group_serving",
+          "1 when this member leads and serves (applied its predecessors' "
+          "entries).",
+          dv_repl_serving(b->repl) ? 1 : 0);
+    gauge(p, "drover_group_member_id", "This member's --raft-id.",
+          (double)f.id);
+    gauge(p, "drover_group_leader_id", "The leader's id (0: none known).",
+          (double)f.leader);
+    gauge(p, "drover_group_term", "The Raft term.", (double)f.term);
+    gauge(p, "drover_group_commit_index", "Raft commit index.",
+          (double)f.commit);
+    gauge(p, "drover_group_applied_index",
+          "Last Raft entry applied to this member's store.", (double)f.applied);
+    gauge(p, "drover_group_last_index", "Last Raft entry in this log.",
+          (double)f.last);
+    dv_prom_family(p, "drover_group_member_lag_entries", "gauge",
+                   "Entries a member lacks (the leader's view; 0 "
+                   "elsewhere).");
+    for (size_t i = 0; i < f.n; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)f.ids[i]);
+        dv_prom_sample(p, "drover_group_member_lag_entries",
+                       (const char *[]){"member", id}, 1, (double)f.lag[i]);
+    }
+}
+
 static void
 render_metrics(dv_broker_t *b, dv_http_reply_t *r)
 {
@@ -528,6 +568,7 @@ render_metrics(dv_broker_t *b, dv_http_reply_t *r)
     gauge(p, "drover_store_size_bytes",
           "Size of the store's data file (0 without --data).",
           store_bytes(self));
+    render_group(b, p);
     size_t n_models = 0;
     dv_registry_list(b->registry, &n_models);
     gauge(p, "drover_model_versions", "Model versions in the registry.",

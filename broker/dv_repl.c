@@ -873,6 +873,36 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
     }
 }
 
+void
+dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f)
+{
+    struct raft *r = &self->raft;
+    static const char *roles[] = {"unavailable", "follower", "candidate",
+                                  "leader"};
+    int state = raft_state(r);
+    const char *addr = NULL;
+    raft_id leader = 0;
+    raft_leader(r, &leader, &addr);
+    memset(f, 0, sizeof *f);
+    f->id = r->id;
+    f->leader = leader;
+    f->role = state >= 0 && state <= 3 ? roles[state] : "unavailable";
+    f->term = r->current_term;
+    f->commit = r->commit_index;
+    f->applied = raft_last_applied(r);
+    f->last = raft_last_index(r);
+    for (unsigned i = 0; i < r->configuration.n && i < DV_MAX_REPL_MEMBERS;
+         i++) {
+        f->ids[f->n] = r->configuration.servers[i].id;
+        if (state == RAFT_LEADER && r->leader_state.progress &&
+            r->configuration.servers[i].id != r->id) {
+            uint64_t m = r->leader_state.progress[i].match_index;
+            f->lag[f->n] = f->last > m ? f->last - m : 0;
+        }
+        f->n++;
+    }
+}
+
 // ----------------------------------------------------------------- members
 
 typedef struct {

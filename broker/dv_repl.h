@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "dv_err.h"
+#include "dv_limits.h"
 #include "dv_proto.h"
 #include "dv_store.h"
 
@@ -101,6 +102,17 @@ bool dv_repl_files_staged(dv_repl_t *self);
 
 // The `cluster` reply's fields (PROTOCOL.md, Broker groups) into w.
 void dv_repl_describe(dv_repl_t *self, dv_msgw_t *w);
+
+// Figures for /metrics: this member's view.
+typedef struct {
+    uint64_t id, leader; // this member; the leader (0: unknown)
+    const char *role;    // leader, follower, candidate, unavailable
+    uint64_t term, commit, applied, last;
+    size_t n; // members in the configuration
+    uint64_t ids[DV_MAX_REPL_MEMBERS];
+    uint64_t lag[DV_MAX_REPL_MEMBERS]; // the leader's view (else 0)
+} dv_repl_figures_t;
+void dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f);
 
 // Add a member (as a voter, once it caught up) or remove one. done as for
 // dv_repl_propose. Returns 0 or DV_ENOTLEADER / DV_EINVAL with the reason.

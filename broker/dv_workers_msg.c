@@ -378,9 +378,9 @@ spec_schema_change(const job_t *j)
     msgpack_unpacked_init(&u);
     size_t off = 0;
     bool yes = false, key = true, hit = false;
-    for (size_t i = 0; i < 2 * nf &&
-                       msgpack_unpack_next(&u, (const char *)j->payload + 6,
-                                           sl, &off) == MSGPACK_UNPACK_SUCCESS;
+    for (size_t i = 0;
+         i < 2 * nf && msgpack_unpack_next(&u, (const char *)j->payload + 6, sl,
+                                           &off) == MSGPACK_UNPACK_SUCCESS;
          i++, key = !key) {
         const msgpack_object *o = &u.data;
         if (key) {

@@ -1112,12 +1112,12 @@ test_training_keeps_a_name_s_schema(void)
     int got = up ? drover_model_get(c.d, "shape", 0, &info, &err) : -1;
     int exit_rc = dv_tcluster_down(&c, false);
     DV_CHECK(up);
-    DV_CHECK_EQ(codes[0], 0);          // shape@1: iris, 4 features
-    DV_CHECK_EQ(codes[1], DV_ESHAPE);  // diabetes under it: refused
-    DV_CHECK_EQ(codes[2], 0);          // said so: shape@2
-    DV_CHECK_EQ(codes[3], 0);          // and back, said so: shape@3
+    DV_CHECK_EQ(codes[0], 0);         // shape@1: iris, 4 features
+    DV_CHECK_EQ(codes[1], DV_ESHAPE); // diabetes under it: refused
+    DV_CHECK_EQ(codes[2], 0);         // said so: shape@2
+    DV_CHECK_EQ(codes[3], 0);         // and back, said so: shape@3
     DV_CHECK_EQ(got, 0);
-    DV_CHECK_EQ(info.version, 3u);     // the refused one took no version
+    DV_CHECK_EQ(info.version, 3u); // the refused one took no version
     DV_CHECK_EQ(info.features, 4u);
     DV_CHECK_EQ(exit_rc, 0);
 }
