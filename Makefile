@@ -34,13 +34,17 @@ SOAK_RUNS ?= 20
 soak: asan
 	scripts/soak.sh $(SOAK_RUNS)
 
-# Figures, never assertions: writes bench/results/*.json.
+# Figures, never assertions: writes bench/results/*.json. The group bench
+# compares a lone broker with an older build's when BENCH_BASELINE_BIN names
+# that build's bin folder (README, "Broker group figures").
+BENCH_BASELINE_BIN ?=
 bench: release
 	build/release/bin/dv-bench-ml --out bench/results/ml.json
 	build/release/bin/dv-bench-queue --bin-dir build/release/bin --out bench/results/queue.json
 	build/release/bin/dv-bench-serve --bin-dir build/release/bin --out bench/results/serve.json
 	scripts/deps.sh bench && for m in "" --early-stopping; do DROVER_BIN=build/release/bin/drover /usr/bin/python3 bench/parity/parity.py $$m || exit 1; done
 	/usr/bin/python3 bench/python/bench_python.py
+	build/release/bin/dv-bench-group --bin-dir build/release/bin --out bench/results/group.json $(if $(BENCH_BASELINE_BIN),--baseline-bin-dir $(BENCH_BASELINE_BIN))
 
 # libFuzzer on every decoder a peer or a file reaches (tests/fuzz), one
 # target at a time on one core: FUZZ_SECONDS each (default 15), or
