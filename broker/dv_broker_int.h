@@ -310,6 +310,7 @@ struct dv_broker {
     uv_timer_t commit_timer;   // group commit at the next loop turn
     bool commit_armed;         // the timer is started
     bool committing;           // a batch is being written on the pool
+    unsigned repl_in_flight;   // a group's entries proposed, not committed
     uint64_t max_queued;       // jobs waiting per queue
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue

@@ -18,6 +18,7 @@
 #include "dv_broker_int.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
+#include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_monitor.h"
@@ -341,7 +342,11 @@ anything_to_commit(dv_broker_t *self)
 static void
 commit_done(dv_broker_t *self, commit_t *c)
 {
-    self->committing = false;
+    if (self->repl) {
+        self->repl_in_flight--;
+    } else {
+        self->committing = false;
+    }
     dv_monitor_commit(self->monitor, c->seconds, c->rc);
     bool marks = self->n_marks_due > 0; // due before a failure adds more
     commit_finished(self, c);
@@ -360,8 +365,9 @@ on_commit(uv_timer_t *t)
 {
     dv_broker_t *self = t->data;
     self->commit_armed = false;
-    if (self->committing || !anything_to_commit(self)) {
-        return; // after_commit re-arms when the batch in flight is done
+    if (self->committing || !anything_to_commit(self) ||
+        self->repl_in_flight >= DV_REPL_PIPELINE) {
+        return; // commit_done re-arms when a batch in flight is done
     }
     commit_t *c = commit_take(self);
     if (self->fault_eio_left && c->n_pending) { // the fault seam
@@ -378,8 +384,8 @@ on_commit(uv_timer_t *t)
                "fault seam: SIGKILL before the commit of a durable result");
         raise(SIGKILL);
     }
-    self->committing = true;
     if (self->repl) { // a group: the batch is an entry of its log
+        self->repl_in_flight++; // raft applies entries in order
         c->t0 = uv_hrtime();
         if (dv_repl_propose(self->repl, c->batch, on_replicated, c, &c->err) !=
             0) {
@@ -388,6 +394,7 @@ on_commit(uv_timer_t *t)
         }
         return;
     }
+    self->committing = true;
     if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
         self->committing = false;
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);

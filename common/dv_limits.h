@@ -190,6 +190,12 @@
 // a restart's replay; each snapshot is the whole store and the model and
 // data set files, so taking one too often costs more than it saves.
 #define DV_REPL_SNAPSHOT_ENTRIES 1024
+// Group commits a leader has in flight at once (proposed, not yet
+// committed): the next batch need not wait for the last one's round trip
+// to the followers and their fsync (raft keeps them in order), and no more,
+// so a slow follower cannot make the leader hold an unbounded backlog of
+// unacknowledged batches in memory.
+#define DV_REPL_PIPELINE 4
 // Entries kept after a snapshot, so a follower a little behind catches up
 // from the log instead of receiving a whole snapshot.
 #define DV_REPL_SNAPSHOT_TRAILING 256
