@@ -138,9 +138,10 @@ size_t dv_store_batch_wire_size(const dv_store_batch_t *b);
 uint8_t *dv_store_batch_wire(dv_store_batch_t *b, uint8_t *p);
 
 // Apply an encoding (a batch, or a snapshot with clear set: every table
-// emptied first) in one transaction, checking its bounds and every value's
-// CRC. *used gets the bytes it took. Returns 0, DV_EFORMAT / DV_ECHECKSUM
-// (damaged: nothing applied) or the store's error.
+// emptied first) in one transaction, checking its bounds (each value keeps
+// the CRC it came with, which every read checks). *used gets the bytes it
+// took. Returns 0, DV_EFORMAT (malformed: nothing applied) or the store's
+// error.
 int dv_store_apply_wire(dv_store_t *self,
                         const uint8_t *p,
                         size_t len,
