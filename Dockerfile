@@ -16,11 +16,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# A host build tree in the context (CMake refuses a cache made in another
+# folder) means .dockerignore lost build/: say so rather than fail in CMake.
 # Only what `cmake --install` installs: the binaries and libdrover.so (the
 # tests, benchmarks and fuzz replays stay out of the image; `make test`
 # builds them). A target installed elsewhere and missing here fails the
 # install loudly.
-RUN cmake --preset release -DDV_WERROR=ON \
+RUN if [ -e build ]; then echo "build/ is in the context (.dockerignore)" >&2; exit 1; fi \
+    && cmake --preset release -DDV_WERROR=ON \
     && cmake --build --preset release -j "$(nproc)" \
          --target drover drover-broker drover-worker libdrover_shared \
     && cmake --install build/release --prefix /opt/drover
