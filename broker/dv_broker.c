@@ -545,11 +545,12 @@ dv_broker_not_leader(dv_broker_t *self,
                      uint64_t rid,
                      dv_msg_type_t type)
 {
-    if (!self->repl || dv_repl_serving(self->repl) || type == DV_MSG_PING ||
-        type == DV_MSG_CLUSTER) {
+    if (!self->group || (self->repl && dv_repl_serving(self->repl)) ||
+        type == DV_MSG_PING || type == DV_MSG_CLUSTER) {
         return false;
     }
-    const char *leader = sock == self->clients
+    const char *leader = !self->repl ? "" // closing
+                         : sock == self->clients
                              ? dv_repl_leader_client(self->repl)
                              : dv_repl_leader_worker(self->repl);
     dv_msgw_t *w = dv_msgw_error_reply(
@@ -1059,6 +1060,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                              dv_monitor_http, self};
         rc = dv_http_open(&self->http, &self->loop, &ho, err);
     }
+    self->group = opts->raft_id != 0;
     if (rc == 0 && opts->raft_id) {
         ro.client_ep = self->client_ep;
         ro.worker_ep = self->worker_ep;
@@ -1127,7 +1129,6 @@ broker_close(dv_broker_t *self)
     dv_auth_close(self->auth);
     dv_http_close(self->http); // freed by the uv_run below
     self->http = NULL;
-    bool replicated = self->repl != NULL;
     dv_repl_close(&self->repl); // freed by the uv_run below
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
@@ -1139,7 +1140,7 @@ broker_close(dv_broker_t *self)
         }
     }
     uv_run(&self->loop, UV_RUN_DEFAULT); // close callbacks, pool work
-    if (!replicated) { // a group's commits need the group: not acknowledged
+    if (!self->group) { // a group's commits need the group: not acknowledged
         dv_commit_flush(self);
     }
     dv_store_destroy(&self->store); // before the frees below stage deletes

@@ -353,7 +353,9 @@ struct dv_broker {
     dv_owners_t *model_owners; // who owns each model name ...
     dv_owners_t *data_owners;  // ... and data set name
     dv_audit_t *audit;         // the audit log
-    dv_repl_t *repl;           // a broker group member (NULL: alone)
+    dv_repl_t *repl;           // a broker group member (NULL: alone, or
+                               // closing)
+    bool group;                // a group member (stays set while closing)
     bool restart;              // stopped leading: dv_broker_run says restart
     char data_dir[4096];       // --data ("" in memory)
     uv_signal_t sighup;        // reload the authorized keys

@@ -77,7 +77,7 @@ dv_commit_reply_stored(dv_broker_t *self,
                        uint64_t rid,
                        dv_msgw_t *w)
 {
-    if (self->repl && route_len <= ROUTE_MAX) {
+    if (self->group && route_len <= ROUTE_MAX) {
         dv_commit_hold_reply(self, route, route_len, rid, w);
     } else {
         dv_broker_client_reply(self, route, route_len, w);
@@ -199,6 +199,14 @@ results_release(dv_broker_t *self, held_result_t *h, int rc)
     size_t unstored = 0;
     while (h) {
         held_result_t *next = h->next;
+        if (rc && self->group) {
+            // A group member that lost its leadership: these outcomes are
+            // not committed, and the new leader may record others (it runs
+            // the jobs again). Nothing goes out; the broker starts over.
+            free(h);
+            h = next;
+            continue;
+        }
         kept_t *k = dv_results_kept_find(self, h->id);
         if (k && k->unstored) {
             k->unstored = false; // its stream goes on in marks_done
@@ -342,10 +350,21 @@ anything_to_commit(dv_broker_t *self)
 static void
 commit_done(dv_broker_t *self, commit_t *c)
 {
-    if (self->repl) {
+    if (self->group) {
         self->repl_in_flight--;
     } else {
         self->committing = false;
+    }
+    if (self->group && c->rc) {
+        // Not the leader any more (or its log failed): what this batch
+        // held is refused, and the broker starts over as a follower at
+        // once -- committing again would fail the same way, on a 0 ms
+        // timer that never lets the loop poll.
+        dv_monitor_commit(self->monitor, c->seconds, c->rc);
+        commit_finished(self, c);
+        self->restart = true;
+        uv_stop(&self->loop);
+        return;
     }
     dv_monitor_commit(self->monitor, c->seconds, c->rc);
     bool marks = self->n_marks_due > 0; // due before a failure adds more
@@ -384,12 +403,16 @@ on_commit(uv_timer_t *t)
                "fault seam: SIGKILL before the commit of a durable result");
         raise(SIGKILL);
     }
-    if (self->repl) { // a group: the batch is an entry of its log
+    if (self->group) {          // a group: the batch is an entry of its log
         self->repl_in_flight++; // raft applies entries in order
         c->t0 = uv_hrtime();
-        if (dv_repl_propose(self->repl, c->batch, on_replicated, c, &c->err) !=
-            0) {
-            c->rc = c->err.code;
+        int prc = self->repl // NULL: closing, raft is gone
+                      ? dv_repl_propose(self->repl, c->batch, on_replicated, c,
+                                        &c->err)
+                      : dv_errorf(&c->err, DV_ENOTLEADER,
+                                  "not stored: this broker is stopping");
+        if (prc != 0) {
+            c->rc = prc;
             commit_done(self, c);
         }
         return;
