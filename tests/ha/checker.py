@@ -11,9 +11,10 @@ line (``ev`` names the event; ``t`` is a monotonic time, informational):
   {"ev": "fail", "key": K, "error": TEXT}      no acknowledgement came: the
                                                job may or may not exist
   {"ev": "outcome", "job": ID, "state": S,     a result seen for job ID
-   "payload": HEX, "src": WHERE}               (src: "push", "final" (a
-                                               result_get at the end),
-                                               "stream" (a followed queue))
+   "payload": HEX, "attempts": N,              (src: "push", "final" (a
+   "src": WHERE}                               result_get at the end),
+                                               "stream" (a followed queue));
+                                               attempts optional
   {"ev": "lost", "key": K, "job": ID, ...}     an acknowledged job whose
                                                result the producer did not
                                                get (the final sweep must)
@@ -21,8 +22,10 @@ line (``ev`` names the event; ``t`` is a monotonic time, informational):
 The history is valid when:
   1. every acknowledged submit has an outcome (acknowledged = on a majority:
      it must never be lost);
-  2. no job id has two different outcomes (state + payload), however often
-     and from wherever it is observed;
+  2. no job id has two different outcomes (state, payload and, where
+     recorded, the attempt that produced it), however often and from
+     wherever it is observed: a result a client saw is final (a job run
+     again after its result was sent shows as a later attempt);
   3. every outcome belongs to a submit: to an acknowledged job id, or its
      payload is one that was submitted (a submit whose acknowledgement was
      lost may still have run) -- never a key never submitted;
@@ -86,7 +89,7 @@ def check(events: Iterable[Dict[str, Any]],
     key_of_job: Dict[int, str] = {}        # job id -> key
     job_of_key: Dict[str, int] = {}        # key -> job id (ack or outcome)
     failed: Set[str] = set()
-    outcomes: Dict[int, Set[Tuple[str, str]]] = defaultdict(set)
+    outcomes: Dict[int, Set[Tuple[str, str, Any]]] = defaultdict(set)
     sources: Dict[str, int] = defaultdict(int)
     n = {"submit": 0, "ack": 0, "dup": 0, "fail": 0, "outcome": 0,
          "lost": 0}
@@ -130,7 +133,7 @@ def check(events: Iterable[Dict[str, Any]],
             job = int(e["job"])
             st, p = e.get("state", ""), e.get("payload", "")
             sources[e.get("src", "?")] += 1
-            outcomes[job].add((st, p))
+            outcomes[job].add((st, p, e.get("attempts")))
             if st != "done" and not allow_failed:
                 err(f"line {i + 1}: job {job} ended {st!r} "
                     f"({e.get('error', '')})")
@@ -154,8 +157,9 @@ def check(events: Iterable[Dict[str, Any]],
 
     for job, outs in outcomes.items():
         if len(outs) > 1:
-            err(f"job {job} has {len(outs)} different outcomes: "
-                f"{sorted((s, p[:16]) for s, p in outs)}")
+            err(f"job {job} has {len(outs)} different outcomes (state, "
+                "payload, attempt): "
+                f"{sorted((s, p[:16], str(a)) for s, p, a in outs)}")
     missing = [(k, j) for k, j in acked.items() if j not in outcomes]
     for k, j in missing:
         err(f"acknowledged submit {k} (job {j}) has no outcome")
@@ -197,9 +201,10 @@ def _ack(k: str, j: int, dup: bool = False) -> Dict[str, Any]:
     return {"ev": "ack", "key": k, "job": j, "dup": dup}
 
 
-def _out(j: int, p: str, st: str = "done", src: str = "push"
-         ) -> Dict[str, Any]:
-    return {"ev": "outcome", "job": j, "state": st, "payload": p, "src": src}
+def _out(j: int, p: str, st: str = "done", src: str = "push",
+         attempts: int = 1) -> Dict[str, Any]:
+    return {"ev": "outcome", "job": j, "state": st, "payload": p, "src": src,
+            "attempts": attempts}
 
 
 def _cases() -> List[Tuple[str, str, List[Dict[str, Any]]]]:
@@ -226,6 +231,9 @@ def _cases() -> List[Tuple[str, str, List[Dict[str, Any]]]]:
         ("acked, no outcome", "has no outcome", base + [_sub("c", "63"), _ack("c", 3)]),
         ("two different outcomes", "different outcomes",
          base + [_out(1, "61", st="failed")]),
+        ("result changed after it was seen (run again)",
+         "different outcomes",
+         base + [_out(1, "61", src="final", attempts=2)]),
         ("two states", "ended 'failed'", base + [_out(2, "62", st="failed")]),
         ("failed outcome", "ended 'failed'",
          [_sub("a", "61"), _ack("a", 1), _out(1, "61", st="failed")]),
