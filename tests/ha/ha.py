@@ -517,22 +517,27 @@ class Follower(threading.Thread):
             return all(j in self.seen for j in jobs)
 
 
-def sweep(group: Group, history: History, timeout: float = 90.0) -> None:
+def sweep(group: Group, history: History, timeout: float = 90.0,
+          src: str = "final") -> None:
     """Every acknowledged job's result, fetched by id from the group's
     leader now (result_get, waiting while unfinished): outcome events with
-    src "final"."""
+    src "final". AssertionError naming the jobs without one."""
+    missing = []
     with group.client() as c:
         for key, jid in sorted(history.acked_jobs().items(),
                                key=lambda kv: kv[1]):
             try:
                 r = c.wait_result(jid, timeout=timeout)
             except errors.DroverError as e:
-                history.add("note", text=f"final: job {jid} ({key}): "
+                history.add("note", text=f"{src}: job {jid} ({key}): "
                             f"{e!r}")
+                missing.append(f"{jid}: {e!r}")
                 continue
             history.add("outcome", job=jid, state=r.state,
                         payload=bytes(r.payload).hex(),
-                              attempts=r.attempts, src="final")
+                        attempts=r.attempts, src=src)
+    assert not missing, f"{len(missing)} acknowledged jobs without a " \
+        f"result on the leader: {missing[:5]}"
 
 
 def judge(group: Group, history: History) -> checker.Verdict:
