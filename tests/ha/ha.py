@@ -63,6 +63,10 @@ HEARTBEAT_MS = 200
 ELECT_S = 45.0
 #: seconds a (re)started member may take to catch up with the leader
 CATCH_UP_S = 90.0
+#: seconds one test may wait in all, from its group's start: a failing test
+#: ends (and stops its processes) before CTest's TIMEOUT (300) kills it
+TEST_S = float(os.environ.get("HA_TEST_S", "240"))
+_deadline = [time.monotonic() + TEST_S]
 
 
 def free_ports(n: int) -> List[int]:
@@ -82,9 +86,9 @@ def free_ports(n: int) -> List[int]:
 
 def wait_for(what: str, cond: Callable[[], Any], timeout: float,
              every: float = 0.1) -> Any:
-    """cond() until it is truthy (returned) or timeout seconds passed
-    (AssertionError naming what was awaited)."""
-    end = time.monotonic() + timeout
+    """cond() until it is truthy (returned) or timeout seconds passed, or
+    the test's time is up (AssertionError naming what was awaited)."""
+    end = min(time.monotonic() + timeout, _deadline[0])
     while True:
         v = cond()
         if v:
@@ -264,6 +268,7 @@ class Group:
     """3 members and some workers on 127.0.0.1, in a temp dir."""
 
     def __init__(self, workers: int = 2, members: int = 3) -> None:
+        _deadline[0] = time.monotonic() + TEST_S
         self.dir = Path(tempfile.mkdtemp(prefix="dvha-"))
         ports = free_ports(3 * members)
         peers = ",".join(f"{i + 1}=127.0.0.1:{ports[3 * i + 2]}"
@@ -354,7 +359,9 @@ class Group:
         for m in self.members:
             if m.proc:
                 m.proc.stop()
-        if not keep:
+        if keep:
+            print(f"group's logs, data and history kept in {self.dir}")
+        else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def unstored_sends(self) -> List[str]:
@@ -541,13 +548,8 @@ def sweep(group: Group, history: History, timeout: float = 90.0,
 
 
 def judge(group: Group, history: History) -> checker.Verdict:
-    """The checker's verdict on the history, printed; keeps the group's
-    folder (logs, history) when the history is invalid."""
+    """The checker's verdict on the history, printed (the test keeps the
+    group's folder, history.jsonl included, when it fails)."""
     v = history.verdict()
     print(v.text())
-    if not v.valid:
-        keep = Path(tempfile.mkdtemp(prefix="dvha-failed-"))
-        shutil.copytree(group.dir, keep / "group",
-                        ignore=shutil.ignore_patterns("m[0-9]"))
-        print(f"history and logs kept in {keep}")
     return v
