@@ -41,13 +41,13 @@
 #define UP_USAGE                                                               \
     "usage: drover up [--workers N] [--concurrency N] [--prefetch N] "         \
     "[--data DIR]\n"                                                           \
-    "                 [--replicas 1|3|5] "                                     \
-    "                 [--endpoint E] [--worker-endpoint E] "                   \
-    "[--heartbeat-ms N]\n"                                                     \
-    "                 [--model-memory MB] [--data-memory MB] "                 \
-    "[--train-slots N]\n"                                                      \
-    "                 [--log-level L] [--log-format text|json] [--secure]\n"   \
-    "                 [--http HOST:PORT|off] [--http-token FILE]\n"            \
+    "                 [--replicas 1|3|5] [--endpoint E] [--worker-endpoint "   \
+    "E]\n"                                                                     \
+    "                 [--heartbeat-ms N] [--model-memory MB] [--data-memory "  \
+    "MB]\n"                                                                    \
+    "                 [--train-slots N] [--log-level L] "                      \
+    "[--log-format text|json]\n"                                               \
+    "                 [--secure] [--http HOST:PORT|off] [--http-token FILE]\n" \
     "Runs a broker and N workers (default 2; 0: the broker alone) in the "     \
     "foreground\nand prints 'READY <client endpoint>' once the workers are "   \
     "connected.\n--endpoint is where clients connect "                         \
@@ -76,8 +76,8 @@
     "in steps of 2 (else free ones), status page\nfrom --http's port in "      \
     "steps of 1 (else free ones), raft a free one; with --data\nthey are "     \
     "kept in DIR/up-group for the next start. The workers get every\n"         \
-    "member's worker endpoint. Prints 'READY <client endpoint list>' (for "    \
-    "--broker\nor DROVER_BROKER) and each member's pid; a member that dies "   \
+    "member's worker endpoint. Prints 'READY <client endpoint list>' (to "     \
+    "export as\nDROVER_BROKER) and each member's pid; a member that dies "     \
     "is said and started\nagain (it rejoins the group).\n"
 
 #define READY_TIMEOUT_MS 60000
