@@ -395,7 +395,7 @@ secure_keys(const char *data, char *keys, size_t size)
 
 // One member of a group (--replicas): where it listens and how it starts.
 typedef struct {
-    char id[8];               // --raft-id, 1-based
+    char id[12];              // --raft-id, 1-based
     char client[512];         // its client endpoint
     char worker[512];         // its worker endpoint
     char raft[64];            // its raft address, 127.0.0.1:PORT
@@ -717,11 +717,11 @@ group_plan(up_t *up, const dv_cli_opt_t *opts)
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
         member_t *m = &up->meta[i];
-        snprintf(m->id, sizeof m->id, "%zu", i + 1);
+        snprintf(m->id, sizeof m->id, "%d", (int)i + 1);
         if (ipc) {
-            snprintf(m->client, sizeof m->client, "%.490s-%zu", ep, i + 1);
-            snprintf(m->worker, sizeof m->worker, "%.490s-%zu-workers", ep,
-                     i + 1);
+            snprintf(m->client, sizeof m->client, "%.490s-%d", ep, (int)i + 1);
+            snprintf(m->worker, sizeof m->worker, "%.490s-%d-workers", ep,
+                     (int)i + 1);
         } else {
             long c = port ? port + 2 * (long)i : spare[4 * i];
             long w = port ? c + 1 : spare[4 * i + 1];
@@ -762,8 +762,8 @@ group_load(up_t *up)
     size_t used = 0;
     while (fgets(line, sizeof line, f)) {
         memset(&m, 0, sizeof m);
-        if (sscanf(line, "%7s %511s %511s %63s %299s", m.id, m.client, m.worker,
-                   m.raft, m.http) != 5) {
+        if (sscanf(line, "%11s %511s %511s %63s %299s", m.id, m.client,
+                   m.worker, m.raft, m.http) != 5) {
             continue;
         }
         if (n == MAX_REPLICAS) {
