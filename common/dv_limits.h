@@ -208,7 +208,11 @@
 // for DV_GROUP_SILENCE_MS while requests are pending gets a `ping`, and one
 // that does not answer it within DV_GROUP_PROBE_MS is left (a stopped
 // process: its TCP connection stays up); DV_ENOTLEADER without a `leader`
-// (an election under way) is retried after DV_GROUP_NOLEADER_PAUSE_MS. A
+// (an election under way) is retried after DV_GROUP_NOLEADER_PAUSE_MS
+// (drover-worker: once a whole round of the list went by unwelcomed, it
+// keeps each member that long, doubled in each of the next two rounds, so
+// a group that is down is not hammered; it leaves a member whose
+// connection drops or is refused at once, seen by the socket monitor). A
 // list holds at most DV_MAX_GROUP_ENDPOINTS (a group has 3 or 5 members,
 // with room for members being replaced).
 #define DV_GROUP_TRY_MS            500

@@ -20,5 +20,11 @@ services=$($dc -f compose.yaml --profile dev config --services)
 for s in broker worker demo test; do
   echo "$services" | grep -qx "$s" || { echo "compose.yaml lacks service $s"; exit 1; }
 done
+# The broker group profile: three members and their worker.
+$dc -f compose.yaml --profile group config -q
+group=$($dc -f compose.yaml --profile group config --services)
+for s in broker-1 broker-2 broker-3 group-worker; do
+  echo "$group" | grep -qx "$s" || { echo "compose.yaml's group profile lacks $s"; exit 1; }
+done
 grep -q '^FROM debian:12' Dockerfile || { echo "Dockerfile must build on debian:12"; exit 1; }
-echo "compose.yaml ok: $(echo $services | tr '\n' ' ')"
+echo "compose.yaml ok: $(echo $group | tr '\n' ' ')"

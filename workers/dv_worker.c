@@ -4,7 +4,9 @@
 // handles on one libuv loop. Any message from the broker counts as a sign of
 // life; after `liveness` silent intervals the worker closes its socket,
 // opens a new one and registers again, so a restarted broker gets its
-// workers back by itself.
+// workers back by itself. Given a list of a broker group's members, it
+// also watches the connection (zmq_socket_monitor): one that drops (the
+// member died) or is refused sends it to the next member at once.
 //
 // Jobs: `echo` is answered on the loop thread (no compute). `infer` becomes
 // a task: its input is decoded on the loop thread, the model is taken from
@@ -37,6 +39,7 @@
 #include "dv_worker_int.h"
 
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
+static int on_monitor(dv_zwatch_t *zw, int events, void *arg);
 
 // A group's `done`s are kept a liveness period (kept_t); other messages
 // are not.
@@ -205,6 +208,55 @@ wk_send_fetch(dv_worker_t *self, const fetch_t *f)
     wk_send_header(self, w, NULL, 0);
 }
 
+// The monitor's own socket, once its watcher has closed.
+static void
+on_monitor_closed(void *arg)
+{
+    int zero = 0;
+    zmq_setsockopt(arg, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(arg);
+}
+
+// A list: watch self->sock's connection (before it connects, so that no
+// event is missed), so that a member that dies or is not there is left at
+// once (on_monitor). Without a monitor (libzmq refused one) the worker
+// still moves on, after `liveness` silent heartbeats.
+static void
+open_monitor(dv_worker_t *self)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://dv-worker-monitor-%u", self->mon_gen++);
+    if (zmq_socket_monitor(self->sock, ep,
+                           ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED) != 0) {
+        return;
+    }
+    self->mon_sock = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (self->mon_sock && zmq_connect(self->mon_sock, ep) == 0 &&
+        dv_zwatch_open(&self->mon_watch, &self->loop, self->mon_sock,
+                       DV_ZWATCH_READABLE, on_monitor, self, NULL) == 0) {
+        return;
+    }
+    zmq_socket_monitor(self->sock, NULL, 0);
+    if (self->mon_sock) {
+        on_monitor_closed(self->mon_sock);
+    }
+    self->mon_sock = NULL;
+}
+
+// Stop watching the connection (the socket is being left or closed).
+static void
+close_monitor(dv_worker_t *self)
+{
+    if (!self->mon_watch) {
+        return;
+    }
+    zmq_socket_monitor(self->sock, NULL, 0);
+    dv_zwatch_close(self->mon_watch, on_monitor_closed, self->mon_sock);
+    self->mon_watch = NULL;
+    self->mon_sock = NULL;
+}
+
 static int
 open_socket(dv_worker_t *self, dv_error_t *err)
 {
@@ -228,8 +280,12 @@ open_socket(dv_worker_t *self, dv_error_t *err)
         zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, self->public_key, 32);
         zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, self->secret_key, 32);
     }
+    if (self->n_eps > 1) {
+        open_monitor(self);
+    }
     if (zmq_connect(self->sock, self->endpoint) != 0) {
         int e = zmq_errno();
+        close_monitor(self);
         zmq_close(self->sock);
         self->sock = NULL;
         char hint[200];
@@ -340,10 +396,85 @@ static void on_closed_reconnect(void *arg);
 static void
 switch_member(dv_worker_t *self)
 {
+    uv_timer_stop(&self->move_on);
+    close_monitor(self);
     if (self->watch) {
         dv_zwatch_close(self->watch, on_closed_reconnect, self);
         self->watch = NULL;
     }
+}
+
+static void
+on_move_on(uv_timer_t *t)
+{
+    switch_member(t->data);
+}
+
+// Leave the member in use, in at least min_ms. The first round of the list
+// since the last welcome goes as fast as members answer (or refuse); then
+// each member is kept DV_GROUP_NOLEADER_PAUSE_MS, doubled in each of the
+// next two rounds (an election takes ~1-2 s: a group still electing, or
+// down, is polled a few times a second, not hammered). Already leaving:
+// nothing more.
+static void
+move_on_soon(dv_worker_t *self, uint64_t min_ms)
+{
+    if (!self->watch || uv_is_active((uv_handle_t *)&self->move_on)) {
+        return;
+    }
+    size_t rounds = self->unwelcomed / (self->n_eps ? self->n_eps : 1);
+    uint64_t pause = 0;
+    if (rounds > 0) {
+        pause = (uint64_t)DV_GROUP_NOLEADER_PAUSE_MS
+                << (rounds < 3 ? rounds - 1 : 2);
+    }
+    uint64_t since = uv_now(&self->loop) - self->member_ms;
+    uint64_t wait = since >= pause ? 0 : pause - since;
+    uv_timer_start(&self->move_on, on_move_on, wait > min_ms ? wait : min_ms,
+                   0);
+}
+
+// The connection's events (a list only): the member in use died (its
+// connection dropped: kill -9, a deposed leader re-executing itself) or is
+// not there (connect refused): go to the next now instead of waiting for
+// `liveness` silent heartbeats.
+static int
+on_monitor(dv_zwatch_t *zw, int events, void *arg)
+{
+    (void)events;
+    dv_worker_t *self = arg;
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    if (zmq_msg_recv(&ev, dv_zwatch_socket(zw), ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&ev);
+        return 0;
+    }
+    uint16_t event = 0;
+    if (zmq_msg_size(&ev) >= 6) {
+        memcpy(&event, zmq_msg_data(&ev), 2);
+    }
+    bool more = zmq_msg_more(&ev);
+    zmq_msg_close(&ev);
+    if (more) { // the address frame
+        zmq_msg_init(&ev);
+        zmq_msg_recv(&ev, dv_zwatch_socket(zw), 0);
+        zmq_msg_close(&ev);
+    }
+    if ((event != ZMQ_EVENT_DISCONNECTED &&
+         event != ZMQ_EVENT_CONNECT_RETRIED) ||
+        !self->watch || uv_is_active((uv_handle_t *)&self->move_on)) {
+        return 1;
+    }
+    bool first_round = self->unwelcomed < self->n_eps;
+    dv_log(event == ZMQ_EVENT_DISCONNECTED ? DV_LOG_WARN
+           : first_round                   ? DV_LOG_INFO
+                                           : DV_LOG_DEBUG,
+           "worker", "%s: %s: trying the next member", self->endpoint,
+           event == ZMQ_EVENT_DISCONNECTED
+               ? "connection lost (the member died or restarted)"
+               : "connection refused");
+    move_on_soon(self, 0);
+    return 1;
 }
 
 // A group member that is not the leader refused a message: go to the
@@ -359,7 +490,7 @@ on_not_leader(dv_worker_t *self, const dv_msg_t *m)
         return; // already leaving this member
     }
     if (dv_msg_str(m, "leader", leader, sizeof leader, &e) != 0 || !leader[0]) {
-        self->switch_due = true;
+        move_on_soon(self, DV_GROUP_NOLEADER_PAUSE_MS); // an election
         return;
     }
     const char *port = strrchr(leader, ':');
@@ -376,7 +507,7 @@ on_not_leader(dv_worker_t *self, const dv_msg_t *m)
     }
     dv_log(DV_LOG_INFO, "worker", "%s is not the leader: going to %s",
            self->endpoint, self->hint);
-    switch_member(self);
+    move_on_soon(self, 0);
 }
 
 static int
@@ -406,6 +537,7 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
         switch (dv_msg_type(m)) {
         case DV_MSG_WELCOME:
             self->broker_minor = dv_msg_minor(m);
+            self->unwelcomed = 0;
             if (self->resend_dones) { // oldest first, as they were sent
                 self->resend_dones = false;
                 kept_t *rev = NULL;
@@ -521,7 +653,7 @@ on_closed_reconnect(void *arg)
         snprintf(self->endpoint, sizeof self->endpoint, "%s",
                  self->eps[self->ep_at]);
     }
-    self->switch_due = false;
+    self->unwelcomed++;
     self->resend_dones = self->group && self->kept;
     dv_error_t err = {0};
     if (open_socket(self, &err) != 0) {
@@ -529,7 +661,7 @@ on_closed_reconnect(void *arg)
         uv_stop(&self->loop);
         return;
     }
-    self->last_heard_ms = uv_now(&self->loop);
+    self->last_heard_ms = self->member_ms = uv_now(&self->loop);
     send_register(self);
     for (fetch_t *f = self->fetches; f; f = f->next) {
         if (!f->loading) {
@@ -597,10 +729,6 @@ on_heartbeat(uv_timer_t *t)
     if (self->kept && !self->resend_dones) {
         kept_trim(self, limit);
     }
-    if (self->switch_due) {
-        switch_member(self);
-        return;
-    }
     if (self->draining && !self->bye_acked &&
         uv_now(&self->loop) - self->bye_ms > limit) {
         // No answer to our bye: the broker is gone; nothing more will come.
@@ -626,8 +754,7 @@ on_heartbeat(uv_timer_t *t)
                      "audit log says why; check --broker-key)"
                    : " (never welcomed: a broker running CURVE needs --key "
                      "and --broker-key)");
-        dv_zwatch_close(self->watch, on_closed_reconnect, self);
-        self->watch = NULL;
+        switch_member(self);
         return;
     }
     if (self->watch) {
@@ -918,6 +1045,8 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     uv_async_init(&self->loop, &self->progress, wk_on_progress);
     uv_idle_init(&self->loop, &self->dispatcher);
     uv_timer_init(&self->loop, &self->batch_delay);
+    uv_timer_init(&self->loop, &self->move_on);
+    self->move_on.data = self;
     self->heartbeat.data = self->sigint.data = self->sigterm.data = self;
     self->progress.data = self->dispatcher.data = self->batch_delay.data = self;
     *out = self;
@@ -927,7 +1056,7 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
 int
 dv_worker_run(dv_worker_t *self)
 {
-    self->last_heard_ms = uv_now(&self->loop);
+    self->last_heard_ms = self->member_ms = uv_now(&self->loop);
     send_register(self);
     uv_timer_start(&self->heartbeat, on_heartbeat, self->heartbeat_ms,
                    self->heartbeat_ms);
@@ -954,10 +1083,12 @@ dv_worker_destroy(dv_worker_t **self_p)
     if (self->watch) {
         dv_zwatch_close(self->watch, NULL, NULL);
     }
+    close_monitor(self); // its socket closes in the uv_run below
     uv_handle_t *handles[] = {
         (uv_handle_t *)&self->heartbeat,  (uv_handle_t *)&self->sigint,
         (uv_handle_t *)&self->sigterm,    (uv_handle_t *)&self->progress,
-        (uv_handle_t *)&self->dispatcher, (uv_handle_t *)&self->batch_delay};
+        (uv_handle_t *)&self->dispatcher, (uv_handle_t *)&self->batch_delay,
+        (uv_handle_t *)&self->move_on};
     for (size_t i = 0; i < sizeof handles / sizeof *handles; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);

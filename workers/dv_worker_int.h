@@ -232,9 +232,17 @@ struct dv_worker {
     size_t ep_at;      // the entry in use
     char hint[256];    // where to go next ("": the next entry)
     bool group;        // a list, or a member said DV_ENOTLEADER
-    bool switch_due;   // DV_ENOTLEADER without a leader: next tick
     bool resend_dones; // reconnected: send `kept` after the welcome
     kept_t *kept;      // dones sent lately, newest first (group only)
+    // With a list, the connection is watched (zmq_socket_monitor): a
+    // member that dies (its connection drops) or is not there (connect
+    // refused) is left at once, not after `liveness` silent heartbeats.
+    void *mon_sock;         // PAIR reading sock's monitor events, or NULL
+    dv_zwatch_t *mon_watch; // mon_sock in the loop
+    unsigned mon_gen;       // makes each monitor's inproc name unique
+    uv_timer_t move_on;     // leaves the member in use when it fires
+    uint64_t member_ms;     // loop time we came to the member in use
+    size_t unwelcomed;      // members left since the last welcome
 };
 
 // ------------------------------------------------ shared between files
