@@ -509,7 +509,8 @@ int drover_train_submit(drover_t *self,
 // at the next one. fn gets each result from drover_poll, with
 // drover_result_seq; at most window (0: 100) are sent ahead of the
 // acknowledgements. *acked (may be NULL) gets the stored position. One
-// stream per connection.
+// stream per connection. With a group's endpoint list the follow is sent
+// again to each new leader, which resumes after the acknowledged position.
 int drover_follow(drover_t *self,
                   const char *queue,
                   const char *consumer,

@@ -315,6 +315,14 @@ resend_all(drover_t *self)
     self->want_notleader = false;
     for (size_t b = 0; b < self->n_buckets; b++) {
         for (req_t *r = self->buckets[b]; r; r = r->next) {
+            if (r->stream && r->resend && r->rid != self->want_rid) {
+                // The follow again (its `ok` is ignored: a stream request
+                // takes only results); delivery resumes after what was
+                // acknowledged.
+                dv_wire_send(self->sock, NULL, 0, r->resend, r->resend_len,
+                             NULL, 0);
+                continue;
+            }
             if (r->rid == self->want_rid || r->stream) {
                 continue;
             }

@@ -580,6 +580,15 @@ drover_follow(drover_t *self,
     dv_msgw_str(w, "consumer", consumer);
     dv_msgw_uint(w, "window", window ? window : 100);
     dv_msgw_str(w, "from", from_latest ? "latest" : "earliest");
+    if (self->n_eps > 1) {
+        // A group: the follow goes again to each new leader, which resumes
+        // from the position acknowledged (stored, so replicated).
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &len);
+        r->resend = dv_malloc(len);
+        memcpy(r->resend, h, len);
+        r->resend_len = len;
+    }
     int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
                          drv_deadline_of(10000), err);
     if (rc == 0 && acked) {
