@@ -845,7 +845,8 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
     dv_msgw_v_array(w, n);
     for (unsigned i = 0; i < n; i++) {
         const struct raft_server *s = &r->configuration.servers[i];
-        const member_t *m = member_find(self, s->id);
+        const member_t *m = s->id == r->id ? &self->self_info // it knows
+                                           : member_find(self, s->id);
         dv_msgw_v_map(w, 8);
         dv_msgw_v_str(w, "id");
         dv_msgw_v_uint(w, s->id);
