@@ -996,6 +996,56 @@ dv_repl_member_remove(dv_repl_t *self,
 
 // -------------------------------------------------------------- lifecycle
 
+// True when path is a folder holding anything, or a non-empty file.
+static bool
+holds_data(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return st.st_size > 0;
+    }
+    DIR *d = opendir(path);
+    bool any = false;
+    struct dirent *e;
+    while (d && !any && (e = readdir(d)) != NULL) {
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    if (d) {
+        closedir(d);
+    }
+    return any;
+}
+
+// A member rebuilds DIR/store, DIR/models and DIR/datasets from the group's
+// log at every start, so a folder that a broker alone used (no DIR/raft
+// yet, but jobs or models) is refused instead of emptied.
+static int
+refuse_lone_data(const char *dir, dv_error_t *err)
+{
+    char path[PATH_BYTES + 32];
+    snprintf(path, sizeof path, "%s/raft", dir);
+    if (holds_data(path)) {
+        return 0; // a member's folder: what is there came from the log
+    }
+    const char *kept[] = {"store/data.mdb", "models", "datasets"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+        if (holds_data(path)) {
+            return dv_errorf(err, DV_EINVAL,
+                             "%s holds a broker's data (%s) and no group "
+                             "log: a group member rebuilds its store and "
+                             "files from the group and would drop them. "
+                             "Start the member on an empty --data; to bring "
+                             "models along, push them to the group",
+                             dir, kept[i]);
+        }
+    }
+    return 0;
+}
+
 int
 dv_repl_prepare(const dv_repl_opts_t *opts, dv_error_t *err)
 {
@@ -1032,13 +1082,25 @@ dv_repl_prepare(const dv_repl_opts_t *opts, dv_error_t *err)
                          "--raft-join to be added later");
     }
     char path[PATH_BYTES];
+    int rc = refuse_lone_data(opts->data_dir, err);
+    if (rc) {
+        return rc;
+    }
     const char *rebuilt[] = {"store", "models", "datasets"};
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", opts->data_dir, rebuilt[i]);
         rm_tree(path);
     }
     snprintf(path, sizeof path, "%s/raft", opts->data_dir);
-    return dv_file_mkdirs(path, 0700, err);
+    rc = dv_file_mkdirs(path, 0700, err);
+    if (rc == 0) { // this folder is a member's from now on
+        char mark[PATH_BYTES + 32], text[64];
+        snprintf(mark, sizeof mark, "%s/raft/drover-member", opts->data_dir);
+        int n =
+            snprintf(text, sizeof text, "%llu\n", (unsigned long long)opts->id);
+        rc = dv_file_write_atomic(mark, text, (size_t)n, err);
+    }
+    return rc;
 }
 
 // "1=HOST:PORT,2=HOST:PORT" into conf. Returns 0 or DV_EINVAL.
