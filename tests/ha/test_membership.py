@@ -74,3 +74,34 @@ def test_member_added_and_removed():
         if not ok:
             print(g.logs())
         g.close(keep=not ok)
+
+
+def test_lone_broker_folder_refused():
+    """A member rebuilds its store from the group's log, so a folder a
+    broker alone used is refused (its jobs and models kept), not emptied."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="dvha-lone-"))
+    c, w, r = ha.free_ports(3)
+    common = ["--client", f"tcp://127.0.0.1:{c}", "--worker",
+              f"tcp://127.0.0.1:{w}"]
+    lone = subprocess.Popen([ha.BROKER, "--data", str(d), *common],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert lone.stdout.readline().startswith("READY"), lone.stderr.read()
+    finally:
+        lone.terminate()
+        lone.wait(30)
+    member = subprocess.run(
+        [ha.BROKER, "--data", str(d), *common, "--raft-id", "1", "--raft",
+         f"127.0.0.1:{r}", "--raft-peers", f"1=127.0.0.1:{r}"],
+        capture_output=True, text=True, timeout=60)
+    assert member.returncode == 1, member.stderr
+    assert "holds a broker's data" in member.stderr, member.stderr
+    assert (d / "store" / "data.mdb").exists()
+    assert not (d / "raft").exists()
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
