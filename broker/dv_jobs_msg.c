@@ -310,6 +310,31 @@ dv_jobs_msg_decode(uint64_t id,
     return j;
 }
 
+// A train job's checked fields into its spec (what its worker reads).
+static void
+write_train_fields(dv_msgw_t *spec,
+                   const dv_hyper_t *hp,
+                   const char *target,
+                   const char *task,
+                   uint64_t created,
+                   uint64_t ck_ms,
+                   bool schema_change)
+{
+    dv_msgw_hyper(spec, "train", hp);
+    if (target[0]) {
+        dv_msgw_str(spec, "target", target);
+    }
+    if (task[0]) {
+        dv_msgw_str(spec, "task", task);
+    }
+    dv_msgw_uint(spec, "created_unix", created);
+    dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
+    if (schema_change) { // read back when the model is registered
+        dv_msgw_key(spec, "schema_change");
+        dv_msgw_v_bool(spec, true);
+    }
+}
+
 // The payload of a train job, or of an evaluate job on a stored data set:
 // field count (u16), spec length (u32), the spec's msgpack fields (train,
 // target, task, created_unix for training; dataset {name, version, sha256,
@@ -371,19 +396,8 @@ train_spec(const dv_msg_t *m,
                              "submit: task '%s': classification or regression",
                              task);
         }
-        dv_msgw_hyper(spec, "train", &hp);
-        if (target[0]) {
-            dv_msgw_str(spec, "target", target);
-        }
-        if (task[0]) {
-            dv_msgw_str(spec, "task", task);
-        }
-        dv_msgw_uint(spec, "created_unix", created);
-        dv_msgw_uint(spec, "checkpoint_ms", ck_ms);
-        if (schema_change) { // read back when the model is registered
-            dv_msgw_key(spec, "schema_change");
-            dv_msgw_v_bool(spec, true);
-        }
+        write_train_fields(spec, &hp, target, task, created, ck_ms,
+                           schema_change);
     }
     const dv_dataset_info_t *refs[2] = {ds, eval};
     static const char *keys[2] = {"dataset", "eval_dataset"};

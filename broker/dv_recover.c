@@ -246,6 +246,29 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
     return 0;
 }
 
+// A group's new leader: a job its log says was running (its last attempt
+// has no outcome) may still run on its worker, which claims it when it
+// registers (`running`): held until then, at most a worker's liveness time,
+// then queued again. True when j was held so.
+static bool
+hold_for_its_worker(dv_broker_t *self, job_t *j)
+{
+    bool was_running =
+        j->attempts > 0 &&
+        (j->n_errors == 0 || j->errors[j->n_errors - 1].attempt < j->attempts);
+    if (!self->group || !was_running || j->attempts >= j->max_attempts) {
+        return false;
+    }
+    dv_jobs_msg_schedule(self, j, false);
+    dv_sched_set_attempts(self->sched, j->id, j->attempts);
+    dv_sched_hold(self->sched, j->id);
+    dv_timers_add(self,
+                  uv_now(&self->loop) +
+                      (uint64_t)self->heartbeat_ms * self->liveness,
+                  j->id, T_RELEASE, j->attempts);
+    return true;
+}
+
 // Rebuild queued jobs and kept results from the store. A job that was
 // running when the broker stopped counts that attempt; past max_attempts
 // it fails with the reason, like a job whose worker died.
@@ -304,20 +327,7 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
             r.failed++;
             continue;
         }
-        bool was_running = j->attempts > 0 &&
-                           (j->n_errors == 0 ||
-                            j->errors[j->n_errors - 1].attempt < j->attempts);
-        if (self->repl && was_running && j->attempts < j->max_attempts) {
-            // A group's new leader: its worker may still run it and claim
-            // it when it registers (`running`); held until then, at most a
-            // worker's liveness time, then queued again.
-            dv_jobs_msg_schedule(self, j, false);
-            dv_sched_set_attempts(self->sched, j->id, j->attempts);
-            dv_sched_hold(self->sched, j->id);
-            dv_timers_add(self,
-                          uv_now(&self->loop) +
-                              (uint64_t)self->heartbeat_ms * self->liveness,
-                          j->id, T_RELEASE, j->attempts);
+        if (hold_for_its_worker(self, j)) {
             r.requeued++;
             continue;
         }
@@ -343,7 +353,7 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
             self); // results whose TTL ran out while it was down
         // The failures just recorded: a group member's go through the log
         // like every other write.
-        if (self->repl) {
+        if (self->group) {
             dv_commit_arm(self);
         } else {
             rc = dv_store_commit(self->store, err);

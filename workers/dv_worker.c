@@ -510,6 +510,84 @@ on_not_leader(dv_worker_t *self, const dv_msg_t *m)
     move_on_soon(self, 0);
 }
 
+// The broker welcomed our register: what we could not deliver to a group's
+// old leader goes now (oldest first, as it was sent), and READY once.
+static void
+on_welcome(dv_worker_t *self, const dv_msg_t *m)
+{
+    self->broker_minor = dv_msg_minor(m);
+    self->unwelcomed = 0;
+    if (self->resend_dones) {
+        self->resend_dones = false;
+        kept_t *rev = NULL;
+        while (self->kept) {
+            kept_t *k = self->kept;
+            self->kept = k->next;
+            k->next = rev;
+            rev = k;
+        }
+        for (kept_t *k = rev; k; k = k->next) {
+            dv_wire_send(self->sock, NULL, 0, k->header, k->header_len,
+                         k->frames, k->n);
+        }
+        self->kept = NULL;
+        while (rev) { // newest first again
+            kept_t *k = rev;
+            rev = k->next;
+            k->next = self->kept;
+            self->kept = k;
+        }
+    }
+    if (!self->ready_printed) {
+        printf("READY %s\n", self->endpoint);
+        fflush(stdout);
+        self->ready_printed = true;
+    }
+}
+
+// An `error` from the broker: a group's follower (follow its leader), a
+// failed fetch, our key refused (stop: retrying cannot help), or a broker
+// that forgot us (register again).
+static void
+on_error(dv_worker_t *self, const dv_msg_t *m)
+{
+    int code = DV_EFORMAT;
+    char text[DV_ERROR_TEXT_MAX] = "";
+    dv_error_t err = {0};
+    dv_msg_error(m, &code, text, sizeof text, &err);
+    if (code == DV_ENOTLEADER) {
+        on_not_leader(self, m);
+        return;
+    }
+    if (!strstr(text, "register first") &&
+        wk_fetch_failed(self, dv_msg_rid(m), code, text)) {
+        return;
+    }
+    if (code == DV_EPERM && dv_msg_rid(m) == self->register_rid) {
+        // Our key may not work (no worker role, a queue it does not
+        // allow, revoked): registering again cannot fix that.
+        dv_log(DV_LOG_ERROR, "worker",
+               "the broker refuses this worker: %s; not retrying: "
+               "give the key the worker role and the queues "
+               "(drover keygen --roles worker --queues ...) or "
+               "change --queues, then restart",
+               text);
+        self->refused = DV_EPERM;
+        dv_worker_stop(self);
+        return;
+    }
+    dv_log(DV_LOG_WARN, "worker", "broker says %s: %s (its log says more)",
+           dv_err_name(code), text);
+    if (strstr(text, "register first") && !self->draining) {
+        send_register(self); // the broker restarted or forgot us
+        for (fetch_t *f = self->fetches; f; f = f->next) {
+            if (!f->loading) {
+                wk_send_fetch(self, f); // refused before we registered
+            }
+        }
+    }
+}
+
 static int
 on_ready(dv_zwatch_t *zw, int events, void *arg)
 {
@@ -536,34 +614,7 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
     } else {
         switch (dv_msg_type(m)) {
         case DV_MSG_WELCOME:
-            self->broker_minor = dv_msg_minor(m);
-            self->unwelcomed = 0;
-            if (self->resend_dones) { // oldest first, as they were sent
-                self->resend_dones = false;
-                kept_t *rev = NULL;
-                while (self->kept) {
-                    kept_t *k = self->kept;
-                    self->kept = k->next;
-                    k->next = rev;
-                    rev = k;
-                }
-                for (kept_t *k = rev; k; k = k->next) {
-                    dv_wire_send(self->sock, NULL, 0, k->header, k->header_len,
-                                 k->frames, k->n);
-                }
-                self->kept = NULL;
-                while (rev) { // newest first again
-                    kept_t *k = rev;
-                    rev = k->next;
-                    k->next = self->kept;
-                    self->kept = k;
-                }
-            }
-            if (!self->ready_printed) {
-                printf("READY %s\n", self->endpoint);
-                fflush(stdout);
-                self->ready_printed = true;
-            }
+            on_welcome(self, m);
             break;
         case DV_MSG_RUN:
             wk_on_run(self, m);
@@ -589,44 +640,9 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
                 wk_maybe_finish_drain(self);
             }
             break;
-        case DV_MSG_ERROR: {
-            int code = DV_EFORMAT;
-            char text[DV_ERROR_TEXT_MAX] = "";
-            dv_msg_error(m, &code, text, sizeof text, &err);
-            if (code == DV_ENOTLEADER) {
-                on_not_leader(self, m);
-                break;
-            }
-            if (!strstr(text, "register first") &&
-                wk_fetch_failed(self, dv_msg_rid(m), code, text)) {
-                break;
-            }
-            if (code == DV_EPERM && dv_msg_rid(m) == self->register_rid) {
-                // Our key may not work (no worker role, a queue it does not
-                // allow, revoked): registering again cannot fix that.
-                dv_log(DV_LOG_ERROR, "worker",
-                       "the broker refuses this worker: %s; not retrying: "
-                       "give the key the worker role and the queues "
-                       "(drover keygen --roles worker --queues ...) or "
-                       "change --queues, then restart",
-                       text);
-                self->refused = DV_EPERM;
-                dv_worker_stop(self);
-                break;
-            }
-            dv_log(DV_LOG_WARN, "worker",
-                   "broker says %s: %s (its log says more)", dv_err_name(code),
-                   text);
-            if (strstr(text, "register first") && !self->draining) {
-                send_register(self); // the broker restarted or forgot us
-                for (fetch_t *f = self->fetches; f; f = f->next) {
-                    if (!f->loading) {
-                        wk_send_fetch(self, f); // refused before we registered
-                    }
-                }
-            }
+        case DV_MSG_ERROR:
+            on_error(self, m);
             break;
-        }
         default:
             break; // heartbeat and anything newer: a sign of life is enough
         }
@@ -935,27 +951,68 @@ load_keys(dv_worker_t *self, const char *key, const char *bkey, dv_error_t *err)
     return 0;
 }
 
-int
-dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
+// --broker: one endpoint, or a group's comma-separated list. Returns 0 or
+// DV_EINVAL with the reason.
+static int
+parse_endpoints(dv_worker_t *self, const char *list, dv_error_t *err)
 {
-    dv_worker_t *self = dv_calloc(1, sizeof *self);
-    for (const char *p = opts->broker_endpoint; p && *p;) {
+    for (const char *p = list; p && *p;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len == 0 || len >= sizeof self->endpoint ||
             self->n_eps == DV_MAX_GROUP_ENDPOINTS) {
-            dv_errorf(err, DV_EINVAL,
-                      "--broker: '%s' is not a list of at most %d endpoints",
-                      opts->broker_endpoint, DV_MAX_GROUP_ENDPOINTS);
-            dv_strs_free(&self->eps, self->n_eps);
-            free(self);
-            return DV_EINVAL;
+            return dv_errorf(err, DV_EINVAL,
+                             "--broker: '%s' is not a list of at most %d "
+                             "endpoints",
+                             list, DV_MAX_GROUP_ENDPOINTS);
         }
         self->eps = dv_realloc(self->eps, (self->n_eps + 1) * sizeof(char *));
         self->eps[self->n_eps] = dv_malloc(len + 1);
         memcpy(self->eps[self->n_eps], p, len);
         self->eps[self->n_eps++][len] = '\0';
         p = end ? end + 1 : p + len;
+    }
+    return 0;
+}
+
+// --queues Q1,Q2: the only queues served. Returns 0 or DV_EINVAL naming a
+// bad name.
+static int
+parse_queues(dv_worker_t *self, const char *list, dv_error_t *err)
+{
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char name[DV_MAX_WIRE_NAME + 1];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        bool valid = len > 0 && len <= DV_MAX_WIRE_NAME;
+        for (size_t i = 0; valid && i < len; i++) {
+            valid = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+                           "YZ0123456789._-",
+                           name[i]) != NULL;
+        }
+        if (!valid) {
+            return dv_errorf(err, DV_EINVAL,
+                             "--queues: '%.*s' is not a queue name "
+                             "([A-Za-z0-9._-]+)",
+                             (int)(len < 200 ? len : 200), p);
+        }
+        self->queues =
+            dv_realloc(self->queues, (self->n_queues + 1) * sizeof(char *));
+        self->queues[self->n_queues++] = dv_strdup(name);
+        p = end ? end + 1 : p + len;
+    }
+    return 0;
+}
+
+int
+dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
+{
+    dv_worker_t *self = dv_calloc(1, sizeof *self);
+    if (parse_endpoints(self, opts->broker_endpoint, err) != 0) {
+        dv_strs_free(&self->eps, self->n_eps);
+        free(self);
+        return DV_EINVAL;
     }
     self->group = self->n_eps > 1;
     snprintf(self->endpoint, sizeof self->endpoint, "%s",
@@ -973,31 +1030,11 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     self->train_slots = opts->train_slots    ? opts->train_slots
                         : self->capacity > 1 ? self->capacity - 1
                                              : 1;
-    for (const char *p = opts->queues; p && *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char name[DV_MAX_WIRE_NAME + 1];
-        snprintf(name, sizeof name, "%.*s", (int)len, p);
-        bool valid = len > 0 && len <= DV_MAX_WIRE_NAME;
-        for (size_t i = 0; valid && i < len; i++) {
-            valid = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
-                           "YZ0123456789._-",
-                           name[i]) != NULL;
-        }
-        if (!valid) {
-            dv_errorf(err, DV_EINVAL,
-                      "--queues: '%.*s' is not a queue name "
-                      "([A-Za-z0-9._-]+)",
-                      (int)(len < 200 ? len : 200), p);
-            dv_strs_free(&self->queues, self->n_queues);
-            dv_strs_free(&self->eps, self->n_eps);
-            free(self);
-            return DV_EINVAL;
-        }
-        self->queues =
-            dv_realloc(self->queues, (self->n_queues + 1) * sizeof(char *));
-        self->queues[self->n_queues++] = dv_strdup(name);
-        p = end ? end + 1 : p + len;
+    if (parse_queues(self, opts->queues, err) != 0) {
+        dv_strs_free(&self->queues, self->n_queues);
+        dv_strs_free(&self->eps, self->n_eps);
+        free(self);
+        return DV_EINVAL;
     }
 
     const char *key = opts->key ? opts->key : getenv("DROVER_KEY");

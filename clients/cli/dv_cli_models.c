@@ -701,34 +701,23 @@ train_report(const dv_cli_opt_t *opts,
 int
 dv_cli_train(int argc, char **argv)
 {
+    // clang-format off
     dv_cli_opt_t opts[] = {
-        {"data", true, NULL},
-        {"algo", true, NULL},
-        {"model", true, NULL},
-        {"target", true, NULL},
-        {"task", true, NULL},
-        {"queue", true, NULL},
-        {"broker", true, NULL},
-        {"json", false, NULL},
-        {"help", false, NULL},
-        {"epochs", true, NULL},
-        {"batch", true, NULL},
-        {"patience", true, NULL},
-        {"seed", true, NULL},
-        {"lr", true, NULL},
-        {"l2", true, NULL},
-        {"tol", true, NULL},
-        {"scale", true, NULL},
-        {"hidden", true, NULL},
-        {"dataset", true, NULL},
-        {"checkpoint-ms", true, NULL},
-        {"eval-dataset", true, NULL},
-        {"no-wait", false, NULL},
-        {"init", true, NULL},
-        {"validation-fraction", true, NULL},
-        {"schema-change", false, NULL},
-        {NULL, false, NULL},
+        {"data", true, NULL}, {"algo", true, NULL},
+        {"model", true, NULL}, {"target", true, NULL},
+        {"task", true, NULL}, {"queue", true, NULL},
+        {"broker", true, NULL}, {"json", false, NULL},
+        {"help", false, NULL}, {"epochs", true, NULL},
+        {"batch", true, NULL}, {"patience", true, NULL},
+        {"seed", true, NULL}, {"lr", true, NULL},
+        {"l2", true, NULL}, {"tol", true, NULL},
+        {"scale", true, NULL}, {"hidden", true, NULL},
+        {"dataset", true, NULL}, {"checkpoint-ms", true, NULL},
+        {"eval-dataset", true, NULL}, {"no-wait", false, NULL},
+        {"init", true, NULL}, {"validation-fraction", true, NULL},
+        {"schema-change", false, NULL}, {NULL, false, NULL},
     };
+    // clang-format on
     size_t n_pos = 0;
     int rc = dv_cli_parse_usage(argc, argv, opts, NULL, 0, &n_pos, TRAIN_USAGE);
     if (rc >= 0) {
