@@ -106,23 +106,33 @@ dv_cli_workers(int argc, char **argv)
     return rc ? dv_cli_fail_d(&err) : DV_CLI_OK;
 }
 
-// A group's members: ID ROLE CLIENT LAG, the leader marked with '*'.
+// A group's members: ID ROLE CLIENT COMMIT LAG, the leader marked with
+// '*'.
 static void
 print_members(const drover_cluster_t *cl)
 {
     printf("\n  broker group: term %" PRIu64 ", commit index %" PRIu64
            ", member %" PRIu64 " answering\n",
            cl->term, cl->commit, cl->self);
-    printf("  %-4s %-10s %-32s %s\n", "ID", "ROLE", "CLIENT", "LAG");
+    printf("  %-4s %-10s %-32s %8s %6s\n", "ID", "ROLE", "CLIENT", "COMMIT",
+           "LAG");
     for (size_t i = 0; i < cl->n_members; i++) {
         const drover_member_t *m = &cl->members[i];
-        char lag[32] = "-";
+        char lag[32] = "-", commit[32] = "-";
         if (cl->leader && m->match <= cl->last) {
             snprintf(lag, sizeof lag, "%" PRIu64, cl->last - m->match);
         }
-        printf("  %-4" PRIu64 " %-10s %-32s %s%s\n", m->id,
+        if (cl->leader == cl->self && cl->leader) {
+            // The leader's view: a member has committed what it holds, up
+            // to the group's commit index.
+            snprintf(commit, sizeof commit, "%" PRIu64,
+                     m->match < cl->commit ? m->match : cl->commit);
+        } else if (m->id == cl->self) {
+            snprintf(commit, sizeof commit, "%" PRIu64, cl->commit);
+        }
+        printf("  %-4" PRIu64 " %-10s %-32s %8s %6s%s\n", m->id,
                m->role[0] ? m->role : "unknown", m->client[0] ? m->client : "-",
-               lag,
+               commit, lag,
                m->id == cl->leader ? "  * leader"
                : m->voter          ? ""
                                    : "  (non-voter)");

@@ -187,6 +187,9 @@ test_up_replicas_leader_killed(void)
         size_t len = 0;
         char *text = (char *)dv_test_read_file(out, &len);
         DV_CHECK(text && strstr(text, "leader") && strstr(text, "follower"));
+        // Each member's committed index and lag, and the group's term.
+        DV_CHECK(text && strstr(text, "COMMIT") && strstr(text, "LAG") &&
+                 strstr(text, "broker group: term "));
         free(text);
         int rc = drover_connect(&d, list, 20000, &err);
         CHECK_DRC(rc, 0, &err);
