@@ -19,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <raft.h>
@@ -41,6 +42,10 @@
 #define POLL_MS      20 // how often the role is looked at
 #define ENTRY_BATCH  1
 #define ENTRY_MEMBER 2
+#define ENTRY_CHUNK  3
+// A file op of batch entries only: NAME.part (its chunks came in
+// ENTRY_CHUNK entries) becomes NAME; its data is the size, u64.
+#define FILE_PART_DONE 4
 
 typedef struct file_op_s {
     struct file_op_s *next; //
@@ -50,6 +55,18 @@ typedef struct file_op_s {
     uint8_t *data;          // owned (puts)
     size_t len;             //
 } file_op_t;
+
+// An entry waiting its turn behind a large file's chunks: the chunks of
+// big (when set), else a batch entry ready to propose.
+typedef struct pend_s {
+    struct pend_s *next;   //
+    struct file_op_s *big; // a large file still to send, owned
+    size_t off;            // its next chunk
+    uint8_t *buf;          // a batch entry (raft_malloc), owned
+    size_t len;            //
+    dv_repl_done_fn *done; // its callback
+    void *arg;             //
+} pend_t;
 
 typedef struct {
     uint64_t id;
@@ -77,6 +94,9 @@ struct dv_repl {
     file_op_t *files, **files_end;         // staged for the next entry
     size_t n_files;                        // (files_lock: the catalogs write
     pthread_mutex_t files_lock;            // files on the thread pool)
+    struct pend_s *pend, **pend_end;       // entries waiting for a large
+                                           // file's chunks to go first
+    bool chunk_in_flight;                  // one chunk at a time
     bool promoting;                        // barrier in flight
     bool serving;                          // on_leader called
     bool closing;                          //
@@ -199,6 +219,85 @@ path_ok(const char *rel)
     return true;
 }
 
+static void
+set_mtime(const char *path, uint64_t mtime_us)
+{
+    if (mtime_us) { // created times come from the files
+        struct timeval tv[2] = {
+            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)},
+            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)}};
+        (void)utimes(path, tv);
+    }
+}
+
+// path.part, whose chunks came before, is whole: it becomes path.
+static int
+part_done(const char *path,
+          uint64_t mtime_us,
+          const void *data,
+          size_t len,
+          dv_error_t *err)
+{
+    char part[PATH_BYTES + 8];
+    snprintf(part, sizeof part, "%s.part", path);
+    struct stat st;
+    uint64_t want = 0;
+    for (size_t i = 0; len == 8 && i < 8; i++) {
+        want |= (uint64_t)((const uint8_t *)data)[i] << (8 * i);
+    }
+    if (len != 8 || stat(part, &st) != 0 || (uint64_t)st.st_size != want) {
+        return dv_errorf(err, DV_ETRUNC,
+                         "replicated file %s: its chunks do not add up to "
+                         "%llu bytes",
+                         path, (unsigned long long)want);
+    }
+    if (rename(part, path) != 0) {
+        return dv_file_error(err, path, errno);
+    }
+    set_mtime(path, mtime_us);
+    return 0;
+}
+
+// One chunk of a large file into rel.part at offset (the first one starts
+// it afresh). Returns 0 or DV_E*.
+static int
+chunk_apply(const char *dir,
+            const char *rel,
+            uint64_t offset,
+            const uint8_t *data,
+            size_t len,
+            dv_error_t *err)
+{
+    if (!path_ok(rel)) {
+        return dv_errorf(err, DV_EFORMAT, "replicated file path '%s' refused",
+                         rel);
+    }
+    char path[PATH_BYTES + 8];
+    snprintf(path, sizeof path, "%s/%s.part", dir, rel);
+    char parent[PATH_BYTES + 8];
+    snprintf(parent, sizeof parent, "%s", path);
+    *strrchr(parent, '/') = '\0';
+    int rc = dv_file_mkdirs(parent, 0755, err);
+    int fd =
+        rc ? -1
+           : open(path, O_WRONLY | O_CREAT | (offset ? 0 : O_TRUNC) | O_CLOEXEC,
+                  0644);
+    if (rc == 0 && fd < 0) {
+        rc = dv_file_error(err, path, errno);
+    }
+    for (size_t done = 0; rc == 0 && done < len;) {
+        ssize_t n = pwrite(fd, data + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno != EINTR) {
+            rc = dv_file_error(err, path, errno);
+        }
+        done += n > 0 ? (size_t)n : 0;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rc;
+}
+
 // Apply one file change under dir. Returns 0 or DV_E*.
 static int
 file_apply(const char *dir,
@@ -223,6 +322,9 @@ file_apply(const char *dir,
         (void)rmdir(path);
         return 0;
     }
+    if (op == FILE_PART_DONE) {
+        return part_done(path, mtime_us, data, len, err);
+    }
     char parent[PATH_BYTES];
     snprintf(parent, sizeof parent, "%s", path);
     char *slash = strrchr(parent, '/');
@@ -231,11 +333,8 @@ file_apply(const char *dir,
     if (rc == 0) {
         rc = dv_file_write_atomic(path, data, len, err);
     }
-    if (rc == 0 && mtime_us) { // created times come from the files
-        struct timeval tv[2] = {
-            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)},
-            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)}};
-        (void)utimes(path, tv);
+    if (rc == 0) {
+        set_mtime(path, mtime_us);
     }
     return rc;
 }
@@ -377,6 +476,25 @@ apply_member(dv_repl_t *self, rd_t *r)
     return 0;
 }
 
+// A chunk of a large file (origin u64, path, offset u64, length u32, the
+// bytes); the leader that sent it has the file already.
+static int
+apply_chunk(dv_repl_t *self, rd_t *r, dv_error_t *err)
+{
+    uint64_t origin = get_n(r, 8);
+    char rel[PATH_BYTES];
+    get_str(r, rel, sizeof rel);
+    uint64_t offset = get_n(r, 8);
+    size_t len = (size_t)get_n(r, 4);
+    const uint8_t *data = get_bytes(r, len);
+    if (r->bad) {
+        return dv_errorf(err, DV_EFORMAT, "chunk entry truncated");
+    }
+    return origin == self->origin
+               ? 0
+               : chunk_apply(self->dir, rel, offset, data, len, err);
+}
+
 // A committed entry. An entry this member cannot apply leaves its store
 // behind the log: it stops (exit 1) and, restarted, rebuilds from the log
 // and the others — what etcd and Consul do.
@@ -402,6 +520,8 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
         rc = apply_batch(self, &r, &err);
     } else if (kind == ENTRY_MEMBER) {
         rc = apply_member(self, &r);
+    } else if (kind == ENTRY_CHUNK) {
+        rc = apply_chunk(self, &r, &err);
     } // other kinds: from a newer version, nothing for this one
     if (rc) {
         dv_log(DV_LOG_ERROR, "repl",
@@ -592,6 +712,43 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 static void propose_member(dv_repl_t *self);
 
+// Remove the .part files under DIR/rel: chunks of a transfer whose leader
+// stopped before the batch that would have completed it. Through dv_file,
+// so the removal reaches the other members with the next entry.
+static void
+drop_parts(const char *dir, const char *rel)
+{
+    char path[PATH_BYTES];
+    if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path) {
+        return;
+    }
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char sub_rel[PATH_BYTES], sub[PATH_BYTES];
+        struct stat st;
+        if (snprintf(sub_rel, sizeof sub_rel, "%s/%s", rel, e->d_name) >=
+                (int)sizeof sub_rel ||
+            snprintf(sub, sizeof sub, "%s/%s", dir, sub_rel) >=
+                (int)sizeof sub ||
+            lstat(sub, &st) != 0) {
+            continue;
+        }
+        size_t n = strlen(e->d_name);
+        if (S_ISDIR(st.st_mode)) {
+            drop_parts(dir, sub_rel);
+        } else if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) {
+            (void)dv_file_unlink(sub);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+}
+
 static void
 on_barrier(struct raft_barrier *req, int status)
 {
@@ -603,6 +760,8 @@ on_barrier(struct raft_barrier *req, int status)
         return; // the poll timer tries again while it leads
     }
     self->serving = true;
+    drop_parts(self->dir, "models");
+    drop_parts(self->dir, "datasets");
     propose_member(self);
     dv_log(DV_LOG_INFO, "repl", "leading (term %" PRIu64 "): serving",
            (uint64_t)self->raft.current_term);
@@ -727,6 +886,133 @@ propose_member(dv_repl_t *self)
     (void)apply_buf(self, buf, len, ignore_done, NULL, &err);
 }
 
+static void
+pend_free(pend_t *q)
+{
+    if (q->big) {
+        file_free(q->big);
+    }
+    raft_free(q->buf);
+    free(q);
+}
+
+// Every waiting entry fails (a chunk could not be proposed or committed:
+// this member no longer leads), each batch's callback with the reason.
+static void
+pend_fail(dv_repl_t *self, int rc, const char *why)
+{
+    while (self->pend) {
+        pend_t *q = self->pend;
+        self->pend = q->next;
+        if (q->done) {
+            q->done(q->arg, rc, why);
+        }
+        pend_free(q);
+    }
+    self->pend_end = &self->pend;
+}
+
+static void pend_pump(dv_repl_t *self);
+
+static void
+on_chunk(void *arg, int rc, const char *why)
+{
+    dv_repl_t *self = arg;
+    self->chunk_in_flight = false;
+    if (rc) {
+        pend_fail(self, rc, why);
+    } else {
+        pend_pump(self);
+    }
+}
+
+// The next chunk of q's file as an entry (at most DV_REPL_CHUNK_BYTES: a
+// file of gigabytes goes as many entries, each committed before the next
+// is sent, so heartbeats never wait behind it). Returns 0 or DV_E*.
+static int
+propose_chunk(dv_repl_t *self, pend_t *q, dv_error_t *err)
+{
+    const file_op_t *f = q->big;
+    size_t n = f->len - q->off < DV_REPL_CHUNK_BYTES ? f->len - q->off
+                                                     : DV_REPL_CHUNK_BYTES;
+    size_t len = 4 + 1 + 8 + 2 + strlen(f->path) + 8 + 4 + n;
+    uint8_t *buf = entry_alloc(len, &len);
+    if (!buf) {
+        return dv_errorf(err, DV_ENOMEM, "chunk of %zu bytes", n);
+    }
+    memcpy(buf, "DVR1", 4);
+    buf[4] = ENTRY_CHUNK;
+    uint8_t *p = put_n(buf + 5, self->origin, 8);
+    p = put_str(p, f->path);
+    p = put_n(p, q->off, 8);
+    p = put_n(p, n, 4);
+    memcpy(p, f->data + q->off, n);
+    q->off += n;
+    self->chunk_in_flight = true;
+    int rc = apply_buf(self, buf, len, on_chunk, self, err);
+    if (rc) {
+        self->chunk_in_flight = false;
+    }
+    return rc;
+}
+
+// Propose what waits, in order: a file's chunks one at a time, then the
+// batch entries behind them.
+static void
+pend_pump(dv_repl_t *self)
+{
+    dv_error_t err = {0};
+    while (self->pend && !self->chunk_in_flight) {
+        pend_t *q = self->pend;
+        int rc = 0;
+        if (q->big && q->off < q->big->len) {
+            rc = propose_chunk(self, q, &err);
+        } else {
+            self->pend = q->next;
+            if (!self->pend) {
+                self->pend_end = &self->pend;
+            }
+            if (q->buf) {
+                uint8_t *buf = q->buf;
+                q->buf = NULL; // raft's now (freed by apply_buf on failure)
+                rc = apply_buf(self, buf, q->len, q->done, q->arg, &err);
+                if (rc) {
+                    q->done(q->arg, rc, err.text);
+                }
+            }
+            pend_free(q);
+        }
+        if (rc) {
+            pend_fail(self, rc, err.text);
+        }
+    }
+}
+
+static void
+pend_push(dv_repl_t *self, pend_t *q)
+{
+    *self->pend_end = q;
+    self->pend_end = &q->next;
+}
+
+// A put of a large file leaves the batch: its bytes go as chunks before
+// it, and the batch says only "NAME.part is whole" (its size).
+static void
+take_big(dv_repl_t *self, file_op_t *f)
+{
+    pend_t *q = dv_calloc(1, sizeof *q);
+    file_op_t *big = dv_calloc(1, sizeof *big);
+    *big = *f;
+    big->next = NULL;
+    q->big = big;
+    pend_push(self, q);
+    f->path = dv_strdup(big->path);
+    f->op = FILE_PART_DONE;
+    f->data = dv_malloc(8);
+    put_n(f->data, big->len, 8);
+    f->len = 8;
+}
+
 int
 dv_repl_propose(dv_repl_t *self,
                 dv_store_batch_t *batch,
@@ -742,7 +1028,10 @@ dv_repl_propose(dv_repl_t *self,
     self->n_files = 0;
     pthread_mutex_unlock(&self->files_lock);
     size_t len = 4 + 1 + 8 + dv_store_batch_wire_size(batch) + 4;
-    for (const file_op_t *f = files; f; f = f->next) {
+    for (file_op_t *f = files; f; f = f->next) {
+        if (f->op == DV_FILE_PUT && f->len > DV_REPL_CHUNK_BYTES) {
+            take_big(self, f);
+        }
         len += file_size(f);
     }
     uint8_t *buf = entry_alloc(len, &len);
@@ -761,9 +1050,20 @@ dv_repl_propose(dv_repl_t *self,
         file_free(f);
     }
     if (!buf) {
+        pend_fail(self, DV_ENOMEM, "no memory for a replicated batch");
         return dv_errorf(err, DV_ENOMEM, "replicated batch of %zu bytes", len);
     }
-    return apply_buf(self, buf, len, done, arg, err);
+    if (!self->pend) { // nothing waits: straight to raft
+        return apply_buf(self, buf, len, done, arg, err);
+    }
+    pend_t *q = dv_calloc(1, sizeof *q);
+    q->buf = buf;
+    q->len = len;
+    q->done = done;
+    q->arg = arg;
+    pend_push(self, q);
+    pend_pump(self);
+    return 0;
 }
 
 bool
@@ -786,10 +1086,19 @@ dv_repl_serving(const dv_repl_t *self)
 static const member_t *
 leader_member(const dv_repl_t *self)
 {
+    struct raft *r = (struct raft *)&self->raft;
     raft_id id = 0;
     const char *addr = NULL;
-    raft_leader((struct raft *)&self->raft, &id, &addr);
+    raft_leader(r, &id, &addr);
     if (id == 0 || (id == self->raft.id && !self->serving)) {
+        return NULL;
+    }
+    // A follower that has not heard from its leader for two heartbeats
+    // does not send clients there: it is most likely dead, and following
+    // the hint would only bounce them between it and us until the election
+    // ends (raft forgets the leader only at the election timeout).
+    if (id != self->raft.id && r->io->time(r->io) - r->election_timer_start >
+                                   2 * (raft_time)r->heartbeat_timeout) {
         return NULL;
     }
     return member_find(self, id);
@@ -1215,6 +1524,7 @@ dv_repl_open(dv_repl_t **out,
     self->store = store;
     self->ev = *ev;
     self->files_end = &self->files;
+    self->pend_end = &self->pend;
     pthread_mutex_init(&self->files_lock, NULL);
     snprintf(self->dir, sizeof self->dir, "%s", opts->data_dir);
     snprintf(self->raft_dir, sizeof self->raft_dir, "%s/raft", opts->data_dir);
@@ -1312,6 +1622,7 @@ dv_repl_close(dv_repl_t **self_p)
     dv_file_observe(NULL, NULL);
     self->closing = true;
     self->serving = false;
+    pend_fail(self, DV_ENOTLEADER, "not stored: this broker is stopping");
     uv_close((uv_handle_t *)&self->poll, on_poll_closed);
     raft_close(&self->raft, on_raft_closed);
 }

@@ -190,6 +190,12 @@
 // a restart's replay; each snapshot is the whole store and the model and
 // data set files, so taking one too often costs more than it saves.
 #define DV_REPL_SNAPSHOT_ENTRIES 1024
+// A model or data set file larger than this goes to the other members as
+// chunks of this size, each its own Raft entry committed before the next
+// is sent: one entry of a gigabyte would hold the members' heartbeats up
+// (an election mid-push, then the same again), and raft holds each entry
+// whole in memory while it sends it.
+#define DV_REPL_CHUNK_BYTES ((size_t)4 << 20)
 // Group commits a leader has in flight at once (proposed, not yet
 // committed): the next batch need not wait for the last one's round trip
 // to the followers and their fsync (raft keeps them in order), and no more,
