@@ -709,6 +709,12 @@ use_keys(drover_t *self,
 int
 drv_sock_open(drover_t *self, const char *ep, dv_error_t *e)
 {
+    if (self->sock) {
+        // Stop the monitor first: libzmq keeps its own PAIR socket (and
+        // the descriptors behind it) until told, and a group's client opens
+        // a socket per member it tries.
+        zmq_socket_monitor(self->sock, NULL, 0);
+    }
     if (self->monitor) {
         zmq_close(self->monitor);
         self->monitor = NULL;
@@ -717,11 +723,16 @@ drv_sock_open(drover_t *self, const char *ep, dv_error_t *e)
         int zero = 0;
         zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_close(self->sock);
+        self->sock = NULL;
     }
     snprintf(self->endpoint, sizeof self->endpoint, "%s", ep);
     self->dropped = false;
     self->hs_failed = 0;
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!self->sock) { // out of sockets or descriptors
+        return dv_errorf(e, DV_EIO, "cannot open a socket for %s: %s", ep,
+                         zmq_strerror(zmq_errno()));
+    }
     int hwm = HWM, linger = 200;
     int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
     zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -918,7 +929,14 @@ drover_poll(drover_t *self, int timeout_ms, drover_error_t *err)
                       timeout_ms == 0 ? NULL : have_ready, NULL);
     if (rc && rc != DV_ETIMEDOUT) {
         dv_error_t e;
-        dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+        if (rc == DV_EIO) {
+            dv_errorf(&e, rc, "socket error: %s", zmq_strerror(zmq_errno()));
+        } else {
+            dv_errorf(&e, rc, "%s while reaching the broker%s: %s",
+                      drover_err_name(rc),
+                      self->n_eps > 1 ? " group's leader" : "",
+                      self->group_why);
+        }
         return drv_set_err(err, &e);
     }
     int ran = 0;

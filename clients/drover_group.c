@@ -211,12 +211,24 @@ hello_wait(drover_t *self, uint64_t rid, int64_t until, dv_error_t *e)
 int
 drv_group_reach(drover_t *self, bool first, int64_t deadline, dv_error_t *e)
 {
-    size_t quick = 0; // entries passed over at once in a row
+    size_t quick = 0;    // entries passed over at once in a row
+    size_t refused = 0;  // handshakes refused by a member's keys
+    unsigned rounds = 0; // whole rounds refused at once
+    char dead[256] = ""; // the last entry that failed us, and when
+    int64_t dead_at = 0;
     for (;;) {
         char ep[256];
         if (self->hint[0]) {
             resolve_hint(self, self->hint, ep, sizeof ep);
             self->hint[0] = '\0';
+            if (strcmp(ep, dead) == 0 &&
+                drv_now_ms() - dead_at < DV_GROUP_TRY_MS) {
+                // A follower still names the leader that just failed us:
+                // the election has not ended. Pause, then the next entry.
+                sleep_ms(DV_GROUP_NOLEADER_PAUSE_MS);
+                self->ep_at = (self->ep_at + 1) % self->n_eps;
+                snprintf(ep, sizeof ep, "%s", self->eps[self->ep_at]);
+            }
         } else {
             self->ep_at = first ? 0 : (self->ep_at + 1) % self->n_eps;
             snprintf(ep, sizeof ep, "%s", self->eps[self->ep_at]);
@@ -239,10 +251,22 @@ drv_group_reach(drover_t *self, bool first, int64_t deadline, dv_error_t *e)
             self->last_rx_ms = drv_now_ms();
             return 0;
         }
+        if (rc == DV_EPERM &&
+            (self->hs_failed != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+             ++refused < self->n_eps)) {
+            // A member that closed mid-handshake (dying, starting over),
+            // or one whose keys refuse ours while others may not: the next
+            // one. Only a whole round of refusals is the caller's error.
+            rc = HELLO_NEXT;
+        }
         if (rc < 0) {
             return rc;
         }
         int64_t now = drv_now_ms();
+        if (rc == HELLO_NEXT) { // nobody there (or silent): not the leader
+            snprintf(dead, sizeof dead, "%s", ep);
+            dead_at = now;
+        }
         if (deadline >= 0 && now >= deadline) {
             return dv_errorf(e, DV_ETIMEDOUT,
                              "no leader of the broker group answered (last "
@@ -254,9 +278,13 @@ drv_group_reach(drover_t *self, bool first, int64_t deadline, dv_error_t *e)
         }
         // Every entry refused at once (all down, or restarting): do not
         // spin through them.
+        // Each try is a new socket (and its monitor), which libzmq reaps
+        // later: rounds back off (50, 100, 200, 400 ms) so a long election
+        // cannot exhaust the context's sockets.
         quick = rc == HELLO_NEXT && now - start < 20 ? quick + 1 : 0;
         if (quick >= self->n_eps) {
-            sleep_ms(50);
+            sleep_ms(50 << (rounds < 3 ? rounds : 3));
+            rounds++;
             quick = 0;
         }
     }
@@ -365,6 +393,7 @@ drv_group_check(drover_t *self, int64_t deadline)
     dv_error_t e = {0};
     int rc = drv_group_reach(self, false, deadline, &e);
     if (rc) {
+        snprintf(self->group_why, sizeof self->group_why, "%s", e.text);
         return rc; // failover stays due: the next pump tries again
     }
     self->failover_due = false;

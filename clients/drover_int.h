@@ -130,6 +130,7 @@ struct drover {
     uint8_t secret_key[32];        //   (wiped on destroy)
     bool dropped;                  // the monitor saw the connection drop
     bool failover_due;             // leave this member (drv_pump acts on it)
+    char group_why[DV_ERROR_TEXT_MAX]; // why reaching the leader failed
     char hint[256];                // DV_ENOTLEADER's `leader` ("": none)
     int64_t last_rx_ms;            // when a message last came
     int64_t probe_sent_ms;         // silence: when the `ping` went (0: none)
