@@ -239,7 +239,9 @@ part_done(const char *path,
           dv_error_t *err)
 {
     char part[PATH_BYTES + 8];
-    snprintf(part, sizeof part, "%s.part", path);
+    if (snprintf(part, sizeof part, "%s.part", path) >= (int)sizeof part) {
+        return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
+    }
     struct stat st;
     uint64_t want = 0;
     for (size_t i = 0; len == 8 && i < 8; i++) {
@@ -273,9 +275,12 @@ chunk_apply(const char *dir,
                          rel);
     }
     char path[PATH_BYTES + 8];
-    snprintf(path, sizeof path, "%s/%s.part", dir, rel);
     char parent[PATH_BYTES + 8];
-    snprintf(parent, sizeof parent, "%s", path);
+    if (snprintf(path, sizeof path, "%s/%s.part", dir, rel) >=
+            (int)sizeof path ||
+        snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent) {
+        return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
+    }
     *strrchr(parent, '/') = '\0';
     int rc = dv_file_mkdirs(parent, 0755, err);
     int fd =
