@@ -160,17 +160,11 @@ leader_of(drover_t *d)
 // client endpoints; `drover status` through the list shows them; jobs
 // submitted through the list all complete once, across a kill -9 of the
 // leader member; Ctrl-C stops everything.
+// The checks of test_up_replicas_leader_killed while its `drover up` runs
+// (a failed check returns here, and the caller still stops everything).
 static void
-test_up_replicas_leader_killed(void)
+group_checks(const char *dir, const char *list, drover_t **dp)
 {
-    char *dir = dv_test_tmpdir();
-    char data[4200];
-    snprintf(data, sizeof data, "%s/group", dir);
-    const char *args[] = {"up", "--replicas", "3",  "--workers",
-                          "1",  "--data",     data, NULL};
-    dv_proc_t up = dv_proc_start("DROVER_BIN", args, dir, "up.log");
-    char list[9000] = "";
-    DV_CHECK(up.pid && dv_proc_wait_ready(&up, list, sizeof list));
     size_t commas = 0;
     for (const char *p = list; *p; p++) {
         commas += *p == ',';
@@ -178,6 +172,7 @@ test_up_replicas_leader_killed(void)
     DV_CHECK_EQ(commas, 2);
     drover_t *d = NULL;
     drover_error_t err = {0};
+    *dp = NULL;
     if (!dv_test_failed) {
         char out[4300];
         snprintf(out, sizeof out, "%s/status.txt", dir);
@@ -192,6 +187,7 @@ test_up_replicas_leader_killed(void)
                  strstr(text, "broker group: term "));
         free(text);
         int rc = drover_connect(&d, list, 20000, &err);
+        *dp = d; // the caller destroys it, whatever fails below
         CHECK_DRC(rc, 0, &err);
     }
     if (d && !dv_test_failed) {
@@ -233,6 +229,24 @@ test_up_replicas_leader_killed(void)
         DV_CHECK(drover_result_ok(r));
         drover_result_destroy(&r);
         DV_CHECK(leader_of(d) != leader);
+    }
+}
+
+static void
+test_up_replicas_leader_killed(void)
+{
+    char *dir = dv_test_tmpdir();
+    char data[4200];
+    snprintf(data, sizeof data, "%s/group", dir);
+    const char *args[] = {"up", "--replicas", "3",  "--workers",
+                          "1",  "--data",     data, NULL};
+    dv_proc_t up = dv_proc_start("DROVER_BIN", args, dir, "up.log");
+    char list[9000] = "";
+    drover_t *d = NULL;
+    if (up.pid && dv_proc_wait_ready(&up, list, sizeof list)) {
+        group_checks(dir, list, &d);
+    } else {
+        DV_FAIL_("check failed: %s", "drover up printed READY");
     }
     drover_destroy(&d);
     DV_CHECK_EQ(dv_proc_stop(&up, SIGINT), 0);
