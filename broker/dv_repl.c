@@ -19,7 +19,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <raft.h>
@@ -28,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include "dv_datafiles.h"
 #include "dv_endpoint.h"
 #include "dv_file.h"
 #include "dv_limits.h"
@@ -43,9 +42,6 @@
 #define ENTRY_BATCH  1
 #define ENTRY_MEMBER 2
 #define ENTRY_CHUNK  3
-// A file op of batch entries only: NAME.part (its chunks came in
-// ENTRY_CHUNK entries) becomes NAME; its data is the size, u64.
-#define FILE_PART_DONE 4
 
 typedef struct file_op_s {
     struct file_op_s *next; //
@@ -199,178 +195,6 @@ file_free(file_op_t *f)
 }
 
 // ------------------------------------------------------------------ files
-
-// A relative path a peer's entry may name: under models/ or datasets/, no
-// "..", no empty or hidden components, printable.
-static bool
-path_ok(const char *rel)
-{
-    if (strncmp(rel, "models/", 7) != 0 && strncmp(rel, "datasets/", 9) != 0) {
-        return false;
-    }
-    for (const char *c = rel; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == '\\') {
-            return false;
-        }
-        if ((c == rel || c[-1] == '/') && (*c == '.' || *c == '/')) {
-            return false; // "..", ".x", "//"
-        }
-    }
-    return true;
-}
-
-static void
-set_mtime(const char *path, uint64_t mtime_us)
-{
-    if (mtime_us) { // created times come from the files
-        struct timeval tv[2] = {
-            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)},
-            {(time_t)(mtime_us / 1000000), (suseconds_t)(mtime_us % 1000000)}};
-        (void)utimes(path, tv);
-    }
-}
-
-// path.part, whose chunks came before, is whole: it becomes path.
-static int
-part_done(const char *path,
-          uint64_t mtime_us,
-          const void *data,
-          size_t len,
-          dv_error_t *err)
-{
-    char part[PATH_BYTES + 8];
-    if (snprintf(part, sizeof part, "%s.part", path) >= (int)sizeof part) {
-        return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
-    }
-    struct stat st;
-    uint64_t want = 0;
-    for (size_t i = 0; len == 8 && i < 8; i++) {
-        want |= (uint64_t)((const uint8_t *)data)[i] << (8 * i);
-    }
-    if (len != 8 || stat(part, &st) != 0 || (uint64_t)st.st_size != want) {
-        return dv_errorf(err, DV_ETRUNC,
-                         "replicated file %s: its chunks do not add up to "
-                         "%llu bytes",
-                         path, (unsigned long long)want);
-    }
-    if (rename(part, path) != 0) {
-        return dv_file_error(err, path, errno);
-    }
-    set_mtime(path, mtime_us);
-    return 0;
-}
-
-// One chunk of a large file into rel.part at offset (the first one starts
-// it afresh). Returns 0 or DV_E*.
-static int
-chunk_apply(const char *dir,
-            const char *rel,
-            uint64_t offset,
-            const uint8_t *data,
-            size_t len,
-            dv_error_t *err)
-{
-    if (!path_ok(rel)) {
-        return dv_errorf(err, DV_EFORMAT, "replicated file path '%s' refused",
-                         rel);
-    }
-    char path[PATH_BYTES + 8];
-    char parent[PATH_BYTES + 8];
-    if (snprintf(path, sizeof path, "%s/%s.part", dir, rel) >=
-            (int)sizeof path ||
-        snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent) {
-        return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
-    }
-    *strrchr(parent, '/') = '\0';
-    int rc = dv_file_mkdirs(parent, 0755, err);
-    int fd =
-        rc ? -1
-           : open(path, O_WRONLY | O_CREAT | (offset ? 0 : O_TRUNC) | O_CLOEXEC,
-                  0644);
-    if (rc == 0 && fd < 0) {
-        rc = dv_file_error(err, path, errno);
-    }
-    for (size_t done = 0; rc == 0 && done < len;) {
-        ssize_t n = pwrite(fd, data + done, len - done, (off_t)(offset + done));
-        if (n < 0 && errno != EINTR) {
-            rc = dv_file_error(err, path, errno);
-        }
-        done += n > 0 ? (size_t)n : 0;
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rc;
-}
-
-// Apply one file change under dir. Returns 0 or DV_E*.
-static int
-file_apply(const char *dir,
-           int op,
-           const char *rel,
-           uint64_t mtime_us,
-           const void *data,
-           size_t len,
-           dv_error_t *err)
-{
-    if (!path_ok(rel)) {
-        return dv_errorf(err, DV_EFORMAT, "replicated file path '%s' refused",
-                         rel);
-    }
-    char path[PATH_BYTES];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    if (op == DV_FILE_UNLINK) {
-        (void)unlink(path);
-        return 0;
-    }
-    if (op == DV_FILE_RMDIR) {
-        (void)rmdir(path);
-        return 0;
-    }
-    if (op == FILE_PART_DONE) {
-        return part_done(path, mtime_us, data, len, err);
-    }
-    char parent[PATH_BYTES];
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    *slash = '\0';
-    int rc = dv_file_mkdirs(parent, 0755, err);
-    if (rc == 0) {
-        rc = dv_file_write_atomic(path, data, len, err);
-    }
-    if (rc == 0) {
-        set_mtime(path, mtime_us);
-    }
-    return rc;
-}
-
-// Remove a folder tree (what the log rebuilds). Best effort.
-static void
-rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        (void)unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
-            continue;
-        }
-        char sub[PATH_BYTES];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        struct stat st;
-        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) {
-            rm_tree(sub);
-        } else {
-            (void)unlink(sub);
-        }
-    }
-    closedir(d);
-    (void)rmdir(path);
-}
-
 // The leader's own changes, staged for its next entry (serving only: a
 // follower's writes are the log's).
 static void
@@ -379,7 +203,7 @@ on_file_change(int op, const char *path, const void *buf, size_t len, void *arg)
     dv_repl_t *self = arg;
     size_t dl = strlen(self->dir);
     if (!self->serving || strncmp(path, self->dir, dl) != 0 ||
-        path[dl] != '/' || !path_ok(path + dl + 1)) {
+        path[dl] != '/' || !dv_datafiles_path_ok(path + dl + 1)) {
         return;
     }
     file_op_t *f = dv_calloc(1, sizeof *f);
@@ -455,7 +279,7 @@ apply_batch(dv_repl_t *self, rd_t *r, dv_error_t *err)
         size_t len = (size_t)get_n(r, 4);
         const uint8_t *data = get_bytes(r, len);
         if (!r->bad && origin != self->origin) {
-            rc = file_apply(self->dir, op, rel, mtime, data, len, err);
+            rc = dv_datafiles_apply(self->dir, op, rel, mtime, data, len, err);
         }
     }
     return rc       ? rc
@@ -497,7 +321,7 @@ apply_chunk(dv_repl_t *self, rd_t *r, dv_error_t *err)
     }
     return origin == self->origin
                ? 0
-               : chunk_apply(self->dir, rel, offset, data, len, err);
+               : dv_datafiles_chunk(self->dir, rel, offset, data, len, err);
 }
 
 // A committed entry. An entry this member cannot apply leaves its store
@@ -582,7 +406,7 @@ walk_files(const char *dir,
             continue;
         }
         if (!S_ISREG(st.st_mode) || strstr(e->d_name, ".tmp.") ||
-            !path_ok(sub_rel)) {
+            !dv_datafiles_path_ok(sub_rel)) {
             continue; // a write in progress: its entry carries it
         }
         file_op_t f = {0};
@@ -684,9 +508,9 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (rc == 0) {
         char path[PATH_BYTES + 16];
         snprintf(path, sizeof path, "%s/models", self->dir);
-        rm_tree(path);
+        dv_datafiles_rm_tree(path);
         snprintf(path, sizeof path, "%s/datasets", self->dir);
-        rm_tree(path);
+        dv_datafiles_rm_tree(path);
     }
     uint32_t n = rc ? 0 : (uint32_t)get_n(&r, 4);
     for (uint32_t i = 0; rc == 0 && i < n && !r.bad; i++) {
@@ -697,7 +521,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         size_t len = (size_t)get_n(&r, 4);
         const uint8_t *data = get_bytes(&r, len);
         if (!r.bad) {
-            rc = file_apply(self->dir, op, rel, mtime, data, len, &err);
+            rc = dv_datafiles_apply(self->dir, op, rel, mtime, data, len, &err);
         }
     }
     if (rc == 0 && r.bad) {
@@ -717,43 +541,6 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 static void propose_member(dv_repl_t *self);
 
-// Remove the .part files under DIR/rel: chunks of a transfer whose leader
-// stopped before the batch that would have completed it. Through dv_file,
-// so the removal reaches the other members with the next entry.
-static void
-drop_parts(const char *dir, const char *rel)
-{
-    char path[PATH_BYTES];
-    if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path) {
-        return;
-    }
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        char sub_rel[PATH_BYTES], sub[PATH_BYTES];
-        struct stat st;
-        if (snprintf(sub_rel, sizeof sub_rel, "%s/%s", rel, e->d_name) >=
-                (int)sizeof sub_rel ||
-            snprintf(sub, sizeof sub, "%s/%s", dir, sub_rel) >=
-                (int)sizeof sub ||
-            lstat(sub, &st) != 0) {
-            continue;
-        }
-        size_t n = strlen(e->d_name);
-        if (S_ISDIR(st.st_mode)) {
-            drop_parts(dir, sub_rel);
-        } else if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) {
-            (void)dv_file_unlink(sub);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-}
-
 static void
 on_barrier(struct raft_barrier *req, int status)
 {
@@ -765,8 +552,8 @@ on_barrier(struct raft_barrier *req, int status)
         return; // the poll timer tries again while it leads
     }
     self->serving = true;
-    drop_parts(self->dir, "models");
-    drop_parts(self->dir, "datasets");
+    dv_datafiles_drop_parts(self->dir, "models");
+    dv_datafiles_drop_parts(self->dir, "datasets");
     propose_member(self);
     dv_log(DV_LOG_INFO, "repl", "leading (term %" PRIu64 "): serving",
            (uint64_t)self->raft.current_term);
@@ -1012,7 +799,7 @@ take_big(dv_repl_t *self, file_op_t *f)
     q->big = big;
     pend_push(self, q);
     f->path = dv_strdup(big->path);
-    f->op = FILE_PART_DONE;
+    f->op = DV_DATAFILES_PART_DONE;
     f->data = dv_malloc(8);
     put_n(f->data, big->len, 8);
     f->len = 8;
@@ -1403,7 +1190,7 @@ dv_repl_prepare(const dv_repl_opts_t *opts, dv_error_t *err)
     const char *rebuilt[] = {"store", "models", "datasets"};
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", opts->data_dir, rebuilt[i]);
-        rm_tree(path);
+        dv_datafiles_rm_tree(path);
     }
     snprintf(path, sizeof path, "%s/raft", opts->data_dir);
     rc = dv_file_mkdirs(path, 0700, err);

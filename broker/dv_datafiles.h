@@ -1,0 +1,55 @@
+// dv_datafiles — a broker group member's model and data set files: the
+// changes replicated entries carry, applied under the data folder.
+//
+// Paths come from other members' entries, so each is checked
+// (dv_datafiles_path_ok) before anything is written. Writes are atomic
+// (tmp + rename) or, for a large file's chunks, into NAME.part until the
+// batch that completes it renames it.
+//
+// May call: common/. Threads: the loop thread (applying entries), and the
+// snapshot walk's checks on the pool (dv_datafiles_path_ok is pure).
+#ifndef DV_DATAFILES_H
+#define DV_DATAFILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dv_err.h"
+
+// A file op of batch entries only (beside dv_file's DV_FILE_*): NAME.part,
+// whose chunks came before, becomes NAME; its data is the size, u64 LE.
+#define DV_DATAFILES_PART_DONE 4
+
+// A relative path a peer's entry may name: under models/ or datasets/, no
+// "..", no empty or hidden components, printable.
+bool dv_datafiles_path_ok(const char *rel);
+
+// Apply one change (DV_FILE_PUT / _UNLINK / _RMDIR, or
+// DV_DATAFILES_PART_DONE) to rel under dir; puts and completed files get
+// mtime_us (created times come from the files). Returns 0 or DV_E*.
+int dv_datafiles_apply(const char *dir,
+                       int op,
+                       const char *rel,
+                       uint64_t mtime_us,
+                       const void *data,
+                       size_t len,
+                       dv_error_t *err);
+
+// One chunk of a large file into rel.part at offset (offset 0 starts it
+// afresh). Returns 0 or DV_E*.
+int dv_datafiles_chunk(const char *dir,
+                       const char *rel,
+                       uint64_t offset,
+                       const uint8_t *data,
+                       size_t len,
+                       dv_error_t *err);
+
+// Remove a folder tree (what the log rebuilds). Best effort.
+void dv_datafiles_rm_tree(const char *path);
+
+// Remove the .part files under dir/rel through dv_file (so a leader's
+// removal reaches the other members with its next entry).
+void dv_datafiles_drop_parts(const char *dir, const char *rel);
+
+#endif
