@@ -15,10 +15,11 @@
 // staged for the next entry, the members' endpoints (from the entries each
 // new leader appends).
 //
-// May call: dv_store.h, dv_datafiles.h, dv_endpoint.h and common/. Loop thread only, except the snapshot
-// walk, which runs on the loop's thread pool (its own store read
-// transaction), and the file observer, which runs where the catalogs write
-// (the pool too; the staged changes have their lock).
+// May call: dv_store.h, dv_datafiles.h, dv_endpoint.h and common/. Loop
+// thread only, except the snapshot walk, which runs on the loop's thread
+// pool (its own store read transaction), and the file observer, which runs
+// where the catalogs write (the pool too; the staged changes have their
+// lock).
 #ifndef DV_REPL_H
 #define DV_REPL_H
 
