@@ -41,6 +41,7 @@
 #include "dv_dead.h"
 #include "dv_endpoint.h"
 #include "dv_handlers.h"
+#include "dv_hash.h"
 #include "dv_http.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
@@ -155,7 +156,7 @@ dv_broker_job_free(job_t *j)
 static size_t
 bucket(const dv_broker_t *self, uint64_t id)
 {
-    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (self->n_buckets - 1);
+    return dv_hash_slot(id, self->n_buckets);
 }
 
 static void

@@ -8,6 +8,7 @@
 // Handlers: result_get, follow, ack, unfollow.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_hash.h"
 #include "dv_results.h"
 
 #include <stdio.h>
@@ -42,7 +43,7 @@
 static size_t
 kept_bucket(uint64_t id)
 {
-    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (KEPT_BUCKETS - 1);
+    return dv_hash_slot(id, KEPT_BUCKETS);
 }
 
 kept_t *

@@ -7,6 +7,7 @@
 // per job. Workers and queues are small arrays scanned linearly: a broker has
 // tens to hundreds of each, and a scan of that size costs less than keeping
 // an index up to date on every dispatch.
+#include "dv_hash.h"
 #include "dv_sched.h"
 
 #include <stdlib.h>
@@ -100,8 +101,7 @@ struct dv_sched {
 static size_t
 slot_of(uint64_t id, size_t size)
 {
-    // Fibonacci hashing: spreads sequential ids across the table.
-    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & (size - 1);
+    return dv_hash_slot(id, size);
 }
 
 static job_t **

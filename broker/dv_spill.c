@@ -5,6 +5,7 @@
 // jobs already ended (cancelled, expired).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
+#include "dv_hash.h"
 #include "dv_spill.h"
 
 #include <stdio.h>
@@ -32,7 +33,7 @@ static size_t
 skip_slot(const dv_broker_t *self, uint64_t id)
 {
     size_t mask = self->skip_cap - 1;
-    size_t i = (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+    size_t i = dv_hash_slot(id, self->skip_cap);
     while (self->skip[i] && self->skip[i] != id) {
         i = (i + 1) & mask;
     }

@@ -23,6 +23,7 @@
 #include "drover_int.h"
 #include "dv_addr.h"
 #include "dv_err.h"
+#include "dv_hash.h"
 #include "dv_keys.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -60,8 +61,7 @@ drv_now_ms(void)
 static size_t
 bucket_of(const drover_t *self, uint64_t rid)
 {
-    return (size_t)((rid * 0x9e3779b97f4a7c15ULL) >> 32) &
-           (self->n_buckets - 1);
+    return dv_hash_slot(rid, self->n_buckets);
 }
 
 void
