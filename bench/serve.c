@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "drover.h"
@@ -101,7 +102,55 @@ typedef struct {
     double batch_rows;                    // average; < 0: not reported
     uint64_t counted, failed;             // results in the window; failures
     char error[320];                      // the first failure's reason
+    // CPU time per result over the whole cell (warm-up included), us: the
+    // broker, the workers together, this process (the producers). Robust
+    // where rates are not: another load on the host slows a cell, but
+    // hardly changes what each request costs.
+    double cpu_broker_us, cpu_workers_us, cpu_producers_us;
 } cell_t;
+
+// The processes whose CPU time the cells account (set once they run).
+static pid_t s_broker_pid;
+static pid_t s_worker_pids[MAX_WORKERS];
+static int s_n_workers;
+
+// utime + stime of pid in seconds (0 when it cannot be read).
+static double
+proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); // comm may hold spaces
+    unsigned long ut = 0, st = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2) {
+        return 0;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+// CPU seconds so far: the broker, the workers, this process.
+static void
+cpu_now(double out[3])
+{
+    out[0] = proc_cpu_s(s_broker_pid);
+    out[1] = 0;
+    for (int i = 0; i < s_n_workers; i++) {
+        out[1] += proc_cpu_s(s_worker_pids[i]);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    out[2] = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 // When a cell counts, shared by its producers (under mu): from the later of
 // WARM_S after the start and the moment as many results have come back as
@@ -325,6 +374,8 @@ run_cell(cell_t *c)
         pthread_create(&th[i], NULL, producer_main, &ps[i]);
     }
     pthread_barrier_wait(&go);
+    double cpu0[3], cpu1[3];
+    cpu_now(cpu0);
     window.start_s = dv_bench_now_s();
     pthread_barrier_wait(&go);
     size_t total = 0;
@@ -332,6 +383,11 @@ run_cell(cell_t *c)
         pthread_join(th[i], NULL);
         total += ps[i].n_lat;
     }
+    cpu_now(cpu1);
+    double per = window.received ? 1e6 / (double)window.received : 0;
+    c->cpu_broker_us = (cpu1[0] - cpu0[0]) * per;
+    c->cpu_workers_us = (cpu1[1] - cpu0[1]) * per;
+    c->cpu_producers_us = (cpu1[2] - cpu0[2]) * per;
     double *lat = dv_malloc((total ? total : 1) * sizeof(double));
     uint64_t batch_sum = 0, batch_n = 0;
     size_t k = 0;
@@ -529,10 +585,11 @@ print_cell(const cell_t *c, double kernel)
         snprintf(batch, sizeof batch, "%.1f", c->batch_rows);
     }
     printf("%5zu %3d %5d %4s %10.0f %9.0f %8.0f %8.0f %8.0f %7s %10.0f "
-           "%5.2f%s\n",
+           "%5.2f %6.1f %6.1f %6.1f%s\n",
            c->rows, c->producers, c->producers * c->in_flight,
            c->many ? "many" : "one", c->rows_s, c->req_s, c->p50, c->p99,
            c->p999, batch, kernel, kernel > 0 ? c->rows_s / kernel : 0,
+           c->cpu_broker_us, c->cpu_workers_us, c->cpu_producers_us,
            c->failed ? "  FAILED" : "");
 }
 
@@ -549,11 +606,14 @@ json_cell(FILE *f, const cell_t *c, double kernel, bool last)
             "\"requests_per_s\": "
             "%.0f, \"p50_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, "
             "\"avg_batch_rows\": %s, \"kernel_rows_per_s\": %.0f, \"kept\": "
-            "%.3f, \"results\": %" PRIu64 ", \"failed\": %" PRIu64 "}%s\n",
+            "%.3f, \"results\": %" PRIu64 ", \"failed\": %" PRIu64
+            ", \"cpu_us_per_request\": {\"broker\": %.2f, \"workers\": %.2f, "
+            "\"producers\": %.2f}}%s\n",
             c->m ? c->m->label : "echo", c->rows, c->producers,
             c->producers * c->in_flight, c->many ? "true" : "false", c->rows_s,
             c->req_s, c->p50, c->p99, c->p999, batch, kernel,
             kernel > 0 ? c->rows_s / kernel : 0, c->counted, c->failed,
+            c->cpu_broker_us, c->cpu_workers_us, c->cpu_producers_us,
             last ? "" : ",");
 }
 
@@ -663,6 +723,7 @@ main(int argc, char **argv)
     snprintf(nconc, sizeof nconc, "%d", conc);
     const char *bargs[] = {"--client", cep, "--worker", wep, NULL};
     dv_bench_proc_t broker = dv_bench_spawn(bbin, bargs);
+    s_broker_pid = broker.pid;
     dv_bench_proc_t w[MAX_WORKERS] = {{0, -1}};
     int rc = dv_bench_ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
@@ -670,6 +731,7 @@ main(int argc, char **argv)
             "--broker", wep, "--concurrency", nconc, "--blas-threads",
             nblas,      NULL};
         w[i] = dv_bench_spawn(wbin, wargs);
+        s_worker_pids[s_n_workers++] = w[i].pid;
         rc = dv_bench_ready(&w[i], line, sizeof line);
     }
     drover_t *d = NULL;
@@ -704,9 +766,10 @@ main(int argc, char **argv)
         printf("\n%s (%s): through the queue beside the kernel in-process "
                "on %d thread(s)\n",
                models[mi].label, models[mi].ref, workers * conc);
-        printf("%5s %3s %5s %4s %10s %9s %8s %8s %8s %7s %10s %5s\n", "rows",
-               "P", "infl", "msg", "rows/s", "req/s", "p50 us", "p99 us",
-               "p99.9us", "batch", "kernel r/s", "kept");
+        printf("%5s %3s %5s %4s %10s %9s %8s %8s %8s %7s %10s %5s %20s\n",
+               "rows", "P", "infl", "msg", "rows/s", "req/s", "p50 us",
+               "p99 us", "p99.9us", "batch", "kernel r/s", "kept",
+               "cpu us/req: b  w  p");
         // Both workers fetch and load the model before anything counts.
         cell_t warm = {.endpoint = cep,
                        .m = &models[mi],
