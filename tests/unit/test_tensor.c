@@ -142,6 +142,41 @@ test_gemm_all_transposes(void)
     }
 }
 
+// One row (the matrix-vector path): every transpose, a padded lda (a
+// transposed A's row is a strided column), beta 0 over a C full of NaN
+// (never read, as with sgemm), and beta -1.5 (read).
+static void
+test_gemm_one_row(void)
+{
+    enum { N = 9, K = 13, LDA = 4, LDB = 16 }; // B: K or N rows of LDB
+    float a[K * LDA], b[K * LDB], c[N];
+    double want[N];
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 3);
+    for (int t = 0; t < 8; t++) {
+        bool ta = t & 1, tb = (t & 2) != 0, zero = (t & 4) != 0;
+        size_t lda = ta ? LDA : K; // A stored K x 1 (stride LDA) if ta
+        fill_normal(&rng, a, K * LDA);
+        fill_normal(&rng, b, K * LDB);
+        fill_normal(&rng, c, N);
+        for (size_t i = 0; i < N; i++) {
+            want[i] = zero ? 0 : c[i];
+            c[i] = zero ? NAN : c[i];
+        }
+        double beta = zero ? 0 : -1.5;
+        naive_gemm(ta, tb, 1, N, K, 0.75, a, lda, b, LDB, beta, want, N);
+        dv_gemm(ta, tb, 1, N, K, 0.75f, a, lda, b, LDB, (float)beta, c, N);
+        for (size_t i = 0; i < N; i++) {
+            if (!(fabs(c[i] - want[i]) <= 1e-4 * (1 + fabs(want[i])))) {
+                DV_FAIL_("trans_a=%d trans_b=%d beta=%g: c[%zu] = %.9g, "
+                         "want %.9g",
+                         (int)ta, (int)tb, beta, i, (double)c[i], want[i]);
+                return;
+            }
+        }
+    }
+}
+
 // Row strides wider than the rows: padding must be skipped and left alone.
 static void
 test_gemm_padded_strides(void)
@@ -367,6 +402,8 @@ static const dv_test_case_t cases[] = {
     {"dv_tensor_open refuses an absurd shape", test_open_absurd_shape},
     {"gemm matches a naive loop, all transposes", test_gemm_all_transposes},
     {"gemm honours padded leading dimensions", test_gemm_padded_strides},
+    {"gemm of one row (matrix-vector), every transpose and beta",
+     test_gemm_one_row},
     {"matmul, plain and transposed", test_matmul},
     {"matmul accumulate adds into C", test_matmul_accumulate},
     {"matmul shape mismatch is DV_ESHAPE", test_matmul_shape_mismatch},
