@@ -250,20 +250,43 @@ on_monitor(dv_zwatch_t *zw, int events, void *arg)
     return 0;
 }
 
+// The connection property naming the public key a peer proved at its
+// handshake (Z85). libzmq attaches ZAP metadata to every message of the
+// connection, as it does the User-Id: dv_auth_message_key compares it with
+// the id's key now, so a key replaced under the same id cuts off the
+// connections the old key opened.
+#define KEY_PROPERTY "X-Drover-Key"
+
+// A ZAP reply. pub_z85: the admitted key's public key ("" when refused),
+// sent as metadata (RFC 27: ZMTP 3.0 metadata, name-size octet, name,
+// 4-octet big-endian value-size, value).
 static void
 zap_reply(dv_auth_t *self,
           const zmq_msg_t *reqid,
           const char *code,
           const char *text,
-          const char *user)
+          const char *user,
+          const char *pub_z85)
 {
+    uint8_t meta[1 + sizeof KEY_PROPERTY + 4 + 40];
+    size_t name_len = strlen(KEY_PROPERTY), value_len = strlen(pub_z85);
+    size_t meta_len = 0;
+    if (value_len == 40) {
+        meta[0] = (uint8_t)name_len;
+        memcpy(meta + 1, KEY_PROPERTY, name_len);
+        uint8_t *v = meta + 1 + name_len;
+        v[0] = v[1] = v[2] = 0;
+        v[3] = (uint8_t)value_len;
+        memcpy(v + 4, pub_z85, value_len);
+        meta_len = 1 + name_len + 4 + value_len;
+    }
     zmq_send(self->zap, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(self->zap, zmq_msg_data((zmq_msg_t *)reqid),
              zmq_msg_size((zmq_msg_t *)reqid), ZMQ_SNDMORE);
     zmq_send(self->zap, code, strlen(code), ZMQ_SNDMORE);
     zmq_send(self->zap, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(self->zap, user, strlen(user), ZMQ_SNDMORE);
-    zmq_send(self->zap, "", 0, 0); // no metadata
+    zmq_send(self->zap, meta, meta_len, 0);
 }
 
 static void
@@ -323,8 +346,8 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
         if (clients && !(k->roles & need)) {
             char roles[64];
             snprintf(why, sizeof why,
-                     "key '%s' (%s) may not connect as a client",
-                     k->id, dv_roles_format(k->roles, roles, sizeof roles));
+                     "key '%s' (%s) may not connect as a client", k->id,
+                     dv_roles_format(k->roles, roles, sizeof roles));
         } else {
             user = k->id;
         }
@@ -349,9 +372,9 @@ zap_decide(dv_auth_t *self, zmq_msg_t *f, size_t n)
         }
         // 400 for limits too: libzmq answers a 300 ("temporary") by a
         // silent disconnect, and the client would retry blindly forever.
-        zap_reply(self, &f[1], "400", why, "");
+        zap_reply(self, &f[1], "400", why, "", "");
     } else {
-        zap_reply(self, &f[1], "200", "OK", user);
+        zap_reply(self, &f[1], "200", "OK", user, k ? k->public_z85 : "");
     }
 }
 
@@ -384,7 +407,7 @@ on_zap(dv_zwatch_t *zw, int events, void *arg)
     if (n >= 6) {
         zap_decide(self, f, n);
     } else if (n >= 2) {
-        zap_reply(self, &f[1], "500", "malformed ZAP request", "");
+        zap_reply(self, &f[1], "500", "malformed ZAP request", "", "");
     }
     for (size_t i = 0; i < n; i++) {
         zmq_msg_close(&f[i]);
@@ -611,7 +634,11 @@ dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id)
     if (id) {
         *id = user ? user : "";
     }
-    return user ? dv_keyring_find_id(self->keyring, user) : NULL;
+    const dv_key_t *k = user ? dv_keyring_find_id(self->keyring, user) : NULL;
+    // The id's key now must be the one the connection proved: a .pub
+    // replaced under the same id in one reload leaves the id, not the key.
+    const char *proved = k ? zmq_msg_gets(frame, KEY_PROPERTY) : NULL;
+    return proved && strcmp(proved, k->public_z85) == 0 ? k : NULL;
 }
 
 const dv_key_t *

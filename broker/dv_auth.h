@@ -99,8 +99,10 @@ const char *dv_auth_public_z85(const dv_auth_t *self);
 int dv_auth_reload(dv_auth_t *self, size_t *n, dv_error_t *err);
 
 // The key a message came from: its frame's User-Id looked up in the
-// current keyring. NULL in plain mode, or when the key was revoked since
-// the connection was made (*id, may be NULL, still names it then).
+// current keyring, if that id's key is still the public key the connection
+// proved at its handshake (ZAP metadata). NULL in plain mode, or when the
+// key was revoked or replaced under its id since the connection was made
+// (*id, may be NULL, still names it then).
 const dv_key_t *
 dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id);
 

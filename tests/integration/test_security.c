@@ -1097,6 +1097,70 @@ test_revocation(void)
     DV_CHECK(a_revoked);
 }
 
+// Rotation in one step: alice.pub replaced by a new pair's .pub under the
+// same id, one reload. A connection is matched to the key it proved at its
+// handshake, not only to its id: the connection alice opened with the old
+// key is refused at its next request, and the new key connects and works.
+static void
+test_replaced_key_cuts_old_connections(void)
+{
+    sec_t s;
+    bool up =
+        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    drover_t *alice = NULL, *rotated = NULL, *admin = NULL;
+    drover_error_t err = {0};
+    int c = up ? connect_as(&s, "alice", &alice, &err) : -1;
+    int before = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
+    char stem[4400], new_pub[4410], pub[4400], tmp[4410];
+    snprintf(stem, sizeof stem, "%s/alice-new", s.keys);
+    snprintf(new_pub, sizeof new_pub, "%s.pub", stem);
+    snprintf(pub, sizeof pub, "%s/alice.pub", s.auth);
+    snprintf(tmp, sizeof tmp, "%s/alice.pub.tmp", s.dir);
+    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
+                            "alice",  "--roles", "producer", "--queues",
+                            "jobs",   NULL};
+    int gen = before == 0
+                  ? dv_proc_run("DROVER_BIN", keygen, NULL, s.dir, "cli.log")
+                  : -1;
+    size_t pub_len = 0;
+    unsigned char *pub_bytes =
+        gen == 0 ? dv_test_read_file(new_pub, &pub_len) : NULL;
+    int replaced = pub_bytes && dv_test_write_file(tmp, pub_bytes, pub_len) == 0
+                       ? rename(tmp, pub) // one step: the id never leaves
+                       : -1;
+    free(pub_bytes);
+    char admin_key[4400], broker_pub[4400];
+    key_path(&s, "admin", "key", admin_key, sizeof admin_key);
+    key_path(&s, "broker", "pub", broker_pub, sizeof broker_pub);
+    const char *reload[] = {"admin",        "reload",   "--broker",
+                            s.cep,          "--key",    admin_key,
+                            "--broker-key", broker_pub, NULL};
+    int cli = replaced == 0
+                  ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
+                  : -1;
+    int old_key = cli == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
+    bool old_says = strstr(err.text, "no longer authorized") != NULL;
+    int new_conn = cli == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
+    int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
+    int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
+    bool a_refused = adm == 0 && audited(admin, "alice", "submit", "refused");
+    drover_destroy(&admin);
+    drover_destroy(&rotated);
+    drover_destroy(&alice);
+    sec_down(&s, old_key != DV_EPERM || new_key != 0);
+    DV_CHECK(up);
+    DV_CHECK_EQ(c, 0);
+    DV_CHECK_EQ(before, 0);
+    DV_CHECK_EQ(gen, 0);
+    DV_CHECK_EQ(replaced, 0);
+    DV_CHECK_EQ(cli, 0);
+    DV_CHECK_EQ(old_key, DV_EPERM);
+    DV_CHECK(old_says);
+    DV_CHECK_EQ(new_conn, 0);
+    DV_CHECK_EQ(new_key, 0);
+    DV_CHECK(a_refused);
+}
+
 // The wire: relays between a client and the broker and between the worker
 // and the broker record every byte. A model is pushed and run by an infer
 // job, and an echo job carries a marker. In plain mode both relays see the
@@ -1408,6 +1472,8 @@ static const dv_test_case_t cases[] = {
     {"roles, queues and owners", test_roles_and_owners},
     {"a failed reload changes nothing and is audited", test_failed_reload},
     {"revocation by reload and SIGHUP", test_revocation},
+    {"a key replaced under its id cuts off the old key's connections",
+     test_replaced_key_cuts_old_connections},
     {"the wire is encrypted", test_wire_is_encrypted},
     {"a model damaged in transit is refused by the worker, the job retried",
      test_model_damaged_in_transit},
