@@ -273,12 +273,22 @@ dv_broker_job_find(const dv_broker_t *self, uint64_t id)
 }
 
 void
+dv_broker_job_committed(dv_broker_t *self, job_t *j)
+{
+    if (j->uncommitted) {
+        j->uncommitted = false;
+        dv_broker_queue_bytes(self, j->queue)->uncommitted--;
+    }
+}
+
+void
 dv_broker_job_remove(dv_broker_t *self, uint64_t id)
 {
     for (job_t **p = &self->jobs[bucket(self, id)]; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             job_t *j = *p;
             *p = j->next;
+            dv_broker_job_committed(self, j);
             dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) {
                 self->whos[j->who].inflight--;

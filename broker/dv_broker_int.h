@@ -111,6 +111,8 @@ struct job {
     bool finishing;         // train: done, its model being stored (running
                             //   to job_get until its result is recorded)
     bool memory_only;       // durability "none": never written to the store
+    bool uncommitted;       // durable, its commit not done: counted in its
+                            //   queue's `uncommitted` (dv_broker_job_committed)
     bool spec;              // payload = spec + CSV (train_spec): every train
                             // job, an evaluate job on a stored data set
     uint8_t model_sha[32];  // infer: SHA-256 of the model file
@@ -197,7 +199,9 @@ typedef struct {
     struct spill *spills;                      // spilled jobs by priority,
     size_t n_spills;                           //   highest first
     size_t spilled;                            // jobs in them (not skipped)
-    size_t recovered;                          // jobs in RAM at recovery
+    size_t uncommitted;     // accepted jobs whose commit is not done: waiting,
+                            //   for --max-queued, though not scheduled yet
+    size_t recovered;       // jobs in RAM at recovery
     uint64_t seq_stored;    // its stream's seqs up to this are stored (a
                             //   result or a mark): followers get no further
     uint64_t seq_recovered; // the last seq given out before this start
@@ -532,6 +536,10 @@ void dv_broker_job_free(job_t *j);
 
 // The queue's record, or NULL when no job ever created it.
 qbytes_t *dv_broker_queue_find(dv_broker_t *self, const char *name);
+
+// j's commit is done (or it goes without one): no longer counted in its
+// queue's `uncommitted`. Idempotent.
+void dv_broker_job_committed(dv_broker_t *self, job_t *j);
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
 int dv_broker_queue_may_create(dv_broker_t *self,

@@ -253,6 +253,7 @@ commit_finished(dv_broker_t *self, commit_t *c)
         if (!j) {
             continue;
         }
+        dv_broker_job_committed(self, j);
         if (c->rc == 0) {
             dv_jobs_msg_accept(self, j);
         } else {

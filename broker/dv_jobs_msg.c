@@ -628,12 +628,11 @@ submit_admit(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    size_t waiting =
-        dv_sched_queue_waiting(self->sched, s->queue) + (qb ? qb->spilled : 0);
-    for (size_t i = 0; i < self->n_pending; i++) {
-        const job_t *pj = dv_broker_job_find(self, self->pending[i]);
-        waiting += pj && strcmp(pj->queue, s->queue) == 0;
-    }
+    // Waiting: scheduled, spilled, and accepted but not committed yet (a
+    // count kept per queue: walking the uncommitted jobs on every submit
+    // cost O(uncommitted) each, most of a group leader's time in bursts).
+    size_t waiting = dv_sched_queue_waiting(self->sched, s->queue) +
+                     (qb ? qb->spilled + qb->uncommitted : 0);
     if (waiting >= self->max_queued) {
         return dv_errorf(err, DV_EQUEUEFULL,
                          "queue '%s' has %zu jobs waiting, the limit is %llu "
@@ -760,6 +759,8 @@ submit_enter(dv_broker_t *self, job_t *j, const submit_t *s, uint16_t who)
                 dv_realloc(self->pending, self->cap_pending * sizeof(uint64_t));
         }
         self->pending[self->n_pending++] = j->id;
+        j->uncommitted = true;
+        dv_broker_queue_bytes(self, j->queue)->uncommitted++;
         dv_commit_arm(self);
         return;
     }

@@ -272,6 +272,86 @@ submit(drover_t *d, const char *queue, size_t bytes, drover_error_t *err)
     return drover_submit(d, &job, 10000, &id, err);
 }
 
+// A burst of submits, every one in the broker before the first commit is
+// done: the jobs accepted but not yet committed count as waiting, so
+// exactly --max-queued of them are accepted, the rest refused with
+// DV_EQUEUEFULL (never more: a commit in flight hides none).
+typedef struct {
+    int accepted, full, other;
+} burst_t;
+
+static void
+on_burst(drover_t *d, const drover_result_t *r, void *arg)
+{
+    (void)d;
+    burst_t *b = arg;
+    const char *text = "";
+    int code = drover_result_ok(r) ? 0 : drover_result_error(r, &text);
+    b->accepted += code == 0;
+    b->full += code == DV_EQUEUEFULL;
+    b->other += code != 0 && code != DV_EQUEUEFULL;
+}
+
+static void
+test_burst_stops_at_max_queued(void)
+{
+    enum { LIMIT = 50, BURST = 400 };
+    cluster_t c;
+    cluster_init(&c);
+    bool up = broker_start_with(&c, "--max-queued", "50", NULL, NULL);
+    drover_t *d = NULL;
+    drover_error_t err = {0};
+    up = up && drover_connect(&d, c.cep, 10000, &err) == 0;
+    burst_t b = {0};
+    drover_job_t jobs[BURST];
+    uint64_t ids[BURST] = {0};
+    for (int i = 0; i < BURST; i++) {
+        jobs[i] = (drover_job_t)DROVER_JOB_INIT;
+        jobs[i].queue = "burst";
+        jobs[i].payload = "x";
+        jobs[i].payload_len = 1;
+    }
+    // Half one submit each (not waited for), half in one submit_many
+    // behind them: both paths meet jobs of the other still uncommitted.
+    int sent = 0;
+    for (int i = 0; up && sent == 0 && i < BURST / 2; i++) {
+        sent = drover_submit_nowait(d, &jobs[i], on_burst, &b, &err);
+    }
+    int many = up && sent == 0 ? drover_submit_many(d, jobs + BURST / 2,
+                                                    BURST / 2, 10000, ids, &err)
+                               : -1;
+    int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
+    while (up && sent == 0 && b.accepted + b.full + b.other < BURST / 2 &&
+           dv_test_now_ms() < end) {
+        drover_poll(d, 100, &err);
+    }
+    int many_accepted = 0;
+    for (int i = 0; i < BURST / 2; i++) {
+        many_accepted += ids[i] != 0;
+    }
+    drover_status_t st;
+    int srd = up ? drover_status(d, &st, &err) : -1;
+    uint64_t queued = srd == 0 ? st.queued : 0;
+    if (srd == 0) {
+        drover_status_clear(&st);
+    }
+    drover_destroy(&d);
+    int exit_rc = up ? dv_proc_stop(&c.broker, SIGTERM) : -1;
+    dv_test_rmdir(c.dir);
+    free(c.dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(sent, 0);
+    // The first LIMIT submits fill the queue; everything after is refused.
+    DV_CHECK_EQ(b.accepted, LIMIT);
+    DV_CHECK_EQ(b.full, BURST / 2 - LIMIT);
+    DV_CHECK_EQ(b.other, 0);
+    DV_CHECK_EQ(many, DV_EQUEUEFULL);
+    DV_CHECK_EQ(many_accepted, 0);
+    DV_CHECK_EQ(srd, 0);
+    DV_CHECK_EQ(queued, LIMIT);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Past --max-queued / --max-queued-bytes a submit is refused at once with
 // DV_EQUEUEFULL and the numbers; other queues are not affected; once
 // workers drain the queue, submits are accepted again.
@@ -987,6 +1067,8 @@ static const dv_test_case_t cases[] = {
     {"workers killed at random", test_workers_killed_at_random},
 
     {"a full queue refuses at once", test_full_queue_refuses_at_once},
+    {"a burst of submits stops at --max-queued",
+     test_burst_stops_at_max_queued},
     {"cancel sticks across a restart", test_cancel_sticks},
     {"durability none is forgotten", test_durability_none_is_forgotten},
     {"results wait for their commit: kill -9 between finish and commit",
