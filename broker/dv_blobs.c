@@ -1066,10 +1066,7 @@ dv_blobs_tick(dv_blobs_t *self)
         }
     }
     for (want_t *w = self->wants; w; w = w->next) {
-        if (dv_blobs_has(self, w->sha)) { // came meanwhile (an offer)
-            place_wants(self, w->sha);
-            break; // the list changed: the next tick goes on
-        }
+        // (a blob that arrives is placed at once: on_synced)
         if (xfer_find(self, w->sha) || now < w->retry_ms) {
             continue;
         }
