@@ -15,6 +15,11 @@ test_push_without_majority: both followers SIGSTOPped: a push of a large
 data set is never acknowledged, and once they continue no member holds
 it.
 
+test_push_without_blob_majority: both followers are up but cannot store a
+blob (their blobs folder replaced by a file): the push fails once
+DV_BLOB_WAIT_MS (10 s) and 0.1 s per MiB passed, as a lost commit does,
+and once their folders are back no member holds the file.
+
 test_hostile_channel: a raw DEALER sends the leader's files channel
 garbage, wrong types, unknown shas, offsets past the end, huge lengths,
 unsolicited chunks, haves without hello, frames too many and a message too
@@ -136,6 +141,44 @@ def test_push_without_majority():
             assert not any("lonely" in k for k in files(m)), (m.id,
                                                                files(m))
         print(f"refused: {failed!r}")
+        ok = True
+    finally:
+        if not ok:
+            print(g.logs())
+        g.close(keep=not ok)
+
+
+def test_push_without_blob_majority():
+    g = ha.Group(workers=0)
+    ok = False
+    try:
+        lead = g.leader()
+        rest = [m for m in g.members if m is not lead]
+        for m in rest:  # (root ignores permissions: a file, not a chmod)
+            blobs = m.data / "raft" / "blobs"
+            blobs.rename(m.data / "raft" / "blobs.away")
+            blobs.write_bytes(b"")
+        failed = None
+        t0 = time.monotonic()
+        try:
+            with g.client(timeout=40, connect_timeout=40) as c:
+                c.dataset_push("unheld", wide_csv(60_000, 7))
+        except ha.errors.DroverError as e:
+            failed = e
+        took = time.monotonic() - t0
+        assert failed is not None, "acknowledged without a majority's blob"
+        assert took >= 10, took
+        for m in rest:
+            blobs = m.data / "raft" / "blobs"
+            blobs.unlink()
+            (m.data / "raft" / "blobs.away").rename(blobs)
+        same_files(g)
+        for m in g.members:
+            assert not any("unheld" in k for k in files(m)), (m.id,
+                                                              files(m))
+        log = lead.log.read_text(errors="replace")
+        assert "reached no majority" in log, lead.proc.tail()
+        print(f"refused after {took:.1f} s: {failed!r}")
         ok = True
     finally:
         if not ok:

@@ -138,6 +138,7 @@ def test_large_files_as_blobs():
         total = sum(size for size, _ in big.values())
         print(f"12 MB data set pushed in {pushed:.2f} s; log +{grew} "
               f"entries, segment bytes +{seg} for {total} bytes of files")
+        assert not any(".part" in k or ".tmp." in k for k in held), held
         assert grew < 40, grew  # a few batches, not one per chunk
         assert all(b < total // 8 for b in seg.values()), (seg, total)
         for m in g.members:
