@@ -270,6 +270,95 @@ dv_blobs_hash_file(const dv_blobs_t *self,
     return rc;
 }
 
+// ------------------------------------------------------------------ index
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    sha_t sha;
+} inode_t;
+
+struct dv_blobs_index {
+    inode_t *v; // sorted by (dev, ino)
+    size_t n;
+};
+
+static int
+inode_cmp(const void *a, const void *b)
+{
+    const inode_t *x = a, *y = b;
+    if (x->dev != y->dev) {
+        return x->dev < y->dev ? -1 : 1;
+    }
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static bool unhex(const char *hex, uint8_t *out);
+
+dv_blobs_index_t *
+dv_blobs_index_new(const dv_blobs_t *self)
+{
+    dv_blobs_index_t *ix = dv_calloc(1, sizeof *ix);
+    size_t cap = 0;
+    DIR *d = opendir(self->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        inode_t v;
+        char path[PATH_BYTES + 300];
+        struct stat st;
+        if (strlen(e->d_name) != 2 * DV_SHA256_BYTES ||
+            !unhex(e->d_name, v.sha) ||
+            snprintf(path, sizeof path, "%s/%s", self->dir, e->d_name) >=
+                (int)sizeof path ||
+            stat(path, &st) != 0) {
+            continue;
+        }
+        v.dev = st.st_dev;
+        v.ino = st.st_ino;
+        v.size = (uint64_t)st.st_size;
+        if (ix->n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ix->v = dv_realloc(ix->v, cap * sizeof *ix->v);
+        }
+        ix->v[ix->n++] = v;
+    }
+    if (d) {
+        closedir(d);
+    }
+    if (ix->n) {
+        qsort(ix->v, ix->n, sizeof *ix->v, inode_cmp);
+    }
+    return ix;
+}
+
+bool
+dv_blobs_index_find(const dv_blobs_index_t *ix,
+                    const struct stat *st,
+                    uint8_t sha[DV_SHA256_BYTES],
+                    uint64_t *size)
+{
+    inode_t key = {.dev = st->st_dev, .ino = st->st_ino};
+    const inode_t *v =
+        ix->n ? bsearch(&key, ix->v, ix->n, sizeof *ix->v, inode_cmp) : NULL;
+    if (!v || v->size != (uint64_t)st->st_size) {
+        return false;
+    }
+    memcpy(sha, v->sha, DV_SHA256_BYTES);
+    *size = v->size;
+    return true;
+}
+
+void
+dv_blobs_index_destroy(dv_blobs_index_t **ix_p)
+{
+    if (ix_p && *ix_p) {
+        free((*ix_p)->v);
+        free(*ix_p);
+        *ix_p = NULL;
+    }
+}
+
 // ------------------------------------------------------------------ notes
 
 static note_t *

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <uv.h>
 
@@ -97,6 +98,19 @@ int dv_blobs_hash_file(const dv_blobs_t *self,
                        uint8_t sha[DV_SHA256_BYTES],
                        uint64_t *size,
                        dv_error_t *err);
+
+// Which blob a file is a link to, by its inode (a blob never changes in
+// place, so the same inode is the same bytes): the snapshot walk's way to
+// name a large file without hashing it again. Built by one scan of the
+// store; any thread.
+typedef struct dv_blobs_index dv_blobs_index_t;
+dv_blobs_index_t *dv_blobs_index_new(const dv_blobs_t *self);
+// True and sha, size when st (of a file) is one of the blobs' inodes.
+bool dv_blobs_index_find(const dv_blobs_index_t *ix,
+                         const struct stat *st,
+                         uint8_t sha[DV_SHA256_BYTES],
+                         uint64_t *size);
+void dv_blobs_index_destroy(dv_blobs_index_t **ix_p); // NULL-safe
 
 // ------------------------------------------------- log (loop thread)
 

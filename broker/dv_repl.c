@@ -414,15 +414,18 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
     return 0;
 }
 
-// A file over DV_REPL_INLINE_BYTES as a ref in f (its blob linked: the
-// file may have come inside the log, from a version before blobs).
+// A file over DV_REPL_INLINE_BYTES as a ref in f: a link to a blob is
+// named by its inode; another (from a log of a version before blobs, or
+// an adoption that failed) is hashed and becomes a blob.
 static int
-file_ref(dv_repl_t *self, const char *path, file_op_t *f)
+file_ref(dv_repl_t *self, const char *path, const struct stat *st, file_op_t *f)
 {
     uint8_t sha[DV_SHA256_BYTES];
     uint64_t size = 0;
     dv_error_t err = {0};
-    int rc = dv_blobs_hash_file(self->blobs, path, sha, &size, &err);
+    int rc = dv_blobs_index_find(self->snap_blobs, st, sha, &size)
+                 ? 0 // a link to its blob: no need to hash it again
+                 : dv_blobs_hash_file(self->blobs, path, sha, &size, &err);
     if (rc == 0) {
         f->op = DV_DATAFILES_REF;
         f->data = dv_malloc(DV_DATAFILES_REF_BYTES);
@@ -478,7 +481,7 @@ walk_files(dv_repl_t *self,
         f.path = sub_rel;
         dv_error_t err;
         if ((uint64_t)st.st_size > DV_REPL_INLINE_BYTES
-                ? file_ref(self, sub, &f) != 0
+                ? file_ref(self, sub, &st, &f) != 0
                 : dv_file_read(sub, DV_MAX_MODEL_BYTES, &f.data, &f.len,
                                &err) != 0) {
             continue; // removed meanwhile: its entry removes it again
@@ -519,8 +522,10 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     size_t count_at = at;
     at += 4;
     uint32_t n = 0;
+    self->snap_blobs = dv_blobs_index_new(self->blobs);
     walk_files(self, "models", &buf, &cap, &at, &n);
     walk_files(self, "datasets", &buf, &cap, &at, &n);
+    dv_blobs_index_destroy(&self->snap_blobs);
     put_n(buf + count_at, n, 4);
     size_t need = 4 + self->snap_n_members * (8 + 5 * (2 + DV_MAX_REPL_ADDR));
     if (cap - at < need) {

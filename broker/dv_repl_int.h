@@ -80,6 +80,7 @@ struct dv_repl {
     struct pend_s *pend, **pend_end;       // entries waiting for a large
                                            // file's blob to go first
     dv_blobs_t *blobs;                     // blobs, files channel
+    dv_blobs_index_t *snap_blobs;          // the walk's (on the pool)
     uint64_t snap_index;                   // of the snapshot being taken
     member_t snap_members[DV_MAX_REPL_MEMBERS]; // (its copy of members)
     size_t snap_n_members;                      //

@@ -112,6 +112,15 @@ test_store_and_collection(void)
     DV_CHECK(dv_blobs_has(bl, sha));
     blob_file(raft, sha, blob, sizeof blob);
     DV_CHECK_EQ(inode(blob), inode(a));
+    struct stat st;
+    uint8_t found[DV_SHA256_BYTES];
+    dv_blobs_index_t *ix = dv_blobs_index_new(bl);
+    DV_CHECK(stat(a, &st) == 0 && dv_blobs_index_find(ix, &st, found, &size));
+    DV_CHECK(memcmp(found, sha, sizeof sha) == 0 && size == BIG);
+    DV_CHECK(stat(raft, &st) == 0 &&
+             !dv_blobs_index_find(ix, &st, found, &size));
+    dv_blobs_index_destroy(&ix);
+    DV_CHECK(ix == NULL);
     // placed: a link (folders made); placed again over itself: no leftovers
     DV_CHECK_RC(dv_blobs_place(bl, sha, b, 1700000000000000ull, &err), 0, &err);
     DV_CHECK_RC(dv_blobs_place(bl, sha, b, 0, &err), 0, &err);
