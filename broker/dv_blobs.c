@@ -622,7 +622,19 @@ part_path(const dv_blobs_t *self, const uint8_t *sha, char *out, size_t size)
     snprintf(out, size, "%s/.part.%s", self->dir, hex);
 }
 
-// Drop x; the wants for its sha try again (the next peer) a little later.
+// The wants for sha try again (the next peer) a little later.
+static void
+defer_wants(dv_blobs_t *self, const uint8_t *sha)
+{
+    for (want_t *w = self->wants; w; w = w->next) {
+        if (memcmp(w->sha, sha, DV_SHA256_BYTES) == 0) {
+            w->tries++;
+            w->retry_ms = now_ms(self) + DV_BLOB_RETRY_MS;
+        }
+    }
+}
+
+// Drop x; its wants try again later.
 static void
 xfer_abort(dv_blobs_t *self, xfer_t *x, const char *why)
 {
@@ -635,12 +647,7 @@ xfer_abort(dv_blobs_t *self, xfer_t *x, const char *why)
     close(x->fd);
     (void)unlink(path);
     x->used = false;
-    for (want_t *w = self->wants; w; w = w->next) {
-        if (memcmp(w->sha, x->sha, DV_SHA256_BYTES) == 0) {
-            w->tries++;
-            w->retry_ms = now_ms(self) + DV_BLOB_RETRY_MS;
-        }
-    }
+    defer_wants(self, x->sha);
 }
 
 // Ask for the next chunks, up to the window.
@@ -684,6 +691,7 @@ xfer_start(dv_blobs_t *self,
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         dv_log(DV_LOG_WARN, "blobs", "%s: %s", path, strerror(errno));
+        defer_wants(self, sha); // not every tick
         return;
     }
     memset(x, 0, sizeof *x);
