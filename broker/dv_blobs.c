@@ -75,13 +75,13 @@ typedef struct want_s {
 } want_t;
 
 typedef struct {
-    sha_t sha;
+    sha_t sha;      // a blob an applied entry named
     uint64_t index; // last entry that refers to it (0: a snapshot)
 } note_t;
 
 typedef struct {
-    sha_t sha;
-    uint64_t size;
+    sha_t sha;     // a blob the leader waits for a majority to hold
+    uint64_t size; // its bytes (told to followers that say hello later)
 } offer_t;
 
 struct dv_blobs {
@@ -273,15 +273,15 @@ dv_blobs_hash_file(const dv_blobs_t *self,
 // ------------------------------------------------------------------ index
 
 typedef struct {
-    dev_t dev;
-    ino_t ino;
-    uint64_t size;
-    sha_t sha;
+    dev_t dev;     // the blob's file system
+    ino_t ino;     // and inode: what a file linked to it shares
+    uint64_t size; // its bytes
+    sha_t sha;     // its name
 } inode_t;
 
 struct dv_blobs_index {
-    inode_t *v; // sorted by (dev, ino)
-    size_t n;
+    inode_t *v; // sorted by (dev, ino), owned
+    size_t n;   // entries in v
 };
 
 static int
