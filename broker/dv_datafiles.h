@@ -17,9 +17,13 @@
 
 #include "dv_err.h"
 
-// A file op of batch entries only (beside dv_file's DV_FILE_*): NAME.part,
-// whose chunks came before, becomes NAME; its data is the size, u64 LE.
+// File ops of batch entries only (beside dv_file's DV_FILE_*). PART_DONE
+// (logs of earlier versions only): NAME.part, whose chunks came before,
+// becomes NAME; its data is the size, u64 LE. REF: NAME is the blob whose
+// SHA-256 and size (u64 LE) are its data (dv_repl applies it: dv_blobs).
 #define DV_DATAFILES_PART_DONE 4
+#define DV_DATAFILES_REF       5
+#define DV_DATAFILES_REF_BYTES 40
 
 // A relative path a peer's entry may name: under models/ or datasets/, no
 // "..", no empty or hidden components, printable.

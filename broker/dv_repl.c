@@ -4,12 +4,24 @@
 //   "DVR1", kind u8, then by kind
 //   1 batch:  origin u64 (the proposing process, random per start), the store
 //             batch (dv_store_batch_wire), file count u32, files
-//   2 member: id u64, then 4 strings (u16 length + bytes): Raft address,
-//             client, worker and HTTP endpoints of a member that now leads
-// A file: op u8 (DV_FILE_*), mtime µs u64, path u16 + bytes (relative to the
-// data folder, under models/ or datasets/), length u32 + bytes (puts).
+//   2 member: id u64, then 5 strings (u16 length + bytes): Raft address,
+//             client, worker and HTTP endpoints, and files channel of a
+//             member that now leads
+//   3 chunk:  (read only, logs of earlier versions) a piece of NAME.part
+// A file: op u8 (DV_FILE_*, DV_DATAFILES_REF), mtime µs u64, path u16 +
+// bytes (relative to the data folder, under models/ or datasets/), length
+// u32 + bytes (puts: the file; refs: its SHA-256 and size u64, the bytes
+// being a blob, dv_blobs.h).
 // A snapshot: "DVS1", store dump length u64, the dump (dv_store_dump_wire),
-// file count u32, files (every file under models/ and datasets/).
+// file count u32, files (every file under models/ and datasets/, a ref for
+// each over DV_REPL_INLINE_BYTES), member count u32, members (as in member
+// entries: a member restored from a snapshot knows where the leader is).
+//
+// A put over DV_REPL_INLINE_BYTES leaves the log: the leader links the file
+// into its blobs, offers it on the files channel, and proposes the batch
+// with the ref only once a majority of the voters holds the blob (batches
+// proposed meanwhile wait behind it, in order); past DV_BLOB_WAIT_MS (and
+// per MiB) the batch fails as a lost commit does.
 //
 // The leader writes its own files as it always did, and applies only the
 // store part of its own entries (origin == this process); every other entry
@@ -29,75 +41,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dv_blobs.h"
 #include "dv_datafiles.h"
 #include "dv_endpoint.h"
 #include "dv_file.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_repl_int.h"
 #include "dv_rng.h"
+#include "dv_sha256.h"
 
-#define PATH_BYTES   4096
+#define PATH_BYTES   DV_REPL_PATH_BYTES
 #define POLL_MS      20 // how often the role is looked at
 #define ENTRY_BATCH  1
 #define ENTRY_MEMBER 2
 #define ENTRY_CHUNK  3
-
-typedef struct file_op_s {
-    struct file_op_s *next; //
-    uint8_t op;             // DV_FILE_*
-    uint64_t mtime_us;      //
-    char *path;             // relative, owned
-    uint8_t *data;          // owned (puts)
-    size_t len;             //
-} file_op_t;
-
-// An entry waiting its turn behind a large file's chunks: the chunks of
-// big (when set), else a batch entry ready to propose.
-typedef struct pend_s {
-    struct pend_s *next;   //
-    struct file_op_s *big; // a large file still to send, owned
-    size_t off;            // its next chunk
-    uint8_t *buf;          // a batch entry (raft_malloc), owned
-    size_t len;            //
-    dv_repl_done_fn *done; // its callback
-    void *arg;             //
-} pend_t;
-
-typedef struct {
-    uint64_t id;
-    char raft[DV_MAX_REPL_ADDR + 1];
-    char client[DV_MAX_REPL_ADDR + 1];
-    char worker[DV_MAX_REPL_ADDR + 1];
-    char http[DV_MAX_REPL_ADDR + 1];
-} member_t;
-
-struct dv_repl {
-    uv_loop_t *loop;                       // borrowed
-    dv_store_t *store;                     // borrowed
-    struct raft raft;                      //
-    struct raft_io io;                     //
-    struct raft_uv_transport transport;    //
-    struct raft_fsm fsm;                   //
-    uv_timer_t poll;                       // role changes
-    dv_repl_events_t ev;                   //
-    char dir[PATH_BYTES];                  // the data folder
-    char raft_dir[PATH_BYTES];             // DIR/raft
-    uint64_t origin;                       // this process, in its entries
-    member_t self_info;                    // what it tells when it leads
-    member_t members[DV_MAX_REPL_MEMBERS]; // learnt from member entries
-    size_t n_members;                      //
-    file_op_t *files, **files_end;         // staged for the next entry
-    size_t n_files;                        // (files_lock: the catalogs write
-    pthread_mutex_t files_lock;            // files on the thread pool)
-    struct pend_s *pend, **pend_end;       // entries waiting for a large
-                                           // file's chunks to go first
-    bool chunk_in_flight;                  // one chunk at a time
-    bool promoting;                        // barrier in flight
-    bool serving;                          // on_leader called
-    bool closing;                          //
-    int handles;                           // open: raft, poll timer
-};
 
 // --------------------------------------------------------------- encoding
 
@@ -194,6 +153,18 @@ file_free(file_op_t *f)
     free(f);
 }
 
+// id u64 and 5 strings (a member entry's body; at most 8 + 5 * 257 bytes).
+static uint8_t *
+put_member(uint8_t *p, const member_t *m)
+{
+    p = put_n(p, m->id, 8);
+    p = put_str(p, m->raft);
+    p = put_str(p, m->client);
+    p = put_str(p, m->worker);
+    p = put_str(p, m->http);
+    return put_str(p, m->files);
+}
+
 // ------------------------------------------------------------------ files
 // The leader's own changes, staged for its next entry (serving only: a
 // follower's writes are the log's).
@@ -209,7 +180,23 @@ on_file_change(int op, const char *path, const void *buf, size_t len, void *arg)
     file_op_t *f = dv_calloc(1, sizeof *f);
     f->op = (uint8_t)op;
     f->path = dv_strdup(path + dl + 1);
-    if (op == DV_FILE_PUT) {
+    uint8_t sha[DV_SHA256_BYTES];
+    dv_error_t err = {0};
+    if (op == DV_FILE_PUT && len > DV_REPL_INLINE_BYTES &&
+        (dv_sha256(buf, len, sha),
+         dv_blobs_adopt(self->blobs, path, sha, &err) == 0)) {
+        f->op = DV_DATAFILES_REF; // the bytes go as a blob
+        f->data = dv_malloc(DV_SHA256_BYTES + 8);
+        memcpy(f->data, sha, DV_SHA256_BYTES);
+        put_n(f->data + DV_SHA256_BYTES, len, 8);
+        f->len = DV_SHA256_BYTES + 8;
+        f->mtime_us = dv_file_mtime_us(path);
+    } else if (op == DV_FILE_PUT) {
+        if (err.code) {
+            dv_log(DV_LOG_WARN, "repl",
+                   "%s goes inside the log (%zu bytes): not a blob: %s", path,
+                   len, err.text);
+        }
         f->data = len ? dv_malloc(len) : NULL;
         if (len) {
             memcpy(f->data, buf, len);
@@ -243,8 +230,8 @@ member_slot(dv_repl_t *self, uint64_t id)
     return m;
 }
 
-static const member_t *
-member_find(const dv_repl_t *self, uint64_t id)
+const member_t *
+dv_repl_member_find(const dv_repl_t *self, uint64_t id)
 {
     for (size_t i = 0; i < self->n_members; i++) {
         if (self->members[i].id == id) {
@@ -255,6 +242,50 @@ member_find(const dv_repl_t *self, uint64_t id)
 }
 
 // ---------------------------------------------------------------------- FSM
+
+// One file change of an entry at index (0: of a snapshot); own: the
+// leader's own entry (it wrote its files). A ref's blob is linked into
+// place, or, absent, wanted (fetched in the background, placed once
+// verified; the path holds nothing meanwhile).
+static int
+apply_file(dv_repl_t *self,
+           int op,
+           const char *rel,
+           uint64_t mtime,
+           const uint8_t *data,
+           size_t len,
+           bool own,
+           uint64_t index,
+           dv_error_t *err)
+{
+    char path[PATH_BYTES];
+    if (!dv_datafiles_path_ok(rel) ||
+        snprintf(path, sizeof path, "%s/%s", self->dir, rel) >=
+            (int)sizeof path) {
+        return dv_errorf(err, DV_EFORMAT, "replicated file path '%s' refused",
+                         rel);
+    }
+    if (op == DV_DATAFILES_REF && len != DV_DATAFILES_REF_BYTES) {
+        return dv_errorf(err, DV_EFORMAT, "file ref of %zu bytes", len);
+    }
+    if (op == DV_DATAFILES_REF) {
+        dv_blobs_note(self->blobs, data, index);
+    }
+    if (own) {
+        return 0;
+    }
+    dv_blobs_unwant(self->blobs, path); // a later change replaces the wish
+    if (op != DV_DATAFILES_REF) {
+        return dv_datafiles_apply(self->dir, op, rel, mtime, data, len, err);
+    }
+    dv_error_t why = {0};
+    if (dv_blobs_place(self->blobs, data, path, mtime, &why) != 0) {
+        (void)unlink(path); // never the content it replaces
+        rd_t r = {data + DV_SHA256_BYTES, 8, 0, false};
+        dv_blobs_want(self->blobs, path, data, get_n(&r, 8), mtime);
+    }
+    return 0;
+}
 
 static int
 apply_batch(dv_repl_t *self, rd_t *r, dv_error_t *err)
@@ -278,8 +309,10 @@ apply_batch(dv_repl_t *self, rd_t *r, dv_error_t *err)
         get_str(r, rel, sizeof rel);
         size_t len = (size_t)get_n(r, 4);
         const uint8_t *data = get_bytes(r, len);
-        if (!r->bad && origin != self->origin) {
-            rc = dv_datafiles_apply(self->dir, op, rel, mtime, data, len, err);
+        if (!r->bad) {
+            rc = apply_file(self, op, rel, mtime, data, len,
+                            origin == self->origin,
+                            raft_last_applied(&self->raft) + 1, err);
         }
     }
     return rc       ? rc
@@ -298,6 +331,11 @@ apply_member(dv_repl_t *self, rd_t *r)
     get_str(r, m.client, sizeof m.client);
     get_str(r, m.worker, sizeof m.worker);
     get_str(r, m.http, sizeof m.http);
+    rd_t more = *r; // 5 strings since the files channel; 4 before
+    get_str(&more, m.files, sizeof m.files);
+    if (!more.bad) {
+        *r = more;
+    }
     member_t *slot = r->bad ? NULL : member_slot(self, m.id);
     if (slot) {
         *slot = m;
@@ -362,27 +400,56 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     return 0;
 }
 
+// Loop thread, before fsm_snapshot_async: what the walk needs of the loop's
+// state (its index for the blobs' collection, the members).
 static int
 fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
 {
-    (void)fsm;
+    dv_repl_t *self = fsm->data;
+    self->snap_index = raft_last_applied(&self->raft);
+    memcpy(self->snap_members, self->members, sizeof self->members);
+    self->snap_n_members = self->n_members;
     *bufs = NULL; // taken in fsm_snapshot_async, on the thread pool
     *n = 0;
     return 0;
 }
 
+// A file over DV_REPL_INLINE_BYTES as a ref in f: a link to a blob is
+// named by its inode; another (from a log of a version before blobs, or
+// an adoption that failed) is hashed and becomes a blob.
+static int
+file_ref(dv_repl_t *self, const char *path, const struct stat *st, file_op_t *f)
+{
+    uint8_t sha[DV_SHA256_BYTES];
+    uint64_t size = 0;
+    dv_error_t err = {0};
+    int rc = dv_blobs_index_find(self->snap_blobs, st, sha, &size)
+                 ? 0 // a link to its blob: no need to hash it again
+                 : dv_blobs_hash_file(self->blobs, path, sha, &size, &err);
+    if (rc == 0) {
+        f->op = DV_DATAFILES_REF;
+        f->data = dv_malloc(DV_DATAFILES_REF_BYTES);
+        memcpy(f->data, sha, DV_SHA256_BYTES);
+        put_n(f->data + DV_SHA256_BYTES, size, 8);
+        f->len = DV_DATAFILES_REF_BYTES;
+    }
+    return rc;
+}
+
 // Every file under DIR/sub, appended to the snapshot buffer.
 static void
-walk_files(const char *dir,
+walk_files(dv_repl_t *self,
            const char *rel,
            uint8_t **buf,
            size_t *cap,
            size_t *at,
            uint32_t *n)
 {
+    const char *dir = self->dir;
     char path[PATH_BYTES];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    DIR *d = opendir(path);
+    DIR *d = snprintf(path, sizeof path, "%s/%s", dir, rel) < (int)sizeof path
+                 ? opendir(path)
+                 : NULL;
     if (!d) {
         return;
     }
@@ -402,7 +469,7 @@ walk_files(const char *dir,
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            walk_files(dir, sub_rel, buf, cap, at, n);
+            walk_files(self, sub_rel, buf, cap, at, n);
             continue;
         }
         if (!S_ISREG(st.st_mode) || strstr(e->d_name, ".tmp.") ||
@@ -413,7 +480,10 @@ walk_files(const char *dir,
         f.op = DV_FILE_PUT;
         f.path = sub_rel;
         dv_error_t err;
-        if (dv_file_read(sub, DV_MAX_MODEL_BYTES, &f.data, &f.len, &err) != 0) {
+        if ((uint64_t)st.st_size > DV_REPL_INLINE_BYTES
+                ? file_ref(self, sub, &st, &f) != 0
+                : dv_file_read(sub, DV_MAX_MODEL_BYTES, &f.data, &f.len,
+                               &err) != 0) {
             continue; // removed meanwhile: its entry removes it again
         }
         f.mtime_us = dv_file_mtime_us(sub);
@@ -452,9 +522,21 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     size_t count_at = at;
     at += 4;
     uint32_t n = 0;
-    walk_files(self->dir, "models", &buf, &cap, &at, &n);
-    walk_files(self->dir, "datasets", &buf, &cap, &at, &n);
+    self->snap_blobs = dv_blobs_index_new(self->blobs);
+    walk_files(self, "models", &buf, &cap, &at, &n);
+    walk_files(self, "datasets", &buf, &cap, &at, &n);
+    dv_blobs_index_destroy(&self->snap_blobs);
     put_n(buf + count_at, n, 4);
+    size_t need = 4 + self->snap_n_members * (8 + 5 * (2 + DV_MAX_REPL_ADDR));
+    if (cap - at < need) {
+        cap = at + need;
+        buf = dv_realloc(buf, cap);
+    }
+    uint8_t *p = put_n(buf + at, self->snap_n_members, 4);
+    for (size_t i = 0; i < self->snap_n_members; i++) {
+        p = put_member(p, &self->snap_members[i]);
+    }
+    at = (size_t)(p - buf);
     struct raft_buffer *b = raft_malloc(sizeof *b);
     b->base = raft_malloc(at);
     if (!b->base) {
@@ -470,12 +552,23 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     return 0;
 }
 
+// The snapshot is stored (loop thread): raft drops the entries before
+// snap_index - DV_REPL_SNAPSHOT_TRAILING, so blobs only they named, and
+// that no file links, can go.
 static int
 fsm_snapshot_finalize(struct raft_fsm *fsm,
                       struct raft_buffer *bufs[],
                       unsigned *n_bufs)
 {
-    (void)fsm;
+    dv_repl_t *self = fsm->data;
+    uint64_t first = self->snap_index > DV_REPL_SNAPSHOT_TRAILING
+                         ? self->snap_index - DV_REPL_SNAPSHOT_TRAILING
+                         : 0;
+    size_t gone = dv_blobs_gc(self->blobs, first);
+    if (gone) {
+        dv_log(DV_LOG_INFO, "repl", "%zu blobs no file or entry needs removed",
+               gone);
+    }
     for (unsigned i = 0; *bufs && i < *n_bufs; i++) {
         raft_free((*bufs)[i].base);
     }
@@ -507,6 +600,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     if (rc == 0) {
         char path[PATH_BYTES + 16];
+        dv_blobs_unwant(self->blobs, NULL); // the snapshot says what is
         snprintf(path, sizeof path, "%s/models", self->dir);
         dv_datafiles_rm_tree(path);
         snprintf(path, sizeof path, "%s/datasets", self->dir);
@@ -521,8 +615,13 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         size_t len = (size_t)get_n(&r, 4);
         const uint8_t *data = get_bytes(&r, len);
         if (!r.bad) {
-            rc = dv_datafiles_apply(self->dir, op, rel, mtime, data, len, &err);
+            rc = apply_file(self, op, rel, mtime, data, len, false, 0, &err);
         }
+    }
+    uint32_t n_members =
+        rc || r.bad || r.at == r.len ? 0 : (uint32_t)get_n(&r, 4);
+    for (uint32_t i = 0; i < n_members && !r.bad; i++) {
+        rc = apply_member(self, &r);
     }
     if (rc == 0 && r.bad) {
         rc = dv_errorf(&err, DV_EFORMAT, "snapshot truncated");
@@ -541,6 +640,26 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 static void propose_member(dv_repl_t *self);
 
+static void pend_pump(dv_repl_t *self);
+static void pend_fail(dv_repl_t *self, int rc, const char *why);
+
+static void
+serve(dv_repl_t *self)
+{
+    self->awaiting_until = 0;
+    self->serving = true;
+    dv_datafiles_drop_parts(self->dir, "models");
+    dv_datafiles_drop_parts(self->dir, "datasets");
+    dv_log(DV_LOG_INFO, "repl", "leading (term %" PRIu64 "): serving",
+           (uint64_t)self->raft.current_term);
+    self->ev.on_leader(self->ev.arg);
+}
+
+// Everything before this term is applied. A leader serves only files it
+// holds: blobs its entries named that it lacks (it was down, or wiped) are
+// fetched from the followers first -- before on_leader, since the catalogs
+// open every file when the broker recovers -- for at most
+// DV_BLOB_LEAD_WAIT_MS.
 static void
 on_barrier(struct raft_barrier *req, int status)
 {
@@ -551,13 +670,34 @@ on_barrier(struct raft_barrier *req, int status)
         raft_state(&self->raft) != RAFT_LEADER) {
         return; // the poll timer tries again while it leads
     }
-    self->serving = true;
-    dv_datafiles_drop_parts(self->dir, "models");
-    dv_datafiles_drop_parts(self->dir, "datasets");
-    propose_member(self);
-    dv_log(DV_LOG_INFO, "repl", "leading (term %" PRIu64 "): serving",
-           (uint64_t)self->raft.current_term);
-    self->ev.on_leader(self->ev.arg);
+    propose_member(self); // the followers learn its files channel
+    dv_blobs_follow(self->blobs, NULL);
+    size_t n = dv_blobs_n_wants(self->blobs);
+    if (n == 0) {
+        serve(self);
+        return;
+    }
+    self->awaiting_until = uv_now(self->loop) + DV_BLOB_LEAD_WAIT_MS;
+    dv_log(DV_LOG_INFO, "repl",
+           "leading (term %" PRIu64 "): fetching %zu files from the "
+           "followers before serving",
+           (uint64_t)self->raft.current_term, n);
+}
+
+// The files channel follows the leader (none while this member leads).
+static void
+follow_leader(dv_repl_t *self, int state)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&self->raft, &id, &addr);
+    const member_t *m =
+        id && id != self->raft.id ? dv_repl_member_find(self, id) : NULL;
+    if (state == RAFT_LEADER) {
+        dv_blobs_follow(self->blobs, NULL);
+    } else if (m && m->files[0]) {
+        dv_blobs_follow(self->blobs, m->files);
+    }
 }
 
 static void
@@ -565,7 +705,30 @@ on_poll(uv_timer_t *t)
 {
     dv_repl_t *self = t->data;
     int state = raft_state(&self->raft);
-    if (state == RAFT_LEADER && !self->serving && !self->promoting) {
+    follow_leader(self, state);
+    dv_blobs_tick(self->blobs);
+    if (self->awaiting_until && state != RAFT_LEADER) {
+        self->awaiting_until = 0; // deposed before it served
+    } else if (self->awaiting_until &&
+               (dv_blobs_n_wants(self->blobs) == 0 ||
+                uv_now(self->loop) >= self->awaiting_until)) {
+        size_t n = dv_blobs_n_wants(self->blobs);
+        if (n) {
+            dv_log(DV_LOG_WARN, "repl",
+                   "serving without %zu files no follower sent (fetched "
+                   "and placed when one does)",
+                   n);
+        }
+        serve(self);
+    }
+    if (self->pend && state != RAFT_LEADER) {
+        pend_fail(self, DV_ENOTLEADER,
+                  "not stored: this broker stopped leading the group");
+    } else if (self->pend) {
+        pend_pump(self); // offers again; fails a blob past its time
+    }
+    if (state == RAFT_LEADER && !self->serving && !self->promoting &&
+        !self->awaiting_until) {
         struct raft_barrier *req = dv_calloc(1, sizeof *req);
         req->data = self;
         if (raft_barrier(&self->raft, req, on_barrier) == 0) {
@@ -580,6 +743,33 @@ on_poll(uv_timer_t *t)
                (uint64_t)self->raft.current_term);
         self->ev.on_deposed(self->ev.arg);
     }
+}
+
+// Files channel events.
+static void
+on_blob(void *arg, const uint8_t sha[DV_SHA256_BYTES])
+{
+    (void)arg;
+    char hex[DV_SHA256_HEX];
+    dv_sha256_hex(sha, hex);
+    dv_log(DV_LOG_DEBUG, "repl", "blob %.12s arrived", hex);
+}
+
+static void
+on_have(void *arg, uint64_t member, const uint8_t sha[DV_SHA256_BYTES])
+{
+    dv_repl_t *self = arg;
+    for (pend_t *q = self->pend; q; q = q->next) {
+        bool known = false;
+        for (size_t k = 0; q->ref && k < q->n_haves; k++) {
+            known = known || q->haves[k] == member;
+        }
+        if (q->ref && !known && q->n_haves < DV_MAX_REPL_MEMBERS &&
+            memcmp(q->sha, sha, DV_SHA256_BYTES) == 0) {
+            q->haves[q->n_haves++] = member;
+        }
+    }
+    pend_pump(self);
 }
 
 // ----------------------------------------------------------------- propose
@@ -661,19 +851,15 @@ static void
 propose_member(dv_repl_t *self)
 {
     const member_t *m = &self->self_info;
-    size_t len = 4 + 1 + 8 + 2 * 4 + strlen(m->raft) + strlen(m->client) +
-                 strlen(m->worker) + strlen(m->http);
+    size_t len = 4 + 1 + 8 + 2 * 5 + strlen(m->raft) + strlen(m->client) +
+                 strlen(m->worker) + strlen(m->http) + strlen(m->files);
     uint8_t *buf = entry_alloc(len, &len), *p = buf;
     if (!buf) {
         return;
     }
     memcpy(p, "DVR1", 4);
     p[4] = ENTRY_MEMBER;
-    p = put_n(p + 5, m->id, 8);
-    p = put_str(p, m->raft);
-    p = put_str(p, m->client);
-    p = put_str(p, m->worker);
-    put_str(p, m->http);
+    put_member(p + 5, m);
     dv_error_t err;
     (void)apply_buf(self, buf, len, ignore_done, NULL, &err);
 }
@@ -681,21 +867,21 @@ propose_member(dv_repl_t *self)
 static void
 pend_free(pend_t *q)
 {
-    if (q->big) {
-        file_free(q->big);
-    }
     raft_free(q->buf);
     free(q);
 }
 
-// Every waiting entry fails (a chunk could not be proposed or committed:
-// this member no longer leads), each batch's callback with the reason.
+// Every waiting entry fails (a blob reached no majority in time, or this
+// member no longer leads), each batch's callback with the reason.
 static void
 pend_fail(dv_repl_t *self, int rc, const char *why)
 {
     while (self->pend) {
         pend_t *q = self->pend;
         self->pend = q->next;
+        if (q->ref) {
+            dv_blobs_offer_end(self->blobs, q->sha);
+        }
         if (q->done) {
             q->done(q->arg, rc, why);
         }
@@ -704,76 +890,68 @@ pend_fail(dv_repl_t *self, int rc, const char *why)
     self->pend_end = &self->pend;
 }
 
-static void pend_pump(dv_repl_t *self);
-
-static void
-on_chunk(void *arg, int rc, const char *why)
+// Does a majority of the voters hold q's blob (this member does)?
+static bool
+ref_majority(const dv_repl_t *self, const pend_t *q)
 {
-    dv_repl_t *self = arg;
-    self->chunk_in_flight = false;
-    if (rc) {
-        pend_fail(self, rc, why);
-    } else {
-        pend_pump(self);
+    const struct raft_configuration *c = &self->raft.configuration;
+    unsigned voters = 0, have = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role != RAFT_VOTER) {
+            continue;
+        }
+        voters++;
+        bool has = c->servers[i].id == self->raft.id;
+        for (size_t k = 0; !has && k < q->n_haves; k++) {
+            has = q->haves[k] == c->servers[i].id;
+        }
+        have += has;
     }
+    return have > voters / 2;
 }
 
-// The next chunk of q's file as an entry (at most DV_REPL_CHUNK_BYTES: a
-// file of gigabytes goes as many entries, each committed before the next
-// is sent, so heartbeats never wait behind it). Returns 0 or DV_E*.
-static int
-propose_chunk(dv_repl_t *self, pend_t *q, dv_error_t *err)
-{
-    const file_op_t *f = q->big;
-    size_t n = f->len - q->off < DV_REPL_CHUNK_BYTES ? f->len - q->off
-                                                     : DV_REPL_CHUNK_BYTES;
-    size_t len = 4 + 1 + 8 + 2 + strlen(f->path) + 8 + 4 + n;
-    uint8_t *buf = entry_alloc(len, &len);
-    if (!buf) {
-        return dv_errorf(err, DV_ENOMEM, "chunk of %zu bytes", n);
-    }
-    memcpy(buf, "DVR1", 4);
-    buf[4] = ENTRY_CHUNK;
-    uint8_t *p = put_n(buf + 5, self->origin, 8);
-    p = put_str(p, f->path);
-    p = put_n(p, q->off, 8);
-    p = put_n(p, n, 4);
-    memcpy(p, f->data + q->off, n);
-    q->off += n;
-    self->chunk_in_flight = true;
-    int rc = apply_buf(self, buf, len, on_chunk, self, err);
-    if (rc) {
-        self->chunk_in_flight = false;
-    }
-    return rc;
-}
-
-// Propose what waits, in order: a file's chunks one at a time, then the
-// batch entries behind them.
+// Propose what waits, in order: a ref's batch once a majority holds its
+// blob, the batch entries behind it after.
 static void
 pend_pump(dv_repl_t *self)
 {
     dv_error_t err = {0};
-    while (self->pend && !self->chunk_in_flight) {
+    while (self->pend) {
         pend_t *q = self->pend;
-        int rc = 0;
-        if (q->big && q->off < q->big->len) {
-            rc = propose_chunk(self, q, &err);
-        } else {
-            self->pend = q->next;
-            if (!self->pend) {
-                self->pend_end = &self->pend;
+        if (q->ref && !ref_majority(self, q)) {
+            uint64_t now = uv_now(self->loop);
+            if (now >= q->deadline_ms) {
+                char why[200];
+                snprintf(why, sizeof why,
+                         "not stored: %s reached no majority of the group "
+                         "within %.1f s",
+                         q->path,
+                         (double)DV_BLOB_WAIT_MS / 1000 +
+                             (double)(q->size >> 20) * DV_BLOB_WAIT_MS_PER_MIB /
+                                 1000);
+                pend_fail(self, DV_EIO, why);
+            } else if (now - q->offered_ms >= DV_BLOB_RETRY_MS) {
+                q->offered_ms = now;
+                dv_blobs_offer(self->blobs, q->sha, q->size);
             }
-            if (q->buf) {
-                uint8_t *buf = q->buf;
-                q->buf = NULL; // raft's now (freed by apply_buf on failure)
-                rc = apply_buf(self, buf, q->len, q->done, q->arg, &err);
-                if (rc) {
-                    q->done(q->arg, rc, err.text);
-                }
-            }
-            pend_free(q);
+            return;
         }
+        self->pend = q->next;
+        if (!self->pend) {
+            self->pend_end = &self->pend;
+        }
+        int rc = 0;
+        if (q->ref) {
+            dv_blobs_offer_end(self->blobs, q->sha);
+        } else if (q->buf) {
+            uint8_t *buf = q->buf;
+            q->buf = NULL; // raft's now (freed by apply_buf on failure)
+            rc = apply_buf(self, buf, q->len, q->done, q->arg, &err);
+            if (rc) {
+                q->done(q->arg, rc, err.text);
+            }
+        }
+        pend_free(q);
         if (rc) {
             pend_fail(self, rc, err.text);
         }
@@ -787,22 +965,22 @@ pend_push(dv_repl_t *self, pend_t *q)
     self->pend_end = &q->next;
 }
 
-// A put of a large file leaves the batch: its bytes go as chunks before
-// it, and the batch says only "NAME.part is whole" (its size).
+// A ref's blob goes to the followers before its batch: the batch waits
+// (behind it, in order) until a majority holds it.
 static void
-take_big(dv_repl_t *self, file_op_t *f)
+wait_blob(dv_repl_t *self, const file_op_t *f)
 {
     pend_t *q = dv_calloc(1, sizeof *q);
-    file_op_t *big = dv_calloc(1, sizeof *big);
-    *big = *f;
-    big->next = NULL;
-    q->big = big;
+    q->ref = true;
+    memcpy(q->sha, f->data, DV_SHA256_BYTES);
+    rd_t r = {f->data + DV_SHA256_BYTES, 8, 0, false};
+    q->size = get_n(&r, 8);
+    q->deadline_ms = uv_now(self->loop) + DV_BLOB_WAIT_MS +
+                     (q->size >> 20) * DV_BLOB_WAIT_MS_PER_MIB;
+    q->offered_ms = uv_now(self->loop);
+    snprintf(q->path, sizeof q->path, "%s", f->path);
     pend_push(self, q);
-    f->path = dv_strdup(big->path);
-    f->op = DV_DATAFILES_PART_DONE;
-    f->data = dv_malloc(8);
-    put_n(f->data, big->len, 8);
-    f->len = 8;
+    dv_blobs_offer(self->blobs, q->sha, q->size);
 }
 
 int
@@ -821,8 +999,8 @@ dv_repl_propose(dv_repl_t *self,
     pthread_mutex_unlock(&self->files_lock);
     size_t len = 4 + 1 + 8 + dv_store_batch_wire_size(batch) + 4;
     for (file_op_t *f = files; f; f = f->next) {
-        if (f->op == DV_FILE_PUT && f->len > DV_REPL_CHUNK_BYTES) {
-            take_big(self, f);
+        if (f->op == DV_DATAFILES_REF) {
+            wait_blob(self, f);
         }
         len += file_size(f);
     }
@@ -865,234 +1043,6 @@ dv_repl_files_staged(dv_repl_t *self)
     bool any = self->n_files > 0;
     pthread_mutex_unlock(&self->files_lock);
     return any;
-}
-
-// ------------------------------------------------------------------ status
-
-bool
-dv_repl_serving(const dv_repl_t *self)
-{
-    return self->serving;
-}
-
-static const member_t *
-leader_member(const dv_repl_t *self)
-{
-    struct raft *r = (struct raft *)&self->raft;
-    raft_id id = 0;
-    const char *addr = NULL;
-    raft_leader(r, &id, &addr);
-    if (id == 0 || (id == self->raft.id && !self->serving)) {
-        return NULL;
-    }
-    // A follower that has not heard from its leader for two heartbeats
-    // does not send clients there: it is most likely dead, and following
-    // the hint would only bounce them between it and us until the election
-    // ends (raft forgets the leader only at the election timeout).
-    if (id != self->raft.id && r->io->time(r->io) - r->election_timer_start >
-                                   2 * (raft_time)r->heartbeat_timeout) {
-        return NULL;
-    }
-    return member_find(self, id);
-}
-
-const char *
-dv_repl_leader_client(const dv_repl_t *self)
-{
-    const member_t *m = leader_member(self);
-    return m ? m->client : "";
-}
-
-const char *
-dv_repl_leader_worker(const dv_repl_t *self)
-{
-    const member_t *m = leader_member(self);
-    return m ? m->worker : "";
-}
-
-static const char *
-role_of(const dv_repl_t *self, unsigned i, uint64_t id, uint64_t leader)
-{
-    if (id == leader) {
-        return "leader";
-    }
-    const struct raft *r = &self->raft;
-    if (r->state == RAFT_LEADER && r->leader_state.progress &&
-        !r->leader_state.progress[i].recent_recv) {
-        return "unknown"; // not heard from within an election timeout
-    }
-    if (id == self->raft.id) {
-        int s = raft_state((struct raft *)&self->raft);
-        return s == RAFT_CANDIDATE ? "candidate" : "follower";
-    }
-    return leader == self->raft.id ? "follower" : "unknown";
-}
-
-void
-dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
-{
-    struct raft *r = &self->raft;
-    raft_id leader = 0;
-    const char *addr = NULL;
-    raft_leader(r, &leader, &addr);
-    dv_msgw_uint(w, "self", r->id);
-    dv_msgw_uint(w, "leader", leader);
-    dv_msgw_uint(w, "term", r->current_term);
-    dv_msgw_uint(w, "commit", r->commit_index);
-    dv_msgw_uint(w, "applied", raft_last_applied(r));
-    dv_msgw_uint(w, "last", raft_last_index(r));
-    unsigned n = r->configuration.n;
-    dv_msgw_key(w, "members");
-    dv_msgw_v_array(w, n);
-    for (unsigned i = 0; i < n; i++) {
-        const struct raft_server *s = &r->configuration.servers[i];
-        const member_t *m = s->id == r->id ? &self->self_info // it knows
-                                           : member_find(self, s->id);
-        dv_msgw_v_map(w, 8);
-        dv_msgw_v_str(w, "id");
-        dv_msgw_v_uint(w, s->id);
-        dv_msgw_v_str(w, "raft");
-        dv_msgw_v_str(w, s->address ? s->address : "");
-        dv_msgw_v_str(w, "client");
-        dv_msgw_v_str(w, m ? m->client : "");
-        dv_msgw_v_str(w, "worker");
-        dv_msgw_v_str(w, m ? m->worker : "");
-        dv_msgw_v_str(w, "http");
-        dv_msgw_v_str(w, m ? m->http : "");
-        dv_msgw_v_str(w, "voter");
-        dv_msgw_v_bool(w, s->role == RAFT_VOTER);
-        dv_msgw_v_str(w, "role");
-        dv_msgw_v_str(w, role_of(self, i, s->id, leader));
-        uint64_t match = 0;
-        if (r->state == RAFT_LEADER && r->leader_state.progress) {
-            match = s->id == r->id ? raft_last_index(r)
-                                   : r->leader_state.progress[i].match_index;
-        } else if (s->id == r->id) {
-            match = raft_last_index(r);
-        }
-        dv_msgw_v_str(w, "match");
-        dv_msgw_v_uint(w, match);
-    }
-}
-
-void
-dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f)
-{
-    struct raft *r = &self->raft;
-    static const char *roles[] = {"unavailable", "follower", "candidate",
-                                  "leader"};
-    int state = raft_state(r);
-    const char *addr = NULL;
-    raft_id leader = 0;
-    raft_leader(r, &leader, &addr);
-    memset(f, 0, sizeof *f);
-    f->id = r->id;
-    f->leader = leader;
-    f->role = state >= 0 && state <= 3 ? roles[state] : "unavailable";
-    f->term = r->current_term;
-    f->commit = r->commit_index;
-    f->applied = raft_last_applied(r);
-    f->last = raft_last_index(r);
-    for (unsigned i = 0; i < r->configuration.n && i < DV_MAX_REPL_MEMBERS;
-         i++) {
-        f->ids[f->n] = r->configuration.servers[i].id;
-        if (state == RAFT_LEADER && r->leader_state.progress &&
-            r->configuration.servers[i].id != r->id) {
-            uint64_t m = r->leader_state.progress[i].match_index;
-            f->lag[f->n] = f->last > m ? f->last - m : 0;
-        }
-        f->n++;
-    }
-}
-
-// ----------------------------------------------------------------- members
-
-typedef struct {
-    struct raft_change req;
-    dv_repl_t *self;
-    uint64_t id;
-    bool assign; // added as a spare: make it a voter next
-    dv_repl_done_fn *done;
-    void *arg;
-} change_t;
-
-static void
-on_changed(struct raft_change *req, int status)
-{
-    change_t *c = (change_t *)req;
-    if (status == 0 && c->assign) {
-        c->assign = false;
-        memset(&c->req, 0, sizeof c->req);
-        int rv =
-            raft_assign(&c->self->raft, &c->req, c->id, RAFT_VOTER, on_changed);
-        if (rv == 0) {
-            return;
-        }
-        status = rv;
-    }
-    if (status == 0) {
-        c->done(c->arg, 0, "");
-    } else {
-        char why[160];
-        snprintf(why, sizeof why, "membership change of %" PRIu64 ": %s", c->id,
-                 raft_strerror(status));
-        c->done(c->arg,
-                status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST
-                    ? DV_ENOTLEADER
-                    : DV_EINVAL,
-                why);
-    }
-    free(c);
-}
-
-static int
-change_error(dv_error_t *err, int rv, uint64_t id)
-{
-    return dv_errorf(err, rv == RAFT_NOTLEADER ? DV_ENOTLEADER : DV_EINVAL,
-                     "membership change of %" PRIu64 ": %s", id,
-                     raft_strerror(rv));
-}
-
-int
-dv_repl_member_add(dv_repl_t *self,
-                   uint64_t id,
-                   const char *address,
-                   dv_repl_done_fn *done,
-                   void *arg,
-                   dv_error_t *err)
-{
-    if (id == 0 || id > DV_MAX_REPL_ID || !address || !*address ||
-        strlen(address) > DV_MAX_REPL_ADDR) {
-        return dv_errorf(err, DV_EINVAL,
-                         "member_add: an id 1..%d and a HOST:PORT, please",
-                         DV_MAX_REPL_ID);
-    }
-    change_t *c = dv_calloc(1, sizeof *c);
-    *c = (change_t){
-        .self = self, .id = id, .assign = true, .done = done, .arg = arg};
-    int rv = raft_add(&self->raft, &c->req, id, address, on_changed);
-    if (rv != 0) {
-        free(c);
-        return change_error(err, rv, id);
-    }
-    return 0;
-}
-
-int
-dv_repl_member_remove(dv_repl_t *self,
-                      uint64_t id,
-                      dv_repl_done_fn *done,
-                      void *arg,
-                      dv_error_t *err)
-{
-    change_t *c = dv_calloc(1, sizeof *c);
-    *c = (change_t){.self = self, .id = id, .done = done, .arg = arg};
-    int rv = raft_remove(&self->raft, &c->req, id, on_changed);
-    if (rv != 0) {
-        free(c);
-        return change_error(err, rv, id);
-    }
-    return 0;
 }
 
 // -------------------------------------------------------------- lifecycle
@@ -1353,14 +1303,27 @@ dv_repl_open(dv_repl_t **out,
         }
     }
     if (rv != 0) {
+        int rc = dv_errorf(err, DV_EIO,
+                           "raft: cannot open its log in %s (%s, code %d)",
+                           self->raft_dir, raft_strerror(rv), rv);
         free(self);
-        return dv_errorf(err, DV_EIO,
-                         "raft: cannot open its log in %s (%s, code %d)",
-                         self->raft_dir, raft_strerror(rv), rv);
+        return rc;
     }
     self->handles = 1;
     self->raft.data = self;
-    int rc = start_raft(self, opts, err);
+    char host[DV_MAX_REPL_ADDR + 1];
+    snprintf(host, sizeof host, "%s", opts->address);
+    *strrchr(host, ':') = '\0'; // checked by dv_repl_prepare
+    dv_blobs_events_t bev = {
+        .on_blob = on_blob, .on_have = on_have, .arg = self};
+    int rc = dv_blobs_open(&self->blobs, loop, self->raft_dir, host, opts->id,
+                           &bev, err);
+    if (rc == 0) {
+        self->handles++;
+        snprintf(self->self_info.files, sizeof self->self_info.files, "%s",
+                 dv_blobs_endpoint(self->blobs));
+        rc = start_raft(self, opts, err);
+    }
     uv_timer_init(loop, &self->poll);
     self->poll.data = self;
     self->handles++;
@@ -1391,16 +1354,30 @@ handle_closed(dv_repl_t *self)
     free(self);
 }
 
+static void on_blobs_closed(void *arg);
+
+// Raft is done (no snapshot or apply can come): the files channel closes.
 static void
 on_raft_closed(struct raft *r)
 {
-    handle_closed(r->data);
+    dv_repl_t *self = r->data;
+    if (self->blobs) {
+        dv_blobs_close(self->blobs, on_blobs_closed, self);
+        self->blobs = NULL;
+    }
+    handle_closed(self);
 }
 
 static void
 on_poll_closed(uv_handle_t *h)
 {
     handle_closed(h->data);
+}
+
+static void
+on_blobs_closed(void *arg)
+{
+    handle_closed(arg);
 }
 
 void

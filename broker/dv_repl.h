@@ -4,22 +4,27 @@
 //
 // Every member applies the committed entries to its own store (LMDB, no
 // fsync: the Raft log on a majority of disks is what is durable) and files.
+// A file over DV_REPL_INLINE_BYTES is not in the log: its entry carries its
+// SHA-256 (a ref) and the bytes travel on the files channel (dv_blobs.h);
+// the leader proposes the ref once a majority holds them.
 // Only the leader serves: once it is leader and has applied every entry
-// before its term (a barrier), on_leader tells the broker to recover its
-// state from the store; a leader that loses its majority calls on_deposed
-// (the broker starts over as a follower). The store and the files are
-// rebuilt from the last snapshot and the log at every start, so what a
-// member holds never disagrees with the log.
+// before its term (a barrier) and holds every file its log names, on_leader
+// tells the broker to recover its state from the store; a leader that loses
+// its majority calls on_deposed (the broker starts over as a follower). The
+// store and the files are rebuilt from the last snapshot and the log at
+// every start, so what a member holds never disagrees with the log.
 //
-// Owns: the raft instance, its uv I/O and TCP transport, the file changes
-// staged for the next entry, the members' endpoints (from the entries each
-// new leader appends).
+// Owns: the raft instance, its uv I/O and TCP transport, the blob store and
+// files channel (dv_blobs), the file changes staged for the next entry, the
+// members' endpoints (from the entries each new leader appends). Its code is
+// in dv_repl.c and dv_repl_status.c (status, membership), sharing
+// dv_repl_int.h.
 //
-// May call: dv_store.h, dv_datafiles.h, dv_endpoint.h and common/. Loop
-// thread only, except the snapshot walk, which runs on the loop's thread
-// pool (its own store read transaction), and the file observer, which runs
-// where the catalogs write (the pool too; the staged changes have their
-// lock).
+// May call: dv_store.h, dv_datafiles.h, dv_blobs.h, dv_endpoint.h and
+// common/. Loop thread only, except the snapshot walk, which runs on the
+// loop's thread pool (its own store read transaction), and the file
+// observer, which runs where the catalogs write (the pool too; the staged
+// changes have their lock; both hash and link blobs there).
 #ifndef DV_REPL_H
 #define DV_REPL_H
 
@@ -44,8 +49,8 @@ typedef struct {
                            // says only the members reach it (Raft traffic
                            // is plain TCP; docs/SECURITY.md)
     unsigned election_ms;  // election timeout (0: 1000); heartbeats a tenth
-    const char *data_dir;  // DIR: the log in DIR/raft; DIR/store, DIR/models
-                           // and DIR/datasets are rebuilt from it
+    const char *data_dir;  // DIR: the log and blobs in DIR/raft; DIR/store,
+                           // DIR/models and DIR/datasets are rebuilt from it
     const char *client_ep; // this member's endpoints, told to the others
     const char *worker_ep; // when it leads (followers hint at them)
     const char *http;      // "" or NULL: none

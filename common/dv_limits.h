@@ -190,12 +190,47 @@
 // a restart's replay; each snapshot is the whole store and the model and
 // data set files, so taking one too often costs more than it saves.
 #define DV_REPL_SNAPSHOT_ENTRIES 1024
-// A model or data set file larger than this goes to the other members as
-// chunks of this size, each its own Raft entry committed before the next
-// is sent: one entry of a gigabyte would hold the members' heartbeats up
-// (an election mid-push, then the same again), and raft holds each entry
-// whole in memory while it sends it.
-#define DV_REPL_CHUNK_BYTES ((size_t)4 << 20)
+// A model or data set file larger than this leaves the Raft log: the entry
+// carries its SHA-256 and size (a "ref"), and the bytes travel member to
+// member on the files channel as a content-addressed blob (broker/dv_blobs.h).
+// Raft holds every entry of the log in memory until the next snapshot and
+// sends each whole, so a gigabyte in the log would sit in every member's
+// memory and hold heartbeats up; below this, one entry is cheaper than a
+// transfer.
+#define DV_REPL_INLINE_BYTES ((size_t)4 << 20)
+// The files channel (broker/dv_blobs.h). A blob travels in chunks of at
+// most DV_BLOB_CHUNK_BYTES, DV_BLOB_WINDOW of them asked for at once per
+// transfer (a round trip per window, not per chunk), at most
+// DV_BLOB_MAX_TRANSFERS transfers at once per member. The sockets drop
+// messages larger than a chunk and its header, and queue at most
+// DV_BLOB_HWM messages a peer: what a peer can make a member hold is about
+// DV_BLOB_HWM chunks per connection, whatever it sends.
+#define DV_BLOB_CHUNK_BYTES   ((size_t)1 << 20)
+#define DV_BLOB_WINDOW        4
+#define DV_BLOB_MAX_TRANSFERS 4
+#define DV_BLOB_HWM           (2 * DV_BLOB_WINDOW * DV_BLOB_MAX_TRANSFERS)
+// Peers a member's channel tells apart (hello): the group's members, with
+// room for members that restarted (a new connection each).
+#define DV_BLOB_MAX_PEERS (4 * DV_MAX_REPL_MEMBERS)
+// A push waits for a majority to hold its blob at most
+// DV_BLOB_WAIT_MS + DV_BLOB_WAIT_MS_PER_MIB per MiB (a floor of 10 MiB/s
+// between members, loaded CI hosts included); past that it fails like a
+// commit that lost its majority (the leader starts over, the client gets
+// an error) rather than hold every later batch behind it for good.
+#define DV_BLOB_WAIT_MS         10000
+#define DV_BLOB_WAIT_MS_PER_MIB 100
+// A new leader fetches the blobs its log names that it lacks (it was down,
+// or wiped) from the followers before it serves, for at most this long: a
+// leader serving files it cannot open would answer for them wrongly, but
+// one whose followers all lost a blob must still serve the rest.
+#define DV_BLOB_LEAD_WAIT_MS 30000
+// A transfer that received nothing for this long is dropped and asked
+// again (of the next member, for a leader): a peer that died or stopped.
+#define DV_BLOB_STALL_MS 5000
+// How often a leader offers a blob still short of a majority again, and a
+// follower says hello again (a message lost to a full queue or a peer
+// that was stopped).
+#define DV_BLOB_RETRY_MS 500
 // Group commits a leader has in flight at once (proposed, not yet
 // committed): the next batch need not wait for the last one's round trip
 // to the followers and their fsync (raft keeps them in order), and no more,

@@ -1,0 +1,238 @@
+// dv_repl_status — a broker group member's status and membership changes
+// (see dv_repl.h; the types in dv_repl_int.h).
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dv_mem.h"
+#include "dv_repl.h"
+#include "dv_repl_int.h"
+
+// ------------------------------------------------------------------ status
+
+bool
+dv_repl_serving(const dv_repl_t *self)
+{
+    return self->serving;
+}
+
+static const member_t *
+leader_member(const dv_repl_t *self)
+{
+    struct raft *r = (struct raft *)&self->raft;
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(r, &id, &addr);
+    if (id == 0 || (id == self->raft.id && !self->serving)) {
+        return NULL;
+    }
+    // A follower that has not heard from its leader for two heartbeats
+    // does not send clients there: it is most likely dead, and following
+    // the hint would only bounce them between it and us until the election
+    // ends (raft forgets the leader only at the election timeout).
+    if (id != self->raft.id && r->io->time(r->io) - r->election_timer_start >
+                                   2 * (raft_time)r->heartbeat_timeout) {
+        return NULL;
+    }
+    return dv_repl_member_find(self, id);
+}
+
+const char *
+dv_repl_leader_client(const dv_repl_t *self)
+{
+    const member_t *m = leader_member(self);
+    return m ? m->client : "";
+}
+
+const char *
+dv_repl_leader_worker(const dv_repl_t *self)
+{
+    const member_t *m = leader_member(self);
+    return m ? m->worker : "";
+}
+
+static const char *
+role_of(const dv_repl_t *self, unsigned i, uint64_t id, uint64_t leader)
+{
+    if (id == leader) {
+        return "leader";
+    }
+    const struct raft *r = &self->raft;
+    if (r->state == RAFT_LEADER && r->leader_state.progress &&
+        !r->leader_state.progress[i].recent_recv) {
+        return "unknown"; // not heard from within an election timeout
+    }
+    if (id == self->raft.id) {
+        int s = raft_state((struct raft *)&self->raft);
+        return s == RAFT_CANDIDATE ? "candidate" : "follower";
+    }
+    return leader == self->raft.id ? "follower" : "unknown";
+}
+
+void
+dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
+{
+    struct raft *r = &self->raft;
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(r, &leader, &addr);
+    dv_msgw_uint(w, "self", r->id);
+    dv_msgw_uint(w, "leader", leader);
+    dv_msgw_uint(w, "term", r->current_term);
+    dv_msgw_uint(w, "commit", r->commit_index);
+    dv_msgw_uint(w, "applied", raft_last_applied(r));
+    dv_msgw_uint(w, "last", raft_last_index(r));
+    unsigned n = r->configuration.n;
+    dv_msgw_key(w, "members");
+    dv_msgw_v_array(w, n);
+    for (unsigned i = 0; i < n; i++) {
+        const struct raft_server *s = &r->configuration.servers[i];
+        const member_t *m = s->id == r->id ? &self->self_info // it knows
+                                           : dv_repl_member_find(self, s->id);
+        dv_msgw_v_map(w, 8);
+        dv_msgw_v_str(w, "id");
+        dv_msgw_v_uint(w, s->id);
+        dv_msgw_v_str(w, "raft");
+        dv_msgw_v_str(w, s->address ? s->address : "");
+        dv_msgw_v_str(w, "client");
+        dv_msgw_v_str(w, m ? m->client : "");
+        dv_msgw_v_str(w, "worker");
+        dv_msgw_v_str(w, m ? m->worker : "");
+        dv_msgw_v_str(w, "http");
+        dv_msgw_v_str(w, m ? m->http : "");
+        dv_msgw_v_str(w, "voter");
+        dv_msgw_v_bool(w, s->role == RAFT_VOTER);
+        dv_msgw_v_str(w, "role");
+        dv_msgw_v_str(w, role_of(self, i, s->id, leader));
+        uint64_t match = 0;
+        if (r->state == RAFT_LEADER && r->leader_state.progress) {
+            match = s->id == r->id ? raft_last_index(r)
+                                   : r->leader_state.progress[i].match_index;
+        } else if (s->id == r->id) {
+            match = raft_last_index(r);
+        }
+        dv_msgw_v_str(w, "match");
+        dv_msgw_v_uint(w, match);
+    }
+}
+
+void
+dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f)
+{
+    struct raft *r = &self->raft;
+    static const char *roles[] = {"unavailable", "follower", "candidate",
+                                  "leader"};
+    int state = raft_state(r);
+    const char *addr = NULL;
+    raft_id leader = 0;
+    raft_leader(r, &leader, &addr);
+    memset(f, 0, sizeof *f);
+    f->id = r->id;
+    f->leader = leader;
+    f->role = state >= 0 && state <= 3 ? roles[state] : "unavailable";
+    f->term = r->current_term;
+    f->commit = r->commit_index;
+    f->applied = raft_last_applied(r);
+    f->last = raft_last_index(r);
+    for (unsigned i = 0; i < r->configuration.n && i < DV_MAX_REPL_MEMBERS;
+         i++) {
+        f->ids[f->n] = r->configuration.servers[i].id;
+        if (state == RAFT_LEADER && r->leader_state.progress &&
+            r->configuration.servers[i].id != r->id) {
+            uint64_t m = r->leader_state.progress[i].match_index;
+            f->lag[f->n] = f->last > m ? f->last - m : 0;
+        }
+        f->n++;
+    }
+}
+
+// ----------------------------------------------------------------- members
+
+typedef struct {
+    struct raft_change req;
+    dv_repl_t *self;
+    uint64_t id;
+    bool assign; // added as a spare: make it a voter next
+    dv_repl_done_fn *done;
+    void *arg;
+} change_t;
+
+static void
+on_changed(struct raft_change *req, int status)
+{
+    change_t *c = (change_t *)req;
+    if (status == 0 && c->assign) {
+        c->assign = false;
+        memset(&c->req, 0, sizeof c->req);
+        int rv =
+            raft_assign(&c->self->raft, &c->req, c->id, RAFT_VOTER, on_changed);
+        if (rv == 0) {
+            return;
+        }
+        status = rv;
+    }
+    if (status == 0) {
+        c->done(c->arg, 0, "");
+    } else {
+        char why[160];
+        snprintf(why, sizeof why, "membership change of %" PRIu64 ": %s", c->id,
+                 raft_strerror(status));
+        c->done(c->arg,
+                status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST
+                    ? DV_ENOTLEADER
+                    : DV_EINVAL,
+                why);
+    }
+    free(c);
+}
+
+static int
+change_error(dv_error_t *err, int rv, uint64_t id)
+{
+    return dv_errorf(err, rv == RAFT_NOTLEADER ? DV_ENOTLEADER : DV_EINVAL,
+                     "membership change of %" PRIu64 ": %s", id,
+                     raft_strerror(rv));
+}
+
+int
+dv_repl_member_add(dv_repl_t *self,
+                   uint64_t id,
+                   const char *address,
+                   dv_repl_done_fn *done,
+                   void *arg,
+                   dv_error_t *err)
+{
+    if (id == 0 || id > DV_MAX_REPL_ID || !address || !*address ||
+        strlen(address) > DV_MAX_REPL_ADDR) {
+        return dv_errorf(err, DV_EINVAL,
+                         "member_add: an id 1..%d and a HOST:PORT, please",
+                         DV_MAX_REPL_ID);
+    }
+    change_t *c = dv_calloc(1, sizeof *c);
+    *c = (change_t){
+        .self = self, .id = id, .assign = true, .done = done, .arg = arg};
+    int rv = raft_add(&self->raft, &c->req, id, address, on_changed);
+    if (rv != 0) {
+        free(c);
+        return change_error(err, rv, id);
+    }
+    return 0;
+}
+
+int
+dv_repl_member_remove(dv_repl_t *self,
+                      uint64_t id,
+                      dv_repl_done_fn *done,
+                      void *arg,
+                      dv_error_t *err)
+{
+    change_t *c = dv_calloc(1, sizeof *c);
+    *c = (change_t){.self = self, .id = id, .done = done, .arg = arg};
+    int rv = raft_remove(&self->raft, &c->req, id, on_changed);
+    if (rv != 0) {
+        free(c);
+        return change_error(err, rv, id);
+    }
+    return 0;
+}
