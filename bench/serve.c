@@ -626,20 +626,23 @@ verdict(bool met)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: dv-bench-serve [--out FILE] [--bin-dir DIR] "
-               "[--data DIR] [--workers N]\n"
-               "                      [--concurrency N] [--blas-threads N] "
-               "[--seconds S]\n"
-               "                      [--in-flight N] [--only-many]\n"
-               "defaults: --out bench/results/serve.json --bin-dir "
-               "build/release/bin --data data\n"
-               "--workers 2 --concurrency 1 --seconds 1.5 (counted per "
-               "cell); --blas-threads: each\nworker's and the in-process "
-               "kernel's (default: cores / (workers x concurrency));\n"
-               "--in-flight: requests in flight per cell, all producers "
-               "(default 256, fewer for\nlarge requests); --only-many: "
-               "the submit_many cells alone (for profiling;\nno goals, "
-               "no JSON).\n");
+    fprintf(
+        f,
+        "usage: dv-bench-serve [--out FILE] [--bin-dir DIR] "
+        "[--data DIR] [--workers N]\n"
+        "                      [--concurrency N] [--blas-threads N] "
+        "[--seconds S]\n"
+        "                      [--in-flight N]\n"
+        "                      [--only-many | --only-rows N]\n"
+        "defaults: --out bench/results/serve.json --bin-dir "
+        "build/release/bin --data data\n"
+        "--workers 2 --concurrency 1 --seconds 1.5 (counted per "
+        "cell); --blas-threads: each\nworker's and the in-process "
+        "kernel's (default: cores / (workers x concurrency));\n"
+        "--in-flight: requests in flight per cell, all producers "
+        "(default 256, fewer for\nlarge requests); --only-many, --only-rows N: "
+        "the submit_many cells\nalone, or the cells of N-row requests "
+        "alone (for profiling; no goals, no JSON).\n");
 }
 
 int
@@ -649,14 +652,19 @@ main(int argc, char **argv)
     const char *bin_dir = "build/release/bin", *data_dir = "data";
     int workers = 2, conc = 1, blas = 0, in_flight = 0;
     double seconds = 1.5;
-    bool only_many = false; // profiling: the submit_many cells alone
+    // Profiling: only the submit_many cells, or only the grid's cells of
+    // one request size (no goals, no JSON: not every cell ran).
+    bool only_many = false;
+    long only_rows = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--only-many") == 0) {
             only_many = true;
             continue;
         }
-        if (v && strcmp(a, "--out") == 0) {
+        if (v && strcmp(a, "--only-rows") == 0) {
+            only_rows = atol(v);
+        } else if (v && strcmp(a, "--out") == 0) {
             out_path = v;
         } else if (v && strcmp(a, "--bin-dir") == 0) {
             bin_dir = v;
@@ -794,7 +802,8 @@ main(int argc, char **argv)
                               .producers = np,
                               .in_flight = r,
                               .seconds = seconds};
-                if (only_many) {
+                if (only_many ||
+                    (only_rows && (long)s_batches[b] != only_rows)) {
                     continue; // settings only: the many cells copy them
                 }
                 failures += run_cell(c) != 0;
@@ -805,7 +814,7 @@ main(int argc, char **argv)
                 }
             }
         }
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < 2 && !only_rows; b++) {
             for (int p = 0; p < 2; p++) {
                 cell_t *c = &many[mi][b][p];
                 *c = grid[mi][b][p + 1]; // same settings, fresh figures
@@ -819,7 +828,8 @@ main(int argc, char **argv)
             }
         }
     }
-    if (rc == 0 && !only_many) {
+    bool partial = only_many || only_rows;
+    if (rc == 0 && !partial) {
         failures += run_cell(&echo) != 0;
         for (int mi = 0; mi < N_MODELS; mi++) {
             idle[mi] = (cell_t){.endpoint = cep,
@@ -839,7 +849,7 @@ main(int argc, char **argv)
     if (rc != 0) {
         return 1;
     }
-    if (only_many) {
+    if (partial) {
         return failures ? 1 : 0; // no goals, no JSON: not every cell ran
     }
     double load_after = load_1m();
