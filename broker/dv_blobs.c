@@ -1202,6 +1202,7 @@ dv_blobs_open(dv_blobs_t **out,
               uv_loop_t *loop,
               const char *raft_dir,
               const char *host,
+              unsigned port,
               uint64_t self_id,
               const dv_blobs_events_t *ev,
               dv_error_t *err)
@@ -1224,7 +1225,11 @@ dv_blobs_open(dv_blobs_t **out,
     self->ctx = zmq_ctx_new();
     self->router = self->ctx ? zmq_socket(self->ctx, ZMQ_ROUTER) : NULL;
     char ep[EP_BYTES];
-    snprintf(ep, sizeof ep, "tcp://%s:*", host);
+    if (port) {
+        snprintf(ep, sizeof ep, "tcp://%s:%u", host, port);
+    } else {
+        snprintf(ep, sizeof ep, "tcp://%s:*", host);
+    }
     size_t ep_len = sizeof self->endpoint;
     if (self->router) {
         bound_socket(self->router);

@@ -52,12 +52,13 @@ typedef struct {
 } dv_blobs_events_t;
 
 // Open the store in raft_dir/blobs (dropping transfers a crash left) and
-// bind the channel on tcp://host:* (host: the Raft address's). Returns 0
-// and *out, or DV_EIO with the reason.
+// bind the channel on tcp://host:port (host: the Raft address's; port 0:
+// one the OS picks). Returns 0 and *out, or DV_EIO with the reason.
 int dv_blobs_open(dv_blobs_t **out,
                   uv_loop_t *loop,
                   const char *raft_dir,
                   const char *host,
+                  unsigned port,
                   uint64_t self_id,
                   const dv_blobs_events_t *ev,
                   dv_error_t *err);

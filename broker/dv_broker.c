@@ -1031,6 +1031,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                          .join = opts->raft_join,
                          .private_net = opts->raft_private,
                          .election_ms = opts->raft_election_ms,
+                         .files_port = opts->raft_files_port,
                          .data_dir = opts->data_dir};
     int rc = opts->raft_id && !opts->data_dir
                  ? dv_errorf(err, DV_EINVAL,

@@ -82,6 +82,8 @@ typedef struct {
     bool raft_private;              // --raft beyond loopback is on a
                                     // private network (docs/SECURITY.md)
     uint32_t raft_election_ms;      // election timeout (0: 1000)
+    uint32_t raft_files_port;       // the files channel's TCP port on the
+                                    // --raft host (0: one the OS picks)
 } dv_broker_opts_t;
 
 typedef struct dv_broker dv_broker_t;

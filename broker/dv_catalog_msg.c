@@ -1,11 +1,11 @@
 // dv_catalog_msg — the handlers' shared parts for models and data sets
 // (see dv_catalog_msg.h).
 #include "dv_catalog_msg.h"
-#include "dv_commit.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "dv_commit.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"

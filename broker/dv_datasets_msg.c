@@ -15,9 +15,9 @@
 
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
-#include "dv_commit.h"
 #include "dv_catalog.h"
 #include "dv_catalog_msg.h"
+#include "dv_commit.h"
 #include "dv_datasets.h"
 #include "dv_limits.h"
 #include "dv_log.h"

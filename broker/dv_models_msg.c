@@ -18,8 +18,8 @@
 #include "dv_auth.h"
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
-#include "dv_commit.h"
 #include "dv_catalog_msg.h"
+#include "dv_commit.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -314,9 +314,9 @@ static void
 push_finish(dv_broker_t *self, push_t *p)
 {
     if (p->rc == 0 && !p->schema_change &&
-        (p->rc = schema_same(dv_registry_get(self->registry, p->name, 0),
-                             &p->info, p->job ? "train" : "model_push",
-                             &p->err))) {
+        (p->rc =
+             schema_same(dv_registry_get(self->registry, p->name, 0), &p->info,
+                         p->job ? "train" : "model_push", &p->err))) {
         dv_registry_discard(self->registry, &p->info);
     }
     if (p->rc == 0 &&

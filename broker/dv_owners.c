@@ -217,7 +217,8 @@ dv_owners_forget(dv_owners_t *self, const char *name)
         snprintf(path, sizeof path, "%s/%s/owner", self->dir, name);
         (void)dv_file_unlink(path);
         snprintf(path, sizeof path, "%s/%s", self->dir, name);
-        (void)dv_file_rmdir(path); // best effort: empty once its versions are gone
+        (void)dv_file_rmdir(
+            path); // best effort: empty once its versions are gone
     }
 }
 

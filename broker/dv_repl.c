@@ -1316,8 +1316,8 @@ dv_repl_open(dv_repl_t **out,
     *strrchr(host, ':') = '\0'; // checked by dv_repl_prepare
     dv_blobs_events_t bev = {
         .on_blob = on_blob, .on_have = on_have, .arg = self};
-    int rc = dv_blobs_open(&self->blobs, loop, self->raft_dir, host, opts->id,
-                           &bev, err);
+    int rc = dv_blobs_open(&self->blobs, loop, self->raft_dir, host,
+                           opts->files_port, opts->id, &bev, err);
     if (rc == 0) {
         self->handles++;
         snprintf(self->self_info.files, sizeof self->self_info.files, "%s",

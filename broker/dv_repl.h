@@ -49,6 +49,8 @@ typedef struct {
                            // says only the members reach it (Raft traffic
                            // is plain TCP; docs/SECURITY.md)
     unsigned election_ms;  // election timeout (0: 1000); heartbeats a tenth
+    unsigned files_port;   // the files channel's port on the Raft host (0:
+                           // one the OS picks; the leader announces it)
     const char *data_dir;  // DIR: the log and blobs in DIR/raft; DIR/store,
                            // DIR/models and DIR/datasets are rebuilt from it
     const char *client_ep; // this member's endpoints, told to the others

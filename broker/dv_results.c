@@ -8,7 +8,6 @@
 // Handlers: result_get, follow, ack, unfollow.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
-#include "dv_hash.h"
 #include "dv_results.h"
 
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "dv_broker_int.h"
 #include "dv_catalog.h"
 #include "dv_commit.h"
+#include "dv_hash.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"

@@ -7,12 +7,12 @@
 // per job. Workers and queues are small arrays scanned linearly: a broker has
 // tens to hundreds of each, and a scan of that size costs less than keeping
 // an index up to date on every dispatch.
-#include "dv_hash.h"
 #include "dv_sched.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_hash.h"
 #include "dv_mem.h"
 
 typedef struct job job_t;

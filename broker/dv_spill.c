@@ -5,7 +5,6 @@
 // jobs already ended (cancelled, expired).
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
-#include "dv_hash.h"
 #include "dv_spill.h"
 
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include "dv_broker_int.h"
 #include "dv_dead.h"
+#include "dv_hash.h"
 #include "dv_jobs_msg.h"
 #include "dv_log.h"
 #include "dv_mem.h"

@@ -37,7 +37,8 @@ usage(FILE *f)
                "                     [--http HOST:PORT [--http-token FILE]]\n"
                "                     [--raft-id N --raft HOST:PORT "
                "--raft-peers LIST|--raft-join]\n"
-               "                     [--raft-election-ms N] [--raft-private]\n"
+               "                     [--raft-election-ms N] [--raft-private] "
+               "[--raft-files-port N]\n"
                "defaults: --client tcp://127.0.0.1:7470 --worker "
                "tcp://127.0.0.1:7471\n"
                "--data DIR makes jobs, results and models durable (DIR/store, "
@@ -90,7 +91,10 @@ usage(FILE *f)
                "1000): how long without a leader before an election. Raft\n"
                "traffic is plain TCP: a --raft address beyond loopback needs "
                "--raft-private\n(only the members reach it; "
-               "docs/SECURITY.md).\n" DV_LOG_FLAGS_USAGE
+               "docs/SECURITY.md). Files over 4 MiB travel between members\n"
+               "on a files channel, a TCP port on the --raft host: "
+               "--raft-files-port N\n(default: one the OS picks; the leader "
+               "announces it) for a firewall.\n" DV_LOG_FLAGS_USAGE
                "Prints 'READY <client endpoint> <worker endpoint>' once "
                "bound.\n");
 }
@@ -177,6 +181,7 @@ static const arg_row_t args[] = {
     {"--raft-join",              ARG_FLAG, OPT(raft_join),              0, 1},
     {"--raft-private",           ARG_FLAG, OPT(raft_private),           0, 1},
     {"--raft-election-ms",       ARG_U32,  OPT(raft_election_ms),      50, 1},
+    {"--raft-files-port",        ARG_U32,  OPT(raft_files_port),        1, 1},
 };
 // clang-format on
 

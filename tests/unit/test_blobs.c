@@ -3,9 +3,12 @@
 // the garbage collection's rules, and a transfer between two members on
 // one loop (want -> get/chunk -> verified, placed, have), including a want
 // nobody can serve, then a clean shutdown (uv_loop_close == 0).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +28,25 @@ typedef struct {
     uint64_t have_member; // the last one's member
     int closed;           // close callbacks
 } events_t;
+
+// A 127.0.0.1 TCP port free a moment ago (0 when none could be had).
+static unsigned
+free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
 
 static void
 on_blob(void *arg, const uint8_t sha[DV_SHA256_BYTES])
@@ -94,8 +116,8 @@ test_store_and_collection(void)
     dv_blobs_events_t bev = {on_blob, on_have, &ev};
     dv_blobs_t *bl = NULL;
     dv_error_t err = {0};
-    DV_CHECK_RC(dv_blobs_open(&bl, &loop, raft, "127.0.0.1", 1, &bev, &err), 0,
-                &err);
+    DV_CHECK_RC(dv_blobs_open(&bl, &loop, raft, "127.0.0.1", 0, 1, &bev, &err),
+                0, &err);
     uint8_t *data = pattern(BIG, 1);
     char dir[520];
     snprintf(dir, sizeof dir, "%s/models/m", tmp);
@@ -198,10 +220,15 @@ test_transfer(void)
     dv_blobs_events_t beb = {on_blob, on_have, &eb};
     dv_blobs_t *a = NULL, *b = NULL;
     dv_error_t err = {0};
-    DV_CHECK_RC(dv_blobs_open(&a, &loop, ra, "127.0.0.1", 1, &bea, &err), 0,
+    // a on a port the OS picks, b on the one asked for (--raft-files-port)
+    unsigned port = free_port();
+    char want_ep[64];
+    snprintf(want_ep, sizeof want_ep, "tcp://127.0.0.1:%u", port);
+    DV_CHECK_RC(dv_blobs_open(&a, &loop, ra, "127.0.0.1", 0, 1, &bea, &err), 0,
                 &err);
-    DV_CHECK_RC(dv_blobs_open(&b, &loop, rb, "127.0.0.1", 2, &beb, &err), 0,
-                &err);
+    DV_CHECK_RC(dv_blobs_open(&b, &loop, rb, "127.0.0.1", port, 2, &beb, &err),
+                0, &err);
+    DV_CHECK(port != 0 && strcmp(dv_blobs_endpoint(b), want_ep) == 0);
     size_t len = BIG + 12345;
     uint8_t *data = pattern(len, 7);
     uint8_t sha[DV_SHA256_BYTES], missing[DV_SHA256_BYTES];
