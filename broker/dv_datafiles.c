@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dv_file.h"
+#include "dv_le.h"
 
 #define PATH_BYTES 4096
 
@@ -58,10 +59,7 @@ part_done(const char *path,
         return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
     }
     struct stat st;
-    uint64_t want = 0;
-    for (size_t i = 0; len == 8 && i < 8; i++) {
-        want |= (uint64_t)((const uint8_t *)data)[i] << (8 * i);
-    }
+    uint64_t want = len == 8 ? dv_le_get64(data) : 0;
     if (len != 8 || stat(part, &st) != 0 || (uint64_t)st.st_size != want) {
         return dv_errorf(err, DV_ETRUNC,
                          "replicated file %s: its chunks do not add up to "
