@@ -425,7 +425,49 @@ file_ref(dv_repl_t *self, const char *path, const struct stat *st, file_op_t *f)
     return rc;
 }
 
-// Every file under DIR/sub, appended to the snapshot buffer.
+// The snapshot buffer that snap_file appends to.
+typedef struct {
+    dv_repl_t *self;
+    uint8_t **buf;
+    size_t *cap, *at;
+    uint32_t *n;
+} snap_files_t;
+
+// One file of the walk (dv_datafiles_walk), appended to the snapshot.
+static void
+snap_file(void *arg,
+          const char *rel,
+          const char *path,
+          const char *name,
+          const struct stat *st)
+{
+    snap_files_t *s = arg;
+    if (!S_ISREG(st->st_mode) || strstr(name, ".tmp.") ||
+        !dv_datafiles_path_ok(rel)) {
+        return; // a write in progress: its entry carries it
+    }
+    file_op_t f = {0};
+    f.op = DV_FILE_PUT;
+    f.path = (char *)rel; // only read (put_file copies it), never freed
+    dv_error_t err;
+    if ((uint64_t)st->st_size > DV_REPL_INLINE_BYTES
+            ? file_ref(s->self, path, st, &f) != 0
+            : dv_file_read(path, DV_MAX_MODEL_BYTES, &f.data, &f.len, &err) !=
+                  0) {
+        return; // removed meanwhile: its entry removes it again
+    }
+    f.mtime_us = dv_file_mtime_us(path);
+    size_t need = file_size(&f);
+    while (*s->cap - *s->at < need) {
+        *s->cap *= 2;
+        *s->buf = dv_realloc(*s->buf, *s->cap);
+    }
+    *s->at = (size_t)(put_file(*s->buf + *s->at, &f) - *s->buf);
+    (*s->n)++;
+    free(f.data);
+}
+
+// Every file under DIR/rel, appended to the snapshot buffer.
 static void
 walk_files(dv_repl_t *self,
            const char *rel,
@@ -434,58 +476,8 @@ walk_files(dv_repl_t *self,
            size_t *at,
            uint32_t *n)
 {
-    const char *dir = self->dir;
-    char path[PATH_BYTES];
-    DIR *d = snprintf(path, sizeof path, "%s/%s", dir, rel) < (int)sizeof path
-                 ? opendir(path)
-                 : NULL;
-    if (!d) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue; // ".", "..", and no hidden names are ours
-        }
-        char sub_rel[PATH_BYTES];
-        char sub[PATH_BYTES];
-        struct stat st;
-        if (snprintf(sub_rel, sizeof sub_rel, "%s/%s", rel, e->d_name) >=
-                (int)sizeof sub_rel ||
-            snprintf(sub, sizeof sub, "%s/%s", dir, sub_rel) >=
-                (int)sizeof sub ||
-            lstat(sub, &st) != 0) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            walk_files(self, sub_rel, buf, cap, at, n);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode) || strstr(e->d_name, ".tmp.") ||
-            !dv_datafiles_path_ok(sub_rel)) {
-            continue; // a write in progress: its entry carries it
-        }
-        file_op_t f = {0};
-        f.op = DV_FILE_PUT;
-        f.path = sub_rel;
-        dv_error_t err;
-        if ((uint64_t)st.st_size > DV_REPL_INLINE_BYTES
-                ? file_ref(self, sub, &st, &f) != 0
-                : dv_file_read(sub, DV_MAX_MODEL_BYTES, &f.data, &f.len,
-                               &err) != 0) {
-            continue; // removed meanwhile: its entry removes it again
-        }
-        f.mtime_us = dv_file_mtime_us(sub);
-        size_t need = file_size(&f);
-        while (*cap - *at < need) {
-            *cap *= 2;
-            *buf = dv_realloc(*buf, *cap);
-        }
-        *at = (size_t)(put_file(*buf + *at, &f) - *buf);
-        (*n)++;
-        free(f.data);
-    }
-    closedir(d);
+    snap_files_t s = {self, buf, cap, at, n};
+    dv_datafiles_walk(self->dir, rel, snap_file, &s);
 }
 
 static int
