@@ -1,5 +1,5 @@
 // dv_bench — what the benchmarks share (clock, percentiles, generated data,
-// processes).
+// processes, a client socket and its SUBMITs).
 // Processes as tests/dv_test_proc.c starts them: posix_spawn in their own
 // process group, READY read from stdout with a deadline (no sleeps for
 // readiness), SIGTERM then SIGKILL to the group by PID.
@@ -20,14 +20,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "dv_mem.h"
+#include "dv_proto.h"
 #include "dv_rng.h"
 #include "dv_tensor.h"
+#include "dv_wire.h"
 
 extern char **environ;
 
-static void
-sleep_us(long us)
+void
+dv_bench_sleep_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
@@ -181,7 +185,7 @@ dv_bench_reap(dv_bench_proc_t *p)
             p->out = -1;
             return;
         }
-        sleep_us(10000);
+        dv_bench_sleep_us(10000);
     }
     kill(-p->pid, SIGKILL);
     waitpid(p->pid, NULL, 0);
@@ -312,4 +316,36 @@ void
 dv_bench_rmtree(const char *dir)
 {
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+void *
+dv_bench_dealer(void *ctx, const char *endpoint)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(s, endpoint);
+    return s;
+}
+
+void
+dv_bench_submit(void *sock,
+                uint64_t rid,
+                const char *queue,
+                const void *payload,
+                size_t len)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "kind", "echo");
+    size_t hlen;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_frame_t f = {payload, len};
+    while (dv_wire_send(sock, NULL, 0, h, hlen, &f, 1) != 0) {
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+    }
+    dv_msgw_destroy(&w);
 }

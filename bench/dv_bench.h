@@ -2,7 +2,8 @@
 // percentiles sort with, generated training data, and real drover processes:
 // spawned from a bin folder in their own process group with stdout on a pipe,
 // their READY line read with a deadline, stopped by their PID only (never by
-// name). Benchmarks only: figures, never assertions.
+// name), and a client's DEALER socket with the echo SUBMITs the queue
+// benchmarks send. Benchmarks only: figures, never assertions.
 #ifndef DV_BENCH_H
 #define DV_BENCH_H
 
@@ -14,6 +15,9 @@
 
 // Monotonic seconds.
 double dv_bench_now_s(void);
+
+// Sleep us microseconds (figures' pacing, never readiness).
+void dv_bench_sleep_us(long us);
 
 // qsort comparison of doubles, ascending.
 int dv_bench_cmp_double(const void *a, const void *b);
@@ -71,5 +75,19 @@ double dv_bench_load_1m(void);
 
 // Remove dir and everything below it (a benchmark's mkdtemp folder).
 void dv_bench_rmtree(const char *dir);
+
+// A ZeroMQ DEALER on ctx connected to endpoint, with no high-water marks
+// (a benchmark's window bounds what is in flight) and no linger. Caller
+// closes it (zmq_close).
+void *dv_bench_dealer(void *ctx, const char *endpoint);
+
+// Send a SUBMIT of an echo job (request id rid) to queue with payload
+// (len bytes) as its one frame; while the socket refuses, wait for it to
+// take more (100 ms polls) and send again.
+void dv_bench_submit(void *sock,
+                     uint64_t rid,
+                     const char *queue,
+                     const void *payload,
+                     size_t len);
 
 #endif

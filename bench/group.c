@@ -56,42 +56,14 @@
 #define CATCHUP_S  15.0 // restarted member: give up catching up after this
 #define REPLY_S    10.0 // W1: no reply this long ends the bench
 
-static void
-sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
 // ------------------------------------------------------------- messages
 
-static void *
-dealer(void *ctx, const char *endpoint)
-{
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_connect(s, endpoint);
-    return s;
-}
-
+// SUBMIT of a PAYLOAD-byte echo job to queue "bench".
 static void
 send_submit(void *sock, uint64_t rid)
 {
     static const char payload[PAYLOAD] = {'x'};
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
-    dv_msgw_str(w, "queue", "bench");
-    dv_msgw_str(w, "kind", "echo");
-    size_t hlen;
-    const uint8_t *h = dv_msgw_bytes(w, &hlen);
-    dv_frame_t f = {(const uint8_t *)payload, PAYLOAD};
-    while (dv_wire_send(sock, NULL, 0, h, hlen, &f, 1) != 0) {
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
-        zmq_poll(&it, 1, 100);
-    }
-    dv_msgw_destroy(&w);
+    dv_bench_submit(sock, rid, "bench", payload, PAYLOAD);
 }
 
 // One message waiting on sock (none: NULL), decoded; caller destroys it.
@@ -164,7 +136,7 @@ static cluster_t
 cluster_of(void *ctx, const char *endpoint, double secs)
 {
     cluster_t c = {0, 0, 0};
-    void *s = dealer(ctx, endpoint);
+    void *s = dv_bench_dealer(ctx, endpoint);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_CLUSTER, 1);
     size_t hlen;
     const uint8_t *h = dv_msgw_bytes(w, &hlen);
@@ -342,7 +314,7 @@ probe_leader(
 {
     void *s[MEMBERS] = {NULL};
     for (int i = 0; i < MEMBERS; i++) {
-        s[i] = !live || live[i] ? dealer(ctx, b->m[i].cep) : NULL;
+        s[i] = !live || live[i] ? dv_bench_dealer(ctx, b->m[i].cep) : NULL;
     }
     int leader = -1;
     uint64_t rid = 0;
@@ -467,7 +439,7 @@ load_main(void *arg)
     load_t *l = arg;
     void *s[MEMBERS];
     for (int i = 0; i < MEMBERS; i++) {
-        s[i] = dealer(l->ctx, l->b->m[i].cep);
+        s[i] = dv_bench_dealer(l->ctx, l->b->m[i].cep);
     }
     uint64_t rid = 0;
     double next = dv_bench_now_s();
@@ -486,7 +458,7 @@ load_main(void *arg)
                 dv_msg_destroy(&m);
             }
         }
-        sleep_us(1000);
+        dv_bench_sleep_us(1000);
     }
     for (int i = 0; i < MEMBERS; i++) {
         zmq_close(s[i]);
@@ -506,7 +478,7 @@ catch_up(void *ctx, brokers_t *b, int i, int leader)
         if (c.leader && c.applied >= lc.commit && lc.commit) {
             return dv_bench_now_s() - t0;
         }
-        sleep_us(20000);
+        dv_bench_sleep_us(20000);
     }
     return -1;
 }
@@ -532,7 +504,7 @@ failover(void *ctx,
     atomic_init(&l.accepted, 0);
     pthread_t th;
     pthread_create(&th, NULL, load_main, &l);
-    sleep_us(500000); // the load runs before the first kill
+    dv_bench_sleep_us(500000); // the load runs before the first kill
     int rc = 0;
     for (int k = 0; rc == 0 && k < KILLS; k++) {
         bool live[MEMBERS];
@@ -569,7 +541,7 @@ failover(void *ctx,
         }
         // A stretch of plain load after the rejoin, before the next kill;
         // a member that stopped meanwhile ends the series.
-        sleep_us(300000);
+        dv_bench_sleep_us(300000);
         for (int i = 0; rc == 0 && i < MEMBERS; i++) {
             if (!alive(&b->m[i].proc)) {
                 char last[300];
@@ -597,7 +569,7 @@ single_w1(void *ctx, const char *bin_dir, bool durable)
     brokers_t b;
     double rate = -1;
     if (brokers_up(ctx, &b, bin_dir, false, durable) == 0) {
-        void *s = dealer(ctx, b.m[0].cep);
+        void *s = dv_bench_dealer(ctx, b.m[0].cep);
         rate = w1(s, W1_JOBS);
         zmq_close(s);
     }
@@ -633,10 +605,10 @@ phase_repl(void *ctx, const char *bin_dir, figures_t *fig)
         rc = 0;
     }
     for (int r = 0; rc == 0 && r < RUNS; r++) {
-        void *s1 = dealer(ctx, one.m[0].cep);
+        void *s1 = dv_bench_dealer(ctx, one.m[0].cep);
         r_one[r] = w1(s1, W1_JOBS);
         zmq_close(s1);
-        void *s3 = dealer(ctx, grp.m[leader].cep);
+        void *s3 = dv_bench_dealer(ctx, grp.m[leader].cep);
         r_grp[r] = w1(s3, W1_JOBS);
         zmq_close(s3);
         rc = r_one[r] < 0 || r_grp[r] < 0 ? -1 : 0;

@@ -44,36 +44,12 @@
 #define WINDOW   2000    // W1: jobs in flight before waiting for results
 #define BACKLOG  1000000 // deep: jobs waiting in the other queue
 
-static void
-sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
 // ------------------------------------------------------ drover processes
-
-static void
-send_submit_to(void *sock, uint64_t rid, const char *payload, const char *q)
-{
-    static const uint8_t *h;
-    static size_t hlen;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
-    dv_msgw_str(w, "queue", q);
-    dv_msgw_str(w, "kind", "echo");
-    h = dv_msgw_bytes(w, &hlen);
-    dv_frame_t f = {(const uint8_t *)payload, PAYLOAD};
-    while (dv_wire_send(sock, NULL, 0, h, hlen, &f, 1) != 0) {
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
-        zmq_poll(&it, 1, 100);
-    }
-    dv_msgw_destroy(&w);
-}
 
 static void
 send_submit(void *sock, uint64_t rid, const char *payload)
 {
-    send_submit_to(sock, rid, payload, "bench");
+    dv_bench_submit(sock, rid, "bench", payload, PAYLOAD);
 }
 
 // Read one message; true when it is a result.
@@ -97,18 +73,6 @@ recv_is_result(void *sock)
     dv_msg_destroy(&m);
     dv_wire_msg_close(&in);
     return result;
-}
-
-static void *
-client_socket(void *ctx, const char *endpoint)
-{
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_connect(s, endpoint);
-    return s;
 }
 
 // W1 through Drover: n jobs, jobs/s.
@@ -261,7 +225,8 @@ preload(void *sock, int n)
     int sent = 0, acked = 0;
     while (acked < n) {
         while (sent < n && sent - acked < 10000) {
-            send_submit_to(sock, (uint64_t)++sent, payload, "backlog");
+            dv_bench_submit(sock, (uint64_t)++sent, "backlog", payload,
+                            PAYLOAD);
         }
         dv_wire_msg_t in;
         zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
@@ -337,7 +302,7 @@ run_drover(const char *bin_dir,
     }
     if (rc == 0) {
         void *ctx = zmq_ctx_new();
-        void *sock = client_socket(ctx, cep);
+        void *sock = dv_bench_dealer(ctx, cep);
         if (deep) {
             deep->preload_s = preload(sock, BACKLOG);
             rss_kb(broker.pid, &deep->rss_kb, &deep->hwm_kb);
@@ -605,11 +570,11 @@ floor_run(int workers, double *w1_rate, double *lat)
     snprintf(r.back, sizeof r.back, "ipc://%s/b.sock", dir);
     pthread_t relay, w[2];
     pthread_create(&relay, NULL, relay_main, &r);
-    sleep_us(50000); // the relay binds before workers connect (ipc)
+    dv_bench_sleep_us(50000); // the relay binds before workers connect (ipc)
     for (int i = 0; i < workers; i++) {
         pthread_create(&w[i], NULL, relay_worker, &r);
     }
-    void *sock = client_socket(r.ctx, r.front);
+    void *sock = dv_bench_dealer(r.ctx, r.front);
     char payload[PAYLOAD];
     memset(payload, 'z', sizeof payload);
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
@@ -664,7 +629,7 @@ producer(const char *workload, int n, const char *endpoint)
         return 2;
     }
     void *ctx = zmq_ctx_new();
-    void *sock = client_socket(ctx, endpoint);
+    void *sock = dv_bench_dealer(ctx, endpoint);
     int rc = 0;
     if (strcmp(workload, "w1") == 0) {
         double t0 = dv_bench_now_s();

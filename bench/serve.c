@@ -563,20 +563,6 @@ push(drover_t *d, model_t *m, const char *name)
 
 // ------------------------------------------------------------- output
 
-static double
-load_1m(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) {
-            l = -1;
-        }
-        fclose(f);
-    }
-    return l;
-}
-
 static void
 print_cell(const cell_t *c, double kernel)
 {
@@ -695,7 +681,7 @@ main(int argc, char **argv)
     blas = blas ? blas : dv_blas_threads_share((unsigned)(workers * conc));
     dv_blas_set_threads(blas);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    double load_before = load_1m();
+    double load_before = dv_bench_load_1m();
     setvbuf(stdout, NULL, _IOLBF, 0); // lines in order with the daemons' logs
     printf("dv-bench-serve: %ld cores, load %.2f; 1 broker + %d worker(s) x "
            "concurrency %d, %d BLAS thread(s) per job; %.1f s per cell\n",
@@ -852,7 +838,7 @@ main(int argc, char **argv)
     if (partial) {
         return failures ? 1 : 0; // no goals, no JSON: not every cell ran
     }
-    double load_after = load_1m();
+    double load_after = dv_bench_load_1m();
 
     // Goals (issue 14), for the MLP: the best producer count for bulk
     // requests, each >= 256-in-flight cell for 1-row ones.

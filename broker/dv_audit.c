@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dv_le.h"
 #include "dv_mem.h"
 
 #define FIELD_MAX 1024
@@ -83,10 +84,7 @@ load_one(uint64_t id, const void *data, size_t len, void *arg)
     if (len < 8) {
         return DV_EFORMAT;
     }
-    uint64_t unix_ms = 0;
-    for (int b = 7; b >= 0; b--) {
-        unix_ms = unix_ms << 8 | p[b];
-    }
+    uint64_t unix_ms = dv_le_get64(p);
     size_t at = 8;
     const char *s[4];
     size_t l[4];
@@ -94,7 +92,7 @@ load_one(uint64_t id, const void *data, size_t len, void *arg)
         if (len - at < 2) {
             return DV_EFORMAT;
         }
-        l[i] = (size_t)p[at] | (size_t)p[at + 1] << 8;
+        l[i] = dv_le_get16(p + at);
         at += 2;
         if (len - at < l[i]) {
             return DV_EFORMAT;
@@ -159,13 +157,10 @@ dv_audit_add(dv_audit_t *self,
     if (self->store) {
         size_t len = 8 + 8 + l[0] + l[1] + l[2] + l[3];
         uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-        for (int b = 0; b < 8; b++) {
-            p[b] = (uint8_t)(r->unix_ms >> (8 * b));
-        }
+        dv_le_put64(p, r->unix_ms);
         size_t at = 8;
         for (int i = 0; i < 4; i++) {
-            p[at] = (uint8_t)l[i];
-            p[at + 1] = (uint8_t)(l[i] >> 8);
+            dv_le_put16(p + at, (uint16_t)l[i]);
             memcpy(p + at + 2, r->text + r->off[i], l[i]); // cleaned
             at += 2 + l[i];
         }

@@ -18,6 +18,7 @@
 #include "dv_broker_int.h"
 #include "dv_dead.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -107,8 +108,8 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
     if (j->spec) {
         // Payload: field count (u16), spec length (u32), the spec's
         // fields (train_spec), then the CSV (none on a stored data set).
-        size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-        size_t sl = dv_broker_get_u32(j->payload + 2);
+        size_t nf = dv_le_get16(j->payload);
+        size_t sl = dv_le_get32(j->payload + 2);
         if (!USES_MODEL(j)) {
             dv_msgw_str(m, "model", j->model);
         }

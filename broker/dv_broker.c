@@ -72,36 +72,6 @@ dv_broker_unix_ms_now(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-void
-dv_broker_put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-void
-dv_broker_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-uint32_t
-dv_broker_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-uint64_t
-dv_broker_get_u64(const uint8_t *p)
-{
-    return (uint64_t)dv_broker_get_u32(p) | (uint64_t)dv_broker_get_u32(p + 4)
-                                                << 32;
-}
-
 // ---------------------------------------------------------------- jobs
 
 // A job block holding copies of route, queue, model name and payload; NULL

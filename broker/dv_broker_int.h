@@ -510,18 +510,6 @@ typedef struct push_s {
 // Wall-clock time in ms since the epoch.
 uint64_t dv_broker_unix_ms_now(void);
 
-// Store v at p, little-endian (the store records' byte order).
-void dv_broker_put_u32(uint8_t *p, uint32_t v);
-
-// Store v at p, little-endian.
-void dv_broker_put_u64(uint8_t *p, uint64_t v);
-
-// The little-endian value at p.
-uint32_t dv_broker_get_u32(const uint8_t *p);
-
-// The little-endian value at p.
-uint64_t dv_broker_get_u64(const uint8_t *p);
-
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *dv_broker_job_alloc(const void *route,

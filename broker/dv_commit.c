@@ -18,6 +18,7 @@
 #include "dv_broker_int.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -157,8 +158,8 @@ marks_stage(dv_broker_t *self, commit_t *c)
         c->marks[i] = (mark_t){self->marks_due[i], q->next_seq - 1};
         size_t ql = strlen(q->name);
         uint8_t *p = dv_malloc(12 + ql + DV_STORE_SPARE);
-        dv_broker_put_u64(p, q->next_seq - 1);
-        dv_broker_put_u32(p + 8, (uint32_t)ql);
+        dv_le_put64(p, q->next_seq - 1);
+        dv_le_put32(p + 8, (uint32_t)ql);
         memcpy(p + 12, q->name, ql);
         dv_store_put_owned(self->store, DV_STORE_STREAMS, q->mark_key, p,
                            12 + ql);

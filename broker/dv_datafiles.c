@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dv_file.h"
+#include "dv_le.h"
 
 #define PATH_BYTES 4096
 
@@ -58,10 +59,7 @@ part_done(const char *path,
         return dv_errorf(err, DV_EFORMAT, "replicated file path too long");
     }
     struct stat st;
-    uint64_t want = 0;
-    for (size_t i = 0; len == 8 && i < 8; i++) {
-        want |= (uint64_t)((const uint8_t *)data)[i] << (8 * i);
-    }
+    uint64_t want = len == 8 ? dv_le_get64(data) : 0;
     if (len != 8 || stat(part, &st) != 0 || (uint64_t)st.st_size != want) {
         return dv_errorf(err, DV_ETRUNC,
                          "replicated file %s: its chunks do not add up to "
@@ -186,21 +184,23 @@ dv_datafiles_rm_tree(const char *path)
     (void)rmdir(path);
 }
 
-// Remove the .part files under DIR/rel: chunks of a transfer whose leader
-// stopped before the batch that would have completed it. Through dv_file,
-// so the removal reaches the other members with the next entry.
 void
-dv_datafiles_drop_parts(const char *dir, const char *rel)
+dv_datafiles_walk(const char *dir,
+                  const char *rel,
+                  dv_datafiles_visit_fn *visit,
+                  void *arg)
 {
     char path[PATH_BYTES];
-    if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path) {
+    DIR *d = snprintf(path, sizeof path, "%s/%s", dir, rel) < (int)sizeof path
+                 ? opendir(path)
+                 : NULL;
+    if (!d) {
         return;
     }
-    DIR *d = opendir(path);
     struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') {
-            continue;
+            continue; // ".", "..", and no hidden names are ours
         }
         char sub_rel[PATH_BYTES], sub[PATH_BYTES];
         struct stat st;
@@ -211,14 +211,34 @@ dv_datafiles_drop_parts(const char *dir, const char *rel)
             lstat(sub, &st) != 0) {
             continue;
         }
-        size_t n = strlen(e->d_name);
         if (S_ISDIR(st.st_mode)) {
-            dv_datafiles_drop_parts(dir, sub_rel);
-        } else if (n > 5 && strcmp(e->d_name + n - 5, ".part") == 0) {
-            (void)dv_file_unlink(sub);
+            dv_datafiles_walk(dir, sub_rel, visit, arg);
+        } else {
+            visit(arg, sub_rel, sub, e->d_name, &st);
         }
     }
-    if (d) {
-        closedir(d);
+    closedir(d);
+}
+
+static void
+drop_part(void *arg,
+          const char *rel,
+          const char *path,
+          const char *name,
+          const struct stat *st)
+{
+    (void)arg, (void)rel, (void)st;
+    size_t n = strlen(name);
+    if (n > 5 && strcmp(name + n - 5, ".part") == 0) {
+        (void)dv_file_unlink(path);
     }
+}
+
+// Remove the .part files under DIR/rel: chunks of a transfer whose leader
+// stopped before the batch that would have completed it. Through dv_file,
+// so the removal reaches the other members with the next entry.
+void
+dv_datafiles_drop_parts(const char *dir, const char *rel)
+{
+    dv_datafiles_walk(dir, rel, drop_part, NULL);
 }

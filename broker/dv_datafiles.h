@@ -7,13 +7,15 @@
 // batch that completes it renames it.
 //
 // May call: common/. Threads: the loop thread (applying entries), and the
-// snapshot walk's checks on the pool (dv_datafiles_path_ok is pure).
+// snapshot walk's checks on the pool (dv_datafiles_path_ok is pure;
+// dv_datafiles_walk keeps no state of its own).
 #ifndef DV_DATAFILES_H
 #define DV_DATAFILES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "dv_err.h"
 
@@ -51,6 +53,24 @@ int dv_datafiles_chunk(const char *dir,
 
 // Remove a folder tree (what the log rebuilds). Best effort.
 void dv_datafiles_rm_tree(const char *path);
+
+// Called for each file below a walked folder: its path relative to the
+// walk's dir (rel), its full path, its name, and what lstat said of it.
+typedef void(dv_datafiles_visit_fn)(void *arg,
+                                    const char *rel,
+                                    const char *path,
+                                    const char *name,
+                                    const struct stat *st);
+
+// Call visit for everything below dir/rel that is not a folder (symbolic
+// links and other non-regular entries included: visit judges), depth
+// first in readdir order. Names starting with '.' are none of ours and are
+// skipped (with what is below them), as are paths too long to name and
+// entries gone before lstat.
+void dv_datafiles_walk(const char *dir,
+                       const char *rel,
+                       dv_datafiles_visit_fn *visit,
+                       void *arg);
 
 // Remove the .part files under dir/rel through dv_file (so a leader's
 // removal reaches the other members with its next entry).

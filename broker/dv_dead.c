@@ -17,6 +17,7 @@
 #include "dv_broker_int.h"
 #include "dv_commit.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -51,16 +52,16 @@ attempts_encode(const job_t *j, size_t *len)
         n += 20 + strlen(j->errors[i].worker) + strlen(j->errors[i].text);
     }
     uint8_t *p = dv_malloc(n + DV_STORE_SPARE), *q = p + 12;
-    dv_broker_put_u32(p, j->attempts);
-    dv_broker_put_u32(p + 4, j->lost);
-    dv_broker_put_u32(p + 8, j->n_errors);
+    dv_le_put32(p, j->attempts);
+    dv_le_put32(p + 4, j->lost);
+    dv_le_put32(p + 8, j->n_errors);
     for (uint32_t i = 0; i < j->n_errors; i++) {
         const attempt_err_t *e = &j->errors[i];
         size_t wl = strlen(e->worker), tl = strlen(e->text);
-        dv_broker_put_u32(q, e->attempt);
-        dv_broker_put_u32(q + 4, (uint32_t)e->code);
-        dv_broker_put_u64(q + 8, e->unix_ms);
-        dv_broker_put_u32(q + 16, (uint32_t)(wl | tl << 16));
+        dv_le_put32(q, e->attempt);
+        dv_le_put32(q + 4, (uint32_t)e->code);
+        dv_le_put64(q + 8, e->unix_ms);
+        dv_le_put32(q + 16, (uint32_t)(wl | tl << 16));
         memcpy(q + 20, e->worker, wl);
         memcpy(q + 20 + wl, e->text, tl);
         q += 20 + wl + tl;
@@ -150,11 +151,11 @@ store_dead(dv_broker_t *self, const dead_t *d)
     uint8_t *arec = attempts_encode(d->job, &al);
     size_t len = 20 + tl + jl + al;
     uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-    dv_broker_put_u64(p, d->unix_ms);
-    dv_broker_put_u32(p + 8, (uint32_t)d->code);
-    dv_broker_put_u32(p + 12, (uint32_t)tl);
+    dv_le_put64(p, d->unix_ms);
+    dv_le_put32(p + 8, (uint32_t)d->code);
+    dv_le_put32(p + 12, (uint32_t)tl);
     memcpy(p + 16, d->text, tl);
-    dv_broker_put_u32(p + 16 + tl, (uint32_t)jl);
+    dv_le_put32(p + 16 + tl, (uint32_t)jl);
     memcpy(p + 20 + tl, jrec, jl);
     memcpy(p + 20 + tl + jl, arec, al);
     free(jrec);

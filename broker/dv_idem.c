@@ -14,6 +14,7 @@
 
 #include "dv_broker_int.h"
 #include "dv_commit.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
@@ -157,11 +158,10 @@ dv_idem_add(dv_broker_t *self,
         size_t head = sl > 1 ? 16 : 12;
         size_t len = head + ql - 1 + sl - 1 + kl - 1;
         uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-        dv_broker_put_u64(p, unix_ms);
-        dv_broker_put_u32(p + 8,
-                          (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
+        dv_le_put64(p, unix_ms);
+        dv_le_put32(p + 8, (uint32_t)(ql - 1) | (sl > 1 ? IDEM_SCOPED : 0));
         if (sl > 1) {
-            dv_broker_put_u32(p + 12, (uint32_t)(sl - 1));
+            dv_le_put32(p + 12, (uint32_t)(sl - 1));
         }
         memcpy(p + head, queue, ql - 1);
         memcpy(p + head + ql - 1, scope, sl - 1);

@@ -21,6 +21,7 @@
 #include "dv_datasets.h"
 #include "dv_dead.h"
 #include "dv_idem.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -43,8 +44,8 @@
 void
 dv_jobs_msg_spec_each(const job_t *j, dv_jobs_msg_spec_field_fn *fn, void *arg)
 {
-    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = dv_broker_get_u32(j->payload + 2), off = 0;
+    size_t nf = dv_le_get16(j->payload);
+    size_t sl = dv_le_get32(j->payload + 2), off = 0;
     const char *spec = (const char *)j->payload + 6;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -243,20 +244,20 @@ dv_jobs_msg_encode(const job_t *j, size_t *len)
     p[0] = JOB_FORMAT;
     p[1] = (uint8_t)dv_rec_kind_code(j->kind);
     p[2] = j->spec ? 1 : 0; // flags (0 in older records)
-    dv_broker_put_u32(p + 4, j->max_attempts);
-    dv_broker_put_u32(p + 8, j->model_version);
-    dv_broker_put_u32(p + 12, j->rows);
-    dv_broker_put_u32(p + 16, j->cols);
-    dv_broker_put_u32(p + 20, (uint32_t)qlen);
-    dv_broker_put_u32(p + 24, (uint32_t)mlen);
-    dv_broker_put_u64(p + 28, j->payload_len);
+    dv_le_put32(p + 4, j->max_attempts);
+    dv_le_put32(p + 8, j->model_version);
+    dv_le_put32(p + 12, j->rows);
+    dv_le_put32(p + 16, j->cols);
+    dv_le_put32(p + 20, (uint32_t)qlen);
+    dv_le_put32(p + 24, (uint32_t)mlen);
+    dv_le_put64(p + 28, j->payload_len);
     memcpy(p + 36, j->model_sha, 32);
-    dv_broker_put_u32(p + 68, (uint32_t)j->priority);
-    dv_broker_put_u32(p + 72, j->timeout_ms);
-    dv_broker_put_u32(p + 76, j->backoff_ms);
-    dv_broker_put_u32(p + 80, j->sleep_ms);
-    dv_broker_put_u64(p + 84, j->submit_unix);
-    dv_broker_put_u64(p + 92, j->deadline_unix);
+    dv_le_put32(p + 68, (uint32_t)j->priority);
+    dv_le_put32(p + 72, j->timeout_ms);
+    dv_le_put32(p + 76, j->backoff_ms);
+    dv_le_put32(p + 80, j->sleep_ms);
+    dv_le_put64(p + 84, j->submit_unix);
+    dv_le_put64(p + 92, j->deadline_unix);
     memcpy(p + JOB_HEAD, j->queue, qlen);
     memcpy(p + JOB_HEAD + qlen, j->model, mlen);
     if (j->payload_len) {
@@ -423,9 +424,8 @@ train_spec(const dv_msg_t *m,
         dv_msgw_destroy(&spec);
         return dv_errorf(err, DV_ENOMEM, "submit: no memory");
     }
-    p[0] = (uint8_t)nf;
-    p[1] = (uint8_t)(nf >> 8);
-    dv_broker_put_u32(p + 2, (uint32_t)sl);
+    dv_le_put16(p, (uint16_t)nf);
+    dv_le_put32(p + 2, (uint32_t)sl);
     memcpy(p + 6, body, sl);
     if (csv->len) {
         memcpy(p + 6 + sl, csv->data, csv->len);
@@ -984,7 +984,7 @@ job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
             const spill_t *sp = &qb->spills[s];
             for (size_t at = sp->head; at < sp->len;
                  at += 17 + sp->buf[at + 16]) {
-                uint64_t id = dv_broker_get_u64(sp->buf + at);
+                uint64_t id = dv_le_get64(sp->buf + at);
                 if (!dv_spill_skip_has(self, id)) {
                     ids[n++] = id;
                 }

@@ -15,22 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_le.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
-
-static uint32_t
-dv_broker_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-dv_broker_get_u64(const uint8_t *p)
-{
-    return (uint64_t)dv_broker_get_u32(p) | (uint64_t)dv_broker_get_u32(p + 4)
-                                                << 32;
-}
 
 // Copy n bytes at p into buf (of more than n bytes) as a C string.
 static void
@@ -108,8 +95,8 @@ dv_rec_job_decode(dv_rec_job_t *out,
         return dv_errorf(err, DV_EFORMAT, "job %llu: unknown record format",
                          idl);
     }
-    uint64_t qlen = dv_broker_get_u32(p + 20), mlen = dv_broker_get_u32(p + 24);
-    uint64_t plen = dv_broker_get_u64(p + 28);
+    uint64_t qlen = dv_le_get32(p + 20), mlen = dv_le_get32(p + 24);
+    uint64_t plen = dv_le_get64(p + 28);
     if (qlen == 0 || qlen > DV_MAX_WIRE_NAME || mlen > DV_MAX_WIRE_NAME ||
         plen > DV_MAX_FRAME_BYTES || head + qlen + mlen + plen != len) {
         return dv_errorf(err, DV_EFORMAT, "job %llu: record lengths disagree",
@@ -117,10 +104,10 @@ dv_rec_job_decode(dv_rec_job_t *out,
     }
     out->kind = (dv_rec_kind_t)p[1];
     out->spec = (p[2] & 1) || out->kind == DV_REC_KIND_TRAIN;
-    out->max_attempts = dv_broker_get_u32(p + 4);
-    out->model_version = dv_broker_get_u32(p + 8);
-    out->rows = dv_broker_get_u32(p + 12);
-    out->cols = dv_broker_get_u32(p + 16);
+    out->max_attempts = dv_le_get32(p + 4);
+    out->model_version = dv_le_get32(p + 8);
+    out->rows = dv_le_get32(p + 12);
+    out->cols = dv_le_get32(p + 16);
     memcpy(out->model_sha, p + 36, 32);
     if (!copy_name(out->queue, p + head, (size_t)qlen) ||
         !copy_name(out->model, p + head + qlen, (size_t)mlen)) {
@@ -132,18 +119,18 @@ dv_rec_job_decode(dv_rec_job_t *out,
     out->payload_len = (size_t)plen;
     if (head == DV_REC_JOB_HEAD) {
         out->has_sched = true;
-        out->priority = (int32_t)dv_broker_get_u32(p + 68);
-        out->timeout_ms = dv_broker_get_u32(p + 72);
-        out->backoff_ms = dv_broker_get_u32(p + 76);
-        out->sleep_ms = dv_broker_get_u32(p + 80);
-        out->submit_unix = dv_broker_get_u64(p + 84);
-        out->deadline_unix = dv_broker_get_u64(p + 92);
+        out->priority = (int32_t)dv_le_get32(p + 68);
+        out->timeout_ms = dv_le_get32(p + 72);
+        out->backoff_ms = dv_le_get32(p + 76);
+        out->sleep_ms = dv_le_get32(p + 80);
+        out->submit_unix = dv_le_get64(p + 84);
+        out->deadline_unix = dv_le_get64(p + 92);
     }
     if (out->spec) {
         // The spec's fields go into `run` headers as they are.
         const uint8_t *s = out->payload;
-        size_t nf = plen >= 6 ? (size_t)s[0] | (size_t)s[1] << 8 : 0;
-        size_t sl = plen >= 6 ? dv_broker_get_u32(s + 2) : 0;
+        size_t nf = plen >= 6 ? dv_le_get16(s) : 0;
+        size_t sl = plen >= 6 ? dv_le_get32(s + 2) : 0;
         if (plen < 6 || sl > plen - 6) {
             return dv_errorf(err, DV_EFORMAT,
                              "job %llu: training spec damaged (%zu of %llu "
@@ -167,21 +154,21 @@ dv_rec_attempts_decode(dv_rec_attempts_t *out,
     memset(out, 0, sizeof *out);
     unsigned long long idl = (unsigned long long)id;
     if (len == 4) {
-        out->attempts = dv_broker_get_u32(p);
+        out->attempts = dv_le_get32(p);
         out->count_only = true;
         return 0;
     }
-    if (len < 12 || dv_broker_get_u32(p + 8) > max_errors) {
+    if (len < 12 || dv_le_get32(p + 8) > max_errors) {
         return dv_errorf(err, DV_EFORMAT,
                          "job %llu: attempts record of %zu bytes, or over %u "
                          "failed attempts",
                          idl, len, max_errors);
     }
-    uint32_t n = dv_broker_get_u32(p + 8);
+    uint32_t n = dv_le_get32(p + 8);
     dv_rec_attempt_t *errors = dv_calloc(n ? n : 1, sizeof *errors);
     const uint8_t *q = p + 12, *end = p + len;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t lens = end - q >= 20 ? dv_broker_get_u32(q + 16) : 0;
+        uint32_t lens = end - q >= 20 ? dv_le_get32(q + 16) : 0;
         uint32_t wl = lens & 0xffff, tl = lens >> 16;
         if (end - q < 20 || wl > DV_MAX_WIRE_NAME || tl >= DV_ERROR_TEXT_MAX ||
             (size_t)(end - q) < 20 + (size_t)wl + tl ||
@@ -192,14 +179,14 @@ dv_rec_attempts_decode(dv_rec_attempts_t *out,
                              "record is damaged",
                              idl, i + 1);
         }
-        errors[i].attempt = dv_broker_get_u32(q);
-        errors[i].code = (int32_t)dv_broker_get_u32(q + 4);
-        errors[i].unix_ms = dv_broker_get_u64(q + 8);
+        errors[i].attempt = dv_le_get32(q);
+        errors[i].code = (int32_t)dv_le_get32(q + 4);
+        errors[i].unix_ms = dv_le_get64(q + 8);
         copy_text(errors[i].text, q + 20 + wl, tl);
         q += 20 + wl + tl;
     }
-    out->attempts = dv_broker_get_u32(p);
-    out->lost = dv_broker_get_u32(p + 4);
+    out->attempts = dv_le_get32(p);
+    out->lost = dv_le_get32(p + 4);
     out->n_errors = n;
     out->errors = errors;
     return 0;
@@ -243,17 +230,17 @@ dv_rec_result_decode(dv_rec_result_t *out,
         return dv_errorf(err, DV_EFORMAT, "result %llu: unknown record format",
                          idl);
     }
-    uint64_t tlen = dv_broker_get_u32(p + 28), wlen = dv_broker_get_u32(p + 32);
-    uint64_t elen = dv_broker_get_u32(p + 12);
+    uint64_t tlen = dv_le_get32(p + 28), wlen = dv_le_get32(p + 32);
+    uint64_t elen = dv_le_get32(p + 12);
     uint64_t total = DV_REC_RESULT_HEAD + 4 * n + tlen + wlen;
     for (size_t i = 0; i < n; i++) {
-        out->frames[i].len = dv_broker_get_u32(p + DV_REC_RESULT_HEAD + 4 * i);
+        out->frames[i].len = dv_le_get32(p + DV_REC_RESULT_HEAD + 4 * i);
         total += out->frames[i].len;
     }
     // The stream trailer: seq and queue.
     if (p[3] & 1) {
         uint64_t at = total + elen;
-        uint64_t ql = at + 12 <= len ? dv_broker_get_u32(p + at + 8) : 0;
+        uint64_t ql = at + 12 <= len ? dv_le_get32(p + at + 8) : 0;
         if (at + 12 > len || ql == 0 || ql > DV_MAX_WIRE_NAME ||
             at + 12 + ql != len ||
             !copy_name(out->queue, p + at + 12, (size_t)ql)) {
@@ -261,7 +248,7 @@ dv_rec_result_decode(dv_rec_result_t *out,
                              "result %llu: stream position damaged", idl);
         }
         out->streamed = true;
-        out->seq = dv_broker_get_u64(p + at);
+        out->seq = dv_le_get64(p + at);
         len = (size_t)at; // the rest is checked as before
     }
     if (total + elen != len || wlen > DV_MAX_WIRE_NAME ||
@@ -270,9 +257,9 @@ dv_rec_result_decode(dv_rec_result_t *out,
                          "result %llu: record lengths disagree", idl);
     }
     out->done = p[1] != 0;
-    out->code = (int)dv_broker_get_u32(p + 4);
-    out->attempts = dv_broker_get_u32(p + 8);
-    out->finished_unix = dv_broker_get_u64(p + 20);
+    out->code = (int)dv_le_get32(p + 4);
+    out->attempts = dv_le_get32(p + 8);
+    out->finished_unix = dv_le_get64(p + 20);
     out->kind = p[18] <= DV_REC_KIND_COUNT_ ? p[18] : 0; // 0 before 1.5
     const uint8_t *q = p + DV_REC_RESULT_HEAD + 4 * n;
     copy_text(out->text, q, (size_t)tlen);
@@ -291,7 +278,7 @@ dv_rec_result_decode(dv_rec_result_t *out,
         // Extra fields go into `result` headers as they are.
         out->extra = q;
         out->extra_len = (size_t)elen;
-        out->extra_fields = (size_t)p[16] | (size_t)p[17] << 8;
+        out->extra_fields = dv_le_get16(p + 16);
         return fields_damaged(q, out->extra_len, out->extra_fields, "extra",
                               "result", idl, "extra fields", err);
     }
@@ -306,16 +293,15 @@ dv_rec_dead_decode(dv_rec_dead_t *out,
                    dv_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    size_t tl = len >= 16 ? dv_broker_get_u32(p + 12) : 0;
-    size_t jl =
-        len >= 20 && tl <= len - 20 ? dv_broker_get_u32(p + 16 + tl) : 0;
+    size_t tl = len >= 16 ? dv_le_get32(p + 12) : 0;
+    size_t jl = len >= 20 && tl <= len - 20 ? dv_le_get32(p + 16 + tl) : 0;
     if (len < 20 || tl >= DV_REC_TEXT_MAX || tl > len - 20 ||
         jl > len - 20 - tl) {
         return dv_errorf(err, DV_EFORMAT, "dead letter %llu: bad record",
                          (unsigned long long)id);
     }
-    out->unix_ms = dv_broker_get_u64(p);
-    out->code = (int)dv_broker_get_u32(p + 8);
+    out->unix_ms = dv_le_get64(p);
+    out->code = (int)dv_le_get32(p + 8);
     copy_text(out->text, p + 16, tl);
     out->job = p + 20 + tl;
     out->job_len = jl;
@@ -336,11 +322,11 @@ three_names(const uint8_t *p,
             char *last,
             size_t max_last)
 {
-    uint32_t word = len >= 12 ? dv_broker_get_u32(p + 8) : 0;
+    uint32_t word = len >= 12 ? dv_le_get32(p + 8) : 0;
     bool named = (word & DV_REC_NAMED) != 0;
     size_t head = named ? 16 : 12;
     size_t ql = word & ~DV_REC_NAMED;
-    size_t ml = named && len >= 16 ? dv_broker_get_u32(p + 12) : 0;
+    size_t ml = named && len >= 16 ? dv_le_get32(p + 12) : 0;
     middle[0] = '\0';
     if (len < head || ql == 0 || ql > DV_MAX_WIRE_NAME || ml > max_middle ||
         (named && ml == 0) || len - head <= ql + ml ||
@@ -365,7 +351,7 @@ dv_rec_key_decode(dv_rec_key_t *out,
         return dv_errorf(err, DV_EFORMAT, "idempotency key %llu: bad record",
                          (unsigned long long)id);
     }
-    out->unix_ms = dv_broker_get_u64(p);
+    out->unix_ms = dv_le_get64(p);
     return 0;
 }
 
@@ -382,6 +368,6 @@ dv_rec_cursor_decode(dv_rec_cursor_t *out,
         return dv_errorf(err, DV_EFORMAT, "cursor %llu: bad record",
                          (unsigned long long)id);
     }
-    out->acked = dv_broker_get_u64(p);
+    out->acked = dv_le_get64(p);
     return 0;
 }

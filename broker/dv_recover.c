@@ -18,6 +18,7 @@
 #include "dv_dead.h"
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
@@ -114,7 +115,7 @@ recover_mark(uint64_t id, const void *data, size_t len, void *arg)
 {
     recovery_t *r = arg;
     const uint8_t *p = data;
-    uint64_t ql = len >= 12 ? dv_broker_get_u32(p + 8) : 0;
+    uint64_t ql = len >= 12 ? dv_le_get32(p + 8) : 0;
     if (len < 12 || ql == 0 || ql > DV_MAX_WIRE_NAME || len - 12 != ql) {
         return DV_EFORMAT;
     }
@@ -123,8 +124,8 @@ recover_mark(uint64_t id, const void *data, size_t len, void *arg)
     queue[ql] = '\0';
     qbytes_t *q = dv_broker_queue_bytes(r->self, queue);
     q->mark_key = id;
-    if (dv_broker_get_u64(p) >= q->next_seq) {
-        q->next_seq = dv_broker_get_u64(p) + 1;
+    if (dv_le_get64(p) >= q->next_seq) {
+        q->next_seq = dv_le_get64(p) + 1;
     }
     if (id > r->self->last_mark_key) {
         r->self->last_mark_key = id;
@@ -179,7 +180,7 @@ recover_ckpt(uint64_t id, const void *data, size_t len, void *arg)
     if (j->ckpt) {
         memcpy(j->ckpt, (const uint8_t *)data + 4, len - 4);
         j->ckpt_len = len - 4;
-        j->ckpt_epoch = dv_broker_get_u32(data);
+        j->ckpt_epoch = dv_le_get32(data);
         j->ckpt_stored = j->ckpt_epoch;
     }
     return 0;

@@ -45,6 +45,7 @@
 #include "dv_datafiles.h"
 #include "dv_endpoint.h"
 #include "dv_file.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -60,15 +61,6 @@
 
 // --------------------------------------------------------------- encoding
 
-static uint8_t *
-put_n(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++) {
-        *p++ = (uint8_t)(v >> (8 * i));
-    }
-    return p;
-}
-
 // A bounds-checked reader over an entry.
 typedef struct {
     const uint8_t *p;
@@ -83,10 +75,7 @@ get_n(rd_t *r, int bytes)
         r->bad = true;
         return 0;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v |= (uint64_t)r->p[r->at + (size_t)i] << (8 * i);
-    }
+    uint64_t v = dv_le_get(r->p + r->at, bytes);
     r->at += (size_t)bytes;
     return v;
 }
@@ -121,7 +110,7 @@ static uint8_t *
 put_str(uint8_t *p, const char *s)
 {
     size_t n = strlen(s);
-    p = put_n(p, n, 2);
+    p = dv_le_put(p, n, 2);
     memcpy(p, s, n);
     return p + n;
 }
@@ -136,9 +125,9 @@ static uint8_t *
 put_file(uint8_t *p, const file_op_t *f)
 {
     *p++ = f->op;
-    p = put_n(p, f->mtime_us, 8);
+    p = dv_le_put(p, f->mtime_us, 8);
     p = put_str(p, f->path);
-    p = put_n(p, f->len, 4);
+    p = dv_le_put(p, f->len, 4);
     if (f->len) {
         memcpy(p, f->data, f->len);
     }
@@ -157,7 +146,7 @@ file_free(file_op_t *f)
 static uint8_t *
 put_member(uint8_t *p, const member_t *m)
 {
-    p = put_n(p, m->id, 8);
+    p = dv_le_put(p, m->id, 8);
     p = put_str(p, m->raft);
     p = put_str(p, m->client);
     p = put_str(p, m->worker);
@@ -188,7 +177,7 @@ on_file_change(int op, const char *path, const void *buf, size_t len, void *arg)
         f->op = DV_DATAFILES_REF; // the bytes go as a blob
         f->data = dv_malloc(DV_SHA256_BYTES + 8);
         memcpy(f->data, sha, DV_SHA256_BYTES);
-        put_n(f->data + DV_SHA256_BYTES, len, 8);
+        dv_le_put(f->data + DV_SHA256_BYTES, len, 8);
         f->len = DV_SHA256_BYTES + 8;
         f->mtime_us = dv_file_mtime_us(path);
     } else if (op == DV_FILE_PUT) {
@@ -430,13 +419,55 @@ file_ref(dv_repl_t *self, const char *path, const struct stat *st, file_op_t *f)
         f->op = DV_DATAFILES_REF;
         f->data = dv_malloc(DV_DATAFILES_REF_BYTES);
         memcpy(f->data, sha, DV_SHA256_BYTES);
-        put_n(f->data + DV_SHA256_BYTES, size, 8);
+        dv_le_put(f->data + DV_SHA256_BYTES, size, 8);
         f->len = DV_DATAFILES_REF_BYTES;
     }
     return rc;
 }
 
-// Every file under DIR/sub, appended to the snapshot buffer.
+// The snapshot buffer that snap_file appends to.
+typedef struct {
+    dv_repl_t *self;
+    uint8_t **buf;
+    size_t *cap, *at;
+    uint32_t *n;
+} snap_files_t;
+
+// One file of the walk (dv_datafiles_walk), appended to the snapshot.
+static void
+snap_file(void *arg,
+          const char *rel,
+          const char *path,
+          const char *name,
+          const struct stat *st)
+{
+    snap_files_t *s = arg;
+    if (!S_ISREG(st->st_mode) || strstr(name, ".tmp.") ||
+        !dv_datafiles_path_ok(rel)) {
+        return; // a write in progress: its entry carries it
+    }
+    file_op_t f = {0};
+    f.op = DV_FILE_PUT;
+    f.path = (char *)rel; // only read (put_file copies it), never freed
+    dv_error_t err;
+    if ((uint64_t)st->st_size > DV_REPL_INLINE_BYTES
+            ? file_ref(s->self, path, st, &f) != 0
+            : dv_file_read(path, DV_MAX_MODEL_BYTES, &f.data, &f.len, &err) !=
+                  0) {
+        return; // removed meanwhile: its entry removes it again
+    }
+    f.mtime_us = dv_file_mtime_us(path);
+    size_t need = file_size(&f);
+    while (*s->cap - *s->at < need) {
+        *s->cap *= 2;
+        *s->buf = dv_realloc(*s->buf, *s->cap);
+    }
+    *s->at = (size_t)(put_file(*s->buf + *s->at, &f) - *s->buf);
+    (*s->n)++;
+    free(f.data);
+}
+
+// Every file under DIR/rel, appended to the snapshot buffer.
 static void
 walk_files(dv_repl_t *self,
            const char *rel,
@@ -445,58 +476,8 @@ walk_files(dv_repl_t *self,
            size_t *at,
            uint32_t *n)
 {
-    const char *dir = self->dir;
-    char path[PATH_BYTES];
-    DIR *d = snprintf(path, sizeof path, "%s/%s", dir, rel) < (int)sizeof path
-                 ? opendir(path)
-                 : NULL;
-    if (!d) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue; // ".", "..", and no hidden names are ours
-        }
-        char sub_rel[PATH_BYTES];
-        char sub[PATH_BYTES];
-        struct stat st;
-        if (snprintf(sub_rel, sizeof sub_rel, "%s/%s", rel, e->d_name) >=
-                (int)sizeof sub_rel ||
-            snprintf(sub, sizeof sub, "%s/%s", dir, sub_rel) >=
-                (int)sizeof sub ||
-            lstat(sub, &st) != 0) {
-            continue;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            walk_files(self, sub_rel, buf, cap, at, n);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode) || strstr(e->d_name, ".tmp.") ||
-            !dv_datafiles_path_ok(sub_rel)) {
-            continue; // a write in progress: its entry carries it
-        }
-        file_op_t f = {0};
-        f.op = DV_FILE_PUT;
-        f.path = sub_rel;
-        dv_error_t err;
-        if ((uint64_t)st.st_size > DV_REPL_INLINE_BYTES
-                ? file_ref(self, sub, &st, &f) != 0
-                : dv_file_read(sub, DV_MAX_MODEL_BYTES, &f.data, &f.len,
-                               &err) != 0) {
-            continue; // removed meanwhile: its entry removes it again
-        }
-        f.mtime_us = dv_file_mtime_us(sub);
-        size_t need = file_size(&f);
-        while (*cap - *at < need) {
-            *cap *= 2;
-            *buf = dv_realloc(*buf, *cap);
-        }
-        *at = (size_t)(put_file(*buf + *at, &f) - *buf);
-        (*n)++;
-        free(f.data);
-    }
-    closedir(d);
+    snap_files_t s = {self, buf, cap, at, n};
+    dv_datafiles_walk(self->dir, rel, snap_file, &s);
 }
 
 static int
@@ -515,7 +496,7 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     size_t cap = dump_len + 4096, at = 0;
     uint8_t *buf = dv_malloc(cap);
     memcpy(buf, "DVS1", 4);
-    put_n(buf + 4, dump_len, 8);
+    dv_le_put(buf + 4, dump_len, 8);
     memcpy(buf + 12, dump, dump_len);
     free(dump);
     at = 12 + dump_len;
@@ -526,13 +507,13 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     walk_files(self, "models", &buf, &cap, &at, &n);
     walk_files(self, "datasets", &buf, &cap, &at, &n);
     dv_blobs_index_destroy(&self->snap_blobs);
-    put_n(buf + count_at, n, 4);
+    dv_le_put(buf + count_at, n, 4);
     size_t need = 4 + self->snap_n_members * (8 + 5 * (2 + DV_MAX_REPL_ADDR));
     if (cap - at < need) {
         cap = at + need;
         buf = dv_realloc(buf, cap);
     }
-    uint8_t *p = put_n(buf + at, self->snap_n_members, 4);
+    uint8_t *p = dv_le_put(buf + at, self->snap_n_members, 4);
     for (size_t i = 0; i < self->snap_n_members; i++) {
         p = put_member(p, &self->snap_members[i]);
     }
@@ -1009,9 +990,9 @@ dv_repl_propose(dv_repl_t *self,
     if (buf) {
         memcpy(buf, "DVR1", 4);
         buf[4] = ENTRY_BATCH;
-        p = put_n(buf + 5, self->origin, 8);
+        p = dv_le_put(buf + 5, self->origin, 8);
         p = dv_store_batch_wire(batch, p);
-        p = put_n(p, n_files, 4);
+        p = dv_le_put(p, n_files, 4);
     }
     while (files) {
         file_op_t *f = files;

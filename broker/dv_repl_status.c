@@ -70,26 +70,64 @@ role_of(const dv_repl_t *self, unsigned i, uint64_t id, uint64_t leader)
     return leader == self->raft.id ? "follower" : "unknown";
 }
 
+// What dv_repl_describe and dv_repl_figures both report, read from raft in
+// one place: this member's view of the group and its log.
+typedef struct {
+    raft_id self, leader; // this member; the leader (0: unknown)
+    int state;            // raft_state(): RAFT_UNAVAILABLE .. RAFT_LEADER
+    bool tracking;        // it leads and holds each member's progress
+    uint64_t term, commit, applied, last;
+    unsigned n; // members in the configuration
+} view_t;
+
+static void
+look(dv_repl_t *self, view_t *v)
+{
+    struct raft *r = &self->raft;
+    const char *addr = NULL;
+    *v = (view_t){.self = r->id};
+    raft_leader(r, &v->leader, &addr);
+    v->state = raft_state(r);
+    v->tracking = v->state == RAFT_LEADER && r->leader_state.progress;
+    v->term = r->current_term;
+    v->commit = r->commit_index;
+    v->applied = raft_last_applied(r);
+    v->last = raft_last_index(r);
+    v->n = r->configuration.n;
+}
+
+// Member i (< v->n) of the configuration; *match: the last entry known to
+// be on it (ours for this member, the leader's progress for the others
+// while v->tracking, else 0).
+static const struct raft_server *
+member_at(const dv_repl_t *self, const view_t *v, unsigned i, uint64_t *match)
+{
+    const struct raft *r = &self->raft;
+    const struct raft_server *s = &r->configuration.servers[i];
+    *match = s->id == v->self ? v->last
+             : v->tracking    ? r->leader_state.progress[i].match_index
+                              : 0;
+    return s;
+}
+
 void
 dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
 {
-    struct raft *r = &self->raft;
-    raft_id leader = 0;
-    const char *addr = NULL;
-    raft_leader(r, &leader, &addr);
-    dv_msgw_uint(w, "self", r->id);
-    dv_msgw_uint(w, "leader", leader);
-    dv_msgw_uint(w, "term", r->current_term);
-    dv_msgw_uint(w, "commit", r->commit_index);
-    dv_msgw_uint(w, "applied", raft_last_applied(r));
-    dv_msgw_uint(w, "last", raft_last_index(r));
-    unsigned n = r->configuration.n;
+    view_t v;
+    look(self, &v);
+    dv_msgw_uint(w, "self", v.self);
+    dv_msgw_uint(w, "leader", v.leader);
+    dv_msgw_uint(w, "term", v.term);
+    dv_msgw_uint(w, "commit", v.commit);
+    dv_msgw_uint(w, "applied", v.applied);
+    dv_msgw_uint(w, "last", v.last);
     dv_msgw_key(w, "members");
-    dv_msgw_v_array(w, n);
-    for (unsigned i = 0; i < n; i++) {
-        const struct raft_server *s = &r->configuration.servers[i];
-        const member_t *m = s->id == r->id ? &self->self_info // it knows
-                                           : dv_repl_member_find(self, s->id);
+    dv_msgw_v_array(w, v.n);
+    for (unsigned i = 0; i < v.n; i++) {
+        uint64_t match;
+        const struct raft_server *s = member_at(self, &v, i, &match);
+        const member_t *m = s->id == v.self ? &self->self_info // it knows
+                                            : dv_repl_member_find(self, s->id);
         dv_msgw_v_map(w, 8);
         dv_msgw_v_str(w, "id");
         dv_msgw_v_uint(w, s->id);
@@ -104,14 +142,7 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
         dv_msgw_v_str(w, "voter");
         dv_msgw_v_bool(w, s->role == RAFT_VOTER);
         dv_msgw_v_str(w, "role");
-        dv_msgw_v_str(w, role_of(self, i, s->id, leader));
-        uint64_t match = 0;
-        if (r->state == RAFT_LEADER && r->leader_state.progress) {
-            match = s->id == r->id ? raft_last_index(r)
-                                   : r->leader_state.progress[i].match_index;
-        } else if (s->id == r->id) {
-            match = raft_last_index(r);
-        }
+        dv_msgw_v_str(w, role_of(self, i, s->id, v.leader));
         dv_msgw_v_str(w, "match");
         dv_msgw_v_uint(w, match);
     }
@@ -120,28 +151,24 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
 void
 dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f)
 {
-    struct raft *r = &self->raft;
     static const char *roles[] = {"unavailable", "follower", "candidate",
                                   "leader"};
-    int state = raft_state(r);
-    const char *addr = NULL;
-    raft_id leader = 0;
-    raft_leader(r, &leader, &addr);
+    view_t v;
+    look(self, &v);
     memset(f, 0, sizeof *f);
-    f->id = r->id;
-    f->leader = leader;
-    f->role = state >= 0 && state <= 3 ? roles[state] : "unavailable";
-    f->term = r->current_term;
-    f->commit = r->commit_index;
-    f->applied = raft_last_applied(r);
-    f->last = raft_last_index(r);
-    for (unsigned i = 0; i < r->configuration.n && i < DV_MAX_REPL_MEMBERS;
-         i++) {
-        f->ids[f->n] = r->configuration.servers[i].id;
-        if (state == RAFT_LEADER && r->leader_state.progress &&
-            r->configuration.servers[i].id != r->id) {
-            uint64_t m = r->leader_state.progress[i].match_index;
-            f->lag[f->n] = f->last > m ? f->last - m : 0;
+    f->id = v.self;
+    f->leader = v.leader;
+    f->role = v.state >= 0 && v.state <= 3 ? roles[v.state] : "unavailable";
+    f->term = v.term;
+    f->commit = v.commit;
+    f->applied = v.applied;
+    f->last = v.last;
+    for (unsigned i = 0; i < v.n && i < DV_MAX_REPL_MEMBERS; i++) {
+        uint64_t match;
+        f->ids[f->n] = member_at(self, &v, i, &match)->id;
+        // The leader's view only (0 for itself: its match is its last).
+        if (v.tracking) {
+            f->lag[f->n] = v.last > match ? v.last - match : 0;
         }
         f->n++;
     }

@@ -20,6 +20,7 @@
 #include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_hash.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -459,18 +460,17 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
     p[1] = k->done;
     p[2] = k->n_frames;
     p[3] = k->qidx ? 1 : 0;
-    dv_broker_put_u32(p + 4, (uint32_t)k->code);
-    dv_broker_put_u32(p + 8, k->attempts);
-    dv_broker_put_u32(p + 12, k->extra_len);
-    p[16] = (uint8_t)k->extra_fields;
-    p[17] = (uint8_t)(k->extra_fields >> 8);
-    dv_broker_put_u64(p + 20, k->unix_ms);
+    dv_le_put32(p + 4, (uint32_t)k->code);
+    dv_le_put32(p + 8, k->attempts);
+    dv_le_put32(p + 12, k->extra_len);
+    dv_le_put16(p + 16, (uint16_t)k->extra_fields);
+    dv_le_put64(p + 20, k->unix_ms);
     p[18] = k->kind; // 1.5: the job's kind + 1 (0 in older records)
-    dv_broker_put_u32(p + 28, (uint32_t)tlen);
-    dv_broker_put_u32(p + 32, (uint32_t)wlen);
+    dv_le_put32(p + 28, (uint32_t)tlen);
+    dv_le_put32(p + 32, (uint32_t)wlen);
     uint8_t *q = p + RESULT_HEAD;
     for (size_t i = 0; i < n; i++, q += 4) {
-        dv_broker_put_u32(q, k->frame_len[i]);
+        dv_le_put32(q, k->frame_len[i]);
     }
     if (tlen) {
         memcpy(q, k->text, tlen);
@@ -488,8 +488,8 @@ kept_encode(const dv_broker_t *self, const kept_t *k, size_t *len)
     }
     q += k->extra_len;
     if (trailer) {
-        dv_broker_put_u64(q, k->seq);
-        dv_broker_put_u32(q + 8, (uint32_t)qlen);
+        dv_le_put64(q, k->seq);
+        dv_le_put32(q + 8, (uint32_t)qlen);
         memcpy(q + 12, queue, qlen);
     }
     return p;
@@ -803,10 +803,10 @@ store_cursor(dv_broker_t *self, const cursor_t *c)
     size_t ol = strlen(c->owner), head = ol ? 16 : 12;
     size_t len = head + ql + ol + cl;
     uint8_t *p = dv_malloc(len + DV_STORE_SPARE);
-    dv_broker_put_u64(p, c->acked);
-    dv_broker_put_u32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
+    dv_le_put64(p, c->acked);
+    dv_le_put32(p + 8, (uint32_t)ql | (ol ? CURSOR_OWNED : 0));
     if (ol) {
-        dv_broker_put_u32(p + 12, (uint32_t)ol);
+        dv_le_put32(p + 12, (uint32_t)ol);
     }
     memcpy(p + head, queue, ql);
     memcpy(p + head + ql, c->owner, ol);

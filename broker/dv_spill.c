@@ -17,6 +17,7 @@
 #include "dv_dead.h"
 #include "dv_hash.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
@@ -133,8 +134,8 @@ dv_spill_job(dv_broker_t *self, job_t *j, bool force)
         s->buf = dv_realloc(s->buf, s->cap);
     }
     uint8_t *p = s->buf + s->len;
-    dv_broker_put_u64(p, j->id);
-    dv_broker_put_u64(p + 8, j->rid);
+    dv_le_put64(p, j->id);
+    dv_le_put64(p + 8, j->rid);
     p[16] = j->route_len;
     memcpy(p + 17, j->route, j->route_len);
     s->len += need;
@@ -219,7 +220,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             continue;
         }
         const uint8_t *p = sp->buf + sp->head;
-        uint64_t id = dv_broker_get_u64(p);
+        uint64_t id = dv_le_get64(p);
         uint8_t rl = p[16];
         sp->head += 17 + (size_t)rl;
         if (dv_spill_skip_has(self,
@@ -227,15 +228,14 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
             skip_del(self, id);
             const kept_t *k = dv_results_kept_find(self, id);
             if (k && rl && k->unstored) {
-                dv_results_hold(self, id, p + 17, rl, dv_broker_get_u64(p + 8));
+                dv_results_hold(self, id, p + 17, rl, dv_le_get64(p + 8));
             } else if (k && rl) {
-                dv_results_send_kept(self, k, p + 17, rl,
-                                     dv_broker_get_u64(p + 8));
+                dv_results_send_kept(self, k, p + 17, rl, dv_le_get64(p + 8));
             }
             continue;
         }
         ids[n] = id;
-        l.rids[n] = dv_broker_get_u64(p + 8);
+        l.rids[n] = dv_le_get64(p + 8);
         l.route_lens[n] = rl;
         memcpy(l.routes[n], p + 17, rl);
         n++;

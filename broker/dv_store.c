@@ -25,6 +25,7 @@
 #include <lmdb.h>
 
 #include "dv_file.h"
+#include "dv_le.h"
 #include "dv_mem.h"
 
 #define INITIAL_MAP ((size_t)64 << 20)
@@ -340,9 +341,7 @@ seal(op_t *ops, size_t n_ops)
         if (!ops[i].del) {
             size_t len = ops[i].len - 4;
             uint32_t c = crc32_of(ops[i].data, len);
-            for (int b = 0; b < 4; b++) {
-                ops[i].data[len + (size_t)b] = (uint8_t)(c >> (8 * b));
-            }
+            dv_le_put32(ops[i].data + len, c);
         }
     }
 }
@@ -484,25 +483,6 @@ dv_store_batch_done(dv_store_t *self, dv_store_batch_t **batch_p, int rc)
 
 // ------------------------------------------------------------ replication
 
-static uint8_t *
-wput(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++) {
-        *p++ = (uint8_t)(v >> (8 * i));
-    }
-    return p;
-}
-
-static uint64_t
-wget(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 #define WIRE_HEAD 12 // next id u64, op count u32
 #define WIRE_OP   14 // table u8, delete u8, id u64, value length u32
 
@@ -520,15 +500,15 @@ uint8_t *
 dv_store_batch_wire(dv_store_batch_t *b, uint8_t *p)
 {
     seal(b->ops, b->n_ops);
-    p = wput(p, b->next_id, 8);
-    p = wput(p, b->n_ops, 4);
+    p = dv_le_put(p, b->next_id, 8);
+    p = dv_le_put(p, b->n_ops, 4);
     for (size_t i = 0; i < b->n_ops; i++) {
         const op_t *op = &b->ops[i];
         *p++ = op->table;
         *p++ = op->del;
-        p = wput(p, op->id, 8);
+        p = dv_le_put(p, op->id, 8);
         size_t len = op->del ? 0 : op->len;
-        p = wput(p, len, 4);
+        p = dv_le_put(p, len, 4);
         if (len) {
             memcpy(p, op->data, len);
             p += len;
@@ -555,8 +535,8 @@ wire_parse(const dv_store_t *self,
                          "shorter than its header",
                          self->path);
     }
-    *next_id = wget(p, 8);
-    size_t n = (size_t)wget(p + 8, 4), at = WIRE_HEAD;
+    *next_id = dv_le_get(p, 8);
+    size_t n = (size_t)dv_le_get(p + 8, 4), at = WIRE_HEAD;
     if (n > (len - at) / WIRE_OP) {
         return dv_errorf(err, DV_EFORMAT,
                          "store %s: replicated batch "
@@ -575,8 +555,8 @@ wire_parse(const dv_store_t *self,
         op_t *op = &ops[i];
         op->table = p[at];
         op->del = p[at + 1] != 0;
-        op->id = wget(p + at + 2, 8);
-        op->len = (size_t)wget(p + at + 10, 4);
+        op->id = dv_le_get(p + at + 2, 8);
+        op->len = (size_t)dv_le_get(p + at + 10, 4);
         at += WIRE_OP;
         op->data = (uint8_t *)(uintptr_t)(p + at); // read only by apply()
         // Bounds only: each value's CRC travels with it and every read
@@ -681,8 +661,8 @@ dv_store_dump_wire(dv_store_t *self,
             *p++ = 0;
             uint64_t id;
             memcpy(&id, k.mv_data, 8); // host order, as put
-            p = wput(p, id, 8);
-            p = wput(p, v.mv_size, 4);
+            p = dv_le_put(p, id, 8);
+            p = dv_le_put(p, v.mv_size, 4);
             memcpy(p, v.mv_data, v.mv_size);
             at += WIRE_OP + v.mv_size;
             n++;
@@ -700,8 +680,8 @@ dv_store_dump_wire(dv_store_t *self,
         free(buf);
         return lmdb_error(err, self, "snapshot", mrc);
     }
-    wput(buf, next_id, 8);
-    wput(buf + 8, n, 4);
+    dv_le_put(buf, next_id, 8);
+    dv_le_put(buf + 8, n, 4);
     *out = buf;
     *len = at;
     return 0;
@@ -751,8 +731,7 @@ dv_store_each(dv_store_t *self,
         }
         memcpy(&id, k.mv_data, sizeof id);
         size_t len = v.mv_size - 4;
-        uint32_t want = (uint32_t)p[len] | (uint32_t)p[len + 1] << 8 |
-                        (uint32_t)p[len + 2] << 16 | (uint32_t)p[len + 3] << 24;
+        uint32_t want = dv_le_get32(p + len);
         if (crc32_of(p, len) != want) {
             rc = dv_errorf(err, DV_ECHECKSUM,
                            "store %s: %s record of job %" PRIu64
@@ -801,11 +780,7 @@ dv_store_get_many(dv_store_t *self,
         }
         const uint8_t *p = v.mv_data;
         size_t len = v.mv_size >= 4 ? v.mv_size - 4 : 0;
-        uint32_t want = v.mv_size >= 4
-                            ? (uint32_t)p[len] | (uint32_t)p[len + 1] << 8 |
-                                  (uint32_t)p[len + 2] << 16 |
-                                  (uint32_t)p[len + 3] << 24
-                            : 0;
+        uint32_t want = v.mv_size >= 4 ? dv_le_get32(p + len) : 0;
         if (v.mv_size < 4 || crc32_of(p, len) != want) {
             rc = dv_errorf(err, DV_ECHECKSUM,
                            "store %s: %s record of job %" PRIu64

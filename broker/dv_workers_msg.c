@@ -27,6 +27,7 @@
 #include "dv_fetch.h"
 #include "dv_handlers.h"
 #include "dv_jobs_msg.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -369,8 +370,8 @@ spec_schema_change(const job_t *j)
     if (!j->payload || j->payload_len < 6) {
         return false;
     }
-    size_t nf = (size_t)j->payload[0] | (size_t)j->payload[1] << 8;
-    size_t sl = dv_broker_get_u32(j->payload + 2);
+    size_t nf = dv_le_get16(j->payload);
+    size_t sl = dv_le_get32(j->payload + 2);
     if (sl > j->payload_len - 6) {
         return false;
     }
@@ -668,7 +669,7 @@ on_checkpoint(dv_broker_t *self,
     if (self->store && !j->memory_only) {
         // epoch (u32) + the blob, as the worker sent it.
         uint8_t *rec = dv_malloc(4 + blob->len + DV_STORE_SPARE);
-        dv_broker_put_u32(rec, (uint32_t)epoch);
+        dv_le_put32(rec, (uint32_t)epoch);
         memcpy(rec + 4, blob->data, blob->len);
         dv_store_put_owned(self->store, DV_STORE_CKPTS, id, rec, 4 + blob->len);
         if (self->n_ckpts_due == self->cap_ckpts_due) {

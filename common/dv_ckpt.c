@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_sha256.h"
@@ -58,19 +59,13 @@
 static void
 wr_u32(uint8_t **p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) {
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    }
-    *p += 4;
+    *p = dv_le_put(*p, v, 4);
 }
 
 static void
 wr_u64(uint8_t **p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) {
-        (*p)[i] = (uint8_t)(v >> (8 * i));
-    }
-    *p += 8;
+    *p = dv_le_put(*p, v, 8);
 }
 
 static void
@@ -93,10 +88,7 @@ wr_f64(uint8_t **p, double v)
 static uint32_t
 rd_u32(const uint8_t **p)
 {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)(*p)[i] << (8 * i);
-    }
+    uint32_t v = dv_le_get32(*p);
     *p += 4;
     return v;
 }
@@ -104,10 +96,7 @@ rd_u32(const uint8_t **p)
 static uint64_t
 rd_u64(const uint8_t **p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)(*p)[i] << (8 * i);
-    }
+    uint64_t v = dv_le_get64(*p);
     *p += 8;
     return v;
 }

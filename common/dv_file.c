@@ -55,6 +55,27 @@ dv_file_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int
+dv_file_read_all(int fd, void *buf, size_t len, size_t *got)
+{
+    uint8_t *p = buf;
+    *got = 0;
+    while (*got < len) {
+        ssize_t r = read(fd, p + *got, len - *got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return errno;
+        }
+        if (r == 0) {
+            break; // the file ends (or shrank since its size was read)
+        }
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
 // Make the rename itself durable. Best effort: some file systems refuse
 // fsync on a directory, and the file is complete either way.
 static void
@@ -187,19 +208,11 @@ dv_file_read(const char *path,
                        size);
         goto fail;
     }
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            rc = dv_file_error(err, path, errno);
-            goto fail;
-        }
-        if (r == 0) {
-            break; // shrank since fstat: the caller's decoder sees it
-        }
-        got += (size_t)r;
+    // Shrunk since fstat: fewer bytes, and the caller's decoder sees it.
+    int e = dv_file_read_all(fd, buf, size, &got);
+    if (e) {
+        rc = dv_file_error(err, path, e);
+        goto fail;
     }
     *buf_out = buf;
     *len_out = got;

@@ -69,4 +69,9 @@ int dv_file_rmdir(const char *path);
 // Returns 0 or the errno value.
 int dv_file_write_all(int fd, const void *p, size_t len);
 
+// Read len bytes from fd into p, or fewer where the file ends first
+// (retrying short reads and EINTR); *got: the bytes read (also on error).
+// Returns 0 or the errno value.
+int dv_file_read_all(int fd, void *p, size_t len, size_t *got);
+
 #endif

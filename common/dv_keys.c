@@ -542,19 +542,11 @@ read_key_file(const char *path,
     }
     size_t cap = (size_t)st->st_size, len = 0;
     buf = dv_malloc(cap + 1);
-    while (len < cap) {
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            rc = dv_file_error(err, path, errno);
-            goto done;
-        }
-        if (r == 0) {
-            break; // shrank since fstat: take what is there
-        }
-        len += (size_t)r;
+    // Shrunk since fstat: take what is there.
+    int e = dv_file_read_all(fd, buf, cap, &len);
+    if (e) {
+        rc = dv_file_error(err, path, e);
+        goto done;
     }
     buf[len] = '\0';
     if (memchr(buf, '\0', len)) {

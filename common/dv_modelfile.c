@@ -34,6 +34,7 @@
 #include <msgpack.h>
 
 #include "dv_file.h"
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
@@ -116,8 +117,8 @@ pack_floats(msgpack_packer *pk, const float *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &v[i], sizeof u);
-        uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16),
-                        (uint8_t)(u >> 24)};
+        uint8_t b[4];
+        dv_le_put32(b, u);
         msgpack_pack_bin_body(pk, b, sizeof b);
     }
 }
@@ -339,37 +340,6 @@ check_encodable(const dv_model_t *self, dv_error_t *err)
     return 0;
 }
 
-static void
-put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint16_t
-get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 int
 dv_model_encode(const dv_model_t *self,
                 uint8_t **buf,
@@ -403,9 +373,9 @@ dv_model_encode(const dv_model_t *self,
     }
     size_t body = ob.size - DV_MODELFILE_HEADER_BYTES;
     memcpy(ob.data, DV_MODELFILE_MAGIC, 4);
-    put_le16(ob.data + 4, DV_MODELFILE_MAJOR);
-    put_le16(ob.data + 6, DV_MODELFILE_MINOR);
-    put_le64(ob.data + 8, body);
+    dv_le_put16(ob.data + 4, DV_MODELFILE_MAJOR);
+    dv_le_put16(ob.data + 6, DV_MODELFILE_MINOR);
+    dv_le_put64(ob.data + 8, body);
     // outbuf_write always leaves TRAILER_BYTES spare past cap.
     dv_sha256(ob.data, ob.size, ob.data + ob.size);
     *buf = ob.data;
@@ -700,9 +670,7 @@ get_floats(const msgpack_object *map,
     // Byte by byte: right on any host, and the bin need not be aligned.
     const uint8_t *b = (const uint8_t *)o->via.bin.ptr;
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
-                     (uint32_t)b[4 * i + 2] << 16 |
-                     (uint32_t)b[4 * i + 3] << 24;
+        uint32_t u = dv_le_get32(b + 4 * i);
         memcpy(&v[i], &u, sizeof u);
     }
     *out = v;
@@ -1167,13 +1135,13 @@ check_frame(const uint8_t *buf, size_t len, dv_error_t *err)
         return dv_errorf(err, DV_EFORMAT,
                          "not a Drover model file (no DRVM magic)");
     }
-    uint16_t major = get_le16(buf + 4), minor = get_le16(buf + 6);
+    uint16_t major = dv_le_get16(buf + 4), minor = dv_le_get16(buf + 6);
     if (major != DV_MODELFILE_MAJOR) {
         return dv_errorf(err, DV_EVERSION,
                          "model file version %u.%u, this Drover reads %d.x",
                          major, minor, DV_MODELFILE_MAJOR);
     }
-    uint64_t body = get_le64(buf + 8);
+    uint64_t body = dv_le_get64(buf + 8);
     if (body > DV_MAX_MODEL_BYTES) {
         return dv_errorf(err, DV_EMSGSIZE,
                          "body of %llu bytes exceeds the limit of %zu",

@@ -16,6 +16,7 @@
 
 #include <msgpack.h>
 
+#include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_metrics.h"
@@ -926,10 +927,7 @@ dv_floats_to_wire(uint8_t *dst, const float *src, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &src[i], 4);
-        dst[4 * i] = (uint8_t)u;
-        dst[4 * i + 1] = (uint8_t)(u >> 8);
-        dst[4 * i + 2] = (uint8_t)(u >> 16);
-        dst[4 * i + 3] = (uint8_t)(u >> 24);
+        dv_le_put32(dst + 4 * i, u);
     }
 #endif
 }
@@ -943,9 +941,7 @@ dv_floats_from_wire(float *dst, const uint8_t *src, size_t n)
     }
 #else
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *b = src + 4 * i;
-        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 |
-                     (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        uint32_t u = dv_le_get32(src + 4 * i);
         memcpy(&dst[i], &u, 4);
     }
 #endif
@@ -1170,11 +1166,7 @@ dv_confusion_frame(const void *metrics, size_t *len)
     uint8_t *p = dv_malloc(k * k * 4);
     for (size_t i = 0; i < k * k; i++) {
         // Counts are at most DV_MAX_ROWS (< 2^32): u32, little-endian.
-        uint32_t v = (uint32_t)m->confusion[i];
-        p[4 * i] = (uint8_t)v;
-        p[4 * i + 1] = (uint8_t)(v >> 8);
-        p[4 * i + 2] = (uint8_t)(v >> 16);
-        p[4 * i + 3] = (uint8_t)(v >> 24);
+        dv_le_put32(p + 4 * i, (uint32_t)m->confusion[i]);
     }
     *len = k * k * 4;
     return p;
