@@ -88,6 +88,7 @@ struct dv_blobs {
     uv_loop_t *loop;                     // borrowed
     char dir[PATH_BYTES];                // raft_dir/blobs
     uint64_t self_id;                    // told in hello
+    char about[3][DV_MAX_REPL_ADDR + 1]; // and these: client, worker, http
     dv_blobs_events_t ev;                //
     void *ctx;                           // the channel's ZeroMQ context
     void *router;                        // bound: peers come here
@@ -760,6 +761,26 @@ typedef void(handler_fn)(dv_blobs_t *self,
                          const src_t *from,
                          const msgpack_object *m);
 
+// An endpoint a hello names: a string of printable bytes, at most
+// DV_MAX_REPL_ADDR of them, into out. False otherwise.
+static bool
+about_str(const msgpack_object *o, char out[DV_MAX_REPL_ADDR + 1])
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR ||
+        o->via.str.size > DV_MAX_REPL_ADDR) {
+        return false;
+    }
+    for (uint32_t i = 0; i < o->via.str.size; i++) {
+        if ((unsigned char)o->via.str.ptr[i] < 33 ||
+            (unsigned char)o->via.str.ptr[i] > 126) {
+            return false;
+        }
+    }
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = '\0';
+    return true;
+}
+
 static void
 on_hello(dv_blobs_t *self, const src_t *from, const msgpack_object *m)
 {
@@ -788,6 +809,28 @@ on_hello(dv_blobs_t *self, const src_t *from, const msgpack_object *m)
     }
     p->id = id;
     p->seen_ms = now_ms(self);
+    static const char *const keys[3] = {"client", "worker", "http"};
+    char about[3][DV_MAX_REPL_ADDR + 1];
+    for (int k = 0; k < 3; k++) {
+        if (!about_str(dv_msgpack_get(m, keys[k]), about[k])) {
+            return; // an older member's hello, or a hostile one: no endpoints
+        }
+    }
+    if (self->ev.on_hello) {
+        self->ev.on_hello(self->ev.arg, id, about[0], about[1], about[2]);
+    }
+}
+
+void
+dv_blobs_set_about(dv_blobs_t *self,
+                   const char *client,
+                   const char *worker,
+                   const char *http)
+{
+    const char *v[3] = {client, worker, http};
+    for (int k = 0; k < 3; k++) {
+        snprintf(self->about[k], sizeof self->about[k], "%s", v[k] ? v[k] : "");
+    }
 }
 
 static void
@@ -1152,8 +1195,13 @@ dv_blobs_tick(dv_blobs_t *self)
     if (self->dealer && now - self->hello_ms >= DV_BLOB_RETRY_MS) {
         self->hello_ms = now;
         out_t o;
-        out_begin(&o, "hello", 1);
+        static const char *const keys[3] = {"client", "worker", "http"};
+        out_begin(&o, "hello", 4);
         out_uint(&o, "id", self->self_id);
+        for (int k = 0; k < 3; k++) {
+            dv_msgpack_pack_str(&o.pk, keys[k]);
+            dv_msgpack_pack_str(&o.pk, self->about[k]);
+        }
         out_send(self, &dealer_src, &o);
     }
     for (size_t i = 0; i < DV_BLOB_MAX_TRANSFERS; i++) {

@@ -10,10 +10,10 @@
 // Channel: a ZeroMQ ROUTER bound on the member's Raft host (an ephemeral
 // port) and, while another member leads, a DEALER connected to the
 // leader's. msgpack maps, all member to member (never the client
-// protocol): hello {id}, offer {sha,size}, get {sha,off,len}, chunk
-// {sha,off,data}, none {sha}, have {sha}. Both ends answer get with chunk
-// or none; a follower fetches from its leader, a leader from the followers
-// that said hello. Every message is hostile input: types, sizes and
+// protocol): hello {id, client, worker, http}, offer {sha,size}, get
+// {sha,off,len}, chunk {sha,off,data}, none {sha}, have {sha}. Both ends answer
+// get with chunk or none; a follower fetches from its leader, a leader from the
+// followers that said hello. Every message is hostile input: types, sizes and
 // offsets are checked, a chunk is taken only for a transfer that asked for
 // it at that offset, and a blob is kept only once its SHA-256 matched.
 //
@@ -48,6 +48,13 @@ typedef struct {
     void (*on_have)(void *arg,
                     uint64_t member,
                     const uint8_t sha[DV_SHA256_BYTES]);
+    // Leader: member said hello with its endpoints ("" when it gave none;
+    // checked: printable, at most DV_MAX_REPL_ADDR bytes). May be NULL.
+    void (*on_hello)(void *arg,
+                     uint64_t member,
+                     const char *client,
+                     const char *worker,
+                     const char *http);
     void *arg;
 } dv_blobs_events_t;
 
@@ -138,6 +145,14 @@ size_t dv_blobs_n_wants(const dv_blobs_t *self);
 size_t dv_blobs_gc(dv_blobs_t *self, uint64_t first_kept);
 
 // ------------------------------------------------ channel (loop thread)
+
+// What this member's hello tells its leader besides its id: its client,
+// worker and HTTP endpoints (for the leader's `cluster` reply and `drover
+// status`; NULL or "": none). Copied.
+void dv_blobs_set_about(dv_blobs_t *self,
+                        const char *client,
+                        const char *worker,
+                        const char *http);
 
 // Follow the leader whose channel is at endpoint ("" or NULL: none, this
 // member leads or knows no leader): fetches go there. Reconnects only when

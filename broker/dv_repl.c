@@ -753,6 +753,29 @@ on_have(void *arg, uint64_t member, const uint8_t sha[DV_SHA256_BYTES])
     pend_pump(self);
 }
 
+// A follower's hello on the files channel names its endpoints: the leader
+// shows them (cluster, drover status) before that member ever leads and
+// appends its own member entry. Only fills in: a member entry, which the
+// log carries, stays what it says.
+static void
+on_hello(void *arg,
+         uint64_t member,
+         const char *client,
+         const char *worker,
+         const char *http)
+{
+    dv_repl_t *self = arg;
+    member_t *m = member != self->raft.id ? member_slot(self, member) : NULL;
+    const char *v[3] = {client, worker, http};
+    char *f[3] = {m ? m->client : NULL, m ? m->worker : NULL,
+                  m ? m->http : NULL};
+    for (int k = 0; m && k < 3; k++) {
+        if (!f[k][0] && v[k][0]) {
+            snprintf(f[k], DV_MAX_REPL_ADDR + 1, "%s", v[k]);
+        }
+    }
+}
+
 // ----------------------------------------------------------------- propose
 
 typedef struct {
@@ -1295,14 +1318,18 @@ dv_repl_open(dv_repl_t **out,
     char host[DV_MAX_REPL_ADDR + 1];
     snprintf(host, sizeof host, "%s", opts->address);
     *strrchr(host, ':') = '\0'; // checked by dv_repl_prepare
-    dv_blobs_events_t bev = {
-        .on_blob = on_blob, .on_have = on_have, .arg = self};
+    dv_blobs_events_t bev = {.on_blob = on_blob,
+                             .on_have = on_have,
+                             .on_hello = on_hello,
+                             .arg = self};
     int rc = dv_blobs_open(&self->blobs, loop, self->raft_dir, host,
                            opts->files_port, opts->id, &bev, err);
     if (rc == 0) {
         self->handles++;
         snprintf(self->self_info.files, sizeof self->self_info.files, "%s",
                  dv_blobs_endpoint(self->blobs));
+        dv_blobs_set_about(self->blobs, self->self_info.client,
+                           self->self_info.worker, self->self_info.http);
         rc = start_raft(self, opts, err);
     }
     uv_timer_init(loop, &self->poll);

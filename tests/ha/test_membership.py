@@ -1,7 +1,8 @@
 """Membership changes (issue 18): adding and removing a member is an admin
 command (`member_add` / `member_remove`, `drover admin member ...`).
 
-test_member_added_and_removed: jobs through a group of 3; a fourth member
+test_member_added_and_removed: jobs through a group of 3 (the leader names
+every member's endpoints, followers' too); a fourth member
 started with --raft-join is added (`member_add` to the leader): it catches
 up (the snapshot and the log) and becomes a voter; a follower is removed
 (`member_remove`) and stopped; the leader is then killed: the new
@@ -33,6 +34,19 @@ def test_member_added_and_removed():
     ok = False
     try:
         produce(g, hist, 300, "three")
+        # The leader names every member's endpoints, followers included
+        # (their files-channel hello), not only those that once led.
+        first = g.leader()
+
+        def endpoints_known():
+            v = first.cluster() or {}
+            got = {m["id"]: (m.get("client"), m.get("worker"))
+                   for m in v.get("members", [])}
+            want = {m.id: (m.cep, m.wep) for m in g.members}
+            return got == want
+
+        ha.wait_for("every member's endpoints in the leader's cluster reply",
+                    endpoints_known, 20, 0.2)
         # A fourth member, started to be added (no --raft-peers).
         m4 = ha.Member(g, 4, *ha.free_ports(3), peers="")
         at = m4.args.index("--raft-peers")

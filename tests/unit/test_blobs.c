@@ -26,7 +26,10 @@ typedef struct {
     int blobs;            // on_blob calls
     int haves;            // on_have calls
     uint64_t have_member; // the last one's member
-    int closed;           // close callbacks
+    int hellos;           // on_hello calls
+    uint64_t hello_id;    // the last one's member and endpoints
+    char hello_client[64], hello_worker[64], hello_http[64];
+    int closed; // close callbacks
 } events_t;
 
 // A 127.0.0.1 TCP port free a moment ago (0 when none could be had).
@@ -62,6 +65,21 @@ on_have(void *arg, uint64_t member, const uint8_t sha[DV_SHA256_BYTES])
     events_t *e = arg;
     e->haves++;
     e->have_member = member;
+}
+
+static void
+on_hello(void *arg,
+         uint64_t member,
+         const char *client,
+         const char *worker,
+         const char *http)
+{
+    events_t *e = arg;
+    e->hellos++;
+    e->hello_id = member;
+    snprintf(e->hello_client, sizeof e->hello_client, "%s", client);
+    snprintf(e->hello_worker, sizeof e->hello_worker, "%s", worker);
+    snprintf(e->hello_http, sizeof e->hello_http, "%s", http);
 }
 
 static void
@@ -113,7 +131,7 @@ test_store_and_collection(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     events_t ev = {0};
-    dv_blobs_events_t bev = {on_blob, on_have, &ev};
+    dv_blobs_events_t bev = {on_blob, on_have, on_hello, &ev};
     dv_blobs_t *bl = NULL;
     dv_error_t err = {0};
     DV_CHECK_RC(dv_blobs_open(&bl, &loop, raft, "127.0.0.1", 0, 1, &bev, &err),
@@ -216,8 +234,8 @@ test_transfer(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     events_t ea = {0}, eb = {0};
-    dv_blobs_events_t bea = {on_blob, on_have, &ea};
-    dv_blobs_events_t beb = {on_blob, on_have, &eb};
+    dv_blobs_events_t bea = {on_blob, on_have, on_hello, &ea};
+    dv_blobs_events_t beb = {on_blob, on_have, on_hello, &eb};
     dv_blobs_t *a = NULL, *b = NULL;
     dv_error_t err = {0};
     // a on a port the OS picks, b on the one asked for (--raft-files-port)
@@ -239,7 +257,9 @@ test_transfer(void)
     DV_CHECK_RC(dv_file_mkdirs(dir, 0755, &err), 0, &err);
     DV_CHECK_RC(dv_file_write_atomic(src, data, len, &err), 0, &err);
     DV_CHECK_RC(dv_blobs_adopt(a, src, sha, &err), 0, &err);
-    // b follows a, wants the blob at dst and one nobody has
+    // b follows a (its hello names its endpoints), wants the blob at dst
+    // and one nobody has
+    dv_blobs_set_about(b, "tcp://10.0.0.2:7470", "tcp://10.0.0.2:7471", "");
     dv_blobs_follow(b, dv_blobs_endpoint(a));
     dv_blobs_want(b, dst, sha, len, 0);
     dv_blobs_want(b, lost, missing, 4096, 0);
@@ -262,6 +282,12 @@ test_transfer(void)
     DV_CHECK(access(lost, F_OK) != 0);
     DV_CHECK_GE(eb.blobs, 1);
     DV_CHECK_EQ(ea.have_member, 2);
+    DV_CHECK_GE(ea.hellos, 1);
+    DV_CHECK_EQ(ea.hello_id, 2);
+    DV_CHECK_STR_EQ(ea.hello_client, "tcp://10.0.0.2:7470");
+    DV_CHECK_STR_EQ(ea.hello_worker, "tcp://10.0.0.2:7471");
+    DV_CHECK_STR_EQ(ea.hello_http, "");
+    DV_CHECK_EQ(eb.hellos, 0); // a follows nobody: it says no hello
     dv_blobs_unwant(b, NULL);
     DV_CHECK_EQ(dv_blobs_n_wants(b), 0);
     uv_close((uv_handle_t *)&tick, NULL);
