@@ -24,6 +24,7 @@
 
 #include <lmdb.h>
 
+#include "dv_crc32.h"
 #include "dv_file.h"
 #include "dv_le.h"
 #include "dv_mem.h"
@@ -63,32 +64,6 @@ struct dv_store {
 static const char *s_table_names[DV_STORE_TABLES_] = {
     "jobs",    "attempts", "results", "dead",   "keys",
     "cursors", "ckpts",    "audit",   "streams"};
-
-// ------------------------------------------------------------------ CRC
-
-static uint32_t s_crc_table[256];
-
-static void
-crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) {
-            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        }
-        s_crc_table[i] = c;
-    }
-}
-
-static uint32_t
-crc32_of(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c = s_crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    }
-    return c ^ 0xffffffffu;
-}
 
 // ----------------------------------------------------------------- errors
 
@@ -188,9 +163,6 @@ check_length(dv_store_t *self, dv_error_t *err)
 int
 dv_store_open(dv_store_t **out, const char *dir, dv_error_t *err)
 {
-    if (s_crc_table[1] == 0) {
-        crc_init(); // here, before any commit thread can race for it
-    }
     dv_store_t *self = dv_calloc(1, sizeof *self);
     pthread_rwlock_init(&self->map_lock, NULL);
     snprintf(self->path, sizeof self->path, "%s/store", dir);
@@ -340,7 +312,7 @@ seal(op_t *ops, size_t n_ops)
     for (size_t i = 0; i < n_ops; i++) {
         if (!ops[i].del) {
             size_t len = ops[i].len - 4;
-            uint32_t c = crc32_of(ops[i].data, len);
+            uint32_t c = dv_crc32(ops[i].data, len);
             dv_le_put32(ops[i].data + len, c);
         }
     }
@@ -732,7 +704,7 @@ dv_store_each(dv_store_t *self,
         memcpy(&id, k.mv_data, sizeof id);
         size_t len = v.mv_size - 4;
         uint32_t want = dv_le_get32(p + len);
-        if (crc32_of(p, len) != want) {
+        if (dv_crc32(p, len) != want) {
             rc = dv_errorf(err, DV_ECHECKSUM,
                            "store %s: %s record of job %" PRIu64
                            " is damaged (CRC mismatch; the broker will not "
@@ -781,7 +753,7 @@ dv_store_get_many(dv_store_t *self,
         const uint8_t *p = v.mv_data;
         size_t len = v.mv_size >= 4 ? v.mv_size - 4 : 0;
         uint32_t want = v.mv_size >= 4 ? dv_le_get32(p + len) : 0;
-        if (v.mv_size < 4 || crc32_of(p, len) != want) {
+        if (v.mv_size < 4 || dv_crc32(p, len) != want) {
             rc = dv_errorf(err, DV_ECHECKSUM,
                            "store %s: %s record of job %" PRIu64
                            " is damaged (CRC mismatch)",
