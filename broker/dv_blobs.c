@@ -761,6 +761,9 @@ typedef void(handler_fn)(dv_blobs_t *self,
                          const src_t *from,
                          const msgpack_object *m);
 
+// The endpoints a hello names besides the id, in dv_blobs.about's order.
+static const char *const s_about_keys[3] = {"client", "worker", "http"};
+
 // An endpoint a hello names: a string of printable bytes, at most
 // DV_MAX_REPL_ADDR of them, into out. False otherwise.
 static bool
@@ -809,10 +812,9 @@ on_hello(dv_blobs_t *self, const src_t *from, const msgpack_object *m)
     }
     p->id = id;
     p->seen_ms = now_ms(self);
-    static const char *const keys[3] = {"client", "worker", "http"};
     char about[3][DV_MAX_REPL_ADDR + 1];
     for (int k = 0; k < 3; k++) {
-        if (!about_str(dv_msgpack_get(m, keys[k]), about[k])) {
+        if (!about_str(dv_msgpack_get(m, s_about_keys[k]), about[k])) {
             return; // an older member's hello, or a hostile one: no endpoints
         }
     }
@@ -1195,11 +1197,10 @@ dv_blobs_tick(dv_blobs_t *self)
     if (self->dealer && now - self->hello_ms >= DV_BLOB_RETRY_MS) {
         self->hello_ms = now;
         out_t o;
-        static const char *const keys[3] = {"client", "worker", "http"};
         out_begin(&o, "hello", 4);
         out_uint(&o, "id", self->self_id);
         for (int k = 0; k < 3; k++) {
-            dv_msgpack_pack_str(&o.pk, keys[k]);
+            dv_msgpack_pack_str(&o.pk, s_about_keys[k]);
             dv_msgpack_pack_str(&o.pk, self->about[k]);
         }
         out_send(self, &dealer_src, &o);

@@ -753,10 +753,21 @@ on_have(void *arg, uint64_t member, const uint8_t sha[DV_SHA256_BYTES])
     pend_pump(self);
 }
 
+// Copy value into an endpoint field of a member that has none yet.
+static void
+fill_in(char field[DV_MAX_REPL_ADDR + 1], const char *value)
+{
+    if (!field[0] && value[0]) {
+        snprintf(field, DV_MAX_REPL_ADDR + 1, "%s", value);
+    }
+}
+
 // A follower's hello on the files channel names its endpoints: the leader
 // shows them (cluster, drover status) before that member ever leads and
 // appends its own member entry. Only fills in: a member entry, which the
-// log carries, stays what it says.
+// log carries, stays what it says. Only for another member of the
+// configuration: a hello naming any other id must not take one of the
+// members table's slots (the member entries of the log need them).
 static void
 on_hello(void *arg,
          uint64_t member,
@@ -765,14 +776,17 @@ on_hello(void *arg,
          const char *http)
 {
     dv_repl_t *self = arg;
-    member_t *m = member != self->raft.id ? member_slot(self, member) : NULL;
-    const char *v[3] = {client, worker, http};
-    char *f[3] = {m ? m->client : NULL, m ? m->worker : NULL,
-                  m ? m->http : NULL};
-    for (int k = 0; m && k < 3; k++) {
-        if (!f[k][0] && v[k][0]) {
-            snprintf(f[k], DV_MAX_REPL_ADDR + 1, "%s", v[k]);
-        }
+    const struct raft_configuration *c = &self->raft.configuration;
+    bool known = false;
+    for (unsigned i = 0; i < c->n && !known; i++) {
+        known = c->servers[i].id == member;
+    }
+    member_t *m =
+        known && member != self->raft.id ? member_slot(self, member) : NULL;
+    if (m) {
+        fill_in(m->client, client);
+        fill_in(m->worker, worker);
+        fill_in(m->http, http);
     }
 }
 
