@@ -984,6 +984,33 @@ test_failed_reload(void)
     DV_CHECK_EQ(bob_out, DV_EPERM);
 }
 
+// `drover admin reload` as the admin key: the CLI's exit status.
+static int
+reload_keys(sec_t *s)
+{
+    char admin_key[4400], broker_pub[4400];
+    key_path(s, "admin", "key", admin_key, sizeof admin_key);
+    key_path(s, "broker", "pub", broker_pub, sizeof broker_pub);
+    const char *reload[] = {"admin",        "reload",   "--broker",
+                            s->cep,         "--key",    admin_key,
+                            "--broker-key", broker_pub, NULL};
+    return dv_proc_run("DROVER_BIN", reload, NULL, s->dir, "cli.log");
+}
+
+// A new key pair named alice (producer on "jobs") as KEYS/alice-new.key and
+// .pub, the .pub's path into new_pub: the CLI's exit status.
+static int
+keygen_new_alice(sec_t *s, char *new_pub, size_t size)
+{
+    char stem[4400];
+    snprintf(stem, sizeof stem, "%s/alice-new", s->keys);
+    snprintf(new_pub, size, "%s.pub", stem);
+    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
+                            "alice",  "--roles", "producer", "--queues",
+                            "jobs",   NULL};
+    return dv_proc_run("DROVER_BIN", keygen, NULL, s->dir, "cli.log");
+}
+
 // Revocation: with alice's key out of the folder, `drover admin reload`
 // makes her open connection's next request fail and a new connection
 // refused; put back, SIGHUP lets her in again. Both reloads are audited.
@@ -1005,14 +1032,7 @@ test_revocation(void)
     snprintf(pub, sizeof pub, "%s/alice.pub", s.auth);
     snprintf(saved, sizeof saved, "%s/alice.pub.off", s.dir);
     int moved = rename(pub, saved);
-    char admin_key[4400], broker_pub[4400];
-    key_path(&s, "admin", "key", admin_key, sizeof admin_key);
-    key_path(&s, "broker", "pub", broker_pub, sizeof broker_pub);
-    const char *reload[] = {"admin",        "reload",   "--broker",
-                            s.cep,          "--key",    admin_key,
-                            "--broker-key", broker_pub, NULL};
-    int cli =
-        up ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log") : -1;
+    int cli = up ? reload_keys(&s) : -1;
     int after = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
     bool after_says = strstr(err.text, "no longer authorized") != NULL;
     int fresh = up ? connect_as(&s, "alice", &again, &err) : -1;
@@ -1034,19 +1054,10 @@ test_revocation(void)
     // connections are cut off: the id is gone), then put a new pair's
     // .pub named alice in its place and reload: the new key connects, the
     // old one is refused at the handshake.
-    char stem[4400], new_pub[4410];
-    snprintf(stem, sizeof stem, "%s/alice-new", s.keys);
-    snprintf(new_pub, sizeof new_pub, "%s.pub", stem);
-    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
-                            "alice",  "--roles", "producer", "--queues",
-                            "jobs",   NULL};
-    int gen = resumed == 0
-                  ? dv_proc_run("DROVER_BIN", keygen, NULL, s.dir, "cli.log")
-                  : -1;
+    char new_pub[4410];
+    int gen = resumed == 0 ? keygen_new_alice(&s, new_pub, sizeof new_pub) : -1;
     int removed = gen == 0 ? unlink(pub) : -1;
-    int cli2 = removed == 0
-                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
-                   : -1;
+    int cli2 = removed == 0 ? reload_keys(&s) : -1;
     int old_key = cli2 == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
     bool old_says = strstr(err.text, "no longer authorized") != NULL;
     size_t pub_len = 0;
@@ -1054,9 +1065,7 @@ test_revocation(void)
         cli2 == 0 ? dv_test_read_file(new_pub, &pub_len) : NULL;
     int added = pub_bytes ? dv_test_write_file(pub, pub_bytes, pub_len) : -1;
     free(pub_bytes);
-    int cli3 = added == 0
-                   ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
-                   : -1;
+    int cli3 = added == 0 ? reload_keys(&s) : -1;
     drover_t *rotated = NULL, *old = NULL;
     int new_conn = cli3 == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
     int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
@@ -1111,17 +1120,10 @@ test_replaced_key_cuts_old_connections(void)
     drover_error_t err = {0};
     int c = up ? connect_as(&s, "alice", &alice, &err) : -1;
     int before = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
-    char stem[4400], new_pub[4410], pub[4400], tmp[4410];
-    snprintf(stem, sizeof stem, "%s/alice-new", s.keys);
-    snprintf(new_pub, sizeof new_pub, "%s.pub", stem);
+    char new_pub[4410], pub[4400], tmp[4410];
     snprintf(pub, sizeof pub, "%s/alice.pub", s.auth);
     snprintf(tmp, sizeof tmp, "%s/alice.pub.tmp", s.dir);
-    const char *keygen[] = {"keygen", "--out",   stem,       "--name",
-                            "alice",  "--roles", "producer", "--queues",
-                            "jobs",   NULL};
-    int gen = before == 0
-                  ? dv_proc_run("DROVER_BIN", keygen, NULL, s.dir, "cli.log")
-                  : -1;
+    int gen = before == 0 ? keygen_new_alice(&s, new_pub, sizeof new_pub) : -1;
     size_t pub_len = 0;
     unsigned char *pub_bytes =
         gen == 0 ? dv_test_read_file(new_pub, &pub_len) : NULL;
@@ -1129,15 +1131,7 @@ test_replaced_key_cuts_old_connections(void)
                        ? rename(tmp, pub) // one step: the id never leaves
                        : -1;
     free(pub_bytes);
-    char admin_key[4400], broker_pub[4400];
-    key_path(&s, "admin", "key", admin_key, sizeof admin_key);
-    key_path(&s, "broker", "pub", broker_pub, sizeof broker_pub);
-    const char *reload[] = {"admin",        "reload",   "--broker",
-                            s.cep,          "--key",    admin_key,
-                            "--broker-key", broker_pub, NULL};
-    int cli = replaced == 0
-                  ? dv_proc_run("DROVER_BIN", reload, NULL, s.dir, "cli.log")
-                  : -1;
+    int cli = replaced == 0 ? reload_keys(&s) : -1;
     int old_key = cli == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
     bool old_says = strstr(err.text, "no longer authorized") != NULL;
     int new_conn = cli == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
