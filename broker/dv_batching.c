@@ -516,9 +516,8 @@ dv_batching_on_done_batch(dv_broker_t *self,
         size_t off = at;
         at += r;
         job_t *j = dv_broker_job_find(self, id);
-        uint64_t on = 0;
         if (!j || !IS_INFER(j) || attempt != j->attempts ||
-            dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
+            !dv_workers_msg_answers(self, w, j, attempt)) {
             continue; // late, or not this worker's: as for `done`
         }
         dv_sched_finish(self->sched, id, w->handle);

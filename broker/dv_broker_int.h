@@ -108,6 +108,9 @@ struct job {
                             //   accepted_many (a lone submit's caller may
                             //   be waiting for its own `accepted`)
     bool cancelled;         // result sent; kept only until its worker ends
+    bool leader_held;       // a group's new leader holds it for the worker
+                            //   that may still run it (dv_recover): if no
+                            //   worker claims it, that run does not count
     bool finishing;         // train: done, its model being stored (running
                             //   to job_get until its result is recorded)
     bool memory_only;       // durability "none": never written to the store
@@ -264,6 +267,9 @@ typedef struct {
                                      //   1.5; 0: not said)
     uint32_t computing;              // jobs on them (heartbeat, 1.5)
     bool computing_known;            // a heartbeat said computing
+    uint64_t conn;                   // register's `conn` (1.6): the
+                                     //   worker process's connection
+                                     //   number (0: not said)
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -436,7 +442,9 @@ typedef struct switch_s {
 #define USES_MODEL(j) (IS_INFER(j) || strcmp((j)->kind, "evaluate") == 0)
 
 // Timed events (dv_timeq tags).
-enum { T_RELEASE, T_DEADLINE, T_TIMEOUT };
+// T_UNCLAIMED: a job a new leader held for its worker (leader_held) is
+// queued again, its run refunded, unless a worker claimed it first.
+enum { T_RELEASE, T_DEADLINE, T_TIMEOUT, T_UNCLAIMED };
 
 // ------------------------------------------- gathering per connection
 // What goes to many connections at once (accepted_many, results) is

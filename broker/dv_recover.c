@@ -248,25 +248,30 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
 }
 
 // A group's new leader: a job its log says was running (its last attempt
-// has no outcome) may still run on its worker, which claims it when it
-// registers (`running`): held until then, at most a worker's liveness time,
-// then queued again. True when j was held so.
+// has no outcome) may still run on its worker, or have run there (its
+// `done` kept by the worker for the next leader): the worker claims it when
+// it registers (`running`) or answers it after (dv_workers_msg_answers).
+// Held until then, at most a worker's liveness time, then queued again
+// with that run refunded (T_UNCLAIMED): a leader change is not the job's
+// doing, and must not use up its attempts (its last one included). True
+// when j was held so.
 static bool
 hold_for_its_worker(dv_broker_t *self, job_t *j)
 {
     bool was_running =
         j->attempts > 0 &&
         (j->n_errors == 0 || j->errors[j->n_errors - 1].attempt < j->attempts);
-    if (!self->group || !was_running || j->attempts >= j->max_attempts) {
+    if (!self->group || !was_running) {
         return false;
     }
     dv_jobs_msg_schedule(self, j, false);
     dv_sched_set_attempts(self->sched, j->id, j->attempts);
     dv_sched_hold(self->sched, j->id);
+    j->leader_held = true;
     dv_timers_add(self,
                   uv_now(&self->loop) +
                       (uint64_t)self->heartbeat_ms * self->liveness,
-                  j->id, T_RELEASE, j->attempts);
+                  j->id, T_UNCLAIMED, j->attempts);
     return true;
 }
 

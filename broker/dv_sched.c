@@ -849,21 +849,39 @@ dv_sched_hold(dv_sched_t *self, uint64_t job)
 }
 
 int
-dv_sched_claim(dv_sched_t *self, uint64_t job, uint64_t worker)
+dv_sched_claim(dv_sched_t *self,
+               uint64_t job,
+               uint64_t worker,
+               uint64_t from,
+               bool need_room)
 {
     job_t *j = job ? find_job(self, job) : NULL;
     size_t index = 0;
     worker_t *w = find_worker(self, worker, &index);
-    if (!j || j->worker != SIZE_MAX) {
+    bool where =
+        j && (from ? j->worker != SIZE_MAX &&
+                         self->workers[j->worker].id == from && from != worker
+                   : j->worker == SIZE_MAX);
+    if (!where) {
         return DV_ENOENT;
     }
     if (!w) {
         return DV_EINVAL;
     }
-    if (w->running.n - w->riders >= w->capacity) {
+    if (!serves(w, self->queues[j->queue].name)) {
+        return DV_EPERM; // a worker answers only for the queues it serves
+    }
+    if (need_room && !j->rider && w->running.n - w->riders >= w->capacity) {
         return DV_ELIMIT; // it says it runs more than it has room for
     }
-    if (j->held) {
+    if (from) {
+        worker_t *old = &self->workers[j->worker];
+        list_unlink(&old->running, j);
+        old->heavy_running -= j->heavy;
+        old->riders -= j->rider;
+        self->n_running--;
+        self->queues[j->queue].running--;
+    } else if (j->held) {
         j->held = false;
         self->queues[j->queue].held--;
         self->n_held--;
@@ -872,9 +890,21 @@ dv_sched_claim(dv_sched_t *self, uint64_t job, uint64_t worker)
     }
     j->worker = index;
     w->heavy_running += j->heavy;
+    w->riders += j->rider;
     list_push_back(&w->running, j);
     self->n_running++;
     self->queues[j->queue].running++;
+    return 0;
+}
+
+int
+dv_sched_refund(dv_sched_t *self, uint64_t job)
+{
+    job_t *j = job ? find_job(self, job) : NULL;
+    if (!j || j->worker != SIZE_MAX) {
+        return DV_ENOENT;
+    }
+    j->max_attempts++;
     return 0;
 }
 

@@ -158,12 +158,27 @@ int dv_sched_give_back(dv_sched_t *self, uint64_t job, uint64_t worker);
 // Returns 0 or DV_ENOENT (unknown, running or held).
 int dv_sched_hold(dv_sched_t *self, uint64_t job);
 
-// A broker group's new leader: worker says it is running job (recovered
-// from the log, held or queued, not running) as its current attempt: the job
-// runs there from now on, taking a slot, its attempt count unchanged.
-// Returns 0, or DV_ENOENT (unknown, or running already) / DV_EINVAL
-// (unknown worker).
-int dv_sched_claim(dv_sched_t *self, uint64_t job, uint64_t worker);
+// worker says it runs job as its current attempt, or has just run it (its
+// `done` came): a broker group's new leader (the job recovered from the log,
+// held or queued) or a worker back on a new connection (the job on its old
+// one, from: that connection's handle; 0: the job must not be running). The
+// job runs on worker from now on, its attempt count unchanged. A claim that
+// takes a slot (need_room) is refused while worker's slots are full; a done
+// ends the job at once and takes none. The caller checks the attempt and,
+// for from, that both connections are the same worker's.
+// Returns 0, or DV_ENOENT (unknown job, or not where from says),
+// DV_EINVAL (unknown worker), DV_EPERM (worker does not serve the job's
+// queue), DV_ELIMIT (no free slot).
+int dv_sched_claim(dv_sched_t *self,
+                   uint64_t job,
+                   uint64_t worker,
+                   uint64_t from,
+                   bool need_room);
+
+// A waiting or held job's current attempt does not count (it was lost to a
+// broker's leader change, not to the job): max_attempts grows by one.
+// Returns 0 or DV_ENOENT (unknown or running).
+int dv_sched_refund(dv_sched_t *self, uint64_t job);
 
 // Put a held job at the back of its queue (its priority level). Returns 0
 // or DV_ENOENT (not held).

@@ -1,7 +1,8 @@
 // dv_timers — timed events: retry backoffs, deadlines, run timeouts.
 //
-// Owns: self->timeq (T_RELEASE, T_DEADLINE, T_TIMEOUT entries) and the one
-// uv timer armed for the earliest of them; what each does when due.
+// Owns: self->timeq (T_RELEASE, T_DEADLINE, T_TIMEOUT, T_UNCLAIMED
+// entries) and the one uv timer armed for the earliest of them; what each
+// does when due.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_timers.h"
@@ -13,6 +14,7 @@
 #include "dv_batching.h"
 #include "dv_broker_int.h"
 #include "dv_dead.h"
+#include "dv_log.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_results.h"
@@ -95,6 +97,20 @@ timer_due(dv_broker_t *self, const dv_timeq_entry_t *e)
     }
     if (e->tag == T_RELEASE && st == DV_SCHED_HELD && attempts == e->attempt) {
         dv_sched_release(self->sched, j->id);
+    } else if (e->tag == T_UNCLAIMED && j->leader_held && st == DV_SCHED_HELD &&
+               attempts == e->attempt) {
+        // No worker claimed it after the leader change (its run message
+        // may have died with the old leader): runs again, and the lost run
+        // does not count (max_attempts grows by one, in memory, as for an
+        // evicted worker's job; attempt numbers stay unique).
+        j->leader_held = false;
+        j->max_attempts++;
+        dv_sched_refund(self->sched, j->id);
+        dv_sched_release(self->sched, j->id);
+        dv_log(DV_LOG_INFO, "broker",
+               "job %llu: no worker claimed attempt %u after the leader "
+               "change: queued again, that run not counted",
+               (unsigned long long)j->id, attempts);
     } else if (e->tag == T_DEADLINE && st != DV_SCHED_RUNNING) {
         dv_sched_cancel(self->sched, j->id);
         dv_timers_job_expire(self, j);

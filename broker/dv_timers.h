@@ -1,7 +1,8 @@
 // dv_timers — timed events: retry backoffs, deadlines, run timeouts.
 //
-// Owns: self->timeq (T_RELEASE, T_DEADLINE, T_TIMEOUT entries) and the one
-// uv timer armed for the earliest of them; what each does when due.
+// Owns: self->timeq (T_RELEASE, T_DEADLINE, T_TIMEOUT, T_UNCLAIMED
+// entries) and the one uv timer armed for the earliest of them; what each
+// does when due.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_dead.h,
 // dv_results.h, dv_spill.h and common/. Internal to broker/ (not installed);

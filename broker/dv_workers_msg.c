@@ -492,9 +492,8 @@ on_done(dv_broker_t *self, worker_t *w, const dv_msg_t *m, dv_error_t *err)
     // attempt of a job this worker runs again (it was declared dead, came
     // back and got the job anew): drop it.
     job_t *j = dv_broker_job_find(self, id);
-    uint64_t on = 0;
     if (!j || (attempt && attempt != j->attempts) ||
-        dv_sched_job_worker(self->sched, id, &on) != 0 || on != w->handle) {
+        !dv_workers_msg_answers(self, w, j, attempt)) {
         return 0;
     }
     bool done = strcmp(state, "done") == 0;
@@ -950,6 +949,44 @@ dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
     }
 }
 
+// j runs on an older connection of w's worker process (the same name and
+// key, a lower `conn`: the process left it for silence, and the broker
+// still counts it): move it to w. need_room as dv_sched_claim's. Never from
+// a newer connection to an older: a stall delivers a worker's registers of
+// several connections at once, in any order.
+static bool
+claim_from_old(dv_broker_t *self, worker_t *w, job_t *j, bool need_room)
+{
+    uint64_t on = 0;
+    if (!w->conn || dv_sched_job_worker(self->sched, j->id, &on) != 0 ||
+        on == w->handle) {
+        return false;
+    }
+    const worker_t *old = dv_broker_worker_by_handle(self, on);
+    return old && old->conn && old->conn < w->conn &&
+           strcmp(old->name, w->name) == 0 && strcmp(old->key, w->key) == 0 &&
+           dv_sched_claim(self->sched, j->id, w->handle, on, need_room) == 0;
+}
+
+bool
+dv_workers_msg_answers(dv_broker_t *self,
+                       worker_t *w,
+                       job_t *j,
+                       uint64_t attempt)
+{
+    uint64_t on = 0;
+    if (dv_sched_job_worker(self->sched, j->id, &on) == 0 && on == w->handle) {
+        return true;
+    }
+    if (attempt == 0 || attempt != j->attempts ||
+        !(dv_sched_claim(self->sched, j->id, w->handle, 0, false) == 0 ||
+          claim_from_old(self, w, j, false))) {
+        return false;
+    }
+    j->leader_held = false; // claimed: its hold is over
+    return true;
+}
+
 // A register (already authorized): add the worker, or refresh the one we
 // know (w, or NULL), give it the queues it asked for (takes ownership of
 // *asked_p, checked against its key by dv_authorize_worker) and welcome it.
@@ -979,10 +1016,12 @@ claim_running(dv_broker_t *self, worker_t *w, const dv_msg_t *m)
         uint64_t attempt = e->via.array.ptr[1].via.u64;
         job_t *j = dv_broker_job_find(self, id);
         if (!j || j->cancelled || j->attempts != attempt ||
-            dv_sched_claim(self->sched, id, w->handle) != 0) {
+            !(dv_sched_claim(self->sched, id, w->handle, 0, true) == 0 ||
+              claim_from_old(self, w, j, true))) {
             continue;
         }
         j->started_unix = dv_broker_unix_ms_now();
+        j->leader_held = false; // claimed: its hold is over
         claimed++;
     }
     if (claimed) {
@@ -1039,6 +1078,11 @@ on_register(dv_broker_t *self,
         concurrency = 0; // a bad figure: shown as not said
     }
     w->concurrency = (uint32_t)concurrency;
+    uint64_t conn = 0;
+    if (dv_msg_uint_or(m, "conn", 0, &conn, &ignored) != 0) {
+        conn = 0; // a bad figure: as if not said (claims nothing from old)
+    }
+    w->conn = conn;
     w->computing_known = false;
     w->computing = 0;
     w->draining = false;

@@ -67,6 +67,19 @@ void dv_workers_msg_holds_add(char ***list, size_t *n, const char *key);
 size_t dv_workers_msg_load_fields(const worker_t *w);
 void dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w);
 
+// Whether worker w may answer for attempt `attempt` of job j (a `done` or
+// a pass of `done_batch`): it runs it, or it claims it now: the job waits,
+// held or queued, on that very attempt (a group's new leader recovered it
+// while w finished it: w resends its done after registering again), or it
+// runs on another connection of the same worker (the same name and key: w
+// came back on a new socket and its old one is not yet declared silent). A
+// claim takes no slot: the caller ends the job at once. attempt 0 (a
+// worker older than 1.2 says none) claims nothing.
+bool dv_workers_msg_answers(dv_broker_t *self,
+                            worker_t *w,
+                            job_t *j,
+                            uint64_t attempt);
+
 // One message from the worker socket: checked, then handled by its type;
 // a malformed one gets an `error` reply. in: borrowed (the caller closes it).
 void dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in);

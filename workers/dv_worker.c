@@ -41,8 +41,9 @@
 static int on_ready(dv_zwatch_t *zw, int events, void *arg);
 static int on_monitor(dv_zwatch_t *zw, int events, void *arg);
 
-// A group's `done`s are kept a liveness period (kept_t); other messages
-// are not.
+// A group's `done`s are kept (kept_t) until a liveness period after a
+// leader that welcomed us got them: a leader that dies before it commits
+// one gets it again from its successor; other messages are not kept.
 static void
 keep_done(dv_worker_t *self,
           const uint8_t *h,
@@ -75,6 +76,12 @@ keep_done(dv_worker_t *self,
     }
     k->next = self->kept;
     self->kept = k;
+    if (self->unwelcomed) {
+        // No leader took it (we are between members, or on one that has
+        // not welcomed us): it goes again after the next welcome, and is
+        // not forgotten before.
+        self->resend_dones = true;
+    }
 }
 
 static void
@@ -162,6 +169,10 @@ send_register(dv_worker_t *self)
     self->register_rid = ++self->next_rid;
     dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, self->register_rid);
     dv_msgw_str(w, "worker", self->name);
+    // Which of our connections this is (1.6): a broker that still counts
+    // an older one (we left it for silence) moves our jobs to this one,
+    // never from a newer one to an older.
+    dv_msgw_uint(w, "conn", self->conn);
     // Credits: the broker sends at most this many at a time. The pool runs
     // `capacity` of them; the rest wait in its queue.
     dv_msgw_uint(w, "capacity", self->capacity + self->prefetch);
@@ -261,6 +272,7 @@ static int
 open_socket(dv_worker_t *self, dv_error_t *err)
 {
     self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    self->conn++;
     // Long enough for a final `bye` or `done` to leave on shutdown, short
     // enough not to hang when the broker is gone.
     int linger = 1000;
@@ -517,6 +529,11 @@ on_welcome(dv_worker_t *self, const dv_msg_t *m)
 {
     self->broker_minor = dv_msg_minor(m);
     self->unwelcomed = 0;
+    // This member leads now: stay. A move planned while it did not (an
+    // election: "not the leader", none named yet) would leave the leader
+    // that just took our jobs, which then declares us silent and runs them
+    // again elsewhere.
+    uv_timer_stop(&self->move_on);
     if (self->resend_dones) {
         self->resend_dones = false;
         kept_t *rev = NULL;
@@ -529,6 +546,7 @@ on_welcome(dv_worker_t *self, const dv_msg_t *m)
         for (kept_t *k = rev; k; k = k->next) {
             dv_wire_send(self->sock, NULL, 0, k->header, k->header_len,
                          k->frames, k->n);
+            k->sent_ms = uv_now(&self->loop); // kept a period from now
         }
         self->kept = NULL;
         while (rev) { // newest first again

@@ -232,7 +232,8 @@ struct dv_worker {
     size_t ep_at;      // the entry in use
     char hint[256];    // where to go next ("": the next entry)
     bool group;        // a list, or a member said DV_ENOTLEADER
-    bool resend_dones; // reconnected: send `kept` after the welcome
+    bool resend_dones; // send `kept` after the welcome (reconnected, or
+                       //   a done kept while unwelcomed)
     kept_t *kept;      // dones sent lately, newest first (group only)
     // With a list, the connection is watched (zmq_socket_monitor): a
     // member that dies (its connection drops) or is not there (connect
@@ -243,6 +244,8 @@ struct dv_worker {
     uv_timer_t move_on;     // leaves the member in use when it fires
     uint64_t member_ms;     // loop time we came to the member in use
     size_t unwelcomed;      // members left since the last welcome
+    uint64_t conn;          // this process's sockets so far (register's
+                            //   `conn`: the newest one keeps our jobs)
 };
 
 // ------------------------------------------------ shared between files

@@ -514,6 +514,71 @@ test_evict_refunds_the_run(void)
     DV_CHECK(failed);
 }
 
+// Claims: a held job goes to the worker that says it runs it (a group's
+// new leader), a slot needed only when asked; a job moves from an older
+// connection of the same worker to its newer one, counts unchanged; a
+// worker claims nothing of a queue it does not serve, nor a job where
+// `from` does not say it is. A refund allows one more run of a waiting job.
+static void
+test_claims_and_refunds(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    const char *only_b[] = {"b"};
+    dv_sched_worker_add(s, 1, 1);
+    dv_sched_worker_add(s, 2, 1);
+    dv_sched_worker_add(s, 3, 4);
+    dv_sched_worker_queues(s, 3, only_b, 1);
+    for (uint64_t j = 10; j <= 12; j++) {
+        dv_sched_submit(s, j, "a", "", 1);
+        dv_sched_set_attempts(s, j, 1);
+        dv_sched_hold(s, j);
+    }
+    int held = dv_sched_claim(s, 10, 1, 0, true); // takes 1's slot
+    int full = dv_sched_claim(s, 11, 1, 0, true);
+    int done_claim = dv_sched_claim(s, 11, 1, 0, false); // a done: no slot
+    int fin = dv_sched_finish(s, 11, 1);
+    int other_queue = dv_sched_claim(s, 12, 3, 0, false);
+    int running_already = dv_sched_claim(s, 10, 2, 0, false);
+    int wrong_from = dv_sched_claim(s, 10, 2, 3, false);
+    int same_worker = dv_sched_claim(s, 10, 1, 1, false);
+    int moved = dv_sched_claim(s, 10, 2, 1, true);
+    uint64_t on = 0;
+    dv_sched_job_worker(s, 10, &on);
+    size_t on_1 = dv_sched_worker_running(s, 1);
+    size_t on_2 = dv_sched_worker_running(s, 2);
+    size_t running = dv_sched_running(s);
+    int unknown_worker = dv_sched_claim(s, 12, 99, 0, false);
+    int refund_running = dv_sched_refund(s, 10);
+    int refund = dv_sched_refund(s, 12); // held, on its only attempt
+    dv_sched_release(s, 12);
+    pick_t p;
+    bool twelve = next(s, &p) && p.job == 12 && p.worker == 1 &&
+                  p.attempt == 2; // runs again: its second run is allowed
+    dv_sched_lost_t lost[2];
+    size_t n = 0;
+    dv_sched_worker_remove(s, 1, lost, &n); // now it has none left
+    bool failed = n == 1 && lost[0].job == 12 && lost[0].failed;
+    dv_sched_destroy(&s);
+    DV_CHECK_EQ(held, 0);
+    DV_CHECK_EQ(full, DV_ELIMIT);
+    DV_CHECK_EQ(done_claim, 0);
+    DV_CHECK_EQ(fin, 0);
+    DV_CHECK_EQ(other_queue, DV_EPERM);
+    DV_CHECK_EQ(running_already, DV_ENOENT);
+    DV_CHECK_EQ(wrong_from, DV_ENOENT);
+    DV_CHECK_EQ(same_worker, DV_ENOENT);
+    DV_CHECK_EQ(moved, 0);
+    DV_CHECK_EQ(on, 2);
+    DV_CHECK_EQ(on_1, 0);
+    DV_CHECK_EQ(on_2, 1);
+    DV_CHECK_EQ(running, 1);
+    DV_CHECK_EQ(unknown_worker, DV_EINVAL);
+    DV_CHECK_EQ(refund_running, DV_ENOENT);
+    DV_CHECK_EQ(refund, 0);
+    DV_CHECK(twelve);
+    DV_CHECK(failed);
+}
+
 // backoff_ms x 2^(failures - 1), capped at 60 s: each wait lies in
 // [d/2, d] (equal jitter), and the random half spans that range.
 static void
@@ -649,6 +714,8 @@ static const dv_test_case_t cases[] = {
     {"queues take turns, FIFO within", test_queues_take_turns_fifo_within},
     {"worker loss requeues, then fails", test_worker_loss_requeues_then_fails},
     {"eviction refunds the lost run", test_evict_refunds_the_run},
+    {"claims move a job, a refund allows one more run",
+     test_claims_and_refunds},
     {"cancel and bad calls", test_cancel_and_bad_calls},
     {"random churn keeps invariants", test_random_churn},
     {"drain, and per-queue counts", test_drain_and_queue_counts},
