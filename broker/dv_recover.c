@@ -19,6 +19,7 @@
 #include "dv_idem.h"
 #include "dv_jobs_msg.h"
 #include "dv_le.h"
+#include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_proto.h"
@@ -251,7 +252,8 @@ recover_key(uint64_t id, const void *data, size_t len, void *arg)
 // has no outcome) may still run on its worker, or have run there (its
 // `done` kept by the worker for the next leader): the worker claims it when
 // it registers (`running`) or answers it after (dv_workers_msg_answers).
-// Held until then, at most a worker's liveness time, then queued again
+// Held until then, at most a worker's liveness time and
+// DV_GROUP_HOLD_EXTRA_MS, then queued again
 // with that run refunded (T_UNCLAIMED): a leader change is not the job's
 // doing, and must not use up its attempts (its last one included). True
 // when j was held so.
@@ -270,7 +272,8 @@ hold_for_its_worker(dv_broker_t *self, job_t *j)
     j->leader_held = true;
     dv_timers_add(self,
                   uv_now(&self->loop) +
-                      (uint64_t)self->heartbeat_ms * self->liveness,
+                      (uint64_t)self->heartbeat_ms * self->liveness +
+                      DV_GROUP_HOLD_EXTRA_MS,
                   j->id, T_UNCLAIMED, j->attempts);
     return true;
 }

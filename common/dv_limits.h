@@ -253,7 +253,9 @@
 // (drover-worker: once a whole round of the list went by unwelcomed, it
 // keeps each member that long, doubled in each of the next two rounds, so
 // a group that is down is not hammered; it leaves a member whose
-// connection drops or is refused at once, seen by the socket monitor). A
+// connection drops or is refused at once, seen by the socket monitor, and
+// goes at once to a leader a member names, unless that is the member it
+// just saw drop, at most once per DV_GROUP_NOLEADER_PAUSE_MS). A
 // list holds at most DV_MAX_GROUP_ENDPOINTS (a group has 3 or 5 members,
 // with room for members being replaced).
 #define DV_GROUP_TRY_MS            500
@@ -261,5 +263,14 @@
 #define DV_GROUP_PROBE_MS          400
 #define DV_GROUP_NOLEADER_PAUSE_MS 100
 #define DV_MAX_GROUP_ENDPOINTS     16
+
+// A group's new leader holds the jobs its log says were running for their
+// workers to claim this long beyond the workers' liveness time (heartbeat x
+// liveness): a worker looking for the leader may keep a member up to 4 x
+// DV_GROUP_NOLEADER_PAUSE_MS before the hint takes it there, and a loaded
+// host adds its delays. A job held too briefly runs twice (its run refunded,
+// but the work done twice); one held longer waits longer when its worker
+// is really gone.
+#define DV_GROUP_HOLD_EXTRA_MS 2000
 
 #endif

@@ -485,6 +485,7 @@ on_monitor(dv_zwatch_t *zw, int events, void *arg)
            event == ZMQ_EVENT_DISCONNECTED
                ? "connection lost (the member died or restarted)"
                : "connection refused");
+    snprintf(self->left, sizeof self->left, "%s", self->endpoint);
     move_on_soon(self, 0);
     return 1;
 }
@@ -519,7 +520,18 @@ on_not_leader(dv_worker_t *self, const dv_msg_t *m)
     }
     dv_log(DV_LOG_INFO, "worker", "%s is not the leader: going to %s",
            self->endpoint, self->hint);
-    move_on_soon(self, 0);
+    uint64_t now = uv_now(&self->loop);
+    if (strcmp(self->hint, self->left) != 0 &&
+        now - self->hint_ms >= DV_GROUP_NOLEADER_PAUSE_MS) {
+        // A leader we have not just seen die: go now, whatever pause the
+        // rounds of an election set (jobs wait for us there: the new
+        // leader holds what we run for a while only). At most once a
+        // pause: members naming each other (stale views) are not hammered.
+        self->hint_ms = now;
+        uv_timer_start(&self->move_on, on_move_on, 0, 0);
+        return;
+    }
+    move_on_soon(self, 0); // the one whose connection dropped: not in a loop
 }
 
 // The broker welcomed our register: what we could not deliver to a group's
@@ -529,6 +541,7 @@ on_welcome(dv_worker_t *self, const dv_msg_t *m)
 {
     self->broker_minor = dv_msg_minor(m);
     self->unwelcomed = 0;
+    self->left[0] = '\0';
     // This member leads now: stay. A move planned while it did not (an
     // election: "not the leader", none named yet) would leave the leader
     // that just took our jobs, which then declares us silent and runs them

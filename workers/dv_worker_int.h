@@ -231,6 +231,10 @@ struct dv_worker {
     size_t n_eps;      //
     size_t ep_at;      // the entry in use
     char hint[256];    // where to go next ("": the next entry)
+    char left[256];    // the member last left because its connection
+                       //   dropped or was refused ("": none since the
+                       //   last welcome)
+    uint64_t hint_ms;  // loop time we last followed a hint at once
     bool group;        // a list, or a member said DV_ENOTLEADER
     bool resend_dones; // send `kept` after the welcome (reconnected, or
                        //   a done kept while unwelcomed)
