@@ -125,8 +125,15 @@ send_run(dv_broker_t *self, job_t *j, worker_t *w, uint32_t attempt)
     }
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(m, &len);
-    dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
-                 j->ckpt ? 2 : 1);
+    zmq_msg_t z;
+    if (j->zpayload && !j->spec && !j->ckpt && zmq_msg_init(&z) == 0 &&
+        zmq_msg_copy(&z, j->zpayload) == 0) { // the submit's frame, shared
+        dv_wire_send_msgs(self->workers_sock, w->route, w->route_len, h, len,
+                          &z, 1);
+    } else {
+        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, frames,
+                     j->ckpt ? 2 : 1);
+    }
     dv_msgw_destroy(&m);
 }
 
@@ -174,10 +181,12 @@ run_batch_flush(dv_broker_t *self, run_batch_t *b, worker_t *w)
     dv_msgw_tensor(m, "input", 1, rows, lead->cols);
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(m, &len);
-    dv_frame_t f = {input, at};
-    dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, &f, 1);
+    zmq_msg_t f; // handed to ZeroMQ: not copied again
+    if (dv_wire_msg_adopt(&f, input, at) == 0) {
+        dv_wire_send_msgs(self->workers_sock, w->route, w->route_len, h, len,
+                          &f, 1);
+    }
     dv_msgw_destroy(&m);
-    free(input);
     b->n = b->bytes = 0;
 }
 

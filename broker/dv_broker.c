@@ -119,6 +119,10 @@ dv_broker_job_free(job_t *j)
     if (j) {
         free(j->errors);
         free(j->ckpt);
+        if (j->zpayload) {
+            zmq_msg_close(j->zpayload);
+            free(j->zpayload);
+        }
         free(j);
     }
 }

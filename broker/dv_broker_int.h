@@ -95,8 +95,11 @@ struct job {
     const char *queue;      // queue name (in data)
     const char *model;      // infer: model name, else "" (in data)
     const uint8_t *route;   // submitter's routing id (in data)
-    const uint8_t *payload; // frame 1 of the submit (in data)
+    const uint8_t *payload; // frame 1 of the submit (in data, or in zpayload)
     size_t payload_len;     // its length
+    zmq_msg_t *zpayload;    // a large frame 1 as received (owned; NULL:
+                            //   the payload is in data): sent on to the
+                            //   worker as it is, never copied
     uint32_t attempts;      // dispatches so far
     uint32_t max_attempts;  // runs before a lost job fails
     uint32_t model_version; // infer: the version resolved at submit

@@ -689,12 +689,34 @@ submit_make_job(const dv_wire_msg_t *in,
         }
     }
     const dv_model_info_t *model = s->model;
+    // A large frame 1 stays the message it came in (DV_ZEROCOPY_MIN_BYTES).
+    zmq_msg_t *frame1 = in->n_payload ? (zmq_msg_t *)&in->payload[0] : NULL;
+    bool keep = !spec_payload && frame1 &&
+                s->payload->len >= DV_ZEROCOPY_MIN_BYTES &&
+                s->payload->data == zmq_msg_data(frame1) &&
+                s->payload->len == zmq_msg_size(frame1);
     job_t *j = dv_broker_job_alloc(zmq_msg_data((zmq_msg_t *)&in->route),
                                    zmq_msg_size((zmq_msg_t *)&in->route),
                                    s->queue, model ? model->name : train_name,
-                                   spec_payload ? spec_bytes : s->payload->data,
-                                   spec_payload ? spec_len : s->payload->len);
+                                   spec_payload ? spec_bytes
+                                   : keep       ? NULL
+                                                : s->payload->data,
+                                   spec_payload ? spec_len
+                                   : keep       ? 0
+                                                : s->payload->len);
     free(spec_bytes);
+    if (j && keep) {
+        j->zpayload = dv_try_malloc(1, sizeof *j->zpayload);
+        if (!j->zpayload || zmq_msg_init(j->zpayload) != 0 ||
+            zmq_msg_copy(j->zpayload, frame1) != 0) { // shared, not copied
+            free(j->zpayload);
+            free(j);
+            j = NULL;
+        } else {
+            j->payload = zmq_msg_data(j->zpayload);
+            j->payload_len = zmq_msg_size(j->zpayload);
+        }
+    }
     if (!j) {
         return dv_errorf(err, DV_ENOMEM,
                          "submit: no memory for a job of %zu bytes",

@@ -273,4 +273,14 @@
 // is really gone.
 #define DV_GROUP_HOLD_EXTRA_MS 2000
 
+// A submit's payload of at least this many bytes is kept in the broker as
+// the ZeroMQ message it came in (job_t.zpayload) and forwarded to the worker
+// as it is, instead of being copied into the job and again into the run (a
+// 256-row request's 256 KiB, twice per job; a batch of several is built
+// once and handed to ZeroMQ, not copied again). Smaller
+// ones are copied: one allocation per job, and libzmq may receive a small
+// frame inside a shared 8 KiB buffer (ZMQ_ZERO_COPY_RECV) that a kept
+// reference would pin. Not a limit: memory held is the same either way.
+#define DV_ZEROCOPY_MIN_BYTES ((size_t)32 << 10)
+
 #endif

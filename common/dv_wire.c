@@ -2,6 +2,7 @@
 #include "dv_wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool
@@ -86,6 +87,54 @@ dv_wire_send(void *socket,
                      flags | (i + 1 < n_frames ? ZMQ_SNDMORE : 0)) < 0) {
             return DV_EIO;
         }
+    }
+    return 0;
+}
+
+int
+dv_wire_send_msgs(void *socket,
+                  const void *route,
+                  size_t route_len,
+                  const uint8_t *header,
+                  size_t header_len,
+                  zmq_msg_t *frames,
+                  size_t n_frames)
+{
+    int flags = ZMQ_DONTWAIT, rc = 0;
+    size_t sent = 0;
+    if ((route &&
+         zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) ||
+        zmq_send(socket, header, header_len,
+                 flags | (n_frames ? ZMQ_SNDMORE : 0)) < 0) {
+        rc = DV_EIO;
+    }
+    for (; rc == 0 && sent < n_frames; sent++) {
+        if (zmq_msg_send(&frames[sent], socket,
+                         flags | (sent + 1 < n_frames ? ZMQ_SNDMORE : 0)) < 0) {
+            rc = DV_EIO;
+            break;
+        }
+    }
+    for (size_t i = sent; i < n_frames; i++) {
+        zmq_msg_close(&frames[i]); // not sent: ours to release
+    }
+    return rc;
+}
+
+static void
+free_adopted(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+int
+dv_wire_msg_adopt(zmq_msg_t *out, void *data, size_t len)
+{
+    if (zmq_msg_init_data(out, data, len, free_adopted, NULL) != 0) {
+        free(data);
+        zmq_msg_init(out);
+        return DV_ENOMEM;
     }
     return 0;
 }

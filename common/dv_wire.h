@@ -45,6 +45,23 @@ int dv_wire_send(void *socket,
                  const dv_frame_t *frames,
                  size_t n_frames);
 
+// As dv_wire_send, with the payload frames as ZeroMQ messages: no byte of
+// them is copied (a frame shared with zmq_msg_copy, or a buffer handed over
+// with zmq_msg_init_data). Each frame is consumed: sent, or closed when the
+// message could not be sent; the caller only initialises them.
+int dv_wire_send_msgs(void *socket,
+                      const void *route,
+                      size_t route_len,
+                      const uint8_t *header,
+                      size_t header_len,
+                      zmq_msg_t *frames,
+                      size_t n_frames);
+
+// Hand buffer data (len bytes, from malloc; owned from now on) to ZeroMQ as
+// message *out, freed when sent: no copy. Returns 0, or DV_ENOMEM (data is
+// freed and *out left empty).
+int dv_wire_msg_adopt(zmq_msg_t *out, void *data, size_t len);
+
 // Send an `error` reply {rid, error: {name, text}} (plus `job` when nonzero).
 int dv_wire_send_error(void *socket,
                        const void *route,
