@@ -978,8 +978,12 @@ dv_workers_msg_answers(dv_broker_t *self,
     if (dv_sched_job_worker(self->sched, j->id, &on) == 0 && on == w->handle) {
         return true;
     }
+    // A job a new leader holds for its worker (not one queued again after
+    // its worker was declared dead: that attempt is recorded as failed, and
+    // its late answer is dropped as before).
     if (attempt == 0 || attempt != j->attempts ||
-        !(dv_sched_claim(self->sched, j->id, w->handle, 0, false) == 0 ||
+        !((j->leader_held &&
+           dv_sched_claim(self->sched, j->id, w->handle, 0, false) == 0) ||
           claim_from_old(self, w, j, false))) {
         return false;
     }

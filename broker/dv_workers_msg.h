@@ -68,10 +68,12 @@ size_t dv_workers_msg_load_fields(const worker_t *w);
 void dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w);
 
 // Whether worker w may answer for attempt `attempt` of job j (a `done` or
-// a pass of `done_batch`): it runs it, or it claims it now: the job waits,
-// held or queued, on that very attempt (a group's new leader recovered it
-// while w finished it: w resends its done after registering again), or it
-// runs on another connection of the same worker (the same name and key: w
+// a pass of `done_batch`): it runs it, or it claims it now: a group's new
+// leader holds the job for its worker on that very attempt (leader_held: w
+// finished it while the group had no leader and resends its done after
+// registering again; a job queued again after its worker was declared dead
+// is not claimed: that attempt is recorded as failed), or it runs on
+// another connection of the same worker (the same name and key: w
 // came back on a new socket and its old one is not yet declared silent). A
 // claim takes no slot: the caller ends the job at once. attempt 0 (a
 // worker older than 1.2 says none) claims nothing.
