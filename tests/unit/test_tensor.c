@@ -1,6 +1,7 @@
 // test_tensor — tensors: allocation and limits, GEMM against a naive loop in
 // double for every transpose combination, checked matmul, finiteness, deep
 // copies, the BLAS thread setting and each job's share of the cores.
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -315,6 +316,54 @@ test_nonfinite_positions(void)
     DV_CHECK(finite_big);
 }
 
+// The block scan (64 at a time) against the plain rule, for every size and
+// position that sits at or beside a block's edge, each kind of non-finite
+// value, and finite values whose bits come close (FLT_MAX, denormals, -0).
+static void
+test_nonfinite_blocks_match_the_rule(void)
+{
+    const size_t sizes[] = {1, 2, 63, 64, 65, 127, 128, 129, 200, 4103};
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    const float edge[] = {FLT_MAX, -FLT_MAX, FLT_MIN / 4, -0.0f, 1.0f};
+    size_t cases = 0, wrong = 0;
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        dv_tensor_t *t = dv_tensor_new(1, n);
+        for (size_t i = 0; i < n; i++) {
+            t->data[i] = edge[i % (sizeof edge / sizeof *edge)];
+        }
+        size_t at[] = {0, 1, 62, 63, 64, 65, 127, 128, n / 2, n - 2, n - 1};
+        wrong += dv_tensor_first_nonfinite(t) != n; // every one finite
+        cases++;
+        for (size_t a = 0; a < sizeof at / sizeof *at; a++) {
+            for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+                size_t p = at[a];
+                if (p >= n) {
+                    continue;
+                }
+                float keep = t->data[p];
+                t->data[p] = bad[b];
+                size_t want = n; // the plain rule
+                for (size_t i = 0; i < n && want == n; i++) {
+                    want = isfinite(t->data[i]) ? n : i;
+                }
+                wrong += dv_tensor_first_nonfinite(t) != want || want != p;
+                if (p + 70 < n) { // a second one further on: the first wins
+                    float keep2 = t->data[p + 70];
+                    t->data[p + 70] = NAN;
+                    wrong += dv_tensor_first_nonfinite(t) != p;
+                    t->data[p + 70] = keep2;
+                }
+                t->data[p] = keep;
+                cases++;
+            }
+        }
+        dv_tensor_destroy(&t);
+    }
+    DV_CHECK(cases > 300);
+    DV_CHECK_EQ(wrong, 0);
+}
+
 static void
 test_dup_is_deep(void)
 {
@@ -401,6 +450,8 @@ static const dv_test_case_t cases[] = {
     {"dv_tensor_open allocates zeroed", test_open_ok_zeroed},
     {"dv_tensor_open refuses an absurd shape", test_open_absurd_shape},
     {"gemm matches a naive loop, all transposes", test_gemm_all_transposes},
+    {"the non-finite scan by blocks matches the plain rule",
+     test_nonfinite_blocks_match_the_rule},
     {"gemm honours padded leading dimensions", test_gemm_padded_strides},
     {"gemm of one row (matrix-vector), every transpose and beta",
      test_gemm_one_row},
