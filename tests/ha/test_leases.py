@@ -8,6 +8,8 @@ reconnect is not such a run, and must not use one up:
   group has no leader (its worker keeps the `done` and sends it to the new
   leader after registering), the other still runs when the worker
   registers (it names it in `running`). Both end after attempt 1;
+- a training job (progress, checkpoints) killed under goes on on its
+  worker and ends on attempt 1;
 - a job on its last attempt whose worker does not come back in time
   runs again elsewhere, that run refunded, instead of failing;
 - a lone broker stalls (SIGSTOP) past the workers' liveness: the worker
@@ -23,6 +25,7 @@ worker's job was lost with its old connection (attempt 2). In ha_failover,
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -66,6 +69,32 @@ def test_leader_dies_while_jobs_run():
     finally:
         g.close(keep=not ok)
 
+
+def test_training_keeps_its_worker_through_a_leader_kill():
+    """A train job (progress, checkpoints) running when the leader is
+    killed goes on on its worker: it ends on attempt 1 and its model is
+    registered by the new leader."""
+    data = Path(os.environ.get("DV_DATA_DIR", "data")) / "digits_train.csv"
+    g = ha.Group(workers=2)
+    ok = False
+    try:
+        with g.client() as c:
+            job = c.submit_train("ha-lease-mlp", str(data), algo="mlp",
+                                 epochs=6000, patience=100000,
+                                 checkpoint_ms=500, queue=QUEUE)
+            ha.wait_for("the training running",
+                        lambda: c.job(job.id).get("state") == "running",
+                        60, 0.05)
+            g.caught_up()  # its attempt 1 is on a majority's disks
+            # still running when its leader dies (else this proves nothing)
+            assert c.job(job.id).get("state") == "running"
+            g.kill_leader()
+            r = job.result(240)
+            assert r.attempts == 1, (r.attempts, g.logs())
+            assert r.model.startswith("ha-lease-mlp@"), r.model
+        ok = True
+    finally:
+        g.close(keep=not ok)
 
 def test_last_attempt_survives_the_leader():
     """A job on its last attempt (max_attempts 1) whose worker is stopped
