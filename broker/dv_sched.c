@@ -19,7 +19,7 @@ typedef struct job job_t;
 struct job {
     uint64_t id;           // job id (never 0)
     size_t queue;          // index into queues
-    char *model;           // model key, "" for none
+    const char *model;     // model key, "" for none (in key)
     uint64_t since;        // clock when it (last) joined its queue
     uint32_t attempts;     // dispatches so far
     uint32_t max_attempts; // fail after this many lost runs
@@ -29,6 +29,7 @@ struct job {
     bool rider;            // running in another job's batch: no slot
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
+    char key[];            // the model key's bytes: one allocation a job
 };
 
 typedef struct {
@@ -219,7 +220,6 @@ list_unlink(list_t *l, job_t *j)
 static void
 free_job(job_t *j)
 {
-    free(j->model);
     free(j);
 }
 
@@ -430,10 +430,12 @@ dv_sched_submit_prio(dv_sched_t *self,
     if (job == 0 || max_attempts == 0 || find_job(self, job)) {
         return DV_EINVAL;
     }
-    job_t *j = dv_calloc(1, sizeof *j);
+    size_t klen = strlen(model) + 1;
+    job_t *j = dv_calloc(1, sizeof *j + klen);
+    memcpy(j->key, model, klen);
     j->id = job;
     j->queue = queue_index(self, queue);
-    j->model = dv_strdup(model);
+    j->model = j->key;
     j->max_attempts = max_attempts;
     j->priority = priority;
     j->worker = SIZE_MAX;
