@@ -283,6 +283,7 @@ typedef struct {
 struct dv_blobs_index {
     inode_t *v; // sorted by (dev, ino), owned
     size_t n;   // entries in v
+    size_t cap; // room in v
 };
 
 static int
@@ -297,36 +298,58 @@ inode_cmp(const void *a, const void *b)
 
 static bool unhex(const char *hex, uint8_t *out);
 
-dv_blobs_index_t *
-dv_blobs_index_new(const dv_blobs_t *self)
+// Each blob in the store (a file named by 64 hex digits), with its path
+// and stat, to visit (which may unlink it).
+typedef void(blob_visit_fn)(void *arg,
+                            const uint8_t sha[DV_SHA256_BYTES],
+                            const char *path,
+                            const struct stat *st);
+
+static void
+each_blob(const dv_blobs_t *self, blob_visit_fn *visit, void *arg)
 {
-    dv_blobs_index_t *ix = dv_calloc(1, sizeof *ix);
-    size_t cap = 0;
     DIR *d = opendir(self->dir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
-        inode_t v;
+        sha_t sha;
         char path[PATH_BYTES + 300];
         struct stat st;
-        if (strlen(e->d_name) != 2 * DV_SHA256_BYTES ||
-            !unhex(e->d_name, v.sha) ||
-            snprintf(path, sizeof path, "%s/%s", self->dir, e->d_name) >=
-                (int)sizeof path ||
-            stat(path, &st) != 0) {
-            continue;
+        if (strlen(e->d_name) == 2 * DV_SHA256_BYTES && unhex(e->d_name, sha) &&
+            snprintf(path, sizeof path, "%s/%s", self->dir, e->d_name) <
+                (int)sizeof path &&
+            stat(path, &st) == 0) {
+            visit(arg, sha, path, &st);
         }
-        v.dev = st.st_dev;
-        v.ino = st.st_ino;
-        v.size = (uint64_t)st.st_size;
-        if (ix->n == cap) {
-            cap = cap ? 2 * cap : 16;
-            ix->v = dv_realloc(ix->v, cap * sizeof *ix->v);
-        }
-        ix->v[ix->n++] = v;
     }
     if (d) {
         closedir(d);
     }
+}
+
+static void
+index_add(void *arg,
+          const uint8_t sha[DV_SHA256_BYTES],
+          const char *path,
+          const struct stat *st)
+{
+    (void)path;
+    dv_blobs_index_t *ix = arg;
+    if (ix->n == ix->cap) {
+        ix->cap = ix->cap ? 2 * ix->cap : 16;
+        ix->v = dv_realloc(ix->v, ix->cap * sizeof *ix->v);
+    }
+    inode_t *v = &ix->v[ix->n++];
+    v->dev = st->st_dev;
+    v->ino = st->st_ino;
+    v->size = (uint64_t)st->st_size;
+    memcpy(v->sha, sha, DV_SHA256_BYTES);
+}
+
+dv_blobs_index_t *
+dv_blobs_index_new(const dv_blobs_t *self)
+{
+    dv_blobs_index_t *ix = dv_calloc(1, sizeof *ix);
+    each_blob(self, index_add, ix);
     if (ix->n) {
         qsort(ix->v, ix->n, sizeof *ix->v, inode_cmp);
     }
@@ -423,33 +446,35 @@ unhex(const char *hex, uint8_t *out)
     return hex[2 * DV_SHA256_BYTES] == '\0';
 }
 
+typedef struct {
+    dv_blobs_t *self;
+    uint64_t first_kept;
+    size_t removed;
+} gc_t;
+
+static void
+gc_one(void *arg,
+       const uint8_t sha[DV_SHA256_BYTES],
+       const char *path,
+       const struct stat *st)
+{
+    gc_t *g = arg;
+    const note_t *n = note_find(g->self, sha);
+    if (offered(g->self, sha) || (n && n->index >= g->first_kept) ||
+        st->st_nlink > 1) {
+        return; // offered, a file links it, or the log may place it again
+    }
+    if (unlink(path) == 0) {
+        g->removed++;
+    }
+}
+
 size_t
 dv_blobs_gc(dv_blobs_t *self, uint64_t first_kept)
 {
-    size_t removed = 0;
-    DIR *d = opendir(self->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        sha_t sha;
-        if (strlen(e->d_name) != 2 * DV_SHA256_BYTES ||
-            !unhex(e->d_name, sha) || offered(self, sha)) {
-            continue;
-        }
-        const note_t *n = note_find(self, sha);
-        char path[PATH_BYTES + 300];
-        snprintf(path, sizeof path, "%s/%s", self->dir, e->d_name);
-        struct stat st;
-        if ((n && n->index >= first_kept) || stat(path, &st) != 0 ||
-            st.st_nlink > 1) {
-            continue; // a file links it, or the log may place it again
-        }
-        if (unlink(path) == 0) {
-            removed++;
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
+    gc_t g = {self, first_kept, 0};
+    each_blob(self, gc_one, &g);
+    size_t removed = g.removed;
     size_t k = 0; // notes of entries no longer in the log: not needed
     for (size_t i = 0; i < self->n_notes; i++) {
         if (self->notes[i].index >= first_kept) {

@@ -456,7 +456,7 @@ snap_file(void *arg,
                   0) {
         return; // removed meanwhile: its entry removes it again
     }
-    f.mtime_us = dv_file_mtime_us(path);
+    f.mtime_us = dv_file_stat_mtime_us(st); // the walk's stat: a regular file
     size_t need = file_size(&f);
     while (*s->cap - *s->at < need) {
         *s->cap *= 2;

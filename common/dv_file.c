@@ -227,11 +227,14 @@ uint64_t
 dv_file_mtime_us(const char *path)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
-        return 0;
-    }
-    return (uint64_t)st.st_mtim.tv_sec * 1000000u +
-           (uint64_t)st.st_mtim.tv_nsec / 1000u;
+    return stat(path, &st) == 0 ? dv_file_stat_mtime_us(&st) : 0;
+}
+
+uint64_t
+dv_file_stat_mtime_us(const struct stat *st)
+{
+    return (uint64_t)st->st_mtim.tv_sec * 1000000u +
+           (uint64_t)st->st_mtim.tv_nsec / 1000u;
 }
 
 int

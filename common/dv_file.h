@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "dv_err.h"
 
@@ -49,6 +50,9 @@ int dv_file_error(dv_error_t *err, const char *path, int e);
 // read). The registry and data set store take a version's created time from
 // its file, so it reads back the same after a restart.
 uint64_t dv_file_mtime_us(const char *path);
+
+// The same from a stat the caller already has.
+uint64_t dv_file_stat_mtime_us(const struct stat *st);
 
 // A process-wide observer of the changes made through dv_file_write_atomic,
 // dv_file_unlink and dv_file_rmdir: a broker group replicates the model and

@@ -65,6 +65,27 @@ dv_wire_msg_close(dv_wire_msg_t *m)
     m->n_payload = 0;
 }
 
+// The routing id (when route is set) and the header of a message; more:
+// payload frames follow. Never blocks. Returns 0 or DV_EIO.
+static int
+send_head(void *socket,
+          const void *route,
+          size_t route_len,
+          const uint8_t *header,
+          size_t header_len,
+          bool more)
+{
+    int flags = ZMQ_DONTWAIT;
+    if (route && zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) {
+        return DV_EIO;
+    }
+    if (zmq_send(socket, header, header_len, flags | (more ? ZMQ_SNDMORE : 0)) <
+        0) {
+        return DV_EIO;
+    }
+    return 0;
+}
+
 int
 dv_wire_send(void *socket,
              const void *route,
@@ -75,11 +96,8 @@ dv_wire_send(void *socket,
              size_t n_frames)
 {
     int flags = ZMQ_DONTWAIT;
-    if (route && zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) {
-        return DV_EIO;
-    }
-    if (zmq_send(socket, header, header_len,
-                 flags | (n_frames ? ZMQ_SNDMORE : 0)) < 0) {
+    if (send_head(socket, route, route_len, header, header_len, n_frames > 0) !=
+        0) {
         return DV_EIO;
     }
     for (size_t i = 0; i < n_frames; i++) {
@@ -100,14 +118,10 @@ dv_wire_send_msgs(void *socket,
                   zmq_msg_t *frames,
                   size_t n_frames)
 {
-    int flags = ZMQ_DONTWAIT, rc = 0;
+    int flags = ZMQ_DONTWAIT;
+    int rc =
+        send_head(socket, route, route_len, header, header_len, n_frames > 0);
     size_t sent = 0;
-    if ((route &&
-         zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) ||
-        zmq_send(socket, header, header_len,
-                 flags | (n_frames ? ZMQ_SNDMORE : 0)) < 0) {
-        rc = DV_EIO;
-    }
     for (; rc == 0 && sent < n_frames; sent++) {
         if (zmq_msg_send(&frames[sent], socket,
                          flags | (sent + 1 < n_frames ? ZMQ_SNDMORE : 0)) < 0) {
