@@ -532,6 +532,18 @@ render_group(dv_broker_t *b, dv_prom_t *p)
           "Last Raft entry applied to this member's store.", (double)f.applied);
     gauge(p, "drover_group_last_index", "Last Raft entry in this log.",
           (double)f.last);
+    dv_prom_family(p, "drover_group_snapshots_total", "counter",
+                   "Snapshots this member took since it started (one once "
+                   "the log since the last holds as many bytes as it and "
+                   "1,024 entries, or 256 MiB).");
+    dv_prom_sample(p, "drover_group_snapshots_total", NULL, 0,
+                   (double)f.snapshots);
+    gauge(p, "drover_group_snapshot_bytes",
+          "Size of this member's last snapshot (taken or restored).",
+          (double)f.snapshot_bytes);
+    gauge(p, "drover_group_log_bytes",
+          "Bytes of the entries applied since this member's last snapshot.",
+          (double)f.log_bytes);
     dv_prom_family(p, "drover_group_member_lag_entries", "gauge",
                    "Entries a member lacks (the leader's view; 0 "
                    "elsewhere).");

@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -351,6 +352,29 @@ apply_chunk(dv_repl_t *self, rd_t *r, dv_error_t *err)
                : dv_datafiles_chunk(self->dir, rel, offset, data, len, err);
 }
 
+// Whether the log since the last snapshot pays for the next one
+// (DV_REPL_SNAPSHOT_ENTRIES, DV_REPL_LOG_BYTES): raft takes it once the
+// entries being applied are, at a threshold of one entry; until then the
+// threshold is out of reach.
+static void
+snapshot_schedule(dv_repl_t *self)
+{
+    bool due = self->log_bytes >= DV_REPL_LOG_BYTES ||
+               (self->log_entries >= DV_REPL_SNAPSHOT_ENTRIES &&
+                self->log_bytes >= self->snap_bytes);
+    raft_set_snapshot_threshold(&self->raft, due ? 1 : UINT_MAX);
+}
+
+// The log starts again at a snapshot of bytes (taken or restored).
+static void
+snapshot_at(dv_repl_t *self, uint64_t bytes)
+{
+    self->snap_bytes = bytes;
+    self->log_bytes = 0;
+    self->log_entries = 0;
+    snapshot_schedule(self);
+}
+
 // A committed entry. An entry this member cannot apply leaves its store
 // behind the log: it stops (exit 1) and, restarted, rebuilds from the log
 // and the others — what etcd and Consul do.
@@ -386,6 +410,9 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
                err.text);
         _exit(1);
     }
+    self->log_bytes += buf->len;
+    self->log_entries++;
+    snapshot_schedule(self);
     return 0;
 }
 
@@ -398,6 +425,10 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n)
     self->snap_index = raft_last_applied(&self->raft);
     memcpy(self->snap_members, self->members, sizeof self->members);
     self->snap_n_members = self->n_members;
+    self->snap_taken = 0;
+    // The next window starts here; its bar is this snapshot's size, known
+    // at fsm_snapshot_finalize (the last one's until then).
+    snapshot_at(self, self->snap_bytes);
     *bufs = NULL; // taken in fsm_snapshot_async, on the thread pool
     *n = 0;
     return 0;
@@ -528,6 +559,7 @@ fsm_snapshot_async(struct raft_fsm *fsm,
     memcpy(b->base, buf, at);
     b->len = at;
     free(buf);
+    self->snap_taken = at; // read by fsm_snapshot_finalize, after this
     *bufs = b;
     *n_bufs = 1;
     return 0;
@@ -545,6 +577,11 @@ fsm_snapshot_finalize(struct raft_fsm *fsm,
     uint64_t first = self->snap_index > DV_REPL_SNAPSHOT_TRAILING
                          ? self->snap_index - DV_REPL_SNAPSHOT_TRAILING
                          : 0;
+    if (self->snap_taken) {
+        self->snap_bytes = self->snap_taken;
+        self->snapshots++;
+        snapshot_schedule(self);
+    }
     size_t gone = dv_blobs_gc(self->blobs, first);
     if (gone) {
         dv_log(DV_LOG_INFO, "repl", "%zu blobs no file or entry needs removed",
@@ -612,6 +649,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     raft_free(buf->base);
+    snapshot_at(self, buf->len);
     dv_log(DV_LOG_INFO, "repl", "store restored from a snapshot (%zu bytes)",
            buf->len);
     return 0;
@@ -1243,7 +1281,7 @@ start_raft(dv_repl_t *self, const dv_repl_opts_t *opts, dv_error_t *err)
     unsigned election = opts->election_ms ? opts->election_ms : 1000;
     raft_set_election_timeout(r, election);
     raft_set_heartbeat_timeout(r, election / 10 ? election / 10 : 1);
-    raft_set_snapshot_threshold(r, DV_REPL_SNAPSHOT_ENTRIES);
+    raft_set_snapshot_threshold(r, UINT_MAX); // snapshot_schedule
     raft_set_snapshot_trailing(r, DV_REPL_SNAPSHOT_TRAILING);
     raft_set_pre_vote(r, true);
     int rv = 0;

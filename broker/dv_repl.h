@@ -119,6 +119,9 @@ typedef struct {
     size_t n; // members in the configuration
     uint64_t ids[DV_MAX_REPL_MEMBERS];
     uint64_t lag[DV_MAX_REPL_MEMBERS]; // the leader's view (else 0)
+    uint64_t snapshots;                // taken since start
+    uint64_t snapshot_bytes; // the last one's size (taken or restored)
+    uint64_t log_bytes;      // entries applied since it
 } dv_repl_figures_t;
 void dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f);
 

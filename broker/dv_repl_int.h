@@ -84,13 +84,18 @@ struct dv_repl {
     uint64_t snap_index;                   // of the snapshot being taken
     member_t snap_members[DV_MAX_REPL_MEMBERS]; // (its copy of members)
     size_t snap_n_members;                      //
-    uint64_t awaiting_until;                    // leading, fetching blobs
-                                                // before serving (0: not)
-    bool promoting;                             // barrier in flight
-    bool serving;                               // on_leader called
-    bool closing;                               //
-    int handles;                                // open: raft, poll timer,
-                                                // blobs
+    uint64_t snap_bytes;     // the last snapshot's size (taken or restored)
+    uint64_t snap_taken;     // the one being taken (set on the pool)
+    uint64_t log_bytes;      // applied since the last snapshot: when the
+    uint64_t log_entries;    // next is due (DV_REPL_LOG_BYTES)
+    uint64_t snapshots;      // taken since start
+    uint64_t awaiting_until; // leading, fetching blobs
+                             // before serving (0: not)
+    bool promoting;          // barrier in flight
+    bool serving;            // on_leader called
+    bool closing;            //
+    int handles;             // open: raft, poll timer,
+                             // blobs
 };
 
 // The member entry of id (NULL: none learnt).

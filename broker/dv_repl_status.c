@@ -121,6 +121,9 @@ dv_repl_describe(dv_repl_t *self, dv_msgw_t *w)
     dv_msgw_uint(w, "commit", v.commit);
     dv_msgw_uint(w, "applied", v.applied);
     dv_msgw_uint(w, "last", v.last);
+    dv_msgw_uint(w, "snapshots", self->snapshots);
+    dv_msgw_uint(w, "snapshot_bytes", self->snap_bytes);
+    dv_msgw_uint(w, "log_bytes", self->log_bytes);
     dv_msgw_key(w, "members");
     dv_msgw_v_array(w, v.n);
     for (unsigned i = 0; i < v.n; i++) {
@@ -163,6 +166,9 @@ dv_repl_figures(dv_repl_t *self, dv_repl_figures_t *f)
     f->commit = v.commit;
     f->applied = v.applied;
     f->last = v.last;
+    f->snapshots = self->snapshots;
+    f->snapshot_bytes = self->snap_bytes;
+    f->log_bytes = self->log_bytes;
     for (unsigned i = 0; i < v.n && i < DV_MAX_REPL_MEMBERS; i++) {
         uint64_t match;
         f->ids[f->n] = member_at(self, &v, i, &match)->id;

@@ -185,11 +185,20 @@
 #define DV_MAX_REPL_ID 65535
 // Raft addresses and endpoints members tell each other.
 #define DV_MAX_REPL_ADDR 255
-// A snapshot every this many entries (group commits). canonical/raft keeps
-// the log since the last snapshot in memory, so this bounds that memory and
-// a restart's replay; each snapshot is the whole store and the model and
-// data set files, so taking one too often costs more than it saves.
+// When a member snapshots (broker/dv_repl.c). Each snapshot is the whole
+// store and the model and data set files, so its cost grows with them: a
+// fixed "every N entries" makes a busy group with a large store rewrite it
+// again and again (a 100 MB store every 1,024 group commits). So a member
+// snapshots once the log since its last snapshot holds at least
+// DV_REPL_SNAPSHOT_ENTRIES entries *and* as many bytes as that snapshot
+// (Redis's auto-aof-rewrite-percentage 100: each byte logged pays for at
+// most one byte rewritten, amortized O(1) whatever the store's size), or
+// DV_REPL_LOG_BYTES in any case: canonical/raft holds the log since the last
+// snapshot in memory, on every member, and a restart replays it, so that
+// bounds both (a store larger than that is rewritten once per 256 MiB
+// logged). Small stores snapshot every 1,024 entries, as before.
 #define DV_REPL_SNAPSHOT_ENTRIES 1024
+#define DV_REPL_LOG_BYTES        (256ULL << 20)
 // A model or data set file larger than this leaves the Raft log: the entry
 // carries its SHA-256 and size (a "ref"), and the bytes travel member to
 // member on the files channel as a content-addressed blob (broker/dv_blobs.h).

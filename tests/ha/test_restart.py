@@ -14,6 +14,13 @@ removed (rm -rf) and the follower started again with its same command
 commit, lag 0); then the leader is killed until the rebuilt member leads,
 and it answers result_get for every job, early ones included.
 
+test_snapshots_paced_by_size: a 3 MB data set (inline, under 4 MiB) makes
+the store heavy; the first snapshot comes after 1,024 entries; then 1,100
+more small entries take no second one (the log holds fewer bytes than the
+snapshot: rewriting it would cost more than the log it frees), and a
+second data set of 3.5 MB, whose entry tips the log past the snapshot's
+size, does take one — on every member.
+
 The checker (checker.py) must pass on each history.
 """
 
@@ -22,6 +29,7 @@ from __future__ import annotations
 import shutil
 
 import ha
+from test_files import wide_csv
 
 QUEUE = "ha-restart"
 #: log entries past a snapshot (1024) and its trailing entries (256), so
@@ -134,6 +142,62 @@ def test_wiped_member_rejoins():
         v = ha.judge(g, hist)
         assert v.valid, v.text()
         assert v.counts["acknowledged"] == n + 40
+        ok = True
+    finally:
+        if not ok:
+            print(g.logs())
+        g.close(keep=not ok)
+
+
+def snap_view(g: ha.Group) -> dict:
+    """Each member's (snapshots, snapshot_bytes, log_bytes, applied)."""
+    out = {}
+    for m in g.members:
+        v = m.cluster() or {}
+        out[m.id] = (v.get("snapshots", 0), v.get("snapshot_bytes", 0),
+                     v.get("log_bytes", 0), v.get("applied", 0))
+    return out
+
+
+def test_snapshots_paced_by_size():
+    g = ha.Group(workers=2)
+    hist = ha.History(g.dir / "history.jsonl")
+    ok = False
+    try:
+        heavy = wide_csv(30_000, 5)
+        assert 2 << 20 < len(heavy) < 4 << 20, len(heavy)
+        with g.client() as c:
+            c.dataset_push("heavy", heavy)
+        n = 0
+        while not all(v[0] >= 1 for v in snap_view(g).values()):
+            assert n < 3000, f"no first snapshot: {snap_view(g)}"
+            produce(g, hist, 100, 1, f"s{n // 100}")
+            n += 100
+        g.caught_up()
+        first = snap_view(g)
+        print(f"after the first snapshot: {first}")
+        for mid, (k, size, logged, _) in first.items():
+            assert size > len(heavy), (mid, size)  # the file is in it
+        produce(g, hist, 1100, 1, "small")
+        g.caught_up()
+        after = snap_view(g)
+        print(f"after 1,100 small entries: {after}")
+        for mid, (k, size, logged, applied) in after.items():
+            assert applied - first[mid][3] >= 1100, (mid, first, after)
+            assert k == first[mid][0], \
+                f"member {mid} rewrote a {size}-byte store for " \
+                f"{logged} bytes of log: {first} -> {after}"
+            assert logged < size, (mid, after)
+        with g.client() as c:
+            c.dataset_push("heavier", wide_csv(35_000, 6))
+        produce(g, hist, 10, 1, "tip")  # (an apply after the push)
+        ha.wait_for("a second snapshot on every member",
+                    lambda: all(v[0] > first[mid][0] for mid, v in
+                                snap_view(g).items()), 60, 0.2)
+        print(f"after the second data set: {snap_view(g)}")
+        ha.sweep(g, hist)
+        v = ha.judge(g, hist)
+        assert v.valid, v.text()
         ok = True
     finally:
         if not ok:
