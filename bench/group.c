@@ -5,8 +5,11 @@
 //       endpoint, 2 drover-workers --concurrency 64) against one broker
 //       with --data and against the leader of a 3-member group (each with
 //       --data, raft over tcp 127.0.0.1, default timeouts; the workers get
-//       the group's list), alternating, median of 3 each: jobs/s and
-//       group/single (goal >= 0.5).
+//       the group's list), alternating after one warm-up round each,
+//       REPL_RUNS rounds: the median jobs/s of each, and group/single as
+//       the median of the rounds' ratios (each round's two runs seconds
+//       apart, so a neighbour slowing the host for a while moves both;
+//       the lowest and highest ratio beside it) (goal >= 0.5).
 //   failover: the same group under steady load (a producer thread sending
 //       LOAD_RATE jobs/s to the leader); KILLS times: kill -9 the leader, the
 //       time from the kill to the first submit accepted by another member
@@ -46,6 +49,7 @@
 #define W1_JOBS    20000
 #define PAYLOAD    100
 #define RUNS       3
+#define REPL_RUNS  7    // repl: rounds (one run is ~0.5 s, noisy on 2 cores)
 #define WINDOW     2000 // W1: jobs in flight before waiting for results
 #define MEMBERS    3
 #define WORKERS    2
@@ -578,19 +582,27 @@ single_w1(void *ctx, const char *bin_dir, bool durable)
     return rate;
 }
 
+// The median of n figures (sorts v).
+static double
+median_n(double *v, size_t n)
+{
+    qsort(v, n, sizeof(double), dv_bench_cmp_double);
+    return v[n / 2];
+}
+
 static double
 median(double *v)
 {
-    qsort(v, RUNS, sizeof(double), dv_bench_cmp_double);
-    return v[RUNS / 2];
+    return median_n(v, RUNS);
 }
 
 typedef struct {
     double one_w1, grp_w1; // repl: durable W1 medians, 0 when not measured
-    failover_t fo;         // failover: the kills measured
-    char fo_error[400];    // why the failover stopped early ("": it did not)
-    double sm, sd;         // single: this build, in-memory and durable
-    double bm, bd;         // single: the baseline build (0: none given)
+    double ratio, ratio_lo, ratio_hi; // repl: group/one per round (median)
+    failover_t fo;                    // failover: the kills measured
+    char fo_error[400]; // why the failover stopped early ("": it did not)
+    double sm, sd;      // single: this build, in-memory and durable
+    double bm, bd;      // single: the baseline build (0: none given)
 } figures_t;
 
 // repl: one durable broker and a group up side by side, W1 alternating.
@@ -598,13 +610,14 @@ static int
 phase_repl(void *ctx, const char *bin_dir, figures_t *fig)
 {
     brokers_t one = {0}, grp = {0};
-    double r_one[RUNS], r_grp[RUNS];
+    double r_one[REPL_RUNS + 1], r_grp[REPL_RUNS + 1], r_x[REPL_RUNS];
     int leader = -1, rc = -1;
     if (brokers_up(ctx, &one, bin_dir, false, true) == 0 &&
         (leader = brokers_up(ctx, &grp, bin_dir, true, true)) >= 0) {
         rc = 0;
     }
-    for (int r = 0; rc == 0 && r < RUNS; r++) {
+    // Round 0 warms both up (connections, first pages of each store).
+    for (int r = 0; rc == 0 && r <= REPL_RUNS; r++) {
         void *s1 = dv_bench_dealer(ctx, one.m[0].cep);
         r_one[r] = w1(s1, W1_JOBS);
         zmq_close(s1);
@@ -612,20 +625,26 @@ phase_repl(void *ctx, const char *bin_dir, figures_t *fig)
         r_grp[r] = w1(s3, W1_JOBS);
         zmq_close(s3);
         rc = r_one[r] < 0 || r_grp[r] < 0 ? -1 : 0;
+        if (rc == 0 && r > 0) {
+            r_x[r - 1] = r_grp[r] / r_one[r];
+        }
     }
     brokers_stop(&one);
     brokers_stop(&grp);
     if (rc == 0) {
         brokers_clean(&one);
         brokers_clean(&grp);
-        fig->one_w1 = median(r_one);
-        fig->grp_w1 = median(r_grp);
+        fig->one_w1 = median_n(r_one + 1, REPL_RUNS);
+        fig->grp_w1 = median_n(r_grp + 1, REPL_RUNS);
+        fig->ratio = median_n(r_x, REPL_RUNS);
+        fig->ratio_lo = r_x[0];
+        fig->ratio_hi = r_x[REPL_RUNS - 1];
         printf("repl: durable W1, %d echo jobs of %d bytes, 1 async producer "
-               "(window %d), %d workers (median of %d):\n"
+               "(window %d), %d workers (median of %d rounds):\n"
                "  one broker %8.0f jobs/s   %d-member group (leader) %8.0f "
-               "jobs/s   group/one %.2f\n",
-               W1_JOBS, PAYLOAD, WINDOW, WORKERS, RUNS, fig->one_w1, MEMBERS,
-               fig->grp_w1, fig->grp_w1 / fig->one_w1);
+               "jobs/s   group/one %.2f (rounds %.2f-%.2f)\n",
+               W1_JOBS, PAYLOAD, WINDOW, WORKERS, REPL_RUNS, fig->one_w1,
+               MEMBERS, fig->grp_w1, fig->ratio, fig->ratio_lo, fig->ratio_hi);
         fflush(stdout);
     }
     return rc;
@@ -716,14 +735,16 @@ write_json(const char *path, const figures_t *fig, double secs, double load0)
             "  \"repl\": {\"jobs\": %d, \"payload_bytes\": %d, \"window\": "
             "%d, \"workers\": %d, \"durability\": \"commit\", "
             "\"single_jobs_per_s\": %.0f, \"group_jobs_per_s\": %.0f, "
-            "\"group_over_single\": %.3f},\n"
+            "\"group_over_single\": %.3f, \"rounds\": %d, "
+            "\"group_over_single_min\": %.3f, "
+            "\"group_over_single_max\": %.3f},\n"
             "  \"failover\": {\"kills\": %d, \"load_jobs_per_s\": %d, "
             "\"probe_ms\": %d, \"p50_s\": %.3f, \"p90_s\": %.3f, "
             "\"max_s\": %.3f, \"catchup_max_s\": %.3f, "
             "\"load_accepted\": %ld, \"error\": \"",
             MEMBERS, W1_JOBS, PAYLOAD, WINDOW, WORKERS, fig->one_w1,
-            fig->grp_w1, ratio(fig->grp_w1, fig->one_w1), fo->n, LOAD_RATE,
-            PROBE_MS, dv_bench_pct(fo->secs, n, 0.5),
+            fig->grp_w1, fig->ratio, REPL_RUNS, fig->ratio_lo, fig->ratio_hi,
+            fo->n, LOAD_RATE, PROBE_MS, dv_bench_pct(fo->secs, n, 0.5),
             dv_bench_pct(fo->secs, n, 0.9), n ? fo->secs[n - 1] : 0,
             fo->catchup_max_s, fo->load_accepted);
     for (const char *c = fig->fo_error; *c; c++) {
