@@ -133,6 +133,18 @@ drv_send_msg(drover_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
 }
 
 void
+drv_send_adopt(drover_t *self, dv_msgw_t *w, void *data, size_t len)
+{
+    zmq_msg_t frame;
+    size_t hl = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hl);
+    if (dv_wire_msg_adopt(&frame, data, len) == 0) { // (freed data if not)
+        dv_wire_send_msgs(self->sock, NULL, 0, h, hl, &frame, 1);
+    }
+    dv_msgw_destroy(&w);
+}
+
+void
 drv_drop_reply(drover_t *self)
 {
     dv_msg_destroy(&self->reply);

@@ -172,6 +172,9 @@ void drv_req_remove(drover_t *self, req_t *r);
 // Send w (consumed) with frames (borrowed) on the socket, no request kept.
 void
 drv_send_msg(drover_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n);
+// Send w's header and one frame of len bytes at data, which ZeroMQ takes
+// (freed once sent or dropped: no copy of a large input); w is consumed.
+void drv_send_adopt(drover_t *self, dv_msgw_t *w, void *data, size_t len);
 
 // Send w (and frames) as a request and wait for its reply, which must be of
 // type want (an `error` reply becomes its error). The reply stays in

@@ -340,8 +340,11 @@ submit_async(drover_t *self,
         drv_group_keep(self, r, w, &frame);
     }
 
-    drv_send_msg(self, w, &frame, 1);
-    free(owned);
+    if (owned) { // an input converted for the wire: ZeroMQ takes it
+        drv_send_adopt(self, w, owned, frame.len);
+    } else {
+        drv_send_msg(self, w, &frame, 1);
+    }
     return 0;
 }
 
@@ -394,9 +397,7 @@ send_many(drover_t *self,
             at += frames[k].len;
             dv_msgw_destroy(&ws[k]);
         }
-        dv_frame_t f = {all, fb};
-        drv_send_msg(self, m, &f, 1);
-        free(all);
+        drv_send_adopt(self, m, all, fb); // ZeroMQ takes it: no copy
         i = j;
     }
 }
