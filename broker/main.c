@@ -13,6 +13,7 @@
 
 #include "dv_broker.h"
 #include "dv_log.h"
+#include "dv_mem.h"
 
 static void
 usage(FILE *f)
@@ -343,6 +344,7 @@ main(int argc, char **argv)
                              .heartbeat_ms = 1000,
                              .liveness = 3};
     dv_log_init("drover-broker", DV_LOG_INFO); // before --log-level
+    dv_mem_tune_daemon();                      // large messages: dv_limits.h
     int rc = parse_args(argc, argv, &opts);
     if (rc >= 0) {
         return rc;

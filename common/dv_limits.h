@@ -134,6 +134,20 @@
 #define DV_MAX_KEPT_RESULTS 100000
 #define DV_MAX_KEPT_BYTES   ((size_t)256 << 20)
 
+// The daemons' allocator (dv_mem_tune_daemon, drover-broker and
+// drover-worker only: a library leaves its host's allocator alone). glibc
+// maps a block over its dynamic threshold (128 KiB at first) afresh and
+// returns it to the system on free, and trims an arena's top past twice
+// the threshold, so a request of a few MB, received, stored and freed, is
+// faulted in page by page each time: 1,024 faults for a 4 MB input, ~5 ms
+// of a worker's CPU on a paravirtualised host, more than a fifth of the
+// forward pass. Up to DV_MALLOC_MMAP_BYTES (glibc's own ceiling for the
+// dynamic threshold) blocks come from the arenas, and an arena keeps up to
+// DV_MALLOC_TRIM_BYTES free at its top for the next ones: that much RAM
+// per arena may stay held after a burst of large messages.
+#define DV_MALLOC_MMAP_BYTES ((size_t)32 << 20)
+#define DV_MALLOC_TRIM_BYTES ((size_t)64 << 20)
+
 // Idempotency keys remembered, the oldest dropped first. One costs at most
 // ~500 bytes (a 256-byte key, its queue name and its tenant's key), so
 // producers inventing keys hold at most ~500 MiB; typically (short keys)

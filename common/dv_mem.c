@@ -1,10 +1,13 @@
 // dv_mem — allocation helpers that abort on OOM with the caller's file:line.
 #include "dv_mem.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dv_limits.h"
 
 static void __attribute__((noreturn)) oom(size_t n, const char *file, int line)
 {
@@ -67,4 +70,12 @@ dv_assert_fail(const char *expr, const char *file, int line)
 {
     fprintf(stderr, "drover: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();
+}
+
+void
+dv_mem_tune_daemon(void)
+{
+    // Setting either also ends glibc's dynamic threshold (mallopt(3)).
+    mallopt(M_MMAP_THRESHOLD, (int)DV_MALLOC_MMAP_BYTES);
+    mallopt(M_TRIM_THRESHOLD, (int)DV_MALLOC_TRIM_BYTES);
 }

@@ -29,6 +29,11 @@ char *dv_strdup_at(const char *s, const char *file, int line);
 // buffers sized by data (tensors, batches). Caller owns the result.
 void *dv_try_malloc(size_t n_elems, size_t elem_size);
 
+// For a daemon's main, before its threads start: keep blocks up to
+// DV_MALLOC_MMAP_BYTES in the heap and up to DV_MALLOC_TRIM_BYTES free at
+// an arena's top (dv_limits.h says why). Never from a library.
+void dv_mem_tune_daemon(void);
+
 // Report and abort; does not return.
 void dv_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));

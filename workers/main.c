@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dv_log.h"
+#include "dv_mem.h"
 #include "dv_worker.h"
 
 static void
@@ -54,6 +55,7 @@ main(int argc, char **argv)
                              .heartbeat_ms = 1000,
                              .liveness = 3};
     dv_log_init("drover-worker", DV_LOG_INFO);
+    dv_mem_tune_daemon(); // large messages: dv_limits.h
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
