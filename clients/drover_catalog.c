@@ -47,8 +47,8 @@ static void
 model_from_obj(const msgpack_object *o, drover_model_t *out)
 {
     memset(out, 0, sizeof *out);
-    stored_from_obj(o, out->name, sizeof out->name, &out->version,
-                    out->sha256, &out->bytes);
+    stored_from_obj(o, out->name, sizeof out->name, &out->version, out->sha256,
+                    &out->bytes);
     drv_copy_obj_str(dv_msgpack_get(o, "task"), out->task, sizeof out->task);
     drv_copy_obj_str(dv_msgpack_get(o, "algo"), out->algo, sizeof out->algo);
     out->features = (uint32_t)drv_obj_uint(o, "features");
@@ -552,8 +552,8 @@ static void
 dataset_from_obj(const msgpack_object *o, drover_dataset_t *out)
 {
     memset(out, 0, sizeof *out);
-    stored_from_obj(o, out->name, sizeof out->name, &out->version,
-                    out->sha256, &out->bytes);
+    stored_from_obj(o, out->name, sizeof out->name, &out->version, out->sha256,
+                    &out->bytes);
     out->rows = drv_obj_uint(o, "rows");
     out->columns = (uint32_t)drv_obj_uint(o, "columns");
     drv_copy_obj_str(dv_msgpack_get(o, "target"), out->target,

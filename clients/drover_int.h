@@ -120,19 +120,19 @@ struct drover {
     // A broker group (protocol 1.6; drover_group.c). n_eps > 1 turns on
     // leader following, failover and resending; with one endpoint none of
     // it runs and nothing below is used.
-    char **eps;                    // the endpoint list (owned)
-    size_t n_eps;                  //
-    size_t ep_at;                  // the list entry last tried
-    unsigned mon_gen;              // monitor endpoint names: one per socket
-    bool curve;                    // the keys below are set
-    uint8_t server_key[32];        //   the broker's public key
-    uint8_t public_key[32];        //   ours
-    uint8_t secret_key[32];        //   (wiped on destroy)
-    bool dropped;                  // the monitor saw the connection drop
-    bool failover_due;             // leave this member (drv_pump acts on it)
+    char **eps;             // the endpoint list (owned)
+    size_t n_eps;           //
+    size_t ep_at;           // the list entry last tried
+    unsigned mon_gen;       // monitor endpoint names: one per socket
+    bool curve;             // the keys below are set
+    uint8_t server_key[32]; //   the broker's public key
+    uint8_t public_key[32]; //   ours
+    uint8_t secret_key[32]; //   (wiped on destroy)
+    bool dropped;           // the monitor saw the connection drop
+    bool failover_due;      // leave this member (drv_pump acts on it)
     char group_why[DV_ERROR_TEXT_MAX]; // why reaching the leader failed
-    char hint[256];                // DV_ENOTLEADER's `leader` ("": none)
-    int64_t last_rx_ms;            // when a message last came
+    char hint[256];                    // DV_ENOTLEADER's `leader` ("": none)
+    int64_t last_rx_ms;                // when a message last came
     int64_t probe_sent_ms;         // silence: when the `ping` went (0: none)
     uint8_t *want_copy;            // the blocking request's header (owned)
     size_t want_copy_len;          //

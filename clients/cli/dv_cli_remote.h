@@ -103,10 +103,10 @@ uint32_t dv_cli_worker_held(const drover_worker_t *w);
 // and `,"held":N` to stdout.
 void dv_cli_worker_load_json(const drover_worker_t *w);
 
-int dv_cli_workers(int argc, char **argv);  // dv_cli_admin.c
-int dv_cli_status(int argc, char **argv);   //
-int dv_cli_audit(int argc, char **argv);    //
-int dv_cli_admin(int argc, char **argv);    //
-int dv_cli_top(int argc, char **argv);      // dv_cli_top.c
+int dv_cli_workers(int argc, char **argv); // dv_cli_admin.c
+int dv_cli_status(int argc, char **argv);  //
+int dv_cli_audit(int argc, char **argv);   //
+int dv_cli_admin(int argc, char **argv);   //
+int dv_cli_top(int argc, char **argv);     // dv_cli_top.c
 
 #endif
