@@ -108,6 +108,28 @@ spec_dataset_key(const job_t *j, char *key, size_t size)
     dv_jobs_msg_spec_each(j, ds_key_field, &out);
 }
 
+// "NAME@VERSION" into key (what snprintf "%s@%u" writes, without its
+// format parsing: once per submit, ~1% of the broker's CPU on one-row
+// requests).
+static void
+model_key(char *key, size_t size, const char *name, unsigned version)
+{
+    char digits[12];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + version % 10);
+        version /= 10;
+    } while (version);
+    size_t n = strlen(name);
+    dv_assert(n + 1 + nd < size); // names are checked at submit
+    memcpy(key, name, n);
+    key[n++] = '@';
+    while (nd) {
+        key[n++] = digits[--nd];
+    }
+    key[n] = '\0';
+}
+
 // Schedule an accepted job. A durable one whose record is committed
 // (may_spill) goes to the store only when its queue is deep: then j is
 // freed and true returned.
@@ -119,7 +141,7 @@ dv_jobs_msg_schedule(dv_broker_t *self, job_t *j, bool may_spill)
     }
     char key[2 * DV_MAX_WIRE_NAME + 8] = "";
     if (USES_MODEL(j)) {
-        snprintf(key, sizeof key, "%s@%u", j->model, j->model_version);
+        model_key(key, sizeof key, j->model, j->model_version);
     } else if (j->spec) {
         spec_dataset_key(j, key, sizeof key); // "ds:NAME@V", or ""
     }
@@ -605,6 +627,9 @@ submit_read_payload(dv_broker_t *self,
                          "submit: model %s@%u takes %u features per row, "
                          "the input has %zu",
                          model->name, model->version, model->features, s->cols);
+    }
+    if (dv_frame_check(s->rows, model->outputs, "", NULL) == 0) {
+        return 0; // (the name is formatted only for the error: per submit)
     }
     char what[2 * DV_MAX_WIRE_NAME];
     snprintf(what, sizeof what, "submit: the output of %s@%u", model->name,
