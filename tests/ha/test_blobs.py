@@ -1,8 +1,8 @@
 """Blobs and the files channel of a broker group (issue 18).
 
 test_wiped_member_gets_blobs: two data sets over DV_REPL_INLINE_BYTES are
-pushed and one removed; the log is made long enough for a snapshot (one
-every 1,024 entries, 256 kept behind it): every member's blob of the
+pushed and one removed; the log is made long enough for a snapshot (the
+first comes after 1,024 entries, 256 kept behind it): every member's blob of the
 removed one is collected, the kept one's stays; a follower's data dir is
 removed and the member restarted: it rejoins from the leader's snapshot
 (which carries the file as a ref) and fetches the blob. Then the whole

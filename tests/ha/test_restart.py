@@ -7,7 +7,7 @@ command: every done job's result and every queued job is there (the queued
 ones run once workers come back).
 
 test_wiped_member_rejoins: enough entries for the leader to have taken a
-snapshot (one every DV_REPL_SNAPSHOT_ENTRIES = 1024 entries; each group
+snapshot (the first after DV_REPL_SNAPSHOT_ENTRIES = 1024 entries; each group
 commit is one entry, so jobs go one at a time); a follower's data dir is
 removed (rm -rf) and the follower started again with its same command
 (--raft-peers, like the others): it catches up (every member at the same
