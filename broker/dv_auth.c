@@ -234,11 +234,16 @@ drain_one(dv_auth_t *self, int i)
     }
 }
 
+// Both monitors, from their watcher or from on_zap (which must see the
+// descriptors a handshake reports before deciding); a read from on_zap is
+// outside the monitors' sole watchers, so it touches them.
 static void
 drain_monitor(dv_auth_t *self)
 {
-    drain_one(self, 0);
-    drain_one(self, 1);
+    for (int i = 0; i < 2; i++) {
+        drain_one(self, i);
+        dv_zwatch_touch(self->monitor_watch[i]);
+    }
 }
 
 static int
@@ -469,6 +474,9 @@ dv_auth_open(dv_auth_t **out,
         rc = dv_zwatch_open(&self->zap_watch, loop, self->zap,
                             DV_ZWATCH_READABLE, on_zap, self, err);
     }
+    if (rc == 0) {
+        dv_zwatch_set_sole(self->zap_watch); // replies only from on_zap
+    }
     if (rc) {
         dv_auth_destroy(&self);
         return rc;
@@ -583,6 +591,9 @@ dv_auth_socket(dv_auth_t *self,
                                       self->monitor[i], DV_ZWATCH_READABLE,
                                       on_monitor, self, err) != 0) {
             return err ? err->code : DV_EIO;
+        }
+        if (rc == 0) {
+            dv_zwatch_set_sole(self->monitor_watch[i]); // read by on_monitor
         }
     }
     if (rc != 0) {

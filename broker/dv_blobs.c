@@ -591,8 +591,10 @@ out_send(dv_blobs_t *self, const src_t *to, out_t *o)
                      ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
             (void)zmq_send(self->router, o->sb.data, o->sb.size, ZMQ_DONTWAIT);
         }
+        dv_zwatch_touch(self->rwatch); // sole watchers: see dv_zwatch.h
     } else if (self->dealer) {
         (void)zmq_send(self->dealer, o->sb.data, o->sb.size, ZMQ_DONTWAIT);
+        dv_zwatch_touch(self->dwatch);
     }
     msgpack_sbuffer_destroy(&o->sb);
 }
@@ -1173,6 +1175,7 @@ dv_blobs_follow(dv_blobs_t *self, const char *endpoint)
         self->following[0] = '\0';
         return;
     }
+    dv_zwatch_set_sole(self->dwatch); // out_send touches it
     self->dealer = s;
     self->open_handles++;
     self->hello_ms = 0; // at the next tick
@@ -1325,6 +1328,7 @@ dv_blobs_open(dv_blobs_t **out,
         return rc;
     }
     self->open_handles = 1;
+    dv_zwatch_set_sole(self->rwatch); // out_send touches it
     dv_log(DV_LOG_INFO, "blobs", "files channel on %s", self->endpoint);
     *out = self;
     return 0;

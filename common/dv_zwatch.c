@@ -15,6 +15,15 @@
 // every iteration makes sure nothing waits for an edge that was consumed by
 // our own send or recv.
 //
+// A sole watcher (dv_zwatch_set_sole) skips the queries that cannot find
+// anything: once ZMQ_EVENTS has said "nothing" (which puts libzmq's pipes to
+// sleep, so the next message or command signals ZMQ_FD), it asks again only
+// when ZMQ_FD has fired (libuv polls it level-triggered: a signal stays until
+// a query takes it), when its callback handled something, or when the owner
+// says it sent (dv_zwatch_touch). Each query costs libzmq a poll() and a
+// getpid(); a broker has a handful of quiet sockets (monitors, ZAP, the files
+// channel) that were asked twice on every turn of the loop.
+//
 // Lifetime: the struct owns the handles; it is freed in the close callback of
 // the last handle (libuv design rule: handle memory lives until close_cb).
 #include "dv_zwatch.h"
@@ -38,15 +47,22 @@ struct dv_zwatch {
     void *arg;                  // its argument
     int open_handles;           // handles not yet closed
     bool closing;               // dv_zwatch_close called
+    bool sole;                  // dv_zwatch_set_sole: queries on demand
+    bool stale;                 // sole: ZMQ_EVENTS may have changed
     dv_zwatch_closed_fn closed; // user close callback (may be NULL)
     void *closed_arg;           // its argument
 };
 
 // Watched events that are ready now (0 on error: the socket is gone or
-// closing, and the caller simply stops dispatching).
+// closing, and the caller simply stops dispatching). A sole watcher whose
+// last answer was "nothing" and that nothing has touched since answers 0
+// without asking.
 static int
-ready_events(const dv_zwatch_t *self)
+ready_events(dv_zwatch_t *self)
 {
+    if (self->sole && !self->stale) {
+        return 0;
+    }
     uint32_t zevents = 0;
     size_t size = sizeof zevents;
     if (zmq_getsockopt(self->socket, ZMQ_EVENTS, &zevents, &size) != 0) {
@@ -54,7 +70,9 @@ ready_events(const dv_zwatch_t *self)
     }
     int ev = ((zevents & ZMQ_POLLIN) ? DV_ZWATCH_READABLE : 0) |
              ((zevents & ZMQ_POLLOUT) ? DV_ZWATCH_WRITABLE : 0);
-    return ev & self->events;
+    ev &= self->events;
+    self->stale = ev != 0; // ready: ask again until the callback drains it
+    return ev;
 }
 
 static void
@@ -63,12 +81,14 @@ idle_noop(uv_idle_t *h)
     (void)h;
 }
 
+// ZMQ_FD fired: the socket's mailbox was signalled.
 static void
-poll_noop(uv_poll_t *h, int status, int events)
+on_poll(uv_poll_t *h, int status, int events)
 {
-    (void)h;
     (void)status;
     (void)events;
+    dv_zwatch_t *self = h->data;
+    self->stale = true;
 }
 
 static void
@@ -92,8 +112,10 @@ on_check(uv_check_t *h)
     int ev = ready_events(self);
     for (unsigned i = 0; ev && i < self->budget && !self->closing; i++) {
         if (!self->cb(self, ev, self->arg)) {
+            self->stale = true; // it found nothing: ask
             ev = ready_events(self);
         } else {
+            self->stale = true;
             ev &= self->events; // the callback may have changed them
         }
     }
@@ -127,6 +149,7 @@ dv_zwatch_open(dv_zwatch_t **out,
     self->prepare.data = self->check.data = self->idle.data = self->poll.data =
         self;
     self->open_handles = 4;
+    self->stale = true;
     self->socket = socket;
     self->events = events;
     self->budget = DV_ZWATCH_BUDGET;
@@ -134,7 +157,7 @@ dv_zwatch_open(dv_zwatch_t **out,
     self->arg = arg;
     uv_prepare_start(&self->prepare, on_prepare);
     uv_check_start(&self->check, on_check);
-    uv_poll_start(&self->poll, UV_READABLE, poll_noop);
+    uv_poll_start(&self->poll, UV_READABLE, on_poll);
     *out = self;
     return 0;
 }
@@ -143,6 +166,21 @@ void
 dv_zwatch_set_events(dv_zwatch_t *self, int events)
 {
     self->events = events;
+    self->stale = true;
+}
+
+void
+dv_zwatch_set_sole(dv_zwatch_t *self)
+{
+    self->sole = true;
+}
+
+void
+dv_zwatch_touch(dv_zwatch_t *self)
+{
+    if (self) {
+        self->stale = true;
+    }
 }
 
 void

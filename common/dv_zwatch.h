@@ -57,6 +57,18 @@ int dv_zwatch_open(dv_zwatch_t **out,
 // queued). Takes effect on the next loop iteration.
 void dv_zwatch_set_events(dv_zwatch_t *self, int events);
 
+// Promise that nothing but this watcher's ready callback sends, receives or
+// asks ZMQ_EVENTS on the socket, except where the owner calls
+// dv_zwatch_touch right after: the watcher then asks ZMQ_EVENTS only after
+// ZMQ_FD fires, the callback handles something, or a touch (each query
+// costs libzmq a poll() and a getpid()). A send without a touch may leave a
+// message unread until the next one arrives: for quiet sockets only.
+void dv_zwatch_set_sole(dv_zwatch_t *self);
+
+// A sole watcher's socket was used outside its callback (a send from a
+// timer): ask ZMQ_EVENTS again before the loop blocks. NULL: no-op.
+void dv_zwatch_touch(dv_zwatch_t *self);
+
 // Ready-callback calls per loop iteration (>= 1).
 void dv_zwatch_set_budget(dv_zwatch_t *self, unsigned budget);
 

@@ -246,6 +246,7 @@ open_monitor(dv_worker_t *self)
     if (self->mon_sock && zmq_connect(self->mon_sock, ep) == 0 &&
         dv_zwatch_open(&self->mon_watch, &self->loop, self->mon_sock,
                        DV_ZWATCH_READABLE, on_monitor, self, NULL) == 0) {
+        dv_zwatch_set_sole(self->mon_watch); // read by on_monitor only
         return;
     }
     zmq_socket_monitor(self->sock, NULL, 0);

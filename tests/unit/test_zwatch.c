@@ -2,6 +2,7 @@
 // case (ZMQ_FD's edge consumed while a message waits), fairness under a
 // budget, writable events, and clean shutdown (uv_loop_close == 0).
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -298,7 +299,7 @@ send_later(void *arg)
 }
 
 static void
-test_wakes_when_sleeping(void)
+wakes_when_sleeping(bool sole)
 {
     fixture_t f;
     setup(&f, "inproc://later");
@@ -310,6 +311,9 @@ test_wakes_when_sleeping(void)
     dv_zwatch_t *w = NULL;
     int rc = dv_zwatch_open(&w, &f.loop, second, DV_ZWATCH_READABLE, on_ready,
                             &f, &err);
+    if (rc == 0 && sole) {
+        dv_zwatch_set_sole(w);
+    }
     uv_thread_t t;
     uv_thread_create(&t, send_later, &f);
     if (rc == 0) {
@@ -330,6 +334,83 @@ test_wakes_when_sleeping(void)
     DV_CHECK(was_asleep);
     DV_CHECK(!timed_out);
     DV_CHECK_EQ(received, 5);
+}
+
+static void
+test_wakes_when_sleeping(void)
+{
+    wakes_when_sleeping(false);
+}
+
+// A sole watcher asks ZMQ_EVENTS only on demand, yet still wakes on ZMQ_FD.
+static void
+test_sole_wakes_when_sleeping(void)
+{
+    wakes_when_sleeping(true);
+}
+
+static void
+on_short(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+// Run f's loop until f->want messages were read or ms passed.
+static void
+run_for(fixture_t *f, uint64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&f->loop, &t);
+    uv_timer_start(&t, on_short, ms, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+// The sole watcher's contract: once it has seen "nothing", a use of the
+// socket outside its callback that takes ZMQ_FD's edge (here a ZMQ_EVENTS
+// query, as a send does) leaves the message unread until dv_zwatch_touch.
+// The first half shows the hazard is real (so the broker must touch after
+// every such use); the second that a touch delivers it.
+static void
+test_sole_needs_touch(void)
+{
+    fixture_t f;
+    setup(&f, "inproc://sole");
+    dv_error_t err = {0};
+    int rc = dv_zwatch_open(&f.w, &f.loop, f.ours, DV_ZWATCH_READABLE, on_ready,
+                            &f, &err);
+    if (rc == 0) {
+        dv_zwatch_set_sole(f.w);
+    }
+    send_n(f.peer, 1);
+    f.want = 1;
+    run_for(&f, DEADLINE_MS); // reads it, then sees "nothing"
+    int first = f.received;
+    run_for(&f, 50); // idle turns: "nothing" again, without asking
+    int fd = -1;
+    size_t size = sizeof fd;
+    zmq_getsockopt(f.ours, ZMQ_FD, &fd, &size);
+    send_n(f.peer, 1);
+    struct pollfd p = {fd, POLLIN, 0};
+    int signalled = poll(&p, 1, 2000);
+    uint32_t events = 0;
+    size = sizeof events;
+    zmq_getsockopt(f.ours, ZMQ_EVENTS, &events, &size); // takes the edge
+    f.want = 2;
+    run_for(&f, 200);
+    int untouched = f.received;
+    dv_zwatch_touch(f.w);
+    run_for(&f, DEADLINE_MS);
+    int touched = f.received;
+    int closed = teardown(&f);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK_EQ(first, 1);
+    DV_CHECK_EQ(signalled, 1);
+    DV_CHECK(events & ZMQ_POLLIN);
+    DV_CHECK_EQ(untouched, 1); // waits: nothing said the socket was used
+    DV_CHECK_EQ(touched, 2);
+    DV_CHECK_EQ(closed, 0);
 }
 
 static void
@@ -357,6 +438,8 @@ static const dv_test_case_t cases[] = {
     {"budget keeps the loop fair", test_budget_keeps_loop_fair},
     {"writable then readable", test_writable_then_readable},
     {"wakes a sleeping loop", test_wakes_when_sleeping},
+    {"sole watcher wakes a sleeping loop", test_sole_wakes_when_sleeping},
+    {"sole watcher needs a touch after outside use", test_sole_needs_touch},
     {"refuses a non-socket", test_not_a_socket},
     {NULL, NULL},
 };
