@@ -349,3 +349,116 @@ dv_bench_submit(void *sock,
     }
     dv_msgw_destroy(&w);
 }
+
+// ------------------------------------------------ raw ZeroMQ relay
+
+#define RELAY_WORKERS 8  // workers a relay knows
+#define RELAY_CREDITS 64 // credits per worker at most
+
+// The relay: frontend ROUTER <-> backend ROUTER; workers announce
+// themselves with "READY"; requests are dealt round-robin to known workers,
+// or to workers holding credits; replies routed back by client identity;
+// both sockets drained on every wake.
+static int
+recv_parts(void *s, zmq_msg_t *f, int max)
+{
+    int n = 0, more;
+    do {
+        zmq_msg_init(&f[n]);
+        if (zmq_msg_recv(&f[n], s, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[n]);
+            return n ? n : -1;
+        }
+        more = zmq_msg_more(&f[n]);
+        n++;
+    } while (more && n < max);
+    return n;
+}
+
+int
+dv_bench_relay_run(void *ctx,
+                   const char *front_ep,
+                   const char *back_ep,
+                   int credits,
+                   volatile int *stop,
+                   bool say_ready)
+{
+    void *front = zmq_socket(ctx, ZMQ_ROUTER);
+    void *back = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0;
+    void *socks[2] = {front, back};
+    for (int i = 0; i < 2; i++) {
+        zmq_setsockopt(socks[i], ZMQ_SNDHWM, &zero, sizeof zero);
+        zmq_setsockopt(socks[i], ZMQ_RCVHWM, &zero, sizeof zero);
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
+    }
+    if (zmq_bind(front, front_ep) != 0 || zmq_bind(back, back_ep) != 0) {
+        zmq_close(front);
+        zmq_close(back);
+        return -1;
+    }
+    if (say_ready) {
+        printf("READY relay\n");
+        fflush(stdout);
+    }
+    char wid[RELAY_WORKERS][256];
+    size_t wlen[RELAY_WORKERS];
+    int nw = 0, next = 0;
+    // Credits: a ring of worker indexes, one entry per request a worker may
+    // still take (its READYs and its replies each give one).
+    int ring[RELAY_WORKERS * RELAY_CREDITS], head = 0, n_ring = 0;
+    zmq_msg_t f[8];
+    while (!*stop) {
+        bool take = credits ? n_ring > 0 : nw > 0;
+        zmq_pollitem_t items[2] = {{back, 0, ZMQ_POLLIN, 0},
+                                   {front, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, take ? 2 : 1, 100) <= 0) {
+            continue;
+        }
+        int n;
+        while ((n = recv_parts(back, f, 8)) > 0) {
+            int w = 0; // the sender's index; registered by its first READY
+            while (w < nw &&
+                   !(wlen[w] == zmq_msg_size(&f[0]) &&
+                     memcmp(wid[w], zmq_msg_data(&f[0]), wlen[w]) == 0)) {
+                w++;
+            }
+            bool ready = n == 2 && zmq_msg_size(&f[1]) == 5;
+            if (w == nw && ready && nw < RELAY_WORKERS) {
+                wlen[nw] = zmq_msg_size(&f[0]);
+                memcpy(wid[nw], zmq_msg_data(&f[0]), wlen[nw]);
+                nw++;
+            }
+            if (credits && w < nw && n_ring < RELAY_WORKERS * RELAY_CREDITS) {
+                ring[(head + n_ring++) % (RELAY_WORKERS * RELAY_CREDITS)] = w;
+            }
+            if (ready) {
+                zmq_msg_close(&f[0]);
+                zmq_msg_close(&f[1]);
+                continue;
+            }
+            zmq_msg_close(&f[0]); // [worker][client][body] -> [client][body]
+            for (int k = 1; k < n; k++) {
+                zmq_msg_send(&f[k], front, k + 1 < n ? ZMQ_SNDMORE : 0);
+            }
+        }
+        while ((credits ? n_ring > 0 : nw > 0) &&
+               (n = recv_parts(front, f + 1, 7)) > 0) {
+            if (credits) {
+                next = ring[head];
+                head = (head + 1) % (RELAY_WORKERS * RELAY_CREDITS);
+                n_ring--;
+            } else {
+                next = (next + 1) % nw;
+            }
+            zmq_msg_init_size(&f[0], wlen[next]);
+            memcpy(zmq_msg_data(&f[0]), wid[next], wlen[next]);
+            for (int k = 0; k <= n; k++) {
+                zmq_msg_send(&f[k], back, k < n ? ZMQ_SNDMORE : 0);
+            }
+        }
+    }
+    zmq_close(front);
+    zmq_close(back);
+    return 0;
+}

@@ -2,11 +2,13 @@
 // percentiles sort with, generated training data, and real drover processes:
 // spawned from a bin folder in their own process group with stdout on a pipe,
 // their READY line read with a deadline, stopped by their PID only (never by
-// name), and a client's DEALER socket with the echo SUBMITs the queue
-// benchmarks send. Benchmarks only: figures, never assertions.
+// name), a client's DEALER socket with the echo SUBMITs the queue
+// benchmarks send, and the raw ZeroMQ relay they measure as the floor.
+// Benchmarks only: figures, never assertions.
 #ifndef DV_BENCH_H
 #define DV_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -89,5 +91,24 @@ void dv_bench_submit(void *sock,
                      const char *queue,
                      const void *payload,
                      size_t len);
+
+// The floor of the queue benchmarks, as ../shared/peers/src/zmq_broker.c: a
+// raw ZeroMQ relay on ctx. Binds a ROUTER at front_ep (clients) and one at
+// back_ep (workers, which announce themselves with a 5-byte "READY"); replies
+// [worker][client][frames...] go back to [client][frames...] by identity,
+// with no validation and no store: what ZeroMQ alone costs. credits 0:
+// requests are dealt round-robin to known workers with no high-water marks
+// (the peers harness's relay); credits N (1..64): as Drover's credits, each
+// READY and each reply lets a worker take one more request, and requests
+// wait in the front socket until one may (a worker sends N READYs to hold N
+// at once; at most 8 workers). With say_ready, prints "READY relay" on
+// stdout once bound (a relay process, for dv_bench_ready). Runs until
+// *stop; returns 0, or -1 when an endpoint cannot be bound.
+int dv_bench_relay_run(void *ctx,
+                       const char *front_ep,
+                       const char *back_ep,
+                       int credits,
+                       volatile int *stop,
+                       bool say_ready);
 
 #endif

@@ -484,77 +484,11 @@ relay_worker(void *arg)
     return NULL;
 }
 
-// The floor, as ../shared/peers/src/zmq_broker.c: frontend ROUTER <->
-// backend ROUTER; workers announce themselves with "READY"; requests are
-// dealt round-robin to known workers (no credits, unlimited HWM), replies
-// routed back by client identity; both sockets drained on every wake.
-static int
-recv_parts(void *s, zmq_msg_t *f, int max)
-{
-    int n = 0, more;
-    do {
-        zmq_msg_init(&f[n]);
-        if (zmq_msg_recv(&f[n], s, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&f[n]);
-            return n ? n : -1;
-        }
-        more = zmq_msg_more(&f[n]);
-        n++;
-    } while (more && n < max);
-    return n;
-}
-
 static void *
 relay_main(void *arg)
 {
     relay_t *r = arg;
-    void *front = zmq_socket(r->ctx, ZMQ_ROUTER);
-    void *back = zmq_socket(r->ctx, ZMQ_ROUTER);
-    int zero = 0;
-    void *socks[2] = {front, back};
-    for (int i = 0; i < 2; i++) {
-        zmq_setsockopt(socks[i], ZMQ_SNDHWM, &zero, sizeof zero);
-        zmq_setsockopt(socks[i], ZMQ_RCVHWM, &zero, sizeof zero);
-        zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
-    }
-    zmq_bind(front, r->front);
-    zmq_bind(back, r->back);
-    char wid[8][256];
-    size_t wlen[8];
-    int nw = 0, next = 0;
-    zmq_msg_t f[8];
-    while (!r->stop) {
-        zmq_pollitem_t items[2] = {{back, 0, ZMQ_POLLIN, 0},
-                                   {front, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, nw ? 2 : 1, 100) <= 0) {
-            continue;
-        }
-        int n;
-        while ((n = recv_parts(back, f, 8)) > 0) {
-            if (n == 2 && zmq_msg_size(&f[1]) == 5 && nw < 8) { // READY
-                wlen[nw] = zmq_msg_size(&f[0]);
-                memcpy(wid[nw], zmq_msg_data(&f[0]), wlen[nw]);
-                nw++;
-                zmq_msg_close(&f[0]);
-                zmq_msg_close(&f[1]);
-                continue;
-            }
-            zmq_msg_close(&f[0]); // [worker][client][body] -> [client][body]
-            for (int k = 1; k < n; k++) {
-                zmq_msg_send(&f[k], front, k + 1 < n ? ZMQ_SNDMORE : 0);
-            }
-        }
-        while (nw && (n = recv_parts(front, f + 1, 7)) > 0) {
-            next = (next + 1) % nw;
-            zmq_msg_init_size(&f[0], wlen[next]);
-            memcpy(zmq_msg_data(&f[0]), wid[next], wlen[next]);
-            for (int k = 0; k <= n; k++) {
-                zmq_msg_send(&f[k], back, k < n ? ZMQ_SNDMORE : 0);
-            }
-        }
-    }
-    zmq_close(front);
-    zmq_close(back);
+    dv_bench_relay_run(r->ctx, r->front, r->back, 0, &r->stop, false);
     return NULL;
 }
 

@@ -47,6 +47,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "drover.h"
 #include "dv_bench.h"
 #include "dv_csv.h"
@@ -58,19 +60,22 @@
 
 // The batch each job ran in: drover_result_batch (libdrover, protocol 1.3).
 
-#define N_ROWS         4096  // input rows per model (the largest request)
-#define MLP_FEATURES   256   // MLP 256-512-256-10
-#define MLP_CLASSES    10    //
-#define MAX_ROWS_OUT   65536 // rows in flight per cell at most
-#define IN_FLIGHT      256   // requests in flight per cell (all producers)
-#define WARM_S         0.25  // per cell, before counting
-#define KERNEL_S       0.5   // per in-process figure
-#define ECHO_BYTES     100   // W2 style
-#define WAIT_MS        30000 // a cell's drain, a connect
-#define MAX_WORKERS    16
-#define N_BATCHES      5
-#define N_PRODUCERS    3
-#define N_MODELS       2
+#define N_ROWS       4096  // input rows per model (the largest request)
+#define MLP_FEATURES 256   // MLP 256-512-256-10
+#define MLP_CLASSES  10    //
+#define MAX_ROWS_OUT 65536 // rows in flight per cell at most
+#define IN_FLIGHT    256   // requests in flight per cell (all producers)
+#define WARM_S       0.25  // per cell, before counting
+#define KERNEL_S     0.5   // per in-process figure
+#define ECHO_BYTES   100   // W2 style
+#define WAIT_MS      30000 // a cell's drain, a connect
+#define MAX_WORKERS  16
+#define N_BATCHES    5
+#define N_PRODUCERS  3
+#define N_MODELS     2
+#define RELAY_CREDITS                                                          \
+    5                      // a relay worker's: drover-worker's default
+                           // capacity (--concurrency 1 + --prefetch 4)
 #define GOAL_BULK      0.8 // 256 / 4096 rows: kept >= this
 #define GOAL_SMALL     0.5 // 1 row, >= 256 in flight: x kernel at 256
 #define GOAL_SMALL_P99 1e4 // us
@@ -96,6 +101,7 @@ typedef struct {
     int producers;        // threads, one connection each
     int in_flight;        // requests per producer
     bool many;            // free slots refilled with one submit_many
+    bool relay;           // the floor: raw frames through a ZeroMQ relay
     double seconds;       // counted
     // results
     double rows_s, req_s, p50, p99, p999; // rows/s, requests/s, latency us
@@ -220,6 +226,17 @@ struct producer {
     int connect_rc;        // drover_connect's
 };
 
+// A counted result's latency (us).
+static void
+note_latency(producer_t *p, double us)
+{
+    if (p->n_lat == p->cap_lat) {
+        p->cap_lat = p->cap_lat ? 2 * p->cap_lat : 4096;
+        p->lat = dv_realloc(p->lat, p->cap_lat * sizeof(double));
+    }
+    p->lat[p->n_lat++] = us;
+}
+
 static void
 on_result(drover_t *d, const drover_result_t *r, void *arg)
 {
@@ -245,11 +262,7 @@ on_result(drover_t *d, const drover_result_t *r, void *arg)
     if (!window_note(p->window, now)) {
         return;
     }
-    if (p->n_lat == p->cap_lat) {
-        p->cap_lat = p->cap_lat ? 2 * p->cap_lat : 4096;
-        p->lat = dv_realloc(p->lat, p->cap_lat * sizeof(double));
-    }
-    p->lat[p->n_lat++] = (now - s->t0) * 1e6;
+    note_latency(p, (now - s->t0) * 1e6);
     uint32_t b_rows = 0, b_jobs = 0;
     size_t batch = drover_result_batch(r, &b_rows, &b_jobs) ? b_rows : 0;
     if (batch) {
@@ -349,6 +362,156 @@ producer_main(void *arg)
     return NULL;
 }
 
+// ------------------------------------------------------------ the floor
+//
+// What any ZeroMQ queue pays on this machine for the same requests: a raw
+// relay process (dv_bench_relay_run: ROUTER/ROUTER, RELAY_CREDITS credits
+// per worker as a drover-worker has by default, no validation, no store, no
+// batching) in front of --workers relay worker processes that run the same
+// kernel (dv_model_predict, same BLAS threads, one request at a time) on
+// each message's rows where they lie in the ZeroMQ frame. Producers send
+// [t0][rows as raw float32] and get [t0][outputs] back. Drover / relay is
+// what Drover itself costs; relay / kernel is what the transport allows.
+
+// Send one request: its submit time, then rows x cols floats.
+static int
+relay_send(void *s, const cell_t *c)
+{
+    double t0 = dv_bench_now_s();
+    size_t bytes = c->rows * c->m->x->cols * sizeof(float);
+    if (zmq_send(s, &t0, sizeof t0, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s, c->m->x->data, bytes, 0) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void *
+relay_producer_main(void *arg)
+{
+    producer_t *p = arg;
+    const cell_t *c = p->cell;
+    void *ctx = zmq_ctx_new();
+    void *s = dv_bench_dealer(ctx, c->endpoint);
+    pthread_barrier_wait(p->go);
+    pthread_barrier_wait(p->go);
+    size_t want = c->rows * dv_model_n_outputs(c->m->model) * sizeof(float);
+    int out = 0;
+    for (int i = 0; i < c->in_flight && relay_send(s, c) == 0; i++) {
+        out++;
+    }
+    double end = INFINITY; // the drain's deadline, once the window is over
+    while (out > 0 && dv_bench_now_s() < end) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 100) <= 0) {
+            if (isinf(end) && window_over(p->window, dv_bench_now_s())) {
+                end = dv_bench_now_s() + WAIT_MS / 1000.0;
+            }
+            continue;
+        }
+        double t0 = 0;
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        int more = 0;
+        size_t more_len = sizeof more;
+        if (zmq_recv(s, &t0, sizeof t0, ZMQ_DONTWAIT) != sizeof t0 ||
+            zmq_getsockopt(s, ZMQ_RCVMORE, &more, &more_len) != 0 || !more ||
+            zmq_msg_recv(&body, s, 0) < 0) {
+            zmq_msg_close(&body);
+            continue;
+        }
+        out--;
+        double now = dv_bench_now_s();
+        if (zmq_msg_size(&body) != want) {
+            if (!p->failed++) {
+                snprintf(p->error, sizeof p->error,
+                         "relay: %zu bytes of output, not %zu",
+                         zmq_msg_size(&body), want);
+            }
+        } else if (window_note(p->window, now)) {
+            note_latency(p, (now - t0) * 1e6);
+        }
+        zmq_msg_close(&body);
+        if (!window_over(p->window, now)) {
+            out += relay_send(s, c) == 0;
+        } else if (isinf(end)) {
+            end = now + WAIT_MS / 1000.0;
+        }
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+// `dv-bench-serve --relay-broker FRONT BACK`: the relay, with credits as
+// Drover's, until SIGTERM.
+static int
+relay_broker_main(const char *front, const char *back)
+{
+    void *ctx = zmq_ctx_new();
+    static volatile int never;
+    return dv_bench_relay_run(ctx, front, back, RELAY_CREDITS, &never, true)
+               ? 1
+               : 0;
+}
+
+// `dv-bench-serve --relay-worker BACK MODEL BLAS`: the kernel behind the
+// relay, one request at a time, until SIGTERM.
+static int
+relay_worker_main(const char *back, const char *model_path, int blas)
+{
+    dv_blas_set_threads(blas);
+    dv_model_t *model = NULL;
+    dv_error_t err = {0};
+    if (dv_model_load(&model, model_path, &err) != 0) {
+        fprintf(stderr, "dv-bench-serve: relay worker: %s\n", err.text);
+        return 1;
+    }
+    void *ctx = zmq_ctx_new();
+    void *s = dv_bench_dealer(ctx, back);
+    for (int i = 0; i < RELAY_CREDITS; i++) {
+        zmq_send(s, "READY", 5, 0); // one credit each
+    }
+    printf("READY relay worker\n");
+    fflush(stdout);
+    size_t width = model->n_features * sizeof(float);
+    for (;;) {
+        zmq_msg_t f[3];
+        int n = 0;
+        do {
+            zmq_msg_init(&f[n]);
+            if (zmq_msg_recv(&f[n], s, 0) < 0) {
+                return 1;
+            }
+        } while (zmq_msg_more(&f[n++]) && n < 3);
+        // [client][t0][rows]; the rows are used where they lie when aligned
+        // (a ZeroMQ frame of this size is its own allocation).
+        dv_tensor_t x = {0};
+        float *copy = NULL;
+        if (n == 3 && zmq_msg_size(&f[2]) % width == 0) {
+            x.rows = zmq_msg_size(&f[2]) / width;
+            x.cols = model->n_features;
+            x.data = zmq_msg_data(&f[2]);
+            if ((uintptr_t)x.data % sizeof(float)) {
+                copy = dv_malloc(zmq_msg_size(&f[2]));
+                memcpy(copy, x.data, zmq_msg_size(&f[2]));
+                x.data = copy;
+            }
+        }
+        dv_tensor_t *y = NULL;
+        if (x.rows && dv_model_predict(model, &x, &y, &err) == 0) {
+            zmq_msg_send(&f[0], s, ZMQ_SNDMORE);
+            zmq_msg_send(&f[1], s, ZMQ_SNDMORE);
+            zmq_send(s, y->data, dv_tensor_size(y) * sizeof(float), 0);
+        }
+        dv_tensor_destroy(&y);
+        free(copy);
+        for (int i = 0; i < n; i++) {
+            zmq_msg_close(&f[i]); // no-ops for the frames sent
+        }
+    }
+}
+
 // Run one cell: producers connect, start together, warm up, count.
 static int
 run_cell(cell_t *c)
@@ -371,7 +534,8 @@ run_cell(cell_t *c)
         for (int j = 0; j < c->in_flight; j++) {
             ps[i].slots[j].p = &ps[i];
         }
-        pthread_create(&th[i], NULL, producer_main, &ps[i]);
+        pthread_create(&th[i], NULL,
+                       c->relay ? relay_producer_main : producer_main, &ps[i]);
     }
     pthread_barrier_wait(&go);
     double cpu0[3], cpu1[3];
@@ -587,7 +751,8 @@ json_cell(FILE *f, const cell_t *c, double kernel, bool last)
         snprintf(batch, sizeof batch, "%.2f", c->batch_rows);
     }
     fprintf(f,
-            "    {\"model\": \"%s\", \"rows\": %zu, \"producers\": %d, "
+            "    {\"model\": \"%s\", \"through\": \"%s\", \"rows\": %zu, "
+            "\"producers\": %d, "
             "\"in_flight\": %d, \"submit_many\": %s, \"rows_per_s\": %.0f, "
             "\"requests_per_s\": "
             "%.0f, \"p50_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, "
@@ -595,12 +760,89 @@ json_cell(FILE *f, const cell_t *c, double kernel, bool last)
             "%.3f, \"results\": %" PRIu64 ", \"failed\": %" PRIu64
             ", \"cpu_us_per_request\": {\"broker\": %.2f, \"workers\": %.2f, "
             "\"producers\": %.2f}}%s\n",
-            c->m ? c->m->label : "echo", c->rows, c->producers,
-            c->producers * c->in_flight, c->many ? "true" : "false", c->rows_s,
-            c->req_s, c->p50, c->p99, c->p999, batch, kernel,
-            kernel > 0 ? c->rows_s / kernel : 0, c->counted, c->failed,
-            c->cpu_broker_us, c->cpu_workers_us, c->cpu_producers_us,
-            last ? "" : ",");
+            c->m ? c->m->label : "echo", c->relay ? "relay" : "drover", c->rows,
+            c->producers, c->producers * c->in_flight,
+            c->many ? "true" : "false", c->rows_s, c->req_s, c->p50, c->p99,
+            c->p999, batch, kernel, kernel > 0 ? c->rows_s / kernel : 0,
+            c->counted, c->failed, c->cpu_broker_us, c->cpu_workers_us,
+            c->cpu_producers_us, last ? "" : ",");
+}
+
+// Start the relay and its workers (this binary, --relay-*) in dir, run the
+// MLP's relay cells with the settings of grid[b][1] (8 producers) for every
+// request size (only_rows: that one), print them, stop the processes.
+// Returns how many cells ran into out (indexed by request size), -1 when
+// the relay did not start.
+static int
+run_relay(const char *dir,
+          const model_t *m,
+          cell_t grid[N_BATCHES][N_PRODUCERS],
+          cell_t out[N_BATCHES],
+          int workers,
+          int blas,
+          long only_rows)
+{
+    char self[4096], front[256], back[256], model_path[300], nblas[16],
+        line[1100];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        return -1;
+    }
+    self[len] = '\0';
+    snprintf(front, sizeof front, "ipc://%s/relay-f.sock", dir);
+    snprintf(back, sizeof back, "ipc://%s/relay-b.sock", dir);
+    snprintf(model_path, sizeof model_path, "%s/relay-mlp.dvm", dir);
+    snprintf(nblas, sizeof nblas, "%d", blas);
+    dv_error_t err = {0};
+    if (dv_model_save(m->model, model_path, &err) != 0) {
+        fprintf(stderr, "dv-bench-serve: %s\n", err.text);
+        return -1;
+    }
+    const char *bargs[] = {"--relay-broker", front, back, NULL};
+    dv_bench_proc_t broker = dv_bench_spawn(self, bargs);
+    dv_bench_proc_t w[MAX_WORKERS] = {{0, -1}};
+    int rc = dv_bench_ready(&broker, line, sizeof line);
+    s_broker_pid = broker.pid;
+    s_n_workers = 0;
+    for (int i = 0; rc == 0 && i < workers; i++) {
+        const char *wargs[] = {"--relay-worker", back, model_path, nblas, NULL};
+        w[i] = dv_bench_spawn(self, wargs);
+        s_worker_pids[s_n_workers++] = w[i].pid;
+        rc = dv_bench_ready(&w[i], line, sizeof line);
+    }
+    int n = 0;
+    if (rc == 0) {
+        printf("\nthe floor: a raw ZeroMQ relay (no batching, no checks, no "
+               "store) before %d worker process(es)\nrunning the same kernel "
+               "(%s) on each message's rows (cpu r: the relay)\n",
+               workers, m->label);
+        printf("%5s %3s %5s %4s %10s %9s %8s %8s %8s %7s %10s %5s %20s\n",
+               "rows", "P", "infl", "msg", "rows/s", "req/s", "p50 us",
+               "p99 us", "p99.9us", "batch", "kernel r/s", "kept",
+               "cpu us/req: r  w  p");
+    }
+    for (int b = 0; rc == 0 && b < N_BATCHES; b++) {
+        if (only_rows && (long)s_batches[b] != only_rows) {
+            continue;
+        }
+        out[b] = grid[b][1];
+        out[b].endpoint = front;
+        out[b].relay = true;
+        out[b].many = false;
+        int crc = run_cell(&out[b]);
+        print_cell(&out[b], m->kernel[b]);
+        printf("%26s drover/relay %.2f (drover's cell of the same shape)\n", "",
+               out[b].rows_s > 0 ? grid[b][1].rows_s / out[b].rows_s : 0);
+        if (crc) {
+            fprintf(stderr, "  relay: %s\n", out[b].error);
+        }
+        n++;
+    }
+    for (int i = 0; i < s_n_workers; i++) {
+        dv_bench_reap(&w[i]);
+    }
+    dv_bench_reap(&broker);
+    return rc == 0 ? n : -1;
 }
 
 static const char *
@@ -634,6 +876,12 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--relay-broker") == 0) {
+        return relay_broker_main(argv[2], argv[3]);
+    }
+    if (argc == 5 && strcmp(argv[1], "--relay-worker") == 0) {
+        return relay_worker_main(argv[2], argv[3], atoi(argv[4]));
+    }
     const char *out_path = "bench/results/serve.json";
     const char *bin_dir = "build/release/bin", *data_dir = "data";
     int workers = 2, conc = 1, blas = 0, in_flight = 0;
@@ -831,6 +1079,18 @@ main(int argc, char **argv)
         dv_bench_reap(&w[i]);
     }
     dv_bench_reap(&broker);
+    // The floor for the MLP, 8 producers (the 1-row goal's shape) at every
+    // request size, once Drover's processes have stopped.
+    cell_t relay[N_BATCHES];
+    int n_relay = 0;
+    if (rc == 0 && !only_many) {
+        n_relay = run_relay(dir, &models[0], grid[0], relay, workers, blas,
+                            only_rows);
+        if (n_relay < 0) {
+            fprintf(stderr, "dv-bench-serve: the relay did not start\n");
+            failures++;
+        }
+    }
     dv_bench_rmtree(dir);
     if (rc != 0) {
         return 1;
@@ -863,10 +1123,18 @@ main(int argc, char **argv)
                models[mi].kernel_1[0] > 0 ? 1e6 / models[mi].kernel_1[0] : 0);
     }
     printf("\ngoals (issue 14, %s):\n", mlp->label);
-    printf("  256-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[0],
-           GOAL_BULK, verdict(bulk[0] >= GOAL_BULK));
-    printf("  4096-row requests: best kept %.2f (goal >= %.1f): %s\n", bulk[1],
-           GOAL_BULK, verdict(bulk[1] >= GOAL_BULK));
+    // What the raw relay keeps in the same shapes (8 producers): the
+    // transport's own ceiling on this machine.
+    double relay_kept[N_BATCHES] = {0};
+    for (int b = 0; b < N_BATCHES && n_relay == N_BATCHES; b++) {
+        relay_kept[b] = relay[b].rows_s / mlp->kernel[b];
+    }
+    printf("  256-row requests: best kept %.2f (goal >= %.1f): %s; the raw "
+           "relay keeps %.2f\n",
+           bulk[0], GOAL_BULK, verdict(bulk[0] >= GOAL_BULK), relay_kept[3]);
+    printf("  4096-row requests: best kept %.2f (goal >= %.1f): %s; the raw "
+           "relay keeps %.2f\n",
+           bulk[1], GOAL_BULK, verdict(bulk[1] >= GOAL_BULK), relay_kept[4]);
     bool small_met_k[2] = {true, true}; // one per message, submit_many
     for (int k = 0; k < 4; k++) {       // 8 and 32 producers, one / many
         const cell_t *c = k < 2 ? &grid[0][0][k + 1] : &many[0][0][k - 2];
@@ -880,6 +1148,9 @@ main(int argc, char **argv)
                c->many ? "submit_many" : "one per message", x, GOAL_SMALL,
                c->p99, GOAL_SMALL_P99, verdict(met));
     }
+    printf("  (1-row requests through the raw relay, one per message: %.2f "
+           "x kernel at 256)\n",
+           n_relay == N_BATCHES ? relay[0].rows_s / mlp->kernel[3] : 0);
     bool small_met = small_met_k[0] || small_met_k[1];
     double idle_x = idle[0].p50 / echo.p50;
     printf("  1-row requests one at a time: p50 %.2f x echo p50 (goal <= "
@@ -924,6 +1195,10 @@ main(int argc, char **argv)
                       mi + 1 == N_MODELS && k == 3);
         }
     }
+    fprintf(f, "  ],\n  \"relay\": [\n");
+    for (int b = 0; b < n_relay; b++) {
+        json_cell(f, &relay[b], mlp->kernel[b], b + 1 == n_relay);
+    }
     fprintf(f, "  ],\n  \"one_at_a_time\": [\n");
     json_cell(f, &echo, 0, false);
     for (int mi = 0; mi < N_MODELS; mi++) {
@@ -937,11 +1212,14 @@ main(int argc, char **argv)
             "\"one_row_32x8_p99_us\": %.0f, "
             "\"one_row_many_8x32_over_kernel_256\": %.3f, "
             "\"one_row_many_8x32_p99_us\": %.0f, "
-            "\"one_row_idle_p50_over_echo_p50\": %.3f, \"met\": %s}\n}\n",
+            "\"one_row_idle_p50_over_echo_p50\": %.3f, "
+            "\"relay_kept_256_rows\": %.3f, \"relay_kept_4096_rows\": %.3f, "
+            "\"relay_one_row_8x32_over_kernel_256\": %.3f, \"met\": %s}\n}\n",
             bulk[0], bulk[1], grid[0][0][1].rows_s / mlp->kernel[3],
             grid[0][0][1].p99, grid[0][0][2].rows_s / mlp->kernel[3],
             grid[0][0][2].p99, many[0][0][0].rows_s / mlp->kernel[3],
-            many[0][0][0].p99, idle_x,
+            many[0][0][0].p99, idle_x, relay_kept[3], relay_kept[4],
+            n_relay == N_BATCHES ? relay[0].rows_s / mlp->kernel[3] : 0,
             bulk[0] >= GOAL_BULK && bulk[1] >= GOAL_BULK && small_met &&
                     idle_x <= GOAL_IDLE
                 ? "true"
