@@ -23,6 +23,14 @@
 #include "dv_test_cluster.h"
 #include "dv_test_proc.h"
 
+// The training the kill tests interrupt: long enough that the kill lands
+// mid-way on a fast host (20,000 epochs of this MLP took 0.23 s on the 2-core
+// VM, and a kill after the first checkpoint sometimes came after the end), with
+// checkpoints often enough that one is stored early.
+#define KILL_EPOCHS            "100000"
+#define KILL_CHECKPOINT_MS     50
+#define KILL_CHECKPOINT_MS_STR "50"
+
 static void
 hex_of(const uint8_t *sum, char *hex)
 {
@@ -552,8 +560,13 @@ test_training_resumes_from_checkpoint(void)
 {
     dv_tcluster_t c;
     bool up = dv_tcluster_up(&c, 1, "0");
-    train_run_t tr = {&c,  0,          -1, -1, 0, 0, true, "epochs=20000",
-                      200, 1700000000, ""};
+    train_run_t tr = {.c = &c,
+                      .rc = -1,
+                      .code = -1,
+                      .increasing = true,
+                      .epochs_option = "epochs=" KILL_EPOCHS,
+                      .checkpoint_ms = KILL_CHECKPOINT_MS,
+                      .created_unix = 1700000000};
     pthread_t th;
     bool started = up && pthread_create(&th, NULL, train_thread, &tr) == 0;
     // Job 1 is the training job: wait for a checkpoint past epoch 1.
@@ -567,7 +580,8 @@ test_training_resumes_from_checkpoint(void)
         }
         dv_test_nap();
     }
-    bool mid = ck_epoch > 0 && ck_epoch < 20000 && info.epoch < 20000;
+    bool mid = ck_epoch > 0 && ck_epoch < atol(KILL_EPOCHS) &&
+               info.epoch < atol(KILL_EPOCHS);
     if (mid) {
         kill(c.workers[0].pid, SIGKILL);
         dv_proc_stop(&c.workers[0], SIGKILL);
@@ -586,10 +600,10 @@ test_training_resumes_from_checkpoint(void)
     // The same training, uninterrupted, in-process through the CLI.
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
     const char *largs[] = {
-        "local",    "train", "--data",     dv_test_data("iris_train.csv"),
-        "--algo",   "mlp",   "--hidden",   "32",
-        "--epochs", "20000", "--patience", "0",
-        "--out",    local,   NULL};
+        "local",    "train",     "--data",     dv_test_data("iris_train.csv"),
+        "--algo",   "mlp",       "--hidden",   "32",
+        "--epochs", KILL_EPOCHS, "--patience", "0",
+        "--out",    local,       NULL};
     int local_rc =
         second ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log") : -1;
     unsetenv("SOURCE_DATE_EPOCH");
@@ -605,7 +619,7 @@ test_training_resumes_from_checkpoint(void)
     DV_CHECK_EQ(after_rc, 0);
     DV_CHECK_EQ(after.attempts, 2);
     DV_CHECK(resumed_at >= (long)ck_epoch); // from a checkpoint, not epoch 1
-    DV_CHECK(resumed_at < 20000);
+    DV_CHECK(resumed_at < atol(KILL_EPOCHS));
     DV_CHECK_EQ(local_rc, 0);
     DV_CHECK(same);
     DV_CHECK_EQ(exit_rc, 0);
@@ -625,10 +639,24 @@ test_training_survives_broker_kill(void)
     snprintf(logp, sizeof logp, "%s/worker1.log", c.dir);
     snprintf(csv_path, sizeof csv_path, "%s", dv_test_data("iris_train.csv"));
     setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
-    const char *targs[] = {
-        "train", "--data",   csv_path,  "--algo",     "mlp", "--hidden",
-        "32",    "--epochs", "20000",   "--patience", "0",   "--checkpoint-ms",
-        "200",   "--model",  "durable", "--broker",   c.cep, NULL};
+    const char *targs[] = {"train",
+                           "--data",
+                           csv_path,
+                           "--algo",
+                           "mlp",
+                           "--hidden",
+                           "32",
+                           "--epochs",
+                           KILL_EPOCHS,
+                           "--patience",
+                           "0",
+                           "--checkpoint-ms",
+                           KILL_CHECKPOINT_MS_STR,
+                           "--model",
+                           "durable",
+                           "--broker",
+                           c.cep,
+                           NULL};
     dv_proc_t cli = up ? dv_proc_start("DROVER_BIN", targs, c.dir, "cli.log")
                        : (dv_proc_t){0, -1};
     drover_job_info_t info = {0};
@@ -643,8 +671,8 @@ test_training_survives_broker_kill(void)
         }
         dv_test_nap();
     }
-    bool mid =
-        ck_epoch > 0 && info.epoch < 20000 && info.checkpoint_epoch >= ck_epoch;
+    bool mid = ck_epoch > 0 && info.epoch < atol(KILL_EPOCHS) &&
+               info.checkpoint_epoch >= ck_epoch;
     drover_destroy(&c.d);
     kill(c.broker.pid, SIGKILL);
     kill(c.workers[0].pid, SIGKILL);
@@ -663,10 +691,10 @@ test_training_survives_broker_kill(void)
     }
     drover_result_destroy(&r);
     long resumed_at = resumed_epoch(logp);
-    const char *largs[] = {"local",    "train", "--data",     csv_path,
-                           "--algo",   "mlp",   "--hidden",   "32",
-                           "--epochs", "20000", "--patience", "0",
-                           "--out",    local,   NULL};
+    const char *largs[] = {"local",    "train",     "--data",     csv_path,
+                           "--algo",   "mlp",       "--hidden",   "32",
+                           "--epochs", KILL_EPOCHS, "--patience", "0",
+                           "--out",    local,       NULL};
     int local_rc =
         code == 0 ? dv_proc_run("DROVER_BIN", largs, NULL, c.dir, "cli.log")
                   : -1;
