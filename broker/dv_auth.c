@@ -236,13 +236,15 @@ drain_one(dv_auth_t *self, int i)
 
 // Both monitors, from their watcher or from on_zap (which must see the
 // descriptors a handshake reports before deciding); a read from on_zap is
-// outside the monitors' sole watchers, so it touches them.
+// outside the monitors' sole watchers, so it is reported.
 static void
 drain_monitor(dv_auth_t *self)
 {
     for (int i = 0; i < 2; i++) {
         drain_one(self, i);
-        dv_zwatch_touch(self->monitor_watch[i]);
+        if (self->monitor[i]) {
+            dv_zwatch_used(self->monitor[i]);
+        }
     }
 }
 

@@ -591,10 +591,10 @@ out_send(dv_blobs_t *self, const src_t *to, out_t *o)
                      ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
             (void)zmq_send(self->router, o->sb.data, o->sb.size, ZMQ_DONTWAIT);
         }
-        dv_zwatch_touch(self->rwatch); // sole watchers: see dv_zwatch.h
+        dv_zwatch_used(self->router); // sole watchers: see dv_zwatch.h
     } else if (self->dealer) {
         (void)zmq_send(self->dealer, o->sb.data, o->sb.size, ZMQ_DONTWAIT);
-        dv_zwatch_touch(self->dwatch);
+        dv_zwatch_used(self->dealer);
     }
     msgpack_sbuffer_destroy(&o->sb);
 }
@@ -1175,7 +1175,7 @@ dv_blobs_follow(dv_blobs_t *self, const char *endpoint)
         self->following[0] = '\0';
         return;
     }
-    dv_zwatch_set_sole(self->dwatch); // out_send touches it
+    dv_zwatch_set_sole(self->dwatch); // out_send reports its sends
     self->dealer = s;
     self->open_handles++;
     self->hello_ms = 0; // at the next tick
@@ -1328,7 +1328,7 @@ dv_blobs_open(dv_blobs_t **out,
         return rc;
     }
     self->open_handles = 1;
-    dv_zwatch_set_sole(self->rwatch); // out_send touches it
+    dv_zwatch_set_sole(self->rwatch); // out_send reports its sends
     dv_log(DV_LOG_INFO, "blobs", "files channel on %s", self->endpoint);
     *out = self;
     return 0;

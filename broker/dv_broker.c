@@ -707,6 +707,7 @@ socket_has_input(void *sock)
 {
     int events = 0;
     size_t len = sizeof events;
+    dv_zwatch_used(sock); // the query may take ZMQ_FD's signal
     return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 &&
            (events & ZMQ_POLLIN);
 }
@@ -973,6 +974,12 @@ open_sockets(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
         rc =
             dv_zwatch_open(&self->worker_watch, &self->loop, self->workers_sock,
                            DV_ZWATCH_READABLE, on_workers_ready, self, err);
+    }
+    if (rc == 0) {
+        // Every other use of both sockets goes by dv_wire, dv_outq or
+        // socket_has_input, which report it (dv_zwatch_used).
+        dv_zwatch_set_sole(self->client_watch);
+        dv_zwatch_set_sole(self->worker_watch);
     }
     return rc;
 }

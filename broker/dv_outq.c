@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "dv_mem.h"
+#include "dv_zwatch.h"
 
 #define OUTQ_BUCKETS 1024 // hash buckets (power of two)
 #define ROUTE_MAX    256  // ZeroMQ routing ids are at most 255 bytes
@@ -195,6 +196,7 @@ dv_outq_send(dv_outq_t *self,
     int flags = ZMQ_DONTWAIT;
     peer_t *p = peer_get(self, route, route_len);
     int rc = 0;
+    dv_zwatch_used(self->socket); // a sole watcher asks ZMQ_EVENTS again
     if (zmq_send(self->socket, route, route_len, flags | ZMQ_SNDMORE) < 0) {
         rc = DV_EIO;
     }

@@ -5,6 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_zwatch.h"
+
+// This thread's dv_wire_on_use hook (NULL: none).
+static __thread dv_wire_use_fn *s_on_use;
+
+void
+dv_wire_on_use(dv_wire_use_fn *fn)
+{
+    s_on_use = fn;
+}
+
 static bool
 more(zmq_msg_t *msg)
 {
@@ -15,6 +26,9 @@ int
 dv_wire_recv(void *socket, bool routed, dv_wire_msg_t *m)
 {
     memset(m, 0, sizeof *m);
+    if (s_on_use) {
+        s_on_use(socket); // a sole watcher asks ZMQ_EVENTS again
+    }
     zmq_msg_t *first = routed ? &m->route : &m->header;
     zmq_msg_init(first);
     if (zmq_msg_recv(first, socket, ZMQ_DONTWAIT) < 0) {
@@ -76,6 +90,9 @@ send_head(void *socket,
           bool more)
 {
     int flags = ZMQ_DONTWAIT;
+    if (s_on_use) {
+        s_on_use(socket); // a sole watcher asks ZMQ_EVENTS again
+    }
     if (route && zmq_send(socket, route, route_len, flags | ZMQ_SNDMORE) < 0) {
         return DV_EIO;
     }

@@ -26,6 +26,12 @@ typedef struct {
     bool no_header;                   // routed message had no header
 } dv_wire_msg_t;
 
+// Called with the socket before each dv_wire send or receive on the calling
+// thread (NULL: nothing). dv_zwatch sets it on a loop's thread once it has
+// a sole watcher (dv_zwatch_set_sole); clients never do.
+typedef void dv_wire_use_fn(void *socket);
+void dv_wire_on_use(dv_wire_use_fn *fn);
+
 // Receive one whole message. Returns 1 (got one: release with
 // dv_wire_msg_close), 0 (nothing waiting), or a negative DV_E* (socket
 // error).

@@ -19,10 +19,10 @@
 // anything: once ZMQ_EVENTS has said "nothing" (which puts libzmq's pipes to
 // sleep, so the next message or command signals ZMQ_FD), it asks again only
 // when ZMQ_FD has fired (libuv polls it level-triggered: a signal stays until
-// a query takes it), when its callback handled something, or when the owner
-// says it sent (dv_zwatch_touch). Each query costs libzmq a poll() and a
-// getpid(); a broker has a handful of quiet sockets (monitors, ZAP, the files
-// channel) that were asked twice on every turn of the loop.
+// a query takes it), when its callback handled something, or when the socket
+// was used elsewhere (dv_zwatch_used: dv_wire and the broker's output queue
+// report every send and receive). Each query costs libzmq a poll() and a
+// getpid(), and the loop asked twice per turn for every socket.
 //
 // Lifetime: the struct owns the handles; it is freed in the close callback of
 // the last handle (libuv design rule: handle memory lives until close_cb).
@@ -34,6 +34,7 @@
 #include <zmq.h>
 
 #include "dv_mem.h"
+#include "dv_wire.h"
 
 struct dv_zwatch {
     uv_prepare_t prepare;       // checks ZMQ_EVENTS before blocking
@@ -169,17 +170,40 @@ dv_zwatch_set_events(dv_zwatch_t *self, int events)
     self->stale = true;
 }
 
+// This thread's sole watchers (a loop owns its sockets and watchers on one
+// thread; a thread without any, such as a client's, scans nothing).
+static __thread dv_zwatch_t *s_sole[DV_ZWATCH_SOLE_MAX];
+static __thread int s_n_sole;
+
 void
 dv_zwatch_set_sole(dv_zwatch_t *self)
 {
+    if (self->sole || s_n_sole == DV_ZWATCH_SOLE_MAX) {
+        return; // past the bound it simply keeps asking every turn
+    }
     self->sole = true;
+    s_sole[s_n_sole++] = self;
+    dv_wire_on_use(dv_zwatch_used); // dv_wire reports its sends and receives
+}
+
+static void
+sole_forget(dv_zwatch_t *self)
+{
+    for (int i = 0; i < s_n_sole; i++) {
+        if (s_sole[i] == self) {
+            s_sole[i] = s_sole[--s_n_sole];
+            return;
+        }
+    }
 }
 
 void
-dv_zwatch_touch(dv_zwatch_t *self)
+dv_zwatch_used(void *socket)
 {
-    if (self) {
-        self->stale = true;
+    for (int i = 0; i < s_n_sole; i++) {
+        if (s_sole[i]->socket == socket) {
+            s_sole[i]->stale = true;
+        }
     }
 }
 
@@ -215,6 +239,9 @@ dv_zwatch_close(dv_zwatch_t *self, dv_zwatch_closed_fn closed_cb, void *arg)
 {
     dv_assert(!self->closing);
     self->closing = true;
+    if (self->sole) {
+        sole_forget(self);
+    }
     self->closed = closed_cb;
     self->closed_arg = arg;
     uv_close((uv_handle_t *)&self->prepare, on_handle_closed);

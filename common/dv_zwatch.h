@@ -57,17 +57,22 @@ int dv_zwatch_open(dv_zwatch_t **out,
 // queued). Takes effect on the next loop iteration.
 void dv_zwatch_set_events(dv_zwatch_t *self, int events);
 
-// Promise that nothing but this watcher's ready callback sends, receives or
-// asks ZMQ_EVENTS on the socket, except where the owner calls
-// dv_zwatch_touch right after: the watcher then asks ZMQ_EVENTS only after
-// ZMQ_FD fires, the callback handles something, or a touch (each query
-// costs libzmq a poll() and a getpid()). A send without a touch may leave a
-// message unread until the next one arrives: for quiet sockets only.
+// Sole watchers a thread may have (more: the rest ask on every turn).
+#define DV_ZWATCH_SOLE_MAX 16
+
+// Promise that every zmq_send, zmq_recv, ZMQ_EVENTS query, bind or connect
+// on the socket outside this watcher's ready callback is followed by
+// dv_zwatch_used(socket) on the loop's thread. The watcher then asks
+// ZMQ_EVENTS only after ZMQ_FD fires, the callback handles something, or a
+// use is reported (each query costs libzmq a poll() and a getpid()). A use
+// not reported may leave a message unread until the next one arrives.
 void dv_zwatch_set_sole(dv_zwatch_t *self);
 
-// A sole watcher's socket was used outside its callback (a send from a
-// timer): ask ZMQ_EVENTS again before the loop blocks. NULL: no-op.
-void dv_zwatch_touch(dv_zwatch_t *self);
+// socket (a libzmq handle) was used outside its watcher's callback: a sole
+// watcher of it on this thread asks ZMQ_EVENTS again before the loop
+// blocks. dv_wire_* call it after every send and receive; cheap (a scan of
+// this thread's sole watchers), a no-op when there are none.
+void dv_zwatch_used(void *socket);
 
 // Ready-callback calls per loop iteration (>= 1).
 void dv_zwatch_set_budget(dv_zwatch_t *self, unsigned budget);

@@ -307,8 +307,12 @@ open_socket(dv_worker_t *self, dv_error_t *err)
             zmq_strerror(e),
             dv_addr_hint(self->endpoint, e, false, hint, sizeof hint));
     }
-    return dv_zwatch_open(&self->watch, &self->loop, self->sock,
-                          DV_ZWATCH_READABLE, on_ready, self, err);
+    int rc = dv_zwatch_open(&self->watch, &self->loop, self->sock,
+                            DV_ZWATCH_READABLE, on_ready, self, err);
+    if (rc == 0) {
+        dv_zwatch_set_sole(self->watch); // every other use goes by dv_wire
+    }
+    return rc;
 }
 
 // Stop once a draining worker holds nothing more.
@@ -787,6 +791,9 @@ on_heartbeat(uv_timer_t *t)
     // give them a second period, no more.
     int events = 0;
     size_t elen = sizeof events;
+    if (self->sock) {
+        dv_zwatch_used(self->sock); // the query may take ZMQ_FD's signal
+    }
     if (self->sock &&
         zmq_getsockopt(self->sock, ZMQ_EVENTS, &events, &elen) == 0 &&
         (events & ZMQ_POLLIN)) {

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "dv_test.h"
+#include "dv_wire.h"
 #include "dv_zwatch.h"
 
 // Deadline for every loop run: a test that hangs fails instead.
@@ -369,11 +370,11 @@ run_for(fixture_t *f, uint64_t ms)
 
 // The sole watcher's contract: once it has seen "nothing", a use of the
 // socket outside its callback that takes ZMQ_FD's edge (here a ZMQ_EVENTS
-// query, as a send does) leaves the message unread until dv_zwatch_touch.
-// The first half shows the hazard is real (so the broker must touch after
-// every such use); the second that a touch delivers it.
+// query, as a send can do) leaves the message unread until the use is
+// reported. The first run shows the hazard is real (so every use must be
+// reported); then report(f) reports one and the message is delivered.
 static void
-test_sole_needs_touch(void)
+sole_needs_report(void (*report)(fixture_t *f))
 {
     fixture_t f;
     setup(&f, "inproc://sole");
@@ -399,18 +400,44 @@ test_sole_needs_touch(void)
     zmq_getsockopt(f.ours, ZMQ_EVENTS, &events, &size); // takes the edge
     f.want = 2;
     run_for(&f, 200);
-    int untouched = f.received;
-    dv_zwatch_touch(f.w);
+    int unreported = f.received;
+    report(&f);
     run_for(&f, DEADLINE_MS);
-    int touched = f.received;
+    int reported = f.received;
     int closed = teardown(&f);
     DV_CHECK_RC(rc, 0, &err);
     DV_CHECK_EQ(first, 1);
     DV_CHECK_EQ(signalled, 1);
     DV_CHECK(events & ZMQ_POLLIN);
-    DV_CHECK_EQ(untouched, 1); // waits: nothing said the socket was used
-    DV_CHECK_EQ(touched, 2);
+    DV_CHECK_EQ(unreported, 1); // waits: nothing said the socket was used
+    DV_CHECK_EQ(reported, 2);
     DV_CHECK_EQ(closed, 0);
+}
+
+static void
+report_used(fixture_t *f)
+{
+    dv_zwatch_used(f->ours);
+}
+
+// What the daemons do: send with dv_wire, which reports the use itself.
+static void
+report_by_wire_send(fixture_t *f)
+{
+    static const uint8_t header[] = {0x80}; // any bytes: the peer drops them
+    dv_wire_send(f->ours, NULL, 0, header, sizeof header, NULL, 0);
+}
+
+static void
+test_sole_needs_report(void)
+{
+    sole_needs_report(report_used);
+}
+
+static void
+test_sole_wire_send_reports(void)
+{
+    sole_needs_report(report_by_wire_send);
 }
 
 static void
@@ -439,7 +466,8 @@ static const dv_test_case_t cases[] = {
     {"writable then readable", test_writable_then_readable},
     {"wakes a sleeping loop", test_wakes_when_sleeping},
     {"sole watcher wakes a sleeping loop", test_sole_wakes_when_sleeping},
-    {"sole watcher needs a touch after outside use", test_sole_needs_touch},
+    {"sole watcher needs outside uses reported", test_sole_needs_report},
+    {"dv_wire_send reports its use", test_sole_wire_send_reports},
     {"refuses a non-socket", test_not_a_socket},
     {NULL, NULL},
 };
