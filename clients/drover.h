@@ -32,7 +32,10 @@
 // otherwise.
 //
 // Threads: a drover_t is used by one thread at a time. Use one per thread
-// (they are cheap: a socket each).
+// (they are cheap: a socket each). All of a process's connections share one
+// ZeroMQ context, so one I/O thread, made by the first drover_connect and
+// ended by the last drover_destroy (which waits, as any, for its unsent
+// messages' linger); a child after fork() connects with its own.
 #ifndef DROVER_H
 #define DROVER_H
 

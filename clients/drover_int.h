@@ -123,7 +123,6 @@ struct drover {
     char **eps;             // the endpoint list (owned)
     size_t n_eps;           //
     size_t ep_at;           // the list entry last tried
-    unsigned mon_gen;       // monitor endpoint names: one per socket
     bool curve;             // the keys below are set
     uint8_t server_key[32]; //   the broker's public key
     uint8_t public_key[32]; //   ours

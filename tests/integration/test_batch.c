@@ -14,14 +14,18 @@
 //     the accepted ones acknowledged in one `accepted_many`;
 //   - `results`: a pass's results reach a 1.4 client in one message;
 //     and a raw client's broken ones: refused per request where each can
-//     be told apart, as a whole where not.
+//     be told apart, as a whole where not;
+//   - a process's connections share one ZeroMQ context (libdrover).
 //
 // The worker is the test itself (dv_test_worker, a raw connection), so the
 // messages are seen exactly; the broker is the real one, in memory.
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 #include <zmq.h>
@@ -815,6 +819,94 @@ test_results_in_one_message(void)
     DV_CHECK_EQ(g13.right, 2);
 }
 
+// Submit an echo job on d; its id once accepted (0: refused or no answer).
+static uint64_t
+submit_echo(drover_t *d)
+{
+    drover_job_t job = DROVER_JOB_INIT;
+    job.queue = "echoes"; // no worker serves it: it only waits
+    job.payload = "x";
+    job.payload_len = 1;
+    uint64_t id = 0;
+    drover_error_t err = {0};
+    if (drover_submit(d, &job, 10000, &id, &err) != 0) {
+        fprintf(stderr, "  submit: %s\n", err.text);
+    }
+    return id;
+}
+
+// Threads of this process named name (/proc/self/task/N/comm).
+static int
+threads_named(const char *name)
+{
+    DIR *dir = opendir("/proc/self/task");
+    int n = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) != NULL) {
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (f && fgets(comm, sizeof comm, f)) {
+            comm[strcspn(comm, "\n")] = '\0';
+            n += strcmp(comm, name) == 0;
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    if (dir) {
+        closedir(dir);
+    }
+    return n;
+}
+
+// The connections of one process share one ZeroMQ context: more of them
+// start no more I/O threads; each works; the first still works once the
+// others are destroyed (the context lives while one uses it); and a child
+// after fork() connects with a context of its own.
+static void
+test_connections_share_a_context(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 4);
+    int before = threads_named("ZMQbg/IO/0");
+    drover_t *more[3] = {NULL, NULL, NULL};
+    drover_error_t err = {0};
+    int connected = 0, accepted = 0;
+    for (int i = 0; up && i < 3; i++) {
+        connected += drover_connect(&more[i], c.cep, 10000, &err) == 0;
+    }
+    int during = threads_named("ZMQbg/IO/0");
+    for (int i = 0; i < 3; i++) {
+        accepted += more[i] && submit_echo(more[i]) != 0;
+        drover_destroy(&more[i]);
+    }
+    bool first_after = up && submit_echo(c.d) != 0;
+    pid_t pid = up ? fork() : -1;
+    if (pid == 0) {
+        drover_t *d = NULL;
+        drover_error_t e = {0};
+        bool ok =
+            drover_connect(&d, c.cep, 10000, &e) == 0 && submit_echo(d) != 0;
+        drover_destroy(&d);
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    if (pid > 0) {
+        waitpid(pid, &status, 0);
+    }
+    bool child_ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    cluster_down(&c, !(up && during == before && accepted == 3 && first_after &&
+                       child_ok));
+    DV_CHECK(up);
+    DV_CHECK(before >= 1);
+    DV_CHECK_EQ(connected, 3);
+    DV_CHECK_EQ(during, before); // no I/O thread per connection
+    DV_CHECK_EQ(accepted, 3);
+    DV_CHECK(first_after);
+    DV_CHECK(child_ok);
+}
+
 static const dv_test_case_t cases[] = {
     {"waiting infer jobs go as one run_batch, answered by one done_batch",
      test_one_message_each_way},
@@ -828,6 +920,8 @@ static const dv_test_case_t cases[] = {
      test_results_in_one_message},
     {"submit_many: broken requests refused by rid where possible",
      test_submit_many_broken},
+    {"connections of a process share one ZeroMQ context",
+     test_connections_share_a_context},
     {NULL, NULL},
 };
 
