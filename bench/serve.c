@@ -861,15 +861,16 @@ usage(FILE *f)
         "                      [--concurrency N] [--blas-threads N] "
         "[--seconds S]\n"
         "                      [--in-flight N]\n"
-        "                      [--only-many | --only-rows N]\n"
+        "                      [--only-many | --only-rows N | --only-idle]\n"
         "defaults: --out bench/results/serve.json --bin-dir "
         "build/release/bin --data data\n"
         "--workers 2 --concurrency 1 --seconds 1.5 (counted per "
         "cell); --blas-threads: each\nworker's and the in-process "
         "kernel's (default: cores / (workers x concurrency));\n"
         "--in-flight: requests in flight per cell, all producers "
-        "(default 256, fewer for\nlarge requests); --only-many, --only-rows N: "
-        "the submit_many cells\nalone, or the cells of N-row requests "
+        "(default 256, fewer for\nlarge requests); --only-many, --only-rows N, "
+        "--only-idle: the submit_many cells\nalone, the cells of N-row "
+        "requests alone (and their relay), or the one-at-a-time\ncells "
         "alone (for profiling; no goals, no JSON).\n");
 }
 
@@ -888,12 +889,16 @@ main(int argc, char **argv)
     double seconds = 1.5;
     // Profiling: only the submit_many cells, or only the grid's cells of
     // one request size (no goals, no JSON: not every cell ran).
-    bool only_many = false;
+    bool only_many = false, only_idle = false;
     long only_rows = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--only-many") == 0) {
             only_many = true;
+            continue;
+        }
+        if (strcmp(a, "--only-idle") == 0) {
+            only_idle = true;
             continue;
         }
         if (v && strcmp(a, "--only-rows") == 0) {
@@ -1036,7 +1041,7 @@ main(int argc, char **argv)
                               .producers = np,
                               .in_flight = r,
                               .seconds = seconds};
-                if (only_many ||
+                if (only_many || only_idle ||
                     (only_rows && (long)s_batches[b] != only_rows)) {
                     continue; // settings only: the many cells copy them
                 }
@@ -1048,7 +1053,7 @@ main(int argc, char **argv)
                 }
             }
         }
-        for (int b = 0; b < 2 && !only_rows; b++) {
+        for (int b = 0; b < 2 && !only_rows && !only_idle; b++) {
             for (int p = 0; p < 2; p++) {
                 cell_t *c = &many[mi][b][p];
                 *c = grid[mi][b][p + 1]; // same settings, fresh figures
@@ -1062,8 +1067,8 @@ main(int argc, char **argv)
             }
         }
     }
-    bool partial = only_many || only_rows;
-    if (rc == 0 && !partial) {
+    bool partial = only_many || only_rows || only_idle;
+    if (rc == 0 && (!partial || only_idle)) {
         failures += run_cell(&echo) != 0;
         for (int mi = 0; mi < N_MODELS; mi++) {
             idle[mi] = (cell_t){.endpoint = cep,
@@ -1074,6 +1079,11 @@ main(int argc, char **argv)
                                 .seconds = seconds};
             failures += run_cell(&idle[mi]) != 0;
         }
+        for (int mi = -1; only_idle && mi < N_MODELS; mi++) {
+            const cell_t *c = mi < 0 ? &echo : &idle[mi];
+            printf("%s, one at a time: p50 %.0f us, p99 %.0f us\n",
+                   mi < 0 ? "echo" : models[mi].label, c->p50, c->p99);
+        }
     }
     for (int i = 0; i < workers; i++) {
         dv_bench_reap(&w[i]);
@@ -1083,7 +1093,7 @@ main(int argc, char **argv)
     // request size, once Drover's processes have stopped.
     cell_t relay[N_BATCHES];
     int n_relay = 0;
-    if (rc == 0 && !only_many) {
+    if (rc == 0 && !only_many && !only_idle) {
         n_relay = run_relay(dir, &models[0], grid[0], relay, workers, blas,
                             only_rows);
         if (n_relay < 0) {

@@ -324,8 +324,9 @@ wk_maybe_finish_drain(dv_worker_t *self)
     if (self->draining && self->running == 0 && self->loading == 0 &&
         self->bye_acked) {
         dv_log(DV_LOG_INFO, "worker",
-               "drained: %" PRIu64 " jobs done, %" PRIu64 " failed",
-               self->jobs_done, self->jobs_failed);
+               "drained: %" PRIu64 " jobs done, %" PRIu64 " failed; %" PRIu64
+               " forward passes on the loop thread",
+               self->jobs_done, self->jobs_failed, self->inline_runs);
         dv_worker_stop(self);
     }
 }

@@ -2,7 +2,9 @@
 // in the ready list; while a compute thread is free the next batch (same
 // model version, width, priority; up to max_batch_rows; max_delay_us) runs
 // as one forward pass, and its jobs are answered with one `done_batch`
-// (1.4 broker) or a `done` each. See dv_worker_int.h.
+// (1.4 broker) or a `done` each. A pass small enough
+// (DV_INLINE_INFER_MACS) runs on the loop thread when no other is running.
+// See dv_worker_int.h.
 #include "dv_worker_int.h"
 
 static void dispatch_ready(dv_worker_t *self);
@@ -224,10 +226,10 @@ send_done_batch(dv_worker_t *self, batch_t *b, int status)
     }
 }
 
+// Answer b's jobs and release it (the loop thread, after the pass).
 static void
-after_batch(uv_work_t *req, int status)
+finish_batch(batch_t *b, int status)
 {
-    batch_t *b = req->data;
     dv_worker_t *self = b->owner;
     self->batches--;
     self->batches_run++;
@@ -240,6 +242,14 @@ after_batch(uv_work_t *req, int status)
     }
     dv_tensor_destroy(&b->y);
     free(b);
+}
+
+static void
+after_batch(uv_work_t *req, int status)
+{
+    batch_t *b = req->data;
+    dv_worker_t *self = b->owner;
+    finish_batch(b, status);
     dispatch_ready(self);
 }
 
@@ -341,6 +351,16 @@ dispatch_ready(dv_worker_t *self)
             b->tasks[b->n++] = t;
         }
         dv_assert(b->n == n && taken_rows == rows);
+        if (self->batches == 0 &&
+            rows * dv_model_n_params(lead->model->model) <=
+                DV_INLINE_INFER_MACS) {
+            // Small and alone: here, without two thread hand-offs.
+            self->batches++;
+            self->inline_runs++;
+            work_batch(&b->work);
+            finish_batch(b, 0);
+            continue;
+        }
         if (uv_queue_work(&self->loop, &b->work, work_batch, after_batch)) {
             for (size_t i = 0; i < b->n; i++) {
                 wk_send_failed(self, b->tasks[i]->job, b->tasks[i]->attempt,

@@ -211,6 +211,7 @@ struct dv_worker {
     uint32_t batches;       // forward passes on the pool
     uv_idle_t dispatcher;   // forms batches once the socket is read
     uv_timer_t batch_delay; // a batch waiting for more (max_delay_us)
+    uint64_t inline_runs;   // passes run on the loop thread
     uint64_t batches_run;   // counters for the log
     uint64_t batched_jobs;  // ...
     task_t *tasks;          // every task held

@@ -20,6 +20,7 @@
 
 #include "drover.h"
 #include "dv_csv.h"
+#include "dv_mem.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_proto.h"
@@ -1036,6 +1037,94 @@ test_batches_from_the_broker_queue(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Push a regression model of n_layers layers (widths: n_layers + 1 of them;
+// ReLU hidden layers, zero weights) whose last bias is out: every row
+// predicts out.
+static int
+push_constant(drover_t *d,
+              const char *name,
+              const size_t *widths,
+              size_t n_layers,
+              float out)
+{
+    dv_act_t acts[4] = {DV_ACT_RELU, DV_ACT_RELU, DV_ACT_RELU, DV_ACT_RELU};
+    acts[n_layers - 1] = DV_ACT_IDENTITY;
+    dv_model_t *m =
+        dv_test_model(DV_TASK_REGRESSION, n_layers, widths, acts, 0);
+    m->layers[n_layers - 1].b[0] = out;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    drover_error_t derr = {0};
+    int rc = dv_model_encode(m, &buf, &len, &err);
+    if (rc == 0) {
+        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
+    }
+    if (rc) {
+        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
+    }
+    free(buf);
+    dv_model_destroy(&m);
+    return rc;
+}
+
+// n one-row jobs through model, one at a time: how many came back equal
+// to want.
+static int
+run_each(dv_tcluster_t *c, const char *model, size_t cols, float want, int n)
+{
+    float *row = dv_calloc(cols, sizeof(float));
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        drover_result_t *r = NULL;
+        drover_error_t err = {0};
+        size_t rows = 0, k = 0;
+        const float *y = NULL;
+        if (dv_tcluster_run_rows(c->d, model, row, 1, cols, &r, &err) == 0) {
+            y = drover_result_output(r, &rows, &k);
+        }
+        right += y && rows == 1 && k == 1 && y[0] == want;
+        drover_result_destroy(&r);
+    }
+    free(row);
+    return right;
+}
+
+// A forward pass within DV_INLINE_INFER_MACS (rows x parameters) runs on
+// the worker's loop thread when no other pass runs, sparing two thread
+// hand-offs; a larger one goes to the pool. The worker counts the first
+// kind in the line it logs when it stops.
+static void
+test_small_passes_run_on_the_loop(void)
+{
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 1, "0");
+    const size_t tiny[] = {2, 1};          // 3 parameters
+    const size_t wide[] = {1024, 1024, 1}; // 1,050,625: over 2^20
+    bool pushed = up && push_constant(c.d, "tiny", tiny, 1, 0.5f) == 0 &&
+                  push_constant(c.d, "wide", wide, 2, 2.0f) == 0;
+    int tiny_right = pushed ? run_each(&c, "tiny", 2, 0.5f, 5) : 0;
+    int wide_right = pushed ? run_each(&c, "wide", 1024, 2.0f, 3) : 0;
+    int stop_rc = up ? dv_proc_stop(&c.workers[0], SIGTERM) : -1;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/worker0.log", c.dir);
+    size_t len = 0;
+    char *log = up ? (char *)dv_test_read_file(path, &len) : NULL;
+    static const char says[] = "failed; ";
+    const char *at = log ? strstr(log, says) : NULL;
+    long on_loop = at ? atol(at + strlen(says)) : -1;
+    bool named = at && strstr(at, "forward passes on the loop thread");
+    free(log);
+    int exit_rc = dv_tcluster_down(&c, on_loop != 5);
+    DV_CHECK(pushed);
+    DV_CHECK_EQ(tiny_right, 5);
+    DV_CHECK_EQ(wide_right, 3);
+    DV_CHECK_EQ(stop_rc, 0);
+    DV_CHECK(named);
+    DV_CHECK_EQ(on_loop, 5); // the tiny ones, not the wide ones
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"dynamic batching", test_dynamic_batching},
     {"batches from the broker's queue", test_batches_from_the_broker_queue},
@@ -1046,6 +1135,8 @@ static const dv_test_case_t cases[] = {
      test_registry_versions_survive_restart},
     {"killed worker's job re-runs", test_killed_worker_job_reruns},
     {"SIGTERM drains a busy worker", test_sigterm_drains_worker},
+    {"small passes run on the worker's loop",
+     test_small_passes_run_on_the_loop},
     {NULL, NULL},
 };
 
