@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dv_modelfile.h"
 #include "dv_tensor.h"
 #include "dv_test.h"
 
@@ -154,4 +155,27 @@ dv_tcluster_main(int argc, char **argv, const dv_test_case_t *cases)
     setenv("DROVER_THREADS", "1", 1);
     dv_blas_set_threads(1);
     return dv_test_main(argc, argv, cases);
+}
+
+int
+dv_tcluster_push_model(drover_t *d, dv_model_t *m, const char *name)
+{
+    if (!d) {
+        dv_model_destroy(&m);
+        return -1;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    drover_error_t derr = {0};
+    int rc = dv_model_encode(m, &buf, &len, &err);
+    if (rc == 0) {
+        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
+    }
+    if (rc) {
+        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
+    }
+    free(buf);
+    dv_model_destroy(&m);
+    return rc;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "drover.h"
+#include "dv_model.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
 
@@ -55,6 +56,11 @@ bool dv_tcluster_train(dv_tcluster_t *c,
 // A short pause between two polls of a state (polls run until a deadline,
 // never a number of times).
 void dv_test_nap(void);
+
+// Encode m and push it to d's registry as name, taking m (destroyed either
+// way). Returns 0, or -1 when d is NULL (the cluster did not come up) or
+// the DV_E*/drover error (said on stderr).
+int dv_tcluster_push_model(drover_t *d, dv_model_t *m, const char *name);
 
 // Run rows x cols floats through model as one infer job, waiting up to
 // DV_TCLUSTER_WAIT_MS (drover_run's result).

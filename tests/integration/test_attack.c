@@ -26,6 +26,7 @@
 #include "dv_modelfile.h"
 #include "dv_proto.h"
 #include "dv_test.h"
+#include "dv_test_cluster.h"
 #include "dv_test_proc.h"
 #include "dv_test_worker.h"
 #include "dv_wire.h"
@@ -321,30 +322,6 @@ test_hostile_error_map(void)
     DV_CHECK_EQ(exit_rc, 0); // the broker was alive to the end
 }
 
-// Push m (taking it) as name.
-static int
-push_model(drover_t *d, dv_model_t *m, const char *name)
-{
-    if (!d) { // the cluster did not come up
-        dv_model_destroy(&m);
-        return -1;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    dv_error_t err = {0};
-    int rc = dv_model_encode(m, &buf, &len, &err);
-    drover_error_t derr = {0};
-    if (rc == 0) {
-        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
-    }
-    if (rc) {
-        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
-    }
-    free(buf);
-    dv_model_destroy(&m);
-    return rc;
-}
-
 // Results bigger than a header go as frames: evaluate on 300 classes (the
 // confusion matrix), infer on a model whose class names take 60 KB. Both
 // used to leave the job "running" forever, holding the worker's slot.
@@ -358,7 +335,7 @@ test_big_results_travel_as_frames(void)
     const size_t k = 300;
     size_t widths[] = {2, k};
     dv_act_t acts[] = {DV_ACT_SOFTMAX};
-    int push1 = push_model(
+    int push1 = dv_tcluster_push_model(
         c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, k), "many");
     size_t cap = 64 + k * 32, len = 0;
     char *csv = malloc(cap);
@@ -420,7 +397,7 @@ test_big_results_travel_as_frames(void)
         m->labels->labels[i][3] = '-';
         m->labels->labels[i][1000] = '\0';
     }
-    int push2 = push_model(c.d, m, "longnames");
+    int push2 = dv_tcluster_push_model(c.d, m, "longnames");
     float x[4] = {1, 2, 3, 4};
     drover_job_t ij = DROVER_JOB_INIT;
     ij.kind = "infer";
@@ -496,7 +473,7 @@ test_absurd_allocations_refused(void)
     // would be 400 MB, over the 256 MiB frame limit.
     size_t widths[] = {1, 1000};
     dv_act_t acts[] = {DV_ACT_SOFTMAX};
-    int push = push_model(
+    int push = dv_tcluster_push_model(
         c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, 1000),
         "wide");
     size_t rows = 100000;

@@ -36,6 +36,7 @@
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_test.h"
+#include "dv_test_cluster.h"
 #include "dv_test_proc.h"
 #include "dv_test_worker.h"
 #include "dv_wire.h"
@@ -63,20 +64,7 @@ push_model(drover_t *d)
     m->layers[0].w[0] = 2.0f;
     m->layers[0].w[1] = -1.0f;
     m->layers[0].b[0] = 0.5f;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    dv_error_t err = {0};
-    drover_error_t derr = {0};
-    int rc = dv_model_encode(m, &buf, &len, &err);
-    if (rc == 0) {
-        rc = drover_model_push_bytes(d, buf, len, "lin", NULL, &derr);
-    }
-    if (rc) {
-        fprintf(stderr, "  push: %s%s\n", err.text, derr.text);
-    }
-    free(buf);
-    dv_model_destroy(&m);
-    return rc;
+    return dv_tcluster_push_model(d, m, "lin");
 }
 
 // A broker with model "lin" and the test's worker (capacity 1), speaking

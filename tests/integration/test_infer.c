@@ -452,18 +452,8 @@ push_heavy(drover_t *d, size_t *cols)
     const size_t widths[] = {256, 1536, 1536, 1};
     const dv_act_t acts[] = {DV_ACT_RELU, DV_ACT_RELU, DV_ACT_IDENTITY};
     dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 3, widths, acts, 0);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    dv_error_t err = {0};
-    int rc = dv_model_encode(m, &buf, &len, &err);
-    drover_error_t derr = {0};
-    if (rc == 0) {
-        rc = drover_model_push_bytes(d, buf, len, "heavy", NULL, &derr);
-    }
-    free(buf);
-    dv_model_destroy(&m);
     *cols = widths[0];
-    return rc;
+    return dv_tcluster_push_model(d, m, "heavy");
 }
 
 // Wait until some worker reports a running job; returns its index (by the
@@ -1052,20 +1042,7 @@ push_constant(drover_t *d,
     dv_model_t *m =
         dv_test_model(DV_TASK_REGRESSION, n_layers, widths, acts, 0);
     m->layers[n_layers - 1].b[0] = out;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    dv_error_t err = {0};
-    drover_error_t derr = {0};
-    int rc = dv_model_encode(m, &buf, &len, &err);
-    if (rc == 0) {
-        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
-    }
-    if (rc) {
-        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
-    }
-    free(buf);
-    dv_model_destroy(&m);
-    return rc;
+    return dv_tcluster_push_model(d, m, name);
 }
 
 // n one-row jobs through model, one at a time: how many came back equal

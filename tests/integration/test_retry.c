@@ -24,6 +24,7 @@
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_test.h"
+#include "dv_test_cluster.h"
 #include "dv_test_proc.h"
 #include "dv_test_worker.h"
 
@@ -160,20 +161,7 @@ push_model(drover_t *d, const char *name)
     size_t widths[] = {2, 1};
     dv_act_t acts[] = {DV_ACT_IDENTITY};
     dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    dv_error_t err = {0};
-    drover_error_t derr = {0};
-    int rc = dv_model_encode(m, &buf, &len, &err);
-    if (rc == 0) {
-        rc = drover_model_push_bytes(d, buf, len, name, NULL, &derr);
-    }
-    if (rc) {
-        fprintf(stderr, "  push %s: %s%s\n", name, err.text, derr.text);
-    }
-    free(buf);
-    dv_model_destroy(&m);
-    return rc;
+    return dv_tcluster_push_model(d, m, name);
 }
 
 static void
