@@ -242,9 +242,7 @@ drain_monitor(dv_auth_t *self)
 {
     for (int i = 0; i < 2; i++) {
         drain_one(self, i);
-        if (self->monitor[i]) {
-            dv_zwatch_used(self->monitor[i]);
-        }
+        dv_zwatch_used(self->monitor[i]); // NULL: matches no watcher
     }
 }
 

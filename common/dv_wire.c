@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dv_zwatch.h"
-
 // This thread's dv_wire_on_use hook (NULL: none).
 static __thread dv_wire_use_fn *s_on_use;
 

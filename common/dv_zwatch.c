@@ -112,13 +112,10 @@ on_check(uv_check_t *h)
     // non-blocking recv says as much.
     int ev = ready_events(self);
     for (unsigned i = 0; ev && i < self->budget && !self->closing; i++) {
-        if (!self->cb(self, ev, self->arg)) {
-            self->stale = true; // it found nothing: ask
-            ev = ready_events(self);
-        } else {
-            self->stale = true;
-            ev &= self->events; // the callback may have changed them
-        }
+        bool handled = self->cb(self, ev, self->arg);
+        self->stale = true; // the callback used the socket
+        // Found nothing: ask; else the callback may have changed them.
+        ev = handled ? ev & self->events : ready_events(self);
     }
 }
 

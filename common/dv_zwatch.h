@@ -70,8 +70,9 @@ void dv_zwatch_set_sole(dv_zwatch_t *self);
 
 // socket (a libzmq handle) was used outside its watcher's callback: a sole
 // watcher of it on this thread asks ZMQ_EVENTS again before the loop
-// blocks. dv_wire_* call it after every send and receive; cheap (a scan of
-// this thread's sole watchers), a no-op when there are none.
+// blocks. dv_wire calls it with every send and receive (its hook, set by
+// dv_zwatch_set_sole). Cheap: a scan of this thread's sole watchers, none
+// when there are none.
 void dv_zwatch_used(void *socket);
 
 // Ready-callback calls per loop iteration (>= 1).

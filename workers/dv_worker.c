@@ -794,11 +794,10 @@ on_heartbeat(uv_timer_t *t)
     size_t elen = sizeof events;
     if (self->sock) {
         dv_zwatch_used(self->sock); // the query may take ZMQ_FD's signal
-    }
-    if (self->sock &&
-        zmq_getsockopt(self->sock, ZMQ_EVENTS, &events, &elen) == 0 &&
-        (events & ZMQ_POLLIN)) {
-        limit *= 2;
+        if (zmq_getsockopt(self->sock, ZMQ_EVENTS, &events, &elen) == 0 &&
+            (events & ZMQ_POLLIN)) {
+            limit *= 2;
+        }
     }
     if (self->watch && silent > limit) {
         dv_log(DV_LOG_WARN, "worker",
