@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,15 +70,39 @@ TEST_S = float(os.environ.get("HA_TEST_S", "240"))
 _deadline = [time.monotonic() + TEST_S]
 
 
-def free_ports(n: int) -> List[int]:
-    """n distinct TCP ports free on 127.0.0.1 right now."""
-    socks, out = [], []
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 if unknown)."""
     try:
-        for _ in range(n):
+        path = Path("/proc/sys/net/ipv4/ip_local_port_range")
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n: int) -> List[int]:
+    """n distinct TCP ports free on 127.0.0.1 right now, below the kernel's
+    ephemeral range. bind(0) hands out ports from that range, where any
+    outgoing connection (a worker's, another test's under ctest -j) may take
+    one between now and the member's bind: a CI run lost ha_partition to
+    "Address already in use" so. Below it only explicit binds compete."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    socks: List[socket.socket] = []
+    out: List[int] = []
+    try:
+        while len(out) < n:
+            port = rng.randrange(low, high)
+            if port in out:
+                continue
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            out.append(s.getsockname()[1])
+            out.append(port)
     finally:
         for s in socks:
             s.close()
