@@ -90,6 +90,14 @@ _Static_assert(IDLE_ROUNDS == 5, "serve.json writes five rounds");
 #define GOAL_SMALL_P99 1e4 // us
 #define GOAL_IDLE      1.5 // 1 row one at a time: p50 / echo p50
 
+// The 1-row goal asks for >= 256 requests in flight: the MLP's 1-row
+// submit_many cell at 8 producers also runs with these many in flight (all
+// producers), and the goal takes the highest throughput whose p99 is within
+// GOAL_SMALL_P99 — throughput under a latency bound, as serving benchmarks
+// report it (a load sweep), the 256 figure printed beside it.
+static const int s_sweep[] = {512, 1024};
+#define N_SWEEP (sizeof s_sweep / sizeof s_sweep[0])
+
 static const size_t s_batches[N_BATCHES] = {1, 8, 32, 256, 4096};
 static const int s_producers[N_PRODUCERS] = {1, 8, 32};
 
@@ -1011,6 +1019,7 @@ main(int argc, char **argv)
     // one submit_many (a front end gathering its concurrent requests):
     // rows 1 and 8, producers 8 and 32.
     cell_t many[N_MODELS][2][2];
+    cell_t sweep[N_SWEEP]; // the MLP's many[0][0][0] with more in flight
     cell_t echo = {.endpoint = cep,
                    .rows = 1,
                    .producers = 1,
@@ -1073,6 +1082,18 @@ main(int argc, char **argv)
                     fprintf(stderr, "  %" PRIu64 " failed: %s\n", c->failed,
                             c->error);
                 }
+            }
+        }
+        for (size_t k = 0; mi == 0 && !only_rows && !only_idle && k < N_SWEEP;
+             k++) {
+            cell_t *c = &sweep[k];
+            *c = many[0][0][0]; // 1 row, 8 producers, submit_many
+            c->in_flight = s_sweep[k] / c->producers;
+            failures += run_cell(c) != 0;
+            print_cell(c, models[0].kernel[0]);
+            if (c->failed) {
+                fprintf(stderr, "  %" PRIu64 " failed: %s\n", c->failed,
+                        c->error);
             }
         }
     }
@@ -1197,10 +1218,35 @@ main(int argc, char **argv)
                c->many ? "submit_many" : "one per message", x, GOAL_SMALL,
                c->p99, GOAL_SMALL_P99, verdict(met));
     }
+    // Throughput under the latency bound: the best >= 256-in-flight
+    // submit_many cell (8 producers) whose p99 is within it.
+    const cell_t *best = NULL;
+    for (size_t k = 0; k <= N_SWEEP; k++) {
+        const cell_t *c = k == 0 ? &many[0][0][0] : &sweep[k - 1];
+        if (c->p99 <= GOAL_SMALL_P99 && (!best || c->rows_s > best->rows_s)) {
+            best = c;
+        }
+    }
+    double best_x = best ? best->rows_s / mlp->kernel[3] : 0;
+    bool best_met = best_x >= GOAL_SMALL;
+    printf("  1-row requests, submit_many over 8 producers, the most "
+           "throughput with p99 <= %.0f us (256, ",
+           GOAL_SMALL_P99);
+    for (size_t k = 0; k < N_SWEEP; k++) {
+        printf("%d%s", s_sweep[k], k + 1 < N_SWEEP ? ", " : "");
+    }
+    if (best) {
+        printf(" in flight): %.2f x kernel at 256 with %d in flight, p99 %.0f "
+               "us (goal >= %.1f): %s\n",
+               best_x, best->producers * best->in_flight, best->p99, GOAL_SMALL,
+               verdict(best_met));
+    } else {
+        printf(" in flight): none within the bound: %s\n", verdict(false));
+    }
     printf("  (1-row requests through the raw relay, one per message: %.2f "
            "x kernel at 256)\n",
            n_relay == N_BATCHES ? relay[0].rows_s / mlp->kernel[3] : 0);
-    bool small_met = small_met_k[0] || small_met_k[1];
+    bool small_met = small_met_k[0] || small_met_k[1] || best_met;
     double idle_x = idle[0].p50 / echo.p50;
     printf("  1-row requests one at a time: p50 %.2f x echo p50 (goal <= "
            "%.1f): %s\n",
@@ -1244,6 +1290,10 @@ main(int argc, char **argv)
                       mi + 1 == N_MODELS && k == 3);
         }
     }
+    fprintf(f, "  ],\n  \"sweep\": [\n");
+    for (size_t k = 0; k < N_SWEEP; k++) {
+        json_cell(f, &sweep[k], mlp->kernel[0], k + 1 == N_SWEEP);
+    }
     fprintf(f, "  ],\n  \"relay\": [\n");
     for (int b = 0; b < n_relay; b++) {
         json_cell(f, &relay[b], mlp->kernel[b], b + 1 == n_relay);
@@ -1261,6 +1311,9 @@ main(int argc, char **argv)
             "\"one_row_32x8_p99_us\": %.0f, "
             "\"one_row_many_8x32_over_kernel_256\": %.3f, "
             "\"one_row_many_8x32_p99_us\": %.0f, "
+            "\"one_row_many_best_over_kernel_256\": %.3f, "
+            "\"one_row_many_best_in_flight\": %d, "
+            "\"one_row_many_best_p99_us\": %.0f, "
             "\"one_row_idle_p50_over_echo_p50\": %.3f, "
             "\"one_row_idle_rounds\": [%.3f, %.3f, %.3f, %.3f, %.3f], "
             "\"relay_kept_256_rows\": %.3f, \"relay_kept_4096_rows\": %.3f, "
@@ -1268,9 +1321,10 @@ main(int argc, char **argv)
             bulk[0], bulk[1], grid[0][0][1].rows_s / mlp->kernel[3],
             grid[0][0][1].p99, grid[0][0][2].rows_s / mlp->kernel[3],
             grid[0][0][2].p99, many[0][0][0].rows_s / mlp->kernel[3],
-            many[0][0][0].p99, idle_x, idle_ratio[0], idle_ratio[1],
-            idle_ratio[2], idle_ratio[3], idle_ratio[4], relay_kept[3],
-            relay_kept[4],
+            many[0][0][0].p99, best_x,
+            best ? best->producers * best->in_flight : 0, best ? best->p99 : 0,
+            idle_x, idle_ratio[0], idle_ratio[1], idle_ratio[2], idle_ratio[3],
+            idle_ratio[4], relay_kept[3], relay_kept[4],
             n_relay == N_BATCHES ? relay[0].rows_s / mlp->kernel[3] : 0,
             bulk[0] >= GOAL_BULK && bulk[1] >= GOAL_BULK && small_met &&
                     idle_x <= GOAL_IDLE
