@@ -26,10 +26,30 @@ dv_malloc_at(size_t n, const char *file, int line)
     return p;
 }
 
+// glibc's calloc (before 2.41) never takes a block from the thread's cache
+// (tcache): each call runs _int_malloc under the arena's lock and searches
+// the bins, cold memory on a busy heap. Object records (a view of one request,
+// a queue entry, a message writer: tens to hundreds of bytes, made and freed
+// per job) come zeroed from malloc instead, which serves them from the
+// cache; perf put calloc's _int_malloc at ~6% of the broker on 1-row
+// serving. Large blocks stay with calloc, which skips the memset for fresh
+// pages. 1,024 bytes: glibc's tcache serves chunks up to 1,032.
+#define CALLOC_BY_MALLOC_BYTES 1024
+
 void *
 dv_calloc_at(size_t n, size_t size, const char *file, int line)
 {
-    void *p = calloc(n ? n : 1, size ? size : 1);
+    n = n ? n : 1;
+    size = size ? size : 1;
+    void *p;
+    if (size <= CALLOC_BY_MALLOC_BYTES && n <= CALLOC_BY_MALLOC_BYTES / size) {
+        p = malloc(n * size);
+        if (p) {
+            memset(p, 0, n * size);
+        }
+    } else {
+        p = calloc(n, size);
+    }
     if (!p) {
         oom(n * size, file, line);
     }
