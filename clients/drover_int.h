@@ -45,7 +45,7 @@ struct drover_result {
     uint8_t *payload; // echo payload (owned)
     size_t payload_len;
     dv_tensor_t *output; // infer output (owned)
-    char **classes;      // infer classes (owned)
+    char **classes;      // infer classes (owned: one block, free())
     size_t n_classes;
     char model[2 * DV_MAX_WIRE_NAME]; // NAME@VERSION that ran
     uint32_t batch_rows, batch_jobs;  // infer: the forward pass it ran in

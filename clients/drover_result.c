@@ -28,7 +28,7 @@ drover_result_destroy(drover_result_t **r_p)
     dv_strs_free(&r->metric_names, r->n_metrics);
     free(r->metric_values);
     dv_tensor_destroy(&r->output);
-    dv_strs_free(&r->classes, r->n_classes);
+    free(r->classes); // one block (dv_msg_strs_packed)
     free(r);
     *r_p = NULL;
 }
@@ -90,9 +90,9 @@ drv_result_from(const dv_msg_t *m)
         if (dv_msg_has(m, "output")) {
             rc = dv_msg_tensor(m, "output", DV_MAX_INFER_ROWS, &r->output, &e);
             if (rc == 0) {
-                rc =
-                    dv_msg_strs(m, "classes", DV_MAX_CLASSES, DV_MAX_NAME_BYTES,
-                                &r->classes, &r->n_classes, &e);
+                rc = dv_msg_strs_packed(m, "classes", DV_MAX_CLASSES,
+                                        DV_MAX_NAME_BYTES, &r->classes,
+                                        &r->n_classes, &e);
             }
             if (rc == 0 && dv_msg_has(m, "model")) {
                 rc = dv_msg_str(m, "model", r->model, sizeof r->model, &e);

@@ -519,14 +519,17 @@ dv_msg_root(const dv_msg_t *self)
     return self->root;
 }
 
-int
-dv_strs_from_obj(const struct msgpack_object *o,
-                 const char *what,
-                 size_t max_n,
-                 size_t max_len,
-                 char ***out,
-                 size_t *n_out,
-                 dv_error_t *err)
+// The strings of array o, each copied (packed: into one block after the
+// pointers, freed by one free()).
+static int
+strs_from_obj(const struct msgpack_object *o,
+              const char *what,
+              size_t max_n,
+              size_t max_len,
+              bool packed,
+              char ***out,
+              size_t *n_out,
+              dv_error_t *err)
 {
     *out = NULL;
     *n_out = 0;
@@ -543,20 +546,27 @@ dv_strs_from_obj(const struct msgpack_object *o,
                          "'%s' has %zu entries, the limit is %zu", what, n,
                          max_n);
     }
-    char **v = dv_calloc(n ? n : 1, sizeof *v);
+    size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
         if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > max_len ||
             memchr(e->via.str.ptr, '\0', e->via.str.size)) {
-            dv_strs_free(&v, i);
             return dv_errorf(err, DV_EFORMAT,
                              "'%s'[%zu] must be a string of at most %zu "
                              "bytes without NUL",
                              what, i, max_len);
         }
-        v[i] = dv_malloc(e->via.str.size + 1);
+        bytes += e->via.str.size + 1;
+    }
+    char **v = packed ? dv_malloc((n ? n : 1) * sizeof *v + bytes)
+                      : dv_calloc(n ? n : 1, sizeof *v);
+    char *at = (char *)(v + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        v[i] = packed ? at : dv_malloc(e->via.str.size + 1);
         memcpy(v[i], e->via.str.ptr, e->via.str.size);
         v[i][e->via.str.size] = '\0';
+        at += packed ? e->via.str.size + 1 : 0;
     }
     *out = v;
     *n_out = n;
@@ -564,17 +574,30 @@ dv_strs_from_obj(const struct msgpack_object *o,
 }
 
 int
-dv_msg_strs(const dv_msg_t *self,
-            const char *key,
-            size_t max_n,
-            size_t max_len,
-            char ***out,
-            size_t *n_out,
-            dv_error_t *err)
+dv_strs_from_obj(const struct msgpack_object *o,
+                 const char *what,
+                 size_t max_n,
+                 size_t max_len,
+                 char ***out,
+                 size_t *n_out,
+                 dv_error_t *err)
+{
+    return strs_from_obj(o, what, max_n, max_len, false, out, n_out, err);
+}
+
+static int
+msg_strs(const dv_msg_t *self,
+         const char *key,
+         size_t max_n,
+         size_t max_len,
+         bool packed,
+         char ***out,
+         size_t *n_out,
+         dv_error_t *err)
 {
     const msgpack_object *o = dv_msgpack_get(self->root, key);
     if (!o || o->type != MSGPACK_OBJECT_MAP) {
-        return dv_strs_from_obj(o, key, max_n, max_len, out, n_out, err);
+        return strs_from_obj(o, key, max_n, max_len, packed, out, n_out, err);
     }
     // A list too long for a header: {frame: i} names the payload frame that
     // holds it as one msgpack array (1.2).
@@ -593,10 +616,35 @@ dv_msg_strs(const dv_msg_t *self,
     msgpack_unpacked_init(&up);
     int rc = dv_msgpack_unpack(&up, f->data, f->len, key, err);
     if (rc == 0) {
-        rc = dv_strs_from_obj(&up.data, key, max_n, max_len, out, n_out, err);
+        rc = strs_from_obj(&up.data, key, max_n, max_len, packed, out, n_out,
+                           err);
     }
     msgpack_unpacked_destroy(&up);
     return rc;
+}
+
+int
+dv_msg_strs(const dv_msg_t *self,
+            const char *key,
+            size_t max_n,
+            size_t max_len,
+            char ***out,
+            size_t *n_out,
+            dv_error_t *err)
+{
+    return msg_strs(self, key, max_n, max_len, false, out, n_out, err);
+}
+
+int
+dv_msg_strs_packed(const dv_msg_t *self,
+                   const char *key,
+                   size_t max_n,
+                   size_t max_len,
+                   char ***out,
+                   size_t *n_out,
+                   dv_error_t *err)
+{
+    return msg_strs(self, key, max_n, max_len, true, out, n_out, err);
 }
 
 uint8_t *

@@ -286,6 +286,17 @@ int dv_msg_strs(const dv_msg_t *self,
                 size_t *n,
                 dv_error_t *err);
 
+// The same in one allocation: the pointers, then the strings; free(*out)
+// releases them all (not dv_strs_free). For lists made per message on a
+// hot path (a result's classes: one block, not one malloc per class).
+int dv_msg_strs_packed(const dv_msg_t *self,
+                       const char *key,
+                       size_t max_n,
+                       size_t max_len,
+                       char ***out,
+                       size_t *n,
+                       dv_error_t *err);
+
 // The same for an object already in hand (an array nested in a map); what
 // names it in errors.
 int dv_strs_from_obj(const struct msgpack_object *o,

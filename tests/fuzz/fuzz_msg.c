@@ -43,6 +43,11 @@ fields(const dv_msg_t *m, const char *key)
     rc = dv_msg_strs(m, key, 2, DV_MAX_WIRE_NAME, &v, &n, &err);
     dv_fuzz_check(rc, &err);
     dv_strs_free(&v, n);
+    rc = dv_msg_strs_packed(m, key, DV_MAX_CLASSES, DV_MAX_NAME_BYTES, &v, &n,
+                            &err);
+    dv_fuzz_check(rc, &err);
+    free(v);
+    v = NULL;
     dv_hyper_t h;
     dv_fuzz_check(dv_msg_hyper(m, key, &h, &err), &err);
 }

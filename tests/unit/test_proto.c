@@ -632,6 +632,82 @@ test_bool_or(void)
     }
 }
 
+// String lists, inline or in a payload frame, read per string
+// (dv_msg_strs) and packed in one block (dv_msg_strs_packed): the same
+// strings, the same refusals; the packed block goes with one free (ASan
+// counts what is left).
+static void
+test_string_lists(void)
+{
+    char long_name[200];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    const char *inline_v[] = {"setosa", "", "virginica"};
+    const char *many_v[600];
+    for (size_t i = 0; i < 600; i++) {
+        many_v[i] = long_name; // past DV_MAX_INLINE_LIST_BYTES: a frame
+    }
+    const struct {
+        const char *const *values;
+        size_t n;
+        size_t max_n;
+        int want;
+    } cases[] = {
+        {inline_v, 3, 16, 0},
+        {inline_v, 3, 2, DV_EMSGSIZE},
+        {many_v, 600, 1000, 0},
+        {many_v, 600, 10, DV_EMSGSIZE},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, 1);
+        dv_frame_t extra = {0};
+        bool framed = dv_msgw_strs_or_frame(w, "classes", cases[c].values,
+                                            cases[c].n, 1, &extra);
+        DV_CHECK(framed == (cases[c].n == 600));
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        DV_CHECK_EQ(
+            dv_msg_decode(&m, h, hlen, &extra, framed ? 1 : 0, NULL, &err), 0);
+        char **v = NULL, **p = NULL;
+        size_t n = 0, pn = 0;
+        int rc = dv_msg_strs(m, "classes", cases[c].max_n, 256, &v, &n, &err);
+        int prc = dv_msg_strs_packed(m, "classes", cases[c].max_n, 256, &p, &pn,
+                                     &err);
+        DV_CHECK_EQ(rc, cases[c].want);
+        DV_CHECK_EQ(prc, cases[c].want);
+        DV_CHECK(rc != 0 || (n == cases[c].n && pn == cases[c].n));
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            DV_CHECK_STR_EQ(v[i], cases[c].values[i]);
+            DV_CHECK_STR_EQ(p[i], cases[c].values[i]);
+        }
+        DV_CHECK(rc == 0 || (!v && !p && n == 0 && pn == 0));
+        dv_strs_free(&v, n);
+        free(p);
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&w);
+        free((void *)extra.data);
+    }
+    // A string with a NUL, or too long, is refused both ways.
+    const char *bad[] = {"ok", long_name};
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, 1);
+    dv_msgw_strs(w, "classes", bad, 2);
+    size_t hlen = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &hlen);
+    dv_msg_t *m = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_EQ(dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err), 0);
+    char **v = NULL;
+    size_t n = 0;
+    DV_CHECK_EQ(dv_msg_strs(m, "classes", 16, 64, &v, &n, &err), DV_EFORMAT);
+    DV_CHECK_EQ(dv_msg_strs_packed(m, "classes", 16, 64, &v, &n, &err),
+                DV_EFORMAT);
+    DV_CHECK(!v && n == 0);
+    dv_msg_destroy(&m);
+    dv_msgw_destroy(&w);
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip of every field kind", test_round_trip},
     {"optional booleans", test_bool_or},
@@ -644,6 +720,7 @@ static const dv_test_case_t cases[] = {
     {"random mutations never crash", test_mutations_never_crash},
     {"message names are unique", test_names_unique},
     {"too many msgpack objects", test_too_many_objects},
+    {"string lists, inline, in a frame, packed", test_string_lists},
     {NULL, NULL},
 };
 
