@@ -558,15 +558,16 @@ strs_from_obj(const struct msgpack_object *o,
         }
         bytes += e->via.str.size + 1;
     }
-    char **v = packed ? dv_malloc((n ? n : 1) * sizeof *v + bytes)
-                      : dv_calloc(n ? n : 1, sizeof *v);
-    char *at = (char *)(v + (n ? n : 1));
+    size_t slots = n ? n : 1;
+    char **v = dv_calloc(1, slots * sizeof *v + (packed ? bytes : 0));
+    char *at = (char *)(v + slots); // packed: the strings' block
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
-        v[i] = packed ? at : dv_malloc(e->via.str.size + 1);
-        memcpy(v[i], e->via.str.ptr, e->via.str.size);
-        v[i][e->via.str.size] = '\0';
-        at += packed ? e->via.str.size + 1 : 0;
+        size_t len = e->via.str.size;
+        v[i] = packed ? at : dv_malloc(len + 1);
+        memcpy(v[i], e->via.str.ptr, len);
+        v[i][len] = '\0';
+        at = packed ? at + len + 1 : at;
     }
     *out = v;
     *n_out = n;
