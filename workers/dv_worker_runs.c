@@ -236,6 +236,10 @@ task_new(dv_worker_t *self, uint64_t job, uint64_t attempt)
     t->job = job;
     t->attempt = attempt;
     t->all_next = self->tasks;
+    if (t->all_next) {
+        t->all_next->all_pprev = &t->all_next;
+    }
+    t->all_pprev = &self->tasks;
     self->tasks = t;
     self->running++;
     return t;

@@ -81,11 +81,9 @@ wk_send_done(dv_worker_t *self,
 void
 wk_task_end(dv_worker_t *self, task_t *t)
 {
-    for (task_t **p = &self->tasks; *p; p = &(*p)->all_next) {
-        if (*p == t) {
-            *p = t->all_next;
-            break;
-        }
+    *t->all_pprev = t->all_next;
+    if (t->all_next) {
+        t->all_next->all_pprev = t->all_pprev;
     }
     if (t->model) {
         t->model->refs--;
