@@ -10,6 +10,7 @@
 // the common keys v, t, rid, which always come first.
 #include "dv_proto.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -708,38 +709,70 @@ dv_strs_free(char ***v_p, size_t n)
     *v_p = NULL;
 }
 
-#define MSGW_FIRST_BYTES 256 // a header buffer's first size
+// A writer is one block: the struct, then its buffer, MSGW_ROOM bytes of
+// room for the common keys and the body after it. dv_msgw_bytes packs "v",
+// "t" and "rid" into the room, right before the body, so the finished
+// header is never copied; most headers are tens of bytes and fit the
+// inline buffer, so a writer costs one allocation (it was three, and a
+// copy of the body: perf put them among the broker's largest costs per
+// 1-row job, two writers each). A body that outgrows it moves to the heap.
+// Room for the longest common keys (dv_msgw_bytes checks it).
+#define MSGW_ROOM 96
+// Body bytes in the writer's own block.
+#define MSGW_INLINE_BYTES 448
 
 struct dv_msgw {
-    dv_msg_type_t type;   // "t"
-    uint64_t rid;         // "rid"
-    msgpack_sbuffer body; // fields after the common keys
-    msgpack_packer pk;    // packs into body
-    size_t n_fields;      // fields in body
-    msgpack_sbuffer out;  // the finished header
-    bool done;            // dv_msgw_bytes was called
-    unsigned minor;       // the minor version "v" names
+    dv_msg_type_t type; // "t"
+    uint64_t rid;       // "rid"
+    uint8_t *buf;       // MSGW_ROOM bytes of room, then the body: inline,
+                        //   or (once grown) owned
+    size_t len;         // body bytes
+    size_t cap;         // body bytes buf holds
+    msgpack_packer pk;  // packs into the body (msgw_write)
+    size_t n_fields;    // fields in the body
+    size_t head;        // the common keys' bytes (done)
+    bool done;          // dv_msgw_bytes was called
+    unsigned minor;     // the minor version "v" names
+    uint8_t inline_buf[MSGW_ROOM + MSGW_INLINE_BYTES];
 };
+
+// msgpack's write callback: append to the body, growing buf.
+static int
+msgw_write(void *data, const char *bytes, size_t n)
+{
+    dv_msgw_t *self = data;
+    if (n > self->cap - self->len) {
+        size_t cap = self->cap * 2;
+        if (cap - self->len < n) {
+            cap = self->len + n;
+        }
+        if (self->buf == self->inline_buf) {
+            self->buf = dv_malloc(MSGW_ROOM + cap);
+            memcpy(self->buf, self->inline_buf, MSGW_ROOM + self->len);
+        } else {
+            self->buf = dv_realloc(self->buf, MSGW_ROOM + cap);
+        }
+        self->cap = cap;
+    }
+    if (n) {
+        memcpy(self->buf + MSGW_ROOM + self->len, bytes, n);
+        self->len += n;
+    }
+    return 0;
+}
 
 dv_msgw_t *
 dv_msgw_new(dv_msg_type_t type, uint64_t rid)
 {
     dv_assert((size_t)type < DV_MSG_COUNT_);
-    dv_msgw_t *self = dv_calloc(1, sizeof *self);
+    dv_msgw_t *self = dv_malloc(sizeof *self);
+    memset(self, 0, offsetof(dv_msgw_t, inline_buf));
     self->type = type;
     self->rid = rid;
     self->minor = DV_PROTOCOL_MINOR;
-    // msgpack-c's first write would allocate 8 KiB for each buffer; most
-    // headers are tens of bytes, and two 8 KiB blocks per message were the
-    // broker's largest malloc cost per job (perf). Start small; a buffer
-    // doubles as it grows.
-    msgpack_sbuffer_init(&self->body);
-    msgpack_sbuffer_init(&self->out);
-    self->body.data = dv_malloc(MSGW_FIRST_BYTES);
-    self->body.alloc = MSGW_FIRST_BYTES;
-    self->out.data = dv_malloc(MSGW_FIRST_BYTES);
-    self->out.alloc = MSGW_FIRST_BYTES;
-    msgpack_packer_init(&self->pk, &self->body, msgpack_sbuffer_write);
+    self->buf = self->inline_buf;
+    self->cap = MSGW_INLINE_BYTES;
+    msgpack_packer_init(&self->pk, self, msgw_write);
     return self;
 }
 
@@ -747,8 +780,9 @@ void
 dv_msgw_destroy(dv_msgw_t **self_p)
 {
     if (self_p && *self_p) {
-        msgpack_sbuffer_destroy(&(*self_p)->body);
-        msgpack_sbuffer_destroy(&(*self_p)->out);
+        if ((*self_p)->buf != (*self_p)->inline_buf) {
+            free((*self_p)->buf);
+        }
         free(*self_p);
         *self_p = NULL;
     }
@@ -808,7 +842,7 @@ void
 dv_msgw_v_raw(dv_msgw_t *self, const void *data, size_t len)
 {
     dv_assert(!self->done);
-    msgpack_sbuffer_write(&self->body, data, len);
+    msgw_write(self, data, len);
 }
 
 void
@@ -901,15 +935,15 @@ dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len)
 {
     dv_assert(!self->done);
     self->n_fields += n_fields;
-    msgpack_sbuffer_write(&self->body, data, len);
+    msgw_write(self, data, len);
 }
 
 const uint8_t *
 dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields)
 {
-    *len = self->body.size;
+    *len = self->len;
     *n_fields = self->n_fields;
-    return (const uint8_t *)self->body.data;
+    return self->buf + MSGW_ROOM;
 }
 
 void
@@ -918,12 +952,30 @@ dv_msgw_set_minor(dv_msgw_t *self, unsigned minor)
     self->minor = minor;
 }
 
+// A packer's write callback into a fixed buffer (dv_msgw_bytes' room).
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} fixed_t;
+
+static int
+fixed_write(void *data, const char *bytes, size_t n)
+{
+    fixed_t *f = data;
+    dv_assert(n <= f->cap - f->len);
+    memcpy(f->p + f->len, bytes, n);
+    f->len += n;
+    return 0;
+}
+
 const uint8_t *
 dv_msgw_bytes(dv_msgw_t *self, size_t *len)
 {
     if (!self->done) {
+        uint8_t head[MSGW_ROOM];
+        fixed_t f = {head, 0, sizeof head};
         msgpack_packer pk;
-        msgpack_packer_init(&pk, &self->out, msgpack_sbuffer_write);
+        msgpack_packer_init(&pk, &f, fixed_write);
         msgpack_pack_map(&pk, 3 + self->n_fields);
         dv_msgpack_pack_str(&pk, "v");
         msgpack_pack_array(&pk, 2);
@@ -933,11 +985,12 @@ dv_msgw_bytes(dv_msgw_t *self, size_t *len)
         dv_msgpack_pack_str(&pk, s_names[self->type]);
         dv_msgpack_pack_str(&pk, "rid");
         msgpack_pack_uint64(&pk, self->rid);
-        msgpack_sbuffer_write(&self->out, self->body.data, self->body.size);
+        memcpy(self->buf + MSGW_ROOM - f.len, head, f.len);
+        self->head = f.len;
         self->done = true;
     }
-    *len = self->out.size;
-    return (const uint8_t *)self->out.data;
+    *len = self->head + self->len;
+    return self->buf + MSGW_ROOM - self->head;
 }
 
 int
