@@ -53,7 +53,8 @@ struct kept {
     uint64_t id;                       // job id
     uint64_t at_ms;                    // loop time it finished
     uint64_t unix_ms;                  // wall-clock time it finished
-    kept_t *hnext;                     // hash chain
+    kept_t *hnext;                     // hash chain ...
+    kept_t **hpprev;                   // ... and what points at k in it
     kept_t *newer;                     // FIFO by finish time
     char *text;                        // failure reason (owned); NULL if done
     int code;                          // error when failed

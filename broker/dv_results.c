@@ -148,6 +148,15 @@ stream_unlink(dv_broker_t *self, kept_t *k)
 }
 
 // Drop the oldest kept result.
+//
+// Under load every finished job evicts one result kept ~DV_MAX_KEPT_RESULTS
+// jobs earlier, long gone from the cache: perf put this function at ~5% of
+// the broker on 1-row serving, nearly all of it waiting for memory (most
+// of it walking the hash chain to the result, the last in its chain). The
+// chain is doubly linked, so an eviction touches only the result and what
+// points at it, and each eviction fetches what the next two will touch:
+// the result after next, and what points at the next one (its hpprev is in
+// a line the eviction before fetched).
 void
 dv_results_kept_evict_oldest(dv_broker_t *self)
 {
@@ -155,12 +164,16 @@ dv_results_kept_evict_oldest(dv_broker_t *self)
     self->kept_oldest = k->newer;
     if (!self->kept_oldest) {
         self->kept_newest = NULL;
-    }
-    for (kept_t **p = &self->kept[kept_bucket(k->id)]; *p; p = &(*p)->hnext) {
-        if (*p == k) {
-            *p = k->hnext;
-            break;
+    } else {
+        const kept_t *next = self->kept_oldest;
+        if (next->newer) {
+            __builtin_prefetch(next->newer);
         }
+        __builtin_prefetch(next->hpprev);
+    }
+    *k->hpprev = k->hnext;
+    if (k->hnext) {
+        k->hnext->hpprev = k->hpprev;
     }
     self->n_kept--;
     self->kept_bytes -= k->bytes;
@@ -230,6 +243,10 @@ dv_results_keep(dv_broker_t *self,
     k->kind = j->kind ? (uint8_t)(dv_rec_kind_code(j->kind) + 1) : 0;
     size_t b = kept_bucket(k->id);
     k->hnext = self->kept[b];
+    if (k->hnext) {
+        k->hnext->hpprev = &k->hnext;
+    }
+    k->hpprev = &self->kept[b];
     self->kept[b] = k;
     if (self->kept_newest) {
         self->kept_newest->newer = k;
