@@ -81,7 +81,11 @@ drv_result_from(const dv_msg_t *m)
     dv_msg_uint_or(m, "attempts", 0, &attempts, &e);
     r->attempts = (uint32_t)attempts;
     dv_msg_uint_or(m, "seq", 0, &r->seq, &e);
-    drv_errors_from(dv_msg_get(m, "errors"), &r->errors, &r->n_errors);
+    const msgpack_object *errors = dv_msg_get(m, "errors");
+    if (errors && errors->type == MSGPACK_OBJECT_ARRAY &&
+        errors->via.array.size) { // most results have none: no block
+        drv_errors_from(errors, &r->errors, &r->n_errors);
+    }
     if (dv_msg_has(m, "worker")) {
         dv_msg_str(m, "worker", r->worker, sizeof r->worker, &e);
     }
@@ -148,7 +152,8 @@ size_t
 drover_result_errors(const drover_result_t *r,
                      const drover_attempt_error_t **errors)
 {
-    *errors = r->errors;
+    static const drover_attempt_error_t none; // never an error's NULL
+    *errors = r->errors ? r->errors : &none;
     return r->n_errors;
 }
 
