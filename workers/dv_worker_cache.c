@@ -261,9 +261,9 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
 static dsref_t *
 waited_ref(task_t *t)
 {
-    for (size_t i = 0; i < 2; i++) {
-        if (t->ds[i].key[0] && !t->ds[i].entry) {
-            return &t->ds[i];
+    for (size_t i = 0; t->tr && i < 2; i++) {
+        if (t->tr->ds[i].key[0] && !t->tr->ds[i].entry) {
+            return &t->tr->ds[i];
         }
     }
     return NULL;

@@ -69,40 +69,9 @@ typedef struct {
     cached_t *entry;                 //
 } dsref_t;
 
-typedef struct task task_t;
-struct task {
-    uv_work_t work;                  // thread-pool request
-    dv_worker_t *owner;              // the worker
-    uint64_t job, attempt;           // from `run`
-    char key[KEY_BYTES];             // model wanted
-    char name[DV_MAX_WIRE_NAME + 1]; // its name ...
-    uint64_t version;                // ... and version
-    uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
-    cached_t *model;                 // while computing (a ref is held)
-    dv_tensor_t *input;              // owned, or &view (set on the pool)
-    dv_tensor_t view;                // the input as floats in raw, in place
-    uint8_t *raw;                    // input frame bytes, owned
-    size_t raw_rows, raw_cols;       // its shape
-    int32_t priority;                // infer: never batched across these
-    uint32_t max_batch_rows;         // infer: the model's batch settings
-    uint64_t max_delay_us;           //   (run's `model` map, or defaults)
-    uint64_t ready_ms;               // loop time it became ready
-    uint32_t batch_rows, batch_jobs; // the forward pass it ran in
-    dv_tensor_t *output;             // set by the pool thread (alone) ...
-    size_t out_row;                  // ... or its first row in batch_t.y
-    int rc;                          // its result
-    dv_error_t err;                  // and reason
-    task_t *next;                    // waiting list
-    task_t *all_next;                // every task held (self->tasks) ...
-    task_t **all_pprev;              // ... and what points at it: O(1) to
-                                     //   unlink (a pass ends hundreds)
-    bool cancelled;                  // the broker cancelled it (atomic)
-    bool released;                   // given back unstarted (draining):
-                                     //   its pool work was cancelled
-    bool sleep;                      // a `sleep` job: raw is its payload
-    uint64_t sleep_ms;               // how long
-    bool train;                      // a `train` job: raw is the CSV
-    bool evaluate;                   // an `evaluate` job: raw is the CSV
+// What only train and evaluate jobs need (most of a task's bytes: a
+// one-row infer task used to be 3.2 KiB, zeroed, per job).
+typedef struct {
     // Stored data sets: [0] the job's data (else its CSV is in raw), [1]
     // a train job's eval set (scored while it trains and at the end).
     dsref_t ds[2];                        //
@@ -142,6 +111,44 @@ struct task {
     uint8_t *ck_buf;        // owned
     size_t ck_len;          //
     uint32_t ck_epoch;      //
+} task_train_t;
+
+typedef struct task task_t;
+struct task {
+    uv_work_t work;                  // thread-pool request
+    dv_worker_t *owner;              // the worker
+    uint64_t job, attempt;           // from `run`
+    char key[KEY_BYTES];             // model wanted
+    char name[DV_MAX_WIRE_NAME + 1]; // its name ...
+    uint64_t version;                // ... and version
+    uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
+    cached_t *model;                 // while computing (a ref is held)
+    dv_tensor_t *input;              // owned, or &view (set on the pool)
+    dv_tensor_t view;                // the input as floats in raw, in place
+    uint8_t *raw;                    // input frame bytes, owned
+    size_t raw_rows, raw_cols;       // its shape
+    int32_t priority;                // infer: never batched across these
+    uint32_t max_batch_rows;         // infer: the model's batch settings
+    uint64_t max_delay_us;           //   (run's `model` map, or defaults)
+    uint64_t ready_ms;               // loop time it became ready
+    uint32_t batch_rows, batch_jobs; // the forward pass it ran in
+    dv_tensor_t *output;             // set by the pool thread (alone) ...
+    size_t out_row;                  // ... or its first row in batch_t.y
+    int rc;                          // its result
+    dv_error_t err;                  // and reason
+    task_t *next;                    // waiting list
+    task_t *all_next;                // every task held (self->tasks) ...
+    task_t **all_pprev;              // ... and what points at it: O(1) to
+                                     //   unlink (a pass ends hundreds)
+    bool cancelled;                  // the broker cancelled it (atomic)
+    bool released;                   // given back unstarted (draining):
+                                     //   its pool work was cancelled
+    bool sleep;                      // a `sleep` job: raw is its payload
+    uint64_t sleep_ms;               // how long
+    bool train;                      // a `train` job: raw is the CSV
+    bool evaluate;                   // an `evaluate` job: raw is the CSV
+    task_train_t *tr;                // train and evaluate jobs: their
+                                     //   part (owned); NULL for others
 };
 
 // A fetch_model or fetch_dataset in flight.

@@ -56,14 +56,15 @@ static int
 take_data(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
     if (dv_msg_has(m, "eval_dataset")) {
-        int rc = take_ref(dv_msg_get(m, "eval_dataset"), &t->ds[1],
+        int rc = take_ref(dv_msg_get(m, "eval_dataset"), &t->tr->ds[1],
                           "eval_dataset", err);
         if (rc) {
             return rc;
         }
     }
     if (dv_msg_has(m, "dataset")) {
-        return take_ref(dv_msg_get(m, "dataset"), &t->ds[0], "dataset", err);
+        return take_ref(dv_msg_get(m, "dataset"), &t->tr->ds[0], "dataset",
+                        err);
     }
     const dv_frame_t *csv = dv_msg_frame(m, 1);
     if (!csv) {
@@ -87,22 +88,22 @@ take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
     const dv_frame_t *blob = dv_msg_frame(m, 2);
     if (!dv_msgpack_uint(dv_msgpack_get(dv_msg_get(m, "resume"), "epoch"),
-                         &t->resume_epoch) ||
+                         &t->tr->resume_epoch) ||
         !blob || blob->len == 0) {
         return dv_errorf(err, DV_EFORMAT,
                          "run: 'resume' must be {epoch} with the checkpoint "
                          "in frame 2");
     }
-    t->resume = dv_try_malloc(blob->len, 1);
-    if (!t->resume) {
+    t->tr->resume = dv_try_malloc(blob->len, 1);
+    if (!t->tr->resume) {
         return dv_errorf(err, DV_ENOMEM, "no memory for a %zu byte checkpoint",
                          blob->len);
     }
-    memcpy(t->resume, blob->data, blob->len);
-    t->resume_len = blob->len;
+    memcpy(t->tr->resume, blob->data, blob->len);
+    t->tr->resume_len = blob->len;
     dv_log(DV_LOG_INFO, "worker",
            "job %" PRIu64 " resumes from its checkpoint after epoch %" PRIu64,
-           t->job, t->resume_epoch);
+           t->job, t->tr->resume_epoch);
     return 0;
 }
 
@@ -196,23 +197,23 @@ parse_train(const dv_msg_t *m, task_t *t, dv_error_t *err)
     uint64_t created = 0;
     char task[32] = "";
     t->train = true;
-    t->task_kind = -1;
-    int rc = dv_msg_hyper(m, "train", &t->hyper, err);
+    t->tr->task_kind = -1;
+    int rc = dv_msg_hyper(m, "train", &t->tr->hyper, err);
     if (rc == 0 && dv_msg_has(m, "target")) {
-        rc = dv_msg_str(m, "target", t->target, sizeof t->target, err);
+        rc = dv_msg_str(m, "target", t->tr->target, sizeof t->tr->target, err);
     }
     if (rc == 0 && dv_msg_has(m, "task")) {
         rc = dv_msg_str(m, "task", task, sizeof task, err);
-        t->task_kind = strcmp(task, "classification") == 0
-                           ? DV_TASK_CLASSIFICATION
-                           : DV_TASK_REGRESSION;
+        t->tr->task_kind = strcmp(task, "classification") == 0
+                               ? DV_TASK_CLASSIFICATION
+                               : DV_TASK_REGRESSION;
     }
     if (rc == 0) {
         rc = dv_msg_uint_or(m, "created_unix", 0, &created, err);
-        t->created_unix = (int64_t)created;
+        t->tr->created_unix = (int64_t)created;
     }
     if (rc == 0) {
-        rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->checkpoint_ms, err);
+        rc = dv_msg_uint_or(m, "checkpoint_ms", 0, &t->tr->checkpoint_ms, err);
     }
     if (rc == 0 && dv_msg_has(m, "resume")) {
         rc = take_resume(m, t, err);
@@ -221,17 +222,19 @@ parse_train(const dv_msg_t *m, task_t *t, dv_error_t *err)
         rc = take_data(m, t, err);
     }
     if (rc == 0) {
-        uv_mutex_init(&t->ck_lock);
-        t->ck_lock_ready = true;
+        uv_mutex_init(&t->tr->ck_lock);
+        t->tr->ck_lock_ready = true;
     }
     return rc;
 }
 
-// A new task for attempt of job, held (in self->tasks).
+// A new task for attempt of job, held (in self->tasks); heavy: a train or
+// evaluate job, with its part (tr).
 static task_t *
-task_new(dv_worker_t *self, uint64_t job, uint64_t attempt)
+task_new(dv_worker_t *self, uint64_t job, uint64_t attempt, bool heavy)
 {
     task_t *t = dv_calloc(1, sizeof *t);
+    t->tr = heavy ? dv_calloc(1, sizeof *t->tr) : NULL;
     t->owner = self;
     t->job = job;
     t->attempt = attempt;
@@ -309,7 +312,7 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
             wk_send_failed(self, v[i][0], v[i][1], rc, err.text);
             continue;
         }
-        task_t *t = task_new(self, v[i][0], v[i][1]);
+        task_t *t = task_new(self, v[i][0], v[i][1], false);
         memcpy(t->key, proto.key, sizeof t->key);
         memcpy(t->name, proto.name, sizeof t->name);
         memcpy(t->sha256, proto.sha256, sizeof t->sha256);
@@ -368,7 +371,7 @@ wk_on_run(dv_worker_t *self, const dv_msg_t *m)
         wk_send_failed(self, job, attempt, rc, err.text);
         return;
     }
-    task_t *t = task_new(self, job, attempt);
+    task_t *t = task_new(self, job, attempt, train || evaluate);
     if (train) {
         rc = parse_train(m, t, &err);
         if (rc) {

@@ -19,16 +19,20 @@ wk_done_header(uint64_t job, uint64_t attempt, const char *state)
 void
 wk_task_free(task_t *t)
 {
-    dv_metrics_clear(&t->metrics);
-    dv_metrics_clear(&t->eval);
-    dv_dataset_destroy(&t->eval_ds);
-    if (t->ck_lock_ready) {
-        uv_mutex_destroy(&t->ck_lock);
+    task_train_t *tr = t->tr;
+    if (tr) {
+        dv_metrics_clear(&tr->metrics);
+        dv_metrics_clear(&tr->eval);
+        dv_dataset_destroy(&tr->eval_ds);
+        if (tr->ck_lock_ready) {
+            uv_mutex_destroy(&tr->ck_lock);
+        }
+        free(tr->ck_buf);
+        free(tr->resume);
+        free(tr->model_file);
+        free(tr);
     }
-    free(t->ck_buf);
-    free(t->resume);
     free(t->raw);
-    free(t->model_file);
     if (t->input == &t->view) {
         t->input = NULL; // raw's bytes
     }
@@ -88,9 +92,9 @@ wk_task_end(dv_worker_t *self, task_t *t)
     if (t->model) {
         t->model->refs--;
     }
-    for (size_t i = 0; i < 2; i++) {
-        if (t->ds[i].entry) {
-            t->ds[i].entry->refs--;
+    for (size_t i = 0; t->tr && i < 2; i++) {
+        if (t->tr->ds[i].entry) {
+            t->tr->ds[i].entry->refs--;
         }
     }
     wk_task_free(t);
@@ -158,7 +162,7 @@ wk_after_sleep(uv_work_t *req, int status)
 static int
 parse_task_csv(task_t *t, const dv_csv_opts_t *copts, dv_dataset_t **ds)
 {
-    const cached_t *d = t->ds[0].entry;
+    const cached_t *d = t->tr->ds[0].entry;
     const uint8_t *csv = d ? d->data : t->raw;
     size_t len = d ? d->bytes : t->raw_rows;
     return dv_csv_parse(ds, (const char *)csv, len, copts, &t->err);
@@ -175,7 +179,7 @@ wk_work_evaluate(uv_work_t *req)
     dv_dataset_t *ds = NULL;
     t->rc = parse_task_csv(t, &copts, &ds);
     if (t->rc == 0) {
-        t->rc = dv_model_evaluate(m, ds, &t->metrics, &t->err);
+        t->rc = dv_model_evaluate(m, ds, &t->tr->metrics, &t->err);
     }
     dv_dataset_destroy(&ds);
 }
@@ -189,11 +193,11 @@ wk_after_evaluate(uv_work_t *req, int status)
         return;
     }
     dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
-    dv_msgw_metrics(w, "metrics", &t->metrics);
+    dv_msgw_metrics(w, "metrics", &t->tr->metrics);
     size_t clen = 0;
-    uint8_t *conf = dv_confusion_frame(&t->metrics, &clen);
+    uint8_t *conf = dv_confusion_frame(&t->tr->metrics, &clen);
     if (conf) { // too many classes for the header: a u32 frame
-        size_t k = t->metrics.n_classes;
+        size_t k = t->tr->metrics.n_classes;
         dv_msgw_key(w, "confusion");
         dv_msgw_v_map(w, 3);
         dv_msgw_v_str(w, "frame");
@@ -218,38 +222,38 @@ train_progress(const dv_train_progress_t *p, void *arg)
 {
     task_t *t = arg;
     uint64_t now = uv_hrtime();
-    t->train_s = p->seconds;
-    if (t->eval_ds && p->model &&
-        (now >= t->e_next_ns || p->epoch == p->epochs)) {
+    t->tr->train_s = p->seconds;
+    if (t->tr->eval_ds && p->model &&
+        (now >= t->tr->e_next_ns || p->epoch == p->epochs)) {
         // The held-out score as training goes: at most once a second, and
         // never more than a tenth of the time (a large eval set is costly).
         dv_metrics_t met = {0};
         dv_error_t e = {0};
-        if (dv_model_evaluate(p->model, t->eval_ds, &met, &e) == 0) {
+        if (dv_model_evaluate(p->model, t->tr->eval_ds, &met, &e) == 0) {
             double v =
                 met.task == DV_TASK_CLASSIFICATION ? met.accuracy : met.r2;
             uint64_t vb;
             memcpy(&vb, &v, sizeof vb);
-            __atomic_store_n(&t->p_eval_bits, vb, __ATOMIC_RELAXED);
-            __atomic_store_n(&t->p_has_eval, true, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->tr->p_eval_bits, vb, __ATOMIC_RELAXED);
+            __atomic_store_n(&t->tr->p_has_eval, true, __ATOMIC_RELAXED);
         }
         dv_metrics_clear(&met);
         uint64_t after = uv_hrtime(), cost = after - now;
-        t->e_next_ns =
+        t->tr->e_next_ns =
             after + (cost * 10 > 1000000000ULL ? cost * 10 : 1000000000ULL);
         now = after;
     }
-    if (now - t->p_last_ns >= 200000000ULL || p->epoch == p->epochs) {
+    if (now - t->tr->p_last_ns >= 200000000ULL || p->epoch == p->epochs) {
         uint64_t bits;
         memcpy(&bits, &p->loss, sizeof bits);
-        __atomic_store_n(&t->p_epoch, p->epoch, __ATOMIC_RELAXED);
-        __atomic_store_n(&t->p_epochs, p->epochs, __ATOMIC_RELAXED);
-        __atomic_store_n(&t->p_loss_bits, bits, __ATOMIC_RELAXED);
-        __atomic_store_n(&t->p_ms, (uint64_t)(p->seconds * 1000),
+        __atomic_store_n(&t->tr->p_epoch, p->epoch, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->tr->p_epochs, p->epochs, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->tr->p_loss_bits, bits, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->tr->p_ms, (uint64_t)(p->seconds * 1000),
                          __ATOMIC_RELAXED);
-        __atomic_store_n(&t->p_new, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&t->tr->p_new, true, __ATOMIC_RELEASE);
         uv_async_send(&t->owner->progress); // thread-safe
-        t->p_last_ns = now;
+        t->tr->p_last_ns = now;
     }
     return __atomic_load_n(&t->cancelled, __ATOMIC_RELAXED) ? 1 : 0;
 }
@@ -264,12 +268,12 @@ train_checkpoint(const uint8_t *blob, size_t len, uint32_t epoch, void *arg)
         return; // the next one may fit; a re-run redoes a little more
     }
     memcpy(copy, blob, len);
-    uv_mutex_lock(&t->ck_lock);
-    free(t->ck_buf);
-    t->ck_buf = copy;
-    t->ck_len = len;
-    t->ck_epoch = epoch;
-    uv_mutex_unlock(&t->ck_lock);
+    uv_mutex_lock(&t->tr->ck_lock);
+    free(t->tr->ck_buf);
+    t->tr->ck_buf = copy;
+    t->tr->ck_len = len;
+    t->tr->ck_epoch = epoch;
+    uv_mutex_unlock(&t->tr->ck_lock);
     uv_async_send(&t->owner->progress);
 }
 
@@ -277,12 +281,12 @@ train_checkpoint(const uint8_t *blob, size_t len, uint32_t epoch, void *arg)
 static void
 send_checkpoint(dv_worker_t *self, task_t *t)
 {
-    uv_mutex_lock(&t->ck_lock);
-    uint8_t *blob = t->ck_buf;
-    size_t len = t->ck_len;
-    uint32_t epoch = t->ck_epoch;
-    t->ck_buf = NULL;
-    uv_mutex_unlock(&t->ck_lock);
+    uv_mutex_lock(&t->tr->ck_lock);
+    uint8_t *blob = t->tr->ck_buf;
+    size_t len = t->tr->ck_len;
+    uint32_t epoch = t->tr->ck_epoch;
+    t->tr->ck_buf = NULL;
+    uv_mutex_unlock(&t->tr->ck_lock);
     if (!blob) {
         return;
     }
@@ -299,21 +303,23 @@ send_checkpoint(dv_worker_t *self, task_t *t)
 static void
 send_progress(dv_worker_t *self, task_t *t)
 {
-    if (!__atomic_exchange_n(&t->p_new, false, __ATOMIC_ACQUIRE)) {
+    if (!__atomic_exchange_n(&t->tr->p_new, false, __ATOMIC_ACQUIRE)) {
         return;
     }
-    uint64_t bits = __atomic_load_n(&t->p_loss_bits, __ATOMIC_RELAXED);
+    uint64_t bits = __atomic_load_n(&t->tr->p_loss_bits, __ATOMIC_RELAXED);
     double loss;
     memcpy(&loss, &bits, sizeof loss);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_PROGRESS, 0);
     dv_msgw_uint(w, "job", t->job);
     dv_msgw_uint(w, "attempt", t->attempt);
-    dv_msgw_uint(w, "epoch", __atomic_load_n(&t->p_epoch, __ATOMIC_RELAXED));
-    dv_msgw_uint(w, "epochs", __atomic_load_n(&t->p_epochs, __ATOMIC_RELAXED));
+    dv_msgw_uint(w, "epoch",
+                 __atomic_load_n(&t->tr->p_epoch, __ATOMIC_RELAXED));
+    dv_msgw_uint(w, "epochs",
+                 __atomic_load_n(&t->tr->p_epochs, __ATOMIC_RELAXED));
     dv_msgw_double(w, "loss", loss);
-    dv_msgw_uint(w, "ms", __atomic_load_n(&t->p_ms, __ATOMIC_RELAXED));
-    if (__atomic_load_n(&t->p_has_eval, __ATOMIC_RELAXED)) {
-        uint64_t eb = __atomic_load_n(&t->p_eval_bits, __ATOMIC_RELAXED);
+    dv_msgw_uint(w, "ms", __atomic_load_n(&t->tr->p_ms, __ATOMIC_RELAXED));
+    if (__atomic_load_n(&t->tr->p_has_eval, __ATOMIC_RELAXED)) {
+        uint64_t eb = __atomic_load_n(&t->tr->p_eval_bits, __ATOMIC_RELAXED);
         double ev;
         memcpy(&ev, &eb, sizeof ev);
         dv_msgw_double(w, "eval", ev);
@@ -327,7 +333,7 @@ wk_on_progress(uv_async_t *a)
 {
     dv_worker_t *self = a->data;
     for (task_t *t = self->tasks; t; t = t->all_next) {
-        if (t->train && t->ck_lock_ready) {
+        if (t->train && t->tr->ck_lock_ready) {
             send_checkpoint(self, t);
         }
         if (t->train) {
@@ -341,37 +347,37 @@ void
 wk_work_train(uv_work_t *req)
 {
     task_t *t = req->data;
-    dv_csv_opts_t copts = {.target = t->target[0] ? t->target : NULL};
+    dv_csv_opts_t copts = {.target = t->tr->target[0] ? t->tr->target : NULL};
     dv_dataset_t *ds = NULL;
     t->rc = parse_task_csv(t, &copts, &ds);
-    const cached_t *ev = t->ds[1].entry;
+    const cached_t *ev = t->tr->ds[1].entry;
     if (t->rc == 0 && ev) { // the eval set: same target column
-        t->rc = dv_csv_parse(&t->eval_ds, (const char *)ev->data, ev->bytes,
+        t->rc = dv_csv_parse(&t->tr->eval_ds, (const char *)ev->data, ev->bytes,
                              &copts, &t->err);
         if (t->rc) {
             char why[DV_ERROR_TEXT_MAX];
             snprintf(why, sizeof why, "%s", t->err.text);
-            dv_errorf(&t->err, t->rc, "eval data set %s: %s", t->ds[1].key,
+            dv_errorf(&t->err, t->rc, "eval data set %s: %s", t->tr->ds[1].key,
                       why);
         }
     }
     dv_model_t *model = NULL;
     if (t->rc == 0) {
-        dv_train_opts_t o = {.task = t->task_kind,
+        dv_train_opts_t o = {.task = t->tr->task_kind,
                              .progress = train_progress,
                              .progress_arg = t,
-                             .created_unix = t->created_unix,
+                             .created_unix = t->tr->created_unix,
                              .cancel = &t->cancelled,
-                             .resume = t->resume,
-                             .resume_len = t->resume_len};
-        if (t->checkpoint_ms) {
+                             .resume = t->tr->resume,
+                             .resume_len = t->tr->resume_len};
+        if (t->tr->checkpoint_ms) {
             o.checkpoint = train_checkpoint;
             o.checkpoint_arg = t;
-            o.checkpoint_every_s = (double)t->checkpoint_ms / 1000.0;
+            o.checkpoint_every_s = (double)t->tr->checkpoint_ms / 1000.0;
         }
-        t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
-        if (t->resume && (t->rc == DV_EFORMAT || t->rc == DV_ECHECKSUM ||
-                          t->rc == DV_EINVAL)) {
+        t->rc = dv_train(&model, ds, &t->tr->hyper, &o, &t->err);
+        if (t->tr->resume && (t->rc == DV_EFORMAT || t->rc == DV_ECHECKSUM ||
+                              t->rc == DV_EINVAL)) {
             // A checkpoint this trainer cannot take (damaged, or from
             // another build's format): start over rather than fail a job
             // that can still be done.
@@ -381,18 +387,19 @@ wk_work_train(uv_work_t *req)
                    t->job, t->err.text);
             o.resume = NULL;
             o.resume_len = 0;
-            t->rc = dv_train(&model, ds, &t->hyper, &o, &t->err);
+            t->rc = dv_train(&model, ds, &t->tr->hyper, &o, &t->err);
         }
-        t->resumed_from = o.resume ? (uint32_t)t->resume_epoch : 0;
+        t->tr->resumed_from = o.resume ? (uint32_t)t->tr->resume_epoch : 0;
     }
     if (t->rc == 0) {
-        memcpy(t->data_sha256, ds->sha256, sizeof t->data_sha256);
-        t->data_rows = ds->n_rows;
-        t->epochs_run = model->meta.epochs_run;
-        t->rc = dv_model_encode(model, &t->model_file, &t->model_len, &t->err);
+        memcpy(t->tr->data_sha256, ds->sha256, sizeof t->tr->data_sha256);
+        t->tr->data_rows = ds->n_rows;
+        t->tr->epochs_run = model->meta.epochs_run;
+        t->rc = dv_model_encode(model, &t->tr->model_file, &t->tr->model_len,
+                                &t->err);
     }
-    if (t->rc == 0 && t->eval_ds) {
-        t->rc = dv_model_evaluate(model, t->eval_ds, &t->eval, &t->err);
+    if (t->rc == 0 && t->tr->eval_ds) {
+        t->rc = dv_model_evaluate(model, t->tr->eval_ds, &t->tr->eval, &t->err);
     }
     dv_model_destroy(&model);
     dv_dataset_destroy(&ds);
@@ -408,17 +415,17 @@ wk_after_train(uv_work_t *req, int status)
     }
     send_progress(self, t); // the last epoch's, before the result
     dv_msgw_t *w = wk_done_header(t->job, t->attempt, "done");
-    dv_msgw_uint(w, "epochs_run", t->epochs_run);
-    dv_msgw_uint(w, "train_ms", (uint64_t)(t->train_s * 1000));
-    dv_msgw_bin(w, "data_sha256", t->data_sha256, DV_SHA256_BYTES);
-    dv_msgw_uint(w, "data_rows", t->data_rows);
-    if (t->resumed_from) {
-        dv_msgw_uint(w, "resumed_from", t->resumed_from);
+    dv_msgw_uint(w, "epochs_run", t->tr->epochs_run);
+    dv_msgw_uint(w, "train_ms", (uint64_t)(t->tr->train_s * 1000));
+    dv_msgw_bin(w, "data_sha256", t->tr->data_sha256, DV_SHA256_BYTES);
+    dv_msgw_uint(w, "data_rows", t->tr->data_rows);
+    if (t->tr->resumed_from) {
+        dv_msgw_uint(w, "resumed_from", t->tr->resumed_from);
     }
-    if (t->eval_ds) {
-        dv_msgw_metrics(w, "eval_metrics", &t->eval);
+    if (t->tr->eval_ds) {
+        dv_msgw_metrics(w, "eval_metrics", &t->tr->eval);
     }
-    dv_frame_t f = {t->model_file, t->model_len};
+    dv_frame_t f = {t->tr->model_file, t->tr->model_len};
     wk_send_done(self, t, w, &f, 1);
     wk_task_end(self, t);
 }
