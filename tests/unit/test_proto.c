@@ -518,6 +518,115 @@ test_too_many_objects(void)
     DV_CHECK_RC(rc_small, 0, &err);
 }
 
+// A writer's body starts in its own block and moves to the heap as it
+// grows; the common keys go in front of it (a map16 past 15 fields, a
+// 9-byte rid, the longest type name). Every size from empty to ~45 KiB
+// (the header limit is 64 KiB) decodes to the same fields, in a header
+// built in one piece or in raw parts (dv_msgw_raw, as submit_many and
+// results are).
+static void
+test_writer_growth(void)
+{
+    static const size_t counts[] = {0, 1, 12, 13, 14, 15, 16, 40, 300, 2000};
+    dv_msg_type_t longest = DV_MSG_SUBMIT;
+    for (int t = 0; t < DV_MSG_COUNT_; t++) {
+        if (strlen(dv_msg_name(t)) > strlen(dv_msg_name(longest))) {
+            longest = t;
+        }
+    }
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        size_t n = counts[c];
+        dv_msgw_t *w = dv_msgw_new(longest, UINT64_MAX);
+        dv_msgw_t *part = dv_msgw_new(DV_MSG_RESULT, 0);
+        for (size_t i = 0; i < n; i++) {
+            char key[32], value[40];
+            snprintf(key, sizeof key, "k%zu", i);
+            snprintf(value, sizeof value, "value number %zu", i);
+            dv_msgw_str(i % 2 ? part : w, key, value);
+        }
+        size_t plen = 0, pfields = 0;
+        const uint8_t *body = dv_msgw_body(part, &plen, &pfields);
+        dv_msgw_raw(w, pfields, body, plen);
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        size_t hlen2 = 0;
+        const uint8_t *h2 = dv_msgw_bytes(w, &hlen2); // the same, again
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        int rc = dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err);
+        bool ok = rc == 0 && h2 == h && hlen2 == hlen &&
+                  dv_msg_type(m) == longest && dv_msg_rid(m) == UINT64_MAX;
+        for (size_t i = 0; ok && i < n; i++) {
+            char key[32], want[40], got[40] = "";
+            snprintf(key, sizeof key, "k%zu", i);
+            snprintf(want, sizeof want, "value number %zu", i);
+            ok = dv_msg_str(m, key, got, sizeof got, &err) == 0 &&
+                 strcmp(got, want) == 0;
+        }
+        ok = ok && !dv_msg_has(m, "k-1");
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&part);
+        dv_msgw_destroy(&w);
+        if (!ok) {
+            fprintf(stderr, "  %zu fields: rc %d (%s)\n", n, rc, err.text);
+        }
+        DV_CHECK(ok);
+    }
+}
+
+// Trees of every shape decode whole: the zone is sized from the check's
+// count (nested arrays and maps, strings referenced in the buffer).
+static void
+test_nested_decode(void)
+{
+    static const size_t sizes[] = {0, 1, 30, 37, 38, 1000, 20000};
+    for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
+        size_t n = sizes[c];
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "list", 4);
+        msgpack_pack_array(&pk, n);
+        for (size_t i = 0; i < n; i++) { // [i, {"s": "i"}]
+            char v[24];
+            int len = snprintf(v, sizeof v, "%zu", i);
+            msgpack_pack_array(&pk, 2);
+            msgpack_pack_uint64(&pk, i);
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_str_with_body(&pk, "s", 1);
+            msgpack_pack_str_with_body(&pk, v, (size_t)len);
+        }
+        msgpack_pack_str_with_body(&pk, "end", 3);
+        msgpack_pack_true(&pk);
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        dv_error_t err = {0};
+        int rc = dv_msgpack_unpack(&up, (const uint8_t *)sb.data, sb.size,
+                                   "tree", &err);
+        const msgpack_object *l =
+            rc == 0 ? dv_msgpack_get(&up.data, "list") : NULL;
+        bool ok = l && l->type == MSGPACK_OBJECT_ARRAY &&
+                  l->via.array.size == n &&
+                  dv_msgpack_get(&up.data, "end") != NULL;
+        for (size_t i = 0; ok && i < n; i++) {
+            const msgpack_object *e = &l->via.array.ptr[i];
+            const msgpack_object *s = dv_msgpack_get(&e->via.array.ptr[1], "s");
+            char want[24];
+            int len = snprintf(want, sizeof want, "%zu", i);
+            ok = e->via.array.size == 2 && e->via.array.ptr[0].via.u64 == i &&
+                 s && s->type == MSGPACK_OBJECT_STR &&
+                 s->via.str.size == (uint32_t)len &&
+                 memcmp(s->via.str.ptr, want, (size_t)len) == 0;
+        }
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer_destroy(&sb);
+        DV_CHECK_RC(rc, 0, &err);
+        DV_CHECK(ok);
+    }
+}
+
 // Decode a train map {algo: mlp, <key>: <value>} (value a string, or a
 // double when text is NULL) into *h; returns dv_msg_hyper's code.
 static int
@@ -720,6 +829,8 @@ static const dv_test_case_t cases[] = {
     {"random mutations never crash", test_mutations_never_crash},
     {"message names are unique", test_names_unique},
     {"too many msgpack objects", test_too_many_objects},
+    {"a writer grows past its own block", test_writer_growth},
+    {"nested trees decode whole", test_nested_decode},
     {"string lists, inline, in a frame, packed", test_string_lists},
     {NULL, NULL},
 };
