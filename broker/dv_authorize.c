@@ -201,6 +201,15 @@ message_object(const dv_msg_t *m, char *buf, size_t size)
         }
     }
 }
+
+// Refuse m for key id with the reason fmt..., audited. Returns DV_EPERM.
+static int refuse(dv_broker_t *self,
+                  const char *id,
+                  const dv_msg_t *m,
+                  dv_error_t *err,
+                  const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+
 static int
 refuse(dv_broker_t *self,
        const char *id,

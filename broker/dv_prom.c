@@ -66,6 +66,9 @@ dv_prom_destroy(dv_prom_t **self_p)
     }
 }
 
+static void vput(dv_prom_t *self, const char *fmt, va_list args)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vput(dv_prom_t *self, const char *fmt, va_list args)
 {
