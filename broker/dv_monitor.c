@@ -113,9 +113,20 @@ typedef struct {
 
 #define SLOTS (2 * DV_MAX_METRIC_SERIES) // open addressing, power of two
 
+// A series' key: the family byte, then each label after a separator.
+#define KEY_MAX (4 * (DV_MAX_WIRE_NAME + 2))
+
 struct dv_monitor {
     series_t *slots;
     size_t n_series;
+    // The series each family found last, by key: a job's labels are those
+    // of the jobs around it (a pass's jobs share queue, kind and model), so
+    // most lookups end here without hashing or probing.
+    struct {
+        char key[KEY_MAX];
+        size_t len; // 0: none yet
+        series_t *s;
+    } last[N_FAMILIES];
     char *data_dir; // owned; NULL: memory only
     time_t started; // wall clock at open
 };
@@ -157,23 +168,11 @@ fnv1a(const char *s, size_t n)
     return h;
 }
 
-// The series of family f with these label values (created on first use;
-// past DV_MAX_METRIC_SERIES, every value becomes "_other").
+// The series with this key (n bytes, NUL-terminated) of family f, made on
+// first use.
 static series_t *
-series(dv_monitor_t *self, family_t f, const char *const *values)
+lookup(dv_monitor_t *self, family_t f, const char *key, size_t n)
 {
-    char key[4 * (DV_MAX_WIRE_NAME + 2)];
-    size_t n = 0;
-    key[n++] = (char)('A' + f);
-    bool full = self->n_series >= DV_MAX_METRIC_SERIES;
-    for (size_t i = 0; i < s_families[f].n_labels; i++) {
-        const char *v = full ? "_other" : values[i] ? values[i] : "";
-        size_t l = strnlen(v, DV_MAX_WIRE_NAME);
-        key[n++] = '\x1f';
-        memcpy(key + n, v, l);
-        n += l;
-    }
-    key[n] = '\0';
     uint32_t h = fnv1a(key, n);
     for (size_t i = h & (SLOTS - 1);; i = (i + 1) & (SLOTS - 1)) {
         series_t *s = &self->slots[i];
@@ -192,6 +191,33 @@ series(dv_monitor_t *self, family_t f, const char *const *values)
             return s;
         }
     }
+}
+
+// The series of family f with these label values (created on first use;
+// past DV_MAX_METRIC_SERIES, every value becomes "_other").
+static series_t *
+series(dv_monitor_t *self, family_t f, const char *const *values)
+{
+    char key[KEY_MAX];
+    size_t n = 0;
+    key[n++] = (char)('A' + f);
+    bool full = self->n_series >= DV_MAX_METRIC_SERIES;
+    for (size_t i = 0; i < s_families[f].n_labels; i++) {
+        const char *v = full ? "_other" : values[i] ? values[i] : "";
+        size_t l = strnlen(v, DV_MAX_WIRE_NAME);
+        key[n++] = '\x1f';
+        memcpy(key + n, v, l);
+        n += l;
+    }
+    key[n] = '\0';
+    if (self->last[f].len == n && memcmp(self->last[f].key, key, n) == 0) {
+        return self->last[f].s;
+    }
+    series_t *s = lookup(self, f, key, n);
+    memcpy(self->last[f].key, key, n);
+    self->last[f].len = n;
+    self->last[f].s = s;
+    return s;
 }
 
 void
