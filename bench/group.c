@@ -25,9 +25,7 @@
 // 127.0.0.1 ports found free; their stderr goes to log files there (kept
 // and named when something fails). Processes are stopped by their PIDs
 // only. Writes JSON (--out, default bench/results/group.json).
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,13 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
+#include "dv_addr.h"
 #include "dv_bench.h"
 #include "dv_proto.h"
 #include "dv_wire.h"
@@ -159,25 +157,6 @@ cluster_of(void *ctx, const char *endpoint, double secs)
 }
 
 // ------------------------------------------------------------ processes
-
-// A free TCP port on 127.0.0.1 (bound once, then let go), 0 when none.
-static int
-free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
 
 // dv_bench_spawn with stderr appended to log.
 static dv_bench_proc_t
@@ -386,6 +365,10 @@ brokers_up(
         return -1;
     }
     int n = raft ? MEMBERS : 1;
+    int ports[MEMBERS];
+    if (dv_addr_free_ports(ports, (size_t)n) != 0) {
+        return -1;
+    }
     size_t pl = 0, wl = 0;
     for (int i = 0; i < n; i++) {
         member_t *m = &b->m[i];
@@ -394,7 +377,7 @@ brokers_up(
         snprintf(m->data, sizeof m->data, "%s/data%d", b->dir, i + 1);
         snprintf(m->log, sizeof m->log, "%s/broker%d.log", b->dir, i + 1);
         snprintf(m->id, sizeof m->id, "%d", i + 1);
-        snprintf(m->raft, sizeof m->raft, "127.0.0.1:%d", free_port());
+        snprintf(m->raft, sizeof m->raft, "127.0.0.1:%d", ports[i]);
         pl += (size_t)snprintf(b->peers + pl, sizeof b->peers - pl, "%s%d=%s",
                                i ? "," : "", i + 1, m->raft);
         wl += (size_t)snprintf(b->weps + wl, sizeof b->weps - wl, "%s%s",

@@ -1,9 +1,18 @@
-// dv_addr — hints for refused endpoints (see dv_addr.h).
+// dv_addr — hints for refused endpoints, free ports (see dv_addr.h).
 #include "dv_addr.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dv_mem.h"
+#include "dv_rng.h"
 
 // The transports a Drover socket can use (libzmq has more: pgm, udp, ws…,
 // none of which a ROUTER/DEALER pair here speaks).
@@ -76,4 +85,69 @@ dv_addr_hint(const char *endpoint, int zerr, bool bind, char *buf, size_t size)
                  "; an ipc path may be at most 107 bytes (sockaddr_un)");
     }
     return buf;
+}
+
+// A socket bound to port on every address (port 0: the kernel picks one),
+// its port in *got. Returns the socket or -1.
+static int
+bind_port(unsigned port, int *got)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_ANY)};
+    socklen_t len = sizeof sa;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        *got = ntohs(sa.sin_port);
+        return fd;
+    }
+    if (fd >= 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return -1;
+}
+
+int
+dv_addr_free_ports(int *ports, size_t n)
+{
+    unsigned low = 32768, high = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &low, &high) != 2 || low > 65535) {
+            low = 32768;
+        }
+        fclose(f);
+    }
+    unsigned floor = low > 1024 + 12000 ? low - 12000 : 1024;
+    dv_rng_t rng;
+    dv_rng_seed(&rng, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL));
+    int *fds = dv_malloc((n ? n : 1) * sizeof *fds);
+    size_t opened = 0;
+    int rc = 0;
+    for (; opened < n; opened++) {
+        fds[opened] = -1;
+        for (int tries = 0; low > floor && fds[opened] < 0 && tries < 1000;
+             tries++) {
+            unsigned port =
+                floor + (unsigned)dv_rng_below(&rng, (uint64_t)(low - floor));
+            fds[opened] = bind_port(port, &ports[opened]);
+        }
+        if (fds[opened] < 0) {
+            fds[opened] = bind_port(0, &ports[opened]);
+        }
+        if (fds[opened] < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    int saved = errno;
+    for (size_t i = 0; i < opened; i++) {
+        close(fds[i]);
+    }
+    free(fds);
+    errno = saved;
+    return rc;
 }

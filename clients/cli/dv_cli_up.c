@@ -17,26 +17,24 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "drover.h"
+#include "dv_addr.h"
 #include "dv_cli.h"
 #include "dv_cli_remote.h"
 #include "dv_file.h"
 #include "dv_keys.h"
 #include "dv_mem.h"
-#include "dv_rng.h"
 #include "dv_tensor.h"
 
 #define UP_USAGE                                                               \
@@ -619,75 +617,6 @@ up_start_broker(up_t *up)
 
 // ------------------------------------------------------------ a group
 
-// A socket bound to port on every address (port 0: the kernel picks one),
-// its port in *got. Returns the socket or -1.
-static int
-bind_port(unsigned port, int *got)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_ANY)};
-    socklen_t len = sizeof sa;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        *got = ntohs(sa.sin_port);
-        return fd;
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return -1;
-}
-
-// n ports free now, all different (each socket stays bound until all are
-// picked, so none is picked twice), bound on every address: a port free
-// there is free on each. They come from the 12,000 ports below the
-// kernel's ephemeral range: a member binds some sockets to port 0 (its
-// files channel), and a port of that range picked here could go to one of
-// them before the member it was meant for binds it (CI saw "member 2 did
-// not start": Address already in use). Where the range leaves no room
-// below it, the kernel picks. Returns 0 or -1.
-static int
-free_ports(int *ports, size_t n)
-{
-    int fds[MAX_REPLICAS * 4];
-    dv_assert(n <= sizeof fds / sizeof *fds);
-    unsigned low = 32768, high = 60999;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f) {
-        if (fscanf(f, "%u %u", &low, &high) != 2 || low > 65535) {
-            low = 32768;
-        }
-        fclose(f);
-    }
-    unsigned floor = low > 1024 + 12000 ? low - 12000 : 1024;
-    dv_rng_t rng;
-    dv_rng_seed(&rng, (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL));
-    size_t opened = 0;
-    int rc = 0;
-    for (; opened < n; opened++) {
-        fds[opened] = -1;
-        for (int tries = 0; low > floor && fds[opened] < 0 && tries < 1000;
-             tries++) {
-            unsigned port =
-                floor + (unsigned)dv_rng_below(&rng, (uint64_t)(low - floor));
-            fds[opened] = bind_port(port, &ports[opened]);
-        }
-        if (fds[opened] < 0) {
-            fds[opened] = bind_port(0, &ports[opened]);
-        }
-        if (fds[opened] < 0) {
-            rc = -1;
-            break;
-        }
-    }
-    for (size_t i = 0; i < opened; i++) {
-        close(fds[i]);
-    }
-    return rc;
-}
-
 // "tcp://HOST:PORT" into host (with its tcp:// prefix) and *port (0 for
 // "*" or 0: free ones). False when ep is not of that form.
 static bool
@@ -715,7 +644,7 @@ group_plan(up_t *up, const dv_cli_opt_t *opts)
 {
     int spare[MAX_REPLICAS * 4];
     size_t n = (size_t)up->n_replicas;
-    if (free_ports(spare, 4 * n) != 0) {
+    if (dv_addr_free_ports(spare, 4 * n) != 0) {
         fprintf(stderr, "drover up: cannot find free ports: %s\n",
                 strerror(errno));
         return DV_CLI_FAIL;

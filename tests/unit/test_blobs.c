@@ -3,19 +3,16 @@
 // the garbage collection's rules, and a transfer between two members on
 // one loop (want -> get/chunk -> verified, placed, have), including a want
 // nobody can serve, then a clean shutdown (uv_loop_close == 0).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include "dv_addr.h"
 #include "dv_blobs.h"
 #include "dv_file.h"
 #include "dv_sha256.h"
@@ -34,42 +31,13 @@ typedef struct {
     int closed; // close callbacks
 } events_t;
 
-// A 127.0.0.1 TCP port free a moment ago (0 when none could be had), drawn
-// at random below the kernel's ephemeral range: bind(0) hands out ports from
-// that range, where any outgoing connection (another test's, under ctest
-// -j) may take it before the member binds it; below it only explicit binds
-// compete (as tests/ha's free_ports).
+// A TCP port free a moment ago, below the kernel's ephemeral range
+// (dv_addr_free_ports); 0 when none could be had.
 static unsigned
 free_port(void)
 {
-    unsigned low = 32768, high = 60999;
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (f) {
-        if (fscanf(f, "%u %u", &low, &high) != 2) {
-            low = 32768;
-        }
-        fclose(f);
-    }
-    unsigned floor = low > 1024 + 12000 ? low - 12000 : 1024;
-    if (low <= floor) {
-        return 0;
-    }
-    srand((unsigned)getpid() ^ (unsigned)time(NULL));
-    for (int tries = 0; tries < 200; tries++) {
-        unsigned port = floor + (unsigned)rand() % (low - floor);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-        if (fd >= 0) {
-            close(fd);
-        }
-        if (ok) {
-            return port;
-        }
-    }
-    return 0;
+    int port = 0;
+    return dv_addr_free_ports(&port, 1) == 0 ? (unsigned)port : 0;
 }
 
 static void
