@@ -305,18 +305,20 @@ dv_batching_on_submit_many(dv_broker_t *self,
     size_t n = list->via.array.size, total = 0;
     dv_msg_t **views = dv_calloc(n, sizeof *views);
     dv_frame_t *slices = dv_calloc(n, sizeof *slices);
-    int rc = 0;
+    size_t bad = 0;
+    int rc = dv_msg_views(views, m, list->via.array.ptr, n, DV_MSG_SUBMIT,
+                          slices, &bad, err);
+    if (rc) {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text, "%s", err->text);
+        dv_errorf(err, rc, "submit_many: requests[%zu]: %s", bad, text);
+    }
     bool sizes_ok = true;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const msgpack_object *r = &list->via.array.ptr[i];
         uint64_t bytes = 0;
-        rc = dv_msg_view(&views[i], m, r, DV_MSG_SUBMIT, &slices[i], 1, err);
-        if (rc) {
-            char text[DV_ERROR_TEXT_MAX];
-            snprintf(text, sizeof text, "%s", err->text);
-            dv_errorf(err, rc, "submit_many: requests[%zu]: %s", i, text);
-        } else if (!dv_msgpack_uint(dv_msgpack_get(r, "bytes"), &bytes) ||
-                   bytes > DV_MAX_FRAME_BYTES) {
+        if (!dv_msgpack_uint(dv_msgpack_get(r, "bytes"), &bytes) ||
+            bytes > DV_MAX_FRAME_BYTES) {
             sizes_ok = false;
         } else {
             slices[i].len = bytes;
@@ -349,9 +351,7 @@ dv_batching_on_submit_many(dv_broker_t *self,
     if (gather) {
         dv_jobs_msg_accepts_flush(self);
     }
-    for (size_t i = 0; i < n; i++) {
-        dv_msg_destroy(&views[i]);
-    }
+    dv_msg_views_free(views, n);
     free(views);
     free(slices);
     return rc;

@@ -145,14 +145,15 @@ fail:
     return rc;
 }
 
-int
-dv_msg_view(dv_msg_t **out,
-            const dv_msg_t *parent,
-            const struct msgpack_object *map,
-            dv_msg_type_t type,
-            const dv_frame_t *frames,
-            size_t n_frames,
-            dv_error_t *err)
+// Point self (zeroed by the caller) at map as a view of parent's header.
+static int
+view_init(dv_msg_t *self,
+          const dv_msg_t *parent,
+          const struct msgpack_object *map,
+          dv_msg_type_t type,
+          const dv_frame_t *frames,
+          size_t n_frames,
+          dv_error_t *err)
 {
     uint64_t rid = 0;
     const msgpack_object *r = dv_msgpack_get(map, "rid");
@@ -164,7 +165,6 @@ dv_msg_view(dv_msg_t **out,
                          "a request needs its own 'rid' (a non-zero "
                          "unsigned integer)");
     }
-    dv_msg_t *self = dv_calloc(1, sizeof *self);
     self->view = true;
     self->root = map;
     self->type = type;
@@ -172,8 +172,61 @@ dv_msg_view(dv_msg_t **out,
     self->minor = parent->minor;
     self->frames = frames;
     self->n_frames = n_frames;
+    return 0;
+}
+
+int
+dv_msg_view(dv_msg_t **out,
+            const dv_msg_t *parent,
+            const struct msgpack_object *map,
+            dv_msg_type_t type,
+            const dv_frame_t *frames,
+            size_t n_frames,
+            dv_error_t *err)
+{
+    dv_msg_t *self = dv_calloc(1, sizeof *self);
+    int rc = view_init(self, parent, map, type, frames, n_frames, err);
+    if (rc) {
+        free(self);
+        return rc;
+    }
     *out = self;
     return 0;
+}
+
+// One block for all: a submit_many's views were ~180 allocations made
+// together and freed together, past what glibc's per-thread cache holds
+// (7 a size), so each went through _int_malloc (perf: ~4% of the broker).
+int
+dv_msg_views(dv_msg_t **views,
+             const dv_msg_t *parent,
+             const struct msgpack_object *maps,
+             size_t n,
+             dv_msg_type_t type,
+             const dv_frame_t *frames,
+             size_t *bad,
+             dv_error_t *err)
+{
+    dv_msg_t *block = dv_calloc(n ? n : 1, sizeof *block);
+    for (size_t i = 0; i < n; i++) {
+        views[i] = &block[i];
+        int rc =
+            view_init(views[i], parent, &maps[i], type, &frames[i], 1, err);
+        if (rc) {
+            *bad = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void
+dv_msg_views_free(dv_msg_t **views, size_t n)
+{
+    if (views && n) {
+        free(views[0]);
+        memset(views, 0, n * sizeof *views);
+    }
 }
 
 void

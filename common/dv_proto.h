@@ -167,6 +167,20 @@ int dv_msg_view(dv_msg_t **out,
                 size_t n_frames,
                 dv_error_t *err);
 
+// dv_msg_view for each of the n maps of maps[] (a submit_many's requests),
+// all in one block: views[i] reads maps[i] with the one frame &frames[i].
+// Returns 0, or the first refusal's DV_EFORMAT with *bad its index. Either
+// way free them with dv_msg_views_free (never one by one: dv_msg_destroy).
+int dv_msg_views(dv_msg_t **views,
+                 const dv_msg_t *parent,
+                 const struct msgpack_object *maps,
+                 size_t n,
+                 dv_msg_type_t type,
+                 const dv_frame_t *frames,
+                 size_t *bad,
+                 dv_error_t *err);
+void dv_msg_views_free(dv_msg_t **views, size_t n);
+
 dv_msg_type_t dv_msg_type(const dv_msg_t *self);
 uint64_t dv_msg_rid(const dv_msg_t *self);
 // Sender's minor version (they may send keys this side does not know).

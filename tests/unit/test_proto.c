@@ -817,6 +817,85 @@ test_string_lists(void)
     dv_msgw_destroy(&w);
 }
 
+// A submit_many's requests as views in one block: each reads its own map
+// and frame under its own rid; the first request that is not a map or has
+// no non-zero rid is named by index, and the block is freed either way.
+enum { V_OK, V_NOT_MAP, V_NO_RID, V_RID_ZERO };
+static const struct {
+    size_t n;   // requests
+    size_t bad; // the broken one (n: none)
+    int how;    // how it is broken
+} s_views[] = {
+    {1, 1, V_OK},      {180, 180, V_OK},      {1024, 1024, V_OK},
+    {1, 0, V_NOT_MAP}, {20, 19, V_NO_RID},    {20, 7, V_RID_ZERO},
+    {5, 0, V_NO_RID},  {300, 150, V_NOT_MAP},
+};
+
+static void
+test_views(void)
+{
+    for (size_t r = 0; r < sizeof s_views / sizeof s_views[0]; r++) {
+        size_t n = s_views[r].n;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT_MANY, 5);
+        dv_msgw_key(w, "requests");
+        dv_msgw_v_array(w, n);
+        for (size_t i = 0; i < n; i++) {
+            int how = i == s_views[r].bad ? s_views[r].how : V_OK;
+            if (how == V_NOT_MAP) {
+                dv_msgw_v_uint(w, 1000 + i);
+                continue;
+            }
+            dv_msgw_v_map(w, 2);
+            dv_msgw_v_str(w, how == V_NO_RID ? "rod" : "rid");
+            dv_msgw_v_uint(w, how == V_RID_ZERO ? 0 : 1000 + i);
+            dv_msgw_v_str(w, "bytes");
+            dv_msgw_v_uint(w, i);
+        }
+        size_t hlen = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &hlen);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0};
+        DV_CHECK_EQ(dv_msg_decode(&m, h, hlen, NULL, 0, NULL, &err), 0);
+        const struct msgpack_object *list = dv_msg_get(m, "requests");
+        DV_CHECK(list && list->type == MSGPACK_OBJECT_ARRAY &&
+                 list->via.array.size == n);
+        dv_msg_t **views = calloc(n, sizeof *views);
+        dv_frame_t *frames = calloc(n, sizeof *frames);
+        uint8_t byte = 7;
+        for (size_t i = 0; i < n; i++) {
+            frames[i] = (dv_frame_t){&byte, i % 2};
+        }
+        size_t bad = 12345;
+        int rc = dv_msg_views(views, m, list->via.array.ptr, n, DV_MSG_SUBMIT,
+                              frames, &bad, &err);
+        if (s_views[r].bad == n) {
+            DV_CHECK_EQ(rc, 0);
+            for (size_t i = 0; i < n; i++) {
+                uint64_t bytes = 99;
+                DV_CHECK(dv_msg_type(views[i]) == DV_MSG_SUBMIT);
+                DV_CHECK_EQ(dv_msg_rid(views[i]), 1000 + i);
+                DV_CHECK_EQ(dv_msg_uint(views[i], "bytes", &bytes, &err), 0);
+                DV_CHECK_EQ(bytes, i);
+                DV_CHECK_EQ(dv_msg_n_frames(views[i]), 1);
+                DV_CHECK(dv_msg_frame(views[i], 1) == &frames[i]);
+                DV_CHECK_EQ(dv_msg_minor(views[i]), dv_msg_minor(m));
+            }
+        } else {
+            DV_CHECK_EQ(rc, DV_EFORMAT);
+            DV_CHECK_EQ(bad, s_views[r].bad);
+            DV_CHECK(strstr(err.text, s_views[r].how == V_NOT_MAP
+                                          ? "must be a map"
+                                          : "'rid'") != NULL);
+        }
+        dv_msg_views_free(views, n);
+        DV_CHECK(views[0] == NULL);
+        free(views);
+        free(frames);
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&w);
+    }
+}
+
 static const dv_test_case_t cases[] = {
     {"round trip of every field kind", test_round_trip},
     {"optional booleans", test_bool_or},
@@ -832,6 +911,7 @@ static const dv_test_case_t cases[] = {
     {"a writer grows past its own block", test_writer_growth},
     {"nested trees decode whole", test_nested_decode},
     {"string lists, inline, in a frame, packed", test_string_lists},
+    {"a submit_many's requests as views in one block", test_views},
     {NULL, NULL},
 };
 
