@@ -77,7 +77,8 @@ dv_broker_unix_ms_now(void)
 // A job block holding copies of route, queue, model name and payload; NULL
 // when the payload cannot be allocated.
 job_t *
-dv_broker_job_alloc(const void *route,
+dv_broker_job_alloc(dv_spare_t *spare,
+                    const void *route,
                     size_t route_len,
                     const char *queue,
                     const char *model,
@@ -85,12 +86,17 @@ dv_broker_job_alloc(const void *route,
                     size_t payload_len)
 {
     size_t qlen = strlen(queue) + 1, mlen = strlen(model) + 1;
-    job_t *j =
-        dv_try_malloc(1, sizeof *j + route_len + qlen + mlen + payload_len);
+    size_t block = sizeof(job_t) + route_len + qlen + mlen + payload_len;
+    if (block < payload_len) { // wrapped: no such block
+        return NULL;
+    }
+    job_t *j = spare ? dv_spare_get(spare, block) : dv_try_malloc(1, block);
     if (!j) {
         return NULL;
     }
     memset(j, 0, sizeof *j);
+    j->spare = spare;
+    j->block = block;
     j->p_eval = NAN;
     uint8_t *p = j->data;
     if (route_len) {
@@ -123,7 +129,11 @@ dv_broker_job_free(job_t *j)
             zmq_msg_close(j->zpayload);
             free(j->zpayload);
         }
-        free(j);
+        if (j->spare) {
+            dv_spare_put(j->spare, j, j->block);
+        } else {
+            free(j);
+        }
     }
 }
 
@@ -843,6 +853,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->next_job = 1;
     self->next_handle = 1;
     self->sched = dv_sched_new();
+    self->job_spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
@@ -1022,6 +1033,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
                                  opts->raft_id ? &ro : NULL, err);
     if (rc) { // no loop yet: dv_broker_destroy would run one
         dv_sched_destroy(&self->sched);
+        dv_spare_destroy(&self->job_spare);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
         free(self->kept);
@@ -1246,6 +1258,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_broker_job_free(self->scratch);
     dv_timeq_destroy(&self->timeq);
     dv_sched_destroy(&self->sched);
+    dv_spare_destroy(&self->job_spare); // after every job
     free_catalogs(self);
     dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);

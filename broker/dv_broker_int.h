@@ -29,6 +29,7 @@
 #include "dv_registry.h"
 #include "dv_repl.h"
 #include "dv_sched.h"
+#include "dv_spare.h"
 #include "dv_store.h"
 #include "dv_timeq.h"
 #include "dv_wire.h"
@@ -145,6 +146,8 @@ struct job {
     uint32_t ckpt_stored;   //   epochs of the newest one committed (0: none)
     uint16_t who;           // the key that submitted it (whos index; 0:
                             //   plain mode, or recovered)
+    dv_spare_t *spare;      // where its block goes back (NULL: free())
+    size_t block;           // the bytes its block was asked with
     uint8_t data[];         // route, queue, model, payload
 };
 
@@ -305,6 +308,7 @@ struct dv_broker {
     uint32_t heartbeat_ms;     // interval
     uint32_t liveness;         // intervals before dead
     dv_sched_t *sched;         // what runs where
+    dv_spare_t *job_spare;     // freed job blocks for reuse (DV_SPARE_BYTES)
     job_t **jobs;              // hash buckets by id
     size_t n_buckets;          // power of two
     size_t n_jobs;             // jobs in the table
@@ -523,8 +527,10 @@ typedef struct push_s {
 uint64_t dv_broker_unix_ms_now(void);
 
 // A job block holding copies of route, queue, model name and payload; NULL
-// when the payload cannot be allocated.
-job_t *dv_broker_job_alloc(const void *route,
+// when the payload cannot be allocated. From spare (NULL: malloc), and
+// back to it by dv_broker_job_free: it must outlive the job.
+job_t *dv_broker_job_alloc(dv_spare_t *spare,
+                           const void *route,
                            size_t route_len,
                            const char *queue,
                            const char *model,

@@ -407,8 +407,9 @@ dv_dead_on_requeue(dv_broker_t *self,
             continue;
         }
         job_t *old = self->dead[i].job;
-        job_t *j = dv_broker_job_alloc(NULL, 0, old->queue, old->model,
-                                       old->payload, old->payload_len);
+        job_t *j =
+            dv_broker_job_alloc(self->job_spare, NULL, 0, old->queue,
+                                old->model, old->payload, old->payload_len);
         if (!j) {
             dv_msgw_destroy(&w);
             return dv_errorf(err, DV_ENOMEM, "dead_requeue: no memory");

@@ -302,7 +302,7 @@ dv_jobs_msg_decode(uint64_t id,
     if (dv_rec_job_decode(&r, id, p, len, err) != 0) {
         return NULL;
     }
-    job_t *j = dv_broker_job_alloc(route, route_len, r.queue, r.model,
+    job_t *j = dv_broker_job_alloc(NULL, route, route_len, r.queue, r.model,
                                    r.payload, r.payload_len);
     if (!j) {
         dv_errorf(err, DV_ENOMEM, "job %llu: no memory",
@@ -694,7 +694,8 @@ submit_admit(dv_broker_t *self,
 // The job s describes, from in's sender (a train job's spec travels with
 // its payload: train_spec). Returns 0 and *out, or DV_E*.
 static int
-submit_make_job(const dv_wire_msg_t *in,
+submit_make_job(dv_broker_t *self,
+                const dv_wire_msg_t *in,
                 const dv_msg_t *m,
                 const submit_t *s,
                 const dv_dataset_info_t *ds,
@@ -720,7 +721,8 @@ submit_make_job(const dv_wire_msg_t *in,
                 s->payload->len >= DV_ZEROCOPY_MIN_BYTES &&
                 s->payload->data == zmq_msg_data(frame1) &&
                 s->payload->len == zmq_msg_size(frame1);
-    job_t *j = dv_broker_job_alloc(zmq_msg_data((zmq_msg_t *)&in->route),
+    job_t *j = dv_broker_job_alloc(self->job_spare,
+                                   zmq_msg_data((zmq_msg_t *)&in->route),
                                    zmq_msg_size((zmq_msg_t *)&in->route),
                                    s->queue, model ? model->name : train_name,
                                    spec_payload ? spec_bytes
@@ -839,7 +841,7 @@ submit_job(dv_broker_t *self,
         return 0;
     }
     if ((rc = submit_admit(self, in, &s, &who, err)) != 0 ||
-        (rc = submit_make_job(in, m, &s, ds, eval, &j, err)) != 0) {
+        (rc = submit_make_job(self, in, m, &s, ds, eval, &j, err)) != 0) {
         return rc;
     }
     submit_enter(self, j, &s, who);

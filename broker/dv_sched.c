@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "dv_hash.h"
+#include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_spare.h"
 
 typedef struct job job_t;
 struct job {
@@ -95,6 +97,7 @@ struct dv_sched {
     size_t n_held;     // jobs held for a retry
     uint64_t now;      // the broker's clock (dv_sched_tick)
     uint64_t aging_ms; // waiting this long is worth one priority level
+    dv_spare_t *spare; // freed job blocks (DV_SPARE_BYTES)
 };
 
 // ------------------------------------------------------------- job table
@@ -218,9 +221,9 @@ list_unlink(list_t *l, job_t *j)
 }
 
 static void
-free_job(job_t *j)
+free_job(dv_sched_t *self, job_t *j)
 {
-    free(j);
+    dv_spare_put(self->spare, j, sizeof *j + strlen(j->key) + 1);
 }
 
 // ------------------------------------------------------- priority levels
@@ -327,6 +330,7 @@ dv_sched_new(void)
     dv_sched_t *self = dv_calloc(1, sizeof *self);
     self->table_size = 64;
     self->table = dv_calloc(self->table_size, sizeof(job_t *));
+    self->spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
     return self;
 }
 
@@ -372,10 +376,11 @@ dv_sched_destroy(dv_sched_t **self_p)
     dv_sched_t *self = *self_p;
     for (size_t i = 0; i < self->table_size; i++) {
         if (self->table[i] && self->table[i] != TOMBSTONE) {
-            free_job(self->table[i]);
+            free_job(self, self->table[i]);
         }
     }
     free(self->table);
+    dv_spare_destroy(&self->spare);
     for (size_t q = 0; q < self->n_queues; q++) {
         free(self->queues[q].name);
         free(self->queues[q].levels);
@@ -431,7 +436,8 @@ dv_sched_submit_prio(dv_sched_t *self,
         return DV_EINVAL;
     }
     size_t klen = strlen(model) + 1;
-    job_t *j = dv_calloc(1, sizeof *j + klen);
+    job_t *j = dv_spare_get(self->spare, sizeof *j + klen); // never NULL
+    memset(j, 0, sizeof *j);
     memcpy(j->key, model, klen);
     j->id = job;
     j->queue = queue_index(self, queue);
@@ -566,7 +572,7 @@ worker_remove(dv_sched_t *self,
         if (failed) {
             table_remove(self, j->id);
             self->n_jobs--;
-            free_job(j);
+            free_job(self, j);
         } else {
             j->worker = SIZE_MAX;
             enqueue(self, j, true);
@@ -793,7 +799,7 @@ forget(dv_sched_t *self, job_t *j)
 {
     table_remove(self, j->id);
     self->n_jobs--;
-    free_job(j);
+    free_job(self, j);
 }
 
 int

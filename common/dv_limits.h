@@ -315,4 +315,16 @@
 // reference would pin. Not a limit: memory held is the same either way.
 #define DV_ZEROCOPY_MIN_BYTES ((size_t)32 << 10)
 
+// Freed records a daemon keeps for reuse (dv_spare), per owner: the
+// broker's job records and its scheduler's entries, a worker's tasks and
+// their inputs. A forward pass ends ~180 jobs at once and the next
+// submit_many makes ~20, more than glibc's per-thread cache keeps (7 of a
+// size, none over 1,032 bytes). 1 MiB holds ~8,000 of the scheduler's
+// ~90-byte entries or ~700 job records with a 1 KiB row: a few passes.
+// Memory a burst leaves behind stays within it; blocks are kept only after
+// their jobs ended, so no peer holds more through it. Records up to 4 KiB
+// (a 1,000-feature row) are kept; larger ones are freed as before.
+#define DV_SPARE_BYTES     ((size_t)1 << 20)
+#define DV_SPARE_MAX_BLOCK ((size_t)4 << 10)
+
 #endif

@@ -1110,6 +1110,7 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
            self->capacity, dv_blas_threads(), sysconf(_SC_NPROCESSORS_ONLN));
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
+    self->spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
     int rc = open_socket(self, err);
     if (rc) {
         dv_worker_destroy(&self);
@@ -1208,6 +1209,7 @@ dv_worker_destroy(dv_worker_t **self_p)
     dv_strs_free(&self->queues, self->n_queues);
     dv_strs_free(&self->eps, self->n_eps);
     kept_trim(self, 0);
+    dv_spare_destroy(&self->spare); // after every task
     free(self);
     *self_p = NULL;
 }

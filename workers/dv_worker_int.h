@@ -40,6 +40,7 @@
 #include "dv_msgpack.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
+#include "dv_spare.h"
 #include "dv_train.h"
 #include "dv_wire.h"
 #include "dv_worker.h"
@@ -126,6 +127,7 @@ struct task {
     dv_tensor_t *input;              // owned, or &view (set on the pool)
     dv_tensor_t view;                // the input as floats in raw, in place
     uint8_t *raw;                    // input frame bytes, owned
+    size_t raw_spare;                // raw's size in owner->spare (0: free())
     size_t raw_rows, raw_cols;       // its shape
     int32_t priority;                // infer: never batched across these
     uint32_t max_batch_rows;         // infer: the model's batch settings
@@ -224,6 +226,7 @@ struct dv_worker {
     uint64_t batches_run;   // counters for the log
     uint64_t batched_jobs;  // ...
     task_t *tasks;          // every task held
+    dv_spare_t *spare;      // freed tasks and inputs (loop thread only)
     fetch_t *fetches;       // fetches in flight
     uint64_t next_rid;      // request ids
     uint64_t jobs_done;     // counters for the log

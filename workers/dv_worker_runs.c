@@ -157,7 +157,8 @@ take_input(
     task_t *t, const uint8_t *bytes, size_t rows, size_t cols, dv_error_t *err)
 {
     size_t len = rows * cols * 4;
-    t->raw = dv_try_malloc(len ? len : 1, 1);
+    t->raw = dv_spare_get(t->owner->spare, len);
+    t->raw_spare = len; // dv_spare_put takes the size asked
     if (!t->raw) {
         return dv_errorf(err, DV_ENOMEM, "no memory for a %zu x %zu input",
                          rows, cols);
@@ -233,7 +234,8 @@ parse_train(const dv_msg_t *m, task_t *t, dv_error_t *err)
 static task_t *
 task_new(dv_worker_t *self, uint64_t job, uint64_t attempt, bool heavy)
 {
-    task_t *t = dv_calloc(1, sizeof *t);
+    task_t *t = dv_spare_get(self->spare, sizeof *t); // never NULL
+    memset(t, 0, sizeof *t);
     t->tr = heavy ? dv_calloc(1, sizeof *t->tr) : NULL;
     t->owner = self;
     t->job = job;

@@ -32,13 +32,18 @@ wk_task_free(task_t *t)
         free(tr->model_file);
         free(tr);
     }
-    free(t->raw);
+    dv_spare_t *spare = t->owner->spare;
+    if (t->raw_spare) {
+        dv_spare_put(spare, t->raw, t->raw_spare);
+    } else {
+        free(t->raw);
+    }
     if (t->input == &t->view) {
         t->input = NULL; // raw's bytes
     }
     dv_tensor_destroy(&t->input);
     dv_tensor_destroy(&t->output);
-    free(t);
+    dv_spare_put(spare, t, sizeof *t);
 }
 
 void
