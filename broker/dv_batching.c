@@ -519,6 +519,12 @@ dv_batching_on_done_batch(dv_broker_t *self,
     if (gather) {
         dv_results_batch_begin(self);
     }
+    for (int round = 0; round < 2; round++) { // dv_broker_job_prefetch
+        for (size_t i = 0; i < p.n; i++) {
+            dv_broker_job_prefetch(
+                self, p.list->via.array.ptr[i].via.array.ptr[0].via.u64, round);
+        }
+    }
     for (size_t i = 0, at = 0; i < p.n; i++) {
         const msgpack_object *e = p.list->via.array.ptr[i].via.array.ptr;
         uint64_t id = e[0].via.u64, attempt = e[1].via.u64, r = e[2].via.u64;

@@ -256,6 +256,28 @@ dv_broker_job_find(const dv_broker_t *self, uint64_t id)
     return NULL;
 }
 
+// A job record's first three lines: id, chain, names, route, payload,
+// attempts, shape and flags, what a finished run reads.
+#define JOB_PREFETCH_LINES 3
+
+void
+dv_broker_job_prefetch(const dv_broker_t *self, uint64_t id, int round)
+{
+    if (round == 0) {
+        __builtin_prefetch(&self->jobs[bucket(self, id)]);
+        dv_sched_prefetch(self->sched, id, 0);
+        dv_results_kept_prefetch(self, id);
+        return;
+    }
+    const job_t *j = self->jobs[bucket(self, id)];
+    if (j) { // the first of its chain: nearly always the one
+        for (int l = 0; l < JOB_PREFETCH_LINES; l++) {
+            __builtin_prefetch((const char *)j + 64 * l);
+        }
+    }
+    dv_sched_prefetch(self->sched, id, 1);
+}
+
 void
 dv_broker_job_committed(dv_broker_t *self, job_t *j)
 {

@@ -537,6 +537,14 @@ job_t *dv_broker_job_alloc(dv_spare_t *spare,
                            const void *payload,
                            size_t payload_len);
 
+// Fetch what finding job id (dv_broker_job_find, dv_sched_finish, a kept
+// result for it) will touch, without waiting: round 0 the buckets, round 1
+// (once round 0 has run for a batch of ids) the records they point at.
+// The lines are long out of the cache when a forward pass ends ~180 jobs
+// that were dispatched many messages earlier; issuing them all first lets
+// the waits overlap.
+void dv_broker_job_prefetch(const dv_broker_t *self, uint64_t id, int round);
+
 // Free j and what it owns (errors, checkpoint); NULL-safe.
 void dv_broker_job_free(job_t *j);
 

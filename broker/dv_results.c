@@ -147,6 +147,12 @@ stream_unlink(dv_broker_t *self, kept_t *k)
     }
 }
 
+void
+dv_results_kept_prefetch(const dv_broker_t *self, uint64_t id)
+{
+    __builtin_prefetch(&self->kept[kept_bucket(id)]);
+}
+
 // Drop the oldest kept result.
 //
 // Under load every finished job evicts one result kept ~DV_MAX_KEPT_RESULTS

@@ -32,6 +32,9 @@ kept_t *dv_results_kept_find(const dv_broker_t *self, uint64_t id);
 // while recovering).
 void dv_results_stream_link(dv_broker_t *self, kept_t *k);
 
+// Start fetching the bucket a result for job id will join (a hint).
+void dv_results_kept_prefetch(const dv_broker_t *self, uint64_t id);
+
 // Drop the oldest kept result.
 void dv_results_kept_evict_oldest(dv_broker_t *self);
 

@@ -127,6 +127,18 @@ find_job(const dv_sched_t *self, uint64_t id)
     return *find_slot(self, id);
 }
 
+void
+dv_sched_prefetch(const dv_sched_t *self, uint64_t id, int round)
+{
+    job_t *const *slot = &self->table[slot_of(id, self->table_size)];
+    if (round == 0) {
+        __builtin_prefetch(slot);
+    } else if (*slot && *slot != TOMBSTONE) { // the entry, and its neighbours'
+        __builtin_prefetch(*slot);            // links (list_unlink)
+        __builtin_prefetch((const char *)*slot + 64);
+    }
+}
+
 static void table_insert(dv_sched_t *self, job_t *job);
 
 static void

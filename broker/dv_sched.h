@@ -137,6 +137,11 @@ size_t dv_sched_ride(dv_sched_t *self,
                      uint32_t *attempts,
                      size_t max);
 
+// Start fetching what finding job will touch: round 0 its table slot,
+// round 1 (after round 0 for a batch of ids) the entry there. A hint: it
+// changes nothing (dv_broker_job_prefetch says why).
+void dv_sched_prefetch(const dv_sched_t *self, uint64_t job, int round);
+
 // The job finished (done or failed by its own error) on worker: frees the
 // slot and forgets the job. Returns 0, or DV_ENOENT when the job is not
 // running on that worker (a late answer from a worker declared dead: the
