@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dv_hash.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -662,11 +663,7 @@ dv_auth_key_by_id(const dv_auth_t *self, const char *id)
 static uint64_t
 route_hash(const void *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ULL;
-    }
-    return h;
+    return dv_hash_bytes(p, len, DV_HASH_BYTES_INIT);
 }
 
 int

@@ -14,6 +14,7 @@
 
 #include "dv_broker_int.h"
 #include "dv_commit.h"
+#include "dv_hash.h"
 #include "dv_le.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
@@ -29,13 +30,10 @@
 static size_t
 idem_hash(const char *queue, const char *scope, const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; // FNV-1a over "queue\0scope\0key"
+    uint64_t h = DV_HASH_BYTES_INIT; // over "queue\0scope\0key\0"
     const char *parts[3] = {queue, scope, key};
     for (size_t i = 0; i < 3; i++) {
-        for (const char *p = parts[i]; *p; p++) {
-            h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-        }
-        h = (h ^ 0) * 1099511628211ULL;
+        h = dv_hash_bytes(parts[i], strlen(parts[i]) + 1, h);
     }
     return (size_t)h & (IDEM_BUCKETS - 1);
 }

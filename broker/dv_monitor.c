@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dv_broker_int.h"
+#include "dv_hash.h"
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
@@ -161,11 +162,7 @@ dv_monitor_destroy(dv_monitor_t **self_p)
 static uint32_t
 fnv1a(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    }
-    return h;
+    return (uint32_t)dv_hash_bytes(s, n, DV_HASH_BYTES_INIT);
 }
 
 // The series with this key (n bytes, NUL-terminated) of family f, made on

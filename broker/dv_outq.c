@@ -14,6 +14,7 @@
 
 #include <zmq.h>
 
+#include "dv_hash.h"
 #include "dv_mem.h"
 #include "dv_zwatch.h"
 
@@ -49,10 +50,7 @@ typedef struct {
 static size_t
 bucket(const void *route, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; // FNV-1a
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ ((const uint8_t *)route)[i]) * 1099511628211ULL;
-    }
+    uint64_t h = dv_hash_bytes(route, len, DV_HASH_BYTES_INIT);
     return (size_t)(h & (OUTQ_BUCKETS - 1));
 }
 

@@ -25,4 +25,18 @@ dv_hash_slot(uint64_t key, size_t size)
     return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> (64 - bits));
 }
 
+// FNV-1a (64-bit) over n bytes, continuing from h (DV_HASH_BYTES_INIT to
+// start; a previous result to hash several parts as one): for names and
+// routing ids, where the bytes vary and an id's multiply does not apply.
+#define DV_HASH_BYTES_INIT 1469598103934665603ULL
+
+static inline uint64_t
+dv_hash_bytes(const void *p, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
 #endif
