@@ -166,12 +166,8 @@ jobs_grow(dv_broker_t *self)
 qbytes_t *
 dv_broker_queue_find(dv_broker_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->n_qbytes; i++) {
-        if (strcmp(self->qbytes[i].name, name) == 0) {
-            return &self->qbytes[i];
-        }
-    }
-    return NULL;
+    size_t i = dv_names_find(self->qnames, name);
+    return i == SIZE_MAX ? NULL : &self->qbytes[i];
 }
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.
@@ -215,10 +211,9 @@ dv_broker_queue_now(const dv_broker_t *self, const qbytes_t *qb)
 qbytes_t *
 dv_broker_queue_bytes(dv_broker_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->n_qbytes; i++) {
-        if (strcmp(self->qbytes[i].name, name) == 0) {
-            return &self->qbytes[i];
-        }
+    qbytes_t *found = dv_broker_queue_find(self, name);
+    if (found) {
+        return found;
     }
     if (self->n_qbytes == self->cap_qbytes) { // doubling: a producer making
         self->cap_qbytes = self->cap_qbytes ? 2 * self->cap_qbytes : 16;
@@ -228,6 +223,7 @@ dv_broker_queue_bytes(dv_broker_t *self, const char *name)
     qbytes_t *q = &self->qbytes[self->n_qbytes++];
     memset(q, 0, sizeof *q);
     snprintf(q->name, sizeof q->name, "%s", name);
+    dv_names_add(self->qnames, q->name, self->n_qbytes - 1);
     q->next_seq = 1;
     return q;
 }
@@ -876,6 +872,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->next_handle = 1;
     self->sched = dv_sched_new();
     self->job_spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
+    self->qnames = dv_names_new();
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
@@ -1056,6 +1053,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     if (rc) { // no loop yet: dv_broker_destroy would run one
         dv_sched_destroy(&self->sched);
         dv_spare_destroy(&self->job_spare);
+        dv_names_destroy(&self->qnames);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
         free(self->kept);
@@ -1281,6 +1279,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_timeq_destroy(&self->timeq);
     dv_sched_destroy(&self->sched);
     dv_spare_destroy(&self->job_spare); // after every job
+    dv_names_destroy(&self->qnames);
     free_catalogs(self);
     dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);

@@ -22,6 +22,7 @@
 #include "dv_http.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
+#include "dv_names.h"
 #include "dv_outq.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
@@ -332,6 +333,8 @@ struct dv_broker {
     uint64_t max_queued;       // jobs waiting per queue
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
+    dv_names_t *qnames;        // queue name -> index in qbytes
+    size_t n_spilled;          // the queues' spilled, added up
     size_t n_qbytes;           //
     size_t cap_qbytes;         // room in qbytes (grows by doubling)
     held_reply_t *held;        // replies waiting for the next commit

@@ -140,6 +140,7 @@ dv_spill_job(dv_broker_t *self, job_t *j, bool force)
     memcpy(p + 17, j->route, j->route_len);
     s->len += need;
     q->spilled++;
+    self->n_spilled++;
     if (j->deadline_unix) {
         uint64_t now = dv_broker_unix_ms_now();
         uint64_t in = j->deadline_unix > now ? j->deadline_unix - now : 0;
@@ -240,6 +241,7 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
         memcpy(l.routes[n], p + 17, rl);
         n++;
         q->spilled--;
+        self->n_spilled--;
     }
     dv_error_t err = {0};
     if (n && dv_store_get_many(self->store, DV_STORE_JOBS, ids, n, load_job, &l,
@@ -304,6 +306,9 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
 void
 dv_spill_refill(dv_broker_t *self)
 {
+    if (self->n_spilled == 0) { // each dispatch: no walk of every queue
+        return;
+    }
     for (size_t i = 0; i < self->n_qbytes; i++) {
         qbytes_t *q = &self->qbytes[i];
         if (q->spilled &&
@@ -343,6 +348,7 @@ dv_spill_end(dv_broker_t *self, job_t *j, int code, const char *text)
     qbytes_t *q = dv_broker_queue_bytes(self, j->queue);
     skip_add(self, j->id);
     q->spilled--;
+    self->n_spilled--;
     q->bytes -= j->payload_len;
     dv_results_fail(self, j, code, text, "");
 }

@@ -2,6 +2,7 @@
 // loaded, round-robin queues, FIFO, requeue on worker loss with attempts
 // kept, failure past max_attempts, late answers, cancel, and a randomized
 // run checked against invariants.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,58 @@ test_queues_take_turns_fifo_within(void)
     for (int i = 0; i < 6; i++) {
         DV_CHECK_EQ(order[i], want[i]);
     }
+}
+
+// Thousands of queues, a few busy: the busy ones take turns (FIFO within
+// each), a queue that empties leaves the turns and one that fills again
+// joins them, and per-queue counts find each queue by name.
+static void
+test_many_queues_take_turns(void)
+{
+    enum { QUEUES = 4096 };
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 1000);
+    char name[32];
+    for (uint64_t q = 0; q < QUEUES; q++) { // every queue made, then emptied
+        snprintf(name, sizeof name, "tenant-%llu", (unsigned long long)q);
+        dv_sched_submit(s, 100000 + q, name, "", 1);
+    }
+    pick_t p;
+    for (uint64_t q = 0; q < QUEUES; q++) {
+        DV_CHECK(next(s, &p));
+        DV_CHECK_EQ(p.job, 100000 + q); // the order they filled in
+        DV_CHECK_EQ(dv_sched_finish(s, p.job, 1), 0);
+    }
+    DV_CHECK(!next(s, &p));
+    DV_CHECK_EQ(dv_sched_queue_count(s), QUEUES);
+    // Three busy queues far apart: 3, 2 and 1 jobs.
+    const char *busy[3] = {"tenant-7", "tenant-2048", "tenant-4095"};
+    for (uint64_t j = 1; j <= 6; j++) {
+        size_t b = j <= 3 ? 0 : j <= 5 ? 1 : 2;
+        dv_sched_submit(s, j, busy[b], "", 1);
+    }
+    DV_CHECK_EQ(dv_sched_queue_waiting(s, "tenant-7"), 3);
+    DV_CHECK_EQ(dv_sched_queue_waiting(s, "tenant-2048"), 2);
+    DV_CHECK_EQ(dv_sched_queue_waiting(s, "tenant-3"), 0);
+    DV_CHECK_EQ(dv_sched_queue_waiting(s, "no-such-queue"), 0);
+    uint64_t order[6] = {0};
+    for (int i = 0; i < 4 && next(s, &p); i++) {
+        order[i] = p.job;
+    }
+    // tenant-4095 is empty now; it fills again and joins at the end of the
+    // round (after tenant-7, whose turn comes first), never later.
+    dv_sched_submit(s, 7, "tenant-4095", "", 1);
+    for (int i = 4; i < 6 && next(s, &p); i++) {
+        order[i] = p.job;
+    }
+    const uint64_t want[6] = {1, 4, 6, 2, 5, 3};
+    for (int i = 0; i < 6; i++) {
+        DV_CHECK_EQ(order[i], want[i]);
+    }
+    DV_CHECK(next(s, &p) && p.job == 7);
+    DV_CHECK(!next(s, &p));
+    DV_CHECK_EQ(dv_sched_queued(s), 0);
+    dv_sched_destroy(&s);
 }
 
 static void
@@ -712,6 +765,8 @@ static const dv_test_case_t cases[] = {
     {"model affinity, then least loaded", test_affinity_then_least_loaded},
     {"load is relative to capacity", test_load_is_relative_to_capacity},
     {"queues take turns, FIFO within", test_queues_take_turns_fifo_within},
+    {"thousands of queues, the busy ones take turns",
+     test_many_queues_take_turns},
     {"worker loss requeues, then fails", test_worker_loss_requeues_then_fails},
     {"eviction refunds the lost run", test_evict_refunds_the_run},
     {"claims move a job, a refund allows one more run",
