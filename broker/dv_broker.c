@@ -252,9 +252,11 @@ dv_broker_job_find(const dv_broker_t *self, uint64_t id)
     return NULL;
 }
 
-// A job record's first three lines: id, chain, names, route, payload,
-// attempts, shape and flags, what a finished run reads.
+// A job record's first three lines (id, chain, pointers, attempts, shape,
+// flags) and the first two of its data (route, queue and model names):
+// what a finished run reads.
 #define JOB_PREFETCH_LINES 3
+#define JOB_PREFETCH_DATA  2
 
 void
 dv_broker_job_prefetch(const dv_broker_t *self, uint64_t id, int round)
@@ -269,6 +271,9 @@ dv_broker_job_prefetch(const dv_broker_t *self, uint64_t id, int round)
     if (j) { // the first of its chain: nearly always the one
         for (int l = 0; l < JOB_PREFETCH_LINES; l++) {
             __builtin_prefetch((const char *)j + 64 * l);
+        }
+        for (int l = 0; l < JOB_PREFETCH_DATA; l++) {
+            __builtin_prefetch(j->data + 64 * l);
         }
     }
     dv_sched_prefetch(self->sched, id, 1);
