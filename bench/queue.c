@@ -10,6 +10,10 @@
 //   deep: durable W1 again while 1,000,000 jobs of 100 bytes wait in
 //       another queue (workers serve only W1's, --queues): the broker's
 //       RSS and W1 beside the empty-queue durable figure
+//   queues: in-memory W1 in one queue, then 100,000 jobs spread over
+//       4,000 queues in turn, then W1 in one queue while the 4,000 exist
+//       (workers serve every queue): each beside the first, so a broker
+//       with a queue per tenant is seen to pay per job what one queue does
 //   curve: W1 over tcp 127.0.0.1, plain beside CURVE (keys for the broker,
 //       the workers and the producer): the cost of encryption
 //   floor: the same W1/W2 through a raw ZeroMQ relay (ROUTER/ROUTER,
@@ -43,6 +47,7 @@
 #define RUNS     3
 #define WINDOW   2000    // W1: jobs in flight before waiting for results
 #define BACKLOG  1000000 // deep: jobs waiting in the other queue
+#define QUEUES   4000    // queues: named queues the broker holds
 
 // ------------------------------------------------------ drover processes
 
@@ -86,6 +91,26 @@ drover_w1(void *sock, int n)
     while (results < n) {
         while (sent < n && sent - results < WINDOW) {
             send_submit(sock, (uint64_t)++sent, payload);
+        }
+        results += recv_is_result(sock);
+    }
+    return n / (dv_bench_now_s() - t0);
+}
+
+// W1 with its jobs spread over queue names q-0 .. q-(queues - 1) in turn
+// (queues 0: all in "bench"), jobs/s.
+static double
+drover_w1_over(void *sock, int n, int queues)
+{
+    char payload[PAYLOAD], name[32];
+    memset(payload, 'x', sizeof payload);
+    double t0 = dv_bench_now_s();
+    int sent = 0, results = 0;
+    while (results < n) {
+        while (sent < n && sent - results < WINDOW) {
+            snprintf(name, sizeof name, "q-%d", queues ? sent % queues : 0);
+            dv_bench_submit(sock, (uint64_t)++sent, queues ? name : "bench",
+                            payload, PAYLOAD);
         }
         results += recv_is_result(sock);
     }
@@ -253,6 +278,13 @@ preload(void *sock, int n)
     return dv_bench_now_s() - t0;
 }
 
+// queues: in-memory W1 in one queue before any other exists, then over
+// QUEUES queues in turn, then in one queue while the QUEUES others exist
+// (empty): what a broker with one queue per tenant pays per job.
+typedef struct {
+    double one, spread, one_of_many; // jobs/s
+} queues_t;
+
 typedef struct {
     double preload_s;    // time to get BACKLOG jobs acknowledged
     long rss_kb, hwm_kb; // broker after the preload
@@ -269,7 +301,8 @@ run_drover(const char *bin_dir,
            bool durable,
            double *w1_rate,
            double *lat,
-           deep_t *deep)
+           deep_t *deep,
+           queues_t *queues)
 {
     char dir[] = "/tmp/dv-bench-queue-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -295,15 +328,24 @@ run_drover(const char *bin_dir,
                     w[2] = {{0, -1}, {0, -1}};
     int rc = dv_bench_ready(&broker, line, sizeof line);
     for (int i = 0; rc == 0 && i < workers; i++) {
-        const char *wargs[] = {
-            "--broker", wep, "--concurrency", "64", "--queues", "bench", NULL};
+        const char *wargs[] = {"--broker",
+                               wep,
+                               "--concurrency",
+                               "64",
+                               queues ? NULL : "--queues", // queues: all
+                               "bench",
+                               NULL};
         w[i] = dv_bench_spawn(worker_bin, wargs);
         rc = dv_bench_ready(&w[i], line, sizeof line);
     }
     if (rc == 0) {
         void *ctx = zmq_ctx_new();
         void *sock = dv_bench_dealer(ctx, cep);
-        if (deep) {
+        if (queues) {
+            queues->one = drover_w1_over(sock, W1_JOBS, 0);
+            queues->spread = drover_w1_over(sock, 5 * W1_JOBS, QUEUES);
+            queues->one_of_many = drover_w1_over(sock, W1_JOBS, 0);
+        } else if (deep) {
             deep->preload_s = preload(sock, BACKLOG);
             rss_kb(broker.pid, &deep->rss_kb, &deep->hwm_kb);
             for (int r = 0; r < RUNS; r++) {
@@ -623,8 +665,8 @@ main(int argc, char **argv)
     }
     double dv_w1[RUNS], fl_w1[RUNS], du_w1[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        if (run_drover(bin_dir, 2, false, &dv_w1[r], NULL, NULL) != 0 ||
-            run_drover(bin_dir, 2, true, &du_w1[r], NULL, NULL) != 0) {
+        if (run_drover(bin_dir, 2, false, &dv_w1[r], NULL, NULL, NULL) != 0 ||
+            run_drover(bin_dir, 2, true, &du_w1[r], NULL, NULL, NULL) != 0) {
             return 1;
         }
         floor_run(2, &fl_w1[r], NULL);
@@ -633,11 +675,15 @@ main(int argc, char **argv)
     qsort(du_w1, RUNS, sizeof(double), dv_bench_cmp_double);
     qsort(fl_w1, RUNS, sizeof(double), dv_bench_cmp_double);
     static double dv_lat[W2_TRIPS], fl_lat[W2_TRIPS];
-    if (run_drover(bin_dir, 1, false, NULL, dv_lat, NULL) != 0) {
+    if (run_drover(bin_dir, 1, false, NULL, dv_lat, NULL, NULL) != 0) {
         return 1;
     }
     deep_t deep = {0};
-    if (run_drover(bin_dir, 2, true, NULL, NULL, &deep) != 0) {
+    if (run_drover(bin_dir, 2, true, NULL, NULL, &deep, NULL) != 0) {
+        return 1;
+    }
+    queues_t qs = {0};
+    if (run_drover(bin_dir, 2, false, NULL, NULL, NULL, &qs) != 0) {
         return 1;
     }
     double train_queue = 0, train_local = 0;
@@ -674,6 +720,10 @@ main(int argc, char **argv)
            "(%.2f of the empty-queue figure)\n",
            deep.rss_after_kb / 1024.0, deep.hwm_kb / 1024.0, deep_w1,
            deep_w1 / du_w1[RUNS / 2]);
+    printf("queues: W1 in one queue %8.0f jobs/s; over %d queues in turn "
+           "%8.0f (%.2f); in one of them %8.0f (%.2f)\n",
+           qs.one, QUEUES, qs.spread, qs.spread / qs.one, qs.one_of_many,
+           qs.one_of_many / qs.one);
     printf("train: digits MLP 64-128-10, %s epochs over %d rows (median of "
            "%d):\n  through the queue %8.0f samples/s   in-process %8.0f "
            "samples/s   queue/in-process %.2f\n",
@@ -707,6 +757,10 @@ main(int argc, char **argv)
         "\"preload_s\": %.2f, \"broker_rss_mb\": %.1f, "
         "\"broker_peak_rss_mb\": %.1f, \"durable_w1_jobs_per_s\": %.0f, "
         "\"over_empty_queue\": %.3f},\n"
+        "  \"queues\": {\"queues\": %d, \"one_jobs_per_s\": %.0f, "
+        "\"spread_jobs_per_s\": %.0f, \"spread_over_one\": %.3f, "
+        "\"one_of_many_jobs_per_s\": %.0f, \"one_of_many_over_one\": "
+        "%.3f},\n"
         "  \"curve\": {\"transport\": \"tcp\", \"jobs\": %d, "
         "\"plain_jobs_per_s\": %.0f, \"curve_jobs_per_s\": %.0f, "
         "\"curve_over_plain\": %.3f},\n"
@@ -717,10 +771,11 @@ main(int argc, char **argv)
         dv_w1[RUNS / 2] / fl_w1[RUNS / 2], du_w1[RUNS / 2], TRAIN_EPOCHS,
         TRAIN_ROWS, train_queue, train_local, train_queue / train_local,
         BACKLOG, PAYLOAD, deep.preload_s, deep.rss_after_kb / 1024.0,
-        deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], W1_JOBS,
-        plain_tcp[RUNS / 2], curve_tcp[RUNS / 2],
-        curve_tcp[RUNS / 2] / plain_tcp[RUNS / 2], W2_TRIPS, d50, d99, f50,
-        f99);
+        deep.hwm_kb / 1024.0, deep_w1, deep_w1 / du_w1[RUNS / 2], QUEUES,
+        qs.one, qs.spread, qs.spread / qs.one, qs.one_of_many,
+        qs.one_of_many / qs.one, W1_JOBS, plain_tcp[RUNS / 2],
+        curve_tcp[RUNS / 2], curve_tcp[RUNS / 2] / plain_tcp[RUNS / 2],
+        W2_TRIPS, d50, d99, f50, f99);
     fclose(f);
     printf("wrote %s\n", out_path);
     return 0;
