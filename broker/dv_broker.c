@@ -359,18 +359,21 @@ dv_broker_job_detach(dv_broker_t *self, uint64_t id)
 uint16_t
 dv_broker_who_index(dv_broker_t *self, const char *id)
 {
-    for (size_t i = 1; i < self->n_whos; i++) {
-        if (strcmp(self->whos[i].id, id) == 0) {
-            return (uint16_t)i;
-        }
+    size_t found = dv_names_find(self->whonames, id); // every submit: no
+    if (found != SIZE_MAX) {                          // walk of every key
+        return (uint16_t)found;
     }
     if (self->n_whos >= UINT16_MAX) {
         return 0;
     }
-    self->whos = dv_realloc(self->whos, (self->n_whos + 1) * sizeof(who_t));
+    if (self->n_whos == self->cap_whos) { // doubling, not one at a time
+        self->cap_whos *= 2;
+        self->whos = dv_realloc(self->whos, self->cap_whos * sizeof(who_t));
+    }
     who_t *w = &self->whos[self->n_whos];
     memset(w, 0, sizeof *w);
     snprintf(w->id, sizeof w->id, "%s", id);
+    dv_names_add(self->whonames, w->id, self->n_whos);
     return (uint16_t)self->n_whos++;
 }
 
@@ -890,8 +893,10 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->lock_fd = -1;
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;
     self->require_signed = opts->require_signed;
-    self->whos = dv_calloc(1, sizeof(who_t)); // index 0: nobody
+    self->whos = dv_calloc(16, sizeof(who_t)); // index 0: nobody
     self->n_whos = 1;
+    self->cap_whos = 16;
+    self->whonames = dv_names_new();
 }
 
 // The data folder locked (one broker per folder, before anything in it is
@@ -1061,6 +1066,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         dv_names_destroy(&self->qnames);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
+        dv_names_destroy(&self->whonames);
         free(self->kept);
         free(self->jobs);
         free(self);
@@ -1278,6 +1284,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_owners_destroy(&self->model_owners);
     dv_owners_destroy(&self->data_owners);
     free(self->whos);
+    dv_names_destroy(&self->whonames);
     free_jobs(self);
     free_queues(self);
     dv_broker_job_free(self->scratch);

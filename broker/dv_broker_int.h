@@ -381,7 +381,8 @@ struct dv_broker {
     char data_dir[4096];       // --data ("" in memory)
     uv_signal_t sighup;        // reload the authorized keys
     who_t *whos;               // keys seen (index 0: none), for limits
-    size_t n_whos;             //
+    size_t n_whos, cap_whos;   //   (grows by doubling)
+    dv_names_t *whonames;      // key id -> index in whos
     uint64_t max_inflight;     // unfinished jobs per key
     bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
