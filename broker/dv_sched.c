@@ -1150,9 +1150,15 @@ dv_sched_held(const dv_sched_t *self)
 }
 
 size_t
+dv_sched_queue_find(const dv_sched_t *self, const char *name)
+{
+    return dv_names_find(self->qnames, name);
+}
+
+size_t
 dv_sched_queue_waiting(const dv_sched_t *self, const char *name)
 {
-    size_t i = dv_names_find(self->qnames, name);
+    size_t i = dv_sched_queue_find(self, name);
     return i == SIZE_MAX ? 0 : self->queues[i].waiting + self->queues[i].held;
 }
 

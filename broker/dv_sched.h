@@ -251,6 +251,10 @@ size_t dv_sched_queue_waiting(const dv_sched_t *self, const char *name);
 // Queues known (created by submits; never removed while the broker runs).
 size_t dv_sched_queue_count(const dv_sched_t *self);
 
+// The index of the queue named name (for dv_sched_queue_info), found
+// without a walk of every queue; SIZE_MAX for an unknown one.
+size_t dv_sched_queue_find(const dv_sched_t *self, const char *name);
+
 // Queue i (0-based): its name (borrowed) and jobs waiting/running; NULL
 // when i is out of range.
 const char *dv_sched_queue_info(const dv_sched_t *self,
