@@ -325,8 +325,11 @@ wk_maybe_finish_drain(dv_worker_t *self)
         self->bye_acked) {
         dv_log(DV_LOG_INFO, "worker",
                "drained: %" PRIu64 " jobs done, %" PRIu64 " failed; %" PRIu64
-               " forward passes on the loop thread",
-               self->jobs_done, self->jobs_failed, self->inline_runs);
+               " forward passes on the loop thread; %" PRIu64
+               " inputs read where they arrived, %" PRIu64
+               " passes of several jobs stacked there",
+               self->jobs_done, self->jobs_failed, self->inline_runs,
+               self->in_place, self->in_place_runs);
         dv_worker_stop(self);
     }
 }
@@ -654,10 +657,10 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             on_welcome(self, m);
             break;
         case DV_MSG_RUN:
-            wk_on_run(self, m);
+            wk_on_run(self, m, &in);
             break;
         case DV_MSG_RUN_BATCH:
-            wk_on_run_batch(self, m);
+            wk_on_run_batch(self, m, &in);
             break;
         case DV_MSG_MODEL_DATA:
             wk_on_model_data(self, m);

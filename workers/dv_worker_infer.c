@@ -14,9 +14,36 @@ typedef struct {
     uv_work_t work;     // pool request
     dv_worker_t *owner; // the worker
     dv_tensor_t *y;     // the stacked output (NULL: each its own output)
+    bool in_place;      // several inputs stacked where they arrived
     size_t n;           // tasks, in ready order
     task_t *tasks[];    //
 } batch_t;
+
+// Whether b's good tasks' inputs lie one after another in one held frame
+// (*start: the first's), as a run_batch's do unless a bad one sits
+// between: then they are stacked where they are, with no copy.
+static bool
+contiguous(const batch_t *b, float **start)
+{
+    const uint8_t *end = NULL;
+    const inbuf_t *frame = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const task_t *t = b->tasks[i];
+        if (t->rc != 0) {
+            continue;
+        }
+        if (!t->inbuf || t->input != &t->view ||
+            (frame && (t->inbuf != frame || t->raw != end))) {
+            return false;
+        }
+        if (!frame) {
+            frame = t->inbuf;
+            *start = t->view.data;
+        }
+        end = t->raw + t->raw_rows * t->raw_cols * 4;
+    }
+    return frame != NULL;
+}
 
 // Pool thread: each task's input is decoded and checked on its own (a bad
 // one fails alone, with the text predicting it alone would give); the good
@@ -32,7 +59,8 @@ work_batch(uv_work_t *req)
     for (size_t i = 0; i < b->n; i++) {
         task_t *t = b->tasks[i];
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        // The frame's bytes are the floats (malloc'd: aligned): no copy.
+        // The frame's bytes are the floats (malloc'd, or a held frame
+        // found float-aligned): no copy.
         t->view = (dv_tensor_t){t->raw_rows, t->raw_cols, (float *)t->raw};
         t->input = &t->view;
         t->rc = 0;
@@ -65,10 +93,17 @@ work_batch(uv_work_t *req)
         }
         return;
     }
-    dv_tensor_t *x = NULL, *y = NULL;
+    dv_tensor_t *x = NULL, *y = NULL, stacked;
     dv_error_t err = {0};
-    int rc = dv_tensor_open(&x, rows, model->n_features, &err);
-    for (size_t i = 0, at = 0; rc == 0 && i < b->n; i++) {
+    int rc = 0;
+    float *start = NULL;
+    if (contiguous(b, &start)) { // one frame's rows, in order: read there
+        stacked = (dv_tensor_t){rows, model->n_features, start};
+        b->in_place = true;
+    } else {
+        rc = dv_tensor_open(&x, rows, model->n_features, &err);
+    }
+    for (size_t i = 0, at = 0; rc == 0 && x && i < b->n; i++) {
         const task_t *t = b->tasks[i];
         if (t->rc == 0) {
             size_t len = dv_tensor_size(t->input);
@@ -77,7 +112,7 @@ work_batch(uv_work_t *req)
         }
     }
     if (rc == 0) {
-        rc = dv_model_predict(model, x, &y, &err);
+        rc = dv_model_predict(model, x ? x : &stacked, &y, &err);
     }
     for (size_t i = 0, at = 0; i < b->n; i++) {
         task_t *t = b->tasks[i];
@@ -234,6 +269,7 @@ finish_batch(batch_t *b, int status)
     self->batches--;
     self->batches_run++;
     self->batched_jobs += b->n;
+    self->in_place_runs += b->in_place;
     send_done_batch(self, b, status);
     for (size_t i = 0; i < b->n; i++) {
         if (b->tasks[i]) {
@@ -331,6 +367,7 @@ dispatch_ready(dv_worker_t *self)
         batch_t *b = dv_malloc(sizeof *b + n * sizeof(task_t *));
         b->owner = self;
         b->y = NULL;
+        b->in_place = false;
         b->n = 0;
         b->work.data = b;
         size_t taken_rows = 0;

@@ -114,6 +114,15 @@ typedef struct {
     uint32_t ck_epoch;      //
 } task_train_t;
 
+// A received frame whose bytes infer tasks read in place, the ZeroMQ
+// message itself (no copy between the socket and the forward pass): held
+// until the last task reading it ends. Loop thread only (pool threads read
+// the bytes of a task they run, which holds a ref).
+typedef struct {
+    zmq_msg_t msg; // the frame, moved out of the received message
+    uint32_t refs; // the taker's, plus one per task reading it
+} inbuf_t;
+
 typedef struct task task_t;
 struct task {
     uv_work_t work;                  // thread-pool request
@@ -126,8 +135,10 @@ struct task {
     cached_t *model;                 // while computing (a ref is held)
     dv_tensor_t *input;              // owned, or &view (set on the pool)
     dv_tensor_t view;                // the input as floats in raw, in place
-    uint8_t *raw;                    // input frame bytes, owned
+    uint8_t *raw;                    // input frame bytes: owned, or in
+                                     //   inbuf's frame (then not owned)
     size_t raw_spare;                // raw's size in owner->spare (0: free())
+    inbuf_t *inbuf;                  // the frame raw lies in (a ref), or NULL
     size_t raw_rows, raw_cols;       // its shape
     int32_t priority;                // infer: never batched across these
     uint32_t max_batch_rows;         // infer: the model's batch settings
@@ -223,6 +234,8 @@ struct dv_worker {
     uv_idle_t dispatcher;   // forms batches once the socket is read
     uv_timer_t batch_delay; // a batch waiting for more (max_delay_us)
     uint64_t inline_runs;   // passes run on the loop thread
+    uint64_t in_place;      // inputs read where they arrived (inbuf_t)
+    uint64_t in_place_runs; // passes of several stacked there (no copy)
     uint64_t batches_run;   // counters for the log
     uint64_t batched_jobs;  // ...
     task_t *tasks;          // every task held
@@ -284,9 +297,10 @@ void wk_send_fetch(dv_worker_t *self, const fetch_t *f);
 void wk_maybe_finish_drain(dv_worker_t *self);
 void wk_send_heartbeat(dv_worker_t *self);
 
-// dv_worker_runs.c
-void wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m);
-void wk_on_run(dv_worker_t *self, const dv_msg_t *m);
+// dv_worker_runs.c. in: the received message m was decoded from (its
+// input frame may be kept, see inbuf_t).
+void wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in);
+void wk_on_run(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in);
 
 // dv_worker_cache.c
 cached_t *wk_cache_find(cached_t *list, const char *key);
@@ -305,6 +319,9 @@ void wk_task_start(dv_worker_t *self, task_t *t, cached_t *c);
 // dv_worker_tasks.c
 dv_msgw_t *wk_done_header(uint64_t job, uint64_t attempt, const char *state);
 void wk_task_free(task_t *t);
+inbuf_t *wk_inbuf_take(dv_wire_msg_t *in, size_t i);
+bool wk_inbuf_floats(const inbuf_t *b);
+void wk_inbuf_release(inbuf_t **b_p);
 void wk_send_failed(dv_worker_t *self,
                     uint64_t job,
                     uint64_t attempt,

@@ -151,12 +151,30 @@ parse_serving(const dv_msg_t *m, task_t *t, dv_error_t *err)
     return 0;
 }
 
-// t's input: rows x cols floats, copied from bytes (the frame's).
+// t's input: rows x cols floats from byte off of b's frame (a held frame:
+// read in place when its bytes are floats, t taking a ref; no copy), or of
+// bytes when b is NULL (copied).
 static int
-take_input(
-    task_t *t, const uint8_t *bytes, size_t rows, size_t cols, dv_error_t *err)
+take_input(task_t *t,
+           inbuf_t *b,
+           const uint8_t *bytes,
+           size_t off,
+           size_t rows,
+           size_t cols,
+           dv_error_t *err)
 {
     size_t len = rows * cols * 4;
+    t->raw_rows = rows;
+    t->raw_cols = cols;
+    if (b && wk_inbuf_floats(b)) {
+        t->raw = (uint8_t *)zmq_msg_data(&b->msg) + off; // not owned
+        t->inbuf = b;
+        b->refs++;
+        t->owner->in_place++;
+        return 0;
+    }
+    const uint8_t *src =
+        b ? (const uint8_t *)zmq_msg_data(&b->msg) + off : bytes + off;
     t->raw = dv_spare_get(t->owner->spare, len);
     t->raw_spare = len; // dv_spare_put takes the size asked
     if (!t->raw) {
@@ -164,17 +182,29 @@ take_input(
                          rows, cols);
     }
     if (len) {
-        memcpy(t->raw, bytes, len);
+        memcpy(t->raw, src, len);
     }
-    t->raw_rows = rows;
-    t->raw_cols = cols;
     return 0;
+}
+
+// Frame 1 of m (in's first payload frame) as a held frame, when a task
+// should read its input there in place: it is big enough that a copy
+// costs (BY_REF_MIN_BYTES); NULL: copy it.
+#define BY_REF_MIN_BYTES 8192
+static inbuf_t *
+hold_input(const dv_msg_t *m, const dv_frame_t *f, dv_wire_msg_t *in)
+{
+    if (!in || f != dv_msg_frame(m, 1) || in->n_payload < 1 ||
+        f->len < BY_REF_MIN_BYTES) {
+        return NULL;
+    }
+    return wk_inbuf_take(in, 0);
 }
 
 // An infer job's model map, settings and input tensor; an evaluate job's
 // model map and data.
 static int
-parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
+parse_infer(const dv_msg_t *m, task_t *t, dv_wire_msg_t *in, dv_error_t *err)
 {
     int rc = parse_model(m, t, err);
     if (rc || t->evaluate) { // the data: a CSV with the model's target
@@ -187,7 +217,13 @@ parse_infer(const dv_msg_t *m, task_t *t, dv_error_t *err)
     size_t rows = 0, cols = 0;
     rc = dv_msg_tensor_desc(m, "input", DV_MAX_INFER_ROWS, &f, &rows, &cols,
                             err);
-    return rc ? rc : take_input(t, f->data, rows, cols, err);
+    if (rc) {
+        return rc;
+    }
+    inbuf_t *b = hold_input(m, f, in);
+    rc = take_input(t, b, f->data, 0, rows, cols, err);
+    wk_inbuf_release(&b);
+    return rc;
 }
 
 // A train job's fields: hyper-parameters, target, task, created_unix,
@@ -255,7 +291,7 @@ task_new(dv_worker_t *self, uint64_t job, uint64_t attempt, bool heavy)
 // task of its own (its own cancel, its own result), exactly as if it came
 // in its own `run`; a message that cannot be used fails every job it names.
 void
-wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
+wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in)
 {
     const msgpack_object *list = dv_msg_get(m, "jobs");
     if (!list || list->type != MSGPACK_OBJECT_ARRAY ||
@@ -309,6 +345,7 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
                        "run_batch: an input of %zu rows for jobs of %zu", rows,
                        sum);
     }
+    inbuf_t *b = rc == 0 ? hold_input(m, f, in) : NULL;
     for (size_t i = 0, at = 0; i < n; i++) {
         if (rc) {
             wk_send_failed(self, v[i][0], v[i][1], rc, err.text);
@@ -323,7 +360,7 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
         t->max_batch_rows = proto.max_batch_rows;
         t->max_delay_us = proto.max_delay_us;
         dv_error_t terr = {0};
-        if (take_input(t, f->data + at * cols * 4, v[i][2], cols, &terr)) {
+        if (take_input(t, b, f->data, at * cols * 4, v[i][2], cols, &terr)) {
             wk_send_failed(self, t->job, t->attempt, terr.code, terr.text);
             wk_task_end(self, t);
         } else {
@@ -331,10 +368,11 @@ wk_on_run_batch(dv_worker_t *self, const dv_msg_t *m)
         }
         at += v[i][2];
     }
+    wk_inbuf_release(&b); // each task reading it holds its own ref
 }
 
 void
-wk_on_run(dv_worker_t *self, const dv_msg_t *m)
+wk_on_run(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in)
 {
     uint64_t job = 0, attempt = 0;
     char kind[16] = "";
@@ -408,7 +446,7 @@ wk_on_run(dv_worker_t *self, const dv_msg_t *m)
         return;
     }
     t->evaluate = evaluate;
-    rc = parse_infer(m, t, &err);
+    rc = parse_infer(m, t, in, &err);
     if (rc) {
         wk_send_failed(self, job, attempt, rc, err.text);
         wk_task_end(self, t);

@@ -16,6 +16,50 @@ wk_done_header(uint64_t job, uint64_t attempt, const char *state)
 
 // --------------------------------------------------------------- tasks
 
+// Payload frame i (0: frame 1) of in, moved out of it into a held frame
+// with one ref, the caller's (wk_inbuf_release it). The frame's bytes move
+// with it when ZeroMQ kept them inside the message: read them from
+// zmq_msg_data(&b->msg), never from views of in made before. Never NULL.
+inbuf_t *
+wk_inbuf_take(dv_wire_msg_t *in, size_t i)
+{
+    dv_assert(i < in->n_payload);
+    inbuf_t *b = dv_malloc(sizeof *b);
+    zmq_msg_init(&b->msg);
+    zmq_msg_move(&b->msg, &in->payload[i]);
+    in->frames[i] = (dv_frame_t){zmq_msg_data(&b->msg), zmq_msg_size(&b->msg)};
+    b->refs = 1;
+    return b;
+}
+
+// Whether tasks may read b's bytes as floats in place: a little-endian
+// host (the wire's order) and float-aligned bytes. ZeroMQ gives a frame
+// over its 8 KiB receive batch its own malloc'd block (aligned); a smaller
+// one may lie at any offset of a shared buffer (and is cheap to copy).
+bool
+wk_inbuf_floats(const inbuf_t *b)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const void *p = zmq_msg_data((zmq_msg_t *)&b->msg);
+    return (uintptr_t)p % _Alignof(float) == 0;
+#else
+    (void)b;
+    return false;
+#endif
+}
+
+// Drop one ref of *b_p; the last closes the frame. Sets *b_p to NULL.
+void
+wk_inbuf_release(inbuf_t **b_p)
+{
+    inbuf_t *b = *b_p;
+    *b_p = NULL;
+    if (b && --b->refs == 0) {
+        zmq_msg_close(&b->msg);
+        free(b);
+    }
+}
+
 void
 wk_task_free(task_t *t)
 {
@@ -33,7 +77,9 @@ wk_task_free(task_t *t)
         free(tr);
     }
     dv_spare_t *spare = t->owner->spare;
-    if (t->raw_spare) {
+    if (t->inbuf) {
+        wk_inbuf_release(&t->inbuf); // raw lay in its frame
+    } else if (t->raw_spare) {
         dv_spare_put(spare, t->raw, t->raw_spare);
     } else {
         free(t->raw);

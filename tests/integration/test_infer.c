@@ -1102,6 +1102,167 @@ test_small_passes_run_on_the_loop(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A 1024-8-1 regression model with fixed, varied weights (the same on
+// every call): ten of its rows make a frame (40 KiB) the worker reads in
+// place, one row (4 KiB) a frame it copies.
+enum { WIDE = 1024 };
+static dv_model_t *
+wide_model(void)
+{
+    const size_t widths[] = {WIDE, 8, 1};
+    const dv_act_t acts[] = {DV_ACT_RELU, DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 2, widths, acts, 0);
+    for (size_t l = 0; l < 2; l++) {
+        dv_layer_t *layer = &m->layers[l];
+        for (size_t i = 0; i < layer->n_in * layer->n_out; i++) {
+            layer->w[i] = 0.05f * sinf((float)(7 * i + l));
+        }
+        for (size_t i = 0; i < layer->n_out; i++) {
+            layer->b[i] = 0.1f * (float)(i + 1);
+        }
+    }
+    return m;
+}
+
+// The count the worker's last log line gives after `after` ("" or -1).
+static long
+logged_count(const char *log, const char *after)
+{
+    const char *at = log ? strstr(log, "drained: ") : NULL;
+    at = at ? strstr(at, after) : NULL;
+    return at ? atol(at + strlen(after)) : -1;
+}
+
+// Wide rows batched at the broker reach the worker as one run_batch frame
+// that its jobs read where it arrived, with no copy (a frame over 8 KiB,
+// aligned): the pass of ten good rows stacks them there too, the pass
+// with a NaN row in the middle stacks the nine others by copy. Each job's
+// output equals the model's on its row alone, the NaN fails only its job,
+// and the worker's drained line counts 21 inputs read in place (the
+// two-row run and the two run_batches' jobs; not the one-row runs, 4 KiB)
+// and one pass stacked in place.
+static void
+test_wide_rows_read_in_place(void)
+{
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 1, "0");
+    dv_model_t *local = wide_model();
+    bool pushed = up && dv_tcluster_push_model(c.d, wide_model(), "wide") == 0;
+    drover_error_t err = {0};
+    int cfg =
+        pushed ? drover_model_config(c.d, "wide", 10, 1000000, NULL, NULL, &err)
+               : -1;
+    enum { N = 21, NAN_AT = 15 };
+    static float rows[N][WIDE];
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < WIDE; j++) {
+            rows[i][j] = cosf(0.01f * (float)(i * WIDE + j));
+        }
+    }
+    rows[NAN_AT][WIDE / 2] = NAN;
+    // Warm: a two-row `run` (8 KiB, read in place too).
+    drover_result_t *r = NULL;
+    dv_tensor_t two = {2, WIDE, rows[0]}, *want2 = NULL;
+    dv_error_t derr = {0};
+    size_t n2 = 0, k2 = 0;
+    int warm =
+        cfg == 0 ? dv_tcluster_run_rows(c.d, "wide", rows[0], 2, WIDE, &r, &err)
+                 : -1;
+    const float *out2 = warm == 0 ? drover_result_output(r, &n2, &k2) : NULL;
+    bool warm_equal = out2 && n2 == 2 && k2 == 1 &&
+                      dv_model_predict(local, &two, &want2, &derr) == 0 &&
+                      fabsf(out2[0] - want2->data[0]) <=
+                          1e-5f * fmaxf(fabsf(want2->data[0]), 1e-6f) &&
+                      fabsf(out2[1] - want2->data[1]) <=
+                          1e-5f * fmaxf(fabsf(want2->data[1]), 1e-6f);
+    dv_tensor_destroy(&want2);
+    drover_result_destroy(&r);
+    uint64_t ids[N] = {0};
+    size_t submitted = 0;
+    bool frozen = warm == 0 && kill(c.workers[0].pid, SIGSTOP) == 0;
+    for (size_t i = 0; frozen && i < N; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "infer";
+        job.model = "wide";
+        job.input = rows[i];
+        job.rows = 1;
+        job.cols = WIDE;
+        submitted += drover_submit(c.d, &job, 10000, &ids[i], &err) == 0;
+    }
+    bool queued = false;
+    int64_t end = dv_test_now_ms() + DV_TCLUSTER_WAIT_MS;
+    while (frozen && submitted == N && !queued && dv_test_now_ms() < end) {
+        drover_status_t st = {0};
+        queued = drover_status(c.d, &st, &err) == 0 && st.running == 1 &&
+                 st.queued == N - 1;
+        drover_status_clear(&st);
+        if (!queued) {
+            dv_test_nap();
+        }
+    }
+    if (frozen) {
+        kill(c.workers[0].pid, SIGCONT);
+    }
+    int codes[N];
+    uint32_t jobs_in[N] = {0};
+    size_t equal = 0;
+    for (size_t i = 0; i < N; i++) {
+        codes[i] = -1;
+        if (!ids[i] ||
+            drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) != 0) {
+            continue;
+        }
+        codes[i] = drover_result_error(r, NULL);
+        uint32_t b_rows = 0;
+        drover_result_batch(r, &b_rows, &jobs_in[i]);
+        size_t n = 0, k = 0;
+        const float *out = drover_result_output(r, &n, &k);
+        dv_tensor_t one = {1, WIDE, rows[i]}, *want = NULL;
+        if (out && n == 1 && k == 1 &&
+            dv_model_predict(local, &one, &want, &derr) == 0) {
+            equal += fabsf(out[0] - want->data[0]) <=
+                     1e-5f * fmaxf(fabsf(want->data[0]), 1e-6f);
+        }
+        dv_tensor_destroy(&want);
+        drover_result_destroy(&r);
+    }
+    int stop_rc = up ? dv_proc_stop(&c.workers[0], SIGTERM) : -1;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/worker0.log", c.dir);
+    size_t len = 0;
+    char *log = up ? (char *)dv_test_read_file(path, &len) : NULL;
+    long in_place = logged_count(log, "loop thread; ");
+    long stacked = logged_count(log, "arrived, ");
+    free(log);
+    dv_model_destroy(&local);
+    printf("  passes (jobs):");
+    for (size_t i = 0; i < N; i++) {
+        printf(" %s%u", codes[i] ? "!" : "", jobs_in[i]);
+    }
+    printf("; %ld inputs read in place, %ld passes stacked there\n", in_place,
+           stacked);
+    int exit_rc = dv_tcluster_down(&c, equal != N - 1 || in_place != 21);
+    DV_CHECK(pushed);
+    DV_CHECK_EQ(cfg, 0);
+    DV_CHECK_EQ(warm, 0);
+    DV_CHECK(warm_equal);
+    DV_CHECK(frozen);
+    DV_CHECK_EQ(submitted, N);
+    DV_CHECK(queued);
+    for (size_t i = 0; i < N; i++) {
+        DV_CHECK_EQ(codes[i], i == NAN_AT ? DV_ENAN : 0);
+        DV_CHECK_EQ(jobs_in[i], i == 0        ? 1u
+                                : i == NAN_AT ? 0u
+                                : i <= 10     ? 10u
+                                              : 9u);
+    }
+    DV_CHECK_EQ(equal, N - 1);
+    DV_CHECK_EQ(stop_rc, 0);
+    DV_CHECK_EQ(in_place, 21);
+    DV_CHECK_EQ(stacked, 1);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"dynamic batching", test_dynamic_batching},
     {"batches from the broker's queue", test_batches_from_the_broker_queue},
@@ -1114,6 +1275,7 @@ static const dv_test_case_t cases[] = {
     {"SIGTERM drains a busy worker", test_sigterm_drains_worker},
     {"small passes run on the worker's loop",
      test_small_passes_run_on_the_loop},
+    {"wide rows read where they arrive", test_wide_rows_read_in_place},
     {NULL, NULL},
 };
 
