@@ -199,9 +199,7 @@ dv_broker_queue_now(const dv_broker_t *self, const qbytes_t *qb)
         n.running = running;
         n.retrying = dv_sched_queue_held(self->sched, sq);
     }
-    for (size_t i = 0; i < self->n_dead; i++) {
-        n.dead += strcmp(self->dead[i].job->queue, qb->name) == 0;
-    }
+    n.dead = qb->dead; // kept where dead letters come and go (dv_dead.c)
     return n;
 }
 
@@ -881,6 +879,13 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
+    self->max_dead = opts->max_dead && opts->max_dead < DV_MAX_DEAD_JOBS
+                         ? opts->max_dead
+                         : DV_MAX_DEAD_JOBS;
+    self->max_dead_bytes =
+        opts->max_dead_bytes && opts->max_dead_bytes < DV_MAX_DEAD_BYTES
+            ? opts->max_dead_bytes
+            : DV_MAX_DEAD_BYTES;
     self->idem_window_ms = opts->idempotency_window_ms
                                ? opts->idempotency_window_ms
                                : 24ULL * 3600 * 1000;
@@ -1230,7 +1235,7 @@ free_queues(dv_broker_t *self)
         dv_broker_job_free(self->dead[i].job);
         free(self->dead[i].text);
     }
-    free(self->dead);
+    free(self->dead_block);
     free(self->cursors);
     free(self->marks_due);
     free(self->skip);

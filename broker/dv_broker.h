@@ -35,6 +35,10 @@ typedef struct {
                                  // (0: 10 s)
     uint32_t quarantine_after;   // runs lost with their worker before a
                                  // job is quarantined (0: 3)
+    uint64_t max_dead;           // dead letters held, the oldest dropped
+                                 // past it (0, or over: DV_MAX_DEAD_JOBS)
+    uint64_t max_dead_bytes;     // their payload bytes (0, or over:
+                                 // DV_MAX_DEAD_BYTES)
     uint64_t idempotency_window_ms; // keys remembered this long (0: 24 h)
     size_t memory_window;           // durable jobs waiting per queue held in
                                     // memory; the rest wait in the store only

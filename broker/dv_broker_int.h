@@ -205,6 +205,7 @@ typedef struct {
     char name[DV_MAX_WIRE_NAME + 1]; // queue
     uint64_t bytes;                  // payload bytes of its unfinished jobs
     uint64_t done, failed, expired, cancelled; // outcomes counted
+    size_t dead;                               // its jobs in the dead letters
     kept_t *stream_head, *stream_tail;         // its kept results by seq
     uint64_t next_seq;                         // the next result's seq
     struct spill *spills;                      // spilled jobs by priority,
@@ -349,8 +350,15 @@ struct dv_broker {
     dv_timeq_t *timeq;         // backoffs, deadlines, run timeouts
     uv_timer_t timer;          // fires at the earliest of them
     uint64_t timer_at;         // when it is armed for (0: not armed)
-    dead_t *dead;              // the dead-letter queue, oldest first
-    size_t n_dead, cap_dead;   //
+    dead_t *dead;              // the dead-letter queue, oldest first:
+    size_t n_dead;             //   dead[0..n_dead) = dead_block[dead_head
+    dead_t *dead_block;        //   ..]; the room before dead_head is the
+    size_t dead_head;          //   dropped oldest's (dv_dead_trim)
+    size_t cap_dead;           //   dead_block's entries
+    uint64_t dead_bytes;       // their payload bytes
+    uint64_t max_dead;         // --max-dead (DV_MAX_DEAD_JOBS)
+    uint64_t max_dead_bytes;   // --max-dead-bytes (DV_MAX_DEAD_BYTES)
+    uint64_t dead_dropped;     // dropped past those (metrics)
     idem_t **idem;             // idempotency keys (hash)
     idem_t *idem_oldest;       // FIFO head
     idem_t *idem_newest;       // FIFO tail

@@ -167,11 +167,68 @@ store_dead(dv_broker_t *self, const dead_t *d)
 void
 dv_dead_push(dv_broker_t *self, dead_t d)
 {
-    if (self->n_dead == self->cap_dead) {
-        self->cap_dead = self->cap_dead ? self->cap_dead * 2 : 16;
-        self->dead = dv_realloc(self->dead, self->cap_dead * sizeof(dead_t));
+    if (self->dead_head + self->n_dead == self->cap_dead) {
+        if (self->dead_head) { // the dropped ones' room first: amortized
+            memmove(self->dead_block, self->dead, // O(1) a push
+                    self->n_dead * sizeof(dead_t));
+        } else {
+            self->cap_dead = self->cap_dead ? self->cap_dead * 2 : 16;
+            self->dead_block =
+                dv_realloc(self->dead_block, self->cap_dead * sizeof(dead_t));
+        }
+        self->dead_head = 0;
     }
+    self->dead = self->dead_block + self->dead_head;
     self->dead[self->n_dead++] = d;
+    self->dead_bytes += d.job->payload_len;
+    dv_broker_queue_bytes(self, d.job->queue)->dead++;
+}
+
+// d has left the dead-letter queue: its counts, its store record, its text
+// and (free_job) its job.
+static void
+dead_forget(dv_broker_t *self, dead_t *d, bool free_job)
+{
+    self->dead_bytes -= d->job->payload_len;
+    qbytes_t *qb = dv_broker_queue_find(self, d->job->queue);
+    if (qb && qb->dead) {
+        qb->dead--;
+    }
+    if (self->store && !d->job->memory_only) {
+        dv_store_del(self->store, DV_STORE_DEAD, d->job->id);
+        dv_commit_arm(self);
+    }
+    free(d->text);
+    if (free_job) {
+        dv_broker_job_free(d->job);
+    }
+}
+
+void
+dv_dead_trim(dv_broker_t *self)
+{
+    size_t dropped = 0;
+    uint64_t first = 0, last = 0;
+    while (self->n_dead && (self->n_dead > self->max_dead ||
+                            self->dead_bytes > self->max_dead_bytes)) {
+        dead_t d = self->dead[0];
+        self->dead_head++; // O(1): the room is reused at the next push
+        self->dead = self->dead_block + self->dead_head;
+        self->n_dead--;
+        first = dropped++ ? first : d.job->id;
+        last = d.job->id;
+        dead_forget(self, &d, true);
+    }
+    if (dropped) {
+        self->dead_dropped += dropped;
+        dv_log(DV_LOG_WARN, "broker",
+               "dead letters: dropped the oldest %zu (jobs %llu..%llu; their "
+               "failed results stay kept) past --max-dead %llu / "
+               "--max-dead-bytes %llu",
+               dropped, (unsigned long long)first, (unsigned long long)last,
+               (unsigned long long)self->max_dead,
+               (unsigned long long)self->max_dead_bytes);
+    }
 }
 
 // The job ends failed and goes to the dead-letter queue (its attempts are
@@ -188,6 +245,7 @@ dv_dead_job(
     dv_dead_push(self, d);
     dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s (drover dead requeue)",
            (unsigned long long)j->id, text);
+    dv_dead_trim(self);
 }
 
 // A run of j ended in a retryable failure (a lost worker, or a worker's
@@ -364,14 +422,7 @@ dead_remove(dv_broker_t *self, size_t i, bool free_job)
     memmove(&self->dead[i], &self->dead[i + 1],
             (self->n_dead - i - 1) * sizeof(dead_t));
     self->n_dead--;
-    if (self->store && !d.job->memory_only) {
-        dv_store_del(self->store, DV_STORE_DEAD, d.job->id);
-        dv_commit_arm(self);
-    }
-    free(d.text);
-    if (free_job) {
-        dv_broker_job_free(d.job);
-    }
+    dead_forget(self, &d, free_job);
 }
 
 // dead_requeue {job | all, queue?}: each selected dead letter becomes a new

@@ -42,7 +42,14 @@ void dv_dead_record_error(dv_broker_t *self,
 uint64_t dv_dead_backoff_ms(dv_broker_t *self, const job_t *j);
 
 // Append d to the dead-letter queue; takes ownership of its job and text.
+// Counts it in its queue's and the total bytes; dv_dead_trim bounds them.
 void dv_dead_push(dv_broker_t *self, dead_t d);
+
+// Drop the oldest dead letters while more than self->max_dead or
+// self->max_dead_bytes of payload are held (--max-dead, --max-dead-bytes,
+// DV_MAX_DEAD_*): from memory and the store (staged for the next commit);
+// their failed results stay kept. Counted in dead_dropped, logged.
+void dv_dead_trim(dv_broker_t *self);
 
 // The job ends failed and goes to the dead-letter queue (its attempts are
 // used up, or it is quarantined), where `drover dead` can inspect, requeue

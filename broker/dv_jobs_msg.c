@@ -1414,9 +1414,6 @@ dv_jobs_msg_on_status(dv_broker_t *self,
         dv_broker_queue_bytes(
             self, dv_sched_queue_info(self->sched, i, &queued, &running));
     }
-    for (size_t i = 0; i < self->n_dead; i++) {
-        dv_broker_queue_bytes(self, self->dead[i].job->queue);
-    }
     // A page of queues (1.2): queues_from..+DV_STATUS_QUEUES_PAGE, in the
     // broker's order; queues_total says how many there are.
     size_t first = from < self->n_qbytes ? (size_t)from : self->n_qbytes;

@@ -596,6 +596,11 @@ render_metrics(dv_broker_t *b, dv_http_reply_t *r)
           (double)b->kept_bytes);
     gauge(p, "drover_dead_letters", "Jobs in the dead-letter queue.",
           (double)b->n_dead);
+    dv_prom_family(p, "drover_dead_letters_dropped_total", "counter",
+                   "Dead letters dropped as the oldest past --max-dead or "
+                   "--max-dead-bytes since the broker started.");
+    dv_prom_sample(p, "drover_dead_letters_dropped_total", NULL, 0,
+                   (double)b->dead_dropped);
     gauge(p, "drover_client_connections",
           "Authenticated client and worker connections (CURVE; 0 in plain "
           "mode).",

@@ -359,7 +359,8 @@ dv_recover_run(dv_broker_t *self, dv_error_t *err)
     free(r.ids);
     if (rc == 0) {
         dv_results_kept_trim(
-            self); // results whose TTL ran out while it was down
+            self);          // results whose TTL ran out while it was down
+        dv_dead_trim(self); // past lower --max-dead/--max-dead-bytes now
         // The failures just recorded: a group member's go through the log
         // like every other write.
         if (self->group) {

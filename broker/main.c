@@ -25,6 +25,7 @@ usage(FILE *f)
                "N]\n"
                "                     [--aging-ms N] [--quarantine-after N] "
                "[--idempotency-window-s N]\n"
+               "                     [--max-dead N] [--max-dead-bytes N]\n"
                "                     [--memory-window N]\n"
                "                     [--secret-key FILE.key --authorized-keys "
                "DIR]\n"
@@ -54,6 +55,10 @@ usage(FILE *f)
                "priority level.\n"
                "--quarantine-after N (default 3): a job whose worker died N "
                "times while\nrunning it goes to the dead letters.\n"
+               "--max-dead N (default and most 100000) dead letters and "
+               "--max-dead-bytes N\n(default and most 256 MiB) their "
+               "payload bytes: past either the oldest\ndead letters are "
+               "dropped (their failed results stay kept).\n"
                "--idempotency-window-s N (default 86400): how long a submit's "
                "idempotency_key\nis remembered.\n"
                "--memory-window N (default 20000): with --data, durable jobs "
@@ -164,6 +169,8 @@ static const arg_row_t args[] = {
     {"--result-ttl-s",           ARG_U64,  OPT(result_ttl_ms),          1, 1000},
     {"--aging-ms",               ARG_U64,  OPT(aging_ms),               1, 1},
     {"--quarantine-after",       ARG_U32,  OPT(quarantine_after),       1, 1},
+    {"--max-dead",               ARG_U64,  OPT(max_dead),               1, 1},
+    {"--max-dead-bytes",         ARG_U64,  OPT(max_dead_bytes),         1, 1},
     {"--memory-window",          ARG_SIZE, OPT(memory_window),          2, 1},
     {"--idempotency-window-s",   ARG_U64,  OPT(idempotency_window_ms),  1, 1000},
     {"--secret-key",             ARG_STR,  OPT(secret_key),             0, 1},

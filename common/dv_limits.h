@@ -134,6 +134,19 @@
 #define DV_MAX_KEPT_RESULTS 100000
 #define DV_MAX_KEPT_BYTES   ((size_t)256 << 20)
 
+// Dead letters the broker holds (in RAM, and in the store with --data): at
+// most this many and this many payload bytes, the oldest dropped first
+// (their failed results stay kept as any other). A job leaves its queue's
+// byte count and its key's --max-inflight when it dies, so without these
+// an outage on the workers' side (every run failing with DV_EIO, workers
+// crashing on a poison payload until it is quarantined) sent every job to
+// the dead letters, each payload up to a frame, held without end while
+// producers kept submitting. The kept results' bounds, for the same
+// reason: a burst of failures stays for inspection and requeue.
+// drover-broker --max-dead and --max-dead-bytes lower them.
+#define DV_MAX_DEAD_JOBS  100000
+#define DV_MAX_DEAD_BYTES ((size_t)256 << 20)
+
 // The daemons' allocator (dv_mem_tune_daemon, drover-broker and
 // drover-worker only: a library leaves its host's allocator alone). glibc
 // maps a block over its dynamic threshold (128 KiB at first) afresh and

@@ -684,6 +684,152 @@ test_poison_quarantine(void)
     DV_CHECK_EQ(n, 0);
 }
 
+// Fail the raw worker's next run with DV_EIO: its job id (0: none came).
+static uint64_t
+fail_next(cluster_t *c)
+{
+    uint64_t job = 0;
+    uint32_t a = 0;
+    bool ran = dv_tworker_next_run(c->raw, 20000, &job, &a);
+    return ran && dv_tworker_answer(c->raw, job, a, DV_EIO,
+                                    "the test's disk failed") == 0
+               ? job
+               : 0;
+}
+
+// The dead letters' ids (oldest first) into ids (at most 8); their count,
+// or -1.
+static int
+dead_ids(cluster_t *c, uint64_t *ids)
+{
+    drover_dead_t *v = NULL;
+    size_t n = 0;
+    drover_error_t err;
+    if (drover_dead_list(c->d, NULL, 0, &v, &n, &err) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n && i < 8; i++) {
+        ids[i] = v[i].job;
+    }
+    drover_dead_free(&v, n);
+    return (int)n;
+}
+
+// Status's dead letters: in all, and in queues "a" and "b" (-1: unread).
+static void
+dead_counts(cluster_t *c, long *all, long *a, long *b)
+{
+    drover_status_t st = {0};
+    drover_error_t err;
+    *all = *a = *b = -1;
+    if (drover_status(c->d, &st, &err) == 0) {
+        *all = (long)st.dead;
+        for (size_t i = 0; i < st.n_queues; i++) {
+            if (strcmp(st.queues[i].name, "a") == 0) {
+                *a = (long)st.queues[i].dead;
+            } else if (strcmp(st.queues[i].name, "b") == 0) {
+                *b = (long)st.queues[i].dead;
+            }
+        }
+    }
+    drover_status_clear(&st);
+}
+
+// Dead letters are bounded (--max-dead 3, --max-dead-bytes 2500): past
+// either the oldest are dropped, from memory and the store, while their
+// failed results stay; status counts each queue's; a restart with a lower
+// --max-dead drops more at recovery.
+static void
+test_dead_letters_bounded(void)
+{
+    const char *extra[] = {"--max-dead", "3", "--max-dead-bytes", "2500", NULL};
+    cluster_t c;
+    bool up = cluster_up(&c, 0, extra);
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
+    static char payload[2400];
+    memset(payload, 'p', sizeof payload);
+    enum { N = 5 };
+    uint64_t ids[N + 1] = {0}, failed[N + 1] = {0};
+    for (size_t i = 0; c.raw && i <= N; i++) { // the last one: later
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "sleep";
+        job.sleep_ms = 1;
+        job.max_attempts = 1;
+        job.queue = i < 3 ? "a" : "b";
+        job.payload = payload;
+        job.payload_len = i < N ? 100 : 2400;
+        if (i < N) {
+            ids[i] = submit_job(&c, &job);
+        } else {
+            for (size_t k = 0; k < N; k++) { // every run failed, in order
+                failed[k] = fail_next(&c);
+            }
+            for (size_t k = 0; k < N; k++) {
+                result_code(&c, failed[k], 10000, NULL);
+            }
+            ids[N] = submit_job(&c, &job);
+            failed[N] = fail_next(&c);
+            result_code(&c, failed[N], 10000, NULL);
+        }
+    }
+    bool all_failed = true;
+    for (size_t i = 0; i <= N; i++) {
+        all_failed = all_failed && failed[i];
+    }
+    // The five: the last three kept. The sixth (2,400 bytes): over three
+    // by count, then over 2,500 bytes: the two oldest go.
+    uint64_t dead[8] = {0};
+    int n_dead = all_failed ? dead_ids(&c, dead) : -1;
+    long all = -1, in_a = -1, in_b = -1;
+    dead_counts(&c, &all, &in_a, &in_b);
+    // Dropped dead letters keep their failed results.
+    int first_code = all_failed ? result_code(&c, failed[0], 10000, NULL) : 0;
+    dv_tworker_stop(&c.raw);
+    uint64_t barrier = all_failed ? submit(&c, "echo", 0, 0) : 0; // stored
+    char path[4400], want[160];
+    snprintf(path, sizeof path, "%s/broker.log", c.dir);
+    size_t len = 0;
+    char *log = up ? (char *)dv_test_read_file(path, &len) : NULL;
+    snprintf(want, sizeof want,
+             "dead letters: dropped the oldest 2 (jobs %llu..%llu;",
+             (unsigned long long)failed[2], (unsigned long long)failed[3]);
+    bool logged = log && strstr(log, want);
+    free(log);
+    // Restarted with --max-dead 1: recovery drops the older one.
+    kill_pid(c.broker.pid, SIGKILL);
+    dv_proc_stop(&c.broker, SIGKILL);
+    c.extra[1] = "1";
+    bool back = barrier && broker_start(&c);
+    uint64_t dead2[8] = {0};
+    int n_dead2 = back ? dead_ids(&c, dead2) : -1;
+    long all2 = -1, in_a2 = -1, in_b2 = -1;
+    dead_counts(&c, &all2, &in_a2, &in_b2);
+    int first_code2 = back ? result_code(&c, failed[0], 10000, NULL) : 0;
+    cluster_down(&c, !logged || n_dead2 != 1);
+    // What each queue holds of the kept two: the sixth is b's.
+    long want_a = 0;
+    for (size_t i = 0; i < N; i++) {
+        want_a += ids[i] == failed[4] && i < 3;
+    }
+    DV_CHECK(up);
+    DV_CHECK(all_failed);
+    DV_CHECK_EQ(n_dead, 2);
+    DV_CHECK_EQ(dead[0], failed[4]);
+    DV_CHECK_EQ(dead[1], failed[5]);
+    DV_CHECK_EQ(all, 2);
+    DV_CHECK_EQ(in_a, want_a);
+    DV_CHECK_EQ(in_b, 2 - want_a);
+    DV_CHECK_EQ(first_code, DV_EIO);
+    DV_CHECK(logged);
+    DV_CHECK(back);
+    DV_CHECK_EQ(n_dead2, 1);
+    DV_CHECK_EQ(dead2[0], failed[5]);
+    DV_CHECK_EQ(all2, 1);
+    DV_CHECK_EQ(in_a2, 0);
+    DV_CHECK_EQ(in_b2, 1);
+    DV_CHECK_EQ(first_code2, DV_EIO);
+}
+
 // ---------------------------------------------------------- idempotency
 
 static uint64_t
@@ -1099,6 +1245,7 @@ static const dv_test_case_t cases[] = {
     {"retries with backoff into durable dead letters, requeue",
      test_retries_into_dead_letters},
     {"poison quarantine", test_poison_quarantine},
+    {"dead letters bounded, the oldest dropped", test_dead_letters_bounded},
     {"idempotency keys across a restart, --no-wait, status --json",
      test_idempotency_and_no_wait},
     {"result streams: consumer acks, resume after a crash, live",

@@ -110,6 +110,7 @@ def test_metrics_move_as_jobs_run(cluster):
         ("drover_worker_resident_memory_bytes", "gauge"),
         ("drover_kept_results", "gauge"),
         ("drover_dead_letters", "gauge"),
+        ("drover_dead_letters_dropped", "counter"),
         ("drover_handshakes_refused", "counter"),
         ("process_cpu_seconds", "counter"),
         ("process_resident_memory_bytes", "gauge"),
@@ -156,6 +157,7 @@ def test_metrics_move_as_jobs_run(cluster):
         before, "drover_store_commit_seconds_count")
     assert value(after, "drover_queue_jobs", queue="mq", state="queued") == 0
     assert ("drover_dead_letters", ()) in after
+    assert value(after, "drover_dead_letters_dropped_total") == 0
     assert value(after, "drover_model_versions") == 1
     assert value(after, "process_resident_memory_bytes") > 1 << 20
     # workers' own figures arrive with their heartbeats (every second)
