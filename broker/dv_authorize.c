@@ -659,7 +659,7 @@ followers_reauthorize(dv_broker_t *self)
                "stream %s/%s: key '%s' may no longer follow it: stopped (give "
                "it the consumer role for the queue to follow again)",
                queue, c->consumer, c->follower);
-        c->route_len = 0;
+        dv_results_cursor_stop(self, c);
     }
 }
 

@@ -876,6 +876,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->sched = dv_sched_new();
     self->job_spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
     self->qnames = dv_names_new();
+    self->cursor_names = dv_names_new();
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
@@ -1066,6 +1067,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         dv_sched_destroy(&self->sched);
         dv_spare_destroy(&self->job_spare);
         dv_names_destroy(&self->qnames);
+        dv_names_destroy(&self->cursor_names);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
         dv_names_destroy(&self->whonames);
@@ -1229,6 +1231,7 @@ free_queues(dv_broker_t *self)
             free(self->qbytes[q].spills[i].buf);
         }
         free(self->qbytes[q].spills);
+        free(self->qbytes[q].fol);
     }
     free(self->qbytes);
     for (size_t i = 0; i < self->n_dead; i++) {
@@ -1294,6 +1297,7 @@ dv_broker_destroy(dv_broker_t **self_p)
     dv_sched_destroy(&self->sched);
     dv_spare_destroy(&self->job_spare); // after every job
     dv_names_destroy(&self->qnames);
+    dv_names_destroy(&self->cursor_names);
     free_catalogs(self);
     dv_endpoint_unlock_dir(&self->lock_fd); // last: the folder is ours till now
     free(self);

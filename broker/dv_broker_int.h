@@ -219,6 +219,9 @@ typedef struct {
     uint64_t seq_recovered; // the last seq given out before this start
     uint64_t mark_key;      // its DV_STORE_STREAMS record (0: none yet)
     bool mark_due;          // seqs given out since its mark was staged
+    uint32_t *fol;          // its consumers followed now (cursor indices):
+    uint32_t n_fol;         //   a result is pumped to these only
+    uint32_t cap_fol;       //
 } qbytes_t;
 
 // Jobs of one priority of a queue that wait in the store only (the queue
@@ -246,6 +249,8 @@ typedef struct {
     uint64_t rid;                        // its follow request
     uint32_t window;                     // unacked results in flight, max
     uint32_t inflight;                   // sent, not acked
+    uint32_t fol_at;                     // its place in its queue's fol + 1
+                                         //   (0: nobody follows it)
     char owner[DV_KEY_ID_MAX + 1];       // the key that first followed it
                                          // ("": none yet, plain mode)
     char follower[DV_KEY_ID_MAX + 1];    // the following connection's key
@@ -366,8 +371,10 @@ struct dv_broker {
     uint64_t idem_window_ms;   // how long a key is remembered
     uint32_t quarantine_after; // lost runs before a job is quarantined
     uint64_t rng;              // backoff jitter (xorshift state)
-    cursor_t *cursors;         // result stream consumers
-    size_t n_cursors;          //
+    cursor_t *cursors;         // result stream consumers (never removed:
+    size_t n_cursors;          //   indices are stable)
+    size_t cap_cursors;        //   DV_MAX_CONSUMERS at most, made here
+    dv_names_t *cursor_names;  // "QUEUE/CONSUMER" -> index
     uint64_t next_cursor_key;  // store keys for new ones
     uint64_t *skip;            // spilled jobs already ended (cancelled,
     size_t skip_cap, skip_n;   //   expired): open addressing, 0 empty

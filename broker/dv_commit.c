@@ -181,10 +181,8 @@ marks_done(dv_broker_t *self, commit_t *c)
         }
         q->seq_stored =
             c->marks[i].seq > q->seq_stored ? c->marks[i].seq : q->seq_stored;
-        for (size_t j = 0; j < self->n_cursors; j++) {
-            if (self->cursors[j].qidx == c->marks[i].qidx) {
-                dv_results_stream_pump(self, &self->cursors[j]);
-            }
+        for (uint32_t j = 0; j < q->n_fol; j++) { // its followers
+            dv_results_stream_pump(self, &self->cursors[q->fol[j]]);
         }
     }
     free(c->marks);

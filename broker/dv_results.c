@@ -130,9 +130,10 @@ stream_unlink(dv_broker_t *self, kept_t *k)
         return;
     }
     qbytes_t *q = &self->qbytes[k->qidx - 1];
-    for (size_t i = 0; i < self->n_cursors; i++) {
-        if (self->cursors[i].pos == k) {
-            self->cursors[i].pos = k->qprev; // its successor comes next
+    for (uint32_t i = 0; i < q->n_fol; i++) { // pos matters while followed
+        cursor_t *c = &self->cursors[q->fol[i]];
+        if (c->pos == k) {
+            c->pos = k->qprev; // its successor comes next
         }
     }
     if (k->qprev) {
@@ -551,10 +552,8 @@ stream_append(dv_broker_t *self, kept_t *k, const qbytes_t *q)
     k->seq = q->next_seq;
     dv_results_stream_link(self, k);
     dv_results_mark_due(self, k->qidx, true);
-    for (size_t i = 0; i < self->n_cursors; i++) {
-        if (self->cursors[i].qidx == k->qidx) {
-            dv_results_stream_pump(self, &self->cursors[i]);
-        }
+    for (uint32_t i = 0; i < q->n_fol; i++) { // its followers only
+        dv_results_stream_pump(self, &self->cursors[q->fol[i]]);
     }
 }
 
@@ -838,33 +837,40 @@ store_cursor(dv_broker_t *self, const cursor_t *c)
     dv_commit_arm(self);
 }
 
+// A consumer's key in self->cursor_names: "QUEUE/CONSUMER" (names are
+// [A-Za-z0-9._-]+: the slash parts them).
+static void
+cursor_key(char *key, size_t size, const char *queue, const char *consumer)
+{
+    snprintf(key, size, "%s/%s", queue, consumer);
+}
+
+#define CURSOR_KEY_MAX (2 * DV_MAX_WIRE_NAME + 2)
+
 // The consumer on queue (by name; NULL when either is unknown), for
 // dv_authorize_client(), which must not create queues.
+static size_t
+cursor_index(const dv_broker_t *self, const char *queue, const char *consumer)
+{
+    char key[CURSOR_KEY_MAX];
+    cursor_key(key, sizeof key, queue, consumer);
+    return dv_names_find(self->cursor_names, key);
+}
+
 const cursor_t *
 dv_results_cursor_named(const dv_broker_t *self,
                         const char *queue,
                         const char *consumer)
 {
-    for (size_t i = 0; i < self->n_cursors; i++) {
-        const cursor_t *c = &self->cursors[i];
-        if (strcmp(c->consumer, consumer) == 0 &&
-            strcmp(self->qbytes[c->qidx - 1].name, queue) == 0) {
-            return c;
-        }
-    }
-    return NULL;
+    size_t i = cursor_index(self, queue, consumer);
+    return i == SIZE_MAX ? NULL : &self->cursors[i];
 }
 
 static cursor_t *
 cursor_find(dv_broker_t *self, uint32_t qidx, const char *consumer)
 {
-    for (size_t i = 0; i < self->n_cursors; i++) {
-        if (self->cursors[i].qidx == qidx &&
-            strcmp(self->cursors[i].consumer, consumer) == 0) {
-            return &self->cursors[i];
-        }
-    }
-    return NULL;
+    size_t i = cursor_index(self, self->qbytes[qidx - 1].name, consumer);
+    return i == SIZE_MAX ? NULL : &self->cursors[i];
 }
 
 cursor_t *
@@ -874,8 +880,11 @@ dv_results_cursor_add(dv_broker_t *self,
                       const char *consumer,
                       uint64_t acked)
 {
-    self->cursors =
-        dv_realloc(self->cursors, (self->n_cursors + 1) * sizeof(cursor_t));
+    if (self->n_cursors == self->cap_cursors) { // doubling: no copy per add
+        self->cap_cursors = self->cap_cursors ? 2 * self->cap_cursors : 16;
+        self->cursors =
+            dv_realloc(self->cursors, self->cap_cursors * sizeof(cursor_t));
+    }
     cursor_t *c = &self->cursors[self->n_cursors++];
     memset(c, 0, sizeof *c);
     c->key = key;
@@ -885,7 +894,41 @@ dv_results_cursor_add(dv_broker_t *self,
     if (key >= self->next_cursor_key) {
         self->next_cursor_key = key + 1;
     }
+    char name[CURSOR_KEY_MAX];
+    cursor_key(name, sizeof name, self->qbytes[qidx - 1].name, consumer);
+    dv_names_add(self->cursor_names, name, self->n_cursors - 1);
     return c;
+}
+
+// c is followed now: into its queue's followed list (once).
+static void
+cursor_followed(dv_broker_t *self, cursor_t *c)
+{
+    qbytes_t *q = &self->qbytes[c->qidx - 1];
+    if (c->fol_at) {
+        return;
+    }
+    if (q->n_fol == q->cap_fol) {
+        q->cap_fol = q->cap_fol ? 2 * q->cap_fol : 4;
+        q->fol = dv_realloc(q->fol, q->cap_fol * sizeof *q->fol);
+    }
+    q->fol[q->n_fol++] = (uint32_t)(c - self->cursors);
+    c->fol_at = q->n_fol;
+}
+
+void
+dv_results_cursor_stop(dv_broker_t *self, cursor_t *c)
+{
+    c->route_len = 0;
+    if (!c->fol_at) {
+        return;
+    }
+    qbytes_t *q = &self->qbytes[c->qidx - 1];
+    uint32_t at = c->fol_at - 1, last = q->fol[q->n_fol - 1];
+    q->fol[at] = last; // the last one takes its place
+    self->cursors[last].fol_at = at + 1;
+    q->n_fol--;
+    c->fol_at = 0;
 }
 
 // {queue, consumer} of a stream request; the queue's index into *qidx
@@ -939,6 +982,16 @@ dv_results_on_follow(dv_broker_t *self,
                          "follow: window must be 1..10000, from earliest or "
                          "latest");
     }
+    // A new consumer past DV_MAX_CONSUMERS is refused before anything is
+    // made (neither the consumer nor its queue).
+    if (self->n_cursors >= DV_MAX_CONSUMERS &&
+        !dv_results_cursor_named(self, queue, consumer)) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "follow: consumer '%s' would be new and the broker "
+                         "keeps %zu stream consumers already (limit %d): "
+                         "follow an existing one",
+                         consumer, self->n_cursors, DV_MAX_CONSUMERS);
+    }
     // A consumer may follow a queue before its first job: that creates the
     // queue (counted against DV_MAX_QUEUES), as a stored cursor needs one.
     if ((rc = dv_broker_queue_may_create(self, queue, "follow", err)) != 0) {
@@ -967,6 +1020,7 @@ dv_results_on_follow(dv_broker_t *self,
     c->inflight = 0;
     memcpy(c->route, route, route_len);
     c->route_len = route_len;
+    cursor_followed(self, c);
     c->rid = rid;
     c->window = (uint32_t)window;
     snprintf(c->follower, sizeof c->follower, "%s",
@@ -1056,7 +1110,7 @@ dv_results_on_unfollow(dv_broker_t *self,
           : NULL;
     if (c && c->route_len == route_len &&
         memcmp(c->route, route, route_len) == 0) {
-        c->route_len = 0;
+        dv_results_cursor_stop(self, c);
     }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "acked", c ? c->acked : 0);

@@ -127,8 +127,14 @@ const cursor_t *dv_results_cursor_named(const dv_broker_t *self,
                                         const char *queue,
                                         const char *consumer);
 
-// Add a cursor (store key, queue qidx, consumer, acked). Returns it,
-// borrowed: valid until the next dv_results_cursor_add.
+// c's follower stops (unfollow, a reload that takes the right away):
+// nothing more is pushed to it; it leaves its queue's followed list.
+void dv_results_cursor_stop(dv_broker_t *self, cursor_t *c);
+
+// Add a cursor (store key, queue qidx, consumer, acked; not there yet).
+// Returns it, borrowed: valid until the next dv_results_cursor_add. The
+// caller keeps to DV_MAX_CONSUMERS for new ones (recovery loads what the
+// store holds).
 cursor_t *dv_results_cursor_add(dv_broker_t *self,
                                 uint64_t key,
                                 uint32_t qidx,

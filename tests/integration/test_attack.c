@@ -750,6 +750,72 @@ test_queues_only_from_accepted_jobs(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A follow naming consumer on queue (rid).
+static void
+follow_raw(void *sock, uint64_t rid, const char *queue, const char *consumer)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_FOLLOW, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    send_header(sock, w);
+}
+
+// Stream consumers are kept for good, so new ones stop at
+// DV_MAX_CONSUMERS: past it a follow naming a new consumer is refused
+// (DV_ELIMIT) and makes nothing, not even its queue; one the broker has
+// still follows.
+static void
+test_consumers_are_bounded(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(a);
+    int linger = 0;
+    if (a) {
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.cep);
+    }
+    const int n = DV_MAX_CONSUMERS + 10;
+    for (int i = 0; a && i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "c%05d", i);
+        follow_raw(a, (uint64_t)i + 1, "s", name);
+    }
+    tally_t t = {.code = DV_ELIMIT};
+    if (a) {
+        read_replies(a, n, on_tally, &t);
+    }
+    // Past the bound: a new consumer on a new queue (refused, no queue),
+    // and the first consumer again (followed).
+    tally_t t2 = {.code = DV_ELIMIT};
+    if (a) {
+        follow_raw(a, 900001, "t", "c00000");
+        follow_raw(a, 900002, "s", "c00000");
+        read_replies(a, 2, on_tally, &t2);
+        zmq_close(a);
+    }
+    drover_status_t st = {0};
+    drover_error_t err = {0};
+    int s_rc = up ? drover_status(c.d, &st, &err) : -1;
+    size_t queues = st.n_queues;
+    bool only_s = queues == 1 && strcmp(st.queues[0].name, "s") == 0;
+    drover_status_clear(&st);
+    printf("  %d follows of new consumers: %d ok, %d refused; then %d ok, "
+           "%d refused; %zu queue(s)\n",
+           n, t.ok, t.refused, t2.ok, t2.refused, queues);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(t.ok, DV_MAX_CONSUMERS);
+    DV_CHECK_EQ(t.refused, 10);
+    DV_CHECK_EQ(t.other, 0);
+    DV_CHECK_EQ(t2.ok, 1);
+    DV_CHECK_EQ(t2.refused, 1);
+    DV_CHECK_EQ(s_rc, 0);
+    DV_CHECK(only_s);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"a hostile error map from a worker", test_hostile_error_map},
     {"big results travel as frames", test_big_results_travel_as_frames},
@@ -757,6 +823,7 @@ static const dv_test_case_t cases[] = {
     {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
     {"upload reservations are bounded", test_upload_reservations_are_bounded},
     {"queues only from accepted jobs", test_queues_only_from_accepted_jobs},
+    {"stream consumers are bounded", test_consumers_are_bounded},
     {NULL, NULL},
 };
 
