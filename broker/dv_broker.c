@@ -891,6 +891,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
                                ? opts->idempotency_window_ms
                                : 24ULL * 3600 * 1000;
     self->timeq = dv_timeq_new();
+    self->timers_compact_at = 1024; // dv_timers_add
     self->spill_window = opts->memory_window ? opts->memory_window : 20000;
     self->rng = 0x9e3779b97f4a7c15ULL ^ dv_broker_unix_ms_now();
     self->lock_fd = -1;

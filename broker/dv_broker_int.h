@@ -355,6 +355,7 @@ struct dv_broker {
     dv_timeq_t *timeq;         // backoffs, deadlines, run timeouts
     uv_timer_t timer;          // fires at the earliest of them
     uint64_t timer_at;         // when it is armed for (0: not armed)
+    size_t timers_compact_at;  // timeq entries before stale ones go
     dead_t *dead;              // the dead-letter queue, oldest first:
     size_t n_dead;             //   dead[0..n_dead) = dead_block[dead_head
     dead_t *dead_block;        //   ..]; the room before dead_head is the

@@ -596,6 +596,10 @@ render_metrics(dv_broker_t *b, dv_http_reply_t *r)
           (double)b->kept_bytes);
     gauge(p, "drover_dead_letters", "Jobs in the dead-letter queue.",
           (double)b->n_dead);
+    gauge(p, "drover_timer_entries",
+          "Timed events held: retry backoffs, deadlines, run timeouts "
+          "(stale ones are dropped once they double).",
+          (double)dv_timeq_size(b->timeq));
     dv_prom_family(p, "drover_dead_letters_dropped_total", "counter",
                    "Dead letters dropped as the oldest past --max-dead or "
                    "--max-dead-bytes since the broker started.");

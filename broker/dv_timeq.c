@@ -53,15 +53,11 @@ dv_timeq_peek(const dv_timeq_t *self, dv_timeq_entry_t *out)
     return true;
 }
 
-bool
-dv_timeq_pop_due(dv_timeq_t *self, uint64_t now, dv_timeq_entry_t *out)
+// Put e at slot i or below it, moving earlier children up (the heap
+// below i, without i, holds).
+static void
+sift_down(dv_timeq_t *self, size_t i, dv_timeq_entry_t e)
 {
-    if (self->n == 0 || self->heap[0].at > now) {
-        return false;
-    }
-    *out = self->heap[0];
-    dv_timeq_entry_t last = self->heap[--self->n];
-    size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= self->n) {
@@ -70,16 +66,44 @@ dv_timeq_pop_due(dv_timeq_t *self, uint64_t now, dv_timeq_entry_t *out)
         if (c + 1 < self->n && self->heap[c + 1].at < self->heap[c].at) {
             c++;
         }
-        if (self->heap[c].at >= last.at) {
+        if (self->heap[c].at >= e.at) {
             break;
         }
         self->heap[i] = self->heap[c];
         i = c;
     }
+    self->heap[i] = e;
+}
+
+bool
+dv_timeq_pop_due(dv_timeq_t *self, uint64_t now, dv_timeq_entry_t *out)
+{
+    if (self->n == 0 || self->heap[0].at > now) {
+        return false;
+    }
+    *out = self->heap[0];
+    dv_timeq_entry_t last = self->heap[--self->n];
     if (self->n) {
-        self->heap[i] = last;
+        sift_down(self, 0, last);
     }
     return true;
+}
+
+size_t
+dv_timeq_filter(dv_timeq_t *self, dv_timeq_keep_fn *keep, void *arg)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->n; i++) {
+        if (keep(&self->heap[i], arg)) {
+            self->heap[kept++] = self->heap[i];
+        }
+    }
+    size_t dropped = self->n - kept;
+    self->n = kept;
+    for (size_t i = kept / 2; i-- > 0;) { // Floyd: bottom-up, O(n)
+        sift_down(self, i, self->heap[i]);
+    }
+    return dropped;
 }
 
 size_t

@@ -1,9 +1,12 @@
 // dv_timeq — a min-heap of timed events for the broker: a job's retry
 // backoff ending, its deadline, its run timeout. Entries are plain values
-// (time, job id, tag, attempt); nothing is removed early: whoever pops an
-// entry checks that the job is still in the state the entry was for (the
-// job may have finished, been cancelled or retried since), which keeps
-// every other path free of timer bookkeeping.
+// (time, job id, tag, attempt); none is removed when its job moves on:
+// whoever pops an entry checks that the job is still in the state the
+// entry was for (the job may have finished, been cancelled or retried
+// since), which keeps every other path free of timer bookkeeping. Stale
+// entries go in bulk instead (dv_timeq_filter, which the owner runs when
+// the heap has doubled), so a job that ends long before its deadline or
+// timeout does not hold an entry until then.
 // Threads: one (the broker's loop thread).
 #ifndef DV_TIMEQ_H
 #define DV_TIMEQ_H
@@ -39,5 +42,12 @@ bool dv_timeq_pop_due(dv_timeq_t *self, uint64_t now, dv_timeq_entry_t *out);
 
 // Entries held.
 size_t dv_timeq_size(const dv_timeq_t *self);
+
+// Whether an entry is still wanted (arg: the caller's).
+typedef bool dv_timeq_keep_fn(const dv_timeq_entry_t *entry, void *arg);
+
+// Keep only the entries keep says yes to (each asked once), and make the
+// heap again: O(entries). Returns how many were dropped.
+size_t dv_timeq_filter(dv_timeq_t *self, dv_timeq_keep_fn *keep, void *arg);
 
 #endif

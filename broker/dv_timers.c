@@ -25,11 +25,49 @@
 
 static void timers_arm(dv_broker_t *self);
 
+// Whether timer entry e can still do something when due (timer_due would
+// not ignore it): its job is in memory and, for a run's timeout, a
+// backoff's end or a leader change's hold, still at that attempt; or it is
+// a deadline of a job waiting in the store (a deep queue's).
+static bool
+timer_live(const dv_timeq_entry_t *e, void *arg)
+{
+    dv_broker_t *self = arg;
+    if (e->tag == T_DEADLINE) {
+        if (dv_broker_job_find(self, e->id)) {
+            return true;
+        }
+        job_t *s = self->n_spilled ? dv_spill_read(self, e->id) : NULL;
+        dv_broker_job_free(s);
+        return s != NULL;
+    }
+    dv_sched_state_t st;
+    uint32_t attempts = 0;
+    return dv_broker_job_find(self, e->id) &&
+           dv_sched_job_state(self->sched, e->id, &st, &attempts) == 0 &&
+           attempts == e->attempt;
+}
+
+// Entries a heap may hold before the stale ones are dropped: 1,024 at
+// first, then twice what the last pass kept.
+#define TIMERS_COMPACT_MIN 1024
+
 void
 dv_timers_add(
     dv_broker_t *self, uint64_t at, uint64_t id, uint32_t tag, uint32_t attempt)
 {
     dv_timeq_push(self->timeq, (dv_timeq_entry_t){at, id, tag, attempt});
+    // Entries stay until due, and a job's deadline or timeout may be days
+    // away (DV_MAX_DEADLINE_MS) while the job ends in a millisecond: past
+    // twice the entries the last pass kept, the stale ones go (amortized
+    // O(1) a push), so the heap holds about what live jobs need.
+    size_t n = dv_timeq_size(self->timeq);
+    if (n >= self->timers_compact_at) {
+        dv_timeq_filter(self->timeq, timer_live, self);
+        n = dv_timeq_size(self->timeq);
+        self->timers_compact_at =
+            2 * n > TIMERS_COMPACT_MIN ? 2 * n : TIMERS_COMPACT_MIN;
+    }
     timers_arm(self);
 }
 

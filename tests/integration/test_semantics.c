@@ -528,6 +528,53 @@ test_leases(void)
     DV_CHECK_EQ(attempts, 1);
 }
 
+// A timer entry stays until due, and a run timeout may be an hour away
+// while its job ends at once: the broker drops the stale ones whenever the
+// heap has doubled (from 1,024). 1,500 quick jobs with an hour's timeout
+// go through that while a slow job's 5 s timeout, still live, must fire.
+static void
+test_stale_timers_go_live_ones_fire(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 2, NULL);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "sleep";
+    job.sleep_ms = 30000;
+    job.timeout_ms = 5000;
+    uint64_t slow = up ? submit_job(&c, &job) : 0;
+    bool running = slow && wait_state(c.d, slow, "running", 10000);
+    int64_t t0 = dv_test_now_ms();
+    enum { N = 1500 };
+    size_t done = 0;
+    uint64_t last = 0;
+    for (size_t i = 0; running && i < N; i++) {
+        job = (drover_job_t)DROVER_JOB_INIT;
+        job.payload = "q";
+        job.payload_len = 1;
+        job.durability = "none";
+        job.timeout_ms = 3600000;
+        last = submit_job(&c, &job);
+        done += last != 0;
+    }
+    int64_t submitted_ms = dv_test_now_ms() - t0;
+    int last_code = last ? result_code(&c, last, 20000, NULL) : -1;
+    uint32_t attempts = 0;
+    int slow_code = running ? result_code(&c, slow, 30000, &attempts) : 0;
+    int64_t slow_ms = dv_test_now_ms() - t0;
+    printf("  %zu quick jobs submitted in %lld ms; the slow one ended %s "
+           "after %lld ms\n",
+           done, (long long)submitted_ms, dv_err_name(slow_code),
+           (long long)slow_ms);
+    cluster_down(&c, slow_code != DV_ETIMEDOUT);
+    DV_CHECK(up);
+    DV_CHECK(running);
+    DV_CHECK_EQ(done, N);
+    DV_CHECK_EQ(last_code, 0);
+    DV_CHECK_EQ(slow_code, DV_ETIMEDOUT);
+    DV_CHECK_EQ(attempts, 1);
+    DV_CHECK(slow_ms < 25000); // the timeout, not the 30 s sleep's end
+}
+
 // --------------------------------------- retries, dead letters, poison
 
 // Kill whichever worker runs attempt of job, once it runs, and start
@@ -1240,6 +1287,8 @@ static const dv_test_case_t cases[] = {
     {"priorities, then aging; queues take turns", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
      test_deadline_timeout_cancel},
+    {"stale timers go, live ones still fire",
+     test_stale_timers_go_live_ones_fire},
     {"leases: long jobs run once, silent workers lose theirs after the lease",
      test_leases},
     {"retries with backoff into durable dead letters, requeue",

@@ -111,6 +111,7 @@ def test_metrics_move_as_jobs_run(cluster):
         ("drover_kept_results", "gauge"),
         ("drover_dead_letters", "gauge"),
         ("drover_dead_letters_dropped", "counter"),
+        ("drover_timer_entries", "gauge"),
         ("drover_handshakes_refused", "counter"),
         ("process_cpu_seconds", "counter"),
         ("process_resident_memory_bytes", "gauge"),
@@ -158,6 +159,12 @@ def test_metrics_move_as_jobs_run(cluster):
     assert value(after, "drover_queue_jobs", queue="mq", state="queued") == 0
     assert ("drover_dead_letters", ()) in after
     assert value(after, "drover_dead_letters_dropped_total") == 0
+    # Quick jobs with an hour's run timeout: their timer entries go once
+    # the heap doubles, not after the hour (3,000 here without that).
+    cli(ep, "submit", "--echo", "16", "--count", "3000", "--timeout-ms",
+        "3600000", "--queue", "tq")
+    timers = value(scrape(base)[1], "drover_timer_entries")
+    assert timers < 1024, timers
     assert value(after, "drover_model_versions") == 1
     assert value(after, "process_resident_memory_bytes") > 1 << 20
     # workers' own figures arrive with their heartbeats (every second)
