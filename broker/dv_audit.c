@@ -23,12 +23,25 @@ typedef struct {
 } rec_t;
 
 struct dv_audit {
-    dv_store_t *store; // borrowed (NULL: memory only)
-    rec_t **ring;      // DV_AUDIT_MEMORY slots
-    size_t head;       // index of the oldest
-    size_t n;          // entries held
-    uint64_t last_seq; //
+    dv_store_t *store;               // borrowed (NULL: memory only)
+    rec_t **ring;                    // DV_AUDIT_MEMORY slots
+    size_t head;                     // index of the oldest
+    size_t n;                        // entries held
+    uint64_t last_seq;               //
+    uint64_t first_stored, n_stored; // the store's oldest seq, and count
+    uint64_t max_stored;             // kept in the store at most
 };
+
+// Delete the store's oldest entries while it holds more than max_stored
+// (seqs are given one after another, so the oldest is first_stored).
+static void
+store_trim(dv_audit_t *self)
+{
+    while (self->store && self->n_stored > self->max_stored) {
+        dv_store_del(self->store, DV_STORE_AUDIT, self->first_stored++);
+        self->n_stored--;
+    }
+}
 
 static uint64_t
 now_ms(void)
@@ -101,14 +114,21 @@ load_one(uint64_t id, const void *data, size_t len, void *arg)
         at += l[i];
     }
     ring_push(self, rec_new(id, unix_ms, s, l));
+    if (self->n_stored++ == 0) { // the walk is in id order
+        self->first_stored = id;
+    }
     return 0;
 }
 
 int
-dv_audit_open(dv_audit_t **out, dv_store_t *store, dv_error_t *err)
+dv_audit_open(dv_audit_t **out,
+              dv_store_t *store,
+              uint64_t max_stored,
+              dv_error_t *err)
 {
     dv_audit_t *self = dv_calloc(1, sizeof *self);
     self->store = store;
+    self->max_stored = max_stored ? max_stored : 1;
     self->ring = dv_calloc(DV_AUDIT_MEMORY, sizeof(rec_t *));
     if (store) {
         int rc = dv_store_each(store, DV_STORE_AUDIT, load_one, self, err);
@@ -119,6 +139,13 @@ dv_audit_open(dv_audit_t **out, dv_store_t *store, dv_error_t *err)
             dv_audit_destroy(&self);
             return rc;
         }
+        if (self->n_stored &&
+            self->n_stored != self->last_seq - self->first_stored + 1) {
+            // Not one run of seqs (edited by hand?): trim by the count
+            // from the oldest as found; a missing key deletes nothing.
+            self->first_stored = self->last_seq + 1 - self->n_stored;
+        }
+        store_trim(self); // a lower bound than the store was written with
     }
     *out = self;
     return 0;
@@ -165,8 +192,18 @@ dv_audit_add(dv_audit_t *self,
             at += 2 + l[i];
         }
         dv_store_put_owned(self->store, DV_STORE_AUDIT, r->seq, p, len);
+        if (self->n_stored++ == 0) {
+            self->first_stored = r->seq;
+        }
+        store_trim(self);
     }
     ring_push(self, r);
+}
+
+uint64_t
+dv_audit_stored(const dv_audit_t *self)
+{
+    return self->n_stored;
 }
 
 void

@@ -5,9 +5,11 @@
 // Entries are appended to the store's `audit` table (sequence -> record),
 // committed with the broker's next group commit, and never changed or
 // deleted through any API: the protocol can only read them (audit_list).
-// The newest DV_AUDIT_MEMORY entries are also held in memory for reading;
-// older ones stay in the store (readable with mdb_dump). Without a store
-// (in-memory broker) only the memory copy exists.
+// The store keeps the newest max_stored (DV_MAX_AUDIT_STORED for the
+// broker), deleting the oldest as new ones come; the newest
+// DV_AUDIT_MEMORY are also held in memory for reading (older ones are
+// readable with mdb_dump). Without a store (in-memory broker) only the
+// memory copy exists.
 //
 // Threads: the broker's loop thread.
 #ifndef DV_AUDIT_H
@@ -33,13 +35,19 @@ typedef struct {
 
 typedef struct dv_audit dv_audit_t;
 
-// Open over store (NULL: memory only), reading back the entries it holds.
-// Returns 0 and *out, or the store's error (a damaged entry: DV_EFORMAT).
-int dv_audit_open(dv_audit_t **out, dv_store_t *store, dv_error_t *err);
+// Open over store (NULL: memory only), reading back the entries it holds;
+// past max_stored (>= 1) the oldest are deleted (staged: the caller
+// commits). Returns 0 and *out, or the store's error (a damaged entry:
+// DV_EFORMAT).
+int dv_audit_open(dv_audit_t **out,
+                  dv_store_t *store,
+                  uint64_t max_stored,
+                  dv_error_t *err);
 void dv_audit_destroy(dv_audit_t **self_p);
 
 // Append an entry (strings copied; long ones cut at 1 KiB). Staged in the
-// store: the caller commits (the broker's group commit).
+// store, with the delete of the oldest when past max_stored: the caller
+// commits (the broker's group commit).
 void dv_audit_add(dv_audit_t *self,
                   const char *key,
                   const char *action,
@@ -58,5 +66,7 @@ void dv_audit_at(const dv_audit_t *self, size_t i, dv_audit_entry_t *out);
 // Entries in memory, and the last sequence number given.
 size_t dv_audit_count(const dv_audit_t *self);
 uint64_t dv_audit_last_seq(const dv_audit_t *self);
+// Entries the store holds (0 without one).
+uint64_t dv_audit_stored(const dv_audit_t *self);
 
 #endif

@@ -606,7 +606,8 @@ on_repl_leader(void *arg)
         rc = dv_recover_run(self, &err);
     }
     if (rc == 0) {
-        rc = dv_audit_open(&self->audit, self->store, &err);
+        rc =
+            dv_audit_open(&self->audit, self->store, DV_MAX_AUDIT_STORED, &err);
     }
     if (rc == 0) {
         snprintf(odir, sizeof odir, "%s/models", self->data_dir);
@@ -946,7 +947,7 @@ open_records(dv_broker_t *self,
         }
     }
     if (rc == 0) {
-        rc = dv_audit_open(&self->audit, self->store, err);
+        rc = dv_audit_open(&self->audit, self->store, DV_MAX_AUDIT_STORED, err);
     }
     char odir[4200];
     if (rc == 0) {

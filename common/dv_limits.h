@@ -157,6 +157,15 @@
 // consumer once a heartbeat can walk in microseconds.
 #define DV_MAX_CONSUMERS 10000
 
+// Audit log entries the store keeps (`audit` table), the oldest deleted
+// past it. Refused handshakes are audited, and they need no key: any peer
+// that reaches the port and reconnects in a loop wrote ~200 bytes a try,
+// kept for good and read back at every start. 1,000,000 entries (~200-300
+// MB at most) hold months of a busy cluster's admin actions and refusals;
+// the newest DV_AUDIT_MEMORY of them are readable with `drover audit`
+// (--since, --json): collect them from there for longer retention.
+#define DV_MAX_AUDIT_STORED 1000000
+
 // The daemons' allocator (dv_mem_tune_daemon, drover-broker and
 // drover-worker only: a library leaves its host's allocator alone). glibc
 // maps a block over its dynamic threshold (128 KiB at first) afresh and

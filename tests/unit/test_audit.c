@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "dv_audit.h"
+#include "dv_limits.h"
 #include "dv_store.h"
 #include "dv_test.h"
 
@@ -24,7 +25,7 @@ test_entries_and_window(void)
 {
     dv_audit_t *a = NULL;
     dv_error_t err = {0};
-    int rc = dv_audit_open(&a, NULL, &err);
+    int rc = dv_audit_open(&a, NULL, DV_MAX_AUDIT_STORED, &err);
     DV_CHECK_RC(rc, 0, &err);
     uint64_t t0 = wall_ms();
     dv_audit_add(a, "ops", "model_push", "name iris", "ok");
@@ -86,7 +87,7 @@ test_window_edges(void)
 {
     dv_audit_t *a = NULL;
     dv_error_t err = {0};
-    int rc = dv_audit_open(&a, NULL, &err);
+    int rc = dv_audit_open(&a, NULL, DV_MAX_AUDIT_STORED, &err);
     DV_CHECK_RC(rc, 0, &err);
     add_later(a, "first");
     add_later(a, "second");
@@ -129,7 +130,7 @@ test_ring(void)
 {
     dv_audit_t *a = NULL;
     dv_error_t err = {0};
-    int rc = dv_audit_open(&a, NULL, &err);
+    int rc = dv_audit_open(&a, NULL, DV_MAX_AUDIT_STORED, &err);
     DV_CHECK_RC(rc, 0, &err);
     size_t total = DV_AUDIT_MEMORY + 5;
     for (size_t i = 0; i < total; i++) {
@@ -161,7 +162,7 @@ test_persists(void)
     dv_audit_t *a = NULL;
     int rc = dv_store_open(&st, dir, &err);
     if (rc == 0) {
-        rc = dv_audit_open(&a, st, &err);
+        rc = dv_audit_open(&a, st, DV_MAX_AUDIT_STORED, &err);
     }
     if (rc == 0) {
         dv_audit_add(a, "ops", "model_rm", "name iris", "ok");
@@ -172,7 +173,7 @@ test_persists(void)
     dv_store_destroy(&st);
     int rc2 = dv_store_open(&st, dir, &err);
     if (rc2 == 0) {
-        rc2 = dv_audit_open(&a, st, &err);
+        rc2 = dv_audit_open(&a, st, DV_MAX_AUDIT_STORED, &err);
     }
     size_t n = a ? dv_audit_count(a) : 0;
     dv_audit_entry_t e = {0};
@@ -200,11 +201,70 @@ test_persists(void)
     DV_CHECK_EQ(next, 3);
 }
 
+// Open st with max_stored, add n entries (n: 0 for none), commit; the
+// store's entry count and oldest seq as read back by a reopen with
+// max_stored (which trims, committed too).
+static void
+stored_after(const char *dir,
+             uint64_t max_stored,
+             int n,
+             uint64_t *stored,
+             uint64_t *oldest)
+{
+    dv_error_t err = {0};
+    dv_store_t *st = NULL;
+    dv_audit_t *a = NULL;
+    int rc = dv_store_open(&st, dir, &err);
+    if (rc == 0) {
+        rc = dv_audit_open(&a, st, max_stored, &err);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        dv_audit_add(a, "eve", "handshake", "clients socket", "refused");
+    }
+    if (rc == 0) {
+        rc = dv_store_commit(st, &err);
+    }
+    dv_audit_destroy(&a);
+    *stored = *oldest = 0;
+    if (rc == 0 && dv_audit_open(&a, st, max_stored, &err) == 0) {
+        dv_store_commit(st, &err);
+        *stored = dv_audit_stored(a);
+        dv_audit_entry_t e = {0};
+        if (dv_audit_count(a)) {
+            dv_audit_at(a, 0, &e);
+        }
+        *oldest = e.seq;
+        dv_audit_destroy(&a);
+    }
+    dv_store_destroy(&st);
+}
+
+// The store keeps the newest max_stored entries: adding past it deletes
+// the oldest, and opening with a lower bound trims at once; seqs go on.
+static void
+test_store_keeps_the_newest(void)
+{
+    char *dir = dv_test_tmpdir();
+    uint64_t n1, o1, n2, o2, n3, o3;
+    stored_after(dir, 5, 8, &n1, &o1); // 1..8: 4..8 kept
+    stored_after(dir, 5, 1, &n2, &o2); // 9: 5..9
+    stored_after(dir, 3, 0, &n3, &o3); // a lower bound at open: 7..9
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK_EQ(n1, 5);
+    DV_CHECK_EQ(o1, 4);
+    DV_CHECK_EQ(n2, 5);
+    DV_CHECK_EQ(o2, 5);
+    DV_CHECK_EQ(n3, 3);
+    DV_CHECK_EQ(o3, 7);
+}
+
 static const dv_test_case_t cases[] = {
     {"entries, fields, window, cleaned text", test_entries_and_window},
     {"the time window's edges", test_window_edges},
     {"the memory ring past its size", test_ring},
     {"committed entries survive a reopen", test_persists},
+    {"the store keeps the newest entries", test_store_keeps_the_newest},
     {NULL, NULL},
 };
 
