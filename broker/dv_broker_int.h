@@ -344,6 +344,7 @@ struct dv_broker {
     size_t n_qbytes;           //
     size_t cap_qbytes;         // room in qbytes (grows by doubling)
     held_reply_t *held;        // replies waiting for the next commit
+    held_reply_t **held_tail;  // where the next goes (NULL: at held)
     struct push_s *parked;     // stored versions waiting for lower ones
     ckpt_due_t *ckpts_due;     // checkpoints staged for the next commit
     size_t n_ckpts_due, cap_ckpts_due; //

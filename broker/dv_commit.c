@@ -62,11 +62,8 @@ dv_commit_hold_reply(dv_broker_t *self,
     hr->rid = rid;
     hr->len = len;
     memcpy(hr->header, h, len);
-    held_reply_t **tail = &self->held;
-    while (*tail) {
-        tail = &(*tail)->next;
-    }
-    *tail = hr;
+    *(self->held_tail ? self->held_tail : &self->held) = hr; // FIFO, O(1)
+    self->held_tail = &hr->next;
     dv_msgw_destroy(&w);
     dv_commit_arm(self);
 }
@@ -301,6 +298,7 @@ commit_take(dv_broker_t *self)
     c->n_pending = self->n_pending;
     c->held = self->held;
     self->held = NULL;
+    self->held_tail = NULL;
     c->results = self->held_res;
     self->held_res = NULL;
     self->held_end = NULL;
