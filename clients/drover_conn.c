@@ -9,7 +9,9 @@
 // blocking call never re-enters user code: their results queue up).
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +133,7 @@ drv_send_msg(drover_t *self, dv_msgw_t *w, const dv_frame_t *frames, size_t n)
     size_t len = 0;
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_wire_send(self->sock, NULL, 0, h, len, frames, n);
+    self->sends++;
     dv_msgw_destroy(&w);
 }
 
@@ -142,6 +145,7 @@ drv_send_adopt(drover_t *self, dv_msgw_t *w, void *data, size_t len)
     const uint8_t *h = dv_msgw_bytes(w, &hl);
     if (dv_wire_msg_adopt(&frame, data, len) == 0) { // (freed data if not)
         dv_wire_send_msgs(self->sock, NULL, 0, h, hl, &frame, 1);
+        self->sends++;
     }
     dv_msgw_destroy(&w);
 }
@@ -526,6 +530,26 @@ drv_monitor_failed(drover_t *self)
     }
 }
 
+// Wait up to wait ms (<0: for ever) for the lone socket's ZMQ_FD, right
+// after a receive found nothing and before anything else used the socket:
+// that receive emptied libzmq's mailbox (process_commands), so the next
+// command (a message arriving, say) signals ZMQ_FD. zmq_poll would ask
+// ZMQ_EVENTS before and after its poll() -- each ask a poll() and a
+// getpid() in libzmq -- and poll twice: six system calls for one wait,
+// against one here (the receive that follows asks once).
+static int
+wait_fd(drover_t *self, long wait)
+{
+    int fd = -1;
+    size_t size = sizeof fd;
+    if (zmq_getsockopt(self->sock, ZMQ_FD, &fd, &size) != 0) {
+        return -1;
+    }
+    int ms = wait < 0 ? -1 : wait > INT_MAX ? INT_MAX : (int)wait;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) < 0 && errno != EINTR ? -1 : 0;
+}
+
 // Receive and handle messages until done(self, arg) holds (checked after
 // each batch; NULL: one batch of what is waiting) or the deadline (ms on
 // the monotonic clock; <0: none) passes. Returns 0, DV_ETIMEDOUT or DV_EIO.
@@ -540,6 +564,7 @@ drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg)
                 return 0;
             }
         }
+        uint64_t sends = self->sends; // none since: ZMQ_FD will tell
         if (got < 0 && self->n_eps > 1) {
             self->failover_due = true;
         } else if (got < 0) {
@@ -568,6 +593,12 @@ drv_pump(drover_t *self, int64_t deadline, drv_done_fn *done, const void *arg)
         }
         if (self->n_eps > 1 && (wait < 0 || wait > 100)) {
             wait = 100; // silence is measured between polls
+        }
+        if (!self->monitor && self->n_eps <= 1) {
+            if (self->sends == sends && wait_fd(self, wait) != 0) {
+                return DV_EIO;
+            }
+            continue; // (a send since the receive: receive again first)
         }
         zmq_pollitem_t items[2] = {{self->sock, 0, ZMQ_POLLIN, 0},
                                    {self->monitor, 0, ZMQ_POLLIN, 0}};

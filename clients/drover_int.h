@@ -97,6 +97,7 @@ struct req {
 struct drover {
     void *ctx;                // ZeroMQ context
     void *sock;               // DEALER
+    uint64_t sends;           // messages sent on it (drv_pump's wait)
     char endpoint[256];       // connected to
     uint64_t next_rid;        // request ids
     req_t **buckets;          // submits by rid
