@@ -877,7 +877,7 @@ usage(FILE *f)
         "[--data DIR] [--workers N]\n"
         "                      [--concurrency N] [--blas-threads N] "
         "[--seconds S]\n"
-        "                      [--in-flight N]\n"
+        "                      [--in-flight N] [--max-delay-us N]\n"
         "                      [--only-many | --only-rows N | --only-idle]\n"
         "defaults: --out bench/results/serve.json --bin-dir "
         "build/release/bin --data data\n"
@@ -888,7 +888,9 @@ usage(FILE *f)
         "(default 256, fewer for\nlarge requests); --only-many, --only-rows N, "
         "--only-idle: the submit_many cells\nalone, the cells of N-row "
         "requests alone (and their relay), or the one-at-a-time\ncells "
-        "alone (for profiling; no goals, no JSON).\n");
+        "alone (for profiling; no goals, no JSON); --max-delay-us: both "
+        "models'\nbatching wait (drover models config; default 0: never "
+        "wait).\n");
 }
 
 int
@@ -903,6 +905,7 @@ main(int argc, char **argv)
     const char *out_path = "bench/results/serve.json";
     const char *bin_dir = "build/release/bin", *data_dir = "data";
     int workers = 2, conc = 1, blas = 0, in_flight = 0;
+    long max_delay_us = 0; // the models' batching wait (0: the default)
     double seconds = 1.5;
     // Profiling: only the submit_many cells, or only the grid's cells of
     // one request size (no goals, no JSON: not every cell ran).
@@ -936,6 +939,8 @@ main(int argc, char **argv)
             in_flight = atoi(v);
         } else if (v && strcmp(a, "--seconds") == 0) {
             seconds = atof(v);
+        } else if (v && strcmp(a, "--max-delay-us") == 0) {
+            max_delay_us = atol(v);
         } else {
             usage(strcmp(a, "--help") == 0 ? stdout : stderr);
             return strcmp(a, "--help") == 0 ? 0 : 2;
@@ -1007,6 +1012,15 @@ main(int argc, char **argv)
     if (rc == 0) {
         rc = push(d, &models[0], "serve-mlp") ||
              push(d, &models[1], "serve-iris");
+        for (int mi = 0; rc == 0 && max_delay_us > 0 && mi < N_MODELS; mi++) {
+            const char *name = mi == 0 ? "serve-mlp" : "serve-iris";
+            rc = drover_model_config(d, name, -1, max_delay_us, NULL, NULL,
+                                     &derr);
+            if (rc != 0) {
+                fprintf(stderr, "dv-bench-serve: config %s: %s\n", name,
+                        derr.text);
+            }
+        }
     } else {
         fprintf(stderr, "dv-bench-serve: drover did not start (bin dir %s)\n",
                 bin_dir);
@@ -1264,8 +1278,10 @@ main(int argc, char **argv)
             "  \"cores\": %ld,\n  \"load_1m_before\": %.2f,\n"
             "  \"load_1m_after\": %.2f,\n  \"workers\": %d,\n"
             "  \"concurrency\": %d,\n  \"blas_threads\": %d,\n"
-            "  \"seconds_per_cell\": %.2f,\n  \"kernel\": [\n",
-            cores, load_before, load_after, workers, conc, blas, seconds);
+            "  \"seconds_per_cell\": %.2f,\n  \"max_delay_us\": %ld,\n"
+            "  \"kernel\": [\n",
+            cores, load_before, load_after, workers, conc, blas, seconds,
+            max_delay_us);
     for (int mi = 0; mi < N_MODELS; mi++) {
         for (int b = 0; b < N_BATCHES; b++) {
             fprintf(f,
