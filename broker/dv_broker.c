@@ -40,6 +40,7 @@
 #include "dv_datasets_msg.h"
 #include "dv_dead.h"
 #include "dv_endpoint.h"
+#include "dv_fetch.h"
 #include "dv_handlers.h"
 #include "dv_hash.h"
 #include "dv_http.h"
@@ -752,6 +753,7 @@ on_heartbeat(uv_timer_t *t)
     dv_idem_trim(self);                 // keys past their window
     dv_datasets_msg_uploads_trim(self); // data set uploads nobody continued
     dv_outq_sweep(self->outq);          // clients with nothing in flight
+    dv_outq_sweep(self->wout);          // workers likewise
     for (size_t i = 0; i < self->n_cursors; i++) {
         dv_results_stream_pump(self,
                                &self->cursors[i]); // held back by bytes: read?
@@ -1007,6 +1009,10 @@ open_sockets(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
                          opts->worker_endpoint, &self->workers_sock,
                          self->worker_ep, sizeof self->worker_ep, err);
     }
+    if (rc == 0) {
+        self->wout = dv_outq_new(self->workers_sock, DV_MAX_WORKER_QUEUED_BYTES,
+                                 DV_MAX_WORKERS_QUEUED_BYTES);
+    }
     if (rc == 0 && !dv_auth_secure(self->auth)) {
         dv_authorize_warn_if_exposed(self->client_ep);
         dv_authorize_warn_if_exposed(self->worker_ep);
@@ -1082,6 +1088,8 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     uv_loop_init(&self->loop);
     uv_timer_init(&self->loop, &self->commit_timer);
     self->commit_timer.data = self;
+    uv_timer_init(&self->loop, &self->fetch_timer);
+    self->fetch_timer.data = self;
     uv_timer_init(&self->loop, &self->timer);
     self->timer.data = self;
     snprintf(self->data_dir, sizeof self->data_dir, "%s",
@@ -1172,11 +1180,13 @@ broker_close(dv_broker_t *self)
     dv_http_close(self->http); // freed by the uv_run below
     self->http = NULL;
     dv_repl_close(&self->repl); // freed by the uv_run below
+    dv_fetch_close(self); // waiting fetches; reads on the pool still finish
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&self->heartbeat, (uv_handle_t *)&self->sigint,
-        (uv_handle_t *)&self->sigterm,   (uv_handle_t *)&self->commit_timer,
-        (uv_handle_t *)&self->timer,     (uv_handle_t *)&self->sighup};
-    for (size_t i = 0; i < 6; i++) {
+        (uv_handle_t *)&self->heartbeat,  (uv_handle_t *)&self->sigint,
+        (uv_handle_t *)&self->sigterm,    (uv_handle_t *)&self->commit_timer,
+        (uv_handle_t *)&self->timer,      (uv_handle_t *)&self->sighup,
+        (uv_handle_t *)&self->fetch_timer};
+    for (size_t i = 0; i < sizeof handles / sizeof *handles; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);
         }
@@ -1196,6 +1206,7 @@ broker_close(dv_broker_t *self)
     dv_auth_destroy(&self->auth);
     zmq_ctx_term(self->ctx);
     dv_outq_destroy(&self->outq); // every frame's callback has run
+    dv_outq_destroy(&self->wout);
 }
 
 // The jobs, kept results and workers.

@@ -284,6 +284,9 @@ typedef struct {
     uint64_t conn;                   // register's `conn` (1.6): the
                                      //   worker process's connection
                                      //   number (0: not said)
+    uint32_t fetches;                // fetches waiting or being read
+    bool fetch_reading;              // one on the pool (one at a time)
+    bool fetch_held;                 // they wait for its unread bytes
 } worker_t;
 
 // A key that submitted jobs, and how many of them are unfinished (in
@@ -299,6 +302,10 @@ struct dv_broker {
     void *clients;             // ROUTER for clients
     void *workers_sock;        // ROUTER for workers
     dv_outq_t *outq;           // reply bytes queued per client
+    dv_outq_t *wout;           // fetch reply bytes queued per worker
+    struct fetch_s *fq_head;   // fetches waiting their turn (dv_fetch)
+    struct fetch_s *fq_tail;   //
+    uv_timer_t fetch_timer;    // looks at them again while bytes drain
     struct gather *coalesce;   // while a done_batch is handled:
                                // results gathered per client
     struct gather *gather_acc; // while a submit_many or a commit is

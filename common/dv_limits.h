@@ -115,6 +115,22 @@
 // readers can make the broker hold in total, whatever their number.
 #define DV_MAX_QUEUED_BYTES ((size_t)2 << 30)
 
+// The same for fetch replies (model files, data set chunks) on the worker
+// socket: a fetch_model of a few bytes asks for a file up to a frame long,
+// and libzmq bounds what it queues in messages (PEER_HWM, a million), so a
+// worker that asks again and again and never reads made the broker hold a
+// copy of the file per request. Past this much unread, a worker's next
+// fetch waits (dv_fetch); one that holds nothing always gets its next
+// reply. Together, workers hold at most DV_MAX_WORKERS_QUEUED_BYTES.
+#define DV_MAX_WORKER_QUEUED_BYTES  ((size_t)256 << 20)
+#define DV_MAX_WORKERS_QUEUED_BYTES ((size_t)2 << 30)
+
+// Fetches one worker may have waiting or being read at once: each waiting
+// one is a small record, and a worker fetches what its jobs need one model
+// or data set at a time, so more is a worker asking for the same thing
+// again; past it, DV_ELIMIT.
+#define DV_MAX_WORKER_FETCHES 64
+
 // Beyond its DV_MAX_PEER_QUEUED_BYTES, a client's requests still get a
 // short DV_ELIMIT error until it holds this much more; after that they are
 // dropped unanswered (a peer that reads nothing cannot grow even the error

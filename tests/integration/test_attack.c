@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -594,6 +595,152 @@ test_unread_replies_are_bounded(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// What a fake worker got back for its fetches: model files (frame of at
+// least `big` bytes), refusals with DV_ELIMIT, anything else.
+typedef struct {
+    size_t big;
+    int files, refused, other;
+} fetched_t;
+
+static bool
+on_fetched(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg)
+{
+    fetched_t *t = arg;
+    dv_error_t e = {0};
+    int code = 0;
+    char text[256] = "";
+    dv_msg_type_t type = m ? dv_msg_type(m) : DV_MSG_COUNT_;
+    if (type == DV_MSG_MODEL_DATA && in->n_payload == 1 &&
+        in->frames[0].len >= t->big) {
+        t->files++;
+    } else if (type == DV_MSG_ERROR &&
+               dv_msg_error(m, &code, text, sizeof text, &e) == 0 &&
+               code == DV_ELIMIT) {
+        if (t->refused++ == 0) {
+            printf("  refusal: %.150s\n", text);
+        }
+    } else if (type == DV_MSG_WELCOME || type == DV_MSG_HEARTBEAT) {
+        return false; // not an answer to a fetch
+    } else {
+        t->other++;
+    }
+    return true;
+}
+
+static bool
+on_welcome(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg)
+{
+    (void)in;
+    (void)arg;
+    return m && dv_msg_type(m) == DV_MSG_WELCOME;
+}
+
+// Read a fake worker's socket for want replies (on_fetched), heartbeating
+// so the broker keeps it, until the deadline.
+static void
+read_fetched(void *sock, int want, fetched_t *t)
+{
+    int got = 0;
+    int64_t end = dv_test_now_ms() + WAIT_MS, beat = 0;
+    while (got < want && dv_test_now_ms() < end) {
+        if (dv_test_now_ms() - beat >= 300) {
+            dv_msgw_t *w = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
+            dv_msgw_uint(w, "running", 0);
+            send_header(sock, w);
+            beat = dv_test_now_ms();
+        }
+        got += read_replies(sock, 1, on_fetched, t);
+    }
+}
+
+// Amplification on the worker socket: a worker asks 100 times for an
+// 8 MiB model file and reads nothing. The replies wait once it holds
+// DV_MAX_WORKER_QUEUED_BYTES unread (the broker says so in its log), at
+// most DV_MAX_WORKER_FETCHES wait, the rest are refused; when the worker
+// reads, every fetch not refused is answered, none lost.
+static void
+test_unread_fetches_are_bounded(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    size_t widths[] = {2048, 1024}; // 8 MiB of weights
+    dv_act_t acts[] = {DV_ACT_SOFTMAX};
+    int push = up ? dv_tcluster_push_model(c.d,
+                                           dv_test_model(DV_TASK_CLASSIFICATION,
+                                                         1, widths, acts, 1024),
+                                           "big")
+                  : -1;
+    void *a = push == 0 ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(a);
+    int one = 1, small = 4096, linger = 0;
+    fetched_t t = {.big = (size_t)8 << 20};
+    const char *queue = "nothing-runs-here";
+    if (a) {
+        zmq_setsockopt(a, ZMQ_RCVHWM, &one, sizeof one);
+        zmq_setsockopt(a, ZMQ_RCVBUF, &small, sizeof small);
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.wep);
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+        dv_msgw_str(w, "worker", "hoarder");
+        dv_msgw_uint(w, "capacity", 1);
+        dv_msgw_strs(w, "queues", &queue, 1);
+        send_header(a, w);
+        read_replies(a, 1, on_welcome, NULL);
+    }
+    long before = a ? rss_kib(c.broker.pid) : -1;
+    const int n = 100;
+    for (int i = 0; a && i < n; i++) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_FETCH_MODEL, (uint64_t)i + 1);
+        dv_msgw_str(w, "name", "big");
+        dv_msgw_uint(w, "version", 1);
+        send_header(a, w);
+    }
+    // The broker says so once the worker's unread replies reach the bound
+    // (poll its log); a client is still served meanwhile.
+    char log[4300];
+    snprintf(log, sizeof log, "%s/broker.log", c.dir);
+    bool said = false;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (a && !said && dv_test_now_ms() < end) {
+        size_t log_len = 0;
+        char *text = (char *)dv_test_read_file(log, &log_len);
+        said = text && strstr(text, "worker hoarder holds") &&
+               strstr(text, "its fetches wait");
+        free(text);
+        struct timespec ts = {0, 100 * 1000 * 1000}; // a log poll
+        if (!said) {
+            nanosleep(&ts, NULL);
+        }
+    }
+    long after = a ? rss_kib(c.broker.pid) : -1;
+    drover_status_t st = {0};
+    drover_error_t err = {0};
+    bool serves = a && drover_status(c.d, &st, &err) == 0;
+    drover_status_clear(&st);
+    if (a) {
+        read_fetched(a, n, &t);
+    }
+    printf("  %d fetches of an 8 MiB model unread: broker RSS %ld -> %ld MiB; "
+           "then %d files, %d refused, %d other\n",
+           n, before / 1024, after / 1024, t.files, t.refused, t.other);
+    if (a) {
+        zmq_close(a);
+    }
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK(serves);
+    DV_CHECK(said);
+    // At most 32 files fit the bound (plus the one a worker holding nothing
+    // may always get) and DV_MAX_WORKER_FETCHES wait: some are refused,
+    // every other one is answered.
+    DV_CHECK(t.refused >= n - 33 - DV_MAX_WORKER_FETCHES);
+    DV_CHECK(t.refused > 0);
+    DV_CHECK_EQ(t.files + t.refused, n);
+    DV_CHECK_EQ(t.other, 0);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // 40 data set uploads announcing 1 GiB each, one byte sent: the broker
 // holds what arrived, not what was announced, and at most
 // DV_MAX_UPLOADS_PER_KEY open per sender. A real upload still works.
@@ -821,6 +968,7 @@ static const dv_test_case_t cases[] = {
     {"big results travel as frames", test_big_results_travel_as_frames},
     {"absurd allocations refused at submit", test_absurd_allocations_refused},
     {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
+    {"unread fetches are bounded in bytes", test_unread_fetches_are_bounded},
     {"upload reservations are bounded", test_upload_reservations_are_bounded},
     {"queues only from accepted jobs", test_queues_only_from_accepted_jobs},
     {"stream consumers are bounded", test_consumers_are_bounded},
