@@ -3,8 +3,10 @@
 //
 // Records are kept in one byte array sorted by (name, version), each
 // kind->rec_size bytes, with the in-memory bytes (memory mode) in a
-// parallel array. Catalogs hold tens to thousands of versions, so linear
-// scans and insertion sort are plenty.
+// parallel array. Lookups are binary searches: every infer submit finds
+// its model's version here, and a registry of a few hundred models with
+// their versions made a linear scan cost more than the rest of the submit.
+// Inserting moves the records after the new one (a push is rare).
 #include "dv_catalog.h"
 
 #include <dirent.h>
@@ -82,6 +84,22 @@ cmp_head(const dv_catalog_head_t *a, const char *name, uint32_t version)
     return c ? c : (a->version > version) - (a->version < version);
 }
 
+// The first record not below (name, version): where it is, or would go.
+static size_t
+lower_bound(const dv_catalog_t *self, const char *name, uint32_t version)
+{
+    size_t lo = 0, hi = self->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_head(rec_at(self, mid), name, version) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 static void
 insert(dv_catalog_t *self, const void *rec, uint8_t *bytes)
 {
@@ -92,10 +110,7 @@ insert(dv_catalog_t *self, const void *rec, uint8_t *bytes)
         self->bytes = dv_realloc(self->bytes, self->cap * sizeof *self->bytes);
     }
     const dv_catalog_head_t *h = rec;
-    size_t i = 0;
-    while (i < self->n && cmp_head(rec_at(self, i), h->name, h->version) < 0) {
-        i++;
-    }
+    size_t i = lower_bound(self, h->name, h->version);
     memmove(self->recs + (i + 1) * size, self->recs + i * size,
             (self->n - i) * size);
     memmove(&self->bytes[i + 1], &self->bytes[i],
@@ -272,17 +287,17 @@ dv_catalog_dir(const dv_catalog_t *self)
 const void *
 dv_catalog_get(const dv_catalog_t *self, const char *name, uint32_t version)
 {
-    const dv_catalog_head_t *found = NULL;
-    for (size_t i = 0; i < self->n; i++) {
-        const dv_catalog_head_t *h = rec_at(self, i);
-        if (strcmp(h->name, name) == 0 && (!version || h->version == version)) {
-            found = h; // sorted: the last match is the latest
-            if (version) {
-                break;
-            }
-        }
+    uint32_t v = version ? version : UINT32_MAX;
+    size_t i = lower_bound(self, name, v);
+    if (i < self->n && cmp_head(rec_at(self, i), name, v) == 0) {
+        return rec_at(self, i);
     }
-    return found;
+    // The latest: the last record of name, just before where (name,
+    // UINT32_MAX) would go.
+    if (!version && i > 0 && strcmp(rec_at(self, i - 1)->name, name) == 0) {
+        return rec_at(self, i - 1);
+    }
+    return NULL;
 }
 
 const void *

@@ -47,13 +47,14 @@ struct dv_registry {
     dv_catalog_t *cat; // the versions (records: dv_model_info_t)
     alias_t *aliases;  // every model's aliases
     size_t n_aliases;  //
-    config_t *configs; // settings of the models that have some
+    config_t *configs; // settings of the models that have some, by name
     size_t n_configs;  //
     char *dir;         // data dir, or NULL (memory)
 };
 
 static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
 static int load_config(dv_registry_t *self, const char *name, dv_error_t *err);
+static config_t *config_find(const dv_registry_t *self, const char *name);
 
 int
 dv_model_ref_parse(const char *ref,
@@ -499,11 +500,11 @@ forget_name(dv_registry_t *self, const char *name)
             a++;
         }
     }
-    for (size_t c = 0; c < self->n_configs; c++) {
-        if (strcmp(self->configs[c].name, name) == 0) {
-            self->configs[c] = self->configs[--self->n_configs];
-            break;
-        }
+    config_t *c = config_find(self, name);
+    if (c) {
+        size_t i = (size_t)(c - self->configs);
+        memmove(c, c + 1, (self->n_configs - i - 1) * sizeof *c);
+        self->n_configs--;
     }
 }
 
@@ -761,15 +762,50 @@ dv_registry_gc(dv_registry_t *self,
 
 // ---------------------------------------------------------- settings
 
+// Where name's settings are in the sorted configs, or would go. Every
+// infer job's batching asks (dv_registry_config): a binary search, not a
+// walk of every configured model.
+static size_t
+config_pos(const dv_registry_t *self, const char *name)
+{
+    size_t lo = 0, hi = self->n_configs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(self->configs[mid].name, name) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 static config_t *
 config_find(const dv_registry_t *self, const char *name)
 {
-    for (size_t c = 0; c < self->n_configs; c++) {
-        if (strcmp(self->configs[c].name, name) == 0) {
-            return &self->configs[c];
-        }
+    size_t i = config_pos(self, name);
+    return i < self->n_configs && strcmp(self->configs[i].name, name) == 0
+               ? &self->configs[i]
+               : NULL;
+}
+
+// name's settings, made (with the defaults) where it has none.
+static config_t *
+config_make(dv_registry_t *self, const char *name)
+{
+    size_t i = config_pos(self, name);
+    if (i < self->n_configs && strcmp(self->configs[i].name, name) == 0) {
+        return &self->configs[i];
     }
-    return NULL;
+    self->configs =
+        dv_realloc(self->configs, (self->n_configs + 1) * sizeof(config_t));
+    memmove(&self->configs[i + 1], &self->configs[i],
+            (self->n_configs - i) * sizeof(config_t));
+    self->n_configs++;
+    config_t *c = &self->configs[i];
+    snprintf(c->name, sizeof c->name, "%.128s", name);
+    c->cfg = (dv_model_config_t){DV_BATCH_ROWS_DEFAULT, 0};
+    return c;
 }
 
 dv_model_config_t
@@ -818,14 +854,7 @@ dv_registry_config_set(dv_registry_t *self,
             return rc;
         }
     }
-    config_t *c = config_find(self, name);
-    if (!c) {
-        self->configs =
-            dv_realloc(self->configs, (self->n_configs + 1) * sizeof(config_t));
-        c = &self->configs[self->n_configs++];
-        snprintf(c->name, sizeof c->name, "%s", name);
-    }
-    c->cfg = *cfg;
+    config_make(self, name)->cfg = *cfg;
     return 0;
 }
 
@@ -871,10 +900,6 @@ load_config(dv_registry_t *self, const char *name, dv_error_t *err)
     if (config_check(&cfg, &why) != 0) {
         return dv_errorf(err, DV_EFORMAT, "%s: %s", path, why.text);
     }
-    self->configs =
-        dv_realloc(self->configs, (self->n_configs + 1) * sizeof(config_t));
-    config_t *c = &self->configs[self->n_configs++];
-    snprintf(c->name, sizeof c->name, "%.128s", name);
-    c->cfg = cfg;
+    config_make(self, name)->cfg = cfg;
     return 0;
 }

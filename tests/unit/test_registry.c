@@ -69,8 +69,113 @@ test_lineage_files(void)
     }
 }
 
+// 60 models pushed in a scrambled order, 1 to 4 versions each (memory
+// mode): every version is found by name and number, the latest by 0, and
+// names beside them (a prefix, a longer name, one between two) find
+// nothing; serving settings are found by name; after a version or a
+// model is removed the others are still found.
+static void
+test_versions_found_among_many(void)
+{
+    dv_registry_t *r = NULL;
+    dv_error_t err = {0};
+    int rc = dv_registry_open(&r, NULL, &err);
+    size_t widths[] = {2, 1};
+    dv_act_t acts[] = {DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    rc = rc ? rc : dv_model_encode(m, &image, &len, &err);
+    dv_model_destroy(&m);
+    enum { N = 60 };
+    for (unsigned v = 1; rc == 0 && v <= 4; v++) {
+        for (unsigned k = 0; rc == 0 && k < N; k++) {
+            unsigned i = (k * 37u) % N; // 37 is prime to 60: a permutation
+            char name[16];
+            snprintf(name, sizeof name, "m%02u", i);
+            if (v <= 1 + i % 4) { // model i has 1 + i % 4 versions
+                rc = dv_registry_push(r, name, image, len, NULL, &err);
+            }
+        }
+    }
+    free(image);
+    DV_CHECK_RC(rc, 0, &err);
+    int wrong = 0;
+    for (unsigned i = 0; rc == 0 && i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%02u", i);
+        unsigned versions = 1 + i % 4;
+        for (unsigned v = 0; v <= versions + 1; v++) {
+            const dv_model_info_t *info = dv_registry_get(r, name, v);
+            unsigned want = v == 0 ? versions : v <= versions ? v : 0;
+            bool ok = want ? info && strcmp(info->name, name) == 0 &&
+                                 info->version == want
+                           : info == NULL;
+            if (!ok && wrong++ < 5) {
+                fprintf(stderr, "  %s@%u: got %s@%u\n", name, v,
+                        info ? info->name : "-", info ? info->version : 0);
+            }
+        }
+    }
+    const char *absent[] = {"m", "m0", "m000", "m05a", "m59x", "m60", "a", "z"};
+    for (size_t i = 0; i < sizeof absent / sizeof *absent; i++) {
+        if (dv_registry_get(r, absent[i], 0) ||
+            dv_registry_get(r, absent[i], 1)) {
+            fprintf(stderr, "  %s found\n", absent[i]);
+            wrong++;
+        }
+    }
+    // Settings for every third model, set in a scrambled order: each
+    // finds its own, the others the defaults; removing m03 forgets its.
+    for (unsigned k = 0; rc == 0 && k < N; k++) {
+        unsigned i = (k * 37u) % N;
+        char name[16];
+        snprintf(name, sizeof name, "m%02u", i);
+        dv_model_config_t cfg = {10 + i, i};
+        rc = i % 3 ? 0 : dv_registry_config_set(r, name, &cfg, &err);
+    }
+    DV_CHECK_RC(rc, 0, &err);
+    for (unsigned i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%02u", i);
+        dv_model_config_t cfg = dv_registry_config(r, name);
+        bool ok = i % 3 ? cfg.max_batch_rows == DV_BATCH_ROWS_DEFAULT &&
+                              cfg.max_delay_us == 0
+                        : cfg.max_batch_rows == 10 + i && cfg.max_delay_us == i;
+        if (!ok && wrong++ < 5) {
+            fprintf(stderr, "  %s: %u rows, %u us\n", name, cfg.max_batch_rows,
+                    cfg.max_delay_us);
+        }
+    }
+    int rm0 = dv_registry_rm(r, "m06", 0, &err); // all 3 versions
+    bool forgot =
+        dv_registry_config(r, "m06").max_batch_rows == DV_BATCH_ROWS_DEFAULT &&
+        dv_registry_config(r, "m03").max_batch_rows == 13 &&
+        dv_registry_config(r, "m09").max_batch_rows == 19 &&
+        !dv_registry_get(r, "m06", 0);
+    // m03 has 4 versions: without 4 its latest is 3; without 2, 1 and 3 stay.
+    int rm1 = dv_registry_rm(r, "m03", 4, &err);
+    const dv_model_info_t *latest = dv_registry_get(r, "m03", 0);
+    uint32_t latest_v = latest ? latest->version : 0; // borrowed until rm
+    int rm2 = dv_registry_rm(r, "m03", 2, &err);
+    bool after = dv_registry_get(r, "m03", 1) &&
+                 !dv_registry_get(r, "m03", 2) &&
+                 dv_registry_get(r, "m03", 3) && dv_registry_get(r, "m02", 3) &&
+                 dv_registry_get(r, "m04", 1);
+    dv_registry_destroy(&r);
+    DV_CHECK_EQ(wrong, 0);
+    DV_CHECK_EQ(rm1, 1);
+    DV_CHECK_EQ(latest_v, 3);
+    DV_CHECK_EQ(rm2, 1);
+    DV_CHECK(after);
+    DV_CHECK_EQ(rm0, 3);
+    DV_CHECK(forgot);
+}
+
 static const dv_test_case_t cases[] = {
     {"lineage files: kept when one map, else dropped", test_lineage_files},
+    {"versions and settings found among many models",
+     test_versions_found_among_many},
     {NULL, NULL},
 };
 
