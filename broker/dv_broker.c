@@ -839,7 +839,7 @@ bind_router(void *ctx,
         return err ? err->code : DV_EIO;
     }
     int64_t maxmsg = (int64_t)DV_MAX_FRAME_BYTES;
-    int hwm = PEER_HWM, linger = 0;
+    int hwm = DV_PEER_HWM, linger = 0;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
@@ -895,7 +895,8 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
                                : 24ULL * 3600 * 1000;
     self->timeq = dv_timeq_new();
     self->timers_compact_at = 1024; // dv_timers_add
-    self->spill_window = opts->memory_window ? opts->memory_window : 20000;
+    self->spill_window =
+        opts->memory_window ? opts->memory_window : DV_SPILL_WINDOW_DEFAULT;
     self->rng = 0x9e3779b97f4a7c15ULL ^ dv_broker_unix_ms_now();
     self->lock_fd = -1;
     self->max_inflight = opts->max_inflight ? opts->max_inflight : 100000;

@@ -38,10 +38,6 @@
 
 #define ROUTE_MAX            256 // ZeroMQ routing ids are at most 255 bytes
 #define DEFAULT_MAX_ATTEMPTS 3   // per job, when submit does not say
-// Queued results per peer before ZeroMQ drops: deep enough for a producer
-// that submits tens of thousands of jobs asynchronously before reading.
-#define PEER_HWM 1000000
-
 // Results kept for fetching by id (result_get) after they are pushed:
 // DV_MAX_KEPT_RESULTS / DV_MAX_KEPT_BYTES (dv_limits.h), for result_ttl_ms.
 #define KEPT_BUCKETS 65536 // hash buckets (power of two)

@@ -539,9 +539,9 @@ submit_read_sched(const dv_msg_t *m, submit_t *s, dv_error_t *err)
              0)) {
         return rc;
     }
-    if (s->priority < -1000 || s->priority > 1000) {
-        return dv_errorf(err, DV_EINVAL,
-                         "submit: priority must be -1000..1000");
+    if (s->priority < DV_PRIORITY_MIN || s->priority > DV_PRIORITY_MAX) {
+        return dv_errorf(err, DV_EINVAL, "submit: priority must be %d..%d",
+                         DV_PRIORITY_MIN, DV_PRIORITY_MAX);
     }
     const struct { // the field that is out of range, and its bound
         const char *field;

@@ -25,9 +25,6 @@
 #include "dv_modelfile.h"
 #include "dv_msgpack.h"
 
-#define LINEAGE_MAX                                                            \
-    ((size_t)32 << 10) // bytes of one lineage record (it
-                       // travels in a header)
 #define PATH_BYTES 4096
 
 // A named pointer at one version of a model ("prod" -> 3).
@@ -110,7 +107,7 @@ lineage_load(const char *dir, const char *name, uint32_t version, size_t *len)
     uint8_t *bytes = NULL;
     dv_error_t err = {0};
     if (access(path, F_OK) != 0 ||
-        dv_file_read(path, LINEAGE_MAX, &bytes, len, &err) != 0) {
+        dv_file_read(path, DV_MAX_LINEAGE_BYTES, &bytes, len, &err) != 0) {
         return NULL;
     }
     msgpack_unpacked up;
@@ -320,9 +317,9 @@ dv_registry_prepare_lineage(const char *dir,
                             size_t len,
                             dv_error_t *err)
 {
-    if (len > LINEAGE_MAX) {
+    if (len > DV_MAX_LINEAGE_BYTES) {
         return dv_errorf(err, DV_EMSGSIZE, "lineage of %zu bytes: over %zu",
-                         len, (size_t)LINEAGE_MAX);
+                         len, (size_t)DV_MAX_LINEAGE_BYTES);
     }
     if (dir) {
         char path[PATH_BYTES];

@@ -968,7 +968,8 @@ dv_results_on_follow(dv_broker_t *self,
     uint64_t window = 100;
     int rc = stream_names(m, queue, consumer, err);
     if (rc == 0) {
-        rc = dv_msg_uint_or(m, "window", 100, &window, err);
+        rc =
+            dv_msg_uint_or(m, "window", DV_FOLLOW_WINDOW_DEFAULT, &window, err);
     }
     if (rc == 0 && dv_msg_has(m, "from")) {
         rc = dv_msg_str(m, "from", from, sizeof from, err);
@@ -976,11 +977,12 @@ dv_results_on_follow(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    if (window < 1 || window > 10000 || route_len > ROUTE_MAX ||
+    if (window < 1 || window > DV_MAX_FOLLOW_WINDOW || route_len > ROUTE_MAX ||
         (strcmp(from, "earliest") != 0 && strcmp(from, "latest") != 0)) {
         return dv_errorf(err, DV_EINVAL,
-                         "follow: window must be 1..10000, from earliest or "
-                         "latest");
+                         "follow: window must be 1..%d, from earliest or "
+                         "latest",
+                         DV_MAX_FOLLOW_WINDOW);
     }
     // A new consumer past DV_MAX_CONSUMERS is refused before anything is
     // made (neither the consumer nor its queue).

@@ -117,7 +117,7 @@
 
 // The same for fetch replies (model files, data set chunks) on the worker
 // socket: a fetch_model of a few bytes asks for a file up to a frame long,
-// and libzmq bounds what it queues in messages (PEER_HWM, a million), so a
+// and libzmq bounds what it queues in messages (DV_PEER_HWM, a million), so a
 // worker that asks again and again and never reads made the broker hold a
 // copy of the file per request. Past this much unread, a worker's next
 // fetch waits (dv_fetch); one that holds nothing always gets its next
@@ -374,5 +374,38 @@
 // (a 1,000-feature row) are kept; larger ones are freed as before.
 #define DV_SPARE_BYTES     ((size_t)1 << 20)
 #define DV_SPARE_MAX_BLOCK ((size_t)4 << 10)
+
+// Messages libzmq queues per peer on the broker's sockets (ZMQ_SNDHWM,
+// ZMQ_RCVHWM): deep enough for a producer that submits tens of thousands
+// of jobs asynchronously before reading its results, and for a burst of
+// them arriving at once. A count, not bytes: what a peer can make the
+// broker hold in bytes is bounded by dv_outq (DV_MAX_PEER_QUEUED_BYTES,
+// DV_MAX_WORKER_QUEUED_BYTES) on the way out and by ZMQ_MAXMSGSIZE
+// (DV_MAX_FRAME_BYTES) per message on the way in.
+#define DV_PEER_HWM 1000000
+
+// One model version's lineage record (what job and data made it): it
+// travels in a `models show` header, so it stays well under
+// DV_MAX_HEADER_BYTES; a longer one is refused at push, and a longer file
+// on disk is dropped at open.
+#define DV_MAX_LINEAGE_BYTES ((size_t)32 << 10)
+
+// A job's priority: -1000 (last) .. 1000 (first), 0 by default. A range
+// wide enough for tiers and nudges within them; the scheduler keeps one
+// list per priority in use, so the range also bounds that.
+#define DV_PRIORITY_MIN -1000
+#define DV_PRIORITY_MAX 1000
+
+// A `follow`'s window: results pushed and not yet acknowledged, per
+// consumer. 100 by default; 10,000 at most, so one follower of large
+// results cannot ask for more than dv_outq lets it hold anyway.
+#define DV_FOLLOW_WINDOW_DEFAULT 100
+#define DV_MAX_FOLLOW_WINDOW     10000
+
+// Jobs of one queue waiting in memory before its durable jobs wait in the
+// store only (`--memory-window`, this by default): ~450 bytes plus payload
+// each in memory against ~25 in the spill index. Deep queues of small jobs
+// stay within tens of MB per queue.
+#define DV_SPILL_WINDOW_DEFAULT 20000
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dv_cli_remote.h"
+#include "dv_limits.h"
 #include "dv_mem.h"
 #include "dv_tensor.h"
 
@@ -100,7 +101,8 @@ submit_options(const dv_cli_opt_t *opts, submit_opts_t *so)
     if (!dv_cli_get_long(opts, "echo", 0, 1L << 28, &so->bytes) ||
         !dv_cli_get_long(opts, "count", 1, 100000000, &so->count) ||
         !dv_cli_get_long(opts, "window", 1, 1000000, &so->window) ||
-        !dv_cli_get_long(opts, "priority", -1000, 1000, &so->priority) ||
+        !dv_cli_get_long(opts, "priority", DV_PRIORITY_MIN, DV_PRIORITY_MAX,
+                         &so->priority) ||
         !dv_cli_get_long(opts, "deadline-ms", 1, 7L * 86400000,
                          &so->deadline) ||
         !dv_cli_get_long(opts, "timeout-ms", 1, 7L * 86400000, &so->timeout) ||
