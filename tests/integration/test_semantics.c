@@ -1283,6 +1283,70 @@ test_deep_queue_spills(void)
     DV_CHECK(sorted);
 }
 
+// job_list: newest first, exactly the newest `limit` in the state asked,
+// and a list asked for 10,000 entries is cut to what one header holds
+// instead of going unanswered (a ~700 KB header no client reads). 3,000
+// queued jobs, no worker: the deepest of them wait in the store, so the
+// list reads memory and the store alike.
+static void
+test_job_list_newest_first(void)
+{
+    cluster_t c;
+    const char *extra[] = {"--memory-window", "1000", NULL};
+    bool up = cluster_up(&c, 0, extra);
+    enum { N = 3000, STEP = 250 };
+    drover_job_t jobs[STEP];
+    for (int i = 0; i < STEP; i++) {
+        jobs[i] = (drover_job_t)DROVER_JOB_INIT;
+        jobs[i].queue = "listed";
+        jobs[i].payload = "x";
+        jobs[i].payload_len = 1;
+    }
+    uint64_t ids[STEP], last = 0;
+    drover_error_t err = {0};
+    int rc = up ? 0 : -1;
+    for (int s = 0; rc == 0 && s < N; s += STEP) {
+        rc = drover_submit_many(c.d, jobs, STEP, 60000, ids, &err);
+        last = ids[STEP - 1];
+    }
+    if (rc) {
+        fprintf(stderr, "  submit: %s\n", err.text);
+    }
+    DV_CHECK_EQ(rc, 0);
+    const struct {
+        const char *state;
+        unsigned limit;
+        size_t min, max; // entries expected
+    } cases[] = {
+        {NULL, 1, 1, 1},           {NULL, 0, 100, 100}, // the default
+        {"queued", 250, 250, 250}, {"done", 100, 0, 0},
+        {NULL, 10000, 300, N - 1}, // what fits one header
+    };
+    bool failed = rc != 0;
+    for (size_t t = 0; rc == 0 && t < sizeof cases / sizeof *cases; t++) {
+        drover_job_info_t *js = NULL;
+        size_t n = 0;
+        int lrc = drover_job_list(c.d, cases[t].state, NULL, cases[t].limit,
+                                  &js, &n, &err);
+        size_t gaps = 0;
+        for (size_t i = 0; lrc == 0 && i < n; i++) {
+            gaps += js[i].job != last - i || strcmp(js[i].state, "queued") != 0;
+        }
+        printf("  job_list %s, limit %u: %zu jobs, %zu out of place\n",
+               cases[t].state ? cases[t].state : "(all)", cases[t].limit, n,
+               gaps);
+        free(js);
+        failed = failed || lrc || gaps || n < cases[t].min || n > cases[t].max;
+        if (lrc) {
+            fprintf(stderr, "  job_list: %s\n", err.text);
+        }
+        DV_CHECK_EQ(lrc, 0);
+        DV_CHECK(n >= cases[t].min && n <= cases[t].max);
+        DV_CHECK_EQ(gaps, 0);
+    }
+    cluster_down(&c, failed);
+}
+
 static const dv_test_case_t cases[] = {
     {"priorities, then aging; queues take turns", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
@@ -1301,6 +1365,7 @@ static const dv_test_case_t cases[] = {
      test_result_streams},
     {"deep queues wait in the store, come back by priority",
      test_deep_queue_spills},
+    {"job_list: newest first, cut to one header", test_job_list_newest_first},
 
     {NULL, NULL},
 };
