@@ -1010,10 +1010,12 @@ main(int argc, char **argv)
         rc = -1;
     }
     if (rc == 0) {
-        rc = push(d, &models[0], "serve-mlp") ||
-             push(d, &models[1], "serve-iris");
+        static const char *const names[N_MODELS] = {"serve-mlp", "serve-iris"};
+        for (int mi = 0; rc == 0 && mi < N_MODELS; mi++) {
+            rc = push(d, &models[mi], names[mi]);
+        }
         for (int mi = 0; rc == 0 && max_delay_us > 0 && mi < N_MODELS; mi++) {
-            const char *name = mi == 0 ? "serve-mlp" : "serve-iris";
+            const char *name = names[mi];
             rc = drover_model_config(d, name, -1, max_delay_us, NULL, NULL,
                                      &derr);
             if (rc != 0) {

@@ -120,17 +120,17 @@ work_fetch(uv_work_t *req)
                                   &f->data, &f->len, &f->err);
 }
 
-// Answer f (its data, or the error rc / err) if its worker is still
-// there, and free it.
+// Answer f (its data, or the error rc / err) if its worker w is still
+// there (NULL: gone), and free it.
 static void
 fetch_answer(dv_broker_t *self,
+             worker_t *w,
              fetch_t *f,
              int rc,
              const dv_error_t *err,
              const uint8_t *data,
              size_t len)
 {
-    worker_t *w = dv_broker_worker_by_handle(self, f->handle);
     if (w) {
         w->fetches--;
         if (rc) {
@@ -158,7 +158,7 @@ after_fetch(uv_work_t *req, int status)
     if (w) {
         w->fetch_reading = false;
     }
-    fetch_answer(self, f, f->rc, &f->err, f->data, f->len);
+    fetch_answer(self, w, f, f->rc, &f->err, f->data, f->len);
     dv_fetch_pump(self); // the worker's next fetch may go now
 }
 
@@ -206,7 +206,7 @@ fetch_start(dv_broker_t *self, worker_t *w, fetch_t *f)
         rc = dv_errorf(&err, DV_EIO, "cannot queue the %s read",
                        x->dataset ? "data set" : "model");
     }
-    fetch_answer(self, f, rc, &err, data, len);
+    fetch_answer(self, w, f, rc, &err, data, len);
     free(data);
 }
 

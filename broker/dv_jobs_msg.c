@@ -28,6 +28,7 @@
 #include "dv_models_msg.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
+#include "dv_newest.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_registry.h"
@@ -960,59 +961,6 @@ job_state(dv_broker_t *self,
 #define JOB_LIST_BYTES       ((size_t)DV_MAX_HEADER_BYTES - 1024)
 #define JOB_LIST_ENTRY_BYTES 96
 
-// job_list's candidates, newest first, sorted only as far as it reads.
-// A list of the newest 100 of 300,000 queued jobs spent ~80% of its 9 ms
-// sorting all of them (qsort); a max-heap costs O(n) to build and
-// O(log n) per id taken, so a list pays for what it reads.
-typedef struct {
-    uint64_t *ids; // ids[0..heap) a max-heap, ids[heap..n) sorted
-    size_t heap;   //
-} newest_t;
-
-static void
-sift_down(uint64_t *a, size_t n, size_t i)
-{
-    for (;;) {
-        size_t top = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && a[l] > a[top]) {
-            top = l;
-        }
-        if (r < n && a[r] > a[top]) {
-            top = r;
-        }
-        if (top == i) {
-            return;
-        }
-        uint64_t t = a[i];
-        a[i] = a[top];
-        a[top] = t;
-        i = top;
-    }
-}
-
-static newest_t
-newest_new(uint64_t *ids, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;) {
-        sift_down(ids, n, i);
-    }
-    return (newest_t){ids, n};
-}
-
-// The id in place i once ids are sorted, for i from the end down: what is
-// not sorted yet is taken off the heap.
-static uint64_t
-newest_at(newest_t *h, size_t i)
-{
-    while (h->heap > i) {
-        uint64_t t = h->ids[0];
-        h->ids[0] = h->ids[--h->heap];
-        h->ids[h->heap] = t;
-        sift_down(h->ids, h->heap, 0);
-    }
-    return h->ids[i];
-}
-
 // job_list's filter: the states wanted (want[S_COUNT_]), queue ("": all)
 // and limit (1 .. 10,000; default 100).
 static int
@@ -1109,7 +1057,7 @@ job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
 static bool
 job_list_write(dv_broker_t *self,
                dv_msgw_t *w,
-               newest_t *ids,
+               dv_newest_t *ids,
                size_t n,
                const bool *want,
                uint64_t limit)
@@ -1123,7 +1071,7 @@ job_list_write(dv_broker_t *self,
         }
         size_t written = 0;
         for (size_t i = n; i-- > 0 && written < (pass ? count : limit);) {
-            uint64_t id = newest_at(ids, i);
+            uint64_t id = dv_newest_at(ids, i);
             const job_t *j = NULL;
             uint32_t attempts = 0;
             int s = job_state(self, id, &j, &attempts);
@@ -1198,7 +1146,7 @@ dv_jobs_msg_on_list(dv_broker_t *self,
     }
     size_t n = 0;
     uint64_t *ids = job_list_ids(self, queue, &n);
-    newest_t newest = newest_new(ids, n);
+    dv_newest_t newest = dv_newest_of(ids, n);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
     bool unstored = job_list_write(self, w, &newest, n, want, limit);
     free(ids);
