@@ -12,7 +12,7 @@
 // dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
 // installed); loop thread only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_AUTHORIZE_H
 #define DV_AUTHORIZE_H

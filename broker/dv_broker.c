@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include <msgpack.h>
 #include <uv.h>
 #include <zmq.h>
 
@@ -51,6 +52,7 @@
 #include "dv_mem.h"
 #include "dv_models_msg.h"
 #include "dv_monitor.h"
+#include "dv_msgpack.h"
 #include "dv_outq.h"
 #include "dv_owners.h"
 #include "dv_proto.h"
@@ -429,6 +431,51 @@ dv_broker_reply(void *sock, const void *route, size_t route_len, dv_msgw_t *w)
 // Everything sent on the client socket goes through the byte counter
 // (dv_outq): a client that does not read cannot make the broker hold more
 // than DV_MAX_PEER_QUEUED_BYTES of replies for it.
+// A reply header too long for any client to read (over
+// DV_MAX_HEADER_BYTES: every peer drops it, so the request would go
+// unanswered) goes out as `error` DV_EMSGSIZE for the same request
+// instead. Lists come in pages (dv_page) and so never get here; this is
+// the net under every other reply.
+static int
+send_too_long(dv_broker_t *self,
+              const void *route,
+              size_t route_len,
+              const uint8_t *header,
+              size_t header_len)
+{
+    uint64_t rid = 0;
+    char type[32] = "?";
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)header, header_len, NULL) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *r = dv_msgpack_get(&u.data, "rid");
+        const msgpack_object *t = dv_msgpack_get(&u.data, "t");
+        if (r && r->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            rid = r->via.u64;
+        }
+        if (t && t->type == MSGPACK_OBJECT_STR) {
+            snprintf(type, sizeof type, "%.*s",
+                     (int)(t->via.str.size < 31 ? t->via.str.size : 31),
+                     t->via.str.ptr);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    char text[160];
+    snprintf(text, sizeof text,
+             "the reply (%s) would be %zu bytes, over the %d a header may "
+             "hold",
+             type, header_len, DV_MAX_HEADER_BYTES);
+    dv_log(DV_LOG_WARN, "broker", "%s: answered DV_EMSGSIZE instead", text);
+    dv_msgw_t *w = dv_msgw_error_reply(rid, 0, DV_EMSGSIZE, text);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    int rc =
+        dv_outq_send(self->outq, route, route_len, h, len, NULL, 0, NULL, NULL);
+    dv_msgw_destroy(&w);
+    return rc;
+}
+
 int
 dv_broker_client_send(dv_broker_t *self,
                       const void *route,
@@ -438,6 +485,9 @@ dv_broker_client_send(dv_broker_t *self,
                       const dv_frame_t *frames,
                       size_t n_frames)
 {
+    if (header_len > DV_MAX_HEADER_BYTES) {
+        return send_too_long(self, route, route_len, header, header_len);
+    }
     return dv_outq_send(self->outq, route, route_len, header, header_len,
                         frames, n_frames, NULL, NULL);
 }

@@ -154,6 +154,8 @@ typedef struct {
     uint64_t unix_ms; // when it died
     int code;         // its final error
     char *text;       // and reason (owned)
+    uint64_t seq;     // 1, 2, ... in the order they died (this run):
+                      //   where a dead_list page starts (1.7)
 } dead_t;
 
 // Idempotency: a submit's key, per queue and per submitting key (its
@@ -365,6 +367,7 @@ struct dv_broker {
     dead_t *dead_block;        //   ..]; the room before dead_head is the
     size_t dead_head;          //   dropped oldest's (dv_dead_trim)
     size_t cap_dead;           //   dead_block's entries
+    uint64_t dead_seq;         //   the last dead letter's seq
     uint64_t dead_bytes;       // their payload bytes
     uint64_t max_dead;         // --max-dead (DV_MAX_DEAD_JOBS)
     uint64_t max_dead_bytes;   // --max-dead-bytes (DV_MAX_DEAD_BYTES)
@@ -725,7 +728,7 @@ typedef struct {
 } msg_row_t;
 
 // The client handlers (on_*, declared in the header of their noun's
-// module, called from dv_handlers.c's table) all have one of two shapes,
+// module, called from dv_handlers.c's table) all have one shape,
 // documented here once:
 //
 // Serve request m (its decoded header; payload frames through
@@ -740,11 +743,6 @@ typedef int(client_handler_fn)(dv_broker_t *self,
                                const dv_msg_t *m,
                                uint64_t rid,
                                dv_error_t *err);
-// A listing: reply what the broker holds (no input to refuse). Returns 0.
-typedef int(client_listing_fn)(dv_broker_t *self,
-                               const void *route,
-                               size_t route_len,
-                               uint64_t rid);
 
 // Serve one request from a client connection (checked against its key's
 // roles, audited, answered with `error` when it fails): a message, or one

@@ -5,8 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <msgpack.h>
+
+#include "dv_catalog.h"
 #include "dv_commit.h"
+#include "dv_limits.h"
 #include "dv_owners.h"
+#include "dv_page.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
 
@@ -92,4 +97,88 @@ dv_catalog_msg_removed(dv_broker_t *self,
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_uint(w, "removed", (uint64_t)removed);
     dv_commit_reply_stored(self, route, route_len, rid, w);
+}
+
+// The request's `from` ([name, version]) into name and *version; absent:
+// "" and 0 (before every record). Returns 0 or DV_EFORMAT.
+static int
+page_from(const dv_msg_t *m,
+          char *name,
+          size_t size,
+          uint32_t *version,
+          dv_error_t *err)
+{
+    name[0] = '\0';
+    *version = 0;
+    const msgpack_object *f = dv_msg_get(m, "from");
+    if (!f) {
+        return 0;
+    }
+    const msgpack_object *a =
+        f->type == MSGPACK_OBJECT_ARRAY && f->via.array.size == 2
+            ? f->via.array.ptr
+            : NULL;
+    if (!a || a[0].type != MSGPACK_OBJECT_STR || a[0].via.str.size == 0 ||
+        a[0].via.str.size >= size ||
+        a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        a[1].via.u64 > UINT32_MAX) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "'from' must be [name, version], as a previous "
+                         "page's next");
+    }
+    memcpy(name, a[0].via.str.ptr, a[0].via.str.size);
+    name[a[0].via.str.size] = '\0';
+    *version = (uint32_t)a[1].via.u64;
+    return 0;
+}
+
+int
+dv_catalog_msg_page(dv_msgw_t *w,
+                    const dv_msg_t *m,
+                    const char *key,
+                    const void *recs,
+                    size_t n,
+                    size_t rec_size,
+                    dv_catalog_shown_fn *shown,
+                    dv_catalog_item_fn *item,
+                    void *arg,
+                    dv_error_t *err)
+{
+    char name[DV_MAX_WIRE_NAME + 1];
+    uint32_t version = 0;
+    int rc = page_from(m, name, sizeof name, &version, err);
+    if (rc) {
+        return rc;
+    }
+    const uint8_t *at = recs;
+    size_t i = 0;
+    while (i < n) { // the first at or after (name, version)
+        const dv_catalog_head_t *h = (const void *)(at + i * rec_size);
+        int c = strcmp(h->name, name);
+        if (c > 0 || (c == 0 && h->version >= version)) {
+            break;
+        }
+        i++;
+    }
+    dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
+    const dv_catalog_head_t *next = NULL;
+    for (; i < n && !next; i++) {
+        const void *rec = at + i * rec_size;
+        if (shown && !shown(arg, rec)) {
+            continue;
+        }
+        item(arg, dv_page_item(page), rec);
+        if (!dv_page_keep(page)) {
+            next = rec;
+        }
+    }
+    dv_page_put(page, w, key);
+    dv_page_destroy(&page);
+    if (next) {
+        dv_msgw_key(w, "next");
+        dv_msgw_v_array(w, 2);
+        dv_msgw_v_str(w, next->name);
+        dv_msgw_v_uint(w, next->version);
+    }
+    return 0;
 }

@@ -3,8 +3,9 @@
 // table (one row a field: its key, how it is written, where it sits in the
 // record), a request's name and version, and the reply to a removal.
 //
-// May call: dv_broker.c (through dv_broker_int.h) and common/. Internal to
-// broker/ (not installed); loop thread only.
+// May call: dv_broker.c (through dv_broker_int.h), dv_catalog.h,
+// dv_commit.h, dv_owners.h, dv_page.h and common/. Internal to broker/ (not
+// installed); loop thread only.
 #ifndef DV_CATALOG_MSG_H
 #define DV_CATALOG_MSG_H
 
@@ -51,6 +52,29 @@ int dv_catalog_msg_ref(const dv_msg_t *m,
                        size_t size,
                        uint32_t *version,
                        dv_error_t *err);
+
+// Whether list rec (a record of the catalog being listed) is shown to the
+// asking key, and its list item (one value) written into item.
+typedef bool(dv_catalog_shown_fn)(void *arg, const void *rec);
+typedef void(dv_catalog_item_fn)(void *arg, dv_msgw_t *item, const void *rec);
+
+// A page of a catalog list (1.7) into reply w: under key, the records of
+// recs (n of rec_size bytes, each a dv_catalog_head_t first, sorted by
+// name then version) from the request's `from` on ([name, version]: a
+// previous page's `next`; absent: the first), those shown (NULL: all)
+// as item writes them, while they fit one page (DV_LIST_PAGE_BYTES); `next`
+// names the first record left out. Returns 0, or DV_EFORMAT for a bad
+// `from` (w untouched).
+int dv_catalog_msg_page(dv_msgw_t *w,
+                        const dv_msg_t *m,
+                        const char *key,
+                        const void *recs,
+                        size_t n,
+                        size_t rec_size,
+                        dv_catalog_shown_fn *shown,
+                        dv_catalog_item_fn *item,
+                        void *arg,
+                        dv_error_t *err);
 
 // The reply to a removal of `removed` (> 0) versions of name: `ok` with
 // removed; once no version is left (gone), its owner is forgotten in

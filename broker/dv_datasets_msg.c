@@ -423,25 +423,36 @@ dataset_readable(const dv_broker_t *self, const char *name)
            dv_owners_may_read(self->data_owners, name, k->id);
 }
 
+static bool
+list_shown(void *arg, const void *rec)
+{
+    return dataset_readable(arg, ((const dv_dataset_info_t *)rec)->name);
+}
+
+static void
+list_item(void *arg, dv_msgw_t *item, const void *rec)
+{
+    (void)arg;
+    dv_msgw_v_map(item, N_DATASET_FIELDS);
+    write_dataset_info(item, rec, true);
+}
+
 int
 dv_datasets_msg_on_list(dv_broker_t *self,
                         const void *route,
                         size_t route_len,
-                        uint64_t rid)
+                        const dv_msg_t *m,
+                        uint64_t rid,
+                        dv_error_t *err)
 {
-    size_t n = 0, shown = 0;
+    size_t n = 0;
     const dv_dataset_info_t *all = dv_datasets_list(self->datasets, &n);
-    for (size_t i = 0; i < n; i++) {
-        shown += dataset_readable(self, all[i].name);
-    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_DATASETS, rid);
-    dv_msgw_key(w, "datasets");
-    dv_msgw_v_array(w, shown);
-    for (size_t i = 0; i < n; i++) {
-        if (dataset_readable(self, all[i].name)) {
-            dv_msgw_v_map(w, N_DATASET_FIELDS);
-            write_dataset_info(w, &all[i], true);
-        }
+    int rc = dv_catalog_msg_page(w, m, "datasets", all, n, sizeof *all,
+                                 list_shown, list_item, self, err);
+    if (rc) {
+        dv_msgw_destroy(&w);
+        return rc;
     }
     dv_broker_client_reply(self, route, route_len, w);
     return 0;

@@ -7,7 +7,7 @@
 // dv_models_msg.h and common/. Internal to broker/ (not installed); loop thread
 // only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_DATASETS_MSG_H
 #define DV_DATASETS_MSG_H
@@ -28,7 +28,7 @@ void dv_datasets_msg_uploads_trim(dv_broker_t *self);
 client_handler_fn dv_datasets_msg_on_get;
 
 // dataset_list: reply the data sets the key may read.
-client_listing_fn dv_datasets_msg_on_list;
+client_handler_fn dv_datasets_msg_on_list;
 
 // dataset_rm: remove a data set version.
 client_handler_fn dv_datasets_msg_on_rm;

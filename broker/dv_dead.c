@@ -22,6 +22,7 @@
 #include "dv_log.h"
 #include "dv_mem.h"
 #include "dv_msgpack.h"
+#include "dv_page.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_results.h"
@@ -179,6 +180,7 @@ dv_dead_push(dv_broker_t *self, dead_t d)
         self->dead_head = 0;
     }
     self->dead = self->dead_block + self->dead_head;
+    d.seq = ++self->dead_seq;
     self->dead[self->n_dead++] = d;
     self->dead_bytes += d.job->payload_len;
     dv_broker_queue_bytes(self, d.job->queue)->dead++;
@@ -240,7 +242,7 @@ dv_dead_job(
 {
     dv_results_fail(self, j, code, text, worker);
     dv_broker_job_detach(self, j->id);
-    dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text)};
+    dead_t d = {j, dv_broker_unix_ms_now(), code, dv_strdup(text), 0};
     store_dead(self, &d);
     dv_dead_push(self, d);
     dv_log(DV_LOG_WARN, "broker", "job %llu is dead: %s (drover dead requeue)",
@@ -351,8 +353,41 @@ dead_matches(const dead_t *d, uint64_t one, const char *queue)
                : !queue[0] || strcmp(d->job->queue, queue) == 0;
 }
 
-// dead_list {job?, queue?, limit?}: dead letters, oldest first, each with
-// its final error and every failed attempt.
+// One dead_jobs entry.
+static void
+dead_item(dv_msgw_t *w, const dead_t *d)
+{
+    const job_t *j = d->job;
+    dv_msgw_v_map(w, 9);
+    dv_msgw_v_str(w, "job");
+    dv_msgw_v_uint(w, j->id);
+    dv_msgw_v_str(w, "queue");
+    dv_msgw_v_str(w, j->queue);
+    dv_msgw_v_str(w, "kind");
+    dv_msgw_v_str(w, j->kind);
+    dv_msgw_v_str(w, "attempts");
+    dv_msgw_v_uint(w, j->attempts);
+    dv_msgw_v_str(w, "priority");
+    dv_msgw_v_int(w, j->priority);
+    dv_msgw_v_str(w, "died_ms");
+    dv_msgw_v_uint(w, d->unix_ms);
+    dv_msgw_v_str(w, "submitted_ms");
+    dv_msgw_v_uint(w, j->submit_unix);
+    dv_msgw_v_str(w, "error");
+    dv_msgw_v_map(w, 2);
+    dv_msgw_v_str(w, "name");
+    dv_msgw_v_str(w, dv_err_name(d->code));
+    dv_msgw_v_str(w, "text");
+    dv_msgw_v_str(w, d->text);
+    dv_msgw_v_str(w, "errors"); // the ninth field
+    dv_results_write_errors_value(w, j);
+}
+
+// dead_list {job?, queue?, limit?, from?}: dead letters, oldest first, each
+// with its final error and its failed attempts; at most limit and one page
+// (1.7: `next` is where the next page starts, `from` asks for it; the
+// dead letters keep their order, and those that leave meanwhile are
+// skipped, never the others).
 int
 dv_dead_on_list(dv_broker_t *self,
                 const void *route,
@@ -361,11 +396,14 @@ dv_dead_on_list(dv_broker_t *self,
                 uint64_t rid,
                 dv_error_t *err)
 {
-    uint64_t one = 0, limit = 0;
+    uint64_t one = 0, limit = 0, from = 0;
     char queue[DV_MAX_WIRE_NAME + 1];
     int rc = dead_select(self, m, false, &one, queue, sizeof queue, err);
     if (rc == 0) {
         rc = dv_msg_uint_or(m, "limit", 1000, &limit, err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "from", 0, &from, err);
     }
     if (rc) {
         return rc;
@@ -374,41 +412,39 @@ dv_dead_on_list(dv_broker_t *self,
     for (size_t i = 0; i < self->n_dead; i++) {
         count += dead_matches(&self->dead[i], one, queue);
     }
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_JOBS, rid);
-    dv_msgw_uint(w, "total", count);
-    count = count < limit ? count : limit;
-    dv_msgw_key(w, "jobs");
-    dv_msgw_v_array(w, count);
-    for (size_t i = 0, n = 0; i < self->n_dead && n < count; i++) {
+    // The first at or after from: seq rises along the array.
+    size_t lo = 0, hi = self->n_dead;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->dead[mid].seq < from) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
+    uint64_t next = 0;
+    for (size_t i = lo; i < self->n_dead; i++) {
         const dead_t *d = &self->dead[i];
         if (!dead_matches(d, one, queue)) {
             continue;
         }
-        n++;
-        const job_t *j = d->job;
-        dv_msgw_v_map(w, 9);
-        dv_msgw_v_str(w, "job");
-        dv_msgw_v_uint(w, j->id);
-        dv_msgw_v_str(w, "queue");
-        dv_msgw_v_str(w, j->queue);
-        dv_msgw_v_str(w, "kind");
-        dv_msgw_v_str(w, j->kind);
-        dv_msgw_v_str(w, "attempts");
-        dv_msgw_v_uint(w, j->attempts);
-        dv_msgw_v_str(w, "priority");
-        dv_msgw_v_int(w, j->priority);
-        dv_msgw_v_str(w, "died_ms");
-        dv_msgw_v_uint(w, d->unix_ms);
-        dv_msgw_v_str(w, "submitted_ms");
-        dv_msgw_v_uint(w, j->submit_unix);
-        dv_msgw_v_str(w, "error");
-        dv_msgw_v_map(w, 2);
-        dv_msgw_v_str(w, "name");
-        dv_msgw_v_str(w, dv_err_name(d->code));
-        dv_msgw_v_str(w, "text");
-        dv_msgw_v_str(w, d->text);
-        dv_msgw_v_str(w, "errors"); // the ninth field
-        dv_results_write_errors_value(w, j);
+        if (dv_page_count(page) == limit) {
+            next = d->seq;
+            break;
+        }
+        dead_item(dv_page_item(page), d);
+        if (!dv_page_keep(page)) {
+            next = d->seq;
+            break;
+        }
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_JOBS, rid);
+    dv_msgw_uint(w, "total", count);
+    dv_page_put(page, w, "jobs");
+    dv_page_destroy(&page);
+    if (next) {
+        dv_msgw_uint(w, "next", next);
     }
     dv_broker_client_reply(self, route, route_len, w);
     return 0;
@@ -447,10 +483,9 @@ dv_dead_on_requeue(dv_broker_t *self,
     for (size_t i = 0; i < self->n_dead; i++) {
         count += dead_matches(&self->dead[i], one, queue);
     }
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
-    dv_msgw_uint(w, "count", count);
-    dv_msgw_key(w, "requeued");
-    dv_msgw_v_array(w, count);
+    // `requeued` pairs the old ids with the new while they fit one page
+    // (100,000 dead letters would take ~2 MB); `count` counts them all.
+    dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
     uint64_t now = dv_broker_unix_ms_now();
     for (size_t i = 0; i < self->n_dead;) {
         if (!dead_matches(&self->dead[i], one, queue)) {
@@ -462,7 +497,7 @@ dv_dead_on_requeue(dv_broker_t *self,
             dv_broker_job_alloc(self->job_spare, NULL, 0, old->queue,
                                 old->model, old->payload, old->payload_len);
         if (!j) {
-            dv_msgw_destroy(&w);
+            dv_page_destroy(&page);
             return dv_errorf(err, DV_ENOMEM, "dead_requeue: no memory");
         }
         j->id = self->next_job++;
@@ -482,11 +517,13 @@ dv_dead_on_requeue(dv_broker_t *self,
         j->deadline_unix = old->deadline_unix
                                ? now + (old->deadline_unix - old->submit_unix)
                                : 0;
-        dv_msgw_v_map(w, 2);
-        dv_msgw_v_str(w, "job");
-        dv_msgw_v_uint(w, old->id);
-        dv_msgw_v_str(w, "new_job");
-        dv_msgw_v_uint(w, j->id);
+        dv_msgw_t *item = dv_page_item(page);
+        dv_msgw_v_map(item, 2);
+        dv_msgw_v_str(item, "job");
+        dv_msgw_v_uint(item, old->id);
+        dv_msgw_v_str(item, "new_job");
+        dv_msgw_v_uint(item, j->id);
+        (void)dv_page_keep(page);
         dv_broker_job_add(self, j);
         if (self->store) {
             if (!j->memory_only) {
@@ -500,6 +537,10 @@ dv_dead_on_requeue(dv_broker_t *self,
         dv_jobs_msg_schedule(self, j, false); // its record is not committed yet
         dead_remove(self, i, true);
     }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
+    dv_msgw_uint(w, "count", count);
+    dv_page_put(page, w, "requeued");
+    dv_page_destroy(&page);
     dv_commit_reply_after(self, route, route_len, rid, w);
     return 0;
 }

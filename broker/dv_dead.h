@@ -6,10 +6,10 @@
 // DV_STORE_DEAD records). Handlers: dead_list, dead_requeue, dead_purge.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_jobs_msg.h,
-// dv_results.h, dv_timers.h and common/. Internal to broker/ (not installed);
-// loop thread only.
+// dv_page.h, dv_results.h, dv_timers.h and common/. Internal to broker/ (not
+// installed); loop thread only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_DEAD_H
 #define DV_DEAD_H

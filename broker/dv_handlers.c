@@ -20,6 +20,7 @@
 #include "dv_models_msg.h"
 #include "dv_proto.h"
 #include "dv_results.h"
+#include "dv_workers_msg.h"
 
 // Wrappers: a handler that takes (self, route, route_len, m, rid, err) ...
 #define ROUTED(fn)                                                             \
@@ -27,14 +28,6 @@
     {                                                                          \
         return fn(r->self, r->route, r->route_len, r->m, r->rid, err);         \
     }
-// ... or (self, route, route_len, rid): a listing that cannot fail on input.
-#define LISTING(fn)                                                            \
-    static int fn##_req(request_t *r, dv_error_t *err)                         \
-    {                                                                          \
-        (void)err;                                                             \
-        return fn(r->self, r->route, r->route_len, r->rid);                    \
-    }
-
 ROUTED(dv_authorize_on_audit_list)
 ROUTED(dv_results_on_get)
 ROUTED(dv_jobs_msg_on_get)
@@ -57,9 +50,9 @@ ROUTED(dv_dead_on_purge)
 ROUTED(dv_results_on_follow)
 ROUTED(dv_results_on_ack)
 ROUTED(dv_results_on_unfollow)
-LISTING(dv_models_msg_on_list)
-LISTING(dv_datasets_msg_on_list)
-LISTING(dv_jobs_msg_on_workers)
+ROUTED(dv_models_msg_on_list)
+ROUTED(dv_datasets_msg_on_list)
+ROUTED(dv_workers_msg_on_list)
 
 static int
 dv_jobs_msg_on_submit_req(request_t *r, dv_error_t *err)
@@ -186,7 +179,7 @@ static const msg_row_t client_rows[DV_MSG_COUNT_] = {
     [DV_MSG_HELLO]         = {on_hello_req,          ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_PING]          = {on_ping_req,           ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_STATUS]        = {dv_jobs_msg_on_status_req,         ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
-    [DV_MSG_WORKERS]       = {dv_jobs_msg_on_workers_req,        ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
+    [DV_MSG_WORKERS]       = {dv_workers_msg_on_list_req,        ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_SUBMIT]        = {dv_jobs_msg_on_submit_req,         P,       ACTS_ON_QUEUE,   CHECK_DATASET_READS | CHECK_TRAIN_MODEL,  false},
     [DV_MSG_RESULT_GET]    = {dv_results_on_get_req,     P | C,   ACTS_ON_JOB,     0,                                        false},
     [DV_MSG_JOB_GET]       = {dv_jobs_msg_on_get_req,        P | C,   ACTS_ON_JOB,     0,                                        false},

@@ -29,6 +29,7 @@
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
 #include "dv_newest.h"
+#include "dv_page.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_registry.h"
@@ -956,19 +957,16 @@ job_state(dv_broker_t *self,
     return -1;
 }
 
-// A job_list reply's entries: as many as fit its header, each counted at
-// JOB_LIST_ENTRY_BYTES plus its queue and kind names (an upper bound).
-#define JOB_LIST_BYTES       ((size_t)DV_MAX_HEADER_BYTES - 1024)
-#define JOB_LIST_ENTRY_BYTES 96
-
-// job_list's filter: the states wanted (want[S_COUNT_]), queue ("": all)
-// and limit (1 .. 10,000; default 100).
+// job_list's filter: the states wanted (want[S_COUNT_]), queue ("": all),
+// limit (1 .. 10,000; default 100) and from (1.7: the newest id listed, a
+// previous page's `next`; 0: no bound).
 static int
 job_list_filter(const dv_msg_t *m,
                 bool *want,
                 char *queue,
                 size_t queue_size,
                 uint64_t *limit,
+                uint64_t *from,
                 dv_error_t *err)
 {
     char state[16] = "";
@@ -981,6 +979,9 @@ job_list_filter(const dv_msg_t *m,
     }
     if (rc == 0) {
         rc = dv_msg_uint_or(m, "limit", 100, limit, err);
+    }
+    if (rc == 0) {
+        rc = dv_msg_uint_or(m, "from", 0, from, err);
     }
     if (rc) {
         return rc;
@@ -1000,27 +1001,34 @@ job_list_filter(const dv_msg_t *m,
     return 0;
 }
 
-// job_list's candidates on queue ("": all), in no order: live jobs, dead
-// letters, deep queues' spilled jobs and (all queues only: finished jobs
-// do not keep their queue name) kept results. Caller frees; *n of them.
+// job_list's candidates on queue ("": all) with an id up to from (0: any),
+// in no order: live jobs, dead letters, deep queues' spilled jobs and (all
+// queues only: finished jobs do not keep their queue name) kept results.
+// Caller frees; *n of them.
 static uint64_t *
-job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
+job_list_ids(const dv_broker_t *self,
+             const char *queue,
+             uint64_t from,
+             size_t *n_out)
 {
     size_t cap = self->n_jobs + self->n_kept + self->n_dead, n = 0;
     for (size_t q = 0; q < self->n_qbytes; q++) {
         cap += self->qbytes[q].spilled;
     }
+    uint64_t top = from ? from : UINT64_MAX;
     uint64_t *ids = dv_malloc((cap ? cap : 1) * sizeof *ids);
     for (size_t b = 0; b < self->n_buckets; b++) {
         for (const job_t *j = self->jobs[b]; j; j = j->next) {
-            if (!j->cancelled && (!queue[0] || strcmp(j->queue, queue) == 0)) {
+            if (!j->cancelled && j->id <= top &&
+                (!queue[0] || strcmp(j->queue, queue) == 0)) {
                 ids[n++] = j->id;
             }
         }
     }
     for (size_t i = 0; i < self->n_dead; i++) {
-        if (!queue[0] || strcmp(self->dead[i].job->queue, queue) == 0) {
-            ids[n++] = self->dead[i].job->id;
+        const job_t *j = self->dead[i].job;
+        if (j->id <= top && (!queue[0] || strcmp(j->queue, queue) == 0)) {
+            ids[n++] = j->id;
         }
     }
     for (size_t q = 0; q < self->n_qbytes; q++) {
@@ -1033,14 +1041,15 @@ job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
             for (size_t at = sp->head; at < sp->len;
                  at += 17 + sp->buf[at + 16]) {
                 uint64_t id = dv_le_get64(sp->buf + at);
-                if (!dv_spill_skip_has(self, id)) {
+                if (id <= top && !dv_spill_skip_has(self, id)) {
                     ids[n++] = id;
                 }
             }
         }
     }
     for (const kept_t *k = self->kept_oldest; !queue[0] && k; k = k->newer) {
-        if ((!dv_broker_job_find(self, k->id) ||
+        if (k->id <= top &&
+            (!dv_broker_job_find(self, k->id) ||
              dv_broker_job_find(self, k->id)->cancelled) &&
             !dv_dead_find(self, k->id, NULL)) {
             ids[n++] = k->id;
@@ -1050,10 +1059,53 @@ job_list_ids(const dv_broker_t *self, const char *queue, size_t *n_out)
     return ids;
 }
 
-// Write the jobs of ids (n of them) in a wanted state, newest first, at most
-// limit. Two passes: count what matches, then write it (the array's
-// length comes first in msgpack). Returns whether an outcome listed is
-// not committed yet.
+// One job_list entry: id in state s (j: live, else finished).
+static void
+job_list_item(dv_broker_t *self,
+              dv_msgw_t *w,
+              uint64_t id,
+              int s,
+              const job_t *j,
+              uint32_t attempts)
+{
+    const kept_t *k = j ? NULL : dv_results_kept_find(self, id);
+    const char *kq = k && k->qidx && k->qidx <= self->n_qbytes
+                         ? self->qbytes[k->qidx - 1].name
+                         : NULL;
+    bool kk = k && k->kind; // a finished job's kind (1.5)
+    dv_msgw_v_map(w, j ? 6 : 3 + (kq ? 1 : 0) + (kk ? 1 : 0));
+    dv_msgw_v_str(w, "job");
+    dv_msgw_v_uint(w, id);
+    dv_msgw_v_str(w, "state");
+    dv_msgw_v_str(w, s_job_states[s]);
+    dv_msgw_v_str(w, "attempts");
+    dv_msgw_v_uint(w, attempts);
+    if (j) {
+        dv_msgw_v_str(w, "queue");
+        dv_msgw_v_str(w, j->queue);
+        dv_msgw_v_str(w, "kind");
+        dv_msgw_v_str(w, j->kind);
+        dv_msgw_v_str(w, "priority");
+        dv_msgw_v_int(w, j->priority);
+        return;
+    }
+    if (kq) { // finished: its queue and kind (1.5)
+        dv_msgw_v_str(w, "queue");
+        dv_msgw_v_str(w, kq);
+    }
+    if (kk) {
+        dv_msgw_v_str(w, "kind");
+        dv_msgw_v_str(w, dv_rec_kind_name(k->kind - 1));
+    }
+}
+
+// Write the jobs of ids (n of them) in a wanted state into reply w, newest
+// first, at most limit and at most one page (dv_page: a list of 10,000 was
+// ~700 KB, which no client reads, so the request went unanswered). When
+// the list stopped before the last candidate, `next` (1.7) names the one it
+// stopped at; a next page asked from there may hold nothing, as the
+// candidates left may be in other states. Returns whether an outcome
+// listed is not committed yet.
 static bool
 job_list_write(dv_broker_t *self,
                dv_msgw_t *w,
@@ -1062,73 +1114,39 @@ job_list_write(dv_broker_t *self,
                const bool *want,
                uint64_t limit)
 {
-    size_t count = 0, bytes = 0;
+    dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
     bool unstored = false;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            dv_msgw_key(w, "jobs");
-            dv_msgw_v_array(w, count);
+    uint64_t next = 0;
+    for (size_t i = n; i-- > 0;) {
+        uint64_t id = dv_newest_at(ids, i);
+        if (dv_page_count(page) == limit) {
+            next = id;
+            break;
         }
-        size_t written = 0;
-        for (size_t i = n; i-- > 0 && written < (pass ? count : limit);) {
-            uint64_t id = dv_newest_at(ids, i);
-            const job_t *j = NULL;
-            uint32_t attempts = 0;
-            int s = job_state(self, id, &j, &attempts);
-            if (s < 0 || !want[s]) {
-                continue; // s < 0: accepted, not committed yet
-            }
-            const kept_t *k = j ? NULL : dv_results_kept_find(self, id);
-            const char *kq = k && k->qidx && k->qidx <= self->n_qbytes
-                                 ? self->qbytes[k->qidx - 1].name
-                                 : NULL;
-            // What fits one header: an entry is at most 96 bytes besides
-            // its names (a list of 10,000 was ~700 KB, which no client
-            // reads: the request went unanswered).
-            size_t entry =
-                JOB_LIST_ENTRY_BYTES + (j ? strlen(j->queue) + strlen(j->kind)
-                                          : (kq ? strlen(kq) : 0) + 16);
-            if (pass == 0 && bytes + entry > JOB_LIST_BYTES) {
-                break;
-            }
-            bytes += entry;
-            written++;
-            unstored = unstored || outcome_unstored(self, id);
-            if (pass == 1) {
-                bool kk = k && k->kind; // a finished job's kind (1.5)
-                dv_msgw_v_map(w, j ? 6 : 3 + (kq ? 1 : 0) + (kk ? 1 : 0));
-                dv_msgw_v_str(w, "job");
-                dv_msgw_v_uint(w, id);
-                dv_msgw_v_str(w, "state");
-                dv_msgw_v_str(w, s_job_states[s]);
-                dv_msgw_v_str(w, "attempts");
-                dv_msgw_v_uint(w, attempts);
-                if (j) {
-                    dv_msgw_v_str(w, "queue");
-                    dv_msgw_v_str(w, j->queue);
-                    dv_msgw_v_str(w, "kind");
-                    dv_msgw_v_str(w, j->kind);
-                    dv_msgw_v_str(w, "priority");
-                    dv_msgw_v_int(w, j->priority);
-                } else { // finished: its queue and kind (1.5)
-                    if (kq) {
-                        dv_msgw_v_str(w, "queue");
-                        dv_msgw_v_str(w, kq);
-                    }
-                    if (kk) {
-                        dv_msgw_v_str(w, "kind");
-                        dv_msgw_v_str(w, dv_rec_kind_name(k->kind - 1));
-                    }
-                }
-            }
+        const job_t *j = NULL;
+        uint32_t attempts = 0;
+        int s = job_state(self, id, &j, &attempts);
+        if (s < 0 || !want[s]) {
+            continue; // s < 0: accepted, not committed yet
         }
-        count = written;
+        job_list_item(self, dv_page_item(page), id, s, j, attempts);
+        if (!dv_page_keep(page)) {
+            next = id;
+            break;
+        }
+        unstored = unstored || outcome_unstored(self, id);
+    }
+    dv_page_put(page, w, "jobs");
+    dv_page_destroy(&page);
+    if (next) {
+        dv_msgw_uint(w, "next", next);
     }
     return unstored;
 }
 
-// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
-// limit (default 100, at most 10,000). Finished jobs are the kept results.
+// job_list {state?, queue?, limit?, from?}: jobs by id, newest first, at
+// most limit (default 100, at most 10,000) and one page. Finished jobs are
+// the kept results.
 int
 dv_jobs_msg_on_list(dv_broker_t *self,
                     const void *route,
@@ -1139,13 +1157,13 @@ dv_jobs_msg_on_list(dv_broker_t *self,
 {
     char queue[DV_MAX_WIRE_NAME + 1] = "";
     bool want[S_COUNT_];
-    uint64_t limit = 100;
-    int rc = job_list_filter(m, want, queue, sizeof queue, &limit, err);
+    uint64_t limit = 100, from = 0;
+    int rc = job_list_filter(m, want, queue, sizeof queue, &limit, &from, err);
     if (rc) {
         return rc;
     }
     size_t n = 0;
-    uint64_t *ids = job_list_ids(self, queue, &n);
+    uint64_t *ids = job_list_ids(self, queue, from, &n);
     dv_newest_t newest = dv_newest_of(ids, n);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
     bool unstored = job_list_write(self, w, &newest, n, want, limit);
@@ -1283,45 +1301,6 @@ dv_jobs_msg_on_get(dv_broker_t *self,
     const uint8_t *h = dv_msgw_bytes(w, &len);
     dv_broker_client_send(self, route, route_len, h, len, NULL, 0);
     dv_msgw_destroy(&w);
-    return 0;
-}
-
-int
-dv_jobs_msg_on_workers(dv_broker_t *self,
-                       const void *route,
-                       size_t route_len,
-                       uint64_t rid)
-{
-    uint64_t now = uv_now(&self->loop);
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
-    dv_msgw_key(w, "workers");
-    dv_msgw_v_array(w, self->n_workers);
-    for (size_t i = 0; i < self->n_workers; i++) {
-        const worker_t *wk = &self->workers[i];
-        dv_msgw_v_map(w, 7 + dv_workers_msg_load_fields(wk));
-        dv_msgw_v_str(w, "name");
-        dv_msgw_v_str(w, wk->name);
-        dv_workers_msg_write_load(w, wk);
-        dv_msgw_v_str(w, "datasets");
-        dv_msgw_v_array(w, wk->n_datasets);
-        for (size_t k = 0; k < wk->n_datasets; k++) {
-            dv_msgw_v_str(w, wk->datasets[k]);
-        }
-        dv_msgw_v_str(w, "capacity");
-        dv_msgw_v_uint(w, wk->capacity);
-        dv_msgw_v_str(w, "running");
-        dv_msgw_v_uint(w, dv_sched_worker_running(self->sched, wk->handle));
-        dv_msgw_v_str(w, "models");
-        dv_msgw_v_array(w, wk->n_models);
-        for (size_t k = 0; k < wk->n_models; k++) {
-            dv_msgw_v_str(w, wk->models[k]);
-        }
-        dv_msgw_v_str(w, "idle_ms");
-        dv_msgw_v_uint(w, now - wk->last_seen_ms);
-        dv_msgw_v_str(w, "state");
-        dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
-    }
-    dv_broker_client_reply(self, route, route_len, w);
     return 0;
 }
 

@@ -1,14 +1,15 @@
 // dv_jobs_msg — jobs from clients: submit, and what clients ask of jobs.
 //
 // Owns: submit (checks, the job record, acceptance into dv_sched or a spill),
-// job_list, job_get, job_cancel, workers, status; a job's store record
+// job_list, job_get, job_cancel, status; a job's store record
 // (dv_jobs_msg_encode/dv_jobs_msg_decode).
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h,
-// dv_idem.h, dv_models_msg.h, dv_results.h, dv_spill.h, dv_timers.h and
-// common/. Internal to broker/ (not installed); loop thread only.
+// dv_idem.h, dv_models_msg.h, dv_newest.h, dv_page.h, dv_results.h,
+// dv_spill.h, dv_timers.h and common/. Internal to broker/ (not installed);
+// loop thread only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_JOBS_MSG_H
 #define DV_JOBS_MSG_H
@@ -79,9 +80,6 @@ client_handler_fn dv_jobs_msg_on_list;
 
 // job_get: reply a job's state.
 client_handler_fn dv_jobs_msg_on_get;
-
-// workers: reply the connected workers.
-client_listing_fn dv_jobs_msg_on_workers;
 
 // Cancel a job: a queued one leaves its queue; a running one's worker is
 // told to drop it (its slot stays taken until the worker answers). Either

@@ -692,20 +692,30 @@ dv_models_msg_on_get(dv_broker_t *self,
     return 0;
 }
 
+// One model_list item.
+static void
+list_item(void *arg, dv_msgw_t *item, const void *rec)
+{
+    dv_msgw_v_map(item, MODEL_FIELDS);
+    write_model_info(item, arg, rec, true);
+}
+
 int
 dv_models_msg_on_list(dv_broker_t *self,
                       const void *route,
                       size_t route_len,
-                      uint64_t rid)
+                      const dv_msg_t *m,
+                      uint64_t rid,
+                      dv_error_t *err)
 {
     size_t n = 0;
     const dv_model_info_t *all = dv_registry_list(self->registry, &n);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_MODELS, rid);
-    dv_msgw_key(w, "models");
-    dv_msgw_v_array(w, n);
-    for (size_t i = 0; i < n; i++) {
-        dv_msgw_v_map(w, MODEL_FIELDS);
-        write_model_info(w, self->registry, &all[i], true);
+    int rc = dv_catalog_msg_page(w, m, "models", all, n, sizeof *all, NULL,
+                                 list_item, self->registry, err);
+    if (rc) {
+        dv_msgw_destroy(&w);
+        return rc;
     }
     dv_broker_client_reply(self, route, route_len, w);
     return 0;

@@ -9,7 +9,7 @@
 // dv_workers_msg.h and common/. Internal to broker/ (not installed); loop
 // thread only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_MODELS_MSG_H
 #define DV_MODELS_MSG_H
@@ -69,7 +69,7 @@ client_handler_fn dv_models_msg_on_config;
 client_handler_fn dv_models_msg_on_get;
 
 // model_list: reply the models.
-client_listing_fn dv_models_msg_on_list;
+client_handler_fn dv_models_msg_on_list;
 
 // model_rm: remove a model version.
 client_handler_fn dv_models_msg_on_rm;

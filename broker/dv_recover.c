@@ -219,7 +219,7 @@ recover_dead(uint64_t id, const void *data, size_t len, void *arg)
                (unsigned long long)id);
         return DV_EFORMAT;
     }
-    dv_dead_push(r->self, (dead_t){j, d.unix_ms, d.code, dv_strdup(d.text)});
+    dv_dead_push(r->self, (dead_t){j, d.unix_ms, d.code, dv_strdup(d.text), 0});
     return 0;
 }
 

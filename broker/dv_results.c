@@ -582,8 +582,20 @@ dv_results_hold(dv_broker_t *self,
 void
 dv_results_write_errors_value(dv_msgw_t *w, const job_t *j)
 {
-    dv_msgw_v_array(w, j->n_errors);
-    for (uint32_t i = 0; i < j->n_errors; i++) {
+    // The newest that fit DV_MAX_ERRORS_LISTED_BYTES (each entry counted
+    // at its strings and 64 bytes more: an upper bound).
+    uint32_t first = j->n_errors;
+    size_t bytes = 0;
+    while (first > 0) {
+        const attempt_err_t *e = &j->errors[first - 1];
+        bytes += strlen(e->text) + strlen(e->worker) + 64;
+        if (bytes > DV_MAX_ERRORS_LISTED_BYTES) {
+            break;
+        }
+        first--;
+    }
+    dv_msgw_v_array(w, j->n_errors - first);
+    for (uint32_t i = first; i < j->n_errors; i++) {
         const attempt_err_t *e = &j->errors[i];
         dv_msgw_v_map(w, 5);
         dv_msgw_v_str(w, "attempt");

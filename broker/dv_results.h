@@ -12,7 +12,7 @@
 // written here, as they go with its result). Internal to broker/ (not
 // installed); loop thread only.
 //
-// The on_* handlers are client_handler_fn / client_listing_fn: their
+// The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).
 #ifndef DV_RESULTS_H
 #define DV_RESULTS_H

@@ -34,6 +34,7 @@
 #include "dv_models_msg.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
+#include "dv_page.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_registry.h"
@@ -930,14 +931,19 @@ worker_handler(dv_msg_type_t type)
     return (size_t)type < DV_MSG_COUNT_ ? worker_handlers[type] : NULL;
 }
 
-size_t
-dv_workers_msg_load_fields(const worker_t *w)
+// What worker w said of its load (1.5), for `worker_list`: how many map
+// entries write_load writes (0..2), and writing them as map values:
+// `concurrency` (its compute threads) when its register said it,
+// `computing` (jobs on them) when a heartbeat did. An older worker says
+// neither: a client shows what it knows (capacity, running).
+static size_t
+load_fields(const worker_t *w)
 {
     return (w->concurrency ? 1 : 0) + (w->computing_known ? 1 : 0);
 }
 
-void
-dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
+static void
+write_load(dv_msgw_t *out, const worker_t *w)
 {
     if (w->concurrency) {
         dv_msgw_v_str(out, "concurrency");
@@ -947,6 +953,117 @@ dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w)
         dv_msgw_v_str(out, "computing");
         dv_msgw_v_uint(out, w->computing);
     }
+}
+
+// How many of names (n) a worker entry lists: those that fit
+// DV_WORKER_LIST_NAMES_BYTES packed (a str costs its bytes and at most 3
+// more).
+static size_t
+names_shown(char *const *names, size_t n)
+{
+    size_t bytes = 0, k = 0;
+    for (; k < n; k++) {
+        bytes += strlen(names[k]) + 3;
+        if (bytes > DV_WORKER_LIST_NAMES_BYTES) {
+            break;
+        }
+    }
+    return k;
+}
+
+// One worker's entry of a `worker_list` page: its name lists cut to what
+// DV_WORKER_LIST_NAMES_BYTES holds, with `models_total`/`datasets_total`
+// (1.7) when they are.
+static void
+worker_item(dv_broker_t *self, dv_msgw_t *w, const worker_t *wk, uint64_t now)
+{
+    size_t n_models = names_shown(wk->models, wk->n_models);
+    size_t n_datasets = names_shown(wk->datasets, wk->n_datasets);
+    dv_msgw_v_map(w, 7 + load_fields(wk) + (n_models < wk->n_models) +
+                         (n_datasets < wk->n_datasets));
+    dv_msgw_v_str(w, "name");
+    dv_msgw_v_str(w, wk->name);
+    write_load(w, wk);
+    dv_msgw_v_str(w, "datasets");
+    dv_msgw_v_array(w, n_datasets);
+    for (size_t k = 0; k < n_datasets; k++) {
+        dv_msgw_v_str(w, wk->datasets[k]);
+    }
+    if (n_datasets < wk->n_datasets) {
+        dv_msgw_v_str(w, "datasets_total");
+        dv_msgw_v_uint(w, wk->n_datasets);
+    }
+    dv_msgw_v_str(w, "capacity");
+    dv_msgw_v_uint(w, wk->capacity);
+    dv_msgw_v_str(w, "running");
+    dv_msgw_v_uint(w, dv_sched_worker_running(self->sched, wk->handle));
+    dv_msgw_v_str(w, "models");
+    dv_msgw_v_array(w, n_models);
+    for (size_t k = 0; k < n_models; k++) {
+        dv_msgw_v_str(w, wk->models[k]);
+    }
+    if (n_models < wk->n_models) {
+        dv_msgw_v_str(w, "models_total");
+        dv_msgw_v_uint(w, wk->n_models);
+    }
+    dv_msgw_v_str(w, "idle_ms");
+    dv_msgw_v_uint(w, now - wk->last_seen_ms);
+    dv_msgw_v_str(w, "state");
+    dv_msgw_v_str(w, wk->draining ? "draining" : "ready");
+}
+
+static int
+cmp_handle(const void *a, const void *b)
+{
+    const worker_t *x = *(const worker_t *const *)a;
+    const worker_t *y = *(const worker_t *const *)b;
+    return (x->handle > y->handle) - (x->handle < y->handle);
+}
+
+// workers {from?}: the workers in the order they registered (their
+// handles, which never repeat), from the handle `from` names (a previous
+// page's `next`) on, as many as fit one page; `next` is the first left out.
+int
+dv_workers_msg_on_list(dv_broker_t *self,
+                       const void *route,
+                       size_t route_len,
+                       const dv_msg_t *m,
+                       uint64_t rid,
+                       dv_error_t *err)
+{
+    uint64_t from = 0;
+    int rc = dv_msg_uint_or(m, "from", 0, &from, err);
+    if (rc) {
+        return rc;
+    }
+    const worker_t **order =
+        dv_malloc((self->n_workers ? self->n_workers : 1) * sizeof *order);
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_workers; i++) {
+        if (self->workers[i].handle >= from) {
+            order[n++] = &self->workers[i];
+        }
+    }
+    qsort(order, n, sizeof *order, cmp_handle);
+    uint64_t now = uv_now(&self->loop);
+    dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
+    const worker_t *next = NULL;
+    for (size_t i = 0; i < n && !next; i++) {
+        worker_item(self, dv_page_item(page), order[i], now);
+        if (!dv_page_keep(page)) {
+            next = order[i];
+        }
+    }
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_WORKER_LIST, rid);
+    dv_msgw_uint(w, "total", self->n_workers);
+    dv_page_put(page, w, "workers");
+    if (next) {
+        dv_msgw_uint(w, "next", next->handle);
+    }
+    dv_page_destroy(&page);
+    free(order);
+    dv_broker_client_reply(self, route, route_len, w);
+    return 0;
 }
 
 // j runs on an older connection of w's worker process (the same name and

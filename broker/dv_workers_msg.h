@@ -5,12 +5,12 @@
 // a lookup and a call; the handlers of register, done, progress, checkpoint;
 // the checks of a done's payload (infer, evaluate), a train job's result
 // (its model stored, its lineage), the models and data sets a worker holds;
-// a worker lost or evicted.
+// a worker lost or evicted; the `workers` listing (a page at a time).
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
 // dv_batching.h, dv_commit.h, dv_dead.h, dv_fetch.h, dv_handlers.h (its
-// types), dv_models_msg.h, dv_results.h and common/. Internal to broker/
-// (not installed); loop thread only.
+// types), dv_models_msg.h, dv_page.h, dv_results.h and common/. Internal to
+// broker/ (not installed); loop thread only.
 #ifndef DV_WORKERS_MSG_H
 #define DV_WORKERS_MSG_H
 
@@ -59,13 +59,9 @@ void dv_workers_msg_sched_holdings(dv_broker_t *self, const worker_t *w);
 // rather than at its next heartbeat).
 void dv_workers_msg_holds_add(char ***list, size_t *n, const char *key);
 
-// What worker w said of its load (1.5), for `worker_list`: how many map
-// entries dv_workers_msg_write_load writes (0..2), and writing them as
-// map values: `concurrency` (its compute threads) when its register said
-// it, `computing` (jobs on them) when a heartbeat did. An older worker says
-// neither: a client shows what it knows (capacity, running).
-size_t dv_workers_msg_load_fields(const worker_t *w);
-void dv_workers_msg_write_load(dv_msgw_t *out, const worker_t *w);
+// workers {from?}: reply the connected workers (a client_handler_fn), a
+// page at a time (1.7), ordered by when they registered.
+client_handler_fn dv_workers_msg_on_list;
 
 // Whether worker w may answer for attempt `attempt` of job j (a `done` or
 // a pass of `done_batch`): it runs it, or it claims it now: a group's new

@@ -314,8 +314,8 @@ int drover_job_cancel(drover_t *self,
 
 // Jobs newest first: a state (as in drover_job_info_t) or NULL (all),
 // queue name or NULL (all; finished jobs do not keep their queue),
-// at most limit (0: 100; the broker caps it at 10,000). *jobs (caller
-// frees with free()) of *n.
+// at most limit (0: 100; at most 10,000: more are read in turns with
+// drover_job_list_from). *jobs (caller frees with free()) of *n.
 int drover_job_list(drover_t *self,
                     const char *state,
                     const char *queue,
@@ -323,6 +323,19 @@ int drover_job_list(drover_t *self,
                     drover_job_info_t **jobs,
                     size_t *n,
                     drover_error_t *err);
+// The same from job id `from` down (0: the newest). *next (may be NULL)
+// gets where the list goes on, to pass as `from` for more (0: nothing is
+// left). Needs a 1.7 broker for from; an older one lists from the newest
+// and says no next.
+int drover_job_list_from(drover_t *self,
+                         const char *state,
+                         const char *queue,
+                         unsigned limit,
+                         uint64_t from,
+                         drover_job_info_t **jobs,
+                         size_t *n,
+                         uint64_t *next,
+                         drover_error_t *err);
 
 // Point alias (a name starting with a letter) of model name at version;
 // version 0 removes the alias. Infer jobs for "NAME@ALIAS" then run the
@@ -745,6 +758,11 @@ typedef struct {
     uint32_t concurrency; // compute threads (0: not said, an older worker)
     uint32_t computing;   // jobs computing now (valid if computing_known)
     bool computing_known; // false: an older worker, not said
+    // All it holds (protocol 1.7; added fields, at the end): a worker
+    // holding many lists only the names that fit 8 KiB each
+    // (n_models <= models_total).
+    size_t models_total;
+    size_t datasets_total;
 } drover_worker_t;
 
 // Connected workers: *workers of *n (free with drover_workers_free).

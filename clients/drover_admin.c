@@ -41,6 +41,19 @@ worker_from_obj(const msgpack_object *o, void *item)
                      2 * DV_MAX_WIRE_NAME, &v->models, &v->n_models, &e);
     dv_strs_from_obj(dv_msgpack_get(o, "datasets"), "datasets", 4096,
                      2 * DV_MAX_WIRE_NAME, &v->datasets, &v->n_datasets, &e);
+    // 1.7: a long list is cut, and the total said
+    uint64_t total = drv_obj_uint(o, "models_total");
+    v->models_total = total > v->n_models ? (size_t)total : v->n_models;
+    total = drv_obj_uint(o, "datasets_total");
+    v->datasets_total = total > v->n_datasets ? (size_t)total : v->n_datasets;
+}
+
+static void
+worker_free(void *item)
+{
+    drover_worker_t *v = item;
+    dv_strs_free(&v->models, v->n_models);
+    dv_strs_free(&v->datasets, v->n_datasets);
 }
 
 int
@@ -49,11 +62,14 @@ drover_workers(drover_t *self,
                size_t *n,
                drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
+    const drv_list_t list = {.type = DV_MSG_WORKERS,
+                             .want = DV_MSG_WORKER_LIST,
+                             .key = "workers",
+                             .item_size = sizeof **workers,
+                             .fill = worker_from_obj,
+                             .item_free = worker_free};
     void *v = NULL;
-    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_WORKERS, rid), rid,
-                              DV_MSG_WORKER_LIST, "workers", sizeof **workers,
-                              worker_from_obj, &v, n, err);
+    int rc = drv_request_list(self, &list, &v, n, NULL, err);
     *workers = v;
     return rc;
 }
@@ -65,8 +81,7 @@ drover_workers_free(drover_worker_t **workers, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        dv_strs_free(&(*workers)[i].models, (*workers)[i].n_models);
-        dv_strs_free(&(*workers)[i].datasets, (*workers)[i].n_datasets);
+        worker_free(&(*workers)[i]);
     }
     free(*workers);
     *workers = NULL;

@@ -207,11 +207,13 @@ drover_model_list(drover_t *self,
                   size_t *n,
                   drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
+    const drv_list_t list = {.type = DV_MSG_MODEL_LIST,
+                             .want = DV_MSG_MODELS,
+                             .key = "models",
+                             .item_size = sizeof **models,
+                             .fill = model_item};
     void *v = NULL;
-    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_MODEL_LIST, rid), rid,
-                              DV_MSG_MODELS, "models", sizeof **models,
-                              model_item, &v, n, err);
+    int rc = drv_request_list(self, &list, &v, n, NULL, err);
     *models = v;
     return rc;
 }
@@ -617,11 +619,13 @@ drover_dataset_list(drover_t *self,
                     size_t *n,
                     drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
+    const drv_list_t list = {.type = DV_MSG_DATASET_LIST,
+                             .want = DV_MSG_DATASETS,
+                             .key = "datasets",
+                             .item_size = sizeof **all,
+                             .fill = dataset_item};
     void *v = NULL;
-    int rc = drv_request_list(self, dv_msgw_new(DV_MSG_DATASET_LIST, rid), rid,
-                              DV_MSG_DATASETS, "datasets", sizeof **all,
-                              dataset_item, &v, n, err);
+    int rc = drv_request_list(self, &list, &v, n, NULL, err);
     *all = v;
     return rc;
 }

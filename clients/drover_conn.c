@@ -186,26 +186,100 @@ drv_reply_list(const drover_t *self,
     return v;
 }
 
+// A reply's `next` packed (to send back as `from`), or NULL when it has
+// none. Caller frees.
+static uint8_t *
+page_next(const drover_t *self, size_t *len, uint64_t *as_uint)
+{
+    const msgpack_object *next = dv_msgpack_get(drv_reply_root(self), "next");
+    *as_uint = next && next->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                   ? next->via.u64
+                   : 0;
+    if (!next) {
+        return NULL;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *next);
+    *len = sb.size;
+    return (uint8_t *)sb.data; // malloc'd by msgpack_sbuffer: free() it
+}
+
 int
 drv_request_list(drover_t *self,
-                 dv_msgw_t *w,
-                 uint64_t rid,
-                 dv_msg_type_t want,
-                 const char *key,
-                 size_t item_size,
-                 drv_item_fn *fill,
+                 const drv_list_t *list,
                  void **items,
                  size_t *n,
+                 uint64_t *next_uint,
                  drover_error_t *err)
 {
-    *items = NULL;
-    *n = 0;
-    int rc =
-        drv_request(self, w, rid, NULL, 0, want, drv_deadline_of(10000), err);
-    if (rc == 0) {
-        *items = drv_reply_list(self, key, item_size, fill, n);
+    const size_t size = list->item_size, max = list->max;
+    unsigned char *v = NULL;
+    size_t have = 0, from_len = 0;
+    uint8_t *from = NULL;
+    uint64_t last = 0;
+    int rc;
+    for (;;) {
+        uint64_t rid = ++self->next_rid;
+        dv_msgw_t *w = dv_msgw_new(list->type, rid);
+        if (list->fields) {
+            list->fields(w, list->arg, have);
+        }
+        if (from) {
+            dv_msgw_key(w, "from");
+            dv_msgw_v_raw(w, from, from_len);
+        } else if (list->from) {
+            dv_msgw_uint(w, "from", list->from);
+        }
+        rc = drv_request(self, w, rid, NULL, 0, list->want,
+                         drv_deadline_of(10000), err);
+        if (rc) {
+            drv_drop_reply(self);
+            break;
+        }
+        size_t got = 0;
+        const msgpack_object *a = drv_reply_array(self, list->key, &got);
+        if (max && got > max - have) {
+            got = max - have;
+        }
+        v = dv_realloc(v, (have + got + 1) * size);
+        memset(v + have * size, 0, (got + 1) * size);
+        for (size_t i = 0; i < got; i++) {
+            list->fill(&a[i], v + (have + i) * size);
+        }
+        have += got;
+        size_t len = 0;
+        uint8_t *next = page_next(self, &len, &last);
+        drv_drop_reply(self);
+        // The end: no `next`, enough read, or a page that moved nothing on
+        // (empty, or naming the same start again): never ask forever.
+        bool same =
+            next && from && len == from_len && memcmp(next, from, len) == 0;
+        free(from);
+        from = next;
+        from_len = len;
+        if (!next || (max && have >= max) || same || got == 0) {
+            break;
+        }
     }
-    drv_drop_reply(self);
+    free(from);
+    if (rc) {
+        for (size_t i = 0; list->item_free && i < have; i++) {
+            list->item_free(v + i * size);
+        }
+        free(v);
+        *items = NULL;
+        *n = 0;
+        last = 0;
+    } else {
+        *items = v;
+        *n = have;
+    }
+    if (next_uint) {
+        *next_uint = last;
+    }
     return rc;
 }
 

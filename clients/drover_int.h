@@ -211,18 +211,38 @@ void *drv_reply_list(const drover_t *self,
                      drv_item_fn *fill,
                      size_t *n);
 
-// drv_request (10 s deadline) for a reply of type want, its array at key
-// read into *items and *n by drv_reply_list; then the reply is dropped.
-// On failure *items is NULL and *n 0.
+// A list request's own fields (besides `from`), written into w; have:
+// the items read so far (a list with a limit asks for the rest).
+typedef void(drv_fields_fn)(dv_msgw_t *w, const void *arg, size_t have);
+// Frees what drv_item_fn allocated inside one item.
+typedef void(drv_item_free_fn)(void *item);
+
+// A list request answered a page at a time (1.7): while a reply names
+// `next`, the request is sent again with `from` set to it. A broker before
+// 1.7 sends one reply and no `next`.
+typedef struct {
+    dv_msg_type_t type;          // the request
+    drv_fields_fn *fields;       // its own fields (NULL: none)
+    const void *arg;             //   their argument
+    uint64_t from;               // a uint `from` for the first page (0: none)
+    dv_msg_type_t want;          // the reply's type
+    const char *key;             //   its array of items
+    size_t item_size;            // one item's bytes
+    drv_item_fn *fill;           //   read from its map
+    drv_item_free_fn *item_free; //   what fill allocated (NULL: nothing)
+    size_t max;                  // items wanted (0: all)
+} drv_list_t;
+
+// Read list's items into *items (calloc'd, never NULL on success) and *n,
+// page after page until a reply names no `next` or max items are read; 10
+// s deadline per page. *next (may be NULL) gets the last reply's `next`
+// when that is a uint (0: none, the list is complete). On failure *items is
+// NULL, *n 0, and what was read is freed.
 int drv_request_list(drover_t *self,
-                     dv_msgw_t *w,
-                     uint64_t rid,
-                     dv_msg_type_t want,
-                     const char *key,
-                     size_t item_size,
-                     drv_item_fn *fill,
+                     const drv_list_t *list,
                      void **items,
                      size_t *n,
+                     uint64_t *next,
                      drover_error_t *err);
 
 // Receive and handle messages until done(self, arg) holds (checked after

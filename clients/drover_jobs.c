@@ -748,6 +748,56 @@ job_info_from_obj(const msgpack_object *o, void *item)
     v->priority = drv_obj_int32(o, "priority");
 }
 
+// job_list's fields: state, queue, and the limit less what was read.
+typedef struct {
+    const char *state;
+    const char *queue;
+    unsigned limit;
+} job_query_t;
+
+static void
+job_list_fields(dv_msgw_t *w, const void *arg, size_t have)
+{
+    const job_query_t *q = arg;
+    if (q->state) {
+        dv_msgw_str(w, "state", q->state);
+    }
+    if (q->queue) {
+        dv_msgw_str(w, "queue", q->queue);
+    }
+    dv_msgw_uint(w, "limit", q->limit - have);
+}
+
+int
+drover_job_list_from(drover_t *self,
+                     const char *state,
+                     const char *queue,
+                     unsigned limit,
+                     uint64_t from,
+                     drover_job_info_t **jobs,
+                     size_t *n,
+                     uint64_t *next,
+                     drover_error_t *err)
+{
+    job_query_t q = {state, queue, limit ? limit : 100};
+    if (q.limit > 10000) {
+        q.limit = 10000;
+    }
+    const drv_list_t list = {.type = DV_MSG_JOB_LIST,
+                             .fields = job_list_fields,
+                             .arg = &q,
+                             .from = from,
+                             .want = DV_MSG_JOBS,
+                             .key = "jobs",
+                             .item_size = sizeof **jobs,
+                             .fill = job_info_from_obj,
+                             .max = q.limit};
+    void *v = NULL;
+    int rc = drv_request_list(self, &list, &v, n, next, err);
+    *jobs = v;
+    return rc;
+}
+
 int
 drover_job_list(drover_t *self,
                 const char *state,
@@ -757,20 +807,8 @@ drover_job_list(drover_t *self,
                 size_t *n,
                 drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_JOB_LIST, rid);
-    if (state) {
-        dv_msgw_str(w, "state", state);
-    }
-    if (queue) {
-        dv_msgw_str(w, "queue", queue);
-    }
-    dv_msgw_uint(w, "limit", limit ? limit : 100);
-    void *v = NULL;
-    int rc = drv_request_list(self, w, rid, DV_MSG_JOBS, "jobs", sizeof **jobs,
-                              job_info_from_obj, &v, n, err);
-    *jobs = v;
-    return rc;
+    return drover_job_list_from(self, state, queue, limit, 0, jobs, n, NULL,
+                                err);
 }
 
 // ---------------------------------------------------------- dead letters
@@ -809,6 +847,31 @@ dead_from_obj(const msgpack_object *o, void *item)
     drv_errors_from(dv_msgpack_get(o, "errors"), &v->errors, &v->n_errors);
 }
 
+// dead_list's fields: one job, or a queue (NULL: all).
+typedef struct {
+    const char *queue;
+    uint64_t job;
+} dead_query_t;
+
+static void
+dead_list_fields(dv_msgw_t *w, const void *arg, size_t have)
+{
+    (void)have;
+    const dead_query_t *q = arg;
+    if (q->job) {
+        dv_msgw_uint(w, "job", q->job);
+    } else if (q->queue) {
+        dv_msgw_str(w, "queue", q->queue);
+    }
+    dv_msgw_uint(w, "limit", 100000);
+}
+
+static void
+dead_free(void *item)
+{
+    free(((drover_dead_t *)item)->errors);
+}
+
 int
 drover_dead_list(drover_t *self,
                  const char *queue,
@@ -817,17 +880,17 @@ drover_dead_list(drover_t *self,
                  size_t *n,
                  drover_error_t *err)
 {
-    uint64_t rid = ++self->next_rid;
-    dv_msgw_t *w = dv_msgw_new(DV_MSG_DEAD_LIST, rid);
-    if (job_id) {
-        dv_msgw_uint(w, "job", job_id);
-    } else if (queue) {
-        dv_msgw_str(w, "queue", queue);
-    }
-    dv_msgw_uint(w, "limit", 100000);
+    dead_query_t q = {queue, job_id};
+    const drv_list_t list = {.type = DV_MSG_DEAD_LIST,
+                             .fields = dead_list_fields,
+                             .arg = &q,
+                             .want = DV_MSG_DEAD_JOBS,
+                             .key = "jobs",
+                             .item_size = sizeof **dead,
+                             .fill = dead_from_obj,
+                             .item_free = dead_free};
     void *v = NULL;
-    int rc = drv_request_list(self, w, rid, DV_MSG_DEAD_JOBS, "jobs",
-                              sizeof **dead, dead_from_obj, &v, n, err);
+    int rc = drv_request_list(self, &list, &v, n, NULL, err);
     *dead = v;
     return rc;
 }
@@ -839,7 +902,7 @@ drover_dead_free(drover_dead_t **dead, size_t n)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        free((*dead)[i].errors);
+        dead_free(&(*dead)[i]);
     }
     free(*dead);
     *dead = NULL;

@@ -102,6 +102,19 @@
 // for the next page.
 #define DV_STATUS_QUEUES_PAGE 256
 
+// A page of a list reply (1.7: models, data sets, workers, jobs, dead
+// letters): its items take at most this many bytes of the 65,536 a header
+// may hold (DV_MAX_HEADER_BYTES), leaving 4 KiB for the reply's other
+// fields (totals, and `next`: at most a name and a number). A longer list
+// comes in pages; a reply past the header limit is one no client reads.
+#define DV_LIST_PAGE_BYTES ((size_t)65536 - 4096)
+
+// What one worker's entry in a `workers` reply lists of its models, and
+// again of its data sets: names up to this many bytes, then the count of
+// all of them (`models_total`). A worker may hold 4,096 of each; listed in
+// full one entry could fill a page alone.
+#define DV_WORKER_LIST_NAMES_BYTES 8192
+
 // Reply bytes the broker lets one client connection hold unread (inside
 // libzmq, counted by dv_outq). A 29-byte result_get can ask for a copy of a
 // result up to a frame (256 MiB) long; a client that never reads must not
@@ -206,6 +219,14 @@
 // kept with the job (error text included), so this bounds that record; a
 // job failing 100 times is broken, not unlucky.
 #define DV_MAX_ATTEMPTS 100
+
+// A job's failed attempts as a reply lists them (`errors` in `result`,
+// `job`, `dead_jobs`): the newest that fit this many bytes. Each one kept
+// may take ~450 bytes (a 255-byte text, a 128-byte worker name), and with
+// runs lost to dead workers a job may keep 200: listed in full they could
+// pass the 64 KiB a header holds, and a result no client can read is a
+// result lost. The `attempt` numbers show what was left out.
+#define DV_MAX_ERRORS_LISTED_BYTES 16384
 
 // A submit's deadline_ms and timeout_ms: a week. Longer is a unit mistake
 // (seconds for ms, a timestamp for a duration) that would pin the job.

@@ -899,6 +899,13 @@ dv_msgw_v_raw(dv_msgw_t *self, const void *data, size_t len)
 }
 
 void
+dv_msgw_v_cut(dv_msgw_t *self, size_t len)
+{
+    dv_assert(!self->done && len <= self->len);
+    self->len = len;
+}
+
+void
 dv_msgw_v_array(dv_msgw_t *self, size_t n)
 {
     msgpack_pack_array(&self->pk, n);

@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 6 // minors only add
+#define DV_PROTOCOL_MINOR 7 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -420,6 +420,10 @@ dv_msgw_body(const dv_msgw_t *self, size_t *len, size_t *n_fields);
 // Append one pre-packed msgpack value (after dv_msgw_key or inside a
 // container): the bytes are trusted to hold exactly one object.
 void dv_msgw_v_raw(dv_msgw_t *self, const void *data, size_t len);
+// Drop the values written after the body held len bytes (a length from
+// dv_msgw_body, taken since the last field key): what a list reply that
+// found its item too big takes back (broker/dv_page).
+void dv_msgw_v_cut(dv_msgw_t *self, size_t len);
 // Append n_fields pre-packed key/value pairs (from dv_msgw_body).
 void
 dv_msgw_raw(dv_msgw_t *self, size_t n_fields, const void *data, size_t len);

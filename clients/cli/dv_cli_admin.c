@@ -81,7 +81,14 @@ dv_cli_workers(int argc, char **argv)
                 printf(k ? "," : "");
                 dv_cli_json_str(stdout, w[i].datasets[k]);
             }
-            printf("]}");
+            printf("]");
+            if (w[i].models_total > w[i].n_models) { // lists cut (1.7)
+                printf(",\"models_total\":%zu", w[i].models_total);
+            }
+            if (w[i].datasets_total > w[i].n_datasets) {
+                printf(",\"datasets_total\":%zu", w[i].datasets_total);
+            }
+            printf("}");
         }
         printf("]\n");
     } else if (rc == 0) {
@@ -95,8 +102,15 @@ dv_cli_workers(int argc, char **argv)
             for (size_t k = 0; k < w[i].n_models; k++) {
                 printf(" %s", w[i].models[k]);
             }
+            if (w[i].models_total > w[i].n_models) { // cut (1.7)
+                printf(" (%zu more)", w[i].models_total - w[i].n_models);
+            }
             for (size_t k = 0; k < w[i].n_datasets; k++) {
                 printf(" data:%s", w[i].datasets[k]);
+            }
+            if (w[i].datasets_total > w[i].n_datasets) {
+                printf(" (%zu more data sets)",
+                       w[i].datasets_total - w[i].n_datasets);
             }
             printf("\n");
         }

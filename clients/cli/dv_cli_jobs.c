@@ -320,7 +320,9 @@ print_errors_text(FILE *f, const drover_attempt_error_t *e, size_t n)
     "usage: drover jobs show ID      where the job is (queued, running, "      \
     "retrying, done,\n"                                                        \
     "                                failed, dead, expired, cancelled)\n"      \
-    "       drover jobs list [--state S] [--queue Q] [--limit N]\n"            \
+    "       drover jobs list [--state S] [--queue Q] [--limit N] [--from "     \
+    "ID]\n"                                                                    \
+    "                                newest first, from job ID down\n"         \
     "       drover jobs watch ID     follow it until it ends (training: "      \
     "progress bar,\n"                                                          \
     "                                JSON lines with --json)\n"                \
@@ -366,8 +368,10 @@ jobs_list(dv_cli_opt_t *opts, size_t n_pos)
                 "done, failed, dead, expired, cancelled\n",
                 state);
     }
+    long from = 0;
     if (n_pos != 0 || !known ||
-        !dv_cli_get_long(opts, "limit", 1, 10000, &limit)) {
+        !dv_cli_get_long(opts, "limit", 1, 10000, &limit) ||
+        !dv_cli_get_long(opts, "from", 1, LONG_MAX, &from)) {
         fputs(JOBS_USAGE, stderr);
         return DV_CLI_USAGE;
     }
@@ -379,9 +383,10 @@ jobs_list(dv_cli_opt_t *opts, size_t n_pos)
     drover_error_t err = {0};
     drover_job_info_t *v = NULL;
     size_t n = 0;
-    rc =
-        drover_job_list(d, dv_cli_get(opts, "state"), dv_cli_get(opts, "queue"),
-                        (unsigned)limit, &v, &n, &err);
+    uint64_t next = 0;
+    rc = drover_job_list_from(d, dv_cli_get(opts, "state"),
+                              dv_cli_get(opts, "queue"), (unsigned)limit,
+                              (uint64_t)from, &v, &n, &next, &err);
     bool json = dv_cli_get(opts, "json") != NULL;
     if (rc == 0 && json) {
         printf("[");
@@ -409,6 +414,9 @@ jobs_list(dv_cli_opt_t *opts, size_t n_pos)
             }
             printf("\n");
         }
+    }
+    if (rc == 0 && next) { // more than the limit: where to go on
+        fprintf(stderr, "drover: more jobs: --from %" PRIu64 "\n", next);
     }
     free(v);
     drover_destroy(&d);
@@ -753,7 +761,8 @@ dv_cli_jobs(int argc, char **argv)
     dv_cli_opt_t opts[] = {
         {"wait-ms", true, NULL}, {"out", true, NULL},   {"broker", true, NULL},
         {"json", false, NULL},   {"help", false, NULL}, {"state", true, NULL},
-        {"queue", true, NULL},   {"limit", true, NULL}, {NULL, false, NULL},
+        {"queue", true, NULL},   {"limit", true, NULL}, {"from", true, NULL},
+        {NULL, false, NULL},
     };
     const char *pos[1];
     size_t n_pos = 0;

@@ -1283,18 +1283,20 @@ test_deep_queue_spills(void)
     DV_CHECK(sorted);
 }
 
-// job_list: newest first, exactly the newest `limit` in the state asked,
-// and a list asked for 10,000 entries is cut to what one header holds
-// instead of going unanswered (a ~700 KB header no client reads). 3,000
-// queued jobs, no worker: the deepest of them wait in the store, so the
-// list reads memory and the store alike.
+// job_list: newest first, exactly the newest `limit` in the state asked.
+// A list longer than one header comes in pages (1.7): libdrover follows
+// `next`, so 10,000 asked of 3,000 jobs is all 3,000 (it used to go
+// unanswered: a ~700 KB header no client reads; then it was cut to one
+// header), and a list from an id goes on from there and says where it
+// stopped. 3,000 queued jobs, no worker: the deepest of them wait in the
+// store, so the list reads memory and the store alike.
 static void
 test_job_list_newest_first(void)
 {
     cluster_t c;
     const char *extra[] = {"--memory-window", "1000", NULL};
     bool up = cluster_up(&c, 0, extra);
-    enum { N = 3000, STEP = 250, CASES = 5 };
+    enum { N = 3000, STEP = 250, CASES = 6 };
     drover_job_t jobs[STEP];
     for (int i = 0; i < STEP; i++) {
         jobs[i] = (drover_job_t)DROVER_JOB_INIT;
@@ -1315,40 +1317,54 @@ test_job_list_newest_first(void)
     const struct {
         const char *state;
         unsigned limit;
-        size_t min, max; // entries expected
+        uint64_t back; // from: this far below the newest (0: no from)
+        size_t want;   // entries expected
+        uint64_t next; // next expected this far below the newest (0: none)
     } cases[CASES] = {
-        {NULL, 1, 1, 1},           {NULL, 0, 100, 100}, // the default
-        {"queued", 250, 250, 250}, {"done", 100, 0, 0},
-        {NULL, 10000, 300, N - 1}, // what fits one header
+        {NULL, 1, 0, 1, 1},
+        {NULL, 0, 0, 100, 100}, // the default
+        {"queued", 250, 0, 250, 250},
+        {"done", 100, 0, 0, 0},
+        {NULL, 10000, 0, N, 0}, // several pages
+        {"queued", 900, 1000, 900, 1900},
     };
     int lrc[CASES];
     size_t got[CASES], gaps[CASES];
+    uint64_t next[CASES];
     bool failed = rc != 0;
     for (size_t t = 0; t < CASES; t++) {
         drover_job_info_t *js = NULL;
         got[t] = gaps[t] = 0;
-        lrc[t] = rc ? rc
-                    : drover_job_list(c.d, cases[t].state, NULL, cases[t].limit,
-                                      &js, &got[t], &err);
+        next[t] = 0;
+        uint64_t top = last - cases[t].back;
+        lrc[t] =
+            rc ? rc
+               : drover_job_list_from(c.d, cases[t].state, NULL, cases[t].limit,
+                                      cases[t].back ? top : 0, &js, &got[t],
+                                      &next[t], &err);
         for (size_t i = 0; lrc[t] == 0 && i < got[t]; i++) {
             gaps[t] +=
-                js[i].job != last - i || strcmp(js[i].state, "queued") != 0;
+                js[i].job != top - i || strcmp(js[i].state, "queued") != 0;
         }
-        printf("  job_list %s, limit %u: %zu jobs, %zu out of place%s%s\n",
+        uint64_t want_next = cases[t].next ? last - cases[t].next : 0;
+        printf("  job_list %s, limit %u, from %llu: %zu jobs, %zu out of "
+               "place, next %llu%s%s\n",
                cases[t].state ? cases[t].state : "(all)", cases[t].limit,
-               got[t], gaps[t], lrc[t] && !rc ? ": " : "",
+               cases[t].back ? (unsigned long long)top : 0ULL, got[t], gaps[t],
+               (unsigned long long)next[t], lrc[t] && !rc ? ": " : "",
                lrc[t] && !rc ? err.text : "");
         free(js);
-        failed = failed || lrc[t] || gaps[t] || got[t] < cases[t].min ||
-                 got[t] > cases[t].max;
+        failed = failed || lrc[t] || gaps[t] || got[t] != cases[t].want ||
+                 next[t] != want_next;
     }
     cluster_down(&c, failed);
     DV_CHECK(up);
     DV_CHECK_EQ(rc, 0);
     for (size_t t = 0; t < CASES; t++) {
         DV_CHECK_EQ(lrc[t], 0);
-        DV_CHECK(got[t] >= cases[t].min && got[t] <= cases[t].max);
+        DV_CHECK_EQ(got[t], cases[t].want);
         DV_CHECK_EQ(gaps[t], 0);
+        DV_CHECK_EQ(next[t], cases[t].next ? last - cases[t].next : 0);
     }
 }
 
@@ -1370,7 +1386,7 @@ static const dv_test_case_t cases[] = {
      test_result_streams},
     {"deep queues wait in the store, come back by priority",
      test_deep_queue_spills},
-    {"job_list: newest first, cut to one header", test_job_list_newest_first},
+    {"job_list: newest first, in pages", test_job_list_newest_first},
 
     {NULL, NULL},
 };
