@@ -5,18 +5,130 @@ the reply header (blocking client) or an awaitable of it (asyncio client);
 ``self._then(r, fn)`` applies fn to it either way, so every method here
 returns a value in :class:`drover.Client` and a coroutine in
 :class:`drover.aio.Client`.
+
+Lists (models, data sets, workers, jobs, dead letters) come in pages
+(protocol 1.7): a reply that stopped before the end carries ``next``, and
+the same request again with ``from`` set to it returns the following page.
+:func:`_pages` holds that loop once, as a generator that yields each
+request and is sent each reply; ``self._drive(gen)`` runs it, sending the
+requests with ``self._call`` (:func:`drive` in the blocking client,
+:func:`adrive` in the asyncio one), and returns what the generator returns.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from contextlib import closing
+from typing import (Any, Awaitable, Callable, Dict, Generator, List, Optional,
+                    Sequence, Tuple, Union)
 
 from . import _proto as P
 from . import errors
 from ._proto import Result
 
 Payload = Union[bytes, bytearray, memoryview]
+
+#: job_list's limit when none is given, and the largest (the broker's)
+JOBS_LIMIT = 100
+JOBS_MAX = 10000
+#: dead_list's limit when none is given (the broker's)
+DEAD_LIMIT = 1000
+
+#: one request of a paged list: (type, fields, reply types wanted)
+Request = Tuple[str, Dict[str, Any], Tuple[str, ...]]
+#: a list's request generator: yields requests, is sent their replies,
+#: returns the shaped result
+Pages = Generator[Request, Dict[str, Any], Any]
+#: what a paged list returns, from (items, next, last reply header)
+Shape = Callable[[List[Any], Any, Dict[str, Any]], Any]
+
+
+def _items(items: List[Any], nxt: Any, h: Dict[str, Any]) -> List[Any]:
+    return items
+
+
+def _pages(t: str, fields: Dict[str, Any], want: Tuple[str, ...], key: str,
+           *, limit: Optional[int] = None, from_: Any = None,
+           shape: Shape = _items) -> Pages:
+    """The requests of list t until its end (or limit items), as a
+    generator: it yields each request (t, fields, want), is sent the reply
+    header, and returns shape(items, next, last reply): the array ``key``
+    of every page, in order, and the ``next`` to continue from (None at the
+    end of the list).
+
+    Each page asks for what is still wanted (``limit`` applies per
+    request) and for ``from`` = the previous reply's ``next``, echoed
+    unchanged (a name and version, or a number: the broker's business). A
+    broker before 1.7 never sends ``next``: one page. A page that is empty
+    or whose ``next`` is the ``from`` just sent ends the list (next None):
+    a broker that never moves on must not keep the client asking forever
+    (the items of a page whose ``next`` is its ``from`` are left out: such
+    a page kept nothing new, it repeats one that came already).
+    """
+    items: List[Any] = []
+    frm = from_
+    while True:
+        f = dict(fields)
+        if limit is not None:
+            f["limit"] = limit - len(items)
+        if frm is not None:
+            f["from"] = frm
+        h = yield t, f, want
+        page = h.get(key) or []
+        nxt = h.get("next")
+        if nxt is not None and frm is not None and nxt == frm:
+            # a page starts at from: next == from says it kept nothing,
+            # so what it holds (a broker ignoring from) came already
+            return shape(items, None, h)
+        items.extend(page)
+        if nxt is not None and not page:
+            nxt = None  # an empty page that says "more": stop here
+        if nxt is None or (limit is not None and len(items) >= limit):
+            return shape(items, nxt, h)
+        frm = nxt
+
+
+def drive(gen: Pages, call: Callable[..., Dict[str, Any]]) -> Any:
+    """Run a request generator (:func:`_pages`) with a blocking call:
+    its return value. An error of a call leaves the generator closed."""
+    with closing(gen):
+        reply: Optional[Dict[str, Any]] = None
+        while True:
+            try:
+                req = gen.send(reply)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                return stop.value
+            reply = call(*req)
+
+
+async def adrive(gen: Pages, call: Callable[..., Awaitable[Dict[str, Any]]]
+                 ) -> Any:
+    """:func:`drive` for a call that returns an awaitable (asyncio)."""
+    with closing(gen):
+        reply: Optional[Dict[str, Any]] = None
+        while True:
+            try:
+                req = gen.send(reply)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                return stop.value
+            reply = await call(*req)
+
+
+def _jobs_limit(limit: Optional[int]) -> int:
+    """A job list's wanted count: 1 .. 10,000 (default 100), as the broker
+    bounds one request's."""
+    n = JOBS_LIMIT if limit is None else int(limit)
+    return max(1, min(JOBS_MAX, n))
+
+
+def _jobs_page(items: List[Any], nxt: Any, h: Dict[str, Any]
+               ) -> Dict[str, Any]:
+    return {"jobs": items, "next": nxt}
+
+
+def _dead_page(items: List[Any], nxt: Any, h: Dict[str, Any]
+               ) -> Dict[str, Any]:
+    return {"total": h.get("total", 0), "jobs": items}
 
 
 def _get(key: str, default: Any) -> Callable[[Dict[str, Any]], Any]:
@@ -57,6 +169,9 @@ class _Api:
     _call: Callable[..., Any]
     _call_frames: Callable[..., Any]
     _then: Callable[[Any, Callable[[Any], Any]], Any]
+    #: runs a request generator (_pages): drive() or adrive()
+    _drive: Callable[[Pages], Any]
+    broker_minor: int
 
     # ------------------------------------------------------------ basics
 
@@ -76,9 +191,12 @@ class _Api:
 
     def workers(self) -> Any:
         """Connected workers: [{name, capacity, running, models, state,
-        ...}]."""
-        return self._then(self._call("workers", {}, ("worker_list",)),
-                          _get("workers", []))
+        ...}], all of them (fetched in pages from a 1.7 broker). An entry
+        whose ``models`` or ``datasets`` list is long has it cut to about
+        8 KiB of names and then carries ``models_total`` /
+        ``datasets_total``, the full count (1.7)."""
+        return self._drive(_pages("workers", {}, ("worker_list",),
+                                  "workers"))
 
     # ------------------------------------------------------------ models
 
@@ -101,9 +219,10 @@ class _Api:
                           ("model",), [data])
 
     def models(self) -> Any:
-        """Every stored model version (``model`` records), sorted."""
-        return self._then(self._call("model_list", {}, ("models",)),
-                          _get("models", []))
+        """Every stored model version (``model`` records), sorted by
+        name and version; a long list is fetched in pages (1.7), one
+        request each, transparently."""
+        return self._drive(_pages("model_list", {}, ("models",), "models"))
 
     def model(self, name: str, version: Optional[int] = None, *,
               schema: bool = False) -> Any:
@@ -157,9 +276,11 @@ class _Api:
     # --------------------------------------------------------- data sets
 
     def datasets(self) -> Any:
-        """Stored data sets (those this key may read)."""
-        return self._then(self._call("dataset_list", {}, ("datasets",)),
-                          _get("datasets", []))
+        """Stored data set versions (those this key may read), sorted by
+        name and version; a long list is fetched in pages (1.7),
+        transparently."""
+        return self._drive(_pages("dataset_list", {}, ("datasets",),
+                                  "datasets"))
 
     def dataset(self, name: str, version: Optional[int] = None) -> Any:
         """One data set version's record (default: latest)."""
@@ -186,13 +307,40 @@ class _Api:
         return self._call("job_get", {"job": int(job)}, ("job",))
 
     def jobs(self, *, state: Optional[str] = None,
-             queue: Optional[str] = None, limit: Optional[int] = None
-             ) -> Any:
-        """Jobs, newest first: [{job, state, attempts, ...}]."""
-        return self._then(self._call("job_list", {"state": state,
-                                                  "queue": queue,
-                                                  "limit": limit},
-                                     ("jobs",)), _get("jobs", []))
+             queue: Optional[str] = None, limit: Optional[int] = None,
+             from_: Optional[int] = None) -> Any:
+        """Jobs, newest first: [{job, state, attempts, ...}], at most limit
+        (1 .. 10,000; default 100), in a state and/or of a queue. ``from_``
+        (broker 1.7): only jobs with an id up to it. More than one reply
+        holds are fetched in pages (1.7), transparently; past 10,000, page
+        with :meth:`jobs_page`."""
+        return self._drive(self._jobs(state, queue, limit, from_, _items))
+
+    def jobs_page(self, *, state: Optional[str] = None,
+                  queue: Optional[str] = None, limit: Optional[int] = None,
+                  from_: Optional[int] = None) -> Any:
+        """As :meth:`jobs`, with where the list goes on: {jobs: [...],
+        next: a job id, None at the end}. ``jobs_page(..., from_=next)``
+        returns the following jobs, so a caller can walk any number::
+
+            page = c.jobs_page(limit=10000)
+            while page["next"] is not None:
+                page = c.jobs_page(limit=10000, from_=page["next"])
+        """
+        return self._drive(self._jobs(state, queue, limit, from_,
+                                      _jobs_page))
+
+    def _jobs(self, state: Optional[str], queue: Optional[str],
+              limit: Optional[int], from_: Optional[int], shape: Shape
+              ) -> Pages:
+        if from_ is not None and self.broker_minor < 7:
+            raise errors.Invalid(
+                f"jobs from_= needs a broker of protocol 1.7 (this one "
+                f"speaks 1.{self.broker_minor}, which would ignore it)")
+        return (yield from _pages(
+            "job_list", {"state": state, "queue": queue}, ("jobs",), "jobs",
+            limit=_jobs_limit(limit),
+            from_=None if from_ is None else int(from_), shape=shape))
 
     def cancel(self, job: int) -> Any:
         """Cancel a queued or running job; returns what it was (queued /
@@ -212,11 +360,14 @@ class _Api:
 
     def dead_list(self, *, queue: Optional[str] = None,
                   limit: Optional[int] = None) -> Any:
-        """Dead letters: {total, jobs: [...]}, oldest death first."""
-        return self._then(
-            self._call("dead_list", {"queue": queue, "limit": limit},
-                       ("dead_jobs",)),
-            lambda h: {"total": h.get("total", 0), "jobs": h.get("jobs", [])})
+        """Dead letters: {total, jobs: [...]}, oldest death first, at
+        most limit (default 1,000) of them; a list longer than one reply
+        holds is fetched in pages (1.7), transparently. ``total``: how many
+        there are (of the queue)."""
+        return self._drive(_pages(
+            "dead_list", {"queue": queue}, ("dead_jobs",), "jobs",
+            limit=DEAD_LIMIT if limit is None else int(limit),
+            shape=_dead_page))
 
     def dead_show(self, job: int) -> Any:
         """One dead job (:class:`errors.NoEntry` when it is not dead)."""

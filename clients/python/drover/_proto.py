@@ -1,4 +1,4 @@
-"""Wire protocol 1.4 pieces shared by the blocking and the asyncio client.
+"""Wire protocol 1.7 pieces shared by the blocking and the asyncio client.
 
 Nothing here touches a socket: encoding of headers and frames, decoding of
 replies into :class:`Result` and friends, key files, and the dispatch of

@@ -13,7 +13,9 @@ A background task reads the socket and completes the jobs and requests in
 flight, so any number of coroutines may use one client at once (one event
 loop; the client is not thread-safe). Request/reply methods
 (``status``, ``models``, ``job``, ``dead_list``, ...) are coroutines with
-the same arguments and results as in :class:`drover.Client`. Arrays follow
+the same arguments and results as in :class:`drover.Client`; a list that
+comes in pages (protocol 1.7) is fetched page after page by the same code
+(drover._api), so both clients return the same. Arrays follow
 the same rules: inputs are sent without a copy (do not modify them until
 the job is accepted; :meth:`Client.infer` returns only when all is done),
 outputs are read-only views of the received frames.
@@ -34,7 +36,7 @@ import zmq.asyncio
 
 from . import _proto as P
 from . import errors
-from ._api import _Api
+from ._api import Pages, _Api, adrive
 from ._proto import Prediction, Progress, Result
 from ._version import __version__
 from .client import (_GROUP_EVENTS, _MONITOR_EVENTS, FINISHED_STATES,
@@ -433,6 +435,11 @@ class Client(P._Core, _Api):
 
     def _then(self, r: Any, fn: Callable[[Any], Any]) -> Any:
         return self._then_co(r, fn)
+
+    def _drive(self, gen: Pages) -> Any:
+        """A coroutine sending a list's requests (_api._pages), one page
+        after another."""
+        return adrive(gen, self._call)
 
     async def ping(self, timeout: Any = "default") -> float:
         t0 = time.monotonic()

@@ -32,7 +32,7 @@ import zmq
 
 from . import _proto as P
 from . import errors
-from ._api import _Api
+from ._api import Pages, _Api, drive
 from ._proto import Prediction, Progress, Result
 from ._version import __version__
 
@@ -279,7 +279,7 @@ class Stream(P._StreamBase):
 
 
 class Client(P._Core, _Api):
-    """A connection to a Drover broker (ZeroMQ DEALER, protocol 1.4).
+    """A connection to a Drover broker (ZeroMQ DEALER, protocol 1.7).
 
     ``endpoint``: default ``$DROVER_BROKER``, else tcp://127.0.0.1:7470.
     A comma-separated list (``tcp://a:7470,tcp://b:7470,tcp://c:7470``)
@@ -296,6 +296,11 @@ class Client(P._Core, _Api):
     waits (each call may override it); ``connect_timeout``: for the
     ``hello`` sent on connecting (a refused CURVE key raises
     :class:`errors.Perm` at once).
+
+    Lists (:meth:`models`, :meth:`datasets`, :meth:`workers`,
+    :meth:`jobs`, :meth:`dead_list`) come in pages from a 1.7 broker (a
+    reply header holds 64 KiB) and are returned whole: the client asks for
+    page after page, each one request with its own timeout.
 
     Not thread-safe: one client per thread (see the module docstring).
     """
@@ -535,6 +540,10 @@ class Client(P._Core, _Api):
 
     def _then(self, r: Any, fn: Callable[[Any], Any]) -> Any:
         return fn(r)
+
+    def _drive(self, gen: Pages) -> Any:
+        """Send a list's requests (_api._pages), one page after another."""
+        return drive(gen, self._call)
 
     def _send_ack(self, f: Dict[str, Any]) -> None:
         """A stream ack, not answered (lost while the group has no leader
