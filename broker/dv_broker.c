@@ -636,6 +636,17 @@ dv_broker_not_leader(dv_broker_t *self,
     return true;
 }
 
+// The bounds of the model registry and the data set store
+// (--max-stored-bytes, --min-free-disk), once opened.
+static void
+bound_catalogs(dv_broker_t *self)
+{
+    dv_registry_bound(self->registry, 0, self->max_stored_bytes,
+                      self->min_free_disk);
+    dv_datasets_bound(self->datasets, 0, self->max_stored_bytes,
+                      self->min_free_disk);
+}
+
 // This member leads and has applied everything before its term: recover
 // from the store and the files as a restarted broker would, then serve.
 static void
@@ -652,6 +663,9 @@ on_repl_leader(void *arg)
     int rc = dv_registry_open(&self->registry, self->data_dir, &err);
     if (rc == 0) {
         rc = dv_datasets_open(&self->datasets, self->data_dir, &err);
+    }
+    if (rc == 0) {
+        bound_catalogs(self);
     }
     if (rc == 0) {
         rc = dv_recover_run(self, &err);
@@ -940,6 +954,8 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
         opts->max_dead_bytes && opts->max_dead_bytes < DV_MAX_DEAD_BYTES
             ? opts->max_dead_bytes
             : DV_MAX_DEAD_BYTES;
+    self->max_stored_bytes = opts->max_stored_bytes;
+    self->min_free_disk = opts->min_free_disk;
     self->idem_window_ms = opts->idempotency_window_ms
                                ? opts->idempotency_window_ms
                                : 24ULL * 3600 * 1000;
@@ -976,6 +992,8 @@ open_catalogs(dv_broker_t *self,
         rc = dv_datasets_open(&self->datasets, data_dir, err);
         if (rc) {
             dv_registry_destroy(&self->registry);
+        } else {
+            bound_catalogs(self);
         }
     }
     if (rc) {

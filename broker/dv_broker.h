@@ -73,6 +73,12 @@ typedef struct {
                                     // DV_MAX_KEY_CONNECTIONS)
     uint32_t handshake_ms;          // handshake time limit (0:
                                     // DV_HANDSHAKE_MS)
+    uint64_t max_stored_bytes;      // model files, and data set files,
+                                    // kept (0: DV_MAX_STORED_BYTES_DISK or
+                                    // _MEMORY)
+    uint64_t min_free_disk;         // bytes a new model or data set file
+                                    // leaves free on the data dir's file
+                                    // system (0: DV_MIN_FREE_DISK_BYTES)
     const char *http;               // HTTP endpoint for /metrics and the
                                     // status page, "HOST:PORT" (NULL: none;
                                     // dv_http.h)

@@ -371,6 +371,8 @@ struct dv_broker {
     uint64_t dead_bytes;       // their payload bytes
     uint64_t max_dead;         // --max-dead (DV_MAX_DEAD_JOBS)
     uint64_t max_dead_bytes;   // --max-dead-bytes (DV_MAX_DEAD_BYTES)
+    uint64_t max_stored_bytes; // --max-stored-bytes (0: the default)
+    uint64_t min_free_disk;    // --min-free-disk (0: the default)
     uint64_t dead_dropped;     // dropped past those (metrics)
     idem_t **idem;             // idempotency keys (hash)
     idem_t *idem_oldest;       // FIFO head

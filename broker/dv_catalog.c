@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "dv_file.h"
+#include "dv_limits.h"
 #include "dv_mem.h"
 
 #define PATH_BYTES 4096
@@ -27,6 +29,7 @@
 typedef struct {
     char name[DV_MAX_WIRE_NAME + 1]; // reserved name
     uint32_t version;                // and version
+    uint64_t bytes;                  // its file's, counted in held
 } reservation_t;
 
 struct dv_catalog {
@@ -38,6 +41,10 @@ struct dv_catalog {
     size_t cap;                    // allocated (records)
     reservation_t *res;            // versions being prepared
     size_t n_res;                  // their count
+    uint64_t held;                 // file bytes of records and reservations
+    size_t max_versions;           // bounds (dv_catalog_bound)
+    uint64_t max_bytes;            //
+    uint64_t min_free;             //
 };
 
 bool
@@ -69,6 +76,15 @@ static dv_catalog_head_t *
 rec_at(const dv_catalog_t *self, size_t i)
 {
     return (dv_catalog_head_t *)(self->recs + i * self->kind->rec_size);
+}
+
+// A record's file bytes (kind->bytes_off).
+static uint64_t
+rec_bytes(const dv_catalog_t *self, const void *rec)
+{
+    uint64_t b;
+    memcpy(&b, (const uint8_t *)rec + self->kind->bytes_off, sizeof b);
+    return b;
 }
 
 static size_t
@@ -118,6 +134,7 @@ insert(dv_catalog_t *self, const void *rec, uint8_t *bytes)
     memcpy(self->recs + i * size, rec, size);
     self->bytes[i] = bytes;
     self->n++;
+    self->held += rec_bytes(self, rec);
 }
 
 // Drop record i (what it owns is freed by the caller).
@@ -125,6 +142,7 @@ static void
 remove_at(dv_catalog_t *self, size_t i)
 {
     size_t size = self->kind->rec_size;
+    self->held -= rec_bytes(self, rec_at(self, i));
     free(self->bytes[i]);
     memmove(self->recs + i * size, self->recs + (i + 1) * size,
             (self->n - i - 1) * size);
@@ -155,7 +173,22 @@ dv_catalog_new(const dv_catalog_kind_t *kind, const char *dir)
     dv_catalog_t *self = dv_calloc(1, sizeof *self);
     self->kind = kind;
     self->dir = dir ? dv_strdup(dir) : NULL;
+    self->max_versions = DV_MAX_CATALOG_VERSIONS;
+    self->max_bytes =
+        dir ? DV_MAX_STORED_BYTES_DISK : DV_MAX_STORED_BYTES_MEMORY;
+    self->min_free = DV_MIN_FREE_DISK_BYTES;
     return self;
+}
+
+void
+dv_catalog_bound(dv_catalog_t *self,
+                 size_t max_versions,
+                 uint64_t max_bytes,
+                 uint64_t min_free)
+{
+    self->max_versions = max_versions ? max_versions : self->max_versions;
+    self->max_bytes = max_bytes ? max_bytes : self->max_bytes;
+    self->min_free = min_free ? min_free : self->min_free;
 }
 
 void
@@ -313,14 +346,54 @@ dv_catalog_bytes(const dv_catalog_t *self, const void *rec)
     return self->bytes[index_of(self, rec)];
 }
 
+int
+dv_catalog_room(const dv_catalog_t *self, uint64_t bytes, dv_error_t *err)
+{
+    const char *noun = self->kind->noun;
+    if (self->n + self->n_res >= self->max_versions) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "the %s store holds %zu versions, the most it "
+                         "keeps: remove some first",
+                         noun, self->n + self->n_res);
+    }
+    if (bytes >
+        self->max_bytes -
+            (self->held < self->max_bytes ? self->held : self->max_bytes)) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "%" PRIu64 " bytes more would take the %s store "
+                         "past %" PRIu64 " bytes (%" PRIu64
+                         " held; --max-stored-bytes): remove some first",
+                         bytes, noun, self->max_bytes, self->held);
+    }
+    struct statvfs fs;
+    if (self->dir && statvfs(self->dir, &fs) == 0) {
+        uint64_t avail = (uint64_t)fs.f_bavail * fs.f_frsize;
+        if (avail < bytes || avail - bytes < self->min_free) {
+            return dv_errorf(err, DV_ENOSPC,
+                             "a %s file of %" PRIu64 " bytes would leave "
+                             "less than %" PRIu64 " bytes free where the "
+                             "data dir is (%" PRIu64 " free; --min-free-disk: "
+                             "the job store needs room)",
+                             noun, bytes, self->min_free, avail);
+        }
+    }
+    return 0;
+}
+
 uint32_t
-dv_catalog_reserve(dv_catalog_t *self, const char *name, dv_error_t *err)
+dv_catalog_reserve(dv_catalog_t *self,
+                   const char *name,
+                   uint64_t bytes,
+                   dv_error_t *err)
 {
     if (!dv_catalog_name_valid(name)) {
         dv_errorf(err, DV_EINVAL,
                   "%s name '%.160s' must match [A-Za-z0-9._-]+ (at most "
                   "%d bytes)",
                   self->kind->noun, name, DV_MAX_WIRE_NAME);
+        return 0;
+    }
+    if (dv_catalog_room(self, bytes, err) != 0) {
         return 0;
     }
     const dv_catalog_head_t *latest = dv_catalog_get(self, name, 0);
@@ -331,9 +404,11 @@ dv_catalog_reserve(dv_catalog_t *self, const char *name, dv_error_t *err)
         }
     }
     self->res = dv_realloc(self->res, (self->n_res + 1) * sizeof *self->res);
-    snprintf(self->res[self->n_res].name, sizeof self->res[0].name, "%s", name);
-    self->res[self->n_res].version = v + 1;
-    self->n_res++;
+    reservation_t *r = &self->res[self->n_res++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->version = v + 1;
+    r->bytes = bytes;
+    self->held += bytes;
     return v + 1;
 }
 
@@ -342,6 +417,7 @@ dv_catalog_release(dv_catalog_t *self, const char *name, uint32_t v)
 {
     for (size_t i = 0; i < self->n_res; i++) {
         if (self->res[i].version == v && strcmp(self->res[i].name, name) == 0) {
+            self->held -= self->res[i].bytes;
             self->res[i] = self->res[--self->n_res];
             return;
         }

@@ -45,6 +45,7 @@ typedef struct {
     uint64_t max_bytes; // largest version file read back on scan
     size_t created_off; // offsetof the record's uint64_t created_us (unix
                         // microseconds: when it was stored)
+    size_t bytes_off;   // offsetof the record's uint64_t bytes (its file's)
     int missing;        // the code for "no such name/version"
     // Validate a file's bytes and fill the record's figures (its head is
     // set). Returns 0 or DV_E* with err set; on failure the record owns
@@ -106,10 +107,30 @@ const void *dv_catalog_list(const dv_catalog_t *self, size_t *n);
 // Memory mode: the bytes of rec (borrowed; NULL with a data dir).
 const uint8_t *dv_catalog_bytes(const dv_catalog_t *self, const void *rec);
 
-// Reserve the next version of name: above both the stored ones and those
-// already reserved. Returns it, or 0 and DV_EINVAL for a bad name.
-uint32_t
-dv_catalog_reserve(dv_catalog_t *self, const char *name, dv_error_t *err);
+// What a catalog may hold (dv_catalog_new sets the defaults): versions
+// stored and reserved together (DV_MAX_CATALOG_VERSIONS), their files'
+// bytes (DV_MAX_STORED_BYTES_DISK with a data dir, else
+// DV_MAX_STORED_BYTES_MEMORY: memory mode keeps every file in RAM), and
+// with a data dir the bytes its file system must keep free after a new
+// file (DV_MIN_FREE_DISK_BYTES: the job store writes there too). 0 keeps a
+// bound as it is.
+void dv_catalog_bound(dv_catalog_t *self,
+                      size_t max_versions,
+                      uint64_t max_bytes,
+                      uint64_t min_free);
+
+// Whether a file of bytes more fits the bounds now: 0, or DV_ELIMIT /
+// DV_ENOSPC with err set (an upload checks before it takes the bytes in).
+int dv_catalog_room(const dv_catalog_t *self, uint64_t bytes, dv_error_t *err);
+
+// Reserve the next version of name, for a file of bytes: above both the
+// stored ones and those already reserved. Returns it, or 0 and DV_EINVAL
+// for a bad name, DV_ELIMIT past the version or byte bound, DV_ENOSPC when
+// the file would leave the data dir's file system short of its free bytes.
+uint32_t dv_catalog_reserve(dv_catalog_t *self,
+                            const char *name,
+                            uint64_t bytes,
+                            dv_error_t *err);
 // Give a reservation back (a prepare failed). Unknown ones are ignored.
 void dv_catalog_release(dv_catalog_t *self, const char *name, uint32_t v);
 // Whether a version of name below v is reserved: its commit or release

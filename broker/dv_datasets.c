@@ -42,6 +42,7 @@ static const dv_catalog_kind_t KIND = {
     .rec_size = sizeof(dv_dataset_info_t),
     .max_bytes = DV_MAX_DATASET_BYTES,
     .created_off = offsetof(dv_dataset_info_t, created_us),
+    .bytes_off = offsetof(dv_dataset_info_t, bytes),
     .missing = DV_ENOENT,
     .describe = describe,
 };
@@ -114,9 +115,27 @@ dv_datasets_get(const dv_datasets_t *self, const char *name, uint32_t version)
 }
 
 uint32_t
-dv_datasets_reserve(dv_datasets_t *self, const char *name, dv_error_t *err)
+dv_datasets_reserve(dv_datasets_t *self,
+                    const char *name,
+                    uint64_t bytes,
+                    dv_error_t *err)
 {
-    return dv_catalog_reserve(self->cat, name, err);
+    return dv_catalog_reserve(self->cat, name, bytes, err);
+}
+
+int
+dv_datasets_room(const dv_datasets_t *self, uint64_t bytes, dv_error_t *err)
+{
+    return dv_catalog_room(self->cat, bytes, err);
+}
+
+void
+dv_datasets_bound(dv_datasets_t *self,
+                  size_t max_versions,
+                  uint64_t max_bytes,
+                  uint64_t min_free)
+{
+    dv_catalog_bound(self->cat, max_versions, max_bytes, min_free);
 }
 
 void

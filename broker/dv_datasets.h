@@ -43,10 +43,22 @@ void dv_datasets_destroy(dv_datasets_t **self_p);
 
 // Storing a version in three steps, so the slow part (parsing and writing
 // a file of up to 1 GiB) runs off the loop thread: reserve the next version
-// of name (0 and DV_EINVAL for a bad name), prepare anywhere, then commit
-// or release on the loop thread.
-uint32_t
-dv_datasets_reserve(dv_datasets_t *self, const char *name, dv_error_t *err);
+// of name for a file of bytes (0 and DV_EINVAL for a bad name, DV_ELIMIT /
+// DV_ENOSPC past the bounds: dv_catalog), prepare anywhere, then commit or
+// release on the loop thread.
+uint32_t dv_datasets_reserve(dv_datasets_t *self,
+                             const char *name,
+                             uint64_t bytes,
+                             dv_error_t *err);
+// Whether a file of bytes more fits the bounds now (dv_catalog_room).
+int
+dv_datasets_room(const dv_datasets_t *self, uint64_t bytes, dv_error_t *err);
+// Bound what the store keeps (dv_catalog_bound: versions, file bytes, free
+// bytes left on the data dir's file system; 0 keeps the default).
+void dv_datasets_bound(dv_datasets_t *self,
+                       size_t max_versions,
+                       uint64_t max_bytes,
+                       uint64_t min_free);
 void dv_datasets_release(dv_datasets_t *self, const char *name, uint32_t v);
 // The folder (NULL in memory mode), to copy for dv_datasets_prepare.
 const char *dv_datasets_dir(const dv_datasets_t *self);

@@ -229,6 +229,12 @@ upload_open(dv_broker_t *self,
                          "you (limit %d): finish one first",
                          open, DV_MAX_UPLOADS_PER_KEY);
     }
+    // Refused now rather than after the whole file came in (its version is
+    // reserved, and the bounds checked again, when it is complete).
+    int rc = dv_datasets_room(self->datasets, total, err);
+    if (rc) {
+        return rc;
+    }
     upload_t *u = dv_calloc(1, sizeof *u);
     snprintf(u->owner, sizeof u->owner, "%s", owner);
     memcpy(u->route, route, route_len);
@@ -254,11 +260,12 @@ upload_store(dv_broker_t *self,
 {
     upload_unlink(self, u);
     self->uploads_bytes -= u->cap;
-    uint32_t version = dv_datasets_reserve(self->datasets, u->name, err);
+    uint32_t version =
+        dv_datasets_reserve(self->datasets, u->name, u->total, err);
     if (!version) {
         free(u->buf);
         free(u);
-        return DV_EINVAL;
+        return err->code;
     }
     ds_store_t *d = dv_calloc(1, sizeof *d);
     d->broker = self;

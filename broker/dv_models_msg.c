@@ -476,9 +476,10 @@ dv_models_msg_on_push(dv_broker_t *self,
     if ((rc = dv_msg_bool_or(m, "schema_change", false, &change, err)) != 0) {
         return rc;
     }
-    uint32_t version = dv_registry_reserve(self->registry, name, err);
+    uint32_t version =
+        dv_registry_reserve(self->registry, name, file->len, err);
     if (version == 0) {
-        return DV_EINVAL;
+        return err->code;
     }
     push_t *p = dv_calloc(1, sizeof *p);
     memcpy(p->route, route, route_len);

@@ -221,6 +221,7 @@ static const dv_catalog_kind_t KIND = {
     .rec_size = sizeof(dv_model_info_t),
     .max_bytes = DV_MAX_FRAME_BYTES,
     .created_off = offsetof(dv_model_info_t, created_us),
+    .bytes_off = offsetof(dv_model_info_t, bytes),
     .missing = DV_ENOMODEL,
     .describe = describe_rec,
     .rec_free = rec_free,
@@ -269,9 +270,21 @@ dv_registry_destroy(dv_registry_t **self_p)
 }
 
 uint32_t
-dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err)
+dv_registry_reserve(dv_registry_t *self,
+                    const char *name,
+                    uint64_t bytes,
+                    dv_error_t *err)
 {
-    return dv_catalog_reserve(self->cat, name, err);
+    return dv_catalog_reserve(self->cat, name, bytes, err);
+}
+
+void
+dv_registry_bound(dv_registry_t *self,
+                  size_t max_versions,
+                  uint64_t max_bytes,
+                  uint64_t min_free)
+{
+    dv_catalog_bound(self->cat, max_versions, max_bytes, min_free);
 }
 
 void
@@ -365,9 +378,9 @@ dv_registry_push(dv_registry_t *self,
                  const dv_model_info_t **info_out,
                  dv_error_t *err)
 {
-    uint32_t version = dv_registry_reserve(self, name, err);
+    uint32_t version = dv_registry_reserve(self, name, len, err);
     if (version == 0) {
-        return DV_EINVAL;
+        return err ? err->code : DV_EINVAL;
     }
     dv_model_info_t info;
     int rc =

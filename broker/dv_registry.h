@@ -70,9 +70,18 @@ int dv_registry_push(dv_registry_t *self,
 // reserve the version on the registry's thread, prepare anywhere, then
 // commit (or release) on the registry's thread again.
 //
-// Reserve the next version of name (0 and DV_EINVAL for a bad name).
-uint32_t
-dv_registry_reserve(dv_registry_t *self, const char *name, dv_error_t *err);
+// Reserve the next version of name, for a file of bytes (0 and DV_EINVAL
+// for a bad name, DV_ELIMIT / DV_ENOSPC past the bounds: dv_catalog).
+uint32_t dv_registry_reserve(dv_registry_t *self,
+                             const char *name,
+                             uint64_t bytes,
+                             dv_error_t *err);
+// Bound what the registry stores (dv_catalog_bound: versions, file bytes,
+// free bytes left on the data dir's file system; 0 keeps the default).
+void dv_registry_bound(dv_registry_t *self,
+                       size_t max_versions,
+                       uint64_t max_bytes,
+                       uint64_t min_free);
 // Give a reservation back (the prepare failed).
 void dv_registry_release(dv_registry_t *self, const char *name, uint32_t v);
 // Whether a version of name below v is reserved (being prepared): its

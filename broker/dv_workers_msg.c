@@ -406,7 +406,8 @@ train_done(dv_broker_t *self,
     const dv_frame_t *file = dv_msg_frame(m, 1);
     dv_error_t why = {0};
     uint32_t version =
-        file ? dv_registry_reserve(self->registry, j->model, &why) : 0;
+        file ? dv_registry_reserve(self->registry, j->model, file->len, &why)
+             : 0;
     push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
     if (p) {
         j->finishing = true;

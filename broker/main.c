@@ -27,6 +27,8 @@ usage(FILE *f)
                "[--idempotency-window-s N]\n"
                "                     [--max-dead N] [--max-dead-bytes N]\n"
                "                     [--memory-window N]\n"
+               "                     [--max-stored-bytes N] [--min-free-disk "
+               "N]\n"
                "                     [--secret-key FILE.key --authorized-keys "
                "DIR]\n"
                "                     [--max-connections N] [--max-inflight "
@@ -59,6 +61,13 @@ usage(FILE *f)
                "--max-dead-bytes N\n(default and most 256 MiB) their "
                "payload bytes: past either the oldest\ndead letters are "
                "dropped (their failed results stay kept).\n"
+               "--max-stored-bytes N (default 1 TiB with --data, else 4 "
+               "GiB: files live in RAM)\nmodel files, and again data set "
+               "files, kept; --min-free-disk N (default\n1 GiB) free bytes a "
+               "new one must leave where --data is (the job store needs\n"
+               "room). Past them a push, or a train job's model, is refused "
+               "(DV_ELIMIT,\nDV_ENOSPC); so is the 100,001st version of "
+               "either.\n"
                "--idempotency-window-s N (default 86400): how long a submit's "
                "idempotency_key\nis remembered.\n"
                "--memory-window N (default 20000): with --data, durable jobs "
@@ -172,6 +181,8 @@ static const arg_row_t args[] = {
     {"--max-dead",               ARG_U64,  OPT(max_dead),               1, 1},
     {"--max-dead-bytes",         ARG_U64,  OPT(max_dead_bytes),         1, 1},
     {"--memory-window",          ARG_SIZE, OPT(memory_window),          2, 1},
+    {"--max-stored-bytes",       ARG_U64,  OPT(max_stored_bytes),       1, 1},
+    {"--min-free-disk",          ARG_U64,  OPT(min_free_disk),          1, 1},
     {"--idempotency-window-s",   ARG_U64,  OPT(idempotency_window_ms),  1, 1000},
     {"--secret-key",             ARG_STR,  OPT(secret_key),             0, 1},
     {"--authorized-keys",        ARG_STR,  OPT(authorized_keys),        0, 1},

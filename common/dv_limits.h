@@ -102,6 +102,27 @@
 // for the next page.
 #define DV_STATUS_QUEUES_PAGE 256
 
+// Versions the model registry keeps, and again the data set store
+// (stored and being stored). Each costs the broker its record in RAM (~0.5
+// KiB, and a model's schema and lineage) and a place in its lookups; a
+// producer's train jobs and data set pushes add them. 100,000 is a daily
+// retrain of 270 models for a year; past it a push or a train job's model
+// is refused with DV_ELIMIT until some are removed (drover models gc).
+#define DV_MAX_CATALOG_VERSIONS 100000
+
+// File bytes each of the two stores keeps (--max-stored-bytes lowers it).
+// Without a data dir every file stays in RAM: 4 GiB. With one they live on
+// disk, where DV_MIN_FREE_DISK_BYTES is the bound that matters; 1 TiB
+// stops a runaway producer first on large disks.
+#define DV_MAX_STORED_BYTES_MEMORY ((uint64_t)4 << 30)
+#define DV_MAX_STORED_BYTES_DISK   ((uint64_t)1 << 40)
+
+// Bytes a new model or data set file must leave free on the data dir's
+// file system (--min-free-disk): the job store (LMDB) grows there too, and
+// a full disk would stop every submit from being stored. Refused with
+// DV_ENOSPC.
+#define DV_MIN_FREE_DISK_BYTES ((uint64_t)1 << 30)
+
 // A page of a list reply (1.7: models, data sets, workers, jobs, dead
 // letters): its items take at most this many bytes of the 65,536 a header
 // may hold (DV_MAX_HEADER_BYTES), leaving 4 KiB for the reply's other

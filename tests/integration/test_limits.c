@@ -12,6 +12,8 @@
 //   - CSV input over 1 GiB (a sparse file: nothing is read) refused by
 //     libdrover, the broker and the CLI;
 //   - the idempotency window (a broker with a 1 s window);
+//   - stored files: --max-stored-bytes and --min-free-disk (brokers of
+//     their own);
 //   - the worker's own checks, against a fake broker socket: a welcome or
 //     run of another major is not acted on, and the worker re-checks the
 //     limits of what a broker sends it.
@@ -850,6 +852,104 @@ test_idempotency_window(void)
     DV_CHECK(echo_ok(c->d));
 }
 
+// ------------------------------------------------------- stored files
+
+// A broker of its own with extra arguments; *d connected. False when it
+// did not come up.
+static bool
+own_broker(char *dir, const char *const *extra, dv_proc_t *b, drover_t **d)
+{
+    char ep[4300], wep[4300];
+    snprintf(ep, sizeof ep, "ipc://%s/client.sock", dir);
+    snprintf(wep, sizeof wep, "ipc://%s/worker.sock", dir);
+    const char *args[16] = {"--client", ep, "--worker", wep};
+    size_t n = 4;
+    for (size_t i = 0; extra[i] && n < 15; i++) {
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    *b = dv_proc_start("DROVER_BROKER_BIN", args, dir, "broker.log");
+    char ready[9000];
+    drover_error_t err = {0};
+    return b->pid && dv_proc_wait_ready(b, ready, sizeof ready) &&
+           drover_connect(d, ep, 10000, &err) == 0;
+}
+
+// What the broker stores is bounded in bytes: with --max-stored-bytes
+// 3000 (memory mode: files live in RAM) a second data set of 2,000 bytes
+// is refused with DV_ELIMIT before it is sent, and fits once the first is
+// removed; with a data dir and --min-free-disk of 1 EiB no file fits
+// (DV_ENOSPC, naming the flag) and nothing is written.
+static void
+test_stored_bytes(void)
+{
+    char *dir = dv_test_tmpdir();
+    char csv[4400];
+    snprintf(csv, sizeof csv, "%s/two-k.csv", dir);
+    FILE *f = fopen(csv, "w");
+    if (f) {
+        fputs("a,b,y\n", f);
+        for (int i = 0; i < 220; i++) {
+            fprintf(f, "%d,%d,%d\n", 1000 + i, 2000 + i, i % 2);
+        }
+        fclose(f);
+    }
+    const char *mem[] = {"--max-stored-bytes", "3000", NULL};
+    dv_proc_t b;
+    drover_t *d = NULL;
+    bool up = own_broker(dir, mem, &b, &d);
+    drover_error_t e1 = {0}, e2 = {0}, e3 = {0};
+    int first = up ? drover_dataset_push(d, csv, "one", NULL, &e1) : -1;
+    int second = up ? drover_dataset_push(d, csv, "two", NULL, &e2) : -1;
+    unsigned removed = 0;
+    drover_error_t erm = {0};
+    if (up) {
+        drover_dataset_rm(d, "one", 0, &removed, &erm);
+    }
+    int third = up ? drover_dataset_push(d, csv, "two", NULL, &e3) : -1;
+    drover_destroy(&d);
+    int exit1 = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    printf("  --max-stored-bytes 3000: first %s, second %s (%s), after a "
+           "removal %s\n",
+           dv_err_name(first), dv_err_name(second), e2.text,
+           dv_err_name(third));
+
+    char data[4400];
+    snprintf(data, sizeof data, "%s/data", dir);
+    const char *disk[] = {"--data", data, "--min-free-disk",
+                          "1152921504606846976", NULL};
+    drover_error_t e4 = {0};
+    bool up2 = own_broker(dir, disk, &b, &d);
+    int full = up2 ? drover_dataset_push(d, csv, "three", NULL, &e4) : -1;
+    drover_dataset_t *sets = NULL;
+    size_t n_sets = 99;
+    drover_error_t el = {0};
+    int lrc = up2 ? drover_dataset_list(d, &sets, &n_sets, &el) : -1;
+    free(sets);
+    drover_destroy(&d);
+    int exit2 = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    printf("  --min-free-disk 1 EiB: %s (%s); %zu stored\n", dv_err_name(full),
+           e4.text, n_sets);
+    if (exit1 != 0 || exit2 != 0) {
+        dv_proc_dump_log(dir, "broker.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(first, 0);
+    DV_CHECK_EQ(second, DV_ELIMIT);
+    DV_CHECK(strstr(e2.text, "--max-stored-bytes") != NULL);
+    DV_CHECK_EQ(removed, 1);
+    DV_CHECK_EQ(third, 0);
+    DV_CHECK_EQ(exit1, 0);
+    DV_CHECK(up2);
+    DV_CHECK_EQ(full, DV_ENOSPC);
+    DV_CHECK(strstr(e4.text, "--min-free-disk") != NULL);
+    DV_CHECK_EQ(lrc, 0);
+    DV_CHECK_EQ(n_sets, 0);
+    DV_CHECK_EQ(exit2, 0);
+}
+
 // ------------------------------------------------- the worker's own checks
 
 // A `run` for job on the fake broker's socket (major.minor, -1: ours).
@@ -1027,6 +1127,7 @@ static const dv_test_case_t cases[] = {
     {"kept results: 256 MiB at most", test_kept_bytes},
     {"CSV files over 1 GiB", test_csv_bytes},
     {"idempotency window", test_idempotency_window},
+    {"stored files: bytes and free disk", test_stored_bytes},
     {"the worker checks versions and limits",
      test_worker_checks_versions_and_limits},
     {NULL, NULL},

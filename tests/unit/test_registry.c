@@ -172,10 +172,83 @@ test_versions_found_among_many(void)
     DV_CHECK(forgot);
 }
 
+// What the registry stores is bounded (dv_registry_bound): versions,
+// file bytes, and with a folder the free bytes its file system keeps. Past
+// a bound a push is refused (DV_ELIMIT, DV_ENOSPC) and stores nothing;
+// removing versions makes room again.
+static void
+test_bounded(void)
+{
+    size_t widths[] = {2, 1};
+    dv_act_t acts[] = {DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    dv_error_t err = {0};
+    int rc = dv_model_encode(m, &image, &len, &err);
+    dv_model_destroy(&m);
+    DV_CHECK_RC(rc, 0, &err);
+    const struct {
+        const char *what;
+        bool on_disk;
+        size_t versions; // bound (0: default)
+        uint64_t bytes;  // bound in files (0: default)
+        uint64_t free;   // bound: bytes left free (0: default)
+        int pushed;      // pushes that succeed of 5
+        int refusal;     // the code of the others
+    } cases[] = {
+        {"3 versions", false, 3, 0, 0, 3, DV_ELIMIT},
+        {"2 files' bytes", false, 0, 2 * len + len / 2, 0, 2, DV_ELIMIT},
+        {"no bound reached", false, 0, 0, 0, 5, 0},
+        {"a disk that cannot keep 1 EiB free", true, 0, 0, 1ULL << 60, 0,
+         DV_ENOSPC},
+        {"on disk, 4 versions", true, 4, 0, 0, 4, DV_ELIMIT},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char *dir = cases[c].on_disk ? dv_test_tmpdir() : NULL;
+        dv_registry_t *r = NULL;
+        rc = dv_registry_open(&r, dir, &err);
+        DV_CHECK_RC(rc, 0, &err);
+        dv_registry_bound(r, cases[c].versions, cases[c].bytes, cases[c].free);
+        int pushed = 0, refusal = 0;
+        for (int i = 0; i < 5; i++) {
+            dv_error_t e = {0};
+            int prc =
+                dv_registry_push(r, i % 2 ? "b" : "a", image, len, NULL, &e);
+            pushed += prc == 0;
+            refusal = prc ? prc : refusal;
+        }
+        size_t n = 0;
+        dv_registry_list(r, &n);
+        // Room again once some are removed (a version bound, a byte bound).
+        int again = -1;
+        if (cases[c].refusal == DV_ELIMIT) {
+            dv_registry_rm(r, "a", 0, &err);
+            again = dv_registry_push(r, "c", image, len, NULL, &err);
+        }
+        printf("  %s: %d of 5 pushed (%zu stored), then %s%s\n", cases[c].what,
+               pushed, n, dv_err_name(refusal),
+               again == 0 ? "; room again after a removal" : "");
+        dv_registry_destroy(&r);
+        if (dir) {
+            dv_test_rmdir(dir);
+            free(dir);
+        }
+        DV_CHECK_EQ(pushed, cases[c].pushed);
+        DV_CHECK_EQ(n, (size_t)cases[c].pushed);
+        DV_CHECK_EQ(refusal, cases[c].refusal);
+        if (cases[c].refusal == DV_ELIMIT) {
+            DV_CHECK_EQ(again, 0);
+        }
+    }
+    free(image);
+}
+
 static const dv_test_case_t cases[] = {
     {"lineage files: kept when one map, else dropped", test_lineage_files},
     {"versions and settings found among many models",
      test_versions_found_among_many},
+    {"bounded in versions, bytes and free disk", test_bounded},
     {NULL, NULL},
 };
 
