@@ -42,6 +42,7 @@ bench: release
 	build/release/bin/dv-bench-ml --out bench/results/ml.json
 	build/release/bin/dv-bench-queue --bin-dir build/release/bin --out bench/results/queue.json
 	build/release/bin/dv-bench-serve --bin-dir build/release/bin --out bench/results/serve.json
+	build/release/bin/dv-bench-sched --out bench/results/sched.json
 	scripts/deps.sh bench && for m in "" --early-stopping; do DROVER_BIN=build/release/bin/drover /usr/bin/python3 bench/parity/parity.py $$m || exit 1; done
 	/usr/bin/python3 bench/python/bench_python.py
 	build/release/bin/dv-bench-group --bin-dir build/release/bin --out bench/results/group.json $(if $(BENCH_BASELINE_BIN),--baseline-bin-dir $(BENCH_BASELINE_BIN))

@@ -574,6 +574,12 @@ dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity)
     return 0;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 void
 dv_sched_worker_models(dv_sched_t *self,
                        uint64_t worker,
@@ -590,6 +596,9 @@ dv_sched_worker_models(dv_sched_t *self,
         w->models[m] = dv_strdup(models[m]);
     }
     w->n_models = n;
+    // Sorted: holds() is a binary search (every dispatch asks it of every
+    // free worker, and a worker may hold 4,096 keys).
+    qsort(w->models, n, sizeof *w->models, cmp_str);
 }
 
 void
@@ -683,29 +692,37 @@ dv_sched_worker_evict(dv_sched_t *self,
     worker_remove(self, worker, lost, n_lost, true);
 }
 
+// Whether w holds model (its keys are sorted: dv_sched_worker_models).
 static bool
 holds(const worker_t *w, const char *model)
 {
-    for (size_t m = 0; m < w->n_models; m++) {
-        if (strcmp(w->models[m], model) == 0) {
+    size_t lo = 0, hi = w->n_models;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(w->models[mid], model);
+        if (c == 0) {
             return true;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     return false;
 }
 
-// True when a is a better choice than b for a job needing model.
+// True when a is a better choice than b for a job needing a model: one
+// that holds it (ha, hb: whether each does; both false for a job needing
+// none), then the least loaded.
 static bool
-better(const worker_t *a, const worker_t *b, const char *model)
+better(const worker_t *a, bool ha, const worker_t *b, bool hb)
 {
     if (!b) {
         return true;
     }
-    if (*model) {
-        bool ha = holds(a, model), hb = holds(b, model);
-        if (ha != hb) {
-            return ha;
-        }
+    if (ha != hb) {
+        return ha;
     }
     // Compare running/capacity without division.
     uint64_t la = (uint64_t)slots_used(a) * b->capacity;
@@ -726,6 +743,7 @@ pick_worker(
     dv_sched_t *self, size_t q, const job_t *j, bool *any_free, size_t *index)
 {
     worker_t *best = NULL;
+    bool best_holds = false;
     *any_free = false;
     for (size_t w = 0; w < self->n_workers; w++) {
         worker_t *cand = &self->workers[w];
@@ -733,11 +751,19 @@ pick_worker(
             continue;
         }
         *any_free = true;
-        if (serves(cand, self->queues[q].name) &&
-            (!j->heavy || !cand->heavy_cap ||
-             cand->heavy_running < cand->heavy_cap) &&
-            better(cand, best, j->model)) {
+        if (!serves(cand, self->queues[q].name) ||
+            (j->heavy && cand->heavy_cap &&
+             cand->heavy_running >= cand->heavy_cap)) {
+            continue;
+        }
+        // Whether it holds the model, asked once per candidate (and not
+        // at all once the best holds it and this one is not less loaded).
+        bool h = *j->model && (!best_holds || better(cand, true, best, true))
+                     ? holds(cand, j->model)
+                     : false;
+        if (better(cand, h, best, best_holds)) {
             best = cand;
+            best_holds = h;
             *index = w;
         }
     }
