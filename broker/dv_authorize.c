@@ -26,6 +26,7 @@
 #include "dv_registry.h"
 #include "dv_results.h"
 #include "dv_sched.h"
+#include "dv_spill.h"
 #include "dv_store.h"
 #include "dv_wire.h"
 #include "dv_workers_msg.h"
@@ -230,8 +231,8 @@ refuse(dv_broker_t *self,
     return dv_errorf(err, DV_EPERM, "%s", why);
 }
 
-// The queue a job is in (live or finished), or NULL; *who the key that
-// submitted it (0: unknown: plain mode, or from before a restart).
+// The queue a job is in (live, spilled or finished), or NULL; *who the key
+// that submitted it (0: unknown: plain mode, or from before a restart).
 static const char *
 job_queue_of(dv_broker_t *self, uint64_t id, uint16_t *who)
 {
@@ -246,7 +247,7 @@ job_queue_of(dv_broker_t *self, uint64_t id, uint16_t *who)
         *who = k->who;
         return self->qbytes[k->qidx - 1].name;
     }
-    return NULL;
+    return dv_spill_owner(self, id, who); // queued in the store only
 }
 
 // May key k (id) change name in owners? Admins may; else only its owner,

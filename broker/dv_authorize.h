@@ -9,8 +9,8 @@
 // message acts on, its checks, audited); calls nothing there.
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_batching.h, dv_commit.h,
-// dv_results.h, dv_workers_msg.h and common/. Internal to broker/ (not
-// installed); loop thread only.
+// dv_results.h, dv_spill.h, dv_workers_msg.h and common/. Internal to broker/
+// (not installed); loop thread only.
 //
 // The on_* handlers are client_handler_fn: their
 // arguments, replies and returns are documented there (dv_broker_int.h).

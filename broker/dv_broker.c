@@ -1324,6 +1324,7 @@ free_queues(dv_broker_t *self)
     free(self->cursors);
     free(self->marks_due);
     free(self->skip);
+    free(self->spilled);
     while (self->idem_oldest) {
         idem_t *e = self->idem_oldest;
         self->idem_oldest = e->newer;

@@ -88,6 +88,91 @@ skip_del(dv_broker_t *self, uint64_t id)
     }
 }
 
+// ------------------------------------------- spilled jobs' owners
+//
+// A spilled job leaves the jobs table, and its store record does not say
+// which key submitted it: this map keeps that, with its queue, until the
+// job comes back into memory or ends. Without it a spilled job stopped
+// counting against its key's --max-inflight (one producer could queue
+// millions), and a producer could read or cancel another key's spilled
+// jobs (their queue and owner were unknown to the role checks).
+
+typedef struct spilled_s spilled_t;
+struct spilled_s {
+    uint64_t id;   // 0: an empty slot
+    uint32_t qidx; // its queue: self->qbytes[qidx]
+    uint16_t who;  // its submitting key (0: none known)
+};
+
+static size_t
+spilled_slot(const dv_broker_t *self, uint64_t id)
+{
+    size_t mask = self->spilled_cap - 1;
+    size_t i = dv_hash_slot(id, self->spilled_cap);
+    while (self->spilled[i].id && self->spilled[i].id != id) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static const spilled_t *
+spilled_get(const dv_broker_t *self, uint64_t id)
+{
+    if (!self->spilled_n) {
+        return NULL;
+    }
+    const spilled_t *e = &self->spilled[spilled_slot(self, id)];
+    return e->id == id ? e : NULL;
+}
+
+static void
+spilled_put(dv_broker_t *self, uint64_t id, uint32_t qidx, uint16_t who)
+{
+    if (2 * (self->spilled_n + 1) > self->spilled_cap) {
+        spilled_t *old = self->spilled;
+        size_t old_cap = self->spilled_cap;
+        self->spilled_cap = old_cap ? old_cap * 2 : 64;
+        self->spilled = dv_calloc(self->spilled_cap, sizeof *self->spilled);
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i].id) {
+                self->spilled[spilled_slot(self, old[i].id)] = old[i];
+            }
+        }
+        free(old);
+    }
+    spilled_t *e = &self->spilled[spilled_slot(self, id)];
+    self->spilled_n += e->id == 0;
+    *e = (spilled_t){id, qidx, who};
+}
+
+// Forget id (backward-shift deletion keeps probe chains intact); returns
+// the key it was submitted by (0: none, or not spilled).
+static uint16_t
+spilled_take(dv_broker_t *self, uint64_t id)
+{
+    if (!spilled_get(self, id)) {
+        return 0;
+    }
+    size_t mask = self->spilled_cap - 1, i = spilled_slot(self, id);
+    uint16_t who = self->spilled[i].who;
+    self->spilled[i].id = 0;
+    self->spilled_n--;
+    for (size_t j = (i + 1) & mask; self->spilled[j].id; j = (j + 1) & mask) {
+        spilled_t v = self->spilled[j];
+        self->spilled[j].id = 0;
+        self->spilled[spilled_slot(self, v.id)] = v;
+    }
+    return who;
+}
+
+const char *
+dv_spill_owner(const dv_broker_t *self, uint64_t id, uint16_t *who)
+{
+    const spilled_t *e = spilled_get(self, id);
+    *who = e ? e->who : 0;
+    return e && e->qidx < self->n_qbytes ? self->qbytes[e->qidx].name : NULL;
+}
+
 static spill_t *
 spill_of(qbytes_t *q, int32_t priority)
 {
@@ -147,7 +232,12 @@ dv_spill_job(dv_broker_t *self, job_t *j, bool force)
         dv_timers_add(self, uv_now(&self->loop) + in, j->id, T_DEADLINE, 0);
     }
     size_t bytes = j->payload_len;
+    uint16_t who = j->who;
+    spilled_put(self, j->id, (uint32_t)(q - self->qbytes), who);
     dv_broker_job_detach(self, j->id); // not in the table during recovery
+    if (who) { // still unfinished: still its key's (detach stopped that)
+        self->whos[who].inflight++;
+    }
     dv_broker_job_free(j);
     q->bytes += bytes; // still the queue's payload
     return true;
@@ -262,9 +352,14 @@ refill_queue(dv_broker_t *self, qbytes_t *q)
     uint64_t now = dv_broker_unix_ms_now();
     for (size_t i = 0; i < n; i++) {
         job_t *j = l.jobs[i];
+        uint16_t who = spilled_take(self, ids[i]);
         if (!j) {
-            continue; // logged: a record gone or unreadable
+            if (who) { // logged: a record gone or unreadable; it will not
+                self->whos[who].inflight--; // end any other way
+            }
+            continue;
         }
+        j->who = who;               // counted in its key's inflight all along
         q->bytes -= j->payload_len; // dv_broker_job_add counts it again
         dv_broker_job_add(self, j);
         if (USES_MODEL(j) &&
@@ -337,6 +432,9 @@ dv_spill_read(dv_broker_t *self, uint64_t id)
         dv_broker_job_free(j); // a record whose delete is not committed yet
         j = NULL;
     }
+    if (j) { // whose it is (a copy: nothing is counted for it)
+        dv_spill_owner(self, id, &j->who);
+    }
     return j;
 }
 
@@ -350,5 +448,9 @@ dv_spill_end(dv_broker_t *self, job_t *j, int code, const char *text)
     q->spilled--;
     self->n_spilled--;
     q->bytes -= j->payload_len;
+    j->who = spilled_take(self, j->id); // its kept result stays its key's
+    if (j->who) {
+        self->whos[j->who].inflight--; // ended: no longer in flight
+    }
     dv_results_fail(self, j, code, text, "");
 }

@@ -15,6 +15,13 @@
 // Whether spilled job id already ended (cancelled, expired).
 bool dv_spill_skip_has(const dv_broker_t *self, uint64_t id);
 
+// The queue of spilled job id (borrowed), and in *who the key that
+// submitted it (0: plain mode, or from before a restart); NULL when id is
+// not a spilled job. A spilled job still counts against its key's
+// --max-inflight, and only its key (or a consumer or admin) reads or
+// cancels it, as while it was in memory.
+const char *dv_spill_owner(const dv_broker_t *self, uint64_t id, uint16_t *who);
+
 // Spill j when its queue is deep (see SPILL_WINDOW); j's record must be
 // committed. Returns true when j went to the store (and was freed).
 bool dv_spill_job(dv_broker_t *self, job_t *j, bool force);
