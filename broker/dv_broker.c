@@ -307,11 +307,54 @@ dv_broker_job_remove(dv_broker_t *self, uint64_t id)
 
 // ------------------------------------------------------------- workers
 
+static uint64_t
+route_hash(const void *route, size_t len)
+{
+    return dv_hash_bytes(route, len, DV_HASH_BYTES_INIT);
+}
+
+void
+dv_broker_workers_index(dv_broker_t *self)
+{
+    size_t cap = 16;
+    while (cap < 2 * self->n_workers) {
+        cap *= 2;
+    }
+    if (cap != self->by_cap) {
+        free(self->by_route);
+        free(self->by_handle);
+        self->by_route = dv_malloc(cap * sizeof *self->by_route);
+        self->by_handle = dv_malloc(cap * sizeof *self->by_handle);
+        self->by_cap = cap;
+    }
+    memset(self->by_route, 0, cap * sizeof *self->by_route);
+    memset(self->by_handle, 0, cap * sizeof *self->by_handle);
+    size_t mask = cap - 1;
+    for (size_t i = 0; i < self->n_workers; i++) {
+        const worker_t *w = &self->workers[i];
+        size_t r = dv_hash_slot(route_hash(w->route, w->route_len), cap);
+        while (self->by_route[r]) {
+            r = (r + 1) & mask;
+        }
+        self->by_route[r] = (uint32_t)(i + 1);
+        size_t h = dv_hash_slot(w->handle, cap);
+        while (self->by_handle[h]) {
+            h = (h + 1) & mask;
+        }
+        self->by_handle[h] = (uint32_t)(i + 1);
+    }
+}
+
 worker_t *
 dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len)
 {
-    for (size_t i = 0; i < self->n_workers; i++) {
-        worker_t *w = &self->workers[i];
+    if (!self->by_cap) {
+        return NULL;
+    }
+    size_t mask = self->by_cap - 1;
+    for (size_t r = dv_hash_slot(route_hash(route, len), self->by_cap);
+         self->by_route[r]; r = (r + 1) & mask) {
+        worker_t *w = &self->workers[self->by_route[r] - 1];
         if (w->route_len == len && memcmp(w->route, route, len) == 0) {
             return w;
         }
@@ -322,9 +365,15 @@ dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len)
 worker_t *
 dv_broker_worker_by_handle(dv_broker_t *self, uint64_t handle)
 {
-    for (size_t i = 0; i < self->n_workers; i++) {
-        if (self->workers[i].handle == handle) {
-            return &self->workers[i];
+    if (!self->by_cap) {
+        return NULL;
+    }
+    size_t mask = self->by_cap - 1;
+    for (size_t h = dv_hash_slot(handle, self->by_cap); self->by_handle[h];
+         h = (h + 1) & mask) {
+        worker_t *w = &self->workers[self->by_handle[h] - 1];
+        if (w->handle == handle) {
+            return w;
         }
     }
     return NULL;
@@ -1300,6 +1349,8 @@ free_jobs(dv_broker_t *self)
         dv_strs_free(&self->workers[i].queues, self->workers[i].n_queues);
     }
     free(self->workers);
+    free(self->by_route);
+    free(self->by_handle);
     free(self->pending);
     free(self->ckpts_due);
 }

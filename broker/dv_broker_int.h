@@ -327,6 +327,9 @@ struct dv_broker {
     uint64_t next_job;         // next id
     worker_t *workers;         // connected workers
     size_t n_workers;          // their count
+    uint32_t *by_route;        // worker index + 1 by routing id, and by
+    uint32_t *by_handle;       //   handle: open addressing, 0 empty
+    size_t by_cap;             //   (dv_broker_workers_index)
     uint64_t next_handle;      // next worker handle
     bool running;              // inside dv_broker_run
     kept_t **kept;             // finished results by id (hash)
@@ -622,6 +625,11 @@ dv_broker_worker_by_route(dv_broker_t *self, const void *route, size_t len);
 
 // The connected worker with dv_sched handle, or NULL. Borrowed.
 worker_t *dv_broker_worker_by_handle(dv_broker_t *self, uint64_t handle);
+// Index the workers again after one was added or taken out of the table
+// (the two lookups above are hash lookups: one runs for every message a
+// worker sends, the other for every dispatch, and a broker may have
+// thousands of workers).
+void dv_broker_workers_index(dv_broker_t *self);
 
 // Take j out of the jobs table without freeing it.
 job_t *dv_broker_job_detach(dv_broker_t *self, uint64_t id);

@@ -53,6 +53,7 @@ worker_forget(dv_broker_t *self, worker_t *w)
     dv_strs_free(&w->queues, w->n_queues);
     size_t index = (size_t)(w - self->workers);
     self->workers[index] = self->workers[--self->n_workers];
+    dv_broker_workers_index(self);
 }
 
 // Forget a worker; requeue or fail what it was running. why NULL: it was
@@ -1186,6 +1187,7 @@ on_register(dv_broker_t *self,
         memcpy(w->route, route, route_len);
         w->route_len = route_len;
         w->handle = self->next_handle++;
+        dv_broker_workers_index(self);
     }
     snprintf(w->name, sizeof w->name, "%s", name);
     w->last_seen_ms = uv_now(&self->loop);
