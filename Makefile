@@ -45,6 +45,7 @@ bench: release
 	build/release/bin/dv-bench-sched --out bench/results/sched.json
 	scripts/deps.sh bench && for m in "" --early-stopping; do DROVER_BIN=build/release/bin/drover /usr/bin/python3 bench/parity/parity.py $$m || exit 1; done
 	/usr/bin/python3 bench/python/bench_python.py
+	/usr/bin/python3 bench/fleet.py --bin-dir build/release/bin --out bench/results/fleet.json
 	build/release/bin/dv-bench-group --bin-dir build/release/bin --out bench/results/group.json $(if $(BENCH_BASELINE_BIN),--baseline-bin-dir $(BENCH_BASELINE_BIN))
 
 # libFuzzer on every decoder a peer or a file reaches (tests/fuzz), one

@@ -49,6 +49,7 @@ typedef struct {
 
 typedef struct {
     char *name;      // queue name
+    uint64_t hash;   // of its name (dv_hash_bytes)
     level_t *levels; // waiting jobs by priority, highest first
     size_t n_levels; // levels in use
     size_t cap_levels;
@@ -68,6 +69,8 @@ typedef struct {
     size_t n_models;        // their count
     bool draining;          // takes no new jobs
     char **queues;          // queues it serves (none: all)
+    uint64_t *qhashes;      //   and their names' hashes (compared first)
+    uint64_t qhash0;        //   the first's, here: no pointer to follow
     size_t n_queues;        //
     uint32_t heavy_cap;     // heavy jobs at once (0: no limit)
     uint32_t heavy_running; // heavy jobs on it
@@ -424,19 +427,35 @@ free_queues(worker_t *w)
         free(w->queues[q]);
     }
     free(w->queues);
+    free(w->qhashes);
     w->queues = NULL;
+    w->qhashes = NULL;
     w->n_queues = 0;
 }
 
-static bool
-serves(const worker_t *w, const char *queue)
+static uint64_t
+name_hash(const char *name)
 {
-    for (size_t q = 0; q < w->n_queues; q++) {
-        if (strcmp(w->queues[q], queue) == 0) {
+    return dv_hash_bytes(name, strlen(name), DV_HASH_BYTES_INIT);
+}
+
+// Whether w serves queue q: a dispatch asks it of every free worker, so
+// the names' hashes are compared before the names.
+static bool
+serves(const worker_t *w, const queue_t *q)
+{
+    if (w->n_queues == 0) {
+        return true;
+    }
+    if (w->qhash0 == q->hash && strcmp(w->queues[0], q->name) == 0) {
+        return true; // most workers that pick queues pick one
+    }
+    for (size_t i = 1; i < w->n_queues; i++) {
+        if (w->qhashes[i] == q->hash && strcmp(w->queues[i], q->name) == 0) {
             return true;
         }
     }
-    return w->n_queues == 0;
+    return false;
 }
 
 void
@@ -483,6 +502,7 @@ queue_index(dv_sched_t *self, const char *name)
     queue_t *q = &self->queues[self->n_queues];
     memset(q, 0, sizeof *q);
     q->name = dv_strdup(name);
+    q->hash = name_hash(name);
     dv_names_add(self->qnames, name, self->n_queues);
     return self->n_queues++;
 }
@@ -613,9 +633,12 @@ dv_sched_worker_queues(dv_sched_t *self,
     }
     free_queues(w);
     w->queues = dv_malloc((n ? n : 1) * sizeof(char *));
+    w->qhashes = dv_malloc((n ? n : 1) * sizeof *w->qhashes);
     for (size_t q = 0; q < n; q++) {
         w->queues[q] = dv_strdup(queues[q]);
+        w->qhashes[q] = name_hash(queues[q]);
     }
+    w->qhash0 = n ? w->qhashes[0] : 0;
     w->n_queues = n;
 }
 
@@ -751,7 +774,7 @@ pick_worker(
             continue;
         }
         *any_free = true;
-        if (!serves(cand, self->queues[q].name) ||
+        if (!serves(cand, &self->queues[q]) ||
             (j->heavy && cand->heavy_cap &&
              cand->heavy_running >= cand->heavy_cap)) {
             continue;
@@ -979,7 +1002,7 @@ dv_sched_claim(dv_sched_t *self,
     if (!w) {
         return DV_EINVAL;
     }
-    if (!serves(w, self->queues[j->queue].name)) {
+    if (!serves(w, &self->queues[j->queue])) {
         return DV_EPERM; // a worker answers only for the queues it serves
     }
     if (need_room && !j->rider && w->running.n - w->riders >= w->capacity) {
