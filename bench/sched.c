@@ -7,8 +7,11 @@
 // dispatch path at its widest. In-process, one thread, no I/O.
 //
 // Prints microseconds per job and each cell's cost against the 2-worker
-// cell of the same M (how the cost grows with the fleet); writes JSON
-// (--out, default bench/results/sched.json). Figures, never assertions.
+// cell of the same M (how the cost grows with the fleet). Then deep
+// queues: an echo job dispatched beside D train jobs that wait at their
+// workers' train cap, and a job whose batch looks through D jobs of
+// another model for riders (dv_sched_ride). Writes JSON (--out, default
+// bench/results/sched.json). Figures, never assertions.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,75 @@ cell(size_t W, size_t M, size_t jobs)
     return t;
 }
 
+// Seconds per echo job on queue "q" while queue "train" holds depth train
+// jobs that cannot start (the one worker runs one, at its train cap of
+// 1): every dispatch round meets the train queue's heavy head first.
+static double
+cell_heavy(size_t depth, size_t jobs)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 4);
+    dv_sched_worker_heavy_cap(s, 1, 1);
+    uint64_t id = 1, job = 0, worker = 0;
+    uint32_t attempt = 0;
+    for (size_t i = 0; i <= depth; i++, id++) {
+        dv_sched_submit(s, id, "train", "", 1);
+        dv_sched_set_heavy(s, id);
+    }
+    dv_sched_next(s, &job, &worker, &attempt); // the one that runs
+    double t0 = dv_bench_now_s();
+    for (size_t i = 0; i < jobs; i++, id++) {
+        dv_sched_submit(s, id, "q", "", 3);
+        if (dv_sched_next(s, &job, &worker, &attempt)) {
+            dv_sched_finish(s, job, worker);
+        }
+        dv_sched_next(s, &job, &worker, &attempt); // a round finding none
+    }
+    double t = (dv_bench_now_s() - t0) / (double)jobs;
+    dv_sched_destroy(&s);
+    return t;
+}
+
+static bool
+fits_all(uint64_t job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    return true;
+}
+
+// Seconds per dispatch of a job of model "b" with a ride offered, while
+// depth jobs of model "a" wait behind it in its queue and level (their
+// worker busy): its batch looks through them for more of b. The b job is
+// given back after each ride (to the front again), so every round
+// dispatches it anew.
+static double
+cell_ride(size_t depth, size_t jobs)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 1);
+    dv_sched_worker_add(s, 2, 1);
+    uint64_t id = 1, job = 0, worker = 0, riders[64];
+    uint32_t attempt = 0, attempts[64];
+    dv_sched_submit(s, id++, "q", "a@1", 3);
+    dv_sched_next(s, &job, &worker, &attempt); // a worker busy with an a
+    dv_sched_submit(s, id++, "q", "b@1", 3);
+    for (size_t i = 0; i < depth; i++) {
+        dv_sched_submit(s, id++, "q", "a@1", 3);
+    }
+    double t0 = dv_bench_now_s();
+    for (size_t i = 0; i < jobs; i++) {
+        if (!dv_sched_next(s, &job, &worker, &attempt)) {
+            break;
+        }
+        dv_sched_ride(s, job, fits_all, NULL, riders, attempts, 64);
+        dv_sched_give_back(s, job, worker);
+    }
+    double t = (dv_bench_now_s() - t0) / (double)jobs;
+    dv_sched_destroy(&s);
+    return t;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -98,6 +170,18 @@ main(int argc, char **argv)
         }
         printf("\n");
     }
+    static const size_t depths[] = {1000, 10000, 100000};
+    enum { ND = sizeof depths / sizeof *depths };
+    double heavy[ND], ride[ND];
+    printf("\ndeep queues, microseconds per job: an echo job beside D "
+           "train jobs held at\ntheir cap; a model-b job whose batch may "
+           "take more of b among D jobs of a\n%8s  %12s  %12s\n",
+           "D", "echo", "ride");
+    for (size_t d = 0; d < ND; d++) {
+        heavy[d] = cell_heavy(depths[d], 20000) * 1e6;
+        ride[d] = cell_ride(depths[d], 20000) * 1e6;
+        printf("%8zu  %12.2f  %12.2f\n", depths[d], heavy[d], ride[d]);
+    }
     FILE *f = fopen(out, "w");
     if (!f) {
         perror(out);
@@ -116,6 +200,13 @@ main(int argc, char **argv)
                     workers[w], models[m], us[w][m], us[w][m] / us[0][m],
                     w == NW - 1 && m == NM - 2 ? "" : ",");
         }
+    }
+    fprintf(f, "  ],\n  \"deep\": [\n");
+    for (size_t d = 0; d < ND; d++) {
+        fprintf(f,
+                "    {\"depth\": %zu, \"echo_beside_train_us\": %.3f, "
+                "\"ride_us\": %.3f}%s\n",
+                depths[d], heavy[d], ride[d], d == ND - 1 ? "" : ",");
     }
     fprintf(f, "  ]\n}\n");
     fclose(f);

@@ -54,6 +54,8 @@ typedef struct {
     size_t n_levels; // levels in use
     size_t cap_levels;
     size_t waiting;      // jobs in its levels
+    size_t n_heavy;      //   of them heavy (first_light skips a queue of
+                         //   only those)
     size_t running;      // its jobs on workers
     size_t held;         // its jobs held for a retry
     size_t rprev, rnext; // neighbours in the ring of queues with waiting
@@ -342,6 +344,7 @@ enqueue(dv_sched_t *self, job_t *j, bool front)
         j->since = self->now;
         list_push_back(&l->jobs, j);
     }
+    q->n_heavy += j->heavy;
     if (q->waiting++ == 0) {
         ring_add(self, j->queue);
     }
@@ -361,6 +364,7 @@ dequeue(dv_sched_t *self, job_t *j)
         memmove(l, l + 1, (q->n_levels - i - 1) * sizeof(level_t));
         q->n_levels--;
     }
+    q->n_heavy -= j->heavy;
     if (--q->waiting == 0) {
         ring_remove(self, j->queue);
     }
@@ -774,7 +778,7 @@ pick_worker(
             continue;
         }
         *any_free = true;
-        if (!serves(cand, &self->queues[q]) ||
+        if ((cand->n_queues && !serves(cand, &self->queues[q])) ||
             (j->heavy && cand->heavy_cap &&
              cand->heavy_running >= cand->heavy_cap)) {
             continue;
@@ -797,6 +801,9 @@ pick_worker(
 static job_t *
 first_light(const queue_t *q)
 {
+    if (q->n_heavy == q->waiting) {
+        return NULL; // every job waiting is heavy: nothing to walk
+    }
     for (size_t l = 0; l < q->n_levels; l++) {
         for (job_t *j = q->levels[l].jobs.head; j; j = j->next) {
             if (!j->heavy) {
@@ -874,10 +881,13 @@ dv_sched_ride(dv_sched_t *self,
     queue_t *q = &self->queues[l->queue];
     level_t *lv = level_of(q, l->priority, false);
     worker_t *w = &self->workers[l->worker];
-    size_t n = 0;
+    size_t n = 0, passed = 0;
     for (job_t *j = lv ? lv->jobs.head : NULL, *next; j && n < max; j = next) {
         next = j->next;
         if (j->heavy || strcmp(j->model, l->model) != 0) {
+            if (++passed > DV_RIDE_PASS_MAX) {
+                break; // a rare model in a deep queue: no walk of it all
+            }
             continue; // another model's job keeps its place
         }
         if (!fits(j->id, arg)) {
@@ -1228,6 +1238,9 @@ dv_sched_set_heavy(dv_sched_t *self, uint64_t job)
     job_t *j = job ? find_job(self, job) : NULL;
     if (!j || j->worker != SIZE_MAX) {
         return DV_ENOENT;
+    }
+    if (!j->heavy && !j->held) { // waiting in its queue: counted there
+        self->queues[j->queue].n_heavy++;
     }
     j->heavy = true;
     return 0;

@@ -123,6 +123,12 @@
 // DV_ENOSPC.
 #define DV_MIN_FREE_DISK_BYTES ((uint64_t)1 << 30)
 
+// Other models' jobs a batch steps over in its queue looking for more of
+// its own (dv_sched_ride): riders are an optimization, and a rare model in
+// a queue of 20,000 waiting jobs of another walked all of them at each of
+// its dispatches. Jobs further back wait for their own turn.
+#define DV_RIDE_PASS_MAX 1024
+
 // A page of a list reply (1.7: models, data sets, workers, jobs, dead
 // letters): its items take at most this many bytes of the 65,536 a header
 // may hold (DV_MAX_HEADER_BYTES), leaving 4 KiB for the reply's other

@@ -536,6 +536,76 @@ test_heavy_jobs_leave_room(void)
     DV_CHECK(second);
 }
 
+// The heavy jobs a queue counts as waiting (so that one of only heavy jobs
+// is not walked at each dispatch) stay right whichever way they come and
+// go: marked while held, held and released, given back, lost with their
+// worker. Each time, a light job behind them still goes first, and once
+// the light ones are gone the heavy ones still run one at a time.
+static void
+test_heavy_count_follows_the_jobs(void)
+{
+    dv_sched_t *s = dv_sched_new();
+    dv_sched_worker_add(s, 1, 8);
+    dv_sched_worker_heavy_cap(s, 1, 1);
+    pick_t p;
+    for (uint64_t j = 1; j <= 4; j++) {
+        dv_sched_submit(s, j, "q", "", 5);
+        if (j != 3) {
+            dv_sched_set_heavy(s, j);
+        }
+    }
+    bool h1 = next(s, &p) && p.job == 1;  // the heavy slot taken
+    bool l3 = next(s, &p) && p.job == 3;  // the light one passes 2 and 4
+    int r3 = dv_sched_retry(s, 3, 1);     // 3 held ...
+    int m3 = dv_sched_set_heavy(s, 3);    // ... marked heavy while held
+    int rel3 = dv_sched_release(s, 3);    // back in the queue, heavy
+    bool none = !next(s, &p);             // 2, 4, 3: all heavy, slot taken
+    int g1 = dv_sched_give_back(s, 1, 1); // 1 to the front again
+    dv_sched_submit(s, 5, "q", "", 5);    // light, behind four heavy
+    bool h1b = next(s, &p) && p.job == 1;
+    bool l5 = next(s, &p) && p.job == 5;
+    size_t n = 0;
+    dv_sched_lost_t lost[8];
+    dv_sched_worker_remove(s, 1, lost, &n); // 1 and 5 go back
+    dv_sched_worker_add(s, 2, 8);
+    dv_sched_worker_heavy_cap(s, 2, 1);
+    dv_sched_submit(s, 6, "q", "", 5);
+    int order[8], k = 0;
+    uint64_t heavy_on = 0;
+    while (k < 8) { // what can go now; then free the heavy slot, again
+        if (next(s, &p)) {
+            order[k++] = (int)p.job;
+            heavy_on = p.job != 5 && p.job != 6 ? p.job : heavy_on;
+        } else if (!heavy_on || dv_sched_finish(s, heavy_on, 2) != 0) {
+            break;
+        } else {
+            heavy_on = 0;
+        }
+    }
+    size_t left = dv_sched_queued(s);
+    dv_sched_destroy(&s);
+    printf("  after the loss: %d jobs ran in order", k);
+    for (int i = 0; i < k; i++) {
+        printf(" %d", order[i]);
+    }
+    printf("\n");
+    DV_CHECK(h1);
+    DV_CHECK(l3);
+    DV_CHECK_EQ(r3 | m3 | rel3 | g1, 0);
+    DV_CHECK(none);
+    DV_CHECK(h1b);
+    DV_CHECK(l5);
+    DV_CHECK_EQ(n, 2);
+    // 1 (heavy, first again), then the light 5 and 6 pass the rest, then
+    // the heavy ones one at a time: 2, 4, 3.
+    const int want[6] = {1, 5, 6, 2, 4, 3};
+    DV_CHECK_EQ(k, 6);
+    DV_CHECK_EQ(left, 0);
+    for (int i = 0; i < 6; i++) {
+        DV_CHECK_EQ(order[i], want[i]);
+    }
+}
+
 // An evicted worker (revoked key): its jobs go back to the front of their
 // queue even on their last attempt, each with one more run allowed, and the
 // next run's attempt number is new.
@@ -753,6 +823,7 @@ static const dv_test_case_t cases[] = {
      test_backoff_doubles_caps_jitters},
 
     {"heavy jobs leave room", test_heavy_jobs_leave_room},
+    {"the heavy count follows the jobs", test_heavy_count_follows_the_jobs},
 
     {"workers serve their queues", test_workers_serve_their_queues},
 
