@@ -9,8 +9,9 @@
 // Prints microseconds per job and each cell's cost against the 2-worker
 // cell of the same M (how the cost grows with the fleet). Then deep
 // queues: an echo job dispatched beside D train jobs that wait at their
-// workers' train cap, and a job whose batch looks through D jobs of
-// another model for riders (dv_sched_ride). Writes JSON (--out, default
+// workers' train cap (in its own queue, and in theirs, behind them), and
+// a job whose batch looks through D jobs of another model for riders
+// (dv_sched_ride). Writes JSON (--out, default
 // bench/results/sched.json). Figures, never assertions.
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +60,12 @@ cell(size_t W, size_t M, size_t jobs)
     return t;
 }
 
-// Seconds per echo job on queue "q" while queue "train" holds depth train
-// jobs that cannot start (the one worker runs one, at its train cap of
-// 1): every dispatch round meets the train queue's heavy head first.
+// Seconds per echo job on queue "q" (among: on "train" itself, behind
+// them) while queue "train" holds depth train jobs that cannot start (the
+// one worker runs one, at its train cap of 1): every dispatch round meets
+// the train queue's heavy head first.
 static double
-cell_heavy(size_t depth, size_t jobs)
+cell_heavy(size_t depth, size_t jobs, bool among)
 {
     dv_sched_t *s = dv_sched_new();
     dv_sched_worker_add(s, 1, 4);
@@ -77,7 +79,7 @@ cell_heavy(size_t depth, size_t jobs)
     dv_sched_next(s, &job, &worker, &attempt); // the one that runs
     double t0 = dv_bench_now_s();
     for (size_t i = 0; i < jobs; i++, id++) {
-        dv_sched_submit(s, id, "q", "", 3);
+        dv_sched_submit(s, id, among ? "train" : "q", "", 3);
         if (dv_sched_next(s, &job, &worker, &attempt)) {
             dv_sched_finish(s, job, worker);
         }
@@ -172,15 +174,18 @@ main(int argc, char **argv)
     }
     static const size_t depths[] = {1000, 10000, 100000};
     enum { ND = sizeof depths / sizeof *depths };
-    double heavy[ND], ride[ND];
+    double heavy[ND], among[ND], ride[ND];
     printf("\ndeep queues, microseconds per job: an echo job beside D "
-           "train jobs held at\ntheir cap; a model-b job whose batch may "
-           "take more of b among D jobs of a\n%8s  %12s  %12s\n",
-           "D", "echo", "ride");
+           "train jobs held at\ntheir cap (its own queue), among them (the "
+           "same queue, behind them); a\nmodel-b job whose batch may take "
+           "more of b among D jobs of a\n%8s  %12s  %12s  %12s\n",
+           "D", "echo beside", "echo among", "ride");
     for (size_t d = 0; d < ND; d++) {
-        heavy[d] = cell_heavy(depths[d], 20000) * 1e6;
+        heavy[d] = cell_heavy(depths[d], 20000, false) * 1e6;
+        among[d] = cell_heavy(depths[d], 20000, true) * 1e6;
         ride[d] = cell_ride(depths[d], 20000) * 1e6;
-        printf("%8zu  %12.2f  %12.2f\n", depths[d], heavy[d], ride[d]);
+        printf("%8zu  %12.2f  %12.2f  %12.2f\n", depths[d], heavy[d], among[d],
+               ride[d]);
     }
     FILE *f = fopen(out, "w");
     if (!f) {
@@ -205,8 +210,8 @@ main(int argc, char **argv)
     for (size_t d = 0; d < ND; d++) {
         fprintf(f,
                 "    {\"depth\": %zu, \"echo_beside_train_us\": %.3f, "
-                "\"ride_us\": %.3f}%s\n",
-                depths[d], heavy[d], ride[d], d == ND - 1 ? "" : ",");
+                "\"echo_among_train_us\": %.3f, \"ride_us\": %.3f}%s\n",
+                depths[d], heavy[d], among[d], ride[d], d == ND - 1 ? "" : ",");
     }
     fprintf(f, "  ]\n}\n");
     fclose(f);

@@ -32,6 +32,7 @@ struct job {
     bool rider;            // running in another job's batch: no slot
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
+    job_t *lprev, *lnext;  // neighbours among its level's light jobs
     char key[];            // the model key's bytes: one allocation a job
 };
 
@@ -45,6 +46,9 @@ typedef struct {
 typedef struct {
     int32_t priority;
     list_t jobs;
+    job_t *light, *light_tail; // its jobs that are not heavy, in the same
+                               //   order: a light job passes heavy ones
+                               //   that must wait (first_light) at once
 } level_t;
 
 typedef struct {
@@ -54,8 +58,6 @@ typedef struct {
     size_t n_levels; // levels in use
     size_t cap_levels;
     size_t waiting;      // jobs in its levels
-    size_t n_heavy;      //   of them heavy (first_light skips a queue of
-                         //   only those)
     size_t running;      // its jobs on workers
     size_t held;         // its jobs held for a retry
     size_t rprev, rnext; // neighbours in the ring of queues with waiting
@@ -331,6 +333,48 @@ ring_remove(dv_sched_t *self, size_t qi)
     self->n_ring--;
 }
 
+// A level's light jobs, kept in the order of its list (links lprev,
+// lnext): at the back or the front, as the job joins the level.
+static void
+light_add(level_t *l, job_t *j, bool front)
+{
+    if (front) {
+        j->lprev = NULL;
+        j->lnext = l->light;
+        if (l->light) {
+            l->light->lprev = j;
+        } else {
+            l->light_tail = j;
+        }
+        l->light = j;
+        return;
+    }
+    j->lnext = NULL;
+    j->lprev = l->light_tail;
+    if (l->light_tail) {
+        l->light_tail->lnext = j;
+    } else {
+        l->light = j;
+    }
+    l->light_tail = j;
+}
+
+static void
+light_unlink(level_t *l, job_t *j)
+{
+    if (j->lprev) {
+        j->lprev->lnext = j->lnext;
+    } else {
+        l->light = j->lnext;
+    }
+    if (j->lnext) {
+        j->lnext->lprev = j->lprev;
+    } else {
+        l->light_tail = j->lprev;
+    }
+    j->lprev = j->lnext = NULL;
+}
+
 // Put a waiting job into its queue: at the back of its level, or at the
 // front (a job given back by a lost worker keeps its place).
 static void
@@ -344,7 +388,9 @@ enqueue(dv_sched_t *self, job_t *j, bool front)
         j->since = self->now;
         list_push_back(&l->jobs, j);
     }
-    q->n_heavy += j->heavy;
+    if (!j->heavy) {
+        light_add(l, j, front);
+    }
     if (q->waiting++ == 0) {
         ring_add(self, j->queue);
     }
@@ -359,12 +405,14 @@ dequeue(dv_sched_t *self, job_t *j)
     level_t *l = level_of(q, j->priority, false);
     dv_assert(l != NULL);
     list_unlink(&l->jobs, j);
+    if (!j->heavy) {
+        light_unlink(l, j);
+    }
     if (l->jobs.n == 0) {
         size_t i = (size_t)(l - q->levels);
         memmove(l, l + 1, (q->n_levels - i - 1) * sizeof(level_t));
         q->n_levels--;
     }
-    q->n_heavy -= j->heavy;
     if (--q->waiting == 0) {
         ring_remove(self, j->queue);
     }
@@ -801,14 +849,9 @@ pick_worker(
 static job_t *
 first_light(const queue_t *q)
 {
-    if (q->n_heavy == q->waiting) {
-        return NULL; // every job waiting is heavy: nothing to walk
-    }
     for (size_t l = 0; l < q->n_levels; l++) {
-        for (job_t *j = q->levels[l].jobs.head; j; j = j->next) {
-            if (!j->heavy) {
-                return j;
-            }
+        if (q->levels[l].light) {
+            return q->levels[l].light;
         }
     }
     return NULL;
@@ -1239,8 +1282,11 @@ dv_sched_set_heavy(dv_sched_t *self, uint64_t job)
     if (!j || j->worker != SIZE_MAX) {
         return DV_ENOENT;
     }
-    if (!j->heavy && !j->held) { // waiting in its queue: counted there
-        self->queues[j->queue].n_heavy++;
+    level_t *l = !j->heavy && !j->held
+                     ? level_of(&self->queues[j->queue], j->priority, false)
+                     : NULL;
+    if (l) { // waiting in its queue: no longer among the light ones
+        light_unlink(l, j);
     }
     j->heavy = true;
     return 0;

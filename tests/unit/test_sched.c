@@ -536,13 +536,14 @@ test_heavy_jobs_leave_room(void)
     DV_CHECK(second);
 }
 
-// The heavy jobs a queue counts as waiting (so that one of only heavy jobs
-// is not walked at each dispatch) stay right whichever way they come and
-// go: marked while held, held and released, given back, lost with their
-// worker. Each time, a light job behind them still goes first, and once
-// the light ones are gone the heavy ones still run one at a time.
+// Each level keeps its light jobs in a list of their own (so a light job
+// behind heavy ones that must wait is found without walking them), and it
+// stays right whichever way jobs come and go: marked heavy while waiting
+// or while held, held and released, given back, lost with their worker.
+// Each time, a light job behind heavy ones still goes first, in FIFO order,
+// and once the light ones are gone the heavy ones still run one at a time.
 static void
-test_heavy_count_follows_the_jobs(void)
+test_light_jobs_pass_however_they_came(void)
 {
     dv_sched_t *s = dv_sched_new();
     dv_sched_worker_add(s, 1, 8);
@@ -823,7 +824,8 @@ static const dv_test_case_t cases[] = {
      test_backoff_doubles_caps_jitters},
 
     {"heavy jobs leave room", test_heavy_jobs_leave_room},
-    {"the heavy count follows the jobs", test_heavy_count_follows_the_jobs},
+    {"light jobs pass heavy ones, however they came",
+     test_light_jobs_pass_however_they_came},
 
     {"workers serve their queues", test_workers_serve_their_queues},
 
