@@ -74,7 +74,6 @@ typedef struct {
     bool draining;          // takes no new jobs
     char **queues;          // queues it serves (none: all)
     uint64_t *qhashes;      //   and their names' hashes (compared first)
-    uint64_t qhash0;        //   the first's, here: no pointer to follow
     size_t n_queues;        //
     uint32_t heavy_cap;     // heavy jobs at once (0: no limit)
     uint32_t heavy_running; // heavy jobs on it
@@ -493,16 +492,13 @@ name_hash(const char *name)
 
 // Whether w serves queue q: a dispatch asks it of every free worker, so
 // the names' hashes are compared before the names.
-static bool
+static inline bool
 serves(const worker_t *w, const queue_t *q)
 {
     if (w->n_queues == 0) {
         return true;
     }
-    if (w->qhash0 == q->hash && strcmp(w->queues[0], q->name) == 0) {
-        return true; // most workers that pick queues pick one
-    }
-    for (size_t i = 1; i < w->n_queues; i++) {
+    for (size_t i = 0; i < w->n_queues; i++) {
         if (w->qhashes[i] == q->hash && strcmp(w->queues[i], q->name) == 0) {
             return true;
         }
@@ -690,7 +686,6 @@ dv_sched_worker_queues(dv_sched_t *self,
         w->queues[q] = dv_strdup(queues[q]);
         w->qhashes[q] = name_hash(queues[q]);
     }
-    w->qhash0 = n ? w->qhashes[0] : 0;
     w->n_queues = n;
 }
 
@@ -826,7 +821,7 @@ pick_worker(
             continue;
         }
         *any_free = true;
-        if ((cand->n_queues && !serves(cand, &self->queues[q])) ||
+        if (!serves(cand, &self->queues[q]) ||
             (j->heavy && cand->heavy_cap &&
              cand->heavy_running >= cand->heavy_cap)) {
             continue;
