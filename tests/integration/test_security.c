@@ -6,7 +6,7 @@
 // move aliases, collect garbage and reload keys), owners of models and data
 // sets (and an admin overriding them), revocation by `drover admin reload`
 // and by SIGHUP, a failed reload changing nothing, the audit log holding
-// each of these, limits (connections, unfinished jobs per key), and the
+// each of these (limits per key: test_key_limits), and the
 // bytes on the wire: relays between client and broker and between worker
 // and broker see a job's payload and a model's bytes in plain mode and never
 // with CURVE; a relay that damages a model on its way to the worker gets it
@@ -24,27 +24,13 @@
 #include "dv_test.h"
 #include "dv_test_proc.h"
 #include "dv_test_relay.h"
+#include "dv_test_sec.h"
 
-// Liveness = 3 heartbeats: 1 s, as test_infer and test_echo, so that a
-// busy broker on 2 loaded cores is not taken for a dead one (exact attempt
-// counts are asserted). Workers that are meant to be refused use HB_FAST_S:
-// they say "never welcomed" after 3 of theirs.
-#define HB_S      "1000"
+// Liveness: DV_TSEC_HB_S (dv_test_sec). Workers that are meant to be
+// refused use HB_FAST_S: they say "never welcomed" after 3 of theirs.
+#define HB_S      DV_TSEC_HB_S
 #define HB_FAST_S "250"
 #define WAIT_MS   30000
-#define MAX_ARGS  8
-#define POLL_MS   50 // the short sleep of a deadline-bounded wait
-
-typedef struct {
-    char *dir;
-    char auth[4300]; // authorized keys folder
-    char keys[4300]; // where every key pair lives
-    char data[4300]; // broker data
-    char cep[256], wep[256];
-    dv_proc_t broker;
-    dv_proc_t worker;
-    const char *extra[MAX_ARGS];
-} sec_t;
 
 static void
 kill_pid(pid_t pid, int sig)
@@ -52,253 +38,6 @@ kill_pid(pid_t pid, int sig)
     if (pid > 0) {
         kill(pid, sig);
     }
-}
-
-// keys/NAME.key + .pub with roles and queues; copied into the authorized
-// folder unless stranger.
-static bool
-make_key(sec_t *s,
-         const char *name,
-         unsigned roles,
-         const char *queues,
-         bool authorize)
-{
-    return dv_test_key_make(s->keys, authorize ? s->auth : NULL, name, roles,
-                            queues);
-}
-
-static void
-key_path(
-    const sec_t *s, const char *name, const char *ext, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s/%s.%s", s->keys, name, ext);
-}
-
-// A broker on tcp 127.0.0.1 (ports picked by the system), CURVE on when
-// secure, with extra options.
-static bool
-broker_start(sec_t *s, bool secure)
-{
-    char secret[4400];
-    key_path(s, "broker", "key", secret, sizeof secret);
-    const char *args[20] = {"--client",       "tcp://127.0.0.1:0",
-                            "--worker",       "tcp://127.0.0.1:0",
-                            "--data",         s->data,
-                            "--heartbeat-ms", HB_S};
-    int n = 8;
-    if (secure) {
-        args[n++] = "--secret-key";
-        args[n++] = secret;
-        args[n++] = "--authorized-keys";
-        args[n++] = s->auth;
-    }
-    for (int i = 0; i < MAX_ARGS && s->extra[i] && n < 19; i++) {
-        args[n++] = s->extra[i];
-    }
-    s->broker = dv_proc_start("DROVER_BROKER_BIN", args, s->dir, "broker.log");
-    char ready[9000] = "";
-    if (!s->broker.pid ||
-        !dv_proc_wait_ready(&s->broker, ready, sizeof ready)) {
-        return false;
-    }
-    return sscanf(ready, "%255s %255s", s->cep, s->wep) == 2;
-}
-
-// A worker with key (NULL: plain) pinning keys/BROKER_KEY.pub as the
-// broker's, on s->wep, logging to log. Not waited for.
-static dv_proc_t
-worker_spawn_queues(sec_t *s,
-                    const char *key,
-                    const char *broker_key,
-                    const char *heartbeat_ms,
-                    const char *queues,
-                    const char *log)
-{
-    char k[4400], b[4400];
-    key_path(s, key ? key : "", "key", k, sizeof k);
-    key_path(s, broker_key, "pub", b, sizeof b);
-    const char *args[16] = {"--broker", s->wep,           "--name",
-                            "w",        "--heartbeat-ms", heartbeat_ms};
-    int n = 6;
-    if (queues) {
-        args[n++] = "--queues";
-        args[n++] = queues;
-    }
-    if (key) {
-        args[n++] = "--key";
-        args[n++] = k;
-        args[n++] = "--broker-key";
-        args[n++] = b;
-    }
-    args[n] = NULL;
-    return dv_proc_start("DROVER_WORKER_BIN", args, s->dir, log);
-}
-
-// worker_spawn_queues serving every queue its key allows.
-static dv_proc_t
-worker_spawn(sec_t *s,
-             const char *key,
-             const char *broker_key,
-             const char *heartbeat_ms,
-             const char *log)
-{
-    return worker_spawn_queues(s, key, broker_key, heartbeat_ms, NULL, log);
-}
-
-// A worker with key (NULL: plain), READY.
-static bool
-worker_start(sec_t *s, const char *key)
-{
-    s->worker = worker_spawn(s, key, "broker", HB_S, "worker.log");
-    char ready[9000];
-    return s->worker.pid && dv_proc_wait_ready(&s->worker, ready, sizeof ready);
-}
-
-static void
-nap(void)
-{
-    struct timespec ts = {0, POLL_MS * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-// Wait (deadline DV_PROC_DEADLINE_MS, polling) until dir/log holds text.
-static bool
-log_says(const char *dir, const char *log, const char *text)
-{
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, log);
-    int64_t deadline = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
-    bool found = false;
-    while (!found && dv_test_now_ms() < deadline) {
-        size_t len = 0;
-        char *got = (char *)dv_test_read_file(path, &len);
-        found = got && strstr(got, text);
-        free(got);
-        if (!found) {
-            nap();
-        }
-    }
-    return found;
-}
-
-// The broker, its key, an admin, and the keys a case names.
-static bool
-sec_up(sec_t *s, const char *const *extra)
-{
-    memset(s, 0, sizeof *s);
-    s->dir = dv_test_tmpdir();
-    snprintf(s->auth, sizeof s->auth, "%s/authorized", s->dir);
-    snprintf(s->keys, sizeof s->keys, "%s/keys", s->dir);
-    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
-    mkdir(s->auth, 0755);
-    mkdir(s->keys, 0700);
-    for (int i = 0; extra && extra[i] && i < MAX_ARGS; i++) {
-        s->extra[i] = extra[i];
-    }
-    return make_key(s, "broker", 0, NULL, false) &&
-           make_key(s, "admin", DV_ROLE_ADMIN, NULL, true) &&
-           make_key(s, "alice", DV_ROLE_PRODUCER | DV_ROLE_CONSUMER, "jobs",
-                    true) &&
-           make_key(s, "bob", DV_ROLE_PRODUCER, "jobs", true) &&
-           make_key(s, "carol", DV_ROLE_CONSUMER, "jobs", true) &&
-           make_key(s, "w1", DV_ROLE_WORKER, NULL, true) &&
-           make_key(s, "stranger", DV_ROLE_PRODUCER, NULL, false);
-}
-
-static void
-sec_down(sec_t *s, bool failed)
-{
-    dv_proc_stop(&s->worker, SIGKILL);
-    dv_proc_stop(&s->broker, SIGTERM);
-    if (failed) {
-        dv_proc_dump_log(s->dir, "broker.log");
-        dv_proc_dump_log(s->dir, "worker.log");
-    }
-    dv_test_rmdir(s->dir);
-    free(s->dir);
-}
-
-// Connect as key (NULL: plain), pinning keys/BROKER_KEY.pub as the
-// broker's. Returns the error code (0: connected).
-static int
-connect_with(sec_t *s,
-             const char *key,
-             const char *broker_key,
-             drover_t **d,
-             drover_error_t *err)
-{
-    char k[4400], b[4400];
-    key_path(s, key ? key : "", "key", k, sizeof k);
-    key_path(s, broker_key, "pub", b, sizeof b);
-    *d = NULL;
-    return drover_connect_key(d, s->cep, 5000, key ? k : NULL, key ? b : NULL,
-                              err);
-}
-
-// Connect as key (NULL: plain). Returns the error code (0: connected).
-static int
-connect_as(sec_t *s, const char *key, drover_t **d, drover_error_t *err)
-{
-    return connect_with(s, key, "broker", d, err);
-}
-
-// Does the audit log hold an entry by key (NULL: any) for action, on an
-// object starting with object (NULL: any), whose outcome starts with
-// outcome and holds says (NULL: anything)?
-static bool
-audit_has(drover_t *admin,
-          const char *key,
-          const char *action,
-          const char *object,
-          const char *outcome,
-          const char *says)
-{
-    drover_audit_entry_t *e = NULL;
-    size_t n = 0;
-    drover_error_t err = {0};
-    bool found = false;
-    if (drover_audit(admin, 0, &e, &n, NULL, &err) == 0) {
-        for (size_t i = 0; i < n && !found; i++) {
-            found = (!key || strcmp(e[i].key, key) == 0) &&
-                    strcmp(e[i].action, action) == 0 &&
-                    (!object ||
-                     strncmp(e[i].object, object, strlen(object)) == 0) &&
-                    strncmp(e[i].outcome, outcome, strlen(outcome)) == 0 &&
-                    (!says || strstr(e[i].outcome, says));
-        }
-    }
-    free(e);
-    return found;
-}
-
-// audit_has, asked again (deadline DV_PROC_DEADLINE_MS, polling) until it
-// holds: the broker audits a handshake that failed before authentication
-// when its socket monitor reports it, which may be after the peer knows.
-static bool
-audit_shows(drover_t *admin,
-            const char *key,
-            const char *action,
-            const char *object,
-            const char *outcome)
-{
-    int64_t deadline = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
-    bool found = audit_has(admin, key, action, object, outcome, NULL);
-    while (!found && dv_test_now_ms() < deadline) {
-        nap();
-        found = audit_has(admin, key, action, object, outcome, NULL);
-    }
-    return found;
-}
-
-// Does the audit log hold an entry by key for action whose outcome starts
-// with outcome?
-static bool
-audited(drover_t *admin,
-        const char *key,
-        const char *action,
-        const char *outcome)
-{
-    return audit_has(admin, key, action, NULL, outcome, NULL);
 }
 
 static int
@@ -341,7 +80,7 @@ relay_in_front(char *ep, size_t size)
 // A softmax model of iris trained by `drover local train` into path, read
 // back (caller frees; NULL on failure).
 static unsigned char *
-iris_model(const sec_t *s, char *path, size_t size, size_t *len)
+iris_model(const dv_tsec_t *s, char *path, size_t size, size_t *len)
 {
     snprintf(path, size, "%s/iris.drvm", s->dir);
     const char *largs[] = {
@@ -430,47 +169,50 @@ static const struct {
 static void
 test_handshakes(void)
 {
-    sec_t s;
+    dv_tsec_t s;
     // w2: a worker key for queue "jobs" only.
-    bool up = sec_up(&s, NULL) &&
-              make_key(&s, "w2", DV_ROLE_WORKER, "jobs", true) &&
-              broker_start(&s, true) && worker_start(&s, "w1");
+    bool up = dv_tsec_up(&s, NULL) &&
+              dv_tsec_key_make(&s, "w2", DV_ROLE_WORKER, "jobs", true) &&
+              dv_tsec_broker_start(&s, true) && dv_tsec_worker_start(&s, "w1");
     drover_t *d = NULL, *admin = NULL, *alice = NULL;
     drover_error_t err = {0};
-    int plain = up ? connect_as(&s, NULL, &d, &err) : -1;
+    int plain = up ? dv_tsec_connect_as(&s, NULL, &d, &err) : -1;
     bool plain_says = strstr(err.text, "requires CURVE") != NULL;
-    int unknown = up ? connect_as(&s, "stranger", &d, &err) : -1;
+    int unknown = up ? dv_tsec_connect_as(&s, "stranger", &d, &err) : -1;
     bool unknown_says = strstr(err.text, "refused key 'stranger'") != NULL;
-    int worker_key = up ? connect_as(&s, "w1", &d, &err) : -1;
-    int ok = up ? connect_as(&s, "alice", &alice, &err) : -1;
+    int worker_key = up ? dv_tsec_connect_as(&s, "w1", &d, &err) : -1;
+    int ok = up ? dv_tsec_connect_as(&s, "alice", &alice, &err) : -1;
     int job = ok == 0 ? submit_echo(alice, "jobs", "hello", &err) : -1;
-    int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
+    int adm = up ? dv_tsec_connect_as(&s, "admin", &admin, &err) : -1;
     // The plain client is recorded without a key (its handshake failed
     // before authentication), the unknown key by its public key (no id),
     // the worker key by its id.
-    bool saw_plain =
-        adm == 0 && audit_shows(admin, "", "handshake", "clients socket",
-                                "refused: handshake failed before "
-                                "authentication");
+    bool saw_plain = adm == 0 && dv_tsec_audit_shows(
+                                     admin, "", "handshake", "clients socket",
+                                     "refused: handshake failed before "
+                                     "authentication");
     bool saw_unknown =
-        adm == 0 && audit_has(admin, NULL, "handshake", "clients socket",
-                              "refused: unknown key", NULL);
+        adm == 0 &&
+        dv_tsec_audit_has(admin, NULL, "handshake", "clients socket",
+                          "refused: unknown key", NULL);
     // alice's own key, but stranger's public key pinned as the broker's.
     int wrong_broker =
-        up ? connect_with(&s, "alice", "stranger", &d, &err) : -1;
+        up ? dv_tsec_connect_with(&s, "alice", "stranger", &d, &err) : -1;
     bool wrong_broker_says = strstr(err.text, "is --broker-key") != NULL;
-    bool a_worker = adm == 0 && audited(admin, "w1", "handshake", "refused");
+    bool a_worker =
+        adm == 0 && dv_tsec_audited(admin, "w1", "handshake", "refused");
     bool w_never[N_REFUSED_WORKERS] = {false};
     bool w_audited[N_REFUSED_WORKERS] = {false};
     int w_exit[N_REFUSED_WORKERS] = {0};
     for (size_t i = 0; adm == 0 && i < N_REFUSED_WORKERS; i++) {
         char log[64];
         snprintf(log, sizeof log, "refused-worker-%zu.log", i);
-        dv_proc_t w = worker_spawn_queues(
+        dv_proc_t w = dv_tsec_worker_spawn_queues(
             &s, refused_workers[i].key, refused_workers[i].broker_key,
             HB_FAST_S, refused_workers[i].queues, log);
-        w_never[i] = w.pid && log_says(s.dir, log, refused_workers[i].log);
-        w_audited[i] = audit_shows(
+        w_never[i] =
+            w.pid && dv_tsec_log_says(s.dir, log, refused_workers[i].log);
+        w_audited[i] = dv_tsec_audit_shows(
             admin, refused_workers[i].audit_key, refused_workers[i].action,
             refused_workers[i].object, refused_workers[i].outcome);
         // One that exits does so by itself (signal 0: only waited for); one
@@ -489,7 +231,7 @@ test_handshakes(void)
     drover_workers_free(&ws, n_workers);
     drover_destroy(&alice);
     drover_destroy(&admin);
-    sec_down(&s, job != 0 || !saw_plain);
+    dv_tsec_down(&s, job != 0 || !saw_plain);
     DV_CHECK(up);
     DV_CHECK_EQ(plain, DV_EPERM); // not DV_ETIMEDOUT: refused at once
     DV_CHECK(plain_says);
@@ -686,23 +428,23 @@ static const struct {
 static void
 test_roles_and_owners(void)
 {
-    sec_t s;
-    bool up =
-        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, true) &&
+              dv_tsec_worker_start(&s, "w1");
     roles_t c = {0};
     drover_t *alice = NULL, *bob = NULL, *carol = NULL, *admin = NULL;
     drover_error_t err = {0};
-    int conn = up ? connect_as(&s, "alice", &alice, &err) |
-                        connect_as(&s, "bob", &bob, &err) |
-                        connect_as(&s, "carol", &carol, &err) |
-                        connect_as(&s, "admin", &admin, &err)
+    int conn = up ? dv_tsec_connect_as(&s, "alice", &alice, &err) |
+                        dv_tsec_connect_as(&s, "bob", &bob, &err) |
+                        dv_tsec_connect_as(&s, "carol", &carol, &err) |
+                        dv_tsec_connect_as(&s, "admin", &admin, &err)
                   : -1;
     if (conn != 0) {
         drover_destroy(&alice);
         drover_destroy(&bob);
         drover_destroy(&carol);
         drover_destroy(&admin);
-        sec_down(&s, true);
+        dv_tsec_down(&s, true);
         DV_CHECK_EQ(conn, 0);
     }
     c.alice = alice;
@@ -765,7 +507,8 @@ test_roles_and_owners(void)
         err.text[0] = '\0';
         rcs[i] = refusals[i].op(&c, &err);
         says[i] = strstr(err.text, refusals[i].says) != NULL;
-        logged[i] = audit_has(admin, refusals[i].key, refusals[i].action, NULL,
+        logged[i] =
+            dv_tsec_audit_has(admin, refusals[i].key, refusals[i].action, NULL,
                               "refused: ", refusals[i].says);
         if (!says[i] || !logged[i]) {
             fprintf(stderr, "  %s: %s\n", refusals[i].what, err.text);
@@ -775,7 +518,8 @@ test_roles_and_owners(void)
     int carol_follows = drover_follow(carol, "jobs", "c-jobs", 0, false,
                                       ignore_result, NULL, NULL, &err);
     drover_t *bob2 = NULL;
-    int bob_still = connect_as(&s, "bob", &bob2, &err); // no reload happened
+    int bob_still =
+        dv_tsec_connect_as(&s, "bob", &bob2, &err); // no reload happened
     drover_destroy(&bob2);
     int back = rename(saved, pub);
     // Nothing changed: both versions stored, prod still at 2.
@@ -815,19 +559,20 @@ test_roles_and_owners(void)
     bool rm_bob_says = strstr(err.text, "belongs to key 'alice'") != NULL;
     unsigned rm_alice_n = 0;
     int rm_alice = drover_model_rm(alice, "petals", 0, &rm_alice_n, &err);
-    bool a_push = audited(admin, "alice", "model_push", "refused");
-    bool a_queue = audited(admin, "alice", "submit", "refused");
-    bool a_bob = audited(admin, "bob", "dataset_push", "refused");
-    bool a_ok = audited(admin, "admin", "model_push", "ok") &&
-                audited(admin, "alice", "model_rm", "ok");
-    bool a_over =
-        audit_has(admin, "admin", "model_push", "name petals", "ok", NULL) &&
-        audit_has(admin, "admin", "model_rm", "name petals", "ok", NULL);
+    bool a_push = dv_tsec_audited(admin, "alice", "model_push", "refused");
+    bool a_queue = dv_tsec_audited(admin, "alice", "submit", "refused");
+    bool a_bob = dv_tsec_audited(admin, "bob", "dataset_push", "refused");
+    bool a_ok = dv_tsec_audited(admin, "admin", "model_push", "ok") &&
+                dv_tsec_audited(admin, "alice", "model_rm", "ok");
+    bool a_over = dv_tsec_audit_has(admin, "admin", "model_push", "name petals",
+                                    "ok", NULL) &&
+                  dv_tsec_audit_has(admin, "admin", "model_rm", "name petals",
+                                    "ok", NULL);
     drover_destroy(&alice);
     drover_destroy(&bob);
     drover_destroy(&carol);
     drover_destroy(&admin);
-    sec_down(&s, own_queue != 0 || train_alice != 0);
+    dv_tsec_down(&s, own_queue != 0 || train_alice != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(own_queue, 0);
     DV_CHECK_EQ(bob_reads, DV_EPERM);
@@ -902,7 +647,7 @@ static const struct {
 
 // Put bad_reloads[i]'s file into the authorized folder (at, its path).
 static bool
-bad_reload_write(const sec_t *s, size_t i, char *at, size_t size)
+bad_reload_write(const dv_tsec_t *s, size_t i, char *at, size_t size)
 {
     snprintf(at, size, "%s/%s", s->auth, bad_reloads[i].file);
     if (!bad_reloads[i].from) {
@@ -924,14 +669,14 @@ bad_reload_write(const sec_t *s, size_t i, char *at, size_t size)
 static void
 test_failed_reload(void)
 {
-    sec_t s;
-    bool up =
-        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, true) &&
+              dv_tsec_worker_start(&s, "w1");
     drover_t *admin = NULL;
     drover_error_t err = {0};
-    int c = up ? connect_as(&s, "admin", &admin, &err) : -1;
+    int c = up ? dv_tsec_connect_as(&s, "admin", &admin, &err) : -1;
     if (c != 0) {
-        sec_down(&s, true);
+        dv_tsec_down(&s, true);
         DV_CHECK_EQ(c, 0);
     }
     char pub[4400], saved[4400];
@@ -949,13 +694,14 @@ test_failed_reload(void)
         char outcome[64];
         snprintf(outcome, sizeof outcome,
                  "error: %s: ", dv_err_name(bad_reloads[i].want));
-        logged[i] = audit_has(admin, "admin", "reload", "authorized keys",
+        logged[i] =
+            dv_tsec_audit_has(admin, "admin", "reload", "authorized keys",
                               outcome, bad_reloads[i].says);
         if (!says[i] || !logged[i]) {
             fprintf(stderr, "  %s: %s\n", bad_reloads[i].what, err.text);
         }
         drover_t *b = NULL;
-        bob[i] = connect_as(&s, "bob", &b, &err);
+        bob[i] = dv_tsec_connect_as(&s, "bob", &b, &err);
         if (bob[i] == 0) {
             bob[i] = submit_echo(b, "jobs", "x", &err);
         }
@@ -966,10 +712,10 @@ test_failed_reload(void)
     size_t keys = 0;
     int reload = drover_admin_reload(admin, &keys, &err);
     drover_t *b = NULL;
-    int bob_out = connect_as(&s, "bob", &b, &err);
+    int bob_out = dv_tsec_connect_as(&s, "bob", &b, &err);
     drover_destroy(&b);
     drover_destroy(&admin);
-    sec_down(&s, reload != 0);
+    dv_tsec_down(&s, reload != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(moved, 0);
     for (size_t i = 0; i < N_BAD_RELOADS; i++) {
@@ -986,11 +732,11 @@ test_failed_reload(void)
 
 // `drover admin reload` as the admin key: the CLI's exit status.
 static int
-reload_keys(sec_t *s)
+reload_keys(dv_tsec_t *s)
 {
     char admin_key[4400], broker_pub[4400];
-    key_path(s, "admin", "key", admin_key, sizeof admin_key);
-    key_path(s, "broker", "pub", broker_pub, sizeof broker_pub);
+    dv_tsec_key_path(s, "admin", "key", admin_key, sizeof admin_key);
+    dv_tsec_key_path(s, "broker", "pub", broker_pub, sizeof broker_pub);
     const char *reload[] = {"admin",        "reload",   "--broker",
                             s->cep,         "--key",    admin_key,
                             "--broker-key", broker_pub, NULL};
@@ -1000,7 +746,7 @@ reload_keys(sec_t *s)
 // A new key pair named alice (producer on "jobs") as KEYS/alice-new.key and
 // .pub, the .pub's path into new_pub: the CLI's exit status.
 static int
-keygen_new_alice(sec_t *s, char *new_pub, size_t size)
+keygen_new_alice(dv_tsec_t *s, char *new_pub, size_t size)
 {
     char stem[4400];
     snprintf(stem, sizeof stem, "%s/alice-new", s->keys);
@@ -1017,14 +763,14 @@ keygen_new_alice(sec_t *s, char *new_pub, size_t size)
 static void
 test_revocation(void)
 {
-    sec_t s;
-    bool up =
-        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, true) &&
+              dv_tsec_worker_start(&s, "w1");
     drover_t *alice = NULL, *again = NULL;
     drover_error_t err = {0};
-    int c = up ? connect_as(&s, "alice", &alice, &err) : -1;
+    int c = up ? dv_tsec_connect_as(&s, "alice", &alice, &err) : -1;
     if (c != 0) {
-        sec_down(&s, true);
+        dv_tsec_down(&s, true);
         DV_CHECK_EQ(c, 0);
     }
     int before = submit_echo(alice, "jobs", "x", &err);
@@ -1035,7 +781,7 @@ test_revocation(void)
     int cli = up ? reload_keys(&s) : -1;
     int after = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
     bool after_says = strstr(err.text, "no longer authorized") != NULL;
-    int fresh = up ? connect_as(&s, "alice", &again, &err) : -1;
+    int fresh = up ? dv_tsec_connect_as(&s, "alice", &again, &err) : -1;
     // Back in, by SIGHUP: the signal is handled on the broker's loop, so
     // try until it has been (a deadline, not a count).
     int back = rename(saved, pub);
@@ -1044,9 +790,9 @@ test_revocation(void)
     int64_t deadline = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
     while (up && welcome != 0 && dv_test_now_ms() < deadline) {
         drover_destroy(&again);
-        welcome = connect_as(&s, "alice", &again, &err);
+        welcome = dv_tsec_connect_as(&s, "alice", &again, &err);
         if (welcome != 0) {
-            nap();
+            dv_tsec_nap();
         }
     }
     int resumed = welcome == 0 ? submit_echo(again, "jobs", "x", &err) : -1;
@@ -1067,20 +813,22 @@ test_revocation(void)
     free(pub_bytes);
     int cli3 = added == 0 ? reload_keys(&s) : -1;
     drover_t *rotated = NULL, *old = NULL;
-    int new_conn = cli3 == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
+    int new_conn =
+        cli3 == 0 ? dv_tsec_connect_as(&s, "alice-new", &rotated, &err) : -1;
     int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
-    int old_conn = cli3 == 0 ? connect_as(&s, "alice", &old, &err) : -1;
+    int old_conn = cli3 == 0 ? dv_tsec_connect_as(&s, "alice", &old, &err) : -1;
     drover_destroy(&old);
     drover_destroy(&rotated);
     drover_t *admin = NULL;
-    int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
-    bool a_reload = adm == 0 && audited(admin, "admin", "reload", "ok");
-    bool a_hup = adm == 0 && audited(admin, "", "reload", "ok");
-    bool a_revoked = adm == 0 && audited(admin, "alice", "submit", "refused");
+    int adm = up ? dv_tsec_connect_as(&s, "admin", &admin, &err) : -1;
+    bool a_reload = adm == 0 && dv_tsec_audited(admin, "admin", "reload", "ok");
+    bool a_hup = adm == 0 && dv_tsec_audited(admin, "", "reload", "ok");
+    bool a_revoked =
+        adm == 0 && dv_tsec_audited(admin, "alice", "submit", "refused");
     drover_destroy(&admin);
     drover_destroy(&alice);
     drover_destroy(&again);
-    sec_down(&s, resumed != 0 || new_key != 0);
+    dv_tsec_down(&s, resumed != 0 || new_key != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(before, 0);
     DV_CHECK_EQ(moved, 0);
@@ -1113,12 +861,12 @@ test_revocation(void)
 static void
 test_replaced_key_cuts_old_connections(void)
 {
-    sec_t s;
-    bool up =
-        sec_up(&s, NULL) && broker_start(&s, true) && worker_start(&s, "w1");
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, true) &&
+              dv_tsec_worker_start(&s, "w1");
     drover_t *alice = NULL, *rotated = NULL, *admin = NULL;
     drover_error_t err = {0};
-    int c = up ? connect_as(&s, "alice", &alice, &err) : -1;
+    int c = up ? dv_tsec_connect_as(&s, "alice", &alice, &err) : -1;
     int before = c == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
     char new_pub[4410], pub[4400], tmp[4410];
     snprintf(pub, sizeof pub, "%s/alice.pub", s.auth);
@@ -1134,14 +882,16 @@ test_replaced_key_cuts_old_connections(void)
     int cli = replaced == 0 ? reload_keys(&s) : -1;
     int old_key = cli == 0 ? submit_echo(alice, "jobs", "x", &err) : -1;
     bool old_says = strstr(err.text, "no longer authorized") != NULL;
-    int new_conn = cli == 0 ? connect_as(&s, "alice-new", &rotated, &err) : -1;
+    int new_conn =
+        cli == 0 ? dv_tsec_connect_as(&s, "alice-new", &rotated, &err) : -1;
     int new_key = new_conn == 0 ? submit_echo(rotated, "jobs", "x", &err) : -1;
-    int adm = up ? connect_as(&s, "admin", &admin, &err) : -1;
-    bool a_refused = adm == 0 && audited(admin, "alice", "submit", "refused");
+    int adm = up ? dv_tsec_connect_as(&s, "admin", &admin, &err) : -1;
+    bool a_refused =
+        adm == 0 && dv_tsec_audited(admin, "alice", "submit", "refused");
     drover_destroy(&admin);
     drover_destroy(&rotated);
     drover_destroy(&alice);
-    sec_down(&s, old_key != DV_EPERM || new_key != 0);
+    dv_tsec_down(&s, old_key != DV_EPERM || new_key != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(c, 0);
     DV_CHECK_EQ(before, 0);
@@ -1171,23 +921,25 @@ test_wire_is_encrypted(void)
     int ran[2] = {-1, -1}, inferred[2] = {-1, -1};
     bool up[2] = {false, false};
     for (int secure = 0; secure < 2; secure++) {
-        sec_t s;
-        up[secure] = sec_up(&s, NULL) && broker_start(&s, secure);
+        dv_tsec_t s;
+        up[secure] = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, secure);
         dv_relay_t *relays[2] = {NULL, NULL};
         if (up[secure]) {
             relays[CLIENT] = relay_in_front(s.cep, sizeof s.cep);
             relays[WORKER] = relay_in_front(s.wep, sizeof s.wep);
         }
         up[secure] = relays[CLIENT] && relays[WORKER] &&
-                     worker_start(&s, secure ? "w1" : NULL);
+                     dv_tsec_worker_start(&s, secure ? "w1" : NULL);
         char model[4400];
         size_t len = 0;
         unsigned char *bytes =
             up[secure] ? iris_model(&s, model, sizeof model, &len) : NULL;
         drover_t *d = NULL, *admin = NULL;
         drover_error_t err = {0};
-        if (bytes && connect_as(&s, secure ? "alice" : NULL, &d, &err) == 0 &&
-            connect_as(&s, secure ? "admin" : NULL, &admin, &err) == 0 &&
+        if (bytes &&
+            dv_tsec_connect_as(&s, secure ? "alice" : NULL, &d, &err) == 0 &&
+            dv_tsec_connect_as(&s, secure ? "admin" : NULL, &admin, &err) ==
+                0 &&
             drover_model_push(admin, model, "iris", NULL, &err) == 0) {
             ran[secure] = submit_echo(d, "jobs", marker, &err);
             drover_result_t *r = NULL;
@@ -1207,7 +959,7 @@ test_wire_is_encrypted(void)
         free(bytes);
         dv_relay_stop(&relays[CLIENT]);
         dv_relay_stop(&relays[WORKER]);
-        sec_down(&s, ran[secure] != 0 || inferred[secure] != 0);
+        dv_tsec_down(&s, ran[secure] != 0 || inferred[secure] != 0);
     }
     for (int secure = 0; secure < 2; secure++) {
         DV_CHECK(up[secure]);
@@ -1237,8 +989,8 @@ test_wire_is_encrypted(void)
 static void
 test_model_damaged_in_transit(void)
 {
-    sec_t s;
-    bool up = sec_up(&s, NULL) && broker_start(&s, false);
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, NULL) && dv_tsec_broker_start(&s, false);
     dv_relay_t *relay = up ? relay_in_front(s.wep, sizeof s.wep) : NULL;
     char model[4400];
     size_t len = 0;
@@ -1247,10 +999,10 @@ test_model_damaged_in_transit(void)
     if (bytes) {
         dv_relay_corrupt(relay, bytes + len / 2, 32, 1);
     }
-    up = bytes && worker_start(&s, NULL);
+    up = bytes && dv_tsec_worker_start(&s, NULL);
     drover_t *d = NULL;
     drover_error_t err = {0};
-    int pushed = up && connect_as(&s, NULL, &d, &err) == 0
+    int pushed = up && dv_tsec_connect_as(&s, NULL, &d, &err) == 0
                      ? drover_model_push(d, model, "iris", NULL, &err)
                      : -1;
     drover_result_t *r1 = NULL, *r2 = NULL;
@@ -1270,14 +1022,14 @@ test_model_damaged_in_transit(void)
     const float *o2 = r2 ? drover_result_output(r2, &rows2, &cols2) : NULL;
     bool same = o1 && o2 && rows1 == 1 && rows2 == 1 && cols1 == 3 &&
                 cols2 == 3 && memcmp(o1, o2, 3 * sizeof *o1) == 0;
-    bool logged = up && log_says(s.dir, "worker.log",
-                                 "the file's SHA-256 does not match");
+    bool logged = up && dv_tsec_log_says(s.dir, "worker.log",
+                                         "the file's SHA-256 does not match");
     drover_result_destroy(&r1);
     drover_result_destroy(&r2);
     drover_destroy(&d);
     free(bytes);
     dv_relay_stop(&relay);
-    sec_down(&s, first != 0 || code != DV_ECHECKSUM);
+    dv_tsec_down(&s, first != 0 || code != DV_ECHECKSUM);
     DV_CHECK(up);
     DV_CHECK_EQ(pushed, 0);
     DV_CHECK_EQ(damaged, 1);
@@ -1292,149 +1044,6 @@ test_model_damaged_in_transit(void)
     DV_CHECK(same);
 }
 
-// Limits: past --max-inflight unfinished jobs a key's submit is refused
-// (DV_ELIMIT, no worker runs them here). With --memory-window 3, three of
-// alice's five durable jobs wait in memory and two in the store only
-// (spilled): they count all the same (they used to escape the limit), and
-// stay alice's: bob, a producer on the same queue, may neither read nor
-// cancel one, while alice's cancel of one makes room for one more submit.
-// Another key has its own count. Past --max-connections a new connection is
-// refused at the handshake, and the log says so.
-static void
-test_limits(void)
-{
-    const char *extra[] = {"--max-inflight",
-                           "5",
-                           "--max-connections",
-                           "4",
-                           "--memory-window",
-                           "3",
-                           NULL};
-    sec_t s;
-    bool up = sec_up(&s, extra) && broker_start(&s, true);
-    drover_t *alice = NULL, *admin = NULL, *bob = NULL, *third = NULL,
-             *fourth = NULL;
-    drover_error_t err = {0};
-    int c = up ? connect_as(&s, "alice", &alice, &err) |
-                     connect_as(&s, "admin", &admin, &err) |
-                     connect_as(&s, "bob", &bob, &err)
-               : -1;
-    if (c != 0) {
-        drover_destroy(&alice);
-        drover_destroy(&admin);
-        drover_destroy(&bob);
-        sec_down(&s, true);
-        DV_CHECK_EQ(c, 0);
-    }
-    drover_job_t job = DROVER_JOB_INIT;
-    job.queue = "jobs";
-    job.payload = "x";
-    job.payload_len = 1;
-    enum { LIMIT = 5, N_SUBMITS = LIMIT + 1 };
-    int rcs[N_SUBMITS];
-    uint64_t ids[N_SUBMITS] = {0};
-    for (int i = 0; i < N_SUBMITS; i++) {
-        rcs[i] = drover_submit(alice, &job, 5000, &ids[i], &err);
-    }
-    bool says = strstr(err.text, "--max-inflight") != NULL;
-    // ids[4] waits in the store only (the memory window holds 3).
-    drover_job_info_t ji;
-    int bob_reads = drover_job_info(bob, ids[4], &ji, &err);
-    bool bob_reads_says = strstr(err.text, "submitted by key 'alice'") != NULL;
-    int bob_cancels = drover_job_cancel(bob, ids[4], NULL, &err);
-    char was[16] = "";
-    int alice_cancels = drover_job_cancel(alice, ids[4], was, &err);
-    uint64_t more_id = 0, over_id = 0;
-    int more = drover_submit(alice, &job, 5000, &more_id, &err);
-    int over = drover_submit(alice, &job, 5000, &over_id, &err);
-    // The limit is alice's: another key still submits (its own count).
-    uint64_t admin_id = 0;
-    int admin_rc = drover_submit(admin, &job, 5000, &admin_id, &err);
-    int n3 = connect_as(&s, "alice", &third, &err);
-    int n4 = n3 == 0 ? connect_as(&s, "alice", &fourth, &err) : -1;
-    bool a_conn =
-        audited(admin, "alice", "handshake", "refused: too many connections");
-    printf("  alice: %d of %d accepted, then %s; bob reads her spilled job: "
-           "%s, cancels it: %s; alice cancels it (%s): %s, then %s, %s\n",
-           LIMIT, N_SUBMITS, dv_err_name(rcs[N_SUBMITS - 1]),
-           dv_err_name(bob_reads), dv_err_name(bob_cancels), was,
-           dv_err_name(alice_cancels), dv_err_name(more), dv_err_name(over));
-    drover_destroy(&alice);
-    drover_destroy(&admin);
-    drover_destroy(&bob);
-    drover_destroy(&third);
-    drover_destroy(&fourth);
-    sec_down(&s, rcs[N_SUBMITS - 1] != DV_ELIMIT || over != DV_ELIMIT);
-    DV_CHECK(up);
-    DV_CHECK_EQ(c, 0);
-    for (int i = 0; i < LIMIT; i++) {
-        DV_CHECK_EQ(rcs[i], 0);
-    }
-    DV_CHECK_EQ(rcs[N_SUBMITS - 1], DV_ELIMIT);
-    DV_CHECK(says);
-    DV_CHECK_EQ(bob_reads, DV_EPERM);
-    DV_CHECK(bob_reads_says);
-    DV_CHECK_EQ(bob_cancels, DV_EPERM);
-    DV_CHECK_EQ(alice_cancels, 0);
-    DV_CHECK_STR_EQ(was, "queued");
-    DV_CHECK_EQ(more, 0);
-    DV_CHECK_EQ(over, DV_ELIMIT);
-    DV_CHECK_EQ(admin_rc, 0);
-    DV_CHECK_EQ(n3, 0);
-    DV_CHECK_EQ(n4, DV_EPERM);
-    DV_CHECK(a_conn);
-}
-
-// Spilled jobs give their key's room back once they run: with
-// --max-inflight 5 and --memory-window 3, alice's five durable jobs (two of
-// them in the store only) reach her limit; a worker then runs them all
-// (the two come back into memory still hers), and alice may submit five
-// more at once. A count that leaked (or went below zero) refuses them.
-static void
-test_spilled_room_back(void)
-{
-    const char *extra[] = {"--max-inflight", "5", "--memory-window", "3", NULL};
-    sec_t s;
-    bool up = sec_up(&s, extra) && broker_start(&s, true);
-    drover_t *alice = NULL;
-    drover_error_t err = {0};
-    int c = up ? connect_as(&s, "alice", &alice, &err) : -1;
-    drover_job_t job = DROVER_JOB_INIT;
-    job.queue = "jobs";
-    job.payload = "x";
-    job.payload_len = 1;
-    enum { LIMIT = 5 };
-    uint64_t ids[LIMIT] = {0};
-    int before = c, full = -1, ran = c, after = c;
-    for (int i = 0; before == 0 && i < LIMIT; i++) {
-        before = drover_submit(alice, &job, 5000, &ids[i], &err);
-    }
-    uint64_t id = 0;
-    full = before == 0 ? drover_submit(alice, &job, 5000, &id, &err) : -1;
-    bool worker = before == 0 && worker_start(&s, "w1");
-    for (int i = 0; worker && ran == 0 && i < LIMIT; i++) {
-        drover_result_t *r = NULL;
-        ran = drover_wait(alice, ids[i], WAIT_MS, &r, &err);
-        ran = ran ? ran : drover_result_ok(r) ? 0 : -1;
-        drover_result_destroy(&r);
-    }
-    for (int i = 0; worker && ran == 0 && after == 0 && i < LIMIT; i++) {
-        after = drover_submit(alice, &job, 5000, &id, &err);
-    }
-    printf("  5 accepted: %s, the 6th: %s; ran: %s; 5 more: %s%s%s\n",
-           dv_err_name(before), dv_err_name(full), dv_err_name(ran),
-           dv_err_name(after), after ? ": " : "", after ? err.text : "");
-    drover_destroy(&alice);
-    sec_down(&s, after != 0);
-    DV_CHECK(up);
-    DV_CHECK_EQ(c, 0);
-    DV_CHECK_EQ(before, 0);
-    DV_CHECK_EQ(full, DV_ELIMIT);
-    DV_CHECK(worker);
-    DV_CHECK_EQ(ran, 0);
-    DV_CHECK_EQ(after, 0);
-}
-
 // Signed model files: a broker run with --require-signed refuses an
 // unsigned file and one signed by a key that is not an authorized admin,
 // takes one an admin signed, and records who signed it.
@@ -1442,22 +1051,22 @@ static void
 test_signed_models(void)
 {
     const char *extra[] = {"--require-signed", NULL};
-    sec_t s;
-    bool up = sec_up(&s, extra) &&
-              make_key(&s, "outsider", DV_ROLE_ADMIN, NULL, false) &&
-              broker_start(&s, true);
+    dv_tsec_t s;
+    bool up = dv_tsec_up(&s, extra) &&
+              dv_tsec_key_make(&s, "outsider", DV_ROLE_ADMIN, NULL, false) &&
+              dv_tsec_broker_start(&s, true);
     drover_t *admin = NULL;
     drover_error_t err = {0};
-    int c = up ? connect_as(&s, "admin", &admin, &err) : -1;
+    int c = up ? dv_tsec_connect_as(&s, "admin", &admin, &err) : -1;
     if (c != 0) {
-        sec_down(&s, true);
+        dv_tsec_down(&s, true);
         DV_CHECK_EQ(c, 0);
     }
     char model[4400], admin_key[4400], bob_key[4400], out_key[4400];
     snprintf(model, sizeof model, "%s/iris.drvm", s.dir);
-    key_path(&s, "admin", "key", admin_key, sizeof admin_key);
-    key_path(&s, "bob", "key", bob_key, sizeof bob_key);
-    key_path(&s, "outsider", "key", out_key, sizeof out_key);
+    dv_tsec_key_path(&s, "admin", "key", admin_key, sizeof admin_key);
+    dv_tsec_key_path(&s, "bob", "key", bob_key, sizeof bob_key);
+    dv_tsec_key_path(&s, "outsider", "key", out_key, sizeof out_key);
     const char *largs[] = {
         "local",  "train",   "--data", dv_test_data("iris_train.csv"),
         "--algo", "softmax", "--out",  model,
@@ -1482,9 +1091,10 @@ test_signed_models(void)
     if (show == 0) {
         drover_schema_clear(&sc);
     }
-    bool a_refused = audited(admin, "admin", "model_push", "error: DV_EPERM");
+    bool a_refused =
+        dv_tsec_audited(admin, "admin", "model_push", "error: DV_EPERM");
     drover_destroy(&admin);
-    sec_down(&s, signed_rc != 0);
+    dv_tsec_down(&s, signed_rc != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(trained, 0);
     DV_CHECK_EQ(unsigned_rc, DV_EPERM);
@@ -1549,9 +1159,6 @@ static const dv_test_case_t cases[] = {
     {"the wire is encrypted", test_wire_is_encrypted},
     {"a model damaged in transit is refused by the worker, the job retried",
      test_model_damaged_in_transit},
-    {"limits: connections and unfinished jobs per key", test_limits},
-    {"spilled jobs give their key's room back when they run",
-     test_spilled_room_back},
     {"signed model files", test_signed_models},
     {"plain mode only on loopback unless --plain", test_plain_only_on_loopback},
     {NULL, NULL},
