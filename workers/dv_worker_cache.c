@@ -255,58 +255,110 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
 // from the data cache or is fetched from the broker in chunks
 // (fetch_dataset / dataset_data, one chunk in flight), checked against the
 // SHA-256 the job names on the pool, then kept (LRU, --data-memory) for the
-// next job on it. Tasks wait in waiting_data meanwhile.
+// next job on it.
+//
+// --data-memory bounds every data set byte the worker holds: cached ones
+// (in use or idle) and those on their way, which count in full from the
+// moment their fetch starts (the first chunk allocates the whole file). A
+// task whose data sets are all cached starts at once. The others wait in
+// waiting_data, first come first served, and only the first of them may
+// fetch: its fetches start when its missing bytes fit beside what tasks use
+// and fetches bring (idle entries are evicted to make room), else it waits
+// for running tasks to let theirs go (wk_task_end). Only that first task
+// holds data sets while it waits, so waiting tasks cannot hold each other
+// up; a task needing more than the whole budget fails at once (DV_ENOMEM,
+// retryable: a worker with more memory may take it).
 
-// The data set t waits for: the first it names that is not here yet.
-static dsref_t *
-waited_ref(task_t *t)
+// Bytes of the data set fetches in flight.
+static uint64_t
+data_fetching(const dv_worker_t *self)
 {
-    for (size_t i = 0; t->tr && i < 2; i++) {
-        if (t->tr->ds[i].key[0] && !t->tr->ds[i].entry) {
-            return &t->tr->ds[i];
-        }
+    uint64_t n = 0;
+    for (const fetch_t *f = self->fetches; f; f = f->next) {
+        n += f->dataset ? f->total : 0;
     }
-    return NULL;
+    return n;
 }
 
-// The data set for key arrived (c) or could not be had (c NULL,
-// code/text): go on with or fail every task waiting for it.
-static void
-release_waiting_data(
-    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+static bool
+dataset_on_its_way(const dv_worker_t *self, const char *key)
 {
-    task_t **p = &self->waiting_data;
-    while (*p) {
-        task_t *t = *p;
-        dsref_t *r = waited_ref(t);
-        if (!r || strcmp(r->key, key) != 0) {
-            p = &t->next;
-            continue;
-        }
-        *p = t->next;
-        t->next = NULL;
-        if (c && memcmp(c->sha256, r->sha256, DV_SHA256_BYTES) == 0) {
-            r->entry = c;
-            c->refs++;
-            c->used = ++self->tick;
-            wk_task_go(self, t);
-        } else {
-            wk_send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
-                           c ? "the data set's checksum is not the one the job "
-                               "names"
-                             : text);
-            wk_task_end(self, t);
+    for (const fetch_t *f = self->fetches; f; f = f->next) {
+        if (f->dataset && strcmp(f->key, key) == 0) {
+            return true;
         }
     }
+    return false;
+}
+
+// The cache entry ref r names, when it is here (checksum and all).
+static cached_t *
+dataset_here(const dv_worker_t *self, const dsref_t *r)
+{
+    cached_t *d = wk_cache_find(self->dcache, r->key);
+    return d && memcmp(d->sha256, r->sha256, DV_SHA256_BYTES) == 0 ? d : NULL;
+}
+
+// ds[1] names the same data set as ds[0]: one entry, one fetch serve both.
+static bool
+same_as_first(const task_t *t, size_t i)
+{
+    return i == 1 && strcmp(t->tr->ds[0].key, t->tr->ds[1].key) == 0;
+}
+
+// Bytes of every data set t names (each once).
+static uint64_t
+data_needed(const task_t *t)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; t->tr && i < 2; i++) {
+        n += t->tr->ds[i].key[0] && !same_as_first(t, i) ? t->tr->ds[i].bytes
+                                                         : 0;
+    }
+    return n;
+}
+
+// Every data set t names is here (or it names none).
+static bool
+data_all_here(const dv_worker_t *self, const task_t *t)
+{
+    for (size_t i = 0; t->tr && i < 2; i++) {
+        const dsref_t *r = &t->tr->ds[i];
+        if (r->key[0] && !r->entry && !dataset_here(self, r)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Take a ref on each data set of t that is here; the bytes of those
+// missing and not on their way (each once).
+static uint64_t
+data_pin(dv_worker_t *self, task_t *t)
+{
+    uint64_t missing = 0;
+    for (size_t i = 0; t->tr && i < 2; i++) {
+        dsref_t *r = &t->tr->ds[i];
+        if (!r->key[0] || r->entry) {
+            continue;
+        }
+        cached_t *d = dataset_here(self, r);
+        if (d) {
+            r->entry = d;
+            d->refs++;
+            d->used = ++self->tick;
+        } else if (!dataset_on_its_way(self, r->key) && !same_as_first(t, i)) {
+            missing += r->bytes;
+        }
+    }
+    return missing;
 }
 
 static void
 start_dataset_fetch(dv_worker_t *self, const dsref_t *r)
 {
-    for (fetch_t *f = self->fetches; f; f = f->next) {
-        if (f->dataset && strcmp(f->key, r->key) == 0) {
-            return; // already on its way
-        }
+    if (dataset_on_its_way(self, r->key)) {
+        return;
     }
     fetch_t *f = dv_calloc(1, sizeof *f);
     f->rid = ++self->next_rid;
@@ -321,6 +373,90 @@ start_dataset_fetch(dv_worker_t *self, const dsref_t *r)
     dv_log(DV_LOG_INFO, "worker", "fetching data set %s (%" PRIu64 " bytes)",
            f->key, f->total);
     wk_send_fetch(self, f);
+}
+
+static void go_after_data(dv_worker_t *self, task_t *t);
+
+// Move the tasks waiting for data sets along, first come first served:
+// the first one takes what is here, then starts its fetches when they fit
+// the budget (see above). Called when a task arrives or ends and when a
+// fetch ends; not re-entered (a task that ends in here calls it, and the
+// loop here goes on).
+void
+wk_data_admit(dv_worker_t *self)
+{
+    if (self->admitting) {
+        return;
+    }
+    self->admitting = true;
+    task_t *t;
+    while ((t = self->waiting_data) != NULL) {
+        uint64_t missing = data_pin(self, t);
+        if (data_all_here(self, t)) {
+            self->waiting_data = t->next;
+            t->next = NULL;
+            go_after_data(self, t);
+            continue;
+        }
+        if (missing == 0) {
+            break; // its fetches are on their way
+        }
+        uint64_t fetching = data_fetching(self);
+        if (fetching + missing <= self->data_budget) { // idle entries go
+            trim_list(&self->dcache, &self->data_bytes,
+                      (size_t)(self->data_budget - fetching - missing),
+                      "data set");
+        }
+        if (self->data_bytes + fetching + missing > self->data_budget) {
+            break; // until running tasks let theirs go
+        }
+        for (size_t i = 0; i < 2; i++) {
+            const dsref_t *r = &t->tr->ds[i];
+            if (r->key[0] && !r->entry) {
+                start_dataset_fetch(self, r);
+            }
+        }
+        break;
+    }
+    self->admitting = false;
+}
+
+// The fetch of key ended (c: it arrived and is cached) or failed
+// (code/text): the tasks waiting for it fail when it did not come, or
+// came other than they name; the others move along.
+static void
+release_waiting_data(
+    dv_worker_t *self, const char *key, cached_t *c, int code, const char *text)
+{
+    task_t *failed = NULL;
+    task_t **p = &self->waiting_data;
+    while (*p) { // unlinked first: ending a task moves the queue along
+        task_t *t = *p;
+        bool hit = false;
+        for (size_t i = 0; i < 2; i++) {
+            const dsref_t *r = &t->tr->ds[i];
+            hit |= r->key[0] && !r->entry && strcmp(r->key, key) == 0 &&
+                   (!c || memcmp(c->sha256, r->sha256, DV_SHA256_BYTES) != 0);
+        }
+        if (!hit) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        t->next = failed;
+        failed = t;
+    }
+    while (failed) {
+        task_t *t = failed;
+        failed = t->next;
+        t->next = NULL;
+        wk_send_failed(self, t->job, t->attempt, c ? DV_ECHECKSUM : code,
+                       c ? "the data set's checksum is not the one the job "
+                           "names"
+                         : text);
+        wk_task_end(self, t);
+    }
+    wk_data_admit(self);
 }
 
 // A complete data set being checked against its SHA-256 on the pool.
@@ -375,10 +511,12 @@ after_dsload(uv_work_t *req, int status)
             "data set %s not loaded: %s (its jobs fail; check --data-memory)",
             f->key, l->err.text);
     }
-    release_waiting_data(self, f->key, c, l->rc, l->err.text);
-    wk_cache_trim(self); // after its tasks took their refs
+    char key[KEY_BYTES];
+    snprintf(key, sizeof key, "%s", f->key);
     self->loading--;
-    drop_fetch(self, f);
+    drop_fetch(self, f); // its bytes are the cache's now (or gone)
+    release_waiting_data(self, key, c, l->rc, l->err.text);
+    wk_cache_trim(self); // after its tasks took their refs
     free(l);
 }
 
@@ -455,8 +593,10 @@ wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
     dv_log(DV_LOG_WARN, "worker",
            "data set %s not loaded: %s (its jobs fail; check --data-memory)",
            f->key, err.text);
-    release_waiting_data(self, f->key, NULL, rc, err.text);
+    char key[KEY_BYTES];
+    snprintf(key, sizeof key, "%s", f->key);
     drop_fetch(self, f);
+    release_waiting_data(self, key, NULL, rc, err.text);
 }
 
 // Start t, or park it until what it needs is here: its data set (train,
@@ -468,19 +608,35 @@ wk_task_go(dv_worker_t *self, task_t *t)
         wk_give_back(self, t);
         return;
     }
-    dsref_t *r;
-    while ((r = waited_ref(t)) != NULL) {
-        cached_t *d = wk_cache_find(self->dcache, r->key);
-        if (!d || memcmp(d->sha256, r->sha256, DV_SHA256_BYTES) != 0) {
-            t->next = self->waiting_data;
-            self->waiting_data = t;
-            start_dataset_fetch(self, r);
-            return;
-        }
-        r->entry = d;
-        d->refs++;
-        d->used = ++self->tick;
+    uint64_t need = data_needed(t);
+    if (need > self->data_budget) {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text,
+                 "the job's data sets take %" PRIu64 " bytes, more than "
+                 "this worker keeps (--data-memory %zu MiB)",
+                 need, self->data_budget >> 20);
+        wk_send_failed(self, t->job, t->attempt, DV_ENOMEM, text);
+        wk_task_end(self, t);
+        return;
     }
+    if (need && !data_all_here(self, t)) { // waits its turn
+        task_t **p = &self->waiting_data;
+        while (*p) {
+            p = &(*p)->next;
+        }
+        t->next = NULL;
+        *p = t;
+        wk_data_admit(self);
+        return;
+    }
+    data_pin(self, t);
+    go_after_data(self, t);
+}
+
+// t has its data sets (or needs none): train, or its model next.
+static void
+go_after_data(dv_worker_t *self, task_t *t)
+{
     if (t->train) {
         t->work.data = t;
         if (uv_queue_work(&self->loop, &t->work, wk_work_train,
@@ -510,10 +666,13 @@ wk_fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text)
         return false;
     }
     if (f->dataset) {
-        release_waiting_data(self, f->key, NULL, code, text);
-    } else {
-        release_waiting(self, f->key, NULL, code, text);
+        char key[KEY_BYTES];
+        snprintf(key, sizeof key, "%s", f->key);
+        drop_fetch(self, f);
+        release_waiting_data(self, key, NULL, code, text);
+        return true;
     }
+    release_waiting(self, f->key, NULL, code, text);
     drop_fetch(self, f);
     return true;
 }

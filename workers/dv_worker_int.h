@@ -225,7 +225,8 @@ struct dv_worker {
     size_t data_budget;     // bytes of data sets to keep
     size_t data_bytes;      // bytes held
     cached_t *dcache;       // fetched data sets
-    task_t *waiting_data;   // tasks waiting for a data set
+    task_t *waiting_data;   // tasks waiting for a data set, FIFO
+    bool admitting;         // in wk_data_admit
     uint64_t tick;          // LRU clock
     task_t *waiting;        // tasks waiting for a model
     task_t *ready;          // infer tasks waiting for a compute thread, FIFO
@@ -310,6 +311,7 @@ void wk_start_fetch(dv_worker_t *self, const task_t *t);
 void wk_on_model_data(dv_worker_t *self, const dv_msg_t *m);
 void wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m);
 void wk_task_go(dv_worker_t *self, task_t *t);
+void wk_data_admit(dv_worker_t *self);
 bool
 wk_fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text);
 

@@ -151,6 +151,9 @@ wk_task_end(dv_worker_t *self, task_t *t)
     wk_task_free(t);
     self->running--;
     wk_cache_trim(self);
+    if (self->waiting_data) { // its data sets may make room for theirs
+        wk_data_admit(self);
+    }
     wk_maybe_finish_drain(self);
 }
 

@@ -1,0 +1,230 @@
+// test_worker_memory — what a worker holds stays within its budgets,
+// whatever the jobs it is sent name: real broker, real worker, real
+// jobs, the worker's own log as the witness of what it fetched and let go.
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drover.h"
+#include "dv_err.h"
+#include "dv_test.h"
+#include "dv_test_cluster.h"
+#include "dv_test_proc.h"
+
+#define N_SETS    4
+#define SET_ROWS  50000  // ~400 KB each: two fit 1 MiB, three do not
+#define BIG_ROWS  150000 // ~1.2 MB: more than the whole budget
+#define BUDGET_MB "1"
+#define BUDGET    ((uint64_t)1 << 20)
+
+// A CSV x,y of rows lines (y = 3x + 1, so a line fits it) at path; its
+// size in bytes, 0 when it could not be written.
+static size_t
+write_lines(const char *path, size_t rows)
+{
+    size_t cap = 16 + rows * 16, len = 0;
+    char *csv = malloc(cap);
+    if (!csv) {
+        return 0;
+    }
+    len += (size_t)snprintf(csv, cap, "x,y\n");
+    for (size_t i = 0; i < rows; i++) {
+        int x = (int)(i % 1000);
+        len += (size_t)snprintf(csv + len, cap - len, "%d,%d\n", x, 3 * x + 1);
+    }
+    int rc = dv_test_write_file(path, csv, len);
+    free(csv);
+    return rc == 0 ? len : 0;
+}
+
+// The most data set bytes the worker's log says it held at once: each
+// "fetching data set K (N bytes)" adds N (a fetch holds its whole size
+// from its first chunk), each "data set K evicted" takes K's back. -1
+// when the log cannot be read.
+static int64_t
+most_held(const char *log_path, int *fetches, int *evictions)
+{
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(log_path, &len);
+    if (!log) {
+        return -1;
+    }
+    struct {
+        char key[64];
+        uint64_t bytes;
+    } seen[32];
+    size_t n_seen = 0;
+    int64_t held = 0, most = 0;
+    *fetches = *evictions = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        char key[64];
+        uint64_t bytes = 0;
+        const char *f = strstr(line, "fetching data set ");
+        const char *e = strstr(line, "worker: data set ");
+        if (f && sscanf(f, "fetching data set %63s (%" SCNu64 " bytes)", key,
+                        &bytes) == 2) {
+            if (n_seen < sizeof seen / sizeof seen[0]) {
+                snprintf(seen[n_seen].key, sizeof seen[n_seen].key, "%s", key);
+                seen[n_seen++].bytes = bytes;
+            }
+            held += (int64_t)bytes;
+            most = held > most ? held : most;
+            (*fetches)++;
+        } else if (e && strstr(e, " evicted") &&
+                   sscanf(e, "worker: data set %63s", key) == 1) {
+            for (size_t i = n_seen; i-- > 0;) {
+                if (strcmp(seen[i].key, key) == 0) {
+                    held -= (int64_t)seen[i].bytes;
+                    break;
+                }
+            }
+            (*evictions)++;
+        }
+    }
+    free(log);
+    return most;
+}
+
+// --data-memory bounds what a worker holds in data sets, fetches in flight
+// included. Four evaluate jobs on four ~400 KB data sets reach a worker
+// with a 1 MiB budget at once (it holds five jobs): before, it fetched all
+// four together (1.6 MB); now a fetch starts when it fits beside what the
+// cache holds in use and on its way, idle ones going first, so at most two
+// are held at a time, and every job still succeeds. A job on a data set
+// larger than the whole budget fails at once, DV_ENOMEM naming the flag,
+// without a fetch.
+static void
+test_data_sets_within_data_memory(void)
+{
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 0, "0");
+    const char *wargs[] = {"--broker",
+                           c.wep,
+                           "--name",
+                           "w0",
+                           "--concurrency",
+                           "1",
+                           "--prefetch",
+                           "4",
+                           "--data-memory",
+                           BUDGET_MB,
+                           "--heartbeat-ms",
+                           DV_TCLUSTER_HEARTBEAT_MS,
+                           NULL};
+    char ready[9000], path[4300], logp[4300];
+    snprintf(logp, sizeof logp, "%s/worker0.log", c.dir);
+    drover_error_t err = {0};
+    // The model evaluated: a line trained on a small set (fetched first,
+    // then idle in the cache: the first to go when room is needed).
+    snprintf(path, sizeof path, "%s/small.csv", c.dir);
+    bool written = up && write_lines(path, 100) > 0;
+    drover_dataset_t info = {0};
+    int pushes =
+        written ? drover_dataset_push(c.d, path, "small", &info, &err) : -1;
+    char name[16];
+    size_t sizes[N_SETS] = {0};
+    for (int i = 0; i < N_SETS && pushes == 0; i++) {
+        snprintf(path, sizeof path, "%s/set%d.csv", c.dir, i);
+        snprintf(name, sizeof name, "set%d", i);
+        sizes[i] = write_lines(path, SET_ROWS);
+        pushes =
+            sizes[i] ? drover_dataset_push(c.d, path, name, &info, &err) : -1;
+    }
+    snprintf(path, sizeof path, "%s/big.csv", c.dir);
+    size_t big = pushes == 0 ? write_lines(path, BIG_ROWS) : 0;
+    pushes = big ? drover_dataset_push(c.d, path, "big", &info, &err) : -1;
+    if (pushes != 0) {
+        fprintf(stderr, "  push: %s\n", err.text);
+    }
+    c.workers[0] = pushes == 0 ? dv_proc_start("DROVER_WORKER_BIN", wargs,
+                                               c.dir, "worker0.log")
+                               : (dv_proc_t){0, -1};
+    bool worker = c.workers[0].pid &&
+                  dv_proc_wait_ready(&c.workers[0], ready, sizeof ready);
+    int trained = -1;
+    if (worker) {
+        drover_train_t t = {0};
+        t.model = "line";
+        t.algo = "ols";
+        t.dataset = "small";
+        drover_result_t *r = NULL;
+        if (drover_train(c.d, &t, DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            trained = drover_result_error(r, &text);
+            drover_result_destroy(&r);
+        }
+    }
+    // All five at once; the big one last.
+    drover_job_t jobs[N_SETS + 1];
+    char names[N_SETS + 1][16];
+    uint64_t ids[N_SETS + 1] = {0};
+    for (int i = 0; i <= N_SETS; i++) {
+        drover_job_t j = DROVER_JOB_INIT;
+        j.kind = "evaluate";
+        j.model = "line";
+        j.max_attempts = 1;
+        if (i < N_SETS) {
+            snprintf(names[i], sizeof names[i], "set%d", i);
+        } else {
+            snprintf(names[i], sizeof names[i], "big");
+        }
+        j.dataset = names[i];
+        jobs[i] = j;
+    }
+    int submitted = trained == 0
+                        ? drover_submit_many(c.d, jobs, N_SETS + 1,
+                                             DV_TCLUSTER_WAIT_MS, ids, &err)
+                        : -1;
+    int codes[N_SETS + 1];
+    char big_text[512] = "";
+    for (int i = 0; i <= N_SETS; i++) {
+        codes[i] = -1;
+        drover_result_t *r = NULL;
+        if (submitted == 0 &&
+            drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            codes[i] = drover_result_error(r, &text);
+            if (i == N_SETS) {
+                snprintf(big_text, sizeof big_text, "%s", text);
+            } else if (codes[i]) {
+                fprintf(stderr, "  set%d: %s\n", i, text);
+            }
+            drover_result_destroy(&r);
+        }
+    }
+    int fetches = 0, evictions = 0;
+    int64_t most = most_held(logp, &fetches, &evictions);
+    int exit_rc = dv_tcluster_down(&c, most < 0 || most > (int64_t)BUDGET);
+    fprintf(stderr,
+            "  held at most %" PRId64 " bytes; %d fetches, %d evicted\n", most,
+            fetches, evictions);
+    DV_CHECK(up);
+    DV_CHECK_EQ(pushes, 0);
+    DV_CHECK(worker);
+    DV_CHECK_EQ(trained, 0);
+    DV_CHECK_EQ(submitted, 0);
+    for (int i = 0; i < N_SETS; i++) {
+        DV_CHECK(sizes[i] * 2 < BUDGET && sizes[i] * 3 > BUDGET);
+        DV_CHECK_EQ(codes[i], 0);
+    }
+    DV_CHECK(big > BUDGET);
+    DV_CHECK_EQ(codes[N_SETS], DV_ENOMEM);
+    DV_CHECK(strstr(big_text, "--data-memory") != NULL);
+    DV_CHECK(most > 0);
+    DV_CHECK(most <= (int64_t)BUDGET);
+    DV_CHECK_EQ(fetches, N_SETS + 1); // small, then each set once; not big
+    DV_CHECK(evictions >= 2);         // room was made, not found
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
+static const dv_test_case_t cases[] = {
+    {"data sets stay within --data-memory", test_data_sets_within_data_memory},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return dv_test_main(argc, argv, cases);
+}
