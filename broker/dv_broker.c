@@ -867,6 +867,9 @@ on_heartbeat(uv_timer_t *t)
     dv_datasets_msg_uploads_trim(self); // data set uploads nobody continued
     dv_outq_sweep(self->outq);          // clients with nothing in flight
     dv_outq_sweep(self->wout);          // workers likewise
+    if (self->disk) {
+        dv_disk_check(self->disk); // durable submits stop short of full
+    }
     for (size_t i = 0; i < self->n_cursors; i++) {
         dv_results_stream_pump(self,
                                &self->cursors[i]); // held back by bytes: read?
@@ -1005,6 +1008,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
             : DV_MAX_DEAD_BYTES;
     self->max_stored_bytes = opts->max_stored_bytes;
     self->min_free_disk = opts->min_free_disk;
+    self->submit_free_disk = opts->submit_free_disk;
     self->idem_window_ms = opts->idempotency_window_ms
                                ? opts->idempotency_window_ms
                                : 24ULL * 3600 * 1000;
@@ -1062,6 +1066,10 @@ open_records(dv_broker_t *self,
     int rc = 0;
     if (data_dir) {
         rc = dv_store_open(&self->store, data_dir, err);
+        self->disk = dv_disk_new(data_dir, self->submit_free_disk
+                                               ? self->submit_free_disk
+                                               : DV_SUBMIT_FREE_DISK_BYTES);
+        dv_disk_check(self->disk);
         if (rc == 0 && !replicated) { // a member recovers when it leads
             rc = dv_recover_run(self, err);
         }
@@ -1314,6 +1322,7 @@ broker_close(dv_broker_t *self)
         dv_commit_flush(self);
     }
     dv_store_destroy(&self->store); // before the frees below stage deletes
+    dv_disk_destroy(&self->disk);
     uv_loop_close(&self->loop);
     if (self->clients) {
         zmq_close(self->clients);

@@ -79,6 +79,9 @@ typedef struct {
     uint64_t min_free_disk;         // bytes a new model or data set file
                                     // leaves free on the data dir's file
                                     // system (0: DV_MIN_FREE_DISK_BYTES)
+    uint64_t submit_free_disk;      // below this many bytes free there,
+                                    // durable submits are refused (0:
+                                    // DV_SUBMIT_FREE_DISK_BYTES; dv_disk.h)
     const char *http;               // HTTP endpoint for /metrics and the
                                     // status page, "HOST:PORT" (NULL: none;
                                     // dv_http.h)

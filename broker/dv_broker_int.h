@@ -19,6 +19,7 @@
 #include "dv_auth.h"
 #include "dv_broker.h"
 #include "dv_datasets.h"
+#include "dv_disk.h"
 #include "dv_http.h"
 #include "dv_monitor.h"
 #include "dv_msgpack.h"
@@ -376,6 +377,8 @@ struct dv_broker {
     uint64_t max_dead_bytes;   // --max-dead-bytes (DV_MAX_DEAD_BYTES)
     uint64_t max_stored_bytes; // --max-stored-bytes (0: the default)
     uint64_t min_free_disk;    // --min-free-disk (0: the default)
+    uint64_t submit_free_disk; // --submit-free-disk (0: the default)
+    dv_disk_t *disk;           // the data dir's free space (NULL: none)
     uint64_t dead_dropped;     // dropped past those (metrics)
     idem_t **idem;             // idempotency keys (hash)
     idem_t *idem_oldest;       // FIFO head

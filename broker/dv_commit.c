@@ -242,6 +242,9 @@ commit_finished(dv_broker_t *self, commit_t *c)
                "%s (check free disk space and permissions under --data)",
                c->err.text);
     }
+    if (c->rc == DV_ENOSPC && self->disk) {
+        dv_disk_full(self->disk); // no new durable jobs until there is room
+    }
     bool gather =
         dv_jobs_msg_accepts_begin(self); // one accepted_many per client
     for (size_t i = 0; i < c->n_pending; i++) {

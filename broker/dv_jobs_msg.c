@@ -679,6 +679,12 @@ submit_admit(dv_broker_t *self,
     if (zmq_msg_size((zmq_msg_t *)&in->route) > ROUTE_MAX - 1) {
         return dv_errorf(err, DV_EINVAL, "routing id too long");
     }
+    // A filling disk stops new durable jobs while those held can still be
+    // stored to the end (dv_disk.h); memory-only ones need no disk.
+    if (!s->memory_only && self->disk &&
+        (rc = dv_disk_admit(self->disk, s->payload->len, err)) != 0) {
+        return rc;
+    }
     // A key's unfinished jobs are bounded (--max-inflight): one producer
     // cannot take the whole broker.
     *who = self->current ? dv_broker_who_index(self, self->current->id) : 0;

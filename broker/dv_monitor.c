@@ -612,6 +612,16 @@ render_metrics(dv_broker_t *b, dv_http_reply_t *r)
     gauge(p, "drover_store_size_bytes",
           "Size of the store's data file (0 without --data).",
           store_bytes(self));
+    if (b->disk && dv_disk_free(b->disk) != UINT64_MAX) {
+        gauge(p, "drover_data_disk_free_bytes",
+              "Free bytes on the data dir's file system at the last check "
+              "(each heartbeat).",
+              (double)dv_disk_free(b->disk));
+    }
+    gauge(p, "drover_submits_paused",
+          "1 while durable submits are refused for want of disk space "
+          "(--submit-free-disk), else 0.",
+          b->disk && dv_disk_low(b->disk) ? 1 : 0);
     render_group(b, p);
     size_t n_models = 0;
     dv_registry_list(b->registry, &n_models);

@@ -29,6 +29,7 @@ usage(FILE *f)
                "                     [--memory-window N]\n"
                "                     [--max-stored-bytes N] [--min-free-disk "
                "N]\n"
+               "                     [--submit-free-disk N]\n"
                "                     [--secret-key FILE.key --authorized-keys "
                "DIR]\n"
                "                     [--max-connections N] [--max-inflight "
@@ -68,6 +69,9 @@ usage(FILE *f)
                "room). Past them a push, or a train job's model, is refused "
                "(DV_ELIMIT,\nDV_ENOSPC); so is the 100,001st version of "
                "either.\n"
+               "--submit-free-disk N (default 64 MiB): while less is free "
+               "where --data is,\ndurable submits are refused (DV_ENOSPC) "
+               "so the jobs held can still be stored.\n"
                "--idempotency-window-s N (default 86400): how long a submit's "
                "idempotency_key\nis remembered.\n"
                "--memory-window N (default 20000): with --data, durable jobs "
@@ -183,6 +187,7 @@ static const arg_row_t args[] = {
     {"--memory-window",          ARG_SIZE, OPT(memory_window),          2, 1},
     {"--max-stored-bytes",       ARG_U64,  OPT(max_stored_bytes),       1, 1},
     {"--min-free-disk",          ARG_U64,  OPT(min_free_disk),          1, 1},
+    {"--submit-free-disk",       ARG_U64,  OPT(submit_free_disk),       1, 1},
     {"--idempotency-window-s",   ARG_U64,  OPT(idempotency_window_ms),  1, 1000},
     {"--secret-key",             ARG_STR,  OPT(secret_key),             0, 1},
     {"--authorized-keys",        ARG_STR,  OPT(authorized_keys),        0, 1},

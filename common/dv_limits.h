@@ -123,6 +123,14 @@
 // DV_ENOSPC.
 #define DV_MIN_FREE_DISK_BYTES ((uint64_t)1 << 30)
 
+// Bytes the data dir's file system keeps free for the jobs the broker
+// holds (--submit-free-disk): below it, durable submits are refused
+// DV_ENOSPC, so the attempts, results and failures of the jobs already
+// accepted can still be stored (a full disk once sent results unstored, to
+// run again after a restart). 64 MiB, RabbitMQ's disk alarm's order of
+// magnitude: results larger than that in sum need a larger setting.
+#define DV_SUBMIT_FREE_DISK_BYTES ((uint64_t)64 << 20)
+
 // Other models' jobs a batch steps over in its queue looking for more of
 // its own (dv_sched_ride): riders are an optimization, and a rare model in
 // a queue of 20,000 waiting jobs of another walked all of them at each of

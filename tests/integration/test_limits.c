@@ -14,6 +14,8 @@
 //   - the idempotency window (a broker with a 1 s window);
 //   - stored files: --max-stored-bytes and --min-free-disk (brokers of
 //     their own);
+//   - durable submits refused below --submit-free-disk (a broker of its
+//     own);
 //   - the worker's own checks, against a fake broker socket: a welcome or
 //     run of another major is not acted on, and the worker re-checks the
 //     limits of what a broker sends it.
@@ -950,6 +952,64 @@ test_stored_bytes(void)
     DV_CHECK_EQ(exit2, 0);
 }
 
+// A filling disk stops durable submits before it stops the broker from
+// storing the jobs it holds (--submit-free-disk): with a reserve of 1 EiB
+// a durable echo is refused DV_ENOSPC naming the flag, and nothing is
+// stored; a memory-only one, which needs no disk, is accepted; the log
+// says so once. (A broker before the flag does not start with it.)
+static void
+test_submit_free_disk(void)
+{
+    char *dir = dv_test_tmpdir();
+    char data[4400], logp[4400];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(logp, sizeof logp, "%s/broker.log", dir);
+    const char *extra[] = {"--data", data, "--submit-free-disk",
+                           "1152921504606846976", NULL};
+    dv_proc_t b;
+    drover_t *d = NULL;
+    bool up = own_broker(dir, extra, &b, &d);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.payload = "x";
+    job.payload_len = 1;
+    uint64_t durable_id = 0, memory_id = 0;
+    drover_error_t e1 = {0}, e2 = {0};
+    int durable = up ? drover_submit(d, &job, WAIT_MS, &durable_id, &e1) : -1;
+    job.durability = "none";
+    int memory = up ? drover_submit(d, &job, WAIT_MS, &memory_id, &e2) : -1;
+    job.durability = NULL;
+    drover_error_t e3 = {0};
+    uint64_t again_id = 0;
+    int again = up ? drover_submit(d, &job, WAIT_MS, &again_id, &e3) : -1;
+    drover_destroy(&d);
+    int exit_rc = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(logp, &len);
+    int said = 0;
+    for (const char *p = log; p && (p = strstr(p, "durable submits are "
+                                                  "refused"));
+         p++) {
+        said++;
+    }
+    free(log);
+    printf("  --submit-free-disk 1 EiB: durable %s (%s); memory-only %s\n",
+           dv_err_name(durable), e1.text, dv_err_name(memory));
+    if (exit_rc != 0 || durable != DV_ENOSPC) {
+        dv_proc_dump_log(dir, "broker.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(durable, DV_ENOSPC);
+    DV_CHECK_EQ(durable_id, 0);
+    DV_CHECK(strstr(e1.text, "--submit-free-disk") != NULL);
+    DV_CHECK_EQ(memory, 0);
+    DV_CHECK(memory_id > 0);
+    DV_CHECK_EQ(again, DV_ENOSPC);
+    DV_CHECK_EQ(said, 1); // once, not per submit
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // ------------------------------------------------- the worker's own checks
 
 // A `run` for job on the fake broker's socket (major.minor, -1: ours).
@@ -1128,6 +1188,7 @@ static const dv_test_case_t cases[] = {
     {"CSV files over 1 GiB", test_csv_bytes},
     {"idempotency window", test_idempotency_window},
     {"stored files: bytes and free disk", test_stored_bytes},
+    {"durable submits stop short of a full disk", test_submit_free_disk},
     {"the worker checks versions and limits",
      test_worker_checks_versions_and_limits},
     {NULL, NULL},
