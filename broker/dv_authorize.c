@@ -418,7 +418,7 @@ checks_refused(dv_broker_t *self,
             return refuse(self, k->id, m, err,
                           "consumer '%s' on queue '%s' belongs to key '%s' "
                           "(it followed it first): only it or an admin may "
-                          "follow, ack or unfollow it",
+                          "follow, ack, unfollow or forget it",
                           name, qbuf, c->owner);
         }
     }

@@ -387,9 +387,9 @@ struct dv_broker {
     uint64_t idem_window_ms;   // how long a key is remembered
     uint32_t quarantine_after; // lost runs before a job is quarantined
     uint64_t rng;              // backoff jitter (xorshift state)
-    cursor_t *cursors;         // result stream consumers (never removed:
-    size_t n_cursors;          //   indices are stable)
-    size_t cap_cursors;        //   DV_MAX_CONSUMERS at most, made here
+    cursor_t *cursors;         // result stream consumers (a removed one's
+    size_t n_cursors;          //   place takes the last: dv_results_
+    size_t cap_cursors;        //   cursor_remove); DV_MAX_CONSUMERS new
     dv_names_t *cursor_names;  // "QUEUE/CONSUMER" -> index
     uint64_t next_cursor_key;  // store keys for new ones
     uint64_t *skip;            // spilled jobs already ended (cancelled,

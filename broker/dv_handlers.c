@@ -12,6 +12,7 @@
 #include "dv_auth.h"
 #include "dv_authorize.h"
 #include "dv_broker_int.h"
+#include "dv_consumers.h"
 #include "dv_datasets_msg.h"
 #include "dv_dead.h"
 #include "dv_jobs_msg.h"
@@ -50,6 +51,8 @@ ROUTED(dv_dead_on_purge)
 ROUTED(dv_results_on_follow)
 ROUTED(dv_results_on_ack)
 ROUTED(dv_results_on_unfollow)
+ROUTED(dv_consumers_on_list)
+ROUTED(dv_consumers_on_forget)
 ROUTED(dv_models_msg_on_list)
 ROUTED(dv_datasets_msg_on_list)
 ROUTED(dv_workers_msg_on_list)
@@ -188,6 +191,8 @@ static const msg_row_t client_rows[DV_MSG_COUNT_] = {
     [DV_MSG_FOLLOW]        = {dv_results_on_follow_req,         C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},
     [DV_MSG_ACK]           = {dv_results_on_ack_req,            C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},
     [DV_MSG_UNFOLLOW]      = {dv_results_on_unfollow_req,       C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},
+    [DV_MSG_CONSUMER_LIST] = {dv_consumers_on_list_req,         ADMIN,   ACTS_ON_NOTHING, 0,                                        false},
+    [DV_MSG_CONSUMER_FORGET] = {dv_consumers_on_forget_req,     C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           true},
     [DV_MSG_MODEL_GET]     = {dv_models_msg_on_get_req,      ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_MODEL_LIST]    = {dv_models_msg_on_list_req,     ANY_KEY, ACTS_ON_NOTHING, 0,                                        false},
     [DV_MSG_MODEL_PUSH]    = {dv_models_msg_on_push_req,     ADMIN,   ACTS_ON_NOTHING, 0,                                        true},

@@ -912,6 +912,30 @@ dv_results_cursor_add(dv_broker_t *self,
     return c;
 }
 
+void
+dv_results_cursor_remove(dv_broker_t *self, cursor_t *c)
+{
+    dv_results_cursor_stop(self, c);
+    if (self->store) {
+        dv_store_del(self->store, DV_STORE_CURSORS, c->key);
+        dv_commit_arm(self);
+    }
+    char name[CURSOR_KEY_MAX];
+    cursor_key(name, sizeof name, self->qbytes[c->qidx - 1].name, c->consumer);
+    dv_names_remove(self->cursor_names, name);
+    size_t i = (size_t)(c - self->cursors), last = self->n_cursors - 1;
+    if (i != last) { // the last one takes its place: its index changes
+        *c = self->cursors[last];
+        cursor_key(name, sizeof name, self->qbytes[c->qidx - 1].name,
+                   c->consumer);
+        dv_names_add(self->cursor_names, name, i);
+        if (c->fol_at) {
+            self->qbytes[c->qidx - 1].fol[c->fol_at - 1] = (uint32_t)i;
+        }
+    }
+    self->n_cursors--;
+}
+
 // c is followed now: into its queue's followed list (once).
 static void
 cursor_followed(dv_broker_t *self, cursor_t *c)

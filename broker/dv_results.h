@@ -131,6 +131,11 @@ const cursor_t *dv_results_cursor_named(const dv_broker_t *self,
 // nothing more is pushed to it; it leaves its queue's followed list.
 void dv_results_cursor_stop(dv_broker_t *self, cursor_t *c);
 
+// Remove c (consumer_forget): its follower stops, its stored record is
+// deleted (with the next commit), its name and slot are free. The last
+// cursor moves into c's place: pointers to it are stale afterwards.
+void dv_results_cursor_remove(dv_broker_t *self, cursor_t *c);
+
 // Add a cursor (store key, queue qidx, consumer, acked; not there yet).
 // Returns it, borrowed: valid until the next dv_results_cursor_add. The
 // caller keeps to DV_MAX_CONSUMERS for new ones (recovery loads what the

@@ -212,10 +212,10 @@
 #define DV_MAX_DEAD_BYTES ((size_t)256 << 20)
 
 // Result stream consumers (named cursors, `follow`) the broker keeps, over
-// all queues. A consumer is kept for good (its position is stored), so a
-// key with the consumer role naming a new one per request could otherwise
-// grow the broker's memory and store without end (~600 bytes and a record
-// each). Past it, a `follow` naming a new consumer is refused (DV_ELIMIT)
+// all queues. A consumer is kept until consumer_forget removes it (its
+// position is stored), so a key with the consumer role naming a new one
+// per request could otherwise grow the broker's memory and store without
+// end (~600 bytes and a record each). Past it, a `follow` naming a new consumer is refused (DV_ELIMIT)
 // and creates nothing; existing consumers keep working. 10,000 is far
 // more than a deployment's streams, and what the sweep that pumps every
 // consumer once a heartbeat can walk in microseconds.

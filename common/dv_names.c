@@ -1,6 +1,7 @@
 // dv_names — open addressing over (hash, name, index), at most half full.
 #include "dv_names.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,4 +94,31 @@ dv_names_add(dv_names_t *self, const char *name, size_t index)
         self->used++;
     }
     s->index = index;
+}
+
+// Linear probing without tombstones: the entries after the hole that may
+// not stay behind it (their home slot is not cyclically in (hole, here])
+// move back into it, one by one, so every probe still finds its name.
+void
+dv_names_remove(dv_names_t *self, const char *name)
+{
+    slot_t *s = probe(self, name, hash_of(name));
+    if (!s->name) {
+        return;
+    }
+    free(s->name);
+    self->used--;
+    size_t mask = self->size - 1;
+    size_t hole = (size_t)(s - self->slots);
+    for (size_t j = (hole + 1) & mask; self->slots[j].name;
+         j = (j + 1) & mask) {
+        size_t home = dv_hash_slot(self->slots[j].hash, self->size);
+        bool stays =
+            hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            self->slots[hole] = self->slots[j];
+            hole = j;
+        }
+    }
+    self->slots[hole] = (slot_t){0};
 }

@@ -2,8 +2,9 @@
 // (the broker's queues, the scheduler's queues): looked up per job, so a
 // broker with DV_MAX_QUEUES queues must not compare a name with each.
 //
-// Add-only (the arrays it indexes never shrink); keeps its own copies of
-// the names. Not thread-safe.
+// Keeps its own copies of the names. An array that moves its last record
+// into a removed one's place says so with dv_names_add (the new index).
+// Not thread-safe.
 #ifndef DV_NAMES_H
 #define DV_NAMES_H
 
@@ -18,7 +19,10 @@ void dv_names_destroy(dv_names_t **self_p);
 // The index added under name, or SIZE_MAX when none was.
 size_t dv_names_find(const dv_names_t *self, const char *name);
 
-// Remember index under name (not present yet: dv_names_find first).
+// Remember index under name (one already there gets the new index).
 void dv_names_add(dv_names_t *self, const char *name, size_t index);
+
+// Forget name (nothing when it is not there).
+void dv_names_remove(dv_names_t *self, const char *name);
 
 #endif

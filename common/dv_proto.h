@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 7 // minors only add
+#define DV_PROTOCOL_MINOR 8 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0
@@ -115,7 +115,10 @@ struct msgpack_object; // <msgpack.h>, for dv_msg_get
     XX(RELEASE, "release")                                                     \
     XX(CLUSTER, "cluster")                                                     \
     XX(MEMBER_ADD, "member_add")                                               \
-    XX(MEMBER_REMOVE, "member_remove")
+    XX(MEMBER_REMOVE, "member_remove")                                         \
+    XX(CONSUMER_LIST, "consumer_list")                                         \
+    XX(CONSUMERS, "consumers")                                                 \
+    XX(CONSUMER_FORGET, "consumer_forget")
 
 typedef enum {
 #define XX(name, text) DV_MSG_##name,
