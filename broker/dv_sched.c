@@ -62,6 +62,9 @@ typedef struct {
     size_t held;         // its jobs held for a retry
     size_t rprev, rnext; // neighbours in the ring of queues with waiting
     bool in_ring;        //   jobs (while waiting > 0)
+    size_t *servers;     // workers that name it among theirs (indices;
+    size_t n_servers;    //   index_rebuild), those serving every queue
+    size_t cap_servers;  //   apart (dv_sched.wild)
 } queue_t;
 
 typedef struct {
@@ -78,6 +81,7 @@ typedef struct {
     uint32_t heavy_cap;     // heavy jobs at once (0: no limit)
     uint32_t heavy_running; // heavy jobs on it
     uint32_t riders;        // running jobs that take no slot (batched)
+    bool is_free;           // not draining, a slot free (counted: n_free)
 } worker_t;
 
 // Slots a worker's running jobs take (riders take none).
@@ -86,6 +90,8 @@ slots_used(const worker_t *w)
 {
     return w->running.n - w->riders;
 }
+
+static void note_free(dv_sched_t *self, worker_t *w);
 
 #define TOMBSTONE ((job_t *)(uintptr_t)1)
 
@@ -109,6 +115,16 @@ struct dv_sched {
     uint64_t aging_ms;  // waiting this long is worth one priority level
     dv_spare_t *spare;  // freed job blocks (DV_SPARE_BYTES)
     dv_names_t *qnames; // queue name -> index in queues
+    // Who may take a queue's jobs, so that a dispatch weighs only them and
+    // not every worker (3,000 idle workers on other queues cost the broker
+    // half its rate): the workers serving every queue, and each queue's
+    // servers. Rebuilt before the next dispatch after a worker comes,
+    // goes or names other queues, or a queue is made (index_stale).
+    size_t *wild;     // workers serving every queue (indices)
+    size_t n_wild;    //
+    size_t cap_wild;  //
+    bool index_stale; //
+    size_t n_free;    // workers with is_free: none, and nothing can go
 };
 
 // ------------------------------------------------------------- job table
@@ -524,7 +540,9 @@ dv_sched_destroy(dv_sched_t **self_p)
     for (size_t q = 0; q < self->n_queues; q++) {
         free(self->queues[q].name);
         free(self->queues[q].levels);
+        free(self->queues[q].servers);
     }
+    free(self->wild);
     free(self->queues);
     for (size_t w = 0; w < self->n_workers; w++) {
         free_models(&self->workers[w]);
@@ -552,6 +570,7 @@ queue_index(dv_sched_t *self, const char *name)
     q->name = dv_strdup(name);
     q->hash = name_hash(name);
     dv_names_add(self->qnames, name, self->n_queues);
+    self->index_stale = true; // workers may name it already
     return self->n_queues++;
 }
 
@@ -630,6 +649,7 @@ dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity)
     if (w) {
         w->capacity = capacity; // re-register: running jobs stay
         w->draining = false;
+        note_free(self, w);
         return 0;
     }
     self->workers =
@@ -639,6 +659,8 @@ dv_sched_worker_add(dv_sched_t *self, uint64_t worker, uint32_t capacity)
     w->id = worker;
     w->capacity = capacity;
     w->seq = self->next_seq++;
+    note_free(self, w);
+    self->index_stale = true;
     return 0;
 }
 
@@ -687,6 +709,7 @@ dv_sched_worker_queues(dv_sched_t *self,
         w->qhashes[q] = name_hash(queues[q]);
     }
     w->n_queues = n;
+    self->index_stale = true;
 }
 
 // Remove worker; with refund its running jobs get their attempt back (see
@@ -732,6 +755,8 @@ worker_remove(dv_sched_t *self,
     }
     free_models(w);
     free_queues(w);
+    self->n_free -= w->is_free;
+    self->index_stale = true;
     // Keep indices of running jobs valid: move the last worker into the gap
     // and repoint its jobs.
     size_t last = self->n_workers - 1;
@@ -806,6 +831,95 @@ better(const worker_t *a, bool ha, const worker_t *b, bool hb)
     return a->seq < b->seq;
 }
 
+// ------------------------------------------------- who serves a queue
+
+// w's is_free after a change of its jobs, capacity or draining.
+static void
+note_free(dv_sched_t *self, worker_t *w)
+{
+    bool f = !w->draining && slots_used(w) < w->capacity;
+    if (f != w->is_free) {
+        w->is_free = f;
+        self->n_free += f ? 1 : (size_t)-1;
+    }
+}
+
+static void
+push_index(size_t **a, size_t *n, size_t *cap, size_t v)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 4;
+        *a = dv_realloc(*a, *cap * sizeof **a);
+    }
+    (*a)[(*n)++] = v;
+}
+
+// Each queue's servers and the workers serving every queue, from the
+// workers' lists (a queue not made yet gets its servers when it is: a
+// made queue marks the index stale). A name listed twice counts once.
+static void
+index_rebuild(dv_sched_t *self)
+{
+    self->n_wild = 0;
+    for (size_t q = 0; q < self->n_queues; q++) {
+        self->queues[q].n_servers = 0;
+    }
+    for (size_t w = 0; w < self->n_workers; w++) {
+        const worker_t *wk = &self->workers[w];
+        if (wk->n_queues == 0) {
+            push_index(&self->wild, &self->n_wild, &self->cap_wild, w);
+        }
+        for (size_t i = 0; i < wk->n_queues; i++) {
+            size_t q = dv_names_find(self->qnames, wk->queues[i]);
+            queue_t *qu = q == SIZE_MAX ? NULL : &self->queues[q];
+            if (qu &&
+                (qu->n_servers == 0 || qu->servers[qu->n_servers - 1] != w)) {
+                push_index(&qu->servers, &qu->n_servers, &qu->cap_servers, w);
+            }
+        }
+    }
+    self->index_stale = false;
+}
+
+#ifndef NDEBUG
+// Debug builds (the ASan suite) check the index and the free count against
+// the workers themselves at every dispatch.
+static void
+index_verify(const dv_sched_t *self)
+{
+    size_t free_now = 0, wild = 0;
+    for (size_t w = 0; w < self->n_workers; w++) {
+        const worker_t *wk = &self->workers[w];
+        bool f = !wk->draining && slots_used(wk) < wk->capacity;
+        dv_assert(f == wk->is_free);
+        free_now += f;
+        wild += wk->n_queues == 0;
+    }
+    dv_assert(free_now == self->n_free);
+    dv_assert(wild == self->n_wild);
+    for (size_t k = 0; k < self->n_wild; k++) {
+        dv_assert(self->workers[self->wild[k]].n_queues == 0);
+    }
+    for (size_t q = 0; q < self->n_queues; q++) {
+        const queue_t *qu = &self->queues[q];
+        size_t expect = 0;
+        for (size_t w = 0; w < self->n_workers; w++) {
+            const worker_t *wk = &self->workers[w];
+            if (wk->n_queues == 0 || !serves(wk, qu)) {
+                continue;
+            }
+            expect++;
+            bool listed = false;
+            for (size_t k = 0; k < qu->n_servers && !listed; k++) {
+                listed = qu->servers[k] == w;
+            }
+            dv_assert(listed);
+        }
+        dv_assert(expect == qu->n_servers);
+    }
+}
+#endif
+
 // The best free worker for job j of queue q (NULL: none can take it);
 // *any_free tells whether any worker has a free slot at all.
 static worker_t *
@@ -814,16 +928,21 @@ pick_worker(
 {
     worker_t *best = NULL;
     bool best_holds = false;
-    *any_free = false;
-    for (size_t w = 0; w < self->n_workers; w++) {
+    *any_free = self->n_free > 0;
+    if (!*any_free) {
+        return NULL;
+    }
+    if (self->index_stale) {
+        index_rebuild(self);
+    }
+    const queue_t *qu = &self->queues[q];
+    size_t n = self->n_wild + qu->n_servers;
+    for (size_t k = 0; k < n; k++) {
+        size_t w =
+            k < self->n_wild ? self->wild[k] : qu->servers[k - self->n_wild];
         worker_t *cand = &self->workers[w];
-        if (cand->draining || slots_used(cand) >= cand->capacity) {
-            continue;
-        }
-        *any_free = true;
-        if (!serves(cand, &self->queues[q]) ||
-            (j->heavy && cand->heavy_cap &&
-             cand->heavy_running >= cand->heavy_cap)) {
+        if (!cand->is_free || (j->heavy && cand->heavy_cap &&
+                               cand->heavy_running >= cand->heavy_cap)) {
             continue;
         }
         // Whether it holds the model, asked once per candidate (and not
@@ -861,6 +980,12 @@ dv_sched_next(dv_sched_t *self,
     if (self->n_queued == 0) {
         return false;
     }
+#ifndef NDEBUG
+    if (self->index_stale) {
+        index_rebuild(self);
+    }
+    index_verify(self);
+#endif
     size_t q = self->ring;
     for (size_t k = 0, n = self->n_ring; k < n;
          k++, q = self->queues[q].rnext) {
@@ -893,6 +1018,7 @@ dv_sched_next(dv_sched_t *self,
         j->worker = best_index;
         best->heavy_running += j->heavy;
         list_push_back(&best->running, j);
+        note_free(self, best);
         self->n_running++;
         self->queues[q].running++;
         *job = j->id;
@@ -961,6 +1087,7 @@ take_running(dv_sched_t *self, uint64_t job, uint64_t worker)
     list_unlink(&self->workers[j->worker].running, j);
     self->workers[j->worker].heavy_running -= j->heavy;
     self->workers[j->worker].riders -= j->rider;
+    note_free(self, &self->workers[j->worker]);
     j->rider = false;
     j->worker = SIZE_MAX;
     self->n_running--;
@@ -1061,6 +1188,7 @@ dv_sched_claim(dv_sched_t *self,
         list_unlink(&old->running, j);
         old->heavy_running -= j->heavy;
         old->riders -= j->rider;
+        note_free(self, old);
         self->n_running--;
         self->queues[j->queue].running--;
     } else if (j->held) {
@@ -1074,6 +1202,7 @@ dv_sched_claim(dv_sched_t *self,
     w->heavy_running += j->heavy;
     w->riders += j->rider;
     list_push_back(&w->running, j);
+    note_free(self, w);
     self->n_running++;
     self->queues[j->queue].running++;
     return 0;
@@ -1183,6 +1312,7 @@ dv_sched_worker_drain(dv_sched_t *self, uint64_t worker)
     worker_t *w = find_worker(self, worker, NULL);
     if (w) {
         w->draining = true;
+        note_free(self, w);
     }
 }
 

@@ -819,6 +819,122 @@ test_riders_take_no_slot(void)
     DV_CHECK(requeued);
 }
 
+// Who serves a queue is indexed (workers serving every queue, and each
+// queue's servers), rebuilt when workers come, go, name other queues or a
+// queue is made. Against a model of the same workers, through random
+// churn: every job goes to a worker that serves its queue, and when a
+// round ends no free worker serves a queue with waiting jobs (nothing was
+// left behind by a stale index). Workers name queues before and after
+// they exist, twice, or none (all).
+static void
+test_queue_servers_through_churn(void)
+{
+    enum { W = 12, Q = 6, ROUNDS = 3000 };
+    static const char *names[Q] = {"q0", "q1", "q2", "q3", "q4", "q5"};
+    struct {
+        bool live, draining;
+        uint32_t capacity, running;
+        bool serves[Q]; // all true: names none (serves every queue)
+    } m[W + 1];
+    memset(m, 0, sizeof m);
+    dv_sched_t *s = dv_sched_new();
+    dv_rng_t rng;
+    dv_rng_seed(&rng, 7);
+    uint64_t next_job = 1;
+    static uint64_t where[40000]; // job -> worker while running
+    static uint8_t queue_of[40000];
+    memset(where, 0, sizeof where);
+    size_t wrong_worker = 0, left_behind = 0, dispatched = 0;
+    for (size_t round = 0; round < ROUNDS; round++) {
+        uint64_t r = dv_rng_below(&rng, 100);
+        uint64_t w = 1 + dv_rng_below(&rng, W);
+        bool comes = r < 4 && !m[w].live;
+        if (comes || (r >= 12 && r < 15 && m[w].live)) {
+            // comes, or names other queues (as on a re-register): 0..3
+            if (comes) {
+                m[w].live = true;
+                m[w].draining = false;
+                m[w].running = 0;
+                m[w].capacity = 1 + (uint32_t)dv_rng_below(&rng, 3);
+                dv_sched_worker_add(s, w, m[w].capacity);
+            }
+            size_t n = (size_t)dv_rng_below(&rng, 4);
+            const char *list[4];
+            for (size_t i = 0; i < Q; i++) {
+                m[w].serves[i] = n == 0;
+            }
+            for (size_t i = 0; i < n; i++) {
+                size_t q = (size_t)dv_rng_below(&rng, Q);
+                list[i] = names[q];
+                m[w].serves[q] = true;
+            }
+            if (n || !comes) {
+                dv_sched_worker_queues(s, w, list, n);
+            }
+        } else if (r >= 4 && r < 6 && m[w].live) { // goes
+            size_t n = 0;
+            dv_sched_lost_t lost[16];
+            dv_sched_worker_remove(s, w, lost, &n);
+            m[w].live = false;
+        } else if (r >= 6 && r < 7 && m[w].live) {
+            dv_sched_worker_drain(s, w);
+            m[w].draining = true;
+        } else if (r >= 15 && r < 60 && next_job < 40000) {
+            // Queues are made one by one as the rounds go: workers name
+            // some before they exist.
+            size_t q = (size_t)dv_rng_below(&rng, 1 + round * Q / ROUNDS);
+            queue_of[next_job] = (uint8_t)q;
+            dv_sched_submit(s, next_job++, names[q], "", 1000);
+        } else { // finish some running jobs, then a dispatch round
+            for (uint64_t j = 1; j < next_job; j++) {
+                if (where[j] && dv_rng_below(&rng, 3) == 0) {
+                    if (dv_sched_finish(s, j, where[j]) == 0 &&
+                        m[where[j]].live) {
+                        m[where[j]].running--;
+                    }
+                    where[j] = 0;
+                }
+            }
+            pick_t p;
+            while (next(s, &p)) {
+                dispatched++;
+                where[p.job] = p.worker;
+                m[p.worker].running++;
+                bool ok = p.worker >= 1 && p.worker <= W && m[p.worker].live &&
+                          !m[p.worker].draining &&
+                          m[p.worker].running <= m[p.worker].capacity &&
+                          m[p.worker].serves[queue_of[p.job]];
+                wrong_worker += !ok;
+            }
+            for (size_t q = 0; q < Q; q++) {
+                size_t qi = dv_sched_queue_find(s, names[q]);
+                size_t waiting = 0, running = 0;
+                if (qi == SIZE_MAX ||
+                    !dv_sched_queue_info(s, qi, &waiting, &running) ||
+                    waiting == 0) {
+                    continue;
+                }
+                for (uint64_t k = 1; k <= W; k++) {
+                    left_behind += m[k].live && !m[k].draining &&
+                                   m[k].running < m[k].capacity &&
+                                   m[k].serves[q];
+                }
+            }
+        }
+        // A lost worker's running jobs went back (or failed): forget them.
+        for (uint64_t j = 1; j < next_job; j++) {
+            if (where[j] && !m[where[j]].live) {
+                where[j] = 0;
+            }
+        }
+    }
+    dv_sched_destroy(&s);
+    printf("  %zu dispatched\n", dispatched);
+    DV_CHECK(dispatched > 1000);
+    DV_CHECK_EQ(wrong_worker, 0);
+    DV_CHECK_EQ(left_behind, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"backoff doubles, caps at 60 s, half fixed and half random",
      test_backoff_doubles_caps_jitters},
@@ -846,6 +962,7 @@ static const dv_test_case_t cases[] = {
      test_claims_and_refunds},
     {"cancel and bad calls", test_cancel_and_bad_calls},
     {"random churn keeps invariants", test_random_churn},
+    {"queue servers indexed through churn", test_queue_servers_through_churn},
     {"drain, and per-queue counts", test_drain_and_queue_counts},
     {NULL, NULL},
 };
