@@ -563,6 +563,48 @@ size_t drover_result_metrics(const drover_result_t *r,
 // from a stream).
 uint64_t drover_result_seq(const drover_result_t *r);
 
+// One consumer the broker keeps (protocol 1.8): where it stands in its
+// queue's stream. lag = last - acked results are not yet acknowledged.
+typedef struct {
+    char queue[129];    // its queue
+    char consumer[129]; // its name
+    uint64_t acked;     // every result up to this seq is handled
+    uint64_t last;      // the queue's last seq given out
+    bool followed;      // a connection follows it now; then:
+    uint32_t window;    //   results it may have beyond the last ack
+    uint32_t in_flight; //   results sent, not acknowledged
+    char owner[65];     // the key id owning it ("": none, plain mode)
+} drover_consumer_t;
+
+// The consumers the broker keeps: of queue (NULL: all), sorted by queue
+// then name (byte order), every page of the list read (1.8). *consumers
+// (caller frees with free(); never NULL on success) of *n. With CURVE an
+// admin's key may list; in plain mode anyone. A broker before 1.8 answers
+// DV_EFORMAT (an unknown message type).
+int drover_consumer_list(drover_t *self,
+                         const char *queue,
+                         drover_consumer_t **consumers,
+                         size_t *n,
+                         drover_error_t *err);
+
+// Remove consumer of queue for good (1.8): its stored position goes, a
+// connection following it gets no more results, its name and its place
+// among the broker's consumers are free, and a later drover_follow of it
+// starts anew (from the oldest kept result, or with from_latest the next).
+// Returns once the removal is stored, with *acked (may be NULL) the
+// position it had. If this connection follows that consumer, the follow
+// is dropped here too: a new drover_follow may be made, and with a group's
+// endpoint list it is not sent again to a new leader (results it received
+// before still reach its callback from drover_poll). Errors: DV_ENOENT
+// (no such consumer or queue), DV_EPERM (with CURVE: neither its owner
+// with the consumer role on queue, nor an admin), DV_EFORMAT from a broker
+// before 1.8.
+int drover_consumer_forget(drover_t *self,
+                           const char *queue,
+                           const char *consumer,
+                           uint64_t *acked,
+                           drover_error_t *err);
+
 // ---------------------------------------------------------- dead letters
 
 // A job in the dead-letter queue: its attempts were used up by retryable

@@ -117,6 +117,8 @@ drv_req_remove(drover_t *self, req_t *r)
             }
             free(r->resend);
             free(r->resend_frame);
+            free(r->queue);
+            free(r->consumer);
             drover_result_destroy(&r->result);
             drover_result_destroy(&r->ready);
             free(r);

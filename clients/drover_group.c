@@ -311,6 +311,7 @@ resendable(const dv_msg_t *m)
     case DV_MSG_DATASET_GET:
     case DV_MSG_AUDIT_LIST:
     case DV_MSG_CLUSTER:
+    case DV_MSG_CONSUMER_LIST:
         return true;
     case DV_MSG_SUBMIT:
         return dv_msg_has(m, "idempotency_key");

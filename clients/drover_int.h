@@ -7,8 +7,9 @@
 //                     receiving and dispatching (pump/handle), request(),
 //                     drover_poll
 //   drover_result.c   result objects: decoding `result` messages, accessors
-//   drover_jobs.c     submit/submit_many/wait/run, follow/ack, job info,
-//                     cancel and list, dead letters, train
+//   drover_jobs.c     submit/submit_many/wait/run, follow/ack, consumers
+//                     (list, forget), job info, cancel and list, dead
+//                     letters, train
 //   drover_catalog.c  models (push, list, get, schema and lineage, alias,
 //                     config, gc, rm) and data sets
 //   drover_admin.c    workers, status, audit, keys reload
@@ -78,6 +79,8 @@ struct req {
     req_t *ready_next;       // ready list
     bool ack_only;           // async: fn runs on `accepted`, not the result
     bool stream;             // a follow: every result with its rid
+    char *queue;             //   its queue (owned; NULL: not a follow)
+    char *consumer;          //   and consumer (owned)
     drover_progress_fn *progress; // train: progress callback
     void *progress_arg;           //
     // A broker group (several endpoints) only: an async submit's message,

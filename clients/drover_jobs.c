@@ -1,7 +1,7 @@
 // drover_jobs — jobs through libdrover (see drover.h): submit (one, many,
 // blocking or async), wait and run, result streams (follow, ack,
-// unfollow), job info, cancel and list, dead letters, and train (a job
-// with progress).
+// unfollow; consumers: list, forget), job info, cancel and list, dead
+// letters, and train (a job with progress).
 //
 // A submit is a req_t in the connection's requests table (drover_conn.c)
 // until its result arrives; blocking calls pump the socket until it does.
@@ -575,6 +575,8 @@ drover_follow(drover_t *self,
     r->fn = fn;
     r->arg = arg;
     r->stream = true;
+    r->queue = dv_strdup(queue);
+    r->consumer = dv_strdup(consumer);
     drv_req_add(self, r);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_FOLLOW, rid);
     dv_msgw_str(w, "queue", queue);
@@ -642,6 +644,93 @@ drover_unfollow(drover_t *self,
     drv_drop_reply(self);
     req_t *r = follow_req(self);
     if (r) {
+        drv_req_remove(self, r);
+    }
+    return rc;
+}
+
+// ------------------------------------------------------------- consumers
+
+// One item of a `consumers` reply.
+static void
+consumer_from_obj(const msgpack_object *o, void *item)
+{
+    drover_consumer_t *c = item;
+    drv_copy_obj_str(dv_msgpack_get(o, "queue"), c->queue, sizeof c->queue);
+    drv_copy_obj_str(dv_msgpack_get(o, "consumer"), c->consumer,
+                     sizeof c->consumer);
+    c->acked = drv_obj_uint(o, "acked");
+    c->last = drv_obj_uint(o, "last");
+    const msgpack_object *f = dv_msgpack_get(o, "followed");
+    c->followed = f && f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean;
+    // window and in_flight are at most DV_MAX_FOLLOW_WINDOW on the wire; a
+    // larger value from a peer saturates rather than wraps.
+    uint64_t v = drv_obj_uint(o, "window");
+    c->window = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    v = drv_obj_uint(o, "in_flight");
+    c->in_flight = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    drv_copy_obj_str(dv_msgpack_get(o, "owner"), c->owner, sizeof c->owner);
+}
+
+// consumer_list's fields: a queue (NULL: all).
+static void
+consumer_list_fields(dv_msgw_t *w, const void *arg, size_t have)
+{
+    (void)have;
+    const char *queue = arg;
+    if (queue) {
+        dv_msgw_str(w, "queue", queue);
+    }
+}
+
+int
+drover_consumer_list(drover_t *self,
+                     const char *queue,
+                     drover_consumer_t **consumers,
+                     size_t *n,
+                     drover_error_t *err)
+{
+    const drv_list_t list = {.type = DV_MSG_CONSUMER_LIST,
+                             .fields = consumer_list_fields,
+                             .arg = queue,
+                             .want = DV_MSG_CONSUMERS,
+                             .key = "consumers",
+                             .item_size = sizeof **consumers,
+                             .fill = consumer_from_obj};
+    void *v = NULL;
+    int rc = drv_request_list(self, &list, &v, n, NULL, err);
+    *consumers = v;
+    return rc;
+}
+
+int
+drover_consumer_forget(drover_t *self,
+                       const char *queue,
+                       const char *consumer,
+                       uint64_t *acked,
+                       drover_error_t *err)
+{
+    if (!queue || !*queue || !consumer || !*consumer) {
+        return drv_set_err(err, &(dv_error_t){DV_EINVAL,
+                                              "consumer_forget: a queue and "
+                                              "a consumer are needed"});
+    }
+    uint64_t rid = ++self->next_rid;
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_CONSUMER_FORGET, rid);
+    dv_msgw_str(w, "queue", queue);
+    dv_msgw_str(w, "consumer", consumer);
+    int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_OK,
+                         drv_deadline_of(10000), err);
+    if (rc == 0 && acked) {
+        *acked = drv_obj_uint(drv_reply_root(self), "acked");
+    }
+    drv_drop_reply(self);
+    // Our own follow of it ends too: the broker sends it nothing more, and
+    // a group's resend of the follow to a new leader would start the
+    // consumer anew.
+    req_t *r = follow_req(self);
+    if (rc == 0 && r && r->queue && strcmp(r->queue, queue) == 0 &&
+        strcmp(r->consumer, consumer) == 0) {
         drv_req_remove(self, r);
     }
     return rc;

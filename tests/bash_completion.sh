@@ -66,7 +66,9 @@ has() {
 expect "status submit" drover s
 expect "top train" drover t
 expect "push" drover models pu
-expect "follow" drover results ""
+expect "consumers follow forget" drover results ""
+expect "--consumer" drover results forget --con
+expect "--queue" drover results consumers --q
 expect "watch" drover jobs w
 expect "--interval-ms" drover top --int
 expect "--max-batch-rows --max-delay-us" drover models config iris --max-

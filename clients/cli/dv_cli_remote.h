@@ -6,7 +6,8 @@
 //   dv_cli_remote.c   the helpers below and dv_cli_remote(), the table of
 //                     these commands
 //   dv_cli_infer.c    infer, evaluate
-//   dv_cli_jobs.c     submit, jobs, results (streams), dead (letters)
+//   dv_cli_jobs.c     submit, jobs, dead (letters)
+//   dv_cli_results.c  results (streams: follow; consumers, forget)
 //   dv_cli_models.c   models, train
 //   dv_cli_data.c     datasets
 //   dv_cli_admin.c    workers, status, audit, admin
@@ -88,8 +89,8 @@ int dv_cli_infer(int argc, char **argv);    // dv_cli_infer.c
 int dv_cli_evaluate(int argc, char **argv); //
 int dv_cli_submit(int argc, char **argv);   // dv_cli_jobs.c
 int dv_cli_jobs(int argc, char **argv);     //
-int dv_cli_results(int argc, char **argv);  //
 int dv_cli_dead(int argc, char **argv);     //
+int dv_cli_results(int argc, char **argv);  // dv_cli_results.c
 int dv_cli_models(int argc, char **argv);   // dv_cli_models.c
 int dv_cli_train(int argc, char **argv);    //
 int dv_cli_datasets(int argc, char **argv); // dv_cli_data.c

@@ -693,7 +693,8 @@ follow(drover_t *d,
 // over, nor ack its results away, nor unfollow it (DV_EPERM naming alice,
 // audited); his own consumer works; an admin may follow hers. After a
 // restart she still owns it: bob is refused, and her position is the one
-// she acknowledged.
+// she acknowledged. Listing (1.8) is an admin's, who sees her its owner;
+// bob may not forget hers (audited), she may, and then it is gone.
 static void
 test_consumer_owner(void)
 {
@@ -745,8 +746,43 @@ test_consumer_owner(void)
     uint64_t after_acked = 0;
     int fb2 = follow(bob, "billing", &b_last, &b_acked, &err);
     int fa2 = follow(alice, "billing", &last, &after_acked, &err);
+    admin = again ? connect_as(&t, "admin") : NULL;
+    drover_consumer_t *cs = NULL;
+    size_t n_cs = 0;
+    int bob_lists =
+        bob ? drover_consumer_list(bob, NULL, &cs, &n_cs, &err) : -1;
+    free(cs);
+    cs = NULL;
+    int adm_lists =
+        admin ? drover_consumer_list(admin, "jobs", &cs, &n_cs, &err) : -1;
+    bool owner_shown = false;
+    for (size_t i = 0; adm_lists == 0 && i < n_cs; i++) {
+        owner_shown |= strcmp(cs[i].consumer, "billing") == 0 &&
+                       strcmp(cs[i].owner, "alice") == 0 && cs[i].acked == 1 &&
+                       cs[i].last == 3;
+    }
+    free(cs);
+    int bob_forgets =
+        bob ? drover_consumer_forget(bob, "jobs", "billing", NULL, &err) : -1;
+    bool bf_says = strstr(err.text, "belongs to key 'alice'") != NULL;
+    uint64_t forgot_at = 0;
+    int alice_forgets = alice ? drover_consumer_forget(alice, "jobs", "billing",
+                                                       &forgot_at, &err)
+                              : -1;
+    bool f_audited = audited(admin, "bob", "consumer_forget", "refused") &&
+                     audited(admin, "alice", "consumer_forget", "ok");
+    cs = NULL;
+    n_cs = 0;
+    int adm_lists2 =
+        admin ? drover_consumer_list(admin, "jobs", &cs, &n_cs, &err) : -1;
+    bool still_there = false;
+    for (size_t i = 0; adm_lists2 == 0 && i < n_cs; i++) {
+        still_there |= strcmp(cs[i].consumer, "billing") == 0;
+    }
+    free(cs);
     drover_destroy(&alice);
     drover_destroy(&bob);
+    drover_destroy(&admin);
     ten_down(&t, fa != 0 || fb != DV_EPERM || fa2 != 0);
     DV_CHECK(up);
     DV_CHECK_EQ(ran, 3);
@@ -767,6 +803,16 @@ test_consumer_owner(void)
     DV_CHECK_EQ(fb2, DV_EPERM); // the owner is stored
     DV_CHECK_EQ(fa2, 0);
     DV_CHECK_EQ(after_acked, 1); // bob's ack moved nothing
+    DV_CHECK_EQ(bob_lists, DV_EPERM);
+    DV_CHECK_EQ(adm_lists, 0);
+    DV_CHECK(owner_shown);
+    DV_CHECK_EQ(bob_forgets, DV_EPERM);
+    DV_CHECK(bf_says);
+    DV_CHECK_EQ(alice_forgets, 0);
+    DV_CHECK_EQ(forgot_at, 1);
+    DV_CHECK(f_audited);
+    DV_CHECK_EQ(adm_lists2, 0);
+    DV_CHECK(!still_there);
 }
 
 // A train job into model on stored data set ds, waited for: 0, the

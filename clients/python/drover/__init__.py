@@ -1,4 +1,4 @@
-"""Drover's Python client (wire protocol 1.7).
+"""Drover's Python client (wire protocol 1.8).
 
     import drover
     with drover.Client() as c:          # $DROVER_BROKER or tcp://127.0.0.1:7470

@@ -6,9 +6,10 @@ the reply header (blocking client) or an awaitable of it (asyncio client);
 returns a value in :class:`drover.Client` and a coroutine in
 :class:`drover.aio.Client`.
 
-Lists (models, data sets, workers, jobs, dead letters) come in pages
-(protocol 1.7): a reply that stopped before the end carries ``next``, and
-the same request again with ``from`` set to it returns the following page.
+Lists (models, data sets, workers, jobs, dead letters; stream consumers
+since 1.8) come in pages (protocol 1.7): a reply that stopped before the
+end carries ``next``, and the same request again with ``from`` set to it
+returns the following page.
 :func:`_pages` holds that loop once, as a generator that yields each
 request and is sent each reply; ``self._drive(gen)`` runs it, sending the
 requests with ``self._call`` (:func:`drive` in the blocking client,
@@ -154,6 +155,16 @@ def _model_with_schema(want_schema: bool) -> Callable[[Any], Dict[str, Any]]:
     return shape
 
 
+def _forgotten(api: "_Api", queue: str, consumer: str
+               ) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """consumer_forget's reply as it is, once the client's own stream of
+    that consumer (if any) is ended."""
+    def shape(h: Dict[str, Any]) -> Dict[str, Any]:
+        api._forgot(queue, consumer)
+        return h
+    return shape
+
+
 def _one_dead(job: int) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
     def shape(h: Dict[str, Any]) -> Dict[str, Any]:
         jobs = h.get("jobs", [])
@@ -171,6 +182,8 @@ class _Api:
     _then: Callable[[Any, Callable[[Any], Any]], Any]
     #: runs a request generator (_pages): drive() or adrive()
     _drive: Callable[[Pages], Any]
+    #: ends the client's own stream of a forgotten consumer (_proto._Core)
+    _forgot: Callable[[str, str], None]
     broker_minor: int
 
     # ------------------------------------------------------------ basics
@@ -387,6 +400,35 @@ class _Api:
         return self._then(self._call("dead_purge",
                                      _dead_fields(job, all, queue), ("ok",)),
                           _get("purged", 0))
+
+    # -------------------------------------------------- stream consumers
+
+    def consumers(self, queue: Optional[str] = None) -> Any:
+        """The result-stream consumers the broker keeps (1.8; with CURVE,
+        admin keys): [{queue, consumer, acked, last, followed, window,
+        in_flight, owner}], sorted by queue, then name (byte order), of
+        queue (default: all). ``acked``: every result up to it is handled;
+        ``last``: the queue's last result given out (lag = last - acked);
+        ``window`` and ``in_flight`` (sent, not acknowledged) only while a
+        connection follows it, ``owner`` (a key id) only when it has one.
+        A long list is fetched in pages, transparently. A broker before 1.8
+        raises :class:`errors.Format` (an unknown message type)."""
+        return self._drive(_pages("consumer_list", {"queue": queue},
+                                  ("consumers",), "consumers"))
+
+    def consumer_forget(self, queue: str, consumer: str) -> Any:
+        """Remove a consumer for good (1.8; with CURVE, its owner with the
+        consumer role on queue, or an admin): its stored position goes, a
+        client following it gets no more results, and a later ``follow``
+        of the name starts anew (``start``). Returns the ``ok`` reply
+        {queue, consumer, acked: the position it had} once the removal is
+        stored; a :class:`Stream` of this client following it ends.
+        :class:`errors.NoEntry` when there is no such consumer (or
+        queue)."""
+        return self._then(self._call("consumer_forget",
+                                     {"queue": queue, "consumer": consumer},
+                                     ("ok",)),
+                          _forgotten(self, queue, consumer))
 
     # ------------------------------------------------------------- admin
 

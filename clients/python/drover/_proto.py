@@ -1,4 +1,4 @@
-"""Wire protocol 1.7 pieces shared by the blocking and the asyncio client.
+"""Wire protocol 1.8 pieces shared by the blocking and the asyncio client.
 
 Nothing here touches a socket: encoding of headers and frames, decoding of
 replies into :class:`Result` and friends, key files, and the dispatch of
@@ -66,7 +66,7 @@ NOTLEADER_GRACE_S = 0.2
 READS = frozenset(("ping", "hello", "cluster", "status", "workers",
                    "model_list", "model_get", "dataset_list", "dataset_get",
                    "job_get", "job_list", "result_get", "dead_list",
-                   "audit_list"))
+                   "audit_list", "consumer_list"))
 _ANY_HOST = ("0.0.0.0", "*", "::", "[::]", "")
 
 
@@ -650,15 +650,18 @@ class _JobState(_Pending):
 class _StreamState(_Pending):
     """A `follow`: its `ok`, then streamed results until unfollowed."""
 
-    __slots__ = ("ok", "results", "exc", "_waker", "closed")
+    __slots__ = ("ok", "results", "exc", "_waker", "closed", "names")
 
-    def __init__(self) -> None:
+    def __init__(self, queue: Optional[str] = None,
+                 consumer: Optional[str] = None) -> None:
         super().__init__()
         self.ok: Optional[Dict[str, Any]] = None
         self.results: List[Result] = []
         self.exc: Optional[BaseException] = None
         self._waker: Optional[Callable[[], None]] = None
         self.closed = False
+        #: (queue, consumer) it follows
+        self.names = (queue, consumer)
 
     def on_message(self, t, h, frames):
         if t == "ok" and self.ok is None:
@@ -827,6 +830,19 @@ class _Core:
             self._pending.pop(rid, None)
             assert st.exc is not None
             raise st.exc
+
+    def _forgot(self, queue: str, consumer: str) -> None:
+        """After ``consumer_forget`` of (queue, consumer) succeeded: a
+        stream of ours following it ends (the broker sends it nothing
+        more, and a resend of its ``follow`` to a group's new leader would
+        start the consumer anew); its results received stay readable."""
+        for rid, p in list(self._pending.items()):
+            if (isinstance(p, _StreamState) and not p.closed
+                    and p.names == (queue, consumer)):
+                del self._pending[rid]
+                p.closed = True
+                if p._waker:
+                    p._waker()
 
     def _abandon(self, states: Sequence[_Pending]) -> None:
         """Forget jobs nobody will wait for (their results get dropped)."""

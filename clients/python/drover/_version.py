@@ -8,4 +8,4 @@ broker, workers and libdrover of the same release.
 __version__ = "0.1.0"
 
 #: The wire protocol this client speaks (docs/PROTOCOL.md).
-PROTOCOL_VERSION = (1, 7)
+PROTOCOL_VERSION = (1, 8)

@@ -643,7 +643,7 @@ class Client(P._Core, _Api):
     async def follow(self, queue: str, consumer: str, *,
                      window: Optional[int] = None,
                      start: Optional[str] = None) -> Stream:
-        st = P._StreamState()
+        st = P._StreamState(queue, consumer)
         w = _Waiter(st)
         rid = self._open(st)
         f = {"queue": queue, "consumer": consumer, "window": window,

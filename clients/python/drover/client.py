@@ -279,7 +279,7 @@ class Stream(P._StreamBase):
 
 
 class Client(P._Core, _Api):
-    """A connection to a Drover broker (ZeroMQ DEALER, protocol 1.7).
+    """A connection to a Drover broker (ZeroMQ DEALER, protocol 1.8).
 
     ``endpoint``: default ``$DROVER_BROKER``, else tcp://127.0.0.1:7470.
     A comma-separated list (``tcp://a:7470,tcp://b:7470,tcp://c:7470``)
@@ -818,7 +818,7 @@ class Client(P._Core, _Api):
                ) -> Stream:
         """Follow queue's result stream as consumer (resumes after its
         acked position; ``start`` "earliest"/"latest" for a new one)."""
-        st = P._StreamState()
+        st = P._StreamState(queue, consumer)
         rid = self._open(st)
         f = {"queue": queue, "consumer": consumer, "window": window,
              "from": start}

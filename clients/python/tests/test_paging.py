@@ -4,7 +4,9 @@ workers, jobs and dead letters, against a broker of their own (no real
 workers: jobs stay queued). Each test checks that its list took more than
 one page, so it fails when the client stops after the first (or when the
 broker ignores ``from``). Then the paging loop itself against canned
-replies: old brokers, brokers that never move on, per-request limits."""
+replies: old brokers, brokers that never move on, per-request limits, and
+the stream consumers' list (1.8: `next` a [queue, consumer] pair) and
+forget."""
 
 from __future__ import annotations
 
@@ -281,24 +283,62 @@ def test_dead_list_spans_pages(bare):
         fake.stop()
 
 
+# --------------------------------------------------- stream consumers
+
+def test_consumers_come_back_whole_in_pages(bare):
+    """1.8: 260 consumers of 128-character names (~300 bytes an entry)
+    take two pages; `next` is a [queue, consumer] pair."""
+    names = [f"{k:03d}-" + "c" * 124 for k in range(260)]
+    with bare.client() as c:
+        for n in reversed(names):  # made out of order
+            c.follow(QUEUE, n).close()  # unfollowed: the consumer stays
+        seen = count_calls(c)
+        got = c.consumers(queue=QUEUE)
+        assert [(x["queue"], x["consumer"]) for x in got] == [
+            (QUEUE, n) for n in names]
+        assert all(x["acked"] == 0 and not x["followed"] for x in got)
+        assert packed(got) > HEADER_BYTES
+        assert seen["consumer_list"] >= 2
+
+        async def aio():
+            async with drover.aio.Client(bare.cep) as a:
+                seen = count_calls(a)
+                listed = await a.consumers(queue=QUEUE)
+                assert seen["consumer_list"] >= 2
+                return listed
+        assert run(aio()) == got
+        for n in names:
+            c.consumer_forget(QUEUE, n)
+        assert c.consumers(queue=QUEUE) == []
+
+
 # ------------------------------------------- the paging loop, canned
 
 class Canned(_api._Api):
-    """_Api over canned replies: replies[i] answers the i-th request."""
+    """_Api over canned replies: replies[i] answers the i-th request (an
+    exception there is raised, as a broker's `error` reply is)."""
 
-    def __init__(self, replies: List[Dict[str, Any]], minor: int = 7):
+    def __init__(self, replies: List[Any], minor: int = 7):
         self.replies = list(replies)
         self.sent: List[Dict[str, Any]] = []
         self.broker_minor = minor
+        #: the consumers _forgot was told of
+        self.forgot: List[Any] = []
 
     def _call(self, t, fields, want, frames=(), timeout="default"):
         self.sent.append(P.header(t, 0, **fields))
         if not self.replies:
             raise AssertionError("asked once too often")
-        return self.replies.pop(0)
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     def _then(self, r, fn):
         return fn(r)
+
+    def _forgot(self, queue, consumer):
+        self.forgot.append((queue, consumer))
 
     def _drive(self, gen):
         return _api.drive(gen, self._call)
@@ -308,6 +348,14 @@ class CannedAio(Canned):
     async def _acall(self, *a, **kw):
         await asyncio.sleep(0)
         return Canned._call(self, *a, **kw)
+
+    def _call(self, *a, **kw):  # a coroutine, as drover.aio's
+        return self._acall(*a, **kw)
+
+    def _then(self, r, fn):
+        async def then():
+            return fn(await r)
+        return then()
 
     def _drive(self, gen):
         return _api.adrive(gen, self._acall)
@@ -377,3 +425,52 @@ def test_jobs_from_needs_a_1_7_broker():
     with pytest.raises(errors.Invalid):
         run(CannedAio([], minor=6).jobs_page(from_=5))
     assert Canned([{"jobs": []}], minor=6).jobs() == []
+
+
+# ------------------------------------------- stream consumers (1.8)
+
+def consumer(queue: str, name: str, acked: int, last: int,
+             **more: Any) -> Dict[str, Any]:
+    return {"queue": queue, "consumer": name, "acked": acked, "last": last,
+            "followed": False, **more}
+
+
+def test_consumers_pages_with_a_pair_next():
+    a = consumer("q", "a", 3, 9, followed=True, window=100, in_flight=6,
+                 owner="k" * 64)
+    b, c = consumer("q", "b", 9, 9), consumer("q", "c", 0, 9)
+    got, sent = both([{"total": 3, "consumers": [a, b], "next": ["q", "c"]},
+                      {"total": 3, "consumers": [c]}],
+                     lambda cl: cl.consumers(queue="q"), minor=8)
+    assert got == [a, b, c]
+    assert [h["t"] for h in sent] == ["consumer_list"] * 2
+    assert [h.get("from") for h in sent] == [None, ["q", "c"]]
+    assert all(h["queue"] == "q" and "limit" not in h for h in sent)
+    # all queues: no queue field; one page without next ends it
+    got, sent = both([{"total": 0, "consumers": []}],
+                     lambda cl: cl.consumers(), minor=8)
+    assert got == [] and len(sent) == 1 and "queue" not in sent[0]
+    # a broker that never moves on does not keep the client asking
+    page = {"total": 2, "consumers": [a], "next": ["q", "b"]}
+    got, sent = both([page, page, page], lambda cl: cl.consumers(), minor=8)
+    assert got == [a] and len(sent) == 2
+
+
+def test_consumer_forget_round_trip():
+    ok = {"v": [1, 8], "t": "ok", "rid": 0, "queue": "q", "consumer": "a",
+          "acked": 7}
+    for cls in (Canned, CannedAio):
+        c = cls([ok], minor=8)
+        r = c.consumer_forget("q", "a")
+        got = run(r) if cls is CannedAio else r
+        assert got == ok
+        assert c.sent == [P.header("consumer_forget", 0, queue="q",
+                                   consumer="a")]
+        assert c.forgot == [("q", "a")]  # its own stream of it ends
+        # refused: the error is raised, nothing is forgotten here
+        c = cls([errors.NoEntry("no consumer a on queue q")], minor=8)
+        with pytest.raises(errors.NoEntry):
+            r = c.consumer_forget("q", "a")
+            if cls is CannedAio:
+                run(r)
+        assert c.forgot == []
