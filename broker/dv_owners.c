@@ -1,5 +1,8 @@
-// dv_owners — name owners and readers (see dv_owners.h). A handful of
-// names per broker: a plain array, searched linearly; readers likewise.
+// dv_owners — name owners and readers (see dv_owners.h). An array of
+// names found through a hash index: a producer may make 100,000 names
+// (DV_MAX_CATALOG_VERSIONS), and dataset_list asks once per data set, so a
+// linear search made one list O(n^2), seconds of the loop. Readers (at
+// most DV_MAX_READERS a name) are searched linearly.
 #include "dv_owners.h"
 
 #include <dirent.h>
@@ -14,6 +17,7 @@
 #include "dv_keys.h"
 #include "dv_limits.h"
 #include "dv_mem.h"
+#include "dv_names.h"
 #include "dv_proto.h"
 
 #define PATH_BYTES 4096
@@ -32,18 +36,15 @@ typedef struct {
 struct dv_owners {
     char *dir; // NULL: memory only
     entry_t *entries;
-    size_t n;
+    size_t n, cap;
+    dv_names_t *index; // name -> its place in entries
 };
 
 static entry_t *
 find(const dv_owners_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->n; i++) {
-        if (strcmp(self->entries[i].name, name) == 0) {
-            return &self->entries[i];
-        }
-    }
-    return NULL;
+    size_t i = dv_names_find(self->index, name);
+    return i == SIZE_MAX ? NULL : &self->entries[i];
 }
 
 static void
@@ -51,11 +52,15 @@ put(dv_owners_t *self, const char *name, const char *owner)
 {
     entry_t *e = find(self, name);
     if (!e) {
-        self->entries =
-            dv_realloc(self->entries, (self->n + 1) * sizeof *self->entries);
-        e = &self->entries[self->n++];
+        if (self->n == self->cap) {
+            self->cap = self->cap ? 2 * self->cap : 16;
+            self->entries =
+                dv_realloc(self->entries, self->cap * sizeof *self->entries);
+        }
+        e = &self->entries[self->n];
         memset(e, 0, sizeof *e);
         snprintf(e->name, sizeof e->name, "%s", name);
+        dv_names_add(self->index, e->name, self->n++);
     }
     snprintf(e->owner, sizeof e->owner, "%s", owner);
 }
@@ -117,6 +122,7 @@ dv_owners_open(dv_owners_t **out, const char *dir, dv_error_t *err)
 {
     dv_owners_t *self = dv_calloc(1, sizeof *self);
     self->dir = dir ? dv_strdup(dir) : NULL;
+    self->index = dv_names_new();
     DIR *d = dir ? opendir(dir) : NULL;
     struct dirent *e;
     int rc = 0;
@@ -166,6 +172,7 @@ dv_owners_destroy(dv_owners_t **self_p)
     }
     free((*self_p)->dir);
     free((*self_p)->entries);
+    dv_names_destroy(&(*self_p)->index);
     free(*self_p);
     *self_p = NULL;
 }
@@ -206,9 +213,14 @@ void
 dv_owners_forget(dv_owners_t *self, const char *name)
 {
     entry_t *e = find(self, name);
-    if (e) {
+    if (e) { // the last entry takes its place
+        size_t i = (size_t)(e - self->entries);
         free(e->readers);
+        dv_names_remove(self->index, name);
         *e = self->entries[--self->n];
+        if (i != self->n) {
+            dv_names_add(self->index, e->name, i);
+        }
     }
     if (self->dir) {
         char path[PATH_BYTES];

@@ -144,10 +144,47 @@ test_files(void)
     DV_CHECK(open_now); // nobody owns it now
 }
 
+// Many names, a third forgotten (each forget moves the last entry into
+// the hole): every other name keeps its owner, the forgotten have none,
+// and a forgotten name can be owned anew.
+static void
+test_many_names(void)
+{
+    enum { N = 3000 };
+    dv_owners_t *o = NULL;
+    dv_error_t err = {0};
+    DV_CHECK_EQ(dv_owners_open(&o, NULL, &err), 0);
+    char name[32], owner[32];
+    size_t set = 0, wrong = 0;
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "name-%zu", i);
+        snprintf(owner, sizeof owner, "key-%zu", i % 7);
+        set += dv_owners_set(o, name, owner, &err) == 0;
+    }
+    for (size_t i = 0; i < N; i += 3) {
+        snprintf(name, sizeof name, "name-%zu", i);
+        dv_owners_forget(o, name);
+    }
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "name-%zu", i);
+        snprintf(owner, sizeof owner, "key-%zu", i % 7);
+        const char *got = dv_owners_get(o, name);
+        wrong += i % 3 == 0 ? got != NULL : !got || strcmp(got, owner) != 0;
+    }
+    bool anew = dv_owners_set(o, "name-0", "carol", &err) == 0 &&
+                dv_owners_get(o, "name-0") &&
+                strcmp(dv_owners_get(o, "name-0"), "carol") == 0;
+    dv_owners_destroy(&o);
+    DV_CHECK_EQ(set, N);
+    DV_CHECK_EQ(wrong, 0);
+    DV_CHECK(anew);
+}
+
 static const dv_test_case_t cases[] = {
     {"owner, readers, everyone, taken back", test_read_access},
     {"bad reader lists are refused and change nothing", test_bad_lists},
     {"owners and readers survive a reopen; forget removes them", test_files},
+    {"3,000 names, a third forgotten", test_many_names},
     {NULL, NULL},
 };
 
