@@ -42,14 +42,16 @@ typedef struct {
 
 struct dv_registry {
     dv_catalog_t *cat; // the versions (records: dv_model_info_t)
-    alias_t *aliases;  // every model's aliases
-    size_t n_aliases;  //
+    alias_t *aliases;  // every model's aliases, sorted by name then alias
+    size_t n_aliases;  //   (an infer job naming NAME@ALIAS finds it by a
+                       //   binary search, a model record its aliases)
     config_t *configs; // settings of the models that have some, by name
     size_t n_configs;  //
     char *dir;         // data dir, or NULL (memory)
 };
 
 static int load_aliases(dv_registry_t *self, const char *name, dv_error_t *err);
+static void sort_aliases(dv_registry_t *self);
 static int load_config(dv_registry_t *self, const char *name, dv_error_t *err);
 static config_t *config_find(const dv_registry_t *self, const char *name);
 
@@ -250,6 +252,7 @@ dv_registry_open(dv_registry_t **out, const char *dir, dv_error_t *err)
         dv_registry_destroy(&self);
         return rc;
     }
+    sort_aliases(self); // loaded name by name, in the folder's order
     *out = self;
     return 0;
 }
@@ -500,15 +503,20 @@ dv_registry_list(const dv_registry_t *self, size_t *n)
 }
 
 // The last version of name went: so go its aliases and settings.
+static size_t
+alias_lower(const dv_registry_t *self, const char *name, const char *alias);
+static size_t
+alias_name_end(const dv_registry_t *self, const char *name, size_t from);
+
 static void
 forget_name(dv_registry_t *self, const char *name)
 {
-    for (size_t a = 0; a < self->n_aliases;) {
-        if (strcmp(self->aliases[a].name, name) == 0) {
-            self->aliases[a] = self->aliases[--self->n_aliases];
-        } else {
-            a++;
-        }
+    size_t lo = alias_lower(self, name, ""),
+           hi = alias_name_end(self, name, lo);
+    if (hi > lo) {
+        memmove(&self->aliases[lo], &self->aliases[hi],
+                (self->n_aliases - hi) * sizeof(alias_t));
+        self->n_aliases -= hi - lo;
     }
     config_t *c = config_find(self, name);
     if (c) {
@@ -524,9 +532,10 @@ dv_registry_rm(dv_registry_t *self,
                uint32_t version,
                dv_error_t *err)
 {
-    for (size_t a = 0; version && a < self->n_aliases; a++) {
-        if (self->aliases[a].version == version &&
-            strcmp(self->aliases[a].name, name) == 0) {
+    size_t lo = alias_lower(self, name, ""),
+           hi = alias_name_end(self, name, lo);
+    for (size_t a = lo; version && a < hi; a++) {
+        if (self->aliases[a].version == version) {
             return dv_errorf(err, DV_EINVAL,
                              "model %s@%" PRIu32 " is what alias '%s' points "
                              "at: move or remove the alias first",
@@ -568,16 +577,84 @@ dv_registry_read(const dv_registry_t *self,
 
 // ---------------------------------------------------------------- aliases
 
+static int
+alias_cmp(const alias_t *a, const char *name, const char *alias)
+{
+    int c = strcmp(a->name, name);
+    return c ? c : strcmp(a->alias, alias);
+}
+
+static int
+alias_order(const void *x, const void *y)
+{
+    const alias_t *b = y;
+    return alias_cmp(x, b->name, b->alias);
+}
+
+static void
+sort_aliases(dv_registry_t *self)
+{
+    if (self->n_aliases > 1) { // (none: a NULL array)
+        qsort(self->aliases, self->n_aliases, sizeof(alias_t), alias_order);
+    }
+}
+
+// The place of the first alias at or after (name, alias): with alias "",
+// name's first.
+static size_t
+alias_lower(const dv_registry_t *self, const char *name, const char *alias)
+{
+    size_t lo = 0, hi = self->n_aliases;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (alias_cmp(&self->aliases[mid], name, alias) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+// Past name's last alias, from its first (alias_lower(name, "")).
+static size_t
+alias_name_end(const dv_registry_t *self, const char *name, size_t from)
+{
+    while (from < self->n_aliases &&
+           strcmp(self->aliases[from].name, name) == 0) {
+        from++;
+    }
+    return from;
+}
+
 static alias_t *
 alias_find(const dv_registry_t *self, const char *name, const char *alias)
 {
-    for (size_t a = 0; a < self->n_aliases; a++) {
-        if (strcmp(self->aliases[a].name, name) == 0 &&
-            strcmp(self->aliases[a].alias, alias) == 0) {
-            return &self->aliases[a];
-        }
-    }
-    return NULL;
+    size_t i = alias_lower(self, name, alias);
+    return i < self->n_aliases && alias_cmp(&self->aliases[i], name, alias) == 0
+               ? &self->aliases[i]
+               : NULL;
+}
+
+// Insert a (not there yet) in its place.
+static void
+alias_insert(dv_registry_t *self, const alias_t *a)
+{
+    size_t i = alias_lower(self, a->name, a->alias);
+    self->aliases =
+        dv_realloc(self->aliases, (self->n_aliases + 1) * sizeof(alias_t));
+    memmove(&self->aliases[i + 1], &self->aliases[i],
+            (self->n_aliases - i) * sizeof(alias_t));
+    self->aliases[i] = *a;
+    self->n_aliases++;
+}
+
+static void
+alias_remove(dv_registry_t *self, alias_t *a)
+{
+    size_t i = (size_t)(a - self->aliases);
+    memmove(a, a + 1, (self->n_aliases - i - 1) * sizeof(alias_t));
+    self->n_aliases--;
 }
 
 uint32_t
@@ -597,9 +674,11 @@ dv_registry_aliases_of(const dv_registry_t *self,
                        size_t max)
 {
     size_t n = 0;
-    for (size_t a = 0; a < self->n_aliases && n < max; a++) {
-        if (self->aliases[a].version == version &&
-            strcmp(self->aliases[a].name, name) == 0) {
+    for (size_t a = alias_lower(self, name, "");
+         a < self->n_aliases && n < max &&
+         strcmp(self->aliases[a].name, name) == 0;
+         a++) {
+        if (self->aliases[a].version == version) {
             out[n++] = self->aliases[a].alias;
         }
     }
@@ -613,14 +692,14 @@ save_aliases(const dv_registry_t *self, const char *name, dv_error_t *err)
     if (!self->dir) {
         return 0;
     }
-    size_t cap = 64 + self->n_aliases * (DV_MAX_WIRE_NAME + 16), len = 0;
+    size_t lo = alias_lower(self, name, ""),
+           hi = alias_name_end(self, name, lo);
+    size_t cap = 64 + (hi - lo) * (DV_MAX_WIRE_NAME + 16), len = 0;
     char *text = dv_malloc(cap);
-    for (size_t a = 0; a < self->n_aliases; a++) {
-        if (strcmp(self->aliases[a].name, name) == 0) {
-            len += (size_t)snprintf(text + len, cap - len, "%s %" PRIu32 "\n",
-                                    self->aliases[a].alias,
-                                    self->aliases[a].version);
-        }
+    for (size_t a = lo; a < hi; a++) {
+        len +=
+            (size_t)snprintf(text + len, cap - len, "%s %" PRIu32 "\n",
+                             self->aliases[a].alias, self->aliases[a].version);
     }
     char path[PATH_BYTES];
     snprintf(path, sizeof path, "%s/models/%s/aliases", self->dir, name);
@@ -661,18 +740,22 @@ dv_registry_alias(dv_registry_t *self,
         return dv_errorf(err, DV_ENOENT, "model '%s' has no alias '%s'", name,
                          alias);
     }
+    if (version && !a && self->n_aliases >= DV_MAX_ALIASES) {
+        return dv_errorf(err, DV_ELIMIT,
+                         "the registry keeps %zu aliases, the most it keeps "
+                         "(%d): remove some first",
+                         self->n_aliases, DV_MAX_ALIASES);
+    }
     alias_t before = a ? *a : (alias_t){{0}, {0}, 0};
     if (!version) {
-        *a = self->aliases[--self->n_aliases];
+        alias_remove(self, a);
     } else if (a) {
         a->version = version;
     } else {
-        self->aliases =
-            dv_realloc(self->aliases, (self->n_aliases + 1) * sizeof(alias_t));
-        a = &self->aliases[self->n_aliases++];
-        snprintf(a->name, sizeof a->name, "%s", name);
-        snprintf(a->alias, sizeof a->alias, "%s", alias);
-        a->version = version;
+        alias_t n = {{0}, {0}, version};
+        snprintf(n.name, sizeof n.name, "%s", name);
+        snprintf(n.alias, sizeof n.alias, "%s", alias);
+        alias_insert(self, &n);
     }
     int rc = save_aliases(self, name, err);
     if (rc) { // not stored: undo
@@ -680,11 +763,9 @@ dv_registry_alias(dv_registry_t *self,
         if (before.version && a) {
             a->version = before.version;
         } else if (before.version) {
-            self->aliases = dv_realloc(self->aliases,
-                                       (self->n_aliases + 1) * sizeof(alias_t));
-            self->aliases[self->n_aliases++] = before;
+            alias_insert(self, &before);
         } else if (a) {
-            *a = self->aliases[--self->n_aliases];
+            alias_remove(self, a);
         }
     }
     return rc;
@@ -719,7 +800,8 @@ load_aliases(dv_registry_t *self, const char *name, dv_error_t *err)
         unsigned long v = 0;
         if (sscanf(line, "%128s %lu", alias, &v) == 2 && alias_valid(alias) &&
             v > 0 && v <= UINT32_MAX &&
-            dv_registry_get(self, name, (uint32_t)v)) {
+            dv_registry_get(self, name, (uint32_t)v) &&
+            self->n_aliases < DV_MAX_ALIASES) { // sorted once all are read
             self->aliases = dv_realloc(self->aliases,
                                        (self->n_aliases + 1) * sizeof(alias_t));
             alias_t *a = &self->aliases[self->n_aliases++];

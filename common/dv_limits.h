@@ -110,6 +110,11 @@
 // is refused with DV_ELIMIT until some are removed (drover models gc).
 #define DV_MAX_CATALOG_VERSIONS 100000
 
+// Model aliases the registry keeps, over all names (model_alias is an
+// admin's, but every alias is a record in RAM and a line rewritten with its
+// name's file): as many as versions. Past it a new alias is DV_ELIMIT.
+#define DV_MAX_ALIASES 100000
+
 // File bytes each of the two stores keeps (--max-stored-bytes lowers it).
 // Without a data dir every file stays in RAM: 4 GiB. With one they live on
 // disk, where DV_MIN_FREE_DISK_BYTES is the bound that matters; 1 TiB
@@ -215,10 +220,10 @@
 // all queues. A consumer is kept until consumer_forget removes it (its
 // position is stored), so a key with the consumer role naming a new one
 // per request could otherwise grow the broker's memory and store without
-// end (~600 bytes and a record each). Past it, a `follow` naming a new consumer is refused (DV_ELIMIT)
-// and creates nothing; existing consumers keep working. 10,000 is far
-// more than a deployment's streams, and what the sweep that pumps every
-// consumer once a heartbeat can walk in microseconds.
+// end (~600 bytes and a record each). Past it, a `follow` naming a new consumer
+// is refused (DV_ELIMIT) and creates nothing; existing consumers keep working.
+// 10,000 is far more than a deployment's streams, and what the sweep that pumps
+// every consumer once a heartbeat can walk in microseconds.
 #define DV_MAX_CONSUMERS 10000
 
 // Audit log entries the store keeps (`audit` table), the oldest deleted

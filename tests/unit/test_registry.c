@@ -244,7 +244,119 @@ test_bounded(void)
     free(image);
 }
 
+// Aliases against a model: 40 models of 3 versions, 5 aliases each set
+// in a scrambled order, then moved, some removed, one model removed whole
+// (an aliased version alone is not); every alias finds its version (absent ones
+// 0), each version lists exactly its aliases, and a reopen of the folder
+// (aliases read back name by name) finds the same.
+enum { A_MODELS = 40, A_PER = 5 };
+
+static int
+alias_want(unsigned i, unsigned a)
+{
+    if (i == 7) {
+        return 0; // its versions removed: its aliases went with them
+    }
+    if ((i + a) % 4 == 0) {
+        return 0; // removed
+    }
+    return (int)(1 + (i + 2 * a) % 3) % 3 + 1; // moved from 1 + (i+2a) % 3
+}
+
+static size_t
+aliases_wrong(const dv_registry_t *r)
+{
+    size_t wrong = 0;
+    for (unsigned i = 0; i < A_MODELS; i++) {
+        char name[16], alias[16];
+        snprintf(name, sizeof name, "m%02u", i);
+        for (unsigned a = 0; a < A_PER + 1; a++) {
+            snprintf(alias, sizeof alias, "a%u", a);
+            int want = a < A_PER ? alias_want(i, a) : 0;
+            wrong +=
+                dv_registry_alias_version(r, name, alias) != (unsigned)want;
+        }
+        for (uint32_t v = 1; v <= 3; v++) {
+            const char *got[8];
+            size_t n = dv_registry_aliases_of(r, name, v, got, 8), expect = 0;
+            for (unsigned a = 0; a < A_PER; a++) {
+                expect += alias_want(i, a) == (int)v;
+            }
+            wrong += n != expect;
+            for (size_t k = 0; k < n; k++) {
+                unsigned a = (unsigned)atoi(got[k] + 1);
+                wrong += got[k][0] != 'a' || alias_want(i, a) != (int)v;
+            }
+        }
+    }
+    return wrong;
+}
+
+static void
+test_aliases_among_many(void)
+{
+    char *dir = dv_test_tmpdir();
+    char models[4200];
+    snprintf(models, sizeof models, "%s/models", dir);
+    mkdir(models, 0755);
+    dv_registry_t *r = NULL;
+    dv_error_t err = {0};
+    int rc = dv_registry_open(&r, dir, &err);
+    size_t widths[] = {2, 1};
+    dv_act_t acts[] = {DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
+    uint8_t *image = NULL;
+    size_t len = 0;
+    rc = rc ? rc : dv_model_encode(m, &image, &len, &err);
+    dv_model_destroy(&m);
+    char name[16], alias[16];
+    for (unsigned v = 1; rc == 0 && v <= 3; v++) {
+        for (unsigned i = 0; rc == 0 && i < A_MODELS; i++) {
+            snprintf(name, sizeof name, "m%02u", i);
+            rc = dv_registry_push(r, name, image, len, NULL, &err);
+        }
+    }
+    free(image);
+    uint32_t prev = 0;
+    for (unsigned k = 0; rc == 0 && k < A_MODELS * A_PER; k++) {
+        unsigned x = (k * 37u) % (A_MODELS * A_PER); // scrambled
+        unsigned i = x / A_PER, a = x % A_PER;
+        snprintf(name, sizeof name, "m%02u", i);
+        snprintf(alias, sizeof alias, "a%u", a);
+        rc =
+            dv_registry_alias(r, name, alias, 1 + (i + 2 * a) % 3, &prev, &err);
+    }
+    for (unsigned k = 0; rc == 0 && k < A_MODELS * A_PER; k++) {
+        unsigned i = k / A_PER, a = k % A_PER;
+        snprintf(name, sizeof name, "m%02u", i);
+        snprintf(alias, sizeof alias, "a%u", a);
+        uint32_t to = (i + a) % 4 == 0 ? 0 : (1 + (i + 2 * a) % 3) % 3 + 1;
+        if (i != 7) {
+            rc = dv_registry_alias(r, name, alias, to, &prev, &err);
+        }
+    }
+    // A version an alias points at is not removed; removing m07 whole
+    // takes its aliases with it.
+    int refused = rc ? rc : dv_registry_rm(r, "m07", 1 + (7 + 2 * 1) % 3, &err);
+    int removed = rc ? rc : dv_registry_rm(r, "m07", 0, &err);
+    rc = removed == 3 ? 0 : removed;
+    size_t wrong = rc ? 1 : aliases_wrong(r);
+    dv_registry_destroy(&r);
+    int reopen = rc ? rc : dv_registry_open(&r, dir, &err);
+    size_t wrong_after = reopen ? 1 : aliases_wrong(r);
+    dv_registry_destroy(&r);
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK_RC(rc, 0, &err);
+    DV_CHECK_EQ(refused, DV_EINVAL);
+    DV_CHECK_EQ(wrong, 0);
+    DV_CHECK_EQ(reopen, 0);
+    DV_CHECK_EQ(wrong_after, 0);
+}
+
 static const dv_test_case_t cases[] = {
+    {"aliases among many names, moved, removed, reopened",
+     test_aliases_among_many},
     {"lineage files: kept when one map, else dropped", test_lineage_files},
     {"versions and settings found among many models",
      test_versions_found_among_many},
