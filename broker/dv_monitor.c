@@ -458,6 +458,25 @@ render_queues(dv_broker_t *b, dv_prom_t *p)
     free(st);
 }
 
+// Each result stream consumer's lag (at most DV_MAX_CONSUMERS series):
+// the results of its queue past its position. Kafka's consumer lag, the
+// figure a stream's operator watches.
+static void
+render_consumers(dv_broker_t *b, dv_prom_t *p)
+{
+    dv_prom_family(p, "drover_consumer_lag", "gauge",
+                   "Results of the queue past each stream consumer's "
+                   "acknowledged position (its queue's last seq - acked).");
+    for (size_t i = 0; i < b->n_cursors; i++) {
+        const cursor_t *c = &b->cursors[i];
+        const qbytes_t *q = &b->qbytes[c->qidx - 1];
+        uint64_t last = q->next_seq ? q->next_seq - 1 : 0;
+        const char *l[] = {"queue", q->name, "consumer", c->consumer};
+        dv_prom_sample(p, "drover_consumer_lag", l, 2,
+                       (double)(last > c->acked ? last - c->acked : 0));
+    }
+}
+
 static void
 render_workers(dv_broker_t *b, dv_prom_t *p)
 {
@@ -590,6 +609,7 @@ render_metrics(dv_broker_t *b, dv_http_reply_t *r)
     render_events(self, p);
     render_queues(b, p);
     render_workers(b, p);
+    render_consumers(b, p);
     gauge(p, "drover_kept_results", "Results kept for result_get.",
           (double)b->n_kept);
     gauge(p, "drover_kept_result_bytes", "Payload bytes of the kept results.",

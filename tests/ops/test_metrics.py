@@ -112,6 +112,7 @@ def test_metrics_move_as_jobs_run(cluster):
         ("drover_dead_letters", "gauge"),
         ("drover_dead_letters_dropped", "counter"),
         ("drover_timer_entries", "gauge"),
+        ("drover_consumer_lag", "gauge"),
         ("drover_handshakes_refused", "counter"),
         ("process_cpu_seconds", "counter"),
         ("process_resident_memory_bytes", "gauge"),
@@ -121,6 +122,9 @@ def test_metrics_move_as_jobs_run(cluster):
     assert value(before, "drover_workers", state="ready") == 2
 
     cli(ep, "submit", "--echo", "64", "--count", "25", "--queue", "mq")
+    # a stream consumer that reads 5 of mq's results and acknowledges them
+    cli(ep, "results", "follow", "--queue", "mq", "--consumer", "audit",
+        "--count", "5")
     # a job that fails for good: its run times out, one attempt
     cli(ep, "submit", "--sleep", "2000", "--timeout-ms", "50",
         "--max-attempts", "1", "--queue", "mq", check=False)
@@ -157,6 +161,13 @@ def test_metrics_move_as_jobs_run(cluster):
     assert value(after, "drover_store_commit_seconds_count") > value(
         before, "drover_store_commit_seconds_count")
     assert value(after, "drover_queue_jobs", queue="mq", state="queued") == 0
+    # its lag: what the broker lists for it (drover results consumers)
+    listed = json.loads(cli(ep, "results", "consumers", "--queue", "mq",
+                            "--json").stdout)
+    audit = [c for c in listed if c["consumer"] == "audit"][0]
+    assert audit["acked"] == 5 and audit["last"] >= 25, audit
+    assert value(after, "drover_consumer_lag", queue="mq",
+                 consumer="audit") == audit["last"] - 5
     assert ("drover_dead_letters", ()) in after
     assert value(after, "drover_dead_letters_dropped_total") == 0
     # Quick jobs with an hour's run timeout: their timer entries go once
