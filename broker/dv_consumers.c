@@ -171,9 +171,8 @@ dv_consumers_on_forget(dv_broker_t *self,
                        dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
-    int rc;
-    if ((rc = dv_msg_str(m, "queue", queue, sizeof queue, err)) ||
-        (rc = dv_msg_str(m, "consumer", consumer, sizeof consumer, err))) {
+    int rc = dv_results_stream_names(m, queue, consumer, err);
+    if (rc) {
         return rc;
     }
     const cursor_t *named = dv_results_cursor_named(self, queue, consumer);

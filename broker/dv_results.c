@@ -967,10 +967,11 @@ dv_results_cursor_stop(dv_broker_t *self, cursor_t *c)
     c->fol_at = 0;
 }
 
-// {queue, consumer} of a stream request; the queue's index into *qidx
-// (created when create is set).
-static int
-stream_names(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
+int
+dv_results_stream_names(const dv_msg_t *m,
+                        char *queue,
+                        char *consumer,
+                        dv_error_t *err)
 {
     int rc;
     if ((rc = dv_msg_str(m, "queue", queue, DV_MAX_WIRE_NAME + 1, err)) ||
@@ -1002,7 +1003,7 @@ dv_results_on_follow(dv_broker_t *self,
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
     char from[16] = "earliest";
     uint64_t window = 100;
-    int rc = stream_names(m, queue, consumer, err);
+    int rc = dv_results_stream_names(m, queue, consumer, err);
     if (rc == 0) {
         rc =
             dv_msg_uint_or(m, "window", DV_FOLLOW_WINDOW_DEFAULT, &window, err);
@@ -1087,7 +1088,7 @@ dv_results_on_ack(dv_broker_t *self,
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
     uint64_t seq = 0;
-    int rc = stream_names(m, queue, consumer, err);
+    int rc = dv_results_stream_names(m, queue, consumer, err);
     if (rc == 0) {
         rc = dv_msg_uint(m, "seq", &seq, err);
     }
@@ -1138,7 +1139,7 @@ dv_results_on_unfollow(dv_broker_t *self,
                        dv_error_t *err)
 {
     char queue[DV_MAX_WIRE_NAME + 1], consumer[DV_MAX_WIRE_NAME + 1];
-    int rc = stream_names(m, queue, consumer, err);
+    int rc = dv_results_stream_names(m, queue, consumer, err);
     if (rc) {
         return rc;
     }

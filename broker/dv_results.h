@@ -131,6 +131,14 @@ const cursor_t *dv_results_cursor_named(const dv_broker_t *self,
 // nothing more is pushed to it; it leaves its queue's followed list.
 void dv_results_cursor_stop(dv_broker_t *self, cursor_t *c);
 
+// {queue, consumer} of a stream request (follow, ack, unfollow,
+// consumer_forget) into buffers of DV_MAX_WIRE_NAME + 1: 0, or the
+// field's error, or DV_EINVAL for a name outside [A-Za-z0-9._-]+.
+int dv_results_stream_names(const dv_msg_t *m,
+                            char *queue,
+                            char *consumer,
+                            dv_error_t *err);
+
 // Remove c (consumer_forget): its follower stops, its stored record is
 // deleted (with the next commit), its name and slot are free. The last
 // cursor moves into c's place: pointers to it are stale afterwards.
