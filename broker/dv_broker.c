@@ -996,6 +996,7 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->job_spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
     self->qnames = dv_names_new();
     self->cursor_names = dv_names_new();
+    self->dead_ids = dv_u64map_new();
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
@@ -1202,6 +1203,7 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         dv_spare_destroy(&self->job_spare);
         dv_names_destroy(&self->qnames);
         dv_names_destroy(&self->cursor_names);
+        dv_u64map_destroy(&self->dead_ids);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
         dv_names_destroy(&self->whonames);
@@ -1381,6 +1383,7 @@ free_queues(dv_broker_t *self)
         free(self->dead[i].text);
     }
     free(self->dead_block);
+    dv_u64map_destroy(&self->dead_ids);
     free(self->cursors);
     free(self->marks_due);
     free(self->skip);

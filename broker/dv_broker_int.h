@@ -34,6 +34,7 @@
 #include "dv_spare.h"
 #include "dv_store.h"
 #include "dv_timeq.h"
+#include "dv_u64map.h"
 #include "dv_wire.h"
 #include "dv_zwatch.h"
 
@@ -372,6 +373,7 @@ struct dv_broker {
     size_t dead_head;          //   dropped oldest's (dv_dead_trim)
     size_t cap_dead;           //   dead_block's entries
     uint64_t dead_seq;         //   the last dead letter's seq
+    dv_u64map_t *dead_ids;     //   a dead letter's job id -> its seq
     uint64_t dead_bytes;       // their payload bytes
     uint64_t max_dead;         // --max-dead (DV_MAX_DEAD_JOBS)
     uint64_t max_dead_bytes;   // --max-dead-bytes (DV_MAX_DEAD_BYTES)

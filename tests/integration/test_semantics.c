@@ -782,6 +782,91 @@ dead_counts(cluster_t *c, long *all, long *a, long *b)
     drover_status_clear(&st);
 }
 
+// Many dead letters, two queues interleaved: each is found by its id (a
+// lookup, not a walk); purging one queue's all at once (one pass, the
+// others moved down) leaves the other's in death order, each still found,
+// the purged ones DV_ENOENT; requeuing the other's all at once runs them.
+static void
+test_many_dead_letters(void)
+{
+    enum { N = 30 };
+    cluster_t c;
+    bool up = cluster_up(&c, 0, NULL);
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 4, NULL, HB) : NULL;
+    uint64_t ids[N] = {0};
+    drover_error_t err;
+    size_t submitted = 0, failed = 0;
+    for (size_t i = 0; c.raw && i < N; i++) {
+        drover_job_t job = DROVER_JOB_INIT;
+        job.kind = "sleep";
+        job.sleep_ms = 1;
+        job.max_attempts = 1;
+        job.queue = i % 2 ? "b" : "a";
+        submitted += drover_submit(c.d, &job, 10000, &ids[i], &err) == 0;
+    }
+    for (size_t i = 0; c.raw && i < N; i++) {
+        failed += fail_next(&c) != 0;
+    }
+    long all = -1, a = -1, b = -1;
+    int64_t end = dv_test_now_ms() + 20000;
+    while (c.raw && all != N && dv_test_now_ms() < end) {
+        dead_counts(&c, &all, &a, &b);
+    }
+    size_t found = 0;
+    for (size_t i = 0; all == N && i < N; i++) {
+        drover_dead_t *v = NULL;
+        size_t n = 0;
+        found += drover_dead_list(c.d, NULL, ids[i], &v, &n, &err) == 0 &&
+                 n == 1 && v[0].job == ids[i];
+        drover_dead_free(&v, n);
+    }
+    size_t purged = 0;
+    int prc = all == N ? drover_dead_purge(c.d, 0, "a", &purged, &err) : -1;
+    drover_dead_t *v = NULL;
+    size_t n = 0, in_order = 0, b_found = 0, a_gone = 0;
+    int lrc = prc == 0 ? drover_dead_list(c.d, NULL, 0, &v, &n, &err) : -1;
+    for (size_t k = 0; lrc == 0 && k < n; k++) {
+        in_order += v[k].job == ids[2 * k + 1]; // b's, oldest first
+    }
+    drover_dead_free(&v, n);
+    for (size_t i = 0; lrc == 0 && i < N; i++) {
+        int rc = drover_dead_list(c.d, NULL, ids[i], &v, &n, &err);
+        drover_dead_free(&v, n);
+        b_found += i % 2 && rc == 0;
+        a_gone += !(i % 2) && rc == DV_ENOENT;
+    }
+    size_t requeued = 0;
+    int rqc =
+        lrc == 0 ? drover_dead_requeue(c.d, 0, "b", &requeued, NULL, &err) : -1;
+    size_t ran = 0;
+    for (size_t i = 0; rqc == 0 && i < N / 2; i++) {
+        uint64_t job = 0;
+        uint32_t at = 0;
+        ran += dv_tworker_next_run(c.raw, 20000, &job, &at) &&
+               dv_tworker_answer(c.raw, job, at, 0, "") == 0;
+    }
+    int l2 = rqc == 0 ? drover_dead_list(c.d, NULL, 0, &v, &n, &err) : -1;
+    size_t left = l2 == 0 ? n : 99;
+    drover_dead_free(&v, n);
+    dv_tworker_stop(&c.raw);
+    cluster_down(&c, found != N);
+    DV_CHECK(up);
+    DV_CHECK_EQ(submitted, N);
+    DV_CHECK_EQ(failed, N);
+    DV_CHECK_EQ(all, N);
+    DV_CHECK_EQ(found, N);
+    DV_CHECK_EQ(prc, 0);
+    DV_CHECK_EQ(purged, N / 2);
+    DV_CHECK_EQ(lrc, 0);
+    DV_CHECK_EQ(in_order, N / 2);
+    DV_CHECK_EQ(b_found, N / 2);
+    DV_CHECK_EQ(a_gone, N / 2);
+    DV_CHECK_EQ(rqc, 0);
+    DV_CHECK_EQ(requeued, N / 2);
+    DV_CHECK_EQ(ran, N / 2);
+    DV_CHECK_EQ(left, 0);
+}
+
 // Dead letters are bounded (--max-dead 3, --max-dead-bytes 2500): past
 // either the oldest are dropped, from memory and the store, while their
 // failed results stay; status counts each queue's; a restart with a lower
@@ -1380,6 +1465,8 @@ static const dv_test_case_t cases[] = {
      test_retries_into_dead_letters},
     {"poison quarantine", test_poison_quarantine},
     {"dead letters bounded, the oldest dropped", test_dead_letters_bounded},
+    {"many dead letters: found by id, purged and requeued by queue",
+     test_many_dead_letters},
     {"idempotency keys across a restart, --no-wait, status --json",
      test_idempotency_and_no_wait},
     {"result streams: consumer acks, resume after a crash, live",
