@@ -997,6 +997,8 @@ broker_settings(dv_broker_t *self, const dv_broker_opts_t *opts)
     self->qnames = dv_names_new();
     self->cursor_names = dv_names_new();
     self->dead_ids = dv_u64map_new();
+    self->skip = dv_u64map_new();
+    self->spilled = dv_u64map_new();
     dv_sched_set_aging(self->sched, opts->aging_ms ? opts->aging_ms : 10000);
     self->quarantine_after =
         opts->quarantine_after ? opts->quarantine_after : 3;
@@ -1204,6 +1206,8 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
         dv_names_destroy(&self->qnames);
         dv_names_destroy(&self->cursor_names);
         dv_u64map_destroy(&self->dead_ids);
+        dv_u64map_destroy(&self->skip);
+        dv_u64map_destroy(&self->spilled);
         dv_timeq_destroy(&self->timeq);
         free(self->whos);
         dv_names_destroy(&self->whonames);
@@ -1386,8 +1390,8 @@ free_queues(dv_broker_t *self)
     dv_u64map_destroy(&self->dead_ids);
     free(self->cursors);
     free(self->marks_due);
-    free(self->skip);
-    free(self->spilled);
+    dv_u64map_destroy(&self->skip);
+    dv_u64map_destroy(&self->spilled);
     while (self->idem_oldest) {
         idem_t *e = self->idem_oldest;
         self->idem_oldest = e->newer;

@@ -394,11 +394,10 @@ struct dv_broker {
     size_t cap_cursors;        //   cursor_remove); DV_MAX_CONSUMERS new
     dv_names_t *cursor_names;  // "QUEUE/CONSUMER" -> index
     uint64_t next_cursor_key;  // store keys for new ones
-    uint64_t *skip;            // spilled jobs already ended (cancelled,
-    size_t skip_cap, skip_n;   //   expired): open addressing, 0 empty
-    struct spilled_s *spilled; // spilled job -> its queue and submitting
-    size_t spilled_cap;        //   key (dv_spill): open addressing, id 0
-    size_t spilled_n;          //   empty
+    dv_u64map_t *skip;         // spilled jobs already ended (cancelled,
+                               //   expired; dv_spill)
+    dv_u64map_t *spilled;      // spilled job -> its queue and submitting
+                               //   key (dv_spill)
     job_t *scratch;            // a spilled job read for job_state
     size_t spill_window;       // jobs per queue in memory (deep queues)
     struct switch_s *switches; // alias moves waiting for workers to load

@@ -30,62 +30,24 @@
 
 // ------------------------------------------------------------ deep queues
 
-static size_t
-skip_slot(const dv_broker_t *self, uint64_t id)
-{
-    size_t mask = self->skip_cap - 1;
-    size_t i = dv_hash_slot(id, self->skip_cap);
-    while (self->skip[i] && self->skip[i] != id) {
-        i = (i + 1) & mask;
-    }
-    return i;
-}
-
+// Spilled jobs already ended (cancelled, expired) while in the store:
+// their entry is skipped when its turn comes.
 bool
 dv_spill_skip_has(const dv_broker_t *self, uint64_t id)
 {
-    return self->skip_n && self->skip[skip_slot(self, id)] == id;
+    return dv_u64map_get(self->skip, id, NULL);
 }
 
 static void
 skip_add(dv_broker_t *self, uint64_t id)
 {
-    if (2 * (self->skip_n + 1) > self->skip_cap) {
-        uint64_t *old = self->skip;
-        size_t old_cap = self->skip_cap;
-        self->skip_cap = old_cap ? old_cap * 2 : 64;
-        self->skip = dv_calloc(self->skip_cap, sizeof *self->skip);
-        self->skip_n = 0;
-        for (size_t i = 0; i < old_cap; i++) {
-            if (old[i]) {
-                self->skip[skip_slot(self, old[i])] = old[i];
-                self->skip_n++;
-            }
-        }
-        free(old);
-    }
-    size_t i = skip_slot(self, id);
-    if (!self->skip[i]) {
-        self->skip[i] = id;
-        self->skip_n++;
-    }
+    dv_u64map_put(self->skip, id, 0);
 }
 
-// Remove id (backward-shift deletion keeps probe chains intact).
 static void
 skip_del(dv_broker_t *self, uint64_t id)
 {
-    if (!dv_spill_skip_has(self, id)) {
-        return;
-    }
-    size_t mask = self->skip_cap - 1, i = skip_slot(self, id);
-    self->skip[i] = 0;
-    self->skip_n--;
-    for (size_t j = (i + 1) & mask; self->skip[j]; j = (j + 1) & mask) {
-        uint64_t v = self->skip[j];
-        self->skip[j] = 0;
-        self->skip[skip_slot(self, v)] = v;
-    }
+    dv_u64map_del(self->skip, id);
 }
 
 // ------------------------------------------- spilled jobs' owners
@@ -97,80 +59,34 @@ skip_del(dv_broker_t *self, uint64_t id)
 // millions), and a producer could read or cancel another key's spilled
 // jobs (their queue and owner were unknown to the role checks).
 
-typedef struct spilled_s spilled_t;
-struct spilled_s {
-    uint64_t id;   // 0: an empty slot
-    uint32_t qidx; // its queue: self->qbytes[qidx]
-    uint16_t who;  // its submitting key (0: none known)
-};
-
-static size_t
-spilled_slot(const dv_broker_t *self, uint64_t id)
-{
-    size_t mask = self->spilled_cap - 1;
-    size_t i = dv_hash_slot(id, self->spilled_cap);
-    while (self->spilled[i].id && self->spilled[i].id != id) {
-        i = (i + 1) & mask;
-    }
-    return i;
-}
-
-static const spilled_t *
-spilled_get(const dv_broker_t *self, uint64_t id)
-{
-    if (!self->spilled_n) {
-        return NULL;
-    }
-    const spilled_t *e = &self->spilled[spilled_slot(self, id)];
-    return e->id == id ? e : NULL;
-}
-
+// The map's value: the queue's index in the high bits, the key's below.
 static void
 spilled_put(dv_broker_t *self, uint64_t id, uint32_t qidx, uint16_t who)
 {
-    if (2 * (self->spilled_n + 1) > self->spilled_cap) {
-        spilled_t *old = self->spilled;
-        size_t old_cap = self->spilled_cap;
-        self->spilled_cap = old_cap ? old_cap * 2 : 64;
-        self->spilled = dv_calloc(self->spilled_cap, sizeof *self->spilled);
-        for (size_t i = 0; i < old_cap; i++) {
-            if (old[i].id) {
-                self->spilled[spilled_slot(self, old[i].id)] = old[i];
-            }
-        }
-        free(old);
-    }
-    spilled_t *e = &self->spilled[spilled_slot(self, id)];
-    self->spilled_n += e->id == 0;
-    *e = (spilled_t){id, qidx, who};
+    dv_u64map_put(self->spilled, id, (uint64_t)qidx << 16 | who);
 }
 
-// Forget id (backward-shift deletion keeps probe chains intact); returns
-// the key it was submitted by (0: none, or not spilled).
+// Forget id; returns the key it was submitted by (0: none, or not
+// spilled).
 static uint16_t
 spilled_take(dv_broker_t *self, uint64_t id)
 {
-    if (!spilled_get(self, id)) {
+    uint64_t v = 0;
+    if (!dv_u64map_get(self->spilled, id, &v)) {
         return 0;
     }
-    size_t mask = self->spilled_cap - 1, i = spilled_slot(self, id);
-    uint16_t who = self->spilled[i].who;
-    self->spilled[i].id = 0;
-    self->spilled_n--;
-    for (size_t j = (i + 1) & mask; self->spilled[j].id; j = (j + 1) & mask) {
-        spilled_t v = self->spilled[j];
-        self->spilled[j].id = 0;
-        self->spilled[spilled_slot(self, v.id)] = v;
-    }
-    return who;
+    dv_u64map_del(self->spilled, id);
+    return (uint16_t)(v & 0xffff);
 }
 
 const char *
 dv_spill_owner(const dv_broker_t *self, uint64_t id, uint16_t *who)
 {
-    const spilled_t *e = spilled_get(self, id);
-    *who = e ? e->who : 0;
-    return e && e->qidx < self->n_qbytes ? self->qbytes[e->qidx].name : NULL;
+    uint64_t v = 0;
+    bool there = dv_u64map_get(self->spilled, id, &v);
+    uint64_t qidx = v >> 16;
+    *who = there ? (uint16_t)(v & 0xffff) : 0;
+    return there && qidx < self->n_qbytes ? self->qbytes[qidx].name : NULL;
 }
 
 static spill_t *
