@@ -184,6 +184,13 @@
 // again; past it, DV_ELIMIT.
 #define DV_MAX_WORKER_FETCHES 64
 
+// Model fetches a worker has asked for at once; more wait their turn. A
+// model file comes in one frame (up to DV_MAX_FRAME_BYTES) and is held
+// about three times while it loads, so this bounds what a burst of
+// distinct models (jobs held, preloads) makes a worker hold to about
+// 1.5 GiB, where each fetched at once: up to DV_MAX_WORKER_FETCHES.
+#define DV_WORKER_MODEL_FETCHES 2
+
 // Beyond its DV_MAX_PEER_QUEUED_BYTES, a client's requests still get a
 // short DV_ELIMIT error until it holds this much more; after that they are
 // dropped unanswered (a peer that reads nothing cannot grow even the error

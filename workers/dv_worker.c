@@ -621,7 +621,7 @@ on_error(dv_worker_t *self, const dv_msg_t *m)
     if (strstr(text, "register first") && !self->draining) {
         send_register(self); // the broker restarted or forgot us
         for (fetch_t *f = self->fetches; f; f = f->next) {
-            if (!f->loading) {
+            if (!f->loading && !f->held) {
                 wk_send_fetch(self, f); // refused before we registered
             }
         }
@@ -720,7 +720,7 @@ on_closed_reconnect(void *arg)
     self->last_heard_ms = self->member_ms = uv_now(&self->loop);
     send_register(self);
     for (fetch_t *f = self->fetches; f; f = f->next) {
-        if (!f->loading) {
+        if (!f->loading && !f->held) {
             wk_send_fetch(self, f); // the old socket's requests are gone
         }
     }

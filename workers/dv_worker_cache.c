@@ -82,6 +82,47 @@ release_waiting(
     }
 }
 
+// Model files come in one frame of up to DV_MAX_FRAME_BYTES, held about
+// three times while they load (the frame, its copy, the decoded model):
+// at most DV_WORKER_MODEL_FETCHES are asked for at once, the others wait
+// (held), oldest first. Every task that waits for a model used to fetch
+// it at once, and preloads (a new version, an alias moved) added more:
+// up to the broker's 64 fetches a worker, tens of GiB.
+static size_t
+model_fetches_out(const dv_worker_t *self)
+{
+    size_t n = 0;
+    for (const fetch_t *f = self->fetches; f; f = f->next) {
+        n += !f->dataset && !f->held;
+    }
+    return n;
+}
+
+static void
+send_model_fetch(dv_worker_t *self, fetch_t *f)
+{
+    f->held = false;
+    dv_log(DV_LOG_INFO, "worker", "fetching model %s", f->key);
+    wk_send_fetch(self, f);
+}
+
+// A model fetch ended: the oldest held one goes (the list is newest
+// first).
+static void
+start_held_model_fetch(dv_worker_t *self)
+{
+    if (model_fetches_out(self) >= DV_WORKER_MODEL_FETCHES) {
+        return;
+    }
+    fetch_t *oldest = NULL;
+    for (fetch_t *f = self->fetches; f; f = f->next) {
+        oldest = f->held ? f : oldest;
+    }
+    if (oldest) {
+        send_model_fetch(self, oldest);
+    }
+}
+
 void
 wk_start_fetch(dv_worker_t *self, const task_t *t)
 {
@@ -90,14 +131,18 @@ wk_start_fetch(dv_worker_t *self, const task_t *t)
             return; // already on its way
         }
     }
+    bool room = model_fetches_out(self) < DV_WORKER_MODEL_FETCHES;
     fetch_t *f = dv_calloc(1, sizeof *f);
     f->rid = ++self->next_rid;
     snprintf(f->key, sizeof f->key, "%s", t->key);
     snprintf(f->name, sizeof f->name, "%s", t->name);
     f->version = t->version;
+    f->held = true;
     f->next = self->fetches;
     self->fetches = f;
-    wk_send_fetch(self, f);
+    if (room) {
+        send_model_fetch(self, f);
+    }
 }
 
 static fetch_t *
@@ -120,8 +165,12 @@ drop_fetch(dv_worker_t *self, fetch_t *f)
             break;
         }
     }
+    bool model = !f->dataset;
     free(f->buf);
     free(f);
+    if (model) {
+        start_held_model_fetch(self);
+    }
 }
 
 // A model file being verified and decoded on the pool (a large model takes
@@ -190,8 +239,8 @@ after_load(uv_work_t *req, int status)
         }
     }
     self->loading--;
+    free(l->file); // before the next held fetch goes (drop_fetch)
     drop_fetch(self, l->fetch);
-    free(l->file);
     free(l);
 }
 

@@ -173,6 +173,8 @@ struct fetch {
     uint64_t version;                // version
     bool loading;                    // answered; decoding on the pool
     bool dataset;                    // a data set (chunks), not a model
+    bool held;                       // a model's, not sent yet: waits for
+                                     //   DV_WORKER_MODEL_FETCHES
     uint8_t sha256[DV_SHA256_BYTES]; // data set: what the job expects ...
     uint64_t total;                  // ... its size
     uint8_t *buf;                    // chunks so far (owned)

@@ -1,6 +1,8 @@
 // test_worker_memory — what a worker holds stays within its budgets,
 // whatever the jobs it is sent name: real broker, real worker, real
 // jobs, the worker's own log as the witness of what it fetched and let go.
+// Data sets: bytes held within --data-memory, fetches included. Models:
+// at most DV_WORKER_MODEL_FETCHES files asked for at once.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,8 @@
 
 #include "drover.h"
 #include "dv_err.h"
+#include "dv_limits.h"
+#include "dv_model.h"
 #include "dv_test.h"
 #include "dv_test_cluster.h"
 #include "dv_test_proc.h"
@@ -218,8 +222,108 @@ test_data_sets_within_data_memory(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// The most model fetches the worker's log shows out at once: "fetching
+// model K" adds one, "model K loaded" or "model K not loaded" ends it.
+static int
+most_model_fetches(const char *log_path, int *started)
+{
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(log_path, &len);
+    if (!log) {
+        return -1;
+    }
+    int out = 0, most = 0;
+    *started = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, "worker: fetching model ")) {
+            out++;
+            (*started)++;
+            most = out > most ? out : most;
+        } else if (strstr(line, "worker: model ") &&
+                   (strstr(line, " loaded (") || strstr(line, "not loaded"))) {
+            out--;
+        }
+    }
+    free(log);
+    return most;
+}
+
+// Six infer jobs on six different models reach a worker at once (it holds
+// six: one computing, five prefetched): it asks for at most
+// DV_WORKER_MODEL_FETCHES model files at a time, the others wait their
+// turn, and every job runs.
+static void
+test_model_fetches_take_turns(void)
+{
+    enum { MODELS = 6 };
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 0, "0");
+    const char *wargs[] = {
+        "--broker",   c.wep, "--name",         "w0",
+        "--prefetch", "5",   "--heartbeat-ms", DV_TCLUSTER_HEARTBEAT_MS,
+        NULL};
+    char logp[4300], ready[9000], name[32];
+    snprintf(logp, sizeof logp, "%s/worker0.log", c.dir);
+    int pushed = 0;
+    for (int i = 0; up && i < MODELS; i++) {
+        size_t widths[] = {4, 3};
+        dv_act_t acts[] = {DV_ACT_SOFTMAX};
+        snprintf(name, sizeof name, "m%d", i);
+        pushed +=
+            dv_tcluster_push_model(
+                c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, 3),
+                name) == 0;
+    }
+    c.workers[0] = pushed == MODELS ? dv_proc_start("DROVER_WORKER_BIN", wargs,
+                                                    c.dir, "worker0.log")
+                                    : (dv_proc_t){0, -1};
+    bool worker = c.workers[0].pid &&
+                  dv_proc_wait_ready(&c.workers[0], ready, sizeof ready);
+    float x[4] = {1, 2, 3, 4};
+    drover_job_t jobs[MODELS];
+    char names[MODELS][32];
+    uint64_t ids[MODELS] = {0};
+    for (int i = 0; i < MODELS; i++) {
+        drover_job_t j = DROVER_JOB_INIT;
+        j.kind = "infer";
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        j.model = names[i];
+        j.input = x;
+        j.rows = 1;
+        j.cols = 4;
+        jobs[i] = j;
+    }
+    drover_error_t err = {0};
+    int submitted = worker ? drover_submit_many(c.d, jobs, MODELS,
+                                                DV_TCLUSTER_WAIT_MS, ids, &err)
+                           : -1;
+    int done = 0;
+    for (int i = 0; submitted == 0 && i < MODELS; i++) {
+        drover_result_t *r = NULL;
+        if (drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            done += drover_result_error(r, &text) == 0;
+            drover_result_destroy(&r);
+        }
+    }
+    int started = 0;
+    int most = most_model_fetches(logp, &started);
+    printf("  %d model fetches, at most %d at once\n", started, most);
+    int exit_rc = dv_tcluster_down(&c, most < 1 || done != MODELS);
+    DV_CHECK(up);
+    DV_CHECK_EQ(pushed, MODELS);
+    DV_CHECK(worker);
+    DV_CHECK_EQ(submitted, 0);
+    DV_CHECK_EQ(done, MODELS);
+    DV_CHECK_EQ(started, MODELS);
+    DV_CHECK(most >= 1);
+    DV_CHECK(most <= DV_WORKER_MODEL_FETCHES);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"data sets stay within --data-memory", test_data_sets_within_data_memory},
+    {"model fetches take turns", test_model_fetches_take_turns},
     {NULL, NULL},
 };
 
