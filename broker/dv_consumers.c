@@ -21,25 +21,25 @@ queue_of(const dv_broker_t *self, const cursor_t *c)
     return self->qbytes[c->qidx - 1].name;
 }
 
+// A consumer listed, with its queue's name beside it (what it sorts by).
+typedef struct {
+    const char *queue;
+    const cursor_t *c;
+} entry_t;
+
 // Order: queue, then consumer (byte order).
 static int
-order(const dv_broker_t *self,
-      const cursor_t *c,
-      const char *queue,
-      const char *consumer)
+order(const entry_t *e, const char *queue, const char *consumer)
 {
-    int q = strcmp(queue_of(self, c), queue);
-    return q ? q : strcmp(c->consumer, consumer);
+    int q = strcmp(e->queue, queue);
+    return q ? q : strcmp(e->c->consumer, consumer);
 }
 
-static const dv_broker_t *s_sorting; // qsort has no argument
-
 static int
-cmp_cursors(const void *a, const void *b)
+cmp_entries(const void *a, const void *b)
 {
-    const cursor_t *ca = *(const cursor_t *const *)a;
-    const cursor_t *cb = *(const cursor_t *const *)b;
-    return order(s_sorting, ca, queue_of(s_sorting, cb), cb->consumer);
+    const entry_t *eb = b;
+    return order(a, eb->queue, eb->c->consumer);
 }
 
 // The request's `from` ([queue, consumer]) into queue and consumer; absent:
@@ -125,25 +125,25 @@ dv_consumers_on_list(dv_broker_t *self,
     // At most DV_MAX_CONSUMERS (10,000) made by follows, sorted per page:
     // about a millisecond; consumers come and go between pages, so a
     // position in a stored order would not hold.
-    const cursor_t **sel = dv_malloc((self->n_cursors + 1) * sizeof *sel);
+    entry_t *sel = dv_malloc((self->n_cursors + 1) * sizeof *sel);
     size_t n = 0;
     for (size_t i = 0; i < self->n_cursors; i++) {
         const cursor_t *c = &self->cursors[i];
-        if (!queue[0] || strcmp(queue_of(self, c), queue) == 0) {
-            sel[n++] = c;
+        const char *q = queue_of(self, c);
+        if (!queue[0] || strcmp(q, queue) == 0) {
+            sel[n++] = (entry_t){q, c};
         }
     }
-    s_sorting = self;
-    qsort(sel, n, sizeof *sel, cmp_cursors);
+    qsort(sel, n, sizeof *sel, cmp_entries);
     dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
-    const cursor_t *next = NULL;
+    const entry_t *next = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (order(self, sel[i], fq, fc) < 0) {
+        if (order(&sel[i], fq, fc) < 0) {
             continue; // before from
         }
-        write_item(self, dv_page_item(page), sel[i]);
+        write_item(self, dv_page_item(page), sel[i].c);
         if (!dv_page_keep(page)) {
-            next = sel[i];
+            next = &sel[i];
             break;
         }
     }
@@ -154,8 +154,8 @@ dv_consumers_on_list(dv_broker_t *self,
     if (next) {
         dv_msgw_key(w, "next");
         dv_msgw_v_array(w, 2);
-        dv_msgw_v_str(w, queue_of(self, next));
-        dv_msgw_v_str(w, next->consumer);
+        dv_msgw_v_str(w, next->queue);
+        dv_msgw_v_str(w, next->c->consumer);
     }
     free(sel);
     dv_broker_client_reply(self, route, route_len, w);

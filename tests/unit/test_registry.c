@@ -33,6 +33,19 @@ make_store(const char *dir, const void *lineage, size_t len)
     return rc == 0 && dv_test_write_file(path, lineage, len) == 0 ? 0 : -1;
 }
 
+// The file of a small regression model into *image (caller frees) and
+// *len. Returns 0 or dv_model_encode's error.
+static int
+tiny_image(uint8_t **image, size_t *len, dv_error_t *err)
+{
+    size_t widths[] = {2, 1};
+    dv_act_t acts[] = {DV_ACT_IDENTITY};
+    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
+    int rc = dv_model_encode(m, image, len, err);
+    dv_model_destroy(&m);
+    return rc;
+}
+
 static void
 test_lineage_files(void)
 {
@@ -80,13 +93,9 @@ test_versions_found_among_many(void)
     dv_registry_t *r = NULL;
     dv_error_t err = {0};
     int rc = dv_registry_open(&r, NULL, &err);
-    size_t widths[] = {2, 1};
-    dv_act_t acts[] = {DV_ACT_IDENTITY};
-    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
     uint8_t *image = NULL;
     size_t len = 0;
-    rc = rc ? rc : dv_model_encode(m, &image, &len, &err);
-    dv_model_destroy(&m);
+    rc = rc ? rc : tiny_image(&image, &len, &err);
     enum { N = 60 };
     for (unsigned v = 1; rc == 0 && v <= 4; v++) {
         for (unsigned k = 0; rc == 0 && k < N; k++) {
@@ -179,14 +188,10 @@ test_versions_found_among_many(void)
 static void
 test_bounded(void)
 {
-    size_t widths[] = {2, 1};
-    dv_act_t acts[] = {DV_ACT_IDENTITY};
-    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
     uint8_t *image = NULL;
     size_t len = 0;
     dv_error_t err = {0};
-    int rc = dv_model_encode(m, &image, &len, &err);
-    dv_model_destroy(&m);
+    int rc = tiny_image(&image, &len, &err);
     DV_CHECK_RC(rc, 0, &err);
     const struct {
         const char *what;
@@ -302,13 +307,9 @@ test_aliases_among_many(void)
     dv_registry_t *r = NULL;
     dv_error_t err = {0};
     int rc = dv_registry_open(&r, dir, &err);
-    size_t widths[] = {2, 1};
-    dv_act_t acts[] = {DV_ACT_IDENTITY};
-    dv_model_t *m = dv_test_model(DV_TASK_REGRESSION, 1, widths, acts, 0);
     uint8_t *image = NULL;
     size_t len = 0;
-    rc = rc ? rc : dv_model_encode(m, &image, &len, &err);
-    dv_model_destroy(&m);
+    rc = rc ? rc : tiny_image(&image, &len, &err);
     char name[16], alias[16];
     for (unsigned v = 1; rc == 0 && v <= 3; v++) {
         for (unsigned i = 0; rc == 0 && i < A_MODELS; i++) {
