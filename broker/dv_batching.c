@@ -67,14 +67,22 @@ static void
 put_run_model(dv_broker_t *self, dv_msgw_t *m, const job_t *j)
 {
     dv_model_config_t cfg = dv_registry_config(self->registry, j->model);
+    // The file's size (1.9), so the worker fetches it within its
+    // --model-memory; absent when the version is gone (the fetch fails).
+    const dv_model_info_t *info =
+        dv_registry_get(self->registry, j->model, j->model_version);
     dv_msgw_key(m, "model");
-    dv_msgw_v_map(m, IS_INFER(j) ? 5 : 3);
+    dv_msgw_v_map(m, (IS_INFER(j) ? 5 : 3) + (info != NULL));
     dv_msgw_v_str(m, "name");
     dv_msgw_v_str(m, j->model);
     dv_msgw_v_str(m, "version");
     dv_msgw_v_uint(m, j->model_version);
     dv_msgw_v_str(m, "sha256");
     dv_msgw_v_bin(m, j->model_sha, sizeof j->model_sha);
+    if (info) {
+        dv_msgw_v_str(m, "bytes");
+        dv_msgw_v_uint(m, info->bytes);
+    }
     if (IS_INFER(j)) { // its batching, and what it is not mixed with
         dv_msgw_v_str(m, "max_batch_rows");
         dv_msgw_v_uint(m, cfg.max_batch_rows);

@@ -128,6 +128,7 @@ switch_begin(dv_broker_t *self,
             dv_msgw_str(p, "name", name);
             dv_msgw_uint(p, "version", version);
             dv_msgw_bin(p, "sha256", to->sha256, sizeof to->sha256);
+            dv_msgw_uint(p, "bytes", to->bytes); // 1.9
             size_t len = 0;
             const uint8_t *h = dv_msgw_bytes(p, &len);
             dv_wire_send(self->workers_sock, wk->route, wk->route_len, h, len,

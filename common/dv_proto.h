@@ -20,7 +20,7 @@
 struct msgpack_object; // <msgpack.h>, for dv_msg_get
 
 #define DV_PROTOCOL_MAJOR 1 // a peer with another major is refused
-#define DV_PROTOCOL_MINOR 8 // minors only add
+#define DV_PROTOCOL_MINOR 9 // minors only add
 
 // Limits (announced to peers in `welcome`; docs/PROTOCOL.md, Limits).
 #define DV_MAX_HEADER_BYTES 65536             // frame 0

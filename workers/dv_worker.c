@@ -346,7 +346,8 @@ on_preload(dv_worker_t *self, const dv_msg_t *m)
     size_t sum_len = 0;
     if (dv_msg_str(m, "name", t.name, sizeof t.name, &err) != 0 ||
         dv_msg_uint(m, "version", &t.version, &err) != 0 ||
-        dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err) != 0) {
+        dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err) != 0 ||
+        dv_msg_uint_or(m, "bytes", 0, &t.model_bytes, &err) != 0) { // 1.9
         dv_log(DV_LOG_WARN, "worker",
                "bad preload: %s (check the broker and worker versions match)",
                err.text);
@@ -356,6 +357,13 @@ on_preload(dv_worker_t *self, const dv_msg_t *m)
     cached_t *c = wk_cache_find(self->cache, t.key);
     if (c && memcmp(c->sha256, sum, DV_SHA256_BYTES) == 0) {
         c->used = ++self->tick;
+        return;
+    }
+    if (t.model_bytes > self->model_budget) {
+        dv_log(DV_LOG_WARN, "worker",
+               "not preloading %s: its %" PRIu64 " bytes pass --model-memory "
+               "(%zu MiB)",
+               t.key, t.model_bytes, self->model_budget >> 20);
         return;
     }
     dv_log(DV_LOG_INFO, "worker", "preloading %s", t.key);

@@ -83,17 +83,29 @@ release_waiting(
 }
 
 // Model files come in one frame of up to DV_MAX_FRAME_BYTES, held about
-// three times while they load (the frame, its copy, the decoded model):
-// at most DV_WORKER_MODEL_FETCHES are asked for at once, the others wait
-// (held), oldest first. Every task that waits for a model used to fetch
-// it at once, and preloads (a new version, an alias moved) added more:
-// up to the broker's 64 fetches a worker, tens of GiB.
+// three times while they load (the frame, its copy, the decoded model).
+// Every task that waits for a model used to fetch it at once, and preloads
+// (a new version, an alias moved) added more: up to the broker's 64
+// fetches a worker, tens of GiB. Now fetches wait their turn (held), oldest
+// first, and one goes when
+// - fewer than DV_WORKER_MODEL_FETCHES are out (what loads at once), and
+// - its file, which the run names (1.9), fits --model-memory beside the
+//   models cached (in use or idle: idle ones are evicted to make room) and
+//   the fetches out; else it waits for running tasks to let theirs go
+//   (wk_task_end). A model larger than the whole budget is never fetched
+//   (wk_task_go fails its job DV_ENOMEM). From a broker that does not say
+//   sizes, only the count holds.
+// Tasks waiting for a model hold none, so they cannot hold each other up.
 static size_t
-model_fetches_out(const dv_worker_t *self)
+model_fetches_out(const dv_worker_t *self, uint64_t *bytes)
 {
     size_t n = 0;
+    *bytes = 0;
     for (const fetch_t *f = self->fetches; f; f = f->next) {
-        n += !f->dataset && !f->held;
+        if (!f->dataset && !f->held) {
+            n++;
+            *bytes += f->total;
+        }
     }
     return n;
 }
@@ -102,23 +114,40 @@ static void
 send_model_fetch(dv_worker_t *self, fetch_t *f)
 {
     f->held = false;
-    dv_log(DV_LOG_INFO, "worker", "fetching model %s", f->key);
+    if (f->total) {
+        dv_log(DV_LOG_INFO, "worker", "fetching model %s (%" PRIu64 " bytes)",
+               f->key, f->total);
+    } else {
+        dv_log(DV_LOG_INFO, "worker", "fetching model %s", f->key);
+    }
     wk_send_fetch(self, f);
 }
 
-// A model fetch ended: the oldest held one goes (the list is newest
-// first).
-static void
-start_held_model_fetch(dv_worker_t *self)
+// Send the held model fetches whose turn it is (the list is newest
+// first). Called when a fetch is asked for or ends and when a task ends.
+void
+wk_model_admit(dv_worker_t *self)
 {
-    if (model_fetches_out(self) >= DV_WORKER_MODEL_FETCHES) {
-        return;
-    }
-    fetch_t *oldest = NULL;
-    for (fetch_t *f = self->fetches; f; f = f->next) {
-        oldest = f->held ? f : oldest;
-    }
-    if (oldest) {
+    for (;;) {
+        uint64_t fetching = 0;
+        if (model_fetches_out(self, &fetching) >= DV_WORKER_MODEL_FETCHES) {
+            return;
+        }
+        fetch_t *oldest = NULL;
+        for (fetch_t *f = self->fetches; f; f = f->next) {
+            oldest = f->held ? f : oldest;
+        }
+        if (!oldest) {
+            return;
+        }
+        uint64_t need = fetching + oldest->total;
+        if (oldest->total && need <= self->model_budget) { // idle ones go
+            trim_list(&self->cache, &self->cached_bytes,
+                      (size_t)(self->model_budget - need), "model");
+        }
+        if (oldest->total && self->cached_bytes + need > self->model_budget) {
+            return; // until running tasks let theirs go
+        }
         send_model_fetch(self, oldest);
     }
 }
@@ -131,18 +160,16 @@ wk_start_fetch(dv_worker_t *self, const task_t *t)
             return; // already on its way
         }
     }
-    bool room = model_fetches_out(self) < DV_WORKER_MODEL_FETCHES;
     fetch_t *f = dv_calloc(1, sizeof *f);
     f->rid = ++self->next_rid;
     snprintf(f->key, sizeof f->key, "%s", t->key);
     snprintf(f->name, sizeof f->name, "%s", t->name);
     f->version = t->version;
+    f->total = t->model_bytes;
     f->held = true;
     f->next = self->fetches;
     self->fetches = f;
-    if (room) {
-        send_model_fetch(self, f);
-    }
+    wk_model_admit(self);
 }
 
 static fetch_t *
@@ -169,7 +196,7 @@ drop_fetch(dv_worker_t *self, fetch_t *f)
     free(f->buf);
     free(f);
     if (model) {
-        start_held_model_fetch(self);
+        wk_model_admit(self);
     }
 }
 
@@ -258,6 +285,11 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
     int rc = dv_msg_bin(m, "sha256", &sum, &sum_len, DV_SHA256_BYTES, &err);
     if (rc == 0 && !file) {
         rc = dv_errorf(&err, DV_EFORMAT, "model_data without a file frame");
+    }
+    if (rc == 0 && f->total && file->len != f->total) { // as admitted
+        rc = dv_errorf(&err, DV_EFORMAT,
+                       "model %s: the file is %zu bytes, the run said %" PRIu64,
+                       f->key, file->len, f->total);
     }
     load_t *l = NULL;
     if (rc == 0) {
@@ -655,6 +687,16 @@ wk_task_go(dv_worker_t *self, task_t *t)
 {
     if (wk_gives_back(self)) { // sent before the broker read our bye
         wk_give_back(self, t);
+        return;
+    }
+    if (t->model_bytes > self->model_budget) {
+        char text[DV_ERROR_TEXT_MAX];
+        snprintf(text, sizeof text,
+                 "the model file takes %" PRIu64 " bytes, more than this "
+                 "worker keeps (--model-memory %zu MiB)",
+                 t->model_bytes, self->model_budget >> 20);
+        wk_send_failed(self, t->job, t->attempt, DV_ENOMEM, text);
+        wk_task_end(self, t);
         return;
     }
     uint64_t need = data_needed(t);

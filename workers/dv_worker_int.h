@@ -132,6 +132,7 @@ struct task {
     char name[DV_MAX_WIRE_NAME + 1]; // its name ...
     uint64_t version;                // ... and version
     uint8_t sha256[DV_SHA256_BYTES]; // expected file checksum
+    uint64_t model_bytes;            // the file's size (run, 1.9; 0: unsaid)
     cached_t *model;                 // while computing (a ref is held)
     dv_tensor_t *input;              // owned, or &view (set on the pool)
     dv_tensor_t view;                // the input as floats in raw, in place
@@ -173,10 +174,11 @@ struct fetch {
     uint64_t version;                // version
     bool loading;                    // answered; decoding on the pool
     bool dataset;                    // a data set (chunks), not a model
-    bool held;                       // a model's, not sent yet: waits for
-                                     //   DV_WORKER_MODEL_FETCHES
+    bool held;                       // a model's, not sent yet: waits its
+                                     //   turn (wk_model_admit)
     uint8_t sha256[DV_SHA256_BYTES]; // data set: what the job expects ...
-    uint64_t total;                  // ... its size
+    uint64_t total;                  // ... its size (a model's: as the run
+                                     //   said, 0: unsaid)
     uint8_t *buf;                    // chunks so far (owned)
     uint64_t got;                    //
     fetch_t *next;                   // list
@@ -314,6 +316,7 @@ void wk_on_model_data(dv_worker_t *self, const dv_msg_t *m);
 void wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m);
 void wk_task_go(dv_worker_t *self, task_t *t);
 void wk_data_admit(dv_worker_t *self);
+void wk_model_admit(dv_worker_t *self);
 bool
 wk_fetch_failed(dv_worker_t *self, uint64_t rid, int code, const char *text);
 

@@ -107,14 +107,21 @@ take_resume(const dv_msg_t *m, task_t *t, dv_error_t *err)
     return 0;
 }
 
-// A run's model map {name, version, sha256}.
+// A run's model map {name, version, sha256} and, from a 1.9 broker, the
+// file's `bytes` (what its fetch will hold: wk_model_admit).
 static int
 parse_model(const dv_msg_t *m, task_t *t, dv_error_t *err)
 {
-    if (!take_named(dv_msg_get(m, "model"), t->name, &t->version, t->sha256,
-                    t->key)) {
+    const msgpack_object *model = dv_msg_get(m, "model");
+    const msgpack_object *bytes = dv_msgpack_get(model, "bytes");
+    if (!take_named(model, t->name, &t->version, t->sha256, t->key) ||
+        (bytes &&
+         (!dv_msgpack_uint(bytes, &t->model_bytes) || t->model_bytes == 0 ||
+          t->model_bytes > DV_MAX_FRAME_BYTES))) {
         return dv_errorf(err, DV_EFORMAT,
-                         "run: 'model' must be {name, version, sha256}");
+                         "run: 'model' must be {name, version, sha256, "
+                         "bytes 1..%zu}",
+                         (size_t)DV_MAX_FRAME_BYTES);
     }
     return 0;
 }

@@ -154,6 +154,7 @@ wk_task_end(dv_worker_t *self, task_t *t)
     if (self->waiting_data) { // its data sets may make room for theirs
         wk_data_admit(self);
     }
+    wk_model_admit(self); // and its model for a held fetch
     wk_maybe_finish_drain(self);
 }
 

@@ -1,8 +1,9 @@
 // test_worker_memory — what a worker holds stays within its budgets,
 // whatever the jobs it is sent name: real broker, real worker, real
 // jobs, the worker's own log as the witness of what it fetched and let go.
-// Data sets: bytes held within --data-memory, fetches included. Models:
-// at most DV_WORKER_MODEL_FETCHES files asked for at once.
+// Data sets and models: bytes held within --data-memory and
+// --model-memory, fetches included; at most DV_WORKER_MODEL_FETCHES model
+// files asked for at once.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +43,12 @@ write_lines(const char *path, size_t rows)
     return rc == 0 ? len : 0;
 }
 
-// The most data set bytes the worker's log says it held at once: each
-// "fetching data set K (N bytes)" adds N (a fetch holds its whole size
-// from its first chunk), each "data set K evicted" takes K's back. -1
-// when the log cannot be read.
+// The most bytes of `what` ("data set" or "model") the worker's log says
+// it held at once: each "fetching WHAT K (N bytes)" adds N (a fetch holds
+// its whole size from its first chunk), each "WHAT K evicted" or "WHAT K
+// not loaded" takes K's back. -1 when the log cannot be read.
 static int64_t
-most_held(const char *log_path, int *fetches, int *evictions)
+most_held(const char *log_path, const char *what, int *fetches, int *evictions)
 {
     size_t len = 0;
     char *log = (char *)dv_test_read_file(log_path, &len);
@@ -61,12 +62,15 @@ most_held(const char *log_path, int *fetches, int *evictions)
     size_t n_seen = 0;
     int64_t held = 0, most = 0;
     *fetches = *evictions = 0;
+    char fetching[64], gone[64];
+    snprintf(fetching, sizeof fetching, "fetching %s ", what);
+    snprintf(gone, sizeof gone, "worker: %s ", what);
     for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
         char key[64];
         uint64_t bytes = 0;
-        const char *f = strstr(line, "fetching data set ");
-        const char *e = strstr(line, "worker: data set ");
-        if (f && sscanf(f, "fetching data set %63s (%" SCNu64 " bytes)", key,
+        const char *f = strstr(line, fetching);
+        const char *e = strstr(line, gone);
+        if (f && sscanf(f + strlen(fetching), "%63s (%" SCNu64 " bytes)", key,
                         &bytes) == 2) {
             if (n_seen < sizeof seen / sizeof seen[0]) {
                 snprintf(seen[n_seen].key, sizeof seen[n_seen].key, "%s", key);
@@ -75,15 +79,16 @@ most_held(const char *log_path, int *fetches, int *evictions)
             held += (int64_t)bytes;
             most = held > most ? held : most;
             (*fetches)++;
-        } else if (e && strstr(e, " evicted") &&
-                   sscanf(e, "worker: data set %63s", key) == 1) {
+        } else if (e && (strstr(e, " evicted") || strstr(e, " not loaded")) &&
+                   sscanf(e + strlen(gone), "%63s", key) == 1) {
             for (size_t i = n_seen; i-- > 0;) {
                 if (strcmp(seen[i].key, key) == 0) {
                     held -= (int64_t)seen[i].bytes;
+                    seen[i].key[0] = '\0'; // fetched again: a new entry
                     break;
                 }
             }
-            (*evictions)++;
+            *evictions += strstr(e, " evicted") != NULL;
         }
     }
     free(log);
@@ -198,7 +203,7 @@ test_data_sets_within_data_memory(void)
         }
     }
     int fetches = 0, evictions = 0;
-    int64_t most = most_held(logp, &fetches, &evictions);
+    int64_t most = most_held(logp, "data set", &fetches, &evictions);
     int exit_rc = dv_tcluster_down(&c, most < 0 || most > (int64_t)BUDGET);
     fprintf(stderr,
             "  held at most %" PRId64 " bytes; %d fetches, %d evicted\n", most,
@@ -321,9 +326,120 @@ test_model_fetches_take_turns(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// An MLP classifier of `width` features, one hidden layer as wide, 3
+// classes: a file of about width * width * 4 bytes, pushed as name.
+static int
+push_wide(dv_tcluster_t *c, size_t width, const char *name)
+{
+    size_t widths[] = {width, width, 3};
+    dv_act_t acts[] = {DV_ACT_RELU, DV_ACT_SOFTMAX};
+    return dv_tcluster_push_model(
+        c->d, dv_test_model(DV_TASK_CLASSIFICATION, 2, widths, acts, 3), name);
+}
+
+// --model-memory bounds what a worker holds in models, fetches in flight
+// included (1.9: a run names the file's size). Six infer jobs on six
+// ~410 KB models reach a worker with a 1 MiB budget at once (it holds six):
+// before, two fetches went out whatever the cache held in use, and a third
+// went as soon as one arrived (1.2 MB); now one goes when it fits beside
+// the models cached and on their way, idle ones going first, and every
+// job still succeeds. A job on a model larger than the whole budget fails
+// at once, DV_ENOMEM naming the flag, without a fetch.
+static void
+test_models_within_model_memory(void)
+{
+    enum { MODELS = 6, WIDE = 320, HUGE = 600 };
+    dv_tcluster_t c;
+    bool up = dv_tcluster_up(&c, 0, "0");
+    const char *wargs[] = {"--broker",
+                           c.wep,
+                           "--name",
+                           "w0",
+                           "--prefetch",
+                           "5",
+                           "--model-memory",
+                           BUDGET_MB,
+                           "--heartbeat-ms",
+                           DV_TCLUSTER_HEARTBEAT_MS,
+                           NULL};
+    char logp[4300], ready[9000], names[MODELS + 1][32];
+    snprintf(logp, sizeof logp, "%s/worker0.log", c.dir);
+    int pushed = 0;
+    for (int i = 0; up && i < MODELS; i++) {
+        snprintf(names[i], sizeof names[i], "wide%d", i);
+        pushed += push_wide(&c, WIDE, names[i]) == 0;
+    }
+    snprintf(names[MODELS], sizeof names[MODELS], "huge");
+    pushed += up && push_wide(&c, HUGE, names[MODELS]) == 0;
+    c.workers[0] =
+        pushed == MODELS + 1
+            ? dv_proc_start("DROVER_WORKER_BIN", wargs, c.dir, "worker0.log")
+            : (dv_proc_t){0, -1};
+    bool worker = c.workers[0].pid &&
+                  dv_proc_wait_ready(&c.workers[0], ready, sizeof ready);
+    static float x[HUGE];
+    for (int i = 0; i < HUGE; i++) {
+        x[i] = (float)(i % 7) / 7;
+    }
+    drover_job_t jobs[MODELS + 1];
+    uint64_t ids[MODELS + 1] = {0};
+    for (int i = 0; i <= MODELS; i++) {
+        drover_job_t j = DROVER_JOB_INIT;
+        j.kind = "infer";
+        j.model = names[i];
+        j.input = x;
+        j.rows = 1;
+        j.cols = i < MODELS ? WIDE : HUGE;
+        j.max_attempts = 1;
+        jobs[i] = j;
+    }
+    drover_error_t err = {0};
+    int submitted = worker ? drover_submit_many(c.d, jobs, MODELS + 1,
+                                                DV_TCLUSTER_WAIT_MS, ids, &err)
+                           : -1;
+    int codes[MODELS + 1];
+    char huge_text[512] = "";
+    for (int i = 0; i <= MODELS; i++) {
+        codes[i] = -1;
+        drover_result_t *r = NULL;
+        if (submitted == 0 &&
+            drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            codes[i] = drover_result_error(r, &text);
+            if (i == MODELS) {
+                snprintf(huge_text, sizeof huge_text, "%s", text);
+            } else if (codes[i]) {
+                fprintf(stderr, "  %s: %s\n", names[i], text);
+            }
+            drover_result_destroy(&r);
+        }
+    }
+    int fetches = 0, evictions = 0;
+    int64_t most = most_held(logp, "model", &fetches, &evictions);
+    int exit_rc = dv_tcluster_down(&c, most <= 0 || most > (int64_t)BUDGET);
+    fprintf(stderr,
+            "  held at most %" PRId64 " bytes; %d fetches, %d evicted\n", most,
+            fetches, evictions);
+    DV_CHECK(up);
+    DV_CHECK_EQ(pushed, MODELS + 1);
+    DV_CHECK(worker);
+    DV_CHECK_EQ(submitted, 0);
+    for (int i = 0; i < MODELS; i++) {
+        DV_CHECK_EQ(codes[i], 0);
+    }
+    DV_CHECK_EQ(codes[MODELS], DV_ENOMEM);
+    DV_CHECK(strstr(huge_text, "--model-memory") != NULL);
+    DV_CHECK(most > (int64_t)BUDGET / 3); // two ~410 KB files fit, not three
+    DV_CHECK(most <= (int64_t)BUDGET);
+    DV_CHECK_EQ(fetches, MODELS); // each once; not the huge one
+    DV_CHECK(evictions >= 2);     // room was made, not found
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"data sets stay within --data-memory", test_data_sets_within_data_memory},
     {"model fetches take turns", test_model_fetches_take_turns},
+    {"models stay within --model-memory", test_models_within_model_memory},
     {NULL, NULL},
 };
 
