@@ -1050,6 +1050,20 @@ send_run(void *sock,
             dv_msgw_v_uint(w, value);
         }
     }
+    if (strcmp(kind, "infer") == 0) { // a model file of `value` bytes
+        uint8_t sum[32] = {0};
+        dv_msgw_key(w, "model");
+        dv_msgw_v_map(w, 4);
+        dv_msgw_v_str(w, "name");
+        dv_msgw_v_str(w, "big");
+        dv_msgw_v_str(w, "version");
+        dv_msgw_v_uint(w, 1);
+        dv_msgw_v_str(w, "sha256");
+        dv_msgw_v_bin(w, sum, sizeof sum);
+        dv_msgw_v_str(w, "bytes");
+        dv_msgw_v_uint(w, value);
+        dv_msgw_tensor(w, "input", 1, 1, 1);
+    }
     dv_frame_t f = {(const uint8_t *)"ping", 4};
     send_msg(sock, route, route_len, w, major, major == 1 ? 2 : 0, &f, 1);
 }
@@ -1058,7 +1072,7 @@ send_run(void *sock,
 typedef struct {
     const char *what; // printed
     const char *kind; // the run's kind
-    uint64_t value;   // sleep ms, epochs, or a data set's bytes
+    uint64_t value;   // sleep ms, epochs, a data set's or model's bytes
     int want;         // 0: done, else the error code
     const char *says; // the reason must hold this
 } run_case_t;
@@ -1070,6 +1084,10 @@ static const run_case_t s_runs[] = {
      "epochs must be 1..1000000, not 1000001"},
     {"a data set over the CSV limit", "train", DV_MAX_CSV_BYTES + 1, DV_EFORMAT,
      "bytes <= 1073741824"},
+    {"a model over the frame limit", "infer", DV_MAX_FRAME_BYTES + 1,
+     DV_EFORMAT, "bytes 1..268435456"},
+    {"a model over --model-memory", "infer", (uint64_t)2 << 20, DV_ENOMEM,
+     "more than this worker keeps (--model-memory 1 MiB)"},
     {"an echo", "echo", 0, 0, NULL},
 };
 
@@ -1077,7 +1095,8 @@ static const run_case_t s_runs[] = {
 // welcome of major 2 and of major 0, and a run of major 2, are logged as
 // refused (naming both versions) and not acted on — the worker gets ready
 // only with a welcome it speaks, and job 1 never gets a `done`; runs past
-// the limits fail with the reason; an echo still runs.
+// the limits (its own --model-memory among them) fail with the reason; an
+// echo still runs.
 static void
 test_worker_checks_versions_and_limits(void)
 {
@@ -1092,8 +1111,9 @@ test_worker_checks_versions_and_limits(void)
     // The fake broker speaks only when the test does: a worker that hears
     // nothing for 3 heartbeats reconnects under a new routing id, so give
     // a loaded machine 15 s between messages.
-    const char *args[] = {"--broker",       ep,     "--name", "wv",
-                          "--heartbeat-ms", "5000", NULL};
+    const char *args[] = {
+        "--broker",       ep,  "--name", "wv", "--heartbeat-ms", "5000",
+        "--model-memory", "1", NULL};
     dv_proc_t w = dv_proc_start("DROVER_WORKER_BIN", args, dir, "worker.log");
     uint8_t route[256];
     size_t route_len = 0;
