@@ -186,12 +186,12 @@
 
 // Model fetches a worker has asked for at once; more wait their turn. A
 // model file comes in one frame (up to DV_MAX_FRAME_BYTES) and is held
-// about three times while it loads (the frame, its copy, the decoded
-// model). --model-memory bounds the files held and fetched (1.9: the run
-// says each one's size); this bounds the copies made while loading, and
-// alone bounds what a burst of distinct models (jobs held, preloads)
-// makes a worker hold, to about 1.5 GiB, when its broker does not say
-// sizes. Before, each was fetched at once: up to DV_MAX_WORKER_FETCHES.
+// about twice while it loads (the frame, read where it arrived, and the
+// decoded model). --model-memory bounds the files held and fetched (1.9:
+// the run says each one's size); this bounds the loads at once, and alone
+// bounds what a burst of distinct models (jobs held, preloads) makes a
+// worker hold, to about 1 GiB, when its broker does not say sizes.
+// Before, each was fetched at once: up to DV_MAX_WORKER_FETCHES.
 #define DV_WORKER_MODEL_FETCHES 2
 
 // Beyond its DV_MAX_PEER_QUEUED_BYTES, a client's requests still get a

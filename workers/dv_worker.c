@@ -671,7 +671,7 @@ on_ready(dv_zwatch_t *zw, int events, void *arg)
             wk_on_run_batch(self, m, &in);
             break;
         case DV_MSG_MODEL_DATA:
-            wk_on_model_data(self, m);
+            wk_on_model_data(self, m, &in);
             break;
         case DV_MSG_DATASET_DATA:
             wk_on_dataset_data(self, m);

@@ -83,7 +83,8 @@ release_waiting(
 }
 
 // Model files come in one frame of up to DV_MAX_FRAME_BYTES, held about
-// three times while they load (the frame, its copy, the decoded model).
+// twice while they load (the frame, read where it arrived, and the decoded
+// model).
 // Every task that waits for a model used to fetch it at once, and preloads
 // (a new version, an alias moved) added more: up to the broker's 64
 // fetches a worker, tens of GiB. Now fetches wait their turn (held), oldest
@@ -206,7 +207,8 @@ typedef struct {
     uv_work_t work;                  // pool request
     dv_worker_t *owner;              // the worker
     fetch_t *fetch;                  // what it answers (owned)
-    uint8_t *file;                   // the .drvm bytes (owned)
+    inbuf_t *frame;                  // the model_data frame (a ref) ...
+    const uint8_t *file;             // ... holding the .drvm bytes
     size_t len;                      //
     uint8_t sha256[DV_SHA256_BYTES]; // the broker's checksum
     dv_model_t *model;               // result
@@ -266,13 +268,15 @@ after_load(uv_work_t *req, int status)
         }
     }
     self->loading--;
-    free(l->file); // before the next held fetch goes (drop_fetch)
+    wk_inbuf_release(&l->frame); // before the next held fetch goes
     drop_fetch(self, l->fetch);
     free(l);
 }
 
+// The file frame is moved out of in and read where it arrived, on the
+// pool: copying it (up to DV_MAX_FRAME_BYTES) held up the loop thread.
 void
-wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
+wk_on_model_data(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in)
 {
     fetch_t *f = find_fetch(self, dv_msg_rid(m));
     if (!f || f->loading) {
@@ -291,25 +295,14 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
                        "model %s: the file is %zu bytes, the run said %" PRIu64,
                        f->key, file->len, f->total);
     }
-    load_t *l = NULL;
     if (rc == 0) {
-        l = dv_calloc(1, sizeof *l);
+        load_t *l = dv_calloc(1, sizeof *l);
         l->owner = self;
         l->fetch = f;
-        l->file = dv_try_malloc(file->len ? file->len : 1, 1);
-        if (!l->file) {
-            rc = dv_errorf(&err, DV_ENOMEM,
-                           "model %s: no memory for %zu "
-                           "bytes",
-                           f->key, file->len);
-            free(l);
-            l = NULL;
-        }
-    }
-    if (rc == 0) {
-        memcpy(l->file, file->data, file->len);
-        l->len = file->len;
         memcpy(l->sha256, sum, sizeof l->sha256);
+        l->frame = wk_inbuf_take(in, 0); // moves the bytes: no view of in
+        l->file = zmq_msg_data(&l->frame->msg);
+        l->len = zmq_msg_size(&l->frame->msg);
         l->work.data = l;
         f->loading = true;
         self->loading++;
@@ -317,7 +310,7 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m)
             self->loading--;
             f->loading = false;
             rc = dv_errorf(&err, DV_EIO, "cannot queue the model load");
-            free(l->file);
+            wk_inbuf_release(&l->frame);
             free(l);
         }
     }

@@ -312,7 +312,7 @@ cached_t *wk_cache_find(cached_t *list, const char *key);
 void wk_cached_free(cached_t *c);
 void wk_cache_trim(dv_worker_t *self);
 void wk_start_fetch(dv_worker_t *self, const task_t *t);
-void wk_on_model_data(dv_worker_t *self, const dv_msg_t *m);
+void wk_on_model_data(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in);
 void wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m);
 void wk_task_go(dv_worker_t *self, task_t *t);
 void wk_data_admit(dv_worker_t *self);
