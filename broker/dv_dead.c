@@ -84,6 +84,11 @@ dv_dead_attempts_decode(job_t *j, const uint8_t *p, size_t len)
         j->errors = r.errors;
         j->n_errors = r.n_errors;
         j->lost = r.lost;
+        if (j->n_errors > DV_MAX_ERRORS_KEPT) { // stored before the bound
+            memmove(j->errors, j->errors + j->n_errors - DV_MAX_ERRORS_KEPT,
+                    DV_MAX_ERRORS_KEPT * sizeof *j->errors);
+            j->n_errors = DV_MAX_ERRORS_KEPT;
+        }
     }
     if (rc == 0) {
         j->attempts = r.attempts;
@@ -103,15 +108,19 @@ dv_dead_store_attempts(dv_broker_t *self, const job_t *j)
 }
 
 // Note a failed attempt of j (kept with the job, its result and its
-// dead-letter entry; stored).
+// dead-letter entry; stored): the newest DV_MAX_ERRORS_KEPT.
 void
 dv_dead_record_error(
     dv_broker_t *self, job_t *j, int code, const char *worker, const char *text)
 {
-    if (j->n_errors >= 2 * DV_MAX_ATTEMPTS) {
-        return; // attempts are bounded; this is a safety net
+    if (j->n_errors >= DV_MAX_ERRORS_KEPT) { // the oldest goes
+        memmove(j->errors, j->errors + 1,
+                (DV_MAX_ERRORS_KEPT - 1) * sizeof *j->errors);
+        j->n_errors = DV_MAX_ERRORS_KEPT - 1;
+    } else {
+        j->errors =
+            dv_realloc(j->errors, (j->n_errors + 1) * sizeof *j->errors);
     }
-    j->errors = dv_realloc(j->errors, (j->n_errors + 1) * sizeof *j->errors);
     attempt_err_t *e = &j->errors[j->n_errors++];
     memset(e, 0, sizeof *e);
     e->attempt = j->attempts;
@@ -127,6 +136,7 @@ dv_dead_record_error(
 uint64_t
 dv_dead_backoff_ms(dv_broker_t *self, const job_t *j)
 {
+    // n_errors stops at DV_MAX_ERRORS_KEPT: long past the backoff's cap.
     return dv_sched_backoff_ms(j->backoff_ms, j->n_errors, &self->rng);
 }
 

@@ -270,12 +270,19 @@
 // job failing 100 times is broken, not unlucky.
 #define DV_MAX_ATTEMPTS 100
 
+// A job's failed attempts kept with it (in memory ~400 bytes each, a
+// 255-byte text and a 128-byte worker name; stored again whole at each
+// failure), the newest: a worker failing a job 100 times, plus runs lost
+// with dead workers, made it keep 200, ~80 KB a job. The rest are counted
+// (`attempts`); 32 show where a failure began to repeat.
+#define DV_MAX_ERRORS_KEPT 32
+
 // A job's failed attempts as a reply lists them (`errors` in `result`,
 // `job`, `dead_jobs`): the newest that fit this many bytes. Each one kept
-// may take ~450 bytes (a 255-byte text, a 128-byte worker name), and with
-// runs lost to dead workers a job may keep 200: listed in full they could
-// pass the 64 KiB a header holds, and a result no client can read is a
-// result lost. The `attempt` numbers show what was left out.
+// may take ~450 bytes listed, so the DV_MAX_ERRORS_KEPT fit (14.4 KB);
+// this stays as the guard that keeps them within the 64 KiB a header
+// holds, since a result no client can read is a result lost. The
+// `attempt` numbers show what was left out.
 #define DV_MAX_ERRORS_LISTED_BYTES 16384
 
 // A submit's deadline_ms and timeout_ms: a week. Longer is a unit mistake

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "drover.h"
+#include "dv_limits.h"
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_test.h"
@@ -318,6 +319,46 @@ test_backoff_doubles(void)
     }
 }
 
+// A job failing 40 times keeps its newest DV_MAX_ERRORS_KEPT failed
+// attempts (it kept every one, up to 200: ~80 KB a job a worker could make
+// the broker hold), oldest first and numbered, and still ran 40 times.
+static void
+test_newest_errors_kept(void)
+{
+    enum { ATTEMPTS = DV_MAX_ERRORS_KEPT + 8 };
+    cluster_t c;
+    bool up = cluster_up(&c, 1);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.max_attempts = ATTEMPTS;
+    job.backoff_ms = -1; // at once
+    uint64_t id = up ? submit(&c, &job) : 0;
+    int answered = 0;
+    uint64_t got = 0;
+    uint32_t attempt = 0;
+    while (id && answered < ATTEMPTS &&
+           dv_tworker_next_run(c.raw, WAIT_MS, &got, &attempt)) {
+        char text[64];
+        snprintf(text, sizeof text, "failing on cue, attempt %u", attempt);
+        dv_tworker_answer(c.raw, got, attempt, DV_EIO, text);
+        answered++;
+    }
+    outcome_t o = outcome(&c, id);
+    cluster_down(&c, answered != ATTEMPTS);
+    DV_CHECK(up);
+    DV_CHECK_EQ(answered, ATTEMPTS);
+    DV_CHECK(o.got);
+    DV_CHECK_EQ(o.code, DV_EIO);
+    DV_CHECK_EQ(o.attempts, ATTEMPTS);
+    DV_CHECK_EQ(o.n_errors, DV_MAX_ERRORS_KEPT);
+    for (uint32_t i = 0; i < 8; i++) { // the first kept: attempt 9 on
+        uint32_t want = ATTEMPTS - DV_MAX_ERRORS_KEPT + 1 + i;
+        char text[64];
+        snprintf(text, sizeof text, "failing on cue, attempt %u", want);
+        DV_CHECK_EQ(o.errors[i].attempt, want);
+        DV_CHECK_STR_EQ(o.errors[i].text, text);
+    }
+}
+
 // ----------------------------------------------------- deadlines, retries
 
 // Job A fails its first run and would wait at least 30 s for its retry;
@@ -396,6 +437,7 @@ static const dv_test_case_t cases[] = {
      "job's own not",
      test_which_failures_are_retried},
     {"backoff doubles from backoff_ms, half of it fixed", test_backoff_doubles},
+    {"a job keeps its newest failed attempts", test_newest_errors_kept},
     {"a deadline expires a job waiting for its retry, not a running one",
      test_deadlines_meet_retries},
     {NULL, NULL},
