@@ -77,6 +77,8 @@ struct dv_auth {
                       // connection counts before its first message
     dv_auth_refused_fn refused;
     void *refused_arg;
+    dv_auth_gone_fn gone; // NULL once closing
+    void *gone_arg;
 };
 
 // The entry for descriptor fd (grown on demand; fds are small integers
@@ -122,6 +124,42 @@ unsee(sock_t *s, conn_t *c)
         s->keys[c->key].seen--;
         s->seen--;
         c->seen = false;
+    }
+}
+
+// FNV-1a: a routing id tells two connections on one descriptor apart.
+uint64_t
+dv_auth_route_hash(const void *route, size_t len)
+{
+    return dv_hash_bytes(route, len, DV_HASH_BYTES_INIT);
+}
+
+bool
+dv_auth_closed(const dv_auth_t *self,
+               const char *domain,
+               zmq_msg_t *route,
+               zmq_msg_t *frame)
+{
+    const sock_t *s = &self->socks[strcmp(domain, "clients") == 0 ? 0 : 1];
+    int fd = zmq_msg_get(frame, ZMQ_SRCFD);
+    if (fd < 0) {
+        return false;
+    }
+    const conn_t *c = (size_t)fd < s->n_conns ? &s->conns[fd] : NULL;
+    return !c || !c->open || !c->seen ||
+           c->route !=
+               dv_auth_route_hash(zmq_msg_data(route), zmq_msg_size(route));
+}
+
+// c's connection, which had spoken, is gone: stop counting it, and tell.
+static void
+gone(dv_auth_t *self, int i, conn_t *c)
+{
+    bool was = c->seen;
+    uint64_t route = c->route;
+    unsee(&self->socks[i], c);
+    if (was && self->gone) {
+        self->gone(self->monitor_domain[i], route, self->gone_arg);
     }
 }
 
@@ -197,11 +235,11 @@ drain_one(dv_auth_t *self, int i)
         sock_t *s = &self->socks[i];
         if (event == ZMQ_EVENT_ACCEPTED && value < INT32_MAX) {
             conn_t *c = conn_at(s, (int)value);
-            unsee(s, c); // a binding left from the fd's last connection
+            gone(self, i, c); // a binding left from the fd's last connection
             c->open = true;
         } else if (event == ZMQ_EVENT_DISCONNECTED && value < s->n_conns) {
             conn_t *c = &s->conns[value];
-            unsee(s, c);
+            gone(self, i, c);
             c->open = false;
         } else if (!self->secure &&
                    (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
@@ -440,6 +478,8 @@ dv_auth_open(dv_auth_t **out,
         opts->handshake_ms > 0 ? opts->handshake_ms : DV_HANDSHAKE_MS;
     self->refused = opts->refused;
     self->refused_arg = opts->refused_arg;
+    self->gone = opts->gone;
+    self->gone_arg = opts->gone_arg;
     int rc = 0;
     if (opts->secret_key) {
         self->secure = true;
@@ -492,6 +532,7 @@ dv_auth_close(dv_auth_t *self)
     if (!self) {
         return;
     }
+    self->gone = NULL; // the owner is closing: nothing to tell
     if (self->zap_watch) {
         dv_zwatch_close(self->zap_watch, NULL, NULL);
         self->zap_watch = NULL;
@@ -659,26 +700,20 @@ dv_auth_key_by_id(const dv_auth_t *self, const char *id)
     return self && self->keyring ? dv_keyring_find_id(self->keyring, id) : NULL;
 }
 
-// FNV-1a: a routing id tells two connections on one descriptor apart.
-static uint64_t
-route_hash(const void *p, size_t len)
-{
-    return dv_hash_bytes(p, len, DV_HASH_BYTES_INIT);
-}
-
 int
 dv_auth_seen(dv_auth_t *self,
              const char *domain,
              zmq_msg_t *route,
+             zmq_msg_t *frame,
              dv_error_t *err)
 {
     int i = strcmp(domain, "clients") == 0 ? 0 : 1;
     sock_t *s = &self->socks[i];
-    int fd = zmq_msg_get(route, ZMQ_SRCFD);
+    int fd = zmq_msg_get(frame, ZMQ_SRCFD);
     if (fd < 0) {
         return 0; // no descriptor (inproc): nothing to count by
     }
-    uint64_t h = route_hash(zmq_msg_data(route), zmq_msg_size(route));
+    uint64_t h = dv_auth_route_hash(zmq_msg_data(route), zmq_msg_size(route));
     conn_t *c = conn_at(s, fd);
     if (c->seen && c->route == h) {
         return 0; // counted already: the common case
@@ -688,8 +723,8 @@ dv_auth_seen(dv_auth_t *self,
     if (!c->open) {
         return 0; // gone already: a message left from a closed connection
     }
-    unsee(s, c); // the descriptor's earlier connection, if any
-    const char *id = self->secure ? zmq_msg_gets(route, "User-Id") : NULL;
+    gone(self, i, c); // the descriptor's earlier connection, if any
+    const char *id = self->secure ? zmq_msg_gets(frame, "User-Id") : NULL;
     id = id ? id : "";
     uint32_t ki = key_at(s, id);
     expire(self, s);

@@ -55,6 +55,15 @@ typedef void (*dv_auth_refused_fn)(const char *domain,
                                    const char *why,
                                    void *arg);
 
+// A connection that had spoken (dv_auth_seen) closed: route_hash
+// (dv_auth_route_hash) names the routing id it spoke under, which libzmq
+// never gives another connection of that socket. Called on the loop
+// thread, from the monitor's watcher or from dv_auth_seen (before the
+// message it counts is served); never while closing.
+typedef void (*dv_auth_gone_fn)(const char *domain,
+                                uint64_t route_hash,
+                                void *arg);
+
 typedef struct {
     const char *secret_key;     // the broker's .key file (NULL: plain mode)
     const char *keys_dir;       // authorized keys (*.pub; required with a key)
@@ -64,8 +73,21 @@ typedef struct {
     size_t max_worker_connections; // on the worker socket (0: unlimited)
     size_t max_key_connections;    // per key per socket (0: unlimited; not
                                    // in plain mode, which has no keys)
-    int handshake_ms; // a handshake's time limit (0: DV_HANDSHAKE_MS)
+    int handshake_ms;     // a handshake's time limit (0: DV_HANDSHAKE_MS)
+    dv_auth_gone_fn gone; // may be NULL
+    void *gone_arg;
 } dv_auth_opts_t;
+
+// Whether the connection a message came from (route and frame as for
+// dv_auth_seen, after it) has closed already: its messages may still be
+// read after libzmq reported it gone. False for inproc peers.
+bool dv_auth_closed(const dv_auth_t *self,
+                    const char *domain,
+                    zmq_msg_t *route,
+                    zmq_msg_t *frame);
+
+// The hash of a routing id that dv_auth_gone_fn names.
+uint64_t dv_auth_route_hash(const void *route, size_t len);
 
 // Load the keys and bind the ZAP handler in ctx (before any socket that
 // uses it binds). Returns 0 and *out, or the key/keyring error.
@@ -110,13 +132,17 @@ dv_auth_message_key(const dv_auth_t *self, zmq_msg_t *frame, const char **id);
 const dv_key_t *dv_auth_key_by_id(const dv_auth_t *self, const char *id);
 
 // A message arrived on the socket of domain ("clients" or "workers");
-// frame is any of its frames (its metadata names the connection). Counts
-// the connection under its key from now on. Returns 0, or DV_ELIMIT with
-// the numbers when the connection was admitted, stayed silent past the
-// handshake time and now finds its socket or key full (logged and
-// audited; the caller refuses the message).
+// route is its routing id frame and frame one it carried, read from the
+// connection (its header): libzmq sets ZMQ_SRCFD on those, and not always
+// on the routing id ROUTER makes, which left every connection uncounted
+// once its handshake's admission expired. Counts the connection under its
+// key from now on. Returns 0, or DV_ELIMIT with the numbers when the
+// connection was admitted, stayed silent past the handshake time and now
+// finds its socket or key full (logged and audited; the caller refuses
+// the message).
 int dv_auth_seen(dv_auth_t *self,
                  const char *domain,
+                 zmq_msg_t *route,
                  zmq_msg_t *frame,
                  dv_error_t *err);
 

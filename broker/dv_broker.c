@@ -780,8 +780,11 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
     }
-    int limit = dv_auth_seen(self->auth, "clients", &in->route, &err);
+    int limit =
+        dv_auth_seen(self->auth, "clients", &in->route, &in->header, &err);
     rc = limit ? limit : rc; // a connection past the limits is served nothing
+    self->current_closed =
+        dv_auth_closed(self->auth, "clients", &in->route, &in->header);
     size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
     if (rc == 0 && held > DV_MAX_PEER_QUEUED_BYTES) {
         // It does not read its replies: no new work for it. A short error
@@ -1092,6 +1095,16 @@ open_records(dv_broker_t *self,
     return rc;
 }
 
+// A client connection closed (dv_auth): the consumers it followed are
+// followed no more. Workers have heartbeats for that.
+static void
+on_connection_gone(const char *domain, uint64_t route_hash, void *arg)
+{
+    if (strcmp(domain, "clients") == 0) {
+        dv_results_route_gone(arg, route_hash);
+    }
+}
+
 // CURVE (or plain mode, refused on an endpoint other machines reach
 // without --plain) and the connection bounds.
 static int
@@ -1120,7 +1133,9 @@ open_auth(dv_broker_t *self, const dv_broker_opts_t *opts, dv_error_t *err)
                                      : DV_MAX_WORKER_CONNECTIONS,
         opts->max_key_connections ? opts->max_key_connections
                                   : DV_MAX_KEY_CONNECTIONS,
-        (int)opts->handshake_ms};
+        (int)opts->handshake_ms,
+        on_connection_gone,
+        self};
     return dv_auth_open(&self->auth, self->ctx, &self->loop, &ao, err);
 }
 

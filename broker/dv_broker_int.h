@@ -422,6 +422,7 @@ struct dv_broker {
     bool require_signed;       // model_push only signed by an admin key
     const dv_key_t *current;   // the key of the client message being
                                // handled (NULL: plain mode, or none)
+    bool current_closed;       // its connection closed already (dv_auth)
     uint32_t *marks_due;       // queues (qidx) whose seq mark is due
     size_t n_marks_due;        //
     size_t cap_marks_due;      //

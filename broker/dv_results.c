@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "dv_auth.h"
 #include "dv_broker_int.h"
 #include "dv_catalog.h"
 #include "dv_commit.h"
@@ -967,6 +968,23 @@ dv_results_cursor_stop(dv_broker_t *self, cursor_t *c)
     c->fol_at = 0;
 }
 
+void
+dv_results_route_gone(dv_broker_t *self, uint64_t route_hash)
+{
+    for (size_t i = 0; i < self->n_cursors; i++) {
+        cursor_t *c = &self->cursors[i];
+        if (c->route_len &&
+            dv_auth_route_hash(c->route, c->route_len) == route_hash) {
+            dv_log(DV_LOG_INFO, "results",
+                   "consumer %s of queue %s: its follower's connection "
+                   "closed; it waits for the next follow at seq %llu",
+                   c->consumer, self->qbytes[c->qidx - 1].name,
+                   (unsigned long long)c->acked + 1);
+            dv_results_cursor_stop(self, c);
+        }
+    }
+}
+
 int
 dv_results_stream_names(const dv_msg_t *m,
                         char *queue,
@@ -1064,6 +1082,10 @@ dv_results_on_follow(dv_broker_t *self,
     c->window = (uint32_t)window;
     snprintf(c->follower, sizeof c->follower, "%s",
              self->current ? self->current->id : ""); // for reloads
+    if (self->current_closed) { // read after its connection closed: moot
+        dv_results_cursor_stop(self, c);
+        return 0;
+    }
     dv_msgw_t *w = dv_msgw_new(DV_MSG_OK, rid);
     dv_msgw_str(w, "queue", queue);
     dv_msgw_str(w, "consumer", consumer);

@@ -131,6 +131,10 @@ const cursor_t *dv_results_cursor_named(const dv_broker_t *self,
 // nothing more is pushed to it; it leaves its queue's followed list.
 void dv_results_cursor_stop(dv_broker_t *self, cursor_t *c);
 
+// The client connection whose routing id hashes to route_hash
+// (dv_auth_route_hash) closed: the consumers it followed stop (logged).
+void dv_results_route_gone(dv_broker_t *self, uint64_t route_hash);
+
 // {queue, consumer} of a stream request (follow, ack, unfollow,
 // consumer_forget) into buffers of DV_MAX_WIRE_NAME + 1: 0, or the
 // field's error, or DV_EINVAL for a name outside [A-Za-z0-9._-]+.

@@ -8,7 +8,9 @@
 //     from the list, after a restart too (its stored position deleted),
 //     its follower gets no more results, and the name follows anew from
 //     the start;
-//   - a forgotten consumer's slot is free again (DV_MAX_CONSUMERS).
+//   - a forgotten consumer's slot is free again (DV_MAX_CONSUMERS);
+//   - a consumer whose follower's connection closed is listed as not
+//     followed (the broker's socket monitor).
 //
 // Everything runs on ipc:// in a temporary folder; readiness comes from
 // READY lines, never from sleeps.
@@ -534,10 +536,79 @@ test_forgotten_follower_and_slot(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// Whether queue/consumer is listed as followed (-1: not listed, or the
+// listing failed).
+static int
+followed(void *s, const char *queue, const char *consumer)
+{
+    listing_t l;
+    list_all(s, queue, &l);
+    const entry_t *e = l.bad ? NULL : find(&l, queue, consumer);
+    int f = e ? e->followed : -1;
+    free(l.e);
+    return f;
+}
+
+// A follower's connection closes (its process died, or it never said
+// unfollow): the broker reads the disconnect from its socket monitor and
+// lists the consumer as no longer followed, and logs it; a follower on
+// another connection stays followed, and a new follow takes the consumer
+// again. Before, it stayed `followed` until the next follow.
+static void
+test_closed_follower_unfollowed(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c);
+    void *gone = up ? raw_socket(&c) : NULL;
+    int code = 0;
+    int64_t a1 = up ? follow(gone, 7, "qc", "gone-one", &code) : -1;
+    int64_t a2 = up ? follow(c.s, 8, "qc", "stays", &code) : -1;
+    int before = up ? followed(c.s, "qc", "gone-one") : -1;
+    if (gone) {
+        zmq_close(gone); // linger 0: the connection closes now
+    }
+    int after = -1;
+    int64_t end = dv_test_now_ms() + WAIT_MS;
+    while (up && (after = followed(c.s, "qc", "gone-one")) == 1 &&
+           dv_test_now_ms() < end) {
+        zmq_poll(NULL, 0, 20); // the monitor's event is on its way
+    }
+    int stays = up ? followed(c.s, "qc", "stays") : -1;
+    void *again = up ? raw_socket(&c) : NULL;
+    int64_t a3 = again ? follow(again, 9, "qc", "gone-one", &code) : -1;
+    int retaken = again ? followed(c.s, "qc", "gone-one") : -1;
+    if (again) {
+        zmq_close(again);
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/broker.log", c.dir);
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(path, &len);
+    bool logged = log && strstr(log, "consumer gone-one of queue qc: its "
+                                     "follower's connection closed");
+    free(log);
+    printf("  followed %d, after its connection closed %d; the other %d, "
+           "followed again %d\n",
+           before, after, stays, retaken);
+    int exit_rc = cluster_down(&c, after != 0 || !logged);
+    DV_CHECK(up);
+    DV_CHECK_EQ(a1, 0);
+    DV_CHECK_EQ(a2, 0);
+    DV_CHECK_EQ(before, 1);
+    DV_CHECK_EQ(after, 0);
+    DV_CHECK(logged);
+    DV_CHECK_EQ(stays, 1);
+    DV_CHECK_EQ(a3, 0);
+    DV_CHECK_EQ(retaken, 1);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 static const dv_test_case_t cases[] = {
     {"consumers listed in pages and forgotten for good", test_list_and_forget},
     {"a forgotten consumer's follower stops, and its slot is free",
      test_forgotten_follower_and_slot},
+    {"a follower whose connection closes is followed no more",
+     test_closed_follower_unfollowed},
     {NULL, NULL},
 };
 

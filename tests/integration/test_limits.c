@@ -16,6 +16,8 @@
 //     their own);
 //   - durable submits refused below --submit-free-disk (a broker of its
 //     own);
+//   - --max-connections counting connections while they are open (a
+//     broker of its own);
 //   - the worker's own checks, against a fake broker socket: a welcome or
 //     run of another major is not acted on, and the worker re-checks the
 //     limits of what a broker sends it.
@@ -1010,6 +1012,82 @@ test_submit_free_disk(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// ------------------------------------------------------- connections
+
+// A `hello` on sock with rid, and whether it was answered within ms.
+static bool
+hello_answered(void *sock, uint64_t rid, int ms)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_HELLO, rid);
+    dv_msgw_str(w, "client", "count-me");
+    send_msg(sock, NULL, 0, w, -1, 0, NULL, 0);
+    reply_t r;
+    int64_t deadline = dv_test_now_ms() + ms;
+    while (next_msg(sock, false, deadline, &r, NULL, NULL) && r.rid != rid) {
+    }
+    return r.got && r.rid == rid;
+}
+
+// --max-connections counts a connection for as long as it is open, not
+// only within --handshake-ms of its handshake: with a limit of 2 and a
+// handshake time of 300 ms, a third connection opened after the first two
+// spoke and waited past it is refused (and logged); once one of the two
+// closes, a fourth gets in. Before, the broker took each
+// connection's descriptor from the routing id frame, where libzmq does not
+// always set it: no connection was counted past its handshake time, and a
+// third, fourth, ... got in.
+static void
+test_connections_count_while_open(void)
+{
+    char *dir = dv_test_tmpdir();
+    char ep[4300], logp[4400];
+    snprintf(ep, sizeof ep, "ipc://%s/client.sock", dir);
+    snprintf(logp, sizeof logp, "%s/broker.log", dir);
+    const char *extra[] = {"--max-connections", "2", "--handshake-ms", "300",
+                           NULL};
+    dv_proc_t b;
+    drover_t *d = NULL; // the first connection
+    bool up = own_broker(dir, extra, &b, &d);
+    void *ctx = zmq_ctx_new();
+    void *second = dealer(ctx, ep), *third = dealer(ctx, ep);
+    bool second_in = up && hello_answered(second, 1, WAIT_MS);
+    zmq_poll(NULL, 0, 900); // past --handshake-ms: the admissions expire
+    drover_status_t st;
+    memset(&st, 0, sizeof st);
+    drover_error_t serr = {0};
+    bool first_in = up && drover_status(d, &st, &serr) == 0;
+    drover_status_clear(&st);
+    bool third_refused = up && !hello_answered(third, 2, 2000);
+    zmq_close(second); // its slot is free once the broker sees it close
+    zmq_close(third);  // refused: libzmq does not try again
+    void *fourth = dealer(ctx, ep);
+    bool fourth_in = up && hello_answered(fourth, 3, WAIT_MS);
+    zmq_close(fourth);
+    zmq_ctx_term(ctx);
+    drover_destroy(&d);
+    int exit_rc = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    size_t len = 0;
+    char *log = (char *)dv_test_read_file(logp, &len);
+    bool logged = log && strstr(log, "too many connections (2 authenticated "
+                                     "open, --max-connections 2)");
+    free(log);
+    printf("  second in %d, first still served %d, third refused %d; after "
+           "the second closed, a fourth in %d\n",
+           second_in, first_in, third_refused, fourth_in);
+    if (exit_rc != 0 || !third_refused || !logged) {
+        dv_proc_dump_log(dir, "broker.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK(second_in);
+    DV_CHECK(first_in);
+    DV_CHECK(third_refused);
+    DV_CHECK(logged);
+    DV_CHECK(fourth_in);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // ------------------------------------------------- the worker's own checks
 
 // A `run` for job on the fake broker's socket (major.minor, -1: ours).
@@ -1209,6 +1287,8 @@ static const dv_test_case_t cases[] = {
     {"idempotency window", test_idempotency_window},
     {"stored files: bytes and free disk", test_stored_bytes},
     {"durable submits stop short of a full disk", test_submit_free_disk},
+    {"connections count while open, past the handshake time",
+     test_connections_count_while_open},
     {"the worker checks versions and limits",
      test_worker_checks_versions_and_limits},
     {NULL, NULL},
