@@ -1088,6 +1088,60 @@ test_connections_count_while_open(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A connection that says nothing within --handshake-ms of its handshake
+// stops counting (libzmq ties no handshake to a descriptor); if the
+// others fill the socket meanwhile, its first message is refused
+// DV_ELIMIT with the reason (dv_auth_seen), and nothing it asks is done.
+// --max-connections 3: the client, a silent connection, then two that
+// speak after its admission expired; the silent one then speaks.
+static void
+test_silent_connection_loses_its_slot(void)
+{
+    char *dir = dv_test_tmpdir();
+    char ep[4300];
+    snprintf(ep, sizeof ep, "ipc://%s/client.sock", dir);
+    const char *extra[] = {"--max-connections", "3", "--handshake-ms", "300",
+                           NULL};
+    dv_proc_t b;
+    drover_t *d = NULL;
+    bool up = own_broker(dir, extra, &b, &d);
+    void *ctx = zmq_ctx_new();
+    void *silent = dealer(ctx, ep);
+    zmq_poll(NULL, 0, 900); // handshaken, silent past --handshake-ms
+    void *two = dealer(ctx, ep), *three = dealer(ctx, ep);
+    bool two_in = up && hello_answered(two, 1, WAIT_MS);
+    bool three_in = up && hello_answered(three, 2, WAIT_MS);
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_HELLO, 3);
+    dv_msgw_str(w, "client", "silent");
+    if (up) {
+        send_msg(silent, NULL, 0, w, -1, 0, NULL, 0);
+    } else {
+        dv_msgw_destroy(&w);
+    }
+    reply_t r = up ? await_rid(silent, 3) : (reply_t){0};
+    zmq_close(silent);
+    zmq_close(two);
+    zmq_close(three);
+    zmq_ctx_term(ctx);
+    drover_destroy(&d);
+    int exit_rc = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    printf("  two in %d, three in %d; the silent one: %s %s %.120s\n", two_in,
+           three_in, dv_msg_name(r.type), dv_err_name(r.code), r.text);
+    if (exit_rc != 0 || r.code != DV_ELIMIT) {
+        dv_proc_dump_log(dir, "broker.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK(two_in);
+    DV_CHECK(three_in);
+    DV_CHECK(r.got);
+    DV_CHECK_EQ(r.type, DV_MSG_ERROR);
+    DV_CHECK_EQ(r.code, DV_ELIMIT);
+    DV_CHECK(strstr(r.text, "stayed silent past the handshake time") != NULL);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // ------------------------------------------------- the worker's own checks
 
 // A `run` for job on the fake broker's socket (major.minor, -1: ours).
@@ -1289,6 +1343,8 @@ static const dv_test_case_t cases[] = {
     {"durable submits stop short of a full disk", test_submit_free_disk},
     {"connections count while open, past the handshake time",
      test_connections_count_while_open},
+    {"a connection silent past the handshake time loses its slot",
+     test_silent_connection_loses_its_slot},
     {"the worker checks versions and limits",
      test_worker_checks_versions_and_limits},
     {NULL, NULL},
