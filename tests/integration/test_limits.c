@@ -1144,6 +1144,23 @@ test_silent_connection_loses_its_slot(void)
 
 // ------------------------------------------------- the worker's own checks
 
+// A run's map `key` naming "big"@1 with a zero checksum and `bytes`.
+static void
+put_big(dv_msgw_t *w, const char *key, uint64_t bytes)
+{
+    uint8_t sum[32] = {0};
+    dv_msgw_key(w, key);
+    dv_msgw_v_map(w, 4);
+    dv_msgw_v_str(w, "name");
+    dv_msgw_v_str(w, "big");
+    dv_msgw_v_str(w, "version");
+    dv_msgw_v_uint(w, 1);
+    dv_msgw_v_str(w, "sha256");
+    dv_msgw_v_bin(w, sum, sizeof sum);
+    dv_msgw_v_str(w, "bytes");
+    dv_msgw_v_uint(w, bytes);
+}
+
 // A `run` for job on the fake broker's socket (major.minor, -1: ours).
 static void
 send_run(void *sock,
@@ -1169,31 +1186,11 @@ send_run(void *sock,
         dv_msgw_v_str(w, "epochs");
         dv_msgw_v_uint(w, value <= DV_MAX_EPOCHS + 1 ? value : 1);
         if (value > DV_MAX_EPOCHS + 1) { // a data set of `value` bytes
-            uint8_t sum[32] = {0};
-            dv_msgw_key(w, "dataset");
-            dv_msgw_v_map(w, 4);
-            dv_msgw_v_str(w, "name");
-            dv_msgw_v_str(w, "big");
-            dv_msgw_v_str(w, "version");
-            dv_msgw_v_uint(w, 1);
-            dv_msgw_v_str(w, "sha256");
-            dv_msgw_v_bin(w, sum, sizeof sum);
-            dv_msgw_v_str(w, "bytes");
-            dv_msgw_v_uint(w, value);
+            put_big(w, "dataset", value);
         }
     }
     if (strcmp(kind, "infer") == 0) { // a model file of `value` bytes
-        uint8_t sum[32] = {0};
-        dv_msgw_key(w, "model");
-        dv_msgw_v_map(w, 4);
-        dv_msgw_v_str(w, "name");
-        dv_msgw_v_str(w, "big");
-        dv_msgw_v_str(w, "version");
-        dv_msgw_v_uint(w, 1);
-        dv_msgw_v_str(w, "sha256");
-        dv_msgw_v_bin(w, sum, sizeof sum);
-        dv_msgw_v_str(w, "bytes");
-        dv_msgw_v_uint(w, value);
+        put_big(w, "model", value);
         dv_msgw_tensor(w, "input", 1, 1, 1);
     }
     dv_frame_t f = {(const uint8_t *)"ping", 4};

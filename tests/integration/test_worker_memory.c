@@ -95,6 +95,42 @@ most_held(const char *log_path, const char *what, int *fetches, int *evictions)
     return most;
 }
 
+// Submit the n jobs in one message and wait for each: codes[i] its
+// result's error (0: done; -1: no result), last_text the last one's
+// reason (512 bytes), the others' printed when they fail. Returns the
+// submit's rc.
+static int
+run_all(dv_tcluster_t *c,
+        const drover_job_t *jobs,
+        size_t n,
+        int *codes,
+        char *last_text)
+{
+    uint64_t ids[16] = {0};
+    drover_error_t err = {0};
+    if (n > 16) {
+        return -1;
+    }
+    int submitted =
+        drover_submit_many(c->d, jobs, n, DV_TCLUSTER_WAIT_MS, ids, &err);
+    for (size_t i = 0; i < n; i++) {
+        codes[i] = -1;
+        drover_result_t *r = NULL;
+        if (submitted == 0 &&
+            drover_wait(c->d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
+            const char *text = "";
+            codes[i] = drover_result_error(r, &text);
+            if (i + 1 == n) {
+                snprintf(last_text, 512, "%s", text);
+            } else if (codes[i]) {
+                fprintf(stderr, "  job %zu: %s\n", i, text);
+            }
+            drover_result_destroy(&r);
+        }
+    }
+    return submitted;
+}
+
 // --data-memory bounds what a worker holds in data sets, fetches in flight
 // included. Four evaluate jobs on four ~400 KB data sets reach a worker
 // with a 1 MiB budget at once (it holds five jobs): before, it fetched all
@@ -167,7 +203,6 @@ test_data_sets_within_data_memory(void)
     // All five at once; the big one last.
     drover_job_t jobs[N_SETS + 1];
     char names[N_SETS + 1][16];
-    uint64_t ids[N_SETS + 1] = {0};
     for (int i = 0; i <= N_SETS; i++) {
         drover_job_t j = DROVER_JOB_INIT;
         j.kind = "evaluate";
@@ -181,27 +216,10 @@ test_data_sets_within_data_memory(void)
         j.dataset = names[i];
         jobs[i] = j;
     }
-    int submitted = trained == 0
-                        ? drover_submit_many(c.d, jobs, N_SETS + 1,
-                                             DV_TCLUSTER_WAIT_MS, ids, &err)
-                        : -1;
     int codes[N_SETS + 1];
     char big_text[512] = "";
-    for (int i = 0; i <= N_SETS; i++) {
-        codes[i] = -1;
-        drover_result_t *r = NULL;
-        if (submitted == 0 &&
-            drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
-            const char *text = "";
-            codes[i] = drover_result_error(r, &text);
-            if (i == N_SETS) {
-                snprintf(big_text, sizeof big_text, "%s", text);
-            } else if (codes[i]) {
-                fprintf(stderr, "  set%d: %s\n", i, text);
-            }
-            drover_result_destroy(&r);
-        }
-    }
+    int submitted =
+        trained == 0 ? run_all(&c, jobs, N_SETS + 1, codes, big_text) : -1;
     int fetches = 0, evictions = 0;
     int64_t most = most_held(logp, "data set", &fetches, &evictions);
     int exit_rc = dv_tcluster_down(&c, most < 0 || most > (int64_t)BUDGET);
@@ -382,7 +400,6 @@ test_models_within_model_memory(void)
         x[i] = (float)(i % 7) / 7;
     }
     drover_job_t jobs[MODELS + 1];
-    uint64_t ids[MODELS + 1] = {0};
     for (int i = 0; i <= MODELS; i++) {
         drover_job_t j = DROVER_JOB_INIT;
         j.kind = "infer";
@@ -393,27 +410,10 @@ test_models_within_model_memory(void)
         j.max_attempts = 1;
         jobs[i] = j;
     }
-    drover_error_t err = {0};
-    int submitted = worker ? drover_submit_many(c.d, jobs, MODELS + 1,
-                                                DV_TCLUSTER_WAIT_MS, ids, &err)
-                           : -1;
     int codes[MODELS + 1];
     char huge_text[512] = "";
-    for (int i = 0; i <= MODELS; i++) {
-        codes[i] = -1;
-        drover_result_t *r = NULL;
-        if (submitted == 0 &&
-            drover_wait(c.d, ids[i], DV_TCLUSTER_WAIT_MS, &r, &err) == 0) {
-            const char *text = "";
-            codes[i] = drover_result_error(r, &text);
-            if (i == MODELS) {
-                snprintf(huge_text, sizeof huge_text, "%s", text);
-            } else if (codes[i]) {
-                fprintf(stderr, "  %s: %s\n", names[i], text);
-            }
-            drover_result_destroy(&r);
-        }
-    }
+    int submitted =
+        worker ? run_all(&c, jobs, MODELS + 1, codes, huge_text) : -1;
     int fetches = 0, evictions = 0;
     int64_t most = most_held(logp, "model", &fetches, &evictions);
     int exit_rc = dv_tcluster_down(&c, most <= 0 || most > (int64_t)BUDGET);
