@@ -947,6 +947,15 @@ ctx_give(void *ctx)
 static int
 handshake_error(const drover_t *self, dv_error_t *e)
 {
+    if (self->hs_failed == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH &&
+        !self->key_id[0]) { // plain mode authenticates nobody: only limits
+        return dv_errorf(e, DV_ELIMIT,
+                         "the broker at %s refused the connection (ZAP "
+                         "status %d): it holds as many connections as its "
+                         "--max-connections (or --max-worker-connections) "
+                         "allows; its log says which",
+                         self->endpoint, self->hs_status);
+    }
     if (self->hs_failed == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
         return dv_errorf(e, DV_EPERM,
                          "the broker at %s refused key '%s' (ZAP status %d): "
@@ -999,7 +1008,7 @@ drover_connect_key(drover_t **out,
     if (self->n_eps > 1) { // a broker group: find its leader
         int rc = drv_group_reach(self, true, drv_deadline_of(timeout_ms), &e);
         if (rc == DV_EPERM && self->hs_failed) {
-            handshake_error(self, &e);
+            rc = handshake_error(self, &e); // DV_ELIMIT for the limits
         } else if (rc == DV_ETIMEDOUT) {
             dv_errorf(&e, rc,
                       "no leader of the broker group %s answered within %d "
@@ -1023,7 +1032,7 @@ drover_connect_key(drover_t **out,
     int rc = drv_request(self, w, rid, NULL, 0, DV_MSG_WELCOME,
                          drv_deadline_of(timeout_ms), err);
     if (rc == DV_EPERM && self->hs_failed) {
-        handshake_error(self, &e);
+        rc = handshake_error(self, &e); // DV_ELIMIT for the limits
         drv_set_err(err, &e);
     } else if (rc == DV_ETIMEDOUT && err) {
         snprintf(err->text, sizeof err->text,

@@ -1088,6 +1088,39 @@ test_connections_count_while_open(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A plain client past --max-connections learns why at once: DV_ELIMIT
+// naming the flag (without keys only the limits refuse a handshake; it
+// was DV_EPERM about a key '' before).
+static void
+test_plain_client_past_the_limit(void)
+{
+    char *dir = dv_test_tmpdir();
+    char ep[4300];
+    snprintf(ep, sizeof ep, "ipc://%s/client.sock", dir);
+    const char *extra[] = {"--max-connections", "1", NULL};
+    dv_proc_t b;
+    drover_t *d = NULL, *second = NULL;
+    bool up = own_broker(dir, extra, &b, &d);
+    drover_error_t err = {0};
+    int64_t t0 = dv_test_now_ms();
+    int rc = up ? drover_connect(&second, ep, WAIT_MS, &err) : -1;
+    int64_t ms = dv_test_now_ms() - t0;
+    drover_destroy(&second);
+    drover_destroy(&d);
+    int exit_rc = b.pid ? dv_proc_stop(&b, SIGTERM) : -1;
+    printf("  the second client: %s in %lld ms: %.160s\n", dv_err_name(rc),
+           (long long)ms, err.text);
+    if (exit_rc != 0 || rc != DV_ELIMIT) {
+        dv_proc_dump_log(dir, "broker.log");
+    }
+    dv_test_rmdir(dir);
+    free(dir);
+    DV_CHECK(up);
+    DV_CHECK_EQ(rc, DV_ELIMIT);
+    DV_CHECK(strstr(err.text, "--max-connections") != NULL);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // A connection that says nothing within --handshake-ms of its handshake
 // stops counting (libzmq ties no handshake to a descriptor); if the
 // others fill the socket meanwhile, its first message is refused
@@ -1342,6 +1375,8 @@ static const dv_test_case_t cases[] = {
      test_connections_count_while_open},
     {"a connection silent past the handshake time loses its slot",
      test_silent_connection_loses_its_slot},
+    {"a plain client past --max-connections gets DV_ELIMIT",
+     test_plain_client_past_the_limit},
     {"the worker checks versions and limits",
      test_worker_checks_versions_and_limits},
     {NULL, NULL},

@@ -41,7 +41,7 @@ from ._proto import Prediction, Progress, Result
 from ._version import __version__
 from .client import (_GROUP_EVENTS, _MONITOR_EVENTS, FINISHED_STATES,
                      MANY_BYTES, _connect, _dealer, _group_events,
-                     _no_broker, _recv, _use_keys)
+                     _no_broker, _recv, _refused, _use_keys)
 
 Payload = Union[bytes, bytearray, memoryview]
 
@@ -258,9 +258,7 @@ class Client(P._Core, _Api):
         msg = await monitor.recv_multipart()
         ev = parse_monitor_message(msg)
         if ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            req.exc = errors.Perm(f"the broker at {self.endpoint} refused "
-                                  f"key '{self.key_id}' (ZAP status "
-                                  f"{ev['value']})")
+            req.exc = _refused(self.endpoint, self.key_id, ev["value"])
         else:
             req.exc = errors.Perm(f"CURVE handshake with {self.endpoint} "
                                   "failed (wrong broker key, or a plain "

@@ -39,6 +39,22 @@ from ._version import __version__
 Payload = Union[bytes, bytearray, memoryview]
 FINISHED_STATES = P.FINISHED_STATES
 
+def _refused(endpoint: str, key_id: str, status: int) -> errors.DroverError:
+    """The error for a handshake the broker's ZAP handler refused. Without a
+    key (plain mode) nobody is authenticated: only the connection limits
+    refuse."""
+    if not key_id:
+        return errors.Limit(
+            f"the broker at {endpoint} refused the connection (ZAP status "
+            f"{status}): it holds as many connections as its "
+            "--max-connections allows; its log says which")
+    return errors.Perm(
+        f"the broker at {endpoint} refused key '{key_id}' (ZAP status "
+        f"{status}): it is not among the broker's authorized keys, was "
+        "revoked, lacks a role for this socket, or has reached the "
+        "connection limits (its audit log says which)")
+
+
 _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH
                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -415,11 +431,7 @@ class Client(P._Core, _Api):
         from zmq.utils.monitor import recv_monitor_message
         ev = recv_monitor_message(mon)
         if ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            raise errors.Perm(
-                f"the broker at {self.endpoint} refused key "
-                f"'{self.key_id}' (ZAP status {ev['value']}): it is not "
-                "among the broker's authorized keys, was revoked, or lacks "
-                "a role for this socket")
+            raise _refused(self.endpoint, self.key_id, ev["value"])
         if self.key_id:
             raise errors.Perm(f"CURVE handshake with {self.endpoint} "
                               "failed: is broker_key the broker's public "

@@ -272,3 +272,23 @@ def test_generic_submit_and_sleep_payload(client):
     assert bytes(res.payload) == b"after"
     with pytest.raises(TypeError):
         client.submit_echo(b"", no_such_option=1)
+
+
+def test_connection_limits_refuse_with_limit_error():
+    """A plain broker at --max-connections refuses the next connection at
+    its handshake; the client says so (Limit), at once, not DV_EPERM."""
+    import time
+
+    from conftest import Cluster
+    c = Cluster(workers=0, broker_args=["--max-connections", "1"],
+                data=False)
+    try:
+        with c.client(timeout=10.0) as first:
+            first.status()
+            t = time.monotonic()
+            with pytest.raises(errors.Limit, match="--max-connections"):
+                with c.client(timeout=10.0) as second:
+                    second.status()
+            assert time.monotonic() - t < 5
+    finally:
+        c.close()
