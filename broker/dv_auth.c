@@ -134,23 +134,6 @@ dv_auth_route_hash(const void *route, size_t len)
     return dv_hash_bytes(route, len, DV_HASH_BYTES_INIT);
 }
 
-bool
-dv_auth_closed(const dv_auth_t *self,
-               const char *domain,
-               zmq_msg_t *route,
-               zmq_msg_t *frame)
-{
-    const sock_t *s = &self->socks[strcmp(domain, "clients") == 0 ? 0 : 1];
-    int fd = zmq_msg_get(frame, ZMQ_SRCFD);
-    if (fd < 0) {
-        return false;
-    }
-    const conn_t *c = (size_t)fd < s->n_conns ? &s->conns[fd] : NULL;
-    return !c || !c->open || !c->seen ||
-           c->route !=
-               dv_auth_route_hash(zmq_msg_data(route), zmq_msg_size(route));
-}
-
 // c's connection, which had spoken, is gone: stop counting it, and tell.
 static void
 gone(dv_auth_t *self, int i, conn_t *c)
@@ -705,10 +688,14 @@ dv_auth_seen(dv_auth_t *self,
              const char *domain,
              zmq_msg_t *route,
              zmq_msg_t *frame,
+             bool *closed,
              dv_error_t *err)
 {
     int i = strcmp(domain, "clients") == 0 ? 0 : 1;
     sock_t *s = &self->socks[i];
+    if (closed) {
+        *closed = false;
+    }
     int fd = zmq_msg_get(frame, ZMQ_SRCFD);
     if (fd < 0) {
         return 0; // no descriptor (inproc): nothing to count by
@@ -720,8 +707,11 @@ dv_auth_seen(dv_auth_t *self,
     }
     drain_one(self, i); // its ACCEPTED, or a DISCONNECTED since
     c = conn_at(s, fd);
-    if (!c->open) {
-        return 0; // gone already: a message left from a closed connection
+    if (!c->open) { // gone already: a message left from a closed connection
+        if (closed) {
+            *closed = true;
+        }
+        return 0;
     }
     gone(self, i, c); // the descriptor's earlier connection, if any
     const char *id = self->secure ? zmq_msg_gets(frame, "User-Id") : NULL;

@@ -78,14 +78,6 @@ typedef struct {
     void *gone_arg;
 } dv_auth_opts_t;
 
-// Whether the connection a message came from (route and frame as for
-// dv_auth_seen, after it) has closed already: its messages may still be
-// read after libzmq reported it gone. False for inproc peers.
-bool dv_auth_closed(const dv_auth_t *self,
-                    const char *domain,
-                    zmq_msg_t *route,
-                    zmq_msg_t *frame);
-
 // The hash of a routing id that dv_auth_gone_fn names.
 uint64_t dv_auth_route_hash(const void *route, size_t len);
 
@@ -136,14 +128,17 @@ const dv_key_t *dv_auth_key_by_id(const dv_auth_t *self, const char *id);
 // connection (its header): libzmq sets ZMQ_SRCFD on those, and not always
 // on the routing id ROUTER makes, which left every connection uncounted
 // once its handshake's admission expired. Counts the connection under its
-// key from now on. Returns 0, or DV_ELIMIT with the numbers when the
-// connection was admitted, stayed silent past the handshake time and now
-// finds its socket or key full (logged and audited; the caller refuses
-// the message).
+// key from now on. *closed (may be NULL): the connection had closed
+// already (libzmq reported it gone before its last messages were read).
+// Returns 0, or DV_ELIMIT with the numbers when the connection was
+// admitted, stayed silent past the handshake time and now finds its
+// socket or key full (logged and audited; the caller refuses the
+// message).
 int dv_auth_seen(dv_auth_t *self,
                  const char *domain,
                  zmq_msg_t *route,
                  zmq_msg_t *frame,
+                 bool *closed,
                  dv_error_t *err);
 
 // Authenticated connections on the client socket now (admitted ones

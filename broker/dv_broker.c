@@ -780,11 +780,9 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
     }
-    int limit =
-        dv_auth_seen(self->auth, "clients", &in->route, &in->header, &err);
+    int limit = dv_auth_seen(self->auth, "clients", &in->route, &in->header,
+                             &self->current_closed, &err);
     rc = limit ? limit : rc; // a connection past the limits is served nothing
-    self->current_closed =
-        dv_auth_closed(self->auth, "clients", &in->route, &in->header);
     size_t held = dv_outq_peer_bytes(self->outq, route, route_len);
     if (rc == 0 && held > DV_MAX_PEER_QUEUED_BYTES) {
         // It does not read its replies: no new work for it. A short error

@@ -1247,8 +1247,8 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
                  : dv_msg_decode(&m, zmq_msg_data(&in->header),
                                  zmq_msg_size(&in->header), in->frames,
                                  in->n_payload, &rid, &err);
-    int limit =
-        dv_auth_seen(self->auth, "workers", &in->route, &in->header, &err);
+    int limit = dv_auth_seen(self->auth, "workers", &in->route, &in->header,
+                             NULL, &err);
     if (limit) { // a connection past the limits is served nothing
         dv_wire_send_error(self->workers_sock, route, route_len, rid, 0, limit,
                            err.text);
