@@ -1243,6 +1243,9 @@ dv_broker_open(dv_broker_t **out, const dv_broker_opts_t *opts, dv_error_t *err)
     // The fault seams count from here on: recovery is not what they test.
     self->fault_left = opts->fault_kill_result;
     self->fault_eio_left = opts->fault_eio_submit;
+    if (rc == 0) { // as libuv's pool: a commit, pushes and reads beside it
+        rc = dv_pool_new(&self->pool, &self->loop, 4, "broker-pool", err);
+    }
     if (rc == 0) {
         rc = open_auth(self, opts, err);
     }
@@ -1342,6 +1345,9 @@ broker_close(dv_broker_t *self)
     }
     dv_store_destroy(&self->store); // before the frees below stage deletes
     dv_disk_destroy(&self->disk);
+    dv_pool_close(self->pool); // idle now: its threads end, its handle
+    self->pool = NULL;         // closes in this run
+    uv_run(&self->loop, UV_RUN_DEFAULT);
     uv_loop_close(&self->loop);
     if (self->clients) {
         zmq_close(self->clients);

@@ -26,6 +26,7 @@
 #include "dv_names.h"
 #include "dv_outq.h"
 #include "dv_owners.h"
+#include "dv_pool.h"
 #include "dv_proto.h"
 #include "dv_records.h"
 #include "dv_registry.h"
@@ -298,6 +299,7 @@ typedef struct who_s {
 
 struct dv_broker {
     uv_loop_t loop;            // the broker's loop
+    dv_pool_t *pool;           // disk and bulk work off the loop (owned)
     void *ctx;                 // ZeroMQ context
     void *clients;             // ROUTER for clients
     void *workers_sock;        // ROUTER for workers
@@ -538,7 +540,7 @@ dv_broker_gather_end(dv_broker_t *self, gather_t **g_p, gather_flush_fn *flush);
 // large model takes long enough (decode, SHA-256, fsync) to starve every
 // heartbeat if the loop thread did it.
 typedef struct push_s {
-    uv_work_t work;                    // pool request
+    dv_work_t work;                    // pool request
     dv_broker_t *broker;               // owner
     uint8_t route[ROUTE_MAX];          // who asked
     size_t route_len;                  //

@@ -102,7 +102,7 @@ dv_commit_reply_after(dv_broker_t *self,
 
 // A batch being made durable on the libuv pool, with the submits it holds.
 typedef struct {
-    uv_work_t work;          // pool request
+    dv_work_t work;          // pool request
     dv_broker_t *broker;     // owner
     dv_store_batch_t *batch; // the writes
     uint64_t *pending;       // submits to acknowledge after it (owned)
@@ -121,7 +121,7 @@ typedef struct {
 } commit_t;
 
 static void
-work_commit(uv_work_t *req)
+work_commit(dv_work_t *req)
 {
     commit_t *c = req->data;
     if (c->fault_eio) { // opts.fault_eio_submit: as a failed write would
@@ -318,7 +318,7 @@ commit_take(dv_broker_t *self)
 static void commit_done(dv_broker_t *self, commit_t *c);
 
 static void
-after_commit(uv_work_t *req, int status)
+after_commit(dv_work_t *req, int status)
 {
     commit_t *c = req->data;
     if (status != 0 && c->rc == 0) {
@@ -419,7 +419,7 @@ on_commit(uv_timer_t *t)
         return;
     }
     self->committing = true;
-    if (uv_queue_work(&self->loop, &c->work, work_commit, after_commit) != 0) {
+    if (dv_pool_queue(self->pool, &c->work, work_commit, after_commit) != 0) {
         self->committing = false;
         c->rc = dv_store_batch_commit(self->store, c->batch, &c->err);
         commit_finished(self, c);

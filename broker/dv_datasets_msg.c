@@ -54,7 +54,7 @@ write_dataset_info(dv_msgw_t *w, const dv_dataset_info_t *r, bool nested)
 
 // A complete upload validated and written on the pool.
 typedef struct {
-    uv_work_t work;
+    dv_work_t work;
     dv_broker_t *broker;
     uint8_t route[ROUTE_MAX];
     size_t route_len;
@@ -69,7 +69,7 @@ typedef struct {
 } ds_store_t;
 
 static void
-work_dataset(uv_work_t *req)
+work_dataset(dv_work_t *req)
 {
     ds_store_t *d = req->data;
     d->rc = dv_datasets_prepare(d->dir, d->up->name, d->version, d->up->buf,
@@ -77,7 +77,7 @@ work_dataset(uv_work_t *req)
 }
 
 static void
-after_dataset(uv_work_t *req, int status)
+after_dataset(dv_work_t *req, int status)
 {
     ds_store_t *d = req->data;
     dv_broker_t *self = d->broker;
@@ -280,7 +280,7 @@ upload_store(dv_broker_t *self,
         snprintf(d->owner, sizeof d->owner, "%s", self->current->id);
     }
     d->work.data = d;
-    if (uv_queue_work(&self->loop, &d->work, work_dataset, after_dataset)) {
+    if (dv_pool_queue(self->pool, &d->work, work_dataset, after_dataset)) {
         dv_datasets_release(self->datasets, u->name, version);
         free(u->buf);
         free(u);

@@ -59,7 +59,7 @@ typedef struct {
 // A fetch: waiting its turn (self->fq_head), then read (and, for a
 // model, checked) on the pool or at once from memory, then answered.
 struct fetch_s {
-    uv_work_t work;           // pool request
+    dv_work_t work;           // pool request
     dv_broker_t *broker;      // owner
     struct fetch_s *next;     // waiting: the next in line
     uint64_t handle;          // the worker (gone: the fetch is dropped)
@@ -104,7 +104,7 @@ send_data(dv_broker_t *self,
 }
 
 static void
-work_fetch(uv_work_t *req)
+work_fetch(dv_work_t *req)
 {
     fetch_t *f = req->data;
     const fetch_what_t *x = &f->what;
@@ -147,7 +147,7 @@ fetch_answer(dv_broker_t *self,
 }
 
 static void
-after_fetch(uv_work_t *req, int status)
+after_fetch(dv_work_t *req, int status)
 {
     fetch_t *f = req->data;
     dv_broker_t *self = f->broker;
@@ -198,8 +198,7 @@ fetch_start(dv_broker_t *self, worker_t *w, fetch_t *f)
     if (rc == 0 && in_file) {
         f->dir = dv_strdup(dir);
         f->work.data = f;
-        if (uv_queue_work(&self->loop, &f->work, work_fetch, after_fetch) ==
-            0) {
+        if (dv_pool_queue(self->pool, &f->work, work_fetch, after_fetch) == 0) {
             w->fetch_reading = true;
             return;
         }

@@ -224,7 +224,7 @@ write_model_info(dv_msgw_t *w,
 }
 
 static void
-work_push(uv_work_t *req)
+work_push(dv_work_t *req)
 {
     push_t *p = req->data;
     p->rc = dv_registry_prepare(p->dir, p->name, p->version, p->image, p->len,
@@ -251,7 +251,7 @@ static void push_finish(dv_broker_t *self, push_t *p);
 // racing for a name: the job that finished first wins, as its version
 // number says), and versions never appear out of order.
 static void
-after_push(uv_work_t *req, int status)
+after_push(dv_work_t *req, int status)
 {
     push_t *p = req->data;
     dv_broker_t *self = p->broker;
@@ -363,7 +363,7 @@ dv_models_msg_push_queue(dv_broker_t *self,
     memcpy(p->image, file->data, file->len);
     p->len = file->len;
     p->work.data = p;
-    if (uv_queue_work(&self->loop, &p->work, work_push, after_push) == 0) {
+    if (dv_pool_queue(self->pool, &p->work, work_push, after_push) == 0) {
         return 0;
     }
     const char *what = p->job ? "model's registration" : "model push";

@@ -11,6 +11,7 @@
 #include "dv_model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,9 +22,21 @@
 // activations per buffer, cache-friendly while keeping sgemm efficient.
 #define PREDICT_BLOCK 256
 
-// This thread's prediction scratch (floats), reused across calls.
+// This thread's prediction scratch (floats), reused across calls. The key
+// holds it too, so that a thread that ends (a dv_pool thread at close)
+// frees it.
 static _Thread_local float *s_scratch;
 static _Thread_local size_t s_scratch_n;
+static pthread_key_t s_scratch_key;
+static pthread_once_t s_scratch_once = PTHREAD_ONCE_INIT;
+
+static void
+scratch_key_init(void)
+{
+    if (pthread_key_create(&s_scratch_key, free) != 0) {
+        abort(); // only with PTHREAD_KEYS_MAX keys taken
+    }
+}
 
 // n floats for one prediction: the thread's scratch when it is (or may
 // grow) within DV_MAX_PREDICT_SCRATCH bytes, else a buffer of its own.
@@ -38,6 +51,8 @@ scratch_take(size_t n)
         free(s_scratch);
         s_scratch = dv_malloc(n * sizeof(float));
         s_scratch_n = n;
+        pthread_once(&s_scratch_once, scratch_key_init);
+        pthread_setspecific(s_scratch_key, s_scratch);
     }
     return s_scratch;
 }

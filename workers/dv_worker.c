@@ -12,7 +12,7 @@
 // a task: its input is decoded on the loop thread, the model is taken from
 // the cache (or fetched from the broker first: the task waits in `waiting`
 // until `model_data` arrives and its SHA-256 checks out), the prediction runs
-// on the libuv thread pool (uv_queue_work), and the `done` goes out from the
+// on the worker's compute threads (dv_pool), and the `done` goes out from the
 // loop thread when it completes. The loop thread never does math, so
 // heartbeats keep flowing while jobs run.
 //
@@ -413,7 +413,7 @@ on_cancel(dv_worker_t *self, const dv_msg_t *m)
         if (t->job == job) {
             __atomic_store_n(&t->cancelled, true, __ATOMIC_RELAXED);
 
-            uv_cancel((uv_req_t *)&t->work); // fails once it has started
+            dv_pool_cancel(&t->work); // fails once it has started
             return;
         }
     }
@@ -869,7 +869,7 @@ wk_give_back(dv_worker_t *self, task_t *t)
 
 // Draining: the jobs held beyond what the worker would run next go back to
 // the broker (prefetch), so other workers run them now instead of this one
-// running them before it stops: pool work not started (uv_cancel takes only
+// running them before it stops: pool work not started (dv_pool_cancel takes only
 // that; its after-callback then just ends the task) and, of the tasks
 // waiting for a compute thread, a model or a data set, all but the first
 // ones that fit the compute threads not busy (their run has begun: a model
@@ -883,7 +883,7 @@ give_back_unstarted(dv_worker_t *self)
     for (task_t *t = self->tasks; t; t = t->all_next) {
         if ((t->sleep || t->train || t->evaluate) && !t->released &&
             t->work.data == t) {
-            if (uv_cancel((uv_req_t *)&t->work) == 0) {
+            if (dv_pool_cancel(&t->work) == 0) {
                 t->released = true; // goes back; its after-callback ends it
                 t->next = back;
                 back = t;
@@ -1104,12 +1104,6 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     self->model_budget =
         opts->model_memory ? opts->model_memory : (size_t)1 << 30;
     self->data_budget = opts->data_memory ? opts->data_memory : (size_t)1 << 30;
-    // Compute threads: one pool thread per concurrent job. libuv reads this
-    // once, when the pool first starts; an operator's setting wins.
-    char pool[16];
-    snprintf(pool, sizeof pool, "%u",
-             self->capacity < 1024 ? self->capacity : 1024);
-    setenv("UV_THREADPOOL_SIZE", pool, 0);
     // capacity jobs at once, each sgemm on this job's share of the cores, so
     // jobs x BLAS threads never oversubscribe the host (docs/ARCHITECTURE.md,
     // BLAS threads). Logged: an operator checks what a worker applied.
@@ -1122,7 +1116,14 @@ dv_worker_open(dv_worker_t **out, const dv_worker_opts_t *opts, dv_error_t *err)
     self->ctx = zmq_ctx_new();
     uv_loop_init(&self->loop);
     self->spare = dv_spare_new(DV_SPARE_MAX_BLOCK, DV_SPARE_BYTES);
-    int rc = open_socket(self, err);
+    // Compute threads: one per concurrent job (dv_pool, not libuv's pool:
+    // see dv_pool.h for why).
+    int rc = dv_pool_new(&self->pool, &self->loop,
+                         self->capacity < 1024 ? self->capacity : 1024,
+                         "compute", err);
+    if (rc == 0) {
+        rc = open_socket(self, err);
+    }
     if (rc) {
         dv_worker_destroy(&self);
         return rc;
@@ -1184,6 +1185,9 @@ dv_worker_destroy(dv_worker_t **self_p)
     }
     // Runs close callbacks and waits for computing tasks: their
     // after-work callbacks free them (the socket is still open).
+    uv_run(&self->loop, UV_RUN_DEFAULT);
+    dv_pool_close(self->pool); // idle now: its threads end, its handle
+    self->pool = NULL;         // closes in this run
     uv_run(&self->loop, UV_RUN_DEFAULT);
     uv_loop_close(&self->loop);
     task_t **held[2] = {&self->waiting, &self->ready};

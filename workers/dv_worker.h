@@ -5,12 +5,12 @@
 //
 // Runs `echo` (on the loop thread) and `infer` (models fetched from the
 // broker, checksum-verified, kept in an LRU cache within a memory budget;
-// predictions on the libuv thread pool, `capacity` at once). SIGINT/SIGTERM
+// predictions on its compute threads, `capacity` at once). SIGINT/SIGTERM
 // drain: `bye`, finish the jobs held, stop; a second signal stops at once.
 //
 // Threads: the loop thread (sockets, cache, bookkeeping) inside
-// dv_worker_run, plus the libuv pool (UV_THREADPOOL_SIZE = capacity unless
-// set) for predictions, which only read a model the loop keeps alive.
+// dv_worker_run, plus `capacity` compute threads (dv_pool) for predictions,
+// which only read a model the loop keeps alive.
 // OpenBLAS gets blas_threads per job (default: this host's share for
 // capacity jobs, dv_blas_threads_share), logged at start.
 #ifndef DV_WORKER_H

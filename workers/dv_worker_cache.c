@@ -204,7 +204,7 @@ drop_fetch(dv_worker_t *self, fetch_t *f)
 // A model file being verified and decoded on the pool (a large model takes
 // long enough to starve heartbeats if the loop thread did it).
 typedef struct {
-    uv_work_t work;                  // pool request
+    dv_work_t work;                  // pool request
     dv_worker_t *owner;              // the worker
     fetch_t *fetch;                  // what it answers (owned)
     inbuf_t *frame;                  // the model_data frame (a ref) ...
@@ -217,7 +217,7 @@ typedef struct {
 } load_t;
 
 static void
-work_load(uv_work_t *req)
+work_load(dv_work_t *req)
 {
     load_t *l = req->data;
     uint8_t got[DV_SHA256_BYTES];
@@ -233,7 +233,7 @@ work_load(uv_work_t *req)
 }
 
 static void
-after_load(uv_work_t *req, int status)
+after_load(dv_work_t *req, int status)
 {
     load_t *l = req->data;
     dv_worker_t *self = l->owner;
@@ -306,7 +306,7 @@ wk_on_model_data(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in)
         l->work.data = l;
         f->loading = true;
         self->loading++;
-        if (uv_queue_work(&self->loop, &l->work, work_load, after_load) != 0) {
+        if (dv_pool_queue(self->pool, &l->work, work_load, after_load) != 0) {
             self->loading--;
             f->loading = false;
             rc = dv_errorf(&err, DV_EIO, "cannot queue the model load");
@@ -535,7 +535,7 @@ release_waiting_data(
 
 // A complete data set being checked against its SHA-256 on the pool.
 typedef struct {
-    uv_work_t work;     // pool request
+    dv_work_t work;     // pool request
     dv_worker_t *owner; //
     fetch_t *fetch;     // what it completes
     int rc;             //
@@ -543,7 +543,7 @@ typedef struct {
 } dsload_t;
 
 static void
-work_dsload(uv_work_t *req)
+work_dsload(dv_work_t *req)
 {
     dsload_t *l = req->data;
     uint8_t got[DV_SHA256_BYTES];
@@ -557,7 +557,7 @@ work_dsload(uv_work_t *req)
 }
 
 static void
-after_dsload(uv_work_t *req, int status)
+after_dsload(dv_work_t *req, int status)
 {
     dsload_t *l = req->data;
     dv_worker_t *self = l->owner;
@@ -655,7 +655,7 @@ wk_on_dataset_data(dv_worker_t *self, const dv_msg_t *m)
         l->work.data = l;
         f->loading = true;
         self->loading++;
-        if (uv_queue_work(&self->loop, &l->work, work_dsload, after_dsload) ==
+        if (dv_pool_queue(self->pool, &l->work, work_dsload, after_dsload) ==
             0) {
             return;
         }
@@ -723,7 +723,7 @@ go_after_data(dv_worker_t *self, task_t *t)
 {
     if (t->train) {
         t->work.data = t;
-        if (uv_queue_work(&self->loop, &t->work, wk_work_train,
+        if (dv_pool_queue(self->pool, &t->work, wk_work_train,
                           wk_after_train)) {
             wk_send_failed(self, t->job, t->attempt, DV_EIO,
                            "cannot start the job");

@@ -11,7 +11,7 @@ static void dispatch_ready(dv_worker_t *self);
 
 // Infer tasks run as one forward pass on the pool (a batch of one too).
 typedef struct {
-    uv_work_t work;     // pool request
+    dv_work_t work;     // pool request
     dv_worker_t *owner; // the worker
     dv_tensor_t *y;     // the stacked output (NULL: each its own output)
     bool in_place;      // several inputs stacked where they arrived
@@ -49,7 +49,7 @@ contiguous(const batch_t *b, float **start)
 // one fails alone, with the text predicting it alone would give); the good
 // ones are stacked into one input, predicted at once, and split back.
 static void
-work_batch(uv_work_t *req)
+work_batch(dv_work_t *req)
 {
     batch_t *b = req->data;
     const dv_model_t *model = b->tasks[0]->model->model;
@@ -281,7 +281,7 @@ finish_batch(batch_t *b, int status)
 }
 
 static void
-after_batch(uv_work_t *req, int status)
+after_batch(dv_work_t *req, int status)
 {
     batch_t *b = req->data;
     dv_worker_t *self = b->owner;
@@ -398,7 +398,7 @@ dispatch_ready(dv_worker_t *self)
             finish_batch(b, 0);
             continue;
         }
-        if (uv_queue_work(&self->loop, &b->work, work_batch, after_batch)) {
+        if (dv_pool_queue(self->pool, &b->work, work_batch, after_batch)) {
             for (size_t i = 0; i < b->n; i++) {
                 wk_send_failed(self, b->tasks[i]->job, b->tasks[i]->attempt,
                                DV_EIO, "cannot start the job");
@@ -442,7 +442,7 @@ wk_task_start(dv_worker_t *self, task_t *t, cached_t *c)
         return;
     }
     t->work.data = t;
-    int rc = uv_queue_work(&self->loop, &t->work, wk_work_evaluate,
+    int rc = dv_pool_queue(self->pool, &t->work, wk_work_evaluate,
                            wk_after_evaluate);
     if (rc != 0) {
         wk_send_failed(self, t->job, t->attempt, DV_EIO, uv_strerror(rc));

@@ -38,6 +38,7 @@
 #include "dv_model.h"
 #include "dv_modelfile.h"
 #include "dv_msgpack.h"
+#include "dv_pool.h"
 #include "dv_proto.h"
 #include "dv_sha256.h"
 #include "dv_spare.h"
@@ -125,7 +126,7 @@ typedef struct {
 
 typedef struct task task_t;
 struct task {
-    uv_work_t work;                  // thread-pool request
+    dv_work_t work;                  // thread-pool request
     dv_worker_t *owner;              // the worker
     uint64_t job, attempt;           // from `run`
     char key[KEY_BYTES];             // model wanted
@@ -199,6 +200,7 @@ struct kept {
 
 struct dv_worker {
     uv_loop_t loop;         // the worker's loop
+    dv_pool_t *pool;        // compute threads, capacity of them (owned)
     void *ctx;              // ZeroMQ context
     void *sock;             // DEALER to the broker
     dv_zwatch_t *watch;     // sock in the loop
@@ -340,12 +342,12 @@ void wk_send_done(dv_worker_t *self,
                   const dv_frame_t *frames,
                   size_t n);
 void wk_task_end(dv_worker_t *self, task_t *t);
-void wk_work_sleep(uv_work_t *req);
-void wk_after_sleep(uv_work_t *req, int status);
-void wk_work_evaluate(uv_work_t *req);
-void wk_after_evaluate(uv_work_t *req, int status);
+void wk_work_sleep(dv_work_t *req);
+void wk_after_sleep(dv_work_t *req, int status);
+void wk_work_evaluate(dv_work_t *req);
+void wk_after_evaluate(dv_work_t *req, int status);
 void wk_on_progress(uv_async_t *a);
-void wk_work_train(uv_work_t *req);
-void wk_after_train(uv_work_t *req, int status);
+void wk_work_train(dv_work_t *req);
+void wk_after_train(dv_work_t *req, int status);
 
 #endif

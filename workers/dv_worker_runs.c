@@ -444,7 +444,7 @@ wk_on_run(dv_worker_t *self, const dv_msg_t *m, dv_wire_msg_t *in)
         if (t->raw && len) {
             memcpy(t->raw, payload->data, len);
         }
-        if (!t->raw || uv_queue_work(&self->loop, &t->work, wk_work_sleep,
+        if (!t->raw || dv_pool_queue(self->pool, &t->work, wk_work_sleep,
                                      wk_after_sleep)) {
             wk_send_failed(self, job, attempt, DV_ENOMEM,
                            "cannot start the job");

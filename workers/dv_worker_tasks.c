@@ -184,7 +184,7 @@ after_work_over(dv_worker_t *self, task_t *t, int status)
 // A `sleep` job: waits ms in short slices, checking the cancel flag
 // between them, the way model code checks it between batches.
 void
-wk_work_sleep(uv_work_t *req)
+wk_work_sleep(dv_work_t *req)
 {
     task_t *t = req->data;
     uint64_t start = uv_hrtime();
@@ -199,7 +199,7 @@ wk_work_sleep(uv_work_t *req)
 }
 
 void
-wk_after_sleep(uv_work_t *req, int status)
+wk_after_sleep(dv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
@@ -226,7 +226,7 @@ parse_task_csv(task_t *t, const dv_csv_opts_t *copts, dv_dataset_t **ds)
 // An `evaluate` job on the pool: the CSV against the model's features and
 // target, then its metrics.
 void
-wk_work_evaluate(uv_work_t *req)
+wk_work_evaluate(dv_work_t *req)
 {
     task_t *t = req->data;
     const dv_model_t *m = t->model->model;
@@ -240,7 +240,7 @@ wk_work_evaluate(uv_work_t *req)
 }
 
 void
-wk_after_evaluate(uv_work_t *req, int status)
+wk_after_evaluate(dv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
@@ -399,7 +399,7 @@ wk_on_progress(uv_async_t *a)
 
 // A `train` job on the pool: parse the CSV, train, encode the model file.
 void
-wk_work_train(uv_work_t *req)
+wk_work_train(dv_work_t *req)
 {
     task_t *t = req->data;
     dv_csv_opts_t copts = {.target = t->tr->target[0] ? t->tr->target : NULL};
@@ -461,7 +461,7 @@ wk_work_train(uv_work_t *req)
 }
 
 void
-wk_after_train(uv_work_t *req, int status)
+wk_after_train(dv_work_t *req, int status)
 {
     task_t *t = req->data;
     dv_worker_t *self = t->owner;
