@@ -17,11 +17,13 @@
 # the machine, so the figures are lower than a lone run's: compare A with
 # B, never with another run. Default options: --only-many --in-flight 1024
 # --seconds 3 (the 1-row cells at 1,024 in flight); PAIRS defaults to 5.
+# AB_MSG=one compares the first two one-request-per-message cells instead
+# (with --only-rows 256: the 256-row MLP cells, 1 and 8 producers).
 # Stops by itself: each dv-bench-serve ends after its cells.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 A=$1
@@ -47,7 +49,8 @@ trap 'rm -rf "$tmp"' EXIT
 # The first two submit_many cells of a dv-bench-serve output, one line each:
 # rows P in_flight req/s p99 cpu_broker cpu_workers cpu_producers.
 cells() {
-    awk '$4 == "many" { print $1, $2, $3, $6, $8, $13, $14, $15; n++ }
+    awk -v msg="${AB_MSG:-many}" \
+        '$4 == msg { print $1, $2, $3, $6, $8, $13, $14, $15; n++ }
          n == 2 { exit }' "$1"
 }
 

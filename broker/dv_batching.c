@@ -168,7 +168,7 @@ run_batch_flush(dv_broker_t *self, run_batch_t *b, worker_t *w)
         return;
     }
     const job_t *lead = b->jobs[0];
-    uint8_t *input = dv_malloc(b->bytes ? b->bytes : 1);
+    uint8_t *input = dv_wire_buf_get(b->bytes); // adopted below
     size_t at = 0, rows = 0;
     dv_msgw_t *m = dv_msgw_new(DV_MSG_RUN_BATCH, 0);
     dv_msgw_str(m, "kind", "infer");

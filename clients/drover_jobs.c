@@ -121,7 +121,7 @@ build_submit(const drover_t *self,
         dv_msgw_str(w, "model", job->model);
         dv_msgw_tensor(w, "input", 1, job->rows, job->cols);
         size_t n = job->rows * job->cols;
-        uint8_t *buf = dv_malloc(n * 4);
+        uint8_t *buf = dv_wire_buf_get(n * 4); // free() or adopt
         dv_floats_to_wire(buf, job->input, n);
         *owned = buf;
         *frame = (dv_frame_t){buf, n * 4};
@@ -382,7 +382,7 @@ send_many(drover_t *self,
             fb += frames[j].len;
         }
         dv_msgw_t *m = dv_msgw_new(DV_MSG_SUBMIT_MANY, ++self->next_rid);
-        uint8_t *all = dv_malloc(fb ? fb : 1);
+        uint8_t *all = dv_wire_buf_get(fb);
         dv_msgw_key(m, "requests");
         dv_msgw_v_array(m, j - i);
         for (size_t k = i, at = 0; k < j; k++) {

@@ -453,6 +453,18 @@
 #define DV_SPARE_BYTES     ((size_t)1 << 20)
 #define DV_SPARE_MAX_BLOCK ((size_t)4 << 10)
 
+// Large message buffers a process keeps once ZeroMQ has sent them, for its
+// next message of about that size (dv_wire_buf_get): glibc hands a fresh
+// 256 KiB buffer back to the kernel when it is freed, and the next one
+// costs 64 page faults on first touch, which on a paravirtualised host
+// took a sixth of a producer's CPU at 256-row requests. Buffers from
+// DV_WIRE_KEEP_MIN bytes are kept, at most DV_WIRE_KEEP_BUFS of them and
+// DV_WIRE_KEEP_BYTES in all (what a process holds idle through it, whatever
+// its peers send); smaller ones are plain malloc and free.
+#define DV_WIRE_KEEP_MIN   ((size_t)64 << 10)
+#define DV_WIRE_KEEP_BUFS  16
+#define DV_WIRE_KEEP_BYTES ((size_t)32 << 20)
+
 // Messages libzmq queues per peer on the broker's sockets (ZMQ_SNDHWM,
 // ZMQ_RCVHWM): deep enough for a producer that submits tens of thousands
 // of jobs asynchronously before reading its results, and for a burst of

@@ -2,8 +2,13 @@
 #include "dv_wire.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dv_limits.h"
+#include "dv_mem.h"
 
 // This thread's dv_wire_on_use hook (NULL: none).
 static __thread dv_wire_use_fn *s_on_use;
@@ -150,10 +155,66 @@ dv_wire_send_msgs(void *socket,
     return rc;
 }
 
+// Kept large buffers (DV_WIRE_KEEP_*), newest last, each with its usable
+// size: a stack, so the buffer most recently in cache goes out first.
+static struct {
+    pthread_mutex_t mu;
+    void *bufs[DV_WIRE_KEEP_BUFS];
+    size_t sizes[DV_WIRE_KEEP_BUFS];
+    size_t n, bytes;
+} s_keep = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void *
+dv_wire_buf_get(size_t n)
+{
+    if (n >= DV_WIRE_KEEP_MIN) {
+        void *p = NULL;
+        pthread_mutex_lock(&s_keep.mu);
+        for (size_t i = s_keep.n; i-- > 0;) {
+            if (s_keep.sizes[i] >= n && s_keep.sizes[i] / 4 <= n) {
+                p = s_keep.bufs[i];
+                s_keep.bytes -= s_keep.sizes[i];
+                s_keep.n--;
+                s_keep.bufs[i] = s_keep.bufs[s_keep.n];
+                s_keep.sizes[i] = s_keep.sizes[s_keep.n];
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s_keep.mu);
+        if (p) {
+            return p;
+        }
+    }
+    return dv_malloc(n ? n : 1);
+}
+
+size_t
+dv_wire_buf_kept_bytes(void)
+{
+    pthread_mutex_lock(&s_keep.mu);
+    size_t b = s_keep.bytes;
+    pthread_mutex_unlock(&s_keep.mu);
+    return b;
+}
+
+// ZeroMQ is done with an adopted buffer (on its I/O thread, or the
+// caller's when the message is closed unsent).
 static void
 free_adopted(void *data, void *hint)
 {
     (void)hint;
+    size_t size = data ? malloc_usable_size(data) : 0;
+    if (size >= DV_WIRE_KEEP_MIN) {
+        pthread_mutex_lock(&s_keep.mu);
+        if (s_keep.n < DV_WIRE_KEEP_BUFS &&
+            s_keep.bytes + size <= DV_WIRE_KEEP_BYTES) {
+            s_keep.bufs[s_keep.n] = data;
+            s_keep.sizes[s_keep.n++] = size;
+            s_keep.bytes += size;
+            data = NULL;
+        }
+        pthread_mutex_unlock(&s_keep.mu);
+    }
     free(data);
 }
 

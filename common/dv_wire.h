@@ -65,8 +65,18 @@ int dv_wire_send_msgs(void *socket,
 
 // Hand buffer data (len bytes, from malloc; owned from now on) to ZeroMQ as
 // message *out, freed when sent: no copy. Returns 0, or DV_ENOMEM (data is
-// freed and *out left empty).
+// freed and *out left empty). A large buffer is kept for dv_wire_buf_get
+// instead of freed (DV_WIRE_KEEP_*, dv_limits.h).
 int dv_wire_msg_adopt(zmq_msg_t *out, void *data, size_t len);
+
+// A buffer of at least n bytes for a message to adopt: one kept from an
+// earlier message when one fits (at most 4 n bytes), else dv_malloc's.
+// Either way a malloc block: the caller owns it and may free() it instead.
+// Thread-safe (ZeroMQ's I/O thread gives buffers back).
+void *dv_wire_buf_get(size_t n);
+
+// Bytes kept now (tests).
+size_t dv_wire_buf_kept_bytes(void);
 
 // Send an `error` reply {rid, error: {name, text}} (plus `job` when nonzero).
 int dv_wire_send_error(void *socket,

@@ -3,11 +3,13 @@
 // or an adopted buffer) arrive byte for byte, leave a shared source intact,
 // and are released when the message cannot go (ASan's leak check fails the
 // test otherwise); a message with too many frames is flagged.
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zmq.h>
 
+#include "dv_limits.h"
 #include "dv_test.h"
 #include "dv_wire.h"
 
@@ -162,7 +164,58 @@ test_too_many_frames_flagged(void)
     DV_CHECK(next_ok);
 }
 
+// Large adopted buffers come back for the next message of about their
+// size once ZeroMQ lets go of them (here: closed unsent); small ones, and
+// ones past the count or byte bound, are freed (ASan: no leak, no reuse of
+// a freed block).
+static void
+test_large_buffers_are_kept(void)
+{
+    const size_t big = DV_WIRE_KEEP_MIN * 8; // a 512-row request's input
+    size_t before = dv_wire_buf_kept_bytes();
+    uint8_t *a = dv_wire_buf_get(big);
+    size_t usable = malloc_usable_size(a);
+    memset(a, 0x11, big);
+    zmq_msg_t m;
+    DV_CHECK_EQ(dv_wire_msg_adopt(&m, a, big), 0);
+    zmq_msg_close(&m); // ZeroMQ lets go: kept
+    size_t kept = dv_wire_buf_kept_bytes();
+    uint8_t *again = dv_wire_buf_get(big - 100); // fits: the same block
+    size_t taken = dv_wire_buf_kept_bytes();
+    uint8_t *tiny = dv_wire_buf_get(100); // under the minimum
+    DV_CHECK_EQ(dv_wire_msg_adopt(&m, tiny, 100), 0);
+    zmq_msg_close(&m);
+    size_t after_tiny = dv_wire_buf_kept_bytes(); // freed, not kept
+    DV_CHECK_EQ(dv_wire_msg_adopt(&m, again, big - 100), 0);
+    zmq_msg_close(&m);
+    uint8_t *small = dv_wire_buf_get(big / 8); // it would waste 7/8 of it
+    bool small_fresh = small != again;
+    free(small); // a plain malloc block either way
+    // More buffers than the bound keeps: at most DV_WIRE_KEEP_BUFS stay.
+    enum { N = DV_WIRE_KEEP_BUFS + 4 };
+    uint8_t *many[N];
+    for (size_t i = 0; i < N; i++) {
+        many[i] = dv_wire_buf_get(big);
+    }
+    for (size_t i = 0; i < N; i++) {
+        many[i][big - 1] = (uint8_t)i; // all of it usable
+        DV_CHECK_EQ(dv_wire_msg_adopt(&m, many[i], big), 0);
+        zmq_msg_close(&m);
+    }
+    size_t full = dv_wire_buf_kept_bytes();
+    DV_CHECK_EQ(kept, before + usable);
+    DV_CHECK(again == a);
+    DV_CHECK_EQ(taken, before);
+    DV_CHECK_EQ(after_tiny, before);
+    DV_CHECK(small_fresh);
+    DV_CHECK(full <= DV_WIRE_KEEP_BYTES);
+    DV_CHECK(full <= before + (size_t)DV_WIRE_KEEP_BUFS * usable);
+    DV_CHECK(full >= (size_t)DV_WIRE_KEEP_BUFS * usable);
+}
+
 static const dv_test_case_t cases[] = {
+    {"large adopted buffers are kept for the next message, within bounds",
+     test_large_buffers_are_kept},
     {"shared and adopted frames arrive byte for byte",
      test_shared_and_adopted_frames_arrive},
     {"unsent frames are released", test_unsent_frames_are_released},
