@@ -64,6 +64,22 @@ push_done_locked(dv_pool_t *self, dv_work_t *w)
     wake_loop_locked(self);
 }
 
+// Take w out of the waiting list (under mu).
+static void
+unlink_waiting_locked(dv_pool_t *self, dv_work_t *w)
+{
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        self->wait_head = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    } else {
+        self->wait_tail = w->prev;
+    }
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -77,12 +93,7 @@ thread_main(void *arg)
             break;
         }
         dv_work_t *w = self->wait_head;
-        self->wait_head = w->next;
-        if (self->wait_head) {
-            self->wait_head->prev = NULL;
-        } else {
-            self->wait_tail = NULL;
-        }
+        unlink_waiting_locked(self, w);
         w->state = W_RUNNING;
         pthread_mutex_unlock(&self->mu);
         w->work(w);
@@ -272,16 +283,7 @@ dv_pool_cancel(dv_work_t *req)
     int rc = UV_EBUSY;
     pthread_mutex_lock(&self->mu);
     if (req->state == W_QUEUED) {
-        if (req->prev) {
-            req->prev->next = req->next;
-        } else {
-            self->wait_head = req->next;
-        }
-        if (req->next) {
-            req->next->prev = req->prev;
-        } else {
-            self->wait_tail = req->prev;
-        }
+        unlink_waiting_locked(self, req);
         req->state = W_FINISHED;
         req->status = UV_ECANCELED;
         push_done_locked(self, req);
