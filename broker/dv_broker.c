@@ -169,8 +169,20 @@ jobs_grow(dv_broker_t *self)
 qbytes_t *
 dv_broker_queue_find(dv_broker_t *self, const char *name)
 {
+    // A job's queue is that of the jobs around it, so the last one found
+    // is compared first: a hash and a probe per lookup, four or five a
+    // job, were ~2% of the broker at 1-row serving. Queues are never
+    // removed, so an index stays valid.
+    if (self->q_last &&
+        strcmp(self->qbytes[self->q_last - 1].name, name) == 0) {
+        return &self->qbytes[self->q_last - 1];
+    }
     size_t i = dv_names_find(self->qnames, name);
-    return i == SIZE_MAX ? NULL : &self->qbytes[i];
+    if (i == SIZE_MAX) {
+        return NULL;
+    }
+    self->q_last = i + 1;
+    return &self->qbytes[i];
 }
 
 // 0 when name exists or may be created; DV_ELIMIT past DV_MAX_QUEUES.

@@ -352,6 +352,7 @@ struct dv_broker {
     uint64_t max_queued_bytes; // payload bytes of a queue's unfinished jobs
     qbytes_t *qbytes;          // those bytes, per queue
     dv_names_t *qnames;        // queue name -> index in qbytes
+    size_t q_last;             // the queue found last (index + 1; 0: none)
     size_t n_spilled;          // the queues' spilled, added up
     size_t n_qbytes;           //
     size_t cap_qbytes;         // room in qbytes (grows by doubling)

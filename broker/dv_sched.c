@@ -30,6 +30,7 @@ struct job {
     bool held;             // waiting to be released (retry backoff)
     bool heavy;            // a training job (limited per worker)
     bool rider;            // running in another job's batch: no slot
+    uint32_t key_bytes;    // strlen(key) + 1: freeing needs no look at key
     size_t worker;         // index into workers while running, else SIZE_MAX
     job_t *prev, *next;    // neighbours in the queue or worker list
     job_t *lprev, *lnext;  // neighbours among its level's light jobs
@@ -262,7 +263,7 @@ list_unlink(list_t *l, job_t *j)
 static void
 free_job(dv_sched_t *self, job_t *j)
 {
-    dv_spare_put(self->spare, j, sizeof *j + strlen(j->key) + 1);
+    dv_spare_put(self->spare, j, sizeof *j + j->key_bytes);
 }
 
 // ------------------------------------------------------- priority levels
@@ -599,6 +600,7 @@ dv_sched_submit_prio(dv_sched_t *self,
     job_t *j = dv_spare_get(self->spare, sizeof *j + klen); // never NULL
     memset(j, 0, sizeof *j);
     memcpy(j->key, model, klen);
+    j->key_bytes = (uint32_t)klen;
     j->id = job;
     j->queue = queue_index(self, queue);
     j->model = j->key;
