@@ -461,7 +461,12 @@
 // DV_WIRE_KEEP_MIN bytes are kept, at most DV_WIRE_KEEP_BUFS of them and
 // DV_WIRE_KEEP_BYTES in all (what a process holds idle through it, whatever
 // its peers send); smaller ones are plain malloc and free.
-#define DV_WIRE_KEEP_MIN   ((size_t)64 << 10)
+#define DV_WIRE_KEEP_MIN ((size_t)64 << 10)
+
+// Message writers (dv_msgw_t, ~0.6 KiB each) a thread keeps once freed, for
+// its next ones: a submit_many of 256 requests frees 256 at once. At most
+// ~150 KiB a thread, whatever its peers send.
+#define DV_MSGW_KEEP       256
 #define DV_WIRE_KEEP_BUFS  16
 #define DV_WIRE_KEEP_BYTES ((size_t)32 << 20)
 
