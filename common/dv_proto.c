@@ -856,9 +856,9 @@ keep_put(dv_msgw_t *self)
         free(self);
         return;
     }
-    if (s_keep.n == 0 && !s_keep.top) {
+    if (!s_keep.top) { // the first kept (again): the key frees them
         pthread_once(&s_keep_once, keep_key_init);
-        pthread_setspecific(s_keep_key, &s_keep); // freed at thread end
+        pthread_setspecific(s_keep_key, &s_keep);
     }
     *(void **)self = s_keep.top;
     s_keep.top = self;

@@ -113,6 +113,16 @@ dv_test_read_file(const char *path, size_t *len_out)
     return buf;
 }
 
+bool
+dv_test_file_has(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *text = (char *)dv_test_read_file(path, &len);
+    bool has = text && strstr(text, needle);
+    free(text);
+    return has;
+}
+
 int
 dv_test_write_file(const char *path, const void *data, size_t len)
 {

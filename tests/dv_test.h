@@ -114,6 +114,8 @@ void dv_test_rmdir(const char *dir);
 // Read a whole file; caller frees. NULL on failure. *len_out gets the size;
 // a NUL follows the bytes (not counted), so text can be used as a string.
 unsigned char *dv_test_read_file(const char *path, size_t *len_out);
+// Whether the file at path holds needle (false when it cannot be read).
+bool dv_test_file_has(const char *path, const char *needle);
 // Write bytes to path; 0 on success.
 int dv_test_write_file(const char *path, const void *data, size_t len);
 

@@ -242,11 +242,7 @@ log_has(const char *dir, const char *log, const char *needle)
     snprintf(path, sizeof path, "%s/%s", dir, log);
     for (int64_t end = dv_test_now_ms() + DV_PROC_DEADLINE_MS;
          dv_test_now_ms() < end;) {
-        size_t len = 0;
-        char *text = (char *)dv_test_read_file(path, &len);
-        bool has = text && strstr(text, needle);
-        free(text);
-        if (has) {
+        if (dv_test_file_has(path, needle)) {
             return true;
         }
         nap_ms(20);

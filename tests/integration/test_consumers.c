@@ -582,11 +582,8 @@ test_closed_follower_unfollowed(void)
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/broker.log", c.dir);
-    size_t len = 0;
-    char *log = (char *)dv_test_read_file(path, &len);
-    bool logged = log && strstr(log, "consumer gone-one of queue qc: its "
-                                     "follower's connection closed");
-    free(log);
+    bool logged = dv_test_file_has(path, "consumer gone-one of queue qc: "
+                                         "its follower's connection closed");
     printf("  followed %d, after its connection closed %d; the other %d, "
            "followed again %d\n",
            before, after, stays, retaken);
