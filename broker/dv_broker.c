@@ -249,6 +249,7 @@ dv_broker_job_add(dv_broker_t *self, job_t *j)
     j->next = self->jobs[b];
     self->jobs[b] = j;
     self->n_jobs++;
+    self->n_finishing += j->finishing;
 }
 
 job_t *
@@ -306,6 +307,7 @@ dv_broker_job_remove(dv_broker_t *self, uint64_t id)
             job_t *j = *p;
             *p = j->next;
             dv_broker_job_committed(self, j);
+            self->n_finishing -= j->finishing;
             dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) {
                 self->whos[j->who].inflight--;
@@ -400,6 +402,7 @@ dv_broker_job_detach(dv_broker_t *self, uint64_t id)
             job_t *j = *p;
             *p = j->next;
             j->next = NULL;
+            self->n_finishing -= j->finishing;
             dv_broker_queue_bytes(self, j->queue)->bytes -= j->payload_len;
             if (j->who) { // dead, or spilled: no longer counted in flight
                 self->whos[j->who].inflight--;

@@ -328,6 +328,7 @@ struct dv_broker {
     job_t **jobs;              // hash buckets by id
     size_t n_buckets;          // power of two
     size_t n_jobs;             // jobs in the table
+    size_t n_finishing;        //   of them finishing (job_t.finishing)
     uint64_t next_job;         // next id
     worker_t *workers;         // connected workers
     size_t n_workers;          // their count

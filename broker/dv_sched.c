@@ -1,7 +1,8 @@
 // dv_sched — scheduling bookkeeping for the broker (rules in dv_sched.h).
 //
-// Model: every job is a node in exactly one doubly linked list, either its
-// queue's (waiting, FIFO) or its worker's (running). Jobs are found by id
+// Model: every job is a node in exactly one doubly linked list: its
+// queue's (waiting, FIFO), its worker's (running) or the held jobs' (waiting
+// out a retry's backoff). Jobs are found by id
 // through an open-addressing hash table (linear probing, tombstones,
 // power-of-two size, grown at 50% load), so finish/cancel/remove are O(1)
 // per job. Workers and queues are small arrays scanned linearly: a broker has
@@ -112,6 +113,7 @@ struct dv_sched {
     size_t n_queued;    // jobs in queues
     size_t n_running;   // jobs on workers
     size_t n_held;      // jobs held for a retry
+    list_t held;        //   and those jobs (in no queue, on no worker)
     uint64_t now;       // the broker's clock (dv_sched_tick)
     uint64_t aging_ms;  // waiting this long is worth one priority level
     dv_spare_t *spare;  // freed job blocks (DV_SPARE_BYTES)
@@ -1122,6 +1124,17 @@ hold(dv_sched_t *self, job_t *j)
     j->held = true;
     self->queues[j->queue].held++;
     self->n_held++;
+    list_push_back(&self->held, j);
+}
+
+// j leaves the held jobs (its next place is the caller's).
+static void
+unhold(dv_sched_t *self, job_t *j)
+{
+    j->held = false;
+    self->queues[j->queue].held--;
+    self->n_held--;
+    list_unlink(&self->held, j);
 }
 
 int
@@ -1194,9 +1207,7 @@ dv_sched_claim(dv_sched_t *self,
         self->n_running--;
         self->queues[j->queue].running--;
     } else if (j->held) {
-        j->held = false;
-        self->queues[j->queue].held--;
-        self->n_held--;
+        unhold(self, j);
     } else {
         dequeue(self, j);
     }
@@ -1228,9 +1239,7 @@ dv_sched_release(dv_sched_t *self, uint64_t job)
     if (!j || !j->held) {
         return DV_ENOENT;
     }
-    j->held = false;
-    self->queues[j->queue].held--;
-    self->n_held--;
+    unhold(self, j);
     enqueue(self, j, false);
     return 0;
 }
@@ -1243,8 +1252,7 @@ dv_sched_cancel(dv_sched_t *self, uint64_t job)
         return DV_ENOENT;
     }
     if (j->held) {
-        self->queues[j->queue].held--;
-        self->n_held--;
+        unhold(self, j);
     } else {
         dequeue(self, j);
     }
@@ -1293,6 +1301,21 @@ size_t
 dv_sched_running(const dv_sched_t *self)
 {
     return self->n_running;
+}
+
+size_t
+dv_sched_ids(const dv_sched_t *self, bool running, bool held, uint64_t *ids)
+{
+    size_t n = 0;
+    for (size_t w = 0; running && w < self->n_workers; w++) {
+        for (const job_t *j = self->workers[w].running.head; j; j = j->next) {
+            ids[n++] = j->id;
+        }
+    }
+    for (const job_t *j = held ? self->held.head : NULL; j; j = j->next) {
+        ids[n++] = j->id;
+    }
+    return n;
 }
 
 size_t

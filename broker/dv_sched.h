@@ -269,6 +269,13 @@ size_t dv_sched_queued(const dv_sched_t *self); // jobs waiting
 size_t dv_sched_held(const dv_sched_t *self);   // jobs held for a retry
 
 size_t dv_sched_running(const dv_sched_t *self); // jobs on workers
+
+// Write the ids of the jobs on workers (when running) and of those held for
+// a retry (when held) to ids, which has room for dv_sched_running() +
+// dv_sched_held() of them; returns how many. In no order. Costs those jobs,
+// not every job: job_list by state reads these.
+size_t
+dv_sched_ids(const dv_sched_t *self, bool running, bool held, uint64_t *ids);
 size_t dv_sched_workers(const dv_sched_t *self); // workers known
 // Jobs running on one worker (0 for unknown workers).
 size_t dv_sched_worker_running(const dv_sched_t *self, uint64_t worker);

@@ -412,6 +412,7 @@ train_done(dv_broker_t *self,
     push_t *p = version ? dv_calloc(1, sizeof *p) : NULL;
     if (p) {
         j->finishing = true;
+        self->n_finishing++;
         p->job = j->id;
         snprintf(p->worker, sizeof p->worker, "%s", w->name);
         if (j->who) {

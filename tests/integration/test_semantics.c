@@ -1453,6 +1453,107 @@ test_job_list_newest_first(void)
     }
 }
 
+// job_list by state reads the scheduler's running and held jobs, not every
+// job the broker holds (`drover top` asks for the running ones each
+// second). Each state's list is exactly its jobs, with or without a queue,
+// beside a backlog in another state: a retrying job (its run failed, a long
+// backoff), a done one, two running on the test's worker (both its slots),
+// a cancelled one and QUEUED queued ones.
+static void
+test_job_list_by_state(void)
+{
+    enum { QUEUED = 60, CASES = 9 };
+    cluster_t c;
+    bool up = cluster_up(&c, 0, NULL);
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 2, NULL, HB) : NULL;
+    drover_job_t held = DROVER_JOB_INIT, busy = DROVER_JOB_INIT,
+                 echo = DROVER_JOB_INIT;
+    held.kind = busy.kind = "sleep";
+    held.sleep_ms = busy.sleep_ms = 100;
+    held.max_attempts = 3;
+    held.backoff_ms = 60000; // the cap: held 30..60 s, all of the test
+    busy.queue = "busy";
+    echo.queue = "listed";
+    echo.payload = "x";
+    echo.payload_len = 1;
+    uint64_t r = 0, d = 0, b1 = 0, b2 = 0, x = 0;
+    uint64_t q[QUEUED] = {0};
+    drover_error_t err = {0};
+    if (c.raw) {
+        r = submit_job(&c, &held);
+    }
+    bool retrying =
+        r && fail_run(&c, r, 1) && wait_state(c.d, r, "retrying", 10000);
+    d = retrying ? submit_job(&c, &echo) : 0;
+    uint64_t got = 0;
+    uint32_t a = 0;
+    bool done = d && dv_tworker_next_run(c.raw, 20000, &got, &a) && got == d &&
+                dv_tworker_answer(c.raw, d, a, 0, NULL) == 0 &&
+                result_code(&c, d, 20000, NULL) == 0;
+    b1 = done ? submit_job(&c, &busy) : 0;
+    b2 = b1 ? submit_job(&c, &busy) : 0;
+    uint64_t g1 = 0, g2 = 0;
+    bool running = b2 && dv_tworker_next_run(c.raw, 20000, &g1, &a) &&
+                   dv_tworker_next_run(c.raw, 20000, &g2, &a) &&
+                   g1 + g2 == b1 + b2 && wait_state(c.d, b2, "running", 10000);
+    for (int i = 0; running && i < QUEUED; i++) {
+        q[i] = submit_job(&c, &echo);
+    }
+    x = running ? submit_job(&c, &echo) : 0;
+    bool cancelled = x && drover_job_cancel(c.d, x, NULL, &err) == 0;
+    const struct {
+        const char *state, *queue;
+        uint64_t first, second; // the jobs wanted (0: none); with count
+        size_t count;           //   more, the queued ones
+    } cases[CASES] = {
+        {"running", NULL, b2, b1, 2},   {"running", "busy", b2, b1, 2},
+        {"running", "listed", 0, 0, 0}, {"retrying", NULL, r, 0, 1},
+        {"retrying", "busy", 0, 0, 0},  {"done", NULL, d, 0, 1},
+        {"cancelled", NULL, x, 0, 1},   {"queued", "listed", 0, 0, QUEUED},
+        {NULL, NULL, 0, 0, QUEUED + 5}, // all of them
+    };
+    int lrc[CASES];
+    size_t n[CASES], wrong[CASES];
+    bool failed = !cancelled;
+    for (size_t t = 0; t < CASES; t++) {
+        drover_job_info_t *js = NULL;
+        n[t] = wrong[t] = 0;
+        lrc[t] = cancelled
+                     ? drover_job_list(c.d, cases[t].state, cases[t].queue,
+                                       1000, &js, &n[t], &err)
+                     : -1;
+        for (size_t i = 0; lrc[t] == 0 && i < n[t]; i++) {
+            if (cases[t].state) { // newest first: the state's own jobs
+                uint64_t want = i == 0   ? cases[t].first
+                                : i == 1 ? cases[t].second
+                                         : 0;
+                bool in_state = strcmp(js[i].state, cases[t].state) == 0;
+                bool queued = strcmp(cases[t].state, "queued") == 0 &&
+                              js[i].job == q[QUEUED - 1 - i];
+                wrong[t] += !in_state || (want ? js[i].job != want : !queued);
+            } else { // all: newest first, the states as made
+                wrong[t] += i > 0 && js[i].job >= js[i - 1].job;
+            }
+        }
+        printf("  job_list %s on %s: %zu jobs, %zu wrong\n",
+               cases[t].state ? cases[t].state : "(all)",
+               cases[t].queue ? cases[t].queue : "(all)", n[t], wrong[t]);
+        free(js);
+        failed = failed || lrc[t] || wrong[t] || n[t] != cases[t].count;
+    }
+    cluster_down(&c, failed);
+    DV_CHECK(up);
+    DV_CHECK(retrying);
+    DV_CHECK(done);
+    DV_CHECK(running);
+    DV_CHECK(cancelled);
+    for (size_t t = 0; t < CASES; t++) {
+        DV_CHECK_EQ(lrc[t], 0);
+        DV_CHECK_EQ(n[t], cases[t].count);
+        DV_CHECK_EQ(wrong[t], 0);
+    }
+}
+
 static const dv_test_case_t cases[] = {
     {"priorities, then aging; queues take turns", test_priorities_and_aging},
     {"deadline, run timeout, cancel a running job",
@@ -1474,6 +1575,8 @@ static const dv_test_case_t cases[] = {
     {"deep queues wait in the store, come back by priority",
      test_deep_queue_spills},
     {"job_list: newest first, in pages", test_job_list_newest_first},
+    {"job_list by state: each state's jobs, from the scheduler's lists",
+     test_job_list_by_state},
 
     {NULL, NULL},
 };

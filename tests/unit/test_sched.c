@@ -255,10 +255,12 @@ test_random_churn(void)
     dv_rng_seed(&rng, 99);
     const uint64_t n_jobs = 20000;
     uint64_t next_job = 1, next_worker = 1;
-    size_t finished = 0, failed = 0, violations = 0;
+    size_t finished = 0, failed = 0, cancelled = 0, violations = 0;
+    size_t listed_wrong = 0, held_seen = 0;
     dv_sched_lost_t lost[64];
+    uint64_t *ids = malloc(n_jobs * sizeof *ids);
     dv_sched_worker_add(s, next_worker++, 4);
-    while (finished + failed < n_jobs) {
+    while (finished + failed + cancelled < n_jobs) {
         uint64_t r = dv_rng_below(&rng, 100);
         if (r < 40 && next_job <= n_jobs) {
             const char *q = r % 2 ? "a" : "b";
@@ -276,10 +278,23 @@ test_random_churn(void)
         } else {
             pick_t p;
             while (next(s, &p)) {
-                // Half finish at once; the rest stay running for a while.
-                if (dv_rng_below(&rng, 2) == 0 &&
-                    dv_sched_finish(s, p.job, p.worker) == 0) {
+                // Half finish at once, some fail to be retried after a
+                // backoff (held); the rest stay running for a while.
+                uint64_t fate = dv_rng_below(&rng, 8);
+                if (fate < 4 && dv_sched_finish(s, p.job, p.worker) == 0) {
                     finished++;
+                } else if (fate == 4) {
+                    dv_sched_retry(s, p.job, p.worker);
+                }
+            }
+            // Some held jobs come back to their queue, one is cancelled.
+            size_t n_held = dv_sched_ids(s, false, true, ids);
+            for (size_t i = 0; i < n_held; i++) {
+                if (dv_rng_below(&rng, 3) == 0) {
+                    dv_sched_release(s, ids[i]);
+                } else if (dv_rng_below(&rng, 20) == 0 &&
+                           dv_sched_cancel(s, ids[i]) == 0) {
+                    cancelled++;
                 }
             }
             // Restart some busy workers (as after a crash): their running
@@ -299,17 +314,45 @@ test_random_churn(void)
         if (dv_sched_workers(s) == 0) {
             dv_sched_worker_add(s, next_worker++, 4);
         }
-        if (dv_sched_queued(s) + dv_sched_running(s) + finished + failed !=
+        if (dv_sched_queued(s) + dv_sched_running(s) + dv_sched_held(s) +
+                finished + failed + cancelled !=
             next_job - 1) {
             violations++;
         }
+        // dv_sched_ids lists exactly the running and the held jobs.
+        size_t n_running = dv_sched_ids(s, true, false, ids);
+        size_t n_both = dv_sched_ids(s, true, true, ids);
+        listed_wrong += n_running != dv_sched_running(s) ||
+                        n_both != n_running + dv_sched_held(s);
+        for (size_t i = 0; i < n_both; i++) {
+            dv_sched_state_t st;
+            uint32_t attempts;
+            listed_wrong +=
+                dv_sched_job_state(s, ids[i], &st, &attempts) != 0 ||
+                st != (i < n_running ? DV_SCHED_RUNNING : DV_SCHED_HELD);
+        }
+        held_seen += n_both - n_running;
+        // Held jobs left when the last were submitted are released.
+        if (next_job > n_jobs &&
+            dv_sched_queued(s) + dv_sched_running(s) == 0) {
+            size_t n_held = dv_sched_ids(s, false, true, ids);
+            for (size_t i = 0; i < n_held; i++) {
+                dv_sched_release(s, ids[i]);
+            }
+        }
     }
-    size_t left = dv_sched_queued(s) + dv_sched_running(s);
+    size_t left = dv_sched_queued(s) + dv_sched_running(s) + dv_sched_held(s);
     dv_sched_destroy(&s);
-    printf("  %zu finished, %zu failed after 3 attempts\n", finished, failed);
+    free(ids);
+    printf("  %zu finished, %zu failed after 3 attempts, %zu cancelled while "
+           "held; %zu held jobs listed over the run\n",
+           finished, failed, cancelled, held_seen);
     DV_CHECK_EQ(violations, 0);
+    DV_CHECK_EQ(listed_wrong, 0);
+    DV_CHECK(held_seen > 0);
+    DV_CHECK(cancelled > 0);
     DV_CHECK_EQ(left, 0);
-    DV_CHECK_EQ(finished + failed, n_jobs);
+    DV_CHECK_EQ(finished + failed + cancelled, n_jobs);
 }
 
 static void
