@@ -1024,6 +1024,22 @@ live_listed(const job_t *j, const char *queue, uint64_t top)
 // scheduler's lists: `drover top` asks for the running jobs every second,
 // and reading every live job for them took 0.4 s of the loop behind a
 // million queued ones. Caller frees; *n of them.
+// Which sources may hold a state wanted: every live job (*live: queued,
+// or running while a training job's model is stored, off the scheduler),
+// dead letters (*dead), kept results (*finished).
+static void
+job_list_sources(const dv_broker_t *self,
+                 const bool *want,
+                 bool *live,
+                 bool *dead,
+                 bool *finished)
+{
+    *live = want[S_QUEUED] || (want[S_RUNNING] && self->n_finishing);
+    *dead = want[S_DEAD];
+    *finished =
+        want[S_DONE] || want[S_FAILED] || want[S_EXPIRED] || want[S_CANCELLED];
+}
+
 static uint64_t *
 job_list_ids(const dv_broker_t *self,
              const char *queue,
@@ -1031,16 +1047,14 @@ job_list_ids(const dv_broker_t *self,
              const bool *want,
              size_t *n_out)
 {
-    bool live_all = want[S_QUEUED] || (want[S_RUNNING] && self->n_finishing);
+    bool live_all, dead, finished;
+    job_list_sources(self, want, &live_all, &dead, &finished);
     bool sched_ids = !live_all && (want[S_RUNNING] || want[S_RETRYING]);
-    bool finished =
-        want[S_DONE] || want[S_FAILED] || want[S_EXPIRED] || want[S_CANCELLED];
     size_t cap = (live_all ? self->n_jobs : 0) +
                  (sched_ids ? dv_sched_running(self->sched) +
                                   dv_sched_held(self->sched)
                             : 0) +
-                 (finished ? self->n_kept : 0) +
-                 (want[S_DEAD] ? self->n_dead : 0),
+                 (finished ? self->n_kept : 0) + (dead ? self->n_dead : 0),
            n = 0;
     for (size_t q = 0; want[S_QUEUED] && q < self->n_qbytes; q++) {
         cap += self->qbytes[q].spilled;
@@ -1063,7 +1077,7 @@ job_list_ids(const dv_broker_t *self,
             }
         }
     }
-    for (size_t i = 0; want[S_DEAD] && i < self->n_dead; i++) {
+    for (size_t i = 0; dead && i < self->n_dead; i++) {
         const job_t *j = self->dead[i].job;
         if (j->id <= top && (!queue[0] || strcmp(j->queue, queue) == 0)) {
             ids[n++] = j->id;
@@ -1138,26 +1152,84 @@ job_list_item(dv_broker_t *self,
     }
 }
 
-// Write the jobs of ids (n of them) in a wanted state into reply w, newest
-// first, at most limit and at most one page (dv_page: a list of 10,000 was
-// ~700 KB, which no client reads, so the request went unanswered). When
-// the list stopped before the last candidate, `next` (1.7) names the one it
+// Where job_list_write takes its candidates from, newest first: the ones
+// job_list_ids collected (heap), or a scan down the ids from top (ids are
+// given in rising order, so the newest are the highest).
+//
+// The scan: `drover jobs list` (every state) or --state queued behind a
+// million queued jobs collected and heaped them all, ~50 ms of the loop
+// for a page of 100. The scan looks at one id after another and asks the
+// same sources whether it is a candidate, so a page costs about its own
+// length. It cannot see a deep queue's spilled jobs (no index by id), so
+// it runs only while no queue in question has any; and it gives up after
+// `budget` ids (the newest ids are mostly gone or in other states: a wide
+// gap), and the collected candidates answer instead.
+typedef struct {
+    dv_newest_t heap; // heap mode: the candidates
+    size_t left;      //   not taken yet
+    bool scan;        // scan mode:
+    uint64_t at;      //   the next id to look at (0: none left)
+    size_t budget;    //   ids it may still look at
+    bool gave_up;     //   the budget ran out
+    const char *queue;
+    bool live, dead, finished; // the sources (job_list_sources)
+} list_ids_t;
+
+// Whether id is a candidate of job_list_ids's sources, spilled jobs aside.
+static bool
+list_candidate(const dv_broker_t *self, const list_ids_t *it, uint64_t id)
+{
+    const job_t *j = dv_broker_job_find(self, id);
+    if (j && !j->cancelled) {
+        return it->live && live_listed(j, it->queue, UINT64_MAX);
+    }
+    const dead_t *d = dv_dead_find(self, id, NULL);
+    if (d) {
+        return it->dead &&
+               (!it->queue[0] || strcmp(d->job->queue, it->queue) == 0);
+    }
+    return it->finished && !it->queue[0] && dv_results_kept_find(self, id);
+}
+
+// The next candidate, newest first; 0 when none is left (scan: or when
+// the budget ran out, with gave_up).
+static uint64_t
+list_next(const dv_broker_t *self, list_ids_t *it)
+{
+    if (!it->scan) {
+        return it->left ? dv_newest_at(&it->heap, --it->left) : 0;
+    }
+    for (; it->at; it->at--) {
+        if (!it->budget--) {
+            it->gave_up = true;
+            return 0;
+        }
+        if (list_candidate(self, it, it->at)) {
+            return it->at--;
+        }
+    }
+    return 0;
+}
+
+// Write the candidates of it in a wanted state into reply w, newest first,
+// at most limit and at most one page (dv_page: a list of 10,000 was ~700
+// KB, which no client reads, so the request went unanswered). When the
+// list stopped before the last candidate, `next` (1.7) names the one it
 // stopped at; a next page asked from there may hold nothing, as the
 // candidates left may be in other states. Returns whether an outcome
-// listed is not committed yet.
+// listed is not committed yet. A scan that gave up (it->gave_up) wrote
+// nothing.
 static bool
 job_list_write(dv_broker_t *self,
                dv_msgw_t *w,
-               dv_newest_t *ids,
-               size_t n,
+               list_ids_t *it,
                const bool *want,
                uint64_t limit)
 {
     dv_page_t *page = dv_page_new(DV_LIST_PAGE_BYTES);
     bool unstored = false;
     uint64_t next = 0;
-    for (size_t i = n; i-- > 0;) {
-        uint64_t id = dv_newest_at(ids, i);
+    for (uint64_t id; (id = list_next(self, it)) != 0;) {
         if (dv_page_count(page) == limit) {
             next = id;
             break;
@@ -1175,13 +1247,32 @@ job_list_write(dv_broker_t *self,
         }
         unstored = unstored || outcome_unstored(self, id);
     }
-    dv_page_put(page, w, "jobs");
-    dv_page_destroy(&page);
-    if (next) {
-        dv_msgw_uint(w, "next", next);
+    if (!it->gave_up) {
+        dv_page_put(page, w, "jobs");
+        if (next) {
+            dv_msgw_uint(w, "next", next);
+        }
     }
+    dv_page_destroy(&page);
     return unstored;
 }
+
+// Whether a queue job_list looks at ("": all) holds spilled jobs.
+static bool
+list_spilled(const dv_broker_t *self, const char *queue)
+{
+    for (size_t q = 0; q < self->n_qbytes; q++) {
+        const qbytes_t *qb = &self->qbytes[q];
+        if (qb->spilled && (!queue[0] || strcmp(qb->name, queue) == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// At most this many ids looked at by a scan for a page of limit entries:
+// a few times the page, and room for the ids of jobs gone since.
+#define LIST_SCAN_BUDGET(limit) (4 * (size_t)(limit) + 4096)
 
 // job_list {state?, queue?, limit?, from?}: jobs by id, newest first, at
 // most limit (default 100, at most 10,000) and one page. Finished jobs are
@@ -1201,12 +1292,23 @@ dv_jobs_msg_on_list(dv_broker_t *self,
     if (rc) {
         return rc;
     }
-    size_t n = 0;
-    uint64_t *ids = job_list_ids(self, queue, from, want, &n);
-    dv_newest_t newest = dv_newest_of(ids, n);
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
-    bool unstored = job_list_write(self, w, &newest, n, want, limit);
-    free(ids);
+    list_ids_t it = {.queue = queue};
+    job_list_sources(self, want, &it.live, &it.dead, &it.finished);
+    bool unstored = false;
+    if (it.live && self->next_job > 1 && !list_spilled(self, queue)) {
+        it.scan = true;
+        it.at = from && from < self->next_job ? from : self->next_job - 1;
+        it.budget = LIST_SCAN_BUDGET(limit);
+        unstored = job_list_write(self, w, &it, want, limit);
+    }
+    if (!it.scan || it.gave_up) {
+        size_t n = 0;
+        uint64_t *ids = job_list_ids(self, queue, from, want, &n);
+        it = (list_ids_t){.heap = dv_newest_of(ids, n), .left = n};
+        unstored = job_list_write(self, w, &it, want, limit);
+        free(ids);
+    }
     if (unstored) {
         dv_commit_reply_after(self, route, route_len, rid, w);
     } else {

@@ -1453,16 +1453,59 @@ test_job_list_newest_first(void)
     }
 }
 
+// One job_list case: state (NULL: all) on queue (NULL: all), at most limit;
+// the jobs wanted newest first (want[0..n)) and the `next` wanted (0: none).
+typedef struct {
+    const char *state, *queue;
+    unsigned limit;
+    const uint64_t *want;
+    size_t n;
+    uint64_t next;
+} list_case_t;
+
+// Run the cases; true when each listed exactly its jobs (in their state),
+// newest first, and said where to go on. Prints each.
+static bool
+list_cases(drover_t *d, const list_case_t *cases, size_t n_cases)
+{
+    bool all = true;
+    for (size_t t = 0; t < n_cases; t++) {
+        const list_case_t *c = &cases[t];
+        drover_job_info_t *js = NULL;
+        size_t n = 0, wrong = 0;
+        uint64_t next = 0;
+        drover_error_t err = {0};
+        int rc = drover_job_list_from(d, c->state, c->queue, c->limit, 0, &js,
+                                      &n, &next, &err);
+        for (size_t i = 0; rc == 0 && i < n && i < c->n; i++) {
+            wrong += js[i].job != c->want[i] ||
+                     (c->state && strcmp(js[i].state, c->state) != 0);
+        }
+        bool ok = rc == 0 && n == c->n && !wrong && next == c->next;
+        printf("  job_list %s on %s, limit %u: %zu jobs (%zu wanted), %zu "
+               "wrong, next %llu (%llu wanted)%s%s\n",
+               c->state ? c->state : "(all)", c->queue ? c->queue : "(all)",
+               c->limit, n, c->n, wrong, (unsigned long long)next,
+               (unsigned long long)c->next, rc ? ": " : "", rc ? err.text : "");
+        free(js);
+        all = all && ok;
+    }
+    return all;
+}
+
 // job_list by state reads the scheduler's running and held jobs, not every
 // job the broker holds (`drover top` asks for the running ones each
-// second). Each state's list is exactly its jobs, with or without a queue,
-// beside a backlog in another state: a retrying job (its run failed, a long
-// backoff), a done one, two running on the test's worker (both its slots),
-// a cancelled one and QUEUED queued ones.
+// second), and a page of every state or of queued jobs scans down from the
+// newest id instead of collecting them all. Each state's list is exactly
+// its jobs, with or without a queue, in pages: a retrying job (its run
+// failed, a long backoff), a done one, two running on the test's worker
+// (both its slots), QUEUED queued ones and a cancelled one. Then GONE jobs
+// expire, newer than all of those: a scan finds no queued job among the
+// newest ids it may look at and the collected candidates answer the same.
 static void
 test_job_list_by_state(void)
 {
-    enum { QUEUED = 60, CASES = 9 };
+    enum { QUEUED = 60, GONE = 4200, STEP = 600 };
     cluster_t c;
     bool up = cluster_up(&c, 0, NULL);
     c.raw = up ? dv_tworker_start(c.wep, "raw", 2, NULL, HB) : NULL;
@@ -1477,7 +1520,7 @@ test_job_list_by_state(void)
     echo.payload = "x";
     echo.payload_len = 1;
     uint64_t r = 0, d = 0, b1 = 0, b2 = 0, x = 0;
-    uint64_t q[QUEUED] = {0};
+    uint64_t q[QUEUED] = {0}, newest[QUEUED + 1] = {0};
     drover_error_t err = {0};
     if (c.raw) {
         r = submit_job(&c, &held);
@@ -1498,60 +1541,60 @@ test_job_list_by_state(void)
                    g1 + g2 == b1 + b2 && wait_state(c.d, b2, "running", 10000);
     for (int i = 0; running && i < QUEUED; i++) {
         q[i] = submit_job(&c, &echo);
+        newest[QUEUED - i] = q[i];
     }
     x = running ? submit_job(&c, &echo) : 0;
+    newest[0] = x;
     bool cancelled = x && drover_job_cancel(c.d, x, NULL, &err) == 0;
-    const struct {
-        const char *state, *queue;
-        uint64_t first, second; // the jobs wanted (0: none); with count
-        size_t count;           //   more, the queued ones
-    } cases[CASES] = {
-        {"running", NULL, b2, b1, 2},   {"running", "busy", b2, b1, 2},
-        {"running", "listed", 0, 0, 0}, {"retrying", NULL, r, 0, 1},
-        {"retrying", "busy", 0, 0, 0},  {"done", NULL, d, 0, 1},
-        {"cancelled", NULL, x, 0, 1},   {"queued", "listed", 0, 0, QUEUED},
-        {NULL, NULL, 0, 0, QUEUED + 5}, // all of them
+    const uint64_t *queued = newest + 1; // q, newest first
+    const uint64_t run[] = {b2, b1};
+    const list_case_t before[] = {
+        {"running", NULL, 100, run, 2, 0},
+        {"running", "busy", 100, run, 2, 0},
+        {"running", "listed", 100, NULL, 0, 0},
+        {"running", NULL, 1, run, 1, b1},
+        {"retrying", NULL, 100, &r, 1, 0},
+        {"retrying", "busy", 100, NULL, 0, 0},
+        {"done", NULL, 100, &d, 1, 0},
+        {"cancelled", NULL, 100, &x, 1, 0},
+        {"queued", "listed", 1000, queued, QUEUED, 0},
+        {"queued", "listed", 10, queued, 10, queued[10]},
+        {"queued", NULL, 10, queued, 10, queued[10]},
+        {NULL, NULL, 3, newest, 3, newest[3]},
+        {NULL, "listed", 1000, queued, QUEUED, 0}, // x keeps no queue
     };
-    int lrc[CASES];
-    size_t n[CASES], wrong[CASES];
-    bool failed = !cancelled;
-    for (size_t t = 0; t < CASES; t++) {
-        drover_job_info_t *js = NULL;
-        n[t] = wrong[t] = 0;
-        lrc[t] = cancelled
-                     ? drover_job_list(c.d, cases[t].state, cases[t].queue,
-                                       1000, &js, &n[t], &err)
-                     : -1;
-        for (size_t i = 0; lrc[t] == 0 && i < n[t]; i++) {
-            if (cases[t].state) { // newest first: the state's own jobs
-                uint64_t want = i == 0   ? cases[t].first
-                                : i == 1 ? cases[t].second
-                                         : 0;
-                bool in_state = strcmp(js[i].state, cases[t].state) == 0;
-                bool queued = strcmp(cases[t].state, "queued") == 0 &&
-                              js[i].job == q[QUEUED - 1 - i];
-                wrong[t] += !in_state || (want ? js[i].job != want : !queued);
-            } else { // all: newest first, the states as made
-                wrong[t] += i > 0 && js[i].job >= js[i - 1].job;
-            }
-        }
-        printf("  job_list %s on %s: %zu jobs, %zu wrong\n",
-               cases[t].state ? cases[t].state : "(all)",
-               cases[t].queue ? cases[t].queue : "(all)", n[t], wrong[t]);
-        free(js);
-        failed = failed || lrc[t] || wrong[t] || n[t] != cases[t].count;
+    bool listed = cancelled && list_cases(c.d, before, 13);
+
+    // GONE jobs that expire at once (the worker's slots are taken).
+    drover_job_t gone[STEP];
+    uint64_t ids[STEP], last = 0;
+    for (int i = 0; i < STEP; i++) {
+        gone[i] = echo;
+        gone[i].queue = "gone";
+        gone[i].deadline_ms = 1;
     }
-    cluster_down(&c, failed);
+    int rc = listed ? 0 : -1;
+    for (int s = 0; rc == 0 && s < GONE; s += STEP) {
+        rc = drover_submit_many(c.d, gone, STEP, 60000, ids, &err);
+        last = ids[STEP - 1];
+    }
+    bool expired = rc == 0 && wait_state(c.d, last, "expired", 20000);
+    const list_case_t after[] = {
+        {"queued", "listed", 1000, queued, QUEUED, 0},
+        {"queued", NULL, 1, queued, 1, queued[1]},
+        {"running", NULL, 100, run, 2, 0},
+        {NULL, "listed", 5, queued, 5, queued[5]},
+    };
+    bool listed_after = expired && list_cases(c.d, after, 4);
+    cluster_down(&c, !listed || !listed_after);
     DV_CHECK(up);
     DV_CHECK(retrying);
     DV_CHECK(done);
     DV_CHECK(running);
     DV_CHECK(cancelled);
-    for (size_t t = 0; t < CASES; t++) {
-        DV_CHECK_EQ(lrc[t], 0);
-        DV_CHECK_EQ(n[t], cases[t].count);
-        DV_CHECK_EQ(wrong[t], 0);
-    }
+    DV_CHECK(listed);
+    DV_CHECK(expired);
+    DV_CHECK(listed_after);
 }
 
 static const dv_test_case_t cases[] = {
