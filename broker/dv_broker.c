@@ -794,6 +794,7 @@ on_client_message(dv_broker_t *self, dv_wire_msg_t *in)
         rc = dv_msg_decode(&m, zmq_msg_data(&in->header),
                            zmq_msg_size(&in->header), in->frames, in->n_payload,
                            &rid, &err);
+        rc = rc ? rc : dv_msg_check_peer_depth(m, &err);
     }
     int limit = dv_auth_seen(self->auth, "clients", &in->route, &in->header,
                              &self->current_closed, &err);

@@ -271,6 +271,15 @@ check_evaluate_done(const job_t *j,
     if (conf) {
         dv_msgw_obj(x, "confusion", conf);
     }
+    size_t len = 0, fields = 0;
+    dv_msgw_body(x, &len, &fields);
+    if (len > DV_MAX_RESULT_METRICS_BYTES) {
+        dv_msgw_destroy(&x);
+        return dv_errorf(err, DV_EMSGSIZE,
+                         "malformed result from the worker: its metrics take "
+                         "%zu bytes (at most %zu)",
+                         len, DV_MAX_RESULT_METRICS_BYTES);
+    }
     *extra = x;
     return 0;
 }
@@ -1248,6 +1257,7 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
                  : dv_msg_decode(&m, zmq_msg_data(&in->header),
                                  zmq_msg_size(&in->header), in->frames,
                                  in->n_payload, &rid, &err);
+    rc = rc || !m ? rc : dv_msg_check_peer_depth(m, &err);
     int limit = dv_auth_seen(self->auth, "workers", &in->route, &in->header,
                              NULL, &err);
     if (limit) { // a connection past the limits is served nothing

@@ -53,6 +53,31 @@
 // model (~76k objects for 65,536 feature names) and bounds that cost.
 #define DV_MAX_MSGPACK_ITEMS ((size_t)1 << 20)
 
+// Arrays and maps nested in one another in a decoded document, the root
+// counted: msgpack-c's unpacker has a fixed stack of 32
+// (MSGPACK_EMBED_STACK_SIZE) and reports a deeper document as out of
+// memory; the check refuses it first, as malformed.
+#define DV_MAX_MSGPACK_DEPTH 32
+
+// The same for a header the broker takes from a client or a worker. The
+// broker passes a peer's objects on inside its own messages, a few levels
+// deeper (an evaluate job's metrics in a `results` entry, a train spec's
+// fields in a model's lineage inside `models show`): with one limit for
+// both, a document taken at 32 levels came out at 33, which no client
+// could decode, and with it went every other result of the `results` it
+// rode in (found by fuzz_msg's relay check). 16 leaves the copies 16
+// levels and is ~3x what Drover's own messages nest.
+#define DV_MAX_PEER_MSGPACK_DEPTH 16
+
+// Bytes an evaluate job's result fields from the worker (its `metrics` map,
+// the confusion descriptor) may take in the result the broker keeps and
+// passes on. Drover's own take ~6 KiB at most (the confusion matrix inline
+// up to DV_MAX_INLINE_CONFUSION classes, in a frame past it). A worker's map
+// near the header limit made, with the broker's fields, a result header
+// past DV_MAX_HEADER_BYTES: no client could read it, from `results` or
+// from `result_get`, and the job had ended as far as the broker knew.
+#define DV_MAX_RESULT_METRICS_BYTES ((size_t)16 << 10)
+
 // Connections the broker holds at once, counted only once authenticated
 // (the CURVE or plain handshake passed and the peer was seen; a connection
 // still handshaking costs a file descriptor for at most DV_HANDSHAKE_MS and

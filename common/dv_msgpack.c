@@ -114,17 +114,24 @@ type_shape(uint8_t b, uint64_t *skip, uint64_t *children, size_t *lenbytes)
 // dv_msgpack_check, counting in *nested the objects held by arrays and
 // maps (a map entry counts two): what msgpack-c's tree takes beyond the
 // root, at one msgpack_object each.
+// *deepest gets how deep arrays and maps nest (the root counted).
 static int
 check_counting(const uint8_t *p,
                size_t len,
                const char *what,
                size_t *nested,
+               size_t *deepest,
                dv_error_t *err)
 {
     size_t pos = 0;
     uint64_t pending = 1; // objects still to read
     size_t items = 0;
+    // The arrays and maps open around the next object, innermost last:
+    // the objects each still holds.
+    uint64_t open[DV_MAX_MSGPACK_DEPTH];
+    size_t depth = 0;
     *nested = 0;
+    *deepest = 0;
     while (pending) {
         if (++items > DV_MAX_MSGPACK_ITEMS) {
             return dv_errorf(err, DV_EMSGSIZE,
@@ -137,6 +144,9 @@ check_counting(const uint8_t *p,
         }
         uint8_t b = p[pos++];
         pending--;
+        if (depth) {
+            open[depth - 1]--; // this object is one of them
+        }
         uint64_t skip = 0, children = 0;
         size_t lenbytes = 0;
         if (!type_shape(b, &skip, &children, &lenbytes)) {
@@ -168,6 +178,19 @@ check_counting(const uint8_t *p,
                              pos);
         }
         pos += (size_t)skip;
+        if (children) {
+            if (depth == DV_MAX_MSGPACK_DEPTH) {
+                return dv_errorf(err, DV_EFORMAT,
+                                 "%s: msgpack arrays and maps nested more "
+                                 "than %d deep",
+                                 what, DV_MAX_MSGPACK_DEPTH);
+            }
+            open[depth++] = children;
+            *deepest = depth > *deepest ? depth : *deepest;
+        }
+        while (depth && open[depth - 1] == 0) {
+            depth--; // the innermost is complete
+        }
         pending += children;
         *nested += (size_t)children;
         // Every pending object takes at least one byte.
@@ -190,8 +213,8 @@ dv_msgpack_check(const uint8_t *p,
                  const char *what,
                  dv_error_t *err)
 {
-    size_t nested = 0;
-    return check_counting(p, len, what, &nested, err);
+    size_t nested = 0, deepest = 0;
+    return check_counting(p, len, what, &nested, &deepest, err);
 }
 
 int
@@ -201,8 +224,20 @@ dv_msgpack_unpack(msgpack_unpacked *out,
                   const char *what,
                   dv_error_t *err)
 {
+    size_t depth = 0;
+    return dv_msgpack_unpack_depth(out, p, len, what, &depth, err);
+}
+
+int
+dv_msgpack_unpack_depth(msgpack_unpacked *out,
+                        const uint8_t *p,
+                        size_t len,
+                        const char *what,
+                        size_t *depth,
+                        dv_error_t *err)
+{
     size_t nested = 0;
-    int rc = check_counting(p, len, what, &nested, err);
+    int rc = check_counting(p, len, what, &nested, depth, err);
     if (rc) {
         return rc;
     }

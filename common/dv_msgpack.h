@@ -17,8 +17,9 @@
 
 // Check that p[0..len) is exactly one well-formed msgpack object whose every
 // announced count and length fits in the bytes that remain, and that holds
-// at most DV_MAX_MSGPACK_ITEMS objects. Returns 0, DV_EFORMAT or DV_EMSGSIZE
-// (too many objects) with a reason starting with `what` ("body", "header").
+// at most DV_MAX_MSGPACK_ITEMS objects in arrays and maps nested at most
+// DV_MAX_MSGPACK_DEPTH deep. Returns 0, DV_EFORMAT or DV_EMSGSIZE (too many
+// objects) with a reason starting with `what` ("body", "header").
 int dv_msgpack_check(const uint8_t *p,
                      size_t len,
                      const char *what,
@@ -33,6 +34,15 @@ int dv_msgpack_unpack(msgpack_unpacked *out,
                       size_t len,
                       const char *what,
                       dv_error_t *err);
+
+// dv_msgpack_unpack, and *depth gets how deep its arrays and maps nest (the
+// root counted; at most DV_MAX_MSGPACK_DEPTH): for a limit of the caller's.
+int dv_msgpack_unpack_depth(msgpack_unpacked *out,
+                            const uint8_t *p,
+                            size_t len,
+                            const char *what,
+                            size_t *depth,
+                            dv_error_t *err);
 
 // Value of string key in map, or NULL when map is not a map or lacks key.
 // Borrowed from the tree.

@@ -47,6 +47,7 @@ struct dv_msg {
     const dv_frame_t *frames;   // payload frames, borrowed
     size_t n_frames;            // their count
     bool view;                  // dv_msg_view: up is its parent's
+    size_t depth;               // how deep the header nests (dv_msg_depth)
 };
 
 static bool
@@ -81,7 +82,8 @@ dv_msg_decode(dv_msg_t **out,
     }
     dv_msg_t *self = dv_calloc(1, sizeof *self);
     msgpack_unpacked_init(&self->up);
-    int rc = dv_msgpack_unpack(&self->up, header, header_len, "header", err);
+    int rc = dv_msgpack_unpack_depth(&self->up, header, header_len, "header",
+                                     &self->depth, err);
     if (rc) {
         goto fail;
     }
@@ -171,6 +173,7 @@ view_init(dv_msg_t *self,
     self->type = type;
     self->rid = rid;
     self->minor = parent->minor;
+    self->depth = parent->depth;
     self->frames = frames;
     self->n_frames = n_frames;
     return 0;
@@ -572,6 +575,24 @@ const struct msgpack_object *
 dv_msg_root(const dv_msg_t *self)
 {
     return self->root;
+}
+
+size_t
+dv_msg_depth(const dv_msg_t *self)
+{
+    return self->depth;
+}
+
+int
+dv_msg_check_peer_depth(const dv_msg_t *self, dv_error_t *err)
+{
+    if (self->depth > DV_MAX_PEER_MSGPACK_DEPTH) {
+        return dv_errorf(err, DV_EFORMAT,
+                         "header: arrays and maps nested %zu deep (at most "
+                         "%d in what the broker takes)",
+                         self->depth, DV_MAX_PEER_MSGPACK_DEPTH);
+    }
+    return 0;
 }
 
 // The strings of array o, each copied (packed: into one block after the

@@ -336,6 +336,13 @@ void dv_strs_free(char ***v_p, size_t n);
 const struct msgpack_object *dv_msg_get(const dv_msg_t *self, const char *key);
 // The whole header map (borrowed).
 const struct msgpack_object *dv_msg_root(const dv_msg_t *self);
+// How deep the header's arrays and maps nest, its map counted (a view: its
+// parent's). At most DV_MAX_MSGPACK_DEPTH: what any decode takes.
+size_t dv_msg_depth(const dv_msg_t *self);
+// 0, or DV_EFORMAT when the header nests deeper than
+// DV_MAX_PEER_MSGPACK_DEPTH: the broker's check on what clients and workers
+// send, since it passes their fields on a few levels deeper.
+int dv_msg_check_peer_depth(const dv_msg_t *self, dv_error_t *err);
 
 // A message header under construction. Fields are written in call order;
 // the writer counts them, so no count is needed up front.

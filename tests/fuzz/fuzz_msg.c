@@ -70,8 +70,10 @@ error_map(const dv_msg_t *m)
     }
 }
 
-// Copy every field into a new header of the same type, as the broker
-// relays a worker's fields to a submitter: the copy must decode.
+// Copy every field into a new header of the same type, one level deeper,
+// as the broker relays a worker's fields to a submitter: the copy of what
+// the broker takes from a peer (DV_MAX_PEER_MSGPACK_DEPTH) must decode;
+// of something deeper, it may be refused as nested too deep.
 static void
 relay(const dv_msg_t *m)
 {
@@ -84,7 +86,9 @@ relay(const dv_msg_t *m)
     dv_msg_t *again = NULL;
     dv_error_t err = {0};
     int rc = dv_msg_decode(&again, h, len, NULL, 0, NULL, &err);
-    dv_assert(rc == 0 || (len > DV_MAX_HEADER_BYTES && rc == DV_EMSGSIZE));
+    dv_assert(
+        rc == 0 || (len > DV_MAX_HEADER_BYTES && rc == DV_EMSGSIZE) ||
+        (dv_msg_depth(m) > DV_MAX_PEER_MSGPACK_DEPTH && rc == DV_EFORMAT));
     dv_msg_destroy(&again);
     dv_msgw_destroy(&w);
 }

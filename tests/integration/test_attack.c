@@ -323,6 +323,89 @@ test_hostile_error_map(void)
     DV_CHECK_EQ(exit_rc, 0); // the broker was alive to the end
 }
 
+// A worker connection answers an evaluate job with a `metrics` map of
+// ~40 KB (2,000 made-up metrics): the broker would have kept and passed on
+// a result header that, near the header limit, no client could read. The
+// job fails DV_EMSGSIZE with the reason, its submitter reads that, and the
+// broker lives on.
+static void
+test_hostile_metrics(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, false);
+    size_t widths[] = {2, 2};
+    dv_act_t acts[] = {DV_ACT_SOFTMAX};
+    int push =
+        up ? dv_tcluster_push_model(
+                 c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, 2),
+                 "judged")
+           : -1;
+    void *evil = push == 0 ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    dv_test_no_hwm(evil);
+    int linger = 0;
+    if (evil) {
+        zmq_setsockopt(evil, ZMQ_LINGER, &linger, sizeof linger);
+        up = zmq_connect(evil, c.wep) == 0;
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+        dv_msgw_str(w, "worker", "evil");
+        dv_msgw_uint(w, "capacity", 1);
+        send_header(evil, w);
+    }
+    static const char csv[] = "f0,f1,y\n1,2,c0\n3,4,c1\n";
+    drover_job_t ej = DROVER_JOB_INIT;
+    ej.kind = "evaluate";
+    ej.model = "judged";
+    ej.payload = csv;
+    ej.payload_len = sizeof csv - 1;
+    outcome_t out = {0};
+    drover_error_t err = {0};
+    uint64_t id = 0, attempt = 0;
+    bool ran = false;
+    if (evil) {
+        drover_submit_async(c.d, &ej, on_result, &out, &err);
+        drover_poll(c.d, 0, &err); // sends it
+        ran = await_run(evil, &id, &attempt);
+    }
+    if (ran) {
+        enum { N = 2000 };
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_DONE, 0);
+        dv_msgw_uint(w, "job", id);
+        dv_msgw_uint(w, "attempt", attempt);
+        dv_msgw_str(w, "state", "done");
+        dv_msgw_str(w, "model", "judged@1");
+        dv_msgw_key(w, "metrics");
+        dv_msgw_v_map(w, N);
+        for (int i = 0; i < N; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "made-up-metric-%04d", i);
+            dv_msgw_v_str(w, name);
+            dv_msgw_v_double(w, 0.5);
+        }
+        send_header(evil, w);
+        int64_t end = dv_test_now_ms() + WAIT_MS;
+        while (!out.got && dv_test_now_ms() < end) {
+            drover_poll(c.d, 500, &err);
+        }
+    }
+    printf("  evaluate with %s metrics: ok %d, %s: %.100s\n", "2,000", out.ok,
+           drover_err_name(out.code), out.text);
+    if (evil) {
+        zmq_close(evil);
+    }
+    bool real = up && worker_start(&c);
+    bool serves = real && echo_ok(&c);
+    int exit_rc = cluster_down(&c);
+    DV_CHECK(up);
+    DV_CHECK_EQ(push, 0);
+    DV_CHECK(ran);
+    DV_CHECK(out.got);
+    DV_CHECK(!out.ok);
+    DV_CHECK_EQ(out.code, DV_EMSGSIZE);
+    DV_CHECK(strstr(out.text, "metrics take") != NULL);
+    DV_CHECK(serves);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // Results bigger than a header go as frames: evaluate on 300 classes (the
 // confusion matrix), infer on a model whose class names take 60 KB. Both
 // used to leave the job "running" forever, holding the worker's slot.
@@ -897,6 +980,65 @@ test_queues_only_from_accepted_jobs(void)
     DV_CHECK_EQ(exit_rc, 0);
 }
 
+// A submit whose extra field "x" nests the header depth deep (its map
+// counted): depth - 1 one-element arrays around a nil.
+static void
+submit_deep(void *sock, uint64_t rid, size_t depth)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_SUBMIT, rid);
+    dv_msgw_str(w, "queue", "deep");
+    dv_msgw_str(w, "kind", "echo");
+    dv_msgw_str(w, "durability", "none");
+    uint8_t nest[64];
+    memset(nest, 0x91, depth - 1);
+    nest[depth - 1] = 0xc0;
+    dv_msgw_key(w, "x");
+    dv_msgw_v_raw(w, nest, depth);
+    size_t len = 0;
+    const uint8_t *h = dv_msgw_bytes(w, &len);
+    dv_frame_t f = {(const uint8_t *)"x", 1};
+    dv_wire_send(sock, NULL, 0, h, len, &f, 1);
+    dv_msgw_destroy(&w);
+}
+
+// The broker passes a peer's fields on a few levels deeper than they came,
+// so it takes headers nested at most DV_MAX_PEER_MSGPACK_DEPTH deep: one
+// at the limit is served, deeper ones (up to what msgpack-c can decode at
+// all, and past it) are refused with the reason, and the broker goes on.
+static void
+test_deep_headers_refused(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, true);
+    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
+    int linger = 0;
+    if (a) {
+        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_connect(a, c.cep);
+    }
+    static const size_t depths[] = {DV_MAX_PEER_MSGPACK_DEPTH,
+                                    DV_MAX_PEER_MSGPACK_DEPTH + 1,
+                                    DV_MAX_MSGPACK_DEPTH, 40};
+    tally_t t = {.code = DV_EFORMAT};
+    for (size_t i = 0; a && i < 4; i++) {
+        submit_deep(a, i + 1, depths[i]);
+    }
+    int replies = a ? read_replies(a, 4, on_tally, &t) : 0;
+    if (a) {
+        zmq_close(a);
+    }
+    bool serves = up && echo_ok(&c);
+    int exit_rc = cluster_down(&c);
+    printf("  %d replies: %d accepted, %d refused DV_EFORMAT, %d other\n",
+           replies, t.accepted, t.refused, t.other + t.ok);
+    DV_CHECK(up);
+    DV_CHECK_EQ(replies, 4);
+    DV_CHECK_EQ(t.accepted, 1);
+    DV_CHECK_EQ(t.refused, 3);
+    DV_CHECK(serves);
+    DV_CHECK_EQ(exit_rc, 0);
+}
+
 // A follow naming consumer on queue (rid).
 static void
 follow_raw(void *sock, uint64_t rid, const char *queue, const char *consumer)
@@ -965,6 +1107,7 @@ test_consumers_are_bounded(void)
 
 static const dv_test_case_t cases[] = {
     {"a hostile error map from a worker", test_hostile_error_map},
+    {"hostile evaluate metrics from a worker", test_hostile_metrics},
     {"big results travel as frames", test_big_results_travel_as_frames},
     {"absurd allocations refused at submit", test_absurd_allocations_refused},
     {"unread replies are bounded in bytes", test_unread_replies_are_bounded},
@@ -972,6 +1115,7 @@ static const dv_test_case_t cases[] = {
     {"upload reservations are bounded", test_upload_reservations_are_bounded},
     {"queues only from accepted jobs", test_queues_only_from_accepted_jobs},
     {"stream consumers are bounded", test_consumers_are_bounded},
+    {"deep headers refused, the broker goes on", test_deep_headers_refused},
     {NULL, NULL},
 };
 

@@ -518,6 +518,87 @@ test_too_many_objects(void)
     DV_CHECK_RC(rc_small, 0, &err);
 }
 
+// A header whose "deep" field is depth - 1 nested one-element arrays around
+// a nil: depth levels with the header's map. Caller destroys.
+static dv_msgw_t *
+deep_header(size_t depth)
+{
+    dv_msgw_t *w = dv_msgw_new(DV_MSG_RESULT, 1);
+    uint8_t nest[64];
+    memset(nest, 0x91, depth - 1); // fixarray of 1
+    nest[depth - 1] = 0xc0;
+    dv_msgw_key(w, "deep");
+    dv_msgw_v_raw(w, nest, depth);
+    return w;
+}
+
+// Arrays and maps nested DV_MAX_MSGPACK_DEPTH deep decode (msgpack-c's own
+// stack), one more is refused by the check as malformed (msgpack-c called
+// it out of memory). What the broker takes from a peer nests at most
+// DV_MAX_PEER_MSGPACK_DEPTH, so the copies it makes a few levels deeper
+// still decode. Siblings do not add up: many shallow arrays side by side.
+static void
+test_nesting_depth(void)
+{
+    static const struct {
+        size_t depth; // with the header's map
+        int rc;       // decoding
+        int peer_rc;  // dv_msg_check_peer_depth
+    } cases[] = {
+        {2, 0, 0},
+        {DV_MAX_PEER_MSGPACK_DEPTH, 0, 0},
+        {DV_MAX_PEER_MSGPACK_DEPTH + 1, 0, DV_EFORMAT},
+        {DV_MAX_MSGPACK_DEPTH, 0, DV_EFORMAT},
+        {DV_MAX_MSGPACK_DEPTH + 1, DV_EFORMAT, 0},
+        {40, DV_EFORMAT, 0},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        dv_msgw_t *w = deep_header(cases[t].depth);
+        size_t len = 0;
+        const uint8_t *h = dv_msgw_bytes(w, &len);
+        dv_msg_t *m = NULL;
+        dv_error_t err = {0}, perr = {0};
+        int rc = dv_msg_decode(&m, h, len, NULL, 0, NULL, &err);
+        int peer_rc = m ? dv_msg_check_peer_depth(m, &perr) : 0;
+        printf("  depth %zu: decode %d%s%s, peer %d%s%s\n", cases[t].depth, rc,
+               rc ? ": " : "", err.text, peer_rc, peer_rc ? ": " : "",
+               perr.text);
+        DV_CHECK_EQ(rc, cases[t].rc);
+        DV_CHECK_EQ(peer_rc, cases[t].peer_rc);
+        DV_CHECK_EQ(m ? dv_msg_depth(m) : cases[t].depth, cases[t].depth);
+        // Copied as another header's field one to three levels deeper, as
+        // the broker passes a peer's fields on: it decodes.
+        for (int wrap = 1; m && peer_rc == 0 && wrap <= 3; wrap++) {
+            dv_msgw_t *c = dv_msgw_new(DV_MSG_RESULTS, 2);
+            dv_msgw_key(c, "results");
+            for (int i = 1; i < wrap; i++) {
+                dv_msgw_v_array(c, 1);
+            }
+            dv_msgw_v_obj(c, dv_msg_root(m));
+            size_t clen = 0;
+            const uint8_t *ch = dv_msgw_bytes(c, &clen);
+            dv_msg_t *again = NULL;
+            DV_CHECK_RC(dv_msg_decode(&again, ch, clen, NULL, 0, NULL, &err), 0,
+                        &err);
+            dv_msg_destroy(&again);
+            dv_msgw_destroy(&c);
+        }
+        dv_msg_destroy(&m);
+        dv_msgw_destroy(&w);
+    }
+    // Side by side: 1,000 arrays of 1 in one array, two levels in all.
+    uint8_t wide[3 + 2000];
+    wide[0] = 0xdc;
+    wide[1] = 1000 >> 8;
+    wide[2] = 1000 & 0xff;
+    for (size_t i = 0; i < 1000; i++) {
+        wide[3 + 2 * i] = 0x91;
+        wide[4 + 2 * i] = 0xc0;
+    }
+    dv_error_t err = {0};
+    DV_CHECK_RC(dv_msgpack_check(wide, sizeof wide, "body", &err), 0, &err);
+}
+
 // A writer's body starts in its own block and moves to the heap as it
 // grows; the common keys go in front of it (a map16 past 15 fields, a
 // 9-byte rid, the longest type name). Every size from empty to ~45 KiB
@@ -908,6 +989,8 @@ static const dv_test_case_t cases[] = {
     {"random mutations never crash", test_mutations_never_crash},
     {"message names are unique", test_names_unique},
     {"too many msgpack objects", test_too_many_objects},
+    {"msgpack nesting: bounded, with room for relayed copies",
+     test_nesting_depth},
     {"a writer grows past its own block", test_writer_growth},
     {"nested trees decode whole", test_nested_decode},
     {"string lists, inline, in a frame, packed", test_string_lists},
