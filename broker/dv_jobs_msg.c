@@ -1159,11 +1159,10 @@ job_list_item(dv_broker_t *self,
 // The scan: `drover jobs list` (every state) or --state queued behind a
 // million queued jobs collected and heaped them all, ~50 ms of the loop
 // for a page of 100. The scan looks at one id after another and asks the
-// same sources whether it is a candidate, so a page costs about its own
-// length. It cannot see a deep queue's spilled jobs (no index by id), so
-// it runs only while no queue in question has any; and it gives up after
-// `budget` ids (the newest ids are mostly gone or in other states: a wide
-// gap), and the collected candidates answer instead.
+// same sources whether it is a candidate (a deep queue's spilled jobs by
+// the map of their owners, dv_spill_owner), so a page costs about its own
+// length. It gives up after `budget` ids (the newest ids mostly gone or in
+// other states: a wide gap), and the collected candidates answer instead.
 typedef struct {
     dv_newest_t heap; // heap mode: the candidates
     size_t left;      //   not taken yet
@@ -1173,9 +1172,10 @@ typedef struct {
     bool gave_up;     //   the budget ran out
     const char *queue;
     bool live, dead, finished; // the sources (job_list_sources)
+    bool spilled;              //   and spilled jobs (queued wanted)
 } list_ids_t;
 
-// Whether id is a candidate of job_list_ids's sources, spilled jobs aside.
+// Whether id is a candidate of job_list_ids's sources.
 static bool
 list_candidate(const dv_broker_t *self, const list_ids_t *it, uint64_t id)
 {
@@ -1187,6 +1187,11 @@ list_candidate(const dv_broker_t *self, const list_ids_t *it, uint64_t id)
     if (d) {
         return it->dead &&
                (!it->queue[0] || strcmp(d->job->queue, it->queue) == 0);
+    }
+    uint16_t who = 0;
+    const char *q = it->spilled ? dv_spill_owner(self, id, &who) : NULL;
+    if (q && !dv_spill_skip_has(self, id)) { // in its queue's spill
+        return !it->queue[0] || strcmp(q, it->queue) == 0;
     }
     return it->finished && !it->queue[0] && dv_results_kept_find(self, id);
 }
@@ -1257,19 +1262,6 @@ job_list_write(dv_broker_t *self,
     return unstored;
 }
 
-// Whether a queue job_list looks at ("": all) holds spilled jobs.
-static bool
-list_spilled(const dv_broker_t *self, const char *queue)
-{
-    for (size_t q = 0; q < self->n_qbytes; q++) {
-        const qbytes_t *qb = &self->qbytes[q];
-        if (qb->spilled && (!queue[0] || strcmp(qb->name, queue) == 0)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 // At most this many ids looked at by a scan for a page of limit entries:
 // a few times the page, and room for the ids of jobs gone since.
 #define LIST_SCAN_BUDGET(limit) (4 * (size_t)(limit) + 4096)
@@ -1295,8 +1287,9 @@ dv_jobs_msg_on_list(dv_broker_t *self,
     dv_msgw_t *w = dv_msgw_new(DV_MSG_JOBS, rid);
     list_ids_t it = {.queue = queue};
     job_list_sources(self, want, &it.live, &it.dead, &it.finished);
+    it.spilled = want[S_QUEUED];
     bool unstored = false;
-    if (it.live && self->next_job > 1 && !list_spilled(self, queue)) {
+    if (it.live && self->next_job > 1) {
         it.scan = true;
         it.at = from && from < self->next_job ? from : self->next_job - 1;
         it.budget = LIST_SCAN_BUDGET(limit);
