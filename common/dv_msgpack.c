@@ -280,8 +280,9 @@ dv_msgpack_get(const msgpack_object *map, const char *key)
     size_t klen = strlen(key);
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
+        // An empty key's ptr is NULL (msgpack-c): no memcmp of it.
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0) {
+            (klen == 0 || memcmp(k->via.str.ptr, key, klen) == 0)) {
             return &map->via.map.ptr[i].val;
         }
     }

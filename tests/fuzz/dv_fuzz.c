@@ -160,7 +160,9 @@ dv_fuzz_each_key(const dv_msg_t *m,
         char key[256];
         size_t n =
             k->via.str.size < sizeof key ? k->via.str.size : sizeof key - 1;
-        memcpy(key, k->via.str.ptr, n);
+        if (n) { // msgpack-c gives an empty string a NULL ptr
+            memcpy(key, k->via.str.ptr, n);
+        }
         key[n] = '\0';
         fn(m, key);
     }
