@@ -806,7 +806,7 @@ about_str(const msgpack_object *o, char out[DV_MAX_REPL_ADDR + 1])
             return false;
         }
     }
-    memcpy(out, o->via.str.ptr, o->via.str.size);
+    memcpy(out, dv_msgpack_str_ptr(o), o->via.str.size);
     out[o->via.str.size] = '\0';
     return true;
 }

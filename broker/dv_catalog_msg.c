@@ -10,6 +10,7 @@
 #include "dv_catalog.h"
 #include "dv_commit.h"
 #include "dv_limits.h"
+#include "dv_msgpack.h"
 #include "dv_owners.h"
 #include "dv_page.h"
 #include "dv_proto.h"
@@ -126,7 +127,7 @@ page_from(const dv_msg_t *m,
                          "'from' must be [name, version], as a previous "
                          "page's next");
     }
-    memcpy(name, a[0].via.str.ptr, a[0].via.str.size);
+    memcpy(name, dv_msgpack_str_ptr(&a[0]), a[0].via.str.size);
     name[a[0].via.str.size] = '\0';
     *version = (uint32_t)a[1].via.u64;
     return 0;

@@ -11,6 +11,7 @@
 #include "dv_limits.h"
 #include "dv_log.h"
 #include "dv_mem.h"
+#include "dv_msgpack.h"
 #include "dv_page.h"
 #include "dv_proto.h"
 #include "dv_results.h"
@@ -67,9 +68,9 @@ page_from(const dv_msg_t *m, char *queue, char *consumer, dv_error_t *err)
                          "'from' must be [queue, consumer], as a previous "
                          "page's next");
     }
-    memcpy(queue, a[0].via.str.ptr, a[0].via.str.size);
+    memcpy(queue, dv_msgpack_str_ptr(&a[0]), a[0].via.str.size);
     queue[a[0].via.str.size] = '\0';
-    memcpy(consumer, a[1].via.str.ptr, a[1].via.str.size);
+    memcpy(consumer, dv_msgpack_str_ptr(&a[1]), a[1].via.str.size);
     consumer[a[1].via.str.size] = '\0';
     return 0;
 }

@@ -60,8 +60,8 @@ dv_jobs_msg_spec_each(const job_t *j, dv_jobs_msg_spec_field_fn *fn, void *arg)
         }
         char key[32] = ""; // spec keys are short words ("dataset", ...)
         if (up.data.via.str.size < sizeof key &&
-            !memchr(up.data.via.str.ptr, 0, up.data.via.str.size)) {
-            memcpy(key, up.data.via.str.ptr, up.data.via.str.size);
+            !memchr(dv_msgpack_str_ptr(&up.data), 0, up.data.via.str.size)) {
+            memcpy(key, dv_msgpack_str_ptr(&up.data), up.data.via.str.size);
             key[up.data.via.str.size] = '\0';
         }
         if (msgpack_unpack_next(&up, spec, sl, &off) !=

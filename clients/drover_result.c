@@ -259,7 +259,7 @@ drv_copy_obj_str(const msgpack_object *o, char *buf, size_t size)
     buf[0] = '\0';
     if (o && o->type == MSGPACK_OBJECT_STR) {
         size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
-        memcpy(buf, o->via.str.ptr, n);
+        memcpy(buf, dv_msgpack_str_ptr(o), n);
         buf[n] = '\0';
     }
 }

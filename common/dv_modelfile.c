@@ -497,7 +497,7 @@ check_str(const msgpack_object *o, const char *p, size_t limit, dv_error_t *err)
         return dv_errorf(err, DV_EMSGSIZE, "%s: string of %u bytes (limit %zu)",
                          p, o->via.str.size, limit);
     }
-    if (memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+    if (memchr(dv_msgpack_str_ptr(o), '\0', o->via.str.size)) {
         return dv_errorf(err, DV_EFORMAT, "%s: string holds a NUL byte", p);
     }
     return 0;
@@ -512,7 +512,7 @@ dup_name(const msgpack_object *o, const char *p, char **out, dv_error_t *err)
         return rc;
     }
     char *s = dv_malloc(o->via.str.size + 1);
-    memcpy(s, o->via.str.ptr, o->via.str.size);
+    memcpy(s, dv_msgpack_str_ptr(o), o->via.str.size);
     s[o->via.str.size] = '\0';
     *out = s;
     return 0;
@@ -557,7 +557,7 @@ get_enum(const msgpack_object *map,
     }
     size_t n = o->via.str.size < ENUM_NAME_BYTES - 1 ? o->via.str.size
                                                      : ENUM_NAME_BYTES - 1;
-    memcpy(buf, o->via.str.ptr, n);
+    memcpy(buf, dv_msgpack_str_ptr(o), n);
     buf[n] = '\0';
     if (n != o->via.str.size || memchr(buf, '\0', n)) {
         buf[0] = '?';
@@ -1056,7 +1056,7 @@ read_meta(const msgpack_object *root, dv_model_meta_t *out, dv_error_t *err)
         if (rc) {
             return rc;
         }
-        memcpy(out->drover_version, o->via.str.ptr, o->via.str.size);
+        memcpy(out->drover_version, dv_msgpack_str_ptr(o), o->via.str.size);
         out->drover_version[o->via.str.size] = '\0';
     }
     out->train_metrics.confusion = NULL;

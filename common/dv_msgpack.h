@@ -15,6 +15,15 @@
 
 #include "dv_err.h"
 
+// A string object's bytes, never NULL: msgpack-c gives an empty string a
+// NULL ptr, and memcpy, memchr and memcmp may not be handed one even for
+// 0 bytes (undefined behaviour that UBSan checks in memcmp only).
+static inline const char *
+dv_msgpack_str_ptr(const msgpack_object *o)
+{
+    return o->via.str.ptr ? o->via.str.ptr : "";
+}
+
 // Check that p[0..len) is exactly one well-formed msgpack object whose every
 // announced count and length fits in the bytes that remain, and that holds
 // at most DV_MAX_MSGPACK_ITEMS objects in arrays and maps nested at most

@@ -299,11 +299,11 @@ copy_str(const msgpack_object *o,
                          "%s: '%s' is %u bytes, the limit is %zu", type, what,
                          o->via.str.size, size - 1);
     }
-    if (memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+    if (memchr(dv_msgpack_str_ptr(o), '\0', o->via.str.size)) {
         return dv_errorf(err, DV_EFORMAT, "%s: '%s' holds a NUL byte", type,
                          what);
     }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    memcpy(buf, dv_msgpack_str_ptr(o), o->via.str.size);
     buf[o->via.str.size] = '\0';
     return 0;
 }
@@ -422,11 +422,11 @@ copy_cut(const msgpack_object *o, char *buf, size_t size)
         return false;
     }
     size_t n = o->via.str.size < size - 1 ? o->via.str.size : size - 1;
-    const char *nul = memchr(o->via.str.ptr, '\0', n);
+    const char *nul = memchr(dv_msgpack_str_ptr(o), '\0', n);
     if (nul) {
         n = (size_t)(nul - o->via.str.ptr);
     }
-    memcpy(buf, o->via.str.ptr, n);
+    memcpy(buf, dv_msgpack_str_ptr(o), n);
     buf[n] = '\0';
     return true;
 }
@@ -626,7 +626,7 @@ strs_from_obj(const struct msgpack_object *o,
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
         if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > max_len ||
-            memchr(e->via.str.ptr, '\0', e->via.str.size)) {
+            memchr(dv_msgpack_str_ptr(e), '\0', e->via.str.size)) {
             return dv_errorf(err, DV_EFORMAT,
                              "'%s'[%zu] must be a string of at most %zu "
                              "bytes without NUL",
@@ -641,7 +641,7 @@ strs_from_obj(const struct msgpack_object *o,
         const msgpack_object *e = &o->via.array.ptr[i];
         size_t len = e->via.str.size;
         v[i] = packed ? at : dv_malloc(len + 1);
-        memcpy(v[i], e->via.str.ptr, len);
+        memcpy(v[i], dv_msgpack_str_ptr(e), len);
         v[i][len] = '\0';
         at = packed ? at + len + 1 : at;
     }
@@ -1228,10 +1228,10 @@ static bool
 hyper_str(const msgpack_object *o, char *buf, size_t size)
 {
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size ||
-        memchr(o->via.str.ptr, '\0', o->via.str.size)) {
+        memchr(dv_msgpack_str_ptr(o), '\0', o->via.str.size)) {
         return false;
     }
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    memcpy(buf, dv_msgpack_str_ptr(o), o->via.str.size);
     buf[o->via.str.size] = '\0';
     return true;
 }

@@ -16,13 +16,13 @@ take_named(const msgpack_object *o,
     const msgpack_object *sha = dv_msgpack_get(o, "sha256");
     if (!n || n->type != MSGPACK_OBJECT_STR ||
         n->via.str.size > DV_MAX_WIRE_NAME ||
-        memchr(n->via.str.ptr, '\0', n->via.str.size) || !sha ||
+        memchr(dv_msgpack_str_ptr(n), '\0', n->via.str.size) || !sha ||
         sha->type != MSGPACK_OBJECT_BIN ||
         sha->via.bin.size != DV_SHA256_BYTES ||
         !dv_msgpack_uint(dv_msgpack_get(o, "version"), version)) {
         return false;
     }
-    memcpy(name, n->via.str.ptr, n->via.str.size);
+    memcpy(name, dv_msgpack_str_ptr(n), n->via.str.size);
     name[n->via.str.size] = '\0';
     memcpy(sha256, sha->via.bin.ptr, DV_SHA256_BYTES);
     snprintf(key, KEY_BYTES, "%s@%" PRIu64, name, *version);
