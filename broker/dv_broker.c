@@ -875,6 +875,9 @@ socket_has_input(void *sock)
            (events & ZMQ_POLLIN);
 }
 
+static void workers_check(dv_broker_t *self, bool beat);
+static void on_gone_timer(uv_timer_t *t);
+
 static void
 on_heartbeat(uv_timer_t *t)
 {
@@ -896,13 +899,23 @@ on_heartbeat(uv_timer_t *t)
     }
 
     // Messages from workers may be waiting unread (the loop was busy): read
-    // them first, so a worker whose heartbeat is in our own queue is not
-    // called silent, and the lease bound holds under load (a worker is
-    // declared dead no sooner than the lease after its last message, and
-    // no later than one heartbeat interval after that).
+    // them first (workers_check), so a worker whose heartbeat is in our own
+    // queue is not called silent, and the lease bound holds under load (a
+    // worker is declared dead no sooner than the lease after its last
+    // message, and no later than one heartbeat interval after that).
+    workers_check(self, true);
+}
+
+// Read the worker messages waiting (a worker's heartbeat or register may
+// be in our own queue: the loop was busy), then declare lost the workers
+// silent past liveness x heartbeat_ms and those whose connection closed
+// DV_WORKER_GONE_GRACE_MS ago; heartbeat the others when beat. Arms
+// gone_timer for a closed connection's grace still running.
+static void
+workers_check(dv_broker_t *self, bool beat)
+{
     uv_update_time(&self->loop); // their last_seen is when we read them
     for (int i = 0; i < 100000 && socket_has_input(self->workers_sock); i++) {
-
         dv_wire_msg_t in;
         if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
             break;
@@ -913,7 +926,7 @@ on_heartbeat(uv_timer_t *t)
     uv_update_time(&self->loop);
     uint64_t now = uv_now(&self->loop);
     uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
-
+    uint64_t next_gone = UINT64_MAX; // the earliest grace still running
     for (size_t i = 0; i < self->n_workers;) {
         worker_t *w = &self->workers[i];
         if (now - w->last_seen_ms > limit) {
@@ -921,15 +934,34 @@ on_heartbeat(uv_timer_t *t)
                                 "went silent"); // moves the last into i
             continue;
         }
-        dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
-        size_t len = 0;
-        const uint8_t *h = dv_msgw_bytes(m, &len);
-        dv_wire_send(self->workers_sock, w->route, w->route_len, h, len, NULL,
-                     0);
-        dv_msgw_destroy(&m);
+        if (w->gone_ms && now - w->gone_ms >= DV_WORKER_GONE_GRACE_MS) {
+            dv_workers_msg_lost(self, w, "dropped its connection");
+            continue;
+        }
+        if (w->gone_ms) {
+            uint64_t at = w->gone_ms + DV_WORKER_GONE_GRACE_MS;
+            next_gone = at < next_gone ? at : next_gone;
+        }
+        if (beat) {
+            dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
+            size_t len = 0;
+            const uint8_t *h = dv_msgw_bytes(m, &len);
+            dv_wire_send(self->workers_sock, w->route, w->route_len, h, len,
+                         NULL, 0);
+            dv_msgw_destroy(&m);
+        }
         i++;
     }
+    if (next_gone != UINT64_MAX) {
+        uv_timer_start(&self->gone_timer, on_gone_timer, next_gone - now, 0);
+    }
     dv_batching_dispatch(self);
+}
+
+static void
+on_gone_timer(uv_timer_t *t)
+{
+    workers_check(t->data, false);
 }
 
 static void
@@ -1109,13 +1141,29 @@ open_records(dv_broker_t *self,
     return rc;
 }
 
-// A client connection closed (dv_auth): the consumers it followed are
-// followed no more. Workers have heartbeats for that.
+// A connection closed (dv_auth). A client's: the consumers it followed
+// are followed no more. A worker's: it is declared lost after
+// DV_WORKER_GONE_GRACE_MS (workers_check), unless it is gone by then.
 static void
 on_connection_gone(const char *domain, uint64_t route_hash, void *arg)
 {
+    dv_broker_t *self = arg;
     if (strcmp(domain, "clients") == 0) {
-        dv_results_route_gone(arg, route_hash);
+        dv_results_route_gone(self, route_hash);
+        return;
+    }
+    for (size_t i = 0; i < self->n_workers; i++) {
+        worker_t *w = &self->workers[i];
+        if (!w->gone_ms &&
+            dv_auth_route_hash(w->route, w->route_len) == route_hash) {
+            w->gone_ms = uv_now(&self->loop) | 1; // never 0
+            dv_log(DV_LOG_DEBUG, "broker", "worker %s: its connection closed",
+                   w->name);
+            if (!uv_is_active((uv_handle_t *)&self->gone_timer)) {
+                uv_timer_start(&self->gone_timer, on_gone_timer,
+                               DV_WORKER_GONE_GRACE_MS, 0);
+            }
+        }
     }
 }
 
@@ -1201,6 +1249,8 @@ start_handles(dv_broker_t *self)
 {
     uv_timer_init(&self->loop, &self->heartbeat);
     self->heartbeat.data = self;
+    uv_timer_init(&self->loop, &self->gone_timer);
+    self->gone_timer.data = self;
     uv_signal_init(&self->loop, &self->sigint);
     uv_signal_init(&self->loop, &self->sigterm);
     uv_signal_init(&self->loop, &self->sighup);
@@ -1346,10 +1396,10 @@ broker_close(dv_broker_t *self)
     dv_repl_close(&self->repl); // freed by the uv_run below
     dv_fetch_close(self); // waiting fetches; reads on the pool still finish
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&self->heartbeat,  (uv_handle_t *)&self->sigint,
-        (uv_handle_t *)&self->sigterm,    (uv_handle_t *)&self->commit_timer,
-        (uv_handle_t *)&self->timer,      (uv_handle_t *)&self->sighup,
-        (uv_handle_t *)&self->fetch_timer};
+        (uv_handle_t *)&self->heartbeat,   (uv_handle_t *)&self->sigint,
+        (uv_handle_t *)&self->sigterm,     (uv_handle_t *)&self->commit_timer,
+        (uv_handle_t *)&self->timer,       (uv_handle_t *)&self->sighup,
+        (uv_handle_t *)&self->fetch_timer, (uv_handle_t *)&self->gone_timer};
     for (size_t i = 0; i < sizeof handles / sizeof *handles; i++) {
         if (handles[i]->loop == &self->loop && !uv_is_closing(handles[i])) {
             uv_close(handles[i], NULL);

@@ -285,6 +285,8 @@ typedef struct {
     uint64_t conn;                   // register's `conn` (1.6): the
                                      //   worker process's connection
                                      //   number (0: not said)
+    uint64_t gone_ms;                // its connection closed at this
+                                     //   loop time (0: open)
     uint32_t fetches;                // fetches waiting or being read
     bool fetch_reading;              // one on the pool (one at a time)
     bool fetch_held;                 // they wait for its unread bytes
@@ -317,6 +319,7 @@ struct dv_broker {
     dv_zwatch_t *client_watch; // clients in the loop
     dv_zwatch_t *worker_watch; // workers in the loop
     uv_timer_t heartbeat;      // liveness and heartbeats
+    uv_timer_t gone_timer;     // workers whose connection closed
     uv_signal_t sigint;        // stop on SIGINT
     uv_signal_t sigterm;       // stop on SIGTERM
     char client_ep[256];       // bound client endpoint

@@ -504,6 +504,16 @@
 // (DV_MAX_FRAME_BYTES) per message on the way in.
 #define DV_PEER_HWM 1000000
 
+// A worker whose connection closed (libzmq's DISCONNECTED, through the
+// socket monitor) is declared lost this long after, without waiting for
+// liveness x heartbeat_ms of silence (3 s by default; minutes with long
+// heartbeats): a killed worker's jobs go back to their queues at once. Not
+// at the instant: a worker that left a connection for silence (the broker
+// stalled) registers again on a new one and claims the jobs it still runs
+// from the old (`conn`), and that register may come a little after the
+// close is seen.
+#define DV_WORKER_GONE_GRACE_MS 500
+
 // One model version's lineage record (what job and data made it): it
 // travels in a `models show` header, so it stays well under
 // DV_MAX_HEADER_BYTES; a longer one is refused at push, and a longer file

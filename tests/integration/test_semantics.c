@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "drover.h"
+#include "dv_limits.h"
 #include "dv_test.h"
 #include "dv_test_proc.h"
 #include "dv_test_worker.h"
@@ -526,6 +527,48 @@ test_leases(void)
     DV_CHECK_EQ(attempts2, 2);
     DV_CHECK_EQ(long_code, 0);
     DV_CHECK_EQ(attempts, 1);
+}
+
+// A worker whose connection closes while it runs a job (killed: no `bye`)
+// is declared lost when the broker sees the close, after a short grace
+// (DV_WORKER_GONE_GRACE_MS), not after liveness x heartbeat of silence:
+// the failed attempt says so, and the retry runs on a real worker.
+static void
+test_dropped_connection(void)
+{
+    cluster_t c;
+    bool up = cluster_up(&c, 0, NULL);
+    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "sleep";
+    job.sleep_ms = 200;
+    job.max_attempts = 2;
+    uint64_t id = c.raw ? submit_job(&c, &job) : 0;
+    uint64_t got = 0;
+    uint32_t attempt = 0;
+    bool ran = id && dv_tworker_next_run(c.raw, 20000, &got, &attempt) &&
+               got == id && attempt == 1;
+    uint64_t closed = dv_test_unix_ms();
+    dv_tworker_stop(&c.raw); // the socket closes without a word
+    bool moved = ran && wait_left(c.d, id, "running", 30000);
+    bool second = moved && worker_start(&c);
+    uint32_t attempts = 0;
+    drover_attempt_error_t lost = {0};
+    int code = second ? result_first_error(&c, id, &attempts, &lost) : -1;
+    cluster_down(&c, code != 0);
+    printf("  declared lost %lld ms after the close (grace %d, liveness x "
+           "heartbeat %d): %s\n",
+           (long long)((int64_t)lost.at_ms - (int64_t)closed),
+           DV_WORKER_GONE_GRACE_MS, 3 * HB, lost.text);
+    DV_CHECK(up);
+    DV_CHECK(ran);
+    DV_CHECK(moved);
+    DV_CHECK(second);
+    DV_CHECK_EQ(code, 0);
+    DV_CHECK_EQ(attempts, 2);
+    DV_CHECK_EQ(lost.code, DV_EIO);
+    DV_CHECK_STR_EQ(lost.text,
+                    "worker raw dropped its connection while running it");
 }
 
 // A timer entry stays until due, and a run timeout may be an hour away
@@ -1605,6 +1648,8 @@ static const dv_test_case_t cases[] = {
      test_stale_timers_go_live_ones_fire},
     {"leases: long jobs run once, silent workers lose theirs after the lease",
      test_leases},
+    {"a worker that drops its connection loses its jobs at once",
+     test_dropped_connection},
     {"retries with backoff into durable dead letters, requeue",
      test_retries_into_dead_letters},
     {"poison quarantine", test_poison_quarantine},
