@@ -15,6 +15,7 @@
 #include "dv_consumers.h"
 #include "dv_datasets_msg.h"
 #include "dv_dead.h"
+#include "dv_joblist.h"
 #include "dv_jobs_msg.h"
 #include "dv_keys.h"
 #include "dv_mem.h"
@@ -42,7 +43,7 @@ ROUTED(dv_datasets_msg_on_push)
 ROUTED(dv_datasets_msg_on_get)
 ROUTED(dv_datasets_msg_on_rm)
 ROUTED(dv_datasets_msg_on_share)
-ROUTED(dv_jobs_msg_on_list)
+ROUTED(dv_joblist_on_list)
 ROUTED(dv_jobs_msg_on_cancel)
 ROUTED(dv_jobs_msg_on_status)
 ROUTED(dv_dead_on_list)
@@ -187,7 +188,7 @@ static const msg_row_t client_rows[DV_MSG_COUNT_] = {
     [DV_MSG_RESULT_GET]    = {dv_results_on_get_req,     P | C,   ACTS_ON_JOB,     0,                                        false},
     [DV_MSG_JOB_GET]       = {dv_jobs_msg_on_get_req,        P | C,   ACTS_ON_JOB,     0,                                        false},
     [DV_MSG_JOB_CANCEL]    = {dv_jobs_msg_on_cancel_req,     P | C,   ACTS_ON_JOB,     0,                                        false},
-    [DV_MSG_JOB_LIST]      = {dv_jobs_msg_on_list_req,       P | C,   ACTS_ON_QUEUES,  0,                                        false},
+    [DV_MSG_JOB_LIST]      = {dv_joblist_on_list_req,          P | C,   ACTS_ON_QUEUES,  0,                                        false},
     [DV_MSG_FOLLOW]        = {dv_results_on_follow_req,         C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},
     [DV_MSG_ACK]           = {dv_results_on_ack_req,            C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},
     [DV_MSG_UNFOLLOW]      = {dv_results_on_unfollow_req,       C,       ACTS_ON_QUEUE,   CHECK_CONSUMER,                           false},

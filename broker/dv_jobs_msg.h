@@ -1,11 +1,12 @@
 // dv_jobs_msg — jobs from clients: submit, and what clients ask of jobs.
 //
 // Owns: submit (checks, the job record, acceptance into dv_sched or a spill),
-// job_list, job_get, job_cancel, status; a job's store record
-// (dv_jobs_msg_encode/dv_jobs_msg_decode).
+// job_get, job_cancel, status; a job's store record
+// (dv_jobs_msg_encode/dv_jobs_msg_decode); where a job stands
+// (dv_jobs_msg_state, also for job_list: dv_joblist).
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_commit.h, dv_dead.h,
-// dv_idem.h, dv_models_msg.h, dv_newest.h, dv_page.h, dv_results.h,
+// dv_idem.h, dv_models_msg.h, dv_results.h,
 // dv_spill.h, dv_timers.h and common/. Internal to broker/ (not installed);
 // loop thread only.
 //
@@ -74,9 +75,34 @@ int dv_jobs_msg_on_submit(dv_broker_t *self,
                           const dv_msg_t *m,
                           dv_error_t *err);
 
-// job_list {state?, queue?, limit?}: jobs by id, newest first, at most
-// limit (default 100, at most 10,000). Finished jobs are the kept results.
-client_handler_fn dv_jobs_msg_on_list;
+// A job's state as job_get and job_list name it (dv_jobs_msg_state_name).
+typedef enum {
+    DV_JOB_QUEUED,
+    DV_JOB_RUNNING,
+    DV_JOB_RETRYING,
+    DV_JOB_DONE,
+    DV_JOB_FAILED,
+    DV_JOB_DEAD,
+    DV_JOB_EXPIRED,
+    DV_JOB_CANCELLED,
+    DV_JOB_STATES_
+} dv_job_state_t;
+
+// The protocol's name of state ("queued", ...; "" out of range).
+const char *dv_jobs_msg_state_name(int state);
+
+// Where job id stands (a dv_job_state_t); -1 when the broker knows nothing
+// of it (unknown, result expired, or accepted but not committed yet).
+// *live gets the job while it is unfinished or dead, else NULL (borrowed:
+// valid until the next call); *attempts the runs so far.
+int dv_jobs_msg_state(dv_broker_t *self,
+                      uint64_t id,
+                      const job_t **live,
+                      uint32_t *attempts);
+
+// Whether job id ended but its outcome is not committed yet: a reply that
+// reports it waits for the commit, like the result itself.
+bool dv_jobs_msg_outcome_unstored(const dv_broker_t *self, uint64_t id);
 
 // job_get: reply a job's state.
 client_handler_fn dv_jobs_msg_on_get;

@@ -112,8 +112,7 @@ struct dv_sched {
     uint64_t next_seq;  // registration counter
     size_t n_queued;    // jobs in queues
     size_t n_running;   // jobs on workers
-    size_t n_held;      // jobs held for a retry
-    list_t held;        //   and those jobs (in no queue, on no worker)
+    list_t held;        // jobs held for a retry (in no queue, on no worker)
     uint64_t now;       // the broker's clock (dv_sched_tick)
     uint64_t aging_ms;  // waiting this long is worth one priority level
     dv_spare_t *spare;  // freed job blocks (DV_SPARE_BYTES)
@@ -1123,7 +1122,6 @@ hold(dv_sched_t *self, job_t *j)
 {
     j->held = true;
     self->queues[j->queue].held++;
-    self->n_held++;
     list_push_back(&self->held, j);
 }
 
@@ -1133,7 +1131,6 @@ unhold(dv_sched_t *self, job_t *j)
 {
     j->held = false;
     self->queues[j->queue].held--;
-    self->n_held--;
     list_unlink(&self->held, j);
 }
 
@@ -1398,7 +1395,7 @@ dv_sched_set_attempts(dv_sched_t *self, uint64_t job, uint32_t attempts)
 size_t
 dv_sched_held(const dv_sched_t *self)
 {
-    return self->n_held;
+    return self->held.n;
 }
 
 size_t

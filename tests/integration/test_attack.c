@@ -133,6 +133,37 @@ send_header(void *sock, dv_msgw_t *w)
     dv_msgw_destroy(&w);
 }
 
+// A raw DEALER connected to endpoint (linger 0, no send limit): a hostile
+// peer's socket. NULL when it could not be made.
+static void *
+raw_dealer(cluster_t *c, const char *endpoint)
+{
+    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+    int linger = 0;
+    dv_test_no_hwm(s);
+    if (s && (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+              zmq_connect(s, endpoint) != 0)) {
+        zmq_close(s);
+        s = NULL;
+    }
+    return s;
+}
+
+// A raw worker connection registered as "evil" with one slot. NULL when
+// it could not be made.
+static void *
+evil_worker(cluster_t *c)
+{
+    void *s = raw_dealer(c, c->wep);
+    if (s) {
+        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
+        dv_msgw_str(w, "worker", "evil");
+        dv_msgw_uint(w, "capacity", 1);
+        send_header(s, w);
+    }
+    return s;
+}
+
 // Called by read_replies with each message (m NULL: it did not decode) and
 // its frames; returns whether it counts towards the messages wanted.
 typedef bool(reply_fn)(const dv_msg_t *m, const dv_wire_msg_t *in, void *arg);
@@ -256,17 +287,8 @@ test_hostile_error_map(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, false);
-    void *evil = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
-    dv_test_no_hwm(evil);
-    int linger = 0;
-    if (evil) {
-        zmq_setsockopt(evil, ZMQ_LINGER, &linger, sizeof linger);
-        up = zmq_connect(evil, c.wep) == 0;
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
-        dv_msgw_str(w, "worker", "evil");
-        dv_msgw_uint(w, "capacity", 1);
-        send_header(evil, w);
-    }
+    void *evil = up ? evil_worker(&c) : NULL;
+    up = evil != NULL;
     char name80[81];
     memset(name80, 'N', 80);
     name80[80] = '\0';
@@ -340,17 +362,7 @@ test_hostile_metrics(void)
                  c.d, dv_test_model(DV_TASK_CLASSIFICATION, 1, widths, acts, 2),
                  "judged")
            : -1;
-    void *evil = push == 0 ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
-    dv_test_no_hwm(evil);
-    int linger = 0;
-    if (evil) {
-        zmq_setsockopt(evil, ZMQ_LINGER, &linger, sizeof linger);
-        up = zmq_connect(evil, c.wep) == 0;
-        dv_msgw_t *w = dv_msgw_new(DV_MSG_REGISTER, 0);
-        dv_msgw_str(w, "worker", "evil");
-        dv_msgw_uint(w, "capacity", 1);
-        send_header(evil, w);
-    }
+    void *evil = push == 0 ? evil_worker(&c) : NULL;
     static const char csv[] = "f0,f1,y\n1,2,c0\n3,4,c1\n";
     drover_job_t ej = DROVER_JOB_INIT;
     ej.kind = "evaluate";
@@ -1010,12 +1022,7 @@ test_deep_headers_refused(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, true);
-    void *a = up ? zmq_socket(c.ctx, ZMQ_DEALER) : NULL;
-    int linger = 0;
-    if (a) {
-        zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_connect(a, c.cep);
-    }
+    void *a = up ? raw_dealer(&c, c.cep) : NULL;
     static const size_t depths[] = {DV_MAX_PEER_MSGPACK_DEPTH,
                                     DV_MAX_PEER_MSGPACK_DEPTH + 1,
                                     DV_MAX_MSGPACK_DEPTH, 40};

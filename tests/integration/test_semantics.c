@@ -475,6 +475,24 @@ result_first_error(cluster_t *c,
     return code;
 }
 
+// A sleep job of ms (two attempts) on the test's own worker "raw" of one
+// slot, started on c: true once the worker got its first attempt, with
+// its id in *id.
+static bool
+raw_runs_sleep(cluster_t *c, uint32_t ms, uint64_t *id)
+{
+    c->raw = dv_tworker_start(c->wep, "raw", 1, NULL, HB);
+    drover_job_t job = DROVER_JOB_INIT;
+    job.kind = "sleep";
+    job.sleep_ms = ms;
+    job.max_attempts = 2;
+    *id = c->raw ? submit_job(c, &job) : 0;
+    uint64_t got = 0;
+    uint32_t attempt = 0;
+    return *id && dv_tworker_next_run(c->raw, 20000, &got, &attempt) &&
+           got == *id && attempt == 1;
+}
+
 static void
 test_leases(void)
 {
@@ -483,16 +501,8 @@ test_leases(void)
     // A worker that goes silent while it runs a job: the test's own, so
     // the moment of its last message is known. The broker notes the time
     // it declares the worker dead with the failed attempt.
-    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
-    drover_job_t job = DROVER_JOB_INIT;
-    job.kind = "sleep";
-    job.sleep_ms = 500;
-    job.max_attempts = 2;
-    uint64_t id = c.raw ? submit_job(&c, &job) : 0;
-    uint64_t got = 0;
-    uint32_t attempt = 0;
-    bool ran = id && dv_tworker_next_run(c.raw, 20000, &got, &attempt) &&
-               got == id && attempt == 1;
+    uint64_t id = 0;
+    bool ran = up && raw_runs_sleep(&c, 500, &id);
     uint64_t last = dv_tworker_last_sent_unix_ms(c.raw); // silent from now
     bool moved = ran && wait_left(c.d, id, "running", 30000);
     // The retry runs on a real worker.
@@ -538,16 +548,8 @@ test_dropped_connection(void)
 {
     cluster_t c;
     bool up = cluster_up(&c, 0, NULL);
-    c.raw = up ? dv_tworker_start(c.wep, "raw", 1, NULL, HB) : NULL;
-    drover_job_t job = DROVER_JOB_INIT;
-    job.kind = "sleep";
-    job.sleep_ms = 200;
-    job.max_attempts = 2;
-    uint64_t id = c.raw ? submit_job(&c, &job) : 0;
-    uint64_t got = 0;
-    uint32_t attempt = 0;
-    bool ran = id && dv_tworker_next_run(c.raw, 20000, &got, &attempt) &&
-               got == id && attempt == 1;
+    uint64_t id = 0;
+    bool ran = up && raw_runs_sleep(&c, 200, &id);
     uint64_t closed = dv_test_unix_ms();
     dv_tworker_stop(&c.raw); // the socket closes without a word
     bool moved = ran && wait_left(c.d, id, "running", 30000);
