@@ -865,19 +865,6 @@ on_workers_ready(dv_zwatch_t *zw, int events, void *arg)
     return 1;
 }
 
-static bool
-socket_has_input(void *sock)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    dv_zwatch_used(sock); // the query may take ZMQ_FD's signal
-    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 &&
-           (events & ZMQ_POLLIN);
-}
-
-static void workers_check(dv_broker_t *self, bool beat);
-static void on_gone_timer(uv_timer_t *t);
-
 static void
 on_heartbeat(uv_timer_t *t)
 {
@@ -899,69 +886,11 @@ on_heartbeat(uv_timer_t *t)
     }
 
     // Messages from workers may be waiting unread (the loop was busy): read
-    // them first (workers_check), so a worker whose heartbeat is in our own
-    // queue is not called silent, and the lease bound holds under load (a
+    // them first (dv_workers_msg_check), so a worker whose heartbeat is in our
+    // own queue is not called silent, and the lease bound holds under load (a
     // worker is declared dead no sooner than the lease after its last
     // message, and no later than one heartbeat interval after that).
-    workers_check(self, true);
-}
-
-// Read the worker messages waiting (a worker's heartbeat or register may
-// be in our own queue: the loop was busy), then declare lost the workers
-// silent past liveness x heartbeat_ms and those whose connection closed
-// DV_WORKER_GONE_GRACE_MS ago; heartbeat the others when beat. Arms
-// gone_timer for a closed connection's grace still running.
-static void
-workers_check(dv_broker_t *self, bool beat)
-{
-    uv_update_time(&self->loop); // their last_seen is when we read them
-    for (int i = 0; i < 100000 && socket_has_input(self->workers_sock); i++) {
-        dv_wire_msg_t in;
-        if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
-            break;
-        }
-        dv_workers_msg_on_message(self, &in);
-        dv_wire_msg_close(&in);
-    }
-    uv_update_time(&self->loop);
-    uint64_t now = uv_now(&self->loop);
-    uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
-    uint64_t next_gone = UINT64_MAX; // the earliest grace still running
-    for (size_t i = 0; i < self->n_workers;) {
-        worker_t *w = &self->workers[i];
-        if (now - w->last_seen_ms > limit) {
-            dv_workers_msg_lost(self, w,
-                                "went silent"); // moves the last into i
-            continue;
-        }
-        if (w->gone_ms && now - w->gone_ms >= DV_WORKER_GONE_GRACE_MS) {
-            dv_workers_msg_lost(self, w, "dropped its connection");
-            continue;
-        }
-        if (w->gone_ms) {
-            uint64_t at = w->gone_ms + DV_WORKER_GONE_GRACE_MS;
-            next_gone = at < next_gone ? at : next_gone;
-        }
-        if (beat) {
-            dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
-            size_t len = 0;
-            const uint8_t *h = dv_msgw_bytes(m, &len);
-            dv_wire_send(self->workers_sock, w->route, w->route_len, h, len,
-                         NULL, 0);
-            dv_msgw_destroy(&m);
-        }
-        i++;
-    }
-    if (next_gone != UINT64_MAX) {
-        uv_timer_start(&self->gone_timer, on_gone_timer, next_gone - now, 0);
-    }
-    dv_batching_dispatch(self);
-}
-
-static void
-on_gone_timer(uv_timer_t *t)
-{
-    workers_check(t->data, false);
+    dv_workers_msg_check(self, true);
 }
 
 static void
@@ -1143,7 +1072,7 @@ open_records(dv_broker_t *self,
 
 // A connection closed (dv_auth). A client's: the consumers it followed
 // are followed no more. A worker's: it is declared lost after
-// DV_WORKER_GONE_GRACE_MS (workers_check), unless it is gone by then.
+// DV_WORKER_GONE_GRACE_MS (dv_workers_msg_gone), unless it is gone by then.
 static void
 on_connection_gone(const char *domain, uint64_t route_hash, void *arg)
 {
@@ -1152,19 +1081,7 @@ on_connection_gone(const char *domain, uint64_t route_hash, void *arg)
         dv_results_route_gone(self, route_hash);
         return;
     }
-    for (size_t i = 0; i < self->n_workers; i++) {
-        worker_t *w = &self->workers[i];
-        if (!w->gone_ms &&
-            dv_auth_route_hash(w->route, w->route_len) == route_hash) {
-            w->gone_ms = uv_now(&self->loop) | 1; // never 0
-            dv_log(DV_LOG_DEBUG, "broker", "worker %s: its connection closed",
-                   w->name);
-            if (!uv_is_active((uv_handle_t *)&self->gone_timer)) {
-                uv_timer_start(&self->gone_timer, on_gone_timer,
-                               DV_WORKER_GONE_GRACE_MS, 0);
-            }
-        }
-    }
+    dv_workers_msg_gone(self, route_hash);
 }
 
 // CURVE (or plain mode, refused on an endpoint other machines reach

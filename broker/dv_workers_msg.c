@@ -5,7 +5,8 @@
 // a lookup and a call; the handlers of register, done, progress, checkpoint;
 // the checks of a done's payload (infer, evaluate), a train job's result
 // (its model stored, its lineage), the models and data sets a worker holds;
-// a worker lost or evicted.
+// liveness (silent workers, and closed connections after a grace:
+// dv_workers_msg_check, dv_workers_msg_gone); a worker lost or evicted.
 //
 // The model and its references: dv_broker_int.h and dv_broker.c.
 #include "dv_workers_msg.h"
@@ -42,6 +43,7 @@
 #include "dv_sched.h"
 #include "dv_store.h"
 #include "dv_wire.h"
+#include "dv_zwatch.h"
 
 // Free what worker w holds and take it out of the table (the last one moves
 // into its place).
@@ -1304,4 +1306,89 @@ dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in)
     }
     dv_strs_free(&asked, n_asked);
     dv_msg_destroy(&m);
+}
+
+// ----------------------------------------------------------- liveness
+
+static bool
+socket_has_input(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    dv_zwatch_used(sock); // the query may take ZMQ_FD's signal
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 &&
+           (events & ZMQ_POLLIN);
+}
+
+static void on_gone_timer(uv_timer_t *t);
+
+void
+dv_workers_msg_check(dv_broker_t *self, bool beat)
+{
+    uv_update_time(&self->loop); // their last_seen is when we read them
+    for (int i = 0; i < 100000 && socket_has_input(self->workers_sock); i++) {
+        dv_wire_msg_t in;
+        if (dv_wire_recv(self->workers_sock, true, &in) != 1) {
+            break;
+        }
+        dv_workers_msg_on_message(self, &in);
+        dv_wire_msg_close(&in);
+    }
+    uv_update_time(&self->loop);
+    uint64_t now = uv_now(&self->loop);
+    uint64_t limit = (uint64_t)self->heartbeat_ms * self->liveness;
+    uint64_t next_gone = UINT64_MAX; // the earliest grace still running
+    for (size_t i = 0; i < self->n_workers;) {
+        worker_t *w = &self->workers[i];
+        if (now - w->last_seen_ms > limit) {
+            dv_workers_msg_lost(self, w,
+                                "went silent"); // moves the last into i
+            continue;
+        }
+        if (w->gone_ms && now - w->gone_ms >= DV_WORKER_GONE_GRACE_MS) {
+            dv_workers_msg_lost(self, w, "dropped its connection");
+            continue;
+        }
+        if (w->gone_ms) {
+            uint64_t at = w->gone_ms + DV_WORKER_GONE_GRACE_MS;
+            next_gone = at < next_gone ? at : next_gone;
+        }
+        if (beat) {
+            dv_msgw_t *m = dv_msgw_new(DV_MSG_HEARTBEAT, 0);
+            size_t len = 0;
+            const uint8_t *h = dv_msgw_bytes(m, &len);
+            dv_wire_send(self->workers_sock, w->route, w->route_len, h, len,
+                         NULL, 0);
+            dv_msgw_destroy(&m);
+        }
+        i++;
+    }
+    if (next_gone != UINT64_MAX) {
+        uv_timer_start(&self->gone_timer, on_gone_timer, next_gone - now, 0);
+    }
+    dv_batching_dispatch(self);
+}
+
+static void
+on_gone_timer(uv_timer_t *t)
+{
+    dv_workers_msg_check(t->data, false);
+}
+
+void
+dv_workers_msg_gone(dv_broker_t *self, uint64_t route_hash)
+{
+    for (size_t i = 0; i < self->n_workers; i++) {
+        worker_t *w = &self->workers[i];
+        if (!w->gone_ms &&
+            dv_auth_route_hash(w->route, w->route_len) == route_hash) {
+            w->gone_ms = uv_now(&self->loop) | 1; // never 0
+            dv_log(DV_LOG_DEBUG, "broker", "worker %s: its connection closed",
+                   w->name);
+            if (!uv_is_active((uv_handle_t *)&self->gone_timer)) {
+                uv_timer_start(&self->gone_timer, on_gone_timer,
+                               DV_WORKER_GONE_GRACE_MS, 0);
+            }
+        }
+    }
 }

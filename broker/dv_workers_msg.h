@@ -5,7 +5,9 @@
 // a lookup and a call; the handlers of register, done, progress, checkpoint;
 // the checks of a done's payload (infer, evaluate), a train job's result
 // (its model stored, its lineage), the models and data sets a worker holds;
-// a worker lost or evicted; the `workers` listing (a page at a time).
+// liveness (silent workers, and closed connections after a grace:
+// dv_workers_msg_check, dv_workers_msg_gone); a worker lost or evicted; the
+// `workers` listing (a page at a time).
 //
 // May call: dv_broker.c (through dv_broker_int.h), dv_authorize.h,
 // dv_batching.h, dv_commit.h, dv_dead.h, dv_fetch.h, dv_handlers.h (its
@@ -81,5 +83,18 @@ bool dv_workers_msg_answers(dv_broker_t *self,
 // One message from the worker socket: checked, then handled by its type;
 // a malformed one gets an `error` reply. in: borrowed (the caller closes it).
 void dv_workers_msg_on_message(dv_broker_t *self, dv_wire_msg_t *in);
+
+// Read the worker messages waiting (a worker's heartbeat or register may
+// be in our own queue: the loop was busy), then declare lost the workers
+// silent past liveness x heartbeat_ms and those whose connection closed
+// DV_WORKER_GONE_GRACE_MS ago; heartbeat the others when beat. Arms
+// gone_timer for a closed connection's grace still running. From the
+// heartbeat tick (beat) and gone_timer.
+void dv_workers_msg_check(dv_broker_t *self, bool beat);
+
+// The connection with routing id hash route_hash (dv_auth_route_hash)
+// closed: its worker, if one, is declared lost DV_WORKER_GONE_GRACE_MS
+// from now (dv_workers_msg_check, from gone_timer), unless it is by then.
+void dv_workers_msg_gone(dv_broker_t *self, uint64_t route_hash);
 
 #endif
